@@ -1,0 +1,7 @@
+//! SLOWLOG, LATENCY, MONITOR, DEBUG, LOLWUT.
+
+use super::CommandSpec;
+
+pub fn commands() -> Vec<CommandSpec> {
+    vec![]
+}

@@ -1,0 +1,359 @@
+//! The command table and what is common to every command.
+//!
+//! The table is data: name, arity, flags, key positions, routing, handler.
+//! Lookup, arity, authentication, routing to the owning shard and statistics
+//! happen once in `network::dispatch`, never inside handlers. Handlers are
+//! grouped by family, one file each, and write replies through `Reply`,
+//! which alone knows RESP2 from RESP3.
+
+pub mod client;
+pub mod cluster;
+pub mod command;
+pub mod config;
+pub mod connection;
+pub mod diagnostics;
+pub mod info;
+pub mod keys;
+pub mod server;
+pub mod string;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::protocol::Reply;
+use crate::server::Server;
+use crate::shard::hold::{ShardMask, ShardSet};
+use crate::shard::slot::key_shard;
+use crate::shard::{Db, ShardState};
+
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 14;
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    pub const NO_MULTI: u32 = 1 << 16;
+    pub const ASKING: u32 = 1 << 17;
+    pub const SENTINEL: u32 = 1 << 18;
+
+    /// Names as COMMAND INFO reports them, in Redis's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (SENTINEL, "sentinel"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// Where a command runs.
+#[derive(Clone, Copy)]
+pub enum Route {
+    /// On the connection's own shard, with access to the client (PING, SELECT, HELLO, TIME...).
+    Local,
+    /// On the shard(s) owning the keys at the spec's key positions. One shard:
+    /// runs there (a message if it is another shard's); several: held execution.
+    Keys,
+    /// Every shard held (INFO, DBSIZE, KEYS, FLUSHALL, CONFIG SET, ...).
+    All,
+    /// The command computes its own shard set (SCAN by cursor, ...).
+    Custom(fn(&[&[u8]], usize) -> ShardMask),
+}
+
+/// First key, last key (-1: the last argument, -2: the one before...), step.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeySpec {
+    pub first: i32,
+    pub last: i32,
+    pub step: i32,
+}
+
+pub type Handler = fn(&mut Ctx, &[&[u8]], &mut Reply);
+
+pub struct CommandSpec {
+    /// Lower case; `container|sub` for subcommands.
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: KeySpec,
+    pub route: Route,
+    pub handler: Handler,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub acl_categories: &'static [&'static str],
+}
+
+impl CommandSpec {
+    pub const fn new(name: &'static str, arity: i32, flags: u32, handler: Handler) -> CommandSpec {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            keys: KeySpec { first: 0, last: 0, step: 0 },
+            route: Route::Local,
+            handler,
+            group: "generic",
+            summary: "",
+            since: "1.0.0",
+            acl_categories: &[],
+        }
+    }
+    /// Keyed command: keys at first..=last by step; routed by key.
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> CommandSpec {
+        self.keys = KeySpec { first, last, step };
+        self.route = Route::Keys;
+        self
+    }
+    pub const fn route(mut self, route: Route) -> CommandSpec {
+        self.route = route;
+        self
+    }
+    pub const fn group(mut self, group: &'static str) -> CommandSpec {
+        self.group = group;
+        self
+    }
+    pub const fn doc(mut self, since: &'static str, summary: &'static str) -> CommandSpec {
+        self.since = since;
+        self.summary = summary;
+        self
+    }
+    pub const fn acl(mut self, cats: &'static [&'static str]) -> CommandSpec {
+        self.acl_categories = cats;
+        self
+    }
+    pub fn is_write(&self) -> bool {
+        self.flags & flags::WRITE != 0
+    }
+    /// `config|get` -> `config get` style full name used in arity errors is `config|get`.
+    pub fn container(&self) -> Option<&'static str> {
+        self.name.split_once('|').map(|(c, _)| c)
+    }
+}
+
+pub struct CommandTable {
+    pub specs: Vec<CommandSpec>,
+    by_name: HashMap<&'static str, usize>,
+    /// For container commands: subcommand name -> id.
+    subcommands: HashMap<&'static str, HashMap<&'static str, usize>>,
+}
+
+impl CommandTable {
+    fn build() -> CommandTable {
+        let mut specs = vec![];
+        specs.extend(string::commands());
+        specs.extend(keys::commands());
+        specs.extend(connection::commands());
+        specs.extend(server::commands());
+        specs.extend(cluster::commands());
+        specs.extend(client::commands());
+        specs.extend(config::commands());
+        specs.extend(info::commands());
+        specs.extend(command::commands());
+        specs.extend(diagnostics::commands());
+        let mut by_name = HashMap::new();
+        let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            if let Some((c, sub)) = s.name.split_once('|') {
+                subcommands.entry(c).or_default().insert(sub, i);
+            } else {
+                let dup = by_name.insert(s.name, i);
+                assert!(dup.is_none(), "command {} registered twice", s.name);
+            }
+        }
+        CommandTable { specs, by_name, subcommands }
+    }
+
+    pub fn get() -> &'static CommandTable {
+        static TABLE: OnceLock<CommandTable> = OnceLock::new();
+        TABLE.get_or_init(CommandTable::build)
+    }
+
+    /// Looks a command name up case-insensitively without allocating.
+    pub fn lookup(&self, name: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; 32];
+        if name.len() > buf.len() {
+            return None;
+        }
+        for (d, s) in buf.iter_mut().zip(name) {
+            *d = s.to_ascii_lowercase();
+        }
+        let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
+        self.by_name.get(lower).copied()
+    }
+
+    pub fn lookup_sub(&self, container: &str, sub: &[u8]) -> Option<usize> {
+        let subs = self.subcommands.get(container)?;
+        let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
+        subs.get(lower.as_str()).copied()
+    }
+
+    pub fn has_subcommands(&self, name: &str) -> bool {
+        self.subcommands.contains_key(name)
+    }
+
+    pub fn subcommands_of(&self, name: &str) -> Vec<usize> {
+        let mut v: Vec<usize> = self.subcommands.get(name).map(|m| m.values().copied().collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Top-level command ids (no subcommands), in table order.
+    pub fn top_level(&self) -> impl Iterator<Item = usize> + '_ {
+        self.specs.iter().enumerate().filter(|(_, s)| !s.name.contains('|')).map(|(i, _)| i)
+    }
+}
+
+/// Positions of the keys of `args` under `spec`'s key spec.
+pub fn key_positions(spec: &KeySpec, argc: usize) -> impl Iterator<Item = usize> {
+    let first = spec.first.max(0) as usize;
+    let last = if spec.last < 0 { argc as i64 + spec.last as i64 } else { spec.last as i64 };
+    let step = spec.step.max(1) as usize;
+    let last = last.min(argc as i64 - 1);
+    let range = if spec.first <= 0 || last < first as i64 { 0..0 } else { first..(last as usize + 1) };
+    range.step_by(step)
+}
+
+/// The shards owning the keys of a command.
+pub fn key_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize) -> ShardMask {
+    let mut mask = ShardMask::default();
+    for i in key_positions(&spec.keys, args.len()) {
+        mask.insert(key_shard(args[i], shards));
+    }
+    mask
+}
+
+/// Reply-mode of a client (CLIENT REPLY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    Skip,
+    /// SKIP was just issued: skip the next command's reply, then On.
+    SkipNext,
+}
+
+/// Connection-level state, visible to `Route::Local` and held commands.
+#[derive(Debug, Default)]
+pub struct ClientState {
+    pub id: u64,
+    pub db: usize,
+    pub resp: u8,
+    pub authenticated: bool,
+    pub name: Vec<u8>,
+    pub addr: String,
+    pub laddr: String,
+    pub created_ms: i64,
+    pub reply_mode: ReplyMode,
+    pub close_after_reply: bool,
+    pub monitor: bool,
+    pub no_evict: bool,
+    /// Set by RESET / HELLO etc. to tell the loop to refresh the client's registry entry.
+    pub info_dirty: bool,
+}
+
+/// Everything a handler may touch.
+pub struct Ctx<'a> {
+    pub shards: &'a ShardSet,
+    /// The shard whose thread runs this command.
+    pub home: usize,
+    pub shard_count: usize,
+    pub db: usize,
+    pub resp: u8,
+    pub now_ms: i64,
+    pub server: &'a Server,
+    /// Present for commands run on the connection's own thread.
+    pub client: Option<&'a mut ClientState>,
+}
+
+impl<'a> Ctx<'a> {
+    /// The database of `key` in the client's selected db, on the owning shard.
+    #[inline]
+    pub fn db(&self, key: &[u8]) -> &'a mut Db {
+        let s = key_shard(key, self.shard_count);
+        &mut self.shards.get(s).dbs[self.db]
+    }
+    /// Database `db` of the shard owning `key`.
+    #[inline]
+    pub fn db_at(&self, key: &[u8], db: usize) -> &'a mut Db {
+        let s = key_shard(key, self.shard_count);
+        &mut self.shards.get(s).dbs[db]
+    }
+    /// The state of the shard running the command.
+    pub fn home(&self) -> &'a mut ShardState {
+        self.shards.get(self.home)
+    }
+    pub fn shard(&self, i: usize) -> &'a mut ShardState {
+        self.shards.get(i)
+    }
+    /// Counts a keyspace hit or miss on the owning shard.
+    pub fn hit(&self, key: &[u8], hit: bool) {
+        let s = self.shards.get(key_shard(key, self.shard_count));
+        if hit {
+            s.stats.keyspace_hits += 1;
+        } else {
+            s.stats.keyspace_misses += 1;
+        }
+    }
+    /// A write happened on the shard owning `key` (the dirty counter for save points).
+    pub fn dirty(&self, key: &[u8], n: u64) {
+        self.shards.get(key_shard(key, self.shard_count)).dirty += n;
+    }
+    pub fn config(&self) -> &'a crate::config::Config {
+        &self.shards.get(self.home).config
+    }
+}
+
+/// Common error replies (Redis's shared.* objects).
+pub mod err {
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const OUT_OF_RANGE: &str = "ERR index out of range";
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+}
+
+/// Parses an integer argument as Redis's `getLongLongFromObject`.
+pub fn parse_i64(arg: &[u8]) -> Option<i64> {
+    if arg.is_empty() || arg.len() > 20 {
+        return None;
+    }
+    crate::shard::keyspace::canonical_int(arg).or_else(|| {
+        // string2ll also accepts "-0"? No: Redis rejects leading zeros and "+".
+        None
+    })
+}
+
+/// Redis's `wrong number of arguments` error.
+pub fn arity_error(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{}' command", name)
+}

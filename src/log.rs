@@ -1,0 +1,81 @@
+//! Server log lines in Redis's format: `pid:role dd Mon yyyy hh:mm:ss.mmm <level> message`
+//! (level marks: `.` debug, `-` verbose, `*` notice, `#` warning).
+//! Logging is rare (start-up, saves, errors), so one mutex around the sink is fine;
+//! it is never taken on the request path and never in a forked child.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::config::LogLevel;
+
+static SINK: Mutex<Option<std::fs::File>> = Mutex::new(None);
+static LEVEL: AtomicU8 = AtomicU8::new(2);
+
+pub fn init(level: LogLevel, logfile: &str) -> Result<(), String> {
+    set_level(level);
+    if !logfile.is_empty() {
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(logfile).map_err(|e| format!("Can't open the log file: {}", e))?;
+        *SINK.lock().unwrap() = Some(f);
+    }
+    Ok(())
+}
+
+pub fn set_level(level: LogLevel) {
+    LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+pub fn enabled(level: LogLevel) -> bool {
+    level as u8 >= LEVEL.load(Ordering::Relaxed) && level != LogLevel::Nothing
+}
+
+/// Formats a unix time in ms as Redis's log timestamp (UTC).
+pub fn timestamp(ms: i64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{:02} {} {} {:02}:{:02}:{:02}.{:03}", d, MONTHS[(m - 1) as usize], y, rem / 3600, (rem % 3600) / 60, rem % 60, millis)
+}
+
+pub fn log(level: LogLevel, role: char, msg: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let mark = match level {
+        LogLevel::Debug => '.',
+        LogLevel::Verbose => '-',
+        LogLevel::Notice => '*',
+        _ => '#',
+    };
+    let line = format!("{}:{} {} {} {}\n", std::process::id(), role, timestamp(crate::util::unix_ms()), mark, msg);
+    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
+    match sink.as_mut() {
+        Some(f) => {
+            let _ = f.write_all(line.as_bytes());
+        }
+        None => {
+            let _ = std::io::stdout().write_all(line.as_bytes());
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
+#[macro_export]
+macro_rules! notice { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Notice, 'M', &format!($($t)*)) } }
+#[macro_export]
+macro_rules! warning { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Warning, 'M', &format!($($t)*)) } }
+#[macro_export]
+macro_rules! verbose { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Verbose, 'M', &format!($($t)*)) } }

@@ -1,0 +1,75 @@
+//! Statistics kept per shard and summed on demand (INFO, SLOWLOG, LATENCY).
+//! Counters are plain integers: only the owning thread writes them, readers
+//! hold the shard.
+
+pub mod latency;
+pub mod slowlog;
+
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CommandStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+#[derive(Default)]
+pub struct ShardStats {
+    /// Indexed by the command's id in the command table (subcommands have their own ids).
+    pub commands: Vec<CommandStat>,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`, ...).
+    pub errors: HashMap<String, u64>,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    pub expired_keys: u64,
+    pub total_commands: u64,
+    pub total_connections: u64,
+    pub rejected_connections: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub total_error_replies: u64,
+    pub client_query_buffer_limit_disconnections: u64,
+    pub client_output_buffer_limit_disconnections: u64,
+    /// Command latency histogram in microseconds (log2 buckets, for INFO latencystats).
+    pub slowlog: slowlog::SlowLog,
+    pub latency: latency::LatencyMonitor,
+    pub cpu_usec_user: u64,
+}
+
+impl ShardStats {
+    #[inline]
+    pub fn record_call(&mut self, cmd: usize, usec: u64, failed: bool) {
+        if self.commands.len() <= cmd {
+            self.commands.resize(cmd + 1, CommandStat::default());
+        }
+        let s = &mut self.commands[cmd];
+        s.calls += 1;
+        s.usec += usec;
+        if failed {
+            s.failed_calls += 1;
+        }
+        self.total_commands += 1;
+    }
+    pub fn record_rejected(&mut self, cmd: Option<usize>) {
+        if let Some(cmd) = cmd {
+            if self.commands.len() <= cmd {
+                self.commands.resize(cmd + 1, CommandStat::default());
+            }
+            self.commands[cmd].rejected_calls += 1;
+        }
+    }
+    pub fn record_error(&mut self, kind: &str) {
+        self.total_error_replies += 1;
+        if let Some(n) = self.errors.get_mut(kind) {
+            *n += 1;
+        } else {
+            self.errors.insert(kind.to_string(), 1);
+        }
+    }
+    pub fn reset(&mut self) {
+        let slowlog = std::mem::take(&mut self.slowlog);
+        *self = ShardStats { slowlog, ..Default::default() };
+    }
+}

@@ -1,0 +1,476 @@
+//! From parsed request to reply: lookup, arity, authentication, routing to
+//! the owning shard (in place, by message, or held), statistics, slowlog,
+//! reply order. Everything that is the same for every command is here, once.
+
+use std::time::Instant;
+
+use super::conn::{Closing, Slot};
+use super::event_loop::EventLoop;
+use crate::commands::{self, flags, key_mask, CommandSpec, CommandTable, Ctx, ReplyMode, Route};
+use crate::protocol::{parse_command, Args, ParseLimits, Reply};
+use crate::shard::hold::ShardMask;
+use crate::shard::mailbox::{Message, PackedArgs};
+
+/// What the connection's parse loop does next.
+#[derive(PartialEq, Eq, Debug)]
+pub enum Flow {
+    Continue,
+    /// Stop here; the command is retried later with the same bytes.
+    Defer,
+    /// Stop reading; the connection closes after its replies are sent.
+    Stop,
+}
+
+/// Redis's reply for an unknown command, with the first arguments quoted.
+pub fn unknown_command_error(args: &[&[u8]]) -> String {
+    let mut list = String::new();
+    for a in &args[1..] {
+        if list.len() >= 128 {
+            break;
+        }
+        let room = 128 - list.len();
+        let s = String::from_utf8_lossy(a);
+        let s: String = s.chars().take(room).collect();
+        list.push('\'');
+        list.push_str(&s);
+        list.push_str("' ");
+    }
+    let name = String::from_utf8_lossy(args[0]);
+    let name: String = name.chars().take(128).collect();
+    format!("ERR unknown command '{}', with args beginning with: {}", name, list)
+}
+
+impl EventLoop {
+    /// Parses and runs the commands of connection `index`. `fresh` is newly
+    /// received data (parsed in place when the query buffer is empty).
+    pub fn process_input(&mut self, index: u32, fresh: Option<&[u8]>) {
+        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        if conn.closing != Closing::No {
+            return;
+        }
+        let query_limit = self.state().config.client_query_buffer_limit as usize;
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let mut qbuf = std::mem::take(&mut conn.qbuf);
+        let parse_fresh = match fresh {
+            Some(data) if qbuf.is_empty() && !conn.deferred => Some(data),
+            Some(data) => {
+                qbuf.extend_from_slice(data);
+                None
+            }
+            None => None,
+        };
+        if conn.deferred {
+            self.conns[index as usize].as_mut().unwrap().qbuf = qbuf;
+            return;
+        }
+        let consumed;
+        let mut leftover_from_fresh: &[u8] = &[];
+        match parse_fresh {
+            Some(data) => {
+                consumed = self.parse_and_run(index, data);
+                leftover_from_fresh = &data[consumed..];
+            }
+            None => {
+                consumed = self.parse_and_run(index, &qbuf);
+                qbuf.drain(..consumed);
+            }
+        }
+        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        if !leftover_from_fresh.is_empty() && conn.closing == Closing::No {
+            qbuf.extend_from_slice(leftover_from_fresh);
+        }
+        if qbuf.len() > query_limit && conn.closing == Closing::No {
+            crate::warning!("Closing client that reached max query buffer length: id={} addr={} qbuf={}", conn.client.id, conn.client.addr, qbuf.len());
+            self.state().stats.client_query_buffer_limit_disconnections += 1;
+            self.close(index);
+            return;
+        }
+        if qbuf.capacity() > 64 * 1024 && qbuf.len() < 1024 {
+            qbuf.shrink_to(16 * 1024);
+        }
+        conn.qbuf = qbuf;
+        if conn.deferred {
+            self.deferred.push(index);
+        }
+        self.mark_dirty(index);
+    }
+
+    /// Runs every complete command at the front of `buf`; returns bytes consumed.
+    fn parse_and_run(&mut self, index: u32, buf: &[u8]) -> usize {
+        let limits = ParseLimits { bulk_bytes_max: self.state().config.proto_max_bulk_len };
+        let mut args = Args::new();
+        // Reuses one allocation for the argument slices across commands.
+        let mut store: Vec<&'static [u8]> = Vec::with_capacity(8);
+        let mut pos = 0;
+        loop {
+            match parse_command(&buf[pos..], &mut args, &limits) {
+                Ok(Some(n)) => {
+                    if args.is_empty() {
+                        pos += n;
+                        continue;
+                    }
+                    let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut store));
+                    args.slices(&buf[pos..], &mut slices);
+                    let flow = self.dispatch(index, &slices);
+                    slices.clear();
+                    store = recycle(slices);
+                    if flow == Flow::Defer {
+                        break;
+                    }
+                    pos += n;
+                    if flow == Flow::Stop {
+                        break;
+                    }
+                    self.server.hold.check(self.id);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.state().stats.record_error("ERR");
+                    let conn = self.conns[index as usize].as_mut().unwrap();
+                    let mut text = String::from("ERR Protocol error: ");
+                    text.push_str(e.0);
+                    let mut r = Reply::new(&mut self.scratch, 2);
+                    r.error(&text);
+                    queue_reply(conn, &mut self.scratch, &mut self.pool, false);
+                    conn.closing = Closing::AfterWrite;
+                    crate::verbose!("Protocol error ({}) from client: id={} addr={}", e.0, conn.client.id, conn.client.addr);
+                    pos = buf.len();
+                    break;
+                }
+            }
+        }
+        pos
+    }
+
+    /// Runs one command for connection `index`.
+    pub fn dispatch(&mut self, index: u32, args: &[&[u8]]) -> Flow {
+        let table = CommandTable::get();
+        let now = crate::util::unix_ms();
+        let mut id = match table.lookup(args[0]) {
+            Some(id) => id,
+            None => return self.reject(index, None, &unknown_command_error(args)),
+        };
+        let mut spec = &table.specs[id];
+        if table.has_subcommands(spec.name) {
+            if args.len() >= 2 {
+                match table.lookup_sub(spec.name, args[1]) {
+                    Some(sub) => {
+                        id = sub;
+                        spec = &table.specs[id];
+                    }
+                    None => {
+                        let msg = format!(
+                            "ERR unknown subcommand '{}'. Try {} HELP.",
+                            String::from_utf8_lossy(&args[1][..args[1].len().min(128)]),
+                            spec.name.to_ascii_uppercase()
+                        );
+                        return self.reject(index, None, &msg);
+                    }
+                }
+            }
+        }
+        let argc = args.len() as i32;
+        if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+            return self.reject(index, Some(id), &commands::arity_error(spec.name));
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+            return self.reject(index, Some(id), "NOAUTH Authentication required.");
+        }
+        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.last_interaction_ms = now;
+            info.last_cmd = id as u16;
+        }
+        let shards = self.server.shard_count;
+        let mask = match spec.route {
+            Route::Local => ShardMask::single(self.id),
+            Route::Keys => {
+                let m = key_mask(spec, args, shards);
+                if m.is_empty() {
+                    ShardMask::single(self.id)
+                } else {
+                    m
+                }
+            }
+            Route::All => ShardMask::all(shards),
+            Route::Custom(f) => f(args, shards),
+        };
+        if self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
+            self.feed_monitors(index, args, now);
+        }
+        match mask.only() {
+            Some(s) if s == self.id => self.execute_here(index, id, spec, args, now, ShardMask::default()),
+            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
+            _ => {
+                // Several shards: the connection's earlier forwarded commands
+                // must finish first, then we hold the others.
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                if !conn.slots.is_empty() {
+                    conn.deferred = true;
+                    return Flow::Defer;
+                }
+                let mut targets = mask;
+                targets.0 &= !(1u128 << self.id);
+                self.execute_held(index, id, spec, args, now, targets)
+            }
+        }
+    }
+
+    fn reject(&mut self, index: u32, id: Option<usize>, msg: &str) -> Flow {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let mut r = Reply::new(&mut self.scratch, conn.client.resp);
+        r.error(msg);
+        let kind = r.error_prefix.unwrap();
+        let st = unsafe { &mut *self.state };
+        st.stats.record_error(kind.as_str());
+        st.stats.record_rejected(id);
+        let discard = take_discard(&mut conn.client);
+        queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
+        Flow::Continue
+    }
+
+    fn execute_held(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, targets: ShardMask) -> Flow {
+        let server = self.server.clone();
+        let guard = server.hold.try_hold(self.id, targets, |t| {
+            // A target asleep in its ring needs a doorbell now: we wait for it next.
+            if server.needs_doorbell(t) {
+                self.ring_doorbell(t);
+                let _ = self.ring.submit();
+            }
+        });
+        let Some(guard) = guard else {
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            conn.deferred = true;
+            return Flow::Defer;
+        };
+        for t in targets.iter() {
+            self.set.set(t, server.hold.shard_ptr(t));
+        }
+        let flow = self.execute_here(index, id, spec, args, now, targets);
+        for t in targets.iter() {
+            self.set.set(t, std::ptr::null_mut());
+        }
+        drop(guard);
+        flow
+    }
+
+    /// Runs a command on this thread over the shards it owns or holds.
+    fn execute_here(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, _held: ShardMask) -> Flow {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let discard = take_discard(&mut conn.client);
+        let direct = conn.slots.is_empty();
+        let resp = conn.client.resp;
+        let db = conn.client.db;
+        let out: &mut Vec<u8> = if direct { &mut conn.out } else { &mut self.scratch };
+        let mark = out.len();
+        let mut r = Reply::new(out, resp);
+        let start = Instant::now();
+        {
+            let mut ctx = Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: Some(&mut conn.client) };
+            (spec.handler)(&mut ctx, args, &mut r);
+        }
+        let usec = start.elapsed().as_micros() as u64;
+        let failed = r.error_prefix;
+        if direct && discard {
+            conn.out.truncate(mark);
+        }
+        if !direct {
+            queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
+        }
+        self.after_command(index, id, args, usec, failed);
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.client.info_dirty {
+            conn.client.info_dirty = false;
+            let (name, db, resp, no_evict, monitor) = (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor);
+            if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+                info.name = name;
+                info.db = db;
+                info.resp = resp;
+                info.no_evict = no_evict;
+                info.is_monitor = monitor;
+            }
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.client.close_after_reply {
+            conn.closing = Closing::AfterWrite;
+            return Flow::Stop;
+        }
+        if self.state().shutdown_requested {
+            return Flow::Stop;
+        }
+        self.check_output_limit(index, now);
+        Flow::Continue
+    }
+
+    fn after_command(&mut self, index: u32, id: usize, args: &[&[u8]], usec: u64, failed: Option<crate::protocol::reply::ErrorKind>) {
+        let st = unsafe { &mut *self.state };
+        st.stats.record_call(id, usec, failed.is_some());
+        if let Some(k) = failed {
+            st.stats.record_error(k.as_str());
+        }
+        let spec = &CommandTable::get().specs[id];
+        let threshold = st.config.slowlog_log_slower_than_usec;
+        if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
+            let conn = self.conns[index as usize].as_ref().unwrap();
+            let max_len = st.config.slowlog_max_len;
+            st.stats.slowlog.push(args, usec, &conn.client.addr, &conn.client.name, max_len);
+        }
+        let lat_threshold = st.config.latency_monitor_threshold_ms;
+        if lat_threshold > 0 && usec / 1000 >= lat_threshold {
+            let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
+            st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
+        }
+    }
+
+    /// Sends a command to the shard that owns its keys; its reply slot keeps
+    /// the connection's replies in request order.
+    fn forward(&mut self, index: u32, id: usize, target: usize, args: &[&[u8]]) -> Flow {
+        let token = self.token(index);
+        let mut packed = self.pool.pop().unwrap_or_default();
+        packed.pack(args.iter().copied());
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let discard = take_discard(&mut conn.client);
+        let seq = conn.next_seq;
+        conn.next_seq += 1;
+        conn.slots.push_back(Slot { seq, ready: None, discard });
+        let msg = Message::Request { from: self.id, conn: token, seq, db: conn.client.db as u8, resp: conn.client.resp, cmd: id as u16, args: packed };
+        self.send_to(target, msg);
+        Flow::Continue
+    }
+
+    /// Runs a command sent by another shard; the reply replaces the arguments in `packed`.
+    pub fn execute_remote(&mut self, id: usize, db: usize, resp: u8, packed: &mut PackedArgs) {
+        let spec = &CommandTable::get().specs[id];
+        let now = crate::util::unix_ms();
+        self.scratch.clear();
+        let mut r = Reply::new(&mut self.scratch, resp);
+        let start = Instant::now();
+        {
+            let mut slices: Vec<&[u8]> = Vec::with_capacity(packed.ends.len());
+            packed.slices(&mut slices);
+            let mut ctx = Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
+            (spec.handler)(&mut ctx, &slices, &mut r);
+        }
+        let usec = start.elapsed().as_micros() as u64;
+        let failed = r.error_prefix;
+        let st = unsafe { &mut *self.state };
+        st.stats.record_call(id, usec, failed.is_some());
+        if let Some(k) = failed {
+            st.stats.record_error(k.as_str());
+        }
+        let threshold = st.config.slowlog_log_slower_than_usec;
+        if threshold >= 0 && usec as i64 >= threshold {
+            let mut slices: Vec<&[u8]> = Vec::new();
+            packed.slices(&mut slices);
+            let max_len = st.config.slowlog_max_len;
+            st.stats.slowlog.push(&slices, usec, "", b"", max_len);
+        }
+        packed.data.clear();
+        packed.data.extend_from_slice(&self.scratch);
+        packed.ends.clear();
+        self.scratch.clear();
+    }
+
+    fn check_output_limit(&mut self, index: u32, now: i64) {
+        let limit = self.state().config.client_output_buffer_limit_normal;
+        if limit.hard_bytes == 0 && limit.soft_bytes == 0 {
+            return;
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let size = conn.pending_output_bytes() as u64;
+        if limit.hard_bytes > 0 && size > limit.hard_bytes {
+            crate::warning!("Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id, conn.client.addr);
+            self.state().stats.client_output_buffer_limit_disconnections += 1;
+            self.close(index);
+            return;
+        }
+        if limit.soft_bytes > 0 && size > limit.soft_bytes {
+            if conn.soft_limit_since_ms == 0 {
+                conn.soft_limit_since_ms = now;
+            }
+        } else {
+            conn.soft_limit_since_ms = 0;
+        }
+    }
+
+    /// MONITOR: one line per command to every monitoring client, on any shard.
+    fn feed_monitors(&mut self, index: u32, args: &[&[u8]], now_ms: i64) {
+        let conn = self.conns[index as usize].as_ref().unwrap();
+        let micros = crate::util::unix_us();
+        let mut line = format!("+{}.{:06} [{} {}]", micros / 1_000_000, micros % 1_000_000, conn.client.db, conn.client.addr);
+        let _ = now_ms;
+        for a in args {
+            line.push_str(" \"");
+            for &c in a.iter() {
+                match c {
+                    b'\\' => line.push_str("\\\\"),
+                    b'"' => line.push_str("\\\""),
+                    b'\n' => line.push_str("\\n"),
+                    b'\r' => line.push_str("\\r"),
+                    b'\t' => line.push_str("\\t"),
+                    7 => line.push_str("\\a"),
+                    8 => line.push_str("\\b"),
+                    c if c.is_ascii_graphic() || c == b' ' => line.push(c as char),
+                    c => line.push_str(&format!("\\x{:02x}", c)),
+                }
+            }
+            line.push('"');
+        }
+        line.push_str("\r\n");
+        let bytes = line.into_bytes();
+        // Local monitors directly; remote ones through their shard's mailbox.
+        for i in 0..self.conns.len() {
+            if let Some(c) = self.conns[i].as_mut() {
+                if c.client.monitor && c.closing == Closing::No {
+                    c.out.extend_from_slice(&bytes);
+                    self.mark_dirty(i as u32);
+                }
+            }
+        }
+        for s in 0..self.server.shard_count {
+            if s != self.id {
+                self.send_to(s, Message::MonitorLine { line: bytes.clone() });
+            }
+        }
+    }
+}
+
+/// Reuses an empty Vec's allocation for elements of another lifetime.
+fn recycle<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
+    v.clear();
+    v.into_iter().map(|_| -> &'b [u8] { unreachable!() }).collect()
+}
+
+/// Consumes a pending CLIENT REPLY SKIP; returns whether this reply is dropped.
+fn take_discard(client: &mut commands::ClientState) -> bool {
+    match client.reply_mode {
+        ReplyMode::On => false,
+        ReplyMode::Off => true,
+        ReplyMode::Skip => {
+            client.reply_mode = ReplyMode::On;
+            true
+        }
+        ReplyMode::SkipNext => {
+            client.reply_mode = ReplyMode::Skip;
+            false
+        }
+    }
+}
+
+/// Appends the reply in `scratch` to the connection, behind any pending slots.
+fn queue_reply(conn: &mut super::conn::Conn, scratch: &mut Vec<u8>, pool: &mut Vec<PackedArgs>, discard: bool) {
+    if conn.slots.is_empty() {
+        if !discard {
+            conn.out.extend_from_slice(scratch);
+        }
+    } else {
+        let mut p = pool.pop().unwrap_or_default();
+        p.data.clear();
+        p.ends.clear();
+        p.data.extend_from_slice(scratch);
+        let seq = conn.next_seq;
+        conn.next_seq += 1;
+        conn.slots.push_back(Slot { seq, ready: Some(p), discard });
+    }
+    scratch.clear();
+}

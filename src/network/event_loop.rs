@@ -1,0 +1,570 @@
+//! The per-shard loop. One turn: reap completions (accepts, receives,
+//! sends, doorbells), drain the mailboxes, retry deferred connections, queue
+//! sends for every connection with output, ring doorbells, then one
+//! `io_uring_enter` that submits everything and waits.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::bufring::BufRing;
+use super::conn::{Closing, Conn};
+use crate::commands::ClientState;
+use crate::server::Server;
+use crate::shard::hold::{ShardMask, ShardSet};
+use crate::shard::mailbox::{ConnToken, Message, Outbox, PackedArgs};
+use crate::shard::{ClientInfo, ShardState};
+
+const KIND_ACCEPT: u64 = 1;
+const KIND_RECV: u64 = 2;
+const KIND_SEND: u64 = 3;
+const KIND_DOORBELL: u64 = 4;
+const KIND_IGNORE: u64 = 5;
+
+const RECV_BUFFERS: u16 = 512;
+const RECV_BUFFER_BYTES: usize = 16 * 1024;
+const RING_ENTRIES: u32 = 4096;
+/// Replies queued per mailbox before the overflow queue takes over.
+pub const MAILBOX_CAPACITY: usize = 4096;
+
+#[inline]
+fn ud(kind: u64, generation: u32, index: u32) -> u64 {
+    (kind << 56) | (((generation as u64) & 0xFF_FFFF) << 32) | index as u64
+}
+#[inline]
+fn ud_parts(u: u64) -> (u64, u32, u32) {
+    (u >> 56, ((u >> 32) & 0xFF_FFFF) as u32, u as u32)
+}
+
+pub struct EventLoop {
+    pub id: usize,
+    pub server: Arc<Server>,
+    pub ring: IoUring,
+    pub bufring: Option<BufRing>,
+    pub listener: RawFd,
+    pub state: *mut ShardState,
+    pub set: ShardSet,
+    pub conns: Vec<Option<Conn>>,
+    pub free: Vec<u32>,
+    pub generation: u32,
+    pub outboxes: Vec<Option<Outbox>>,
+    pub inboxes: Vec<Option<rtrb::Consumer<Message>>>,
+    pub doorbells: ShardMask,
+    pub deferred: Vec<u32>,
+    pub dirty: Vec<u32>,
+    pub pool: Vec<PackedArgs>,
+    pub scratch: Vec<u8>,
+    pub cqes: Vec<(u64, i32, u32)>,
+    pub next_cron_ms: i64,
+    pub doorbell_buf: Box<u64>,
+}
+
+impl EventLoop {
+    pub fn new(id: usize, server: Arc<Server>, state: *mut ShardState, listener: RawFd, outboxes: Vec<Option<Outbox>>, inboxes: Vec<Option<rtrb::Consumer<Message>>>) -> std::io::Result<EventLoop> {
+        let ring = build_ring()?;
+        let bufring = match BufRing::new(&ring.submitter(), RECV_BUFFERS, RECV_BUFFER_BYTES, 0) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                crate::warning!("Provided-buffer rings unavailable ({}); falling back to single-shot receive", e);
+                None
+            }
+        };
+        let n = server.shard_count;
+        let mut set = ShardSet::new(n);
+        set.set(id, state);
+        Ok(EventLoop {
+            id,
+            server,
+            ring,
+            bufring,
+            listener,
+            state,
+            set,
+            conns: Vec::new(),
+            free: Vec::new(),
+            generation: 1,
+            outboxes,
+            inboxes,
+            doorbells: ShardMask::default(),
+            deferred: Vec::new(),
+            dirty: Vec::new(),
+            pool: Vec::new(),
+            scratch: Vec::with_capacity(64 * 1024),
+            cqes: Vec::with_capacity(1024),
+            next_cron_ms: 0,
+            doorbell_buf: Box::new(0),
+        })
+    }
+
+    /// This shard's state. Only called at points where no other `&mut` to it is alive.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub fn state(&self) -> &mut ShardState {
+        // SAFETY: the state is owned by this thread; it is lent to a
+        // coordinator only while this thread is parked in `hold.check`.
+        unsafe { &mut *self.state }
+    }
+
+    pub fn push_sqe(&mut self, e: squeue::Entry) {
+        loop {
+            // SAFETY: every buffer an SQE points to outlives its completion
+            // (connection buffers are kept until their ops complete).
+            if unsafe { self.ring.submission().push(&e) }.is_ok() {
+                return;
+            }
+            let _ = self.ring.submit();
+        }
+    }
+
+    pub fn run(&mut self) {
+        self.server.ring_fds[self.id].store(self.ring.as_raw_fd(), Ordering::Release);
+        if self.listener >= 0 {
+            let e = opcode::AcceptMulti::new(types::Fd(self.listener)).build().user_data(ud(KIND_ACCEPT, 0, 0));
+            self.push_sqe(e);
+        }
+        loop {
+            self.server.hold.check(self.id);
+            self.reap();
+            self.drain_mailboxes();
+            self.retry_deferred();
+            let now = crate::util::unix_ms();
+            if now >= self.next_cron_ms {
+                self.cron(now);
+                let hz = self.state().config.hz.max(1) as i64;
+                self.next_cron_ms = now + 1000 / hz;
+            }
+            self.flush_sends();
+            self.ring_doorbells();
+            self.server.hold.check(self.id);
+            self.wait();
+        }
+    }
+
+    fn wait(&mut self) {
+        let busy = !self.deferred.is_empty() || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty());
+        if busy {
+            let _ = self.ring.submit_and_wait(0);
+            if !self.deferred.is_empty() {
+                std::thread::yield_now();
+            }
+            return;
+        }
+        // Announce sleep, then re-check for work that raced in (see Server::needs_doorbell).
+        self.server.sleeping[self.id].store(true, Ordering::SeqCst);
+        let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
+        let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst) != crate::shard::hold::RUNNING;
+        if has_mail || held || self.ring.completion().len() > 0 {
+            self.server.sleeping[self.id].store(false, Ordering::SeqCst);
+            let _ = self.ring.submit_and_wait(0);
+            return;
+        }
+        let wait_ms = (self.next_cron_ms - crate::util::unix_ms()).clamp(1, 1000) as u64;
+        let ts = types::Timespec::from(Duration::from_millis(wait_ms));
+        let args = types::SubmitArgs::new().timespec(&ts);
+        let _ = self.ring.submitter().submit_with_args(1, &args);
+        self.server.sleeping[self.id].store(false, Ordering::SeqCst);
+    }
+
+    fn reap(&mut self) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        for &(u, res, flags) in &cqes {
+            let (kind, generation, index) = ud_parts(u);
+            if std::env::var_os("RINGKV_DEBUG").is_some() {
+                eprintln!("cqe kind={kind} gen={generation} index={index} res={res} flags={flags:x}");
+            }
+            match kind {
+                KIND_ACCEPT => self.on_accept(res, flags),
+                KIND_RECV => self.on_recv(index, generation, res, flags),
+                KIND_SEND => self.on_send(index, generation, res),
+                KIND_DOORBELL | KIND_IGNORE => {}
+                _ => {}
+            }
+        }
+        self.cqes = cqes;
+    }
+
+    fn on_accept(&mut self, res: i32, flags: u32) {
+        if !cqueue::more(flags) && self.listener >= 0 {
+            let e = opcode::AcceptMulti::new(types::Fd(self.listener)).build().user_data(ud(KIND_ACCEPT, 0, 0));
+            self.push_sqe(e);
+        }
+        if res < 0 {
+            return;
+        }
+        let fd = res;
+        let connected = self.server.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
+        if connected > self.server.maxclients.load(Ordering::Relaxed) {
+            self.server.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            let msg = b"-ERR max number of clients reached\r\n";
+            // SAFETY: best-effort write of the refusal on a socket we own, then close it.
+            unsafe {
+                libc::write(fd, msg.as_ptr() as *const libc::c_void, msg.len());
+                libc::close(fd);
+            }
+            self.state().stats.rejected_connections += 1;
+            return;
+        }
+        super::listener::set_nodelay(fd);
+        let (peer, local) = super::listener::addresses(fd);
+        let now = crate::util::unix_ms();
+        let id = self.server.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let client = ClientState {
+            id,
+            resp: 2,
+            authenticated: self.state().config.requirepass.is_none(),
+            addr: super::listener::format_addr(&peer),
+            laddr: super::listener::format_addr(&local),
+            created_ms: now,
+            ..Default::default()
+        };
+        let generation = self.generation & 0xFF_FFFF;
+        self.generation = self.generation.wrapping_add(1);
+        let info = ClientInfo { id, addr: client.addr.clone(), laddr: client.laddr.clone(), fd, created_ms: now, last_interaction_ms: now, resp: 2, ..Default::default() };
+        let conn = Conn::new(fd, generation, client);
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.conns[i as usize] = Some(conn);
+                i
+            }
+            None => {
+                self.conns.push(Some(conn));
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let st = self.state();
+        if st.clients.len() <= index as usize {
+            st.clients.resize(index as usize + 1, None);
+        }
+        st.clients[index as usize] = Some(info);
+        st.stats.total_connections += 1;
+        self.arm_recv(index);
+    }
+
+    fn arm_recv(&mut self, index: u32) {
+        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        if conn.recv_armed || conn.closing == Closing::Closed {
+            return;
+        }
+        conn.recv_armed = true;
+        let u = ud(KIND_RECV, conn.generation, index);
+        let fd = conn.fd;
+        let e = match &self.bufring {
+            Some(br) => opcode::RecvMulti::new(types::Fd(fd), br.bgid).build().user_data(u),
+            None => {
+                // Single-shot fallback: receive into the query buffer's spare capacity.
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                conn.qbuf.reserve(RECV_BUFFER_BYTES);
+                let spare = conn.qbuf.spare_capacity_mut();
+                opcode::Recv::new(types::Fd(fd), spare.as_mut_ptr() as *mut u8, spare.len() as u32).build().user_data(u)
+            }
+        };
+        self.push_sqe(e);
+    }
+
+    fn conn_alive(&self, index: u32, generation: u32) -> bool {
+        matches!(self.conns.get(index as usize), Some(Some(c)) if c.generation == generation)
+    }
+
+    fn on_recv(&mut self, index: u32, generation: u32, res: i32, flags: u32) {
+        let bid = cqueue::buffer_select(flags);
+        let more = cqueue::more(flags);
+        if !self.conn_alive(index, generation) {
+            if let (Some(b), Some(br)) = (bid, self.bufring.as_mut()) {
+                br.recycle(b);
+            }
+            return;
+        }
+        if !more || self.bufring.is_none() {
+            self.conns[index as usize].as_mut().unwrap().recv_armed = false;
+        }
+        if res == -libc::ENOBUFS {
+            self.arm_recv(index);
+            return;
+        }
+        if res <= 0 {
+            if let (Some(b), Some(br)) = (bid, self.bufring.as_mut()) {
+                br.recycle(b);
+            }
+            self.close(index);
+            self.maybe_release(index);
+            return;
+        }
+        let len = res as usize;
+        match (bid, self.bufring.as_ref()) {
+            (Some(b), Some(br)) => {
+                // SAFETY: valid until recycled below; `process_input` copies what it keeps.
+                let data = unsafe { br.data(b, len) };
+                self.process_input(index, Some(data));
+                self.bufring.as_mut().unwrap().recycle(b);
+            }
+            _ => {
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                // SAFETY: the kernel wrote `len` bytes into the spare capacity.
+                unsafe { conn.qbuf.set_len(conn.qbuf.len() + len) };
+                self.process_input(index, None);
+            }
+        }
+        self.state().stats.net_input_bytes += len as u64;
+        if self.conns[index as usize].as_ref().is_some_and(|c| !c.recv_armed && c.closing == Closing::No) {
+            self.arm_recv(index);
+        }
+        self.maybe_release(index);
+    }
+
+    fn on_send(&mut self, index: u32, generation: u32, res: i32) {
+        if !matches!(self.conns.get(index as usize), Some(Some(c)) if c.generation == generation) {
+            return;
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.sending = false;
+        if res < 0 {
+            conn.inflight.clear();
+            conn.inflight_off = 0;
+            if conn.closing != Closing::Closed {
+                self.close(index);
+            }
+            self.maybe_release(index);
+            return;
+        }
+        conn.inflight_off += res as usize;
+        self.state().stats.net_output_bytes += res as u64;
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.inflight_off >= conn.inflight.len() {
+            conn.inflight.clear();
+            conn.inflight_off = 0;
+        }
+        self.mark_dirty(index);
+        self.maybe_release(index);
+    }
+
+    pub fn mark_dirty(&mut self, index: u32) {
+        if let Some(Some(c)) = self.conns.get_mut(index as usize) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(index);
+            }
+        }
+    }
+
+    fn flush_sends(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &index in &dirty {
+            let Some(conn) = self.conns[index as usize].as_mut() else { continue };
+            conn.dirty = false;
+            if conn.closing == Closing::Closed || conn.sending {
+                continue;
+            }
+            if conn.inflight.is_empty() && !conn.out.is_empty() {
+                std::mem::swap(&mut conn.inflight, &mut conn.out);
+                conn.inflight_off = 0;
+            }
+            if conn.inflight_off < conn.inflight.len() {
+                conn.sending = true;
+                let ptr = conn.inflight[conn.inflight_off..].as_ptr();
+                let len = (conn.inflight.len() - conn.inflight_off) as u32;
+                let e = opcode::Send::new(types::Fd(conn.fd), ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index));
+                self.push_sqe(e);
+            } else if conn.closing == Closing::AfterWrite && conn.slots.is_empty() {
+                self.close(index);
+                self.maybe_release(index);
+            }
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// Closes the socket now; the slot is freed once the kernel is done with its buffers.
+    pub fn close(&mut self, index: u32) {
+        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        if conn.closing == Closing::Closed {
+            return;
+        }
+        conn.closing = Closing::Closed;
+        // SAFETY: shutdown makes the armed multishot receive complete; the
+        // descriptor is closed once no operation refers to it.
+        unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+        if conn.client.monitor {
+            self.server.monitors.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.server.connected_clients.fetch_sub(1, Ordering::AcqRel);
+        let st = self.state();
+        if let Some(slot) = st.clients.get_mut(index as usize) {
+            *slot = None;
+        }
+    }
+
+    fn maybe_release(&mut self, index: u32) {
+        let Some(conn) = self.conns[index as usize].as_ref() else { return };
+        if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed {
+            // SAFETY: no operation refers to the descriptor any more.
+            unsafe { libc::close(conn.fd) };
+            let conn = self.conns[index as usize].take().unwrap();
+            for s in conn.slots {
+                if let Some(p) = s.ready {
+                    self.pool.push(p);
+                }
+            }
+            self.deferred.retain(|&i| i != index);
+            self.free.push(index);
+        }
+    }
+
+    fn drain_mailboxes(&mut self) {
+        for from in 0..self.inboxes.len() {
+            loop {
+                let msg = match self.inboxes[from].as_mut() {
+                    Some(c) => match c.pop() {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    },
+                    None => break,
+                };
+                self.on_message(msg);
+                self.server.hold.check(self.id);
+            }
+        }
+        for o in self.outboxes.iter_mut().flatten() {
+            o.flush_overflow();
+        }
+    }
+
+    fn on_message(&mut self, msg: Message) {
+        match msg {
+            Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
+                self.execute_remote(cmd as usize, db as usize, resp, &mut args);
+                self.send_to(from, Message::Reply { conn, seq, bytes: Vec::new(), args });
+            }
+            Message::Reply { conn, seq, args, .. } => {
+                let index = conn.index;
+                if !self.conn_alive(index, conn.generation) {
+                    self.pool.push(args);
+                    return;
+                }
+                let c = self.conns[index as usize].as_mut().unwrap();
+                if let Some(slot) = c.slots.iter_mut().find(|s| s.seq == seq) {
+                    slot.ready = Some(args);
+                }
+                c.drain_slots(&mut self.pool);
+                let resume = c.deferred && c.slots.is_empty();
+                self.mark_dirty(index);
+                if resume {
+                    self.run_deferred(index);
+                }
+            }
+            Message::MonitorLine { line } => {
+                for i in 0..self.conns.len() {
+                    if let Some(c) = self.conns[i].as_mut() {
+                        if c.client.monitor && c.closing == Closing::No {
+                            c.out.extend_from_slice(&line);
+                            self.mark_dirty(i as u32);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn send_to(&mut self, to: usize, msg: Message) {
+        if let Some(o) = self.outboxes[to].as_mut() {
+            o.send(msg);
+            self.doorbells.insert(to);
+        }
+    }
+
+    pub fn token(&self, index: u32) -> ConnToken {
+        ConnToken { index, generation: self.conns[index as usize].as_ref().map_or(0, |c| c.generation) }
+    }
+
+    fn ring_doorbells(&mut self) {
+        if self.doorbells.is_empty() {
+            return;
+        }
+        let targets = std::mem::take(&mut self.doorbells);
+        for t in targets.iter() {
+            if self.server.needs_doorbell(t) {
+                self.ring_doorbell(t);
+            }
+        }
+    }
+
+    /// Queues a MSG_RING that posts a completion on shard `t`'s ring.
+    pub fn ring_doorbell(&mut self, t: usize) {
+        let fd = self.server.ring_fds[t].load(Ordering::Acquire);
+        if fd < 0 {
+            return;
+        }
+        let e = opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(ud(KIND_IGNORE, 0, 0));
+        self.push_sqe(e);
+    }
+
+    fn retry_deferred(&mut self) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.deferred);
+        for index in list {
+            if self.conns[index as usize].as_ref().is_some_and(|c| c.deferred) {
+                self.run_deferred(index);
+            }
+        }
+    }
+
+    fn run_deferred(&mut self, index: u32) {
+        let Some(c) = self.conns[index as usize].as_mut() else { return };
+        c.deferred = false;
+        self.process_input(index, None);
+        if self.conns[index as usize].as_ref().is_some_and(|c| !c.recv_armed && c.closing == Closing::No) {
+            self.arm_recv(index);
+        }
+    }
+
+    fn cron(&mut self, now: i64) {
+        let hz = self.state().config.hz.max(1);
+        let budget_usec = 250_000 / hz;
+        self.state().active_expire_cycle(now, budget_usec);
+        let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
+        let limit = self.state().config.client_output_buffer_limit_normal;
+        for index in 0..self.conns.len() as u32 {
+            let Some(conn) = self.conns[index as usize].as_mut() else { continue };
+            if conn.closing == Closing::Closed {
+                continue;
+            }
+            let st = unsafe { &mut *self.state };
+            let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) else { continue };
+            if info.kill_requested {
+                self.close(index);
+                self.maybe_release(index);
+                continue;
+            }
+            if timeout_ms > 0 && now - info.last_interaction_ms > timeout_ms && conn.slots.is_empty() && !conn.client.monitor {
+                self.close(index);
+                self.maybe_release(index);
+                continue;
+            }
+            info.qbuf_bytes = conn.qbuf.len();
+            info.out_bytes = conn.pending_output_bytes();
+            if limit.soft_bytes > 0 && conn.soft_limit_since_ms > 0 && (info.out_bytes as u64) > limit.soft_bytes && now - conn.soft_limit_since_ms > limit.soft_seconds as i64 * 1000 {
+                crate::warning!("Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id, conn.client.addr);
+                st.stats.client_output_buffer_limit_disconnections += 1;
+                self.close(index);
+                self.maybe_release(index);
+            }
+        }
+    }
+}
+
+fn build_ring() -> std::io::Result<IoUring> {
+    let full = IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_coop_taskrun().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES);
+    match full {
+        Ok(r) => Ok(r),
+        Err(_) => IoUring::builder().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES),
+    }
+}

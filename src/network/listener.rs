@@ -1,0 +1,111 @@
+//! Listening sockets: one per shard thread with SO_REUSEPORT, so the kernel
+//! spreads connections across shards without a hand-off.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+pub fn listen(addr: &SocketAddr, backlog: i32) -> io::Result<RawFd> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket syscalls on a descriptor we own.
+    unsafe {
+        let fd = check(libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
+        let one: libc::c_int = 1;
+        let p = &one as *const _ as *const libc::c_void;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, len))?;
+        check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, len))?;
+        if addr.is_ipv6() {
+            check(libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, p, len))?;
+        }
+        let (sa, salen) = to_sockaddr(addr);
+        if let Err(e) = check(libc::bind(fd, &sa as *const _ as *const libc::sockaddr, salen)) {
+            libc::close(fd);
+            return Err(e);
+        }
+        check(libc::listen(fd, backlog))?;
+        Ok(fd)
+    }
+}
+
+fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: zeroed sockaddr_storage is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = &mut ss as *mut _ as *mut libc::sockaddr_in;
+            // SAFETY: sockaddr_storage is large enough for sockaddr_in.
+            unsafe {
+                (*sin).sin_family = libc::AF_INET as libc::sa_family_t;
+                (*sin).sin_port = a.port().to_be();
+                (*sin).sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            }
+            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = &mut ss as *mut _ as *mut libc::sockaddr_in6;
+            // SAFETY: sockaddr_storage is large enough for sockaddr_in6.
+            unsafe {
+                (*sin6).sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                (*sin6).sin6_port = a.port().to_be();
+                (*sin6).sin6_addr.s6_addr = a.ip().octets();
+            }
+            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
+}
+
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: family says sockaddr_in.
+            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            Some(SocketAddr::new(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()), u16::from_be(sin.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: family says sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            Some(SocketAddr::new(IpAddr::from(sin6.sin6_addr.s6_addr), u16::from_be(sin6.sin6_port)))
+        }
+        _ => None,
+    }
+}
+
+/// (peer, local) addresses of a connected socket.
+pub fn addresses(fd: RawFd) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    // SAFETY: getpeername/getsockname fill the storage up to len.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let peer = if libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) == 0 { from_sockaddr(&ss) } else { None };
+        let mut ss2: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len2 = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let local = if libc::getsockname(fd, &mut ss2 as *mut _ as *mut libc::sockaddr, &mut len2) == 0 { from_sockaddr(&ss2) } else { None };
+        (peer, local)
+    }
+}
+
+pub fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own.
+    unsafe {
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as libc::socklen_t);
+    }
+}
+
+/// Formats an address as Redis does in CLIENT LIST (`ip:port`, IPv6 in brackets).
+pub fn format_addr(a: &Option<SocketAddr>) -> String {
+    match a {
+        Some(SocketAddr::V4(v)) => format!("{}:{}", v.ip(), v.port()),
+        Some(SocketAddr::V6(v)) => format!("[{}]:{}", v.ip(), v.port()),
+        None => "?:0".into(),
+    }
+}

@@ -1,0 +1,9 @@
+//! The network loop: one io_uring per shard thread. Multishot accept and
+//! multishot receive into a provided-buffer ring, batched sends, and one
+//! `io_uring_enter` per loop turn for all connections of the shard.
+
+pub mod bufring;
+pub mod conn;
+pub mod dispatch;
+pub mod event_loop;
+pub mod listener;

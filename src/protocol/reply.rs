@@ -1,0 +1,225 @@
+//! Reply encoder. Handlers call these methods; the RESP version of the
+//! client decides the bytes (RESP2 maps, doubles and nulls are downgraded the
+//! way Redis downgrades them).
+
+pub struct Reply<'a> {
+    pub buf: &'a mut Vec<u8>,
+    pub resp: u8,
+    /// Set when the handler replied with an error (for errorstats / failed_calls).
+    pub error_prefix: Option<ErrorKind>,
+}
+
+/// The first word of the last error reply (`ERR`, `WRONGTYPE`, ...), kept as
+/// a small inline string so recording it needs no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorKind {
+    pub bytes: [u8; 24],
+    pub len: u8,
+}
+
+impl ErrorKind {
+    pub fn from_error(msg: &[u8]) -> ErrorKind {
+        let word_end = msg.iter().position(|&c| c == b' ').unwrap_or(msg.len()).min(24);
+        let mut bytes = [0u8; 24];
+        bytes[..word_end].copy_from_slice(&msg[..word_end]);
+        ErrorKind { bytes, len: word_end as u8 }
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("ERR")
+    }
+}
+
+impl<'a> Reply<'a> {
+    pub fn new(buf: &'a mut Vec<u8>, resp: u8) -> Self {
+        Reply { buf, resp, error_prefix: None }
+    }
+
+    fn len_line(&mut self, prefix: u8, n: i64) {
+        self.buf.push(prefix);
+        let mut b = itoa::Buffer::new();
+        self.buf.extend_from_slice(b.format(n).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    pub fn ok(&mut self) {
+        self.buf.extend_from_slice(b"+OK\r\n");
+    }
+    pub fn simple(&mut self, s: &str) {
+        self.buf.push(b'+');
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+    /// `msg` is the whole error text including its code, e.g. `ERR syntax error`.
+    /// CR/LF inside are replaced by spaces, as Redis's addReplyErrorLength does.
+    pub fn error(&mut self, msg: &str) {
+        self.error_bytes(msg.as_bytes());
+    }
+    pub fn error_bytes(&mut self, msg: &[u8]) {
+        self.error_prefix = Some(ErrorKind::from_error(msg));
+        self.buf.push(b'-');
+        for &c in msg {
+            self.buf.push(if c == b'\r' || c == b'\n' { b' ' } else { c });
+        }
+        self.buf.extend_from_slice(b"\r\n");
+    }
+    pub fn int(&mut self, n: i64) {
+        self.len_line(b':', n);
+    }
+    pub fn bulk(&mut self, s: &[u8]) {
+        self.len_line(b'$', s.len() as i64);
+        self.buf.extend_from_slice(s);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+    pub fn bulk_int(&mut self, n: i64) {
+        let mut b = itoa::Buffer::new();
+        let s = b.format(n);
+        self.len_line(b'$', s.len() as i64);
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+    /// The null of the client's protocol: `$-1` (RESP2) or `_` (RESP3).
+    pub fn null(&mut self) {
+        if self.resp >= 3 {
+            self.buf.extend_from_slice(b"_\r\n");
+        } else {
+            self.buf.extend_from_slice(b"$-1\r\n");
+        }
+    }
+    /// Null array: `*-1` (RESP2) or `_` (RESP3).
+    pub fn null_array(&mut self) {
+        if self.resp >= 3 {
+            self.buf.extend_from_slice(b"_\r\n");
+        } else {
+            self.buf.extend_from_slice(b"*-1\r\n");
+        }
+    }
+    pub fn array(&mut self, n: usize) {
+        self.len_line(b'*', n as i64);
+    }
+    /// A map of `n` pairs: `%n` in RESP3, an array of 2n in RESP2.
+    pub fn map(&mut self, n: usize) {
+        if self.resp >= 3 {
+            self.len_line(b'%', n as i64);
+        } else {
+            self.len_line(b'*', 2 * n as i64);
+        }
+    }
+    pub fn set(&mut self, n: usize) {
+        if self.resp >= 3 {
+            self.len_line(b'~', n as i64);
+        } else {
+            self.len_line(b'*', n as i64);
+        }
+    }
+    pub fn push(&mut self, n: usize) {
+        if self.resp >= 3 {
+            self.len_line(b'>', n as i64);
+        } else {
+            self.len_line(b'*', n as i64);
+        }
+    }
+    pub fn boolean(&mut self, v: bool) {
+        if self.resp >= 3 {
+            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+        } else {
+            self.int(v as i64);
+        }
+    }
+    /// A double: `,` in RESP3, a bulk string in RESP2 (formatted as Redis's %.17g).
+    pub fn double(&mut self, v: f64) {
+        let s = format_double(v);
+        if self.resp >= 3 {
+            self.buf.push(b',');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(s.as_bytes());
+        }
+    }
+    /// Verbatim text (`=` in RESP3 with the `txt:` format, bulk in RESP2).
+    pub fn verbatim(&mut self, s: &[u8]) {
+        if self.resp >= 3 {
+            self.len_line(b'=', s.len() as i64 + 4);
+            self.buf.extend_from_slice(b"txt:");
+            self.buf.extend_from_slice(s);
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(s);
+        }
+    }
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
+/// Redis's `%.17g` formatting of doubles for replies (addReplyDouble), with
+/// `inf`/`-inf`/`nan`.
+pub fn format_double(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v.is_nan() {
+        return "nan".into();
+    }
+    format_g17(v)
+}
+
+/// C's `%.17g`.
+pub fn format_g17(v: f64) -> String {
+    format_g(v, 17)
+}
+
+/// C's `%.<prec>g` (without the `#` flag): scientific when the exponent is
+/// < -4 or >= prec, trailing zeros removed.
+pub fn format_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let sci = format!("{:.*e}", prec - 1, v);
+    let (mant, exp) = sci.split_once('e').unwrap();
+    let exp: i32 = exp.parse().unwrap();
+    if exp < -4 || exp >= prec as i32 {
+        let mant = trim_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{}{:02}", mant, sign, exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        trim_zeros(&format!("{:.*}", decimals, v)).to_string()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn g17() {
+        assert_eq!(format_g17(3.0), "3");
+        assert_eq!(format_g17(10.5), "10.5");
+        assert_eq!(format_g17(0.1), "0.10000000000000001");
+        assert_eq!(format_g17(1e20), "1e+20");
+        assert_eq!(format_g17(1.5e-7), "1.4999999999999999e-07");
+    }
+    #[test]
+    fn resp2_vs_resp3() {
+        let mut b = Vec::new();
+        let mut r = Reply::new(&mut b, 2);
+        r.null();
+        r.map(1);
+        r.double(1.5);
+        assert_eq!(b, b"$-1\r\n*2\r\n$3\r\n1.5\r\n");
+        let mut b = Vec::new();
+        let mut r = Reply::new(&mut b, 3);
+        r.null();
+        r.map(1);
+        r.double(1.5);
+        assert_eq!(b, b"_\r\n%1\r\n,1.5\r\n");
+    }
+}

@@ -1,0 +1,67 @@
+//! What every shard thread shares: the hold table, doorbells, counters that
+//! must be global (client ids, connected clients), and start-up facts.
+//! Nothing here is locked on the request path; the hold lock is taken only by
+//! commands that span shards.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+
+use crate::shard::hold::HoldTable;
+
+pub struct Server {
+    pub shard_count: usize,
+    pub hold: HoldTable,
+    /// Ring fd of each shard, the target of MSG_RING doorbells.
+    pub ring_fds: Vec<AtomicI32>,
+    /// Set by a shard right before it waits in its ring (see `network::event_loop`).
+    pub sleeping: Vec<AtomicBool>,
+    pub next_client_id: AtomicU64,
+    pub connected_clients: AtomicUsize,
+    /// Maximum clients, mirrored from the config so accept needs no hold.
+    pub maxclients: AtomicUsize,
+    pub monitors: AtomicUsize,
+    pub start_ms: i64,
+    pub run_id: String,
+    pub executable: String,
+    pub pid: u32,
+    pub tcp_port: AtomicUsize,
+    pub shutdown: AtomicBool,
+}
+
+impl Server {
+    pub fn new(shard_count: usize, maxclients: usize, port: u16) -> Server {
+        let mut seed = crate::util::unix_us() as u64 ^ ((std::process::id() as u64) << 32);
+        let run_id: String = (0..40)
+            .map(|_| {
+                let v = crate::shard::keyspace::xorshift(&mut seed) % 16;
+                std::char::from_digit(v as u32, 16).unwrap()
+            })
+            .collect();
+        Server {
+            shard_count,
+            hold: HoldTable::new(shard_count),
+            ring_fds: (0..shard_count).map(|_| AtomicI32::new(-1)).collect(),
+            sleeping: (0..shard_count).map(|_| AtomicBool::new(false)).collect(),
+            next_client_id: AtomicU64::new(1),
+            connected_clients: AtomicUsize::new(0),
+            maxclients: AtomicUsize::new(maxclients),
+            monitors: AtomicUsize::new(0),
+            start_ms: crate::util::unix_ms(),
+            run_id,
+            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            pid: std::process::id(),
+            tcp_port: AtomicUsize::new(port as usize),
+            shutdown: AtomicBool::new(false),
+        }
+    }
+
+    pub fn uptime_seconds(&self) -> i64 {
+        (crate::util::unix_ms() - self.start_ms) / 1000
+    }
+
+    /// Wakes shard `target` if it is waiting in its ring. `submit_doorbell`
+    /// is given the target's ring fd and queues a MSG_RING.
+    #[inline]
+    pub fn needs_doorbell(&self, target: usize) -> bool {
+        self.sleeping[target].swap(false, Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,229 @@
+//! Holding shards: the one mechanism for everything that must see several
+//! shards at one instant (multi-shard MSET/MGET/DEL/RENAME, KEYS, DBSIZE,
+//! INFO, CONFIG SET, FLUSHALL, and the BGSAVE fork).
+//!
+//! The protocol:
+//! 1. The coordinator (a shard thread) takes the global hold lock with
+//!    `try_lock`; if another coordinator has it, the command is deferred and
+//!    retried on the next loop turn, and meanwhile this thread keeps serving
+//!    (and can itself be held), so two coordinators never wait on each other.
+//! 2. It marks each target `HOLD_REQUESTED` and rings its doorbell.
+//! 3. A target notices the flag at a quiescent point (between commands, never
+//!    inside one), publishes `PARKED` (Release) and parks its thread.
+//! 4. Once every target is parked (Acquire), the coordinator runs the command
+//!    over all their states, as if single threaded.
+//! 5. It publishes `RUNNING` (Release) and unparks them, then drops the lock.
+//!
+//! The Release/Acquire pairs in 3-5 hand the state over whole: while held, a
+//! shard's thread does not touch its state, so there is one owner at a time.
+//! Ordering per connection: a connection with forwarded commands still in
+//! flight does not start a held command until their replies are back.
+
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use super::ShardState;
+
+pub const RUNNING: u32 = 0;
+pub const HOLD_REQUESTED: u32 = 1;
+pub const PARKED: u32 = 2;
+
+pub struct HoldSlot {
+    pub state: AtomicU32,
+    pub thread: OnceLock<Thread>,
+    pub shard: AtomicPtr<ShardState>,
+}
+
+pub struct HoldTable {
+    pub slots: Vec<HoldSlot>,
+    lock: Mutex<()>,
+    coordinator: AtomicUsize,
+    /// Held-command statistics: how long coordinators waited for targets.
+    pub holds_total: std::sync::atomic::AtomicU64,
+}
+
+/// A set of shards, at most 128.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct ShardMask(pub u128);
+
+impl ShardMask {
+    pub fn single(i: usize) -> ShardMask {
+        ShardMask(1u128 << i)
+    }
+    pub fn all(n: usize) -> ShardMask {
+        if n >= 128 {
+            ShardMask(u128::MAX)
+        } else {
+            ShardMask((1u128 << n) - 1)
+        }
+    }
+    pub fn insert(&mut self, i: usize) {
+        self.0 |= 1u128 << i;
+    }
+    pub fn contains(&self, i: usize) -> bool {
+        self.0 & (1u128 << i) != 0
+    }
+    pub fn count(&self) -> u32 {
+        self.0.count_ones()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+    /// The only member, if there is exactly one.
+    pub fn only(&self) -> Option<usize> {
+        if self.0.count_ones() == 1 {
+            Some(self.0.trailing_zeros() as usize)
+        } else {
+            None
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = usize> {
+        let bits = self.0;
+        (0..128).filter(move |i| bits & (1u128 << i) != 0)
+    }
+}
+
+/// The states a command may touch: raw pointers indexed by shard id; a
+/// pointer is non-null only for shards the executing thread owns or holds.
+pub struct ShardSet {
+    ptrs: Vec<*mut ShardState>,
+}
+
+impl ShardSet {
+    pub fn new(n: usize) -> ShardSet {
+        ShardSet { ptrs: vec![std::ptr::null_mut(); n] }
+    }
+    pub fn set(&mut self, i: usize, p: *mut ShardState) {
+        self.ptrs[i] = p;
+    }
+    pub fn clear(&mut self) {
+        for p in self.ptrs.iter_mut() {
+            *p = std::ptr::null_mut();
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.ptrs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ptrs.is_empty()
+    }
+    pub fn has(&self, i: usize) -> bool {
+        !self.ptrs[i].is_null()
+    }
+    /// The state of shard `i`. Panics if this command does not own or hold it:
+    /// that would be a routing bug, never something to paper over.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub fn get(&self, i: usize) -> &mut ShardState {
+        let p = self.ptrs[i];
+        assert!(!p.is_null(), "shard {i} touched without being owned or held");
+        // SAFETY: a non-null pointer is either this thread's own shard or a
+        // shard parked by the hold protocol until we release it; callers use
+        // one `&mut` at a time (handlers never keep two alive at once).
+        unsafe { &mut *p }
+    }
+}
+
+impl HoldTable {
+    pub fn new(n: usize) -> HoldTable {
+        HoldTable {
+            slots: (0..n)
+                .map(|_| HoldSlot { state: AtomicU32::new(RUNNING), thread: OnceLock::new(), shard: AtomicPtr::new(std::ptr::null_mut()) })
+                .collect(),
+            lock: Mutex::new(()),
+            coordinator: AtomicUsize::new(usize::MAX),
+            holds_total: Default::default(),
+        }
+    }
+
+    /// Registers the calling thread as shard `i`'s thread, with its state.
+    pub fn register(&self, i: usize, state: *mut ShardState) {
+        let _ = self.slots[i].thread.set(std::thread::current());
+        self.slots[i].shard.store(state, Ordering::Release);
+    }
+
+    /// Called by shard `me` at quiescent points: parks while held.
+    #[inline]
+    pub fn check(&self, me: usize) {
+        if self.slots[me].state.load(Ordering::Acquire) == HOLD_REQUESTED {
+            self.park(me);
+        }
+    }
+
+    #[cold]
+    fn park(&self, me: usize) {
+        let slot = &self.slots[me];
+        slot.state.store(PARKED, Ordering::Release);
+        let coord = self.coordinator.load(Ordering::Acquire);
+        if let Some(t) = self.slots.get(coord).and_then(|s| s.thread.get()) {
+            t.unpark();
+        }
+        while slot.state.load(Ordering::Acquire) != RUNNING {
+            std::thread::park();
+        }
+    }
+
+    /// Tries to become the coordinator and hold `targets` (never `me`).
+    /// `ring` is called for each target to wake it if it sleeps in its ring.
+    pub fn try_hold(&self, me: usize, targets: ShardMask, mut ring: impl FnMut(usize)) -> Option<HoldGuard<'_>> {
+        let guard = match self.lock.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        self.coordinator.store(me, Ordering::Release);
+        for t in targets.iter() {
+            debug_assert_ne!(t, me);
+            self.slots[t].state.store(HOLD_REQUESTED, Ordering::Release);
+            ring(t);
+        }
+        let start = Instant::now();
+        for t in targets.iter() {
+            let mut spins = 0u32;
+            while self.slots[t].state.load(Ordering::Acquire) != PARKED {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::park_timeout(Duration::from_micros(200));
+                }
+            }
+        }
+        self.holds_total.fetch_add(1, Ordering::Relaxed);
+        Some(HoldGuard { table: self, targets, _lock: guard, wait: start.elapsed() })
+    }
+
+    /// Pointer to shard `i`'s state (valid only while it is held or owned).
+    pub fn shard_ptr(&self, i: usize) -> *mut ShardState {
+        self.slots[i].shard.load(Ordering::Acquire)
+    }
+}
+
+pub struct HoldGuard<'a> {
+    table: &'a HoldTable,
+    targets: ShardMask,
+    _lock: MutexGuard<'a, ()>,
+    /// How long the targets took to park.
+    pub wait: Duration,
+}
+
+impl HoldGuard<'_> {
+    pub fn targets(&self) -> ShardMask {
+        self.targets
+    }
+}
+
+impl Drop for HoldGuard<'_> {
+    fn drop(&mut self) {
+        for t in self.targets.iter() {
+            let slot = &self.table.slots[t];
+            slot.state.store(RUNNING, Ordering::Release);
+            if let Some(th) = slot.thread.get() {
+                th.unpark();
+            }
+        }
+        self.table.coordinator.store(usize::MAX, Ordering::Release);
+    }
+}

@@ -1,0 +1,303 @@
+//! One database of one shard: key -> value with optional expiry.
+//!
+//! Stored in an `IndexMap` (entries in a dense vector plus a hash index), so
+//! RANDOMKEY and active-expiry sampling are O(1) and SCAN can use a plain
+//! position cursor: SCAN walks positions from high to low, and `swap_remove`
+//! only moves the last (already visited) entry downwards, so every key
+//! present for the whole scan is returned at least once.
+
+use indexmap::IndexMap;
+
+pub type Hasher = foldhash::fast::RandomState;
+
+/// A stored value. Strings that are canonical 64-bit integers are kept as
+/// integers, like Redis's `int` encoding.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    /// `raw` marks a string that was modified in place (APPEND, SETRANGE):
+    /// Redis reports those as `raw` whatever their length.
+    Str { bytes: Vec<u8>, raw: bool },
+}
+
+impl Value {
+    pub fn from_bytes(b: &[u8]) -> Value {
+        if let Some(n) = canonical_int(b) {
+            return Value::Int(n);
+        }
+        Value::Str { bytes: b.to_vec(), raw: false }
+    }
+    pub fn from_vec(b: Vec<u8>) -> Value {
+        if let Some(n) = canonical_int(&b) {
+            return Value::Int(n);
+        }
+        Value::Str { bytes: b, raw: false }
+    }
+    pub fn type_name(&self) -> &'static str {
+        "string"
+    }
+    /// The bytes of a string value; integers are formatted into `scratch`.
+    pub fn as_bytes<'a>(&'a self, scratch: &'a mut itoa::Buffer) -> &'a [u8] {
+        match self {
+            Value::Int(n) => scratch.format(*n).as_bytes(),
+            Value::Str { bytes, .. } => bytes,
+        }
+    }
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut b = itoa::Buffer::new();
+        self.as_bytes(&mut b).to_vec()
+    }
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "int",
+            Value::Str { bytes, raw } => {
+                if !raw && bytes.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+        }
+    }
+}
+
+/// Redis's `string2ll` acceptance for the `int` encoding: no leading zeros,
+/// no '+', no spaces, fits in i64, at most 20 characters.
+pub fn canonical_int(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b.len() == 1 && b[0] == b'0' {
+        return Some(0);
+    }
+    let (neg, d) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
+    if d.is_empty() || d[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            return None;
+        }
+        Some((v as i64).wrapping_neg())
+    } else {
+        if v > i64::MAX as u64 {
+            return None;
+        }
+        Some(v as i64)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in unix milliseconds; -1 for none.
+    pub expire_at_ms: i64,
+    /// Last access in unix milliseconds (OBJECT IDLETIME).
+    pub access_ms: i64,
+}
+
+#[derive(Default)]
+pub struct Db {
+    pub map: IndexMap<Box<[u8]>, Entry, Hasher>,
+    /// Keys that carry a TTL, for active-expiry sampling and `expires=` in INFO.
+    pub expires: indexmap::IndexSet<Box<[u8]>, Hasher>,
+}
+
+/// Result of a lookup that honours lazy expiry.
+impl Db {
+    pub fn new() -> Db {
+        Db::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Removes `key` if it is expired at `now_ms`; returns true if it was.
+    #[inline]
+    pub fn expire_if_needed(&mut self, key: &[u8], now_ms: i64) -> bool {
+        if self.expires.is_empty() {
+            return false;
+        }
+        if let Some(e) = self.map.get(key) {
+            if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+                self.remove(key);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Looks up a live key (expired keys are deleted on the way), touching its access time.
+    #[inline]
+    pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
+        self.expire_if_needed(key, now_ms);
+        let e = self.map.get_mut(key)?;
+        e.access_ms = now_ms;
+        Some(e)
+    }
+
+    /// Looks up without touching access time (OBJECT IDLETIME, TYPE in Redis
+    /// does touch; this is for internal reads like DUMP/INFO).
+    pub fn peek(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
+        self.expire_if_needed(key, now_ms);
+        self.map.get(key)
+    }
+
+    pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
+        self.expire_if_needed(key, now_ms);
+        self.map.contains_key(key)
+    }
+
+    /// Sets a value. `keep_ttl` keeps an existing expiry; otherwise it is cleared.
+    pub fn set(&mut self, key: &[u8], value: Value, now_ms: i64, keep_ttl: bool) {
+        if let Some(e) = self.map.get_mut(key) {
+            e.value = value;
+            e.access_ms = now_ms;
+            if !keep_ttl && e.expire_at_ms >= 0 {
+                e.expire_at_ms = -1;
+                self.expires.swap_remove(key);
+            }
+            return;
+        }
+        self.map.insert(key.into(), Entry { value, expire_at_ms: -1, access_ms: now_ms });
+    }
+
+    /// Inserts a full entry (used by RENAME/MOVE/COPY/RESTORE and the loader).
+    pub fn insert_entry(&mut self, key: Box<[u8]>, entry: Entry) {
+        if entry.expire_at_ms >= 0 {
+            self.expires.insert(key.clone());
+        } else {
+            self.expires.swap_remove(&key);
+        }
+        self.map.insert(key, entry);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let e = self.map.swap_remove(key)?;
+        if e.expire_at_ms >= 0 {
+            self.expires.swap_remove(key);
+        }
+        Some(e)
+    }
+
+    /// Removes and returns both key and entry.
+    pub fn remove_full(&mut self, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
+        let (_, k, e) = self.map.swap_remove_full(key)?;
+        if e.expire_at_ms >= 0 {
+            self.expires.swap_remove(key);
+        }
+        Some((k, e))
+    }
+
+    /// Sets the absolute expiry of an existing key (`ms < 0` removes it).
+    pub fn set_expire(&mut self, key: &[u8], ms: i64) {
+        if let Some(e) = self.map.get_mut(key) {
+            if ms >= 0 {
+                if e.expire_at_ms < 0 {
+                    self.expires.insert(key.into());
+                }
+            } else if e.expire_at_ms >= 0 {
+                self.expires.swap_remove(key);
+            }
+            e.expire_at_ms = ms;
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.map = IndexMap::default();
+        self.expires = indexmap::IndexSet::default();
+    }
+
+    /// One pass of Redis-like active expiry: sample up to `samples` keys
+    /// with a TTL, delete the expired ones. Returns (sampled, expired).
+    pub fn active_expire_sample(&mut self, samples: usize, now_ms: i64, rng: &mut u64) -> (usize, usize) {
+        let mut expired = 0;
+        let mut sampled = 0;
+        for _ in 0..samples {
+            let n = self.expires.len();
+            if n == 0 {
+                break;
+            }
+            sampled += 1;
+            let i = (xorshift(rng) % n as u64) as usize;
+            let key = &self.expires[i];
+            let Some(e) = self.map.get(&key[..]) else {
+                self.expires.swap_remove_index(i);
+                continue;
+            };
+            if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+                let key = self.expires.swap_remove_index(i).unwrap();
+                self.map.swap_remove(&key[..]);
+                expired += 1;
+            }
+        }
+        (sampled, expired)
+    }
+
+    /// A random live key, or None.
+    pub fn random_key(&mut self, now_ms: i64, rng: &mut u64) -> Option<Box<[u8]>> {
+        // As Redis: retry a bounded number of times when we hit expired keys.
+        for _ in 0..100 {
+            let n = self.map.len();
+            if n == 0 {
+                return None;
+            }
+            let i = (xorshift(rng) % n as u64) as usize;
+            let (k, e) = self.map.get_index(i).unwrap();
+            if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+                let k = k.clone();
+                self.remove(&k);
+                continue;
+            }
+            return Some(k.clone());
+        }
+        None
+    }
+}
+
+pub fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn canonical_ints() {
+        assert_eq!(canonical_int(b"0"), Some(0));
+        assert_eq!(canonical_int(b"-1"), Some(-1));
+        assert_eq!(canonical_int(b"01"), None);
+        assert_eq!(canonical_int(b"-0"), None);
+        assert_eq!(canonical_int(b"+1"), None);
+        assert_eq!(canonical_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(canonical_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(canonical_int(b"9223372036854775808"), None);
+    }
+    #[test]
+    fn expiry_bookkeeping() {
+        let mut db = Db::new();
+        db.set(b"a", Value::from_bytes(b"1"), 0, false);
+        db.set_expire(b"a", 10);
+        assert_eq!(db.expires.len(), 1);
+        assert!(db.get(b"a", 5).is_some());
+        assert!(db.get(b"a", 10).is_none());
+        assert_eq!(db.expires.len(), 0);
+        assert_eq!(db.len(), 0);
+    }
+}

@@ -1,0 +1,98 @@
+//! A shard: one thread's slice of the keyspace (16 databases by default),
+//! its statistics and its clients. Nothing here is touched by another thread
+//! except while the shard is *held* (see `hold.rs`): then it is parked at a
+//! quiescent point and its state is lent, whole, to the holding thread.
+
+pub mod hold;
+pub mod keyspace;
+pub mod mailbox;
+pub mod slot;
+
+use crate::config::Config;
+use crate::metrics::ShardStats;
+pub use keyspace::{Db, Entry, Value};
+
+/// Per-connection facts that other shards may read while holding this one
+/// (CLIENT LIST / KILL / INFO clients). The network loop keeps it current.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub name: Vec<u8>,
+    pub db: usize,
+    pub resp: u8,
+    pub created_ms: i64,
+    pub last_interaction_ms: i64,
+    /// Command-table id of the last command.
+    pub last_cmd: u16,
+    pub qbuf_bytes: usize,
+    pub out_bytes: usize,
+    pub flags: String,
+    pub kill_requested: bool,
+    pub no_evict: bool,
+    pub is_monitor: bool,
+}
+
+pub struct ShardState {
+    pub id: usize,
+    pub shard_count: usize,
+    pub dbs: Vec<Db>,
+    pub stats: ShardStats,
+    /// This shard's copy of the configuration; CONFIG SET updates every copy
+    /// while holding all shards, so reading it needs no synchronisation.
+    pub config: Config,
+    pub rng: u64,
+    /// Clients connected to this shard, indexed by the loop's connection slot.
+    pub clients: Vec<Option<ClientInfo>>,
+    /// Set by FLUSHALL/SHUTDOWN etc. for the owning loop to act on.
+    pub shutdown_requested: bool,
+    /// Active expiry enabled (DEBUG SET-ACTIVE-EXPIRE).
+    pub active_expire_enabled: bool,
+    /// Writes since the last successful save (the dirty counter).
+    pub dirty: u64,
+}
+
+impl ShardState {
+    pub fn new(id: usize, shard_count: usize, config: Config) -> ShardState {
+        let databases = config.databases;
+        ShardState {
+            id,
+            shard_count,
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+            stats: ShardStats::default(),
+            config,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x1000_0001),
+            clients: Default::default(),
+            shutdown_requested: false,
+            active_expire_enabled: true,
+            dirty: 0,
+        }
+    }
+
+    /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each
+    /// database sample 20 TTL keys, repeat while more than 10% were expired,
+    /// bounded in time.
+    pub fn active_expire_cycle(&mut self, now_ms: i64, budget_usec: u64) {
+        if !self.active_expire_enabled {
+            return;
+        }
+        let start = std::time::Instant::now();
+        let mut rng = self.rng;
+        for db in self.dbs.iter_mut() {
+            loop {
+                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng);
+                self.stats.expired_keys += expired as u64;
+                if sampled == 0 || expired * 10 <= sampled {
+                    break;
+                }
+                if start.elapsed().as_micros() as u64 > budget_usec {
+                    self.rng = rng;
+                    return;
+                }
+            }
+        }
+        self.rng = rng;
+    }
+}
