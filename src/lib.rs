@@ -14,6 +14,7 @@ pub mod config;
 pub mod log;
 pub mod metrics;
 pub mod network;
+pub mod persistence;
 pub mod protocol;
 pub mod server;
 pub mod shard;
@@ -28,7 +29,13 @@ use shard::ShardState;
 
 /// Starts the shard threads and blocks until the server shuts down.
 pub fn run(config: Config) -> Result<(), String> {
-    let shards = if config.shards == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { config.shards };
+    let shards = if config.shards == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        config.shards
+    };
     if shards > 128 {
         return Err("shards must be at most 128".into());
     }
@@ -37,37 +44,61 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut addrs = vec![];
     for b in &config.bind {
         let b = b.trim_start_matches('-');
-        let ip: IpAddr = if b == "*" { "0.0.0.0".parse().unwrap() } else if b == "::*" { "::".parse().unwrap() } else { b.parse().map_err(|_| format!("Invalid bind address '{}'", b))? };
+        let ip: IpAddr = if b == "*" {
+            "0.0.0.0".parse().unwrap()
+        } else if b == "::*" {
+            "::".parse().unwrap()
+        } else {
+            b.parse()
+                .map_err(|_| format!("Invalid bind address '{}'", b))?
+        };
         addrs.push(SocketAddr::new(ip, config.port));
     }
     let mut listeners: Vec<Vec<i32>> = vec![];
     for _ in 0..shards {
         let mut v = vec![];
         for a in &addrs {
-            let fd = network::listener::listen(a, 511).map_err(|e| format!("Warning: Could not create server TCP listening socket {}: {}", a, e))?;
+            let fd = network::listener::listen(a, 511).map_err(|e| {
+                format!(
+                    "Warning: Could not create server TCP listening socket {}: {}",
+                    a, e
+                )
+            })?;
             v.push(fd);
         }
         listeners.push(v);
     }
+    // Shard states are built here so the dump can be loaded into them before
+    // any thread serves; each thread then owns its state.
+    let mut states: Vec<Box<ShardState>> = (0..shards)
+        .map(|id| Box::new(ShardState::new(id, shards, config.clone())))
+        .collect();
+    persistence::snapshot::load_at_startup(&mut states, &config, &server.persistence)?;
+    let mut states: Vec<Option<Box<ShardState>>> = states.into_iter().map(Some).collect();
     let mesh = shard::mailbox::mesh(shards, network::event_loop::MAILBOX_CAPACITY);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let mut handles = vec![];
     for (id, ((outboxes, inboxes), fds)) in mesh.into_iter().zip(listeners).enumerate() {
         let server = server.clone();
-        let config = config.clone();
         let pin = config.cpu_affinity;
+        let state_addr = Box::into_raw(states[id].take().unwrap()) as usize;
         let h = std::thread::Builder::new()
             .name(format!("ringkv-shard-{}", id))
             .spawn(move || {
                 if pin {
                     pin_to_core(id % cores);
                 }
-                let state = Box::into_raw(Box::new(ShardState::new(id, shards, config)));
+                let state = state_addr as *mut ShardState;
                 server.hold.register(id, state);
                 // Extra bind addresses are served by the same loop through more accepts later;
                 // the first listener is the ring's accept source.
                 let listener = fds.first().copied().unwrap_or(-1);
-                let mut lp = network::event_loop::EventLoop::new(id, server, state, listener, outboxes, inboxes).expect("io_uring setup failed");
+                let mut lp = network::event_loop::EventLoop::new(
+                    id, server, state, listener, outboxes, inboxes,
+                )
+                .expect("io_uring setup failed");
                 lp.run();
             })
             .map_err(|e| e.to_string())?;
@@ -78,7 +109,11 @@ pub fn run(config: Config) -> Result<(), String> {
         "ringkv {} with {} shard thread(s){}, listening on {} port {}",
         env!("CARGO_PKG_VERSION"),
         shards,
-        if config.cpu_affinity { " pinned to cores 0..".to_string() + &(shards - 1).to_string() } else { String::new() },
+        if config.cpu_affinity {
+            " pinned to cores 0..".to_string() + &(shards - 1).to_string()
+        } else {
+            String::new()
+        },
         config.bind.join(" "),
         config.port
     );

@@ -4,18 +4,28 @@
 //! it is never taken on the request path and never in a forked child.
 
 use std::io::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
 
 use crate::config::LogLevel;
 
 static SINK: Mutex<Option<std::fs::File>> = Mutex::new(None);
 static LEVEL: AtomicU8 = AtomicU8::new(2);
+static ROLE: AtomicU8 = AtomicU8::new(b'M');
+
+/// `M` in the server, `C` in a forked child.
+pub fn set_role(role: char) {
+    ROLE.store(role as u8, Ordering::Relaxed);
+}
 
 pub fn init(level: LogLevel, logfile: &str) -> Result<(), String> {
     set_level(level);
     if !logfile.is_empty() {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(logfile).map_err(|e| format!("Can't open the log file: {}", e))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logfile)
+            .map_err(|e| format!("Can't open the log file: {}", e))?;
         *SINK.lock().unwrap() = Some(f);
     }
     Ok(())
@@ -31,7 +41,9 @@ pub fn enabled(level: LogLevel) -> bool {
 
 /// Formats a unix time in ms as Redis's log timestamp (UTC).
 pub fn timestamp(ms: i64) -> String {
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86400);
@@ -47,28 +59,59 @@ pub fn timestamp(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{:02} {} {} {:02}:{:02}:{:02}.{:03}", d, MONTHS[(m - 1) as usize], y, rem / 3600, (rem % 3600) / 60, rem % 60, millis)
+    format!(
+        "{:02} {} {} {:02}:{:02}:{:02}.{:03}",
+        d,
+        MONTHS[(m - 1) as usize],
+        y,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        millis
+    )
 }
 
-pub fn log(level: LogLevel, role: char, msg: &str) {
+pub fn log(level: LogLevel, _role: char, msg: &str) {
+    write_line(level, msg, false);
+}
+
+/// Logs without ever waiting for the sink's mutex (for a forked child,
+/// where the mutex may be in any state); falls back to stdout.
+pub fn log_try(level: LogLevel, msg: &str) {
+    write_line(level, msg, true);
+}
+
+fn write_line(level: LogLevel, msg: &str, only_try: bool) {
     if !enabled(level) {
         return;
     }
+    let role = ROLE.load(Ordering::Relaxed) as char;
     let mark = match level {
         LogLevel::Debug => '.',
         LogLevel::Verbose => '-',
         LogLevel::Notice => '*',
         _ => '#',
     };
-    let line = format!("{}:{} {} {} {}\n", std::process::id(), role, timestamp(crate::util::unix_ms()), mark, msg);
-    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
-    match sink.as_mut() {
+    let line = format!(
+        "{}:{} {} {} {}\n",
+        std::process::id(),
+        role,
+        timestamp(crate::util::unix_ms()),
+        mark,
+        msg
+    );
+    let mut guard = if only_try {
+        SINK.try_lock().ok()
+    } else {
+        Some(SINK.lock().unwrap_or_else(|p| p.into_inner()))
+    };
+    match guard.as_mut().and_then(|g| g.as_mut()) {
         Some(f) => {
             let _ = f.write_all(line.as_bytes());
         }
         None => {
-            let _ = std::io::stdout().write_all(line.as_bytes());
-            let _ = std::io::stdout().flush();
+            // SAFETY: a direct write(2) to stdout: no std lock involved.
+            unsafe { libc::write(1, line.as_ptr() as *const libc::c_void, line.len()) };
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
+use crate::persistence::Persistence;
 use crate::shard::hold::HoldTable;
 
 pub struct Server {
@@ -25,6 +26,7 @@ pub struct Server {
     pub pid: u32,
     pub tcp_port: AtomicUsize,
     pub shutdown: AtomicBool,
+    pub persistence: Persistence,
 }
 
 impl Server {
@@ -47,10 +49,13 @@ impl Server {
             monitors: AtomicUsize::new(0),
             start_ms: crate::util::unix_ms(),
             run_id,
-            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             pid: std::process::id(),
             tcp_port: AtomicUsize::new(port as usize),
             shutdown: AtomicBool::new(false),
+            persistence: Persistence::new(shard_count),
         }
     }
 

@@ -70,6 +70,9 @@ impl ShardStats {
     }
     pub fn reset(&mut self) {
         let slowlog = std::mem::take(&mut self.slowlog);
-        *self = ShardStats { slowlog, ..Default::default() };
+        *self = ShardStats {
+            slowlog,
+            ..Default::default()
+        };
     }
 }

@@ -63,12 +63,22 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(id: usize, server: Arc<Server>, state: *mut ShardState, listener: RawFd, outboxes: Vec<Option<Outbox>>, inboxes: Vec<Option<rtrb::Consumer<Message>>>) -> std::io::Result<EventLoop> {
+    pub fn new(
+        id: usize,
+        server: Arc<Server>,
+        state: *mut ShardState,
+        listener: RawFd,
+        outboxes: Vec<Option<Outbox>>,
+        inboxes: Vec<Option<rtrb::Consumer<Message>>>,
+    ) -> std::io::Result<EventLoop> {
         let ring = build_ring()?;
         let bufring = match BufRing::new(&ring.submitter(), RECV_BUFFERS, RECV_BUFFER_BYTES, 0) {
             Ok(b) => Some(b),
             Err(e) => {
-                crate::warning!("Provided-buffer rings unavailable ({}); falling back to single-shot receive", e);
+                crate::warning!(
+                    "Provided-buffer rings unavailable ({}); falling back to single-shot receive",
+                    e
+                );
                 None
             }
         };
@@ -122,7 +132,9 @@ impl EventLoop {
     pub fn run(&mut self) {
         self.server.ring_fds[self.id].store(self.ring.as_raw_fd(), Ordering::Release);
         if self.listener >= 0 {
-            let e = opcode::AcceptMulti::new(types::Fd(self.listener)).build().user_data(ud(KIND_ACCEPT, 0, 0));
+            let e = opcode::AcceptMulti::new(types::Fd(self.listener))
+                .build()
+                .user_data(ud(KIND_ACCEPT, 0, 0));
             self.push_sqe(e);
         }
         loop {
@@ -144,7 +156,12 @@ impl EventLoop {
     }
 
     fn wait(&mut self) {
-        let busy = !self.deferred.is_empty() || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty());
+        let busy = !self.deferred.is_empty()
+            || self
+                .outboxes
+                .iter()
+                .flatten()
+                .any(|o| !o.overflow.is_empty());
         if busy {
             let _ = self.ring.submit_and_wait(0);
             if !self.deferred.is_empty() {
@@ -155,7 +172,8 @@ impl EventLoop {
         // Announce sleep, then re-check for work that raced in (see Server::needs_doorbell).
         self.server.sleeping[self.id].store(true, Ordering::SeqCst);
         let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
-        let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst) != crate::shard::hold::RUNNING;
+        let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst)
+            != crate::shard::hold::RUNNING;
         if has_mail || held || self.ring.completion().len() > 0 {
             self.server.sleeping[self.id].store(false, Ordering::SeqCst);
             let _ = self.ring.submit_and_wait(0);
@@ -171,11 +189,17 @@ impl EventLoop {
     fn reap(&mut self) {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
-        cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
         for &(u, res, flags) in &cqes {
             let (kind, generation, index) = ud_parts(u);
             if std::env::var_os("RINGKV_DEBUG").is_some() {
-                eprintln!("cqe kind={kind} gen={generation} index={index} res={res} flags={flags:x}");
+                eprintln!(
+                    "cqe kind={kind} gen={generation} index={index} res={res} flags={flags:x}"
+                );
             }
             match kind {
                 KIND_ACCEPT => self.on_accept(res, flags),
@@ -190,7 +214,9 @@ impl EventLoop {
 
     fn on_accept(&mut self, res: i32, flags: u32) {
         if !cqueue::more(flags) && self.listener >= 0 {
-            let e = opcode::AcceptMulti::new(types::Fd(self.listener)).build().user_data(ud(KIND_ACCEPT, 0, 0));
+            let e = opcode::AcceptMulti::new(types::Fd(self.listener))
+                .build()
+                .user_data(ud(KIND_ACCEPT, 0, 0));
             self.push_sqe(e);
         }
         if res < 0 {
@@ -224,7 +250,16 @@ impl EventLoop {
         };
         let generation = self.generation & 0xFF_FFFF;
         self.generation = self.generation.wrapping_add(1);
-        let info = ClientInfo { id, addr: client.addr.clone(), laddr: client.laddr.clone(), fd, created_ms: now, last_interaction_ms: now, resp: 2, ..Default::default() };
+        let info = ClientInfo {
+            id,
+            addr: client.addr.clone(),
+            laddr: client.laddr.clone(),
+            fd,
+            created_ms: now,
+            last_interaction_ms: now,
+            resp: 2,
+            ..Default::default()
+        };
         let conn = Conn::new(fd, generation, client);
         let index = match self.free.pop() {
             Some(i) => {
@@ -246,7 +281,9 @@ impl EventLoop {
     }
 
     fn arm_recv(&mut self, index: u32) {
-        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return;
+        };
         if conn.recv_armed || conn.closing == Closing::Closed {
             return;
         }
@@ -254,13 +291,21 @@ impl EventLoop {
         let u = ud(KIND_RECV, conn.generation, index);
         let fd = conn.fd;
         let e = match &self.bufring {
-            Some(br) => opcode::RecvMulti::new(types::Fd(fd), br.bgid).build().user_data(u),
+            Some(br) => opcode::RecvMulti::new(types::Fd(fd), br.bgid)
+                .build()
+                .user_data(u),
             None => {
                 // Single-shot fallback: receive into the query buffer's spare capacity.
                 let conn = self.conns[index as usize].as_mut().unwrap();
                 conn.qbuf.reserve(RECV_BUFFER_BYTES);
                 let spare = conn.qbuf.spare_capacity_mut();
-                opcode::Recv::new(types::Fd(fd), spare.as_mut_ptr() as *mut u8, spare.len() as u32).build().user_data(u)
+                opcode::Recv::new(
+                    types::Fd(fd),
+                    spare.as_mut_ptr() as *mut u8,
+                    spare.len() as u32,
+                )
+                .build()
+                .user_data(u)
             }
         };
         self.push_sqe(e);
@@ -310,7 +355,10 @@ impl EventLoop {
             }
         }
         self.state().stats.net_input_bytes += len as u64;
-        if self.conns[index as usize].as_ref().is_some_and(|c| !c.recv_armed && c.closing == Closing::No) {
+        if self.conns[index as usize]
+            .as_ref()
+            .is_some_and(|c| !c.recv_armed && c.closing == Closing::No)
+        {
             self.arm_recv(index);
         }
         self.maybe_release(index);
@@ -354,7 +402,9 @@ impl EventLoop {
     fn flush_sends(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         for &index in &dirty {
-            let Some(conn) = self.conns[index as usize].as_mut() else { continue };
+            let Some(conn) = self.conns[index as usize].as_mut() else {
+                continue;
+            };
             conn.dirty = false;
             if conn.closing == Closing::Closed || conn.sending {
                 continue;
@@ -367,7 +417,10 @@ impl EventLoop {
                 conn.sending = true;
                 let ptr = conn.inflight[conn.inflight_off..].as_ptr();
                 let len = (conn.inflight.len() - conn.inflight_off) as u32;
-                let e = opcode::Send::new(types::Fd(conn.fd), ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index));
+                let e = opcode::Send::new(types::Fd(conn.fd), ptr, len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+                    .user_data(ud(KIND_SEND, conn.generation, index));
                 self.push_sqe(e);
             } else if conn.closing == Closing::AfterWrite && conn.slots.is_empty() {
                 self.close(index);
@@ -383,7 +436,9 @@ impl EventLoop {
 
     /// Closes the socket now; the slot is freed once the kernel is done with its buffers.
     pub fn close(&mut self, index: u32) {
-        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return;
+        };
         if conn.closing == Closing::Closed {
             return;
         }
@@ -402,7 +457,9 @@ impl EventLoop {
     }
 
     fn maybe_release(&mut self, index: u32) {
-        let Some(conn) = self.conns[index as usize].as_ref() else { return };
+        let Some(conn) = self.conns[index as usize].as_ref() else {
+            return;
+        };
         if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed {
             // SAFETY: no operation refers to the descriptor any more.
             unsafe { libc::close(conn.fd) };
@@ -438,11 +495,29 @@ impl EventLoop {
 
     fn on_message(&mut self, msg: Message) {
         match msg {
-            Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
+            Message::Request {
+                from,
+                conn,
+                seq,
+                db,
+                resp,
+                cmd,
+                mut args,
+            } => {
                 self.execute_remote(cmd as usize, db as usize, resp, &mut args);
-                self.send_to(from, Message::Reply { conn, seq, bytes: Vec::new(), args });
+                self.send_to(
+                    from,
+                    Message::Reply {
+                        conn,
+                        seq,
+                        bytes: Vec::new(),
+                        args,
+                    },
+                );
             }
-            Message::Reply { conn, seq, args, .. } => {
+            Message::Reply {
+                conn, seq, args, ..
+            } => {
                 let index = conn.index;
                 if !self.conn_alive(index, conn.generation) {
                     self.pool.push(args);
@@ -480,7 +555,12 @@ impl EventLoop {
     }
 
     pub fn token(&self, index: u32) -> ConnToken {
-        ConnToken { index, generation: self.conns[index as usize].as_ref().map_or(0, |c| c.generation) }
+        ConnToken {
+            index,
+            generation: self.conns[index as usize]
+                .as_ref()
+                .map_or(0, |c| c.generation),
+        }
     }
 
     fn ring_doorbells(&mut self) {
@@ -501,7 +581,10 @@ impl EventLoop {
         if fd < 0 {
             return;
         }
-        let e = opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(ud(KIND_IGNORE, 0, 0));
+        let e = opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
+            .user_data(ud(KIND_IGNORE, 0, 0));
         self.push_sqe(e);
     }
 
@@ -511,47 +594,75 @@ impl EventLoop {
         }
         let list = std::mem::take(&mut self.deferred);
         for index in list {
-            if self.conns[index as usize].as_ref().is_some_and(|c| c.deferred) {
+            if self.conns[index as usize]
+                .as_ref()
+                .is_some_and(|c| c.deferred)
+            {
                 self.run_deferred(index);
             }
         }
     }
 
     fn run_deferred(&mut self, index: u32) {
-        let Some(c) = self.conns[index as usize].as_mut() else { return };
+        let Some(c) = self.conns[index as usize].as_mut() else {
+            return;
+        };
         c.deferred = false;
         self.process_input(index, None);
-        if self.conns[index as usize].as_ref().is_some_and(|c| !c.recv_armed && c.closing == Closing::No) {
+        if self.conns[index as usize]
+            .as_ref()
+            .is_some_and(|c| !c.recv_armed && c.closing == Closing::No)
+        {
             self.arm_recv(index);
         }
     }
 
     fn cron(&mut self, now: i64) {
+        let dirty = self.state().dirty;
+        self.server.persistence.dirty[self.id].store(dirty, Ordering::Relaxed);
+        if self.id == 0 {
+            let config = self.state().config.clone();
+            if crate::persistence::snapshot::cron(&self.server, &config) {
+                self.bgsave_from_cron();
+            }
+        }
         let hz = self.state().config.hz.max(1);
         let budget_usec = 250_000 / hz;
         self.state().active_expire_cycle(now, budget_usec);
         let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
         let limit = self.state().config.client_output_buffer_limit_normal;
         for index in 0..self.conns.len() as u32 {
-            let Some(conn) = self.conns[index as usize].as_mut() else { continue };
+            let Some(conn) = self.conns[index as usize].as_mut() else {
+                continue;
+            };
             if conn.closing == Closing::Closed {
                 continue;
             }
             let st = unsafe { &mut *self.state };
-            let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) else { continue };
+            let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) else {
+                continue;
+            };
             if info.kill_requested {
                 self.close(index);
                 self.maybe_release(index);
                 continue;
             }
-            if timeout_ms > 0 && now - info.last_interaction_ms > timeout_ms && conn.slots.is_empty() && !conn.client.monitor {
+            if timeout_ms > 0
+                && now - info.last_interaction_ms > timeout_ms
+                && conn.slots.is_empty()
+                && !conn.client.monitor
+            {
                 self.close(index);
                 self.maybe_release(index);
                 continue;
             }
             info.qbuf_bytes = conn.qbuf.len();
             info.out_bytes = conn.pending_output_bytes();
-            if limit.soft_bytes > 0 && conn.soft_limit_since_ms > 0 && (info.out_bytes as u64) > limit.soft_bytes && now - conn.soft_limit_since_ms > limit.soft_seconds as i64 * 1000 {
+            if limit.soft_bytes > 0
+                && conn.soft_limit_since_ms > 0
+                && (info.out_bytes as u64) > limit.soft_bytes
+                && now - conn.soft_limit_since_ms > limit.soft_seconds as i64 * 1000
+            {
                 crate::warning!("Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id, conn.client.addr);
                 st.stats.client_output_buffer_limit_disconnections += 1;
                 self.close(index);
@@ -561,10 +672,49 @@ impl EventLoop {
     }
 }
 
+impl EventLoop {
+    /// Starts a scheduled or save-point BGSAVE: holds every other shard
+    /// (retrying on the next tick if another command holds them), forks.
+    fn bgsave_from_cron(&mut self) {
+        let server = self.server.clone();
+        let mut others = crate::shard::hold::ShardMask::all(server.shard_count);
+        others.0 &= !(1u128 << self.id);
+        let guard = server.hold.try_hold(self.id, others, |t| {
+            if server.needs_doorbell(t) {
+                self.ring_doorbell(t);
+                let _ = self.ring.submit();
+            }
+        });
+        let Some(guard) = guard else { return };
+        for t in others.iter() {
+            self.set.set(t, server.hold.shard_ptr(t));
+        }
+        let config = self.state().config.clone();
+        if crate::persistence::snapshot::start_bgsave(&server, &self.set, &config, guard.wait)
+            .is_ok()
+        {
+            server.persistence.lock().scheduled = false;
+        }
+        for t in others.iter() {
+            self.set.set(t, std::ptr::null_mut());
+        }
+        drop(guard);
+    }
+}
+
 fn build_ring() -> std::io::Result<IoUring> {
-    let full = IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_coop_taskrun().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES);
+    let full = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_coop_taskrun()
+        .dontfork()
+        .setup_cqsize(RING_ENTRIES * 4)
+        .build(RING_ENTRIES);
     match full {
         Ok(r) => Ok(r),
-        Err(_) => IoUring::builder().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES),
+        Err(_) => IoUring::builder()
+            .dontfork()
+            .setup_cqsize(RING_ENTRIES * 4)
+            .build(RING_ENTRIES),
     }
 }

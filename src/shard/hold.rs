@@ -40,8 +40,10 @@ pub struct HoldTable {
     pub slots: Vec<HoldSlot>,
     lock: Mutex<()>,
     coordinator: AtomicUsize,
-    /// Held-command statistics: how long coordinators waited for targets.
+    /// Held-command statistics: how many holds were taken.
     pub holds_total: std::sync::atomic::AtomicU64,
+    /// How long the last hold waited for its targets to park (microseconds).
+    pub last_wait_usec: std::sync::atomic::AtomicU64,
 }
 
 /// A set of shards, at most 128.
@@ -93,7 +95,9 @@ pub struct ShardSet {
 
 impl ShardSet {
     pub fn new(n: usize) -> ShardSet {
-        ShardSet { ptrs: vec![std::ptr::null_mut(); n] }
+        ShardSet {
+            ptrs: vec![std::ptr::null_mut(); n],
+        }
     }
     pub fn set(&mut self, i: usize, p: *mut ShardState) {
         self.ptrs[i] = p;
@@ -118,7 +122,10 @@ impl ShardSet {
     #[allow(clippy::mut_from_ref)]
     pub fn get(&self, i: usize) -> &mut ShardState {
         let p = self.ptrs[i];
-        assert!(!p.is_null(), "shard {i} touched without being owned or held");
+        assert!(
+            !p.is_null(),
+            "shard {i} touched without being owned or held"
+        );
         // SAFETY: a non-null pointer is either this thread's own shard or a
         // shard parked by the hold protocol until we release it; callers use
         // one `&mut` at a time (handlers never keep two alive at once).
@@ -130,11 +137,16 @@ impl HoldTable {
     pub fn new(n: usize) -> HoldTable {
         HoldTable {
             slots: (0..n)
-                .map(|_| HoldSlot { state: AtomicU32::new(RUNNING), thread: OnceLock::new(), shard: AtomicPtr::new(std::ptr::null_mut()) })
+                .map(|_| HoldSlot {
+                    state: AtomicU32::new(RUNNING),
+                    thread: OnceLock::new(),
+                    shard: AtomicPtr::new(std::ptr::null_mut()),
+                })
                 .collect(),
             lock: Mutex::new(()),
             coordinator: AtomicUsize::new(usize::MAX),
             holds_total: Default::default(),
+            last_wait_usec: Default::default(),
         }
     }
 
@@ -167,7 +179,12 @@ impl HoldTable {
 
     /// Tries to become the coordinator and hold `targets` (never `me`).
     /// `ring` is called for each target to wake it if it sleeps in its ring.
-    pub fn try_hold(&self, me: usize, targets: ShardMask, mut ring: impl FnMut(usize)) -> Option<HoldGuard<'_>> {
+    pub fn try_hold(
+        &self,
+        me: usize,
+        targets: ShardMask,
+        mut ring: impl FnMut(usize),
+    ) -> Option<HoldGuard<'_>> {
         let guard = match self.lock.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::WouldBlock) => return None,
@@ -192,7 +209,14 @@ impl HoldTable {
             }
         }
         self.holds_total.fetch_add(1, Ordering::Relaxed);
-        Some(HoldGuard { table: self, targets, _lock: guard, wait: start.elapsed() })
+        self.last_wait_usec
+            .store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Some(HoldGuard {
+            table: self,
+            targets,
+            _lock: guard,
+            wait: start.elapsed(),
+        })
     }
 
     /// Pointer to shard `i`'s state (valid only while it is held or owned).

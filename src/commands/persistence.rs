@@ -1,0 +1,85 @@
+//! SAVE, BGSAVE [SCHEDULE|CANCEL], LASTSAVE (Redis's rdb.c commands; CANCEL
+//! as Valkey 8.1).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{err, flags::*, CommandSpec, Ctx, Route};
+use crate::persistence::snapshot;
+use crate::protocol::Reply;
+use crate::util::eq_ic;
+
+pub fn commands() -> Vec<CommandSpec> {
+    vec![
+        CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, save)
+            .route(Route::All)
+            .group("server")
+            .doc("1.0.0", "Synchronously save the dataset to disk"),
+        CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, bgsave)
+            .route(Route::All)
+            .group("server")
+            .doc("1.0.0", "Asynchronously save the dataset to disk"),
+        CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, lastsave)
+            .group("server")
+            .doc(
+                "1.0.0",
+                "Get the UNIX time stamp of the last successful save to disk",
+            ),
+    ]
+}
+
+fn save(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let config = ctx.config().clone();
+    match snapshot::save_foreground(ctx.server, ctx.shards, &config) {
+        Ok(()) => r.ok(),
+        Err(e) => r.error(&e),
+    }
+}
+
+fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let mut schedule = false;
+    if args.len() > 1 {
+        if args.len() == 2 && eq_ic(args[1], "schedule") {
+            schedule = true;
+        } else if args.len() == 2 && eq_ic(args[1], "cancel") {
+            match snapshot::cancel(ctx.server) {
+                Ok(msg) => r.simple(msg),
+                Err(e) => r.error(e),
+            }
+            return;
+        } else {
+            r.error(err::SYNTAX);
+            return;
+        }
+    }
+    let p = &ctx.server.persistence;
+    {
+        let mut st = p.lock();
+        if let Some(c) = &st.child {
+            if c.kind == snapshot::ChildKind::Rdb {
+                drop(st);
+                r.error("ERR Background save already in progress");
+                return;
+            }
+            if schedule {
+                st.scheduled = true;
+                drop(st);
+                r.simple("Background saving scheduled");
+            } else {
+                drop(st);
+                r.error("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
+            }
+            return;
+        }
+    }
+    let config = ctx.config().clone();
+    let barrier = Duration::from_micros(ctx.server.hold.last_wait_usec.load(Ordering::Relaxed));
+    match snapshot::start_bgsave(ctx.server, ctx.shards, &config, barrier) {
+        Ok(_) => r.simple("Background saving started"),
+        Err(e) => r.error(&e),
+    }
+}
+
+fn lastsave(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    r.int(ctx.server.persistence.lock().last_save_unix);
+}

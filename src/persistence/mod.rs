@@ -1,0 +1,9 @@
+//! Persistence: the RDB format, the O_DIRECT writer, and snapshots (SAVE in
+//! the foreground, BGSAVE in a forked child), plus loading at start-up.
+
+pub mod lzf;
+pub mod rdb;
+pub mod snapshot;
+pub mod writer;
+
+pub use snapshot::{Persistence, SaveStatus};

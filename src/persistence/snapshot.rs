@@ -1,0 +1,721 @@
+//! Snapshots. BGSAVE runs with every shard held (parked between commands),
+//! so one thread forks a child that sees a consistent point-in-time image;
+//! then every shard resumes. The child serialises one section per shard in
+//! parallel threads, writes the file through `DirectWriter`, reports progress
+//! and copy-on-write over a pipe, and exits with `_exit`. The parent polls
+//! the pipe and reaps the child from a shard's cron with WNOHANG, so no
+//! shard ever blocks on it.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::rdb::{self, Encoder};
+use super::writer::{rename_durably, DirectWriter, CHUNK_BYTES};
+use crate::config::Config;
+use crate::shard::hold::ShardSet;
+use crate::shard::ShardState;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ChildKind {
+    Rdb,
+    /// Reserved for the AOF rewrite of a later issue.
+    Aof,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SaveStatus {
+    Ok,
+    Err,
+}
+
+pub struct Child {
+    pub pid: i32,
+    pub kind: ChildKind,
+    pub start_ms: i64,
+    pub pipe: RawFd,
+    pub keys_total: u64,
+    pub keys_done: u64,
+    pub bytes_done: u64,
+    pub cow_current: u64,
+    pub cow_peak: u64,
+    pub cow_sum: u64,
+    pub cow_samples: u64,
+    pub cow_updated_ms: i64,
+    pub cancelled: bool,
+    /// The dirty counter when the child forked (becomes the saved baseline on success).
+    pub dirty_at_fork: u64,
+    partial: Vec<u8>,
+}
+
+/// Everything INFO persistence / stats report, and the histograms.
+pub struct PersistState {
+    pub child: Option<Child>,
+    pub scheduled: bool,
+    pub last_save_unix: i64,
+    pub last_bgsave_status: SaveStatus,
+    pub last_bgsave_time_sec: i64,
+    pub last_bgsave_try_ms: i64,
+    pub rdb_saves: u64,
+    pub last_cow_bytes: u64,
+    pub dirty_at_last_save: u64,
+    pub latest_fork_usec: u64,
+    pub total_forks: u64,
+    pub last_load_keys_loaded: u64,
+    pub last_load_keys_expired: u64,
+    pub fork_usec: Histogram<u64>,
+    pub pause_usec: Histogram<u64>,
+    pub barrier_usec: Histogram<u64>,
+    pub cow_bytes: Histogram<u64>,
+}
+
+pub struct Persistence {
+    pub state: Mutex<PersistState>,
+    /// Writes refused with MISCONF (stop-writes-on-bgsave-error after a failed save).
+    pub writes_blocked: AtomicBool,
+    /// A snapshot child is running (shards record command latency apart meanwhile).
+    pub snapshot_active: AtomicBool,
+    /// Each shard's dirty counter, published by its cron.
+    pub dirty: Vec<AtomicU64>,
+}
+
+const MSG_PROGRESS: u64 = 1;
+const MSG_DONE: u64 = 2;
+const MSG_FAILED: u64 = 3;
+
+fn histogram(high: u64) -> Histogram<u64> {
+    Histogram::new_with_bounds(1, high, 3).expect("histogram bounds")
+}
+
+impl Persistence {
+    pub fn new(shards: usize) -> Persistence {
+        Persistence {
+            state: Mutex::new(PersistState {
+                child: None,
+                scheduled: false,
+                last_save_unix: crate::util::unix_ms() / 1000,
+                last_bgsave_status: SaveStatus::Ok,
+                last_bgsave_time_sec: -1,
+                last_bgsave_try_ms: 0,
+                rdb_saves: 0,
+                last_cow_bytes: 0,
+                dirty_at_last_save: 0,
+                latest_fork_usec: 0,
+                total_forks: 0,
+                last_load_keys_loaded: 0,
+                last_load_keys_expired: 0,
+                fork_usec: histogram(60_000_000),
+                pause_usec: histogram(60_000_000),
+                barrier_usec: histogram(60_000_000),
+                cow_bytes: histogram(1 << 44),
+            }),
+            writes_blocked: AtomicBool::new(false),
+            snapshot_active: AtomicBool::new(false),
+            dirty: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, PersistState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn dirty_total(&self) -> u64 {
+        self.dirty.iter().map(|d| d.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Recomputes the MISCONF gate from the config and the last status.
+    pub fn update_write_gate(&self, config: &Config) {
+        let st = self.lock();
+        let blocked = config.stop_writes_on_bgsave_error
+            && !config.save.is_empty()
+            && st.last_bgsave_status == SaveStatus::Err;
+        self.writes_blocked.store(blocked, Ordering::Relaxed);
+    }
+
+    pub fn reset_stats(&self) {
+        let mut st = self.lock();
+        st.fork_usec.reset();
+        st.pause_usec.reset();
+        st.barrier_usec.reset();
+        st.cow_bytes.reset();
+    }
+}
+
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+fn rdb_path(config: &Config) -> String {
+    format!("{}/{}", config.dir, config.dbfilename)
+}
+
+/// Serialises every shard into `path` (temp file) and renames it over the
+/// dump. Runs in the BGSAVE child, or in the foreground for SAVE with every
+/// shard held. `progress` is called from the writing thread.
+pub fn write_dump(
+    states: &[*mut ShardState],
+    config: &Config,
+    path: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> std::io::Result<u64> {
+    let mut out = DirectWriter::create(path)?;
+    if !out.direct {
+        log_any(
+            crate::config::LogLevel::Notice,
+            "O_DIRECT refused by the file system; writing the RDB file with buffered I/O",
+        );
+    }
+    let mut head = Encoder::new(false, 4096);
+    head.save_header();
+    head.save_aux("redis-ver", b"7.0.15");
+    head.save_aux("redis-bits", b"64");
+    head.save_aux(
+        "ctime",
+        (crate::util::unix_ms() / 1000).to_string().as_bytes(),
+    );
+    let used = tikv_jemalloc_ctl::epoch::advance()
+        .ok()
+        .and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok())
+        .unwrap_or(0);
+    head.save_aux("used-mem", used.to_string().as_bytes());
+    head.save_aux("aof-base", b"0");
+    head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
+    out.write(&head.buf)?;
+
+    let compress = config.rdbcompression;
+    let now = crate::util::unix_ms();
+    let keys_done = AtomicU64::new(0);
+    let result: std::io::Result<()> = std::thread::scope(|scope| {
+        let mut receivers = vec![];
+        for &p in states {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
+            receivers.push(rx);
+            let p = p as usize;
+            let keys_done = &keys_done;
+            scope.spawn(move || {
+                // SAFETY: every shard is parked (held) or frozen in the child
+                // for the whole scope; this thread only reads it.
+                let state = unsafe { &*(p as *const ShardState) };
+                let mut enc = Encoder::new(compress, CHUNK_BYTES + 64 * 1024);
+                for (dbi, db) in state.dbs.iter().enumerate() {
+                    if db.map.is_empty() {
+                        continue;
+                    }
+                    enc.save_select_db(dbi, db.map.len(), db.expires.len());
+                    let mut n = 0u64;
+                    for (k, e) in db.map.iter() {
+                        if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
+                            continue;
+                        }
+                        enc.save_pair(k, e);
+                        n += 1;
+                        if enc.buf.len() >= CHUNK_BYTES {
+                            keys_done.fetch_add(n, Ordering::Relaxed);
+                            n = 0;
+                            let chunk = std::mem::replace(
+                                &mut enc.buf,
+                                Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
+                            );
+                            if tx.send(chunk).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    keys_done.fetch_add(n, Ordering::Relaxed);
+                }
+                if !enc.buf.is_empty() {
+                    let _ = tx.send(std::mem::take(&mut enc.buf));
+                }
+            });
+        }
+        // The sections go out in shard order, one sequential file.
+        for rx in receivers {
+            for chunk in rx {
+                out.write(&chunk)?;
+                progress(keys_done.load(Ordering::Relaxed), out.total);
+            }
+        }
+        Ok(())
+    });
+    result?;
+    out.write(&[rdb::OPCODE_EOF])?;
+    let crc = if config.rdbchecksum { out.crc() } else { 0 };
+    out.write_raw(&crc.to_le_bytes())?;
+    let total = out.finish()?;
+    Ok(total)
+}
+
+/// Log lines from a forked child: the sink's mutex might be in any state
+/// there, so it is only tried, never waited for.
+fn log_any(level: crate::config::LogLevel, msg: &str) {
+    crate::log::log_try(level, msg);
+}
+
+/// Reads Private_Dirty (bytes) of this process: what fork's copy-on-write
+/// has duplicated so far, seen from the child.
+pub fn private_dirty_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let mut total = 0u64;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Private_Dirty:") {
+            total += rest
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+                * 1024;
+        }
+    }
+    total
+}
+
+fn write_msg(fd: RawFd, kind: u64, a: u64, b: u64, c: u64) {
+    let mut buf = [0u8; 32];
+    buf[0..8].copy_from_slice(&kind.to_le_bytes());
+    buf[8..16].copy_from_slice(&a.to_le_bytes());
+    buf[16..24].copy_from_slice(&b.to_le_bytes());
+    buf[24..32].copy_from_slice(&c.to_le_bytes());
+    // SAFETY: a 32-byte write (atomic on a pipe) from a stack buffer.
+    unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, 32) };
+}
+
+/// The child's whole life after fork(): never returns.
+fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
+    crate::log::set_role('C');
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let tmp = format!("{}/temp-{}.rdb", config.dir, pid);
+    let mut last_sample = Instant::now() - Duration::from_secs(1);
+    let mut sample_cost = Duration::from_micros(100);
+    let mut cow = 0u64;
+    let result = write_dump(&states, config, &tmp, |keys, bytes| {
+        // Keep smaps reading under ~1% of the child's time.
+        if last_sample.elapsed() >= (sample_cost * 100).max(Duration::from_millis(100)) {
+            let t = Instant::now();
+            cow = private_dirty_bytes();
+            sample_cost = t.elapsed();
+            last_sample = Instant::now();
+        }
+        write_msg(pipe, MSG_PROGRESS, keys, bytes, cow);
+    });
+    let code = match result.and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir)) {
+        Ok(()) => {
+            log_any(crate::config::LogLevel::Notice, "DB saved on disk");
+            let cow = private_dirty_bytes();
+            write_msg(pipe, MSG_DONE, 0, 0, cow);
+            0
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            log_any(
+                crate::config::LogLevel::Warning,
+                &format!("Write error saving DB on disk: {}", e),
+            );
+            write_msg(pipe, MSG_FAILED, 0, 0, 0);
+            1
+        }
+    };
+    // SAFETY: leave without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// Starts a BGSAVE. Must be called with every shard owned or held (`shards`
+/// has a pointer for each). `barrier` is how long the hold took to park them.
+pub fn start_bgsave(
+    server: &crate::server::Server,
+    shards: &ShardSet,
+    config: &Config,
+    barrier: Duration,
+) -> Result<i32, String> {
+    let p = &server.persistence;
+    {
+        let st = p.lock();
+        if let Some(c) = &st.child {
+            return Err(if c.kind == ChildKind::Rdb {
+                "ERR Background save already in progress".into()
+            } else {
+                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into()
+            });
+        }
+    }
+    let states: Vec<*mut ShardState> = (0..shards.len())
+        .map(|i| shards.get(i) as *mut ShardState)
+        .collect();
+    let dirty_now: u64 = states.iter().map(|&s| unsafe { (*s).dirty }).sum();
+    let keys_total: u64 = states
+        .iter()
+        .map(|&s| unsafe { (*s).dbs.iter().map(|d| d.len() as u64).sum::<u64>() })
+        .sum();
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!(
+            "ERR Can't create pipe for the child: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let fork_start = Instant::now();
+    // SAFETY: every other shard thread is parked at a quiescent point; the
+    // child only reads memory, uses its own ring and threads, and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: closing the read end in the child.
+        unsafe { libc::close(fds[0]) };
+        child_main(states, config, fds[1]);
+    }
+    let fork_usec = fork_start.elapsed().as_micros() as u64;
+    // SAFETY: the write end belongs to the child now.
+    unsafe { libc::close(fds[1]) };
+    if pid < 0 {
+        // SAFETY: closing our read end.
+        unsafe { libc::close(fds[0]) };
+        let mut st = p.lock();
+        st.last_bgsave_status = SaveStatus::Err;
+        drop(st);
+        p.update_write_gate(config);
+        crate::warning!(
+            "Can't save in background: fork: {}",
+            std::io::Error::last_os_error()
+        );
+        return Err("ERR".into());
+    }
+    // SAFETY: non-blocking reads from the cron.
+    unsafe { libc::fcntl(fds[0], libc::F_SETFL, libc::O_NONBLOCK) };
+    let now = crate::util::unix_ms();
+    let mut st = p.lock();
+    st.latest_fork_usec = fork_usec;
+    st.total_forks += 1;
+    st.last_bgsave_try_ms = now;
+    let _ = st.fork_usec.record(fork_usec.max(1));
+    let barrier_usec = barrier.as_micros() as u64;
+    let _ = st.barrier_usec.record(barrier_usec.max(1));
+    let _ = st.pause_usec.record((barrier_usec + fork_usec).max(1));
+    st.child = Some(Child {
+        pid,
+        kind: ChildKind::Rdb,
+        start_ms: now,
+        pipe: fds[0],
+        keys_total,
+        keys_done: 0,
+        bytes_done: 0,
+        cow_current: 0,
+        cow_peak: 0,
+        cow_sum: 0,
+        cow_samples: 0,
+        cow_updated_ms: now,
+        cancelled: false,
+        dirty_at_fork: dirty_now,
+        partial: Vec::new(),
+    });
+    drop(st);
+    p.snapshot_active.store(true, Ordering::Relaxed);
+    let threshold = config.latency_monitor_threshold_ms;
+    if threshold > 0 && fork_usec / 1000 >= threshold {
+        // The `fork` event of LATENCY LATEST/HISTORY, kept on the forking shard.
+        let home = shards.get(0);
+        home.stats
+            .latency
+            .add_sample("fork", fork_usec / 1000, now / 1000);
+    }
+    crate::notice!("Background saving started by pid {}", pid);
+    Ok(pid)
+}
+
+/// SAVE: serialise in the foreground (every shard held).
+pub fn save_foreground(
+    server: &crate::server::Server,
+    shards: &ShardSet,
+    config: &Config,
+) -> Result<(), String> {
+    let p = &server.persistence;
+    if p.lock()
+        .child
+        .as_ref()
+        .is_some_and(|c| c.kind == ChildKind::Rdb)
+    {
+        return Err("ERR Background save already in progress".into());
+    }
+    let states: Vec<*mut ShardState> = (0..shards.len())
+        .map(|i| shards.get(i) as *mut ShardState)
+        .collect();
+    let dirty_now: u64 = states.iter().map(|&s| unsafe { (*s).dirty }).sum();
+    let tmp = format!("{}/temp-{}.rdb", config.dir, std::process::id());
+    let res = write_dump(&states, config, &tmp, |_, _| {})
+        .and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir));
+    let mut st = p.lock();
+    match res {
+        Ok(()) => {
+            st.last_save_unix = crate::util::unix_ms() / 1000;
+            st.dirty_at_last_save = dirty_now;
+            st.last_bgsave_status = SaveStatus::Ok;
+            st.rdb_saves += 1;
+            drop(st);
+            p.update_write_gate(config);
+            crate::notice!("DB saved on disk");
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            st.last_bgsave_status = SaveStatus::Err;
+            drop(st);
+            p.update_write_gate(config);
+            crate::warning!("Write error saving DB on disk: {}", e);
+            Err("ERR".into())
+        }
+    }
+}
+
+/// BGSAVE CANCEL.
+pub fn cancel(server: &crate::server::Server) -> Result<&'static str, &'static str> {
+    let mut st = server.persistence.lock();
+    if let Some(c) = st.child.as_mut() {
+        if c.kind == ChildKind::Rdb {
+            c.cancelled = true;
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.pid, libc::SIGUSR1) };
+            crate::notice!(
+                "Background saving cancelled by user request, killing pid {}",
+                c.pid
+            );
+            return Ok("Background saving cancelled");
+        }
+    }
+    if st.scheduled {
+        st.scheduled = false;
+        return Ok("Scheduled background saving cancelled");
+    }
+    Err("ERR Background saving is currently not in progress or scheduled")
+}
+
+/// Polls the child from a shard's cron: progress messages, then reaping.
+/// Returns true when a BGSAVE should start now (scheduled, or a save point).
+pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
+    let p = &server.persistence;
+    let mut st = p.lock();
+    let now = crate::util::unix_ms();
+    if let Some(child) = st.child.as_mut() {
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: non-blocking read into a stack buffer.
+            let n =
+                unsafe { libc::read(child.pipe, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            child.partial.extend_from_slice(&buf[..n as usize]);
+        }
+        let whole = child.partial.len() / 32 * 32;
+        let msgs: Vec<u8> = child.partial.drain(..whole).collect();
+        for m in msgs.chunks(32) {
+            let word = |i: usize| u64::from_le_bytes(m[i * 8..i * 8 + 8].try_into().unwrap());
+            if word(0) == MSG_PROGRESS || word(0) == MSG_DONE {
+                if word(0) == MSG_PROGRESS {
+                    child.keys_done = word(1);
+                    child.bytes_done = word(2);
+                }
+                let cow = word(3);
+                if cow > 0 && cow != child.cow_current {
+                    child.cow_current = cow;
+                    child.cow_peak = child.cow_peak.max(cow);
+                    child.cow_sum += cow;
+                    child.cow_samples += 1;
+                    child.cow_updated_ms = now;
+                }
+            }
+        }
+        let mut status = 0i32;
+        // SAFETY: non-blocking wait for our own child.
+        let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
+        if r == child.pid {
+            let child = st.child.take().unwrap();
+            // SAFETY: closing our read end.
+            unsafe { libc::close(child.pipe) };
+            p.snapshot_active.store(false, Ordering::Relaxed);
+            let elapsed = (now - child.start_ms) / 1000;
+            st.last_bgsave_time_sec = elapsed;
+            st.last_cow_bytes = child.cow_peak;
+            let _ = st.cow_bytes.record(child.cow_peak.max(1));
+            if child.cow_peak > 0 {
+                crate::notice!(
+                    "Fork CoW for RDB: current {} MB, peak {} MB, average {} MB",
+                    child.cow_current >> 20,
+                    child.cow_peak >> 20,
+                    (child.cow_sum / child.cow_samples.max(1)) >> 20
+                );
+            }
+            if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                crate::notice!("Background saving terminated with success");
+                st.last_save_unix = now / 1000;
+                st.dirty_at_last_save = child.dirty_at_fork;
+                st.last_bgsave_status = SaveStatus::Ok;
+                st.rdb_saves += 1;
+            } else if libc::WIFSIGNALED(status) {
+                let sig = libc::WTERMSIG(status);
+                crate::warning!("Background saving terminated by signal {}", sig);
+                let _ = std::fs::remove_file(format!("{}/temp-{}.rdb", config.dir, child.pid));
+                if sig != libc::SIGUSR1 {
+                    st.last_bgsave_status = SaveStatus::Err;
+                }
+            } else {
+                crate::warning!("Background saving error");
+                let _ = std::fs::remove_file(format!("{}/temp-{}.rdb", config.dir, child.pid));
+                st.last_bgsave_status = SaveStatus::Err;
+            }
+            drop(st);
+            p.update_write_gate(config);
+            return false;
+        }
+        return false;
+    }
+    if st.scheduled {
+        return true;
+    }
+    // Save points: "save <seconds> <changes>"; after a failed save wait 5 s
+    // before trying again, as Redis's CONFIG_BGSAVE_RETRY_DELAY.
+    let dirty = p.dirty_total().saturating_sub(st.dirty_at_last_save);
+    let since_save = now / 1000 - st.last_save_unix;
+    let retry_ok = st.last_bgsave_status == SaveStatus::Ok || now - st.last_bgsave_try_ms > 5000;
+    for &(secs, changes) in &config.save {
+        if dirty >= changes && since_save >= secs as i64 && retry_ok {
+            crate::notice!("{} changes in {} seconds. Saving...", changes, secs);
+            return true;
+        }
+    }
+    false
+}
+
+/// Loads `dir/dbfilename` into the shard states before they start serving.
+/// A missing file is an empty dataset; a bad one is a refusal to start.
+pub fn load_at_startup(
+    states: &mut [Box<ShardState>],
+    config: &Config,
+    p: &Persistence,
+) -> Result<(), String> {
+    let path = rdb_path(config);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "Fatal error loading the DB {}: {}. Exiting.",
+                path, e
+            ))
+        }
+    };
+    let start = Instant::now();
+    let shards = states.len();
+    let databases = config.databases;
+    let mut bad_db = None;
+    let stats = rdb::load(&data, crate::util::unix_ms(), |db, key, entry| {
+        if db >= databases {
+            bad_db = Some(db);
+            return;
+        }
+        let s = crate::shard::slot::key_shard(&key, shards);
+        states[s].dbs[db].insert_entry(key.into_boxed_slice(), entry);
+    })
+    .map_err(|e| format!("Short read or OOM loading DB. Unrecoverable error, aborting now. {} ({}). Refusing to start with a partial dataset.", e, path))?;
+    if let Some(db) = bad_db {
+        return Err(format!("FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting", databases, db));
+    }
+    let mut st = p.lock();
+    st.last_load_keys_loaded = stats.keys_loaded;
+    st.last_load_keys_expired = stats.keys_expired;
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if let Ok(m) = meta.modified() {
+            st.last_save_unix = m
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(st.last_save_unix);
+        }
+    }
+    crate::notice!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        stats.keys_loaded,
+        stats.keys_expired
+    );
+    crate::notice!(
+        "DB loaded from disk: {:.3} seconds",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `INFO persistence`, with Redis 7.0's field names.
+pub fn info_persistence(server: &crate::server::Server) -> String {
+    let p = &server.persistence;
+    let st = p.lock();
+    let now = crate::util::unix_ms();
+    let (in_progress, cur_time, cow_size, cow_peak, cow_age, fork_perc, keys_done, keys_total) =
+        match &st.child {
+            Some(c) if c.kind == ChildKind::Rdb => {
+                let perc = if c.keys_total > 0 {
+                    c.keys_done as f64 * 100.0 / c.keys_total as f64
+                } else {
+                    0.0
+                };
+                (
+                    1,
+                    (now - c.start_ms) / 1000,
+                    c.cow_current,
+                    c.cow_peak,
+                    (now - c.cow_updated_ms) / 1000,
+                    perc,
+                    c.keys_done,
+                    c.keys_total,
+                )
+            }
+            _ => (0, -1, 0, 0, 0, 0.0, 0, 0),
+        };
+    let changes = p.dirty_total().saturating_sub(st.dirty_at_last_save);
+    let mut s = String::new();
+    s.push_str("loading:0\r\nasync_loading:0\r\n");
+    s.push_str(&format!("current_cow_peak:{}\r\ncurrent_cow_size:{}\r\ncurrent_cow_size_age:{}\r\ncurrent_fork_perc:{:.2}\r\ncurrent_save_keys_processed:{}\r\ncurrent_save_keys_total:{}\r\n", cow_peak, cow_size, cow_age, fork_perc, keys_done, keys_total));
+    s.push_str(&format!(
+        "rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n",
+        changes, in_progress, st.last_save_unix
+    ));
+    s.push_str(&format!(
+        "rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
+        if st.last_bgsave_status == SaveStatus::Ok { "ok" } else { "err" },
+        st.last_bgsave_time_sec,
+        cur_time,
+        st.rdb_saves,
+        st.last_cow_bytes,
+        st.last_load_keys_expired,
+        st.last_load_keys_loaded
+    ));
+    s.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n");
+    s
+}
+
+/// `# Snapshot`: ringkv's histograms (Redis has none), p50/p99/p999/max and counts.
+pub fn info_snapshot(server: &crate::server::Server) -> String {
+    let st = server.persistence.lock();
+    let mut s = String::new();
+    for (name, h) in [
+        ("fork_usec", &st.fork_usec),
+        ("pause_usec", &st.pause_usec),
+        ("barrier_usec", &st.barrier_usec),
+        ("cow_bytes", &st.cow_bytes),
+    ] {
+        s.push_str(&format!(
+            "snapshot_{}:count={},p50={},p99={},p999={},max={}\r\n",
+            name,
+            h.len(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max()
+        ));
+    }
+    s
+}
+
+/// `latest_fork_usec` and `total_forks` for INFO stats.
+pub fn info_stats_fork(server: &crate::server::Server) -> (u64, u64) {
+    let st = server.persistence.lock();
+    (st.latest_fork_usec, st.total_forks)
+}
