@@ -29,13 +29,7 @@ use shard::ShardState;
 
 /// Starts the shard threads and blocks until the server shuts down.
 pub fn run(config: Config) -> Result<(), String> {
-    let shards = if config.shards == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        config.shards
-    };
+    let shards = if config.shards == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { config.shards };
     if shards > 128 {
         return Err("shards must be at most 128".into());
     }
@@ -49,8 +43,7 @@ pub fn run(config: Config) -> Result<(), String> {
         } else if b == "::*" {
             "::".parse().unwrap()
         } else {
-            b.parse()
-                .map_err(|_| format!("Invalid bind address '{}'", b))?
+            b.parse().map_err(|_| format!("Invalid bind address '{}'", b))?
         };
         addrs.push(SocketAddr::new(ip, config.port));
     }
@@ -58,27 +51,18 @@ pub fn run(config: Config) -> Result<(), String> {
     for _ in 0..shards {
         let mut v = vec![];
         for a in &addrs {
-            let fd = network::listener::listen(a, 511).map_err(|e| {
-                format!(
-                    "Warning: Could not create server TCP listening socket {}: {}",
-                    a, e
-                )
-            })?;
+            let fd = network::listener::listen(a, 511).map_err(|e| format!("Warning: Could not create server TCP listening socket {}: {}", a, e))?;
             v.push(fd);
         }
         listeners.push(v);
     }
     // Shard states are built here so the dump can be loaded into them before
     // any thread serves; each thread then owns its state.
-    let mut states: Vec<Box<ShardState>> = (0..shards)
-        .map(|id| Box::new(ShardState::new(id, shards, config.clone())))
-        .collect();
+    let mut states: Vec<Box<ShardState>> = (0..shards).map(|id| Box::new(ShardState::new(id, shards, config.clone()))).collect();
     persistence::snapshot::load_at_startup(&mut states, &config, &server.persistence)?;
     let mut states: Vec<Option<Box<ShardState>>> = states.into_iter().map(Some).collect();
     let mesh = shard::mailbox::mesh(shards, network::event_loop::MAILBOX_CAPACITY);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = vec![];
     for (id, ((outboxes, inboxes), fds)) in mesh.into_iter().zip(listeners).enumerate() {
         let server = server.clone();
@@ -92,28 +76,28 @@ pub fn run(config: Config) -> Result<(), String> {
                 }
                 let state = state_addr as *mut ShardState;
                 server.hold.register(id, state);
-                // Extra bind addresses are served by the same loop through more accepts later;
-                // the first listener is the ring's accept source.
-                let listener = fds.first().copied().unwrap_or(-1);
-                let mut lp = network::event_loop::EventLoop::new(
-                    id, server, state, listener, outboxes, inboxes,
-                )
-                .expect("io_uring setup failed");
+                let mut lp = match network::event_loop::EventLoop::new(id, server, state, fds, outboxes, inboxes) {
+                    Ok(lp) => lp,
+                    Err(e) => {
+                        warning!("Failed creating the io_uring of shard {}: {}. Is io_uring enabled (kernel.io_uring_disabled)?", id, e);
+                        std::process::exit(1);
+                    }
+                };
+                let (first, last) = shard::slot::shard_slot_range(id, shards);
+                let core = if pin { format!("pinned to core {}", id % cores) } else { "not pinned".to_string() };
+                notice!("Shard {} on thread ringkv-shard-{} ({}), slots {}-{}, ring features: {}", id, id, core, first, last, lp.features());
                 lp.run();
             })
             .map_err(|e| e.to_string())?;
         handles.push(h);
     }
+    system_warnings();
     notice!("Server initialized");
     notice!(
         "ringkv {} with {} shard thread(s){}, listening on {} port {}",
         env!("CARGO_PKG_VERSION"),
         shards,
-        if config.cpu_affinity {
-            " pinned to cores 0..".to_string() + &(shards - 1).to_string()
-        } else {
-            String::new()
-        },
+        if config.cpu_affinity { " pinned to cores 0..".to_string() + &(shards - 1).to_string() } else { String::new() },
         config.bind.join(" "),
         config.port
     );
@@ -122,6 +106,22 @@ pub fn run(config: Config) -> Result<(), String> {
         let _ = h.join();
     }
     Ok(())
+}
+
+/// The warnings Redis prints about the kernel's memory settings, which
+/// matter for BGSAVE's fork (overcommit) and copy-on-write cost (THP).
+fn system_warnings() {
+    if let Ok(v) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
+        if v.trim() != "1" {
+            warning!("WARNING Memory overcommit must be enabled! Without it, a background save or replication may fail under low memory condition. Being disabled, it can can also cause failures without low memory condition, see https://github.com/jemalloc/jemalloc/issues/1328. To fix this issue add 'vm.overcommit_memory = 1' to /etc/sysctl.conf and then reboot or run the command 'sysctl vm.overcommit_memory=1' for this to take effect.");
+        }
+    }
+    if let Ok(v) = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {
+        notice!("Transparent huge pages: {}", v.trim());
+        if v.contains("[always]") {
+            warning!("WARNING you have Transparent Huge Pages (THP) support enabled in your kernel. This will create latency and memory usage issues with Redis. To fix this issue run the command 'echo madvise > /sys/kernel/mm/transparent_hugepage/enabled' as root, and add it to your /etc/rc.local in order to retain the setting after a reboot. Redis must be restarted after THP is disabled (set to 'madvise' or 'never').");
+        }
+    }
 }
 
 fn pin_to_core(core: usize) {

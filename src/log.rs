@@ -21,11 +21,7 @@ pub fn set_role(role: char) {
 pub fn init(level: LogLevel, logfile: &str) -> Result<(), String> {
     set_level(level);
     if !logfile.is_empty() {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logfile)
-            .map_err(|e| format!("Can't open the log file: {}", e))?;
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(logfile).map_err(|e| format!("Can't open the log file: {}", e))?;
         *SINK.lock().unwrap() = Some(f);
     }
     Ok(())
@@ -41,9 +37,7 @@ pub fn enabled(level: LogLevel) -> bool {
 
 /// Formats a unix time in ms as Redis's log timestamp (UTC).
 pub fn timestamp(ms: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86400);
@@ -59,16 +53,7 @@ pub fn timestamp(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{:02} {} {} {:02}:{:02}:{:02}.{:03}",
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        millis
-    )
+    format!("{:02} {} {} {:02}:{:02}:{:02}.{:03}", d, MONTHS[(m - 1) as usize], y, rem / 3600, (rem % 3600) / 60, rem % 60, millis)
 }
 
 pub fn log(level: LogLevel, _role: char, msg: &str) {
@@ -92,19 +77,8 @@ fn write_line(level: LogLevel, msg: &str, only_try: bool) {
         LogLevel::Notice => '*',
         _ => '#',
     };
-    let line = format!(
-        "{}:{} {} {} {}\n",
-        std::process::id(),
-        role,
-        timestamp(crate::util::unix_ms()),
-        mark,
-        msg
-    );
-    let mut guard = if only_try {
-        SINK.try_lock().ok()
-    } else {
-        Some(SINK.lock().unwrap_or_else(|p| p.into_inner()))
-    };
+    let line = format!("{}:{} {} {} {}\n", std::process::id(), role, timestamp(crate::util::unix_ms()), mark, msg);
+    let mut guard = if only_try { SINK.try_lock().ok() } else { Some(SINK.lock().unwrap_or_else(|p| p.into_inner())) };
     match guard.as_mut().and_then(|g| g.as_mut()) {
         Some(f) => {
             let _ = f.write_all(line.as_bytes());

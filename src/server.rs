@@ -49,9 +49,7 @@ impl Server {
             monitors: AtomicUsize::new(0),
             start_ms: crate::util::unix_ms(),
             run_id,
-            executable: std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             pid: std::process::id(),
             tcp_port: AtomicUsize::new(port as usize),
             shutdown: AtomicBool::new(false),

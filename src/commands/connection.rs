@@ -5,26 +5,12 @@ use crate::protocol::Reply;
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("ping", -1, FAST | SENTINEL, ping)
-            .group("connection")
-            .doc("1.0.0", "Ping the server"),
-        CommandSpec::new("echo", 2, FAST, echo)
-            .group("connection")
-            .doc("1.0.0", "Echo the given string"),
+        CommandSpec::new("ping", -1, FAST | SENTINEL, ping).group("connection").doc("1.0.0", "Ping the server"),
+        CommandSpec::new("echo", 2, FAST, echo).group("connection").doc("1.0.0", "Echo the given string"),
         CommandSpec::new("select", 2, LOADING | STALE | FAST, select)
             .group("connection")
-            .doc(
-                "1.0.0",
-                "Change the selected database for the current connection",
-            ),
-        CommandSpec::new(
-            "quit",
-            -1,
-            ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
-            quit,
-        )
-        .group("connection")
-        .doc("1.0.0", "Close the connection"),
+            .doc("1.0.0", "Change the selected database for the current connection"),
+        CommandSpec::new("quit", -1, ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, quit).group("connection").doc("1.0.0", "Close the connection"),
     ]
 }
 

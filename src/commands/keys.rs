@@ -5,12 +5,8 @@ use crate::protocol::Reply;
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("del", -2, WRITE, del)
-            .keys(1, -1, 1)
-            .doc("1.0.0", "Delete a key"),
-        CommandSpec::new("exists", -2, READONLY | FAST, exists)
-            .keys(1, -1, 1)
-            .doc("1.0.0", "Determine if a key exists"),
+        CommandSpec::new("del", -2, WRITE, del).keys(1, -1, 1).doc("1.0.0", "Delete a key"),
+        CommandSpec::new("exists", -2, READONLY | FAST, exists).keys(1, -1, 1).doc("1.0.0", "Determine if a key exists"),
     ]
 }
 

@@ -116,11 +116,7 @@ impl CommandSpec {
             name,
             arity,
             flags,
-            keys: KeySpec {
-                first: 0,
-                last: 0,
-                step: 0,
-            },
+            keys: KeySpec { first: 0, last: 0, step: 0 },
             route: Route::Local,
             handler,
             group: "generic",
@@ -192,11 +188,7 @@ impl CommandTable {
                 assert!(dup.is_none(), "command {} registered twice", s.name);
             }
         }
-        CommandTable {
-            specs,
-            by_name,
-            subcommands,
-        }
+        CommandTable { specs, by_name, subcommands }
     }
 
     pub fn get() -> &'static CommandTable {
@@ -228,40 +220,24 @@ impl CommandTable {
     }
 
     pub fn subcommands_of(&self, name: &str) -> Vec<usize> {
-        let mut v: Vec<usize> = self
-            .subcommands
-            .get(name)
-            .map(|m| m.values().copied().collect())
-            .unwrap_or_default();
+        let mut v: Vec<usize> = self.subcommands.get(name).map(|m| m.values().copied().collect()).unwrap_or_default();
         v.sort();
         v
     }
 
     /// Top-level command ids (no subcommands), in table order.
     pub fn top_level(&self) -> impl Iterator<Item = usize> + '_ {
-        self.specs
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| !s.name.contains('|'))
-            .map(|(i, _)| i)
+        self.specs.iter().enumerate().filter(|(_, s)| !s.name.contains('|')).map(|(i, _)| i)
     }
 }
 
 /// Positions of the keys of `args` under `spec`'s key spec.
 pub fn key_positions(spec: &KeySpec, argc: usize) -> impl Iterator<Item = usize> {
     let first = spec.first.max(0) as usize;
-    let last = if spec.last < 0 {
-        argc as i64 + spec.last as i64
-    } else {
-        spec.last as i64
-    };
+    let last = if spec.last < 0 { argc as i64 + spec.last as i64 } else { spec.last as i64 };
     let step = spec.step.max(1) as usize;
     let last = last.min(argc as i64 - 1);
-    let range = if spec.first <= 0 || last < first as i64 {
-        0..0
-    } else {
-        first..(last as usize + 1)
-    };
+    let range = if spec.first <= 0 || last < first as i64 { 0..0 } else { first..(last as usize + 1) };
     range.step_by(step)
 }
 

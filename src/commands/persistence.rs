@@ -11,20 +11,11 @@ use crate::util::eq_ic;
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, save)
-            .route(Route::All)
-            .group("server")
-            .doc("1.0.0", "Synchronously save the dataset to disk"),
-        CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, bgsave)
-            .route(Route::All)
-            .group("server")
-            .doc("1.0.0", "Asynchronously save the dataset to disk"),
+        CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, save).route(Route::All).group("server").doc("1.0.0", "Synchronously save the dataset to disk"),
+        CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, bgsave).route(Route::All).group("server").doc("1.0.0", "Asynchronously save the dataset to disk"),
         CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, lastsave)
             .group("server")
-            .doc(
-                "1.0.0",
-                "Get the UNIX time stamp of the last successful save to disk",
-            ),
+            .doc("1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
     ]
 }
 
@@ -67,7 +58,9 @@ fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                 r.simple("Background saving scheduled");
             } else {
                 drop(st);
-                r.error("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
+                r.error(
+                    "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+                );
             }
             return;
         }

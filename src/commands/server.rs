@@ -8,21 +8,13 @@ pub fn commands() -> Vec<CommandSpec> {
         CommandSpec::new("dbsize", 1, READONLY | FAST, dbsize)
             .route(Route::All)
             .group("server")
-            .doc(
-                "1.0.0",
-                "Return the number of keys in the selected database",
-            ),
-        CommandSpec::new("flushall", -1, WRITE, flushall)
-            .route(Route::All)
-            .group("server")
-            .doc("1.0.0", "Remove all keys from all databases"),
+            .doc("1.0.0", "Return the number of keys in the selected database"),
+        CommandSpec::new("flushall", -1, WRITE, flushall).route(Route::All).group("server").doc("1.0.0", "Remove all keys from all databases"),
     ]
 }
 
 fn dbsize(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let n: usize = (0..ctx.shard_count)
-        .map(|i| ctx.shard(i).dbs[ctx.db].len())
-        .sum();
+    let n: usize = (0..ctx.shard_count).map(|i| ctx.shard(i).dbs[ctx.db].len()).sum();
     r.int(n as i64);
 }
 

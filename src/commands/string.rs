@@ -6,14 +6,8 @@ use crate::shard::Value;
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("get", 2, READONLY | FAST, get)
-            .keys(1, 1, 1)
-            .group("string")
-            .doc("1.0.0", "Get the value of a key"),
-        CommandSpec::new("set", -3, WRITE | DENYOOM, set)
-            .keys(1, 1, 1)
-            .group("string")
-            .doc("1.0.0", "Set the string value of a key"),
+        CommandSpec::new("get", 2, READONLY | FAST, get).keys(1, 1, 1).group("string").doc("1.0.0", "Get the value of a key"),
+        CommandSpec::new("set", -3, WRITE | DENYOOM, set).keys(1, 1, 1).group("string").doc("1.0.0", "Set the string value of a key"),
     ]
 }
 

@@ -75,16 +75,8 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             client_output_buffer_limit_normal: OutputBufferLimit::default(),
-            client_output_buffer_limit_replica: OutputBufferLimit {
-                hard_bytes: 256 << 20,
-                soft_bytes: 64 << 20,
-                soft_seconds: 60,
-            },
-            client_output_buffer_limit_pubsub: OutputBufferLimit {
-                hard_bytes: 32 << 20,
-                soft_bytes: 8 << 20,
-                soft_seconds: 60,
-            },
+            client_output_buffer_limit_replica: OutputBufferLimit { hard_bytes: 256 << 20, soft_bytes: 64 << 20, soft_seconds: 60 },
+            client_output_buffer_limit_pubsub: OutputBufferLimit { hard_bytes: 32 << 20, soft_bytes: 8 << 20, soft_seconds: 60 },
             latency_monitor_threshold_ms: 0,
             slowlog_log_slower_than_usec: 10000,
             slowlog_max_len: 128,
@@ -113,9 +105,7 @@ impl Config {
         let mut text = String::new();
         if let Some(first) = rest.first() {
             if !first.starts_with("--") {
-                let body = std::fs::read_to_string(first).map_err(|e| {
-                    format!("Fatal error, can't open config file '{}': {}", first, e)
-                })?;
+                let body = std::fs::read_to_string(first).map_err(|e| format!("Fatal error, can't open config file '{}': {}", first, e))?;
                 config.config_file = Some(first.clone());
                 text.push_str(&body);
                 text.push('\n');
@@ -155,15 +145,13 @@ impl Config {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let words = split_config_line(line)
-                .ok_or_else(|| fatal(lineno + 1, raw, "Unbalanced quotes in configuration line"))?;
+            let words = split_config_line(line).ok_or_else(|| fatal(lineno + 1, raw, "Unbalanced quotes in configuration line"))?;
             if words.is_empty() {
                 continue;
             }
             let name = words[0].to_ascii_lowercase();
             let values: Vec<&str> = words[1..].iter().map(|s| s.as_str()).collect();
-            self.apply(&name, &values, true)
-                .map_err(|e| fatal(lineno + 1, raw, &e))?;
+            self.apply(&name, &values, true).map_err(|e| fatal(lineno + 1, raw, &e))?;
         }
         Ok(())
     }
@@ -206,11 +194,7 @@ pub fn split_config_line(line: &str) -> Option<Vec<String>> {
     if !crate::protocol::parser::split_args(line.as_bytes(), &mut args) {
         return None;
     }
-    Some(
-        (0..args.len())
-            .map(|i| String::from_utf8_lossy(args.get(line.as_bytes(), i)).into_owned())
-            .collect(),
-    )
+    Some((0..args.len()).map(|i| String::from_utf8_lossy(args.get(line.as_bytes(), i)).into_owned()).collect())
 }
 
 /// Redis's `stringmatchlen`: glob with `*`, `?`, `[...]` (with `^` and ranges), `\` escapes.
@@ -261,8 +245,7 @@ pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
                         } else if pattern[q] == b']' {
                             break;
                         } else if q + 2 < pattern.len() && pattern[q + 1] == b'-' {
-                            let (mut a, mut b) =
-                                (lower(pattern[q], nocase), lower(pattern[q + 2], nocase));
+                            let (mut a, mut b) = (lower(pattern[q], nocase), lower(pattern[q + 2], nocase));
                             if a > b {
                                 std::mem::swap(&mut a, &mut b);
                             }
@@ -336,15 +319,7 @@ mod tests {
     }
     #[test]
     fn command_line() {
-        let c = Config::from_args(&[
-            "--port".into(),
-            "6380".into(),
-            "--save".into(),
-            "".into(),
-            "--shards".into(),
-            "3".into(),
-        ])
-        .unwrap();
+        let c = Config::from_args(&["--port".into(), "6380".into(), "--save".into(), "".into(), "--shards".into(), "3".into()]).unwrap();
         assert_eq!(c.port, 6380);
         assert!(c.save.is_empty());
         assert_eq!(c.shards, 3);

@@ -55,16 +55,12 @@ pub fn parse_memory(v: &str) -> Result<u64, String> {
     } else {
         (lower.as_str(), 1)
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| "argument must be a memory value".to_string())?;
-    n.checked_mul(mul)
-        .ok_or_else(|| "argument must be a memory value".to_string())
+    let n: u64 = num.parse().map_err(|_| "argument must be a memory value".to_string())?;
+    n.checked_mul(mul).ok_or_else(|| "argument must be a memory value".to_string())
 }
 
 fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.parse::<T>()
-        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+    v.parse::<T>().map_err(|_| "argument couldn't be parsed into an integer".to_string())
 }
 
 pub fn apply(c: &mut Config, name: &str, values: &[&str], _from_file: bool) -> Result<(), String> {
@@ -147,10 +143,7 @@ pub fn apply(c: &mut Config, name: &str, values: &[&str], _from_file: bool) -> R
 }
 
 fn fmt_limit(class: &str, l: &OutputBufferLimit) -> String {
-    format!(
-        "{} {} {} {}",
-        class, l.hard_bytes, l.soft_bytes, l.soft_seconds
-    )
+    format!("{} {} {} {}", class, l.hard_bytes, l.soft_bytes, l.soft_seconds)
 }
 
 /// Every (name, value) pair as CONFIG GET shows it.
@@ -165,39 +158,15 @@ pub fn all_pairs(c: &Config) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = vec![
         ("port".into(), c.port.to_string()),
         ("bind".into(), c.bind.join(" ")),
-        (
-            "dir".into(),
-            std::fs::canonicalize(&c.dir)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| c.dir.clone()),
-        ),
+        ("dir".into(), std::fs::canonicalize(&c.dir).map(|p| p.display().to_string()).unwrap_or_else(|_| c.dir.clone())),
         ("dbfilename".into(), c.dbfilename.clone()),
-        (
-            "save".into(),
-            c.save
-                .iter()
-                .map(|(s, n)| format!("{} {}", s, n))
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
-        (
-            "requirepass".into(),
-            c.requirepass
-                .as_ref()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-                .unwrap_or_default(),
-        ),
+        ("save".into(), c.save.iter().map(|(s, n)| format!("{} {}", s, n)).collect::<Vec<_>>().join(" ")),
+        ("requirepass".into(), c.requirepass.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default()),
         ("maxclients".into(), c.maxclients.to_string()),
         ("timeout".into(), c.timeout_seconds.to_string()),
         ("databases".into(), c.databases.to_string()),
-        (
-            "proto-max-bulk-len".into(),
-            c.proto_max_bulk_len.to_string(),
-        ),
-        (
-            "client-query-buffer-limit".into(),
-            c.client_query_buffer_limit.to_string(),
-        ),
+        ("proto-max-bulk-len".into(), c.proto_max_bulk_len.to_string()),
+        ("client-query-buffer-limit".into(), c.client_query_buffer_limit.to_string()),
         (
             "client-output-buffer-limit".into(),
             format!(
@@ -207,14 +176,8 @@ pub fn all_pairs(c: &Config) -> Vec<(String, String)> {
                 fmt_limit("pubsub", &c.client_output_buffer_limit_pubsub)
             ),
         ),
-        (
-            "latency-monitor-threshold".into(),
-            c.latency_monitor_threshold_ms.to_string(),
-        ),
-        (
-            "slowlog-log-slower-than".into(),
-            c.slowlog_log_slower_than_usec.to_string(),
-        ),
+        ("latency-monitor-threshold".into(), c.latency_monitor_threshold_ms.to_string()),
+        ("slowlog-log-slower-than".into(), c.slowlog_log_slower_than_usec.to_string()),
         ("slowlog-max-len".into(), c.slowlog_max_len.to_string()),
         (
             "loglevel".into(),
@@ -231,10 +194,7 @@ pub fn all_pairs(c: &Config) -> Vec<(String, String)> {
         ("hz".into(), c.hz.to_string()),
         ("rdbcompression".into(), yn(c.rdbcompression)),
         ("rdbchecksum".into(), yn(c.rdbchecksum)),
-        (
-            "stop-writes-on-bgsave-error".into(),
-            yn(c.stop_writes_on_bgsave_error),
-        ),
+        ("stop-writes-on-bgsave-error".into(), yn(c.stop_writes_on_bgsave_error)),
         ("shards".into(), c.shards.to_string()),
         ("cpu-affinity".into(), yn(c.cpu_affinity)),
     ];
@@ -245,8 +205,5 @@ pub fn all_pairs(c: &Config) -> Vec<(String, String)> {
 }
 
 pub fn get_matching(c: &Config, pattern: &[u8]) -> Vec<(String, String)> {
-    all_pairs(c)
-        .into_iter()
-        .filter(|(k, _)| super::glob_match(pattern, k.as_bytes(), true))
-        .collect()
+    all_pairs(c).into_iter().filter(|(k, _)| super::glob_match(pattern, k.as_bytes(), true)).collect()
 }

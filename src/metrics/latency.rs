@@ -32,10 +32,7 @@ impl LatencyMonitor {
                 return;
             }
         }
-        series.samples.push_back(LatencySample {
-            time_sec: now_sec,
-            latency_ms,
-        });
+        series.samples.push_back(LatencySample { time_sec: now_sec, latency_ms });
         while series.samples.len() > LATENCY_TS_LEN {
             series.samples.pop_front();
         }

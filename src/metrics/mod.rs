@@ -70,9 +70,6 @@ impl ShardStats {
     }
     pub fn reset(&mut self) {
         let slowlog = std::mem::take(&mut self.slowlog);
-        *self = ShardStats {
-            slowlog,
-            ..Default::default()
-        };
+        *self = ShardStats { slowlog, ..Default::default() };
     }
 }

@@ -26,14 +26,7 @@ pub struct SlowLog {
 }
 
 impl SlowLog {
-    pub fn push(
-        &mut self,
-        args: &[&[u8]],
-        duration_usec: u64,
-        peer: &str,
-        name: &[u8],
-        max_len: usize,
-    ) {
+    pub fn push(&mut self, args: &[&[u8]], duration_usec: u64, peer: &str, name: &[u8], max_len: usize) {
         let argc = args.len().min(SLOWLOG_ENTRY_MAX_ARGC);
         let mut kept: Vec<Vec<u8>> = Vec::with_capacity(argc);
         for (i, a) in args.iter().take(argc).enumerate() {
@@ -41,9 +34,7 @@ impl SlowLog {
                 kept.push(format!("... ({} more arguments)", args.len() - argc + 1).into_bytes());
             } else if a.len() > SLOWLOG_ENTRY_MAX_STRING {
                 let mut v = a[..SLOWLOG_ENTRY_MAX_STRING].to_vec();
-                v.extend_from_slice(
-                    format!("... ({} more bytes)", a.len() - SLOWLOG_ENTRY_MAX_STRING).as_bytes(),
-                );
+                v.extend_from_slice(format!("... ({} more bytes)", a.len() - SLOWLOG_ENTRY_MAX_STRING).as_bytes());
                 kept.push(v);
             } else {
                 kept.push(a.to_vec());
@@ -51,14 +42,7 @@ impl SlowLog {
         }
         let id = NEXT_SLOWLOG_ID.fetch_add(1, Ordering::Relaxed);
         let time_sec = crate::util::unix_ms() / 1000;
-        self.entries.push_front(SlowLogEntry {
-            id,
-            time_sec,
-            duration_usec,
-            args: kept,
-            peer: peer.to_string(),
-            name: name.to_vec(),
-        });
+        self.entries.push_front(SlowLogEntry { id, time_sec, duration_usec, args: kept, peer: peer.to_string(), name: name.to_vec() });
         while self.entries.len() > max_len {
             self.entries.pop_back();
         }

@@ -26,16 +26,7 @@ pub struct BufRing {
 
 fn mmap_anon(bytes: usize) -> io::Result<*mut u8> {
     // SAFETY: anonymous private mapping; checked for MAP_FAILED.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
@@ -47,27 +38,13 @@ fn mmap_anon(bytes: usize) -> io::Result<*mut u8> {
 }
 
 impl BufRing {
-    pub fn new(
-        submitter: &io_uring::Submitter<'_>,
-        entries: u16,
-        buf_size: usize,
-        bgid: u16,
-    ) -> io::Result<BufRing> {
+    pub fn new(submitter: &io_uring::Submitter<'_>, entries: u16, buf_size: usize, bgid: u16) -> io::Result<BufRing> {
         assert!(entries.is_power_of_two());
         let ring_bytes = entries as usize * std::mem::size_of::<RingEntry>();
         let ring = mmap_anon(ring_bytes.max(4096))? as *mut RingEntry;
         let bufs_bytes = entries as usize * buf_size;
         let bufs = mmap_anon(bufs_bytes)?;
-        let mut br = BufRing {
-            ring,
-            ring_bytes: ring_bytes.max(4096),
-            bufs,
-            bufs_bytes,
-            entries,
-            buf_size,
-            tail: 0,
-            bgid,
-        };
+        let mut br = BufRing { ring, ring_bytes: ring_bytes.max(4096), bufs, bufs_bytes, entries, buf_size, tail: 0, bgid };
         // SAFETY: the ring memory stays mapped until `Drop`, after the ring is gone.
         unsafe { submitter.register_buf_ring_with_flags(ring as u64, entries, bgid, 0)? };
         for bid in 0..entries {
@@ -83,8 +60,7 @@ impl BufRing {
         // which for entry 0 is the shared tail.
         unsafe {
             let e = self.ring.add(idx);
-            std::ptr::addr_of_mut!((*e).addr)
-                .write(self.bufs.add(bid as usize * self.buf_size) as u64);
+            std::ptr::addr_of_mut!((*e).addr).write(self.bufs.add(bid as usize * self.buf_size) as u64);
             std::ptr::addr_of_mut!((*e).len).write(self.buf_size as u32);
             std::ptr::addr_of_mut!((*e).bid).write(bid);
         }

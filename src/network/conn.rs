@@ -74,13 +74,7 @@ impl Conn {
 
     /// Bytes waiting to be sent (the output-buffer size Redis limits).
     pub fn pending_output_bytes(&self) -> usize {
-        self.out.len()
-            + (self.inflight.len() - self.inflight_off)
-            + self
-                .slots
-                .iter()
-                .map(|s| s.ready.as_ref().map_or(0, |p| p.data.len()))
-                .sum::<usize>()
+        self.out.len() + (self.inflight.len() - self.inflight_off) + self.slots.iter().map(|s| s.ready.as_ref().map_or(0, |p| p.data.len())).sum::<usize>()
     }
 
     /// Moves ready slots at the front into `out`; returns emptied buffers to `pool`.

@@ -37,10 +37,7 @@ pub fn unknown_command_error(args: &[&[u8]]) -> String {
     }
     let name = String::from_utf8_lossy(args[0]);
     let name: String = name.chars().take(128).collect();
-    format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        name, list
-    )
+    format!("ERR unknown command '{}', with args beginning with: {}", name, list)
 }
 
 impl EventLoop {
@@ -87,12 +84,7 @@ impl EventLoop {
             qbuf.extend_from_slice(leftover_from_fresh);
         }
         if qbuf.len() > query_limit && conn.closing == Closing::No {
-            crate::warning!(
-                "Closing client that reached max query buffer length: id={} addr={} qbuf={}",
-                conn.client.id,
-                conn.client.addr,
-                qbuf.len()
-            );
+            crate::warning!("Closing client that reached max query buffer length: id={} addr={} qbuf={}", conn.client.id, conn.client.addr, qbuf.len());
             self.state().stats.client_query_buffer_limit_disconnections += 1;
             self.close(index);
             return;
@@ -109,9 +101,7 @@ impl EventLoop {
 
     /// Runs every complete command at the front of `buf`; returns bytes consumed.
     fn parse_and_run(&mut self, index: u32, buf: &[u8]) -> usize {
-        let limits = ParseLimits {
-            bulk_bytes_max: self.state().config.proto_max_bulk_len,
-        };
+        let limits = ParseLimits { bulk_bytes_max: self.state().config.proto_max_bulk_len };
         let mut args = Args::new();
         // Reuses one allocation for the argument slices across commands.
         let mut store: Vec<&'static [u8]> = Vec::with_capacity(8);
@@ -147,12 +137,7 @@ impl EventLoop {
                     r.error(&text);
                     queue_reply(conn, &mut self.scratch, &mut self.pool, false);
                     conn.closing = Closing::AfterWrite;
-                    crate::verbose!(
-                        "Protocol error ({}) from client: id={} addr={}",
-                        e.0,
-                        conn.client.id,
-                        conn.client.addr
-                    );
+                    crate::verbose!("Protocol error ({}) from client: id={} addr={}", e.0, conn.client.id, conn.client.addr);
                     pos = buf.len();
                     break;
                 }
@@ -196,21 +181,10 @@ impl EventLoop {
         if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
             return self.reject(index, Some(id), "NOAUTH Authentication required.");
         }
-        if spec.is_write()
-            && self
-                .server
-                .persistence
-                .writes_blocked
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if spec.is_write() && self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) {
             return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF);
         }
-        if let Some(info) = self
-            .state()
-            .clients
-            .get_mut(index as usize)
-            .and_then(|i| i.as_mut())
-        {
+        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
             info.last_interaction_ms = now;
             info.last_cmd = id as u16;
         }
@@ -228,22 +202,12 @@ impl EventLoop {
             Route::All => ShardMask::all(shards),
             Route::Custom(f) => f(args, shards),
         };
-        if self
-            .server
-            .monitors
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
-            && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0
-        {
+        if self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
             self.feed_monitors(index, args, now);
         }
         match mask.only() {
-            Some(s) if s == self.id => {
-                self.execute_here(index, id, spec, args, now, ShardMask::default())
-            }
-            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => {
-                self.forward(index, id, s, args)
-            }
+            Some(s) if s == self.id => self.execute_here(index, id, spec, args, now, ShardMask::default()),
+            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
             _ => {
                 // Several shards: the connection's earlier forwarded commands
                 // must finish first, then we hold the others.
@@ -272,15 +236,7 @@ impl EventLoop {
         Flow::Continue
     }
 
-    fn execute_held(
-        &mut self,
-        index: u32,
-        id: usize,
-        spec: &CommandSpec,
-        args: &[&[u8]],
-        now: i64,
-        targets: ShardMask,
-    ) -> Flow {
+    fn execute_held(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, targets: ShardMask) -> Flow {
         let server = self.server.clone();
         let guard = server.hold.try_hold(self.id, targets, |t| {
             // A target asleep in its ring needs a doorbell now: we wait for it next.
@@ -306,25 +262,13 @@ impl EventLoop {
     }
 
     /// Runs a command on this thread over the shards it owns or holds.
-    fn execute_here(
-        &mut self,
-        index: u32,
-        id: usize,
-        spec: &CommandSpec,
-        args: &[&[u8]],
-        now: i64,
-        _held: ShardMask,
-    ) -> Flow {
+    fn execute_here(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, _held: ShardMask) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
         let discard = take_discard(&mut conn.client);
         let direct = conn.slots.is_empty();
         let resp = conn.client.resp;
         let db = conn.client.db;
-        let out: &mut Vec<u8> = if direct {
-            &mut conn.out
-        } else {
-            &mut self.scratch
-        };
+        let out: &mut Vec<u8> = if direct { &mut conn.out } else { &mut self.scratch };
         let mark = out.len();
         let mut r = Reply::new(out, resp);
         let start = Instant::now();
@@ -353,19 +297,8 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.client.info_dirty {
             conn.client.info_dirty = false;
-            let (name, db, resp, no_evict, monitor) = (
-                conn.client.name.clone(),
-                conn.client.db,
-                conn.client.resp,
-                conn.client.no_evict,
-                conn.client.monitor,
-            );
-            if let Some(info) = self
-                .state()
-                .clients
-                .get_mut(index as usize)
-                .and_then(|i| i.as_mut())
-            {
+            let (name, db, resp, no_evict, monitor) = (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor);
+            if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
                 info.name = name;
                 info.db = db;
                 info.resp = resp;
@@ -385,16 +318,10 @@ impl EventLoop {
         Flow::Continue
     }
 
-    fn after_command(
-        &mut self,
-        index: u32,
-        id: usize,
-        args: &[&[u8]],
-        usec: u64,
-        failed: Option<crate::protocol::reply::ErrorKind>,
-    ) {
+    fn after_command(&mut self, index: u32, id: usize, args: &[&[u8]], usec: u64, failed: Option<crate::protocol::reply::ErrorKind>) {
         let st = unsafe { &mut *self.state };
         st.stats.record_call(id, usec, failed.is_some());
+        st.snapshot_latency.record(usec, self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed));
         if let Some(k) = failed {
             st.stats.record_error(k.as_str());
         }
@@ -403,20 +330,12 @@ impl EventLoop {
         if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
             let conn = self.conns[index as usize].as_ref().unwrap();
             let max_len = st.config.slowlog_max_len;
-            st.stats
-                .slowlog
-                .push(args, usec, &conn.client.addr, &conn.client.name, max_len);
+            st.stats.slowlog.push(args, usec, &conn.client.addr, &conn.client.name, max_len);
         }
         let lat_threshold = st.config.latency_monitor_threshold_ms;
         if lat_threshold > 0 && usec / 1000 >= lat_threshold {
-            let event = if spec.flags & flags::FAST != 0 {
-                "fast-command"
-            } else {
-                "command"
-            };
-            st.stats
-                .latency
-                .add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
+            let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
+            st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
         }
     }
 
@@ -430,20 +349,8 @@ impl EventLoop {
         let discard = take_discard(&mut conn.client);
         let seq = conn.next_seq;
         conn.next_seq += 1;
-        conn.slots.push_back(Slot {
-            seq,
-            ready: None,
-            discard,
-        });
-        let msg = Message::Request {
-            from: self.id,
-            conn: token,
-            seq,
-            db: conn.client.db as u8,
-            resp: conn.client.resp,
-            cmd: id as u16,
-            args: packed,
-        };
+        conn.slots.push_back(Slot { seq, ready: None, discard });
+        let msg = Message::Request { from: self.id, conn: token, seq, db: conn.client.db as u8, resp: conn.client.resp, cmd: id as u16, args: packed };
         self.send_to(target, msg);
         Flow::Continue
     }
@@ -458,22 +365,15 @@ impl EventLoop {
         {
             let mut slices: Vec<&[u8]> = Vec::with_capacity(packed.ends.len());
             packed.slices(&mut slices);
-            let mut ctx = Ctx {
-                shards: &self.set,
-                home: self.id,
-                shard_count: self.server.shard_count,
-                db,
-                resp,
-                now_ms: now,
-                server: &self.server,
-                client: None,
-            };
+            let mut ctx =
+                Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
             (spec.handler)(&mut ctx, &slices, &mut r);
         }
         let usec = start.elapsed().as_micros() as u64;
         let failed = r.error_prefix;
         let st = unsafe { &mut *self.state };
         st.stats.record_call(id, usec, failed.is_some());
+        st.snapshot_latency.record(usec, self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed));
         if let Some(k) = failed {
             st.stats.record_error(k.as_str());
         }
@@ -490,7 +390,7 @@ impl EventLoop {
         self.scratch.clear();
     }
 
-    fn check_output_limit(&mut self, index: u32, now: i64) {
+    pub fn check_output_limit(&mut self, index: u32, now: i64) {
         let limit = self.state().config.client_output_buffer_limit_normal;
         if limit.hard_bytes == 0 && limit.soft_bytes == 0 {
             return;
@@ -516,13 +416,7 @@ impl EventLoop {
     fn feed_monitors(&mut self, index: u32, args: &[&[u8]], now_ms: i64) {
         let conn = self.conns[index as usize].as_ref().unwrap();
         let micros = crate::util::unix_us();
-        let mut line = format!(
-            "+{}.{:06} [{} {}]",
-            micros / 1_000_000,
-            micros % 1_000_000,
-            conn.client.db,
-            conn.client.addr
-        );
+        let mut line = format!("+{}.{:06} [{} {}]", micros / 1_000_000, micros % 1_000_000, conn.client.db, conn.client.addr);
         let _ = now_ms;
         for a in args {
             line.push_str(" \"");
@@ -554,12 +448,7 @@ impl EventLoop {
         }
         for s in 0..self.server.shard_count {
             if s != self.id {
-                self.send_to(
-                    s,
-                    Message::MonitorLine {
-                        line: bytes.clone(),
-                    },
-                );
+                self.send_to(s, Message::MonitorLine { line: bytes.clone() });
             }
         }
     }
@@ -568,9 +457,7 @@ impl EventLoop {
 /// Reuses an empty Vec's allocation for elements of another lifetime.
 fn recycle<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
     v.clear();
-    v.into_iter()
-        .map(|_| -> &'b [u8] { unreachable!() })
-        .collect()
+    v.into_iter().map(|_| -> &'b [u8] { unreachable!() }).collect()
 }
 
 /// Consumes a pending CLIENT REPLY SKIP; returns whether this reply is dropped.
@@ -590,12 +477,7 @@ fn take_discard(client: &mut commands::ClientState) -> bool {
 }
 
 /// Appends the reply in `scratch` to the connection, behind any pending slots.
-fn queue_reply(
-    conn: &mut super::conn::Conn,
-    scratch: &mut Vec<u8>,
-    pool: &mut Vec<PackedArgs>,
-    discard: bool,
-) {
+fn queue_reply(conn: &mut super::conn::Conn, scratch: &mut Vec<u8>, pool: &mut Vec<PackedArgs>, discard: bool) {
     if conn.slots.is_empty() {
         if !discard {
             conn.out.extend_from_slice(scratch);
@@ -607,11 +489,7 @@ fn queue_reply(
         p.data.extend_from_slice(scratch);
         let seq = conn.next_seq;
         conn.next_seq += 1;
-        conn.slots.push_back(Slot {
-            seq,
-            ready: Some(p),
-            discard,
-        });
+        conn.slots.push_back(Slot { seq, ready: Some(p), discard });
     }
     scratch.clear();
 }

@@ -44,7 +44,8 @@ pub struct EventLoop {
     pub server: Arc<Server>,
     pub ring: IoUring,
     pub bufring: Option<BufRing>,
-    pub listener: RawFd,
+    /// One listening socket per bind address (SO_REUSEPORT, this shard's own).
+    pub listeners: Vec<RawFd>,
     pub state: *mut ShardState,
     pub set: ShardSet,
     pub conns: Vec<Option<Conn>>,
@@ -60,6 +61,8 @@ pub struct EventLoop {
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
     pub doorbell_buf: Box<u64>,
+    /// The ring was set up with DEFER_TASKRUN and COOP_TASKRUN.
+    pub defer_taskrun: bool,
 }
 
 impl EventLoop {
@@ -67,18 +70,15 @@ impl EventLoop {
         id: usize,
         server: Arc<Server>,
         state: *mut ShardState,
-        listener: RawFd,
+        listeners: Vec<RawFd>,
         outboxes: Vec<Option<Outbox>>,
         inboxes: Vec<Option<rtrb::Consumer<Message>>>,
     ) -> std::io::Result<EventLoop> {
-        let ring = build_ring()?;
+        let (ring, defer_taskrun) = build_ring()?;
         let bufring = match BufRing::new(&ring.submitter(), RECV_BUFFERS, RECV_BUFFER_BYTES, 0) {
             Ok(b) => Some(b),
             Err(e) => {
-                crate::warning!(
-                    "Provided-buffer rings unavailable ({}); falling back to single-shot receive",
-                    e
-                );
+                crate::warning!("Provided-buffer rings unavailable ({}); falling back to single-shot receive", e);
                 None
             }
         };
@@ -90,7 +90,7 @@ impl EventLoop {
             server,
             ring,
             bufring,
-            listener,
+            listeners,
             state,
             set,
             conns: Vec::new(),
@@ -106,6 +106,7 @@ impl EventLoop {
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
             doorbell_buf: Box::new(0),
+            defer_taskrun,
         })
     }
 
@@ -129,12 +130,32 @@ impl EventLoop {
         }
     }
 
+    /// Which ring features this shard got (for the start-up log line).
+    pub fn features(&self) -> String {
+        let p = self.ring.params();
+        let mut f = vec!["multishot-accept"];
+        if self.bufring.is_some() {
+            f.push("multishot-recv");
+            f.push("buffer-ring");
+        }
+        if p.is_setup_single_issuer() {
+            f.push("SINGLE_ISSUER");
+        }
+        if self.defer_taskrun {
+            f.push("DEFER_TASKRUN");
+            f.push("COOP_TASKRUN");
+        }
+        if p.is_setup_sqpoll() {
+            f.push("SQPOLL");
+        }
+        f.push("MSG_RING-doorbells");
+        f.join(",")
+    }
+
     pub fn run(&mut self) {
         self.server.ring_fds[self.id].store(self.ring.as_raw_fd(), Ordering::Release);
-        if self.listener >= 0 {
-            let e = opcode::AcceptMulti::new(types::Fd(self.listener))
-                .build()
-                .user_data(ud(KIND_ACCEPT, 0, 0));
+        for i in 0..self.listeners.len() {
+            let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i])).build().user_data(ud(KIND_ACCEPT, 0, i as u32));
             self.push_sqe(e);
         }
         loop {
@@ -156,12 +177,7 @@ impl EventLoop {
     }
 
     fn wait(&mut self) {
-        let busy = !self.deferred.is_empty()
-            || self
-                .outboxes
-                .iter()
-                .flatten()
-                .any(|o| !o.overflow.is_empty());
+        let busy = !self.deferred.is_empty() || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty());
         if busy {
             let _ = self.ring.submit_and_wait(0);
             if !self.deferred.is_empty() {
@@ -172,8 +188,7 @@ impl EventLoop {
         // Announce sleep, then re-check for work that raced in (see Server::needs_doorbell).
         self.server.sleeping[self.id].store(true, Ordering::SeqCst);
         let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
-        let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst)
-            != crate::shard::hold::RUNNING;
+        let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst) != crate::shard::hold::RUNNING;
         if has_mail || held || self.ring.completion().len() > 0 {
             self.server.sleeping[self.id].store(false, Ordering::SeqCst);
             let _ = self.ring.submit_and_wait(0);
@@ -189,20 +204,14 @@ impl EventLoop {
     fn reap(&mut self) {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
-        cqes.extend(
-            self.ring
-                .completion()
-                .map(|c| (c.user_data(), c.result(), c.flags())),
-        );
+        cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         for &(u, res, flags) in &cqes {
             let (kind, generation, index) = ud_parts(u);
             if std::env::var_os("RINGKV_DEBUG").is_some() {
-                eprintln!(
-                    "cqe kind={kind} gen={generation} index={index} res={res} flags={flags:x}"
-                );
+                eprintln!("cqe kind={kind} gen={generation} index={index} res={res} flags={flags:x}");
             }
             match kind {
-                KIND_ACCEPT => self.on_accept(res, flags),
+                KIND_ACCEPT => self.on_accept(index, res, flags),
                 KIND_RECV => self.on_recv(index, generation, res, flags),
                 KIND_SEND => self.on_send(index, generation, res),
                 KIND_DOORBELL | KIND_IGNORE => {}
@@ -212,12 +221,12 @@ impl EventLoop {
         self.cqes = cqes;
     }
 
-    fn on_accept(&mut self, res: i32, flags: u32) {
-        if !cqueue::more(flags) && self.listener >= 0 {
-            let e = opcode::AcceptMulti::new(types::Fd(self.listener))
-                .build()
-                .user_data(ud(KIND_ACCEPT, 0, 0));
-            self.push_sqe(e);
+    fn on_accept(&mut self, listener: u32, res: i32, flags: u32) {
+        if !cqueue::more(flags) {
+            if let Some(&fd) = self.listeners.get(listener as usize) {
+                let e = opcode::AcceptMulti::new(types::Fd(fd)).build().user_data(ud(KIND_ACCEPT, 0, listener));
+                self.push_sqe(e);
+            }
         }
         if res < 0 {
             return;
@@ -291,21 +300,13 @@ impl EventLoop {
         let u = ud(KIND_RECV, conn.generation, index);
         let fd = conn.fd;
         let e = match &self.bufring {
-            Some(br) => opcode::RecvMulti::new(types::Fd(fd), br.bgid)
-                .build()
-                .user_data(u),
+            Some(br) => opcode::RecvMulti::new(types::Fd(fd), br.bgid).build().user_data(u),
             None => {
                 // Single-shot fallback: receive into the query buffer's spare capacity.
                 let conn = self.conns[index as usize].as_mut().unwrap();
                 conn.qbuf.reserve(RECV_BUFFER_BYTES);
                 let spare = conn.qbuf.spare_capacity_mut();
-                opcode::Recv::new(
-                    types::Fd(fd),
-                    spare.as_mut_ptr() as *mut u8,
-                    spare.len() as u32,
-                )
-                .build()
-                .user_data(u)
+                opcode::Recv::new(types::Fd(fd), spare.as_mut_ptr() as *mut u8, spare.len() as u32).build().user_data(u)
             }
         };
         self.push_sqe(e);
@@ -355,10 +356,7 @@ impl EventLoop {
             }
         }
         self.state().stats.net_input_bytes += len as u64;
-        if self.conns[index as usize]
-            .as_ref()
-            .is_some_and(|c| !c.recv_armed && c.closing == Closing::No)
-        {
+        if self.conns[index as usize].as_ref().is_some_and(|c| !c.recv_armed && c.closing == Closing::No) {
             self.arm_recv(index);
         }
         self.maybe_release(index);
@@ -417,10 +415,7 @@ impl EventLoop {
                 conn.sending = true;
                 let ptr = conn.inflight[conn.inflight_off..].as_ptr();
                 let len = (conn.inflight.len() - conn.inflight_off) as u32;
-                let e = opcode::Send::new(types::Fd(conn.fd), ptr, len)
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build()
-                    .user_data(ud(KIND_SEND, conn.generation, index));
+                let e = opcode::Send::new(types::Fd(conn.fd), ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index));
                 self.push_sqe(e);
             } else if conn.closing == Closing::AfterWrite && conn.slots.is_empty() {
                 self.close(index);
@@ -495,29 +490,11 @@ impl EventLoop {
 
     fn on_message(&mut self, msg: Message) {
         match msg {
-            Message::Request {
-                from,
-                conn,
-                seq,
-                db,
-                resp,
-                cmd,
-                mut args,
-            } => {
+            Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
                 self.execute_remote(cmd as usize, db as usize, resp, &mut args);
-                self.send_to(
-                    from,
-                    Message::Reply {
-                        conn,
-                        seq,
-                        bytes: Vec::new(),
-                        args,
-                    },
-                );
+                self.send_to(from, Message::Reply { conn, seq, bytes: Vec::new(), args });
             }
-            Message::Reply {
-                conn, seq, args, ..
-            } => {
+            Message::Reply { conn, seq, args, .. } => {
                 let index = conn.index;
                 if !self.conn_alive(index, conn.generation) {
                     self.pool.push(args);
@@ -530,6 +507,11 @@ impl EventLoop {
                 c.drain_slots(&mut self.pool);
                 let resume = c.deferred && c.slots.is_empty();
                 self.mark_dirty(index);
+                // Replies computed on other shards count against the output limit too.
+                self.check_output_limit(index, crate::util::unix_ms());
+                if !self.conn_alive(index, conn.generation) || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
+                    return;
+                }
                 if resume {
                     self.run_deferred(index);
                 }
@@ -555,12 +537,7 @@ impl EventLoop {
     }
 
     pub fn token(&self, index: u32) -> ConnToken {
-        ConnToken {
-            index,
-            generation: self.conns[index as usize]
-                .as_ref()
-                .map_or(0, |c| c.generation),
-        }
+        ConnToken { index, generation: self.conns[index as usize].as_ref().map_or(0, |c| c.generation) }
     }
 
     fn ring_doorbells(&mut self) {
@@ -581,10 +558,11 @@ impl EventLoop {
         if fd < 0 {
             return;
         }
-        let e = opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None)
-            .build()
-            .flags(squeue::Flags::SKIP_SUCCESS)
-            .user_data(ud(KIND_IGNORE, 0, 0));
+        let e = opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(ud(
+            KIND_IGNORE,
+            0,
+            0,
+        ));
         self.push_sqe(e);
     }
 
@@ -594,10 +572,7 @@ impl EventLoop {
         }
         let list = std::mem::take(&mut self.deferred);
         for index in list {
-            if self.conns[index as usize]
-                .as_ref()
-                .is_some_and(|c| c.deferred)
-            {
+            if self.conns[index as usize].as_ref().is_some_and(|c| c.deferred) {
                 self.run_deferred(index);
             }
         }
@@ -609,10 +584,7 @@ impl EventLoop {
         };
         c.deferred = false;
         self.process_input(index, None);
-        if self.conns[index as usize]
-            .as_ref()
-            .is_some_and(|c| !c.recv_armed && c.closing == Closing::No)
-        {
+        if self.conns[index as usize].as_ref().is_some_and(|c| !c.recv_armed && c.closing == Closing::No) {
             self.arm_recv(index);
         }
     }
@@ -647,11 +619,7 @@ impl EventLoop {
                 self.maybe_release(index);
                 continue;
             }
-            if timeout_ms > 0
-                && now - info.last_interaction_ms > timeout_ms
-                && conn.slots.is_empty()
-                && !conn.client.monitor
-            {
+            if timeout_ms > 0 && now - info.last_interaction_ms > timeout_ms && conn.slots.is_empty() && !conn.client.monitor {
                 self.close(index);
                 self.maybe_release(index);
                 continue;
@@ -690,9 +658,7 @@ impl EventLoop {
             self.set.set(t, server.hold.shard_ptr(t));
         }
         let config = self.state().config.clone();
-        if crate::persistence::snapshot::start_bgsave(&server, &self.set, &config, guard.wait)
-            .is_ok()
-        {
+        if crate::persistence::snapshot::start_bgsave(&server, &self.set, &config, guard.wait).is_ok() {
             server.persistence.lock().scheduled = false;
         }
         for t in others.iter() {
@@ -702,19 +668,11 @@ impl EventLoop {
     }
 }
 
-fn build_ring() -> std::io::Result<IoUring> {
-    let full = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_coop_taskrun()
-        .dontfork()
-        .setup_cqsize(RING_ENTRIES * 4)
-        .build(RING_ENTRIES);
+fn build_ring() -> std::io::Result<(IoUring, bool)> {
+    let full =
+        IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_coop_taskrun().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES);
     match full {
-        Ok(r) => Ok(r),
-        Err(_) => IoUring::builder()
-            .dontfork()
-            .setup_cqsize(RING_ENTRIES * 4)
-            .build(RING_ENTRIES),
+        Ok(r) => Ok((r, true)),
+        Err(_) => Ok((IoUring::builder().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES)?, false)),
     }
 }

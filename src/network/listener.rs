@@ -14,50 +14,20 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 pub fn listen(addr: &SocketAddr, backlog: i32) -> io::Result<RawFd> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: plain socket syscalls on a descriptor we own.
     unsafe {
-        let fd = check(libc::socket(
-            domain,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-        ))?;
+        let fd = check(libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
         let one: libc::c_int = 1;
         let p = &one as *const _ as *const libc::c_void;
         let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        check(libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            p,
-            len,
-        ))?;
-        check(libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEPORT,
-            p,
-            len,
-        ))?;
+        check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, len))?;
+        check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, len))?;
         if addr.is_ipv6() {
-            check(libc::setsockopt(
-                fd,
-                libc::IPPROTO_IPV6,
-                libc::IPV6_V6ONLY,
-                p,
-                len,
-            ))?;
+            check(libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, p, len))?;
         }
         let (sa, salen) = to_sockaddr(addr);
-        if let Err(e) = check(libc::bind(
-            fd,
-            &sa as *const _ as *const libc::sockaddr,
-            salen,
-        )) {
+        if let Err(e) = check(libc::bind(fd, &sa as *const _ as *const libc::sockaddr, salen)) {
             libc::close(fd);
             return Err(e);
         }
@@ -78,10 +48,7 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 (*sin).sin_port = a.port().to_be();
                 (*sin).sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
             }
-            (
-                ss,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
+            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
         }
         SocketAddr::V6(a) => {
             let sin6 = &mut ss as *mut _ as *mut libc::sockaddr_in6;
@@ -91,10 +58,7 @@ fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 (*sin6).sin6_port = a.port().to_be();
                 (*sin6).sin6_addr.s6_addr = a.ip().octets();
             }
-            (
-                ss,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
+            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
         }
     }
 }
@@ -104,18 +68,12 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
         libc::AF_INET => {
             // SAFETY: family says sockaddr_in.
             let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            Some(SocketAddr::new(
-                IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()),
-                u16::from_be(sin.sin_port),
-            ))
+            Some(SocketAddr::new(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()), u16::from_be(sin.sin_port)))
         }
         libc::AF_INET6 => {
             // SAFETY: family says sockaddr_in6.
             let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            Some(SocketAddr::new(
-                IpAddr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-            ))
+            Some(SocketAddr::new(IpAddr::from(sin6.sin6_addr.s6_addr), u16::from_be(sin6.sin6_port)))
         }
         _ => None,
     }
@@ -127,20 +85,10 @@ pub fn addresses(fd: RawFd) -> (Option<SocketAddr>, Option<SocketAddr>) {
     unsafe {
         let mut ss: libc::sockaddr_storage = std::mem::zeroed();
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let peer = if libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) == 0
-        {
-            from_sockaddr(&ss)
-        } else {
-            None
-        };
+        let peer = if libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) == 0 { from_sockaddr(&ss) } else { None };
         let mut ss2: libc::sockaddr_storage = std::mem::zeroed();
         let mut len2 = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        let local =
-            if libc::getsockname(fd, &mut ss2 as *mut _ as *mut libc::sockaddr, &mut len2) == 0 {
-                from_sockaddr(&ss2)
-            } else {
-                None
-            };
+        let local = if libc::getsockname(fd, &mut ss2 as *mut _ as *mut libc::sockaddr, &mut len2) == 0 { from_sockaddr(&ss2) } else { None };
         (peer, local)
     }
 }

@@ -39,13 +39,7 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(compress: bool, capacity: usize) -> Encoder {
-        Encoder {
-            buf: Vec::with_capacity(capacity),
-            compress,
-            lzf: lzf::Compressor::default(),
-            lzf_out: Vec::new(),
-            itoa: itoa::Buffer::new(),
-        }
+        Encoder { buf: Vec::with_capacity(capacity), compress, lzf: lzf::Compressor::default(), lzf_out: Vec::new(), itoa: itoa::Buffer::new() }
     }
 
     pub fn save_len(&mut self, n: u64) {
@@ -128,8 +122,7 @@ impl Encoder {
     }
 
     pub fn save_header(&mut self) {
-        self.buf
-            .extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
+        self.buf.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     }
 
     pub fn save_select_db(&mut self, db: usize, size: usize, expires: usize) {
@@ -143,8 +136,7 @@ impl Encoder {
     pub fn save_pair(&mut self, key: &[u8], e: &Entry) {
         if e.expire_at_ms >= 0 {
             self.buf.push(OPCODE_EXPIRETIME_MS);
-            self.buf
-                .extend_from_slice(&(e.expire_at_ms as u64).to_le_bytes());
+            self.buf.extend_from_slice(&(e.expire_at_ms as u64).to_le_bytes());
         }
         self.buf.push(TYPE_STRING);
         self.save_string(key);
@@ -181,18 +173,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err<T>(&self, reason: impl Into<String>) -> Result<T, LoadError> {
-        Err(LoadError {
-            offset: self.pos,
-            reason: reason.into(),
-        })
+        Err(LoadError { offset: self.pos, reason: reason.into() })
     }
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], LoadError> {
         if self.pos + n > self.data.len() {
-            return self.err(format!(
-                "unexpected end of file (wanted {} more bytes, {} left)",
-                n,
-                self.data.len() - self.pos
-            ));
+            return self.err(format!("unexpected end of file (wanted {} more bytes, {} left)", n, self.data.len() - self.pos));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -208,14 +193,8 @@ impl<'a> Reader<'a> {
             0 => Ok(((b & 0x3f) as u64, false)),
             1 => Ok(((((b & 0x3f) as u64) << 8) | self.u8()? as u64, false)),
             2 => match b {
-                0x80 => Ok((
-                    u32::from_be_bytes(self.bytes(4)?.try_into().unwrap()) as u64,
-                    false,
-                )),
-                0x81 => Ok((
-                    u64::from_be_bytes(self.bytes(8)?.try_into().unwrap()),
-                    false,
-                )),
+                0x80 => Ok((u32::from_be_bytes(self.bytes(4)?.try_into().unwrap()) as u64, false)),
+                0x81 => Ok((u64::from_be_bytes(self.bytes(8)?.try_into().unwrap()), false)),
                 _ => self.err(format!("unknown length encoding 0x{:02x}", b)),
             },
             _ => Ok(((b & 0x3f) as u64, true)),
@@ -235,21 +214,14 @@ impl<'a> Reader<'a> {
         }
         match n as u8 {
             ENC_INT8 => Ok((self.u8()? as i8).to_string().into_bytes()),
-            ENC_INT16 => Ok(i16::from_le_bytes(self.bytes(2)?.try_into().unwrap())
-                .to_string()
-                .into_bytes()),
-            ENC_INT32 => Ok(i32::from_le_bytes(self.bytes(4)?.try_into().unwrap())
-                .to_string()
-                .into_bytes()),
+            ENC_INT16 => Ok(i16::from_le_bytes(self.bytes(2)?.try_into().unwrap()).to_string().into_bytes()),
+            ENC_INT32 => Ok(i32::from_le_bytes(self.bytes(4)?.try_into().unwrap()).to_string().into_bytes()),
             ENC_LZF => {
                 let clen = self.plain_len()? as usize;
                 let len = self.plain_len()? as usize;
                 let start = self.pos;
                 let c = self.bytes(clen)?;
-                lzf::decompress(c, len).map_err(|e| LoadError {
-                    offset: start,
-                    reason: format!("invalid LZF compressed string: {}", e),
-                })
+                lzf::decompress(c, len).map_err(|e| LoadError { offset: start, reason: format!("invalid LZF compressed string: {}", e) })
             }
             other => self.err(format!("unknown string encoding {}", other)),
         }
@@ -259,39 +231,18 @@ impl<'a> Reader<'a> {
 /// Parses a whole RDB image, calling `on_key(db, key, entry)` for every live
 /// key. Expired keys (at `now_ms`) are counted and skipped. Verifies the
 /// CRC-64 when the file carries one.
-pub fn load(
-    data: &[u8],
-    now_ms: i64,
-    mut on_key: impl FnMut(usize, Vec<u8>, Entry),
-) -> Result<LoadStats, LoadError> {
+pub fn load(data: &[u8], now_ms: i64, mut on_key: impl FnMut(usize, Vec<u8>, Entry)) -> Result<LoadStats, LoadError> {
     let mut r = Reader { data, pos: 0 };
-    let magic = r.bytes(9).map_err(|_| LoadError {
-        offset: 0,
-        reason: "file too short for the RDB header".into(),
-    })?;
+    let magic = r.bytes(9).map_err(|_| LoadError { offset: 0, reason: "file too short for the RDB header".into() })?;
     if &magic[..5] != b"REDIS" {
-        return Err(LoadError {
-            offset: 0,
-            reason: "wrong signature (not an RDB file)".into(),
-        });
+        return Err(LoadError { offset: 0, reason: "wrong signature (not an RDB file)".into() });
     }
-    let version: u32 = std::str::from_utf8(&magic[5..9])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(LoadError {
-            offset: 5,
-            reason: "bad RDB version field".into(),
-        })?;
+    let version: u32 =
+        std::str::from_utf8(&magic[5..9]).ok().and_then(|s| s.parse().ok()).ok_or(LoadError { offset: 5, reason: "bad RDB version field".into() })?;
     if !(1..=RDB_VERSION_MAX_LOADABLE).contains(&version) {
-        return Err(LoadError {
-            offset: 5,
-            reason: format!("can't handle RDB format version {}", version),
-        });
+        return Err(LoadError { offset: 5, reason: format!("can't handle RDB format version {}", version) });
     }
-    let mut stats = LoadStats {
-        version,
-        ..Default::default()
-    };
+    let mut stats = LoadStats { version, ..Default::default() };
     let mut db = 0usize;
     let mut expire_ms: i64 = -1;
     loop {
@@ -322,46 +273,21 @@ pub fn load(
                 let v = r.string()?;
                 stats.aux.push((k, v));
             }
-            OPCODE_MODULE_AUX => {
-                return Err(LoadError {
-                    offset: op_pos,
-                    reason: "module auxiliary data is not supported".into(),
-                })
-            }
-            OPCODE_FUNCTION2 | OPCODE_FUNCTION_PRE_GA => {
-                return Err(LoadError {
-                    offset: op_pos,
-                    reason: "function libraries are not supported".into(),
-                })
-            }
+            OPCODE_MODULE_AUX => return Err(LoadError { offset: op_pos, reason: "module auxiliary data is not supported".into() }),
+            OPCODE_FUNCTION2 | OPCODE_FUNCTION_PRE_GA => return Err(LoadError { offset: op_pos, reason: "function libraries are not supported".into() }),
             OPCODE_EOF => {
                 if version >= 5 {
                     let crc_pos = r.pos;
                     let stored = u64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
                     if stored != 0 {
-                        let computed = crc_fast::checksum(
-                            crc_fast::CrcAlgorithm::Crc64Redis,
-                            &data[..crc_pos],
-                        );
+                        let computed = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, &data[..crc_pos]);
                         if computed != stored {
-                            return Err(LoadError {
-                                offset: crc_pos,
-                                reason: format!(
-                                    "wrong RDB checksum expected: ({:x}) got: ({:x})",
-                                    stored, computed
-                                ),
-                            });
+                            return Err(LoadError { offset: crc_pos, reason: format!("wrong RDB checksum expected: ({:x}) got: ({:x})", stored, computed) });
                         }
                     }
                 }
                 if r.pos != data.len() {
-                    return Err(LoadError {
-                        offset: r.pos,
-                        reason: format!(
-                            "{} unexpected bytes after the end of the RDB",
-                            data.len() - r.pos
-                        ),
-                    });
+                    return Err(LoadError { offset: r.pos, reason: format!("{} unexpected bytes after the end of the RDB", data.len() - r.pos) });
                 }
                 return Ok(stats);
             }
@@ -375,15 +301,7 @@ pub fn load(
                     continue;
                 }
                 stats.keys_loaded += 1;
-                on_key(
-                    db,
-                    key,
-                    Entry {
-                        value: Value::from_vec(value),
-                        expire_at_ms: exp,
-                        access_ms: now_ms,
-                    },
-                );
+                on_key(db, key, Entry { value: Value::from_vec(value), expire_at_ms: exp, access_ms: now_ms });
             }
             other => {
                 let name = match other {
@@ -395,13 +313,7 @@ pub fn load(
                     6 | 7 => "module",
                     _ => "unknown",
                 };
-                return Err(LoadError {
-                    offset: op_pos,
-                    reason: format!(
-                        "value type {} ({}) is not supported by ringkv yet",
-                        other, name
-                    ),
-                });
+                return Err(LoadError { offset: op_pos, reason: format!("value type {} ({}) is not supported by ringkv yet", other, name) });
             }
         }
     }
@@ -418,46 +330,11 @@ mod tests {
         e.save_select_db(0, 4, 1);
         let long = vec![b'x'; 1000];
         let entries: Vec<(Vec<u8>, Entry)> = vec![
-            (
-                b"a".to_vec(),
-                Entry {
-                    value: Value::from_bytes(b"12"),
-                    expire_at_ms: -1,
-                    access_ms: 0,
-                },
-            ),
-            (
-                b"b".to_vec(),
-                Entry {
-                    value: Value::from_bytes(b"-40000"),
-                    expire_at_ms: 9_999_999_999_999,
-                    access_ms: 0,
-                },
-            ),
-            (
-                b"c".to_vec(),
-                Entry {
-                    value: Value::from_bytes(&long),
-                    expire_at_ms: -1,
-                    access_ms: 0,
-                },
-            ),
-            (
-                b"12345678901".to_vec(),
-                Entry {
-                    value: Value::from_bytes(b"9223372036854775807"),
-                    expire_at_ms: -1,
-                    access_ms: 0,
-                },
-            ),
-            (
-                vec![0, 1, 2],
-                Entry {
-                    value: Value::from_bytes(b""),
-                    expire_at_ms: -1,
-                    access_ms: 0,
-                },
-            ),
+            (b"a".to_vec(), Entry { value: Value::from_bytes(b"12"), expire_at_ms: -1, access_ms: 0 }),
+            (b"b".to_vec(), Entry { value: Value::from_bytes(b"-40000"), expire_at_ms: 9_999_999_999_999, access_ms: 0 }),
+            (b"c".to_vec(), Entry { value: Value::from_bytes(&long), expire_at_ms: -1, access_ms: 0 }),
+            (b"12345678901".to_vec(), Entry { value: Value::from_bytes(b"9223372036854775807"), expire_at_ms: -1, access_ms: 0 }),
+            (vec![0, 1, 2], Entry { value: Value::from_bytes(b""), expire_at_ms: -1, access_ms: 0 }),
         ];
         for (k, v) in &entries {
             e.save_pair(k, v);
@@ -487,9 +364,6 @@ mod tests {
 
     #[test]
     fn crc64_is_jones() {
-        assert_eq!(
-            crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, b"123456789"),
-            0xe9c6d914c4b8d9ca
-        );
+        assert_eq!(crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, b"123456789"), 0xe9c6d914c4b8d9ca);
     }
 }

@@ -129,9 +129,7 @@ impl Persistence {
     /// Recomputes the MISCONF gate from the config and the last status.
     pub fn update_write_gate(&self, config: &Config) {
         let st = self.lock();
-        let blocked = config.stop_writes_on_bgsave_error
-            && !config.save.is_empty()
-            && st.last_bgsave_status == SaveStatus::Err;
+        let blocked = config.stop_writes_on_bgsave_error && !config.save.is_empty() && st.last_bgsave_status == SaveStatus::Err;
         self.writes_blocked.store(blocked, Ordering::Relaxed);
     }
 
@@ -153,31 +151,17 @@ fn rdb_path(config: &Config) -> String {
 /// Serialises every shard into `path` (temp file) and renames it over the
 /// dump. Runs in the BGSAVE child, or in the foreground for SAVE with every
 /// shard held. `progress` is called from the writing thread.
-pub fn write_dump(
-    states: &[*mut ShardState],
-    config: &Config,
-    path: &str,
-    mut progress: impl FnMut(u64, u64),
-) -> std::io::Result<u64> {
+pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut progress: impl FnMut(u64, u64)) -> std::io::Result<u64> {
     let mut out = DirectWriter::create(path)?;
     if !out.direct {
-        log_any(
-            crate::config::LogLevel::Notice,
-            "O_DIRECT refused by the file system; writing the RDB file with buffered I/O",
-        );
+        log_any(crate::config::LogLevel::Notice, "O_DIRECT refused by the file system; writing the RDB file with buffered I/O");
     }
     let mut head = Encoder::new(false, 4096);
     head.save_header();
     head.save_aux("redis-ver", b"7.0.15");
     head.save_aux("redis-bits", b"64");
-    head.save_aux(
-        "ctime",
-        (crate::util::unix_ms() / 1000).to_string().as_bytes(),
-    );
-    let used = tikv_jemalloc_ctl::epoch::advance()
-        .ok()
-        .and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok())
-        .unwrap_or(0);
+    head.save_aux("ctime", (crate::util::unix_ms() / 1000).to_string().as_bytes());
+    let used = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0);
     head.save_aux("used-mem", used.to_string().as_bytes());
     head.save_aux("aof-base", b"0");
     head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
@@ -213,10 +197,7 @@ pub fn write_dump(
                         if enc.buf.len() >= CHUNK_BYTES {
                             keys_done.fetch_add(n, Ordering::Relaxed);
                             n = 0;
-                            let chunk = std::mem::replace(
-                                &mut enc.buf,
-                                Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
-                            );
+                            let chunk = std::mem::replace(&mut enc.buf, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
                             if tx.send(chunk).is_err() {
                                 return;
                             }
@@ -259,13 +240,7 @@ pub fn private_dirty_bytes() -> u64 {
     let mut total = 0u64;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Private_Dirty:") {
-            total += rest
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .unwrap_or(0)
-                * 1024;
+            total += rest.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) * 1024;
         }
     }
     total
@@ -309,10 +284,7 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            log_any(
-                crate::config::LogLevel::Warning,
-                &format!("Write error saving DB on disk: {}", e),
-            );
+            log_any(crate::config::LogLevel::Warning, &format!("Write error saving DB on disk: {}", e));
             write_msg(pipe, MSG_FAILED, 0, 0, 0);
             1
         }
@@ -323,12 +295,7 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
 
 /// Starts a BGSAVE. Must be called with every shard owned or held (`shards`
 /// has a pointer for each). `barrier` is how long the hold took to park them.
-pub fn start_bgsave(
-    server: &crate::server::Server,
-    shards: &ShardSet,
-    config: &Config,
-    barrier: Duration,
-) -> Result<i32, String> {
+pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &Config, barrier: Duration) -> Result<i32, String> {
     let p = &server.persistence;
     {
         let st = p.lock();
@@ -336,25 +303,18 @@ pub fn start_bgsave(
             return Err(if c.kind == ChildKind::Rdb {
                 "ERR Background save already in progress".into()
             } else {
-                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.".into()
+                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+                    .into()
             });
         }
     }
-    let states: Vec<*mut ShardState> = (0..shards.len())
-        .map(|i| shards.get(i) as *mut ShardState)
-        .collect();
+    let states: Vec<*mut ShardState> = (0..shards.len()).map(|i| shards.get(i) as *mut ShardState).collect();
     let dirty_now: u64 = states.iter().map(|&s| unsafe { (*s).dirty }).sum();
-    let keys_total: u64 = states
-        .iter()
-        .map(|&s| unsafe { (*s).dbs.iter().map(|d| d.len() as u64).sum::<u64>() })
-        .sum();
+    let keys_total: u64 = states.iter().map(|&s| unsafe { (*s).dbs.iter().map(|d| d.len() as u64).sum::<u64>() }).sum();
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!(
-            "ERR Can't create pipe for the child: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("ERR Can't create pipe for the child: {}", std::io::Error::last_os_error()));
     }
     let fork_start = Instant::now();
     // SAFETY: every other shard thread is parked at a quiescent point; the
@@ -375,10 +335,7 @@ pub fn start_bgsave(
         st.last_bgsave_status = SaveStatus::Err;
         drop(st);
         p.update_write_gate(config);
-        crate::warning!(
-            "Can't save in background: fork: {}",
-            std::io::Error::last_os_error()
-        );
+        crate::warning!("Can't save in background: fork: {}", std::io::Error::last_os_error());
         return Err("ERR".into());
     }
     // SAFETY: non-blocking reads from the cron.
@@ -415,35 +372,22 @@ pub fn start_bgsave(
     if threshold > 0 && fork_usec / 1000 >= threshold {
         // The `fork` event of LATENCY LATEST/HISTORY, kept on the forking shard.
         let home = shards.get(0);
-        home.stats
-            .latency
-            .add_sample("fork", fork_usec / 1000, now / 1000);
+        home.stats.latency.add_sample("fork", fork_usec / 1000, now / 1000);
     }
     crate::notice!("Background saving started by pid {}", pid);
     Ok(pid)
 }
 
 /// SAVE: serialise in the foreground (every shard held).
-pub fn save_foreground(
-    server: &crate::server::Server,
-    shards: &ShardSet,
-    config: &Config,
-) -> Result<(), String> {
+pub fn save_foreground(server: &crate::server::Server, shards: &ShardSet, config: &Config) -> Result<(), String> {
     let p = &server.persistence;
-    if p.lock()
-        .child
-        .as_ref()
-        .is_some_and(|c| c.kind == ChildKind::Rdb)
-    {
+    if p.lock().child.as_ref().is_some_and(|c| c.kind == ChildKind::Rdb) {
         return Err("ERR Background save already in progress".into());
     }
-    let states: Vec<*mut ShardState> = (0..shards.len())
-        .map(|i| shards.get(i) as *mut ShardState)
-        .collect();
+    let states: Vec<*mut ShardState> = (0..shards.len()).map(|i| shards.get(i) as *mut ShardState).collect();
     let dirty_now: u64 = states.iter().map(|&s| unsafe { (*s).dirty }).sum();
     let tmp = format!("{}/temp-{}.rdb", config.dir, std::process::id());
-    let res = write_dump(&states, config, &tmp, |_, _| {})
-        .and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir));
+    let res = write_dump(&states, config, &tmp, |_, _| {}).and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir));
     let mut st = p.lock();
     match res {
         Ok(()) => {
@@ -475,10 +419,7 @@ pub fn cancel(server: &crate::server::Server) -> Result<&'static str, &'static s
             c.cancelled = true;
             // SAFETY: signalling our own child.
             unsafe { libc::kill(c.pid, libc::SIGUSR1) };
-            crate::notice!(
-                "Background saving cancelled by user request, killing pid {}",
-                c.pid
-            );
+            crate::notice!("Background saving cancelled by user request, killing pid {}", c.pid);
             return Ok("Background saving cancelled");
         }
     }
@@ -499,8 +440,7 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
         let mut buf = [0u8; 4096];
         loop {
             // SAFETY: non-blocking read into a stack buffer.
-            let n =
-                unsafe { libc::read(child.pipe, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+            let n = unsafe { libc::read(child.pipe, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
             if n <= 0 {
                 break;
             }
@@ -588,21 +528,12 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
 
 /// Loads `dir/dbfilename` into the shard states before they start serving.
 /// A missing file is an empty dataset; a bad one is a refusal to start.
-pub fn load_at_startup(
-    states: &mut [Box<ShardState>],
-    config: &Config,
-    p: &Persistence,
-) -> Result<(), String> {
+pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, p: &Persistence) -> Result<(), String> {
     let path = rdb_path(config);
     let data = match std::fs::read(&path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(format!(
-                "Fatal error loading the DB {}: {}. Exiting.",
-                path, e
-            ))
-        }
+        Err(e) => return Err(format!("Fatal error loading the DB {}: {}. Exiting.", path, e)),
     };
     let start = Instant::now();
     let shards = states.len();
@@ -618,28 +549,21 @@ pub fn load_at_startup(
     })
     .map_err(|e| format!("Short read or OOM loading DB. Unrecoverable error, aborting now. {} ({}). Refusing to start with a partial dataset.", e, path))?;
     if let Some(db) = bad_db {
-        return Err(format!("FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting", databases, db));
+        return Err(format!(
+            "FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting",
+            databases, db
+        ));
     }
     let mut st = p.lock();
     st.last_load_keys_loaded = stats.keys_loaded;
     st.last_load_keys_expired = stats.keys_expired;
     if let Ok(meta) = std::fs::metadata(&path) {
         if let Ok(m) = meta.modified() {
-            st.last_save_unix = m
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(st.last_save_unix);
+            st.last_save_unix = m.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(st.last_save_unix);
         }
     }
-    crate::notice!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}.",
-        stats.keys_loaded,
-        stats.keys_expired
-    );
-    crate::notice!(
-        "DB loaded from disk: {:.3} seconds",
-        start.elapsed().as_secs_f64()
-    );
+    crate::notice!("Done loading RDB, keys loaded: {}, keys expired: {}.", stats.keys_loaded, stats.keys_expired);
+    crate::notice!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -648,35 +572,18 @@ pub fn info_persistence(server: &crate::server::Server) -> String {
     let p = &server.persistence;
     let st = p.lock();
     let now = crate::util::unix_ms();
-    let (in_progress, cur_time, cow_size, cow_peak, cow_age, fork_perc, keys_done, keys_total) =
-        match &st.child {
-            Some(c) if c.kind == ChildKind::Rdb => {
-                let perc = if c.keys_total > 0 {
-                    c.keys_done as f64 * 100.0 / c.keys_total as f64
-                } else {
-                    0.0
-                };
-                (
-                    1,
-                    (now - c.start_ms) / 1000,
-                    c.cow_current,
-                    c.cow_peak,
-                    (now - c.cow_updated_ms) / 1000,
-                    perc,
-                    c.keys_done,
-                    c.keys_total,
-                )
-            }
-            _ => (0, -1, 0, 0, 0, 0.0, 0, 0),
-        };
+    let (in_progress, cur_time, cow_size, cow_peak, cow_age, fork_perc, keys_done, keys_total) = match &st.child {
+        Some(c) if c.kind == ChildKind::Rdb => {
+            let perc = if c.keys_total > 0 { c.keys_done as f64 * 100.0 / c.keys_total as f64 } else { 0.0 };
+            (1, (now - c.start_ms) / 1000, c.cow_current, c.cow_peak, (now - c.cow_updated_ms) / 1000, perc, c.keys_done, c.keys_total)
+        }
+        _ => (0, -1, 0, 0, 0, 0.0, 0, 0),
+    };
     let changes = p.dirty_total().saturating_sub(st.dirty_at_last_save);
     let mut s = String::new();
     s.push_str("loading:0\r\nasync_loading:0\r\n");
     s.push_str(&format!("current_cow_peak:{}\r\ncurrent_cow_size:{}\r\ncurrent_cow_size_age:{}\r\ncurrent_fork_perc:{:.2}\r\ncurrent_save_keys_processed:{}\r\ncurrent_save_keys_total:{}\r\n", cow_peak, cow_size, cow_age, fork_perc, keys_done, keys_total));
-    s.push_str(&format!(
-        "rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n",
-        changes, in_progress, st.last_save_unix
-    ));
+    s.push_str(&format!("rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n", changes, in_progress, st.last_save_unix));
     s.push_str(&format!(
         "rdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_last_cow_size:{}\r\nrdb_last_load_keys_expired:{}\r\nrdb_last_load_keys_loaded:{}\r\n",
         if st.last_bgsave_status == SaveStatus::Ok { "ok" } else { "err" },
@@ -695,12 +602,7 @@ pub fn info_persistence(server: &crate::server::Server) -> String {
 pub fn info_snapshot(server: &crate::server::Server) -> String {
     let st = server.persistence.lock();
     let mut s = String::new();
-    for (name, h) in [
-        ("fork_usec", &st.fork_usec),
-        ("pause_usec", &st.pause_usec),
-        ("barrier_usec", &st.barrier_usec),
-        ("cow_bytes", &st.cow_bytes),
-    ] {
+    for (name, h) in [("fork_usec", &st.fork_usec), ("pause_usec", &st.pause_usec), ("barrier_usec", &st.barrier_usec), ("cow_bytes", &st.cow_bytes)] {
         s.push_str(&format!(
             "snapshot_{}:count={},p50={},p99={},p999={},max={}\r\n",
             name,
@@ -712,6 +614,77 @@ pub fn info_snapshot(server: &crate::server::Server) -> String {
         ));
     }
     s
+}
+
+/// Command latency of one shard, split by whether a snapshot child was
+/// running: what a BGSAVE costs the clients, at p99 and beyond.
+pub struct SnapshotLatency {
+    pub inside_usec: Histogram<u64>,
+    pub outside_usec: Histogram<u64>,
+}
+
+impl Default for SnapshotLatency {
+    fn default() -> Self {
+        SnapshotLatency { inside_usec: histogram(60_000_000), outside_usec: histogram(60_000_000) }
+    }
+}
+
+impl SnapshotLatency {
+    #[inline]
+    pub fn record(&mut self, usec: u64, in_snapshot: bool) {
+        let h = if in_snapshot { &mut self.inside_usec } else { &mut self.outside_usec };
+        // Values above the bound are clamped rather than dropped.
+        h.saturating_record(usec.max(1));
+    }
+}
+
+/// Merges every shard's command-latency histograms (shards must be held).
+pub fn merged_command_latency(shards: &[&ShardState]) -> (Histogram<u64>, Histogram<u64>) {
+    let mut inside = histogram(60_000_000);
+    let mut outside = histogram(60_000_000);
+    for s in shards {
+        let _ = inside.add(&s.snapshot_latency.inside_usec);
+        let _ = outside.add(&s.snapshot_latency.outside_usec);
+    }
+    (inside, outside)
+}
+
+fn hist_line(name: &str, h: &Histogram<u64>) -> String {
+    format!(
+        "{}:count={},p50={},p99={},p999={},max={}\r\n",
+        name,
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max()
+    )
+}
+
+/// `# Snapshot` lines for the command latency histograms.
+pub fn info_command_latency(shards: &[&ShardState]) -> String {
+    let (inside, outside) = merged_command_latency(shards);
+    hist_line("snapshot_cmd_latency_inside_usec", &inside) + &hist_line("snapshot_cmd_latency_outside_usec", &outside)
+}
+
+/// DEBUG SNAPSHOT-STATS: every histogram in full, as (name, [(value, count)])
+/// with the value of each recorded bucket (highest equivalent value).
+pub fn full_histograms(server: &crate::server::Server, shards: &[&ShardState]) -> Vec<(String, Vec<(u64, u64)>)> {
+    let st = server.persistence.lock();
+    let (inside, outside) = merged_command_latency(shards);
+    let mut out = vec![];
+    for (name, h) in [
+        ("fork_usec", &st.fork_usec),
+        ("pause_usec", &st.pause_usec),
+        ("barrier_usec", &st.barrier_usec),
+        ("cow_bytes", &st.cow_bytes),
+        ("cmd_latency_inside_snapshot_usec", &inside),
+        ("cmd_latency_outside_snapshot_usec", &outside),
+    ] {
+        let buckets = h.iter_recorded().map(|v| (h.highest_equivalent(v.value_iterated_to()), v.count_at_value())).collect();
+        out.push((name.to_string(), buckets));
+    }
+    out
 }
 
 /// `latest_fork_usec` and `total_forks` for INFO stats.

@@ -27,10 +27,7 @@ impl AlignedBuf {
         let layout = std::alloc::Layout::from_size_align(CHUNK_BYTES, ALIGN).unwrap();
         // SAFETY: non-zero size layout.
         let ptr = unsafe { std::alloc::alloc(layout) };
-        assert!(
-            !ptr.is_null(),
-            "out of memory allocating an O_DIRECT buffer"
-        );
+        assert!(!ptr.is_null(), "out of memory allocating an O_DIRECT buffer");
         AlignedBuf { ptr }
     }
     fn slice_mut(&mut self) -> &mut [u8] {
@@ -131,24 +128,12 @@ impl DirectWriter {
     fn submit_current(&mut self, len: usize) -> io::Result<()> {
         if self.direct {
             debug_assert_eq!(len % ALIGN, 0, "O_DIRECT length must be block aligned");
-            debug_assert_eq!(
-                self.file_offset % ALIGN as u64,
-                0,
-                "O_DIRECT offset must be block aligned"
-            );
+            debug_assert_eq!(self.file_offset % ALIGN as u64, 0, "O_DIRECT offset must be block aligned");
         }
         if self.file_offset + len as u64 > self.preallocated_to {
             let want = self.file_offset + PREALLOCATE_BYTES;
             // SAFETY: fallocate on our descriptor; failure only loses the speed-up.
-            if unsafe {
-                libc::fallocate(
-                    self.fd,
-                    0,
-                    self.preallocated_to as i64,
-                    (want - self.preallocated_to) as i64,
-                )
-            } == 0
-            {
+            if unsafe { libc::fallocate(self.fd, 0, self.preallocated_to as i64, (want - self.preallocated_to) as i64) } == 0 {
                 self.preallocated_to = want;
             } else {
                 self.preallocated_to = u64::MAX;
@@ -159,12 +144,7 @@ impl DirectWriter {
             .build()
             .user_data(((self.cur as u64) << 32) | len as u64);
         // SAFETY: the buffer stays allocated and untouched until its completion is reaped.
-        unsafe {
-            self.ring
-                .submission()
-                .push(&e)
-                .map_err(|_| io::Error::other("submission queue full"))?
-        };
+        unsafe { self.ring.submission().push(&e).map_err(|_| io::Error::other("submission queue full"))? };
         self.ring.submit()?;
         self.busy[self.cur] = true;
         self.file_offset += len as u64;
@@ -178,11 +158,7 @@ impl DirectWriter {
 
     fn reap(&mut self, want: usize) -> io::Result<()> {
         self.ring.submit_and_wait(want)?;
-        let done: Vec<(u64, i32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data(), c.result()))
-            .collect();
+        let done: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
         for (ud, res) in done {
             let idx = (ud >> 32) as usize;
             let len = (ud & 0xffff_ffff) as i32;
@@ -190,10 +166,7 @@ impl DirectWriter {
                 return Err(io::Error::from_raw_os_error(-res));
             }
             if res != len {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    format!("short write: {} of {} bytes", res, len),
-                ));
+                return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short write: {} of {} bytes", res, len)));
             }
             self.busy[idx] = false;
         }
@@ -203,11 +176,7 @@ impl DirectWriter {
     /// Writes the tail, waits for everything, truncates to the exact length, fsyncs.
     pub fn finish(mut self) -> io::Result<u64> {
         if self.fill > 0 {
-            let len = if self.direct {
-                self.fill.div_ceil(ALIGN) * ALIGN
-            } else {
-                self.fill
-            };
+            let len = if self.direct { self.fill.div_ceil(ALIGN) * ALIGN } else { self.fill };
             let fill = self.fill;
             self.bufs[self.cur].slice_mut()[fill..len].fill(0);
             self.submit_current(len)?;
@@ -241,10 +210,7 @@ pub fn rename_durably(from: &str, to: &str, dir: &str) -> io::Result<()> {
     let d = cpath(dir)?;
     // SAFETY: open/fsync/close of a directory descriptor.
     unsafe {
-        let fd = libc::open(
-            d.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        );
+        let fd = libc::open(d.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
         if fd >= 0 {
             libc::fsync(fd);
             libc::close(fd);

@@ -6,9 +6,10 @@ use memchr::memchr;
 /// Longest inline request, and longest `*N` / `$N` header line, that may sit
 /// in the buffer without its newline (Redis's PROTO_INLINE_MAX_SIZE).
 pub const INLINE_MAX_BYTES: usize = 64 * 1024;
-/// Largest multibulk count Redis accepts from a client that is not yet authenticated
-/// or in general (`*N` with N > 1024*1024 is a protocol error in Redis 7.0).
-pub const MULTIBULK_COUNT_MAX: i64 = 1024 * 1024;
+/// Largest multibulk count Redis 7.0 accepts (`*N` with N > INT_MAX is a
+/// protocol error). Arguments are only parsed as their bytes arrive, so a
+/// large count reserves nothing.
+pub const MULTIBULK_COUNT_MAX: i64 = i32::MAX as i64;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ParseLimits {
@@ -18,9 +19,7 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits {
-            bulk_bytes_max: 512 * 1024 * 1024,
-        }
+        ParseLimits { bulk_bytes_max: 512 * 1024 * 1024 }
     }
 }
 
@@ -73,11 +72,7 @@ impl Args {
 /// Parses one command from the front of `buf`.
 /// `Ok(Some(n))`: a command (possibly empty: `args.is_empty()`) used `n` bytes.
 /// `Ok(None)`: incomplete, read more. `Err`: protocol error.
-pub fn parse_command(
-    buf: &[u8],
-    args: &mut Args,
-    limits: &ParseLimits,
-) -> Result<Option<usize>, ParseError> {
+pub fn parse_command(buf: &[u8], args: &mut Args, limits: &ParseLimits) -> Result<Option<usize>, ParseError> {
     args.clear();
     if buf.is_empty() {
         return Ok(None);
@@ -94,29 +89,29 @@ fn parse_int(digits: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    let (neg, d) = if digits[0] == b'-' {
-        (true, &digits[1..])
-    } else {
-        (false, digits)
-    };
+    let (neg, d) = if digits[0] == b'-' { (true, &digits[1..]) } else { (false, digits) };
     if d.is_empty() {
         return None;
     }
-    let mut v: i64 = 0;
+    let mut v: u64 = 0;
     for &c in d {
         if !c.is_ascii_digit() {
             return None;
         }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
     }
-    Some(if neg { -v } else { v })
+    if neg {
+        // i64::MIN is accepted, as string2ll does.
+        if v > i64::MAX as u64 + 1 {
+            return None;
+        }
+        Some((v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
-fn parse_multibulk(
-    buf: &[u8],
-    args: &mut Args,
-    limits: &ParseLimits,
-) -> Result<Option<usize>, ParseError> {
+fn parse_multibulk(buf: &[u8], args: &mut Args, limits: &ParseLimits) -> Result<Option<usize>, ParseError> {
     let nl = match memchr(b'\r', buf) {
         Some(p) => p,
         None => {
@@ -241,14 +236,8 @@ pub fn split_args(line: &[u8], args: &mut Args) -> bool {
                     return false;
                 }
                 let c = line[i];
-                if c == b'\\'
-                    && i + 3 < n
-                    && line[i + 1] == b'x'
-                    && line[i + 2].is_ascii_hexdigit()
-                    && line[i + 3].is_ascii_hexdigit()
-                {
-                    args.owned
-                        .push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && line[i + 2].is_ascii_hexdigit() && line[i + 3].is_ascii_hexdigit() {
+                    args.owned.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
                     i += 1;
@@ -305,8 +294,7 @@ pub fn split_args(line: &[u8], args: &mut Args) -> bool {
         // Undo the extra increment of the loop when we broke out by `break`
         // after already advancing; both paths above leave `i` past the token.
         let end_owned = args.owned.len();
-        args.ranges
-            .push((start_owned as u32, end_owned as u32, true));
+        args.ranges.push((start_owned as u32, end_owned as u32, true));
     }
 }
 
@@ -319,9 +307,7 @@ mod tests {
         let mut args = Args::new();
         let mut pos = 0;
         while let Some(n) = parse_command(&input[pos..], &mut args, &ParseLimits::default())? {
-            let v: Vec<Vec<u8>> = (0..args.len())
-                .map(|i| args.get(&input[pos..], i).to_vec())
-                .collect();
+            let v: Vec<Vec<u8>> = (0..args.len()).map(|i| args.get(&input[pos..], i).to_vec()).collect();
             out.push(v);
             pos += n;
         }
@@ -331,68 +317,33 @@ mod tests {
     #[test]
     fn multibulk_and_partial() {
         let cmd = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
-        assert_eq!(
-            parse_all(cmd).unwrap(),
-            vec![vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()]]
-        );
+        assert_eq!(parse_all(cmd).unwrap(), vec![vec![b"SET".to_vec(), b"k".to_vec(), b"hello".to_vec()]]);
         let mut args = Args::new();
         for cut in 0..cmd.len() {
-            assert_eq!(
-                parse_command(&cmd[..cut], &mut args, &ParseLimits::default()),
-                Ok(None),
-                "cut {cut}"
-            );
+            assert_eq!(parse_command(&cmd[..cut], &mut args, &ParseLimits::default()), Ok(None), "cut {cut}");
         }
     }
 
     #[test]
     fn inline_quotes() {
         let got = parse_all(b"SET \"a b\" 'c\\'d' \"\\x41\\n\"\r\nPING\n").unwrap();
-        assert_eq!(
-            got[0],
-            vec![
-                b"SET".to_vec(),
-                b"a b".to_vec(),
-                b"c'd".to_vec(),
-                b"A\n".to_vec()
-            ]
-        );
+        assert_eq!(got[0], vec![b"SET".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()]);
         assert_eq!(got[1], vec![b"PING".to_vec()]);
-        assert_eq!(
-            parse_all(b"SET \"abc\r\n"),
-            Err(ParseError("unbalanced quotes in request"))
-        );
-        assert_eq!(
-            parse_all(b"SET \"abc\"x\r\n"),
-            Err(ParseError("unbalanced quotes in request"))
-        );
+        assert_eq!(parse_all(b"SET \"abc\r\n"), Err(ParseError("unbalanced quotes in request")));
+        assert_eq!(parse_all(b"SET \"abc\"x\r\n"), Err(ParseError("unbalanced quotes in request")));
         assert_eq!(parse_all(b"\r\n").unwrap(), vec![Vec::<Vec<u8>>::new()]);
     }
 
     #[test]
     fn errors_match_redis() {
-        assert_eq!(
-            parse_all(b"*x\r\n"),
-            Err(ParseError("invalid multibulk length"))
-        );
-        assert_eq!(
-            parse_all(b"*2000000\r\n"),
-            Err(ParseError("invalid multibulk length"))
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n:3\r\n"),
-            Err(ParseError("expected '$', got ':'"))
-        );
-        assert_eq!(
-            parse_all(b"*1\r\n$-1\r\n"),
-            Err(ParseError("invalid bulk length"))
-        );
+        assert_eq!(parse_all(b"*x\r\n"), Err(ParseError("invalid multibulk length")));
+        assert_eq!(parse_all(b"*2147483648\r\n"), Err(ParseError("invalid multibulk length")));
+        assert_eq!(parse_all(b"*-9223372036854775808\r\n").unwrap().len(), 1);
+        assert_eq!(parse_all(b"*1\r\n:3\r\n"), Err(ParseError("expected '$', got ':'")));
+        assert_eq!(parse_all(b"*1\r\n$-1\r\n"), Err(ParseError("invalid bulk length")));
         let limits = ParseLimits { bulk_bytes_max: 10 };
         let mut args = Args::new();
-        assert_eq!(
-            parse_command(b"*1\r\n$11\r\n", &mut args, &limits),
-            Err(ParseError("invalid bulk length"))
-        );
+        assert_eq!(parse_command(b"*1\r\n$11\r\n", &mut args, &limits), Err(ParseError("invalid bulk length")));
         let big = vec![b'a'; INLINE_MAX_BYTES + 1];
         assert_eq!(parse_all(&big), Err(ParseError("too big inline request")));
     }

@@ -19,17 +19,10 @@ pub struct ErrorKind {
 
 impl ErrorKind {
     pub fn from_error(msg: &[u8]) -> ErrorKind {
-        let word_end = msg
-            .iter()
-            .position(|&c| c == b' ')
-            .unwrap_or(msg.len())
-            .min(24);
+        let word_end = msg.iter().position(|&c| c == b' ').unwrap_or(msg.len()).min(24);
         let mut bytes = [0u8; 24];
         bytes[..word_end].copy_from_slice(&msg[..word_end]);
-        ErrorKind {
-            bytes,
-            len: word_end as u8,
-        }
+        ErrorKind { bytes, len: word_end as u8 }
     }
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("ERR")
@@ -38,11 +31,7 @@ impl ErrorKind {
 
 impl<'a> Reply<'a> {
     pub fn new(buf: &'a mut Vec<u8>, resp: u8) -> Self {
-        Reply {
-            buf,
-            resp,
-            error_prefix: None,
-        }
+        Reply { buf, resp, error_prefix: None }
     }
 
     fn len_line(&mut self, prefix: u8, n: i64) {
@@ -69,8 +58,7 @@ impl<'a> Reply<'a> {
         self.error_prefix = Some(ErrorKind::from_error(msg));
         self.buf.push(b'-');
         for &c in msg {
-            self.buf
-                .push(if c == b'\r' || c == b'\n' { b' ' } else { c });
+            self.buf.push(if c == b'\r' || c == b'\n' { b' ' } else { c });
         }
         self.buf.extend_from_slice(b"\r\n");
     }
@@ -132,8 +120,7 @@ impl<'a> Reply<'a> {
     }
     pub fn boolean(&mut self, v: bool) {
         if self.resp >= 3 {
-            self.buf
-                .extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(v as i64);
         }
@@ -186,11 +173,7 @@ pub fn format_g17(v: f64) -> String {
 /// < -4 or >= prec, trailing zeros removed.
 pub fn format_g(v: f64, prec: usize) -> String {
     if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let sci = format!("{:.*e}", prec - 1, v);
     let (mant, exp) = sci.split_once('e').unwrap();

@@ -95,9 +95,7 @@ pub struct ShardSet {
 
 impl ShardSet {
     pub fn new(n: usize) -> ShardSet {
-        ShardSet {
-            ptrs: vec![std::ptr::null_mut(); n],
-        }
+        ShardSet { ptrs: vec![std::ptr::null_mut(); n] }
     }
     pub fn set(&mut self, i: usize, p: *mut ShardState) {
         self.ptrs[i] = p;
@@ -122,10 +120,7 @@ impl ShardSet {
     #[allow(clippy::mut_from_ref)]
     pub fn get(&self, i: usize) -> &mut ShardState {
         let p = self.ptrs[i];
-        assert!(
-            !p.is_null(),
-            "shard {i} touched without being owned or held"
-        );
+        assert!(!p.is_null(), "shard {i} touched without being owned or held");
         // SAFETY: a non-null pointer is either this thread's own shard or a
         // shard parked by the hold protocol until we release it; callers use
         // one `&mut` at a time (handlers never keep two alive at once).
@@ -136,13 +131,7 @@ impl ShardSet {
 impl HoldTable {
     pub fn new(n: usize) -> HoldTable {
         HoldTable {
-            slots: (0..n)
-                .map(|_| HoldSlot {
-                    state: AtomicU32::new(RUNNING),
-                    thread: OnceLock::new(),
-                    shard: AtomicPtr::new(std::ptr::null_mut()),
-                })
-                .collect(),
+            slots: (0..n).map(|_| HoldSlot { state: AtomicU32::new(RUNNING), thread: OnceLock::new(), shard: AtomicPtr::new(std::ptr::null_mut()) }).collect(),
             lock: Mutex::new(()),
             coordinator: AtomicUsize::new(usize::MAX),
             holds_total: Default::default(),
@@ -167,24 +156,28 @@ impl HoldTable {
     #[cold]
     fn park(&self, me: usize) {
         let slot = &self.slots[me];
-        slot.state.store(PARKED, Ordering::Release);
-        let coord = self.coordinator.load(Ordering::Acquire);
-        if let Some(t) = self.slots.get(coord).and_then(|s| s.thread.get()) {
-            t.unpark();
-        }
-        while slot.state.load(Ordering::Acquire) != RUNNING {
-            std::thread::park();
+        // A coordinator may release us and a new one (or the same) request us
+        // again before this thread has even woken: every HOLD_REQUESTED seen
+        // here is acknowledged again, or the new coordinator would wait for
+        // a PARKED that never comes.
+        loop {
+            match slot.state.load(Ordering::Acquire) {
+                RUNNING => return,
+                HOLD_REQUESTED => {
+                    slot.state.store(PARKED, Ordering::Release);
+                    let coord = self.coordinator.load(Ordering::Acquire);
+                    if let Some(t) = self.slots.get(coord).and_then(|s| s.thread.get()) {
+                        t.unpark();
+                    }
+                }
+                _ => std::thread::park(),
+            }
         }
     }
 
     /// Tries to become the coordinator and hold `targets` (never `me`).
     /// `ring` is called for each target to wake it if it sleeps in its ring.
-    pub fn try_hold(
-        &self,
-        me: usize,
-        targets: ShardMask,
-        mut ring: impl FnMut(usize),
-    ) -> Option<HoldGuard<'_>> {
+    pub fn try_hold(&self, me: usize, targets: ShardMask, mut ring: impl FnMut(usize)) -> Option<HoldGuard<'_>> {
         let guard = match self.lock.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::WouldBlock) => return None,
@@ -209,14 +202,8 @@ impl HoldTable {
             }
         }
         self.holds_total.fetch_add(1, Ordering::Relaxed);
-        self.last_wait_usec
-            .store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
-        Some(HoldGuard {
-            table: self,
-            targets,
-            _lock: guard,
-            wait: start.elapsed(),
-        })
+        self.last_wait_usec.store(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Some(HoldGuard { table: self, targets, _lock: guard, wait: start.elapsed() })
     }
 
     /// Pointer to shard `i`'s state (valid only while it is held or owned).

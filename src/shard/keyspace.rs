@@ -28,19 +28,13 @@ impl Value {
         if let Some(n) = canonical_int(b) {
             return Value::Int(n);
         }
-        Value::Str {
-            bytes: b.to_vec(),
-            raw: false,
-        }
+        Value::Str { bytes: b.to_vec(), raw: false }
     }
     pub fn from_vec(b: Vec<u8>) -> Value {
         if let Some(n) = canonical_int(&b) {
             return Value::Int(n);
         }
-        Value::Str {
-            bytes: b,
-            raw: false,
-        }
+        Value::Str { bytes: b, raw: false }
     }
     pub fn type_name(&self) -> &'static str {
         "string"
@@ -79,11 +73,7 @@ pub fn canonical_int(b: &[u8]) -> Option<i64> {
     if b.len() == 1 && b[0] == b'0' {
         return Some(0);
     }
-    let (neg, d) = if b[0] == b'-' {
-        (true, &b[1..])
-    } else {
-        (false, b)
-    };
+    let (neg, d) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
     if d.is_empty() || d[0] == b'0' {
         return None;
     }
@@ -183,14 +173,7 @@ impl Db {
             }
             return;
         }
-        self.map.insert(
-            key.into(),
-            Entry {
-                value,
-                expire_at_ms: -1,
-                access_ms: now_ms,
-            },
-        );
+        self.map.insert(key.into(), Entry { value, expire_at_ms: -1, access_ms: now_ms });
     }
 
     /// Inserts a full entry (used by RENAME/MOVE/COPY/RESTORE and the loader).
@@ -241,12 +224,7 @@ impl Db {
 
     /// One pass of Redis-like active expiry: sample up to `samples` keys
     /// with a TTL, delete the expired ones. Returns (sampled, expired).
-    pub fn active_expire_sample(
-        &mut self,
-        samples: usize,
-        now_ms: i64,
-        rng: &mut u64,
-    ) -> (usize, usize) {
+    pub fn active_expire_sample(&mut self, samples: usize, now_ms: i64, rng: &mut u64) -> (usize, usize) {
         let mut expired = 0;
         let mut sampled = 0;
         for _ in 0..samples {

@@ -40,22 +40,9 @@ impl PackedArgs {
 
 pub enum Message {
     /// Execute a command for a connection of the sending shard.
-    Request {
-        from: usize,
-        conn: ConnToken,
-        seq: u64,
-        db: u8,
-        resp: u8,
-        cmd: u16,
-        args: PackedArgs,
-    },
+    Request { from: usize, conn: ConnToken, seq: u64, db: u8, resp: u8, cmd: u16, args: PackedArgs },
     /// The encoded reply to a `Request`; `args` comes back for reuse.
-    Reply {
-        conn: ConnToken,
-        seq: u64,
-        bytes: Vec<u8>,
-        args: PackedArgs,
-    },
+    Reply { conn: ConnToken, seq: u64, bytes: Vec<u8>, args: PackedArgs },
     /// A MONITOR line for every monitoring client of the receiving shard.
     MonitorLine { line: Vec<u8> },
 }
@@ -91,28 +78,16 @@ impl Outbox {
 
 /// Builds the N x N mesh; returns per shard (outboxes to every shard, inboxes from every shard).
 #[allow(clippy::type_complexity)]
-pub fn mesh(
-    n: usize,
-    capacity: usize,
-) -> Vec<(Vec<Option<Outbox>>, Vec<Option<rtrb::Consumer<Message>>>)> {
-    let mut out: Vec<(Vec<Option<Outbox>>, Vec<Option<rtrb::Consumer<Message>>>)> = (0..n)
-        .map(|_| {
-            (
-                (0..n).map(|_| None).collect(),
-                (0..n).map(|_| None).collect(),
-            )
-        })
-        .collect();
+pub fn mesh(n: usize, capacity: usize) -> Vec<(Vec<Option<Outbox>>, Vec<Option<rtrb::Consumer<Message>>>)> {
+    let mut out: Vec<(Vec<Option<Outbox>>, Vec<Option<rtrb::Consumer<Message>>>)> =
+        (0..n).map(|_| ((0..n).map(|_| None).collect(), (0..n).map(|_| None).collect())).collect();
     for from in 0..n {
         for to in 0..n {
             if from == to {
                 continue;
             }
             let (p, c) = rtrb::RingBuffer::new(capacity);
-            out[from].0[to] = Some(Outbox {
-                producer: p,
-                overflow: VecDeque::new(),
-            });
+            out[from].0[to] = Some(Outbox { producer: p, overflow: VecDeque::new() });
             out[to].1[from] = Some(c);
         }
     }

@@ -50,8 +50,10 @@ pub struct ShardState {
     pub shutdown_requested: bool,
     /// Active expiry enabled (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire_enabled: bool,
-    /// Writes since the last successful save (the dirty counter).
+    /// Writes since start-up (the dirty counter; saves remember its value).
     pub dirty: u64,
+    /// Command latency inside vs outside snapshot windows.
+    pub snapshot_latency: crate::persistence::snapshot::SnapshotLatency,
 }
 
 impl ShardState {
@@ -68,6 +70,7 @@ impl ShardState {
             shutdown_requested: false,
             active_expire_enabled: true,
             dirty: 0,
+            snapshot_latency: Default::default(),
         }
     }
 

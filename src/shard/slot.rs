@@ -10,11 +10,7 @@ static CRC16_TABLE: [u16; 256] = {
         let mut crc = (i as u16) << 8;
         let mut j = 0;
         while j < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
             j += 1;
         }
         table[i] = crc;
@@ -72,10 +68,7 @@ mod tests {
     fn matches_redis_cluster_spec() {
         assert_eq!(crc16(b"123456789"), 0x31c3);
         assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(
-            key_slot(b"{user1000}.following"),
-            key_slot(b"{user1000}.followers")
-        );
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
         assert_eq!(key_slot(b"foo{}{bar}"), crc16(b"foo{}{bar}") & 16383);
     }
     #[test]

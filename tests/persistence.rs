@@ -1,0 +1,411 @@
+//! BGSAVE/SAVE/loading against the real thing: round trips, redis-server and
+//! redis-check-rdb on our files, our loader on redis-server's files, faults
+//! (killed child, vanished dir, corrupt and truncated dumps), CANCEL, and a
+//! point-in-time check under a concurrent multi-shard write load.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Resp>>),
+}
+
+struct Conn {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn open(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Conn { r: BufReader::new(s.try_clone().unwrap()), w: s }
+    }
+    fn cmd(&mut self, args: &[&[u8]]) -> Resp {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.w.write_all(&out).unwrap();
+        self.read()
+    }
+    fn c(&mut self, line: &str) -> Resp {
+        let parts: Vec<&[u8]> = line.split(' ').map(|s| s.as_bytes()).collect();
+        self.cmd(&parts)
+    }
+    fn read(&mut self) -> Resp {
+        let mut line = String::new();
+        self.r.read_line(&mut line).unwrap();
+        let (t, rest) = line.split_at(1);
+        let rest = rest.trim_end_matches("\r\n");
+        match t {
+            "+" => Resp::Simple(rest.into()),
+            "-" => Resp::Error(rest.into()),
+            ":" => Resp::Int(rest.parse().unwrap()),
+            "$" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    return Resp::Bulk(None);
+                }
+                let mut b = vec![0u8; n as usize + 2];
+                self.r.read_exact(&mut b).unwrap();
+                b.truncate(n as usize);
+                Resp::Bulk(Some(b))
+            }
+            "*" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    return Resp::Array(None);
+                }
+                Resp::Array(Some((0..n).map(|_| self.read()).collect()))
+            }
+            other => panic!("unexpected reply type {other:?} in {line:?}"),
+        }
+    }
+    fn info_field(&mut self, field: &str) -> String {
+        let Resp::Bulk(Some(b)) = self.c("INFO persistence") else { panic!("INFO failed") };
+        let text = String::from_utf8(b).unwrap();
+        text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field} in INFO")).trim().to_string()
+    }
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_ready(port: u16, child: &mut Child) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("server exited early: {status}");
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("server on port {port} did not start");
+}
+
+fn ringkv(dir: &Path, extra: &[&str]) -> Server {
+    let port = free_port();
+    let log = dir.join(format!("ringkv-{port}.log"));
+    let mut args: Vec<String> =
+        vec!["--port".into(), port.to_string(), "--dir".into(), dir.display().to_string(), "--logfile".into(), log.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringkv")).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_ready(port, &mut child);
+    Server { child, port, log }
+}
+
+fn redis(dir: &Path, dbfilename: &str) -> Server {
+    let port = free_port();
+    let log = dir.join(format!("redis-{port}.log"));
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--dir",
+            &dir.display().to_string(),
+            "--dbfilename",
+            dbfilename,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            &log.display().to_string(),
+        ])
+        .spawn()
+        .expect("redis-server must be installed (tests/run-all.sh installs it)");
+    wait_ready(port, &mut child);
+    Server { child, port, log }
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ringkv-test-{}-{}", name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wait_bgsave_done(c: &mut Conn) {
+    let t = Instant::now();
+    while c.info_field("rdb_bgsave_in_progress") == "1" {
+        assert!(t.elapsed() < Duration::from_secs(60), "BGSAVE did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The dataset of the round-trip tests: binary, empty, integers, long
+/// compressible strings, TTLs, several dbs.
+fn fill_mixed(c: &mut Conn) -> Vec<(usize, Vec<u8>, Vec<u8>, bool)> {
+    let mut keys = vec![];
+    let all_bytes: Vec<u8> = (0..=255u8).collect();
+    let samples: Vec<(Vec<u8>, Vec<u8>, bool)> = vec![
+        (b"empty".to_vec(), vec![], false),
+        (b"int-small".to_vec(), b"12".to_vec(), false),
+        (b"int-neg".to_vec(), b"-70000".to_vec(), false),
+        (b"int-big".to_vec(), b"9223372036854775807".to_vec(), true),
+        (b"not-int".to_vec(), b"007".to_vec(), false),
+        (vec![0, 1, 2, 255], all_bytes.clone(), true),
+        (b"long-compressible".to_vec(), b"abcabcabc".repeat(2000), false),
+        (b"long-random".to_vec(), (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect(), true),
+    ];
+    for db in [0usize, 3] {
+        c.c(&format!("SELECT {db}"));
+        for (k, v, ttl) in &samples {
+            assert_eq!(c.cmd(&[b"SET", k, v]), Resp::Simple("OK".into()));
+            if *ttl {
+                assert_eq!(c.cmd(&[b"PEXPIRE", k, b"600000"]), Resp::Int(1));
+            }
+            keys.push((db, k.clone(), v.clone(), *ttl));
+        }
+        for i in 0..2000 {
+            let k = format!("key:{i:06}");
+            let v = format!("value-{i}-{}", "x".repeat(i % 64));
+            c.cmd(&[b"SET", k.as_bytes(), v.as_bytes()]);
+            keys.push((db, k.into_bytes(), v.into_bytes(), false));
+        }
+    }
+    c.c("SELECT 0");
+    keys
+}
+
+fn check_same(c: &mut Conn, keys: &[(usize, Vec<u8>, Vec<u8>, bool)]) {
+    for (db, k, v, ttl) in keys {
+        c.c(&format!("SELECT {db}"));
+        assert_eq!(c.cmd(&[b"GET", k]), Resp::Bulk(Some(v.clone())), "key {:?} db {db}", String::from_utf8_lossy(k));
+        let Resp::Int(pttl) = c.cmd(&[b"PTTL", k]) else { panic!() };
+        if *ttl {
+            assert!(pttl > 500_000 && pttl <= 600_000, "ttl of {:?}: {pttl}", String::from_utf8_lossy(k));
+        } else {
+            assert_eq!(pttl, -1);
+        }
+    }
+    c.c("SELECT 0");
+}
+
+#[test]
+fn bgsave_round_trip_and_redis_compatibility() {
+    let dir = tempdir("roundtrip");
+    let keys;
+    {
+        let s = ringkv(&dir, &["--shards", "3", "--save", ""]);
+        let mut c = Conn::open(s.port);
+        keys = fill_mixed(&mut c);
+        assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+        wait_bgsave_done(&mut c);
+        assert_eq!(c.info_field("rdb_last_bgsave_status"), "ok");
+        assert_eq!(c.info_field("rdb_saves"), "1");
+        let log = std::fs::read_to_string(&s.log).unwrap();
+        assert!(log.contains("Background saving started by pid"), "{log}");
+        assert!(log.contains("DB saved on disk"), "{log}");
+        assert!(log.contains("Background saving terminated with success"), "{log}");
+    }
+    let dump = dir.join("dump.rdb");
+    let out = Command::new("redis-check-rdb").arg(&dump).output().expect("redis-check-rdb must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("RDB looks OK"), "{text}");
+    // ringkv restarted on the file (with another shard count).
+    {
+        let s = ringkv(&dir, &["--shards", "2", "--save", ""]);
+        let mut c = Conn::open(s.port);
+        check_same(&mut c, &keys);
+        assert_eq!(c.info_field("rdb_last_load_keys_loaded"), keys.len().to_string());
+    }
+    // redis-server 7.0 on the same file.
+    {
+        let s = redis(&dir, "dump.rdb");
+        let mut c = Conn::open(s.port);
+        check_same(&mut c, &keys);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn loads_a_dump_written_by_redis() {
+    let dir = tempdir("fromredis");
+    let keys;
+    {
+        let s = redis(&dir, "dump.rdb");
+        let mut c = Conn::open(s.port);
+        keys = fill_mixed(&mut c);
+        assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));
+    }
+    let s = ringkv(&dir, &["--shards", "3", "--save", ""]);
+    let mut c = Conn::open(s.port);
+    check_same(&mut c, &keys);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn refuses_corrupt_and_truncated_dumps() {
+    let dir = tempdir("corrupt");
+    {
+        let s = ringkv(&dir, &["--save", ""]);
+        let mut c = Conn::open(s.port);
+        for i in 0..500 {
+            c.c(&format!("SET k{i} {}", "v".repeat(i % 50)));
+        }
+        assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));
+    }
+    let good = std::fs::read(dir.join("dump.rdb")).unwrap();
+    for (name, bytes) in [
+        ("truncated", good[..good.len() - 100].to_vec()),
+        ("corrupt", {
+            let mut b = good.clone();
+            let mid = b.len() / 2;
+            b[mid] ^= 0xff;
+            b
+        }),
+    ] {
+        std::fs::write(dir.join("dump.rdb"), &bytes).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_ringkv")).args(["--port", &free_port().to_string(), "--dir", &dir.display().to_string()]).output().unwrap();
+        assert!(!out.status.success(), "{name}: ringkv started on a bad dump");
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("offset"), "{name}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn child_pid(log: &Path) -> i32 {
+    let t = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().rev().find(|l| l.contains("Background saving started by pid")) {
+            return line.rsplit(' ').next().unwrap().trim().parse().unwrap();
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no child pid in log");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn faults_killed_child_cancel_and_missing_dir() {
+    let dir = tempdir("faults");
+    let s = ringkv(&dir, &["--shards", "2", "--save", "3600 1"]);
+    let mut c = Conn::open(s.port);
+    c.c("SET before 1");
+    assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));
+    let before = std::fs::read(dir.join("dump.rdb")).unwrap();
+    // Enough data that the (debug build) child runs for a while.
+    assert_eq!(c.c("DEBUG POPULATE 400000 key 200"), Resp::Simple("OK".into()));
+
+    // kill -9 the child mid-save.
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    assert_eq!(c.c("BGSAVE"), Resp::Error("ERR Background save already in progress".into()));
+    let pid = child_pid(&s.log);
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    wait_bgsave_done(&mut c);
+    assert_eq!(c.info_field("rdb_last_bgsave_status"), "err");
+    assert_eq!(std::fs::read(dir.join("dump.rdb")).unwrap(), before, "old dump must be intact");
+    assert!(!dir.join(format!("temp-{pid}.rdb")).exists(), "temp file must be removed");
+    assert_eq!(c.c("PING"), Resp::Simple("PONG".into()));
+    // With a save point set, writes are refused (MISCONF) until a good save.
+    let Resp::Error(e) = c.c("SET x 1") else { panic!("expected MISCONF") };
+    assert!(e.starts_with("MISCONF "), "{e}");
+    assert_eq!(c.c("GET before"), Resp::Bulk(Some(b"1".to_vec())));
+
+    // CANCEL: not an error status, temp file removed.
+    assert_eq!(c.c("BGSAVE CANCEL"), Resp::Error("ERR Background saving is currently not in progress or scheduled".into()));
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    let pid = child_pid(&s.log);
+    assert_eq!(c.c("BGSAVE CANCEL"), Resp::Simple("Background saving cancelled".into()));
+    wait_bgsave_done(&mut c);
+    assert!(!dir.join(format!("temp-{pid}.rdb")).exists());
+
+    // A good save clears MISCONF.
+    assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));
+    assert_eq!(c.info_field("rdb_last_bgsave_status"), "ok");
+    assert_eq!(c.c("SET x 1"), Resp::Simple("OK".into()));
+
+    // The directory vanishes: the save fails, is logged, and recovers when it is back.
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    wait_bgsave_done(&mut c);
+    assert_eq!(c.info_field("rdb_last_bgsave_status"), "err");
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    wait_bgsave_done(&mut c);
+    assert_eq!(c.info_field("rdb_last_bgsave_status"), "ok");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Keys that land on different shards of 4 (by hash slot), as hashtags.
+fn spread_keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{{tag{i}}}:counter")).collect()
+}
+
+#[test]
+fn snapshot_is_point_in_time_under_multishard_load() {
+    let dir = tempdir("pit");
+    let s = ringkv(&dir, &["--shards", "4", "--save", ""]);
+    let port = s.port;
+    let keys = spread_keys(32);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Writers: MSET every key to the same generation number, over and over.
+    let mut writers = vec![];
+    for w in 0..2 {
+        let keys = keys.clone();
+        let stop = stop.clone();
+        writers.push(std::thread::spawn(move || {
+            let mut c = Conn::open(port);
+            let mut g = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && g < 200_000 {
+                g += 1;
+                let v = format!("{w}-{g}");
+                let mut args: Vec<Vec<u8>> = vec![b"MSET".to_vec()];
+                for k in &keys {
+                    args.push(k.clone().into_bytes());
+                    args.push(v.clone().into_bytes());
+                }
+                let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+                assert_eq!(c.cmd(&refs), Resp::Simple("OK".into()));
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = Conn::open(port);
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    wait_bgsave_done(&mut c);
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    drop(c);
+    drop(s);
+    // Every key in the dump holds the same generation: one instant.
+    let r = redis(&dir, "dump.rdb");
+    let mut c = Conn::open(r.port);
+    let values: Vec<Resp> = keys.iter().map(|k| c.cmd(&[b"GET", k.as_bytes()])).collect();
+    assert!(matches!(values[0], Resp::Bulk(Some(_))), "{:?}", values[0]);
+    assert!(values.iter().all(|v| *v == values[0]), "torn snapshot: {values:?}");
+    drop(r);
+    let _ = std::fs::remove_dir_all(&dir);
+}
