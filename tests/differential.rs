@@ -340,6 +340,15 @@ fn raw_cases() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("multibulk count not a number", one(b"*x\r\n")),
         ("multibulk count too large", one(b"*2147483648\r\n")),
         ("multibulk count with sign junk", one(b"*1x\r\n")),
+        // Redis 7.0 accepts any count up to INT_MAX (argv grows as arguments arrive).
+        (
+            "multibulk count above 1M (incomplete)",
+            one(b"*1048577\r\n$4\r\nECHO\r\n"),
+        ),
+        (
+            "multibulk count INT_MAX (incomplete)",
+            one(b"*2147483647\r\n"),
+        ),
         ("expected $ got :", one(b"*1\r\n:x\r\n")),
         ("expected $ got +", one(b"*2\r\n$4\r\nECHO\r\n+hi\r\n")),
         ("bulk length -1", one(b"*1\r\n$-1\r\n")),

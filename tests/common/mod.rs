@@ -58,7 +58,23 @@ impl Server {
     /// Starts the ringkv binary under test with
     /// `--port P --save "" --dir D --logfile L` followed by `extra`
     /// (e.g. `&["--shards", "3"]`).
+    ///
+    /// With `RINGKV_TEST_TARGET=redis` in the environment, a redis-server takes its place
+    /// (ringkv-only options such as `--shards` dropped): every test must pass against real
+    /// Redis too, which is how the tests themselves are checked.
     pub fn ringkv(extra: &[&str]) -> Server {
+        if std::env::var("RINGKV_TEST_TARGET").is_ok_and(|t| t == "redis") {
+            let mut args = vec![];
+            let mut it = extra.iter();
+            while let Some(a) = it.next() {
+                if *a == "--shards" || *a == "--cpu-affinity" {
+                    it.next();
+                } else {
+                    args.push(*a);
+                }
+            }
+            return Server::redis(&args);
+        }
         Server::start(Kind::Ringkv, extra)
     }
 
