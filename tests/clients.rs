@@ -1,0 +1,186 @@
+//! ringkv driven by a real client library (the `redis` crate, sync API):
+//! pipelines, many connections, RESP3, multi-key commands across shards,
+//! binary-safe values.
+
+mod common;
+
+use common::Server;
+use redis::{Commands, Value};
+
+fn server() -> Server {
+    Server::ringkv(&["--shards", "3"])
+}
+
+#[test]
+fn pipeline_of_1000_sets_then_gets() {
+    let s = server();
+    let mut con = s.redis_client();
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.set(format!("pipe:{}", i), i).ignore();
+    }
+    for i in 0..1000 {
+        p.get(format!("pipe:{}", i));
+    }
+    let got: Vec<i64> = p.query(&mut con).unwrap();
+    assert_eq!(got, (0..1000).collect::<Vec<i64>>());
+    // Mixed SET/GET in one pipeline: every GET sees the SET just before it.
+    let mut p = redis::pipe();
+    for i in 0..1000 {
+        p.set(format!("mix:{}", i % 37), i)
+            .ignore()
+            .get(format!("mix:{}", i % 37));
+    }
+    let got: Vec<i64> = p.query(&mut con).unwrap();
+    assert_eq!(got, (0..1000).collect::<Vec<i64>>());
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 1037);
+}
+
+#[test]
+fn fifty_connections_from_threads() {
+    let s = server();
+    std::thread::scope(|scope| {
+        for t in 0..50 {
+            let s = &s;
+            scope.spawn(move || {
+                let mut con = s.redis_client();
+                for i in 0..40 {
+                    let key = format!("t{}:{}", t, i);
+                    let () = con.set(&key, format!("{}-{}", t, i)).unwrap();
+                    let v: String = con.get(&key).unwrap();
+                    assert_eq!(v, format!("{}-{}", t, i));
+                }
+                let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+                assert_eq!(pong, "PONG");
+            });
+        }
+    });
+    let mut con = s.redis_client();
+    let n: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(n, 50 * 40);
+}
+
+#[test]
+fn resp3_connection() {
+    let s = server();
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
+    let mut con = client
+        .get_connection_with_timeout(common::IO_TIMEOUT)
+        .expect("RESP3 connection (HELLO 3)");
+    con.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    let () = con.set("r3", "v").unwrap();
+    let v: String = con.get("r3").unwrap();
+    assert_eq!(v, "v");
+    // A missing key is RESP3's null (`_`), which the crate reports as Nil.
+    let missing: Value = redis::cmd("GET").arg("nope").query(&mut con).unwrap();
+    assert_eq!(missing, Value::Nil);
+    let n: i64 = con.exists("r3").unwrap();
+    assert_eq!(n, 1);
+    // HELLO's reply is a map in RESP3.
+    let hello: Value = redis::cmd("HELLO").arg(3).query(&mut con).unwrap();
+    let Value::Map(fields) = hello else {
+        panic!("HELLO 3 did not reply a map: {:?}", hello)
+    };
+    let proto = fields.iter().find(|(k, _)| {
+        *k == Value::BulkString(b"proto".to_vec()) || *k == Value::SimpleString("proto".into())
+    });
+    assert_eq!(proto.map(|(_, v)| v.clone()), Some(Value::Int(3)));
+}
+
+/// Keys that live on every shard of a 3-shard server.
+fn keys_on_all_shards(prefix: &str, shards: usize) -> Vec<String> {
+    let mut found: Vec<Option<String>> = vec![None; shards];
+    let mut i = 0;
+    while found.iter().any(|k| k.is_none()) {
+        let k = format!("{}{}", prefix, i);
+        let sh = common::key_shard(k.as_bytes(), shards);
+        found[sh].get_or_insert(k);
+        i += 1;
+    }
+    found.into_iter().map(|k| k.unwrap()).collect()
+}
+
+#[test]
+fn mget_mset_across_shards() {
+    let s = server();
+    let mut con = s.redis_client();
+    let keys = keys_on_all_shards("mk", 3);
+    let mut all: Vec<String> = keys.clone();
+    all.extend((0..30).map(|i| format!("spread:{}", i)));
+    let pairs: Vec<(String, String)> = all
+        .iter()
+        .map(|k| (k.clone(), format!("val-{}", k)))
+        .collect();
+    let () = con.mset(&pairs).unwrap();
+    let got: Vec<Option<String>> = con.mget(&all).unwrap();
+    assert_eq!(
+        got,
+        all.iter()
+            .map(|k| Some(format!("val-{}", k)))
+            .collect::<Vec<_>>()
+    );
+    // Missing keys interleaved keep their positions.
+    let mut mixed = vec![];
+    for k in &keys {
+        mixed.push(k.clone());
+        mixed.push(format!("{}-missing", k));
+    }
+    let got: Vec<Option<String>> = con.mget(&mixed).unwrap();
+    for (i, v) in got.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(v.as_deref(), Some(format!("val-{}", mixed[i]).as_str()));
+        } else {
+            assert_eq!(*v, None);
+        }
+    }
+    // Duplicate keys in MSET: the last value wins.
+    let () = redis::cmd("MSET")
+        .arg(&keys[0])
+        .arg("first")
+        .arg(&keys[1])
+        .arg("x")
+        .arg(&keys[0])
+        .arg("last")
+        .query(&mut con)
+        .unwrap();
+    let v: String = con.get(&keys[0]).unwrap();
+    assert_eq!(v, "last");
+    let n: i64 = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+    assert_eq!(n, 3);
+    let n: i64 = redis::cmd("EXISTS").arg(&keys).query(&mut con).unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn binary_safe_values() {
+    let s = server();
+    let mut con = s.redis_client();
+    let all: Vec<u8> = (0..=255u8).collect();
+    let () = con.set("bin", &all).unwrap();
+    let got: Vec<u8> = con.get("bin").unwrap();
+    assert_eq!(got, all);
+    // Every byte value as a one-byte value and inside keys.
+    let mut p = redis::pipe();
+    for b in 0..=255u8 {
+        p.set(vec![b'k', b, b'\r', b'\n'], vec![b]).ignore();
+    }
+    for b in 0..=255u8 {
+        p.get(vec![b'k', b, b'\r', b'\n']);
+    }
+    let got: Vec<Vec<u8>> = p.query(&mut con).unwrap();
+    assert_eq!(got, (0..=255u8).map(|b| vec![b]).collect::<Vec<_>>());
+    // 1 MiB of pseudo-random bytes.
+    let mut big = vec![0u8; 1 << 20];
+    common::Rng::new(42).fill(&mut big);
+    let () = con.set("big", &big).unwrap();
+    let got: Vec<u8> = con.get("big").unwrap();
+    assert!(
+        got == big,
+        "1 MiB value came back different ({} bytes)",
+        got.len()
+    );
+    let n: i64 = con.del("big").unwrap();
+    assert_eq!(n, 1);
+}

@@ -1,0 +1,431 @@
+//! Concurrency across shards (`--shards 4`): many connections mutating
+//! overlapping keys, atomicity of MSET across shards, and reply order of
+//! pipelines whose commands run on different shards.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{key_shard, Conn, Resp, Rng, Server};
+
+const SHARDS: usize = 4;
+const THREADS: usize = 8;
+const OPS_PER_THREAD: usize = 2000;
+const OWN_KEYS: usize = 24;
+const SHARED_KEYS: usize = 6;
+
+fn server() -> Server {
+    Server::ringkv(&["--shards", &SHARDS.to_string()])
+}
+
+/// A thread's own keys: plain ones spread over all shards, and ones whose hashtag is shared
+/// with the other threads' keys (same slot, so the same shard, different keys).
+fn own_key(thread: usize, j: usize) -> String {
+    if j.is_multiple_of(3) {
+        format!("{{tag{}}}t{}:{}", j % 4, thread, j)
+    } else {
+        format!("t{}:{}", thread, j)
+    }
+}
+
+fn shared_key(j: usize) -> String {
+    if j.is_multiple_of(2) {
+        format!("shared:{}", j)
+    } else {
+        format!("{{tag{}}}shared:{}", j % 4, j)
+    }
+}
+
+/// One thread's operations; every reply is checked against the model of the keys the thread
+/// owns (no other thread writes them, so the model is exact). Returns the increments made on
+/// each shared key and the values INCR replied there.
+fn worker(server: &Server, thread: usize) -> (Vec<u64>, Vec<Vec<i64>>) {
+    let mut c = server.conn();
+    let mut rng = Rng::new(1000 + thread as u64);
+    let mut model: HashMap<String, i64> = HashMap::new();
+    let mut incrs = vec![0u64; SHARED_KEYS];
+    let mut seen = vec![vec![]; SHARED_KEYS];
+    let mut history: Vec<String> = vec![];
+    let pick = |rng: &mut Rng| own_key(thread, rng.below(OWN_KEYS as u64) as usize);
+    for op in 0..OPS_PER_THREAD {
+        let (desc, reply, expected) = match rng.below(10) {
+            0 | 1 => {
+                let k = pick(&mut rng);
+                let v = rng.below(1000) as i64;
+                model.insert(k.clone(), v);
+                (
+                    format!("SET {} {}", k, v),
+                    c.cmd(&["SET", &k, &v.to_string()]),
+                    Some(Resp::ok()),
+                )
+            }
+            2 | 3 => {
+                let k = pick(&mut rng);
+                let v = model.get(&k).copied().unwrap_or(0) + 1;
+                model.insert(k.clone(), v);
+                (
+                    format!("INCR {}", k),
+                    c.cmd(&["INCR", &k]),
+                    Some(Resp::Int(v)),
+                )
+            }
+            4 => {
+                let (k1, k2) = (pick(&mut rng), pick(&mut rng));
+                let n = model.remove(&k1).is_some() as i64
+                    + (k1 != k2 && model.remove(&k2).is_some()) as i64;
+                (
+                    format!("DEL {} {}", k1, k2),
+                    c.cmd(&["DEL", &k1, &k2]),
+                    Some(Resp::Int(n)),
+                )
+            }
+            5 => {
+                let mut args = vec!["MSET".to_string()];
+                for _ in 0..3 {
+                    let k = pick(&mut rng);
+                    let v = rng.below(1000) as i64;
+                    model.insert(k.clone(), v);
+                    args.push(k);
+                    args.push(v.to_string());
+                }
+                (args.join(" "), c.cmd(&args), Some(Resp::ok()))
+            }
+            6 => {
+                let k = pick(&mut rng);
+                let want = match model.get(&k) {
+                    Some(v) => Resp::bulk(v.to_string()),
+                    None => Resp::Nil,
+                };
+                (format!("GET {}", k), c.cmd(&["GET", &k]), Some(want))
+            }
+            _ => {
+                let j = rng.below(SHARED_KEYS as u64) as usize;
+                incrs[j] += 1;
+                let r = c.cmd(&["INCR", &shared_key(j)]);
+                if let Resp::Int(n) = r {
+                    seen[j].push(n);
+                }
+                (format!("INCR {}", shared_key(j)), r, None)
+            }
+        };
+        if let Some(want) = expected {
+            if reply != want {
+                let from = history.len().saturating_sub(10);
+                panic!(
+                    "thread {} op {}: {} replied {:?}, expected {:?}; previous ops:\n{}",
+                    thread,
+                    op,
+                    desc,
+                    reply,
+                    want,
+                    history[from..].join("\n")
+                );
+            }
+        } else {
+            assert!(
+                matches!(reply, Resp::Int(_)),
+                "thread {} op {}: {} replied {:?}",
+                thread,
+                op,
+                desc,
+                reply
+            );
+        }
+        history.push(desc);
+    }
+    // The final state of this thread's keys.
+    for j in 0..OWN_KEYS {
+        let k = own_key(thread, j);
+        let want = model.get(&k).map(|v| v.to_string().into_bytes());
+        assert_eq!(
+            c.cmd(&["GET", &k]).opt_bytes(),
+            want,
+            "thread {}: final value of {}",
+            thread,
+            k
+        );
+    }
+    (incrs, seen)
+}
+
+#[test]
+fn concurrent_ops_match_per_key_order() {
+    let s = server();
+    let results: Vec<(Vec<u64>, Vec<Vec<i64>>)> = std::thread::scope(|scope| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let s = &s;
+                scope.spawn(move || worker(s, t))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut c = s.conn();
+    for j in 0..SHARED_KEYS {
+        let total: u64 = results.iter().map(|r| r.0[j]).sum();
+        let got = c
+            .cmd(&["GET", &shared_key(j)])
+            .opt_bytes()
+            .map(|b| String::from_utf8(b).unwrap());
+        let want = if total == 0 {
+            None
+        } else {
+            Some(total.to_string())
+        };
+        assert_eq!(
+            got,
+            want,
+            "shared counter {} after {} increments",
+            shared_key(j),
+            total
+        );
+        // Every INCR got a distinct value, and together they are exactly 1..=total.
+        let mut all: Vec<i64> = results
+            .iter()
+            .flat_map(|r| r.1[j].iter().copied())
+            .collect();
+        all.sort_unstable();
+        assert!(
+            all.iter().copied().eq(1..=total as i64),
+            "INCR replies on {} are not a permutation of 1..={}",
+            shared_key(j),
+            total
+        );
+    }
+    let keys = THREADS * OWN_KEYS + SHARED_KEYS;
+    let n = c.cmd(&["DBSIZE"]).int();
+    assert!(
+        n as usize <= keys,
+        "DBSIZE {} exceeds the {} keys ever written",
+        n,
+        keys
+    );
+}
+
+/// `count` keys with distinct hashtags, each on a different shard.
+fn keys_on_distinct_shards(count: usize) -> Vec<String> {
+    let mut by_shard: Vec<Option<String>> = vec![None; SHARDS];
+    let mut i = 0;
+    while by_shard.iter().filter(|k| k.is_some()).count() < count {
+        let k = format!("{{m{}}}value", i);
+        by_shard[key_shard(k.as_bytes(), SHARDS)].get_or_insert(k);
+        i += 1;
+    }
+    let keys: Vec<String> = by_shard.into_iter().flatten().take(count).collect();
+    let shards: std::collections::HashSet<usize> = keys
+        .iter()
+        .map(|k| key_shard(k.as_bytes(), SHARDS))
+        .collect();
+    assert_eq!(shards.len(), count);
+    keys
+}
+
+#[test]
+fn crc16_matches_redis_cluster_reference() {
+    // Reference values from Redis Cluster's specification and CLUSTER KEYSLOT.
+    assert_eq!(common::crc16(b"123456789"), 0x31C3);
+    assert_eq!(common::key_slot(b"foo"), 12182);
+    assert_eq!(
+        common::key_slot(b"{user1000}.following"),
+        common::key_slot(b"{user1000}.followers")
+    );
+    assert_eq!(
+        common::key_slot(b"foo{}{bar}"),
+        common::crc16(b"foo{}{bar}") & 16383
+    );
+    assert_eq!(
+        common::key_slot(b"foo{{bar}}zap"),
+        common::crc16(b"{bar") & 16383
+    );
+    // Independent of ringkv's own implementation, and agreeing with it.
+    for k in ["a", "{a}b", "x{y}z", "{}", "{{}}", "shared:3"] {
+        assert_eq!(
+            common::key_slot(k.as_bytes()),
+            ringkv::shard::slot::key_slot(k.as_bytes()),
+            "{}",
+            k
+        );
+        assert_eq!(
+            common::key_shard(k.as_bytes(), SHARDS),
+            ringkv::shard::slot::key_shard(k.as_bytes(), SHARDS),
+            "{}",
+            k
+        );
+    }
+}
+
+#[test]
+fn mset_is_atomic_across_shards() {
+    let s = server();
+    let keys = keys_on_distinct_shards(SHARDS);
+    let done = AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let reads: Vec<usize> = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..3)
+            .map(|r| {
+                let (s, keys, done) = (&s, &keys, &done);
+                scope.spawn(move || {
+                    let mut c = s.conn();
+                    let mut last = 0i64;
+                    let mut n = 0;
+                    // Bounded even if the writer dies without saying so.
+                    let give_up = deadline + Duration::from_secs(10);
+                    while !done.load(Ordering::Acquire) && Instant::now() < give_up {
+                        let mut args = vec!["MGET"];
+                        args.extend(keys.iter().map(|k| k.as_str()));
+                        let reply = c.cmd(&args);
+                        let values: Vec<Option<Vec<u8>>> =
+                            reply.array().iter().map(|v| v.opt_bytes()).collect();
+                        assert!(
+                            values.iter().all(|v| *v == values[0]),
+                            "reader {}: MGET saw a half-applied MSET: {:?}",
+                            r,
+                            reply
+                        );
+                        if let Some(v) = &values[0] {
+                            let v: i64 = std::str::from_utf8(v).unwrap().parse().unwrap();
+                            assert!(
+                                v >= last,
+                                "reader {}: value went back from {} to {}",
+                                r,
+                                last,
+                                v
+                            );
+                            last = v;
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        // Tell the readers to stop however the writer ends (a failed assertion included).
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let _done = Done(&done);
+        let mut c = s.conn();
+        let mut i = 1;
+        while i <= 3000 && Instant::now() < deadline {
+            let v = i.to_string();
+            let mut args = vec!["MSET"];
+            for k in &keys {
+                args.push(k);
+                args.push(&v);
+            }
+            assert_eq!(c.cmd(&args), Resp::ok());
+            i += 1;
+        }
+        drop(_done);
+        readers.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        reads.iter().all(|&n| n > 0),
+        "a reader never ran: {:?}",
+        reads
+    );
+}
+
+#[test]
+fn pipelined_set_get_replies_stay_in_request_order() {
+    let s = server();
+    let mut c = s.conn();
+    let mut req = Vec::new();
+    for i in 0..1000 {
+        common::encode_into(&mut req, &["SET", &format!("k{}", i), &i.to_string()]);
+        common::encode_into(&mut req, &["GET", &format!("k{}", i)]);
+    }
+    c.send_raw(&req);
+    for i in 0..1000 {
+        assert_eq!(c.read(), Resp::ok(), "reply to SET k{}", i);
+        assert_eq!(c.read(), Resp::bulk(i.to_string()), "reply to GET k{}", i);
+    }
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+/// Local commands (PING, ECHO) interleaved with keyed ones on every shard and multi-shard
+/// EXISTS/DEL, all in one write.
+#[test]
+fn pipelined_local_remote_and_multishard_replies_stay_in_order() {
+    let s = server();
+    let mut c = s.conn();
+    let mut req = Vec::new();
+    for i in 0..1000 {
+        common::encode_into(&mut req, &["SET", &format!("k{}", i), &i.to_string()]);
+    }
+    c.send_raw(&req);
+    for _ in 0..1000 {
+        assert_eq!(c.read(), Resp::ok());
+    }
+    let mut req = Vec::new();
+    let mut want = vec![];
+    for i in 0..500 {
+        common::encode_into(&mut req, &["GET", &format!("k{}", i)]);
+        want.push(Resp::bulk(i.to_string()));
+        common::encode_into(&mut req, &["ECHO", &format!("e{}", i)]);
+        want.push(Resp::bulk(format!("e{}", i)));
+        common::encode_into(
+            &mut req,
+            &[
+                "EXISTS",
+                &format!("k{}", i),
+                &format!("k{}", 999 - i),
+                "nokey",
+            ],
+        );
+        want.push(Resp::Int(2));
+        common::encode_into(&mut req, &["PING"]);
+        want.push(Resp::Simple("PONG".into()));
+    }
+    common::encode_into(
+        &mut req,
+        &["DEL", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"],
+    );
+    want.push(Resp::Int(8));
+    common::encode_into(&mut req, &["DBSIZE"]);
+    want.push(Resp::Int(992));
+    c.send_raw(&req);
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(&c.read(), w, "reply {} of the mixed pipeline", i);
+    }
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+/// Several connections pipelining at once to keys on every shard: each sees its own order.
+#[test]
+fn concurrent_pipelines_keep_order() {
+    let s = server();
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let s = &s;
+            scope.spawn(move || {
+                let mut c: Conn = s.conn();
+                for round in 0..5 {
+                    let mut req = Vec::new();
+                    for i in 0..400 {
+                        let k = format!("p{}:{}", t, i);
+                        common::encode_into(&mut req, &["SET", &k, &format!("{}-{}", round, i)]);
+                        common::encode_into(&mut req, &["GET", &k]);
+                    }
+                    c.send_raw(&req);
+                    for i in 0..400 {
+                        assert_eq!(c.read(), Resp::ok());
+                        assert_eq!(
+                            c.read(),
+                            Resp::bulk(format!("{}-{}", round, i)),
+                            "thread {} round {} key {}",
+                            t,
+                            round,
+                            i
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
