@@ -14,12 +14,18 @@ const ACL_ADMIN: &[&str] = &["admin", "slow", "dangerous"];
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         CommandSpec::new("config", -2, 0, help).group("server").doc("2.0.0", "A container for server configuration commands").acl(&["slow"]),
-        CommandSpec::new("config|help", 2, LOADING | STALE, help).group("server").doc("5.0.0", "Show helpful text about the different subcommands").acl(&["slow"]),
+        CommandSpec::new("config|help", 2, LOADING | STALE, help)
+            .group("server")
+            .doc("5.0.0", "Show helpful text about the different subcommands")
+            .acl(&["slow"]),
         CommandSpec::new("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE, rewrite)
             .group("server")
             .doc("2.8.0", "Rewrite the configuration file with the in memory configuration")
             .acl(ACL_ADMIN),
-        CommandSpec::new("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, get).group("server").doc("2.0.0", "Get the values of configuration parameters").acl(ACL_ADMIN),
+        CommandSpec::new("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE, get)
+            .group("server")
+            .doc("2.0.0", "Get the values of configuration parameters")
+            .acl(ACL_ADMIN),
         CommandSpec::new("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE, set)
             .route(Route::All)
             .group("server")
@@ -78,7 +84,10 @@ fn get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 fn protected_allowed(ctx: &Ctx) -> bool {
     match ctx.config().others.get("enable-protected-configs").map(|s| s.as_str()) {
         Some("yes") => true,
-        Some("local") => ctx.client.as_ref().is_some_and(|c| c.addr.starts_with("127.") || c.addr.starts_with("[::1]") || c.addr.starts_with("::1") || c.addr.starts_with('/')),
+        Some("local") => ctx
+            .client
+            .as_ref()
+            .is_some_and(|c| c.addr.starts_with("127.") || c.addr.starts_with("[::1]") || c.addr.starts_with("::1") || c.addr.starts_with('/')),
         _ => false,
     }
 }
@@ -185,11 +194,11 @@ fn format_memory(bytes: u64) -> String {
     const GB: u64 = 1 << 30;
     const MB: u64 = 1 << 20;
     const KB: u64 = 1 << 10;
-    if bytes != 0 && bytes % GB == 0 {
+    if bytes != 0 && bytes.is_multiple_of(GB) {
         format!("{}gb", bytes / GB)
-    } else if bytes != 0 && bytes % MB == 0 {
+    } else if bytes != 0 && bytes.is_multiple_of(MB) {
         format!("{}mb", bytes / MB)
-    } else if bytes != 0 && bytes % KB == 0 {
+    } else if bytes != 0 && bytes.is_multiple_of(KB) {
         format!("{}kb", bytes / KB)
     } else {
         bytes.to_string()
@@ -228,10 +237,14 @@ fn rewrite_lines(c: &Config, def: &Def) -> (Vec<String>, bool) {
                 c.save.iter().map(|(s, n)| format!("save {} {}", s, n)).collect()
             }
         }
-        ("client-output-buffer-limit", _) => [("normal", &c.client_output_buffer_limit_normal), ("replica", &c.client_output_buffer_limit_replica), ("pubsub", &c.client_output_buffer_limit_pubsub)]
-            .iter()
-            .map(|(class, l)| format!("{} {} {} {} {}", name, class, format_memory(l.hard_bytes), format_memory(l.soft_bytes), l.soft_seconds))
-            .collect(),
+        ("client-output-buffer-limit", _) => [
+            ("normal", &c.client_output_buffer_limit_normal),
+            ("replica", &c.client_output_buffer_limit_replica),
+            ("pubsub", &c.client_output_buffer_limit_pubsub),
+        ]
+        .iter()
+        .map(|(class, l)| format!("{} {} {} {} {}", name, class, format_memory(l.hard_bytes), format_memory(l.soft_bytes), l.soft_seconds))
+        .collect(),
         ("dir", _) => return (vec![format!("dir {}", quote(&value))], true),
         ("bind", _) => vec![format!("bind {}", if value.is_empty() { "\"\"".to_string() } else { value.clone() })],
         ("replicaof", _) => {
@@ -240,10 +253,14 @@ fn rewrite_lines(c: &Config, def: &Def) -> (Vec<String>, bool) {
             }
             vec![format!("replicaof {}", value)]
         }
-        ("notify-keyspace-events", _) | ("latency-tracking-info-percentiles", _) => vec![format!("{} {}", name, quote(&value))],
+        ("notify-keyspace-events", _) | ("latency-tracking-info-percentiles", _) => {
+            vec![format!("{} {}", name, quote(&value))]
+        }
         (_, Kind::Mem(..)) => vec![format!("{} {}", name, format_memory(value.parse().unwrap_or(0)))],
         (_, Kind::MemPercent(..)) if !value.ends_with('%') => vec![format!("{} {}", name, format_memory(value.parse().unwrap_or(0)))],
-        (_, Kind::Str | Kind::Filename(_) | Kind::Dirname(_)) => vec![format!("{} {}", name, quote(&value))],
+        (_, Kind::Str | Kind::Filename(_) | Kind::Dirname(_)) => {
+            vec![format!("{} {}", name, quote(&value))]
+        }
         _ => vec![format!("{} {}", name, value)],
     };
     (lines, force)
@@ -278,7 +295,12 @@ fn rewrite_file(c: &Config, path: &str) -> Result<(), String> {
                 option_lines.entry(def.name.to_string()).or_default().push_back(lines.len());
                 lines.push(line);
             }
-            None if words.as_ref().is_some_and(|w| w.first().is_some_and(|n| matches!(n.to_ascii_lowercase().as_str(), "include" | "rename-command" | "user" | "loadmodule"))) => lines.push(line),
+            None if words.as_ref().is_some_and(|w| {
+                w.first().is_some_and(|n| matches!(n.to_ascii_lowercase().as_str(), "include" | "rename-command" | "user" | "loadmodule"))
+            }) =>
+            {
+                lines.push(line)
+            }
             None => lines.push(format!("# ??? {}", line)),
         }
     }

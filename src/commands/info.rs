@@ -502,8 +502,11 @@ fn latencystats(ctx: &Ctx, out: &mut String) {
     if c.others.get("latency-tracking").is_some_and(|v| v == "no") {
         return;
     }
-    let percentiles: Vec<(String, f64)> =
-        c.others.get("latency-tracking-info-percentiles").map(|s| s.split(' ').filter(|p| !p.is_empty()).filter_map(|p| Some((p.to_string(), p.parse().ok()?))).collect()).unwrap_or_default();
+    let percentiles: Vec<(String, f64)> = c
+        .others
+        .get("latency-tracking-info-percentiles")
+        .map(|s| s.split(' ').filter(|p| !p.is_empty()).filter_map(|p| Some((p.to_string(), p.parse().ok()?))).collect())
+        .unwrap_or_default();
     let table = CommandTable::get();
     for id in 0..table.specs.len() {
         let mut merged: Option<LatencyHistogram> = None;
@@ -512,7 +515,9 @@ fn latencystats(ctx: &Ctx, out: &mut String) {
                 merged.get_or_insert_with(Default::default).merge(h);
             }
         }
-        let Some(h) = merged.filter(|h| h.total > 0) else { continue };
+        let Some(h) = merged.filter(|h| h.total > 0) else {
+            continue;
+        };
         let _ = write!(out, "latency_percentiles_usec_{}:", table.specs[id].name);
         for (j, (label, p)) in percentiles.iter().enumerate() {
             if j > 0 {
@@ -533,7 +538,9 @@ fn keyspace(ctx: &Ctx, out: &mut String) {
         // avg_ttl from a sample of each shard's TTL keys, as Redis estimates it by sampling.
         let (mut ttl_sum, mut ttl_n) = (0i64, 0i64);
         for i in 0..ctx.shard_count {
-            let Some(d) = ctx.shard(i).dbs.get(db) else { continue };
+            let Some(d) = ctx.shard(i).dbs.get(db) else {
+                continue;
+            };
             keys += d.len();
             expires += d.expires.len();
             let step = (d.expires.len() / 16).max(1);

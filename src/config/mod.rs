@@ -172,7 +172,8 @@ impl Config {
                         return Err(fail("Too many nested includes"));
                     }
                     for path in include_paths(values[0]).map_err(|e| fail(&e))? {
-                        let body = std::fs::read_to_string(&path).map_err(|e| format!("Fatal error, can't open config file '{}': {}", path, table_strerror(&e)))?;
+                        let body =
+                            std::fs::read_to_string(&path).map_err(|e| format!("Fatal error, can't open config file '{}': {}", path, table_strerror(&e)))?;
                         self.load_text_at_depth(&body, depth + 1)?;
                     }
                 }
@@ -325,6 +326,8 @@ pub fn split_config_line(line: &str) -> Option<Vec<String>> {
 }
 
 /// Redis's `stringmatchlen`: glob with `*`, `?`, `[...]` (with `^` and ranges), `\` escapes.
+// The nested ifs fall through to the mismatch path; folding them into guards would not.
+#[allow(clippy::collapsible_match)]
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     fn lower(c: u8, nocase: bool) -> u8 {
         if nocase {

@@ -497,7 +497,7 @@ fn normalise(def: &Def, args: &[&str]) -> Result<String, String> {
 fn parse_save(args: &[&str]) -> Result<Vec<(u64, u64)>, String> {
     let args: &[&str] = if args.len() == 1 && args[0].is_empty() { &[] } else { args };
     const ERR: &str = "Invalid save parameters";
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(ERR.into());
     }
     let mut points = vec![];
@@ -519,7 +519,7 @@ fn strtoll_full(v: &str) -> Option<i64> {
 }
 
 fn parse_output_limits(c: &mut Config, args: &[&str]) -> Result<(), String> {
-    if args.len() % 4 != 0 {
+    if !args.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut parsed = vec![];
