@@ -24,6 +24,9 @@ fn main() {
         eprintln!("{}", e);
         std::process::exit(1);
     }
+    for w in &config.startup_warnings {
+        ringkv::warning!("{}", w);
+    }
     if let Err(e) = ringkv::run(config) {
         ringkv::warning!("{}", e);
         std::process::exit(1);

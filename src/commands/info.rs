@@ -1,7 +1,575 @@
-//! INFO, with Redis's sections and field names.
+//! INFO, with Redis 7.0's sections, field names and formatting: `# Section`
+//! headers, CRLF lines, a blank line between sections. Counters are the sum of
+//! every shard's `ShardStats` (INFO holds all shards, Route::All).
 
-use super::CommandSpec;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{flags::*, CommandSpec, CommandTable, Ctx, Route};
+use crate::metrics::histogram::LatencyHistogram;
+use crate::metrics::CommandStat;
+use crate::protocol::Reply;
+
+/// The Redis version ringkv reports: clients gate features on it.
+pub const REDIS_VERSION: &str = "7.0.15";
 
 pub fn commands() -> Vec<CommandSpec> {
-    vec![]
+    vec![CommandSpec::new("info", -1, LOADING | STALE, info)
+        .route(Route::All)
+        .group("server")
+        .doc("1.0.0", "Get information and statistics about the server")
+        .acl(&["slow", "dangerous"])]
+}
+
+/// Sections in output order; `true` for those `INFO` / `INFO default` shows.
+const SECTIONS: &[(&str, bool)] = &[
+    ("server", true),
+    ("clients", true),
+    ("memory", true),
+    ("persistence", true),
+    ("stats", true),
+    ("replication", true),
+    ("cpu", true),
+    ("modules", true),
+    ("commandstats", false),
+    ("errorstats", true),
+    ("latencystats", false),
+    ("cluster", true),
+    ("keyspace", true),
+];
+
+fn info(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let mut wanted = [false; SECTIONS.len()];
+    if args.len() == 1 {
+        for (i, (_, default)) in SECTIONS.iter().enumerate() {
+            wanted[i] = *default;
+        }
+    }
+    for a in &args[1..] {
+        let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+        match a.as_str() {
+            "default" => SECTIONS.iter().enumerate().for_each(|(i, (_, d))| wanted[i] |= *d),
+            // ringkv has no module sections, so "everything" is "all".
+            "all" | "everything" => wanted = [true; SECTIONS.len()],
+            name => {
+                if let Some(i) = SECTIONS.iter().position(|(n, _)| *n == name) {
+                    wanted[i] = true;
+                }
+            }
+        }
+    }
+    let mut out = String::with_capacity(4096);
+    for (i, (name, _)) in SECTIONS.iter().enumerate() {
+        if !wanted[i] {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        section(ctx, name, &mut out);
+    }
+    r.verbatim(out.as_bytes());
+}
+
+/// Appends one `field:value` line.
+macro_rules! field {
+    ($out:expr, $name:expr, $($arg:tt)*) => {{
+        let _ = write!($out, "{}:", $name);
+        let _ = write!($out, $($arg)*);
+        $out.push_str("\r\n");
+    }};
+}
+
+fn section(ctx: &Ctx, name: &str, out: &mut String) {
+    match name {
+        "server" => server(ctx, out),
+        "clients" => clients(ctx, out),
+        "memory" => memory(ctx, out),
+        "persistence" => persistence(ctx, out),
+        "stats" => stats(ctx, out),
+        "replication" => replication(ctx, out),
+        "cpu" => cpu(out),
+        "modules" => out.push_str("# Modules\r\n"),
+        "commandstats" => commandstats(ctx, out),
+        "errorstats" => errorstats(ctx, out),
+        "latencystats" => latencystats(ctx, out),
+        "cluster" => {
+            out.push_str("# Cluster\r\n");
+            let enabled = ctx.config().others.get("cluster-enabled").is_some_and(|v| v == "yes");
+            field!(out, "cluster_enabled", "{}", enabled as u8);
+        }
+        "keyspace" => keyspace(ctx, out),
+        _ => {}
+    }
+}
+
+fn uname() -> String {
+    // SAFETY: utsname is plain data filled in by the kernel.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return "Linux".into();
+        }
+        let s = |f: &[libc::c_char]| std::ffi::CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned();
+        format!("{} {} {}", s(&u.sysname), s(&u.release), s(&u.machine))
+    }
+}
+
+fn server(ctx: &Ctx, out: &mut String) {
+    let s = ctx.server;
+    let c = ctx.config();
+    let now_us = crate::util::unix_us();
+    let uptime = s.uptime_seconds();
+    out.push_str("# Server\r\n");
+    field!(out, "redis_version", "{}", REDIS_VERSION);
+    field!(out, "ringkv_version", "{}", env!("CARGO_PKG_VERSION"));
+    field!(out, "redis_git_sha1", "00000000");
+    field!(out, "redis_git_dirty", "0");
+    field!(out, "redis_build_id", "{}", build_id());
+    field!(out, "redis_mode", "standalone");
+    field!(out, "os", "{}", uname());
+    field!(out, "arch_bits", "{}", usize::BITS);
+    field!(out, "monotonic_clock", "POSIX clock_gettime");
+    field!(out, "multiplexing_api", "io_uring");
+    field!(out, "atomicvar_api", "c11-builtin");
+    field!(out, "gcc_version", "0.0.0");
+    field!(out, "process_id", "{}", s.pid);
+    field!(out, "process_supervised", "no");
+    field!(out, "run_id", "{}", s.run_id);
+    field!(out, "tcp_port", "{}", s.tcp_port.load(Ordering::Relaxed));
+    field!(out, "server_time_usec", "{}", now_us);
+    field!(out, "uptime_in_seconds", "{}", uptime);
+    field!(out, "uptime_in_days", "{}", uptime / 86400);
+    field!(out, "hz", "{}", c.hz);
+    field!(out, "configured_hz", "{}", c.hz);
+    field!(out, "lru_clock", "{}", (now_us / 1_000_000) & ((1 << 24) - 1));
+    field!(out, "executable", "{}", s.executable);
+    field!(out, "config_file", "{}", c.config_file.as_deref().unwrap_or(""));
+    field!(out, "io_threads_active", "0");
+    field!(out, "shard_threads", "{}", ctx.shard_count);
+}
+
+/// A stable hex id for this build (Redis prints a hash of its build).
+fn build_id() -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in concat!(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")).bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("{:x}", h)
+}
+
+fn clients(ctx: &Ctx, out: &mut String) {
+    let (mut max_in, mut max_out) = (0usize, 0usize);
+    for i in 0..ctx.shard_count {
+        for info in ctx.shard(i).clients.iter().flatten() {
+            max_in = max_in.max(info.qbuf_bytes);
+            max_out = max_out.max(info.out_bytes);
+        }
+    }
+    out.push_str("# Clients\r\n");
+    field!(out, "connected_clients", "{}", ctx.server.connected_clients.load(Ordering::Relaxed));
+    field!(out, "cluster_connections", "0");
+    field!(out, "maxclients", "{}", ctx.server.maxclients.load(Ordering::Relaxed));
+    field!(out, "client_recent_max_input_buffer", "{}", max_in);
+    field!(out, "client_recent_max_output_buffer", "{}", max_out);
+    field!(out, "blocked_clients", "0");
+    field!(out, "tracking_clients", "0");
+    field!(out, "clients_in_timeout_table", "0");
+}
+
+/// Redis's bytesToHuman.
+pub fn bytes_to_human(n: u64) -> String {
+    let d = n as f64;
+    const K: f64 = 1024.0;
+    if n < 1024 {
+        format!("{}B", n)
+    } else if d < K * K {
+        format!("{:.2}K", d / K)
+    } else if d < K * K * K {
+        format!("{:.2}M", d / (K * K))
+    } else if d < K * K * K * K {
+        format!("{:.2}G", d / (K * K * K))
+    } else if d < K * K * K * K * K {
+        format!("{:.2}T", d / (K * K * K * K))
+    } else {
+        format!("{:.2}P", d / (K * K * K * K * K))
+    }
+}
+
+static USED_MEMORY_PEAK: AtomicU64 = AtomicU64::new(0);
+static USED_MEMORY_STARTUP: AtomicU64 = AtomicU64::new(0);
+
+/// jemalloc's (allocated, active, resident) after refreshing its statistics.
+fn jemalloc_stats() -> (u64, u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    let allocated = stats::allocated::read().unwrap_or(0) as u64;
+    let active = stats::active::read().unwrap_or(0) as u64;
+    let resident = stats::resident::read().unwrap_or(0) as u64;
+    (allocated, active, resident)
+}
+
+fn process_rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
+    pages * page
+}
+
+fn total_system_memory() -> u64 {
+    // SAFETY: sysinfo fills a plain struct.
+    unsafe {
+        let mut si: libc::sysinfo = std::mem::zeroed();
+        if libc::sysinfo(&mut si) == 0 {
+            si.totalram as u64 * si.mem_unit as u64
+        } else {
+            0
+        }
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+fn memory(ctx: &Ctx, out: &mut String) {
+    let c = ctx.config();
+    let (allocated, active, resident) = jemalloc_stats();
+    let used = allocated;
+    let rss = process_rss();
+    let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
+    let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);
+    let startup = USED_MEMORY_STARTUP.load(Ordering::Relaxed).min(used);
+    // Overhead: what a server with no keys would use (the start-up footprint).
+    let overhead = startup;
+    let dataset = used.saturating_sub(overhead);
+    let maxmemory: u64 = c.others.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let policy = c.others.get("maxmemory-policy").cloned().unwrap_or_else(|| "noeviction".into());
+    let total_mem = total_system_memory();
+    let version = tikv_jemalloc_ctl::version::read().unwrap_or("5.3.0");
+    let version = version.split('-').next().unwrap_or("5.3.0");
+    out.push_str("# Memory\r\n");
+    field!(out, "used_memory", "{}", used);
+    field!(out, "used_memory_human", "{}", bytes_to_human(used));
+    field!(out, "used_memory_rss", "{}", rss);
+    field!(out, "used_memory_rss_human", "{}", bytes_to_human(rss));
+    field!(out, "used_memory_peak", "{}", peak);
+    field!(out, "used_memory_peak_human", "{}", bytes_to_human(peak));
+    field!(out, "used_memory_peak_perc", "{:.2}%", ratio(used, peak) * 100.0);
+    field!(out, "used_memory_overhead", "{}", overhead);
+    field!(out, "used_memory_startup", "{}", startup);
+    field!(out, "used_memory_dataset", "{}", dataset);
+    field!(out, "used_memory_dataset_perc", "{:.2}%", ratio(dataset, used.saturating_sub(startup).max(1)) * 100.0);
+    field!(out, "allocator_allocated", "{}", allocated);
+    field!(out, "allocator_active", "{}", active);
+    field!(out, "allocator_resident", "{}", resident);
+    field!(out, "total_system_memory", "{}", total_mem);
+    field!(out, "total_system_memory_human", "{}", bytes_to_human(total_mem));
+    field!(out, "used_memory_lua", "0");
+    field!(out, "used_memory_vm_eval", "0");
+    field!(out, "used_memory_lua_human", "0B");
+    field!(out, "used_memory_scripts_eval", "0");
+    field!(out, "number_of_cached_scripts", "0");
+    field!(out, "number_of_functions", "0");
+    field!(out, "number_of_libraries", "0");
+    field!(out, "used_memory_vm_functions", "0");
+    field!(out, "used_memory_vm_total", "0");
+    field!(out, "used_memory_vm_total_human", "0B");
+    field!(out, "used_memory_functions", "0");
+    field!(out, "used_memory_scripts", "0");
+    field!(out, "used_memory_scripts_human", "0B");
+    field!(out, "maxmemory", "{}", maxmemory);
+    field!(out, "maxmemory_human", "{}", bytes_to_human(maxmemory));
+    field!(out, "maxmemory_policy", "{}", policy);
+    field!(out, "allocator_frag_ratio", "{:.2}", ratio(active, allocated));
+    field!(out, "allocator_frag_bytes", "{}", active as i64 - allocated as i64);
+    field!(out, "allocator_rss_ratio", "{:.2}", ratio(resident, active));
+    field!(out, "allocator_rss_bytes", "{}", resident as i64 - active as i64);
+    field!(out, "rss_overhead_ratio", "{:.2}", ratio(rss, resident));
+    field!(out, "rss_overhead_bytes", "{}", rss as i64 - resident as i64);
+    field!(out, "mem_fragmentation_ratio", "{:.2}", ratio(rss, used));
+    field!(out, "mem_fragmentation_bytes", "{}", rss as i64 - used as i64);
+    field!(out, "mem_not_counted_for_evict", "0");
+    field!(out, "mem_replication_backlog", "0");
+    field!(out, "mem_total_replication_buffers", "0");
+    field!(out, "mem_clients_slaves", "0");
+    field!(out, "mem_clients_normal", "0");
+    field!(out, "mem_cluster_links", "0");
+    field!(out, "mem_aof_buffer", "0");
+    field!(out, "mem_allocator", "jemalloc-{}", version);
+    field!(out, "active_defrag_running", "0");
+    field!(out, "lazyfree_pending_objects", "0");
+    field!(out, "lazyfreed_objects", "0");
+}
+
+fn persistence(ctx: &Ctx, out: &mut String) {
+    let dirty: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).dirty).sum();
+    let aof = ctx.config().others.get("appendonly").is_some_and(|v| v == "yes");
+    out.push_str("# Persistence\r\n");
+    field!(out, "loading", "0");
+    field!(out, "async_loading", "0");
+    field!(out, "current_cow_peak", "0");
+    field!(out, "current_cow_size", "0");
+    field!(out, "current_cow_size_age", "0");
+    field!(out, "current_fork_perc", "0.00");
+    field!(out, "current_save_keys_processed", "0");
+    field!(out, "current_save_keys_total", "0");
+    field!(out, "rdb_changes_since_last_save", "{}", dirty);
+    field!(out, "rdb_bgsave_in_progress", "0");
+    field!(out, "rdb_last_save_time", "{}", ctx.server.start_ms / 1000);
+    field!(out, "rdb_last_bgsave_status", "ok");
+    field!(out, "rdb_last_bgsave_time_sec", "-1");
+    field!(out, "rdb_current_bgsave_time_sec", "-1");
+    field!(out, "rdb_saves", "0");
+    field!(out, "rdb_last_cow_size", "0");
+    field!(out, "rdb_last_load_keys_expired", "0");
+    field!(out, "rdb_last_load_keys_loaded", "0");
+    field!(out, "aof_enabled", "{}", aof as u8);
+    field!(out, "aof_rewrite_in_progress", "0");
+    field!(out, "aof_rewrite_scheduled", "0");
+    field!(out, "aof_last_rewrite_time_sec", "-1");
+    field!(out, "aof_current_rewrite_time_sec", "-1");
+    field!(out, "aof_last_bgrewrite_status", "ok");
+    field!(out, "aof_rewrites", "0");
+    field!(out, "aof_rewrites_consecutive_failures", "0");
+    field!(out, "aof_last_write_status", "ok");
+    field!(out, "aof_last_cow_size", "0");
+    field!(out, "module_fork_in_progress", "0");
+    field!(out, "module_fork_last_cow_size", "0");
+}
+
+fn stats(ctx: &Ctx, out: &mut String) {
+    let mut sum = crate::metrics::ShardStats::default();
+    for i in 0..ctx.shard_count {
+        let s = &ctx.shard(i).stats;
+        sum.total_connections += s.total_connections;
+        sum.total_commands += s.total_commands;
+        sum.net_input_bytes += s.net_input_bytes;
+        sum.net_output_bytes += s.net_output_bytes;
+        sum.rejected_connections += s.rejected_connections;
+        sum.expired_keys += s.expired_keys;
+        sum.keyspace_hits += s.keyspace_hits;
+        sum.keyspace_misses += s.keyspace_misses;
+        sum.total_error_replies += s.total_error_replies;
+    }
+    out.push_str("# Stats\r\n");
+    field!(out, "total_connections_received", "{}", sum.total_connections);
+    field!(out, "total_commands_processed", "{}", sum.total_commands);
+    field!(out, "instantaneous_ops_per_sec", "0");
+    field!(out, "total_net_input_bytes", "{}", sum.net_input_bytes);
+    field!(out, "total_net_output_bytes", "{}", sum.net_output_bytes);
+    field!(out, "total_net_repl_input_bytes", "0");
+    field!(out, "total_net_repl_output_bytes", "0");
+    field!(out, "instantaneous_input_kbps", "0.00");
+    field!(out, "instantaneous_output_kbps", "0.00");
+    field!(out, "instantaneous_input_repl_kbps", "0.00");
+    field!(out, "instantaneous_output_repl_kbps", "0.00");
+    field!(out, "rejected_connections", "{}", sum.rejected_connections);
+    field!(out, "sync_full", "0");
+    field!(out, "sync_partial_ok", "0");
+    field!(out, "sync_partial_err", "0");
+    field!(out, "expired_keys", "{}", sum.expired_keys);
+    field!(out, "expired_stale_perc", "0.00");
+    field!(out, "expired_time_cap_reached_count", "0");
+    field!(out, "expire_cycle_cpu_milliseconds", "0");
+    field!(out, "evicted_keys", "0");
+    field!(out, "evicted_clients", "0");
+    field!(out, "total_eviction_exceeded_time", "0");
+    field!(out, "current_eviction_exceeded_time", "0");
+    field!(out, "keyspace_hits", "{}", sum.keyspace_hits);
+    field!(out, "keyspace_misses", "{}", sum.keyspace_misses);
+    field!(out, "pubsub_channels", "0");
+    field!(out, "pubsub_patterns", "0");
+    field!(out, "pubsubshard_channels", "0");
+    field!(out, "latest_fork_usec", "0");
+    field!(out, "total_forks", "0");
+    field!(out, "migrate_cached_sockets", "0");
+    field!(out, "slave_expires_tracked_keys", "0");
+    field!(out, "active_defrag_hits", "0");
+    field!(out, "active_defrag_misses", "0");
+    field!(out, "active_defrag_key_hits", "0");
+    field!(out, "active_defrag_key_misses", "0");
+    field!(out, "total_active_defrag_time", "0");
+    field!(out, "current_active_defrag_time", "0");
+    field!(out, "tracking_total_keys", "0");
+    field!(out, "tracking_total_items", "0");
+    field!(out, "tracking_total_prefixes", "0");
+    field!(out, "unexpected_error_replies", "0");
+    field!(out, "total_error_replies", "{}", sum.total_error_replies);
+    field!(out, "dump_payload_sanitizations", "0");
+    field!(out, "total_reads_processed", "0");
+    field!(out, "total_writes_processed", "0");
+    field!(out, "io_threaded_reads_processed", "0");
+    field!(out, "io_threaded_writes_processed", "0");
+    field!(out, "reply_buffer_shrinks", "0");
+    field!(out, "reply_buffer_expands", "0");
+}
+
+fn replication(ctx: &Ctx, out: &mut String) {
+    // A replication id distinct from run_id but stable for the process.
+    let replid: String = ctx.server.run_id.chars().rev().collect();
+    let backlog = ctx.config().others.get("repl-backlog-size").cloned().unwrap_or_else(|| "1048576".into());
+    out.push_str("# Replication\r\n");
+    field!(out, "role", "master");
+    field!(out, "connected_slaves", "0");
+    field!(out, "master_failover_state", "no-failover");
+    field!(out, "master_replid", "{}", replid);
+    field!(out, "master_replid2", "0000000000000000000000000000000000000000");
+    field!(out, "master_repl_offset", "0");
+    field!(out, "second_repl_offset", "-1");
+    field!(out, "repl_backlog_active", "0");
+    field!(out, "repl_backlog_size", "{}", backlog);
+    field!(out, "repl_backlog_first_byte_offset", "0");
+    field!(out, "repl_backlog_histlen", "0");
+}
+
+fn rusage(who: libc::c_int) -> (String, String) {
+    // SAFETY: getrusage fills a plain struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    let f = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
+    (f(ru.ru_stime), f(ru.ru_utime))
+}
+
+fn cpu(out: &mut String) {
+    let (sys, user) = rusage(libc::RUSAGE_SELF);
+    let (csys, cuser) = rusage(libc::RUSAGE_CHILDREN);
+    let (tsys, tuser) = rusage(libc::RUSAGE_THREAD);
+    out.push_str("# CPU\r\n");
+    field!(out, "used_cpu_sys", "{}", sys);
+    field!(out, "used_cpu_user", "{}", user);
+    field!(out, "used_cpu_sys_children", "{}", csys);
+    field!(out, "used_cpu_user_children", "{}", cuser);
+    field!(out, "used_cpu_sys_main_thread", "{}", tsys);
+    field!(out, "used_cpu_user_main_thread", "{}", tuser);
+}
+
+/// Per-command counters summed over the shards, indexed by command id.
+fn merged_command_stats(ctx: &Ctx) -> Vec<CommandStat> {
+    let n = CommandTable::get().specs.len();
+    let mut v = vec![CommandStat::default(); n];
+    for i in 0..ctx.shard_count {
+        for (id, s) in ctx.shard(i).stats.commands.iter().enumerate().take(n) {
+            v[id].calls += s.calls;
+            v[id].usec += s.usec;
+            v[id].rejected_calls += s.rejected_calls;
+            v[id].failed_calls += s.failed_calls;
+        }
+    }
+    v
+}
+
+fn commandstats(ctx: &Ctx, out: &mut String) {
+    let table = CommandTable::get();
+    out.push_str("# Commandstats\r\n");
+    for (id, s) in merged_command_stats(ctx).iter().enumerate() {
+        if s.calls == 0 && s.failed_calls == 0 && s.rejected_calls == 0 {
+            continue;
+        }
+        let per_call = if s.calls == 0 { 0.0 } else { s.usec as f64 / s.calls as f64 };
+        let _ = write!(
+            out,
+            "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+            table.specs[id].name, s.calls, s.usec, per_call, s.rejected_calls, s.failed_calls
+        );
+    }
+}
+
+fn errorstats(ctx: &Ctx, out: &mut String) {
+    let mut merged: std::collections::BTreeMap<&str, u64> = Default::default();
+    for i in 0..ctx.shard_count {
+        for (k, n) in &ctx.shard(i).stats.errors {
+            *merged.entry(k.as_str()).or_default() += n;
+        }
+    }
+    out.push_str("# Errorstats\r\n");
+    for (k, n) in merged {
+        let _ = write!(out, "errorstat_{}:count={}\r\n", k, n);
+    }
+}
+
+fn latencystats(ctx: &Ctx, out: &mut String) {
+    out.push_str("# Latencystats\r\n");
+    let c = ctx.config();
+    if c.others.get("latency-tracking").is_some_and(|v| v == "no") {
+        return;
+    }
+    let percentiles: Vec<(String, f64)> = c
+        .others
+        .get("latency-tracking-info-percentiles")
+        .map(|s| s.split(' ').filter(|p| !p.is_empty()).filter_map(|p| Some((p.to_string(), p.parse().ok()?))).collect())
+        .unwrap_or_default();
+    let table = CommandTable::get();
+    for id in 0..table.specs.len() {
+        let mut merged: Option<LatencyHistogram> = None;
+        for i in 0..ctx.shard_count {
+            if let Some(Some(h)) = ctx.shard(i).stats.command_latency.get(id) {
+                merged.get_or_insert_with(Default::default).merge(h);
+            }
+        }
+        let Some(h) = merged.filter(|h| h.total > 0) else {
+            continue;
+        };
+        let _ = write!(out, "latency_percentiles_usec_{}:", table.specs[id].name);
+        for (j, (label, p)) in percentiles.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "p{}={:.3}", label, h.value_at_percentile(*p) as f64);
+        }
+        out.push_str("\r\n");
+    }
+}
+
+fn keyspace(ctx: &Ctx, out: &mut String) {
+    out.push_str("# Keyspace\r\n");
+    let databases = ctx.config().databases;
+    let now = ctx.now_ms;
+    for db in 0..databases {
+        let (mut keys, mut expires) = (0usize, 0usize);
+        // avg_ttl from a sample of each shard's TTL keys, as Redis estimates it by sampling.
+        let (mut ttl_sum, mut ttl_n) = (0i64, 0i64);
+        for i in 0..ctx.shard_count {
+            let Some(d) = ctx.shard(i).dbs.get(db) else {
+                continue;
+            };
+            keys += d.len();
+            expires += d.expires.len();
+            let step = (d.expires.len() / 16).max(1);
+            for k in d.expires.iter().step_by(step).take(16) {
+                if let Some(e) = d.map.get(k) {
+                    if e.expire_at_ms > now {
+                        ttl_sum += e.expire_at_ms - now;
+                        ttl_n += 1;
+                    }
+                }
+            }
+        }
+        if keys == 0 {
+            continue;
+        }
+        let avg_ttl = if ttl_n > 0 { ttl_sum / ttl_n } else { 0 };
+        let _ = write!(out, "db{}:keys={},expires={},avg_ttl={}\r\n", db, keys, expires, avg_ttl);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn human_bytes() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1039680), "1015.31K");
+        assert_eq!(bytes_to_human(12439552), "11.86M");
+        assert_eq!(bytes_to_human(25276502016), "23.54G");
+    }
 }

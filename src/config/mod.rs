@@ -54,10 +54,16 @@ pub struct Config {
     pub shards: usize,
     /// ringkv's own: pin shard i to core i.
     pub cpu_affinity: bool,
-    /// Every other accepted name, as text.
+    /// Every other accepted name, as text, keyed by its primary name.
     pub others: BTreeMap<String, String>,
-    /// The config file given on the command line, if any (CONFIG GET does not show it; INFO does).
+    /// The config file given on the command line, as an absolute path (INFO shows it).
     pub config_file: Option<String>,
+    /// Set once a `save` line was read from the file: later lines add save points.
+    pub save_seen_in_file: bool,
+    /// `rename-command old new` lines of the file, checked against the command table.
+    pub renamed_commands: Vec<(String, String)>,
+    /// Things to log once logging is up (ignored `loadmodule`, `user` lines...).
+    pub startup_warnings: Vec<String>,
 }
 
 impl Default for Config {
@@ -90,6 +96,9 @@ impl Default for Config {
             cpu_affinity: false,
             others: BTreeMap::new(),
             config_file: None,
+            save_seen_in_file: false,
+            renamed_commands: vec![],
+            startup_warnings: vec![],
         };
         table::install_defaults(&mut c);
         c
@@ -98,40 +107,25 @@ impl Default for Config {
 
 impl Config {
     /// Parses `ringkv [configfile] [--name value ...]` as redis-server does:
-    /// the file first, then the command-line options appended to it.
+    /// the options become config lines appended to the file's text, so an
+    /// error in either names its line the same way.
     pub fn from_args(args: &[String]) -> Result<Config, String> {
         let mut config = Config::default();
         let mut rest = args;
         let mut text = String::new();
         if let Some(first) = rest.first() {
-            if !first.starts_with("--") {
-                let body = std::fs::read_to_string(first).map_err(|e| format!("Fatal error, can't open config file '{}': {}", first, e))?;
-                config.config_file = Some(first.clone());
+            if !first.starts_with('-') {
+                let body = std::fs::read_to_string(first).map_err(|e| format!("Fatal error, can't open config file '{}': {}", first, table_strerror(&e)))?;
+                let absolute = std::fs::canonicalize(first).map(|p| p.display().to_string()).unwrap_or_else(|_| first.clone());
+                config.config_file = Some(absolute);
                 text.push_str(&body);
-                text.push('\n');
                 rest = &rest[1..];
             }
         }
-        // Command-line options become config lines: "--port 6380 --save ''" -> "port 6380\nsave ''".
-        let mut line = String::new();
-        for a in rest {
-            if let Some(name) = a.strip_prefix("--") {
-                if !line.is_empty() {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-                line = name.to_string();
-            } else {
-                if line.is_empty() {
-                    return Err(format!("Invalid argument '{}': options start with --", a));
-                }
-                line.push(' ');
-                line.push_str(&quote_arg(a));
-            }
-        }
-        if !line.is_empty() {
-            text.push_str(&line);
+        let options = options_text(rest);
+        if !options.is_empty() {
             text.push('\n');
+            text.push_str(&options);
         }
         config.load_text(&text)?;
         Ok(config)
@@ -140,24 +134,83 @@ impl Config {
     /// Applies redis.conf-syntax text. Errors name the line, as Redis's
     /// "*** FATAL CONFIG FILE ERROR ***" report does.
     pub fn load_text(&mut self, text: &str) -> Result<(), String> {
-        for (lineno, raw) in text.lines().enumerate() {
-            let line = raw.trim();
+        self.load_text_at_depth(text, 0)?;
+        if !self.logfile.is_empty() {
+            if let Err(e) = std::fs::OpenOptions::new().create(true).append(true).open(&self.logfile) {
+                return Err(format!("{}Can't open the log file: {}", fatal_header(), table_strerror(&e)));
+            }
+        }
+        Ok(())
+    }
+
+    fn load_text_at_depth(&mut self, text: &str, depth: usize) -> Result<(), String> {
+        for (lineno, raw) in text.split('\n').enumerate() {
+            let line = raw.trim_matches([' ', '\t', '\r', '\n']);
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let words = split_config_line(line).ok_or_else(|| fatal(lineno + 1, raw, "Unbalanced quotes in configuration line"))?;
+            let fail = |reason: &str| fatal(lineno + 1, line, reason);
+            let words = split_config_line(line).ok_or_else(|| fail("Unbalanced quotes in configuration line"))?;
             if words.is_empty() {
                 continue;
             }
             let name = words[0].to_ascii_lowercase();
             let values: Vec<&str> = words[1..].iter().map(|s| s.as_str()).collect();
-            self.apply(&name, &values, true).map_err(|e| fatal(lineno + 1, raw, &e))?;
+            let argc = words.len();
+            if let Some((def, _)) = table::lookup(&name) {
+                if def.flags & table::MULTI_ARG == 0 && argc != 2 {
+                    return Err(fail("wrong number of arguments"));
+                }
+                table::set(self, def, &values, true).map_err(|e| fail(&e))?;
+                continue;
+            }
+            match name.as_str() {
+                // Deprecated names Redis 7.0 still reads and ignores.
+                "list-max-ziplist-entries" | "list-max-ziplist-value" | "lua-replicate-commands" if argc == 2 => {}
+                "include" if argc == 2 => {
+                    if depth >= 16 {
+                        return Err(fail("Too many nested includes"));
+                    }
+                    for path in include_paths(values[0]).map_err(|e| fail(&e))? {
+                        let body =
+                            std::fs::read_to_string(&path).map_err(|e| format!("Fatal error, can't open config file '{}': {}", path, table_strerror(&e)))?;
+                        self.load_text_at_depth(&body, depth + 1)?;
+                    }
+                }
+                "rename-command" if argc == 3 => {
+                    if crate::commands::CommandTable::get().lookup(values[0].as_bytes()).is_none() {
+                        return Err(fail("No such command in rename-command"));
+                    }
+                    if !values[1].is_empty() && crate::commands::CommandTable::get().lookup(values[1].as_bytes()).is_some() {
+                        return Err(fail("Target command name already exists"));
+                    }
+                    self.renamed_commands.push((values[0].to_ascii_lowercase(), values[1].to_string()));
+                    self.startup_warnings.push(format!("rename-command {} is accepted but not applied: ringkv does not rename commands yet", values[0]));
+                }
+                "user" if argc >= 2 => {
+                    self.startup_warnings.push(format!("ACL user '{}' from the config file is ignored: ringkv has no ACL users", values[0]));
+                }
+                "loadmodule" if argc >= 2 => {
+                    self.startup_warnings.push(format!("Module {} not loaded: ringkv does not support modules", values[0]));
+                }
+                n if n.contains('.') => {
+                    if argc != 2 {
+                        return Err(fail("Module config specified without value"));
+                    }
+                    self.startup_warnings.push(format!("Module config {} ignored: ringkv does not support modules", words[0]));
+                }
+                "sentinel" => {
+                    if argc != 1 {
+                        return Err(fail("sentinel directive while not in sentinel mode"));
+                    }
+                }
+                _ => return Err(fail("Bad directive or wrong number of arguments")),
+            }
         }
         Ok(())
     }
 
-    /// Sets one option from its words (CONFIG SET passes one value; the file
-    /// passes all the line's words).
+    /// Sets one option from its words (ringkv's API; CONFIG SET goes through `table::set`).
     pub fn apply(&mut self, name: &str, values: &[&str], from_file: bool) -> Result<(), String> {
         table::apply(self, name, values, from_file)
     }
@@ -168,24 +221,99 @@ impl Config {
     }
 }
 
-fn fatal(lineno: usize, line: &str, reason: &str) -> String {
-    format!("\n*** FATAL CONFIG FILE ERROR (ringkv) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}", lineno, line.trim(), reason)
+/// The files an `include` line names: the path itself, or every match of a
+/// glob in its last component (none is fine, as with Redis's glob includes).
+fn include_paths(path: &str) -> Result<Vec<String>, String> {
+    if !path.contains(['*', '?', '[']) {
+        return Ok(vec![path.to_string()]);
+    }
+    let (dir, pattern) = match path.rfind('/') {
+        Some(i) => (&path[..i.max(1)], &path[i + 1..]),
+        None => (".", path),
+    };
+    let mut found = vec![];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if glob_match(pattern.as_bytes(), name.as_bytes(), false) {
+                found.push(if path.contains('/') { format!("{}/{}", dir.trim_end_matches('/'), name) } else { name });
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
-fn quote_arg(a: &str) -> String {
-    if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
-        let mut s = String::from("\"");
-        for c in a.chars() {
-            if c == '"' || c == '\\' {
-                s.push('\\');
-            }
-            s.push(c);
-        }
-        s.push('"');
-        s
-    } else {
-        a.to_string()
+fn table_strerror(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
+}
+
+fn fatal_header() -> String {
+    format!("\n*** FATAL CONFIG FILE ERROR (ringkv {}) ***\n", env!("CARGO_PKG_VERSION"))
+}
+
+fn fatal(lineno: usize, line: &str, reason: &str) -> String {
+    format!("{}Reading the configuration file, at line {}\n>>> '{}'\n{}", fatal_header(), lineno, line, reason)
+}
+
+/// Turns command-line options into config lines the way redis-server's main()
+/// does: `--name` starts a line, each value is appended quoted (sdscatrepr),
+/// and a bare `--save` before another option (or last) means `save ""`.
+fn options_text(args: &[String]) -> String {
+    let mut options = String::new();
+    let mut handled_last_arg = true;
+    for (j, a) in args.iter().enumerate() {
+        let next_is_option = args.get(j + 1).is_some_and(|n| n.starts_with("--"));
+        let last = j + 1 == args.len();
+        if handled_last_arg && a.starts_with("--") {
+            if !options.is_empty() {
+                options.push('\n');
+            }
+            options.push_str(&a[2..]);
+            options.push(' ');
+            let words = split_config_line(a).map(|w| w.len()).unwrap_or(1);
+            if words == 1 {
+                // Only the name: its value follows, even if it starts with "--".
+                handled_last_arg = false;
+                if a.eq_ignore_ascii_case("--save") && (next_is_option || last) {
+                    options.push_str("\"\"");
+                    handled_last_arg = true;
+                }
+            } else {
+                // "--port 6380" as one argument.
+                handled_last_arg = true;
+            }
+        } else {
+            options.push_str(&repr(a));
+            options.push(' ');
+            handled_last_arg = true;
+        }
+    }
+    options
+}
+
+/// Redis's sdscatrepr: a double-quoted string with C escapes.
+fn repr(a: &str) -> String {
+    let mut s = String::from("\"");
+    for &c in a.as_bytes() {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            7 => s.push_str("\\a"),
+            8 => s.push_str("\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => s.push(c as char),
+            c => s.push_str(&format!("\\x{:02x}", c)),
+        }
+    }
+    s.push('"');
+    s
 }
 
 /// redis.conf line splitting (sdssplitargs).
@@ -198,6 +326,8 @@ pub fn split_config_line(line: &str) -> Option<Vec<String>> {
 }
 
 /// Redis's `stringmatchlen`: glob with `*`, `?`, `[...]` (with `^` and ranges), `\` escapes.
+// The nested ifs fall through to the mismatch path; folding them into guards would not.
+#[allow(clippy::collapsible_match)]
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     fn lower(c: u8, nocase: bool) -> u8 {
         if nocase {
@@ -317,12 +447,90 @@ mod tests {
         assert!(glob_match(b"", b"", false));
         assert!(!glob_match(b"", b"a", false));
     }
+    fn args(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn command_line() {
-        let c = Config::from_args(&["--port".into(), "6380".into(), "--save".into(), "".into(), "--shards".into(), "3".into()]).unwrap();
+        let c = Config::from_args(&args(&["--port", "6380", "--save", "", "--shards", "3"])).unwrap();
         assert_eq!(c.port, 6380);
         assert!(c.save.is_empty());
         assert_eq!(c.shards, 3);
-        assert!(Config::from_args(&["--no-such-option".into(), "1".into()]).is_err());
+        // A bare --save before another option, or last, is `save ""`.
+        let c = Config::from_args(&args(&["--save", "--port", "7000"])).unwrap();
+        assert!(c.save.is_empty());
+        assert_eq!(c.port, 7000);
+        let c = Config::from_args(&args(&["--port", "7001", "--save"])).unwrap();
+        assert!(c.save.is_empty());
+        // Several values for one option, and "--name value" in one argument.
+        let c = Config::from_args(&args(&["--save", "10", "1", "20", "2", "--maxmemory 1mb"])).unwrap();
+        assert_eq!(c.save, vec![(10, 1), (20, 2)]);
+        assert_eq!(c.others["maxmemory"], "1048576");
+        let c = Config::from_args(&args(&["--slaveof", "127.0.0.1", "6379", "--hz", "1000"])).unwrap();
+        assert_eq!(c.others["replicaof"], "127.0.0.1 6379");
+        assert_eq!(c.hz, 500);
+    }
+
+    #[test]
+    fn command_line_errors_name_the_line() {
+        // As redis-server: options follow the (empty) file after a newline, so the first is line 2.
+        let e = Config::from_args(&args(&["--port", "7812", "--nosuch", "x"])).unwrap_err();
+        assert!(e.ends_with("Reading the configuration file, at line 3\n>>> 'nosuch \"x\"'\nBad directive or wrong number of arguments"), "{}", e);
+        assert!(e.contains("*** FATAL CONFIG FILE ERROR (ringkv "));
+        let e = Config::from_args(&args(&["--port", "abc"])).unwrap_err();
+        assert!(e.ends_with("at line 2\n>>> 'port \"abc\"'\nargument couldn't be parsed into an integer"), "{}", e);
+        let e = Config::from_args(&args(&["--port", "1", "2"])).unwrap_err();
+        assert!(e.ends_with("wrong number of arguments"), "{}", e);
+    }
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ringkv-config-test-{}-{}", tag, std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn file_with_quotes_include_and_options() {
+        let d = temp_dir("file");
+        let inc = d.join("extra.conf");
+        std::fs::write(&inc, "maxmemory-policy allkeys-lru\nsave 100 10\n").unwrap();
+        let main = d.join("ringkv.conf");
+        std::fs::write(
+            &main,
+            format!(
+                "# comment\n\n  port 7100  \r\nrequirepass \"a b\\\"c\"\nlogfile ''\nsave 900 1\ninclude {}\nloadmodule /x/y.so arg\nlist-max-ziplist-entries 10\n",
+                inc.display()
+            ),
+        )
+        .unwrap();
+        let c = Config::from_args(&args(&[main.to_str().unwrap(), "--port", "1"])).unwrap();
+        // Command-line options come after the file, so they win.
+        assert_eq!(c.port, 1);
+        assert_eq!(c.requirepass.as_deref(), Some(&b"a b\"c"[..]));
+        assert_eq!(c.others["maxmemory-policy"], "allkeys-lru");
+        // The first save line replaces the defaults, later ones (even from includes) add.
+        assert_eq!(c.save, vec![(900, 1), (100, 10)]);
+        assert!(c.config_file.as_deref().unwrap().ends_with("ringkv.conf"));
+        assert!(c.startup_warnings.iter().any(|w| w.contains("/x/y.so")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn file_errors_name_the_line() {
+        let d = temp_dir("bad");
+        let p = d.join("bad.conf");
+        std::fs::write(&p, "port 7813\n# c\nhz \"abc\n").unwrap();
+        let e = Config::from_args(&args(&[p.to_str().unwrap()])).unwrap_err();
+        assert!(e.ends_with("at line 3\n>>> 'hz \"abc'\nUnbalanced quotes in configuration line"), "{}", e);
+        std::fs::write(&p, "port 7813\nnosuch-directive 1\n").unwrap();
+        let e = Config::from_args(&args(&[p.to_str().unwrap(), "--port", "1"])).unwrap_err();
+        assert!(e.ends_with("at line 2\n>>> 'nosuch-directive 1'\nBad directive or wrong number of arguments"), "{}", e);
+        std::fs::write(&p, "maxmemory-policy foo\n").unwrap();
+        let e = Config::from_args(&args(&[p.to_str().unwrap()])).unwrap_err();
+        assert!(e.ends_with("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"), "{}", e);
+        let e = Config::from_args(&args(&[d.join("missing.conf").to_str().unwrap()])).unwrap_err();
+        assert!(e.starts_with("Fatal error, can't open config file"), "{}", e);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }

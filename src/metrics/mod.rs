@@ -2,6 +2,7 @@
 //! Counters are plain integers: only the owning thread writes them, readers
 //! hold the shard.
 
+pub mod histogram;
 pub mod latency;
 pub mod slowlog;
 
@@ -36,6 +37,9 @@ pub struct ShardStats {
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::LatencyMonitor,
     pub cpu_usec_user: u64,
+    /// Per command id, the latency histogram behind INFO latencystats
+    /// (allocated on a command's first call on this shard).
+    pub command_latency: Vec<Option<histogram::LatencyHistogram>>,
 }
 
 impl ShardStats {
@@ -51,6 +55,10 @@ impl ShardStats {
             s.failed_calls += 1;
         }
         self.total_commands += 1;
+        if self.command_latency.len() <= cmd {
+            self.command_latency.resize_with(cmd + 1, || None);
+        }
+        self.command_latency[cmd].get_or_insert_with(Default::default).record(usec);
     }
     pub fn record_rejected(&mut self, cmd: Option<usize>) {
         if let Some(cmd) = cmd {
