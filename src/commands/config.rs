@@ -155,6 +155,7 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
+    ctx.server.persistence.update_write_gate(&new);
     if new.loglevel != old.loglevel {
         crate::log::set_level(new.loglevel);
     }
@@ -167,7 +168,9 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 fn resetstat(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     for i in 0..ctx.shard_count {
         ctx.shard(i).stats.reset();
+        ctx.shard(i).snapshot_latency = Default::default();
     }
+    ctx.server.persistence.reset_stats();
     r.ok();
 }
 

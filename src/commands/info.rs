@@ -27,6 +27,7 @@ const SECTIONS: &[(&str, bool)] = &[
     ("clients", true),
     ("memory", true),
     ("persistence", true),
+    ("snapshot", true),
     ("stats", true),
     ("replication", true),
     ("cpu", true),
@@ -86,6 +87,7 @@ fn section(ctx: &Ctx, name: &str, out: &mut String) {
         "clients" => clients(ctx, out),
         "memory" => memory(ctx, out),
         "persistence" => persistence(ctx, out),
+        "snapshot" => snapshot(ctx, out),
         "stats" => stats(ctx, out),
         "replication" => replication(ctx, out),
         "cpu" => cpu(out),
@@ -308,39 +310,19 @@ fn memory(ctx: &Ctx, out: &mut String) {
 }
 
 fn persistence(ctx: &Ctx, out: &mut String) {
+    // Every shard is held: the exact dirty counters, not the published ones.
     let dirty: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).dirty).sum();
-    let aof = ctx.config().others.get("appendonly").is_some_and(|v| v == "yes");
     out.push_str("# Persistence\r\n");
-    field!(out, "loading", "0");
-    field!(out, "async_loading", "0");
-    field!(out, "current_cow_peak", "0");
-    field!(out, "current_cow_size", "0");
-    field!(out, "current_cow_size_age", "0");
-    field!(out, "current_fork_perc", "0.00");
-    field!(out, "current_save_keys_processed", "0");
-    field!(out, "current_save_keys_total", "0");
-    field!(out, "rdb_changes_since_last_save", "{}", dirty);
-    field!(out, "rdb_bgsave_in_progress", "0");
-    field!(out, "rdb_last_save_time", "{}", ctx.server.start_ms / 1000);
-    field!(out, "rdb_last_bgsave_status", "ok");
-    field!(out, "rdb_last_bgsave_time_sec", "-1");
-    field!(out, "rdb_current_bgsave_time_sec", "-1");
-    field!(out, "rdb_saves", "0");
-    field!(out, "rdb_last_cow_size", "0");
-    field!(out, "rdb_last_load_keys_expired", "0");
-    field!(out, "rdb_last_load_keys_loaded", "0");
-    field!(out, "aof_enabled", "{}", aof as u8);
-    field!(out, "aof_rewrite_in_progress", "0");
-    field!(out, "aof_rewrite_scheduled", "0");
-    field!(out, "aof_last_rewrite_time_sec", "-1");
-    field!(out, "aof_current_rewrite_time_sec", "-1");
-    field!(out, "aof_last_bgrewrite_status", "ok");
-    field!(out, "aof_rewrites", "0");
-    field!(out, "aof_rewrites_consecutive_failures", "0");
-    field!(out, "aof_last_write_status", "ok");
-    field!(out, "aof_last_cow_size", "0");
-    field!(out, "module_fork_in_progress", "0");
-    field!(out, "module_fork_last_cow_size", "0");
+    out.push_str(&crate::persistence::snapshot::info_persistence(ctx.server, dirty));
+}
+
+/// ringkv's own section: the fork, pause and copy-on-write histograms and
+/// command latency inside vs outside snapshot windows.
+fn snapshot(ctx: &Ctx, out: &mut String) {
+    out.push_str("# Snapshot\r\n");
+    out.push_str(&crate::persistence::snapshot::info_snapshot(ctx.server));
+    let shards: Vec<&crate::shard::ShardState> = (0..ctx.shard_count).map(|i| &*ctx.shard(i)).collect();
+    out.push_str(&crate::persistence::snapshot::info_command_latency(&shards));
 }
 
 fn stats(ctx: &Ctx, out: &mut String) {
@@ -386,8 +368,9 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "pubsub_channels", "0");
     field!(out, "pubsub_patterns", "0");
     field!(out, "pubsubshard_channels", "0");
-    field!(out, "latest_fork_usec", "0");
-    field!(out, "total_forks", "0");
+    let (latest_fork_usec, total_forks) = crate::persistence::snapshot::info_stats_fork(ctx.server);
+    field!(out, "latest_fork_usec", "{}", latest_fork_usec);
+    field!(out, "total_forks", "{}", total_forks);
     field!(out, "migrate_cached_sockets", "0");
     field!(out, "slave_expires_tracked_keys", "0");
     field!(out, "active_defrag_hits", "0");

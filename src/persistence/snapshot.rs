@@ -568,7 +568,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, p: &Pers
 }
 
 /// `INFO persistence`, with Redis 7.0's field names.
-pub fn info_persistence(server: &crate::server::Server) -> String {
+pub fn info_persistence(server: &crate::server::Server, dirty_total: u64) -> String {
     let p = &server.persistence;
     let st = p.lock();
     let now = crate::util::unix_ms();
@@ -579,7 +579,7 @@ pub fn info_persistence(server: &crate::server::Server) -> String {
         }
         _ => (0, -1, 0, 0, 0, 0.0, 0, 0),
     };
-    let changes = p.dirty_total().saturating_sub(st.dirty_at_last_save);
+    let changes = dirty_total.saturating_sub(st.dirty_at_last_save);
     let mut s = String::new();
     s.push_str("loading:0\r\nasync_loading:0\r\n");
     s.push_str(&format!("current_cow_peak:{}\r\ncurrent_cow_size:{}\r\ncurrent_cow_size_age:{}\r\ncurrent_fork_perc:{:.2}\r\ncurrent_save_keys_processed:{}\r\ncurrent_save_keys_total:{}\r\n", cow_peak, cow_size, cow_age, fork_perc, keys_done, keys_total));
