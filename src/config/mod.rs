@@ -161,7 +161,16 @@ impl Config {
                 if def.flags & table::MULTI_ARG == 0 && argc != 2 {
                     return Err(fail("wrong number of arguments"));
                 }
-                table::set(self, def, &values, true).map_err(|e| fail(&e))?;
+                // As Redis 7.0: a multi-argument config given as one quoted
+                // argument ("normal 1mb 0 0") is split on spaces.
+                let split: Vec<&str>;
+                let values: &[&str] = if def.flags & table::MULTI_ARG != 0 && values.len() == 1 && !values[0].is_empty() {
+                    split = values[0].split(' ').filter(|w| !w.is_empty()).collect();
+                    &split
+                } else {
+                    &values
+                };
+                table::set(self, def, values, true).map_err(|e| fail(&e))?;
                 continue;
             }
             match name.as_str() {
