@@ -160,8 +160,20 @@ impl HoldTable {
         if let Some(t) = self.slots.get(coord).and_then(|s| s.thread.get()) {
             t.unpark();
         }
-        while slot.state.load(Ordering::Acquire) != RUNNING {
-            std::thread::park();
+        loop {
+            match slot.state.load(Ordering::Acquire) {
+                RUNNING => return,
+                // Released and requested again before this thread woke up:
+                // the next coordinator waits for PARKED, so publish it again.
+                HOLD_REQUESTED => {
+                    slot.state.store(PARKED, Ordering::Release);
+                    let coord = self.coordinator.load(Ordering::Acquire);
+                    if let Some(t) = self.slots.get(coord).and_then(|s| s.thread.get()) {
+                        t.unpark();
+                    }
+                }
+                _ => std::thread::park(),
+            }
         }
     }
 
