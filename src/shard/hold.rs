@@ -155,13 +155,21 @@ impl HoldTable {
     #[cold]
     fn park(&self, me: usize) {
         let slot = &self.slots[me];
-        slot.state.store(PARKED, Ordering::Release);
-        let coord = self.coordinator.load(Ordering::Acquire);
-        if let Some(t) = self.slots.get(coord).and_then(|s| s.thread.get()) {
-            t.unpark();
-        }
-        while slot.state.load(Ordering::Acquire) != RUNNING {
-            std::thread::park();
+        // A coordinator may release this shard and another (or the same)
+        // request it again before this thread wakes up: then it must answer
+        // the new request with PARKED too, or both wait for ever.
+        loop {
+            match slot.state.load(Ordering::Acquire) {
+                RUNNING => return,
+                HOLD_REQUESTED => {
+                    slot.state.store(PARKED, Ordering::Release);
+                    let coord = self.coordinator.load(Ordering::Acquire);
+                    if let Some(t) = self.slots.get(coord).and_then(|s| s.thread.get()) {
+                        t.unpark();
+                    }
+                }
+                _ => std::thread::park(),
+            }
         }
     }
 
