@@ -1,7 +1,642 @@
-//! SLOWLOG, LATENCY, MONITOR, DEBUG, LOLWUT.
+//! SLOWLOG, LATENCY, MONITOR and DEBUG (Redis's slowlog.c, latency.c,
+//! debug.c). Slowlog entries and latency samples are kept per shard; these
+//! commands hold every shard and merge them.
 
-use super::CommandSpec;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::client::{reply_help, subcommand_syntax_error};
+use super::{err, flags::*, CommandSpec, Ctx, Route};
+use crate::metrics::latency::{LatencySample, LATENCY_TS_LEN};
+use crate::metrics::slowlog::SlowLogEntry;
+use crate::protocol::Reply;
+use crate::shard::Value;
+use crate::util::eq_ic;
+
+const ADMIN_SUB: u32 = ADMIN | LOADING | STALE;
+const ADMIN_NOSCRIPT: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
+const DANGEROUS: &[&str] = &["@admin", "@slow", "@dangerous"];
+const SLOW: &[&str] = &["@slow"];
 
 pub fn commands() -> Vec<CommandSpec> {
-    vec![]
+    vec![
+        CommandSpec::new("slowlog", -2, 0, container)
+            .group("server")
+            .acl(SLOW)
+            .doc("2.2.12", "A container for slow log commands"),
+        CommandSpec::new("slowlog|get", -2, ADMIN_SUB, slowlog_get)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("2.2.12", "Get the slow log's entries"),
+        CommandSpec::new("slowlog|len", 2, ADMIN_SUB, slowlog_len)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("2.2.12", "Get the slow log's length"),
+        CommandSpec::new("slowlog|reset", 2, ADMIN_SUB, slowlog_reset)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("2.2.12", "Clear all entries from the slow log"),
+        CommandSpec::new("slowlog|help", 2, LOADING | STALE, slowlog_help)
+            .group("server")
+            .acl(SLOW)
+            .doc("6.2.0", "Show helpful text about the different subcommands"),
+        CommandSpec::new("latency", -2, 0, container)
+            .group("server")
+            .acl(SLOW)
+            .doc("2.8.13", "A container for latency diagnostics commands"),
+        CommandSpec::new("latency|latest", 2, ADMIN_NOSCRIPT, latency_latest)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc(
+                "2.8.13",
+                "Return the latest latency samples for all events.",
+            ),
+        CommandSpec::new("latency|history", 3, ADMIN_NOSCRIPT, latency_history)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("2.8.13", "Return timestamp-latency samples for the event."),
+        CommandSpec::new("latency|reset", -2, ADMIN_NOSCRIPT, latency_reset)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("2.8.13", "Reset latency data for one or more events."),
+        CommandSpec::new("latency|doctor", 2, ADMIN_NOSCRIPT, latency_doctor)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("2.8.13", "Return a human readable latency analysis report."),
+        CommandSpec::new("latency|help", 2, LOADING | STALE, latency_help)
+            .group("server")
+            .acl(SLOW)
+            .doc(
+                "2.8.13",
+                "Show helpful text about the different subcommands.",
+            ),
+        CommandSpec::new("monitor", 1, ADMIN_NOSCRIPT, monitor)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc(
+                "1.0.0",
+                "Listen for all requests received by the server in real time",
+            ),
+        CommandSpec::new("debug", -2, ADMIN_NOSCRIPT, debug)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("1.0.0", "A container for debugging commands"),
+    ]
+}
+
+/// Never called: dispatch resolves the subcommand or rejects the call.
+fn container(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    r.error(err::SYNTAX);
+}
+
+// ---------------------------------------------------------------- SLOWLOG
+
+const SLOWLOG_HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn slowlog_help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    reply_help(r, SLOWLOG_HELP);
+}
+
+/// Every shard's entries, newest first, at most `slowlog-max-len` of them
+/// (each shard keeps that many; together they are one log).
+fn merged_slowlog<'a>(ctx: &Ctx<'a>) -> Vec<&'a SlowLogEntry> {
+    let mut all: Vec<&'a SlowLogEntry> = (0..ctx.shard_count)
+        .flat_map(|i| {
+            let state: &'a crate::shard::ShardState = ctx.shard(i);
+            state.stats.slowlog.entries.iter()
+        })
+        .collect();
+    all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+    all.truncate(ctx.config().slowlog_max_len);
+    all
+}
+
+fn slowlog_get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if args.len() > 3 {
+        return subcommand_syntax_error(r, args);
+    }
+    let mut count = 10usize;
+    if args.len() == 3 {
+        match super::parse_i64(args[2]) {
+            Some(-1) => count = usize::MAX,
+            Some(n) if n >= 0 => count = n as usize,
+            _ => return r.error("ERR count should be greater than or equal to -1"),
+        }
+    }
+    let entries = merged_slowlog(ctx);
+    let n = entries.len().min(count);
+    r.array(n);
+    for e in &entries[..n] {
+        r.array(6);
+        r.int(e.id as i64);
+        r.int(e.time_sec);
+        r.int(e.duration_usec as i64);
+        r.array(e.args.len());
+        for a in &e.args {
+            r.bulk(a);
+        }
+        r.bulk(e.peer.as_bytes());
+        r.bulk(&e.name);
+    }
+}
+
+fn slowlog_len(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    r.int(merged_slowlog(ctx).len() as i64);
+}
+
+fn slowlog_reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    for i in 0..ctx.shard_count {
+        ctx.shard(i).stats.slowlog.entries.clear();
+    }
+    r.ok();
+}
+
+// ---------------------------------------------------------------- LATENCY
+
+const LATENCY_HELP: &[&str] = &[
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
+    "HELP",
+    "    Prints this help.",
+];
+
+fn latency_help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    reply_help(r, LATENCY_HELP);
+}
+
+/// One event's samples over every shard: one sample per second (the worst
+/// of the shards), oldest first, at most 160; and the all-time maximum.
+struct MergedSeries {
+    samples: Vec<LatencySample>,
+    max_ms: u64,
+}
+
+fn merged_latency(ctx: &Ctx) -> BTreeMap<String, MergedSeries> {
+    let mut by_event: BTreeMap<String, (BTreeMap<i64, u64>, u64)> = BTreeMap::new();
+    for i in 0..ctx.shard_count {
+        for (name, series) in &ctx.shard(i).stats.latency.events {
+            let (samples, max) = by_event.entry(name.clone()).or_default();
+            *max = (*max).max(series.max_ms);
+            for s in &series.samples {
+                let v = samples.entry(s.time_sec).or_default();
+                *v = (*v).max(s.latency_ms);
+            }
+        }
+    }
+    by_event
+        .into_iter()
+        .map(|(name, (samples, max_ms))| {
+            let mut samples: Vec<LatencySample> = samples
+                .into_iter()
+                .map(|(time_sec, latency_ms)| LatencySample {
+                    time_sec,
+                    latency_ms,
+                })
+                .collect();
+            if samples.len() > LATENCY_TS_LEN {
+                samples.drain(..samples.len() - LATENCY_TS_LEN);
+            }
+            (name, MergedSeries { samples, max_ms })
+        })
+        .collect()
+}
+
+fn latency_latest(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let events = merged_latency(ctx);
+    r.array(events.len());
+    for (name, series) in &events {
+        let last = series.samples.last().copied().unwrap_or(LatencySample {
+            time_sec: 0,
+            latency_ms: 0,
+        });
+        r.array(4);
+        r.bulk(name.as_bytes());
+        r.int(last.time_sec);
+        r.int(last.latency_ms as i64);
+        r.int(series.max_ms as i64);
+    }
+}
+
+fn latency_history(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let events = merged_latency(ctx);
+    let name = String::from_utf8_lossy(args[2]);
+    let Some(series) = events.get(name.as_ref()) else {
+        return r.array(0);
+    };
+    r.array(series.samples.len());
+    for s in &series.samples {
+        r.array(2);
+        r.int(s.time_sec);
+        r.int(s.latency_ms as i64);
+    }
+}
+
+/// LATENCY RESET [event ...]: replies how many events (of all shards) were reset.
+fn latency_reset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let mut reset: BTreeSet<String> = BTreeSet::new();
+    for i in 0..ctx.shard_count {
+        let events = &mut ctx.shard(i).stats.latency.events;
+        if args.len() == 2 {
+            reset.extend(events.drain().map(|(k, _)| k));
+        } else {
+            for a in &args[2..] {
+                let name = String::from_utf8_lossy(a);
+                if events.remove(name.as_ref()).is_some() {
+                    reset.insert(name.into_owned());
+                }
+            }
+        }
+    }
+    r.int(reset.len() as i64);
+}
+
+/// A short LATENCY DOCTOR: Redis's texts for the disabled and the quiet
+/// cases, and per event the statistics Redis's report starts with.
+fn latency_doctor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let events = merged_latency(ctx);
+    let mut report = String::new();
+    if events.is_empty() && ctx.config().latency_monitor_threshold_ms == 0 {
+        report.push_str("I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n");
+    } else if events.is_empty() {
+        report.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n");
+    } else {
+        report.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
+        let now_sec = ctx.now_ms / 1000;
+        for (n, (name, series)) in events.iter().enumerate() {
+            let count = series.samples.len().max(1) as u64;
+            let sum: u64 = series.samples.iter().map(|s| s.latency_ms).sum();
+            let avg = sum / count;
+            let mad = series
+                .samples
+                .iter()
+                .map(|s| s.latency_ms.abs_diff(avg))
+                .sum::<u64>()
+                / count;
+            let period = series
+                .samples
+                .first()
+                .map_or(0, |s| (now_sec - s.time_sec).max(0) as u64)
+                / count;
+            report.push_str(&format!(
+                "{}. {}: {} latency spikes (average {}ms, mean deviation {}ms, period {} sec). Worst all time event {}ms.\n",
+                n + 1,
+                name,
+                series.samples.len(),
+                avg,
+                mad,
+                period,
+                series.max_ms
+            ));
+        }
+        report.push_str("\nI have a few advices for you:\n\n- Check your system for commands that take long (SLOWLOG GET) and read https://redis.io/topics/latency for the common causes of latency.\n");
+    }
+    r.verbatim(report.as_bytes());
+}
+
+// ---------------------------------------------------------------- MONITOR
+
+/// MONITOR: from now on the connection receives a line per command of
+/// every client (fed by the dispatcher); a second MONITOR is ignored.
+fn monitor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let Some(c) = ctx.client.as_mut() else {
+        return r.error("ERR MONITOR needs a connection");
+    };
+    if c.monitor {
+        return;
+    }
+    c.monitor = true;
+    c.info_dirty = true;
+    ctx.server
+        .monitors
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    r.ok();
+}
+
+// ---------------------------------------------------------------- DEBUG
+
+const DEBUG_HELP: &[&str] = &[
+    "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "AOF-FLUSH-SLEEP <microsec>",
+    "    Server will sleep before flushing the AOF, this is used for testing.",
+    "ASSERT",
+    "    Crash by assertion failed.",
+    "CHANGE-REPL-ID",
+    "    Change the replication IDs of the instance.",
+    "    Dangerous: should be used only for testing the replication subsystem.",
+    "CONFIG-REWRITE-FORCE-ALL",
+    "    Like CONFIG REWRITE but writes all configuration options, including",
+    "    keywords not listed in original configuration file or default values.",
+    "CRASH-AND-RECOVER [<milliseconds>]",
+    "    Hard crash and restart after a <milliseconds> delay (default 0).",
+    "DIGEST",
+    "    Output a hex signature representing the current DB content.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    Output a hex signature of the values of all the specified keys.",
+    "ERROR <string>",
+    "    Return a Redis protocol error with <string> as message. Useful for clients",
+    "    unit tests to simulate Redis errors.",
+    "LEAK <string>",
+    "    Create a memory leak of the input string.",
+    "LOG <message>",
+    "    Write <message> to the server log.",
+    "HTSTATS <dbid>",
+    "    Return hash table statistics of the specified Redis database.",
+    "HTSTATS-KEY <key>",
+    "    Like HTSTATS but for the hash table stored at <key>'s value.",
+    "LOADAOF",
+    "    Flush the AOF buffers on disk and reload the AOF in memory.",
+    "REPLICATE <string>",
+    "    Replicates the provided string to replicas, allowing data divergence.",
+    "MALLCTL <key> [<val>]",
+    "    Get or set a malloc tuning integer.",
+    "MALLCTL-STR <key> [<val>]",
+    "    Get or set a malloc tuning string.",
+    "OBJECT <key>",
+    "    Show low level info about `key` and associated value.",
+    "DROP-CLUSTER-PACKET-FILTER <packet-type>",
+    "    Drop all packets that match the filtered type. Set to -1 allow all packets.",
+    "OOM",
+    "    Crash the server simulating an out-of-memory error.",
+    "PANIC",
+    "    Crash the server simulating a panic.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas. Cluster slots are not respected so keys not belonging to the",
+    "    current node can be created in cluster mode.",
+    "PROTOCOL <type>",
+    "    Reply with a test value of the specified type. <type> can be: string,",
+    "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+    "    true, false.",
+    "RELOAD [option ...]",
+    "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+    "    * MERGE: conflicting keys will be loaded from RDB.",
+    "    * NOFLUSH: the existing database will not be removed before load, but",
+    "      conflicting keys will generate an exception and kill the server.",
+    "    * NOSAVE: the database will be loaded from an existing RDB file.",
+    "    Examples:",
+    "    * DEBUG RELOAD: verify that the server is able to persist, flush and reload",
+    "      the database.",
+    "    * DEBUG RELOAD NOSAVE: replace the current database with the contents of an",
+    "      existing RDB file.",
+    "    * DEBUG RELOAD NOSAVE NOFLUSH MERGE: add the contents of an existing RDB",
+    "      file to the database.",
+    "RESTART [<milliseconds>]",
+    "    Graceful restart: save config, db, restart after a <milliseconds> delay (default 0).",
+    "SDSLEN <key>",
+    "    Show low level SDS string info representing `key` and value.",
+    "SEGFAULT",
+    "    Crash the server with sigsegv.",
+    "SET-ACTIVE-EXPIRE <0|1>",
+    "    Setting it to 0 disables expiring keys in background when they are not",
+    "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
+    "    default.",
+    "QUICKLIST-PACKED-THRESHOLD <size>",
+    "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+    "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+    "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+    "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
+    "SLEEP <seconds>",
+    "    Stop the server for <seconds>. Decimals allowed.",
+    "STRINGMATCH-TEST",
+    "    Run a fuzz tester against the stringmatchlen() function.",
+    "STRUCTSIZE",
+    "    Return the size of different Redis core C structures.",
+    "LISTPACK <key>",
+    "    Show low level info about the listpack encoding of <key>.",
+    "QUICKLIST <key> [<0|1>]",
+    "    Show low level info about the quicklist encoding of <key>.",
+    "    The optional argument (0 by default) sets the level of detail",
+    "CLIENT-EVICTION",
+    "    Show low level client eviction pools info (maxmemory-clients).",
+    "PAUSE-CRON <0|1>",
+    "    Stop periodic cron job processing.",
+    "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+    "    Sets the time (in milliseconds) to wait between client reply buffer peak resets.",
+    "    In case NEVER is provided the last observed peak will never be reset",
+    "    In case RESET is provided the peak reset time will be restored to the default value",
+    "REPLYBUFFER RESIZING <0|1>",
+    "    Enable or disable the reply buffer resize cron job",
+    "CLUSTERLINK KILL <to|from|all> <node-id>",
+    "    Kills the link based on the direction to/from (both) with the provided node.",
+    "HELP",
+    "    Prints this help.",
+];
+
+const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+/// Redis's `enable-debug-command` gate (yes, no, local). While the config
+/// table does not know the name, DEBUG is allowed.
+fn debug_allowed(ctx: &Ctx) -> bool {
+    match ctx
+        .config()
+        .others
+        .get("enable-debug-command")
+        .map(|s| s.to_ascii_lowercase())
+    {
+        None => true,
+        Some(v) if v == "yes" => true,
+        Some(v) if v == "local" => ctx
+            .client
+            .as_ref()
+            .is_some_and(|c| c.addr.starts_with("127.0.0.1:") || c.addr.starts_with("[::1]:")),
+        Some(_) => false,
+    }
+}
+
+fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if !debug_allowed(ctx) {
+        return r.error(DEBUG_NOT_ALLOWED);
+    }
+    let sub = args[1];
+    let argc = args.len();
+    if eq_ic(sub, "help") && argc == 2 {
+        reply_help(r, DEBUG_HELP);
+    } else if eq_ic(sub, "populate") && (3..=5).contains(&argc) {
+        debug_populate(ctx, args, r);
+    } else if eq_ic(sub, "object") && argc == 3 {
+        debug_object(ctx, args[2], r);
+    } else if eq_ic(sub, "sleep") && argc == 3 {
+        // Every shard is held: like Redis, the whole server stops.
+        let secs = String::from_utf8_lossy(args[2])
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(0.0);
+        if secs > 0.0 && secs.is_finite() {
+            std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+        }
+        r.ok();
+    } else if eq_ic(sub, "set-active-expire") && argc == 3 {
+        let on = atoi(args[2]) != 0;
+        for i in 0..ctx.shard_count {
+            ctx.shard(i).active_expire_enabled = on;
+        }
+        r.ok();
+    } else if eq_ic(sub, "log") && argc == 3 {
+        crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
+        r.ok();
+    } else if eq_ic(sub, "error") && argc == 3 {
+        r.error_bytes(args[2]);
+    } else if eq_ic(sub, "reload") {
+        r.error("ERR DEBUG RELOAD not supported yet");
+    } else {
+        subcommand_syntax_error(r, args);
+    }
+}
+
+/// C's `atoi`: optional blanks and sign, then leading digits; 0 if none.
+fn atoi(s: &[u8]) -> i64 {
+    let s = std::str::from_utf8(s).unwrap_or("").trim_start();
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    for c in digits.bytes().take_while(u8::is_ascii_digit) {
+        v = v.wrapping_mul(10).wrapping_add((c - b'0') as i64);
+    }
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// DEBUG POPULATE count [prefix] [size]: `prefix:N` -> `value:N` (padded
+/// with zero bytes or cut to `size`), skipping keys that exist; each key
+/// goes to its owning shard.
+fn debug_populate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+    let Some(count) = super::parse_i64(args[2]).filter(|n| *n >= 0) else {
+        return r.error(NOT_POSITIVE);
+    };
+    let prefix: &[u8] = if args.len() >= 4 { args[3] } else { b"key" };
+    let mut size = 0usize;
+    if args.len() == 5 {
+        match super::parse_i64(args[4]) {
+            Some(n) if n >= 0 => size = n as usize,
+            _ => return r.error(NOT_POSITIVE),
+        }
+    }
+    let mut key = Vec::with_capacity(prefix.len() + 21);
+    let mut num = itoa::Buffer::new();
+    for j in 0..count {
+        let digits = num.format(j).as_bytes();
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(digits);
+        if ctx.db(&key).contains(&key, ctx.now_ms) {
+            continue;
+        }
+        let mut value = Vec::with_capacity(size.max(6 + digits.len()));
+        value.extend_from_slice(b"value:");
+        value.extend_from_slice(digits);
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        ctx.db(&key)
+            .set(&key, Value::from_vec(value), ctx.now_ms, false);
+    }
+    r.ok();
+}
+
+/// Bytes of an RDB length prefix.
+fn rdb_len_bytes(len: usize) -> usize {
+    match len {
+        0..64 => 1,
+        64..16384 => 2,
+        _ if len as u64 <= u32::MAX as u64 => 5,
+        _ => 9,
+    }
+}
+
+/// The size of a string value in an RDB file, as Redis's
+/// `rdbSavedObjectLen`: small integers take 2, 3 or 5 bytes, other strings
+/// a length prefix and their bytes. (LZF compression of strings over 20
+/// bytes is not counted.)
+fn serialized_len(v: &Value) -> usize {
+    let bytes = match v {
+        Value::Int(n) if i8::try_from(*n).is_ok() => return 2,
+        Value::Int(n) if i16::try_from(*n).is_ok() => return 3,
+        Value::Int(n) if i32::try_from(*n).is_ok() => return 5,
+        Value::Int(n) => itoa::Buffer::new().format(*n).len(),
+        Value::Str { bytes, .. } => bytes.len(),
+    };
+    rdb_len_bytes(bytes) + bytes
+}
+
+fn debug_object(ctx: &mut Ctx, key: &[u8], r: &mut Reply) {
+    let now = ctx.now_ms;
+    let Some(e) = ctx.db(key).peek(key, now) else {
+        return r.error(err::NO_SUCH_KEY);
+    };
+    // Redis's LRU clock: seconds, 24 bits.
+    let lru = (e.access_ms / 1000) & ((1 << 24) - 1);
+    let idle = (now - e.access_ms).max(0) / 1000;
+    let line = format!(
+        "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+        e as *const _,
+        e.value.encoding(),
+        serialized_len(&e.value),
+        lru,
+        idle
+    );
+    r.simple(&line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_atoi() {
+        assert_eq!(atoi(b"1"), 1);
+        assert_eq!(atoi(b" -12abc"), -12);
+        assert_eq!(atoi(b"abc"), 0);
+        assert_eq!(atoi(b""), 0);
+    }
+
+    #[test]
+    fn rdb_sizes() {
+        assert_eq!(serialized_len(&Value::from_bytes(b"1")), 2);
+        assert_eq!(serialized_len(&Value::from_bytes(b"12345")), 3);
+        assert_eq!(serialized_len(&Value::from_bytes(b"value:1")), 8);
+        assert_eq!(serialized_len(&Value::from_bytes(b"12345678901")), 12);
+        assert_eq!(serialized_len(&Value::from_bytes(&[b'x'; 100])), 102);
+    }
 }

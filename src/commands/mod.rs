@@ -276,6 +276,8 @@ pub struct ClientState {
     pub close_after_reply: bool,
     pub monitor: bool,
     pub no_evict: bool,
+    /// READONLY was issued (cluster read from replicas; reported as flag `r`).
+    pub readonly: bool,
     /// Set by RESET / HELLO etc. to tell the loop to refresh the client's registry entry.
     pub info_dirty: bool,
 }

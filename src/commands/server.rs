@@ -1,31 +1,234 @@
-//! Server commands (DBSIZE, FLUSHDB, FLUSHALL, INFO, CONFIG, DEBUG, ...).
+//! Server commands (DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, SHUTDOWN,
+//! LOLWUT), as Redis's db.c / server.c. INFO, CONFIG and COMMAND have their
+//! own files.
 
-use super::{flags::*, CommandSpec, Ctx, Route};
+use super::{err, flags::*, CommandSpec, Ctx, Route};
 use crate::protocol::Reply;
+use crate::util::eq_ic;
+
+const KEYSPACE_WRITE: &[&str] = &["@keyspace", "@write", "@slow", "@dangerous"];
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
         CommandSpec::new("dbsize", 1, READONLY | FAST, dbsize)
             .route(Route::All)
             .group("server")
-            .doc("1.0.0", "Return the number of keys in the selected database"),
-        CommandSpec::new("flushall", -1, WRITE, flushall).route(Route::All).group("server").doc("1.0.0", "Remove all keys from all databases"),
+            .acl(&["@keyspace", "@read", "@fast"])
+            .doc(
+                "1.0.0",
+                "Return the number of keys in the selected database",
+            ),
+        CommandSpec::new("flushdb", -1, WRITE, flushdb)
+            .route(Route::All)
+            .group("server")
+            .acl(KEYSPACE_WRITE)
+            .doc("1.0.0", "Remove all keys from the current database"),
+        CommandSpec::new("flushall", -1, WRITE, flushall)
+            .route(Route::All)
+            .group("server")
+            .acl(KEYSPACE_WRITE)
+            .doc("1.0.0", "Remove all keys from all databases"),
+        CommandSpec::new("swapdb", 3, WRITE | FAST, swapdb)
+            .route(Route::All)
+            .group("server")
+            .acl(&["@keyspace", "@write", "@fast", "@dangerous"])
+            .doc("4.0.0", "Swaps two Redis databases"),
+        CommandSpec::new("time", 1, LOADING | STALE | FAST, time)
+            .group("server")
+            .acl(&["@fast"])
+            .doc("2.6.0", "Return the current server time"),
+        CommandSpec::new(
+            "shutdown",
+            -1,
+            ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+            shutdown,
+        )
+        .route(Route::All)
+        .group("server")
+        .acl(&["@admin", "@slow", "@dangerous"])
+        .doc(
+            "1.0.0",
+            "Synchronously save the dataset to disk and then shut down the server",
+        ),
+        CommandSpec::new("lolwut", -1, READONLY | FAST, lolwut)
+            .group("server")
+            .acl(&["@read", "@fast"])
+            .doc("5.0.0", "Display some computer art and the Redis version"),
     ]
 }
 
 fn dbsize(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let n: usize = (0..ctx.shard_count).map(|i| ctx.shard(i).dbs[ctx.db].len()).sum();
+    let n: usize = (0..ctx.shard_count)
+        .map(|i| ctx.shard(i).dbs[ctx.db].len())
+        .sum();
     r.int(n as i64);
 }
 
-fn flushall(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+/// The optional ASYNC|SYNC argument of FLUSHDB/FLUSHALL. Both free the
+/// memory at once: the keyspace is dropped in place either way.
+fn flush_flags_valid(args: &[&[u8]]) -> bool {
+    match args.len() {
+        1 => true,
+        2 => eq_ic(args[1], "async") || eq_ic(args[1], "sync"),
+        _ => false,
+    }
+}
+
+fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if !flush_flags_valid(args) {
+        r.error(err::SYNTAX);
+        return;
+    }
+    for i in 0..ctx.shard_count {
+        let s = ctx.shard(i);
+        let db = &mut s.dbs[ctx.db];
+        s.dirty += db.len() as u64;
+        db.clear();
+    }
+    r.ok();
+}
+
+fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if !flush_flags_valid(args) {
+        r.error(err::SYNTAX);
+        return;
+    }
     for i in 0..ctx.shard_count {
         let s = ctx.shard(i);
         for db in s.dbs.iter_mut() {
-            let n = db.len() as u64;
+            s.dirty += db.len() as u64;
             db.clear();
-            s.dirty += n;
         }
     }
     r.ok();
+}
+
+/// SWAPDB a b: every shard swaps its two databases while all are held, so
+/// no client sees one shard swapped and another not.
+fn swapdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let databases = ctx.config().databases as i64;
+    let Some(a) = super::parse_i64(args[1]).filter(|n| i32::try_from(*n).is_ok()) else {
+        return r.error("ERR invalid first DB index");
+    };
+    let Some(b) = super::parse_i64(args[2]).filter(|n| i32::try_from(*n).is_ok()) else {
+        return r.error("ERR invalid second DB index");
+    };
+    if a < 0 || a >= databases || b < 0 || b >= databases {
+        return r.error(err::DB_INDEX);
+    }
+    if a != b {
+        for i in 0..ctx.shard_count {
+            ctx.shard(i).dbs.swap(a as usize, b as usize);
+        }
+        ctx.home().dirty += 1;
+    }
+    r.ok();
+}
+
+fn time(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let us = crate::util::unix_us();
+    r.array(2);
+    r.bulk_int(us / 1_000_000);
+    r.bulk_int(us % 1_000_000);
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT].
+fn shutdown(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let (mut nosave, mut save, mut force, mut abort) = (false, false, false, false);
+    for a in &args[1..] {
+        if eq_ic(a, "nosave") {
+            nosave = true;
+        } else if eq_ic(a, "save") {
+            save = true;
+        } else if eq_ic(a, "now") {
+            // Nothing to wait for: ringkv has no replicas to catch up.
+        } else if eq_ic(a, "force") {
+            force = true;
+        } else if eq_ic(a, "abort") {
+            abort = true;
+        } else {
+            return r.error(err::SYNTAX);
+        }
+    }
+    if (abort && args.len() > 2) || (nosave && save) {
+        return r.error(err::SYNTAX);
+    }
+    if abort {
+        return r.error("ERR No shutdown in progress.");
+    }
+    crate::warning!("User requested shutdown...");
+    let want_save = save || (!nosave && !ctx.config().save.is_empty());
+    if let Err(e) = shutdown_save(ctx, want_save) {
+        crate::warning!("Error trying to save the DB, can't exit: {}", e);
+        if !force {
+            crate::warning!(
+                "Errors trying to shut down the server. Check the logs for more information."
+            );
+            return r.error("ERR Errors trying to SHUTDOWN. Check logs.");
+        }
+    }
+    crate::warning!("Redis is now ready to exit, bye bye...");
+    std::process::exit(0);
+}
+
+/// The final save of SHUTDOWN, run while every shard is held. `save` is
+/// false for NOSAVE or when no save points are configured: then it does
+/// nothing. The RDB writer (BGSAVE work) plugs in here: log
+/// "Saving the final RDB snapshot before exiting.", write the dump of every
+/// shard synchronously, and return `Err` when it fails.
+fn shutdown_save(_ctx: &mut Ctx, save: bool) -> Result<(), String> {
+    if !save {
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// LOLWUT [VERSION v]: version 5 and 6 draw (simplified) art; every other
+/// version prints only the version line, as Redis 7.0 does.
+fn lolwut(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let mut version = 7;
+    if args.len() >= 3 && eq_ic(args[1], "version") {
+        match super::parse_i64(args[2]) {
+            Some(v) => version = v,
+            None => return r.error(err::NOT_INTEGER),
+        }
+    }
+    let tail = format!("Redis ver. {}\n", super::connection::REDIS_VERSION);
+    let text = match version {
+        5 => format!("{}\nGeorg Nees - schotter, plotter on paper, 1968. {}", schotter(), tail),
+        6 => format!("{}\nDedicated to the 8 bit game developers of past and present.\nOriginal 8 bit image from Plaguemon by hikikomori. {}", plaguemon(), tail),
+        _ => tail,
+    };
+    r.verbatim(text.as_bytes());
+}
+
+/// A small rendering of Georg Nees' "Schotter": squares that tilt more and
+/// more towards the bottom, drawn with Braille-less ASCII.
+fn schotter() -> String {
+    let mut out = String::new();
+    for row in 0..8 {
+        for col in 0..16 {
+            let disorder = (row * 7 + col * 13) % (row + 1);
+            out.push(if disorder == 0 {
+                '#'
+            } else if disorder % 2 == 0 {
+                '/'
+            } else {
+                '\\'
+            });
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn plaguemon() -> String {
+    let mut out = String::new();
+    for row in 0..6 {
+        for col in 0..12 {
+            out.push(if (row + col) % 3 == 0 { '#' } else { ' ' });
+        }
+        out.push('\n');
+    }
+    out
 }

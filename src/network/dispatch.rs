@@ -202,10 +202,8 @@ impl EventLoop {
             Route::All => ShardMask::all(shards),
             Route::Custom(f) => f(args, shards),
         };
-        if self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
-            self.feed_monitors(index, args, now);
-        }
-        match mask.only() {
+        let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
+        let flow = match mask.only() {
             Some(s) if s == self.id => self.execute_here(index, id, spec, args, now, ShardMask::default()),
             Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
             _ => {
@@ -220,7 +218,13 @@ impl EventLoop {
                 targets.0 &= !(1u128 << self.id);
                 self.execute_held(index, id, spec, args, now, targets)
             }
+        };
+        // As Redis, after the command (a deferred one is fed when it runs):
+        // the line shows the db the client has after it (SELECT).
+        if feed_monitors && flow != Flow::Defer && self.conns[index as usize].is_some() {
+            self.feed_monitors(index, args, now);
         }
+        flow
     }
 
     fn reject(&mut self, index: u32, id: Option<usize>, msg: &str) -> Flow {
@@ -264,7 +268,9 @@ impl EventLoop {
     /// Runs a command on this thread over the shards it owns or holds.
     fn execute_here(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, _held: ShardMask) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
-        let discard = take_discard(&mut conn.client);
+        // Decided after the handler: CLIENT REPLY and RESET change the mode
+        // for their own reply too (Redis checks the flags when replying).
+        let mode_before = conn.client.reply_mode;
         let direct = conn.slots.is_empty();
         let resp = conn.client.resp;
         let db = conn.client.db;
@@ -287,6 +293,7 @@ impl EventLoop {
         }
         let usec = start.elapsed().as_micros() as u64;
         let failed = r.error_prefix;
+        let discard = reply_mode_after_command(&mut conn.client, mode_before);
         if direct && discard {
             conn.out.truncate(mark);
         }
@@ -297,13 +304,14 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.client.info_dirty {
             conn.client.info_dirty = false;
-            let (name, db, resp, no_evict, monitor) = (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor);
+            let (name, db, resp, no_evict, monitor, readonly) = (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor, conn.client.readonly);
             if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
                 info.name = name;
                 info.db = db;
                 info.resp = resp;
                 info.no_evict = no_evict;
                 info.is_monitor = monitor;
+                info.readonly = readonly;
             }
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -474,6 +482,22 @@ fn take_discard(client: &mut commands::ClientState) -> bool {
             false
         }
     }
+}
+
+/// CLIENT REPLY for a command run on the connection's thread, whose handler
+/// may have changed the mode (`before` is the mode it started with). Returns
+/// whether its reply is dropped, and applies Redis's end-of-command step
+/// (`resetClient`): a pending SKIP is consumed, a SKIP just issued applies
+/// to the next command.
+fn reply_mode_after_command(client: &mut commands::ClientState, before: ReplyMode) -> bool {
+    let after = client.reply_mode;
+    let discard = if after != before { after == ReplyMode::Off } else { matches!(before, ReplyMode::Off | ReplyMode::Skip) };
+    client.reply_mode = match after {
+        ReplyMode::Skip if before == ReplyMode::Skip => ReplyMode::On,
+        ReplyMode::SkipNext => ReplyMode::Skip,
+        m => m,
+    };
+    discard
 }
 
 /// Appends the reply in `scratch` to the connection, behind any pending slots.

@@ -25,7 +25,7 @@ pub struct ClientInfo {
     pub resp: u8,
     pub created_ms: i64,
     pub last_interaction_ms: i64,
-    /// Command-table id of the last command.
+    /// Command-table id of the last command; `NO_COMMAND` before the first.
     pub last_cmd: u16,
     pub qbuf_bytes: usize,
     pub out_bytes: usize,
@@ -33,6 +33,13 @@ pub struct ClientInfo {
     pub kill_requested: bool,
     pub no_evict: bool,
     pub is_monitor: bool,
+    /// READONLY in force (CLIENT LIST flag `r`).
+    pub readonly: bool,
+}
+
+impl ClientInfo {
+    /// `last_cmd` of a client that has not run a command yet (CLIENT LIST `cmd=NULL`).
+    pub const NO_COMMAND: u16 = u16::MAX;
 }
 
 pub struct ShardState {

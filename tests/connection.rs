@@ -1,0 +1,261 @@
+//! Connection-level behaviour checked over raw sockets: CLIENT REPLY,
+//! CLIENT KILL / LIST across shards, MONITOR lines, AUTH/HELLO/RESET.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut args = vec![
+            "--port".to_string(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            "".into(),
+            "--shards".into(),
+            "2".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_ringkv"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ringkv");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "ringkv did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, port }
+    }
+
+    fn connect(&self) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Conn { s }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Conn {
+    s: TcpStream,
+}
+
+impl Conn {
+    fn send(&mut self, args: &[&str]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+        }
+        self.s.write_all(&out).unwrap();
+    }
+
+    /// Reads until `want` bytes arrived (or 3 s passed), then a little more to catch extra bytes.
+    fn read_exactly_stream(&mut self, want: usize) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while Instant::now() < deadline {
+            match self.s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) if got.len() >= want => break,
+                Err(_) => {}
+            }
+        }
+        got
+    }
+
+    fn expect(&mut self, expected: &str) {
+        let got = self.read_exactly_stream(expected.len());
+        assert_eq!(String::from_utf8_lossy(&got), expected);
+    }
+
+    /// Sends a command and returns its whole reply (read until quiet).
+    fn call(&mut self, args: &[&str]) -> String {
+        self.send(args);
+        String::from_utf8_lossy(&self.read_exactly_stream(1)).into_owned()
+    }
+
+    /// Whether the server closed the connection within `wait`.
+    fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut buf = [0u8; 1024];
+        while Instant::now() < deadline {
+            match self.s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+}
+
+#[test]
+fn client_reply_modes() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    for cmd in [
+        &["CLIENT", "REPLY", "SKIP"][..],
+        &["PING"],
+        &["PING", "x"],
+        &["CLIENT", "REPLY", "OFF"],
+        &["PING"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["ECHO", "a"],
+        &["CLIENT", "REPLY", "ON"],
+        &["ECHO", "hi"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["CLIENT", "REPLY", "SKIP"],
+        &["PING", "1"],
+        &["PING", "2"],
+    ] {
+        c.send(cmd);
+    }
+    c.expect("$1\r\nx\r\n+OK\r\n$2\r\nhi\r\n$1\r\n2\r\n");
+    // RESET turns replies back on and answers itself.
+    c.send(&["CLIENT", "REPLY", "OFF"]);
+    c.send(&["SET", "k", "v"]);
+    c.send(&["RESET"]);
+    c.send(&["GET", "k"]);
+    c.expect("+RESET\r\n$1\r\nv\r\n");
+}
+
+#[test]
+fn client_list_and_kill_span_shards() {
+    let server = Server::start(&[]);
+    let mut me = server.connect();
+    let mut others: Vec<Conn> = (0..6).map(|_| server.connect()).collect();
+    let mut ids = vec![];
+    for (i, o) in others.iter_mut().enumerate() {
+        let name = format!("other-{i}");
+        assert_eq!(o.call(&["CLIENT", "SETNAME", &name]), "+OK\r\n");
+        let id = o.call(&["CLIENT", "ID"]);
+        ids.push(id.trim_start_matches(':').trim().to_string());
+    }
+    let list = me.call(&["CLIENT", "LIST"]);
+    for i in 0..6 {
+        assert!(list.contains(&format!(" name=other-{i} ")), "{list}");
+    }
+    assert!(list.contains(" cmd=client|list "), "{list}");
+    let only = me.call(&["CLIENT", "LIST", "ID", &ids[2]]);
+    assert!(
+        only.contains(&format!("id={} ", ids[2])) && only.contains("name=other-2 "),
+        "{only}"
+    );
+    assert_eq!(only.matches(" addr=").count(), 1, "{only}");
+
+    assert_eq!(me.call(&["CLIENT", "KILL", "ID", &ids[0]]), ":1\r\n");
+    assert!(
+        others[0].closed_within(Duration::from_secs(2)),
+        "killed client still open"
+    );
+    let list = me.call(&["CLIENT", "LIST"]);
+    assert!(!list.contains("name=other-0 "), "{list}");
+
+    // The old form names the address and replies OK.
+    let info = others[1].call(&["CLIENT", "INFO"]);
+    let addr = info
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .unwrap()
+        .to_string();
+    assert_eq!(me.call(&["CLIENT", "KILL", &addr]), "+OK\r\n");
+    assert!(others[1].closed_within(Duration::from_secs(2)));
+    assert_eq!(
+        me.call(&["CLIENT", "KILL", &addr]),
+        "-ERR No such client\r\n"
+    );
+
+    // SKIPME defaults to yes; killing yourself closes after the reply.
+    let n = me.call(&["CLIENT", "KILL", "TYPE", "normal"]);
+    assert_eq!(n, ":4\r\n");
+    assert_eq!(me.call(&["PING"]), "+PONG\r\n");
+    let mut victim = server.connect();
+    let id = victim.call(&["CLIENT", "ID"]);
+    let id = id.trim_start_matches(':').trim();
+    victim.send(&["CLIENT", "KILL", "ID", id, "SKIPME", "no"]);
+    victim.expect(":1\r\n");
+    assert!(victim.closed_within(Duration::from_secs(2)));
+}
+
+#[test]
+fn monitor_lines() {
+    let server = Server::start(&[]);
+    let mut mon = server.connect();
+    assert_eq!(mon.call(&["MONITOR"]), "+OK\r\n");
+    let mut c = server.connect();
+    assert_eq!(c.call(&["SELECT", "3"]), "+OK\r\n");
+    assert_eq!(c.call(&["SET", "k", "a \"q\"\n"]), "+OK\r\n");
+    let got = String::from_utf8_lossy(&mon.read_exactly_stream(1)).into_owned();
+    let line = got
+        .lines()
+        .find(|l| l.contains("\"SET\""))
+        .unwrap_or_else(|| panic!("no SET line in {got:?}"));
+    // +1700000000.123456 [3 127.0.0.1:54321] "SET" "k" "a \"q\"\n"
+    let (ts, rest) = line.strip_prefix('+').unwrap().split_once(' ').unwrap();
+    let (secs, micros) = ts.split_once('.').unwrap();
+    assert!(secs.parse::<u64>().is_ok() && micros.len() == 6, "{line}");
+    assert!(rest.starts_with("[3 127.0.0.1:"), "{line}");
+    assert!(
+        rest.ends_with("] \"SET\" \"k\" \"a \\\"q\\\"\\n\""),
+        "{line}"
+    );
+    // Lines carry the db after the command, as Redis feeds monitors after running it.
+    assert!(
+        got.contains("[3 127.0.0.1:") && !got.contains("[0 127.0.0.1:"),
+        "{got}"
+    );
+    let info = mon.call(&["CLIENT", "INFO"]);
+    assert!(info.contains(" flags=O "), "{info}");
+}
+
+#[test]
+fn auth_hello_reset_with_requirepass() {
+    let server = Server::start(&["--requirepass", "secret"]);
+    let mut c = server.connect();
+    assert_eq!(c.call(&["PING"]), "-NOAUTH Authentication required.\r\n");
+    assert!(c
+        .call(&["HELLO", "3"])
+        .starts_with("-NOAUTH HELLO must be called with the client already authenticated"));
+    assert_eq!(
+        c.call(&["AUTH", "wrong"]),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(
+        c.call(&["AUTH", "nobody", "secret"]),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    let hello = c.call(&["HELLO", "3", "AUTH", "default", "secret", "SETNAME", "me"]);
+    assert!(hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"), "{hello}");
+    assert!(hello.ends_with("$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"), "{hello}");
+    assert_eq!(c.call(&["CLIENT", "GETNAME"]), "$2\r\nme\r\n");
+    assert_eq!(c.call(&["GET", "nokey"]), "_\r\n");
+    assert_eq!(c.call(&["RESET"]), "+RESET\r\n");
+    assert_eq!(c.call(&["PING"]), "-NOAUTH Authentication required.\r\n");
+    assert_eq!(c.call(&["AUTH", "secret"]), "+OK\r\n");
+    assert_eq!(c.call(&["CLIENT", "GETNAME"]), "$-1\r\n");
+    assert_eq!(c.call(&["GET", "nokey"]), "$-1\r\n");
+}
