@@ -1,0 +1,191 @@
+# Shared helpers for the perf/ scripts. Sourced, not run.
+#
+# Every script here follows the same rules:
+# - it prints each command it runs (prefixed with "+ "), so a figure in
+#   RESULTS.md can be reproduced by hand;
+# - it starts its own servers on free ports it picked, remembers their PIDs,
+#   and kills exactly those PIDs on exit (trap), never anything by name;
+# - servers are pinned with taskset so that a server and its load generator
+#   do not share a core.
+
+set -euo pipefail
+
+PERF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$PERF_DIR/.." && pwd)"
+OUT_DIR="${OUT_DIR:-$PERF_DIR/out}"
+mkdir -p "$OUT_DIR"
+
+RINGKV_BIN="${RINGKV_BIN:-$REPO_DIR/target/release/ringkv}"
+REDIS_SERVER_BIN="${REDIS_SERVER_BIN:-redis-server}"
+CLK_TCK="$(getconf CLK_TCK)"
+NCPU="$(nproc)"
+
+# Cores: the server gets SERVER_CORES (default core 0), load generators get
+# CLIENT_CORES (default everything else, or core 0 on a 1-core box).
+SERVER_CORES="${SERVER_CORES:-0}"
+if [ "$NCPU" -gt 1 ]; then
+    CLIENT_CORES="${CLIENT_CORES:-1-$((NCPU - 1))}"
+else
+    CLIENT_CORES="${CLIENT_CORES:-0}"
+fi
+
+STARTED_PIDS=()
+
+# fd 9 is the terminal's stderr even inside $(...) 2>&1, so the commands we
+# print never end up in the output we parse.
+exec 9>&2
+log() { printf '%s\n' "$*" >&9; }
+die() { log "error: $*"; exit 1; }
+
+# Prints a command the way a shell would read it back, then runs it.
+run() {
+    printf '+' >&9
+    printf ' %q' "$@" >&9
+    printf '\n' >&9
+    "$@"
+}
+
+cleanup() {
+    local pid
+    for pid in "${STARTED_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${STARTED_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        # Give a server a moment to exit, then force it.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    STARTED_PIDS=()
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Stops one PID that this script started.
+stop_pid() {
+    local pid="$1" i
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local kept=() p
+    for p in "${STARTED_PIDS[@]:-}"; do
+        [ "$p" = "$pid" ] || kept+=("$p")
+    done
+    STARTED_PIDS=("${kept[@]:-}")
+}
+
+port_in_use() {
+    ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# A TCP port nobody listens on, in a range unlikely to clash with other users.
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 20000))
+        if ! port_in_use "$p"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+ensure_ringkv() {
+    if [ ! -x "$RINGKV_BIN" ] || [ -n "$(find "$REPO_DIR/src" "$REPO_DIR/Cargo.toml" -newer "$RINGKV_BIN" -print -quit 2>/dev/null)" ]; then
+        if [ "$RINGKV_BIN" = "$REPO_DIR/target/release/ringkv" ]; then
+            (cd "$REPO_DIR" && run cargo build --release --bin ringkv)
+        else
+            [ -x "$RINGKV_BIN" ] || die "RINGKV_BIN=$RINGKV_BIN is not executable"
+        fi
+    fi
+}
+
+# start_server NAME CORES PORT LOGFILE CMD... -> sets SERVER_PID.
+# Fails if the process dies or the port does not answer PING within 10 s
+# (e.g. because another process already took the port).
+start_server() {
+    local name="$1" cores="$2" port="$3" logfile="$4"
+    shift 4
+    port_in_use "$port" && die "port $port already in use"
+    printf '+ taskset -c %s' "$cores" >&9
+    printf ' %q' "$@" >&9
+    printf ' >%s 2>&1 &\n' "$logfile" >&9
+    taskset -c "$cores" "$@" >"$logfile" 2>&1 &
+    SERVER_PID=$!
+    STARTED_PIDS+=("$SERVER_PID")
+    local i
+    for i in $(seq 1 100); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            tail -5 "$logfile" >&2 || true
+            die "$name exited during startup (log: $logfile)"
+        fi
+        if [ "$(redis-cli -p "$port" ping 2>/dev/null || true)" = "PONG" ]; then
+            log "  $name started: pid $SERVER_PID, port $port, cores $cores"
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$name did not answer PING on port $port within 10 s (log: $logfile)"
+}
+
+start_ringkv() { # PORT SHARDS LOGFILE [extra args...]
+    local port="$1" shards="$2" logfile="$3"
+    shift 3
+    start_server ringkv "${RINGKV_CORES:-$SERVER_CORES}" "$port" "$logfile" \
+        "$RINGKV_BIN" --port "$port" --shards "$shards" --save "" "$@"
+}
+
+start_redis() { # PORT LOGFILE [extra args...]
+    local port="$1" logfile="$2"
+    shift 2
+    start_server redis-server "$SERVER_CORES" "$port" "$logfile" \
+        "$REDIS_SERVER_BIN" --port "$port" --save "" --appendonly no --daemonize no "$@"
+}
+
+# CPU time (user + system, all threads) of a process, in microseconds.
+# Resolution is one clock tick (1/CLK_TCK s, usually 10 ms), so runs should
+# last at least a few seconds for a precise per-request figure.
+cpu_usec() {
+    local stat rest
+    stat="$(cat "/proc/$1/stat")"
+    rest="${stat##*) }" # strip "pid (comm) "; comm may contain spaces
+    # After the comm, field 1 is state; utime and stime are fields 12 and 13.
+    echo "$rest" | awk -v tck="$CLK_TCK" '{ printf "%d\n", ($12 + $13) * 1000000 / tck }'
+}
+
+# Resident set size in KiB (0 if the process is gone).
+rss_kib() {
+    awk '/^VmRSS:/ { print $2; found=1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+need_python() {
+    command -v python3 >/dev/null || die "python3 is needed to summarise results"
+}
+
+# Installs a Debian package when COMMAND is missing and we are root.
+# Returns non-zero when COMMAND is still missing.
+try_pkg() { # COMMAND PACKAGE
+    command -v "$1" >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        run apt-get install -y --no-install-recommends "$2" >&9 2>&1 ||
+            { run apt-get update >&9 2>&1 && run apt-get install -y --no-install-recommends "$2" >&9 2>&1; } || true
+    fi
+    command -v "$1" >/dev/null
+}
+ensure_pkg() { # COMMAND PACKAGE
+    try_pkg "$1" "$2" || die "$1 not found: install $2"
+}
+
+timestamp() { date +%Y%m%d-%H%M%S; }
