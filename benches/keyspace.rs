@@ -27,12 +27,7 @@ fn filled(n: u64) -> (Db, Vec<Vec<u8>>) {
     // Multiplying by an odd constant modulo a power of two is a permutation;
     // take the indexes below n from it.
     let mask = n.next_power_of_two() - 1;
-    let keys = (0..=mask)
-        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask)
-        .filter(|&i| i < n)
-        .take(1 << 16)
-        .map(key)
-        .collect();
+    let keys = (0..=mask).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask).filter(|&i| i < n).take(1 << 16).map(key).collect();
     (db, keys)
 }
 
@@ -47,24 +42,15 @@ fn hot(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & (keys.len() - 1);
             let mut scratch = itoa::Buffer::new();
-            let len = db
-                .get(black_box(&keys[i]), NOW_MS)
-                .map(|e| e.value.as_bytes(&mut scratch).len());
+            let len = db.get(black_box(&keys[i]), NOW_MS).map(|e| e.value.as_bytes(&mut scratch).len());
             black_box(len)
         })
     });
-    group.bench_function("get_miss", |b| {
-        b.iter(|| black_box(db.get(black_box(b"missing:key"), NOW_MS).is_some()))
-    });
+    group.bench_function("get_miss", |b| b.iter(|| black_box(db.get(black_box(b"missing:key"), NOW_MS).is_some())));
     group.bench_function("set_overwrite_32B", |b| {
         b.iter(|| {
             i = (i + 1) & (keys.len() - 1);
-            db.set(
-                black_box(&keys[i]),
-                Value::from_bytes(&value),
-                NOW_MS,
-                false,
-            );
+            db.set(black_box(&keys[i]), Value::from_bytes(&value), NOW_MS, false);
         })
     });
     // INCR as the handler does it: look the entry up, add in place when it is
@@ -77,8 +63,7 @@ fn hot(c: &mut Criterion) {
                 Value::Int(n) => *n += 1,
                 v => {
                     let mut scratch = itoa::Buffer::new();
-                    let n = ringkv::shard::keyspace::canonical_int(v.as_bytes(&mut scratch))
-                        .unwrap_or(0);
+                    let n = ringkv::shard::keyspace::canonical_int(v.as_bytes(&mut scratch)).unwrap_or(0);
                     *v = Value::Int(n + 1);
                 }
             }
@@ -86,12 +71,7 @@ fn hot(c: &mut Criterion) {
     });
     group.bench_function("set_then_del", |b| {
         b.iter(|| {
-            db.set(
-                black_box(b"transient:key"),
-                Value::from_bytes(&value),
-                NOW_MS,
-                false,
-            );
+            db.set(black_box(b"transient:key"), Value::from_bytes(&value), NOW_MS, false);
             black_box(db.remove(b"transient:key").is_some())
         })
     });

@@ -17,25 +17,14 @@ const CAPACITY: usize = 4096;
 
 /// Shard 1's side: answers every request with a reply carrying the same
 /// argument buffer back (as the server does, so nothing is allocated per trip).
-fn spawn_echo(
-    mut outbox: ringkv::shard::mailbox::Outbox,
-    mut inbox: rtrb::Consumer<Message>,
-    stop: Arc<AtomicBool>,
-) -> thread::JoinHandle<()> {
+fn spawn_echo(mut outbox: ringkv::shard::mailbox::Outbox, mut inbox: rtrb::Consumer<Message>, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         pin_to_core(1);
         let mut spins = 0;
         while !stop.load(Ordering::Relaxed) {
             match inbox.pop() {
-                Ok(Message::Request {
-                    conn, seq, args, ..
-                }) => {
-                    outbox.send(Message::Reply {
-                        conn,
-                        seq,
-                        bytes: Vec::new(),
-                        args,
-                    });
+                Ok(Message::Request { conn, seq, args, .. }) => {
+                    outbox.send(Message::Reply { conn, seq, bytes: Vec::new(), args });
                     outbox.flush_overflow();
                 }
                 Ok(_) => {}
@@ -74,18 +63,7 @@ fn backoff(spins: &mut u32) {
 }
 
 fn request(seq: u64, args: PackedArgs) -> Message {
-    Message::Request {
-        from: 0,
-        conn: ConnToken {
-            index: 7,
-            generation: 1,
-        },
-        seq,
-        db: 0,
-        resp: 2,
-        cmd: 1,
-        args,
-    }
+    Message::Request { from: 0, conn: ConnToken { index: 7, generation: 1 }, seq, db: 0, resp: 2, cmd: 1, args }
 }
 
 fn mailbox(c: &mut Criterion) {
@@ -96,11 +74,7 @@ fn mailbox(c: &mut Criterion) {
     let mut from_1 = in0[1].take().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     pin_to_core(0);
-    let echo = spawn_echo(
-        out1[0].take().unwrap(),
-        in1[0].take().unwrap(),
-        stop.clone(),
-    );
+    let echo = spawn_echo(out1[0].take().unwrap(), in1[0].take().unwrap(), stop.clone());
 
     // Argument buffers circulate: packed once, reused for every trip.
     let mut spare: Vec<PackedArgs> = (0..64)

@@ -26,9 +26,7 @@ fn parse(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("get_single", |b| {
         b.iter(|| {
-            let used = parse_command(black_box(&get), &mut args, &limits)
-                .unwrap()
-                .unwrap();
+            let used = parse_command(black_box(&get), &mut args, &limits).unwrap().unwrap();
             black_box((used, args.len()))
         })
     });
@@ -37,9 +35,7 @@ fn parse(c: &mut Criterion) {
     let set = resp_command(&[b"SET", b"key:000000123456", &value]);
     group.bench_function("set_single_32B", |b| {
         b.iter(|| {
-            let used = parse_command(black_box(&set), &mut args, &limits)
-                .unwrap()
-                .unwrap();
+            let used = parse_command(black_box(&set), &mut args, &limits).unwrap().unwrap();
             black_box((used, args.len()))
         })
     });
@@ -67,9 +63,7 @@ fn parse(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("set_inline", |b| {
         b.iter(|| {
-            let used = parse_command(black_box(&inline), &mut args, &limits)
-                .unwrap()
-                .unwrap();
+            let used = parse_command(black_box(&inline), &mut args, &limits).unwrap().unwrap();
             black_box((used, args.len()))
         })
     });

@@ -16,12 +16,8 @@ fn slot(c: &mut Criterion) {
     group.bench_function("hashtag", |b| b.iter(|| key_slot(black_box(tagged))));
     let long = [b'k'; 64];
     group.bench_function("key_64B", |b| b.iter(|| key_slot(black_box(&long))));
-    group.bench_function("key_shard_16B_4_shards", |b| {
-        b.iter(|| key_shard(black_box(short), 4))
-    });
-    group.bench_function("key_shard_16B_1_shard", |b| {
-        b.iter(|| key_shard(black_box(short), 1))
-    });
+    group.bench_function("key_shard_16B_4_shards", |b| b.iter(|| key_shard(black_box(short), 4)));
+    group.bench_function("key_shard_16B_1_shard", |b| b.iter(|| key_shard(black_box(short), 1)));
     group.finish();
 
     let mut group = c.benchmark_group("crc16");

@@ -27,9 +27,7 @@ fn pipeline_of_1000_sets_then_gets() {
     // Mixed SET/GET in one pipeline: every GET sees the SET just before it.
     let mut p = redis::pipe();
     for i in 0..1000 {
-        p.set(format!("mix:{}", i % 37), i)
-            .ignore()
-            .get(format!("mix:{}", i % 37));
+        p.set(format!("mix:{}", i % 37), i).ignore().get(format!("mix:{}", i % 37));
     }
     let got: Vec<i64> = p.query(&mut con).unwrap();
     assert_eq!(got, (0..1000).collect::<Vec<i64>>());
@@ -64,11 +62,8 @@ fn fifty_connections_from_threads() {
 #[test]
 fn resp3_connection() {
     let s = server();
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
-    let mut con = client
-        .get_connection_with_timeout(common::IO_TIMEOUT)
-        .expect("RESP3 connection (HELLO 3)");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", s.port)).unwrap();
+    let mut con = client.get_connection_with_timeout(common::IO_TIMEOUT).expect("RESP3 connection (HELLO 3)");
     con.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
     let () = con.set("r3", "v").unwrap();
     let v: String = con.get("r3").unwrap();
@@ -80,12 +75,8 @@ fn resp3_connection() {
     assert_eq!(n, 1);
     // HELLO's reply is a map in RESP3.
     let hello: Value = redis::cmd("HELLO").arg(3).query(&mut con).unwrap();
-    let Value::Map(fields) = hello else {
-        panic!("HELLO 3 did not reply a map: {:?}", hello)
-    };
-    let proto = fields.iter().find(|(k, _)| {
-        *k == Value::BulkString(b"proto".to_vec()) || *k == Value::SimpleString("proto".into())
-    });
+    let Value::Map(fields) = hello else { panic!("HELLO 3 did not reply a map: {:?}", hello) };
+    let proto = fields.iter().find(|(k, _)| *k == Value::BulkString(b"proto".to_vec()) || *k == Value::SimpleString("proto".into()));
     assert_eq!(proto.map(|(_, v)| v.clone()), Some(Value::Int(3)));
 }
 
@@ -109,18 +100,10 @@ fn mget_mset_across_shards() {
     let keys = keys_on_all_shards("mk", 3);
     let mut all: Vec<String> = keys.clone();
     all.extend((0..30).map(|i| format!("spread:{}", i)));
-    let pairs: Vec<(String, String)> = all
-        .iter()
-        .map(|k| (k.clone(), format!("val-{}", k)))
-        .collect();
+    let pairs: Vec<(String, String)> = all.iter().map(|k| (k.clone(), format!("val-{}", k))).collect();
     let () = con.mset(&pairs).unwrap();
     let got: Vec<Option<String>> = con.mget(&all).unwrap();
-    assert_eq!(
-        got,
-        all.iter()
-            .map(|k| Some(format!("val-{}", k)))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(got, all.iter().map(|k| Some(format!("val-{}", k))).collect::<Vec<_>>());
     // Missing keys interleaved keep their positions.
     let mut mixed = vec![];
     for k in &keys {
@@ -136,15 +119,7 @@ fn mget_mset_across_shards() {
         }
     }
     // Duplicate keys in MSET: the last value wins.
-    let () = redis::cmd("MSET")
-        .arg(&keys[0])
-        .arg("first")
-        .arg(&keys[1])
-        .arg("x")
-        .arg(&keys[0])
-        .arg("last")
-        .query(&mut con)
-        .unwrap();
+    let () = redis::cmd("MSET").arg(&keys[0]).arg("first").arg(&keys[1]).arg("x").arg(&keys[0]).arg("last").query(&mut con).unwrap();
     let v: String = con.get(&keys[0]).unwrap();
     assert_eq!(v, "last");
     let n: i64 = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
@@ -176,11 +151,7 @@ fn binary_safe_values() {
     common::Rng::new(42).fill(&mut big);
     let () = con.set("big", &big).unwrap();
     let got: Vec<u8> = con.get("big").unwrap();
-    assert!(
-        got == big,
-        "1 MiB value came back different ({} bytes)",
-        got.len()
-    );
+    assert!(got == big, "1 MiB value came back different ({} bytes)", got.len());
     let n: i64 = con.del("big").unwrap();
     assert_eq!(n, 1);
 }

@@ -16,33 +16,15 @@ struct Server {
 
 impl Server {
     fn start(shards: usize) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_ringkv"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--shards",
-                &shards.to_string(),
-                "--loglevel",
-                "warning",
-            ])
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--shards", &shards.to_string(), "--loglevel", "warning"])
             .stdout(Stdio::null())
             .spawn()
             .expect("start ringkv");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "ringkv did not start listening on {port}"
-            );
+            assert!(Instant::now() < deadline, "ringkv did not start listening on {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
         Server { child, port }
@@ -53,10 +35,7 @@ impl Server {
     }
 
     fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
     }
 }
 
@@ -81,18 +60,12 @@ fn cluster_slots_name_this_node() {
     let server = Server::start(2);
     let mut con = server.connection();
     let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query(&mut con).unwrap();
-    let Value::Array(ranges) = slots else {
-        panic!("CLUSTER SLOTS: {slots:?}")
-    };
+    let Value::Array(ranges) = slots else { panic!("CLUSTER SLOTS: {slots:?}") };
     assert_eq!(ranges.len(), 1, "one node, one range");
-    let Value::Array(range) = &ranges[0] else {
-        panic!()
-    };
+    let Value::Array(range) = &ranges[0] else { panic!() };
     assert_eq!(range[0], Value::Int(0));
     assert_eq!(range[1], Value::Int(16383));
-    let Value::Array(node) = &range[2] else {
-        panic!()
-    };
+    let Value::Array(node) = &range[2] else { panic!() };
     assert_eq!(text(&node[0]), "127.0.0.1");
     assert_eq!(node[1], Value::Int(server.port as i64));
     let id = text(&node[2]);
@@ -102,50 +75,21 @@ fn cluster_slots_name_this_node() {
 
     let nodes: Value = redis::cmd("CLUSTER").arg("NODES").query(&mut con).unwrap();
     let nodes = text(&nodes);
-    assert_eq!(
-        nodes,
-        format!(
-            "{} 127.0.0.1:{}@{} myself,master - 0 0 1 connected 0-16383\n",
-            id,
-            server.port,
-            server.port as u32 + 10000
-        )
-    );
+    assert_eq!(nodes, format!("{} 127.0.0.1:{}@{} myself,master - 0 0 1 connected 0-16383\n", id, server.port, server.port as u32 + 10000));
 
     let info: Value = redis::cmd("CLUSTER").arg("INFO").query(&mut con).unwrap();
     let info = text(&info);
-    assert!(
-        info.starts_with("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"),
-        "{info}"
-    );
+    assert!(info.starts_with("cluster_state:ok\r\ncluster_slots_assigned:16384\r\n"), "{info}");
 
-    let slot: i64 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg("foo")
-        .query(&mut con)
-        .unwrap();
+    let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg("foo").query(&mut con).unwrap();
     assert_eq!(slot, 12182);
-    let slot: i64 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg("{user1000}.following")
-        .query(&mut con)
-        .unwrap();
-    let same: i64 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg("{user1000}.followers")
-        .query(&mut con)
-        .unwrap();
+    let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg("{user1000}.following").query(&mut con).unwrap();
+    let same: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg("{user1000}.followers").query(&mut con).unwrap();
     assert_eq!(slot, same);
 
     let shards: Value = redis::cmd("CLUSTER").arg("SHARDS").query(&mut con).unwrap();
-    let Value::Array(shards) = shards else {
-        panic!()
-    };
-    assert_eq!(
-        shards.len(),
-        1,
-        "the shards of the server are not separate nodes"
-    );
+    let Value::Array(shards) = shards else { panic!() };
+    assert_eq!(shards.len(), 1, "the shards of the server are not separate nodes");
 }
 
 #[test]
@@ -166,17 +110,8 @@ fn cluster_client_reads_and_writes() {
     assert_eq!(n, 200);
     let slot = 12182; // "foo"
     let _: () = con.set("foo", "bar").unwrap();
-    let count: i64 = redis::cmd("CLUSTER")
-        .arg("COUNTKEYSINSLOT")
-        .arg(slot)
-        .query(&mut plain)
-        .unwrap();
+    let count: i64 = redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot).query(&mut plain).unwrap();
     assert_eq!(count, 1);
-    let keys: Vec<String> = redis::cmd("CLUSTER")
-        .arg("GETKEYSINSLOT")
-        .arg(slot)
-        .arg(10)
-        .query(&mut plain)
-        .unwrap();
+    let keys: Vec<String> = redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(10).query(&mut plain).unwrap();
     assert_eq!(keys, vec!["foo".to_string()]);
 }

@@ -13,27 +13,11 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut args = vec![
-            "--port".to_string(),
-            port.to_string(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-            "--save".into(),
-            "".into(),
-            "--shards".into(),
-            "2".into(),
-        ];
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut args =
+            vec!["--port".to_string(), port.to_string(), "--bind".into(), "127.0.0.1".into(), "--save".into(), "".into(), "--shards".into(), "2".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_ringkv"))
-            .args(&args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ringkv");
+        let child = Command::new(env!("CARGO_BIN_EXE_ringkv")).args(&args).stdout(Stdio::null()).spawn().expect("start ringkv");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "ringkv did not start");
@@ -44,8 +28,7 @@ impl Server {
 
     fn connect(&self) -> Conn {
         let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         Conn { s }
     }
 }
@@ -161,33 +144,20 @@ fn client_list_and_kill_span_shards() {
     }
     assert!(list.contains(" cmd=client|list "), "{list}");
     let only = me.call(&["CLIENT", "LIST", "ID", &ids[2]]);
-    assert!(
-        only.contains(&format!("id={} ", ids[2])) && only.contains("name=other-2 "),
-        "{only}"
-    );
+    assert!(only.contains(&format!("id={} ", ids[2])) && only.contains("name=other-2 "), "{only}");
     assert_eq!(only.matches(" addr=").count(), 1, "{only}");
 
     assert_eq!(me.call(&["CLIENT", "KILL", "ID", &ids[0]]), ":1\r\n");
-    assert!(
-        others[0].closed_within(Duration::from_secs(2)),
-        "killed client still open"
-    );
+    assert!(others[0].closed_within(Duration::from_secs(2)), "killed client still open");
     let list = me.call(&["CLIENT", "LIST"]);
     assert!(!list.contains("name=other-0 "), "{list}");
 
     // The old form names the address and replies OK.
     let info = others[1].call(&["CLIENT", "INFO"]);
-    let addr = info
-        .split(' ')
-        .find_map(|f| f.strip_prefix("addr="))
-        .unwrap()
-        .to_string();
+    let addr = info.split(' ').find_map(|f| f.strip_prefix("addr=")).unwrap().to_string();
     assert_eq!(me.call(&["CLIENT", "KILL", &addr]), "+OK\r\n");
     assert!(others[1].closed_within(Duration::from_secs(2)));
-    assert_eq!(
-        me.call(&["CLIENT", "KILL", &addr]),
-        "-ERR No such client\r\n"
-    );
+    assert_eq!(me.call(&["CLIENT", "KILL", &addr]), "-ERR No such client\r\n");
 
     // SKIPME defaults to yes; killing yourself closes after the reply.
     let n = me.call(&["CLIENT", "KILL", "TYPE", "normal"]);
@@ -210,24 +180,15 @@ fn monitor_lines() {
     assert_eq!(c.call(&["SELECT", "3"]), "+OK\r\n");
     assert_eq!(c.call(&["SET", "k", "a \"q\"\n"]), "+OK\r\n");
     let got = String::from_utf8_lossy(&mon.read_exactly_stream(1)).into_owned();
-    let line = got
-        .lines()
-        .find(|l| l.contains("\"SET\""))
-        .unwrap_or_else(|| panic!("no SET line in {got:?}"));
+    let line = got.lines().find(|l| l.contains("\"SET\"")).unwrap_or_else(|| panic!("no SET line in {got:?}"));
     // +1700000000.123456 [3 127.0.0.1:54321] "SET" "k" "a \"q\"\n"
     let (ts, rest) = line.strip_prefix('+').unwrap().split_once(' ').unwrap();
     let (secs, micros) = ts.split_once('.').unwrap();
     assert!(secs.parse::<u64>().is_ok() && micros.len() == 6, "{line}");
     assert!(rest.starts_with("[3 127.0.0.1:"), "{line}");
-    assert!(
-        rest.ends_with("] \"SET\" \"k\" \"a \\\"q\\\"\\n\""),
-        "{line}"
-    );
+    assert!(rest.ends_with("] \"SET\" \"k\" \"a \\\"q\\\"\\n\""), "{line}");
     // Lines carry the db after the command, as Redis feeds monitors after running it.
-    assert!(
-        got.contains("[3 127.0.0.1:") && !got.contains("[0 127.0.0.1:"),
-        "{got}"
-    );
+    assert!(got.contains("[3 127.0.0.1:") && !got.contains("[0 127.0.0.1:"), "{got}");
     let info = mon.call(&["CLIENT", "INFO"]);
     assert!(info.contains(" flags=O "), "{info}");
 }
@@ -237,17 +198,9 @@ fn auth_hello_reset_with_requirepass() {
     let server = Server::start(&["--requirepass", "secret"]);
     let mut c = server.connect();
     assert_eq!(c.call(&["PING"]), "-NOAUTH Authentication required.\r\n");
-    assert!(c
-        .call(&["HELLO", "3"])
-        .starts_with("-NOAUTH HELLO must be called with the client already authenticated"));
-    assert_eq!(
-        c.call(&["AUTH", "wrong"]),
-        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-    );
-    assert_eq!(
-        c.call(&["AUTH", "nobody", "secret"]),
-        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
-    );
+    assert!(c.call(&["HELLO", "3"]).starts_with("-NOAUTH HELLO must be called with the client already authenticated"));
+    assert_eq!(c.call(&["AUTH", "wrong"]), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    assert_eq!(c.call(&["AUTH", "nobody", "secret"]), "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
     let hello = c.call(&["HELLO", "3", "AUTH", "default", "secret", "SETNAME", "me"]);
     assert!(hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:"), "{hello}");
     assert!(hello.ends_with("$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n"), "{hello}");

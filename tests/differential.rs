@@ -67,9 +67,7 @@ impl<'a> Side<'a> {
 
 fn connect(server: &Server) -> Conn {
     let c = server.conn();
-    c.stream
-        .set_read_timeout(Some(CORPUS_READ_TIMEOUT))
-        .unwrap();
+    c.stream.set_read_timeout(Some(CORPUS_READ_TIMEOUT)).unwrap();
     c
 }
 
@@ -106,16 +104,9 @@ fn read_one(conn: &mut Conn) -> (Got, usize) {
 }
 
 /// Replays one file; appends its mismatches to `report` and returns how many there were.
-fn run_file(
-    path: &PathBuf,
-    ringkv: &mut Server,
-    redis: &mut Server,
-    report: &mut String,
-    wedged: &mut bool,
-) -> usize {
+fn run_file(path: &PathBuf, ringkv: &mut Server, redis: &mut Server, report: &mut String, wedged: &mut bool) -> usize {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {}", path.display(), e));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {}", path.display(), e));
     let mut a = Side::new(ringkv);
     let mut b = Side::new(redis);
     a.fresh();
@@ -139,10 +130,7 @@ fn run_file(
         }
         if line.starts_with('!') {
             failures += 1;
-            report.push_str(&format!(
-                "{}:{}: unknown directive {:?}\n",
-                name, lineno, line
-            ));
+            report.push_str(&format!("{}:{}: unknown directive {:?}\n", name, lineno, line));
             continue;
         }
         let (by_shape, command) = match line.strip_prefix("~ ") {
@@ -151,10 +139,7 @@ fn run_file(
         };
         let Some(args) = split_args(command) else {
             failures += 1;
-            report.push_str(&format!(
-                "{}:{}: unbalanced quotes in {:?}\n",
-                name, lineno, command
-            ));
+            report.push_str(&format!("{}:{}: unbalanced quotes in {:?}\n", name, lineno, command));
             continue;
         };
         if args.is_empty() {
@@ -176,32 +161,15 @@ fn run_file(
         };
         if !same || extra_a != extra_b {
             failures += 1;
-            report.push_str(&format!(
-                "{}:{}: {}{}\n",
-                name,
-                lineno,
-                if by_shape { "(shape) " } else { "" },
-                command
-            ));
+            report.push_str(&format!("{}:{}: {}{}\n", name, lineno, if by_shape { "(shape) " } else { "" }, command));
             if by_shape {
                 if let (Got::Reply(x), Got::Reply(y)) = (&ra, &rb) {
-                    report.push_str(&format!(
-                        "    shapes  ringkv {}  redis {}\n",
-                        shape(x),
-                        shape(y)
-                    ));
+                    report.push_str(&format!("    shapes  ringkv {}  redis {}\n", shape(x), shape(y)));
                 }
             }
-            report.push_str(&format!(
-                "    ringkv: {}\n    redis:  {}\n",
-                ra.show(),
-                rb.show()
-            ));
+            report.push_str(&format!("    ringkv: {}\n    redis:  {}\n", ra.show(), rb.show()));
             if extra_a != extra_b {
-                report.push_str(&format!(
-                    "    unrequested bytes after the reply: ringkv {}, redis {}\n",
-                    extra_a, extra_b
-                ));
+                report.push_str(&format!("    unrequested bytes after the reply: ringkv {}, redis {}\n", extra_a, extra_b));
             }
         }
         // QUIT closes both connections; a timeout or an extra reply leaves a connection out of
@@ -216,13 +184,7 @@ fn run_file(
         }
         if !a.server.alive() {
             failures += 1;
-            report.push_str(&format!(
-                "{}:{}: ringkv DIED after {:?}; log:\n{}\n",
-                name,
-                lineno,
-                command,
-                a.server.logs()
-            ));
+            report.push_str(&format!("{}:{}: ringkv DIED after {:?}; log:\n{}\n", name, lineno, command, a.server.logs()));
             return failures;
         }
         if ra == Got::Timeout && !a.responsive() {
@@ -238,10 +200,7 @@ fn run_file(
 #[test]
 fn corpus() {
     let files = corpus_files();
-    assert!(
-        !files.is_empty(),
-        "no tests/corpus/*.txt file matches RINGKV_CORPUS"
-    );
+    assert!(!files.is_empty(), "no tests/corpus/*.txt file matches RINGKV_CORPUS");
     let (mut ringkv, mut redis) = Server::pair(&[], &["--shards", "3"]);
     let mut report = String::new();
     let mut failures = 0;
@@ -250,11 +209,7 @@ fn corpus() {
     for f in &files {
         let n = run_file(f, &mut ringkv, &mut redis, &mut report, &mut wedged);
         if n > 0 {
-            failed_files.push(format!(
-                "{} ({})",
-                f.file_name().unwrap().to_string_lossy(),
-                n
-            ));
+            failed_files.push(format!("{} ({})", f.file_name().unwrap().to_string_lossy(), n));
         }
         failures += n;
         if wedged || !ringkv.alive() {
@@ -286,105 +241,44 @@ fn raw_cases() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("inline PING", one(b"PING\r\n")),
         ("inline PING with LF only", one(b"PING\n")),
         ("inline lowercase with extra spaces", one(b"  ping   \r\n")),
-        (
-            "inline ECHO with double quotes",
-            one(b"ECHO \"hello world\"\r\n"),
-        ),
-        (
-            "inline ECHO with escapes",
-            one(b"ECHO \"a\\x41\\n\\t\\\\b\"\r\n"),
-        ),
+        ("inline ECHO with double quotes", one(b"ECHO \"hello world\"\r\n")),
+        ("inline ECHO with escapes", one(b"ECHO \"a\\x41\\n\\t\\\\b\"\r\n")),
         ("inline ECHO with single quotes", one(b"ECHO 'it''s'\r\n")),
         ("inline single quote escape", one(b"ECHO 'it\\'s'\r\n")),
-        (
-            "inline SET and GET with quoted key",
-            one(b"SET \"k x\" 'v y'\r\nGET \"k x\"\r\nDEL \"k x\"\r\n"),
-        ),
-        (
-            "inline two commands one write",
-            one(b"PING\r\nECHO two\r\n"),
-        ),
+        ("inline SET and GET with quoted key", one(b"SET \"k x\" 'v y'\r\nGET \"k x\"\r\nDEL \"k x\"\r\n")),
+        ("inline two commands one write", one(b"PING\r\nECHO two\r\n")),
         ("inline unknown command", one(b"NOSUCHCMD a b\r\n")),
         ("inline bulk-looking line", one(b"$4\r\nPING\r\n")),
         ("inline unbalanced double quote", one(b"ECHO \"abc\r\n")),
         ("inline unbalanced single quote", one(b"ECHO 'abc\r\n")),
-        (
-            "inline closing quote followed by text",
-            one(b"ECHO \"a\"b\r\n"),
-        ),
-        (
-            "inline error after good command",
-            one(b"PING\r\nECHO \"x\r\n"),
-        ),
-        (
-            "empty lines then PING",
-            one(b"\r\n\r\n\n*1\r\n$4\r\nPING\r\n"),
-        ),
+        ("inline closing quote followed by text", one(b"ECHO \"a\"b\r\n")),
+        ("inline error after good command", one(b"PING\r\nECHO \"x\r\n")),
+        ("empty lines then PING", one(b"\r\n\r\n\n*1\r\n$4\r\nPING\r\n")),
         ("blank inline lines", one(b"   \r\n\t\r\nPING\r\n")),
-        (
-            "multibulk PING in 1-byte writes",
-            b"*1\r\n$4\r\nPING\r\n".iter().map(|&c| vec![c]).collect(),
-        ),
-        (
-            "multibulk ECHO split inside bulk",
-            vec![
-                b"*2\r\n$4\r\nEC".to_vec(),
-                b"HO\r\n$5\r\nhel".to_vec(),
-                b"lo\r\n".to_vec(),
-            ],
-        ),
-        (
-            "inline PING in 1-byte writes",
-            b"PING\r\n".iter().map(|&c| vec![c]).collect(),
-        ),
+        ("multibulk PING in 1-byte writes", b"*1\r\n$4\r\nPING\r\n".iter().map(|&c| vec![c]).collect()),
+        ("multibulk ECHO split inside bulk", vec![b"*2\r\n$4\r\nEC".to_vec(), b"HO\r\n$5\r\nhel".to_vec(), b"lo\r\n".to_vec()]),
+        ("inline PING in 1-byte writes", b"PING\r\n".iter().map(|&c| vec![c]).collect()),
         ("multibulk count not a number", one(b"*x\r\n")),
         ("multibulk count too large", one(b"*2147483648\r\n")),
         ("multibulk count with sign junk", one(b"*1x\r\n")),
         // Redis 7.0 accepts any count up to INT_MAX (argv grows as arguments arrive).
-        (
-            "multibulk count above 1M (incomplete)",
-            one(b"*1048577\r\n$4\r\nECHO\r\n"),
-        ),
-        (
-            "multibulk count INT_MAX (incomplete)",
-            one(b"*2147483647\r\n"),
-        ),
+        ("multibulk count above 1M (incomplete)", one(b"*1048577\r\n$4\r\nECHO\r\n")),
+        ("multibulk count INT_MAX (incomplete)", one(b"*2147483647\r\n")),
         ("expected $ got :", one(b"*1\r\n:x\r\n")),
         ("expected $ got +", one(b"*2\r\n$4\r\nECHO\r\n+hi\r\n")),
         ("bulk length -1", one(b"*1\r\n$-1\r\n")),
         ("bulk length not a number", one(b"*1\r\n$abc\r\n")),
         ("bulk length with space", one(b"*1\r\n$ 4\r\n")),
         ("bulk length huge", one(b"*1\r\n$999999999999\r\n")),
-        (
-            "bulk length above proto-max-bulk-len",
-            one(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n"),
-        ),
-        (
-            "bulk length at proto-max-bulk-len (incomplete)",
-            one(b"*2\r\n$4\r\nECHO\r\n$1048576\r\nabc"),
-        ),
+        ("bulk length above proto-max-bulk-len", one(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n")),
+        ("bulk length at proto-max-bulk-len (incomplete)", one(b"*2\r\n$4\r\nECHO\r\n$1048576\r\nabc")),
         ("bulk not followed by CRLF", one(b"*1\r\n$4\r\nPINGxx\r\n")),
-        (
-            "empty multibulk then PING",
-            one(b"*0\r\n*1\r\n$4\r\nPING\r\n"),
-        ),
-        (
-            "null multibulk then PING",
-            one(b"*-1\r\n*1\r\n$4\r\nPING\r\n"),
-        ),
+        ("empty multibulk then PING", one(b"*0\r\n*1\r\n$4\r\nPING\r\n")),
+        ("null multibulk then PING", one(b"*-1\r\n*1\r\n$4\r\nPING\r\n")),
         ("negative multibulk count -5", one(b"*-5\r\nPING\r\n")),
-        (
-            "incomplete multibulk (no reply, stays open)",
-            one(b"*2\r\n$4\r\nECHO\r\n$3\r\nab"),
-        ),
-        (
-            "good command then protocol error",
-            one(b"*1\r\n$4\r\nPING\r\n*x\r\n"),
-        ),
-        (
-            "protocol error then more commands",
-            one(b"*x\r\n*1\r\n$4\r\nPING\r\n"),
-        ),
+        ("incomplete multibulk (no reply, stays open)", one(b"*2\r\n$4\r\nECHO\r\n$3\r\nab")),
+        ("good command then protocol error", one(b"*1\r\n$4\r\nPING\r\n*x\r\n")),
+        ("protocol error then more commands", one(b"*x\r\n*1\r\n$4\r\nPING\r\n")),
         ("empty bulk command name", one(b"*1\r\n$0\r\n\r\n")),
         ("multibulk with LF only", one(b"*1\n$4\nPING\n")),
     ];
@@ -430,14 +324,7 @@ fn malformed_and_inline_input() {
     let verbose = std::env::var_os("RINGKV_VERBOSE").is_some();
     for (name, (ra, ea), (rb, eb)) in &results {
         if verbose {
-            eprintln!(
-                "{}: redis \"{}\" {:?}; ringkv \"{}\" {:?}",
-                name,
-                escape(rb, 120),
-                eb,
-                escape(ra, 120),
-                ea
-            );
+            eprintln!("{}: redis \"{}\" {:?}; ringkv \"{}\" {:?}", name, escape(rb, 120), eb, escape(ra, 120), ea);
         }
         if ra != rb || ea != eb {
             failures += 1;
@@ -445,53 +332,25 @@ fn malformed_and_inline_input() {
                 "{}:\n    ringkv: \"{}\" {}\n    redis:  \"{}\" {}\n",
                 name,
                 escape(ra, SHOW_BYTES),
-                if *ea == End::Closed {
-                    "then closed"
-                } else {
-                    "(connection open)"
-                },
+                if *ea == End::Closed { "then closed" } else { "(connection open)" },
                 escape(rb, SHOW_BYTES),
-                if *eb == End::Closed {
-                    "then closed"
-                } else {
-                    "(connection open)"
-                }
+                if *eb == End::Closed { "then closed" } else { "(connection open)" }
             ));
         }
     }
     let mut ringkv = ringkv;
     ringkv.assert_serving();
     if failures > 0 {
-        panic!(
-            "{} of {} raw inputs differ between ringkv and redis-server:\n{}",
-            failures,
-            results.len(),
-            report
-        );
+        panic!("{} of {} raw inputs differ between ringkv and redis-server:\n{}", failures, results.len(), report);
     }
 }
 
 #[test]
 fn corpus_line_splitting() {
-    let s = |l: &str| {
-        split_args(l).map(|v| {
-            v.into_iter()
-                .map(|a| String::from_utf8_lossy(&a).into_owned())
-                .collect::<Vec<_>>()
-        })
-    };
-    assert_eq!(
-        s("SET a b"),
-        Some(vec!["SET".into(), "a".into(), "b".into()])
-    );
-    assert_eq!(
-        s("  SET   \"a b\"  'c d'  "),
-        Some(vec!["SET".into(), "a b".into(), "c d".into()])
-    );
-    assert_eq!(
-        s("ECHO \"\\x41\\n\""),
-        Some(vec!["ECHO".into(), "A\n".into()])
-    );
+    let s = |l: &str| split_args(l).map(|v| v.into_iter().map(|a| String::from_utf8_lossy(&a).into_owned()).collect::<Vec<_>>());
+    assert_eq!(s("SET a b"), Some(vec!["SET".into(), "a".into(), "b".into()]));
+    assert_eq!(s("  SET   \"a b\"  'c d'  "), Some(vec!["SET".into(), "a b".into(), "c d".into()]));
+    assert_eq!(s("ECHO \"\\x41\\n\""), Some(vec!["ECHO".into(), "A\n".into()]));
     assert_eq!(s("ECHO 'it\\'s'"), Some(vec!["ECHO".into(), "it's".into()]));
     assert_eq!(s("ECHO \"\""), Some(vec!["ECHO".into(), "".into()]));
     assert_eq!(s("ECHO \"abc"), None);
@@ -525,13 +384,7 @@ fn resp_reader_all_types() {
     for f in complete {
         assert_eq!(frame_len(f), Ok(f.len()), "{}", escape(f, 100));
         for cut in 0..f.len() {
-            assert_eq!(
-                frame_len(&f[..cut]),
-                Err(FrameError::Incomplete),
-                "{} cut at {}",
-                escape(f, 100),
-                cut
-            );
+            assert_eq!(frame_len(&f[..cut]), Err(FrameError::Incomplete), "{} cut at {}", escape(f, 100), cut);
         }
         let mut two = f.to_vec();
         two.extend_from_slice(b"+next\r\n");
@@ -539,10 +392,7 @@ fn resp_reader_all_types() {
         let _ = common::decode(f);
     }
     assert!(matches!(frame_len(b"?\r\n"), Err(FrameError::Invalid(_))));
-    assert!(matches!(
-        frame_len(b"$3\r\nabcd\r\n"),
-        Err(FrameError::Invalid(_))
-    ));
+    assert!(matches!(frame_len(b"$3\r\nabcd\r\n"), Err(FrameError::Invalid(_))));
     assert_eq!(shape(b"*2\r\n:1\r\n:2\r\n"), "*2");
     assert_eq!(shape(b"|1\r\n+a\r\n+b\r\n%1\r\n+k\r\n+v\r\n"), "%1");
 }

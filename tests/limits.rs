@@ -46,8 +46,7 @@ fn truncated_frames_then_close() {
     // Also close right after a complete command whose reply was never read.
     for _ in 0..20 {
         let mut c = s.stream();
-        c.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\ny\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\ny\r\n")
-            .unwrap();
+        c.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\ny\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\ny\r\n").unwrap();
         drop(c);
     }
     s.assert_serving();
@@ -72,27 +71,14 @@ fn huge_declared_lengths_match_redis() {
     let mut diffs = String::new();
     for case in cases {
         let chunks = vec![case.to_vec()];
-        let (a, b) = both(&ringkv, &redis, |s| {
-            feed(s, &chunks, Duration::from_millis(1000))
-        });
+        let (a, b) = both(&ringkv, &redis, |s| feed(s, &chunks, Duration::from_millis(1000)));
         if a != b {
-            diffs.push_str(&format!(
-                "{}\n    ringkv: {:?} {:?}\n    redis:  {:?} {:?}\n",
-                escape(case, 80),
-                escape(&a.0, 200),
-                a.1,
-                escape(&b.0, 200),
-                b.1
-            ));
+            diffs.push_str(&format!("{}\n    ringkv: {:?} {:?}\n    redis:  {:?} {:?}\n", escape(case, 80), escape(&a.0, 200), a.1, escape(&b.0, 200), b.1));
         }
     }
     let mut ringkv = ringkv;
     ringkv.assert_serving();
-    assert!(
-        diffs.is_empty(),
-        "huge lengths handled differently:\n{}",
-        diffs
-    );
+    assert!(diffs.is_empty(), "huge lengths handled differently:\n{}", diffs);
 }
 
 #[test]
@@ -149,9 +135,7 @@ fn pipeline(server: &Server, req: &[u8], replies: usize) -> Vec<u8> {
         s.spawn(move || w.write_all(req).unwrap());
         let mut out = vec![];
         for i in 0..replies {
-            let f = c
-                .read_frame()
-                .unwrap_or_else(|e| panic!("{}: reply {} of {}: {}", server.name(), i, replies, e));
+            let f = c.read_frame().unwrap_or_else(|e| panic!("{}: reply {} of {}: {}", server.name(), i, replies, e));
             out.extend_from_slice(&f);
         }
         out
@@ -166,15 +150,7 @@ fn ten_thousand_pipelined_commands_in_one_write() {
         common::encode_into(&mut req, &["SET", &format!("pk{}", i), &i.to_string()]);
         common::encode_into(&mut req, &["GET", &format!("pk{}", i)]);
         common::encode_into(&mut req, &["ECHO", &format!("echo-{}", i)]);
-        common::encode_into(
-            &mut req,
-            &[
-                "EXISTS",
-                &format!("pk{}", i),
-                &format!("pk{}", i / 2),
-                "nokey",
-            ],
-        );
+        common::encode_into(&mut req, &["EXISTS", &format!("pk{}", i), &format!("pk{}", i / 2), "nokey"]);
     }
     let mut want = Vec::new();
     for i in 0..2500 {
@@ -186,23 +162,11 @@ fn ten_thousand_pipelined_commands_in_one_write() {
         want.extend_from_slice(b":2\r\n");
     }
     let (a, b) = both(&ringkv, &redis, |s| pipeline(s, &req, 10000));
-    assert!(
-        b == want,
-        "redis-server itself disagrees with the expected replies"
-    );
+    assert!(b == want, "redis-server itself disagrees with the expected replies");
     if a != want {
-        let at = a
-            .iter()
-            .zip(&want)
-            .position(|(x, y)| x != y)
-            .unwrap_or(a.len().min(want.len()));
+        let at = a.iter().zip(&want).position(|(x, y)| x != y).unwrap_or(a.len().min(want.len()));
         let from = at.saturating_sub(40);
-        panic!(
-            "ringkv's replies differ at byte {}: got \"{}\", want \"{}\"",
-            at,
-            escape(&a[from..], 120),
-            escape(&want[from..], 120)
-        );
+        panic!("ringkv's replies differ at byte {}: got \"{}\", want \"{}\"", at, escape(&a[from..], 120), escape(&want[from..], 120));
     }
 }
 
@@ -238,19 +202,8 @@ fn maxclients_refuses_the_sixth_client() {
         (refused, again)
     };
     let (a, b) = both(&ringkv, &redis, run);
-    assert_eq!(
-        b.0,
-        (
-            b"-ERR max number of clients reached\r\n".to_vec(),
-            End::Closed
-        ),
-        "redis-server's refusal"
-    );
-    assert_eq!(
-        (escape(&a.0 .0, 200), a.0 .1),
-        (escape(&b.0 .0, 200), b.0 .1),
-        "ringkv's refusal of the 6th client"
-    );
+    assert_eq!(b.0, (b"-ERR max number of clients reached\r\n".to_vec(), End::Closed), "redis-server's refusal");
+    assert_eq!((escape(&a.0 .0, 200), a.0 .1), (escape(&b.0 .0, 200), b.0 .1), "ringkv's refusal of the 6th client");
     assert!(a.1, "ringkv did not accept a client after one left");
 }
 
@@ -274,25 +227,13 @@ fn query_buffer_limit_closes_the_client() {
         (escape(&got, 200), end, ok, started.elapsed())
     };
     let (a, b) = both(&ringkv, &redis, run);
-    assert_eq!(
-        b.1,
-        End::Closed,
-        "redis-server kept the client open: {:?}",
-        b
-    );
-    assert_eq!(
-        (a.0.as_str(), a.1, a.2),
-        (b.0.as_str(), b.1, b.2),
-        "ringkv (left) vs redis (right): reply, end, other client served"
-    );
+    assert_eq!(b.1, End::Closed, "redis-server kept the client open: {:?}", b);
+    assert_eq!((a.0.as_str(), a.1, a.2), (b.0.as_str(), b.1, b.2), "ringkv (left) vs redis (right): reply, end, other client served");
 }
 
 #[test]
 fn output_buffer_limit_disconnects_a_client_that_never_reads() {
-    let (ringkv, redis) = Server::pair(
-        &["--client-output-buffer-limit", "normal 1mb 0 0"],
-        &shards(),
-    );
+    let (ringkv, redis) = Server::pair(&["--client-output-buffer-limit", "normal 1mb 0 0"], &shards());
     const VALUE: usize = 100 * 1024;
     const GETS: usize = 500;
     // Several flooding clients: ringkv spreads connections over its shards, and a reply
@@ -300,14 +241,7 @@ fn output_buffer_limit_disconnects_a_client_that_never_reads() {
     const FLOODERS: usize = 3;
     let run = |s: &Server| {
         let mut setup = s.conn();
-        assert_eq!(
-            setup.cmd(&[
-                b"SET".as_slice(),
-                b"big".as_slice(),
-                vec![b'v'; VALUE].as_slice()
-            ]),
-            Resp::ok()
-        );
+        assert_eq!(setup.cmd(&[b"SET".as_slice(), b"big".as_slice(), vec![b'v'; VALUE].as_slice()]), Resp::ok());
         let mut req = Vec::new();
         for _ in 0..GETS {
             common::encode_into(&mut req, &["GET", "big"]);
@@ -330,26 +264,10 @@ fn output_buffer_limit_disconnects_a_client_that_never_reads() {
     };
     let (a, b) = both(&ringkv, &redis, run);
     let total = GETS * (VALUE + 11);
-    assert!(
-        b.0.iter().all(|&(n, end)| end == End::Closed && n < total),
-        "redis-server did not disconnect every flooding client: {:?}",
-        b
-    );
+    assert!(b.0.iter().all(|&(n, end)| end == End::Closed && n < total), "redis-server did not disconnect every flooding client: {:?}", b);
     for (i, &(n, end)) in a.0.iter().enumerate() {
-        assert_eq!(
-            end,
-            End::Closed,
-            "ringkv did not disconnect flooding client {} (it received {} of {} bytes)",
-            i,
-            n,
-            total
-        );
-        assert!(
-            n < total,
-            "ringkv sent every reply ({} bytes) to client {} before closing",
-            n,
-            i
-        );
+        assert_eq!(end, End::Closed, "ringkv did not disconnect flooding client {} (it received {} of {} bytes)", i, n, total);
+        assert!(n < total, "ringkv sent every reply ({} bytes) to client {} before closing", n, i);
     }
     assert!(a.1, "ringkv stopped serving other clients");
 }
@@ -378,25 +296,8 @@ fn idle_timeout_closes_idle_clients() {
         })
     };
     let (a, b) = both(&ringkv, &redis, run);
-    assert_eq!(
-        b.0,
-        End::Closed,
-        "redis-server did not close the idle client"
-    );
-    assert_eq!(
-        a.0,
-        End::Closed,
-        "ringkv did not close the idle client within 6 s"
-    );
-    assert!(
-        a.1 >= Duration::from_millis(900) && a.1 <= Duration::from_secs(4),
-        "ringkv closed the idle client after {:?} (timeout 1 s)",
-        a.1
-    );
-    assert!(
-        a.2 && b.2,
-        "the busy client was not served throughout (ringkv {}, redis {})",
-        a.2,
-        b.2
-    );
+    assert_eq!(b.0, End::Closed, "redis-server did not close the idle client");
+    assert_eq!(a.0, End::Closed, "ringkv did not close the idle client within 6 s");
+    assert!(a.1 >= Duration::from_millis(900) && a.1 <= Duration::from_secs(4), "ringkv closed the idle client after {:?} (timeout 1 s)", a.1);
+    assert!(a.2 && b.2, "the busy client was not served throughout (ringkv {}, redis {})", a.2, b.2);
 }

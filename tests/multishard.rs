@@ -55,31 +55,18 @@ fn worker(server: &Server, thread: usize) -> (Vec<u64>, Vec<Vec<i64>>) {
                 let k = pick(&mut rng);
                 let v = rng.below(1000) as i64;
                 model.insert(k.clone(), v);
-                (
-                    format!("SET {} {}", k, v),
-                    c.cmd(&["SET", &k, &v.to_string()]),
-                    Some(Resp::ok()),
-                )
+                (format!("SET {} {}", k, v), c.cmd(&["SET", &k, &v.to_string()]), Some(Resp::ok()))
             }
             2 | 3 => {
                 let k = pick(&mut rng);
                 let v = model.get(&k).copied().unwrap_or(0) + 1;
                 model.insert(k.clone(), v);
-                (
-                    format!("INCR {}", k),
-                    c.cmd(&["INCR", &k]),
-                    Some(Resp::Int(v)),
-                )
+                (format!("INCR {}", k), c.cmd(&["INCR", &k]), Some(Resp::Int(v)))
             }
             4 => {
                 let (k1, k2) = (pick(&mut rng), pick(&mut rng));
-                let n = model.remove(&k1).is_some() as i64
-                    + (k1 != k2 && model.remove(&k2).is_some()) as i64;
-                (
-                    format!("DEL {} {}", k1, k2),
-                    c.cmd(&["DEL", &k1, &k2]),
-                    Some(Resp::Int(n)),
-                )
+                let n = model.remove(&k1).is_some() as i64 + (k1 != k2 && model.remove(&k2).is_some()) as i64;
+                (format!("DEL {} {}", k1, k2), c.cmd(&["DEL", &k1, &k2]), Some(Resp::Int(n)))
             }
             5 => {
                 let mut args = vec!["MSET".to_string()];
@@ -113,25 +100,10 @@ fn worker(server: &Server, thread: usize) -> (Vec<u64>, Vec<Vec<i64>>) {
         if let Some(want) = expected {
             if reply != want {
                 let from = history.len().saturating_sub(10);
-                panic!(
-                    "thread {} op {}: {} replied {:?}, expected {:?}; previous ops:\n{}",
-                    thread,
-                    op,
-                    desc,
-                    reply,
-                    want,
-                    history[from..].join("\n")
-                );
+                panic!("thread {} op {}: {} replied {:?}, expected {:?}; previous ops:\n{}", thread, op, desc, reply, want, history[from..].join("\n"));
             }
         } else {
-            assert!(
-                matches!(reply, Resp::Int(_)),
-                "thread {} op {}: {} replied {:?}",
-                thread,
-                op,
-                desc,
-                reply
-            );
+            assert!(matches!(reply, Resp::Int(_)), "thread {} op {}: {} replied {:?}", thread, op, desc, reply);
         }
         history.push(desc);
     }
@@ -139,13 +111,7 @@ fn worker(server: &Server, thread: usize) -> (Vec<u64>, Vec<Vec<i64>>) {
     for j in 0..OWN_KEYS {
         let k = own_key(thread, j);
         let want = model.get(&k).map(|v| v.to_string().into_bytes());
-        assert_eq!(
-            c.cmd(&["GET", &k]).opt_bytes(),
-            want,
-            "thread {}: final value of {}",
-            thread,
-            k
-        );
+        assert_eq!(c.cmd(&["GET", &k]).opt_bytes(), want, "thread {}: final value of {}", thread, k);
     }
     (incrs, seen)
 }
@@ -165,43 +131,17 @@ fn concurrent_ops_match_per_key_order() {
     let mut c = s.conn();
     for j in 0..SHARED_KEYS {
         let total: u64 = results.iter().map(|r| r.0[j]).sum();
-        let got = c
-            .cmd(&["GET", &shared_key(j)])
-            .opt_bytes()
-            .map(|b| String::from_utf8(b).unwrap());
-        let want = if total == 0 {
-            None
-        } else {
-            Some(total.to_string())
-        };
-        assert_eq!(
-            got,
-            want,
-            "shared counter {} after {} increments",
-            shared_key(j),
-            total
-        );
+        let got = c.cmd(&["GET", &shared_key(j)]).opt_bytes().map(|b| String::from_utf8(b).unwrap());
+        let want = if total == 0 { None } else { Some(total.to_string()) };
+        assert_eq!(got, want, "shared counter {} after {} increments", shared_key(j), total);
         // Every INCR got a distinct value, and together they are exactly 1..=total.
-        let mut all: Vec<i64> = results
-            .iter()
-            .flat_map(|r| r.1[j].iter().copied())
-            .collect();
+        let mut all: Vec<i64> = results.iter().flat_map(|r| r.1[j].iter().copied()).collect();
         all.sort_unstable();
-        assert!(
-            all.iter().copied().eq(1..=total as i64),
-            "INCR replies on {} are not a permutation of 1..={}",
-            shared_key(j),
-            total
-        );
+        assert!(all.iter().copied().eq(1..=total as i64), "INCR replies on {} are not a permutation of 1..={}", shared_key(j), total);
     }
     let keys = THREADS * OWN_KEYS + SHARED_KEYS;
     let n = c.cmd(&["DBSIZE"]).int();
-    assert!(
-        n as usize <= keys,
-        "DBSIZE {} exceeds the {} keys ever written",
-        n,
-        keys
-    );
+    assert!(n as usize <= keys, "DBSIZE {} exceeds the {} keys ever written", n, keys);
 }
 
 /// `count` keys with distinct hashtags, each on a different shard.
@@ -214,10 +154,7 @@ fn keys_on_distinct_shards(count: usize) -> Vec<String> {
         i += 1;
     }
     let keys: Vec<String> = by_shard.into_iter().flatten().take(count).collect();
-    let shards: std::collections::HashSet<usize> = keys
-        .iter()
-        .map(|k| key_shard(k.as_bytes(), SHARDS))
-        .collect();
+    let shards: std::collections::HashSet<usize> = keys.iter().map(|k| key_shard(k.as_bytes(), SHARDS)).collect();
     assert_eq!(shards.len(), count);
     keys
 }
@@ -227,32 +164,13 @@ fn crc16_matches_redis_cluster_reference() {
     // Reference values from Redis Cluster's specification and CLUSTER KEYSLOT.
     assert_eq!(common::crc16(b"123456789"), 0x31C3);
     assert_eq!(common::key_slot(b"foo"), 12182);
-    assert_eq!(
-        common::key_slot(b"{user1000}.following"),
-        common::key_slot(b"{user1000}.followers")
-    );
-    assert_eq!(
-        common::key_slot(b"foo{}{bar}"),
-        common::crc16(b"foo{}{bar}") & 16383
-    );
-    assert_eq!(
-        common::key_slot(b"foo{{bar}}zap"),
-        common::crc16(b"{bar") & 16383
-    );
+    assert_eq!(common::key_slot(b"{user1000}.following"), common::key_slot(b"{user1000}.followers"));
+    assert_eq!(common::key_slot(b"foo{}{bar}"), common::crc16(b"foo{}{bar}") & 16383);
+    assert_eq!(common::key_slot(b"foo{{bar}}zap"), common::crc16(b"{bar") & 16383);
     // Independent of ringkv's own implementation, and agreeing with it.
     for k in ["a", "{a}b", "x{y}z", "{}", "{{}}", "shared:3"] {
-        assert_eq!(
-            common::key_slot(k.as_bytes()),
-            ringkv::shard::slot::key_slot(k.as_bytes()),
-            "{}",
-            k
-        );
-        assert_eq!(
-            common::key_shard(k.as_bytes(), SHARDS),
-            ringkv::shard::slot::key_shard(k.as_bytes(), SHARDS),
-            "{}",
-            k
-        );
+        assert_eq!(common::key_slot(k.as_bytes()), ringkv::shard::slot::key_slot(k.as_bytes()), "{}", k);
+        assert_eq!(common::key_shard(k.as_bytes(), SHARDS), ringkv::shard::slot::key_shard(k.as_bytes(), SHARDS), "{}", k);
     }
 }
 
@@ -276,23 +194,11 @@ fn mset_is_atomic_across_shards() {
                         let mut args = vec!["MGET"];
                         args.extend(keys.iter().map(|k| k.as_str()));
                         let reply = c.cmd(&args);
-                        let values: Vec<Option<Vec<u8>>> =
-                            reply.array().iter().map(|v| v.opt_bytes()).collect();
-                        assert!(
-                            values.iter().all(|v| *v == values[0]),
-                            "reader {}: MGET saw a half-applied MSET: {:?}",
-                            r,
-                            reply
-                        );
+                        let values: Vec<Option<Vec<u8>>> = reply.array().iter().map(|v| v.opt_bytes()).collect();
+                        assert!(values.iter().all(|v| *v == values[0]), "reader {}: MGET saw a half-applied MSET: {:?}", r, reply);
                         if let Some(v) = &values[0] {
                             let v: i64 = std::str::from_utf8(v).unwrap().parse().unwrap();
-                            assert!(
-                                v >= last,
-                                "reader {}: value went back from {} to {}",
-                                r,
-                                last,
-                                v
-                            );
+                            assert!(v >= last, "reader {}: value went back from {} to {}", r, last, v);
                             last = v;
                         }
                         n += 1;
@@ -324,11 +230,7 @@ fn mset_is_atomic_across_shards() {
         drop(_done);
         readers.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(
-        reads.iter().all(|&n| n > 0),
-        "a reader never ran: {:?}",
-        reads
-    );
+    assert!(reads.iter().all(|&n| n > 0), "a reader never ran: {:?}", reads);
 }
 
 #[test]
@@ -369,23 +271,12 @@ fn pipelined_local_remote_and_multishard_replies_stay_in_order() {
         want.push(Resp::bulk(i.to_string()));
         common::encode_into(&mut req, &["ECHO", &format!("e{}", i)]);
         want.push(Resp::bulk(format!("e{}", i)));
-        common::encode_into(
-            &mut req,
-            &[
-                "EXISTS",
-                &format!("k{}", i),
-                &format!("k{}", 999 - i),
-                "nokey",
-            ],
-        );
+        common::encode_into(&mut req, &["EXISTS", &format!("k{}", i), &format!("k{}", 999 - i), "nokey"]);
         want.push(Resp::Int(2));
         common::encode_into(&mut req, &["PING"]);
         want.push(Resp::Simple("PONG".into()));
     }
-    common::encode_into(
-        &mut req,
-        &["DEL", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"],
-    );
+    common::encode_into(&mut req, &["DEL", "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"]);
     want.push(Resp::Int(8));
     common::encode_into(&mut req, &["DBSIZE"]);
     want.push(Resp::Int(992));
@@ -415,14 +306,7 @@ fn concurrent_pipelines_keep_order() {
                     c.send_raw(&req);
                     for i in 0..400 {
                         assert_eq!(c.read(), Resp::ok());
-                        assert_eq!(
-                            c.read(),
-                            Resp::bulk(format!("{}-{}", round, i)),
-                            "thread {} round {} key {}",
-                            t,
-                            round,
-                            i
-                        );
+                        assert_eq!(c.read(), Resp::bulk(format!("{}-{}", round, i)), "thread {} round {} key {}", t, round, i);
                     }
                 }
             });

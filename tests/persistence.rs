@@ -307,7 +307,7 @@ fn child_pid(log: &Path) -> i32 {
 #[test]
 fn faults_killed_child_cancel_and_missing_dir() {
     let dir = tempdir("faults");
-    let s = ringkv(&dir, &["--shards", "2", "--save", "3600 1"]);
+    let s = ringkv(&dir, &["--shards", "2", "--save", "3600 1", "--enable-debug-command", "yes"]);
     let mut c = Conn::open(s.port);
     c.c("SET before 1");
     assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));

@@ -12,13 +12,7 @@ fn cli(server: &Server, args: &[&str]) -> String {
     let mut cmd = Command::new(require_tool("redis-cli"));
     cmd.arg("-p").arg(server.port.to_string()).args(args);
     let out = run_with_timeout(&mut cmd, None, Duration::from_secs(20));
-    assert!(
-        out.status.success(),
-        "redis-cli {:?} against {} failed: {}",
-        args,
-        server.name(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "redis-cli {:?} against {} failed: {}", args, server.name(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -55,10 +49,7 @@ fn redis_cli_one_shot_commands_match_redis() {
         let a = cli(&ringkv, args);
         let b = cli(&redis, args);
         if a != b {
-            diffs.push_str(&format!(
-                "redis-cli {:?}\n    ringkv: {:?}\n    redis:  {:?}\n",
-                args, a, b
-            ));
+            diffs.push_str(&format!("redis-cli {:?}\n    ringkv: {:?}\n    redis:  {:?}\n", args, a, b));
         }
     }
     assert!(diffs.is_empty(), "redis-cli output differs:\n{}", diffs);
@@ -69,22 +60,14 @@ fn redis_cli_pipe_mass_insertion() {
     let s = Server::ringkv(&["--shards", "3"]);
     let mut input = Vec::new();
     for i in 0..10000 {
-        common::encode_into(
-            &mut input,
-            &["SET", &format!("mass:{}", i), &format!("value-{}", i)],
-        );
+        common::encode_into(&mut input, &["SET", &format!("mass:{}", i), &format!("value-{}", i)]);
     }
     let mut cmd = Command::new(require_tool("redis-cli"));
     cmd.arg("-p").arg(s.port.to_string()).arg("--pipe");
     let out = run_with_timeout(&mut cmd, Some(input), Duration::from_secs(60));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "redis-cli --pipe failed:\n{}", text);
-    assert!(
-        text.contains("errors: 0, replies: 10000"),
-        "redis-cli --pipe reported:\n{}",
-        text
-    );
+    assert!(text.contains("errors: 0, replies: 10000"), "redis-cli --pipe reported:\n{}", text);
     assert_eq!(cli(&s, &["DBSIZE"]).trim(), "10000");
     assert_eq!(cli(&s, &["GET", "mass:9999"]).trim(), "value-9999");
 }
@@ -93,35 +76,12 @@ fn redis_cli_pipe_mass_insertion() {
 fn redis_benchmark_runs_clean() {
     let s = Server::ringkv(&["--shards", "3"]);
     let mut cmd = Command::new(require_tool("redis-benchmark"));
-    cmd.args([
-        "-p",
-        &s.port.to_string(),
-        "-t",
-        "set,get,incr,mset,ping",
-        "-q",
-        "-n",
-        "20000",
-    ]);
+    cmd.args(["-p", &s.port.to_string(), "-t", "set,get,incr,mset,ping", "-q", "-n", "20000"]);
     let out = run_with_timeout(&mut cmd, None, Duration::from_secs(120));
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "redis-benchmark exited with {}:\n{}",
-        out.status,
-        text
-    );
-    assert!(
-        !text.contains("ERR") && !text.contains("WARNING"),
-        "redis-benchmark reported problems:\n{}",
-        text
-    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "redis-benchmark exited with {}:\n{}", out.status, text);
+    assert!(!text.contains("ERR") && !text.contains("WARNING"), "redis-benchmark reported problems:\n{}", text);
     // SET, GET, INCR, MSET and the two PING variants each print one result line.
     let results = text.matches("requests per second").count();
-    assert!(
-        results >= 6,
-        "expected 6 result lines from redis-benchmark, got {}:\n{}",
-        results,
-        text
-    );
+    assert!(results >= 6, "expected 6 result lines from redis-benchmark, got {}:\n{}", results, text);
 }

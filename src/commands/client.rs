@@ -24,16 +24,45 @@ pub fn commands() -> Vec<CommandSpec> {
         CommandSpec::new("client|info", 2, CLIENT, info).group("connection").acl(CONN).doc("6.2.0", "Returns information about the current client connection."),
         CommandSpec::new("client|getname", 2, CLIENT, getname).group("connection").acl(CONN).doc("2.6.9", "Get the current connection name"),
         CommandSpec::new("client|setname", 3, CLIENT, setname).group("connection").acl(CONN).doc("2.6.9", "Set the current connection name"),
-        CommandSpec::new("client|list", -2, ADMIN_CLIENT, list).route(Route::All).group("connection").acl(ADMIN_CONN).doc("2.4.0", "Get the list of client connections"),
-        CommandSpec::new("client|kill", -3, ADMIN_CLIENT, kill).route(Route::All).group("connection").acl(ADMIN_CONN).doc("2.4.0", "Kill the connection of a client"),
-        CommandSpec::new("client|no-evict", 3, ADMIN_CLIENT, no_evict).group("connection").acl(ADMIN_CONN).doc("7.0.0", "Set client eviction mode for the current connection"),
+        CommandSpec::new("client|list", -2, ADMIN_CLIENT, list)
+            .route(Route::All)
+            .group("connection")
+            .acl(ADMIN_CONN)
+            .doc("2.4.0", "Get the list of client connections"),
+        CommandSpec::new("client|kill", -3, ADMIN_CLIENT, kill)
+            .route(Route::All)
+            .group("connection")
+            .acl(ADMIN_CONN)
+            .doc("2.4.0", "Kill the connection of a client"),
+        CommandSpec::new("client|no-evict", 3, ADMIN_CLIENT, no_evict)
+            .group("connection")
+            .acl(ADMIN_CONN)
+            .doc("7.0.0", "Set client eviction mode for the current connection"),
         CommandSpec::new("client|reply", 3, CLIENT, reply).group("connection").acl(CONN).doc("3.2.0", "Instruct the server whether to reply to commands"),
-        CommandSpec::new("client|pause", -3, ADMIN_CLIENT, pause).group("connection").acl(ADMIN_CONN).doc("2.9.50", "Stop processing commands from clients for some time"),
-        CommandSpec::new("client|unpause", 2, ADMIN_CLIENT, unpause).group("connection").acl(ADMIN_CONN).doc("6.2.0", "Resume processing of clients that were paused"),
-        CommandSpec::new("client|unblock", -3, ADMIN_CLIENT, unblock).group("connection").acl(ADMIN_CONN).doc("5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
-        CommandSpec::new("client|getredir", 2, CLIENT, getredir).group("connection").acl(CONN).doc("6.0.0", "Get tracking notifications redirection client ID if any"),
-        CommandSpec::new("client|trackinginfo", 2, CLIENT, trackinginfo).group("connection").acl(CONN).doc("6.2.0", "Return information about server assisted client side caching for the current connection"),
-        CommandSpec::new("client|help", 2, LOADING | STALE, help).group("connection").acl(CONN).doc("5.0.0", "Show helpful text about the different subcommands"),
+        CommandSpec::new("client|pause", -3, ADMIN_CLIENT, pause)
+            .group("connection")
+            .acl(ADMIN_CONN)
+            .doc("2.9.50", "Stop processing commands from clients for some time"),
+        CommandSpec::new("client|unpause", 2, ADMIN_CLIENT, unpause)
+            .group("connection")
+            .acl(ADMIN_CONN)
+            .doc("6.2.0", "Resume processing of clients that were paused"),
+        CommandSpec::new("client|unblock", -3, ADMIN_CLIENT, unblock)
+            .group("connection")
+            .acl(ADMIN_CONN)
+            .doc("5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
+        CommandSpec::new("client|getredir", 2, CLIENT, getredir)
+            .group("connection")
+            .acl(CONN)
+            .doc("6.0.0", "Get tracking notifications redirection client ID if any"),
+        CommandSpec::new("client|trackinginfo", 2, CLIENT, trackinginfo)
+            .group("connection")
+            .acl(CONN)
+            .doc("6.2.0", "Return information about server assisted client side caching for the current connection"),
+        CommandSpec::new("client|help", 2, LOADING | STALE, help)
+            .group("connection")
+            .acl(CONN)
+            .doc("5.0.0", "Show helpful text about the different subcommands"),
     ]
 }
 
@@ -104,19 +133,14 @@ pub fn reply_help(r: &mut Reply, lines: &[&str]) {
 /// Redis's `addReplySubcommandSyntaxError`.
 pub fn subcommand_syntax_error(r: &mut Reply, args: &[&[u8]]) {
     let sub = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).into_owned();
-    r.error(&format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-        sub,
-        String::from_utf8_lossy(args[0]).to_ascii_uppercase()
-    ));
+    r.error(&format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.", sub, String::from_utf8_lossy(args[0]).to_ascii_uppercase()));
 }
 
 fn help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     reply_help(r, HELP);
 }
 
-pub const INVALID_NAME: &str =
-    "ERR Client names cannot contain spaces, newlines or special characters.";
+pub const INVALID_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
 
 /// Client names are printable ASCII without spaces (they appear unquoted in CLIENT LIST).
 pub fn valid_name(name: &[u8]) -> bool {
@@ -280,10 +304,7 @@ fn client_type(info: &ClientInfo) -> ClientType {
 }
 
 fn unknown_type(r: &mut Reply, arg: &[u8]) {
-    r.error(&format!(
-        "ERR Unknown client type '{}'",
-        String::from_utf8_lossy(arg)
-    ));
+    r.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(arg)));
 }
 
 /// The `flags=` field: Redis's letters in Redis's order, `N` when none.
@@ -309,15 +330,8 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
 /// being run (only the caller has one).
 pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut String) {
     let table = CommandTable::get();
-    let cmd = table
-        .specs
-        .get(info.last_cmd as usize)
-        .map_or("NULL", |s| s.name);
-    let qbuf_free = if info.qbuf_bytes == 0 {
-        0
-    } else {
-        info.qbuf_bytes.next_power_of_two().max(16 * 1024) - info.qbuf_bytes
-    };
+    let cmd = table.specs.get(info.last_cmd as usize).map_or("NULL", |s| s.name);
+    let qbuf_free = if info.qbuf_bytes == 0 { 0 } else { info.qbuf_bytes.next_power_of_two().max(16 * 1024) - info.qbuf_bytes };
     // Connection buffers: the query buffer, the two 16 KiB output buffers and the per-connection state.
     let tot_mem = info.qbuf_bytes + qbuf_free + argv_bytes + info.out_bytes + 2 * 16 * 1024 + 1024;
     let _ = write!(
@@ -351,13 +365,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
 /// (the registry is refreshed only after a command that changes it).
 fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     let c = ctx.client.as_ref()?;
-    let registered = ctx
-        .home()
-        .clients
-        .iter()
-        .flatten()
-        .find(|i| i.id == c.id)
-        .cloned();
+    let registered = ctx.home().clients.iter().flatten().find(|i| i.id == c.id).cloned();
     let mut info = registered.unwrap_or_else(|| ClientInfo {
         id: c.id,
         addr: c.addr.clone(),
@@ -421,18 +429,11 @@ fn list(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     clients.extend(caller);
-    clients.retain(|c| {
-        kind.is_none_or(|k| client_type(c) == k)
-            && ids.as_ref().is_none_or(|ids| ids.contains(&(c.id as i64)))
-    });
+    clients.retain(|c| kind.is_none_or(|k| client_type(c) == k) && ids.as_ref().is_none_or(|ids| ids.contains(&(c.id as i64))));
     clients.sort_by_key(|c| c.id);
     let mut out = String::with_capacity(clients.len() * 300);
     for c in &clients {
-        let argv = if Some(c.id) == caller_id {
-            argv_bytes(args)
-        } else {
-            0
-        };
+        let argv = if Some(c.id) == caller_id { argv_bytes(args) } else { 0 };
         client_line(c, ctx.now_ms, argv, &mut out);
     }
     r.verbatim(out.as_bytes());
@@ -460,10 +461,7 @@ impl KillFilter<'_> {
 /// CLIENT KILL ip:port | CLIENT KILL <filter> <value> ...
 fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let old_form = args.len() == 3;
-    let mut f = KillFilter {
-        skip_me: true,
-        ..Default::default()
-    };
+    let mut f = KillFilter { skip_me: true, ..Default::default() };
     if old_form {
         f.addr = Some(args[2]);
         f.skip_me = false;
@@ -486,10 +484,7 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                 f.laddr = Some(val);
             } else if eq_ic(opt, "user") {
                 if val != b"default" {
-                    return r.error(&format!(
-                        "ERR No such user '{}'",
-                        String::from_utf8_lossy(val)
-                    ));
+                    return r.error(&format!("ERR No such user '{}'", String::from_utf8_lossy(val)));
                 }
             } else if eq_ic(opt, "skipme") {
                 if eq_ic(val, "yes") {
@@ -568,9 +563,6 @@ mod tests {
         let mut s = String::new();
         client_line(&info, 5000, 0, &mut s);
         assert!(s.starts_with("id=7 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=9 name=w age=4 idle=2 flags=e db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 "), "{s}");
-        assert!(
-            s.ends_with(" events=r cmd=NULL user=default redir=-1 resp=2\n"),
-            "{s}"
-        );
+        assert!(s.ends_with(" events=r cmd=NULL user=default redir=-1 resp=2\n"), "{s}");
     }
 }

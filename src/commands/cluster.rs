@@ -16,65 +16,32 @@ const SLOW: &[&str] = &["@slow"];
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("cluster", -2, 0, container)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("3.0.0", "A container for cluster commands"),
-        CommandSpec::new("cluster|info", 2, STALE, info)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("3.0.0", "Provides info about Redis Cluster node state"),
-        CommandSpec::new("cluster|myid", 2, STALE, myid)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("3.0.0", "Return the node id"),
-        CommandSpec::new("cluster|nodes", 2, STALE, nodes)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("3.0.0", "Get Cluster config for the node"),
-        CommandSpec::new("cluster|slots", 2, STALE, slots)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("3.0.0", "Get array of Cluster slot to node mappings"),
-        CommandSpec::new("cluster|shards", 2, STALE, shards)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("7.0.0", "Get array of cluster slots to node mappings"),
-        CommandSpec::new("cluster|keyslot", 3, STALE, keyslot)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("3.0.0", "Returns the hash slot of the specified key"),
+        CommandSpec::new("cluster", -2, 0, container).group("cluster").acl(SLOW).doc("3.0.0", "A container for cluster commands"),
+        CommandSpec::new("cluster|info", 2, STALE, info).group("cluster").acl(SLOW).doc("3.0.0", "Provides info about Redis Cluster node state"),
+        CommandSpec::new("cluster|myid", 2, STALE, myid).group("cluster").acl(SLOW).doc("3.0.0", "Return the node id"),
+        CommandSpec::new("cluster|nodes", 2, STALE, nodes).group("cluster").acl(SLOW).doc("3.0.0", "Get Cluster config for the node"),
+        CommandSpec::new("cluster|slots", 2, STALE, slots).group("cluster").acl(SLOW).doc("3.0.0", "Get array of Cluster slot to node mappings"),
+        CommandSpec::new("cluster|shards", 2, STALE, shards).group("cluster").acl(SLOW).doc("7.0.0", "Get array of cluster slots to node mappings"),
+        CommandSpec::new("cluster|keyslot", 3, STALE, keyslot).group("cluster").acl(SLOW).doc("3.0.0", "Returns the hash slot of the specified key"),
         CommandSpec::new("cluster|countkeysinslot", 3, STALE, countkeysinslot)
             .route(Route::Custom(slot_route))
             .group("cluster")
             .acl(SLOW)
-            .doc(
-                "3.0.0",
-                "Return the number of local keys in the specified hash slot",
-            ),
+            .doc("3.0.0", "Return the number of local keys in the specified hash slot"),
         CommandSpec::new("cluster|getkeysinslot", 4, STALE, getkeysinslot)
             .route(Route::Custom(slot_route))
             .group("cluster")
             .acl(SLOW)
             .doc("3.0.0", "Return local key names in the specified hash slot"),
-        CommandSpec::new("cluster|help", 2, LOADING | STALE, help)
-            .group("cluster")
-            .acl(SLOW)
-            .doc("5.0.0", "Show helpful text about the different subcommands"),
+        CommandSpec::new("cluster|help", 2, LOADING | STALE, help).group("cluster").acl(SLOW).doc("5.0.0", "Show helpful text about the different subcommands"),
         CommandSpec::new("readonly", 1, LOADING | STALE | FAST, readonly)
             .group("cluster")
             .acl(&["@fast", "@connection"])
-            .doc(
-                "3.0.0",
-                "Enables read queries for a connection to a cluster replica node",
-            ),
+            .doc("3.0.0", "Enables read queries for a connection to a cluster replica node"),
         CommandSpec::new("readwrite", 1, LOADING | STALE | FAST, readwrite)
             .group("cluster")
             .acl(&["@fast", "@connection"])
-            .doc(
-                "3.0.0",
-                "Disables read queries for a connection to a cluster replica node",
-            ),
+            .doc("3.0.0", "Disables read queries for a connection to a cluster replica node"),
     ]
 }
 
@@ -170,17 +137,13 @@ pub fn node_id(run_id: &str) -> String {
 fn local_ip(ctx: &Ctx) -> String {
     let laddr = ctx.client.as_ref().map_or("", |c| c.laddr.as_str());
     match laddr.rsplit_once(':') {
-        Some((ip, _)) if !ip.is_empty() => {
-            ip.trim_start_matches('[').trim_end_matches(']').to_string()
-        }
+        Some((ip, _)) if !ip.is_empty() => ip.trim_start_matches('[').trim_end_matches(']').to_string(),
         _ => "127.0.0.1".to_string(),
     }
 }
 
 fn port(ctx: &Ctx) -> i64 {
-    ctx.server
-        .tcp_port
-        .load(std::sync::atomic::Ordering::Relaxed) as i64
+    ctx.server.tcp_port.load(std::sync::atomic::Ordering::Relaxed) as i64
 }
 
 fn info(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
@@ -200,20 +163,8 @@ fn myid(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 fn nodes(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     let port = port(ctx);
     let ip = local_ip(ctx);
-    let host = if ip.contains(':') {
-        format!("[{}]", ip)
-    } else {
-        ip
-    };
-    let line = format!(
-        "{} {}:{}@{} myself,master - 0 0 {} connected 0-{}\n",
-        node_id(&ctx.server.run_id),
-        host,
-        port,
-        port + 10000,
-        EPOCH,
-        SLOT_COUNT - 1
-    );
+    let host = if ip.contains(':') { format!("[{}]", ip) } else { ip };
+    let line = format!("{} {}:{}@{} myself,master - 0 0 {} connected 0-{}\n", node_id(&ctx.server.run_id), host, port, port + 10000, EPOCH, SLOT_COUNT - 1);
     r.verbatim(line.as_bytes());
 }
 
@@ -264,11 +215,7 @@ fn keyslot(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 /// COUNTKEYSINSLOT / GETKEYSINSLOT run on the shard owning the slot.
 fn slot_route(args: &[&[u8]], shards: usize) -> ShardMask {
-    let slot = args
-        .get(2)
-        .and_then(|a| super::parse_i64(a))
-        .filter(|s| (0..SLOT_COUNT as i64).contains(s))
-        .unwrap_or(0);
+    let slot = args.get(2).and_then(|a| super::parse_i64(a)).filter(|s| (0..SLOT_COUNT as i64).contains(s)).unwrap_or(0);
     ShardMask::single(slot_shard(slot as u16, shards))
 }
 
@@ -276,11 +223,7 @@ fn slot_route(args: &[&[u8]], shards: usize) -> ShardMask {
 fn keys_in_slot<'a>(ctx: &Ctx<'a>, slot: u16) -> impl Iterator<Item = &'a [u8]> + 'a {
     let now = ctx.now_ms;
     let state: &'a crate::shard::ShardState = ctx.shard(slot_shard(slot, ctx.shard_count));
-    state.dbs[ctx.db]
-        .map
-        .iter()
-        .filter(move |(k, e)| (e.expire_at_ms < 0 || e.expire_at_ms > now) && key_slot(k) == slot)
-        .map(|(k, _)| &k[..])
+    state.dbs[ctx.db].map.iter().filter(move |(k, e)| (e.expire_at_ms < 0 || e.expire_at_ms > now) && key_slot(k) == slot).map(|(k, _)| &k[..])
 }
 
 fn countkeysinslot(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -298,9 +241,7 @@ fn getkeysinslot(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if count < 0 || !(0..SLOT_COUNT as i64).contains(&slot) {
         return r.error("ERR Invalid slot or number of keys");
     }
-    let keys: Vec<&[u8]> = keys_in_slot(ctx, slot as u16)
-        .take(count as usize)
-        .collect();
+    let keys: Vec<&[u8]> = keys_in_slot(ctx, slot as u16).take(count as usize).collect();
     r.array(keys.len());
     for k in keys {
         r.bulk(k);

@@ -13,37 +13,16 @@ const SESSION: u32 = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY;
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("ping", -1, FAST, ping)
-            .group("connection")
-            .acl(CONN)
-            .doc("1.0.0", "Ping the server"),
-        CommandSpec::new("echo", 2, LOADING | STALE | FAST, echo)
-            .group("connection")
-            .acl(CONN)
-            .doc("1.0.0", "Echo the given string"),
+        CommandSpec::new("ping", -1, FAST, ping).group("connection").acl(CONN).doc("1.0.0", "Ping the server"),
+        CommandSpec::new("echo", 2, LOADING | STALE | FAST, echo).group("connection").acl(CONN).doc("1.0.0", "Echo the given string"),
         CommandSpec::new("select", 2, LOADING | STALE | FAST, select)
             .group("connection")
             .acl(CONN)
-            .doc(
-                "1.0.0",
-                "Change the selected database for the current connection",
-            ),
-        CommandSpec::new("quit", -1, SESSION, quit)
-            .group("connection")
-            .acl(CONN)
-            .doc("1.0.0", "Close the connection"),
-        CommandSpec::new("reset", 1, SESSION, reset)
-            .group("connection")
-            .acl(CONN)
-            .doc("6.2.0", "Reset the connection"),
-        CommandSpec::new("hello", -1, SESSION, hello)
-            .group("connection")
-            .acl(CONN)
-            .doc("6.0.0", "Handshake with Redis"),
-        CommandSpec::new("auth", -2, SESSION, auth)
-            .group("connection")
-            .acl(CONN)
-            .doc("1.0.0", "Authenticate to the server"),
+            .doc("1.0.0", "Change the selected database for the current connection"),
+        CommandSpec::new("quit", -1, SESSION, quit).group("connection").acl(CONN).doc("1.0.0", "Close the connection"),
+        CommandSpec::new("reset", 1, SESSION, reset).group("connection").acl(CONN).doc("6.2.0", "Reset the connection"),
+        CommandSpec::new("hello", -1, SESSION, hello).group("connection").acl(CONN).doc("6.0.0", "Handshake with Redis"),
+        CommandSpec::new("auth", -2, SESSION, auth).group("connection").acl(CONN).doc("1.0.0", "Authenticate to the server"),
     ]
 }
 
@@ -88,9 +67,7 @@ fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     if let Some(c) = ctx.client.as_mut() {
         if c.monitor {
             c.monitor = false;
-            ctx.server
-                .monitors
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            ctx.server.monitors.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
         c.db = 0;
         c.resp = 2;
@@ -179,10 +156,7 @@ fn hello(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             name = Some(args[j + 1]);
             j += 2;
         } else {
-            r.error(&format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(args[j])
-            ));
+            r.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args[j])));
             return;
         }
     }

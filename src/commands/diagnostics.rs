@@ -19,20 +19,13 @@ const SLOW: &[&str] = &["@slow"];
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("slowlog", -2, 0, container)
-            .group("server")
-            .acl(SLOW)
-            .doc("2.2.12", "A container for slow log commands"),
+        CommandSpec::new("slowlog", -2, 0, container).group("server").acl(SLOW).doc("2.2.12", "A container for slow log commands"),
         CommandSpec::new("slowlog|get", -2, ADMIN_SUB, slowlog_get)
             .route(Route::All)
             .group("server")
             .acl(DANGEROUS)
             .doc("2.2.12", "Get the slow log's entries"),
-        CommandSpec::new("slowlog|len", 2, ADMIN_SUB, slowlog_len)
-            .route(Route::All)
-            .group("server")
-            .acl(DANGEROUS)
-            .doc("2.2.12", "Get the slow log's length"),
+        CommandSpec::new("slowlog|len", 2, ADMIN_SUB, slowlog_len).route(Route::All).group("server").acl(DANGEROUS).doc("2.2.12", "Get the slow log's length"),
         CommandSpec::new("slowlog|reset", 2, ADMIN_SUB, slowlog_reset)
             .route(Route::All)
             .group("server")
@@ -42,18 +35,12 @@ pub fn commands() -> Vec<CommandSpec> {
             .group("server")
             .acl(SLOW)
             .doc("6.2.0", "Show helpful text about the different subcommands"),
-        CommandSpec::new("latency", -2, 0, container)
-            .group("server")
-            .acl(SLOW)
-            .doc("2.8.13", "A container for latency diagnostics commands"),
+        CommandSpec::new("latency", -2, 0, container).group("server").acl(SLOW).doc("2.8.13", "A container for latency diagnostics commands"),
         CommandSpec::new("latency|latest", 2, ADMIN_NOSCRIPT, latency_latest)
             .route(Route::All)
             .group("server")
             .acl(DANGEROUS)
-            .doc(
-                "2.8.13",
-                "Return the latest latency samples for all events.",
-            ),
+            .doc("2.8.13", "Return the latest latency samples for all events."),
         CommandSpec::new("latency|history", 3, ADMIN_NOSCRIPT, latency_history)
             .route(Route::All)
             .group("server")
@@ -72,17 +59,11 @@ pub fn commands() -> Vec<CommandSpec> {
         CommandSpec::new("latency|help", 2, LOADING | STALE, latency_help)
             .group("server")
             .acl(SLOW)
-            .doc(
-                "2.8.13",
-                "Show helpful text about the different subcommands.",
-            ),
+            .doc("2.8.13", "Show helpful text about the different subcommands."),
         CommandSpec::new("monitor", 1, ADMIN_NOSCRIPT, monitor)
             .group("server")
             .acl(DANGEROUS)
-            .doc(
-                "1.0.0",
-                "Listen for all requests received by the server in real time",
-            ),
+            .doc("1.0.0", "Listen for all requests received by the server in real time"),
         CommandSpec::new("debug", -2, ADMIN_NOSCRIPT, debug)
             .route(Route::All)
             .group("server")
@@ -219,13 +200,7 @@ fn merged_latency(ctx: &Ctx) -> BTreeMap<String, MergedSeries> {
     by_event
         .into_iter()
         .map(|(name, (samples, max_ms))| {
-            let mut samples: Vec<LatencySample> = samples
-                .into_iter()
-                .map(|(time_sec, latency_ms)| LatencySample {
-                    time_sec,
-                    latency_ms,
-                })
-                .collect();
+            let mut samples: Vec<LatencySample> = samples.into_iter().map(|(time_sec, latency_ms)| LatencySample { time_sec, latency_ms }).collect();
             if samples.len() > LATENCY_TS_LEN {
                 samples.drain(..samples.len() - LATENCY_TS_LEN);
             }
@@ -238,10 +213,7 @@ fn latency_latest(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     let events = merged_latency(ctx);
     r.array(events.len());
     for (name, series) in &events {
-        let last = series.samples.last().copied().unwrap_or(LatencySample {
-            time_sec: 0,
-            latency_ms: 0,
-        });
+        let last = series.samples.last().copied().unwrap_or(LatencySample { time_sec: 0, latency_ms: 0 });
         r.array(4);
         r.bulk(name.as_bytes());
         r.int(last.time_sec);
@@ -299,17 +271,8 @@ fn latency_doctor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
             let count = series.samples.len().max(1) as u64;
             let sum: u64 = series.samples.iter().map(|s| s.latency_ms).sum();
             let avg = sum / count;
-            let mad = series
-                .samples
-                .iter()
-                .map(|s| s.latency_ms.abs_diff(avg))
-                .sum::<u64>()
-                / count;
-            let period = series
-                .samples
-                .first()
-                .map_or(0, |s| (now_sec - s.time_sec).max(0) as u64)
-                / count;
+            let mad = series.samples.iter().map(|s| s.latency_ms.abs_diff(avg)).sum::<u64>() / count;
+            let period = series.samples.first().map_or(0, |s| (now_sec - s.time_sec).max(0) as u64) / count;
             report.push_str(&format!(
                 "{}. {}: {} latency spikes (average {}ms, mean deviation {}ms, period {} sec). Worst all time event {}ms.\n",
                 n + 1,
@@ -339,9 +302,7 @@ fn monitor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     }
     c.monitor = true;
     c.info_dirty = true;
-    ctx.server
-        .monitors
-        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    ctx.server.monitors.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     r.ok();
 }
 
@@ -461,18 +422,10 @@ const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-de
 /// Redis's `enable-debug-command` gate (yes, no, local). While the config
 /// table does not know the name, DEBUG is allowed.
 fn debug_allowed(ctx: &Ctx) -> bool {
-    match ctx
-        .config()
-        .others
-        .get("enable-debug-command")
-        .map(|s| s.to_ascii_lowercase())
-    {
+    match ctx.config().others.get("enable-debug-command").map(|s| s.to_ascii_lowercase()) {
         None => true,
         Some(v) if v == "yes" => true,
-        Some(v) if v == "local" => ctx
-            .client
-            .as_ref()
-            .is_some_and(|c| c.addr.starts_with("127.0.0.1:") || c.addr.starts_with("[::1]:")),
+        Some(v) if v == "local" => ctx.client.as_ref().is_some_and(|c| c.addr.starts_with("127.0.0.1:") || c.addr.starts_with("[::1]:")),
         Some(_) => false,
     }
 }
@@ -491,10 +444,7 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         debug_object(ctx, args[2], r);
     } else if eq_ic(sub, "sleep") && argc == 3 {
         // Every shard is held: like Redis, the whole server stops.
-        let secs = String::from_utf8_lossy(args[2])
-            .trim()
-            .parse::<f64>()
-            .unwrap_or(0.0);
+        let secs = String::from_utf8_lossy(args[2]).trim().parse::<f64>().unwrap_or(0.0);
         if secs > 0.0 && secs.is_finite() {
             std::thread::sleep(std::time::Duration::from_secs_f64(secs));
         }
@@ -511,9 +461,69 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else if eq_ic(sub, "error") && argc == 3 {
         r.error_bytes(args[2]);
     } else if eq_ic(sub, "reload") {
-        r.error("ERR DEBUG RELOAD not supported yet");
+        debug_reload(ctx, &args[2..], r);
+    } else if eq_ic(sub, "snapshot-stats") && argc == 2 {
+        debug_snapshot_stats(ctx, r);
     } else {
         subcommand_syntax_error(r, args);
+    }
+}
+
+/// DEBUG RELOAD [NOSAVE] [NOFLUSH] [MERGE]: save (unless NOSAVE), empty
+/// every database (unless NOFLUSH), load the dump back into the held shards.
+fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
+    let (mut save, mut flush) = (true, true);
+    for o in opts {
+        if eq_ic(o, "nosave") {
+            save = false;
+        } else if eq_ic(o, "noflush") {
+            flush = false;
+        } else if eq_ic(o, "merge") {
+            // Keys in the dump replace existing ones: that is ringkv's only merge rule.
+        } else {
+            return r.error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
+        }
+    }
+    let config = ctx.config().clone();
+    if save {
+        if let Err(e) = crate::persistence::snapshot::save_foreground(ctx.server, ctx.shards, &config) {
+            return r.error(&e);
+        }
+    }
+    if flush {
+        for i in 0..ctx.shard_count {
+            for db in ctx.shard(i).dbs.iter_mut() {
+                db.clear();
+            }
+        }
+    }
+    let states: Vec<*mut crate::shard::ShardState> = (0..ctx.shard_count).map(|i| ctx.shard(i) as *mut _).collect();
+    match crate::persistence::snapshot::load_into(&states, &config, &ctx.server.persistence) {
+        Ok(_) => {
+            crate::notice!("DB reloaded by DEBUG RELOAD");
+            r.ok();
+        }
+        Err(e) => {
+            crate::warning!("{}", e);
+            r.error("ERR Error trying to load the RDB dump, check server logs.");
+        }
+    }
+}
+
+/// DEBUG SNAPSHOT-STATS: ringkv's snapshot histograms in full, a map of
+/// name -> [[value, count], ...] (value: the bucket's highest equivalent).
+fn debug_snapshot_stats(ctx: &mut Ctx, r: &mut Reply) {
+    let shards: Vec<&crate::shard::ShardState> = (0..ctx.shard_count).map(|i| &*ctx.shard(i)).collect();
+    let all = crate::persistence::snapshot::full_histograms(ctx.server, &shards);
+    r.map(all.len());
+    for (name, buckets) in all {
+        r.bulk(name.as_bytes());
+        r.array(buckets.len());
+        for (v, n) in buckets {
+            r.array(2);
+            r.int(v as i64);
+            r.int(n as i64);
+        }
     }
 }
 
@@ -569,8 +579,7 @@ fn debug_populate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         if size > 0 {
             value.resize(size, 0);
         }
-        ctx.db(&key)
-            .set(&key, Value::from_vec(value), ctx.now_ms, false);
+        ctx.db(&key).set(&key, Value::from_vec(value), ctx.now_ms, false);
     }
     r.ok();
 }

@@ -14,12 +14,13 @@ pub fn commands() -> Vec<CommandSpec> {
     const READ_SLOW: &[&str] = &["@keyspace", "@read", "@slow"];
     const WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
     const WRITE_SLOW: &[&str] = &["@keyspace", "@write", "@slow"];
-    let k = |name: &'static str, arity: i32, flags: u32, handler: super::Handler| {
-        CommandSpec::new(name, arity, flags, handler).keys(1, 1, 1)
-    };
+    let k = |name: &'static str, arity: i32, flags: u32, handler: super::Handler| CommandSpec::new(name, arity, flags, handler).keys(1, 1, 1);
     vec![
         k("del", -2, WRITE, del).keys(1, -1, 1).acl(WRITE_SLOW).doc("1.0.0", "Delete a key"),
-        k("unlink", -2, WRITE | FAST, del).keys(1, -1, 1).acl(WRITE_FAST).doc("4.0.0", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
+        k("unlink", -2, WRITE | FAST, del)
+            .keys(1, -1, 1)
+            .acl(WRITE_FAST)
+            .doc("4.0.0", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
         k("exists", -2, READONLY | FAST, exists).keys(1, -1, 1).acl(READ_FAST).doc("1.0.0", "Determine if a key exists"),
         k("type", 2, READONLY | FAST, type_).acl(READ_FAST).doc("1.0.0", "Determine the type stored at key"),
         k("expire", -3, WRITE | FAST, expire).acl(WRITE_FAST).doc("1.0.0", "Set a key's time to live in seconds"),
@@ -31,20 +32,40 @@ pub fn commands() -> Vec<CommandSpec> {
         k("expiretime", 2, READONLY | FAST, expiretime).acl(READ_FAST).doc("7.0.0", "Get the expiration Unix timestamp for a key"),
         k("pexpiretime", 2, READONLY | FAST, pexpiretime).acl(READ_FAST).doc("7.0.0", "Get the expiration Unix timestamp for a key in milliseconds"),
         k("persist", 2, WRITE | FAST, persist).acl(WRITE_FAST).doc("2.2.0", "Remove the expiration from a key"),
-        CommandSpec::new("keys", 2, READONLY, keys).route(Route::All).acl(&["@keyspace", "@read", "@slow", "@dangerous"]).doc("1.0.0", "Find all keys matching the given pattern"),
+        CommandSpec::new("keys", 2, READONLY, keys)
+            .route(Route::All)
+            .acl(&["@keyspace", "@read", "@slow", "@dangerous"])
+            .doc("1.0.0", "Find all keys matching the given pattern"),
         CommandSpec::new("scan", -2, READONLY, scan).route(Route::Custom(scan_route)).acl(READ_SLOW).doc("2.8.0", "Incrementally iterate the keys space"),
         CommandSpec::new("randomkey", 1, READONLY, randomkey).route(Route::All).acl(READ_SLOW).doc("1.0.0", "Return a random key from the keyspace"),
         k("rename", 3, WRITE, rename).keys(1, 2, 1).acl(WRITE_SLOW).doc("1.0.0", "Rename a key"),
         k("renamenx", 3, WRITE | FAST, renamenx).keys(1, 2, 1).acl(WRITE_FAST).doc("1.0.0", "Rename a key, only if the new key does not exist"),
         k("copy", -3, WRITE | DENYOOM, copy).keys(1, 2, 1).acl(WRITE_SLOW).doc("6.2.0", "Copy a key"),
         k("move", 3, WRITE | FAST, move_).acl(WRITE_FAST).doc("1.0.0", "Move a key to another database"),
-        k("touch", -2, READONLY | FAST, touch).keys(1, -1, 1).acl(READ_FAST).doc("3.2.1", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
+        k("touch", -2, READONLY | FAST, touch)
+            .keys(1, -1, 1)
+            .acl(READ_FAST)
+            .doc("3.2.1", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
         CommandSpec::new("object", -2, 0, object_help).acl(&["@slow"]).doc("2.2.3", "A container for object introspection commands"),
-        CommandSpec::new("object|encoding", 3, READONLY, object_encoding).keys(2, 2, 1).acl(READ_SLOW).doc("2.2.3", "Inspect the internal encoding of a Redis object"),
-        CommandSpec::new("object|freq", 3, READONLY, object_freq).keys(2, 2, 1).acl(READ_SLOW).doc("4.0.0", "Get the logarithmic access frequency counter of a Redis object"),
-        CommandSpec::new("object|idletime", 3, READONLY, object_idletime).keys(2, 2, 1).acl(READ_SLOW).doc("2.2.3", "Get the time since a Redis object was last accessed"),
-        CommandSpec::new("object|refcount", 3, READONLY, object_refcount).keys(2, 2, 1).acl(READ_SLOW).doc("2.2.3", "Get the number of references to the value of the key"),
-        CommandSpec::new("object|help", 2, LOADING | STALE, object_help).acl(&["@keyspace", "@slow"]).doc("6.2.0", "Show helpful text about the different subcommands"),
+        CommandSpec::new("object|encoding", 3, READONLY, object_encoding)
+            .keys(2, 2, 1)
+            .acl(READ_SLOW)
+            .doc("2.2.3", "Inspect the internal encoding of a Redis object"),
+        CommandSpec::new("object|freq", 3, READONLY, object_freq)
+            .keys(2, 2, 1)
+            .acl(READ_SLOW)
+            .doc("4.0.0", "Get the logarithmic access frequency counter of a Redis object"),
+        CommandSpec::new("object|idletime", 3, READONLY, object_idletime)
+            .keys(2, 2, 1)
+            .acl(READ_SLOW)
+            .doc("2.2.3", "Get the time since a Redis object was last accessed"),
+        CommandSpec::new("object|refcount", 3, READONLY, object_refcount)
+            .keys(2, 2, 1)
+            .acl(READ_SLOW)
+            .doc("2.2.3", "Get the number of references to the value of the key"),
+        CommandSpec::new("object|help", 2, LOADING | STALE, object_help)
+            .acl(&["@keyspace", "@slow"])
+            .doc("6.2.0", "Show helpful text about the different subcommands"),
     ]
 }
 
@@ -73,10 +94,7 @@ fn exists(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn type_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let found = ctx
-        .db(args[1])
-        .peek(args[1], ctx.now_ms)
-        .map(|e| e.value.type_name());
+    let found = ctx.db(args[1]).peek(args[1], ctx.now_ms).map(|e| e.value.type_name());
     ctx.hit(args[1], found.is_some());
     r.simple(found.unwrap_or("none"));
 }
@@ -120,9 +138,7 @@ fn parse_expire_flags(args: &[&[u8]]) -> Result<u8, Vec<u8>> {
         };
     }
     if flags & NX != 0 && flags & (XX | GT | LT) != 0 {
-        return Err(
-            b"ERR NX and XX, GT or LT options at the same time are not compatible".to_vec(),
-        );
+        return Err(b"ERR NX and XX, GT or LT options at the same time are not compatible".to_vec());
     }
     if flags & GT != 0 && flags & LT != 0 {
         return Err(b"ERR GT and LT options at the same time are not compatible".to_vec());
@@ -132,14 +148,7 @@ fn parse_expire_flags(args: &[&[u8]]) -> Result<u8, Vec<u8>> {
 
 /// Redis's `expireGenericCommand`. `basetime_ms` is now for EXPIRE/PEXPIRE
 /// and 0 for the absolute forms.
-fn expire_generic(
-    ctx: &mut Ctx,
-    args: &[&[u8]],
-    r: &mut Reply,
-    basetime_ms: i64,
-    seconds: bool,
-    command: &str,
-) {
+fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64, seconds: bool, command: &str) {
     use expire_flag::*;
     let flags = match parse_expire_flags(args) {
         Ok(f) => f,
@@ -207,18 +216,10 @@ fn ttl_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, ms: bool, absolute:
     if e.expire_at_ms < 0 {
         return r.int(-1);
     }
-    let left = if absolute {
-        e.expire_at_ms
-    } else {
-        (e.expire_at_ms - now).max(0)
-    };
+    let left = if absolute { e.expire_at_ms } else { (e.expire_at_ms - now).max(0) };
     // Rounded to seconds in 128 bits: Redis's `(ttl+500)/1000` overflows for
     // expiries near i64::MAX and, as compiled, yields the mathematical result.
-    r.int(if ms {
-        left
-    } else {
-        ((left as i128 + 500) / 1000) as i64
-    });
+    r.int(if ms { left } else { ((left as i128 + 500) / 1000) as i64 });
 }
 
 fn ttl(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -259,9 +260,7 @@ fn keys(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         let db = &ctx.shard(i).dbs[ctx.db];
         for (k, e) in db.map.iter() {
             // Expired keys are skipped, not deleted (Redis's keyIsExpired).
-            if (e.expire_at_ms < 0 || e.expire_at_ms > now)
-                && (all || glob_match(pattern, k, false))
-            {
+            if (e.expire_at_ms < 0 || e.expire_at_ms > now) && (all || glob_match(pattern, k, false)) {
                 found.push(k);
             }
         }
@@ -279,9 +278,7 @@ const CURSOR_POSITION_MASK: u64 = (1 << CURSOR_SHARD_SHIFT) - 1;
 
 /// Redis's `parseScanCursorOrReply`: `strtoul` over the whole argument.
 pub fn parse_cursor(s: &[u8]) -> Option<u64> {
-    if s.first()
-        .is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
-    {
+    if s.first().is_some_and(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)) {
         return None;
     }
     if s.is_empty() {
@@ -306,10 +303,7 @@ pub fn parse_cursor(s: &[u8]) -> Option<u64> {
 }
 
 fn scan_route(args: &[&[u8]], shards: usize) -> ShardMask {
-    let shard = args
-        .get(1)
-        .and_then(|a| parse_cursor(a))
-        .map_or(0, |c| (c >> CURSOR_SHARD_SHIFT) as usize);
+    let shard = args.get(1).and_then(|a| parse_cursor(a)).map_or(0, |c| (c >> CURSOR_SHARD_SHIFT) as usize);
     ShardMask::single(if shard < shards { shard } else { 0 })
 }
 
@@ -333,11 +327,7 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             }
             count = n;
         } else if eq_ic(word, "match") && has_value {
-            pattern = if args[i + 1] == b"*" {
-                None
-            } else {
-                Some(args[i + 1])
-            };
+            pattern = if args[i + 1] == b"*" { None } else { Some(args[i + 1]) };
         } else if eq_ic(word, "type") && has_value {
             type_name = Some(cstr(args[i + 1]));
         } else {
@@ -354,11 +344,7 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         let position = cursor & CURSOR_POSITION_MASK;
         // Walk from high positions to low: a swap_remove only moves the last
         // (already visited) entry down, so no live key is skipped.
-        let mut left = if position == 0 {
-            db.len()
-        } else {
-            (position as usize).min(db.len())
-        };
+        let mut left = if position == 0 { db.len() } else { (position as usize).min(db.len()) };
         let mut visited = 0;
         while left > 0 && visited < count {
             left -= 1;
@@ -400,9 +386,7 @@ fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     // equally likely; a shard whose sampled keys were all expired is retried.
     let mut found = None;
     for _ in 0..ctx.shard_count * 4 + 4 {
-        let total: usize = (0..ctx.shard_count)
-            .map(|i| ctx.shard(i).dbs[ctx.db].len())
-            .sum();
+        let total: usize = (0..ctx.shard_count).map(|i| ctx.shard(i).dbs[ctx.db].len()).sum();
         if total == 0 {
             break;
         }
@@ -501,11 +485,7 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     };
     ctx.hit(src, true);
     // A copy is a new object: its own access time, the source's TTL.
-    let copied = crate::shard::Entry {
-        value: e.value.clone(),
-        expire_at_ms: e.expire_at_ms,
-        access_ms: now,
-    };
+    let copied = crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: now };
     let target = ctx.db_at(dst, dst_db);
     if target.get(dst, now).is_some() {
         if !replace {
@@ -544,16 +524,10 @@ fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// maxmemory limit needs per-object access data).
 fn memory_policy(ctx: &Ctx) -> (bool, bool) {
     let config = ctx.config();
-    let policy = config
-        .others
-        .get("maxmemory-policy")
-        .map_or("noeviction", |s| s.as_str());
+    let policy = config.others.get("maxmemory-policy").map_or("noeviction", |s| s.as_str());
     let lfu = policy.contains("lfu");
     let per_object = lfu || policy.contains("lru");
-    let maxmemory = config
-        .others
-        .get("maxmemory")
-        .map_or(0, |m| crate::config::table::parse_memory(m).unwrap_or(0));
+    let maxmemory = config.others.get("maxmemory").map_or(0, |m| crate::config::table::parse_memory(m).unwrap_or(0));
     (lfu, maxmemory == 0 || !per_object)
 }
 
@@ -600,8 +574,7 @@ fn object_refcount(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(e) = object_lookup(ctx, args[2]) else {
         return r.null();
     };
-    let shared =
-        matches!(e.value, Value::Int(n) if (0..10000).contains(&n)) && memory_policy(ctx).1;
+    let shared = matches!(e.value, Value::Int(n) if (0..10000).contains(&n)) && memory_policy(ctx).1;
     r.int(if shared { i32::MAX as i64 } else { 1 });
 }
 
@@ -654,21 +627,9 @@ mod tests {
             parse_expire_flags(&args).map_err(|e| String::from_utf8(e).unwrap())
         };
         assert_eq!(parse("expire k 1 nx"), Ok(expire_flag::NX));
-        assert_eq!(
-            parse("expire k 1 gt xx"),
-            Ok(expire_flag::GT | expire_flag::XX)
-        );
-        assert_eq!(
-            parse("expire k 1 nx gt").unwrap_err(),
-            "ERR NX and XX, GT or LT options at the same time are not compatible"
-        );
-        assert_eq!(
-            parse("expire k 1 lt gt").unwrap_err(),
-            "ERR GT and LT options at the same time are not compatible"
-        );
-        assert_eq!(
-            parse("expire k 1 foo").unwrap_err(),
-            "ERR Unsupported option foo"
-        );
+        assert_eq!(parse("expire k 1 gt xx"), Ok(expire_flag::GT | expire_flag::XX));
+        assert_eq!(parse("expire k 1 nx gt").unwrap_err(), "ERR NX and XX, GT or LT options at the same time are not compatible");
+        assert_eq!(parse("expire k 1 lt gt").unwrap_err(), "ERR GT and LT options at the same time are not compatible");
+        assert_eq!(parse("expire k 1 foo").unwrap_err(), "ERR Unsupported option foo");
     }
 }

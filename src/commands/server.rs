@@ -14,10 +14,7 @@ pub fn commands() -> Vec<CommandSpec> {
             .route(Route::All)
             .group("server")
             .acl(&["@keyspace", "@read", "@fast"])
-            .doc(
-                "1.0.0",
-                "Return the number of keys in the selected database",
-            ),
+            .doc("1.0.0", "Return the number of keys in the selected database"),
         CommandSpec::new("flushdb", -1, WRITE, flushdb)
             .route(Route::All)
             .group("server")
@@ -33,23 +30,12 @@ pub fn commands() -> Vec<CommandSpec> {
             .group("server")
             .acl(&["@keyspace", "@write", "@fast", "@dangerous"])
             .doc("4.0.0", "Swaps two Redis databases"),
-        CommandSpec::new("time", 1, LOADING | STALE | FAST, time)
+        CommandSpec::new("time", 1, LOADING | STALE | FAST, time).group("server").acl(&["@fast"]).doc("2.6.0", "Return the current server time"),
+        CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, shutdown)
+            .route(Route::All)
             .group("server")
-            .acl(&["@fast"])
-            .doc("2.6.0", "Return the current server time"),
-        CommandSpec::new(
-            "shutdown",
-            -1,
-            ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
-            shutdown,
-        )
-        .route(Route::All)
-        .group("server")
-        .acl(&["@admin", "@slow", "@dangerous"])
-        .doc(
-            "1.0.0",
-            "Synchronously save the dataset to disk and then shut down the server",
-        ),
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("1.0.0", "Synchronously save the dataset to disk and then shut down the server"),
         CommandSpec::new("lolwut", -1, READONLY | FAST, lolwut)
             .group("server")
             .acl(&["@read", "@fast"])
@@ -58,9 +44,7 @@ pub fn commands() -> Vec<CommandSpec> {
 }
 
 fn dbsize(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let n: usize = (0..ctx.shard_count)
-        .map(|i| ctx.shard(i).dbs[ctx.db].len())
-        .sum();
+    let n: usize = (0..ctx.shard_count).map(|i| ctx.shard(i).dbs[ctx.db].len()).sum();
     r.int(n as i64);
 }
 
@@ -99,6 +83,13 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             s.dirty += db.len() as u64;
             db.clear();
         }
+    }
+    // As Redis 7.0: a running RDB child is killed, and with save points the
+    // (now empty) dataset is saved at once.
+    crate::persistence::snapshot::kill_child(ctx.server, &ctx.config().dir, "Background saving terminated by FLUSHALL");
+    if !ctx.config().save.is_empty() {
+        let config = ctx.config().clone();
+        let _ = crate::persistence::snapshot::save_foreground(ctx.server, ctx.shards, &config);
     }
     r.ok();
 }
@@ -161,9 +152,7 @@ fn shutdown(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if let Err(e) = shutdown_save(ctx, want_save) {
         crate::warning!("Error trying to save the DB, can't exit: {}", e);
         if !force {
-            crate::warning!(
-                "Errors trying to shut down the server. Check the logs for more information."
-            );
+            crate::warning!("Errors trying to shut down the server. Check the logs for more information.");
             return r.error("ERR Errors trying to SHUTDOWN. Check logs.");
         }
     }
@@ -176,11 +165,14 @@ fn shutdown(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// nothing. The RDB writer (BGSAVE work) plugs in here: log
 /// "Saving the final RDB snapshot before exiting.", write the dump of every
 /// shard synchronously, and return `Err` when it fails.
-fn shutdown_save(_ctx: &mut Ctx, save: bool) -> Result<(), String> {
+fn shutdown_save(ctx: &mut Ctx, save: bool) -> Result<(), String> {
+    crate::persistence::snapshot::kill_child(ctx.server, &ctx.config().dir, "There is a child saving an .rdb. Killing it!");
     if !save {
         return Ok(());
     }
-    Ok(())
+    crate::notice!("Saving the final RDB snapshot before exiting.");
+    let config = ctx.config().clone();
+    crate::persistence::snapshot::save_foreground(ctx.server, ctx.shards, &config)
 }
 
 /// LOLWUT [VERSION v]: version 5 and 6 draw (simplified) art; every other
@@ -196,7 +188,9 @@ fn lolwut(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let tail = format!("Redis ver. {}\n", super::connection::REDIS_VERSION);
     let text = match version {
         5 => format!("{}\nGeorg Nees - schotter, plotter on paper, 1968. {}", schotter(), tail),
-        6 => format!("{}\nDedicated to the 8 bit game developers of past and present.\nOriginal 8 bit image from Plaguemon by hikikomori. {}", plaguemon(), tail),
+        6 => {
+            format!("{}\nDedicated to the 8 bit game developers of past and present.\nOriginal 8 bit image from Plaguemon by hikikomori. {}", plaguemon(), tail)
+        }
         _ => tail,
     };
     r.verbatim(text.as_bytes());

@@ -19,105 +19,33 @@ pub fn commands() -> Vec<CommandSpec> {
     const READ_SLOW: &[&str] = &["@read", "@string", "@slow"];
     const WRITE_FAST: &[&str] = &["@write", "@string", "@fast"];
     const WRITE_SLOW: &[&str] = &["@write", "@string", "@slow"];
-    let s = |name: &'static str, arity: i32, flags: u32, handler: super::Handler| {
-        CommandSpec::new(name, arity, flags, handler)
-            .keys(1, 1, 1)
-            .group("string")
-    };
+    let s = |name: &'static str, arity: i32, flags: u32, handler: super::Handler| CommandSpec::new(name, arity, flags, handler).keys(1, 1, 1).group("string");
     vec![
-        s("get", 2, READONLY | FAST, get)
-            .acl(READ_FAST)
-            .doc("1.0.0", "Get the value of a key"),
-        s("set", -3, WRITE | DENYOOM, set)
-            .acl(WRITE_SLOW)
-            .doc("1.0.0", "Set the string value of a key"),
-        s("setnx", 3, WRITE | DENYOOM | FAST, setnx)
-            .acl(WRITE_FAST)
-            .doc(
-                "1.0.0",
-                "Set the value of a key, only if the key does not exist",
-            ),
-        s("setex", 4, WRITE | DENYOOM, setex)
-            .acl(WRITE_SLOW)
-            .doc("2.0.0", "Set the value and expiration of a key"),
-        s("psetex", 4, WRITE | DENYOOM, psetex).acl(WRITE_SLOW).doc(
-            "2.6.0",
-            "Set the value and expiration in milliseconds of a key",
-        ),
-        s("getset", 3, WRITE | DENYOOM | FAST, getset)
-            .acl(WRITE_FAST)
-            .doc(
-                "1.0.0",
-                "Set the string value of a key and return its old value",
-            ),
-        s("getdel", 2, WRITE | FAST, getdel)
-            .acl(WRITE_FAST)
-            .doc("6.2.0", "Get the value of a key and delete the key"),
-        s("getex", -2, WRITE | FAST, getex).acl(WRITE_FAST).doc(
-            "6.2.0",
-            "Get the value of a key and optionally set its expiration",
-        ),
-        s("mget", -2, READONLY | FAST, mget)
-            .keys(1, -1, 1)
-            .acl(READ_FAST)
-            .doc("1.0.0", "Get the values of all the given keys"),
-        s("mset", -3, WRITE | DENYOOM, mset)
-            .keys(1, -1, 2)
-            .acl(WRITE_SLOW)
-            .doc("1.0.1", "Set multiple keys to multiple values"),
+        s("get", 2, READONLY | FAST, get).acl(READ_FAST).doc("1.0.0", "Get the value of a key"),
+        s("set", -3, WRITE | DENYOOM, set).acl(WRITE_SLOW).doc("1.0.0", "Set the string value of a key"),
+        s("setnx", 3, WRITE | DENYOOM | FAST, setnx).acl(WRITE_FAST).doc("1.0.0", "Set the value of a key, only if the key does not exist"),
+        s("setex", 4, WRITE | DENYOOM, setex).acl(WRITE_SLOW).doc("2.0.0", "Set the value and expiration of a key"),
+        s("psetex", 4, WRITE | DENYOOM, psetex).acl(WRITE_SLOW).doc("2.6.0", "Set the value and expiration in milliseconds of a key"),
+        s("getset", 3, WRITE | DENYOOM | FAST, getset).acl(WRITE_FAST).doc("1.0.0", "Set the string value of a key and return its old value"),
+        s("getdel", 2, WRITE | FAST, getdel).acl(WRITE_FAST).doc("6.2.0", "Get the value of a key and delete the key"),
+        s("getex", -2, WRITE | FAST, getex).acl(WRITE_FAST).doc("6.2.0", "Get the value of a key and optionally set its expiration"),
+        s("mget", -2, READONLY | FAST, mget).keys(1, -1, 1).acl(READ_FAST).doc("1.0.0", "Get the values of all the given keys"),
+        s("mset", -3, WRITE | DENYOOM, mset).keys(1, -1, 2).acl(WRITE_SLOW).doc("1.0.1", "Set multiple keys to multiple values"),
         s("msetnx", -3, WRITE | DENYOOM, msetnx)
             .keys(1, -1, 2)
             .acl(WRITE_SLOW)
-            .doc(
-                "1.0.1",
-                "Set multiple keys to multiple values, only if none of the keys exist",
-            ),
-        s("incr", 2, WRITE | DENYOOM | FAST, incr)
-            .acl(WRITE_FAST)
-            .doc("1.0.0", "Increment the integer value of a key by one"),
-        s("decr", 2, WRITE | DENYOOM | FAST, decr)
-            .acl(WRITE_FAST)
-            .doc("1.0.0", "Decrement the integer value of a key by one"),
-        s("incrby", 3, WRITE | DENYOOM | FAST, incrby)
-            .acl(WRITE_FAST)
-            .doc(
-                "1.0.0",
-                "Increment the integer value of a key by the given amount",
-            ),
-        s("decrby", 3, WRITE | DENYOOM | FAST, decrby)
-            .acl(WRITE_FAST)
-            .doc(
-                "1.0.0",
-                "Decrement the integer value of a key by the given number",
-            ),
-        s("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat)
-            .acl(WRITE_FAST)
-            .doc(
-                "2.6.0",
-                "Increment the float value of a key by the given amount",
-            ),
-        s("append", 3, WRITE | DENYOOM | FAST, append)
-            .acl(WRITE_FAST)
-            .doc("2.0.0", "Append a value to a key"),
-        s("strlen", 2, READONLY | FAST, strlen)
-            .acl(READ_FAST)
-            .doc("2.2.0", "Get the length of the value stored in a key"),
-        s("getrange", 4, READONLY, getrange)
-            .acl(READ_SLOW)
-            .doc("2.4.0", "Get a substring of the string stored at a key"),
-        s("setrange", 4, WRITE | DENYOOM, setrange)
-            .acl(WRITE_SLOW)
-            .doc(
-                "2.2.0",
-                "Overwrite part of a string at key starting at the specified offset",
-            ),
-        s("substr", 4, READONLY, getrange)
-            .acl(READ_SLOW)
-            .doc("1.0.0", "Get a substring of the string stored at a key"),
-        s("lcs", -3, READONLY, lcs)
-            .keys(1, 2, 1)
-            .acl(READ_SLOW)
-            .doc("7.0.0", "Find longest common substring"),
+            .doc("1.0.1", "Set multiple keys to multiple values, only if none of the keys exist"),
+        s("incr", 2, WRITE | DENYOOM | FAST, incr).acl(WRITE_FAST).doc("1.0.0", "Increment the integer value of a key by one"),
+        s("decr", 2, WRITE | DENYOOM | FAST, decr).acl(WRITE_FAST).doc("1.0.0", "Decrement the integer value of a key by one"),
+        s("incrby", 3, WRITE | DENYOOM | FAST, incrby).acl(WRITE_FAST).doc("1.0.0", "Increment the integer value of a key by the given amount"),
+        s("decrby", 3, WRITE | DENYOOM | FAST, decrby).acl(WRITE_FAST).doc("1.0.0", "Decrement the integer value of a key by the given number"),
+        s("incrbyfloat", 3, WRITE | DENYOOM | FAST, incrbyfloat).acl(WRITE_FAST).doc("2.6.0", "Increment the float value of a key by the given amount"),
+        s("append", 3, WRITE | DENYOOM | FAST, append).acl(WRITE_FAST).doc("2.0.0", "Append a value to a key"),
+        s("strlen", 2, READONLY | FAST, strlen).acl(READ_FAST).doc("2.2.0", "Get the length of the value stored in a key"),
+        s("getrange", 4, READONLY, getrange).acl(READ_SLOW).doc("2.4.0", "Get a substring of the string stored at a key"),
+        s("setrange", 4, WRITE | DENYOOM, setrange).acl(WRITE_SLOW).doc("2.2.0", "Overwrite part of a string at key starting at the specified offset"),
+        s("substr", 4, READONLY, getrange).acl(READ_SLOW).doc("1.0.0", "Get a substring of the string stored at a key"),
+        s("lcs", -3, READONLY, lcs).keys(1, 2, 1).acl(READ_SLOW).doc("7.0.0", "Find longest common substring"),
     ]
 }
 
@@ -136,10 +64,7 @@ pub fn string_bytes<'a>(v: &'a Value, scratch: &'a mut itoa::Buffer) -> Option<&
 /// `dbUnshareStringValue`): integers become their decimal text.
 fn make_raw(v: &mut Value) -> &mut Vec<u8> {
     if let Value::Int(n) = *v {
-        *v = Value::Str {
-            bytes: itoa::Buffer::new().format(n).as_bytes().to_vec(),
-            raw: true,
-        };
+        *v = Value::Str { bytes: itoa::Buffer::new().format(n).as_bytes().to_vec(), raw: true };
     }
     match v {
         Value::Str { bytes, raw } => {
@@ -196,11 +121,7 @@ fn parse_extended<'a>(args: &[&'a [u8]], is_set: bool) -> Option<ExtendedOptions
         // Each expire option excludes the others and KEEPTTL/PERSIST, not itself.
         let expire_option = [("ex", EX), ("px", PX), ("exat", EXAT), ("pxat", PXAT)]
             .into_iter()
-            .find(|&(name, flag)| {
-                eq_ic(word, name)
-                    && flags & (KEEPTTL | PERSIST | (ANY_EXPIRE & !flag)) == 0
-                    && has_next
-            });
+            .find(|&(name, flag)| eq_ic(word, name) && flags & (KEEPTTL | PERSIST | (ANY_EXPIRE & !flag)) == 0 && has_next);
         if is_set && eq_ic(word, "nx") && flags & XX == 0 {
             flags |= NX;
         } else if is_set && eq_ic(word, "xx") && flags & NX == 0 {
@@ -282,16 +203,7 @@ enum SetReplies {
 
 /// Redis's `setGenericCommand`.
 #[allow(clippy::too_many_arguments)]
-fn set_generic(
-    ctx: &mut Ctx,
-    r: &mut Reply,
-    flags: u32,
-    key: &[u8],
-    value: &[u8],
-    expire: Option<&[u8]>,
-    command: &str,
-    replies: SetReplies,
-) {
+fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8], expire: Option<&[u8]>, command: &str, replies: SetReplies) {
     let when = match expire {
         Some(arg) => match expire_at_ms(ctx, arg, flags, command) {
             Ok(w) => Some(w),
@@ -327,12 +239,7 @@ fn set_generic(
         }
         return;
     }
-    db.set(
-        key,
-        Value::from_bytes(value),
-        now,
-        flags & opt::KEEPTTL != 0,
-    );
+    db.set(key, Value::from_bytes(value), now, flags & opt::KEEPTTL != 0);
     if let Some(when) = when {
         db.set_expire(key, when);
     }
@@ -356,55 +263,19 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(o) = parse_extended(args, true) else {
         return r.error(err::SYNTAX);
     };
-    set_generic(
-        ctx,
-        r,
-        o.flags,
-        args[1],
-        args[2],
-        o.expire,
-        "set",
-        SetReplies::Ok,
-    );
+    set_generic(ctx, r, o.flags, args[1], args[2], o.expire, "set", SetReplies::Ok);
 }
 
 fn setnx(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    set_generic(
-        ctx,
-        r,
-        opt::NX,
-        args[1],
-        args[2],
-        None,
-        "setnx",
-        SetReplies::Int,
-    );
+    set_generic(ctx, r, opt::NX, args[1], args[2], None, "setnx", SetReplies::Int);
 }
 
 fn setex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    set_generic(
-        ctx,
-        r,
-        opt::EX,
-        args[1],
-        args[3],
-        Some(args[2]),
-        "setex",
-        SetReplies::Ok,
-    );
+    set_generic(ctx, r, opt::EX, args[1], args[3], Some(args[2]), "setex", SetReplies::Ok);
 }
 
 fn psetex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    set_generic(
-        ctx,
-        r,
-        opt::PX,
-        args[1],
-        args[3],
-        Some(args[2]),
-        "psetex",
-        SetReplies::Ok,
-    );
+    set_generic(ctx, r, opt::PX, args[1], args[3], Some(args[2]), "psetex", SetReplies::Ok);
 }
 
 fn getset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -512,16 +383,11 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     if args.len().is_multiple_of(2) {
         return r.error(&super::arity_error(if nx { "msetnx" } else { "mset" }));
     }
-    if nx
-        && args[1..]
-            .chunks(2)
-            .any(|kv| ctx.db(kv[0]).contains(kv[0], ctx.now_ms))
-    {
+    if nx && args[1..].chunks(2).any(|kv| ctx.db(kv[0]).contains(kv[0], ctx.now_ms)) {
         return r.int(0);
     }
     for kv in args[1..].chunks(2) {
-        ctx.db(kv[0])
-            .set(kv[0], Value::from_bytes(kv[1]), ctx.now_ms, false);
+        ctx.db(kv[0]).set(kv[0], Value::from_bytes(kv[1]), ctx.now_ms, false);
         ctx.dirty(kv[0], 1);
     }
     if nx {
@@ -616,10 +482,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let text = sum.to_human().into_bytes();
     r.bulk(&text);
     // Redis stores the printed text as a plain string (never `int`), keeping the TTL.
-    let value = Value::Str {
-        bytes: text,
-        raw: false,
-    };
+    let value = Value::Str { bytes: text, raw: false };
     match db.get(key, now) {
         Some(e) => e.value = value,
         None => db.set(key, value, now, false),
@@ -651,9 +514,7 @@ fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             args[2].len()
         }
         Some(e) => {
-            if let Err(msg) =
-                check_string_length(ctx, string_len(&e.value) as i64, args[2].len() as i64)
-            {
+            if let Err(msg) = check_string_length(ctx, string_len(&e.value) as i64, args[2].len() as i64) {
                 return r.error(msg);
             }
             let bytes = make_raw(&mut e.value);
@@ -735,15 +596,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             if let Err(msg) = check_string_length(ctx, offset, value.len() as i64) {
                 return r.error(msg);
             }
-            db.set(
-                key,
-                Value::Str {
-                    bytes: Vec::new(),
-                    raw: true,
-                },
-                now,
-                false,
-            );
+            db.set(key, Value::Str { bytes: Vec::new(), raw: true }, now, false);
             make_raw(&mut db.get(key, now).expect("just set").value)
         }
         Some(e) => {
@@ -784,11 +637,8 @@ pub fn lcs_compute(a: &[u8], b: &[u8], min_len: u64) -> (u32, Vec<u8>, Vec<LcsMa
     let mut table = vec![0u32; (alen + 1) * width];
     for i in 1..=alen {
         for j in 1..=blen {
-            table[i * width + j] = if a[i - 1] == b[j - 1] {
-                table[(i - 1) * width + j - 1] + 1
-            } else {
-                table[(i - 1) * width + j].max(table[i * width + j - 1])
-            };
+            table[i * width + j] =
+                if a[i - 1] == b[j - 1] { table[(i - 1) * width + j - 1] + 1 } else { table[(i - 1) * width + j].max(table[i * width + j - 1]) };
         }
     }
     let total = table[alen * width + blen];
@@ -798,8 +648,7 @@ pub fn lcs_compute(a: &[u8], b: &[u8], min_len: u64) -> (u32, Vec<u8>, Vec<LcsMa
     let (mut i, mut j) = (alen, blen);
     // `arange_start == alen` marks "no range in progress", as in Redis.
     let none = alen as u32;
-    let (mut arange_start, mut arange_end, mut brange_start, mut brange_end) =
-        (none, 0u32, 0u32, 0u32);
+    let (mut arange_start, mut arange_end, mut brange_start, mut brange_end) = (none, 0u32, 0u32, 0u32);
     while i > 0 && j > 0 {
         let mut emit = false;
         if a[i - 1] == b[j - 1] {
@@ -836,11 +685,7 @@ pub fn lcs_compute(a: &[u8], b: &[u8], min_len: u64) -> (u32, Vec<u8>, Vec<LcsMa
         let match_len = arange_end.wrapping_sub(arange_start).wrapping_add(1);
         if emit {
             if min_len == 0 || match_len as u64 >= min_len {
-                matches.push(LcsMatch {
-                    a: (arange_start, arange_end),
-                    b: (brange_start, brange_end),
-                    len: match_len,
-                });
+                matches.push(LcsMatch { a: (arange_start, arange_end), b: (brange_start, brange_end), len: match_len });
             }
             arange_start = none;
         }
@@ -898,8 +743,7 @@ fn lcs(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let table_bytes = (a.len() as u64 + 1) * (b.len() as u64 + 1) * 4;
     if table_bytes > ctx.config().proto_max_bulk_len as u64 {
-        return r
-            .error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+        return r.error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
     }
     let (total, string, matches) = lcs_compute(&a, &b, min_len as u64);
     if idx {
@@ -937,21 +781,7 @@ mod tests {
         let (len, s, m) = lcs_compute(b"ohmytext", b"mynewtext", 0);
         assert_eq!(len, 6);
         assert_eq!(s, b"mytext");
-        assert_eq!(
-            m,
-            vec![
-                LcsMatch {
-                    a: (4, 7),
-                    b: (5, 8),
-                    len: 4
-                },
-                LcsMatch {
-                    a: (2, 3),
-                    b: (0, 1),
-                    len: 2
-                }
-            ]
-        );
+        assert_eq!(m, vec![LcsMatch { a: (4, 7), b: (5, 8), len: 4 }, LcsMatch { a: (2, 3), b: (0, 1), len: 2 }]);
         let (_, _, m) = lcs_compute(b"ohmytext", b"mynewtext", 4);
         assert_eq!(m.len(), 1);
         let (len, s, m) = lcs_compute(b"", b"abc", 0);

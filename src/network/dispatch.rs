@@ -304,7 +304,8 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.client.info_dirty {
             conn.client.info_dirty = false;
-            let (name, db, resp, no_evict, monitor, readonly) = (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor, conn.client.readonly);
+            let (name, db, resp, no_evict, monitor, readonly) =
+                (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor, conn.client.readonly);
             if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
                 info.name = name;
                 info.db = db;

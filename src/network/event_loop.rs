@@ -259,7 +259,17 @@ impl EventLoop {
         };
         let generation = self.generation & 0xFF_FFFF;
         self.generation = self.generation.wrapping_add(1);
-        let info = ClientInfo { id, addr: client.addr.clone(), laddr: client.laddr.clone(), fd, created_ms: now, last_interaction_ms: now, resp: 2, last_cmd: ClientInfo::NO_COMMAND, ..Default::default() };
+        let info = ClientInfo {
+            id,
+            addr: client.addr.clone(),
+            laddr: client.laddr.clone(),
+            fd,
+            created_ms: now,
+            last_interaction_ms: now,
+            resp: 2,
+            last_cmd: ClientInfo::NO_COMMAND,
+            ..Default::default()
+        };
         let conn = Conn::new(fd, generation, client);
         let index = match self.free.pop() {
             Some(i) => {

@@ -411,6 +411,23 @@ pub fn save_foreground(server: &crate::server::Server, shards: &ShardSet, config
     }
 }
 
+/// Kills a running RDB child and waits for it (SHUTDOWN, FLUSHALL), removing
+/// its temp file; the save is not counted as an error.
+pub fn kill_child(server: &crate::server::Server, dir: &str, why: &str) {
+    let mut st = server.persistence.lock();
+    let Some(child) = st.child.take() else { return };
+    crate::warning!("{}", why);
+    // SAFETY: signalling and reaping our own child, closing our pipe end.
+    unsafe {
+        libc::kill(child.pid, libc::SIGUSR1);
+        let mut status = 0;
+        libc::waitpid(child.pid, &mut status, 0);
+        libc::close(child.pipe);
+    }
+    let _ = std::fs::remove_file(format!("{}/temp-{}.rdb", dir, child.pid));
+    server.persistence.snapshot_active.store(false, Ordering::Relaxed);
+}
+
 /// BGSAVE CANCEL.
 pub fn cancel(server: &crate::server::Server) -> Result<&'static str, &'static str> {
     let mut st = server.persistence.lock();
@@ -529,10 +546,17 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
 /// Loads `dir/dbfilename` into the shard states before they start serving.
 /// A missing file is an empty dataset; a bad one is a refusal to start.
 pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, p: &Persistence) -> Result<(), String> {
+    let ptrs: Vec<*mut ShardState> = states.iter_mut().map(|b| &mut **b as *mut ShardState).collect();
+    load_into(&ptrs, config, p).map(|_| ())
+}
+
+/// Loads the dump into `states` (owned, or held), routing each key to its
+/// shard by hash slot. Returns false when there was no file.
+pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -> Result<bool, String> {
     let path = rdb_path(config);
     let data = match std::fs::read(&path) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(format!("Fatal error loading the DB {}: {}. Exiting.", path, e)),
     };
     let start = Instant::now();
@@ -545,14 +569,14 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, p: &Pers
             return;
         }
         let s = crate::shard::slot::key_shard(&key, shards);
-        states[s].dbs[db].insert_entry(key.into_boxed_slice(), entry);
+        // SAFETY: the caller owns or holds every state for the whole load.
+        let ptr: *mut ShardState = states[s];
+        let state = unsafe { &mut *ptr };
+        state.dbs[db].insert_entry(key.into_boxed_slice(), entry);
     })
     .map_err(|e| format!("Short read or OOM loading DB. Unrecoverable error, aborting now. {} ({}). Refusing to start with a partial dataset.", e, path))?;
     if let Some(db) = bad_db {
-        return Err(format!(
-            "FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting",
-            databases, db
-        ));
+        return Err(format!("FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting", databases, db));
     }
     let mut st = p.lock();
     st.last_load_keys_loaded = stats.keys_loaded;
@@ -564,7 +588,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, p: &Pers
     }
     crate::notice!("Done loading RDB, keys loaded: {}, keys expired: {}.", stats.keys_loaded, stats.keys_expired);
     crate::notice!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
-    Ok(())
+    Ok(true)
 }
 
 /// `INFO persistence`, with Redis 7.0's field names.

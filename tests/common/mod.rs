@@ -106,29 +106,13 @@ impl Server {
                 Kind::Ringkv => Command::new(env!("CARGO_BIN_EXE_ringkv")),
                 Kind::Redis => Command::new("redis-server"),
             };
-            cmd.arg("--port")
-                .arg(port.to_string())
-                .arg("--save")
-                .arg("")
-                .arg("--dir")
-                .arg(&dir)
-                .arg("--logfile")
-                .arg(&log_path);
+            cmd.arg("--port").arg(port.to_string()).arg("--save").arg("").arg("--dir").arg(&dir).arg("--logfile").arg(&log_path);
             if kind == Kind::Redis {
-                cmd.args([
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--bind",
-                    "127.0.0.1",
-                ]);
+                cmd.args(["--appendonly", "no", "--daemonize", "no", "--bind", "127.0.0.1"]);
             }
             cmd.args(extra);
             let out = File::create(&stdio_path).expect("create stdio log");
-            cmd.stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out);
+            cmd.stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out);
             // SAFETY: prctl is async-signal-safe; the closure only asks the kernel to
             // SIGKILL the child when the thread that started it (this test) dies.
             unsafe {
@@ -144,14 +128,7 @@ impl Server {
                 }
                 Err(e) => panic!("cannot start {}: {}", kind.name(), e),
             };
-            let mut server = Server {
-                child,
-                kind,
-                port,
-                dir,
-                log_path,
-                stdio_path,
-            };
+            let mut server = Server { child, kind, port, dir, log_path, stdio_path };
             match server.wait_ready() {
                 Ok(()) => return server,
                 Err(Retry::PortTaken(log)) => {
@@ -163,12 +140,7 @@ impl Server {
                 }
             }
         }
-        panic!(
-            "{} could not get a free port after {} attempts; last log:\n{}",
-            kind.name(),
-            START_ATTEMPTS,
-            last_log
-        )
+        panic!("{} could not get a free port after {} attempts; last log:\n{}", kind.name(), START_ATTEMPTS, last_log)
     }
 
     fn wait_ready(&mut self) -> Result<(), Retry> {
@@ -176,34 +148,19 @@ impl Server {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log = self.logs();
-                if log.contains("in use")
-                    || log.contains("Could not create server TCP listening socket")
-                {
+                if log.contains("in use") || log.contains("Could not create server TCP listening socket") {
                     return Err(Retry::PortTaken(log));
                 }
-                return Err(Retry::Fatal(format!(
-                    "exited with {} before answering PING; log:\n{}",
-                    status, log
-                )));
+                return Err(Retry::Fatal(format!("exited with {} before answering PING; log:\n{}", status, log)));
             }
             if Instant::now() > deadline {
-                return Err(Retry::Fatal(format!(
-                    "no PONG within {:?}; log:\n{}",
-                    START_TIMEOUT,
-                    self.logs()
-                )));
+                return Err(Retry::Fatal(format!("no PONG within {:?}; log:\n{}", START_TIMEOUT, self.logs())));
             }
-            if let Ok(mut s) = TcpStream::connect_timeout(
-                &self.addr().parse().unwrap(),
-                Duration::from_millis(500),
-            ) {
+            if let Ok(mut s) = TcpStream::connect_timeout(&self.addr().parse().unwrap(), Duration::from_millis(500)) {
                 s.set_read_timeout(Some(Duration::from_secs(2))).ok();
                 s.set_write_timeout(Some(Duration::from_secs(2))).ok();
                 let mut buf = [0u8; 7];
-                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok()
-                    && s.read_exact(&mut buf).is_ok()
-                    && &buf == b"+PONG\r\n"
-                {
+                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
                     // SO_REUSEPORT (ringkv's listeners) lets another process share the port
                     // silently: make sure every listener on it is ours.
                     if self.kind == Kind::Ringkv && !listeners_all_ours(self.port, self.pid()) {
@@ -242,12 +199,7 @@ impl Server {
         assert!(self.alive(), "{} died; log:\n{}", self.name(), self.logs());
         let mut c = self.conn();
         let r = c.cmd(&["PING"]);
-        assert_eq!(
-            r,
-            Resp::Simple("PONG".into()),
-            "{} does not answer PING",
-            self.name()
-        );
+        assert_eq!(r, Resp::Simple("PONG".into()), "{} does not answer PING", self.name());
     }
 
     /// The server's log file and anything it printed on stdout/stderr.
@@ -263,8 +215,7 @@ impl Server {
 
     /// A raw TCP connection with timeouts and TCP_NODELAY.
     pub fn stream(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr())
-            .unwrap_or_else(|e| panic!("connect to {} at {}: {}", self.name(), self.addr(), e));
+        let s = TcpStream::connect(self.addr()).unwrap_or_else(|e| panic!("connect to {} at {}: {}", self.name(), self.addr(), e));
         s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         s.set_nodelay(true).unwrap();
@@ -279,9 +230,7 @@ impl Server {
     /// A sync `redis` crate connection (RESP2).
     pub fn redis_client(&self) -> redis::Connection {
         let client = redis::Client::open(self.url()).unwrap();
-        let c = client
-            .get_connection_with_timeout(IO_TIMEOUT)
-            .unwrap_or_else(|e| panic!("redis crate connect to {}: {}", self.name(), e));
+        let c = client.get_connection_with_timeout(IO_TIMEOUT).unwrap_or_else(|e| panic!("redis crate connect to {}: {}", self.name(), e));
         c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         c.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
         c
@@ -301,22 +250,8 @@ impl Drop for Server {
         let _ = self.child.wait();
         if panicking {
             let log = self.logs();
-            let tail: String = log
-                .lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            eprintln!(
-                "--- {} (port {}) log tail, full log kept in {} ---\n{}",
-                self.name(),
-                self.port,
-                self.dir.display(),
-                tail
-            );
+            let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            eprintln!("--- {} (port {}) log tail, full log kept in {} ---\n{}", self.name(), self.port, self.dir.display(), tail);
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -335,12 +270,7 @@ static PORT_CURSOR: AtomicU32 = AtomicU32::new(0);
 pub fn free_port() -> u16 {
     const BASE: u32 = 20000;
     const SPAN: u32 = 12000;
-    let _ = PORT_CURSOR.compare_exchange(
-        0,
-        1 + (std::process::id().wrapping_mul(7919) % SPAN),
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    let _ = PORT_CURSOR.compare_exchange(0, 1 + (std::process::id().wrapping_mul(7919) % SPAN), Ordering::SeqCst, Ordering::SeqCst);
     for _ in 0..SPAN {
         let n = PORT_CURSOR.fetch_add(1, Ordering::SeqCst);
         let port = (BASE + n % SPAN) as u16;
@@ -349,9 +279,7 @@ pub fn free_port() -> u16 {
             continue;
         }
         // A plain bind (no SO_REUSEPORT) fails if anyone listens there, even with SO_REUSEPORT.
-        if TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("0.0.0.0", port)).is_ok()
-        {
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("0.0.0.0", port)).is_ok() {
             taken.push(port);
             return port;
         }
@@ -362,13 +290,7 @@ pub fn free_port() -> u16 {
 fn scratch_dir(name: &str, port: u16) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
-    let dir = std::env::temp_dir().join(format!(
-        "ringkv-test-{}-{}-{}-{}",
-        std::process::id(),
-        name,
-        port,
-        n
-    ));
+    let dir = std::env::temp_dir().join(format!("ringkv-test-{}-{}-{}-{}", std::process::id(), name, port, n));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
@@ -417,13 +339,7 @@ pub fn require_tool(tool: &str) -> PathBuf {
 
 /// Runs `cmd` with `stdin` fed to it, killing it (by its PID) if it runs longer than `limit`.
 pub fn run_with_timeout(cmd: &mut Command, stdin: Option<Vec<u8>>, limit: Duration) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe (kill the tool if this test thread dies).
     unsafe {
         cmd.pre_exec(|| {
@@ -431,9 +347,7 @@ pub fn run_with_timeout(cmd: &mut Command, stdin: Option<Vec<u8>>, limit: Durati
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
     let feeder = stdin.map(|data| {
         let mut pipe = child.stdin.take().unwrap();
         std::thread::spawn(move || {
@@ -461,23 +375,14 @@ pub fn run_with_timeout(cmd: &mut Command, stdin: Option<Vec<u8>>, limit: Durati
             let _ = child.kill();
             let _ = child.wait();
             let stdout = out_reader.join().unwrap();
-            panic!(
-                "{:?} ran longer than {:?}; output so far:\n{}",
-                cmd,
-                limit,
-                String::from_utf8_lossy(&stdout)
-            );
+            panic!("{:?} ran longer than {:?}; output so far:\n{}", cmd, limit, String::from_utf8_lossy(&stdout));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     if let Some(f) = feeder {
         let _ = f.join();
     }
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
+    Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
 }
 
 // ---------------------------------------------------------------------------
@@ -563,13 +468,7 @@ fn parse_len(line: &[u8], what: u8) -> Result<i64, FrameError> {
     std::str::from_utf8(line)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| {
-            FrameError::Invalid(format!(
-                "bad length {:?} after '{}'",
-                escape(line, 40),
-                what as char
-            ))
-        })
+        .ok_or_else(|| FrameError::Invalid(format!("bad length {:?} after '{}'", escape(line, 40), what as char)))
 }
 
 fn frame_end(buf: &[u8], pos: usize, depth: usize) -> Result<usize, FrameError> {
@@ -592,20 +491,14 @@ fn frame_end(buf: &[u8], pos: usize, depth: usize) -> Result<usize, FrameError> 
                 return Ok(next);
             }
             if n < 0 {
-                return Err(FrameError::Invalid(format!(
-                    "negative length {} after '{}'",
-                    n, t as char
-                )));
+                return Err(FrameError::Invalid(format!("negative length {} after '{}'", n, t as char)));
             }
             let end = next + n as usize;
             if buf.len() < end + 2 {
                 return Err(FrameError::Incomplete);
             }
             if &buf[end..end + 2] != b"\r\n" {
-                return Err(FrameError::Invalid(format!(
-                    "'{}' payload of {} bytes not followed by CRLF",
-                    t as char, n
-                )));
+                return Err(FrameError::Invalid(format!("'{}' payload of {} bytes not followed by CRLF", t as char, n)));
             }
             Ok(end + 2)
         }
@@ -615,10 +508,7 @@ fn frame_end(buf: &[u8], pos: usize, depth: usize) -> Result<usize, FrameError> 
                 return Ok(next);
             }
             if n < 0 {
-                return Err(FrameError::Invalid(format!(
-                    "negative count {} after '{}'",
-                    n, t as char
-                )));
+                return Err(FrameError::Invalid(format!("negative count {} after '{}'", n, t as char)));
             }
             let items = if t == b'%' || t == b'|' { 2 * n } else { n };
             let mut p = next;
@@ -631,11 +521,7 @@ fn frame_end(buf: &[u8], pos: usize, depth: usize) -> Result<usize, FrameError> 
             }
             Ok(p)
         }
-        _ => Err(FrameError::Invalid(format!(
-            "unknown RESP type byte {:?} in {:?}",
-            t as char,
-            escape(&buf[pos..], 60)
-        ))),
+        _ => Err(FrameError::Invalid(format!("unknown RESP type byte {:?} in {:?}", t as char, escape(&buf[pos..], 60)))),
     }
 }
 
@@ -756,8 +642,7 @@ fn attribute_end(buf: &[u8], pos: usize) -> Result<usize, FrameError> {
 
 /// RESP multibulk encoding of a command.
 pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+    let mut out = Vec::with_capacity(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
     encode_into(&mut out, args);
     out
 }
@@ -813,10 +698,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(stream: TcpStream) -> Conn {
-        Conn {
-            stream,
-            pending: Vec::with_capacity(16 * 1024),
-        }
+        Conn { stream, pending: Vec::with_capacity(16 * 1024) }
     }
 
     /// Received bytes beyond the replies returned so far.
@@ -830,9 +712,7 @@ impl Conn {
     }
 
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
-            .unwrap_or_else(|e| panic!("write to server: {}", e));
+        self.stream.write_all(bytes).unwrap_or_else(|e| panic!("write to server: {}", e));
     }
 
     /// Reads exactly one complete reply and returns its raw bytes.
@@ -844,20 +724,14 @@ impl Conn {
                     let rest = self.pending.split_off(n);
                     return Ok(std::mem::replace(&mut self.pending, rest));
                 }
-                Err(FrameError::Invalid(e)) => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e))
-                }
+                Err(FrameError::Invalid(e)) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
                 Err(FrameError::Incomplete) => {}
             }
             let n = self.stream.read(&mut chunk)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "connection closed with {} unparsed bytes: {}",
-                        self.pending.len(),
-                        escape(&self.pending, 200)
-                    ),
+                    format!("connection closed with {} unparsed bytes: {}", self.pending.len(), escape(&self.pending, 200)),
                 ));
             }
             self.pending.extend_from_slice(&chunk[..n]);
@@ -866,9 +740,7 @@ impl Conn {
 
     /// Reads one reply, panicking on I/O errors or bad RESP.
     pub fn read(&mut self) -> Resp {
-        let f = self
-            .read_frame()
-            .unwrap_or_else(|e| panic!("reading a reply: {}", e));
+        let f = self.read_frame().unwrap_or_else(|e| panic!("reading a reply: {}", e));
         decode(&f)
     }
 
@@ -879,8 +751,7 @@ impl Conn {
 
     pub fn cmd_raw<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Vec<u8> {
         self.send(args);
-        self.read_frame()
-            .unwrap_or_else(|e| panic!("reading a reply: {}", e))
+        self.read_frame().unwrap_or_else(|e| panic!("reading a reply: {}", e))
     }
 
     /// Reads everything until the server closes the connection or nothing arrives for
@@ -911,25 +782,14 @@ pub fn feed(server: &Server, chunks: &[Vec<u8>], idle: Duration) -> (Vec<u8>, En
 }
 
 /// See `Conn::read_until_close`.
-pub fn read_until_close(
-    stream: &mut TcpStream,
-    mut got: Vec<u8>,
-    idle: Duration,
-) -> (Vec<u8>, End) {
+pub fn read_until_close(stream: &mut TcpStream, mut got: Vec<u8>, idle: Duration) -> (Vec<u8>, End) {
     stream.set_read_timeout(Some(idle)).unwrap();
     let mut chunk = [0u8; 64 * 1024];
     let end = loop {
         match stream.read(&mut chunk) {
             Ok(0) => break End::Closed,
             Ok(n) => got.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break End::Idle
-            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break End::Idle,
             Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted) => continue,
             Err(_) => break End::Closed,
         }
@@ -962,16 +822,8 @@ pub fn split_args(line: &str) -> Option<Vec<Vec<u8>>> {
                 if i >= b.len() {
                     return None;
                 }
-                if b[i] == b'\\'
-                    && i + 3 < b.len()
-                    && b[i + 1] == b'x'
-                    && b[i + 2].is_ascii_hexdigit()
-                    && b[i + 3].is_ascii_hexdigit()
-                {
-                    cur.push(
-                        u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap(), 16)
-                            .unwrap(),
-                    );
+                if b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x' && b[i + 2].is_ascii_hexdigit() && b[i + 3].is_ascii_hexdigit() {
+                    cur.push(u8::from_str_radix(std::str::from_utf8(&b[i + 2..i + 4]).unwrap(), 16).unwrap());
                     i += 3;
                 } else if b[i] == b'\\' && i + 1 < b.len() {
                     i += 1;
@@ -1060,11 +912,7 @@ pub fn crc16(data: &[u8]) -> u16 {
     for &byte in data {
         crc ^= (byte as u16) << 8;
         for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
         }
     }
     crc

@@ -28,11 +28,7 @@ pub enum F80 {
 
 impl F80 {
     pub fn from_i64(v: i64) -> F80 {
-        F80::Finite {
-            neg: v < 0,
-            mant: v.unsigned_abs(),
-            exp: 0,
-        }
+        F80::Finite { neg: v < 0, mant: v.unsigned_abs(), exp: 0 }
     }
 
     pub fn is_finite(&self) -> bool {
@@ -42,8 +38,7 @@ impl F80 {
     /// Redis's `string2ld`: `strtold` over the whole string, no leading
     /// space, no NaN, no overflow or total underflow.
     pub fn parse(s: &[u8]) -> Option<F80> {
-        if s.is_empty() || s.len() >= INPUT_CHARS_MAX || s[0].is_ascii_whitespace() || s[0] == 0x0b
-        {
+        if s.is_empty() || s.len() >= INPUT_CHARS_MAX || s[0].is_ascii_whitespace() || s[0] == 0x0b {
             return None;
         }
         let (neg, body) = match s[0] {
@@ -76,25 +71,10 @@ impl F80 {
                 }
             }
             (F80::Inf { neg }, _) | (_, F80::Inf { neg }) => F80::Inf { neg },
-            (
-                F80::Finite {
-                    neg: na,
-                    mant: ma,
-                    exp: ea,
-                },
-                F80::Finite {
-                    neg: nb,
-                    mant: mb,
-                    exp: eb,
-                },
-            ) => {
+            (F80::Finite { neg: na, mant: ma, exp: ea }, F80::Finite { neg: nb, mant: mb, exp: eb }) => {
                 if ma == 0 && mb == 0 {
                     // IEEE: -0 + -0 = -0, otherwise +0.
-                    return F80::Finite {
-                        neg: na && nb,
-                        mant: 0,
-                        exp: 0,
-                    };
+                    return F80::Finite { neg: na && nb, mant: 0, exp: 0 };
                 }
                 if ma == 0 {
                     return other;
@@ -109,11 +89,7 @@ impl F80 {
                     round(na, a.add(&b), base as i64, false)
                 } else {
                     match a.cmp(&b) {
-                        Ordering::Equal => F80::Finite {
-                            neg: false,
-                            mant: 0,
-                            exp: 0,
-                        },
+                        Ordering::Equal => F80::Finite { neg: false, mant: 0, exp: 0 },
                         Ordering::Greater => round(na, a.sub(&b), base as i64, false),
                         Ordering::Less => round(nb, b.sub(&a), base as i64, false),
                     }
@@ -172,11 +148,7 @@ impl F80 {
 fn round(neg: bool, n: Big, exp: i64, sticky: bool) -> F80 {
     let bits = n.bit_len() as i64;
     if bits == 0 {
-        return F80::Finite {
-            neg,
-            mant: 0,
-            exp: 0,
-        };
+        return F80::Finite { neg, mant: 0, exp: 0 };
     }
     if bits - 1 + exp > EXP_MSB_MAX {
         return F80::Inf { neg };
@@ -188,11 +160,7 @@ fn round(neg: bool, n: Big, exp: i64, sticky: bool) -> F80 {
     if shift <= 0 {
         debug_assert!(!sticky);
         let mant = n.low_u64() << (-shift) as u32;
-        return F80::Finite {
-            neg,
-            mant,
-            exp: (exp + shift) as i32,
-        };
+        return F80::Finite { neg, mant, exp: (exp + shift) as i32 };
     }
     let shift_bits = shift as usize;
     let mut mant = n.shr(shift_bits).low_u64() as u128;
@@ -209,11 +177,7 @@ fn round(neg: bool, n: Big, exp: i64, sticky: bool) -> F80 {
             return F80::Inf { neg };
         }
     }
-    F80::Finite {
-        neg,
-        mant: mant as u64,
-        exp: exp as i32,
-    }
+    F80::Finite { neg, mant: mant as u64, exp: exp as i32 }
 }
 
 /// `0x` already consumed. Returns None when there are no hex digits.
@@ -261,11 +225,7 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<Option<F80>> {
 /// as `string2ld` rejects ERANGE with 0 or HUGE_VAL.
 fn finish(neg: bool, n: Big, exp: i64) -> Option<F80> {
     if n.is_zero() {
-        return Some(F80::Finite {
-            neg,
-            mant: 0,
-            exp: 0,
-        });
+        return Some(F80::Finite { neg, mant: 0, exp: 0 });
     }
     let top = n.bit_len() as i64 - 1 + exp;
     if top > EXP_MSB_MAX + 1 {
@@ -347,11 +307,7 @@ fn parse_decimal(neg: bool, s: &[u8]) -> Option<Option<F80>> {
     }
     let exp10 = exp10 - frac_digits;
     if n.is_zero() {
-        return Some(Some(F80::Finite {
-            neg,
-            mant: 0,
-            exp: 0,
-        }));
+        return Some(Some(F80::Finite { neg, mant: 0, exp: 0 }));
     }
     // Magnitude in decimal digits decides the hopeless cases before any big
     // power of ten is built (the largest value is ~1.19e4932, the smallest
@@ -400,13 +356,7 @@ impl Big {
         Big(vec![v as u32, (v >> 32) as u32]).normalized()
     }
     fn from_u128(v: u128) -> Big {
-        Big(vec![
-            v as u32,
-            (v >> 32) as u32,
-            (v >> 64) as u32,
-            (v >> 96) as u32,
-        ])
-        .normalized()
+        Big(vec![v as u32, (v >> 32) as u32, (v >> 64) as u32, (v >> 96) as u32]).normalized()
     }
     fn normalized(mut self) -> Big {
         while self.0.last() == Some(&0) {
@@ -424,9 +374,7 @@ impl Big {
         }
     }
     fn bit(&self, i: usize) -> bool {
-        self.0
-            .get(i / 32)
-            .is_some_and(|&l| (l >> (i % 32)) & 1 == 1)
+        self.0.get(i / 32).is_some_and(|&l| (l >> (i % 32)) & 1 == 1)
     }
     fn any_bits_below(&self, i: usize) -> bool {
         let whole = i / 32;
@@ -434,11 +382,7 @@ impl Big {
             return true;
         }
         let part = i % 32;
-        part > 0
-            && self
-                .0
-                .get(whole)
-                .is_some_and(|&l| l & ((1u32 << part) - 1) != 0)
+        part > 0 && self.0.get(whole).is_some_and(|&l| l & ((1u32 << part) - 1) != 0)
     }
     fn low_u64(&self) -> u64 {
         let lo = self.0.first().copied().unwrap_or(0) as u64;
@@ -476,9 +420,7 @@ impl Big {
         let mut out = Vec::with_capacity(self.0.len().max(o.0.len()) + 1);
         let mut carry = 0u64;
         for i in 0..self.0.len().max(o.0.len()) {
-            let v = self.0.get(i).copied().unwrap_or(0) as u64
-                + o.0.get(i).copied().unwrap_or(0) as u64
-                + carry;
+            let v = self.0.get(i).copied().unwrap_or(0) as u64 + o.0.get(i).copied().unwrap_or(0) as u64 + carry;
             out.push(v as u32);
             carry = v >> 32;
         }
@@ -557,20 +499,13 @@ impl Big {
         let src = &self.0[limbs..];
         let mut out = Vec::with_capacity(src.len());
         for i in 0..src.len() {
-            let hi = if bits == 0 {
-                0
-            } else {
-                src.get(i + 1).map_or(0, |&h| h << (32 - bits))
-            };
+            let hi = if bits == 0 { 0 } else { src.get(i + 1).map_or(0, |&h| h << (32 - bits)) };
             out.push(src[i] >> bits | hi);
         }
         Big(out).normalized()
     }
     fn cmp(&self, o: &Big) -> Ordering {
-        self.0
-            .len()
-            .cmp(&o.0.len())
-            .then_with(|| self.0.iter().rev().cmp(o.0.iter().rev()))
+        self.0.len().cmp(&o.0.len()).then_with(|| self.0.iter().rev().cmp(o.0.iter().rev()))
     }
     /// Quotient (known to be below 2^128) and whether a remainder is left,
     /// by restoring division one quotient bit at a time.
@@ -626,24 +561,10 @@ mod tests {
 
     #[test]
     fn parse_rejects_as_string2ld() {
-        for bad in [
-            "", " 1", "1 ", "1e", "e1", "-", "1_0", "nan", "nan(1)", "1e5000", "1e-5000", "0x",
-            "1.5e", "0x1p",
-        ] {
+        for bad in ["", " 1", "1 ", "1e", "e1", "-", "1_0", "nan", "nan(1)", "1e5000", "1e-5000", "0x", "1.5e", "0x1p"] {
             assert!(F80::parse(bad.as_bytes()).is_none(), "{bad:?}");
         }
-        for good in [
-            ".5",
-            "5.",
-            "+3",
-            "0x1p-2",
-            "0X1P3",
-            "0x.8",
-            "inf",
-            "-Infinity",
-            "0e99999",
-            "-1e-4940",
-        ] {
+        for good in [".5", "5.", "+3", "0x1p-2", "0X1P3", "0x.8", "inf", "-Infinity", "0e99999", "-1e-4940"] {
             assert!(F80::parse(good.as_bytes()).is_some(), "{good:?}");
         }
     }
@@ -673,17 +594,9 @@ mod tests {
     #[test]
     fn rounding_of_print_is_half_even() {
         // 2^-18 = 0.000003814697265625: printed to 17 places.
-        let v = F80::Finite {
-            neg: false,
-            mant: 1,
-            exp: -18,
-        };
+        let v = F80::Finite { neg: false, mant: 1, exp: -18 };
         assert_eq!(v.to_human(), "0.00000381469726562");
-        let v = F80::Finite {
-            neg: false,
-            mant: 3,
-            exp: -18,
-        };
+        let v = F80::Finite { neg: false, mant: 3, exp: -18 };
         // 0.000011444091796875 -> ...796875 rounds half to even: ...79688
         assert_eq!(v.to_human(), "0.00001144409179688");
     }
@@ -691,9 +604,6 @@ mod tests {
     #[test]
     fn big_decimal() {
         assert_eq!(Big::pow10(20).to_decimal(), "100000000000000000000");
-        assert_eq!(
-            Big::from_u64(u64::MAX).shl(7).shr(7).to_decimal(),
-            u64::MAX.to_string()
-        );
+        assert_eq!(Big::from_u64(u64::MAX).shl(7).shr(7).to_decimal(), u64::MAX.to_string());
     }
 }
