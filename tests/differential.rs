@@ -19,7 +19,11 @@ const CORPUS_READ_TIMEOUT: Duration = Duration::from_secs(5);
 const SHOW_BYTES: usize = 400;
 
 fn corpus_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus"));
+    files_in(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus"))
+}
+
+fn files_in(dir: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(dir);
     let filter = std::env::var("RINGKV_CORPUS").unwrap_or_default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {}", dir.display(), e))
@@ -226,6 +230,41 @@ fn corpus() {
             report
         );
     }
+}
+
+/// CLUSTER commands against a real Redis running in cluster mode as a
+/// one-node cluster owning every slot (a standalone Redis answers them all
+/// with "cluster support disabled"). Node ids and ports differ, so those
+/// lines are compared by shape in the corpus.
+#[test]
+fn cluster_corpus() {
+    let files = files_in(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus-cluster"));
+    let nodes = std::env::temp_dir().join(format!("ringkv-cluster-nodes-{}.conf", std::process::id()));
+    let _ = std::fs::remove_file(&nodes);
+    let nodes_arg = nodes.display().to_string();
+    let mut ringkv = Server::ringkv(&["--shards", "3"]);
+    let mut redis = Server::redis(&["--cluster-enabled", "yes", "--cluster-config-file", &nodes_arg]);
+    {
+        let mut c = redis.conn();
+        let _ = c.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        let start = std::time::Instant::now();
+        loop {
+            let info = c.cmd(&["CLUSTER", "INFO"]);
+            if info.opt_bytes().is_some_and(|b| String::from_utf8_lossy(&b).contains("cluster_state:ok")) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "redis cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let mut report = String::new();
+    let mut failures = 0;
+    let mut wedged = false;
+    for f in &files {
+        failures += run_file(f, &mut ringkv, &mut redis, &mut report, &mut wedged);
+    }
+    let _ = std::fs::remove_file(&nodes);
+    assert_eq!(failures, 0, "cluster corpus mismatches:\n{}", report);
 }
 
 // ---------------------------------------------------------------------------

@@ -351,10 +351,8 @@ pub fn parse_i64(arg: &[u8]) -> Option<i64> {
     if arg.is_empty() || arg.len() > 20 {
         return None;
     }
-    crate::shard::keyspace::canonical_int(arg).or_else(|| {
-        // string2ll also accepts "-0"? No: Redis rejects leading zeros and "+".
-        None
-    })
+    // Redis's string2ll: no leading zeros, no '+', no "-0".
+    crate::shard::keyspace::canonical_int(arg)
 }
 
 /// Redis's `wrong number of arguments` error.

@@ -155,21 +155,19 @@ impl EventLoop {
             None => return self.reject(index, None, &unknown_command_error(args)),
         };
         let mut spec = &table.specs[id];
-        if table.has_subcommands(spec.name) {
-            if args.len() >= 2 {
-                match table.lookup_sub(spec.name, args[1]) {
-                    Some(sub) => {
-                        id = sub;
-                        spec = &table.specs[id];
-                    }
-                    None => {
-                        let msg = format!(
-                            "ERR unknown subcommand '{}'. Try {} HELP.",
-                            String::from_utf8_lossy(&args[1][..args[1].len().min(128)]),
-                            spec.name.to_ascii_uppercase()
-                        );
-                        return self.reject(index, None, &msg);
-                    }
+        if table.has_subcommands(spec.name) && args.len() >= 2 {
+            match table.lookup_sub(spec.name, args[1]) {
+                Some(sub) => {
+                    id = sub;
+                    spec = &table.specs[id];
+                }
+                None => {
+                    let msg = format!(
+                        "ERR unknown subcommand '{}'. Try {} HELP.",
+                        String::from_utf8_lossy(&args[1][..args[1].len().min(128)]),
+                        spec.name.to_ascii_uppercase()
+                    );
+                    return self.reject(index, None, &msg);
                 }
             }
         }

@@ -189,7 +189,7 @@ impl EventLoop {
         self.server.sleeping[self.id].store(true, Ordering::SeqCst);
         let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
         let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst) != crate::shard::hold::RUNNING;
-        if has_mail || held || self.ring.completion().len() > 0 {
+        if has_mail || held || !self.ring.completion().is_empty() {
             self.server.sleeping[self.id].store(false, Ordering::SeqCst);
             let _ = self.ring.submit_and_wait(0);
             return;
@@ -472,14 +472,7 @@ impl EventLoop {
 
     fn drain_mailboxes(&mut self) {
         for from in 0..self.inboxes.len() {
-            loop {
-                let msg = match self.inboxes[from].as_mut() {
-                    Some(c) => match c.pop() {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    },
-                    None => break,
-                };
+            while let Some(msg) = self.inboxes[from].as_mut().and_then(|c| c.pop().ok()) {
                 self.on_message(msg);
                 self.server.hold.check(self.id);
             }

@@ -576,7 +576,10 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
     })
     .map_err(|e| format!("Short read or OOM loading DB. Unrecoverable error, aborting now. {} ({}). Refusing to start with a partial dataset.", e, path))?;
     if let Some(db) = bad_db {
-        return Err(format!("FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting", databases, db));
+        return Err(format!(
+            "FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting",
+            databases, db
+        ));
     }
     let mut st = p.lock();
     st.last_load_keys_loaded = stats.keys_loaded;

@@ -119,7 +119,7 @@ impl DirectWriter {
 
     /// Appends bytes not covered by the checksum (the checksum itself).
     pub fn write_raw(&mut self, data: &[u8]) -> io::Result<()> {
-        let saved = self.crc.clone();
+        let saved = self.crc;
         self.write(data)?;
         self.crc = saved;
         Ok(())

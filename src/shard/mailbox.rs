@@ -57,9 +57,8 @@ impl Outbox {
     /// (the receiver may need a doorbell).
     pub fn send(&mut self, msg: Message) {
         if self.overflow.is_empty() {
-            match self.producer.push(msg) {
-                Ok(()) => return,
-                Err(rtrb::PushError::Full(m)) => self.overflow.push_back(m),
+            if let Err(rtrb::PushError::Full(m)) = self.producer.push(msg) {
+                self.overflow.push_back(m);
             }
         } else {
             self.overflow.push_back(msg);
