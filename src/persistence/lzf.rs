@@ -82,40 +82,16 @@ impl Compressor {
                 ip = end;
                 continue;
             }
-            if op + 1 >= cap {
+            if !push_literal(out, &mut op, &mut lit, input[ip]) {
                 return 0;
             }
-            out[op] = input[ip];
-            op += 1;
             ip += 1;
-            lit += 1;
-            if lit == MAX_LIT {
-                out[op - lit - 1] = (MAX_LIT - 1) as u8;
-                if op >= cap {
-                    return 0;
-                }
-                out[op] = 0;
-                op += 1;
-                lit = 0;
-            }
         }
         while ip < n {
-            if op + 1 >= cap {
+            if !push_literal(out, &mut op, &mut lit, input[ip]) {
                 return 0;
             }
-            out[op] = input[ip];
-            op += 1;
             ip += 1;
-            lit += 1;
-            if lit == MAX_LIT {
-                out[op - lit - 1] = (MAX_LIT - 1) as u8;
-                if op >= cap {
-                    return 0;
-                }
-                out[op] = 0;
-                op += 1;
-                lit = 0;
-            }
         }
         if lit > 0 {
             out[op - lit - 1] = (lit - 1) as u8;
@@ -124,6 +100,28 @@ impl Compressor {
         }
         op
     }
+}
+
+/// Appends one literal byte to the open literal run, closing the run (and
+/// opening the next) at 32 bytes. False when `out` is full.
+#[inline]
+fn push_literal(out: &mut [u8], op: &mut usize, lit: &mut usize, byte: u8) -> bool {
+    if *op + 1 >= out.len() {
+        return false;
+    }
+    out[*op] = byte;
+    *op += 1;
+    *lit += 1;
+    if *lit == MAX_LIT {
+        out[*op - *lit - 1] = (MAX_LIT - 1) as u8;
+        if *op >= out.len() {
+            return false;
+        }
+        out[*op] = 0;
+        *op += 1;
+        *lit = 0;
+    }
+    true
 }
 
 /// Decompresses an LZF stream whose decompressed size is `out_len`.

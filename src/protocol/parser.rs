@@ -84,31 +84,9 @@ pub fn parse_command(buf: &[u8], args: &mut Args, limits: &ParseLimits) -> Resul
     }
 }
 
+/// Redis's string2ll, shared with the keyspace's integer encoding.
 fn parse_int(digits: &[u8]) -> Option<i64> {
-    // Redis's string2ll: optional '-', digits, no '+', no leading zeros beyond "0".
-    if digits.is_empty() || digits.len() > 20 {
-        return None;
-    }
-    let (neg, d) = if digits[0] == b'-' { (true, &digits[1..]) } else { (false, digits) };
-    if d.is_empty() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in d {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    if neg {
-        // i64::MIN is accepted, as string2ll does.
-        if v > i64::MAX as u64 + 1 {
-            return None;
-        }
-        Some((v as i64).wrapping_neg())
-    } else {
-        i64::try_from(v).ok()
-    }
+    crate::shard::keyspace::canonical_int(digits)
 }
 
 fn parse_multibulk(buf: &[u8], args: &mut Args, limits: &ParseLimits) -> Result<Option<usize>, ParseError> {
