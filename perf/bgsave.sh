@@ -2,16 +2,15 @@
 # What a background snapshot costs a loaded server: fork pause, snapshot time,
 # copy-on-write, and client latency before vs during the snapshot.
 #
-#   perf/bgsave.sh redis                 # against redis-server (works today)
-#   perf/bgsave.sh ringkv                # against ringkv, once its BGSAVE lands
+#   perf/bgsave.sh redis                 # against redis-server
+#   perf/bgsave.sh ringkv                # against ringkv
+#   perf/bgsave.sh both                  # redis then ringkv, same settings, one after the other
 #   KEYS=6000000 perf/bgsave.sh redis    # larger datasets: 6M, 24M
 #   KEYS=100000 BEFORE_SECONDS=1 AFTER_SECONDS=1 perf/bgsave.sh redis   # quick smoke run
 #
-# NOTE: ringkv's BGSAVE is not merged yet; against ringkv this script stops
-# with "server does not support BGSAVE" until it is. ringkv will expose the same
-# INFO fields as Redis (latest_fork_usec, rdb_bgsave_in_progress,
-# rdb_last_cow_size, current_cow_size, rdb_last_bgsave_time_sec), so nothing
-# here is specific to either server.
+# ringkv exposes the same INFO fields as Redis (latest_fork_usec,
+# rdb_bgsave_in_progress, rdb_last_cow_size, current_cow_size,
+# rdb_last_bgsave_time_sec), so nothing here is specific to either server.
 #
 # Steps:
 # 1. Start the server on core 0 with --save "" and a scratch --dir.
@@ -37,6 +36,12 @@
 #   RINGKV_BIN=..., REDIS_SERVER_BIN=...
 # Output: perf/out/bgsave-<server>-<timestamp>/ (samples.csv, probe.csv, runs.csv,
 #   plot.svg/png, server log).
+
+if [ "${1:-}" = "both" ]; then
+    # Side by side: the same dataset and load against each server in turn.
+    "$0" redis && "$0" ringkv
+    exit $?
+fi
 
 source "$(dirname "$0")/lib.sh"
 need_python

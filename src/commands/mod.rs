@@ -18,7 +18,8 @@ pub mod persistence;
 pub mod server;
 pub mod string;
 
-use std::collections::HashMap;
+/// The command table's maps: looked up on every command, so not SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::OnceLock;
 
 use crate::protocol::Reply;
@@ -162,6 +163,8 @@ pub struct CommandTable {
     by_name: HashMap<&'static str, usize>,
     /// For container commands: subcommand name -> id.
     subcommands: HashMap<&'static str, HashMap<&'static str, usize>>,
+    /// By command id: is it a container (CONFIG, CLIENT, ...)? Checked on every command.
+    container: Vec<bool>,
 }
 
 impl CommandTable {
@@ -178,8 +181,8 @@ impl CommandTable {
         specs.extend(command::commands());
         specs.extend(diagnostics::commands());
         specs.extend(persistence::commands());
-        let mut by_name = HashMap::new();
-        let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::new();
+        let mut by_name = HashMap::default();
+        let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::default();
         for (i, s) in specs.iter().enumerate() {
             if let Some((c, sub)) = s.name.split_once('|') {
                 subcommands.entry(c).or_default().insert(sub, i);
@@ -188,7 +191,8 @@ impl CommandTable {
                 assert!(dup.is_none(), "command {} registered twice", s.name);
             }
         }
-        CommandTable { specs, by_name, subcommands }
+        let container = specs.iter().map(|s| subcommands.contains_key(s.name)).collect();
+        CommandTable { specs, by_name, subcommands, container }
     }
 
     pub fn get() -> &'static CommandTable {
@@ -213,6 +217,12 @@ impl CommandTable {
         let subs = self.subcommands.get(container)?;
         let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
         subs.get(lower.as_str()).copied()
+    }
+
+    /// Whether command `id` is a container with subcommands.
+    #[inline]
+    pub fn is_container(&self, id: usize) -> bool {
+        self.container[id]
     }
 
     pub fn has_subcommands(&self, name: &str) -> bool {

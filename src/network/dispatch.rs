@@ -2,8 +2,6 @@
 //! the owning shard (in place, by message, or held), statistics, slowlog,
 //! reply order. Everything that is the same for every command is here, once.
 
-use std::time::Instant;
-
 use super::conn::{Closing, Slot};
 use super::event_loop::EventLoop;
 use crate::commands::{self, flags, key_mask, CommandSpec, CommandTable, Ctx, ReplyMode, Route};
@@ -125,7 +123,10 @@ impl EventLoop {
                     if flow == Flow::Stop {
                         break;
                     }
-                    self.server.hold.check(self.id);
+                    if self.server.hold.check(self.id) {
+                        // Time parked is nobody's command time.
+                        self.clock.tick();
+                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -149,13 +150,13 @@ impl EventLoop {
     /// Runs one command for connection `index`.
     pub fn dispatch(&mut self, index: u32, args: &[&[u8]]) -> Flow {
         let table = CommandTable::get();
-        let now = crate::util::unix_ms();
+        let now = self.clock.now_ms();
         let mut id = match table.lookup(args[0]) {
             Some(id) => id,
             None => return self.reject(index, None, &unknown_command_error(args)),
         };
         let mut spec = &table.specs[id];
-        if table.has_subcommands(spec.name) && args.len() >= 2 {
+        if table.is_container(id) && args.len() >= 2 {
             match table.lookup_sub(spec.name, args[1]) {
                 Some(sub) => {
                     id = sub;
@@ -275,7 +276,7 @@ impl EventLoop {
         let out: &mut Vec<u8> = if direct { &mut conn.out } else { &mut self.scratch };
         let mark = out.len();
         let mut r = Reply::new(out, resp);
-        let start = Instant::now();
+        let start = self.clock.last;
         {
             let mut ctx = Ctx {
                 shards: &self.set,
@@ -289,7 +290,7 @@ impl EventLoop {
             };
             (spec.handler)(&mut ctx, args, &mut r);
         }
-        let usec = start.elapsed().as_micros() as u64;
+        let usec = self.clock.tick().duration_since(start).as_micros() as u64;
         let failed = r.error_prefix;
         let discard = reply_mode_after_command(&mut conn.client, mode_before);
         if direct && discard {
@@ -365,10 +366,10 @@ impl EventLoop {
     /// Runs a command sent by another shard; the reply replaces the arguments in `packed`.
     pub fn execute_remote(&mut self, id: usize, db: usize, resp: u8, packed: &mut PackedArgs) {
         let spec = &CommandTable::get().specs[id];
-        let now = crate::util::unix_ms();
+        let now = self.clock.now_ms();
         self.scratch.clear();
         let mut r = Reply::new(&mut self.scratch, resp);
-        let start = Instant::now();
+        let start = self.clock.last;
         {
             let mut slices: Vec<&[u8]> = Vec::with_capacity(packed.ends.len());
             packed.slices(&mut slices);
@@ -376,7 +377,7 @@ impl EventLoop {
                 Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
             (spec.handler)(&mut ctx, &slices, &mut r);
         }
-        let usec = start.elapsed().as_micros() as u64;
+        let usec = self.clock.tick().duration_since(start).as_micros() as u64;
         let failed = r.error_prefix;
         let st = unsafe { &mut *self.state };
         st.stats.record_call(id, usec, failed.is_some());

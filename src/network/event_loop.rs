@@ -61,6 +61,8 @@ pub struct EventLoop {
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
     pub doorbell_buf: Box<u64>,
+    /// One clock for the loop (see `Clock`).
+    pub clock: Clock,
     /// The ring was set up with DEFER_TASKRUN and COOP_TASKRUN.
     pub defer_taskrun: bool,
 }
@@ -106,6 +108,7 @@ impl EventLoop {
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
             doorbell_buf: Box::new(0),
+            clock: Clock::new(),
             defer_taskrun,
         })
     }
@@ -152,6 +155,11 @@ impl EventLoop {
         f.join(",")
     }
 
+    /// Reads the clock once per turn; commands then read it once each.
+    fn turn_start(&mut self) {
+        self.clock.tick();
+    }
+
     pub fn run(&mut self) {
         self.server.ring_fds[self.id].store(self.ring.as_raw_fd(), Ordering::Release);
         for i in 0..self.listeners.len() {
@@ -159,7 +167,11 @@ impl EventLoop {
             self.push_sqe(e);
         }
         loop {
-            self.server.hold.check(self.id);
+            if self.server.hold.check(self.id) {
+                // Time parked is nobody's command time.
+                self.clock.tick();
+            }
+            self.turn_start();
             self.reap();
             self.drain_mailboxes();
             self.retry_deferred();
@@ -171,7 +183,10 @@ impl EventLoop {
             }
             self.flush_sends();
             self.ring_doorbells();
-            self.server.hold.check(self.id);
+            if self.server.hold.check(self.id) {
+                // Time parked is nobody's command time.
+                self.clock.tick();
+            }
             self.wait();
         }
     }
@@ -474,7 +489,10 @@ impl EventLoop {
         for from in 0..self.inboxes.len() {
             while let Some(msg) = self.inboxes[from].as_mut().and_then(|c| c.pop().ok()) {
                 self.on_message(msg);
-                self.server.hold.check(self.id);
+                if self.server.hold.check(self.id) {
+                    // Time parked is nobody's command time.
+                    self.clock.tick();
+                }
             }
         }
         for o in self.outboxes.iter_mut().flatten() {
@@ -584,6 +602,7 @@ impl EventLoop {
     }
 
     fn cron(&mut self, now: i64) {
+        self.clock.resync();
         let dirty = self.state().dirty;
         self.server.persistence.dirty[self.id].store(dirty, Ordering::Relaxed);
         if self.id == 0 {
@@ -659,6 +678,40 @@ impl EventLoop {
             self.set.set(t, std::ptr::null_mut());
         }
         drop(guard);
+    }
+}
+
+/// The loop's clock. clock_gettime was ~9% of a pipelined GET load with
+/// three reads per command; now each command reads the monotonic clock once
+/// (its end is the next command's start) and unix milliseconds are derived
+/// from that reading and a base re-synchronised with the wall clock by cron.
+pub struct Clock {
+    base: std::time::Instant,
+    base_unix_ms: i64,
+    /// The latest reading: the start of the next command.
+    pub last: std::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let now = std::time::Instant::now();
+        Clock { base: now, base_unix_ms: crate::util::unix_ms(), last: now }
+    }
+    /// Reads the clock; returns (and remembers) the reading.
+    #[inline]
+    pub fn tick(&mut self) -> std::time::Instant {
+        self.last = std::time::Instant::now();
+        self.last
+    }
+    /// Unix milliseconds at the latest reading.
+    #[inline]
+    pub fn now_ms(&self) -> i64 {
+        self.base_unix_ms + self.last.duration_since(self.base).as_millis() as i64
+    }
+    fn resync(&mut self) {
+        self.base = std::time::Instant::now();
+        self.base_unix_ms = crate::util::unix_ms();
+        self.last = self.base;
     }
 }
 

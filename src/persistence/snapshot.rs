@@ -168,6 +168,9 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
     out.write(&head.buf)?;
 
     let compress = config.rdbcompression;
+    // Redis's test knob: microseconds slept per key while saving, so tests
+    // can catch a save in flight (kill it, cancel it) on any machine.
+    let key_delay_usec: u64 = config.others.get("rdb-key-save-delay").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0).max(0) as u64;
     let now = crate::util::unix_ms();
     let keys_done = AtomicU64::new(0);
     let result: std::io::Result<()> = std::thread::scope(|scope| {
@@ -194,6 +197,9 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
                         }
                         enc.save_pair(k, e);
                         n += 1;
+                        if key_delay_usec > 0 {
+                            std::thread::sleep(Duration::from_micros(key_delay_usec));
+                        }
                         if enc.buf.len() >= CHUNK_BYTES {
                             keys_done.fetch_add(n, Ordering::Relaxed);
                             n = 0;

@@ -147,10 +147,12 @@ impl HoldTable {
 
     /// Called by shard `me` at quiescent points: parks while held.
     #[inline]
-    pub fn check(&self, me: usize) {
+    pub fn check(&self, me: usize) -> bool {
         if self.slots[me].state.load(Ordering::Acquire) == HOLD_REQUESTED {
             self.park(me);
+            return true;
         }
+        false
     }
 
     #[cold]
