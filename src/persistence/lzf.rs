@@ -11,6 +11,8 @@ const HASH_SIZE: usize = 1 << HASH_LOG;
 const MAX_OFF: usize = 1 << 13;
 const MAX_REF: usize = (1 << 8) + (1 << 3);
 const MAX_LIT: usize = 1 << 5;
+/// Where `compress` checks whether the input compresses at all.
+const EARLY_CHECK_BYTES: usize = 256;
 
 pub struct Compressor {
     table: Box<[u32; HASH_SIZE]>,
@@ -86,6 +88,13 @@ impl Compressor {
                 return 0;
             }
             ip += 1;
+            // Incompressible data (random bytes, already-compressed payloads)
+            // would be walked to the end only to fail: if the first bytes
+            // gave no saving at all, give up early and let the caller store
+            // the value raw (what a failed compression leads to anyway).
+            if ip == EARLY_CHECK_BYTES && op >= ip {
+                return 0;
+            }
         }
         while ip < n {
             if !push_literal(out, &mut op, &mut lit, input[ip]) {
@@ -197,11 +206,31 @@ mod tests {
                     assert_eq!(n, 0);
                     continue;
                 }
+                if kind == 2 && size > EARLY_CHECK_BYTES {
+                    // Random input: given up on early, stored raw by the caller.
+                    assert_eq!(n, 0, "size {size}");
+                    continue;
+                }
                 assert!(n > 0, "size {size} kind {kind}");
                 assert_eq!(decompress(&out[..n], size).unwrap(), input, "size {size} kind {kind}");
             }
         }
     }
+    #[test]
+    fn gives_up_early_on_incompressible_input() {
+        let mut c = Compressor::default();
+        let mut seed = 99u64;
+        let random: Vec<u8> = (0..4096).map(|_| crate::shard::keyspace::xorshift(&mut seed) as u8).collect();
+        let mut out = vec![0u8; 8192];
+        assert_eq!(c.compress(&random, &mut out), 0);
+        // Compressible after a random prefix shorter than the check still compresses.
+        let mut mixed = random[..100].to_vec();
+        mixed.extend(std::iter::repeat_n(b'z', 4000));
+        let n = c.compress(&mixed, &mut out);
+        assert!(n > 0 && n < 300, "{n}");
+        assert_eq!(decompress(&out[..n], mixed.len()).unwrap(), mixed);
+    }
+
     #[test]
     fn refuses_when_output_too_small() {
         let mut c = Compressor::default();

@@ -1,0 +1,95 @@
+//! What a BGSAVE child spends its time on: encoding key/value pairs into RDB
+//! (with and without LZF), the CRC-64/Jones checksum, and LZF itself. Redis
+//! 7.0's child was measured CPU-bound on exactly these (DESIGN.md), so these
+//! are the numbers that bound snapshot time.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ringkv::persistence::lzf;
+use ringkv::persistence::rdb::Encoder;
+use ringkv::shard::{Entry, Value};
+
+/// `key:%012d` keys with pseudo-random values of `value_bytes`, as
+/// perf/bgsave.sh fills them.
+fn dataset(n: usize, value_bytes: usize, compressible: bool) -> Vec<(Vec<u8>, Entry)> {
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    (0..n)
+        .map(|i| {
+            let value: Vec<u8> = (0..value_bytes)
+                .map(|j| {
+                    if compressible {
+                        b"abcdefgh"[j % 8]
+                    } else {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        b'!' + (seed % 90) as u8
+                    }
+                })
+                .collect();
+            (format!("key:{:012}", i).into_bytes(), Entry { value: Value::from_vec(value), expire_at_ms: -1, access_ms: 0 })
+        })
+        .collect()
+}
+
+fn encode(c: &mut Criterion) {
+    for (name, value_bytes, compressible) in [("64B_random", 64, false), ("1KiB_random", 1024, false), ("1KiB_compressible", 1024, true)] {
+        let data = dataset(10_000, value_bytes, compressible);
+        let raw_bytes: usize = data.iter().map(|(k, _)| k.len() + value_bytes).sum();
+        let mut group = c.benchmark_group(format!("rdb_encode_{}", name));
+        group.throughput(Throughput::Bytes(raw_bytes as u64));
+        for compress in [false, true] {
+            let mut enc = Encoder::new(compress, raw_bytes * 2);
+            group.bench_function(if compress { "lzf" } else { "plain" }, |b| {
+                b.iter(|| {
+                    enc.buf.clear();
+                    for (k, e) in &data {
+                        enc.save_pair(k, e);
+                    }
+                    black_box(enc.buf.len())
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+fn crc64(c: &mut Criterion) {
+    let data = vec![0x5au8; 1 << 20];
+    let mut group = c.benchmark_group("crc64_jones");
+    group.throughput(Throughput::Bytes(data.len() as u64));
+    group.bench_function("1MiB", |b| b.iter(|| crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, black_box(&data))));
+    group.finish();
+}
+
+fn lzf_codec(c: &mut Criterion) {
+    let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog; ".iter().cycle().take(4096).copied().collect();
+    let mut comp = lzf::Compressor::default();
+    let mut out = vec![0u8; text.len()];
+    let n = comp.compress(&text, &mut out);
+    let compressed = out[..n].to_vec();
+    let mut group = c.benchmark_group("lzf_4KiB_text");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("compress", |b| b.iter(|| comp.compress(black_box(&text), &mut out)));
+    group.bench_function("decompress", |b| b.iter(|| lzf::decompress(black_box(&compressed), text.len()).unwrap()));
+    group.finish();
+    // Small values: where a compressor that clears its table per call loses.
+    let small: Vec<u8> = b"value-000123-abcabcabcabc".to_vec();
+    let mut small_out = vec![0u8; small.len()];
+    let mut group = c.benchmark_group("lzf_25B");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("compress", |b| b.iter(|| comp.compress(black_box(&small), &mut small_out)));
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .sample_size(20);
+    targets = encode, crc64, lzf_codec
+}
+criterion_main!(benches);
