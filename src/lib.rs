@@ -47,6 +47,16 @@ pub fn run(config: Config) -> Result<(), String> {
         };
         addrs.push(SocketAddr::new(ip, config.port));
     }
+    // SO_REUSEPORT would let this process share a port another server already
+    // listens on (the kernel would split connections between the two). A plain
+    // bind first makes a busy port fail the way Redis reports it.
+    for a in &addrs {
+        if let Err(e) = std::net::TcpListener::bind(a) {
+            let reason = e.to_string();
+            let reason = reason.split(" (os error").next().unwrap_or(&reason);
+            return Err(format!("Warning: Could not create server TCP listening socket {}: bind: {}", a, reason));
+        }
+    }
     let mut listeners: Vec<Vec<i32>> = vec![];
     for _ in 0..shards {
         let mut v = vec![];

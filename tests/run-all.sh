@@ -19,4 +19,5 @@ fi
 redis-server --version
 
 cargo build --release --bin ringkv
-cargo test --all-targets -- --test-threads=2
+# Unit, binary and integration tests (benches are compiled by clippy --all-targets).
+cargo test --lib --bins --tests -- --test-threads=2
