@@ -168,6 +168,7 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
     out.write(&head.buf)?;
 
     let compress = config.rdbcompression;
+    let release_serialized = IN_CHILD.load(Ordering::Relaxed);
     // Redis's test knob: microseconds slept per key while saving, so tests
     // can catch a save in flight (kill it, cancel it) on any machine.
     let key_delay_usec: u64 = config.others.get("rdb-key-save-delay").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0).max(0) as u64;
@@ -191,7 +192,10 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
                     }
                     enc.save_select_db(dbi, db.map.len(), db.expires.len());
                     let mut n = 0u64;
-                    for (k, e) in db.map.iter() {
+                    let mut released_to = 0usize;
+                    // Taken before anything is released: the array's first entry.
+                    let array_start = entry_addr(db, 0);
+                    for (i, (k, e)) in db.map.iter().enumerate() {
                         if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
                             continue;
                         }
@@ -207,7 +211,13 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
                             if tx.send(chunk).is_err() {
                                 return;
                             }
+                            if release_serialized {
+                                released_to = release_entries(db, array_start, released_to, i + 1);
+                            }
                         }
+                    }
+                    if release_serialized {
+                        release_entries(db, array_start, released_to, db.map.len());
                     }
                     keys_done.fetch_add(n, Ordering::Relaxed);
                 }
@@ -231,6 +241,49 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
     out.write_raw(&crc.to_le_bytes())?;
     let total = out.finish()?;
     Ok(total)
+}
+
+/// Set in the forked child only: there, memory already serialised may be
+/// given back (see `release_entries`); in SAVE it must not.
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// In the BGSAVE child, gives back the pages of `db`'s entry array that hold
+/// only entries `from..upto` already serialised (MADV_DONTNEED). The parent's
+/// later writes to those pages then find them unshared and copy nothing:
+/// less copy-on-write. Only whole pages strictly inside the walked part of
+/// the array are released; the child never reads those entries again.
+/// Returns the new release watermark (an entry index).
+fn release_entries(db: &crate::shard::Db, start: usize, from: usize, upto: usize) -> usize {
+    const PAGE: usize = 4096;
+    if upto <= from || db.map.is_empty() {
+        return from;
+    }
+    // `start`: the lowest address of entry 0; `end`: the first byte still needed.
+    let end = if upto < db.map.len() {
+        entry_addr(db, upto)
+    } else {
+        let (k, v) = db.map.get_index(upto - 1).expect("index in range");
+        let last = (k as *const _ as usize).max(v as *const _ as usize);
+        last.saturating_sub(PAGE) // stay clear of the last entry's tail and whatever follows the array
+    };
+    let lo = start.div_ceil(PAGE) * PAGE;
+    let hi = end / PAGE * PAGE;
+    if hi > lo {
+        // SAFETY: [lo, hi) lies inside the entry array's allocation, holds only
+        // entries this thread has finished with, and is never read again in the
+        // child; MADV_DONTNEED on private anonymous memory only drops our copy.
+        unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED) };
+    }
+    upto
+}
+
+/// The lowest address of entry `i`'s key and value inside the entry array
+/// (only the address is used, nothing is read).
+fn entry_addr(db: &crate::shard::Db, i: usize) -> usize {
+    match db.map.get_index(i) {
+        Some((k, v)) => (k as *const _ as usize).min(v as *const _ as usize),
+        None => 0,
+    }
 }
 
 /// Log lines from a forked child: the sink's mutex might be in any state
@@ -265,6 +318,7 @@ fn write_msg(fd: RawFd, kind: u64, a: u64, b: u64, c: u64) {
 /// The child's whole life after fork(): never returns.
 fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
     crate::log::set_role('C');
+    IN_CHILD.store(true, Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let tmp = format!("{}/temp-{}.rdb", config.dir, pid);
