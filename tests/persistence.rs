@@ -412,3 +412,44 @@ fn snapshot_is_point_in_time_under_multishard_load() {
     drop(r);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn shutdown_saves_with_save_points_and_flushall_writes_an_empty_dump() {
+    let dir = tempdir("shutdown");
+    // Default save points: SHUTDOWN saves; the server exits.
+    {
+        let mut s = ringkv(&dir, &["--shards", "2"]);
+        let mut c = Conn::open(s.port);
+        c.c("SET survivor yes");
+        c.w.write_all(b"*1\r\n$8\r\nSHUTDOWN\r\n").unwrap();
+        let t = Instant::now();
+        while s.child.try_wait().unwrap().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(10), "SHUTDOWN did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(&s.log).unwrap();
+        assert!(log.contains("Saving the final RDB snapshot before exiting."), "{log}");
+        assert!(log.contains("DB saved on disk"), "{log}");
+    }
+    {
+        let s = ringkv(&dir, &["--shards", "2"]);
+        let mut c = Conn::open(s.port);
+        assert_eq!(c.c("GET survivor"), Resp::Bulk(Some(b"yes".to_vec())));
+        // FLUSHALL with save points configured saves the (empty) dataset at once.
+        assert_eq!(c.c("FLUSHALL"), Resp::Simple("OK".into()));
+    }
+    {
+        let s = ringkv(&dir, &["--shards", "2", "--save", ""]);
+        let mut c = Conn::open(s.port);
+        assert_eq!(c.c("DBSIZE"), Resp::Int(0));
+        c.c("SET k v");
+        // SHUTDOWN NOSAVE leaves the dump as it was.
+        c.w.write_all(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let s = ringkv(&dir, &["--save", ""]);
+    let mut c = Conn::open(s.port);
+    assert_eq!(c.c("DBSIZE"), Resp::Int(0));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
