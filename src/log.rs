@@ -56,7 +56,8 @@ pub fn timestamp(ms: i64) -> String {
     format!("{:02} {} {} {:02}:{:02}:{:02}.{:03}", d, MONTHS[(m - 1) as usize], y, rem / 3600, (rem % 3600) / 60, rem % 60, millis)
 }
 
-pub fn log(level: LogLevel, _role: char, msg: &str) {
+/// The role mark (`M`/`C`) comes from `set_role`.
+pub fn log(level: LogLevel, msg: &str) {
     write_line(level, msg, false);
 }
 
@@ -91,8 +92,8 @@ fn write_line(level: LogLevel, msg: &str, only_try: bool) {
 }
 
 #[macro_export]
-macro_rules! notice { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Notice, 'M', &format!($($t)*)) } }
+macro_rules! notice { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Notice, &format!($($t)*)) } }
 #[macro_export]
-macro_rules! warning { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Warning, 'M', &format!($($t)*)) } }
+macro_rules! warning { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Warning, &format!($($t)*)) } }
 #[macro_export]
-macro_rules! verbose { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Verbose, 'M', &format!($($t)*)) } }
+macro_rules! verbose { ($($t:tt)*) => { $crate::log::log($crate::config::LogLevel::Verbose, &format!($($t)*)) } }

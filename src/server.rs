@@ -25,7 +25,6 @@ pub struct Server {
     pub executable: String,
     pub pid: u32,
     pub tcp_port: AtomicUsize,
-    pub shutdown: AtomicBool,
     pub persistence: Persistence,
 }
 
@@ -52,7 +51,6 @@ impl Server {
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
             pid: std::process::id(),
             tcp_port: AtomicUsize::new(port as usize),
-            shutdown: AtomicBool::new(false),
             persistence: Persistence::new(shard_count),
         }
     }

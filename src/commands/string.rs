@@ -175,21 +175,41 @@ fn owner<'a>(ctx: &Ctx<'a>, key: &[u8]) -> &'a mut crate::shard::ShardState {
 }
 
 fn get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let shard = owner(ctx, args[1]);
-    match shard.dbs[ctx.db].get(args[1], ctx.now_ms) {
+    reply_get(ctx, args[1], r);
+}
+
+/// GET's reply for `key`, shared by SET ... GET, GETSET and GETDEL: the
+/// string, the null, or WRONGTYPE; counts the keyspace hit or miss (a key of
+/// the wrong type is a hit, as in Redis). Returns None after WRONGTYPE, else
+/// whether the key existed.
+fn reply_get(ctx: &Ctx, key: &[u8], r: &mut Reply) -> Option<bool> {
+    let shard = owner(ctx, key);
+    let found = match shard.dbs[ctx.db].get(key, ctx.now_ms) {
         Some(e) => {
             let mut b = itoa::Buffer::new();
-            match string_bytes(&e.value, &mut b) {
-                Some(s) => r.bulk(s),
-                None => r.error(err::WRONGTYPE),
-            }
+            let is_string = match string_bytes(&e.value, &mut b) {
+                Some(s) => {
+                    r.bulk(s);
+                    true
+                }
+                None => {
+                    r.error(err::WRONGTYPE);
+                    false
+                }
+            };
             shard.stats.keyspace_hits += 1;
+            if !is_string {
+                return None;
+            }
+            true
         }
         None => {
             r.null();
             shard.stats.keyspace_misses += 1;
+            false
         }
-    }
+    };
+    Some(found)
 }
 
 /// What `set_generic` replies when the value was set / when NX/XX aborted it.
@@ -212,23 +232,10 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
         None => None,
     };
     let now = ctx.now_ms;
-    let db = ctx.db(key);
-    if flags & opt::GET != 0 {
-        match db.get(key, now) {
-            Some(e) => {
-                let mut b = itoa::Buffer::new();
-                match string_bytes(&e.value, &mut b) {
-                    Some(s) => r.bulk(s),
-                    None => return r.error(err::WRONGTYPE),
-                }
-                ctx.hit(key, true);
-            }
-            None => {
-                r.null();
-                ctx.hit(key, false);
-            }
-        }
+    if flags & opt::GET != 0 && reply_get(ctx, key, r).is_none() {
+        return;
     }
+    let db = ctx.db(key);
     let found = db.contains(key, now);
     if (flags & opt::NX != 0 && found) || (flags & opt::XX != 0 && !found) {
         if flags & opt::GET == 0 {
@@ -280,43 +287,19 @@ fn psetex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 fn getset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    match db.get(key, now) {
-        Some(e) => {
-            let mut b = itoa::Buffer::new();
-            match string_bytes(&e.value, &mut b) {
-                Some(s) => r.bulk(s),
-                None => return r.error(err::WRONGTYPE),
-            }
-            ctx.hit(key, true);
-        }
-        None => {
-            r.null();
-            ctx.hit(key, false);
-        }
+    if reply_get(ctx, key, r).is_none() {
+        return;
     }
-    db.set(key, Value::from_bytes(args[2]), now, false);
+    ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
     ctx.dirty(key, 1);
 }
 
 fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    match db.get(key, now) {
-        Some(e) => {
-            let mut b = itoa::Buffer::new();
-            match string_bytes(&e.value, &mut b) {
-                Some(s) => r.bulk(s),
-                None => return r.error(err::WRONGTYPE),
-            }
-            ctx.hit(key, true);
-        }
-        None => {
-            ctx.hit(key, false);
-            return r.null();
-        }
+    let key = args[1];
+    if reply_get(ctx, key, r) != Some(true) {
+        return;
     }
-    db.remove(key);
+    ctx.db(key).remove(key);
     ctx.dirty(key, 1);
 }
 

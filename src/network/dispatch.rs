@@ -203,7 +203,7 @@ impl EventLoop {
         };
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
         let flow = match mask.only() {
-            Some(s) if s == self.id => self.execute_here(index, id, spec, args, now, ShardMask::default()),
+            Some(s) if s == self.id => self.execute_here(index, id, spec, args, now),
             Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
             _ => {
                 // Several shards: the connection's earlier forwarded commands
@@ -240,32 +240,17 @@ impl EventLoop {
     }
 
     fn execute_held(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, targets: ShardMask) -> Flow {
-        let server = self.server.clone();
-        let guard = server.hold.try_hold(self.id, targets, |t| {
-            // A target asleep in its ring needs a doorbell now: we wait for it next.
-            if server.needs_doorbell(t) {
-                self.ring_doorbell(t);
-                let _ = self.ring.submit();
+        match self.with_held(targets, |lp, _| lp.execute_here(index, id, spec, args, now)) {
+            Some(flow) => flow,
+            None => {
+                self.conns[index as usize].as_mut().unwrap().deferred = true;
+                Flow::Defer
             }
-        });
-        let Some(guard) = guard else {
-            let conn = self.conns[index as usize].as_mut().unwrap();
-            conn.deferred = true;
-            return Flow::Defer;
-        };
-        for t in targets.iter() {
-            self.set.set(t, server.hold.shard_ptr(t));
         }
-        let flow = self.execute_here(index, id, spec, args, now, targets);
-        for t in targets.iter() {
-            self.set.set(t, std::ptr::null_mut());
-        }
-        drop(guard);
-        flow
     }
 
     /// Runs a command on this thread over the shards it owns or holds.
-    fn execute_here(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, _held: ShardMask) -> Flow {
+    fn execute_here(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // Decided after the handler: CLIENT REPLY and RESET change the mode
         // for their own reply too (Redis checks the flags when replying).
@@ -319,32 +304,16 @@ impl EventLoop {
             conn.closing = Closing::AfterWrite;
             return Flow::Stop;
         }
-        if self.state().shutdown_requested {
-            return Flow::Stop;
-        }
         self.check_output_limit(index, now);
         Flow::Continue
     }
 
     fn after_command(&mut self, index: u32, id: usize, args: &[&[u8]], usec: u64, failed: Option<crate::protocol::reply::ErrorKind>) {
+        let in_snapshot = self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed);
+        let client = &self.conns[index as usize].as_ref().unwrap().client;
+        // SAFETY: this thread's own state; no other reference to it is alive here.
         let st = unsafe { &mut *self.state };
-        st.stats.record_call(id, usec, failed.is_some());
-        st.snapshot_latency.record(usec, self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed));
-        if let Some(k) = failed {
-            st.stats.record_error(k.as_str());
-        }
-        let spec = &CommandTable::get().specs[id];
-        let threshold = st.config.slowlog_log_slower_than_usec;
-        if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
-            let conn = self.conns[index as usize].as_ref().unwrap();
-            let max_len = st.config.slowlog_max_len;
-            st.stats.slowlog.push(args, usec, &conn.client.addr, &conn.client.name, max_len);
-        }
-        let lat_threshold = st.config.latency_monitor_threshold_ms;
-        if lat_threshold > 0 && usec / 1000 >= lat_threshold {
-            let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
-            st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
-        }
+        record_command(st, in_snapshot, id, args, usec, failed, &client.addr, &client.name);
     }
 
     /// Sends a command to the shard that owns its keys; its reply slot keeps
@@ -370,28 +339,21 @@ impl EventLoop {
         self.scratch.clear();
         let mut r = Reply::new(&mut self.scratch, resp);
         let start = self.clock.last;
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(packed.ends.len());
+        packed.slices(&mut slices);
         {
-            let mut slices: Vec<&[u8]> = Vec::with_capacity(packed.ends.len());
-            packed.slices(&mut slices);
             let mut ctx =
                 Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
             (spec.handler)(&mut ctx, &slices, &mut r);
         }
         let usec = self.clock.tick().duration_since(start).as_micros() as u64;
         let failed = r.error_prefix;
+        let in_snapshot = self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: this thread's own state; no other reference to it is alive here.
         let st = unsafe { &mut *self.state };
-        st.stats.record_call(id, usec, failed.is_some());
-        st.snapshot_latency.record(usec, self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed));
-        if let Some(k) = failed {
-            st.stats.record_error(k.as_str());
-        }
-        let threshold = st.config.slowlog_log_slower_than_usec;
-        if threshold >= 0 && usec as i64 >= threshold {
-            let mut slices: Vec<&[u8]> = Vec::new();
-            packed.slices(&mut slices);
-            let max_len = st.config.slowlog_max_len;
-            st.stats.slowlog.push(&slices, usec, "", b"", max_len);
-        }
+        // The client lives on another shard: its address is not known here.
+        record_command(st, in_snapshot, id, &slices, usec, failed, "", b"");
+        drop(slices);
         packed.data.clear();
         packed.data.extend_from_slice(&self.scratch);
         packed.ends.clear();
@@ -459,6 +421,38 @@ impl EventLoop {
                 self.send_to(s, Message::MonitorLine { line: bytes.clone() });
             }
         }
+    }
+}
+
+/// The statistics every executed command leaves on the shard that ran it,
+/// whether its client is local or on another shard: commandstats,
+/// errorstats, latency inside/outside snapshots, slowlog, latency monitor.
+#[allow(clippy::too_many_arguments)]
+fn record_command(
+    st: &mut crate::shard::ShardState,
+    in_snapshot: bool,
+    id: usize,
+    args: &[&[u8]],
+    usec: u64,
+    failed: Option<crate::protocol::reply::ErrorKind>,
+    peer: &str,
+    name: &[u8],
+) {
+    st.stats.record_call(id, usec, failed.is_some());
+    st.snapshot_latency.record(usec, in_snapshot);
+    if let Some(k) = failed {
+        st.stats.record_error(k.as_str());
+    }
+    let spec = &CommandTable::get().specs[id];
+    let threshold = st.config.slowlog_log_slower_than_usec;
+    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
+        let max_len = st.config.slowlog_max_len;
+        st.stats.slowlog.push(args, usec, peer, name, max_len);
+    }
+    let lat_threshold = st.config.latency_monitor_threshold_ms;
+    if lat_threshold > 0 && usec / 1000 >= lat_threshold {
+        let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
+        st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
     }
 }
 

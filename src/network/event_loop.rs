@@ -60,7 +60,6 @@ pub struct EventLoop {
     pub scratch: Vec<u8>,
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
-    pub doorbell_buf: Box<u64>,
     /// One clock for the loop (see `Clock`).
     pub clock: Clock,
     /// The ring was set up with DEFER_TASKRUN and COOP_TASKRUN.
@@ -107,7 +106,6 @@ impl EventLoop {
             scratch: Vec::with_capacity(64 * 1024),
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
-            doorbell_buf: Box::new(0),
             clock: Clock::new(),
             defer_taskrun,
         })
@@ -504,9 +502,9 @@ impl EventLoop {
         match msg {
             Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
                 self.execute_remote(cmd as usize, db as usize, resp, &mut args);
-                self.send_to(from, Message::Reply { conn, seq, bytes: Vec::new(), args });
+                self.send_to(from, Message::Reply { conn, seq, args });
             }
-            Message::Reply { conn, seq, args, .. } => {
+            Message::Reply { conn, seq, args } => {
                 let index = conn.index;
                 if !self.conn_alive(index, conn.generation) {
                     self.pool.push(args);
@@ -657,27 +655,38 @@ impl EventLoop {
     /// Starts a scheduled or save-point BGSAVE: holds every other shard
     /// (retrying on the next tick if another command holds them), forks.
     fn bgsave_from_cron(&mut self) {
-        let server = self.server.clone();
-        let mut others = crate::shard::hold::ShardMask::all(server.shard_count);
+        let mut others = ShardMask::all(self.server.shard_count);
         others.0 &= !(1u128 << self.id);
-        let guard = server.hold.try_hold(self.id, others, |t| {
+        self.with_held(others, |lp, barrier| {
+            let config = lp.state().config.clone();
+            if crate::persistence::snapshot::start_bgsave(&lp.server, &lp.set, &config, barrier).is_ok() {
+                lp.server.persistence.lock().scheduled = false;
+            }
+        });
+    }
+
+    /// Holds `targets` (never this shard), makes their states reachable
+    /// through `self.set` while `f` runs, then releases them. `f` gets how
+    /// long the targets took to park. None, without running `f`, when another
+    /// coordinator holds the lock: the caller retries later.
+    pub fn with_held<R>(&mut self, targets: ShardMask, f: impl FnOnce(&mut Self, std::time::Duration) -> R) -> Option<R> {
+        let server = self.server.clone();
+        let guard = server.hold.try_hold(self.id, targets, |t| {
+            // A target asleep in its ring needs a doorbell now: we wait for it next.
             if server.needs_doorbell(t) {
                 self.ring_doorbell(t);
                 let _ = self.ring.submit();
             }
-        });
-        let Some(guard) = guard else { return };
-        for t in others.iter() {
+        })?;
+        for t in targets.iter() {
             self.set.set(t, server.hold.shard_ptr(t));
         }
-        let config = self.state().config.clone();
-        if crate::persistence::snapshot::start_bgsave(&server, &self.set, &config, guard.wait).is_ok() {
-            server.persistence.lock().scheduled = false;
-        }
-        for t in others.iter() {
+        let result = f(self, guard.wait);
+        for t in targets.iter() {
             self.set.set(t, std::ptr::null_mut());
         }
         drop(guard);
+        Some(result)
     }
 }
 

@@ -353,6 +353,14 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Every shard's state (all owned or held) and the sum of their dirty
+/// counters: what a save serialises and the baseline it records.
+fn held_states(shards: &ShardSet) -> (Vec<*mut ShardState>, u64) {
+    let states: Vec<*mut ShardState> = (0..shards.len()).map(|i| shards.get(i) as *mut ShardState).collect();
+    let dirty = (0..shards.len()).map(|i| shards.get(i).dirty).sum();
+    (states, dirty)
+}
+
 /// Starts a BGSAVE. Must be called with every shard owned or held (`shards`
 /// has a pointer for each). `barrier` is how long the hold took to park them.
 pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &Config, barrier: Duration) -> Result<i32, String> {
@@ -368,8 +376,7 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &
             });
         }
     }
-    let states: Vec<*mut ShardState> = (0..shards.len()).map(|i| shards.get(i) as *mut ShardState).collect();
-    let dirty_now: u64 = states.iter().map(|&s| unsafe { (*s).dirty }).sum();
+    let (states, dirty_now) = held_states(shards);
     let keys_total: u64 = states.iter().map(|&s| unsafe { (*s).dbs.iter().map(|d| d.len() as u64).sum::<u64>() }).sum();
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two descriptors.
@@ -444,8 +451,7 @@ pub fn save_foreground(server: &crate::server::Server, shards: &ShardSet, config
     if p.lock().child.as_ref().is_some_and(|c| c.kind == ChildKind::Rdb) {
         return Err("ERR Background save already in progress".into());
     }
-    let states: Vec<*mut ShardState> = (0..shards.len()).map(|i| shards.get(i) as *mut ShardState).collect();
-    let dirty_now: u64 = states.iter().map(|&s| unsafe { (*s).dirty }).sum();
+    let (states, dirty_now) = held_states(shards);
     let tmp = format!("{}/temp-{}.rdb", config.dir, std::process::id());
     let res = write_dump(&states, config, &tmp, |_, _| {}).and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir));
     let mut st = p.lock();
@@ -690,15 +696,7 @@ pub fn info_snapshot(server: &crate::server::Server) -> String {
     let st = server.persistence.lock();
     let mut s = String::new();
     for (name, h) in [("fork_usec", &st.fork_usec), ("pause_usec", &st.pause_usec), ("barrier_usec", &st.barrier_usec), ("cow_bytes", &st.cow_bytes)] {
-        s.push_str(&format!(
-            "snapshot_{}:count={},p50={},p99={},p999={},max={}\r\n",
-            name,
-            h.len(),
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max()
-        ));
+        s.push_str(&hist_line(&format!("snapshot_{}", name), h));
     }
     s
 }

@@ -41,8 +41,9 @@ impl PackedArgs {
 pub enum Message {
     /// Execute a command for a connection of the sending shard.
     Request { from: usize, conn: ConnToken, seq: u64, db: u8, resp: u8, cmd: u16, args: PackedArgs },
-    /// The encoded reply to a `Request`; `args` comes back for reuse.
-    Reply { conn: ConnToken, seq: u64, bytes: Vec<u8>, args: PackedArgs },
+    /// The encoded reply to a `Request`, in `args.data` (the request's own
+    /// buffers come back, so forwarding allocates nothing in steady state).
+    Reply { conn: ConnToken, seq: u64, args: PackedArgs },
     /// A MONITOR line for every monitoring client of the receiving shard.
     MonitorLine { line: Vec<u8> },
 }

@@ -53,8 +53,6 @@ pub struct ShardState {
     pub rng: u64,
     /// Clients connected to this shard, indexed by the loop's connection slot.
     pub clients: Vec<Option<ClientInfo>>,
-    /// Set by FLUSHALL/SHUTDOWN etc. for the owning loop to act on.
-    pub shutdown_requested: bool,
     /// Active expiry enabled (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire_enabled: bool,
     /// Writes since start-up (the dirty counter; saves remember its value).
@@ -74,7 +72,6 @@ impl ShardState {
             config,
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x1000_0001),
             clients: Default::default(),
-            shutdown_requested: false,
             active_expire_enabled: true,
             dirty: 0,
             snapshot_latency: Default::default(),
