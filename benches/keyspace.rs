@@ -4,6 +4,8 @@
 //! figure: a hash table that grows all at once stalls one insert for the whole
 //! rehash, which is what a client sees as a latency spike).
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -168,10 +170,7 @@ fn worst_insert(_c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500))
-        .sample_size(20);
+    config = common::config();
     targets = hot, at_one_million, worst_insert
 }
 criterion_main!(benches);

@@ -4,11 +4,13 @@
 //! Both threads spin (no doorbell): this is the queue's own cost, the lower
 //! bound under the io_uring MSG_RING doorbell measured in the server.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringkv::shard::mailbox::{mesh, ConnToken, Message, PackedArgs};
@@ -24,7 +26,7 @@ fn spawn_echo(mut outbox: ringkv::shard::mailbox::Outbox, mut inbox: rtrb::Consu
         while !stop.load(Ordering::Relaxed) {
             match inbox.pop() {
                 Ok(Message::Request { conn, seq, args, .. }) => {
-                    outbox.send(Message::Reply { conn, seq, bytes: Vec::new(), args });
+                    outbox.send(Message::Reply { conn, seq, args });
                     outbox.flush_overflow();
                 }
                 Ok(_) => {}
@@ -156,10 +158,7 @@ fn pack(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500))
-        .sample_size(20);
+    config = common::config();
     targets = mailbox, pack
 }
 criterion_main!(benches);

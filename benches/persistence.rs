@@ -3,8 +3,9 @@
 //! 7.0's child was measured CPU-bound on exactly these (DESIGN.md), so these
 //! are the numbers that bound snapshot time.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringkv::persistence::lzf;
@@ -86,10 +87,7 @@ fn lzf_codec(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500))
-        .sample_size(20);
+    config = common::config();
     targets = encode, crc64, lzf_codec
 }
 criterion_main!(benches);

@@ -1,8 +1,9 @@
 //! RESP parsing and reply encoding: the per-request work before and after a
 //! command runs. Figures are per command (or per reply).
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringkv::protocol::{parse_command, Args, ParseLimits, Reply};
@@ -142,10 +143,7 @@ fn encode(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500))
-        .sample_size(20);
+    config = common::config();
     targets = parse, encode
 }
 criterion_main!(benches);

@@ -1,8 +1,9 @@
 //! Hash-slot computation (CRC16/XMODEM, Redis Cluster's keyHashSlot): run for
 //! every keyed command to find the owning shard.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ringkv::shard::slot::{crc16, key_shard, key_slot};
@@ -29,10 +30,7 @@ fn slot(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500))
-        .sample_size(20);
+    config = common::config();
     targets = slot
 }
 criterion_main!(benches);
