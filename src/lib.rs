@@ -33,6 +33,10 @@ pub fn run(config: Config) -> Result<(), String> {
     if shards > 128 {
         return Err("shards must be at most 128".into());
     }
+    let thp_disabled = config.others.get("disable-thp").is_some_and(|v| v == "yes");
+    if thp_disabled && !disable_thp() {
+        warning!("Failed to disable THP for this process: {}", std::io::Error::last_os_error());
+    }
     let server = Arc::new(Server::new(shards, config.maxclients, config.port));
     // One listener per shard and bind address, all with SO_REUSEPORT.
     let mut addrs = vec![];
@@ -101,7 +105,7 @@ pub fn run(config: Config) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         handles.push(h);
     }
-    system_warnings();
+    system_warnings(thp_disabled);
     notice!("Server initialized");
     notice!(
         "ringkv {} with {} shard thread(s){}, listening on {} port {}",
@@ -120,25 +124,40 @@ pub fn run(config: Config) -> Result<(), String> {
 
 /// The warnings Redis prints about the kernel's memory settings, which
 /// matter for BGSAVE's fork (overcommit) and copy-on-write cost (THP).
-fn system_warnings() {
+fn system_warnings(thp_disabled: bool) {
     if let Ok(v) = std::fs::read_to_string("/proc/sys/vm/overcommit_memory") {
         if v.trim() != "1" {
             warning!("WARNING Memory overcommit must be enabled! Without it, a background save or replication may fail under low memory condition. Being disabled, it can can also cause failures without low memory condition, see https://github.com/jemalloc/jemalloc/issues/1328. To fix this issue add 'vm.overcommit_memory = 1' to /etc/sysctl.conf and then reboot or run the command 'sysctl vm.overcommit_memory=1' for this to take effect.");
         }
     }
+    // Redis disables THP for itself (`disable-thp yes`) and warns when the
+    // kernel forces it, fearing a 2 MiB copy per copy-on-write fault. Kernels
+    // since 5.8 split the huge page and copy 4 KiB instead, so ringkv keeps
+    // its data in huge pages (shorter fork) unless told otherwise.
     if let Ok(v) = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {
-        notice!("Transparent huge pages: {}", v.trim());
-        if v.contains("[always]") {
-            warning!("WARNING you have Transparent Huge Pages (THP) support enabled in your kernel. This will create latency and memory usage issues with Redis. To fix this issue run the command 'echo madvise > /sys/kernel/mm/transparent_hugepage/enabled' as root, and add it to your /etc/rc.local in order to retain the setting after a reboot. Redis must be restarted after THP is disabled (set to 'madvise' or 'never').");
+        let used = if thp_disabled {
+            "not used (disable-thp yes)"
+        } else if v.contains("[never]") {
+            "not available"
+        } else {
+            "used for the keyspace"
+        };
+        notice!("Transparent huge pages: {}; {}", v.trim(), used);
+        if !thp_disabled && v.contains("[never]") {
+            warning!("WARNING Transparent Huge Pages are set to 'never' in your kernel: BGSAVE's fork pause grows with the page tables of 4 KiB pages. To use them run the command 'echo madvise > /sys/kernel/mm/transparent_hugepage/enabled' as root.");
         }
     }
 }
 
+/// `disable-thp yes`: no transparent huge pages for this process, whatever
+/// jemalloc asks for (as redis-server does by default).
+fn disable_thp() -> bool {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0 }
+}
+
 fn pin_to_core(core: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    if let Err(e) = util::set_affinity(&[core]) {
+        warning!("Failed to pin to core {}: {}", core, e);
     }
 }

@@ -17,3 +17,58 @@ pub fn unix_us() -> i64 {
 pub fn eq_ic(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
+
+/// Parses a Redis cpu list (`bgsave_cpulist` and friends): comma-separated
+/// `N`, `A-B` or `A-B:STRIDE`. None when malformed.
+pub fn parse_cpulist(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = vec![];
+    for part in list.split(',') {
+        let (range, stride) = match part.split_once(':') {
+            Some((r, s)) => (r, s.parse::<usize>().ok().filter(|&s| s > 0)?),
+            None => (part, 1),
+        };
+        let (a, b) = match range.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
+            None => {
+                let a = range.parse::<usize>().ok()?;
+                (a, a)
+            }
+        };
+        if a > b || b >= libc::CPU_SETSIZE as usize {
+            return None;
+        }
+        cpus.extend((a..=b).step_by(stride));
+    }
+    Some(cpus)
+}
+
+/// Pins the calling thread (and the threads it starts later) to `cpus`.
+pub fn set_affinity(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) affects this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod cpulist_tests {
+    use super::parse_cpulist;
+
+    #[test]
+    fn parses_redis_cpu_lists() {
+        assert_eq!(parse_cpulist("1,10-11"), Some(vec![1, 10, 11]));
+        assert_eq!(parse_cpulist("0-7:2"), Some(vec![0, 2, 4, 6]));
+        assert_eq!(parse_cpulist("3"), Some(vec![3]));
+        assert_eq!(parse_cpulist(""), None);
+        assert_eq!(parse_cpulist("2-1"), None);
+        assert_eq!(parse_cpulist("0-3:0"), None);
+        assert_eq!(parse_cpulist("a"), None);
+    }
+}

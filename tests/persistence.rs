@@ -453,3 +453,47 @@ fn shutdown_saves_with_save_points_and_flushall_writes_an_empty_dump() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn proc_status_field(pid: u32, field: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status")).trim().to_string()
+}
+
+/// `disable-thp` (ringkv's default `no`: the keyspace in huge pages keeps
+/// fork short) and `bgsave_cpulist` (where the child runs), both acted on.
+#[test]
+fn huge_pages_and_child_cpu_affinity() {
+    let dir = tempdir("thp-affinity");
+    let s = ringkv(&dir, &["--shards", "2", "--save", "", "--enable-debug-command", "yes", "--bgsave_cpulist", "0"]);
+    let mut c = Conn::open(s.port);
+    assert_eq!(c.c("CONFIG GET disable-thp"), Resp::Array(Some(vec![Resp::Bulk(Some(b"disable-thp".to_vec())), Resp::Bulk(Some(b"no".to_vec()))])));
+    assert_eq!(proc_status_field(s.child.id(), "THP_enabled"), "1");
+    assert_eq!(c.c("DEBUG POPULATE 200000 key 100"), Resp::Simple("OK".into()));
+    let thp_mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if !thp_mode.contains("[never]") {
+        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", s.child.id())).unwrap();
+        let huge_kib: u64 = rollup.lines().find_map(|l| l.strip_prefix("AnonHugePages:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+        assert!(huge_kib >= 2048, "keyspace not in huge pages (THP {thp_mode}): {rollup}");
+    }
+    // The child runs where bgsave_cpulist says, whatever the server's affinity.
+    assert_eq!(c.c("CONFIG SET rdb-key-save-delay 100"), Resp::Simple("OK".into()));
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    let pid = child_pid(&s.log) as u32;
+    let t = Instant::now();
+    // The child sets its affinity first thing; allow it a moment to get there.
+    while proc_status_field(pid, "Cpus_allowed_list") != "0" && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(proc_status_field(pid, "Cpus_allowed_list"), "0");
+    assert_eq!(c.c("BGSAVE CANCEL"), Resp::Simple("Background saving cancelled".into()));
+    wait_bgsave_done(&mut c);
+    drop(s);
+
+    // disable-thp yes: no huge pages for this process, as redis-server by default.
+    let s = ringkv(&dir, &["--save", "", "--disable-thp", "yes"]);
+    let mut c = Conn::open(s.port);
+    assert_eq!(proc_status_field(s.child.id(), "THP_enabled"), "0");
+    assert_eq!(c.c("CONFIG GET disable-thp"), Resp::Array(Some(vec![Resp::Bulk(Some(b"disable-thp".to_vec())), Resp::Bulk(Some(b"yes".to_vec()))])));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

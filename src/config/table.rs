@@ -130,7 +130,8 @@ pub const DEFS: &[Def] = &[
     d("crash-log-enabled", "", 0, Bool, "yes"),
     d("crash-memcheck-enabled", "", 0, Bool, "yes"),
     d("use-exit-on-panic", "", HIDDEN, Bool, "no"),
-    d("disable-thp", "", IMMUTABLE, Bool, "yes"),
+    // ringkv's default differs: huge pages are what keep BGSAVE's fork short (README).
+    d("disable-thp", "", IMMUTABLE, Bool, "no"),
     d("cluster-allow-replica-migration", "", 0, Bool, "yes"),
     d("replica-announced", "", 0, Bool, "yes"),
     d("latency-tracking", "", 0, Bool, "yes"),

@@ -177,8 +177,13 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
     let result: std::io::Result<()> = std::thread::scope(|scope| {
         let mut receivers = vec![];
         for &p in states {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
-            receivers.push(rx);
+            // A few chunks ahead of the writer is enough to keep the disk
+            // busy; written chunks come back to be filled again, since fresh
+            // memory costs a page fault and a page clear (measured: ~25% of
+            // the child's time with 16 fresh 1 MiB chunks per shard).
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_AHEAD);
+            let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_AHEAD + 2);
+            receivers.push((rx, back_tx));
             let p = p as usize;
             let keys_done = &keys_done;
             scope.spawn(move || {
@@ -207,7 +212,8 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
                         if enc.buf.len() >= CHUNK_BYTES {
                             keys_done.fetch_add(n, Ordering::Relaxed);
                             n = 0;
-                            let chunk = std::mem::replace(&mut enc.buf, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+                            let next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+                            let chunk = std::mem::replace(&mut enc.buf, next);
                             if tx.send(chunk).is_err() {
                                 return;
                             }
@@ -227,10 +233,12 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
             });
         }
         // The sections go out in shard order, one sequential file.
-        for rx in receivers {
-            for chunk in rx {
+        for (rx, back_tx) in receivers {
+            for mut chunk in rx {
                 out.write(&chunk)?;
                 progress(keys_done.load(Ordering::Relaxed), out.total);
+                chunk.clear();
+                let _ = back_tx.try_send(chunk);
             }
         }
         Ok(())
@@ -245,6 +253,9 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
 
 /// Set in the forked child only: there, memory already serialised may be
 /// given back (see `release_entries`); in SAVE it must not.
+/// Chunks a shard's serialising thread may run ahead of the writer.
+const CHUNKS_AHEAD: usize = 3;
+
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
 
 /// In the BGSAVE child, gives back the pages of `db`'s entry array that hold
@@ -321,6 +332,17 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
     IN_CHILD.store(true, Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
+    // Redis's bgsave_cpulist: where the child (and the threads it starts) runs.
+    if let Some(list) = config.others.get("bgsave_cpulist").filter(|l| !l.is_empty()) {
+        match crate::util::parse_cpulist(list) {
+            Some(cpus) => {
+                if let Err(e) = crate::util::set_affinity(&cpus) {
+                    log_any(crate::config::LogLevel::Warning, &format!("Failed to set the child's cpu affinity to {}: {}", list, e));
+                }
+            }
+            None => log_any(crate::config::LogLevel::Warning, &format!("Invalid bgsave_cpulist '{}', keeping the server's affinity", list)),
+        }
+    }
     let tmp = format!("{}/temp-{}.rdb", config.dir, pid);
     let mut last_sample = Instant::now() - Duration::from_secs(1);
     let mut sample_cost = Duration::from_micros(100);
