@@ -160,7 +160,7 @@ impl CommandSpec {
 
 pub struct CommandTable {
     pub specs: Vec<CommandSpec>,
-    by_name: HashMap<&'static str, usize>,
+    by_name: HashMap<&'static [u8], usize>,
     /// For container commands: subcommand name -> id.
     subcommands: HashMap<&'static str, HashMap<&'static str, usize>>,
     /// By command id: is it a container (CONFIG, CLIENT, ...)? Checked on every command.
@@ -187,7 +187,7 @@ impl CommandTable {
             if let Some((c, sub)) = s.name.split_once('|') {
                 subcommands.entry(c).or_default().insert(sub, i);
             } else {
-                let dup = by_name.insert(s.name, i);
+                let dup = by_name.insert(s.name.as_bytes(), i);
                 assert!(dup.is_none(), "command {} registered twice", s.name);
             }
         }
@@ -209,8 +209,7 @@ impl CommandTable {
         for (d, s) in buf.iter_mut().zip(name) {
             *d = s.to_ascii_lowercase();
         }
-        let lower = std::str::from_utf8(&buf[..name.len()]).ok()?;
-        self.by_name.get(lower).copied()
+        self.by_name.get(&buf[..name.len()]).copied()
     }
 
     pub fn lookup_sub(&self, container: &str, sub: &[u8]) -> Option<usize> {

@@ -151,7 +151,7 @@ impl EventLoop {
     pub fn dispatch(&mut self, index: u32, args: &[&[u8]]) -> Flow {
         let table = CommandTable::get();
         let now = self.clock.now_ms();
-        let mut id = match table.lookup(args[0]) {
+        let mut id = match self.last_command.lookup(table, args[0]) {
             Some(id) => id,
             None => return self.reject(index, None, &unknown_command_error(args)),
         };
@@ -275,7 +275,7 @@ impl EventLoop {
             };
             (spec.handler)(&mut ctx, args, &mut r);
         }
-        let usec = self.clock.tick().duration_since(start).as_micros() as u64;
+        let usec = self.clock.usec_since(start);
         let failed = r.error_prefix;
         let discard = reply_mode_after_command(&mut conn.client, mode_before);
         if direct && discard {
@@ -346,7 +346,7 @@ impl EventLoop {
                 Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
             (spec.handler)(&mut ctx, &slices, &mut r);
         }
-        let usec = self.clock.tick().duration_since(start).as_micros() as u64;
+        let usec = self.clock.usec_since(start);
         let failed = r.error_prefix;
         let in_snapshot = self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed);
         // SAFETY: this thread's own state; no other reference to it is alive here.

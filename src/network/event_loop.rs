@@ -62,6 +62,9 @@ pub struct EventLoop {
     pub next_cron_ms: i64,
     /// One clock for the loop (see `Clock`).
     pub clock: Clock,
+    /// The last command name looked up, exactly as sent, and its id:
+    /// pipelines and benchmarks repeat one name, which then costs a compare.
+    pub last_command: LastCommand,
     /// The ring was set up with DEFER_TASKRUN and COOP_TASKRUN.
     pub defer_taskrun: bool,
 }
@@ -107,6 +110,7 @@ impl EventLoop {
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
             clock: Clock::new(),
+            last_command: LastCommand::default(),
             defer_taskrun,
         })
     }
@@ -173,7 +177,7 @@ impl EventLoop {
             self.reap();
             self.drain_mailboxes();
             self.retry_deferred();
-            let now = crate::util::unix_ms();
+            let now = self.clock.now_ms();
             if now >= self.next_cron_ms {
                 self.cron(now);
                 let hz = self.state().config.hz.max(1) as i64;
@@ -220,9 +224,6 @@ impl EventLoop {
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         for &(u, res, flags) in &cqes {
             let (kind, generation, index) = ud_parts(u);
-            if std::env::var_os("RINGKV_DEBUG").is_some() {
-                eprintln!("cqe kind={kind} gen={generation} index={index} res={res} flags={flags:x}");
-            }
             match kind {
                 KIND_ACCEPT => self.on_accept(index, res, flags),
                 KIND_RECV => self.on_recv(index, generation, res, flags),
@@ -690,37 +691,75 @@ impl EventLoop {
     }
 }
 
+/// A one-entry cache in front of `CommandTable::lookup`.
+#[derive(Default)]
+pub struct LastCommand {
+    len: usize,
+    name: [u8; 16],
+    id: usize,
+}
+
+impl LastCommand {
+    #[inline]
+    pub fn lookup(&mut self, table: &crate::commands::CommandTable, name: &[u8]) -> Option<usize> {
+        if name.len() == self.len && name == &self.name[..self.len] {
+            return Some(self.id);
+        }
+        let id = table.lookup(name)?;
+        if name.len() <= self.name.len() {
+            self.name[..name.len()].copy_from_slice(name);
+            self.len = name.len();
+            self.id = id;
+        }
+        Some(id)
+    }
+}
+
 /// The loop's clock. clock_gettime was ~9% of a pipelined GET load with
 /// three reads per command; now each command reads the monotonic clock once
-/// (its end is the next command's start) and unix milliseconds are derived
-/// from that reading and a base re-synchronised with the wall clock by cron.
+/// (its end is the next command's start), kept as plain nanoseconds so that
+/// durations are one subtraction, and unix milliseconds are derived from that
+/// reading and a base re-synchronised with the wall clock by cron.
 pub struct Clock {
-    base: std::time::Instant,
+    base_ns: u64,
     base_unix_ms: i64,
-    /// The latest reading: the start of the next command.
-    pub last: std::time::Instant,
+    /// The latest reading (monotonic nanoseconds): the start of the next command.
+    pub last: u64,
+}
+
+#[inline]
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl Clock {
     fn new() -> Clock {
-        let now = std::time::Instant::now();
-        Clock { base: now, base_unix_ms: crate::util::unix_ms(), last: now }
+        let now = monotonic_ns();
+        Clock { base_ns: now, base_unix_ms: crate::util::unix_ms(), last: now }
     }
     /// Reads the clock; returns (and remembers) the reading.
     #[inline]
-    pub fn tick(&mut self) -> std::time::Instant {
-        self.last = std::time::Instant::now();
+    pub fn tick(&mut self) -> u64 {
+        self.last = monotonic_ns();
         self.last
+    }
+    /// Microseconds from `start` (an earlier reading) to a fresh reading.
+    #[inline]
+    pub fn usec_since(&mut self, start: u64) -> u64 {
+        self.tick().saturating_sub(start) / 1000
     }
     /// Unix milliseconds at the latest reading.
     #[inline]
     pub fn now_ms(&self) -> i64 {
-        self.base_unix_ms + self.last.duration_since(self.base).as_millis() as i64
+        self.base_unix_ms + (self.last.saturating_sub(self.base_ns) / 1_000_000) as i64
     }
     fn resync(&mut self) {
-        self.base = std::time::Instant::now();
+        self.base_ns = monotonic_ns();
         self.base_unix_ms = crate::util::unix_ms();
-        self.last = self.base;
+        self.last = self.base_ns;
     }
 }
 
