@@ -191,13 +191,20 @@ fn reply_docs(r: &mut Reply, id: usize) {
     let table = CommandTable::get();
     let spec = &table.specs[id];
     let subs = table.subcommands_of(spec.name);
-    r.map(3 + (!subs.is_empty()) as usize);
-    r.bulk(b"summary");
-    r.bulk(spec.summary.as_bytes());
-    r.bulk(b"since");
-    r.bulk(spec.since.as_bytes());
-    r.bulk(b"group");
-    r.bulk(spec.group.as_bytes());
+    // Redis's own documentation where it has the command (arguments included:
+    // redis-cli builds its hints from them); else what the table knows.
+    if let Some(fields) = super::docs::fields(spec.name) {
+        r.map(fields.len() + (!subs.is_empty()) as usize);
+        super::docs::emit_pairs(r, fields);
+    } else {
+        r.map(3 + (!subs.is_empty()) as usize);
+        r.bulk(b"summary");
+        r.bulk(spec.summary.as_bytes());
+        r.bulk(b"since");
+        r.bulk(spec.since.as_bytes());
+        r.bulk(b"group");
+        r.bulk(spec.group.as_bytes());
+    }
     if !subs.is_empty() {
         r.bulk(b"subcommands");
         r.map(subs.len());

@@ -12,6 +12,9 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod diagnostics;
+pub mod docs;
+#[rustfmt::skip]
+mod docs_data;
 pub mod info;
 pub mod keys;
 pub mod persistence;
