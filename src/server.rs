@@ -3,7 +3,7 @@
 //! Nothing here is locked on the request path; the hold lock is taken only by
 //! commands that span shards.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::persistence::Persistence;
 use crate::shard::hold::HoldTable;
@@ -26,7 +26,14 @@ pub struct Server {
     pub pid: u32,
     pub tcp_port: AtomicUsize,
     pub persistence: Persistence,
+    /// CLIENT PAUSE: unix ms when the pause ends (0: none) and its type.
+    pub pause_end_ms: AtomicI64,
+    pub pause_type: AtomicU8,
 }
+
+/// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
+pub const PAUSE_WRITE: u8 = 1;
+pub const PAUSE_ALL: u8 = 2;
 
 impl Server {
     pub fn new(shard_count: usize, maxclients: usize, port: u16) -> Server {
@@ -52,11 +59,40 @@ impl Server {
             pid: std::process::id(),
             tcp_port: AtomicUsize::new(port as usize),
             persistence: Persistence::new(shard_count),
+            pause_end_ms: AtomicI64::new(0),
+            pause_type: AtomicU8::new(0),
         }
     }
 
     pub fn uptime_seconds(&self) -> i64 {
         (crate::util::unix_ms() - self.start_ms) / 1000
+    }
+
+    /// CLIENT PAUSE: as Redis's pauseClients, the later end and the
+    /// stronger type win over a pause already in force.
+    pub fn pause(&self, end_ms: i64, kind: u8, now_ms: i64) {
+        let current_end = self.pause_end_ms.load(Ordering::SeqCst);
+        let current_kind = if current_end > now_ms { self.pause_type.load(Ordering::SeqCst) } else { 0 };
+        self.pause_type.store(kind.max(current_kind), Ordering::SeqCst);
+        self.pause_end_ms.store(end_ms.max(if current_kind > 0 { current_end } else { 0 }), Ordering::SeqCst);
+    }
+
+    pub fn unpause(&self) {
+        self.pause_end_ms.store(0, Ordering::SeqCst);
+        self.pause_type.store(0, Ordering::SeqCst);
+    }
+
+    /// The end of the pause in force at `now_ms`, if any.
+    #[inline]
+    pub fn pause_until(&self, now_ms: i64) -> Option<i64> {
+        let end = self.pause_end_ms.load(Ordering::Relaxed);
+        (end > now_ms).then_some(end)
+    }
+
+    /// Whether a command (a write or not) must wait for the pause to end.
+    #[inline]
+    pub fn pause_blocks(&self, now_ms: i64, is_write: bool) -> bool {
+        self.pause_until(now_ms).is_some() && (is_write || self.pause_type.load(Ordering::Relaxed) == PAUSE_ALL)
     }
 
     /// Wakes shard `target` if it is waiting in its ring. `submit_doorbell`

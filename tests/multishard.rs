@@ -313,3 +313,44 @@ fn concurrent_pipelines_keep_order() {
         }
     });
 }
+
+/// CLIENT PAUSE across shards, checked against redis-server with the same
+/// script: WRITE holds writes (reads pass), ALL holds everything, and the
+/// held commands run when the pause ends or on CLIENT UNPAUSE. The bounds
+/// are loose (a held reply must not come before most of the pause has
+/// passed); nothing here measures speed.
+#[test]
+fn client_pause_holds_commands_until_the_deadline_or_unpause() {
+    let (ringkv, redis) = Server::pair(&[], &["--shards", "3"]);
+    for s in [&ringkv, &redis] {
+        let who = s.name();
+        let mut admin = s.conn();
+        let mut c = s.conn();
+        assert_eq!(c.cmd(&["SET", "k", "v0"]), Resp::ok(), "{who}");
+
+        assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "600", "WRITE"]), Resp::ok(), "{who}");
+        let t = Instant::now();
+        assert_eq!(c.cmd(&["GET", "k"]), Resp::bulk("v0"), "{who}: reads pass a WRITE pause");
+        c.send(&["SET", "k", "v1"]);
+        c.send(&["GET", "k"]);
+        assert_eq!(c.read(), Resp::ok(), "{who}");
+        assert!(t.elapsed() >= Duration::from_millis(450), "{who}: SET answered during the pause ({:?})", t.elapsed());
+        assert_eq!(c.read(), Resp::bulk("v1"), "{who}: the pipeline behind it kept its order");
+
+        assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]), Resp::ok(), "{who}");
+        let t = Instant::now();
+        c.send(&["SET", "k", "v2"]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), Resp::ok(), "{who}");
+        assert_eq!(c.read(), Resp::ok(), "{who}");
+        assert!(t.elapsed() < Duration::from_secs(30), "{who}: UNPAUSE did not release the client");
+
+        assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "600"]), Resp::ok(), "{who}: ALL is the default");
+        let t = Instant::now();
+        assert_eq!(c.cmd(&["GET", "k"]), Resp::bulk("v2"), "{who}");
+        assert!(t.elapsed() >= Duration::from_millis(450), "{who}: GET answered during an ALL pause ({:?})", t.elapsed());
+
+        assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "-1"]), Resp::Error("ERR timeout is negative".into()), "{who}");
+        assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "10", "READ"]), Resp::Error("ERR CLIENT PAUSE mode must be WRITE or ALL".into()), "{who}");
+    }
+}

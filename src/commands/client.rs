@@ -213,14 +213,16 @@ fn reply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
 }
 
-/// Validates CLIENT PAUSE. ringkv does not pause yet: after validation it
-/// replies OK, which clients that pause around a failover accept.
-fn pause(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+/// CLIENT PAUSE timeout [WRITE|ALL]: every shard holds back the commands of
+/// normal clients (writes only, or all) until the deadline or CLIENT UNPAUSE;
+/// the held connections keep their place and run in order afterwards. Active
+/// expiry stops for the duration, as in Redis.
+fn pause(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if args.len() > 4 {
         subcommand_syntax_error(r, args);
         return;
     }
-    match super::parse_i64(args[2]) {
+    let timeout = match super::parse_i64(args[2]) {
         None => {
             r.error("ERR timeout is not an integer or out of range");
             return;
@@ -229,16 +231,26 @@ fn pause(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             r.error("ERR timeout is negative");
             return;
         }
-        Some(_) => {}
-    }
-    if args.len() == 4 && !eq_ic(args[3], "write") && !eq_ic(args[3], "all") {
-        r.error("ERR CLIENT PAUSE mode must be WRITE or ALL");
-        return;
-    }
+        Some(t) => t,
+    };
+    let kind = if args.len() == 4 {
+        if eq_ic(args[3], "write") {
+            crate::server::PAUSE_WRITE
+        } else if eq_ic(args[3], "all") {
+            crate::server::PAUSE_ALL
+        } else {
+            r.error("ERR CLIENT PAUSE mode must be WRITE or ALL");
+            return;
+        }
+    } else {
+        crate::server::PAUSE_ALL
+    };
+    ctx.server.pause(ctx.now_ms.saturating_add(timeout), kind, ctx.now_ms);
     r.ok();
 }
 
-fn unpause(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+fn unpause(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    ctx.server.unpause();
     r.ok();
 }
 

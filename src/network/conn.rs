@@ -45,6 +45,8 @@ pub struct Conn {
     pub closing: Closing,
     /// Waiting to run a command that needs the hold lock or in-flight replies.
     pub deferred: bool,
+    /// Deferred because of CLIENT PAUSE: retried once the pause is over.
+    pub paused: bool,
     /// In the list of connections with output to flush this turn.
     pub dirty: bool,
     /// When the output buffer first exceeded the soft limit (0 = not over).
@@ -67,6 +69,7 @@ impl Conn {
             next_seq: 0,
             closing: Closing::No,
             deferred: false,
+            paused: false,
             dirty: false,
             soft_limit_since_ms: 0,
         }

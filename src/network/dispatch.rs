@@ -183,6 +183,13 @@ impl EventLoop {
         if spec.is_write() && self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) {
             return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF);
         }
+        if self.server.pause_blocks(now, spec.is_write()) {
+            // CLIENT PAUSE: this connection waits (its input stays queued).
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            conn.deferred = true;
+            conn.paused = true;
+            return Flow::Defer;
+        }
         if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
             info.last_interaction_ms = now;
             info.last_cmd = id as u16;

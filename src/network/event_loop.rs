@@ -194,7 +194,11 @@ impl EventLoop {
     }
 
     fn wait(&mut self) {
-        let busy = !self.deferred.is_empty() || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty());
+        // Connections held by CLIENT PAUSE do not keep the loop spinning: the
+        // wait below ends with the pause (or at cron, for CLIENT UNPAUSE).
+        let conns = &self.conns;
+        let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused))
+            || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty());
         if busy {
             let _ = self.ring.submit_and_wait(0);
             if !self.deferred.is_empty() {
@@ -211,7 +215,12 @@ impl EventLoop {
             let _ = self.ring.submit_and_wait(0);
             return;
         }
-        let wait_ms = (self.next_cron_ms - crate::util::unix_ms()).clamp(1, 1000) as u64;
+        let now = crate::util::unix_ms();
+        let until = match self.server.pause_until(now) {
+            Some(end) if !self.deferred.is_empty() => end.min(self.next_cron_ms),
+            _ => self.next_cron_ms,
+        };
+        let wait_ms = (until - now).clamp(1, 1000) as u64;
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
         let args = types::SubmitArgs::new().timespec(&ts);
         let _ = self.ring.submitter().submit_with_args(1, &args);
@@ -582,10 +591,20 @@ impl EventLoop {
             return;
         }
         let list = std::mem::take(&mut self.deferred);
+        let paused = self.server.pause_until(self.clock.now_ms()).is_some();
         for index in list {
-            if self.conns[index as usize].as_ref().is_some_and(|c| c.deferred) {
-                self.run_deferred(index);
+            let Some(c) = self.conns[index as usize].as_mut() else { continue };
+            if !c.deferred {
+                continue;
             }
+            if c.paused {
+                if paused {
+                    self.deferred.push(index);
+                    continue;
+                }
+                c.paused = false;
+            }
+            self.run_deferred(index);
         }
     }
 
@@ -612,7 +631,10 @@ impl EventLoop {
         }
         let hz = self.state().config.hz.max(1);
         let budget_usec = 250_000 / hz;
-        self.state().active_expire_cycle(now, budget_usec);
+        // As Redis: no active expiry while clients are paused.
+        if self.server.pause_until(now).is_none() {
+            self.state().active_expire_cycle(now, budget_usec);
+        }
         let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
         let limit = self.state().config.client_output_buffer_limit_normal;
         for index in 0..self.conns.len() as u32 {
