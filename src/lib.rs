@@ -107,6 +107,12 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     system_warnings(thp_disabled);
     notice!("Server initialized");
+    // "Ready" once every shard has armed its accepts (clients that connect
+    // earlier wait in the listen backlog, they are not refused).
+    let t = std::time::Instant::now();
+    while server.shards_ready.load(std::sync::atomic::Ordering::Acquire) < shards && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     notice!(
         "ringkv {} with {} shard thread(s){}, listening on {} port {}",
         env!("CARGO_PKG_VERSION"),

@@ -29,6 +29,8 @@ pub struct Server {
     /// CLIENT PAUSE: unix ms when the pause ends (0: none) and its type.
     pub pause_end_ms: AtomicI64,
     pub pause_type: AtomicU8,
+    /// Shards whose listening sockets have their accepts armed.
+    pub shards_ready: AtomicUsize,
 }
 
 /// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
@@ -61,6 +63,7 @@ impl Server {
             persistence: Persistence::new(shard_count),
             pause_end_ms: AtomicI64::new(0),
             pause_type: AtomicU8::new(0),
+            shards_ready: AtomicUsize::new(0),
         }
     }
 

@@ -168,6 +168,8 @@ impl EventLoop {
             let e = opcode::AcceptMulti::new(types::Fd(self.listeners[i])).build().user_data(ud(KIND_ACCEPT, 0, i as u32));
             self.push_sqe(e);
         }
+        let _ = self.ring.submit();
+        self.server.shards_ready.fetch_add(1, Ordering::Release);
         loop {
             if self.server.hold.check(self.id) {
                 // Time parked is nobody's command time.
