@@ -43,27 +43,12 @@ fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             return;
         }
     }
-    let p = &ctx.server.persistence;
-    {
-        let mut st = p.lock();
-        if let Some(c) = &st.child {
-            if c.kind == snapshot::ChildKind::Rdb {
-                drop(st);
-                r.error("ERR Background save already in progress");
-                return;
-            }
-            if schedule {
-                st.scheduled = true;
-                drop(st);
-                r.simple("Background saving scheduled");
-            } else {
-                drop(st);
-                r.error(
-                    "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
-                );
-            }
-            return;
+    if let Some(answer) = snapshot::bgsave_gate(&ctx.server.persistence, schedule) {
+        match answer {
+            Ok(status) => r.simple(status),
+            Err(e) => r.error(e),
         }
+        return;
     }
     let config = ctx.config().clone();
     let barrier = Duration::from_micros(ctx.server.hold.last_wait_usec.load(Ordering::Relaxed));

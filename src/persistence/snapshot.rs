@@ -539,6 +539,22 @@ pub fn kill_child(server: &crate::server::Server, dir: &str, why: &str) {
     server.persistence.snapshot_active.store(false, Ordering::Relaxed);
 }
 
+/// BGSAVE's answer when it must not fork now (Redis's bgsaveCommand): an RDB
+/// child runs, or another kind of child does (then SCHEDULE queues one for
+/// the cron). None: fork now.
+pub fn bgsave_gate(p: &Persistence, schedule: bool) -> Option<Result<&'static str, &'static str>> {
+    let mut st = p.lock();
+    let kind = st.child.as_ref()?.kind;
+    Some(if kind == ChildKind::Rdb {
+        Err("ERR Background save already in progress")
+    } else if schedule {
+        st.scheduled = true;
+        Ok("Background saving scheduled")
+    } else {
+        Err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.")
+    })
+}
+
 /// BGSAVE CANCEL.
 pub fn cancel(server: &crate::server::Server) -> Result<&'static str, &'static str> {
     let mut st = server.persistence.lock();
@@ -600,6 +616,12 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
             let child = st.child.take().unwrap();
             // SAFETY: closing our read end.
             unsafe { libc::close(child.pipe) };
+            if child.kind != ChildKind::Rdb {
+                // Another kind of child (the AOF rewrite's slot): none of the
+                // RDB bookkeeping; a scheduled BGSAVE starts at the next cron.
+                crate::notice!("Background child {} ({:?}) exited", child.pid, child.kind);
+                return false;
+            }
             p.snapshot_active.store(false, Ordering::Relaxed);
             let elapsed = (now - child.start_ms) / 1000;
             st.last_bgsave_time_sec = elapsed;
@@ -821,4 +843,89 @@ pub fn full_histograms(server: &crate::server::Server, shards: &[&ShardState]) -
 pub fn info_stats_fork(server: &crate::server::Server) -> (u64, u64) {
     let st = server.persistence.lock();
     (st.latest_fork_usec, st.total_forks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child of another kind (the slot the AOF rewrite will use): a real
+    /// process of ours, so the cron's waitpid reaps it as it would a fork.
+    fn other_child(seconds: &str) -> Child {
+        let proc = std::process::Command::new("sleep").arg(seconds).spawn().expect("spawn sleep");
+        let pid = proc.id() as i32;
+        std::mem::forget(proc); // reaped by cron's waitpid, not by std
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 fills two descriptors; the write end is closed at once.
+        unsafe {
+            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK), 0);
+            libc::close(fds[1]);
+        }
+        Child {
+            pid,
+            kind: ChildKind::Aof,
+            start_ms: crate::util::unix_ms(),
+            pipe: fds[0],
+            keys_total: 0,
+            keys_done: 0,
+            bytes_done: 0,
+            cow_current: 0,
+            cow_peak: 0,
+            cow_sum: 0,
+            cow_samples: 0,
+            cow_updated_ms: 0,
+            cancelled: false,
+            dirty_at_fork: 0,
+            partial: vec![],
+        }
+    }
+
+    #[test]
+    fn schedule_waits_for_another_kind_of_child_then_cron_starts_it() {
+        let server = crate::server::Server::new(1, 100, 0);
+        let config = Config::default();
+        let p = &server.persistence;
+        assert_eq!(bgsave_gate(p, false), None, "no child: fork now");
+        p.lock().child = Some(other_child("0.3"));
+        assert_eq!(
+            bgsave_gate(p, false),
+            Some(Err(
+                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
+            ))
+        );
+        assert!(!p.lock().scheduled);
+        assert_eq!(bgsave_gate(p, true), Some(Ok("Background saving scheduled")));
+        assert_eq!(cancel(&server), Ok("Scheduled background saving cancelled"));
+        assert_eq!(cancel(&server), Err("ERR Background saving is currently not in progress or scheduled"));
+        assert_eq!(bgsave_gate(p, true), Some(Ok("Background saving scheduled")));
+        // While the other child runs, the cron does not start the BGSAVE.
+        assert!(!cron(&server, &config));
+        let t = Instant::now();
+        while p.lock().child.is_some() {
+            assert!(t.elapsed() < Duration::from_secs(10), "child not reaped");
+            assert!(!cron(&server, &config), "no BGSAVE while the other child runs or in its reaping cron");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Reaped without RDB bookkeeping; the next cron starts the scheduled save.
+        {
+            let st = p.lock();
+            assert_eq!((st.last_bgsave_status, st.rdb_saves, st.last_bgsave_time_sec), (SaveStatus::Ok, 0, -1));
+            assert!(st.scheduled);
+        }
+        assert!(cron(&server, &config));
+    }
+
+    #[test]
+    fn bgsave_during_bgsave_is_refused_even_with_schedule() {
+        let p = Persistence::new(1);
+        let mut child = other_child("0");
+        child.kind = ChildKind::Rdb;
+        p.lock().child = Some(child);
+        assert_eq!(bgsave_gate(&p, false), Some(Err("ERR Background save already in progress")));
+        assert_eq!(bgsave_gate(&p, true), Some(Err("ERR Background save already in progress")));
+        assert!(!p.lock().scheduled);
+        let pid = p.lock().child.as_ref().unwrap().pid;
+        // SAFETY: reaping the `sleep 0` we started.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
 }
