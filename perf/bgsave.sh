@@ -64,18 +64,7 @@ TS="$(timestamp)"
 RUN_DIR="$OUT_DIR/bgsave-$SERVER-$TS"
 mkdir -p "$RUN_DIR/data"
 PORT="$(free_port)"
-case "$SERVER" in
-ringkv)
-    ensure_ringkv
-    start_ringkv "$PORT" "$SHARDS" "$RUN_DIR/server.log" --dir "$RUN_DIR/data" \
-        --dbfilename dump.rdb "${EXTRA_ARGS[@]}"
-    ;;
-redis)
-    start_redis "$PORT" "$RUN_DIR/server.log" --dir "$RUN_DIR/data" --dbfilename dump.rdb \
-        "${EXTRA_ARGS[@]}"
-    ;;
-*) die "usage: $0 redis|ringkv" ;;
-esac
+start_named "$SERVER" "$PORT" "$SHARDS" "$RUN_DIR/server.log" --dir "$RUN_DIR/data" --dbfilename dump.rdb "${EXTRA_ARGS[@]}"
 PID="$SERVER_PID"
 cli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
 info_field() { # SECTION FIELD -> value, empty when INFO or the field is missing

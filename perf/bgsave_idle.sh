@@ -39,16 +39,7 @@ read -r -a EXTRA_ARGS <<<"${SERVER_ARGS:-}"
 RUN_DIR="$OUT_DIR/bgsave-idle-$SERVER-$(timestamp)"
 mkdir -p "$RUN_DIR/data"
 PORT="$(free_port)"
-case "$SERVER" in
-ringkv)
-    ensure_ringkv
-    start_ringkv "$PORT" "$SHARDS" "$RUN_DIR/server.log" --dir "$RUN_DIR/data" --dbfilename dump.rdb "${EXTRA_ARGS[@]}"
-    ;;
-redis)
-    start_redis "$PORT" "$RUN_DIR/server.log" --dir "$RUN_DIR/data" --dbfilename dump.rdb "${EXTRA_ARGS[@]}"
-    ;;
-*) die "usage: $0 redis|ringkv|both" ;;
-esac
+start_named "$SERVER" "$PORT" "$SHARDS" "$RUN_DIR/server.log" --dir "$RUN_DIR/data" --dbfilename dump.rdb "${EXTRA_ARGS[@]}"
 cli() { redis-cli -h 127.0.0.1 -p "$PORT" "$@"; }
 
 log "== filling $KEYS keys of $VALUE_BYTES $VALUES bytes"

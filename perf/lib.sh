@@ -154,6 +154,21 @@ start_redis() { # PORT LOGFILE [extra args...]
         "$REDIS_SERVER_BIN" --port "$port" --save "" --appendonly no --daemonize no "$@"
 }
 
+# start_named SERVER PORT SHARDS LOGFILE [extra args...]: ringkv (rebuilt when
+# stale; SHARDS applies to it only) or redis-server. Sets SERVER_PID.
+start_named() {
+    local server="$1" port="$2" shards="$3" logfile="$4"
+    shift 4
+    case "$server" in
+    ringkv)
+        ensure_ringkv
+        start_ringkv "$port" "$shards" "$logfile" "$@"
+        ;;
+    redis) start_redis "$port" "$logfile" "$@" ;;
+    *) die "server must be ringkv or redis (got '$server')" ;;
+    esac
+}
+
 # CPU time (user + system, all threads) of a process, in microseconds.
 # Resolution is one clock tick (1/CLK_TCK s, usually 10 ms), so runs should
 # last at least a few seconds for a precise per-request figure.

@@ -38,14 +38,7 @@ if [ "$NCPU" -gt 1 ]; then CLIENT_CORE="${CLIENT_CORE:-1}"; else CLIENT_CORE="${
 ensure_pkg perf linux-perf
 TS="$(timestamp)"
 PORT="$(free_port)"
-case "$SERVER" in
-ringkv)
-    ensure_ringkv
-    start_ringkv "$PORT" "$SHARDS" "$OUT_DIR/stat-$TS-server.log"
-    ;;
-redis) start_redis "$PORT" "$OUT_DIR/stat-$TS-server.log" ;;
-*) die "SERVER must be ringkv or redis" ;;
-esac
+start_named "$SERVER" "$PORT" "$SHARDS" "$OUT_DIR/stat-$TS-server.log"
 PID="$SERVER_PID"
 
 bench_cmd() { # REQUESTS
