@@ -83,7 +83,7 @@ def rust_str(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def emit(node, indent):
+def emit(node):
     kind, v = node
     if kind == "bulk":
         return "D::Bulk(%s)" % rust_str(v)
@@ -92,10 +92,10 @@ def emit(node, indent):
     if kind == "int":
         return "D::Int(%d)" % v
     if kind in ("array", "set"):
-        inner = ", ".join(emit(x, indent) for x in v)
+        inner = ", ".join(emit(x) for x in v)
         return "D::%s(&[%s])" % ("Set" if kind == "set" else "Arr", inner)
     if kind == "map":
-        inner = ", ".join("(%s, %s)" % (rust_str(k), emit(x, indent)) for k, x in v)
+        inner = ", ".join("(%s, %s)" % (rust_str(k), emit(x)) for k, x in v)
         return "D::Map(&[%s])" % inner
     raise RuntimeError(kind)
 
@@ -133,7 +133,7 @@ def main():
             "pub static DOCS: &[(&str, D)] = &[",
         ]
         for n, d in entries:
-            out.append("    (%s, %s)," % (rust_str(n), emit(d, 1)))
+            out.append("    (%s, %s)," % (rust_str(n), emit(d)))
         out.append("];")
         path = os.path.join(ROOT, "src/commands/docs_data.rs")
         with open(path, "w") as f:

@@ -161,6 +161,30 @@ impl CommandSpec {
     }
 }
 
+/// A one-entry cache in front of `CommandTable::lookup`.
+#[derive(Default)]
+pub struct LastCommand {
+    len: usize,
+    name: [u8; 16],
+    id: usize,
+}
+
+impl LastCommand {
+    #[inline]
+    pub fn lookup(&mut self, table: &CommandTable, name: &[u8]) -> Option<usize> {
+        if name.len() == self.len && name == &self.name[..self.len] {
+            return Some(self.id);
+        }
+        let id = table.lookup(name)?;
+        if name.len() <= self.name.len() {
+            self.name[..name.len()].copy_from_slice(name);
+            self.len = name.len();
+            self.id = id;
+        }
+        Some(id)
+    }
+}
+
 pub struct CommandTable {
     pub specs: Vec<CommandSpec>,
     by_name: HashMap<&'static [u8], usize>,

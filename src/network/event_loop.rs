@@ -64,7 +64,7 @@ pub struct EventLoop {
     pub clock: Clock,
     /// The last command name looked up, exactly as sent, and its id:
     /// pipelines and benchmarks repeat one name, which then costs a compare.
-    pub last_command: LastCommand,
+    pub last_command: crate::commands::LastCommand,
     /// The ring was set up with DEFER_TASKRUN and COOP_TASKRUN.
     pub defer_taskrun: bool,
 }
@@ -110,7 +110,7 @@ impl EventLoop {
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
             clock: Clock::new(),
-            last_command: LastCommand::default(),
+            last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
         })
     }
@@ -712,30 +712,6 @@ impl EventLoop {
         }
         drop(guard);
         Some(result)
-    }
-}
-
-/// A one-entry cache in front of `CommandTable::lookup`.
-#[derive(Default)]
-pub struct LastCommand {
-    len: usize,
-    name: [u8; 16],
-    id: usize,
-}
-
-impl LastCommand {
-    #[inline]
-    pub fn lookup(&mut self, table: &crate::commands::CommandTable, name: &[u8]) -> Option<usize> {
-        if name.len() == self.len && name == &self.name[..self.len] {
-            return Some(self.id);
-        }
-        let id = table.lookup(name)?;
-        if name.len() <= self.name.len() {
-            self.name[..name.len()].copy_from_slice(name);
-            self.len = name.len();
-            self.id = id;
-        }
-        Some(id)
     }
 }
 

@@ -260,11 +260,11 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
     Ok(total)
 }
 
-/// Set in the forked child only: there, memory already serialised may be
-/// given back (see `release_entries`); in SAVE it must not.
 /// Chunks a shard's serialising thread may run ahead of the writer.
 const CHUNKS_AHEAD: usize = 3;
 
+/// Set in the forked child only: there, memory already serialised may be
+/// given back (see `release_entries`); in SAVE it must not.
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
 
 /// In the BGSAVE child, gives back the pages of `db`'s entry array that hold
@@ -410,16 +410,9 @@ fn held_states(shards: &ShardSet) -> (Vec<*mut ShardState>, u64) {
 /// has a pointer for each). `barrier` is how long the hold took to park them.
 pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &Config, barrier: Duration) -> Result<i32, String> {
     let p = &server.persistence;
-    {
-        let st = p.lock();
-        if let Some(c) = &st.child {
-            return Err(if c.kind == ChildKind::Rdb {
-                "ERR Background save already in progress".into()
-            } else {
-                "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
-                    .into()
-            });
-        }
+    // Without SCHEDULE the gate only answers errors (a child is running).
+    if let Some(Err(e)) = bgsave_gate(p, false) {
+        return Err(e.into());
     }
     let (states, dirty_now) = held_states(shards);
     let keys_total: u64 = states.iter().map(|&s| unsafe { (*s).dbs.iter().map(|d| d.len() as u64).sum::<u64>() }).sum();
