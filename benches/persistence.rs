@@ -12,21 +12,30 @@ use ringkv::persistence::lzf;
 use ringkv::persistence::rdb::Encoder;
 use ringkv::shard::{Entry, Value};
 
-/// `key:%012d` keys with pseudo-random values of `value_bytes`, as
-/// perf/bgsave.sh fills them.
-fn dataset(n: usize, value_bytes: usize, compressible: bool) -> Vec<(Vec<u8>, Entry)> {
+/// `key:%012d` keys with values of `value_bytes`: `abcdefgh` repeated
+/// (compressible), pseudo-random hex digits (as perf/bgsave.sh fills them;
+/// LZF finds short matches and saves nothing), or pseudo-random printable
+/// bytes (no matches).
+#[derive(Clone, Copy, PartialEq)]
+enum Values {
+    Compressible,
+    Hex,
+    Random,
+}
+
+fn dataset(n: usize, value_bytes: usize, kind: Values) -> Vec<(Vec<u8>, Entry)> {
     let mut seed = 0x2545F4914F6CDD1Du64;
     (0..n)
         .map(|i| {
             let value: Vec<u8> = (0..value_bytes)
                 .map(|j| {
-                    if compressible {
-                        b"abcdefgh"[j % 8]
-                    } else {
-                        seed ^= seed << 13;
-                        seed ^= seed >> 7;
-                        seed ^= seed << 17;
-                        b'!' + (seed % 90) as u8
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    match kind {
+                        Values::Compressible => b"abcdefgh"[j % 8],
+                        Values::Hex => b"0123456789abcdef"[(seed % 16) as usize],
+                        Values::Random => b'!' + (seed % 90) as u8,
                     }
                 })
                 .collect();
@@ -36,8 +45,13 @@ fn dataset(n: usize, value_bytes: usize, compressible: bool) -> Vec<(Vec<u8>, En
 }
 
 fn encode(c: &mut Criterion) {
-    for (name, value_bytes, compressible) in [("64B_random", 64, false), ("1KiB_random", 1024, false), ("1KiB_compressible", 1024, true)] {
-        let data = dataset(10_000, value_bytes, compressible);
+    for (name, value_bytes, kind) in [
+        ("64B_random", 64, Values::Random),
+        ("1KiB_random", 1024, Values::Random),
+        ("1KiB_hex", 1024, Values::Hex),
+        ("1KiB_compressible", 1024, Values::Compressible),
+    ] {
+        let data = dataset(10_000, value_bytes, kind);
         let raw_bytes: usize = data.iter().map(|(k, _)| k.len() + value_bytes).sum();
         let mut group = c.benchmark_group(format!("rdb_encode_{}", name));
         group.throughput(Throughput::Bytes(raw_bytes as u64));

@@ -57,6 +57,18 @@ pub fn set_affinity(cpus: &[usize]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// getrusage(2) for `who` (RUSAGE_SELF, _CHILDREN, _THREAD): (user, system) microseconds.
+pub fn rusage_usec(who: libc::c_int) -> (u64, u64) {
+    // SAFETY: getrusage fills a plain struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut ru);
+        ru
+    };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(ru.ru_utime), us(ru.ru_stime))
+}
+
 #[cfg(test)]
 mod cpulist_tests {
     use super::parse_cpulist;

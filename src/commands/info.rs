@@ -412,14 +412,9 @@ fn replication(ctx: &Ctx, out: &mut String) {
 }
 
 fn rusage(who: libc::c_int) -> (String, String) {
-    // SAFETY: getrusage fills a plain struct.
-    let ru = unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut ru);
-        ru
-    };
-    let f = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
-    (f(ru.ru_stime), f(ru.ru_utime))
+    let (user, sys) = crate::util::rusage_usec(who);
+    let f = |us: u64| format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+    (f(sys), f(user))
 }
 
 fn cpu(out: &mut String) {

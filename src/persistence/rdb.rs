@@ -121,6 +121,39 @@ impl Encoder {
         self.save_string(value);
     }
 
+    /// Pads the buffer to a multiple of `align` bytes from `from` with
+    /// an AUX field named `ringkv-pad` whose value is zeros: loaders skip the
+    /// AUX fields they do not know (the format's contract; Redis and
+    /// redis-check-rdb accept them anywhere), and the bytes that follow start
+    /// at an aligned file offset, where the writer can send them to the disk
+    /// from where they lie. `align` is at most 16 KiB.
+    pub fn save_pad(&mut self, align: usize, from: usize) {
+        const KEY: &[u8] = b"ringkv-pad";
+        let fixed = 1 + 1 + KEY.len();
+        let mut need = (align - (self.buf.len() - from) % align) % align;
+        if need == 0 {
+            return;
+        }
+        while need < fixed + 1 {
+            need += align;
+        }
+        self.buf.push(OPCODE_AUX);
+        self.buf.push(KEY.len() as u8);
+        self.buf.extend_from_slice(KEY);
+        let value_len = if need - fixed - 1 < 1 << 6 {
+            let n = need - fixed - 1;
+            self.buf.push(n as u8);
+            n
+        } else {
+            // The two-byte length form, whatever the length (Redis reads it so).
+            let n = need - fixed - 2;
+            self.buf.push(0x40 | (n >> 8) as u8);
+            self.buf.push(n as u8);
+            n
+        };
+        self.buf.resize(self.buf.len() + value_len, 0);
+    }
+
     pub fn save_header(&mut self) {
         self.buf.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     }

@@ -1,11 +1,20 @@
-//! Sequential file output through io_uring with O_DIRECT: 1 MiB aligned
-//! buffers written at aligned offsets, a few in flight, the file
-//! preallocated ahead (extending writes on ext4 gain nothing from depth,
-//! preallocation does), the tail padded to the block size then truncated to
-//! the exact length, fsync. Where O_DIRECT is refused (EINVAL: tmpfs, some
-//! FUSE) it falls back to buffered writes through the same ring.
+//! Sequential file output through io_uring with O_DIRECT: aligned buffers
+//! written at aligned offsets, a few in flight, the file preallocated ahead
+//! (extending writes on ext4 gain nothing from depth, preallocation does),
+//! the tail padded to the block size then truncated to the exact length,
+//! fsync. Where O_DIRECT is refused (EINVAL: tmpfs, some FUSE) it falls back
+//! to buffered writes through the same ring.
 //!
-//! The CRC-64 of everything written through `write` is kept on the way.
+//! Two ways in: `write` copies bytes into the writer's own aligned buffers;
+//! `write_chunk` takes a filled buffer (made by `chunk_buffer`, whose bytes
+//! from `start` on begin at an aligned address) and, when it starts at an
+//! aligned file offset and is a whole number of blocks (the snapshot's
+//! serialisers cut their chunks that way), writes it from where it lies, so
+//! a dump's bytes are copied once (into the chunk) instead of twice. Chunks
+//! come back through `take_done` once the disk has them.
+//!
+//! The CRC-64 of everything written through `write` and `write_chunk` is
+//! kept on the way.
 
 use std::ffi::CString;
 use std::io;
@@ -14,9 +23,14 @@ use std::os::fd::RawFd;
 use io_uring::{opcode, types, IoUring};
 
 pub const CHUNK_BYTES: usize = 1 << 20;
-const ALIGN: usize = 4096;
+/// O_DIRECT's alignment for addresses, lengths and offsets (the page size
+/// covers every logical block size in use).
+pub const ALIGN: usize = 4096;
+/// Writes in flight.
 const DEPTH: usize = 4;
 const PREALLOCATE_BYTES: u64 = 64 << 20;
+/// `user_data` bit marking a write from a caller's chunk.
+const OWNED: u64 = 1 << 63;
 
 struct AlignedBuf {
     ptr: *mut u8,
@@ -52,11 +66,36 @@ pub struct DirectWriter {
     busy: [bool; DEPTH],
     cur: usize,
     fill: usize,
+    /// Callers' chunks being written, with the writes still pending on each.
+    owned: Vec<Option<(Vec<u8>, usize)>>,
+    /// Chunks the disk has, for `take_done`.
+    done: Vec<Vec<u8>>,
+    in_flight: usize,
     file_offset: u64,
     preallocated_to: u64,
     /// Logical bytes written (the file's final length).
     pub total: u64,
+    /// Chunks written in place / copied (for the debug log).
+    pub chunks_in_place: u64,
+    pub chunks_copied: u64,
     crc: crc_fast::Digest,
+}
+
+/// A buffer for `write_chunk` with room for `capacity` bytes of data:
+/// returns it with filler bytes up to `start`, the first aligned address in
+/// it (no allocator promises that alignment for a `Vec<u8>`).
+pub fn chunk_buffer(capacity: usize) -> (Vec<u8>, usize) {
+    let mut v = Vec::with_capacity(capacity + ALIGN);
+    let start = reset_chunk(&mut v);
+    (v, start)
+}
+
+/// Empties a chunk buffer for reuse; returns its new `start`.
+pub fn reset_chunk(v: &mut Vec<u8>) -> usize {
+    v.clear();
+    let start = (ALIGN - v.as_ptr() as usize % ALIGN) % ALIGN;
+    v.resize(start, 0);
+    start
 }
 
 fn cpath(path: &str) -> io::Result<CString> {
@@ -78,7 +117,7 @@ impl DirectWriter {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let ring = IoUring::new(8)?;
+        let ring = IoUring::new(2 * DEPTH as u32)?;
         Ok(DirectWriter {
             fd,
             direct,
@@ -87,14 +126,19 @@ impl DirectWriter {
             busy: [false; DEPTH],
             cur: 0,
             fill: 0,
+            owned: Vec::new(),
+            done: Vec::new(),
+            in_flight: 0,
             file_offset: 0,
             preallocated_to: 0,
             total: 0,
+            chunks_in_place: 0,
+            chunks_copied: 0,
             crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Redis),
         })
     }
 
-    /// Appends bytes covered by the checksum.
+    /// Appends bytes covered by the checksum, copying them.
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         self.crc.update(data);
         while !data.is_empty() {
@@ -112,6 +156,52 @@ impl DirectWriter {
         Ok(())
     }
 
+    /// Appends `chunk[start..]`, covered by the checksum: written from where
+    /// it lies when the alignment allows, else copied. Either way the chunk
+    /// comes back through `take_done`.
+    pub fn write_chunk(&mut self, chunk: Vec<u8>, start: usize) -> io::Result<()> {
+        if self.fill > 0 && (!self.direct || self.fill.is_multiple_of(ALIGN)) {
+            // What `write` left is a whole number of blocks: out with it, so
+            // the chunk starts at an aligned offset.
+            self.submit_current(self.fill)?;
+        }
+        let data = &chunk[start..];
+        let aligned = !self.direct || ((data.as_ptr() as usize).is_multiple_of(ALIGN) && data.len().is_multiple_of(ALIGN));
+        if self.fill > 0 || !aligned || data.is_empty() {
+            self.write(data)?;
+            self.chunks_copied += 1;
+            self.done.push(chunk);
+            return Ok(());
+        }
+        self.crc.update(data);
+        let (ptr, len) = (data.as_ptr(), data.len());
+        self.total += len as u64;
+        self.chunks_in_place += 1;
+        let slot = match self.owned.iter().position(|s| s.is_none()) {
+            Some(i) => i,
+            None => {
+                self.owned.push(None);
+                self.owned.len() - 1
+            }
+        };
+        self.owned[slot] = Some((chunk, len.div_ceil(CHUNK_BYTES)));
+        let mut off = 0;
+        while off < len {
+            let n = (len - off).min(CHUNK_BYTES);
+            // SAFETY: inside the chunk, which stays in `owned` (a Vec's heap
+            // memory does not move with it) until its every write completed.
+            let p = unsafe { ptr.add(off) };
+            self.submit(p, n, OWNED | (slot as u64) << 32 | n as u64)?;
+            off += n;
+        }
+        Ok(())
+    }
+
+    /// A chunk the disk has (or that was copied), to be filled again.
+    pub fn take_done(&mut self) -> Option<Vec<u8>> {
+        self.done.pop()
+    }
+
     /// The CRC-64 (Jones) of everything written so far.
     pub fn crc(&self) -> u64 {
         self.crc.finalize()
@@ -125,13 +215,28 @@ impl DirectWriter {
         Ok(())
     }
 
+    /// Writes the first `len` bytes of the current buffer and moves on to
+    /// the next one, once the disk is done with it.
     fn submit_current(&mut self, len: usize) -> io::Result<()> {
+        let cur = self.cur;
+        // Marked before: `submit` may reap this very write.
+        self.busy[cur] = true;
+        self.submit(self.bufs[cur].ptr, len, (cur as u64) << 32 | len as u64)?;
+        self.cur = (cur + 1) % DEPTH;
+        self.fill = 0;
+        while self.busy[self.cur] {
+            self.reap(1)?;
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, ptr: *const u8, len: usize, user_data: u64) -> io::Result<()> {
         if self.direct {
             debug_assert_eq!(len % ALIGN, 0, "O_DIRECT length must be block aligned");
             debug_assert_eq!(self.file_offset % ALIGN as u64, 0, "O_DIRECT offset must be block aligned");
         }
         if self.file_offset + len as u64 > self.preallocated_to {
-            let want = self.file_offset + PREALLOCATE_BYTES;
+            let want = self.file_offset + len as u64 + PREALLOCATE_BYTES;
             // SAFETY: fallocate on our descriptor; failure only loses the speed-up.
             if unsafe { libc::fallocate(self.fd, 0, self.preallocated_to as i64, (want - self.preallocated_to) as i64) } == 0 {
                 self.preallocated_to = want;
@@ -139,18 +244,13 @@ impl DirectWriter {
                 self.preallocated_to = u64::MAX;
             }
         }
-        let e = opcode::Write::new(types::Fd(self.fd), self.bufs[self.cur].ptr, len as u32)
-            .offset(self.file_offset)
-            .build()
-            .user_data(((self.cur as u64) << 32) | len as u64);
-        // SAFETY: the buffer stays allocated and untouched until its completion is reaped.
+        let e = opcode::Write::new(types::Fd(self.fd), ptr, len as u32).offset(self.file_offset).build().user_data(user_data);
+        // SAFETY: the memory stays allocated and untouched until the completion is reaped.
         unsafe { self.ring.submission().push(&e).map_err(|_| io::Error::other("submission queue full"))? };
         self.ring.submit()?;
-        self.busy[self.cur] = true;
+        self.in_flight += 1;
         self.file_offset += len as u64;
-        self.cur = (self.cur + 1) % DEPTH;
-        self.fill = 0;
-        while self.busy[self.cur] {
+        while self.in_flight >= DEPTH {
             self.reap(1)?;
         }
         Ok(())
@@ -160,7 +260,8 @@ impl DirectWriter {
         self.ring.submit_and_wait(want)?;
         let done: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
         for (ud, res) in done {
-            let idx = (ud >> 32) as usize;
+            self.in_flight -= 1;
+            let idx = ((ud & !OWNED) >> 32) as usize;
             let len = (ud & 0xffff_ffff) as i32;
             if res < 0 {
                 return Err(io::Error::from_raw_os_error(-res));
@@ -168,7 +269,15 @@ impl DirectWriter {
             if res != len {
                 return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short write: {} of {} bytes", res, len)));
             }
-            self.busy[idx] = false;
+            if ud & OWNED == 0 {
+                self.busy[idx] = false;
+            } else if let Some((_, pending)) = self.owned[idx].as_mut() {
+                *pending -= 1;
+                if *pending == 0 {
+                    let (chunk, _) = self.owned[idx].take().unwrap();
+                    self.done.push(chunk);
+                }
+            }
         }
         Ok(())
     }
@@ -181,7 +290,7 @@ impl DirectWriter {
             self.bufs[self.cur].slice_mut()[fill..len].fill(0);
             self.submit_current(len)?;
         }
-        while self.busy.iter().any(|&b| b) {
+        while self.in_flight > 0 {
             self.reap(1)?;
         }
         // SAFETY: plain syscalls on our descriptor.
@@ -199,13 +308,29 @@ impl DirectWriter {
 
 impl Drop for DirectWriter {
     fn drop(&mut self) {
+        // Writes still in flight (an error ended the save) point into our
+        // buffers: wait for them before the memory goes.
+        while self.in_flight > 0 {
+            if self.ring.submit_and_wait(1).is_err() {
+                break;
+            }
+            let n = self.ring.completion().count();
+            self.in_flight = self.in_flight.saturating_sub(n);
+        }
         // SAFETY: closing our descriptor once.
         unsafe { libc::close(self.fd) };
     }
 }
 
 /// rename(2) then fsync of the directory, so the new dump survives a crash.
-pub fn rename_durably(from: &str, to: &str, dir: &str) -> io::Result<()> {
+///
+/// Returns the dump it replaced, still open: its blocks are freed when the
+/// caller drops it, after the save is reported. Dropped here, the unlink
+/// would free them inside the directory fsync, which on a file system
+/// mounted with `discard` waits for the device to trim them (measured here:
+/// 130-175 ms for a 1 GB dump, a fifth of the whole save).
+pub fn rename_durably(from: &str, to: &str, dir: &str) -> io::Result<Option<std::fs::File>> {
+    let previous = std::fs::File::open(to).ok();
     std::fs::rename(from, to)?;
     let d = cpath(dir)?;
     // SAFETY: open/fsync/close of a directory descriptor.
@@ -216,5 +341,53 @@ pub fn rename_durably(from: &str, to: &str, dir: &str) -> io::Result<()> {
             libc::close(fd);
         }
     }
-    Ok(())
+    Ok(previous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_written_in_place_or_copied_make_one_file() {
+        let dir = std::env::temp_dir().join(format!("ringkv-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.bin");
+        let mut w = DirectWriter::create(path.to_str().unwrap()).unwrap();
+        let mut expect = Vec::new();
+        w.write(&[7u8; ALIGN]).unwrap();
+        expect.extend_from_slice(&[7u8; ALIGN]);
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        for i in 0..40u32 {
+            let (mut c, start) = match spare.pop() {
+                Some(mut c) => {
+                    let start = reset_chunk(&mut c);
+                    (c, start)
+                }
+                None => chunk_buffer(CHUNK_BYTES),
+            };
+            // Mostly whole chunks; a short one now and then (a section's end)
+            // followed by a block-sized one (the padding that realigns).
+            let len = match i % 7 {
+                5 => 1000 + i as usize,
+                6 => ALIGN - (1000 + i as usize - 1) % ALIGN,
+                _ => CHUNK_BYTES,
+            };
+            c.extend((0..len).map(|j| (j as u32 ^ i) as u8));
+            expect.extend_from_slice(&c[start..]);
+            w.write_chunk(c, start).unwrap();
+            while let Some(d) = w.take_done() {
+                spare.push(d);
+            }
+        }
+        w.write(b"tail").unwrap();
+        expect.extend_from_slice(b"tail");
+        let crc = w.crc();
+        assert!(w.chunks_in_place > 0, "no chunk was written in place");
+        assert_eq!(w.finish().unwrap(), expect.len() as u64);
+        let got = std::fs::read(&path).unwrap();
+        assert!(got == expect, "file differs from what was written");
+        assert_eq!(crc, crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, &expect));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
