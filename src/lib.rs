@@ -55,7 +55,7 @@ pub fn run(config: Config) -> Result<(), String> {
     // listens on (the kernel would split connections between the two). A plain
     // bind first makes a busy port fail the way Redis reports it.
     for a in &addrs {
-        if let Err(e) = std::net::TcpListener::bind(a) {
+        if let Err(e) = network::listener::check_free(a) {
             let reason = e.to_string();
             let reason = reason.split(" (os error").next().unwrap_or(&reason);
             return Err(format!("Warning: Could not create server TCP listening socket {}: bind: {}", a, reason));

@@ -2,47 +2,29 @@
 //! address the client connected to, and a cluster-aware client (the `redis`
 //! crate's cluster client) reads and writes through it.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
 use redis::{Commands, Value};
 
-/// A ringkv process on a free port, killed when dropped.
+/// ringkv started (on a port below the ephemeral range, answering PING)
+/// and killed by the shared harness.
 struct Server {
-    child: Child,
+    inner: common::Server,
     port: u16,
 }
 
 impl Server {
     fn start(shards: usize) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_ringkv"))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--shards", &shards.to_string(), "--loglevel", "warning"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ringkv");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "ringkv did not start listening on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
+        let inner = common::Server::ringkv(&["--shards", &shards.to_string(), "--loglevel", "warning"]);
+        Server { port: inner.port, inner }
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        self.inner.url()
     }
 
     fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,42 +1,29 @@
 //! Connection-level behaviour checked over raw sockets: CLIENT REPLY,
 //! CLIENT KILL / LIST across shards, MONITOR lines, AUTH/HELLO/RESET.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+/// ringkv with two shards, started (on a port below the ephemeral range,
+/// answering PING) and killed by the shared harness.
 struct Server {
-    child: Child,
-    port: u16,
+    inner: common::Server,
 }
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut args =
-            vec!["--port".to_string(), port.to_string(), "--bind".into(), "127.0.0.1".into(), "--save".into(), "".into(), "--shards".into(), "2".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_ringkv")).args(&args).stdout(Stdio::null()).spawn().expect("start ringkv");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "ringkv did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
+        let mut args = vec!["--shards", "2"];
+        args.extend_from_slice(extra);
+        Server { inner: common::Server::ringkv(&args) }
     }
 
     fn connect(&self) -> Conn {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let s = TcpStream::connect(self.inner.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         Conn { s }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -14,24 +14,48 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 pub fn listen(addr: &SocketAddr, backlog: i32) -> io::Result<RawFd> {
+    let fd = bound(addr, true)?;
+    // SAFETY: listen on the descriptor just bound; closed on failure.
+    unsafe {
+        if let Err(e) = check(libc::listen(fd, backlog)) {
+            libc::close(fd);
+            return Err(e);
+        }
+    }
+    Ok(fd)
+}
+
+/// Fails as a busy port does (EADDRINUSE) when another socket listens on
+/// `addr`: SO_REUSEPORT listeners would otherwise share the port silently.
+/// The probe socket is bound without SO_REUSEPORT and never listens, so no
+/// client can connect to it (a listening probe accepted connections and
+/// reset them when it closed: a client that saw the port open was then
+/// refused until the real listeners existed).
+pub fn check_free(addr: &SocketAddr) -> io::Result<()> {
+    let fd = bound(addr, false)?;
+    // SAFETY: closing the probe descriptor we own.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// A TCP socket bound to `addr` (SO_REUSEADDR, and SO_REUSEPORT when asked).
+fn bound(addr: &SocketAddr, reuse_port: bool) -> io::Result<RawFd> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-    // SAFETY: plain socket syscalls on a descriptor we own.
+    // SAFETY: plain socket syscalls on a descriptor we own, closed on failure.
     unsafe {
         let fd = check(libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
         let one: libc::c_int = 1;
         let p = &one as *const _ as *const libc::c_void;
         let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, len))?;
-        check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, len))?;
-        if addr.is_ipv6() {
-            check(libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, p, len))?;
-        }
         let (sa, salen) = to_sockaddr(addr);
-        if let Err(e) = check(libc::bind(fd, &sa as *const _ as *const libc::sockaddr, salen)) {
+        let setup = check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, len))
+            .and_then(|_| if reuse_port { check(libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, len)) } else { Ok(0) })
+            .and_then(|_| if addr.is_ipv6() { check(libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, p, len)) } else { Ok(0) })
+            .and_then(|_| check(libc::bind(fd, &sa as *const _ as *const libc::sockaddr, salen)));
+        if let Err(e) = setup {
             libc::close(fd);
             return Err(e);
         }
-        check(libc::listen(fd, backlog))?;
         Ok(fd)
     }
 }

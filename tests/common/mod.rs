@@ -160,7 +160,8 @@ impl Server {
                 s.set_read_timeout(Some(Duration::from_secs(2))).ok();
                 s.set_write_timeout(Some(Duration::from_secs(2))).ok();
                 let mut buf = [0u8; 7];
-                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                // A server with `requirepass` answers -NOAUTH: serving all the same.
+                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH")) {
                     // SO_REUSEPORT (ringkv's listeners) lets another process share the port
                     // silently: make sure every listener on it is ours.
                     if self.kind == Kind::Ringkv && !listeners_all_ours(self.port, self.pid()) {
