@@ -2,7 +2,9 @@
 //! GET / SET / INCR hot loops, lookup and insert at 1M keys, and the worst
 //! single insert while growing to 4M keys (a printed line, not a criterion
 //! figure: a hash table that grows all at once stalls one insert for the whole
-//! rehash, which is what a client sees as a latency spike).
+//! rehash, which is what a client sees as a latency spike; the dict grows
+//! incrementally to avoid it). The benches use the system allocator, not the
+//! server's jemalloc.
 
 mod common;
 

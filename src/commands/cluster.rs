@@ -223,7 +223,7 @@ fn slot_route(args: &[&[u8]], shards: usize) -> ShardMask {
 fn keys_in_slot<'a>(ctx: &Ctx<'a>, slot: u16) -> impl Iterator<Item = &'a [u8]> + 'a {
     let now = ctx.now_ms;
     let state: &'a crate::shard::ShardState = ctx.shard(slot_shard(slot, ctx.shard_count));
-    state.dbs[ctx.db].map.iter().filter(move |(k, e)| (e.expire_at_ms < 0 || e.expire_at_ms > now) && key_slot(k) == slot).map(|(k, _)| &k[..])
+    state.dbs[ctx.db].map.iter().filter(move |(k, e)| (e.expire_at_ms < 0 || e.expire_at_ms > now) && key_slot(k) == slot).map(|(k, _)| k)
 }
 
 fn countkeysinslot(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

@@ -242,7 +242,8 @@ fn ratio(a: u64, b: u64) -> f64 {
 fn memory(ctx: &Ctx, out: &mut String) {
     let c = ctx.config();
     let (allocated, active, resident) = jemalloc_stats();
-    let used = allocated;
+    // Big index tables are mapped outside the allocator (dict.rs).
+    let used = allocated + crate::shard::dict::mapped_index_bytes();
     let rss = process_rss();
     let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
     let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);
@@ -520,14 +521,13 @@ fn keyspace(ctx: &Ctx, out: &mut String) {
                 continue;
             };
             keys += d.len();
-            expires += d.expires.len();
-            let step = (d.expires.len() / 16).max(1);
-            for k in d.expires.iter().step_by(step).take(16) {
-                if let Some(e) = d.map.get(k) {
-                    if e.expire_at_ms > now {
-                        ttl_sum += e.expire_at_ms - now;
-                        ttl_n += 1;
-                    }
+            expires += d.expires_len();
+            let step = (d.expires_len() / 16).max(1);
+            for i in (0..d.expires_len()).step_by(step).take(16) {
+                let e = d.map.at(d.map.ttl_position(i)).1;
+                if e.expire_at_ms > now {
+                    ttl_sum += e.expire_at_ms - now;
+                    ttl_n += 1;
                 }
             }
         }

@@ -349,10 +349,9 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         while left > 0 && visited < count {
             left -= 1;
             visited += 1;
-            let (k, e) = db.map.get_index(left).expect("position within the table");
+            let (k, e) = db.map.at(left);
             if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
-                let k = k.clone();
-                db.remove(&k);
+                db.map.remove_at(left);
                 continue;
             }
             if pattern.is_some_and(|p| !glob_match(p, k, false)) {

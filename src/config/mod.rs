@@ -48,6 +48,8 @@ pub struct Config {
     pub logfile: String,
     pub hz: u64,
     pub rdbcompression: bool,
+    /// Redis's `activerehashing`: the cron moves an index doubling along.
+    pub activerehashing: bool,
     pub rdbchecksum: bool,
     pub stop_writes_on_bgsave_error: bool,
     /// ringkv's own: shard threads (0 = one per available core).
@@ -90,6 +92,7 @@ impl Default for Config {
             logfile: String::new(),
             hz: 10,
             rdbcompression: true,
+            activerehashing: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
             shards: 0,

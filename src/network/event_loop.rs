@@ -637,6 +637,7 @@ impl EventLoop {
         if self.server.pause_until(now).is_none() {
             self.state().active_expire_cycle(now, budget_usec);
         }
+        self.state().rehash_cycle();
         let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
         let limit = self.state().config.client_output_buffer_limit_normal;
         for index in 0..self.conns.len() as u32 {

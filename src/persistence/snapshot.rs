@@ -164,7 +164,8 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
     head.save_aux("redis-ver", b"7.0.15");
     head.save_aux("redis-bits", b"64");
     head.save_aux("ctime", (crate::util::unix_ms() / 1000).to_string().as_bytes());
-    let used = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0);
+    let used = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0) as u64
+        + crate::shard::dict::mapped_index_bytes();
     head.save_aux("used-mem", used.to_string().as_bytes());
     head.save_aux("aof-base", b"0");
     head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
@@ -204,56 +205,53 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
                     if db.map.is_empty() {
                         continue;
                     }
-                    enc.save_select_db(dbi, db.map.len(), db.expires.len());
+                    enc.save_select_db(dbi, db.len(), db.expires_len());
                     let mut n = 0u64;
-                    let mut released_to = 0usize;
-                    // Taken before anything is released: the array's first entry.
-                    let array_start = entry_addr(db, 0);
-                    for (i, (k, e)) in db.map.iter().enumerate() {
-                        // Keys and values live where the allocator put them (values
-                        // rewritten since their insert anywhere): ask for those a few
-                        // entries ahead now, so the walk does not wait on each miss.
-                        if let Some((pk, pe)) = db.map.get_index(i + PREFETCH_AHEAD) {
-                            prefetch(pk.as_ptr());
-                            if let crate::shard::Value::Str { bytes, .. } = &pe.value {
-                                prefetch(bytes.as_ptr());
-                            }
-                        }
-                        if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
-                            continue;
-                        }
-                        enc.save_pair(k, e);
-                        n += 1;
-                        if key_delay_usec > 0 {
-                            std::thread::sleep(Duration::from_micros(key_delay_usec));
-                        }
-                        if enc.buf.len() - start >= CHUNK_BYTES {
-                            keys_done.fetch_add(n, Ordering::Relaxed);
-                            n = 0;
-                            // A whole number of blocks goes; the rest (less than one)
-                            // starts the next chunk.
-                            let (mut next, next_start) = match back_rx.try_recv() {
-                                Ok(mut v) => {
-                                    let s = reset_chunk(&mut v);
-                                    (v, s)
+                    for slots in db.map.chunks() {
+                        for (i, slot) in slots.iter().enumerate() {
+                            // Keys and values live where the allocator put them (values
+                            // rewritten since their insert anywhere): ask for those a few
+                            // entries ahead now, so the walk does not wait on each miss.
+                            if let Some(ahead) = slots.get(i + PREFETCH_AHEAD) {
+                                prefetch(ahead.key().as_ptr());
+                                if let crate::shard::Value::Str { bytes, .. } = &ahead.entry().value {
+                                    prefetch(bytes.as_ptr());
                                 }
-                                Err(_) => chunk_buffer(CHUNK_BYTES + 64 * 1024),
-                            };
-                            let cut = start + (enc.buf.len() - start) / ALIGN * ALIGN;
-                            next.extend_from_slice(&enc.buf[cut..]);
-                            enc.buf.truncate(cut);
-                            let chunk = (std::mem::replace(&mut enc.buf, next), start);
-                            start = next_start;
-                            if tx.send(chunk).is_err() {
-                                return;
                             }
-                            if release_serialized {
-                                released_to = release_entries(db, array_start, released_to, i + 1);
+                            let e = slot.entry();
+                            if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
+                                continue;
+                            }
+                            enc.save_pair(slot.key(), e);
+                            n += 1;
+                            if key_delay_usec > 0 {
+                                std::thread::sleep(Duration::from_micros(key_delay_usec));
+                            }
+                            if enc.buf.len() - start >= CHUNK_BYTES {
+                                keys_done.fetch_add(n, Ordering::Relaxed);
+                                n = 0;
+                                // A whole number of blocks goes; the rest (less than one)
+                                // starts the next chunk.
+                                let (mut next, next_start) = match back_rx.try_recv() {
+                                    Ok(mut v) => {
+                                        let s = reset_chunk(&mut v);
+                                        (v, s)
+                                    }
+                                    Err(_) => chunk_buffer(CHUNK_BYTES + 64 * 1024),
+                                };
+                                let cut = start + (enc.buf.len() - start) / ALIGN * ALIGN;
+                                next.extend_from_slice(&enc.buf[cut..]);
+                                enc.buf.truncate(cut);
+                                let chunk = (std::mem::replace(&mut enc.buf, next), start);
+                                start = next_start;
+                                if tx.send(chunk).is_err() {
+                                    return;
+                                }
                             }
                         }
-                    }
-                    if release_serialized {
-                        release_entries(db, array_start, released_to, db.map.len());
+                        if release_serialized {
+                            release_slots(slots);
+                        }
                     }
                     keys_done.fetch_add(n, Ordering::Relaxed);
                 }
@@ -306,34 +304,22 @@ const CHUNKS_AHEAD: usize = 3;
 /// given back (see `release_entries`); in SAVE it must not.
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
 
-/// In the BGSAVE child, gives back the pages of `db`'s entry array that hold
-/// only entries `from..upto` already serialised (MADV_DONTNEED). The parent's
-/// later writes to those pages then find them unshared and copy nothing:
-/// less copy-on-write. Only whole pages strictly inside the walked part of
-/// the array are released; the child never reads those entries again.
-/// Returns the new release watermark (an entry index).
-fn release_entries(db: &crate::shard::Db, start: usize, from: usize, upto: usize) -> usize {
+/// In the BGSAVE child, gives back the pages of a chunk of the entry store
+/// that has been serialised (MADV_DONTNEED). The parent's later writes to
+/// those pages then find them unshared and copy nothing: less copy-on-write.
+/// Only whole pages inside the chunk's entries are released; the child never
+/// reads those entries again.
+fn release_slots(slots: &[crate::shard::dict::Slot]) {
     const PAGE: usize = 4096;
-    if upto <= from || db.map.is_empty() {
-        return from;
-    }
-    // `start`: the lowest address of entry 0; `end`: the first byte still needed.
-    let end = if upto < db.map.len() {
-        entry_addr(db, upto)
-    } else {
-        let (k, v) = db.map.get_index(upto - 1).expect("index in range");
-        let last = (k as *const _ as usize).max(v as *const _ as usize);
-        last.saturating_sub(PAGE) // stay clear of the last entry's tail and whatever follows the array
-    };
-    let lo = start.div_ceil(PAGE) * PAGE;
-    let hi = end / PAGE * PAGE;
+    let range = slots.as_ptr_range();
+    let lo = (range.start as usize).div_ceil(PAGE) * PAGE;
+    let hi = range.end as usize / PAGE * PAGE;
     if hi > lo {
-        // SAFETY: [lo, hi) lies inside the entry array's allocation, holds only
+        // SAFETY: [lo, hi) lies inside the chunk's allocation, holds only
         // entries this thread has finished with, and is never read again in the
         // child; MADV_DONTNEED on private anonymous memory only drops our copy.
         unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_DONTNEED) };
     }
-    upto
 }
 
 /// Entries ahead of the one being serialised whose key and value are prefetched.
@@ -348,15 +334,6 @@ fn prefetch(p: *const u8) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
-}
-
-/// The lowest address of entry `i`'s key and value inside the entry array
-/// (only the address is used, nothing is read).
-fn entry_addr(db: &crate::shard::Db, i: usize) -> usize {
-    match db.map.get_index(i) {
-        Some((k, v)) => (k as *const _ as usize).min(v as *const _ as usize),
-        None => 0,
-    }
 }
 
 /// Log lines from a forked child: the sink's mutex might be in any state

@@ -1,12 +1,13 @@
 //! One database of one shard: key -> value with optional expiry.
 //!
-//! Stored in an `IndexMap` (entries in a dense vector plus a hash index), so
-//! RANDOMKEY and active-expiry sampling are O(1) and SCAN can use a plain
-//! position cursor: SCAN walks positions from high to low, and `swap_remove`
-//! only moves the last (already visited) entry downwards, so every key
-//! present for the whole scan is returned at least once.
+//! Stored in a `Dict` (entries in dense positions plus a hash index that
+//! grows incrementally, see dict.rs), so RANDOMKEY and active-expiry
+//! sampling are O(1) and SCAN can use a plain position cursor: SCAN walks
+//! positions from high to low, and a removal only moves the last (already
+//! visited) entry downwards, so every key present for the whole scan is
+//! returned at least once.
 
-use indexmap::IndexMap;
+pub use super::dict::Dict;
 
 pub type Hasher = foldhash::fast::RandomState;
 
@@ -100,7 +101,9 @@ pub fn canonical_int(b: &[u8]) -> Option<i64> {
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute expiry in unix milliseconds; -1 for none.
+    /// Absolute expiry in unix milliseconds; -1 for none. Changed only
+    /// through `Db` (`set_expire`, `set`, `insert_entry`), which keeps the
+    /// table's TTL list in step.
     pub expire_at_ms: i64,
     /// Last access in unix milliseconds (OBJECT IDLETIME).
     pub access_ms: i64,
@@ -108,12 +111,9 @@ pub struct Entry {
 
 #[derive(Default)]
 pub struct Db {
-    pub map: IndexMap<Box<[u8]>, Entry, Hasher>,
-    /// Keys that carry a TTL, for active-expiry sampling and `expires=` in INFO.
-    pub expires: indexmap::IndexSet<Box<[u8]>, Hasher>,
+    pub map: Dict,
 }
 
-/// Result of a lookup that honours lazy expiry.
 impl Db {
     pub fn new() -> Db {
         Db::default()
@@ -125,27 +125,47 @@ impl Db {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+    /// Keys that carry a TTL (`expires=` in INFO keyspace).
+    pub fn expires_len(&self) -> usize {
+        self.map.ttl_len()
+    }
+
+    /// The position of a live key; an expired one is deleted on the way.
+    #[inline]
+    fn find_live(&mut self, key: &[u8], now_ms: i64) -> Option<usize> {
+        let pos = self.map.find(key)?;
+        let e = self.map.at(pos).1;
+        if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+            self.map.remove_at(pos);
+            return None;
+        }
+        Some(pos)
+    }
 
     /// Removes `key` if it is expired at `now_ms`; returns true if it was.
     #[inline]
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: i64) -> bool {
-        if self.expires.is_empty() {
+        if self.map.ttl_len() == 0 {
             return false;
         }
-        if let Some(e) = self.map.get(key) {
-            if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-                self.remove(key);
-                return true;
+        match self.map.find(key) {
+            Some(pos) => {
+                let e = self.map.at(pos).1;
+                if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+                    self.map.remove_at(pos);
+                    return true;
+                }
+                false
             }
+            None => false,
         }
-        false
     }
 
     /// Looks up a live key (expired keys are deleted on the way), touching its access time.
     #[inline]
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
-        self.expire_if_needed(key, now_ms);
-        let e = self.map.get_mut(key)?;
+        let pos = self.find_live(key, now_ms)?;
+        let e = self.map.entry_at_mut(pos);
         e.access_ms = now_ms;
         Some(e)
     }
@@ -153,73 +173,55 @@ impl Db {
     /// Looks up without touching access time (OBJECT IDLETIME, TYPE in Redis
     /// does touch; this is for internal reads like DUMP/INFO).
     pub fn peek(&mut self, key: &[u8], now_ms: i64) -> Option<&Entry> {
-        self.expire_if_needed(key, now_ms);
-        self.map.get(key)
+        let pos = self.find_live(key, now_ms)?;
+        Some(self.map.at(pos).1)
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: i64) -> bool {
-        self.expire_if_needed(key, now_ms);
-        self.map.contains_key(key)
+        self.find_live(key, now_ms).is_some()
     }
 
     /// Sets a value. `keep_ttl` keeps an existing expiry; otherwise it is cleared.
     pub fn set(&mut self, key: &[u8], value: Value, now_ms: i64, keep_ttl: bool) {
-        if let Some(e) = self.map.get_mut(key) {
-            e.value = value;
-            e.access_ms = now_ms;
-            if !keep_ttl && e.expire_at_ms >= 0 {
-                e.expire_at_ms = -1;
-                self.expires.swap_remove(key);
+        let hash = self.map.hash(key);
+        match self.map.find_hashed(key, hash) {
+            Some(pos) => {
+                let e = self.map.entry_at_mut(pos);
+                e.value = value;
+                e.access_ms = now_ms;
+                if !keep_ttl && e.expire_at_ms >= 0 {
+                    self.map.set_expire_at(pos, -1);
+                }
             }
-            return;
+            None => {
+                self.map.insert_new_hashed(hash, key.into(), Entry { value, expire_at_ms: -1, access_ms: now_ms });
+            }
         }
-        self.map.insert(key.into(), Entry { value, expire_at_ms: -1, access_ms: now_ms });
     }
 
     /// Inserts a full entry (used by RENAME/MOVE/COPY/RESTORE and the loader).
     pub fn insert_entry(&mut self, key: Box<[u8]>, entry: Entry) {
-        if entry.expire_at_ms >= 0 {
-            self.expires.insert(key.clone());
-        } else {
-            self.expires.swap_remove(&key);
-        }
         self.map.insert(key, entry);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let e = self.map.swap_remove(key)?;
-        if e.expire_at_ms >= 0 {
-            self.expires.swap_remove(key);
-        }
-        Some(e)
+        self.map.remove(key).map(|(_, e)| e)
     }
 
     /// Removes and returns both key and entry.
     pub fn remove_full(&mut self, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
-        let (_, k, e) = self.map.swap_remove_full(key)?;
-        if e.expire_at_ms >= 0 {
-            self.expires.swap_remove(key);
-        }
-        Some((k, e))
+        self.map.remove(key)
     }
 
     /// Sets the absolute expiry of an existing key (`ms < 0` removes it).
     pub fn set_expire(&mut self, key: &[u8], ms: i64) {
-        if let Some(e) = self.map.get_mut(key) {
-            if ms >= 0 {
-                if e.expire_at_ms < 0 {
-                    self.expires.insert(key.into());
-                }
-            } else if e.expire_at_ms >= 0 {
-                self.expires.swap_remove(key);
-            }
-            e.expire_at_ms = ms;
+        if let Some(pos) = self.map.find(key) {
+            self.map.set_expire_at(pos, ms);
         }
     }
 
     pub fn clear(&mut self) {
-        self.map = IndexMap::default();
-        self.expires = indexmap::IndexSet::default();
+        self.map = Dict::default();
     }
 
     /// One pass of Redis-like active expiry: sample up to `samples` keys
@@ -228,20 +230,15 @@ impl Db {
         let mut expired = 0;
         let mut sampled = 0;
         for _ in 0..samples {
-            let n = self.expires.len();
+            let n = self.map.ttl_len();
             if n == 0 {
                 break;
             }
             sampled += 1;
-            let i = (xorshift(rng) % n as u64) as usize;
-            let key = &self.expires[i];
-            let Some(e) = self.map.get(&key[..]) else {
-                self.expires.swap_remove_index(i);
-                continue;
-            };
-            if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-                let key = self.expires.swap_remove_index(i).unwrap();
-                self.map.swap_remove(&key[..]);
+            let pos = self.map.ttl_position((xorshift(rng) % n as u64) as usize);
+            let e = self.map.at(pos).1;
+            if e.expire_at_ms <= now_ms {
+                self.map.remove_at(pos);
                 expired += 1;
             }
         }
@@ -256,16 +253,21 @@ impl Db {
             if n == 0 {
                 return None;
             }
-            let i = (xorshift(rng) % n as u64) as usize;
-            let (k, e) = self.map.get_index(i).unwrap();
+            let pos = (xorshift(rng) % n as u64) as usize;
+            let (k, e) = self.map.at(pos);
             if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-                let k = k.clone();
-                self.remove(&k);
+                self.map.remove_at(pos);
                 continue;
             }
-            return Some(k.clone());
+            return Some(k.into());
         }
         None
+    }
+
+    /// The cron's share of an index doubling in progress (Redis's
+    /// activerehashing). Returns true while one is left.
+    pub fn migrate_for(&mut self, budget: std::time::Duration) -> bool {
+        self.map.migrate_for(budget)
     }
 }
 
@@ -297,10 +299,10 @@ mod tests {
         let mut db = Db::new();
         db.set(b"a", Value::from_bytes(b"1"), 0, false);
         db.set_expire(b"a", 10);
-        assert_eq!(db.expires.len(), 1);
+        assert_eq!(db.expires_len(), 1);
         assert!(db.get(b"a", 5).is_some());
         assert!(db.get(b"a", 10).is_none());
-        assert_eq!(db.expires.len(), 0);
+        assert_eq!(db.expires_len(), 0);
         assert_eq!(db.len(), 0);
     }
 }

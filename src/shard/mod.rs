@@ -3,6 +3,7 @@
 //! except while the shard is *held* (see `hold.rs`): then it is parked at a
 //! quiescent point and its state is lent, whole, to the holding thread.
 
+pub mod dict;
 pub mod hold;
 pub mod keyspace;
 pub mod mailbox;
@@ -81,6 +82,18 @@ impl ShardState {
     /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each
     /// database sample 20 TTL keys, repeat while more than 10% were expired,
     /// bounded in time.
+    /// Redis's `activerehashing`: up to 1 ms per cron tick moving an index
+    /// doubling along, for the first database that has one in progress
+    /// (inserts move it too; this finishes it when inserts stop).
+    pub fn rehash_cycle(&mut self) {
+        if !self.config.activerehashing {
+            return;
+        }
+        if let Some(db) = self.dbs.iter_mut().find(|db| db.map.is_migrating()) {
+            db.migrate_for(std::time::Duration::from_millis(1));
+        }
+    }
+
     pub fn active_expire_cycle(&mut self, now_ms: i64, budget_usec: u64) {
         if !self.active_expire_enabled {
             return;
