@@ -47,6 +47,7 @@ fn dataset(n: usize, value_bytes: usize, kind: Values) -> Vec<(Vec<u8>, Entry)> 
 fn encode(c: &mut Criterion) {
     for (name, value_bytes, kind) in [
         ("64B_random", 64, Values::Random),
+        ("64B_hex", 64, Values::Hex),
         ("1KiB_random", 1024, Values::Random),
         ("1KiB_hex", 1024, Values::Hex),
         ("1KiB_compressible", 1024, Values::Compressible),
