@@ -23,6 +23,8 @@ const KIND_RECV: u64 = 2;
 const KIND_SEND: u64 = 3;
 const KIND_DOORBELL: u64 = 4;
 const KIND_IGNORE: u64 = 5;
+/// The BGSAVE child's pidfd became readable: it has exited.
+const KIND_CHILD_EXIT: u64 = 6;
 
 const RECV_BUFFERS: u16 = 512;
 const RECV_BUFFER_BYTES: usize = 16 * 1024;
@@ -179,6 +181,7 @@ impl EventLoop {
             self.reap();
             self.drain_mailboxes();
             self.retry_deferred();
+            self.watch_child_exit();
             let now = self.clock.now_ms();
             if now >= self.next_cron_ms {
                 self.cron(now);
@@ -229,6 +232,20 @@ impl EventLoop {
         self.server.sleeping[self.id].store(false, Ordering::SeqCst);
     }
 
+    /// Polls a just-forked BGSAVE child's pidfd on this ring, if no other
+    /// shard has taken it (one relaxed load per loop turn otherwise).
+    fn watch_child_exit(&mut self) {
+        let watch = &self.server.persistence.exit_watch;
+        if watch.load(Ordering::Relaxed) < 0 {
+            return;
+        }
+        let fd = watch.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            let e = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build().user_data(ud(KIND_CHILD_EXIT, 0, 0));
+            self.push_sqe(e);
+        }
+    }
+
     fn reap(&mut self) {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
@@ -239,6 +256,10 @@ impl EventLoop {
                 KIND_ACCEPT => self.on_accept(index, res, flags),
                 KIND_RECV => self.on_recv(index, generation, res, flags),
                 KIND_SEND => self.on_send(index, generation, res),
+                KIND_CHILD_EXIT => {
+                    let config = self.state().config.clone();
+                    crate::persistence::snapshot::poll_child(&self.server, &config);
+                }
                 KIND_DOORBELL | KIND_IGNORE => {}
                 _ => {}
             }

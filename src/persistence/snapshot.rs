@@ -2,12 +2,13 @@
 //! so one thread forks a child that sees a consistent point-in-time image;
 //! then every shard resumes. The child serialises one section per shard in
 //! parallel threads, writes the file through `DirectWriter`, reports progress
-//! and copy-on-write over a pipe, and exits with `_exit`. The parent polls
-//! the pipe and reaps the child from a shard's cron with WNOHANG, so no
-//! shard ever blocks on it.
+//! and copy-on-write over a pipe, and exits with `_exit`. The parent reads
+//! the pipe and reaps the child with WNOHANG from shard 0's cron, and at once
+//! when the child exits: a shard's ring polls the child's pidfd (see
+//! `Persistence::exit_watch`). No shard ever blocks on it.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,32 @@ pub struct Child {
     /// The dirty counter when the child forked (becomes the saved baseline on success).
     pub dirty_at_fork: u64,
     partial: Vec<u8>,
+    /// A pidfd of the child (readable once it has exited), or -1.
+    pub pidfd: RawFd,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SAFETY: closing our own descriptors once; a poll armed on the pidfd
+        // keeps its own reference to the file.
+        unsafe {
+            libc::close(self.pipe);
+            if self.pidfd >= 0 {
+                libc::close(self.pidfd);
+            }
+        }
+    }
+}
+
+/// A pidfd for our child `pid` (Linux 5.3+), or -1.
+fn pidfd_open(pid: i32) -> RawFd {
+    // SAFETY: pidfd_open takes plain integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        -1
+    } else {
+        fd as RawFd
+    }
 }
 
 /// Everything INFO persistence / stats report, and the histograms.
@@ -80,6 +107,10 @@ pub struct Persistence {
     pub snapshot_active: AtomicBool,
     /// Each shard's dirty counter, published by its cron.
     pub dirty: Vec<AtomicU64>,
+    /// The pidfd of a child just forked, for the first shard loop that sees
+    /// it to poll on its ring (then -1): the child is reaped as it exits,
+    /// not up to a cron period (100 ms at hz 10) later.
+    pub exit_watch: AtomicI32,
 }
 
 const MSG_PROGRESS: u64 = 1;
@@ -115,6 +146,7 @@ impl Persistence {
             writes_blocked: AtomicBool::new(false),
             snapshot_active: AtomicBool::new(false),
             dirty: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            exit_watch: AtomicI32::new(-1),
         }
     }
 
@@ -488,7 +520,9 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &
         cancelled: false,
         dirty_at_fork: dirty_now,
         partial: Vec::new(),
+        pidfd: pidfd_open(pid),
     });
+    p.exit_watch.store(st.child.as_ref().map_or(-1, |c| c.pidfd), Ordering::Release);
     drop(st);
     p.snapshot_active.store(true, Ordering::Relaxed);
     let threshold = config.latency_monitor_threshold_ms;
@@ -539,12 +573,12 @@ pub fn kill_child(server: &crate::server::Server, dir: &str, why: &str) {
     let mut st = server.persistence.lock();
     let Some(child) = st.child.take() else { return };
     crate::warning!("{}", why);
-    // SAFETY: signalling and reaping our own child, closing our pipe end.
+    // SAFETY: signalling and reaping our own child (its descriptors are
+    // closed when `child` drops).
     unsafe {
         libc::kill(child.pid, libc::SIGUSR1);
         let mut status = 0;
         libc::waitpid(child.pid, &mut status, 0);
-        libc::close(child.pipe);
     }
     let _ = std::fs::remove_file(format!("{}/temp-{}.rdb", dir, child.pid));
     server.persistence.snapshot_active.store(false, Ordering::Relaxed);
@@ -588,6 +622,33 @@ pub fn cancel(server: &crate::server::Server) -> Result<&'static str, &'static s
 /// Polls the child from a shard's cron: progress messages, then reaping.
 /// Returns true when a BGSAVE should start now (scheduled, or a save point).
 pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
+    if poll_child(server, config) {
+        return false;
+    }
+    let p = &server.persistence;
+    let st = p.lock();
+    let now = crate::util::unix_ms();
+    if st.scheduled {
+        return true;
+    }
+    // Save points: "save <seconds> <changes>"; after a failed save wait 5 s
+    // before trying again, as Redis's CONFIG_BGSAVE_RETRY_DELAY.
+    let dirty = p.dirty_total().saturating_sub(st.dirty_at_last_save);
+    let since_save = now / 1000 - st.last_save_unix;
+    let retry_ok = st.last_bgsave_status == SaveStatus::Ok || now - st.last_bgsave_try_ms > 5000;
+    for &(secs, changes) in &config.save {
+        if dirty >= changes && since_save >= secs as i64 && retry_ok {
+            crate::notice!("{} changes in {} seconds. Saving...", changes, secs);
+            return true;
+        }
+    }
+    false
+}
+
+/// Reads the child's progress messages and reaps it when it has exited
+/// (cron, and the ring's poll on its pidfd). Returns true when there was a
+/// child (still running, or reaped by this call).
+pub fn poll_child(server: &crate::server::Server, config: &Config) -> bool {
     let p = &server.persistence;
     let mut st = p.lock();
     let now = crate::util::unix_ms();
@@ -625,13 +686,11 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
         let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
         if r == child.pid {
             let child = st.child.take().unwrap();
-            // SAFETY: closing our read end.
-            unsafe { libc::close(child.pipe) };
             if child.kind != ChildKind::Rdb {
                 // Another kind of child (the AOF rewrite's slot): none of the
                 // RDB bookkeeping; a scheduled BGSAVE starts at the next cron.
                 crate::notice!("Background child {} ({:?}) exited", child.pid, child.kind);
-                return false;
+                return true;
             }
             p.snapshot_active.store(false, Ordering::Relaxed);
             let elapsed = (now - child.start_ms) / 1000;
@@ -666,23 +725,8 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
             }
             drop(st);
             p.update_write_gate(config);
-            return false;
         }
-        return false;
-    }
-    if st.scheduled {
         return true;
-    }
-    // Save points: "save <seconds> <changes>"; after a failed save wait 5 s
-    // before trying again, as Redis's CONFIG_BGSAVE_RETRY_DELAY.
-    let dirty = p.dirty_total().saturating_sub(st.dirty_at_last_save);
-    let since_save = now / 1000 - st.last_save_unix;
-    let retry_ok = st.last_bgsave_status == SaveStatus::Ok || now - st.last_bgsave_try_ms > 5000;
-    for &(secs, changes) in &config.save {
-        if dirty >= changes && since_save >= secs as i64 && retry_ok {
-            crate::notice!("{} changes in {} seconds. Saving...", changes, secs);
-            return true;
-        }
     }
     false
 }
@@ -888,6 +932,7 @@ mod tests {
             cancelled: false,
             dirty_at_fork: 0,
             partial: vec![],
+            pidfd: -1,
         }
     }
 
