@@ -349,11 +349,10 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         while left > 0 && visited < count {
             left -= 1;
             visited += 1;
-            let (k, e) = db.map.at(left);
-            if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
-                db.map.remove_at(left);
+            if db.remove_if_expired(left, now) {
                 continue;
             }
+            let (k, e) = db.map.at(left);
             if pattern.is_some_and(|p| !glob_match(p, k, false)) {
                 continue;
             }

@@ -443,17 +443,6 @@ impl Dict {
         self.find(key).map(|p| &self.slots.at(p).entry)
     }
 
-    #[inline]
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let p = self.find(key)?;
-        Some(&mut self.slots.at_mut(p).entry)
-    }
-
-    #[inline]
-    pub fn contains_key(&self, key: &[u8]) -> bool {
-        self.find(key).is_some()
-    }
-
     /// Key and entry at a position (`pos < len()`).
     #[inline]
     pub fn at(&self, pos: usize) -> (&[u8], &Entry) {
@@ -464,12 +453,6 @@ impl Dict {
     #[inline]
     pub fn entry_at_mut(&mut self, pos: usize) -> &mut Entry {
         &mut self.slots.at_mut(pos).entry
-    }
-
-    /// Key and entry at a position, or None past the end.
-    #[inline]
-    pub fn get_index(&self, pos: usize) -> Option<(&[u8], &Entry)> {
-        self.slots.get(pos).map(|s| (&s.key[..], &s.entry))
     }
 
     /// Entries in position order.
@@ -668,8 +651,9 @@ impl Dict {
         self.old.is_some()
     }
 
-    /// Index buckets, new and old (for tests and the debug output).
-    pub fn index_buckets(&self) -> (usize, usize) {
+    /// Index buckets, new and old.
+    #[cfg(test)]
+    fn index_buckets(&self) -> (usize, usize) {
         (self.index.buckets, self.old.as_ref().map_or(0, |m| m.table.buckets))
     }
 

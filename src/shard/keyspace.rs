@@ -130,16 +130,23 @@ impl Db {
         self.map.ttl_len()
     }
 
+    /// Removes the entry at `pos` if it is expired at `now_ms`; returns true
+    /// if it was (the last entry has moved into `pos` then).
+    #[inline]
+    pub fn remove_if_expired(&mut self, pos: usize, now_ms: i64) -> bool {
+        let e = self.map.at(pos).1;
+        if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+            self.map.remove_at(pos);
+            return true;
+        }
+        false
+    }
+
     /// The position of a live key; an expired one is deleted on the way.
     #[inline]
     fn find_live(&mut self, key: &[u8], now_ms: i64) -> Option<usize> {
         let pos = self.map.find(key)?;
-        let e = self.map.at(pos).1;
-        if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-            self.map.remove_at(pos);
-            return None;
-        }
-        Some(pos)
+        (!self.remove_if_expired(pos, now_ms)).then_some(pos)
     }
 
     /// Removes `key` if it is expired at `now_ms`; returns true if it was.
@@ -148,17 +155,7 @@ impl Db {
         if self.map.ttl_len() == 0 {
             return false;
         }
-        match self.map.find(key) {
-            Some(pos) => {
-                let e = self.map.at(pos).1;
-                if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-                    self.map.remove_at(pos);
-                    return true;
-                }
-                false
-            }
-            None => false,
-        }
+        self.map.find(key).is_some_and(|pos| self.remove_if_expired(pos, now_ms))
     }
 
     /// Looks up a live key (expired keys are deleted on the way), touching its access time.
@@ -236,9 +233,7 @@ impl Db {
             }
             sampled += 1;
             let pos = self.map.ttl_position((xorshift(rng) % n as u64) as usize);
-            let e = self.map.at(pos).1;
-            if e.expire_at_ms <= now_ms {
-                self.map.remove_at(pos);
+            if self.remove_if_expired(pos, now_ms) {
                 expired += 1;
             }
         }
@@ -254,12 +249,10 @@ impl Db {
                 return None;
             }
             let pos = (xorshift(rng) % n as u64) as usize;
-            let (k, e) = self.map.at(pos);
-            if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-                self.map.remove_at(pos);
+            if self.remove_if_expired(pos, now_ms) {
                 continue;
             }
-            return Some(k.into());
+            return Some(self.map.at(pos).0.into());
         }
         None
     }
