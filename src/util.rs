@@ -69,6 +69,19 @@ pub fn rusage_usec(who: libc::c_int) -> (u64, u64) {
     (us(ru.ru_utime), us(ru.ru_stime))
 }
 
+/// Asks the CPU to bring the cache line at `p` in (a hint: never faults,
+/// whatever the address).
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod cpulist_tests {
     use super::parse_cpulist;

@@ -321,6 +321,24 @@ fn raw_cases() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("empty bulk command name", one(b"*1\r\n$0\r\n\r\n")),
         ("multibulk with LF only", one(b"*1\n$4\nPING\n")),
     ];
+    // Pipelines longer than the 16 commands the server parses ahead of running them
+    // (dispatch.rs): order, empty and inline commands, and an error mid-way. Each case
+    // has its own keys (cases run at the same time).
+    let long = |prefix: char| {
+        let mut out = Vec::new();
+        for i in 0..40 {
+            out.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n$4\r\n{}p{:02}\r\n$1\r\n{}\r\n", prefix, i, i % 10).as_bytes());
+            out.extend_from_slice(format!("*2\r\n$4\r\nINCR\r\n$4\r\n{}p{:02}\r\n", prefix, (i + 39) % 40).as_bytes());
+            if i % 7 == 0 {
+                out.extend_from_slice(b"*0\r\nPING\r\n");
+            }
+        }
+        out
+    };
+    let mut then_error = long('e');
+    then_error.extend_from_slice(b"*1\r\n$4\r\nPING\r\n*x\r\n*1\r\n$4\r\nPING\r\n");
+    cases.push(("90 pipelined commands", vec![long('l')]));
+    cases.push(("90 pipelined commands then a protocol error", vec![then_error]));
     // Over 64 KiB without a newline: "too big inline request". Exactly one byte over, so the
     // server has read everything when it closes (unread input would turn the close into a
     // reset that can discard the error reply before we read it).

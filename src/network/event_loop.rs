@@ -60,6 +60,9 @@ pub struct EventLoop {
     pub dirty: Vec<u32>,
     pub pool: Vec<PackedArgs>,
     pub scratch: Vec<u8>,
+    /// Commands parsed ahead of execution (see `parse_and_run`): where each
+    /// starts, its length, its arguments. Reused across batches.
+    pub batch: Vec<(usize, usize, crate::protocol::Args)>,
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
     /// One clock for the loop (see `Clock`).
@@ -109,6 +112,7 @@ impl EventLoop {
             dirty: Vec::new(),
             pool: Vec::new(),
             scratch: Vec::with_capacity(64 * 1024),
+            batch: Vec::new(),
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
             clock: Clock::new(),

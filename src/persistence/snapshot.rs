@@ -245,9 +245,9 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
                             // rewritten since their insert anywhere): ask for those a few
                             // entries ahead now, so the walk does not wait on each miss.
                             if let Some(ahead) = slots.get(i + PREFETCH_AHEAD) {
-                                prefetch(ahead.key().as_ptr());
+                                crate::util::prefetch(ahead.key().as_ptr());
                                 if let crate::shard::Value::Str { bytes, .. } = &ahead.entry().value {
-                                    prefetch(bytes.as_ptr());
+                                    crate::util::prefetch(bytes.as_ptr());
                                 }
                             }
                             let e = slot.entry();
@@ -356,17 +356,6 @@ fn release_slots(slots: &[crate::shard::dict::Slot]) {
 
 /// Entries ahead of the one being serialised whose key and value are prefetched.
 const PREFETCH_AHEAD: usize = 8;
-
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// Log lines from a forked child: the sink's mutex might be in any state
 /// there, so it is only tried, never waited for.

@@ -460,6 +460,49 @@ impl Dict {
         self.slots.iter().map(|s| (&s.key[..], &s.entry))
     }
 
+    /// Lookups of a pipelined batch ask for their memory in stages, each a
+    /// pass over the batch, so the misses of the batch overlap (see
+    /// `EventLoop::prefetch_keys`). Stage 1: the home bucket of `hash32`.
+    #[inline]
+    pub fn prefetch_bucket(&self, hash32: u32) {
+        for t in [Some(&self.index), self.old.as_ref().map(|m| &m.table)].into_iter().flatten() {
+            if t.buckets != 0 {
+                // SAFETY: the index is within the table (masked).
+                crate::util::prefetch(unsafe { t.ptr.add(hash32 as usize & (t.buckets - 1)) } as *const u8);
+            }
+        }
+    }
+
+    /// Stage 2: the entry of the first bucket carrying `hash32` (its bucket
+    /// asked for in stage 1); returns its position for stage 3.
+    #[inline]
+    pub fn prefetch_slot(&self, hash32: u32) -> Option<usize> {
+        let any = |_: usize| true;
+        let pos = match self.index.find(hash32, any) {
+            Some(b) => position(self.index.slots()[b]),
+            None => {
+                let old = &self.old.as_ref()?.table;
+                position(old.slots()[old.find(hash32, any)?])
+            }
+        };
+        let slot = self.slots.at(pos) as *const Slot as *const u8;
+        crate::util::prefetch(slot);
+        // SAFETY: still inside the slot (72 bytes): its last cache line.
+        crate::util::prefetch(unsafe { slot.add(std::mem::size_of::<Slot>() - 1) });
+        Some(pos)
+    }
+
+    /// Stage 3: the key and value bytes of the entry at `pos` (asked for in
+    /// stage 2).
+    #[inline]
+    pub fn prefetch_key_value(&self, pos: usize) {
+        let s = self.slots.at(pos);
+        crate::util::prefetch(s.key.as_ptr());
+        if let super::Value::Str { bytes, .. } = &s.entry.value {
+            crate::util::prefetch(bytes.as_ptr());
+        }
+    }
+
     /// The entry store's chunks in position order (the BGSAVE walk).
     pub fn chunks(&self) -> impl Iterator<Item = &[Slot]> {
         self.slots.chunks()
