@@ -338,6 +338,29 @@ fn raw_cases() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     let mut then_error = long('e');
     then_error.extend_from_slice(b"*1\r\n$4\r\nPING\r\n*x\r\n*1\r\n$4\r\nPING\r\n");
     cases.push(("90 pipelined commands", vec![long('l')]));
+    // Multi-shard commands pipelined with single-key ones: a run of them goes under one
+    // hold of the other shards (dispatch.rs); replies and effects stay in order.
+    let enc = |args: &[&str]| {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{}\r\n", a.len(), a).as_bytes());
+        }
+        out
+    };
+    let mut multi = Vec::new();
+    for i in 0..12 {
+        let (a, b, c) = (format!("ma{i}"), format!("mb{i}"), format!("mc{i}"));
+        multi.extend(enc(&["MSET", &a, "1", &b, "2", &c, "3"]));
+        multi.extend(enc(&["INCR", &b]));
+        multi.extend(enc(&["MGET", &a, &b, &c, "nokey"]));
+        multi.extend(enc(&["RENAME", &a, &format!("mr{i}")]));
+        multi.extend(enc(&["EXISTS", &a, &b, &format!("mr{i}")]));
+        if i % 4 == 0 {
+            multi.extend(enc(&["PING"]));
+        }
+        multi.extend(enc(&["DEL", &b, &c, &format!("mr{i}")]));
+    }
+    cases.push(("pipelined multi-shard commands", vec![multi]));
     cases.push(("90 pipelined commands then a protocol error", vec![then_error]));
     // Over 64 KiB without a newline: "too big inline request". Exactly one byte over, so the
     // server has read everything when it closes (unread input would turn the close into a

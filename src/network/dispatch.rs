@@ -22,6 +22,24 @@ pub enum Flow {
     Stop,
 }
 
+/// The shards a command runs on (`Local`: this one; `Keys`: its keys' shards,
+/// this one when it names none; `All`: every shard).
+fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
+    match spec.route {
+        Route::Local => ShardMask::single(me),
+        Route::Keys => {
+            let m = key_mask(spec, args, shards);
+            if m.is_empty() {
+                ShardMask::single(me)
+            } else {
+                m
+            }
+        }
+        Route::All => ShardMask::all(shards),
+        Route::Custom(f) => f(args, shards),
+    }
+}
+
 /// Redis's reply for an unknown command, with the first arguments quoted.
 pub fn unknown_command_error(args: &[&[u8]]) -> String {
     let mut list = String::new();
@@ -141,26 +159,27 @@ impl EventLoop {
             if parsed > 1 {
                 self.prefetch_keys(index, buf, &batch[..parsed]);
             }
-            for (start, n, args) in &batch[..parsed] {
-                if args.is_empty() {
-                    pos = start + n;
-                    continue;
+            let mut i = 0;
+            while i < parsed {
+                // A command on several shards holds them, and the key-routed
+                // commands after it in the batch run under the same hold: one
+                // park of the other shards for the run, not one per command.
+                if let Some((targets, len)) = self.hold_run(index, buf, &batch[i..parsed], &mut store) {
+                    let run = &batch[i..i + len];
+                    let ran = self.with_held(targets, |lp, _| lp.run_commands(index, buf, run, &mut store, &mut pos));
+                    match ran {
+                        Some(Flow::Continue) => {
+                            i += len;
+                            continue;
+                        }
+                        Some(_) => break 'batches,
+                        // Another coordinator holds: the plain path below defers.
+                        None => {}
+                    }
                 }
-                let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut store));
-                args.slices(&buf[*start..], &mut slices);
-                let flow = self.dispatch(index, &slices);
-                slices.clear();
-                store = recycle(slices);
-                if flow == Flow::Defer {
-                    break 'batches;
-                }
-                pos = start + n;
-                if flow == Flow::Stop {
-                    break 'batches;
-                }
-                if self.server.hold.check(self.id) {
-                    // Time parked is nobody's command time.
-                    self.clock.tick();
+                match self.run_commands(index, buf, &batch[i..i + 1], &mut store, &mut pos) {
+                    Flow::Continue => i += 1,
+                    _ => break 'batches,
                 }
             }
             if let Some(e) = error {
@@ -183,6 +202,80 @@ impl EventLoop {
         }
         self.batch = batch;
         pos
+    }
+
+    /// Runs `cmds` in order, moving `pos` past each one that ran; stops at
+    /// the first that defers (not run) or stops the connection (run).
+    fn run_commands(&mut self, index: u32, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>, pos: &mut usize) -> Flow {
+        for (start, n, args) in cmds {
+            if args.is_empty() {
+                *pos = start + n;
+                continue;
+            }
+            let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
+            args.slices(&buf[*start..], &mut slices);
+            let flow = self.dispatch(index, &slices);
+            slices.clear();
+            *store = recycle(slices);
+            if flow == Flow::Defer {
+                return flow;
+            }
+            *pos = start + n;
+            if flow == Flow::Stop {
+                return flow;
+            }
+            if self.server.hold.check(self.id) {
+                // Time parked is nobody's command time.
+                self.clock.tick();
+            }
+        }
+        Flow::Continue
+    }
+
+    /// When `cmds[0]` needs several shards (and may run now: no forwarded
+    /// command of the connection still out), the shards to hold for it and
+    /// the key-routed commands right after it, and how many commands that
+    /// run covers. None: run `cmds[0]` the plain way.
+    fn hold_run(&mut self, index: u32, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>) -> Option<(ShardMask, usize)> {
+        if self.server.shard_count == 1 || !self.holding.is_empty() || !self.conns[index as usize].as_ref()?.slots.is_empty() {
+            return None;
+        }
+        let mut union = ShardMask::default();
+        let mut len = 0;
+        for (start, _, args) in cmds {
+            if args.is_empty() {
+                break;
+            }
+            let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
+            args.slices(&buf[*start..], &mut slices);
+            let mask = self.key_route(&slices);
+            slices.clear();
+            *store = recycle(slices);
+            match mask {
+                Some(m) if len > 0 || m.count() > 1 => union.0 |= m.0,
+                _ => break,
+            }
+            len += 1;
+        }
+        union.0 &= !(1u128 << self.id);
+        (len > 0 && !union.is_empty()).then_some((union, len))
+    }
+
+    /// The shards of a key-routed command with a valid argument count; None
+    /// for anything else (unknown, wrong arity, keyless or every-shard
+    /// commands), which ends a hold run.
+    fn key_route(&mut self, args: &[&[u8]]) -> Option<ShardMask> {
+        let table = CommandTable::get();
+        let mut id = self.last_command.lookup(table, args[0])?;
+        if table.is_container(id) {
+            id = table.lookup_sub(table.specs[id].name, args.get(1)?)?;
+        }
+        let spec = &table.specs[id];
+        let argc = args.len() as i32;
+        if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity || !matches!(spec.route, Route::Keys | Route::Custom(_)) {
+            return None;
+        }
+        Some(route_mask(spec, args, self.server.shard_count, self.id))
     }
 
     /// Asks for the memory the batch's keys will touch, in three passes
@@ -270,22 +363,16 @@ impl EventLoop {
             info.last_cmd = id as u16;
         }
         let shards = self.server.shard_count;
-        let mask = match spec.route {
-            Route::Local => ShardMask::single(self.id),
-            Route::Keys => {
-                let m = key_mask(spec, args, shards);
-                if m.is_empty() {
-                    ShardMask::single(self.id)
-                } else {
-                    m
-                }
-            }
-            Route::All => ShardMask::all(shards),
-            Route::Custom(f) => f(args, shards),
-        };
+        let mask = route_mask(spec, args, shards, self.id);
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
+        // Inside a hold run (`run_held`) every shard the command needs may be
+        // this thread's already: it runs here, in order.
+        let covered = !self.holding.is_empty()
+            && mask.0 & !(self.holding.0 | 1u128 << self.id) == 0
+            && self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty());
         let flow = match mask.only() {
             Some(s) if s == self.id => self.execute_here(index, id, spec, args, now),
+            _ if covered => self.execute_here(index, id, spec, args, now),
             Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
             _ => {
                 // Several shards: the connection's earlier forwarded commands

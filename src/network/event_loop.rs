@@ -50,6 +50,8 @@ pub struct EventLoop {
     pub listeners: Vec<RawFd>,
     pub state: *mut ShardState,
     pub set: ShardSet,
+    /// The shards this thread holds right now (inside `with_held`).
+    pub holding: ShardMask,
     pub conns: Vec<Option<Conn>>,
     pub free: Vec<u32>,
     pub generation: u32,
@@ -102,6 +104,7 @@ impl EventLoop {
             listeners,
             state,
             set,
+            holding: ShardMask::default(),
             conns: Vec::new(),
             free: Vec::new(),
             generation: 1,
@@ -732,7 +735,9 @@ impl EventLoop {
         for t in targets.iter() {
             self.set.set(t, server.hold.shard_ptr(t));
         }
+        self.holding = targets;
         let result = f(self, guard.wait);
+        self.holding = ShardMask::default();
         for t in targets.iter() {
             self.set.set(t, std::ptr::null_mut());
         }
