@@ -248,7 +248,7 @@ impl EventLoop {
             }
             let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
             args.slices(&buf[*start..], &mut slices);
-            let mask = self.key_route(&slices);
+            let mask = self.key_route(&slices, len == 0);
             slices.clear();
             *store = recycle(slices);
             match mask {
@@ -263,8 +263,10 @@ impl EventLoop {
 
     /// The shards of a key-routed command with a valid argument count; None
     /// for anything else (unknown, wrong arity, keyless or every-shard
-    /// commands), which ends a hold run.
-    fn key_route(&mut self, args: &[&[u8]]) -> Option<ShardMask> {
+    /// commands), which ends a hold run. With `several_keys_only`, also None
+    /// for a command naming at most one key (most commands: no key is hashed
+    /// twice on their way, dispatch routes them).
+    fn key_route(&mut self, args: &[&[u8]], several_keys_only: bool) -> Option<ShardMask> {
         let table = CommandTable::get();
         let mut id = self.last_command.lookup(table, args[0])?;
         if table.is_container(id) {
@@ -273,6 +275,9 @@ impl EventLoop {
         let spec = &table.specs[id];
         let argc = args.len() as i32;
         if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity || !matches!(spec.route, Route::Keys | Route::Custom(_)) {
+            return None;
+        }
+        if several_keys_only && matches!(spec.route, Route::Keys) && commands::key_positions(&spec.keys, args.len()).nth(1).is_none() {
             return None;
         }
         Some(route_mask(spec, args, self.server.shard_count, self.id))
