@@ -201,6 +201,12 @@ pub fn bytes_to_human(n: u64) -> String {
 static USED_MEMORY_PEAK: AtomicU64 = AtomicU64::new(0);
 static USED_MEMORY_STARTUP: AtomicU64 = AtomicU64::new(0);
 
+/// Redis's `used_memory` (also the RDB's `used-mem`): the allocator's
+/// allocated bytes plus the big index tables mapped outside it (dict.rs).
+pub fn used_memory_bytes(allocated: u64) -> u64 {
+    allocated + crate::shard::dict::mapped_index_bytes()
+}
+
 /// jemalloc's (allocated, active, resident) after refreshing its statistics.
 fn jemalloc_stats() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
@@ -242,8 +248,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 fn memory(ctx: &Ctx, out: &mut String) {
     let c = ctx.config();
     let (allocated, active, resident) = jemalloc_stats();
-    // Big index tables are mapped outside the allocator (dict.rs).
-    let used = allocated + crate::shard::dict::mapped_index_bytes();
+    let used = used_memory_bytes(allocated);
     let rss = process_rss();
     let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
     let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);

@@ -370,7 +370,7 @@ impl EventLoop {
         let shards = self.server.shard_count;
         let mask = route_mask(spec, args, shards, self.id);
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
-        // Inside a hold run (`run_held`) every shard the command needs may be
+        // Inside a hold run (`hold_run`) every shard the command needs may be
         // this thread's already: it runs here, in order.
         let covered = !self.holding.is_empty()
             && mask.0 & !(self.holding.0 | 1u128 << self.id) == 0

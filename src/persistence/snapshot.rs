@@ -196,8 +196,8 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
     head.save_aux("redis-ver", b"7.0.15");
     head.save_aux("redis-bits", b"64");
     head.save_aux("ctime", (crate::util::unix_ms() / 1000).to_string().as_bytes());
-    let used = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0) as u64
-        + crate::shard::dict::mapped_index_bytes();
+    let allocated = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0);
+    let used = crate::commands::info::used_memory_bytes(allocated as u64);
     head.save_aux("used-mem", used.to_string().as_bytes());
     head.save_aux("aof-base", b"0");
     head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
