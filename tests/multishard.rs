@@ -354,3 +354,58 @@ fn client_pause_holds_commands_until_the_deadline_or_unpause() {
         assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "10", "READ"]), Resp::Error("ERR CLIENT PAUSE mode must be WRITE or ALL".into()), "{who}");
     }
 }
+
+/// A database index above 255 survives the trip to another shard (it was
+/// once sent as a byte: `SELECT 256` then a forwarded SET wrote db 0).
+#[test]
+fn database_index_above_255_reaches_the_owning_shard() {
+    let s = Server::ringkv(&["--shards", "2", "--databases", "300"]);
+    let mut c = s.conn();
+    // Keys on both shards, so some commands run in place and some are forwarded.
+    let keys: Vec<String> = (0..16).map(|i| format!("db-key-{}", i)).collect();
+    assert!(keys.iter().any(|k| key_shard(k.as_bytes(), 2) == 0) && keys.iter().any(|k| key_shard(k.as_bytes(), 2) == 1));
+    assert_eq!(c.cmd(&["SELECT", "256"]), Resp::ok());
+    for k in &keys {
+        assert_eq!(c.cmd(&["SET", k, "in-256"]), Resp::ok());
+    }
+    assert_eq!(c.cmd(&["SELECT", "0"]), Resp::ok());
+    for k in &keys {
+        assert_eq!(c.cmd(&["GET", k]), Resp::Nil, "{} leaked into db 0", k);
+    }
+    assert_eq!(c.cmd(&["SELECT", "299"]), Resp::ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(0));
+    assert_eq!(c.cmd(&["SELECT", "256"]), Resp::ok());
+    for k in &keys {
+        assert_eq!(c.cmd(&["GET", k]), Resp::bulk("in-256"));
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(keys.len() as i64));
+}
+
+/// More requests for another shard in one write than the mailbox bound lets
+/// be outstanding (`REQUESTS_OUTSTANDING_MAX`, 8192): the connection waits
+/// for replies instead of queueing without limit, and every reply still
+/// comes back, in order.
+#[test]
+fn a_pipeline_past_the_mailbox_bound_is_answered_in_order() {
+    let s = Server::ringkv(&["--shards", "2"]);
+    let mut c = s.conn();
+    // Keys of both shards: about half of them are forwarded whichever
+    // shard serves this connection, more than the bound in one write.
+    let n = 20_000;
+    let keys: Vec<String> = (0..n).map(|i| format!("bound:{}", i)).collect();
+    let mut req = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        common::encode_into(&mut req, &["SET", k, &i.to_string()]);
+    }
+    for k in &keys {
+        common::encode_into(&mut req, &["GET", k]);
+    }
+    c.send_raw(&req);
+    for i in 0..n {
+        assert_eq!(c.read(), Resp::ok(), "reply to SET {}", i);
+    }
+    for i in 0..n {
+        assert_eq!(c.read(), Resp::bulk(i.to_string()), "reply to GET {}", i);
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(n as i64));
+}

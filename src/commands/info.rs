@@ -344,6 +344,9 @@ fn stats(ctx: &Ctx, out: &mut String) {
         sum.keyspace_hits += s.keyspace_hits;
         sum.keyspace_misses += s.keyspace_misses;
         sum.total_error_replies += s.total_error_replies;
+        sum.client_query_buffer_limit_disconnections += s.client_query_buffer_limit_disconnections;
+        sum.client_output_buffer_limit_disconnections += s.client_output_buffer_limit_disconnections;
+        sum.mailbox_backoffs += s.mailbox_backoffs;
     }
     out.push_str("# Stats\r\n");
     field!(out, "total_connections_received", "{}", sum.total_connections);
@@ -395,8 +398,13 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "total_writes_processed", "0");
     field!(out, "io_threaded_reads_processed", "0");
     field!(out, "io_threaded_writes_processed", "0");
+    // Redis 7.2's fields (7.0 counts these disconnections nowhere).
+    field!(out, "client_query_buffer_limit_disconnections", "{}", sum.client_query_buffer_limit_disconnections);
+    field!(out, "client_output_buffer_limit_disconnections", "{}", sum.client_output_buffer_limit_disconnections);
     field!(out, "reply_buffer_shrinks", "0");
     field!(out, "reply_buffer_expands", "0");
+    // ringkv's own: forwarding that waited on a full mailbox between shards.
+    field!(out, "mailbox_backoffs", "{}", sum.mailbox_backoffs);
 }
 
 fn replication(ctx: &Ctx, out: &mut String) {

@@ -33,6 +33,9 @@ pub struct ShardStats {
     pub total_error_replies: u64,
     pub client_query_buffer_limit_disconnections: u64,
     pub client_output_buffer_limit_disconnections: u64,
+    /// Commands that waited because a mailbox to another shard was at its
+    /// bound (`shard::mailbox::REQUESTS_OUTSTANDING_MAX` and friends).
+    pub mailbox_backoffs: u64,
     /// Command latency histogram in microseconds (log2 buckets, for INFO latencystats).
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::LatencyMonitor,

@@ -370,6 +370,12 @@ impl EventLoop {
         let shards = self.server.shard_count;
         let mask = route_mask(spec, args, shards, self.id);
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
+        if feed_monitors && self.outboxes.iter().flatten().any(|o| o.overflow.len() >= crate::shard::mailbox::MONITOR_BACKLOG_MAX) {
+            // A monitor's shard is behind on the lines already sent: wait.
+            self.state().stats.mailbox_backoffs += 1;
+            self.conns[index as usize].as_mut().unwrap().deferred = true;
+            return Flow::Defer;
+        }
         // Inside a hold run (`hold_run`) every shard the command needs may be
         // this thread's already: it runs here, in order.
         let covered = !self.holding.is_empty()
@@ -493,6 +499,14 @@ impl EventLoop {
     /// Sends a command to the shard that owns its keys; its reply slot keeps
     /// the connection's replies in request order.
     fn forward(&mut self, index: u32, id: usize, target: usize, args: &[&[u8]]) -> Flow {
+        let bytes = args.iter().map(|a| a.len()).sum();
+        if !self.outboxes[target].as_ref().is_some_and(|o| o.may_send_request(bytes)) {
+            // The target has as much of ours outstanding as the mailbox
+            // bound allows: this connection waits for replies to come back.
+            self.state().stats.mailbox_backoffs += 1;
+            self.conns[index as usize].as_mut().unwrap().deferred = true;
+            return Flow::Defer;
+        }
         let token = self.token(index);
         let mut packed = self.pool.pop().unwrap_or_default();
         packed.pack(args.iter().copied());
@@ -501,8 +515,12 @@ impl EventLoop {
         let seq = conn.next_seq;
         conn.next_seq += 1;
         conn.slots.push_back(Slot { seq, ready: None, discard });
-        let msg = Message::Request { from: self.id, conn: token, seq, db: conn.client.db as u8, resp: conn.client.resp, cmd: id as u16, args: packed };
-        self.send_to(target, msg);
+        // `databases` is at most INT_MAX: a u32 holds every index.
+        let msg = Message::Request { from: self.id, conn: token, seq, db: conn.client.db as u32, resp: conn.client.resp, cmd: id as u16, args: packed };
+        if let Some(o) = self.outboxes[target].as_mut() {
+            o.send_request(msg, bytes);
+            self.doorbells.insert(target);
+        }
         Flow::Continue
     }
 

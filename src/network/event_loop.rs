@@ -526,7 +526,7 @@ impl EventLoop {
     fn drain_mailboxes(&mut self) {
         for from in 0..self.inboxes.len() {
             while let Some(msg) = self.inboxes[from].as_mut().and_then(|c| c.pop().ok()) {
-                self.on_message(msg);
+                self.on_message(from, msg);
                 if self.server.hold.check(self.id) {
                     // Time parked is nobody's command time.
                     self.clock.tick();
@@ -538,13 +538,16 @@ impl EventLoop {
         }
     }
 
-    fn on_message(&mut self, msg: Message) {
+    fn on_message(&mut self, from_shard: usize, msg: Message) {
         match msg {
             Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
                 self.execute_remote(cmd as usize, db as usize, resp, &mut args);
                 self.send_to(from, Message::Reply { conn, seq, args });
             }
             Message::Reply { conn, seq, args } => {
+                if let Some(o) = self.outboxes[from_shard].as_mut() {
+                    o.reply_received();
+                }
                 let index = conn.index;
                 if !self.conn_alive(index, conn.generation) {
                     self.pool.push(args);

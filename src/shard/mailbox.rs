@@ -40,7 +40,7 @@ impl PackedArgs {
 
 pub enum Message {
     /// Execute a command for a connection of the sending shard.
-    Request { from: usize, conn: ConnToken, seq: u64, db: u8, resp: u8, cmd: u16, args: PackedArgs },
+    Request { from: usize, conn: ConnToken, seq: u64, db: u32, resp: u8, cmd: u16, args: PackedArgs },
     /// The encoded reply to a `Request`, in `args.data` (the request's own
     /// buffers come back, so forwarding allocates nothing in steady state).
     Reply { conn: ConnToken, seq: u64, args: PackedArgs },
@@ -48,9 +48,27 @@ pub enum Message {
     MonitorLine { line: Vec<u8> },
 }
 
+/// Requests one shard may have outstanding at another (sent, reply not yet
+/// back) before connections that would forward more wait (`Flow::Defer`).
+/// Replies answer requests, so this bounds both directions of a pair of
+/// mailboxes, ring and overflow queue together: without it a client
+/// pipelining into a busy shard grew the overflow queue without limit.
+pub const REQUESTS_OUTSTANDING_MAX: usize = 8192;
+/// The same bound in argument bytes (one request always goes, however large).
+pub const REQUEST_BYTES_OUTSTANDING_MAX: usize = 64 << 20;
+/// MONITOR lines queued beyond a ring before the commands that would feed
+/// more wait: a monitor on a busy shard slows the server as in Redis, where
+/// one thread writes every line, instead of growing a queue.
+pub const MONITOR_BACKLOG_MAX: usize = 16384;
+
 pub struct Outbox {
     pub producer: rtrb::Producer<Message>,
     pub overflow: VecDeque<Message>,
+    /// Argument bytes of each request sent through this outbox whose reply
+    /// has not come back, oldest first: the receiver answers in the order it
+    /// pops, so replies come back in this order.
+    outstanding: VecDeque<usize>,
+    outstanding_bytes: usize,
 }
 
 impl Outbox {
@@ -64,6 +82,26 @@ impl Outbox {
         } else {
             self.overflow.push_back(msg);
         }
+    }
+    /// Whether a request of `bytes` argument bytes may be sent now.
+    pub fn may_send_request(&self, bytes: usize) -> bool {
+        self.outstanding.is_empty() || (self.outstanding.len() < REQUESTS_OUTSTANDING_MAX && self.outstanding_bytes + bytes <= REQUEST_BYTES_OUTSTANDING_MAX)
+    }
+    /// Queues a request (`Message::Request`) and counts it outstanding.
+    pub fn send_request(&mut self, msg: Message, bytes: usize) {
+        self.outstanding.push_back(bytes);
+        self.outstanding_bytes += bytes;
+        self.send(msg);
+    }
+    /// A reply came back from the receiving shard: its oldest request is answered.
+    pub fn reply_received(&mut self) {
+        if let Some(b) = self.outstanding.pop_front() {
+            self.outstanding_bytes -= b;
+        }
+    }
+    /// Requests sent and not yet answered.
+    pub fn requests_outstanding(&self) -> usize {
+        self.outstanding.len()
     }
     /// Moves what fits from the overflow into the ring.
     pub fn flush_overflow(&mut self) {
@@ -87,9 +125,47 @@ pub fn mesh(n: usize, capacity: usize) -> Vec<(Vec<Option<Outbox>>, Vec<Option<r
                 continue;
             }
             let (p, c) = rtrb::RingBuffer::new(capacity);
-            out[from].0[to] = Some(Outbox { producer: p, overflow: VecDeque::new() });
+            out[from].0[to] = Some(Outbox { producer: p, overflow: VecDeque::new(), outstanding: VecDeque::new(), outstanding_bytes: 0 });
             out[to].1[from] = Some(c);
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(bytes: usize) -> Message {
+        let mut args = PackedArgs::default();
+        args.data.resize(bytes, b'x');
+        Message::Request { from: 0, conn: ConnToken { index: 0, generation: 0 }, seq: 0, db: 0, resp: 2, cmd: 0, args }
+    }
+
+    #[test]
+    fn outstanding_requests_are_bounded_in_count_and_bytes() {
+        let mut m = mesh(2, 4);
+        let mut out = m[0].0[1].take().unwrap();
+        for _ in 0..REQUESTS_OUTSTANDING_MAX {
+            assert!(out.may_send_request(1));
+            out.send_request(request(1), 1);
+        }
+        assert!(!out.may_send_request(1), "the count bound holds");
+        // Ring full (4), the rest in the overflow queue: bounded with the count.
+        assert_eq!(out.overflow.len(), REQUESTS_OUTSTANDING_MAX - 4);
+        out.reply_received();
+        assert!(out.may_send_request(1));
+        for _ in 1..REQUESTS_OUTSTANDING_MAX {
+            out.reply_received();
+        }
+        assert_eq!(out.requests_outstanding(), 0);
+        // One request always goes, however large; then the byte bound holds.
+        assert!(out.may_send_request(REQUEST_BYTES_OUTSTANDING_MAX * 2));
+        out.send_request(request(16), REQUEST_BYTES_OUTSTANDING_MAX * 2);
+        assert!(!out.may_send_request(1));
+        out.reply_received();
+        out.send_request(request(16), REQUEST_BYTES_OUTSTANDING_MAX - 10);
+        assert!(out.may_send_request(10));
+        assert!(!out.may_send_request(11));
+    }
 }
