@@ -48,6 +48,9 @@ pub struct Config {
     pub logfile: String,
     pub hz: u64,
     pub rdbcompression: bool,
+    /// `protected-mode`: without a password, refuse clients from outside
+    /// the loopback interface (see `network::listener::protected_mode_denies`).
+    pub protected_mode: bool,
     /// Redis's `activerehashing`: the cron moves an index doubling along.
     pub activerehashing: bool,
     pub rdbchecksum: bool,
@@ -92,6 +95,7 @@ impl Default for Config {
             logfile: String::new(),
             hz: 10,
             rdbcompression: true,
+            protected_mode: true,
             activerehashing: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,

@@ -293,6 +293,7 @@ pub const ACTED_ON: &[&str] = &[
     "dbfilename",
     "save",
     "requirepass",
+    "protected-mode",
     "maxclients",
     "timeout",
     "databases",
@@ -718,6 +719,7 @@ pub fn set(c: &mut Config, def: &Def, args: &[&str], reading_file: bool) -> Resu
         // Redis accepts any hz and caps it to 1..=500.
         "hz" => c.hz = num().clamp(1, 500) as u64,
         "rdbcompression" => c.rdbcompression = v == "yes",
+        "protected-mode" => c.protected_mode = v == "yes",
         "activerehashing" => c.activerehashing = v == "yes",
         "rdbchecksum" => c.rdbchecksum = v == "yes",
         "stop-writes-on-bgsave-error" => c.stop_writes_on_bgsave_error = v == "yes",
@@ -776,6 +778,7 @@ pub fn get(c: &Config, def: &Def) -> String {
         "logfile" => c.logfile.clone(),
         "hz" => c.hz.to_string(),
         "rdbcompression" => yn(c.rdbcompression),
+        "protected-mode" => yn(c.protected_mode),
         "activerehashing" => yn(c.activerehashing),
         "rdbchecksum" => yn(c.rdbchecksum),
         "stop-writes-on-bgsave-error" => yn(c.stop_writes_on_bgsave_error),

@@ -287,18 +287,16 @@ impl EventLoop {
         let fd = res;
         let connected = self.server.connected_clients.fetch_add(1, Ordering::AcqRel) + 1;
         if connected > self.server.maxclients.load(Ordering::Relaxed) {
-            self.server.connected_clients.fetch_sub(1, Ordering::AcqRel);
-            let msg = b"-ERR max number of clients reached\r\n";
-            // SAFETY: best-effort write of the refusal on a socket we own, then close it.
-            unsafe {
-                libc::write(fd, msg.as_ptr() as *const libc::c_void, msg.len());
-                libc::close(fd);
-            }
-            self.state().stats.rejected_connections += 1;
+            self.refuse(fd, b"-ERR max number of clients reached\r\n");
+            return;
+        }
+        let (peer, local) = super::listener::addresses(fd);
+        let config = &self.state().config;
+        if super::listener::protected_mode_denies(config.protected_mode, config.requirepass.is_some(), peer.as_ref()) {
+            self.refuse(fd, super::listener::PROTECTED_MODE_DENIED.as_bytes());
             return;
         }
         super::listener::set_nodelay(fd);
-        let (peer, local) = super::listener::addresses(fd);
         let now = crate::util::unix_ms();
         let id = self.server.next_client_id.fetch_add(1, Ordering::Relaxed);
         let client = ClientState {
@@ -341,6 +339,19 @@ impl EventLoop {
         st.clients[index as usize] = Some(info);
         st.stats.total_connections += 1;
         self.arm_recv(index);
+    }
+
+    /// Turns away a just-accepted connection with `reply` (written once,
+    /// best effort, as Redis does), counted in `rejected_connections`.
+    fn refuse(&mut self, fd: RawFd, reply: &[u8]) {
+        self.server.connected_clients.fetch_sub(1, Ordering::AcqRel);
+        // SAFETY: a write from a live slice to a socket we own and nobody
+        // else knows of yet, then its close.
+        unsafe {
+            libc::write(fd, reply.as_ptr() as *const libc::c_void, reply.len());
+            libc::close(fd);
+        }
+        self.state().stats.rejected_connections += 1;
     }
 
     fn arm_recv(&mut self, index: u32) {

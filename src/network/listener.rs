@@ -103,6 +103,25 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// Redis 7.0's reply to a client that protected mode turns away.
+pub const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode, decided as Redis 7.0 decides it when it accepts a
+/// client: with `protected-mode yes` and no password for the default user,
+/// only peers on the loopback interface (127.0.0.0/8, ::1, and 127.x seen
+/// through an IPv4-mapped IPv6 socket) are served; a peer whose address
+/// cannot be read is not. The bind list takes no part: Redis 6 let every
+/// client in once a bind address was configured, 7.0 does not, and a bind
+/// of loopback addresses alone never accepts anyone else anyway.
+pub fn protected_mode_denies(protected_mode: bool, has_password: bool, peer: Option<&SocketAddr>) -> bool {
+    let loopback = match peer.map(|p| p.ip()) {
+        Some(IpAddr::V4(v4)) => v4.is_loopback(),
+        Some(IpAddr::V6(v6)) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        None => false,
+    };
+    protected_mode && !has_password && !loopback
+}
+
 /// (peer, local) addresses of a connected socket.
 pub fn addresses(fd: RawFd) -> (Option<SocketAddr>, Option<SocketAddr>) {
     // SAFETY: getpeername/getsockname fill the storage up to len.
@@ -137,5 +156,28 @@ pub fn format_addr(a: &Option<SocketAddr>) -> String {
         Some(SocketAddr::V4(v)) => format!("{}:{}", v.ip(), v.port()),
         Some(SocketAddr::V6(v)) => format!("[{}]:{}", v.ip(), v.port()),
         None => "?:0".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_turns_away_only_outside_peers_without_a_password() {
+        let peer = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        let outside = [peer("10.0.0.7:5000"), peer("192.168.1.2:1"), peer("[2001:db8::1]:5000"), peer("[::ffff:10.1.2.3]:9")];
+        let inside = [peer("127.0.0.1:5000"), peer("127.200.3.4:1"), peer("[::1]:5000"), peer("[::ffff:127.0.0.1]:9")];
+        for p in &outside {
+            assert!(protected_mode_denies(true, false, Some(p)), "{} must be refused", p);
+            assert!(!protected_mode_denies(true, true, Some(p)), "{} with a password set", p);
+            assert!(!protected_mode_denies(false, false, Some(p)), "{} with protected-mode no", p);
+        }
+        for p in &inside {
+            assert!(!protected_mode_denies(true, false, Some(p)), "{} is loopback", p);
+        }
+        // An unreadable peer is not known to be local: refused, as Redis's connIsLocal() != 1.
+        assert!(protected_mode_denies(true, false, None));
+        assert!(!protected_mode_denies(true, true, None));
     }
 }
