@@ -792,3 +792,94 @@ fn a_full_disk_fails_each_bgsave_and_never_hangs() {
     }
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// The same corrupt files refused by ringkv and redis-server with the same
+/// log lines (Redis's "Internal error in RDB reading offset ..." and
+/// checksum lines, expected = computed, got = stored).
+#[test]
+fn corrupt_dumps_are_refused_in_redis_words() {
+    let dir = tempdir("corrupt-words");
+    {
+        let s = redis(&dir, "dump.rdb");
+        let mut c = Conn::open(s.port);
+        c.c("SET a 1");
+        c.cmd(&[b"SET", &[b'b'; 52], &[b'x'; 300]]);
+        assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));
+    }
+    let good = std::fs::read(dir.join("dump.rdb")).unwrap();
+    let lzf = good.iter().position(|&b| b == 0xc3).expect("an LZF string");
+    let no_crc = |mut b: Vec<u8>| {
+        let n = b.len();
+        b[n - 8..].fill(0);
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", good[..good.len() - 20].to_vec(), "function at rdb.c:3249 -> Unexpected EOF reading RDB file"),
+        (
+            "crc",
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 3] ^= 0xff;
+                b
+            },
+            "function at rdb.c:3225 -> RDB CRC error",
+        ),
+        (
+            "encoding",
+            no_crc({
+                let mut b = good.clone();
+                b[lzf] = 0xc5;
+                b
+            }),
+            "function at rdb.c:529 -> Unknown RDB string encoding type 5",
+        ),
+        (
+            "lzf",
+            no_crc({
+                let mut b = good.clone();
+                b[lzf + 2] += 1;
+                b
+            }),
+            "function at rdb.c:413 -> Invalid LZF compressed string",
+        ),
+        (
+            "signature",
+            {
+                let mut b = good.clone();
+                b[0] = b'X';
+                b
+            },
+            "Wrong signature trying to load DB from file",
+        ),
+    ];
+    for (name, bytes, expect) in cases {
+        std::fs::write(dir.join("dump.rdb"), &bytes).unwrap();
+        let mut lines = vec![];
+        for bin in [env!("CARGO_BIN_EXE_ringkv"), "redis-server"] {
+            let mut cmd = Command::new("timeout");
+            cmd.args(["10", bin, "--port", &free_port().to_string(), "--dir", &dir.display().to_string(), "--save", ""]);
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{bin} {name}: must refuse the file");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            // Without the "pid:role date" prefix.
+            let ours: Vec<String> = text
+                .lines()
+                .filter(|l| {
+                    l.contains(" # ")
+                        && !l.contains("WARNING")
+                        && !l.contains("Redis is starting")
+                        && !l.contains("Redis version")
+                        && !l.contains("Configuration loaded")
+                        && !l.contains("Server initialized")
+                        && !l.contains("ringkv:")
+                })
+                .filter_map(|l| l.split_once(" # ").map(|(_, m)| m.to_string()))
+                .collect();
+            assert!(ours.iter().any(|l| l.contains(expect)), "{bin} {name}: {text}");
+            lines.push(ours);
+        }
+        assert_eq!(lines[0], lines[1], "{name}: ringkv and redis-server log differently");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -830,7 +830,16 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
         let state = unsafe { &mut *ptr };
         state.dbs[db].insert_entry(key.into_boxed_slice(), entry);
     })
-    .map_err(|e| format!("Short read or OOM loading DB. Unrecoverable error, aborting now. {} ({}). Refusing to start with a partial dataset.", e, path))?;
+    .map_err(|e| {
+        // Redis's lines for this failure; the last is returned (and logged
+        // by the caller) as the reason the server does not start.
+        let mut lines = e.redis_log_lines();
+        let last = lines.pop().unwrap_or_default();
+        for l in lines {
+            crate::warning!("{}", l);
+        }
+        last
+    })?;
     if let Some(db) = bad_db {
         return Err(format!(
             "FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting",
