@@ -18,6 +18,7 @@ pub mod persistence;
 pub mod protocol;
 pub mod server;
 pub mod shard;
+pub mod signal;
 pub mod util;
 
 use std::net::{IpAddr, SocketAddr};
@@ -55,7 +56,17 @@ pub fn run(config: Config) -> Result<(), String> {
     // listens on (the kernel would split connections between the two). A plain
     // bind first makes a busy port fail the way Redis reports it.
     for a in &addrs {
-        if let Err(e) = network::listener::check_free(a) {
+        // A server killed a moment ago (kill -9) may still hold the port for
+        // a few milliseconds: the kernel tears its rings down in a worker,
+        // after the process is gone, and an accept armed on a ring keeps the
+        // listening socket open until then. Wait that out, briefly.
+        let t = std::time::Instant::now();
+        let mut free = network::listener::check_free(a);
+        while free.as_ref().is_err_and(|e| e.raw_os_error() == Some(libc::EADDRINUSE)) && t.elapsed() < std::time::Duration::from_secs(1) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            free = network::listener::check_free(a);
+        }
+        if let Err(e) = free {
             let reason = e.to_string();
             let reason = reason.split(" (os error").next().unwrap_or(&reason);
             return Err(format!("Warning: Could not create server TCP listening socket {}: bind: {}", a, reason));
@@ -74,6 +85,9 @@ pub fn run(config: Config) -> Result<(), String> {
     // any thread serves; each thread then owns its state.
     let mut states: Vec<Box<ShardState>> = (0..shards).map(|id| Box::new(ShardState::new(id, shards, config.clone()))).collect();
     persistence::snapshot::load_at_startup(&mut states, &config, &server.persistence)?;
+    // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
+    // before, while loading, it still ends the process at once.
+    signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;
     let mut states: Vec<Option<Box<ShardState>>> = states.into_iter().map(Some).collect();
     let mesh = shard::mailbox::mesh(shards, network::event_loop::MAILBOX_CAPACITY);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

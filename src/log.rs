@@ -4,7 +4,8 @@
 //! it is never taken on the request path and never in a forked child.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use crate::config::LogLevel;
@@ -12,6 +13,15 @@ use crate::config::LogLevel;
 static SINK: Mutex<Option<std::fs::File>> = Mutex::new(None);
 static LEVEL: AtomicU8 = AtomicU8::new(2);
 static ROLE: AtomicU8 = AtomicU8::new(b'M');
+/// The log file's descriptor (1, stdout, when there is none), for the two
+/// places that cannot take the sink's mutex: a signal handler, and a forked
+/// child deciding which inherited descriptors to keep.
+static RAW_FD: AtomicI32 = AtomicI32::new(1);
+
+/// The descriptor log lines go to.
+pub fn raw_fd() -> RawFd {
+    RAW_FD.load(Ordering::Relaxed)
+}
 
 /// `M` in the server, `C` in a forked child.
 pub fn set_role(role: char) {
@@ -22,6 +32,7 @@ pub fn init(level: LogLevel, logfile: &str) -> Result<(), String> {
     set_level(level);
     if !logfile.is_empty() {
         let f = std::fs::OpenOptions::new().create(true).append(true).open(logfile).map_err(|e| format!("Can't open the log file: {}", e))?;
+        RAW_FD.store(f.as_raw_fd(), Ordering::Relaxed);
         *SINK.lock().unwrap() = Some(f);
     }
     Ok(())
@@ -87,6 +98,46 @@ fn write_line(level: LogLevel, msg: &str, only_try: bool) {
         None => {
             // SAFETY: a direct write(2) to stdout: no std lock involved.
             unsafe { libc::write(1, line.as_ptr() as *const libc::c_void, line.len()) };
+        }
+    }
+}
+
+/// Redis's serverLogFromHandler, for a signal handler: async-signal-safe
+/// (no allocation, no lock, only write(2), getpid(2) and time(2)), in its
+/// format `pid:signal-handler (unix-seconds) message`.
+pub fn log_from_handler(level: LogLevel, msg: &str) {
+    if !enabled(level) {
+        return;
+    }
+    let mut line = [0u8; 256];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        let take = bytes.len().min(line.len() - n);
+        line[n..n + take].copy_from_slice(&bytes[..take]);
+        n += take;
+    };
+    let mut digits = [0u8; 20];
+    // SAFETY: getpid and time(NULL) are async-signal-safe and cannot fail.
+    let (pid, now) = unsafe { (libc::getpid() as u64, libc::time(std::ptr::null_mut()) as u64) };
+    put(decimal(pid, &mut digits));
+    put(b":signal-handler (");
+    put(decimal(now, &mut digits));
+    put(b") ");
+    put(msg.as_bytes());
+    put(b"\n");
+    // SAFETY: a write(2) of a stack buffer to the log's descriptor.
+    unsafe { libc::write(raw_fd(), line.as_ptr() as *const libc::c_void, n) };
+}
+
+/// `v` in decimal, written at the end of `buf`, without allocating.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
         }
     }
 }

@@ -497,3 +497,389 @@ fn huge_pages_and_child_cpu_affinity() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// ringkv or redis-server (`kind`) on `port` in `dir`, logging to its own file.
+fn start_on(kind: &str, dir: &Path, port: u16, extra: &[&str]) -> Server {
+    let log = dir.join(format!("{kind}-{port}.log"));
+    let mut args: Vec<String> =
+        vec!["--port".into(), port.to_string(), "--dir".into(), dir.display().to_string(), "--logfile".into(), log.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let bin = if kind == "ringkv" { env!("CARGO_BIN_EXE_ringkv") } else { "redis-server" };
+    let mut child = Command::new(bin).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_ready(port, &mut child);
+    Server { child, port, log }
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success(), "kill {sig} {pid}");
+}
+
+/// Waits (bounded) for the server to exit; its exit code.
+fn wait_exit(s: &mut Server, limit: Duration) -> Option<i32> {
+    let t = Instant::now();
+    loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(t.elapsed() < limit, "server did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_log(log: &Path, text: &str) {
+    let t = Instant::now();
+    while !std::fs::read_to_string(log).unwrap_or_default().contains(text) {
+        assert!(t.elapsed() < Duration::from_secs(20), "no {text:?} in the log");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Asserts the lines appear in the log in this order.
+fn assert_log_order(log: &str, lines: &[&str]) {
+    let mut at = 0;
+    for l in lines {
+        match log[at..].find(l) {
+            Some(i) => at += i + l.len(),
+            None => panic!("{l:?} missing or out of order in:\n{log}"),
+        }
+    }
+}
+
+/// SIGTERM with save points saves the final snapshot (the write after the
+/// last SAVE survives), with Redis's log lines; `shutdown-on-sigterm nosave`
+/// does not save. Same for ringkv and redis-server.
+#[test]
+fn sigterm_shuts_down_as_redis_with_the_configured_flags() {
+    for kind in ["ringkv", "redis"] {
+        let dir = tempdir(&format!("sigterm-{kind}"));
+        for (flags, expect) in [("default", "2"), ("nosave", "1")] {
+            let mut s = start_on(kind, &dir, free_port(), &["--save", "3600 1", "--shutdown-on-sigterm", flags]);
+            let mut c = Conn::open(s.port);
+            c.c("SET marker 1");
+            assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));
+            c.c("SET marker 2");
+            signal(s.child.id(), "-TERM");
+            assert_eq!(wait_exit(&mut s, Duration::from_secs(20)), Some(0), "{kind} {flags}");
+            let log = std::fs::read_to_string(&s.log).unwrap();
+            let at = log.find("Received SIGTERM").unwrap_or_else(|| panic!("{kind}: {log}"));
+            let line_start = log[..at].rfind('\n').map_or(0, |i| i + 1);
+            let tail = &log[line_start..];
+            assert!(tail.lines().next().unwrap().contains(":signal-handler ("), "{kind}: {tail}");
+            if flags == "default" {
+                assert_log_order(
+                    tail,
+                    &[
+                        "Received SIGTERM scheduling shutdown...",
+                        "# User requested shutdown...",
+                        "* Saving the final RDB snapshot before exiting.",
+                        "* DB saved on disk",
+                        "# Redis is now ready to exit, bye bye...",
+                    ],
+                );
+            } else {
+                assert_log_order(tail, &["# User requested shutdown...", "# Redis is now ready to exit, bye bye..."]);
+                assert!(!tail.contains("Saving the final"), "{kind}: {tail}");
+            }
+            drop(s);
+            let s = start_on(kind, &dir, free_port(), &["--save", ""]);
+            assert_eq!(Conn::open(s.port).c("GET marker"), Resp::Bulk(Some(expect.as_bytes().to_vec())), "{kind} {flags}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A BGSAVE still running at SIGTERM is killed (its temp file removed)
+/// before the final save, so it cannot rename an older image over it.
+#[test]
+fn sigterm_kills_a_running_bgsave_before_the_final_save() {
+    let dir = tempdir("sigterm-child");
+    let mut s = ringkv(&dir, &["--shards", "2", "--save", "3600 1", "--enable-debug-command", "yes"]);
+    let mut c = Conn::open(s.port);
+    assert_eq!(c.c("DEBUG POPULATE 20000 key 10"), Resp::Simple("OK".into()));
+    c.c("SET marker 1");
+    assert_eq!(c.c("CONFIG SET rdb-key-save-delay 200"), Resp::Simple("OK".into()));
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    let pid = child_pid(&s.log);
+    c.c("SET marker 2");
+    assert_eq!(c.c("CONFIG SET rdb-key-save-delay 0"), Resp::Simple("OK".into()));
+    signal(s.child.id(), "-TERM");
+    assert_eq!(wait_exit(&mut s, Duration::from_secs(30)), Some(0));
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert_log_order(
+        &log,
+        &[
+            "Received SIGTERM",
+            "There is a child saving an .rdb. Killing it!",
+            "Saving the final RDB snapshot before exiting.",
+            "DB saved on disk",
+            "ready to exit",
+        ],
+    );
+    assert!(!dir.join(format!("temp-{pid}.rdb")).exists(), "the child's temp file is left");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the child outlived the shutdown");
+    drop(s);
+    let s = ringkv(&dir, &["--save", ""]);
+    let mut c = Conn::open(s.port);
+    assert_eq!(c.c("GET marker"), Resp::Bulk(Some(b"2".to_vec())));
+    assert_eq!(c.c("DBSIZE"), Resp::Int(20001));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A second SIGINT while the final save runs exits at once (status 1),
+/// removing the save's temp file, as Redis ("You insist... exiting now.").
+#[test]
+fn a_second_sigint_during_the_final_save_exits_at_once() {
+    let dir = tempdir("sigint-twice");
+    let mut s = ringkv(&dir, &["--shards", "1", "--save", "3600 1", "--enable-debug-command", "yes"]);
+    let mut c = Conn::open(s.port);
+    assert_eq!(c.c("DEBUG POPULATE 20000 key 10"), Resp::Simple("OK".into()));
+    // 20000 keys at 1 ms each: the final save would take 20 s.
+    assert_eq!(c.c("CONFIG SET rdb-key-save-delay 1000"), Resp::Simple("OK".into()));
+    let pid = s.child.id();
+    signal(pid, "-INT");
+    wait_log(&s.log, "Saving the final RDB snapshot before exiting.");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(dir.join(format!("temp-{pid}.rdb")).exists(), "the final save is not writing its temp file");
+    let t = Instant::now();
+    signal(pid, "-INT");
+    assert_eq!(wait_exit(&mut s, Duration::from_secs(5)), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(2), "the second SIGINT did not exit at once");
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert_log_order(&log, &["Received SIGINT scheduling shutdown...", "Saving the final RDB snapshot", ":signal-handler (", "You insist... exiting now."]);
+    assert!(!log.contains("DB saved on disk"), "{log}");
+    assert!(!dir.join(format!("temp-{pid}.rdb")).exists(), "temp file left behind");
+    assert!(!dir.join("dump.rdb").exists(), "a partial dump was renamed into place");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kills `pid` (ours, an orphaned save child) with SIGKILL when dropped.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+    }
+}
+
+/// The save child closes what it inherits: after kill -9 of the parent in
+/// the middle of a long BGSAVE, a new server starts at once on the same
+/// port and answers (the orphan no longer holds the listener).
+#[test]
+fn an_orphaned_save_child_does_not_hold_the_port() {
+    let dir = tempdir("orphan");
+    let port = free_port();
+    let mut s = start_on("ringkv", &dir, port, &["--shards", "2", "--save", "", "--enable-debug-command", "yes"]);
+    let mut c = Conn::open(port);
+    assert_eq!(c.c("DEBUG POPULATE 20000 key 10"), Resp::Simple("OK".into()));
+    assert_eq!(c.c("CONFIG SET rdb-key-save-delay 1000"), Resp::Simple("OK".into()));
+    assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()));
+    let child = KillOnDrop(child_pid(&s.log));
+    // What the child has open, once it runs: none of the parent's sockets,
+    // eventfds or pidfds, and one ring (its writer's), not the shards' two.
+    let inherited = |fds: &[String]| {
+        fds.iter().any(|f| f.starts_with("socket:") || f.contains("eventfd") || f.contains("pidfd"))
+            || fds.iter().filter(|f| f.contains("io_uring")).count() > 1
+    };
+    let t = Instant::now();
+    loop {
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", child.0))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !inherited(&fds) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "the child keeps what it inherited: {fds:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(c);
+    signal(s.child.id(), "-9");
+    let _ = s.child.wait();
+    assert!(Path::new(&format!("/proc/{}", child.0)).exists(), "the child should still be saving");
+    let mut s2 = start_on("ringkv", &dir, port, &["--save", ""]);
+    // For a few milliseconds after kill -9 the dead server's listener may
+    // still take connections (the kernel drops its rings in a worker) and
+    // reset them: ask again until the new server answers, bounded.
+    let t = Instant::now();
+    loop {
+        assert!(s2.child.try_wait().unwrap().is_none(), "the new server exited: {}", std::fs::read_to_string(&s2.log).unwrap());
+        let pong = TcpStream::connect(("127.0.0.1", port)).ok().and_then(|mut st| {
+            st.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+            st.write_all(b"PING\r\n").ok()?;
+            let mut buf = [0u8; 7];
+            st.read_exact(&mut buf).ok()?;
+            Some(buf)
+        });
+        if pong == Some(*b"+PONG\r\n") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "no PONG from the new server on port {port}");
+    }
+    drop(s2);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Mounts a tmpfs of `size` at `at`; false (and a message) where mounting
+/// is not permitted.
+fn mount_tmpfs(at: &Path, size: &str) -> bool {
+    std::fs::create_dir_all(at).unwrap();
+    let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &at.display().to_string()]).output();
+    match out {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!("skipped: mounting a tmpfs is not permitted here: {}", String::from_utf8_lossy(&o.stderr).trim());
+            false
+        }
+        Err(e) => {
+            eprintln!("skipped: no mount(8): {e}");
+            false
+        }
+    }
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with("temp-")).collect()
+}
+
+/// A full disk fails every save (never hangs): status err, temp file
+/// removed, writes refused with MISCONF, the OS error in the log. Checked
+/// against redis-server on the same kind of disk.
+#[test]
+fn a_full_disk_fails_each_bgsave_and_never_hangs() {
+    let base = tempdir("fulldisk");
+    for kind in ["redis", "ringkv"] {
+        let dir = base.join(kind);
+        if !mount_tmpfs(&dir, "4m") {
+            return;
+        }
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(dir.clone());
+        let log_dir = base.join(format!("{kind}-log"));
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let port = free_port();
+        let log = log_dir.join("server.log");
+        let bin = if kind == "ringkv" { env!("CARGO_BIN_EXE_ringkv") } else { "redis-server" };
+        let mut args = vec!["--port".to_string(), port.to_string(), "--dir".into(), dir.display().to_string(), "--logfile".into(), log.display().to_string()];
+        args.extend(["--save", "3600 1", "--enable-debug-command", "yes", "--rdbcompression", "no"].map(String::from));
+        let mut child = Command::new(bin).args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        wait_ready(port, &mut child);
+        let s = Server { child, port, log };
+        let mut c = Conn::open(port);
+        assert_eq!(c.c("DEBUG POPULATE 300000"), Resp::Simple("OK".into()));
+        let rounds = if kind == "ringkv" { 8 } else { 1 };
+        for round in 0..rounds {
+            assert_eq!(c.c("BGSAVE"), Resp::Simple("Background saving started".into()), "{kind} round {round}");
+            wait_bgsave_done(&mut c);
+            assert_eq!(c.info_field("rdb_last_bgsave_status"), "err", "{kind} round {round}");
+            assert_eq!(temp_files(&dir), Vec::<String>::new(), "{kind} round {round}: temp file left");
+            let Resp::Error(e) = c.c("SET x 1") else { panic!("{kind}: a write was accepted after a failed save") };
+            assert!(e.starts_with("MISCONF "), "{e}");
+        }
+        let text = std::fs::read_to_string(&s.log).unwrap();
+        let failures = text.lines().filter(|l| l.contains("Write error saving DB on disk(") && l.ends_with("): No space left on device")).count();
+        assert_eq!(failures, rounds, "{kind}: {text}");
+        assert!(text.contains("Background saving error"), "{kind}: {text}");
+        assert!(!text.contains("short write"), "{kind}: {text}");
+        drop(c);
+        drop(s);
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The same corrupt files refused by ringkv and redis-server with the same
+/// log lines (Redis's "Internal error in RDB reading offset ..." and
+/// checksum lines, expected = computed, got = stored).
+#[test]
+fn corrupt_dumps_are_refused_in_redis_words() {
+    let dir = tempdir("corrupt-words");
+    {
+        let s = redis(&dir, "dump.rdb");
+        let mut c = Conn::open(s.port);
+        c.c("SET a 1");
+        c.cmd(&[b"SET", &[b'b'; 52], &[b'x'; 300]]);
+        assert_eq!(c.c("SAVE"), Resp::Simple("OK".into()));
+    }
+    let good = std::fs::read(dir.join("dump.rdb")).unwrap();
+    let lzf = good.iter().position(|&b| b == 0xc3).expect("an LZF string");
+    let no_crc = |mut b: Vec<u8>| {
+        let n = b.len();
+        b[n - 8..].fill(0);
+        b
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", good[..good.len() - 20].to_vec(), "function at rdb.c:3249 -> Unexpected EOF reading RDB file"),
+        (
+            "crc",
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 3] ^= 0xff;
+                b
+            },
+            "function at rdb.c:3225 -> RDB CRC error",
+        ),
+        (
+            "encoding",
+            no_crc({
+                let mut b = good.clone();
+                b[lzf] = 0xc5;
+                b
+            }),
+            "function at rdb.c:529 -> Unknown RDB string encoding type 5",
+        ),
+        (
+            "lzf",
+            no_crc({
+                let mut b = good.clone();
+                b[lzf + 2] += 1;
+                b
+            }),
+            "function at rdb.c:413 -> Invalid LZF compressed string",
+        ),
+        (
+            "signature",
+            {
+                let mut b = good.clone();
+                b[0] = b'X';
+                b
+            },
+            "Wrong signature trying to load DB from file",
+        ),
+    ];
+    for (name, bytes, expect) in cases {
+        std::fs::write(dir.join("dump.rdb"), &bytes).unwrap();
+        let mut lines = vec![];
+        for bin in [env!("CARGO_BIN_EXE_ringkv"), "redis-server"] {
+            let mut cmd = Command::new("timeout");
+            cmd.args(["10", bin, "--port", &free_port().to_string(), "--dir", &dir.display().to_string(), "--save", ""]);
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{bin} {name}: must refuse the file");
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            // Without the "pid:role date" prefix.
+            let ours: Vec<String> = text
+                .lines()
+                .filter(|l| {
+                    l.contains(" # ")
+                        && !l.contains("WARNING")
+                        && !l.contains("Redis is starting")
+                        && !l.contains("Redis version")
+                        && !l.contains("Configuration loaded")
+                        && !l.contains("Server initialized")
+                        && !l.contains("ringkv:")
+                })
+                .filter_map(|l| l.split_once(" # ").map(|(_, m)| m.to_string()))
+                .collect();
+            assert!(ours.iter().any(|l| l.contains(expect)), "{bin} {name}: {text}");
+            lines.push(ours);
+        }
+        assert_eq!(lines[0], lines[1], "{name}: ringkv and redis-server log differently");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

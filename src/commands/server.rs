@@ -123,56 +123,78 @@ fn time(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     r.bulk_int(us % 1_000_000);
 }
 
+/// SHUTDOWN's options, also what `shutdown-on-sigterm` / `-sigint` set.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ShutdownFlags {
+    pub save: bool,
+    pub nosave: bool,
+    /// Do not wait for replicas (ringkv has none to wait for).
+    pub now: bool,
+    /// Exit even when the final save fails.
+    pub force: bool,
+}
+
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT].
 fn shutdown(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (mut nosave, mut save, mut force, mut abort) = (false, false, false, false);
+    let mut flags = ShutdownFlags::default();
+    let mut abort = false;
     for a in &args[1..] {
         if eq_ic(a, "nosave") {
-            nosave = true;
+            flags.nosave = true;
         } else if eq_ic(a, "save") {
-            save = true;
+            flags.save = true;
         } else if eq_ic(a, "now") {
-            // Nothing to wait for: ringkv has no replicas to catch up.
+            flags.now = true;
         } else if eq_ic(a, "force") {
-            force = true;
+            flags.force = true;
         } else if eq_ic(a, "abort") {
             abort = true;
         } else {
             return r.error(err::SYNTAX);
         }
     }
-    if (abort && args.len() > 2) || (nosave && save) {
+    if (abort && args.len() > 2) || (flags.nosave && flags.save) {
         return r.error(err::SYNTAX);
     }
     if abort {
         return r.error("ERR No shutdown in progress.");
     }
-    crate::warning!("User requested shutdown...");
-    let want_save = save || (!nosave && !ctx.config().save.is_empty());
-    if let Err(e) = shutdown_save(ctx, want_save) {
-        crate::warning!("Error trying to save the DB, can't exit: {}", e);
-        if !force {
-            crate::warning!("Errors trying to shut down the server. Check the logs for more information.");
-            return r.error("ERR Errors trying to SHUTDOWN. Check logs.");
-        }
+    let config = ctx.config().clone();
+    if !prepare_for_shutdown(ctx.server, ctx.shards, &config, flags) {
+        return r.error("ERR Errors trying to SHUTDOWN. Check logs.");
     }
-    crate::warning!("Redis is now ready to exit, bye bye...");
     std::process::exit(0);
 }
 
-/// The final save of SHUTDOWN, run while every shard is held. `save` is
-/// false for NOSAVE or when no save points are configured: then it does
-/// nothing. The RDB writer (BGSAVE work) plugs in here: log
-/// "Saving the final RDB snapshot before exiting.", write the dump of every
-/// shard synchronously, and return `Err` when it fails.
-fn shutdown_save(ctx: &mut Ctx, save: bool) -> Result<(), String> {
-    crate::persistence::snapshot::kill_child(ctx.server, &ctx.config().dir, "There is a child saving an .rdb. Killing it!");
-    if !save {
-        return Ok(());
+/// Redis's prepareForShutdown + finishShutdown, for SHUTDOWN and for
+/// SIGTERM/SIGINT alike; every shard must be held (`shards`). Kills a
+/// running RDB child first (and removes its temp file), so it can never
+/// rename an older snapshot over the final one; then saves when save
+/// points are configured (and not NOSAVE) or SAVE is given. True: the
+/// caller exits. False: the final save failed without FORCE (logged); the
+/// server serves on.
+pub fn prepare_for_shutdown(
+    server: &crate::server::Server,
+    shards: &crate::shard::hold::ShardSet,
+    config: &crate::config::Config,
+    flags: ShutdownFlags,
+) -> bool {
+    crate::warning!("User requested shutdown...");
+    crate::persistence::snapshot::kill_child(server, &config.dir, "There is a child saving an .rdb. Killing it!");
+    if (!config.save.is_empty() && !flags.nosave) || flags.save {
+        crate::notice!("Saving the final RDB snapshot before exiting.");
+        if crate::persistence::snapshot::save_foreground(server, shards, config).is_err() {
+            if flags.force {
+                crate::warning!("Error trying to save the DB. Exit anyway.");
+            } else {
+                crate::warning!("Error trying to save the DB, can't exit.");
+                crate::warning!("Errors trying to shut down the server. Check the logs for more information.");
+                return false;
+            }
+        }
     }
-    crate::notice!("Saving the final RDB snapshot before exiting.");
-    let config = ctx.config().clone();
-    crate::persistence::snapshot::save_foreground(ctx.server, ctx.shards, &config)
+    crate::warning!("Redis is now ready to exit, bye bye...");
+    true
 }
 
 /// LOLWUT [VERSION v]: version 5 and 6 draw (simplified) art; every other

@@ -668,6 +668,9 @@ impl EventLoop {
         let dirty = self.state().dirty;
         self.server.persistence.dirty[self.id].store(dirty, Ordering::Relaxed);
         if self.id == 0 {
+            if let Some(sig) = crate::signal::shutdown_requested() {
+                self.shutdown_from_signal(sig);
+            }
             let config = self.state().config.clone();
             if crate::persistence::snapshot::cron(&self.server, &config) {
                 self.bgsave_from_cron();
@@ -730,6 +733,22 @@ impl EventLoop {
             if crate::persistence::snapshot::start_bgsave(&lp.server, &lp.set, &config, barrier).is_ok() {
                 lp.server.persistence.lock().scheduled = false;
             }
+        });
+    }
+
+    /// SIGTERM/SIGINT: SHUTDOWN's path with the configured flags, every
+    /// other shard held (retried on the next tick if another command holds
+    /// them). A failed final save cancels the request: the server serves on.
+    fn shutdown_from_signal(&mut self, sig: i32) {
+        let mut others = ShardMask::all(self.server.shard_count);
+        others.0 &= !(1u128 << self.id);
+        self.with_held(others, |lp, _| {
+            let config = lp.state().config.clone();
+            let flags = crate::signal::configured_flags(&config, sig);
+            if crate::commands::server::prepare_for_shutdown(&lp.server, &lp.set, &config, flags) {
+                std::process::exit(0);
+            }
+            crate::signal::cancel_shutdown();
         });
     }
 

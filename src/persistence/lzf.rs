@@ -158,7 +158,16 @@ fn emit_literals(out: &mut [u8], op: &mut usize, lit: &[u8]) -> bool {
 }
 
 /// Decompresses an LZF stream whose decompressed size is `out_len`.
+/// The most output one input byte can give: a 3-byte back-reference
+/// (control, length, offset) copies at most 7 + 255 + 2 = 264 bytes.
+pub const MAX_EXPANSION: usize = 88;
+
 pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, &'static str> {
+    // `out_len` comes from the file: reserve only what `input` can expand
+    // to, so a lying length is refused instead of allocated.
+    if out_len > input.len().saturating_mul(MAX_EXPANSION) {
+        return Err("LZF output longer than the input can expand to");
+    }
     let mut out: Vec<u8> = Vec::with_capacity(out_len);
     let mut ip = 0;
     while ip < input.len() {

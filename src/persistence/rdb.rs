@@ -224,6 +224,60 @@ impl Encoder {
 pub struct LoadError {
     pub offset: usize,
     pub reason: String,
+    pub class: LoadErrorClass,
+}
+
+/// How Redis 7.0 reports the same failure: its log lines differ by class.
+#[derive(Debug, PartialEq, Clone, Copy)]
+pub enum LoadErrorClass {
+    /// The file ends early (rdbLoad's eoferr, rdb.c:3249 in 7.0.15).
+    Eof,
+    /// rdbReportCorruptRDB at this line of Redis 7.0.15's rdb.c, with the
+    /// same reason text; 0 where ringkv knows no matching call site.
+    Corrupt(u32),
+    /// The CRC-64 differs: computed (Redis's "expected") and stored ("got").
+    Checksum { expected: u64, got: u64 },
+    /// Not an RDB file ringkv can read at all: Redis logs the reason, then
+    /// "Fatal error loading the DB: Invalid argument. Exiting."
+    Invalid,
+    /// A valid file with something ringkv cannot load yet.
+    Unsupported,
+}
+
+/// Redis advances `loading_loaded_bytes` (the offset of its "Internal
+/// error" line) once per `loading-process-events-interval-bytes` (2 MiB).
+const LOADING_INTERVAL_BYTES: usize = 2 * 1024 * 1024;
+
+impl LoadError {
+    /// The lines Redis 7.0 logs when it refuses this file at start-up, in
+    /// order (ringkv's precise offset and reason follow where Redis has none).
+    pub fn redis_log_lines(&self) -> Vec<String> {
+        let loaded = self.offset / LOADING_INTERVAL_BYTES * LOADING_INTERVAL_BYTES;
+        let internal = |line: u32, reason: &str| format!("Internal error in RDB reading offset {}, function at rdb.c:{} -> {}", loaded, line, reason);
+        match self.class {
+            LoadErrorClass::Eof => vec![
+                "Short read or OOM loading DB. Unrecoverable error, aborting now.".into(),
+                internal(3249, "Unexpected EOF reading RDB file"),
+                format!("ringkv: {}", self),
+            ],
+            LoadErrorClass::Checksum { expected, got } => {
+                vec![format!("Wrong RDB checksum expected: ({:x}) but got ({:x}). Aborting now.", expected, got), internal(3225, "RDB CRC error")]
+            }
+            // After these Redis runs its redis-check-rdb pass, which exits
+            // by itself on an unknown type (2681) but returns on a bad string
+            // (413, 529): then Redis ends with a last line (seen with 7.0.15).
+            LoadErrorClass::Corrupt(line) if line > 0 => {
+                let mut lines = vec![internal(line, &self.reason), format!("ringkv: {}", self)];
+                if line != 2681 {
+                    lines.push("Terminating server after rdb file reading failure.".into());
+                }
+                lines
+            }
+            LoadErrorClass::Corrupt(_) => vec![format!("Internal error in RDB reading offset {} -> {}", self.offset, self.reason)],
+            LoadErrorClass::Invalid => vec![self.reason.clone(), "Fatal error loading the DB: Invalid argument. Exiting.".into()],
+            LoadErrorClass::Unsupported => vec![format!("{}. Refusing to start with a partial dataset.", self)],
+        }
+    }
 }
 
 impl std::fmt::Display for LoadError {
@@ -247,12 +301,14 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn err<T>(&self, reason: impl Into<String>) -> Result<T, LoadError> {
-        Err(LoadError { offset: self.pos, reason: reason.into() })
+    fn err<T>(&self, class: LoadErrorClass, reason: impl Into<String>) -> Result<T, LoadError> {
+        Err(LoadError { offset: self.pos, reason: reason.into(), class })
     }
+    /// The next `n` bytes. `n` comes from the file: compared with what is
+    /// left, never added to `pos`, so a lying length cannot overflow.
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], LoadError> {
-        if self.pos + n > self.data.len() {
-            return self.err(format!("unexpected end of file (wanted {} more bytes, {} left)", n, self.data.len() - self.pos));
+        if n > self.data.len() - self.pos {
+            return self.err(LoadErrorClass::Eof, format!("unexpected end of file (wanted {} more bytes, {} left)", n, self.data.len() - self.pos));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -270,35 +326,40 @@ impl<'a> Reader<'a> {
             2 => match b {
                 0x80 => Ok((u32::from_be_bytes(self.bytes(4)?.try_into().unwrap()) as u64, false)),
                 0x81 => Ok((u64::from_be_bytes(self.bytes(8)?.try_into().unwrap()), false)),
-                _ => self.err(format!("unknown length encoding 0x{:02x}", b)),
+                _ => self.err(LoadErrorClass::Corrupt(0), format!("Unknown length encoding {} in rdbLoadLen()", b)),
             },
             _ => Ok(((b & 0x3f) as u64, true)),
         }
     }
+    /// A length where the format has one: as Redis's rdbLoadLen(rdb, NULL),
+    /// an "encoded" marker is not an error there, only its 6 bits count.
     fn plain_len(&mut self) -> Result<u64, LoadError> {
-        let (n, enc) = self.len()?;
-        if enc {
-            return self.err("encoded value where a length was expected");
-        }
-        Ok(n)
+        Ok(self.len()?.0)
     }
     fn string(&mut self) -> Result<Vec<u8>, LoadError> {
         let (n, enc) = self.len()?;
         if !enc {
-            return Ok(self.bytes(n as usize)?.to_vec());
+            // Bounded by the file before anything is allocated.
+            return Ok(self.bytes(usize::try_from(n).unwrap_or(usize::MAX))?.to_vec());
         }
         match n as u8 {
             ENC_INT8 => Ok((self.u8()? as i8).to_string().into_bytes()),
             ENC_INT16 => Ok(i16::from_le_bytes(self.bytes(2)?.try_into().unwrap()).to_string().into_bytes()),
             ENC_INT32 => Ok(i32::from_le_bytes(self.bytes(4)?.try_into().unwrap()).to_string().into_bytes()),
             ENC_LZF => {
-                let clen = self.plain_len()? as usize;
-                let len = self.plain_len()? as usize;
+                let clen = usize::try_from(self.plain_len()?).unwrap_or(usize::MAX);
+                let len = usize::try_from(self.plain_len()?).unwrap_or(usize::MAX);
                 let start = self.pos;
                 let c = self.bytes(clen)?;
-                lzf::decompress(c, len).map_err(|e| LoadError { offset: start, reason: format!("invalid LZF compressed string: {}", e) })
+                // `decompress` refuses a length beyond what `clen` bytes can
+                // expand to before it reserves anything.
+                lzf::decompress(c, len).map_err(|_| LoadError {
+                    offset: start,
+                    reason: "Invalid LZF compressed string".into(),
+                    class: LoadErrorClass::Corrupt(413),
+                })
             }
-            other => self.err(format!("unknown string encoding {}", other)),
+            other => self.err(LoadErrorClass::Corrupt(529), format!("Unknown RDB string encoding type {}", other)),
         }
     }
 }
@@ -308,15 +369,17 @@ impl<'a> Reader<'a> {
 /// CRC-64 when the file carries one.
 pub fn load(data: &[u8], now_ms: i64, mut on_key: impl FnMut(usize, Vec<u8>, Entry)) -> Result<LoadStats, LoadError> {
     let mut r = Reader { data, pos: 0 };
-    let magic = r.bytes(9).map_err(|_| LoadError { offset: 0, reason: "file too short for the RDB header".into() })?;
+    let invalid = |offset: usize, reason: String| LoadError { offset, reason, class: LoadErrorClass::Invalid };
+    let magic = r.bytes(9)?;
     if &magic[..5] != b"REDIS" {
-        return Err(LoadError { offset: 0, reason: "wrong signature (not an RDB file)".into() });
+        return Err(invalid(0, "Wrong signature trying to load DB from file".into()));
     }
-    let version: u32 =
-        std::str::from_utf8(&magic[5..9]).ok().and_then(|s| s.parse().ok()).ok_or(LoadError { offset: 5, reason: "bad RDB version field".into() })?;
-    if !(1..=RDB_VERSION_MAX_LOADABLE).contains(&version) {
-        return Err(LoadError { offset: 5, reason: format!("can't handle RDB format version {}", version) });
+    // Redis reads the version with atoi: digits up to the first other byte.
+    let digits = magic[5..9].iter().take_while(|b| b.is_ascii_digit()).fold(0u32, |v, &b| v * 10 + (b - b'0') as u32);
+    if !(1..=RDB_VERSION_MAX_LOADABLE).contains(&digits) {
+        return Err(invalid(5, format!("Can't handle RDB format version {}", digits)));
     }
+    let version = digits;
     let mut stats = LoadStats { version, ..Default::default() };
     let mut db = 0usize;
     let mut expire_ms: i64 = -1;
@@ -348,8 +411,12 @@ pub fn load(data: &[u8], now_ms: i64, mut on_key: impl FnMut(usize, Vec<u8>, Ent
                 let v = r.string()?;
                 stats.aux.push((k, v));
             }
-            OPCODE_MODULE_AUX => return Err(LoadError { offset: op_pos, reason: "module auxiliary data is not supported".into() }),
-            OPCODE_FUNCTION2 | OPCODE_FUNCTION_PRE_GA => return Err(LoadError { offset: op_pos, reason: "function libraries are not supported".into() }),
+            OPCODE_MODULE_AUX => {
+                return Err(LoadError { offset: op_pos, reason: "module auxiliary data is not supported".into(), class: LoadErrorClass::Unsupported })
+            }
+            OPCODE_FUNCTION2 | OPCODE_FUNCTION_PRE_GA => {
+                return Err(LoadError { offset: op_pos, reason: "function libraries are not supported".into(), class: LoadErrorClass::Unsupported })
+            }
             OPCODE_EOF => {
                 if version >= 5 {
                     let crc_pos = r.pos;
@@ -357,12 +424,22 @@ pub fn load(data: &[u8], now_ms: i64, mut on_key: impl FnMut(usize, Vec<u8>, Ent
                     if stored != 0 {
                         let computed = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, &data[..crc_pos]);
                         if computed != stored {
-                            return Err(LoadError { offset: crc_pos, reason: format!("wrong RDB checksum expected: ({:x}) got: ({:x})", stored, computed) });
+                            // Redis's order: "expected" is what the bytes hash
+                            // to, "got" what the file says.
+                            return Err(LoadError {
+                                offset: crc_pos,
+                                reason: format!("Wrong RDB checksum expected: ({:x}) but got ({:x})", computed, stored),
+                                class: LoadErrorClass::Checksum { expected: computed, got: stored },
+                            });
                         }
                     }
                 }
                 if r.pos != data.len() {
-                    return Err(LoadError { offset: r.pos, reason: format!("{} unexpected bytes after the end of the RDB", data.len() - r.pos) });
+                    return Err(LoadError {
+                        offset: r.pos,
+                        reason: format!("{} unexpected bytes after the end of the RDB", data.len() - r.pos),
+                        class: LoadErrorClass::Corrupt(0),
+                    });
                 }
                 return Ok(stats);
             }
@@ -386,9 +463,15 @@ pub fn load(data: &[u8], now_ms: i64, mut on_key: impl FnMut(usize, Vec<u8>, Ent
                     4 | 9 | 13 | 16 => "hash",
                     15 | 19 | 21 => "stream",
                     6 | 7 => "module",
-                    _ => "unknown",
+                    _ => {
+                        return Err(LoadError { offset: op_pos, reason: format!("Unknown RDB encoding type {}", other), class: LoadErrorClass::Corrupt(2681) });
+                    }
                 };
-                return Err(LoadError { offset: op_pos, reason: format!("value type {} ({}) is not supported by ringkv yet", other, name) });
+                return Err(LoadError {
+                    offset: op_pos,
+                    reason: format!("value type {} ({}) is not supported by ringkv yet", other, name),
+                    class: LoadErrorClass::Unsupported,
+                });
             }
         }
     }
@@ -465,6 +548,62 @@ mod tests {
         let truncated = &e.buf[..e.buf.len() - 12];
         let err = load(truncated, 0, |_, _, _| {}).unwrap_err();
         assert!(err.reason.contains("unexpected end"), "{}", err.reason);
+    }
+
+    /// A lying length (a string, an LZF output) is refused as Redis refuses
+    /// the file, before anything is reserved or `pos + n` can overflow.
+    #[test]
+    fn lying_lengths_are_bounded_by_the_file() {
+        let head = |body: &[u8]| {
+            let mut f = b"REDIS0011".to_vec();
+            f.push(TYPE_STRING);
+            f.extend_from_slice(body);
+            f
+        };
+        // Key length u64::MAX (0x81 + 8 bytes): an EOF, no overflow.
+        let e = load(&head(&[0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 0, |_, _, _| {}).unwrap_err();
+        assert_eq!(e.class, LoadErrorClass::Eof);
+        // LZF: 2 compressed bytes said to give u32::MAX bytes.
+        let e = load(&head(&[0x01, b'k', 0xc3, 0x02, 0x80, 0xff, 0xff, 0xff, 0xff, 0x00, b'x']), 0, |_, _, _| {}).unwrap_err();
+        assert_eq!((e.class, e.reason.as_str()), (LoadErrorClass::Corrupt(413), "Invalid LZF compressed string"));
+        // LZF: compressed length u64::MAX.
+        let e = load(&head(&[0x01, b'k', 0xc3, 0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x05]), 0, |_, _, _| {}).unwrap_err();
+        assert_eq!(e.class, LoadErrorClass::Eof);
+    }
+
+    #[test]
+    fn corrupt_files_are_reported_in_redis_words() {
+        let mut e = Encoder::new(false, 0);
+        e.save_header();
+        e.save_select_db(0, 1, 0);
+        e.save_pair(b"k", &Entry { value: Value::from_vec(b"v".to_vec()), expire_at_ms: -1, access_ms: 0 });
+        e.buf.push(OPCODE_EOF);
+        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, &e.buf);
+        let mut good = e.buf.clone();
+        good.extend_from_slice(&(crc ^ 1).to_le_bytes());
+        let err = load(&good, 0, |_, _, _| {}).unwrap_err();
+        assert_eq!(err.class, LoadErrorClass::Checksum { expected: crc, got: crc ^ 1 });
+        assert_eq!(
+            err.redis_log_lines(),
+            vec![
+                format!("Wrong RDB checksum expected: ({:x}) but got ({:x}). Aborting now.", crc, crc ^ 1),
+                "Internal error in RDB reading offset 0, function at rdb.c:3225 -> RDB CRC error".to_string()
+            ]
+        );
+        let err = load(&good[..good.len() - 3], 0, |_, _, _| {}).unwrap_err();
+        assert_eq!(
+            err.redis_log_lines()[..2],
+            [
+                "Short read or OOM loading DB. Unrecoverable error, aborting now.",
+                "Internal error in RDB reading offset 0, function at rdb.c:3249 -> Unexpected EOF reading RDB file"
+            ]
+        );
+        let mut bad_sig = good.clone();
+        bad_sig[0] = b'X';
+        assert_eq!(
+            load(&bad_sig, 0, |_, _, _| {}).unwrap_err().redis_log_lines(),
+            ["Wrong signature trying to load DB from file", "Fatal error loading the DB: Invalid argument. Exiting."]
+        );
     }
 
     #[test]

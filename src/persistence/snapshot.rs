@@ -180,12 +180,70 @@ fn rdb_path(config: &Config) -> String {
     format!("{}/{}", config.dir, config.dbfilename)
 }
 
+/// Why a save failed, at which step, for Redis's log line (rdbSave).
+#[derive(Debug)]
+pub enum SaveError {
+    /// The temp file could not be created.
+    Open(std::io::Error),
+    /// Writing failed at a step named as Redis names it (`rdbSaveRio`
+    /// while serialising, `fflush` writing out the tail, `fsync`).
+    Write(&'static str, std::io::Error),
+    /// The rename over the dump failed.
+    Rename(std::io::Error),
+}
+
+/// An OS error as strerror(3) words it, without Rust's " (os error N)".
+fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.split(" (os error").next().unwrap_or(&text).to_string()
+}
+
+impl SaveError {
+    /// Redis 7.0's log line for this failure; `pid` names the temp file.
+    pub fn log_line(&self, config: &Config, pid: u32) -> String {
+        match self {
+            SaveError::Open(e) => format!("Failed opening the temp RDB file temp-{}.rdb (in server root dir {}) for saving: {}", pid, config.dir, strerror(e)),
+            SaveError::Write(op, e) => format!("Write error saving DB on disk({}): {}", op, strerror(e)),
+            SaveError::Rename(e) => format!(
+                "Error moving temp DB file temp-{}.rdb on the final destination {} (in server root dir {}): {}",
+                pid,
+                config.dbfilename,
+                config.dir,
+                strerror(e)
+            ),
+        }
+    }
+}
+
 /// Serialises every shard into `path` (temp file) and renames it over the
 /// dump. Runs in the BGSAVE child, or in the foreground for SAVE with every
 /// shard held. `progress` is called from the writing thread.
-pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut progress: impl FnMut(u64, u64)) -> std::io::Result<u64> {
+pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, progress: impl FnMut(u64, u64)) -> Result<u64, SaveError> {
     let started = Instant::now();
-    let mut out = DirectWriter::create(path)?;
+    let mut out = DirectWriter::create(path).map_err(SaveError::Open)?;
+    serialize(&mut out, states, config, progress).map_err(|e| SaveError::Write("rdbSaveRio", e))?;
+    let serialized = started.elapsed();
+    let total = out.flush().map_err(|e| SaveError::Write("fflush", e))?;
+    out.sync().map_err(|e| SaveError::Write("fsync", e))?;
+    let cpu = crate::util::rusage_usec(libc::RUSAGE_SELF);
+    log_any(
+        crate::config::LogLevel::Debug,
+        &format!(
+            "RDB written: {} bytes ({} chunks written in place, {} copied), serialised and submitted in {} ms, flushed and synced in {} ms, CPU user {} ms system {} ms",
+            total,
+            out.chunks_in_place,
+            out.chunks_copied,
+            serialized.as_millis(),
+            (started.elapsed() - serialized).as_millis(),
+            cpu.0 / 1000,
+            cpu.1 / 1000
+        ),
+    );
+    Ok(total)
+}
+
+/// `write_dump`'s body: the whole image into `out`, not yet flushed.
+fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config, mut progress: impl FnMut(u64, u64)) -> std::io::Result<u64> {
     if !out.direct {
         log_any(crate::config::LogLevel::Notice, "O_DIRECT refused by the file system; writing the RDB file with buffered I/O");
     }
@@ -306,27 +364,10 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, mut p
         Ok(())
     });
     result?;
-    let serialized = started.elapsed();
     out.write(&[rdb::OPCODE_EOF])?;
     let crc = if config.rdbchecksum { out.crc() } else { 0 };
     out.write_raw(&crc.to_le_bytes())?;
-    let (in_place, copied) = (out.chunks_in_place, out.chunks_copied);
-    let total = out.finish()?;
-    let cpu = crate::util::rusage_usec(libc::RUSAGE_SELF);
-    log_any(
-        crate::config::LogLevel::Debug,
-        &format!(
-            "RDB written: {} bytes ({} chunks written in place, {} copied), serialised and submitted in {} ms, flushed and synced in {} ms, CPU user {} ms system {} ms",
-            total,
-            in_place,
-            copied,
-            serialized.as_millis(),
-            (started.elapsed() - serialized).as_millis(),
-            cpu.0 / 1000,
-            cpu.1 / 1000
-        ),
-    );
-    Ok(total)
+    Ok(out.total)
 }
 
 /// Chunks a shard's serialising thread may run ahead of the writer.
@@ -386,8 +427,45 @@ fn write_msg(fd: RawFd, kind: u64, a: u64, b: u64, c: u64) {
     unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, 32) };
 }
 
+/// Closes every descriptor the child inherited except `keep` (Redis's
+/// closeChildUnusedResourceAfterFork): the listening and client sockets,
+/// the shards' rings, eventfds and pidfds. A child that kept a listener
+/// would hold the port after the parent died (kill -9 during a long save):
+/// a restart then failed with "Address already in use" and connections to
+/// the port waited on a socket nobody accepts from.
+fn close_inherited_fds(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep.iter().filter(|&&fd| fd >= 0).map(|&fd| fd as u32).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 0u32;
+    for &k in keep.iter().chain(std::iter::once(&u32::MAX)) {
+        if k > from {
+            close_range(from, k - 1);
+        }
+        from = k.saturating_add(1);
+    }
+}
+
+/// close_range(2) (Linux 5.9+); on older kernels each open descriptor
+/// listed in /proc/self/fd.
+fn close_range(first: u32, last: u32) {
+    // SAFETY: close_range takes plain integers; it only closes descriptors.
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0 {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+    let open: Vec<u32> = dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    for fd in open.into_iter().filter(|fd| (first..=last).contains(fd)) {
+        // SAFETY: closing a descriptor this child does not use (the
+        // directory's own descriptor is already closed by then, or fails harmlessly).
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
 /// The child's whole life after fork(): never returns.
 fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
+    close_inherited_fds(&[0, 1, 2, pipe, crate::log::raw_fd()]);
+    crate::signal::reset_in_child();
     crate::log::set_role('C');
     IN_CHILD.store(true, Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
@@ -417,7 +495,7 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
         }
         write_msg(pipe, MSG_PROGRESS, keys, bytes, cow);
     });
-    let code = match result.and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir)) {
+    let code = match result.and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir).map_err(SaveError::Rename)) {
         Ok(previous) => {
             log_any(crate::config::LogLevel::Notice, "DB saved on disk");
             let cow = private_dirty_bytes();
@@ -428,7 +506,7 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            log_any(crate::config::LogLevel::Warning, &format!("Write error saving DB on disk: {}", e));
+            log_any(crate::config::LogLevel::Warning, &e.log_line(config, pid as u32));
             write_msg(pipe, MSG_FAILED, 0, 0, 0);
             1
         }
@@ -532,7 +610,8 @@ pub fn save_foreground(server: &crate::server::Server, shards: &ShardSet, config
     }
     let (states, dirty_now) = held_states(shards);
     let tmp = format!("{}/temp-{}.rdb", config.dir, std::process::id());
-    let res = write_dump(&states, config, &tmp, |_, _| {}).and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir));
+    crate::signal::set_foreground_temp(&tmp);
+    let res = write_dump(&states, config, &tmp, |_, _| {}).and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir).map_err(SaveError::Rename));
     let mut st = p.lock();
     match res {
         Ok(_previous) => {
@@ -550,7 +629,7 @@ pub fn save_foreground(server: &crate::server::Server, shards: &ShardSet, config
             st.last_bgsave_status = SaveStatus::Err;
             drop(st);
             p.update_write_gate(config);
-            crate::warning!("Write error saving DB on disk: {}", e);
+            crate::warning!("{}", e.log_line(config, std::process::id()));
             Err("ERR".into())
         }
     }
@@ -751,7 +830,16 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
         let state = unsafe { &mut *ptr };
         state.dbs[db].insert_entry(key.into_boxed_slice(), entry);
     })
-    .map_err(|e| format!("Short read or OOM loading DB. Unrecoverable error, aborting now. {} ({}). Refusing to start with a partial dataset.", e, path))?;
+    .map_err(|e| {
+        // Redis's lines for this failure; the last is returned (and logged
+        // by the caller) as the reason the server does not start.
+        let mut lines = e.redis_log_lines();
+        let last = lines.pop().unwrap_or_default();
+        for l in lines {
+            crate::warning!("{}", l);
+        }
+        last
+    })?;
     if let Some(db) = bad_db {
         return Err(format!(
             "FATAL: Data file was created with a Redis server configured to handle more than {} databases (found db {}). Exiting",

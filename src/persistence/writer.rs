@@ -29,7 +29,7 @@ pub const ALIGN: usize = 4096;
 /// Writes in flight.
 const DEPTH: usize = 4;
 const PREALLOCATE_BYTES: u64 = 64 << 20;
-/// `user_data` bit marking a write from a caller's chunk.
+/// Tag bit marking a write from a caller's chunk (see `submit`).
 const OWNED: u64 = 1 << 63;
 
 struct AlignedBuf {
@@ -58,6 +58,14 @@ impl Drop for AlignedBuf {
     }
 }
 
+/// One write in flight: its memory, length, file offset, and whose buffer.
+struct Op {
+    ptr: *const u8,
+    len: usize,
+    offset: u64,
+    tag: u64,
+}
+
 pub struct DirectWriter {
     fd: RawFd,
     pub direct: bool,
@@ -70,6 +78,9 @@ pub struct DirectWriter {
     owned: Vec<Option<(Vec<u8>, usize)>>,
     /// Chunks the disk has, for `take_done`.
     done: Vec<Vec<u8>>,
+    /// The writes in flight, by the `user_data` of their submission.
+    ops: Vec<Option<Op>>,
+    free_ops: Vec<usize>,
     in_flight: usize,
     file_offset: u64,
     preallocated_to: u64,
@@ -128,6 +139,8 @@ impl DirectWriter {
             fill: 0,
             owned: Vec::new(),
             done: Vec::new(),
+            ops: Vec::new(),
+            free_ops: Vec::new(),
             in_flight: 0,
             file_offset: 0,
             preallocated_to: 0,
@@ -230,7 +243,10 @@ impl DirectWriter {
         Ok(())
     }
 
-    fn submit(&mut self, ptr: *const u8, len: usize, user_data: u64) -> io::Result<()> {
+    /// Queues one write; `tag` says whose buffer it is (a slot of `bufs`,
+    /// or `OWNED` and a slot of `owned`, in the high half), kept in `ops`
+    /// with where the write goes, so that a short write can be finished.
+    fn submit(&mut self, ptr: *const u8, len: usize, tag: u64) -> io::Result<()> {
         if self.direct {
             debug_assert_eq!(len % ALIGN, 0, "O_DIRECT length must be block aligned");
             debug_assert_eq!(self.file_offset % ALIGN as u64, 0, "O_DIRECT offset must be block aligned");
@@ -244,32 +260,65 @@ impl DirectWriter {
                 self.preallocated_to = u64::MAX;
             }
         }
-        let e = opcode::Write::new(types::Fd(self.fd), ptr, len as u32).offset(self.file_offset).build().user_data(user_data);
+        let op = Op { ptr, len, offset: self.file_offset, tag };
+        let slot = match self.free_ops.pop() {
+            Some(i) => {
+                self.ops[i] = Some(op);
+                i
+            }
+            None => {
+                self.ops.push(Some(op));
+                self.ops.len() - 1
+            }
+        };
+        let e = opcode::Write::new(types::Fd(self.fd), ptr, len as u32).offset(self.file_offset).build().user_data(slot as u64);
         // SAFETY: the memory stays allocated and untouched until the completion is reaped.
-        unsafe { self.ring.submission().push(&e).map_err(|_| io::Error::other("submission queue full"))? };
-        self.ring.submit()?;
+        if unsafe { self.ring.submission().push(&e) }.is_err() {
+            self.ops[slot] = None;
+            self.free_ops.push(slot);
+            return Err(io::Error::other("submission queue full"));
+        }
+        // Counted before submit(2): should it fail, the entry is still in
+        // the queue and will go with the next submission.
         self.in_flight += 1;
         self.file_offset += len as u64;
+        self.ring.submit()?;
         while self.in_flight >= DEPTH {
             self.reap(1)?;
         }
         Ok(())
     }
 
+    /// Takes every completion the ring has (at least `want`). Each one is
+    /// accounted for before an error is returned: a save that fails must
+    /// still know that nothing of its is in flight, or `Drop` would wait for
+    /// completions that were already taken (a full disk left BGSAVE children
+    /// waiting in io_cqring_wait forever).
     fn reap(&mut self, want: usize) -> io::Result<()> {
         self.ring.submit_and_wait(want)?;
         let done: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        let mut first_error = None;
         for (ud, res) in done {
             self.in_flight -= 1;
-            let idx = ((ud & !OWNED) >> 32) as usize;
-            let len = (ud & 0xffff_ffff) as i32;
-            if res < 0 {
-                return Err(io::Error::from_raw_os_error(-res));
+            let op = self.ops[ud as usize].take().expect("completion of an unknown write");
+            self.free_ops.push(ud as usize);
+            let outcome = if res < 0 {
+                Err(io::Error::from_raw_os_error(-res))
+            } else if (res as usize) < op.len {
+                // A short write (the disk filled up under it, a signal): the
+                // rest goes again, synchronously, so that a full disk is
+                // reported with its own errno, ENOSPC, as Redis's write() does.
+                // SAFETY: the rest lies inside the buffer of this write,
+                // which stays allocated until this function returns.
+                self.write_rest(unsafe { op.ptr.add(res as usize) }, op.len - res as usize, op.offset + res as u64)
+            } else {
+                Ok(())
+            };
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
             }
-            if res != len {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short write: {} of {} bytes", res, len)));
-            }
-            if ud & OWNED == 0 {
+            let idx = ((op.tag & !OWNED) >> 32) as usize;
+            if op.tag & OWNED == 0 {
                 self.busy[idx] = false;
             } else if let Some((_, pending)) = self.owned[idx].as_mut() {
                 *pending -= 1;
@@ -279,11 +328,45 @@ impl DirectWriter {
                 }
             }
         }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// pwrite(2) until `len` bytes at `ptr` are at `offset`, or an error.
+    fn write_rest(&self, mut ptr: *const u8, mut len: usize, mut offset: u64) -> io::Result<()> {
+        while len > 0 {
+            // SAFETY: the caller guarantees `len` readable bytes at `ptr`.
+            let n = unsafe { libc::pwrite(self.fd, ptr as *const libc::c_void, len, offset as i64) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+            }
+            // SAFETY: n <= len, still inside the same buffer.
+            ptr = unsafe { ptr.add(n as usize) };
+            len -= n as usize;
+            offset += n as u64;
+        }
         Ok(())
     }
 
-    /// Writes the tail, waits for everything, truncates to the exact length, fsyncs.
+    /// Writes the tail, waits for everything, truncates to the exact length
+    /// (the write-out a buffered writer's fflush does), then fsyncs.
     pub fn finish(mut self) -> io::Result<u64> {
+        let total = self.flush()?;
+        self.sync()?;
+        Ok(total)
+    }
+
+    /// Writes the tail, waits for everything, truncates to the exact length.
+    pub fn flush(&mut self) -> io::Result<u64> {
         if self.fill > 0 {
             let len = if self.direct { self.fill.div_ceil(ALIGN) * ALIGN } else { self.fill };
             let fill = self.fill;
@@ -293,16 +376,20 @@ impl DirectWriter {
         while self.in_flight > 0 {
             self.reap(1)?;
         }
-        // SAFETY: plain syscalls on our descriptor.
-        unsafe {
-            if libc::ftruncate(self.fd, self.total as i64) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::fsync(self.fd) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+        // SAFETY: a plain syscall on our descriptor.
+        if unsafe { libc::ftruncate(self.fd, self.total as i64) } != 0 {
+            return Err(io::Error::last_os_error());
         }
         Ok(self.total)
+    }
+
+    /// fsync(2) of the file.
+    pub fn sync(&mut self) -> io::Result<()> {
+        // SAFETY: a plain syscall on our descriptor.
+        if unsafe { libc::fsync(self.fd) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 }
 
@@ -347,6 +434,28 @@ pub fn rename_durably(from: &str, to: &str, dir: &str) -> io::Result<Option<std:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every write to /dev/full fails with ENOSPC. Three writes fail and
+    /// have completed before the writer looks (the sleep), so one reap takes
+    /// three errors: the save must end with ENOSPC, and dropping the writer
+    /// must not wait for completions already taken (it did, forever).
+    #[test]
+    fn a_failing_disk_ends_the_save_with_its_errno_and_never_hangs() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut w = DirectWriter::create("/dev/full").unwrap();
+            // Three whole buffers: three writes in flight, fewer than DEPTH,
+            // so none is reaped yet.
+            let result = w.write(&vec![1u8; 3 * CHUNK_BYTES]);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let result = result.and_then(|_| w.finish().map(|_| ()));
+            let _ = tx.send(result.map_err(|e| (e.raw_os_error(), e.to_string())));
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the writer hung after a write error");
+        let (errno, text) = got.expect_err("writes to /dev/full succeeded");
+        assert_eq!(errno, Some(libc::ENOSPC), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
+    }
 
     #[test]
     fn chunks_written_in_place_or_copied_make_one_file() {
