@@ -12,6 +12,16 @@ pub fn unix_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
+/// What C's `printf("%.Ns")` prints of a Redis argument (an sds, which may
+/// hold any byte): the bytes before the first NUL, at most `max` of them.
+/// Error texts that quote a client's argument are built this way in Redis,
+/// so they keep its raw bytes (no UTF-8 replacement) and stop at a NUL.
+#[inline]
+pub fn printf_str(arg: &[u8], max: usize) -> &[u8] {
+    let end = memchr::memchr(0, arg).unwrap_or(arg.len()).min(max);
+    &arg[..end]
+}
+
 /// Case-insensitive ASCII comparison of a command argument with a keyword.
 #[inline]
 pub fn eq_ic(a: &[u8], b: &str) -> bool {

@@ -199,3 +199,46 @@ fn auth_hello_reset_with_requirepass() {
     assert_eq!(c.call(&["CLIENT", "GETNAME"]), "$-1\r\n");
     assert_eq!(c.call(&["GET", "nokey"]), "$-1\r\n");
 }
+
+/// After a failed background save (the directory removed), with a save point set, Redis
+/// refuses PING with MISCONF as it refuses writes: a health check sees the failed save.
+#[test]
+fn ping_under_misconf_is_refused_as_in_redis() {
+    // CONFIG SET dir is a protected config.
+    let (ringkv, redis) = common::Server::pair(&["--enable-protected-configs", "yes"], &["--shards", "2"]);
+    let run = |s: &common::Server| {
+        let mut c = s.conn();
+        let dir = s.dir.join("misconf");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bgsave_done = |c: &mut common::Conn| {
+            common::wait_until(Duration::from_secs(10), || {
+                let info = String::from_utf8(c.cmd(&["INFO", "persistence"]).opt_bytes().unwrap()).unwrap();
+                info.contains("rdb_bgsave_in_progress:0")
+            })
+        };
+        assert_eq!(c.cmd(&["CONFIG", "SET", "dir", &common::path_str(&dir)]), common::Resp::ok());
+        assert_eq!(c.cmd(&["CONFIG", "SET", "save", "3600 1"]), common::Resp::ok());
+        assert_eq!(c.cmd(&["SET", "k", "v"]), common::Resp::ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+        let started = c.cmd_raw(&["BGSAVE"]);
+        assert!(bgsave_done(&mut c), "{}: BGSAVE never finished", s.name());
+        let refused = [c.cmd_raw(&["PING"]), c.cmd_raw(&["PING", "hello"]), c.cmd_raw(&["SET", "k", "w"]), c.cmd_raw(&["GET", "k"])];
+        // Set again: Redis's working directory is still the removed one.
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(c.cmd(&["CONFIG", "SET", "dir", &common::path_str(&dir)]), common::Resp::ok());
+        c.cmd_raw(&["BGSAVE"]);
+        assert!(bgsave_done(&mut c), "{}: BGSAVE never finished", s.name());
+        let after = c.cmd_raw(&["PING"]);
+        (started, refused, after)
+    };
+    let (a, b) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| run(&redis));
+        (run(&ringkv), h.join().unwrap())
+    });
+    assert!(b.1[0].starts_with(b"-MISCONF "), "redis-server: {}", common::escape(&b.1[0], 100));
+    assert_eq!(b.2, b"+PONG\r\n");
+    let show = |r: &(Vec<u8>, [Vec<u8>; 4], Vec<u8>)| {
+        format!("{} | {} | {}", common::escape(&r.0, 60), r.1.iter().map(|f| common::escape(f, 60)).collect::<Vec<_>>().join(" | "), common::escape(&r.2, 60))
+    };
+    assert_eq!(show(&a), show(&b), "ringkv (left) vs redis-server (right)");
+}

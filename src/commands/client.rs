@@ -10,7 +10,7 @@ use std::fmt::Write;
 use super::{err, flags::*, CommandSpec, CommandTable, Ctx, ReplyMode, Route};
 use crate::protocol::Reply;
 use crate::shard::ClientInfo;
-use crate::util::eq_ic;
+use crate::util::{eq_ic, printf_str};
 
 const CLIENT: u32 = NOSCRIPT | LOADING | STALE;
 const ADMIN_CLIENT: u32 = ADMIN | CLIENT;
@@ -132,8 +132,8 @@ pub fn reply_help(r: &mut Reply, lines: &[&str]) {
 
 /// Redis's `addReplySubcommandSyntaxError`.
 pub fn subcommand_syntax_error(r: &mut Reply, args: &[&[u8]]) {
-    let sub = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).into_owned();
-    r.error(&format!("ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.", sub, String::from_utf8_lossy(args[0]).to_ascii_uppercase()));
+    let command = printf_str(args[0], usize::MAX).to_ascii_uppercase();
+    r.error_parts(&[b"ERR unknown subcommand or wrong number of arguments for '", printf_str(args[1], 128), b"'. Try ", &command, b" HELP."]);
 }
 
 fn help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
@@ -316,7 +316,7 @@ fn client_type(info: &ClientInfo) -> ClientType {
 }
 
 fn unknown_type(r: &mut Reply, arg: &[u8]) {
-    r.error(&format!("ERR Unknown client type '{}'", String::from_utf8_lossy(arg)));
+    r.error_parts(&[b"ERR Unknown client type '", printf_str(arg, usize::MAX), b"'"]);
 }
 
 /// The `flags=` field: Redis's letters in Redis's order, `N` when none.
@@ -496,7 +496,7 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                 f.laddr = Some(val);
             } else if eq_ic(opt, "user") {
                 if val != b"default" {
-                    return r.error(&format!("ERR No such user '{}'", String::from_utf8_lossy(val)));
+                    return r.error_parts(&[b"ERR No such user '", printf_str(val, usize::MAX), b"'"]);
                 }
             } else if eq_ic(opt, "skipme") {
                 if eq_ic(val, "yes") {

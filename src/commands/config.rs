@@ -99,12 +99,14 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     // First pass, as configSetCommand: the first unknown name wins over any
     // other error; then immutable/protected/duplicate, naming the argument as given.
-    let mut unknown: Option<String> = None;
-    let mut refused: Option<(String, &str)> = None;
+    // Names are kept as the client sent them: the errors quote their bytes.
+    let mut unknown: Option<&[u8]> = None;
+    let mut refused: Option<(&[u8], &str)> = None;
     let mut chosen: Vec<(&'static Def, &'static str, String)> = vec![];
     for pair in args[2..].chunks(2) {
-        let name = String::from_utf8_lossy(pair[0]).into_owned();
-        let Some((def, registered)) = table::lookup(&name) else {
+        let name = pair[0];
+        // A name that is not UTF-8 names no parameter.
+        let Some((def, registered)) = std::str::from_utf8(name).ok().and_then(table::lookup) else {
             if unknown.is_none() {
                 unknown = Some(name);
             }
@@ -124,11 +126,11 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     if let Some(name) = unknown {
-        r.error(&format!("ERR Unknown option or number of arguments for CONFIG SET - '{}'", name));
+        r.error_parts(&[b"ERR Unknown option or number of arguments for CONFIG SET - '", crate::util::printf_str(name, usize::MAX), b"'"]);
         return;
     }
     if let Some((name, why)) = refused {
-        r.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", name, why));
+        r.error_parts(&[b"ERR CONFIG SET failed (possibly related to argument '", crate::util::printf_str(name, usize::MAX), b"') - ", why.as_bytes()]);
         return;
     }
     // Set everything on a copy; the shards' configs change only if all succeed.

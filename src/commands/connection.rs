@@ -156,7 +156,7 @@ fn hello(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             name = Some(args[j + 1]);
             j += 2;
         } else {
-            r.error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args[j])));
+            r.error_parts(&[b"ERR Syntax error in HELLO option '", crate::util::printf_str(args[j], usize::MAX), b"'"]);
             return;
         }
     }

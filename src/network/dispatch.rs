@@ -8,6 +8,7 @@ use crate::commands::{self, flags, key_mask, CommandSpec, CommandTable, Ctx, Rep
 use crate::protocol::{parse_command, Args, ParseLimits, Reply};
 use crate::shard::hold::ShardMask;
 use crate::shard::mailbox::{Message, PackedArgs};
+use crate::util::printf_str;
 
 /// Commands parsed ahead of execution, whose keys are prefetched together.
 const PARSE_AHEAD: usize = 16;
@@ -40,23 +41,24 @@ fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> S
     }
 }
 
-/// Redis's reply for an unknown command, with the first arguments quoted.
-pub fn unknown_command_error(args: &[&[u8]]) -> String {
-    let mut list = String::new();
+/// Redis's reply for an unknown command: the name and the first arguments
+/// as its `%.128s` / `%.*s` print them (raw bytes, each cut at a NUL byte),
+/// the arguments until their list reaches 128 bytes.
+pub fn unknown_command_error(args: &[&[u8]]) -> Vec<u8> {
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(printf_str(args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    let list_start = msg.len();
     for a in &args[1..] {
-        if list.len() >= 128 {
+        let listed = msg.len() - list_start;
+        if listed >= 128 {
             break;
         }
-        let room = 128 - list.len();
-        let s = String::from_utf8_lossy(a);
-        let s: String = s.chars().take(room).collect();
-        list.push('\'');
-        list.push_str(&s);
-        list.push_str("' ");
+        msg.push(b'\'');
+        msg.extend_from_slice(printf_str(a, 128 - listed));
+        msg.extend_from_slice(b"' ");
     }
-    let name = String::from_utf8_lossy(args[0]);
-    let name: String = name.chars().take(128).collect();
-    format!("ERR unknown command '{}', with args beginning with: {}", name, list)
+    msg
 }
 
 impl EventLoop {
@@ -336,25 +338,25 @@ impl EventLoop {
                     spec = &table.specs[id];
                 }
                 None => {
-                    let msg = format!(
-                        "ERR unknown subcommand '{}'. Try {} HELP.",
-                        String::from_utf8_lossy(&args[1][..args[1].len().min(128)]),
-                        spec.name.to_ascii_uppercase()
-                    );
+                    let mut msg = b"ERR unknown subcommand '".to_vec();
+                    msg.extend_from_slice(printf_str(args[1], 128));
+                    msg.extend_from_slice(format!("'. Try {} HELP.", spec.name.to_ascii_uppercase()).as_bytes());
                     return self.reject(index, None, &msg);
                 }
             }
         }
         let argc = args.len() as i32;
         if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
-            return self.reject(index, Some(id), &commands::arity_error(spec.name));
+            return self.reject(index, Some(id), commands::arity_error(spec.name).as_bytes());
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
-            return self.reject(index, Some(id), "NOAUTH Authentication required.");
+            return self.reject(index, Some(id), b"NOAUTH Authentication required.");
         }
-        if spec.is_write() && self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) {
-            return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF);
+        // As Redis's processCommand, PING is refused too: a health check must
+        // see that the server cannot persist.
+        if self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) && (spec.is_write() || spec.name == "ping") {
+            return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF.as_bytes());
         }
         if self.server.pause_blocks(now, spec.is_write()) {
             // CLIENT PAUSE: this connection waits (its input stays queued).
@@ -406,10 +408,12 @@ impl EventLoop {
         flow
     }
 
-    fn reject(&mut self, index: u32, id: Option<usize>, msg: &str) -> Flow {
+    /// Replies with the error `msg` (raw bytes: it may quote the client's
+    /// arguments) instead of running the command.
+    fn reject(&mut self, index: u32, id: Option<usize>, msg: &[u8]) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
         let mut r = Reply::new(&mut self.scratch, conn.client.resp);
-        r.error(msg);
+        r.error_bytes(msg);
         let kind = r.error_prefix.unwrap();
         let st = unsafe { &mut *self.state };
         st.stats.record_error(kind.as_str());

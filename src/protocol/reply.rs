@@ -54,10 +54,18 @@ impl<'a> Reply<'a> {
     pub fn error(&mut self, msg: &str) {
         self.error_bytes(msg.as_bytes());
     }
+    /// An error text of raw bytes (it may quote a client's argument, which
+    /// is not UTF-8 in general: Redis echoes its bytes unchanged).
     pub fn error_bytes(&mut self, msg: &[u8]) {
-        self.error_prefix = Some(ErrorKind::from_error(msg));
+        self.error_parts(&[msg]);
+    }
+    /// An error whose text is `parts` joined, e.g. `[b"ERR Unknown client
+    /// type '", arg, b"'"]`: no intermediate string, no lossy conversion.
+    pub fn error_parts(&mut self, parts: &[&[u8]]) {
+        let first: &[u8] = parts.iter().find(|p| !p.is_empty()).copied().unwrap_or(b"");
+        self.error_prefix = Some(ErrorKind::from_error(first));
         self.buf.push(b'-');
-        for &c in msg {
+        for &c in parts.iter().flat_map(|p| p.iter()) {
             self.buf.push(if c == b'\r' || c == b'\n' { b' ' } else { c });
         }
         self.buf.extend_from_slice(b"\r\n");
