@@ -301,3 +301,169 @@ fn idle_timeout_closes_idle_clients() {
     assert!(a.1 >= Duration::from_millis(900) && a.1 <= Duration::from_secs(4), "ringkv closed the idle client after {:?} (timeout 1 s)", a.1);
     assert!(a.2 && b.2, "the busy client was not served throughout (ringkv {}, redis {})", a.2, b.2);
 }
+
+/// A client socket with a 4 KiB receive buffer, set before connecting so that the TCP
+/// window stays small: a client that never reads holds almost nothing in its kernel.
+fn small_window_stream(server: &Server) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a new socket we own; setsockopt and connect read the values we pass, which
+    // outlive the calls; the descriptor is handed to TcpStream, which closes it.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let size: libc::c_int = 4096;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32);
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: server.port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be() },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::connect(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32);
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        assert_eq!(rc, 0, "connect to {}: {}", server.name(), std::io::Error::last_os_error());
+        stream
+    };
+    stream.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    stream
+}
+
+/// Resident memory of process `pid` in MiB, from /proc/PID/status.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid)).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() / 1024
+}
+
+/// `field` of INFO `section`, None when the server has no such field.
+fn info_field(c: &mut common::Conn, section: &str, field: &str) -> Option<String> {
+    let info = c.cmd(&["INFO", section]).opt_bytes().unwrap();
+    let text = String::from_utf8(info).unwrap();
+    text.lines().find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':')).map(|v| v.to_string()))
+}
+
+/// The server's log lines about output-buffer-limit disconnections.
+fn output_limit_log_lines(server: &Server) -> Vec<String> {
+    server.logs().lines().filter(|l| l.contains("for overcoming of output buffer limits")).map(|l| l.to_string()).collect()
+}
+
+/// The `name=` fields of a CLIENT LIST-style line, in order.
+fn client_field_names(line: &str) -> Vec<String> {
+    line.split(' ').filter_map(|w| w.split_once('=').map(|(k, _)| k.to_string())).collect()
+}
+
+/// What one flood of `output_buffer_limit_stops_the_client_and_bounds_memory` left.
+#[derive(Debug)]
+struct Flood {
+    rss_growth_mib: u64,
+    end: End,
+    gets_run: usize,
+    log_lines: usize,
+}
+
+#[test]
+fn output_buffer_limit_stops_the_client_and_bounds_memory() {
+    // The reproduction: a 1 MiB value, 600 GETs of it in one write on a socket that
+    // never reads. Once the hard limit trips, the rest of the pipeline must not run nor
+    // buffer replies. With one shard every GET runs on the connection's shard. With two,
+    // a connection's shard is the kernel's choice: floods alternate between a key on each
+    // shard, so some flood (all but surely, 1 - 2^-5) is one whose every GET is forwarded
+    // to the other shard, which computes each reply before the connection's shard sees it.
+    const GETS: usize = 600;
+    const VALUE: usize = 1 << 20;
+    let first = common::key_shard(b"obl", 2);
+    let other = (0..).map(|i| format!("obl{}", i)).find(|k| common::key_shard(k.as_bytes(), 2) != first).unwrap();
+    let keys = ["obl", other.as_str()];
+    let value = vec![b'v'; VALUE];
+    for (shards, floods) in [("1", 1), ("2", 6)] {
+        let (ringkv, redis) = Server::pair(&["--client-output-buffer-limit", "normal 32mb 16mb 10"], &["--shards", shards]);
+        let run = |s: &Server| {
+            let mut setup = s.conn();
+            for k in keys {
+                assert_eq!(setup.cmd(&[b"SET".as_slice(), k.as_bytes(), &value]), Resp::ok());
+            }
+            let mut results = vec![];
+            for flood_index in 0..floods {
+                assert_eq!(setup.cmd(&["CONFIG", "RESETSTAT"]), Resp::ok());
+                let mut req = Vec::new();
+                for _ in 0..GETS {
+                    common::encode_into(&mut req, &["GET", keys[flood_index % 2]]);
+                }
+                let logged_before = output_limit_log_lines(s).len();
+                let base = rss_mib(s.pid());
+                let mut flood = small_window_stream(s);
+                flood.write_all(&req).unwrap();
+                let mut peak = base;
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_millis(1000) {
+                    peak = peak.max(rss_mib(s.pid()));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let (_, end) = read_until_close(&mut flood, vec![], Duration::from_secs(3));
+                let stats = info_field(&mut setup, "commandstats", "cmdstat_get").unwrap_or_default();
+                let gets_run = stats.split(',').find_map(|f| f.strip_prefix("calls=")).map_or(0, |v| v.parse().unwrap());
+                results.push(Flood { rss_growth_mib: peak - base, end, gets_run, log_lines: output_limit_log_lines(s).len() - logged_before });
+            }
+            let counted = info_field(&mut setup, "stats", "client_output_buffer_limit_disconnections");
+            let served = setup.cmd(&["GET", keys[1]]).opt_bytes().map(|v| v.len()) == Some(VALUE);
+            (results, counted, output_limit_log_lines(s), served)
+        };
+        let (a, b) = both(&ringkv, &redis, run);
+        eprintln!("shards {}:\n  ringkv: {:?}\n  redis:  {:?}", shards, a.0, b.0);
+        for (name, kind, r) in [("redis-server", redis.kind, &b), ("ringkv", ringkv.kind, &a)] {
+            for f in &r.0 {
+                assert_eq!(f.end, End::Closed, "{} (shards {}) did not disconnect the client: {:?}", name, shards, f);
+                assert!(f.rss_growth_mib < 200, "{} (shards {}) grew by {} MiB for a 32 MiB limit: {:?}", name, shards, f.rss_growth_mib, f);
+                // Redis runs 32 of the GETs; ringkv may also run those forwarded
+                // before the limit tripped (at most 64).
+                assert!(f.gets_run < 200, "{} (shards {}) ran {} of the {} GETs: {:?}", name, shards, f.gets_run, GETS, f);
+                assert_eq!(f.log_lines, 1, "{} (shards {}): one log line per client, not one per command: {:?}", name, shards, f);
+            }
+            assert!(
+                r.2.iter().all(|l| l.contains("# Client id=") && l.ends_with(" scheduled to be closed ASAP for overcoming of output buffer limits.")),
+                "{}: {:?}",
+                name,
+                r.2
+            );
+            // Redis 7.0 has no such INFO field (7.2 added it); ringkv shows it. The
+            // CONFIG RESETSTAT before the last flood zeroed it.
+            if !(r.1.is_none() && kind == common::Kind::Redis) {
+                assert_eq!(r.1.as_deref(), Some("1"), "{} (shards {}): INFO client_output_buffer_limit_disconnections", name, shards);
+            }
+            assert!(r.3, "{} stopped serving other clients", name);
+        }
+        let fields = |r: &(Vec<Flood>, Option<String>, Vec<String>, bool)| client_field_names(r.2[0].split_once("# Client ").unwrap().1);
+        assert_eq!(fields(&a), fields(&b), "the client description in the log line has Redis's fields");
+    }
+}
+
+#[test]
+fn output_buffer_soft_limit_closes_after_its_seconds() {
+    // Over the soft limit (1 MiB) for longer than its 1 s, with no further reply: the
+    // periodic check closes the client, logging Redis's line for a close done at once.
+    let (ringkv, redis) = Server::pair(&["--client-output-buffer-limit", "normal 0 1mb 1"], &shards());
+    let run = |s: &Server| {
+        let mut setup = s.conn();
+        assert_eq!(setup.cmd(&[b"SET".as_slice(), b"soft", &vec![b'v'; 1 << 20]]), Resp::ok());
+        let mut req = Vec::new();
+        for _ in 0..8 {
+            common::encode_into(&mut req, &["GET", "soft"]);
+        }
+        let mut flood = small_window_stream(s);
+        flood.write_all(&req).unwrap();
+        let started = Instant::now();
+        let logged = common::wait_until(Duration::from_secs(8), || !output_limit_log_lines(s).is_empty());
+        let after = started.elapsed();
+        let (_, end) = read_until_close(&mut flood, vec![], Duration::from_secs(3));
+        (logged, after, end, output_limit_log_lines(s))
+    };
+    let (a, b) = both(&ringkv, &redis, run);
+    for (name, r) in [("redis-server", &b), ("ringkv", &a)] {
+        assert!(r.0, "{} did not close the client over its soft limit", name);
+        assert!(r.1 >= Duration::from_millis(900) && r.1 < Duration::from_secs(5), "{} closed after {:?} (soft limit 1 s)", name, r.1);
+        assert_eq!(r.2, End::Closed, "{}", name);
+        assert_eq!(r.3.len(), 1, "{}: {:?}", name, r.3);
+        assert!(r.3[0].ends_with(" closed for overcoming of output buffer limits."), "{}: {}", name, r.3[0]);
+    }
+}

@@ -8,6 +8,28 @@ use std::os::fd::RawFd;
 use crate::commands::ClientState;
 use crate::shard::mailbox::PackedArgs;
 
+/// Requests a connection may have out on other shards at once. Each reply
+/// is computed in full by the other shard before this one sees it and can
+/// check the output-buffer limit, so this bounds what a client that never
+/// reads costs beyond its limit: with 1 MiB replies, 64 MiB, where without a
+/// cap a pipeline of 600 GETs had 600 MiB computed and queued at once.
+pub const FORWARDED_MAX: u32 = 64;
+/// A throttled connection resumes once this few are still out, so that it
+/// forwards a run of commands per wake-up, not one per reply.
+pub const FORWARDED_RESUME: u32 = FORWARDED_MAX / 2;
+/// Reply buffers kept for reuse per shard, and the largest kept: one reply of
+/// a 1 MiB value must not pin 1 MiB for ever (1024 of them pinned 1 GiB).
+const POOL_BUFFERS_MAX: usize = 1024;
+const POOL_BUFFER_BYTES_MAX: usize = 16 * 1024;
+
+/// Returns a message buffer to the shard's pool, or frees it when the pool
+/// is full or the buffer too large to keep.
+pub fn recycle(pool: &mut Vec<PackedArgs>, p: PackedArgs) {
+    if pool.len() < POOL_BUFFERS_MAX && p.data.capacity() <= POOL_BUFFER_BYTES_MAX {
+        pool.push(p);
+    }
+}
+
 /// A reply that is not yet (or not alone) in `out`: either waiting for
 /// another shard, or a local reply queued behind one that is.
 pub struct Slot {
@@ -51,6 +73,14 @@ pub struct Conn {
     pub dirty: bool,
     /// When the output buffer first exceeded the soft limit (0 = not over).
     pub soft_limit_since_ms: i64,
+    /// Bytes of the ready replies in `slots` (kept so that the output-limit
+    /// check after every command costs no walk over the slots).
+    pub slot_bytes: usize,
+    /// Requests sent to other shards whose replies have not come back.
+    pub forwarded: u32,
+    /// Deferred because `forwarded` reached `FORWARDED_MAX`: the replies
+    /// coming back resume it (it is not retried every loop turn).
+    pub throttled: bool,
 }
 
 impl Conn {
@@ -72,12 +102,46 @@ impl Conn {
             paused: false,
             dirty: false,
             soft_limit_since_ms: 0,
+            slot_bytes: 0,
+            forwarded: 0,
+            throttled: false,
         }
     }
 
     /// Bytes waiting to be sent (the output-buffer size Redis limits).
     pub fn pending_output_bytes(&self) -> usize {
-        self.out.len() + (self.inflight.len() - self.inflight_off) + self.slots.iter().map(|s| s.ready.as_ref().map_or(0, |p| p.data.len())).sum::<usize>()
+        self.out.len() + (self.inflight.len() - self.inflight_off) + self.slot_bytes
+    }
+
+    /// Queues a reply that must wait behind the replies still out.
+    pub fn push_ready_slot(&mut self, p: PackedArgs, discard: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.slot_bytes += p.data.len();
+        self.slots.push_back(Slot { seq, ready: Some(p), discard });
+    }
+
+    /// Fills the slot of request `seq` with its reply from another shard.
+    pub fn fill_slot(&mut self, seq: u64, p: PackedArgs) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && s.ready.is_none()) {
+            self.forwarded -= 1;
+            self.slot_bytes += p.data.len();
+            slot.ready = Some(p);
+        }
+    }
+
+    /// Frees what a closed connection holds that no kernel operation uses:
+    /// queued replies and unparsed input (the send in flight keeps its buffer).
+    pub fn free_buffers(&mut self, pool: &mut Vec<PackedArgs>) {
+        self.out = Vec::new();
+        self.qbuf = Vec::new();
+        for s in self.slots.drain(..) {
+            if let Some(p) = s.ready {
+                recycle(pool, p);
+            }
+        }
+        self.slot_bytes = 0;
+        self.forwarded = 0;
     }
 
     /// Moves ready slots at the front into `out`; returns emptied buffers to `pool`.
@@ -88,12 +152,11 @@ impl Conn {
             }
             let slot = self.slots.pop_front().unwrap();
             let p = slot.ready.unwrap();
+            self.slot_bytes -= p.data.len();
             if !slot.discard {
                 self.out.extend_from_slice(&p.data);
             }
-            if pool.len() < 1024 {
-                pool.push(p);
-            }
+            recycle(pool, p);
         }
     }
 }

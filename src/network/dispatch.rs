@@ -2,7 +2,7 @@
 //! the owning shard (in place, by message, or held), statistics, slowlog,
 //! reply order. Everything that is the same for every command is here, once.
 
-use super::conn::{Closing, Slot};
+use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
 use crate::commands::{self, flags, key_mask, CommandSpec, CommandTable, Ctx, ReplyMode, Route};
 use crate::protocol::{parse_command, Args, ParseLimits, Reply};
@@ -223,8 +223,10 @@ impl EventLoop {
                 return flow;
             }
             *pos = start + n;
-            if flow == Flow::Stop {
-                return flow;
+            // Closed by the command (output-buffer limit): as Redis with a
+            // client closed ASAP, nothing more of its input runs.
+            if flow == Flow::Stop || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
+                return Flow::Stop;
             }
             if self.server.hold.check(self.id) {
                 // Time parked is nobody's command time.
@@ -386,7 +388,17 @@ impl EventLoop {
         let flow = match mask.only() {
             Some(s) if s == self.id => self.execute_here(index, id, spec, args, now),
             _ if covered => self.execute_here(index, id, spec, args, now),
-            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
+            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => {
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                if conn.forwarded >= FORWARDED_MAX {
+                    // Enough replies are being computed for this client
+                    // already: the rest of its input waits for them.
+                    conn.deferred = true;
+                    conn.throttled = true;
+                    return Flow::Defer;
+                }
+                self.forward(index, id, s, args)
+            }
             _ => {
                 // Several shards: the connection's earlier forwarded commands
                 // must finish first, then we hold the others.
@@ -420,6 +432,10 @@ impl EventLoop {
         st.stats.record_rejected(id);
         let discard = take_discard(&mut conn.client);
         queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
+        // Errors fill the buffer of a client that never reads as well.
+        if self.check_output_limit(index, self.clock.now_ms()) {
+            return Flow::Stop;
+        }
         Flow::Continue
     }
 
@@ -488,7 +504,9 @@ impl EventLoop {
             conn.closing = Closing::AfterWrite;
             return Flow::Stop;
         }
-        self.check_output_limit(index, now);
+        if self.check_output_limit(index, now) {
+            return Flow::Stop;
+        }
         Flow::Continue
     }
 
@@ -518,6 +536,7 @@ impl EventLoop {
         let discard = take_discard(&mut conn.client);
         let seq = conn.next_seq;
         conn.next_seq += 1;
+        conn.forwarded += 1;
         conn.slots.push_back(Slot { seq, ready: None, discard });
         // `databases` is at most INT_MAX: a u32 holds every index.
         let msg = Message::Request { from: self.id, conn: token, seq, db: conn.client.db as u32, resp: conn.client.resp, cmd: id as u16, args: packed };
@@ -556,25 +575,82 @@ impl EventLoop {
         self.scratch.clear();
     }
 
-    pub fn check_output_limit(&mut self, index: u32, now: i64) {
+    /// Redis's output-buffer limit check (`checkClientOutputBufferLimits`),
+    /// after every reply added to connection `index`: over the hard limit,
+    /// or over the soft limit for longer than its seconds, the connection is
+    /// closed, its buffers freed, one warning logged and the disconnection
+    /// counted. Returns whether it closed the connection. `from_cron`: the
+    /// periodic check of idle clients, whose line says "closed" as Redis's
+    /// synchronous close does, where a reply's says "scheduled to be closed
+    /// ASAP".
+    pub fn check_output_limit(&mut self, index: u32, now: i64) -> bool {
+        self.enforce_output_limit(index, now, false)
+    }
+
+    pub fn enforce_output_limit(&mut self, index: u32, now: i64, from_cron: bool) -> bool {
         let limit = self.state().config.client_output_buffer_limit_normal;
         if limit.hard_bytes == 0 && limit.soft_bytes == 0 {
-            return;
+            return false;
         }
-        let conn = self.conns[index as usize].as_mut().unwrap();
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return false;
+        };
+        // Closed already: one line and one count per client.
+        if conn.closing == Closing::Closed {
+            return false;
+        }
         let size = conn.pending_output_bytes() as u64;
-        if limit.hard_bytes > 0 && size > limit.hard_bytes {
-            crate::warning!("Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id, conn.client.addr);
-            self.state().stats.client_output_buffer_limit_disconnections += 1;
-            self.close(index);
-            return;
-        }
-        if limit.soft_bytes > 0 && size > limit.soft_bytes {
+        let hard = limit.hard_bytes > 0 && size >= limit.hard_bytes;
+        let soft = if limit.soft_bytes > 0 && size >= limit.soft_bytes {
             if conn.soft_limit_since_ms == 0 {
                 conn.soft_limit_since_ms = now;
+                false
+            } else {
+                now - conn.soft_limit_since_ms > limit.soft_seconds as i64 * 1000
             }
         } else {
             conn.soft_limit_since_ms = 0;
+            false
+        };
+        if !hard && !soft {
+            return false;
+        }
+        let client = self.client_info_line(index, now);
+        if from_cron {
+            crate::warning!("Client {} closed for overcoming of output buffer limits.", client);
+        } else {
+            crate::warning!("Client {} scheduled to be closed ASAP for overcoming of output buffer limits.", client);
+        }
+        self.state().stats.client_output_buffer_limit_disconnections += 1;
+        self.close(index);
+        true
+    }
+
+    /// The connection as CLIENT LIST shows it (without the newline), for log lines.
+    fn client_info_line(&mut self, index: u32, now: i64) -> String {
+        let conn = self.conns[index as usize].as_ref().unwrap();
+        let (qbuf_bytes, out_bytes) = (conn.qbuf.len(), conn.pending_output_bytes());
+        let mut line = String::new();
+        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.qbuf_bytes = qbuf_bytes;
+            info.out_bytes = out_bytes;
+            commands::client::client_line(info, now, 0, &mut line);
+        }
+        line.truncate(line.trim_end().len());
+        line
+    }
+
+    /// Appends a MONITOR line to this shard's monitoring clients; a monitor
+    /// that does not read is closed at its output-buffer limit, as in Redis.
+    pub fn feed_local_monitors(&mut self, line: &[u8], now_ms: i64) {
+        for i in 0..self.conns.len() {
+            if let Some(c) = self.conns[i].as_mut() {
+                if c.client.monitor && c.closing == Closing::No {
+                    c.out.extend_from_slice(line);
+                    self.mark_dirty(i as u32);
+                    self.check_output_limit(i as u32, now_ms);
+                }
+            }
         }
     }
 
@@ -583,7 +659,6 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_ref().unwrap();
         let micros = crate::util::unix_us();
         let mut line = format!("+{}.{:06} [{} {}]", micros / 1_000_000, micros % 1_000_000, conn.client.db, conn.client.addr);
-        let _ = now_ms;
         for a in args {
             line.push_str(" \"");
             for &c in a.iter() {
@@ -604,14 +679,7 @@ impl EventLoop {
         line.push_str("\r\n");
         let bytes = line.into_bytes();
         // Local monitors directly; remote ones through their shard's mailbox.
-        for i in 0..self.conns.len() {
-            if let Some(c) = self.conns[i].as_mut() {
-                if c.client.monitor && c.closing == Closing::No {
-                    c.out.extend_from_slice(&bytes);
-                    self.mark_dirty(i as u32);
-                }
-            }
-        }
+        self.feed_local_monitors(&bytes, now_ms);
         for s in 0..self.server.shard_count {
             if s != self.id {
                 self.send_to(s, Message::MonitorLine { line: bytes.clone() });
@@ -701,9 +769,7 @@ fn queue_reply(conn: &mut super::conn::Conn, scratch: &mut Vec<u8>, pool: &mut V
         p.data.clear();
         p.ends.clear();
         p.data.extend_from_slice(scratch);
-        let seq = conn.next_seq;
-        conn.next_seq += 1;
-        conn.slots.push_back(Slot { seq, ready: Some(p), discard });
+        conn.push_ready_slot(p, discard);
     }
     scratch.clear();
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
-use super::conn::{Closing, Conn};
+use super::conn::{recycle, Closing, Conn, FORWARDED_RESUME};
 use crate::commands::ClientState;
 use crate::server::Server;
 use crate::shard::hold::{ShardMask, ShardSet};
@@ -503,6 +503,9 @@ impl EventLoop {
             return;
         }
         conn.closing = Closing::Closed;
+        // As Redis's freeClient: what was not sent is dropped now, not when
+        // the kernel returns the buffer of the send in flight.
+        conn.free_buffers(&mut self.pool);
         // SAFETY: shutdown makes the armed multishot receive complete; the
         // descriptor is closed once no operation refers to it.
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
@@ -526,7 +529,7 @@ impl EventLoop {
             let conn = self.conns[index as usize].take().unwrap();
             for s in conn.slots {
                 if let Some(p) = s.ready {
-                    self.pool.push(p);
+                    recycle(&mut self.pool, p);
                 }
             }
             self.deferred.retain(|&i| i != index);
@@ -560,20 +563,18 @@ impl EventLoop {
                     o.reply_received();
                 }
                 let index = conn.index;
-                if !self.conn_alive(index, conn.generation) {
-                    self.pool.push(args);
+                // A closed connection's replies are dropped, not queued.
+                if !self.conn_alive(index, conn.generation) || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
+                    recycle(&mut self.pool, args);
                     return;
                 }
                 let c = self.conns[index as usize].as_mut().unwrap();
-                if let Some(slot) = c.slots.iter_mut().find(|s| s.seq == seq) {
-                    slot.ready = Some(args);
-                }
+                c.fill_slot(seq, args);
                 c.drain_slots(&mut self.pool);
-                let resume = c.deferred && c.slots.is_empty();
+                let resume = c.deferred && (c.slots.is_empty() || c.throttled && c.forwarded <= FORWARDED_RESUME);
                 self.mark_dirty(index);
                 // Replies computed on other shards count against the output limit too.
-                self.check_output_limit(index, crate::util::unix_ms());
-                if !self.conn_alive(index, conn.generation) || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
+                if self.check_output_limit(index, crate::util::unix_ms()) {
                     return;
                 }
                 if resume {
@@ -581,14 +582,8 @@ impl EventLoop {
                 }
             }
             Message::MonitorLine { line } => {
-                for i in 0..self.conns.len() {
-                    if let Some(c) = self.conns[i].as_mut() {
-                        if c.client.monitor && c.closing == Closing::No {
-                            c.out.extend_from_slice(&line);
-                            self.mark_dirty(i as u32);
-                        }
-                    }
-                }
+                let now = self.clock.now_ms();
+                self.feed_local_monitors(&line, now);
             }
         }
     }
@@ -638,7 +633,8 @@ impl EventLoop {
         let paused = self.server.pause_until(self.clock.now_ms()).is_some();
         for index in list {
             let Some(c) = self.conns[index as usize].as_mut() else { continue };
-            if !c.deferred {
+            // Not deferred any more, or throttled: the replies it waits for resume it.
+            if !c.deferred || c.throttled {
                 continue;
             }
             if c.paused {
@@ -657,6 +653,7 @@ impl EventLoop {
             return;
         };
         c.deferred = false;
+        c.throttled = false;
         self.process_input(index, None);
         if self.conns[index as usize].as_ref().is_some_and(|c| !c.recv_armed && c.closing == Closing::No) {
             self.arm_recv(index);
@@ -684,7 +681,6 @@ impl EventLoop {
         }
         self.state().rehash_cycle();
         let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
-        let limit = self.state().config.client_output_buffer_limit_normal;
         for index in 0..self.conns.len() as u32 {
             let Some(conn) = self.conns[index as usize].as_mut() else {
                 continue;
@@ -708,14 +704,9 @@ impl EventLoop {
             }
             info.qbuf_bytes = conn.qbuf.len();
             info.out_bytes = conn.pending_output_bytes();
-            if limit.soft_bytes > 0
-                && conn.soft_limit_since_ms > 0
-                && (info.out_bytes as u64) > limit.soft_bytes
-                && now - conn.soft_limit_since_ms > limit.soft_seconds as i64 * 1000
-            {
-                crate::warning!("Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id, conn.client.addr);
-                st.stats.client_output_buffer_limit_disconnections += 1;
-                self.close(index);
+            // A client over its soft limit that gets no new reply is closed
+            // here once the limit's seconds have passed.
+            if self.enforce_output_limit(index, now, true) {
                 self.maybe_release(index);
             }
         }
