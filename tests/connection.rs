@@ -200,6 +200,50 @@ fn auth_hello_reset_with_requirepass() {
     assert_eq!(c.call(&["GET", "nokey"]), "$-1\r\n");
 }
 
+/// `PING` then shutdown(SHUT_WR) then read, on fresh connections: as Redis, every PING is
+/// answered. Then a pipeline over both shards (forwarded SETs, and an MGET over two shards
+/// that waits for them) sent before the half-close: every command runs, every reply arrives.
+#[test]
+fn replies_reach_a_client_that_half_closed() {
+    let (ringkv, redis) = common::Server::pair(&[], &["--shards", "2"]);
+    let keys: Vec<String> = (0..1000).map(|i| format!("hc:{}", i)).collect();
+    let run = |s: &common::Server| {
+        let mut pongs = 0;
+        for _ in 0..50 {
+            let mut c = s.stream();
+            c.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let (got, end) = common::read_until_close(&mut c, vec![], Duration::from_secs(5));
+            if got == b"+PONG\r\n" && end == common::End::Closed {
+                pongs += 1;
+            }
+        }
+        let mut req = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            common::encode_into(&mut req, &["SET", k.as_str(), &i.to_string()]);
+        }
+        common::encode_into(&mut req, &["MGET", keys[0].as_str(), keys[1].as_str(), keys[2].as_str(), keys[999].as_str()]);
+        let mut c = s.stream();
+        c.write_all(&req).unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let (got, end) = common::read_until_close(&mut c, vec![], Duration::from_secs(5));
+        let dbsize = s.conn().cmd(&["DBSIZE"]).int();
+        (pongs, got, end, dbsize)
+    };
+    let (a, b) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| run(&redis));
+        (run(&ringkv), h.join().unwrap())
+    });
+    let mut want = b"+OK\r\n".repeat(1000);
+    want.extend_from_slice(b"*4\r\n$1\r\n0\r\n$1\r\n1\r\n$1\r\n2\r\n$3\r\n999\r\n");
+    assert_eq!((b.0, b.2, b.3), (50, common::End::Closed, 1000), "redis-server");
+    assert!(b.1 == want, "redis-server's replies: {}", common::escape(&b.1, 200));
+    assert_eq!(a.0, 50, "ringkv answered {} of 50 PINGs sent before a half-close", a.0);
+    assert_eq!(a.3, 1000, "ringkv ran {} of the 1000 SETs sent before a half-close", a.3);
+    assert!(a.1 == want, "ringkv's replies after a half-close ({} of {} bytes): {}", a.1.len(), want.len(), common::escape(&a.1, 200));
+    assert_eq!(a.2, common::End::Closed, "ringkv did not close after answering");
+}
+
 /// After a failed background save (the directory removed), with a save point set, Redis
 /// refuses PING with MISCONF as it refuses writes: a health check sees the failed save.
 #[test]

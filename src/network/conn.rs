@@ -81,6 +81,9 @@ pub struct Conn {
     /// Deferred because `forwarded` reached `FORWARDED_MAX`: the replies
     /// coming back resume it (it is not retried every loop turn).
     pub throttled: bool,
+    /// The peer has finished sending (EOF): no more receives; what it sent
+    /// still runs and its replies are sent, then the connection closes.
+    pub eof: bool,
 }
 
 impl Conn {
@@ -105,6 +108,7 @@ impl Conn {
             slot_bytes: 0,
             forwarded: 0,
             throttled: false,
+            eof: false,
         }
     }
 

@@ -358,7 +358,7 @@ impl EventLoop {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return;
         };
-        if conn.recv_armed || conn.closing == Closing::Closed {
+        if conn.recv_armed || conn.closing == Closing::Closed || conn.eof {
             return;
         }
         conn.recv_armed = true;
@@ -400,6 +400,16 @@ impl EventLoop {
         if res <= 0 {
             if let (Some(b), Some(br)) = (bid, self.bufring.as_mut()) {
                 br.recycle(b);
+            }
+            if res == 0 {
+                // The peer has finished sending (shutdown(SHUT_WR), or a
+                // close): what it sent still runs, including commands that
+                // wait for other shards, and its replies are sent; then
+                // `flush_sends` closes. Closing here lost the replies of
+                // commands that had run.
+                self.conns[index as usize].as_mut().unwrap().eof = true;
+                self.mark_dirty(index);
+                return;
             }
             self.close(index);
             self.maybe_release(index);
@@ -482,7 +492,8 @@ impl EventLoop {
                 let len = (conn.inflight.len() - conn.inflight_off) as u32;
                 let e = opcode::Send::new(types::Fd(conn.fd), ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index));
                 self.push_sqe(e);
-            } else if conn.closing == Closing::AfterWrite && conn.slots.is_empty() {
+            } else if (conn.closing == Closing::AfterWrite || conn.eof && !conn.deferred) && conn.slots.is_empty() {
+                // Everything sent: nothing more to run or send.
                 self.close(index);
                 self.maybe_release(index);
             }
