@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
 use crate::commands::ClientState;
+use crate::protocol::{Args, FrameProgress};
 use crate::shard::mailbox::PackedArgs;
 
 /// Requests a connection may have out on other shards at once. Each reply
@@ -55,6 +56,11 @@ pub struct Conn {
     /// Unparsed input (only used when a command spans receive buffers, or
     /// while the connection is deferred).
     pub qbuf: Vec<u8>,
+    /// How far the parser got into the incomplete request at the front of
+    /// `qbuf`, and the arguments it found so far: the next receive goes on
+    /// from there instead of parsing the request again from its first byte.
+    pub frame: FrameProgress,
+    pub frame_args: Args,
     /// Replies ready to send, not yet handed to the kernel.
     pub out: Vec<u8>,
     /// Bytes handed to the kernel by the send in flight (kept alive until it completes).
@@ -93,6 +99,8 @@ impl Conn {
             generation,
             client,
             qbuf: Vec::new(),
+            frame: FrameProgress::default(),
+            frame_args: Args::new(),
             out: Vec::with_capacity(16 * 1024),
             inflight: Vec::with_capacity(16 * 1024),
             inflight_off: 0,

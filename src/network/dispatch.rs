@@ -5,7 +5,7 @@
 use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
 use crate::commands::{self, flags, key_mask, CommandSpec, CommandTable, Ctx, ReplyMode, Route};
-use crate::protocol::{parse_command, Args, ParseLimits, Reply};
+use crate::protocol::{parse_frame, Args, FrameProgress, ParseLimits, Reply};
 use crate::shard::hold::ShardMask;
 use crate::shard::mailbox::{Message, PackedArgs};
 use crate::util::printf_str;
@@ -101,6 +101,17 @@ impl EventLoop {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return;
         };
+        // A big bulk still arriving is received into a buffer reserved once
+        // at the frame's final size (Redis's PROTO_MBULK_BIG_ARG): growing by
+        // doubling copies what has arrived at every doubling (about the
+        // bulk's size again, in total) and can hold up to twice the size.
+        // Not past the query-buffer limit: such a client is closed anyway.
+        let big_frame_bytes = conn.frame.big_bulk_frame_bytes().filter(|&n| n <= query_limit);
+        if let Some(n) = big_frame_bytes {
+            if n > qbuf.capacity() {
+                qbuf.reserve_exact(n - qbuf.len());
+            }
+        }
         if !leftover_from_fresh.is_empty() && conn.closing == Closing::No {
             qbuf.extend_from_slice(leftover_from_fresh);
         }
@@ -110,7 +121,7 @@ impl EventLoop {
             self.close(index);
             return;
         }
-        if qbuf.capacity() > 64 * 1024 && qbuf.len() < 1024 {
+        if big_frame_bytes.is_none() && qbuf.capacity() > 64 * 1024 && qbuf.len() < 1024 {
             qbuf.shrink_to(16 * 1024);
         }
         conn.qbuf = qbuf;
@@ -126,17 +137,41 @@ impl EventLoop {
     /// so that the keys of a pipelined batch are looked up in passes
     /// (`prefetch_keys`) before execution; each command then runs exactly
     /// as if parsed on its own, in order.
+    ///
+    /// `buf` starts with the request the connection's `frame` describes (if
+    /// any): parsing goes on from where the last receive left it. An
+    /// incomplete request at the end is recorded there again when everything
+    /// before it ran, so `buf` from that request on becomes the query buffer.
     fn parse_and_run(&mut self, index: u32, buf: &[u8]) -> usize {
-        let limits = ParseLimits { bulk_bytes_max: self.state().config.proto_max_bulk_len };
+        let password_set = self.state().config.requirepass.is_some();
+        let mut limits = ParseLimits { bulk_bytes_max: self.state().config.proto_max_bulk_len, unauthenticated: false };
         let mut batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            batch.push((0, 0, Args::new()));
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let mut frame = std::mem::take(&mut conn.frame);
+        if frame.in_progress() {
+            std::mem::swap(&mut batch[0].2, &mut conn.frame_args);
+        }
+        // Where the request left incomplete starts, and its slot in `batch`.
+        let mut incomplete = None;
         // Reuses one allocation for the argument slices across commands.
         let mut store: Vec<&'static [u8]> = Vec::with_capacity(8);
         let mut pos = 0;
         // With forwarded commands still out, the first command may have to
         // wait for them (a multi-shard one defers) and is retried every loop
         // turn: parse it alone, not 15 more each time.
-        let mut ahead = if self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty()) { PARSE_AHEAD } else { 1 };
+        let mut ahead = if conn.slots.is_empty() { PARSE_AHEAD } else { 1 };
         'batches: loop {
+            // Before authentication Redis holds each request to small limits
+            // (10 arguments of 16 KiB), judged when it is parsed. Parsing one
+            // command at a time then keeps a request that follows an AUTH in
+            // the same read from being judged before the AUTH has run.
+            limits.unauthenticated = password_set && self.conns[index as usize].as_ref().is_some_and(|c| !c.client.authenticated);
+            if limits.unauthenticated {
+                ahead = 1;
+            }
             let mut parsed = 0;
             let mut scan = pos;
             let mut error = None;
@@ -145,13 +180,16 @@ impl EventLoop {
                     batch.push((0, 0, Args::new()));
                 }
                 let (start, len, args) = &mut batch[parsed];
-                match parse_command(&buf[scan..], args, &limits) {
+                match parse_frame(&buf[scan..], args, &limits, &mut frame) {
                     Ok(Some(n)) => {
                         (*start, *len) = (scan, n);
                         scan += n;
                         parsed += 1;
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        incomplete = Some((scan, parsed));
+                        break;
+                    }
                     Err(e) => {
                         error = Some(e);
                         break;
@@ -183,6 +221,12 @@ impl EventLoop {
                     Flow::Continue => i += 1,
                     _ => break 'batches,
                 }
+                // A command that ended the authentication (RESET) puts what
+                // follows it under the unauthenticated limits: parse it again.
+                if password_set && !limits.unauthenticated && self.conns[index as usize].as_ref().is_some_and(|c| !c.client.authenticated) {
+                    (incomplete, frame) = (None, FrameProgress::default());
+                    continue 'batches;
+                }
             }
             if let Some(e) = error {
                 self.state().stats.record_error("ERR");
@@ -201,6 +245,15 @@ impl EventLoop {
                 break;
             }
             ahead = PARSE_AHEAD;
+        }
+        if let (Some((start, slot)), Some(conn)) = (incomplete, self.conns[index as usize].as_mut()) {
+            // Kept only when the query buffer will start at that request: a
+            // command before it that deferred or closed the connection means
+            // it is parsed again from its start, or never.
+            if start == pos && conn.closing == Closing::No && frame.in_progress() {
+                conn.frame = frame;
+                std::mem::swap(&mut batch[slot].2, &mut conn.frame_args);
+            }
         }
         self.batch = batch;
         pos

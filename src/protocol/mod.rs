@@ -8,5 +8,5 @@
 pub mod parser;
 pub mod reply;
 
-pub use parser::{parse_command, Args, ParseError, ParseLimits};
+pub use parser::{parse_command, parse_frame, Args, FrameProgress, ParseError, ParseLimits};
 pub use reply::Reply;
