@@ -13,6 +13,10 @@ static GLOBAL: Jemalloc = Jemalloc;
 /// environment overrides this string.
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
+// SAFETY: both fields of `MallocConf` are references to one byte of the
+// same size and alignment (u8 and c_char), so reading `c` after writing
+// `bytes` yields a valid `&'static` to the string's first byte; jemalloc
+// reads the NUL-terminated string from there.
 pub static malloc_conf: Option<&'static libc::c_char> = Some(unsafe { MallocConf { bytes: &b"thp:always\0"[0] }.c });
 
 /// The C string's first byte, seen as a `c_char` (u8 and c_char may differ in sign).

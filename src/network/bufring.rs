@@ -81,6 +81,9 @@ impl BufRing {
     /// Valid until `recycle(bid)`.
     pub unsafe fn data<'a>(&self, bid: u16, len: usize) -> &'a [u8] {
         assert!((bid as usize) < self.entries as usize && len <= self.buf_size);
+        // SAFETY: buffer `bid` lies inside the mapping (`entries` buffers of
+        // `buf_size` bytes, checked above) and the kernel has finished writing
+        // its `len` bytes; the caller stops using the slice before recycling it.
         std::slice::from_raw_parts(self.bufs.add(bid as usize * self.buf_size), len)
     }
 

@@ -480,6 +480,9 @@ impl EventLoop {
         let mut r = Reply::new(&mut self.scratch, conn.client.resp);
         r.error_bytes(msg);
         let kind = r.error_prefix.unwrap();
+        // SAFETY: this thread's own shard state (it is lent out only while
+        // this thread is parked); `conn` borrows `self.conns`, not the state,
+        // and no other reference to the state is alive here.
         let st = unsafe { &mut *self.state };
         st.stats.record_error(kind.as_str());
         st.stats.record_rejected(id);

@@ -699,6 +699,9 @@ impl EventLoop {
             if conn.closing == Closing::Closed {
                 continue;
             }
+            // SAFETY: this thread's own shard state, read beside `conn` (a
+            // borrow of `self.conns`); `info`'s last use comes before any call
+            // below that reaches the state again (`close`, the limit check).
             let st = unsafe { &mut *self.state };
             let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) else {
                 continue;

@@ -532,6 +532,8 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &
         return Err(e.into());
     }
     let (states, dirty_now) = held_states(shards);
+    // SAFETY: every pointer is a shard owned or held by this thread for the
+    // whole call (see `held_states`); this only reads their sizes.
     let keys_total: u64 = states.iter().map(|&s| unsafe { (*s).dbs.iter().map(|d| d.len() as u64).sum::<u64>() }).sum();
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two descriptors.
