@@ -41,6 +41,18 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory with a copy of `dir`'s AOF directory: ringkv works
+/// on the copy while redis-server works on the original.
+fn copy_of(dir: &Path, name: &str) -> PathBuf {
+    let copy = scratch(name);
+    std::fs::create_dir_all(copy.join(AOF_DIR)).unwrap();
+    for f in std::fs::read_dir(dir.join(AOF_DIR)).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), copy.join(AOF_DIR).join(f.file_name())).unwrap();
+    }
+    copy
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -335,12 +347,7 @@ fn truncated_incr_file_verdict_matches_redis_server() {
 
         // On: ringkv cuts a copy, redis-server the original; same bytes,
         // same lines, same keys.
-        let copy = scratch(&format!("trunc-{}-copy", case));
-        std::fs::create_dir_all(copy.join(AOF_DIR)).unwrap();
-        for f in std::fs::read_dir(dir.join(AOF_DIR)).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), copy.join(AOF_DIR).join(f.file_name())).unwrap();
-        }
+        let copy = copy_of(&dir, &format!("trunc-{}-copy", case));
         let (status, ours, _) = read_back(&copy, true);
         let Ok(DirStatus::Loaded(load)) = status else { panic!("{}: {:?}", case, status.err()) };
         assert!(load.truncated);
@@ -407,4 +414,39 @@ fn pre_7_0_appendonly_aof_is_upgraded_as_redis_does() {
     drop(server);
     std::fs::remove_dir_all(&ours_dir).unwrap();
     std::fs::remove_dir_all(&redis_dir).unwrap();
+}
+
+/// A short base before an incr file, and an incr file the manifest lists
+/// but the directory lacks: ringkv refuses both with redis-server's lines,
+/// and cuts the short base where redis-server cuts it.
+#[test]
+fn short_base_and_missing_incr_are_refused_as_redis_does() {
+    let expire = now_ms() + 3_600_000;
+    let dir = scratch("short-base");
+    write_ringkv_directory(&dir, expire);
+    let base = dir.join(AOF_DIR).join("appendonly.aof.1.base.aof");
+    let bytes = std::fs::read(&base).unwrap();
+    std::fs::write(&base, &bytes[..bytes.len() - 3]).unwrap();
+    let copy = copy_of(&dir, "short-base-copy");
+    let (status, _, _) = read_back(&copy, true);
+    let ours = status.expect_err("a short base before an incr file was accepted");
+    // aof-load-truncated is on by default.
+    let log = redis_refuses(&dir, &[]);
+    for line in ours.lines() {
+        assert!(log.contains(line), "redis-server did not log {:?}; log:\n{}", line, log);
+    }
+    assert!(ours.ends_with("Fatal error: the truncated file is not the last file"), "{}", ours);
+    let cut = |d: &Path| std::fs::metadata(d.join(AOF_DIR).join("appendonly.aof.1.base.aof")).unwrap().len();
+    assert_eq!(cut(&copy), cut(&dir));
+    assert!(cut(&dir) < bytes.len() as u64 - 3);
+
+    std::fs::remove_file(dir.join(AOF_DIR).join("appendonly.aof.1.incr.aof")).unwrap();
+    std::fs::remove_file(copy.join(AOF_DIR).join("appendonly.aof.1.incr.aof")).unwrap();
+    let (status, _, _) = read_back(&copy, true);
+    let ours = status.expect_err("a missing incr file was accepted");
+    assert_eq!(ours, "Unable to obtain the AOF file appendonly.aof.1.incr.aof length. stat: No such file or directory");
+    let log = redis_refuses(&dir, &[]);
+    assert!(log.contains(&ours), "redis-server did not log {:?}; log:\n{}", ours, log);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&copy).unwrap();
 }

@@ -117,6 +117,13 @@ pub enum AofReadError {
     Unrecoverable { file: String, reason: String },
     /// A file the manifest names is missing or unreadable.
     Open { file: String, reason: String, missing: bool },
+    /// A file the manifest names cannot be stat'ed (missing, mostly):
+    /// Redis checks every file's size before it loads any.
+    Stat { file: String, reason: String },
+    /// A short file before the last one. Redis has cut it back already (the
+    /// cut is harmless: it drops only the partial command) and then refuses
+    /// to start; the next start loads it.
+    TruncatedNotLast { file: String, truncation: Truncation },
     /// The caller refused a command (e.g. "Unknown command '%s' reading the
     /// append only file %s"): its log line.
     Rejected { line: String },
@@ -157,6 +164,12 @@ impl AofReadError {
             AofReadError::Open { file, reason, missing: true } => vec![format!("The append log file {} doesn't exist: {}", file, reason)],
             AofReadError::Open { file, reason, missing: false } => {
                 vec![format!("Fatal error: can't open the append log file {} for reading: {}", file, reason)]
+            }
+            AofReadError::Stat { file, reason } => vec![format!("Unable to obtain the AOF file {} length. stat: {}", file, reason)],
+            AofReadError::TruncatedNotLast { file, truncation } => {
+                let mut lines = truncation.redis_log_lines(file);
+                lines.push("Fatal error: the truncated file is not the last file".to_string());
+                lines
             }
             AofReadError::Rejected { line } => vec![line.clone()],
         }
@@ -408,9 +421,9 @@ pub enum DirStatus {
 }
 
 /// Loads the base and then every incr file the manifest lists, as Redis's
-/// `loadAppendOnlyFiles`: only the last file may be short (and is then cut
-/// back on disk to its last whole command when `load_truncated` is on), a
-/// listed file that is missing is fatal, empty files are skipped.
+/// `loadAppendOnlyFiles`: with `load_truncated` a short file is cut back on
+/// disk to its last whole command, and loading goes on if it was the last
+/// file; a listed file that is missing is fatal; empty files are skipped.
 pub fn load_dir(
     aof_dir: &Path,
     manifest: &Manifest,
@@ -425,12 +438,7 @@ pub fn load_dir(
     for info in &files {
         match std::fs::metadata(info.path_in(aof_dir)) {
             Ok(m) => out.total_size += m.len(),
-            Err(e) => {
-                // getAppendOnlyFileSize logs this; a listed file that is
-                // missing fails the load.
-                out.log_lines.push(format!("Unable to obtain the AOF file {} length. stat: {}", info.display_name(), strerror(&e)));
-                return Err(AofReadError::Open { file: info.display_name(), reason: strerror(&e), missing: e.kind() == std::io::ErrorKind::NotFound });
-            }
+            Err(e) => return Err(AofReadError::Stat { file: info.display_name(), reason: strerror(&e) }),
         }
     }
     if out.total_size == 0 {
@@ -459,10 +467,7 @@ pub fn load_dir(
             });
         }
         let started = std::time::Instant::now();
-        // A short file that is not the last one is fatal, whatever the
-        // option says.
-        let file_opts = ReadOptions { load_truncated: opts.load_truncated && last_file, ..opts.clone() };
-        let read = read_aof(&name, &data, &file_opts, &mut on_item)?;
+        let read = read_aof(&name, &data, opts, &mut on_item)?;
         out.commands += read.commands;
         if read.rdb.is_some() && name == opts.appendfilename {
             out.log_lines.push("Reading the remaining AOF tail...".to_string());
@@ -471,6 +476,9 @@ pub fn load_dir(
             let cut = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(t.valid_len));
             if let Err(e) = cut {
                 return Err(AofReadError::Truncate { file: name, reason: strerror(&e), reverted_multi: t.reverted_multi });
+            }
+            if !last_file {
+                return Err(AofReadError::TruncatedNotLast { file: name, truncation: t });
             }
             out.log_lines.extend(t.redis_log_lines(&name));
             out.total_size -= data.len() as u64 - t.valid_len;
@@ -656,5 +664,54 @@ mod tests {
         .unwrap_err();
         assert_eq!(n, 2);
         assert_eq!(err.redis_log_lines(), vec!["Unknown command 'nosuch' reading the append only file f.aof"]);
+    }
+
+    #[test]
+    fn load_dir_walks_base_then_incr_files_as_redis() {
+        use crate::persistence::aof::manifest::{AofInfo, FileType};
+        let dir = std::env::temp_dir().join(format!("ringkv-aof-load-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let info = |name: &str, seq, kind| AofInfo { name: name.as_bytes().to_vec(), seq, kind };
+        let m = Manifest { base: Some(info("b.aof", 1, FileType::Base)), incr: vec![info("i.aof", 1, FileType::Incr)], ..Default::default() };
+        let count = |o: &ReadOptions| {
+            let mut n = 0;
+            load_dir(&dir, &m, o, |_| {
+                n += 1;
+                Ok(())
+            })
+            .map(|s| (s, n))
+        };
+        assert!(matches!(load_dir(&dir, &Manifest::default(), &opts(true), |_| Ok(())), Ok(DirStatus::NotExist)));
+        let err = count(&opts(true)).unwrap_err();
+        assert_eq!(err.redis_log_lines(), vec!["Unable to obtain the AOF file b.aof length. stat: No such file or directory"]);
+        std::fs::write(dir.join("b.aof"), b"").unwrap();
+        std::fs::write(dir.join("i.aof"), b"").unwrap();
+        assert!(matches!(count(&opts(true)), Ok((DirStatus::Empty, 0))));
+        // An empty base is skipped.
+        std::fs::write(dir.join("i.aof"), resp(&[&["set", "z", "v"]])).unwrap();
+        assert!(matches!(count(&opts(true)), Ok((DirStatus::Loaded(DirLoad { total_size: 27, base_size: 0, .. }), 1))));
+        // A short base before an incr file: cut, then refused (the lines
+        // redis-server 7.0.15 logged for this directory).
+        let mut base = resp(&[&["SET", "k", "v"]]);
+        base.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\nx");
+        std::fs::write(dir.join("b.aof"), &base).unwrap();
+        let err = count(&opts(false)).unwrap_err();
+        assert!(matches!(err, AofReadError::UnexpectedEof { .. }));
+        assert_eq!(std::fs::metadata(dir.join("b.aof")).unwrap().len(), base.len() as u64);
+        let err = count(&opts(true)).unwrap_err();
+        assert_eq!(
+            err.redis_log_lines(),
+            vec![
+                "!!! Warning: short read while loading the AOF file b.aof!!!",
+                "!!! Truncating the AOF b.aof at offset 27 !!!",
+                "AOF b.aof loaded anyway because aof-load-truncated is enabled",
+                "Fatal error: the truncated file is not the last file",
+            ]
+        );
+        assert_eq!(std::fs::metadata(dir.join("b.aof")).unwrap().len(), 27);
+        // The next start loads both.
+        assert!(matches!(count(&opts(false)), Ok((DirStatus::Loaded(DirLoad { truncated: false, .. }), 2))));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
