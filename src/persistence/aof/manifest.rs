@@ -154,6 +154,20 @@ pub fn temp_incr_name(appendfilename: &str) -> String {
     format!("{}{}{}", TEMP_FILE_NAME_PREFIX, appendfilename, INCR_FILE_SUFFIX)
 }
 
+/// `temp-rewriteaof-bg-<pid>.aof`, in the server's `dir` (not the AOF
+/// directory): the new base the rewrite child leaves for the parent, which
+/// renames it into the AOF directory under the manifest's new base name.
+pub fn temp_rewrite_base_name(child_pid: u32) -> String {
+    format!("temp-rewriteaof-bg-{}.aof", child_pid)
+}
+
+/// `temp-rewriteaof-<pid>.aof`, in `dir`: what `rewriteAppendOnlyFile`
+/// writes and fsyncs before renaming it to its target (the name above in a
+/// rewrite child; the first base itself at a start with no AOF).
+pub fn temp_foreground_rewrite_name(pid: u32) -> String {
+    format!("temp-rewriteaof-{}.aof", pid)
+}
+
 impl Manifest {
     /// Parses a manifest file's bytes with Redis's rules and messages.
     pub fn parse(data: &[u8]) -> Result<Manifest, ManifestError> {
@@ -413,7 +427,7 @@ pub fn needs_upgrade(dir: &Path, appenddirname: &str, appendfilename: &str, mani
     let aof_dir = dir.join(appenddirname);
     !aof_dir.is_dir()
         || (manifest.base.is_none() && manifest.incr.is_empty())
-        || (manifest.incr.is_empty() && manifest.base.as_ref().is_some_and(|b| b.name == appendfilename.as_bytes()) && !aof_dir.join(appendfilename).exists())
+        || (manifest.incr.is_empty() && manifest.base.as_ref().is_some_and(|b| b.name == appendfilename.as_bytes()) && !aof_dir.join(appendfilename).is_file())
 }
 
 /// The manifest Redis 7.0 writes when it adopts an old `appendonly.aof`:
