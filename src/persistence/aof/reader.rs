@@ -54,7 +54,10 @@ pub enum Item<'a> {
     /// A command outside a transaction. SELECT, MULTI and EXEC never come
     /// here: they are folded into `db` and `Transaction`.
     Command(Command<'a>),
-    /// The commands between MULTI and EXEC, given at EXEC.
+    /// The commands between MULTI and EXEC, given at EXEC. (Redis looks
+    /// each command up as it reads it, so a command it does not know inside
+    /// a MULTI that the file leaves open fails its load as "Unknown
+    /// command"; here that transaction is dropped with the short tail.)
     Transaction(Vec<Command<'a>>),
 }
 
