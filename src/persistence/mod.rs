@@ -1,6 +1,7 @@
 //! Persistence: the RDB format, the O_DIRECT writer, and snapshots (SAVE in
 //! the foreground, BGSAVE in a forked child), plus loading at start-up.
 
+pub mod aof;
 pub mod lzf;
 pub mod rdb;
 pub mod snapshot;

@@ -367,7 +367,20 @@ impl<'a> Reader<'a> {
 /// Parses a whole RDB image, calling `on_key(db, key, entry)` for every live
 /// key. Expired keys (at `now_ms`) are counted and skipped. Verifies the
 /// CRC-64 when the file carries one.
-pub fn load(data: &[u8], now_ms: i64, mut on_key: impl FnMut(usize, Vec<u8>, Entry)) -> Result<LoadStats, LoadError> {
+pub fn load(data: &[u8], now_ms: i64, on_key: impl FnMut(usize, Vec<u8>, Entry)) -> Result<LoadStats, LoadError> {
+    load_image(data, now_ms, false, on_key).map(|(stats, _)| stats)
+}
+
+/// Parses the RDB at the start of an AOF file (its preamble, or an RDB base
+/// file) and returns where it ends: the AOF's commands follow there. As
+/// Redis's RDBFLAGS_AOF_PREAMBLE load, keys already expired are loaded all
+/// the same (the commands after them may still touch them; expiry removes
+/// them later), and bytes after the RDB's end are not an error.
+pub fn load_aof_preamble(data: &[u8], now_ms: i64, on_key: impl FnMut(usize, Vec<u8>, Entry)) -> Result<(LoadStats, usize), LoadError> {
+    load_image(data, now_ms, true, on_key)
+}
+
+fn load_image(data: &[u8], now_ms: i64, preamble: bool, mut on_key: impl FnMut(usize, Vec<u8>, Entry)) -> Result<(LoadStats, usize), LoadError> {
     let mut r = Reader { data, pos: 0 };
     let invalid = |offset: usize, reason: String| LoadError { offset, reason, class: LoadErrorClass::Invalid };
     let magic = r.bytes(9)?;
@@ -434,21 +447,21 @@ pub fn load(data: &[u8], now_ms: i64, mut on_key: impl FnMut(usize, Vec<u8>, Ent
                         }
                     }
                 }
-                if r.pos != data.len() {
+                if !preamble && r.pos != data.len() {
                     return Err(LoadError {
                         offset: r.pos,
                         reason: format!("{} unexpected bytes after the end of the RDB", data.len() - r.pos),
                         class: LoadErrorClass::Corrupt(0),
                     });
                 }
-                return Ok(stats);
+                return Ok((stats, r.pos));
             }
             TYPE_STRING => {
                 let key = r.string()?;
                 let value = r.string()?;
                 let exp = expire_ms;
                 expire_ms = -1;
-                if exp >= 0 && exp <= now_ms {
+                if !preamble && exp >= 0 && exp <= now_ms {
                     stats.keys_expired += 1;
                     continue;
                 }
