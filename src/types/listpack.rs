@@ -582,7 +582,11 @@ impl Listpack {
     pub fn insert(&mut self, off: usize, at: Where, e: Entry<'_>) -> usize {
         let off = match at {
             Where::Before => off,
-            Where::After => off + entry_size(&self.buf, off).expect("listpack entry"),
+            Where::After => {
+                // Redis asserts this too: nothing goes after the terminator.
+                assert!(self.buf[off] != EOF, "listpack insert after the terminator");
+                off + entry_size(&self.buf, off).expect("listpack entry")
+            }
         };
         self.write_entry(off, 0, e);
         self.count_add(true);
