@@ -431,3 +431,101 @@ fn intset_matches_redis_byte_for_byte() {
         assert_eq!(theirs.iter().collect::<Vec<_>>(), members);
     }
 }
+
+/// A DUMP payload for RESTORE: the type byte, the blob as a raw RDB
+/// string, RDB version 10 and the CRC-64 of all that.
+fn payload(rdb_type: u8, blob: &[u8], quicklist: bool) -> Vec<u8> {
+    let len = |p: &mut Vec<u8>, n: usize| {
+        if n < 64 {
+            p.push(n as u8);
+        } else if n < 16384 {
+            p.extend_from_slice(&[0x40 | (n >> 8) as u8, n as u8]);
+        } else {
+            p.push(0x80);
+            p.extend_from_slice(&(n as u32).to_be_bytes());
+        }
+    };
+    let mut p = vec![rdb_type];
+    if quicklist {
+        len(&mut p, 1);
+        len(&mut p, QUICKLIST_NODE_PACKED as usize);
+    }
+    len(&mut p, blob.len());
+    p.extend_from_slice(blob);
+    p.extend_from_slice(&[10, 0]);
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, &p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
+}
+
+/// Random damage: flipped bytes, maybe a cut, maybe the header's total
+/// (and count) made consistent again so the deep checks are reached.
+fn corrupt(good: &[u8], rng: &mut Lcg, header_count_at: Option<usize>) -> Vec<u8> {
+    let mut b = good.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let at = rng.below(b.len());
+        b[at] = match rng.below(3) {
+            0 => rng.next() as u8,
+            1 => b[at] ^ (1 << rng.below(8)),
+            _ => [0x00, 0x7F, 0x80, 0xBF, 0xC0, 0xE0, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF][rng.below(11)],
+        };
+    }
+    if rng.below(4) == 0 {
+        b.truncate(rng.below(b.len() + 1));
+    }
+    if b.len() >= 8 && rng.below(2) == 0 {
+        if let Some(at) = header_count_at {
+            // A listpack: total bytes first; sometimes an unknown count.
+            let n = b.len() as u32;
+            b[..4].copy_from_slice(&n.to_le_bytes());
+            if rng.below(3) == 0 {
+                b[at..at + 2].copy_from_slice(&[0xFF, 0xFF]);
+            }
+        }
+    }
+    b
+}
+
+/// Our verdict on damaged blobs is Redis's under `sanitize-dump-payload
+/// yes` (RESTORE refuses what lpValidateIntegrity / intsetValidateIntegrity
+/// refuse, and an empty collection).
+#[test]
+fn corrupt_blobs_get_redis_sanitizer_verdicts() {
+    let s = Server::redis(&["--sanitize-dump-payload", "yes"]);
+    let mut c = s.conn();
+    let mut hash = Listpack::new();
+    let mut list = Listpack::new();
+    for (i, v) in every_encoding().iter().filter(|v| v.len() <= 64).enumerate() {
+        hash.append(Entry::Str(format!("f{}", i).as_bytes()));
+        hash.append(Entry::Str(v));
+        list.append(Entry::Str(v));
+    }
+    let mut set = Intset::new();
+    for v in [-70000, -3, 0, 5, 1 << 20] {
+        set.add(v);
+    }
+    let mut rng = Lcg(99);
+    let mut verdicts = [0usize; 2];
+    for round in 0..1500 {
+        let (rdb_type, good, listpack_header) = match round % 3 {
+            0 => (TYPE_HASH_LISTPACK, hash.as_bytes(), Some(4)),
+            1 => (TYPE_LIST_QUICKLIST_2, list.as_bytes(), Some(4)),
+            _ => (TYPE_SET_INTSET, set.as_bytes(), None),
+        };
+        let b = corrupt(good, &mut rng, listpack_header);
+        let ours = match rdb_type {
+            TYPE_HASH_LISTPACK => listpack::validate_unique(&b, true, true).is_ok() && Listpack::from_bytes(b.clone()).is_ok_and(|l| !l.is_empty()),
+            TYPE_LIST_QUICKLIST_2 => Listpack::from_bytes(b.clone()).is_ok_and(|l| !l.is_empty()),
+            _ => Intset::from_bytes(b.clone()).is_ok(),
+        };
+        let p = payload(rdb_type, &b, rdb_type == TYPE_LIST_QUICKLIST_2);
+        let r = c.cmd(&[&b"RESTORE"[..], b"k", b"0", &p, b"REPLACE"]);
+        let theirs = r == Resp::ok();
+        assert!(theirs || matches!(r, Resp::Error(_)), "{:?}", r);
+        assert_eq!(ours, theirs, "round {}: type {} blob {:02x?}: redis says {:?}", round, rdb_type, b, r);
+        verdicts[theirs as usize] += 1;
+    }
+    // Both verdicts are well represented, or the test proves little.
+    assert!(verdicts.iter().all(|&n| n >= 50), "refused/accepted: {:?}", verdicts);
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+}
