@@ -7,6 +7,7 @@
 //! - `commands/`  the command table and handlers, one file per family
 //! - `config/`    redis.conf parsing and the CONFIG table
 //! - `metrics/`   statistics, slowlog, latency monitor
+//! - `types/`     the compact encodings (listpack, intset) in Redis's byte layout
 //! - `server.rs`  state shared by all shard threads; `log.rs` Redis-style log lines
 
 pub mod commands;
@@ -19,6 +20,7 @@ pub mod protocol;
 pub mod server;
 pub mod shard;
 pub mod signal;
+pub mod types;
 pub mod util;
 
 use std::net::{IpAddr, SocketAddr};

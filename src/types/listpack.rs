@@ -1,0 +1,1104 @@
+//! Redis 7.0's listpack, byte for byte.
+//!
+//! Layout: a 4-byte little-endian total size, a 2-byte little-endian
+//! element count (65535 meaning "too many to count here, walk the
+//! entries"), the entries, and a 0xFF terminator. Each entry is an
+//! encoding byte (carrying a small integer or a string length in its low
+//! bits, or followed by a wider one), the string data if any, and a
+//! "back-length": the size of encoding + data written in 7-bit groups
+//! from the most significant, every group but the first flagged with the
+//! high bit, so that it can be read from its last byte backwards. That is
+//! what makes backward iteration possible without a per-entry pointer.
+//!
+//! A string that is a canonical decimal integer ("12", not "012", "+12"
+//! or " 12") is stored as that integer in the narrowest of seven integer
+//! encodings, exactly as Redis decides, so that a listpack built here
+//! from the same operations is the same blob Redis builds.
+//!
+//! Positions are byte offsets of an entry's first byte (Redis uses
+//! pointers); an offset is invalidated by any change before it.
+//!
+//! A `Listpack` is only ever built here or from bytes that passed the deep
+//! check (`validate(bytes, true)`), so reading it never leaves the buffer;
+//! every read is still bounds-checked by slice indexing, so a bug here is
+//! a panic, never an out-of-bounds read.
+
+/// Bytes of the header: total size (u32) and element count (u16).
+pub const HEADER_BYTES: usize = 6;
+/// The header count value meaning "unknown, walk the entries".
+pub const COUNT_UNKNOWN: u16 = u16::MAX;
+/// The terminator byte.
+pub const EOF: u8 = 0xFF;
+/// Redis refuses to grow a listpack past 1 GiB (`lpSafeToAdd`): callers
+/// convert to the big encoding before.
+pub const SAFETY_BYTES_MAX: usize = 1 << 30;
+
+/// One element as stored: a string, or an integer (which Redis replies
+/// as its decimal text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry<'a> {
+    Str(&'a [u8]),
+    Int(i64),
+}
+
+impl Entry<'_> {
+    /// The element as the client sees it: integers as decimal text.
+    pub fn to_vec(&self) -> Vec<u8> {
+        match *self {
+            Entry::Str(s) => s.to_vec(),
+            Entry::Int(v) => itoa::Buffer::new().format(v).as_bytes().to_vec(),
+        }
+    }
+
+    /// Whether this element equals the client string `s`, as `lpCompare`:
+    /// a stored integer equals only a canonical decimal string of it.
+    pub fn eq_bytes(&self, s: &[u8]) -> bool {
+        match *self {
+            Entry::Str(v) => v == s,
+            Entry::Int(v) => string_to_int(s) == Some(v),
+        }
+    }
+}
+
+/// Where `insert` puts the new entry relative to the one at the offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    Before,
+    After,
+}
+
+/// Redis's `lpStringToInt64` (a copy of `string2ll`): the strings that
+/// are stored as integers. No sign but '-', no leading zeros, no "-0", no
+/// spaces, within i64.
+pub fn string_to_int(s: &[u8]) -> Option<i64> {
+    // 21 bytes and longer can never be an i64 ("-9223372036854775808"
+    // is 20); Redis rejects them up front.
+    if s.is_empty() || s.len() >= 21 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    match digits.first() {
+        Some(b'1'..=b'9') => {}
+        _ => return None,
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if negative {
+        if v > 1u64 << 63 {
+            return None;
+        }
+        Some((v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// Encodes `v` in the narrowest integer encoding (`lpEncodeIntegerGetType`):
+/// 7-bit unsigned, 13-bit, 16, 24, 32 or 64-bit signed, little-endian.
+/// Returns the bytes used in `out`.
+fn encode_int(v: i64, out: &mut [u8; 9]) -> usize {
+    if (0..=127).contains(&v) {
+        out[0] = v as u8;
+        1
+    } else if (-4096..=4095).contains(&v) {
+        // Two's complement in 13 bits: the top 5 in the first byte.
+        let u = (v as u64) & 0x1FFF;
+        out[0] = 0xC0 | (u >> 8) as u8;
+        out[1] = u as u8;
+        2
+    } else {
+        let (tag, width) = if (-32768..=32767).contains(&v) {
+            (0xF1, 2)
+        } else if (-8_388_608..=8_388_607).contains(&v) {
+            (0xF2, 3)
+        } else if (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(&v) {
+            (0xF3, 4)
+        } else {
+            (0xF4, 8)
+        };
+        out[0] = tag;
+        out[1..1 + width].copy_from_slice(&v.to_le_bytes()[..width]);
+        1 + width
+    }
+}
+
+/// Bytes of the back-length for an entry of `len` bytes (`lpEncodeBacklen`;
+/// note Redis's edges are `< 16383`, `< 2097151`, `< 268435455`, one
+/// below the largest value the width could hold).
+fn backlen_size(len: u64) -> usize {
+    if len <= 127 {
+        1
+    } else if len < 16383 {
+        2
+    } else if len < 2_097_151 {
+        3
+    } else if len < 268_435_455 {
+        4
+    } else {
+        5
+    }
+}
+
+fn encode_backlen(len: u64, out: &mut [u8; 5]) -> usize {
+    let n = backlen_size(len);
+    for (i, b) in out[..n].iter_mut().enumerate() {
+        let shift = 7 * (n - 1 - i);
+        // The first (most significant) group has no flag: it ends the
+        // backward read.
+        *b = ((len >> shift) & 127) as u8 | if i == 0 { 0 } else { 128 };
+    }
+    n
+}
+
+/// Reads a back-length whose last byte is `buf[end - 1]`, backwards, at
+/// most 5 bytes (`lpDecodeBacklen`). None if it runs off the front or
+/// past 5 bytes.
+fn decode_backlen(buf: &[u8], end: usize) -> Option<u64> {
+    let mut val = 0u64;
+    let mut shift = 0;
+    let mut p = end.checked_sub(1)?;
+    loop {
+        let b = *buf.get(p)?;
+        val |= u64::from(b & 127) << shift;
+        if b & 128 == 0 {
+            return Some(val);
+        }
+        shift += 7;
+        if shift > 28 {
+            return None;
+        }
+        p = p.checked_sub(1)?;
+    }
+}
+
+/// Bytes needed to read an entry's size from its first byte
+/// (`lpCurrentEncodedSizeBytes`); 0 for a byte that is no encoding.
+fn size_bytes(first: u8) -> usize {
+    match first {
+        0x00..=0xDF => 1, // 7-bit uint, 6-bit str, 13-bit int
+        0xE0..=0xEF => 2, // 12-bit str
+        0xF0 => 5,        // 32-bit str
+        0xF1..=0xF4 => 1, // 16/24/32/64-bit int
+        EOF => 1,
+        _ => 0,
+    }
+}
+
+/// Encoding + data bytes of the entry at `off` (`lpCurrentEncodedSizeUnsafe`);
+/// None if the header is unreadable or not an encoding.
+fn encoded_size(buf: &[u8], off: usize) -> Option<u64> {
+    let b = |i: usize| buf.get(off + i).copied().map(u64::from);
+    let first = buf.get(off).copied()?;
+    Some(match first {
+        0x00..=0x7F => 1,
+        0x80..=0xBF => 1 + u64::from(first & 0x3F),
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 2 + ((u64::from(first & 0x0F) << 8) | b(1)?),
+        0xF0 => 5 + (b(1)? | b(2)? << 8 | b(3)? << 16 | b(4)? << 24),
+        0xF1 => 3,
+        0xF2 => 4,
+        0xF3 => 5,
+        0xF4 => 9,
+        EOF => 1,
+        _ => return None,
+    })
+}
+
+/// Size of the entry at `off` including its back-length (`lpSkip`).
+fn entry_size(buf: &[u8], off: usize) -> Option<usize> {
+    let n = encoded_size(buf, off)?;
+    usize::try_from(n + backlen_size(n) as u64).ok()
+}
+
+/// Decodes the entry at `off`. None if it does not fit in `buf`.
+fn decode(buf: &[u8], off: usize) -> Option<Entry<'_>> {
+    let first = *buf.get(off)?;
+    let int = |width: usize| -> Option<i64> {
+        let bytes = buf.get(off + 1..off + 1 + width)?;
+        let mut le = [0u8; 8];
+        le[..width].copy_from_slice(bytes);
+        // Sign-extend from `width` bytes.
+        let shift = 64 - 8 * width as u32;
+        Some((i64::from_le_bytes(le) << shift) >> shift)
+    };
+    let string = |hdr: usize, len: u64| -> Option<Entry<'_>> {
+        let start = off + hdr;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        Some(Entry::Str(buf.get(start..end)?))
+    };
+    match first {
+        0x00..=0x7F => Some(Entry::Int(i64::from(first))),
+        0x80..=0xBF => string(1, u64::from(first & 0x3F)),
+        0xC0..=0xDF => {
+            let u = (i64::from(first & 0x1F) << 8) | i64::from(*buf.get(off + 1)?);
+            // 13-bit two's complement.
+            Some(Entry::Int(if u >= 1 << 12 { u - (1 << 13) } else { u }))
+        }
+        0xE0..=0xEF => string(2, (u64::from(first & 0x0F) << 8) | u64::from(*buf.get(off + 1)?)),
+        0xF0 => {
+            let l = buf.get(off + 1..off + 5)?;
+            string(5, u64::from(u32::from_le_bytes([l[0], l[1], l[2], l[3]])))
+        }
+        0xF1 => int(2).map(Entry::Int),
+        0xF2 => int(3).map(Entry::Int),
+        0xF3 => int(4).map(Entry::Int),
+        0xF4 => int(8).map(Entry::Int),
+        _ => None,
+    }
+}
+
+/// Checks one entry at `off` and returns the offset after it, or None at
+/// the terminator (`lpValidateNext`): the size header and the whole entry
+/// lie inside the listpack, and the back-length matches the size.
+fn validate_next(buf: &[u8], off: usize) -> Result<Option<usize>, String> {
+    let bytes = buf.len();
+    let out_of_range = |p: usize| p < HEADER_BYTES || p > bytes - 1;
+    if out_of_range(off) {
+        return Err(format!("entry at {} outside the listpack", off));
+    }
+    if buf[off] == EOF {
+        return Ok(None);
+    }
+    let header = size_bytes(buf[off]);
+    if header == 0 {
+        return Err(format!("invalid encoding byte 0x{:02x} at {}", buf[off], off));
+    }
+    if out_of_range(off + header) {
+        return Err(format!("entry header at {} runs past the end", off));
+    }
+    let encoded = encoded_size(buf, off).ok_or("unreadable entry header")?;
+    let backlen = backlen_size(encoded) as u64;
+    let total = encoded + backlen;
+    if (off as u64).saturating_add(total) > bytes as u64 - 1 {
+        return Err(format!("entry at {} of {} bytes runs past the end", off, total));
+    }
+    let next = off + total as usize;
+    if decode_backlen(buf, next) != Some(encoded) {
+        return Err(format!("back-length of the entry at {} does not match its size {}", off, encoded));
+    }
+    Ok(Some(next))
+}
+
+/// Redis's `lpValidateIntegrity`: the header's total equals the length,
+/// the last byte is the terminator; with `deep`, every entry is well
+/// formed and inside, the entries end exactly at the terminator, and a
+/// known count matches. `on_entry` (deep only) sees every entry and may
+/// refuse it, as Redis's callback does.
+pub fn validate_with(bytes: &[u8], deep: bool, mut on_entry: impl FnMut(Entry<'_>) -> Result<(), String>) -> Result<(), String> {
+    if bytes.len() < HEADER_BYTES + 1 {
+        return Err(format!("listpack of {} bytes is shorter than its header", bytes.len()));
+    }
+    let total = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    if total != bytes.len() {
+        return Err(format!("listpack header says {} bytes, blob has {}", total, bytes.len()));
+    }
+    if bytes[bytes.len() - 1] != EOF {
+        return Err("listpack does not end with its terminator".into());
+    }
+    if !deep {
+        return Ok(());
+    }
+    let header_count = u16::from_le_bytes([bytes[4], bytes[5]]);
+    let mut count: u64 = 0;
+    let mut off = HEADER_BYTES;
+    while bytes[off] != EOF {
+        let next = validate_next(bytes, off)?.ok_or("unexpected terminator")?;
+        on_entry(decode(bytes, off).ok_or("undecodable entry")?)?;
+        count += 1;
+        off = next;
+    }
+    if off != bytes.len() - 1 {
+        return Err("entries end before the last byte".into());
+    }
+    if header_count != COUNT_UNKNOWN && u64::from(header_count) != count {
+        return Err(format!("listpack header counts {} entries, found {}", header_count, count));
+    }
+    Ok(())
+}
+
+/// `lpValidateIntegrity` without a per-entry check.
+pub fn validate(bytes: &[u8], deep: bool) -> Result<(), String> {
+    validate_with(bytes, deep, |_| Ok(()))
+}
+
+/// `lpValidateIntegrityAndDups` as the RDB loader runs it for hashes and
+/// sorted sets (`pairs`) and sets: with `deep`, no two keys (every entry,
+/// or every even one with `pairs`) are equal as strings, and with `pairs`
+/// the count is even.
+pub fn validate_unique(bytes: &[u8], deep: bool, pairs: bool) -> Result<(), String> {
+    if !deep {
+        return validate(bytes, false);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut index: u64 = 0;
+    validate_with(bytes, true, |e| {
+        let is_key = !pairs || index.is_multiple_of(2);
+        index += 1;
+        // Redis compares the string forms, so Int(1) and Str("1") clash.
+        if is_key && !seen.insert(e.to_vec()) {
+            return Err("duplicate key in listpack".into());
+        }
+        Ok(())
+    })?;
+    if pairs && !index.is_multiple_of(2) {
+        return Err("odd number of entries in a listpack of pairs".into());
+    }
+    Ok(())
+}
+
+/// An owned listpack.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Listpack {
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Listpack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Default for Listpack {
+    fn default() -> Self {
+        Listpack::new()
+    }
+}
+
+impl Listpack {
+    /// An empty listpack (`lpNew`): 7 bytes.
+    pub fn new() -> Listpack {
+        let mut buf = Vec::with_capacity(HEADER_BYTES + 1);
+        buf.extend_from_slice(&((HEADER_BYTES + 1) as u32).to_le_bytes());
+        buf.extend_from_slice(&0u16.to_le_bytes());
+        buf.push(EOF);
+        Listpack { buf }
+    }
+
+    /// Takes a foreign blob (an RDB object, a DUMP payload) after the deep
+    /// check: what is never checked is never read. One pass, as Redis's
+    /// `sanitize-dump-payload yes` makes.
+    pub fn from_bytes(buf: Vec<u8>) -> Result<Listpack, String> {
+        validate(&buf, true)?;
+        Ok(Listpack { buf })
+    }
+
+    /// The blob, as Redis stores it in RDB and DUMP.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Total bytes, the header's first field (`lpBytes`).
+    pub fn total_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The count as stored in the header; 65535 means unknown.
+    pub fn header_count(&self) -> u16 {
+        u16::from_le_bytes([self.buf[4], self.buf[5]])
+    }
+
+    fn set_header_count(&mut self, n: u16) {
+        self.buf[4..6].copy_from_slice(&n.to_le_bytes());
+    }
+
+    fn set_total_bytes(&mut self) {
+        let n = u32::try_from(self.buf.len()).expect("listpack over 4 GiB");
+        self.buf[0..4].copy_from_slice(&n.to_le_bytes());
+    }
+
+    /// Number of entries (`lpLength`, without its write-back): the header
+    /// count, or a walk when it says unknown.
+    pub fn len(&self) -> usize {
+        match self.header_count() {
+            COUNT_UNKNOWN => self.iter().count(),
+            n => usize::from(n),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf[HEADER_BYTES] == EOF
+    }
+
+    /// Whether `add` more bytes keep it under Redis's 1 GiB limit
+    /// (`lpSafeToAdd`).
+    pub fn safe_to_add(&self, add: usize) -> bool {
+        self.buf.len().saturating_add(add) <= SAFETY_BYTES_MAX
+    }
+
+    /// Offset of the first entry, None when empty (`lpFirst`).
+    pub fn first(&self) -> Option<usize> {
+        (!self.is_empty()).then_some(HEADER_BYTES)
+    }
+
+    /// Offset of the last entry, None when empty (`lpLast`).
+    pub fn last(&self) -> Option<usize> {
+        self.prev(self.buf.len() - 1)
+    }
+
+    /// Offset of the entry after `off`, None at the end (`lpNext`).
+    pub fn next(&self, off: usize) -> Option<usize> {
+        let n = off + entry_size(&self.buf, off).expect("listpack entry");
+        (self.buf[n] != EOF).then_some(n)
+    }
+
+    /// Offset of the entry before `off` (`off` may be the terminator's),
+    /// None at the first (`lpPrev`).
+    pub fn prev(&self, off: usize) -> Option<usize> {
+        if off <= HEADER_BYTES {
+            return None;
+        }
+        let len = decode_backlen(&self.buf, off).expect("listpack back-length");
+        Some(off - (len as usize + backlen_size(len)))
+    }
+
+    /// The entry at `off`.
+    pub fn get(&self, off: usize) -> Entry<'_> {
+        decode(&self.buf, off).expect("listpack entry")
+    }
+
+    /// Offset of the entry at `index`, negative from the tail (`lpSeek`):
+    /// walks from the nearer end when the count is known.
+    pub fn seek(&self, index: i64) -> Option<usize> {
+        let header = self.header_count();
+        let mut index = index;
+        let mut forward = true;
+        if header != COUNT_UNKNOWN {
+            let n = i64::from(header);
+            if index < 0 {
+                index += n;
+            }
+            if index < 0 || index >= n {
+                return None;
+            }
+            if index > n / 2 {
+                forward = false;
+                index -= n;
+            }
+        } else if index < 0 {
+            forward = false;
+        }
+        if forward {
+            let mut p = self.first();
+            while index > 0 {
+                p = self.next(p?);
+                index -= 1;
+            }
+            p
+        } else {
+            let mut p = self.last();
+            while index < -1 {
+                p = self.prev(p?);
+                index += 1;
+            }
+            p
+        }
+    }
+
+    /// Forward iteration; `.rev()` walks from the tail.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { lp: self, front: HEADER_BYTES, back: self.buf.len() - 1 }
+    }
+
+    /// Entries two by two, as hashes (field, value) and sorted sets
+    /// (member, score) store them. A trailing odd entry is not yielded.
+    pub fn pairs(&self) -> Pairs<'_> {
+        Pairs { it: self.iter() }
+    }
+
+    /// Writes entry `e` over the `replaced` bytes at `off`, moving the
+    /// rest once. Returns the entry's size.
+    fn write_entry(&mut self, off: usize, replaced: usize, e: Entry<'_>) -> usize {
+        let mut int = [0u8; 9];
+        // (header bytes, header length, string data)
+        let (hdr_len, data): (usize, &[u8]) = match e {
+            Entry::Int(v) => (encode_int(v, &mut int), &[]),
+            Entry::Str(s) => match string_to_int(s) {
+                Some(v) => (encode_int(v, &mut int), &[]),
+                None => {
+                    let l = s.len();
+                    if l < 64 {
+                        int[0] = 0x80 | l as u8;
+                        (1, s)
+                    } else if l < 4096 {
+                        int[0] = 0xE0 | (l >> 8) as u8;
+                        int[1] = l as u8;
+                        (2, s)
+                    } else {
+                        let l = u32::try_from(l).expect("listpack string over 4 GiB");
+                        int[0] = 0xF0;
+                        int[1..5].copy_from_slice(&l.to_le_bytes());
+                        (5, s)
+                    }
+                }
+            },
+        };
+        let encoded = hdr_len + data.len();
+        let mut back = [0u8; 5];
+        let back_len = encode_backlen(encoded as u64, &mut back);
+        let n = encoded + back_len;
+        let old = self.buf.len();
+        if n > replaced {
+            self.buf.resize(old + n - replaced, 0);
+            self.buf.copy_within(off + replaced..old, off + n);
+        } else if n < replaced {
+            self.buf.copy_within(off + replaced..old, off + n);
+            self.buf.truncate(old - (replaced - n));
+        }
+        self.buf[off..off + hdr_len].copy_from_slice(&int[..hdr_len]);
+        self.buf[off + hdr_len..off + encoded].copy_from_slice(data);
+        self.buf[off + encoded..off + n].copy_from_slice(&back[..back_len]);
+        self.set_total_bytes();
+        n
+    }
+
+    fn count_add(&mut self, added: bool) {
+        let n = self.header_count();
+        // An unknown count stays unknown; a known one may become 65535,
+        // i.e. unknown, exactly as in Redis.
+        if n != COUNT_UNKNOWN {
+            self.set_header_count(if added { n + 1 } else { n - 1 });
+        }
+    }
+
+    /// Inserts `e` before or after the entry at `off` (or before the
+    /// terminator when `off` is its offset), `lpInsert`. A string that is
+    /// a canonical integer is stored as the integer. Returns the new
+    /// entry's offset.
+    pub fn insert(&mut self, off: usize, at: Where, e: Entry<'_>) -> usize {
+        let off = match at {
+            Where::Before => off,
+            Where::After => {
+                // Redis asserts this too: nothing goes after the terminator.
+                assert!(self.buf[off] != EOF, "listpack insert after the terminator");
+                off + entry_size(&self.buf, off).expect("listpack entry")
+            }
+        };
+        self.write_entry(off, 0, e);
+        self.count_add(true);
+        off
+    }
+
+    /// `lpAppend` / `lpAppendInteger`.
+    pub fn append(&mut self, e: Entry<'_>) -> usize {
+        self.insert(self.buf.len() - 1, Where::Before, e)
+    }
+
+    /// `lpPrepend` / `lpPrependInteger`.
+    pub fn prepend(&mut self, e: Entry<'_>) -> usize {
+        self.insert(HEADER_BYTES, Where::Before, e)
+    }
+
+    /// Replaces the entry at `off` with `e` in place (`lpReplace`); the
+    /// offset stays the entry's.
+    pub fn replace(&mut self, off: usize, e: Entry<'_>) {
+        let old = entry_size(&self.buf, off).expect("listpack entry");
+        self.write_entry(off, old, e);
+    }
+
+    /// Deletes the entry at `off` (`lpDelete`); returns the offset of the
+    /// entry that took its place, None if it was the last.
+    pub fn delete(&mut self, off: usize) -> Option<usize> {
+        self.delete_at(off, 1)
+    }
+
+    /// Deletes up to `num` entries from `off` (`lpDeleteRangeWithEntry`);
+    /// returns the offset of the entry that follows, if any.
+    pub fn delete_at(&mut self, off: usize, num: usize) -> Option<usize> {
+        let mut tail = off;
+        let mut deleted: usize = 0;
+        while deleted != num && self.buf[tail] != EOF {
+            tail += entry_size(&self.buf, tail).expect("listpack entry");
+            deleted += 1;
+        }
+        self.buf.drain(off..tail);
+        self.set_total_bytes();
+        let n = self.header_count();
+        if n != COUNT_UNKNOWN {
+            // A known count is at most 65534, so `deleted` fits.
+            self.set_header_count(n - deleted as u16);
+        }
+        (self.buf[off] != EOF).then_some(off)
+    }
+
+    /// Deletes `num` entries from `index`, negative from the tail
+    /// (`lpDeleteRange`). An out-of-range index deletes nothing.
+    pub fn delete_range(&mut self, index: i64, num: usize) {
+        if num == 0 {
+            return;
+        }
+        let Some(off) = self.seek(index) else { return };
+        let n = self.header_count();
+        if n != COUNT_UNKNOWN {
+            let index = if index < 0 { index + i64::from(n) } else { index };
+            if (i64::from(n) - index) as u64 <= num as u64 {
+                // Everything from here to the end goes.
+                self.buf.truncate(off);
+                self.buf.push(EOF);
+                self.set_total_bytes();
+                self.set_header_count(index as u16);
+                return;
+            }
+        }
+        self.delete_at(off, num);
+    }
+
+    /// `lpFind`: from the entry at `off`, the first entry equal to `s`
+    /// (as `Entry::eq_bytes`), looking at one entry then skipping `skip`
+    /// (1 for the fields of a hash: field, value, field, ...).
+    pub fn find(&self, off: usize, s: &[u8], skip: usize) -> Option<usize> {
+        // Parse `s` once, as Redis does; over 31 bytes it is never tried.
+        let as_int = if s.len() < 32 { string_to_int(s) } else { None };
+        let mut p = off;
+        loop {
+            let hit = match self.get(p) {
+                Entry::Str(v) => v == s,
+                Entry::Int(v) => as_int == Some(v),
+            };
+            if hit {
+                return Some(p);
+            }
+            for _ in 0..=skip {
+                p += entry_size(&self.buf, p).expect("listpack entry");
+                if self.buf[p] == EOF {
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Offsets of the field `field` and of its value in a listpack of
+    /// pairs (hashes, sorted sets by member).
+    pub fn find_field(&self, field: &[u8]) -> Option<(usize, usize)> {
+        let f = self.find(self.first()?, field, 1)?;
+        Some((f, self.next(f)?))
+    }
+}
+
+/// Forward and backward iteration over a listpack's entries.
+pub struct Iter<'a> {
+    lp: &'a Listpack,
+    /// Offset of the next entry from the front.
+    front: usize,
+    /// Offset just past the next entry from the back.
+    back: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        if self.front >= self.back {
+            return None;
+        }
+        let e = self.lp.get(self.front);
+        self.front += entry_size(&self.lp.buf, self.front).expect("listpack entry");
+        Some(e)
+    }
+}
+
+impl<'a> DoubleEndedIterator for Iter<'a> {
+    fn next_back(&mut self) -> Option<Entry<'a>> {
+        if self.front >= self.back {
+            return None;
+        }
+        self.back = self.lp.prev(self.back)?;
+        Some(self.lp.get(self.back))
+    }
+}
+
+/// Entries two by two.
+pub struct Pairs<'a> {
+    it: Iter<'a>,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (Entry<'a>, Entry<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((self.it.next()?, self.it.next()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn built(items: &[&[u8]]) -> Listpack {
+        let mut lp = Listpack::new();
+        for i in items {
+            lp.append(Entry::Str(i));
+        }
+        lp
+    }
+
+    /// The encoded bytes of one entry (encoding, data, back-length).
+    fn entry_bytes(e: Entry<'_>) -> Vec<u8> {
+        let mut lp = Listpack::new();
+        lp.append(e);
+        let b = lp.into_bytes();
+        b[HEADER_BYTES..b.len() - 1].to_vec()
+    }
+
+    #[test]
+    fn empty_is_seven_bytes() {
+        let lp = Listpack::new();
+        assert_eq!(lp.as_bytes(), &[7, 0, 0, 0, 0, 0, 0xFF]);
+        assert_eq!(lp.len(), 0);
+        assert!(lp.first().is_none() && lp.last().is_none() && lp.seek(0).is_none() && lp.seek(-1).is_none());
+        validate(lp.as_bytes(), true).unwrap();
+    }
+
+    #[test]
+    fn integer_encoding_edges() {
+        // (value, first byte, entry size without back-length)
+        let cases: &[(i64, u8, usize)] = &[
+            (0, 0x00, 1),
+            (127, 0x7F, 1),
+            (128, 0xC0, 2),
+            (-1, 0xDF, 2),
+            (4095, 0xCF, 2),
+            (-4096, 0xD0, 2),
+            (4096, 0xF1, 3),
+            (-4097, 0xF1, 3),
+            (32767, 0xF1, 3),
+            (-32768, 0xF1, 3),
+            (32768, 0xF2, 4),
+            (-32769, 0xF2, 4),
+            (8_388_607, 0xF2, 4),
+            (-8_388_608, 0xF2, 4),
+            (8_388_608, 0xF3, 5),
+            (-8_388_609, 0xF3, 5),
+            (i64::from(i32::MAX), 0xF3, 5),
+            (i64::from(i32::MIN), 0xF3, 5),
+            (i64::from(i32::MAX) + 1, 0xF4, 9),
+            (i64::from(i32::MIN) - 1, 0xF4, 9),
+            (i64::MAX, 0xF4, 9),
+            (i64::MIN, 0xF4, 9),
+        ];
+        for &(v, first, size) in cases {
+            let e = entry_bytes(Entry::Int(v));
+            assert_eq!((e[0], e.len()), (first, size + 1), "{}", v);
+            assert_eq!(e[size] as usize, size, "back-length of {}", v);
+            // The same bytes from its decimal text, and back.
+            assert_eq!(entry_bytes(Entry::Str(v.to_string().as_bytes())), e, "{}", v);
+            let lp = built(&[v.to_string().as_bytes()]);
+            assert_eq!(lp.iter().collect::<Vec<_>>(), vec![Entry::Int(v)]);
+            assert_eq!(lp.iter().rev().collect::<Vec<_>>(), vec![Entry::Int(v)]);
+        }
+        // -1 in 13 bits is 0x1FFF; -4096 is 0x1000.
+        assert_eq!(entry_bytes(Entry::Int(-1)), [0xDF, 0xFF, 2]);
+        assert_eq!(entry_bytes(Entry::Int(-4096)), [0xD0, 0x00, 2]);
+        assert_eq!(entry_bytes(Entry::Int(-32768)), [0xF1, 0x00, 0x80, 3]);
+    }
+
+    #[test]
+    fn strings_that_are_not_canonical_integers_stay_strings() {
+        for s in
+            [&b""[..], b"-", b"-0", b"00", b"01", b"+1", b" 1", b"1 ", b"1a", b"9223372036854775808", b"-9223372036854775809", b"99999999999999999999", b"1.5"]
+        {
+            assert_eq!(string_to_int(s), None, "{:?}", s);
+            let lp = built(&[s]);
+            assert_eq!(lp.iter().collect::<Vec<_>>(), vec![Entry::Str(s)]);
+        }
+        assert_eq!(string_to_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string_to_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(string_to_int(b"0"), Some(0));
+        assert_eq!(string_to_int(b"-1"), Some(-1));
+    }
+
+    #[test]
+    fn string_length_edges() {
+        // (length, header bytes, back-length bytes)
+        for (len, hdr, back) in [
+            (0usize, 1usize, 1usize),
+            (1, 1, 1),
+            (63, 1, 1),
+            (64, 2, 1),
+            (125, 2, 1),
+            (126, 2, 2), // 128 bytes of encoding + data: the 2-byte back-length starts
+            (4095, 2, 2),
+            (4096, 5, 2),
+            (16377, 5, 2),
+            (16378, 5, 3), // 16383: Redis's `< 16383` edge
+            (2_097_145, 5, 3),
+            (2_097_146, 5, 4), // 2097151
+        ] {
+            let s = vec![b'x'; len];
+            let e = entry_bytes(Entry::Str(&s));
+            assert_eq!(e.len(), hdr + len + back, "length {}", len);
+            let lp = built(&[&s, b"a", &s]);
+            validate(lp.as_bytes(), true).unwrap();
+            let want = vec![Entry::Str(&s[..]), Entry::Str(b"a"), Entry::Str(&s[..])];
+            assert_eq!(lp.iter().collect::<Vec<_>>(), want);
+            assert_eq!(lp.iter().rev().collect::<Vec<_>>(), want.into_iter().rev().collect::<Vec<_>>());
+        }
+        assert_eq!(entry_bytes(Entry::Str(b"")), [0x80, 1]);
+        let s63 = entry_bytes(Entry::Str(&[b'a'; 63]));
+        assert_eq!((s63[0], s63[64]), (0xBF, 64));
+        let s64 = entry_bytes(Entry::Str(&[b'a'; 64]));
+        assert_eq!((s64[0], s64[1], s64[66]), (0xE0, 64, 66));
+        let s4095 = entry_bytes(Entry::Str(&[b'a'; 4095]));
+        assert_eq!(&s4095[..2], &[0xEF, 0xFF]);
+        // 4097 = 0x1001 in 7-bit groups, most significant first: 0x20, 0x01|0x80.
+        assert_eq!(&s4095[4097..], &[0x20, 0x81]);
+        let s4096 = entry_bytes(Entry::Str(&[b'a'; 4096]));
+        assert_eq!(&s4096[..5], &[0xF0, 0x00, 0x10, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn backlen_round_trips_at_its_edges() {
+        for len in [0u64, 127, 128, 16382, 16383, 2_097_150, 2_097_151, 268_435_454, 268_435_455, u64::from(u32::MAX)] {
+            let mut b = [0u8; 5];
+            let n = encode_backlen(len, &mut b);
+            assert_eq!(n, backlen_size(len));
+            assert_eq!(decode_backlen(&b[..n], n), Some(len), "{}", len);
+        }
+        assert_eq!(backlen_size(16382), 2);
+        assert_eq!(backlen_size(16383), 3);
+    }
+
+    #[test]
+    fn seek_insert_replace_delete() {
+        let mut lp = built(&[b"hello", b"foo", b"quux", b"1024"]);
+        assert_eq!(lp.get(lp.seek(0).unwrap()), Entry::Str(b"hello"));
+        assert_eq!(lp.get(lp.seek(3).unwrap()), Entry::Int(1024));
+        assert_eq!(lp.get(lp.seek(-1).unwrap()), Entry::Int(1024));
+        assert_eq!(lp.get(lp.seek(-4).unwrap()), Entry::Str(b"hello"));
+        assert!(lp.seek(4).is_none() && lp.seek(-5).is_none());
+        let p = lp.seek(1).unwrap();
+        lp.insert(p, Where::After, Entry::Int(-5));
+        lp.insert(p, Where::Before, Entry::Str(b"x"));
+        let q = lp.seek(-1).unwrap();
+        lp.replace(q, Entry::Str(&[b'y'; 200]));
+        assert_eq!(
+            lp.iter().map(|e| e.to_vec()).collect::<Vec<_>>(),
+            vec![b"hello".to_vec(), b"x".to_vec(), b"foo".to_vec(), b"-5".to_vec(), b"quux".to_vec(), vec![b'y'; 200]]
+        );
+        assert_eq!(lp.len(), 6);
+        lp.delete_range(1, 2);
+        lp.delete_range(-1, 10);
+        assert_eq!(lp.iter().map(|e| e.to_vec()).collect::<Vec<_>>(), vec![b"hello".to_vec(), b"-5".to_vec(), b"quux".to_vec()]);
+        let p = lp.first().unwrap();
+        assert_eq!(lp.delete(p), Some(p));
+        lp.delete_range(0, usize::MAX);
+        assert_eq!(lp, Listpack::new());
+    }
+
+    #[test]
+    fn find_with_skip() {
+        let lp = built(&[b"a", b"1", b"12", b"b", b"b", b"12"]);
+        assert_eq!(lp.find_field(b"12").map(|(f, v)| (lp.get(f), lp.get(v))), Some((Entry::Int(12), Entry::Str(b"b"))));
+        assert_eq!(lp.find_field(b"b").map(|(_, v)| lp.get(v)), Some(Entry::Int(12)));
+        // "1" is a value, not a field.
+        assert_eq!(lp.find_field(b"1"), None);
+        assert!(lp.find(lp.first().unwrap(), b"1", 0).is_some());
+        assert_eq!(lp.find(lp.first().unwrap(), b"01", 0), None);
+        let pairs: Vec<_> = lp.pairs().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        assert_eq!(pairs.len(), 3);
+    }
+
+    #[test]
+    fn unknown_count_is_walked() {
+        let mut lp = built(&[b"a", b"b", b"c"]);
+        lp.set_header_count(COUNT_UNKNOWN);
+        let bytes = lp.as_bytes().to_vec();
+        validate(&bytes, true).unwrap();
+        let lp = Listpack::from_bytes(bytes).unwrap();
+        assert_eq!(lp.len(), 3);
+        assert_eq!(lp.get(lp.seek(-1).unwrap()), Entry::Str(b"c"));
+        assert_eq!(lp.get(lp.seek(1).unwrap()), Entry::Str(b"b"));
+        assert!(lp.seek(3).is_none());
+        let mut lp2 = lp.clone();
+        lp2.append(Entry::Int(1));
+        assert_eq!(lp2.header_count(), COUNT_UNKNOWN);
+        // A known count that reaches 65535 becomes "unknown", as in Redis.
+        let mut big = Listpack::new();
+        for _ in 0..65535 {
+            big.append(Entry::Int(1));
+        }
+        assert_eq!(big.header_count(), COUNT_UNKNOWN);
+        assert_eq!(big.len(), 65535);
+        validate(big.as_bytes(), true).unwrap();
+    }
+
+    #[test]
+    fn corrupt_blobs_are_refused() {
+        let good = built(&[b"abc", b"123456", &[b'z'; 70]]).into_bytes();
+        let bad = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = good.clone();
+            f(&mut b);
+            assert!(validate(&b, true).is_err(), "{:?}", b);
+            assert!(Listpack::from_bytes(b).is_err());
+        };
+        bad(&|b| b.truncate(6));
+        bad(&|b| b[0] += 1);
+        bad(&|b| *b.last_mut().unwrap() = 0);
+        bad(&|b| b[4] = 2); // count
+        bad(&|b| b[6] = 0xF5); // no such encoding
+        bad(&|b| b[6] = 0x84); // string length 4 instead of 3: back-length mismatch
+        bad(&|b| b[10] = 5); // back-length of the first entry
+        bad(&|b| {
+            b.insert(6, 0xFF); // a terminator before the end
+            let n = b.len() as u32;
+            b[..4].copy_from_slice(&n.to_le_bytes());
+        });
+        assert!(validate(&good, false).is_ok());
+        // Shallow validation checks the frame only, as Redis's.
+        let mut b = good.clone();
+        b[6] = 0xF5;
+        assert!(validate(&b, false).is_ok());
+    }
+
+    #[test]
+    fn validate_unique_pairs() {
+        validate_unique(built(&[b"f", b"1", b"g", b"1"]).as_bytes(), true, true).unwrap();
+        assert!(validate_unique(built(&[b"f", b"1", b"g"]).as_bytes(), true, true).is_err());
+        assert!(validate_unique(built(&[b"1", b"x", b"1", b"y"]).as_bytes(), true, true).is_err());
+        validate_unique(built(&[b"1", b"x", b"1", b"y"]).as_bytes(), false, true).unwrap();
+        assert!(validate_unique(built(&[b"a", b"a"]).as_bytes(), true, false).is_err());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(Vec<u8>),
+        Prepend(Vec<u8>),
+        AppendInt(i64),
+        Insert(usize, bool, Vec<u8>),
+        Replace(usize, Vec<u8>),
+        Delete(usize),
+        DeleteRange(i64, usize),
+    }
+
+    fn element() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string().into_bytes()),
+            (-5000i64..5000).prop_map(|v| v.to_string().into_bytes()),
+            proptest::collection::vec(any::<u8>(), 0..80),
+            (0usize..5000).prop_map(|n| vec![b'v'; n]),
+            Just(b"-0".to_vec()),
+            Just(b"007".to_vec()),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            element().prop_map(Op::Append),
+            element().prop_map(Op::Prepend),
+            any::<i64>().prop_map(Op::AppendInt),
+            (any::<usize>(), any::<bool>(), element()).prop_map(|(i, a, e)| Op::Insert(i, a, e)),
+            (any::<usize>(), element()).prop_map(|(i, e)| Op::Replace(i, e)),
+            any::<usize>().prop_map(Op::Delete),
+            (-20i64..20, 0usize..6).prop_map(|(i, n)| Op::DeleteRange(i, n)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 0..40)) {
+            let mut lp = Listpack::new();
+            let mut model: Vec<Vec<u8>> = vec![];
+            for op in ops {
+                match op {
+                    Op::Append(e) => { lp.append(Entry::Str(&e)); model.push(e); }
+                    Op::Prepend(e) => { lp.prepend(Entry::Str(&e)); model.insert(0, e); }
+                    Op::AppendInt(v) => { lp.append(Entry::Int(v)); model.push(v.to_string().into_bytes()); }
+                    Op::Insert(i, after, e) => {
+                        if model.is_empty() { continue; }
+                        let i = i % model.len();
+                        let p = lp.seek(i as i64).unwrap();
+                        let at = if after { Where::After } else { Where::Before };
+                        let q = lp.insert(p, at, Entry::Str(&e));
+                        prop_assert!(lp.get(q).eq_bytes(&e));
+                        model.insert(i + after as usize, e);
+                    }
+                    Op::Replace(i, e) => {
+                        if model.is_empty() { continue; }
+                        let i = i % model.len();
+                        let p = lp.seek(-(i as i64) - 1).unwrap();
+                        lp.replace(p, Entry::Str(&e));
+                        let n = model.len();
+                        model[n - 1 - i] = e;
+                    }
+                    Op::Delete(i) => {
+                        if model.is_empty() { continue; }
+                        let i = i % model.len();
+                        lp.delete(lp.seek(i as i64).unwrap());
+                        model.remove(i);
+                    }
+                    Op::DeleteRange(i, n) => {
+                        lp.delete_range(i, n);
+                        let len = model.len() as i64;
+                        let start = if i < 0 { i + len } else { i };
+                        if n > 0 && start >= 0 && start < len {
+                            let end = (start as usize + n).min(model.len());
+                            model.drain(start as usize..end);
+                        }
+                    }
+                }
+                validate(lp.as_bytes(), true).map_err(TestCaseError::fail)?;
+            }
+            prop_assert_eq!(lp.len(), model.len());
+            let fwd: Vec<Vec<u8>> = lp.iter().map(|e| e.to_vec()).collect();
+            prop_assert_eq!(&fwd, &model);
+            let mut back: Vec<Vec<u8>> = lp.iter().rev().map(|e| e.to_vec()).collect();
+            back.reverse();
+            prop_assert_eq!(&back, &model);
+            for (i, m) in model.iter().enumerate() {
+                prop_assert!(lp.get(lp.seek(i as i64).unwrap()).eq_bytes(m));
+                prop_assert!(lp.get(lp.seek(i as i64 - model.len() as i64).unwrap()).eq_bytes(m));
+            }
+            // Built from its own bytes, the same listpack.
+            prop_assert_eq!(Listpack::from_bytes(lp.as_bytes().to_vec()).unwrap(), lp);
+        }
+
+        #[test]
+        fn corruption_never_panics(
+            items in proptest::collection::vec(element(), 0..12),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+            cut in proptest::option::of(any::<usize>()),
+        ) {
+            let mut b = Listpack::new();
+            for i in &items { b.append(Entry::Str(i)); }
+            let mut bytes = b.into_bytes();
+            for (at, v) in flips {
+                let at = at % bytes.len();
+                bytes[at] = v;
+            }
+            if let Some(c) = cut { bytes.truncate(c % (bytes.len() + 1)); }
+            // Fix the total sometimes so that the deep checks are reached.
+            if bytes.len() >= 4 && items.len() % 2 == 0 {
+                let n = bytes.len() as u32;
+                bytes[..4].copy_from_slice(&n.to_le_bytes());
+            }
+            let _ = validate_unique(&bytes, true, true);
+            if let Ok(lp) = Listpack::from_bytes(bytes.clone()) {
+                // Whatever passed decodes, both ways, to a bounded count.
+                let n = lp.iter().count();
+                prop_assert!(n <= bytes.len());
+                prop_assert_eq!(lp.iter().rev().count(), n);
+                prop_assert_eq!(lp.len(), n);
+                for e in lp.iter() {
+                    if let Entry::Str(s) = e { prop_assert!(s.len() < bytes.len()); }
+                }
+            }
+        }
+    }
+}
