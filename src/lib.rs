@@ -11,6 +11,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod exec;
 pub mod log;
 pub mod metrics;
 pub mod network;

@@ -136,7 +136,7 @@ fn slowlog_get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         for a in &e.args {
             r.bulk(a);
         }
-        r.bulk(e.peer.as_bytes());
+        r.bulk(&e.peer);
         r.bulk(&e.name);
     }
 }
