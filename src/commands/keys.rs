@@ -4,7 +4,7 @@ use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx, Route};
 use crate::config::glob_match;
 use crate::protocol::Reply;
-use crate::shard::hold::ShardMask;
+use crate::shard::hold::{Pair, ShardMask};
 use crate::shard::keyspace::xorshift;
 use crate::shard::Value;
 use crate::util::eq_ic;
@@ -70,9 +70,9 @@ pub fn commands() -> Vec<CommandSpec> {
 }
 
 fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let mut n = 0;
+    let (mut n, now) = (0, ctx.now_ms);
     for k in &args[1..] {
-        if ctx.db(k).expire_if_needed(k, ctx.now_ms) {
+        if ctx.db(k).expire_if_needed(k, now) {
             continue;
         }
         if ctx.db(k).remove(k).is_some() {
@@ -84,9 +84,9 @@ fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn exists(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let mut n = 0;
+    let (mut n, now) = (0, ctx.now_ms);
     for k in &args[1..] {
-        let found = ctx.db(k).contains(k, ctx.now_ms);
+        let found = ctx.db(k).contains(k, now);
         ctx.hit(k, found);
         n += found as i64;
     }
@@ -94,15 +94,16 @@ fn exists(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn type_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let found = ctx.db(args[1]).peek(args[1], ctx.now_ms).map(|e| e.value.type_name());
+    let now = ctx.now_ms;
+    let found = ctx.db(args[1]).peek(args[1], now).map(|e| e.value.type_name());
     ctx.hit(args[1], found.is_some());
     r.simple(found.unwrap_or("none"));
 }
 
 fn touch(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let mut n = 0;
+    let (mut n, now) = (0, ctx.now_ms);
     for k in &args[1..] {
-        let found = ctx.db(k).get(k, ctx.now_ms).is_some();
+        let found = ctx.db(k).get(k, now).is_some();
         ctx.hit(k, found);
         n += found as i64;
     }
@@ -208,15 +209,15 @@ fn pexpireat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// Redis's `ttlGenericCommand`: -2 no key, -1 no expiry.
 fn ttl_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, ms: bool, absolute: bool) {
     let now = ctx.now_ms;
-    let Some(e) = ctx.db(args[1]).peek(args[1], now) else {
+    let Some(expire_at_ms) = ctx.db(args[1]).peek(args[1], now).map(|e| e.expire_at_ms) else {
         ctx.hit(args[1], false);
         return r.int(-2);
     };
     ctx.hit(args[1], true);
-    if e.expire_at_ms < 0 {
+    if expire_at_ms < 0 {
         return r.int(-1);
     }
-    let left = if absolute { e.expire_at_ms } else { (e.expire_at_ms - now).max(0) };
+    let left = if absolute { expire_at_ms } else { (expire_at_ms - now).max(0) };
     // Rounded to seconds in 128 bits: Redis's `(ttl+500)/1000` overflows for
     // expiries near i64::MAX and, as compiled, yields the mathematical result.
     r.int(if ms { left } else { ((left as i128 + 500) / 1000) as i64 });
@@ -239,8 +240,9 @@ fn pexpiretime(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn persist(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let now = ctx.now_ms;
     let db = ctx.db(args[1]);
-    match db.get(args[1], ctx.now_ms) {
+    match db.get(args[1], now) {
         Some(e) if e.expire_at_ms >= 0 => {
             db.set_expire(args[1], -1);
             ctx.dirty(args[1], 1);
@@ -339,8 +341,8 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut next = 0;
     if shard < ctx.shard_count {
-        let now = ctx.now_ms;
-        let db = &mut ctx.shard(shard).dbs[ctx.db];
+        let (now, dbi) = (ctx.now_ms, ctx.db);
+        let db = &mut ctx.shard_mut(shard).dbs[dbi];
         let position = cursor & CURSOR_POSITION_MASK;
         // Walk from high positions to low: a swap_remove only moves the last
         // (already visited) entry down, so no live key is skipped.
@@ -378,7 +380,7 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let now = ctx.now_ms;
+    let (now, dbi) = (ctx.now_ms, ctx.db);
     let mut rng = ctx.home().rng;
     // Each try picks a shard weighted by its size, so every key is about
     // equally likely; a shard whose sampled keys were all expired is retried.
@@ -394,7 +396,7 @@ fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
             pick -= ctx.shard(shard).dbs[ctx.db].len();
             shard += 1;
         }
-        if let Some(k) = ctx.shard(shard).dbs[ctx.db].random_key(now, &mut rng) {
+        if let Some(k) = ctx.shard_mut(shard).dbs[dbi].random_key(now, &mut rng) {
             found = Some(k);
             break;
         }
@@ -477,21 +479,32 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if dst_db == ctx.db && src == dst {
         return r.error(SAME_OBJECT);
     }
-    let Some(e) = ctx.db(src).get(src, now) else {
-        ctx.hit(src, false);
+    let src_db = ctx.db;
+    let (source, target) = match ctx.pair_dbs(src, src_db, dst, dst_db) {
+        Pair::One(db) => {
+            // Same database, so distinct keys (checked above): look them up in turn.
+            let copied = db.get(src, now).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && db.get(dst, now).is_some();
+            (copied, exists)
+        }
+        Pair::Two(from, to) => {
+            let copied = from.get(src, now).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && to.get(dst, now).is_some();
+            (copied, exists)
+        }
+    };
+    ctx.hit(src, source.is_some());
+    let Some(copied) = source else {
         return r.int(0);
     };
-    ctx.hit(src, true);
-    // A copy is a new object: its own access time, the source's TTL.
-    let copied = crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: now };
-    let target = ctx.db_at(dst, dst_db);
-    if target.get(dst, now).is_some() {
-        if !replace {
-            return r.int(0);
-        }
-        target.remove(dst);
+    if target && !replace {
+        return r.int(0);
     }
-    target.insert_entry(dst.into(), copied);
+    let target_db = ctx.db_at(dst, dst_db);
+    if target {
+        target_db.remove(dst);
+    }
+    target_db.insert_entry(dst.into(), copied);
     ctx.dirty(dst, 1);
     r.int(1);
 }
@@ -532,10 +545,21 @@ fn memory_policy(ctx: &Ctx) -> (bool, bool) {
 const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
+/// A copy is a new object: its own access time, the source's TTL.
+fn copy_entry(e: &crate::shard::Entry, now: i64) -> crate::shard::Entry {
+    crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: now }
+}
+
 /// OBJECT subcommands look the key up without touching its access time.
-fn object_lookup<'a>(ctx: &Ctx<'a>, key: &[u8]) -> Option<&'a crate::shard::Entry> {
-    let found = ctx.db(key).peek(key, ctx.now_ms);
-    ctx.hit(key, found.is_some());
+fn object_lookup<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c crate::shard::Entry> {
+    let (db, now) = (ctx.db, ctx.now_ms);
+    let shard = ctx.shards.of(key);
+    let found = shard.dbs[db].peek(key, now);
+    if found.is_some() {
+        shard.stats.keyspace_hits += 1;
+    } else {
+        shard.stats.keyspace_misses += 1;
+    }
     found
 }
 
@@ -558,21 +582,23 @@ fn object_freq(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn object_idletime(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let (lfu, now) = (memory_policy(ctx).0, ctx.now_ms);
     let Some(e) = object_lookup(ctx, args[2]) else {
         return r.null();
     };
-    if memory_policy(ctx).0 {
+    if lfu {
         return r.error(LFU_SELECTED);
     }
     // Redis's LRU clock ticks in whole seconds.
-    r.int((ctx.now_ms / 1000 - e.access_ms / 1000).max(0));
+    r.int((now / 1000 - e.access_ms / 1000).max(0));
 }
 
 fn object_refcount(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let shares_integers = memory_policy(ctx).1;
     let Some(e) = object_lookup(ctx, args[2]) else {
         return r.null();
     };
-    let shared = matches!(e.value, Value::Int(n) if (0..10000).contains(&n)) && memory_policy(ctx).1;
+    let shared = matches!(e.value, Value::Int(n) if (0..10000).contains(&n)) && shares_integers;
     r.int(if shared { i32::MAX as i64 } else { 1 });
 }
 

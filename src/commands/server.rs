@@ -63,9 +63,10 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.error(err::SYNTAX);
         return;
     }
+    let dbi = ctx.db;
     for i in 0..ctx.shard_count {
-        let s = ctx.shard(i);
-        let db = &mut s.dbs[ctx.db];
+        let s = ctx.shard_mut(i);
+        let db = &mut s.dbs[dbi];
         s.dirty += db.len() as u64;
         db.clear();
     }
@@ -78,7 +79,7 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     for i in 0..ctx.shard_count {
-        let s = ctx.shard(i);
+        let s = ctx.shard_mut(i);
         for db in s.dbs.iter_mut() {
             s.dirty += db.len() as u64;
             db.clear();
@@ -109,7 +110,7 @@ fn swapdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     if a != b {
         for i in 0..ctx.shard_count {
-            ctx.shard(i).dbs.swap(a as usize, b as usize);
+            ctx.shard_mut(i).dbs.swap(a as usize, b as usize);
         }
         ctx.home().dirty += 1;
     }
@@ -175,7 +176,7 @@ fn shutdown(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// server serves on.
 pub fn prepare_for_shutdown(
     server: &crate::server::Server,
-    shards: &crate::shard::hold::ShardSet,
+    shards: &mut crate::shard::hold::ShardSet,
     config: &crate::config::Config,
     flags: ShutdownFlags,
 ) -> bool {

@@ -9,7 +9,6 @@ mod float80;
 use super::{err, flags::*, CommandSpec, Ctx};
 use crate::protocol::Reply;
 use crate::shard::keyspace::canonical_int;
-use crate::shard::slot::key_shard;
 use crate::shard::Value;
 use crate::util::eq_ic;
 use float80::F80;
@@ -147,7 +146,7 @@ fn parse_extended<'a>(args: &[&'a [u8]], is_set: bool) -> Option<ExtendedOptions
 /// The absolute expiry in ms for an EX/PX/EXAT/PXAT argument, with Redis's
 /// checks: an integer, positive, no overflow after unit conversion and after
 /// adding the current time.
-fn expire_at_ms(ctx: &Ctx, arg: &[u8], flags: u32, command: &str) -> Result<i64, String> {
+fn expire_at_ms(now_ms: i64, arg: &[u8], flags: u32, command: &str) -> Result<i64, String> {
     let Some(n) = super::parse_i64(arg) else {
         return Err(err::NOT_INTEGER.into());
     };
@@ -159,7 +158,7 @@ fn expire_at_ms(ctx: &Ctx, arg: &[u8], flags: u32, command: &str) -> Result<i64,
     if flags & (opt::EX | opt::PX) != 0 {
         // Redis adds with C signed overflow, which wraps on every target it
         // runs on; the wrapped (negative) result is then rejected.
-        when = when.wrapping_add(ctx.now_ms);
+        when = when.wrapping_add(now_ms);
     }
     if when <= 0 {
         return Err(invalid_expire_error(command));
@@ -167,11 +166,12 @@ fn expire_at_ms(ctx: &Ctx, arg: &[u8], flags: u32, command: &str) -> Result<i64,
     Ok(when)
 }
 
-/// The owning shard of `key`, with its db and statistics borrowable apart:
-/// the hot commands hash the key once instead of once per `ctx` call.
+/// The owning shard of `key`, the client's db index and the command's time:
+/// the shard's db and statistics borrowable apart, so the hot commands hash
+/// the key once instead of once per `ctx` call.
 #[inline]
-fn owner<'a>(ctx: &Ctx<'a>, key: &[u8]) -> &'a mut crate::shard::ShardState {
-    ctx.shard(key_shard(key, ctx.shard_count))
+fn owner<'c>(ctx: &'c mut Ctx, key: &[u8]) -> (&'c mut crate::shard::ShardState, usize, i64) {
+    (ctx.shards.of(key), ctx.db, ctx.now_ms)
 }
 
 fn get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -182,9 +182,9 @@ fn get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// string, the null, or WRONGTYPE; counts the keyspace hit or miss (a key of
 /// the wrong type is a hit, as in Redis). Returns None after WRONGTYPE, else
 /// whether the key existed.
-fn reply_get(ctx: &Ctx, key: &[u8], r: &mut Reply) -> Option<bool> {
-    let shard = owner(ctx, key);
-    let found = match shard.dbs[ctx.db].get(key, ctx.now_ms) {
+fn reply_get(ctx: &mut Ctx, key: &[u8], r: &mut Reply) -> Option<bool> {
+    let (shard, db, now) = owner(ctx, key);
+    let found = match shard.dbs[db].get(key, now) {
         Some(e) => {
             let mut b = itoa::Buffer::new();
             let is_string = match string_bytes(&e.value, &mut b) {
@@ -225,7 +225,7 @@ enum SetReplies {
 #[allow(clippy::too_many_arguments)]
 fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8], expire: Option<&[u8]>, command: &str, replies: SetReplies) {
     let when = match expire {
-        Some(arg) => match expire_at_ms(ctx, arg, flags, command) {
+        Some(arg) => match expire_at_ms(ctx.now_ms, arg, flags, command) {
             Ok(w) => Some(w),
             Err(e) => return r.error(&e),
         },
@@ -262,8 +262,8 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
 fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if args.len() == 3 {
         // The common case without options: no parsing, no expiry.
-        let shard = owner(ctx, args[1]);
-        shard.dbs[ctx.db].set(args[1], Value::from_bytes(args[2]), ctx.now_ms, false);
+        let (shard, db, now) = owner(ctx, args[1]);
+        shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false);
         shard.dirty += 1;
         return r.ok();
     }
@@ -307,16 +307,17 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(o) = parse_extended(args, false) else {
         return r.error(err::SYNTAX);
     };
-    let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
+    let key = args[1];
+    let (shard, dbi, now) = owner(ctx, key);
+    let db = &mut shard.dbs[dbi];
     if !db.contains(key, now) {
-        ctx.hit(key, false);
+        shard.stats.keyspace_misses += 1;
         return r.null();
     }
-    ctx.hit(key, true);
+    shard.stats.keyspace_hits += 1;
     // The expiry is validated only once the key is known to exist.
     let when = match o.expire {
-        Some(arg) => match expire_at_ms(ctx, arg, o.flags, "getex") {
+        Some(arg) => match expire_at_ms(now, arg, o.flags, "getex") {
             Ok(w) => Some(w),
             Err(e) => return r.error(&e),
         },
@@ -335,18 +336,19 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         } else {
             db.set_expire(key, when);
         }
-        ctx.dirty(key, 1);
+        shard.dirty += 1;
     } else if o.flags & opt::PERSIST != 0 && e.expire_at_ms >= 0 {
         db.set_expire(key, -1);
-        ctx.dirty(key, 1);
+        shard.dirty += 1;
     }
 }
 
 fn mget(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.array(args.len() - 1);
     let mut b = itoa::Buffer::new();
+    let now = ctx.now_ms;
     for &key in &args[1..] {
-        match ctx.db(key).get(key, ctx.now_ms) {
+        match ctx.db(key).get(key, now) {
             Some(e) => {
                 match string_bytes(&e.value, &mut b) {
                     Some(s) => r.bulk(s),
@@ -366,11 +368,12 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     if args.len().is_multiple_of(2) {
         return r.error(&super::arity_error(if nx { "msetnx" } else { "mset" }));
     }
-    if nx && args[1..].chunks(2).any(|kv| ctx.db(kv[0]).contains(kv[0], ctx.now_ms)) {
+    let now = ctx.now_ms;
+    if nx && args[1..].chunks(2).any(|kv| ctx.db(kv[0]).contains(kv[0], now)) {
         return r.int(0);
     }
     for kv in args[1..].chunks(2) {
-        ctx.db(kv[0]).set(kv[0], Value::from_bytes(kv[1]), ctx.now_ms, false);
+        ctx.db(kv[0]).set(kv[0], Value::from_bytes(kv[1]), now, false);
         ctx.dirty(kv[0], 1);
     }
     if nx {
@@ -399,9 +402,8 @@ fn value_i64(v: &Value) -> Option<i64> {
 
 /// Redis's `incrDecrCommand`: the TTL is kept.
 fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
-    let now = ctx.now_ms;
-    let shard = owner(ctx, key);
-    let db = &mut shard.dbs[ctx.db];
+    let (shard, db, now) = owner(ctx, key);
+    let db = &mut shard.dbs[db];
     let new = match db.get(key, now) {
         Some(e) => {
             let Some(old) = value_i64(&e.value) else {
@@ -474,9 +476,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 /// Redis's `checkStringLength`: the result may not exceed proto-max-bulk-len.
-fn check_string_length(ctx: &Ctx, size: i64, append: i64) -> Result<(), &'static str> {
+fn check_string_length(max: i64, size: i64, append: i64) -> Result<(), &'static str> {
     match size.checked_add(append) {
-        Some(total) if total <= ctx.config().proto_max_bulk_len => Ok(()),
+        Some(total) if total <= max => Ok(()),
         _ => Err("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
     }
 }
@@ -489,15 +491,16 @@ fn string_len(v: &Value) -> usize {
 }
 
 fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
+    let (key, max) = (args[1], ctx.config().proto_max_bulk_len);
+    let (shard, db, now) = owner(ctx, key);
+    let db = &mut shard.dbs[db];
     let total = match db.get(key, now) {
         None => {
             db.set(key, Value::from_bytes(args[2]), now, false);
             args[2].len()
         }
         Some(e) => {
-            if let Err(msg) = check_string_length(ctx, string_len(&e.value) as i64, args[2].len() as i64) {
+            if let Err(msg) = check_string_length(max, string_len(&e.value) as i64, args[2].len() as i64) {
                 return r.error(msg);
             }
             let bytes = make_raw(&mut e.value);
@@ -505,15 +508,16 @@ fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             bytes.len()
         }
     };
-    ctx.dirty(key, 1);
+    shard.dirty += 1;
     r.int(total as i64);
 }
 
 fn strlen(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    match ctx.db(args[1]).get(args[1], ctx.now_ms) {
+    let now = ctx.now_ms;
+    match ctx.db(args[1]).get(args[1], now) {
         Some(e) => {
+            r.int(string_len(&e.value) as i64);
             ctx.hit(args[1], true);
-            r.int(string_len(&e.value) as i64)
         }
         None => {
             ctx.hit(args[1], false);
@@ -546,11 +550,12 @@ fn getrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (Some(start), Some(end)) = (super::parse_i64(args[2]), super::parse_i64(args[3])) else {
         return r.error(err::NOT_INTEGER);
     };
-    let Some(e) = ctx.db(args[1]).get(args[1], ctx.now_ms) else {
-        ctx.hit(args[1], false);
+    let (shard, db, now) = owner(ctx, args[1]);
+    let Some(e) = shard.dbs[db].get(args[1], now) else {
+        shard.stats.keyspace_misses += 1;
         return r.bulk(b"");
     };
-    ctx.hit(args[1], true);
+    shard.stats.keyspace_hits += 1;
     let mut b = itoa::Buffer::new();
     let Some(s) = string_bytes(&e.value, &mut b) else {
         return r.error(err::WRONGTYPE);
@@ -562,21 +567,22 @@ fn getrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, value, now) = (args[1], args[3], ctx.now_ms);
+    let (key, value, max) = (args[1], args[3], ctx.config().proto_max_bulk_len);
     let Some(offset) = super::parse_i64(args[2]) else {
         return r.error(err::NOT_INTEGER);
     };
     if offset < 0 {
         return r.error("ERR offset is out of range");
     }
-    let db = ctx.db(key);
+    let (shard, db, now) = owner(ctx, key);
+    let db = &mut shard.dbs[db];
     let bytes = match db.get(key, now) {
         None => {
             // Nothing to write creates nothing.
             if value.is_empty() {
                 return r.int(0);
             }
-            if let Err(msg) = check_string_length(ctx, offset, value.len() as i64) {
+            if let Err(msg) = check_string_length(max, offset, value.len() as i64) {
                 return r.error(msg);
             }
             db.set(key, Value::Str { bytes: Vec::new(), raw: true }, now, false);
@@ -586,7 +592,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             if value.is_empty() {
                 return r.int(string_len(&e.value) as i64);
             }
-            if let Err(msg) = check_string_length(ctx, offset, value.len() as i64) {
+            if let Err(msg) = check_string_length(max, offset, value.len() as i64) {
                 return r.error(msg);
             }
             make_raw(&mut e.value)
@@ -598,7 +604,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     bytes[offset..offset + value.len()].copy_from_slice(value);
     let len = bytes.len();
-    ctx.dirty(key, 1);
+    shard.dirty += 1;
     r.int(len as i64);
 }
 
@@ -678,12 +684,13 @@ pub fn lcs_compute(a: &[u8], b: &[u8], min_len: u64) -> (u32, Vec<u8>, Vec<LcsMa
 
 fn lcs(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let now = ctx.now_ms;
-    let load = |key: &[u8]| -> Result<Vec<u8>, ()> {
+    let mut load = |key: &[u8]| -> Result<Vec<u8>, ()> {
         match ctx.db(key).get(key, now) {
             Some(e) => {
-                ctx.hit(key, true);
                 let mut b = itoa::Buffer::new();
-                string_bytes(&e.value, &mut b).map(|s| s.to_vec()).ok_or(())
+                let bytes = string_bytes(&e.value, &mut b).map(|s| s.to_vec()).ok_or(());
+                ctx.hit(key, true);
+                bytes
             }
             None => {
                 ctx.hit(key, false);

@@ -48,7 +48,7 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
         None => (remote.addr, remote.name, ctx.db),
     };
     let in_snapshot = ctx.server.persistence.snapshot_active.load(Ordering::Relaxed);
-    record_command(ctx.shards.get(ctx.home), in_snapshot, id, args, usec, r.error_prefix, addr, name);
+    record_command(ctx.shards.get_mut(ctx.home), in_snapshot, id, args, usec, r.error_prefix, addr, name);
     monitor_line.clear();
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
         format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);

@@ -426,7 +426,7 @@ impl EventLoop {
         let mut r = Reply::new(&mut self.scratch, conn.client.resp);
         r.error_bytes(msg);
         let kind = r.error_prefix.unwrap();
-        let st = unsafe { &mut *self.state };
+        let st = self.set.get_mut(self.id);
         st.stats.record_error(kind.as_str());
         st.stats.record_rejected(id);
         let discard = take_discard(&mut conn.client);
@@ -462,7 +462,7 @@ impl EventLoop {
         let mut r = Reply::new(out, resp);
         {
             let mut ctx = Ctx {
-                shards: &self.set,
+                shards: &mut self.set,
                 home: self.id,
                 shard_count: self.server.shard_count,
                 db,
@@ -552,7 +552,7 @@ impl EventLoop {
         let (caller, args) = slices.split_at(CALLER_FIELDS);
         {
             let mut ctx =
-                Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
+                Ctx { shards: &mut self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
             call(&mut ctx, &mut self.clock, id, args, &mut r, Caller { addr: caller[0], name: caller[1] }, &mut self.monitor_line);
         }
         drop(slices);

@@ -49,7 +49,7 @@ pub struct EventLoop {
     pub bufring: Option<BufRing>,
     /// One listening socket per bind address (SO_REUSEPORT, this shard's own).
     pub listeners: Vec<RawFd>,
-    pub state: *mut ShardState,
+    /// The shards this thread may touch: its own, and those it holds.
     pub set: ShardSet,
     /// The shards this thread holds right now (inside `with_held`).
     pub holding: ShardMask,
@@ -80,7 +80,10 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(
+    /// # Safety
+    /// `state` must point to this shard's live state, used by no thread but
+    /// the one that runs the loop, except through the hold protocol.
+    pub unsafe fn new(
         id: usize,
         server: Arc<Server>,
         state: *mut ShardState,
@@ -98,14 +101,16 @@ impl EventLoop {
         };
         let n = server.shard_count;
         let mut set = ShardSet::new(n);
-        set.set(id, state);
+        // SAFETY: `state` is this shard's own state (the caller's promise),
+        // owned by this thread for the life of the loop; another thread
+        // touches it only while this one is parked in `hold.check`.
+        unsafe { set.set(id, state) };
         Ok(EventLoop {
             id,
             server,
             ring,
             bufring,
             listeners,
-            state,
             set,
             holding: ShardMask::default(),
             conns: Vec::new(),
@@ -128,13 +133,10 @@ impl EventLoop {
         })
     }
 
-    /// This shard's state. Only called at points where no other `&mut` to it is alive.
+    /// This shard's state.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub fn state(&self) -> &mut ShardState {
-        // SAFETY: the state is owned by this thread; it is lent to a
-        // coordinator only while this thread is parked in `hold.check`.
-        unsafe { &mut *self.state }
+    pub fn state(&mut self) -> &mut ShardState {
+        self.set.get_mut(self.id)
     }
 
     pub fn push_sqe(&mut self, e: squeue::Entry) {
@@ -703,7 +705,7 @@ impl EventLoop {
             if conn.closing == Closing::Closed {
                 continue;
             }
-            let st = unsafe { &mut *self.state };
+            let st = self.set.get_mut(self.id);
             let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) else {
                 continue;
             };
@@ -736,7 +738,7 @@ impl EventLoop {
         others.0 &= !(1u128 << self.id);
         self.with_held(others, |lp, barrier| {
             let config = lp.state().config.clone();
-            if crate::persistence::snapshot::start_bgsave(&lp.server, &lp.set, &config, barrier).is_ok() {
+            if crate::persistence::snapshot::start_bgsave(&lp.server, &mut lp.set, &config, barrier).is_ok() {
                 lp.server.persistence.lock().scheduled = false;
             }
         });
@@ -751,7 +753,7 @@ impl EventLoop {
         self.with_held(others, |lp, _| {
             let config = lp.state().config.clone();
             let flags = crate::signal::configured_flags(&config, sig);
-            if crate::commands::server::prepare_for_shutdown(&lp.server, &lp.set, &config, flags) {
+            if crate::commands::server::prepare_for_shutdown(&lp.server, &mut lp.set, &config, flags) {
                 std::process::exit(0);
             }
             crate::signal::cancel_shutdown();
@@ -772,13 +774,17 @@ impl EventLoop {
             }
         })?;
         for t in targets.iter() {
-            self.set.set(t, server.hold.shard_ptr(t));
+            // SAFETY: the guard is held: every target has published PARKED
+            // (Acquire in try_hold) and its thread touches nothing until the
+            // guard is dropped, after the pointer is taken out again below.
+            unsafe { self.set.set(t, server.hold.shard_ptr(t)) };
         }
         self.holding = targets;
         let result = f(self, guard.wait);
         self.holding = ShardMask::default();
         for t in targets.iter() {
-            self.set.set(t, std::ptr::null_mut());
+            // SAFETY: null is always allowed: the shard becomes unreachable.
+            unsafe { self.set.set(t, std::ptr::null_mut()) };
         }
         drop(guard);
         Some(result)

@@ -97,13 +97,14 @@ impl ShardSet {
     pub fn new(n: usize) -> ShardSet {
         ShardSet { ptrs: vec![std::ptr::null_mut(); n] }
     }
-    pub fn set(&mut self, i: usize, p: *mut ShardState) {
+    /// Makes shard `i` reachable through the set (null: unreachable).
+    ///
+    /// # Safety
+    /// A non-null `p` must point to a live `ShardState` that nothing but
+    /// this set touches until it is replaced by null: this thread's own shard,
+    /// or a shard parked by the hold protocol and not yet released.
+    pub unsafe fn set(&mut self, i: usize, p: *mut ShardState) {
         self.ptrs[i] = p;
-    }
-    pub fn clear(&mut self) {
-        for p in self.ptrs.iter_mut() {
-            *p = std::ptr::null_mut();
-        }
     }
     pub fn len(&self) -> usize {
         self.ptrs.len()
@@ -117,15 +118,55 @@ impl ShardSet {
     /// The state of shard `i`. Panics if this command does not own or hold it:
     /// that would be a routing bug, never something to paper over.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub fn get(&self, i: usize) -> &mut ShardState {
+    pub fn get(&self, i: usize) -> &ShardState {
         let p = self.ptrs[i];
         assert!(!p.is_null(), "shard {i} touched without being owned or held");
-        // SAFETY: a non-null pointer is either this thread's own shard or a
-        // shard parked by the hold protocol until we release it; callers use
-        // one `&mut` at a time (handlers never keep two alive at once).
+        // SAFETY: a non-null pointer is this thread's own shard or a shard
+        // parked by the hold protocol until we release it (then nothing on
+        // its thread touches it); every reference to it is derived from this
+        // set, and `&self` here excludes the `&mut self` of the accessors
+        // below for as long as the returned borrow lives.
+        unsafe { &*p }
+    }
+    /// Shard `i`, mutably (see `get`).
+    #[inline]
+    pub fn get_mut(&mut self, i: usize) -> &mut ShardState {
+        let p = self.ptrs[i];
+        assert!(!p.is_null(), "shard {i} touched without being owned or held");
+        // SAFETY: as in `get`; `&mut self` makes this the only reference
+        // derived from the set while the returned borrow lives.
         unsafe { &mut *p }
     }
+    /// The shard owning `key`, mutably.
+    #[inline]
+    pub fn of(&mut self, key: &[u8]) -> &mut ShardState {
+        let i = super::slot::key_shard(key, self.ptrs.len());
+        self.get_mut(i)
+    }
+    /// Shards `a` and `b` at once: one `&mut` when they are the same shard,
+    /// two when they differ, never two to one shard.
+    pub fn pair_mut(&mut self, a: usize, b: usize) -> Pair<'_, ShardState> {
+        if a == b {
+            return Pair::One(self.get_mut(a));
+        }
+        let (pa, pb) = (self.ptrs[a], self.ptrs[b]);
+        assert!(!pa.is_null() && !pb.is_null(), "shards {a} and {b} touched without being owned or held");
+        // SAFETY: as in `get`, and `a != b`: the two states are distinct
+        // objects, so the two `&mut` do not alias.
+        unsafe { Pair::Two(&mut *pa, &mut *pb) }
+    }
+    /// The raw pointers of every shard in the set, for the fork child, which
+    /// reads them after the fork, in its own copy of the address space.
+    pub fn raw_ptrs(&mut self) -> &[*mut ShardState] {
+        &self.ptrs
+    }
+}
+
+/// One or two distinct objects borrowed mutably at once (two shards, two
+/// databases): `One` when both names denote the same object.
+pub enum Pair<'a, T> {
+    One(&'a mut T),
+    Two(&'a mut T, &'a mut T),
 }
 
 impl HoldTable {
