@@ -1,5 +1,6 @@
 //! Generic key commands (Redis's db.c / expire.c / object.c).
 
+use super::lookup::AnyKind;
 use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx, Route};
 use crate::config::glob_match;
@@ -84,27 +85,26 @@ fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn exists(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (mut n, now) = (0, ctx.now_ms);
+    let mut n = 0;
     for k in &args[1..] {
-        let found = ctx.db(k).contains(k, now);
-        ctx.hit(k, found);
+        let found = matches!(ctx.lookup_read_no_touch::<AnyKind>(k), Ok(Some(_)));
         n += found as i64;
     }
     r.int(n);
 }
 
 fn type_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let now = ctx.now_ms;
-    let found = ctx.db(args[1]).peek(args[1], now).map(|e| e.value.type_name());
-    ctx.hit(args[1], found.is_some());
-    r.simple(found.unwrap_or("none"));
+    let found = match ctx.lookup_read_no_touch::<AnyKind>(args[1]) {
+        Ok(Some(e)) => e.value.type_name(),
+        _ => "none",
+    };
+    r.simple(found);
 }
 
 fn touch(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (mut n, now) = (0, ctx.now_ms);
+    let mut n = 0;
     for k in &args[1..] {
-        let found = ctx.db(k).get(k, now).is_some();
-        ctx.hit(k, found);
+        let found = matches!(ctx.lookup_read::<AnyKind>(k), Ok(Some(_)));
         n += found as i64;
     }
     r.int(n);
@@ -169,8 +169,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     }
     when += basetime_ms;
     let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    let Some(e) = db.get(key, now) else {
+    let Ok(Some(e)) = ctx.lookup_write::<AnyKind>(key) else {
         return r.int(0);
     };
     let current = e.expire_at_ms;
@@ -181,6 +180,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     if refused {
         return r.int(0);
     }
+    let db = ctx.db(key);
     if when <= now {
         db.remove(key);
     } else {
@@ -209,11 +209,10 @@ fn pexpireat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// Redis's `ttlGenericCommand`: -2 no key, -1 no expiry.
 fn ttl_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, ms: bool, absolute: bool) {
     let now = ctx.now_ms;
-    let Some(expire_at_ms) = ctx.db(args[1]).peek(args[1], now).map(|e| e.expire_at_ms) else {
-        ctx.hit(args[1], false);
+    let Ok(Some(e)) = ctx.lookup_read_no_touch::<AnyKind>(args[1]) else {
         return r.int(-2);
     };
-    ctx.hit(args[1], true);
+    let expire_at_ms = e.expire_at_ms;
     if expire_at_ms < 0 {
         return r.int(-1);
     }
@@ -240,11 +239,9 @@ fn pexpiretime(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn persist(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let now = ctx.now_ms;
-    let db = ctx.db(args[1]);
-    match db.get(args[1], now) {
-        Some(e) if e.expire_at_ms >= 0 => {
-            db.set_expire(args[1], -1);
+    match ctx.lookup_write::<AnyKind>(args[1]) {
+        Ok(Some(e)) if e.expire_at_ms >= 0 => {
+            ctx.db(args[1]).set_expire(args[1], -1);
             ctx.dirty(args[1], 1);
             r.int(1);
         }
@@ -409,14 +406,14 @@ fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 }
 
 fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
-    let (src, dst, now) = (args[1], args[2], ctx.now_ms);
-    if ctx.db(src).get(src, now).is_none() {
+    let (src, dst) = (args[1], args[2]);
+    if !matches!(ctx.lookup_write::<AnyKind>(src), Ok(Some(_))) {
         return r.error(err::NO_SUCH_KEY);
     }
     if src == dst {
         return if nx { r.int(0) } else { r.ok() };
     }
-    if ctx.db(dst).get(dst, now).is_some() {
+    if matches!(ctx.lookup_write::<AnyKind>(dst), Ok(Some(_))) {
         if nx {
             return r.int(0);
         }
@@ -479,17 +476,17 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if dst_db == ctx.db && src == dst {
         return r.error(SAME_OBJECT);
     }
-    let src_db = ctx.db;
+    let (src_db, touch) = (ctx.db, ctx.may_touch());
     let (source, target) = match ctx.pair_dbs(src, src_db, dst, dst_db) {
         Pair::One(db) => {
             // Same database, so distinct keys (checked above): look them up in turn.
-            let copied = db.get(src, now).map(|e| copy_entry(e, now));
-            let exists = copied.is_some() && db.get(dst, now).is_some();
+            let copied = db.lookup(src, now, touch).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && db.lookup(dst, now, touch).is_some();
             (copied, exists)
         }
         Pair::Two(from, to) => {
-            let copied = from.get(src, now).map(|e| copy_entry(e, now));
-            let exists = copied.is_some() && to.get(dst, now).is_some();
+            let copied = from.lookup(src, now, touch).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && to.lookup(dst, now, touch).is_some();
             (copied, exists)
         }
     };
@@ -510,7 +507,7 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, now) = (args[1], ctx.now_ms);
+    let key = args[1];
     let dst_db = match parse_db_index(ctx, args[2]) {
         Ok(d) => d,
         Err(e) => return r.error(e),
@@ -518,10 +515,10 @@ fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if dst_db == ctx.db {
         return r.error(SAME_OBJECT);
     }
-    if ctx.db(key).get(key, now).is_none() {
+    if !matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_))) {
         return r.int(0);
     }
-    if ctx.db_at(key, dst_db).get(key, now).is_some() {
+    if matches!(ctx.lookup_write_in::<AnyKind>(dst_db, key), Ok(Some(_))) {
         return r.int(0);
     }
     let (k, entry) = ctx.db(key).remove_full(key).expect("looked up above");
@@ -551,16 +548,8 @@ fn copy_entry(e: &crate::shard::Entry, now: i64) -> crate::shard::Entry {
 }
 
 /// OBJECT subcommands look the key up without touching its access time.
-fn object_lookup<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c crate::shard::Entry> {
-    let (db, now) = (ctx.db, ctx.now_ms);
-    let shard = ctx.shards.of(key);
-    let found = shard.dbs[db].peek(key, now);
-    if found.is_some() {
-        shard.stats.keyspace_hits += 1;
-    } else {
-        shard.stats.keyspace_misses += 1;
-    }
-    found
+fn object_lookup<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut crate::shard::Entry> {
+    ctx.lookup_read_no_touch::<AnyKind>(key).ok().flatten()
 }
 
 fn object_encoding(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

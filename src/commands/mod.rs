@@ -17,6 +17,7 @@ pub mod docs;
 mod docs_data;
 pub mod info;
 pub mod keys;
+pub mod lookup;
 pub mod persistence;
 pub mod server;
 pub mod string;

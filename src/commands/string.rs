@@ -6,6 +6,7 @@
 
 mod float80;
 
+use super::lookup::{AnyKind, StringKind, WrongType};
 use super::{err, flags::*, CommandSpec, Ctx};
 use crate::protocol::Reply;
 use crate::shard::keyspace::canonical_int;
@@ -48,14 +49,14 @@ pub fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-/// The bytes of a string value (integers formatted into `scratch`); `None`
-/// for values of another type (WRONGTYPE). Exhaustive on purpose: a new
-/// value type must decide here.
+/// The bytes of a string value (integers formatted into `scratch`), as a
+/// `StringKind` lookup returned it. Exhaustive on purpose: a new value type
+/// must decide here (and in `StringKind::holds`).
 #[inline]
-pub fn string_bytes<'a>(v: &'a Value, scratch: &'a mut itoa::Buffer) -> Option<&'a [u8]> {
+pub fn string_bytes<'a>(v: &'a Value, scratch: &'a mut itoa::Buffer) -> &'a [u8] {
     match v {
-        Value::Int(n) => Some(scratch.format(*n).as_bytes()),
-        Value::Str { bytes, .. } => Some(bytes),
+        Value::Int(n) => scratch.format(*n).as_bytes(),
+        Value::Str { bytes, .. } => bytes,
     }
 }
 
@@ -183,33 +184,20 @@ fn get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// the wrong type is a hit, as in Redis). Returns None after WRONGTYPE, else
 /// whether the key existed.
 fn reply_get(ctx: &mut Ctx, key: &[u8], r: &mut Reply) -> Option<bool> {
-    let (shard, db, now) = owner(ctx, key);
-    let found = match shard.dbs[db].get(key, now) {
-        Some(e) => {
-            let mut b = itoa::Buffer::new();
-            let is_string = match string_bytes(&e.value, &mut b) {
-                Some(s) => {
-                    r.bulk(s);
-                    true
-                }
-                None => {
-                    r.error(err::WRONGTYPE);
-                    false
-                }
-            };
-            shard.stats.keyspace_hits += 1;
-            if !is_string {
-                return None;
-            }
-            true
+    match ctx.lookup_read::<StringKind>(key) {
+        Ok(Some(e)) => {
+            r.bulk(string_bytes(&e.value, &mut itoa::Buffer::new()));
+            Some(true)
         }
-        None => {
+        Ok(None) => {
             r.null();
-            shard.stats.keyspace_misses += 1;
-            false
+            Some(false)
         }
-    };
-    Some(found)
+        Err(WrongType) => {
+            r.error(err::WRONGTYPE);
+            None
+        }
+    }
 }
 
 /// What `set_generic` replies when the value was set / when NX/XX aborted it.
@@ -235,8 +223,7 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
     if flags & opt::GET != 0 && reply_get(ctx, key, r).is_none() {
         return;
     }
-    let db = ctx.db(key);
-    let found = db.contains(key, now);
+    let found = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
     if (flags & opt::NX != 0 && found) || (flags & opt::XX != 0 && !found) {
         if flags & opt::GET == 0 {
             match replies {
@@ -246,6 +233,7 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
         }
         return;
     }
+    let db = ctx.db(key);
     db.set(key, Value::from_bytes(value), now, flags & opt::KEEPTTL != 0);
     if let Some(when) = when {
         db.set_expire(key, when);
@@ -307,15 +295,13 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(o) = parse_extended(args, false) else {
         return r.error(err::SYNTAX);
     };
-    let key = args[1];
-    let (shard, dbi, now) = owner(ctx, key);
-    let db = &mut shard.dbs[dbi];
-    if !db.contains(key, now) {
-        shard.stats.keyspace_misses += 1;
-        return r.null();
-    }
-    shard.stats.keyspace_hits += 1;
-    // The expiry is validated only once the key is known to exist.
+    let (key, now) = (args[1], ctx.now_ms);
+    let e = match ctx.lookup_read::<StringKind>(key) {
+        Ok(Some(e)) => e,
+        Ok(None) => return r.null(),
+        Err(WrongType) => return r.error(err::WRONGTYPE),
+    };
+    // The expiry is validated only once the key is known to be a string.
     let when = match o.expire {
         Some(arg) => match expire_at_ms(now, arg, o.flags, "getex") {
             Ok(w) => Some(w),
@@ -323,43 +309,31 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         },
         None => None,
     };
-    let e = db.get(key, now).expect("checked above");
-    let mut b = itoa::Buffer::new();
-    match string_bytes(&e.value, &mut b) {
-        Some(s) => r.bulk(s),
-        None => return r.error(err::WRONGTYPE),
-    }
+    r.bulk(string_bytes(&e.value, &mut itoa::Buffer::new()));
+    let had_ttl = e.expire_at_ms >= 0;
     if let Some(when) = when {
+        let db = ctx.db(key);
         if o.flags & (opt::EXAT | opt::PXAT) != 0 && when <= now {
             // An absolute time already past deletes the key, as Redis does.
             db.remove(key);
         } else {
             db.set_expire(key, when);
         }
-        shard.dirty += 1;
-    } else if o.flags & opt::PERSIST != 0 && e.expire_at_ms >= 0 {
-        db.set_expire(key, -1);
-        shard.dirty += 1;
+        ctx.dirty(key, 1);
+    } else if o.flags & opt::PERSIST != 0 && had_ttl {
+        ctx.db(key).set_expire(key, -1);
+        ctx.dirty(key, 1);
     }
 }
 
 fn mget(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.array(args.len() - 1);
     let mut b = itoa::Buffer::new();
-    let now = ctx.now_ms;
     for &key in &args[1..] {
-        match ctx.db(key).get(key, now) {
-            Some(e) => {
-                match string_bytes(&e.value, &mut b) {
-                    Some(s) => r.bulk(s),
-                    None => r.null(),
-                }
-                ctx.hit(key, true);
-            }
-            None => {
-                r.null();
-                ctx.hit(key, false);
-            }
+        match ctx.lookup_read::<StringKind>(key) {
+            Ok(Some(e)) => r.bulk(string_bytes(&e.value, &mut b)),
+            // A key of another type reads as missing (Redis's mgetCommand).
+            Ok(None) | Err(WrongType) => r.null(),
         }
     }
 }
@@ -369,7 +343,7 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
         return r.error(&super::arity_error(if nx { "msetnx" } else { "mset" }));
     }
     let now = ctx.now_ms;
-    if nx && args[1..].chunks(2).any(|kv| ctx.db(kv[0]).contains(kv[0], now)) {
+    if nx && args[1..].chunks(2).any(|kv| matches!(ctx.lookup_write::<AnyKind>(kv[0]), Ok(Some(_)))) {
         return r.int(0);
     }
     for kv in args[1..].chunks(2) {
@@ -402,10 +376,9 @@ fn value_i64(v: &Value) -> Option<i64> {
 
 /// Redis's `incrDecrCommand`: the TTL is kept.
 fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
-    let (shard, db, now) = owner(ctx, key);
-    let db = &mut shard.dbs[db];
-    let new = match db.get(key, now) {
-        Some(e) => {
+    let now = ctx.now_ms;
+    let new = match ctx.lookup_write::<StringKind>(key) {
+        Ok(Some(e)) => {
             let Some(old) = value_i64(&e.value) else {
                 return r.error(err::NOT_INTEGER);
             };
@@ -415,12 +388,13 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
             e.value = Value::Int(new);
             new
         }
-        None => {
-            db.set(key, Value::Int(by), now, false);
+        Ok(None) => {
+            ctx.db(key).set(key, Value::Int(by), now, false);
             by
         }
+        Err(WrongType) => return r.error(err::WRONGTYPE),
     };
-    shard.dirty += 1;
+    ctx.dirty(key, 1);
     r.int(new);
 }
 
@@ -449,13 +423,13 @@ fn decrby(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    let current = match db.get(key, now) {
-        None => Some(F80::from_i64(0)),
-        Some(e) => match &e.value {
+    let current = match ctx.lookup_write::<StringKind>(key) {
+        Ok(None) => Some(F80::from_i64(0)),
+        Ok(Some(e)) => match &e.value {
             Value::Int(n) => Some(F80::from_i64(*n)),
             Value::Str { bytes, .. } => F80::parse(bytes),
         },
+        Err(WrongType) => return r.error(err::WRONGTYPE),
     };
     let (Some(current), Some(by)) = (current, F80::parse(args[2])) else {
         return r.error(err::NOT_FLOAT);
@@ -468,6 +442,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.bulk(&text);
     // Redis stores the printed text as a plain string (never `int`), keeping the TTL.
     let value = Value::Str { bytes: text, raw: false };
+    let db = ctx.db(key);
     match db.get(key, now) {
         Some(e) => e.value = value,
         None => db.set(key, value, now, false),
@@ -491,15 +466,14 @@ fn string_len(v: &Value) -> usize {
 }
 
 fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, max) = (args[1], ctx.config().proto_max_bulk_len);
-    let (shard, db, now) = owner(ctx, key);
-    let db = &mut shard.dbs[db];
-    let total = match db.get(key, now) {
-        None => {
-            db.set(key, Value::from_bytes(args[2]), now, false);
+    let (key, max, now) = (args[1], ctx.config().proto_max_bulk_len, ctx.now_ms);
+    let total = match ctx.lookup_write::<StringKind>(key) {
+        Ok(None) => {
+            ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
             args[2].len()
         }
-        Some(e) => {
+        Err(WrongType) => return r.error(err::WRONGTYPE),
+        Ok(Some(e)) => {
             if let Err(msg) = check_string_length(max, string_len(&e.value) as i64, args[2].len() as i64) {
                 return r.error(msg);
             }
@@ -508,21 +482,15 @@ fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             bytes.len()
         }
     };
-    shard.dirty += 1;
+    ctx.dirty(key, 1);
     r.int(total as i64);
 }
 
 fn strlen(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let now = ctx.now_ms;
-    match ctx.db(args[1]).get(args[1], now) {
-        Some(e) => {
-            r.int(string_len(&e.value) as i64);
-            ctx.hit(args[1], true);
-        }
-        None => {
-            ctx.hit(args[1], false);
-            r.int(0)
-        }
+    match ctx.lookup_read::<StringKind>(args[1]) {
+        Ok(Some(e)) => r.int(string_len(&e.value) as i64),
+        Ok(None) => r.int(0),
+        Err(WrongType) => r.error(err::WRONGTYPE),
     }
 }
 
@@ -550,16 +518,13 @@ fn getrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (Some(start), Some(end)) = (super::parse_i64(args[2]), super::parse_i64(args[3])) else {
         return r.error(err::NOT_INTEGER);
     };
-    let (shard, db, now) = owner(ctx, args[1]);
-    let Some(e) = shard.dbs[db].get(args[1], now) else {
-        shard.stats.keyspace_misses += 1;
-        return r.bulk(b"");
+    let e = match ctx.lookup_read::<StringKind>(args[1]) {
+        Ok(Some(e)) => e,
+        Ok(None) => return r.bulk(b""),
+        Err(WrongType) => return r.error(err::WRONGTYPE),
     };
-    shard.stats.keyspace_hits += 1;
     let mut b = itoa::Buffer::new();
-    let Some(s) = string_bytes(&e.value, &mut b) else {
-        return r.error(err::WRONGTYPE);
-    };
+    let s = string_bytes(&e.value, &mut b);
     match getrange_bounds(start, end, s.len()) {
         Some((from, to)) => r.bulk(&s[from..to]),
         None => r.bulk(b""),
@@ -574,10 +539,9 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if offset < 0 {
         return r.error("ERR offset is out of range");
     }
-    let (shard, db, now) = owner(ctx, key);
-    let db = &mut shard.dbs[db];
-    let bytes = match db.get(key, now) {
-        None => {
+    let now = ctx.now_ms;
+    let bytes = match ctx.lookup_write::<StringKind>(key) {
+        Ok(None) => {
             // Nothing to write creates nothing.
             if value.is_empty() {
                 return r.int(0);
@@ -585,10 +549,12 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             if let Err(msg) = check_string_length(max, offset, value.len() as i64) {
                 return r.error(msg);
             }
+            let db = ctx.db(key);
             db.set(key, Value::Str { bytes: Vec::new(), raw: true }, now, false);
-            make_raw(&mut db.get(key, now).expect("just set").value)
+            make_raw(&mut db.lookup(key, now, false).expect("just set").value)
         }
-        Some(e) => {
+        Err(WrongType) => return r.error(err::WRONGTYPE),
+        Ok(Some(e)) => {
             if value.is_empty() {
                 return r.int(string_len(&e.value) as i64);
             }
@@ -604,7 +570,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     bytes[offset..offset + value.len()].copy_from_slice(value);
     let len = bytes.len();
-    shard.dirty += 1;
+    ctx.dirty(key, 1);
     r.int(len as i64);
 }
 
@@ -683,20 +649,11 @@ pub fn lcs_compute(a: &[u8], b: &[u8], min_len: u64) -> (u32, Vec<u8>, Vec<LcsMa
 }
 
 fn lcs(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let now = ctx.now_ms;
-    let mut load = |key: &[u8]| -> Result<Vec<u8>, ()> {
-        match ctx.db(key).get(key, now) {
-            Some(e) => {
-                let mut b = itoa::Buffer::new();
-                let bytes = string_bytes(&e.value, &mut b).map(|s| s.to_vec()).ok_or(());
-                ctx.hit(key, true);
-                bytes
-            }
-            None => {
-                ctx.hit(key, false);
-                Ok(Vec::new())
-            }
-        }
+    let mut load = |key: &[u8]| -> Result<Vec<u8>, WrongType> {
+        Ok(match ctx.lookup_read::<StringKind>(key)? {
+            Some(e) => string_bytes(&e.value, &mut itoa::Buffer::new()).to_vec(),
+            None => Vec::new(),
+        })
     };
     let (a, b) = match (load(args[1]), load(args[2])) {
         (Ok(a), Ok(b)) => (a, b),

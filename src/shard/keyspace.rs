@@ -161,9 +161,18 @@ impl Db {
     /// Looks up a live key (expired keys are deleted on the way), touching its access time.
     #[inline]
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
+        self.lookup(key, now_ms, true)
+    }
+
+    /// Looks up a live key (expired keys are deleted on the way); `touch`
+    /// writes its access time (see `commands::lookup` for when not to).
+    #[inline]
+    pub fn lookup(&mut self, key: &[u8], now_ms: i64, touch: bool) -> Option<&mut Entry> {
         let pos = self.find_live(key, now_ms)?;
         let e = self.map.entry_at_mut(pos);
-        e.access_ms = now_ms;
+        if touch {
+            e.access_ms = now_ms;
+        }
         Some(e)
     }
 

@@ -1,0 +1,116 @@
+//! Typed key lookups, Redis's `lookupKeyRead` / `lookupKeyWrite` plus
+//! `checkType`: one function per intent, so that no handler repeats (or
+//! forgets) lazy expiry, the keyspace hit/miss counters, the type test or the
+//! access-time rule.
+//!
+//! Access time: a lookup writes `access_ms` (OBJECT IDLETIME) only while no
+//! fork child exists, as Redis's `lookupKey` does under
+//! `hasActiveChildProcess()`. During a BGSAVE every write to an entry copies
+//! its page in the parent, so a read-only load that touched each key would
+//! copy the whole dataset once more.
+
+use std::sync::atomic::Ordering;
+
+use super::Ctx;
+use crate::shard::{Entry, Value};
+
+/// The value was of another type than the command works on: the handler
+/// replies `err::WRONGTYPE`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WrongType;
+
+/// A type a lookup may require (Redis's `checkType`).
+pub trait Kind {
+    fn holds(v: &Value) -> bool;
+}
+
+/// Any value (TYPE, EXISTS, TTL, RENAME, ...).
+pub enum AnyKind {}
+
+impl Kind for AnyKind {
+    fn holds(_: &Value) -> bool {
+        true
+    }
+}
+
+/// A string, whatever its encoding.
+pub enum StringKind {}
+
+impl Kind for StringKind {
+    /// Exhaustive on purpose: a new value type must decide here.
+    #[inline]
+    fn holds(v: &Value) -> bool {
+        match v {
+            Value::Int(_) | Value::Str { .. } => true,
+        }
+    }
+}
+
+/// What a lookup does besides finding the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    /// Counts a hit or miss, writes the access time.
+    Read,
+    /// Counts a hit or miss, leaves the access time (Redis's LOOKUP_NOTOUCH:
+    /// TYPE, TTL, EXISTS, OBJECT).
+    ReadNoTouch,
+    /// Neither counts nor is counted (Redis's lookupKeyWrite), writes the access time.
+    Write,
+}
+
+/// The result of a typed lookup: the live entry, None when the key does not
+/// exist (or just expired), `Err(WrongType)` for a value of another type.
+pub type Lookup<'c> = Result<Option<&'c mut Entry>, WrongType>;
+
+impl Ctx<'_> {
+    /// Whether a lookup may write access times now: not while a fork child
+    /// shares the parent's pages.
+    #[inline]
+    pub fn may_touch(&self) -> bool {
+        !self.server.persistence.snapshot_active.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn lookup<K: Kind>(&mut self, db: usize, key: &[u8], intent: Intent) -> Lookup<'_> {
+        let now = self.now_ms;
+        let touch = intent != Intent::ReadNoTouch && self.may_touch();
+        let shard = self.shards.of(key);
+        let found = shard.dbs[db].lookup(key, now, touch);
+        if intent != Intent::Write {
+            // A key of the wrong type is a hit, as in Redis (counted before checkType).
+            if found.is_some() {
+                shard.stats.keyspace_hits += 1;
+            } else {
+                shard.stats.keyspace_misses += 1;
+            }
+        }
+        match found {
+            Some(e) if !K::holds(&e.value) => Err(WrongType),
+            found => Ok(found),
+        }
+    }
+
+    /// A key read by the command (GET, STRLEN, MGET, TOUCH, ...).
+    #[inline]
+    pub fn lookup_read<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(self.db, key, Intent::Read)
+    }
+
+    /// A key inspected without counting as an access (TYPE, TTL, EXISTS, OBJECT).
+    #[inline]
+    pub fn lookup_read_no_touch<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(self.db, key, Intent::ReadNoTouch)
+    }
+
+    /// A key the command is about to change (INCR, APPEND, SET NX, EXPIRE, ...).
+    #[inline]
+    pub fn lookup_write<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(self.db, key, Intent::Write)
+    }
+
+    /// `lookup_write` in database `db` rather than the client's (MOVE).
+    #[inline]
+    pub fn lookup_write_in<K: Kind>(&mut self, db: usize, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(db, key, Intent::Write)
+    }
+}
