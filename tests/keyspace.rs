@@ -47,3 +47,69 @@ fn reads_leave_access_time_alone_while_a_fork_child_exists() {
     assert!(idle_after <= 1, "a read after the BGSAVE did not touch the key: idle {idle_after}s");
     assert_eq!(c.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "0"]), Resp::ok());
 }
+
+fn changes_since_save(c: &mut common::Conn) -> i64 {
+    let info = String::from_utf8(c.cmd(&["INFO", "persistence"]).opt_bytes().unwrap()).unwrap();
+    let line = info.lines().find_map(|l| l.strip_prefix("rdb_changes_since_last_save:")).expect("rdb_changes_since_last_save");
+    line.trim().parse().unwrap()
+}
+
+/// Every write counts for the dirty counter (`rdb_changes_since_last_save`)
+/// as in redis-server, command by command: one per key changed, one for a
+/// RENAME or MOVE (two keys, one write), the number of keys for a flush,
+/// nothing for a write that changed nothing. Three shards, so RENAME and
+/// MSET cross shards.
+#[test]
+fn writes_count_for_the_dirty_counter_as_in_redis() {
+    let (ringkv, redis) = Server::pair(&[], &["--shards", "3"]);
+    let script: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["SET", "a", "2", "EX", "100"],
+        &["SET", "a", "3", "NX"],
+        &["SETNX", "b", "1"],
+        &["SETNX", "b", "2"],
+        &["GETSET", "b", "3"],
+        &["INCR", "n"],
+        &["INCRBY", "n", "5"],
+        &["INCR", "a"],
+        &["INCRBYFLOAT", "f", "1.5"],
+        &["APPEND", "s", "xy"],
+        &["SETRANGE", "s", "5", "z"],
+        &["SETRANGE", "s", "1", ""],
+        &["MSET", "m1", "1", "m2", "2", "m3", "3"],
+        &["MSETNX", "m1", "1", "m4", "4"],
+        &["MSETNX", "m5", "5", "m6", "6"],
+        &["GETEX", "m5", "PX", "100000"],
+        &["GETEX", "m5", "PERSIST"],
+        &["GETEX", "m5"],
+        &["EXPIRE", "m6", "100"],
+        &["EXPIRE", "nokey", "100"],
+        &["PERSIST", "m6"],
+        &["PERSIST", "m6"],
+        &["PEXPIREAT", "m4", "1"],
+        &["GETDEL", "m3"],
+        &["DEL", "m1", "m2", "nokey"],
+        &["RENAME", "a", "{x}renamed"],
+        &["RENAMENX", "b", "{x}renamed"],
+        &["COPY", "n", "{y}copy"],
+        &["COPY", "n", "{y}copy", "DB", "2"],
+        &["MOVE", "{y}copy", "3"],
+        &["SWAPDB", "0", "1"],
+        &["SWAPDB", "0", "1"],
+        &["SELECT", "3"],
+        &["FLUSHDB"],
+        &["SELECT", "0"],
+        &["FLUSHALL"],
+    ];
+    let mut c = [ringkv.conn(), redis.conn()];
+    for cmd in script {
+        let counts: Vec<i64> = c
+            .iter_mut()
+            .map(|c| {
+                c.cmd(cmd);
+                changes_since_save(c)
+            })
+            .collect();
+        assert_eq!(counts[0], counts[1], "rdb_changes_since_last_save after {cmd:?}: ringkv {}, redis {}", counts[0], counts[1]);
+    }
+}

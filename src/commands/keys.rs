@@ -77,7 +77,7 @@ fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             continue;
         }
         if ctx.db(k).remove(k).is_some() {
-            ctx.dirty(k, 1);
+            ctx.modified(ctx.db, k);
             n += 1;
         }
     }
@@ -186,7 +186,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     } else {
         db.set_expire(key, when);
     }
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     r.int(1);
 }
 
@@ -242,7 +242,7 @@ fn persist(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     match ctx.lookup_write::<AnyKind>(args[1]) {
         Ok(Some(e)) if e.expire_at_ms >= 0 => {
             ctx.db(args[1]).set_expire(args[1], -1);
-            ctx.dirty(args[1], 1);
+            ctx.modified(ctx.db, args[1]);
             r.int(1);
         }
         _ => r.int(0),
@@ -422,8 +422,8 @@ fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     // The entry moves whole (value, TTL, access time), possibly to another shard.
     let (_, entry) = ctx.db(src).remove_full(src).expect("looked up above");
     ctx.db(dst).insert_entry(dst.into(), entry);
-    ctx.dirty(src, 1);
-    ctx.dirty(dst, 1);
+    ctx.also_modified(ctx.db, src);
+    ctx.modified(ctx.db, dst);
     if nx {
         r.int(1)
     } else {
@@ -502,7 +502,7 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         target_db.remove(dst);
     }
     target_db.insert_entry(dst.into(), copied);
-    ctx.dirty(dst, 1);
+    ctx.modified(dst_db, dst);
     r.int(1);
 }
 
@@ -523,7 +523,8 @@ fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let (k, entry) = ctx.db(key).remove_full(key).expect("looked up above");
     ctx.db_at(key, dst_db).insert_entry(k, entry);
-    ctx.dirty(key, 1);
+    ctx.also_modified(ctx.db, key);
+    ctx.modified(dst_db, key);
     r.int(1);
 }
 

@@ -388,9 +388,14 @@ impl Ctx<'_> {
             s.stats.keyspace_misses += 1;
         }
     }
-    /// A write happened on the shard owning `key` (the dirty counter for save points).
-    pub fn dirty(&mut self, key: &[u8], n: u64) {
-        self.shards.of(key).dirty += n;
+    /// `key` of database `db` changed (see `ShardState::modified`), on its shard.
+    #[inline]
+    pub fn modified(&mut self, db: usize, key: &[u8]) {
+        self.shards.of(key).modified(db, key);
+    }
+    /// The second key changed by one write (see `ShardState::also_modified`).
+    pub fn also_modified(&mut self, db: usize, key: &[u8]) {
+        self.shards.of(key).also_modified(db, key);
     }
     pub fn config(&self) -> &crate::config::Config {
         &self.shards.get(self.home).config

@@ -66,9 +66,9 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let dbi = ctx.db;
     for i in 0..ctx.shard_count {
         let s = ctx.shard_mut(i);
-        let db = &mut s.dbs[dbi];
-        s.dirty += db.len() as u64;
-        db.clear();
+        let keys = s.dbs[dbi].len() as u64;
+        s.dbs[dbi].clear();
+        s.modified_all(dbi, keys);
     }
     r.ok();
 }
@@ -80,9 +80,10 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     for i in 0..ctx.shard_count {
         let s = ctx.shard_mut(i);
-        for db in s.dbs.iter_mut() {
-            s.dirty += db.len() as u64;
-            db.clear();
+        for dbi in 0..s.dbs.len() {
+            let keys = s.dbs[dbi].len() as u64;
+            s.dbs[dbi].clear();
+            s.modified_all(dbi, keys);
         }
     }
     // As Redis 7.0: a running RDB child is killed, and with save points the
@@ -109,10 +110,14 @@ fn swapdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::DB_INDEX);
     }
     if a != b {
+        let (a, b, home) = (a as usize, b as usize, ctx.home);
         for i in 0..ctx.shard_count {
-            ctx.shard_mut(i).dbs.swap(a as usize, b as usize);
+            let s = ctx.shard_mut(i);
+            s.dbs.swap(a, b);
+            // One write for the command, counted once (on the shard running it).
+            s.modified_all(a, (i == home) as u64);
+            s.modified_all(b, 0);
         }
-        ctx.home().dirty += 1;
     }
     r.ok();
 }

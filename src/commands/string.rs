@@ -238,7 +238,7 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
     if let Some(when) = when {
         db.set_expire(key, when);
     }
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     if flags & opt::GET == 0 {
         match replies {
             SetReplies::Ok => r.ok(),
@@ -252,7 +252,7 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         // The common case without options: no parsing, no expiry.
         let (shard, db, now) = owner(ctx, args[1]);
         shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false);
-        shard.dirty += 1;
+        shard.modified(db, args[1]);
         return r.ok();
     }
     let Some(o) = parse_extended(args, true) else {
@@ -279,7 +279,7 @@ fn getset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
 }
 
 fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -288,7 +288,7 @@ fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     ctx.db(key).remove(key);
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
 }
 
 fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -319,10 +319,10 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         } else {
             db.set_expire(key, when);
         }
-        ctx.dirty(key, 1);
+        ctx.modified(ctx.db, key);
     } else if o.flags & opt::PERSIST != 0 && had_ttl {
         ctx.db(key).set_expire(key, -1);
-        ctx.dirty(key, 1);
+        ctx.modified(ctx.db, key);
     }
 }
 
@@ -348,7 +348,7 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     }
     for kv in args[1..].chunks(2) {
         ctx.db(kv[0]).set(kv[0], Value::from_bytes(kv[1]), now, false);
-        ctx.dirty(kv[0], 1);
+        ctx.modified(ctx.db, kv[0]);
     }
     if nx {
         r.int(1)
@@ -394,7 +394,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
         }
         Err(WrongType) => return r.error(err::WRONGTYPE),
     };
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     r.int(new);
 }
 
@@ -447,7 +447,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Some(e) => e.value = value,
         None => db.set(key, value, now, false),
     }
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
 }
 
 /// Redis's `checkStringLength`: the result may not exceed proto-max-bulk-len.
@@ -482,7 +482,7 @@ fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             bytes.len()
         }
     };
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     r.int(total as i64);
 }
 
@@ -570,7 +570,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     bytes[offset..offset + value.len()].copy_from_slice(value);
     let len = bytes.len();
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     r.int(len as i64);
 }
 

@@ -79,6 +79,36 @@ impl ShardState {
         }
     }
 
+    /// `key` of database `db` changed: the one path through which a
+    /// command's change to a key is made known, counted as one write for the
+    /// dirty counter (Redis's `signalModifiedKey` plus `server.dirty++`).
+    /// WATCH, keyspace notifications and client tracking hang here.
+    #[inline]
+    pub fn modified(&mut self, db: usize, key: &[u8]) {
+        self.signal_modified(db, key);
+        self.dirty += 1;
+    }
+
+    /// A second key changed by the same write (the source of RENAME and
+    /// MOVE): made known like `modified`, not counted again (Redis counts
+    /// one write for a RENAME).
+    pub fn also_modified(&mut self, db: usize, key: &[u8]) {
+        self.signal_modified(db, key);
+    }
+
+    /// Every key of database `db` changed at once (FLUSHDB, FLUSHALL,
+    /// SWAPDB), counted as `writes` for the dirty counter.
+    pub fn modified_all(&mut self, db: usize, writes: u64) {
+        debug_assert!(db < self.dbs.len());
+        self.dirty += writes;
+    }
+
+    #[inline]
+    fn signal_modified(&mut self, db: usize, key: &[u8]) {
+        debug_assert!(db < self.dbs.len());
+        debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
+    }
+
     /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each
     /// database sample 20 TTL keys, repeat while more than 10% were expired,
     /// bounded in time.
