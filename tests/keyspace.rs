@@ -113,3 +113,63 @@ fn writes_count_for_the_dirty_counter_as_in_redis() {
         assert_eq!(counts[0], counts[1], "rdb_changes_since_last_save after {cmd:?}: ringkv {}, redis {}", counts[0], counts[1]);
     }
 }
+
+fn stats_fields(c: &mut common::Conn) -> [i64; 3] {
+    let info = String::from_utf8(c.cmd(&["INFO", "stats"]).opt_bytes().unwrap()).unwrap();
+    let field = |name: &str| -> i64 {
+        let prefix = format!("{name}:");
+        info.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {name}")).trim().parse().unwrap()
+    };
+    [field("expired_keys"), field("keyspace_hits"), field("keyspace_misses")]
+}
+
+/// Lookups count keyspace hits and misses, and a key found expired by a
+/// command (lazy expiry: a read, a write over it, DEL) counts in
+/// `expired_keys`, command by command as redis-server counts them. Active
+/// expiry is off on both, so every expiry here is a lazy one.
+#[test]
+fn lookups_count_hits_misses_and_lazy_expiry_as_in_redis() {
+    let (ringkv, redis) = Server::pair(&["--enable-debug-command", "yes"], &["--shards", "3"]);
+    let mut c = [ringkv.conn(), redis.conn()];
+    for c in c.iter_mut() {
+        assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Resp::ok());
+        for k in ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10"] {
+            assert_eq!(c.cmd(&["SET", k, "v", "PX", "30"]), Resp::ok());
+        }
+        assert_eq!(c.cmd(&["SET", "live", "12"]), Resp::ok());
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let script: &[&[&str]] = &[
+        &["GET", "live"],
+        &["GET", "nokey"],
+        &["GET", "e1"],
+        &["MGET", "live", "e2", "nokey"],
+        &["EXISTS", "e3", "live"],
+        &["TYPE", "e4"],
+        &["TTL", "e5"],
+        &["STRLEN", "live"],
+        &["GETRANGE", "live", "0", "0"],
+        &["TOUCH", "live", "nokey"],
+        &["OBJECT", "ENCODING", "live"],
+        &["INCR", "e6"],
+        &["APPEND", "e7", "x"],
+        &["SET", "e8", "new"],
+        &["MSET", "e9", "new", "other", "1"],
+        &["DEL", "e10", "nokey"],
+        &["GETEX", "live", "PERSIST"],
+        &["SET", "live", "13", "GET"],
+        &["LCS", "live", "nokey"],
+        &["RENAME", "live", "moved"],
+        &["COPY", "moved", "copied"],
+    ];
+    for cmd in script {
+        let got: Vec<[i64; 3]> = c
+            .iter_mut()
+            .map(|c| {
+                c.cmd(cmd);
+                stats_fields(c)
+            })
+            .collect();
+        assert_eq!(got[0], got[1], "[expired_keys, keyspace_hits, keyspace_misses] after {cmd:?}: ringkv, redis");
+    }
+}

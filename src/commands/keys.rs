@@ -71,9 +71,9 @@ pub fn commands() -> Vec<CommandSpec> {
 }
 
 fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (mut n, now) = (0, ctx.now_ms);
+    let mut n = 0;
     for k in &args[1..] {
-        if ctx.db(k).expire_if_needed(k, now) {
+        if ctx.expire_if_needed(k) {
             continue;
         }
         if ctx.db(k).remove(k).is_some() {

@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::Ctx;
-use crate::shard::{Entry, Value};
+use crate::shard::{Entry, Probe, Value};
 
 /// The value was of another type than the command works on: the handler
 /// replies `err::WRONGTYPE`.
@@ -75,7 +75,14 @@ impl Ctx<'_> {
         let now = self.now_ms;
         let touch = intent != Intent::ReadNoTouch && self.may_touch();
         let shard = self.shards.of(key);
-        let found = shard.dbs[db].lookup(key, now, touch);
+        let found = match shard.dbs[db].probe(key, now) {
+            Probe::Live(pos) => Some(shard.dbs[db].entry_at(pos, now, touch)),
+            Probe::Missing => None,
+            Probe::Expired => {
+                shard.expired(db, key);
+                None
+            }
+        };
         if intent != Intent::Write {
             // A key of the wrong type is a hit, as in Redis (counted before checkType).
             if found.is_some() {
@@ -100,6 +107,18 @@ impl Ctx<'_> {
     #[inline]
     pub fn lookup_read_no_touch<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
         self.lookup::<K>(self.db, key, Intent::ReadNoTouch)
+    }
+
+    /// Deletes `key` of the client's db if it has expired (DEL, UNLINK, as
+    /// Redis's `expireIfNeeded`), counted as an expiry. Returns whether it had.
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        let (db, now) = (self.db, self.now_ms);
+        let shard = self.shards.of(key);
+        let expired = shard.dbs[db].expire_if_needed(key, now);
+        if expired {
+            shard.expired(db, key);
+        }
+        expired
     }
 
     /// A key the command is about to change (INCR, APPEND, SET NX, EXPIRE, ...).

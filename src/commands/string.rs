@@ -251,7 +251,9 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if args.len() == 3 {
         // The common case without options: no parsing, no expiry.
         let (shard, db, now) = owner(ctx, args[1]);
-        shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false);
+        if shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false) {
+            shard.expired(db, args[1]);
+        }
         shard.modified(db, args[1]);
         return r.ok();
     }
@@ -342,13 +344,15 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     if args.len().is_multiple_of(2) {
         return r.error(&super::arity_error(if nx { "msetnx" } else { "mset" }));
     }
-    let now = ctx.now_ms;
     if nx && args[1..].chunks(2).any(|kv| matches!(ctx.lookup_write::<AnyKind>(kv[0]), Ok(Some(_)))) {
         return r.int(0);
     }
     for kv in args[1..].chunks(2) {
-        ctx.db(kv[0]).set(kv[0], Value::from_bytes(kv[1]), now, false);
-        ctx.modified(ctx.db, kv[0]);
+        let (shard, db, now) = owner(ctx, kv[0]);
+        if shard.dbs[db].set(kv[0], Value::from_bytes(kv[1]), now, false) {
+            shard.expired(db, kv[0]);
+        }
+        shard.modified(db, kv[0]);
     }
     if nx {
         r.int(1)
@@ -445,7 +449,9 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let db = ctx.db(key);
     match db.get(key, now) {
         Some(e) => e.value = value,
-        None => db.set(key, value, now, false),
+        None => {
+            db.set(key, value, now, false);
+        }
     }
     ctx.modified(ctx.db, key);
 }

@@ -11,7 +11,7 @@ pub mod slot;
 
 use crate::config::Config;
 use crate::metrics::ShardStats;
-pub use keyspace::{Db, Entry, Value};
+pub use keyspace::{Db, Entry, Probe, Value};
 
 /// Per-connection facts that other shards may read while holding this one
 /// (CLIENT LIST / KILL / INFO clients). The network loop keeps it current.
@@ -94,6 +94,15 @@ impl ShardState {
     /// one write for a RENAME).
     pub fn also_modified(&mut self, db: usize, key: &[u8]) {
         self.signal_modified(db, key);
+    }
+
+    /// `key` of database `db` was found expired and deleted by a lookup
+    /// (lazy expiry): made known like `modified`, counted in `expired_keys`
+    /// as Redis's `deleteExpiredKeyAndPropagate` does, not a write for the
+    /// dirty counter.
+    pub fn expired(&mut self, db: usize, key: &[u8]) {
+        self.signal_modified(db, key);
+        self.stats.expired_keys += 1;
     }
 
     /// Every key of database `db` changed at once (FLUSHDB, FLUSHALL,
