@@ -133,7 +133,7 @@ fn lookups_count_hits_misses_and_lazy_expiry_as_in_redis() {
     let mut c = [ringkv.conn(), redis.conn()];
     for c in c.iter_mut() {
         assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Resp::ok());
-        for k in ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10"] {
+        for k in ["e1", "e2", "e3", "e4", "e5", "e6", "e7", "e8", "e9", "e10", "e11", "{c}e12"] {
             assert_eq!(c.cmd(&["SET", k, "v", "PX", "30"]), Resp::ok());
         }
         assert_eq!(c.cmd(&["SET", "live", "12"]), Resp::ok());
@@ -161,6 +161,8 @@ fn lookups_count_hits_misses_and_lazy_expiry_as_in_redis() {
         &["LCS", "live", "nokey"],
         &["RENAME", "live", "moved"],
         &["COPY", "moved", "copied"],
+        &["COPY", "e11", "copied2"],
+        &["COPY", "moved", "{c}e12"],
     ];
     for cmd in script {
         let got: Vec<[i64; 3]> = c

@@ -1,6 +1,6 @@
 //! Generic key commands (Redis's db.c / expire.c / object.c).
 
-use super::lookup::AnyKind;
+use super::lookup::{probe_entry, AnyKind};
 use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx, Route};
 use crate::config::glob_match;
@@ -477,19 +477,28 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(SAME_OBJECT);
     }
     let (src_db, touch) = (ctx.db, ctx.may_touch());
+    // Redis's lookupKeyRead for the source, lookupKeyWrite for the target;
+    // their lazy expiries are accounted for once the pair is given back.
+    let (mut src_expired, mut dst_expired) = (false, false);
     let (source, target) = match ctx.pair_dbs(src, src_db, dst, dst_db) {
         Pair::One(db) => {
             // Same database, so distinct keys (checked above): look them up in turn.
-            let copied = db.lookup(src, now, touch).map(|e| copy_entry(e, now));
-            let exists = copied.is_some() && db.lookup(dst, now, touch).is_some();
+            let copied = probe_entry(db, src, now, touch, &mut src_expired).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && probe_entry(db, dst, now, touch, &mut dst_expired).is_some();
             (copied, exists)
         }
         Pair::Two(from, to) => {
-            let copied = from.lookup(src, now, touch).map(|e| copy_entry(e, now));
-            let exists = copied.is_some() && to.lookup(dst, now, touch).is_some();
+            let copied = probe_entry(from, src, now, touch, &mut src_expired).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && probe_entry(to, dst, now, touch, &mut dst_expired).is_some();
             (copied, exists)
         }
     };
+    if src_expired {
+        ctx.shards.of(src).expired(src_db, src);
+    }
+    if dst_expired {
+        ctx.shards.of(dst).expired(dst_db, dst);
+    }
     ctx.hit(src, source.is_some());
     let Some(copied) = source else {
         return r.int(0);

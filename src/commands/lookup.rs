@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::Ctx;
-use crate::shard::{Entry, Probe, Value};
+use crate::shard::{Db, Entry, Probe, Value};
 
 /// The value was of another type than the command works on: the handler
 /// replies `err::WRONGTYPE`.
@@ -58,6 +58,22 @@ enum Intent {
     Write,
 }
 
+/// `key`'s live entry in `db` (lazy expiry on the way, `touch` writing the
+/// access time), for a handler that holds two databases at once (COPY). An
+/// expired key sets `expired`: the caller then tells the shard
+/// (`ShardState::expired`) once it no longer borrows the databases.
+#[inline]
+pub fn probe_entry<'d>(db: &'d mut Db, key: &[u8], now_ms: i64, touch: bool, expired: &mut bool) -> Option<&'d mut Entry> {
+    match db.probe(key, now_ms) {
+        Probe::Live(pos) => Some(db.entry_at(pos, now_ms, touch)),
+        Probe::Missing => None,
+        Probe::Expired => {
+            *expired = true;
+            None
+        }
+    }
+}
+
 /// The result of a typed lookup: the live entry, None when the key does not
 /// exist (or just expired), `Err(WrongType)` for a value of another type.
 pub type Lookup<'c> = Result<Option<&'c mut Entry>, WrongType>;
@@ -75,6 +91,8 @@ impl Ctx<'_> {
         let now = self.now_ms;
         let touch = intent != Intent::ReadNoTouch && self.may_touch();
         let shard = self.shards.of(key);
+        // By position, so that no borrow of the database is alive when an
+        // expired key is reported to its shard.
         let found = match shard.dbs[db].probe(key, now) {
             Probe::Live(pos) => Some(shard.dbs[db].entry_at(pos, now, touch)),
             Probe::Missing => None,
