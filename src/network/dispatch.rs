@@ -378,7 +378,9 @@ impl EventLoop {
         let shards = self.server.shard_count;
         let mask = route_mask(spec, args, shards, self.id);
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
-        if feed_monitors && self.outboxes.iter().flatten().any(|o| o.overflow.len() >= crate::shard::mailbox::MONITOR_BACKLOG_MAX) {
+        if feed_monitors
+            && self.server.monitor_lines_queued.iter().any(|n| n.load(std::sync::atomic::Ordering::Relaxed) >= crate::shard::mailbox::MONITOR_BACKLOG_MAX)
+        {
             // A monitor's shard is behind on the lines already sent: wait.
             self.state().stats.mailbox_backoffs += 1;
             self.conns[index as usize].as_mut().unwrap().deferred = true;
@@ -654,6 +656,7 @@ impl EventLoop {
         self.feed_local_monitors(&line, now_ms);
         for s in 0..self.server.shard_count {
             if s != self.id {
+                self.server.monitor_lines_queued[s].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.send_to(s, Message::MonitorLine { line: line.clone() });
             }
         }

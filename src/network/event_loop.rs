@@ -599,6 +599,7 @@ impl EventLoop {
                 }
             }
             Message::MonitorLine { line } => {
+                self.server.monitor_lines_queued[self.id].fetch_sub(1, Ordering::Relaxed);
                 let now = self.clock.now_ms();
                 self.feed_local_monitors(&line, now);
             }
