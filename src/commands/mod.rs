@@ -353,17 +353,7 @@ impl Ctx<'_> {
     pub fn pair_dbs(&mut self, key_a: &[u8], db_a: usize, key_b: &[u8], db_b: usize) -> Pair<'_, Db> {
         let (a, b) = (key_shard(key_a, self.shard_count), key_shard(key_b, self.shard_count));
         match self.shards.pair_mut(a, b) {
-            Pair::One(s) if db_a == db_b => Pair::One(&mut s.dbs[db_a]),
-            Pair::One(s) => {
-                let (lo, hi) = (db_a.min(db_b), db_a.max(db_b));
-                let (left, right) = s.dbs.split_at_mut(hi);
-                let (low, high) = (&mut left[lo], &mut right[0]);
-                if db_a < db_b {
-                    Pair::Two(low, high)
-                } else {
-                    Pair::Two(high, low)
-                }
-            }
+            Pair::One(s) => Pair::of_slice(&mut s.dbs, db_a, db_b),
             Pair::Two(sa, sb) => Pair::Two(&mut sa.dbs[db_a], &mut sb.dbs[db_b]),
         }
     }

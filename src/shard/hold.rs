@@ -169,6 +169,23 @@ pub enum Pair<'a, T> {
     Two(&'a mut T, &'a mut T),
 }
 
+impl<'a, T> Pair<'a, T> {
+    /// Elements `a` and `b` of `items`, in that order (`One` when `a == b`).
+    pub fn of_slice(items: &'a mut [T], a: usize, b: usize) -> Pair<'a, T> {
+        if a == b {
+            return Pair::One(&mut items[a]);
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (left, right) = items.split_at_mut(hi);
+        let (low, high) = (&mut left[lo], &mut right[0]);
+        if a < b {
+            Pair::Two(low, high)
+        } else {
+            Pair::Two(high, low)
+        }
+    }
+}
+
 impl HoldTable {
     pub fn new(n: usize) -> HoldTable {
         HoldTable {
@@ -279,5 +296,55 @@ impl Drop for HoldGuard<'_> {
             }
         }
         self.table.coordinator.store(usize::MAX, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_of_slice_keeps_the_order_and_never_aliases() {
+        let mut v = [10, 20, 30, 40];
+        match Pair::of_slice(&mut v, 3, 1) {
+            Pair::Two(a, b) => {
+                assert_eq!((*a, *b), (40, 20));
+                *a += 1;
+                *b += 2;
+            }
+            Pair::One(_) => panic!("distinct indexes gave one"),
+        }
+        match Pair::of_slice(&mut v, 0, 2) {
+            Pair::Two(a, b) => assert_eq!((*a, *b), (10, 30)),
+            Pair::One(_) => panic!("distinct indexes gave one"),
+        }
+        match Pair::of_slice(&mut v, 2, 2) {
+            Pair::One(a) => assert_eq!(*a, 30),
+            Pair::Two(..) => panic!("one index gave two"),
+        }
+        assert_eq!(v, [10, 22, 30, 41]);
+    }
+
+    #[test]
+    fn shard_set_pairs_distinct_shards_and_refuses_missing_ones() {
+        let mut states: Vec<ShardState> = (0..3).map(|i| ShardState::new(i, 3, crate::config::Config::default())).collect();
+        let mut set = ShardSet::new(3);
+        for (i, st) in states.iter_mut().enumerate().take(2) {
+            // SAFETY: `states` outlives `set` in this test and is reached only through it.
+            unsafe { set.set(i, st) };
+        }
+        match set.pair_mut(1, 0) {
+            Pair::Two(a, b) => {
+                assert_eq!((a.id, b.id), (1, 0));
+                a.dirty = 7;
+            }
+            Pair::One(_) => panic!("distinct shards gave one"),
+        }
+        assert!(matches!(set.pair_mut(1, 1), Pair::One(s) if s.id == 1 && s.dirty == 7));
+        assert!(!set.has(2));
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            set.pair_mut(0, 2);
+        }))
+        .is_err());
     }
 }
