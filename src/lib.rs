@@ -12,6 +12,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod exec;
 pub mod log;
 pub mod metrics;
 pub mod network;
@@ -106,7 +107,10 @@ pub fn run(config: Config) -> Result<(), String> {
                 }
                 let state = state_addr as *mut ShardState;
                 server.hold.register(id, state);
-                let mut lp = match network::event_loop::EventLoop::new(id, server, state, fds, outboxes, inboxes) {
+                // SAFETY: `state` was leaked from its Box for this thread
+                // alone; other threads reach it only through the hold table,
+                // while this thread is parked.
+                let mut lp = match unsafe { network::event_loop::EventLoop::new(id, server, state, fds, outboxes, inboxes) } {
                     Ok(lp) => lp,
                     Err(e) => {
                         warning!("Failed creating the io_uring of shard {}: {}. Is io_uring enabled (kernel.io_uring_disabled)?", id, e);

@@ -20,6 +20,11 @@ pub struct Server {
     /// Maximum clients, mirrored from the config so accept needs no hold.
     pub maxclients: AtomicUsize,
     pub monitors: AtomicUsize,
+    /// MONITOR lines sent to each shard's mailboxes and not yet delivered
+    /// there, from every shard: a command that would feed more waits while
+    /// one shard is `MONITOR_BACKLOG_MAX` behind (lines now leave the shard
+    /// that ran the command, so no single sender's queues show the backlog).
+    pub monitor_lines_queued: Vec<AtomicUsize>,
     pub start_ms: i64,
     pub run_id: String,
     pub executable: String,
@@ -55,6 +60,7 @@ impl Server {
             connected_clients: AtomicUsize::new(0),
             maxclients: AtomicUsize::new(maxclients),
             monitors: AtomicUsize::new(0),
+            monitor_lines_queued: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
             start_ms: crate::util::unix_ms(),
             run_id,
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),

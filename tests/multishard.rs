@@ -409,3 +409,106 @@ fn a_pipeline_past_the_mailbox_bound_is_answered_in_order() {
     }
     assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(n as i64));
 }
+
+/// `count` hashtags, one per shard of a `shards`-shard server.
+fn tags_per_shard(shards: usize) -> Vec<String> {
+    let mut by_shard: Vec<Option<String>> = vec![None; shards];
+    let mut i = 0;
+    while by_shard.iter().any(|t| t.is_none()) {
+        let t = format!("{{s{}}}", i);
+        by_shard[key_shard(t.as_bytes(), shards)].get_or_insert(t);
+        i += 1;
+    }
+    by_shard.into_iter().flatten().collect()
+}
+
+/// MONITOR shows a command after it ran, sent by the shard that ran it: a
+/// SET queued behind slow LCS calls on its key's shard appears when they are
+/// done, not when the client's shard forwarded it. Run once per shard, so one
+/// of the rounds forwards (the client lives on one of the two shards).
+#[test]
+fn monitor_shows_a_forwarded_command_after_it_ran() {
+    const SHARDS: usize = 2;
+    let s = Server::ringkv(&["--shards", &SHARDS.to_string()]);
+    let mut mon = s.conn();
+    assert_eq!(mon.cmd(&["MONITOR"]), Resp::ok());
+    let mut w = s.conn();
+    let mut rng = Rng::new(7);
+    let text = |rng: &mut Rng| -> String { (0..2500).map(|_| (b'a' + rng.below(4) as u8) as char).collect() };
+    for tag in tags_per_shard(SHARDS) {
+        let (a, b, k) = (format!("{tag}a"), format!("{tag}b"), format!("{tag}k"));
+        assert_eq!(w.cmd(&["SET", &a, &text(&mut rng)]), Resp::ok());
+        assert_eq!(w.cmd(&["SET", &b, &text(&mut rng)]), Resp::ok());
+        // Enough LCS calls for the run to take a while on any machine.
+        let mut calls = 8;
+        loop {
+            let mut req = Vec::new();
+            for _ in 0..calls {
+                common::encode_into(&mut req, &["LCS", &a, &b, "LEN"]);
+            }
+            common::encode_into(&mut req, &["SET", &k, &calls.to_string()]);
+            let sent = Instant::now();
+            w.send_raw(&req);
+            let marker = format!("\"SET\" \"{k}\" \"{calls}\"");
+            let mut lcs_lines = 0;
+            let shown = loop {
+                let line = String::from_utf8(mon.read_frame().unwrap()).unwrap();
+                if line.contains("\"LCS\"") {
+                    lcs_lines += 1;
+                }
+                if line.contains(&marker) {
+                    break Instant::now();
+                }
+            };
+            for _ in 0..calls {
+                assert!(matches!(w.read(), Resp::Int(_)));
+            }
+            assert_eq!(w.read(), Resp::ok());
+            let done = Instant::now();
+            assert!(lcs_lines >= calls, "the SET's line came before the LCS lines of the commands that ran before it");
+            let run = done - sent;
+            if run < Duration::from_millis(300) && calls < 512 {
+                calls *= 2;
+                continue;
+            }
+            // The line leaves once the SET ran, so after the LCS calls before
+            // it: the replies follow it closely. Fed at forwarding time, it
+            // came almost the whole run earlier.
+            assert!(done - shown < run / 2, "MONITOR showed SET {k} {:?} before its pipeline's replies (run {:?})", done - shown, run);
+            break;
+        }
+    }
+}
+
+/// A slowlog entry of a forwarded command names the client (addr and name),
+/// as for one run on the client's own shard, and as redis-server does.
+#[test]
+fn slowlog_of_a_forwarded_command_names_the_client() {
+    const SHARDS: usize = 2;
+    let ringkv = Server::ringkv(&["--shards", &SHARDS.to_string()]);
+    let redis = Server::redis(&[]);
+    for s in [&ringkv, &redis] {
+        let mut c = s.conn();
+        assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), Resp::ok());
+        assert_eq!(c.cmd(&["CLIENT", "SETNAME", "seam-client"]), Resp::ok());
+        let info = String::from_utf8(c.cmd(&["CLIENT", "INFO"]).opt_bytes().unwrap()).unwrap();
+        let addr = info.split(' ').find_map(|f| f.strip_prefix("addr=")).unwrap().to_string();
+        let keys: Vec<String> = tags_per_shard(SHARDS).iter().map(|t| format!("{t}key")).collect();
+        for k in &keys {
+            assert_eq!(c.cmd(&["SET", k, "v"]), Resp::ok());
+        }
+        let got = c.cmd(&["SLOWLOG", "GET", "-1"]);
+        for k in &keys {
+            let entry = got
+                .array()
+                .iter()
+                .map(|e| e.array())
+                .find(|e| e[3].array() == [Resp::bulk("SET"), Resp::bulk(k), Resp::bulk("v")])
+                .unwrap_or_else(|| panic!("{}: no slowlog entry for SET {k}: {got:?}", s.name()));
+            assert_eq!(entry.len(), 6, "{}: {entry:?}", s.name());
+            assert!(entry[0].int() >= 0 && entry[1].int() > 1_600_000_000 && entry[2].int() >= 0, "{}: {entry:?}", s.name());
+            assert_eq!(entry[4], Resp::bulk(&addr), "{}: SET {k}", s.name());
+            assert_eq!(entry[5], Resp::bulk("seam-client"), "{}: SET {k}", s.name());
+        }
+    }
+}

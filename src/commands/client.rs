@@ -377,7 +377,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
 /// (the registry is refreshed only after a command that changes it).
 fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     let c = ctx.client.as_ref()?;
-    let registered = ctx.home().clients.iter().flatten().find(|i| i.id == c.id).cloned();
+    let registered = ctx.shard(ctx.home).clients.iter().flatten().find(|i| i.id == c.id).cloned();
     let mut info = registered.unwrap_or_else(|| ClientInfo {
         id: c.id,
         addr: c.addr.clone(),
@@ -517,7 +517,7 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let caller_id = caller.as_ref().map(|c| c.id);
     let mut killed = 0i64;
     for s in 0..ctx.shard_count {
-        for info in ctx.shard(s).clients.iter_mut().flatten() {
+        for info in ctx.shard_mut(s).clients.iter_mut().flatten() {
             if info.kill_requested || Some(info.id) == caller_id || !f.matches(info) {
                 continue;
             }

@@ -220,9 +220,9 @@ fn slot_route(args: &[&[u8]], shards: usize) -> ShardMask {
 }
 
 /// Keys of `slot` in the client's database on the owning shard.
-fn keys_in_slot<'a>(ctx: &Ctx<'a>, slot: u16) -> impl Iterator<Item = &'a [u8]> + 'a {
+fn keys_in_slot<'c>(ctx: &'c Ctx, slot: u16) -> impl Iterator<Item = &'c [u8]> + 'c {
     let now = ctx.now_ms;
-    let state: &'a crate::shard::ShardState = ctx.shard(slot_shard(slot, ctx.shard_count));
+    let state = ctx.shard(slot_shard(slot, ctx.shard_count));
     state.dbs[ctx.db].map.iter().filter(move |(k, e)| (e.expire_at_ms < 0 || e.expire_at_ms > now) && key_slot(k) == slot).map(|(k, _)| k)
 }
 

@@ -162,15 +162,15 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         crate::log::set_level(new.loglevel);
     }
     for i in 0..ctx.shard_count {
-        ctx.shard(i).config = new.clone();
+        ctx.shard_mut(i).config = new.clone();
     }
     r.ok();
 }
 
 fn resetstat(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     for i in 0..ctx.shard_count {
-        ctx.shard(i).stats.reset();
-        ctx.shard(i).snapshot_latency = Default::default();
+        ctx.shard_mut(i).stats.reset();
+        ctx.shard_mut(i).snapshot_latency = Default::default();
     }
     ctx.server.persistence.reset_stats();
     r.ok();

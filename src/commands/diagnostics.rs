@@ -100,13 +100,8 @@ fn slowlog_help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 
 /// Every shard's entries, newest first, at most `slowlog-max-len` of them
 /// (each shard keeps that many; together they are one log).
-fn merged_slowlog<'a>(ctx: &Ctx<'a>) -> Vec<&'a SlowLogEntry> {
-    let mut all: Vec<&'a SlowLogEntry> = (0..ctx.shard_count)
-        .flat_map(|i| {
-            let state: &'a crate::shard::ShardState = ctx.shard(i);
-            state.stats.slowlog.entries.iter()
-        })
-        .collect();
+fn merged_slowlog<'c>(ctx: &'c Ctx) -> Vec<&'c SlowLogEntry> {
+    let mut all: Vec<&'c SlowLogEntry> = (0..ctx.shard_count).flat_map(|i| ctx.shard(i).stats.slowlog.entries.iter()).collect();
     all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
     all.truncate(ctx.config().slowlog_max_len);
     all
@@ -136,7 +131,7 @@ fn slowlog_get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         for a in &e.args {
             r.bulk(a);
         }
-        r.bulk(e.peer.as_bytes());
+        r.bulk(&e.peer);
         r.bulk(&e.name);
     }
 }
@@ -147,7 +142,7 @@ fn slowlog_len(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 
 fn slowlog_reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     for i in 0..ctx.shard_count {
-        ctx.shard(i).stats.slowlog.entries.clear();
+        ctx.shard_mut(i).stats.slowlog.entries.clear();
     }
     r.ok();
 }
@@ -240,7 +235,7 @@ fn latency_history(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 fn latency_reset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut reset: BTreeSet<String> = BTreeSet::new();
     for i in 0..ctx.shard_count {
-        let events = &mut ctx.shard(i).stats.latency.events;
+        let events = &mut ctx.shard_mut(i).stats.latency.events;
         if args.len() == 2 {
             reset.extend(events.drain().map(|(k, _)| k));
         } else {
@@ -452,7 +447,7 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else if eq_ic(sub, "set-active-expire") && argc == 3 {
         let on = atoi(args[2]) != 0;
         for i in 0..ctx.shard_count {
-            ctx.shard(i).active_expire_enabled = on;
+            ctx.shard_mut(i).active_expire_enabled = on;
         }
         r.ok();
     } else if eq_ic(sub, "log") && argc == 3 {
@@ -492,12 +487,12 @@ fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
     }
     if flush {
         for i in 0..ctx.shard_count {
-            for db in ctx.shard(i).dbs.iter_mut() {
+            for db in ctx.shard_mut(i).dbs.iter_mut() {
                 db.clear();
             }
         }
     }
-    let states: Vec<*mut crate::shard::ShardState> = (0..ctx.shard_count).map(|i| ctx.shard(i) as *mut _).collect();
+    let states: Vec<*mut crate::shard::ShardState> = ctx.shards.raw_ptrs().to_vec();
     match crate::persistence::snapshot::load_into(&states, &config, &ctx.server.persistence) {
         Ok(_) => {
             crate::notice!("DB reloaded by DEBUG RELOAD");
@@ -513,7 +508,7 @@ fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
 /// DEBUG SNAPSHOT-STATS: ringkv's snapshot histograms in full, a map of
 /// name -> [[value, count], ...] (value: the bucket's highest equivalent).
 fn debug_snapshot_stats(ctx: &mut Ctx, r: &mut Reply) {
-    let shards: Vec<&crate::shard::ShardState> = (0..ctx.shard_count).map(|i| &*ctx.shard(i)).collect();
+    let shards: Vec<&crate::shard::ShardState> = (0..ctx.shard_count).map(|i| ctx.shard(i)).collect();
     let all = crate::persistence::snapshot::full_histograms(ctx.server, &shards);
     r.map(all.len());
     for (name, buckets) in all {
@@ -570,7 +565,8 @@ fn debug_populate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         key.extend_from_slice(prefix);
         key.push(b':');
         key.extend_from_slice(digits);
-        if ctx.db(&key).contains(&key, ctx.now_ms) {
+        let now = ctx.now_ms;
+        if ctx.db(&key).contains(&key, now) {
             continue;
         }
         let mut value = Vec::with_capacity(size.max(6 + digits.len()));
@@ -579,7 +575,7 @@ fn debug_populate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         if size > 0 {
             value.resize(size, 0);
         }
-        ctx.db(&key).set(&key, Value::from_vec(value), ctx.now_ms, false);
+        ctx.db(&key).set(&key, Value::from_vec(value), now, false);
     }
     r.ok();
 }

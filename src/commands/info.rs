@@ -327,7 +327,7 @@ fn persistence(ctx: &Ctx, out: &mut String) {
 fn snapshot(ctx: &Ctx, out: &mut String) {
     out.push_str("# Snapshot\r\n");
     out.push_str(&crate::persistence::snapshot::info_snapshot(ctx.server));
-    let shards: Vec<&crate::shard::ShardState> = (0..ctx.shard_count).map(|i| &*ctx.shard(i)).collect();
+    let shards: Vec<&crate::shard::ShardState> = (0..ctx.shard_count).map(|i| ctx.shard(i)).collect();
     out.push_str(&crate::persistence::snapshot::info_command_latency(&shards));
 }
 

@@ -1,10 +1,11 @@
 //! Generic key commands (Redis's db.c / expire.c / object.c).
 
+use super::lookup::{probe_entry, AnyKind};
 use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx, Route};
 use crate::config::glob_match;
 use crate::protocol::Reply;
-use crate::shard::hold::ShardMask;
+use crate::shard::hold::{Pair, ShardMask};
 use crate::shard::keyspace::xorshift;
 use crate::shard::Value;
 use crate::util::eq_ic;
@@ -72,11 +73,11 @@ pub fn commands() -> Vec<CommandSpec> {
 fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut n = 0;
     for k in &args[1..] {
-        if ctx.db(k).expire_if_needed(k, ctx.now_ms) {
+        if ctx.expire_if_needed(k) {
             continue;
         }
         if ctx.db(k).remove(k).is_some() {
-            ctx.dirty(k, 1);
+            ctx.modified(ctx.db, k);
             n += 1;
         }
     }
@@ -86,24 +87,24 @@ fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 fn exists(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut n = 0;
     for k in &args[1..] {
-        let found = ctx.db(k).contains(k, ctx.now_ms);
-        ctx.hit(k, found);
+        let found = matches!(ctx.lookup_read_no_touch::<AnyKind>(k), Ok(Some(_)));
         n += found as i64;
     }
     r.int(n);
 }
 
 fn type_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let found = ctx.db(args[1]).peek(args[1], ctx.now_ms).map(|e| e.value.type_name());
-    ctx.hit(args[1], found.is_some());
-    r.simple(found.unwrap_or("none"));
+    let found = match ctx.lookup_read_no_touch::<AnyKind>(args[1]) {
+        Ok(Some(e)) => e.value.type_name(),
+        _ => "none",
+    };
+    r.simple(found);
 }
 
 fn touch(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut n = 0;
     for k in &args[1..] {
-        let found = ctx.db(k).get(k, ctx.now_ms).is_some();
-        ctx.hit(k, found);
+        let found = matches!(ctx.lookup_read::<AnyKind>(k), Ok(Some(_)));
         n += found as i64;
     }
     r.int(n);
@@ -168,8 +169,7 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     }
     when += basetime_ms;
     let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    let Some(e) = db.get(key, now) else {
+    let Ok(Some(e)) = ctx.lookup_write::<AnyKind>(key) else {
         return r.int(0);
     };
     let current = e.expire_at_ms;
@@ -180,12 +180,13 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     if refused {
         return r.int(0);
     }
+    let db = ctx.db(key);
     if when <= now {
         db.remove(key);
     } else {
         db.set_expire(key, when);
     }
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     r.int(1);
 }
 
@@ -208,15 +209,14 @@ fn pexpireat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// Redis's `ttlGenericCommand`: -2 no key, -1 no expiry.
 fn ttl_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, ms: bool, absolute: bool) {
     let now = ctx.now_ms;
-    let Some(e) = ctx.db(args[1]).peek(args[1], now) else {
-        ctx.hit(args[1], false);
+    let Ok(Some(e)) = ctx.lookup_read_no_touch::<AnyKind>(args[1]) else {
         return r.int(-2);
     };
-    ctx.hit(args[1], true);
-    if e.expire_at_ms < 0 {
+    let expire_at_ms = e.expire_at_ms;
+    if expire_at_ms < 0 {
         return r.int(-1);
     }
-    let left = if absolute { e.expire_at_ms } else { (e.expire_at_ms - now).max(0) };
+    let left = if absolute { expire_at_ms } else { (expire_at_ms - now).max(0) };
     // Rounded to seconds in 128 bits: Redis's `(ttl+500)/1000` overflows for
     // expiries near i64::MAX and, as compiled, yields the mathematical result.
     r.int(if ms { left } else { ((left as i128 + 500) / 1000) as i64 });
@@ -239,11 +239,10 @@ fn pexpiretime(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn persist(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let db = ctx.db(args[1]);
-    match db.get(args[1], ctx.now_ms) {
-        Some(e) if e.expire_at_ms >= 0 => {
-            db.set_expire(args[1], -1);
-            ctx.dirty(args[1], 1);
+    match ctx.lookup_write::<AnyKind>(args[1]) {
+        Ok(Some(e)) if e.expire_at_ms >= 0 => {
+            ctx.db(args[1]).set_expire(args[1], -1);
+            ctx.modified(ctx.db, args[1]);
             r.int(1);
         }
         _ => r.int(0),
@@ -339,8 +338,8 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut next = 0;
     if shard < ctx.shard_count {
-        let now = ctx.now_ms;
-        let db = &mut ctx.shard(shard).dbs[ctx.db];
+        let (now, dbi) = (ctx.now_ms, ctx.db);
+        let db = &mut ctx.shard_mut(shard).dbs[dbi];
         let position = cursor & CURSOR_POSITION_MASK;
         // Walk from high positions to low: a swap_remove only moves the last
         // (already visited) entry down, so no live key is skipped.
@@ -378,7 +377,7 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let now = ctx.now_ms;
+    let (now, dbi) = (ctx.now_ms, ctx.db);
     let mut rng = ctx.home().rng;
     // Each try picks a shard weighted by its size, so every key is about
     // equally likely; a shard whose sampled keys were all expired is retried.
@@ -394,7 +393,7 @@ fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
             pick -= ctx.shard(shard).dbs[ctx.db].len();
             shard += 1;
         }
-        if let Some(k) = ctx.shard(shard).dbs[ctx.db].random_key(now, &mut rng) {
+        if let Some(k) = ctx.shard_mut(shard).dbs[dbi].random_key(now, &mut rng) {
             found = Some(k);
             break;
         }
@@ -407,14 +406,14 @@ fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 }
 
 fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
-    let (src, dst, now) = (args[1], args[2], ctx.now_ms);
-    if ctx.db(src).get(src, now).is_none() {
+    let (src, dst) = (args[1], args[2]);
+    if !matches!(ctx.lookup_write::<AnyKind>(src), Ok(Some(_))) {
         return r.error(err::NO_SUCH_KEY);
     }
     if src == dst {
         return if nx { r.int(0) } else { r.ok() };
     }
-    if ctx.db(dst).get(dst, now).is_some() {
+    if matches!(ctx.lookup_write::<AnyKind>(dst), Ok(Some(_))) {
         if nx {
             return r.int(0);
         }
@@ -423,8 +422,8 @@ fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     // The entry moves whole (value, TTL, access time), possibly to another shard.
     let (_, entry) = ctx.db(src).remove_full(src).expect("looked up above");
     ctx.db(dst).insert_entry(dst.into(), entry);
-    ctx.dirty(src, 1);
-    ctx.dirty(dst, 1);
+    ctx.also_modified(ctx.db, src);
+    ctx.modified(ctx.db, dst);
     if nx {
         r.int(1)
     } else {
@@ -477,27 +476,47 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if dst_db == ctx.db && src == dst {
         return r.error(SAME_OBJECT);
     }
-    let Some(e) = ctx.db(src).get(src, now) else {
-        ctx.hit(src, false);
+    let (src_db, touch) = (ctx.db, ctx.may_touch());
+    // Redis's lookupKeyRead for the source, lookupKeyWrite for the target;
+    // their lazy expiries are accounted for once the pair is given back.
+    let (mut src_expired, mut dst_expired) = (false, false);
+    let (source, target) = match ctx.pair_dbs(src, src_db, dst, dst_db) {
+        Pair::One(db) => {
+            // Same database, so distinct keys (checked above): look them up in turn.
+            let copied = probe_entry(db, src, now, touch, &mut src_expired).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && probe_entry(db, dst, now, touch, &mut dst_expired).is_some();
+            (copied, exists)
+        }
+        Pair::Two(from, to) => {
+            let copied = probe_entry(from, src, now, touch, &mut src_expired).map(|e| copy_entry(e, now));
+            let exists = copied.is_some() && probe_entry(to, dst, now, touch, &mut dst_expired).is_some();
+            (copied, exists)
+        }
+    };
+    if src_expired {
+        ctx.shards.of(src).expired(src_db, src);
+    }
+    if dst_expired {
+        ctx.shards.of(dst).expired(dst_db, dst);
+    }
+    ctx.hit(src, source.is_some());
+    let Some(copied) = source else {
         return r.int(0);
     };
-    ctx.hit(src, true);
-    // A copy is a new object: its own access time, the source's TTL.
-    let copied = crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: now };
-    let target = ctx.db_at(dst, dst_db);
-    if target.get(dst, now).is_some() {
-        if !replace {
-            return r.int(0);
-        }
-        target.remove(dst);
+    if target && !replace {
+        return r.int(0);
     }
-    target.insert_entry(dst.into(), copied);
-    ctx.dirty(dst, 1);
+    let target_db = ctx.db_at(dst, dst_db);
+    if target {
+        target_db.remove(dst);
+    }
+    target_db.insert_entry(dst.into(), copied);
+    ctx.modified(dst_db, dst);
     r.int(1);
 }
 
 fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, now) = (args[1], ctx.now_ms);
+    let key = args[1];
     let dst_db = match parse_db_index(ctx, args[2]) {
         Ok(d) => d,
         Err(e) => return r.error(e),
@@ -505,15 +524,16 @@ fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if dst_db == ctx.db {
         return r.error(SAME_OBJECT);
     }
-    if ctx.db(key).get(key, now).is_none() {
+    if !matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_))) {
         return r.int(0);
     }
-    if ctx.db_at(key, dst_db).get(key, now).is_some() {
+    if matches!(ctx.lookup_write_in::<AnyKind>(dst_db, key), Ok(Some(_))) {
         return r.int(0);
     }
     let (k, entry) = ctx.db(key).remove_full(key).expect("looked up above");
     ctx.db_at(key, dst_db).insert_entry(k, entry);
-    ctx.dirty(key, 1);
+    ctx.also_modified(ctx.db, key);
+    ctx.modified(dst_db, key);
     r.int(1);
 }
 
@@ -532,11 +552,14 @@ fn memory_policy(ctx: &Ctx) -> (bool, bool) {
 const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
+/// A copy is a new object: its own access time, the source's TTL.
+fn copy_entry(e: &crate::shard::Entry, now: i64) -> crate::shard::Entry {
+    crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: now }
+}
+
 /// OBJECT subcommands look the key up without touching its access time.
-fn object_lookup<'a>(ctx: &Ctx<'a>, key: &[u8]) -> Option<&'a crate::shard::Entry> {
-    let found = ctx.db(key).peek(key, ctx.now_ms);
-    ctx.hit(key, found.is_some());
-    found
+fn object_lookup<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut crate::shard::Entry> {
+    ctx.lookup_read_no_touch::<AnyKind>(key).ok().flatten()
 }
 
 fn object_encoding(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -558,21 +581,23 @@ fn object_freq(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn object_idletime(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let (lfu, now) = (memory_policy(ctx).0, ctx.now_ms);
     let Some(e) = object_lookup(ctx, args[2]) else {
         return r.null();
     };
-    if memory_policy(ctx).0 {
+    if lfu {
         return r.error(LFU_SELECTED);
     }
     // Redis's LRU clock ticks in whole seconds.
-    r.int((ctx.now_ms / 1000 - e.access_ms / 1000).max(0));
+    r.int((now / 1000 - e.access_ms / 1000).max(0));
 }
 
 fn object_refcount(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let shares_integers = memory_policy(ctx).1;
     let Some(e) = object_lookup(ctx, args[2]) else {
         return r.null();
     };
-    let shared = matches!(e.value, Value::Int(n) if (0..10000).contains(&n)) && memory_policy(ctx).1;
+    let shared = matches!(e.value, Value::Int(n) if (0..10000).contains(&n)) && shares_integers;
     r.int(if shared { i32::MAX as i64 } else { 1 });
 }
 

@@ -17,6 +17,7 @@ pub mod docs;
 mod docs_data;
 pub mod info;
 pub mod keys;
+pub mod lookup;
 pub mod persistence;
 pub mod server;
 pub mod string;
@@ -27,7 +28,7 @@ use std::sync::OnceLock;
 
 use crate::protocol::Reply;
 use crate::server::Server;
-use crate::shard::hold::{ShardMask, ShardSet};
+use crate::shard::hold::{Pair, ShardMask, ShardSet};
 use crate::shard::slot::key_shard;
 use crate::shard::{Db, ShardState};
 
@@ -318,9 +319,12 @@ pub struct ClientState {
     pub info_dirty: bool,
 }
 
-/// Everything a handler may touch.
+/// Everything a handler may touch. Shard access goes through `&mut self`
+/// (or the `shards` field, borrowed apart from the plain fields), so the
+/// borrow checker sees every `&mut` to a shard: a handler cannot hold two to
+/// one `Db`; two shards or databases at once come from `pair_dbs`.
 pub struct Ctx<'a> {
-    pub shards: &'a ShardSet,
+    pub shards: &'a mut ShardSet,
     /// The shard whose thread runs this command.
     pub home: usize,
     pub shard_count: usize,
@@ -332,40 +336,58 @@ pub struct Ctx<'a> {
     pub client: Option<&'a mut ClientState>,
 }
 
-impl<'a> Ctx<'a> {
+impl Ctx<'_> {
     /// The database of `key` in the client's selected db, on the owning shard.
     #[inline]
-    pub fn db(&self, key: &[u8]) -> &'a mut Db {
-        let s = key_shard(key, self.shard_count);
-        &mut self.shards.get(s).dbs[self.db]
+    pub fn db(&mut self, key: &[u8]) -> &mut Db {
+        let db = self.db;
+        &mut self.shards.of(key).dbs[db]
     }
     /// Database `db` of the shard owning `key`.
     #[inline]
-    pub fn db_at(&self, key: &[u8], db: usize) -> &'a mut Db {
-        let s = key_shard(key, self.shard_count);
-        &mut self.shards.get(s).dbs[db]
+    pub fn db_at(&mut self, key: &[u8], db: usize) -> &mut Db {
+        &mut self.shards.of(key).dbs[db]
+    }
+    /// Databases `db_a` of `key_a`'s shard and `db_b` of `key_b`'s shard at
+    /// once (RENAME, COPY, MOVE): `Pair::One` when they are the same database.
+    pub fn pair_dbs(&mut self, key_a: &[u8], db_a: usize, key_b: &[u8], db_b: usize) -> Pair<'_, Db> {
+        let (a, b) = (key_shard(key_a, self.shard_count), key_shard(key_b, self.shard_count));
+        match self.shards.pair_mut(a, b) {
+            Pair::One(s) => Pair::of_slice(&mut s.dbs, db_a, db_b),
+            Pair::Two(sa, sb) => Pair::Two(&mut sa.dbs[db_a], &mut sb.dbs[db_b]),
+        }
     }
     /// The state of the shard running the command.
-    pub fn home(&self) -> &'a mut ShardState {
-        self.shards.get(self.home)
+    pub fn home(&mut self) -> &mut ShardState {
+        self.shards.get_mut(self.home)
     }
-    pub fn shard(&self, i: usize) -> &'a mut ShardState {
+    /// Shard `i`, for reading (the command owns or holds it).
+    pub fn shard(&self, i: usize) -> &ShardState {
         self.shards.get(i)
     }
+    /// Shard `i`, mutably.
+    pub fn shard_mut(&mut self, i: usize) -> &mut ShardState {
+        self.shards.get_mut(i)
+    }
     /// Counts a keyspace hit or miss on the owning shard.
-    pub fn hit(&self, key: &[u8], hit: bool) {
-        let s = self.shards.get(key_shard(key, self.shard_count));
+    pub fn hit(&mut self, key: &[u8], hit: bool) {
+        let s = self.shards.of(key);
         if hit {
             s.stats.keyspace_hits += 1;
         } else {
             s.stats.keyspace_misses += 1;
         }
     }
-    /// A write happened on the shard owning `key` (the dirty counter for save points).
-    pub fn dirty(&self, key: &[u8], n: u64) {
-        self.shards.get(key_shard(key, self.shard_count)).dirty += n;
+    /// `key` of database `db` changed (see `ShardState::modified`), on its shard.
+    #[inline]
+    pub fn modified(&mut self, db: usize, key: &[u8]) {
+        self.shards.of(key).modified(db, key);
     }
-    pub fn config(&self) -> &'a crate::config::Config {
+    /// The second key changed by one write (see `ShardState::also_modified`).
+    pub fn also_modified(&mut self, db: usize, key: &[u8]) {
+        self.shards.of(key).also_modified(db, key);
+    }
+    pub fn config(&self) -> &crate::config::Config {
         &self.shards.get(self.home).config
     }
 }

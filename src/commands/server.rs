@@ -63,11 +63,12 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.error(err::SYNTAX);
         return;
     }
+    let dbi = ctx.db;
     for i in 0..ctx.shard_count {
-        let s = ctx.shard(i);
-        let db = &mut s.dbs[ctx.db];
-        s.dirty += db.len() as u64;
-        db.clear();
+        let s = ctx.shard_mut(i);
+        let keys = s.dbs[dbi].len() as u64;
+        s.dbs[dbi].clear();
+        s.modified_all(dbi, keys);
     }
     r.ok();
 }
@@ -78,10 +79,11 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     for i in 0..ctx.shard_count {
-        let s = ctx.shard(i);
-        for db in s.dbs.iter_mut() {
-            s.dirty += db.len() as u64;
-            db.clear();
+        let s = ctx.shard_mut(i);
+        for dbi in 0..s.dbs.len() {
+            let keys = s.dbs[dbi].len() as u64;
+            s.dbs[dbi].clear();
+            s.modified_all(dbi, keys);
         }
     }
     // As Redis 7.0: a running RDB child is killed, and with save points the
@@ -108,10 +110,14 @@ fn swapdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::DB_INDEX);
     }
     if a != b {
+        let (a, b, home) = (a as usize, b as usize, ctx.home);
         for i in 0..ctx.shard_count {
-            ctx.shard(i).dbs.swap(a as usize, b as usize);
+            let s = ctx.shard_mut(i);
+            s.dbs.swap(a, b);
+            // One write for the command, counted once (on the shard running it).
+            s.modified_all(a, (i == home) as u64);
+            s.modified_all(b, 0);
         }
-        ctx.home().dirty += 1;
     }
     r.ok();
 }
@@ -175,7 +181,7 @@ fn shutdown(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// server serves on.
 pub fn prepare_for_shutdown(
     server: &crate::server::Server,
-    shards: &crate::shard::hold::ShardSet,
+    shards: &mut crate::shard::hold::ShardSet,
     config: &crate::config::Config,
     flags: ShutdownFlags,
 ) -> bool {

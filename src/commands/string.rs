@@ -6,10 +6,10 @@
 
 mod float80;
 
+use super::lookup::{AnyKind, StringKind, WrongType};
 use super::{err, flags::*, CommandSpec, Ctx};
 use crate::protocol::Reply;
 use crate::shard::keyspace::canonical_int;
-use crate::shard::slot::key_shard;
 use crate::shard::Value;
 use crate::util::eq_ic;
 use float80::F80;
@@ -49,14 +49,14 @@ pub fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-/// The bytes of a string value (integers formatted into `scratch`); `None`
-/// for values of another type (WRONGTYPE). Exhaustive on purpose: a new
-/// value type must decide here.
+/// The bytes of a string value (integers formatted into `scratch`), as a
+/// `StringKind` lookup returned it. Exhaustive on purpose: a new value type
+/// must decide here (and in `StringKind::holds`).
 #[inline]
-pub fn string_bytes<'a>(v: &'a Value, scratch: &'a mut itoa::Buffer) -> Option<&'a [u8]> {
+pub fn string_bytes<'a>(v: &'a Value, scratch: &'a mut itoa::Buffer) -> &'a [u8] {
     match v {
-        Value::Int(n) => Some(scratch.format(*n).as_bytes()),
-        Value::Str { bytes, .. } => Some(bytes),
+        Value::Int(n) => scratch.format(*n).as_bytes(),
+        Value::Str { bytes, .. } => bytes,
     }
 }
 
@@ -147,7 +147,7 @@ fn parse_extended<'a>(args: &[&'a [u8]], is_set: bool) -> Option<ExtendedOptions
 /// The absolute expiry in ms for an EX/PX/EXAT/PXAT argument, with Redis's
 /// checks: an integer, positive, no overflow after unit conversion and after
 /// adding the current time.
-fn expire_at_ms(ctx: &Ctx, arg: &[u8], flags: u32, command: &str) -> Result<i64, String> {
+fn expire_at_ms(now_ms: i64, arg: &[u8], flags: u32, command: &str) -> Result<i64, String> {
     let Some(n) = super::parse_i64(arg) else {
         return Err(err::NOT_INTEGER.into());
     };
@@ -159,7 +159,7 @@ fn expire_at_ms(ctx: &Ctx, arg: &[u8], flags: u32, command: &str) -> Result<i64,
     if flags & (opt::EX | opt::PX) != 0 {
         // Redis adds with C signed overflow, which wraps on every target it
         // runs on; the wrapped (negative) result is then rejected.
-        when = when.wrapping_add(ctx.now_ms);
+        when = when.wrapping_add(now_ms);
     }
     if when <= 0 {
         return Err(invalid_expire_error(command));
@@ -167,11 +167,12 @@ fn expire_at_ms(ctx: &Ctx, arg: &[u8], flags: u32, command: &str) -> Result<i64,
     Ok(when)
 }
 
-/// The owning shard of `key`, with its db and statistics borrowable apart:
-/// the hot commands hash the key once instead of once per `ctx` call.
+/// The owning shard of `key`, the client's db index and the command's time:
+/// the shard's db and statistics borrowable apart, so the hot commands hash
+/// the key once instead of once per `ctx` call.
 #[inline]
-fn owner<'a>(ctx: &Ctx<'a>, key: &[u8]) -> &'a mut crate::shard::ShardState {
-    ctx.shard(key_shard(key, ctx.shard_count))
+fn owner<'c>(ctx: &'c mut Ctx, key: &[u8]) -> (&'c mut crate::shard::ShardState, usize, i64) {
+    (ctx.shards.of(key), ctx.db, ctx.now_ms)
 }
 
 fn get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -182,34 +183,21 @@ fn get(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// string, the null, or WRONGTYPE; counts the keyspace hit or miss (a key of
 /// the wrong type is a hit, as in Redis). Returns None after WRONGTYPE, else
 /// whether the key existed.
-fn reply_get(ctx: &Ctx, key: &[u8], r: &mut Reply) -> Option<bool> {
-    let shard = owner(ctx, key);
-    let found = match shard.dbs[ctx.db].get(key, ctx.now_ms) {
-        Some(e) => {
-            let mut b = itoa::Buffer::new();
-            let is_string = match string_bytes(&e.value, &mut b) {
-                Some(s) => {
-                    r.bulk(s);
-                    true
-                }
-                None => {
-                    r.error(err::WRONGTYPE);
-                    false
-                }
-            };
-            shard.stats.keyspace_hits += 1;
-            if !is_string {
-                return None;
-            }
-            true
+fn reply_get(ctx: &mut Ctx, key: &[u8], r: &mut Reply) -> Option<bool> {
+    match ctx.lookup_read::<StringKind>(key) {
+        Ok(Some(e)) => {
+            r.bulk(string_bytes(&e.value, &mut itoa::Buffer::new()));
+            Some(true)
         }
-        None => {
+        Ok(None) => {
             r.null();
-            shard.stats.keyspace_misses += 1;
-            false
+            Some(false)
         }
-    };
-    Some(found)
+        Err(WrongType) => {
+            r.error(err::WRONGTYPE);
+            None
+        }
+    }
 }
 
 /// What `set_generic` replies when the value was set / when NX/XX aborted it.
@@ -225,7 +213,7 @@ enum SetReplies {
 #[allow(clippy::too_many_arguments)]
 fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8], expire: Option<&[u8]>, command: &str, replies: SetReplies) {
     let when = match expire {
-        Some(arg) => match expire_at_ms(ctx, arg, flags, command) {
+        Some(arg) => match expire_at_ms(ctx.now_ms, arg, flags, command) {
             Ok(w) => Some(w),
             Err(e) => return r.error(&e),
         },
@@ -235,8 +223,7 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
     if flags & opt::GET != 0 && reply_get(ctx, key, r).is_none() {
         return;
     }
-    let db = ctx.db(key);
-    let found = db.contains(key, now);
+    let found = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
     if (flags & opt::NX != 0 && found) || (flags & opt::XX != 0 && !found) {
         if flags & opt::GET == 0 {
             match replies {
@@ -246,11 +233,12 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
         }
         return;
     }
+    let db = ctx.db(key);
     db.set(key, Value::from_bytes(value), now, flags & opt::KEEPTTL != 0);
     if let Some(when) = when {
         db.set_expire(key, when);
     }
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     if flags & opt::GET == 0 {
         match replies {
             SetReplies::Ok => r.ok(),
@@ -262,9 +250,11 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
 fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if args.len() == 3 {
         // The common case without options: no parsing, no expiry.
-        let shard = owner(ctx, args[1]);
-        shard.dbs[ctx.db].set(args[1], Value::from_bytes(args[2]), ctx.now_ms, false);
-        shard.dirty += 1;
+        let (shard, db, now) = owner(ctx, args[1]);
+        if shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false) {
+            shard.expired(db, args[1]);
+        }
+        shard.modified(db, args[1]);
         return r.ok();
     }
     let Some(o) = parse_extended(args, true) else {
@@ -291,7 +281,7 @@ fn getset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
 }
 
 fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -300,7 +290,7 @@ fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     ctx.db(key).remove(key);
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
 }
 
 fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -308,37 +298,33 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::SYNTAX);
     };
     let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    if !db.contains(key, now) {
-        ctx.hit(key, false);
-        return r.null();
-    }
-    ctx.hit(key, true);
-    // The expiry is validated only once the key is known to exist.
+    let e = match ctx.lookup_read::<StringKind>(key) {
+        Ok(Some(e)) => e,
+        Ok(None) => return r.null(),
+        Err(WrongType) => return r.error(err::WRONGTYPE),
+    };
+    // The expiry is validated only once the key is known to be a string.
     let when = match o.expire {
-        Some(arg) => match expire_at_ms(ctx, arg, o.flags, "getex") {
+        Some(arg) => match expire_at_ms(now, arg, o.flags, "getex") {
             Ok(w) => Some(w),
             Err(e) => return r.error(&e),
         },
         None => None,
     };
-    let e = db.get(key, now).expect("checked above");
-    let mut b = itoa::Buffer::new();
-    match string_bytes(&e.value, &mut b) {
-        Some(s) => r.bulk(s),
-        None => return r.error(err::WRONGTYPE),
-    }
+    r.bulk(string_bytes(&e.value, &mut itoa::Buffer::new()));
+    let had_ttl = e.expire_at_ms >= 0;
     if let Some(when) = when {
+        let db = ctx.db(key);
         if o.flags & (opt::EXAT | opt::PXAT) != 0 && when <= now {
             // An absolute time already past deletes the key, as Redis does.
             db.remove(key);
         } else {
             db.set_expire(key, when);
         }
-        ctx.dirty(key, 1);
-    } else if o.flags & opt::PERSIST != 0 && e.expire_at_ms >= 0 {
-        db.set_expire(key, -1);
-        ctx.dirty(key, 1);
+        ctx.modified(ctx.db, key);
+    } else if o.flags & opt::PERSIST != 0 && had_ttl {
+        ctx.db(key).set_expire(key, -1);
+        ctx.modified(ctx.db, key);
     }
 }
 
@@ -346,18 +332,10 @@ fn mget(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.array(args.len() - 1);
     let mut b = itoa::Buffer::new();
     for &key in &args[1..] {
-        match ctx.db(key).get(key, ctx.now_ms) {
-            Some(e) => {
-                match string_bytes(&e.value, &mut b) {
-                    Some(s) => r.bulk(s),
-                    None => r.null(),
-                }
-                ctx.hit(key, true);
-            }
-            None => {
-                r.null();
-                ctx.hit(key, false);
-            }
+        match ctx.lookup_read::<StringKind>(key) {
+            Ok(Some(e)) => r.bulk(string_bytes(&e.value, &mut b)),
+            // A key of another type reads as missing (Redis's mgetCommand).
+            Ok(None) | Err(WrongType) => r.null(),
         }
     }
 }
@@ -366,12 +344,15 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     if args.len().is_multiple_of(2) {
         return r.error(&super::arity_error(if nx { "msetnx" } else { "mset" }));
     }
-    if nx && args[1..].chunks(2).any(|kv| ctx.db(kv[0]).contains(kv[0], ctx.now_ms)) {
+    if nx && args[1..].chunks(2).any(|kv| matches!(ctx.lookup_write::<AnyKind>(kv[0]), Ok(Some(_)))) {
         return r.int(0);
     }
     for kv in args[1..].chunks(2) {
-        ctx.db(kv[0]).set(kv[0], Value::from_bytes(kv[1]), ctx.now_ms, false);
-        ctx.dirty(kv[0], 1);
+        let (shard, db, now) = owner(ctx, kv[0]);
+        if shard.dbs[db].set(kv[0], Value::from_bytes(kv[1]), now, false) {
+            shard.expired(db, kv[0]);
+        }
+        shard.modified(db, kv[0]);
     }
     if nx {
         r.int(1)
@@ -400,10 +381,8 @@ fn value_i64(v: &Value) -> Option<i64> {
 /// Redis's `incrDecrCommand`: the TTL is kept.
 fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
     let now = ctx.now_ms;
-    let shard = owner(ctx, key);
-    let db = &mut shard.dbs[ctx.db];
-    let new = match db.get(key, now) {
-        Some(e) => {
+    let new = match ctx.lookup_write::<StringKind>(key) {
+        Ok(Some(e)) => {
             let Some(old) = value_i64(&e.value) else {
                 return r.error(err::NOT_INTEGER);
             };
@@ -413,12 +392,13 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
             e.value = Value::Int(new);
             new
         }
-        None => {
-            db.set(key, Value::Int(by), now, false);
+        Ok(None) => {
+            ctx.db(key).set(key, Value::Int(by), now, false);
             by
         }
+        Err(WrongType) => return r.error(err::WRONGTYPE),
     };
-    shard.dirty += 1;
+    ctx.modified(ctx.db, key);
     r.int(new);
 }
 
@@ -447,13 +427,13 @@ fn decrby(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    let current = match db.get(key, now) {
-        None => Some(F80::from_i64(0)),
-        Some(e) => match &e.value {
+    let current = match ctx.lookup_write::<StringKind>(key) {
+        Ok(None) => Some(F80::from_i64(0)),
+        Ok(Some(e)) => match &e.value {
             Value::Int(n) => Some(F80::from_i64(*n)),
             Value::Str { bytes, .. } => F80::parse(bytes),
         },
+        Err(WrongType) => return r.error(err::WRONGTYPE),
     };
     let (Some(current), Some(by)) = (current, F80::parse(args[2])) else {
         return r.error(err::NOT_FLOAT);
@@ -466,17 +446,20 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.bulk(&text);
     // Redis stores the printed text as a plain string (never `int`), keeping the TTL.
     let value = Value::Str { bytes: text, raw: false };
+    let db = ctx.db(key);
     match db.get(key, now) {
         Some(e) => e.value = value,
-        None => db.set(key, value, now, false),
+        None => {
+            db.set(key, value, now, false);
+        }
     }
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
 }
 
 /// Redis's `checkStringLength`: the result may not exceed proto-max-bulk-len.
-fn check_string_length(ctx: &Ctx, size: i64, append: i64) -> Result<(), &'static str> {
+fn check_string_length(max: i64, size: i64, append: i64) -> Result<(), &'static str> {
     match size.checked_add(append) {
-        Some(total) if total <= ctx.config().proto_max_bulk_len => Ok(()),
+        Some(total) if total <= max => Ok(()),
         _ => Err("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
     }
 }
@@ -489,15 +472,15 @@ fn string_len(v: &Value) -> usize {
 }
 
 fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, now) = (args[1], ctx.now_ms);
-    let db = ctx.db(key);
-    let total = match db.get(key, now) {
-        None => {
-            db.set(key, Value::from_bytes(args[2]), now, false);
+    let (key, max, now) = (args[1], ctx.config().proto_max_bulk_len, ctx.now_ms);
+    let total = match ctx.lookup_write::<StringKind>(key) {
+        Ok(None) => {
+            ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
             args[2].len()
         }
-        Some(e) => {
-            if let Err(msg) = check_string_length(ctx, string_len(&e.value) as i64, args[2].len() as i64) {
+        Err(WrongType) => return r.error(err::WRONGTYPE),
+        Ok(Some(e)) => {
+            if let Err(msg) = check_string_length(max, string_len(&e.value) as i64, args[2].len() as i64) {
                 return r.error(msg);
             }
             let bytes = make_raw(&mut e.value);
@@ -505,20 +488,15 @@ fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             bytes.len()
         }
     };
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     r.int(total as i64);
 }
 
 fn strlen(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    match ctx.db(args[1]).get(args[1], ctx.now_ms) {
-        Some(e) => {
-            ctx.hit(args[1], true);
-            r.int(string_len(&e.value) as i64)
-        }
-        None => {
-            ctx.hit(args[1], false);
-            r.int(0)
-        }
+    match ctx.lookup_read::<StringKind>(args[1]) {
+        Ok(Some(e)) => r.int(string_len(&e.value) as i64),
+        Ok(None) => r.int(0),
+        Err(WrongType) => r.error(err::WRONGTYPE),
     }
 }
 
@@ -546,15 +524,13 @@ fn getrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (Some(start), Some(end)) = (super::parse_i64(args[2]), super::parse_i64(args[3])) else {
         return r.error(err::NOT_INTEGER);
     };
-    let Some(e) = ctx.db(args[1]).get(args[1], ctx.now_ms) else {
-        ctx.hit(args[1], false);
-        return r.bulk(b"");
+    let e = match ctx.lookup_read::<StringKind>(args[1]) {
+        Ok(Some(e)) => e,
+        Ok(None) => return r.bulk(b""),
+        Err(WrongType) => return r.error(err::WRONGTYPE),
     };
-    ctx.hit(args[1], true);
     let mut b = itoa::Buffer::new();
-    let Some(s) = string_bytes(&e.value, &mut b) else {
-        return r.error(err::WRONGTYPE);
-    };
+    let s = string_bytes(&e.value, &mut b);
     match getrange_bounds(start, end, s.len()) {
         Some((from, to)) => r.bulk(&s[from..to]),
         None => r.bulk(b""),
@@ -562,31 +538,33 @@ fn getrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let (key, value, now) = (args[1], args[3], ctx.now_ms);
+    let (key, value, max) = (args[1], args[3], ctx.config().proto_max_bulk_len);
     let Some(offset) = super::parse_i64(args[2]) else {
         return r.error(err::NOT_INTEGER);
     };
     if offset < 0 {
         return r.error("ERR offset is out of range");
     }
-    let db = ctx.db(key);
-    let bytes = match db.get(key, now) {
-        None => {
+    let now = ctx.now_ms;
+    let bytes = match ctx.lookup_write::<StringKind>(key) {
+        Ok(None) => {
             // Nothing to write creates nothing.
             if value.is_empty() {
                 return r.int(0);
             }
-            if let Err(msg) = check_string_length(ctx, offset, value.len() as i64) {
+            if let Err(msg) = check_string_length(max, offset, value.len() as i64) {
                 return r.error(msg);
             }
+            let db = ctx.db(key);
             db.set(key, Value::Str { bytes: Vec::new(), raw: true }, now, false);
-            make_raw(&mut db.get(key, now).expect("just set").value)
+            make_raw(&mut db.lookup(key, now, false).expect("just set").value)
         }
-        Some(e) => {
+        Err(WrongType) => return r.error(err::WRONGTYPE),
+        Ok(Some(e)) => {
             if value.is_empty() {
                 return r.int(string_len(&e.value) as i64);
             }
-            if let Err(msg) = check_string_length(ctx, offset, value.len() as i64) {
+            if let Err(msg) = check_string_length(max, offset, value.len() as i64) {
                 return r.error(msg);
             }
             make_raw(&mut e.value)
@@ -598,7 +576,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     bytes[offset..offset + value.len()].copy_from_slice(value);
     let len = bytes.len();
-    ctx.dirty(key, 1);
+    ctx.modified(ctx.db, key);
     r.int(len as i64);
 }
 
@@ -677,19 +655,11 @@ pub fn lcs_compute(a: &[u8], b: &[u8], min_len: u64) -> (u32, Vec<u8>, Vec<LcsMa
 }
 
 fn lcs(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let now = ctx.now_ms;
-    let load = |key: &[u8]| -> Result<Vec<u8>, ()> {
-        match ctx.db(key).get(key, now) {
-            Some(e) => {
-                ctx.hit(key, true);
-                let mut b = itoa::Buffer::new();
-                string_bytes(&e.value, &mut b).map(|s| s.to_vec()).ok_or(())
-            }
-            None => {
-                ctx.hit(key, false);
-                Ok(Vec::new())
-            }
-        }
+    let mut load = |key: &[u8]| -> Result<Vec<u8>, WrongType> {
+        Ok(match ctx.lookup_read::<StringKind>(key)? {
+            Some(e) => string_bytes(&e.value, &mut itoa::Buffer::new()).to_vec(),
+            None => Vec::new(),
+        })
     };
     let (a, b) = match (load(args[1]), load(args[2])) {
         (Ok(a), Ok(b)) => (a, b),

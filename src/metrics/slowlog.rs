@@ -16,7 +16,7 @@ pub struct SlowLogEntry {
     pub time_sec: i64,
     pub duration_usec: u64,
     pub args: Vec<Vec<u8>>,
-    pub peer: String,
+    pub peer: Vec<u8>,
     pub name: Vec<u8>,
 }
 
@@ -26,7 +26,7 @@ pub struct SlowLog {
 }
 
 impl SlowLog {
-    pub fn push(&mut self, args: &[&[u8]], duration_usec: u64, peer: &str, name: &[u8], max_len: usize) {
+    pub fn push(&mut self, args: &[&[u8]], duration_usec: u64, peer: &[u8], name: &[u8], max_len: usize) {
         let argc = args.len().min(SLOWLOG_ENTRY_MAX_ARGC);
         let mut kept: Vec<Vec<u8>> = Vec::with_capacity(argc);
         for (i, a) in args.iter().take(argc).enumerate() {
@@ -42,7 +42,7 @@ impl SlowLog {
         }
         let id = NEXT_SLOWLOG_ID.fetch_add(1, Ordering::Relaxed);
         let time_sec = crate::util::unix_ms() / 1000;
-        self.entries.push_front(SlowLogEntry { id, time_sec, duration_usec, args: kept, peer: peer.to_string(), name: name.to_vec() });
+        self.entries.push_front(SlowLogEntry { id, time_sec, duration_usec, args: kept, peer: peer.to_vec(), name: name.to_vec() });
         while self.entries.len() > max_len {
             self.entries.pop_back();
         }

@@ -5,10 +5,14 @@
 use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
 use crate::commands::{self, flags, key_mask, CommandSpec, CommandTable, Ctx, ReplyMode, Route};
+use crate::exec::{call, Caller};
 use crate::protocol::{parse_frame, Args, FrameProgress, ParseLimits, Reply};
 use crate::shard::hold::ShardMask;
 use crate::shard::mailbox::{Message, PackedArgs};
 use crate::util::printf_str;
+
+/// Fields in front of a forwarded command's arguments: the client's address and name.
+const CALLER_FIELDS: usize = 2;
 
 /// Commands parsed ahead of execution, whose keys are prefetched together.
 const PARSE_AHEAD: usize = 16;
@@ -427,7 +431,9 @@ impl EventLoop {
         let shards = self.server.shard_count;
         let mask = route_mask(spec, args, shards, self.id);
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
-        if feed_monitors && self.outboxes.iter().flatten().any(|o| o.overflow.len() >= crate::shard::mailbox::MONITOR_BACKLOG_MAX) {
+        if feed_monitors
+            && self.server.monitor_lines_queued.iter().any(|n| n.load(std::sync::atomic::Ordering::Relaxed) >= crate::shard::mailbox::MONITOR_BACKLOG_MAX)
+        {
             // A monitor's shard is behind on the lines already sent: wait.
             self.state().stats.mailbox_backoffs += 1;
             self.conns[index as usize].as_mut().unwrap().deferred = true;
@@ -439,8 +445,8 @@ impl EventLoop {
             && mask.0 & !(self.holding.0 | 1u128 << self.id) == 0
             && self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty());
         let flow = match mask.only() {
-            Some(s) if s == self.id => self.execute_here(index, id, spec, args, now),
-            _ if covered => self.execute_here(index, id, spec, args, now),
+            Some(s) if s == self.id => self.execute_here(index, id, args, now),
+            _ if covered => self.execute_here(index, id, args, now),
             Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => {
                 let conn = self.conns[index as usize].as_mut().unwrap();
                 if conn.forwarded >= FORWARDED_MAX {
@@ -462,14 +468,9 @@ impl EventLoop {
                 }
                 let mut targets = mask;
                 targets.0 &= !(1u128 << self.id);
-                self.execute_held(index, id, spec, args, now, targets)
+                self.execute_held(index, id, args, now, targets)
             }
         };
-        // As Redis, after the command (a deferred one is fed when it runs):
-        // the line shows the db the client has after it (SELECT).
-        if feed_monitors && flow != Flow::Defer && self.conns[index as usize].is_some() {
-            self.feed_monitors(index, args, now);
-        }
         flow
     }
 
@@ -480,10 +481,7 @@ impl EventLoop {
         let mut r = Reply::new(&mut self.scratch, conn.client.resp);
         r.error_bytes(msg);
         let kind = r.error_prefix.unwrap();
-        // SAFETY: this thread's own shard state (it is lent out only while
-        // this thread is parked); `conn` borrows `self.conns`, not the state,
-        // and no other reference to the state is alive here.
-        let st = unsafe { &mut *self.state };
+        let st = self.set.get_mut(self.id);
         st.stats.record_error(kind.as_str());
         st.stats.record_rejected(id);
         let discard = take_discard(&mut conn.client);
@@ -495,8 +493,8 @@ impl EventLoop {
         Flow::Continue
     }
 
-    fn execute_held(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64, targets: ShardMask) -> Flow {
-        match self.with_held(targets, |lp, _| lp.execute_here(index, id, spec, args, now)) {
+    fn execute_held(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64, targets: ShardMask) -> Flow {
+        match self.with_held(targets, |lp, _| lp.execute_here(index, id, args, now)) {
             Some(flow) => flow,
             None => {
                 self.conns[index as usize].as_mut().unwrap().deferred = true;
@@ -506,7 +504,7 @@ impl EventLoop {
     }
 
     /// Runs a command on this thread over the shards it owns or holds.
-    fn execute_here(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Flow {
+    fn execute_here(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // Decided after the handler: CLIENT REPLY and RESET change the mode
         // for their own reply too (Redis checks the flags when replying).
@@ -517,10 +515,9 @@ impl EventLoop {
         let out: &mut Vec<u8> = if direct { &mut conn.out } else { &mut self.scratch };
         let mark = out.len();
         let mut r = Reply::new(out, resp);
-        let start = self.clock.last;
         {
             let mut ctx = Ctx {
-                shards: &self.set,
+                shards: &mut self.set,
                 home: self.id,
                 shard_count: self.server.shard_count,
                 db,
@@ -529,10 +526,8 @@ impl EventLoop {
                 server: &self.server,
                 client: Some(&mut conn.client),
             };
-            (spec.handler)(&mut ctx, args, &mut r);
+            call(&mut ctx, &mut self.clock, id, args, &mut r, Caller::default(), &mut self.monitor_line);
         }
-        let usec = self.clock.usec_since(start);
-        let failed = r.error_prefix;
         let discard = reply_mode_after_command(&mut conn.client, mode_before);
         if direct && discard {
             conn.out.truncate(mark);
@@ -540,8 +535,10 @@ impl EventLoop {
         if !direct {
             queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         }
-        self.after_command(index, id, args, usec, failed);
-        let conn = self.conns[index as usize].as_mut().unwrap();
+        self.feed_monitors(now);
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return Flow::Stop;
+        };
         if conn.client.info_dirty {
             conn.client.info_dirty = false;
             let (name, db, resp, no_evict, monitor, readonly) =
@@ -566,14 +563,6 @@ impl EventLoop {
         Flow::Continue
     }
 
-    fn after_command(&mut self, index: u32, id: usize, args: &[&[u8]], usec: u64, failed: Option<crate::protocol::reply::ErrorKind>) {
-        let in_snapshot = self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed);
-        let client = &self.conns[index as usize].as_ref().unwrap().client;
-        // SAFETY: this thread's own state; no other reference to it is alive here.
-        let st = unsafe { &mut *self.state };
-        record_command(st, in_snapshot, id, args, usec, failed, &client.addr, &client.name);
-    }
-
     /// Sends a command to the shard that owns its keys; its reply slot keeps
     /// the connection's replies in request order.
     fn forward(&mut self, index: u32, id: usize, target: usize, args: &[&[u8]]) -> Flow {
@@ -587,8 +576,13 @@ impl EventLoop {
         }
         let token = self.token(index);
         let mut packed = self.pool.pop().unwrap_or_default();
-        packed.pack(args.iter().copied());
         let conn = self.conns[index as usize].as_mut().unwrap();
+        // The client's address and name travel in front of the arguments
+        // (`CALLER_FIELDS`), in the pooled buffer: the shard that runs the
+        // command writes its slowlog entry and MONITOR line with them,
+        // without an allocation per forwarded command.
+        let caller = [conn.client.addr.as_bytes(), &conn.client.name[..]];
+        packed.pack(caller.into_iter().chain(args.iter().copied()));
         let discard = take_discard(&mut conn.client);
         let seq = conn.next_seq;
         conn.next_seq += 1;
@@ -605,30 +599,23 @@ impl EventLoop {
 
     /// Runs a command sent by another shard; the reply replaces the arguments in `packed`.
     pub fn execute_remote(&mut self, id: usize, db: usize, resp: u8, packed: &mut PackedArgs) {
-        let spec = &CommandTable::get().specs[id];
         let now = self.clock.now_ms();
         self.scratch.clear();
         let mut r = Reply::new(&mut self.scratch, resp);
-        let start = self.clock.last;
         let mut slices: Vec<&[u8]> = Vec::with_capacity(packed.ends.len());
         packed.slices(&mut slices);
+        let (caller, args) = slices.split_at(CALLER_FIELDS);
         {
             let mut ctx =
-                Ctx { shards: &self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
-            (spec.handler)(&mut ctx, &slices, &mut r);
+                Ctx { shards: &mut self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
+            call(&mut ctx, &mut self.clock, id, args, &mut r, Caller { addr: caller[0], name: caller[1] }, &mut self.monitor_line);
         }
-        let usec = self.clock.usec_since(start);
-        let failed = r.error_prefix;
-        let in_snapshot = self.server.persistence.snapshot_active.load(std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: this thread's own state; no other reference to it is alive here.
-        let st = unsafe { &mut *self.state };
-        // The client lives on another shard: its address is not known here.
-        record_command(st, in_snapshot, id, &slices, usec, failed, "", b"");
         drop(slices);
         packed.data.clear();
         packed.data.extend_from_slice(&self.scratch);
         packed.ends.clear();
         self.scratch.clear();
+        self.feed_monitors(now);
     }
 
     /// Redis's output-buffer limit check (`checkClientOutputBufferLimits`),
@@ -710,69 +697,24 @@ impl EventLoop {
         }
     }
 
-    /// MONITOR: one line per command to every monitoring client, on any shard.
-    fn feed_monitors(&mut self, index: u32, args: &[&[u8]], now_ms: i64) {
-        let conn = self.conns[index as usize].as_ref().unwrap();
-        let micros = crate::util::unix_us();
-        let mut line = format!("+{}.{:06} [{} {}]", micros / 1_000_000, micros % 1_000_000, conn.client.db, conn.client.addr);
-        for a in args {
-            line.push_str(" \"");
-            for &c in a.iter() {
-                match c {
-                    b'\\' => line.push_str("\\\\"),
-                    b'"' => line.push_str("\\\""),
-                    b'\n' => line.push_str("\\n"),
-                    b'\r' => line.push_str("\\r"),
-                    b'\t' => line.push_str("\\t"),
-                    7 => line.push_str("\\a"),
-                    8 => line.push_str("\\b"),
-                    c if c.is_ascii_graphic() || c == b' ' => line.push(c as char),
-                    c => line.push_str(&format!("\\x{:02x}", c)),
-                }
-            }
-            line.push('"');
+    /// Delivers the MONITOR line `call()` left for the command just run (if
+    /// any) to every monitoring client: this shard's directly, the others'
+    /// through their shard's mailbox, so that each line leaves the shard
+    /// that ran the command, after it ran.
+    fn feed_monitors(&mut self, now_ms: i64) {
+        if self.monitor_line.is_empty() {
+            return;
         }
-        line.push_str("\r\n");
-        let bytes = line.into_bytes();
-        // Local monitors directly; remote ones through their shard's mailbox.
-        self.feed_local_monitors(&bytes, now_ms);
+        let line = std::mem::take(&mut self.monitor_line);
+        self.feed_local_monitors(&line, now_ms);
         for s in 0..self.server.shard_count {
             if s != self.id {
-                self.send_to(s, Message::MonitorLine { line: bytes.clone() });
+                self.server.monitor_lines_queued[s].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.send_to(s, Message::MonitorLine { line: line.clone() });
             }
         }
-    }
-}
-
-/// The statistics every executed command leaves on the shard that ran it,
-/// whether its client is local or on another shard: commandstats,
-/// errorstats, latency inside/outside snapshots, slowlog, latency monitor.
-#[allow(clippy::too_many_arguments)]
-fn record_command(
-    st: &mut crate::shard::ShardState,
-    in_snapshot: bool,
-    id: usize,
-    args: &[&[u8]],
-    usec: u64,
-    failed: Option<crate::protocol::reply::ErrorKind>,
-    peer: &str,
-    name: &[u8],
-) {
-    st.stats.record_call(id, usec, failed.is_some());
-    st.snapshot_latency.record(usec, in_snapshot);
-    if let Some(k) = failed {
-        st.stats.record_error(k.as_str());
-    }
-    let spec = &CommandTable::get().specs[id];
-    let threshold = st.config.slowlog_log_slower_than_usec;
-    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
-        let max_len = st.config.slowlog_max_len;
-        st.stats.slowlog.push(args, usec, peer, name, max_len);
-    }
-    let lat_threshold = st.config.latency_monitor_threshold_ms;
-    if lat_threshold > 0 && usec / 1000 >= lat_threshold {
-        let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
-        st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
+        self.monitor_line = line;
+        self.monitor_line.clear();
     }
 }
 

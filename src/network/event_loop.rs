@@ -13,6 +13,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use super::bufring::BufRing;
 use super::conn::{recycle, Closing, Conn, FORWARDED_RESUME};
 use crate::commands::ClientState;
+pub use crate::exec::Clock;
 use crate::server::Server;
 use crate::shard::hold::{ShardMask, ShardSet};
 use crate::shard::mailbox::{ConnToken, Message, Outbox, PackedArgs};
@@ -48,7 +49,7 @@ pub struct EventLoop {
     pub bufring: Option<BufRing>,
     /// One listening socket per bind address (SO_REUSEPORT, this shard's own).
     pub listeners: Vec<RawFd>,
-    pub state: *mut ShardState,
+    /// The shards this thread may touch: its own, and those it holds.
     pub set: ShardSet,
     /// The shards this thread holds right now (inside `with_held`).
     pub holding: ShardMask,
@@ -74,10 +75,15 @@ pub struct EventLoop {
     pub last_command: crate::commands::LastCommand,
     /// The ring was set up with DEFER_TASKRUN and COOP_TASKRUN.
     pub defer_taskrun: bool,
+    /// The MONITOR line of the command just run (`exec::call`), reused.
+    pub monitor_line: Vec<u8>,
 }
 
 impl EventLoop {
-    pub fn new(
+    /// # Safety
+    /// `state` must point to this shard's live state, used by no thread but
+    /// the one that runs the loop, except through the hold protocol.
+    pub unsafe fn new(
         id: usize,
         server: Arc<Server>,
         state: *mut ShardState,
@@ -95,14 +101,16 @@ impl EventLoop {
         };
         let n = server.shard_count;
         let mut set = ShardSet::new(n);
-        set.set(id, state);
+        // SAFETY: `state` is this shard's own state (the caller's promise),
+        // owned by this thread for the life of the loop; another thread
+        // touches it only while this one is parked in `hold.check`.
+        unsafe { set.set(id, state) };
         Ok(EventLoop {
             id,
             server,
             ring,
             bufring,
             listeners,
-            state,
             set,
             holding: ShardMask::default(),
             conns: Vec::new(),
@@ -121,16 +129,14 @@ impl EventLoop {
             clock: Clock::new(),
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
+            monitor_line: Vec::new(),
         })
     }
 
-    /// This shard's state. Only called at points where no other `&mut` to it is alive.
+    /// This shard's state.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub fn state(&self) -> &mut ShardState {
-        // SAFETY: the state is owned by this thread; it is lent to a
-        // coordinator only while this thread is parked in `hold.check`.
-        unsafe { &mut *self.state }
+    pub fn state(&mut self) -> &mut ShardState {
+        self.set.get_mut(self.id)
     }
 
     pub fn push_sqe(&mut self, e: squeue::Entry) {
@@ -593,6 +599,7 @@ impl EventLoop {
                 }
             }
             Message::MonitorLine { line } => {
+                self.server.monitor_lines_queued[self.id].fetch_sub(1, Ordering::Relaxed);
                 let now = self.clock.now_ms();
                 self.feed_local_monitors(&line, now);
             }
@@ -699,10 +706,7 @@ impl EventLoop {
             if conn.closing == Closing::Closed {
                 continue;
             }
-            // SAFETY: this thread's own shard state, read beside `conn` (a
-            // borrow of `self.conns`); `info`'s last use comes before any call
-            // below that reaches the state again (`close`, the limit check).
-            let st = unsafe { &mut *self.state };
+            let st = self.set.get_mut(self.id);
             let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) else {
                 continue;
             };
@@ -735,7 +739,7 @@ impl EventLoop {
         others.0 &= !(1u128 << self.id);
         self.with_held(others, |lp, barrier| {
             let config = lp.state().config.clone();
-            if crate::persistence::snapshot::start_bgsave(&lp.server, &lp.set, &config, barrier).is_ok() {
+            if crate::persistence::snapshot::start_bgsave(&lp.server, &mut lp.set, &config, barrier).is_ok() {
                 lp.server.persistence.lock().scheduled = false;
             }
         });
@@ -750,7 +754,7 @@ impl EventLoop {
         self.with_held(others, |lp, _| {
             let config = lp.state().config.clone();
             let flags = crate::signal::configured_flags(&config, sig);
-            if crate::commands::server::prepare_for_shutdown(&lp.server, &lp.set, &config, flags) {
+            if crate::commands::server::prepare_for_shutdown(&lp.server, &mut lp.set, &config, flags) {
                 std::process::exit(0);
             }
             crate::signal::cancel_shutdown();
@@ -771,64 +775,20 @@ impl EventLoop {
             }
         })?;
         for t in targets.iter() {
-            self.set.set(t, server.hold.shard_ptr(t));
+            // SAFETY: the guard is held: every target has published PARKED
+            // (Acquire in try_hold) and its thread touches nothing until the
+            // guard is dropped, after the pointer is taken out again below.
+            unsafe { self.set.set(t, server.hold.shard_ptr(t)) };
         }
         self.holding = targets;
         let result = f(self, guard.wait);
         self.holding = ShardMask::default();
         for t in targets.iter() {
-            self.set.set(t, std::ptr::null_mut());
+            // SAFETY: null is always allowed: the shard becomes unreachable.
+            unsafe { self.set.set(t, std::ptr::null_mut()) };
         }
         drop(guard);
         Some(result)
-    }
-}
-
-/// The loop's clock. clock_gettime was ~9% of a pipelined GET load with
-/// three reads per command; now each command reads the monotonic clock once
-/// (its end is the next command's start), kept as plain nanoseconds so that
-/// durations are one subtraction, and unix milliseconds are derived from that
-/// reading and a base re-synchronised with the wall clock by cron.
-pub struct Clock {
-    base_ns: u64,
-    base_unix_ms: i64,
-    /// The latest reading (monotonic nanoseconds): the start of the next command.
-    pub last: u64,
-}
-
-#[inline]
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes the timespec we pass; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl Clock {
-    fn new() -> Clock {
-        let now = monotonic_ns();
-        Clock { base_ns: now, base_unix_ms: crate::util::unix_ms(), last: now }
-    }
-    /// Reads the clock; returns (and remembers) the reading.
-    #[inline]
-    pub fn tick(&mut self) -> u64 {
-        self.last = monotonic_ns();
-        self.last
-    }
-    /// Microseconds from `start` (an earlier reading) to a fresh reading.
-    #[inline]
-    pub fn usec_since(&mut self, start: u64) -> u64 {
-        self.tick().saturating_sub(start) / 1000
-    }
-    /// Unix milliseconds at the latest reading.
-    #[inline]
-    pub fn now_ms(&self) -> i64 {
-        self.base_unix_ms + (self.last.saturating_sub(self.base_ns) / 1_000_000) as i64
-    }
-    fn resync(&mut self) {
-        self.base_ns = monotonic_ns();
-        self.base_unix_ms = crate::util::unix_ms();
-        self.last = self.base_ns;
     }
 }
 

@@ -517,15 +517,16 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
 
 /// Every shard's state (all owned or held) and the sum of their dirty
 /// counters: what a save serialises and the baseline it records.
-fn held_states(shards: &ShardSet) -> (Vec<*mut ShardState>, u64) {
-    let states: Vec<*mut ShardState> = (0..shards.len()).map(|i| shards.get(i) as *mut ShardState).collect();
+fn held_states(shards: &mut ShardSet) -> (Vec<*mut ShardState>, u64) {
+    let states: Vec<*mut ShardState> = shards.raw_ptrs().to_vec();
+    assert!(states.iter().all(|p| !p.is_null()), "a save needs every shard owned or held");
     let dirty = (0..shards.len()).map(|i| shards.get(i).dirty).sum();
     (states, dirty)
 }
 
 /// Starts a BGSAVE. Must be called with every shard owned or held (`shards`
 /// has a pointer for each). `barrier` is how long the hold took to park them.
-pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &Config, barrier: Duration) -> Result<i32, String> {
+pub fn start_bgsave(server: &crate::server::Server, shards: &mut ShardSet, config: &Config, barrier: Duration) -> Result<i32, String> {
     let p = &server.persistence;
     // Without SCHEDULE the gate only answers errors (a child is running).
     if let Some(Err(e)) = bgsave_gate(p, false) {
@@ -597,7 +598,7 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &
     let threshold = config.latency_monitor_threshold_ms;
     if threshold > 0 && fork_usec / 1000 >= threshold {
         // The `fork` event of LATENCY LATEST/HISTORY, kept on the forking shard.
-        let home = shards.get(0);
+        let home = shards.get_mut(0);
         home.stats.latency.add_sample("fork", fork_usec / 1000, now / 1000);
     }
     crate::notice!("Background saving started by pid {}", pid);
@@ -605,7 +606,7 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &ShardSet, config: &
 }
 
 /// SAVE: serialise in the foreground (every shard held).
-pub fn save_foreground(server: &crate::server::Server, shards: &ShardSet, config: &Config) -> Result<(), String> {
+pub fn save_foreground(server: &crate::server::Server, shards: &mut ShardSet, config: &Config) -> Result<(), String> {
     let p = &server.persistence;
     if p.lock().child.as_ref().is_some_and(|c| c.kind == ChildKind::Rdb) {
         return Err("ERR Background save already in progress".into());

@@ -97,13 +97,14 @@ impl ShardSet {
     pub fn new(n: usize) -> ShardSet {
         ShardSet { ptrs: vec![std::ptr::null_mut(); n] }
     }
-    pub fn set(&mut self, i: usize, p: *mut ShardState) {
+    /// Makes shard `i` reachable through the set (null: unreachable).
+    ///
+    /// # Safety
+    /// A non-null `p` must point to a live `ShardState` that nothing but
+    /// this set touches until it is replaced by null: this thread's own shard,
+    /// or a shard parked by the hold protocol and not yet released.
+    pub unsafe fn set(&mut self, i: usize, p: *mut ShardState) {
         self.ptrs[i] = p;
-    }
-    pub fn clear(&mut self) {
-        for p in self.ptrs.iter_mut() {
-            *p = std::ptr::null_mut();
-        }
     }
     pub fn len(&self) -> usize {
         self.ptrs.len()
@@ -117,14 +118,71 @@ impl ShardSet {
     /// The state of shard `i`. Panics if this command does not own or hold it:
     /// that would be a routing bug, never something to paper over.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub fn get(&self, i: usize) -> &mut ShardState {
+    pub fn get(&self, i: usize) -> &ShardState {
         let p = self.ptrs[i];
         assert!(!p.is_null(), "shard {i} touched without being owned or held");
-        // SAFETY: a non-null pointer is either this thread's own shard or a
-        // shard parked by the hold protocol until we release it; callers use
-        // one `&mut` at a time (handlers never keep two alive at once).
+        // SAFETY: a non-null pointer is this thread's own shard or a shard
+        // parked by the hold protocol until we release it (then nothing on
+        // its thread touches it); every reference to it is derived from this
+        // set, and `&self` here excludes the `&mut self` of the accessors
+        // below for as long as the returned borrow lives.
+        unsafe { &*p }
+    }
+    /// Shard `i`, mutably (see `get`).
+    #[inline]
+    pub fn get_mut(&mut self, i: usize) -> &mut ShardState {
+        let p = self.ptrs[i];
+        assert!(!p.is_null(), "shard {i} touched without being owned or held");
+        // SAFETY: as in `get`; `&mut self` makes this the only reference
+        // derived from the set while the returned borrow lives.
         unsafe { &mut *p }
+    }
+    /// The shard owning `key`, mutably.
+    #[inline]
+    pub fn of(&mut self, key: &[u8]) -> &mut ShardState {
+        let i = super::slot::key_shard(key, self.ptrs.len());
+        self.get_mut(i)
+    }
+    /// Shards `a` and `b` at once: one `&mut` when they are the same shard,
+    /// two when they differ, never two to one shard.
+    pub fn pair_mut(&mut self, a: usize, b: usize) -> Pair<'_, ShardState> {
+        if a == b {
+            return Pair::One(self.get_mut(a));
+        }
+        let (pa, pb) = (self.ptrs[a], self.ptrs[b]);
+        assert!(!pa.is_null() && !pb.is_null(), "shards {a} and {b} touched without being owned or held");
+        // SAFETY: as in `get`, and `a != b`: the two states are distinct
+        // objects, so the two `&mut` do not alias.
+        unsafe { Pair::Two(&mut *pa, &mut *pb) }
+    }
+    /// The raw pointers of every shard in the set, for the fork child, which
+    /// reads them after the fork, in its own copy of the address space.
+    pub fn raw_ptrs(&mut self) -> &[*mut ShardState] {
+        &self.ptrs
+    }
+}
+
+/// One or two distinct objects borrowed mutably at once (two shards, two
+/// databases): `One` when both names denote the same object.
+pub enum Pair<'a, T> {
+    One(&'a mut T),
+    Two(&'a mut T, &'a mut T),
+}
+
+impl<'a, T> Pair<'a, T> {
+    /// Elements `a` and `b` of `items`, in that order (`One` when `a == b`).
+    pub fn of_slice(items: &'a mut [T], a: usize, b: usize) -> Pair<'a, T> {
+        if a == b {
+            return Pair::One(&mut items[a]);
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (left, right) = items.split_at_mut(hi);
+        let (low, high) = (&mut left[lo], &mut right[0]);
+        if a < b {
+            Pair::Two(low, high)
+        } else {
+            Pair::Two(high, low)
+        }
     }
 }
 
@@ -238,5 +296,55 @@ impl Drop for HoldGuard<'_> {
             }
         }
         self.table.coordinator.store(usize::MAX, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_of_slice_keeps_the_order_and_never_aliases() {
+        let mut v = [10, 20, 30, 40];
+        match Pair::of_slice(&mut v, 3, 1) {
+            Pair::Two(a, b) => {
+                assert_eq!((*a, *b), (40, 20));
+                *a += 1;
+                *b += 2;
+            }
+            Pair::One(_) => panic!("distinct indexes gave one"),
+        }
+        match Pair::of_slice(&mut v, 0, 2) {
+            Pair::Two(a, b) => assert_eq!((*a, *b), (10, 30)),
+            Pair::One(_) => panic!("distinct indexes gave one"),
+        }
+        match Pair::of_slice(&mut v, 2, 2) {
+            Pair::One(a) => assert_eq!(*a, 30),
+            Pair::Two(..) => panic!("one index gave two"),
+        }
+        assert_eq!(v, [10, 22, 30, 41]);
+    }
+
+    #[test]
+    fn shard_set_pairs_distinct_shards_and_refuses_missing_ones() {
+        let mut states: Vec<ShardState> = (0..3).map(|i| ShardState::new(i, 3, crate::config::Config::default())).collect();
+        let mut set = ShardSet::new(3);
+        for (i, st) in states.iter_mut().enumerate().take(2) {
+            // SAFETY: `states` outlives `set` in this test and is reached only through it.
+            unsafe { set.set(i, st) };
+        }
+        match set.pair_mut(1, 0) {
+            Pair::Two(a, b) => {
+                assert_eq!((a.id, b.id), (1, 0));
+                a.dirty = 7;
+            }
+            Pair::One(_) => panic!("distinct shards gave one"),
+        }
+        assert!(matches!(set.pair_mut(1, 1), Pair::One(s) if s.id == 1 && s.dirty == 7));
+        assert!(!set.has(2));
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            set.pair_mut(0, 2);
+        }))
+        .is_err());
     }
 }

@@ -109,6 +109,16 @@ pub struct Entry {
     pub access_ms: i64,
 }
 
+/// What `Db::probe` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A live key, at this position of the table.
+    Live(usize),
+    Missing,
+    /// The key had expired and has just been deleted.
+    Expired,
+}
+
 #[derive(Default)]
 pub struct Db {
     pub map: Dict,
@@ -149,6 +159,29 @@ impl Db {
         (!self.remove_if_expired(pos, now_ms)).then_some(pos)
     }
 
+    /// Where `key` is, deleting it on the way when it has expired (lazy
+    /// expiry): a position, not a borrow, so that the caller can account for
+    /// an expired key on the shard before it borrows the entry (`entry_at`).
+    #[inline]
+    pub fn probe(&mut self, key: &[u8], now_ms: i64) -> Probe {
+        match self.map.find(key) {
+            None => Probe::Missing,
+            Some(pos) if self.remove_if_expired(pos, now_ms) => Probe::Expired,
+            Some(pos) => Probe::Live(pos),
+        }
+    }
+
+    /// The entry at a position `probe` returned (no change in between);
+    /// `touch` writes its access time.
+    #[inline]
+    pub fn entry_at(&mut self, pos: usize, now_ms: i64, touch: bool) -> &mut Entry {
+        let e = self.map.entry_at_mut(pos);
+        if touch {
+            e.access_ms = now_ms;
+        }
+        e
+    }
+
     /// Removes `key` if it is expired at `now_ms`; returns true if it was.
     #[inline]
     pub fn expire_if_needed(&mut self, key: &[u8], now_ms: i64) -> bool {
@@ -161,9 +194,18 @@ impl Db {
     /// Looks up a live key (expired keys are deleted on the way), touching its access time.
     #[inline]
     pub fn get(&mut self, key: &[u8], now_ms: i64) -> Option<&mut Entry> {
+        self.lookup(key, now_ms, true)
+    }
+
+    /// Looks up a live key (expired keys are deleted on the way); `touch`
+    /// writes its access time (see `commands::lookup` for when not to).
+    #[inline]
+    pub fn lookup(&mut self, key: &[u8], now_ms: i64, touch: bool) -> Option<&mut Entry> {
         let pos = self.find_live(key, now_ms)?;
         let e = self.map.entry_at_mut(pos);
-        e.access_ms = now_ms;
+        if touch {
+            e.access_ms = now_ms;
+        }
         Some(e)
     }
 
@@ -178,20 +220,26 @@ impl Db {
         self.find_live(key, now_ms).is_some()
     }
 
-    /// Sets a value. `keep_ttl` keeps an existing expiry; otherwise it is cleared.
-    pub fn set(&mut self, key: &[u8], value: Value, now_ms: i64, keep_ttl: bool) {
+    /// Sets a value. `keep_ttl` keeps an existing expiry; otherwise it is
+    /// cleared. Returns true when it replaced a key that had expired (lazy
+    /// expiry, which the caller accounts for): the new value then starts
+    /// without the old TTL, whatever `keep_ttl` says.
+    pub fn set(&mut self, key: &[u8], value: Value, now_ms: i64, keep_ttl: bool) -> bool {
         let hash = self.map.hash(key);
         match self.map.find_hashed(key, hash) {
             Some(pos) => {
                 let e = self.map.entry_at_mut(pos);
+                let expired = e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms;
                 e.value = value;
                 e.access_ms = now_ms;
-                if !keep_ttl && e.expire_at_ms >= 0 {
+                if (expired || !keep_ttl) && e.expire_at_ms >= 0 {
                     self.map.set_expire_at(pos, -1);
                 }
+                expired
             }
             None => {
                 self.map.insert_new_hashed(hash, key.into(), Entry { value, expire_at_ms: -1, access_ms: now_ms });
+                false
             }
         }
     }

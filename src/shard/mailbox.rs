@@ -56,9 +56,10 @@ pub enum Message {
 pub const REQUESTS_OUTSTANDING_MAX: usize = 8192;
 /// The same bound in argument bytes (one request always goes, however large).
 pub const REQUEST_BYTES_OUTSTANDING_MAX: usize = 64 << 20;
-/// MONITOR lines queued beyond a ring before the commands that would feed
-/// more wait: a monitor on a busy shard slows the server as in Redis, where
-/// one thread writes every line, instead of growing a queue.
+/// MONITOR lines queued toward one shard (from every shard, ring and
+/// overflow; `Server::monitor_lines_queued`) before the commands that would
+/// feed more wait: a monitor on a busy shard slows the server as in Redis,
+/// where one thread writes every line, instead of growing a queue.
 pub const MONITOR_BACKLOG_MAX: usize = 16384;
 
 pub struct Outbox {

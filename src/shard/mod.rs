@@ -11,7 +11,7 @@ pub mod slot;
 
 use crate::config::Config;
 use crate::metrics::ShardStats;
-pub use keyspace::{Db, Entry, Value};
+pub use keyspace::{Db, Entry, Probe, Value};
 
 /// Per-connection facts that other shards may read while holding this one
 /// (CLIENT LIST / KILL / INFO clients). The network loop keeps it current.
@@ -77,6 +77,45 @@ impl ShardState {
             dirty: 0,
             snapshot_latency: Default::default(),
         }
+    }
+
+    /// `key` of database `db` changed: the one path through which a
+    /// command's change to a key is made known, counted as one write for the
+    /// dirty counter (Redis's `signalModifiedKey` plus `server.dirty++`).
+    /// WATCH, keyspace notifications and client tracking hang here.
+    #[inline]
+    pub fn modified(&mut self, db: usize, key: &[u8]) {
+        self.signal_modified(db, key);
+        self.dirty += 1;
+    }
+
+    /// A second key changed by the same write (the source of RENAME and
+    /// MOVE): made known like `modified`, not counted again (Redis counts
+    /// one write for a RENAME).
+    pub fn also_modified(&mut self, db: usize, key: &[u8]) {
+        self.signal_modified(db, key);
+    }
+
+    /// `key` of database `db` was found expired and deleted by a lookup
+    /// (lazy expiry): made known like `modified`, counted in `expired_keys`
+    /// as Redis's `deleteExpiredKeyAndPropagate` does, not a write for the
+    /// dirty counter.
+    pub fn expired(&mut self, db: usize, key: &[u8]) {
+        self.signal_modified(db, key);
+        self.stats.expired_keys += 1;
+    }
+
+    /// Every key of database `db` changed at once (FLUSHDB, FLUSHALL,
+    /// SWAPDB), counted as `writes` for the dirty counter.
+    pub fn modified_all(&mut self, db: usize, writes: u64) {
+        debug_assert!(db < self.dbs.len());
+        self.dirty += writes;
+    }
+
+    #[inline]
+    fn signal_modified(&mut self, db: usize, key: &[u8]) {
+        debug_assert!(db < self.dbs.len());
+        debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
     }
 
     /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each

@@ -1,0 +1,153 @@
+//! Typed key lookups, Redis's `lookupKeyRead` / `lookupKeyWrite` plus
+//! `checkType`: one function per intent, so that no handler repeats (or
+//! forgets) lazy expiry, the keyspace hit/miss counters, the type test or the
+//! access-time rule.
+//!
+//! Access time: a lookup writes `access_ms` (OBJECT IDLETIME) only while no
+//! fork child exists, as Redis's `lookupKey` does under
+//! `hasActiveChildProcess()`. During a BGSAVE every write to an entry copies
+//! its page in the parent, so a read-only load that touched each key would
+//! copy the whole dataset once more.
+
+use std::sync::atomic::Ordering;
+
+use super::Ctx;
+use crate::shard::{Db, Entry, Probe, Value};
+
+/// The value was of another type than the command works on: the handler
+/// replies `err::WRONGTYPE`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct WrongType;
+
+/// A type a lookup may require (Redis's `checkType`).
+pub trait Kind {
+    fn holds(v: &Value) -> bool;
+}
+
+/// Any value (TYPE, EXISTS, TTL, RENAME, ...).
+pub enum AnyKind {}
+
+impl Kind for AnyKind {
+    fn holds(_: &Value) -> bool {
+        true
+    }
+}
+
+/// A string, whatever its encoding.
+pub enum StringKind {}
+
+impl Kind for StringKind {
+    /// Exhaustive on purpose: a new value type must decide here.
+    #[inline]
+    fn holds(v: &Value) -> bool {
+        match v {
+            Value::Int(_) | Value::Str { .. } => true,
+        }
+    }
+}
+
+/// What a lookup does besides finding the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    /// Counts a hit or miss, writes the access time.
+    Read,
+    /// Counts a hit or miss, leaves the access time (Redis's LOOKUP_NOTOUCH:
+    /// TYPE, TTL, EXISTS, OBJECT).
+    ReadNoTouch,
+    /// Neither counts nor is counted (Redis's lookupKeyWrite), writes the access time.
+    Write,
+}
+
+/// `key`'s live entry in `db` (lazy expiry on the way, `touch` writing the
+/// access time), for a handler that holds two databases at once (COPY). An
+/// expired key sets `expired`: the caller then tells the shard
+/// (`ShardState::expired`) once it no longer borrows the databases.
+#[inline]
+pub fn probe_entry<'d>(db: &'d mut Db, key: &[u8], now_ms: i64, touch: bool, expired: &mut bool) -> Option<&'d mut Entry> {
+    match db.probe(key, now_ms) {
+        Probe::Live(pos) => Some(db.entry_at(pos, now_ms, touch)),
+        Probe::Missing => None,
+        Probe::Expired => {
+            *expired = true;
+            None
+        }
+    }
+}
+
+/// The result of a typed lookup: the live entry, None when the key does not
+/// exist (or just expired), `Err(WrongType)` for a value of another type.
+pub type Lookup<'c> = Result<Option<&'c mut Entry>, WrongType>;
+
+impl Ctx<'_> {
+    /// Whether a lookup may write access times now: not while a fork child
+    /// shares the parent's pages.
+    #[inline]
+    pub fn may_touch(&self) -> bool {
+        !self.server.persistence.snapshot_active.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn lookup<K: Kind>(&mut self, db: usize, key: &[u8], intent: Intent) -> Lookup<'_> {
+        let now = self.now_ms;
+        let touch = intent != Intent::ReadNoTouch && self.may_touch();
+        let shard = self.shards.of(key);
+        // By position, so that no borrow of the database is alive when an
+        // expired key is reported to its shard.
+        let found = match shard.dbs[db].probe(key, now) {
+            Probe::Live(pos) => Some(shard.dbs[db].entry_at(pos, now, touch)),
+            Probe::Missing => None,
+            Probe::Expired => {
+                shard.expired(db, key);
+                None
+            }
+        };
+        if intent != Intent::Write {
+            // A key of the wrong type is a hit, as in Redis (counted before checkType).
+            if found.is_some() {
+                shard.stats.keyspace_hits += 1;
+            } else {
+                shard.stats.keyspace_misses += 1;
+            }
+        }
+        match found {
+            Some(e) if !K::holds(&e.value) => Err(WrongType),
+            found => Ok(found),
+        }
+    }
+
+    /// A key read by the command (GET, STRLEN, MGET, TOUCH, ...).
+    #[inline]
+    pub fn lookup_read<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(self.db, key, Intent::Read)
+    }
+
+    /// A key inspected without counting as an access (TYPE, TTL, EXISTS, OBJECT).
+    #[inline]
+    pub fn lookup_read_no_touch<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(self.db, key, Intent::ReadNoTouch)
+    }
+
+    /// Deletes `key` of the client's db if it has expired (DEL, UNLINK, as
+    /// Redis's `expireIfNeeded`), counted as an expiry. Returns whether it had.
+    pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
+        let (db, now) = (self.db, self.now_ms);
+        let shard = self.shards.of(key);
+        let expired = shard.dbs[db].expire_if_needed(key, now);
+        if expired {
+            shard.expired(db, key);
+        }
+        expired
+    }
+
+    /// A key the command is about to change (INCR, APPEND, SET NX, EXPIRE, ...).
+    #[inline]
+    pub fn lookup_write<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(self.db, key, Intent::Write)
+    }
+
+    /// `lookup_write` in database `db` rather than the client's (MOVE).
+    #[inline]
+    pub fn lookup_write_in<K: Kind>(&mut self, db: usize, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(db, key, Intent::Write)
+    }
+}

@@ -1,0 +1,119 @@
+//! The execution seam: `call()`, Redis's `call()`, the one place a command
+//! runs. Every path goes through it — a command of a local client, one
+//! forwarded from another shard, a held multi-shard command (and later EXEC,
+//! AOF loading, replication and scripts) — so that what follows a command
+//! (statistics, latency, slowlog, MONITOR) is done once, in one order, on the
+//! shard that ran it, whoever asked. The network loop parses, routes and
+//! moves bytes; it does not know what a command does nor what it leaves.
+
+pub mod clock;
+
+pub use clock::Clock;
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use crate::commands::{flags, CommandTable, Ctx};
+use crate::protocol::reply::ErrorKind;
+use crate::protocol::Reply;
+use crate::shard::ShardState;
+
+/// The client a command runs for, as the slowlog and MONITOR show it, when
+/// it is not at hand in `Ctx::client` (a command forwarded from another
+/// shard carries these in its request).
+#[derive(Clone, Copy, Default)]
+pub struct Caller<'a> {
+    /// `ip:port`, as CLIENT LIST's `addr=`.
+    pub addr: &'a [u8],
+    pub name: &'a [u8],
+}
+
+/// Runs command `id` (its handler writing to `r`), then, in execution order:
+/// commandstats, errorstats, the latency histograms inside/outside snapshots,
+/// the slowlog, the latency monitor and MONITOR. The MONITOR line, when some
+/// client monitors and the command is shown, is written to `monitor_line`
+/// (left empty otherwise): delivering it to the monitoring connections is
+/// the network loop's job. `remote` names the client when `ctx.client` is
+/// None.
+pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut Reply, remote: Caller, monitor_line: &mut Vec<u8>) {
+    let spec = &CommandTable::get().specs[id];
+    let start = clock.last;
+    (spec.handler)(ctx, args, r);
+    let usec = clock.usec_since(start);
+    // Read after the handler: CLIENT SETNAME and SELECT show their effect on
+    // their own slowlog entry and MONITOR line, as in Redis (which reads
+    // `c->name` and `c->db` after `c->cmd->proc(c)`).
+    let (addr, name, db) = match ctx.client.as_deref() {
+        Some(c) => (c.addr.as_bytes(), &c.name[..], c.db),
+        None => (remote.addr, remote.name, ctx.db),
+    };
+    let in_snapshot = ctx.server.persistence.snapshot_active.load(Ordering::Relaxed);
+    record_command(ctx.shards.get_mut(ctx.home), in_snapshot, id, args, usec, r.error_prefix, addr, name);
+    monitor_line.clear();
+    if ctx.server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
+        format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);
+    }
+}
+
+/// The statistics a command leaves on the shard that ran it: commandstats,
+/// errorstats, latency inside/outside snapshots, slowlog, latency monitor.
+#[allow(clippy::too_many_arguments)]
+fn record_command(st: &mut ShardState, in_snapshot: bool, id: usize, args: &[&[u8]], usec: u64, failed: Option<ErrorKind>, addr: &[u8], name: &[u8]) {
+    st.stats.record_call(id, usec, failed.is_some());
+    st.snapshot_latency.record(usec, in_snapshot);
+    if let Some(k) = failed {
+        st.stats.record_error(k.as_str());
+    }
+    let spec = &CommandTable::get().specs[id];
+    let threshold = st.config.slowlog_log_slower_than_usec;
+    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
+        let max_len = st.config.slowlog_max_len;
+        st.stats.slowlog.push(args, usec, addr, name, max_len);
+    }
+    let lat_threshold = st.config.latency_monitor_threshold_ms;
+    if lat_threshold > 0 && usec / 1000 >= lat_threshold {
+        let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
+        st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
+    }
+}
+
+/// Redis's MONITOR line (`replicationFeedMonitors`):
+/// `+1700000000.123456 [db addr] "arg" "arg"\r\n`, arguments escaped as
+/// `sdscatrepr` does.
+pub fn format_monitor_line(out: &mut Vec<u8>, unix_us: u64, db: usize, addr: &[u8], args: &[&[u8]]) {
+    let _ = write!(out, "+{}.{:06} [{} ", unix_us / 1_000_000, unix_us % 1_000_000, db);
+    out.extend_from_slice(addr);
+    out.push(b']');
+    for a in args {
+        out.extend_from_slice(b" \"");
+        for &c in a.iter() {
+            match c {
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                7 => out.extend_from_slice(b"\\a"),
+                8 => out.extend_from_slice(b"\\b"),
+                c if c.is_ascii_graphic() || c == b' ' => out.push(c),
+                c => {
+                    let _ = write!(out, "\\x{:02x}", c);
+                }
+            }
+        }
+        out.push(b'"');
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_line_escapes_as_sdscatrepr() {
+        let mut out = Vec::new();
+        format_monitor_line(&mut out, 1_700_000_000_000_042, 3, b"127.0.0.1:5000", &[b"SET", b"k\"\\", b"\n\r\t\x07\x08\x01 \xff"]);
+        assert_eq!(out, b"+1700000000.000042 [3 127.0.0.1:5000] \"SET\" \"k\\\"\\\\\" \"\\n\\r\\t\\a\\b\\x01 \\xff\"\r\n".to_vec());
+    }
+}
