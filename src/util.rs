@@ -92,6 +92,28 @@ pub fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// Redis's `sdscatrepr`: `s` double-quoted with C escapes (`\\ \" \n \r
+/// \t \a \b`), printable ASCII as is, `\xHH` for every other byte. MONITOR
+/// lines and the AOF manifest quote with it.
+pub fn cat_repr(out: &mut Vec<u8>, s: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x07 => out.extend_from_slice(b"\\a"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x20..=0x7e => out.push(c),
+            c => out.extend_from_slice(&[b'\\', b'x', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
+        }
+    }
+    out.push(b'"');
+}
+
 #[cfg(test)]
 mod cpulist_tests {
     use super::parse_cpulist;

@@ -85,23 +85,8 @@ pub fn format_monitor_line(out: &mut Vec<u8>, unix_us: u64, db: usize, addr: &[u
     out.extend_from_slice(addr);
     out.push(b']');
     for a in args {
-        out.extend_from_slice(b" \"");
-        for &c in a.iter() {
-            match c {
-                b'\\' => out.extend_from_slice(b"\\\\"),
-                b'"' => out.extend_from_slice(b"\\\""),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                7 => out.extend_from_slice(b"\\a"),
-                8 => out.extend_from_slice(b"\\b"),
-                c if c.is_ascii_graphic() || c == b' ' => out.push(c),
-                c => {
-                    let _ = write!(out, "\\x{:02x}", c);
-                }
-            }
-        }
-        out.push(b'"');
+        out.push(b' ');
+        crate::util::cat_repr(out, a);
     }
     out.extend_from_slice(b"\r\n");
 }

@@ -72,7 +72,7 @@ impl AofInfo {
     fn format_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"file ");
         if self.name.iter().any(|&c| needs_repr(c)) {
-            cat_repr(out, &self.name);
+            crate::util::cat_repr(out, &self.name);
         } else {
             out.extend_from_slice(&self.name);
         }
@@ -495,25 +495,6 @@ fn is_space(c: u8) -> bool {
 /// `sdsneedsrepr`: a name with any of these is written quoted.
 fn needs_repr(c: u8) -> bool {
     matches!(c, b'\\' | b'"' | b'\n' | b'\r' | b'\t' | 0x07 | 0x08) || !(0x20..0x7f).contains(&c) || is_space(c)
-}
-
-/// `sdscatrepr`: a double-quoted string with C escapes, `\xHH` for the rest.
-fn cat_repr(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    for &c in s {
-        match c {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x07 => out.extend_from_slice(b"\\a"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            c if (0x20..0x7f).contains(&c) => out.push(c),
-            c => out.extend_from_slice(format!("\\x{:02x}", c).as_bytes()),
-        }
-    }
-    out.push(b'"');
 }
 
 /// `sdssplitargs` (the protocol's inline-command splitter is the same
