@@ -4,11 +4,14 @@
 //! - `protocol/`  RESP parsing and reply encoding
 //! - `network/`   the per-shard io_uring loop, connections, dispatch
 //! - `shard/`     keyspace, hash slots, cross-shard mailboxes, holding shards
+//! - `exec/`      `call()`: where every command runs, and what follows it
 //! - `commands/`  the command table and handlers, one file per family
 //! - `config/`    redis.conf parsing and the CONFIG table
 //! - `metrics/`   statistics, slowlog, latency monitor
+//! - `persistence/` RDB format, O_DIRECT writer, snapshots, AOF files (`aof/`)
 //! - `types/`     the compact encodings (listpack, intset) in Redis's byte layout
-//! - `server.rs`  state shared by all shard threads; `log.rs` Redis-style log lines
+//! - `server.rs`  state shared by all shard threads; `log.rs` Redis-style log
+//!   lines; `signal.rs` SIGTERM/SIGINT
 
 pub mod commands;
 pub mod config;
