@@ -8,3 +8,4 @@
 
 pub mod intset;
 pub mod listpack;
+pub mod quicklist;
