@@ -361,16 +361,58 @@ fn zset_memory_and_speed_against_redis() {
         z.remove(m);
     }
     let remove_ns = start.elapsed().as_nanos() as f64 / N as f64;
+    // Ascending scores (timestamps): every insert lands at the end.
+    let before = jemalloc_allocated_bytes();
+    let mut z = SortedSet::new();
+    for (i, (m, _)) in data.iter().enumerate() {
+        z.insert(m, i as f64);
+    }
+    let ascending_bytes = jemalloc_allocated_bytes() - before;
     eprintln!(
         "1M members: redis-server {:.1} B/element, {:.0} ns/insert (commandstats); SortedSet {:.1} B/element, \
-         {:.0} ns/insert, {:.0} ns/rank, {:.0} ns/remove (checksum {})",
+         {:.0} ns/insert, {:.0} ns/rank, {:.0} ns/remove (checksum {}); {:.1} B/element with ascending scores",
         redis_bytes as f64 / N as f64,
         usec * 1000.0 / N as f64,
         ours_bytes as f64 / N as f64,
         insert_ns,
         rank_ns,
         remove_ns,
-        sum
+        sum,
+        ascending_bytes as f64 / N as f64
     );
     assert!(ours_bytes < redis_bytes, "the B+tree was chosen for taking less memory than Redis's skiplist");
+}
+
+/// Memory per element of a 1M-element list (`RPUSH` of `member:<n>`) at
+/// the default fill -2: redis-server's quicklist (`used_memory` growth)
+/// against `Quicklist` (jemalloc's allocated bytes growth). Run as the
+/// zset measurement above.
+#[test]
+#[ignore]
+fn quicklist_memory_against_redis() {
+    const N: usize = 1_000_000;
+    let data: Vec<Vec<u8>> = (0..N).map(|i| format!("member:{}", i).into_bytes()).collect();
+    let server = Server::redis(&[]);
+    let mut c = server.conn();
+    let before = used_memory(&mut c);
+    for chunk in data.chunks(1000) {
+        let mut args: Vec<Vec<u8>> = vec![b"RPUSH".to_vec(), b"l".to_vec()];
+        args.extend(chunk.iter().cloned());
+        c.cmd(&args);
+    }
+    let redis_bytes = used_memory(&mut c) - before;
+    let before = jemalloc_allocated_bytes();
+    let mut q = Quicklist::new(-2);
+    for v in &data {
+        q.push_tail(v);
+    }
+    let ours_bytes = jemalloc_allocated_bytes() - before;
+    let payload: usize = q.nodes().map(|lp| lp.total_bytes()).sum();
+    eprintln!(
+        "1M list elements: redis-server {:.2} B/element, Quicklist {:.2} B/element ({} nodes, listpack bytes {:.2}/element)",
+        redis_bytes as f64 / N as f64,
+        ours_bytes as f64 / N as f64,
+        q.nodes().len(),
+        payload as f64 / N as f64
+    );
 }
