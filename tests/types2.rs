@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::dump::dump_list;
+use common::dump::dump_list_nodes;
 use common::{Conn, Resp, Server};
 use ringkv::types::listpack::Where;
 use ringkv::types::quicklist::Quicklist;
@@ -51,8 +51,8 @@ fn cmdv(c: &mut Conn, args: &[&[u8]]) -> Resp {
     c.cmd(args)
 }
 
-fn ours_nodes(q: &Quicklist) -> Vec<Vec<u8>> {
-    q.nodes().map(|lp| lp.as_bytes().to_vec()).collect()
+fn ours_nodes(q: &Quicklist) -> Vec<(u64, Vec<u8>)> {
+    q.nodes().map(|n| (u64::from(n.container()), n.as_bytes().to_vec())).collect()
 }
 
 fn check_same(c: &mut Conn, q: &Quicklist, step: usize, op: &str) {
@@ -60,11 +60,11 @@ fn check_same(c: &mut Conn, q: &Quicklist, step: usize, op: &str) {
         assert_eq!(c.cmd(&["EXISTS", "l"]), Resp::Int(0), "step {}: {} emptied ours only", step, op);
         vec![]
     } else {
-        dump_list(c, "l")
+        dump_list_nodes(c, "l")
     };
     let ours = ours_nodes(q);
     if ours != redis_nodes {
-        let sizes = |n: &[Vec<u8>]| n.iter().map(|b| b.len()).collect::<Vec<_>>();
+        let sizes = |n: &[(u64, Vec<u8>)]| n.iter().map(|(k, b)| (*k, b.len())).collect::<Vec<_>>();
         panic!(
             "step {} ({}): node layout differs: redis {} nodes {:?}, ours {} nodes {:?}",
             step,
@@ -78,13 +78,18 @@ fn check_same(c: &mut Conn, q: &Quicklist, step: usize, op: &str) {
 }
 
 /// Runs `steps` random list commands on redis-server (with the given
-/// `list-max-listpack-size`) and on a `Quicklist`, comparing the DUMP
-/// node blobs with ours after every command.
-fn quicklist_matches_redis(fill: i32, steps: usize, seed: u64) {
+/// `list-max-listpack-size`, and plain nodes from `plain_from` bytes when
+/// set) and on a `Quicklist`, comparing the DUMP nodes (container kind
+/// and bytes) with ours after every command.
+fn quicklist_matches_redis(fill: i32, plain_from: Option<usize>, steps: usize, seed: u64) {
     let fill_text = fill.to_string();
-    let server = Server::redis(&["--list-max-listpack-size", &fill_text]);
+    let server = Server::redis(&["--list-max-listpack-size", &fill_text, "--enable-debug-command", "yes"]);
     let mut c = server.conn();
     let mut q = Quicklist::new(fill);
+    if let Some(bytes) = plain_from {
+        assert_eq!(c.cmd(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", &bytes.to_string()]), Resp::ok());
+        assert!(q.set_packed_threshold(bytes));
+    }
     let mut r = Rng(seed);
     for step in 0..steps {
         let len = q.len() as i64;
@@ -164,18 +169,27 @@ fn quicklist_matches_redis(fill: i32, steps: usize, seed: u64) {
 
 #[test]
 fn quicklist_nodes_match_redis_at_8k_nodes() {
-    quicklist_matches_redis(-2, 3000, 0x9E37_79B9_7F4A_7C15);
+    quicklist_matches_redis(-2, None, 3000, 0x9E37_79B9_7F4A_7C15);
 }
 
 #[test]
 fn quicklist_nodes_match_redis_at_4_per_node() {
-    quicklist_matches_redis(4, 3000, 0xD1B5_4A32_D192_ED03);
+    quicklist_matches_redis(4, None, 3000, 0xD1B5_4A32_D192_ED03);
 }
 
 #[test]
 fn quicklist_nodes_match_redis_at_4k_and_1_per_node() {
-    quicklist_matches_redis(-1, 1500, 7);
-    quicklist_matches_redis(1, 800, 11);
+    quicklist_matches_redis(-1, None, 1500, 7);
+    quicklist_matches_redis(1, None, 800, 11);
+}
+
+/// Elements of 1000 bytes and more in plain nodes (RDB container 1), as
+/// `DEBUG QUICKLIST-PACKED-THRESHOLD 1000` makes Redis store them: pushes,
+/// LINSERT around and into plain nodes, LSET to and from large values.
+#[test]
+fn quicklist_plain_nodes_match_redis() {
+    quicklist_matches_redis(-2, Some(1000), 2500, 0xC0FF_EE00_1234_5678);
+    quicklist_matches_redis(3, Some(1000), 1500, 99);
 }
 
 /// Scores with many ties, both infinities and -0, and members short and
@@ -407,7 +421,7 @@ fn quicklist_memory_against_redis() {
         q.push_tail(v);
     }
     let ours_bytes = jemalloc_allocated_bytes() - before;
-    let payload: usize = q.nodes().map(|lp| lp.total_bytes()).sum();
+    let payload: usize = q.nodes().map(|n| n.as_bytes().len()).sum();
     eprintln!(
         "1M list elements: redis-server {:.2} B/element, Quicklist {:.2} B/element ({} nodes, listpack bytes {:.2}/element)",
         redis_bytes as f64 / N as f64,

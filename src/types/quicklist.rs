@@ -18,8 +18,12 @@
 //! for a million 8 KiB-node elements is ~1000 handles. Finding an index
 //! walks node counts from the nearer end, as Redis does.
 //!
-//! Not done: compression of inner nodes (`list-compress-depth`), plain
-//! nodes for elements of 1 GiB and more (`packed_threshold`).
+//! An element of `packed_threshold` bytes (1 GiB) or more gets a plain
+//! node of its own (RDB container 1), never merged, as in Redis; the
+//! tests lower the threshold on both sides (`DEBUG
+//! QUICKLIST-PACKED-THRESHOLD`) to check those layouts too.
+//!
+//! Not done: LZF compression of inner nodes (`list-compress-depth`).
 
 use std::collections::VecDeque;
 
@@ -41,31 +45,131 @@ const MERGE_SAVED_BYTES_ESTIMATE: usize = 11;
 /// Largest positive fill (`FILL_MAX`, a 16-bit signed field).
 pub const FILL_MAX: i32 = (1 << 15) - 1;
 
+/// Elements of this many bytes or more go in a plain node of their own
+/// (`packed_threshold`, 1 GiB by default).
+pub const PACKED_THRESHOLD_BYTES_DEFAULT: usize = 1 << 30;
+
+/// One quicklist node, as RDB type 18 writes it: container 2, a listpack
+/// of elements, or container 1, one large element as raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Packed(Listpack),
+    Plain(Vec<u8>),
+}
+
+impl Node {
+    /// Elements in the node.
+    pub fn len(&self) -> usize {
+        match self {
+            Node::Packed(lp) => lp.len(),
+            Node::Plain(_) => 1,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The RDB container kind: 1 plain, 2 packed.
+    pub fn container(&self) -> u8 {
+        match self {
+            Node::Packed(_) => 2,
+            Node::Plain(_) => 1,
+        }
+    }
+
+    /// The bytes RDB writes for the node: the listpack, or the element.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Node::Packed(lp) => lp.as_bytes(),
+            Node::Plain(v) => v,
+        }
+    }
+
+    fn packed(&mut self) -> &mut Listpack {
+        match self {
+            Node::Packed(lp) => lp,
+            Node::Plain(_) => unreachable!("a listpack operation on a plain node"),
+        }
+    }
+
+    /// The element at `at` (0 for a plain node).
+    fn get(&self, at: usize) -> Entry<'_> {
+        match self {
+            Node::Packed(lp) => lp.get(lp.seek(at as i64).expect("entry in node")),
+            Node::Plain(v) => Entry::Str(v),
+        }
+    }
+
+    fn iter(&self) -> NodeIter<'_> {
+        match self {
+            Node::Packed(lp) => NodeIter::Packed(lp.iter()),
+            Node::Plain(v) => NodeIter::Plain(Some(v)),
+        }
+    }
+}
+
+enum NodeIter<'a> {
+    Packed(super::listpack::Iter<'a>),
+    Plain(Option<&'a [u8]>),
+}
+
+impl<'a> Iterator for NodeIter<'a> {
+    type Item = Entry<'a>;
+    fn next(&mut self) -> Option<Entry<'a>> {
+        match self {
+            NodeIter::Packed(it) => it.next(),
+            NodeIter::Plain(v) => v.take().map(Entry::Str),
+        }
+    }
+}
+
+impl DoubleEndedIterator for NodeIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        match self {
+            NodeIter::Packed(it) => it.next_back(),
+            NodeIter::Plain(v) => v.take().map(Entry::Str),
+        }
+    }
+}
+
 /// A list as a quicklist of listpack nodes with Redis's fill factor
 /// (`list-max-listpack-size`): negative -1..-5 limits node bytes to
 /// 4/8/16/32/64 KiB, positive limits the element count per node.
 #[derive(Clone, Debug)]
 pub struct Quicklist {
-    nodes: VecDeque<Listpack>,
+    nodes: VecDeque<Node>,
     count: usize,
     fill: i32,
+    packed_threshold_bytes: usize,
 }
 
 impl Quicklist {
     /// An empty list; `fill` is clamped as `quicklistSetFill` does.
     pub fn new(fill: i32) -> Quicklist {
-        Quicklist { nodes: VecDeque::new(), count: 0, fill: fill.clamp(-5, FILL_MAX) }
+        Quicklist { nodes: VecDeque::new(), count: 0, fill: fill.clamp(-5, FILL_MAX), packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT }
     }
 
-    /// A list from listpacks read from an RDB or DUMP quicklist-2 object,
-    /// one node each (`quicklistAppendListpack`); empty ones are dropped,
-    /// as Redis's loader drops them.
-    pub fn from_nodes(fill: i32, nodes: impl IntoIterator<Item = Listpack>) -> Quicklist {
+    /// `DEBUG QUICKLIST-PACKED-THRESHOLD`: elements of `bytes` or more get
+    /// plain nodes from now on; 0 restores the default. Redis refuses
+    /// more than 4 GiB - 1 MiB (false here).
+    pub fn set_packed_threshold(&mut self, bytes: usize) -> bool {
+        if bytes > (1 << 32) - (1 << 20) {
+            return false;
+        }
+        self.packed_threshold_bytes = if bytes == 0 { PACKED_THRESHOLD_BYTES_DEFAULT } else { bytes };
+        true
+    }
+
+    /// A list from the nodes of an RDB or DUMP quicklist-2 object
+    /// (`quicklistAppendListpack` / `quicklistAppendPlainNode`); empty
+    /// listpacks are dropped, as Redis's loader drops them.
+    pub fn from_nodes(fill: i32, nodes: impl IntoIterator<Item = Node>) -> Quicklist {
         let mut q = Quicklist::new(fill);
-        for lp in nodes {
-            if !lp.is_empty() {
-                q.count += lp.len();
-                q.nodes.push_back(lp);
+        for node in nodes {
+            if !node.is_empty() {
+                q.count += node.len();
+                q.nodes.push_back(node);
             }
         }
         q
@@ -85,8 +189,12 @@ impl Quicklist {
     }
 
     /// The nodes head to tail, as RDB and DUMP write them.
-    pub fn nodes(&self) -> impl ExactSizeIterator<Item = &Listpack> + '_ {
+    pub fn nodes(&self) -> impl ExactSizeIterator<Item = &Node> + '_ {
         self.nodes.iter()
+    }
+
+    fn is_large(&self, len: usize) -> bool {
+        len >= self.packed_threshold_bytes
     }
 
     /// Whether a node may grow to `new_bytes` holding `new_count` elements
@@ -104,13 +212,15 @@ impl Quicklist {
     /// `_quicklistNodeAllowInsert` for an element of `len` bytes (its
     /// string length, even when it will be stored as an integer).
     fn allow_insert(&self, node: Option<usize>, len: usize) -> bool {
-        let Some(lp) = node.and_then(|i| self.nodes.get(i)) else { return false };
-        self.within_limit(lp.total_bytes() + len + ENTRY_OVERHEAD_ESTIMATE_BYTES, lp.len() + 1)
+        let Some(Node::Packed(lp)) = node.and_then(|i| self.nodes.get(i)) else { return false };
+        !self.is_large(len) && self.within_limit(lp.total_bytes() + len + ENTRY_OVERHEAD_ESTIMATE_BYTES, lp.len() + 1)
     }
 
     /// `_quicklistNodeAllowMerge` for the nodes at `a` and `b`.
     fn allow_merge(&self, a: usize, b: usize) -> bool {
-        let (Some(x), Some(y)) = (self.nodes.get(a), self.nodes.get(b)) else { return false };
+        let (Some(Node::Packed(x)), Some(Node::Packed(y))) = (self.nodes.get(a), self.nodes.get(b)) else {
+            return false;
+        };
         self.within_limit(x.total_bytes() + y.total_bytes() - MERGE_SAVED_BYTES_ESTIMATE, x.len() + y.len())
     }
 
@@ -120,27 +230,33 @@ impl Quicklist {
     /// this and 15.1 after, redis-server 15.1 (it reallocs every entry
     /// to size). Done when a push opens a new node beside a full one and
     /// after a split or merge: the copy is one node's bytes, once.
-    fn compact(lp: &mut Listpack) {
-        let mut buf = std::mem::take(lp).into_bytes();
-        buf.shrink_to_fit();
-        *lp = Listpack::from_bytes(buf).expect("a listpack built here is valid");
+    fn compact(node: &mut Node) {
+        if let Node::Packed(lp) = node {
+            let mut buf = std::mem::take(lp).into_bytes();
+            buf.shrink_to_fit();
+            *lp = Listpack::from_bytes(buf).expect("a listpack built here is valid");
+        }
     }
 
-    fn single(v: &[u8]) -> Listpack {
+    /// A new node holding `v`: plain when it is large.
+    fn single(&self, v: &[u8]) -> Node {
+        if self.is_large(v.len()) {
+            return Node::Plain(v.to_vec());
+        }
         let mut lp = Listpack::new();
         lp.append(Entry::Str(v));
-        lp
+        Node::Packed(lp)
     }
 
     /// LPUSH one element (`quicklistPushHead`).
     pub fn push_head(&mut self, v: &[u8]) {
         if self.allow_insert(Some(0), v.len()) {
-            self.nodes[0].prepend(Entry::Str(v));
+            self.nodes[0].packed().prepend(Entry::Str(v));
         } else {
             if let Some(full) = self.nodes.front_mut() {
                 Self::compact(full);
             }
-            self.nodes.push_front(Self::single(v));
+            self.nodes.push_front(self.single(v));
         }
         self.count += 1;
     }
@@ -149,22 +265,27 @@ impl Quicklist {
     pub fn push_tail(&mut self, v: &[u8]) {
         let last = self.nodes.len().checked_sub(1);
         if self.allow_insert(last, v.len()) {
-            self.nodes.back_mut().expect("tail node").append(Entry::Str(v));
+            self.nodes.back_mut().expect("tail node").packed().append(Entry::Str(v));
         } else {
             if let Some(full) = self.nodes.back_mut() {
                 Self::compact(full);
             }
-            self.nodes.push_back(Self::single(v));
+            self.nodes.push_back(self.single(v));
         }
         self.count += 1;
     }
 
-    /// Deletes the entry at byte offset `off` of node `node`, dropping the
-    /// node if it empties (`quicklistDelIndex`; never merges).
-    fn delete_in_node(&mut self, node: usize, off: usize) {
-        let lp = &mut self.nodes[node];
-        lp.delete(off);
-        if lp.is_empty() {
+    /// Deletes element `at` of node `node`, dropping the node if it
+    /// empties (`quicklistDelIndex`; never merges).
+    fn delete_in_node(&mut self, node: usize, at: usize) {
+        let gone = match &mut self.nodes[node] {
+            Node::Plain(_) => true,
+            Node::Packed(lp) => {
+                lp.delete(lp.seek(at as i64).expect("entry in node"));
+                lp.is_empty()
+            }
+        };
+        if gone {
             self.nodes.remove(node);
         }
         self.count -= 1;
@@ -172,19 +293,17 @@ impl Quicklist {
 
     /// LPOP one element.
     pub fn pop_head(&mut self) -> Option<Vec<u8>> {
-        let lp = self.nodes.front()?;
-        let off = lp.first().expect("quicklist nodes are never empty");
-        let v = lp.get(off).to_vec();
-        self.delete_in_node(0, off);
+        let v = self.nodes.front()?.get(0).to_vec();
+        self.delete_in_node(0, 0);
         Some(v)
     }
 
     /// RPOP one element.
     pub fn pop_tail(&mut self) -> Option<Vec<u8>> {
-        let lp = self.nodes.back()?;
-        let off = lp.last().expect("quicklist nodes are never empty");
-        let v = lp.get(off).to_vec();
-        self.delete_in_node(self.nodes.len() - 1, off);
+        let last = self.nodes.back()?;
+        let at = last.len() - 1;
+        let v = last.get(at).to_vec();
+        self.delete_in_node(self.nodes.len() - 1, at);
         Some(v)
     }
 
@@ -199,8 +318,8 @@ impl Quicklist {
     fn locate(&self, pos: usize) -> (usize, usize) {
         if pos < self.count / 2 {
             let mut before = 0;
-            for (i, lp) in self.nodes.iter().enumerate() {
-                let n = lp.len();
+            for (i, node) in self.nodes.iter().enumerate() {
+                let n = node.len();
                 if pos < before + n {
                     return (i, pos - before);
                 }
@@ -208,9 +327,8 @@ impl Quicklist {
             }
         } else {
             let mut after = self.count;
-            for (i, lp) in self.nodes.iter().enumerate().rev() {
-                let n = lp.len();
-                after -= n;
+            for (i, node) in self.nodes.iter().enumerate().rev() {
+                after -= node.len();
                 if pos >= after {
                     return (i, pos - after);
                 }
@@ -222,19 +340,42 @@ impl Quicklist {
     /// LINDEX: the element at `index`, negative from the tail.
     pub fn get(&self, index: i64) -> Option<Entry<'_>> {
         let (node, at) = self.locate(self.resolve(index)?);
-        let lp = &self.nodes[node];
-        Some(lp.get(lp.seek(at as i64).expect("entry in node")))
+        Some(self.nodes[node].get(at))
     }
 
-    /// LSET: replaces the element at `index` in place
-    /// (`quicklistReplaceAtIndex`; Redis 7.0 does not re-check the node's
-    /// size). False when out of range.
+    /// LSET: replaces the element at `index` (`quicklistReplaceEntry`):
+    /// in place inside a listpack (Redis 7.0 does not re-check the node's
+    /// size) or a plain node when sizes allow, else by inserting after it
+    /// and deleting it. False when out of range.
     pub fn set(&mut self, index: i64, v: &[u8]) -> bool {
         let Some(pos) = self.resolve(index) else { return false };
         let (node, at) = self.locate(pos);
-        let lp = &mut self.nodes[node];
-        let off = lp.seek(at as i64).expect("entry in node");
-        lp.replace(off, Entry::Str(v));
+        let large = self.is_large(v.len());
+        match &mut self.nodes[node] {
+            Node::Packed(lp) if !large => {
+                let off = lp.seek(at as i64).expect("entry in node");
+                lp.replace(off, Entry::Str(v));
+            }
+            Node::Plain(old) if large => *old = v.to_vec(),
+            Node::Plain(_) => {
+                self.insert(pos, Where::After, v);
+                let gone = self.nodes.remove(node).expect("the plain node");
+                self.count -= gone.len();
+            }
+            Node::Packed(lp) => {
+                let was = lp.len();
+                self.insert(pos, Where::After, v);
+                // The node now ends at the replaced element (a split, or
+                // it was the last): drop that last element.
+                if was == 1 {
+                    self.nodes.remove(node);
+                    self.count -= 1;
+                } else {
+                    let n = self.nodes[node].len();
+                    self.delete_in_node(node, n - 1);
+                }
+            }
+        }
         true
     }
 
@@ -245,7 +386,7 @@ impl Quicklist {
     }
 
     /// LINSERT: inserts `v` before or after the element at position `pos`
-    /// from the head (`_quicklistInsert`, packed nodes).
+    /// from the head (`_quicklistInsert`).
     pub fn insert(&mut self, pos: usize, at: Where, v: &[u8]) {
         assert!(pos < self.count, "insert pivot {} out of a list of {}", pos, self.count);
         let (node, offset) = self.locate(pos);
@@ -256,38 +397,56 @@ impl Quicklist {
         let at_head = !after && offset == 0;
         let avail_next = at_tail && self.allow_insert(Some(node + 1), v.len());
         let avail_prev = at_head && node > 0 && self.allow_insert(Some(node - 1), v.len());
+        let plain = matches!(self.nodes[node], Node::Plain(_));
         self.count += 1;
-        if !full {
-            let lp = &mut self.nodes[node];
+        if self.is_large(v.len()) {
+            let new = Node::Plain(v.to_vec());
+            if plain || at_tail || at_head {
+                self.nodes.insert(if after { node + 1 } else { node }, new);
+            } else {
+                // Split and put the large element between the halves;
+                // nothing merges.
+                let half = self.split(node, offset, after);
+                if after {
+                    self.nodes.insert(node + 1, new);
+                    self.nodes.insert(node + 2, half);
+                } else {
+                    self.nodes.insert(node, new);
+                    self.nodes.insert(node, half);
+                }
+            }
+        } else if !full {
+            let lp = self.nodes[node].packed();
             let off = lp.seek(offset as i64).expect("entry in node");
             lp.insert(off, at, Entry::Str(v));
         } else if at_tail && avail_next {
-            self.nodes[node + 1].prepend(Entry::Str(v));
+            self.nodes[node + 1].packed().prepend(Entry::Str(v));
         } else if at_head && avail_prev {
-            self.nodes[node - 1].append(Entry::Str(v));
+            self.nodes[node - 1].packed().append(Entry::Str(v));
         } else if at_tail || at_head {
-            self.nodes.insert(if after { node + 1 } else { node }, Self::single(v));
+            let new = self.single(v);
+            self.nodes.insert(if after { node + 1 } else { node }, new);
         } else {
             // Split at the pivot: the new node takes the side the element
             // goes to, then the nodes around the split may merge.
-            let mut new_node = self.split(node, offset, after);
+            let mut half = self.split(node, offset, after);
             if after {
-                new_node.prepend(Entry::Str(v));
-                self.nodes.insert(node + 1, new_node);
+                half.packed().prepend(Entry::Str(v));
+                self.nodes.insert(node + 1, half);
                 self.merge_around(node);
             } else {
-                new_node.append(Entry::Str(v));
-                self.nodes.insert(node, new_node);
+                half.packed().append(Entry::Str(v));
+                self.nodes.insert(node, half);
                 self.merge_around(node + 1);
             }
         }
     }
 
-    /// `_quicklistSplitNode`: with `after`, node keeps [0, offset] and the
-    /// returned listpack holds the rest; without, the returned one holds
-    /// [0, offset) and the node keeps the rest.
-    fn split(&mut self, node: usize, offset: usize, after: bool) -> Listpack {
-        let lp = &mut self.nodes[node];
+    /// `_quicklistSplitNode` of a packed node: with `after`, the node
+    /// keeps [0, offset] and the returned node holds the rest; without,
+    /// the returned one holds [0, offset) and the node keeps the rest.
+    fn split(&mut self, node: usize, offset: usize, after: bool) -> Node {
+        let lp = self.nodes[node].packed();
         let mut new_lp = lp.clone();
         if after {
             lp.delete_range(offset as i64 + 1, usize::MAX);
@@ -296,20 +455,21 @@ impl Quicklist {
             lp.delete_range(0, offset);
             new_lp.delete_range(offset as i64, usize::MAX);
         }
-        Self::compact(lp);
-        Self::compact(&mut new_lp);
-        new_lp
+        Self::compact(&mut self.nodes[node]);
+        let mut half = Node::Packed(new_lp);
+        Self::compact(&mut half);
+        half
     }
 
     /// Appends node `a + 1` to node `a` and drops it (`lpMerge` keeps the
     /// bytes in order whichever buffer it reuses).
     fn merge_pair(&mut self, a: usize) {
-        let b = self.nodes.remove(a + 1).expect("merge partner");
-        let lp = &mut self.nodes[a];
+        let Some(Node::Packed(b)) = self.nodes.remove(a + 1) else { unreachable!("merge of a plain node") };
+        let lp = self.nodes[a].packed();
         for e in b.iter() {
             lp.append(e);
         }
-        Self::compact(lp);
+        Self::compact(&mut self.nodes[a]);
     }
 
     /// `_quicklistMergeNodes` around `center`: (prev-prev, prev),
@@ -345,7 +505,16 @@ impl Quicklist {
             if removed == limit {
                 break;
             }
-            let lp = &mut self.nodes[i];
+            let lp = match &mut self.nodes[i] {
+                Node::Plain(p) => {
+                    if p.as_slice() == v {
+                        p.clear();
+                        removed += 1;
+                    }
+                    continue;
+                }
+                Node::Packed(lp) => lp,
+            };
             if from_tail {
                 let mut cur = lp.last();
                 while let Some(off) = cur {
@@ -374,7 +543,12 @@ impl Quicklist {
                 }
             }
         }
-        self.nodes.retain(|lp| !lp.is_empty());
+        // A matched plain node was cleared above; a plain node of an
+        // empty element never is a large one, so clearing marks it.
+        self.nodes.retain(|n| match n {
+            Node::Packed(lp) => !lp.is_empty(),
+            Node::Plain(p) => !p.is_empty(),
+        });
         self.count -= removed;
         removed
     }
@@ -399,7 +573,7 @@ impl Quicklist {
             if here == n {
                 self.nodes.remove(i);
             } else {
-                self.nodes[i].delete_range(skip as i64, here);
+                self.nodes[i].packed().delete_range(skip as i64, here);
                 i += 1;
             }
             left -= here;
@@ -429,7 +603,7 @@ impl Quicklist {
 
     /// The elements head to tail; `.rev()` walks from the tail.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = Entry<'_>> + '_ {
-        self.nodes.iter().flat_map(|lp| lp.iter())
+        self.nodes.iter().flat_map(Node::iter)
     }
 }
 
@@ -474,16 +648,22 @@ mod tests {
     /// the cached count right.
     fn check_shape(q: &Quicklist) {
         assert_eq!(q.len(), q.nodes().map(|lp| lp.len()).sum::<usize>());
-        assert!(q.nodes().all(|lp| !lp.is_empty()));
-        assert!(q.nodes.iter().all(listpack_ok));
+        assert!(q.nodes().all(|n| !n.is_empty()));
+        assert!(q.nodes().all(node_ok));
     }
 
-    fn listpack_ok(lp: &Listpack) -> bool {
-        super::super::listpack::validate(lp.as_bytes(), true).is_ok()
+    fn node_ok(n: &Node) -> bool {
+        match n {
+            Node::Packed(lp) => super::super::listpack::validate(lp.as_bytes(), true).is_ok(),
+            Node::Plain(v) => v.len() >= 1000,
+        }
     }
 
-    fn run(fill: i32, ops: Vec<Op>) {
+    fn run(fill: i32, plain_from: Option<usize>, ops: Vec<Op>) {
         let mut q = Quicklist::new(fill);
+        if let Some(bytes) = plain_from {
+            assert!(q.set_packed_threshold(bytes));
+        }
         let mut model: Vec<Vec<u8>> = vec![];
         for op in ops {
             match op {
@@ -564,14 +744,16 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn behaves_as_a_vec(fill in prop_oneof![Just(-2), Just(-1), Just(1), Just(3), Just(0)],
+                            plain_from in prop_oneof![Just(None), Just(Some(1000))],
                             ops in proptest::collection::vec(op(), 0..200)) {
-            run(fill, ops);
+            run(fill, plain_from, ops);
         }
     }
 
     #[test]
     fn fill_is_clamped_and_small_nodes_split() {
         assert_eq!(Quicklist::new(-9).fill(), -5);
+        assert!(!Quicklist::new(-2).set_packed_threshold(1 << 32));
         let mut q = Quicklist::new(2);
         for i in 0..5 {
             q.push_tail(i.to_string().as_bytes());

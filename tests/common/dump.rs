@@ -83,17 +83,29 @@ pub fn dump_listpack(c: &mut Conn, key: &str, want_type: u8) -> Vec<u8> {
     blob
 }
 
-/// The listpack of each quicklist node of a list.
-pub fn dump_list(c: &mut Conn, key: &str) -> Vec<Vec<u8>> {
+/// Each quicklist node of a list: its container kind (1 plain, 2 packed)
+/// and its bytes (the element, or the listpack).
+pub fn dump_list_nodes(c: &mut Conn, key: &str) -> Vec<(u64, Vec<u8>)> {
     let (t, obj) = dump(c, key);
     assert_eq!(t, TYPE_LIST_QUICKLIST_2);
     let mut pos = 0;
     let nodes = read_len(&obj, &mut pos).0;
     let mut out = vec![];
     for _ in 0..nodes {
-        assert_eq!(read_len(&obj, &mut pos).0, QUICKLIST_NODE_PACKED);
-        out.push(read_string(&obj, &mut pos));
+        let container = read_len(&obj, &mut pos).0;
+        out.push((container, read_string(&obj, &mut pos)));
     }
     assert_eq!(pos, obj.len());
     out
+}
+
+/// The listpack of each quicklist node of a list (all packed).
+pub fn dump_list(c: &mut Conn, key: &str) -> Vec<Vec<u8>> {
+    dump_list_nodes(c, key)
+        .into_iter()
+        .map(|(container, blob)| {
+            assert_eq!(container, QUICKLIST_NODE_PACKED);
+            blob
+        })
+        .collect()
 }
