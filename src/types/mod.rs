@@ -8,3 +8,5 @@
 
 pub mod intset;
 pub mod listpack;
+pub mod quicklist;
+pub mod zset;

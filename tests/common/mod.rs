@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod dump;
+
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::fs::File;
