@@ -9,7 +9,8 @@
 //! - `config/`    redis.conf parsing and the CONFIG table
 //! - `metrics/`   statistics, slowlog, latency monitor
 //! - `persistence/` RDB format, O_DIRECT writer, snapshots, AOF files (`aof/`)
-//! - `types/`     the compact encodings (listpack, intset) in Redis's byte layout
+//! - `types/`     collection encodings: listpack, intset (Redis's byte layouts),
+//!   quicklist, sorted set
 //! - `server.rs`  state shared by all shard threads; `log.rs` Redis-style log
 //!   lines; `signal.rs` SIGTERM/SIGINT
 
