@@ -9,7 +9,7 @@ use super::{err, flags::*, CommandSpec, Ctx, Route};
 use crate::metrics::latency::{LatencySample, LATENCY_TS_LEN};
 use crate::metrics::slowlog::SlowLogEntry;
 use crate::protocol::Reply;
-use crate::shard::Value;
+use crate::shard::{digest, Value};
 use crate::util::eq_ic;
 
 const ADMIN_SUB: u32 = ADMIN | LOADING | STALE;
@@ -455,12 +455,34 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.ok();
     } else if eq_ic(sub, "error") && argc == 3 {
         r.error_bytes(args[2]);
+    } else if eq_ic(sub, "digest") && argc == 2 {
+        debug_digest(ctx, r);
+    } else if eq_ic(sub, "digest-value") {
+        debug_digest_value(ctx, &args[2..], r);
     } else if eq_ic(sub, "reload") {
         debug_reload(ctx, &args[2..], r);
     } else if eq_ic(sub, "snapshot-stats") && argc == 2 {
         debug_snapshot_stats(ctx, r);
     } else {
         subcommand_syntax_error(r, args);
+    }
+}
+
+/// DEBUG DIGEST: the signature of every database of every shard (see
+/// shard/digest.rs), a status reply of 40 hex digits.
+fn debug_digest(ctx: &mut Ctx, r: &mut Reply) {
+    let shards: Vec<&[crate::shard::Db]> = (0..ctx.shard_count).map(|i| ctx.shard(i).dbs.as_slice()).collect();
+    r.simple(&digest::dataset_digest(&shards).to_hex());
+}
+
+/// DEBUG DIGEST-VALUE key ...: one status per key, of the value alone;
+/// zeros for a missing key. Like Redis, a key whose TTL has passed but that
+/// is still stored is digested, not expired: a debug command does not
+/// change the data it reports on.
+fn debug_digest_value(ctx: &mut Ctx, keys: &[&[u8]], r: &mut Reply) {
+    r.array(keys.len());
+    for key in keys {
+        r.simple(&digest::value_digest(ctx.db(key).map.get(key)).to_hex());
     }
 }
 

@@ -4,6 +4,7 @@
 //! quiescent point and its state is lent, whole, to the holding thread.
 
 pub mod dict;
+pub mod digest;
 pub mod hold;
 pub mod keyspace;
 pub mod mailbox;
