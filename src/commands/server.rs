@@ -70,6 +70,8 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         s.dbs[dbi].clear();
         s.modified_all(dbi, keys);
     }
+    // Propagated even when the database was empty (Redis's forceCommandPropagation).
+    ctx.propagate = crate::exec::propagate::Propagate::Force;
     r.ok();
 }
 
@@ -93,6 +95,8 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         let config = ctx.config().clone();
         let _ = crate::persistence::snapshot::save_foreground(ctx.server, ctx.shards, &config);
     }
+    // Propagated even when every database was empty (forceCommandPropagation).
+    ctx.propagate = crate::exec::propagate::Propagate::Force;
     r.ok();
 }
 
