@@ -50,6 +50,8 @@ pub struct Cut {
     pub shards: ShardMask,
     /// The shard whose stream carries the command's unit, at its cut.
     pub carrier: usize,
+    /// Where the unit ends in the carrier's stream (`at` elsewhere).
+    pub end: u64,
 }
 
 static NEXT_CUT: AtomicU64 = AtomicU64::new(1);
@@ -143,6 +145,11 @@ impl Stream {
         (start, bytes, std::mem::take(&mut self.cuts))
     }
 
+    /// Nothing to take.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.cuts.is_empty()
+    }
+
     /// The bytes not taken yet (tests, DEBUG).
     pub fn pending_bytes(&self) -> &[u8] {
         &self.buf
@@ -232,9 +239,18 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
     for &i in &held {
         let s = &mut ctx.shards.get_mut(i).stream;
         let at = s.position();
-        s.cuts.push(Cut { id, at, shards, carrier });
+        s.cuts.push(Cut { id, at, shards, carrier, end: at });
+        // The consumer may switch streams at a cut: what follows it starts
+        // with its own SELECT.
+        s.state.reset_db();
     }
-    append_unit(&mut ctx.shards.get_mut(carrier).stream, &dels, cmd);
+    let s = &mut ctx.shards.get_mut(carrier).stream;
+    append_unit(s, &dels, cmd);
+    s.state.reset_db();
+    let end = s.position();
+    if let Some(c) = s.cuts.last_mut() {
+        c.end = end;
+    }
 }
 
 #[cfg(test)]
@@ -392,7 +408,7 @@ mod tests {
         let (_, b0, cuts0) = h.shards[0].stream.take();
         let (_, b1, cuts1) = h.shards[1].stream.take();
         assert_eq!(b0, resp(&[&["SELECT", "0"], &["mset", k0, "a", k1, "b"]]));
-        assert_eq!(b1, resp(&[&["SELECT", "0"], &["set", k1, "old"], &["set", k1, "new"]]));
+        assert_eq!(b1, resp(&[&["SELECT", "0"], &["set", k1, "old"], &["SELECT", "0"], &["set", k1, "new"]]));
         assert_eq!(cuts0.len(), 1);
         assert_eq!(cuts1.len(), 1);
         assert_eq!(cuts0[0].id, cuts1[0].id);

@@ -201,6 +201,10 @@ impl EventLoop {
                 let hz = self.state().config.hz.max(1) as i64;
                 self.next_cron_ms = now + 1000 / hz;
             }
+            if self.state().stream.is_on() {
+                let server = self.server.clone();
+                server.aof.hand_over(self.state());
+            }
             self.flush_sends();
             self.ring_doorbells();
             if self.server.hold.check(self.id) {

@@ -1,0 +1,311 @@
+//! The append-only file of a running server (Redis 7.0's multi-part AOF in
+//! `appenddirname/`): loading it at start-up, creating its base and incr
+//! files when there are none, and the writer that appends every shard's
+//! write stream (`exec::propagate`) to the incr file.
+//!
+//! The writer is a thread of its own, never a shard: a shard hands over the
+//! bytes its commands appended once per loop turn (`Sink::hand_over`, a
+//! lock taken only with `appendonly yes`), and the writer merges the
+//! shards' batches into the file honouring the cuts of held multi-shard
+//! commands (see `exec::propagate`), writes them and fsyncs by
+//! `appendfsync`: `everysec` about once a second, `always` after every
+//! write, `no` never.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::exec::propagate::Cut;
+use crate::persistence::aof::{self, DirStatus, Item, ReadOptions};
+use crate::shard::ShardState;
+
+/// A config value by name, as CONFIG GET shows it.
+fn setting(config: &Config, name: &str, default: &str) -> String {
+    config.others.get(name).cloned().unwrap_or_else(|| default.to_string())
+}
+
+pub fn enabled(config: &Config) -> bool {
+    setting(config, "appendonly", "no") == "yes"
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    Always,
+    EverySec,
+    No,
+}
+
+/// One batch a shard handed over: its first stream position, the bytes,
+/// the cuts among them.
+struct Batch {
+    shard: usize,
+    start: u64,
+    bytes: Vec<u8>,
+    cuts: Vec<Cut>,
+}
+
+/// Where shards hand their batches to the writer.
+#[derive(Default)]
+pub struct Sink {
+    inbox: Mutex<Vec<Batch>>,
+    wake: Condvar,
+}
+
+impl Sink {
+    /// Takes what `state`'s stream holds and passes it to the writer
+    /// (called by the shard's loop when its stream is on).
+    pub fn hand_over(&self, state: &mut ShardState) {
+        state.stream.flush_pending();
+        if state.stream.is_empty() {
+            return;
+        }
+        let (start, bytes, cuts) = state.stream.take();
+        self.inbox.lock().unwrap().push(Batch { shard: state.id, start, bytes, cuts });
+        self.wake.notify_one();
+    }
+}
+
+/// The bytes of one shard not yet written, from its position `written`.
+#[derive(Default)]
+struct Lane {
+    written: u64,
+    segs: VecDeque<(u64, Vec<u8>)>,
+    cuts: VecDeque<Cut>,
+}
+
+impl Lane {
+    fn available(&self) -> u64 {
+        self.segs.back().map(|(s, b)| s + b.len() as u64).unwrap_or(self.written)
+    }
+    /// Moves bytes up to position `to` into `out`.
+    fn write_to(&mut self, to: u64, out: &mut Vec<u8>) {
+        while self.written < to {
+            let Some((start, bytes)) = self.segs.front() else { return };
+            let from = (self.written - start) as usize;
+            let end = ((to - start) as usize).min(bytes.len());
+            out.extend_from_slice(&bytes[from..end]);
+            self.written = start + end as u64;
+            if end == bytes.len() {
+                self.segs.pop_front();
+            }
+        }
+    }
+}
+
+/// Merges the lanes' bytes into `out` as far as the cuts allow.
+fn merge(lanes: &mut [Lane], out: &mut Vec<u8>) {
+    loop {
+        for lane in lanes.iter_mut() {
+            let limit = lane.cuts.front().map_or(u64::MAX, |c| c.at).min(lane.available());
+            lane.write_to(limit, out);
+        }
+        // The oldest cut every one of whose shards has reached it.
+        let ready = lanes
+            .iter()
+            .filter_map(|l| l.cuts.front().filter(|c| l.written == c.at))
+            .filter(|c| {
+                (0..lanes.len()).filter(|&s| c.shards.contains(s)).all(|s| lanes[s].cuts.front().is_some_and(|f| f.id == c.id && lanes[s].written == f.at))
+            })
+            .min_by_key(|c| c.id)
+            .cloned();
+        let Some(cut) = ready else { return };
+        let carrier = &mut lanes[cut.carrier];
+        let end = carrier.cuts.front().map_or(cut.at, |c| c.end);
+        carrier.write_to(end, out);
+        for (s, lane) in lanes.iter_mut().enumerate() {
+            if cut.shards.contains(s) {
+                lane.cuts.pop_front();
+            }
+        }
+    }
+}
+
+/// What start-up leaves for the writer.
+pub struct Opened {
+    dir: PathBuf,
+    file: std::fs::File,
+    fsync: Fsync,
+}
+
+fn fsync_policy(config: &Config) -> Fsync {
+    match setting(config, "appendfsync", "everysec").as_str() {
+        "always" => Fsync::Always,
+        "no" => Fsync::No,
+        _ => Fsync::EverySec,
+    }
+}
+
+/// Start-up with `appendonly yes`: loads the directory's files into
+/// `states` (Redis's `loadAppendOnlyFiles`, with its log lines), creates a
+/// base and an incr file when there are none, opens the incr file for
+/// appends, persists the manifest, and turns every shard's stream on.
+pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: &crate::server::Server) -> Result<Opened, String> {
+    let appendfilename = setting(config, "appendfilename", "appendonly.aof");
+    let dir = Path::new(&config.dir).join(setting(config, "appenddirname", "appendonlydir"));
+    let manifest = aof::load_manifest(&dir, &appendfilename).map_err(|e| e.to_string())?;
+    let mut manifest = manifest.unwrap_or_default();
+    let start = Instant::now();
+    let opts = ReadOptions {
+        load_truncated: setting(config, "aof-load-truncated", "yes") == "yes",
+        databases: config.databases,
+        now_ms: crate::util::unix_ms(),
+        appendfilename: appendfilename.clone(),
+    };
+    let ptrs: Vec<*mut ShardState> = states.iter_mut().map(|b| &mut **b as *mut ShardState).collect();
+    let mut set = crate::shard::hold::ShardSet::new(ptrs.len());
+    for (i, p) in ptrs.iter().enumerate() {
+        // SAFETY: start-up owns every state (no shard thread runs yet) and
+        // the set lives only for this load.
+        unsafe { set.set(i, *p) };
+    }
+    let mut clock = crate::exec::Clock::new();
+    let table = crate::commands::CommandTable::get();
+    let status = aof::load_dir(&dir, &manifest, &opts, |item| {
+        let mut run = |c: aof::Command| -> Result<(), String> {
+            let Some(id) = table.lookup(c.argv[0]) else {
+                return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
+            };
+            let mut out = Vec::new();
+            let mut r = crate::protocol::Reply::new(&mut out, 2);
+            let mut ctx = crate::commands::Ctx::new(&mut set, server, 0, c.db, 2, crate::util::unix_ms(), None);
+            crate::exec::call(&mut ctx, &mut clock, id, &c.argv, &mut r, Default::default(), &mut Vec::new());
+            Ok(())
+        };
+        match item {
+            Item::Key { db, key, entry } => {
+                let s = crate::shard::slot::key_shard(&key, ptrs.len());
+                set.get_mut(s).dbs[db].insert_entry(key.into_boxed_slice(), entry);
+                Ok(())
+            }
+            Item::Command(c) => run(c),
+            Item::Transaction(cs) => cs.into_iter().try_for_each(run),
+        }
+    });
+    match status {
+        Err(e) => {
+            let mut lines = e.redis_log_lines();
+            let last = lines.pop().unwrap_or_default();
+            for l in lines {
+                crate::warning!("{}", l);
+            }
+            return Err(last);
+        }
+        Ok(DirStatus::Loaded(load)) => {
+            for l in &load.log_lines {
+                crate::notice!("{}", l);
+            }
+            crate::notice!("DB loaded from append only file: {:.3} seconds", start.elapsed().as_secs_f64());
+        }
+        Ok(DirStatus::NotExist | DirStatus::Empty) => {}
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("Can't open or create append-only dir {}: {}", dir.display(), e))?;
+    if manifest.base.is_none() && manifest.incr.is_empty() {
+        let preamble = setting(config, "aof-use-rdb-preamble", "yes") == "yes";
+        let name = String::from_utf8_lossy(&manifest.new_base(&appendfilename, preamble).name).into_owned();
+        let path = dir.join(&name);
+        if preamble {
+            crate::persistence::snapshot::write_dump(&ptrs, config, &path.to_string_lossy(), |_, _| {}).map_err(|e| format!("{e:?}"))?;
+        } else {
+            // Nothing was loaded (no AOF): the base of an empty dataset.
+            std::fs::File::create(&path).map_err(|e| e.to_string())?;
+        }
+        crate::notice!("Creating AOF base file {} on server start", name);
+    }
+    let new_incr = manifest.incr.is_empty();
+    let incr = String::from_utf8_lossy(&manifest.last_incr_or_new(&appendfilename).name).into_owned();
+    let file =
+        std::fs::OpenOptions::new().create(true).append(true).open(dir.join(&incr)).map_err(|e| format!("Can't open the append-only file {}: {}", incr, e))?;
+    crate::notice!("{} AOF incr file {} on server start", if new_incr { "Creating" } else { "Opening" }, incr);
+    aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| format!("{e:?}"))?;
+    for s in states.iter_mut() {
+        s.stream.set_on(true);
+    }
+    Ok(Opened { dir, file, fsync: fsync_policy(config) })
+}
+
+/// Runs the writer until the process ends: merges what shards hand over
+/// into the incr file and fsyncs by policy.
+pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opened) -> std::io::Result<()> {
+    std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
+        let Opened { dir: _dir, mut file, fsync } = opened;
+        let mut lanes: Vec<Lane> = (0..server.shard_count).map(|_| Lane::default()).collect();
+        let mut out = Vec::new();
+        let mut last_fsync = Instant::now();
+        let mut unsynced = false;
+        loop {
+            let batches = {
+                let mut inbox = server.aof.inbox.lock().unwrap();
+                if inbox.is_empty() {
+                    inbox = server.aof.wake.wait_timeout(inbox, Duration::from_millis(100)).unwrap().0;
+                }
+                std::mem::take(&mut *inbox)
+            };
+            for b in batches {
+                let lane = &mut lanes[b.shard];
+                if lane.segs.is_empty() && lane.written < b.start {
+                    lane.written = b.start;
+                }
+                if !b.bytes.is_empty() {
+                    lane.segs.push_back((b.start, b.bytes));
+                }
+                lane.cuts.extend(b.cuts);
+            }
+            merge(&mut lanes, &mut out);
+            if !out.is_empty() {
+                if let Err(e) = file.write_all(&out) {
+                    crate::warning!("Error writing to the AOF file: {}", e);
+                }
+                out.clear();
+                unsynced = true;
+            }
+            let due = match fsync {
+                Fsync::Always => true,
+                Fsync::EverySec => last_fsync.elapsed() >= Duration::from_secs(1),
+                Fsync::No => false,
+            };
+            if unsynced && due {
+                let _ = file.sync_data();
+                last_fsync = Instant::now();
+                unsynced = false;
+            }
+        }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::hold::ShardMask;
+
+    fn lane(bytes: &[u8], cuts: Vec<Cut>) -> Lane {
+        Lane { written: 0, segs: VecDeque::from([(0, bytes.to_vec())]), cuts: cuts.into() }
+    }
+
+    /// Shard 0 carries a unit `U` at its cut 5; shard 1 has its cut at 3:
+    /// shard 1's bytes after its cut wait for the unit, shard 0's bytes
+    /// before it go first.
+    #[test]
+    fn merge_waits_at_cuts_and_writes_the_unit_once() {
+        let mut both = ShardMask::default();
+        both.insert(0);
+        both.insert(1);
+        let c = |at, end| Cut { id: 7, at, shards: both, carrier: 0, end };
+        let mut lanes = vec![lane(b"aaaaaUUbb", vec![c(5, 7)]), lane(b"xxxyy", vec![c(3, 3)])];
+        let mut out = Vec::new();
+        merge(&mut lanes, &mut out);
+        assert_eq!(out, b"aaaaaxxxUUbbyy");
+        // A cut whose other shard has not handed its bytes over yet waits.
+        let mut lanes = vec![lane(b"aUb", vec![c(1, 2)]), Lane::default()];
+        let mut out = Vec::new();
+        merge(&mut lanes, &mut out);
+        assert_eq!(out, b"a");
+        lanes[1].segs.push_back((0, b"x".to_vec()));
+        lanes[1].cuts.push_back(c(1, 1));
+        merge(&mut lanes, &mut out);
+        assert_eq!(out, b"axUb");
+    }
+}

@@ -1,0 +1,122 @@
+//! The AOF of a running server against the real thing: a directory ringkv
+//! wrote (several shards, multi-shard commands, rewritten expiries) passes
+//! redis-check-aof and loads in redis-server 7.0 and in ringkv with the same
+//! data; a directory redis-server wrote loads in ringkv.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::Duration;
+
+use common::*;
+
+/// db -> key -> (value, has a TTL)
+type Dump = BTreeMap<usize, BTreeMap<Vec<u8>, (Vec<u8>, bool)>>;
+
+fn dump(s: &Server) -> Dump {
+    let mut c = s.conn();
+    let mut out = Dump::new();
+    for db in 0..6 {
+        c.cmd(&["SELECT", &db.to_string()]);
+        let keys = c.cmd(&["KEYS", "*"]);
+        for k in keys.array() {
+            let k = k.opt_bytes().unwrap();
+            let v = c.cmd(&[&b"GET"[..], &k]).opt_bytes().unwrap();
+            let ttl = c.cmd(&[&b"PTTL"[..], &k]).int();
+            out.entry(db).or_default().insert(k, (v, ttl > 0));
+        }
+    }
+    out
+}
+
+/// A copy of `from` in a directory of this test's own.
+fn copy_dir(from: &Path, tag: &str) -> PathBuf {
+    let to = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-{}", std::process::id(), tag));
+    let _ = std::fs::remove_dir_all(&to);
+    std::fs::create_dir_all(to.join("appendonlydir")).unwrap();
+    for e in std::fs::read_dir(from.join("appendonlydir")).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join("appendonlydir").join(e.file_name())).unwrap();
+    }
+    to
+}
+
+fn writes(s: &Server) {
+    let mut c = s.conn();
+    for i in 0..50 {
+        c.cmd(&["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    c.cmd(&["SET", "ex", "v", "EX", "1000"]);
+    c.cmd(&["SETEX", "sx", "1000", "v"]);
+    c.cmd(&["MSET", "m1", "1", "m2", "2", "m3", "3", "m4", "4"]);
+    c.cmd(&["DEL", "k1", "k2", "k3", "m1"]);
+    c.cmd(&["INCRBYFLOAT", "f", "1.25"]);
+    c.cmd(&["INCRBYFLOAT", "f", "1e3"]);
+    c.cmd(&["EXPIRE", "k4", "500"]);
+    c.cmd(&["PERSIST", "ex"]);
+    c.cmd(&["GETDEL", "k5"]);
+    c.cmd(&["GETEX", "k6", "PX", "900000"]);
+    c.cmd(&["SET", "gone", "1", "PX", "1"]);
+    std::thread::sleep(Duration::from_millis(5));
+    c.cmd(&["GET", "gone"]);
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["SET", "in3", "x"]);
+    c.cmd(&["RENAME", "in3", "in3b"]);
+    c.cmd(&["APPEND", "in3b", "yz"]);
+    c.cmd(&["SELECT", "0"]);
+    c.cmd(&["MOVE", "k7", "4"]);
+    c.cmd(&["SWAPDB", "4", "5"]);
+    c.cmd(&["SET", "k8", "after"]);
+}
+
+#[test]
+fn ringkv_directory_passes_check_aof_and_loads_in_redis_and_ringkv() {
+    require_tool("redis-check-aof");
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", "3"]);
+    writes(&rk);
+    let expect = dump(&rk);
+    assert!(expect[&0].contains_key(&b"m4"[..]) && expect[&5].contains_key(&b"k7"[..]));
+    // The writer runs off the shards: give it the moment it needs.
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = copy_dir(&rk.dir, "rk");
+    drop(rk);
+    let check = run_with_timeout(Process::new("redis-check-aof").arg(dir.join("appendonlydir/appendonly.aof.manifest")), None, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && text.contains("All AOF files and manifest are valid"), "{text}");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let redis = Server::redis(&["--appendonly", "yes", "--dir", &dir_arg]);
+    assert_eq!(dump(&redis), expect, "redis-server loading ringkv's directory");
+    drop(redis);
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
+    assert_eq!(dump(&again), expect, "ringkv loading its own directory");
+    let log = again.logs();
+    assert!(log.contains("DB loaded from append only file"), "{log}");
+    assert!(log.contains("Opening AOF incr file appendonly.aof.1.incr.aof on server start"), "{log}");
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redis_directory_loads_in_ringkv() {
+    let redis = Server::redis(&["--appendonly", "yes", "--appendfsync", "always"]);
+    writes(&redis);
+    let expect = dump(&redis);
+    let dir = copy_dir(&redis.dir, "redis");
+    drop(redis);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let rk = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "3"]);
+    assert_eq!(dump(&rk), expect);
+    drop(rk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fresh_start_creates_base_and_incr_as_redis() {
+    let rk = Server::ringkv(&["--appendonly", "yes"]);
+    let log = rk.logs();
+    assert!(log.contains("Creating AOF base file appendonly.aof.1.base.rdb on server start"), "{log}");
+    assert!(log.contains("Creating AOF incr file appendonly.aof.1.incr.aof on server start"), "{log}");
+    let manifest = std::fs::read_to_string(rk.dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest, "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n");
+}
