@@ -120,3 +120,53 @@ fn fresh_start_creates_base_and_incr_as_redis() {
     let manifest = std::fs::read_to_string(rk.dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
     assert_eq!(manifest, "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n");
 }
+
+/// appendfsync always under a write load from several connections (keys
+/// over every shard, MSETs across shards), then kill -9: every write
+/// acknowledged before the kill is in the AOF ringkv loads back.
+#[test]
+fn kill_9_with_always_loses_no_acknowledged_write() {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", "3"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = vec![];
+    for t in 0..4 {
+        let mut c = rk.conn();
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut acked = vec![];
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, b) = (format!("t{t}:{i}"), format!("u{t}:{i}"));
+                c.send(&["MSET", &a, &i.to_string(), &b, &i.to_string()]);
+                match c.read_frame() {
+                    Ok(f) if f == b"+OK\r\n" => acked.push(i),
+                    _ => break,
+                }
+                i += 1;
+            }
+            (t, acked)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on the PID of the child this test started.
+    unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let results: Vec<(u64, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    let dir = copy_dir(&rk.dir, "kill9");
+    drop(rk);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
+    let mut c = again.conn();
+    let mut total = 0;
+    for (t, acked) in &results {
+        total += acked.len();
+        for i in acked {
+            for k in [format!("t{t}:{i}"), format!("u{t}:{i}")] {
+                assert_eq!(c.cmd(&["GET", &k]).opt_bytes(), Some(i.to_string().into_bytes()), "acknowledged {k} lost");
+            }
+        }
+    }
+    assert!(total > 20, "too few writes acknowledged ({total}) for the test to mean anything");
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -251,6 +251,14 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
     if let Some(c) = s.cuts.last_mut() {
         c.end = end;
     }
+    // The held shards' bytes are handed over now, numbered before this
+    // shard's own next hand-over: a reply waiting for that one (appendfsync
+    // always) waits for them too.
+    for &i in &held {
+        if i != ctx.home {
+            ctx.server.aof.hand_over(ctx.shards.get_mut(i));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -600,6 +600,12 @@ impl EventLoop {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
             call(&mut ctx, &mut self.clock, id, args, &mut r, Caller { addr: caller[0], name: caller[1] }, &mut self.monitor_line);
         }
+        if self.state().stream.is_on() {
+            // Numbered before the reply goes back: the client's shard then
+            // waits for this write's fsync (appendfsync always).
+            let server = self.server.clone();
+            server.aof.hand_over(self.state());
+        }
         drop(slices);
         packed.data.clear();
         packed.data.extend_from_slice(&self.scratch);

@@ -68,6 +68,8 @@ pub struct EventLoop {
     pub batch: Vec<(usize, usize, crate::protocol::Args)>,
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
+    /// appendfsync always: the AOF hand-over number replies wait for.
+    pub durable_mark: u64,
     /// One clock for the loop (see `Clock`).
     pub clock: Clock,
     /// The last command name looked up, exactly as sent, and its id:
@@ -126,6 +128,7 @@ impl EventLoop {
             batch: Vec::new(),
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
+            durable_mark: 0,
             clock: Clock::new(),
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
@@ -203,9 +206,16 @@ impl EventLoop {
             }
             if self.state().stream.is_on() {
                 let server = self.server.clone();
-                server.aof.hand_over(self.state());
+                let mark = server.aof.hand_over(self.state());
+                if server.aof.always() {
+                    self.durable_mark = self.durable_mark.max(mark);
+                }
             }
-            self.flush_sends();
+            // appendfsync always: no reply leaves before the writes it
+            // acknowledges are durable (the sends wait, the shard does not).
+            if self.server.aof.durable(self.durable_mark) {
+                self.flush_sends();
+            }
             self.ring_doorbells();
             if self.server.hold.check(self.id) {
                 // Time parked is nobody's command time.
@@ -242,7 +252,11 @@ impl EventLoop {
             Some(end) if !self.deferred.is_empty() => end.min(self.next_cron_ms),
             _ => self.next_cron_ms,
         };
-        let wait_ms = (until - now).clamp(1, 1000) as u64;
+        let mut wait_ms = (until - now).clamp(1, 1000) as u64;
+        if !self.server.aof.durable(self.durable_mark) {
+            // Replies wait for the AOF's fsync: look again soon.
+            wait_ms = 1;
+        }
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
         let args = types::SubmitArgs::new().timespec(&ts);
         let _ = self.ring.submitter().submit_with_args(1, &args);

@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ pub enum Fsync {
 /// One batch a shard handed over: its first stream position, the bytes,
 /// the cuts among them.
 struct Batch {
+    /// Hand-over order, over all shards.
+    seq: u64,
     shard: usize,
     start: u64,
     bytes: Vec<u8>,
@@ -48,23 +51,58 @@ struct Batch {
 }
 
 /// Where shards hand their batches to the writer.
+///
+/// **Group commit (`appendfsync always`).** Every batch gets the next
+/// hand-over sequence number; the writer publishes `synced`, the highest
+/// number whose batch and every earlier one are written and fsynced. A
+/// shard that hands over at the end of a loop turn gets back the sequence
+/// number then current (`hand_over`) and sends no reply before `synced`
+/// reaches it: its own writes of the turn, the writes other shards ran for
+/// its clients (a shard hands a forwarded command's write over before its
+/// reply leaves, and the holder of a multi-shard command hands the held
+/// shards' streams over), all are then durable. One fsync covers whatever
+/// every shard handed over while the previous one ran.
 #[derive(Default)]
 pub struct Sink {
     inbox: Mutex<Vec<Batch>>,
     wake: Condvar,
+    seq: AtomicU64,
+    synced: AtomicU64,
+    /// `appendfsync always`: replies wait for `synced`.
+    always: AtomicBool,
 }
 
 impl Sink {
     /// Takes what `state`'s stream holds and passes it to the writer
-    /// (called by the shard's loop when its stream is on).
-    pub fn hand_over(&self, state: &mut ShardState) {
+    /// (called by the shard's loop when its stream is on). Returns the
+    /// sequence number a reply produced so far must see `synced` reach.
+    pub fn hand_over(&self, state: &mut ShardState) -> u64 {
         state.stream.flush_pending();
         if state.stream.is_empty() {
-            return;
+            return self.seq.load(Ordering::Acquire);
         }
         let (start, bytes, cuts) = state.stream.take();
-        self.inbox.lock().unwrap().push(Batch { shard: state.id, start, bytes, cuts });
+        let seq = {
+            let mut inbox = self.inbox.lock().unwrap();
+            // Numbered under the lock: the inbox is in sequence order.
+            let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+            inbox.push(Batch { seq, shard: state.id, start, bytes, cuts });
+            seq
+        };
         self.wake.notify_one();
+        seq
+    }
+
+    /// Whether replies wait for the fsync (`appendfsync always`).
+    #[inline]
+    pub fn always(&self) -> bool {
+        self.always.load(Ordering::Relaxed)
+    }
+
+    /// Whether everything up to hand-over `mark` is durable.
+    #[inline]
+    pub fn durable(&self, mark: u64) -> bool {
+        self.synced.load(Ordering::Acquire) >= mark
     }
 }
 
@@ -74,6 +112,8 @@ struct Lane {
     written: u64,
     segs: VecDeque<(u64, Vec<u8>)>,
     cuts: VecDeque<Cut>,
+    /// (end position, sequence number) of the batches not fully written.
+    ends: VecDeque<(u64, u64)>,
 }
 
 impl Lane {
@@ -231,6 +271,8 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
 pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opened) -> std::io::Result<()> {
     std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
         let Opened { dir: _dir, mut file, fsync } = opened;
+        server.aof.always.store(fsync == Fsync::Always, Ordering::Relaxed);
+        let mut received = 0u64;
         let mut lanes: Vec<Lane> = (0..server.shard_count).map(|_| Lane::default()).collect();
         let mut out = Vec::new();
         let mut last_fsync = Instant::now();
@@ -244,7 +286,9 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
                 std::mem::take(&mut *inbox)
             };
             for b in batches {
+                received = b.seq;
                 let lane = &mut lanes[b.shard];
+                lane.ends.push_back((b.start + b.bytes.len() as u64, b.seq));
                 if lane.segs.is_empty() && lane.written < b.start {
                     lane.written = b.start;
                 }
@@ -267,9 +311,27 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
                 Fsync::No => false,
             };
             if unsynced && due {
-                let _ = file.sync_data();
+                if let Err(e) = file.sync_data() {
+                    crate::warning!("Can't persist the AOF: fsync: {}", e);
+                    continue;
+                }
                 last_fsync = Instant::now();
                 unsynced = false;
+            }
+            // Every batch numbered below the first one not fully written is
+            // durable (or, for `everysec`/`no`, as durable as it will be).
+            if !unsynced || fsync != Fsync::Always {
+                let mut first_open = u64::MAX;
+                for lane in lanes.iter_mut() {
+                    while lane.ends.front().is_some_and(|&(end, _)| end <= lane.written) {
+                        lane.ends.pop_front();
+                    }
+                    if let Some(&(_, seq)) = lane.ends.front() {
+                        first_open = first_open.min(seq);
+                    }
+                }
+                let synced = if first_open == u64::MAX { received } else { first_open - 1 };
+                server.aof.synced.store(synced, Ordering::Release);
             }
         }
     })?;
@@ -282,7 +344,7 @@ mod tests {
     use crate::shard::hold::ShardMask;
 
     fn lane(bytes: &[u8], cuts: Vec<Cut>) -> Lane {
-        Lane { written: 0, segs: VecDeque::from([(0, bytes.to_vec())]), cuts: cuts.into() }
+        Lane { segs: VecDeque::from([(0, bytes.to_vec())]), cuts: cuts.into(), ..Default::default() }
     }
 
     /// Shard 0 carries a unit `U` at its cut 5; shard 1 has its cut at 3:
