@@ -170,3 +170,32 @@ fn kill_9_with_always_loses_no_acknowledged_write() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SHUTDOWN with appendfsync everysec writes and fsyncs what the writer
+/// had not yet: every write before it is loaded back.
+#[test]
+fn shutdown_flushes_the_aof() {
+    let mut rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "everysec", "--shards", "2"]);
+    let mut c = rk.conn();
+    for i in 0..200 {
+        c.send(&["SET", &format!("s{i}"), &i.to_string()]);
+    }
+    for _ in 0..200 {
+        c.read_frame().unwrap();
+    }
+    c.send(&["SHUTDOWN"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rk.alive() {
+        assert!(std::time::Instant::now() < deadline, "SHUTDOWN did not end the server");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = rk.logs();
+    assert!(log.contains("Calling fsync() on the AOF file."), "{log}");
+    let dir = copy_dir(&rk.dir, "shutdown");
+    drop(rk);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg]);
+    assert_eq!(again.conn().cmd(&["DBSIZE"]).int(), 200);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

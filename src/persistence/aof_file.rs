@@ -70,6 +70,12 @@ pub struct Sink {
     synced: AtomicU64,
     /// `appendfsync always`: replies wait for `synced`.
     always: AtomicBool,
+    /// Shutdown asked the writer for a last write and fsync...
+    closing: AtomicBool,
+    /// ...which it did.
+    closed: AtomicBool,
+    /// A writer thread runs.
+    running: AtomicBool,
 }
 
 impl Sink {
@@ -91,6 +97,27 @@ impl Sink {
         };
         self.wake.notify_one();
         seq
+    }
+
+    /// SHUTDOWN and SIGTERM, every shard held: hands every stream over and
+    /// waits (bounded) until the writer wrote and fsynced it all, as
+    /// Redis's prepareForShutdown flushes and fsyncs the AOF.
+    pub fn flush_for_shutdown(&self, shards: &mut crate::shard::hold::ShardSet) {
+        if !self.running.load(Ordering::Acquire) {
+            return;
+        }
+        for i in 0..shards.len() {
+            if shards.has(i) {
+                self.hand_over(shards.get_mut(i));
+            }
+        }
+        crate::notice!("Calling fsync() on the AOF file.");
+        self.closing.store(true, Ordering::Release);
+        self.wake.notify_one();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.closed.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Whether replies wait for the fsync (`appendfsync always`).
@@ -272,15 +299,19 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
     std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
         let Opened { dir: _dir, mut file, fsync } = opened;
         server.aof.always.store(fsync == Fsync::Always, Ordering::Relaxed);
+        server.aof.running.store(true, Ordering::Release);
         let mut received = 0u64;
         let mut lanes: Vec<Lane> = (0..server.shard_count).map(|_| Lane::default()).collect();
         let mut out = Vec::new();
         let mut last_fsync = Instant::now();
         let mut unsynced = false;
         loop {
+            // Read before the inbox is taken: when set, every last batch
+            // (handed over before it was set) is in what is taken below.
+            let closing = server.aof.closing.load(Ordering::Acquire);
             let batches = {
                 let mut inbox = server.aof.inbox.lock().unwrap();
-                if inbox.is_empty() {
+                if inbox.is_empty() && !closing {
                     inbox = server.aof.wake.wait_timeout(inbox, Duration::from_millis(100)).unwrap().0;
                 }
                 std::mem::take(&mut *inbox)
@@ -304,6 +335,14 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
                 }
                 out.clear();
                 unsynced = true;
+            }
+            if closing {
+                // The held shards hand over nothing more.
+                if let Err(e) = file.sync_data() {
+                    crate::warning!("Can't persist the AOF: fsync: {}", e);
+                }
+                server.aof.closed.store(true, Ordering::Release);
+                return;
             }
             let due = match fsync {
                 Fsync::Always => true,
