@@ -34,6 +34,12 @@ const RING_ENTRIES: u32 = 4096;
 pub const MAILBOX_CAPACITY: usize = 4096;
 
 #[inline]
+/// A MSG_RING that wakes the shard whose ring is `fd` (its completion is
+/// a doorbell, ignored once the loop turns; the sender's is skipped).
+pub fn doorbell_entry(fd: RawFd) -> squeue::Entry {
+    opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(ud(KIND_IGNORE, 0, 0))
+}
+
 fn ud(kind: u64, generation: u32, index: u32) -> u64 {
     (kind << 56) | (((generation as u64) & 0xFF_FFFF) << 32) | index as u64
 }
@@ -242,7 +248,11 @@ impl EventLoop {
         self.server.sleeping[self.id].store(true, Ordering::SeqCst);
         let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
         let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst) != crate::shard::hold::RUNNING;
-        if has_mail || held || !self.ring.completion().is_empty() {
+        // Replies waiting for the AOF's fsync: the writer rings a sleeping
+        // shard when it publishes a new `synced`; one that came before the
+        // sleep was announced is seen here.
+        let durable_now = self.durable_mark > 0 && self.server.aof.durable(self.durable_mark) && !self.dirty.is_empty();
+        if has_mail || held || durable_now || !self.ring.completion().is_empty() {
             self.server.sleeping[self.id].store(false, Ordering::SeqCst);
             let _ = self.ring.submit_and_wait(0);
             return;
@@ -254,8 +264,8 @@ impl EventLoop {
         };
         let mut wait_ms = (until - now).clamp(1, 1000) as u64;
         if !self.server.aof.durable(self.durable_mark) {
-            // Replies wait for the AOF's fsync: look again soon.
-            wait_ms = 1;
+            // The writer's doorbell ends the wait; this bounds a lost one.
+            wait_ms = wait_ms.min(10);
         }
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
         let args = types::SubmitArgs::new().timespec(&ts);
@@ -653,12 +663,7 @@ impl EventLoop {
         if fd < 0 {
             return;
         }
-        let e = opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(ud(
-            KIND_IGNORE,
-            0,
-            0,
-        ));
-        self.push_sqe(e);
+        self.push_sqe(doorbell_entry(fd));
     }
 
     fn retry_deferred(&mut self) {

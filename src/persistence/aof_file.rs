@@ -129,7 +129,10 @@ impl Sink {
     /// Whether everything up to hand-over `mark` is durable.
     #[inline]
     pub fn durable(&self, mark: u64) -> bool {
-        self.synced.load(Ordering::Acquire) >= mark
+        // SeqCst with the shard's `sleeping` store and the writer's swap of
+        // it: either the shard sees the new `synced` or the writer sees it
+        // asleep and rings it.
+        self.synced.load(Ordering::SeqCst) >= mark
     }
 }
 
@@ -300,6 +303,8 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
         let Opened { dir: _dir, mut file, fsync } = opened;
         server.aof.always.store(fsync == Fsync::Always, Ordering::Relaxed);
         server.aof.running.store(true, Ordering::Release);
+        // A ring of the writer's own, only to ring the shards' doorbells.
+        let mut ring = io_uring::IoUring::new(64).ok();
         let mut received = 0u64;
         let mut lanes: Vec<Lane> = (0..server.shard_count).map(|_| Lane::default()).collect();
         let mut out = Vec::new();
@@ -370,7 +375,29 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
                     }
                 }
                 let synced = if first_open == u64::MAX { received } else { first_open - 1 };
-                server.aof.synced.store(synced, Ordering::Release);
+                if server.aof.synced.swap(synced, Ordering::SeqCst) != synced && fsync == Fsync::Always {
+                    // Wake the shards asleep with replies waiting for this.
+                    let mut rung = false;
+                    for t in 0..server.shard_count {
+                        let fd = server.ring_fds[t].load(Ordering::Acquire);
+                        if fd >= 0 && server.needs_doorbell(t) {
+                            if let Some(ring) = ring.as_mut() {
+                                // SAFETY: the entry carries no pointer; it
+                                // only names the target ring's fd.
+                                let _ = unsafe { ring.submission().push(&crate::network::event_loop::doorbell_entry(fd)) };
+                                rung = true;
+                            }
+                        }
+                    }
+                    if rung {
+                        if let Some(ring) = ring.as_mut() {
+                            let _ = ring.submit();
+                            // Completions of the doorbells are skipped on
+                            // success; drop any failure's.
+                            ring.completion().for_each(drop);
+                        }
+                    }
+                }
             }
         }
     })?;
