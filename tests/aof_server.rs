@@ -199,3 +199,30 @@ fn shutdown_flushes_the_aof() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// INFO persistence's aof_* fields: the same names in the same order as
+/// redis-server 7.0 with the AOF on, the same values but for the sizes,
+/// and aof_current_size the size of the incr file after a fresh start.
+#[test]
+fn info_persistence_aof_fields() {
+    let (rk, redis) = Server::pair(&["--appendonly", "yes", "--appendfsync", "always"], &["--shards", "2"]);
+    let fields = |s: &Server| -> Vec<(String, String)> {
+        let mut c = s.conn();
+        c.cmd(&["SET", "a", "1"]);
+        c.cmd(&["SET", "b", "2"]);
+        std::thread::sleep(Duration::from_millis(200));
+        let info = String::from_utf8(c.cmd(&["INFO", "persistence"]).opt_bytes().unwrap()).unwrap();
+        let start = info.find("aof_enabled").unwrap();
+        info[start..].lines().filter(|l| !l.is_empty()).map(|l| l.split_once(':').map(|(k, v)| (k.to_string(), v.to_string())).unwrap()).collect()
+    };
+    let (ours, theirs) = (fields(&rk), fields(&redis));
+    let names = |f: &[(String, String)]| f.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ours), names(&theirs));
+    for ((k, a), (_, b)) in ours.iter().zip(&theirs) {
+        if k != "aof_current_size" {
+            assert_eq!(a, b, "{k}");
+        }
+    }
+    let incr = std::fs::metadata(rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap().len();
+    assert_eq!(ours.iter().find(|(k, _)| k == "aof_current_size").unwrap().1, incr.to_string());
+}

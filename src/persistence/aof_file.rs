@@ -76,6 +76,12 @@ pub struct Sink {
     closed: AtomicBool,
     /// A writer thread runs.
     running: AtomicBool,
+    /// INFO's aof_current_size (files loaded plus bytes appended) and
+    /// aof_base_size.
+    current_size: AtomicU64,
+    base_size: AtomicU64,
+    /// The last write or fsync failed (aof_last_write_status:err).
+    write_failed: AtomicBool,
 }
 
 impl Sink {
@@ -118,6 +124,26 @@ impl Sink {
         while !self.closed.load(Ordering::Acquire) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    /// INFO persistence's `aof_*` fields, from `aof_enabled` to
+    /// `module_fork_last_cow_size` (rewrites are not done yet), then the
+    /// ones Redis adds while the AOF is on.
+    pub fn info_fields(&self) -> String {
+        let on = self.running.load(Ordering::Acquire);
+        let mut s = format!(
+            "aof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            on as u8,
+            if self.write_failed.load(Ordering::Relaxed) { "err" } else { "ok" }
+        );
+        if on {
+            s.push_str(&format!(
+                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:0\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+                self.current_size.load(Ordering::Relaxed),
+                self.base_size.load(Ordering::Relaxed)
+            ));
+        }
+        s
     }
 
     /// Whether replies wait for the fsync (`appendfsync always`).
@@ -198,6 +224,10 @@ pub struct Opened {
     dir: PathBuf,
     file: std::fs::File,
     fsync: Fsync,
+    /// Sizes as Redis counts them at start: of the files loaded (base and
+    /// incr), and of the base.
+    current_size: u64,
+    base_size: u64,
 }
 
 fn fsync_policy(config: &Config) -> Fsync {
@@ -254,6 +284,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
             Item::Transaction(cs) => cs.into_iter().try_for_each(run),
         }
     });
+    let (mut current_size, mut base_size) = (0, 0);
     match status {
         Err(e) => {
             let mut lines = e.redis_log_lines();
@@ -264,6 +295,8 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
             return Err(last);
         }
         Ok(DirStatus::Loaded(load)) => {
+            current_size = load.total_size;
+            base_size = load.base_size;
             for l in &load.log_lines {
                 crate::notice!("{}", l);
             }
@@ -293,14 +326,16 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     for s in states.iter_mut() {
         s.stream.set_on(true);
     }
-    Ok(Opened { dir, file, fsync: fsync_policy(config) })
+    Ok(Opened { dir, file, fsync: fsync_policy(config), current_size, base_size })
 }
 
 /// Runs the writer until the process ends: merges what shards hand over
 /// into the incr file and fsyncs by policy.
 pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opened) -> std::io::Result<()> {
     std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
-        let Opened { dir: _dir, mut file, fsync } = opened;
+        let Opened { dir: _dir, mut file, fsync, current_size, base_size } = opened;
+        server.aof.current_size.store(current_size, Ordering::Relaxed);
+        server.aof.base_size.store(base_size, Ordering::Relaxed);
         server.aof.always.store(fsync == Fsync::Always, Ordering::Relaxed);
         server.aof.running.store(true, Ordering::Release);
         // A ring of the writer's own, only to ring the shards' doorbells.
@@ -335,8 +370,15 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
             }
             merge(&mut lanes, &mut out);
             if !out.is_empty() {
-                if let Err(e) = file.write_all(&out) {
-                    crate::warning!("Error writing to the AOF file: {}", e);
+                match file.write_all(&out) {
+                    Ok(()) => {
+                        server.aof.current_size.fetch_add(out.len() as u64, Ordering::Relaxed);
+                        server.aof.write_failed.store(false, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        crate::warning!("Error writing to the AOF file: {}", e);
+                        server.aof.write_failed.store(true, Ordering::Relaxed);
+                    }
                 }
                 out.clear();
                 unsynced = true;

@@ -889,7 +889,7 @@ pub fn info_persistence(server: &crate::server::Server, dirty_total: u64) -> Str
         st.last_load_keys_expired,
         st.last_load_keys_loaded
     ));
-    s.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n");
+    s.push_str(&server.aof.info_fields());
     s
 }
 
