@@ -226,3 +226,28 @@ fn info_persistence_aof_fields() {
     let incr = std::fs::metadata(rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap().len();
     assert_eq!(ours.iter().find(|(k, _)| k == "aof_current_size").unwrap().1, incr.to_string());
 }
+
+/// A pre-7.0 single appendonly.aof in `dir` is moved into the AOF
+/// directory as its base and loaded, as Redis 7.0 upgrades it (the
+/// manifest is the one redis-server 7.0.15 writes for the same case).
+#[test]
+fn pre_7_0_appendonly_aof_is_upgraded_and_loaded() {
+    let dir = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-old", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut old = Vec::new();
+    for c in [&["SELECT", "0"][..], &["SET", "a", "1"], &["SET", "b", "2"]] {
+        old.extend_from_slice(&encode(c));
+    }
+    std::fs::write(dir.join("appendonly.aof"), &old).unwrap();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let rk = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg]);
+    let mut c = rk.conn();
+    assert_eq!(c.cmd(&["GET", "a"]).opt_bytes(), Some(b"1".to_vec()));
+    assert_eq!(c.cmd(&["GET", "b"]).opt_bytes(), Some(b"2".to_vec()));
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest, "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n");
+    assert!(!dir.join("appendonly.aof").exists());
+    drop(rk);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -247,6 +247,13 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     let dir = Path::new(&config.dir).join(setting(config, "appenddirname", "appendonlydir"));
     let manifest = aof::load_manifest(&dir, &appendfilename).map_err(|e| e.to_string())?;
     let mut manifest = manifest.unwrap_or_default();
+    let appenddirname = setting(config, "appenddirname", "appendonlydir");
+    if aof::needs_upgrade(Path::new(&config.dir), &appenddirname, &appendfilename, &manifest) {
+        // A pre-7.0 appendonly.aof becomes the base of a new directory.
+        let (upgraded, line) = aof::upgrade_old_style(Path::new(&config.dir), &appenddirname, &appendfilename).map_err(|e| e.to_string())?;
+        crate::notice!("{}", line);
+        manifest = upgraded;
+    }
     let start = Instant::now();
     let opts = ReadOptions {
         load_truncated: setting(config, "aof-load-truncated", "yes") == "yes",
