@@ -84,6 +84,7 @@ fn ringkv_directory_passes_check_aof_and_loads_in_redis_and_ringkv() {
     let check = run_with_timeout(Process::new("redis-check-aof").arg(dir.join("appendonlydir/appendonly.aof.manifest")), None, Duration::from_secs(30));
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success() && text.contains("All AOF files and manifest are valid"), "{text}");
+    assert!(text.contains("AUX FIELD aof-base = '1'"), "{text}");
     let dir_arg = dir.to_string_lossy().into_owned();
     let redis = Server::redis(&["--appendonly", "yes", "--dir", &dir_arg]);
     assert_eq!(dump(&redis), expect, "redis-server loading ringkv's directory");

@@ -317,7 +317,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         let name = String::from_utf8_lossy(&manifest.new_base(&appendfilename, preamble).name).into_owned();
         let path = dir.join(&name);
         if preamble {
-            crate::persistence::snapshot::write_dump(&ptrs, config, &path.to_string_lossy(), |_, _| {}).map_err(|e| format!("{e:?}"))?;
+            crate::persistence::snapshot::write_dump(&ptrs, config, &path.to_string_lossy(), true, |_, _| {}).map_err(|e| format!("{e:?}"))?;
         } else {
             // Nothing was loaded (no AOF): the base of an empty dataset.
             std::fs::File::create(&path).map_err(|e| e.to_string())?;
