@@ -91,7 +91,13 @@ pub fn run(config: Config) -> Result<(), String> {
     // Shard states are built here so the dump can be loaded into them before
     // any thread serves; each thread then owns its state.
     let mut states: Vec<Box<ShardState>> = (0..shards).map(|id| Box::new(ShardState::new(id, shards, config.clone()))).collect();
-    persistence::snapshot::load_at_startup(&mut states, &config, &server.persistence)?;
+    // With appendonly yes the AOF is the dataset, as in Redis (the RDB is not read).
+    if persistence::aof_file::enabled(&config) {
+        let opened = persistence::aof_file::load_at_startup(&mut states, &config, &server)?;
+        persistence::aof_file::spawn_writer(server.clone(), opened).map_err(|e| e.to_string())?;
+    } else {
+        persistence::snapshot::load_at_startup(&mut states, &config, &server.persistence)?;
+    }
     // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
     // before, while loading, it still ends the process at once.
     signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;

@@ -36,6 +36,8 @@ pub struct Server {
     pub pause_type: AtomicU8,
     /// Shards whose listening sockets have their accepts armed.
     pub shards_ready: AtomicUsize,
+    /// Where shards hand their write streams to the AOF writer.
+    pub aof: crate::persistence::aof_file::Sink,
 }
 
 /// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
@@ -70,6 +72,7 @@ impl Server {
             pause_end_ms: AtomicI64::new(0),
             pause_type: AtomicU8::new(0),
             shards_ready: AtomicUsize::new(0),
+            aof: Default::default(),
         }
     }
 

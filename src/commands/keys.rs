@@ -183,8 +183,18 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     let db = ctx.db(key);
     if when <= now {
         db.remove(key);
+        ctx.propagate_as(&[b"DEL", key]);
     } else {
         db.set_expire(key, when);
+        if command != "pexpireat" && ctx.propagating() {
+            // Propagated as PEXPIREAT with the absolute time, the options
+            // (NX/XX/GT/LT) kept, as Redis 7.0's expireGenericCommand does.
+            let when = itoa::Buffer::new().format(when).as_bytes().to_vec();
+            let mut argv: Vec<&[u8]> = args.to_vec();
+            argv[0] = b"PEXPIREAT";
+            argv[2] = &when;
+            ctx.propagate_as(&argv);
+        }
     }
     ctx.modified(ctx.db, key);
     r.int(1);

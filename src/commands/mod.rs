@@ -334,9 +334,29 @@ pub struct Ctx<'a> {
     pub server: &'a Server,
     /// Present for commands run on the connection's own thread.
     pub client: Option<&'a mut ClientState>,
+    /// What the command propagates, when not its arguments as sent (set
+    /// by handlers only when `propagating()`).
+    pub propagate: crate::exec::propagate::Propagate,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of one command run on shard `home` over `shards`.
+    pub fn new(shards: &'a mut ShardSet, server: &'a Server, home: usize, db: usize, resp: u8, now_ms: i64, client: Option<&'a mut ClientState>) -> Ctx<'a> {
+        Ctx { shards, home, shard_count: server.shard_count, db, resp, now_ms, server, client, propagate: Default::default() }
+    }
+    /// Whether writes are propagated (some consumer such as the AOF is on):
+    /// handlers build a rewritten form only then.
+    #[inline]
+    pub fn propagating(&self) -> bool {
+        self.shards.get(self.home).stream.is_on()
+    }
+    /// Propagates `argv` instead of the command's arguments (Redis's
+    /// `rewriteClientCommandVector`); a no-op when nothing is propagated.
+    pub fn propagate_as(&mut self, argv: &[&[u8]]) {
+        if self.propagating() {
+            self.propagate = crate::exec::propagate::Propagate::As(argv.iter().map(|a| a.to_vec()).collect());
+        }
+    }
     /// The database of `key` in the client's selected db, on the owning shard.
     #[inline]
     pub fn db(&mut self, key: &[u8]) -> &mut Db {

@@ -70,6 +70,8 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         s.dbs[dbi].clear();
         s.modified_all(dbi, keys);
     }
+    // Propagated even when the database was empty (Redis's forceCommandPropagation).
+    ctx.propagate = crate::exec::propagate::Propagate::Force;
     r.ok();
 }
 
@@ -93,6 +95,8 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         let config = ctx.config().clone();
         let _ = crate::persistence::snapshot::save_foreground(ctx.server, ctx.shards, &config);
     }
+    // Propagated even when every database was empty (forceCommandPropagation).
+    ctx.propagate = crate::exec::propagate::Propagate::Force;
     r.ok();
 }
 
@@ -187,6 +191,7 @@ pub fn prepare_for_shutdown(
 ) -> bool {
     crate::warning!("User requested shutdown...");
     crate::persistence::snapshot::kill_child(server, &config.dir, "There is a child saving an .rdb. Killing it!");
+    server.aof.flush_for_shutdown(shards);
     if (!config.save.is_empty() && !flags.nosave) || flags.save {
         crate::notice!("Saving the final RDB snapshot before exiting.");
         if crate::persistence::snapshot::save_foreground(server, shards, config).is_err() {

@@ -239,6 +239,12 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
         db.set_expire(key, when);
     }
     ctx.modified(ctx.db, key);
+    if when.is_some() && flags & opt::PXAT == 0 && ctx.propagating() {
+        // Redis 7.0 propagates a relative or second-based expiry as an
+        // absolute time in milliseconds, so that a replay sets the same one.
+        let when = itoa::Buffer::new().format(when.unwrap_or_default()).as_bytes().to_vec();
+        ctx.propagate_as(&[b"SET", key, value, b"PXAT", &when]);
+    }
     if flags & opt::GET == 0 {
         match replies {
             SetReplies::Ok => r.ok(),
@@ -282,6 +288,7 @@ fn getset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
     ctx.modified(ctx.db, key);
+    ctx.propagate_as(&[b"SET", key, args[2]]);
 }
 
 fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -291,6 +298,7 @@ fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     ctx.db(key).remove(key);
     ctx.modified(ctx.db, key);
+    ctx.propagate_as(&[b"DEL", key]);
 }
 
 fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -318,13 +326,18 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         if o.flags & (opt::EXAT | opt::PXAT) != 0 && when <= now {
             // An absolute time already past deletes the key, as Redis does.
             db.remove(key);
+            ctx.propagate_as(&[b"DEL", key]);
         } else {
             db.set_expire(key, when);
+            if ctx.propagating() {
+                ctx.propagate_as(&[b"PEXPIREAT", key, itoa::Buffer::new().format(when).as_bytes()]);
+            }
         }
         ctx.modified(ctx.db, key);
     } else if o.flags & opt::PERSIST != 0 && had_ttl {
         ctx.db(key).set_expire(key, -1);
         ctx.modified(ctx.db, key);
+        ctx.propagate_as(&[b"PERSIST", key]);
     }
 }
 
@@ -444,6 +457,10 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let text = sum.to_human().into_bytes();
     r.bulk(&text);
+    // The printed result, not the increment: a replay gives the same
+    // string whatever the float arithmetic of the loader. (Nothing fails
+    // from here on: the write below always happens.)
+    ctx.propagate_as(&[b"SET", key, &text, b"KEEPTTL"]);
     // Redis stores the printed text as a plain string (never `int`), keeping the TTL.
     let value = Value::Str { bytes: text, raw: false };
     let db = ctx.db(key);

@@ -7,6 +7,7 @@
 //! moves bytes; it does not know what a command does nor what it leaves.
 
 pub mod clock;
+pub mod propagate;
 
 pub use clock::Clock;
 
@@ -34,10 +35,14 @@ pub struct Caller<'a> {
 /// client monitors and the command is shown, is written to `monitor_line`
 /// (left empty otherwise): delivering it to the monitoring connections is
 /// the network loop's job. `remote` names the client when `ctx.client` is
-/// None.
+/// None. Last, when a consumer is on, what the command propagates is
+/// appended to the write streams (`propagate`).
 pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut Reply, remote: Caller, monitor_line: &mut Vec<u8>) {
     let spec = &CommandTable::get().specs[id];
     let start = clock.last;
+    // One load when nothing consumes the stream (`appendonly no`).
+    let propagating = ctx.shards.get(ctx.home).stream.is_on();
+    let dirty_before = if propagating { dirty_of_held(ctx) } else { 0 };
     (spec.handler)(ctx, args, r);
     let usec = clock.usec_since(start);
     // Read after the handler: CLIENT SETNAME and SELECT show their effect on
@@ -53,6 +58,14 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
         format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);
     }
+    if propagating {
+        propagate::after_command(ctx, args, dirty_before);
+    }
+}
+
+/// The dirty counters of the shards this command owns or holds, summed.
+fn dirty_of_held(ctx: &Ctx) -> u64 {
+    (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).map(|i| ctx.shards.get(i).dirty).sum()
 }
 
 /// The statistics a command leaves on the shard that ran it: commandstats,

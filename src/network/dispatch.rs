@@ -516,16 +516,7 @@ impl EventLoop {
         let mark = out.len();
         let mut r = Reply::new(out, resp);
         {
-            let mut ctx = Ctx {
-                shards: &mut self.set,
-                home: self.id,
-                shard_count: self.server.shard_count,
-                db,
-                resp,
-                now_ms: now,
-                server: &self.server,
-                client: Some(&mut conn.client),
-            };
+            let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
             call(&mut ctx, &mut self.clock, id, args, &mut r, Caller::default(), &mut self.monitor_line);
         }
         let discard = reply_mode_after_command(&mut conn.client, mode_before);
@@ -606,9 +597,14 @@ impl EventLoop {
         packed.slices(&mut slices);
         let (caller, args) = slices.split_at(CALLER_FIELDS);
         {
-            let mut ctx =
-                Ctx { shards: &mut self.set, home: self.id, shard_count: self.server.shard_count, db, resp, now_ms: now, server: &self.server, client: None };
+            let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
             call(&mut ctx, &mut self.clock, id, args, &mut r, Caller { addr: caller[0], name: caller[1] }, &mut self.monitor_line);
+        }
+        if self.state().stream.is_on() {
+            // Numbered before the reply goes back: the client's shard then
+            // waits for this write's fsync (appendfsync always).
+            let server = self.server.clone();
+            server.aof.hand_over(self.state());
         }
         drop(slices);
         packed.data.clear();

@@ -34,6 +34,12 @@ const RING_ENTRIES: u32 = 4096;
 pub const MAILBOX_CAPACITY: usize = 4096;
 
 #[inline]
+/// A MSG_RING that wakes the shard whose ring is `fd` (its completion is
+/// a doorbell, ignored once the loop turns; the sender's is skipped).
+pub fn doorbell_entry(fd: RawFd) -> squeue::Entry {
+    opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(ud(KIND_IGNORE, 0, 0))
+}
+
 fn ud(kind: u64, generation: u32, index: u32) -> u64 {
     (kind << 56) | (((generation as u64) & 0xFF_FFFF) << 32) | index as u64
 }
@@ -68,6 +74,8 @@ pub struct EventLoop {
     pub batch: Vec<(usize, usize, crate::protocol::Args)>,
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
+    /// appendfsync always: the AOF hand-over number replies wait for.
+    pub durable_mark: u64,
     /// One clock for the loop (see `Clock`).
     pub clock: Clock,
     /// The last command name looked up, exactly as sent, and its id:
@@ -126,6 +134,7 @@ impl EventLoop {
             batch: Vec::new(),
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
+            durable_mark: 0,
             clock: Clock::new(),
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
@@ -201,7 +210,18 @@ impl EventLoop {
                 let hz = self.state().config.hz.max(1) as i64;
                 self.next_cron_ms = now + 1000 / hz;
             }
-            self.flush_sends();
+            if self.state().stream.is_on() {
+                let server = self.server.clone();
+                let mark = server.aof.hand_over(self.state());
+                if server.aof.always() {
+                    self.durable_mark = self.durable_mark.max(mark);
+                }
+            }
+            // appendfsync always: no reply leaves before the writes it
+            // acknowledges are durable (the sends wait, the shard does not).
+            if self.server.aof.durable(self.durable_mark) {
+                self.flush_sends();
+            }
             self.ring_doorbells();
             if self.server.hold.check(self.id) {
                 // Time parked is nobody's command time.
@@ -228,7 +248,11 @@ impl EventLoop {
         self.server.sleeping[self.id].store(true, Ordering::SeqCst);
         let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
         let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst) != crate::shard::hold::RUNNING;
-        if has_mail || held || !self.ring.completion().is_empty() {
+        // Replies waiting for the AOF's fsync: the writer rings a sleeping
+        // shard when it publishes a new `synced`; one that came before the
+        // sleep was announced is seen here.
+        let durable_now = self.durable_mark > 0 && self.server.aof.durable(self.durable_mark) && !self.dirty.is_empty();
+        if has_mail || held || durable_now || !self.ring.completion().is_empty() {
             self.server.sleeping[self.id].store(false, Ordering::SeqCst);
             let _ = self.ring.submit_and_wait(0);
             return;
@@ -238,7 +262,11 @@ impl EventLoop {
             Some(end) if !self.deferred.is_empty() => end.min(self.next_cron_ms),
             _ => self.next_cron_ms,
         };
-        let wait_ms = (until - now).clamp(1, 1000) as u64;
+        let mut wait_ms = (until - now).clamp(1, 1000) as u64;
+        if !self.server.aof.durable(self.durable_mark) {
+            // The writer's doorbell ends the wait; this bounds a lost one.
+            wait_ms = wait_ms.min(10);
+        }
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
         let args = types::SubmitArgs::new().timespec(&ts);
         let _ = self.ring.submitter().submit_with_args(1, &args);
@@ -635,12 +663,7 @@ impl EventLoop {
         if fd < 0 {
             return;
         }
-        let e = opcode::MsgRingData::new(types::Fd(fd), 0, ud(KIND_DOORBELL, 0, 0), None).build().flags(squeue::Flags::SKIP_SUCCESS).user_data(ud(
-            KIND_IGNORE,
-            0,
-            0,
-        ));
-        self.push_sqe(e);
+        self.push_sqe(doorbell_entry(fd));
     }
 
     fn retry_deferred(&mut self) {

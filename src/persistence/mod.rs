@@ -2,6 +2,7 @@
 //! the foreground, BGSAVE in a forked child), plus loading at start-up.
 
 pub mod aof;
+pub mod aof_file;
 pub mod lzf;
 pub mod rdb;
 pub mod snapshot;

@@ -217,11 +217,13 @@ impl SaveError {
 
 /// Serialises every shard into `path` (temp file) and renames it over the
 /// dump. Runs in the BGSAVE child, or in the foreground for SAVE with every
-/// shard held. `progress` is called from the writing thread.
-pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, progress: impl FnMut(u64, u64)) -> Result<u64, SaveError> {
+/// shard held. `progress` is called from the writing thread. `aof_base`:
+/// the file is an AOF base (its `aof-base` aux field is 1, as Redis's
+/// rewrite writes it).
+pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, aof_base: bool, progress: impl FnMut(u64, u64)) -> Result<u64, SaveError> {
     let started = Instant::now();
     let mut out = DirectWriter::create(path).map_err(SaveError::Open)?;
-    serialize(&mut out, states, config, progress).map_err(|e| SaveError::Write("rdbSaveRio", e))?;
+    serialize(&mut out, states, config, aof_base, progress).map_err(|e| SaveError::Write("rdbSaveRio", e))?;
     let serialized = started.elapsed();
     let total = out.flush().map_err(|e| SaveError::Write("fflush", e))?;
     out.sync().map_err(|e| SaveError::Write("fsync", e))?;
@@ -243,7 +245,7 @@ pub fn write_dump(states: &[*mut ShardState], config: &Config, path: &str, progr
 }
 
 /// `write_dump`'s body: the whole image into `out`, not yet flushed.
-fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config, mut progress: impl FnMut(u64, u64)) -> std::io::Result<u64> {
+fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config, aof_base: bool, mut progress: impl FnMut(u64, u64)) -> std::io::Result<u64> {
     if !out.direct {
         log_any(crate::config::LogLevel::Notice, "O_DIRECT refused by the file system; writing the RDB file with buffered I/O");
     }
@@ -257,7 +259,7 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
     let allocated = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0);
     let used = crate::commands::info::used_memory_bytes(allocated as u64);
     head.save_aux("used-mem", used.to_string().as_bytes());
-    head.save_aux("aof-base", b"0");
+    head.save_aux("aof-base", if aof_base { b"1" } else { b"0" });
     head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
     // Every section starts at an aligned offset, its chunks aligned in
     // length: the writer sends them to the disk without copying them.
@@ -485,7 +487,7 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
     let mut last_sample = Instant::now() - Duration::from_secs(1);
     let mut sample_cost = Duration::from_micros(100);
     let mut cow = 0u64;
-    let result = write_dump(&states, config, &tmp, |keys, bytes| {
+    let result = write_dump(&states, config, &tmp, false, |keys, bytes| {
         // Keep smaps reading under ~1% of the child's time.
         if last_sample.elapsed() >= (sample_cost * 100).max(Duration::from_millis(100)) {
             let t = Instant::now();
@@ -614,7 +616,7 @@ pub fn save_foreground(server: &crate::server::Server, shards: &mut ShardSet, co
     let (states, dirty_now) = held_states(shards);
     let tmp = format!("{}/temp-{}.rdb", config.dir, std::process::id());
     crate::signal::set_foreground_temp(&tmp);
-    let res = write_dump(&states, config, &tmp, |_, _| {}).and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir).map_err(SaveError::Rename));
+    let res = write_dump(&states, config, &tmp, false, |_, _| {}).and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir).map_err(SaveError::Rename));
     let mut st = p.lock();
     match res {
         Ok(_previous) => {
@@ -889,7 +891,7 @@ pub fn info_persistence(server: &crate::server::Server, dirty_total: u64) -> Str
         st.last_load_keys_expired,
         st.last_load_keys_loaded
     ));
-    s.push_str("aof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:ok\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n");
+    s.push_str(&server.aof.info_fields());
     s
 }
 

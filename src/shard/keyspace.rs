@@ -271,7 +271,8 @@ impl Db {
 
     /// One pass of Redis-like active expiry: sample up to `samples` keys
     /// with a TTL, delete the expired ones. Returns (sampled, expired).
-    pub fn active_expire_sample(&mut self, samples: usize, now_ms: i64, rng: &mut u64) -> (usize, usize) {
+    /// `on_expired` sees each key deleted, before it goes.
+    pub fn active_expire_sample(&mut self, samples: usize, now_ms: i64, rng: &mut u64, mut on_expired: impl FnMut(&[u8])) -> (usize, usize) {
         let mut expired = 0;
         let mut sampled = 0;
         for _ in 0..samples {
@@ -281,6 +282,10 @@ impl Db {
             }
             sampled += 1;
             let pos = self.map.ttl_position((xorshift(rng) % n as u64) as usize);
+            let e = self.map.at(pos);
+            if e.1.expire_at_ms >= 0 && e.1.expire_at_ms <= now_ms {
+                on_expired(e.0);
+            }
             if self.remove_if_expired(pos, now_ms) {
                 expired += 1;
             }

@@ -61,6 +61,8 @@ pub struct ShardState {
     pub dirty: u64,
     /// Command latency inside vs outside snapshot windows.
     pub snapshot_latency: crate::persistence::snapshot::SnapshotLatency,
+    /// The replay form of this shard's writes (`exec::propagate`).
+    pub stream: crate::exec::propagate::Stream,
 }
 
 impl ShardState {
@@ -77,6 +79,7 @@ impl ShardState {
             active_expire_enabled: true,
             dirty: 0,
             snapshot_latency: Default::default(),
+            stream: Default::default(),
         }
     }
 
@@ -103,6 +106,7 @@ impl ShardState {
     /// dirty counter.
     pub fn expired(&mut self, db: usize, key: &[u8]) {
         self.signal_modified(db, key);
+        self.stream.expired(db, key);
         self.stats.expired_keys += 1;
     }
 
@@ -140,9 +144,10 @@ impl ShardState {
         }
         let start = std::time::Instant::now();
         let mut rng = self.rng;
-        for db in self.dbs.iter_mut() {
+        let stream = &mut self.stream;
+        for (dbi, db) in self.dbs.iter_mut().enumerate() {
             loop {
-                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng);
+                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| stream.expired_now(dbi, key));
                 self.stats.expired_keys += expired as u64;
                 if sampled == 0 || expired * 10 <= sampled {
                     break;

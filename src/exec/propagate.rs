@@ -1,0 +1,433 @@
+//! Propagation: the replay form of every successful write, appended to one
+//! ordered write stream per shard (Redis's `propagateNow` /
+//! `feedAppendOnlyFile`), for the AOF (and later replication) to consume.
+//!
+//! What is appended follows Redis 7.0: the command's arguments as the client
+//! sent them when it changed something (the dirty counter moved), or the
+//! form its handler chose (`Ctx::propagate_as`: SET ... PXAT for EX/PX/EXAT,
+//! PEXPIREAT for the EXPIRE family and GETEX, PERSIST, SET ... KEEPTTL for
+//! INCRBYFLOAT, DEL for GETDEL and for a time already past). Keys a command
+//! found expired (lazy expiry, `ShardState::expired`) are `DEL`s appended
+//! before the command; when a command leaves more than one operation they
+//! are wrapped in MULTI/EXEC, as Redis 7.0's `propagatePendingCommands`
+//! does. Keys deleted by active expiry are `DEL`s appended at once.
+//!
+//! **Position.** A stream's position is the number of bytes ever appended
+//! to it; the consumer takes the bytes out (`Stream::take`) and never moves
+//! it back. Every batch taken starts with a SELECT, so batches of different
+//! shards can be interleaved in one file in any order that respects the cuts.
+//!
+//! **Cuts: a held multi-shard command.** While a command holds several
+//! shards (MSET, DEL over shards, FLUSHALL, SWAPDB...), every one of them is
+//! parked, so their positions at that moment form one consistent cut. The
+//! coordinator records a `Cut` (one id from a global counter, the same in
+//! each) in the stream of every shard it holds, at that shard's position
+//! after the command ran, and appends the command's whole unit (expired-key
+//! DELs of every held shard, then the command, MULTI/EXEC around them when
+//! more than one) to the stream of the lowest held shard, the *carrier*,
+//! right at its cut. The consumer's rule: the bytes of a stream past one of
+//! its cuts are written only after every shard of that cut has been written
+//! up to its own cut position (then the carrier's unit goes first). Per-key
+//! order is thus execution order: a key's earlier writes lie before the cut
+//! in its own shard's stream, its later ones after. Each shard's cuts are in
+//! increasing id order, so draining cuts in id order never waits in a cycle.
+//! The fork of BGSAVE/BGREWRITEAOF takes the same hold of every shard, so
+//! `Stream::position` of each at the fork is the cut of the snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::persistence::aof::append::AppendState;
+use crate::shard::hold::ShardMask;
+
+/// One cut recorded in a shard's stream (see the module).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// Global order of cuts.
+    pub id: u64,
+    /// This stream's position at the cut.
+    pub at: u64,
+    /// The shards held by the command.
+    pub shards: ShardMask,
+    /// The shard whose stream carries the command's unit, at its cut.
+    pub carrier: usize,
+    /// Where the unit ends in the carrier's stream (`at` elsewhere).
+    pub end: u64,
+}
+
+static NEXT_CUT: AtomicU64 = AtomicU64::new(1);
+
+/// A shard's write stream.
+#[derive(Default)]
+pub struct Stream {
+    /// Whether some consumer (the AOF) is on: when off nothing is appended
+    /// and the only cost a command pays is this check.
+    on: bool,
+    buf: Vec<u8>,
+    /// Bytes taken by the consumer before `buf`.
+    taken: u64,
+    state: AppendState,
+    /// Keys found expired during the command running now, in order, as (db, key).
+    pending: Vec<(usize, Box<[u8]>)>,
+    cuts: Vec<Cut>,
+}
+
+impl Stream {
+    #[inline]
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Starts or stops appending (while the shard is held or owned).
+    pub fn set_on(&mut self, on: bool) {
+        self.on = on;
+        if !on {
+            self.buf = Vec::new();
+            self.pending.clear();
+            self.cuts.clear();
+        }
+        self.state.reset_db();
+    }
+
+    /// The number of bytes ever appended.
+    #[inline]
+    pub fn position(&self) -> u64 {
+        self.taken + self.buf.len() as u64
+    }
+
+    /// Appends `argv` as run in `db`.
+    pub fn feed<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        self.state.feed(&mut self.buf, db, argv, None);
+    }
+
+    /// Appends `argv` in whatever db is selected (MULTI's EXEC).
+    fn feed_here<A: AsRef<[u8]>>(&mut self, argv: &[A]) {
+        crate::persistence::aof::append::append_command(&mut self.buf, argv);
+    }
+
+    /// A key found expired by a lookup: its DEL goes out with the command.
+    pub fn expired(&mut self, db: usize, key: &[u8]) {
+        if self.on {
+            self.pending.push((db, key.into()));
+        }
+    }
+
+    /// A key deleted by active expiry: its DEL goes out at once.
+    pub fn expired_now(&mut self, db: usize, key: &[u8]) {
+        if self.on {
+            self.flush_pending();
+            self.feed(db, &[&b"DEL"[..], key]);
+        }
+    }
+
+    /// DELs of keys found expired outside a command (they stand alone).
+    pub fn flush_pending(&mut self) {
+        for (db, key) in std::mem::take(&mut self.pending) {
+            self.feed(db, &[&b"DEL"[..], &key[..]]);
+        }
+    }
+
+    fn take_pending(&mut self) -> Vec<(usize, Box<[u8]>)> {
+        std::mem::take(&mut self.pending)
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Takes the bytes appended since the last take, with their first
+    /// position and the cuts recorded among them. The next batch starts
+    /// with a SELECT.
+    pub fn take(&mut self) -> (u64, Vec<u8>, Vec<Cut>) {
+        let start = self.taken;
+        let bytes = std::mem::take(&mut self.buf);
+        self.taken += bytes.len() as u64;
+        self.state.reset_db();
+        (start, bytes, std::mem::take(&mut self.cuts))
+    }
+
+    /// Nothing to take.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.cuts.is_empty()
+    }
+
+    /// The bytes not taken yet (tests, DEBUG).
+    pub fn pending_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// What a write's handler asks to propagate instead of its arguments.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Propagate {
+    /// The arguments as sent, when the command changed something.
+    #[default]
+    Args,
+    /// The arguments as sent, even when nothing changed (FLUSHALL and
+    /// FLUSHDB of empty databases: Redis's `forceCommandPropagation`).
+    Force,
+    /// This form instead (Redis's `rewriteClientCommandVector`).
+    As(Vec<Vec<u8>>),
+}
+
+/// The operations of one command, appended as one unit to `stream`:
+/// expired-key DELs, then the command (if any), wrapped in MULTI/EXEC when
+/// more than one.
+fn append_unit(stream: &mut Stream, dels: &[(usize, Box<[u8]>)], cmd: Option<(usize, &[&[u8]])>) {
+    let ops = dels.len() + cmd.is_some() as usize;
+    if ops == 0 {
+        return;
+    }
+    if ops > 1 {
+        // MULTI goes in the db of the first operation, so that its SELECT
+        // comes before it, as Redis does.
+        let first = dels.first().map(|d| d.0).or(cmd.map(|c| c.0)).unwrap_or(0);
+        stream.feed(first, &[&b"MULTI"[..]]);
+    }
+    for (db, key) in dels {
+        stream.feed(*db, &[&b"DEL"[..], &key[..]]);
+    }
+    if let Some((db, argv)) = cmd {
+        stream.feed(db, argv);
+    }
+    if ops > 1 {
+        stream.feed_here(&[&b"EXEC"[..]]);
+    }
+}
+
+/// Called by `call()` after the handler when the home shard's stream is on:
+/// `dirty_before` is the sum of the dirty counters of the held shards
+/// before the handler ran.
+pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before: u64) {
+    let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
+    let dirty_after: u64 = held.iter().map(|&i| ctx.shards.get(i).dirty).sum();
+    let propagate = std::mem::take(&mut ctx.propagate);
+    let rewritten: Vec<&[u8]>;
+    let cmd: Option<&[&[u8]]> = match &propagate {
+        Propagate::As(v) => {
+            rewritten = v.iter().map(|a| &a[..]).collect();
+            Some(&rewritten)
+        }
+        Propagate::Force => Some(args),
+        Propagate::Args => (dirty_after != dirty_before).then_some(args),
+    };
+    let cmd = cmd.map(|c| (ctx.db, c));
+    if held.len() == 1 {
+        let s = &mut ctx.shards.get_mut(held[0]).stream;
+        if !s.has_pending() {
+            if let Some((db, argv)) = cmd {
+                s.feed(db, argv);
+            }
+            return;
+        }
+        let dels = s.take_pending();
+        append_unit(s, &dels, cmd);
+        return;
+    }
+    let mut dels = Vec::new();
+    for &i in &held {
+        dels.extend(ctx.shards.get_mut(i).stream.take_pending());
+    }
+    if dels.is_empty() && cmd.is_none() {
+        return;
+    }
+    let id = NEXT_CUT.fetch_add(1, Ordering::Relaxed);
+    let mut shards = ShardMask::default();
+    for &i in &held {
+        shards.insert(i);
+    }
+    let carrier = held[0];
+    for &i in &held {
+        let s = &mut ctx.shards.get_mut(i).stream;
+        let at = s.position();
+        s.cuts.push(Cut { id, at, shards, carrier, end: at });
+        // The consumer may switch streams at a cut: what follows it starts
+        // with its own SELECT.
+        s.state.reset_db();
+    }
+    let s = &mut ctx.shards.get_mut(carrier).stream;
+    append_unit(s, &dels, cmd);
+    s.state.reset_db();
+    let end = s.position();
+    if let Some(c) = s.cuts.last_mut() {
+        c.end = end;
+    }
+    // The held shards' bytes are handed over now, numbered before this
+    // shard's own next hand-over: a reply waiting for that one (appendfsync
+    // always) waits for them too.
+    for &i in &held {
+        if i != ctx.home {
+            ctx.server.aof.hand_over(ctx.shards.get_mut(i));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::commands::{CommandTable, Ctx};
+    use crate::protocol::Reply;
+    use crate::server::Server;
+    use crate::shard::hold::ShardSet;
+    use crate::shard::ShardState;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    struct Harness {
+        server: Server,
+        shards: Vec<ShardState>,
+        clock: super::super::Clock,
+    }
+
+    impl Harness {
+        fn new(n: usize) -> Harness {
+            // No save points: FLUSHALL would save a dump in the working directory.
+            let config = crate::config::Config { save: Vec::new(), ..Default::default() };
+            let mut shards: Vec<ShardState> = (0..n).map(|i| ShardState::new(i, n, config.clone())).collect();
+            for s in &mut shards {
+                s.stream.set_on(true);
+            }
+            Harness { server: Server::new(n, 100, 0), shards, clock: super::super::Clock::new() }
+        }
+
+        /// Runs `cmd` in `db` at `NOW` + `dt` ms, holding every shard
+        /// (`home` 0) when `held`, else on the shard of its first key.
+        fn run(&mut self, db: usize, held: bool, dt: i64, cmd: &[&str]) -> Vec<u8> {
+            let n = self.shards.len();
+            let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            let home = if held || args.len() < 2 { 0 } else { crate::shard::slot::key_shard(args[1], n) };
+            let mut set = ShardSet::new(n);
+            for (i, s) in self.shards.iter_mut().enumerate() {
+                if held || i == home {
+                    // SAFETY: the shard lives in `self.shards`, which is not
+                    // resized, for the whole call, and nothing else touches
+                    // it meanwhile.
+                    unsafe { set.set(i, s as *mut ShardState) };
+                }
+            }
+            let table = CommandTable::get();
+            let id = table.lookup(args[0]).unwrap();
+            let mut out = Vec::new();
+            let mut r = Reply::new(&mut out, 2);
+            let mut ctx = Ctx::new(&mut set, &self.server, home, db, 2, NOW + dt, None);
+            super::super::call(&mut ctx, &mut self.clock, id, &args, &mut r, Default::default(), &mut Vec::new());
+            out
+        }
+
+        /// What shard `i` streamed since the last take.
+        fn take(&mut self, i: usize) -> Vec<u8> {
+            self.shards[i].stream.take().1
+        }
+    }
+
+    fn resp(cmds: &[&[&str]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in cmds {
+            crate::persistence::aof::append::append_command(&mut out, c);
+        }
+        out
+    }
+
+    /// The forms redis-server 7.0.15 appended to its incr file for these
+    /// commands (appendonly yes, appendfsync always), times made absolute.
+    #[test]
+    fn replay_forms_are_redis_7_0s() {
+        let mut h = Harness::new(1);
+        let exp = (NOW + 100_000).to_string();
+        let cases: &[(&[&str], &[&[&str]])] = &[
+            (&["set", "a", "1"], &[&["SELECT", "0"], &["set", "a", "1"]]),
+            (&["set", "b", "2", "ex", "100"], &[&["SET", "b", "2", "PXAT", &exp]]),
+            (&["set", "c", "3", "px", "100000", "nx", "get"], &[&["SET", "c", "3", "PXAT", &exp]]),
+            (&["set", "d", "4", "exat", "4000000000"], &[&["SET", "d", "4", "PXAT", "4000000000000"]]),
+            (&["set", "e", "5", "pxat", "4000000000000"], &[&["set", "e", "5", "pxat", "4000000000000"]]),
+            (&["setex", "f", "100", "v"], &[&["SET", "f", "v", "PXAT", &exp]]),
+            (&["psetex", "g", "100000", "v"], &[&["SET", "g", "v", "PXAT", &exp]]),
+            (&["getset", "a", "9"], &[&["SET", "a", "9"]]),
+            (&["getdel", "b"], &[&["DEL", "b"]]),
+            (&["getdel", "nokey"], &[]),
+            (&["set", "h", "1"], &[&["set", "h", "1"]]),
+            (&["getex", "h", "ex", "100"], &[&["PEXPIREAT", "h", &exp]]),
+            (&["getex", "h", "persist"], &[&["PERSIST", "h"]]),
+            (&["getex", "h", "persist"], &[]),
+            (&["getex", "h"], &[]),
+            (&["incrbyfloat", "h", "1.5"], &[&["SET", "h", "2.5", "KEEPTTL"]]),
+            (&["incr", "i"], &[&["incr", "i"]]),
+            (&["expire", "h", "100"], &[&["PEXPIREAT", "h", &exp]]),
+            (&["pexpire", "h", "100000", "nx"], &[]),
+            (&["pexpire", "h", "100000", "xx"], &[&["PEXPIREAT", "h", &exp, "xx"]]),
+            (&["expireat", "h", "4000000000"], &[&["PEXPIREAT", "h", "4000000000000"]]),
+            (&["pexpireat", "h", "4000000000000"], &[&["pexpireat", "h", "4000000000000"]]),
+            (&["expire", "nokey", "10"], &[]),
+            (&["persist", "h"], &[&["persist", "h"]]),
+            (&["persist", "h"], &[]),
+            (&["expire", "h", "-1"], &[&["DEL", "h"]]),
+            (&["mset", "m1", "1", "m2", "2"], &[&["mset", "m1", "1", "m2", "2"]]),
+            (&["del", "m1", "m2", "nokey"], &[&["del", "m1", "m2", "nokey"]]),
+            (&["del", "nokey"], &[]),
+            (&["setnx", "a", "1"], &[]),
+            (&["msetnx", "a", "1", "q", "2"], &[]),
+            (&["set", "s", "", "xx", "get"], &[]),
+            (&["set", "k", "1", "keepttl"], &[&["set", "k", "1", "keepttl"]]),
+            (&["getex", "k", "pxat", "1"], &[&["DEL", "k"]]),
+            (&["flushdb"], &[&["flushdb"]]),
+            (&["swapdb", "0", "1"], &[&["swapdb", "0", "1"]]),
+            (&["flushall"], &[&["flushall"]]),
+        ];
+        for (cmd, expect) in cases {
+            h.run(0, false, 0, cmd);
+            assert_eq!(String::from_utf8(h.take(0)).unwrap(), String::from_utf8(resp(expect)).unwrap(), "{cmd:?}");
+            // Every batch starts with a SELECT: put one in front of the
+            // next expectation by selecting it here.
+            h.shards[0].stream.state.feed(&mut Vec::new(), 0, &["x"], None);
+        }
+    }
+
+    /// A key found expired inside a write: DEL then the write, in
+    /// MULTI/EXEC; inside a read: a lone DEL (as redis-server 7.0.15).
+    #[test]
+    fn lazy_expiry_dels_come_first() {
+        let mut h = Harness::new(1);
+        h.run(2, false, 0, &["set", "y", "1", "px", "1"]);
+        h.take(0);
+        h.run(2, false, 10, &["set", "y", "2"]);
+        assert_eq!(h.take(0), resp(&[&["SELECT", "2"], &["MULTI"], &["DEL", "y"], &["set", "y", "2"], &["EXEC"]]));
+        h.run(2, false, 10, &["set", "x", "1", "px", "1"]);
+        h.take(0);
+        h.run(2, false, 20, &["get", "x"]);
+        assert_eq!(h.take(0), resp(&[&["SELECT", "2"], &["DEL", "x"]]));
+        // Active expiry: at once.
+        h.run(3, false, 20, &["set", "z", "1", "px", "1"]);
+        h.take(0);
+        h.shards[0].active_expire_cycle(NOW + 30, 1000);
+        assert_eq!(h.take(0), resp(&[&["SELECT", "3"], &["DEL", "z"]]));
+    }
+
+    /// A held command over two shards is one unit in the lowest shard's
+    /// stream, with a cut of the same id in both streams at their positions.
+    #[test]
+    fn held_command_is_one_unit_at_a_cut() {
+        let mut h = Harness::new(2);
+        // Keys of each shard.
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let k0 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
+        let k1 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 1).unwrap();
+        h.run(0, false, 0, &["set", k1, "old"]);
+        let before1 = h.shards[1].stream.position();
+        h.run(0, true, 0, &["mset", k0, "a", k1, "b"]);
+        h.run(0, false, 0, &["set", k1, "new"]);
+        let (_, b0, cuts0) = h.shards[0].stream.take();
+        let (_, b1, cuts1) = h.shards[1].stream.take();
+        assert_eq!(b0, resp(&[&["SELECT", "0"], &["mset", k0, "a", k1, "b"]]));
+        assert_eq!(b1, resp(&[&["SELECT", "0"], &["set", k1, "old"], &["SELECT", "0"], &["set", k1, "new"]]));
+        assert_eq!(cuts0.len(), 1);
+        assert_eq!(cuts1.len(), 1);
+        assert_eq!(cuts0[0].id, cuts1[0].id);
+        assert_eq!((cuts0[0].at, cuts0[0].carrier), (0, 0));
+        assert_eq!(cuts1[0].at, before1, "the cut in shard 1 lies between its old and new SET");
+        // A held command that changes nothing leaves no cut.
+        h.run(0, true, 0, &["del", "nokey-a", "nokey-b"]);
+        assert!(h.shards[0].stream.take().2.is_empty());
+        // Nothing is appended when no consumer is on.
+        h.shards[0].stream.set_on(false);
+        h.run(0, false, 0, &["set", k0, "x"]);
+        assert_eq!(h.shards[0].stream.position(), b0.len() as u64);
+    }
+}

@@ -1,0 +1,254 @@
+//! The AOF of a running server against the real thing: a directory ringkv
+//! wrote (several shards, multi-shard commands, rewritten expiries) passes
+//! redis-check-aof and loads in redis-server 7.0 and in ringkv with the same
+//! data; a directory redis-server wrote loads in ringkv.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::Duration;
+
+use common::*;
+
+/// db -> key -> (value, has a TTL)
+type Dump = BTreeMap<usize, BTreeMap<Vec<u8>, (Vec<u8>, bool)>>;
+
+fn dump(s: &Server) -> Dump {
+    let mut c = s.conn();
+    let mut out = Dump::new();
+    for db in 0..6 {
+        c.cmd(&["SELECT", &db.to_string()]);
+        let keys = c.cmd(&["KEYS", "*"]);
+        for k in keys.array() {
+            let k = k.opt_bytes().unwrap();
+            let v = c.cmd(&[&b"GET"[..], &k]).opt_bytes().unwrap();
+            let ttl = c.cmd(&[&b"PTTL"[..], &k]).int();
+            out.entry(db).or_default().insert(k, (v, ttl > 0));
+        }
+    }
+    out
+}
+
+/// A copy of `from` in a directory of this test's own.
+fn copy_dir(from: &Path, tag: &str) -> PathBuf {
+    let to = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-{}", std::process::id(), tag));
+    let _ = std::fs::remove_dir_all(&to);
+    std::fs::create_dir_all(to.join("appendonlydir")).unwrap();
+    for e in std::fs::read_dir(from.join("appendonlydir")).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join("appendonlydir").join(e.file_name())).unwrap();
+    }
+    to
+}
+
+fn writes(s: &Server) {
+    let mut c = s.conn();
+    for i in 0..50 {
+        c.cmd(&["SET", &format!("k{i}"), &i.to_string()]);
+    }
+    c.cmd(&["SET", "ex", "v", "EX", "1000"]);
+    c.cmd(&["SETEX", "sx", "1000", "v"]);
+    c.cmd(&["MSET", "m1", "1", "m2", "2", "m3", "3", "m4", "4"]);
+    c.cmd(&["DEL", "k1", "k2", "k3", "m1"]);
+    c.cmd(&["INCRBYFLOAT", "f", "1.25"]);
+    c.cmd(&["INCRBYFLOAT", "f", "1e3"]);
+    c.cmd(&["EXPIRE", "k4", "500"]);
+    c.cmd(&["PERSIST", "ex"]);
+    c.cmd(&["GETDEL", "k5"]);
+    c.cmd(&["GETEX", "k6", "PX", "900000"]);
+    c.cmd(&["SET", "gone", "1", "PX", "1"]);
+    std::thread::sleep(Duration::from_millis(5));
+    c.cmd(&["GET", "gone"]);
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["SET", "in3", "x"]);
+    c.cmd(&["RENAME", "in3", "in3b"]);
+    c.cmd(&["APPEND", "in3b", "yz"]);
+    c.cmd(&["SELECT", "0"]);
+    c.cmd(&["MOVE", "k7", "4"]);
+    c.cmd(&["SWAPDB", "4", "5"]);
+    c.cmd(&["SET", "k8", "after"]);
+}
+
+#[test]
+fn ringkv_directory_passes_check_aof_and_loads_in_redis_and_ringkv() {
+    require_tool("redis-check-aof");
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", "3"]);
+    writes(&rk);
+    let expect = dump(&rk);
+    assert!(expect[&0].contains_key(&b"m4"[..]) && expect[&5].contains_key(&b"k7"[..]));
+    // The writer runs off the shards: give it the moment it needs.
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = copy_dir(&rk.dir, "rk");
+    drop(rk);
+    let check = run_with_timeout(Process::new("redis-check-aof").arg(dir.join("appendonlydir/appendonly.aof.manifest")), None, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && text.contains("All AOF files and manifest are valid"), "{text}");
+    assert!(text.contains("AUX FIELD aof-base = '1'"), "{text}");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let redis = Server::redis(&["--appendonly", "yes", "--dir", &dir_arg]);
+    assert_eq!(dump(&redis), expect, "redis-server loading ringkv's directory");
+    drop(redis);
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
+    assert_eq!(dump(&again), expect, "ringkv loading its own directory");
+    let log = again.logs();
+    assert!(log.contains("DB loaded from append only file"), "{log}");
+    assert!(log.contains("Opening AOF incr file appendonly.aof.1.incr.aof on server start"), "{log}");
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redis_directory_loads_in_ringkv() {
+    let redis = Server::redis(&["--appendonly", "yes", "--appendfsync", "always"]);
+    writes(&redis);
+    let expect = dump(&redis);
+    let dir = copy_dir(&redis.dir, "redis");
+    drop(redis);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let rk = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "3"]);
+    assert_eq!(dump(&rk), expect);
+    drop(rk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fresh_start_creates_base_and_incr_as_redis() {
+    let rk = Server::ringkv(&["--appendonly", "yes"]);
+    let log = rk.logs();
+    assert!(log.contains("Creating AOF base file appendonly.aof.1.base.rdb on server start"), "{log}");
+    assert!(log.contains("Creating AOF incr file appendonly.aof.1.incr.aof on server start"), "{log}");
+    let manifest = std::fs::read_to_string(rk.dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest, "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n");
+}
+
+/// appendfsync always under a write load from several connections (keys
+/// over every shard, MSETs across shards), then kill -9: every write
+/// acknowledged before the kill is in the AOF ringkv loads back.
+#[test]
+fn kill_9_with_always_loses_no_acknowledged_write() {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", "3"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = vec![];
+    for t in 0..4 {
+        let mut c = rk.conn();
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut acked = vec![];
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, b) = (format!("t{t}:{i}"), format!("u{t}:{i}"));
+                c.send(&["MSET", &a, &i.to_string(), &b, &i.to_string()]);
+                match c.read_frame() {
+                    Ok(f) if f == b"+OK\r\n" => acked.push(i),
+                    _ => break,
+                }
+                i += 1;
+            }
+            (t, acked)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: kill(2) on the PID of the child this test started.
+    unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let results: Vec<(u64, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    let dir = copy_dir(&rk.dir, "kill9");
+    drop(rk);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
+    let mut c = again.conn();
+    let mut total = 0;
+    for (t, acked) in &results {
+        total += acked.len();
+        for i in acked {
+            for k in [format!("t{t}:{i}"), format!("u{t}:{i}")] {
+                assert_eq!(c.cmd(&["GET", &k]).opt_bytes(), Some(i.to_string().into_bytes()), "acknowledged {k} lost");
+            }
+        }
+    }
+    assert!(total > 20, "too few writes acknowledged ({total}) for the test to mean anything");
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SHUTDOWN with appendfsync everysec writes and fsyncs what the writer
+/// had not yet: every write before it is loaded back.
+#[test]
+fn shutdown_flushes_the_aof() {
+    let mut rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "everysec", "--shards", "2"]);
+    let mut c = rk.conn();
+    for i in 0..200 {
+        c.send(&["SET", &format!("s{i}"), &i.to_string()]);
+    }
+    for _ in 0..200 {
+        c.read_frame().unwrap();
+    }
+    c.send(&["SHUTDOWN"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while rk.alive() {
+        assert!(std::time::Instant::now() < deadline, "SHUTDOWN did not end the server");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = rk.logs();
+    assert!(log.contains("Calling fsync() on the AOF file."), "{log}");
+    let dir = copy_dir(&rk.dir, "shutdown");
+    drop(rk);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg]);
+    assert_eq!(again.conn().cmd(&["DBSIZE"]).int(), 200);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// INFO persistence's aof_* fields: the same names in the same order as
+/// redis-server 7.0 with the AOF on, the same values but for the sizes,
+/// and aof_current_size the size of the incr file after a fresh start.
+#[test]
+fn info_persistence_aof_fields() {
+    let (rk, redis) = Server::pair(&["--appendonly", "yes", "--appendfsync", "always"], &["--shards", "2"]);
+    let fields = |s: &Server| -> Vec<(String, String)> {
+        let mut c = s.conn();
+        c.cmd(&["SET", "a", "1"]);
+        c.cmd(&["SET", "b", "2"]);
+        std::thread::sleep(Duration::from_millis(200));
+        let info = String::from_utf8(c.cmd(&["INFO", "persistence"]).opt_bytes().unwrap()).unwrap();
+        let start = info.find("aof_enabled").unwrap();
+        info[start..].lines().filter(|l| !l.is_empty()).map(|l| l.split_once(':').map(|(k, v)| (k.to_string(), v.to_string())).unwrap()).collect()
+    };
+    let (ours, theirs) = (fields(&rk), fields(&redis));
+    let names = |f: &[(String, String)]| f.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ours), names(&theirs));
+    for ((k, a), (_, b)) in ours.iter().zip(&theirs) {
+        if k != "aof_current_size" {
+            assert_eq!(a, b, "{k}");
+        }
+    }
+    let incr = std::fs::metadata(rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap().len();
+    assert_eq!(ours.iter().find(|(k, _)| k == "aof_current_size").unwrap().1, incr.to_string());
+}
+
+/// A pre-7.0 single appendonly.aof in `dir` is moved into the AOF
+/// directory as its base and loaded, as Redis 7.0 upgrades it (the
+/// manifest is the one redis-server 7.0.15 writes for the same case).
+#[test]
+fn pre_7_0_appendonly_aof_is_upgraded_and_loaded() {
+    let dir = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-old", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut old = Vec::new();
+    for c in [&["SELECT", "0"][..], &["SET", "a", "1"], &["SET", "b", "2"]] {
+        old.extend_from_slice(&encode(c));
+    }
+    std::fs::write(dir.join("appendonly.aof"), &old).unwrap();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let rk = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg]);
+    let mut c = rk.conn();
+    assert_eq!(c.cmd(&["GET", "a"]).opt_bytes(), Some(b"1".to_vec()));
+    assert_eq!(c.cmd(&["GET", "b"]).opt_bytes(), Some(b"2".to_vec()));
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir/appendonly.aof.manifest")).unwrap();
+    assert_eq!(manifest, "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n");
+    assert!(!dir.join("appendonly.aof").exists());
+    drop(rk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
