@@ -253,8 +253,9 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
     }
     // The held shards' bytes are handed over now, numbered before this
     // shard's own next hand-over: a reply waiting for that one (appendfsync
-    // always) waits for them too.
-    for &i in &held {
+    // always) waits for them too. (Only to a running writer: without one
+    // the bytes stay in the streams for whoever takes them.)
+    for &i in held.iter().filter(|_| ctx.server.aof.is_running()) {
         if i != ctx.home {
             ctx.server.aof.hand_over(ctx.shards.get_mut(i));
         }

@@ -85,6 +85,11 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Whether the writer thread runs (streams are handed to it).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
     /// Takes what `state`'s stream holds and passes it to the writer
     /// (called by the shard's loop when its stream is on). Returns the
     /// sequence number a reply produced so far must see `synced` reach.
