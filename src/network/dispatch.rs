@@ -435,9 +435,7 @@ impl EventLoop {
             && self.server.monitor_lines_queued.iter().any(|n| n.load(std::sync::atomic::Ordering::Relaxed) >= crate::shard::mailbox::MONITOR_BACKLOG_MAX)
         {
             // A monitor's shard is behind on the lines already sent: wait.
-            self.state().stats.mailbox_backoffs += 1;
-            self.conns[index as usize].as_mut().unwrap().deferred = true;
-            return Flow::Defer;
+            return self.mailbox_back_off(index);
         }
         // Inside a hold run (`hold_run`) every shard the command needs may be
         // this thread's already: it runs here, in order.
@@ -447,17 +445,7 @@ impl EventLoop {
         let flow = match mask.only() {
             Some(s) if s == self.id => self.execute_here(index, id, args, now),
             _ if covered => self.execute_here(index, id, args, now),
-            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => {
-                let conn = self.conns[index as usize].as_mut().unwrap();
-                if conn.forwarded >= FORWARDED_MAX {
-                    // Enough replies are being computed for this client
-                    // already: the rest of its input waits for them.
-                    conn.deferred = true;
-                    conn.throttled = true;
-                    return Flow::Defer;
-                }
-                self.forward(index, id, s, args)
-            }
+            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
             _ => {
                 // Several shards: the connection's earlier forwarded commands
                 // must finish first, then we hold the others.
@@ -554,16 +542,32 @@ impl EventLoop {
         Flow::Continue
     }
 
+    /// Defers connection `index` because a mailbox to another shard is at
+    /// its bound (retried next loop turn), counted in `mailbox_backoffs`.
+    fn mailbox_back_off(&mut self, index: u32) -> Flow {
+        self.state().stats.mailbox_backoffs += 1;
+        self.conns[index as usize].as_mut().unwrap().deferred = true;
+        Flow::Defer
+    }
+
     /// Sends a command to the shard that owns its keys; its reply slot keeps
     /// the connection's replies in request order.
+    /// Two bounds gate it: the connection's own (`FORWARDED_MAX` out at
+    /// once) and the mailbox's to the target (`Outbox::may_send_request`);
+    /// at either the connection waits for replies to come back.
     fn forward(&mut self, index: u32, id: usize, target: usize, args: &[&[u8]]) -> Flow {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.forwarded >= FORWARDED_MAX {
+            // Enough replies are being computed for this client already:
+            // the rest of its input waits for them (resumed by their return).
+            conn.deferred = true;
+            conn.throttled = true;
+            return Flow::Defer;
+        }
         let bytes = args.iter().map(|a| a.len()).sum();
         if !self.outboxes[target].as_ref().is_some_and(|o| o.may_send_request(bytes)) {
-            // The target has as much of ours outstanding as the mailbox
-            // bound allows: this connection waits for replies to come back.
-            self.state().stats.mailbox_backoffs += 1;
-            self.conns[index as usize].as_mut().unwrap().deferred = true;
-            return Flow::Defer;
+            // The target has as much of ours outstanding as the mailbox allows.
+            return self.mailbox_back_off(index);
         }
         let token = self.token(index);
         let mut packed = self.pool.pop().unwrap_or_default();
