@@ -10,7 +10,7 @@ use common::dump::dump_list_nodes;
 use common::{Conn, Resp, Server};
 use ringkv::types::listpack::Where;
 use ringkv::types::quicklist::Quicklist;
-use ringkv::types::zset::{LexBound, ScoreBound, ScoreRange, SortedSet};
+use ringkv::types::zset_tree::{LexBound, ScoreBound, ScoreRange, SortedSet};
 
 /// jemalloc, as the server runs, so that heap bytes measured here are
 /// comparable with redis-server's `used_memory` (also jemalloc's).

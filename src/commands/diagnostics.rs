@@ -623,6 +623,13 @@ fn serialized_len(v: &Value) -> usize {
         Value::Int(n) if i32::try_from(*n).is_ok() => return 5,
         Value::Int(n) => itoa::Buffer::new().format(*n).len(),
         Value::Str { bytes, .. } => bytes.len(),
+        aggregate => {
+            // Without LZF, as Redis's rdbSavedObjectLen (which compresses
+            // nothing either when it only measures).
+            let mut enc = crate::persistence::rdb::Encoder::new(false, 0);
+            enc.save_value(aggregate);
+            return enc.buf.len();
+        }
     };
     rdb_len_bytes(bytes) + bytes
 }

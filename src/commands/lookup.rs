@@ -42,9 +42,45 @@ impl Kind for StringKind {
     fn holds(v: &Value) -> bool {
         match v {
             Value::Int(_) | Value::Str { .. } => true,
+            Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_) => false,
         }
     }
 }
+
+macro_rules! aggregate_kind {
+    ($(#[$doc:meta])* $name:ident, $variant:ident) => {
+        $(#[$doc])*
+        pub enum $name {}
+
+        impl Kind for $name {
+            #[inline]
+            fn holds(v: &Value) -> bool {
+                matches!(v, Value::$variant(_))
+            }
+        }
+    };
+}
+
+aggregate_kind!(
+    /// A hash.
+    HashKind,
+    Hash
+);
+aggregate_kind!(
+    /// A list.
+    ListKind,
+    List
+);
+aggregate_kind!(
+    /// A set.
+    SetKind,
+    Set
+);
+aggregate_kind!(
+    /// A sorted set.
+    ZSetKind,
+    ZSet
+);
 
 /// What a lookup does besides finding the key.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -57,6 +57,7 @@ pub fn string_bytes<'a>(v: &'a Value, scratch: &'a mut itoa::Buffer) -> &'a [u8]
     match v {
         Value::Int(n) => scratch.format(*n).as_bytes(),
         Value::Str { bytes, .. } => bytes,
+        other => other.as_bytes(scratch),
     }
 }
 
@@ -71,7 +72,7 @@ fn make_raw(v: &mut Value) -> &mut Vec<u8> {
             *raw = true;
             bytes
         }
-        Value::Int(_) => unreachable!(),
+        _ => unreachable!("make_raw of a {}", v.type_name()),
     }
 }
 
@@ -388,6 +389,7 @@ fn value_i64(v: &Value) -> Option<i64> {
     match v {
         Value::Int(n) => Some(*n),
         Value::Str { bytes, .. } => canonical_int(bytes),
+        _ => None,
     }
 }
 
@@ -445,6 +447,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Ok(Some(e)) => match &e.value {
             Value::Int(n) => Some(F80::from_i64(*n)),
             Value::Str { bytes, .. } => F80::parse(bytes),
+            _ => unreachable!("a StringKind lookup returned a {}", e.value.type_name()),
         },
         Err(WrongType) => return r.error(err::WRONGTYPE),
     };
@@ -485,6 +488,7 @@ fn string_len(v: &Value) -> usize {
     match v {
         Value::Int(n) => itoa::Buffer::new().format(*n).len(),
         Value::Str { bytes, .. } => bytes.len(),
+        _ => 0,
     }
 }
 

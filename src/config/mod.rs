@@ -24,6 +24,37 @@ pub struct OutputBufferLimit {
     pub soft_seconds: u64,
 }
 
+/// The thresholds at which small collections leave their compact encoding
+/// (Redis 7.0's names; converting at the same points keeps OBJECT ENCODING
+/// and the order of small collections equal to Redis's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodingLimits {
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
+    /// `list-max-listpack-size`: > 0 elements per node, -1..-5 node bytes
+    /// of 4, 8, 16, 32, 64 KiB.
+    pub list_max_listpack_size: i32,
+    pub list_compress_depth: usize,
+}
+
+impl Default for EncodingLimits {
+    /// redis-server 7.0.15's compiled defaults (as CONFIG GET shows them).
+    fn default() -> Self {
+        EncodingLimits {
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub port: u16,
@@ -55,6 +86,7 @@ pub struct Config {
     pub activerehashing: bool,
     pub rdbchecksum: bool,
     pub stop_writes_on_bgsave_error: bool,
+    pub encodings: EncodingLimits,
     /// ringkv's own: shard threads (0 = one per available core).
     pub shards: usize,
     /// ringkv's own: pin shard i to core i.
@@ -99,6 +131,7 @@ impl Default for Config {
             activerehashing: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
+            encodings: EncodingLimits::default(),
             shards: 0,
             cpu_affinity: false,
             others: BTreeMap::new(),

@@ -5,6 +5,7 @@
 use super::lzf;
 use crate::shard::keyspace::canonical_int;
 use crate::shard::{Entry, Value};
+use crate::types::{Hash, Set, ZSet};
 
 pub const RDB_VERSION: u32 = 10;
 pub const RDB_VERSION_MAX_LOADABLE: u32 = 12;
@@ -22,6 +23,23 @@ pub const OPCODE_SELECTDB: u8 = 0xFE;
 pub const OPCODE_EOF: u8 = 0xFF;
 
 pub const TYPE_STRING: u8 = 0;
+pub const TYPE_LIST: u8 = 1;
+pub const TYPE_SET: u8 = 2;
+pub const TYPE_ZSET: u8 = 3;
+pub const TYPE_HASH: u8 = 4;
+pub const TYPE_ZSET_2: u8 = 5;
+pub const TYPE_MODULE_PRE_GA: u8 = 6;
+pub const TYPE_MODULE_2: u8 = 7;
+pub const TYPE_HASH_ZIPMAP: u8 = 9;
+pub const TYPE_LIST_ZIPLIST: u8 = 10;
+pub const TYPE_SET_INTSET: u8 = 11;
+pub const TYPE_ZSET_ZIPLIST: u8 = 12;
+pub const TYPE_HASH_ZIPLIST: u8 = 13;
+pub const TYPE_LIST_QUICKLIST: u8 = 14;
+pub const TYPE_STREAM_LISTPACKS: u8 = 15;
+pub const TYPE_HASH_LISTPACK: u8 = 16;
+pub const TYPE_ZSET_LISTPACK: u8 = 17;
+pub const TYPE_LIST_QUICKLIST_2: u8 = 18;
 
 const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
@@ -144,16 +162,80 @@ impl Encoder {
         self.buf.extend_from_slice(s);
     }
 
+    /// The RDB type byte of a value in its encoding (Redis's `rdbSaveObjectType`).
+    pub fn value_type(v: &Value) -> u8 {
+        match v {
+            Value::Int(_) | Value::Str { .. } => TYPE_STRING,
+            Value::List(_) => TYPE_LIST_QUICKLIST_2,
+            Value::Set(s) => match **s {
+                Set::Intset(_) => TYPE_SET_INTSET,
+                Set::Table(_) => TYPE_SET,
+            },
+            Value::ZSet(z) => match **z {
+                ZSet::Listpack(_) => TYPE_ZSET_LISTPACK,
+                ZSet::Tree(_) => TYPE_ZSET_2,
+            },
+            Value::Hash(h) => match **h {
+                Hash::Listpack(_) => TYPE_HASH_LISTPACK,
+                Hash::Table(_) => TYPE_HASH,
+            },
+        }
+    }
+
+    /// The value's object, after its type byte (Redis's `rdbSaveObject`):
+    /// compact encodings go out as the blobs they are in memory.
     pub fn save_value(&mut self, v: &Value) {
         match v {
-            Value::Int(n) => {
-                if !self.save_int_encoded(*n) {
-                    let s = self.itoa.format(*n).as_bytes().to_vec();
-                    self.save_len(s.len() as u64);
-                    self.buf.extend_from_slice(&s);
+            Value::Int(n) => self.save_int_string(*n),
+            Value::Str { bytes, .. } => self.save_string(bytes),
+            Value::List(l) => {
+                self.save_len(l.nodes().len() as u64);
+                for node in l.nodes() {
+                    self.save_len(node.container() as u64);
+                    self.save_string(node.as_bytes());
                 }
             }
-            Value::Str { bytes, .. } => self.save_string(bytes),
+            Value::Set(s) => match &**s {
+                Set::Intset(i) => self.save_string(i.as_bytes()),
+                Set::Table(t) => {
+                    self.save_len(t.len() as u64);
+                    for m in t {
+                        self.save_string(m);
+                    }
+                }
+            },
+            Value::ZSet(z) => match &**z {
+                ZSet::Listpack(lp) => self.save_string(lp.as_bytes()),
+                ZSet::Tree(t) => {
+                    // Highest score first, as Redis walks its skiplist from
+                    // the tail, so that a loader inserting at the head of
+                    // its skiplist does no search.
+                    self.save_len(t.len() as u64);
+                    for (m, score) in t.iter().rev() {
+                        self.save_string(m);
+                        self.buf.extend_from_slice(&score.to_le_bytes());
+                    }
+                }
+            },
+            Value::Hash(h) => match &**h {
+                Hash::Listpack(lp) => self.save_string(lp.as_bytes()),
+                Hash::Table(t) => {
+                    self.save_len(t.len() as u64);
+                    for (f, v) in t {
+                        self.save_string(f);
+                        self.save_string(v);
+                    }
+                }
+            },
+        }
+    }
+
+    /// An integer as an RDB string: int-encoded when it fits 32 bits.
+    fn save_int_string(&mut self, n: i64) {
+        if !self.save_int_encoded(n) {
+            let s = self.itoa.format(n).as_bytes().to_vec();
+            self.save_len(s.len() as u64);
+            self.buf.extend_from_slice(&s);
         }
     }
 
@@ -213,7 +295,7 @@ impl Encoder {
             self.buf.push(OPCODE_EXPIRETIME_MS);
             self.buf.extend_from_slice(&(e.expire_at_ms as u64).to_le_bytes());
         }
-        self.buf.push(TYPE_STRING);
+        self.buf.push(Encoder::value_type(&e.value));
         self.save_string(key);
         self.save_value(&e.value);
     }

@@ -39,6 +39,7 @@
 //! database and combined in database order (`combine`).
 
 use super::keyspace::{Db, Entry, Value};
+use crate::types::listpack::Entry as ListpackEntry;
 
 /// Bytes of a SHA-1 digest.
 pub const DIGEST_BYTES: usize = 20;
@@ -107,9 +108,44 @@ impl Digest {
 ///
 /// Each new type also needs its arm in `type_code`.
 fn mix_value(d: &mut Digest, value: &Value) {
+    let mut itoa = itoa::Buffer::new();
     match value {
-        Value::Int(n) => d.mix_hash(itoa::Buffer::new().format(*n).as_bytes()),
+        Value::Int(n) => d.mix_hash(itoa.format(*n).as_bytes()),
         Value::Str { bytes, .. } => d.mix_hash(bytes),
+        Value::List(l) => {
+            for e in l.iter() {
+                d.mix_hash(element_bytes(e, &mut itoa));
+            }
+        }
+        Value::Set(s) => {
+            for e in s.iter() {
+                d.xor_hash(element_bytes(e, &mut itoa));
+            }
+        }
+        Value::Hash(h) => {
+            for (f, v) in h.iter() {
+                let mut e = Digest::ZERO;
+                e.mix_hash(element_bytes(f, &mut itoa));
+                e.mix_hash(element_bytes(v, &mut itoa));
+                d.xor_hash(&e.0);
+            }
+        }
+        Value::ZSet(z) => {
+            for (m, score) in z.iter() {
+                let mut e = Digest::ZERO;
+                e.mix_hash(element_bytes(m, &mut itoa));
+                e.mix_hash(crate::protocol::reply::format_g17(score).as_bytes());
+                d.xor_hash(&e.0);
+            }
+        }
+    }
+}
+
+/// An element in its string form (integers as decimal text).
+fn element_bytes<'a>(e: ListpackEntry<'a>, itoa: &'a mut itoa::Buffer) -> &'a [u8] {
+    match e {
+        ListpackEntry::Str(s) => s,
+        ListpackEntry::Int(n) => itoa.format(n).as_bytes(),
     }
 }
 
@@ -117,6 +153,10 @@ fn mix_value(d: &mut Digest, value: &Value) {
 fn type_code(value: &Value) -> u32 {
     match value {
         Value::Int(_) | Value::Str { .. } => TYPE_CODE_STRING,
+        Value::List(_) => TYPE_CODE_LIST,
+        Value::Set(_) => TYPE_CODE_SET,
+        Value::ZSet(_) => TYPE_CODE_ZSET,
+        Value::Hash(_) => TYPE_CODE_HASH,
     }
 }
 

@@ -11,9 +11,12 @@ pub use super::dict::Dict;
 
 pub type Hasher = foldhash::fast::RandomState;
 
+use crate::types::{Hash, Quicklist, Set, ZSet};
+
 /// A stored value. Strings that are canonical 64-bit integers are kept as
-/// integers, like Redis's `int` encoding.
-#[derive(Clone, Debug, PartialEq)]
+/// integers, like Redis's `int` encoding. The aggregate types are boxed so
+/// that a dict slot stays small (a `Value` is 32 bytes whatever it holds).
+#[derive(Clone, Debug)]
 pub enum Value {
     Int(i64),
     /// `raw` marks a string that was modified in place (APPEND, SETRANGE):
@@ -22,6 +25,26 @@ pub enum Value {
         bytes: Vec<u8>,
         raw: bool,
     },
+    Hash(Box<Hash>),
+    List(Box<Quicklist>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
+}
+
+impl PartialEq for Value {
+    /// Strings compare by value; aggregates by identity of content is not
+    /// needed anywhere, so they compare by their elements in encoding order.
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Str { bytes: a, raw: ra }, Value::Str { bytes: b, raw: rb }) => a == b && ra == rb,
+            (Value::Hash(a), Value::Hash(b)) => a.iter().eq(b.iter()),
+            (Value::List(a), Value::List(b)) => a.iter().eq(b.iter()),
+            (Value::Set(a), Value::Set(b)) => a.iter().eq(b.iter()),
+            (Value::ZSet(a), Value::ZSet(b)) => a.iter().eq(b.iter()),
+            _ => false,
+        }
+    }
 }
 
 impl Value {
@@ -37,14 +60,30 @@ impl Value {
         }
         Value::Str { bytes: b, raw: false }
     }
+    /// TYPE's word.
     pub fn type_name(&self) -> &'static str {
-        "string"
+        match self {
+            Value::Int(_) | Value::Str { .. } => "string",
+            Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+    pub fn is_string(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Str { .. })
     }
     /// The bytes of a string value; integers are formatted into `scratch`.
+    /// Empty for an aggregate: callers look the key up as a string first
+    /// (`StringKind`), so that never reaches here.
     pub fn as_bytes<'a>(&'a self, scratch: &'a mut itoa::Buffer) -> &'a [u8] {
         match self {
             Value::Int(n) => scratch.format(*n).as_bytes(),
             Value::Str { bytes, .. } => bytes,
+            Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_) => {
+                debug_assert!(false, "as_bytes of a {}", self.type_name());
+                &[]
+            }
         }
     }
     pub fn to_vec(&self) -> Vec<u8> {
@@ -61,6 +100,10 @@ impl Value {
                     "raw"
                 }
             }
+            Value::Hash(h) => h.encoding(),
+            Value::List(_) => "quicklist",
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }
