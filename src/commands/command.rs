@@ -320,14 +320,14 @@ fn keys_of(args: &[&[u8]]) -> Result<(usize, Vec<usize>), &'static str> {
         id = table.lookup_sub(table.specs[id].name, cmd[1]).ok_or("ERR Invalid command specified")?;
     }
     let spec = &table.specs[id];
-    if spec.keys.first <= 0 {
+    if spec.keys.first <= 0 && spec.keys.find.is_none() {
         return Err("ERR The command has no key arguments");
     }
     let argc = cmd.len() as i32;
     if (spec.arity > 0 && spec.arity != argc) || argc < -spec.arity {
         return Err("ERR Invalid number of arguments specified for command");
     }
-    Ok((id, key_positions(&spec.keys, cmd.len()).collect()))
+    Ok((id, key_positions(&spec.keys, cmd).collect()))
 }
 
 fn getkeys(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

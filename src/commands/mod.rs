@@ -91,12 +91,52 @@ pub enum Route {
     Custom(fn(&[&[u8]], usize) -> ShardMask),
 }
 
-/// First key, last key (-1: the last argument, -2: the one before...), step.
+/// First key, last key (-1: the last argument, -2: the one before...), step:
+/// Redis's legacy triple, which COMMAND INFO shows. Commands whose keys
+/// depend on their arguments (a `numkeys` count, a STORE keyword) also have
+/// `find`, Redis's `getkeys_proc`: it then alone says where the keys are,
+/// for routing and COMMAND GETKEYS.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KeySpec {
     pub first: i32,
     pub last: i32,
     pub step: i32,
+    pub find: Option<KeysFn>,
+}
+
+/// Pushes the key positions of `args` (args[0] is the command name) onto
+/// the vector. Invalid arguments (a bad `numkeys`) find no keys: the
+/// command then runs on the client's shard and its handler replies the error.
+pub type KeysFn = fn(&[&[u8]], &mut Vec<usize>);
+
+/// `find` for commands with a key count at `args[at]` followed by that many
+/// keys (ZUNION, SINTERCARD, LMPOP, ...). Positions before `at` that are
+/// keys (ZUNIONSTORE's destination) come from the caller.
+pub fn numkeys_keys(args: &[&[u8]], at: usize, out: &mut Vec<usize>) {
+    let Some(n) = args.get(at).and_then(|a| std::str::from_utf8(a).ok()).and_then(|s| s.parse::<i64>().ok()) else {
+        return;
+    };
+    if n <= 0 || n as u64 > (args.len() - at - 1) as u64 {
+        return;
+    }
+    out.extend(at + 1..at + 1 + n as usize);
+}
+
+/// Key positions: the legacy range, or what `find` says.
+pub enum KeyPositions {
+    Range(std::iter::StepBy<std::ops::Range<usize>>),
+    Found(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range(r) => r.next(),
+            KeyPositions::Found(v) => v.next(),
+        }
+    }
 }
 
 pub type Handler = fn(&mut Ctx, &[&[u8]], &mut Reply);
@@ -121,7 +161,7 @@ impl CommandSpec {
             name,
             arity,
             flags,
-            keys: KeySpec { first: 0, last: 0, step: 0 },
+            keys: KeySpec { first: 0, last: 0, step: 0, find: None },
             route: Route::Local,
             handler,
             group: "generic",
@@ -132,7 +172,13 @@ impl CommandSpec {
     }
     /// Keyed command: keys at first..=last by step; routed by key.
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> CommandSpec {
-        self.keys = KeySpec { first, last, step };
+        self.keys = KeySpec { first, last, step, find: None };
+        self.route = Route::Keys;
+        self
+    }
+    /// Keys found by `find` (see `KeySpec`); `keys()` first sets the legacy triple.
+    pub const fn find_keys(mut self, find: KeysFn) -> CommandSpec {
+        self.keys.find = Some(find);
         self.route = Route::Keys;
         self
     }
@@ -269,19 +315,25 @@ impl CommandTable {
 }
 
 /// Positions of the keys of `args` under `spec`'s key spec.
-pub fn key_positions(spec: &KeySpec, argc: usize) -> impl Iterator<Item = usize> {
+pub fn key_positions(spec: &KeySpec, args: &[&[u8]]) -> KeyPositions {
+    if let Some(find) = spec.find {
+        let mut v = Vec::new();
+        find(args, &mut v);
+        return KeyPositions::Found(v.into_iter());
+    }
+    let argc = args.len();
     let first = spec.first.max(0) as usize;
     let last = if spec.last < 0 { argc as i64 + spec.last as i64 } else { spec.last as i64 };
     let step = spec.step.max(1) as usize;
     let last = last.min(argc as i64 - 1);
     let range = if spec.first <= 0 || last < first as i64 { 0..0 } else { first..(last as usize + 1) };
-    range.step_by(step)
+    KeyPositions::Range(range.step_by(step))
 }
 
 /// The shards owning the keys of a command.
 pub fn key_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize) -> ShardMask {
     let mut mask = ShardMask::default();
-    for i in key_positions(&spec.keys, args.len()) {
+    for i in key_positions(&spec.keys, args) {
         mask.insert(key_shard(args[i], shards));
     }
     mask

@@ -338,7 +338,7 @@ impl EventLoop {
         if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity || !matches!(spec.route, Route::Keys | Route::Custom(_)) {
             return None;
         }
-        if several_keys_only && matches!(spec.route, Route::Keys) && commands::key_positions(&spec.keys, args.len()).nth(1).is_none() {
+        if several_keys_only && matches!(spec.route, Route::Keys) && commands::key_positions(&spec.keys, args).nth(1).is_none() {
             return None;
         }
         Some(route_mask(spec, args, self.server.shard_count, self.id))
