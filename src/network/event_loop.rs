@@ -213,8 +213,13 @@ impl EventLoop {
             if self.state().stream.is_on() {
                 let server = self.server.clone();
                 let mark = server.aof.hand_over(self.state());
-                if server.aof.always() {
+                // Past the writer's limit replies wait for the write, as
+                // they wait for the fsync under `always`.
+                if server.aof.always() || server.aof.over_limit() {
                     self.durable_mark = self.durable_mark.max(mark);
+                }
+                if let Some(fd) = server.aof.writer_needs_doorbell() {
+                    self.push_sqe(doorbell_entry(fd));
                 }
             }
             // appendfsync always: no reply leaves before the writes it
