@@ -433,3 +433,46 @@ fn truncated_tail_refuses_to_start_or_loads_up_to_the_last_command() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// aof-timestamp-enabled yes: the incr file holds `#TS:<unix seconds>`
+/// annotations (at the start and when the second changed), CONFIG SET
+/// turns them off, redis-check-aof accepts the file and it loads back.
+#[test]
+fn timestamp_annotations_are_written_and_loaded() {
+    require_tool("redis-check-aof");
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes", "--shards", "2"]);
+    let mut c = rk.conn();
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    c.cmd(&["SET", "a", "1"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    c.cmd(&["SET", "a", "2"]);
+    c.cmd(&["SET", "b", "3"]);
+    let incr = rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let text = String::from_utf8_lossy(&std::fs::read(&incr).unwrap()).into_owned();
+    let stamps: Vec<u64> = text.lines().filter_map(|l| l.strip_prefix("#TS:")).map(|t| t.trim().parse().unwrap()).collect();
+    // Two seconds at least (each shard's stream annotates on its own).
+    let seconds: std::collections::BTreeSet<u64> = stamps.iter().copied().collect();
+    assert!(seconds.len() >= 2 && seconds.iter().all(|&t| t >= before), "{stamps:?} {text:?}");
+    assert!(text.starts_with("#TS:"), "{text:?}");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "aof-timestamp-enabled", "no"]), Resp::Simple("OK".into()));
+    // The shards' cron picks the setting up.
+    std::thread::sleep(Duration::from_millis(300));
+    let len = std::fs::metadata(&incr).unwrap().len();
+    std::thread::sleep(Duration::from_millis(1100));
+    c.cmd(&["SET", "c", "4"]);
+    let tail = std::fs::read(&incr).unwrap()[len as usize..].to_vec();
+    assert!(!tail.windows(4).any(|w| w == b"#TS:"), "{}", String::from_utf8_lossy(&tail));
+    let manifest = rk.dir.join("appendonlydir/appendonly.aof.manifest");
+    let out = Process::new("redis-check-aof").arg(&manifest).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    drop(c);
+    let dir = copy_dir(&rk.dir, "timestamps");
+    drop(rk);
+    let d = dir.display().to_string();
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &d]);
+    let mut c = again.conn();
+    assert_eq!(c.cmd(&["MGET", "a", "b", "c"]), Resp::Array(vec![Resp::bulk("2"), Resp::bulk("3"), Resp::bulk("4")]));
+    drop(c);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

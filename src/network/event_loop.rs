@@ -742,6 +742,12 @@ impl EventLoop {
             self.state().active_expire_cycle(now, budget_usec);
         }
         self.state().rehash_cycle();
+        if self.state().stream.is_on() {
+            // CONFIG SET aof-timestamp-enabled reaches the stream here.
+            let st = self.state();
+            let on = st.config.others.get("aof-timestamp-enabled").is_some_and(|v| v == "yes");
+            st.stream.set_timestamps(on);
+        }
         let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
         for index in 0..self.conns.len() as u32 {
             let Some(conn) = self.conns[index as usize].as_mut() else {

@@ -428,8 +428,10 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         std::fs::OpenOptions::new().create(true).append(true).open(dir.join(&incr)).map_err(|e| format!("Can't open the append-only file {}: {}", incr, e))?;
     crate::notice!("{} AOF incr file {} on server start", if new_incr { "Creating" } else { "Opening" }, incr);
     aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| format!("{e:?}"))?;
+    let timestamps = setting(config, "aof-timestamp-enabled", "no") == "yes";
     for s in states.iter_mut() {
         s.stream.set_on(true);
+        s.stream.set_timestamps(timestamps);
     }
     Ok(Opened { dir, file, fsync: fsync_policy(config), current_size, base_size })
 }
