@@ -127,10 +127,21 @@ fn fresh_start_creates_base_and_incr_as_redis() {
 /// acknowledged before the kill is in the AOF ringkv loads back.
 #[test]
 fn kill_9_with_always_loses_no_acknowledged_write() {
-    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", "3"]);
+    kill_9_under_load("3", 4);
+}
+
+/// The same with one shard and more connections: one fsync covers many
+/// connections' writes (group commit), none acknowledged before it.
+#[test]
+fn kill_9_with_always_one_shard_many_connections() {
+    kill_9_under_load("1", 16);
+}
+
+fn kill_9_under_load(shards: &str, connections: usize) {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", shards]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut threads = vec![];
-    for t in 0..4 {
+    for t in 0..connections {
         let mut c = rk.conn();
         let stop = stop.clone();
         threads.push(std::thread::spawn(move || {
@@ -152,8 +163,8 @@ fn kill_9_with_always_loses_no_acknowledged_write() {
     // SAFETY: kill(2) on the PID of the child this test started.
     unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let results: Vec<(u64, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    let dir = copy_dir(&rk.dir, "kill9");
+    let results: Vec<(usize, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    let dir = copy_dir(&rk.dir, &format!("kill9-{shards}"));
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
