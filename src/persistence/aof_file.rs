@@ -445,6 +445,15 @@ const UD_FSYNC: u64 = 2;
 /// anyway (and counting aof_delayed_fsync).
 const FSYNC_DELAY_MAX: Duration = Duration::from_secs(2);
 
+/// `always`: fsyncs in flight at once (see `Writer::fsyncs`).
+const FSYNCS_IN_FLIGHT_MAX: usize = 4;
+
+/// user_data of an fsync: the tag in the top byte, the hand-over number it
+/// makes durable below.
+fn fsync_user_data(covers: u64) -> u64 {
+    (UD_FSYNC << 56) | (covers & ((1 << 56) - 1))
+}
+
 /// A write on the ring: its bytes (kept alive until the completion), the
 /// hand-over number it makes written.
 struct WriteFlight {
@@ -468,9 +477,14 @@ struct Writer {
     buf: Vec<u8>,
     buf_covers: u64,
     write: Option<WriteFlight>,
-    /// An fsync on the ring: the hand-over number it makes durable, and
-    /// when it started.
-    fsync_flight: Option<(u64, Instant)>,
+    /// The fsyncs on the ring: the hand-over number each makes durable,
+    /// and when it started. Under `always` a new write and its fsync start
+    /// as soon as the previous write completed, without waiting for its
+    /// fsync (at most `FSYNCS_IN_FLIGHT_MAX`): an fsync that starts after
+    /// a write completed covers it, so whichever fsync completes publishes
+    /// its own number, and the filesystem can commit the overlapping ones
+    /// together. Elsewhere at most one.
+    fsyncs: Vec<(u64, Instant)>,
     /// Written and not fsynced: up to which hand-over number.
     unsynced: Option<u64>,
     last_fsync: Instant,
@@ -538,10 +552,9 @@ impl Writer {
         let fd = types::Fd(std::os::fd::AsRawFd::as_raw_fd(&self.file));
         if self.write.is_none() && !self.buf.is_empty() {
             let mut go = true;
-            if self.fsync_flight.is_some() && self.fsync != Fsync::EverySec {
-                // `always`: the next write goes with the next fsync.
-                go = false;
-            } else if self.fsync_flight.is_some() {
+            if self.fsync == Fsync::Always {
+                go = self.fsyncs.len() < FSYNCS_IN_FLIGHT_MAX;
+            } else if !self.fsyncs.is_empty() {
                 // As Redis: under everysec a write waits up to two seconds
                 // for a pending fsync, then goes ahead and is counted.
                 let since = *self.postponed.get_or_insert(now);
@@ -555,7 +568,7 @@ impl Writer {
                 self.postponed = None;
                 let bytes = std::mem::take(&mut self.buf);
                 self.server.aof.buffer_length.store(0, Ordering::Relaxed);
-                let linked_fsync = self.fsync == Fsync::Always && self.fsync_flight.is_none();
+                let linked_fsync = self.fsync == Fsync::Always;
                 let mut e = opcode::Write::new(fd, bytes.as_ptr(), bytes.len() as u32).offset(self.offset).build().user_data(UD_WRITE);
                 if linked_fsync {
                     e = e.flags(squeue::Flags::IO_LINK);
@@ -563,14 +576,14 @@ impl Writer {
                 self.write = Some(WriteFlight { bytes, covers: self.buf_covers });
                 self.push(e);
                 if linked_fsync {
-                    self.fsync_flight = Some((self.buf_covers, now));
-                    let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(UD_FSYNC);
+                    self.fsyncs.push((self.buf_covers, now));
+                    let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(fsync_user_data(self.buf_covers));
                     self.push(f);
                 }
                 return;
             }
         }
-        if self.write.is_none() && self.fsync_flight.is_none() {
+        if self.write.is_none() && self.fsyncs.is_empty() {
             if let Some(covers) = self.unsynced {
                 let due = match self.fsync {
                     Fsync::Always => true,
@@ -578,9 +591,9 @@ impl Writer {
                     Fsync::No => false,
                 };
                 if due {
-                    self.fsync_flight = Some((covers, now));
+                    self.fsyncs.push((covers, now));
                     self.server.aof.pending_fsync.store(self.fsync == Fsync::EverySec, Ordering::Relaxed);
-                    let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(UD_FSYNC);
+                    let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(fsync_user_data(covers));
                     self.push(f);
                 }
             }
@@ -646,8 +659,10 @@ impl Writer {
     }
 
     /// An fsync completed with `res` (0 or -errno).
-    fn on_fsync(&mut self, res: i32, now: Instant) {
-        let Some((covers, _)) = self.fsync_flight.take() else { return };
+    fn on_fsync(&mut self, user_data: u64, res: i32, now: Instant) {
+        let covers = user_data & ((1 << 56) - 1);
+        let Some(i) = self.fsyncs.iter().position(|&(c, _)| c == covers) else { return };
+        self.fsyncs.swap_remove(i);
         let server = self.server.clone();
         let aof = &server.aof;
         aof.pending_fsync.store(false, Ordering::Relaxed);
@@ -706,7 +721,7 @@ impl Writer {
     /// left is written and fsynced here, blocking (nothing waits on it but
     /// the shutdown).
     fn finish(&mut self) {
-        while self.write.is_some() || self.fsync_flight.is_some() {
+        while self.write.is_some() || !self.fsyncs.is_empty() {
             let _ = self.ring.submit_and_wait(1);
             self.reap(Instant::now());
         }
@@ -730,7 +745,7 @@ impl Writer {
         for (ud, res) in done {
             match ud {
                 UD_WRITE => self.on_write(res, now),
-                UD_FSYNC => self.on_fsync(res, now),
+                ud if ud >> 56 == UD_FSYNC => self.on_fsync(ud, res, now),
                 // Doorbells: they only end the wait.
                 _ => {}
             }
@@ -740,7 +755,7 @@ impl Writer {
     /// Waits for a completion or a doorbell, at most `limit`.
     fn wait(&mut self, limit: Duration) {
         let aof = &self.server.aof;
-        let idle = self.write.is_none() && self.fsync_flight.is_none();
+        let idle = self.write.is_none() && self.fsyncs.is_empty();
         if idle {
             // Announce sleep, then look again (see `Sink::writer_needs_doorbell`).
             aof.writer_sleeping.store(true, Ordering::SeqCst);
@@ -786,7 +801,7 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
             buf: Vec::new(),
             buf_covers: 0,
             write: None,
-            fsync_flight: None,
+            fsyncs: Vec::new(),
             unsynced: None,
             last_fsync: Instant::now(),
             postponed: None,
