@@ -127,10 +127,21 @@ fn fresh_start_creates_base_and_incr_as_redis() {
 /// acknowledged before the kill is in the AOF ringkv loads back.
 #[test]
 fn kill_9_with_always_loses_no_acknowledged_write() {
-    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", "3"]);
+    kill_9_under_load("3", 4);
+}
+
+/// The same with one shard and more connections: one fsync covers many
+/// connections' writes (group commit), none acknowledged before it.
+#[test]
+fn kill_9_with_always_one_shard_many_connections() {
+    kill_9_under_load("1", 16);
+}
+
+fn kill_9_under_load(shards: &str, connections: usize) {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", shards]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut threads = vec![];
-    for t in 0..4 {
+    for t in 0..connections {
         let mut c = rk.conn();
         let stop = stop.clone();
         threads.push(std::thread::spawn(move || {
@@ -152,8 +163,8 @@ fn kill_9_with_always_loses_no_acknowledged_write() {
     // SAFETY: kill(2) on the PID of the child this test started.
     unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let results: Vec<(u64, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    let dir = copy_dir(&rk.dir, "kill9");
+    let results: Vec<(usize, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
+    let dir = copy_dir(&rk.dir, &format!("kill9-{shards}"));
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
@@ -250,5 +261,229 @@ fn pre_7_0_appendonly_aof_is_upgraded_and_loaded() {
     assert_eq!(manifest, "file appendonly.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n");
     assert!(!dir.join("appendonly.aof").exists());
     drop(rk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn info_field(c: &mut Conn, field: &str) -> String {
+    let info = String::from_utf8(c.cmd(&["INFO", "persistence"]).opt_bytes().unwrap()).unwrap();
+    let prefix = format!("{field}:");
+    info.lines().find_map(|l| l.strip_prefix(prefix.as_str())).unwrap_or_else(|| panic!("no {field} in INFO")).to_string()
+}
+
+/// Mounts a tmpfs of `size` at `at`; false (and a message) where mounting
+/// is not permitted. Unmounted when the guard drops.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Process::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", &at.display().to_string()]).output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
+            Ok(o) => {
+                eprintln!("skipped: mounting a tmpfs is not permitted here: {}", String::from_utf8_lossy(&o.stderr).trim());
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: no mount(8): {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Process::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A disk that fills up under `appendfsync everysec`: the append fails,
+/// the short write is cut off the incr file, aof_last_write_status turns
+/// err, writes (and PING) are refused with Redis's `-MISCONF Errors writing
+/// to the AOF file: No space left on device`, the error is logged; once
+/// space returns the write is retried, the status is ok again, "AOF write
+/// error looks solved" is logged, and the directory loads with every key.
+/// The same steps against redis-server on the same kind of disk.
+#[test]
+fn a_full_disk_refuses_writes_and_recovers_when_space_returns() {
+    let base = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-enospc", std::process::id()));
+    for kind in ["redis", "ringkv"] {
+        let dir = base.join(kind);
+        let Some(_mount) = Tmpfs::mount(&dir, "4m") else { return };
+        // Room the test gives back later.
+        std::fs::write(dir.join("filler"), vec![7u8; 1 << 20]).unwrap();
+        let d = dir.display().to_string();
+        let args = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", &d];
+        let s = if kind == "redis" { Server::redis(&args) } else { Server::ringkv(&args) };
+        let mut c = s.conn();
+        let value = "v".repeat(100_000);
+        let mut written = 0;
+        let refused = loop {
+            assert!(written < 100, "{kind}: the disk never filled up");
+            match c.cmd(&["SET", &format!("big{written}"), &value]) {
+                Resp::Simple(ok) if ok == "OK" => written += 1,
+                Resp::Error(e) => break e,
+                other => panic!("{kind}: {other:?}"),
+            }
+            // The write fails off the command path: give it its moment.
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(refused, "MISCONF Errors writing to the AOF file: No space left on device", "{kind}");
+        assert_eq!(c.cmd(&["PING"]), Resp::Error("MISCONF Errors writing to the AOF file: No space left on device".into()), "{kind}");
+        assert_eq!(c.cmd(&["GET", "big0"]).opt_bytes().map(|v| v.len()), Some(value.len()), "{kind}: reads still served");
+        assert_eq!(info_field(&mut c, "aof_last_write_status"), "err", "{kind}");
+        let log = s.logs();
+        assert!(
+            log.contains("Error writing to the AOF file: No space left on device") || log.contains("Short write while writing to the AOF file: (nwritten="),
+            "{kind}: {log}"
+        );
+        std::fs::remove_file(dir.join("filler")).unwrap();
+        wait_for("aof_last_write_status:ok", || info_field(&mut c, "aof_last_write_status") == "ok");
+        assert_eq!(c.cmd(&["SET", "after", "1"]), Resp::Simple("OK".into()), "{kind}");
+        assert!(s.logs().contains("AOF write error looks solved, Redis can write again."), "{kind}");
+        c.send(&["SHUTDOWN"]);
+        let mut s = s;
+        wait_for("the server to shut down", || !s.alive());
+        drop(c);
+        drop(s);
+        let again = if kind == "redis" { Server::redis(&args) } else { Server::ringkv(&args) };
+        let mut c = again.conn();
+        assert_eq!(c.cmd(&["DBSIZE"]).int(), written + 1, "{kind}: {}", again.logs());
+        drop(c);
+        drop(again);
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `appendfsync always` on a disk that fills up: Redis exits there (its
+/// replies are already in the output buffers); ringkv has not sent them,
+/// so it keeps them until the write is retried and fsynced once space
+/// returns, and refuses new writes with MISCONF meanwhile.
+#[test]
+fn always_holds_the_reply_of_a_write_the_full_disk_refused() {
+    if std::env::var("RINGKV_TEST_TARGET").is_ok_and(|t| t == "redis") {
+        eprintln!("skipped: redis-server exits on this error under always");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-enospc-always", std::process::id()));
+    let Some(_mount) = Tmpfs::mount(&dir, "4m") else { return };
+    std::fs::write(dir.join("filler"), vec![7u8; 1 << 20]).unwrap();
+    let d = dir.display().to_string();
+    let args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", &d];
+    let s = Server::ringkv(&args);
+    let mut c = s.conn();
+    let mut other = s.conn();
+    let value = "v".repeat(100_000);
+    let mut acked = 0;
+    let stuck = loop {
+        assert!(acked < 100, "the disk never filled up");
+        c.send(&["SET", &format!("big{acked}"), &value]);
+        std::thread::sleep(Duration::from_millis(200));
+        if info_field(&mut other, "aof_last_write_status") == "err" {
+            break acked;
+        }
+        assert_eq!(c.read(), Resp::Simple("OK".into()));
+        acked += 1;
+    };
+    assert_eq!(other.cmd(&["SET", "x", "1"]), Resp::Error("MISCONF Errors writing to the AOF file: No space left on device".into()));
+    std::fs::remove_file(dir.join("filler")).unwrap();
+    // The held reply comes once the write is durable.
+    assert_eq!(c.read(), Resp::Simple("OK".into()));
+    assert_eq!(info_field(&mut other, "aof_last_write_status"), "ok", "{}", s.logs());
+    assert_eq!(other.cmd(&["SET", "x", "1"]), Resp::Simple("OK".into()));
+    // SAFETY: kill(2) on the PID of the child this test started.
+    unsafe { libc::kill(s.pid() as i32, libc::SIGKILL) };
+    drop(c);
+    drop(other);
+    drop(s);
+    let again = Server::ringkv(&args);
+    assert_eq!(again.conn().cmd(&["DBSIZE"]).int(), stuck as i64 + 2, "{}", again.logs());
+}
+
+/// An incr file cut inside its last command: with aof-load-truncated no the
+/// server refuses to start with Redis's lines; with yes (the default) it
+/// cuts the file at the last whole command, logs it, and loads the rest.
+#[test]
+fn truncated_tail_refuses_to_start_or_loads_up_to_the_last_command() {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut c = rk.conn();
+    for i in 0..10 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    drop(c);
+    let dir = copy_dir(&rk.dir, "trunc-tail");
+    drop(rk);
+    let incr = dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let bytes = std::fs::read(&incr).unwrap();
+    std::fs::write(&incr, &bytes[..bytes.len() - 4]).unwrap();
+    let d = dir.display().to_string();
+    let log = dir.join("refused.log");
+    let out = Process::new(env!("CARGO_BIN_EXE_ringkv"))
+        .args(["--port", &free_port().to_string(), "--appendonly", "yes", "--aof-load-truncated", "no", "--dir", &d, "--logfile", &log.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap_or_default() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Unexpected end of file reading the append only file appendonly.aof.1.incr.aof."), "{text}");
+    assert!(text.contains("You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>."), "{text}");
+    let again = Server::ringkv(&["--appendonly", "yes", "--aof-load-truncated", "yes", "--dir", &d]);
+    let mut c = again.conn();
+    assert_eq!(c.cmd(&["DBSIZE"]).int(), 9);
+    assert!(again.logs().contains("!!! Warning: short read while loading the AOF file appendonly.aof.1.incr.aof!!!"), "{}", again.logs());
+    drop(c);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// aof-timestamp-enabled yes: the incr file holds `#TS:<unix seconds>`
+/// annotations (at the start and when the second changed), CONFIG SET
+/// turns them off, redis-check-aof accepts the file and it loads back.
+#[test]
+fn timestamp_annotations_are_written_and_loaded() {
+    require_tool("redis-check-aof");
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes", "--shards", "2"]);
+    let mut c = rk.conn();
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    c.cmd(&["SET", "a", "1"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    c.cmd(&["SET", "a", "2"]);
+    c.cmd(&["SET", "b", "3"]);
+    let incr = rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let text = String::from_utf8_lossy(&std::fs::read(&incr).unwrap()).into_owned();
+    let stamps: Vec<u64> = text.lines().filter_map(|l| l.strip_prefix("#TS:")).map(|t| t.trim().parse().unwrap()).collect();
+    // Two seconds at least (each shard's stream annotates on its own).
+    let seconds: std::collections::BTreeSet<u64> = stamps.iter().copied().collect();
+    assert!(seconds.len() >= 2 && seconds.iter().all(|&t| t >= before), "{stamps:?} {text:?}");
+    assert!(text.starts_with("#TS:"), "{text:?}");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "aof-timestamp-enabled", "no"]), Resp::Simple("OK".into()));
+    // The shards' cron picks the setting up.
+    std::thread::sleep(Duration::from_millis(300));
+    let len = std::fs::metadata(&incr).unwrap().len();
+    std::thread::sleep(Duration::from_millis(1100));
+    c.cmd(&["SET", "c", "4"]);
+    let tail = std::fs::read(&incr).unwrap()[len as usize..].to_vec();
+    assert!(!tail.windows(4).any(|w| w == b"#TS:"), "{}", String::from_utf8_lossy(&tail));
+    let manifest = rk.dir.join("appendonlydir/appendonly.aof.manifest");
+    let out = Process::new("redis-check-aof").arg(&manifest).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    drop(c);
+    let dir = copy_dir(&rk.dir, "timestamps");
+    drop(rk);
+    let d = dir.display().to_string();
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &d]);
+    let mut c = again.conn();
+    assert_eq!(c.cmd(&["MGET", "a", "b", "c"]), Resp::Array(vec![Resp::bulk("2"), Resp::bulk("3"), Resp::bulk("4")]));
+    drop(c);
+    drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }

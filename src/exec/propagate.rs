@@ -69,6 +69,12 @@ pub struct Stream {
     /// Keys found expired during the command running now, in order, as (db, key).
     pending: Vec<(usize, Box<[u8]>)>,
     cuts: Vec<Cut>,
+    /// aof-timestamp-enabled: a `#TS:<unix seconds>` annotation goes
+    /// before a command when the second changed since the last one of this
+    /// stream (Redis's genAofTimestampAnnotationIfNeeded). Streams of
+    /// different shards annotate apart, so in the merged file a second
+    /// may be annotated once per shard.
+    timestamps: bool,
 }
 
 impl Stream {
@@ -94,9 +100,15 @@ impl Stream {
         self.taken + self.buf.len() as u64
     }
 
+    /// Turns `#TS:` annotations on or off (aof-timestamp-enabled).
+    pub fn set_timestamps(&mut self, on: bool) {
+        self.timestamps = on;
+    }
+
     /// Appends `argv` as run in `db`.
     pub fn feed<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
-        self.state.feed(&mut self.buf, db, argv, None);
+        let now_secs = self.timestamps.then(|| crate::util::unix_ms() / 1000);
+        self.state.feed(&mut self.buf, db, argv, now_secs);
     }
 
     /// Appends `argv` in whatever db is selected (MULTI's EXEC).

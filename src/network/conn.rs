@@ -77,6 +77,9 @@ pub struct Conn {
     pub paused: bool,
     /// In the list of connections with output to flush this turn.
     pub dirty: bool,
+    /// Ran a write whose reply waits for the AOF's fsync (`appendfsync
+    /// always`); cleared when its output is flushed.
+    pub wrote: bool,
     /// When the output buffer first exceeded the soft limit (0 = not over).
     pub soft_limit_since_ms: i64,
     /// Bytes of the ready replies in `slots` (kept so that the output-limit
@@ -112,6 +115,7 @@ impl Conn {
             deferred: false,
             paused: false,
             dirty: false,
+            wrote: false,
             soft_limit_since_ms: 0,
             slot_bytes: 0,
             forwarded: 0,

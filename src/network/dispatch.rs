@@ -417,6 +417,13 @@ impl EventLoop {
         if self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) && (spec.is_write() || spec.name == "ping") {
             return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF.as_bytes());
         }
+        if let Some(errno) = self.server.aof.write_error().filter(|_| spec.is_write() || spec.name == "ping") {
+            let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
+            return self.reject(index, Some(id), msg.as_bytes());
+        }
+        if spec.is_write() {
+            self.conns[index as usize].as_mut().unwrap().wrote = true;
+        }
         if self.server.pause_blocks(now, spec.is_write()) {
             // CLIENT PAUSE: this connection waits (its input stays queued).
             let conn = self.conns[index as usize].as_mut().unwrap();

@@ -213,14 +213,23 @@ impl EventLoop {
             if self.state().stream.is_on() {
                 let server = self.server.clone();
                 let mark = server.aof.hand_over(self.state());
-                if server.aof.always() {
+                // Past the writer's limit replies wait for the write, as
+                // they wait for the fsync under `always`.
+                if server.aof.always() || server.aof.over_limit() {
                     self.durable_mark = self.durable_mark.max(mark);
+                }
+                if let Some(fd) = server.aof.writer_needs_doorbell() {
+                    self.push_sqe(doorbell_entry(fd));
                 }
             }
             // appendfsync always: no reply leaves before the writes it
             // acknowledges are durable (the sends wait, the shard does not).
             if self.server.aof.durable(self.durable_mark) {
-                self.flush_sends();
+                self.flush_sends(false);
+            } else if self.server.aof.write_error().is_some() {
+                // The disk fails: the writes wait for their retried fsync,
+                // the other connections (reads, -MISCONF replies) do not.
+                self.flush_sends(true);
             }
             self.ring_doorbells();
             if self.server.hold.check(self.id) {
@@ -506,13 +515,26 @@ impl EventLoop {
         }
     }
 
-    fn flush_sends(&mut self) {
-        let dirty = std::mem::take(&mut self.dirty);
+    /// Sends what connections have ready; `skip_writers`: not those whose
+    /// writes still wait for the AOF (they stay in the list).
+    fn flush_sends(&mut self, skip_writers: bool) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        if skip_writers {
+            let conns = &self.conns;
+            let (wait, go): (Vec<u32>, Vec<u32>) = dirty.iter().partition(|&&i| conns[i as usize].as_ref().is_some_and(|c| c.wrote));
+            self.dirty = wait;
+            dirty = go;
+        }
         for &index in &dirty {
             let Some(conn) = self.conns[index as usize].as_mut() else {
                 continue;
             };
             conn.dirty = false;
+            // A write forwarded to another shard still has its reply (and
+            // its hand-over) to come.
+            if conn.forwarded == 0 {
+                conn.wrote = false;
+            }
             if conn.closing == Closing::Closed || conn.sending {
                 continue;
             }
@@ -532,7 +554,6 @@ impl EventLoop {
                 self.maybe_release(index);
             }
         }
-        let mut dirty = dirty;
         dirty.clear();
         if self.dirty.is_empty() {
             self.dirty = dirty;
@@ -721,6 +742,12 @@ impl EventLoop {
             self.state().active_expire_cycle(now, budget_usec);
         }
         self.state().rehash_cycle();
+        if self.state().stream.is_on() {
+            // CONFIG SET aof-timestamp-enabled reaches the stream here.
+            let st = self.state();
+            let on = st.config.others.get("aof-timestamp-enabled").is_some_and(|v| v == "yes");
+            st.stream.set_timestamps(on);
+        }
         let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
         for index in 0..self.conns.len() as u32 {
             let Some(conn) = self.conns[index as usize].as_mut() else {

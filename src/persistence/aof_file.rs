@@ -14,8 +14,8 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -50,6 +50,19 @@ struct Batch {
     cuts: Vec<Cut>,
 }
 
+/// The most bytes shards may have handed over that the writer has not
+/// written yet. Past it every shard holds its replies (as `appendfsync
+/// always` does) until the writer's writes catch up, so a slow or failing
+/// disk stops the clients that write rather than growing memory without
+/// bound; nothing acknowledged is dropped. 64 MiB is about a second of SETs
+/// at `-P 16` on this machine (~1M/s of ~60 bytes), well above what one
+/// fsync period holds at full speed. Each shard turn that finds the limit
+/// passed counts in `aof_inbox_limit_hits` (INFO's `# Snapshot` section).
+pub const AOF_PENDING_BYTES_LIMIT: u64 = 64 << 20;
+
+/// Redis's AOF_WRITE_LOG_ERROR_RATE: write error lines at most every 30 s.
+const WRITE_ERROR_LOG_SECS: u64 = 30;
+
 /// Where shards hand their batches to the writer.
 ///
 /// **Group commit (`appendfsync always`).** Every batch gets the next
@@ -61,11 +74,15 @@ struct Batch {
 /// its clients (a shard hands a forwarded command's write over before its
 /// reply leaves, and the holder of a multi-shard command hands the held
 /// shards' streams over), all are then durable. One fsync covers whatever
-/// every shard handed over while the previous one ran.
+/// every shard handed over while the previous one ran. Under `everysec`
+/// and `no`, `synced` is published when the bytes are written (shards wait
+/// for it only past `AOF_PENDING_BYTES_LIMIT`).
 #[derive(Default)]
 pub struct Sink {
     inbox: Mutex<Vec<Batch>>,
-    wake: Condvar,
+    /// Batches in the inbox (read without the lock to decide whether the
+    /// writer needs its doorbell).
+    inbox_batches: AtomicU64,
     seq: AtomicU64,
     synced: AtomicU64,
     /// `appendfsync always`: replies wait for `synced`.
@@ -76,12 +93,32 @@ pub struct Sink {
     closed: AtomicBool,
     /// A writer thread runs.
     running: AtomicBool,
+    /// The writer's ring (-1 before it runs), and whether the writer waits
+    /// in it: a shard that handed something over then rings it (MSG_RING),
+    /// as shards ring each other (see `Server::needs_doorbell`).
+    writer_fd: AtomicI32,
+    writer_sleeping: AtomicBool,
     /// INFO's aof_current_size (files loaded plus bytes appended) and
     /// aof_base_size.
     current_size: AtomicU64,
     base_size: AtomicU64,
-    /// The last write or fsync failed (aof_last_write_status:err).
-    write_failed: AtomicBool,
+    /// The errno of the last failed write (0 after a write succeeds) and of
+    /// the last failed fsync (0 after one succeeds): Redis's
+    /// aof_last_write_status and aof_bio_fsync_status. Either one set turns
+    /// aof_last_write_status to err and refuses writes with MISCONF.
+    write_errno: AtomicI32,
+    fsync_errno: AtomicI32,
+    /// Bytes handed over and not yet written (see `AOF_PENDING_BYTES_LIMIT`).
+    pending_bytes: AtomicU64,
+    /// Shard turns that found `pending_bytes` past the limit.
+    inbox_limit_hits: AtomicU64,
+    /// aof_buffer_length: bytes merged and waiting for the write.
+    buffer_length: AtomicU64,
+    /// aof_pending_bio_fsync: an `everysec` fsync in flight.
+    pending_fsync: AtomicBool,
+    /// aof_delayed_fsync: writes that went ahead of an fsync pending for
+    /// two seconds.
+    delayed_fsync: AtomicU64,
 }
 
 impl Sink {
@@ -99,15 +136,47 @@ impl Sink {
             return self.seq.load(Ordering::Acquire);
         }
         let (start, bytes, cuts) = state.stream.take();
-        let seq = {
-            let mut inbox = self.inbox.lock().unwrap();
-            // Numbered under the lock: the inbox is in sequence order.
-            let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-            inbox.push(Batch { seq, shard: state.id, start, bytes, cuts });
-            seq
-        };
-        self.wake.notify_one();
+        self.pending_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let mut inbox = self.inbox.lock().unwrap();
+        // Numbered under the lock: the inbox is in sequence order.
+        let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
+        inbox.push(Batch { seq, shard: state.id, start, bytes, cuts });
+        self.inbox_batches.fetch_add(1, Ordering::SeqCst);
         seq
+    }
+
+    /// The writer's ring fd when it waits with batches in its inbox: the
+    /// caller then queues a doorbell (MSG_RING) to it on its own ring.
+    #[inline]
+    pub fn writer_needs_doorbell(&self) -> Option<i32> {
+        if self.inbox_batches.load(Ordering::SeqCst) > 0 && self.writer_sleeping.swap(false, Ordering::SeqCst) {
+            Some(self.writer_fd.load(Ordering::Acquire))
+        } else {
+            None
+        }
+    }
+
+    /// Past `AOF_PENDING_BYTES_LIMIT`: the caller holds its replies until
+    /// what it handed over is written (counted once per call).
+    #[inline]
+    pub fn over_limit(&self) -> bool {
+        let over = self.pending_bytes.load(Ordering::Relaxed) > AOF_PENDING_BYTES_LIMIT;
+        if over {
+            self.inbox_limit_hits.fetch_add(1, Ordering::Relaxed);
+        }
+        over
+    }
+
+    /// The errno writes are refused for (MISCONF), if the last write or
+    /// fsync of the AOF failed (Redis's writeCommandsDeniedByDiskError).
+    #[inline]
+    pub fn write_error(&self) -> Option<i32> {
+        let w = self.write_errno.load(Ordering::Relaxed);
+        if w != 0 {
+            return Some(w);
+        }
+        let f = self.fsync_errno.load(Ordering::Relaxed);
+        (f != 0).then_some(f)
     }
 
     /// SHUTDOWN and SIGTERM, every shard held: hands every stream over and
@@ -123,8 +192,18 @@ impl Sink {
             }
         }
         crate::notice!("Calling fsync() on the AOF file.");
-        self.closing.store(true, Ordering::Release);
-        self.wake.notify_one();
+        self.closing.store(true, Ordering::SeqCst);
+        if self.writer_sleeping.swap(false, Ordering::SeqCst) {
+            // A ring of this call's own, for one doorbell.
+            if let Ok(mut ring) = io_uring::IoUring::new(2) {
+                let fd = self.writer_fd.load(Ordering::Acquire);
+                // SAFETY: the entry carries no pointer; it only names the
+                // writer ring's fd.
+                if unsafe { ring.submission().push(&crate::network::event_loop::doorbell_entry(fd)) }.is_ok() {
+                    let _ = ring.submit_and_wait(0);
+                }
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.closed.load(Ordering::Acquire) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
@@ -139,16 +218,25 @@ impl Sink {
         let mut s = format!(
             "aof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
             on as u8,
-            if self.write_failed.load(Ordering::Relaxed) { "err" } else { "ok" }
+            if self.write_error().is_some() { "err" } else { "ok" }
         );
         if on {
             s.push_str(&format!(
-                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:0\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:{}\r\naof_delayed_fsync:{}\r\n",
                 self.current_size.load(Ordering::Relaxed),
-                self.base_size.load(Ordering::Relaxed)
+                self.base_size.load(Ordering::Relaxed),
+                self.buffer_length.load(Ordering::Relaxed),
+                self.pending_fsync.load(Ordering::Relaxed) as u8,
+                self.delayed_fsync.load(Ordering::Relaxed),
             ));
         }
         s
+    }
+
+    /// ringkv's own AOF line for INFO's `# Snapshot` section (Redis has
+    /// none): how often shards held replies for the writer's limit.
+    pub fn info_limit_fields(&self) -> String {
+        format!("aof_inbox_limit_hits:{}\r\n", self.inbox_limit_hits.load(Ordering::Relaxed))
     }
 
     /// Whether replies wait for the fsync (`appendfsync always`).
@@ -165,6 +253,11 @@ impl Sink {
         // asleep and rings it.
         self.synced.load(Ordering::SeqCst) >= mark
     }
+}
+
+/// `strerror(errno)` as Redis prints it.
+pub fn strerror(errno: i32) -> String {
+    crate::persistence::aof::manifest::strerror(&std::io::Error::from_raw_os_error(errno))
 }
 
 /// The bytes of one shard not yet written, from its position `written`.
@@ -335,124 +428,402 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         std::fs::OpenOptions::new().create(true).append(true).open(dir.join(&incr)).map_err(|e| format!("Can't open the append-only file {}: {}", incr, e))?;
     crate::notice!("{} AOF incr file {} on server start", if new_incr { "Creating" } else { "Opening" }, incr);
     aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| format!("{e:?}"))?;
+    let timestamps = setting(config, "aof-timestamp-enabled", "no") == "yes";
     for s in states.iter_mut() {
         s.stream.set_on(true);
+        s.stream.set_timestamps(timestamps);
     }
     Ok(Opened { dir, file, fsync: fsync_policy(config), current_size, base_size })
 }
 
+/// user_data of the writer's own operations; anything else on its ring is
+/// a doorbell.
+const UD_WRITE: u64 = 1;
+const UD_FSYNC: u64 = 2;
+
+/// Redis waits this long for a pending `everysec` fsync before writing
+/// anyway (and counting aof_delayed_fsync).
+const FSYNC_DELAY_MAX: Duration = Duration::from_secs(2);
+
+/// `always`: fsyncs in flight at once (see `Writer::fsyncs`).
+const FSYNCS_IN_FLIGHT_MAX: usize = 4;
+
+/// user_data of an fsync: the tag in the top byte, the hand-over number it
+/// makes durable below.
+fn fsync_user_data(covers: u64) -> u64 {
+    (UD_FSYNC << 56) | (covers & ((1 << 56) - 1))
+}
+
+/// A write on the ring: its bytes (kept alive until the completion), the
+/// hand-over number it makes written.
+struct WriteFlight {
+    bytes: Vec<u8>,
+    covers: u64,
+}
+
+/// The writer thread's state (see `spawn_writer`).
+struct Writer {
+    server: std::sync::Arc<crate::server::Server>,
+    ring: io_uring::IoUring,
+    file: std::fs::File,
+    fsync: Fsync,
+    /// The incr file's size as far as it is known good (Redis's
+    /// aof_last_incr_size): where a short write is truncated back to.
+    offset: u64,
+    lanes: Vec<Lane>,
+    received: u64,
+    /// Merged bytes waiting for the write (Redis's aof_buf), and the
+    /// hand-over number they complete.
+    buf: Vec<u8>,
+    buf_covers: u64,
+    write: Option<WriteFlight>,
+    /// The fsyncs on the ring: the hand-over number each makes durable,
+    /// and when it started. Under `always` a new write and its fsync start
+    /// as soon as the previous write completed, without waiting for its
+    /// fsync (at most `FSYNCS_IN_FLIGHT_MAX`): an fsync that starts after
+    /// a write completed covers it, so whichever fsync completes publishes
+    /// its own number, and the filesystem can commit the overlapping ones
+    /// together. Elsewhere at most one.
+    fsyncs: Vec<(u64, Instant)>,
+    /// Written and not fsynced: up to which hand-over number.
+    unsynced: Option<u64>,
+    last_fsync: Instant,
+    /// When a write first waited for a pending `everysec` fsync.
+    postponed: Option<Instant>,
+    /// After a failed write or fsync, no new try before this.
+    retry_at: Option<Instant>,
+    last_error_log: Option<Instant>,
+}
+
+impl Writer {
+    /// Takes the inbox and merges what the cuts allow into `buf`.
+    fn take_inbox(&mut self) {
+        let batches = {
+            let mut inbox = self.server.aof.inbox.lock().unwrap();
+            self.server.aof.inbox_batches.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *inbox)
+        };
+        if batches.is_empty() {
+            return;
+        }
+        for b in batches {
+            self.received = b.seq;
+            let lane = &mut self.lanes[b.shard];
+            lane.ends.push_back((b.start + b.bytes.len() as u64, b.seq));
+            if lane.segs.is_empty() && lane.written < b.start {
+                lane.written = b.start;
+            }
+            if !b.bytes.is_empty() {
+                lane.segs.push_back((b.start, b.bytes));
+            }
+            lane.cuts.extend(b.cuts);
+        }
+        merge(&mut self.lanes, &mut self.buf);
+        // Every batch numbered below the first one not fully merged is in
+        // `buf` or written before it.
+        let mut first_open = u64::MAX;
+        for lane in self.lanes.iter_mut() {
+            while lane.ends.front().is_some_and(|&(end, _)| end <= lane.written) {
+                lane.ends.pop_front();
+            }
+            if let Some(&(_, seq)) = lane.ends.front() {
+                first_open = first_open.min(seq);
+            }
+        }
+        self.buf_covers = if first_open == u64::MAX { self.received } else { first_open - 1 };
+        self.server.aof.buffer_length.store(self.buf.len() as u64, Ordering::Relaxed);
+    }
+
+    fn push(&mut self, e: io_uring::squeue::Entry) {
+        // SAFETY: a write's buffer lives in `self.write` until its
+        // completion is reaped; an fsync carries no pointer.
+        while unsafe { self.ring.submission().push(&e) }.is_err() {
+            let _ = self.ring.submit();
+        }
+    }
+
+    /// Starts a write of `buf` (with a linked fsync under `always`), or an
+    /// `everysec` fsync, when nothing stops it.
+    fn start_io(&mut self, now: Instant) {
+        use io_uring::{opcode, squeue, types};
+        if self.retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        let fd = types::Fd(std::os::fd::AsRawFd::as_raw_fd(&self.file));
+        if self.write.is_none() && !self.buf.is_empty() {
+            let mut go = true;
+            if self.fsync == Fsync::Always {
+                go = self.fsyncs.len() < FSYNCS_IN_FLIGHT_MAX;
+            } else if !self.fsyncs.is_empty() {
+                // As Redis: under everysec a write waits up to two seconds
+                // for a pending fsync, then goes ahead and is counted.
+                let since = *self.postponed.get_or_insert(now);
+                go = now.duration_since(since) >= FSYNC_DELAY_MAX;
+                if go {
+                    self.server.aof.delayed_fsync.fetch_add(1, Ordering::Relaxed);
+                    crate::notice!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
+                }
+            }
+            if go {
+                self.postponed = None;
+                let bytes = std::mem::take(&mut self.buf);
+                self.server.aof.buffer_length.store(0, Ordering::Relaxed);
+                let linked_fsync = self.fsync == Fsync::Always;
+                let mut e = opcode::Write::new(fd, bytes.as_ptr(), bytes.len() as u32).offset(self.offset).build().user_data(UD_WRITE);
+                if linked_fsync {
+                    e = e.flags(squeue::Flags::IO_LINK);
+                }
+                self.write = Some(WriteFlight { bytes, covers: self.buf_covers });
+                self.push(e);
+                if linked_fsync {
+                    self.fsyncs.push((self.buf_covers, now));
+                    let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(fsync_user_data(self.buf_covers));
+                    self.push(f);
+                }
+                return;
+            }
+        }
+        if self.write.is_none() && self.fsyncs.is_empty() {
+            if let Some(covers) = self.unsynced {
+                let due = match self.fsync {
+                    Fsync::Always => true,
+                    Fsync::EverySec => now.duration_since(self.last_fsync) >= Duration::from_secs(1),
+                    Fsync::No => false,
+                };
+                if due {
+                    self.fsyncs.push((covers, now));
+                    self.server.aof.pending_fsync.store(self.fsync == Fsync::EverySec, Ordering::Relaxed);
+                    let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(fsync_user_data(covers));
+                    self.push(f);
+                }
+            }
+        }
+    }
+
+    fn log_error(&mut self, now: Instant, line: String) {
+        if self.last_error_log.is_none_or(|t| now.duration_since(t).as_secs() > WRITE_ERROR_LOG_SECS) {
+            self.last_error_log = Some(now);
+            crate::warning!("{}", line);
+        }
+    }
+
+    /// A write completed with `res` (bytes written or -errno).
+    fn on_write(&mut self, res: i32, now: Instant) {
+        let Some(mut w) = self.write.take() else { return };
+        let server = self.server.clone();
+        let aof = &server.aof;
+        let expected = w.bytes.len();
+        if res >= 0 && res as usize == expected {
+            self.offset += expected as u64;
+            aof.current_size.fetch_add(expected as u64, Ordering::Relaxed);
+            aof.pending_bytes.fetch_sub(expected as u64, Ordering::Relaxed);
+            if aof.write_errno.swap(0, Ordering::Relaxed) != 0 {
+                crate::warning!("AOF write error looks solved, Redis can write again.");
+            }
+            self.retry_at = None;
+            self.unsynced = Some(w.covers);
+            if self.fsync != Fsync::Always {
+                self.publish(w.covers);
+            }
+            return;
+        }
+        let errno = if res < 0 {
+            self.log_error(now, format!("Error writing to the AOF file: {}", strerror(-res)));
+            -res
+        } else {
+            let n = res as usize;
+            self.log_error(now, format!("Short write while writing to the AOF file: (nwritten={}, expected={})", n, expected));
+            // As Redis: cut the partial write off, so the file ends at a
+            // whole command; when that fails keep it and write the rest.
+            if let Err(e) = self.file.set_len(self.offset) {
+                self.log_error(
+                    now,
+                    format!(
+                        "Could not remove short write from the append-only file.  Redis may refuse to load the AOF the next time it starts.  ftruncate: {}",
+                        crate::persistence::aof::manifest::strerror(&e)
+                    ),
+                );
+                self.offset += n as u64;
+                aof.current_size.fetch_add(n as u64, Ordering::Relaxed);
+                aof.pending_bytes.fetch_sub(n as u64, Ordering::Relaxed);
+                w.bytes.drain(..n);
+            }
+            libc::ENOSPC
+        };
+        aof.write_errno.store(errno, Ordering::Relaxed);
+        // The bytes go back in front of what came since, for the next try.
+        w.bytes.extend_from_slice(&self.buf);
+        self.buf = w.bytes;
+        aof.buffer_length.store(self.buf.len() as u64, Ordering::Relaxed);
+        self.retry_at = Some(now + Duration::from_secs(1));
+    }
+
+    /// An fsync completed with `res` (0 or -errno).
+    fn on_fsync(&mut self, user_data: u64, res: i32, now: Instant) {
+        let covers = user_data & ((1 << 56) - 1);
+        let Some(i) = self.fsyncs.iter().position(|&(c, _)| c == covers) else { return };
+        self.fsyncs.swap_remove(i);
+        let server = self.server.clone();
+        let aof = &server.aof;
+        aof.pending_fsync.store(false, Ordering::Relaxed);
+        if res == -libc::ECANCELED {
+            // The linked write failed or was short: it is retried, and its
+            // fsync with it.
+            return;
+        }
+        if res < 0 {
+            // Redis exits here under `always`; ringkv has not sent the
+            // replies yet, so it keeps them, refuses writes (MISCONF) and
+            // tries again each second, as Redis's bio does for `everysec`.
+            aof.fsync_errno.store(-res, Ordering::Relaxed);
+            self.log_error(now, format!("Fail to fsync the AOF file: {}", strerror(-res)));
+            self.retry_at = Some(now + Duration::from_secs(1));
+            if self.unsynced.is_none() {
+                self.unsynced = Some(covers);
+            }
+            return;
+        }
+        aof.fsync_errno.store(0, Ordering::Relaxed);
+        self.last_fsync = now;
+        // What was written after the fsync started may not be in it.
+        if self.unsynced.is_some_and(|u| u <= covers) {
+            self.unsynced = None;
+        }
+        if self.fsync == Fsync::Always {
+            self.publish(covers);
+        }
+    }
+
+    /// Publishes `synced` and rings the shards asleep with replies waiting.
+    fn publish(&mut self, covers: u64) {
+        let server = &self.server;
+        if server.aof.synced.fetch_max(covers, Ordering::SeqCst) >= covers {
+            return;
+        }
+        let mut rung = false;
+        for t in 0..server.shard_count {
+            let fd = server.ring_fds[t].load(Ordering::Acquire);
+            if fd >= 0 && server.needs_doorbell(t) {
+                // SAFETY: the entry carries no pointer; it only names the
+                // target ring's fd.
+                while unsafe { self.ring.submission().push(&crate::network::event_loop::doorbell_entry(fd)) }.is_err() {
+                    let _ = self.ring.submit();
+                }
+                rung = true;
+            }
+        }
+        if rung {
+            let _ = self.ring.submit();
+        }
+    }
+
+    /// Shutdown: every shard is held and handed its stream over; what is
+    /// left is written and fsynced here, blocking (nothing waits on it but
+    /// the shutdown).
+    fn finish(&mut self) {
+        while self.write.is_some() || !self.fsyncs.is_empty() {
+            let _ = self.ring.submit_and_wait(1);
+            self.reap(Instant::now());
+        }
+        self.take_inbox();
+        if !self.buf.is_empty() {
+            match self.file.write_all(&self.buf) {
+                Ok(()) => {
+                    self.server.aof.current_size.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => crate::warning!("Error writing to the AOF file: {}", crate::persistence::aof::manifest::strerror(&e)),
+            }
+        }
+        if let Err(e) = self.file.sync_data() {
+            crate::warning!("Can't persist the AOF: fsync: {}", crate::persistence::aof::manifest::strerror(&e));
+        }
+        self.server.aof.closed.store(true, Ordering::Release);
+    }
+
+    fn reap(&mut self, now: Instant) {
+        let done: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        for (ud, res) in done {
+            match ud {
+                UD_WRITE => self.on_write(res, now),
+                ud if ud >> 56 == UD_FSYNC => self.on_fsync(ud, res, now),
+                // Doorbells: they only end the wait.
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for a completion or a doorbell, at most `limit`.
+    fn wait(&mut self, limit: Duration) {
+        let aof = &self.server.aof;
+        let idle = self.write.is_none() && self.fsyncs.is_empty();
+        if idle {
+            // Announce sleep, then look again (see `Sink::writer_needs_doorbell`).
+            aof.writer_sleeping.store(true, Ordering::SeqCst);
+            if aof.inbox_batches.load(Ordering::SeqCst) > 0 || aof.closing.load(Ordering::SeqCst) {
+                aof.writer_sleeping.store(false, Ordering::SeqCst);
+                return;
+            }
+        }
+        let ts = io_uring::types::Timespec::from(limit);
+        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+        let _ = self.ring.submitter().submit_with_args(1, &args);
+        aof.writer_sleeping.store(false, Ordering::SeqCst);
+    }
+}
+
 /// Runs the writer until the process ends: merges what shards hand over
-/// into the incr file and fsyncs by policy.
+/// into the incr file and fsyncs by policy, on a ring of its own
+/// (IORING_OP_WRITE, then IORING_OP_FSYNC with DATASYNC, linked under
+/// `always`). One write is in flight at a time; whatever shards hand over
+/// meanwhile waits in `buf` and goes out in the next one, so under
+/// `always` one fsync covers everything that arrived while the previous
+/// one ran (group commit). The thread sleeps in its ring: the completions
+/// and the shards' doorbells both end the wait.
 pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opened) -> std::io::Result<()> {
+    let ring = io_uring::IoUring::new(64)?;
     std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
-        let Opened { dir: _dir, mut file, fsync, current_size, base_size } = opened;
+        let Opened { dir: _dir, file, fsync, current_size, base_size } = opened;
+        let offset = file.metadata().map(|m| m.len()).unwrap_or(0);
         server.aof.current_size.store(current_size, Ordering::Relaxed);
         server.aof.base_size.store(base_size, Ordering::Relaxed);
         server.aof.always.store(fsync == Fsync::Always, Ordering::Relaxed);
+        server.aof.writer_fd.store(std::os::fd::AsRawFd::as_raw_fd(&ring), Ordering::Release);
         server.aof.running.store(true, Ordering::Release);
-        // A ring of the writer's own, only to ring the shards' doorbells.
-        let mut ring = io_uring::IoUring::new(64).ok();
-        let mut received = 0u64;
-        let mut lanes: Vec<Lane> = (0..server.shard_count).map(|_| Lane::default()).collect();
-        let mut out = Vec::new();
-        let mut last_fsync = Instant::now();
-        let mut unsynced = false;
+        let lanes = (0..server.shard_count).map(|_| Lane::default()).collect();
+        let mut w = Writer {
+            server,
+            ring,
+            file,
+            fsync,
+            offset,
+            lanes,
+            received: 0,
+            buf: Vec::new(),
+            buf_covers: 0,
+            write: None,
+            fsyncs: Vec::new(),
+            unsynced: None,
+            last_fsync: Instant::now(),
+            postponed: None,
+            retry_at: None,
+            last_error_log: None,
+        };
         loop {
-            // Read before the inbox is taken: when set, every last batch
-            // (handed over before it was set) is in what is taken below.
-            let closing = server.aof.closing.load(Ordering::Acquire);
-            let batches = {
-                let mut inbox = server.aof.inbox.lock().unwrap();
-                if inbox.is_empty() && !closing {
-                    inbox = server.aof.wake.wait_timeout(inbox, Duration::from_millis(100)).unwrap().0;
-                }
-                std::mem::take(&mut *inbox)
-            };
-            for b in batches {
-                received = b.seq;
-                let lane = &mut lanes[b.shard];
-                lane.ends.push_back((b.start + b.bytes.len() as u64, b.seq));
-                if lane.segs.is_empty() && lane.written < b.start {
-                    lane.written = b.start;
-                }
-                if !b.bytes.is_empty() {
-                    lane.segs.push_back((b.start, b.bytes));
-                }
-                lane.cuts.extend(b.cuts);
-            }
-            merge(&mut lanes, &mut out);
-            if !out.is_empty() {
-                match file.write_all(&out) {
-                    Ok(()) => {
-                        server.aof.current_size.fetch_add(out.len() as u64, Ordering::Relaxed);
-                        server.aof.write_failed.store(false, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        crate::warning!("Error writing to the AOF file: {}", e);
-                        server.aof.write_failed.store(true, Ordering::Relaxed);
-                    }
-                }
-                out.clear();
-                unsynced = true;
-            }
-            if closing {
-                // The held shards hand over nothing more.
-                if let Err(e) = file.sync_data() {
-                    crate::warning!("Can't persist the AOF: fsync: {}", e);
-                }
-                server.aof.closed.store(true, Ordering::Release);
+            if w.server.aof.closing.load(Ordering::SeqCst) {
+                w.finish();
                 return;
             }
-            let due = match fsync {
-                Fsync::Always => true,
-                Fsync::EverySec => last_fsync.elapsed() >= Duration::from_secs(1),
-                Fsync::No => false,
+            let now = Instant::now();
+            w.take_inbox();
+            w.start_io(now);
+            let _ = w.ring.submit();
+            let limit = match w.retry_at {
+                Some(t) => t.saturating_duration_since(now).max(Duration::from_millis(1)),
+                None if w.fsync == Fsync::EverySec && w.unsynced.is_some() => Duration::from_millis(100),
+                None => Duration::from_millis(500),
             };
-            if unsynced && due {
-                if let Err(e) = file.sync_data() {
-                    crate::warning!("Can't persist the AOF: fsync: {}", e);
-                    continue;
-                }
-                last_fsync = Instant::now();
-                unsynced = false;
-            }
-            // Every batch numbered below the first one not fully written is
-            // durable (or, for `everysec`/`no`, as durable as it will be).
-            if !unsynced || fsync != Fsync::Always {
-                let mut first_open = u64::MAX;
-                for lane in lanes.iter_mut() {
-                    while lane.ends.front().is_some_and(|&(end, _)| end <= lane.written) {
-                        lane.ends.pop_front();
-                    }
-                    if let Some(&(_, seq)) = lane.ends.front() {
-                        first_open = first_open.min(seq);
-                    }
-                }
-                let synced = if first_open == u64::MAX { received } else { first_open - 1 };
-                if server.aof.synced.swap(synced, Ordering::SeqCst) != synced && fsync == Fsync::Always {
-                    // Wake the shards asleep with replies waiting for this.
-                    let mut rung = false;
-                    for t in 0..server.shard_count {
-                        let fd = server.ring_fds[t].load(Ordering::Acquire);
-                        if fd >= 0 && server.needs_doorbell(t) {
-                            if let Some(ring) = ring.as_mut() {
-                                // SAFETY: the entry carries no pointer; it
-                                // only names the target ring's fd.
-                                let _ = unsafe { ring.submission().push(&crate::network::event_loop::doorbell_entry(fd)) };
-                                rung = true;
-                            }
-                        }
-                    }
-                    if rung {
-                        if let Some(ring) = ring.as_mut() {
-                            let _ = ring.submit();
-                            // Completions of the doorbells are skipped on
-                            // success; drop any failure's.
-                            ring.completion().for_each(drop);
-                        }
-                    }
-                }
-            }
+            w.wait(limit);
+            w.reap(Instant::now());
         }
     })?;
     Ok(())

@@ -902,6 +902,7 @@ pub fn info_snapshot(server: &crate::server::Server) -> String {
     for (name, h) in [("fork_usec", &st.fork_usec), ("pause_usec", &st.pause_usec), ("barrier_usec", &st.barrier_usec), ("cow_bytes", &st.cow_bytes)] {
         s.push_str(&hist_line(&format!("snapshot_{}", name), h));
     }
+    s.push_str(&server.aof.info_limit_fields());
     s
 }
 
