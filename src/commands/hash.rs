@@ -103,6 +103,7 @@ fn hset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, name: &str) {
     };
     h.convert_for(&args[2..], limits);
     let created = args[2..].chunks(2).filter(|fv| h.set(fv[0], fv[1], limits)).count();
+    h.shrink_to_fit();
     modified(ctx, key, (args.len() - 2) / 2);
     if name == "hset" {
         r.int(created as i64)
@@ -130,6 +131,7 @@ fn hsetnx(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     h.convert_for(&args[2..4], limits);
     h.set(args[2], args[3], limits);
+    h.shrink_to_fit();
     modified(ctx, key, 1);
     r.int(1);
 }
@@ -177,6 +179,8 @@ fn hdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     if h.is_empty() {
         ctx.db(key).remove(key);
+    } else {
+        h.shrink_to_fit();
     }
     if deleted > 0 {
         modified(ctx, key, deleted);
@@ -228,6 +232,7 @@ fn hincrby(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::OVERFLOW);
     };
     h.set(field, itoa::Buffer::new().format(new).as_bytes(), limits);
+    h.shrink_to_fit();
     modified(ctx, key, 1);
     r.int(new);
 }
@@ -257,6 +262,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let text = sum.to_human().into_bytes();
     h.set(field, &text, limits);
+    h.shrink_to_fit();
     modified(ctx, key, 1);
     r.bulk(&text);
     // The printed result, not the increment: a replay gives the same

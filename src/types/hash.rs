@@ -12,7 +12,42 @@
 use super::listpack::{Entry, Listpack};
 
 pub type Hasher = foldhash::fast::RandomState;
-pub type Table = indexmap::IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
+pub type Map = indexmap::IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
+
+/// The `hashtable` encoding: an `IndexMap` behind one pointer, so that a
+/// `Hash` (boxed in `Value`) costs the size of a listpack's `Vec` and a
+/// small hash's box stays in jemalloc's 32-byte class (the map itself is
+/// ~80 bytes, which every listpack hash would otherwise pay: ~50 bytes a
+/// key on a dataset of small hashes). Reads and writes go through `Deref`.
+#[derive(Clone, Debug, Default)]
+pub struct Table(Box<Map>);
+
+impl Table {
+    pub fn with_capacity_and_hasher(n: usize, hasher: Hasher) -> Table {
+        Table(Box::new(Map::with_capacity_and_hasher(n, hasher)))
+    }
+}
+
+impl std::ops::Deref for Table {
+    type Target = Map;
+    fn deref(&self) -> &Map {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Table {
+    fn deref_mut(&mut self) -> &mut Map {
+        &mut self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Table {
+    type Item = (&'a Box<[u8]>, &'a Box<[u8]>);
+    type IntoIter = indexmap::map::Iter<'a, Box<[u8]>, Box<[u8]>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum Hash {
@@ -200,6 +235,15 @@ impl Hash {
                 }
                 ScanPage { pairs, cursor: left as u64 }
             }
+        }
+    }
+
+    /// Gives a listpack's spare capacity back after a command's writes:
+    /// Redis reallocates a listpack to its exact size on every change, and
+    /// a `Vec` grown by doubling would otherwise keep up to half again.
+    pub fn shrink_to_fit(&mut self) {
+        if let Hash::Listpack(lp) = self {
+            lp.shrink_to_fit();
         }
     }
 
