@@ -15,6 +15,7 @@ pub mod diagnostics;
 pub mod docs;
 #[rustfmt::skip]
 mod docs_data;
+pub mod hash;
 pub mod info;
 pub mod keys;
 pub mod lookup;
@@ -245,6 +246,7 @@ impl CommandTable {
     fn build() -> CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
+        specs.extend(hash::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

@@ -4,7 +4,7 @@
 //! then argument values, then the key), because the order decides which
 //! error a client sees when several things are wrong at once.
 
-mod float80;
+pub(crate) mod float80;
 
 use super::lookup::{AnyKind, StringKind, WrongType};
 use super::{err, flags::*, CommandSpec, Ctx};

@@ -104,6 +104,22 @@ impl<'a> Reply<'a> {
     pub fn array(&mut self, n: usize) {
         self.len_line(b'*', n as i64);
     }
+    /// `n` pairs as HRANDFIELD WITHVALUES sends them (and ZRANDMEMBER
+    /// WITHSCORES): an array of `n` two-element arrays in RESP3, one flat
+    /// array of 2n in RESP2. Each pair then starts with `pair()`.
+    pub fn pairs(&mut self, n: usize) {
+        if self.resp >= 3 {
+            self.len_line(b'*', n as i64);
+        } else {
+            self.len_line(b'*', 2 * n as i64);
+        }
+    }
+    /// The start of one pair of `pairs`: `*2` in RESP3, nothing in RESP2.
+    pub fn pair(&mut self) {
+        if self.resp >= 3 {
+            self.buf.extend_from_slice(b"*2\r\n");
+        }
+    }
     /// A map of `n` pairs: `%n` in RESP3, an array of 2n in RESP2.
     pub fn map(&mut self, n: usize) {
         if self.resp >= 3 {

@@ -402,6 +402,11 @@ impl Listpack {
         self.buf
     }
 
+    /// Releases spare capacity (Redis keeps a listpack at its exact size).
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+
     /// Total bytes, the header's first field (`lpBytes`).
     pub fn total_bytes(&self) -> usize {
         self.buf.len()
