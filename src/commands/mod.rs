@@ -17,6 +17,7 @@ pub mod docs;
 mod docs_data;
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod lookup;
 pub mod persistence;
 pub mod server;
@@ -245,6 +246,7 @@ impl CommandTable {
     fn build() -> CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
+        specs.extend(list::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

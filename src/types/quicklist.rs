@@ -142,12 +142,19 @@ pub struct Quicklist {
     count: usize,
     fill: i32,
     packed_threshold_bytes: usize,
+    compress_depth: usize,
 }
 
 impl Quicklist {
     /// An empty list; `fill` is clamped as `quicklistSetFill` does.
     pub fn new(fill: i32) -> Quicklist {
-        Quicklist { nodes: VecDeque::new(), count: 0, fill: fill.clamp(-5, FILL_MAX), packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT }
+        Quicklist {
+            nodes: VecDeque::new(),
+            count: 0,
+            fill: fill.clamp(-5, FILL_MAX),
+            packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT,
+            compress_depth: 0,
+        }
     }
 
     /// `DEBUG QUICKLIST-PACKED-THRESHOLD`: elements of `bytes` or more get
@@ -173,6 +180,16 @@ impl Quicklist {
             }
         }
         q
+    }
+
+    /// `list-compress-depth`: how many nodes at each end stay plain; 0
+    /// compresses none.
+    pub fn set_compress_depth(&mut self, depth: usize) {
+        self.compress_depth = depth;
+    }
+
+    pub fn compress_depth(&self) -> usize {
+        self.compress_depth
     }
 
     pub fn fill(&self) -> i32 {
@@ -599,6 +616,14 @@ impl Quicklist {
         if rtrim > 0 {
             self.delete_range(-rtrim, rtrim as usize);
         }
+    }
+
+    /// The elements from position `from` (from the head) to the tail
+    /// (LRANGE): the walk to the first one skips whole nodes, from the
+    /// nearer end.
+    pub fn range(&self, from: usize) -> impl Iterator<Item = Entry<'_>> + '_ {
+        let (node, at) = if from < self.count { self.locate(from) } else { (self.nodes.len(), 0) };
+        self.nodes.range(node..).flat_map(Node::iter).skip(at)
     }
 
     /// The elements head to tail; `.rev()` walks from the tail.
