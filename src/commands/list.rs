@@ -181,11 +181,17 @@ fn rpushx(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 fn pop_range_reply(q: &mut Quicklist, head: bool, count: usize, r: &mut Reply) -> usize {
     let n = count.min(q.len());
     r.array(n);
+    let mut left = n;
+    let mut each = |e: Entry<'_>| {
+        reply_entry(r, e);
+        left -= 1;
+        left > 0
+    };
     if head {
-        q.iter().take(n).for_each(|e| reply_entry(r, e));
+        q.visit(0, &mut each);
         q.delete_range(0, n);
     } else {
-        q.iter().rev().take(n).for_each(|e| reply_entry(r, e));
+        q.visit_rev(&mut each);
         q.delete_range(-(n as i64), n);
     }
     n
@@ -249,10 +255,15 @@ fn lindex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(index) = super::parse_i64(args[2]) else {
         return r.error(err::NOT_INTEGER);
     };
-    match q.get(index) {
-        Some(e) => reply_entry(r, e),
-        None => r.null(),
+    let len = q.len() as i64;
+    let pos = if index < 0 { len.saturating_add(index) } else { index };
+    if !(0..len).contains(&pos) {
+        return r.null();
     }
+    q.visit(pos as usize, |e| {
+        reply_entry(r, e);
+        false
+    });
 }
 
 /// The positions LRANGE replies for `start..=end` over `len` elements
@@ -281,7 +292,12 @@ fn lrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.array(0);
     };
     r.array(n);
-    q.range(from).take(n).for_each(|e| reply_entry(r, e));
+    let mut left = n;
+    q.visit(from, |e| {
+        reply_entry(r, e);
+        left -= 1;
+        left > 0
+    });
 }
 
 fn linsert(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -407,32 +423,49 @@ impl LposOptions {
     }
 }
 
-/// The positions LPOS replies, as Redis's loop finds them: `matched`
-/// says for each element, in search order (from the tail for a negative
-/// rank), whether it equals the element searched. C's wrapping arithmetic
-/// is kept (RANK -9223372036854775808 stays negative there, so every
-/// match counts and COUNT never stops the search).
-pub fn lpos_find(len: usize, o: &LposOptions, matched: impl Iterator<Item = bool>) -> Vec<usize> {
-    let (rank, from_tail) = if o.rank < 0 { (o.rank.wrapping_neg(), true) } else { (o.rank, false) };
-    let limit = if o.maxlen == 0 { len } else { (o.maxlen as u64).min(len as u64) as usize };
-    let mut found = Vec::new();
-    let mut matches: i64 = 0;
-    for (index, hit) in matched.take(limit).enumerate() {
-        if !hit {
-            continue;
+/// LPOS's search, as Redis's loop runs it, fed one element at a time in
+/// search order (from the tail for a negative rank). C's wrapping
+/// arithmetic is kept: RANK -9223372036854775808 stays negative there, so
+/// every match counts and COUNT never ends the search.
+pub struct LposSearch<'o> {
+    o: &'o LposOptions,
+    len: usize,
+    rank: i64,
+    from_tail: bool,
+    limit: usize,
+    index: usize,
+    matches: i64,
+    /// Positions from the head, in the order found.
+    pub found: Vec<usize>,
+}
+
+impl<'o> LposSearch<'o> {
+    pub fn new(len: usize, o: &'o LposOptions) -> LposSearch<'o> {
+        let (rank, from_tail) = if o.rank < 0 { (o.rank.wrapping_neg(), true) } else { (o.rank, false) };
+        let limit = if o.maxlen == 0 { len } else { (o.maxlen as u64).min(len as u64) as usize };
+        LposSearch { o, len, rank, from_tail, limit, index: 0, matches: 0, found: Vec::new() }
+    }
+
+    /// The next element matched or not; false once the search is over.
+    pub fn step(&mut self, hit: bool) -> bool {
+        if self.index >= self.limit {
+            return false;
         }
-        matches += 1;
-        if matches >= rank {
-            found.push(if from_tail { len - 1 - index } else { index });
-            match o.count {
-                None => break,
-                Some(0) => {}
-                Some(count) if matches.wrapping_sub(rank).wrapping_add(1) >= count => break,
-                Some(_) => {}
+        let index = self.index;
+        self.index += 1;
+        if hit {
+            self.matches += 1;
+            if self.matches >= self.rank {
+                self.found.push(if self.from_tail { self.len - 1 - index } else { index });
+                match self.o.count {
+                    None => return false,
+                    Some(count) if count != 0 && self.matches.wrapping_sub(self.rank).wrapping_add(1) >= count => return false,
+                    Some(_) => {}
+                }
             }
         }
+        self.index < self.limit
     }
-    found
 }
 
 fn lpos(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -447,11 +480,14 @@ fn lpos(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Ok(Some(e)) => list_mut(&mut e.value),
     };
     let element = args[2];
-    let found = if o.rank < 0 {
-        lpos_find(q.len(), &o, q.iter().rev().map(|e| e.eq_bytes(element)))
+    let mut search = LposSearch::new(q.len(), &o);
+    let each = |e: Entry<'_>| search.step(e.eq_bytes(element));
+    if o.rank < 0 {
+        q.visit_rev(each);
     } else {
-        lpos_find(q.len(), &o, q.iter().map(|e| e.eq_bytes(element)))
-    };
+        q.visit(0, each);
+    }
+    let found = search.found;
     if o.count.is_some() {
         r.array(found.len());
         for p in found {
@@ -604,7 +640,11 @@ mod tests {
     #[test]
     fn lpos_find_as_redis() {
         // a a a a: the replies redis-server 7.0.15 gave.
-        let all = |o: &LposOptions| lpos_find(4, o, std::iter::repeat(true));
+        let all = |o: &LposOptions| {
+            let mut search = LposSearch::new(4, o);
+            while search.step(true) {}
+            search.found
+        };
         assert_eq!(all(&LposOptions { rank: 2, count: Some(0), maxlen: 3 }), [1, 2]);
         assert_eq!(all(&LposOptions { rank: -2, count: Some(0), maxlen: 3 }), [2, 1]);
         assert_eq!(all(&LposOptions { rank: -2, count: Some(0), maxlen: 0 }), [2, 1, 0]);
