@@ -82,10 +82,19 @@ fn check_same(c: &mut Conn, q: &Quicklist, step: usize, op: &str) {
 /// set) and on a `Quicklist`, comparing the DUMP nodes (container kind
 /// and bytes) with ours after every command.
 fn quicklist_matches_redis(fill: i32, plain_from: Option<usize>, steps: usize, seed: u64) {
+    quicklist_matches_redis_at_depth(fill, plain_from, 0, steps, seed);
+}
+
+/// As `quicklist_matches_redis`, both lists compressed at `depth`
+/// (`list-compress-depth`): DUMP writes Redis's compressed nodes as LZF
+/// strings, which `dump_list_nodes` decompresses, so the listpacks compare.
+fn quicklist_matches_redis_at_depth(fill: i32, plain_from: Option<usize>, depth: usize, steps: usize, seed: u64) {
     let fill_text = fill.to_string();
-    let server = Server::redis(&["--list-max-listpack-size", &fill_text, "--enable-debug-command", "yes"]);
+    let depth_text = depth.to_string();
+    let server = Server::redis(&["--list-max-listpack-size", &fill_text, "--list-compress-depth", &depth_text, "--enable-debug-command", "yes"]);
     let mut c = server.conn();
     let mut q = Quicklist::new(fill);
+    q.set_compress_depth(depth);
     if let Some(bytes) = plain_from {
         assert_eq!(c.cmd(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", &bytes.to_string()]), Resp::ok());
         assert!(q.set_packed_threshold(bytes));
@@ -190,6 +199,14 @@ fn quicklist_nodes_match_redis_at_4k_and_1_per_node() {
 fn quicklist_plain_nodes_match_redis() {
     quicklist_matches_redis(-2, Some(1000), 2500, 0xC0FF_EE00_1234_5678);
     quicklist_matches_redis(3, Some(1000), 1500, 99);
+}
+
+/// Compression does not change where nodes split or merge (Redis decides
+/// on the plain sizes): the same layouts with inner nodes compressed.
+#[test]
+fn quicklist_nodes_match_redis_compressed() {
+    quicklist_matches_redis_at_depth(-2, None, 1, 2000, 0x5EED_0001);
+    quicklist_matches_redis_at_depth(4, Some(1000), 2, 1500, 0x5EED_0002);
 }
 
 /// Scores with many ties, both infinities and -0, and members short and

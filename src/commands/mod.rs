@@ -18,6 +18,7 @@ mod docs_data;
 pub mod hash;
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod lookup;
 pub mod persistence;
 pub mod server;
@@ -247,6 +248,7 @@ impl CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
         specs.extend(hash::commands());
+        specs.extend(list::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

@@ -23,9 +23,29 @@
 //! tests lower the threshold on both sides (`DEBUG
 //! QUICKLIST-PACKED-THRESHOLD`) to check those layouts too.
 //!
-//! Not done: LZF compression of inner nodes (`list-compress-depth`).
+//! **Compression** (`list-compress-depth`), as Redis's quicklist does it:
+//! the `depth` nodes at each end stay plain, every node between them is
+//! LZF-compressed when it has at least 48 bytes and compression saves at
+//! least 8 (`MIN_COMPRESS_BYTES`, `MIN_COMPRESS_IMPROVE`); one that does
+//! not stays plain and is tried again when it is touched, as in Redis.
+//! Every change opens (decompresses) the nodes it touches and closes them
+//! again before it returns (`settle`), checking the nodes that moved
+//! across a zone's edge. Reads through `&self` (`iter`, `get`,
+//! `Node::as_bytes`, which the RDB writer and DEBUG DIGEST use) decompress
+//! a node into a cache kept beside its compressed bytes until the next
+//! change touches that node (`drop_caches` frees them all); the commands'
+//! own reads (`visit`, `visit_rev`, `get_owned`) decompress into a
+//! temporary instead. The compressor is `persistence::lzf`'s, whose output
+//! is a valid LZF stream but not byte for byte liblzf's: a compressed node
+//! is therefore saved (RDB, DUMP) as its plain listpack (`as_bytes`), which
+//! is also what Redis's loader accepts for a node of either kind. Plain
+//! (container 1) nodes are never compressed.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::OnceLock;
+
+use crate::persistence::lzf;
 
 use super::listpack::{Entry, Listpack, Where};
 
@@ -42,6 +62,12 @@ const ENTRY_OVERHEAD_ESTIMATE_BYTES: usize = 8;
 /// listpack's 7, so a merged node can end up to 4 bytes over its limit:
 /// redis-server 7.0.15 built an 8194-byte node at fill -2 in our test.
 const MERGE_SAVED_BYTES_ESTIMATE: usize = 11;
+/// Nodes smaller than this are never compressed (`MIN_COMPRESS_BYTES`).
+const COMPRESS_BYTES_MIN: usize = 48;
+/// A compressed node must be at least this much smaller than its listpack
+/// (`MIN_COMPRESS_IMPROVE`), or it stays plain.
+const COMPRESS_SAVED_BYTES_MIN: usize = 8;
+
 /// Largest positive fill (`FILL_MAX`, a 16-bit signed field).
 pub const FILL_MAX: i32 = (1 << 15) - 1;
 
@@ -55,6 +81,64 @@ pub const PACKED_THRESHOLD_BYTES_DEFAULT: usize = 1 << 30;
 pub enum Node {
     Packed(Listpack),
     Plain(Vec<u8>),
+    /// A packed node, LZF-compressed (an inner node of a list with
+    /// `list-compress-depth` > 0). RDB container 2.
+    Lzf(Box<LzfNode>),
+}
+
+/// A compressed listpack and what is known of it without decompressing.
+#[derive(Clone, Debug)]
+pub struct LzfNode {
+    lzf: Box<[u8]>,
+    listpack_bytes: usize,
+    count: usize,
+    /// The listpack, once a read through `&self` needed it.
+    cache: OnceLock<Listpack>,
+}
+
+impl PartialEq for LzfNode {
+    fn eq(&self, other: &LzfNode) -> bool {
+        self.lzf == other.lzf && self.listpack_bytes == other.listpack_bytes
+    }
+}
+
+impl Eq for LzfNode {}
+
+impl LzfNode {
+    /// `lp` compressed when that is worth it (`__quicklistCompressNode`).
+    fn compress(lp: &Listpack) -> Option<LzfNode> {
+        let bytes = lp.as_bytes();
+        if bytes.len() < COMPRESS_BYTES_MIN {
+            return None;
+        }
+        thread_local! {
+            static COMPRESSOR: RefCell<(lzf::Compressor, Vec<u8>)> = RefCell::new(Default::default());
+        }
+        COMPRESSOR.with(|c| {
+            let (compressor, out) = &mut *c.borrow_mut();
+            // Room for a result that saves enough, no more: the
+            // compressor gives up (0) when it would not fit.
+            out.resize(bytes.len() - COMPRESS_SAVED_BYTES_MIN - 1, 0);
+            let n = compressor.compress(bytes, out);
+            (n > 0).then(|| LzfNode { lzf: out[..n].into(), listpack_bytes: bytes.len(), count: lp.len(), cache: OnceLock::new() })
+        })
+    }
+
+    fn decompress(&self) -> Listpack {
+        let bytes = lzf::decompress(&self.lzf, self.listpack_bytes).expect("a node compressed here decompresses");
+        Listpack::from_bytes(bytes).expect("a node compressed here is a valid listpack")
+    }
+
+    /// The listpack, decompressed into the cache on first use.
+    fn open(&self) -> &Listpack {
+        self.cache.get_or_init(|| self.decompress())
+    }
+
+    /// The compressed bytes and the listpack's size, for a writer that
+    /// saves the node as an LZF string.
+    pub fn lzf(&self) -> (&[u8], usize) {
+        (&self.lzf, self.listpack_bytes)
+    }
 }
 
 impl Node {
@@ -63,6 +147,21 @@ impl Node {
         match self {
             Node::Packed(lp) => lp.len(),
             Node::Plain(_) => 1,
+            Node::Lzf(z) => z.count,
+        }
+    }
+
+    /// Whether the node is held compressed.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self, Node::Lzf(_))
+    }
+
+    /// The node's listpack or element size (Redis's `node->sz`).
+    pub fn bytes_len(&self) -> usize {
+        match self {
+            Node::Packed(lp) => lp.total_bytes(),
+            Node::Plain(v) => v.len(),
+            Node::Lzf(z) => z.listpack_bytes,
         }
     }
 
@@ -73,16 +172,18 @@ impl Node {
     /// The RDB container kind: 1 plain, 2 packed.
     pub fn container(&self) -> u8 {
         match self {
-            Node::Packed(_) => 2,
+            Node::Packed(_) | Node::Lzf(_) => 2,
             Node::Plain(_) => 1,
         }
     }
 
-    /// The bytes RDB writes for the node: the listpack, or the element.
+    /// The bytes RDB writes for the node: the listpack (decompressed for
+    /// a compressed node, into its cache), or the element.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Node::Packed(lp) => lp.as_bytes(),
             Node::Plain(v) => v,
+            Node::Lzf(z) => z.open().as_bytes(),
         }
     }
 
@@ -90,6 +191,7 @@ impl Node {
         match self {
             Node::Packed(lp) => lp,
             Node::Plain(_) => unreachable!("a listpack operation on a plain node"),
+            Node::Lzf(_) => unreachable!("a listpack operation on a compressed node"),
         }
     }
 
@@ -98,6 +200,10 @@ impl Node {
         match self {
             Node::Packed(lp) => lp.get(lp.seek(at as i64).expect("entry in node")),
             Node::Plain(v) => Entry::Str(v),
+            Node::Lzf(z) => {
+                let lp = z.open();
+                lp.get(lp.seek(at as i64).expect("entry in node"))
+            }
         }
     }
 
@@ -105,6 +211,30 @@ impl Node {
         match self {
             Node::Packed(lp) => NodeIter::Packed(lp.iter()),
             Node::Plain(v) => NodeIter::Plain(Some(v)),
+            Node::Lzf(z) => NodeIter::Packed(z.open().iter()),
+        }
+    }
+
+    /// Calls `f` on the node's elements (from the tail with `rev`) until
+    /// it returns false; a compressed node is decompressed into a
+    /// temporary, not its cache. Returns whether `f` wanted more.
+    fn visit(&self, rev: bool, skip: usize, f: &mut impl FnMut(Entry<'_>) -> bool) -> bool {
+        let temp;
+        let node = match self {
+            Node::Lzf(z) => match z.cache.get() {
+                Some(lp) => lp,
+                None => {
+                    temp = z.decompress();
+                    &temp
+                }
+            },
+            Node::Packed(lp) => lp,
+            Node::Plain(v) => return skip > 0 || f(Entry::Str(v)),
+        };
+        if rev {
+            node.iter().rev().skip(skip).all(f)
+        } else {
+            node.iter().skip(skip).all(f)
         }
     }
 }
@@ -142,12 +272,24 @@ pub struct Quicklist {
     count: usize,
     fill: i32,
     packed_threshold_bytes: usize,
+    compress_depth: usize,
 }
+
+/// How far past a zone's edge `settle` looks for nodes that moved across
+/// it: no change adds more than three nodes at once (a split around a
+/// large element).
+const EDGE_SLACK_NODES: usize = 3;
 
 impl Quicklist {
     /// An empty list; `fill` is clamped as `quicklistSetFill` does.
     pub fn new(fill: i32) -> Quicklist {
-        Quicklist { nodes: VecDeque::new(), count: 0, fill: fill.clamp(-5, FILL_MAX), packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT }
+        Quicklist {
+            nodes: VecDeque::new(),
+            count: 0,
+            fill: fill.clamp(-5, FILL_MAX),
+            packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT,
+            compress_depth: 0,
+        }
     }
 
     /// `DEBUG QUICKLIST-PACKED-THRESHOLD`: elements of `bytes` or more get
@@ -173,6 +315,95 @@ impl Quicklist {
             }
         }
         q
+    }
+
+    /// `list-compress-depth`: how many nodes at each end stay plain; 0
+    /// compresses none. Compresses (or opens) every node to match at once,
+    /// as a list loaded from RDB needs.
+    pub fn set_compress_depth(&mut self, depth: usize) {
+        self.compress_depth = depth;
+        for i in 0..self.nodes.len() {
+            if self.in_middle(i) {
+                self.close(i);
+            } else {
+                self.open(i);
+            }
+        }
+    }
+
+    /// Frees the decompressed copies reads through `&self` left.
+    pub fn drop_caches(&mut self) {
+        for n in self.nodes.iter_mut() {
+            if let Node::Lzf(z) = n {
+                z.cache.take();
+            }
+        }
+    }
+
+    /// Whether node `i` lies between the plain zones at the two ends.
+    fn in_middle(&self, i: usize) -> bool {
+        let depth = self.compress_depth;
+        depth > 0 && i >= depth && i + depth < self.nodes.len()
+    }
+
+    /// Decompresses node `i` in place (before a change to it).
+    fn open(&mut self, i: usize) {
+        if let Some(Node::Lzf(z)) = self.nodes.get_mut(i) {
+            let lp = z.cache.take().unwrap_or_else(|| z.decompress());
+            self.nodes[i] = Node::Packed(lp);
+        }
+    }
+
+    /// Opens the nodes in `range` (clamped to the list).
+    fn open_range(&mut self, range: std::ops::Range<usize>) {
+        for i in range.start..range.end.min(self.nodes.len()) {
+            self.open(i);
+        }
+    }
+
+    /// Compresses node `i` if that is worth it; a compressed one just
+    /// drops its cache.
+    fn close(&mut self, i: usize) {
+        match &mut self.nodes[i] {
+            Node::Lzf(z) => {
+                z.cache.take();
+            }
+            Node::Packed(lp) => {
+                if let Some(z) = LzfNode::compress(lp) {
+                    self.nodes[i] = Node::Lzf(Box::new(z));
+                }
+            }
+            Node::Plain(_) => {}
+        }
+    }
+
+    /// After a change that touched the nodes in `touched` (indices after
+    /// the change): the end zones plain, the touched nodes and those that
+    /// crossed a zone's edge compressed when in the middle
+    /// (`quicklistCompress`).
+    fn settle(&mut self, touched: std::ops::Range<usize>) {
+        let depth = self.compress_depth;
+        if depth == 0 {
+            return;
+        }
+        let len = self.nodes.len();
+        if len <= 2 * depth {
+            self.open_range(0..len);
+            return;
+        }
+        self.open_range(0..depth);
+        self.open_range(len - depth..len);
+        let inner_head = depth..(depth + EDGE_SLACK_NODES).min(len - depth);
+        let inner_tail = (len - depth).saturating_sub(EDGE_SLACK_NODES).max(depth)..len - depth;
+        for i in touched.chain(inner_head).chain(inner_tail) {
+            if self.in_middle(i) {
+                self.close(i);
+            }
+        }
+    }
+
+    pub fn compress_depth(&self) -> usize {
+        self.compress_depth
     }
 
     pub fn fill(&self) -> i32 {
@@ -259,6 +490,7 @@ impl Quicklist {
             self.nodes.push_front(self.single(v));
         }
         self.count += 1;
+        self.settle(0..0);
     }
 
     /// RPUSH one element (`quicklistPushTail`).
@@ -273,13 +505,16 @@ impl Quicklist {
             self.nodes.push_back(self.single(v));
         }
         self.count += 1;
+        self.settle(0..0);
     }
 
     /// Deletes element `at` of node `node`, dropping the node if it
     /// empties (`quicklistDelIndex`; never merges).
     fn delete_in_node(&mut self, node: usize, at: usize) {
+        self.open(node);
         let gone = match &mut self.nodes[node] {
             Node::Plain(_) => true,
+            Node::Lzf(_) => unreachable!("opened above"),
             Node::Packed(lp) => {
                 lp.delete(lp.seek(at as i64).expect("entry in node"));
                 lp.is_empty()
@@ -295,6 +530,7 @@ impl Quicklist {
     pub fn pop_head(&mut self) -> Option<Vec<u8>> {
         let v = self.nodes.front()?.get(0).to_vec();
         self.delete_in_node(0, 0);
+        self.settle(0..0);
         Some(v)
     }
 
@@ -304,6 +540,7 @@ impl Quicklist {
         let at = last.len() - 1;
         let v = last.get(at).to_vec();
         self.delete_in_node(self.nodes.len() - 1, at);
+        self.settle(0..0);
         Some(v)
     }
 
@@ -350,6 +587,8 @@ impl Quicklist {
     pub fn set(&mut self, index: i64, v: &[u8]) -> bool {
         let Some(pos) = self.resolve(index) else { return false };
         let (node, at) = self.locate(pos);
+        // The node and those a replacement by insert may merge with.
+        self.open_range(node.saturating_sub(2)..node + 3);
         let large = self.is_large(v.len());
         match &mut self.nodes[node] {
             Node::Packed(lp) if !large => {
@@ -375,14 +614,23 @@ impl Quicklist {
                     self.delete_in_node(node, n - 1);
                 }
             }
+            Node::Lzf(_) => unreachable!("opened above"),
         }
+        self.settle(node.saturating_sub(2)..node + 4);
         true
     }
 
     /// Position from the head of the first element equal to `pivot`
     /// (LINSERT's search).
     pub fn position(&self, pivot: &[u8]) -> Option<usize> {
-        self.iter().position(|e| e.eq_bytes(pivot))
+        let mut at = 0;
+        let mut found = false;
+        self.visit(0, |e| {
+            found = e.eq_bytes(pivot);
+            at += usize::from(!found);
+            !found
+        });
+        found.then_some(at)
     }
 
     /// LINSERT: inserts `v` before or after the element at position `pos`
@@ -390,6 +638,14 @@ impl Quicklist {
     pub fn insert(&mut self, pos: usize, at: Where, v: &[u8]) {
         assert!(pos < self.count, "insert pivot {} out of a list of {}", pos, self.count);
         let (node, offset) = self.locate(pos);
+        // The node, the neighbours it may spill into and those a split's
+        // merges reach.
+        self.open_range(node.saturating_sub(2)..node + 3);
+        self.insert_opened(node, offset, at, v);
+        self.settle(node.saturating_sub(2)..node + 5);
+    }
+
+    fn insert_opened(&mut self, node: usize, offset: usize, at: Where, v: &[u8]) {
         let after = at == Where::After;
         let node_len = self.nodes[node].len();
         let full = !self.allow_insert(Some(node), v.len());
@@ -505,7 +761,9 @@ impl Quicklist {
             if removed == limit {
                 break;
             }
+            self.open(i);
             let lp = match &mut self.nodes[i] {
+                Node::Lzf(_) => unreachable!("opened above"),
                 Node::Plain(p) => {
                     if p.as_slice() == v {
                         p.clear();
@@ -542,14 +800,22 @@ impl Quicklist {
                     };
                 }
             }
+            // Nodes only move towards the ends as others empty: one in
+            // the middle now may be closed at once (`settle` opens the
+            // ones that end up in an end zone).
+            if self.in_middle(i) {
+                self.close(i);
+            }
         }
         // A matched plain node was cleared above; a plain node of an
         // empty element never is a large one, so clearing marks it.
         self.nodes.retain(|n| match n {
             Node::Packed(lp) => !lp.is_empty(),
             Node::Plain(p) => !p.is_empty(),
+            Node::Lzf(_) => true,
         });
         self.count -= removed;
+        self.settle(0..0);
         removed
     }
 
@@ -573,13 +839,18 @@ impl Quicklist {
             if here == n {
                 self.nodes.remove(i);
             } else {
+                self.open(i);
                 self.nodes[i].packed().delete_range(skip as i64, here);
+                if self.in_middle(i) {
+                    self.close(i);
+                }
                 i += 1;
             }
             left -= here;
             skip = 0;
         }
         self.count -= num;
+        self.settle(0..0);
         num
     }
 
@@ -599,6 +870,43 @@ impl Quicklist {
         if rtrim > 0 {
             self.delete_range(-rtrim, rtrim as usize);
         }
+    }
+
+    /// Calls `f` on the elements from position `from` towards the tail
+    /// until it returns false, decompressing compressed nodes into a
+    /// temporary (LRANGE, LPOS, LINSERT's search).
+    pub fn visit(&self, from: usize, mut f: impl FnMut(Entry<'_>) -> bool) {
+        if from >= self.count {
+            return;
+        }
+        let (first, mut skip) = self.locate(from);
+        for node in self.nodes.range(first..) {
+            if !node.visit(false, skip, &mut f) {
+                return;
+            }
+            skip = 0;
+        }
+    }
+
+    /// Calls `f` on the elements from the tail towards the head until it
+    /// returns false.
+    pub fn visit_rev(&self, mut f: impl FnMut(Entry<'_>) -> bool) {
+        for node in self.nodes.iter().rev() {
+            if !node.visit(true, 0, &mut f) {
+                return;
+            }
+        }
+    }
+
+    /// LINDEX without leaving a decompressed node behind.
+    pub fn get_owned(&self, index: i64) -> Option<Vec<u8>> {
+        let pos = self.resolve(index)?;
+        let mut out = None;
+        self.visit(pos, |e| {
+            out = Some(e.to_vec());
+            false
+        });
+        out
     }
 
     /// The elements head to tail; `.rev()` walks from the tail.
@@ -650,17 +958,28 @@ mod tests {
         assert_eq!(q.len(), q.nodes().map(|lp| lp.len()).sum::<usize>());
         assert!(q.nodes().all(|n| !n.is_empty()));
         assert!(q.nodes().all(node_ok));
+        // Compression: the end zones plain, every inner node compressed
+        // unless it is plain, small or does not compress enough.
+        for (i, n) in q.nodes().enumerate() {
+            match n {
+                Node::Lzf(_) => assert!(q.in_middle(i), "node {} of {} compressed at depth {}", i, q.nodes.len(), q.compress_depth),
+                Node::Packed(lp) if q.in_middle(i) => assert!(LzfNode::compress(lp).is_none(), "inner node {} left uncompressed", i),
+                _ => {}
+            }
+        }
     }
 
     fn node_ok(n: &Node) -> bool {
         match n {
             Node::Packed(lp) => super::super::listpack::validate(lp.as_bytes(), true).is_ok(),
             Node::Plain(v) => v.len() >= 1000,
+            Node::Lzf(z) => super::super::listpack::validate(z.decompress().as_bytes(), true).is_ok() && z.decompress().len() == z.count,
         }
     }
 
-    fn run(fill: i32, plain_from: Option<usize>, ops: Vec<Op>) {
+    fn run(fill: i32, plain_from: Option<usize>, depth: usize, ops: Vec<Op>) {
         let mut q = Quicklist::new(fill);
+        q.set_compress_depth(depth);
         if let Some(bytes) = plain_from {
             assert!(q.set_packed_threshold(bytes));
         }
@@ -728,12 +1047,35 @@ mod tests {
                 }
             }
             check_shape(&q);
+            let mut visited: Vec<Vec<u8>> = vec![];
+            q.visit(0, |e| {
+                visited.push(e.to_vec());
+                true
+            });
+            assert_eq!(visited, model);
             let got: Vec<Vec<u8>> = q.iter().map(|e| e.to_vec()).collect();
             assert_eq!(got, model);
+            if !model.is_empty() {
+                let from = model.len() / 3;
+                let mut part = vec![];
+                q.visit(from, |e| {
+                    part.push(e.to_vec());
+                    part.len() < 5
+                });
+                assert_eq!(part, model[from..(from + 5).min(model.len())]);
+                let mut back = vec![];
+                q.visit_rev(|e| {
+                    back.push(e.to_vec());
+                    true
+                });
+                assert!(back.iter().eq(model.iter().rev()));
+                assert_eq!(q.get_owned(-1).as_ref(), model.last());
+            }
         }
         let back: Vec<Vec<u8>> = q.iter().rev().map(|e| e.to_vec()).collect();
         assert!(back.iter().eq(model.iter().rev()));
         for (i, v) in model.iter().enumerate() {
+            assert_eq!(q.get_owned(i as i64).as_ref(), Some(v));
             assert_eq!(q.get(i as i64).unwrap().to_vec(), *v);
             assert_eq!(q.get(i as i64 - model.len() as i64).unwrap().to_vec(), *v);
         }
@@ -745,9 +1087,39 @@ mod tests {
         #[test]
         fn behaves_as_a_vec(fill in prop_oneof![Just(-2), Just(-1), Just(1), Just(3), Just(0)],
                             plain_from in prop_oneof![Just(None), Just(Some(1000))],
+                            depth in prop_oneof![Just(0usize), Just(1), Just(2)],
                             ops in proptest::collection::vec(op(), 0..200)) {
-            run(fill, plain_from, ops);
+            run(fill, plain_from, depth, ops);
         }
+    }
+
+    #[test]
+    fn inner_nodes_compress_and_reopen() {
+        let mut q = Quicklist::new(-2);
+        q.set_compress_depth(1);
+        for i in 0..20_000 {
+            q.push_tail(format!("member:{}", i).as_bytes());
+        }
+        let n = q.nodes().len();
+        assert!(n > 10);
+        let compressed = q.nodes().filter(|n| n.is_compressed()).count();
+        assert_eq!(compressed, n - 2);
+        // RDB sees plain listpacks; the decompressed copy stays cached
+        // until dropped.
+        for node in q.nodes() {
+            assert!(super::super::listpack::validate(node.as_bytes(), true).is_ok());
+        }
+        q.drop_caches();
+        assert_eq!(q.get_owned(10_000).unwrap(), b"member:10000");
+        // Popping to the middle opens the nodes that reach the ends.
+        for _ in 0..19_000 {
+            q.pop_head();
+        }
+        check_shape(&q);
+        assert_eq!(q.get(0).unwrap().to_vec(), b"member:19000");
+        // Depth 0 again opens everything.
+        q.set_compress_depth(0);
+        assert!(q.nodes().all(|n| !n.is_compressed()));
     }
 
     #[test]
