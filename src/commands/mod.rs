@@ -6,6 +6,7 @@
 //! grouped by family, one file each, and write replies through `Reply`,
 //! which alone knows RESP2 from RESP3.
 
+pub mod bitmap;
 pub mod client;
 pub mod cluster;
 pub mod command;
@@ -245,6 +246,7 @@ impl CommandTable {
     fn build() -> CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
+        specs.extend(bitmap::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());
