@@ -21,6 +21,7 @@ pub mod keys;
 pub mod lookup;
 pub mod persistence;
 pub mod server;
+pub mod sort;
 pub mod string;
 
 /// The command table's maps: looked up on every command, so not SipHash.
@@ -247,6 +248,7 @@ impl CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
         specs.extend(bitmap::commands());
+        specs.extend(sort::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());
