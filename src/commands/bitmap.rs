@@ -22,19 +22,17 @@ pub fn commands() -> Vec<CommandSpec> {
     let s = |name: &'static str, arity: i32, flags: u32, handler: super::Handler| CommandSpec::new(name, arity, flags, handler).keys(1, 1, 1).group("bitmap");
     vec![
         s("setbit", 4, WRITE | DENYOOM, setbit)
-            .acl(&["@write", "@bitmap", "@slow"])
+            .acl(&["write", "bitmap", "slow"])
             .doc("2.2.0", "Sets or clears the bit at offset in the string value stored at key"),
         s("getbit", 3, READONLY | FAST, getbit)
-            .acl(&["@read", "@bitmap", "@fast"])
+            .acl(&["read", "bitmap", "fast"])
             .doc("2.2.0", "Returns the bit value at offset in the string value stored at key"),
-        s("bitcount", -2, READONLY, bitcount).acl(&["@read", "@bitmap", "@slow"]).doc("2.6.0", "Count set bits in a string"),
-        s("bitpos", -3, READONLY, bitpos).acl(&["@read", "@bitmap", "@slow"]).doc("2.8.7", "Find first bit set or clear in a string"),
-        s("bitop", -4, WRITE | DENYOOM, bitop).keys(2, -1, 1).acl(&["@write", "@bitmap", "@slow"]).doc("2.6.0", "Perform bitwise operations between strings"),
-        s("bitfield", -2, WRITE | DENYOOM, bitfield)
-            .acl(&["@write", "@bitmap", "@slow"])
-            .doc("3.2.0", "Perform arbitrary bitfield integer operations on strings"),
+        s("bitcount", -2, READONLY, bitcount).acl(&["read", "bitmap", "slow"]).doc("2.6.0", "Count set bits in a string"),
+        s("bitpos", -3, READONLY, bitpos).acl(&["read", "bitmap", "slow"]).doc("2.8.7", "Find first bit set or clear in a string"),
+        s("bitop", -4, WRITE | DENYOOM, bitop).keys(2, -1, 1).acl(&["write", "bitmap", "slow"]).doc("2.6.0", "Perform bitwise operations between strings"),
+        s("bitfield", -2, WRITE | DENYOOM, bitfield).acl(&["write", "bitmap", "slow"]).doc("3.2.0", "Perform arbitrary bitfield integer operations on strings"),
         s("bitfield_ro", -2, READONLY | FAST, bitfield_ro)
-            .acl(&["@read", "@bitmap", "@fast"])
+            .acl(&["read", "bitmap", "fast"])
             .doc("6.0.0", "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD"),
     ]
 }

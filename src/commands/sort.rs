@@ -37,12 +37,12 @@ pub fn commands() -> Vec<CommandSpec> {
             .keys(1, 1, 1)
             .find_keys(sort_keys)
             .route(Route::Custom(sort_route))
-            .acl(&["@write", "@set", "@sortedset", "@list", "@slow", "@dangerous"])
+            .acl(&["write", "set", "sortedset", "list", "slow", "dangerous"])
             .doc("1.0.0", "Sort the elements in a list, set or sorted set"),
         CommandSpec::new("sort_ro", -2, READONLY, sort_ro)
             .keys(1, 1, 1)
             .route(Route::Custom(sort_ro_route))
-            .acl(&["@read", "@set", "@sortedset", "@list", "@slow", "@dangerous"])
+            .acl(&["read", "set", "sortedset", "list", "slow", "dangerous"])
             .doc("7.0.0", "Sort the elements in a list, set or sorted set. Read-only variant of SORT."),
     ]
 }
