@@ -6,6 +6,7 @@
 //! grouped by family, one file each, and write replies through `Reply`,
 //! which alone knows RESP2 from RESP3.
 
+pub mod bitmap;
 pub mod client;
 pub mod cluster;
 pub mod command;
@@ -22,6 +23,7 @@ pub mod list;
 pub mod lookup;
 pub mod persistence;
 pub mod server;
+pub mod sort;
 pub mod string;
 
 /// The command table's maps: looked up on every command, so not SipHash.
@@ -249,6 +251,8 @@ impl CommandTable {
         specs.extend(string::commands());
         specs.extend(hash::commands());
         specs.extend(list::commands());
+        specs.extend(bitmap::commands());
+        specs.extend(sort::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

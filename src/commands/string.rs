@@ -63,7 +63,7 @@ pub fn string_bytes<'a>(v: &'a Value, scratch: &'a mut itoa::Buffer) -> &'a [u8]
 
 /// Turns a string value into a modifiable `raw` string (Redis's
 /// `dbUnshareStringValue`): integers become their decimal text.
-fn make_raw(v: &mut Value) -> &mut Vec<u8> {
+pub fn make_raw(v: &mut Value) -> &mut Vec<u8> {
     if let Value::Int(n) = *v {
         *v = Value::Str { bytes: itoa::Buffer::new().format(n).as_bytes().to_vec(), raw: true };
     }
