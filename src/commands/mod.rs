@@ -20,6 +20,7 @@ pub mod keys;
 pub mod lookup;
 pub mod persistence;
 pub mod server;
+pub mod set;
 pub mod string;
 
 /// The command table's maps: looked up on every command, so not SipHash.
@@ -245,6 +246,7 @@ impl CommandTable {
     fn build() -> CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
+        specs.extend(set::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());
