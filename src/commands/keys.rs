@@ -311,6 +311,40 @@ pub fn parse_cursor(s: &[u8]) -> Option<u64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
+/// The options of SCAN / SSCAN / HSCAN / ZSCAN (Redis's
+/// `scanGenericCommand`): COUNT (10 by default, at least 1), MATCH (`*`
+/// matches all: no pattern), and for SCAN only, TYPE.
+pub struct ScanOptions<'a> {
+    pub count: i64,
+    pub pattern: Option<&'a [u8]>,
+    pub type_name: Option<&'a [u8]>,
+}
+
+/// Parses the options from `args[from..]`; `Err` is the error reply.
+pub fn parse_scan_options<'a>(args: &[&'a [u8]], from: usize, allow_type: bool) -> Result<ScanOptions<'a>, &'static str> {
+    let mut o = ScanOptions { count: 10, pattern: None, type_name: None };
+    let mut i = from;
+    while i < args.len() {
+        let word = cstr(args[i]);
+        let has_value = args.len() - i >= 2;
+        if eq_ic(word, "count") && has_value {
+            let n = super::parse_i64(args[i + 1]).ok_or(err::NOT_INTEGER)?;
+            if n < 1 {
+                return Err(err::SYNTAX);
+            }
+            o.count = n;
+        } else if eq_ic(word, "match") && has_value {
+            o.pattern = if args[i + 1] == b"*" { None } else { Some(args[i + 1]) };
+        } else if allow_type && eq_ic(word, "type") && has_value {
+            o.type_name = Some(cstr(args[i + 1]));
+        } else {
+            return Err(err::SYNTAX);
+        }
+        i += 2;
+    }
+    Ok(o)
+}
+
 fn scan_route(args: &[&[u8]], shards: usize) -> ShardMask {
     let shard = args.get(1).and_then(|a| parse_cursor(a)).map_or(0, |c| (c >> CURSOR_SHARD_SHIFT) as usize);
     ShardMask::single(if shard < shards { shard } else { 0 })
@@ -320,30 +354,10 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(cursor) = parse_cursor(args[1]) else {
         return r.error("ERR invalid cursor");
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut type_name: Option<&[u8]> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let word = cstr(args[i]);
-        let has_value = args.len() - i >= 2;
-        if eq_ic(word, "count") && has_value {
-            let Some(n) = super::parse_i64(args[i + 1]) else {
-                return r.error(err::NOT_INTEGER);
-            };
-            if n < 1 {
-                return r.error(err::SYNTAX);
-            }
-            count = n;
-        } else if eq_ic(word, "match") && has_value {
-            pattern = if args[i + 1] == b"*" { None } else { Some(args[i + 1]) };
-        } else if eq_ic(word, "type") && has_value {
-            type_name = Some(cstr(args[i + 1]));
-        } else {
-            return r.error(err::SYNTAX);
-        }
-        i += 2;
-    }
+    let ScanOptions { count, pattern, type_name } = match parse_scan_options(args, 2, true) {
+        Ok(o) => o,
+        Err(e) => return r.error(e),
+    };
     let shard = (cursor >> CURSOR_SHARD_SHIFT) as usize;
     let mut keys: Vec<Vec<u8>> = Vec::new();
     let mut next = 0;

@@ -24,6 +24,7 @@ pub mod lookup;
 pub mod persistence;
 pub mod server;
 pub mod sort;
+pub mod set;
 pub mod string;
 
 /// The command table's maps: looked up on every command, so not SipHash.
@@ -253,6 +254,7 @@ impl CommandTable {
         specs.extend(list::commands());
         specs.extend(bitmap::commands());
         specs.extend(sort::commands());
+        specs.extend(set::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

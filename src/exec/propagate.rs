@@ -179,26 +179,30 @@ pub enum Propagate {
     Force,
     /// This form instead (Redis's `rewriteClientCommandVector`).
     As(Vec<Vec<u8>>),
+    /// These commands instead, in order (Redis's `alsoPropagate` after
+    /// `preventCommandPropagation`: SPOP with a count as one SREM per
+    /// member); wrapped in MULTI/EXEC when more than one, none when empty.
+    Many(Vec<Vec<Vec<u8>>>),
 }
 
 /// The operations of one command, appended as one unit to `stream`:
-/// expired-key DELs, then the command (if any), wrapped in MULTI/EXEC when
-/// more than one.
-fn append_unit(stream: &mut Stream, dels: &[(usize, Box<[u8]>)], cmd: Option<(usize, &[&[u8]])>) {
-    let ops = dels.len() + cmd.is_some() as usize;
+/// expired-key DELs, then the command's own (none, one, or several), wrapped
+/// in MULTI/EXEC when more than one.
+fn append_unit(stream: &mut Stream, dels: &[(usize, Box<[u8]>)], cmds: &[(usize, &[&[u8]])]) {
+    let ops = dels.len() + cmds.len();
     if ops == 0 {
         return;
     }
     if ops > 1 {
         // MULTI goes in the db of the first operation, so that its SELECT
         // comes before it, as Redis does.
-        let first = dels.first().map(|d| d.0).or(cmd.map(|c| c.0)).unwrap_or(0);
+        let first = dels.first().map(|d| d.0).or(cmds.first().map(|c| c.0)).unwrap_or(0);
         stream.feed(first, &[&b"MULTI"[..]]);
     }
     for (db, key) in dels {
         stream.feed(*db, &[&b"DEL"[..], &key[..]]);
     }
-    if let Some((db, argv)) = cmd {
+    for &(db, argv) in cmds {
         stream.feed(db, argv);
     }
     if ops > 1 {
@@ -213,33 +217,43 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
     let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
     let dirty_after: u64 = held.iter().map(|&i| ctx.shards.get(i).dirty).sum();
     let propagate = std::mem::take(&mut ctx.propagate);
+    let db = ctx.db;
     let rewritten: Vec<&[u8]>;
-    let cmd: Option<&[&[u8]]> = match &propagate {
+    let single: Option<&[&[u8]]> = match &propagate {
         Propagate::As(v) => {
             rewritten = v.iter().map(|a| &a[..]).collect();
             Some(&rewritten)
         }
         Propagate::Force => Some(args),
         Propagate::Args => (dirty_after != dirty_before).then_some(args),
+        Propagate::Many(_) => None,
     };
-    let cmd = cmd.map(|c| (ctx.db, c));
+    // The common case (one command or none) allocates nothing more.
+    let many: Vec<Vec<&[u8]>> = match &propagate {
+        Propagate::Many(v) => v.iter().map(|argv| argv.iter().map(|a| &a[..]).collect()).collect(),
+        _ => Vec::new(),
+    };
     if held.len() == 1 {
         let s = &mut ctx.shards.get_mut(held[0]).stream;
-        if !s.has_pending() {
-            if let Some((db, argv)) = cmd {
+        if !s.has_pending() && many.is_empty() {
+            if let Some(argv) = single {
                 s.feed(db, argv);
             }
             return;
         }
+    }
+    let cmds: Vec<(usize, &[&[u8]])> = single.into_iter().chain(many.iter().map(|v| &v[..])).map(|c| (db, c)).collect();
+    if held.len() == 1 {
+        let s = &mut ctx.shards.get_mut(held[0]).stream;
         let dels = s.take_pending();
-        append_unit(s, &dels, cmd);
+        append_unit(s, &dels, &cmds);
         return;
     }
     let mut dels = Vec::new();
     for &i in &held {
         dels.extend(ctx.shards.get_mut(i).stream.take_pending());
     }
-    if dels.is_empty() && cmd.is_none() {
+    if dels.is_empty() && cmds.is_empty() {
         return;
     }
     let id = NEXT_CUT.fetch_add(1, Ordering::Relaxed);
@@ -257,7 +271,7 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
         s.state.reset_db();
     }
     let s = &mut ctx.shards.get_mut(carrier).stream;
-    append_unit(s, &dels, cmd);
+    append_unit(s, &dels, &cmds);
     s.state.reset_db();
     let end = s.position();
     if let Some(c) = s.cuts.last_mut() {
@@ -391,6 +405,43 @@ mod tests {
             // next expectation by selecting it here.
             h.shards[0].stream.state.feed(&mut Vec::new(), 0, &["x"], None);
         }
+    }
+
+    /// SPOP's forms as redis-server 7.0.15 appends them: SREM of the member
+    /// taken; with a count, one SREM per member (MULTI/EXEC around more
+    /// than one), or DEL when the whole set goes; a *STORE with an empty
+    /// result and no destination to delete, nothing.
+    #[test]
+    fn spop_propagates_srems() {
+        let mut h = Harness::new(1);
+        h.run(0, false, 0, &["sadd", "s", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]);
+        h.take(0);
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        let srems = |t: &str| t.matches("$4\r\nSREM\r\n$1\r\ns\r\n").count();
+        h.run(0, false, 0, &["spop", "s"]);
+        let t = text(h.take(0));
+        assert!(t.starts_with("*2\r\n$6\r\nSELECT") && srems(&t) == 1 && !t.contains("MULTI"), "{t}");
+        h.run(0, false, 0, &["spop", "s", "1"]);
+        let t = text(h.take(0));
+        assert!(srems(&t) == 1 && !t.contains("MULTI"), "{t}");
+        // Few of many: popped one by one; most: the remainder is rebuilt.
+        for count in ["2", "5"] {
+            h.run(0, false, 0, &["spop", "s", count]);
+            let t = text(h.take(0));
+            assert!(srems(&t) == count.parse::<usize>().unwrap() && t.contains("MULTI") && t.ends_with("*1\r\n$4\r\nEXEC\r\n"), "{t}");
+        }
+        h.run(0, false, 0, &["spop", "s", "0"]);
+        assert_eq!(text(h.take(0)), "");
+        h.run(0, false, 0, &["spop", "s", "5"]);
+        assert_eq!(h.take(0), resp(&[&["SELECT", "0"], &["DEL", "s"]]));
+        h.run(0, false, 0, &["sinterstore", "d", "s", "nokey"]);
+        assert_eq!(text(h.take(0)), "");
+        h.run(0, false, 0, &["sadd", "d", "1"]);
+        h.take(0);
+        h.run(0, false, 0, &["sinterstore", "d", "s", "nokey"]);
+        assert_eq!(h.take(0), resp(&[&["SELECT", "0"], &["sinterstore", "d", "s", "nokey"]]));
+        h.run(0, false, 0, &["smove", "a", "b", "1"]);
+        assert_eq!(text(h.take(0)), "");
     }
 
     /// A key found expired inside a write: DEL then the write, in
