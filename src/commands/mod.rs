@@ -21,6 +21,7 @@ pub mod lookup;
 pub mod persistence;
 pub mod server;
 pub mod string;
+pub mod zset;
 
 /// The command table's maps: looked up on every command, so not SipHash.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -245,6 +246,7 @@ impl CommandTable {
     fn build() -> CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
+        specs.extend(zset::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

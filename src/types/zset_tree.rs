@@ -462,7 +462,9 @@ impl SortedSet {
         let score = self.slab[id as usize].score;
         self.tree_remove(score, id);
         self.table_remove(i);
-        self.slab[id as usize].member = Box::default();
+        // A freed slot is marked by a NaN score (scores never are NaN), so
+        // that `scan` can skip it without searching `free_ids`.
+        self.slab[id as usize] = Slot { member: Box::default(), score: f64::NAN };
         self.free_ids.push(id);
         if self.is_empty() {
             // Nothing left to keep: give the slab and table back.
@@ -547,6 +549,38 @@ impl SortedSet {
             self.remove(m);
         }
         doomed.len()
+    }
+
+    /// One ZSCAN step: visits the member slots from `cursor` upwards,
+    /// calling `found` for each live one, until `count` were found (or ten
+    /// times that many slots were looked at, as Redis bounds a scan step);
+    /// returns the next cursor, 0 when the slab is done.
+    ///
+    /// A member keeps its slab slot for as long as it is in the set (a
+    /// score change moves only its tree item), freed slots are reused and
+    /// the slab only grows at its end, so a cursor over slots returns every
+    /// member present for the whole scan at least once, whatever is added
+    /// or removed between calls: Redis's guarantee. A rank cursor would not
+    /// (an insert before it shifts the ranks after it).
+    pub fn scan(&self, cursor: u64, count: usize, mut found: impl FnMut(&[u8], f64)) -> u64 {
+        let mut at = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let mut seen = 0;
+        let mut looked = 0;
+        let looked_max = count.saturating_mul(10).max(1);
+        while at < self.slab.len() && seen < count && looked < looked_max {
+            let slot = &self.slab[at];
+            if !slot.score.is_nan() {
+                found(&slot.member, slot.score);
+                seen += 1;
+            }
+            looked += 1;
+            at += 1;
+        }
+        if at >= self.slab.len() {
+            0
+        } else {
+            at as u64
+        }
     }
 
     /// All elements, lowest first.
@@ -950,6 +984,37 @@ mod tests {
         assert_eq!(z.score_range(&all_zero), 0..3);
         let none = ScoreRange { min: ScoreBound { value: 0.0, exclusive: true }, max: ScoreBound { value: f64::INFINITY, exclusive: false } };
         assert_eq!(z.score_range(&none), 3..3);
+    }
+
+    #[test]
+    fn scan_returns_every_member_present_throughout() {
+        let mut z = SortedSet::new();
+        for i in 0..1000u32 {
+            z.insert(format!("m{}", i).as_bytes(), f64::from(i));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0u32;
+        loop {
+            cursor = z.scan(cursor, 7, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            // Between calls: removals of members not kept (m1000..) and of
+            // some kept ones are not allowed, so remove only new ones, add
+            // new ones, and move scores of kept ones (which reorders ranks).
+            step += 1;
+            z.insert(format!("new{}", step).as_bytes(), -f64::from(step));
+            if step.is_multiple_of(3) {
+                z.remove(format!("new{}", step - 1).as_bytes());
+            }
+            z.insert(format!("m{}", (step * 37) % 1000).as_bytes(), -1e9 - f64::from(step));
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..1000u32 {
+            assert!(seen.contains(format!("m{}", i).as_bytes()), "m{} missed", i);
+        }
     }
 
     #[test]
