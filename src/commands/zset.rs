@@ -263,6 +263,7 @@ fn zadd_apply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, o: ZaddOptions) {
             }
             last = new;
         }
+        z.compact();
     };
     match ctx.lookup_write::<ZSetKind>(key) {
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -311,6 +312,7 @@ fn zrem(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                     }
                 }
             }
+            z.compact();
             (deleted, z.is_empty())
         }
     };
@@ -624,7 +626,9 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, selector: Res
         Ok(Some(e)) => {
             let z = zset_of(&mut e.value);
             let ranks = selected_ranks(z, &q);
-            (z.remove_ranks(ranks), z.is_empty())
+            let deleted = z.remove_ranks(ranks);
+            z.compact();
+            (deleted, z.is_empty())
         }
     };
     delete_if_empty(ctx, key, empty);
@@ -984,6 +988,7 @@ fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<u
         r.bulk(&m);
         r.double(s);
     }
+    z.compact();
     let empty = z.is_empty();
     delete_if_empty(ctx, key, empty);
     ctx.modified(ctx.db, key);

@@ -681,6 +681,13 @@ impl Listpack {
         }
     }
 
+    /// Gives back spare capacity. Redis reallocs a listpack to its exact
+    /// size on every change; a `Vec` grows by doubling, which left 100k
+    /// ten-member sorted sets built by ZADD at 2.7x Redis's memory.
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+
     /// Offsets of the field `field` and of its value in a listpack of
     /// pairs (hashes, sorted sets by member).
     pub fn find_field(&self, field: &[u8]) -> Option<(usize, usize)> {

@@ -187,6 +187,7 @@ impl ZSet {
                 lp.append(Entry::Str(m));
                 lp.append(Entry::Str(&score_text(*s)));
             }
+            lp.shrink_to_fit();
             return ZSet::Listpack(lp);
         }
         let mut t = SortedSet::new();
@@ -194,6 +195,14 @@ impl ZSet {
             t.insert(m, *s);
         }
         ZSet::Tree(t)
+    }
+
+    /// Gives a listpack's spare capacity back after a write (see
+    /// `Listpack::shrink_to_fit`); a no-op for the tree.
+    pub fn compact(&mut self) {
+        if let ZSet::Listpack(lp) = self {
+            lp.shrink_to_fit();
+        }
     }
 
     /// The member's score (`zsetScore`).
@@ -377,5 +386,45 @@ impl ZSet {
             }
             ZSet::Tree(t) => t.remove_ranks(start..end),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zset_is_small_whatever_its_encoding() {
+        // The box a Value holds for a listpack sorted set: see SortedSet.
+        assert!(std::mem::size_of::<ZSet>() <= 32);
+    }
+
+    #[test]
+    fn listpack_scores_are_written_as_redis_7_0_writes_them() {
+        assert_eq!(score_text(-0.0), b"0");
+        assert_eq!(score_text(3.0), b"3");
+        assert_eq!(score_text(0.1), b"0.10000000000000001");
+        assert_eq!(score_text(f64::NEG_INFINITY), b"-inf");
+        assert_eq!(score_text(1e300), b"1.0000000000000001e+300");
+        assert_eq!(score_text(4_503_599_627_370_496.0), b"4503599627370496");
+    }
+
+    #[test]
+    fn converts_at_the_limits_and_keeps_order() {
+        let limits = Limits { entries: 3, value: 4 };
+        let mut z = ZSet::default();
+        for (m, s) in [("c", 3.0), ("a", 1.0), ("b", 1.0)] {
+            assert_eq!(z.add(m.as_bytes(), s, AddFlags::default(), limits).0, Added::Added);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(z.add(b"a", 1.0, AddFlags::default(), limits).0, Added::Unchanged);
+        assert_eq!(z.add(b"a", 5.0, AddFlags { gt: true, ..AddFlags::default() }, limits), (Added::Updated, 5.0));
+        assert_eq!(z.add(b"d", 0.0, AddFlags::default(), limits).0, Added::Added);
+        assert_eq!(z.encoding(), "skiplist");
+        let order: Vec<Vec<u8>> = z.iter().map(|(m, _)| m.to_vec()).collect();
+        assert_eq!(order, [&b"d"[..], b"b", b"c", b"a"]);
+        let mut long = ZSet::default();
+        long.add(b"12345", 1.0, AddFlags::default(), limits);
+        assert_eq!(long.encoding(), "skiplist");
     }
 }

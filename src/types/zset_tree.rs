@@ -189,9 +189,36 @@ impl LexBound {
     }
 }
 
-/// A sorted set in its big encoding.
+/// A sorted set in its big encoding: a pointer to its body, so that the
+/// `ZSet` enum (and the box a `Value` holds for a small listpack sorted
+/// set) stays at 32 bytes: inline, the body's five fields made every
+/// listpack sorted set pay for them, 140 B/key more than Redis with 100k
+/// ten-member sets (measured).
 #[derive(Clone)]
-pub struct SortedSet {
+pub struct SortedSet(Box<SortedSetBody>);
+
+impl std::ops::Deref for SortedSet {
+    type Target = SortedSetBody;
+    fn deref(&self) -> &SortedSetBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SortedSet {
+    fn deref_mut(&mut self) -> &mut SortedSetBody {
+        &mut self.0
+    }
+}
+
+impl SortedSet {
+    pub fn new() -> SortedSet {
+        SortedSet(Box::new(SortedSetBody::new()))
+    }
+}
+
+/// The tree, the member slab and the member table of a `SortedSet`.
+#[derive(Clone)]
+pub struct SortedSetBody {
     root: Node,
     slab: Vec<Slot>,
     free_ids: Vec<u32>,
@@ -213,9 +240,15 @@ impl std::fmt::Debug for SortedSet {
     }
 }
 
-impl SortedSet {
-    pub fn new() -> SortedSet {
-        SortedSet { root: Node::Leaf(Vec::new()), slab: Vec::new(), free_ids: Vec::new(), table: Vec::new(), hasher: foldhash::fast::RandomState::default() }
+impl SortedSetBody {
+    fn new() -> SortedSetBody {
+        SortedSetBody {
+            root: Node::Leaf(Vec::new()),
+            slab: Vec::new(),
+            free_ids: Vec::new(),
+            table: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -468,7 +501,7 @@ impl SortedSet {
         self.free_ids.push(id);
         if self.is_empty() {
             // Nothing left to keep: give the slab and table back.
-            *self = SortedSet { hasher: self.hasher.clone(), ..SortedSet::new() };
+            *self = SortedSetBody { hasher: self.hasher.clone(), ..SortedSetBody::new() };
         }
         Some(score)
     }
@@ -661,7 +694,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn get(&self, set: &'a SortedSet) -> (&'a [u8], f64) {
+    fn get(&self, set: &'a SortedSetBody) -> (&'a [u8], f64) {
         let item = self.leaf[self.pos];
         (set.member(item.id), item.score)
     }
@@ -719,7 +752,7 @@ impl<'a> Cursor<'a> {
 /// Elements of a rank range, both ways: O(log n) to start, O(1) amortized
 /// per step.
 pub struct Iter<'a> {
-    set: &'a SortedSet,
+    set: &'a SortedSetBody,
     front: Option<Cursor<'a>>,
     back: Option<Cursor<'a>>,
     left: usize,
