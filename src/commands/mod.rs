@@ -26,6 +26,7 @@ pub mod server;
 pub mod sort;
 pub mod set;
 pub mod string;
+pub mod zset;
 
 /// The command table's maps: looked up on every command, so not SipHash.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -255,6 +256,7 @@ impl CommandTable {
         specs.extend(bitmap::commands());
         specs.extend(sort::commands());
         specs.extend(set::commands());
+        specs.extend(zset::commands());
         specs.extend(keys::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

@@ -185,6 +185,12 @@ pub fn format_double(v: f64) -> String {
     if v.is_nan() {
         return "nan".into();
     }
+    // Integral values below 2^53 print as integers under %.17g (at most
+    // 16 digits): the common case of scores, without the two formatting
+    // passes of `format_g` (ZRANGE .. WITHSCORES replies one per element).
+    if v.abs() < 9_007_199_254_740_992.0 && v == v.trunc() && !(v == 0.0 && v.is_sign_negative()) {
+        return itoa::Buffer::new().format(v as i64).to_string();
+    }
     format_g17(v)
 }
 
@@ -230,6 +236,9 @@ mod tests {
         assert_eq!(format_g17(0.1), "0.10000000000000001");
         assert_eq!(format_g17(1e20), "1e+20");
         assert_eq!(format_g17(1.5e-7), "1.4999999999999999e-07");
+        for v in [0.0, -0.0, 1.0, -7.0, 123456789.0, 9_007_199_254_740_991.0, -9_007_199_254_740_991.0, 9_007_199_254_740_992.0, 1e17] {
+            assert_eq!(format_double(v), format_g17(v), "{}", v);
+        }
     }
     #[test]
     fn resp2_vs_resp3() {

@@ -402,11 +402,6 @@ impl Listpack {
         self.buf
     }
 
-    /// Releases spare capacity (Redis keeps a listpack at its exact size).
-    pub fn shrink_to_fit(&mut self) {
-        self.buf.shrink_to_fit();
-    }
-
     /// Total bytes, the header's first field (`lpBytes`).
     pub fn total_bytes(&self) -> usize {
         self.buf.len()
@@ -684,6 +679,13 @@ impl Listpack {
                 }
             }
         }
+    }
+
+    /// Gives back spare capacity. Redis reallocs a listpack to its exact
+    /// size on every change; a `Vec` grows by doubling, which left 100k
+    /// ten-member sorted sets built by ZADD at 2.7x Redis's memory.
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
     }
 
     /// Offsets of the field `field` and of its value in a listpack of

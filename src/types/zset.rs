@@ -4,8 +4,11 @@
 //! tree of `zset_tree.rs` past that (`skiplist`, the word Redis answers for
 //! its big encoding).
 
-use super::listpack::{Entry, Listpack};
-use super::zset_tree::SortedSet;
+use std::cmp::Ordering;
+use std::ops::Range;
+
+use super::listpack::{Entry, Listpack, Where};
+use super::zset_tree::{LexBound, ScoreRange, SortedSet};
 
 #[derive(Clone, Debug)]
 pub enum ZSet {
@@ -51,5 +54,377 @@ impl ZSet {
             ZSet::Listpack(lp) => Box::new(lp.pairs().map(|(m, s)| (m, entry_score(s)))),
             ZSet::Tree(t) => Box::new(t.iter().map(|(m, s)| (Entry::Str(m), s))),
         }
+    }
+}
+
+/// The thresholds of the small encoding (`zset-max-listpack-entries`,
+/// `zset-max-listpack-value`), as the command reads them from its config.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub entries: usize,
+    pub value: usize,
+}
+
+/// A score as Redis 7.0 writes it into a listpack (`d2string`): integral
+/// values inside +-2^52 as integers (-0 too: it is stored as `0`, and
+/// reads back as 0), `inf`/`-inf`, else `%.17g`.
+pub fn score_text(v: f64) -> Vec<u8> {
+    if v.is_nan() {
+        return b"nan".to_vec();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
+    }
+    if v > -4_503_599_627_370_495.0 && v < 4_503_599_627_370_496.0 && v == (v as i64) as f64 {
+        return itoa::Buffer::new().format(v as i64).as_bytes().to_vec();
+    }
+    crate::protocol::reply::format_g17(v).into_bytes()
+}
+
+/// Compares a stored member with `s` as Redis's `zzlCompareElements`
+/// (integers as their decimal text, then memcmp and length).
+fn entry_cmp(e: Entry<'_>, s: &[u8]) -> Ordering {
+    match e {
+        Entry::Str(m) => m.cmp(s),
+        Entry::Int(v) => itoa::Buffer::new().format(v).as_bytes().cmp(s),
+    }
+}
+
+/// `(member offset, score)` of `member` in a zset listpack (`zzlFind`).
+fn lp_find(lp: &Listpack, member: &[u8]) -> Option<(usize, f64)> {
+    let (m, s) = lp.find_field(member)?;
+    Some((m, entry_score(lp.get(s))))
+}
+
+/// Inserts a new member at its place in score order (`zzlInsert`): before
+/// the first element with a higher score, or an equal score and a greater
+/// member.
+fn lp_insert(lp: &mut Listpack, member: &[u8], score: f64) {
+    let mut at = lp.first();
+    while let Some(m) = at {
+        let s_off = lp.next(m).expect("a zset listpack holds pairs");
+        let s = entry_score(lp.get(s_off));
+        if s > score || (s == score && entry_cmp(lp.get(m), member) == Ordering::Greater) {
+            break;
+        }
+        at = lp.next(s_off);
+    }
+    let text = score_text(score);
+    match at {
+        Some(m) => {
+            let m = lp.insert(m, Where::Before, Entry::Str(member));
+            lp.insert(m, Where::After, Entry::Str(&text));
+        }
+        None => {
+            lp.append(Entry::Str(member));
+            lp.append(Entry::Str(&text));
+        }
+    }
+}
+
+/// What `ZSet::add` did (Redis's ZADD_OUT_* flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// A new member.
+    Added,
+    /// An existing member moved to a new score.
+    Updated,
+    /// An existing member kept its score (same score, or refused by GT/LT).
+    Unchanged,
+    /// Nothing done (NX on an existing member, XX on a missing one, GT/LT).
+    Nop,
+    /// The increment made the score NaN: nothing changed.
+    Nan,
+}
+
+/// ZADD's conditions (`ZADD_IN_*`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AddFlags {
+    pub incr: bool,
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+}
+
+/// Elements of a rank range of a listpack zset, either way.
+struct LpRange<'a> {
+    lp: &'a Listpack,
+    at: Option<usize>,
+    left: usize,
+    rev: bool,
+}
+
+impl<'a> Iterator for LpRange<'a> {
+    type Item = (Entry<'a>, f64);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let m = self.at?;
+        let s = self.lp.next(m).expect("a zset listpack holds pairs");
+        self.left -= 1;
+        self.at = if self.left == 0 {
+            None
+        } else if self.rev {
+            self.lp.prev(m).and_then(|p| self.lp.prev(p))
+        } else {
+            self.lp.next(s)
+        };
+        Some((self.lp.get(m), entry_score(self.lp.get(s))))
+    }
+}
+
+impl ZSet {
+    /// A sorted set built from elements in (score, member) order, in the
+    /// encoding Redis gives a stored result (`zsetConvertToListpackIfNeeded`
+    /// for ZUNIONSTORE and friends, the sizing of ZRANGESTORE): a listpack
+    /// when it is short enough and every member fits.
+    pub fn from_sorted(elements: &[(&[u8], f64)], limits: Limits) -> ZSet {
+        if elements.len() <= limits.entries && elements.iter().all(|(m, _)| m.len() <= limits.value) {
+            let mut lp = Listpack::new();
+            for (m, s) in elements {
+                lp.append(Entry::Str(m));
+                lp.append(Entry::Str(&score_text(*s)));
+            }
+            lp.shrink_to_fit();
+            return ZSet::Listpack(lp);
+        }
+        let mut t = SortedSet::new();
+        for (m, s) in elements {
+            t.insert(m, *s);
+        }
+        ZSet::Tree(t)
+    }
+
+    /// Gives a listpack's spare capacity back after a write (see
+    /// `Listpack::shrink_to_fit`); a no-op for the tree.
+    pub fn compact(&mut self) {
+        if let ZSet::Listpack(lp) = self {
+            lp.shrink_to_fit();
+        }
+    }
+
+    /// The member's score (`zsetScore`).
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Listpack(lp) => lp_find(lp, member).map(|(_, s)| s),
+            ZSet::Tree(t) => t.score(member),
+        }
+    }
+
+    /// Converts to the big encoding (`zsetConvert`).
+    pub fn convert_to_tree(&mut self) {
+        if let ZSet::Listpack(lp) = self {
+            let mut t = SortedSet::new();
+            for (m, s) in lp.pairs() {
+                let s = entry_score(s);
+                match m {
+                    Entry::Str(b) => t.insert(b, s),
+                    Entry::Int(v) => t.insert(itoa::Buffer::new().format(v).as_bytes(), s),
+                };
+            }
+            *self = ZSet::Tree(t);
+        }
+    }
+
+    /// Redis's `zsetAdd`: adds `member` or changes its score under
+    /// `flags`, converting to the big encoding when a new member would not
+    /// fit the limits. Returns what happened and the member's score after.
+    pub fn add(&mut self, member: &[u8], score: f64, flags: AddFlags, limits: Limits) -> (Added, f64) {
+        if score.is_nan() {
+            return (Added::Nan, score);
+        }
+        let current = self.score(member);
+        if let Some(cur) = current {
+            if flags.nx {
+                return (Added::Nop, cur);
+            }
+            let mut score = score;
+            if flags.incr {
+                score += cur;
+                if score.is_nan() {
+                    return (Added::Nan, score);
+                }
+            }
+            if (flags.lt && score >= cur) || (flags.gt && score <= cur) {
+                return (Added::Nop, cur);
+            }
+            if score == cur {
+                return (Added::Unchanged, score);
+            }
+            match self {
+                ZSet::Listpack(lp) => {
+                    let (m, _) = lp_find(lp, member).expect("found above");
+                    lp.delete_at(m, 2);
+                    lp_insert(lp, member, score);
+                }
+                ZSet::Tree(t) => {
+                    t.insert(member, score);
+                }
+            }
+            return (Added::Updated, score);
+        }
+        if flags.xx {
+            return (Added::Nop, score);
+        }
+        if let ZSet::Listpack(lp) = self {
+            if lp.len() / 2 + 1 > limits.entries || member.len() > limits.value || !lp.safe_to_add(member.len()) {
+                self.convert_to_tree();
+            }
+        }
+        match self {
+            ZSet::Listpack(lp) => lp_insert(lp, member, score),
+            ZSet::Tree(t) => {
+                t.insert(member, score);
+            }
+        }
+        (Added::Added, score)
+    }
+
+    /// Removes `member` (`zsetDel`); returns its score.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match self {
+            ZSet::Listpack(lp) => {
+                let (m, s) = lp_find(lp, member)?;
+                lp.delete_at(m, 2);
+                Some(s)
+            }
+            ZSet::Tree(t) => t.remove(member),
+        }
+    }
+
+    /// 0-based rank of `member` from the lowest (from the highest with
+    /// `rev`), with its score (`zsetRank`).
+    pub fn rank(&self, member: &[u8], rev: bool) -> Option<usize> {
+        let r = match self {
+            ZSet::Listpack(lp) => lp.pairs().position(|(m, _)| m.eq_bytes(member))?,
+            ZSet::Tree(t) => t.rank(member)?,
+        };
+        Some(if rev { self.len() - 1 - r } else { r })
+    }
+
+    /// Ranks of the elements whose scores are inside `range`.
+    pub fn score_range(&self, range: &ScoreRange) -> Range<usize> {
+        match self {
+            ZSet::Listpack(lp) => {
+                let scores = || lp.pairs().map(|(_, s)| entry_score(s));
+                let start = scores().take_while(|&s| !range.above_min(s)).count();
+                let end = scores().take_while(|&s| range.below_max(s)).count();
+                start..end.max(start)
+            }
+            ZSet::Tree(t) => t.score_range(range),
+        }
+    }
+
+    /// Ranks of the elements between two lex bounds (meaningful when all
+    /// scores are equal, as in Redis).
+    pub fn lex_range(&self, min: &LexBound, max: &LexBound) -> Range<usize> {
+        match self {
+            ZSet::Listpack(lp) => {
+                let mut buf = itoa::Buffer::new();
+                let mut start = 0;
+                let mut end = 0;
+                let mut counting_start = true;
+                for (m, _) in lp.pairs() {
+                    let bytes: &[u8] = match m {
+                        Entry::Str(b) => b,
+                        Entry::Int(v) => buf.format(v).as_bytes(),
+                    };
+                    if counting_start && !min.at_or_after(bytes) {
+                        start += 1;
+                    } else {
+                        counting_start = false;
+                    }
+                    if max.at_or_before(bytes) {
+                        end += 1;
+                    } else {
+                        break;
+                    }
+                }
+                start..end.max(start)
+            }
+            ZSet::Tree(t) => t.lex_range(min, max),
+        }
+    }
+
+    /// The elements at ranks `ranks` (clamped), lowest first, or from the
+    /// last of them down with `rev`.
+    pub fn range(&self, ranks: Range<usize>, rev: bool) -> Box<dyn Iterator<Item = (Entry<'_>, f64)> + '_> {
+        let end = ranks.end.min(self.len());
+        let start = ranks.start.min(end);
+        match self {
+            ZSet::Listpack(lp) => {
+                let first = if start == end {
+                    None
+                } else if rev {
+                    lp.seek(2 * (end as i64 - 1))
+                } else {
+                    lp.seek(2 * start as i64)
+                };
+                Box::new(LpRange { lp, at: first, left: end - start, rev })
+            }
+            ZSet::Tree(t) => {
+                let it = t.range(start..end).map(|(m, s)| (Entry::Str(m), s));
+                if rev {
+                    Box::new(it.rev())
+                } else {
+                    Box::new(it)
+                }
+            }
+        }
+    }
+
+    /// Removes the elements at ranks `ranks` (clamped); returns how many went.
+    pub fn remove_ranks(&mut self, ranks: Range<usize>) -> usize {
+        let end = ranks.end.min(self.len());
+        let start = ranks.start.min(end);
+        match self {
+            ZSet::Listpack(lp) => {
+                lp.delete_range(2 * start as i64, 2 * (end - start));
+                end - start
+            }
+            ZSet::Tree(t) => t.remove_ranks(start..end),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zset_is_small_whatever_its_encoding() {
+        // The box a Value holds for a listpack sorted set: see SortedSet.
+        assert!(std::mem::size_of::<ZSet>() <= 32);
+    }
+
+    #[test]
+    fn listpack_scores_are_written_as_redis_7_0_writes_them() {
+        assert_eq!(score_text(-0.0), b"0");
+        assert_eq!(score_text(3.0), b"3");
+        assert_eq!(score_text(0.1), b"0.10000000000000001");
+        assert_eq!(score_text(f64::NEG_INFINITY), b"-inf");
+        assert_eq!(score_text(1e300), b"1.0000000000000001e+300");
+        assert_eq!(score_text(4_503_599_627_370_496.0), b"4503599627370496");
+    }
+
+    #[test]
+    fn converts_at_the_limits_and_keeps_order() {
+        let limits = Limits { entries: 3, value: 4 };
+        let mut z = ZSet::default();
+        for (m, s) in [("c", 3.0), ("a", 1.0), ("b", 1.0)] {
+            assert_eq!(z.add(m.as_bytes(), s, AddFlags::default(), limits).0, Added::Added);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        assert_eq!(z.add(b"a", 1.0, AddFlags::default(), limits).0, Added::Unchanged);
+        assert_eq!(z.add(b"a", 5.0, AddFlags { gt: true, ..AddFlags::default() }, limits), (Added::Updated, 5.0));
+        assert_eq!(z.add(b"d", 0.0, AddFlags::default(), limits).0, Added::Added);
+        assert_eq!(z.encoding(), "skiplist");
+        let order: Vec<Vec<u8>> = z.iter().map(|(m, _)| m.to_vec()).collect();
+        assert_eq!(order, [&b"d"[..], b"b", b"c", b"a"]);
+        let mut long = ZSet::default();
+        long.add(b"12345", 1.0, AddFlags::default(), limits);
+        assert_eq!(long.encoding(), "skiplist");
     }
 }

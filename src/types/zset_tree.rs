@@ -189,9 +189,36 @@ impl LexBound {
     }
 }
 
-/// A sorted set in its big encoding.
+/// A sorted set in its big encoding: a pointer to its body, so that the
+/// `ZSet` enum (and the box a `Value` holds for a small listpack sorted
+/// set) stays at 32 bytes: inline, the body's five fields made every
+/// listpack sorted set pay for them, 140 B/key more than Redis with 100k
+/// ten-member sets (measured).
 #[derive(Clone)]
-pub struct SortedSet {
+pub struct SortedSet(Box<SortedSetBody>);
+
+impl std::ops::Deref for SortedSet {
+    type Target = SortedSetBody;
+    fn deref(&self) -> &SortedSetBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SortedSet {
+    fn deref_mut(&mut self) -> &mut SortedSetBody {
+        &mut self.0
+    }
+}
+
+impl SortedSet {
+    pub fn new() -> SortedSet {
+        SortedSet(Box::new(SortedSetBody::new()))
+    }
+}
+
+/// The tree, the member slab and the member table of a `SortedSet`.
+#[derive(Clone)]
+pub struct SortedSetBody {
     root: Node,
     slab: Vec<Slot>,
     free_ids: Vec<u32>,
@@ -213,9 +240,15 @@ impl std::fmt::Debug for SortedSet {
     }
 }
 
-impl SortedSet {
-    pub fn new() -> SortedSet {
-        SortedSet { root: Node::Leaf(Vec::new()), slab: Vec::new(), free_ids: Vec::new(), table: Vec::new(), hasher: foldhash::fast::RandomState::default() }
+impl SortedSetBody {
+    fn new() -> SortedSetBody {
+        SortedSetBody {
+            root: Node::Leaf(Vec::new()),
+            slab: Vec::new(),
+            free_ids: Vec::new(),
+            table: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -462,11 +495,13 @@ impl SortedSet {
         let score = self.slab[id as usize].score;
         self.tree_remove(score, id);
         self.table_remove(i);
-        self.slab[id as usize].member = Box::default();
+        // A freed slot is marked by a NaN score (scores never are NaN), so
+        // that `scan` can skip it without searching `free_ids`.
+        self.slab[id as usize] = Slot { member: Box::default(), score: f64::NAN };
         self.free_ids.push(id);
         if self.is_empty() {
             // Nothing left to keep: give the slab and table back.
-            *self = SortedSet { hasher: self.hasher.clone(), ..SortedSet::new() };
+            *self = SortedSetBody { hasher: self.hasher.clone(), ..SortedSetBody::new() };
         }
         Some(score)
     }
@@ -549,6 +584,38 @@ impl SortedSet {
         doomed.len()
     }
 
+    /// One ZSCAN step: visits the member slots from `cursor` upwards,
+    /// calling `found` for each live one, until `count` were found (or ten
+    /// times that many slots were looked at, as Redis bounds a scan step);
+    /// returns the next cursor, 0 when the slab is done.
+    ///
+    /// A member keeps its slab slot for as long as it is in the set (a
+    /// score change moves only its tree item), freed slots are reused and
+    /// the slab only grows at its end, so a cursor over slots returns every
+    /// member present for the whole scan at least once, whatever is added
+    /// or removed between calls: Redis's guarantee. A rank cursor would not
+    /// (an insert before it shifts the ranks after it).
+    pub fn scan(&self, cursor: u64, count: usize, mut found: impl FnMut(&[u8], f64)) -> u64 {
+        let mut at = usize::try_from(cursor).unwrap_or(usize::MAX);
+        let mut seen = 0;
+        let mut looked = 0;
+        let looked_max = count.saturating_mul(10).max(1);
+        while at < self.slab.len() && seen < count && looked < looked_max {
+            let slot = &self.slab[at];
+            if !slot.score.is_nan() {
+                found(&slot.member, slot.score);
+                seen += 1;
+            }
+            looked += 1;
+            at += 1;
+        }
+        if at >= self.slab.len() {
+            0
+        } else {
+            at as u64
+        }
+    }
+
     /// All elements, lowest first.
     pub fn iter(&self) -> Iter<'_> {
         self.range(0..self.len())
@@ -627,7 +694,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn get(&self, set: &'a SortedSet) -> (&'a [u8], f64) {
+    fn get(&self, set: &'a SortedSetBody) -> (&'a [u8], f64) {
         let item = self.leaf[self.pos];
         (set.member(item.id), item.score)
     }
@@ -685,7 +752,7 @@ impl<'a> Cursor<'a> {
 /// Elements of a rank range, both ways: O(log n) to start, O(1) amortized
 /// per step.
 pub struct Iter<'a> {
-    set: &'a SortedSet,
+    set: &'a SortedSetBody,
     front: Option<Cursor<'a>>,
     back: Option<Cursor<'a>>,
     left: usize,
@@ -950,6 +1017,37 @@ mod tests {
         assert_eq!(z.score_range(&all_zero), 0..3);
         let none = ScoreRange { min: ScoreBound { value: 0.0, exclusive: true }, max: ScoreBound { value: f64::INFINITY, exclusive: false } };
         assert_eq!(z.score_range(&none), 3..3);
+    }
+
+    #[test]
+    fn scan_returns_every_member_present_throughout() {
+        let mut z = SortedSet::new();
+        for i in 0..1000u32 {
+            z.insert(format!("m{}", i).as_bytes(), f64::from(i));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0u32;
+        loop {
+            cursor = z.scan(cursor, 7, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            // Between calls: removals of members not kept (m1000..) and of
+            // some kept ones are not allowed, so remove only new ones, add
+            // new ones, and move scores of kept ones (which reorders ranks).
+            step += 1;
+            z.insert(format!("new{}", step).as_bytes(), -f64::from(step));
+            if step.is_multiple_of(3) {
+                z.remove(format!("new{}", step - 1).as_bytes());
+            }
+            z.insert(format!("m{}", (step * 37) % 1000).as_bytes(), -1e9 - f64::from(step));
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..1000u32 {
+            assert!(seen.contains(format!("m{}", i).as_bytes()), "m{} missed", i);
+        }
     }
 
     #[test]
