@@ -453,6 +453,9 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else if eq_ic(sub, "log") && argc == 3 {
         crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
         r.ok();
+    } else if eq_ic(sub, "set-skip-checksum-validation") && argc == 3 {
+        crate::persistence::payload::SKIP_CHECKSUM_VALIDATION.store(atoi(args[2]) != 0, std::sync::atomic::Ordering::Relaxed);
+        r.ok();
     } else if eq_ic(sub, "error") && argc == 3 {
         r.error_bytes(args[2]);
     } else if eq_ic(sub, "digest") && argc == 2 {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod diagnostics;
 pub mod docs;
+pub mod dump;
 #[rustfmt::skip]
 mod docs_data;
 pub mod info;
@@ -246,6 +247,7 @@ impl CommandTable {
         let mut specs = vec![];
         specs.extend(string::commands());
         specs.extend(keys::commands());
+        specs.extend(dump::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());
         specs.extend(cluster::commands());
