@@ -421,3 +421,35 @@ fn types_ringkv_lacks_and_corrupt_blobs_refuse_to_start() {
     assert!(text.contains("Hash listpack integrity check failed") && text.contains("offset"), "{}", text);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn info_field(c: &mut Conn, section: &str, field: &str) -> String {
+    let info = String::from_utf8_lossy(&c.cmd(&["INFO", section]).opt_bytes().unwrap()).to_string();
+    info.lines().find_map(|l| l.strip_prefix(&format!("{}:", field))).unwrap_or_else(|| panic!("no {} in INFO {}", field, section)).to_string()
+}
+
+#[test]
+fn unlink_frees_big_collections_lazily() {
+    let (ringkv, redis) = Server::pair(&[], &["--shards", SHARDS]);
+    let (mut rk, mut rd) = (ringkv.conn(), redis.conn());
+    let cmds: Vec<Vec<String>> = (0..5000).map(|i| vec!["HSET".into(), "big".into(), format!("f{}", i), "v".into()]).collect();
+    pipeline(&mut rd, &cmds);
+    let payload = rd.cmd(&["DUMP", "big"]).opt_bytes().unwrap();
+    for c in [&mut rk, &mut rd] {
+        let freed_before: u64 = info_field(c, "memory", "lazyfreed_objects").parse().unwrap();
+        for key in ["big", "copy"] {
+            assert_eq!(c.cmd(&[b"RESTORE".as_slice(), key.as_bytes(), b"0", &payload, b"REPLACE"]), Resp::ok());
+        }
+        // A small value is freed at once, a big one lazily; both are gone.
+        c.cmd(&["SET", "small", "x"]);
+        assert_eq!(c.cmd(&["UNLINK", "big", "small", "missing"]), Resp::Int(2));
+        assert_eq!(c.cmd(&["EXISTS", "big", "small"]), Resp::Int(0));
+        let t = Instant::now();
+        while info_field(c, "memory", "lazyfreed_objects").parse::<u64>().unwrap() < freed_before + 1 {
+            assert!(t.elapsed() < Duration::from_secs(10), "UNLINK's value never freed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(info_field(c, "memory", "lazyfree_pending_objects"), "0");
+        // DEL frees at once (lazyfree-lazy-user-del no).
+        assert_eq!(c.cmd(&["DEL", "copy"]), Resp::Int(1));
+    }
+}
