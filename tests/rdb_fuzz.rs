@@ -222,6 +222,19 @@ fn asset_files() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `valid` loads; mutated by `muts` it loads or fails without a panic and
+/// without an allocation beyond what its bytes can expand to (LZF's bound)
+/// plus a small constant.
+fn check_mutated(valid: Vec<u8>, muts: &[Mutation]) -> Result<(), TestCaseError> {
+    let (ok, _) = largest_allocation_loading(&valid);
+    prop_assert!(ok, "the unmutated dump must load");
+    let data = apply(valid, muts);
+    let (_, largest) = largest_allocation_loading(&data);
+    let bound = data.len() * MAX_EXPANSION + 4096;
+    prop_assert!(largest <= bound, "largest allocation {} > bound {} for {} input bytes", largest, bound, data.len());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -230,12 +243,7 @@ proptest! {
     #[test]
     fn mutated_aggregates_never_panic_or_over_allocate(values in aggregates(), asset in 0usize..6, muts in prop::collection::vec(mutation(), 1..4)) {
         let valid = if asset < 5 { asset_files().swap_remove(asset) } else { dump_aggregates(&values) };
-        let (ok, _) = largest_allocation_loading(&valid);
-        prop_assert!(ok, "the unmutated dump must load");
-        let data = apply(valid, &muts);
-        let (_, largest) = largest_allocation_loading(&data);
-        let bound = data.len() * MAX_EXPANSION + 4096;
-        prop_assert!(largest <= bound, "largest allocation {} > bound {} for {} input bytes", largest, bound, data.len());
+        check_mutated(valid, &muts)?;
     }
 
     /// No panic, and no allocation beyond what the input's bytes can expand
@@ -243,11 +251,6 @@ proptest! {
     #[test]
     fn mutated_dumps_never_panic_or_over_allocate(pairs in pairs(), muts in prop::collection::vec(mutation(), 1..4)) {
         let valid = dump(&pairs);
-        let (ok, _) = largest_allocation_loading(&valid);
-        prop_assert!(ok, "the unmutated dump must load");
-        let data = apply(valid, &muts);
-        let (_, largest) = largest_allocation_loading(&data);
-        let bound = data.len() * MAX_EXPANSION + 4096;
-        prop_assert!(largest <= bound, "largest allocation {} > bound {} for {} input bytes", largest, bound, data.len());
+        check_mutated(valid, &muts)?;
     }
 }

@@ -160,6 +160,14 @@ fn dump_payloads_move_both_ways_with_equal_digests() {
     }
     assert_eq!(rk.cmd(&["DEBUG", "DIGEST"]), rd.cmd(&["DEBUG", "DIGEST"]), "dataset digests");
     assert_eq!(rk.cmd(&["DBSIZE"]), rd.cmd(&["DBSIZE"]));
+    // DEBUG OBJECT's quicklist fields, as Redis prints them.
+    let ql = |c: &mut Conn, key: &str| match c.cmd(&["DEBUG", "OBJECT", key]) {
+        Resp::Simple(s) => s[s.find(" ql_nodes").expect("ql_ fields")..].to_string(),
+        other => panic!("DEBUG OBJECT {}: {:?}", key, other),
+    };
+    for key in ["l:small", "l:big"] {
+        assert_eq!(ql(&mut rk, key), ql(&mut rd, key), "DEBUG OBJECT {}", key);
+    }
 }
 
 /// Sends the same command to both and checks the replies are the same bytes.
