@@ -168,6 +168,18 @@ fn dump_payloads_move_both_ways_with_equal_digests() {
     for key in ["l:small", "l:big"] {
         assert_eq!(ql(&mut rk, key), ql(&mut rd, key), "DEBUG OBJECT {}", key);
     }
+    // MEMORY USAGE: sane and comparable (ringkv's own sizes, not Redis's).
+    for &(key, _) in KEYS {
+        for samples in ["5", "0"] {
+            let (a, b) = (rk.cmd(&["MEMORY", "USAGE", key, "SAMPLES", samples]).int(), rd.cmd(&["MEMORY", "USAGE", key, "SAMPLES", samples]).int());
+            assert!(a > 0 && a < b * 4 && b < a * 8, "MEMORY USAGE {}: ringkv {} redis-server {}", key, a, b);
+        }
+    }
+    let mut c = [rk, rd];
+    both(&mut c, &[b"MEMORY", b"USAGE", b"nokey"]);
+    both(&mut c, &[b"MEMORY", b"USAGE", b"h:small", b"SAMPLES", b"-1"]);
+    both(&mut c, &[b"MEMORY", b"USAGE", b"h:small", b"SAMPLES", b"x"]);
+    both(&mut c, &[b"MEMORY", b"USAGE", b"h:small", b"BOGUS"]);
 }
 
 /// Sends the same command to both and checks the replies are the same bytes.

@@ -19,6 +19,7 @@ mod docs_data;
 pub mod info;
 pub mod keys;
 pub mod lookup;
+pub mod memory;
 pub mod persistence;
 pub mod server;
 pub mod string;
@@ -248,6 +249,7 @@ impl CommandTable {
         specs.extend(string::commands());
         specs.extend(keys::commands());
         specs.extend(dump::commands());
+        specs.extend(memory::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());
         specs.extend(cluster::commands());
