@@ -30,7 +30,7 @@ fn now_ms() -> i64 {
 }
 
 fn opts(load_truncated: bool) -> ReadOptions {
-    ReadOptions { load_truncated, databases: 16, now_ms: now_ms(), appendfilename: NAME.into() }
+    ReadOptions { load_truncated, databases: 16, now_ms: now_ms(), appendfilename: NAME.into(), encodings: Default::default() }
 }
 
 /// A fresh directory of this test process.

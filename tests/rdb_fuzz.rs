@@ -13,6 +13,10 @@ use proptest::prelude::*;
 use ringkv::persistence::lzf::MAX_EXPANSION;
 use ringkv::persistence::rdb::{self, Encoder};
 use ringkv::shard::{Entry, Value};
+use ringkv::types::intset::Intset;
+use ringkv::types::listpack::{Entry as LpEntry, Listpack};
+use ringkv::types::zset_tree::SortedSet;
+use ringkv::types::{hash, set, Hash, Quicklist, Set, ZSet};
 
 struct Counting;
 
@@ -132,19 +136,121 @@ fn pairs() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>, bool)>> {
     prop::collection::vec((prop::collection::vec(any::<u8>(), 1..24), value, any::<bool>()), 1..12)
 }
 
+/// An aggregate value of `kind` (every type and encoding) holding `items`.
+fn aggregate(kind: u8, items: &[Vec<u8>]) -> Value {
+    // Distinct fields and members: the loader refuses duplicates.
+    let unique: Vec<Vec<u8>> = items.iter().enumerate().map(|(i, it)| [format!("{}:", i).as_bytes(), it].concat()).collect();
+    match kind {
+        0 => {
+            let mut q = Quicklist::new(if items.len().is_multiple_of(2) { -2 } else { 3 });
+            for it in items {
+                q.push_tail(it);
+            }
+            Value::List(Box::new(q))
+        }
+        1 | 2 => {
+            let mut lp = Listpack::new();
+            let mut t = hash::Table::default();
+            for (f, v) in unique.iter().zip(items) {
+                lp.append(LpEntry::Str(f));
+                lp.append(LpEntry::Str(v));
+                t.insert(f.clone().into_boxed_slice(), v.clone().into_boxed_slice());
+            }
+            Value::Hash(Box::new(if kind == 1 { Hash::Listpack(lp) } else { Hash::Table(t) }))
+        }
+        3 => {
+            let mut is = Intset::new();
+            for (i, it) in items.iter().enumerate() {
+                is.add(it.iter().fold(i as i64, |v, &b| v.wrapping_mul(257).wrapping_add(b as i64)));
+            }
+            Value::Set(Box::new(Set::Intset(is)))
+        }
+        4 => Value::Set(Box::new(Set::Table(unique.into_iter().map(Vec::into_boxed_slice).collect::<set::Table>()))),
+        5 => {
+            let mut lp = Listpack::new();
+            for (i, m) in unique.iter().enumerate() {
+                lp.append(LpEntry::Str(m));
+                lp.append(LpEntry::Str(format!("{}.5", i).as_bytes()));
+            }
+            Value::ZSet(Box::new(ZSet::Listpack(lp)))
+        }
+        _ => {
+            let mut tree = SortedSet::new();
+            for (i, m) in unique.iter().enumerate() {
+                tree.insert(m, i as f64 * 0.25 - 1.0);
+            }
+            Value::ZSet(Box::new(ZSet::Tree(tree)))
+        }
+    }
+}
+
+/// A valid dump of aggregate values, with a zero CRC (see `dump`).
+fn dump_aggregates(values: &[(u8, Vec<Vec<u8>>)]) -> Vec<u8> {
+    let mut e = Encoder::new(true, 0);
+    e.save_header();
+    e.save_select_db(0, values.len(), 0);
+    for (i, (kind, items)) in values.iter().enumerate() {
+        e.save_pair(format!("key:{}", i).as_bytes(), &Entry { value: aggregate(*kind, items), expire_at_ms: -1, access_ms: 0 });
+    }
+    e.buf.push(0xff);
+    e.buf.extend_from_slice(&[0; 8]);
+    e.buf
+}
+
+fn aggregates() -> impl Strategy<Value = Vec<(u8, Vec<Vec<u8>>)>> {
+    let item =
+        prop_oneof![prop::collection::vec(any::<u8>(), 0..20), "-?[0-9]{1,19}".prop_map(String::into_bytes), (1usize..100).prop_map(|n| b"ab".repeat(n)),];
+    prop::collection::vec((0u8..7, prop::collection::vec(item, 1..20)), 1..6)
+}
+
+/// Redis's own old-encoding files (tests/assets): ziplists, zipmaps,
+/// quicklists of ziplists, intsets, with their CRC zeroed.
+fn asset_files() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/assets");
+    ["encodings", "hash-ziplist", "hash-zipmap", "list-quicklist", "zset-ziplist"]
+        .iter()
+        .map(|n| {
+            let mut b = std::fs::read(dir.join(format!("{}.rdb", n))).unwrap();
+            // Files of RDB version 5 and later end with a CRC: zero it.
+            let v: u32 = std::str::from_utf8(&b[5..9]).unwrap().parse().unwrap();
+            if v >= 5 {
+                let n = b.len();
+                b[n - 8..].fill(0);
+            }
+            b
+        })
+        .collect()
+}
+
+/// `valid` loads; mutated by `muts` it loads or fails without a panic and
+/// without an allocation beyond what its bytes can expand to (LZF's bound)
+/// plus a small constant.
+fn check_mutated(valid: Vec<u8>, muts: &[Mutation]) -> Result<(), TestCaseError> {
+    let (ok, _) = largest_allocation_loading(&valid);
+    prop_assert!(ok, "the unmutated dump must load");
+    let data = apply(valid, muts);
+    let (_, largest) = largest_allocation_loading(&data);
+    let bound = data.len() * MAX_EXPANSION + 4096;
+    prop_assert!(largest <= bound, "largest allocation {} > bound {} for {} input bytes", largest, bound, data.len());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The same for the aggregate types: their blobs (listpacks, intsets,
+    /// quicklist nodes) and counts mutated, and Redis's old-encoding files.
+    #[test]
+    fn mutated_aggregates_never_panic_or_over_allocate(values in aggregates(), asset in 0usize..6, muts in prop::collection::vec(mutation(), 1..4)) {
+        let valid = if asset < 5 { asset_files().swap_remove(asset) } else { dump_aggregates(&values) };
+        check_mutated(valid, &muts)?;
+    }
 
     /// No panic, and no allocation beyond what the input's bytes can expand
     /// to (LZF's bound) plus a small constant.
     #[test]
     fn mutated_dumps_never_panic_or_over_allocate(pairs in pairs(), muts in prop::collection::vec(mutation(), 1..4)) {
         let valid = dump(&pairs);
-        let (ok, _) = largest_allocation_loading(&valid);
-        prop_assert!(ok, "the unmutated dump must load");
-        let data = apply(valid, &muts);
-        let (_, largest) = largest_allocation_loading(&data);
-        let bound = data.len() * MAX_EXPANSION + 4096;
-        prop_assert!(largest <= bound, "largest allocation {} > bound {} for {} input bytes", largest, bound, data.len());
+        check_mutated(valid, &muts)?;
     }
 }

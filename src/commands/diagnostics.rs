@@ -453,6 +453,9 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else if eq_ic(sub, "log") && argc == 3 {
         crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
         r.ok();
+    } else if eq_ic(sub, "set-skip-checksum-validation") && argc == 3 {
+        crate::persistence::payload::SKIP_CHECKSUM_VALIDATION.store(atoi(args[2]) != 0, std::sync::atomic::Ordering::Relaxed);
+        r.ok();
     } else if eq_ic(sub, "error") && argc == 3 {
         r.error_bytes(args[2]);
     } else if eq_ic(sub, "digest") && argc == 2 {
@@ -642,7 +645,7 @@ fn debug_object(ctx: &mut Ctx, key: &[u8], r: &mut Reply) {
     // Redis's LRU clock: seconds, 24 bits.
     let lru = (e.access_ms / 1000) & ((1 << 24) - 1);
     let idle = (now - e.access_ms).max(0) / 1000;
-    let line = format!(
+    let mut line = format!(
         "Value at:{:p} refcount:1 encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
         e as *const _,
         e.value.encoding(),
@@ -650,6 +653,14 @@ fn debug_object(ctx: &mut Ctx, key: &[u8], r: &mut Reply) {
         lru,
         idle
     );
+    if let Value::List(q) = &e.value {
+        // Redis's quicklist fields (no node is compressed: list-compress-depth
+        // is not acted on yet, so the uncompressed size is the nodes' bytes).
+        let nodes = q.nodes().len();
+        let bytes: usize = q.nodes().map(|n| n.as_bytes().len()).sum();
+        let avg = if nodes > 0 { q.len() as f64 / nodes as f64 } else { 0.0 };
+        line.push_str(&format!(" ql_nodes:{} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{}", nodes, avg, q.fill(), bytes));
+    }
     r.simple(&line);
 }
 

@@ -311,8 +311,10 @@ fn memory(ctx: &Ctx, out: &mut String) {
     field!(out, "mem_aof_buffer", "0");
     field!(out, "mem_allocator", "jemalloc-{}", version);
     field!(out, "active_defrag_running", "0");
-    field!(out, "lazyfree_pending_objects", "0");
-    field!(out, "lazyfreed_objects", "0");
+    let pending: usize = (0..ctx.shard_count).map(|i| ctx.shard(i).lazyfree.pending_objects()).sum();
+    let freed: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).lazyfree.freed_objects).sum();
+    field!(out, "lazyfree_pending_objects", "{}", pending);
+    field!(out, "lazyfreed_objects", "{}", freed);
 }
 
 fn persistence(ctx: &Ctx, out: &mut String) {

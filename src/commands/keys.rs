@@ -18,7 +18,7 @@ pub fn commands() -> Vec<CommandSpec> {
     let k = |name: &'static str, arity: i32, flags: u32, handler: super::Handler| CommandSpec::new(name, arity, flags, handler).keys(1, 1, 1);
     vec![
         k("del", -2, WRITE, del).keys(1, -1, 1).acl(WRITE_SLOW).doc("1.0.0", "Delete a key"),
-        k("unlink", -2, WRITE | FAST, del)
+        k("unlink", -2, WRITE | FAST, unlink)
             .keys(1, -1, 1)
             .acl(WRITE_FAST)
             .doc("4.0.0", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
@@ -71,12 +71,26 @@ pub fn commands() -> Vec<CommandSpec> {
 }
 
 fn del(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let lazy = ctx.config().others.get("lazyfree-lazy-user-del").is_some_and(|v| v == "yes");
+    del_generic(ctx, args, r, lazy);
+}
+
+/// UNLINK: as DEL, and a big value is freed in slices between commands
+/// (`shard/lazyfree.rs`) instead of now.
+fn unlink(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    del_generic(ctx, args, r, true);
+}
+
+fn del_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, lazy: bool) {
     let mut n = 0;
     for k in &args[1..] {
         if ctx.expire_if_needed(k) {
             continue;
         }
-        if ctx.db(k).remove(k).is_some() {
+        if let Some(e) = ctx.db(k).remove(k) {
+            if lazy {
+                ctx.shards.of(k).lazyfree.free(e.value);
+            }
             ctx.modified(ctx.db, k);
             n += 1;
         }

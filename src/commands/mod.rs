@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod diagnostics;
 pub mod docs;
+pub mod dump;
 #[rustfmt::skip]
 mod docs_data;
 pub mod hash;
@@ -21,6 +22,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod lookup;
+pub mod memory;
 pub mod persistence;
 pub mod server;
 pub mod sort;
@@ -258,6 +260,8 @@ impl CommandTable {
         specs.extend(set::commands());
         specs.extend(zset::commands());
         specs.extend(keys::commands());
+        specs.extend(dump::commands());
+        specs.extend(memory::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());
         specs.extend(cluster::commands());

@@ -204,6 +204,9 @@ impl EventLoop {
             self.drain_mailboxes();
             self.retry_deferred();
             self.watch_child_exit();
+            if self.state().lazyfree.has_pending() {
+                self.state().lazyfree.step(crate::shard::lazyfree::STEP_ELEMENTS);
+            }
             let now = self.clock.now_ms();
             if now >= self.next_cron_ms {
                 self.cron(now);
@@ -245,7 +248,8 @@ impl EventLoop {
         // wait below ends with the pause (or at cron, for CLIENT UNPAUSE).
         let conns = &self.conns;
         let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused))
-            || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty());
+            || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty())
+            || self.state().lazyfree.has_pending();
         if busy {
             let _ = self.ring.submit_and_wait(0);
             if !self.deferred.is_empty() {

@@ -358,6 +358,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         databases: config.databases,
         now_ms: crate::util::unix_ms(),
         appendfilename: appendfilename.clone(),
+        encodings: config.encodings,
     };
     let ptrs: Vec<*mut ShardState> = states.iter_mut().map(|b| &mut **b as *mut ShardState).collect();
     let mut set = crate::shard::hold::ShardSet::new(ptrs.len());

@@ -4,7 +4,9 @@
 pub mod aof;
 pub mod aof_file;
 pub mod lzf;
+pub mod payload;
 pub mod rdb;
+pub mod rdb_load;
 pub mod snapshot;
 pub mod writer;
 

@@ -824,7 +824,7 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
     let shards = states.len();
     let databases = config.databases;
     let mut bad_db = None;
-    let stats = rdb::load(&data, crate::util::unix_ms(), |db, key, entry| {
+    let stats = rdb::load_with(&data, crate::util::unix_ms(), &config.encodings, |db, key, entry| {
         if db >= databases {
             bad_db = Some(db);
             return;
@@ -859,7 +859,19 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
             st.last_save_unix = m.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(st.last_save_unix);
         }
     }
-    crate::notice!("Done loading RDB, keys loaded: {}, keys expired: {}.", stats.keys_loaded, stats.keys_expired);
+    for key in &stats.empty_keys_logged {
+        crate::warning!("rdbLoadObject skipping empty key: {}", String::from_utf8_lossy(key));
+    }
+    if stats.empty_keys_skipped > 0 {
+        crate::warning!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+            stats.keys_loaded,
+            stats.keys_expired,
+            stats.empty_keys_skipped
+        );
+    } else {
+        crate::notice!("Done loading RDB, keys loaded: {}, keys expired: {}.", stats.keys_loaded, stats.keys_expired);
+    }
     crate::notice!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
     Ok(true)
 }

@@ -202,6 +202,16 @@ pub fn format_g17(v: f64) -> String {
 /// C's `%.<prec>g` (without the `#` flag): scientific when the exponent is
 /// < -4 or >= prec, trailing zeros removed.
 pub fn format_g(v: f64, prec: usize) -> String {
+    if !v.is_finite() {
+        // What glibc prints for the infinities and NaN.
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
     if v == 0.0 {
         return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }

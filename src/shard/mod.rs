@@ -7,6 +7,7 @@ pub mod dict;
 pub mod digest;
 pub mod hold;
 pub mod keyspace;
+pub mod lazyfree;
 pub mod mailbox;
 pub mod slot;
 
@@ -63,6 +64,8 @@ pub struct ShardState {
     pub snapshot_latency: crate::persistence::snapshot::SnapshotLatency,
     /// The replay form of this shard's writes (`exec::propagate`).
     pub stream: crate::exec::propagate::Stream,
+    /// Big values being freed in slices between commands (UNLINK).
+    pub lazyfree: lazyfree::LazyFree,
 }
 
 impl ShardState {
@@ -80,6 +83,7 @@ impl ShardState {
             dirty: 0,
             snapshot_latency: Default::default(),
             stream: Default::default(),
+            lazyfree: Default::default(),
         }
     }
 

@@ -28,6 +28,15 @@ impl Table {
     }
 }
 
+impl IntoIterator for Table {
+    type Item = (Box<[u8]>, Box<[u8]>);
+    type IntoIter = indexmap::map::IntoIter<Box<[u8]>, Box<[u8]>>;
+    /// The fields and values by value (lazy free drops them one by one).
+    fn into_iter(self) -> Self::IntoIter {
+        (*self.0).into_iter()
+    }
+}
+
 impl std::ops::Deref for Table {
     type Target = Map;
     fn deref(&self) -> &Map {

@@ -915,6 +915,14 @@ impl Quicklist {
     }
 }
 
+/// Freeing in slices (`shard/lazyfree.rs`, UNLINK of a big list).
+impl Quicklist {
+    /// The nodes head to tail, each freed when dropped.
+    pub fn into_nodes(self) -> impl Iterator<Item = Node> {
+        self.nodes.into_iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

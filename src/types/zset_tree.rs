@@ -796,6 +796,17 @@ impl DoubleEndedIterator for Iter<'_> {
 
 impl ExactSizeIterator for Iter<'_> {}
 
+/// Freeing in slices (`shard/lazyfree.rs`, UNLINK of a big sorted set).
+impl SortedSet {
+    /// The members one by one (each a separate allocation, the costly part
+    /// of freeing); the tree and the table, a few large allocations, are
+    /// freed at once.
+    pub fn into_members(self) -> impl Iterator<Item = Box<[u8]>> {
+        let body = *self.0;
+        body.slab.into_iter().map(|s| s.member)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,8 @@ pub struct ReadOptions {
     /// `appendfilename`: a file of exactly this name is a pre-7.0 AOF, whose
     /// RDB part Redis calls a preamble in its log, not a base.
     pub appendfilename: String,
+    /// The encodings the RDB part's collections take.
+    pub encodings: crate::config::EncodingLimits,
 }
 
 /// One command and the db it runs in.
@@ -255,11 +257,8 @@ pub fn read_aof<'a>(name: &str, data: &'a [u8], opts: &ReadOptions, mut on_item:
     let mut rejected: Option<String> = None;
     if data.len() >= 5 && &data[..5] == b"REDIS" {
         let mut keys = Vec::new();
-        let (stats, len) = rdb::load_aof_preamble(data, opts.now_ms, |db, key, entry| keys.push((db, key, entry))).map_err(|error| AofReadError::Rdb {
-            file: name.to_string(),
-            old_style: name == opts.appendfilename,
-            error,
-        })?;
+        let (stats, len) = rdb::load_aof_preamble(data, opts.now_ms, &opts.encodings, |db, key, entry| keys.push((db, key, entry)))
+            .map_err(|error| AofReadError::Rdb { file: name.to_string(), old_style: name == opts.appendfilename, error })?;
         for (db, key, entry) in keys {
             on_item(Item::Key { db, key, entry }).map_err(|line| AofReadError::Rejected { line })?;
         }
@@ -499,7 +498,7 @@ mod tests {
     use crate::persistence::aof::append::append_command;
 
     fn opts(load_truncated: bool) -> ReadOptions {
-        ReadOptions { load_truncated, databases: 16, now_ms: 0, appendfilename: "appendonly.aof".into() }
+        ReadOptions { load_truncated, databases: 16, now_ms: 0, appendfilename: "appendonly.aof".into(), encodings: Default::default() }
     }
 
     /// Every command as (db, "arg arg ..."), transactions as "[...]".

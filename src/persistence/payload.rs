@@ -1,0 +1,92 @@
+//! The DUMP payload of Redis 7.0 (cluster.c's `createDumpPayload` /
+//! `verifyDumpPayload`): the RDB object type byte, the RDB object, the RDB
+//! version as 2 little-endian bytes (10), and the CRC-64 (Jones, Redis's
+//! `crc64`) of everything before it, little-endian. The same bytes on
+//! ringkv and redis-server, so a payload moves between them both ways.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::rdb::{self, Encoder, Reader};
+use super::rdb_load;
+use crate::config::EncodingLimits;
+use crate::shard::Value;
+
+/// Bytes after the object: version (2) and CRC-64 (8).
+pub const FOOTER_BYTES: usize = 10;
+
+/// `DEBUG SET-SKIP-CHECKSUM-VALIDATION`: RESTORE (and Redis's RDB load)
+/// then ignore the CRC-64. Server-wide, as Redis's flag.
+pub static SKIP_CHECKSUM_VALIDATION: AtomicBool = AtomicBool::new(false);
+
+fn crc64(data: &[u8]) -> u64 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Redis, data)
+}
+
+/// DUMP's reply for `value`: strings LZF-compressed as the RDB writer
+/// compresses them when `compress` (`rdbcompression`).
+pub fn create(value: &Value, compress: bool) -> Vec<u8> {
+    let mut enc = Encoder::new(compress, 64);
+    enc.buf.push(Encoder::value_type(value));
+    enc.save_value(value);
+    enc.buf.extend_from_slice(&(rdb::RDB_VERSION as u16).to_le_bytes());
+    let crc = crc64(&enc.buf);
+    enc.buf.extend_from_slice(&crc.to_le_bytes());
+    enc.buf
+}
+
+/// `verifyDumpPayload`: long enough, an RDB version this server writes or
+/// older, and the checksum (unless skipped; a zero CRC is not special here,
+/// unlike in RDB files).
+pub fn verify(payload: &[u8]) -> bool {
+    if payload.len() < FOOTER_BYTES {
+        return false;
+    }
+    let footer = &payload[payload.len() - FOOTER_BYTES..];
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    if u32::from(version) > rdb::RDB_VERSION {
+        return false;
+    }
+    if SKIP_CHECKSUM_VALIDATION.load(Ordering::Relaxed) {
+        return true;
+    }
+    let stored = u64::from_le_bytes(footer[2..].try_into().expect("8 bytes"));
+    crc64(&payload[..payload.len() - 8]) == stored
+}
+
+/// The value of a verified payload, checked deeply (whatever
+/// `sanitize-dump-payload` says: see `rdb_load`). None for anything Redis
+/// answers "Bad data format" to: an unknown or unsupported type, a corrupt
+/// object, an empty collection, bytes left over before the footer.
+pub fn load(payload: &[u8], limits: &EncodingLimits) -> Option<Value> {
+    let body = payload.get(..payload.len().checked_sub(FOOTER_BYTES)?)?;
+    let mut r = Reader::new(body);
+    let rdb_type = r.u8().ok()?;
+    if !rdb_load::is_loadable(rdb_type) {
+        return None;
+    }
+    let value = rdb_load::load_object(&mut r, rdb_type, limits).ok()??;
+    (r.remaining() == 0).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `DUMP` of "hello" in redis-server 7.0.15.
+    #[test]
+    fn payloads_as_redis_writes_them() {
+        let hello = b"\x00\x05hello\x0a\x00cr\xdfve4 \x0a";
+        assert!(verify(hello));
+        assert_eq!(load(hello, &EncodingLimits::default()), Some(Value::from_bytes(b"hello")));
+        assert_eq!(create(&Value::from_bytes(b"hello"), true), hello.to_vec());
+        let mut bad = hello.to_vec();
+        bad[3] ^= 1;
+        assert!(!verify(&bad));
+        let mut newer = create(&Value::Int(12), true);
+        let n = newer.len();
+        newer[n - 10] = 11;
+        assert!(!verify(&newer));
+        assert!(!verify(b"short"));
+        assert!(load(b"\x00", &EncodingLimits::default()).is_none());
+    }
+}
