@@ -191,6 +191,9 @@ pub fn prepare_for_shutdown(
 ) -> bool {
     crate::warning!("User requested shutdown...");
     crate::persistence::snapshot::kill_child(server, &config.dir, "There is a child saving an .rdb. Killing it!");
+    if !crate::persistence::aof_rewrite::before_shutdown(server, config, flags.force) {
+        return false;
+    }
     server.aof.flush_for_shutdown(shards);
     if (!config.save.is_empty() && !flags.nosave) || flags.save {
         crate::notice!("Saving the final RDB snapshot before exiting.");

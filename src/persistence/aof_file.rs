@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,9 +34,10 @@ pub fn enabled(config: &Config) -> bool {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fsync {
-    Always,
-    EverySec,
-    No,
+    /// The default, so that a fresh `Sink` reads `everysec`.
+    EverySec = 0,
+    Always = 1,
+    No = 2,
 }
 
 /// One batch a shard handed over: its first stream position, the bytes,
@@ -82,6 +83,24 @@ pub struct Sink {
     base_size: AtomicU64,
     /// The last write or fsync failed (aof_last_write_status:err).
     write_failed: AtomicBool,
+    /// File switches asked by a rewrite (see `aof_rewrite`), in order.
+    switches: Mutex<VecDeque<Switch>>,
+    /// Bytes written to the incr file appends go to now
+    /// (`aof_last_incr_size`).
+    pub incr_size: AtomicU64,
+    /// `appendfsync` as CONFIG SET leaves it (an `Fsync` as u8).
+    fsync_policy: AtomicU8,
+    /// `no-appendfsync-on-rewrite yes`: no fsync while a child runs.
+    pub no_fsync_on_rewrite: AtomicBool,
+}
+
+/// From the batch numbered `after_seq` on, appends go to `to` (none:
+/// dropped); the file before is fsynced and closed once every batch up to
+/// `after_seq` is in it. A rewrite asks for one at its fork, every shard
+/// held: the hand-over sequence at that moment is the cut of all shards.
+pub struct Switch {
+    pub after_seq: u64,
+    pub to: Option<std::fs::File>,
 }
 
 impl Sink {
@@ -132,23 +151,68 @@ impl Sink {
     }
 
     /// INFO persistence's `aof_*` fields, from `aof_enabled` to
-    /// `module_fork_last_cow_size` (rewrites are not done yet), then the
-    /// ones Redis adds while the AOF is on.
-    pub fn info_fields(&self) -> String {
-        let on = self.running.load(Ordering::Acquire);
+    /// `module_fork_last_cow_size`, then the ones Redis adds while the AOF
+    /// is on. `rw`: the rewrite's fields (see `aof_rewrite::info`).
+    pub fn info_fields(&self, rw: &crate::persistence::aof_rewrite::RewriteInfo) -> String {
         let mut s = format!(
-            "aof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-            on as u8,
-            if self.write_failed.load(Ordering::Relaxed) { "err" } else { "ok" }
+            "aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            rw.enabled as u8,
+            rw.in_progress as u8,
+            rw.scheduled as u8,
+            rw.last_time_sec,
+            rw.current_time_sec,
+            if rw.last_status_ok { "ok" } else { "err" },
+            rw.rewrites,
+            rw.consecutive_failures,
+            if self.write_failed.load(Ordering::Relaxed) { "err" } else { "ok" },
+            rw.last_cow_size
         );
-        if on {
+        if rw.enabled {
             s.push_str(&format!(
-                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:0\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
+                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\naof_buffer_length:0\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\n",
                 self.current_size.load(Ordering::Relaxed),
-                self.base_size.load(Ordering::Relaxed)
+                self.base_size.load(Ordering::Relaxed),
+                rw.scheduled as u8
             ));
         }
         s
+    }
+
+    /// Sends appends handed over from now on to `to` (see `Switch`). With
+    /// every shard held and their streams handed over just before, the
+    /// switch lies at the same cut in every shard's stream.
+    pub fn switch_file(&self, to: Option<std::fs::File>) {
+        {
+            let _inbox = self.inbox.lock().unwrap();
+            let after_seq = self.seq.load(Ordering::Acquire);
+            self.switches.lock().unwrap().push_back(Switch { after_seq, to });
+        }
+        self.wake.notify_one();
+    }
+
+    /// `appendfsync`, acted on from the writer's next turn.
+    pub fn set_fsync(&self, policy: Fsync) {
+        self.fsync_policy.store(policy as u8, Ordering::Relaxed);
+        self.always.store(policy == Fsync::Always, Ordering::Relaxed);
+    }
+
+    fn fsync(&self) -> Fsync {
+        match self.fsync_policy.load(Ordering::Relaxed) {
+            x if x == Fsync::Always as u8 => Fsync::Always,
+            x if x == Fsync::No as u8 => Fsync::No,
+            _ => Fsync::EverySec,
+        }
+    }
+
+    /// INFO's aof_current_size and aof_base_size after a rewrite.
+    pub fn set_sizes(&self, current: u64, base: u64) {
+        self.current_size.store(current, Ordering::Relaxed);
+        self.base_size.store(base, Ordering::Relaxed);
+    }
+
+    /// (aof_current_size, aof_base_size)
+    pub fn sizes(&self) -> (u64, u64) {
+        (self.current_size.load(Ordering::Relaxed), self.base_size.load(Ordering::Relaxed))
     }
 
     /// Whether replies wait for the fsync (`appendfsync always`).
@@ -235,7 +299,7 @@ pub struct Opened {
     base_size: u64,
 }
 
-fn fsync_policy(config: &Config) -> Fsync {
+pub fn fsync_policy(config: &Config) -> Fsync {
     match setting(config, "appendfsync", "everysec").as_str() {
         "always" => Fsync::Always,
         "no" => Fsync::No,
@@ -344,11 +408,23 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
 /// Runs the writer until the process ends: merges what shards hand over
 /// into the incr file and fsyncs by policy.
 pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opened) -> std::io::Result<()> {
+    let Opened { dir: _dir, file, fsync, current_size, base_size } = opened;
+    start_writer(server, Some(file), fsync, current_size, base_size)
+}
+
+/// The writer thread, appending to `file` (none: until a rewrite's switch).
+fn start_writer(
+    server: std::sync::Arc<crate::server::Server>,
+    file: Option<std::fs::File>,
+    fsync: Fsync,
+    current_size: u64,
+    base_size: u64,
+) -> std::io::Result<()> {
     std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
-        let Opened { dir: _dir, mut file, fsync, current_size, base_size } = opened;
+        let mut file = file;
         server.aof.current_size.store(current_size, Ordering::Relaxed);
         server.aof.base_size.store(base_size, Ordering::Relaxed);
-        server.aof.always.store(fsync == Fsync::Always, Ordering::Relaxed);
+        server.aof.set_fsync(fsync);
         server.aof.running.store(true, Ordering::Release);
         // A ring of the writer's own, only to ring the shards' doorbells.
         let mut ring = io_uring::IoUring::new(64).ok();
@@ -361,55 +437,59 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
             // Read before the inbox is taken: when set, every last batch
             // (handed over before it was set) is in what is taken below.
             let closing = server.aof.closing.load(Ordering::Acquire);
-            let batches = {
+            let (batches, switches) = {
                 let mut inbox = server.aof.inbox.lock().unwrap();
-                if inbox.is_empty() && !closing {
+                if inbox.is_empty() && !closing && server.aof.switches.lock().unwrap().is_empty() {
                     inbox = server.aof.wake.wait_timeout(inbox, Duration::from_millis(100)).unwrap().0;
                 }
-                std::mem::take(&mut *inbox)
+                // Under the inbox lock: a switch's batches are all in this
+                // take or an earlier one.
+                (std::mem::take(&mut *inbox), std::mem::take(&mut *server.aof.switches.lock().unwrap()))
             };
+            let fsync = server.aof.fsync();
+            let mut batches = batches.into_iter().peekable();
+            for switch in switches {
+                while let Some(b) = batches.next_if(|b| b.seq <= switch.after_seq) {
+                    received = b.seq;
+                    ingest(&mut lanes, b);
+                }
+                // Every shard's bytes before the cut are here: all of them
+                // go to the file before the switch.
+                merge(&mut lanes, &mut out);
+                write_out(&server.aof, file.as_mut(), &mut out, &mut unsynced);
+                if let Some(old) = file.take() {
+                    if let Err(e) = old.sync_data() {
+                        crate::warning!("Can't persist the AOF: fsync: {}", e);
+                    }
+                }
+                file = switch.to;
+                unsynced = false;
+                server.aof.incr_size.store(0, Ordering::Relaxed);
+            }
             for b in batches {
                 received = b.seq;
-                let lane = &mut lanes[b.shard];
-                lane.ends.push_back((b.start + b.bytes.len() as u64, b.seq));
-                if lane.segs.is_empty() && lane.written < b.start {
-                    lane.written = b.start;
-                }
-                if !b.bytes.is_empty() {
-                    lane.segs.push_back((b.start, b.bytes));
-                }
-                lane.cuts.extend(b.cuts);
+                ingest(&mut lanes, b);
             }
             merge(&mut lanes, &mut out);
-            if !out.is_empty() {
-                match file.write_all(&out) {
-                    Ok(()) => {
-                        server.aof.current_size.fetch_add(out.len() as u64, Ordering::Relaxed);
-                        server.aof.write_failed.store(false, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        crate::warning!("Error writing to the AOF file: {}", e);
-                        server.aof.write_failed.store(true, Ordering::Relaxed);
-                    }
-                }
-                out.clear();
-                unsynced = true;
-            }
+            write_out(&server.aof, file.as_mut(), &mut out, &mut unsynced);
             if closing {
                 // The held shards hand over nothing more.
-                if let Err(e) = file.sync_data() {
+                if let Some(Err(e)) = file.as_ref().map(|f| f.sync_data()) {
                     crate::warning!("Can't persist the AOF: fsync: {}", e);
                 }
                 server.aof.closed.store(true, Ordering::Release);
                 return;
             }
+            // no-appendfsync-on-rewrite: no fsync while a child writes.
+            let held_back = server.aof.no_fsync_on_rewrite.load(Ordering::Relaxed) && server.persistence.snapshot_active.load(Ordering::Relaxed);
+            let fsync = if held_back { Fsync::No } else { fsync };
             let due = match fsync {
                 Fsync::Always => true,
                 Fsync::EverySec => last_fsync.elapsed() >= Duration::from_secs(1),
                 Fsync::No => false,
             };
             if unsynced && due {
-                if let Err(e) = file.sync_data() {
+                if let Some(Err(e)) = file.as_ref().map(|f| f.sync_data()) {
                     crate::warning!("Can't persist the AOF: fsync: {}", e);
                     continue;
                 }
@@ -456,6 +536,48 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
         }
     })?;
     Ok(())
+}
+
+/// One batch into its shard's lane.
+fn ingest(lanes: &mut [Lane], b: Batch) {
+    let lane = &mut lanes[b.shard];
+    lane.ends.push_back((b.start + b.bytes.len() as u64, b.seq));
+    if lane.segs.is_empty() && lane.written < b.start {
+        lane.written = b.start;
+    }
+    if !b.bytes.is_empty() {
+        lane.segs.push_back((b.start, b.bytes));
+    }
+    lane.cuts.extend(b.cuts);
+}
+
+/// Writes `out` to the incr file (or drops it when appends go nowhere:
+/// AOF turned on and its first rewrite failed), then empties it.
+fn write_out(sink: &Sink, file: Option<&mut std::fs::File>, out: &mut Vec<u8>, unsynced: &mut bool) {
+    if out.is_empty() {
+        return;
+    }
+    if let Some(file) = file {
+        match file.write_all(out) {
+            Ok(()) => {
+                sink.current_size.fetch_add(out.len() as u64, Ordering::Relaxed);
+                sink.incr_size.fetch_add(out.len() as u64, Ordering::Relaxed);
+                sink.write_failed.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                crate::warning!("Error writing to the AOF file: {}", e);
+                sink.write_failed.store(true, Ordering::Relaxed);
+            }
+        }
+        *unsynced = true;
+    }
+    out.clear();
+}
+
+/// Starts the writer with no file (`appendonly no` at start): CONFIG SET
+/// appendonly yes later gives it one through the rewrite's switch.
+pub fn spawn_idle_writer(server: &std::sync::Arc<crate::server::Server>, config: &Config) -> std::io::Result<()> {
+    start_writer(server.clone(), None, fsync_policy(config), 0, 0)
 }
 
 #[cfg(test)]
