@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 use std::time::Duration;
 
@@ -29,17 +28,6 @@ fn dump(s: &Server) -> Dump {
         }
     }
     out
-}
-
-/// A copy of `from` in a directory of this test's own.
-fn copy_dir(from: &Path, tag: &str) -> PathBuf {
-    let to = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-{}", std::process::id(), tag));
-    let _ = std::fs::remove_dir_all(&to);
-    std::fs::create_dir_all(to.join("appendonlydir")).unwrap();
-    for e in std::fs::read_dir(from.join("appendonlydir")).unwrap().flatten() {
-        std::fs::copy(e.path(), to.join("appendonlydir").join(e.file_name())).unwrap();
-    }
-    to
 }
 
 fn writes(s: &Server) {
@@ -79,7 +67,7 @@ fn ringkv_directory_passes_check_aof_and_loads_in_redis_and_ringkv() {
     assert!(expect[&0].contains_key(&b"m4"[..]) && expect[&5].contains_key(&b"k7"[..]));
     // The writer runs off the shards: give it the moment it needs.
     std::thread::sleep(Duration::from_millis(500));
-    let dir = copy_dir(&rk.dir, "rk");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "rk");
     drop(rk);
     let check = run_with_timeout(Process::new("redis-check-aof").arg(dir.join("appendonlydir/appendonly.aof.manifest")), None, Duration::from_secs(30));
     let text = String::from_utf8_lossy(&check.stdout);
@@ -103,7 +91,7 @@ fn redis_directory_loads_in_ringkv() {
     let redis = Server::redis(&["--appendonly", "yes", "--appendfsync", "always"]);
     writes(&redis);
     let expect = dump(&redis);
-    let dir = copy_dir(&redis.dir, "redis");
+    let dir = copy_aof_dir("ringkv-aofsrv", &redis.dir, "redis");
     drop(redis);
     let dir_arg = dir.to_string_lossy().into_owned();
     let rk = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "3"]);
@@ -153,7 +141,7 @@ fn kill_9_with_always_loses_no_acknowledged_write() {
     unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results: Vec<(u64, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    let dir = copy_dir(&rk.dir, "kill9");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "kill9");
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
@@ -192,7 +180,7 @@ fn shutdown_flushes_the_aof() {
     }
     let log = rk.logs();
     assert!(log.contains("Calling fsync() on the AOF file."), "{log}");
-    let dir = copy_dir(&rk.dir, "shutdown");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "shutdown");
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg]);
