@@ -100,7 +100,7 @@ pub fn run(config: Config) -> Result<(), String> {
         // Idle until CONFIG SET appendonly yes gives it a file.
         persistence::aof_file::spawn_idle_writer(&server, &config).map_err(|e| e.to_string())?;
     }
-    persistence::aof_rewrite::init_at_startup(&server, &config);
+    persistence::aof_rewrite::init_at_startup(&server, &config)?;
     // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
     // before, while loading, it still ends the process at once.
     signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;

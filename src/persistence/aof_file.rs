@@ -420,12 +420,13 @@ fn start_writer(
     current_size: u64,
     base_size: u64,
 ) -> std::io::Result<()> {
+    // Set before the thread runs: start-up reads them right after.
+    server.aof.current_size.store(current_size, Ordering::Relaxed);
+    server.aof.base_size.store(base_size, Ordering::Relaxed);
+    server.aof.set_fsync(fsync);
+    server.aof.running.store(true, Ordering::Release);
     std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
         let mut file = file;
-        server.aof.current_size.store(current_size, Ordering::Relaxed);
-        server.aof.base_size.store(base_size, Ordering::Relaxed);
-        server.aof.set_fsync(fsync);
-        server.aof.running.store(true, Ordering::Release);
         // A ring of the writer's own, only to ring the shards' doorbells.
         let mut ring = io_uring::IoUring::new(64).ok();
         let mut received = 0u64;

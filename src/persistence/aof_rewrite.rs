@@ -136,21 +136,30 @@ pub fn info(server: &Server) -> RewriteInfo {
 /// has it (Redis reads it whatever `appendonly` says, so that a rewrite
 /// with the AOF off continues its sequence numbers), the state, and the
 /// rewrite's size baseline (`aof_rewrite_base_size` = the size loaded).
-pub fn init_at_startup(server: &Server, config: &Config) {
+/// A manifest Redis would refuse is a refusal to start here too (the last
+/// of Redis's log lines is the error).
+pub fn init_at_startup(server: &Server, config: &Config) -> Result<(), String> {
     let manifest = match aof::load_manifest(&aof_dir(config), &appendfilename(config)) {
         Ok(m) => m.unwrap_or_default(),
         Err(e) => {
-            crate::warning!("{}", e);
-            Manifest::default()
+            let mut lines = e.redis_log_lines();
+            let last = lines.pop().unwrap_or_default();
+            for l in lines {
+                crate::warning!("{}", l);
+            }
+            return Err(last);
         }
     };
     let on = crate::persistence::aof_file::enabled(config);
+    let mut manifest = manifest;
+    delete_history(config, &mut manifest);
     let mut rw = lock(&server.aof_rewrite);
     rw.manifest = manifest;
     rw.state = if on { AofState::On } else { AofState::Off };
     let (current, _) = server.aof.sizes();
     server.aof.set_sizes(current, current);
     apply_config(server, config);
+    Ok(())
 }
 
 /// The settings the writer reads (CONFIG SET acts on them at once).
@@ -426,22 +435,34 @@ fn switch_to_new_base(server: &Server, config: &Config, rw: &mut Rewrite, pid: i
         let current = base_size + server.aof.incr_size.load(Ordering::Relaxed);
         server.aof.set_sizes(current, current);
     }
-    // aofDelHistoryFiles: the manifest without them, then the files.
-    if setting(config, "aof-disable-auto-gc", "no") != "yes" && !m.history.is_empty() {
-        let history = m.take_history();
-        for h in &history {
-            crate::notice!("Removing the history file {} in the background", h.display_name());
-        }
-        if aof::persist_manifest(&dir, &name, &m).is_ok() {
+    delete_history(config, &mut m);
+    rw.manifest = m;
+    true
+}
+
+/// `aofDelHistoryFiles`: the manifest without the history files, then the
+/// files (unless aof-disable-auto-gc). After a rewrite, and at start-up
+/// for what a crash between the two left.
+fn delete_history(config: &Config, m: &mut Manifest) {
+    if setting(config, "aof-disable-auto-gc", "no") == "yes" || m.history.is_empty() {
+        return;
+    }
+    let dir = aof_dir(config);
+    let history = m.take_history();
+    for h in &history {
+        crate::notice!("Removing the history file {} in the background", h.display_name());
+    }
+    match aof::persist_manifest(&dir, &appendfilename(config), m) {
+        Ok(()) => {
             for h in &history {
                 let _ = std::fs::remove_file(h.path_in(&dir));
             }
-        } else {
+        }
+        Err(e) => {
+            crate::warning!("{}", e.log_line);
             m.history = history;
         }
     }
-    rw.manifest = m;
-    true
 }
 
 /// `aofRemoveTempFile`: what a rewrite child may leave in `dir`.
