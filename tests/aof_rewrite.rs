@@ -322,3 +322,36 @@ fn automatic_rewrite_on_growth() {
         assert_eq!(manifest_text(s), "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
     }
 }
+
+/// aof-disable-auto-gc yes keeps the history files (and names them in the
+/// manifest); CONFIG SET aof-disable-auto-gc no deletes them at once. The
+/// same manifests as redis-server's.
+#[test]
+fn disable_auto_gc_keeps_history_until_turned_off() {
+    let (rk, redis) = Server::pair(&["--appendonly", "yes", "--aof-disable-auto-gc", "yes"], &["--shards", "2"]);
+    let run = |s: &Server| -> Vec<String> {
+        let mut c = s.conn();
+        let mut seen = vec![];
+        for i in 0..2 {
+            c.cmd(&["SET", &format!("k{i}"), "v"]);
+            assert_eq!(c.cmd_raw(&["BGREWRITEAOF"]), b"+Background append only file rewriting started\r\n");
+            wait_field(&mut c, "aof_rewrite_in_progress", "0");
+        }
+        seen.push(manifest_text(s));
+        seen.push(aof_files(s).join(","));
+        assert_eq!(c.cmd(&["CONFIG", "SET", "aof-disable-auto-gc", "no"]), Resp::ok());
+        // redis-server deletes history files in a background thread.
+        std::thread::sleep(Duration::from_millis(100));
+        seen.push(manifest_text(s));
+        seen.push(aof_files(s).join(","));
+        seen
+    };
+    let ours = run(&rk);
+    assert_eq!(ours, run(&redis));
+    assert_eq!(
+        ours[0],
+        "file appendonly.aof.3.base.rdb seq 3 type b\nfile appendonly.aof.2.incr.aof seq 2 type h\nfile appendonly.aof.2.base.rdb seq 2 type h\n\
+         file appendonly.aof.1.incr.aof seq 1 type h\nfile appendonly.aof.1.base.rdb seq 1 type h\nfile appendonly.aof.3.incr.aof seq 3 type i\n"
+    );
+    assert_eq!(ours[2], "file appendonly.aof.3.base.rdb seq 3 type b\nfile appendonly.aof.3.incr.aof seq 3 type i\n");
+}

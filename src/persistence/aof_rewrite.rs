@@ -156,16 +156,23 @@ pub fn init_at_startup(server: &Server, config: &Config) -> Result<(), String> {
     let mut rw = lock(&server.aof_rewrite);
     rw.manifest = manifest;
     rw.state = if on { AofState::On } else { AofState::Off };
+    drop(rw);
     let (current, _) = server.aof.sizes();
     server.aof.set_sizes(current, current);
     apply_config(server, config);
     Ok(())
 }
 
-/// The settings the writer reads (CONFIG SET acts on them at once).
+/// The settings acted on at once (CONFIG SET): the writer's fsync policy
+/// and no-appendfsync-on-rewrite, and aof-disable-auto-gc set back to no
+/// deletes the history files kept meanwhile.
 pub fn apply_config(server: &Server, config: &Config) {
     server.aof.set_fsync(crate::persistence::aof_file::fsync_policy(config));
     server.aof.no_fsync_on_rewrite.store(setting(config, "no-appendfsync-on-rewrite", "no") == "yes", Ordering::Relaxed);
+    let mut rw = lock(&server.aof_rewrite);
+    if !rw.manifest.history.is_empty() {
+        delete_history(config, &mut rw.manifest);
+    }
 }
 
 pub const IN_PROGRESS: &str = "ERR Background append only file rewriting already in progress";
