@@ -355,3 +355,19 @@ fn disable_auto_gc_keeps_history_until_turned_off() {
     );
     assert_eq!(ours[2], "file appendonly.aof.3.base.rdb seq 3 type b\nfile appendonly.aof.3.incr.aof seq 3 type i\n");
 }
+
+/// SHUTDOWN while the first rewrite of an AOF just turned on runs is
+/// refused (the data would be lost), as redis-server 7.0 refuses it.
+#[test]
+fn shutdown_refused_while_writing_the_first_aof() {
+    let (rk, redis) = Server::pair(&["--rdb-key-save-delay", "1000000"], &["--shards", "2"]);
+    for s in [&rk, &redis] {
+        let mut c = s.conn();
+        set_keys(&mut c, "k", 4);
+        assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "yes"]), Resp::ok());
+        assert_eq!(c.cmd_raw(&["SHUTDOWN"]), b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n", "{}", s.name());
+        assert_eq!(c.cmd_raw(&["PING"]), b"+PONG\r\n");
+        let log = s.logs();
+        assert!(log.contains("Writing initial AOF, can't exit."), "{log}");
+    }
+}
