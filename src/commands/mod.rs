@@ -23,8 +23,8 @@ pub mod list;
 pub mod lookup;
 pub mod persistence;
 pub mod server;
-pub mod sort;
 pub mod set;
+pub mod sort;
 pub mod string;
 
 /// The command table's maps: looked up on every command, so not SipHash.
