@@ -97,7 +97,10 @@ pub fn run(config: Config) -> Result<(), String> {
         persistence::aof_file::spawn_writer(server.clone(), opened).map_err(|e| e.to_string())?;
     } else {
         persistence::snapshot::load_at_startup(&mut states, &config, &server.persistence)?;
+        // Idle until CONFIG SET appendonly yes gives it a file.
+        persistence::aof_file::spawn_idle_writer(&server, &config).map_err(|e| e.to_string())?;
     }
+    persistence::aof_rewrite::init_at_startup(&server, &config)?;
     // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
     // before, while loading, it still ends the process at once.
     signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;

@@ -38,6 +38,9 @@ pub struct Server {
     pub shards_ready: AtomicUsize,
     /// Where shards hand their write streams to the AOF writer.
     pub aof: crate::persistence::aof_file::Sink,
+    /// The AOF's state, manifest and rewrite bookkeeping (taken rarely:
+    /// BGREWRITEAOF, CONFIG SET, the cron, INFO).
+    pub aof_rewrite: std::sync::Mutex<crate::persistence::aof_rewrite::Rewrite>,
 }
 
 /// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
@@ -73,6 +76,7 @@ impl Server {
             pause_type: AtomicU8::new(0),
             shards_ready: AtomicUsize::new(0),
             aof: Default::default(),
+            aof_rewrite: Default::default(),
         }
     }
 

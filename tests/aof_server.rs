@@ -31,17 +31,6 @@ fn dump(s: &Server) -> Dump {
     out
 }
 
-/// A copy of `from` in a directory of this test's own.
-fn copy_dir(from: &Path, tag: &str) -> PathBuf {
-    let to = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-{}", std::process::id(), tag));
-    let _ = std::fs::remove_dir_all(&to);
-    std::fs::create_dir_all(to.join("appendonlydir")).unwrap();
-    for e in std::fs::read_dir(from.join("appendonlydir")).unwrap().flatten() {
-        std::fs::copy(e.path(), to.join("appendonlydir").join(e.file_name())).unwrap();
-    }
-    to
-}
-
 fn writes(s: &Server) {
     let mut c = s.conn();
     for i in 0..50 {
@@ -79,7 +68,7 @@ fn ringkv_directory_passes_check_aof_and_loads_in_redis_and_ringkv() {
     assert!(expect[&0].contains_key(&b"m4"[..]) && expect[&5].contains_key(&b"k7"[..]));
     // The writer runs off the shards: give it the moment it needs.
     std::thread::sleep(Duration::from_millis(500));
-    let dir = copy_dir(&rk.dir, "rk");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "rk");
     drop(rk);
     let check = run_with_timeout(Process::new("redis-check-aof").arg(dir.join("appendonlydir/appendonly.aof.manifest")), None, Duration::from_secs(30));
     let text = String::from_utf8_lossy(&check.stdout);
@@ -103,7 +92,7 @@ fn redis_directory_loads_in_ringkv() {
     let redis = Server::redis(&["--appendonly", "yes", "--appendfsync", "always"]);
     writes(&redis);
     let expect = dump(&redis);
-    let dir = copy_dir(&redis.dir, "redis");
+    let dir = copy_aof_dir("ringkv-aofsrv", &redis.dir, "redis");
     drop(redis);
     let dir_arg = dir.to_string_lossy().into_owned();
     let rk = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "3"]);
@@ -164,7 +153,7 @@ fn kill_9_under_load(shards: &str, connections: usize) {
     unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results: Vec<(usize, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    let dir = copy_dir(&rk.dir, &format!("kill9-{shards}"));
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, &format!("kill9-{shards}"));
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
@@ -203,7 +192,7 @@ fn shutdown_flushes_the_aof() {
     }
     let log = rk.logs();
     assert!(log.contains("Calling fsync() on the AOF file."), "{log}");
-    let dir = copy_dir(&rk.dir, "shutdown");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "shutdown");
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg]);
@@ -421,7 +410,7 @@ fn truncated_tail_refuses_to_start_or_loads_up_to_the_last_command() {
         c.cmd(&["SET", &format!("k{i}"), "v"]);
     }
     drop(c);
-    let dir = copy_dir(&rk.dir, "trunc-tail");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "trunc-tail");
     drop(rk);
     let incr = dir.join("appendonlydir/appendonly.aof.1.incr.aof");
     let bytes = std::fs::read(&incr).unwrap();
@@ -477,7 +466,7 @@ fn timestamp_annotations_are_written_and_loaded() {
     let out = Process::new("redis-check-aof").arg(&manifest).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     drop(c);
-    let dir = copy_dir(&rk.dir, "timestamps");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "timestamps");
     drop(rk);
     let d = dir.display().to_string();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &d]);

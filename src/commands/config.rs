@@ -156,9 +156,27 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             return;
         }
     }
+    let loglevel_changed = new.loglevel != old.loglevel;
+    // appendonly: Redis's updateAppendonly (start or stop the AOF as its
+    // state, not the old value, says); appendfsync and
+    // no-appendfsync-on-rewrite reach the writer at once.
+    if let Some((_, registered, _)) = chosen.iter().find(|(d, _, _)| d.name == "appendonly") {
+        use crate::persistence::aof_rewrite::{self, AofState};
+        let state = aof_rewrite::lock(&ctx.server.aof_rewrite).state;
+        let on = crate::persistence::aof_file::enabled(&new);
+        if !on && state != AofState::Off {
+            aof_rewrite::stop_append_only(ctx.server, ctx.shards, &new);
+        } else if on && state == AofState::Off {
+            if let Err(e) = aof_rewrite::start_append_only(ctx.server, ctx.shards, &new) {
+                r.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", registered, e));
+                return;
+            }
+        }
+    }
+    crate::persistence::aof_rewrite::apply_config(ctx.server, &new);
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
     ctx.server.persistence.update_write_gate(&new);
-    if new.loglevel != old.loglevel {
+    if loglevel_changed {
         crate::log::set_level(new.loglevel);
     }
     for i in 0..ctx.shard_count {

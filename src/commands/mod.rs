@@ -25,8 +25,8 @@ pub mod lookup;
 pub mod memory;
 pub mod persistence;
 pub mod server;
-pub mod sort;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 

@@ -1,11 +1,11 @@
 //! SAVE, BGSAVE [SCHEDULE|CANCEL], LASTSAVE (Redis's rdb.c commands; CANCEL
-//! as Valkey 8.1).
+//! as Valkey 8.1) and BGREWRITEAOF (aof.c).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{err, flags::*, CommandSpec, Ctx, Route};
-use crate::persistence::snapshot;
+use crate::persistence::{aof_rewrite, snapshot};
 use crate::protocol::Reply;
 use crate::util::eq_ic;
 
@@ -13,6 +13,10 @@ pub fn commands() -> Vec<CommandSpec> {
     vec![
         CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, save).route(Route::All).group("server").doc("1.0.0", "Synchronously save the dataset to disk"),
         CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, bgsave).route(Route::All).group("server").doc("1.0.0", "Asynchronously save the dataset to disk"),
+        CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, bgrewriteaof)
+            .route(Route::All)
+            .group("server")
+            .doc("1.0.0", "Asynchronously rewrite the append-only file"),
         CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, lastsave)
             .group("server")
             .doc("1.0.0", "Get the UNIX time stamp of the last successful save to disk"),
@@ -43,7 +47,20 @@ fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             return;
         }
     }
-    if let Some(answer) = snapshot::bgsave_gate(&ctx.server.persistence, schedule) {
+    let gate = snapshot::bgsave_gate(&ctx.server.persistence, schedule);
+    fork_or_answer(ctx, r, gate, snapshot::ChildKind::Rdb, "Background saving started");
+}
+
+fn bgrewriteaof(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let gate = aof_rewrite::gate(ctx.server);
+    fork_or_answer(ctx, r, gate, snapshot::ChildKind::Aof, aof_rewrite::STARTED);
+}
+
+/// BGSAVE and BGREWRITEAOF alike: the gate's answer when it has one (a
+/// child runs: an error, or the command scheduled), else the fork, with
+/// every shard held.
+fn fork_or_answer(ctx: &mut Ctx, r: &mut Reply, gate: Option<Result<&str, &str>>, kind: snapshot::ChildKind, started: &str) {
+    if let Some(answer) = gate {
         match answer {
             Ok(status) => r.simple(status),
             Err(e) => r.error(e),
@@ -52,8 +69,8 @@ fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let config = ctx.config().clone();
     let barrier = Duration::from_micros(ctx.server.hold.last_wait_usec.load(Ordering::Relaxed));
-    match snapshot::start_bgsave(ctx.server, ctx.shards, &config, barrier) {
-        Ok(_) => r.simple("Background saving started"),
+    match snapshot::start_child(ctx.server, ctx.shards, &config, barrier, kind) {
+        Ok(_) => r.simple(started),
         Err(e) => r.error(&e),
     }
 }

@@ -191,7 +191,12 @@ pub fn prepare_for_shutdown(
 ) -> bool {
     crate::warning!("User requested shutdown...");
     crate::persistence::snapshot::kill_child(server, &config.dir, "There is a child saving an .rdb. Killing it!");
-    server.aof.flush_for_shutdown(shards);
+    if !crate::persistence::aof_rewrite::before_shutdown(server, config, flags.force) {
+        return false;
+    }
+    if crate::persistence::aof_rewrite::lock(&server.aof_rewrite).state != crate::persistence::aof_rewrite::AofState::Off {
+        server.aof.flush_for_shutdown(shards);
+    }
     if (!config.save.is_empty() && !flags.nosave) || flags.save {
         crate::notice!("Saving the final RDB snapshot before exiting.");
         if crate::persistence::snapshot::save_foreground(server, shards, config).is_err() {

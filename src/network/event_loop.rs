@@ -735,8 +735,10 @@ impl EventLoop {
                 self.shutdown_from_signal(sig);
             }
             let config = self.state().config.clone();
-            if crate::persistence::snapshot::cron(&self.server, &config) {
-                self.bgsave_from_cron();
+            match crate::persistence::snapshot::cron(&self.server, &config) {
+                crate::persistence::snapshot::CronStart::Bgsave => self.child_from_cron(crate::persistence::snapshot::ChildKind::Rdb),
+                crate::persistence::snapshot::CronStart::Rewrite => self.child_from_cron(crate::persistence::snapshot::ChildKind::Aof),
+                crate::persistence::snapshot::CronStart::Nothing => {}
             }
         }
         let hz = self.state().config.hz.max(1);
@@ -786,14 +788,16 @@ impl EventLoop {
 }
 
 impl EventLoop {
-    /// Starts a scheduled or save-point BGSAVE: holds every other shard
-    /// (retrying on the next tick if another command holds them), forks.
-    fn bgsave_from_cron(&mut self) {
+    /// Starts a scheduled or save-point BGSAVE, or a scheduled or automatic
+    /// AOF rewrite: holds every other shard (retrying on the next tick if
+    /// another command holds them), forks.
+    fn child_from_cron(&mut self, kind: crate::persistence::snapshot::ChildKind) {
         let mut others = ShardMask::all(self.server.shard_count);
         others.0 &= !(1u128 << self.id);
         self.with_held(others, |lp, barrier| {
             let config = lp.state().config.clone();
-            if crate::persistence::snapshot::start_bgsave(&lp.server, &mut lp.set, &config, barrier).is_ok() {
+            let started = crate::persistence::snapshot::start_child(&lp.server, &mut lp.set, &config, barrier, kind).is_ok();
+            if started && kind == crate::persistence::snapshot::ChildKind::Rdb {
                 lp.server.persistence.lock().scheduled = false;
             }
         });

@@ -9,12 +9,14 @@
 //! shards' batches into the file honouring the cuts of held multi-shard
 //! commands (see `exec::propagate`), writes them and fsyncs by
 //! `appendfsync`: `everysec` about once a second, `always` after every
-//! write, `no` never.
+//! write, `no` never. A rewrite (`aof_rewrite`) moves the appends to a new
+//! file at its cut (`Sink::switch_file`): the writer finishes the old file
+//! with everything before the cut, fsyncs and closes it, then goes on in
+//! the new one.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -34,9 +36,10 @@ pub fn enabled(config: &Config) -> bool {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fsync {
-    Always,
-    EverySec,
-    No,
+    /// The default, so that a fresh `Sink` reads `everysec`.
+    EverySec = 0,
+    Always = 1,
+    No = 2,
 }
 
 /// One batch a shard handed over: its first stream position, the bytes,
@@ -119,6 +122,24 @@ pub struct Sink {
     /// aof_delayed_fsync: writes that went ahead of an fsync pending for
     /// two seconds.
     delayed_fsync: AtomicU64,
+    /// File switches asked by a rewrite (see `aof_rewrite`), in order.
+    switches: Mutex<VecDeque<Switch>>,
+    /// Bytes written to the incr file appends go to now
+    /// (`aof_last_incr_size`).
+    pub incr_size: AtomicU64,
+    /// `appendfsync` as CONFIG SET leaves it (an `Fsync` as u8).
+    fsync_policy: AtomicU8,
+    /// `no-appendfsync-on-rewrite yes`: no fsync while a child runs.
+    pub no_fsync_on_rewrite: AtomicBool,
+}
+
+/// From the batch numbered `after_seq` on, appends go to `to` (none:
+/// dropped); the file before is fsynced and closed once every batch up to
+/// `after_seq` is in it. A rewrite asks for one at its fork, every shard
+/// held: the hand-over sequence at that moment is the cut of all shards.
+pub struct Switch {
+    pub after_seq: u64,
+    pub to: Option<std::fs::File>,
 }
 
 impl Sink {
@@ -193,6 +214,17 @@ impl Sink {
         }
         crate::notice!("Calling fsync() on the AOF file.");
         self.closing.store(true, Ordering::SeqCst);
+        self.ring_writer();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.closed.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Rings the writer's doorbell (MSG_RING) when it sleeps in its ring,
+    /// from a thread with no ring of its own (SHUTDOWN, a rewrite's
+    /// `switch_file`): the writer then sees `closing` or the switch.
+    fn ring_writer(&self) {
         if self.writer_sleeping.swap(false, Ordering::SeqCst) {
             // A ring of this call's own, for one doorbell.
             if let Ok(mut ring) = io_uring::IoUring::new(2) {
@@ -204,27 +236,31 @@ impl Sink {
                 }
             }
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.closed.load(Ordering::Acquire) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     /// INFO persistence's `aof_*` fields, from `aof_enabled` to
-    /// `module_fork_last_cow_size` (rewrites are not done yet), then the
-    /// ones Redis adds while the AOF is on.
-    pub fn info_fields(&self) -> String {
-        let on = self.running.load(Ordering::Acquire);
+    /// `module_fork_last_cow_size`, then the ones Redis adds while the AOF
+    /// is on. `rw`: the rewrite's fields (see `aof_rewrite::info`).
+    pub fn info_fields(&self, rw: &crate::persistence::aof_rewrite::RewriteInfo) -> String {
         let mut s = format!(
-            "aof_enabled:{}\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:-1\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:ok\r\naof_rewrites:0\r\naof_rewrites_consecutive_failures:0\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
-            on as u8,
-            if self.write_error().is_some() { "err" } else { "ok" }
+            "aof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:{}\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+            rw.enabled as u8,
+            rw.in_progress as u8,
+            rw.scheduled as u8,
+            rw.last_time_sec,
+            rw.current_time_sec,
+            if rw.last_status_ok { "ok" } else { "err" },
+            rw.rewrites,
+            rw.consecutive_failures,
+            if self.write_error().is_some() { "err" } else { "ok" },
+            rw.last_cow_size
         );
-        if on {
+        if rw.enabled {
             s.push_str(&format!(
-                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:{}\r\naof_delayed_fsync:{}\r\n",
+                "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:{}\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:{}\r\naof_delayed_fsync:{}\r\n",
                 self.current_size.load(Ordering::Relaxed),
                 self.base_size.load(Ordering::Relaxed),
+                rw.scheduled as u8,
                 self.buffer_length.load(Ordering::Relaxed),
                 self.pending_fsync.load(Ordering::Relaxed) as u8,
                 self.delayed_fsync.load(Ordering::Relaxed),
@@ -237,6 +273,47 @@ impl Sink {
     /// none): how often shards held replies for the writer's limit.
     pub fn info_limit_fields(&self) -> String {
         format!("aof_inbox_limit_hits:{}\r\n", self.inbox_limit_hits.load(Ordering::Relaxed))
+    }
+
+    /// Sends appends handed over from now on to `to` (see `Switch`). With
+    /// every shard held and their streams handed over just before, the
+    /// switch lies at the same cut in every shard's stream.
+    pub fn switch_file(&self, to: Option<std::fs::File>) {
+        {
+            let _inbox = self.inbox.lock().unwrap();
+            let after_seq = self.seq.load(Ordering::Acquire);
+            self.switches.lock().unwrap().push_back(Switch { after_seq, to });
+            // Counted as an inbox item: the writer does not go to sleep
+            // with it pending (see `Writer::wait`) and takes it with the
+            // inbox.
+            self.inbox_batches.fetch_add(1, Ordering::SeqCst);
+        }
+        self.ring_writer();
+    }
+
+    /// `appendfsync`, acted on from the writer's next turn.
+    pub fn set_fsync(&self, policy: Fsync) {
+        self.fsync_policy.store(policy as u8, Ordering::Relaxed);
+        self.always.store(policy == Fsync::Always, Ordering::Relaxed);
+    }
+
+    fn fsync(&self) -> Fsync {
+        match self.fsync_policy.load(Ordering::Relaxed) {
+            x if x == Fsync::Always as u8 => Fsync::Always,
+            x if x == Fsync::No as u8 => Fsync::No,
+            _ => Fsync::EverySec,
+        }
+    }
+
+    /// INFO's aof_current_size and aof_base_size after a rewrite.
+    pub fn set_sizes(&self, current: u64, base: u64) {
+        self.current_size.store(current, Ordering::Relaxed);
+        self.base_size.store(base, Ordering::Relaxed);
+    }
+
+    /// (aof_current_size, aof_base_size)
+    pub fn sizes(&self) -> (u64, u64) {
+        (self.current_size.load(Ordering::Relaxed), self.base_size.load(Ordering::Relaxed))
     }
 
     /// Whether replies wait for the fsync (`appendfsync always`).
@@ -328,7 +405,7 @@ pub struct Opened {
     base_size: u64,
 }
 
-fn fsync_policy(config: &Config) -> Fsync {
+pub fn fsync_policy(config: &Config) -> Fsync {
     match setting(config, "appendfsync", "everysec").as_str() {
         "always" => Fsync::Always,
         "no" => Fsync::No,
@@ -466,13 +543,24 @@ struct WriteFlight {
 struct Writer {
     server: std::sync::Arc<crate::server::Server>,
     ring: io_uring::IoUring,
-    file: std::fs::File,
+    /// The incr file appends go to. None with the AOF off, or turned on
+    /// and its first rewrite failed: appends are dropped until a rewrite's
+    /// switch gives it one (see `Switch`).
+    file: Option<std::fs::File>,
+    /// This turn's policy: `appendfsync` as CONFIG SET leaves it
+    /// (`Sink::fsync`), `no` while a child runs under
+    /// `no-appendfsync-on-rewrite yes` (see `Writer::policy`).
     fsync: Fsync,
     /// The incr file's size as far as it is known good (Redis's
     /// aof_last_incr_size): where a short write is truncated back to.
     offset: u64,
     lanes: Vec<Lane>,
     received: u64,
+    /// Switches taken from the inbox and not done yet, in order; the
+    /// batches taken after the first one's cut wait in `held` until it is
+    /// done (see `Writer::try_switch`).
+    switches: VecDeque<Switch>,
+    held: VecDeque<Batch>,
     /// Merged bytes waiting for the write (Redis's aof_buf), and the
     /// hand-over number they complete.
     buf: Vec<u8>,
@@ -496,18 +584,35 @@ struct Writer {
     last_error_log: Option<Instant>,
 }
 
+/// The size of `file` (0 for none): where the writer's writes go next.
+fn file_len(file: Option<&std::fs::File>) -> u64 {
+    file.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len())
+}
+
 impl Writer {
-    /// Takes the inbox and merges what the cuts allow into `buf`.
+    /// Takes the inbox (batches and switches) and merges into `buf` what
+    /// the cuts and the first pending switch allow.
     fn take_inbox(&mut self) {
-        let batches = {
+        let (batches, switches) = {
             let mut inbox = self.server.aof.inbox.lock().unwrap();
             self.server.aof.inbox_batches.store(0, Ordering::SeqCst);
-            std::mem::take(&mut *inbox)
+            // Under the inbox lock: a switch's batches are all in this
+            // take or an earlier one.
+            (std::mem::take(&mut *inbox), std::mem::take(&mut *self.server.aof.switches.lock().unwrap()))
         };
-        if batches.is_empty() {
-            return;
-        }
-        for b in batches {
+        self.switches.extend(switches);
+        self.held.extend(batches);
+        self.ingest_held();
+    }
+
+    /// Moves the held batches up to the first pending switch's cut (all of
+    /// them when none is pending) into the lanes, and merges.
+    fn ingest_held(&mut self) {
+        let cut = self.switches.front().map_or(u64::MAX, |s| s.after_seq);
+        let mut any = false;
+        while self.held.front().is_some_and(|b| b.seq <= cut) {
+            let Some(b) = self.held.pop_front() else { break };
+            any = true;
             self.received = b.seq;
             let lane = &mut self.lanes[b.shard];
             lane.ends.push_back((b.start + b.bytes.len() as u64, b.seq));
@@ -518,6 +623,9 @@ impl Writer {
                 lane.segs.push_back((b.start, b.bytes));
             }
             lane.cuts.extend(b.cuts);
+        }
+        if !any {
+            return;
         }
         merge(&mut self.lanes, &mut self.buf);
         // Every batch numbered below the first one not fully merged is in
@@ -535,6 +643,69 @@ impl Writer {
         self.server.aof.buffer_length.store(self.buf.len() as u64, Ordering::Relaxed);
     }
 
+    /// The fsync policy of this turn: `appendfsync` (CONFIG SET acts at
+    /// once), but no fsync while a child runs under
+    /// `no-appendfsync-on-rewrite yes` (Redis: any child process).
+    fn policy(&self) -> Fsync {
+        let aof = &self.server.aof;
+        if aof.no_fsync_on_rewrite.load(Ordering::Relaxed) && self.server.persistence.snapshot_active.load(Ordering::Relaxed) {
+            Fsync::No
+        } else {
+            aof.fsync()
+        }
+    }
+
+    /// Drops `buf` (appends that go nowhere) and publishes it as done, so
+    /// that no reply waits for it.
+    fn drop_buf(&mut self) {
+        if !self.buf.is_empty() {
+            self.server.aof.pending_bytes.fetch_sub(self.buf.len() as u64, Ordering::Relaxed);
+            self.buf.clear();
+            self.server.aof.buffer_length.store(0, Ordering::Relaxed);
+        }
+        let covers = self.buf_covers;
+        self.publish(covers);
+    }
+
+    /// Does the first pending switch once nothing is in flight and
+    /// everything before its cut is written and fsynced to the file before
+    /// it (`start_io` fsyncs whatever the policy while a switch waits, as
+    /// Redis fsyncs the old incr file when it closes it). That file is
+    /// closed and appends go to the switch's (from its length); the
+    /// batches held for the cut are merged. With the AOF being turned off
+    /// (a switch to none) while the old file fails, what it could not take
+    /// is dropped, as Redis's stopAppendOnly drops its buffer. True when
+    /// it switched.
+    fn try_switch(&mut self) -> bool {
+        let Some(next) = self.switches.front() else { return false };
+        if self.write.is_some() || !self.fsyncs.is_empty() {
+            return false;
+        }
+        let aof = &self.server.aof;
+        if self.file.is_some() && (!self.buf.is_empty() || self.unsynced.is_some()) {
+            if next.to.is_some() || aof.write_error().is_none() {
+                return false;
+            }
+            crate::warning!("The AOF is turned off with a write or fsync of it failing: the last writes are not in it.");
+        }
+        let Some(switch) = self.switches.pop_front() else { return false };
+        // Nothing is left before the cut but what goes nowhere.
+        self.drop_buf();
+        // Set only when given up above: the failing file is gone.
+        let aof = &self.server.aof;
+        aof.write_errno.store(0, Ordering::Relaxed);
+        aof.fsync_errno.store(0, Ordering::Relaxed);
+        self.file = switch.to;
+        self.offset = file_len(self.file.as_ref());
+        self.server.aof.incr_size.store(self.offset, Ordering::Relaxed);
+        self.unsynced = None;
+        self.postponed = None;
+        self.retry_at = None;
+        self.last_fsync = Instant::now();
+        self.ingest_held();
+        true
+    }
+
     fn push(&mut self, e: io_uring::squeue::Entry) {
         // SAFETY: a write's buffer lives in `self.write` until its
         // completion is reaped; an fsync carries no pointer.
@@ -544,13 +715,18 @@ impl Writer {
     }
 
     /// Starts a write of `buf` (with a linked fsync under `always`), or an
-    /// `everysec` fsync, when nothing stops it.
+    /// `everysec` fsync (any policy's while a switch waits for it), when
+    /// nothing stops it. With no file, `buf` is dropped.
     fn start_io(&mut self, now: Instant) {
         use io_uring::{opcode, squeue, types};
+        let Some(file) = self.file.as_ref() else {
+            self.drop_buf();
+            return;
+        };
         if self.retry_at.is_some_and(|t| now < t) {
             return;
         }
-        let fd = types::Fd(std::os::fd::AsRawFd::as_raw_fd(&self.file));
+        let fd = types::Fd(std::os::fd::AsRawFd::as_raw_fd(file));
         if self.write.is_none() && !self.buf.is_empty() {
             let mut go = true;
             if self.fsync == Fsync::Always {
@@ -586,11 +762,12 @@ impl Writer {
         }
         if self.write.is_none() && self.fsyncs.is_empty() {
             if let Some(covers) = self.unsynced {
-                let due = match self.fsync {
-                    Fsync::Always => true,
-                    Fsync::EverySec => now.duration_since(self.last_fsync) >= Duration::from_secs(1),
-                    Fsync::No => false,
-                };
+                let due = !self.switches.is_empty()
+                    || match self.fsync {
+                        Fsync::Always => true,
+                        Fsync::EverySec => now.duration_since(self.last_fsync) >= Duration::from_secs(1),
+                        Fsync::No => false,
+                    };
                 if due {
                     self.fsyncs.push((covers, now));
                     self.server.aof.pending_fsync.store(self.fsync == Fsync::EverySec, Ordering::Relaxed);
@@ -617,6 +794,7 @@ impl Writer {
         if res >= 0 && res as usize == expected {
             self.offset += expected as u64;
             aof.current_size.fetch_add(expected as u64, Ordering::Relaxed);
+            aof.incr_size.fetch_add(expected as u64, Ordering::Relaxed);
             aof.pending_bytes.fetch_sub(expected as u64, Ordering::Relaxed);
             if aof.write_errno.swap(0, Ordering::Relaxed) != 0 {
                 crate::warning!("AOF write error looks solved, Redis can write again.");
@@ -636,7 +814,9 @@ impl Writer {
             self.log_error(now, format!("Short write while writing to the AOF file: (nwritten={}, expected={})", n, expected));
             // As Redis: cut the partial write off, so the file ends at a
             // whole command; when that fails keep it and write the rest.
-            if let Err(e) = self.file.set_len(self.offset) {
+            // (A write is only in flight with a file.)
+            let cut = self.file.as_ref().map_or(Ok(()), |f| f.set_len(self.offset));
+            if let Err(e) = cut {
                 self.log_error(
                     now,
                     format!(
@@ -646,6 +826,7 @@ impl Writer {
                 );
                 self.offset += n as u64;
                 aof.current_size.fetch_add(n as u64, Ordering::Relaxed);
+                aof.incr_size.fetch_add(n as u64, Ordering::Relaxed);
                 aof.pending_bytes.fetch_sub(n as u64, Ordering::Relaxed);
                 w.bytes.drain(..n);
             }
@@ -690,9 +871,10 @@ impl Writer {
         if self.unsynced.is_some_and(|u| u <= covers) {
             self.unsynced = None;
         }
-        if self.fsync == Fsync::Always {
-            self.publish(covers);
-        }
+        // Whatever the policy now (CONFIG SET may have changed it while
+        // the fsync ran): what it covers is durable, so replies waiting
+        // for it may go.
+        self.publish(covers);
     }
 
     /// Publishes `synced` and rings the shards asleep with replies waiting.
@@ -718,26 +900,47 @@ impl Writer {
         }
     }
 
+    /// Writes `buf` to the file at `offset` and fsyncs it, blocking (none:
+    /// `buf` dropped). For `finish` only.
+    fn write_and_sync_blocking(&mut self) {
+        use std::os::unix::fs::FileExt;
+        if let Some(file) = self.file.as_ref() {
+            if !self.buf.is_empty() {
+                // At `offset`: a switched-to file is not opened for appends.
+                match file.write_all_at(&self.buf, self.offset) {
+                    Ok(()) => {
+                        let n = self.buf.len() as u64;
+                        self.offset += n;
+                        self.server.aof.current_size.fetch_add(n, Ordering::Relaxed);
+                        self.server.aof.incr_size.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(e) => crate::warning!("Error writing to the AOF file: {}", crate::persistence::aof::manifest::strerror(&e)),
+                }
+            }
+            if let Err(e) = file.sync_data() {
+                crate::warning!("Can't persist the AOF: fsync: {}", crate::persistence::aof::manifest::strerror(&e));
+            }
+        }
+        self.buf.clear();
+    }
+
     /// Shutdown: every shard is held and handed its stream over; what is
     /// left is written and fsynced here, blocking (nothing waits on it but
-    /// the shutdown).
+    /// the shutdown), switches still pending done in order.
     fn finish(&mut self) {
         while self.write.is_some() || !self.fsyncs.is_empty() {
             let _ = self.ring.submit_and_wait(1);
             self.reap(Instant::now());
         }
         self.take_inbox();
-        if !self.buf.is_empty() {
-            match self.file.write_all(&self.buf) {
-                Ok(()) => {
-                    self.server.aof.current_size.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => crate::warning!("Error writing to the AOF file: {}", crate::persistence::aof::manifest::strerror(&e)),
-            }
+        while let Some(switch) = self.switches.pop_front() {
+            self.write_and_sync_blocking();
+            self.file = switch.to;
+            self.offset = file_len(self.file.as_ref());
+            self.server.aof.incr_size.store(self.offset, Ordering::Relaxed);
+            self.ingest_held();
         }
-        if let Err(e) = self.file.sync_data() {
-            crate::warning!("Can't persist the AOF: fsync: {}", crate::persistence::aof::manifest::strerror(&e));
-        }
+        self.write_and_sync_blocking();
         self.server.aof.closed.store(true, Ordering::Release);
     }
 
@@ -758,7 +961,8 @@ impl Writer {
         let aof = &self.server.aof;
         let idle = self.write.is_none() && self.fsyncs.is_empty();
         if idle {
-            // Announce sleep, then look again (see `Sink::writer_needs_doorbell`).
+            // Announce sleep, then look again (see `Sink::writer_needs_doorbell`;
+            // a switch counts in `inbox_batches` too).
             aof.writer_sleeping.store(true, Ordering::SeqCst);
             if aof.inbox_batches.load(Ordering::SeqCst) > 0 || aof.closing.load(Ordering::SeqCst) {
                 aof.writer_sleeping.store(false, Ordering::SeqCst);
@@ -779,17 +983,32 @@ impl Writer {
 /// meanwhile waits in `buf` and goes out in the next one, so under
 /// `always` one fsync covers everything that arrived while the previous
 /// one ran (group commit). The thread sleeps in its ring: the completions
-/// and the shards' doorbells both end the wait.
+/// and the doorbells (shards that handed something over, a rewrite's
+/// `Sink::switch_file`, shutdown) all end the wait.
 pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opened) -> std::io::Result<()> {
+    let Opened { dir: _dir, file, fsync, current_size, base_size } = opened;
+    start_writer(server, Some(file), fsync, current_size, base_size)
+}
+
+/// The writer thread, appending to `file` (none: appends dropped until a
+/// rewrite's switch gives it one).
+fn start_writer(
+    server: std::sync::Arc<crate::server::Server>,
+    file: Option<std::fs::File>,
+    fsync: Fsync,
+    current_size: u64,
+    base_size: u64,
+) -> std::io::Result<()> {
     let ring = io_uring::IoUring::new(64)?;
+    let offset = file_len(file.as_ref());
+    // Set before the thread runs: start-up reads them right after.
+    server.aof.current_size.store(current_size, Ordering::Relaxed);
+    server.aof.base_size.store(base_size, Ordering::Relaxed);
+    server.aof.incr_size.store(offset, Ordering::Relaxed);
+    server.aof.set_fsync(fsync);
+    server.aof.writer_fd.store(std::os::fd::AsRawFd::as_raw_fd(&ring), Ordering::Release);
+    server.aof.running.store(true, Ordering::Release);
     std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
-        let Opened { dir: _dir, file, fsync, current_size, base_size } = opened;
-        let offset = file.metadata().map(|m| m.len()).unwrap_or(0);
-        server.aof.current_size.store(current_size, Ordering::Relaxed);
-        server.aof.base_size.store(base_size, Ordering::Relaxed);
-        server.aof.always.store(fsync == Fsync::Always, Ordering::Relaxed);
-        server.aof.writer_fd.store(std::os::fd::AsRawFd::as_raw_fd(&ring), Ordering::Release);
-        server.aof.running.store(true, Ordering::Release);
         let lanes = (0..server.shard_count).map(|_| Lane::default()).collect();
         let mut w = Writer {
             server,
@@ -799,6 +1018,8 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
             offset,
             lanes,
             received: 0,
+            switches: VecDeque::new(),
+            held: VecDeque::new(),
             buf: Vec::new(),
             buf_covers: 0,
             write: None,
@@ -816,6 +1037,8 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
             }
             let now = Instant::now();
             w.take_inbox();
+            while w.try_switch() {}
+            w.fsync = w.policy();
             w.start_io(now);
             let _ = w.ring.submit();
             let limit = match w.retry_at {
@@ -828,6 +1051,12 @@ pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opene
         }
     })?;
     Ok(())
+}
+
+/// Starts the writer with no file (`appendonly no` at start): CONFIG SET
+/// appendonly yes later gives it one through the rewrite's switch.
+pub fn spawn_idle_writer(server: &std::sync::Arc<crate::server::Server>, config: &Config) -> std::io::Result<()> {
+    start_writer(server.clone(), None, fsync_policy(config), 0, 0)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod aof;
 pub mod aof_file;
+pub mod aof_rewrite;
 pub mod lzf;
 pub mod payload;
 pub mod rdb;

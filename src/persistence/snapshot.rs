@@ -23,7 +23,7 @@ use crate::shard::ShardState;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ChildKind {
     Rdb,
-    /// Reserved for the AOF rewrite of a later issue.
+    /// BGREWRITEAOF (see `aof_rewrite`).
     Aof,
 }
 
@@ -152,6 +152,16 @@ impl Persistence {
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, PersistState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the running child if it is of `kind` (to kill and reap it).
+    pub fn take_child_of(&self, kind: ChildKind) -> Option<Child> {
+        let mut st = self.lock();
+        if st.child.as_ref().is_some_and(|c| c.kind == kind) {
+            st.child.take()
+        } else {
+            None
+        }
     }
 
     pub fn dirty_total(&self) -> u64 {
@@ -465,7 +475,7 @@ fn close_range(first: u32, last: u32) {
 }
 
 /// The child's whole life after fork(): never returns.
-fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
+fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd, kind: ChildKind) -> ! {
     close_inherited_fds(&[0, 1, 2, pipe, crate::log::raw_fd()]);
     crate::signal::reset_in_child();
     crate::log::set_role('C');
@@ -487,7 +497,7 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
     let mut last_sample = Instant::now() - Duration::from_secs(1);
     let mut sample_cost = Duration::from_micros(100);
     let mut cow = 0u64;
-    let result = write_dump(&states, config, &tmp, false, |keys, bytes| {
+    let progress = |keys, bytes| {
         // Keep smaps reading under ~1% of the child's time.
         if last_sample.elapsed() >= (sample_cost * 100).max(Duration::from_millis(100)) {
             let t = Instant::now();
@@ -496,7 +506,27 @@ fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd) -> ! {
             last_sample = Instant::now();
         }
         write_msg(pipe, MSG_PROGRESS, keys, bytes, cow);
-    });
+    };
+    if kind == ChildKind::Aof {
+        let code = match super::aof_rewrite::child_write(&states, config, pid as u32, progress) {
+            Ok(()) => {
+                log_any(
+                    crate::config::LogLevel::Notice,
+                    &format!("Successfully created the temporary AOF base file {}", super::aof::manifest::temp_rewrite_base_name(pid as u32)),
+                );
+                write_msg(pipe, MSG_DONE, 0, 0, private_dirty_bytes());
+                0
+            }
+            Err(line) => {
+                log_any(crate::config::LogLevel::Warning, &line);
+                write_msg(pipe, MSG_FAILED, 0, 0, 0);
+                1
+            }
+        };
+        // SAFETY: leave without running the parent's atexit handlers or destructors.
+        unsafe { libc::_exit(code) }
+    }
+    let result = write_dump(&states, config, &tmp, false, progress);
     let code = match result.and_then(|_| rename_durably(&tmp, &rdb_path(config), &config.dir).map_err(SaveError::Rename)) {
         Ok(previous) => {
             log_any(crate::config::LogLevel::Notice, "DB saved on disk");
@@ -526,13 +556,20 @@ fn held_states(shards: &mut ShardSet) -> (Vec<*mut ShardState>, u64) {
     (states, dirty)
 }
 
-/// Starts a BGSAVE. Must be called with every shard owned or held (`shards`
-/// has a pointer for each). `barrier` is how long the hold took to park them.
-pub fn start_bgsave(server: &crate::server::Server, shards: &mut ShardSet, config: &Config, barrier: Duration) -> Result<i32, String> {
+/// Forks a child of `kind` (BGSAVE or BGREWRITEAOF) at a cut of every shard:
+/// must be called with every shard owned or held (`shards` has a pointer
+/// for each). `barrier` is how long the hold took to park them. Errors are
+/// the command's error reply.
+pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config: &Config, barrier: Duration, kind: ChildKind) -> Result<i32, String> {
     let p = &server.persistence;
-    // Without SCHEDULE the gate only answers errors (a child is running).
-    if let Some(Err(e)) = bgsave_gate(p, false) {
-        return Err(e.into());
+    if p.lock().child.is_some() {
+        // Without SCHEDULE the gate only answers errors (a child is running).
+        if let Some(Err(e)) = bgsave_gate(p, false) {
+            return Err(e.into());
+        }
+    }
+    if kind == ChildKind::Aof && !super::aof_rewrite::before_fork(server, shards, config) {
+        return Err(super::aof_rewrite::CANT_START.into());
     }
     let (states, dirty_now) = held_states(shards);
     // SAFETY: every pointer is a shard owned or held by this thread for the
@@ -550,19 +587,24 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &mut ShardSet, confi
     if pid == 0 {
         // SAFETY: closing the read end in the child.
         unsafe { libc::close(fds[0]) };
-        child_main(states, config, fds[1]);
+        child_main(states, config, fds[1], kind);
     }
     let fork_usec = fork_start.elapsed().as_micros() as u64;
     // SAFETY: the write end belongs to the child now.
     unsafe { libc::close(fds[1]) };
     if pid < 0 {
+        let e = std::io::Error::last_os_error();
         // SAFETY: closing our read end.
         unsafe { libc::close(fds[0]) };
+        if kind == ChildKind::Aof {
+            super::aof_rewrite::fork_failed(server, &e);
+            return Err(super::aof_rewrite::CANT_START.into());
+        }
         let mut st = p.lock();
         st.last_bgsave_status = SaveStatus::Err;
         drop(st);
         p.update_write_gate(config);
-        crate::warning!("Can't save in background: fork: {}", std::io::Error::last_os_error());
+        crate::warning!("Can't save in background: fork: {}", e);
         return Err("ERR".into());
     }
     // SAFETY: non-blocking reads from the cron.
@@ -571,14 +613,16 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &mut ShardSet, confi
     let mut st = p.lock();
     st.latest_fork_usec = fork_usec;
     st.total_forks += 1;
-    st.last_bgsave_try_ms = now;
+    if kind == ChildKind::Rdb {
+        st.last_bgsave_try_ms = now;
+    }
     let _ = st.fork_usec.record(fork_usec.max(1));
     let barrier_usec = barrier.as_micros() as u64;
     let _ = st.barrier_usec.record(barrier_usec.max(1));
     let _ = st.pause_usec.record((barrier_usec + fork_usec).max(1));
     st.child = Some(Child {
         pid,
-        kind: ChildKind::Rdb,
+        kind,
         start_ms: now,
         pipe: fds[0],
         keys_total,
@@ -603,7 +647,11 @@ pub fn start_bgsave(server: &crate::server::Server, shards: &mut ShardSet, confi
         let home = shards.get_mut(0);
         home.stats.latency.add_sample("fork", fork_usec / 1000, now / 1000);
     }
-    crate::notice!("Background saving started by pid {}", pid);
+    if kind == ChildKind::Aof {
+        super::aof_rewrite::forked(server, pid);
+    } else {
+        crate::notice!("Background saving started by pid {}", pid);
+    }
     Ok(pid)
 }
 
@@ -643,8 +691,7 @@ pub fn save_foreground(server: &crate::server::Server, shards: &mut ShardSet, co
 /// Kills a running RDB child and waits for it (SHUTDOWN, FLUSHALL), removing
 /// its temp file; the save is not counted as an error.
 pub fn kill_child(server: &crate::server::Server, dir: &str, why: &str) {
-    let mut st = server.persistence.lock();
-    let Some(child) = st.child.take() else { return };
+    let Some(child) = server.persistence.take_child_of(ChildKind::Rdb) else { return };
     crate::warning!("{}", why);
     // SAFETY: signalling and reaping our own child (its descriptors are
     // closed when `child` drops).
@@ -692,18 +739,27 @@ pub fn cancel(server: &crate::server::Server) -> Result<&'static str, &'static s
     Err("ERR Background saving is currently not in progress or scheduled")
 }
 
+/// What the cron starts now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CronStart {
+    Nothing,
+    Bgsave,
+    Rewrite,
+}
+
 /// Polls the child from a shard's cron: progress messages, then reaping.
-/// Returns true when a BGSAVE should start now (scheduled, or a save point).
-pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
+/// With no child, says what to start, in serverCron's order: a scheduled
+/// rewrite, a save point, an automatic rewrite, a scheduled BGSAVE.
+pub fn cron(server: &crate::server::Server, config: &Config) -> CronStart {
     if poll_child(server, config) {
-        return false;
+        return CronStart::Nothing;
+    }
+    if super::aof_rewrite::lock(&server.aof_rewrite).scheduled && super::aof_rewrite::cron_wants_rewrite(server, config) {
+        return CronStart::Rewrite;
     }
     let p = &server.persistence;
     let st = p.lock();
     let now = crate::util::unix_ms();
-    if st.scheduled {
-        return true;
-    }
     // Save points: "save <seconds> <changes>"; after a failed save wait 5 s
     // before trying again, as Redis's CONFIG_BGSAVE_RETRY_DELAY.
     let dirty = p.dirty_total().saturating_sub(st.dirty_at_last_save);
@@ -712,10 +768,18 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> bool {
     for &(secs, changes) in &config.save {
         if dirty >= changes && since_save >= secs as i64 && retry_ok {
             crate::notice!("{} changes in {} seconds. Saving...", changes, secs);
-            return true;
+            return CronStart::Bgsave;
         }
     }
-    false
+    let scheduled = st.scheduled && retry_ok;
+    drop(st);
+    if super::aof_rewrite::cron_wants_rewrite(server, config) {
+        return CronStart::Rewrite;
+    }
+    if scheduled {
+        return CronStart::Bgsave;
+    }
+    CronStart::Nothing
 }
 
 /// Reads the child's progress messages and reaps it when it has exited
@@ -759,25 +823,25 @@ pub fn poll_child(server: &crate::server::Server, config: &Config) -> bool {
         let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
         if r == child.pid {
             let child = st.child.take().unwrap();
-            if child.kind != ChildKind::Rdb {
-                // Another kind of child (the AOF rewrite's slot): none of the
-                // RDB bookkeeping; a scheduled BGSAVE starts at the next cron.
-                crate::notice!("Background child {} ({:?}) exited", child.pid, child.kind);
-                return true;
-            }
             p.snapshot_active.store(false, Ordering::Relaxed);
-            let elapsed = (now - child.start_ms) / 1000;
-            st.last_bgsave_time_sec = elapsed;
-            st.last_cow_bytes = child.cow_peak;
             let _ = st.cow_bytes.record(child.cow_peak.max(1));
             if child.cow_peak > 0 {
                 crate::notice!(
-                    "Fork CoW for RDB: current {} MB, peak {} MB, average {} MB",
+                    "Fork CoW for {}: current {} MB, peak {} MB, average {} MB",
+                    if child.kind == ChildKind::Aof { "AOF rewrite" } else { "RDB" },
                     child.cow_current >> 20,
                     child.cow_peak >> 20,
                     (child.cow_sum / child.cow_samples.max(1)) >> 20
                 );
             }
+            if child.kind == ChildKind::Aof {
+                drop(st);
+                super::aof_rewrite::done(server, config, child.pid, status, child.cow_peak);
+                return true;
+            }
+            let elapsed = (now - child.start_ms) / 1000;
+            st.last_bgsave_time_sec = elapsed;
+            st.last_cow_bytes = child.cow_peak;
             if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
                 crate::notice!("Background saving terminated with success");
                 st.last_save_unix = now / 1000;
@@ -881,12 +945,17 @@ pub fn info_persistence(server: &crate::server::Server, dirty_total: u64) -> Str
     let p = &server.persistence;
     let st = p.lock();
     let now = crate::util::unix_ms();
-    let (in_progress, cur_time, cow_size, cow_peak, cow_age, fork_perc, keys_done, keys_total) = match &st.child {
-        Some(c) if c.kind == ChildKind::Rdb => {
+    // The current_* fields are of whichever child runs (BGSAVE or rewrite).
+    let (cow_size, cow_peak, cow_age, fork_perc, keys_done, keys_total) = match &st.child {
+        Some(c) => {
             let perc = if c.keys_total > 0 { c.keys_done as f64 * 100.0 / c.keys_total as f64 } else { 0.0 };
-            (1, (now - c.start_ms) / 1000, c.cow_current, c.cow_peak, (now - c.cow_updated_ms) / 1000, perc, c.keys_done, c.keys_total)
+            (c.cow_current, c.cow_peak, (now - c.cow_updated_ms) / 1000, perc, c.keys_done, c.keys_total)
         }
-        _ => (0, -1, 0, 0, 0, 0.0, 0, 0),
+        None => (0, 0, 0, 0.0, 0, 0),
+    };
+    let (in_progress, cur_time) = match &st.child {
+        Some(c) if c.kind == ChildKind::Rdb => (1, (now - c.start_ms) / 1000),
+        _ => (0, -1),
     };
     let changes = dirty_total.saturating_sub(st.dirty_at_last_save);
     let mut s = String::new();
@@ -903,7 +972,8 @@ pub fn info_persistence(server: &crate::server::Server, dirty_total: u64) -> Str
         st.last_load_keys_expired,
         st.last_load_keys_loaded
     ));
-    s.push_str(&server.aof.info_fields());
+    drop(st);
+    s.push_str(&server.aof.info_fields(&super::aof_rewrite::info(server)));
     s
 }
 
@@ -999,8 +1069,9 @@ pub fn info_stats_fork(server: &crate::server::Server) -> (u64, u64) {
 mod tests {
     use super::*;
 
-    /// A child of another kind (the slot the AOF rewrite will use): a real
-    /// process of ours, so the cron's waitpid reaps it as it would a fork.
+    /// A child of another kind (a stand-in for a rewrite, exiting without
+    /// a base: the rewrite counts as failed): a real process of ours, so
+    /// the cron's waitpid reaps it as it would a fork.
     fn other_child(seconds: &str) -> Child {
         let proc = std::process::Command::new("sleep").arg(seconds).spawn().expect("spawn sleep");
         let pid = proc.id() as i32;
@@ -1050,11 +1121,11 @@ mod tests {
         assert_eq!(cancel(&server), Err("ERR Background saving is currently not in progress or scheduled"));
         assert_eq!(bgsave_gate(p, true), Some(Ok("Background saving scheduled")));
         // While the other child runs, the cron does not start the BGSAVE.
-        assert!(!cron(&server, &config));
+        assert_eq!(cron(&server, &config), CronStart::Nothing);
         let t = Instant::now();
         while p.lock().child.is_some() {
             assert!(t.elapsed() < Duration::from_secs(10), "child not reaped");
-            assert!(!cron(&server, &config), "no BGSAVE while the other child runs or in its reaping cron");
+            assert_eq!(cron(&server, &config), CronStart::Nothing, "no BGSAVE while the other child runs or in its reaping cron");
             std::thread::sleep(Duration::from_millis(20));
         }
         // Reaped without RDB bookkeeping; the next cron starts the scheduled save.
@@ -1063,7 +1134,7 @@ mod tests {
             assert_eq!((st.last_bgsave_status, st.rdb_saves, st.last_bgsave_time_sec), (SaveStatus::Ok, 0, -1));
             assert!(st.scheduled);
         }
-        assert!(cron(&server, &config));
+        assert_eq!(cron(&server, &config), CronStart::Bgsave);
     }
 
     #[test]

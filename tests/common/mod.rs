@@ -960,3 +960,15 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 pub fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// A copy of `from/appendonlydir` in a fresh `<tmp>/<prefix>-<pid>-<tag>`
+/// (the directory a server wrote, for another server to load).
+pub fn copy_aof_dir(prefix: &str, from: &Path, tag: &str) -> PathBuf {
+    let to = std::env::temp_dir().join(format!("{}-{}-{}", prefix, std::process::id(), tag));
+    let _ = std::fs::remove_dir_all(&to);
+    std::fs::create_dir_all(to.join("appendonlydir")).unwrap();
+    for e in std::fs::read_dir(from.join("appendonlydir")).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join("appendonlydir").join(e.file_name())).unwrap();
+    }
+    to
+}
