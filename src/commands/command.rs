@@ -111,7 +111,15 @@ pub fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
 }
 
 fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
-    flags::NAMES.iter().filter(|(f, _)| spec.flags & f != 0).map(|(_, n)| *n).collect()
+    let mut names: Vec<&'static str> = flags::NAMES.iter().filter(|(f, _)| spec.flags & f != 0).map(|(_, n)| *n).collect();
+    // Redis's populateCommandMovableKeys: a command whose keys are found by a
+    // function (numkeys, SORT's STORE; SORT_RO has sortROGetKeys) has
+    // "movablekeys", listed before "allow_busy".
+    if spec.keys.find.is_some() || spec.name == "sort_ro" {
+        let at = names.iter().position(|n| *n == "allow_busy").unwrap_or(names.len());
+        names.insert(at, "movablekeys");
+    }
+    names
 }
 
 /// Key-spec flags approximating Redis's: read-only commands access their keys,
@@ -121,6 +129,23 @@ fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
         &["RW", "update"]
     } else {
         &["RO", "access"]
+    }
+}
+
+/// The flags of the key at `cmd[pos]` where Redis's key specs (and getkeys
+/// functions) give it other flags than `key_spec_flags`'s approximation.
+fn key_flags_at(spec: &CommandSpec, cmd: &[&[u8]], pos: usize) -> &'static [&'static str] {
+    match spec.name {
+        // setGetKeys: SET ... GET reads the old value.
+        "set" if cmd.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) => &["RW", "access", "update"],
+        "set" | "mset" => &["OW", "update"],
+        "msetnx" => &["OW", "insert"],
+        "lmove" | "rpoplpush" if pos == 1 => &["RW", "access", "delete"],
+        "lmove" | "rpoplpush" => &["RW", "insert"],
+        // sortGetKeys: the sorted key is read, the STORE destination overwritten.
+        "sort" if pos == 1 => &["RO", "access"],
+        "sort" => &["OW", "update"],
+        _ => key_spec_flags(spec),
     }
 }
 
@@ -346,9 +371,10 @@ fn getkeysandflags(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     match keys_of(args) {
         Err(e) => r.error(e),
         Ok((id, positions)) => {
-            let kf = key_spec_flags(&CommandTable::get().specs[id]);
+            let spec = &CommandTable::get().specs[id];
             r.array(positions.len());
             for p in positions {
+                let kf = key_flags_at(spec, &args[2..], p);
                 r.array(2);
                 r.bulk(args[2 + p]);
                 r.set(kf.len());
@@ -399,6 +425,21 @@ mod tests {
         // Taken from redis-server 7.0.15's `COMMAND INFO get` after HELLO 3.
         let redis = b"*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n~3\r\n+@read\r\n+@string\r\n+@fast\r\n~0\r\n~1\r\n%3\r\n$5\r\nflags\r\n~2\r\n+RO\r\n+access\r\n$12\r\nbegin_search\r\n%2\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n%1\r\n$5\r\nindex\r\n:1\r\n$9\r\nfind_keys\r\n%2\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n%3\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n~0\r\n";
         assert_eq!(String::from_utf8_lossy(&b), String::from_utf8_lossy(redis));
+    }
+
+    /// Redis 7.0.15's introspection-2.tcl: commands whose keys a function
+    /// finds are "movablekeys", plain key ranges are not.
+    #[test]
+    fn movablekeys_as_redis_marks_it() {
+        let table = CommandTable::get();
+        let flags = |name: &str| flag_names(&table.specs[lookup_name(name.as_bytes()).unwrap()]);
+        for name in ["zunionstore", "zinter", "sort", "sort_ro", "lmpop", "sintercard"] {
+            assert!(flags(name).contains(&"movablekeys"), "{}: {:?}", name, flags(name));
+        }
+        assert_eq!(flags("zunionstore"), ["write", "denyoom", "movablekeys"]);
+        for name in ["set", "get", "mset", "bitfield", "lmove", "lpop", "ping", "memory", "memory|usage", "rename"] {
+            assert!(!flags(name).contains(&"movablekeys"), "{}: {:?}", name, flags(name));
+        }
     }
 
     #[test]

@@ -8,7 +8,11 @@
 /// reading and a base re-synchronised with the wall clock by cron.
 pub struct Clock {
     base_ns: u64,
-    base_unix_ms: i64,
+    /// Wall-clock nanoseconds at `base_ns`: kept whole, so that derived
+    /// milliseconds truncate as the wall clock's do (a base truncated to
+    /// milliseconds put the clock up to 2 ms behind: a PTTL right after
+    /// GETEX PXAT now+10000 answered 10001).
+    base_unix_ns: u64,
     /// The latest reading (monotonic nanoseconds): the start of the next command.
     pub last: u64,
 }
@@ -21,10 +25,14 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
 impl Clock {
     pub fn new() -> Clock {
         let now = monotonic_ns();
-        Clock { base_ns: now, base_unix_ms: crate::util::unix_ms(), last: now }
+        Clock { base_ns: now, base_unix_ns: unix_ns(), last: now }
     }
     /// Reads the clock; returns (and remembers) the reading.
     #[inline]
@@ -40,11 +48,11 @@ impl Clock {
     /// Unix milliseconds at the latest reading.
     #[inline]
     pub fn now_ms(&self) -> i64 {
-        self.base_unix_ms + (self.last.saturating_sub(self.base_ns) / 1_000_000) as i64
+        ((self.base_unix_ns + self.last.saturating_sub(self.base_ns)) / 1_000_000) as i64
     }
     pub fn resync(&mut self) {
         self.base_ns = monotonic_ns();
-        self.base_unix_ms = crate::util::unix_ms();
+        self.base_unix_ns = unix_ns();
         self.last = self.base_ns;
     }
 }
@@ -52,5 +60,22 @@ impl Clock {
 impl Default for Clock {
     fn default() -> Clock {
         Clock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command's unix milliseconds are never behind the wall clock read
+    /// before it (Redis's mstime(); the TCL suite's `clock milliseconds`).
+    #[test]
+    fn now_ms_is_not_behind_the_wall_clock() {
+        let mut c = Clock::new();
+        for _ in 0..20_000 {
+            let wall = crate::util::unix_ms();
+            c.tick();
+            assert!(c.now_ms() >= wall, "{} < {}", c.now_ms(), wall);
+        }
     }
 }
