@@ -149,6 +149,13 @@ fn client_list_and_kill_span_shards() {
     // SKIPME defaults to yes; killing yourself closes after the reply.
     let n = me.call(&["CLIENT", "KILL", "TYPE", "normal"]);
     assert_eq!(n, ":4\r\n");
+    // They leave connected_clients at once (Redis frees them in CLIENT KILL),
+    // and once only when their shards close them.
+    for _ in 0..2 {
+        let info = me.call(&["INFO", "clients"]);
+        assert!(info.contains("connected_clients:1\r\n"), "{info}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
     assert_eq!(me.call(&["PING"]), "+PONG\r\n");
     let mut victim = server.connect();
     let id = victim.call(&["CLIENT", "ID"]);

@@ -525,6 +525,9 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             killed += 1;
         }
     }
+    // Counted out now, as Redis's freeClient; the shards' cron closes the
+    // connections (and does not count them out again).
+    ctx.server.connected_clients.fetch_sub(killed as usize, std::sync::atomic::Ordering::AcqRel);
     if let Some(me) = caller {
         if !f.skip_me && f.matches(&me) {
             killed += 1;

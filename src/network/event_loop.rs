@@ -582,10 +582,11 @@ impl EventLoop {
         if conn.client.monitor {
             self.server.monitors.fetch_sub(1, Ordering::AcqRel);
         }
-        self.server.connected_clients.fetch_sub(1, Ordering::AcqRel);
         let st = self.state();
-        if let Some(slot) = st.clients.get_mut(index as usize) {
-            *slot = None;
+        let slot = st.clients.get_mut(index as usize).and_then(|slot| slot.take());
+        // CLIENT KILL already counted a killed client out.
+        if !slot.is_some_and(|info| info.kill_requested) {
+            self.server.connected_clients.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
