@@ -88,23 +88,23 @@ pub fn run(config: Config) -> Result<(), String> {
         }
         listeners.push(v);
     }
-    // Shard states are built here so the dump can be loaded into them before
-    // any thread serves; each thread then owns its state.
-    let mut states: Vec<Box<ShardState>> = (0..shards).map(|id| Box::new(ShardState::new(id, shards, config.clone()))).collect();
-    // With appendonly yes the AOF is the dataset, as in Redis (the RDB is not read).
-    if persistence::aof_file::enabled(&config) {
-        let opened = persistence::aof_file::load_at_startup(&mut states, &config, &server)?;
-        persistence::aof_file::spawn_writer(server.clone(), opened).map_err(|e| e.to_string())?;
-    } else {
-        persistence::snapshot::load_at_startup(&mut states, &config, &server.persistence)?;
+    // The shards start empty and serve at once; while the dataset loads
+    // (below, on this thread) commands without the LOADING flag are
+    // answered -LOADING, as Redis does.
+    let aof_on = persistence::aof_file::enabled(&config);
+    // Without an AOF or a dump there is nothing to load and no loading phase.
+    let has_data = aof_on || std::path::Path::new(&persistence::snapshot::rdb_path(&config)).exists();
+    server.loading.store(has_data, std::sync::atomic::Ordering::SeqCst);
+    server.loading_start_time.store(util::unix_ms() / 1000, std::sync::atomic::Ordering::Relaxed);
+    if let Some(step) = config.others.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()) {
+        persistence::rdb::LOAD_PROGRESS.interval.store(step, std::sync::atomic::Ordering::Relaxed);
+    }
+    if !aof_on {
+        server.loading_total_bytes.store(persistence::snapshot::rdb_size(&config), std::sync::atomic::Ordering::Relaxed);
         // Idle until CONFIG SET appendonly yes gives it a file.
         persistence::aof_file::spawn_idle_writer(&server, &config).map_err(|e| e.to_string())?;
     }
-    persistence::aof_rewrite::init_at_startup(&server, &config)?;
-    // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
-    // before, while loading, it still ends the process at once.
-    signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;
-    let mut states: Vec<Option<Box<ShardState>>> = states.into_iter().map(Some).collect();
+    let mut states: Vec<Option<Box<ShardState>>> = (0..shards).map(|id| Some(Box::new(ShardState::new(id, shards, config.clone())))).collect();
     let mesh = shard::mailbox::mesh(shards, network::event_loop::MAILBOX_CAPACITY);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = vec![];
@@ -140,6 +140,14 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     system_warnings(thp_disabled);
     notice!("Server initialized");
+    if has_data {
+        load_while_serving(&server, &config, shards, aof_on)?;
+    } else {
+        persistence::aof_rewrite::init_at_startup(&server, &config)?;
+    }
+    // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
+    // before, while loading, it ends the process at once (nothing is saved).
+    signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;
     // "Ready" once every shard has armed its accepts (clients that connect
     // earlier wait in the listen backlog, they are not refused).
     let t = std::time::Instant::now();
@@ -159,6 +167,50 @@ pub fn run(config: Config) -> Result<(), String> {
         let _ = h.join();
     }
     Ok(())
+}
+
+/// Loads the dataset (the AOF with `appendonly yes`, the RDB otherwise)
+/// into states of this thread's own, then holds every shard (they park at a
+/// quiescent point, as for a multi-shard command) and moves the loaded
+/// databases into them, turns the AOF on, and clears `loading`. The shards
+/// never see a half-loaded keyspace: until the hand-over their databases are
+/// empty and only LOADING-flagged commands run.
+fn load_while_serving(server: &Arc<Server>, config: &Config, shards: usize, aof_on: bool) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    let mut loaded: Vec<Box<ShardState>> = (0..shards).map(|id| Box::new(ShardState::new(id, shards, config.clone()))).collect();
+    let opened = if aof_on {
+        Some(persistence::aof_file::load_at_startup(&mut loaded, config, server)?)
+    } else {
+        persistence::snapshot::load_at_startup(&mut loaded, config, &server.persistence)?;
+        None
+    };
+    // The shards wake for their cron (at least every second) and park; no
+    // doorbell is needed from this thread, which has no ring.
+    let guard = loop {
+        if let Some(g) = server.hold.try_hold(usize::MAX, shard::hold::ShardMask::all(shards), |_| {}) {
+            break g;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    for (i, l) in loaded.iter_mut().enumerate() {
+        // SAFETY: the guard is held: every shard has published PARKED
+        // (Acquire in try_hold) and its thread touches nothing until the
+        // guard is dropped below; this is the only reference made to it.
+        let st = unsafe { &mut *server.hold.shard_ptr(i) };
+        std::mem::swap(&mut st.dbs, &mut l.dbs);
+        // With the AOF, the stream was turned on at the end of the load.
+        std::mem::swap(&mut st.stream, &mut l.stream);
+        st.dirty += l.dirty;
+    }
+    let result = (|| {
+        if let Some(opened) = opened {
+            persistence::aof_file::spawn_writer(server.clone(), opened).map_err(|e| e.to_string())?;
+        }
+        persistence::aof_rewrite::init_at_startup(server, config)
+    })();
+    server.loading.store(false, Ordering::SeqCst);
+    drop(guard);
+    result
 }
 
 /// The warnings Redis prints about the kernel's memory settings, which

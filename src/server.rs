@@ -41,6 +41,14 @@ pub struct Server {
     /// The AOF's state, manifest and rewrite bookkeeping (taken rarely:
     /// BGREWRITEAOF, CONFIG SET, the cron, INFO).
     pub aof_rewrite: std::sync::Mutex<crate::persistence::aof_rewrite::Rewrite>,
+    /// Start-up loading of the dataset (Redis's `server.loading`): while set,
+    /// commands without the LOADING flag are answered `-LOADING` (one relaxed
+    /// load per command). Cleared once the loaded data is in the shards.
+    pub loading: AtomicBool,
+    /// Unix seconds when loading began, and the size of what is loaded
+    /// (INFO's `loading_start_time`, `loading_total_bytes`).
+    pub loading_start_time: AtomicI64,
+    pub loading_total_bytes: AtomicU64,
 }
 
 /// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
@@ -77,6 +85,9 @@ impl Server {
             shards_ready: AtomicUsize::new(0),
             aof: Default::default(),
             aof_rewrite: Default::default(),
+            loading: AtomicBool::new(false),
+            loading_start_time: AtomicI64::new(0),
+            loading_total_bytes: AtomicU64::new(0),
         }
     }
 

@@ -102,8 +102,14 @@ fn wait_ready(port: u16, child: &mut Child) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("server exited early: {status}");
         }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+        // Serving once PING answers +PONG: while the dump loads, the server
+        // (ringkv and Redis alike) may answer -LOADING.
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+            let mut buf = [0u8; 7];
+            if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                return;
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     }

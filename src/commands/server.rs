@@ -187,8 +187,14 @@ pub fn prepare_for_shutdown(
     server: &crate::server::Server,
     shards: &mut crate::shard::hold::ShardSet,
     config: &crate::config::Config,
-    flags: ShutdownFlags,
+    mut flags: ShutdownFlags,
 ) -> bool {
+    // As Redis's shutdownCommand: while the dataset loads nothing is saved
+    // (the shards hold only part of it).
+    if server.loading.load(std::sync::atomic::Ordering::Relaxed) {
+        flags.save = false;
+        flags.nosave = true;
+    }
     crate::warning!("User requested shutdown...");
     crate::persistence::snapshot::kill_child(server, &config.dir, "There is a child saving an .rdb. Killing it!");
     if !crate::persistence::aof_rewrite::before_shutdown(server, config, flags.force) {

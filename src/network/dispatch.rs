@@ -421,6 +421,11 @@ impl EventLoop {
             let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
             return self.reject(index, Some(id), msg.as_bytes());
         }
+        // Start-up loading (Redis's processCommand): only the commands
+        // flagged `loading` run until the dataset is in the shards.
+        if self.server.loading.load(std::sync::atomic::Ordering::Relaxed) && spec.flags & flags::LOADING == 0 {
+            return self.reject(index, Some(id), b"LOADING Redis is loading the dataset in memory");
+        }
         if spec.is_write() {
             self.conns[index as usize].as_mut().unwrap().wrote = true;
         }

@@ -276,8 +276,10 @@ impl EventLoop {
             _ => self.next_cron_ms,
         };
         let mut wait_ms = (until - now).clamp(1, 1000) as u64;
-        if !self.server.aof.durable(self.durable_mark) {
+        if !self.server.aof.durable(self.durable_mark) || self.server.loading.load(Ordering::Relaxed) {
             // The writer's doorbell ends the wait; this bounds a lost one.
+            // While the dataset loads, the loader (a thread without a ring,
+            // so without doorbells) waits for this shard to park.
             wait_ms = wait_ms.min(10);
         }
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));

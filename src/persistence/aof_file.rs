@@ -429,6 +429,15 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         crate::notice!("{}", line);
         manifest = upgraded;
     }
+    // INFO's loading_total_bytes: all the files loaded, as Redis counts them.
+    let total: u64 = manifest
+        .base
+        .iter()
+        .chain(manifest.incr.iter())
+        .filter_map(|f| std::fs::metadata(dir.join(String::from_utf8_lossy(&f.name).as_ref())).ok())
+        .map(|m| m.len())
+        .sum();
+    server.loading_total_bytes.store(total, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     let opts = ReadOptions {
         load_truncated: setting(config, "aof-load-truncated", "yes") == "yes",
@@ -446,11 +455,14 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     }
     let mut clock = crate::exec::Clock::new();
     let table = crate::commands::CommandTable::get();
+    let delay = crate::persistence::snapshot::key_load_delay(config);
     let status = aof::load_dir(&dir, &manifest, &opts, |item| {
         let mut run = |c: aof::Command| -> Result<(), String> {
             let Some(id) = table.lookup(c.argv[0]) else {
                 return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
             };
+            // Redis's loader waits `key-load-delay` after each command too.
+            crate::persistence::snapshot::debug_delay(delay);
             let mut out = Vec::new();
             let mut r = crate::protocol::Reply::new(&mut out, 2);
             let mut ctx = crate::commands::Ctx::new(&mut set, server, 0, c.db, 2, crate::util::unix_ms(), None);
@@ -459,6 +471,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         };
         match item {
             Item::Key { db, key, entry } => {
+                crate::persistence::snapshot::debug_delay(delay);
                 let s = crate::shard::slot::key_shard(&key, ptrs.len());
                 set.get_mut(s).dbs[db].insert_entry(key.into_boxed_slice(), entry);
                 Ok(())

@@ -2,6 +2,8 @@
 //! strings (integer and LZF forms as Redis chooses them), the opcodes, and a
 //! loader for versions 1 to 12 of the types ringkv has.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::lzf;
 use super::rdb_load;
 use crate::config::EncodingLimits;
@@ -474,6 +476,30 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// How far the start-up load has come, for INFO's `loading_*` fields while
+/// it runs (written by the one loading thread, read by INFO).
+pub struct LoadProgress {
+    /// Bytes of the image parsed, advanced as Redis advances
+    /// `loading_loaded_bytes`: in steps of `loading-process-events-interval-bytes`.
+    pub loaded_bytes: AtomicU64,
+    /// The image's `used-mem` aux field (`loading_rdb_used_mem`).
+    pub rdb_used_mem: AtomicU64,
+    /// `loading-process-events-interval-bytes`.
+    pub interval: AtomicU64,
+}
+
+impl LoadProgress {
+    #[inline]
+    fn note(&self, pos: usize) {
+        let step = self.interval.load(Ordering::Relaxed).max(1);
+        let stepped = pos as u64 / step * step;
+        self.loaded_bytes.store(stepped, Ordering::Relaxed);
+    }
+}
+
+pub static LOAD_PROGRESS: LoadProgress =
+    LoadProgress { loaded_bytes: AtomicU64::new(0), rdb_used_mem: AtomicU64::new(0), interval: AtomicU64::new(LOADING_INTERVAL_BYTES as u64) };
+
 /// Parses a whole RDB image, calling `on_key(db, key, entry)` for every live
 /// key. Expired keys (at `now_ms`) are counted and skipped. Verifies the
 /// CRC-64 when the file carries one. Collections take Redis 7.0's default
@@ -550,6 +576,10 @@ fn load_image(
             OPCODE_AUX => {
                 let k = r.string()?;
                 let v = r.string()?;
+                if k == b"used-mem" {
+                    let mem = std::str::from_utf8(&v).ok().and_then(|t| t.parse().ok()).unwrap_or(0);
+                    LOAD_PROGRESS.rdb_used_mem.store(mem, Ordering::Relaxed);
+                }
                 stats.aux.push((k, v));
             }
             OPCODE_MODULE_AUX => {
@@ -614,6 +644,7 @@ fn load_image(
                     continue;
                 }
                 stats.keys_loaded += 1;
+                LOAD_PROGRESS.note(r.pos);
                 on_key(db, key, Entry { value, expire_at_ms: exp, access_ms: now_ms });
             }
         }

@@ -186,7 +186,7 @@ impl Persistence {
 
 pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
 
-fn rdb_path(config: &Config) -> String {
+pub fn rdb_path(config: &Config) -> String {
     format!("{}/{}", config.dir, config.dbfilename)
 }
 
@@ -868,6 +868,55 @@ pub fn poll_child(server: &crate::server::Server, config: &Config) -> bool {
     false
 }
 
+/// The lines Redis logs for the aux fields it reads from an RDB.
+fn log_aux_fields(aux: &[(Vec<u8>, Vec<u8>)]) {
+    for (k, v) in aux {
+        let text = String::from_utf8_lossy(v);
+        match k.as_slice() {
+            b"redis-ver" => crate::notice!("Loading RDB produced by version {}", text),
+            b"ctime" => {
+                let age = (crate::util::unix_ms() / 1000 - text.parse::<i64>().unwrap_or(0)).max(0);
+                crate::notice!("RDB age {} seconds", age);
+            }
+            b"used-mem" => crate::notice!("RDB memory usage when created {:.2} Mb", text.parse::<f64>().unwrap_or(0.0) / (1024.0 * 1024.0)),
+            _ => {}
+        }
+    }
+}
+
+/// `key-load-delay`: microseconds to wait after each key loaded (a hidden
+/// Redis setting that makes loading long, for tests).
+pub fn key_load_delay(config: &Config) -> i64 {
+    config.others.get("key-load-delay").and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Redis's `debugDelay`: sleeps `usec` microseconds; a negative value sleeps
+/// one microsecond about once every `-usec` calls.
+#[inline]
+pub fn debug_delay(usec: i64) {
+    if usec == 0 {
+        return;
+    }
+    let usec = if usec < 0 {
+        static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+        let mut x = SEED.load(std::sync::atomic::Ordering::Relaxed);
+        let r = crate::shard::keyspace::xorshift(&mut x);
+        SEED.store(x, std::sync::atomic::Ordering::Relaxed);
+        i64::from(r.is_multiple_of(usec.unsigned_abs()))
+    } else {
+        usec
+    };
+    if usec > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(usec as u64));
+    }
+}
+
+/// The size of what start-up loads (`dir/dbfilename`), for INFO's
+/// `loading_total_bytes`.
+pub fn rdb_size(config: &Config) -> u64 {
+    std::fs::metadata(rdb_path(config)).map(|m| m.len()).unwrap_or(0)
+}
+
 /// Loads `dir/dbfilename` into the shard states before they start serving.
 /// A missing file is an empty dataset; a bad one is a refusal to start.
 pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, p: &Persistence) -> Result<(), String> {
@@ -888,11 +937,13 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
     let shards = states.len();
     let databases = config.databases;
     let mut bad_db = None;
+    let delay = key_load_delay(config);
     let stats = rdb::load_with(&data, crate::util::unix_ms(), &config.encodings, |db, key, entry| {
         if db >= databases {
             bad_db = Some(db);
             return;
         }
+        debug_delay(delay);
         let s = crate::shard::slot::key_shard(&key, shards);
         // SAFETY: the caller owns or holds every state for the whole load.
         let ptr: *mut ShardState = states[s];
@@ -915,6 +966,7 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
             databases, db
         ));
     }
+    log_aux_fields(&stats.aux);
     let mut st = p.lock();
     st.last_load_keys_loaded = stats.keys_loaded;
     st.last_load_keys_expired = stats.keys_expired;
@@ -959,7 +1011,7 @@ pub fn info_persistence(server: &crate::server::Server, dirty_total: u64) -> Str
     };
     let changes = dirty_total.saturating_sub(st.dirty_at_last_save);
     let mut s = String::new();
-    s.push_str("loading:0\r\nasync_loading:0\r\n");
+    s.push_str(if server.loading.load(std::sync::atomic::Ordering::Relaxed) { "loading:1\r\nasync_loading:0\r\n" } else { "loading:0\r\nasync_loading:0\r\n" });
     s.push_str(&format!("current_cow_peak:{}\r\ncurrent_cow_size:{}\r\ncurrent_cow_size_age:{}\r\ncurrent_fork_perc:{:.2}\r\ncurrent_save_keys_processed:{}\r\ncurrent_save_keys_total:{}\r\n", cow_peak, cow_size, cow_age, fork_perc, keys_done, keys_total));
     s.push_str(&format!("rdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\n", changes, in_progress, st.last_save_unix));
     s.push_str(&format!(
@@ -974,7 +1026,31 @@ pub fn info_persistence(server: &crate::server::Server, dirty_total: u64) -> Str
     ));
     drop(st);
     s.push_str(&server.aof.info_fields(&super::aof_rewrite::info(server)));
+    if server.loading.load(std::sync::atomic::Ordering::Relaxed) {
+        s.push_str(&loading_fields(server));
+    }
     s
+}
+
+/// INFO's `loading_*` fields while the dataset loads, computed as Redis
+/// 7.0's `genRedisInfoString`.
+fn loading_fields(server: &crate::server::Server) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let start = server.loading_start_time.load(Relaxed);
+    let total = server.loading_total_bytes.load(Relaxed);
+    let loaded = rdb::LOAD_PROGRESS.loaded_bytes.load(Relaxed);
+    let (perc, remaining) = if total > 0 { (loaded as f64 / total as f64 * 100.0, total.saturating_sub(loaded)) } else { (0.0, 1) };
+    let elapsed = (crate::util::unix_ms() / 1000 - start).max(0) as u64;
+    let eta = if elapsed == 0 { 1 } else { elapsed * remaining / (loaded + 1) };
+    format!(
+        "loading_start_time:{}\r\nloading_total_bytes:{}\r\nloading_rdb_used_mem:{}\r\nloading_loaded_bytes:{}\r\nloading_loaded_perc:{:.2}\r\nloading_eta_seconds:{}\r\n",
+        start,
+        total,
+        rdb::LOAD_PROGRESS.rdb_used_mem.load(Relaxed),
+        loaded,
+        perc,
+        eta
+    )
 }
 
 /// `# Snapshot`: ringkv's histograms (Redis has none), p50/p99/p999/max and counts.

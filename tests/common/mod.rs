@@ -65,6 +65,16 @@ impl Server {
     /// (ringkv-only options such as `--shards` dropped): every test must pass against real
     /// Redis too, which is how the tests themselves are checked.
     pub fn ringkv(extra: &[&str]) -> Server {
+        Server::target(extra, false)
+    }
+
+    /// `ringkv`, returning as soon as the server answers at all: a server
+    /// still loading its dataset (PING answered `-LOADING`) counts as started.
+    pub fn ringkv_loading(extra: &[&str]) -> Server {
+        Server::target(extra, true)
+    }
+
+    fn target(extra: &[&str], loading_ok: bool) -> Server {
         if std::env::var("RINGKV_TEST_TARGET").is_ok_and(|t| t == "redis") {
             let mut args = vec![];
             let mut it = extra.iter();
@@ -75,9 +85,10 @@ impl Server {
                     args.push(*a);
                 }
             }
-            return Server::redis(&args);
+            require_tool("redis-server");
+            return Server::start(Kind::Redis, &args, loading_ok);
         }
-        Server::start(Kind::Ringkv, extra)
+        Server::start(Kind::Ringkv, extra, loading_ok)
     }
 
     /// Starts a real `redis-server --port P --save "" --appendonly no ...`
@@ -85,7 +96,7 @@ impl Server {
     /// is not installed: these tests need it and must not pass silently.
     pub fn redis(extra: &[&str]) -> Server {
         require_tool("redis-server");
-        Server::start(Kind::Redis, extra)
+        Server::start(Kind::Redis, extra, false)
     }
 
     /// Starts ringkv and redis-server with the same `common` options; `ringkv_extra` is
@@ -97,7 +108,7 @@ impl Server {
         (Server::ringkv(&args), redis)
     }
 
-    fn start(kind: Kind, extra: &[&str]) -> Server {
+    fn start(kind: Kind, extra: &[&str], loading_ok: bool) -> Server {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
@@ -131,7 +142,7 @@ impl Server {
                 Err(e) => panic!("cannot start {}: {}", kind.name(), e),
             };
             let mut server = Server { child, kind, port, dir, log_path, stdio_path };
-            match server.wait_ready() {
+            match server.wait_ready(loading_ok) {
                 Ok(()) => return server,
                 Err(Retry::PortTaken(log)) => {
                     last_log = log;
@@ -145,7 +156,7 @@ impl Server {
         panic!("{} could not get a free port after {} attempts; last log:\n{}", kind.name(), START_ATTEMPTS, last_log)
     }
 
-    fn wait_ready(&mut self) -> Result<(), Retry> {
+    fn wait_ready(&mut self, loading_ok: bool) -> Result<(), Retry> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -163,7 +174,10 @@ impl Server {
                 s.set_write_timeout(Some(Duration::from_secs(2))).ok();
                 let mut buf = [0u8; 7];
                 // A server with `requirepass` answers -NOAUTH: serving all the same.
-                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH")) {
+                if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok()
+                    && s.read_exact(&mut buf).is_ok()
+                    && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH") || (loading_ok && &buf == b"-LOADIN"))
+                {
                     // SO_REUSEPORT (ringkv's listeners) lets another process share the port
                     // silently: make sure every listener on it is ours.
                     if self.kind == Kind::Ringkv && !listeners_all_ours(self.port, self.pid()) {
