@@ -133,6 +133,11 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.error_parts(&[b"ERR CONFIG SET failed (possibly related to argument '", crate::util::printf_str(name, usize::MAX), b"') - ", why.as_bytes()]);
         return;
     }
+    // During start-up loading the shards hold an empty keyspace that the
+    // loaded one replaces: starting the AOF now would write a base of it.
+    if chosen.iter().any(|(d, _, _)| d.name == "appendonly") && ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) {
+        return r.error(super::err::LOADING);
+    }
     // Set everything on a copy; the shards' configs change only if all succeed.
     let old = ctx.config();
     let mut new = old.clone();

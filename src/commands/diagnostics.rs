@@ -431,6 +431,12 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let sub = args[1];
     let argc = args.len();
+    // DEBUG runs during start-up loading (Redis flags it `loading`), but the
+    // shards hold an empty keyspace until the loaded one replaces it: RELOAD
+    // would save that over the file being loaded, POPULATE would be lost.
+    if ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) && (eq_ic(sub, "reload") || eq_ic(sub, "populate")) {
+        return r.error(super::err::LOADING);
+    }
     if eq_ic(sub, "help") && argc == 2 {
         reply_help(r, DEBUG_HELP);
     } else if eq_ic(sub, "populate") && (3..=5).contains(&argc) {

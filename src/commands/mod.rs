@@ -482,6 +482,7 @@ impl<'a> Ctx<'a> {
 
 /// Common error replies (Redis's shared.* objects).
 pub mod err {
+    pub const LOADING: &str = "LOADING Redis is loading the dataset in memory";
     pub const SYNTAX: &str = "ERR syntax error";
     pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
     pub const NOT_FLOAT: &str = "ERR value is not a valid float";

@@ -424,7 +424,7 @@ impl EventLoop {
         // Start-up loading (Redis's processCommand): only the commands
         // flagged `loading` run until the dataset is in the shards.
         if self.server.loading.load(std::sync::atomic::Ordering::Relaxed) && spec.flags & flags::LOADING == 0 {
-            return self.reject(index, Some(id), b"LOADING Redis is loading the dataset in memory");
+            return self.reject(index, Some(id), commands::err::LOADING.as_bytes());
         }
         if spec.is_write() {
             self.conns[index as usize].as_mut().unwrap().wrote = true;
