@@ -586,7 +586,7 @@ fn zrangestore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Err(e) => return r.error(e),
     };
     let (dst, limits) = (args[1], limits(ctx));
-    let elements = match ctx.lookup_read::<ZSetKind>(args[2]) {
+    let mut elements = match ctx.lookup_read::<ZSetKind>(args[2]) {
         Err(WrongType) => return r.error(err::WRONGTYPE),
         Ok(None) => Vec::new(),
         Ok(Some(e)) => {
@@ -595,6 +595,22 @@ fn zrangestore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             owned(z.range(ranks, false))
         }
     };
+    // Redis adds the range, in reply order, to a destination that starts as
+    // a listpack unless a rank range is longer than the listpack limit
+    // (`zsetTypeCreate`): the elements added before it converts (the limit
+    // reached, a long member) lose a -0 score, as a listpack stores "0".
+    let n = elements.len();
+    if !(matches!(q.selector, Selector::Rank(..)) && n > limits.entries) {
+        let order: Vec<usize> = if q.rev { (0..n).rev().collect() } else { (0..n).collect() };
+        for (added, i) in order.into_iter().enumerate() {
+            if added >= limits.entries || elements[i].0.len() > limits.value {
+                break;
+            }
+            if elements[i].1 == 0.0 {
+                elements[i].1 = 0.0;
+            }
+        }
+    }
     store_result(ctx, dst, &elements, limits, r);
 }
 

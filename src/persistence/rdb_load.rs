@@ -462,15 +462,17 @@ fn zset_listpack_from_tree(tree: &SortedSet) -> Listpack {
     lp
 }
 
-/// Redis's `d2string`: integral values within +-2^52 as integers, the
-/// infinities as "inf" / "-inf", the rest as `%.17g`.
+/// Redis's `d2string`: integral values within +-2^52 as integers (-0 too,
+/// as Redis 7.0's `double2ll` path makes it "0": a small zset loaded from
+/// RDB_TYPE_ZSET_2 or RESTOREd loses a -0 score), the infinities as "inf" /
+/// "-inf", the rest as `%.17g`.
 pub fn score_text(v: f64) -> String {
     if v.is_infinite() {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }
     const MIN: f64 = -4503599627370495.0;
     const MAX: f64 = 4503599627370496.0;
-    if v != 0.0 && v > MIN && v < MAX && v == (v as i64) as f64 {
+    if v > MIN && v < MAX && v == (v as i64) as f64 {
         return itoa::Buffer::new().format(v as i64).to_string();
     }
     crate::protocol::reply::format_g17(v)
@@ -849,7 +851,7 @@ mod tests {
         assert_eq!(score_text(1.5), "1.5");
         assert_eq!(score_text(0.1), "0.10000000000000001");
         assert_eq!(score_text(0.0), "0");
-        assert_eq!(score_text(-0.0), "-0");
+        assert_eq!(score_text(-0.0), "0");
         assert_eq!(score_text(f64::INFINITY), "inf");
         assert_eq!(score_text(f64::NEG_INFINITY), "-inf");
         assert_eq!(score_text(4503599627370496.0), "4503599627370496");
