@@ -6,7 +6,7 @@
 //! command (HDEL) deletes its key, as Redis does; the command then
 //! propagates as sent, and a replay deletes it too.
 
-use super::keys::parse_cursor;
+use super::keys::{parse_cursor, parse_scan_options};
 use super::lookup::{HashKind, WrongType};
 use super::string::cstr;
 use super::string::float80::F80;
@@ -313,35 +313,6 @@ fn hvals(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     getall_generic(ctx, args[1], r, Part::Values);
 }
 
-/// HSCAN's options (Redis's `scanGenericCommand`), parsed only once the
-/// key is known to be a hash.
-struct ScanOptions<'a> {
-    count: usize,
-    pattern: Option<&'a [u8]>,
-}
-
-fn parse_scan_options<'a>(args: &[&'a [u8]]) -> Result<ScanOptions<'a>, &'static str> {
-    let mut o = ScanOptions { count: 10, pattern: None };
-    let mut i = 3;
-    while i < args.len() {
-        let word = cstr(args[i]);
-        let has_value = args.len() - i >= 2;
-        if eq_ic(word, "count") && has_value {
-            let n = super::parse_i64(args[i + 1]).ok_or(err::NOT_INTEGER)?;
-            if n < 1 {
-                return Err(err::SYNTAX);
-            }
-            o.count = usize::try_from(n).unwrap_or(usize::MAX);
-        } else if eq_ic(word, "match") && has_value {
-            o.pattern = if args[i + 1] == b"*" { None } else { Some(args[i + 1]) };
-        } else {
-            return Err(err::SYNTAX);
-        }
-        i += 2;
-    }
-    Ok(o)
-}
-
 fn hscan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(cursor) = parse_cursor(args[2]) else {
         return r.error("ERR invalid cursor");
@@ -355,11 +326,12 @@ fn hscan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
         Err(WrongType) => return r.error(err::WRONGTYPE),
     };
-    let o = match parse_scan_options(args) {
+    let o = match parse_scan_options(args, 3, false) {
         Ok(o) => o,
         Err(e) => return r.error(e),
     };
-    let mut page = h.scan(cursor, o.count);
+    // COUNT is at least 1 (checked by the parser).
+    let mut page = h.scan(cursor, o.count as usize);
     if let Some(p) = o.pattern {
         let mut b = itoa::Buffer::new();
         page.pairs.retain(|(f, _)| match f {
@@ -524,7 +496,7 @@ mod tests {
 
     fn options(line: &str) -> Result<(usize, Option<Vec<u8>>), &'static str> {
         let args: Vec<&[u8]> = line.split(' ').map(|s| s.as_bytes()).collect();
-        parse_scan_options(&args).map(|o| (o.count, o.pattern.map(|p| p.to_vec())))
+        parse_scan_options(&args, 3, false).map(|o| (o.count as usize, o.pattern.map(|p| p.to_vec())))
     }
 
     #[test]

@@ -1163,25 +1163,10 @@ fn zscan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Ok(None) => return r.raw(b"*2\r\n$1\r\n0\r\n*0\r\n"),
         Ok(Some(e)) => zset_of(&mut e.value),
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let w = cstr(args[i]);
-        let has_value = args.len() - i >= 2;
-        if eq_ic(w, "count") && has_value {
-            match super::parse_i64(args[i + 1]) {
-                None => return r.error(err::NOT_INTEGER),
-                Some(n) if n < 1 => return r.error(err::SYNTAX),
-                Some(n) => count = n,
-            }
-        } else if eq_ic(w, "match") && has_value {
-            pattern = if args[i + 1] == b"*" { None } else { Some(args[i + 1]) };
-        } else {
-            return r.error(err::SYNTAX);
-        }
-        i += 2;
-    }
+    let (count, pattern) = match super::keys::parse_scan_options(args, 3, false) {
+        Ok(o) => (o.count, o.pattern),
+        Err(e) => return r.error(e),
+    };
     let matches = |m: &[u8]| pattern.is_none_or(|p| crate::config::glob_match(p, m, false));
     // (member, score text)
     let mut found: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();

@@ -413,6 +413,16 @@ pub fn fsync_policy(config: &Config) -> Fsync {
     }
 }
 
+/// A refusal to start in Redis's words: every line but the last logged as
+/// a warning, the last returned (the caller logs it as the fatal line).
+pub fn refusal(mut lines: Vec<String>) -> String {
+    let last = lines.pop().unwrap_or_default();
+    for l in lines {
+        crate::warning!("{}", l);
+    }
+    last
+}
+
 /// Start-up with `appendonly yes`: loads the directory's files into
 /// `states` (Redis's `loadAppendOnlyFiles`, with its log lines), creates a
 /// base and an incr file when there are none, opens the incr file for
@@ -482,14 +492,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     });
     let (mut current_size, mut base_size) = (0, 0);
     match status {
-        Err(e) => {
-            let mut lines = e.redis_log_lines();
-            let last = lines.pop().unwrap_or_default();
-            for l in lines {
-                crate::warning!("{}", l);
-            }
-            return Err(last);
-        }
+        Err(e) => return Err(refusal(e.redis_log_lines())),
         Ok(DirStatus::Loaded(load)) => {
             current_size = load.total_size;
             base_size = load.base_size;

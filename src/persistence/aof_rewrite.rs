@@ -141,14 +141,7 @@ pub fn info(server: &Server) -> RewriteInfo {
 pub fn init_at_startup(server: &Server, config: &Config) -> Result<(), String> {
     let manifest = match aof::load_manifest(&aof_dir(config), &appendfilename(config)) {
         Ok(m) => m.unwrap_or_default(),
-        Err(e) => {
-            let mut lines = e.redis_log_lines();
-            let last = lines.pop().unwrap_or_default();
-            for l in lines {
-                crate::warning!("{}", l);
-            }
-            return Err(last);
-        }
+        Err(e) => return Err(crate::persistence::aof_file::refusal(e.redis_log_lines())),
     };
     let on = crate::persistence::aof_file::enabled(config);
     let mut manifest = manifest;
