@@ -457,25 +457,11 @@ fn zset_listpack_from_tree(tree: &SortedSet) -> Listpack {
     let mut lp = Listpack::new();
     for (m, score) in tree.iter() {
         lp.append(Entry::Str(m));
-        lp.append(Entry::Str(score_text(score).as_bytes()));
+        // As Redis's `d2string` (-0 too becomes "0": a small zset loaded
+        // from RDB_TYPE_ZSET_2 or RESTOREd loses a -0 score, as in 7.0).
+        lp.append(Entry::Str(&crate::types::zset::score_text(score)));
     }
     lp
-}
-
-/// Redis's `d2string`: integral values within +-2^52 as integers (-0 too,
-/// as Redis 7.0's `double2ll` path makes it "0": a small zset loaded from
-/// RDB_TYPE_ZSET_2 or RESTOREd loses a -0 score), the infinities as "inf" /
-/// "-inf", the rest as `%.17g`.
-pub fn score_text(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    const MIN: f64 = -4503599627370495.0;
-    const MAX: f64 = 4503599627370496.0;
-    if v > MIN && v < MAX && v == (v as i64) as f64 {
-        return itoa::Buffer::new().format(v as i64).to_string();
-    }
-    crate::protocol::reply::format_g17(v)
 }
 
 // --- the old encodings: ziplist (Redis 2.6 to 6.2) and zipmap (to 2.4) --
@@ -846,15 +832,15 @@ mod tests {
 
     #[test]
     fn scores_print_as_d2string() {
-        assert_eq!(score_text(1.0), "1");
-        assert_eq!(score_text(-3.0), "-3");
-        assert_eq!(score_text(1.5), "1.5");
-        assert_eq!(score_text(0.1), "0.10000000000000001");
-        assert_eq!(score_text(0.0), "0");
-        assert_eq!(score_text(-0.0), "0");
-        assert_eq!(score_text(f64::INFINITY), "inf");
-        assert_eq!(score_text(f64::NEG_INFINITY), "-inf");
-        assert_eq!(score_text(4503599627370496.0), "4503599627370496");
-        assert_eq!(score_text(1e20), "1e+20");
+        assert_eq!(crate::types::zset::score_text(1.0), b"1");
+        assert_eq!(crate::types::zset::score_text(-3.0), b"-3");
+        assert_eq!(crate::types::zset::score_text(1.5), b"1.5");
+        assert_eq!(crate::types::zset::score_text(0.1), b"0.10000000000000001");
+        assert_eq!(crate::types::zset::score_text(0.0), b"0");
+        assert_eq!(crate::types::zset::score_text(-0.0), b"0");
+        assert_eq!(crate::types::zset::score_text(f64::INFINITY), b"inf");
+        assert_eq!(crate::types::zset::score_text(f64::NEG_INFINITY), b"-inf");
+        assert_eq!(crate::types::zset::score_text(4503599627370496.0), b"4503599627370496");
+        assert_eq!(crate::types::zset::score_text(1e20), b"1e+20");
     }
 }
