@@ -95,6 +95,7 @@ pub fn run(config: Config) -> Result<(), String> {
     // Without an AOF or a dump there is nothing to load and no loading phase.
     let has_data = aof_on || std::path::Path::new(&persistence::snapshot::rdb_path(&config)).exists();
     server.loading.store(has_data, std::sync::atomic::Ordering::SeqCst);
+    signal::set_loading(has_data);
     server.loading_start_time.store(util::unix_ms() / 1000, std::sync::atomic::Ordering::Relaxed);
     if let Some(step) = config.others.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()) {
         persistence::rdb::LOAD_PROGRESS.interval.store(step, std::sync::atomic::Ordering::Relaxed);
@@ -140,14 +141,15 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     system_warnings(thp_disabled);
     notice!("Server initialized");
+    // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
+    // while loading, shard 0's cron exits without saving (the shards hold
+    // only part of the dataset), after Redis's "during loading" line.
+    signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;
     if has_data {
         load_while_serving(&server, &config, shards, aof_on)?;
     } else {
         persistence::aof_rewrite::init_at_startup(&server, &config)?;
     }
-    // From here a SIGTERM/SIGINT shuts down as Redis does (see `signal`);
-    // before, while loading, it ends the process at once (nothing is saved).
-    signal::install().map_err(|e| format!("Can't install the signal handlers: {}", e))?;
     // "Ready" once every shard has armed its accepts (clients that connect
     // earlier wait in the listen backlog, they are not refused).
     let t = std::time::Instant::now();
@@ -209,6 +211,7 @@ fn load_while_serving(server: &Arc<Server>, config: &Config, shards: usize, aof_
         persistence::aof_rewrite::init_at_startup(server, config)
     })();
     server.loading.store(false, Ordering::SeqCst);
+    signal::set_loading(false);
     drop(guard);
     result
 }

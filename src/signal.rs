@@ -5,13 +5,22 @@
 //! SIGINT while a shutdown is pending (a long final save) exits at once.
 
 use std::ffi::CString;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
 use crate::config::LogLevel;
 
 /// The signal that asked for a shutdown not yet done or given up (Redis's
 /// `shutdown_asap` and `last_sig_received`), or 0.
 static SHUTDOWN_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The dataset is loading (a copy of `Server::loading` the handler can
+/// read): the handler's log line says so, as Redis's.
+static LOADING: AtomicBool = AtomicBool::new(false);
+
+/// Start-up loading began or ended (see `LOADING`).
+pub fn set_loading(on: bool) {
+    LOADING.store(on, Ordering::Release);
+}
 
 /// The temp file of the foreground save (SAVE, the final save of a
 /// shutdown): a second SIGINT removes it before exiting, as Redis's
@@ -50,6 +59,7 @@ pub fn reset_in_child() {
 
 extern "C" fn on_shutdown_signal(sig: libc::c_int) {
     let msg = match sig {
+        _ if LOADING.load(Ordering::Acquire) => "Received shutdown signal during loading, scheduling shutdown.",
         libc::SIGINT => "Received SIGINT scheduling shutdown...",
         libc::SIGTERM => "Received SIGTERM scheduling shutdown...",
         _ => "Received shutdown signal, scheduling shutdown...",

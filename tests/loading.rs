@@ -82,17 +82,22 @@ fn check_loading(s: &Server, total_bytes: u64, keys: usize) {
     assert_eq!(field(&info, "loading_start_time"), None);
 }
 
-#[test]
-fn rdb_loads_while_listening() {
+/// A directory holding the dump.rdb of `keys` keys saved by ringkv, and the file's size.
+fn saved_rdb_copy(tag: &str, keys: usize) -> (std::path::PathBuf, u64) {
     let src = Server::ringkv(&["--shards", "3"]);
-    const KEYS: usize = 4000;
-    fill(&src, KEYS);
+    fill(&src, keys);
     assert_eq!(src.conn().cmd(&["SAVE"]), Resp::ok());
-    let copy = std::env::temp_dir().join(format!("ringkv-loading-{}-rdb", std::process::id()));
+    let copy = std::env::temp_dir().join(format!("ringkv-loading-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copy);
     std::fs::create_dir_all(&copy).unwrap();
     let size = std::fs::copy(src.dir.join("dump.rdb"), copy.join("dump.rdb")).unwrap();
-    drop(src);
+    (copy, size)
+}
+
+#[test]
+fn rdb_loads_while_listening() {
+    const KEYS: usize = 4000;
+    let (copy, size) = saved_rdb_copy("rdb", KEYS);
     let dir = path_str(&copy);
     // Redis answers while loading every `loading-process-events-interval-bytes`.
     let s = Server::ringkv_loading(&["--shards", "3", "--dir", &dir, "--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024"]);
@@ -133,6 +138,22 @@ fn aof_loads_while_listening() {
         "--loading-process-events-interval-bytes",
         "1024",
     ]);
+    // loading_loaded_bytes advances while the commands replay (Redis: every
+    // 1024 commands, to the file position).
+    let mut seen = 0u64;
+    let mut c = s.conn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen == 0 && std::time::Instant::now() < deadline {
+        let info = info_persistence(&mut c);
+        if field(&info, "loading") != Some("1") {
+            break;
+        }
+        seen = field(&info, "loading_loaded_bytes").unwrap().parse().unwrap();
+        assert!(seen <= total, "{info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen > 0 || s.name() == "redis", "loading_loaded_bytes stayed 0 while the AOF loaded");
+    drop(c);
     check_loading(&s, total, KEYS);
     assert!(s.logs().contains("DB loaded from append only file: "), "{}", s.logs());
     // The AOF goes on after the load: a write reaches it.
@@ -141,4 +162,38 @@ fn aof_loads_while_listening() {
     assert_eq!(c.cmd(&["INFO", "persistence"]).opt_bytes().map(|b| String::from_utf8(b).unwrap().contains("aof_enabled:1")), Some(true));
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SIGTERM while the dataset loads: Redis's own log line, an exit without
+/// saving (the shards hold only part of the data: a final save with save
+/// points configured would write it over the file being loaded).
+#[test]
+fn sigterm_during_loading_exits_without_saving() {
+    let (copy, _) = saved_rdb_copy("sigterm", 4000);
+    let image = std::fs::read(copy.join("dump.rdb")).unwrap();
+    let dir = path_str(&copy);
+    let mut s = Server::ringkv_loading(&[
+        "--shards",
+        "3",
+        "--dir",
+        &dir,
+        "--save",
+        "3600 1",
+        "--key-load-delay",
+        "1000",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd_raw(&["PING"]), LOADING, "{}", s.name());
+    let status = std::process::Command::new("kill").args(["-TERM", &s.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(wait_until(Duration::from_secs(20), || !s.alive()), "{} still runs after SIGTERM:\n{}", s.name(), s.logs());
+    let logs = s.logs();
+    assert!(logs.contains("Received shutdown signal during loading, scheduling shutdown."), "{logs}");
+    assert!(!logs.contains("Saving the final RDB snapshot"), "{logs}");
+    assert!(logs.contains("Redis is now ready to exit, bye bye..."), "{logs}");
+    assert_eq!(std::fs::read(copy.join("dump.rdb")).unwrap(), image, "the image being loaded was overwritten");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&copy);
 }

@@ -486,6 +486,9 @@ pub struct LoadProgress {
     pub rdb_used_mem: AtomicU64,
     /// `loading-process-events-interval-bytes`.
     pub interval: AtomicU64,
+    /// Where the file being read starts in the whole load (AOF loading reads
+    /// a base and incr files one after another, with one total).
+    pub file_offset: AtomicU64,
 }
 
 impl LoadProgress {
@@ -493,12 +496,22 @@ impl LoadProgress {
     fn note(&self, pos: usize) {
         let step = self.interval.load(Ordering::Relaxed).max(1);
         let stepped = pos as u64 / step * step;
-        self.loaded_bytes.store(stepped, Ordering::Relaxed);
+        self.loaded_bytes.store(self.file_offset.load(Ordering::Relaxed) + stepped, Ordering::Relaxed);
+    }
+
+    /// AOF commands: Redis's `loadSingleAppendOnlyFile` advances the
+    /// progress every 1024 commands to the file position, not in steps.
+    pub fn note_aof(&self, pos: usize) {
+        self.loaded_bytes.store(self.file_offset.load(Ordering::Relaxed) + pos as u64, Ordering::Relaxed);
     }
 }
 
-pub static LOAD_PROGRESS: LoadProgress =
-    LoadProgress { loaded_bytes: AtomicU64::new(0), rdb_used_mem: AtomicU64::new(0), interval: AtomicU64::new(LOADING_INTERVAL_BYTES as u64) };
+pub static LOAD_PROGRESS: LoadProgress = LoadProgress {
+    loaded_bytes: AtomicU64::new(0),
+    rdb_used_mem: AtomicU64::new(0),
+    interval: AtomicU64::new(LOADING_INTERVAL_BYTES as u64),
+    file_offset: AtomicU64::new(0),
+};
 
 /// Parses a whole RDB image, calling `on_key(db, key, entry)` for every live
 /// key. Expired keys (at `now_ms`) are counted and skipped. Verifies the

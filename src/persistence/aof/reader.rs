@@ -274,7 +274,13 @@ pub fn read_aof<'a>(name: &str, data: &'a [u8], opts: &ReadOptions, mut on_item:
     // preamble's end is the last valid offset here instead.
     let mut valid_up_to = read.rdb_len as u64;
     let mut valid_before_multi = valid_up_to;
+    let mut loops = 0u64;
     let stop = loop {
+        // INFO's loading_loaded_bytes, every 1024 commands as Redis.
+        if loops.is_multiple_of(1024) {
+            rdb::LOAD_PROGRESS.note_aof(c.pos);
+        }
+        loops += 1;
         let Some(line) = c.line() else { break None };
         if line[0] == b'#' {
             continue;
@@ -446,7 +452,9 @@ pub fn load_dir(
     if out.total_size == 0 {
         return Ok(DirStatus::Empty);
     }
+    let mut file_offset = 0u64;
     for (i, info) in files.iter().enumerate() {
+        rdb::LOAD_PROGRESS.file_offset.store(file_offset, std::sync::atomic::Ordering::Relaxed);
         let name = info.display_name();
         let path = info.path_in(aof_dir);
         let last_file = i + 1 == files.len();
@@ -455,6 +463,7 @@ pub fn load_dir(
             reason: strerror(&e),
             missing: e.kind() == std::io::ErrorKind::NotFound,
         })?;
+        file_offset += data.len() as u64;
         if i == 0 && manifest.base.is_some() {
             out.base_size = data.len() as u64;
         }
@@ -489,6 +498,7 @@ pub fn load_dir(
         let kind = if i == 0 && manifest.base.is_some() { "base" } else { "incr" };
         out.log_lines.push(format!("DB loaded from {} file {}: {:.3} seconds", kind, name, started.elapsed().as_secs_f32()));
     }
+    rdb::LOAD_PROGRESS.file_offset.store(0, std::sync::atomic::Ordering::Relaxed);
     Ok(DirStatus::Loaded(out))
 }
 
