@@ -155,3 +155,28 @@ fn binary_safe_values() {
     let n: i64 = con.del("big").unwrap();
     assert_eq!(n, 1);
 }
+
+/// ringkv's own configs (`shards`, `cpu-affinity`, fixed at start) answer
+/// when asked by name but stay out of CONFIG GET patterns, so a tool that
+/// sets back every config `CONFIG GET *` lists works as on Redis.
+#[test]
+fn ringkv_own_configs_answer_by_name_only() {
+    let s = Server::ringkv(&[]);
+    let mut c = s.conn();
+    let all = c.cmd(&["CONFIG", "GET", "*"]);
+    let names: Vec<Vec<u8>> = all.array().chunks(2).map(|kv| kv[0].opt_bytes().unwrap()).collect();
+    assert!(names.len() > 100, "{names:?}");
+    for own in ["shards", "cpu-affinity"] {
+        assert!(!names.iter().any(|n| n == own.as_bytes()), "{own} listed by CONFIG GET *");
+        assert!(c.cmd(&["CONFIG", "GET", "s*"]).array().chunks(2).all(|kv| kv[0].opt_bytes().unwrap() != b"shards"));
+        let by_name = c.cmd(&["CONFIG", "GET", own]);
+        if s.name() == "ringkv" {
+            assert_eq!(by_name.array().len(), 2, "{own}");
+            let v = String::from_utf8(by_name.array()[1].opt_bytes().unwrap()).unwrap();
+            let err = c.cmd_raw(&["CONFIG", "SET", own, &v]);
+            assert!(String::from_utf8_lossy(&err).contains("can't set immutable config"), "{}", String::from_utf8_lossy(&err));
+        } else {
+            assert!(by_name.array().is_empty());
+        }
+    }
+}

@@ -280,9 +280,11 @@ pub const DEFS: &[Def] = &[
     d("bind", "", MULTI_ARG, Special, "127.0.0.1"),
     d("replicaof", "slaveof", IMMUTABLE | MULTI_ARG, Special, ""),
     d("latency-tracking-info-percentiles", "", MULTI_ARG, Special, "50 99 99.9"),
-    // ringkv's own: the shard threads are started once, so both are fixed at start.
-    d("shards", "", IMMUTABLE, Int(0, 128), "0"),
-    d("cpu-affinity", "", IMMUTABLE, Bool, "no"),
+    // ringkv's own: the shard threads are started once, so both are fixed at
+    // start; hidden from CONFIG GET patterns (asked by name they answer), so
+    // a tool that sets back every config CONFIG GET * lists works as on Redis.
+    d("shards", "", IMMUTABLE | HIDDEN, Int(0, 128), "0"),
+    d("cpu-affinity", "", IMMUTABLE | HIDDEN, Bool, "no"),
 ];
 
 /// The names ringkv acts on; every other name in `DEFS` is accepted and stored only.
