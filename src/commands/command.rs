@@ -63,6 +63,9 @@ const CATEGORIES: &[&str] = &[
 /// A command's ACL categories: its own, those its group implies, and those its
 /// flags imply (as Redis's setImplicitACLCategories), in Redis's order.
 pub fn acl_categories(spec: &CommandSpec) -> Vec<&'static str> {
+    if let Some(info) = super::docs::info(spec.name) {
+        return info[6].items().iter().filter_map(|c| c.as_str()).map(|c| c.trim_start_matches('@')).collect();
+    }
     let mut cats: Vec<&str> = spec.acl_categories.to_vec();
     let group_cat = match spec.group {
         "generic" => Some("keyspace"),
@@ -122,7 +125,8 @@ fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
     names
 }
 
-/// Key-spec flags approximating Redis's: read-only commands access their keys,
+/// Key-spec flags approximating Redis's, for a command redis-server 7.0 does
+/// not have (no `docs::info` entry): read-only commands access their keys,
 /// writing commands read-write-update them.
 fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
     if spec.flags & WRITE != 0 {
@@ -132,26 +136,115 @@ fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
     }
 }
 
-/// The flags of the key at `cmd[pos]` where Redis's key specs (and getkeys
-/// functions) give it other flags than `key_spec_flags`'s approximation.
-fn key_flags_at(spec: &CommandSpec, cmd: &[&[u8]], pos: usize) -> &'static [&'static str] {
+/// The flags COMMAND GETKEYSANDFLAGS gives the key at `cmd[pos]`: those
+/// of the first of Redis's key specs that finds it, except for the commands
+/// whose flags depend on their arguments (Redis's getkeys functions for
+/// specs flagged `variable_flags`, and SORT's `unknown` spec).
+fn key_flags_at(spec: &CommandSpec, cmd: &[&[u8]], pos: usize) -> Vec<&'static str> {
     match spec.name {
         // setGetKeys: SET ... GET reads the old value.
-        "set" if cmd.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) => &["RW", "access", "update"],
-        "set" | "mset" => &["OW", "update"],
-        "msetnx" => &["OW", "insert"],
-        "lmove" | "rpoplpush" if pos == 1 => &["RW", "access", "delete"],
-        "lmove" | "rpoplpush" => &["RW", "insert"],
+        "set" if cmd.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) => return vec!["RW", "access", "update"],
+        "set" => return vec!["OW", "update"],
+        "bitfield" if bitfield_reads_only(cmd) => return vec!["RO", "access"],
+        "bitfield" => return vec!["RW", "access", "update"],
         // sortGetKeys: the sorted key is read, the STORE destination overwritten.
-        "sort" if pos == 1 => &["RO", "access"],
-        "sort" => &["OW", "update"],
-        _ => key_spec_flags(spec),
+        "sort" if pos == 1 => return vec!["RO", "access"],
+        "sort" => return vec!["OW", "update"],
+        _ => {}
     }
+    let Some(info) = super::docs::info(spec.name) else {
+        return key_spec_flags(spec).to_vec();
+    };
+    for ks in info[8].items() {
+        if key_spec_positions(ks, cmd).any(|p| p == pos) {
+            let flags = super::docs::get(ks, "flags").map_or(&[][..], |f| f.items());
+            return flags.iter().filter_map(|f| f.as_str()).collect();
+        }
+    }
+    key_spec_flags(spec).to_vec()
+}
+
+/// Redis's bitfieldGetKeys: only GET (and OVERFLOW) operations read.
+fn bitfield_reads_only(cmd: &[&[u8]]) -> bool {
+    let mut i = 2;
+    while i < cmd.len() {
+        let rest = cmd.len() - i - 1;
+        let op = cmd[i];
+        if op.eq_ignore_ascii_case(b"get") && rest >= 2 {
+            i += 3;
+        } else if op.eq_ignore_ascii_case(b"overflow") && rest >= 1 {
+            i += 2;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// The positions one key spec finds in `cmd` (Redis's getKeysUsingKeySpecs):
+/// its begin_search (an index, or a keyword searched from `startfrom`), then
+/// its find_keys (a range, or a count argument). Nothing for `unknown`
+/// specs or where the arguments do not fit the spec.
+fn key_spec_positions(ks: &super::docs::D, cmd: &[&[u8]]) -> impl Iterator<Item = usize> {
+    use super::docs::get;
+    let argc = cmd.len() as i64;
+    let found = (|| {
+        let begin = get(ks, "begin_search")?;
+        let bspec = get(begin, "spec")?;
+        let first = match get(begin, "type")?.as_str()? {
+            "index" => get(bspec, "index")?.as_int()?,
+            "keyword" => {
+                let word = get(bspec, "keyword")?.as_str()?.as_bytes();
+                let from = get(bspec, "startfrom")?.as_int()?;
+                let hit = if from > 0 {
+                    (from..argc).find(|&i| cmd[i as usize].eq_ignore_ascii_case(word))
+                } else {
+                    (1..=argc + from).rev().find(|&i| cmd[i as usize].eq_ignore_ascii_case(word))
+                };
+                hit? + 1
+            }
+            _ => return None,
+        };
+        let find = get(ks, "find_keys")?;
+        let fspec = get(find, "spec")?;
+        let (first, last, step) = match get(find, "type")?.as_str()? {
+            "range" => {
+                let lastkey = get(fspec, "lastkey")?.as_int()?;
+                let limit = get(fspec, "limit")?.as_int()?;
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit <= 1 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (first, last, get(fspec, "keystep")?.as_int()?)
+            }
+            "keynum" => {
+                let at = first + get(fspec, "keynumidx")?.as_int()?;
+                let n: i64 = std::str::from_utf8(cmd.get(at as usize)?).ok()?.parse().ok()?;
+                let first = first + get(fspec, "firstkey")?.as_int()?;
+                let step = get(fspec, "keystep")?.as_int()?;
+                (first, first + (n - 1) * step, step)
+            }
+            _ => return None,
+        };
+        (first >= 1 && step >= 1 && last < argc).then_some((first, last, step))
+    })();
+    let (first, last, step) = found.unwrap_or((1, 0, 1));
+    (first..=last).step_by(step as usize).map(|p| p as usize)
 }
 
 fn reply_info(r: &mut Reply, id: usize) {
     let table = CommandTable::get();
     let spec = &table.specs[id];
+    // Redis's own entry where it has the command (a unit test keeps its
+    // subcommands those of the table); else what the table knows.
+    if let Some(items) = super::docs::info(spec.name) {
+        r.array(items.len());
+        items.iter().for_each(|d| super::docs::emit(r, d));
+        return;
+    }
     r.array(10);
     r.bulk(spec.name.as_bytes());
     r.int(spec.arity as i64);
@@ -440,6 +533,58 @@ mod tests {
         for name in ["set", "get", "mset", "bitfield", "lmove", "lpop", "ping", "memory", "memory|usage", "rename"] {
             assert!(!flags(name).contains(&"movablekeys"), "{}: {:?}", name, flags(name));
         }
+    }
+
+    /// The COMMAND INFO data (`gen_docs.py`) and the table agree: every
+    /// command's arity, its flags (what ringkv acts on must be what Redis
+    /// reports) and its subcommands. Fails when commands were added without
+    /// running `python3 src/commands/gen_docs.py` again.
+    #[test]
+    fn command_info_data_matches_the_table() {
+        let t = CommandTable::get();
+        let mut problems = vec![];
+        for (id, spec) in t.specs.iter().enumerate() {
+            let Some(info) = super::super::docs::info(spec.name) else {
+                continue;
+            };
+            if info[1].as_int() != Some(spec.arity as i64) {
+                problems.push(format!("{}: arity {} vs Redis's {:?}", spec.name, spec.arity, info[1].as_int()));
+            }
+            let theirs: Vec<&str> = info[2].items().iter().filter_map(|f| f.as_str()).collect();
+            let ours = flag_names(spec);
+            if theirs != ours {
+                problems.push(format!("{}: flags {:?} vs Redis's {:?}", spec.name, ours, theirs));
+            }
+            let mut subs: Vec<&str> = info[9].items().iter().filter_map(|e| e.items().first().and_then(|n| n.as_str())).collect();
+            let mut table_subs: Vec<&str> = t.subcommands_of(spec.name).into_iter().map(|i| t.specs[i].name).collect();
+            subs.sort();
+            table_subs.sort();
+            if subs != table_subs {
+                problems.push(format!("{}: subcommands {:?} vs data {:?}", spec.name, table_subs, subs));
+            }
+            let _ = id;
+        }
+        assert!(problems.is_empty(), "run python3 src/commands/gen_docs.py, or fix the table:\n{}", problems.join("\n"));
+    }
+
+    /// GETKEYSANDFLAGS from Redis's key specs, as redis-server 7.0.15 answers.
+    #[test]
+    fn key_flags_from_redis_key_specs() {
+        let t = CommandTable::get();
+        let at = |cmd: &[&str], pos: usize| {
+            let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            let id = lookup_name(cmd[0].as_bytes()).unwrap();
+            key_flags_at(&t.specs[id], &args, pos)
+        };
+        assert_eq!(at(&["append", "k", "v"], 1), ["RW", "insert"]);
+        assert_eq!(at(&["lmove", "a", "b", "left", "right"], 1), ["RW", "access", "delete"]);
+        assert_eq!(at(&["lmove", "a", "b", "left", "right"], 2), ["RW", "insert"]);
+        assert_eq!(at(&["msetnx", "a", "1", "b", "2"], 3), ["OW", "insert"]);
+        assert_eq!(at(&["zunionstore", "d", "2", "a", "b"], 1), ["OW", "update"]);
+        assert_eq!(at(&["zunionstore", "d", "2", "a", "b"], 4), ["RO", "access"]);
+        assert_eq!(at(&["bitfield", "k", "get", "u8", "0"], 1), ["RO", "access"]);
+        assert_eq!(at(&["bitfield", "k", "incrby", "u8", "0", "1"], 1), ["RW", "access", "update"]);
+        assert_eq!(at(&["set", "k", "v", "get"], 1), ["RW", "access", "update"]);
     }
 
     #[test]

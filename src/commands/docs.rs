@@ -25,6 +25,47 @@ pub fn fields(name: &str) -> Option<&'static [(&'static str, D)]> {
     }
 }
 
+/// redis-server's COMMAND INFO entry for `name` (`container|sub` for
+/// subcommands): name, arity, flags, first/last/step, ACL categories, tips,
+/// key specifications, subcommands.
+pub fn info(name: &str) -> Option<&'static [D]> {
+    let infos = super::docs_data::INFO;
+    let i = infos.binary_search_by(|(n, _)| (*n).cmp(name)).ok()?;
+    match &infos[i].1 {
+        D::Arr(items) if items.len() == 10 => Some(items),
+        _ => None,
+    }
+}
+
+/// The value of `key` in a map node.
+pub fn get<'a>(d: &'a D, key: &str) -> Option<&'a D> {
+    match d {
+        D::Map(pairs) => pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+impl D {
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            D::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&'static str> {
+        match self {
+            D::Bulk(s) | D::Status(s) => Some(*s),
+            _ => None,
+        }
+    }
+    pub fn items(&self) -> &'static [D] {
+        match self {
+            D::Arr(items) | D::Set(items) => items,
+            _ => &[],
+        }
+    }
+}
+
 pub fn emit(r: &mut Reply, d: &D) {
     match d {
         D::Bulk(s) => r.bulk(s.as_bytes()),

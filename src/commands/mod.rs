@@ -60,6 +60,9 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 16;
     pub const ASKING: u32 = 1 << 17;
     pub const SENTINEL: u32 = 1 << 18;
+    /// Refused while a replica loads asynchronously (reported only: ringkv
+    /// has no replication yet).
+    pub const NO_ASYNC_LOADING: u32 = 1 << 19;
 
     /// Names as COMMAND INFO reports them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -80,6 +83,7 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (SENTINEL, "sentinel"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];

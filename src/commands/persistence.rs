@@ -11,9 +11,15 @@ use crate::util::eq_ic;
 
 pub fn commands() -> Vec<CommandSpec> {
     vec![
-        CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_MULTI, save).route(Route::All).group("server").doc("1.0.0", "Synchronously save the dataset to disk"),
-        CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT, bgsave).route(Route::All).group("server").doc("1.0.0", "Asynchronously save the dataset to disk"),
-        CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT, bgrewriteaof)
+        CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, save)
+            .route(Route::All)
+            .group("server")
+            .doc("1.0.0", "Synchronously save the dataset to disk"),
+        CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, bgsave)
+            .route(Route::All)
+            .group("server")
+            .doc("1.0.0", "Asynchronously save the dataset to disk"),
+        CommandSpec::new("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, bgrewriteaof)
             .route(Route::All)
             .group("server")
             .doc("1.0.0", "Asynchronously rewrite the append-only file"),
