@@ -138,6 +138,7 @@ const FAMILIES: &[(&str, Script)] = &[
     ("zset", cases::ZSET),
     ("keys", cases::KEYS),
     ("misc", cases::MISC),
+    ("edges", cases::EDGES),
 ];
 
 #[test]
