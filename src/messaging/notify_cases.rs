@@ -436,6 +436,11 @@ pub const EDGES: Script = &[
     ("srem nosuch a", &[]),
     ("spop nosuch", &[]),
     ("persist nosuch", &[]),
+    ("debug populate 2 pk 3", &["__keyspace@0__:pk:0 new", "__keyevent@0__:new pk:0", "__keyspace@0__:pk:1 new", "__keyevent@0__:new pk:1"]),
+    ("debug populate 3 pk 3", &["__keyspace@0__:pk:2 new", "__keyevent@0__:new pk:2"]),
+    ("set pk:2 v px 1", &["__keyspace@0__:pk:2 set", "__keyevent@0__:set pk:2", "__keyspace@0__:pk:2 expire", "__keyevent@0__:expire pk:2"]),
+    ("SLEEP 5", &[]),
+    ("debug populate 3 pk 3", &["__keyspace@0__:pk:2 expired", "__keyevent@0__:expired pk:2", "__keyspace@0__:pk:2 new", "__keyevent@0__:new pk:2"]),
 ];
 
 /// The script run under each of `BY_FLAGS`.

@@ -27,7 +27,8 @@ struct Harness {
 impl Harness {
     fn new(n: usize, flags: &str) -> Harness {
         // No save points: FLUSHALL would save a dump in the working directory.
-        let config = crate::config::Config { save: Vec::new(), notify_keyspace_events: notify::parse(flags.as_bytes()).unwrap(), ..Default::default() };
+        let mut config = crate::config::Config { save: Vec::new(), notify_keyspace_events: notify::parse(flags.as_bytes()).unwrap(), ..Default::default() };
+        config.others.insert("enable-debug-command".into(), "yes".into());
         let shards = (0..n).map(|i| ShardState::new(i, n, config.clone())).collect();
         Harness { server: Server::new(n, 100, 0), shards, clock: Clock::new(), elapsed_ms: 0, db: 0 }
     }
