@@ -441,6 +441,19 @@ pub const EDGES: Script = &[
     ("set pk:2 v px 1", &["__keyspace@0__:pk:2 set", "__keyevent@0__:set pk:2", "__keyspace@0__:pk:2 expire", "__keyevent@0__:expire pk:2"]),
     ("SLEEP 5", &[]),
     ("debug populate 3 pk 3", &["__keyspace@0__:pk:2 expired", "__keyevent@0__:expired pk:2", "__keyspace@0__:pk:2 new", "__keyevent@0__:new pk:2"]),
+    ("substr nosuch 0 1", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("zrevrangebyscore nosuch 1 0", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("zrangebylex nosuch - +", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("zrevrangebylex nosuch + -", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("zrevrange nosuch 0 1", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("zrevrank nosuch a", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("pexpiretime nosuch", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("zadd zz 1 a", &["__keyspace@0__:zz new", "__keyevent@0__:new zz", "__keyspace@0__:zz zadd", "__keyevent@0__:zadd zz"]),
+    ("zrevrange zz 0 1", &[]),
+    ("zrevrank zz a", &[]),
+    ("set ss abc", &["__keyspace@0__:ss new", "__keyevent@0__:new ss", "__keyspace@0__:ss set", "__keyevent@0__:set ss"]),
+    ("substr ss 0 1", &[]),
+    ("pexpiretime ss", &[]),
 ];
 
 /// The script run under each of `BY_FLAGS`.
