@@ -122,18 +122,18 @@ fn more_dirty(ctx: &mut Ctx, key: &[u8], writes: usize) {
 /// stored size.
 fn store(ctx: &mut Ctx, key: &[u8], value: Set, event: &str) -> usize {
     let (db, now) = (ctx.db, ctx.now_ms);
-    // Lazy expiry of the old value first, as `setKey`'s lookup does.
-    let existed = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
     let n = value.len();
     if n > 0 {
+        // Lazy expiry of the old value first, as `setKey`'s lookup does.
+        let existed = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
         ctx.db(key).set(key, Value::Set(Box::new(value)), now, false);
         ctx.modified(db, key);
         if !existed {
             ctx.notify_new(key);
         }
         ctx.notify(notify::SET, event, key);
-    } else if existed {
-        ctx.db(key).remove(key);
+    } else if ctx.db(key).remove(key).is_some() {
+        // Redis's dbDelete: a key present but expired is deleted (`del`) too.
         ctx.modified(db, key);
         ctx.notify(notify::GENERIC, "del", key);
     }

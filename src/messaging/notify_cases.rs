@@ -454,6 +454,16 @@ pub const EDGES: Script = &[
     ("set ss abc", &["__keyspace@0__:ss new", "__keyevent@0__:new ss", "__keyspace@0__:ss set", "__keyevent@0__:set ss"]),
     ("substr ss 0 1", &[]),
     ("pexpiretime ss", &[]),
+    ("sadd sa a", &["__keyspace@0__:sa new", "__keyevent@0__:new sa", "__keyspace@0__:sa sadd", "__keyevent@0__:sadd sa"]),
+    ("set sd v px 1", &["__keyspace@0__:sd new", "__keyevent@0__:new sd", "__keyspace@0__:sd set", "__keyevent@0__:set sd", "__keyspace@0__:sd expire", "__keyevent@0__:expire sd"]),
+    ("set sd2 v px 1", &["__keyspace@0__:sd2 new", "__keyevent@0__:new sd2", "__keyspace@0__:sd2 set", "__keyevent@0__:set sd2", "__keyspace@0__:sd2 expire", "__keyevent@0__:expire sd2"]),
+    ("set sd3 v px 1", &["__keyspace@0__:sd3 new", "__keyevent@0__:new sd3", "__keyspace@0__:sd3 set", "__keyevent@0__:set sd3", "__keyspace@0__:sd3 expire", "__keyevent@0__:expire sd3"]),
+    ("set zd v px 1", &["__keyspace@0__:zd new", "__keyevent@0__:new zd", "__keyspace@0__:zd set", "__keyevent@0__:set zd", "__keyspace@0__:zd expire", "__keyevent@0__:expire zd"]),
+    ("SLEEP 5", &[]),
+    ("sinterstore sd sa nos", &["__keyspace@0__:nos keymiss", "__keyevent@0__:keymiss nos", "__keyspace@0__:sd del", "__keyevent@0__:del sd"]),
+    ("sunionstore sd2 nos", &["__keyspace@0__:nos keymiss", "__keyevent@0__:keymiss nos", "__keyspace@0__:sd2 del", "__keyevent@0__:del sd2"]),
+    ("sdiffstore sd3 nos sa", &["__keyspace@0__:nos keymiss", "__keyevent@0__:keymiss nos", "__keyspace@0__:sd3 del", "__keyevent@0__:del sd3"]),
+    ("zunionstore zd 1 nos", &["__keyspace@0__:nos keymiss", "__keyevent@0__:keymiss nos", "__keyspace@0__:zd del", "__keyevent@0__:del zd"]),
 ];
 
 /// The script run under each of `BY_FLAGS`.
