@@ -245,3 +245,27 @@ fn every_keyed_command_is_covered() {
     let missing: Vec<&str> = table.specs.iter().filter(|s| s.keys.first > 0 && !s.name.contains('|') && !covered.contains(s.name)).map(|s| s.name).collect();
     assert!(missing.is_empty(), "keyed commands without notification cases: {:?}", missing);
 }
+
+/// SCAN and RANDOMKEY delete the expired keys they meet as Redis's
+/// expireIfNeeded does: each is notified `expired` once (which keys they
+/// meet depends on the table's order, so this is checked as a set).
+#[test]
+fn scan_and_randomkey_notify_the_expired_keys_they_delete() {
+    for command in [&[&b"scan"[..], b"0", b"count", b"1000"][..], &[b"randomkey"]] {
+        let mut h = Harness::new(1, "Ex");
+        for i in 0..50 {
+            let key = format!("k{}", i);
+            h.run(&[b"set", key.as_bytes(), b"v", b"px", b"10"]);
+        }
+        h.run(&[b"set", b"live", b"v"]);
+        h.elapsed_ms += 20;
+        h.run(command);
+        let got = h.take();
+        let unique: std::collections::HashSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "{:?}", got);
+        assert!(!got.is_empty());
+        assert!(got.iter().all(|m| m.starts_with("__keyevent@0__:expired k")), "{:?}", got);
+        assert_eq!(h.shards[0].stats.expired_keys, got.len() as u64);
+        assert_eq!(h.shards[0].dbs[0].len(), 51 - got.len());
+    }
+}
