@@ -2,7 +2,8 @@
 //! redis-server 7.0.15 published for the same commands (`notify_cases.rs`):
 //! the commands run through `exec::call` on shard states held by the test,
 //! and the (channel, message) pairs they leave in `pending_publish` must be
-//! Redis's, in Redis's order.
+//! Redis's, in Redis's order. The scripts are `notify_scripts/*.txt`;
+//! `gen_notify_cases.py` records Redis's messages for them.
 
 use super::notify;
 use super::notify_cases::{self as cases, Script};
