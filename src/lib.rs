@@ -7,6 +7,7 @@
 //! - `exec/`      `call()`: where every command runs, and what follows it
 //! - `commands/`  the command table and handlers, one file per family
 //! - `config/`    redis.conf parsing and the CONFIG table
+//! - `messaging/` keyspace notifications
 //! - `metrics/`   statistics, slowlog, latency monitor
 //! - `persistence/` RDB format, O_DIRECT writer, snapshots, AOF files (`aof/`)
 //! - `types/`     collection encodings: listpack, intset (Redis's byte layouts),
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod exec;
 pub mod log;
+pub mod messaging;
 pub mod metrics;
 pub mod network;
 pub mod persistence;

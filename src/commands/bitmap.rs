@@ -14,6 +14,7 @@
 use super::lookup::{StringKind, WrongType};
 use super::string::{cstr, make_raw, string_bytes};
 use super::{err, flags::*, CommandSpec, Ctx};
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::Value;
 use crate::util::eq_ic;
@@ -67,11 +68,11 @@ fn string_for_bit_write<'c>(ctx: &'c mut Ctx, key: &[u8], max_bit: u64) -> Resul
     let len = (max_bit >> 3) as usize + 1;
     let now = ctx.now_ms;
     let exists = ctx.lookup_write::<StringKind>(key)?.is_some();
-    let db = ctx.db(key);
     if !exists {
-        db.set(key, Value::Str { bytes: vec![0; len], raw: true }, now, false);
+        ctx.db(key).set(key, Value::Str { bytes: vec![0; len], raw: true }, now, false);
+        ctx.notify_new(key);
     }
-    let bytes = make_raw(&mut db.lookup(key, now, false).expect("looked up or just set").value);
+    let bytes = make_raw(&mut ctx.db(key).lookup(key, now, false).expect("looked up or just set").value);
     let grew = !exists || bytes.len() < len;
     if bytes.len() < len {
         bytes.resize(len, 0);
@@ -103,6 +104,7 @@ fn setbit(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             bytes[byte] &= !mask;
         }
         ctx.modified(ctx.db, key);
+        ctx.notify(notify::STRING, "setbit", key);
     }
     r.int(old as i64);
 }
@@ -410,10 +412,13 @@ fn bitop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let now = ctx.now_ms;
     if len > 0 {
         ctx.expire_if_needed(dest);
-        ctx.db(dest).set(dest, Value::Str { bytes: result, raw: true }, now, false);
+        let stored = ctx.db(dest).set(dest, Value::Str { bytes: result, raw: true }, now, false);
         ctx.modified(ctx.db, dest);
+        ctx.stored(dest, stored);
+        ctx.notify(notify::STRING, "set", dest);
     } else if ctx.db(dest).remove(dest).is_some() {
         ctx.modified(ctx.db, dest);
+        ctx.notify(notify::GENERIC, "del", dest);
     }
     r.int(len as i64);
 }
@@ -694,6 +699,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, read_only: boo
     }
     if changes > 0 {
         ctx.modified(ctx.db, key);
+        ctx.notify(notify::STRING, "setbit", key);
         // Redis counts one write per changing operation.
         ctx.shards.of(key).dirty += changes - 1;
     }

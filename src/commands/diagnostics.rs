@@ -597,7 +597,8 @@ fn debug_populate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         key.push(b':');
         key.extend_from_slice(digits);
         let now = ctx.now_ms;
-        if ctx.db(&key).contains(&key, now) {
+        // Redis's lookupKeyWrite: an expired key is deleted (and notified).
+        if matches!(ctx.lookup_write::<super::lookup::AnyKind>(&key), Ok(Some(_))) {
             continue;
         }
         let mut value = Vec::with_capacity(size.max(6 + digits.len()));
@@ -607,6 +608,7 @@ fn debug_populate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             value.resize(size, 0);
         }
         ctx.db(&key).set(&key, Value::from_vec(value), now, false);
+        ctx.notify_new(&key);
     }
     r.ok();
 }

@@ -5,6 +5,7 @@
 use super::lookup::AnyKind;
 use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx};
+use crate::messaging::notify;
 use crate::persistence::payload;
 use crate::protocol::Reply;
 use crate::shard::Entry;
@@ -110,6 +111,7 @@ fn restore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         if deleted {
             ctx.propagate_as(&[b"DEL", key]);
             ctx.modified(db, key);
+            ctx.notify(notify::GENERIC, "del", key);
         }
         return r.ok();
     }
@@ -127,6 +129,8 @@ fn restore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         ctx.propagate_as(&argv);
     }
     ctx.modified(db, key);
+    ctx.notify_new(key);
+    ctx.notify(notify::GENERIC, "restore", key);
     r.ok();
 }
 

@@ -12,6 +12,7 @@ use super::string::cstr;
 use super::string::float80::F80;
 use super::{err, flags::*, CommandSpec, Ctx};
 use crate::config::glob_match;
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::keyspace::{canonical_int, xorshift};
 use crate::shard::{Entry, Value};
@@ -73,14 +74,16 @@ fn write_or_create<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, Wro
     if ctx.lookup_write::<HashKind>(key)?.is_none() {
         let entry = Entry { value: Value::Hash(Box::default()), expire_at_ms: -1, access_ms: now };
         ctx.db(key).insert_entry(key.into(), entry);
+        ctx.notify_new(key);
     }
     Ok(hash_mut(ctx.db(key).lookup(key, now, false).expect("the hash exists")))
 }
 
 /// A key written by `writes` field changes: made known once, counted as
-/// `writes` for the dirty counter as Redis counts them.
-fn modified(ctx: &mut Ctx, key: &[u8], writes: usize) {
+/// `writes` for the dirty counter as Redis counts them, and notified as `event`.
+fn modified(ctx: &mut Ctx, key: &[u8], writes: usize, event: &str) {
     ctx.modified(ctx.db, key);
+    ctx.notify(notify::HASH, event, key);
     ctx.shards.of(key).dirty += writes.saturating_sub(1) as u64;
 }
 
@@ -104,7 +107,7 @@ fn hset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, name: &str) {
     h.convert_for(&args[2..], limits);
     let created = args[2..].chunks(2).filter(|fv| h.set(fv[0], fv[1], limits)).count();
     h.shrink_to_fit();
-    modified(ctx, key, (args.len() - 2) / 2);
+    modified(ctx, key, (args.len() - 2) / 2, "hset");
     if name == "hset" {
         r.int(created as i64)
     } else {
@@ -132,7 +135,7 @@ fn hsetnx(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     h.convert_for(&args[2..4], limits);
     h.set(args[2], args[3], limits);
     h.shrink_to_fit();
-    modified(ctx, key, 1);
+    modified(ctx, key, 1, "hset");
     r.int(1);
 }
 
@@ -177,13 +180,16 @@ fn hdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             }
         }
     }
-    if h.is_empty() {
-        ctx.db(key).remove(key);
-    } else {
+    let empty = h.is_empty();
+    if !empty {
         h.shrink_to_fit();
     }
     if deleted > 0 {
-        modified(ctx, key, deleted);
+        modified(ctx, key, deleted, "hdel");
+    }
+    if empty {
+        ctx.db(key).remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     }
     r.int(deleted as i64);
 }
@@ -233,7 +239,7 @@ fn hincrby(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     };
     h.set(field, itoa::Buffer::new().format(new).as_bytes(), limits);
     h.shrink_to_fit();
-    modified(ctx, key, 1);
+    modified(ctx, key, 1, "hincrby");
     r.int(new);
 }
 
@@ -263,7 +269,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let text = sum.to_human().into_bytes();
     h.set(field, &text, limits);
     h.shrink_to_fit();
-    modified(ctx, key, 1);
+    modified(ctx, key, 1, "hincrbyfloat");
     r.bulk(&text);
     // The printed result, not the increment: a replay gives the same
     // string whatever the float arithmetic of the loader (Redis 7.0

@@ -4,6 +4,7 @@ use super::lookup::{probe_entry, AnyKind};
 use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx, Route};
 use crate::config::glob_match;
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::hold::{Pair, ShardMask};
 use crate::shard::keyspace::xorshift;
@@ -92,6 +93,7 @@ fn del_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, lazy: bool) {
                 ctx.shards.of(k).lazyfree.free(e.value);
             }
             ctx.modified(ctx.db, k);
+            ctx.notify(notify::GENERIC, "del", k);
             n += 1;
         }
     }
@@ -197,9 +199,11 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     let db = ctx.db(key);
     if when <= now {
         db.remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
         ctx.propagate_as(&[b"DEL", key]);
     } else {
         db.set_expire(key, when);
+        ctx.notify(notify::GENERIC, "expire", key);
         if command != "pexpireat" && ctx.propagating() {
             // Propagated as PEXPIREAT with the absolute time, the options
             // (NX/XX/GT/LT) kept, as Redis 7.0's expireGenericCommand does.
@@ -267,6 +271,7 @@ fn persist(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Ok(Some(e)) if e.expire_at_ms >= 0 => {
             ctx.db(args[1]).set_expire(args[1], -1);
             ctx.modified(ctx.db, args[1]);
+            ctx.notify(notify::GENERIC, "persist", args[1]);
             r.int(1);
         }
         _ => r.int(0),
@@ -377,19 +382,23 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut next = 0;
     if shard < ctx.shard_count {
         let (now, dbi) = (ctx.now_ms, ctx.db);
-        let db = &mut ctx.shard_mut(shard).dbs[dbi];
+        let st = ctx.shard_mut(shard);
         let position = cursor & CURSOR_POSITION_MASK;
         // Walk from high positions to low: a swap_remove only moves the last
         // (already visited) entry down, so no live key is skipped.
-        let mut left = if position == 0 { db.len() } else { (position as usize).min(db.len()) };
+        let len = st.dbs[dbi].len();
+        let mut left = if position == 0 { len } else { (position as usize).min(len) };
         let mut visited = 0;
         while left > 0 && visited < count {
             left -= 1;
             visited += 1;
-            if db.remove_if_expired(left, now) {
+            // An expired key is deleted and accounted for, as Redis's
+            // scanGenericCommand does with expireIfNeeded.
+            if let Some(k) = st.dbs[dbi].take_if_expired(left, now) {
+                st.expired(dbi, &k);
                 continue;
             }
-            let (k, e) = db.map.at(left);
+            let (k, e) = st.dbs[dbi].map.at(left);
             if pattern.is_some_and(|p| !glob_match(p, k, false)) {
                 continue;
             }
@@ -431,8 +440,14 @@ fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
             pick -= ctx.shard(shard).dbs[ctx.db].len();
             shard += 1;
         }
-        if let Some(k) = ctx.shard_mut(shard).dbs[dbi].random_key(now, &mut rng) {
-            found = Some(k);
+        let st = ctx.shard_mut(shard);
+        let mut expired = Vec::new();
+        let k = st.dbs[dbi].random_key(now, &mut rng, &mut expired);
+        for key in &expired {
+            st.expired(dbi, key);
+        }
+        if k.is_some() {
+            found = k;
             break;
         }
     }
@@ -462,6 +477,10 @@ fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     ctx.db(dst).insert_entry(dst.into(), entry);
     ctx.also_modified(ctx.db, src);
     ctx.modified(ctx.db, dst);
+    // The destination is added anew (Redis's dbAdd), even over an old value.
+    ctx.notify_new(dst);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx {
         r.int(1)
     } else {
@@ -550,6 +569,8 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     target_db.insert_entry(dst.into(), copied);
     ctx.modified(dst_db, dst);
+    ctx.notify_in(dst_db, notify::NEW, "new", dst);
+    ctx.notify_in(dst_db, notify::GENERIC, "copy_to", dst);
     r.int(1);
 }
 
@@ -572,6 +593,9 @@ fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     ctx.db_at(key, dst_db).insert_entry(k, entry);
     ctx.also_modified(ctx.db, key);
     ctx.modified(dst_db, key);
+    ctx.notify_in(dst_db, notify::NEW, "new", key);
+    ctx.notify(notify::GENERIC, "move_from", key);
+    ctx.notify_in(dst_db, notify::GENERIC, "move_to", key);
     r.int(1);
 }
 
@@ -595,9 +619,10 @@ fn copy_entry(e: &crate::shard::Entry, now: i64) -> crate::shard::Entry {
     crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: now }
 }
 
-/// OBJECT subcommands look the key up without touching its access time.
+/// OBJECT subcommands look the key up without touching its access time,
+/// and a miss is not notified.
 fn object_lookup<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Option<&'c mut crate::shard::Entry> {
-    ctx.lookup_read_no_touch::<AnyKind>(key).ok().flatten()
+    ctx.lookup_read_no_notify::<AnyKind>(key).ok().flatten()
 }
 
 fn object_encoding(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

@@ -16,6 +16,7 @@
 use super::lookup::{ListKind, WrongType};
 use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx};
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::Value;
 use crate::types::listpack::{Entry, Where};
@@ -95,10 +96,29 @@ fn wrote(ctx: &mut Ctx, key: &[u8], writes: usize) {
 }
 
 /// Deletes `key` when the command emptied its list (Redis never keeps an
-/// empty list).
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) {
-    if list_at(ctx, key).is_empty() {
+/// empty list); returns whether it did. The caller notifies `del` after the
+/// command's own event (`deleted`).
+fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) -> bool {
+    let empty = list_at(ctx, key).is_empty();
+    if empty {
         ctx.db(key).remove(key);
+    }
+    empty
+}
+
+/// The command's `event` on `key`, then `del` when it emptied the list.
+fn notify_then_del(ctx: &mut Ctx, key: &[u8], event: &str, deleted: bool) {
+    ctx.notify(notify::LIST, event, key);
+    if deleted {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
+}
+
+fn pop_event(head: bool) -> &'static str {
+    if head {
+        "lpop"
+    } else {
+        "rpop"
     }
 }
 
@@ -152,11 +172,13 @@ fn push_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, head: bool, only_e
             let mut q = new_list(ctx);
             let len = push(&mut q);
             ctx.db(key).set(key, Value::List(Box::new(q)), now, false);
+            ctx.notify_new(key);
             len
         }
         Ok(Some(e)) => push(list_mut(&mut e.value)),
     };
     wrote(ctx, key, args.len() - 2);
+    ctx.notify(notify::LIST, if head { "lpush" } else { "rpush" }, key);
     r.int(len as i64);
 }
 
@@ -225,8 +247,9 @@ fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, head: bool) {
             1
         }
     };
-    drop_if_empty(ctx, key);
+    let deleted = drop_if_empty(ctx, key);
     wrote(ctx, key, popped);
+    notify_then_del(ctx, key, pop_event(head), deleted);
 }
 
 fn lpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -321,6 +344,7 @@ fn linsert(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     q.insert(pos, at, v);
     let len = q.len();
     wrote(ctx, key, 1);
+    ctx.notify(notify::LIST, "linsert", key);
     r.int(len as i64);
 }
 
@@ -338,6 +362,7 @@ fn lset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::OUT_OF_RANGE);
     }
     wrote(ctx, key, 1);
+    ctx.notify(notify::LIST, "lset", key);
     r.ok();
 }
 
@@ -354,12 +379,14 @@ fn ltrim(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let before = q.len();
     q.trim(start, end);
     let removed = before - q.len();
-    drop_if_empty(ctx, key);
+    let deleted = drop_if_empty(ctx, key);
     if removed == 0 {
         // Redis signals the key even when nothing went, but counts no write.
         ctx.also_modified(ctx.db, key);
     }
     wrote(ctx, key, removed);
+    // Notified even when nothing went, as Redis does.
+    notify_then_del(ctx, key, "ltrim", deleted);
     r.ok();
 }
 
@@ -374,8 +401,11 @@ fn lrem(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Ok(Some(e)) => list_mut(&mut e.value),
     };
     let removed = q.remove(args[3], count);
-    drop_if_empty(ctx, key);
+    let deleted = drop_if_empty(ctx, key);
     wrote(ctx, key, removed);
+    if removed > 0 {
+        notify_then_del(ctx, key, "lrem", deleted);
+    }
     r.int(removed as i64);
 }
 
@@ -515,8 +545,9 @@ fn lmove_generic(ctx: &mut Ctx, r: &mut Reply, src: &[u8], dst: &[u8], from_head
     };
     let q = list_at(ctx, src);
     let v = if from_head { q.pop_head() } else { q.pop_tail() }.expect("lists are never empty");
+    let mut src_deleted = false;
     if src != dst {
-        drop_if_empty(ctx, src);
+        src_deleted = drop_if_empty(ctx, src);
         if !dst_exists {
             let q = new_list(ctx);
             let now = ctx.now_ms;
@@ -534,6 +565,13 @@ fn lmove_generic(ctx: &mut Ctx, r: &mut Reply, src: &[u8], dst: &[u8], from_head
     if src != dst {
         ctx.also_modified(db, src);
     }
+    // Redis's order: the destination's push (after `new` when created),
+    // then the source's pop and, when emptied, its deletion.
+    if src != dst && !dst_exists {
+        ctx.notify_new(dst);
+    }
+    ctx.notify(notify::LIST, if to_head { "lpush" } else { "rpush" }, dst);
+    notify_then_del(ctx, src, pop_event(from_head), src_deleted);
     r.bulk(&v);
 }
 
@@ -596,8 +634,9 @@ fn lmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.array(2);
         r.bulk(key);
         let popped = pop_range_reply(q, o.head, o.count, r);
-        drop_if_empty(ctx, key);
+        let deleted = drop_if_empty(ctx, key);
         wrote(ctx, key, popped);
+        notify_then_del(ctx, key, pop_event(o.head), deleted);
         let count = itoa::Buffer::new().format(popped).as_bytes().to_vec();
         ctx.propagate_as(&[if o.head { b"LPOP" } else { b"RPOP" }, key, &count]);
         return;

@@ -12,6 +12,7 @@
 use std::sync::atomic::Ordering;
 
 use super::Ctx;
+use crate::messaging::notify;
 use crate::shard::{Db, Entry, Probe, Value};
 
 /// The value was of another type than the command works on: the handler
@@ -88,8 +89,11 @@ enum Intent {
     /// Counts a hit or miss, writes the access time.
     Read,
     /// Counts a hit or miss, leaves the access time (Redis's LOOKUP_NOTOUCH:
-    /// TYPE, TTL, EXISTS, OBJECT).
+    /// TYPE, TTL, EXISTS).
     ReadNoTouch,
+    /// As `ReadNoTouch`, and a miss is not notified (Redis's
+    /// LOOKUP_NOTOUCH | LOOKUP_NONOTIFY: OBJECT, MEMORY USAGE).
+    ReadNoNotify,
     /// Neither counts nor is counted (Redis's lookupKeyWrite), writes the access time.
     Write,
 }
@@ -125,12 +129,12 @@ impl Ctx<'_> {
     #[inline]
     fn lookup<K: Kind>(&mut self, db: usize, key: &[u8], intent: Intent) -> Lookup<'_> {
         let now = self.now_ms;
-        let touch = intent != Intent::ReadNoTouch && self.may_touch();
+        let touch = matches!(intent, Intent::Read | Intent::Write) && self.may_touch();
         let shard = self.shards.of(key);
         // By position, so that no borrow of the database is alive when an
-        // expired key is reported to its shard.
+        // expired key or a miss is reported to its shard.
         let found = match shard.dbs[db].probe(key, now) {
-            Probe::Live(pos) => Some(shard.dbs[db].entry_at(pos, now, touch)),
+            Probe::Live(pos) => Some(pos),
             Probe::Missing => None,
             Probe::Expired => {
                 shard.expired(db, key);
@@ -143,8 +147,12 @@ impl Ctx<'_> {
                 shard.stats.keyspace_hits += 1;
             } else {
                 shard.stats.keyspace_misses += 1;
+                if intent != Intent::ReadNoNotify {
+                    shard.notify(db, notify::KEY_MISS, "keymiss", key);
+                }
             }
         }
+        let found = found.map(|pos| shard.dbs[db].entry_at(pos, now, touch));
         match found {
             Some(e) if !K::holds(&e.value) => Err(WrongType),
             found => Ok(found),
@@ -161,6 +169,12 @@ impl Ctx<'_> {
     #[inline]
     pub fn lookup_read_no_touch<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
         self.lookup::<K>(self.db, key, Intent::ReadNoTouch)
+    }
+
+    /// As `lookup_read_no_touch`, and a miss is not notified (OBJECT, MEMORY USAGE).
+    #[inline]
+    pub fn lookup_read_no_notify<K: Kind>(&mut self, key: &[u8]) -> Lookup<'_> {
+        self.lookup::<K>(self.db, key, Intent::ReadNoNotify)
     }
 
     /// Deletes `key` of the client's db if it has expired (DEL, UNLINK, as

@@ -57,7 +57,7 @@ fn memory_usage(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     let key = args[2];
-    match ctx.lookup_read_no_touch::<AnyKind>(key) {
+    match ctx.lookup_read_no_notify::<AnyKind>(key) {
         Ok(Some(e)) => r.int((value_bytes(&e.value, samples) + key.len() + SLOT_BYTES) as i64),
         _ => r.null(),
     }

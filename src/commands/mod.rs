@@ -461,13 +461,16 @@ impl<'a> Ctx<'a> {
     pub fn shard_mut(&mut self, i: usize) -> &mut ShardState {
         self.shards.get_mut(i)
     }
-    /// Counts a keyspace hit or miss on the owning shard.
+    /// Counts a keyspace hit or miss on the owning shard (a read lookup
+    /// done by hand: a miss is notified, `keymiss`).
     pub fn hit(&mut self, key: &[u8], hit: bool) {
+        let db = self.db;
         let s = self.shards.of(key);
         if hit {
             s.stats.keyspace_hits += 1;
         } else {
             s.stats.keyspace_misses += 1;
+            s.notify(db, crate::messaging::notify::KEY_MISS, "keymiss", key);
         }
     }
     /// `key` of database `db` changed (see `ShardState::modified`), on its shard.

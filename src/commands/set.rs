@@ -16,6 +16,7 @@ use super::lookup::{AnyKind, SetKind, WrongType};
 use super::string::cstr;
 use super::{err, flags::*, numkeys_keys, parse_i64, CommandSpec, Ctx};
 use crate::config::glob_match;
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::keyspace::xorshift;
 use crate::shard::slot::key_shard;
@@ -116,21 +117,35 @@ fn more_dirty(ctx: &mut Ctx, key: &[u8], writes: usize) {
 }
 
 /// Replaces `key` with the set `value` (Redis's `setKey`: any old value and
-/// its TTL go), or deletes it when `value` is empty; `ctx.modified` when
-/// something changed. Returns the stored size.
-fn store(ctx: &mut Ctx, key: &[u8], value: Set) -> usize {
+/// its TTL go), or deletes it when `value` is empty; `ctx.modified` and
+/// the notification (`event`, or `del`) when something changed. Returns the
+/// stored size.
+fn store(ctx: &mut Ctx, key: &[u8], value: Set, event: &str) -> usize {
     let (db, now) = (ctx.db, ctx.now_ms);
-    // Lazy expiry of the old value first, as `setKey`'s lookup does.
-    let existed = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
     let n = value.len();
     if n > 0 {
+        // Lazy expiry of the old value first, as `setKey`'s lookup does.
+        let existed = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
         ctx.db(key).set(key, Value::Set(Box::new(value)), now, false);
         ctx.modified(db, key);
-    } else if existed {
-        ctx.db(key).remove(key);
+        if !existed {
+            ctx.notify_new(key);
+        }
+        ctx.notify(notify::SET, event, key);
+    } else if ctx.db(key).remove(key).is_some() {
+        // Redis's dbDelete: a key present but expired is deleted (`del`) too.
         ctx.modified(db, key);
+        ctx.notify(notify::GENERIC, "del", key);
     }
     n
+}
+
+/// `event` on `key`, then `del` when the command emptied the set.
+fn notify_then_del(ctx: &mut Ctx, key: &[u8], event: &str, deleted: bool) {
+    ctx.notify(notify::SET, event, key);
+    if deleted {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
 }
 
 fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -145,6 +160,7 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             let mut set = Set::default();
             let added = members.iter().filter(|m| set.add(m, max)).count();
             ctx.db(key).set(key, Value::Set(Box::new(set)), now, false);
+            ctx.notify_new(key);
             added
         }
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -152,6 +168,7 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if added > 0 {
         ctx.modified(db, key);
         more_dirty(ctx, key, added);
+        ctx.notify(notify::SET, "sadd", key);
     }
     r.int(added as i64);
 }
@@ -180,6 +197,7 @@ fn srem(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if removed > 0 {
         ctx.modified(db, key);
         more_dirty(ctx, key, removed);
+        notify_then_del(ctx, key, "srem", emptied);
     }
     r.int(removed as i64);
 }
@@ -249,21 +267,25 @@ fn smove(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if !from.remove(member) {
         return r.int(0);
     }
-    if from.is_empty() {
+    let emptied = from.is_empty();
+    if emptied {
         ctx.db(src).remove(src);
     }
     ctx.modified(db, src);
+    notify_then_del(ctx, src, "srem", emptied);
     let added = match ctx.db(dst).lookup(dst, now, false) {
         Some(e) => set_of(e).add(member, max),
         None => {
             let mut set = Set::default();
             set.add(member, max);
             ctx.db(dst).set(dst, Value::Set(Box::new(set)), now, false);
+            ctx.notify_new(dst);
             true
         }
     };
     if added {
         ctx.modified(db, dst);
+        ctx.notify(notify::SET, "sadd", dst);
     }
     r.int(1);
 }
@@ -295,6 +317,7 @@ fn spop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         ctx.db(key).remove(key);
     }
     ctx.modified(db, key);
+    notify_then_del(ctx, key, "spop", emptied);
     let bytes = member.to_vec();
     ctx.propagate_as(&[b"SREM", key, &bytes]);
     reply_member(r, member.as_entry());
@@ -343,6 +366,7 @@ fn spop_with_count(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         ctx.db(key).remove(key);
         ctx.modified(db, key);
         more_dirty(ctx, key, count as usize);
+        notify_then_del(ctx, key, "spop", true);
         ctx.home().rng = rng;
         return ctx.propagate_as(&[if lazy { b"UNLINK" } else { b"DEL" }, key]);
     }
@@ -372,6 +396,7 @@ fn spop_with_count(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     ctx.home().rng = rng;
     ctx.modified(db, key);
     more_dirty(ctx, key, count as usize);
+    ctx.notify(notify::SET, "spop", key);
     if propagating {
         ctx.propagate = crate::exec::propagate::Propagate::Many(srems);
     }
@@ -492,7 +517,7 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[&[u8]], mode: InterMode, r: &mut Reply)
             InterMode::Reply => r.set(0),
             InterMode::Cardinality { .. } => r.int(0),
             InterMode::Store(dst) => {
-                store(ctx, dst, Set::default());
+                store(ctx, dst, Set::default(), "sinterstore");
                 r.int(0)
             }
         };
@@ -525,7 +550,7 @@ fn sinter_generic(ctx: &mut Ctx, keys: &[&[u8]], mode: InterMode, r: &mut Reply)
             for m in common {
                 result.add_entry(m, max);
             }
-            let n = store(ctx, dst, result);
+            let n = store(ctx, dst, result, "sinterstore");
             r.int(n as i64);
         }
     }
@@ -629,7 +654,8 @@ fn sunion_diff_generic(ctx: &mut Ctx, keys: &[&[u8]], dst: Option<&[u8]>, op: Se
             }
         }
         Some(dst) => {
-            let n = store(ctx, dst, result);
+            let event = if op == SetOp::Union { "sunionstore" } else { "sdiffstore" };
+            let n = store(ctx, dst, result, event);
             r.int(n as i64);
         }
     }

@@ -20,6 +20,7 @@
 use super::lookup::AnyKind;
 use super::string::{cstr, string_bytes};
 use super::{err, flags::*, CommandSpec, Ctx, Route};
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::hold::ShardMask;
 use crate::shard::slot::key_shard;
@@ -484,12 +485,15 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, read_only: bool) {
     let now = ctx.now_ms;
     if output_len > 0 {
         ctx.expire_if_needed(dest);
-        ctx.db(dest).set(dest, Value::List(Box::new(list)), now, false);
+        let stored = ctx.db(dest).set(dest, Value::List(Box::new(list)), now, false);
         ctx.modified(ctx.db, dest);
         // Redis counts one write per stored element.
         ctx.shards.of(dest).dirty += output_len as u64 - 1;
+        ctx.stored(dest, stored);
+        ctx.notify(notify::LIST, "sortstore", dest);
     } else if ctx.db(dest).remove(dest).is_some() {
         ctx.modified(ctx.db, dest);
+        ctx.notify(notify::GENERIC, "del", dest);
     }
     r.int(output_len as i64);
 }

@@ -8,6 +8,7 @@ pub(crate) mod float80;
 
 use super::lookup::{AnyKind, StringKind, WrongType};
 use super::{err, flags::*, CommandSpec, Ctx};
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::keyspace::canonical_int;
 use crate::shard::Value;
@@ -235,11 +236,16 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
         return;
     }
     let db = ctx.db(key);
-    db.set(key, Value::from_bytes(value), now, flags & opt::KEEPTTL != 0);
+    let stored = db.set(key, Value::from_bytes(value), now, flags & opt::KEEPTTL != 0);
     if let Some(when) = when {
         db.set_expire(key, when);
     }
     ctx.modified(ctx.db, key);
+    ctx.stored(key, stored);
+    ctx.notify(notify::STRING, "set", key);
+    if when.is_some() {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
     if when.is_some() && flags & opt::PXAT == 0 && ctx.propagating() {
         // Redis 7.0 propagates a relative or second-based expiry as an
         // absolute time in milliseconds, so that a replay sets the same one.
@@ -258,10 +264,10 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if args.len() == 3 {
         // The common case without options: no parsing, no expiry.
         let (shard, db, now) = owner(ctx, args[1]);
-        if shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false) {
-            shard.expired(db, args[1]);
-        }
+        let stored = shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false);
+        shard.stored(db, args[1], stored);
         shard.modified(db, args[1]);
+        shard.notify(db, notify::STRING, "set", args[1]);
         return r.ok();
     }
     let Some(o) = parse_extended(args, true) else {
@@ -287,8 +293,10 @@ fn getset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if reply_get(ctx, key, r).is_none() {
         return;
     }
-    ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
+    let stored = ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
     ctx.modified(ctx.db, key);
+    ctx.stored(key, stored);
+    ctx.notify(notify::STRING, "set", key);
     ctx.propagate_as(&[b"SET", key, args[2]]);
 }
 
@@ -299,6 +307,7 @@ fn getdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     ctx.db(key).remove(key);
     ctx.modified(ctx.db, key);
+    ctx.notify(notify::GENERIC, "del", key);
     ctx.propagate_as(&[b"DEL", key]);
 }
 
@@ -327,9 +336,11 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         if o.flags & (opt::EXAT | opt::PXAT) != 0 && when <= now {
             // An absolute time already past deletes the key, as Redis does.
             db.remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
             ctx.propagate_as(&[b"DEL", key]);
         } else {
             db.set_expire(key, when);
+            ctx.notify(notify::GENERIC, "expire", key);
             if ctx.propagating() {
                 ctx.propagate_as(&[b"PEXPIREAT", key, itoa::Buffer::new().format(when).as_bytes()]);
             }
@@ -338,6 +349,7 @@ fn getex(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else if o.flags & opt::PERSIST != 0 && had_ttl {
         ctx.db(key).set_expire(key, -1);
         ctx.modified(ctx.db, key);
+        ctx.notify(notify::GENERIC, "persist", key);
         ctx.propagate_as(&[b"PERSIST", key]);
     }
 }
@@ -363,10 +375,10 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     }
     for kv in args[1..].chunks(2) {
         let (shard, db, now) = owner(ctx, kv[0]);
-        if shard.dbs[db].set(kv[0], Value::from_bytes(kv[1]), now, false) {
-            shard.expired(db, kv[0]);
-        }
+        let stored = shard.dbs[db].set(kv[0], Value::from_bytes(kv[1]), now, false);
+        shard.stored(db, kv[0], stored);
         shard.modified(db, kv[0]);
+        shard.notify(db, notify::STRING, "set", kv[0]);
     }
     if nx {
         r.int(1)
@@ -409,11 +421,13 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], by: i64, r: &mut Reply) {
         }
         Ok(None) => {
             ctx.db(key).set(key, Value::Int(by), now, false);
+            ctx.notify_new(key);
             by
         }
         Err(WrongType) => return r.error(err::WRONGTYPE),
     };
     ctx.modified(ctx.db, key);
+    ctx.notify(notify::STRING, "incrby", key);
     r.int(new);
 }
 
@@ -471,9 +485,11 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Some(e) => e.value = value,
         None => {
             db.set(key, value, now, false);
+            ctx.notify_new(key);
         }
     }
     ctx.modified(ctx.db, key);
+    ctx.notify(notify::STRING, "incrbyfloat", key);
 }
 
 /// Redis's `checkStringLength`: the result may not exceed proto-max-bulk-len.
@@ -497,6 +513,7 @@ fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let total = match ctx.lookup_write::<StringKind>(key) {
         Ok(None) => {
             ctx.db(key).set(key, Value::from_bytes(args[2]), now, false);
+            ctx.notify_new(key);
             args[2].len()
         }
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -510,6 +527,7 @@ fn append(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     };
     ctx.modified(ctx.db, key);
+    ctx.notify(notify::STRING, "append", key);
     r.int(total as i64);
 }
 
@@ -576,9 +594,9 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             if let Err(msg) = check_string_length(max, offset, value.len() as i64) {
                 return r.error(msg);
             }
-            let db = ctx.db(key);
-            db.set(key, Value::Str { bytes: Vec::new(), raw: true }, now, false);
-            make_raw(&mut db.lookup(key, now, false).expect("just set").value)
+            ctx.db(key).set(key, Value::Str { bytes: Vec::new(), raw: true }, now, false);
+            ctx.notify_new(key);
+            make_raw(&mut ctx.db(key).lookup(key, now, false).expect("just set").value)
         }
         Err(WrongType) => return r.error(err::WRONGTYPE),
         Ok(Some(e)) => {
@@ -598,6 +616,7 @@ fn setrange(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     bytes[offset..offset + value.len()].copy_from_slice(value);
     let len = bytes.len();
     ctx.modified(ctx.db, key);
+    ctx.notify(notify::STRING, "setrange", key);
     r.int(len as i64);
 }
 

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use super::lookup::{AnyKind, WrongType, ZSetKind};
 use super::string::cstr;
 use super::{err, flags::*, numkeys_keys, CommandSpec, Ctx};
+use crate::messaging::notify;
 use crate::protocol::Reply;
 use crate::shard::keyspace::xorshift;
 use crate::shard::Value;
@@ -158,10 +159,13 @@ fn scored_element(r: &mut Reply, member: Entry<'_>, score: f64, withscores: bool
     }
 }
 
-/// Deletes `key` when its sorted set was emptied by the command.
-fn delete_if_empty(ctx: &mut Ctx, key: &[u8], empty: bool) {
+/// Members of `key` were removed by the command: its event, then, when its
+/// sorted set was emptied, the key's deletion (`del`), as Redis orders them.
+fn removed(ctx: &mut Ctx, key: &[u8], event: &str, empty: bool) {
+    ctx.notify(notify::ZSET, event, key);
     if empty {
         ctx.db(key).remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     }
 }
 
@@ -169,9 +173,8 @@ fn delete_if_empty(ctx: &mut Ctx, key: &[u8], empty: bool) {
 fn store(ctx: &mut Ctx, key: &[u8], z: ZSet) {
     let (now, db) = (ctx.now_ms, ctx.db);
     let shard = ctx.shards.of(key);
-    if shard.dbs[db].set(key, Value::ZSet(Box::new(z)), now, false) {
-        shard.expired(db, key);
-    }
+    let stored = shard.dbs[db].set(key, Value::ZSet(Box::new(z)), now, false);
+    shard.stored(db, key, stored);
     shard.modified(db, key);
 }
 
@@ -275,10 +278,12 @@ fn zadd_apply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, o: ZaddOptions) {
             let mut z = ZSet::default();
             apply(&mut z);
             ctx.db(key).set(key, Value::ZSet(Box::new(z)), now, false);
+            ctx.notify_new(key);
         }
     }
     if added + updated > 0 {
         ctx.modified(ctx.db, key);
+        ctx.notify(notify::ZSET, if o.flags.incr { "zincr" } else { "zadd" }, key);
     }
     if nan {
         return r.error(NAN_ERROR);
@@ -316,8 +321,8 @@ fn zrem(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             (deleted, z.is_empty())
         }
     };
-    delete_if_empty(ctx, key, empty);
     if deleted > 0 {
+        removed(ctx, key, "zrem", empty);
         ctx.modified(ctx.db, key);
     }
     r.int(deleted);
@@ -611,20 +616,23 @@ fn zrangestore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             }
         }
     }
-    store_result(ctx, dst, &elements, limits, r);
+    store_result(ctx, dst, &elements, limits, r, "zrangestore");
 }
 
 /// Stores a result sorted lowest first at `dst` (or deletes `dst` when
-/// empty) and replies its size, as ZRANGESTORE and ZUNIONSTORE do.
-fn store_result(ctx: &mut Ctx, dst: &[u8], elements: &[(Vec<u8>, f64)], limits: Limits, r: &mut Reply) {
+/// empty) and replies its size, as ZRANGESTORE and ZUNIONSTORE do;
+/// `event` is the command's notification.
+fn store_result(ctx: &mut Ctx, dst: &[u8], elements: &[(Vec<u8>, f64)], limits: Limits, r: &mut Reply, event: &str) {
     if elements.is_empty() {
         if ctx.db(dst).remove(dst).is_some() {
             ctx.modified(ctx.db, dst);
+            ctx.notify(notify::GENERIC, "del", dst);
         }
         return r.int(0);
     }
     let refs: Vec<(&[u8], f64)> = elements.iter().map(|(m, s)| (m.as_slice(), *s)).collect();
     store(ctx, dst, ZSet::from_sorted(&refs, limits));
+    ctx.notify(notify::ZSET, event, dst);
     r.int(elements.len() as i64);
 }
 
@@ -635,6 +643,11 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, selector: Res
         Err(e) => return r.error(e),
     };
     let key = args[1];
+    let event = match selector {
+        Selector::Rank(..) => "zremrangebyrank",
+        Selector::Score(..) => "zremrangebyscore",
+        Selector::Lex(..) => "zremrangebylex",
+    };
     let q = RangeRequest { selector, rev: false, withscores: false, offset: 0, limit: -1 };
     let (deleted, empty) = match ctx.lookup_write::<ZSetKind>(key) {
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -647,8 +660,8 @@ fn zremrange_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, selector: Res
             (deleted, z.is_empty())
         }
     };
-    delete_if_empty(ctx, key, empty);
     if deleted > 0 {
+        removed(ctx, key, event, empty);
         ctx.modified(ctx.db, key);
     }
     r.int(deleted as i64);
@@ -905,7 +918,7 @@ fn setop_reply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, op: Op, name: &str)
 fn setop_store(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, op: Op, name: &str) {
     let limits = limits(ctx);
     if let Some(SetOpResult::Elements(elements, _)) = setop(ctx, args, r, 2, op, true, false, name) {
-        store_result(ctx, args[1], &elements, limits, r);
+        store_result(ctx, args[1], &elements, limits, r, name);
     }
 }
 
@@ -1006,7 +1019,7 @@ fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<u
     }
     z.compact();
     let empty = z.is_empty();
-    delete_if_empty(ctx, key, empty);
+    removed(ctx, key, if max { "zpopmax" } else { "zpopmin" }, empty);
     ctx.modified(ctx.db, key);
     Some(key)
 }

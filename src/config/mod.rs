@@ -87,6 +87,8 @@ pub struct Config {
     pub rdbchecksum: bool,
     pub stop_writes_on_bgsave_error: bool,
     pub encodings: EncodingLimits,
+    /// `notify-keyspace-events` as flags (`messaging::notify`); 0: off.
+    pub notify_keyspace_events: u32,
     /// ringkv's own: shard threads (0 = one per available core).
     pub shards: usize,
     /// ringkv's own: pin shard i to core i.
@@ -132,6 +134,7 @@ impl Default for Config {
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
             encodings: EncodingLimits::default(),
+            notify_keyspace_events: 0,
             shards: 0,
             cpu_affinity: false,
             others: BTreeMap::new(),

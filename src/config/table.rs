@@ -321,6 +321,7 @@ pub const ACTED_ON: &[&str] = &[
     "list-compress-depth",
     "shards",
     "cpu-affinity",
+    "notify-keyspace-events",
 ];
 
 fn is_acted_on(name: &str) -> bool {
@@ -556,37 +557,6 @@ fn parse_output_limits(c: &mut Config, args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// Redis's keyspaceEventsStringToFlags / FlagsToString.
-fn normalise_keyspace_events(v: &str) -> Result<String, String> {
-    const CLASSES: &str = "g$lshzxeKEtmdn";
-    let mut set = std::collections::HashSet::new();
-    for ch in v.chars() {
-        match ch {
-            'A' => set.extend("g$lshzxetd".chars()),
-            c if CLASSES.contains(c) => {
-                set.insert(c);
-            }
-            _ => return Err("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
-        }
-    }
-    let mut out = String::new();
-    if "g$lshzxetd".chars().all(|c| set.contains(&c)) {
-        out.push('A');
-    } else {
-        for c in "g$lshzxetd".chars() {
-            if set.contains(&c) {
-                out.push(c);
-            }
-        }
-    }
-    for c in "KEmn".chars() {
-        if set.contains(&c) {
-            out.push(c);
-        }
-    }
-    Ok(out)
-}
-
 fn format_percentile(p: f64) -> String {
     // Redis prints "%f" then trims trailing zeros and the dot.
     let s = format!("{:.6}", p);
@@ -639,8 +609,8 @@ fn set_special(c: &mut Config, name: &str, args: &[&str], reading_file: bool) ->
             if args.len() != 1 {
                 return Err("wrong number of arguments".into());
             }
-            let v = normalise_keyspace_events(args[0])?;
-            c.others.insert(name.into(), v);
+            use crate::messaging::notify;
+            c.notify_keyspace_events = notify::parse(args[0].as_bytes()).ok_or_else(|| notify::INVALID_CLASS.to_string())?;
         }
         "bind" => {
             if args.len() > 16 {
@@ -807,6 +777,7 @@ pub fn get(c: &Config, def: &Def) -> String {
         "stop-writes-on-bgsave-error" => yn(c.stop_writes_on_bgsave_error),
         "shards" => c.shards.to_string(),
         "cpu-affinity" => yn(c.cpu_affinity),
+        "notify-keyspace-events" => crate::messaging::notify::format(c.notify_keyspace_events),
         other => c.others.get(other).cloned().unwrap_or_else(|| def.default.to_string()),
     }
 }

@@ -456,6 +456,12 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         appendfilename: appendfilename.clone(),
         encodings: config.encodings,
     };
+    // The replay notifies nobody: these states are the loader's own (only
+    // their databases reach the shards), no client can have subscribed to
+    // them, and a large AOF would fill `pending_publish` for nothing.
+    for s in states.iter_mut() {
+        s.config.notify_keyspace_events = 0;
+    }
     let ptrs: Vec<*mut ShardState> = states.iter_mut().map(|b| &mut **b as *mut ShardState).collect();
     let mut set = crate::shard::hold::ShardSet::new(ptrs.len());
     for (i, p) in ptrs.iter().enumerate() {

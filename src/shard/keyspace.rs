@@ -162,6 +162,17 @@ pub enum Probe {
     Expired,
 }
 
+/// What `Db::set` did to the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The key was not there: added (the `new` event).
+    Added,
+    /// A live key's value was replaced.
+    Replaced,
+    /// The key had expired: it counts as expired, then added.
+    ReplacedExpired,
+}
+
 #[derive(Default)]
 pub struct Db {
     pub map: Dict,
@@ -264,10 +275,11 @@ impl Db {
     }
 
     /// Sets a value. `keep_ttl` keeps an existing expiry; otherwise it is
-    /// cleared. Returns true when it replaced a key that had expired (lazy
-    /// expiry, which the caller accounts for): the new value then starts
-    /// without the old TTL, whatever `keep_ttl` says.
-    pub fn set(&mut self, key: &[u8], value: Value, now_ms: i64, keep_ttl: bool) -> bool {
+    /// cleared. Says whether the key was added, replaced, or replaced after
+    /// it had expired (lazy expiry, which the caller accounts for, see
+    /// `ShardState::stored`): the new value then starts without the old TTL,
+    /// whatever `keep_ttl` says.
+    pub fn set(&mut self, key: &[u8], value: Value, now_ms: i64, keep_ttl: bool) -> Stored {
         let hash = self.map.hash(key);
         match self.map.find_hashed(key, hash) {
             Some(pos) => {
@@ -278,11 +290,15 @@ impl Db {
                 if (expired || !keep_ttl) && e.expire_at_ms >= 0 {
                     self.map.set_expire_at(pos, -1);
                 }
-                expired
+                if expired {
+                    Stored::ReplacedExpired
+                } else {
+                    Stored::Replaced
+                }
             }
             None => {
                 self.map.insert_new_hashed(hash, key.into(), Entry { value, expire_at_ms: -1, access_ms: now_ms });
-                false
+                Stored::Added
             }
         }
     }
@@ -336,8 +352,10 @@ impl Db {
         (sampled, expired)
     }
 
-    /// A random live key, or None.
-    pub fn random_key(&mut self, now_ms: i64, rng: &mut u64) -> Option<Box<[u8]>> {
+    /// A random live key, or None. Expired keys met on the way are deleted
+    /// and pushed onto `expired` (the caller accounts for them,
+    /// `ShardState::expired`).
+    pub fn random_key(&mut self, now_ms: i64, rng: &mut u64, expired: &mut Vec<Box<[u8]>>) -> Option<Box<[u8]>> {
         // As Redis: retry a bounded number of times when we hit expired keys.
         for _ in 0..100 {
             let n = self.map.len();
@@ -345,10 +363,21 @@ impl Db {
                 return None;
             }
             let pos = (xorshift(rng) % n as u64) as usize;
-            if self.remove_if_expired(pos, now_ms) {
+            if let Some(key) = self.take_if_expired(pos, now_ms) {
+                expired.push(key);
                 continue;
             }
             return Some(self.map.at(pos).0.into());
+        }
+        None
+    }
+
+    /// Removes the entry at `pos` if it is expired at `now_ms`, returning
+    /// its key (the last entry has moved into `pos` then).
+    pub fn take_if_expired(&mut self, pos: usize, now_ms: i64) -> Option<Box<[u8]>> {
+        let e = self.map.at(pos).1;
+        if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+            return Some(self.map.remove_at(pos).0);
         }
         None
     }

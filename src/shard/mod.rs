@@ -13,7 +13,7 @@ pub mod slot;
 
 use crate::config::Config;
 use crate::metrics::ShardStats;
-pub use keyspace::{Db, Entry, Probe, Value};
+pub use keyspace::{Db, Entry, Probe, Stored, Value};
 
 /// Per-connection facts that other shards may read while holding this one
 /// (CLIENT LIST / KILL / INFO clients). The network loop keeps it current.
@@ -66,6 +66,10 @@ pub struct ShardState {
     pub stream: crate::exec::propagate::Stream,
     /// Big values being freed in slices between commands (UNLINK).
     pub lazyfree: lazyfree::LazyFree,
+    /// (channel, message) pairs a command leaves to be published when it
+    /// has run (keyspace notifications, `messaging::notify`), delivered as
+    /// `PUBLISH channel message` would, without a reply.
+    pub pending_publish: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl ShardState {
@@ -84,6 +88,7 @@ impl ShardState {
             snapshot_latency: Default::default(),
             stream: Default::default(),
             lazyfree: Default::default(),
+            pending_publish: Vec::new(),
         }
     }
 
@@ -107,11 +112,12 @@ impl ShardState {
     /// `key` of database `db` was found expired and deleted by a lookup
     /// (lazy expiry): made known like `modified`, counted in `expired_keys`
     /// as Redis's `deleteExpiredKeyAndPropagate` does, not a write for the
-    /// dirty counter.
+    /// dirty counter, and notified (`expired`).
     pub fn expired(&mut self, db: usize, key: &[u8]) {
         self.signal_modified(db, key);
         self.stream.expired(db, key);
         self.stats.expired_keys += 1;
+        self.notify(db, crate::messaging::notify::EXPIRED, "expired", key);
     }
 
     /// Every key of database `db` changed at once (FLUSHDB, FLUSHALL,
@@ -148,10 +154,14 @@ impl ShardState {
         }
         let start = std::time::Instant::now();
         let mut rng = self.rng;
-        let stream = &mut self.stream;
+        let (stream, pending) = (&mut self.stream, &mut self.pending_publish);
+        let notify_flags = self.config.notify_keyspace_events;
         for (dbi, db) in self.dbs.iter_mut().enumerate() {
             loop {
-                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| stream.expired_now(dbi, key));
+                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| {
+                    stream.expired_now(dbi, key);
+                    crate::messaging::notify::emit(pending, notify_flags, dbi, crate::messaging::notify::EXPIRED, "expired", key);
+                });
                 self.stats.expired_keys += expired as u64;
                 if sampled == 0 || expired * 10 <= sampled {
                     break;
