@@ -75,6 +75,9 @@ pub struct Stream {
     /// different shards annotate apart, so in the merged file a second
     /// may be annotated once per shard.
     timestamps: bool,
+    /// The operations of the EXEC running now (`after_command` with
+    /// `Ctx::in_multi`), appended as one unit when it ends (`exec_end`).
+    exec_ops: Vec<(usize, Vec<Vec<u8>>)>,
 }
 
 impl Stream {
@@ -214,6 +217,9 @@ fn append_unit(stream: &mut Stream, dels: &[(usize, Box<[u8]>)], cmds: &[(usize,
 /// `dirty_before` is the sum of the dirty counters of the held shards
 /// before the handler ran.
 pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before: u64) {
+    if ctx.in_multi {
+        return collect_for_exec(ctx, args, dirty_before);
+    }
     let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
     let dirty_after: u64 = held.iter().map(|&i| ctx.shards.get(i).dirty).sum();
     let propagate = std::mem::take(&mut ctx.propagate);
@@ -243,14 +249,61 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
         }
     }
     let cmds: Vec<(usize, &[&[u8]])> = single.into_iter().chain(many.iter().map(|v| &v[..])).map(|c| (db, c)).collect();
+    emit_unit(ctx, &held, &cmds);
+}
+
+/// A command run by EXEC (`Ctx::in_multi`): the expired-key DELs it left
+/// and what it propagates are kept, in order, in the home shard's stream
+/// until the EXEC ends (`exec_end`), so that the transaction's writes are
+/// one unit, in MULTI/EXEC when more than one, as Redis 7.0's
+/// `propagatePendingCommands` after `execCommand`.
+fn collect_for_exec(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before: u64) {
+    let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
+    let dirty_after: u64 = held.iter().map(|&i| ctx.shards.get(i).dirty).sum();
+    let propagate = std::mem::take(&mut ctx.propagate);
+    let db = ctx.db;
+    let mut ops: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+    for &i in &held {
+        for (del_db, key) in ctx.shards.get_mut(i).stream.take_pending() {
+            ops.push((del_db, vec![b"DEL".to_vec(), key.into_vec()]));
+        }
+    }
+    match propagate {
+        Propagate::As(v) => ops.push((db, v)),
+        Propagate::Force => ops.push((db, args.iter().map(|a| a.to_vec()).collect())),
+        Propagate::Args if dirty_after != dirty_before => ops.push((db, args.iter().map(|a| a.to_vec()).collect())),
+        Propagate::Args => {}
+        Propagate::Many(v) => ops.extend(v.into_iter().map(|argv| (db, argv))),
+    }
+    ctx.shards.get_mut(ctx.home).stream.exec_ops.extend(ops);
+}
+
+/// The end of an EXEC: what its commands propagated (`collect_for_exec`)
+/// is appended as one unit, over the shards it held (at one cut when
+/// several).
+pub fn exec_end(ctx: &mut crate::commands::Ctx) {
+    let ops = std::mem::take(&mut ctx.shards.get_mut(ctx.home).stream.exec_ops);
+    if ops.is_empty() {
+        return;
+    }
+    let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
+    let argvs: Vec<Vec<&[u8]>> = ops.iter().map(|(_, argv)| argv.iter().map(|a| &a[..]).collect()).collect();
+    let cmds: Vec<(usize, &[&[u8]])> = ops.iter().zip(&argvs).map(|((db, _), argv)| (*db, &argv[..])).collect();
+    emit_unit(ctx, &held, &cmds);
+}
+
+/// Appends one unit (the held shards' pending expired-key DELs, then
+/// `cmds`) to the stream of the only held shard, or at a cut of all of
+/// them.
+fn emit_unit(ctx: &mut crate::commands::Ctx, held: &[usize], cmds: &[(usize, &[&[u8]])]) {
     if held.len() == 1 {
         let s = &mut ctx.shards.get_mut(held[0]).stream;
         let dels = s.take_pending();
-        append_unit(s, &dels, &cmds);
+        append_unit(s, &dels, cmds);
         return;
     }
     let mut dels = Vec::new();
-    for &i in &held {
+    for &i in held {
         dels.extend(ctx.shards.get_mut(i).stream.take_pending());
     }
     if dels.is_empty() && cmds.is_empty() {
@@ -258,11 +311,11 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
     }
     let id = NEXT_CUT.fetch_add(1, Ordering::Relaxed);
     let mut shards = ShardMask::default();
-    for &i in &held {
+    for &i in held {
         shards.insert(i);
     }
     let carrier = held[0];
-    for &i in &held {
+    for &i in held {
         let s = &mut ctx.shards.get_mut(i).stream;
         let at = s.position();
         s.cuts.push(Cut { id, at, shards, carrier, end: at });
@@ -271,7 +324,7 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
         s.state.reset_db();
     }
     let s = &mut ctx.shards.get_mut(carrier).stream;
-    append_unit(s, &dels, &cmds);
+    append_unit(s, &dels, cmds);
     s.state.reset_db();
     let end = s.position();
     if let Some(c) = s.cuts.last_mut() {

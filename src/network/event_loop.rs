@@ -578,6 +578,9 @@ impl EventLoop {
         // As Redis's freeClient: what was not sent is dropped now, not when
         // the kernel returns the buffer of the send in flight.
         conn.free_buffers(&mut self.pool);
+        // Its watches: removed here, gone stale on other shards.
+        conn.client.multi.reset();
+        conn.client.watch.unwatch_all(&mut self.set);
         // SAFETY: shutdown makes the armed multishot receive complete; the
         // descriptor is closed once no operation refers to it.
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
@@ -751,6 +754,9 @@ impl EventLoop {
             self.state().active_expire_cycle(now, budget_usec);
         }
         self.state().rehash_cycle();
+        if !self.state().watched.is_empty() {
+            self.state().watched.sweep();
+        }
         if self.state().stream.is_on() {
             // CONFIG SET aof-timestamp-enabled reaches the stream here.
             let st = self.state();
