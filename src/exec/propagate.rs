@@ -396,6 +396,53 @@ mod tests {
         fn take(&mut self, i: usize) -> Vec<u8> {
             self.shards[i].stream.take().1
         }
+
+        /// Runs `cmds` as EXEC runs its queue: every shard held (`home`
+        /// 0), each command with `in_multi`, then `exec_end`.
+        fn exec(&mut self, db: usize, dt: i64, cmds: &[&[&str]]) {
+            let n = self.shards.len();
+            let mut set = ShardSet::new(n);
+            for (i, s) in self.shards.iter_mut().enumerate() {
+                // SAFETY: as in `run`.
+                unsafe { set.set(i, s as *mut ShardState) };
+            }
+            let table = CommandTable::get();
+            for cmd in cmds {
+                let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+                let mut out = Vec::new();
+                let mut r = Reply::new(&mut out, 2);
+                let mut ctx = Ctx::new(&mut set, &self.server, 0, db, 2, NOW + dt, None);
+                ctx.in_multi = true;
+                super::super::call(&mut ctx, &mut self.clock, table.lookup(args[0]).unwrap(), &args, &mut r, Default::default(), &mut Vec::new());
+            }
+            let mut ctx = Ctx::new(&mut set, &self.server, 0, db, 2, NOW + dt, None);
+            super::exec_end(&mut ctx);
+        }
+    }
+
+    /// An EXEC's writes over two shards are one MULTI/EXEC unit at one cut
+    /// (reads and no-op writes leave nothing, a key found expired is a DEL
+    /// in place); a lone write is not wrapped; an EXEC of reads leaves nothing.
+    #[test]
+    fn exec_is_one_unit() {
+        let mut h = Harness::new(2);
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let k0 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
+        let k1 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 1).unwrap();
+        h.run(0, false, 0, &["set", k1, "old", "px", "5"]);
+        h.take(0);
+        h.take(1);
+        h.exec(0, 10, &[&["set", k0, "a"], &["get", k0], &["del", "nokey"], &["incr", k1], &["select", "1"]]);
+        let (_, b0, cuts0) = h.shards[0].stream.take();
+        let (_, b1, cuts1) = h.shards[1].stream.take();
+        assert_eq!(b0, resp(&[&["SELECT", "0"], &["MULTI"], &["set", k0, "a"], &["DEL", k1], &["incr", k1], &["EXEC"]]));
+        assert!(b1.is_empty());
+        assert_eq!((cuts0.len(), cuts1.len()), (1, 1));
+        assert_eq!(cuts0[0].id, cuts1[0].id);
+        h.exec(0, 10, &[&["set", k1, "b"], &["get", k0]]);
+        assert_eq!(h.take(0), resp(&[&["SELECT", "0"], &["set", k1, "b"]]));
+        h.exec(0, 10, &[&["get", k1], &["exists", k0]]);
+        assert!(h.take(0).is_empty() && h.take(1).is_empty());
     }
 
     fn resp(cmds: &[&[&str]]) -> Vec<u8> {
