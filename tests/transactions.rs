@@ -295,3 +295,29 @@ fn exec_writes_reach_the_aof_and_reload() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// CLIENT LIST as another connection sees a client in MULTI (`flags=x`,
+/// `multi=` the commands queued) whose watched key was touched (`d`), and
+/// after its EXEC was refused (`flags=N multi=-1`).
+#[test]
+fn client_list_shows_the_transaction() {
+    let srv = server();
+    let mut a = srv.conn();
+    let mut b = srv.conn();
+    let key = key_on("cl", 2);
+    assert_eq!(a.cmd(&["CLIENT", "SETNAME", "txn"]), Resp::ok());
+    assert_eq!(a.cmd(&["WATCH", &key]), Resp::ok());
+    assert_eq!(a.cmd(&["MULTI"]), Resp::ok());
+    a.cmd(&["SET", "a", "1"]);
+    a.cmd(&["SET", "b", "1"]);
+    assert_eq!(b.cmd(&["SET", &key, "2"]), Resp::ok());
+    let line = |b: &mut Conn| {
+        let list = String::from_utf8(b.cmd(&["CLIENT", "LIST"]).opt_bytes().unwrap()).unwrap();
+        let line = list.lines().find(|l| l.contains(" name=txn ")).unwrap().to_string();
+        let field = |f: &str| line.split(' ').find_map(|kv| kv.strip_prefix(f)).unwrap().to_string();
+        (field("flags="), field("multi="))
+    };
+    assert_eq!(line(&mut b), ("xd".to_string(), "2".to_string()));
+    assert!(matches!(a.cmd(&["EXEC", "extra"]), Resp::Error(e) if e.starts_with("EXECABORT Transaction discarded because of: wrong number")));
+    assert_eq!(line(&mut b), ("N".to_string(), "-1".to_string()));
+}

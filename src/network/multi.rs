@@ -79,7 +79,10 @@ impl EventLoop {
         }
         let mask = route_mask(spec, args, self.server.shard_count, self.id);
         let conn = self.conns[index as usize].as_mut().unwrap();
-        conn.client.multi.queue(id, spec.flags, mask, args);
+        // An aborted transaction keeps nothing more (Redis's queueMultiCommand).
+        if !conn.client.multi.dirty_exec && !conn.client.watch.dirty() {
+            conn.client.multi.queue(id, spec.flags, mask, args);
+        }
         let count = conn.client.multi.info();
         let mut r = Reply::new(&mut self.scratch, conn.client.resp);
         r.simple("QUEUED");
@@ -108,7 +111,9 @@ impl EventLoop {
         }
         conn.client.multi.reset();
         conn.client.watch.unwatch_all(&mut self.set);
-        conn.client.info_dirty = true;
+        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.multi = None;
+        }
         let mut text = b"EXECABORT Transaction discarded because of: ".to_vec();
         // Redis formats its own refusals (arity, unknown command) without
         // the "ERR " its shared errors (NOAUTH, MISCONF, LOADING) keep.
