@@ -161,6 +161,8 @@ impl WatchState {
         for k in self.keys.drain(..) {
             if shards.has(k.shard) {
                 shards.get_mut(k.shard).watched.unregister(k.db, &k.key, cell);
+            } else {
+                crate::shard::watch::abandoned(k.shard);
             }
         }
         cell.renew();

@@ -754,9 +754,8 @@ impl EventLoop {
             self.state().active_expire_cycle(now, budget_usec);
         }
         self.state().rehash_cycle();
-        if !self.state().watched.is_empty() {
-            self.state().watched.sweep();
-        }
+        let id = self.id;
+        self.state().watched.sweep_if_abandoned(id);
         if self.state().stream.is_on() {
             // CONFIG SET aof-timestamp-enabled reaches the stream here.
             let st = self.state();

@@ -10,10 +10,12 @@
 //! leaves nothing behind). Elsewhere (UNWATCH, DISCARD, RESET, a closed
 //! connection with keys on other shards) the client bumps its epoch instead:
 //! the registrations there become stale, are dropped when a touch finds them,
-//! and every shard sweeps its stale ones on cron (`sweep`), so what a
-//! connection leaves behind lives at most one cron period.
+//! and the shard sweeps its stale ones on its next cron once told some were
+//! left (`abandoned`, `sweep_if_abandoned`), so what a connection leaves
+//! behind lives at most one cron period, and a table of live watches is not
+//! scanned for nothing.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::Db;
@@ -69,6 +71,16 @@ pub struct WatchTable {
     dbs: Vec<HashMap<Box<[u8]>, Vec<Watcher>>>,
     /// Registrations in `dbs`: zero keeps every write to one branch.
     registrations: usize,
+}
+
+/// Registrations left stale on each shard since its last sweep: a hint
+/// (shared by every server of the process, so in tests at worst one sweep
+/// too many), bumped by a client that cannot reach the shard to unregister.
+static ABANDONED: [AtomicUsize; 128] = [const { AtomicUsize::new(0) }; 128];
+
+/// A registration on `shard` was left stale (see the module).
+pub fn abandoned(shard: usize) {
+    ABANDONED[shard].fetch_add(1, Ordering::Relaxed);
 }
 
 /// Whether `key` exists in `db` with a TTL that has passed (Redis's `keyIsExpired`).
@@ -181,8 +193,15 @@ impl WatchTable {
         self.registrations -= removed;
     }
 
+    /// On cron: sweeps when some registration was left stale here.
+    pub fn sweep_if_abandoned(&mut self, shard: usize) {
+        if ABANDONED[shard].load(Ordering::Relaxed) > 0 && ABANDONED[shard].swap(0, Ordering::Relaxed) > 0 {
+            self.sweep();
+        }
+    }
+
     /// Drops the registrations whose client has moved to a new epoch
-    /// (unwatched, or gone). Run on cron while the table is not empty.
+    /// (unwatched, or gone).
     pub fn sweep(&mut self) {
         let mut removed = 0;
         for map in &mut self.dbs {
@@ -273,6 +292,20 @@ mod tests {
         t.sweep();
         assert_eq!(t.len(), 1);
         t.unregister(3, b"k", &a);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn sweeps_on_cron_only_when_told() {
+        // Shard 77: no other test uses it, the hint is process-wide.
+        let mut t = WatchTable::default();
+        let a = Arc::new(WatchCell::default());
+        t.register(0, b"k", watcher(&a, false));
+        a.renew();
+        t.sweep_if_abandoned(77);
+        assert_eq!(t.len(), 1, "nothing was reported abandoned");
+        abandoned(77);
+        t.sweep_if_abandoned(77);
         assert!(t.is_empty());
     }
 }
