@@ -28,7 +28,7 @@ pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous
 pub fn commands() -> Vec<CommandSpec> {
     let session = NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY;
     vec![
-        CommandSpec::new("multi", 1, session, multi).group("transactions").acl(TRANSACTION).doc("1.2.0", "Start a transaction"),
+        CommandSpec::new("multi", 1, session, multi).group("transactions").acl(TRANSACTION).doc("1.2.0", "Mark the start of a transaction block"),
         CommandSpec::new("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, exec)
             .group("transactions")
             .acl(&["@slow", "@transaction"])
@@ -41,7 +41,7 @@ pub fn commands() -> Vec<CommandSpec> {
             .route(super::Route::Local)
             .group("transactions")
             .acl(TRANSACTION)
-            .doc("2.2.0", "Monitor changes to keys to determine execution of a MULTI/EXEC block"),
+            .doc("2.2.0", "Watch the given keys to determine execution of the MULTI/EXEC block"),
         CommandSpec::new("unwatch", 1, session, unwatch).group("transactions").acl(TRANSACTION).doc("2.2.0", "Forget about all watched keys"),
     ]
 }
