@@ -183,6 +183,7 @@ impl EventLoop {
         // `execCommand` has run them).
         let exec_line = std::mem::take(&mut self.monitor_line);
         if conn.client.multi.go {
+            let queue_start = self.clock.last;
             let (queue, count) = conn.client.multi.take();
             let mut slices: Vec<&[u8]> = Vec::with_capacity(8);
             for q in &queue[..count] {
@@ -199,6 +200,12 @@ impl EventLoop {
             if self.state().stream.is_on() {
                 let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
                 crate::exec::propagate::exec_end(&mut ctx);
+            }
+            // EXEC's commandstats time includes its commands' (as Redis's
+            // nested call()); its latency histogram keeps its own part.
+            let usec = self.clock.usec_since(queue_start);
+            if let Some(stat) = self.state().stats.commands.get_mut(id) {
+                stat.usec += usec;
             }
             let conn = self.conns[index as usize].as_mut().unwrap();
             conn.client.multi.restore(queue);
