@@ -322,15 +322,19 @@ fn unknown_type(r: &mut Reply, arg: &[u8]) {
 /// The `flags=` field: Redis's letters in Redis's order, `N` when none.
 fn flags_field(info: &ClientInfo, out: &mut String) {
     let start = out.len();
-    if info.is_monitor {
-        out.push('O');
-    }
-    out.push_str(&info.flags);
-    if info.readonly {
-        out.push('r');
-    }
-    if info.no_evict {
-        out.push('e');
+    let on = |letter: char| match letter {
+        'O' => info.is_monitor,
+        'x' => info.multi.is_some(),
+        'd' => info.watch.as_ref().is_some_and(|w| w.dirty()),
+        'r' => info.readonly,
+        'e' => info.no_evict,
+        l => info.flags.contains(l),
+    };
+    // Redis's order (`catClientInfoString`).
+    for letter in "OSMPxbtRBdcuAUre".chars() {
+        if on(letter) {
+            out.push(letter);
+        }
     }
     if out.len() == start {
         out.push('N');
@@ -360,8 +364,9 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
     flags_field(info, out);
     let _ = writeln!(
         out,
-        " db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+        " db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
         info.db,
+        info.multi.map_or(-1, i64::from),
         info.qbuf_bytes,
         qbuf_free,
         argv_bytes,

@@ -129,6 +129,10 @@ fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
 /// not have (no `docs::info` entry): read-only commands access their keys,
 /// writing commands read-write-update them.
 fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
+    if spec.name == "watch" {
+        // WATCH neither reads nor writes its keys.
+        return &["RO"];
+    }
     if spec.flags & WRITE != 0 {
         &["RW", "update"]
     } else {

@@ -289,6 +289,11 @@ fn latency_doctor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 /// MONITOR: from now on the connection receives a line per command of
 /// every client (fed by the dispatcher); a second MONITOR is ignored.
 fn monitor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    // Inside EXEC the client expects one reply per command (Redis's
+    // CLIENT_DENY_BLOCKING).
+    if ctx.in_multi {
+        return r.error("ERR MONITOR isn't allowed for DENY BLOCKING client");
+    }
     let Some(c) = ctx.client.as_mut() else {
         return r.error("ERR MONITOR needs a connection");
     };
@@ -517,9 +522,13 @@ fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
         }
     }
     if flush {
+        let now = ctx.now_ms;
         for i in 0..ctx.shard_count {
-            for db in ctx.shard_mut(i).dbs.iter_mut() {
-                db.clear();
+            let s = ctx.shard_mut(i);
+            // Redis's emptyData touches the watched keys that exist.
+            for db in 0..s.dbs.len() {
+                s.touch_watched_db(db, None, now);
+                s.dbs[db].clear();
             }
         }
     }

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod list;
 pub mod lookup;
 pub mod memory;
+pub mod multi;
 pub mod persistence;
 pub mod server;
 pub mod set;
@@ -275,6 +276,7 @@ impl CommandTable {
         specs.extend(command::commands());
         specs.extend(diagnostics::commands());
         specs.extend(persistence::commands());
+        specs.extend(multi::commands());
         let mut by_name = HashMap::default();
         let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::default();
         for (i, s) in specs.iter().enumerate() {
@@ -389,6 +391,10 @@ pub struct ClientState {
     pub readonly: bool,
     /// Set by RESET / HELLO etc. to tell the loop to refresh the client's registry entry.
     pub info_dirty: bool,
+    /// MULTI: the queued commands and the transaction's flags.
+    pub multi: multi::MultiState,
+    /// WATCH: the watched keys.
+    pub watch: multi::WatchState,
 }
 
 /// Everything a handler may touch. Shard access goes through `&mut self`
@@ -409,12 +415,15 @@ pub struct Ctx<'a> {
     /// What the command propagates, when not its arguments as sent (set
     /// by handlers only when `propagating()`).
     pub propagate: crate::exec::propagate::Propagate,
+    /// True while EXEC runs the queued commands (Redis's `CLIENT_MULTI`
+    /// during `execCommand`): blocking commands do not block.
+    pub in_multi: bool,
 }
 
 impl<'a> Ctx<'a> {
     /// The context of one command run on shard `home` over `shards`.
     pub fn new(shards: &'a mut ShardSet, server: &'a Server, home: usize, db: usize, resp: u8, now_ms: i64, client: Option<&'a mut ClientState>) -> Ctx<'a> {
-        Ctx { shards, home, shard_count: server.shard_count, db, resp, now_ms, server, client, propagate: Default::default() }
+        Ctx { shards, home, shard_count: server.shard_count, db, resp, now_ms, server, client, propagate: Default::default(), in_multi: false }
     }
     /// Whether writes are propagated (some consumer such as the AOF is on):
     /// handlers build a rewritten form only then.

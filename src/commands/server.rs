@@ -63,10 +63,11 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.error(err::SYNTAX);
         return;
     }
-    let dbi = ctx.db;
+    let (dbi, now) = (ctx.db, ctx.now_ms);
     for i in 0..ctx.shard_count {
         let s = ctx.shard_mut(i);
         let keys = s.dbs[dbi].len() as u64;
+        s.touch_watched_db(dbi, None, now);
         s.dbs[dbi].clear();
         s.modified_all(dbi, keys);
     }
@@ -80,10 +81,12 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.error(err::SYNTAX);
         return;
     }
+    let now = ctx.now_ms;
     for i in 0..ctx.shard_count {
         let s = ctx.shard_mut(i);
         for dbi in 0..s.dbs.len() {
             let keys = s.dbs[dbi].len() as u64;
+            s.touch_watched_db(dbi, None, now);
             s.dbs[dbi].clear();
             s.modified_all(dbi, keys);
         }
@@ -114,9 +117,13 @@ fn swapdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::DB_INDEX);
     }
     if a != b {
-        let (a, b, home) = (a as usize, b as usize, ctx.home);
+        let (a, b, home, now) = (a as usize, b as usize, ctx.home, ctx.now_ms);
         for i in 0..ctx.shard_count {
             let s = ctx.shard_mut(i);
+            // Both sides judged before either changes (Redis's
+            // touchAllWatchedKeysInDb(db1, db2) and (db2, db1)).
+            s.touch_watched_db(a, Some(b), now);
+            s.touch_watched_db(b, Some(a), now);
             s.dbs.swap(a, b);
             // One write for the command, counted once (on the shard running it).
             s.modified_all(a, (i == home) as u64);

@@ -75,6 +75,9 @@ pub struct Stream {
     /// different shards annotate apart, so in the merged file a second
     /// may be annotated once per shard.
     timestamps: bool,
+    /// The operations of the EXEC running now (`after_command` with
+    /// `Ctx::in_multi`), appended as one unit when it ends (`exec_end`).
+    exec_ops: Vec<(usize, Vec<Vec<u8>>)>,
 }
 
 impl Stream {
@@ -214,6 +217,9 @@ fn append_unit(stream: &mut Stream, dels: &[(usize, Box<[u8]>)], cmds: &[(usize,
 /// `dirty_before` is the sum of the dirty counters of the held shards
 /// before the handler ran.
 pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before: u64) {
+    if ctx.in_multi {
+        return collect_for_exec(ctx, args, dirty_before);
+    }
     let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
     let dirty_after: u64 = held.iter().map(|&i| ctx.shards.get(i).dirty).sum();
     let propagate = std::mem::take(&mut ctx.propagate);
@@ -243,14 +249,61 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
         }
     }
     let cmds: Vec<(usize, &[&[u8]])> = single.into_iter().chain(many.iter().map(|v| &v[..])).map(|c| (db, c)).collect();
+    emit_unit(ctx, &held, &cmds);
+}
+
+/// A command run by EXEC (`Ctx::in_multi`): the expired-key DELs it left
+/// and what it propagates are kept, in order, in the home shard's stream
+/// until the EXEC ends (`exec_end`), so that the transaction's writes are
+/// one unit, in MULTI/EXEC when more than one, as Redis 7.0's
+/// `propagatePendingCommands` after `execCommand`.
+fn collect_for_exec(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before: u64) {
+    let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
+    let dirty_after: u64 = held.iter().map(|&i| ctx.shards.get(i).dirty).sum();
+    let propagate = std::mem::take(&mut ctx.propagate);
+    let db = ctx.db;
+    let mut ops: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+    for &i in &held {
+        for (del_db, key) in ctx.shards.get_mut(i).stream.take_pending() {
+            ops.push((del_db, vec![b"DEL".to_vec(), key.into_vec()]));
+        }
+    }
+    match propagate {
+        Propagate::As(v) => ops.push((db, v)),
+        Propagate::Force => ops.push((db, args.iter().map(|a| a.to_vec()).collect())),
+        Propagate::Args if dirty_after != dirty_before => ops.push((db, args.iter().map(|a| a.to_vec()).collect())),
+        Propagate::Args => {}
+        Propagate::Many(v) => ops.extend(v.into_iter().map(|argv| (db, argv))),
+    }
+    ctx.shards.get_mut(ctx.home).stream.exec_ops.extend(ops);
+}
+
+/// The end of an EXEC: what its commands propagated (`collect_for_exec`)
+/// is appended as one unit, over the shards it held (at one cut when
+/// several).
+pub fn exec_end(ctx: &mut crate::commands::Ctx) {
+    let ops = std::mem::take(&mut ctx.shards.get_mut(ctx.home).stream.exec_ops);
+    if ops.is_empty() {
+        return;
+    }
+    let held: Vec<usize> = (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).collect();
+    let argvs: Vec<Vec<&[u8]>> = ops.iter().map(|(_, argv)| argv.iter().map(|a| &a[..]).collect()).collect();
+    let cmds: Vec<(usize, &[&[u8]])> = ops.iter().zip(&argvs).map(|((db, _), argv)| (*db, &argv[..])).collect();
+    emit_unit(ctx, &held, &cmds);
+}
+
+/// Appends one unit (the held shards' pending expired-key DELs, then
+/// `cmds`) to the stream of the only held shard, or at a cut of all of
+/// them.
+fn emit_unit(ctx: &mut crate::commands::Ctx, held: &[usize], cmds: &[(usize, &[&[u8]])]) {
     if held.len() == 1 {
         let s = &mut ctx.shards.get_mut(held[0]).stream;
         let dels = s.take_pending();
-        append_unit(s, &dels, &cmds);
+        append_unit(s, &dels, cmds);
         return;
     }
     let mut dels = Vec::new();
-    for &i in &held {
+    for &i in held {
         dels.extend(ctx.shards.get_mut(i).stream.take_pending());
     }
     if dels.is_empty() && cmds.is_empty() {
@@ -258,11 +311,11 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
     }
     let id = NEXT_CUT.fetch_add(1, Ordering::Relaxed);
     let mut shards = ShardMask::default();
-    for &i in &held {
+    for &i in held {
         shards.insert(i);
     }
     let carrier = held[0];
-    for &i in &held {
+    for &i in held {
         let s = &mut ctx.shards.get_mut(i).stream;
         let at = s.position();
         s.cuts.push(Cut { id, at, shards, carrier, end: at });
@@ -271,7 +324,7 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
         s.state.reset_db();
     }
     let s = &mut ctx.shards.get_mut(carrier).stream;
-    append_unit(s, &dels, &cmds);
+    append_unit(s, &dels, cmds);
     s.state.reset_db();
     let end = s.position();
     if let Some(c) = s.cuts.last_mut() {
@@ -343,6 +396,53 @@ mod tests {
         fn take(&mut self, i: usize) -> Vec<u8> {
             self.shards[i].stream.take().1
         }
+
+        /// Runs `cmds` as EXEC runs its queue: every shard held (`home`
+        /// 0), each command with `in_multi`, then `exec_end`.
+        fn exec(&mut self, db: usize, dt: i64, cmds: &[&[&str]]) {
+            let n = self.shards.len();
+            let mut set = ShardSet::new(n);
+            for (i, s) in self.shards.iter_mut().enumerate() {
+                // SAFETY: as in `run`.
+                unsafe { set.set(i, s as *mut ShardState) };
+            }
+            let table = CommandTable::get();
+            for cmd in cmds {
+                let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+                let mut out = Vec::new();
+                let mut r = Reply::new(&mut out, 2);
+                let mut ctx = Ctx::new(&mut set, &self.server, 0, db, 2, NOW + dt, None);
+                ctx.in_multi = true;
+                super::super::call(&mut ctx, &mut self.clock, table.lookup(args[0]).unwrap(), &args, &mut r, Default::default(), &mut Vec::new());
+            }
+            let mut ctx = Ctx::new(&mut set, &self.server, 0, db, 2, NOW + dt, None);
+            super::exec_end(&mut ctx);
+        }
+    }
+
+    /// An EXEC's writes over two shards are one MULTI/EXEC unit at one cut
+    /// (reads and no-op writes leave nothing, a key found expired is a DEL
+    /// in place); a lone write is not wrapped; an EXEC of reads leaves nothing.
+    #[test]
+    fn exec_is_one_unit() {
+        let mut h = Harness::new(2);
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let k0 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
+        let k1 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 1).unwrap();
+        h.run(0, false, 0, &["set", k1, "old", "px", "5"]);
+        h.take(0);
+        h.take(1);
+        h.exec(0, 10, &[&["set", k0, "a"], &["get", k0], &["del", "nokey"], &["incr", k1], &["select", "1"]]);
+        let (_, b0, cuts0) = h.shards[0].stream.take();
+        let (_, b1, cuts1) = h.shards[1].stream.take();
+        assert_eq!(b0, resp(&[&["SELECT", "0"], &["MULTI"], &["set", k0, "a"], &["DEL", k1], &["incr", k1], &["EXEC"]]));
+        assert!(b1.is_empty());
+        assert_eq!((cuts0.len(), cuts1.len()), (1, 1));
+        assert_eq!(cuts0[0].id, cuts1[0].id);
+        h.exec(0, 10, &[&["set", k1, "b"], &["get", k0]]);
+        assert_eq!(h.take(0), resp(&[&["SELECT", "0"], &["set", k1, "b"]]));
+        h.exec(0, 10, &[&["get", k1], &["exists", k0]]);
+        assert!(h.take(0).is_empty() && h.take(1).is_empty());
     }
 
     fn resp(cmds: &[&[&str]]) -> Vec<u8> {

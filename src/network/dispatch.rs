@@ -29,7 +29,7 @@ pub enum Flow {
 
 /// The shards a command runs on (`Local`: this one; `Keys`: its keys' shards,
 /// this one when it names none; `All`: every shard).
-fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
+pub(super) fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
     match spec.route {
         Route::Local => ShardMask::single(me),
         Route::Keys => {
@@ -298,7 +298,9 @@ impl EventLoop {
     /// the key-routed commands right after it, and how many commands that
     /// run covers. None: run `cmds[0]` the plain way.
     fn hold_run(&mut self, index: u32, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>) -> Option<(ShardMask, usize)> {
-        if self.server.shard_count == 1 || !self.holding.is_empty() || !self.conns[index as usize].as_ref()?.slots.is_empty() {
+        let conn = self.conns[index as usize].as_ref()?;
+        // In MULTI commands are queued, not run: nothing to hold.
+        if self.server.shard_count == 1 || !self.holding.is_empty() || !conn.slots.is_empty() || conn.client.multi.active {
             return None;
         }
         let mut union = ShardMask::default();
@@ -412,12 +414,13 @@ impl EventLoop {
         if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
             return self.reject(index, Some(id), b"NOAUTH Authentication required.");
         }
+        let is_write = super::multi::is_write(spec, id, &conn.client);
         // As Redis's processCommand, PING is refused too: a health check must
         // see that the server cannot persist.
-        if self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) && (spec.is_write() || spec.name == "ping") {
+        if self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) && (is_write || spec.name == "ping") {
             return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF.as_bytes());
         }
-        if let Some(errno) = self.server.aof.write_error().filter(|_| spec.is_write() || spec.name == "ping") {
+        if let Some(errno) = self.server.aof.write_error().filter(|_| is_write || spec.name == "ping") {
             let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
             return self.reject(index, Some(id), msg.as_bytes());
         }
@@ -429,7 +432,7 @@ impl EventLoop {
         if spec.is_write() {
             self.conns[index as usize].as_mut().unwrap().wrote = true;
         }
-        if self.server.pause_blocks(now, spec.is_write()) {
+        if self.server.pause_blocks(now, is_write) {
             // CLIENT PAUSE: this connection waits (its input stays queued).
             let conn = self.conns[index as usize].as_mut().unwrap();
             conn.deferred = true;
@@ -439,6 +442,9 @@ impl EventLoop {
         if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
             info.last_interaction_ms = now;
             info.last_cmd = id as u16;
+        }
+        if let Some(flow) = self.transaction_step(index, id, spec, args, now) {
+            return flow;
         }
         let shards = self.server.shard_count;
         let mask = route_mask(spec, args, shards, self.id);
@@ -476,7 +482,9 @@ impl EventLoop {
 
     /// Replies with the error `msg` (raw bytes: it may quote the client's
     /// arguments) instead of running the command.
-    fn reject(&mut self, index: u32, id: Option<usize>, msg: &[u8]) -> Flow {
+    pub(super) fn reject(&mut self, index: u32, id: Option<usize>, msg: &[u8]) -> Flow {
+        let abort = self.flag_transaction(index, id, msg);
+        let msg = abort.as_deref().unwrap_or(msg);
         let conn = self.conns[index as usize].as_mut().unwrap();
         let mut r = Reply::new(&mut self.scratch, conn.client.resp);
         r.error_bytes(msg);
@@ -504,7 +512,7 @@ impl EventLoop {
     }
 
     /// Runs a command on this thread over the shards it owns or holds.
-    fn execute_here(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Flow {
+    pub(super) fn execute_here(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // Decided after the handler: CLIENT REPLY and RESET change the mode
         // for their own reply too (Redis checks the flags when replying).
@@ -527,6 +535,13 @@ impl EventLoop {
             queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         }
         self.feed_monitors(now);
+        self.finish_command(index, now)
+    }
+
+    /// After a command ran for connection `index` on this thread: the
+    /// client registry catches up with the client's state, then
+    /// close-after-reply and the output-buffer limit.
+    pub(super) fn finish_command(&mut self, index: u32, now: i64) -> Flow {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return Flow::Stop;
         };
@@ -534,6 +549,7 @@ impl EventLoop {
             conn.client.info_dirty = false;
             let (name, db, resp, no_evict, monitor, readonly) =
                 (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor, conn.client.readonly);
+            let (multi, watch) = (conn.client.multi.info(), conn.client.watch.cell.clone());
             if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
                 info.name = name;
                 info.db = db;
@@ -541,6 +557,8 @@ impl EventLoop {
                 info.no_evict = no_evict;
                 info.is_monitor = monitor;
                 info.readonly = readonly;
+                info.multi = multi;
+                info.watch = watch;
             }
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -713,7 +731,7 @@ impl EventLoop {
     /// any) to every monitoring client: this shard's directly, the others'
     /// through their shard's mailbox, so that each line leaves the shard
     /// that ran the command, after it ran.
-    fn feed_monitors(&mut self, now_ms: i64) {
+    pub(super) fn feed_monitors(&mut self, now_ms: i64) {
         if self.monitor_line.is_empty() {
             return;
         }
@@ -737,7 +755,7 @@ fn recycle<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
 }
 
 /// Consumes a pending CLIENT REPLY SKIP; returns whether this reply is dropped.
-fn take_discard(client: &mut commands::ClientState) -> bool {
+pub(super) fn take_discard(client: &mut commands::ClientState) -> bool {
     match client.reply_mode {
         ReplyMode::On => false,
         ReplyMode::Off => true,
@@ -757,7 +775,7 @@ fn take_discard(client: &mut commands::ClientState) -> bool {
 /// whether its reply is dropped, and applies Redis's end-of-command step
 /// (`resetClient`): a pending SKIP is consumed, a SKIP just issued applies
 /// to the next command.
-fn reply_mode_after_command(client: &mut commands::ClientState, before: ReplyMode) -> bool {
+pub(super) fn reply_mode_after_command(client: &mut commands::ClientState, before: ReplyMode) -> bool {
     let after = client.reply_mode;
     let discard = if after != before { after == ReplyMode::Off } else { matches!(before, ReplyMode::Off | ReplyMode::Skip) };
     client.reply_mode = match after {
@@ -769,7 +787,7 @@ fn reply_mode_after_command(client: &mut commands::ClientState, before: ReplyMod
 }
 
 /// Appends the reply in `scratch` to the connection, behind any pending slots.
-fn queue_reply(conn: &mut super::conn::Conn, scratch: &mut Vec<u8>, pool: &mut Vec<PackedArgs>, discard: bool) {
+pub(super) fn queue_reply(conn: &mut super::conn::Conn, scratch: &mut Vec<u8>, pool: &mut Vec<PackedArgs>, discard: bool) {
     if conn.slots.is_empty() {
         if !discard {
             conn.out.extend_from_slice(scratch);

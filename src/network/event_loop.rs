@@ -578,6 +578,9 @@ impl EventLoop {
         // As Redis's freeClient: what was not sent is dropped now, not when
         // the kernel returns the buffer of the send in flight.
         conn.free_buffers(&mut self.pool);
+        // Its watches: removed here, gone stale on other shards.
+        conn.client.multi.reset();
+        conn.client.watch.unwatch_all(&mut self.set);
         // SAFETY: shutdown makes the armed multishot receive complete; the
         // descriptor is closed once no operation refers to it.
         unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
@@ -756,6 +759,8 @@ impl EventLoop {
         // have no receiver; dropping them here bounds what they hold.
         self.state().pending_publish.clear();
         self.state().rehash_cycle();
+        let id = self.id;
+        self.state().watched.sweep_if_abandoned(id);
         if self.state().stream.is_on() {
             // CONFIG SET aof-timestamp-enabled reaches the stream here.
             let st = self.state();

@@ -7,3 +7,4 @@ pub mod conn;
 pub mod dispatch;
 pub mod event_loop;
 pub mod listener;
+pub mod multi;

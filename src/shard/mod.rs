@@ -10,6 +10,7 @@ pub mod keyspace;
 pub mod lazyfree;
 pub mod mailbox;
 pub mod slot;
+pub mod watch;
 
 use crate::config::Config;
 use crate::metrics::ShardStats;
@@ -38,6 +39,10 @@ pub struct ClientInfo {
     pub is_monitor: bool,
     /// READONLY in force (CLIENT LIST flag `r`).
     pub readonly: bool,
+    /// In MULTI: the commands queued (CLIENT LIST `multi=`, flag `x`).
+    pub multi: Option<u32>,
+    /// The client's WATCH cell, once it watched (flag `d` when dirty).
+    pub watch: Option<std::sync::Arc<watch::WatchCell>>,
 }
 
 impl ClientInfo {
@@ -70,6 +75,8 @@ pub struct ShardState {
     /// has run (keyspace notifications, `messaging::notify`), delivered as
     /// `PUBLISH channel message` would, without a reply.
     pub pending_publish: Vec<(Vec<u8>, Vec<u8>)>,
+    /// WATCHed keys of this shard and who watches them (`watch.rs`).
+    pub watched: watch::WatchTable,
 }
 
 impl ShardState {
@@ -89,6 +96,7 @@ impl ShardState {
             stream: Default::default(),
             lazyfree: Default::default(),
             pending_publish: Vec::new(),
+            watched: Default::default(),
         }
     }
 
@@ -131,6 +139,19 @@ impl ShardState {
     fn signal_modified(&mut self, db: usize, key: &[u8]) {
         debug_assert!(db < self.dbs.len());
         debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
+        if !self.watched.is_empty() {
+            let exists = self.dbs[db].map.find(key).is_some();
+            self.watched.touch(db, key, exists);
+        }
+    }
+
+    /// Database `db` is about to be emptied (FLUSHDB, FLUSHALL: `with`
+    /// None) or to take database `with`'s keys (SWAPDB): its watched keys
+    /// are touched by Redis 7.0's rules (`watch::WatchTable::touch_all`).
+    pub fn touch_watched_db(&mut self, db: usize, with: Option<usize>, now_ms: i64) {
+        if !self.watched.is_empty() {
+            self.watched.touch_all(db, &self.dbs[db], with.map(|w| &self.dbs[w]), now_ms);
+        }
     }
 
     /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each
@@ -156,11 +177,15 @@ impl ShardState {
         let mut rng = self.rng;
         let (stream, pending) = (&mut self.stream, &mut self.pending_publish);
         let notify_flags = self.config.notify_keyspace_events;
+        let watched = &mut self.watched;
         for (dbi, db) in self.dbs.iter_mut().enumerate() {
             loop {
                 let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| {
                     stream.expired_now(dbi, key);
                     crate::messaging::notify::emit(pending, notify_flags, dbi, crate::messaging::notify::EXPIRED, "expired", key);
+                    if !watched.is_empty() {
+                        watched.touch(dbi, key, false);
+                    }
                 });
                 self.stats.expired_keys += expired as u64;
                 if sampled == 0 || expired * 10 <= sampled {

@@ -1,0 +1,222 @@
+//! The dispatch path's part of transactions (Redis's `processCommand`
+//! queueing, and EXEC's run over shards); what MULTI, EXEC, WATCH... do is
+//! `commands::multi`.
+//!
+//! - A client in MULTI: EXEC, DISCARD, MULTI, WATCH, QUIT and RESET run;
+//!   a command flagged no-multi is refused (and flags the transaction); any
+//!   other is queued, with the shards it routes to, and answered +QUEUED.
+//!   Errors found before (unknown command, arity, NOAUTH, MISCONF...) flag
+//!   the transaction in `reject` (`flag_transaction`).
+//! - EXEC waits for the connection's forwarded commands, then holds every
+//!   shard its queued commands route to and every shard a watched key lives
+//!   on (none when they are all this shard's), and runs EXEC's checks and
+//!   then each queued command through `call()` on this thread, with
+//!   `Ctx::in_multi`: no other client sees part of it, and its writes are
+//!   propagated as one unit (`exec::propagate::exec_end`).
+//! - WATCH of keys owned by other shards holds those shards while it
+//!   registers them (a hold, not a message: WATCH needs each key's expiry
+//!   state at that instant, and the client's reply order is kept for free).
+
+use std::sync::OnceLock;
+
+use super::dispatch::{queue_reply, route_mask, take_discard, Flow};
+use super::event_loop::EventLoop;
+use crate::commands::{flags, CommandSpec, CommandTable, Ctx};
+use crate::exec::{call, Caller};
+use crate::protocol::Reply;
+
+/// Table ids of the commands the queueing step looks at.
+struct Ids {
+    multi: usize,
+    exec: usize,
+    discard: usize,
+    watch: usize,
+    quit: usize,
+    reset: usize,
+}
+
+fn ids() -> &'static Ids {
+    static IDS: OnceLock<Ids> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let t = CommandTable::get();
+        let id = |name: &str| t.lookup(name.as_bytes()).expect("transaction command registered");
+        Ids { multi: id("multi"), exec: id("exec"), discard: id("discard"), watch: id("watch"), quit: id("quit"), reset: id("reset") }
+    })
+}
+
+/// Whether command `id` writes, EXEC counting as a write when it queued one
+/// (Redis's `is_write_command` in processCommand).
+pub fn is_write(spec: &CommandSpec, id: usize, client: &crate::commands::ClientState) -> bool {
+    spec.is_write() || (client.multi.active && id == ids().exec && client.multi.flags & flags::WRITE != 0)
+}
+
+impl EventLoop {
+    /// The transaction step before routing: Some(flow) when it handled the
+    /// command (queued it, refused it, ran EXEC or a WATCH over other
+    /// shards), None when the command runs the ordinary way.
+    #[inline]
+    pub(super) fn transaction_step(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Option<Flow> {
+        let active = self.conns[index as usize].as_ref()?.client.multi.active;
+        if !active {
+            if id == ids().watch && self.server.shard_count > 1 {
+                return self.watch_over_shards(index, id, args, now);
+            }
+            return None;
+        }
+        self.in_transaction(index, id, spec, args, now)
+    }
+
+    fn in_transaction(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Option<Flow> {
+        let ids = ids();
+        if id == ids.exec {
+            return Some(self.exec_transaction(index, id, args, now));
+        }
+        if [ids.discard, ids.multi, ids.watch, ids.quit, ids.reset].contains(&id) {
+            return None;
+        }
+        if spec.flags & flags::NO_MULTI != 0 {
+            return Some(self.reject(index, Some(id), b"ERR Command not allowed inside a transaction"));
+        }
+        let mask = route_mask(spec, args, self.server.shard_count, self.id);
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        // An aborted transaction keeps nothing more (Redis's queueMultiCommand).
+        if !conn.client.multi.dirty_exec && !conn.client.watch.dirty() {
+            conn.client.multi.queue(id, spec.flags, mask, args);
+        }
+        let count = conn.client.multi.info();
+        let mut r = Reply::new(&mut self.scratch, conn.client.resp);
+        r.simple("QUEUED");
+        let discard = take_discard(&mut conn.client);
+        queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
+        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.multi = count;
+        }
+        if self.check_output_limit(index, now) {
+            return Some(Flow::Stop);
+        }
+        Some(Flow::Continue)
+    }
+
+    /// Redis's `flagTransaction` for a command refused before it ran: the
+    /// transaction will abort. A refused EXEC, in MULTI or not, aborts it now
+    /// (Redis's `execCommandAbort`): the error to reply instead is returned.
+    pub(super) fn flag_transaction(&mut self, index: u32, id: Option<usize>, msg: &[u8]) -> Option<Vec<u8>> {
+        let conn = self.conns[index as usize].as_mut()?;
+        if id != Some(ids().exec) {
+            // Redis's `flagTransaction`.
+            if conn.client.multi.active {
+                conn.client.multi.dirty_exec = true;
+            }
+            return None;
+        }
+        conn.client.multi.reset();
+        conn.client.watch.unwatch_all(&mut self.set);
+        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.multi = None;
+        }
+        let mut text = b"EXECABORT Transaction discarded because of: ".to_vec();
+        // Redis formats its own refusals (arity, unknown command) without
+        // the "ERR " its shared errors (NOAUTH, MISCONF, LOADING) keep.
+        let msg = msg.strip_prefix(b"-").unwrap_or(msg);
+        text.extend_from_slice(msg.strip_prefix(b"ERR ").unwrap_or(msg));
+        Some(text)
+    }
+
+    /// WATCH naming keys of other shards: runs on this thread holding them.
+    fn watch_over_shards(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Option<Flow> {
+        let targets = crate::commands::multi::watch_targets(args, self.server.shard_count, self.id);
+        if targets.is_empty() {
+            return None;
+        }
+        Some(self.run_held(index, targets, |lp| lp.execute_here(index, id, args, now)))
+    }
+
+    /// Runs `f` holding `targets` once the connection's forwarded commands
+    /// are back (they came first); defers when they are not, or when
+    /// another coordinator holds.
+    fn run_held(&mut self, index: u32, targets: crate::shard::hold::ShardMask, f: impl FnOnce(&mut Self) -> Flow) -> Flow {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if !conn.slots.is_empty() {
+            conn.deferred = true;
+            return Flow::Defer;
+        }
+        if targets.is_empty() {
+            return f(self);
+        }
+        match self.with_held(targets, |lp, _| f(lp)) {
+            Some(flow) => flow,
+            None => {
+                self.conns[index as usize].as_mut().unwrap().deferred = true;
+                Flow::Defer
+            }
+        }
+    }
+
+    fn exec_transaction(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Flow {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let client = &conn.client;
+        // An aborting EXEC touches no other shard (remote registrations go
+        // stale); one that runs holds its commands' and watched keys' shards.
+        let mut targets = crate::shard::hold::ShardMask::default();
+        if !client.multi.dirty_exec && !client.watch.dirty() {
+            targets.0 = client.multi.shards.0 | client.watch.shards().0;
+        }
+        targets.0 &= !(1u128 << self.id);
+        if client.multi.flags & flags::WRITE != 0 {
+            conn.wrote = true;
+        }
+        self.run_held(index, targets, |lp| lp.run_exec(index, id, args, now))
+    }
+
+    /// EXEC with every shard it needs owned or held.
+    fn run_exec(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Flow {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let mode_before = conn.client.reply_mode;
+        let mark = conn.out.len();
+        let (db, resp) = (conn.client.db, conn.client.resp);
+        {
+            let mut r = Reply::new(&mut conn.out, resp);
+            let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
+            call(&mut ctx, &mut self.clock, id, args, &mut r, Caller::default(), &mut self.monitor_line);
+        }
+        // EXEC's MONITOR line follows its commands' (Redis feeds it after
+        // `execCommand` has run them).
+        let exec_line = std::mem::take(&mut self.monitor_line);
+        if conn.client.multi.go {
+            let queue_start = self.clock.last;
+            let (queue, count) = conn.client.multi.take();
+            let mut slices: Vec<&[u8]> = Vec::with_capacity(8);
+            for q in &queue[..count] {
+                q.args.slices(&mut slices);
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                let (db, resp) = (conn.client.db, conn.client.resp);
+                let mut r = Reply::new(&mut conn.out, resp);
+                let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
+                ctx.in_multi = true;
+                call(&mut ctx, &mut self.clock, q.id, &slices, &mut r, Caller::default(), &mut self.monitor_line);
+                self.feed_monitors(now);
+            }
+            drop(slices);
+            if self.state().stream.is_on() {
+                let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
+                crate::exec::propagate::exec_end(&mut ctx);
+            }
+            // EXEC's commandstats time includes its commands' (as Redis's
+            // nested call()); its latency histogram keeps its own part.
+            let usec = self.clock.usec_since(queue_start);
+            if let Some(stat) = self.state().stats.commands.get_mut(id) {
+                stat.usec += usec;
+            }
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            conn.client.multi.restore(queue);
+            conn.client.multi.reset();
+        }
+        self.monitor_line = exec_line;
+        self.feed_monitors(now);
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if super::dispatch::reply_mode_after_command(&mut conn.client, mode_before) {
+            conn.out.truncate(mark);
+        }
+        self.finish_command(index, now)
+    }
+}

@@ -1,0 +1,323 @@
+//! MULTI/EXEC and WATCH across shards (`--shards 3`): optimistic WATCH
+//! increments racing from many connections, atomicity of a cross-shard EXEC
+//! under concurrent readers, WATCH invalidated from other connections, by
+//! expiry and by FLUSHALL, and an EXEC's writes in the AOF.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{copy_aof_dir, key_shard, path_str, Conn, Resp, Server};
+
+const SHARDS: usize = 3;
+
+fn server() -> Server {
+    Server::ringkv(&["--shards", &SHARDS.to_string()])
+}
+
+/// A key of shard `shard` (with `--shards 3`), named after `prefix`.
+fn key_on(prefix: &str, shard: usize) -> String {
+    (0..).map(|i| format!("{prefix}:{i}")).find(|k| key_shard(k.as_bytes(), SHARDS) == shard).unwrap()
+}
+
+fn keys_on_every_shard(prefix: &str) -> Vec<String> {
+    (0..SHARDS).map(|s| key_on(prefix, s)).collect()
+}
+
+fn int_of(r: &Resp) -> i64 {
+    match r {
+        Resp::Bulk(b) => std::str::from_utf8(b).unwrap().parse().unwrap(),
+        Resp::Nil => 0,
+        other => panic!("expected a number, got {other:?}"),
+    }
+}
+
+/// WATCH key...; GET each; MULTI; SET each to its value + 1; EXEC, retried
+/// while EXEC answers null. Returns the number of retries.
+fn optimistic_increment(c: &mut Conn, keys: &[String]) -> u64 {
+    let mut retries = 0;
+    loop {
+        let mut watch = vec!["WATCH".to_string()];
+        watch.extend(keys.iter().cloned());
+        assert_eq!(c.cmd(&watch), Resp::ok());
+        let values: Vec<i64> = keys.iter().map(|k| int_of(&c.cmd(&["GET", k]))).collect();
+        assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+        for (k, v) in keys.iter().zip(&values) {
+            assert_eq!(c.cmd(&["SET", k, &(v + 1).to_string()]), Resp::Simple("QUEUED".into()));
+        }
+        match c.cmd(&["EXEC"]) {
+            Resp::Nil => retries += 1,
+            Resp::Array(replies) => {
+                assert!(replies.iter().all(|r| *r == Resp::ok()), "{replies:?}");
+                return retries;
+            }
+            other => panic!("EXEC replied {other:?}"),
+        }
+    }
+}
+
+/// N connections increment counters on every shard with WATCH/MULTI/EXEC,
+/// one key at a time and two keys of different shards at once: no
+/// increment is lost or doubled, and the race did make some EXECs fail.
+#[test]
+fn watch_race_counts_exactly() {
+    const CLIENTS: usize = 6;
+    const ROUNDS: usize = 60;
+    let srv = server();
+    let singles = keys_on_every_shard("counter");
+    let pair = vec![key_on("pair", 1), key_on("pair", 2)];
+    let mut threads = vec![];
+    for t in 0..CLIENTS {
+        let mut c = srv.conn();
+        let (singles, pair) = (singles.clone(), pair.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut retries = 0;
+            for round in 0..ROUNDS {
+                retries += optimistic_increment(&mut c, std::slice::from_ref(&singles[(round + t) % singles.len()]));
+                retries += optimistic_increment(&mut c, &pair);
+            }
+            retries
+        }));
+    }
+    let retries: u64 = threads.into_iter().map(|h| h.join().unwrap()).sum();
+    let mut c = srv.conn();
+    let per_single = (CLIENTS * ROUNDS / singles.len()) as i64;
+    for k in &singles {
+        assert_eq!(int_of(&c.cmd(&["GET", k])), per_single, "{k}");
+    }
+    for k in &pair {
+        assert_eq!(int_of(&c.cmd(&["GET", k])), (CLIENTS * ROUNDS) as i64, "{k}");
+    }
+    assert!(retries > 0, "no EXEC ever failed: the clients did not race");
+}
+
+/// Transactions move amounts between two keys of different shards; readers
+/// using MULTI GET GET EXEC and MGET never see a sum other than the total.
+#[test]
+fn cross_shard_exec_is_atomic_for_readers() {
+    const TOTAL: i64 = 2000;
+    let srv = server();
+    let (a, b) = (key_on("acct", 0), key_on("acct", 1));
+    let mut c = srv.conn();
+    assert_eq!(c.cmd(&["MSET", &a, "1000", &b, "1000"]), Resp::ok());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut movers = vec![];
+    for t in 0..3u64 {
+        let mut c = srv.conn();
+        let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+        movers.push(std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let amount = ((n * 7 + t) % 50 + 1).to_string();
+                let (from, to) = if n.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
+                c.send(&["MULTI"]);
+                c.send(&["DECRBY", from, &amount]);
+                c.send(&["INCRBY", to, &amount]);
+                c.send(&["EXEC"]);
+                assert_eq!(c.read(), Resp::ok());
+                assert_eq!(c.read(), Resp::Simple("QUEUED".into()));
+                assert_eq!(c.read(), Resp::Simple("QUEUED".into()));
+                let replies = c.read();
+                assert_eq!(replies.array().len(), 2, "{replies:?}");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut readers = vec![];
+    for r in 0..4u32 {
+        let mut c = srv.conn();
+        let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+        readers.push(std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let values = if r.is_multiple_of(2) {
+                    c.send(&["MULTI"]);
+                    c.send(&["GET", &a]);
+                    c.send(&["GET", &b]);
+                    c.send(&["EXEC"]);
+                    for _ in 0..3 {
+                        c.read();
+                    }
+                    c.read()
+                } else {
+                    c.cmd(&["MGET", &a, &b])
+                };
+                let sum: i64 = values.array().iter().map(int_of).sum();
+                assert_eq!(sum, TOTAL, "a reader saw part of a transaction: {values:?}");
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let moves: u64 = movers.into_iter().map(|h| h.join().unwrap()).sum();
+    let reads: u64 = readers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert!(moves > 10 && reads > 10, "too little ran to mean anything: {moves} moves, {reads} reads");
+    let values = c.cmd(&["MGET", &a, &b]);
+    assert_eq!(values.array().iter().map(int_of).sum::<i64>(), TOTAL);
+}
+
+fn exec_ping(c: &mut Conn) -> Resp {
+    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("QUEUED".into()));
+    c.cmd(&["EXEC"])
+}
+
+fn pong() -> Resp {
+    Resp::Array(vec![Resp::Simple("PONG".into())])
+}
+
+/// A write from other connections (which the server spreads over its
+/// shards) to a watched key of any shard fails the EXEC; a read does not.
+#[test]
+fn watch_invalidated_from_other_connections() {
+    let srv = server();
+    let mut watcher = srv.conn();
+    let mut others: Vec<Conn> = (0..6).map(|_| srv.conn()).collect();
+    for key in keys_on_every_shard("w") {
+        for other in &mut others {
+            assert_eq!(watcher.cmd(&["WATCH", &key]), Resp::ok());
+            other.cmd(&["GET", &key]);
+            assert_eq!(exec_ping(&mut watcher), pong(), "a read touched {key}");
+            assert_eq!(watcher.cmd(&["WATCH", &key]), Resp::ok());
+            assert!(other.cmd(&["INCR", &key]).int() > 0);
+            assert_eq!(exec_ping(&mut watcher), Resp::Nil, "INCR {key} from another connection");
+            assert_eq!(watcher.cmd(&["WATCH", &key, "unrelated"]), Resp::ok());
+            other.cmd(&["DEL", &key]);
+            assert_eq!(exec_ping(&mut watcher), Resp::Nil, "DEL {key} from another connection");
+            // UNWATCH: a later write is no concern of the watcher's.
+            assert_eq!(watcher.cmd(&["WATCH", &key]), Resp::ok());
+            assert_eq!(watcher.cmd(&["UNWATCH"]), Resp::ok());
+            other.cmd(&["SET", &key, "1"]);
+            assert_eq!(exec_ping(&mut watcher), pong());
+        }
+    }
+}
+
+/// A watched key that expires before EXEC fails it, whether the key was
+/// deleted meanwhile (active expiry) or not yet (lazy).
+#[test]
+fn watch_invalidated_by_expiry() {
+    let srv = server();
+    let mut c = srv.conn();
+    for key in keys_on_every_shard("ttl") {
+        assert_eq!(c.cmd(&["SET", &key, "v", "PX", "50"]), Resp::ok());
+        assert_eq!(c.cmd(&["WATCH", &key]), Resp::ok());
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(exec_ping(&mut c), Resp::Nil, "{key} expired after WATCH");
+    }
+    // Wait until active expiry deleted the key: the deletion touches it.
+    for key in keys_on_every_shard("ttl2") {
+        assert_eq!(c.cmd(&["SET", &key, "v", "PX", "30"]), Resp::ok());
+        assert_eq!(c.cmd(&["WATCH", &key]), Resp::ok());
+        let mut other = srv.conn();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while other.cmd(&["DBSIZE"]).int() > 0 {
+            assert!(Instant::now() < deadline, "active expiry did not delete {key}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(exec_ping(&mut c), Resp::Nil, "{key} expired by active expiry after WATCH");
+    }
+}
+
+/// FLUSHALL from another connection touches watched keys that exist, on
+/// every shard, and not watched keys that do not.
+#[test]
+fn watch_invalidated_by_flushall() {
+    let srv = server();
+    let mut c = srv.conn();
+    let mut other = srv.conn();
+    for key in keys_on_every_shard("f") {
+        assert_eq!(c.cmd(&["SET", &key, "1"]), Resp::ok());
+        assert_eq!(c.cmd(&["WATCH", &key]), Resp::ok());
+        assert_eq!(other.cmd(&["FLUSHALL"]), Resp::ok());
+        assert_eq!(exec_ping(&mut c), Resp::Nil, "FLUSHALL with {key}");
+        assert_eq!(c.cmd(&["WATCH", &key]), Resp::ok());
+        assert_eq!(other.cmd(&["FLUSHALL"]), Resp::ok());
+        assert_eq!(exec_ping(&mut c), pong(), "FLUSHALL without {key}");
+    }
+}
+
+/// The AOF shows an EXEC of several writes as MULTI ... EXEC, a single
+/// write alone, and the writes reload; a MULTI left open at the file's end
+/// is reverted (aof-load-truncated).
+#[test]
+fn exec_writes_reach_the_aof_and_reload() {
+    let srv = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", &SHARDS.to_string()]);
+    let keys = keys_on_every_shard("aof");
+    let mut c = srv.conn();
+    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+    c.cmd(&["SET", &keys[0], "1"]);
+    c.cmd(&["SET", &keys[1], "2"]);
+    c.cmd(&["GET", &keys[2]]);
+    c.cmd(&["INCR", &keys[2]]);
+    assert_eq!(c.cmd(&["EXEC"]).array().len(), 4);
+    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+    c.cmd(&["SET", "single", "s"]);
+    c.cmd(&["GET", "single"]);
+    assert_eq!(c.cmd(&["EXEC"]).array().len(), 2);
+    let incr = srv.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let text = String::from_utf8(std::fs::read(&incr).unwrap()).unwrap();
+    let resp = |args: &[&str]| String::from_utf8(common::encode(args)).unwrap();
+    let unit = [
+        resp(&["MULTI"]),
+        resp(&["SET", &keys[0], "1"]),
+        resp(&["SET", &keys[1], "2"]),
+        resp(&["INCR", &keys[2]]),
+        resp(&["EXEC"]),
+        resp(&["SET", "single", "s"]),
+    ];
+    let mut at = 0;
+    for part in &unit {
+        let found = text[at..].find(part.as_str()).unwrap_or_else(|| panic!("{part:?} not in order in the incr file:\n{text}"));
+        at += found + part.len();
+    }
+    assert_eq!(text.matches("MULTI").count(), 1, "the single-write EXEC is not wrapped:\n{text}");
+    let dir = copy_aof_dir("ringkv-multi", &srv.dir, "exec");
+    drop(srv);
+    // A transaction cut short at the end of the file.
+    let mut tail = common::encode(&["MULTI"]);
+    tail.extend(common::encode(&["SET", "reverted", "1"]));
+    let mut file = std::fs::OpenOptions::new().append(true).open(dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    std::io::Write::write_all(&mut file, &tail).unwrap();
+    drop(file);
+    let again = Server::ringkv(&["--appendonly", "yes", "--dir", &path_str(&dir), "--shards", "2"]);
+    let mut c = again.conn();
+    assert_eq!(
+        c.cmd(&["MGET", &keys[0], &keys[1], &keys[2], "single", "reverted"]),
+        Resp::Array(vec![Resp::bulk("1"), Resp::bulk("2"), Resp::bulk("1"), Resp::bulk("s"), Resp::Nil])
+    );
+    assert!(again.logs().contains("Revert incomplete MULTI/EXEC transaction in AOF file appendonly.aof.1.incr.aof"), "{}", again.logs());
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CLIENT LIST as another connection sees a client in MULTI (`flags=x`,
+/// `multi=` the commands queued) whose watched key was touched (`d`), and
+/// after its EXEC was refused (`flags=N multi=-1`).
+#[test]
+fn client_list_shows_the_transaction() {
+    let srv = server();
+    let mut a = srv.conn();
+    let mut b = srv.conn();
+    let key = key_on("cl", 2);
+    assert_eq!(a.cmd(&["CLIENT", "SETNAME", "txn"]), Resp::ok());
+    assert_eq!(a.cmd(&["WATCH", &key]), Resp::ok());
+    assert_eq!(a.cmd(&["MULTI"]), Resp::ok());
+    a.cmd(&["SET", "a", "1"]);
+    a.cmd(&["SET", "b", "1"]);
+    assert_eq!(b.cmd(&["SET", &key, "2"]), Resp::ok());
+    let line = |b: &mut Conn| {
+        let list = String::from_utf8(b.cmd(&["CLIENT", "LIST"]).opt_bytes().unwrap()).unwrap();
+        let line = list.lines().find(|l| l.contains(" name=txn ")).unwrap().to_string();
+        let field = |f: &str| line.split(' ').find_map(|kv| kv.strip_prefix(f)).unwrap().to_string();
+        (field("flags="), field("multi="))
+    };
+    assert_eq!(line(&mut b), ("xd".to_string(), "2".to_string()));
+    assert!(matches!(a.cmd(&["EXEC", "extra"]), Resp::Error(e) if e.starts_with("EXECABORT Transaction discarded because of: wrong number")));
+    assert_eq!(line(&mut b), ("N".to_string(), "-1".to_string()));
+}
