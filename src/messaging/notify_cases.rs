@@ -357,6 +357,7 @@ pub const MISC: Script = &[
     ("SLEEP 5", &[]),
     ("dbsize", &[]),
     ("randomkey", &[]),
+    ("watch e1 e2", &[]),
 ];
 
 pub const EDGES: Script = &[
