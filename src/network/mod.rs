@@ -6,4 +6,5 @@ pub mod bufring;
 pub mod conn;
 pub mod dispatch;
 pub mod event_loop;
+pub mod held;
 pub mod listener;
