@@ -10,8 +10,9 @@
 //! `Some(f(..))` when `f` ran with every target parked and reachable through
 //! `self.set`, or `None` when the operation cannot run yet. On `None` the
 //! intent stays queued, keeping its place in the global order, for its owner
-//! (the connection whose input is being run, `intent_owner`; the loop
-//! otherwise): the owner must call again on the next loop turn (a deferred
+//! (`intent_owner`: the connection whose input is being run; `Loop`
+//! otherwise, or whatever `as_owner` names): the owner must call again on
+//! the next loop turn (a deferred
 //! connection is retried every turn), with the same targets or a subset of
 //! them. An intent its owner did not ask for again during a loop turn is
 //! withdrawn at the end of that turn (`sweep_intents`), as is a closed
@@ -32,12 +33,15 @@ use crate::shard::hold::ShardMask;
 const WAIT_BUDGET: Duration = Duration::from_millis(2);
 
 /// Who asked for an intent: the connection whose input is running (slab
-/// index and generation), or the loop itself (`LoopOp`s).
+/// index and generation), the loop itself (`LoopOp`s), or another caller
+/// that runs outside a connection's input and names itself (`Tag`, through
+/// `as_owner`), so that two such callers never share one intent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum IntentOwner {
     #[default]
     Loop,
     Conn(u32, u32),
+    Tag(u64),
 }
 
 /// An intent this shard coordinates, queued and not yet run.
@@ -164,7 +168,7 @@ impl EventLoop {
         }
     }
 
-    /// Runs `f` with the intents it asks for owned by connection `index`.
+    /// Runs `f` with the intents it asks for (`with_held`) owned by `owner`.
     pub fn as_owner<R>(&mut self, owner: IntentOwner, f: impl FnOnce(&mut Self) -> R) -> R {
         let before = std::mem::replace(&mut self.intent_owner, owner);
         let r = f(self);

@@ -547,7 +547,7 @@ mod tests {
         use std::sync::atomic::{AtomicBool, AtomicU32};
         use std::sync::Arc;
         const SHARDS: usize = 6;
-        const OPS: usize = 300;
+        const OPS: usize = 1000;
         struct Shared {
             table: HoldTable,
             /// Per shard: who touches it now (detects two owners at once), and
