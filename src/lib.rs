@@ -186,7 +186,7 @@ fn load_while_serving(server: &Arc<Server>, config: &Config, shards: usize, aof_
     };
     // The shards wake for their cron (at least every second) and park; no
     // doorbell is needed from this thread, which has no ring.
-    let guard = server.hold.hold_external(shard::hold::ShardMask::all(shards));
+    let guard = server.hold.hold_external(shard::hold::ShardMask::all(shards), &server.sleeping);
     for (i, l) in loaded.iter_mut().enumerate() {
         // SAFETY: the guard is held: every shard has parked for its intent
         // (Acquire in `HoldTable::ready`) and its thread touches nothing until the

@@ -88,25 +88,17 @@ impl EventLoop {
                 }
                 let mut mask = targets;
                 mask.insert(me);
+                // No doorbells: a target asleep in its ring is taken asleep
+                // (`HoldTable::held_for`); a running one parks at its next
+                // quiescent point.
                 let seq = server.hold.enqueue(me, mask);
-                let mut rung = false;
-                for t in targets.iter() {
-                    // A target asleep in its ring needs a doorbell now: we may wait for it next.
-                    if server.needs_doorbell(t) {
-                        self.ring_doorbell(t);
-                        rung = true;
-                    }
-                }
-                if rung {
-                    let _ = self.ring.submit();
-                }
                 self.intents.push(PendingIntent { owner, seq, targets, since: Instant::now(), requested: true });
                 self.intents.len() - 1
             }
         };
         self.intents[idx].requested = true;
         let (seq, held) = (self.intents[idx].seq, self.intents[idx].targets);
-        if !server.hold.wait_ready(me, seq, held, WAIT_BUDGET) {
+        if !server.hold.wait_ready(me, seq, held, &server.sleeping, WAIT_BUDGET) {
             return None;
         }
         let wait = self.intents.swap_remove(idx).since.elapsed();
@@ -131,13 +123,10 @@ impl EventLoop {
         Some(result)
     }
 
-    /// Removes intent `seq` from the queues of `mask`; shards whose new head
-    /// is another's intent get a doorbell (if asleep) at the end of the turn.
+    /// Removes intent `seq` from the queues of `mask`. Shards whose new head
+    /// is another's intent need no doorbell: asleep, they are taken asleep.
     fn remove_intent(&mut self, seq: u64, mask: ShardMask) {
-        let wake = self.server.hold.remove(seq, mask);
-        for t in wake.iter().filter(|&t| t != self.id) {
-            self.doorbells.insert(t);
-        }
+        self.server.hold.remove(seq, mask);
     }
 
     fn withdraw_at(&mut self, i: usize) {

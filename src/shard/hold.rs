@@ -20,12 +20,16 @@
 //!    to another coordinator publishes `parked_for = seq` (Release), wakes
 //!    that coordinator and parks its thread; it parks for nothing else, and
 //!    once the head changes it re-checks (parks for the new head, or runs).
+//!    A shard asleep in its ring is not woken: the coordinator takes it as
+//!    it sleeps (`held_for`), and if it wakes meanwhile its first act,
+//!    `check`, parks it.
 //! 3. **Run.** A coordinator runs an intent only when the intent heads its
 //!    own shard's queue and every target has published `parked_for == seq`
-//!    (Acquire): it then runs the operation over all their states on its
-//!    own thread, as if single threaded. Until then it keeps serving its loop
-//!    (its connection is deferred and retried) and parks for the earlier
-//!    intents of others that head its own queue.
+//!    (Acquire) or is asleep with `seq` at its head: it then runs the
+//!    operation over all their states on its own thread, as if single
+//!    threaded. Until then it keeps serving its loop (its connection is
+//!    deferred and retried) and parks for the earlier intents of others
+//!    that head its own queue.
 //! 4. **Release.** It removes the intent from every queue (each new head is
 //!    published under that queue's mutex, Release) and unparks the targets,
 //!    which re-check their heads.
@@ -48,8 +52,8 @@
 //!
 //! Take the pending intent with the smallest number, `m`. Every intent
 //! ahead of it in any queue would have a smaller number, so `m` heads every
-//! queue it is in. Each target of `m` therefore parks for `m` at its next
-//! quiescent point: its thread never blocks anywhere else (a coordinator
+//! queue it is in. Each target of `m` therefore is taken asleep or parks for
+//! `m` at its next quiescent point: its thread never blocks anywhere else (a coordinator
 //! whose intent is not ready returns to its loop; one that waits in
 //! `wait_ready` does so only while its intent heads its own queue, which `m`
 //! would head instead if that shard were one of its targets). `m`'s
@@ -69,7 +73,7 @@
 //! flight does not start a held command until their replies are back.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -290,7 +294,9 @@ impl HoldTable {
     /// queue belongs to another coordinator. Returns whether it parked.
     #[inline]
     pub fn check(&self, me: usize) -> bool {
-        if self.slots[me].park_for.load(Ordering::Acquire) != 0 {
+        // SeqCst (a plain load on x86): a shard waking from its ring reads
+        // here the head a coordinator saw when it found it asleep (`ready`).
+        if self.slots[me].park_for.load(Ordering::SeqCst) != 0 {
             self.park(me);
             return true;
         }
@@ -366,10 +372,27 @@ impl HoldTable {
     }
 
     /// Whether intent `seq` of coordinator `me` may run now: it heads `me`'s
-    /// own queue and every shard of `targets` (never `me`) is parked for it.
-    pub fn ready(&self, me: usize, seq: u64, targets: ShardMask) -> bool {
-        (me == EXTERNAL || self.slots[me].head.load(Ordering::Acquire) == seq)
-            && targets.iter().all(|t| self.slots[t].parked_for.load(Ordering::Acquire) == seq)
+    /// own queue and every shard of `targets` (never `me`) is held for it
+    /// (`held_for`). `sleeping`: the shards' "asleep in the ring" flags
+    /// (`Server::sleeping`; empty: none is ever taken asleep).
+    pub fn ready(&self, me: usize, seq: u64, targets: ShardMask, sleeping: &[AtomicBool]) -> bool {
+        (me == EXTERNAL || self.slots[me].head.load(Ordering::Acquire) == seq) && targets.iter().all(|t| self.held_for(t, seq, sleeping))
+    }
+
+    /// Whether shard `t` is held for intent `seq`: parked for it, or asleep
+    /// in its ring while `seq` heads its queue. A sleeping shard is taken as
+    /// it sleeps, without a doorbell or a wake-up: it announced the sleep
+    /// (`sleeping`, SeqCst store, after its last touch of its state) and,
+    /// when it wakes, the first thing it does is `check`, which reads
+    /// `park_for` (SeqCst). This thread read `park_for == seq` and then the
+    /// flag still set (SeqCst loads, before the shard's store that clears
+    /// it), so that `check` reads `seq`, or what the coordinator stores when
+    /// it removes `seq` after the operation: the shard parks until then. The
+    /// flag's Release/Acquire also hands over what the shard wrote before it.
+    fn held_for(&self, t: usize, seq: u64, sleeping: &[AtomicBool]) -> bool {
+        let slot = &self.slots[t];
+        slot.parked_for.load(Ordering::Acquire) == seq
+            || (slot.park_for.load(Ordering::SeqCst) == seq && sleeping.get(t).is_some_and(|s| s.load(Ordering::SeqCst)))
     }
 
     /// Whether intent `seq` heads `me`'s own queue.
@@ -380,14 +403,14 @@ impl HoldTable {
     /// Waits up to `budget` for `ready`. Only while `seq` heads `me`'s own
     /// queue: then no earlier intent involves `me`, so whatever the targets
     /// wait for completes without this thread (see the module doc).
-    pub fn wait_ready(&self, me: usize, seq: u64, targets: ShardMask, budget: Duration) -> bool {
+    pub fn wait_ready(&self, me: usize, seq: u64, targets: ShardMask, sleeping: &[AtomicBool], budget: Duration) -> bool {
         if !self.heads_own_queue(me, seq) {
             return false;
         }
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
-            if self.ready(me, seq, targets) {
+            if self.ready(me, seq, targets, sleeping) {
                 return true;
             }
             spins += 1;
@@ -448,13 +471,12 @@ impl HoldTable {
 
     /// Holds every shard of `targets` from a thread that owns none (the
     /// start-up loader): queues an `EXTERNAL` intent and waits, polling,
-    /// until they have all parked for it (they park at their next quiescent
-    /// point; a shard asleep in its ring wakes at least every 10 ms while
-    /// the dataset loads). Released when the guard drops.
-    pub fn hold_external(&self, targets: ShardMask) -> HoldGuard<'_> {
+    /// until they are all held for it (parked at their next quiescent point,
+    /// or taken asleep, `held_for`). Released when the guard drops.
+    pub fn hold_external(&self, targets: ShardMask, sleeping: &[AtomicBool]) -> HoldGuard<'_> {
         let start = Instant::now();
         let seq = self.enqueue(EXTERNAL, targets);
-        while !self.ready(EXTERNAL, seq, targets) {
+        while !self.ready(EXTERNAL, seq, targets, sleeping) {
             std::thread::sleep(Duration::from_micros(500));
         }
         self.count_hold(start.elapsed());
@@ -520,10 +542,14 @@ mod tests {
         assert!(!t.must_park(0) && t.must_park(1) && !t.must_park(2));
         assert!(t.heads_own_queue(0, a) && t.heads_own_queue(2, b) && !t.heads_own_queue(1, c));
         // a is not ready until shard 1 has parked for it; b never before a.
-        assert!(!t.ready(0, a, mask(&[1])));
+        assert!(!t.ready(0, a, mask(&[1]), &[]));
+        // Shard 1 asleep in its ring is taken as it is.
+        let asleep: Vec<AtomicBool> = (0..3).map(|i| AtomicBool::new(i == 1)).collect();
+        assert!(t.ready(0, a, mask(&[1]), &asleep));
+        assert!(!t.ready(2, b, mask(&[1]), &asleep), "b does not head shard 1's queue");
         t.slots[1].parked_for.store(a, Ordering::Release);
-        assert!(t.ready(0, a, mask(&[1])));
-        assert!(!t.ready(2, b, mask(&[1])));
+        assert!(t.ready(0, a, mask(&[1]), &[]));
+        assert!(!t.ready(2, b, mask(&[1]), &[]));
         // Withdrawing c from the middle changes no head.
         assert_eq!(t.remove(c, mask(&[0, 1, 2])), ShardMask::default());
         assert!(t.must_park(1));
@@ -604,7 +630,7 @@ mod tests {
                             all.insert(me);
                             (sh.table.enqueue(me, all), m)
                         });
-                        if !sh.table.wait_ready(me, seq, targets, Duration::from_micros(50 + next() % 200)) {
+                        if !sh.table.wait_ready(me, seq, targets, &[], Duration::from_micros(50 + next() % 200)) {
                             std::thread::yield_now();
                             continue;
                         }
@@ -652,6 +678,42 @@ mod tests {
         assert!(total >= SHARDS * OPS * 2);
     }
 
+    /// A shard asleep in its ring is held without being woken, and when it
+    /// wakes during the operation its first `check` parks it until the
+    /// intent is removed: it never runs alongside the coordinator.
+    #[test]
+    fn a_sleeping_shard_is_taken_asleep_and_parks_when_it_wakes() {
+        use std::sync::atomic::AtomicU32;
+        use std::sync::Arc;
+        let t = Arc::new(table(2));
+        let sleeping: Arc<Vec<AtomicBool>> = Arc::new((0..2).map(|_| AtomicBool::new(false)).collect());
+        let state = Arc::new(AtomicU32::new(0));
+        let (t2, sl2, st2) = (t.clone(), sleeping.clone(), state.clone());
+        let shard = std::thread::spawn(move || {
+            t2.register(1, std::ptr::null_mut());
+            // The event loop's order: announce, sleep, clear, check, run.
+            sl2[1].store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100));
+            sl2[1].store(false, Ordering::SeqCst);
+            let parked = t2.check(1);
+            // Running again: the coordinator is done with the state.
+            (parked, st2.load(Ordering::Acquire))
+        });
+        while !sleeping[1].load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let seq = t.enqueue(0, mask(&[0, 1]));
+        assert!(t.wait_ready(0, seq, mask(&[1]), &sleeping, Duration::from_millis(50)), "an asleep shard is held at once");
+        // The operation outlasts the shard's sleep: it wakes meanwhile.
+        state.store(1, Ordering::Release);
+        std::thread::sleep(Duration::from_millis(250));
+        state.store(2, Ordering::Release);
+        t.remove(seq, mask(&[0, 1]));
+        let (parked, seen) = shard.join().unwrap();
+        assert!(parked, "the shard woke during the operation and parked");
+        assert_eq!(seen, 2, "the shard ran only after the operation");
+    }
+
     /// An `EXTERNAL` hold waits for every shard to park, and they run again
     /// when it drops.
     #[test]
@@ -674,7 +736,7 @@ mod tests {
                 })
             })
             .collect();
-        let g = t.hold_external(ShardMask::all(2));
+        let g = t.hold_external(ShardMask::all(2), &[]);
         let before = [turns[0].load(Ordering::Acquire), turns[1].load(Ordering::Acquire)];
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(before, [turns[0].load(Ordering::Acquire), turns[1].load(Ordering::Acquire)], "a held shard ran");
