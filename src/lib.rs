@@ -190,15 +190,10 @@ fn load_while_serving(server: &Arc<Server>, config: &Config, shards: usize, aof_
     };
     // The shards wake for their cron (at least every second) and park; no
     // doorbell is needed from this thread, which has no ring.
-    let guard = loop {
-        if let Some(g) = server.hold.try_hold(usize::MAX, shard::hold::ShardMask::all(shards), |_| {}) {
-            break g;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    };
+    let guard = server.hold.hold_external(shard::hold::ShardMask::all(shards), &server.sleeping);
     for (i, l) in loaded.iter_mut().enumerate() {
-        // SAFETY: the guard is held: every shard has published PARKED
-        // (Acquire in try_hold) and its thread touches nothing until the
+        // SAFETY: the guard is held: every shard has parked for its intent
+        // (Acquire in `HoldTable::ready`) and its thread touches nothing until the
         // guard is dropped below; this is the only reference made to it.
         let st = unsafe { &mut *server.hold.shard_ptr(i) };
         std::mem::swap(&mut st.dbs, &mut l.dbs);

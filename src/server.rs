@@ -1,7 +1,7 @@
 //! What every shard thread shares: the hold table, doorbells, counters that
 //! must be global (client ids, connected clients), and start-up facts.
-//! Nothing here is locked on the request path; the hold lock is taken only by
-//! commands that span shards.
+//! Nothing here is locked on the request path; the hold table's small
+//! per-shard queue locks are taken only by commands that span shards.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 

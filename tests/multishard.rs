@@ -208,12 +208,6 @@ fn mset_is_atomic_across_shards() {
             })
             .collect();
         // Tell the readers to stop however the writer ends (a failed assertion included).
-        struct Done<'a>(&'a AtomicBool);
-        impl Drop for Done<'_> {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Release);
-            }
-        }
         let _done = Done(&done);
         let mut c = s.conn();
         let mut i = 1;
@@ -511,4 +505,220 @@ fn slowlog_of_a_forwarded_command_names_the_client() {
             assert_eq!(entry[5], Resp::bulk("seam-client"), "{}: SET {k}", s.name());
         }
     }
+}
+
+/// Sets its flag when dropped: readers stop however the writers end (a
+/// failed assertion included).
+struct Done<'a>(&'a AtomicBool);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// `n` keys on shard `shard` of a `SHARDS`-shard server, named after `name`.
+fn keys_on_shard(shard: usize, name: &str, n: usize) -> Vec<String> {
+    let mut keys = vec![];
+    let mut i = 0;
+    while keys.len() < n {
+        let k = format!("{{{}{}}}{}", name, i, name);
+        if key_shard(k.as_bytes(), SHARDS) == shard {
+            keys.push(k);
+        }
+        i += 1;
+    }
+    keys
+}
+
+/// Writers run cross-shard MSETs over overlapping key sets (each writer's
+/// set shares shards and keys with its neighbours'), readers MGET all the
+/// keys at once. The keys come in units of two on different shards that
+/// every MSET writes together, so a reader that sees the two keys of a unit
+/// differ has seen a torn MSET (or a torn MGET). Every writer finishes: the
+/// operations over overlapping shard sets never deadlock.
+#[test]
+fn concurrent_cross_shard_msets_over_overlapping_keys_are_never_torn() {
+    const UNITS: usize = SHARDS;
+    const WRITES: usize = 400;
+    const FILLERS: usize = 200;
+    let s = server();
+    // Unit u: one key on shard u, one on shard u+1.
+    let units: Vec<[String; 2]> =
+        (0..UNITS).map(|u| [keys_on_shard(u, &format!("a{u}_"), 1).remove(0), keys_on_shard((u + 1) % SHARDS, &format!("b{u}_"), 1).remove(0)]).collect();
+    let all: Vec<&str> = units.iter().flat_map(|u| u.iter().map(|k| k.as_str())).collect();
+    let done = AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..3)
+            .map(|r| {
+                let (s, all, done) = (&s, &all, &done);
+                scope.spawn(move || {
+                    let mut c = s.conn();
+                    let mut args = vec!["MGET"];
+                    args.extend(all.iter().copied());
+                    let mut reads = 0;
+                    while !done.load(Ordering::Acquire) && Instant::now() < deadline {
+                        let reply = c.cmd(&args);
+                        let v: Vec<Option<Vec<u8>>> = reply.array().iter().map(|v| v.opt_bytes()).collect();
+                        for u in 0..UNITS {
+                            assert_eq!(v[2 * u], v[2 * u + 1], "reader {r}: unit {u} torn: {reply:?}");
+                        }
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        let _done = Done(&done);
+        let writers: Vec<_> = (0..UNITS)
+            .map(|w| {
+                let (s, units) = (&s, &units);
+                scope.spawn(move || {
+                    let mut c = s.conn();
+                    let mut rng = Rng::new(77 + w as u64);
+                    for i in 0..WRITES {
+                        assert!(Instant::now() < deadline, "writer {w}: only {i} MSETs before the deadline");
+                        // Units w and w+1, sometimes w+2 too: 3 or 4 shards,
+                        // overlapping the neighbours' sets.
+                        let width = 2 + rng.below(2) as usize;
+                        let v = format!("{w}:{i}");
+                        // The first keys of the units, then fillers, then the
+                        // second keys: a torn write would stay visible a while.
+                        let mut args = vec!["MSET".to_string()];
+                        for half in 0..2 {
+                            for unit in (0..width).map(|d| &units[(w + d) % UNITS]) {
+                                args.push(unit[half].clone());
+                                args.push(v.clone());
+                            }
+                            if half == 0 {
+                                for f in 0..FILLERS {
+                                    args.push(format!("filler:{w}:{f}"));
+                                    args.push(v.clone());
+                                }
+                            }
+                        }
+                        assert_eq!(c.cmd(&args), Resp::ok(), "writer {w}");
+                    }
+                })
+            })
+            .collect();
+        for h in writers {
+            h.join().unwrap();
+        }
+        drop(_done);
+        let reads: Vec<usize> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(reads.iter().all(|&n| n > 0), "a reader never ran: {reads:?}");
+    });
+    // Cross-shard DEL and EXISTS over the same units: all or nothing.
+    let mut c = s.conn();
+    let mut args = vec!["EXISTS"];
+    args.extend(all.iter().copied());
+    assert_eq!(c.cmd(&args), Resp::Int(all.len() as i64));
+    args[0] = "DEL";
+    assert_eq!(c.cmd(&args), Resp::Int(all.len() as i64));
+    args[0] = "EXISTS";
+    assert_eq!(c.cmd(&args), Resp::Int(0));
+}
+
+/// Clients hammer cross-shard MSETs on shards 0 and 1 while another streams
+/// single-shard SET/GET on keys of shards 2 and 3: the stream keeps going
+/// (no request of it waits long), and so do the MSETs.
+#[test]
+fn single_shard_commands_keep_running_during_cross_shard_load_elsewhere() {
+    let s = server();
+    let (a, b) = (keys_on_shard(0, "x", 4), keys_on_shard(1, "y", 4));
+    let quiet: Vec<String> = [keys_on_shard(2, "q", 2), keys_on_shard(3, "r", 2)].concat();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let hammers: Vec<_> = (0..4)
+            .map(|h| {
+                let (s, a, b, done) = (&s, &a, &b, &done);
+                scope.spawn(move || {
+                    let mut c = s.conn();
+                    let mut n = 0u64;
+                    let give_up = Instant::now() + Duration::from_secs(30);
+                    while !done.load(Ordering::Acquire) && Instant::now() < give_up {
+                        let v = format!("{h}:{n}");
+                        let mut args = vec!["MSET"];
+                        for (ka, kb) in a.iter().zip(b) {
+                            args.extend([ka.as_str(), v.as_str(), kb.as_str(), v.as_str()]);
+                        }
+                        // Pipelined: several intents of one client in flight.
+                        for _ in 0..4 {
+                            c.send(&args);
+                        }
+                        for _ in 0..4 {
+                            assert_eq!(c.read(), Resp::ok());
+                        }
+                        n += 4;
+                    }
+                    n
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut c = s.conn();
+        let start = Instant::now();
+        let mut worst = Duration::ZERO;
+        let mut ops = 0;
+        while start.elapsed() < Duration::from_secs(2) {
+            for k in &quiet {
+                let t = Instant::now();
+                assert_eq!(c.cmd(&["SET", k, &ops.to_string()]), Resp::ok());
+                assert_eq!(c.cmd(&["GET", k]), Resp::bulk(ops.to_string()));
+                worst = worst.max(t.elapsed());
+                ops += 1;
+            }
+        }
+        done.store(true, Ordering::Release);
+        let msets: Vec<u64> = hammers.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(ops >= 100, "only {ops} single-shard SET/GET pairs in 2 s");
+        assert!(worst < Duration::from_millis(500), "a single-shard SET/GET pair waited {worst:?}");
+        assert!(msets.iter().all(|&n| n > 0), "a cross-shard writer made no progress: {msets:?}");
+    });
+}
+
+/// Clients that pipeline cross-shard commands and close without reading
+/// leave no intent behind: the shards they queued on serve on at once.
+#[test]
+fn closed_connections_withdraw_their_queued_multi_shard_commands() {
+    let s = server();
+    let keys = keys_on_distinct_shards(SHARDS);
+    let mut burst = Vec::new();
+    for i in 0..200 {
+        let v = i.to_string();
+        let mut args = vec!["MSET"];
+        for k in &keys {
+            args.extend([k.as_str(), v.as_str()]);
+        }
+        common::encode_into(&mut burst, &args);
+        let mut mget = vec!["MGET"];
+        mget.extend(keys.iter().map(|k| k.as_str()));
+        common::encode_into(&mut burst, &mget);
+    }
+    for _ in 0..3 {
+        let streams: Vec<_> = (0..16)
+            .map(|_| {
+                let mut st = s.stream();
+                use std::io::Write;
+                let _ = st.write_all(&burst);
+                st
+            })
+            .collect();
+        drop(streams);
+        let mut c = s.conn();
+        let t = Instant::now();
+        for k in &keys {
+            c.cmd(&["GET", k]);
+        }
+        let mut mget = vec!["MGET"];
+        mget.extend(keys.iter().map(|k| k.as_str()));
+        let reply = c.cmd(&mget);
+        let v: Vec<Option<Vec<u8>>> = reply.array().iter().map(|v| v.opt_bytes()).collect();
+        assert!(v.iter().all(|x| *x == v[0]), "torn: {reply:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "the shards were stuck for {:?}", t.elapsed());
+    }
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
 }

@@ -71,7 +71,7 @@ pub struct Conn {
     pub slots: VecDeque<Slot>,
     pub next_seq: u64,
     pub closing: Closing,
-    /// Waiting to run a command that needs the hold lock or in-flight replies.
+    /// Waiting to run a command whose hold is not granted yet, or for in-flight replies.
     pub deferred: bool,
     /// Deferred because of CLIENT PAUSE: retried once the pause is over.
     pub paused: bool,

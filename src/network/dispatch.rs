@@ -154,6 +154,8 @@ impl EventLoop {
             batch.push((0, 0, Args::new()));
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
+        // The intents its multi-shard commands queue belong to this connection.
+        let owner_before = std::mem::replace(&mut self.intent_owner, super::held::IntentOwner::Conn(index, conn.generation));
         let mut frame = std::mem::take(&mut conn.frame);
         if frame.in_progress() {
             std::mem::swap(&mut batch[0].2, &mut conn.frame_args);
@@ -217,7 +219,8 @@ impl EventLoop {
                             continue;
                         }
                         Some(_) => break 'batches,
-                        // Another coordinator holds: the plain path below defers.
+                        // Not granted yet: the plain path below defers (the
+                        // intent stays queued for the retry).
                         None => {}
                     }
                 }
@@ -260,6 +263,7 @@ impl EventLoop {
             }
         }
         self.batch = batch;
+        self.intent_owner = owner_before;
         pos
     }
 

@@ -85,6 +85,12 @@ pub struct EventLoop {
     pub defer_taskrun: bool,
     /// The MONITOR line of the command just run (`exec::call`), reused.
     pub monitor_line: Vec<u8>,
+    /// Intents this shard coordinates, queued and not yet run (`held`).
+    pub intents: Vec<super::held::PendingIntent>,
+    /// Who owns the intents `with_held` queues now.
+    pub intent_owner: super::held::IntentOwner,
+    /// A fork or shutdown the loop runs over every shard, retried each turn.
+    pub loop_op: Option<super::held::LoopOp>,
 }
 
 impl EventLoop {
@@ -139,6 +145,9 @@ impl EventLoop {
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
             monitor_line: Vec::new(),
+            intents: Vec::new(),
+            intent_owner: Default::default(),
+            loop_op: None,
         })
     }
 
@@ -203,6 +212,8 @@ impl EventLoop {
             self.reap();
             self.drain_mailboxes();
             self.retry_deferred();
+            self.run_loop_op();
+            self.sweep_intents();
             self.watch_child_exit();
             if self.state().lazyfree.has_pending() {
                 self.state().lazyfree.step(crate::shard::lazyfree::STEP_ELEMENTS);
@@ -249,6 +260,7 @@ impl EventLoop {
         let conns = &self.conns;
         let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused))
             || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty())
+            || self.loop_op.is_some()
             || self.state().lazyfree.has_pending();
         if busy {
             let _ = self.ring.submit_and_wait(0);
@@ -260,7 +272,7 @@ impl EventLoop {
         // Announce sleep, then re-check for work that raced in (see Server::needs_doorbell).
         self.server.sleeping[self.id].store(true, Ordering::SeqCst);
         let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
-        let held = self.server.hold.slots[self.id].state.load(Ordering::SeqCst) != crate::shard::hold::RUNNING;
+        let held = self.server.hold.must_park(self.id);
         // Replies waiting for the AOF's fsync: the writer rings a sleeping
         // shard when it publishes a new `synced`; one that came before the
         // sleep was announced is seen here.
@@ -575,6 +587,8 @@ impl EventLoop {
             return;
         }
         conn.closing = Closing::Closed;
+        self.withdraw_intent_of(index);
+        let conn = self.conns[index as usize].as_mut().unwrap();
         // As Redis's freeClient: what was not sent is dropped now, not when
         // the kernel returns the buffer of the send in flight.
         conn.free_buffers(&mut self.pool);
@@ -738,7 +752,7 @@ impl EventLoop {
         self.server.persistence.dirty[self.id].store(dirty, Ordering::Relaxed);
         if self.id == 0 {
             if let Some(sig) = crate::signal::shutdown_requested() {
-                self.shutdown_from_signal(sig);
+                self.loop_op = Some(super::held::LoopOp::Shutdown(sig));
             }
             let config = self.state().config.clone();
             match crate::persistence::snapshot::cron(&self.server, &config) {
@@ -802,64 +816,12 @@ impl EventLoop {
 
 impl EventLoop {
     /// Starts a scheduled or save-point BGSAVE, or a scheduled or automatic
-    /// AOF rewrite: holds every other shard (retrying on the next tick if
-    /// another command holds them), forks.
+    /// AOF rewrite: every shard held, then the fork (`held::run_loop_op`,
+    /// retried every loop turn until the hold is granted).
     fn child_from_cron(&mut self, kind: crate::persistence::snapshot::ChildKind) {
-        let mut others = ShardMask::all(self.server.shard_count);
-        others.0 &= !(1u128 << self.id);
-        self.with_held(others, |lp, barrier| {
-            let config = lp.state().config.clone();
-            let started = crate::persistence::snapshot::start_child(&lp.server, &mut lp.set, &config, barrier, kind).is_ok();
-            if started && kind == crate::persistence::snapshot::ChildKind::Rdb {
-                lp.server.persistence.lock().scheduled = false;
-            }
-        });
-    }
-
-    /// SIGTERM/SIGINT: SHUTDOWN's path with the configured flags, every
-    /// other shard held (retried on the next tick if another command holds
-    /// them). A failed final save cancels the request: the server serves on.
-    fn shutdown_from_signal(&mut self, sig: i32) {
-        let mut others = ShardMask::all(self.server.shard_count);
-        others.0 &= !(1u128 << self.id);
-        self.with_held(others, |lp, _| {
-            let config = lp.state().config.clone();
-            let flags = crate::signal::configured_flags(&config, sig);
-            if crate::commands::server::prepare_for_shutdown(&lp.server, &mut lp.set, &config, flags) {
-                std::process::exit(0);
-            }
-            crate::signal::cancel_shutdown();
-        });
-    }
-
-    /// Holds `targets` (never this shard), makes their states reachable
-    /// through `self.set` while `f` runs, then releases them. `f` gets how
-    /// long the targets took to park. None, without running `f`, when another
-    /// coordinator holds the lock: the caller retries later.
-    pub fn with_held<R>(&mut self, targets: ShardMask, f: impl FnOnce(&mut Self, std::time::Duration) -> R) -> Option<R> {
-        let server = self.server.clone();
-        let guard = server.hold.try_hold(self.id, targets, |t| {
-            // A target asleep in its ring needs a doorbell now: we wait for it next.
-            if server.needs_doorbell(t) {
-                self.ring_doorbell(t);
-                let _ = self.ring.submit();
-            }
-        })?;
-        for t in targets.iter() {
-            // SAFETY: the guard is held: every target has published PARKED
-            // (Acquire in try_hold) and its thread touches nothing until the
-            // guard is dropped, after the pointer is taken out again below.
-            unsafe { self.set.set(t, server.hold.shard_ptr(t)) };
+        if self.loop_op.is_none() {
+            self.loop_op = Some(super::held::LoopOp::Child(kind));
         }
-        self.holding = targets;
-        let result = f(self, guard.wait);
-        self.holding = ShardMask::default();
-        for t in targets.iter() {
-            // SAFETY: null is always allowed: the shard becomes unreachable.
-            unsafe { self.set.set(t, std::ptr::null_mut()) };
-        }
-        drop(guard);
-        Some(result)
     }
 }
 

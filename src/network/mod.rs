@@ -6,5 +6,6 @@ pub mod bufring;
 pub mod conn;
 pub mod dispatch;
 pub mod event_loop;
+pub mod held;
 pub mod listener;
 pub mod multi;
