@@ -5,6 +5,7 @@
 //! - `network/`   the per-shard io_uring loop, connections, dispatch
 //! - `shard/`     keyspace, hash slots, cross-shard mailboxes, holding shards
 //! - `exec/`      `call()`: where every command runs, and what follows it
+//! - `messaging/` pub/sub across shards (owner tables, batched delivery)
 //! - `commands/`  the command table and handlers, one file per family
 //! - `config/`    redis.conf parsing and the CONFIG table
 //! - `metrics/`   statistics, slowlog, latency monitor
@@ -18,6 +19,7 @@ pub mod commands;
 pub mod config;
 pub mod exec;
 pub mod log;
+pub mod messaging;
 pub mod metrics;
 pub mod network;
 pub mod persistence;

@@ -125,7 +125,10 @@ fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
 /// Key-spec flags approximating Redis's: read-only commands access their keys,
 /// writing commands read-write-update them.
 fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
-    if spec.flags & WRITE != 0 {
+    // SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: shard channels, hashed like keys.
+    if spec.flags & PUBSUB != 0 {
+        &["not_key"]
+    } else if spec.flags & WRITE != 0 {
         &["RW", "update"]
     } else {
         &["RO", "access"]

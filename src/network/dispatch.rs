@@ -42,6 +42,8 @@ fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> S
         }
         Route::All => ShardMask::all(shards),
         Route::Custom(f) => f(args, shards),
+        // Computed by `dispatch`, which has the client.
+        Route::Client(_) => ShardMask::single(me),
     }
 }
 
@@ -421,6 +423,12 @@ impl EventLoop {
             let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
             return self.reject(index, Some(id), msg.as_bytes());
         }
+        // RESP2 subscribed mode (Redis's processCommand): a short list of
+        // commands only. One branch for a client that never subscribed.
+        let client = &self.conns[index as usize].as_ref().unwrap().client;
+        if client.resp == 2 && client.in_pubsub_mode() && !commands::pubsub::allowed_in_subscribed_mode(spec.name) {
+            return self.reject(index, Some(id), commands::pubsub::subscribed_mode_error(spec.name).as_bytes());
+        }
         // Start-up loading (Redis's processCommand): only the commands
         // flagged `loading` run until the dataset is in the shards.
         if self.server.loading.load(std::sync::atomic::Ordering::Relaxed) && spec.flags & flags::LOADING == 0 {
@@ -441,7 +449,11 @@ impl EventLoop {
             info.last_cmd = id as u16;
         }
         let shards = self.server.shard_count;
-        let mask = route_mask(spec, args, shards, self.id);
+        let mut mask = route_mask(spec, args, shards, self.id);
+        if let Route::Client(f) = spec.route {
+            mask = f(&self.conns[index as usize].as_ref().unwrap().client, args, shards);
+            mask.insert(self.id);
+        }
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
         if feed_monitors
             && self.server.monitor_lines_queued.iter().any(|n| n.load(std::sync::atomic::Ordering::Relaxed) >= crate::shard::mailbox::MONITOR_BACKLOG_MAX)
@@ -519,7 +531,12 @@ impl EventLoop {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
             call(&mut ctx, &mut self.clock, id, args, &mut r, Caller::default(), &mut self.monitor_line);
         }
-        let discard = reply_mode_after_command(&mut conn.client, mode_before);
+        let mut discard = reply_mode_after_command(&mut conn.client, mode_before);
+        // (Un)subscribe confirmations are pushes: CLIENT REPLY OFF/SKIP
+        // does not silence them (Redis 7.0.15's CLIENT_PUSHING).
+        if discard && commands::pubsub::is_subscription_command(CommandTable::get().specs[id].name) {
+            discard = false;
+        }
         if direct && discard {
             conn.out.truncate(mark);
         }
@@ -527,6 +544,7 @@ impl EventLoop {
             queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         }
         self.feed_monitors(now);
+        self.after_command_messaging();
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return Flow::Stop;
         };
@@ -534,6 +552,8 @@ impl EventLoop {
             conn.client.info_dirty = false;
             let (name, db, resp, no_evict, monitor, readonly) =
                 (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor, conn.client.readonly);
+            let p = &conn.client.pubsub;
+            let subscriptions = [p.channels.len(), p.patterns.len(), p.shard_channels.len()];
             if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
                 info.name = name;
                 info.db = db;
@@ -541,6 +561,7 @@ impl EventLoop {
                 info.no_evict = no_evict;
                 info.is_monitor = monitor;
                 info.readonly = readonly;
+                info.subscriptions = subscriptions;
             }
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -628,6 +649,9 @@ impl EventLoop {
         packed.ends.clear();
         self.scratch.clear();
         self.feed_monitors(now);
+        // Before the reply goes back: a publisher subscribed to its channel
+        // sees the messages queued before its own in order.
+        self.after_command_messaging();
     }
 
     /// Redis's output-buffer limit check (`checkClientOutputBufferLimits`),
@@ -643,7 +667,13 @@ impl EventLoop {
     }
 
     pub fn enforce_output_limit(&mut self, index: u32, now: i64, from_cron: bool) -> bool {
-        let limit = self.state().config.client_output_buffer_limit_normal;
+        let Some(pubsub) = self.conns[index as usize].as_ref().map(|c| c.client.in_pubsub_mode()) else {
+            return false;
+        };
+        // Redis's client classes: a subscribed client is held to the
+        // `pubsub` limits, every other to `normal`.
+        let config = &self.state().config;
+        let limit = if pubsub { config.client_output_buffer_limit_pubsub } else { config.client_output_buffer_limit_normal };
         if limit.hard_bytes == 0 && limit.soft_bytes == 0 {
             return false;
         }

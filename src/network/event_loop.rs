@@ -225,6 +225,11 @@ impl EventLoop {
                     self.push_sqe(doorbell_entry(fd));
                 }
             }
+            // Deliveries queued on this shard outside its own commands (by a
+            // coordinator that held it): sent before this turn's output.
+            if !self.state().pubsub.outgoing.is_empty() {
+                self.flush_deliveries();
+            }
             // appendfsync always: no reply leaves before the writes it
             // acknowledges are durable (the sends wait, the shard does not).
             if self.server.aof.durable(self.durable_mark) {
@@ -381,6 +386,7 @@ impl EventLoop {
                 (self.conns.len() - 1) as u32
             }
         };
+        self.conns[index as usize].as_mut().unwrap().client.pubsub.token = ConnToken { index, generation };
         let st = self.state();
         if st.clients.len() <= index as usize {
             st.clients.resize(index as usize + 1, None);
@@ -584,6 +590,8 @@ impl EventLoop {
         if conn.client.monitor {
             self.server.monitors.fetch_sub(1, Ordering::AcqRel);
         }
+        let token = ConnToken { index, generation: conn.generation };
+        self.drop_subscriptions(index, token);
         let st = self.state();
         let slot = st.clients.get_mut(index as usize).and_then(|slot| slot.take());
         // CLIENT KILL already counted a killed client out.
@@ -628,7 +636,9 @@ impl EventLoop {
     fn on_message(&mut self, from_shard: usize, msg: Message) {
         match msg {
             Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
+                self.state().pubsub.remote_caller = Some(crate::messaging::pubsub::Subscriber { shard: from as u32, token: conn });
                 self.execute_remote(cmd as usize, db as usize, resp, &mut args);
+                self.state().pubsub.remote_caller = None;
                 self.send_to(from, Message::Reply { conn, seq, args });
             }
             Message::Reply { conn, seq, args } => {
@@ -659,6 +669,7 @@ impl EventLoop {
                 let now = self.clock.now_ms();
                 self.feed_local_monitors(&line, now);
             }
+            m @ (Message::Deliver { .. } | Message::Publish { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
         }
     }
 

@@ -38,6 +38,9 @@ pub struct ClientInfo {
     pub is_monitor: bool,
     /// READONLY in force (CLIENT LIST flag `r`).
     pub readonly: bool,
+    /// Subscriptions: channels, patterns, shard channels (CLIENT LIST
+    /// `sub=`, `psub=`, `ssub=`; any makes flag `P`).
+    pub subscriptions: [usize; 3],
 }
 
 impl ClientInfo {
@@ -66,6 +69,13 @@ pub struct ShardState {
     pub stream: crate::exec::propagate::Stream,
     /// Big values being freed in slices between commands (UNLINK).
     pub lazyfree: lazyfree::LazyFree,
+    /// Pub/sub: the channels this shard owns, every pattern, and the
+    /// deliveries its commands queued (`messaging::pubsub`).
+    pub pubsub: crate::messaging::pubsub::ShardPubSub,
+    /// (channel, message) pairs a command leaves to be published when it
+    /// has run (keyspace notifications), delivered by the loop's
+    /// post-command step exactly as PUBLISH would, without a reply.
+    pub pending_publish: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl ShardState {
@@ -84,6 +94,8 @@ impl ShardState {
             snapshot_latency: Default::default(),
             stream: Default::default(),
             lazyfree: Default::default(),
+            pubsub: Default::default(),
+            pending_publish: Vec::new(),
         }
     }
 

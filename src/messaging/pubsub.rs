@@ -1,0 +1,383 @@
+//! Pub/sub across shards (Redis's pubsub.c).
+//!
+//! Each channel has an owner shard: the shard of its hash slot, as if the
+//! channel were a key. The owner keeps the channel's subscribers, each a
+//! (shard, connection token) pair, in subscription order. PUBLISH runs on
+//! the owner (forwarded there like a one-key command): the owner counts the
+//! receivers for the reply and queues the message, encoded once per
+//! destination shard, with the tokens of that shard's subscribers
+//! (`Outgoing`). After the command the owner's loop hands each destination
+//! its batch as one mailbox message (`Message::Deliver`), or writes it into
+//! its own connections. One owner per channel, and FIFO mailboxes, keep every
+//! subscriber's view of a channel in the owner's execution order.
+//!
+//! Patterns are kept on every shard (each shard has the whole pattern table):
+//! the owner of the published channel then counts and serves pattern
+//! subscribers with no second hop, and PSUBSCRIBE, which is rare next to
+//! PUBLISH, pays for it by holding every shard. A single pattern shard would
+//! cost every PUBLISH a second mailbox round trip (for the reply's count) and
+//! would deliver pattern messages from another thread than the channel's
+//! owner, breaking the per-channel order between `message` and `pmessage`.
+//!
+//! Registration (SUBSCRIBE & co.) is synchronous: the command holds the
+//! owner shards and writes their tables before it replies, so a PUBLISH
+//! issued after the confirmation was read always finds the subscriber.
+//! Disconnection is asynchronous (`Message::PubSubDrop` to each owner): the
+//! token of a closed connection is never reused (its generation changed),
+//! so a late delivery to it is dropped on arrival.
+
+use crate::shard::mailbox::ConnToken;
+use crate::shard::slot::key_shard;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type IndexSet<K> = indexmap::IndexSet<K, foldhash::fast::RandomState>;
+type IndexMap<K, V> = indexmap::IndexMap<K, V, foldhash::fast::RandomState>;
+
+/// A subscribed connection: the shard its connection lives on, and its
+/// token there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subscriber {
+    pub shard: u32,
+    pub token: ConnToken,
+}
+
+/// The three namespaces of Redis 7.0: channels (SUBSCRIBE), patterns
+/// (PSUBSCRIBE) and shard channels (SSUBSCRIBE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Kind {
+    /// The confirmation names (`subscribe`/`unsubscribe` message types).
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Channel => ("subscribe", "unsubscribe"),
+            Kind::Pattern => ("psubscribe", "punsubscribe"),
+            Kind::Shard => ("ssubscribe", "sunsubscribe"),
+        }
+    }
+}
+
+/// One connection's subscriptions (Redis's `c->pubsub_channels`,
+/// `c->pubsub_patterns`, `c->pubsubshard_channels`), kept in its
+/// `ClientState`.
+#[derive(Debug, Default)]
+pub struct ClientSubs {
+    /// This connection's token on its shard (set at accept).
+    pub token: ConnToken,
+    pub channels: IndexSet<Vec<u8>>,
+    pub patterns: IndexSet<Vec<u8>>,
+    pub shard_channels: IndexSet<Vec<u8>>,
+}
+
+impl ClientSubs {
+    pub fn set(&self, kind: Kind) -> &IndexSet<Vec<u8>> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shard_channels,
+        }
+    }
+    pub fn set_mut(&mut self, kind: Kind) -> &mut IndexSet<Vec<u8>> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+    /// Redis's `clientSubscriptionsCount`: channels and patterns, the count
+    /// (UN)SUBSCRIBE and P(UN)SUBSCRIBE confirmations report.
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+    /// The count a confirmation of `kind` reports (S(UN)SUBSCRIBE report
+    /// the shard channels alone).
+    pub fn count_for(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Shard => self.shard_channels.len(),
+            _ => self.count(),
+        }
+    }
+    /// Subscribed to anything (Redis's CLIENT_PUBSUB flag).
+    #[inline]
+    pub fn any(&self) -> bool {
+        !(self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty())
+    }
+}
+
+/// Messages queued for the connections of one destination shard: each
+/// message encoded once (RESP2 framing; the first byte becomes `>` for a
+/// RESP3 connection), with the tokens of the connections that get it.
+#[derive(Debug, Default)]
+pub struct DeliveryBatch {
+    pub bytes: Vec<u8>,
+    /// Per message: the end of its bytes, the end of its tokens.
+    pub ends: Vec<(u32, u32)>,
+    pub tokens: Vec<ConnToken>,
+}
+
+impl DeliveryBatch {
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+    /// The messages with their recipients.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[ConnToken])> {
+        let mut at = (0usize, 0usize);
+        self.ends.iter().map(move |&(b, t)| {
+            let item = (&self.bytes[at.0..b as usize], &self.tokens[at.1..t as usize]);
+            at = (b as usize, t as usize);
+            item
+        })
+    }
+    fn start_message(&mut self, encoded: &[u8]) {
+        self.bytes.extend_from_slice(encoded);
+        self.ends.push((self.bytes.len() as u32, self.tokens.len() as u32));
+    }
+    fn add_token(&mut self, token: ConnToken) {
+        self.tokens.push(token);
+        if let Some(last) = self.ends.last_mut() {
+            last.1 = self.tokens.len() as u32;
+        }
+    }
+}
+
+/// Deliveries a shard's commands queued, per destination shard.
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    pub batches: Vec<DeliveryBatch>,
+    /// Destinations with a non-empty batch (a bit per shard).
+    pub pending: u128,
+}
+
+impl Outgoing {
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pending == 0
+    }
+    fn batch(&mut self, shard: usize) -> &mut DeliveryBatch {
+        if self.batches.len() <= shard {
+            self.batches.resize_with(shard + 1, Default::default);
+        }
+        self.pending |= 1u128 << shard;
+        &mut self.batches[shard]
+    }
+    /// Takes the batch for `shard` (empty if none).
+    pub fn take(&mut self, shard: usize) -> DeliveryBatch {
+        self.pending &= !(1u128 << shard);
+        self.batches.get_mut(shard).map(std::mem::take).unwrap_or_default()
+    }
+}
+
+/// A shard's pub/sub state: the channels and shard channels it owns, every
+/// pattern (replicated on each shard), and the deliveries its commands
+/// queued.
+#[derive(Debug, Default)]
+pub struct ShardPubSub {
+    pub channels: HashMap<Vec<u8>, Vec<Subscriber>>,
+    pub shard_channels: HashMap<Vec<u8>, Vec<Subscriber>>,
+    pub patterns: IndexMap<Vec<u8>, Vec<Subscriber>>,
+    pub outgoing: Outgoing,
+    /// The connection a forwarded command runs for (set by the loop around
+    /// a `Message::Request`): a PUBLISH to a channel its own publisher is
+    /// subscribed to puts that message in its reply, before the count, as
+    /// Redis writes it into the publisher's buffer first.
+    pub remote_caller: Option<Subscriber>,
+    /// Encoding scratch, reused.
+    scratch: Vec<u8>,
+}
+
+impl ShardPubSub {
+    fn table_mut(&mut self, kind: Kind) -> &mut HashMap<Vec<u8>, Vec<Subscriber>> {
+        match kind {
+            Kind::Shard => &mut self.shard_channels,
+            _ => &mut self.channels,
+        }
+    }
+
+    /// Registers `sub` for `name` (a channel this shard owns, or a pattern).
+    pub fn add(&mut self, kind: Kind, name: &[u8], sub: Subscriber) {
+        let list = match kind {
+            Kind::Pattern => self.patterns.entry(name.to_vec()).or_default(),
+            _ => self.table_mut(kind).entry(name.to_vec()).or_default(),
+        };
+        debug_assert!(!list.contains(&sub), "a connection subscribed twice");
+        list.push(sub);
+    }
+
+    /// Removes `sub` from `name`; an entry left without subscribers goes.
+    pub fn remove(&mut self, kind: Kind, name: &[u8], sub: Subscriber) {
+        let emptied = match kind {
+            Kind::Pattern => match self.patterns.get_mut(name) {
+                Some(list) => {
+                    list.retain(|s| *s != sub);
+                    list.is_empty()
+                }
+                None => false,
+            },
+            _ => match self.table_mut(kind).get_mut(name) {
+                Some(list) => {
+                    list.retain(|s| *s != sub);
+                    list.is_empty()
+                }
+                None => false,
+            },
+        };
+        if emptied {
+            match kind {
+                Kind::Pattern => {
+                    self.patterns.swap_remove(name);
+                }
+                _ => {
+                    self.table_mut(kind).remove(name);
+                }
+            }
+        }
+    }
+
+    /// Subscribers of channel (or shard channel) `name` on this shard.
+    pub fn subscribers(&self, kind: Kind, name: &[u8]) -> usize {
+        match kind {
+            Kind::Shard => self.shard_channels.get(name).map_or(0, |v| v.len()),
+            Kind::Channel => self.channels.get(name).map_or(0, |v| v.len()),
+            Kind::Pattern => self.patterns.get(name).map_or(0, |v| v.len()),
+        }
+    }
+
+    /// Redis's `pubsubPublishMessage` on the channel's owner: queues the
+    /// message for every subscriber of `channel` and, for a plain channel,
+    /// of every matching pattern; returns how many receive it. A delivery to
+    /// `caller` itself is written to `caller_out` (the command's reply), in
+    /// RESP2 framing, instead of being queued.
+    pub fn publish(&mut self, kind: Kind, channel: &[u8], message: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
+        let mut receivers = 0i64;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let table = if kind == Kind::Shard { &self.shard_channels } else { &self.channels };
+        if let Some(subs) = table.get(channel) {
+            scratch.clear();
+            let name: &[u8] = if kind == Kind::Shard { b"smessage" } else { b"message" };
+            encode(&mut scratch, &[name, channel, message]);
+            receivers += queue(&mut self.outgoing, subs, &scratch, caller, caller_out);
+        }
+        if kind == Kind::Channel {
+            for (pattern, subs) in &self.patterns {
+                if crate::config::glob_match(pattern, channel, false) {
+                    scratch.clear();
+                    encode(&mut scratch, &[b"pmessage", pattern, channel, message]);
+                    receivers += queue(&mut self.outgoing, subs, &scratch, caller, caller_out);
+                }
+            }
+        }
+        self.scratch = scratch;
+        receivers
+    }
+}
+
+/// Queues `encoded` for `subs`, one message per destination shard; returns
+/// how many subscribers that is.
+fn queue(out: &mut Outgoing, subs: &[Subscriber], encoded: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
+    let mut started = 0u128;
+    for s in subs {
+        if Some(*s) == caller {
+            caller_out.extend_from_slice(encoded);
+            continue;
+        }
+        let shard = s.shard as usize;
+        let batch = out.batch(shard);
+        if started & (1u128 << shard) == 0 {
+            started |= 1u128 << shard;
+            batch.start_message(encoded);
+        }
+        batch.add_token(s.token);
+    }
+    subs.len() as i64
+}
+
+/// A RESP2 array of bulk strings (a pub/sub message in RESP2 framing).
+pub fn encode(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(parts.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for p in parts {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(p.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends a message encoded by `encode` for a connection speaking `resp`:
+/// a RESP3 connection gets it as a push (`>`).
+#[inline]
+pub fn append_for(out: &mut Vec<u8>, encoded: &[u8], resp: u8) {
+    let start = out.len();
+    out.extend_from_slice(encoded);
+    if resp >= 3 {
+        out[start] = b'>';
+    }
+}
+
+/// The owner shard of a channel (the shard of its hash slot).
+#[inline]
+pub fn owner(channel: &[u8], shards: usize) -> usize {
+    key_shard(channel, shards)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(shard: u32, index: u32) -> Subscriber {
+        Subscriber { shard, token: ConnToken { index, generation: 1 } }
+    }
+
+    #[test]
+    fn publish_batches_one_message_per_destination_and_counts_patterns() {
+        let mut ps = ShardPubSub::default();
+        for i in 0..4 {
+            ps.add(Kind::Channel, b"news", sub(i % 2, i));
+        }
+        ps.add(Kind::Pattern, b"n*", sub(1, 9));
+        ps.add(Kind::Pattern, b"x*", sub(0, 8));
+        let mut mine = Vec::new();
+        let n = ps.publish(Kind::Channel, b"news", b"hi", Some(sub(0, 2)), &mut mine);
+        assert_eq!(n, 5);
+        assert_eq!(mine, b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+        let b0 = ps.outgoing.take(0);
+        let items: Vec<_> = b0.iter().collect();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].1.len(), 1, "shard 0: subscriber 0 (2 is the caller)");
+        let b1 = ps.outgoing.take(1);
+        let items: Vec<_> = b1.iter().collect();
+        assert_eq!(items.len(), 2, "the channel message and the pattern message");
+        assert_eq!(items[0].1.len(), 2);
+        assert_eq!(items[1].0, b"*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+        assert!(ps.outgoing.is_empty());
+    }
+
+    #[test]
+    fn shard_channels_are_their_own_namespace_and_empty_entries_go() {
+        let mut ps = ShardPubSub::default();
+        ps.add(Kind::Shard, b"c", sub(0, 1));
+        let mut mine = Vec::new();
+        assert_eq!(ps.publish(Kind::Channel, b"c", b"m", None, &mut mine), 0);
+        assert_eq!(ps.publish(Kind::Shard, b"c", b"m", None, &mut mine), 1);
+        ps.remove(Kind::Shard, b"c", sub(0, 1));
+        assert!(ps.shard_channels.is_empty());
+        ps.add(Kind::Pattern, b"p*", sub(0, 1));
+        ps.remove(Kind::Pattern, b"p*", sub(0, 1));
+        assert!(ps.patterns.is_empty());
+    }
+
+    #[test]
+    fn resp3_framing_is_a_push() {
+        let mut out = Vec::new();
+        let mut enc = Vec::new();
+        encode(&mut enc, &[b"message", b"c", b"m"]);
+        append_for(&mut out, &enc, 3);
+        assert_eq!(out, b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nm\r\n");
+    }
+}
