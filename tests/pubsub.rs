@@ -103,6 +103,44 @@ fn fan_out_reaches_subscribers_on_every_shard_in_publish_order() {
     }
 }
 
+/// A publisher that waits for each reply before the next PUBLISH, over
+/// channels owned by different shards: every subscriber sees the messages in
+/// exactly that order (Redis's single thread gives it; ringkv's owners
+/// deliver through different mailboxes, put back in send order).
+#[test]
+fn publishes_that_follow_each_other_arrive_in_order_across_owners() {
+    let s = server();
+    // One channel per shard of a 3-shard ringkv.
+    let mut channels: Vec<String> = Vec::new();
+    for i in 0.. {
+        let name = format!("chan{i}");
+        if channels.iter().all(|c| common::key_shard(c.as_bytes(), 3) != common::key_shard(name.as_bytes(), 3)) {
+            channels.push(name);
+        }
+        if channels.len() == 3 {
+            break;
+        }
+    }
+    let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    let mut subs: Vec<Conn> = (0..24).map(|_| s.conn()).collect();
+    for c in subs.iter_mut() {
+        subscribe(c, "SUBSCRIBE", &names);
+        subscribe(c, "PSUBSCRIBE", &["chan*"]);
+    }
+    let mut publisher = s.conn();
+    const MESSAGES: usize = 600;
+    for m in 0..MESSAGES {
+        assert_eq!(publisher.cmd(&["PUBLISH", names[m % 3], &m.to_string()]).int(), 48);
+    }
+    for (i, c) in subs.iter_mut().enumerate() {
+        for m in 0..MESSAGES {
+            // Within one PUBLISH, Redis sends the channel message, then the pattern's.
+            assert_eq!(words(&c.read()), ["message", names[m % 3], &m.to_string()], "subscriber {i}");
+            assert_eq!(words(&c.read()), ["pmessage", "chan*", names[m % 3], &m.to_string()], "subscriber {i}");
+        }
+    }
+}
+
 #[test]
 fn publish_counts_introspection_and_disconnect_cleanup() {
     let s = server();

@@ -63,11 +63,28 @@ impl EventLoop {
         let pending = ShardMask(self.state().pubsub.outgoing.pending);
         for shard in pending.iter() {
             let batch = self.state().pubsub.outgoing.take(shard);
+            // Taken right before the batch leaves (see `DeliveryStamps`).
+            let stamp = self.server.delivery_stamps.take(shard);
             if shard == self.id {
-                self.deliver(&batch);
+                self.accept_delivery(stamp, batch);
             } else {
-                self.send_to(shard, Message::Deliver { batch });
+                self.send_to(shard, Message::Deliver { stamp, batch });
             }
+        }
+    }
+
+    /// Writes batch `stamp` and those held behind it, in stamp order.
+    fn accept_delivery(&mut self, stamp: u64, batch: DeliveryBatch) {
+        let inbound = &mut self.state().pubsub.inbound;
+        if stamp == inbound.next && inbound.early.is_empty() {
+            inbound.next += 1;
+            self.deliver(&batch);
+            return;
+        }
+        let mut due = Vec::new();
+        self.state().pubsub.inbound.accept(stamp, batch, &mut due);
+        for b in &due {
+            self.deliver(b);
         }
     }
 
@@ -75,7 +92,7 @@ impl EventLoop {
     /// open and subscribed; a token of a closed connection matches nothing).
     /// A connection with replies still out on other shards gets the message
     /// queued behind them. Each is held to its output-buffer limit.
-    pub fn deliver(&mut self, batch: &DeliveryBatch) {
+    fn deliver(&mut self, batch: &DeliveryBatch) {
         let now = self.clock.now_ms();
         for (bytes, tokens) in batch.iter() {
             for t in tokens {
@@ -104,7 +121,7 @@ impl EventLoop {
     /// `Publish`, `PubSubDrop`).
     pub fn on_pubsub_message(&mut self, msg: Message) {
         match msg {
-            Message::Deliver { batch } => self.deliver(&batch),
+            Message::Deliver { stamp, batch } => self.accept_delivery(stamp, batch),
             Message::Publish { channel, message } => {
                 let mut unused = Vec::new();
                 self.state().pubsub.publish(Kind::Channel, &channel, &message, None, &mut unused);

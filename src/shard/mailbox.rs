@@ -48,7 +48,9 @@ pub enum Message {
     MonitorLine { line: Vec<u8> },
     /// Pub/sub messages for connections of the receiving shard, from the
     /// owner of their channels (`messaging::pubsub`).
-    Deliver { batch: crate::messaging::pubsub::DeliveryBatch },
+    /// `stamp` orders it among every batch sent to that shard (see
+    /// `messaging::pubsub::DeliveryStamps`).
+    Deliver { stamp: u64, batch: crate::messaging::pubsub::DeliveryBatch },
     /// A message for a channel the receiving shard owns, published as
     /// PUBLISH would (a command's `pending_publish`).
     Publish { channel: Vec<u8>, message: Vec<u8> },
