@@ -94,12 +94,12 @@ impl EventLoop {
     /// queued behind them. Each is held to its output-buffer limit.
     fn deliver(&mut self, batch: &DeliveryBatch) {
         let now = self.clock.now_ms();
-        for (bytes, tokens) in batch.iter() {
+        for (bytes, tokens, any_client) in batch.iter() {
             for t in tokens {
                 let Some(Some(c)) = self.conns.get_mut(t.index as usize) else {
                     continue;
                 };
-                if c.generation != t.generation || c.closing != Closing::No || !c.client.pubsub.any() {
+                if c.generation != t.generation || c.closing != Closing::No || !(any_client || c.client.pubsub.any()) {
                     continue;
                 }
                 if c.slots.is_empty() {

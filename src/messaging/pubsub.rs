@@ -114,8 +114,10 @@ impl ClientSubs {
 #[derive(Debug, Default)]
 pub struct DeliveryBatch {
     pub bytes: Vec<u8>,
-    /// Per message: the end of its bytes, the end of its tokens.
-    pub ends: Vec<(u32, u32)>,
+    /// Per message: the end of its bytes, the end of its tokens, and whether
+    /// it goes to a connection that is not subscribed to anything (`queue_to`
+    /// with `any_client`; a published message needs a subscriber).
+    pub ends: Vec<(u32, u32, bool)>,
     pub tokens: Vec<ConnToken>,
 }
 
@@ -123,18 +125,18 @@ impl DeliveryBatch {
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
-    /// The messages with their recipients.
-    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[ConnToken])> {
+    /// The messages with their recipients and their `any_client` flag.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[ConnToken], bool)> {
         let mut at = (0usize, 0usize);
-        self.ends.iter().map(move |&(b, t)| {
-            let item = (&self.bytes[at.0..b as usize], &self.tokens[at.1..t as usize]);
+        self.ends.iter().map(move |&(b, t, any_client)| {
+            let item = (&self.bytes[at.0..b as usize], &self.tokens[at.1..t as usize], any_client);
             at = (b as usize, t as usize);
             item
         })
     }
     fn start_message(&mut self, encoded: &[u8]) {
         self.bytes.extend_from_slice(encoded);
-        self.ends.push((self.bytes.len() as u32, self.tokens.len() as u32));
+        self.ends.push((self.bytes.len() as u32, self.tokens.len() as u32, false));
     }
     fn add_token(&mut self, token: ConnToken) {
         self.tokens.push(token);
@@ -300,6 +302,23 @@ impl ShardPubSub {
         }
     }
 
+    /// Queues `encoded` (RESP2 framing, e.g. from `encode`; a RESP3
+    /// connection gets `>` as its first byte) for the one connection `to`,
+    /// delivered as published messages are: after the command, in the order
+    /// of everything else this shard sends to `to`'s shard, held to the
+    /// connection's output-buffer limit, dropped if the connection closed.
+    /// Without `any_client` it is dropped unless the connection is
+    /// subscribed to something (Redis's CLIENT_PUBSUB test), as client
+    /// tracking's `__redis__:invalidate` message to a RESP2 redirect client.
+    pub fn queue_to(&mut self, to: Subscriber, encoded: &[u8], any_client: bool) {
+        let batch = self.outgoing.batch(to.shard as usize);
+        batch.start_message(encoded);
+        batch.add_token(to.token);
+        if let Some(last) = batch.ends.last_mut() {
+            last.2 = any_client;
+        }
+    }
+
     /// Subscribers of channel (or shard channel) `name` on this shard.
     pub fn subscribers(&self, kind: Kind, name: &[u8]) -> usize {
         match kind {
@@ -409,10 +428,13 @@ mod tests {
         let n = ps.publish(Kind::Channel, b"news", b"hi", Some(sub(0, 2)), &mut mine);
         assert_eq!(n, 5);
         assert_eq!(mine, b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+        ps.queue_to(sub(0, 7), b"*1\r\n$1\r\nx\r\n", true);
         let b0 = ps.outgoing.take(0);
         let items: Vec<_> = b0.iter().collect();
-        assert_eq!(items.len(), 1);
+        assert_eq!(items.len(), 2);
         assert_eq!(items[0].1.len(), 1, "shard 0: subscriber 0 (2 is the caller)");
+        assert!(!items[0].2);
+        assert_eq!(items[1], (&b"*1\r\n$1\r\nx\r\n"[..], &[sub(0, 7).token][..], true));
         let b1 = ps.outgoing.take(1);
         let items: Vec<_> = b1.iter().collect();
         assert_eq!(items.len(), 2, "the channel message and the pattern message");
