@@ -14,8 +14,10 @@ use crate::shard::mailbox::{ConnToken, Message};
 
 impl EventLoop {
     /// The post-command step of pub/sub, run after every command this
-    /// thread runs (its own, forwarded to it, or under a hold). Costs two
-    /// empty checks when nothing was published.
+    /// thread runs (its own, forwarded to it, or under a hold; EXEC's queued
+    /// commands are covered by EXEC's own step) and once per loop turn (the
+    /// cron's active expiry). Costs three empty checks when nothing was
+    /// published. The `notify` branch's keyspace events go through here.
     #[inline]
     pub fn after_command_messaging(&mut self) {
         if !self.holding.is_empty() || !self.state().pending_publish.is_empty() {
@@ -34,26 +36,10 @@ impl EventLoop {
     fn route_pending_publish(&mut self) {
         let mut sources = self.holding;
         sources.insert(self.id);
-        let shards = self.server.shard_count;
-        for s in sources.iter() {
-            if self.set.get(s).pending_publish.is_empty() {
-                continue;
-            }
-            let mut list = std::mem::take(&mut self.set.get_mut(s).pending_publish);
-            for (channel, message) in list.drain(..) {
-                let o = pubsub::owner(&channel, shards);
-                if self.set.has(o) {
-                    let mut unused = Vec::new();
-                    self.set.get_mut(o).pubsub.publish(Kind::Channel, &channel, &message, None, &mut unused);
-                } else {
-                    self.send_to(o, Message::Publish { channel, message });
-                }
-            }
-            // The emptied list keeps its allocation for the next command.
-            let st = self.set.get_mut(s);
-            if st.pending_publish.is_empty() {
-                st.pending_publish = list;
-            }
+        let mut elsewhere = Vec::new();
+        pubsub::publish_pending(&mut self.set, sources, self.server.shard_count, &mut elsewhere);
+        for (owner, channel, message) in elsewhere {
+            self.send_to(owner, Message::Publish { channel, message });
         }
     }
 

@@ -357,6 +357,38 @@ impl ShardPubSub {
     }
 }
 
+/// Publishes the `pending_publish` entries of the shards in `sources` (all
+/// reachable through `set`) as PUBLISH would, without a reply: on the
+/// channel's owner when `set` reaches it (queued in its `outgoing`), else
+/// pushed to `elsewhere` as (owner, channel, message) for the caller to send.
+/// Each list keeps its allocation.
+pub fn publish_pending(
+    set: &mut crate::shard::hold::ShardSet,
+    sources: crate::shard::hold::ShardMask,
+    shards: usize,
+    elsewhere: &mut Vec<(usize, Vec<u8>, Vec<u8>)>,
+) {
+    for s in sources.iter() {
+        if set.get(s).pending_publish.is_empty() {
+            continue;
+        }
+        let mut list = std::mem::take(&mut set.get_mut(s).pending_publish);
+        for (channel, message) in list.drain(..) {
+            let o = owner(&channel, shards);
+            if set.has(o) {
+                let mut unused = Vec::new();
+                set.get_mut(o).pubsub.publish(Kind::Channel, &channel, &message, None, &mut unused);
+            } else {
+                elsewhere.push((o, channel, message));
+            }
+        }
+        let st = set.get_mut(s);
+        if st.pending_publish.is_empty() {
+            st.pending_publish = list;
+        }
+    }
+}
+
 /// Queues `encoded` for `subs`, one message per destination shard; returns
 /// how many subscribers that is.
 fn queue(out: &mut Outgoing, subs: &[Subscriber], encoded: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
@@ -475,6 +507,39 @@ mod tests {
         inbound.accept(3, batch(3), &mut due);
         assert_eq!(due.len(), 1);
         assert!(inbound.early.is_empty());
+    }
+
+    #[test]
+    fn pending_publish_goes_to_reachable_owners_and_is_handed_back_for_the_others() {
+        use crate::shard::hold::{ShardMask, ShardSet};
+        use crate::shard::ShardState;
+        let shards = 2;
+        let mut states: Vec<Box<ShardState>> = (0..shards).map(|i| Box::new(ShardState::new(i, shards, crate::config::Config::default()))).collect();
+        let name_on = |shard: usize| (0..).map(|i| format!("ch{i}").into_bytes()).find(|n| owner(n, shards) == shard).unwrap();
+        let (mine, theirs) = (name_on(0), name_on(1));
+        states[0].pubsub.add(Kind::Channel, &mine, sub(1, 4));
+        states[0].pubsub.add(Kind::Pattern, b"ch*", sub(0, 5));
+        states[0].pending_publish.push((mine.clone(), b"m1".to_vec()));
+        states[0].pending_publish.push((theirs.clone(), b"m2".to_vec()));
+        let mut set = ShardSet::new(shards);
+        // SAFETY: the box outlives the set's use below and nothing else touches it.
+        unsafe { set.set(0, &mut *states[0] as *mut ShardState) };
+        let mut elsewhere = Vec::new();
+        publish_pending(&mut set, ShardMask::single(0), shards, &mut elsewhere);
+        // SAFETY: null is always allowed.
+        unsafe { set.set(0, std::ptr::null_mut()) };
+        assert_eq!(elsewhere, vec![(1, theirs, b"m2".to_vec())]);
+        assert!(states[0].pending_publish.is_empty() && states[0].pending_publish.capacity() >= 2);
+        let to_1 = states[0].pubsub.outgoing.take(1);
+        assert_eq!(to_1.iter().map(|(b, t, _)| (b.to_vec(), t.len())).collect::<Vec<_>>(), vec![(message(b"message", &mine, b"m1"), 1)]);
+        let to_0 = states[0].pubsub.outgoing.take(0);
+        assert_eq!(to_0.iter().count(), 1, "the pattern subscriber on shard 0");
+    }
+
+    fn message(kind: &[u8], channel: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode(&mut v, &[kind, channel, payload]);
+        v
     }
 
     #[test]

@@ -225,11 +225,11 @@ impl EventLoop {
                     self.push_sqe(doorbell_entry(fd));
                 }
             }
-            // Deliveries queued on this shard outside its own commands (by a
-            // coordinator that held it): sent before this turn's output.
-            if !self.state().pubsub.outgoing.is_empty() {
-                self.flush_deliveries();
-            }
+            // Messages left outside this shard's own commands (active expiry's
+            // notifications in the cron; deliveries a coordinator that held
+            // this shard queued on it): published and sent before this
+            // turn's output.
+            self.after_command_messaging();
             // appendfsync always: no reply leaves before the writes it
             // acknowledges are durable (the sends wait, the shard does not).
             if self.server.aof.durable(self.durable_mark) {
