@@ -278,6 +278,11 @@ fn resp3_pushes_commands_and_publishing_to_itself() {
     assert_eq!(c.read(), Resp::Push(vec![bulk("psubscribe"), bulk("p*"), Resp::Int(3)]));
     assert_eq!(other.cmd(&["PUBLISH", "px", "y"]).int(), 1);
     assert_eq!(c.read(), Resp::Push(vec![bulk("pmessage"), bulk("p*"), bulk("px"), bulk("y")]));
+    // Publishing to itself: the message comes, the count does not.
+    for ch in ["me", "other"] {
+        c.send(&["PUBLISH", ch, "quiet"]);
+        assert_eq!(c.read(), Resp::Push(vec![bulk("message"), bulk(ch), bulk("quiet")]));
+    }
     c.send(&["CLIENT", "REPLY", "ON"]);
     assert_eq!(c.read(), Resp::ok());
     assert_eq!(c.pending_len(), 0);

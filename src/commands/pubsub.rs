@@ -271,27 +271,12 @@ fn publish_kind(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, kind: Kind) {
     if !own.is_empty() {
         let mut rest: &[u8] = &own;
         while !rest.is_empty() {
-            let len = message_len(rest);
+            let len = crate::messaging::pubsub::message_len(rest).expect("publish wrote whole messages");
             crate::messaging::pubsub::append_for(r.buf, &rest[..len], r.resp);
             rest = &rest[len..];
         }
     }
     r.int(receivers);
-}
-
-/// The length of the first encoded message in `buf` (`pubsub::encode`'s
-/// output: an array header and bulk strings).
-fn message_len(buf: &[u8]) -> usize {
-    let line_end = |from: usize| from + memchr::memchr(b'\n', &buf[from..]).unwrap() + 1;
-    let parse = |from: usize, to: usize| std::str::from_utf8(&buf[from..to - 2]).unwrap().parse::<usize>().unwrap();
-    let mut at = line_end(0);
-    let parts = parse(1, at);
-    for _ in 0..parts {
-        let end = line_end(at);
-        let len = parse(at + 1, end);
-        at = end + len + 2;
-    }
-    at
 }
 
 fn publish(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -380,19 +365,4 @@ pub fn subscribed_ping(r: &mut Reply, args: &[&[u8]]) {
 /// Whether PING answers in the subscribed-mode form for this client.
 pub fn wants_subscribed_ping(c: Option<&ClientState>) -> bool {
     c.is_some_and(|c| c.resp == 2 && c.in_pubsub_mode())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_len_walks_one_encoded_message() {
-        let mut b = Vec::new();
-        crate::messaging::pubsub::encode(&mut b, &[b"message", b"c\r\nx", b""]);
-        let one = b.len();
-        crate::messaging::pubsub::encode(&mut b, &[b"pmessage", b"p", b"c", b"m"]);
-        assert_eq!(message_len(&b), one);
-        assert_eq!(message_len(&b[one..]), b.len() - one);
-    }
 }

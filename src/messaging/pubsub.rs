@@ -434,6 +434,42 @@ pub fn append_for(out: &mut Vec<u8>, encoded: &[u8], resp: u8) {
     }
 }
 
+/// The length of the message `encode` wrote at the start of `buf` (either
+/// framing), or None if `buf` does not start with a complete one.
+pub fn message_len(buf: &[u8]) -> Option<usize> {
+    fn number(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+        let end = from + memchr::memchr(b'\n', buf.get(from..)?)?;
+        let n = std::str::from_utf8(buf.get(from + 1..end.checked_sub(1)?)?).ok()?.parse().ok()?;
+        Some((n, end + 1))
+    }
+    if !matches!(buf.first(), Some(b'*' | b'>')) {
+        return None;
+    }
+    let (parts, mut at) = number(buf, 0)?;
+    for _ in 0..parts {
+        if buf.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (len, start) = number(buf, at)?;
+        at = start + len + 2;
+    }
+    (at <= buf.len()).then_some(at)
+}
+
+/// The bytes of the RESP3 pushes (messages a PUBLISH wrote to its own
+/// publisher) at the start of a reply: they are sent even when CLIENT REPLY
+/// OFF/SKIP drops the reply, as Redis 7.0.15 sends pushes.
+pub fn leading_pushes_len(reply: &[u8]) -> usize {
+    let mut at = 0;
+    while reply.get(at) == Some(&b'>') {
+        match message_len(&reply[at..]) {
+            Some(n) => at += n,
+            None => break,
+        }
+    }
+    at
+}
+
 /// The owner shard of a channel (the shard of its hash slot).
 #[inline]
 pub fn owner(channel: &[u8], shards: usize) -> usize {
@@ -540,6 +576,24 @@ mod tests {
         let mut v = Vec::new();
         encode(&mut v, &[kind, channel, payload]);
         v
+    }
+
+    #[test]
+    fn message_lengths_and_leading_pushes() {
+        let mut b = Vec::new();
+        encode(&mut b, &[b"message", b"c\r\nx", b""]);
+        let one = b.len();
+        encode(&mut b, &[b"pmessage", b"p", b"c", b"m"]);
+        assert_eq!(message_len(&b), Some(one));
+        assert_eq!(message_len(&b[one..]), Some(b.len() - one));
+        assert_eq!(message_len(&b[..one - 1]), None);
+        assert_eq!(leading_pushes_len(&b), 0, "RESP2 framing is no push");
+        b[0] = b'>';
+        b[one] = b'>';
+        let pushes = b.len();
+        b.extend_from_slice(b":1\r\n");
+        assert_eq!(leading_pushes_len(&b), pushes);
+        assert_eq!(leading_pushes_len(b":1\r\n"), 0);
     }
 
     #[test]

@@ -169,9 +169,10 @@ impl Conn {
             let slot = self.slots.pop_front().unwrap();
             let p = slot.ready.unwrap();
             self.slot_bytes -= p.data.len();
-            if !slot.discard {
-                self.out.extend_from_slice(&p.data);
-            }
+            // A dropped reply (CLIENT REPLY OFF/SKIP) keeps its leading
+            // pushes (a PUBLISH's messages to its own publisher).
+            let keep = if slot.discard { crate::messaging::pubsub::leading_pushes_len(&p.data) } else { p.data.len() };
+            self.out.extend_from_slice(&p.data[..keep]);
             recycle(pool, p);
         }
     }

@@ -538,7 +538,8 @@ impl EventLoop {
             discard = false;
         }
         if direct && discard {
-            conn.out.truncate(mark);
+            let pushes = crate::messaging::pubsub::leading_pushes_len(&conn.out[mark..]);
+            conn.out.truncate(mark + pushes);
         }
         if !direct {
             queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
@@ -801,9 +802,8 @@ fn reply_mode_after_command(client: &mut commands::ClientState, before: ReplyMod
 /// Appends the reply in `scratch` to the connection, behind any pending slots.
 fn queue_reply(conn: &mut super::conn::Conn, scratch: &mut Vec<u8>, pool: &mut Vec<PackedArgs>, discard: bool) {
     if conn.slots.is_empty() {
-        if !discard {
-            conn.out.extend_from_slice(scratch);
-        }
+        let keep = if discard { crate::messaging::pubsub::leading_pushes_len(scratch) } else { scratch.len() };
+        conn.out.extend_from_slice(&scratch[..keep]);
     } else {
         let mut p = pool.pop().unwrap_or_default();
         p.data.clear();
