@@ -387,6 +387,7 @@ impl EventLoop {
             }
         };
         self.conns[index as usize].as_mut().unwrap().client.pubsub.token = ConnToken { index, generation };
+        let info = ClientInfo { token: ConnToken { index, generation }, ..info };
         let st = self.state();
         if st.clients.len() <= index as usize {
             st.clients.resize(index as usize + 1, None);

@@ -41,6 +41,9 @@ pub struct ClientInfo {
     /// Subscriptions: channels, patterns, shard channels (CLIENT LIST
     /// `sub=`, `psub=`, `ssub=`; any makes flag `P`).
     pub subscriptions: [usize; 3],
+    /// The connection's token on this shard: with the shard id, the address
+    /// `messaging::pubsub::ShardPubSub::queue_to` delivers to.
+    pub token: mailbox::ConnToken,
 }
 
 impl ClientInfo {
