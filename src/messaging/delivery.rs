@@ -65,6 +65,8 @@ impl EventLoop {
         if stamp == inbound.next && inbound.early.is_empty() {
             inbound.next += 1;
             self.deliver(&batch);
+            let id = self.id;
+            self.state().pubsub.outgoing.give_back(id, batch);
             return;
         }
         let mut due = Vec::new();

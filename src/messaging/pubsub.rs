@@ -171,6 +171,19 @@ impl Outgoing {
         self.pending &= !(1u128 << shard);
         self.batches.get_mut(shard).map(std::mem::take).unwrap_or_default()
     }
+    /// Gives back a batch this shard wrote into its own connections, emptied,
+    /// so the next one for this shard reuses its buffers.
+    pub fn give_back(&mut self, shard: usize, mut batch: DeliveryBatch) {
+        if self.pending & (1u128 << shard) == 0 && batch.bytes.capacity() <= 64 * 1024 {
+            batch.bytes.clear();
+            batch.ends.clear();
+            batch.tokens.clear();
+            if self.batches.len() <= shard {
+                self.batches.resize_with(shard + 1, Default::default);
+            }
+            self.batches[shard] = batch;
+        }
+    }
 }
 
 /// Numbers every delivery batch sent to a shard, from one counter per
@@ -402,6 +415,11 @@ fn queue(out: &mut Outgoing, subs: &[Subscriber], encoded: &[u8], caller: Option
         let batch = out.batch(shard);
         if started & (1u128 << shard) == 0 {
             started |= 1u128 << shard;
+            // One allocation for the tokens of a fresh batch, not a doubling
+            // series (100 subscribers cost 7 reallocations).
+            if batch.tokens.capacity() == 0 {
+                batch.tokens.reserve(subs.len());
+            }
             batch.start_message(encoded);
         }
         batch.add_token(s.token);
