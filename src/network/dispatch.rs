@@ -466,6 +466,15 @@ impl EventLoop {
         let covered = !self.holding.is_empty()
             && mask.0 & !(self.holding.0 | 1u128 << self.id) == 0
             && self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty());
+        // PUBLISH and SPUBLISH (one owner each): in this connection's order.
+        if spec.flags & flags::PUBSUB != 0 && matches!(spec.route, Route::Custom(_)) {
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            if let Some(t) = mask.only().filter(|&t| !conn.publish_may_go(t, self.id)) {
+                debug_assert!(conn.forwarded > 0, "a publish to {t} waits for nothing");
+                conn.deferred = true;
+                return Flow::Defer;
+            }
+        }
         let flow = match mask.only() {
             Some(s) if s == self.id => self.execute_here(index, id, args, now),
             _ if covered => self.execute_here(index, id, args, now),
@@ -615,6 +624,7 @@ impl EventLoop {
         let discard = take_discard(&mut conn.client);
         let seq = conn.next_seq;
         conn.next_seq += 1;
+        conn.note_forward(target);
         conn.forwarded += 1;
         conn.slots.push_back(Slot { seq, ready: None, discard });
         // `databases` is at most INT_MAX: a u32 holds every index.
