@@ -5,6 +5,7 @@
 //! - `network/`   the per-shard io_uring loop, connections, dispatch
 //! - `shard/`     keyspace, hash slots, cross-shard mailboxes, holding shards
 //! - `exec/`      `call()`: where every command runs, and what follows it
+//! - `messaging/` pub/sub across shards (owner tables, batched delivery)
 //! - `commands/`  the command table and handlers, one file per family
 //! - `config/`    redis.conf parsing and the CONFIG table
 //! - `messaging/` keyspace notifications

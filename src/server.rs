@@ -25,6 +25,9 @@ pub struct Server {
     /// one shard is `MONITOR_BACKLOG_MAX` behind (lines now leave the shard
     /// that ran the command, so no single sender's queues show the backlog).
     pub monitor_lines_queued: Vec<AtomicUsize>,
+    /// Pub/sub delivery stamps, one counter per destination shard
+    /// (`messaging::pubsub::DeliveryStamps`).
+    pub delivery_stamps: crate::messaging::pubsub::DeliveryStamps,
     pub start_ms: i64,
     pub run_id: String,
     pub executable: String,
@@ -74,6 +77,7 @@ impl Server {
             maxclients: AtomicUsize::new(maxclients),
             monitors: AtomicUsize::new(0),
             monitor_lines_queued: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
+            delivery_stamps: crate::messaging::pubsub::DeliveryStamps::new(shard_count),
             start_ms: crate::util::unix_ms(),
             run_id,
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),

@@ -308,7 +308,7 @@ fn parse_type(arg: &[u8]) -> Option<ClientType> {
 }
 
 fn client_type(info: &ClientInfo) -> ClientType {
-    if info.flags.contains('P') {
+    if info.flags.contains('P') || info.subscriptions.iter().any(|&n| n > 0) {
         ClientType::PubSub
     } else {
         ClientType::Normal
@@ -324,6 +324,7 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
     let start = out.len();
     let on = |letter: char| match letter {
         'O' => info.is_monitor,
+        'P' => info.subscriptions.iter().any(|&n| n > 0),
         'x' => info.multi.is_some(),
         'd' => info.watch.as_ref().is_some_and(|w| w.dirty()),
         'r' => info.readonly,
@@ -364,8 +365,11 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
     flags_field(info, out);
     let _ = writeln!(
         out,
-        " db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+        " db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
         info.db,
+        info.subscriptions[0],
+        info.subscriptions[1],
+        info.subscriptions[2],
         info.multi.map_or(-1, i64::from),
         info.qbuf_bytes,
         qbuf_free,
@@ -398,6 +402,7 @@ fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     info.no_evict = c.no_evict;
     info.is_monitor = c.monitor;
     info.readonly = c.readonly;
+    info.subscriptions = [c.pubsub.channels.len(), c.pubsub.patterns.len(), c.pubsub.shard_channels.len()];
     Some(info)
 }
 

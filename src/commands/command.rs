@@ -133,7 +133,10 @@ fn key_spec_flags(spec: &CommandSpec) -> &'static [&'static str] {
         // WATCH neither reads nor writes its keys.
         return &["RO"];
     }
-    if spec.flags & WRITE != 0 {
+    // SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH: shard channels, hashed like keys.
+    if spec.flags & PUBSUB != 0 {
+        &["not_key"]
+    } else if spec.flags & WRITE != 0 {
         &["RW", "update"]
     } else {
         &["RO", "access"]
@@ -442,7 +445,9 @@ fn keys_of(args: &[&[u8]]) -> Result<(usize, Vec<usize>), &'static str> {
         id = table.lookup_sub(table.specs[id].name, cmd[1]).ok_or("ERR Invalid command specified")?;
     }
     let spec = &table.specs[id];
-    if spec.keys.first <= 0 && spec.keys.find.is_none() {
+    // Shard channels are hashed like keys but flagged `not_key`: GETKEYS
+    // leaves them out, as Redis's default key-spec search does.
+    if spec.keys.first <= 0 && spec.keys.find.is_none() || spec.flags & PUBSUB != 0 {
         return Err("ERR The command has no key arguments");
     }
     let argc = cmd.len() as i32;

@@ -20,13 +20,20 @@ pub fn commands() -> Vec<CommandSpec> {
             .acl(CONN)
             .doc("1.0.0", "Change the selected database for the current connection"),
         CommandSpec::new("quit", -1, SESSION, quit).group("connection").acl(CONN).doc("1.0.0", "Close the connection"),
-        CommandSpec::new("reset", 1, SESSION, reset).group("connection").acl(CONN).doc("6.2.0", "Reset the connection"),
+        CommandSpec::new("reset", 1, SESSION, reset)
+            .route(super::Route::Client(super::pubsub::reset_route))
+            .group("connection")
+            .acl(CONN)
+            .doc("6.2.0", "Reset the connection"),
         CommandSpec::new("hello", -1, SESSION, hello).group("connection").acl(CONN).doc("6.0.0", "Handshake with Redis"),
         CommandSpec::new("auth", -2, SESSION, auth).group("connection").acl(CONN).doc("1.0.0", "Authenticate to the server"),
     ]
 }
 
-fn ping(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+fn ping(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if args.len() <= 2 && super::pubsub::wants_subscribed_ping(ctx.client.as_deref()) {
+        return super::pubsub::subscribed_ping(r, args);
+    }
     match args.len() {
         1 => r.simple("PONG"),
         2 => r.bulk(args[1]),
@@ -65,6 +72,8 @@ fn quit(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     let needs_auth = ctx.config().requirepass.is_some();
     super::multi::discard_transaction(ctx);
+    // The subscriptions' owner shards are held (`pubsub::reset_route`).
+    super::pubsub::unsubscribe_all_silently(ctx);
     if let Some(c) = ctx.client.as_mut() {
         if c.monitor {
             c.monitor = false;

@@ -376,9 +376,11 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "current_eviction_exceeded_time", "0");
     field!(out, "keyspace_hits", "{}", sum.keyspace_hits);
     field!(out, "keyspace_misses", "{}", sum.keyspace_misses);
-    field!(out, "pubsub_channels", "0");
-    field!(out, "pubsub_patterns", "0");
-    field!(out, "pubsubshard_channels", "0");
+    let owned = |f: fn(&crate::messaging::pubsub::ShardPubSub) -> usize| (0..ctx.shard_count).map(|i| f(&ctx.shard(i).pubsub)).sum::<usize>();
+    field!(out, "pubsub_channels", "{}", owned(|p| p.channels.len()));
+    // Every shard has the whole pattern table.
+    field!(out, "pubsub_patterns", "{}", ctx.shard(ctx.home).pubsub.patterns.len());
+    field!(out, "pubsubshard_channels", "{}", owned(|p| p.shard_channels.len()));
     let (latest_fork_usec, total_forks) = crate::persistence::snapshot::info_stats_fork(ctx.server);
     field!(out, "latest_fork_usec", "{}", latest_fork_usec);
     field!(out, "total_forks", "{}", total_forks);

@@ -25,6 +25,7 @@ pub mod lookup;
 pub mod memory;
 pub mod multi;
 pub mod persistence;
+pub mod pubsub;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -102,6 +103,10 @@ pub enum Route {
     All,
     /// The command computes its own shard set (SCAN by cursor, ...).
     Custom(fn(&[&[u8]], usize) -> ShardMask),
+    /// On the connection's own shard with the client, holding the shards
+    /// the function names from the client and the arguments (SUBSCRIBE
+    /// holds its channels' owners); never forwarded.
+    Client(fn(&ClientState, &[&[u8]], usize) -> ShardMask),
 }
 
 /// First key, last key (-1: the last argument, -2: the one before...), step:
@@ -277,6 +282,7 @@ impl CommandTable {
         specs.extend(diagnostics::commands());
         specs.extend(persistence::commands());
         specs.extend(multi::commands());
+        specs.extend(pubsub::commands());
         let mut by_name = HashMap::default();
         let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::default();
         for (i, s) in specs.iter().enumerate() {
@@ -395,6 +401,17 @@ pub struct ClientState {
     pub multi: multi::MultiState,
     /// WATCH: the watched keys.
     pub watch: multi::WatchState,
+    /// Pub/sub subscriptions and the connection's token for deliveries.
+    pub pubsub: crate::messaging::pubsub::ClientSubs,
+}
+
+impl ClientState {
+    /// Redis's CLIENT_PUBSUB flag: subscribed to at least one channel,
+    /// pattern or shard channel.
+    #[inline]
+    pub fn in_pubsub_mode(&self) -> bool {
+        self.pubsub.any()
+    }
 }
 
 /// Everything a handler may touch. Shard access goes through `&mut self`

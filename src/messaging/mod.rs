@@ -1,7 +1,11 @@
-//! Messaging between clients: keyspace notifications (and, on other
-//! branches, pub/sub, blocking pops and client tracking).
+//! Messaging between connections: pub/sub (`pubsub`, delivered by
+//! `delivery`), keyspace notifications (`notify`, published through
+//! `ShardState::pending_publish`); blocking pops and client tracking hang on
+//! the same machinery.
 
+pub mod delivery;
 pub mod notify;
+pub mod pubsub;
 
 #[cfg(test)]
 #[rustfmt::skip]

@@ -90,6 +90,10 @@ pub struct Conn {
     /// Deferred because `forwarded` reached `FORWARDED_MAX`: the replies
     /// coming back resume it (it is not retried every loop turn).
     pub throttled: bool,
+    /// The shard of the last request forwarded, and whether the requests
+    /// still out went to more than that one (`publish_may_go`).
+    pub forward_target: u32,
+    pub forward_mixed: bool,
     /// The peer has finished sending (EOF): no more receives; what it sent
     /// still runs and its replies are sent, then the connection closes.
     pub eof: bool,
@@ -120,7 +124,30 @@ impl Conn {
             slot_bytes: 0,
             forwarded: 0,
             throttled: false,
+            forward_target: 0,
+            forward_mixed: false,
             eof: false,
+        }
+    }
+
+    /// Whether a PUBLISH whose channel shard `target` owns may run now
+    /// (`me`: this connection's shard). Redis runs one client's publishes in
+    /// order; here two owners would run them in parallel, and a subscriber of
+    /// both channels could see the second first. So a PUBLISH waits while
+    /// requests of this connection are out on another shard than its own
+    /// target: FIFO to one owner keeps a pipeline to one channel at speed.
+    pub fn publish_may_go(&self, target: usize, me: usize) -> bool {
+        self.forwarded == 0 || (target != me && !self.forward_mixed && self.forward_target as usize == target)
+    }
+
+    /// Records a request forwarded to shard `target` (before `forwarded`
+    /// counts it).
+    pub fn note_forward(&mut self, target: usize) {
+        if self.forwarded == 0 {
+            self.forward_target = target as u32;
+            self.forward_mixed = false;
+        } else if self.forward_target as usize != target {
+            self.forward_mixed = true;
         }
     }
 
@@ -169,9 +196,10 @@ impl Conn {
             let slot = self.slots.pop_front().unwrap();
             let p = slot.ready.unwrap();
             self.slot_bytes -= p.data.len();
-            if !slot.discard {
-                self.out.extend_from_slice(&p.data);
-            }
+            // A dropped reply (CLIENT REPLY OFF/SKIP) keeps its leading
+            // pushes (a PUBLISH's messages to its own publisher).
+            let keep = if slot.discard { crate::messaging::pubsub::leading_pushes_len(&p.data) } else { p.data.len() };
+            self.out.extend_from_slice(&p.data[..keep]);
             recycle(pool, p);
         }
     }

@@ -42,6 +42,8 @@ pub(super) fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: 
         }
         Route::All => ShardMask::all(shards),
         Route::Custom(f) => f(args, shards),
+        // Computed by `dispatch`, which has the client.
+        Route::Client(_) => ShardMask::single(me),
     }
 }
 
@@ -428,6 +430,12 @@ impl EventLoop {
             let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
             return self.reject(index, Some(id), msg.as_bytes());
         }
+        // RESP2 subscribed mode (Redis's processCommand): a short list of
+        // commands only. One branch for a client that never subscribed.
+        let client = &self.conns[index as usize].as_ref().unwrap().client;
+        if client.resp == 2 && client.in_pubsub_mode() && !commands::pubsub::allowed_in_subscribed_mode(spec.name) {
+            return self.reject(index, Some(id), commands::pubsub::subscribed_mode_error(spec.name).as_bytes());
+        }
         // Start-up loading (Redis's processCommand): only the commands
         // flagged `loading` run until the dataset is in the shards.
         if self.server.loading.load(std::sync::atomic::Ordering::Relaxed) && spec.flags & flags::LOADING == 0 {
@@ -451,7 +459,11 @@ impl EventLoop {
             return flow;
         }
         let shards = self.server.shard_count;
-        let mask = route_mask(spec, args, shards, self.id);
+        let mut mask = route_mask(spec, args, shards, self.id);
+        if let Route::Client(f) = spec.route {
+            mask = f(&self.conns[index as usize].as_ref().unwrap().client, args, shards);
+            mask.insert(self.id);
+        }
         let feed_monitors = self.server.monitors.load(std::sync::atomic::Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0;
         if feed_monitors
             && self.server.monitor_lines_queued.iter().any(|n| n.load(std::sync::atomic::Ordering::Relaxed) >= crate::shard::mailbox::MONITOR_BACKLOG_MAX)
@@ -464,6 +476,15 @@ impl EventLoop {
         let covered = !self.holding.is_empty()
             && mask.0 & !(self.holding.0 | 1u128 << self.id) == 0
             && self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty());
+        // PUBLISH and SPUBLISH (one owner each): in this connection's order.
+        if spec.flags & flags::PUBSUB != 0 && matches!(spec.route, Route::Custom(_)) {
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            if let Some(t) = mask.only().filter(|&t| !conn.publish_may_go(t, self.id)) {
+                debug_assert!(conn.forwarded > 0, "a publish to {t} waits for nothing");
+                conn.deferred = true;
+                return Flow::Defer;
+            }
+        }
         let flow = match mask.only() {
             Some(s) if s == self.id => self.execute_here(index, id, args, now),
             _ if covered => self.execute_here(index, id, args, now),
@@ -531,14 +552,21 @@ impl EventLoop {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
             call(&mut ctx, &mut self.clock, id, args, &mut r, Caller::default(), &mut self.monitor_line);
         }
-        let discard = reply_mode_after_command(&mut conn.client, mode_before);
+        let mut discard = reply_mode_after_command(&mut conn.client, mode_before);
+        // (Un)subscribe confirmations are pushes: CLIENT REPLY OFF/SKIP
+        // does not silence them (Redis 7.0.15's CLIENT_PUSHING).
+        if discard && commands::pubsub::is_subscription_command(CommandTable::get().specs[id].name) {
+            discard = false;
+        }
         if direct && discard {
-            conn.out.truncate(mark);
+            let pushes = crate::messaging::pubsub::leading_pushes_len(&conn.out[mark..]);
+            conn.out.truncate(mark + pushes);
         }
         if !direct {
             queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         }
         self.feed_monitors(now);
+        self.after_command_messaging();
         self.finish_command(index, now)
     }
 
@@ -554,6 +582,8 @@ impl EventLoop {
             let (name, db, resp, no_evict, monitor, readonly) =
                 (conn.client.name.clone(), conn.client.db, conn.client.resp, conn.client.no_evict, conn.client.monitor, conn.client.readonly);
             let (multi, watch) = (conn.client.multi.info(), conn.client.watch.cell.clone());
+            let p = &conn.client.pubsub;
+            let subscriptions = [p.channels.len(), p.patterns.len(), p.shard_channels.len()];
             if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
                 info.name = name;
                 info.db = db;
@@ -563,6 +593,7 @@ impl EventLoop {
                 info.readonly = readonly;
                 info.multi = multi;
                 info.watch = watch;
+                info.subscriptions = subscriptions;
             }
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -615,6 +646,7 @@ impl EventLoop {
         let discard = take_discard(&mut conn.client);
         let seq = conn.next_seq;
         conn.next_seq += 1;
+        conn.note_forward(target);
         conn.forwarded += 1;
         conn.slots.push_back(Slot { seq, ready: None, discard });
         // `databases` is at most INT_MAX: a u32 holds every index.
@@ -650,6 +682,9 @@ impl EventLoop {
         packed.ends.clear();
         self.scratch.clear();
         self.feed_monitors(now);
+        // Before the reply goes back: a publisher subscribed to its channel
+        // sees the messages queued before its own in order.
+        self.after_command_messaging();
     }
 
     /// Redis's output-buffer limit check (`checkClientOutputBufferLimits`),
@@ -665,7 +700,13 @@ impl EventLoop {
     }
 
     pub fn enforce_output_limit(&mut self, index: u32, now: i64, from_cron: bool) -> bool {
-        let limit = self.state().config.client_output_buffer_limit_normal;
+        let Some(pubsub) = self.conns[index as usize].as_ref().map(|c| c.client.in_pubsub_mode()) else {
+            return false;
+        };
+        // Redis's client classes: a subscribed client is held to the
+        // `pubsub` limits, every other to `normal`.
+        let config = &self.state().config;
+        let limit = if pubsub { config.client_output_buffer_limit_pubsub } else { config.client_output_buffer_limit_normal };
         if limit.hard_bytes == 0 && limit.soft_bytes == 0 {
             return false;
         }
@@ -793,9 +834,8 @@ pub(super) fn reply_mode_after_command(client: &mut commands::ClientState, befor
 /// Appends the reply in `scratch` to the connection, behind any pending slots.
 pub(super) fn queue_reply(conn: &mut super::conn::Conn, scratch: &mut Vec<u8>, pool: &mut Vec<PackedArgs>, discard: bool) {
     if conn.slots.is_empty() {
-        if !discard {
-            conn.out.extend_from_slice(scratch);
-        }
+        let keep = if discard { crate::messaging::pubsub::leading_pushes_len(scratch) } else { scratch.len() };
+        conn.out.extend_from_slice(&scratch[..keep]);
     } else {
         let mut p = pool.pop().unwrap_or_default();
         p.data.clear();

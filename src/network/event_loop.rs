@@ -236,6 +236,11 @@ impl EventLoop {
                     self.push_sqe(doorbell_entry(fd));
                 }
             }
+            // Messages left outside this shard's own commands (active expiry's
+            // notifications in the cron; deliveries a coordinator that held
+            // this shard queued on it): published and sent before this
+            // turn's output.
+            self.after_command_messaging();
             // appendfsync always: no reply leaves before the writes it
             // acknowledges are durable (the sends wait, the shard does not).
             if self.server.aof.durable(self.durable_mark) {
@@ -393,6 +398,8 @@ impl EventLoop {
                 (self.conns.len() - 1) as u32
             }
         };
+        self.conns[index as usize].as_mut().unwrap().client.pubsub.token = ConnToken { index, generation };
+        let info = ClientInfo { token: ConnToken { index, generation }, ..info };
         let st = self.state();
         if st.clients.len() <= index as usize {
             st.clients.resize(index as usize + 1, None);
@@ -601,6 +608,8 @@ impl EventLoop {
         if conn.client.monitor {
             self.server.monitors.fetch_sub(1, Ordering::AcqRel);
         }
+        let token = ConnToken { index, generation: conn.generation };
+        self.drop_subscriptions(index, token);
         let st = self.state();
         let slot = st.clients.get_mut(index as usize).and_then(|slot| slot.take());
         // CLIENT KILL already counted a killed client out.
@@ -645,7 +654,9 @@ impl EventLoop {
     fn on_message(&mut self, from_shard: usize, msg: Message) {
         match msg {
             Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
+                self.state().pubsub.remote_caller = Some(crate::messaging::pubsub::Subscriber { shard: from as u32, token: conn });
                 self.execute_remote(cmd as usize, db as usize, resp, &mut args);
+                self.state().pubsub.remote_caller = None;
                 self.send_to(from, Message::Reply { conn, seq, args });
             }
             Message::Reply { conn, seq, args } => {
@@ -676,6 +687,7 @@ impl EventLoop {
                 let now = self.clock.now_ms();
                 self.feed_local_monitors(&line, now);
             }
+            m @ (Message::Deliver { .. } | Message::Publish { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
         }
     }
 
@@ -767,11 +779,8 @@ impl EventLoop {
         if self.server.pause_until(now).is_none() {
             self.state().active_expire_cycle(now, budget_usec);
         }
-        // MERGE WITH PUB/SUB: replace this line by the delivery of the
-        // messages (what commands and the expiry cycle above left). Until
-        // PUBLISH exists no client can subscribe, so keyspace notifications
-        // have no receiver; dropping them here bounds what they hold.
-        self.state().pending_publish.clear();
+        // The expiry cycle's `expired` notifications are published by the
+        // loop's per-turn `after_command_messaging`.
         self.state().rehash_cycle();
         let id = self.id;
         self.state().watched.sweep_if_abandoned(id);

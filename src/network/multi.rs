@@ -213,6 +213,8 @@ impl EventLoop {
         }
         self.monitor_line = exec_line;
         self.feed_monitors(now);
+        // Keyspace notifications of the queued commands, PUBLISHes among them.
+        self.after_command_messaging();
         let conn = self.conns[index as usize].as_mut().unwrap();
         if super::dispatch::reply_mode_after_command(&mut conn.client, mode_before) {
             conn.out.truncate(mark);

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 /// Identifies a connection on its home shard: slab index and generation, so a
 /// reply for a connection that closed meanwhile is dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnToken {
     pub index: u32,
     pub generation: u32,
@@ -46,6 +46,17 @@ pub enum Message {
     Reply { conn: ConnToken, seq: u64, args: PackedArgs },
     /// A MONITOR line for every monitoring client of the receiving shard.
     MonitorLine { line: Vec<u8> },
+    /// Pub/sub messages for connections of the receiving shard, from the
+    /// owner of their channels (`messaging::pubsub`).
+    /// `stamp` orders it among every batch sent to that shard (see
+    /// `messaging::pubsub::DeliveryStamps`).
+    Deliver { stamp: u64, batch: crate::messaging::pubsub::DeliveryBatch },
+    /// A message for a channel the receiving shard owns, published as
+    /// PUBLISH would (a command's `pending_publish`).
+    Publish { channel: Vec<u8>, message: Vec<u8> },
+    /// A closed connection's subscriptions, to drop from the receiving
+    /// shard's tables.
+    PubSubDrop { subscriber: crate::messaging::pubsub::Subscriber, kind: crate::messaging::pubsub::Kind, names: Vec<Vec<u8>> },
 }
 
 /// Requests one shard may have outstanding at another (sent, reply not yet

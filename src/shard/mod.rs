@@ -43,6 +43,12 @@ pub struct ClientInfo {
     pub multi: Option<u32>,
     /// The client's WATCH cell, once it watched (flag `d` when dirty).
     pub watch: Option<std::sync::Arc<watch::WatchCell>>,
+    /// Subscriptions: channels, patterns, shard channels (CLIENT LIST
+    /// `sub=`, `psub=`, `ssub=`; any makes flag `P`).
+    pub subscriptions: [usize; 3],
+    /// The connection's token on this shard: with the shard id, the address
+    /// `messaging::pubsub::ShardPubSub::queue_to` delivers to.
+    pub token: mailbox::ConnToken,
 }
 
 impl ClientInfo {
@@ -77,6 +83,9 @@ pub struct ShardState {
     pub pending_publish: Vec<(Vec<u8>, Vec<u8>)>,
     /// WATCHed keys of this shard and who watches them (`watch.rs`).
     pub watched: watch::WatchTable,
+    /// Pub/sub: the channels this shard owns, every pattern, and the
+    /// deliveries its commands queued (`messaging::pubsub`).
+    pub pubsub: crate::messaging::pubsub::ShardPubSub,
 }
 
 impl ShardState {
@@ -97,6 +106,7 @@ impl ShardState {
             lazyfree: Default::default(),
             pending_publish: Vec::new(),
             watched: Default::default(),
+            pubsub: Default::default(),
         }
     }
 
