@@ -243,7 +243,9 @@ fn every_keyed_command_is_covered() {
         covered.insert(if first == "restore_of" { "restore".to_string() } else { first });
     }
     let table = CommandTable::get();
-    let missing: Vec<&str> = table.specs.iter().filter(|s| s.keys.first > 0 && !s.name.contains('|') && !covered.contains(s.name)).map(|s| s.name).collect();
+    // SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH name shard channels, not keys.
+    let names_keys = |s: &&crate::commands::CommandSpec| s.keys.first > 0 && s.flags & crate::commands::flags::PUBSUB == 0;
+    let missing: Vec<&str> = table.specs.iter().filter(names_keys).filter(|s| !s.name.contains('|') && !covered.contains(s.name)).map(|s| s.name).collect();
     assert!(missing.is_empty(), "keyed commands without notification cases: {:?}", missing);
 }
 
