@@ -112,7 +112,9 @@ impl EventLoop {
             Message::Deliver { stamp, batch } => self.accept_delivery(stamp, batch),
             Message::Publish { channel, message } => {
                 let mut unused = Vec::new();
-                self.state().pubsub.publish(Kind::Channel, &channel, &message, None, &mut unused);
+                // A notification's exact-channel subscribers (its pattern
+                // subscribers were served by the shard that emitted it).
+                self.state().pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
                 self.flush_deliveries();
             }
             Message::PubSubDrop { subscriber, kind, names } => {

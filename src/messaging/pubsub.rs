@@ -347,6 +347,13 @@ impl ShardPubSub {
     /// `caller` itself is written to `caller_out` (the command's reply), in
     /// RESP2 framing, instead of being queued.
     pub fn publish(&mut self, kind: Kind, channel: &[u8], message: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
+        let exact = self.publish_exact(kind, channel, message, caller, caller_out);
+        let patterns = if kind == Kind::Channel { self.publish_patterns(channel, message, caller, caller_out) } else { 0 };
+        exact + patterns
+    }
+
+    /// The subscribers of `channel` itself (on its owner).
+    pub fn publish_exact(&mut self, kind: Kind, channel: &[u8], message: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
         let mut receivers = 0i64;
         let mut scratch = std::mem::take(&mut self.scratch);
         let table = if kind == Kind::Shard { &self.shard_channels } else { &self.channels };
@@ -356,7 +363,16 @@ impl ShardPubSub {
             encode(&mut scratch, &[name, channel, message]);
             receivers += queue(&mut self.outgoing, subs, &scratch, caller, caller_out);
         }
-        if kind == Kind::Channel {
+        self.scratch = scratch;
+        receivers
+    }
+
+    /// The subscribers of every pattern matching `channel` (on any shard:
+    /// every shard has every pattern).
+    pub fn publish_patterns(&mut self, channel: &[u8], message: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
+        let mut receivers = 0i64;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        {
             for (pattern, subs) in &self.patterns {
                 if crate::config::glob_match(pattern, channel, false) {
                     scratch.clear();
@@ -386,11 +402,18 @@ pub fn publish_pending(
             continue;
         }
         let mut list = std::mem::take(&mut set.get_mut(s).pending_publish);
+        // Pattern subscribers get every notification from the shard that
+        // emitted it (it has every pattern), so a `PSUBSCRIBE __key*__:*`
+        // client sees one command's events in Redis's order (keyspace
+        // before keyevent, one key's events in turn) although their
+        // channels have different owners; the channels' own subscribers
+        // are served by each channel's owner.
+        let mut unused = Vec::new();
         for (channel, message) in list.drain(..) {
+            set.get_mut(s).pubsub.publish_patterns(&channel, &message, None, &mut unused);
             let o = owner(&channel, shards);
             if set.has(o) {
-                let mut unused = Vec::new();
-                set.get_mut(o).pubsub.publish(Kind::Channel, &channel, &message, None, &mut unused);
+                set.get_mut(o).pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
             } else {
                 elsewhere.push((o, channel, message));
             }
