@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod exec;
 pub mod log;
+pub mod messaging;
 pub mod metrics;
 pub mod network;
 pub mod persistence;

@@ -7,6 +7,7 @@
 //! which alone knows RESP2 from RESP3.
 
 pub mod bitmap;
+pub mod blocking;
 pub mod client;
 pub mod cluster;
 pub mod command;
@@ -255,6 +256,7 @@ impl CommandTable {
         specs.extend(string::commands());
         specs.extend(hash::commands());
         specs.extend(list::commands());
+        specs.extend(blocking::commands());
         specs.extend(bitmap::commands());
         specs.extend(sort::commands());
         specs.extend(set::commands());
@@ -405,12 +407,15 @@ pub struct Ctx<'a> {
     /// What the command propagates, when not its arguments as sent (set
     /// by handlers only when `propagating()`).
     pub propagate: crate::exec::propagate::Propagate,
+    /// True while EXEC runs the queued commands (Redis's `CLIENT_MULTI`):
+    /// blocking commands do not block then.
+    pub in_multi: bool,
 }
 
 impl<'a> Ctx<'a> {
     /// The context of one command run on shard `home` over `shards`.
     pub fn new(shards: &'a mut ShardSet, server: &'a Server, home: usize, db: usize, resp: u8, now_ms: i64, client: Option<&'a mut ClientState>) -> Ctx<'a> {
-        Ctx { shards, home, shard_count: server.shard_count, db, resp, now_ms, server, client, propagate: Default::default() }
+        Ctx { shards, home, shard_count: server.shard_count, db, resp, now_ms, server, client, propagate: Default::default(), in_multi: false }
     }
     /// Whether writes are propagated (some consumer such as the AOF is on):
     /// handlers build a rewritten form only then.

@@ -38,6 +38,9 @@ pub struct ClientInfo {
     pub is_monitor: bool,
     /// READONLY in force (CLIENT LIST flag `r`).
     pub readonly: bool,
+    /// Blocked in a blocking command (CLIENT LIST flag `b`, INFO
+    /// blocked_clients, CLIENT UNBLOCK).
+    pub blocked: Option<std::sync::Arc<crate::messaging::blocking::Waiter>>,
 }
 
 impl ClientInfo {
@@ -66,6 +69,9 @@ pub struct ShardState {
     pub stream: crate::exec::propagate::Stream,
     /// Big values being freed in slices between commands (UNLINK).
     pub lazyfree: lazyfree::LazyFree,
+    /// Clients blocked on this shard's keys, and this shard's blocked
+    /// connections' timeouts (`messaging::blocking`).
+    pub blocking: crate::messaging::blocking::Blocking,
 }
 
 impl ShardState {
@@ -84,6 +90,7 @@ impl ShardState {
             snapshot_latency: Default::default(),
             stream: Default::default(),
             lazyfree: Default::default(),
+            blocking: Default::default(),
         }
     }
 
@@ -118,6 +125,9 @@ impl ShardState {
     /// SWAPDB), counted as `writes` for the dirty counter.
     pub fn modified_all(&mut self, db: usize, writes: u64) {
         debug_assert!(db < self.dbs.len());
+        if self.blocking.has_waiters() {
+            self.blocking.signal_db(db);
+        }
         self.dirty += writes;
     }
 
@@ -125,6 +135,11 @@ impl ShardState {
     fn signal_modified(&mut self, db: usize, key: &[u8]) {
         debug_assert!(db < self.dbs.len());
         debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
+        // A key someone waits on (Redis's signalKeyAsReady): one branch
+        // while nobody is blocked on this shard.
+        if self.blocking.has_waiters() {
+            self.blocking.signal(db, key);
+        }
     }
 
     /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each
