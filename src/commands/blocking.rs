@@ -269,6 +269,66 @@ fn bzpopmax(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::CommandTable;
+    use crate::server::Server;
+    use crate::shard::hold::ShardSet;
+    use crate::shard::ShardState;
+
+    /// Runs `cmd` on a one-shard server (`in_multi` as given); returns the
+    /// reply, whether the handler asked to block, and what was propagated.
+    fn run(shard: &mut ShardState, server: &Server, in_multi: bool, cmd: &str) -> (Vec<u8>, bool, Vec<u8>) {
+        let args = args(cmd);
+        let mut set = ShardSet::new(1);
+        // SAFETY: `shard` outlives `set`, and nothing else touches it meanwhile.
+        unsafe { set.set(0, shard as *mut ShardState) };
+        let id = CommandTable::get().lookup(args[0]).unwrap();
+        let mut out = Vec::new();
+        let mut r = Reply::new(&mut out, 2);
+        let mut ctx = Ctx::new(&mut set, server, 0, 0, 2, 1_700_000_000_000, None);
+        ctx.in_multi = in_multi;
+        crate::exec::call(&mut ctx, &mut crate::exec::Clock::new(), id, &args, &mut r, Default::default(), &mut Vec::new());
+        drop(set);
+        let blocked = shard.blocking.request.take().is_some();
+        (out, blocked, shard.stream.take().1)
+    }
+
+    #[test]
+    fn inside_multi_nothing_blocks_and_pops_propagate_as_the_plain_forms() {
+        let config = crate::config::Config { save: Vec::new(), ..Default::default() };
+        let mut shard = ShardState::new(0, 1, config);
+        shard.stream.set_on(true);
+        let server = Server::new(1, 100, 0);
+        for (cmd, reply) in [
+            ("blpop k 0", &b"*-1\r\n"[..]),
+            ("brpop k j 0", b"*-1\r\n"),
+            ("blmove k d left right 0", b"$-1\r\n"),
+            ("brpoplpush k d 0", b"$-1\r\n"),
+            ("blmpop 0 1 k left", b"*-1\r\n"),
+            ("bzpopmin k 0", b"*-1\r\n"),
+            ("bzmpop 0 1 k max", b"*-1\r\n"),
+        ] {
+            assert_eq!(run(&mut shard, &server, true, cmd), (reply.to_vec(), false, vec![]), "{cmd}");
+            assert_eq!(run(&mut shard, &server, false, cmd), (vec![], true, vec![]), "{cmd}");
+        }
+        run(&mut shard, &server, false, "rpush k a b c d e");
+        run(&mut shard, &server, false, "zadd z 1 a 2 b 3 c");
+        // Every batch taken from a stream starts with its SELECT.
+        let resp = |cmds: &[&str]| {
+            let mut out = Vec::new();
+            for c in std::iter::once(&"SELECT 0").chain(cmds) {
+                crate::persistence::aof::append::append_command(&mut out, &args(c));
+            }
+            out
+        };
+        let (out, blocked, aof) = run(&mut shard, &server, true, "blpop k 0");
+        assert_eq!((out, blocked, aof), (b"*2\r\n$1\r\nk\r\n$1\r\na\r\n".to_vec(), false, resp(&["LPOP k"])));
+        assert_eq!(run(&mut shard, &server, false, "brpop k 0").2, resp(&["RPOP k"]));
+        assert_eq!(run(&mut shard, &server, false, "blmove k d left RIGHT 0").2, resp(&["LMOVE k d left RIGHT"]));
+        assert_eq!(run(&mut shard, &server, false, "brpoplpush k d 0").2, resp(&["RPOPLPUSH k d"]));
+        assert_eq!(run(&mut shard, &server, false, "blmpop 0 1 k left count 5").2, resp(&["LPOP k 1"]));
+        assert_eq!(run(&mut shard, &server, false, "bzpopmax z 0").2, resp(&["ZPOPMAX z"]));
+        assert_eq!(run(&mut shard, &server, false, "bzmpop 0 1 z min count 9").2, resp(&["ZPOPMIN z 2"]));
+    }
 
     fn args(line: &str) -> Vec<&[u8]> {
         line.split(' ').map(|s| s.as_bytes()).collect()

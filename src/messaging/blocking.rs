@@ -211,10 +211,10 @@ impl Blocking {
     }
 }
 
-/// Redis's `getTimeoutFromObjectOrReply` in seconds: a `long double`
-/// (`strtold`, as `string2ld`), times 1000 in extended precision, truncated
-/// to `long long` (out of range: LLONG_MIN on x86-64, so "negative"); then
-/// a deadline `now_ms` later, 0 for none (a timeout under 1 ms is none).
+/// Redis 7.0.15's `getTimeoutFromObjectOrReply` in seconds: a `long
+/// double` (`strtold`, as `string2ld`), times 1000 in extended precision,
+/// rounded up (`ceill`) to `long long` (out of range: LLONG_MIN on x86-64,
+/// so "negative"); then a deadline `now_ms` later, 0 for none.
 pub fn parse_timeout(arg: &[u8], now_ms: i64) -> Result<i64, &'static str> {
     use crate::commands::string::float80::F80;
     const NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
@@ -223,11 +223,18 @@ pub fn parse_timeout(arg: &[u8], now_ms: i64) -> Result<i64, &'static str> {
         F80::Nan => return Err(NOT_FLOAT),
         F80::Inf { .. } => return Err(NEGATIVE),
         F80::Finite { neg, mant, exp } => {
-            let ms = times_1000_truncated(mant, exp as i64).ok_or(NEGATIVE)?;
-            if neg && ms != 0 {
-                return Err(NEGATIVE);
+            let (whole, fraction) = times_1000(mant, exp as i64).ok_or(NEGATIVE)?;
+            if neg {
+                // ceill of a negative value: toward zero (-0.4 is 0).
+                if whole != 0 {
+                    return Err(NEGATIVE);
+                }
+                0
+            } else if fraction {
+                whole.checked_add(1).ok_or(NEGATIVE)?
+            } else {
+                whole
             }
-            ms
         }
     };
     if ms == 0 {
@@ -237,11 +244,12 @@ pub fn parse_timeout(arg: &[u8], now_ms: i64) -> Result<i64, &'static str> {
 }
 
 /// `mant * 2^exp * 1000` rounded to a 64-bit significand (the x87
-/// multiply), then truncated toward zero; None past `i64::MAX`.
-fn times_1000_truncated(mant: u64, mut exp: i64) -> Option<i64> {
+/// multiply): its whole part and whether a fraction is left; None past
+/// `i64::MAX`.
+fn times_1000(mant: u64, mut exp: i64) -> Option<(i64, bool)> {
     let mut p = mant as u128 * 1000;
     if p == 0 {
-        return Some(0);
+        return Some((0, false));
     }
     let bits = 128 - p.leading_zeros() as i64;
     if bits > 64 {
@@ -259,11 +267,16 @@ fn times_1000_truncated(mant: u64, mut exp: i64) -> Option<i64> {
         if bits + exp > 63 {
             return None;
         }
-        Some((p << exp) as i64)
+        Some(((p << exp) as i64, false))
     } else if -exp >= 128 {
-        Some(0)
+        Some((0, true))
     } else {
-        Some((p >> (-exp)) as i64)
+        let shift = (-exp) as u32;
+        let whole = p >> shift;
+        if whole > i64::MAX as u128 {
+            return None;
+        }
+        Some((whole as i64, p & ((1u128 << shift) - 1) != 0))
     }
 }
 
@@ -280,9 +293,15 @@ mod tests {
         assert_eq!(parse_timeout(b"0.001", now), Ok(now + 1));
         assert_eq!(parse_timeout(b"1.5e3", now), Ok(now + 1_500_000));
         assert_eq!(parse_timeout(b"0x10", now), Ok(now + 16_000));
-        // Under a millisecond: no timeout at all, as Redis's truncation.
-        assert_eq!(parse_timeout(b"0.0005", now), Ok(0));
+        // Rounded up: under a millisecond is one.
+        assert_eq!(parse_timeout(b"0.0005", now), Ok(now + 1));
+        assert_eq!(parse_timeout(b"0x0.01p-3", now), Ok(now + 1));
+        assert_eq!(parse_timeout(b"1.0001", now), Ok(now + 1001));
         assert_eq!(parse_timeout(b"-0", now), Ok(0));
+        // ceill toward zero: no timeout at all, as Redis 7.0.15.
+        assert_eq!(parse_timeout(b"-0.0001", now), Ok(0));
+        assert_eq!(parse_timeout(b"-0.001", now), Ok(0));
+        assert_eq!(parse_timeout(b"-0.002", now), Err("ERR timeout is negative"));
         assert_eq!(parse_timeout(b"-1", now), Err("ERR timeout is negative"));
         assert_eq!(parse_timeout(b"inf", now), Err("ERR timeout is negative"));
         assert_eq!(parse_timeout(b"1e400", now), Err("ERR timeout is negative"));
