@@ -140,8 +140,9 @@ fn key_flags_at(spec: &CommandSpec, cmd: &[&[u8]], pos: usize) -> &'static [&'st
         "set" if cmd.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) => &["RW", "access", "update"],
         "set" | "mset" => &["OW", "update"],
         "msetnx" => &["OW", "insert"],
-        "lmove" | "rpoplpush" if pos == 1 => &["RW", "access", "delete"],
-        "lmove" | "rpoplpush" => &["RW", "insert"],
+        "lmove" | "rpoplpush" | "blmove" | "brpoplpush" if pos == 1 => &["RW", "access", "delete"],
+        "lmove" | "rpoplpush" | "blmove" | "brpoplpush" => &["RW", "insert"],
+        "blpop" | "brpop" | "blmpop" | "bzpopmin" | "bzpopmax" | "bzmpop" => &["RW", "access", "delete"],
         // sortGetKeys: the sorted key is read, the STORE destination overwritten.
         "sort" if pos == 1 => &["RO", "access"],
         "sort" => &["OW", "update"],
