@@ -365,3 +365,78 @@ fn keys_created_by_other_commands_wake_waiters() {
     assert_eq!(admin.cmd(&["MOVE", b, "0"]).int(), 1);
     assert_eq!(w.read(), Resp::Array(vec![bulk(b), bulk("fromdb1")]));
 }
+
+/// Parses an AOF's commands (RESP multibulks) into space-joined strings,
+/// without SELECT.
+fn aof_commands(bytes: &[u8]) -> Vec<String> {
+    let mut out = vec![];
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let n = common::frame_len(rest).expect("a complete AOF command");
+        let cmd = common::decode(&rest[..n]);
+        let words: Vec<String> = cmd.array().iter().map(|a| String::from_utf8(a.opt_bytes().unwrap()).unwrap()).collect();
+        if !words[0].eq_ignore_ascii_case("select") {
+            out.push(words.join(" "));
+        }
+        rest = &rest[n..];
+    }
+    out
+}
+
+/// What a served blocked client's pop leaves in the AOF: the non-blocking
+/// form Redis 7.0 propagates (LPOP, LMOVE with the sides as sent,
+/// RPOPLPUSH, LPOP/ZPOPMAX with the count popped), never the blocking one.
+#[test]
+fn served_pops_are_propagated_in_their_non_blocking_form() {
+    let s = Server::ringkv(&["--shards", "3", "--appendonly", "yes", "--appendfsync", "always"]);
+    let mut admin = s.conn();
+    let keys = keys_per_shard("aof");
+    let (a, b, c) = (&keys[0], &keys[1], &keys[2]);
+    let mut serve = |admin: &mut Conn, cmd: &[&str], push: &[&str]| {
+        let mut w = s.conn();
+        w.send(cmd);
+        wait_blocked(admin, 1);
+        admin.cmd(push);
+        let r = w.read();
+        assert!(!matches!(r, Resp::Error(_) | Resp::Nil), "{cmd:?}: {r:?}");
+        wait_blocked(admin, 0);
+    };
+    serve(&mut admin, &["BLPOP", a, b, "0"], &["RPUSH", b, "x1", "x2"]);
+    serve(&mut admin, &["BLMOVE", a, c, "left", "RIGHT", "0"], &["RPUSH", a, "y"]);
+    assert_eq!(admin.cmd(&["DEL", c]).int(), 1);
+    serve(&mut admin, &["BRPOPLPUSH", c, b, "0"], &["LPUSH", c, "z"]);
+    serve(&mut admin, &["BLMPOP", "0", "2", &format!("{a}m"), a, "RIGHT", "COUNT", "5"], &["RPUSH", a, "m1", "m2"]);
+    serve(&mut admin, &["BZMPOP", "0", "1", c, "MAX", "COUNT", "3"], &["ZADD", c, "1", "p", "2", "q"]);
+    serve(&mut admin, &["BZPOPMIN", &format!("{a}z"), c, "0"], &["ZADD", c, "1", "r"]);
+    // Everything written is synced (appendfsync always) once replied.
+    let incr = std::fs::read(s.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let cmds = aof_commands(&incr);
+    let want = [
+        format!("RPUSH {b} x1 x2"),
+        format!("LPOP {b}"),
+        format!("RPUSH {a} y"),
+        format!("LMOVE {a} {c} left RIGHT"),
+        format!("LPUSH {c} z"),
+        format!("RPOPLPUSH {c} {b}"),
+        format!("RPUSH {a} m1 m2"),
+        format!("RPOP {a} 2"),
+        format!("ZADD {c} 1 p 2 q"),
+        format!("ZPOPMAX {c} 2"),
+        format!("ZADD {c} 1 r"),
+        format!("ZPOPMIN {c}"),
+    ];
+    // Per key, in order (ringkv's shards write their streams apart: only
+    // the order of each key's writes is the execution order).
+    let mut at = 0;
+    for w in &want {
+        let found = cmds[at..].iter().position(|x| x.eq_ignore_ascii_case(w));
+        assert!(found.is_some() || cmds.iter().any(|x| x.eq_ignore_ascii_case(w)), "{w} not in the AOF: {cmds:?}");
+        if let Some(i) = found {
+            at += i + 1;
+        }
+    }
+    assert!(!cmds.iter().any(|x| x.to_ascii_uppercase().starts_with('B')), "a blocking form in the AOF: {cmds:?}");
+    for w in &want {
+        assert_eq!(cmds.iter().filter(|x| x.eq_ignore_ascii_case(w)).count(), 1, "{w}: {cmds:?}");
+    }
+}
