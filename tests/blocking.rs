@@ -392,7 +392,7 @@ fn served_pops_are_propagated_in_their_non_blocking_form() {
     let mut admin = s.conn();
     let keys = keys_per_shard("aof");
     let (a, b, c) = (&keys[0], &keys[1], &keys[2]);
-    let mut serve = |admin: &mut Conn, cmd: &[&str], push: &[&str]| {
+    let serve = |admin: &mut Conn, cmd: &[&str], push: &[&str]| {
         let mut w = s.conn();
         w.send(cmd);
         wait_blocked(admin, 1);
