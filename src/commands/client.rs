@@ -531,6 +531,11 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                 continue;
             }
             info.kill_requested = true;
+            // A blocked victim is gone now, as Redis frees it in the
+            // command: nothing is popped for it before its shard closes it.
+            if let Some(w) = &info.blocked {
+                w.claim(crate::messaging::blocking::GONE);
+            }
             killed += 1;
         }
     }

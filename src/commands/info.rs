@@ -167,7 +167,7 @@ fn clients(ctx: &Ctx, out: &mut String) {
         for info in ctx.shard(i).clients.iter().flatten() {
             max_in = max_in.max(info.qbuf_bytes);
             max_out = max_out.max(info.out_bytes);
-            if let Some(w) = &info.blocked {
+            if let Some(w) = info.blocked.as_ref().filter(|_| !info.kill_requested) {
                 blocked += 1;
                 in_timeout_table += (w.deadline_ms > 0) as usize;
             }

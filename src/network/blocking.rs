@@ -175,7 +175,8 @@ impl EventLoop {
         let Some(conn) = self.conns[index as usize].as_mut() else { return };
         conn.block_pending = false;
         let Some(w) = conn.blocked.take() else { return };
-        if w.claim(GONE) {
+        // GONE already: CLIENT KILL claimed it when it marked the client.
+        if w.claim(GONE) || w.state() == GONE {
             self.cancel_elsewhere(&w);
         }
     }
