@@ -10,6 +10,14 @@
 //! coordinator holds shards at that moment, the key stays ready and is
 //! served on a later loop turn.
 //!
+//! **Order across connections.** Waiters on a key are served in the order
+//! their commands ran on the key's owner. A blocking command of a client on
+//! another shard reaches the owner one mailbox hop later than a command
+//! sent a few microseconds after it by a client of the owner's own shard,
+//! so back-to-back commands of different connections may run in the other
+//! order (as with any two connections of a multi-threaded server); a client
+//! that needs an order waits for the first to block (INFO blocked_clients).
+//!
 //! **Timeouts.** Each home shard keeps its blocked connections' deadlines
 //! in a sorted set (`Blocking::timeouts`), checked every loop turn; the
 //! loop's wait ends at the earliest deadline, so a timeout fires within a
