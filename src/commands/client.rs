@@ -48,6 +48,7 @@ pub fn commands() -> Vec<CommandSpec> {
             .acl(ADMIN_CONN)
             .doc("6.2.0", "Resume processing of clients that were paused"),
         CommandSpec::new("client|unblock", -3, ADMIN_CLIENT, unblock)
+            .route(Route::All)
             .group("connection")
             .acl(ADMIN_CONN)
             .doc("5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
@@ -254,21 +255,24 @@ fn unpause(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     r.ok();
 }
 
-/// No command blocks in ringkv yet, so no client is ever unblocked.
-fn unblock(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: every shard is held, the client's
+/// entry found on its shard, its waiter claimed there (its loop replies).
+fn unblock(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if args.len() > 4 {
         subcommand_syntax_error(r, args);
         return;
     }
-    if super::parse_i64(args[2]).is_none() {
+    let Some(id) = super::parse_i64(args[2]) else {
         r.error(err::NOT_INTEGER);
         return;
-    }
+    };
     if args.len() == 4 && !eq_ic(args[3], "timeout") && !eq_ic(args[3], "error") {
         r.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
         return;
     }
-    r.int(0);
+    let error = args.len() == 4 && eq_ic(args[3], "error");
+    let unblocked = (0..ctx.shard_count).find_map(|s| crate::network::blocking::unblock_client(ctx.shard_mut(s), id as u64, error)).unwrap_or(false);
+    r.int(unblocked as i64);
 }
 
 /// Tracking is not supported: every client reports it off.
@@ -326,6 +330,7 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
         'O' => info.is_monitor,
         'P' => info.subscriptions.iter().any(|&n| n > 0),
         'x' => info.multi.is_some(),
+        'b' => info.blocked.is_some(),
         'd' => info.watch.as_ref().is_some_and(|w| w.dirty()),
         'r' => info.readonly,
         'e' => info.no_evict,
@@ -532,6 +537,11 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                 continue;
             }
             info.kill_requested = true;
+            // A blocked victim is gone now, as Redis frees it in the
+            // command: nothing is popped for it before its shard closes it.
+            if let Some(w) = &info.blocked {
+                w.claim(crate::messaging::blocking::GONE);
+            }
             killed += 1;
         }
     }

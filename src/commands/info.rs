@@ -162,10 +162,15 @@ fn build_id() -> String {
 
 fn clients(ctx: &Ctx, out: &mut String) {
     let (mut max_in, mut max_out) = (0usize, 0usize);
+    let (mut blocked, mut in_timeout_table) = (0usize, 0usize);
     for i in 0..ctx.shard_count {
         for info in ctx.shard(i).clients.iter().flatten() {
             max_in = max_in.max(info.qbuf_bytes);
             max_out = max_out.max(info.out_bytes);
+            if let Some(w) = info.blocked.as_ref().filter(|_| !info.kill_requested) {
+                blocked += 1;
+                in_timeout_table += (w.deadline_ms > 0) as usize;
+            }
         }
     }
     out.push_str("# Clients\r\n");
@@ -174,9 +179,9 @@ fn clients(ctx: &Ctx, out: &mut String) {
     field!(out, "maxclients", "{}", ctx.server.maxclients.load(Ordering::Relaxed));
     field!(out, "client_recent_max_input_buffer", "{}", max_in);
     field!(out, "client_recent_max_output_buffer", "{}", max_out);
-    field!(out, "blocked_clients", "0");
+    field!(out, "blocked_clients", "{}", blocked);
     field!(out, "tracking_clients", "0");
-    field!(out, "clients_in_timeout_table", "0");
+    field!(out, "clients_in_timeout_table", "{}", in_timeout_table);
 }
 
 /// Redis's bytesToHuman.

@@ -59,7 +59,7 @@ fn lmpop_keys(args: &[&[u8]], out: &mut Vec<usize>) {
 }
 
 /// The quicklist of a value a `ListKind` lookup returned.
-fn list_mut(v: &mut Value) -> &mut Quicklist {
+pub(crate) fn list_mut(v: &mut Value) -> &mut Quicklist {
     match v {
         Value::List(q) => q,
         other => unreachable!("a ListKind lookup returned a {}", other.type_name()),
@@ -86,7 +86,7 @@ fn new_list(ctx: &Ctx) -> Quicklist {
 /// `key` changed by `writes` element operations: made known once and
 /// counted as Redis counts it (`server.dirty += n`), so a command that
 /// changed nothing is not propagated.
-fn wrote(ctx: &mut Ctx, key: &[u8], writes: usize) {
+pub(crate) fn wrote(ctx: &mut Ctx, key: &[u8], writes: usize) {
     if writes == 0 {
         return;
     }
@@ -98,7 +98,7 @@ fn wrote(ctx: &mut Ctx, key: &[u8], writes: usize) {
 /// Deletes `key` when the command emptied its list (Redis never keeps an
 /// empty list); returns whether it did. The caller notifies `del` after the
 /// command's own event (`deleted`).
-fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) -> bool {
+pub(crate) fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) -> bool {
     let empty = list_at(ctx, key).is_empty();
     if empty {
         ctx.db(key).remove(key);
@@ -107,14 +107,14 @@ fn drop_if_empty(ctx: &mut Ctx, key: &[u8]) -> bool {
 }
 
 /// The command's `event` on `key`, then `del` when it emptied the list.
-fn notify_then_del(ctx: &mut Ctx, key: &[u8], event: &str, deleted: bool) {
+pub(crate) fn notify_then_del(ctx: &mut Ctx, key: &[u8], event: &str, deleted: bool) {
     ctx.notify(notify::LIST, event, key);
     if deleted {
         ctx.notify(notify::GENERIC, "del", key);
     }
 }
 
-fn pop_event(head: bool) -> &'static str {
+pub(crate) fn pop_event(head: bool) -> &'static str {
     if head {
         "lpop"
     } else {
@@ -130,7 +130,7 @@ fn reply_entry(r: &mut Reply, e: Entry<'_>) {
 }
 
 /// LEFT / RIGHT (Redis's `getListPositionFromObjectOrReply`): true for the head.
-fn parse_side(arg: &[u8]) -> Option<bool> {
+pub(crate) fn parse_side(arg: &[u8]) -> Option<bool> {
     let word = cstr(arg);
     if eq_ic(word, "left") {
         Some(true)
@@ -143,14 +143,14 @@ fn parse_side(arg: &[u8]) -> Option<bool> {
 
 /// Redis's `getRangeLongFromObjectOrReply`: `msg` (or Redis's generic
 /// text) both for a non-integer and for a value outside `min..=max`.
-fn parse_ranged(arg: &[u8], min: i64, max: i64, msg: &'static str) -> Result<i64, &'static str> {
+pub(crate) fn parse_ranged(arg: &[u8], min: i64, max: i64, msg: &'static str) -> Result<i64, &'static str> {
     match super::parse_i64(arg) {
         Some(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(msg),
     }
 }
 
-const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub(crate) const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 fn push_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, head: bool, only_existing: bool) {
     let key = args[1];
@@ -200,7 +200,7 @@ fn rpushx(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 /// Replies `n` elements of `q` from one end (head to tail from the head,
 /// tail to head from the tail) and deletes them; returns how many went.
-fn pop_range_reply(q: &mut Quicklist, head: bool, count: usize, r: &mut Reply) -> usize {
+pub(crate) fn pop_range_reply(q: &mut Quicklist, head: bool, count: usize, r: &mut Reply) -> usize {
     let n = count.min(q.len());
     r.array(n);
     let mut left = n;
@@ -533,7 +533,7 @@ fn lpos(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 /// LMOVE / RPOPLPUSH (Redis's `lmoveGenericCommand`): the keys may be
 /// one list (a rotation) or lists on two shards, both held.
-fn lmove_generic(ctx: &mut Ctx, r: &mut Reply, src: &[u8], dst: &[u8], from_head: bool, to_head: bool) {
+pub(crate) fn lmove_generic(ctx: &mut Ctx, r: &mut Reply, src: &[u8], dst: &[u8], from_head: bool, to_head: bool) {
     match ctx.lookup_write::<ListKind>(src) {
         Err(WrongType) => return r.error(err::WRONGTYPE),
         Ok(None) => return r.null(),

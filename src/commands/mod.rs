@@ -7,6 +7,7 @@
 //! which alone knows RESP2 from RESP3.
 
 pub mod bitmap;
+pub mod blocking;
 pub mod client;
 pub mod cluster;
 pub mod command;
@@ -265,6 +266,7 @@ impl CommandTable {
         specs.extend(string::commands());
         specs.extend(hash::commands());
         specs.extend(list::commands());
+        specs.extend(blocking::commands());
         specs.extend(bitmap::commands());
         specs.extend(sort::commands());
         specs.extend(set::commands());

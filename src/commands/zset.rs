@@ -1024,6 +1024,19 @@ fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<u
     Some(key)
 }
 
+/// BZPOPMIN/BZPOPMAX (`count` None) and BZMPOP on a sorted set known to
+/// exist: pops, replies in the blocking commands' form, returns how many
+/// elements went.
+pub(crate) fn zpop_blocking(ctx: &mut Ctx, key: &[u8], max: bool, count: Option<usize>, r: &mut Reply) -> usize {
+    let len = match ctx.lookup_write::<ZSetKind>(key) {
+        Ok(Some(e)) => zset_of(&mut e.value).len(),
+        _ => 0,
+    };
+    let how = PopReply { emit_key: true, nested: count.is_some(), nil_when_empty: true };
+    zpop_generic(ctx, &[key], max, count, how, r);
+    len.min(count.unwrap_or(1))
+}
+
 fn zpop_min_max(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, max: bool) {
     if args.len() > 3 {
         return r.error(err::SYNTAX);

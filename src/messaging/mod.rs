@@ -1,8 +1,8 @@
 //! Messaging between connections: pub/sub (`pubsub`, delivered by
 //! `delivery`), keyspace notifications (`notify`, published through
-//! `ShardState::pending_publish`); blocking pops and client tracking hang on
-//! the same machinery.
+//! `ShardState::pending_publish`), blocking pops (`blocking`).
 
+pub mod blocking;
 pub mod delivery;
 pub mod notify;
 pub mod pubsub;

@@ -128,6 +128,13 @@ pub const LIST: Script = &[
     ("rpush l6 a b", &["__keyspace@0__:l6 new", "__keyevent@0__:new l6", "__keyspace@0__:l6 rpush", "__keyevent@0__:rpush l6"]),
     ("lmove l6 l6 left right", &["__keyspace@0__:l6 rpush", "__keyevent@0__:rpush l6", "__keyspace@0__:l6 lpop", "__keyevent@0__:lpop l6"]),
     ("rpop l6 5", &["__keyspace@0__:l6 rpop", "__keyevent@0__:rpop l6", "__keyspace@0__:l6 del", "__keyevent@0__:del l6"]),
+    ("rpush bl a b c d", &["__keyspace@0__:bl new", "__keyevent@0__:new bl", "__keyspace@0__:bl rpush", "__keyevent@0__:rpush bl"]),
+    ("blpop bl 0", &["__keyspace@0__:bl lpop", "__keyevent@0__:lpop bl"]),
+    ("brpop nosuch bl 0", &["__keyspace@0__:bl rpop", "__keyevent@0__:rpop bl"]),
+    ("rpush bl2 x y z", &["__keyspace@0__:bl2 new", "__keyevent@0__:new bl2", "__keyspace@0__:bl2 rpush", "__keyevent@0__:rpush bl2"]),
+    ("blmove bl2 bld left right 0", &["__keyspace@0__:bld new", "__keyevent@0__:new bld", "__keyspace@0__:bld rpush", "__keyevent@0__:rpush bld", "__keyspace@0__:bl2 lpop", "__keyevent@0__:lpop bl2"]),
+    ("brpoplpush bl2 bld 0", &["__keyspace@0__:bld lpush", "__keyevent@0__:lpush bld", "__keyspace@0__:bl2 rpop", "__keyevent@0__:rpop bl2"]),
+    ("blmpop 0 2 nosuch bl2 left count 5", &["__keyspace@0__:bl2 lpop", "__keyevent@0__:lpop bl2", "__keyspace@0__:bl2 del", "__keyevent@0__:del bl2"]),
 ];
 
 pub const SET: Script = &[
@@ -230,6 +237,10 @@ pub const ZSET: Script = &[
     ("zadd z5 incr 1 a", &["__keyspace@0__:z5 zincr", "__keyevent@0__:zincr z5"]),
     ("zadd z5 ch 1 a", &["__keyspace@0__:z5 zadd", "__keyevent@0__:zadd z5"]),
     ("zadd z5 1 a 2 b", &["__keyspace@0__:z5 zadd", "__keyevent@0__:zadd z5"]),
+    ("zadd bz 1 a 2 b 3 c 4 d", &["__keyspace@0__:bz new", "__keyevent@0__:new bz", "__keyspace@0__:bz zadd", "__keyevent@0__:zadd bz"]),
+    ("bzpopmin bz 0", &["__keyspace@0__:bz zpopmin", "__keyevent@0__:zpopmin bz"]),
+    ("bzpopmax nosuch bz 0", &["__keyspace@0__:bz zpopmax", "__keyevent@0__:zpopmax bz"]),
+    ("bzmpop 0 1 bz min count 5", &["__keyspace@0__:bz zpopmin", "__keyevent@0__:zpopmin bz", "__keyspace@0__:bz del", "__keyevent@0__:del bz"]),
 ];
 
 pub const KEYS: Script = &[

@@ -97,6 +97,12 @@ pub struct Conn {
     /// The peer has finished sending (EOF): no more receives; what it sent
     /// still runs and its replies are sent, then the connection closes.
     pub eof: bool,
+    /// Blocked in a blocking command: reads no further commands until the
+    /// waiter is resolved (`network::blocking`).
+    pub blocked: Option<std::sync::Arc<crate::messaging::blocking::Waiter>>,
+    /// A blocking command was forwarded to its key's shard: whether it
+    /// blocks is not known yet (its reply or `Message::Blocked` tells).
+    pub block_pending: bool,
 }
 
 impl Conn {
@@ -127,6 +133,8 @@ impl Conn {
             forward_target: 0,
             forward_mixed: false,
             eof: false,
+            blocked: None,
+            block_pending: false,
         }
     }
 

@@ -471,6 +471,12 @@ impl EventLoop {
             // A monitor's shard is behind on the lines already sent: wait.
             return self.mailbox_back_off(index);
         }
+        if spec.flags & flags::BLOCKING != 0 && !self.conns[index as usize].as_ref().unwrap().slots.is_empty() {
+            // A command that may block runs once the replies before it are
+            // in: its own reply then comes straight after them.
+            self.conns[index as usize].as_mut().unwrap().deferred = true;
+            return Flow::Defer;
+        }
         // Inside a hold run (`hold_run`) every shard the command needs may be
         // this thread's already: it runs here, in order.
         let covered = !self.holding.is_empty()
@@ -488,7 +494,18 @@ impl EventLoop {
         let flow = match mask.only() {
             Some(s) if s == self.id => self.execute_here(index, id, args, now),
             _ if covered => self.execute_here(index, id, args, now),
-            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => self.forward(index, id, s, args),
+            Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => {
+                let flow = self.forward(index, id, s, args);
+                if flow == Flow::Continue && spec.flags & flags::BLOCKING != 0 {
+                    // Nothing more is read until its owner says whether
+                    // it blocked (`Message::Blocked`) or replied.
+                    let conn = self.conns[index as usize].as_mut().unwrap();
+                    conn.block_pending = true;
+                    conn.deferred = true;
+                    return Flow::Stop;
+                }
+                flow
+            }
             _ => {
                 // Several shards: the connection's earlier forwarded commands
                 // must finish first, then we hold the others.
@@ -567,6 +584,9 @@ impl EventLoop {
         }
         self.feed_monitors(now);
         self.after_command_messaging();
+        if self.block_if_requested(index) {
+            return Flow::Stop;
+        }
         self.finish_command(index, now)
     }
 
@@ -596,7 +616,12 @@ impl EventLoop {
                 info.subscriptions = subscriptions;
             }
         }
-        let conn = self.conns[index as usize].as_mut().unwrap();
+        // Keys this command gave data to are served before its client's
+        // next command (Redis's handleClientsBlockedOnKeys after a call).
+        self.serve_ready();
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return Flow::Stop;
+        };
         if conn.client.close_after_reply {
             conn.closing = Closing::AfterWrite;
             return Flow::Stop;

@@ -214,6 +214,7 @@ impl EventLoop {
             self.retry_deferred();
             self.run_loop_op();
             self.sweep_intents();
+            self.blocking_turn();
             self.watch_child_exit();
             if self.state().lazyfree.has_pending() {
                 self.state().lazyfree.step(crate::shard::lazyfree::STEP_ELEMENTS);
@@ -266,7 +267,9 @@ impl EventLoop {
         let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused))
             || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty())
             || self.loop_op.is_some()
-            || self.state().lazyfree.has_pending();
+            || self.state().lazyfree.has_pending()
+            || !self.state().blocking.unblocked.is_empty()
+            || !self.state().blocking.ready.is_empty();
         if busy {
             let _ = self.ring.submit_and_wait(0);
             if !self.deferred.is_empty() {
@@ -292,6 +295,8 @@ impl EventLoop {
             Some(end) if !self.deferred.is_empty() => end.min(self.next_cron_ms),
             _ => self.next_cron_ms,
         };
+        // A blocked client's timeout ends the wait (`network::blocking`).
+        let until = self.state().blocking.next_deadline().map_or(until, |d| until.min(d));
         let mut wait_ms = (until - now).clamp(1, 1000) as u64;
         if !self.server.aof.durable(self.durable_mark) || self.server.loading.load(Ordering::Relaxed) {
             // The writer's doorbell ends the wait; this bounds a lost one.
@@ -475,7 +480,15 @@ impl EventLoop {
                 // wait for other shards, and its replies are sent; then
                 // `flush_sends` closes. Closing here lost the replies of
                 // commands that had run.
-                self.conns[index as usize].as_mut().unwrap().eof = true;
+                let c = self.conns[index as usize].as_mut().unwrap();
+                c.eof = true;
+                if c.blocked.is_some() || c.block_pending {
+                    // A blocked client that hangs up is freed, as in Redis:
+                    // nothing is popped for it afterwards.
+                    self.close(index);
+                    self.maybe_release(index);
+                    return;
+                }
                 self.mark_dirty(index);
                 return;
             }
@@ -595,6 +608,7 @@ impl EventLoop {
         }
         conn.closing = Closing::Closed;
         self.withdraw_intent_of(index);
+        self.unblock_on_close(index);
         let conn = self.conns[index as usize].as_mut().unwrap();
         // As Redis's freeClient: what was not sent is dropped now, not when
         // the kernel returns the buffer of the send in flight.
@@ -657,7 +671,14 @@ impl EventLoop {
                 self.state().pubsub.remote_caller = Some(crate::messaging::pubsub::Subscriber { shard: from as u32, token: conn });
                 self.execute_remote(cmd as usize, db as usize, resp, &mut args);
                 self.state().pubsub.remote_caller = None;
-                self.send_to(from, Message::Reply { conn, seq, args });
+                match self.block_remote(from, conn, seq, db as usize, resp) {
+                    Some(waiter) => {
+                        recycle(&mut self.pool, args);
+                        self.send_to(from, Message::Blocked { waiter });
+                    }
+                    None => self.send_to(from, Message::Reply { conn, seq, args }),
+                }
+                self.serve_ready();
             }
             Message::Reply { conn, seq, args } => {
                 if let Some(o) = self.outboxes[from_shard].as_mut() {
@@ -672,6 +693,8 @@ impl EventLoop {
                 let c = self.conns[index as usize].as_mut().unwrap();
                 c.fill_slot(seq, args);
                 c.drain_slots(&mut self.pool);
+                // The forwarded blocking command did not block.
+                c.block_pending &= !c.slots.is_empty();
                 let resume = c.deferred && (c.slots.is_empty() || c.throttled && c.forwarded <= FORWARDED_RESUME);
                 self.mark_dirty(index);
                 // Replies computed on other shards count against the output limit too.
@@ -688,6 +711,9 @@ impl EventLoop {
                 self.feed_local_monitors(&line, now);
             }
             m @ (Message::Deliver { .. } | Message::Publish { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
+            Message::Blocked { waiter } => self.on_blocked(from_shard, waiter),
+            Message::Served { waiter, args } => self.on_served(waiter, args),
+            Message::BlockCancel { waiter } => self.on_block_cancel(waiter),
         }
     }
 
@@ -732,7 +758,8 @@ impl EventLoop {
         for index in list {
             let Some(c) = self.conns[index as usize].as_mut() else { continue };
             // Not deferred any more, or throttled: the replies it waits for resume it.
-            if !c.deferred || c.throttled {
+            // Blocked: resolving the block resumes it.
+            if !c.deferred || c.throttled || c.blocked.is_some() || c.block_pending {
                 continue;
             }
             if c.paused {
@@ -807,7 +834,7 @@ impl EventLoop {
                 self.maybe_release(index);
                 continue;
             }
-            if timeout_ms > 0 && now - info.last_interaction_ms > timeout_ms && conn.slots.is_empty() && !conn.client.monitor {
+            if timeout_ms > 0 && now - info.last_interaction_ms > timeout_ms && conn.slots.is_empty() && !conn.client.monitor && conn.blocked.is_none() {
                 self.close(index);
                 self.maybe_release(index);
                 continue;

@@ -144,7 +144,13 @@ impl EventLoop {
             return f(self);
         }
         match self.with_held(targets, |lp, _| f(lp)) {
-            Some(flow) => flow,
+            Some(flow) => {
+                // Keys the transaction filled for blocked clients are served
+                // once the held shards are let go, before the client's next
+                // command (serve_ready waits while shards are held).
+                self.serve_ready();
+                flow
+            }
             None => {
                 self.conns[index as usize].as_mut().unwrap().deferred = true;
                 Flow::Defer

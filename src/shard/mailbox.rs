@@ -57,6 +57,14 @@ pub enum Message {
     /// A closed connection's subscriptions, to drop from the receiving
     /// shard's tables.
     PubSubDrop { subscriber: crate::messaging::pubsub::Subscriber, kind: crate::messaging::pubsub::Kind, names: Vec<Vec<u8>> },
+    /// Owner to home: the forwarded blocking command found no data and its
+    /// client is now queued as `waiter` (this answers the `Request`).
+    Blocked { waiter: std::sync::Arc<crate::messaging::blocking::Waiter> },
+    /// Owner to home: the blocked client's reply, popped for it.
+    Served { waiter: std::sync::Arc<crate::messaging::blocking::Waiter>, args: PackedArgs },
+    /// Home to owner: the waiter is resolved (timeout, unblock, gone,
+    /// served elsewhere); drop it from the queues of the owner's keys.
+    BlockCancel { waiter: std::sync::Arc<crate::messaging::blocking::Waiter> },
 }
 
 /// Requests one shard may have outstanding at another (sent, reply not yet

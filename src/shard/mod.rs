@@ -49,6 +49,9 @@ pub struct ClientInfo {
     /// The connection's token on this shard: with the shard id, the address
     /// `messaging::pubsub::ShardPubSub::queue_to` delivers to.
     pub token: mailbox::ConnToken,
+    /// Blocked in a blocking command (CLIENT LIST flag `b`, INFO
+    /// blocked_clients, CLIENT UNBLOCK).
+    pub blocked: Option<std::sync::Arc<crate::messaging::blocking::Waiter>>,
 }
 
 impl ClientInfo {
@@ -86,6 +89,9 @@ pub struct ShardState {
     /// Pub/sub: the channels this shard owns, every pattern, and the
     /// deliveries its commands queued (`messaging::pubsub`).
     pub pubsub: crate::messaging::pubsub::ShardPubSub,
+    /// Clients blocked on this shard's keys, and this shard's blocked
+    /// connections' timeouts (`messaging::blocking`).
+    pub blocking: crate::messaging::blocking::Blocking,
 }
 
 impl ShardState {
@@ -107,6 +113,7 @@ impl ShardState {
             pending_publish: Vec::new(),
             watched: Default::default(),
             pubsub: Default::default(),
+            blocking: Default::default(),
         }
     }
 
@@ -142,6 +149,9 @@ impl ShardState {
     /// SWAPDB), counted as `writes` for the dirty counter.
     pub fn modified_all(&mut self, db: usize, writes: u64) {
         debug_assert!(db < self.dbs.len());
+        if self.blocking.has_waiters() {
+            self.blocking.signal_db(db);
+        }
         self.dirty += writes;
     }
 
@@ -149,6 +159,11 @@ impl ShardState {
     fn signal_modified(&mut self, db: usize, key: &[u8]) {
         debug_assert!(db < self.dbs.len());
         debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
+        // A key someone waits on (Redis's signalKeyAsReady): one branch
+        // while nobody is blocked on this shard.
+        if self.blocking.has_waiters() {
+            self.blocking.signal(db, key);
+        }
         if !self.watched.is_empty() {
             let exists = self.dbs[db].map.find(key).is_some();
             self.watched.touch(db, key, exists);

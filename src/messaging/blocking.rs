@@ -1,0 +1,347 @@
+//! Blocking pops across shards (Redis's blocked.c, for lists and sorted sets).
+//!
+//! **Where a waiter lives.** A client blocked on keys is a `Waiter`, shared
+//! (`Arc`) by the client's home shard and the owner shard of every key it
+//! waits on. Each owner queues it FIFO per key (`Blocking::queues`); the
+//! home keeps it on the connection and in its timeout table.
+//!
+//! **Exactly once.** A waiter is claimed once, by compare-and-swap of its
+//! `state` from `WAITING`: by an owner that has data for it (it then pops,
+//! on its own thread, and sends the reply home), or by the home (timeout,
+//! CLIENT UNBLOCK, disconnect). Only the claimant acts, so an element is
+//! popped for at most one waiter, and never for a waiter that timed out or
+//! went away; a waiter claimed elsewhere is dropped lazily from the other
+//! queues (and by the cancel messages the home sends when it resolves it).
+//!
+//! **When keys are served.** `ShardState::modified` marks a key with
+//! waiters ready (one branch when nobody is blocked on the shard); the
+//! owner's thread serves ready keys after the command that made them ready
+//! (after EXEC for a transaction: after the whole command), and at each
+//! loop turn for keys changed while the shard was held by another thread.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use crate::shard::mailbox::ConnToken;
+
+pub const WAITING: u8 = 0;
+/// Claimed by an owner shard, which pops for it and sends the reply.
+pub const SERVED: u8 = 1;
+/// Claimed by the home: timeout or CLIENT UNBLOCK .. TIMEOUT.
+pub const TIMED_OUT: u8 = 2;
+/// Claimed by CLIENT UNBLOCK .. ERROR.
+pub const UNBLOCKED_ERROR: u8 = 3;
+/// Claimed by the home: the client disconnected or was killed.
+pub const GONE: u8 = 4;
+
+/// What a blocked command does with the key that gets data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockOp {
+    /// BLPOP / BRPOP.
+    Pop { head: bool },
+    /// BLMOVE / BRPOPLPUSH: `sides` are LMOVE's two direction arguments as
+    /// the client sent them (propagated as sent, as Redis does); None for
+    /// BRPOPLPUSH (propagated as RPOPLPUSH).
+    Move { dst: Vec<u8>, from_head: bool, to_head: bool, sides: Option<(Vec<u8>, Vec<u8>)> },
+    /// BLMPOP.
+    MPop { head: bool, count: usize },
+    /// BZPOPMIN / BZPOPMAX.
+    ZPop { max: bool },
+    /// BZMPOP.
+    ZMPop { max: bool, count: usize },
+}
+
+impl BlockOp {
+    /// Whether the op waits for a list (else a sorted set).
+    pub fn wants_list(&self) -> bool {
+        matches!(self, BlockOp::Pop { .. } | BlockOp::Move { .. } | BlockOp::MPop { .. })
+    }
+}
+
+/// Left by a handler that found nothing to pop and may block
+/// (`Blocking::request`): the network loop, which knows the client, makes
+/// the `Waiter` and registers it before anything else runs.
+#[derive(Debug)]
+pub struct BlockRequest {
+    pub keys: Vec<Vec<u8>>,
+    pub op: BlockOp,
+    /// Unix ms; 0: no timeout.
+    pub deadline_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct Waiter {
+    pub state: AtomicU8,
+    /// The shard of the blocked connection.
+    pub home: usize,
+    pub conn: ConnToken,
+    /// The reply slot of a command forwarded to the owner (None: run on
+    /// the home's thread, the reply goes straight to the output).
+    pub seq: Option<u64>,
+    pub db: usize,
+    pub resp: u8,
+    pub keys: Vec<Vec<u8>>,
+    pub op: BlockOp,
+    pub deadline_ms: i64,
+}
+
+impl Waiter {
+    pub fn new(home: usize, conn: ConnToken, seq: Option<u64>, db: usize, resp: u8, req: BlockRequest) -> Arc<Waiter> {
+        Arc::new(Waiter { state: AtomicU8::new(WAITING), home, conn, seq, db, resp, keys: req.keys, op: req.op, deadline_ms: req.deadline_ms })
+    }
+
+    /// Claims the waiter for `to`; false when someone else claimed it first.
+    pub fn claim(&self, to: u8) -> bool {
+        self.state.compare_exchange(WAITING, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    pub fn is_waiting(&self) -> bool {
+        self.state.load(Ordering::Acquire) == WAITING
+    }
+
+    pub fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+}
+
+/// A shard's blocking state: as the owner of keys (queues, ready keys) and
+/// as the home of connections (timeouts, unblocked clients).
+#[derive(Default, Debug)]
+pub struct Blocking {
+    /// Waiters per database and key, first come first.
+    queues: Vec<HashMap<Vec<u8>, VecDeque<Arc<Waiter>>>>,
+    /// Entries in `queues` (the one check `modified` makes).
+    queued: usize,
+    /// Keys with waiters changed since they were last served, in order.
+    pub ready: Vec<(usize, Vec<u8>)>,
+    /// Set by a blocking command's handler that blocks; taken by the loop.
+    pub request: Option<BlockRequest>,
+    /// Home side: connections (index, generation) whose waiter another
+    /// thread claimed (CLIENT UNBLOCK); the loop replies to them.
+    pub unblocked: Vec<ConnToken>,
+    /// Home side: (deadline, connection index, generation) of blocked
+    /// connections with a timeout; stale entries are skipped when due.
+    pub timeouts: BTreeSet<(i64, u32, u32)>,
+}
+
+impl Blocking {
+    /// Whether anyone waits on a key of this shard.
+    #[inline]
+    pub fn has_waiters(&self) -> bool {
+        self.queued > 0
+    }
+
+    /// Queues `w` on `key` of database `db`.
+    pub fn enqueue(&mut self, db: usize, key: &[u8], w: Arc<Waiter>) {
+        if self.queues.len() <= db {
+            self.queues.resize_with(db + 1, HashMap::new);
+        }
+        let q = self.queues[db].entry(key.to_vec()).or_default();
+        // A waiter on the same key twice (BLPOP k k 0) is queued once.
+        if !q.iter().any(|x| Arc::ptr_eq(x, &w)) {
+            q.push_back(w);
+            self.queued += 1;
+        }
+    }
+
+    /// Marks `key` ready when someone waits on it.
+    #[inline]
+    pub fn signal(&mut self, db: usize, key: &[u8]) {
+        if self.queues.get(db).is_some_and(|m| m.contains_key(key)) && !self.ready.iter().any(|(d, k)| *d == db && k == key) {
+            self.ready.push((db, key.to_vec()));
+        }
+    }
+
+    /// Marks every waited-on key of `db` ready (SWAPDB, FLUSHDB).
+    pub fn signal_db(&mut self, db: usize) {
+        let keys: Vec<Vec<u8>> = self.queues.get(db).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        for k in keys {
+            self.signal(db, &k);
+        }
+    }
+
+    /// The waiters on `key`, oldest first.
+    pub fn queue(&self, db: usize, key: &[u8]) -> Option<&VecDeque<Arc<Waiter>>> {
+        self.queues.get(db)?.get(key)
+    }
+
+    /// Removes the entry at `i` of `key`'s queue (and the queue when empty).
+    pub fn remove_at(&mut self, db: usize, key: &[u8], i: usize) {
+        let Some(q) = self.queues.get_mut(db).and_then(|m| m.get_mut(key)) else { return };
+        if q.remove(i).is_some() {
+            self.queued -= 1;
+        }
+        if q.is_empty() {
+            self.queues[db].remove(key);
+        }
+    }
+
+    /// Drops the entries of waiters no longer waiting from `key`'s queue.
+    pub fn prune(&mut self, db: usize, key: &[u8]) {
+        let Some(q) = self.queues.get_mut(db).and_then(|m| m.get_mut(key)) else { return };
+        let before = q.len();
+        q.retain(|w| w.is_waiting());
+        self.queued -= before - q.len();
+        if q.is_empty() {
+            self.queues[db].remove(key);
+        }
+    }
+
+    /// Removes `w` from the queues of its keys held here.
+    pub fn cancel(&mut self, w: &Arc<Waiter>, shard: usize, shards: usize) {
+        for key in &w.keys {
+            if crate::shard::slot::key_shard(key, shards) != shard {
+                continue;
+            }
+            let Some(q) = self.queues.get_mut(w.db).and_then(|m| m.get_mut(&key[..])) else { continue };
+            let before = q.len();
+            q.retain(|x| !Arc::ptr_eq(x, w) && x.is_waiting());
+            self.queued -= before - q.len();
+            if q.is_empty() {
+                self.queues[w.db].remove(&key[..]);
+            }
+        }
+    }
+
+    /// The earliest deadline in the timeout table.
+    #[inline]
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.timeouts.first().map(|t| t.0)
+    }
+}
+
+/// Redis 7.0.15's `getTimeoutFromObjectOrReply` in seconds: a `long
+/// double` (`strtold`, as `string2ld`), times 1000 in extended precision,
+/// rounded up (`ceill`) to `long long` (out of range: LLONG_MIN on x86-64,
+/// so "negative"); then a deadline `now_ms` later, 0 for none.
+pub fn parse_timeout(arg: &[u8], now_ms: i64) -> Result<i64, &'static str> {
+    use crate::commands::string::float80::F80;
+    const NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+    const NEGATIVE: &str = "ERR timeout is negative";
+    let ms = match F80::parse(arg).ok_or(NOT_FLOAT)? {
+        F80::Nan => return Err(NOT_FLOAT),
+        F80::Inf { .. } => return Err(NEGATIVE),
+        F80::Finite { neg, mant, exp } => {
+            let (whole, fraction) = times_1000(mant, exp as i64).ok_or(NEGATIVE)?;
+            if neg {
+                // ceill of a negative value: toward zero (-0.4 is 0).
+                if whole != 0 {
+                    return Err(NEGATIVE);
+                }
+                0
+            } else if fraction {
+                whole.checked_add(1).ok_or(NEGATIVE)?
+            } else {
+                whole
+            }
+        }
+    };
+    if ms == 0 {
+        return Ok(0);
+    }
+    Ok(now_ms.saturating_add(ms))
+}
+
+/// `mant * 2^exp * 1000` rounded to a 64-bit significand (the x87
+/// multiply): its whole part and whether a fraction is left; None past
+/// `i64::MAX`.
+fn times_1000(mant: u64, mut exp: i64) -> Option<(i64, bool)> {
+    let mut p = mant as u128 * 1000;
+    if p == 0 {
+        return Some((0, false));
+    }
+    let bits = 128 - p.leading_zeros() as i64;
+    if bits > 64 {
+        let shift = (bits - 64) as u32;
+        let half = 1u128 << (shift - 1);
+        let rem = p & ((1u128 << shift) - 1);
+        p >>= shift;
+        if rem > half || (rem == half && p & 1 == 1) {
+            p += 1;
+        }
+        exp += shift as i64;
+    }
+    let bits = 128 - p.leading_zeros() as i64;
+    if exp >= 0 {
+        if bits + exp > 63 {
+            return None;
+        }
+        Some(((p << exp) as i64, false))
+    } else if -exp >= 128 {
+        Some((0, true))
+    } else {
+        let shift = (-exp) as u32;
+        let whole = p >> shift;
+        if whole > i64::MAX as u128 {
+            return None;
+        }
+        Some((whole as i64, p & ((1u128 << shift) - 1) != 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_as_redis() {
+        let now = 1_000_000;
+        assert_eq!(parse_timeout(b"0", now), Ok(0));
+        assert_eq!(parse_timeout(b"1", now), Ok(now + 1000));
+        assert_eq!(parse_timeout(b"0.01", now), Ok(now + 10));
+        assert_eq!(parse_timeout(b"0.001", now), Ok(now + 1));
+        assert_eq!(parse_timeout(b"1.5e3", now), Ok(now + 1_500_000));
+        assert_eq!(parse_timeout(b"0x10", now), Ok(now + 16_000));
+        // Rounded up: under a millisecond is one.
+        assert_eq!(parse_timeout(b"0.0005", now), Ok(now + 1));
+        assert_eq!(parse_timeout(b"0x0.01p-3", now), Ok(now + 1));
+        assert_eq!(parse_timeout(b"1.0001", now), Ok(now + 1001));
+        assert_eq!(parse_timeout(b"-0", now), Ok(0));
+        // ceill toward zero: no timeout at all, as Redis 7.0.15.
+        assert_eq!(parse_timeout(b"-0.0001", now), Ok(0));
+        assert_eq!(parse_timeout(b"-0.001", now), Ok(0));
+        assert_eq!(parse_timeout(b"-0.002", now), Err("ERR timeout is negative"));
+        assert_eq!(parse_timeout(b"-1", now), Err("ERR timeout is negative"));
+        assert_eq!(parse_timeout(b"inf", now), Err("ERR timeout is negative"));
+        assert_eq!(parse_timeout(b"1e400", now), Err("ERR timeout is negative"));
+        assert_eq!(parse_timeout(b"1e16", now), Err("ERR timeout is negative"));
+        assert_eq!(parse_timeout(b"abc", now), Err("ERR timeout is not a float or out of range"));
+        assert_eq!(parse_timeout(b"nan", now), Err("ERR timeout is not a float or out of range"));
+        assert_eq!(parse_timeout(b" 1", now), Err("ERR timeout is not a float or out of range"));
+        assert_eq!(parse_timeout(b"", now), Err("ERR timeout is not a float or out of range"));
+    }
+
+    #[test]
+    fn a_waiter_is_claimed_once() {
+        let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0 };
+        let w = Waiter::new(0, ConnToken { index: 1, generation: 1 }, None, 0, 2, req);
+        assert!(w.claim(SERVED));
+        assert!(!w.claim(TIMED_OUT));
+        assert_eq!(w.state(), SERVED);
+    }
+
+    #[test]
+    fn queues_are_fifo_and_pruned() {
+        let mut b = Blocking::default();
+        let mk = |i| {
+            let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0 };
+            Waiter::new(0, ConnToken { index: i, generation: 1 }, None, 0, 2, req)
+        };
+        let (a, c) = (mk(1), mk(2));
+        b.enqueue(0, b"k", a.clone());
+        b.enqueue(0, b"k", a.clone());
+        b.enqueue(0, b"k", c.clone());
+        assert_eq!(b.queue(0, b"k").unwrap().len(), 2);
+        b.signal(0, b"k");
+        b.signal(0, b"k");
+        b.signal(0, b"other");
+        assert_eq!(b.ready, vec![(0, b"k".to_vec())]);
+        assert!(a.claim(GONE));
+        b.prune(0, b"k");
+        assert_eq!(b.queue(0, b"k").unwrap()[0].conn.index, 2);
+        b.cancel(&c, 0, 1);
+        assert!(b.queue(0, b"k").is_none());
+        assert!(!b.has_waiters());
+    }
+}

@@ -1,0 +1,353 @@
+//! The network loop's side of blocking pops (see `messaging::blocking`):
+//! blocking a connection, serving ready keys on their owner, delivering the
+//! reply on the client's home shard, timeouts, CLIENT UNBLOCK, disconnects.
+//!
+//! **BLMOVE across shards.** When the destination of a served BLMOVE /
+//! BRPOPLPUSH belongs to another shard, the owner of the source holds that
+//! shard (`EventLoop::with_held`) for the pop and the push: no other
+//! client sees the element in neither list or in both, and the move
+//! propagates as one unit (a cut, as every held command). When another
+//! coordinator holds shards at that moment, the key stays ready and is
+//! served on a later loop turn.
+//!
+//! **Order across connections.** Waiters on a key are served in the order
+//! their commands ran on the key's owner. A blocking command of a client on
+//! another shard reaches the owner one mailbox hop later than a command
+//! sent a few microseconds after it by a client of the owner's own shard,
+//! so back-to-back commands of different connections may run in the other
+//! order (as with any two connections of a multi-threaded server); a client
+//! that needs an order waits for the first to block (INFO blocked_clients).
+//!
+//! **Timeouts.** Each home shard keeps its blocked connections' deadlines
+//! in a sorted set (`Blocking::timeouts`), checked every loop turn; the
+//! loop's wait ends at the earliest deadline, so a timeout fires within a
+//! millisecond or so of it (the loop's clock and wait are in ms), with no
+//! timer per client.
+
+use std::sync::Arc;
+
+use super::conn::Closing;
+use super::event_loop::EventLoop;
+use crate::commands::Ctx;
+use crate::messaging::blocking::{BlockRequest, Waiter, GONE, SERVED, TIMED_OUT, UNBLOCKED_ERROR};
+use crate::protocol::Reply;
+use crate::shard::hold::ShardMask;
+use crate::shard::mailbox::{ConnToken, Message, PackedArgs};
+use crate::shard::slot::key_shard;
+
+impl EventLoop {
+    /// After a command ran on this thread for connection `index`: when its
+    /// handler asked to block, blocks the connection. Returns whether it did.
+    pub(super) fn block_if_requested(&mut self, index: u32) -> bool {
+        let Some(req) = self.state().blocking.request.take() else {
+            return false;
+        };
+        let token = self.token(index);
+        let conn = self.conns[index as usize].as_ref().unwrap();
+        let w = Waiter::new(self.id, token, None, conn.client.db, conn.client.resp, req);
+        self.enqueue_waiter(&w);
+        self.set_blocked(index, w);
+        true
+    }
+
+    /// After a forwarded command ran here: when it blocked, queues its
+    /// client (of shard `from`) and returns the waiter to send back.
+    pub(super) fn block_remote(&mut self, from: usize, conn: ConnToken, seq: u64, db: usize, resp: u8) -> Option<Arc<Waiter>> {
+        let req: BlockRequest = self.state().blocking.request.take()?;
+        let w = Waiter::new(from, conn, Some(seq), db, resp, req);
+        self.enqueue_waiter(&w);
+        Some(w)
+    }
+
+    /// Queues `w` on the owner of each of its keys (this shard or one held).
+    fn enqueue_waiter(&mut self, w: &Arc<Waiter>) {
+        let n = self.server.shard_count;
+        for key in &w.keys {
+            let s = key_shard(key, n);
+            if self.set.has(s) {
+                self.set.get_mut(s).blocking.enqueue(w.db, key, w.clone());
+            }
+        }
+    }
+
+    /// Marks connection `index` blocked on `w`: no more commands are read
+    /// (its input stays queued) until `w` is resolved.
+    fn set_blocked(&mut self, index: u32, w: Arc<Waiter>) {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.deferred = true;
+        conn.block_pending = false;
+        conn.blocked = Some(w.clone());
+        let generation = conn.generation;
+        let st = self.state();
+        if w.deadline_ms > 0 {
+            st.blocking.timeouts.insert((w.deadline_ms, index, generation));
+        }
+        if let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.blocked = Some(w);
+        }
+    }
+
+    /// `Message::Blocked`: the forwarded blocking command blocked.
+    pub(super) fn on_blocked(&mut self, from: usize, w: Arc<Waiter>) {
+        if let Some(o) = self.outboxes[from].as_mut() {
+            o.reply_received();
+        }
+        let index = w.conn.index;
+        let alive = self
+            .conns
+            .get(index as usize)
+            .and_then(|c| c.as_ref())
+            .is_some_and(|c| c.generation == w.conn.generation && c.closing != Closing::Closed && c.block_pending);
+        if alive {
+            self.set_blocked(index, w);
+        } else if w.claim(GONE) {
+            // The client went away meanwhile: nothing is popped for it.
+            self.send_to(from, Message::BlockCancel { waiter: w });
+        }
+    }
+
+    /// `Message::Served`: the reply popped for a blocked connection of this shard.
+    pub(super) fn on_served(&mut self, w: Arc<Waiter>, args: PackedArgs) {
+        self.finish_blocked(&w, args);
+    }
+
+    /// `Message::BlockCancel`: forgets a resolved waiter's queue entries.
+    pub(super) fn on_block_cancel(&mut self, w: Arc<Waiter>) {
+        let (id, n) = (self.id, self.server.shard_count);
+        self.state().blocking.cancel(&w, id, n);
+    }
+
+    /// Gives the blocked connection of `w` (on this shard) its reply and
+    /// lets it read commands again; the owners forget `w`.
+    fn finish_blocked(&mut self, w: &Arc<Waiter>, reply: PackedArgs) {
+        let index = w.conn.index;
+        let Some(conn) = self.conns.get_mut(index as usize).and_then(|c| c.as_mut()) else {
+            super::conn::recycle(&mut self.pool, reply);
+            return;
+        };
+        if conn.generation != w.conn.generation || conn.closing == Closing::Closed || !conn.blocked.as_ref().is_some_and(|b| Arc::ptr_eq(b, w)) {
+            super::conn::recycle(&mut self.pool, reply);
+            return;
+        }
+        conn.blocked = None;
+        match w.seq {
+            Some(seq) => {
+                conn.fill_slot(seq, reply);
+                conn.drain_slots(&mut self.pool);
+            }
+            None => {
+                conn.out.extend_from_slice(&reply.data);
+                super::conn::recycle(&mut self.pool, reply);
+            }
+        }
+        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.blocked = None;
+        }
+        self.cancel_elsewhere(w);
+        self.mark_dirty(index);
+        if self.check_output_limit(index, crate::util::unix_ms()) {
+            return;
+        }
+        // Resumed by the loop's deferred list (not here: this may run
+        // while a destination shard is held for a BLMOVE).
+        if !self.deferred.contains(&index) {
+            self.deferred.push(index);
+        }
+    }
+
+    /// Tells the owners of `w`'s keys to forget it (this shard's own queues
+    /// directly). A waiter served by the one shard of all its keys was
+    /// dropped there already.
+    fn cancel_elsewhere(&mut self, w: &Arc<Waiter>) {
+        let n = self.server.shard_count;
+        let mut shards = ShardMask::default();
+        for key in &w.keys {
+            shards.insert(key_shard(key, n));
+        }
+        if w.state() == SERVED && shards.count() == 1 {
+            return;
+        }
+        for s in shards.iter() {
+            if s == self.id {
+                let id = self.id;
+                self.state().blocking.cancel(w, id, n);
+            } else {
+                self.send_to(s, Message::BlockCancel { waiter: w.clone() });
+            }
+        }
+    }
+
+    /// A blocked connection closes (disconnect, CLIENT KILL, output limit):
+    /// its waiter is claimed so that nothing is popped for it.
+    pub(super) fn unblock_on_close(&mut self, index: u32) {
+        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        conn.block_pending = false;
+        let Some(w) = conn.blocked.take() else { return };
+        // GONE already: CLIENT KILL claimed it when it marked the client.
+        if w.claim(GONE) || w.state() == GONE {
+            self.cancel_elsewhere(&w);
+        }
+    }
+
+    /// A reply made here in `resp` for a blocked client (null array or error).
+    fn make_reply(&mut self, resp: u8, error: Option<&str>) -> PackedArgs {
+        let mut p = self.pool.pop().unwrap_or_default();
+        p.data.clear();
+        p.ends.clear();
+        let mut r = Reply::new(&mut p.data, resp);
+        match error {
+            Some(e) => r.error(e),
+            None => r.null_array(),
+        }
+        p
+    }
+
+    /// Once per loop turn: clients unblocked by CLIENT UNBLOCK, timeouts,
+    /// keys made ready while this shard was held. Branches on empty
+    /// collections when nobody blocks.
+    pub(super) fn blocking_turn(&mut self) {
+        if !self.state().blocking.unblocked.is_empty() {
+            let list = std::mem::take(&mut self.state().blocking.unblocked);
+            for token in list {
+                let Some(w) =
+                    self.conns.get(token.index as usize).and_then(|c| c.as_ref()).filter(|c| c.generation == token.generation).and_then(|c| c.blocked.clone())
+                else {
+                    continue;
+                };
+                let reply = match w.state() {
+                    TIMED_OUT => self.make_reply(w.resp, None),
+                    UNBLOCKED_ERROR => {
+                        self.state().stats.record_error("UNBLOCKED");
+                        self.make_reply(w.resp, Some("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+                    }
+                    _ => continue,
+                };
+                self.finish_blocked(&w, reply);
+            }
+        }
+        if let Some(first) = self.state().blocking.next_deadline() {
+            let now = self.clock.now_ms();
+            if first <= now {
+                self.expire_blocked(now);
+            }
+        }
+        self.serve_ready();
+    }
+
+    /// Replies to the blocked connections whose deadline is past.
+    fn expire_blocked(&mut self, now: i64) {
+        while let Some(&(deadline, index, generation)) = self.state().blocking.timeouts.first() {
+            if deadline > now {
+                break;
+            }
+            self.state().blocking.timeouts.pop_first();
+            let Some(w) = self.conns.get(index as usize).and_then(|c| c.as_ref()).filter(|c| c.generation == generation).and_then(|c| c.blocked.clone()) else {
+                continue;
+            };
+            // Claimed by an owner meanwhile: its reply is on the way.
+            if w.deadline_ms == deadline && w.claim(TIMED_OUT) {
+                let reply = self.make_reply(w.resp, None);
+                self.finish_blocked(&w, reply);
+            }
+        }
+    }
+
+    /// Serves the keys of this shard that got data for their waiters, in
+    /// the order they became ready; a served BLMOVE may make more ready.
+    /// Not inside a hold (the held shards serve their own when released).
+    pub(super) fn serve_ready(&mut self) {
+        if self.state().blocking.ready.is_empty() || !self.holding.is_empty() {
+            return;
+        }
+        let mut postponed = Vec::new();
+        loop {
+            let ready = std::mem::take(&mut self.state().blocking.ready);
+            if ready.is_empty() {
+                break;
+            }
+            for (db, key) in ready {
+                if !self.serve_key(db, &key) {
+                    postponed.push((db, key));
+                }
+            }
+        }
+        let st = self.state();
+        for k in postponed {
+            if !st.blocking.ready.contains(&k) {
+                st.blocking.ready.push(k);
+            }
+        }
+    }
+
+    /// Serves the waiters of `key` first come first while it has data for
+    /// them. False: a BLMOVE's destination shard could not be held now.
+    fn serve_key(&mut self, db: usize, key: &[u8]) -> bool {
+        let n = self.server.shard_count;
+        loop {
+            let now = self.clock.now_ms();
+            let st = self.state();
+            st.blocking.prune(db, key);
+            let kind = match st.dbs.get_mut(db).and_then(|d| d.lookup(key, now, false)).map(|e| &e.value) {
+                Some(crate::shard::Value::List(_)) => true,
+                Some(crate::shard::Value::ZSet(_)) => false,
+                _ => return true,
+            };
+            let Some(q) = st.blocking.queue(db, key) else { return true };
+            // Waiters for another type stay (Redis serves by type).
+            let Some(pos) = q.iter().position(|w| w.op.wants_list() == kind) else { return true };
+            let w = q[pos].clone();
+            let dst = match &w.op {
+                crate::messaging::blocking::BlockOp::Move { dst, .. } => key_shard(dst, n),
+                _ => self.id,
+            };
+            if dst == self.id {
+                self.serve_one(db, key, pos, &w);
+            } else if self.with_held(ShardMask::single(dst), |lp, _| lp.serve_one(db, key, pos, &w)).is_none() {
+                return false;
+            }
+        }
+    }
+
+    /// Claims `w` (at `pos` in `key`'s queue) and, when this shard won it,
+    /// pops for it and sends it the reply.
+    fn serve_one(&mut self, db: usize, key: &[u8], pos: usize, w: &Arc<Waiter>) {
+        let (id, n) = (self.id, self.server.shard_count);
+        self.state().blocking.remove_at(db, key, pos);
+        if !w.claim(SERVED) {
+            return;
+        }
+        self.state().blocking.cancel(w, id, n);
+        let now = self.clock.now_ms();
+        let mut p = self.pool.pop().unwrap_or_default();
+        p.data.clear();
+        p.ends.clear();
+        {
+            let mut r = Reply::new(&mut p.data, w.resp);
+            let mut ctx = Ctx::new(&mut self.set, &self.server, id, w.db, w.resp, now, None);
+            let propagating = ctx.propagating();
+            let dirty_before: u64 = if propagating { (0..n).filter(|&i| ctx.shards.has(i)).map(|i| ctx.shards.get(i).dirty).sum() } else { 0 };
+            crate::commands::blocking::serve(&mut ctx, key, &w.op, &mut r);
+            if propagating {
+                crate::exec::propagate::after_command(&mut ctx, &[], dirty_before);
+            }
+        }
+        if w.home == id {
+            self.finish_blocked(w, p);
+        } else {
+            self.send_to(w.home, Message::Served { waiter: w.clone(), args: p });
+        }
+    }
+}
+
+/// CLIENT UNBLOCK's work on the shard holding the client's registry entry:
+/// claims the client's waiter for `error` (else a timeout) and leaves it to
+/// the client's loop to reply. Returns whether the client was blocked.
+pub fn unblock_client(st: &mut crate::shard::ShardState, client_id: u64, error: bool) -> Option<bool> {
+    let info = st.clients.iter().flatten().find(|i| i.id == client_id)?;
+    let Some(w) = info.blocked.clone() else { return Some(false) };
+    if !w.claim(if error { UNBLOCKED_ERROR } else { TIMED_OUT }) {
+        return Some(false);
+    }
+    st.blocking.unblocked.push(w.conn);
+    Some(true)
+}
