@@ -64,6 +64,7 @@ fn quit(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 /// `clearClientConnectionState`), except that the id is kept.
 fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     let needs_auth = ctx.config().requirepass.is_some();
+    super::tracking::disable(ctx);
     if let Some(c) = ctx.client.as_mut() {
         if c.monitor {
             c.monitor = false;

@@ -28,6 +28,7 @@ pub mod server;
 pub mod set;
 pub mod sort;
 pub mod string;
+pub mod tracking;
 pub mod zset;
 
 /// The command table's maps: looked up on every command, so not SipHash.
@@ -266,6 +267,7 @@ impl CommandTable {
         specs.extend(server::commands());
         specs.extend(cluster::commands());
         specs.extend(client::commands());
+        specs.extend(tracking::commands());
         specs.extend(config::commands());
         specs.extend(info::commands());
         specs.extend(command::commands());
@@ -385,6 +387,8 @@ pub struct ClientState {
     pub readonly: bool,
     /// Set by RESET / HELLO etc. to tell the loop to refresh the client's registry entry.
     pub info_dirty: bool,
+    /// CLIENT TRACKING state (`messaging::tracking`).
+    pub tracking: crate::messaging::tracking::ClientTracking,
 }
 
 /// Everything a handler may touch. Shard access goes through `&mut self`

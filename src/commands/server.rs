@@ -69,6 +69,7 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         let keys = s.dbs[dbi].len() as u64;
         s.dbs[dbi].clear();
         s.modified_all(dbi, keys);
+        s.flushed();
     }
     // Propagated even when the database was empty (Redis's forceCommandPropagation).
     ctx.propagate = crate::exec::propagate::Propagate::Force;
@@ -87,6 +88,7 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             s.dbs[dbi].clear();
             s.modified_all(dbi, keys);
         }
+        s.flushed();
     }
     // As Redis 7.0: a running RDB child is killed, and with save points the
     // (now empty) dataset is saved at once.

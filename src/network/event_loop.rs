@@ -85,6 +85,8 @@ pub struct EventLoop {
     pub defer_taskrun: bool,
     /// The MONITOR line of the command just run (`exec::call`), reused.
     pub monitor_line: Vec<u8>,
+    /// Connection slot by client id (tracking delivers invalidations by id).
+    pub client_slots: std::collections::HashMap<u64, u32>,
 }
 
 impl EventLoop {
@@ -139,6 +141,7 @@ impl EventLoop {
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
             monitor_line: Vec::new(),
+            client_slots: Default::default(),
         })
     }
 
@@ -200,6 +203,11 @@ impl EventLoop {
                 self.clock.tick();
             }
             self.turn_start();
+            if self.server.tracking.clients.load(Ordering::Relaxed) > 0 {
+                // Invalidations sent before the commands just received must
+                // be written before their replies (see `messaging::tracking_loop`).
+                self.drain_mailboxes();
+            }
             self.reap();
             self.drain_mailboxes();
             self.retry_deferred();
@@ -213,6 +221,7 @@ impl EventLoop {
                 let hz = self.state().config.hz.max(1) as i64;
                 self.next_cron_ms = now + 1000 / hz;
             }
+            self.tracking_turn();
             if self.state().stream.is_on() {
                 let server = self.server.clone();
                 let mark = server.aof.hand_over(self.state());
@@ -387,6 +396,7 @@ impl EventLoop {
         }
         st.clients[index as usize] = Some(info);
         st.stats.total_connections += 1;
+        self.client_slots.insert(id, index);
         self.arm_recv(index);
     }
 
@@ -574,6 +584,8 @@ impl EventLoop {
         if conn.closing == Closing::Closed {
             return;
         }
+        self.tracking_closed(index);
+        let conn = self.conns[index as usize].as_mut().unwrap();
         conn.closing = Closing::Closed;
         // As Redis's freeClient: what was not sent is dropped now, not when
         // the kernel returns the buffer of the send in flight.
@@ -627,8 +639,8 @@ impl EventLoop {
 
     fn on_message(&mut self, from_shard: usize, msg: Message) {
         match msg {
-            Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
-                self.execute_remote(cmd as usize, db as usize, resp, &mut args);
+            Message::Request { from, conn, seq, db, resp, cmd, client, track, mut args } => {
+                self.execute_remote(cmd as usize, db as usize, resp, client, track, from, &mut args);
                 self.send_to(from, Message::Reply { conn, seq, args });
             }
             Message::Reply { conn, seq, args } => {
@@ -659,6 +671,7 @@ impl EventLoop {
                 let now = self.clock.now_ms();
                 self.feed_local_monitors(&line, now);
             }
+            Message::Tracking(m) => self.on_tracking_message(m),
         }
     }
 
@@ -751,6 +764,7 @@ impl EventLoop {
             self.state().active_expire_cycle(now, budget_usec);
         }
         self.state().rehash_cycle();
+        self.tracking_cron();
         if self.state().stream.is_on() {
             // CONFIG SET aof-timestamp-enabled reaches the stream here.
             let st = self.state();

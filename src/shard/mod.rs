@@ -38,6 +38,10 @@ pub struct ClientInfo {
     pub is_monitor: bool,
     /// READONLY in force (CLIENT LIST flag `r`).
     pub readonly: bool,
+    /// CLIENT TRACKING bits (`messaging::tracking::flag`: flags `t R B`).
+    pub tracking_flags: u8,
+    /// The tracking redirect (CLIENT LIST's `redir=`, -1 while tracking is off).
+    pub redir: u64,
 }
 
 impl ClientInfo {
@@ -66,6 +70,8 @@ pub struct ShardState {
     pub stream: crate::exec::propagate::Stream,
     /// Big values being freed in slices between commands (UNLINK).
     pub lazyfree: lazyfree::LazyFree,
+    /// Client tracking: this shard's keys' readers, the BCAST prefixes.
+    pub tracking: crate::messaging::tracking::ShardTracking,
 }
 
 impl ShardState {
@@ -84,6 +90,7 @@ impl ShardState {
             snapshot_latency: Default::default(),
             stream: Default::default(),
             lazyfree: Default::default(),
+            tracking: Default::default(),
         }
     }
 
@@ -109,7 +116,8 @@ impl ShardState {
     /// as Redis's `deleteExpiredKeyAndPropagate` does, not a write for the
     /// dirty counter.
     pub fn expired(&mut self, db: usize, key: &[u8]) {
-        self.signal_modified(db, key);
+        // Redis deletes it for no client: BCAST's NOLOOP does not hide it.
+        self.signal_change(db, key, 0);
         self.stream.expired(db, key);
         self.stats.expired_keys += 1;
     }
@@ -123,8 +131,23 @@ impl ShardState {
 
     #[inline]
     fn signal_modified(&mut self, db: usize, key: &[u8]) {
+        self.signal_change(db, key, crate::messaging::tracking::current_client());
+    }
+
+    /// `bcast_modifier`: the client BCAST's NOLOOP sees as the writer.
+    #[inline]
+    fn signal_change(&mut self, db: usize, key: &[u8], bcast_modifier: u64) {
         debug_assert!(db < self.dbs.len());
         debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
+        if !self.tracking.is_idle() {
+            self.tracking.invalidate(key, crate::messaging::tracking::current_client(), Some(bcast_modifier));
+        }
+    }
+
+    /// FLUSHDB / FLUSHALL ran over this shard: tracking clients are told
+    /// every key changed (once per command, however many databases).
+    pub fn flushed(&mut self) {
+        self.tracking.flushed(self.id);
     }
 
     /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each
@@ -149,9 +172,15 @@ impl ShardState {
         let start = std::time::Instant::now();
         let mut rng = self.rng;
         let stream = &mut self.stream;
+        let tracking = &mut self.tracking;
         for (dbi, db) in self.dbs.iter_mut().enumerate() {
             loop {
-                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| stream.expired_now(dbi, key));
+                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| {
+                    stream.expired_now(dbi, key);
+                    if !tracking.is_idle() {
+                        tracking.invalidate(key, 0, Some(0));
+                    }
+                });
                 self.stats.expired_keys += expired as u64;
                 if sampled == 0 || expired * 10 <= sampled {
                     break;

@@ -1,0 +1,4 @@
+//! Messaging between clients: client-side caching invalidations (tracking).
+
+pub mod tracking;
+pub mod tracking_loop;
