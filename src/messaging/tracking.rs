@@ -233,8 +233,6 @@ pub struct ShardTracking {
     /// Consecutive limit checks that ended still over the limit (Redis's
     /// `timeout_counter`): the effort grows with it.
     evict_rounds: u32,
-    /// `tracking-table-max-keys`, mirrored from the config by the cron.
-    pub max_keys: usize,
     /// The server's counters (shared by every shard's tracking).
     pub counters: Arc<ServerTracking>,
 }
@@ -361,9 +359,8 @@ impl ShardTracking {
     /// more than `tracking-table-max-keys`, evict keys of this one (with
     /// invalidations, as if they changed), up to 100 per round times the
     /// rounds that ended still over the limit.
-    pub fn enforce_limit(&mut self) {
+    pub fn enforce_limit(&mut self, max: usize) {
         let counters = &*self.counters;
-        let max = self.max_keys;
         if max == 0 || self.table.is_empty() {
             return;
         }
@@ -547,14 +544,14 @@ mod tests {
     #[test]
     fn limit_evicts_exactly_the_excess_across_shards() {
         let c = Arc::new(ServerTracking::default());
-        let mut a = ShardTracking { max_keys: 3, counters: c.clone(), ..Default::default() };
-        let mut b = ShardTracking { max_keys: 3, counters: c.clone(), ..Default::default() };
+        let mut a = ShardTracking { counters: c.clone(), ..Default::default() };
+        let mut b = ShardTracking { counters: c.clone(), ..Default::default() };
         for i in 0..5u8 {
             a.remember(&[b'a', i], reader(1, 0));
             b.remember(&[b'b', i], reader(1, 0));
         }
-        a.enforce_limit();
-        b.enforce_limit();
+        a.enforce_limit(3);
+        b.enforce_limit(3);
         assert_eq!(c.keys.load(Ordering::Relaxed), 3);
         assert_eq!(a.outgoing.len() + b.outgoing.len(), 7);
         assert_eq!(a.keys() + b.keys(), 3);

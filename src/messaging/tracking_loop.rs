@@ -56,15 +56,9 @@ impl EventLoop {
             return;
         }
         st.tracking.broadcast();
-        st.tracking.enforce_limit();
+        let max = usize::try_from(st.config.tracking_table_max_keys).unwrap_or(usize::MAX);
+        st.tracking.enforce_limit(max);
         self.tracking_send_outgoing();
-    }
-
-    /// From the cron: `tracking-table-max-keys` as configured now.
-    pub fn tracking_cron(&mut self) {
-        let st = self.state();
-        st.tracking.max_keys = st.config.others.get("tracking-table-max-keys").and_then(|v| v.parse().ok()).unwrap_or(0);
-        self.tracking_turn();
     }
 
     /// Connection `index` is closing: its tracking ends (Redis's

@@ -764,7 +764,7 @@ impl EventLoop {
             self.state().active_expire_cycle(now, budget_usec);
         }
         self.state().rehash_cycle();
-        self.tracking_cron();
+        self.tracking_turn();
         if self.state().stream.is_on() {
             // CONFIG SET aof-timestamp-enabled reaches the stream here.
             let st = self.state();
