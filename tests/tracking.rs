@@ -383,3 +383,29 @@ fn resp2_redirect_target_in_pubsub_mode_gets_messages() {
     w.cmd(&["FLUSHALL"]);
     assert_eq!(r.read_frame().unwrap(), b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n");
 }
+
+/// A write acknowledged to its client has its invalidations already on
+/// their way: a command the tracking client sends after that sees the push
+/// first (Redis writes the push before the writer's reply), whichever shards
+/// hold the key, the writer and the tracking client, in both modes.
+#[test]
+fn push_comes_before_the_reply_to_a_later_command() {
+    let s = server();
+    let keys = keys_on_every_shard("order:", 12);
+    let mut w = s.conn();
+    for bcast in [false, true] {
+        // In BCAST mode every client gets every key: one client then.
+        let n = if bcast { 1 } else { 3 };
+        let mut clients: Vec<Conn> = (0..n).map(|_| resp3_tracking(&s, if bcast { &["BCAST", "PREFIX", "order:"] } else { &[] })).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let c = &mut clients[i % n];
+            if !bcast {
+                c.cmd(&["GET", k]);
+            }
+            assert_eq!(w.cmd(&["SET", k, "v"]), Resp::ok());
+            c.send(&["PING"]);
+            assert_eq!(invalidated(c.read()), Some(vec![k.clone()]), "bcast={}", bcast);
+            assert_eq!(c.read(), Resp::Simple("PONG".into()));
+        }
+    }
+}

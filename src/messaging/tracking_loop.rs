@@ -20,12 +20,34 @@ use crate::network::event_loop::EventLoop;
 use crate::shard::mailbox::Message;
 
 impl EventLoop {
-    /// After a command (or anything else that may have changed keys): sends
-    /// what this shard's tracking, and that of every shard held, left.
+    /// After a command: sends what this shard's tracking, and that of every
+    /// shard held, left. The BCAST batches of held shards go now too, and
+    /// this shard's with `reply_leaves_now` (a command forwarded here, whose
+    /// reply is sent right after): a writer's reply must not overtake the
+    /// invalidations of its write. Otherwise this shard's batch waits for
+    /// the turn's end (`tracking_turn`), where the replies leave.
     #[inline]
-    pub fn tracking_after_command(&mut self) {
-        if self.state().tracking.outgoing.is_empty() && self.holding.is_empty() {
-            return;
+    pub fn tracking_after_command(&mut self, reply_leaves_now: bool) {
+        if self.holding.is_empty() {
+            let st = self.state();
+            if !st.tracking.has_work() {
+                return;
+            }
+            if reply_leaves_now {
+                st.tracking.broadcast();
+            }
+            if st.tracking.outgoing.is_empty() {
+                return;
+            }
+        } else {
+            for s in self.holding.iter() {
+                if self.set.has(s) {
+                    self.set.get_mut(s).tracking.broadcast();
+                }
+            }
+            if reply_leaves_now {
+                self.state().tracking.broadcast();
+            }
         }
         self.tracking_send_outgoing();
     }

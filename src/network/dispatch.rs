@@ -532,7 +532,7 @@ impl EventLoop {
             queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         }
         self.feed_monitors(now);
-        self.tracking_after_command();
+        self.tracking_after_command(false);
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return Flow::Stop;
         };
@@ -653,7 +653,7 @@ impl EventLoop {
         self.feed_monitors(now);
         // Before the reply leaves: an invalidation for the client that
         // wrote reaches its shard first and is queued behind the reply.
-        self.tracking_after_command();
+        self.tracking_after_command(true);
     }
 
     /// Redis's output-buffer limit check (`checkClientOutputBufferLimits`),
