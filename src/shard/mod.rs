@@ -117,7 +117,7 @@ impl ShardState {
     /// dirty counter.
     pub fn expired(&mut self, db: usize, key: &[u8]) {
         // Redis deletes it for no client: BCAST's NOLOOP does not hide it.
-        self.signal_change(db, key, 0);
+        self.signal_change(db, key, true);
         self.stream.expired(db, key);
         self.stats.expired_keys += 1;
     }
@@ -131,16 +131,18 @@ impl ShardState {
 
     #[inline]
     fn signal_modified(&mut self, db: usize, key: &[u8]) {
-        self.signal_change(db, key, crate::messaging::tracking::current_client());
+        self.signal_change(db, key, false);
     }
 
-    /// `bcast_modifier`: the client BCAST's NOLOOP sees as the writer.
+    /// `by_nobody`: no client changed the key (expiry), so BCAST's NOLOOP
+    /// does not hide it.
     #[inline]
-    fn signal_change(&mut self, db: usize, key: &[u8], bcast_modifier: u64) {
+    fn signal_change(&mut self, db: usize, key: &[u8], by_nobody: bool) {
         debug_assert!(db < self.dbs.len());
         debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
         if !self.tracking.is_idle() {
-            self.tracking.invalidate(key, crate::messaging::tracking::current_client(), Some(bcast_modifier));
+            let current = crate::messaging::tracking::current_client();
+            self.tracking.invalidate(key, current, Some(if by_nobody { 0 } else { current }));
         }
     }
 
