@@ -409,3 +409,26 @@ fn push_comes_before_the_reply_to_a_later_command() {
         }
     }
 }
+
+/// Expired keys are invalidated as changed by nobody: a BCAST NOLOOP client
+/// that wrote them itself is told (active and lazy expiry), while its own
+/// plain writes stay hidden; CLIENT INFO shows the `tB` flags.
+#[test]
+fn expiry_reaches_a_bcast_noloop_client() {
+    let s = Server::ringkv(&["--shards", "3", "--enable-debug-command", "yes"]);
+    let mut c = resp3_tracking(&s, &["BCAST", "NOLOOP"]);
+    let Resp::Verbatim(_, line) = c.cmd(&["CLIENT", "INFO"]) else { panic!("CLIENT INFO") };
+    assert!(String::from_utf8(line).unwrap().contains(" flags=tB "));
+    // Active expiry (nobody reads the key).
+    assert_eq!(c.cmd(&["SET", "exp:active", "v", "PX", "1"]), Resp::ok());
+    assert_eq!(c.cmd(&["SET", "exp:mine", "v"]), Resp::ok());
+    assert_eq!(invalidated(c.read()), Some(vec!["exp:active".to_string()]));
+    // Lazy expiry, found by the client's own read.
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Resp::ok());
+    assert_eq!(c.cmd(&["SET", "exp:lazy", "v", "PX", "1"]), Resp::ok());
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(c.cmd(&["GET", "exp:lazy"]), Resp::Nil);
+    assert_eq!(invalidated(c.read()), Some(vec!["exp:lazy".to_string()]));
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), Resp::ok());
+    assert_nothing_pending(&mut c);
+}
