@@ -432,3 +432,18 @@ fn expiry_reaches_a_bcast_noloop_client() {
     assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), Resp::ok());
     assert_nothing_pending(&mut c);
 }
+
+/// A redirect target killed with CLIENT KILL is gone for tracking at once.
+#[test]
+fn killed_redirect_target_breaks_the_redirection() {
+    let s = server();
+    let mut r = s.conn();
+    let rid = r.cmd(&["CLIENT", "ID"]).int();
+    let mut c = resp3_tracking(&s, &["REDIRECT", &rid.to_string()]);
+    c.cmd(&["GET", "killed:1"]);
+    let mut w = s.conn();
+    assert_eq!(w.cmd(&["CLIENT", "KILL", "ID", &rid.to_string()]), Resp::Int(1));
+    w.cmd(&["SET", "killed:1", "1"]);
+    assert_eq!(c.read(), Resp::Push(vec![Resp::bulk("tracking-redir-broken"), Resp::Int(rid)]));
+    assert_nothing_pending(&mut c);
+}

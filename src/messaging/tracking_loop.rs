@@ -112,7 +112,10 @@ impl EventLoop {
     fn tracking_conn(&self, id: u64) -> Option<u32> {
         let &index = self.client_slots.get(&id)?;
         let conn = self.conns.get(index as usize)?.as_ref()?;
-        (conn.client.id == id && conn.closing != Closing::Closed).then_some(index)
+        // Closing, or killed (CLIENT KILL marks it; the cron closes it):
+        // gone for tracking, as Redis frees such a client at once.
+        let killed = self.set.get(self.id).clients.get(index as usize).and_then(|i| i.as_ref()).is_none_or(|i| i.kill_requested);
+        (conn.client.id == id && conn.closing == Closing::No && !killed).then_some(index)
     }
 
     pub fn on_tracking_message(&mut self, msg: TrackingMessage) {
