@@ -55,6 +55,18 @@ fn read_invalidated_keys(c: &mut Conn, n: usize) -> Vec<String> {
     keys
 }
 
+/// A connection (and its id), and a RESP3 client tracking with redirection
+/// to it that has read `keys`.
+fn redirected_reader(s: &Server, keys: &[&str]) -> (Conn, i64, Conn) {
+    let mut r = s.conn();
+    let rid = r.cmd(&["CLIENT", "ID"]).int();
+    let mut c = resp3_tracking(s, &["REDIRECT", &rid.to_string()]);
+    for k in keys {
+        c.cmd(&["GET", k]);
+    }
+    (r, rid, c)
+}
+
 /// Nothing is pending on `c`: its next reply is the PING's.
 fn assert_nothing_pending(c: &mut Conn) {
     assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
@@ -268,11 +280,7 @@ fn redirect_to_a_resp3_client() {
 #[test]
 fn redirect_target_that_goes_away_breaks_the_redirection() {
     let s = server();
-    let mut r = s.conn();
-    let rid = r.cmd(&["CLIENT", "ID"]).int();
-    let mut c = resp3_tracking(&s, &["REDIRECT", &rid.to_string()]);
-    c.cmd(&["GET", "gone:1"]);
-    c.cmd(&["GET", "gone:2"]);
+    let (mut r, rid, mut c) = redirected_reader(&s, &["gone:1", "gone:2"]);
     assert_eq!(r.cmd(&["QUIT"]), Resp::ok());
     let (_, end) = r.read_until_close(Duration::from_secs(5));
     assert_eq!(end, common::End::Closed);
@@ -437,10 +445,7 @@ fn expiry_reaches_a_bcast_noloop_client() {
 #[test]
 fn killed_redirect_target_breaks_the_redirection() {
     let s = server();
-    let mut r = s.conn();
-    let rid = r.cmd(&["CLIENT", "ID"]).int();
-    let mut c = resp3_tracking(&s, &["REDIRECT", &rid.to_string()]);
-    c.cmd(&["GET", "killed:1"]);
+    let (_r, rid, mut c) = redirected_reader(&s, &["killed:1"]);
     let mut w = s.conn();
     assert_eq!(w.cmd(&["CLIENT", "KILL", "ID", &rid.to_string()]), Resp::Int(1));
     w.cmd(&["SET", "killed:1", "1"]);
