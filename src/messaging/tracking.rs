@@ -404,7 +404,13 @@ pub fn remember_keys(ctx: &mut crate::commands::Ctx, spec: &crate::commands::Com
         return;
     }
     for i in crate::commands::key_positions(&spec.keys, args) {
-        ctx.shards.of(args[i]).tracking.remember(args[i], Reader { id: client, shard });
+        // Routing gives the command every shard its keys live on; a key
+        // outside them would be a routing bug, not worth a panic here.
+        let owner = crate::shard::slot::key_shard(args[i], ctx.shard_count);
+        debug_assert!(ctx.shards.has(owner), "a read of a key whose shard the command does not hold");
+        if ctx.shards.has(owner) {
+            ctx.shards.get_mut(owner).tracking.remember(args[i], Reader { id: client, shard });
+        }
     }
 }
 
