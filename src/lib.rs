@@ -108,7 +108,13 @@ pub fn run(config: Config) -> Result<(), String> {
         // Idle until CONFIG SET appendonly yes gives it a file.
         persistence::aof_file::spawn_idle_writer(&server, &config).map_err(|e| e.to_string())?;
     }
-    let mut states: Vec<Option<Box<ShardState>>> = (0..shards).map(|id| Some(Box::new(ShardState::new(id, shards, config.clone())))).collect();
+    let mut states: Vec<Option<Box<ShardState>>> = (0..shards)
+        .map(|id| {
+            let mut state = Box::new(ShardState::new(id, shards, config.clone()));
+            state.tracking.counters = server.tracking.clone();
+            Some(state)
+        })
+        .collect();
     let mesh = shard::mailbox::mesh(shards, network::event_loop::MAILBOX_CAPACITY);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mut handles = vec![];

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicU8, A
 
 use crate::persistence::Persistence;
 use crate::shard::hold::HoldTable;
+use std::sync::Arc;
 
 pub struct Server {
     pub shard_count: usize,
@@ -20,6 +21,8 @@ pub struct Server {
     /// Maximum clients, mirrored from the config so accept needs no hold.
     pub maxclients: AtomicUsize,
     pub monitors: AtomicUsize,
+    /// Client tracking's server-wide counters (`messaging::tracking`).
+    pub tracking: Arc<crate::messaging::tracking::ServerTracking>,
     /// MONITOR lines sent to each shard's mailboxes and not yet delivered
     /// there, from every shard: a command that would feed more waits while
     /// one shard is `MONITOR_BACKLOG_MAX` behind (lines now leave the shard
@@ -76,6 +79,7 @@ impl Server {
             connected_clients: AtomicUsize::new(0),
             maxclients: AtomicUsize::new(maxclients),
             monitors: AtomicUsize::new(0),
+            tracking: Default::default(),
             monitor_lines_queued: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
             delivery_stamps: crate::messaging::pubsub::DeliveryStamps::new(shard_count),
             start_ms: crate::util::unix_ms(),

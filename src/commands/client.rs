@@ -52,14 +52,6 @@ pub fn commands() -> Vec<CommandSpec> {
             .group("connection")
             .acl(ADMIN_CONN)
             .doc("5.0.0", "Unblock a client blocked in a blocking command from a different connection"),
-        CommandSpec::new("client|getredir", 2, CLIENT, getredir)
-            .group("connection")
-            .acl(CONN)
-            .doc("6.0.0", "Get tracking notifications redirection client ID if any"),
-        CommandSpec::new("client|trackinginfo", 2, CLIENT, trackinginfo)
-            .group("connection")
-            .acl(CONN)
-            .doc("6.2.0", "Return information about server assisted client side caching for the current connection"),
         CommandSpec::new("client|help", 2, LOADING | STALE, help)
             .group("connection")
             .acl(CONN)
@@ -275,22 +267,6 @@ fn unblock(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.int(unblocked as i64);
 }
 
-/// Tracking is not supported: every client reports it off.
-fn getredir(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    r.int(-1);
-}
-
-fn trackinginfo(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    r.map(3);
-    r.bulk(b"flags");
-    r.set(1);
-    r.bulk(b"off");
-    r.bulk(b"redirect");
-    r.int(-1);
-    r.bulk(b"prefixes");
-    r.array(0);
-}
-
 /// Client types of CLIENT LIST/KILL TYPE. ringkv's clients are all normal
 /// (a MONITOR client too, as in Redis); it has no replicas or pubsub yet.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -334,6 +310,7 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
         'd' => info.watch.as_ref().is_some_and(|w| w.dirty()),
         'r' => info.readonly,
         'e' => info.no_evict,
+        't' | 'R' | 'B' => crate::messaging::tracking::has_list_flag(info.tracking_flags, letter),
         l => info.flags.contains(l),
     };
     // Redis's order (`catClientInfoString`).
@@ -370,7 +347,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
     flags_field(info, out);
     let _ = writeln!(
         out,
-        " db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+        " db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir={} resp={}",
         info.db,
         info.subscriptions[0],
         info.subscriptions[1],
@@ -383,6 +360,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
         tot_mem,
         if info.out_bytes > 0 { "rw" } else { "r" },
         cmd,
+        crate::messaging::tracking::list_redir(info.tracking_flags, info.redir),
         info.resp,
     );
 }
@@ -408,6 +386,8 @@ fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     info.is_monitor = c.monitor;
     info.readonly = c.readonly;
     info.subscriptions = [c.pubsub.channels.len(), c.pubsub.patterns.len(), c.pubsub.shard_channels.len()];
+    info.tracking_flags = c.tracking.flags;
+    info.redir = c.tracking.redirect;
     Some(info)
 }
 

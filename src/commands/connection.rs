@@ -74,6 +74,7 @@ fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     super::multi::discard_transaction(ctx);
     // The subscriptions' owner shards are held (`pubsub::reset_route`).
     super::pubsub::unsubscribe_all_silently(ctx);
+    super::tracking::disable(ctx);
     if let Some(c) = ctx.client.as_mut() {
         if c.monitor {
             c.monitor = false;

@@ -180,7 +180,7 @@ fn clients(ctx: &Ctx, out: &mut String) {
     field!(out, "client_recent_max_input_buffer", "{}", max_in);
     field!(out, "client_recent_max_output_buffer", "{}", max_out);
     field!(out, "blocked_clients", "{}", blocked);
-    field!(out, "tracking_clients", "0");
+    field!(out, "tracking_clients", "{}", ctx.server.tracking.clients.load(Ordering::Relaxed));
     field!(out, "clients_in_timeout_table", "{}", in_timeout_table);
 }
 
@@ -397,9 +397,9 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "active_defrag_key_misses", "0");
     field!(out, "total_active_defrag_time", "0");
     field!(out, "current_active_defrag_time", "0");
-    field!(out, "tracking_total_keys", "0");
-    field!(out, "tracking_total_items", "0");
-    field!(out, "tracking_total_prefixes", "0");
+    field!(out, "tracking_total_keys", "{}", ctx.server.tracking.keys.load(Ordering::Relaxed));
+    field!(out, "tracking_total_items", "{}", ctx.server.tracking.items.load(Ordering::Relaxed));
+    field!(out, "tracking_total_prefixes", "{}", ctx.shard(ctx.home).tracking.prefix_count());
     field!(out, "unexpected_error_replies", "0");
     field!(out, "total_error_replies", "{}", sum.total_error_replies);
     field!(out, "dump_payload_sanitizations", "0");

@@ -31,6 +31,7 @@ pub mod server;
 pub mod set;
 pub mod sort;
 pub mod string;
+pub mod tracking;
 pub mod zset;
 
 /// The command table's maps: looked up on every command, so not SipHash.
@@ -278,6 +279,7 @@ impl CommandTable {
         specs.extend(server::commands());
         specs.extend(cluster::commands());
         specs.extend(client::commands());
+        specs.extend(tracking::commands());
         specs.extend(config::commands());
         specs.extend(info::commands());
         specs.extend(command::commands());
@@ -405,6 +407,8 @@ pub struct ClientState {
     pub watch: multi::WatchState,
     /// Pub/sub subscriptions and the connection's token for deliveries.
     pub pubsub: crate::messaging::pubsub::ClientSubs,
+    /// CLIENT TRACKING state (`messaging::tracking`).
+    pub tracking: crate::messaging::tracking::ClientTracking,
 }
 
 impl ClientState {

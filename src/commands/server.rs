@@ -70,6 +70,7 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         s.touch_watched_db(dbi, None, now);
         s.dbs[dbi].clear();
         s.modified_all(dbi, keys);
+        s.flushed();
     }
     // Propagated even when the database was empty (Redis's forceCommandPropagation).
     ctx.propagate = crate::exec::propagate::Propagate::Force;
@@ -90,6 +91,7 @@ fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             s.dbs[dbi].clear();
             s.modified_all(dbi, keys);
         }
+        s.flushed();
     }
     // As Redis 7.0: a running RDB child is killed, and with save points the
     // (now empty) dataset is saved at once.

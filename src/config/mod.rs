@@ -75,6 +75,8 @@ pub struct Config {
     pub latency_monitor_threshold_ms: u64,
     pub slowlog_log_slower_than_usec: i64,
     pub slowlog_max_len: usize,
+    /// Keys of all shards' client-tracking tables together (0: no limit).
+    pub tracking_table_max_keys: u64,
     pub loglevel: LogLevel,
     pub logfile: String,
     pub hz: u64,
@@ -125,6 +127,7 @@ impl Default for Config {
             latency_monitor_threshold_ms: 0,
             slowlog_log_slower_than_usec: 10000,
             slowlog_max_len: 128,
+            tracking_table_max_keys: 1_000_000,
             loglevel: LogLevel::Notice,
             logfile: String::new(),
             hz: 10,

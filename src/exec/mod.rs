@@ -27,6 +27,12 @@ pub struct Caller<'a> {
     /// `ip:port`, as CLIENT LIST's `addr=`.
     pub addr: &'a [u8],
     pub name: &'a [u8],
+    /// The client's id (NOLOOP compares it with a tracking client's).
+    pub client_id: u64,
+    /// Remember the keys of a read-only command for the client's tracking,
+    /// whose connection is on shard `shard`.
+    pub track: bool,
+    pub shard: usize,
 }
 
 /// Runs command `id` (its handler writing to `r`), then, in execution order:
@@ -43,7 +49,16 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
     // One load when nothing consumes the stream (`appendonly no`).
     let propagating = ctx.shards.get(ctx.home).stream.is_on();
     let dirty_before = if propagating { dirty_of_held(ctx) } else { 0 };
+    let (client_id, track, client_shard) = match ctx.client.as_deref() {
+        Some(c) => (c.id, c.tracking.remembers_reads(), ctx.home),
+        None => (remote.client_id, remote.track, remote.shard),
+    };
+    crate::messaging::tracking::set_current_client(client_id);
     (spec.handler)(ctx, args, r);
+    if track && spec.flags & flags::READONLY != 0 {
+        crate::messaging::tracking::remember_keys(ctx, spec, args, client_id, client_shard);
+    }
+    crate::messaging::tracking::set_current_client(0);
     let usec = clock.usec_since(start);
     // Read after the handler: CLIENT SETNAME and SELECT show their effect on
     // their own slowlog entry and MONITOR line, as in Redis (which reads

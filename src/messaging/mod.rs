@@ -1,11 +1,14 @@
 //! Messaging between connections: pub/sub (`pubsub`, delivered by
 //! `delivery`), keyspace notifications (`notify`, published through
-//! `ShardState::pending_publish`), blocking pops (`blocking`).
+//! `ShardState::pending_publish`), blocking pops (`blocking`), client-side caching
+//! invalidations (`tracking`).
 
 pub mod blocking;
 pub mod delivery;
 pub mod notify;
 pub mod pubsub;
+pub mod tracking;
+pub mod tracking_loop;
 
 #[cfg(test)]
 #[rustfmt::skip]

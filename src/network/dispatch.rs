@@ -519,6 +519,11 @@ impl EventLoop {
                 self.execute_held(index, id, args, now, targets)
             }
         };
+        if flow != Flow::Defer {
+            if let Some(c) = self.conns[index as usize].as_mut() {
+                c.client.tracking.command_done(spec.name);
+            }
+        }
         flow
     }
 
@@ -584,6 +589,7 @@ impl EventLoop {
         }
         self.feed_monitors(now);
         self.after_command_messaging();
+        self.tracking_after_command(false);
         if self.block_if_requested(index) {
             return Flow::Stop;
         }
@@ -604,7 +610,10 @@ impl EventLoop {
             let (multi, watch) = (conn.client.multi.info(), conn.client.watch.cell.clone());
             let p = &conn.client.pubsub;
             let subscriptions = [p.channels.len(), p.patterns.len(), p.shard_channels.len()];
+            let (tracking_flags, redir) = (conn.client.tracking.flags, conn.client.tracking.redirect);
             if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+                info.tracking_flags = tracking_flags;
+                info.redir = redir;
                 info.name = name;
                 info.db = db;
                 info.resp = resp;
@@ -675,7 +684,17 @@ impl EventLoop {
         conn.forwarded += 1;
         conn.slots.push_back(Slot { seq, ready: None, discard });
         // `databases` is at most INT_MAX: a u32 holds every index.
-        let msg = Message::Request { from: self.id, conn: token, seq, db: conn.client.db as u32, resp: conn.client.resp, cmd: id as u16, args: packed };
+        let msg = Message::Request {
+            from: self.id,
+            conn: token,
+            seq,
+            db: conn.client.db as u32,
+            resp: conn.client.resp,
+            cmd: id as u16,
+            client: conn.client.id,
+            track: conn.client.tracking.remembers_reads(),
+            args: packed,
+        };
         if let Some(o) = self.outboxes[target].as_mut() {
             o.send_request(msg, bytes);
             self.doorbells.insert(target);
@@ -684,7 +703,10 @@ impl EventLoop {
     }
 
     /// Runs a command sent by another shard; the reply replaces the arguments in `packed`.
-    pub fn execute_remote(&mut self, id: usize, db: usize, resp: u8, packed: &mut PackedArgs) {
+    /// `client` (of shard `from`) is the client it runs for; `track`: its
+    /// keys are remembered for that client's tracking.
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute_remote(&mut self, id: usize, db: usize, resp: u8, client: u64, track: bool, from: usize, packed: &mut PackedArgs) {
         let now = self.clock.now_ms();
         self.scratch.clear();
         let mut r = Reply::new(&mut self.scratch, resp);
@@ -693,7 +715,8 @@ impl EventLoop {
         let (caller, args) = slices.split_at(CALLER_FIELDS);
         {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
-            call(&mut ctx, &mut self.clock, id, args, &mut r, Caller { addr: caller[0], name: caller[1] }, &mut self.monitor_line);
+            let caller = Caller { addr: caller[0], name: caller[1], client_id: client, track, shard: from };
+            call(&mut ctx, &mut self.clock, id, args, &mut r, caller, &mut self.monitor_line);
         }
         if self.state().stream.is_on() {
             // Numbered before the reply goes back: the client's shard then
@@ -710,6 +733,9 @@ impl EventLoop {
         // Before the reply goes back: a publisher subscribed to its channel
         // sees the messages queued before its own in order.
         self.after_command_messaging();
+        // Before the reply leaves: an invalidation for the client that
+        // wrote reaches its shard first and is queued behind the reply.
+        self.tracking_after_command(true);
     }
 
     /// Redis's output-buffer limit check (`checkClientOutputBufferLimits`),

@@ -91,6 +91,8 @@ pub struct EventLoop {
     pub intent_owner: super::held::IntentOwner,
     /// A fork or shutdown the loop runs over every shard, retried each turn.
     pub loop_op: Option<super::held::LoopOp>,
+    /// Connection slot by client id (tracking delivers invalidations by id).
+    pub client_slots: std::collections::HashMap<u64, u32>,
 }
 
 impl EventLoop {
@@ -148,6 +150,7 @@ impl EventLoop {
             intents: Vec::new(),
             intent_owner: Default::default(),
             loop_op: None,
+            client_slots: Default::default(),
         })
     }
 
@@ -209,6 +212,11 @@ impl EventLoop {
                 self.clock.tick();
             }
             self.turn_start();
+            if self.server.tracking.clients.load(Ordering::Relaxed) > 0 {
+                // Invalidations sent before the commands just received must
+                // be written before their replies (see `messaging::tracking_loop`).
+                self.drain_mailboxes();
+            }
             self.reap();
             self.drain_mailboxes();
             self.retry_deferred();
@@ -225,6 +233,7 @@ impl EventLoop {
                 let hz = self.state().config.hz.max(1) as i64;
                 self.next_cron_ms = now + 1000 / hz;
             }
+            self.tracking_turn();
             if self.state().stream.is_on() {
                 let server = self.server.clone();
                 let mark = server.aof.hand_over(self.state());
@@ -411,6 +420,7 @@ impl EventLoop {
         }
         st.clients[index as usize] = Some(info);
         st.stats.total_connections += 1;
+        self.client_slots.insert(id, index);
         self.arm_recv(index);
     }
 
@@ -606,6 +616,8 @@ impl EventLoop {
         if conn.closing == Closing::Closed {
             return;
         }
+        self.tracking_closed(index);
+        let conn = self.conns[index as usize].as_mut().unwrap();
         conn.closing = Closing::Closed;
         self.withdraw_intent_of(index);
         self.unblock_on_close(index);
@@ -667,9 +679,9 @@ impl EventLoop {
 
     fn on_message(&mut self, from_shard: usize, msg: Message) {
         match msg {
-            Message::Request { from, conn, seq, db, resp, cmd, mut args } => {
+            Message::Request { from, conn, seq, db, resp, cmd, client, track, mut args } => {
                 self.state().pubsub.remote_caller = Some(crate::messaging::pubsub::Subscriber { shard: from as u32, token: conn });
-                self.execute_remote(cmd as usize, db as usize, resp, &mut args);
+                self.execute_remote(cmd as usize, db as usize, resp, client, track, from, &mut args);
                 self.state().pubsub.remote_caller = None;
                 match self.block_remote(from, conn, seq, db as usize, resp) {
                     Some(waiter) => {
@@ -714,6 +726,7 @@ impl EventLoop {
             Message::Blocked { waiter } => self.on_blocked(from_shard, waiter),
             Message::Served { waiter, args } => self.on_served(waiter, args),
             Message::BlockCancel { waiter } => self.on_block_cancel(waiter),
+            Message::Tracking(m) => self.on_tracking_message(m),
         }
     }
 
@@ -811,6 +824,7 @@ impl EventLoop {
         self.state().rehash_cycle();
         let id = self.id;
         self.state().watched.sweep_if_abandoned(id);
+        self.tracking_turn();
         if self.state().stream.is_on() {
             // CONFIG SET aof-timestamp-enabled reaches the stream here.
             let st = self.state();

@@ -40,7 +40,9 @@ impl PackedArgs {
 
 pub enum Message {
     /// Execute a command for a connection of the sending shard.
-    Request { from: usize, conn: ConnToken, seq: u64, db: u32, resp: u8, cmd: u16, args: PackedArgs },
+    /// `client` is the id of the client it runs for (NOLOOP), `track`
+    /// whether its keys are remembered for that client's tracking.
+    Request { from: usize, conn: ConnToken, seq: u64, db: u32, resp: u8, cmd: u16, client: u64, track: bool, args: PackedArgs },
     /// The encoded reply to a `Request`, in `args.data` (the request's own
     /// buffers come back, so forwarding allocates nothing in steady state).
     Reply { conn: ConnToken, seq: u64, args: PackedArgs },
@@ -65,6 +67,8 @@ pub enum Message {
     /// Home to owner: the waiter is resolved (timeout, unblock, gone,
     /// served elsewhere); drop it from the queues of the owner's keys.
     BlockCancel { waiter: std::sync::Arc<crate::messaging::blocking::Waiter> },
+    /// Client tracking: invalidations and registrations (`messaging::tracking`).
+    Tracking(crate::messaging::tracking::TrackingMessage),
 }
 
 /// Requests one shard may have outstanding at another (sent, reply not yet
@@ -159,7 +163,7 @@ mod tests {
     fn request(bytes: usize) -> Message {
         let mut args = PackedArgs::default();
         args.data.resize(bytes, b'x');
-        Message::Request { from: 0, conn: ConnToken { index: 0, generation: 0 }, seq: 0, db: 0, resp: 2, cmd: 0, args }
+        Message::Request { from: 0, conn: ConnToken { index: 0, generation: 0 }, seq: 0, db: 0, resp: 2, cmd: 0, client: 0, track: false, args }
     }
 
     #[test]

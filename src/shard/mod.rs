@@ -52,6 +52,10 @@ pub struct ClientInfo {
     /// Blocked in a blocking command (CLIENT LIST flag `b`, INFO
     /// blocked_clients, CLIENT UNBLOCK).
     pub blocked: Option<std::sync::Arc<crate::messaging::blocking::Waiter>>,
+    /// CLIENT TRACKING bits (`messaging::tracking::flag`: flags `t R B`).
+    pub tracking_flags: u8,
+    /// The tracking redirect (CLIENT LIST's `redir=`, -1 while tracking is off).
+    pub redir: u64,
 }
 
 impl ClientInfo {
@@ -92,6 +96,8 @@ pub struct ShardState {
     /// Clients blocked on this shard's keys, and this shard's blocked
     /// connections' timeouts (`messaging::blocking`).
     pub blocking: crate::messaging::blocking::Blocking,
+    /// Client tracking: this shard's keys' readers, the BCAST prefixes.
+    pub tracking: crate::messaging::tracking::ShardTracking,
 }
 
 impl ShardState {
@@ -114,6 +120,7 @@ impl ShardState {
             watched: Default::default(),
             pubsub: Default::default(),
             blocking: Default::default(),
+            tracking: Default::default(),
         }
     }
 
@@ -139,7 +146,8 @@ impl ShardState {
     /// as Redis's `deleteExpiredKeyAndPropagate` does, not a write for the
     /// dirty counter, and notified (`expired`).
     pub fn expired(&mut self, db: usize, key: &[u8]) {
-        self.signal_modified(db, key);
+        // Redis deletes it for no client: BCAST's NOLOOP does not hide it.
+        self.signal_change(db, key, true);
         self.stream.expired(db, key);
         self.stats.expired_keys += 1;
         self.notify(db, crate::messaging::notify::EXPIRED, "expired", key);
@@ -157,6 +165,13 @@ impl ShardState {
 
     #[inline]
     fn signal_modified(&mut self, db: usize, key: &[u8]) {
+        self.signal_change(db, key, false);
+    }
+
+    /// `by_nobody`: no client changed the key (expiry), so BCAST's NOLOOP
+    /// does not hide it.
+    #[inline]
+    fn signal_change(&mut self, db: usize, key: &[u8], by_nobody: bool) {
         debug_assert!(db < self.dbs.len());
         debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
         // A key someone waits on (Redis's signalKeyAsReady): one branch
@@ -168,6 +183,10 @@ impl ShardState {
             let exists = self.dbs[db].map.find(key).is_some();
             self.watched.touch(db, key, exists);
         }
+        if !self.tracking.is_idle() {
+            let current = crate::messaging::tracking::current_client();
+            self.tracking.invalidate(key, current, Some(if by_nobody { 0 } else { current }));
+        }
     }
 
     /// Database `db` is about to be emptied (FLUSHDB, FLUSHALL: `with`
@@ -177,6 +196,12 @@ impl ShardState {
         if !self.watched.is_empty() {
             self.watched.touch_all(db, &self.dbs[db], with.map(|w| &self.dbs[w]), now_ms);
         }
+    }
+
+    /// FLUSHDB / FLUSHALL ran over this shard: tracking clients are told
+    /// every key changed (once per command, however many databases).
+    pub fn flushed(&mut self) {
+        self.tracking.flushed(self.id);
     }
 
     /// One active-expiry cycle (Redis's "slow" cycle, simplified): for each
@@ -203,6 +228,7 @@ impl ShardState {
         let (stream, pending) = (&mut self.stream, &mut self.pending_publish);
         let notify_flags = self.config.notify_keyspace_events;
         let watched = &mut self.watched;
+        let tracking = &mut self.tracking;
         for (dbi, db) in self.dbs.iter_mut().enumerate() {
             loop {
                 let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| {
@@ -210,6 +236,9 @@ impl ShardState {
                     crate::messaging::notify::emit(pending, notify_flags, dbi, crate::messaging::notify::EXPIRED, "expired", key);
                     if !watched.is_empty() {
                         watched.touch(dbi, key, false);
+                    }
+                    if !tracking.is_idle() {
+                        tracking.invalidate(key, 0, Some(0));
                     }
                 });
                 self.stats.expired_keys += expired as u64;
