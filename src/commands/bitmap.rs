@@ -412,7 +412,7 @@ fn bitop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         ctx.expire_if_needed(dest);
         ctx.db(dest).set(dest, Value::Str { bytes: result, raw: true }, now, false);
         ctx.modified(ctx.db, dest);
-    } else if ctx.db(dest).remove(dest).is_some() {
+    } else if ctx.db(dest).delete(dest) {
         ctx.modified(ctx.db, dest);
     }
     r.int(len as i64);

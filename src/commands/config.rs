@@ -184,6 +184,8 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if loglevel_changed {
         crate::log::set_level(new.loglevel);
     }
+    crate::util::apply_jemalloc_bg_thread(&new);
+    crate::shard::lazyfree::apply_config(&new);
     for i in 0..ctx.shard_count {
         ctx.shard_mut(i).config = new.clone();
     }

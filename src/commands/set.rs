@@ -124,10 +124,10 @@ fn store(ctx: &mut Ctx, key: &[u8], value: Set) -> usize {
     let existed = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
     let n = value.len();
     if n > 0 {
-        ctx.db(key).set(key, Value::Set(Box::new(value)), now, false);
+        ctx.db(key).set(key, Value::Set(value), now, false);
         ctx.modified(db, key);
     } else if existed {
-        ctx.db(key).remove(key);
+        ctx.db(key).delete(key);
         ctx.modified(db, key);
     }
     n
@@ -144,7 +144,7 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Ok(None) => {
             let mut set = Set::default();
             let added = members.iter().filter(|m| set.add(m, max)).count();
-            ctx.db(key).set(key, Value::Set(Box::new(set)), now, false);
+            ctx.db(key).set(key, Value::Set(set), now, false);
             added
         }
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -258,7 +258,7 @@ fn smove(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         None => {
             let mut set = Set::default();
             set.add(member, max);
-            ctx.db(dst).set(dst, Value::Set(Box::new(set)), now, false);
+            ctx.db(dst).set(dst, Value::Set(set), now, false);
             true
         }
     };

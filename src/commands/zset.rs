@@ -169,7 +169,7 @@ fn delete_if_empty(ctx: &mut Ctx, key: &[u8], empty: bool) {
 fn store(ctx: &mut Ctx, key: &[u8], z: ZSet) {
     let (now, db) = (ctx.now_ms, ctx.db);
     let shard = ctx.shards.of(key);
-    if shard.dbs[db].set(key, Value::ZSet(Box::new(z)), now, false) {
+    if shard.dbs[db].set(key, Value::ZSet(z), now, false) {
         shard.expired(db, key);
     }
     shard.modified(db, key);
@@ -274,7 +274,7 @@ fn zadd_apply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, o: ZaddOptions) {
             // zsetAdd does once a member or the count exceeds the limits.
             let mut z = ZSet::default();
             apply(&mut z);
-            ctx.db(key).set(key, Value::ZSet(Box::new(z)), now, false);
+            ctx.db(key).set(key, Value::ZSet(z), now, false);
         }
     }
     if added + updated > 0 {
@@ -618,7 +618,7 @@ fn zrangestore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// empty) and replies its size, as ZRANGESTORE and ZUNIONSTORE do.
 fn store_result(ctx: &mut Ctx, dst: &[u8], elements: &[(Vec<u8>, f64)], limits: Limits, r: &mut Reply) {
     if elements.is_empty() {
-        if ctx.db(dst).remove(dst).is_some() {
+        if ctx.db(dst).delete(dst) {
             ctx.modified(ctx.db, dst);
         }
         return r.int(0);

@@ -204,6 +204,7 @@ impl EventLoop {
             self.drain_mailboxes();
             self.retry_deferred();
             self.watch_child_exit();
+            self.state().collect_graveyards();
             if self.state().lazyfree.has_pending() {
                 self.state().lazyfree.step(crate::shard::lazyfree::STEP_ELEMENTS);
             }

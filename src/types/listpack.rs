@@ -553,6 +553,11 @@ impl Listpack {
         let n = encoded + back_len;
         let old = self.buf.len();
         if n > replaced {
+            // Exactly sized, as Redis's lpInsert reallocs: growing within
+            // the allocation's jemalloc size class is done in place, with no
+            // copy; a doubling `Vec` kept up to 2x the bytes (lists, whose
+            // nodes no command shrinks afterwards, paid it in full).
+            self.buf.reserve_exact(n - replaced);
             self.buf.resize(old + n - replaced, 0);
             self.buf.copy_within(off + replaced..old, off + n);
         } else if n < replaced {

@@ -8,6 +8,26 @@
 //! `ZSet` (each an enum over its encodings) and lists as a `Quicklist`.
 //! The command families (`commands/`) work on these types.
 
+/// `Deref` and `DerefMut` of a newtype over a `Box` (`$outer(Box<$inner>)`):
+/// the big encodings sit behind one pointer so that the enums they are in
+/// stay small, and are used through the box.
+macro_rules! deref_boxed {
+    ($outer:ty, $inner:ty) => {
+        impl std::ops::Deref for $outer {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $outer {
+            fn deref_mut(&mut self) -> &mut $inner {
+                &mut self.0
+            }
+        }
+    };
+}
+
 pub mod hash;
 pub mod intset;
 pub mod listpack;
