@@ -48,6 +48,8 @@ pub fn run(config: Config) -> Result<(), String> {
     if thp_disabled && !disable_thp() {
         warning!("Failed to disable THP for this process: {}", std::io::Error::last_os_error());
     }
+    util::apply_jemalloc_bg_thread(&config);
+    shard::lazyfree::apply_config(&config);
     let server = Arc::new(Server::new(shards, config.maxclients, config.port));
     // One listener per shard and bind address, all with SO_REUSEPORT.
     let mut addrs = vec![];

@@ -114,6 +114,17 @@ pub fn cat_repr(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
 }
 
+/// `jemalloc-bg-thread` (Redis's `set_jemalloc_bg_thread`): jemalloc's
+/// background thread returns freed pages to the kernel as they decay. Without
+/// it the purge happens only inside allocation calls, so a server that went
+/// idle after a burst of growth (a collection's tables reallocated, a big
+/// value freed) kept those pages resident: a 500k-member set read 71 MB of RSS
+/// growth for 30 MB allocated. No effect where jemalloc is not the allocator.
+pub fn apply_jemalloc_bg_thread(config: &crate::config::Config) {
+    let on = config.others.get("jemalloc-bg-thread").is_none_or(|v| v == "yes");
+    let _ = tikv_jemalloc_ctl::background_thread::write(on);
+}
+
 #[cfg(test)]
 mod cpulist_tests {
     use super::parse_cpulist;

@@ -156,30 +156,30 @@ fn aggregate(kind: u8, items: &[Vec<u8>]) -> Value {
                 lp.append(LpEntry::Str(v));
                 t.insert(f.clone().into_boxed_slice(), v.clone().into_boxed_slice());
             }
-            Value::Hash(Box::new(if kind == 1 { Hash::Listpack(lp) } else { Hash::Table(t) }))
+            Value::Hash(if kind == 1 { Hash::Listpack(lp) } else { Hash::Table(t) })
         }
         3 => {
             let mut is = Intset::new();
             for (i, it) in items.iter().enumerate() {
                 is.add(it.iter().fold(i as i64, |v, &b| v.wrapping_mul(257).wrapping_add(b as i64)));
             }
-            Value::Set(Box::new(Set::Intset(is)))
+            Value::Set(Set::Intset(is))
         }
-        4 => Value::Set(Box::new(Set::Table(unique.into_iter().map(Vec::into_boxed_slice).collect::<set::Table>()))),
+        4 => Value::Set(Set::Table(unique.into_iter().map(Vec::into_boxed_slice).collect::<set::Table>())),
         5 => {
             let mut lp = Listpack::new();
             for (i, m) in unique.iter().enumerate() {
                 lp.append(LpEntry::Str(m));
                 lp.append(LpEntry::Str(format!("{}.5", i).as_bytes()));
             }
-            Value::ZSet(Box::new(ZSet::Listpack(lp)))
+            Value::ZSet(ZSet::Listpack(lp))
         }
         _ => {
             let mut tree = SortedSet::new();
             for (i, m) in unique.iter().enumerate() {
                 tree.insert(m, i as f64 * 0.25 - 1.0);
             }
-            Value::ZSet(Box::new(ZSet::Tree(tree)))
+            Value::ZSet(ZSet::Tree(tree))
         }
     }
 }

@@ -416,7 +416,7 @@ fn bitop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         ctx.modified(ctx.db, dest);
         ctx.stored(dest, stored);
         ctx.notify(notify::STRING, "set", dest);
-    } else if ctx.db(dest).remove(dest).is_some() {
+    } else if ctx.db(dest).delete(dest) {
         ctx.modified(ctx.db, dest);
         ctx.notify(notify::GENERIC, "del", dest);
     }

@@ -184,6 +184,8 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if loglevel_changed {
         crate::log::set_level(new.loglevel);
     }
+    crate::util::apply_jemalloc_bg_thread(&new);
+    crate::shard::lazyfree::apply_config(&new);
     for i in 0..ctx.shard_count {
         ctx.shard_mut(i).config = new.clone();
     }
@@ -194,6 +196,8 @@ fn resetstat(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     for i in 0..ctx.shard_count {
         ctx.shard_mut(i).stats.reset();
         ctx.shard_mut(i).snapshot_latency = Default::default();
+        // Redis's lazyfreeResetStats: lazyfreed_objects restarts at 0.
+        ctx.shard_mut(i).lazyfree.freed_objects = 0;
     }
     ctx.server.persistence.reset_stats();
     r.ok();

@@ -102,7 +102,7 @@ fn restore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error("ERR Bad data format");
     };
     let (db, now) = (ctx.db, ctx.now_ms);
-    let deleted = o.replace && exists && ctx.db(key).remove(key).is_some();
+    let deleted = o.replace && exists && ctx.db(key).delete(key);
     if ttl != 0 && !o.absttl {
         ttl = ttl.saturating_add(now);
     }

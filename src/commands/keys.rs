@@ -470,10 +470,10 @@ fn rename_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
         if nx {
             return r.int(0);
         }
-        ctx.db(dst).remove(dst);
+        ctx.db(dst).delete(dst);
     }
     // The entry moves whole (value, TTL, access time), possibly to another shard.
-    let (_, entry) = ctx.db(src).remove_full(src).expect("looked up above");
+    let (_, entry) = ctx.db(src).remove_key(src).expect("looked up above");
     ctx.db(dst).insert_entry(dst.into(), entry);
     ctx.also_modified(ctx.db, src);
     ctx.modified(ctx.db, dst);
@@ -565,7 +565,7 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let target_db = ctx.db_at(dst, dst_db);
     if target {
-        target_db.remove(dst);
+        target_db.delete(dst);
     }
     target_db.insert_entry(dst.into(), copied);
     ctx.modified(dst_db, dst);
@@ -589,8 +589,8 @@ fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if matches!(ctx.lookup_write_in::<AnyKind>(dst_db, key), Ok(Some(_))) {
         return r.int(0);
     }
-    let (k, entry) = ctx.db(key).remove_full(key).expect("looked up above");
-    ctx.db_at(key, dst_db).insert_entry(k, entry);
+    let (k, entry) = ctx.db(key).remove_key(key).expect("looked up above");
+    ctx.db_at(key, dst_db).insert_key(k, entry);
     ctx.also_modified(ctx.db, key);
     ctx.modified(dst_db, key);
     ctx.notify_in(dst_db, notify::NEW, "new", key);

@@ -78,18 +78,18 @@ pub fn value_bytes(v: &Value, samples: usize) -> usize {
     match v {
         Value::Int(_) => 0,
         Value::Str { bytes, .. } => bytes.capacity(),
-        Value::Hash(h) => match &**h {
+        Value::Hash(h) => match h {
             Hash::Listpack(lp) => lp.total_bytes(),
             Hash::Table(t) => {
                 // Entries (hash, field box, value box) and the index.
                 estimate(t.iter(), t.len(), samples, |(f, v)| f.len() + v.len() + 2 * BOX_BYTES + 8) + t.capacity() * 9
             }
         },
-        Value::Set(s) => match &**s {
+        Value::Set(s) => match s {
             Set::Intset(is) => is.total_bytes(),
             Set::Table(t) => estimate(t.iter(), t.len(), samples, |m| m.len() + BOX_BYTES + 8) + t.capacity() * 9,
         },
-        Value::ZSet(z) => match &**z {
+        Value::ZSet(z) => match z {
             ZSet::Listpack(lp) => lp.total_bytes(),
             // Member, score, slab and table slots, tree item.
             ZSet::Tree(t) => estimate(t.iter(), t.len(), samples, |(m, _)| m.len() + BOX_BYTES + 8 + 4 + 12),

@@ -48,28 +48,42 @@ fn dbsize(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     r.int(n as i64);
 }
 
-/// The optional ASYNC|SYNC argument of FLUSHDB/FLUSHALL. Both free the
-/// memory at once: the keyspace is dropped in place either way.
-fn flush_flags_valid(args: &[&[u8]]) -> bool {
+/// The optional ASYNC|SYNC argument of FLUSHDB/FLUSHALL (Redis's
+/// `getFlushCommandFlags`): Some(true) to free the databases in slices
+/// (ASYNC, or no argument under `lazyfree-lazy-user-flush yes`), Some(false)
+/// at once, None for a syntax error.
+fn flush_async(ctx: &Ctx, args: &[&[u8]]) -> Option<bool> {
     match args.len() {
-        1 => true,
-        2 => eq_ic(args[1], "async") || eq_ic(args[1], "sync"),
-        _ => false,
+        1 => Some(ctx.config().others.get("lazyfree-lazy-user-flush").is_some_and(|v| v == "yes")),
+        2 if eq_ic(args[1], "async") => Some(true),
+        2 if eq_ic(args[1], "sync") => Some(false),
+        _ => None,
     }
 }
 
+/// Empties database `dbi` of a shard: at once, or handed to the shard's
+/// lazy free (`emptyDbAsync`) to be freed between commands.
+fn empty_db(s: &mut crate::shard::ShardState, dbi: usize, lazy: bool) {
+    let keys = s.dbs[dbi].len() as u64;
+    if lazy && keys > 0 {
+        let dict = std::mem::take(&mut s.dbs[dbi].map);
+        s.lazyfree.free_db(dict);
+    } else {
+        s.dbs[dbi].clear();
+    }
+    s.modified_all(dbi, keys);
+}
+
 fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    if !flush_flags_valid(args) {
+    let Some(lazy) = flush_async(ctx, args) else {
         r.error(err::SYNTAX);
         return;
-    }
+    };
     let (dbi, now) = (ctx.db, ctx.now_ms);
     for i in 0..ctx.shard_count {
         let s = ctx.shard_mut(i);
-        let keys = s.dbs[dbi].len() as u64;
         s.touch_watched_db(dbi, None, now);
-        s.dbs[dbi].clear();
-        s.modified_all(dbi, keys);
+        empty_db(s, dbi, lazy);
         s.flushed();
     }
     // Propagated even when the database was empty (Redis's forceCommandPropagation).
@@ -78,18 +92,16 @@ fn flushdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn flushall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    if !flush_flags_valid(args) {
+    let Some(lazy) = flush_async(ctx, args) else {
         r.error(err::SYNTAX);
         return;
-    }
+    };
     let now = ctx.now_ms;
     for i in 0..ctx.shard_count {
         let s = ctx.shard_mut(i);
         for dbi in 0..s.dbs.len() {
-            let keys = s.dbs[dbi].len() as u64;
             s.touch_watched_db(dbi, None, now);
-            s.dbs[dbi].clear();
-            s.modified_all(dbi, keys);
+            empty_db(s, dbi, lazy);
         }
         s.flushed();
     }

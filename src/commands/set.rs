@@ -126,13 +126,13 @@ fn store(ctx: &mut Ctx, key: &[u8], value: Set, event: &str) -> usize {
     if n > 0 {
         // Lazy expiry of the old value first, as `setKey`'s lookup does.
         let existed = matches!(ctx.lookup_write::<AnyKind>(key), Ok(Some(_)));
-        ctx.db(key).set(key, Value::Set(Box::new(value)), now, false);
+        ctx.db(key).set(key, Value::Set(value), now, false);
         ctx.modified(db, key);
         if !existed {
             ctx.notify_new(key);
         }
         ctx.notify(notify::SET, event, key);
-    } else if ctx.db(key).remove(key).is_some() {
+    } else if ctx.db(key).delete(key) {
         // Redis's dbDelete: a key present but expired is deleted (`del`) too.
         ctx.modified(db, key);
         ctx.notify(notify::GENERIC, "del", key);
@@ -159,7 +159,7 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Ok(None) => {
             let mut set = Set::default();
             let added = members.iter().filter(|m| set.add(m, max)).count();
-            ctx.db(key).set(key, Value::Set(Box::new(set)), now, false);
+            ctx.db(key).set(key, Value::Set(set), now, false);
             ctx.notify_new(key);
             added
         }
@@ -278,7 +278,7 @@ fn smove(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         None => {
             let mut set = Set::default();
             set.add(member, max);
-            ctx.db(dst).set(dst, Value::Set(Box::new(set)), now, false);
+            ctx.db(dst).set(dst, Value::Set(set), now, false);
             ctx.notify_new(dst);
             true
         }

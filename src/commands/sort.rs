@@ -377,12 +377,12 @@ fn elements_of(value: &mut Value) -> Option<(Source, Vec<Vec<u8>>)> {
         Value::List(l) => (Source::List, l.iter().map(|x| x.to_vec()).collect()),
         Value::Set(s) => (Source::Set, s.iter().map(|x| x.to_vec()).collect()),
         Value::ZSet(z) => {
-            if let ZSet::Listpack(_) = **z {
+            if let ZSet::Listpack(_) = *z {
                 let mut tree = SortedSet::new();
                 for (m, s) in z.iter() {
                     tree.insert(&m.to_vec(), s);
                 }
-                **z = ZSet::Tree(tree);
+                *z = ZSet::Tree(tree);
             }
             (Source::ZSet, z.iter().map(|(m, _)| m.to_vec()).collect())
         }
@@ -491,7 +491,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, read_only: bool) {
         ctx.shards.of(dest).dirty += output_len as u64 - 1;
         ctx.stored(dest, stored);
         ctx.notify(notify::LIST, "sortstore", dest);
-    } else if ctx.db(dest).remove(dest).is_some() {
+    } else if ctx.db(dest).delete(dest) {
         ctx.modified(ctx.db, dest);
         ctx.notify(notify::GENERIC, "del", dest);
     }
@@ -580,12 +580,12 @@ mod tests {
         for v in [5, -2, 9] {
             set.add(v);
         }
-        let (_, got) = elements_of(&mut Value::Set(Box::new(crate::types::Set::Intset(set)))).unwrap();
+        let (_, got) = elements_of(&mut Value::Set(crate::types::Set::Intset(set))).unwrap();
         assert_eq!(got, [&b"-2"[..], b"5", b"9"]);
         let mut tree = SortedSet::new();
         tree.insert(b"x", 2.0);
         tree.insert(b"y", 1.0);
-        let mut z = Value::ZSet(Box::new(ZSet::Tree(tree)));
+        let mut z = Value::ZSet(ZSet::Tree(tree));
         let (_, got) = elements_of(&mut z).unwrap();
         assert_eq!(got, [&b"y"[..], b"x"]);
         assert!(elements_of(&mut Value::Int(1)).is_none());
@@ -595,9 +595,9 @@ mod tests {
             lp.append(e);
         }
         let mut z = ZSet::Listpack(lp);
-        let (_, got) = elements_of(&mut Value::ZSet(Box::new(z.clone()))).unwrap();
+        let (_, got) = elements_of(&mut Value::ZSet(z.clone())).unwrap();
         assert_eq!(got, [&b"m"[..], b"n"]);
-        let mut v = Value::ZSet(Box::new(std::mem::take(&mut z)));
+        let mut v = Value::ZSet(std::mem::take(&mut z));
         elements_of(&mut v).unwrap();
         assert!(matches!(&v, Value::ZSet(z) if z.encoding() == "skiplist"));
     }

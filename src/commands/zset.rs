@@ -173,7 +173,7 @@ fn removed(ctx: &mut Ctx, key: &[u8], event: &str, empty: bool) {
 fn store(ctx: &mut Ctx, key: &[u8], z: ZSet) {
     let (now, db) = (ctx.now_ms, ctx.db);
     let shard = ctx.shards.of(key);
-    let stored = shard.dbs[db].set(key, Value::ZSet(Box::new(z)), now, false);
+    let stored = shard.dbs[db].set(key, Value::ZSet(z), now, false);
     shard.stored(db, key, stored);
     shard.modified(db, key);
 }
@@ -277,7 +277,7 @@ fn zadd_apply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, o: ZaddOptions) {
             // zsetAdd does once a member or the count exceeds the limits.
             let mut z = ZSet::default();
             apply(&mut z);
-            ctx.db(key).set(key, Value::ZSet(Box::new(z)), now, false);
+            ctx.db(key).set(key, Value::ZSet(z), now, false);
             ctx.notify_new(key);
         }
     }
@@ -624,7 +624,7 @@ fn zrangestore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// `event` is the command's notification.
 fn store_result(ctx: &mut Ctx, dst: &[u8], elements: &[(Vec<u8>, f64)], limits: Limits, r: &mut Reply, event: &str) {
     if elements.is_empty() {
-        if ctx.db(dst).remove(dst).is_some() {
+        if ctx.db(dst).delete(dst) {
             ctx.modified(ctx.db, dst);
             ctx.notify(notify::GENERIC, "del", dst);
         }

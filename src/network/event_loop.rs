@@ -224,6 +224,7 @@ impl EventLoop {
             self.sweep_intents();
             self.blocking_turn();
             self.watch_child_exit();
+            self.state().collect_graveyards();
             if self.state().lazyfree.has_pending() {
                 self.state().lazyfree.step(crate::shard::lazyfree::STEP_ELEMENTS);
             }

@@ -489,7 +489,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
             Item::Key { db, key, entry } => {
                 crate::persistence::snapshot::debug_delay(delay);
                 let s = crate::shard::slot::key_shard(&key, ptrs.len());
-                set.get_mut(s).dbs[db].insert_entry(key.into_boxed_slice(), entry);
+                set.get_mut(s).dbs[db].insert_key(crate::shard::key::Key::new(&key), entry);
                 Ok(())
             }
             Item::Command(c) => run(c),

@@ -181,15 +181,15 @@ impl Encoder {
         match v {
             Value::Int(_) | Value::Str { .. } => TYPE_STRING,
             Value::List(_) => TYPE_LIST_QUICKLIST_2,
-            Value::Set(s) => match **s {
+            Value::Set(s) => match *s {
                 Set::Intset(_) => TYPE_SET_INTSET,
                 Set::Table(_) => TYPE_SET,
             },
-            Value::ZSet(z) => match **z {
+            Value::ZSet(z) => match *z {
                 ZSet::Listpack(_) => TYPE_ZSET_LISTPACK,
                 ZSet::Tree(_) => TYPE_ZSET_2,
             },
-            Value::Hash(h) => match **h {
+            Value::Hash(h) => match *h {
                 Hash::Listpack(_) => TYPE_HASH_LISTPACK,
                 Hash::Table(_) => TYPE_HASH,
             },
@@ -209,7 +209,7 @@ impl Encoder {
                     self.save_string(node.as_bytes());
                 }
             }
-            Value::Set(s) => match &**s {
+            Value::Set(s) => match s {
                 Set::Intset(i) => self.save_string(i.as_bytes()),
                 Set::Table(t) => {
                     self.save_len(t.len() as u64);
@@ -218,7 +218,7 @@ impl Encoder {
                     }
                 }
             },
-            Value::ZSet(z) => match &**z {
+            Value::ZSet(z) => match z {
                 ZSet::Listpack(lp) => self.save_string(lp.as_bytes()),
                 ZSet::Tree(t) => {
                     // Highest score first, as Redis walks its skiplist from
@@ -231,7 +231,7 @@ impl Encoder {
                     }
                 }
             },
-            Value::Hash(h) => match &**h {
+            Value::Hash(h) => match h {
                 Hash::Listpack(lp) => self.save_string(lp.as_bytes()),
                 Hash::Table(t) => {
                     self.save_len(t.len() as u64);

@@ -73,9 +73,9 @@ pub(crate) fn load_object(r: &mut Reader, rdb_type: u8, limits: &EncodingLimits)
     let value = match rdb_type {
         rdb::TYPE_STRING => return Ok(Some(Value::from_vec(r.string()?))),
         rdb::TYPE_LIST => load_list(r, limits)?.map(|q| Value::List(Box::new(q))),
-        rdb::TYPE_SET => load_set(r, limits)?.map(|s| Value::Set(Box::new(s))),
-        rdb::TYPE_ZSET | rdb::TYPE_ZSET_2 => load_zset(r, rdb_type == rdb::TYPE_ZSET_2, limits)?.map(|z| Value::ZSet(Box::new(z))),
-        rdb::TYPE_HASH => load_hash(r, limits)?.map(|h| Value::Hash(Box::new(h))),
+        rdb::TYPE_SET => load_set(r, limits)?.map(Value::Set),
+        rdb::TYPE_ZSET | rdb::TYPE_ZSET_2 => load_zset(r, rdb_type == rdb::TYPE_ZSET_2, limits)?.map(Value::ZSet),
+        rdb::TYPE_HASH => load_hash(r, limits)?.map(Value::Hash),
         rdb::TYPE_LIST_QUICKLIST | rdb::TYPE_LIST_QUICKLIST_2 => {
             load_quicklist(r, rdb_type == rdb::TYPE_LIST_QUICKLIST_2, limits)?.map(|q| Value::List(Box::new(q)))
         }
@@ -97,7 +97,7 @@ fn load_blob(blob: Vec<u8>, rdb_type: u8, at: usize, limits: &EncodingLimits) ->
                 return Ok(None);
             }
             let convert = lp.len() / 2 > limits.hash_max_listpack_entries || longest > limits.hash_max_listpack_value;
-            Value::Hash(Box::new(hash_from_listpack(lp, convert)))
+            Value::Hash(hash_from_listpack(lp, convert))
         }
         rdb::TYPE_LIST_ZIPLIST => {
             let mut q = Quicklist::new(limits.list_max_listpack_size);
@@ -114,7 +114,7 @@ fn load_blob(blob: Vec<u8>, rdb_type: u8, at: usize, limits: &EncodingLimits) ->
         rdb::TYPE_SET_INTSET => {
             let is = Intset::from_bytes(blob).or_else(|e| bad_blob(at, "Intset integrity check failed.", e))?;
             let set = if is.len() > limits.set_max_intset_entries { Set::Table(set_table_from_intset(&is)) } else { Set::Intset(is) };
-            Value::Set(Box::new(set))
+            Value::Set(set)
         }
         rdb::TYPE_SET_LISTPACK => {
             let lp = Listpack::from_bytes(blob).or_else(|e| bad_blob(at, "Set listpack integrity check failed.", e))?;
@@ -122,7 +122,7 @@ fn load_blob(blob: Vec<u8>, rdb_type: u8, at: usize, limits: &EncodingLimits) ->
             if lp.is_empty() {
                 return Ok(None);
             }
-            Value::Set(Box::new(set_from_members(lp.len(), || lp.iter(), limits)))
+            Value::Set(set_from_members(lp.len(), || lp.iter(), limits))
         }
         rdb::TYPE_ZSET_ZIPLIST | rdb::TYPE_HASH_ZIPLIST => {
             let zset = rdb_type == rdb::TYPE_ZSET_ZIPLIST;
@@ -181,10 +181,10 @@ fn unique_keys(lp: &Listpack, pairs: bool) -> Result<(), String> {
 fn pairs_value(lp: Listpack, zset: bool, limits: &EncodingLimits) -> Result<Value, LoadError> {
     Ok(if zset {
         let convert = lp.len() / 2 > limits.zset_max_listpack_entries;
-        Value::ZSet(Box::new(zset_from_listpack(lp, convert)))
+        Value::ZSet(zset_from_listpack(lp, convert))
     } else {
         let convert = lp.len() / 2 > limits.hash_max_listpack_entries;
-        Value::Hash(Box::new(hash_from_listpack(lp, convert)))
+        Value::Hash(hash_from_listpack(lp, convert))
     })
 }
 

@@ -948,7 +948,7 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
         // SAFETY: the caller owns or holds every state for the whole load.
         let ptr: *mut ShardState = states[s];
         let state = unsafe { &mut *ptr };
-        state.dbs[db].insert_entry(key.into_boxed_slice(), entry);
+        state.dbs[db].insert_key(crate::shard::key::Key::new(&key), entry);
     })
     .map_err(|e| {
         // Redis's lines for this failure; the last is returned (and logged

@@ -34,6 +34,7 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::key::Key;
 use super::keyspace::{Entry, Hasher};
 
 const CHUNK_SHIFT: u32 = 12;
@@ -131,7 +132,7 @@ impl<T> ChunkedVec<T> {
 /// One entry of the store: key, entry, the index hash and the entry's place
 /// in the TTL list.
 pub struct Slot {
-    key: Box<[u8]>,
+    key: Key,
     entry: Entry,
     hash32: u32,
     ttl_index: u32,
@@ -325,6 +326,55 @@ fn bucket_of(hash32: u32, pos: usize) -> u64 {
     (hash32 as u64) << 32 | (pos as u64 + 1)
 }
 
+/// A whole table being freed in slices (FLUSHALL / FLUSHDB ASYNC, see
+/// `shard/lazyfree.rs`): each `next()` gives back one 256 KiB block of an
+/// index table's pages (`None`), then hands out the entries one by one
+/// (`Some`, the key already freed), a chunk of slots at a time.
+pub struct DictDrain {
+    tables: Vec<Table>,
+    /// Buckets of `tables.last()` already given back, from its end.
+    released: usize,
+    chunks: std::vec::IntoIter<Vec<Slot>>,
+    slots: std::vec::IntoIter<Slot>,
+}
+
+impl Iterator for DictDrain {
+    type Item = Option<Entry>;
+    fn next(&mut self) -> Option<Option<Entry>> {
+        while let Some(t) = self.tables.last_mut() {
+            if t.buckets * 8 < MAP_BYTES_MIN || self.released >= t.buckets {
+                // Small (the allocator's), or every page already given back:
+                // what is left to free is cheap.
+                self.tables.pop();
+                self.released = 0;
+                continue;
+            }
+            let end = t.buckets - self.released;
+            let start = end.saturating_sub(RELEASE_BUCKETS);
+            // SAFETY: the range lies inside the table's mapping; nothing reads
+            // the table again (it is being dropped).
+            unsafe { libc::madvise(t.ptr.add(start) as *mut libc::c_void, (end - start) * 8, libc::MADV_DONTNEED) };
+            self.released += end - start;
+            return Some(None);
+        }
+        loop {
+            if let Some(slot) = self.slots.next() {
+                return Some(Some(slot.entry));
+            }
+            self.slots = self.chunks.next()?.into_iter();
+        }
+    }
+}
+
+impl Dict {
+    /// The table taken apart for freeing in slices (`DictDrain`).
+    pub fn into_drain(self) -> DictDrain {
+        let mut tables = vec![self.index];
+        tables.extend(self.old.map(|m| m.table));
+        DictDrain { tables, released: 0, chunks: self.slots.chunks.into_iter(), slots: Vec::new().into_iter() }
+    }
+}
+
 /// An old table being emptied into the new one.
 struct Migration {
     table: Table,
@@ -509,7 +559,7 @@ impl Dict {
     }
 
     /// Inserts `key` (absent; its hash is `hash32`). Returns its position.
-    pub fn insert_new_hashed(&mut self, hash32: u32, key: Box<[u8]>, entry: Entry) -> usize {
+    pub fn insert_new_hashed(&mut self, hash32: u32, key: Key, entry: Entry) -> usize {
         debug_assert!(self.find_hashed(&key, hash32).is_none(), "insert_new of a present key");
         self.reserve_one();
         let pos = self.slots.len();
@@ -528,7 +578,7 @@ impl Dict {
 
     /// Inserts or replaces; the TTL list follows `entry.expire_at_ms`.
     /// Returns the entry replaced.
-    pub fn insert(&mut self, key: Box<[u8]>, entry: Entry) -> Option<Entry> {
+    pub fn insert(&mut self, key: Key, entry: Entry) -> Option<Entry> {
         let hash32 = self.hash(&key);
         match self.find_hashed(&key, hash32) {
             Some(pos) => {
@@ -570,13 +620,13 @@ impl Dict {
         }
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
+    pub fn remove(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
         let pos = self.find(key)?;
         Some(self.remove_at(pos))
     }
 
     /// Removes the entry at `pos`; the last entry moves into its place.
-    pub fn remove_at(&mut self, pos: usize) -> (Box<[u8]>, Entry) {
+    pub fn remove_at(&mut self, pos: usize) -> (Key, Entry) {
         let (hash32, ttl_index) = {
             let s = self.slots.at(pos);
             (s.hash32, s.ttl_index)

@@ -11,11 +11,16 @@ pub use super::dict::Dict;
 
 pub type Hasher = foldhash::fast::RandomState;
 
+use super::key::Key;
+use super::lazyfree;
 use crate::types::{Hash, Quicklist, Set, ZSet};
 
 /// A stored value. Strings that are canonical 64-bit integers are kept as
-/// integers, like Redis's `int` encoding. The aggregate types are boxed so
-/// that a dict slot stays small (a `Value` is 32 bytes whatever it holds).
+/// integers, like Redis's `int` encoding. A `Value` is 32 bytes whatever it
+/// holds: hashes, sets and sorted sets are 24-byte enums (a compact blob's
+/// `Vec`, or a pointer to the big encoding) kept inline, which saves the
+/// 32-byte box every small one paid before (Redis's robj is 16 bytes); a
+/// list's `Quicklist` (48 bytes) stays boxed.
 #[derive(Clone, Debug)]
 pub enum Value {
     Int(i64),
@@ -25,10 +30,10 @@ pub enum Value {
         bytes: Vec<u8>,
         raw: bool,
     },
-    Hash(Box<Hash>),
+    Hash(Hash),
     List(Box<Quicklist>),
-    Set(Box<Set>),
-    ZSet(Box<ZSet>),
+    Set(Set),
+    ZSet(ZSet),
 }
 
 impl PartialEq for Value {
@@ -176,6 +181,10 @@ pub enum Stored {
 #[derive(Default)]
 pub struct Db {
     pub map: Dict,
+    /// Big values deleted as a side effect (an expiry under
+    /// `lazyfree-lazy-expire`, an overwrite under `lazyfree-lazy-server-del`),
+    /// for the shard to free in slices (`ShardState::collect_graveyards`).
+    pub graveyard: Vec<Value>,
 }
 
 impl Db {
@@ -200,10 +209,20 @@ impl Db {
     pub fn remove_if_expired(&mut self, pos: usize, now_ms: i64) -> bool {
         let e = self.map.at(pos).1;
         if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-            self.map.remove_at(pos);
+            let (_, e) = self.map.remove_at(pos);
+            self.bury(e.value, lazyfree::lazy_expire());
             return true;
         }
         false
+    }
+
+    /// Frees a value deleted as a side effect: now, or later in slices when
+    /// `lazy` and it is big (Redis's `freeObjAsync` test).
+    #[inline]
+    fn bury(&mut self, v: Value, lazy: bool) {
+        if lazy && lazyfree::worth_queueing(&v) {
+            self.graveyard.push(v);
+        }
     }
 
     /// The position of a live key; an expired one is deleted on the way.
@@ -285,10 +304,14 @@ impl Db {
             Some(pos) => {
                 let e = self.map.entry_at_mut(pos);
                 let expired = e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms;
-                e.value = value;
+                let old = std::mem::replace(&mut e.value, value);
                 e.access_ms = now_ms;
                 if (expired || !keep_ttl) && e.expire_at_ms >= 0 {
                     self.map.set_expire_at(pos, -1);
+                }
+                if !old.is_string() {
+                    let lazy = if expired { lazyfree::lazy_expire() } else { lazyfree::lazy_server_del() };
+                    self.bury(old, lazy);
                 }
                 if expired {
                     Stored::ReplacedExpired
@@ -305,15 +328,41 @@ impl Db {
 
     /// Inserts a full entry (used by RENAME/MOVE/COPY/RESTORE and the loader).
     pub fn insert_entry(&mut self, key: Box<[u8]>, entry: Entry) {
-        self.map.insert(key, entry);
+        self.insert_key(Key::new(&key), entry);
+    }
+
+    /// `insert_entry` of a key already in the table's form (no copy).
+    pub fn insert_key(&mut self, key: Key, entry: Entry) {
+        if let Some(old) = self.map.insert(key, entry) {
+            self.bury(old.value, lazyfree::lazy_server_del());
+        }
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         self.map.remove(key).map(|(_, e)| e)
     }
 
+    /// Deletes `key` as a side effect of a command (RENAME's or COPY's
+    /// destination, RESTORE REPLACE, a *STORE with an empty result: Redis's
+    /// `dbDelete`): a big value is freed in slices under
+    /// `lazyfree-lazy-server-del yes`. Returns whether it was there.
+    pub fn delete(&mut self, key: &[u8]) -> bool {
+        match self.map.remove(key) {
+            Some((_, e)) => {
+                self.bury(e.value, lazyfree::lazy_server_del());
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes and returns both key and entry.
     pub fn remove_full(&mut self, key: &[u8]) -> Option<(Box<[u8]>, Entry)> {
+        self.map.remove(key).map(|(k, e)| (k.into_boxed(), e))
+    }
+
+    /// `remove_full` with the key in the table's form (no copy).
+    pub fn remove_key(&mut self, key: &[u8]) -> Option<(Key, Entry)> {
         self.map.remove(key)
     }
 
@@ -377,7 +426,9 @@ impl Db {
     pub fn take_if_expired(&mut self, pos: usize, now_ms: i64) -> Option<Box<[u8]>> {
         let e = self.map.at(pos).1;
         if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
-            return Some(self.map.remove_at(pos).0);
+            let (key, e) = self.map.remove_at(pos);
+            self.bury(e.value, lazyfree::lazy_expire());
+            return Some(key.into_boxed());
         }
         None
     }

@@ -14,7 +14,9 @@
 //! dropped at once, as Redis frees small values synchronously.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::dict::{Dict, DictDrain};
 use super::keyspace::Value;
 use crate::types::{Hash, Set, ZSet};
 
@@ -23,15 +25,54 @@ pub const THRESHOLD_ELEMENTS: usize = 64;
 /// Elements freed per loop turn while something is queued.
 pub const STEP_ELEMENTS: usize = 4096;
 
-/// A value being freed: each `next()` frees one element.
+/// `lazyfree-lazy-server-del` and `lazyfree-lazy-expire`, read where a
+/// value is deleted as a side effect (an overwrite, an expiry) without the
+/// shard's config at hand; set by `apply_config` (start-up, CONFIG SET).
+static LAZY_SERVER_DEL: AtomicBool = AtomicBool::new(false);
+static LAZY_EXPIRE: AtomicBool = AtomicBool::new(false);
+
+/// Follows the config's `lazyfree-lazy-*` switches.
+pub fn apply_config(config: &crate::config::Config) {
+    let yes = |name: &str| config.others.get(name).is_some_and(|v| v == "yes");
+    LAZY_SERVER_DEL.store(yes("lazyfree-lazy-server-del"), Ordering::Relaxed);
+    LAZY_EXPIRE.store(yes("lazyfree-lazy-expire"), Ordering::Relaxed);
+}
+
+/// `lazyfree-lazy-server-del yes`: values a command deletes implicitly
+/// (overwritten by SET, RENAME's destination...) are freed lazily.
+#[inline]
+pub fn lazy_server_del() -> bool {
+    LAZY_SERVER_DEL.load(Ordering::Relaxed)
+}
+
+/// `lazyfree-lazy-expire yes`: expired keys' values are freed lazily.
+#[inline]
+pub fn lazy_expire() -> bool {
+    LAZY_EXPIRE.load(Ordering::Relaxed)
+}
+
+/// Whether `v` is worth queueing (Redis's `freeObjAsync` test).
+#[inline]
+pub fn worth_queueing(v: &Value) -> bool {
+    !v.is_string() && free_effort(v) > THRESHOLD_ELEMENTS
+}
+
+/// Something being freed: each `next()` frees one allocation (or gives back
+/// one block of pages), a few microseconds at most.
 type Draining = Box<dyn Iterator<Item = ()> + Send>;
+
+struct Job {
+    draining: Draining,
+    /// What INFO counts for it: 1 for a value, the keys of a database.
+    objects: usize,
+}
 
 #[derive(Default)]
 pub struct LazyFree {
-    queue: VecDeque<Draining>,
-    /// Values queued and not yet freed (INFO's `lazyfree_pending_objects`).
+    queue: VecDeque<Job>,
+    /// Objects queued and not yet freed (INFO's `lazyfree_pending_objects`).
     pending_objects: usize,
-    /// Values whose freeing finished (INFO's `lazyfreed_objects`).
+    /// Objects whose freeing finished (INFO's `lazyfreed_objects`).
     pub freed_objects: u64,
 }
 
@@ -40,20 +81,64 @@ pub struct LazyFree {
 /// of a list; one for a compact encoding.
 pub fn free_effort(v: &Value) -> usize {
     match v {
-        Value::Hash(h) => match &**h {
+        Value::Hash(h) => match h {
             Hash::Table(t) => t.len(),
             Hash::Listpack(_) => 1,
         },
-        Value::Set(s) => match &**s {
+        Value::Set(s) => match s {
             Set::Table(t) => t.len(),
             Set::Intset(_) => 1,
         },
-        Value::ZSet(z) => match &**z {
+        Value::ZSet(z) => match z {
             ZSet::Tree(t) => t.len(),
             ZSet::Listpack(_) => 1,
         },
         Value::List(l) => l.nodes().len(),
         Value::Int(_) | Value::Str { .. } => 1,
+    }
+}
+
+/// `v` taken apart for freeing one allocation per step; None for a value of
+/// one allocation or so (dropped here).
+fn drain_of(v: Value) -> Option<Draining> {
+    Some(match v {
+        Value::Hash(h) => match h {
+            Hash::Table(t) => Box::new(t.into_iter().map(drop)),
+            Hash::Listpack(_) => return None,
+        },
+        Value::Set(s) => match s {
+            Set::Table(t) => Box::new(t.into_iter().map(drop)),
+            Set::Intset(_) => return None,
+        },
+        Value::ZSet(z) => match z {
+            ZSet::Tree(t) => Box::new(t.into_drain()),
+            ZSet::Listpack(_) => return None,
+        },
+        Value::List(l) => Box::new(l.into_nodes().map(drop)),
+        Value::Int(_) | Value::Str { .. } => return None,
+    })
+}
+
+/// A database's table freed entry by entry; a big value among them is
+/// itself freed element by element.
+struct DbDrain {
+    dict: DictDrain,
+    inner: Option<Draining>,
+}
+
+impl Iterator for DbDrain {
+    type Item = ();
+    fn next(&mut self) -> Option<()> {
+        if let Some(inner) = &mut self.inner {
+            if inner.next().is_some() {
+                return Some(());
+            }
+            self.inner = None;
+        }
+        if let Some(entry) = self.dict.next()?.filter(|e| worth_queueing(&e.value)) {
+            self.inner = drain_of(entry.value);
+        }
+        Some(())
     }
 }
 
@@ -63,26 +148,18 @@ impl LazyFree {
         if free_effort(&v) <= THRESHOLD_ELEMENTS {
             return;
         }
-        // The compact encodings are one allocation: never queued (their
-        // effort is 1), dropped here by returning.
-        let draining: Draining = match v {
-            Value::Hash(h) => match *h {
-                Hash::Table(t) => Box::new(t.into_iter().map(drop)),
-                Hash::Listpack(_) => return,
-            },
-            Value::Set(s) => match *s {
-                Set::Table(t) => Box::new(t.into_iter().map(drop)),
-                Set::Intset(_) => return,
-            },
-            Value::ZSet(z) => match *z {
-                ZSet::Tree(t) => Box::new(t.into_members().map(drop)),
-                ZSet::Listpack(_) => return,
-            },
-            Value::List(l) => Box::new(l.into_nodes().map(drop)),
-            Value::Int(_) | Value::Str { .. } => return,
-        };
-        self.queue.push_back(draining);
-        self.pending_objects += 1;
+        if let Some(draining) = drain_of(v) {
+            self.queue.push_back(Job { draining, objects: 1 });
+            self.pending_objects += 1;
+        }
+    }
+
+    /// Frees a whole database's table in slices (`emptyDbAsync`): INFO
+    /// counts its keys as pending until the last is freed.
+    pub fn free_db(&mut self, dict: Dict) {
+        let objects = dict.len();
+        self.queue.push_back(Job { draining: Box::new(DbDrain { dict: dict.into_drain(), inner: None }), objects });
+        self.pending_objects += objects;
     }
 
     pub fn has_pending(&self) -> bool {
@@ -93,21 +170,22 @@ impl LazyFree {
         self.pending_objects
     }
 
-    /// Frees up to `budget` elements of the queued values, oldest first.
+    /// Frees up to `budget` allocations of the queued jobs, oldest first.
     /// Returns how many it freed.
     pub fn step(&mut self, budget: usize) -> usize {
         let mut freed = 0;
         while freed < budget {
             let Some(front) = self.queue.front_mut() else { break };
             let before = freed;
-            for () in front.by_ref().take(budget - freed) {
+            for () in front.draining.by_ref().take(budget - freed) {
                 freed += 1;
             }
             if freed - before < budget - before {
-                // Exhausted before the budget: that value is gone.
+                // Exhausted before the budget: that job is done.
+                let objects = front.objects;
                 self.queue.pop_front();
-                self.pending_objects -= 1;
-                self.freed_objects += 1;
+                self.pending_objects -= objects;
+                self.freed_objects += objects as u64;
             }
         }
         freed
@@ -128,12 +206,12 @@ mod tests {
         for i in 0..10_000u32 {
             t.insert(i.to_string().into_bytes().into(), b"v".to_vec().into());
         }
-        lf.free(Value::Hash(Box::new(Hash::Table(t))));
+        lf.free(Value::Hash(Hash::Table(t)));
         let mut z = SortedSet::new();
         for i in 0..1000 {
             z.insert(i.to_string().as_bytes(), i as f64);
         }
-        lf.free(Value::ZSet(Box::new(ZSet::Tree(z))));
+        lf.free(Value::ZSet(ZSet::Tree(z)));
         let mut q = Quicklist::new(1);
         for i in 0..200 {
             q.push_tail(i.to_string().as_bytes());
@@ -158,15 +236,15 @@ mod tests {
                 for i in 0..1_000_000u32 {
                     t.insert(format!("field:{}", i).into_bytes().into(), i.to_string().into_bytes().into());
                 }
-                Value::Hash(Box::new(Hash::Table(t)))
+                Value::Hash(Hash::Table(t))
             }
-            "set" => Value::Set(Box::new(Set::Table((0..1_000_000u32).map(|i| format!("m:{}", i).into_bytes().into()).collect()))),
+            "set" => Value::Set(Set::Table((0..1_000_000u32).map(|i| format!("m:{}", i).into_bytes().into()).collect())),
             _ => {
                 let mut z = SortedSet::new();
                 for i in 0..1_000_000u32 {
                     z.insert(format!("member:{}", i).as_bytes(), i as f64);
                 }
-                Value::ZSet(Box::new(ZSet::Tree(z)))
+                Value::ZSet(ZSet::Tree(z))
             }
         }
     }

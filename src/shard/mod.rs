@@ -6,6 +6,7 @@
 pub mod dict;
 pub mod digest;
 pub mod hold;
+pub mod key;
 pub mod keyspace;
 pub mod lazyfree;
 pub mod mailbox;
@@ -121,6 +122,17 @@ impl ShardState {
             pubsub: Default::default(),
             blocking: Default::default(),
             tracking: Default::default(),
+        }
+    }
+
+    /// Hands the big values the databases deleted as a side effect
+    /// (`Db::graveyard`) to the slice-by-slice freeing.
+    #[inline]
+    pub fn collect_graveyards(&mut self) {
+        for db in &mut self.dbs {
+            for v in db.graveyard.drain(..) {
+                self.lazyfree.free(v);
+            }
         }
     }
 

@@ -168,6 +168,8 @@ impl Intset {
     fn upgrade(&mut self, width: usize) {
         let old = self.width();
         let n = self.len();
+        let more = HEADER_BYTES + n * width - self.buf.len();
+        super::reserve_blob(&mut self.buf, more);
         self.buf.resize(HEADER_BYTES + n * width, 0);
         for i in (0..n).rev() {
             let v = read(&self.buf, old, i);
@@ -186,6 +188,10 @@ impl Intset {
         let width = self.width();
         let n = self.len();
         let at = HEADER_BYTES + pos * width;
+        // Grown to the allocator's size class (Redis's intsetResize reallocs
+        // exactly, into the same class): a doubling `Vec` cost 100k
+        // ten-element int sets 16 bytes each.
+        super::reserve_blob(&mut self.buf, width);
         self.buf.splice(at..at, std::iter::repeat_n(0, width));
         self.write(width, pos, v);
         self.set_len(n + 1);
@@ -199,6 +205,7 @@ impl Intset {
         let width = self.width();
         let at = HEADER_BYTES + pos * width;
         self.buf.drain(at..at + width);
+        super::shrink_blob(&mut self.buf);
         self.set_len(self.len() - 1);
         true
     }

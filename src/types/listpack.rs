@@ -553,6 +553,11 @@ impl Listpack {
         let n = encoded + back_len;
         let old = self.buf.len();
         if n > replaced {
+            // Grown to the allocator's size class, the memory Redis's exact
+            // realloc occupies too: a doubling `Vec` kept up to 2x the bytes
+            // (lists, whose nodes no command shrinks afterwards, paid it in
+            // full), an exact one would realloc on every insert.
+            super::reserve_blob(&mut self.buf, n - replaced);
             self.buf.resize(old + n - replaced, 0);
             self.buf.copy_within(off + replaced..old, off + n);
         } else if n < replaced {
@@ -684,8 +689,10 @@ impl Listpack {
     /// Gives back spare capacity. Redis reallocs a listpack to its exact
     /// size on every change; a `Vec` grows by doubling, which left 100k
     /// ten-member sorted sets built by ZADD at 2.7x Redis's memory.
+    /// Down to the allocator's size class of the length (`alloc_class`),
+    /// which is what an exact realloc would occupy.
     pub fn shrink_to_fit(&mut self) {
-        self.buf.shrink_to_fit();
+        super::shrink_blob(&mut self.buf);
     }
 
     /// Offsets of the field `field` and of its value in a listpack of

@@ -270,10 +270,17 @@ impl DoubleEndedIterator for NodeIter<'_> {
 pub struct Quicklist {
     nodes: VecDeque<Node>,
     count: usize,
-    fill: i32,
-    packed_threshold_bytes: usize,
-    compress_depth: usize,
+    /// Redis's quicklist keeps these in bit fields (`fill : 16`, `compress
+    /// : 16`); the narrow types keep `Quicklist` in jemalloc's 48-byte class
+    /// (it was 64), which every list pays.
+    fill: i16,
+    compress_depth: u16,
+    /// At most 4 GiB - 1 MiB (`set_packed_threshold`).
+    packed_threshold_bytes: u32,
 }
+
+/// `COMPRESS_MAX`: the 16-bit field's largest value.
+pub const COMPRESS_MAX: usize = u16::MAX as usize;
 
 /// How far past a zone's edge `settle` looks for nodes that moved across
 /// it: no change adds more than three nodes at once (a split around a
@@ -286,8 +293,8 @@ impl Quicklist {
         Quicklist {
             nodes: VecDeque::new(),
             count: 0,
-            fill: fill.clamp(-5, FILL_MAX),
-            packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT,
+            fill: fill.clamp(-5, FILL_MAX) as i16,
+            packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT as u32,
             compress_depth: 0,
         }
     }
@@ -299,7 +306,7 @@ impl Quicklist {
         if bytes > (1 << 32) - (1 << 20) {
             return false;
         }
-        self.packed_threshold_bytes = if bytes == 0 { PACKED_THRESHOLD_BYTES_DEFAULT } else { bytes };
+        self.packed_threshold_bytes = if bytes == 0 { PACKED_THRESHOLD_BYTES_DEFAULT } else { bytes } as u32;
         true
     }
 
@@ -314,14 +321,16 @@ impl Quicklist {
                 q.nodes.push_back(node);
             }
         }
+        q.nodes.shrink_to_fit();
         q
     }
 
     /// `list-compress-depth`: how many nodes at each end stay plain; 0
     /// compresses none. Compresses (or opens) every node to match at once,
     /// as a list loaded from RDB needs.
+    /// Clamped to `COMPRESS_MAX`, as `quicklistSetCompressDepth` does.
     pub fn set_compress_depth(&mut self, depth: usize) {
-        self.compress_depth = depth;
+        self.compress_depth = depth.min(COMPRESS_MAX) as u16;
         for i in 0..self.nodes.len() {
             if self.in_middle(i) {
                 self.close(i);
@@ -342,7 +351,7 @@ impl Quicklist {
 
     /// Whether node `i` lies between the plain zones at the two ends.
     fn in_middle(&self, i: usize) -> bool {
-        let depth = self.compress_depth;
+        let depth = self.compress_depth as usize;
         depth > 0 && i >= depth && i + depth < self.nodes.len()
     }
 
@@ -382,7 +391,7 @@ impl Quicklist {
     /// crossed a zone's edge compressed when in the middle
     /// (`quicklistCompress`).
     fn settle(&mut self, touched: std::ops::Range<usize>) {
-        let depth = self.compress_depth;
+        let depth = self.compress_depth as usize;
         if depth == 0 {
             return;
         }
@@ -403,11 +412,11 @@ impl Quicklist {
     }
 
     pub fn compress_depth(&self) -> usize {
-        self.compress_depth
+        self.compress_depth as usize
     }
 
     pub fn fill(&self) -> i32 {
-        self.fill
+        self.fill as i32
     }
 
     /// Number of elements.
@@ -425,14 +434,14 @@ impl Quicklist {
     }
 
     fn is_large(&self, len: usize) -> bool {
-        len >= self.packed_threshold_bytes
+        len >= self.packed_threshold_bytes as usize
     }
 
     /// Whether a node may grow to `new_bytes` holding `new_count` elements
     /// (`quicklistNodeExceedsLimit` negated).
     fn within_limit(&self, new_bytes: usize, new_count: usize) -> bool {
         if self.fill < 0 {
-            let level = ((-self.fill) as usize - 1).min(NODE_BYTES_BY_LEVEL.len() - 1);
+            let level = ((-(self.fill as i32)) as usize - 1).min(NODE_BYTES_BY_LEVEL.len() - 1);
             new_bytes <= NODE_BYTES_BY_LEVEL[level]
         } else {
             let count_limit = self.fill.max(1) as usize;
@@ -479,6 +488,15 @@ impl Quicklist {
         Node::Packed(lp)
     }
 
+    /// Room for one more node. The first few nodes are added one slot at a
+    /// time: a `VecDeque` starts at 4 slots, which a list of one node (every
+    /// small list) paid 96 bytes for.
+    fn reserve_node(&mut self) {
+        if self.nodes.len() < 4 {
+            self.nodes.reserve_exact(1);
+        }
+    }
+
     /// LPUSH one element (`quicklistPushHead`).
     pub fn push_head(&mut self, v: &[u8]) {
         if self.allow_insert(Some(0), v.len()) {
@@ -487,6 +505,7 @@ impl Quicklist {
             if let Some(full) = self.nodes.front_mut() {
                 Self::compact(full);
             }
+            self.reserve_node();
             self.nodes.push_front(self.single(v));
         }
         self.count += 1;
@@ -502,6 +521,7 @@ impl Quicklist {
             if let Some(full) = self.nodes.back_mut() {
                 Self::compact(full);
             }
+            self.reserve_node();
             self.nodes.push_back(self.single(v));
         }
         self.count += 1;

@@ -12,7 +12,45 @@ use super::listpack::Entry;
 use crate::shard::keyspace::canonical_int;
 
 pub type Hasher = foldhash::fast::RandomState;
-pub type Table = indexmap::IndexSet<Box<[u8]>, Hasher>;
+pub type Map = indexmap::IndexSet<Box<[u8]>, Hasher>;
+
+/// The `hashtable` encoding: an `IndexSet` behind one pointer, so that a
+/// `Set` is the size of an intset's `Vec` (24 bytes) and sits in `Value`
+/// itself; unboxed, the ~64-byte `IndexSet` made every small int set pay an
+/// 80-byte box. Reads and writes go through `Deref`.
+#[derive(Clone, Debug, Default)]
+pub struct Table(Box<Map>);
+
+impl Table {
+    pub fn with_capacity_and_hasher(n: usize, hasher: Hasher) -> Table {
+        Table(Box::new(Map::with_capacity_and_hasher(n, hasher)))
+    }
+}
+
+deref_boxed!(Table, Map);
+
+impl IntoIterator for Table {
+    type Item = Box<[u8]>;
+    type IntoIter = indexmap::set::IntoIter<Box<[u8]>>;
+    /// The members by value (lazy free drops them one by one).
+    fn into_iter(self) -> Self::IntoIter {
+        (*self.0).into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Table {
+    type Item = &'a Box<[u8]>;
+    type IntoIter = indexmap::set::Iter<'a, Box<[u8]>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<Box<[u8]>> for Table {
+    fn from_iter<I: IntoIterator<Item = Box<[u8]>>>(iter: I) -> Table {
+        Table(Box::new(iter.into_iter().collect()))
+    }
+}
 
 #[derive(Clone, Debug)]
 pub enum Set {
@@ -183,7 +221,8 @@ impl Set {
 #[inline]
 fn table_insert(t: &mut Table, member: Box<[u8]>) -> bool {
     if t.len() == t.capacity() {
-        t.reserve_exact((t.len() / 4).max(4));
+        let more = (t.len() / 4).max(4);
+        t.reserve_exact(more);
     }
     t.insert(member)
 }

@@ -197,18 +197,7 @@ impl LexBound {
 #[derive(Clone)]
 pub struct SortedSet(Box<SortedSetBody>);
 
-impl std::ops::Deref for SortedSet {
-    type Target = SortedSetBody;
-    fn deref(&self) -> &SortedSetBody {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for SortedSet {
-    fn deref_mut(&mut self) -> &mut SortedSetBody {
-        &mut self.0
-    }
-}
+deref_boxed!(SortedSet, SortedSetBody);
 
 impl SortedSet {
     pub fn new() -> SortedSet {
@@ -798,12 +787,30 @@ impl ExactSizeIterator for Iter<'_> {}
 
 /// Freeing in slices (`shard/lazyfree.rs`, UNLINK of a big sorted set).
 impl SortedSet {
-    /// The members one by one (each a separate allocation, the costly part
-    /// of freeing); the tree and the table, a few large allocations, are
-    /// freed at once.
-    pub fn into_members(self) -> impl Iterator<Item = Box<[u8]>> {
-        let body = *self.0;
-        body.slab.into_iter().map(|s| s.member)
+    /// One allocation freed per `next()`: the tree's nodes (a leaf, or an
+    /// inner node's child array once its children are set aside), then the
+    /// members. The member table and the slab are single allocations, freed
+    /// at the start and the end.
+    pub fn into_drain(self) -> impl Iterator<Item = ()> + Send {
+        let SortedSetBody { root, slab, free_ids, table, .. } = *self.0;
+        drop((free_ids, table));
+        NodeDrain { stack: vec![root] }.chain(slab.into_iter().map(drop))
+    }
+}
+
+/// Frees a tree node by node (`SortedSet::into_drain`).
+struct NodeDrain {
+    stack: Vec<Node>,
+}
+
+impl Iterator for NodeDrain {
+    type Item = ();
+    fn next(&mut self) -> Option<()> {
+        match self.stack.pop()? {
+            Node::Leaf(items) => drop(items),
+            Node::Inner(children) => self.stack.extend(children.into_iter().map(|c| c.node)),
+        }
+        Some(())
     }
 }
 

@@ -1,0 +1,157 @@
+//! A key of the keyspace behind one pointer (8 bytes where `Box<[u8]>` is 16).
+//!
+//! The table's slot holds one per key, so the 8 bytes are paid a million times
+//! per million keys; the length moves into the allocation, as Redis's sds keeps
+//! its length in its header: a LEB128 varint (one byte below 128 bytes) then the
+//! bytes. A key of up to 15 bytes is one 16-byte jemalloc block, like the sds of
+//! a key of up to 12 bytes in Redis (3-byte header and a NUL).
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::ptr::NonNull;
+
+pub struct Key(NonNull<u8>);
+
+// SAFETY: a Key owns its allocation and gives out only shared references to
+// it (`Deref`), like `Box<[u8]>`.
+unsafe impl Send for Key {}
+// SAFETY: as above: `&Key` gives only `&[u8]`.
+unsafe impl Sync for Key {}
+
+/// Bytes of the varint for `n`.
+fn varint_len(mut n: usize) -> usize {
+    let mut l = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        l += 1;
+    }
+    l
+}
+
+impl Key {
+    pub fn new(bytes: &[u8]) -> Key {
+        let head = varint_len(bytes.len());
+        let layout = Layout::from_size_align(head + bytes.len(), 1).expect("key layout");
+        // SAFETY: the layout's size is at least 1 (the varint).
+        let p = unsafe { alloc(layout) };
+        let Some(p) = NonNull::new(p) else { handle_alloc_error(layout) };
+        let mut n = bytes.len();
+        let mut i = 0;
+        // SAFETY: `head` varint bytes then `bytes.len()` bytes fill exactly
+        // the `head + len` bytes just allocated.
+        unsafe {
+            while n >= 0x80 {
+                *p.as_ptr().add(i) = (n as u8 & 0x7f) | 0x80;
+                n >>= 7;
+                i += 1;
+            }
+            *p.as_ptr().add(i) = n as u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().add(head), bytes.len());
+        }
+        Key(p)
+    }
+
+    /// (varint bytes, key length).
+    #[inline]
+    fn header(&self) -> (usize, usize) {
+        let p = self.0.as_ptr();
+        // SAFETY: the allocation starts with a complete varint (`new`).
+        let b0 = unsafe { *p };
+        if b0 < 0x80 {
+            return (1, b0 as usize);
+        }
+        let (mut n, mut shift, mut i) = (0usize, 0, 0);
+        loop {
+            // SAFETY: as above; the varint ends at the first byte below 0x80.
+            let b = unsafe { *p.add(i) };
+            n |= ((b & 0x7f) as usize) << shift;
+            i += 1;
+            if b < 0x80 {
+                return (i, n);
+            }
+            shift += 7;
+        }
+    }
+
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        let (head, len) = self.header();
+        // SAFETY: `len` initialised bytes follow the varint, owned by self.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(head), len) }
+    }
+
+    pub fn into_boxed(self) -> Box<[u8]> {
+        self.as_bytes().into()
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        let (head, len) = self.header();
+        // SAFETY: allocated in `new` with exactly this layout.
+        unsafe { dealloc(self.0.as_ptr(), Layout::from_size_align_unchecked(head + len, 1)) }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Clone for Key {
+    fn clone(&self) -> Key {
+        Key::new(self)
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl From<&[u8]> for Key {
+    fn from(b: &[u8]) -> Key {
+        Key::new(b)
+    }
+}
+
+impl From<Box<[u8]>> for Key {
+    fn from(b: Box<[u8]>) -> Key {
+        Key::new(&b)
+    }
+}
+
+impl From<Vec<u8>> for Key {
+    fn from(b: Vec<u8>) -> Key {
+        Key::new(&b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Key;
+
+    #[test]
+    fn round_trips_every_length_class() {
+        for len in [0usize, 1, 15, 127, 128, 129, 300, 16383, 16384, 70_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let k = Key::new(&bytes);
+            assert_eq!(&k[..], &bytes[..], "len {}", len);
+            assert_eq!(k.clone(), k);
+            assert_eq!(&k.into_boxed()[..], &bytes[..]);
+        }
+        assert_eq!(std::mem::size_of::<Key>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Key>>(), 8);
+    }
+}
