@@ -48,6 +48,7 @@ pub fn run(config: Config) -> Result<(), String> {
         warning!("Failed to disable THP for this process: {}", std::io::Error::last_os_error());
     }
     let server = Arc::new(Server::new(shards, config.maxclients, config.port));
+    server.memory.apply_config(&config);
     // One listener per shard and bind address, all with SO_REUSEPORT.
     let mut addrs = vec![];
     for b in &config.bind {

@@ -181,6 +181,7 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     crate::persistence::aof_rewrite::apply_config(ctx.server, &new);
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
     ctx.server.persistence.update_write_gate(&new);
+    ctx.server.memory.apply_config(&new);
     if loglevel_changed {
         crate::log::set_level(new.loglevel);
     }

@@ -370,7 +370,8 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
     field!(out, "expire_cycle_cpu_milliseconds", "0");
-    field!(out, "evicted_keys", "0");
+    let evicted: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).eviction.evicted_keys).sum();
+    field!(out, "evicted_keys", "{}", evicted);
     field!(out, "evicted_clients", "0");
     field!(out, "total_eviction_exceeded_time", "0");
     field!(out, "current_eviction_exceeded_time", "0");

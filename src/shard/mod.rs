@@ -9,6 +9,7 @@ pub mod hold;
 pub mod keyspace;
 pub mod lazyfree;
 pub mod mailbox;
+pub mod memory;
 pub mod slot;
 pub mod watch;
 
@@ -77,6 +78,8 @@ pub struct ShardState {
     pub pending_publish: Vec<(Vec<u8>, Vec<u8>)>,
     /// WATCHed keys of this shard and who watches them (`watch.rs`).
     pub watched: watch::WatchTable,
+    /// maxmemory eviction: the candidate pool, `evicted_keys` (`memory.rs`).
+    pub eviction: memory::Eviction,
 }
 
 impl ShardState {
@@ -97,6 +100,7 @@ impl ShardState {
             lazyfree: Default::default(),
             pending_publish: Vec::new(),
             watched: Default::default(),
+            eviction: Default::default(),
         }
     }
 
