@@ -182,6 +182,9 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
     ctx.server.persistence.update_write_gate(&new);
     ctx.server.memory.apply_config(&new);
+    for i in 0..ctx.shard_count {
+        ctx.server.memory.publish(i, ctx.shard(i));
+    }
     if loglevel_changed {
         crate::log::set_level(new.loglevel);
     }

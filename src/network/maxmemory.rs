@@ -24,7 +24,7 @@ impl EventLoop {
         if client.multi.active && !is_exec && ![id_of("discard"), id_of("quit"), id_of("reset")].contains(&Some(id)) {
             reject = true;
         }
-        let outcome = perform_evictions(&server.memory, self.state(), now);
+        let outcome = perform_evictions(&server.memory, self.state(), now, true);
         if outcome == Evict::Fail && reject {
             return Some(self.reject(index, Some(id), OOM_ERROR));
         }
@@ -35,6 +35,6 @@ impl EventLoop {
     #[cold]
     pub(super) fn maxmemory_turn(&mut self, now: i64) {
         let server = self.server.clone();
-        perform_evictions(&server.memory, self.state(), now);
+        perform_evictions(&server.memory, self.state(), now, false);
     }
 }

@@ -39,8 +39,11 @@ use super::keyspace::{Entry, Hasher};
 const CHUNK_SHIFT: u32 = 12;
 /// Slots per chunk: 4096 x 72 B = 72 pages exactly.
 const CHUNK: usize = 1 << CHUNK_SHIFT;
+/// The first chunk's initial capacity (it doubles up to CHUNK).
+const FIRST_CHUNK: usize = 16;
 
-/// A vector in fixed chunks: pushing never moves what is already there.
+/// A vector in fixed chunks: pushing never moves what is already there,
+/// except within the first chunk while it grows to CHUNK.
 pub struct ChunkedVec<T> {
     chunks: Vec<Vec<T>>,
     len: usize,
@@ -86,11 +89,19 @@ impl<T> ChunkedVec<T> {
     pub fn push(&mut self, v: T) {
         let c = self.len >> CHUNK_SHIFT;
         if c == self.chunks.len() {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            // The first chunk starts small and doubles up to CHUNK (a small
+            // database does not cost a whole chunk: maxmemory tests in
+            // Redis's suite leave 100 KB of headroom); later ones are whole.
+            self.chunks.push(Vec::with_capacity(if c == 0 { FIRST_CHUNK } else { CHUNK }));
         }
-        // Within the chunk's capacity: the chunk never reallocates.
-        debug_assert!(self.chunks[c].len() < CHUNK);
-        self.chunks[c].push(v);
+        let chunk = &mut self.chunks[c];
+        if chunk.len() == chunk.capacity() {
+            // Only the first chunk, below CHUNK: it moves while it is small.
+            chunk.reserve_exact((chunk.capacity() * 2).min(CHUNK) - chunk.len());
+        }
+        // Otherwise within the chunk's capacity: the chunk never reallocates.
+        debug_assert!(chunk.len() < CHUNK);
+        chunk.push(v);
         self.len += 1;
     }
 

@@ -19,13 +19,14 @@
 //!
 //! # Splitting the limit over shards
 //! The limit is not split: every shard sees the server-wide figure. When it
-//! is over, each shard sheds its share of the excess, the share being its
-//! part of the evictable keys (all keys or keys with a TTL, per policy), as
-//! each shard publishes them: keys are spread over shards by hash, so memory
-//! follows key counts, and a shard that holds nothing evictable is not asked
-//! for anything. A shard evicts before running a command of its own
-//! connections (as Redis's processCommand) and once per loop turn (so that
-//! shards receiving forwarded writes shed too). A denyoom command is refused
+//! is over, a shard about to run a command of its own connections evicts
+//! from its keyspace until the figure is under (as Redis's processCommand),
+//! and every shard, once per loop turn, sheds its share of the excess, the
+//! share being its part of the evictable keys (all keys or keys with a TTL,
+//! per policy) as each shard publishes them: keys are spread over shards by
+//! hash, so memory follows key counts, a shard that holds nothing evictable
+//! is not asked for anything, and the shards receiving forwarded writes shed
+//! too. A denyoom command is refused
 //! only when no shard has anything left to evict (Redis's EVICT_FAIL); while
 //! others still do, it runs (their turn comes within the loop's latency).
 
@@ -208,7 +209,8 @@ impl Memory {
         }
     }
 
-    fn publish(&self, shard: usize, st: &ShardState) {
+    /// Publishes shard `st`'s evictable-key counts.
+    pub fn publish(&self, shard: usize, st: &ShardState) {
         let (keys, ttl) = st.dbs.iter().fold((0, 0), |(k, t), db| (k + db.len() as u64, t + db.expires_len() as u64));
         self.keys[shard].0.store(keys, Ordering::Relaxed);
         self.keys[shard].1.store(ttl, Ordering::Relaxed);
@@ -234,17 +236,21 @@ pub struct Eviction {
 }
 
 /// Redis's `performEvictions` over shard `st` (this thread's own).
-pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64) -> Evict {
+/// `whole`: shed the whole excess (before a command, as Redis), not only
+/// this shard's share (a loop turn).
+pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64, whole: bool) -> Evict {
     let limit = mem.limit();
     if limit == 0 {
         return Evict::Ok;
     }
+    // Kept current while a limit is set (a shard that sleeps has not
+    // changed; CONFIG SET publishes every shard's).
+    mem.publish(st.id, st);
     let used = mem.used();
     if used <= limit {
         return Evict::Ok;
     }
     let policy = mem.policy();
-    mem.publish(st.id, st);
     if policy == Policy::NoEviction {
         return Evict::Fail;
     }
@@ -256,7 +262,7 @@ pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64) -> Evic
     }
     // This shard's share of the excess, by its part of the evictable keys.
     let excess = used - limit;
-    let share = ((excess as u128 * mine as u128 / total as u128) as u64).max(1);
+    let share = if whole { excess } else { ((excess as u128 * mine as u128 / total as u128) as u64).max(1) };
     let start = std::time::Instant::now();
     let time_limit = mem.time_limit_us();
     let lazy = mem.lazy.load(Ordering::Relaxed);
