@@ -182,6 +182,9 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
     ctx.server.persistence.update_write_gate(&new);
     ctx.server.memory.apply_config(&new);
+    if chosen.iter().any(|(d, _, _)| d.name == "maxmemory") {
+        ctx.server.memory.warn_if_below_usage();
+    }
     for i in 0..ctx.shard_count {
         ctx.server.memory.publish(i, ctx.shard(i));
     }
@@ -198,8 +201,10 @@ fn resetstat(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     for i in 0..ctx.shard_count {
         ctx.shard_mut(i).stats.reset();
         ctx.shard_mut(i).snapshot_latency = Default::default();
+        ctx.shard_mut(i).eviction.evicted_keys = 0;
     }
     ctx.server.persistence.reset_stats();
+    ctx.server.memory.reset_stats();
     r.ok();
 }
 

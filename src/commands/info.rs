@@ -373,8 +373,9 @@ fn stats(ctx: &Ctx, out: &mut String) {
     let evicted: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).eviction.evicted_keys).sum();
     field!(out, "evicted_keys", "{}", evicted);
     field!(out, "evicted_clients", "0");
-    field!(out, "total_eviction_exceeded_time", "0");
-    field!(out, "current_eviction_exceeded_time", "0");
+    let (current_over, total_over) = ctx.server.memory.exceeded_ms();
+    field!(out, "total_eviction_exceeded_time", "{}", total_over);
+    field!(out, "current_eviction_exceeded_time", "{}", current_over);
     field!(out, "keyspace_hits", "{}", sum.keyspace_hits);
     field!(out, "keyspace_misses", "{}", sum.keyspace_misses);
     field!(out, "pubsub_channels", "0");

@@ -110,6 +110,11 @@ pub struct Memory {
     generation: AtomicU64,
     /// Per shard: (keys, keys with a TTL), published when it evicts.
     keys: Vec<(AtomicU64, AtomicU64)>,
+    /// Since when (unix µs) used memory is over the limit, 0 when it is not,
+    /// and the total of the finished spells (INFO's
+    /// `current_eviction_exceeded_time`, `total_eviction_exceeded_time`).
+    over_since_us: AtomicU64,
+    over_total_us: AtomicU64,
 }
 
 thread_local! {
@@ -148,6 +153,8 @@ impl Memory {
             measured_us: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             keys: (0..shards).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            over_since_us: AtomicU64::new(0),
+            over_total_us: AtomicU64::new(0),
         }
     }
 
@@ -209,6 +216,42 @@ impl Memory {
         }
     }
 
+    /// Redis's `updateMaxmemory`: a limit below what is used now is logged.
+    pub fn warn_if_below_usage(&self) {
+        let limit = self.limit();
+        let used = measure_now();
+        if limit != 0 && limit < used {
+            crate::warning!(
+                "WARNING: the new maxmemory value set via CONFIG SET ({}) is smaller than the current memory usage ({}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy.",
+                limit,
+                used
+            );
+        }
+    }
+
+    /// Over the limit (true) or not, now: the exceeded-time spells.
+    fn note_over(&self, over: bool) {
+        let since = self.over_since_us.load(Ordering::Relaxed);
+        if over && since == 0 {
+            let _ = self.over_since_us.compare_exchange(0, crate::util::unix_us() as u64, Ordering::Relaxed, Ordering::Relaxed);
+        } else if !over && since != 0 && self.over_since_us.compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.over_total_us.fetch_add((crate::util::unix_us() as u64).saturating_sub(since), Ordering::Relaxed);
+        }
+    }
+
+    /// (current, total) milliseconds over the limit, as INFO stats shows them.
+    pub fn exceeded_ms(&self) -> (u64, u64) {
+        let since = self.over_since_us.load(Ordering::Relaxed);
+        let current = if since == 0 { 0 } else { (crate::util::unix_us() as u64).saturating_sub(since) };
+        (current / 1000, (self.over_total_us.load(Ordering::Relaxed) + current) / 1000)
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset_stats(&self) {
+        self.over_total_us.store(0, Ordering::Relaxed);
+        self.over_since_us.store(0, Ordering::Relaxed);
+    }
+
     /// Publishes shard `st`'s evictable-key counts.
     pub fn publish(&self, shard: usize, st: &ShardState) {
         let (keys, ttl) = st.dbs.iter().fold((0, 0), |(k, t), db| (k + db.len() as u64, t + db.expires_len() as u64));
@@ -247,6 +290,7 @@ pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64, whole: 
     // changed; CONFIG SET publishes every shard's).
     mem.publish(st.id, st);
     let used = mem.used();
+    mem.note_over(used > limit);
     if used <= limit {
         return Evict::Ok;
     }
