@@ -51,6 +51,7 @@ pub fn run(config: Config) -> Result<(), String> {
     util::apply_jemalloc_bg_thread(&config);
     shard::lazyfree::apply_config(&config);
     let server = Arc::new(Server::new(shards, config.maxclients, config.port));
+    server.memory.apply_config(&config);
     // One listener per shard and bind address, all with SO_REUSEPORT.
     let mut addrs = vec![];
     for b in &config.bind {

@@ -55,6 +55,9 @@ pub struct Server {
     /// (INFO's `loading_start_time`, `loading_total_bytes`).
     pub loading_start_time: AtomicI64,
     pub loading_total_bytes: AtomicU64,
+    /// maxmemory: the limit and policy mirrored from the config, the
+    /// used-memory figure (`shard::memory`).
+    pub memory: crate::shard::memory::Memory,
 }
 
 /// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
@@ -96,6 +99,7 @@ impl Server {
             loading: AtomicBool::new(false),
             loading_start_time: AtomicI64::new(0),
             loading_total_bytes: AtomicU64::new(0),
+            memory: crate::shard::memory::Memory::new(shard_count),
         }
     }
 

@@ -181,6 +181,13 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     crate::persistence::aof_rewrite::apply_config(ctx.server, &new);
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
     ctx.server.persistence.update_write_gate(&new);
+    ctx.server.memory.apply_config(&new);
+    if chosen.iter().any(|(d, _, _)| d.name == "maxmemory") {
+        ctx.server.memory.warn_if_below_usage();
+    }
+    for i in 0..ctx.shard_count {
+        ctx.server.memory.publish(i, ctx.shard(i));
+    }
     if loglevel_changed {
         crate::log::set_level(new.loglevel);
     }
@@ -198,8 +205,10 @@ fn resetstat(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
         ctx.shard_mut(i).snapshot_latency = Default::default();
         // Redis's lazyfreeResetStats: lazyfreed_objects restarts at 0.
         ctx.shard_mut(i).lazyfree.freed_objects = 0;
+        ctx.shard_mut(i).eviction.evicted_keys = 0;
     }
     ctx.server.persistence.reset_stats();
+    ctx.server.memory.reset_stats();
     r.ok();
 }
 

@@ -375,10 +375,12 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
     field!(out, "expire_cycle_cpu_milliseconds", "0");
-    field!(out, "evicted_keys", "0");
+    let evicted: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).eviction.evicted_keys).sum();
+    field!(out, "evicted_keys", "{}", evicted);
     field!(out, "evicted_clients", "0");
-    field!(out, "total_eviction_exceeded_time", "0");
-    field!(out, "current_eviction_exceeded_time", "0");
+    let (current_over, total_over) = ctx.server.memory.exceeded_ms();
+    field!(out, "total_eviction_exceeded_time", "{}", total_over);
+    field!(out, "current_eviction_exceeded_time", "{}", current_over);
     field!(out, "keyspace_hits", "{}", sum.keyspace_hits);
     field!(out, "keyspace_misses", "{}", sum.keyspace_misses);
     let owned = |f: fn(&crate::messaging::pubsub::ShardPubSub) -> usize| (0..ctx.shard_count).map(|i| f(&ctx.shard(i).pubsub)).sum::<usize>();

@@ -455,6 +455,11 @@ impl EventLoop {
             info.last_interaction_ms = now;
             info.last_cmd = id as u16;
         }
+        if self.server.memory.limit() != 0 {
+            if let Some(flow) = self.maxmemory_step(index, id, spec, now) {
+                return flow;
+            }
+        }
         if let Some(flow) = self.transaction_step(index, id, spec, args, now) {
             return flow;
         }

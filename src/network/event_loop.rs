@@ -229,6 +229,9 @@ impl EventLoop {
                 self.state().lazyfree.step(crate::shard::lazyfree::STEP_ELEMENTS);
             }
             let now = self.clock.now_ms();
+            if self.server.memory.limit() != 0 {
+                self.maxmemory_turn(now);
+            }
             if now >= self.next_cron_ms {
                 self.cron(now);
                 let hz = self.state().config.hz.max(1) as i64;

@@ -9,4 +9,5 @@ pub mod dispatch;
 pub mod event_loop;
 pub mod held;
 pub mod listener;
+pub mod maxmemory;
 pub mod multi;

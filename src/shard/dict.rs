@@ -40,8 +40,13 @@ use super::keyspace::{Entry, Hasher};
 const CHUNK_SHIFT: u32 = 12;
 /// Slots per chunk: 4096 x 72 B = 72 pages exactly.
 const CHUNK: usize = 1 << CHUNK_SHIFT;
+/// The first chunk's initial capacity (it grows up to CHUNK).
+const FIRST_CHUNK: usize = 16;
+/// Past this many slots the first chunk grows by this many at a time.
+const FIRST_CHUNK_STEP: usize = 256;
 
-/// A vector in fixed chunks: pushing never moves what is already there.
+/// A vector in fixed chunks: pushing never moves what is already there,
+/// except within the first chunk while it grows to CHUNK.
 pub struct ChunkedVec<T> {
     chunks: Vec<Vec<T>>,
     len: usize,
@@ -87,11 +92,23 @@ impl<T> ChunkedVec<T> {
     pub fn push(&mut self, v: T) {
         let c = self.len >> CHUNK_SHIFT;
         if c == self.chunks.len() {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            // The first chunk starts small and grows up to CHUNK (a small
+            // database does not cost a whole chunk: maxmemory tests in
+            // Redis's suite leave 100 KB of headroom); later ones are whole.
+            self.chunks.push(Vec::with_capacity(if c == 0 { FIRST_CHUNK } else { CHUNK }));
         }
-        // Within the chunk's capacity: the chunk never reallocates.
-        debug_assert!(self.chunks[c].len() < CHUNK);
-        self.chunks[c].push(v);
+        let chunk = &mut self.chunks[c];
+        if chunk.len() == chunk.capacity() {
+            // Only the first chunk, below CHUNK: it moves while it grows,
+            // doubling to FIRST_CHUNK_STEP slots, then by that many (a step
+            // of used memory stays small: 18 KB of slots, under maxmemory).
+            let cap = chunk.capacity();
+            let next = if cap < FIRST_CHUNK_STEP { cap * 2 } else { cap + FIRST_CHUNK_STEP };
+            chunk.reserve_exact(next.min(CHUNK) - chunk.len());
+        }
+        // Otherwise within the chunk's capacity: the chunk never reallocates.
+        debug_assert!(chunk.len() < CHUNK);
+        chunk.push(v);
         self.len += 1;
     }
 
@@ -106,6 +123,17 @@ impl<T> ChunkedVec<T> {
         let needed = self.len.div_ceil(CHUNK);
         if self.chunks.len() > needed + 1 {
             self.chunks.truncate(needed + 1);
+        }
+        // Far below a chunk boundary the spare goes, and a first chunk a
+        // quarter full gives half back (its memory counts against
+        // maxmemory; eviction must be able to lower it).
+        if self.len * 4 < CHUNK && self.chunks.len() > 1 {
+            self.chunks.truncate(1);
+        }
+        if let [only] = &mut self.chunks[..] {
+            if only.capacity() > FIRST_CHUNK_STEP && only.len() * 4 < only.capacity() {
+                only.shrink_to((only.len() * 2).max(FIRST_CHUNK_STEP));
+            }
         }
         v
     }
@@ -785,6 +813,28 @@ mod tests {
 
     fn rng(state: &mut u64) -> u64 {
         crate::shard::keyspace::xorshift(state)
+    }
+
+    #[test]
+    fn first_chunk_grows_in_steps_and_gives_back() {
+        let mut v = ChunkedVec::default();
+        v.push(0u64);
+        assert_eq!(v.chunks[0].capacity(), FIRST_CHUNK);
+        for i in 1..3000 {
+            v.push(i);
+            assert!(v.chunks[0].capacity() - v.len() <= FIRST_CHUNK_STEP);
+        }
+        for i in 3000..CHUNK as u64 + 10 {
+            v.push(i);
+        }
+        assert_eq!(v.chunks[0].capacity(), CHUNK);
+        assert_eq!(v.chunks.len(), 2);
+        while v.len() > 100 {
+            v.pop();
+        }
+        assert_eq!(v.chunks.len(), 1);
+        assert!(v.chunks[0].capacity() <= 2 * FIRST_CHUNK_STEP, "{}", v.chunks[0].capacity());
+        assert_eq!((0..100).map(|i| *v.get(i).unwrap()).collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
     }
 
     #[test]

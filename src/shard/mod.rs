@@ -10,6 +10,7 @@ pub mod key;
 pub mod keyspace;
 pub mod lazyfree;
 pub mod mailbox;
+pub mod memory;
 pub mod slot;
 pub mod watch;
 
@@ -99,6 +100,8 @@ pub struct ShardState {
     pub blocking: crate::messaging::blocking::Blocking,
     /// Client tracking: this shard's keys' readers, the BCAST prefixes.
     pub tracking: crate::messaging::tracking::ShardTracking,
+    /// maxmemory eviction: the candidate pool, `evicted_keys` (`memory.rs`).
+    pub eviction: memory::Eviction,
 }
 
 impl ShardState {
@@ -122,6 +125,7 @@ impl ShardState {
             pubsub: Default::default(),
             blocking: Default::default(),
             tracking: Default::default(),
+            eviction: Default::default(),
         }
     }
 

@@ -1,0 +1,529 @@
+//! `maxmemory`: the used-memory figure a command checks, and eviction
+//! (Redis's evict.c) over a shard's own keyspace.
+//!
+//! # The figure, and its precision
+//! Redis's `zmalloc_used_memory()` is one exact counter. jemalloc's exact
+//! total needs an `epoch` mallctl (it merges every arena's statistics, a few
+//! µs), too dear per command. `Memory::used` is instead:
+//! - the allocator's `stats.allocated` (plus the index tables mapped outside
+//!   it, as INFO's `used_memory`), measured by whichever thread first finds
+//!   the last measurement 1 ms old (one compare-and-swap elects it); and
+//! - this thread's own allocations less its frees since it first saw that
+//!   measurement, read from jemalloc's per-thread counters (two loads of
+//!   thread-local words, no mallctl).
+//!
+//! So the figure is exact for the checking thread's own work and at most
+//! ~1 ms behind the other threads' (what they allocated in the last
+//! millisecond is missing, what they freed still counted). With
+//! `maxmemory 0` none of this runs: the check is one relaxed load.
+//!
+//! # Splitting the limit over shards
+//! The limit is not split: every shard sees the server-wide figure. When it
+//! is over, a shard about to run a command of its own connections evicts
+//! from its keyspace until the figure is under (as Redis's processCommand),
+//! and every shard, once per loop turn, sheds its share of the excess, the
+//! share being its part of the evictable keys (all keys or keys with a TTL,
+//! per policy) as each shard publishes them: keys are spread over shards by
+//! hash, so memory follows key counts, a shard that holds nothing evictable
+//! is not asked for anything, and the shards receiving forwarded writes shed
+//! too. A denyoom command is refused
+//! only when no shard has anything left to evict (Redis's EVICT_FAIL); while
+//! others still do, it runs (their turn comes within the loop's latency).
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use super::keyspace::xorshift;
+use super::ShardState;
+use crate::config::Config;
+
+/// Redis's shared.oomerr.
+pub const OOM_ERROR: &[u8] = b"OOM command not allowed when used memory > 'maxmemory'.";
+
+/// `maxmemory-policy` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    NoEviction,
+    AllKeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysLfu,
+    VolatileLfu,
+}
+
+impl Policy {
+    pub fn parse(s: &str) -> Policy {
+        match s {
+            "allkeys-random" => Policy::AllKeysRandom,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            "allkeys-lru" => Policy::AllKeysLru,
+            "volatile-lru" => Policy::VolatileLru,
+            "allkeys-lfu" => Policy::AllKeysLfu,
+            "volatile-lfu" => Policy::VolatileLfu,
+            _ => Policy::NoEviction,
+        }
+    }
+    fn from_u8(v: u8) -> Policy {
+        [
+            Policy::NoEviction,
+            Policy::AllKeysRandom,
+            Policy::VolatileRandom,
+            Policy::VolatileTtl,
+            Policy::AllKeysLru,
+            Policy::VolatileLru,
+            Policy::AllKeysLfu,
+            Policy::VolatileLfu,
+        ][v as usize % 8]
+    }
+    /// Only keys with a TTL may go.
+    pub fn volatile(self) -> bool {
+        matches!(self, Policy::VolatileRandom | Policy::VolatileTtl | Policy::VolatileLru | Policy::VolatileLfu)
+    }
+}
+
+/// What `perform_evictions` concluded (Redis's EVICT_OK / RUNNING / FAIL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evict {
+    /// Under the limit (or no limit).
+    Ok,
+    /// Still over, but memory is being freed (time budget spent, other
+    /// shards have evictable keys, values queued for lazy freeing).
+    Running,
+    /// Over, and nothing can be evicted: denyoom commands are refused.
+    Fail,
+}
+
+/// The server-wide part: the configured limit and policy (mirrored from the
+/// config so a command reads them without a hold), the measurement, and
+/// each shard's evictable-key counts.
+pub struct Memory {
+    limit: AtomicU64,
+    policy: AtomicU8,
+    samples: AtomicU32,
+    tenacity: AtomicU32,
+    lazy: AtomicBool,
+    used: AtomicU64,
+    measured_us: AtomicU64,
+    generation: AtomicU64,
+    /// Per shard: (keys, keys with a TTL), published when it evicts.
+    keys: Vec<(AtomicU64, AtomicU64)>,
+    /// Since when (unix µs) used memory is over the limit, 0 when it is not,
+    /// and the total of the finished spells (INFO's
+    /// `current_eviction_exceeded_time`, `total_eviction_exceeded_time`).
+    over_since_us: AtomicU64,
+    over_total_us: AtomicU64,
+}
+
+thread_local! {
+    /// (generation seen, this thread's net allocation then).
+    static BASE: Cell<(u64, i64)> = const { Cell::new((u64::MAX, 0)) };
+    static COUNTERS: Option<(tikv_jemalloc_ctl::thread::ThreadLocal<u64>, tikv_jemalloc_ctl::thread::ThreadLocal<u64>)> =
+        match (tikv_jemalloc_ctl::thread::allocatedp::read(), tikv_jemalloc_ctl::thread::deallocatedp::read()) {
+            (Ok(a), Ok(d)) => Some((a, d)),
+            _ => None,
+        };
+}
+
+/// This thread's bytes allocated less bytes freed, since it started.
+#[inline]
+fn thread_net() -> i64 {
+    COUNTERS.with(|c| c.map_or(0, |(a, d)| a.get().wrapping_sub(d.get()) as i64))
+}
+
+/// The allocator's exact figure (an `epoch` refresh), as INFO's `used_memory`.
+pub fn measure_now() -> u64 {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    let allocated = stats::allocated::read().unwrap_or(0) as u64;
+    crate::commands::info::used_memory_bytes(allocated)
+}
+
+impl Memory {
+    pub fn new(shards: usize) -> Memory {
+        Memory {
+            limit: AtomicU64::new(0),
+            policy: AtomicU8::new(0),
+            samples: AtomicU32::new(5),
+            tenacity: AtomicU32::new(10),
+            lazy: AtomicBool::new(false),
+            used: AtomicU64::new(0),
+            measured_us: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            keys: (0..shards).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
+            over_since_us: AtomicU64::new(0),
+            over_total_us: AtomicU64::new(0),
+        }
+    }
+
+    /// Mirrors the maxmemory settings of `c` (start-up, CONFIG SET).
+    pub fn apply_config(&self, c: &Config) {
+        let get = |k: &str| c.others.get(k).map(String::as_str).unwrap_or("");
+        self.limit.store(get("maxmemory").parse().unwrap_or(0), Ordering::Relaxed);
+        self.policy.store(Policy::parse(get("maxmemory-policy")) as u8, Ordering::Relaxed);
+        self.samples.store(get("maxmemory-samples").parse().unwrap_or(5), Ordering::Relaxed);
+        self.tenacity.store(get("maxmemory-eviction-tenacity").parse().unwrap_or(10), Ordering::Relaxed);
+        self.lazy.store(get("lazyfree-lazy-eviction") == "yes", Ordering::Relaxed);
+        // A new limit is checked against a fresh figure.
+        self.measured_us.store(0, Ordering::Relaxed);
+    }
+
+    /// The limit in bytes; 0: none. The one load a command pays without one.
+    #[inline]
+    pub fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// Used memory as this thread sees it (see the module's notes).
+    pub fn used(&self) -> u64 {
+        let now = crate::util::unix_us() as u64;
+        let last = self.measured_us.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000 && self.measured_us.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.used.store(measure_now(), Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let used = self.used.load(Ordering::Relaxed);
+        let net = thread_net();
+        let base = BASE.with(|b| {
+            let (g, base) = b.get();
+            if g == generation {
+                base
+            } else {
+                b.set((generation, net));
+                net
+            }
+        });
+        (used as i64 + (net - base)).max(0) as u64
+    }
+
+    /// Redis's `evictionTimeLimitUs`: the eviction budget per call, from
+    /// `maxmemory-eviction-tenacity` (None: unlimited, at 100).
+    fn time_limit_us(&self) -> Option<u64> {
+        let t = self.tenacity.load(Ordering::Relaxed);
+        if t <= 10 {
+            Some(50 * t as u64)
+        } else if t < 100 {
+            Some((500.0 * 1.15f64.powi(t as i32 - 10)) as u64)
+        } else {
+            None
+        }
+    }
+
+    /// Redis's `updateMaxmemory`: a limit below what is used now is logged.
+    pub fn warn_if_below_usage(&self) {
+        let limit = self.limit();
+        let used = measure_now();
+        if limit != 0 && limit < used {
+            crate::warning!(
+                "WARNING: the new maxmemory value set via CONFIG SET ({}) is smaller than the current memory usage ({}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy.",
+                limit,
+                used
+            );
+        }
+    }
+
+    /// Over the limit (true) or not, now: the exceeded-time spells.
+    fn note_over(&self, over: bool) {
+        let since = self.over_since_us.load(Ordering::Relaxed);
+        if over && since == 0 {
+            let _ = self.over_since_us.compare_exchange(0, crate::util::unix_us() as u64, Ordering::Relaxed, Ordering::Relaxed);
+        } else if !over && since != 0 && self.over_since_us.compare_exchange(since, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.over_total_us.fetch_add((crate::util::unix_us() as u64).saturating_sub(since), Ordering::Relaxed);
+        }
+    }
+
+    /// (current, total) milliseconds over the limit, as INFO stats shows them.
+    pub fn exceeded_ms(&self) -> (u64, u64) {
+        let since = self.over_since_us.load(Ordering::Relaxed);
+        let current = if since == 0 { 0 } else { (crate::util::unix_us() as u64).saturating_sub(since) };
+        (current / 1000, (self.over_total_us.load(Ordering::Relaxed) + current) / 1000)
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset_stats(&self) {
+        self.over_total_us.store(0, Ordering::Relaxed);
+        self.over_since_us.store(0, Ordering::Relaxed);
+    }
+
+    /// Publishes shard `st`'s evictable-key counts.
+    pub fn publish(&self, shard: usize, st: &ShardState) {
+        let (keys, ttl) = st.dbs.iter().fold((0, 0), |(k, t), db| (k + db.len() as u64, t + db.expires_len() as u64));
+        self.keys[shard].0.store(keys, Ordering::Relaxed);
+        self.keys[shard].1.store(ttl, Ordering::Relaxed);
+    }
+
+    /// Evictable keys of every shard, as last published.
+    fn evictable_total(&self, volatile: bool) -> u64 {
+        self.keys.iter().map(|(k, t)| if volatile { t } else { k }.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Redis's EVPOOL_SIZE.
+const POOL_SIZE: usize = 16;
+
+/// A shard's eviction state: Redis's eviction pool (the best candidates
+/// sampled so far, kept across calls) and `evicted_keys`.
+#[derive(Default)]
+pub struct Eviction {
+    /// (score: higher goes first, db, key).
+    pool: Vec<(u64, usize, Box<[u8]>)>,
+    pub evicted_keys: u64,
+    next_db: usize,
+}
+
+/// Redis's `performEvictions` over shard `st` (this thread's own).
+/// `whole`: shed the whole excess (before a command, as Redis), not only
+/// this shard's share (a loop turn).
+pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64, whole: bool) -> Evict {
+    let limit = mem.limit();
+    if limit == 0 {
+        return Evict::Ok;
+    }
+    // Kept current while a limit is set (a shard that sleeps has not
+    // changed; CONFIG SET publishes every shard's).
+    mem.publish(st.id, st);
+    let used = mem.used();
+    mem.note_over(used > limit);
+    if used <= limit {
+        return Evict::Ok;
+    }
+    let policy = mem.policy();
+    if policy == Policy::NoEviction {
+        return Evict::Fail;
+    }
+    let volatile = policy.volatile();
+    let total = mem.evictable_total(volatile);
+    let mine = if volatile { mem.keys[st.id].1.load(Ordering::Relaxed) } else { mem.keys[st.id].0.load(Ordering::Relaxed) };
+    if total == 0 {
+        return Evict::Fail;
+    }
+    // This shard's share of the excess, by its part of the evictable keys.
+    let excess = used - limit;
+    let share = if whole { excess } else { ((excess as u128 * mine as u128 / total as u128) as u64).max(1) };
+    let start = std::time::Instant::now();
+    let time_limit = mem.time_limit_us();
+    let lazy = mem.lazy.load(Ordering::Relaxed);
+    let samples = mem.samples.load(Ordering::Relaxed).max(1) as usize;
+    let before = thread_net();
+    let mut evicted = 0u64;
+    let mut result = Evict::Running;
+    while mine > evicted {
+        if before - thread_net() >= share as i64 {
+            break;
+        }
+        if !evict_one(st, policy, samples, now_ms, lazy) {
+            break;
+        }
+        evicted += 1;
+        if evicted.is_multiple_of(16) {
+            if mem.used() <= limit {
+                result = Evict::Ok;
+                break;
+            }
+            if time_limit.is_some_and(|t| start.elapsed().as_micros() as u64 > t) {
+                break;
+            }
+        }
+    }
+    mem.publish(st.id, st);
+    if mem.used() <= limit {
+        return Evict::Ok;
+    }
+    if result == Evict::Ok || mem.evictable_total(volatile) > 0 || (lazy && st.lazyfree.has_pending()) {
+        return Evict::Running;
+    }
+    Evict::Fail
+}
+
+/// Picks and deletes one key by `policy`; false when none may go.
+fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, lazy: bool) -> bool {
+    let volatile = policy.volatile();
+    let victim = match policy {
+        Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, volatile),
+        _ => pool_victim(st, policy, samples, now_ms),
+    };
+    let Some((db, key)) = victim else {
+        return false;
+    };
+    let Some(entry) = st.dbs[db].remove(&key) else {
+        return false;
+    };
+    if lazy {
+        st.lazyfree.free(entry.value);
+    } else {
+        drop(entry);
+    }
+    // Redis's deletion of an evicted key: propagated as DEL, WATCH touched,
+    // `evicted` notified, counted; not a write for the dirty counter.
+    st.stream.expired_now(db, &key);
+    st.also_modified(db, &key);
+    st.notify(db, crate::messaging::notify::EVICTED, "evicted", &key);
+    st.eviction.evicted_keys += 1;
+    true
+}
+
+/// allkeys-random / volatile-random: a random key of the next database
+/// (round robin, as Redis's `next_db`) that has one.
+fn random_victim(st: &mut ShardState, volatile: bool) -> Option<(usize, Box<[u8]>)> {
+    let n = st.dbs.len();
+    for _ in 0..n {
+        let db = st.eviction.next_db % n;
+        st.eviction.next_db += 1;
+        let map = &st.dbs[db].map;
+        let len = if volatile { map.ttl_len() } else { map.len() };
+        if len == 0 {
+            continue;
+        }
+        let i = (xorshift(&mut st.rng) % len as u64) as usize;
+        let pos = if volatile { map.ttl_position(i) } else { i };
+        return Some((db, map.at(pos).0.into()));
+    }
+    None
+}
+
+/// The score of an entry under `policy`: higher is a better victim.
+fn score(policy: Policy, e: &super::Entry, now_ms: i64) -> u64 {
+    match policy {
+        // Sooner expiry first.
+        Policy::VolatileTtl => u64::MAX - e.expire_at_ms.max(0) as u64,
+        // Idle time. LFU too, for now: an entry keeps one access time and
+        // no frequency counter (a known limit: *-lfu ranks as *-lru).
+        _ => (now_ms - e.access_ms).max(0) as u64,
+    }
+}
+
+/// Redis's `evictionPoolPopulate` then the pick: sample `samples` keys of
+/// every database into the pool, then take the best that still exists.
+fn pool_victim(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64) -> Option<(usize, Box<[u8]>)> {
+    let volatile = policy.volatile();
+    let mut rng = st.rng;
+    for (dbi, db) in st.dbs.iter().enumerate() {
+        let map = &db.map;
+        let len = if volatile { map.ttl_len() } else { map.len() };
+        if len == 0 {
+            continue;
+        }
+        // A database no bigger than the sample is taken whole (Redis's
+        // dictGetSomeKeys returns distinct keys).
+        for n in 0..samples.min(len) {
+            let i = if len <= samples { n } else { (xorshift(&mut rng) % len as u64) as usize };
+            let pos = if volatile { map.ttl_position(i) } else { i };
+            let (key, e) = map.at(pos);
+            let s = score(policy, e, now_ms);
+            let pool = &mut st.eviction.pool;
+            if pool.iter().any(|(_, d, k)| *d == dbi && &k[..] == key) {
+                continue;
+            }
+            if pool.len() < POOL_SIZE {
+                pool.push((s, dbi, key.into()));
+            } else if let Some(worst) = pool.iter_mut().min_by_key(|(sc, _, _)| *sc).filter(|(sc, _, _)| *sc < s) {
+                *worst = (s, dbi, key.into());
+            }
+        }
+    }
+    st.rng = rng;
+    // Best first; a candidate deleted (or its TTL removed) since it was
+    // sampled is dropped.
+    while !st.eviction.pool.is_empty() {
+        let best = (0..st.eviction.pool.len()).max_by_key(|&i| st.eviction.pool[i].0).unwrap();
+        let (_, db, key) = st.eviction.pool.swap_remove(best);
+        let ok = st.dbs[db].map.get(&key).is_some_and(|e| !volatile || e.expire_at_ms >= 0);
+        if ok {
+            return Some((db, key));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::keyspace::Value;
+
+    fn shard() -> ShardState {
+        ShardState::new(0, 1, Config::default())
+    }
+
+    #[test]
+    fn tenacity_limits_as_redis() {
+        let m = Memory::new(1);
+        let mut c = Config::default();
+        for (t, us) in [(0, Some(0)), (10, Some(500)), (11, Some(575)), (100, None)] {
+            c.others.insert("maxmemory-eviction-tenacity".into(), t.to_string());
+            m.apply_config(&c);
+            assert_eq!(m.time_limit_us(), us);
+        }
+    }
+
+    #[test]
+    fn volatile_policies_never_take_keys_without_ttl() {
+        for policy in [Policy::VolatileRandom, Policy::VolatileTtl, Policy::VolatileLru, Policy::VolatileLfu] {
+            let mut st = shard();
+            for i in 0..50 {
+                st.dbs[0].set(format!("k{i}").as_bytes(), Value::from_bytes(b"v"), 1000, false);
+            }
+            st.dbs[0].set(b"t", Value::from_bytes(b"v"), 1000, false);
+            st.dbs[0].set_expire(b"t", 10_000_000);
+            assert!(evict_one(&mut st, policy, 5, 2000, false));
+            assert!(!evict_one(&mut st, policy, 5, 2000, false), "{policy:?}");
+            assert_eq!(st.dbs[0].len(), 50);
+            assert!(st.dbs[0].map.get(b"t").is_none());
+            assert_eq!(st.eviction.evicted_keys, 1);
+        }
+    }
+
+    #[test]
+    fn evicted_key_is_notified_and_propagated() {
+        let mut st = shard();
+        st.config.notify_keyspace_events = crate::messaging::notify::parse(b"Ee").unwrap();
+        st.dbs[0].set(b"k", Value::from_bytes(b"v"), 1000, false);
+        assert!(evict_one(&mut st, Policy::AllKeysRandom, 5, 2000, false));
+        assert_eq!(st.pending_publish, vec![(b"__keyevent@0__:evicted".to_vec(), b"k".to_vec())]);
+        assert!(st.dbs[0].is_empty());
+    }
+
+    #[test]
+    fn lru_prefers_idle_keys_and_ttl_the_soonest() {
+        let mut st = shard();
+        for i in 0..10 {
+            st.dbs[0].set(format!("k{i}").as_bytes(), Value::from_bytes(b"v"), 1000 + i, false);
+            st.dbs[0].set_expire(format!("k{i}").as_bytes(), 100_000 - i);
+        }
+        assert_eq!(pool_victim(&mut st, Policy::AllKeysLru, 10, 5000).unwrap().1.as_ref(), b"k0");
+        st.eviction.pool.clear();
+        assert_eq!(pool_victim(&mut st, Policy::VolatileTtl, 10, 5000).unwrap().1.as_ref(), b"k9");
+    }
+
+    /// What a check costs: `cargo test --release --lib memory::tests::check_cost
+    /// -- --ignored --nocapture` (perf/RESULTS.md).
+    #[test]
+    #[ignore]
+    fn check_cost() {
+        let m = Memory::new(1);
+        let n = 2_000_000u32;
+        let t = std::time::Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(m.limit());
+        }
+        let off = t.elapsed().as_nanos() as f64 / n as f64;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            sum = sum.wrapping_add(m.used());
+        }
+        let on = t.elapsed().as_nanos() as f64 / n as f64;
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            sum = sum.wrapping_add(measure_now());
+        }
+        let epoch = t.elapsed().as_nanos() as f64 / 1000.0;
+        println!("check: maxmemory 0 {off:.1} ns, with a limit {on:.1} ns; epoch refresh {epoch:.0} ns ({sum})");
+    }
+}

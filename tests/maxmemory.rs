@@ -1,0 +1,203 @@
+//! `maxmemory`: the -OOM refusal (noeviction, and any policy with nothing
+//! it may evict), MULTI under OOM, and each eviction policy keeping used
+//! memory near the limit under a write load while evicting only what it
+//! may. Every test passes against redis-server 7.0 too
+//! (`RINGKV_TEST_TARGET=redis`).
+
+mod common;
+
+use common::{Conn, Resp, Server};
+
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+fn start() -> (Server, Conn) {
+    let s = Server::ringkv(&["--shards", "3"]);
+    let c = s.conn();
+    (s, c)
+}
+
+fn info_field(c: &mut Conn, section: &str, field: &str) -> String {
+    let info = String::from_utf8(c.cmd(&["INFO", section]).opt_bytes().unwrap()).unwrap();
+    info.lines().find_map(|l| l.strip_prefix(field).and_then(|v| v.strip_prefix(':'))).unwrap_or_else(|| panic!("no {field} in INFO {section}")).to_string()
+}
+
+fn used(c: &mut Conn) -> u64 {
+    info_field(c, "memory", "used_memory").parse().unwrap()
+}
+
+fn config_set(c: &mut Conn, name: &str, value: &str) {
+    assert_eq!(c.cmd(&["CONFIG", "SET", name, value]), Resp::ok(), "CONFIG SET {name} {value}");
+}
+
+/// Writes `keys` (SET key value [EX ttl]) pipelined in batches; returns the
+/// replies that were errors.
+fn write_keys(c: &mut Conn, keys: &[String], value: &[u8], ttl: Option<&str>) -> Vec<String> {
+    let mut errors = vec![];
+    for batch in keys.chunks(50) {
+        for k in batch {
+            match ttl {
+                Some(t) => c.send(&[b"SET".as_ref(), k.as_bytes(), value, b"EX", t.as_bytes()]),
+                None => c.send(&[b"SET".as_ref(), k.as_bytes(), value]),
+            }
+        }
+        for _ in batch {
+            if let Resp::Error(e) = c.read() {
+                errors.push(e);
+            }
+        }
+    }
+    errors
+}
+
+fn exists(c: &mut Conn, keys: &[String]) -> usize {
+    keys.chunks(100)
+        .map(|b| {
+            let mut args = vec!["EXISTS".to_string()];
+            args.extend(b.iter().cloned());
+            c.cmd(&args).int() as usize
+        })
+        .sum()
+}
+
+#[test]
+fn oom_error_text_and_reads_still_work() {
+    let (_s, mut c) = start();
+    assert_eq!(c.cmd(&["SET", "a", "1"]), Resp::ok());
+    config_set(&mut c, "maxmemory", "1");
+    assert_eq!(c.cmd(&["SET", "b", "1"]), Resp::Error(OOM.into()));
+    assert_eq!(c.cmd(&["INCR", "a"]), Resp::Error(OOM.into()));
+    assert_eq!(c.cmd(&["GET", "a"]), Resp::bulk("1"));
+    // Not denyoom: deletes and reads run.
+    assert_eq!(c.cmd(&["EXPIRE", "a", "100"]).int(), 1);
+    assert_eq!(c.cmd(&["DEL", "a"]).int(), 1);
+    assert_eq!(info_field(&mut c, "memory", "maxmemory"), "1");
+    assert_eq!(info_field(&mut c, "memory", "maxmemory_human"), "1B");
+    assert_eq!(info_field(&mut c, "memory", "maxmemory_policy"), "noeviction");
+    assert_eq!(info_field(&mut c, "memory", "mem_not_counted_for_evict"), "0");
+    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), "0");
+    config_set(&mut c, "maxmemory", "0");
+    assert_eq!(c.cmd(&["SET", "b", "1"]), Resp::ok());
+}
+
+#[test]
+fn multi_under_oom() {
+    let (s, mut c) = start();
+    let mut admin = s.conn();
+    config_set(&mut admin, "maxmemory", "1");
+    // A command queued under OOM is refused and flags the transaction; a
+    // read too (queueing takes memory); DISCARD is never refused.
+    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+    assert_eq!(c.cmd(&["GET", "x"]), Resp::Error(OOM.into()));
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Error("EXECABORT Transaction discarded because of previous errors.".into()));
+    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+    assert_eq!(c.cmd(&["DISCARD"]), Resp::ok());
+    // Queued before the limit, EXEC re-checks: refused (a denyoom command
+    // queued) with the transaction discarded.
+    config_set(&mut admin, "maxmemory", "0");
+    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+    assert_eq!(c.cmd(&["SET", "x", "1"]), Resp::Simple("QUEUED".into()));
+    config_set(&mut admin, "maxmemory", "1");
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Error(format!("EXECABORT Transaction discarded because of: {OOM}")));
+    assert_eq!(c.cmd(&["GET", "x"]), Resp::Nil);
+    // Only reads queued: EXEC runs.
+    config_set(&mut admin, "maxmemory", "0");
+    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+    assert_eq!(c.cmd(&["GET", "x"]), Resp::Simple("QUEUED".into()));
+    config_set(&mut admin, "maxmemory", "1");
+    assert_eq!(c.cmd(&["EXEC"]), Resp::Array(vec![Resp::Nil]));
+    config_set(&mut admin, "maxmemory", "0");
+}
+
+/// Sets a limit `headroom` bytes over what the empty server uses.
+fn limit_over_now(c: &mut Conn, headroom: u64) -> u64 {
+    assert_eq!(c.cmd(&["FLUSHALL"]), Resp::ok());
+    let limit = used(c) + headroom;
+    config_set(c, "maxmemory", &limit.to_string());
+    limit
+}
+
+#[test]
+fn allkeys_policies_keep_used_memory_near_the_limit() {
+    let (_s, mut c) = start();
+    let value = vec![b'v'; 1000];
+    for policy in ["allkeys-random", "allkeys-lru", "allkeys-lfu"] {
+        config_set(&mut c, "maxmemory", "0");
+        config_set(&mut c, "maxmemory-policy", policy);
+        let evicted_before: u64 = info_field(&mut c, "stats", "evicted_keys").parse().unwrap();
+        let limit = limit_over_now(&mut c, 2_000_000);
+        let keys: Vec<String> = (0..6000).map(|i| format!("{policy}:{i}")).collect();
+        let errors = write_keys(&mut c, &keys, &value, None);
+        assert!(errors.is_empty(), "{policy}: {:?}", &errors[..errors.len().min(3)]);
+        let now = used(&mut c);
+        assert!(now <= limit + limit / 20, "{policy}: used {now} over limit {limit}");
+        // Every key written is either there or counted evicted (any command,
+        // INFO too, may evict first: the counts bracket DBSIZE).
+        let evicted: u64 = info_field(&mut c, "stats", "evicted_keys").parse::<u64>().unwrap() - evicted_before;
+        let dbsize = c.cmd(&["DBSIZE"]).int() as u64;
+        let evicted_after: u64 = info_field(&mut c, "stats", "evicted_keys").parse::<u64>().unwrap() - evicted_before;
+        assert!(dbsize + evicted <= keys.len() as u64 && dbsize + evicted_after >= keys.len() as u64, "{policy}: {dbsize} {evicted} {evicted_after}");
+        assert!(dbsize > 500 && evicted > 1000, "{policy}: dbsize {dbsize} evicted {evicted}");
+    }
+    config_set(&mut c, "maxmemory", "0");
+}
+
+#[test]
+fn volatile_policies_evict_only_keys_with_a_ttl() {
+    let (_s, mut c) = start();
+    let value = vec![b'v'; 1000];
+    for policy in ["volatile-random", "volatile-ttl", "volatile-lru", "volatile-lfu"] {
+        config_set(&mut c, "maxmemory", "0");
+        config_set(&mut c, "maxmemory-policy", policy);
+        let limit = limit_over_now(&mut c, 2_000_000);
+        let persistent: Vec<String> = (0..500).map(|i| format!("{policy}:p:{i}")).collect();
+        assert!(write_keys(&mut c, &persistent, &value, None).is_empty());
+        let volatile: Vec<String> = (0..5000).map(|i| format!("{policy}:v:{i}")).collect();
+        let errors = write_keys(&mut c, &volatile, &value, Some("1000"));
+        assert!(errors.is_empty(), "{policy}: {:?}", &errors[..errors.len().min(3)]);
+        assert_eq!(exists(&mut c, &persistent), persistent.len(), "{policy} evicted a key without TTL");
+        let left = exists(&mut c, &volatile);
+        assert!(left < 2500, "{policy}: {left} volatile keys left");
+        let now = used(&mut c);
+        assert!(now <= limit + limit / 20, "{policy}: used {now} over limit {limit}");
+        // Nothing left it may evict: -OOM, and the keys without TTL stay.
+        let more: Vec<String> = (0..3000).map(|i| format!("{policy}:q:{i}")).collect();
+        let errors = write_keys(&mut c, &more, &value, None);
+        assert!(!errors.is_empty() && errors.iter().all(|e| e == OOM), "{policy}: {} errors", errors.len());
+        assert_eq!(exists(&mut c, &persistent), persistent.len(), "{policy} evicted a key without TTL");
+    }
+    config_set(&mut c, "maxmemory", "0");
+}
+
+#[test]
+fn allkeys_lru_keeps_the_hot_set() {
+    let (_s, mut c) = start();
+    config_set(&mut c, "maxmemory-policy", "allkeys-lru");
+    let value = vec![b'v'; 1000];
+    let hot: Vec<String> = (0..200).map(|i| format!("hot:{i}")).collect();
+    assert_eq!(c.cmd(&["FLUSHALL"]), Resp::ok());
+    assert!(write_keys(&mut c, &hot, &value, None).is_empty());
+    // Redis's LRU clock ticks once a second: the cold keys are written over
+    // several seconds, the hot ones read all along.
+    let limit = used(&mut c) + 2_500_000;
+    config_set(&mut c, "maxmemory", &limit.to_string());
+    let mut cold = vec![];
+    for phase in 0..4 {
+        for chunk in 0..10 {
+            let batch: Vec<String> = (0..100).map(|i| format!("cold:{phase}:{chunk}:{i}")).collect();
+            assert!(write_keys(&mut c, &batch, &value, None).is_empty());
+            cold.extend(batch);
+            for k in &hot {
+                c.send(&["GET", k]);
+            }
+            for _ in &hot {
+                c.read();
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let hot_left = exists(&mut c, &hot) as f64 / hot.len() as f64;
+    let cold_left = exists(&mut c, &cold) as f64 / cold.len() as f64;
+    assert!(cold_left < 0.9, "nothing evicted: cold {cold_left}");
+    assert!(hot_left > 0.8 && hot_left > cold_left + 0.2, "hot {hot_left} cold {cold_left}");
+    config_set(&mut c, "maxmemory", "0");
+}
