@@ -33,7 +33,7 @@ pub const HASH: u32 = 1 << 6;
 pub const ZSET: u32 = 1 << 7;
 /// `x`: a key expired (lazily or by the active cycle).
 pub const EXPIRED: u32 = 1 << 8;
-/// `e`: a key evicted for maxmemory (ringkv does not evict).
+/// `e`: a key evicted for maxmemory (`shard::memory`).
 pub const EVICTED: u32 = 1 << 9;
 /// `t`: stream commands (ringkv has no streams).
 pub const STREAM: u32 = 1 << 10;
