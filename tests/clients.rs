@@ -180,3 +180,16 @@ fn ringkv_own_configs_answer_by_name_only() {
         }
     }
 }
+
+/// While CLIENT INFO / CLIENT LIST run, `qbuf=` counts the command's own
+/// bytes, as Redis's query buffer still holds them (26 for
+/// `*2\r\n$6\r\nclient\r\n$4\r\ninfo\r\n`).
+#[test]
+fn client_info_qbuf_holds_the_running_command() {
+    let s = Server::ringkv(&["--shards", "3"]);
+    let mut c = s.conn();
+    for sub in ["info", "list"] {
+        let line = String::from_utf8(c.cmd(&["CLIENT", sub]).opt_bytes().unwrap()).unwrap();
+        assert!(line.contains(" qbuf=26 "), "{}: {line}", s.name());
+    }
+}

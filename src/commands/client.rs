@@ -388,6 +388,9 @@ fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     info.subscriptions = [c.pubsub.channels.len(), c.pubsub.patterns.len(), c.pubsub.shard_channels.len()];
     info.tracking_flags = c.tracking.flags;
     info.redir = c.tracking.redirect;
+    // Redis trims its query buffer after the commands in it ran: while
+    // CLIENT LIST/INFO runs, it still holds the command itself.
+    info.qbuf_bytes = c.input_len;
     Some(info)
 }
 

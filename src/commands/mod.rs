@@ -409,6 +409,9 @@ pub struct ClientState {
     pub pubsub: crate::messaging::pubsub::ClientSubs,
     /// CLIENT TRACKING state (`messaging::tracking`).
     pub tracking: crate::messaging::tracking::ClientTracking,
+    /// Bytes of the input the running command was parsed from (what Redis's
+    /// query buffer holds while a command runs: CLIENT LIST/INFO `qbuf=`).
+    pub input_len: usize,
 }
 
 impl ClientState {

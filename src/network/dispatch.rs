@@ -279,6 +279,9 @@ impl EventLoop {
             }
             let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
             args.slices(&buf[*start..], &mut slices);
+            if let Some(conn) = self.conns[index as usize].as_mut() {
+                conn.client.input_len = buf.len();
+            }
             let flow = self.dispatch(index, &slices);
             slices.clear();
             *store = recycle(slices);
