@@ -11,13 +11,12 @@
 //! `serve` is the one place a blocked client's pop happens, for both
 //! paths: on the owner of the key, when the key gets data.
 
-use super::list::{drop_if_empty, list_mut, lmove_generic, notify_then_del, parse_ranged, parse_side, pop_event, pop_range_reply, wrote};
+use super::list::{drop_if_empty, list_mut, lmove_generic, notify_then_del, parse_side, pop_event, pop_range_reply, wrote, MpopOptions};
 use super::lookup::{ListKind, WrongType, ZSetKind};
-use super::string::cstr;
+use super::zset::parse_min_max;
 use super::{err, flags::*, CommandSpec, Ctx};
 use crate::messaging::blocking::{parse_timeout, BlockOp, BlockRequest};
 use crate::protocol::Reply;
-use crate::util::eq_ic;
 
 pub fn commands() -> Vec<CommandSpec> {
     const LIST_SLOW: &[&str] = &["@write", "@list", "@slow", "@blocking"];
@@ -191,47 +190,11 @@ fn bmove(ctx: &mut Ctx, src: &[u8], _dst: &[u8], timeout: &[u8], op: BlockOp, r:
     pop_or_block(ctx, &[src], op, deadline, r);
 }
 
-/// BLMPOP's / BZMPOP's arguments after the timeout: numkeys, keys, the
-/// side word (`side` parses it), COUNT. Returns (keys range, side, count).
-fn parse_mpop(args: &[&[u8]], side: fn(&[u8]) -> Option<bool>) -> Result<(std::ops::Range<usize>, bool, usize), &'static str> {
-    let numkeys = parse_ranged(args[2], 1, i64::MAX, "ERR numkeys should be greater than 0")? as u64;
-    let where_at = 3u64.saturating_add(numkeys);
-    if where_at >= args.len() as u64 {
-        return Err(err::SYNTAX);
-    }
-    let where_at = where_at as usize;
-    let which = side(args[where_at]).ok_or(err::SYNTAX)?;
-    let mut count = None;
-    let mut j = where_at + 1;
-    while j < args.len() {
-        if count.is_none() && eq_ic(cstr(args[j]), "count") && j + 1 < args.len() {
-            j += 1;
-            count = Some(parse_ranged(args[j], 1, i64::MAX, "ERR count should be greater than 0")? as usize);
-        } else {
-            return Err(err::SYNTAX);
-        }
-        j += 1;
-    }
-    Ok((3..where_at, which, count.unwrap_or(1)))
-}
-
-/// MIN / MAX: true for MAX.
-fn parse_min_max(arg: &[u8]) -> Option<bool> {
-    let w = cstr(arg);
-    if eq_ic(w, "min") {
-        Some(false)
-    } else if eq_ic(w, "max") {
-        Some(true)
-    } else {
-        None
-    }
-}
-
 /// BLMPOP / BZMPOP timeout numkeys key [key ...] side [COUNT count]: the
 /// options, then the timeout, then the keys (Redis's order of errors).
 fn bmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, list: bool) {
-    let parsed = parse_mpop(args, if list { parse_side } else { parse_min_max });
-    let (keys, side, count) = match parsed {
+    let parsed = MpopOptions::parse(args, 2, if list { parse_side } else { parse_min_max });
+    let MpopOptions { keys, side, count } = match parsed {
         Ok(p) => p,
         Err(e) => return r.error(e),
     };
@@ -340,11 +303,11 @@ mod tests {
 
     #[test]
     fn mpop_options_in_redis_order() {
-        assert_eq!(parse_mpop(&args("blmpop 0 2 a b left count 3"), parse_side), Ok((3..5, true, 3)));
-        assert_eq!(parse_mpop(&args("blmpop 0 0 a left"), parse_side), Err("ERR numkeys should be greater than 0"));
-        assert_eq!(parse_mpop(&args("blmpop 0 1 a up"), parse_side), Err(err::SYNTAX));
-        assert_eq!(parse_mpop(&args("blmpop 0 3 a left"), parse_side), Err(err::SYNTAX));
-        assert_eq!(parse_mpop(&args("bzmpop 0 1 a max count 0"), parse_min_max), Err("ERR count should be greater than 0"));
-        assert_eq!(parse_mpop(&args("bzmpop 0 1 a max count 1 count 1"), parse_min_max), Err(err::SYNTAX));
+        assert_eq!(MpopOptions::parse(&args("blmpop 0 2 a b left count 3"), 2, parse_side), Ok(MpopOptions { keys: 3..5, side: true, count: 3 }));
+        assert_eq!(MpopOptions::parse(&args("blmpop 0 0 a left"), 2, parse_side), Err("ERR numkeys should be greater than 0"));
+        assert_eq!(MpopOptions::parse(&args("blmpop 0 1 a up"), 2, parse_side), Err(err::SYNTAX));
+        assert_eq!(MpopOptions::parse(&args("blmpop 0 3 a left"), 2, parse_side), Err(err::SYNTAX));
+        assert_eq!(MpopOptions::parse(&args("bzmpop 0 1 a max count 0"), 2, parse_min_max), Err("ERR count should be greater than 0"));
+        assert_eq!(MpopOptions::parse(&args("bzmpop 0 1 a max count 1 count 1"), 2, parse_min_max), Err(err::SYNTAX));
     }
 }

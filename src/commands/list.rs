@@ -586,25 +586,29 @@ fn rpoplpush(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     lmove_generic(ctx, r, args[1], args[2], false, true);
 }
 
-/// LMPOP's arguments after `numkeys`, parsed before any key is looked at.
+/// The arguments of LMPOP, ZMPOP, BLMPOP and BZMPOP from `numkeys` on
+/// (`numkeys key [key ...] side [COUNT count]`), parsed before any key is
+/// looked at, in Redis's order of errors (`lmpopGenericCommand`,
+/// `zmpopGenericCommand`).
 #[derive(Debug, PartialEq, Eq)]
-pub struct LmpopOptions {
+pub struct MpopOptions {
     /// The keys, as positions in the arguments.
     pub keys: std::ops::Range<usize>,
-    pub head: bool,
+    /// The side word as `side` parsed it: LEFT for lists, MAX for zsets.
+    pub side: bool,
     pub count: usize,
 }
 
-impl LmpopOptions {
-    /// Redis's `lmpopGenericCommand` parsing, numkeys at 1.
-    pub fn parse(args: &[&[u8]]) -> Result<LmpopOptions, &'static str> {
-        let numkeys = parse_ranged(args[1], 1, i64::MAX, "ERR numkeys should be greater than 0")? as u64;
-        let where_at = 2u64.saturating_add(numkeys);
+impl MpopOptions {
+    /// `numkeys` is `args[numkeys_at]`; `side` parses the side word.
+    pub fn parse(args: &[&[u8]], numkeys_at: usize, side: fn(&[u8]) -> Option<bool>) -> Result<MpopOptions, &'static str> {
+        let numkeys = parse_ranged(args[numkeys_at], 1, i64::MAX, "ERR numkeys should be greater than 0")? as u64;
+        let where_at = (numkeys_at as u64 + 1).saturating_add(numkeys);
         if where_at >= args.len() as u64 {
             return Err(err::SYNTAX);
         }
         let where_at = where_at as usize;
-        let head = parse_side(args[where_at]).ok_or(err::SYNTAX)?;
+        let side = side(args[where_at]).ok_or(err::SYNTAX)?;
         let mut count = None;
         let mut j = where_at + 1;
         while j < args.len() {
@@ -616,12 +620,12 @@ impl LmpopOptions {
             }
             j += 1;
         }
-        Ok(LmpopOptions { keys: 2..where_at, head, count: count.unwrap_or(1) })
+        Ok(MpopOptions { keys: numkeys_at + 1..where_at, side, count: count.unwrap_or(1) })
     }
 }
 
 fn lmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let o = match LmpopOptions::parse(args) {
+    let o = match MpopOptions::parse(args, 1, parse_side) {
         Ok(o) => o,
         Err(e) => return r.error(e),
     };
@@ -633,12 +637,12 @@ fn lmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         };
         r.array(2);
         r.bulk(key);
-        let popped = pop_range_reply(q, o.head, o.count, r);
+        let popped = pop_range_reply(q, o.side, o.count, r);
         let deleted = drop_if_empty(ctx, key);
         wrote(ctx, key, popped);
-        notify_then_del(ctx, key, pop_event(o.head), deleted);
+        notify_then_del(ctx, key, pop_event(o.side), deleted);
         let count = itoa::Buffer::new().format(popped).as_bytes().to_vec();
-        ctx.propagate_as(&[if o.head { b"LPOP" } else { b"RPOP" }, key, &count]);
+        ctx.propagate_as(&[if o.side { b"LPOP" } else { b"RPOP" }, key, &count]);
         return;
     }
     r.null_array();
@@ -694,13 +698,13 @@ mod tests {
 
     #[test]
     fn lmpop_options() {
-        let o = LmpopOptions::parse(&args("lmpop 2 a b right count 3")).unwrap();
-        assert_eq!(o, LmpopOptions { keys: 2..4, head: false, count: 3 });
-        assert_eq!(LmpopOptions::parse(&args("lmpop 0 a left")), Err("ERR numkeys should be greater than 0"));
-        assert_eq!(LmpopOptions::parse(&args("lmpop 2 a left")), Err(err::SYNTAX));
-        assert_eq!(LmpopOptions::parse(&args("lmpop 1 a middle")), Err(err::SYNTAX));
-        assert_eq!(LmpopOptions::parse(&args("lmpop 1 a left count 0")), Err("ERR count should be greater than 0"));
-        assert_eq!(LmpopOptions::parse(&args("lmpop 1 a left count 1 count 1")), Err(err::SYNTAX));
-        assert_eq!(LmpopOptions::parse(&args("lmpop 9223372036854775807 a left")), Err(err::SYNTAX));
+        let o = MpopOptions::parse(&args("lmpop 2 a b right count 3"), 1, parse_side).unwrap();
+        assert_eq!(o, MpopOptions { keys: 2..4, side: false, count: 3 });
+        assert_eq!(MpopOptions::parse(&args("lmpop 0 a left"), 1, parse_side), Err("ERR numkeys should be greater than 0"));
+        assert_eq!(MpopOptions::parse(&args("lmpop 2 a left"), 1, parse_side), Err(err::SYNTAX));
+        assert_eq!(MpopOptions::parse(&args("lmpop 1 a middle"), 1, parse_side), Err(err::SYNTAX));
+        assert_eq!(MpopOptions::parse(&args("lmpop 1 a left count 0"), 1, parse_side), Err("ERR count should be greater than 0"));
+        assert_eq!(MpopOptions::parse(&args("lmpop 1 a left count 1 count 1"), 1, parse_side), Err(err::SYNTAX));
+        assert_eq!(MpopOptions::parse(&args("lmpop 9223372036854775807 a left"), 1, parse_side), Err(err::SYNTAX));
     }
 }

@@ -1062,41 +1062,25 @@ fn zpopmax(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     zpop_min_max(ctx, args, r, true);
 }
 
-fn zmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    const NUMKEYS: &str = "ERR numkeys should be greater than 0";
-    let n = match super::parse_i64(args[1]) {
-        Some(n) if n >= 1 => n as u64,
-        _ => return r.error(NUMKEYS),
-    };
-    let where_at = 2u64.saturating_add(n);
-    if where_at >= args.len() as u64 {
-        return r.error(err::SYNTAX);
-    }
-    let where_at = where_at as usize;
-    let w = cstr(args[where_at]);
-    let max = if eq_ic(w, "min") {
-        false
+/// MIN / MAX: true for MAX (ZMPOP's and BZMPOP's side word).
+pub(crate) fn parse_min_max(arg: &[u8]) -> Option<bool> {
+    let w = cstr(arg);
+    if eq_ic(w, "min") {
+        Some(false)
     } else if eq_ic(w, "max") {
-        true
+        Some(true)
     } else {
-        return r.error(err::SYNTAX);
-    };
-    let mut count: Option<usize> = None;
-    let mut j = where_at + 1;
-    while j < args.len() {
-        if count.is_none() && eq_ic(cstr(args[j]), "count") && j + 1 < args.len() {
-            match super::parse_i64(args[j + 1]) {
-                Some(c) if c >= 1 => count = Some(c as usize),
-                _ => return r.error("ERR count should be greater than 0"),
-            }
-            j += 2;
-        } else {
-            return r.error(err::SYNTAX);
-        }
+        None
     }
-    let count = count.unwrap_or(1);
+}
+
+fn zmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let super::list::MpopOptions { keys, side: max, count } = match super::list::MpopOptions::parse(args, 1, parse_min_max) {
+        Ok(o) => o,
+        Err(e) => return r.error(e),
+    };
     let how = PopReply { emit_key: true, nested: true, nil_when_empty: true };
-    if let Some(key) = zpop_generic(ctx, &args[2..where_at], max, Some(count), how, r) {
+    if let Some(key) = zpop_generic(ctx, &args[keys], max, Some(count), how, r) {
         // Redis 7.0 propagates ZMPOP as ZPOPMIN/ZPOPMAX key count.
         let count = itoa::Buffer::new().format(count).as_bytes().to_vec();
         ctx.propagate_as(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, &count]);
