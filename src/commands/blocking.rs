@@ -150,20 +150,22 @@ fn pop_or_block(ctx: &mut Ctx, keys: &[&[u8]], op: BlockOp, deadline_ms: i64, r:
 }
 
 /// BLPOP / BRPOP key [key ...] timeout.
-fn bpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, head: bool) {
+/// BLPOP/BRPOP/BZPOPMIN/BZPOPMAX key [key ...] timeout: `op` is the pop to
+/// run on the first non-empty key, or to wait for.
+fn bpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, op: BlockOp) {
     let deadline = match parse_timeout(args[args.len() - 1], ctx.now_ms) {
         Ok(d) => d,
         Err(e) => return r.error(e),
     };
-    pop_or_block(ctx, &args[1..args.len() - 1], BlockOp::Pop { head }, deadline, r);
+    pop_or_block(ctx, &args[1..args.len() - 1], op, deadline, r);
 }
 
 fn blpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    bpop(ctx, args, r, true);
+    bpop(ctx, args, r, BlockOp::Pop { head: true });
 }
 
 fn brpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    bpop(ctx, args, r, false);
+    bpop(ctx, args, r, BlockOp::Pop { head: false });
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout.
@@ -215,20 +217,12 @@ fn bzmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 /// BZPOPMIN / BZPOPMAX key [key ...] timeout.
-fn bzpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, max: bool) {
-    let deadline = match parse_timeout(args[args.len() - 1], ctx.now_ms) {
-        Ok(d) => d,
-        Err(e) => return r.error(e),
-    };
-    pop_or_block(ctx, &args[1..args.len() - 1], BlockOp::ZPop { max }, deadline, r);
-}
-
 fn bzpopmin(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    bzpop(ctx, args, r, false);
+    bpop(ctx, args, r, BlockOp::ZPop { max: false });
 }
 
 fn bzpopmax(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    bzpop(ctx, args, r, true);
+    bpop(ctx, args, r, BlockOp::ZPop { max: true });
 }
 
 #[cfg(test)]
