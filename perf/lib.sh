@@ -204,3 +204,50 @@ ensure_pkg() { # COMMAND PACKAGE
 }
 
 timestamp() { date +%Y%m%d-%H%M%S; }
+
+# Side by side (perf/kernel_cpu.sh, kernel_breakdown.sh, saturated.sh):
+# ringkv --shards 1 (with $RINGKV_ARGS), a second ringkv build named "base"
+# when BASELINE_BIN is set (before/after a change in one run), and
+# redis-server, all on SERVER_CORES. Sets SERVERS ("ringkv [base] redis").
+start_side_by_side() { # LOGPREFIX
+    local prefix="$1"
+    RINGKV_PORT="$(free_port)"
+    # shellcheck disable=SC2086
+    start_ringkv "$RINGKV_PORT" 1 "$prefix-ringkv.log" ${RINGKV_ARGS:-}
+    RINGKV_PID="$SERVER_PID"
+    SERVERS="ringkv redis"
+    if [ -n "${BASELINE_BIN:-}" ]; then
+        BASE_PORT="$(free_port)"
+        # shellcheck disable=SC2086
+        RINGKV_BIN="$BASELINE_BIN" start_ringkv "$BASE_PORT" 1 "$prefix-base.log" ${RINGKV_ARGS:-}
+        BASE_PID="$SERVER_PID"
+        SERVERS="ringkv base redis"
+    fi
+    REDIS_PORT="$(free_port)"
+    start_redis "$REDIS_PORT" "$prefix-redis.log"
+    REDIS_PID="$SERVER_PID"
+}
+
+# Sets port and pid for a server named in SERVERS.
+side_by_side_server() { # NAME
+    case "$1" in
+    ringkv) port="$RINGKV_PORT" pid="$RINGKV_PID" ;;
+    base) port="$BASE_PORT" pid="$BASE_PID" ;;
+    redis) port="$REDIS_PORT" pid="$REDIS_PID" ;;
+    *) die "unknown server $1" ;;
+    esac
+}
+
+# The servers in this round's order: SERVERS, reversed on even rounds, so
+# that a drift of the machine hits every server alike.
+round_order() { # ROUND
+    if [ $(($1 % 2)) = 0 ]; then echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' '; else echo "$SERVERS"; fi
+}
+
+# "utime stime" of a process (all threads), in clock ticks.
+cpu_ticks() {
+    local stat rest
+    stat="$(cat "/proc/$1/stat")"
+    rest="${stat##*) }"
+    echo "$rest" | awk '{ print $12, $13 }'
+}

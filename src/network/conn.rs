@@ -51,6 +51,9 @@ pub enum Closing {
 
 pub struct Conn {
     pub fd: RawFd,
+    /// The socket is also in the ring's fixed-file table at the connection's
+    /// index (`network::uring`): receives and sends name that slot.
+    pub fixed: bool,
     pub generation: u32,
     pub client: ClientState,
     /// Unparsed input (only used when a command spans receive buffers, or
@@ -109,6 +112,7 @@ impl Conn {
     pub fn new(fd: RawFd, generation: u32, client: ClientState) -> Conn {
         Conn {
             fd,
+            fixed: false,
             generation,
             client,
             qbuf: Vec::new(),

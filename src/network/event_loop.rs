@@ -12,6 +12,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
 use super::conn::{recycle, Closing, Conn, FORWARDED_RESUME};
+use super::uring::{with_target, Uring};
 use crate::commands::ClientState;
 pub use crate::exec::Clock;
 use crate::server::Server;
@@ -52,6 +53,8 @@ pub struct EventLoop {
     pub id: usize,
     pub server: Arc<Server>,
     pub ring: IoUring,
+    /// The registered ring descriptor and the connections' fixed-file table.
+    pub uring: Uring,
     pub bufring: Option<BufRing>,
     /// One listening socket per bind address (SO_REUSEPORT, this shard's own).
     pub listeners: Vec<RawFd>,
@@ -108,6 +111,7 @@ impl EventLoop {
         inboxes: Vec<Option<rtrb::Consumer<Message>>>,
     ) -> std::io::Result<EventLoop> {
         let (ring, defer_taskrun) = build_ring()?;
+        let uring = Uring::new(&ring);
         let bufring = match BufRing::new(&ring.submitter(), RECV_BUFFERS, RECV_BUFFER_BYTES, 0) {
             Ok(b) => Some(b),
             Err(e) => {
@@ -125,6 +129,7 @@ impl EventLoop {
             id,
             server,
             ring,
+            uring,
             bufring,
             listeners,
             set,
@@ -167,7 +172,7 @@ impl EventLoop {
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return;
             }
-            let _ = self.ring.submit();
+            let _ = self.uring.enter(&mut self.ring, 0, None);
         }
     }
 
@@ -188,6 +193,12 @@ impl EventLoop {
         }
         if p.is_setup_sqpoll() {
             f.push("SQPOLL");
+        }
+        if self.uring.fixed_files > 0 {
+            f.push("fixed-files");
+        }
+        if self.uring.registered_ring() {
+            f.push("registered-ring");
         }
         f.push("MSG_RING-doorbells");
         f.join(",")
@@ -284,7 +295,7 @@ impl EventLoop {
             || !self.state().blocking.unblocked.is_empty()
             || !self.state().blocking.ready.is_empty();
         if busy {
-            let _ = self.ring.submit_and_wait(0);
+            let _ = self.uring.enter(&mut self.ring, 0, None);
             if !self.deferred.is_empty() {
                 std::thread::yield_now();
             }
@@ -300,7 +311,7 @@ impl EventLoop {
         let durable_now = self.durable_mark > 0 && self.server.aof.durable(self.durable_mark) && !self.dirty.is_empty();
         if has_mail || held || durable_now || !self.ring.completion().is_empty() {
             self.server.sleeping[self.id].store(false, Ordering::SeqCst);
-            let _ = self.ring.submit_and_wait(0);
+            let _ = self.uring.enter(&mut self.ring, 0, None);
             return;
         }
         let now = crate::util::unix_ms();
@@ -318,8 +329,7 @@ impl EventLoop {
             wait_ms = wait_ms.min(10);
         }
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
-        let args = types::SubmitArgs::new().timespec(&ts);
-        let _ = self.ring.submitter().submit_with_args(1, &args);
+        let _ = self.uring.enter(&mut self.ring, 1, Some(&ts));
         self.server.sleeping[self.id].store(false, Ordering::SeqCst);
     }
 
@@ -405,17 +415,14 @@ impl EventLoop {
             last_cmd: ClientInfo::NO_COMMAND,
             ..Default::default()
         };
-        let conn = Conn::new(fd, generation, client);
-        let index = match self.free.pop() {
-            Some(i) => {
-                self.conns[i as usize] = Some(conn);
-                i
-            }
-            None => {
-                self.conns.push(Some(conn));
-                (self.conns.len() - 1) as u32
-            }
-        };
+        let mut conn = Conn::new(fd, generation, client);
+        let index = self.free.pop().unwrap_or(self.conns.len() as u32);
+        conn.fixed = self.uring.install(&self.ring, index, fd);
+        if index as usize == self.conns.len() {
+            self.conns.push(Some(conn));
+        } else {
+            self.conns[index as usize] = Some(conn);
+        }
         self.conns[index as usize].as_mut().unwrap().client.pubsub.token = ConnToken { index, generation };
         let info = ClientInfo { token: ConnToken { index, generation }, ..info };
         let st = self.state();
@@ -450,15 +457,15 @@ impl EventLoop {
         }
         conn.recv_armed = true;
         let u = ud(KIND_RECV, conn.generation, index);
-        let fd = conn.fd;
+        let target = Uring::target(conn.fixed, index, conn.fd);
         let e = match &self.bufring {
-            Some(br) => opcode::RecvMulti::new(types::Fd(fd), br.bgid).build().user_data(u),
+            Some(br) => with_target!(target, opcode::RecvMulti, br.bgid).build().user_data(u),
             None => {
                 // Single-shot fallback: receive into the query buffer's spare capacity.
                 let conn = self.conns[index as usize].as_mut().unwrap();
                 conn.qbuf.reserve(RECV_BUFFER_BYTES);
                 let spare = conn.qbuf.spare_capacity_mut();
-                opcode::Recv::new(types::Fd(fd), spare.as_mut_ptr() as *mut u8, spare.len() as u32).build().user_data(u)
+                with_target!(target, opcode::Recv, spare.as_mut_ptr() as *mut u8, spare.len() as u32).build().user_data(u)
             }
         };
         self.push_sqe(e);
@@ -598,7 +605,8 @@ impl EventLoop {
                 conn.sending = true;
                 let ptr = conn.inflight[conn.inflight_off..].as_ptr();
                 let len = (conn.inflight.len() - conn.inflight_off) as u32;
-                let e = opcode::Send::new(types::Fd(conn.fd), ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index));
+                let target = Uring::target(conn.fixed, index, conn.fd);
+                let e = with_target!(target, opcode::Send, ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index));
                 self.push_sqe(e);
             } else if (conn.closing == Closing::AfterWrite || conn.eof && !conn.deferred) && conn.slots.is_empty() {
                 // Everything sent: nothing more to run or send.
@@ -653,6 +661,9 @@ impl EventLoop {
             return;
         };
         if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed {
+            if conn.fixed {
+                self.uring.remove(&self.ring, index);
+            }
             // SAFETY: no operation refers to the descriptor any more.
             unsafe { libc::close(conn.fd) };
             let conn = self.conns[index as usize].take().unwrap();
