@@ -3,7 +3,9 @@
 //! files when there are none, and the writer that appends every shard's
 //! write stream (`exec::propagate`) to the incr file.
 //!
-//! The writer is a thread of its own, never a shard: a shard hands over the
+//! With several shards the writer is a thread of its own; with one, the
+//! shard's loop drives it on the shard's own ring (`Sink::inline_turn`), so
+//! that a group commit costs no thread hop. A shard hands over the
 //! bytes its commands appended once per loop turn (`Sink::hand_over`, a
 //! lock taken only with `appendonly yes`), and the writer merges the
 //! shards' batches into the file honouring the cuts of held multi-shard
@@ -1100,7 +1102,8 @@ impl Writer {
 }
 
 /// Runs the writer until the process ends: merges what shards hand over
-/// into the incr file and fsyncs by policy, on a ring of its own
+/// into the incr file and fsyncs by policy, on a ring of its own (one
+/// shard: on the shard's ring, driven by its loop, see `Sink::inline_turn`)
 /// (IORING_OP_WRITE, then IORING_OP_FSYNC with DATASYNC, linked under
 /// `always`). One write is in flight at a time; whatever shards hand over
 /// meanwhile waits in `buf` and goes out in the next one, so under
