@@ -17,6 +17,11 @@
 # BEFORE_BIN=path/to/an/older/ringkv adds that binary to each round as
 # server "before" (before/after figures from the same run).
 #
+# FSYNCS=1 (the default when `perf stat` can read the ext4:ext4_sync_file_enter
+# tracepoint) also counts fsyncs during each run, system-wide (so keep the
+# machine otherwise quiet), and prints requests per fsync: how wide each
+# group commit was.
+#
 # Environment: REQUESTS=500000, CLIENTS=50, KEYSPACE=1000000, VALUE_BYTES=32,
 #   ROUNDS=2, CASES="everysec:16:50 always:1:50:50000" (policy:pipeline:clients[:requests],
 #   REQUESTS when the last is left out: always is bound by the disk's fsync).
@@ -31,6 +36,10 @@ ROUNDS="${ROUNDS:-2}"
 CASES="${CASES:-everysec:16:50 always:1:50:50000}"
 AOF_DIR="${AOF_DIR:-$OUT_DIR}"
 if [ "$NCPU" -gt 1 ]; then CLIENT_CORE="${CLIENT_CORE:-1}"; else CLIENT_CORE="${CLIENT_CORE:-0}"; fi
+FSYNCS="${FSYNCS:-auto}"
+if [ "$FSYNCS" = auto ]; then
+    if perf stat -a -e ext4:ext4_sync_file_enter -x, -o /dev/null -- true 2>/dev/null; then FSYNCS=1; else FSYNCS=0; fi
+fi
 TS="$(timestamp)"
 RESULTS="$OUT_DIR/aof-$TS.txt"
 : >"$RESULTS"
@@ -45,14 +54,17 @@ one() { # SERVER POLICY PIPELINE CLIENTS REQUESTS
     else
         start_named "$server" "$port" 1 "$dir/server.log" --dir "$dir" --appendonly yes --appendfsync "$policy"
     fi
+    local wrap=() fsyncs=0
+    if [ "$FSYNCS" = 1 ]; then wrap=(perf stat -a -e ext4:ext4_sync_file_enter -x, -o "$dir/fsyncs" --); fi
     cpu0="$(cpu_usec "$SERVER_PID")"
-    csv="$(run taskset -c "$CLIENT_CORE" redis-benchmark -h 127.0.0.1 -p "$port" -t set -n "$requests" \
+    csv="$(run "${wrap[@]}" taskset -c "$CLIENT_CORE" redis-benchmark -h 127.0.0.1 -p "$port" -t set -n "$requests" \
         -c "$clients" -r "$KEYSPACE" -d "$VALUE_BYTES" -P "$pipeline" --csv 2>/dev/null | tail -1)"
     cpu1="$(cpu_usec "$SERVER_PID")"
+    if [ "$FSYNCS" = 1 ]; then fsyncs="$(awk -F, '/ext4_sync_file_enter/ {print $1}' "$dir/fsyncs")"; fi
     stop_pid "$SERVER_PID"
     rm -rf "$dir"
     # "SET","rps","avg","min","p50","p95","p99","max"
-    echo "$server $policy $pipeline $clients $requests $csv $((cpu1 - cpu0))" | tee -a "$RESULTS"
+    echo "$server $policy $pipeline $clients $requests $csv $((cpu1 - cpu0)) ${fsyncs:-0}" | tee -a "$RESULTS"
 }
 
 for c in $CASES; do
@@ -70,10 +82,11 @@ python3 - "$RESULTS" <<'PY'
 import sys, collections
 rows = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    server, policy, pipeline, clients, requests, csv, cpu = line.split(" ", 6)
+    server, policy, pipeline, clients, requests, csv, cpu, fsyncs = line.split(" ", 7)
     f = [x.strip('"') for x in csv.split(",")]
-    rows[(policy, pipeline, clients, server)].append((float(f[1]), float(f[4]), float(f[6]), int(cpu) / int(requests)))
-print("%-9s %3s %3s %-7s %10s %7s %7s %9s" % ("fsync", "-P", "-c", "server", "req/s", "p50ms", "p99ms", "cpu us/req"))
+    per = int(requests) / int(fsyncs) if int(fsyncs) else 0
+    rows[(policy, pipeline, clients, server)].append((float(f[1]), float(f[4]), float(f[6]), int(cpu) / int(requests), per))
+print("%-9s %3s %3s %-7s %10s %7s %7s %9s %9s" % ("fsync", "-P", "-c", "server", "req/s", "p50ms", "p99ms", "cpu us/req", "req/fsync"))
 cases = sorted({k[:3] for k in rows})
 for case in cases:
     best = {}
@@ -83,7 +96,7 @@ for case in cases:
             continue
         med = sorted(r)[len(r) // 2]
         best[server] = med
-        print("%-9s %3s %3s %-7s %10.0f %7.3f %7.3f %9.2f" % (case + (server,) + med))
+        print("%-9s %3s %3s %-7s %10.0f %7.3f %7.3f %9.2f %9.1f" % (case + (server,) + med))
     for other in ("redis", "before"):
         if "ringkv" in best and other in best:
             print("  ratio ringkv/%s: throughput %.2fx, cpu/req %.2fx, p99 %.2fx" % (other,

@@ -90,10 +90,12 @@ port_in_use() {
 }
 
 # A TCP port nobody listens on, in a range unlikely to clash with other users.
+# PORT_MIN/PORT_MAX (default 20000-39999): the range ports are drawn from,
+# so that several people benchmarking on one machine can keep apart.
 free_port() {
-    local p
+    local p lo="${PORT_MIN:-20000}" hi="${PORT_MAX:-39999}"
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 20000))
+        p=$((lo + RANDOM % (hi - lo + 1)))
         if ! port_in_use "$p"; then
             echo "$p"
             return 0

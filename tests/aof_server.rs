@@ -116,17 +116,30 @@ fn fresh_start_creates_base_and_incr_as_redis() {
 /// acknowledged before the kill is in the AOF ringkv loads back.
 #[test]
 fn kill_9_with_always_loses_no_acknowledged_write() {
-    kill_9_under_load("3", 4);
+    kill_9_under_load("3", 4, 1);
 }
 
 /// The same with one shard and more connections: one fsync covers many
 /// connections' writes (group commit), none acknowledged before it.
 #[test]
 fn kill_9_with_always_one_shard_many_connections() {
-    kill_9_under_load("1", 16);
+    kill_9_under_load("1", 16, 1);
 }
 
-fn kill_9_under_load(shards: &str, connections: usize) {
+/// Pipelined writes (8 a round trip) from many connections, one shard and
+/// three: a connection's replies then span several group commits (its
+/// output gains replies while earlier ones wait for their fsync), and
+/// none may leave before the fsync of its own write.
+#[test]
+fn kill_9_with_always_pipelined_writes() {
+    kill_9_under_load("1", 12, 8);
+    kill_9_under_load("3", 6, 8);
+}
+
+/// `connections` clients each send `depth` MSETs (two keys, on different
+/// shards mostly) at a time and count those whose +OK came back, until
+/// the server is killed; all of them must be in the AOF loaded back.
+fn kill_9_under_load(shards: &str, connections: usize, depth: u64) {
     let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", shards]);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut threads = vec![];
@@ -136,14 +149,23 @@ fn kill_9_under_load(shards: &str, connections: usize) {
         threads.push(std::thread::spawn(move || {
             let mut acked = vec![];
             let mut i = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let (a, b) = (format!("t{t}:{i}"), format!("u{t}:{i}"));
-                c.send(&["MSET", &a, &i.to_string(), &b, &i.to_string()]);
-                match c.read_frame() {
-                    Ok(f) if f == b"+OK\r\n" => acked.push(i),
-                    _ => break,
+            'run: while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut batch = Vec::new();
+                for j in i..i + depth {
+                    let (a, b) = (format!("t{t}:{j}"), format!("u{t}:{j}"));
+                    encode_into(&mut batch, &["MSET", &a, &j.to_string(), &b, &j.to_string()]);
                 }
-                i += 1;
+                // The server may be gone (killed): then this client stops.
+                if std::io::Write::write_all(&mut c.stream, &batch).is_err() {
+                    break;
+                }
+                for j in i..i + depth {
+                    match c.read_frame() {
+                        Ok(f) if f == b"+OK\r\n" => acked.push(j),
+                        _ => break 'run,
+                    }
+                }
+                i += depth;
             }
             (t, acked)
         }));
@@ -153,7 +175,7 @@ fn kill_9_under_load(shards: &str, connections: usize) {
     unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results: Vec<(usize, Vec<u64>)> = threads.into_iter().map(|h| h.join().unwrap()).collect();
-    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, &format!("kill9-{shards}"));
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, &format!("kill9-{shards}-{depth}"));
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", "2"]);
@@ -176,7 +198,19 @@ fn kill_9_under_load(shards: &str, connections: usize) {
 /// had not yet: every write before it is loaded back.
 #[test]
 fn shutdown_flushes_the_aof() {
-    let mut rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "everysec", "--shards", "2"]);
+    shutdown_flushes("2", "everysec");
+}
+
+/// The same with one shard, whose loop is the AOF writer (it writes and
+/// fsyncs what is left itself, blocking), under both policies.
+#[test]
+fn shutdown_flushes_the_aof_one_shard() {
+    shutdown_flushes("1", "everysec");
+    shutdown_flushes("1", "always");
+}
+
+fn shutdown_flushes(shards: &str, policy: &str) {
+    let mut rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", policy, "--shards", shards]);
     let mut c = rk.conn();
     for i in 0..200 {
         c.send(&["SET", &format!("s{i}"), &i.to_string()]);
@@ -192,7 +226,7 @@ fn shutdown_flushes_the_aof() {
     }
     let log = rk.logs();
     assert!(log.contains("Calling fsync() on the AOF file."), "{log}");
-    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "shutdown");
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, &format!("shutdown-{shards}-{policy}"));
     drop(rk);
     let dir_arg = dir.to_string_lossy().into_owned();
     let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg]);

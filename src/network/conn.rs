@@ -83,6 +83,11 @@ pub struct Conn {
     /// Ran a write whose reply waits for the AOF's fsync (`appendfsync
     /// always`); cleared when its output is flushed.
     pub wrote: bool,
+    /// `appendfsync always`: the AOF hand-over number `out` waits for, set
+    /// at the end of each loop turn that added to it (`aof_gated_len`: its
+    /// length then). See `EventLoop::gate_outputs`.
+    pub aof_gate: u64,
+    pub aof_gated_len: usize,
     /// When the output buffer first exceeded the soft limit (0 = not over).
     pub soft_limit_since_ms: i64,
     /// Bytes of the ready replies in `slots` (kept so that the output-limit
@@ -130,6 +135,8 @@ impl Conn {
             paused: false,
             dirty: false,
             wrote: false,
+            aof_gate: 0,
+            aof_gated_len: 0,
             soft_limit_since_ms: 0,
             slot_bytes: 0,
             forwarded: 0,

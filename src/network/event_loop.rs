@@ -77,8 +77,15 @@ pub struct EventLoop {
     pub batch: Vec<(usize, usize, crate::protocol::Args)>,
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
-    /// appendfsync always: the AOF hand-over number replies wait for.
+    /// appendfsync always: the AOF hand-over number replies wait for (the
+    /// latest; each connection's own in `Conn::aof_gate`), and the lowest
+    /// of the connections still waiting (u64::MAX: none).
     pub durable_mark: u64,
+    pub gate_min: u64,
+    /// An inline AOF writer's entries for this ring (reused), and whether
+    /// it has a timed duty (`Sink::inline_turn`).
+    pub aof_sqes: Vec<squeue::Entry>,
+    pub aof_tick: bool,
     /// One clock for the loop (see `Clock`).
     pub clock: Clock,
     /// The last command name looked up, exactly as sent, and its id:
@@ -148,6 +155,9 @@ impl EventLoop {
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
             durable_mark: 0,
+            gate_min: u64::MAX,
+            aof_sqes: Vec::new(),
+            aof_tick: false,
             clock: Clock::new(),
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
@@ -249,6 +259,7 @@ impl EventLoop {
                 self.next_cron_ms = now + 1000 / hz;
             }
             self.tracking_turn();
+            let mut gate = None;
             if self.state().stream.is_on() {
                 let server = self.server.clone();
                 let mark = server.aof.hand_over(self.state());
@@ -256,24 +267,36 @@ impl EventLoop {
                 // they wait for the fsync under `always`.
                 if server.aof.always() || server.aof.over_limit() {
                     self.durable_mark = self.durable_mark.max(mark);
+                    gate = Some(mark);
                 }
                 if let Some(fd) = server.aof.writer_needs_doorbell() {
                     self.push_sqe(doorbell_entry(fd));
                 }
+            }
+            if self.server.aof.inline_on() {
+                // One shard: this loop is the AOF writer (its write and
+                // fsync go on this ring, their completions come back here).
+                let mut sqes = std::mem::take(&mut self.aof_sqes);
+                self.aof_tick = self.server.aof.inline_turn(&mut sqes);
+                for e in sqes.drain(..) {
+                    self.push_sqe(e);
+                }
+                self.aof_sqes = sqes;
             }
             // Messages left outside this shard's own commands (active expiry's
             // notifications in the cron; deliveries a coordinator that held
             // this shard queued on it): published and sent before this
             // turn's output.
             self.after_command_messaging();
+            if let Some(mark) = gate {
+                self.gate_outputs(mark);
+            }
             // appendfsync always: no reply leaves before the writes it
             // acknowledges are durable (the sends wait, the shard does not).
             if self.server.aof.durable(self.durable_mark) {
-                self.flush_sends(false);
-            } else if self.server.aof.write_error().is_some() {
-                // The disk fails: the writes wait for their retried fsync,
-                // the other connections (reads, -MISCONF replies) do not.
-                self.flush_sends(true);
+                self.flush_sends(None);
+            } else {
+                self.flush_sends(Some(self.server.aof.synced()));
             }
             self.ring_doorbells();
             if self.server.hold.check(self.id) {
@@ -308,7 +331,7 @@ impl EventLoop {
         // Replies waiting for the AOF's fsync: the writer rings a sleeping
         // shard when it publishes a new `synced`; one that came before the
         // sleep was announced is seen here.
-        let durable_now = self.durable_mark > 0 && self.server.aof.durable(self.durable_mark) && !self.dirty.is_empty();
+        let durable_now = self.gate_min != u64::MAX && self.server.aof.durable(self.gate_min) && !self.dirty.is_empty();
         if has_mail || held || durable_now || !self.ring.completion().is_empty() {
             self.server.sleeping[self.id].store(false, Ordering::SeqCst);
             let _ = self.uring.enter(&mut self.ring, 0, None);
@@ -322,6 +345,9 @@ impl EventLoop {
         // A blocked client's timeout ends the wait (`network::blocking`).
         let until = self.state().blocking.next_deadline().map_or(until, |d| until.min(d));
         let mut wait_ms = (until - now).clamp(1, 1000) as u64;
+        if self.aof_tick {
+            wait_ms = wait_ms.min(crate::persistence::aof_file::INLINE_TICK.as_millis() as u64);
+        }
         if !self.server.aof.durable(self.durable_mark) || self.server.loading.load(Ordering::Relaxed) {
             // The writer's doorbell ends the wait; this bounds a lost one.
             // While the dataset loads, the loader (a thread without a ring,
@@ -362,6 +388,14 @@ impl EventLoop {
                     crate::persistence::snapshot::poll_child(&self.server, &config);
                 }
                 KIND_DOORBELL | KIND_IGNORE => {}
+                _ if crate::persistence::aof_file::is_writer_completion(u) => {
+                    let mut sqes = std::mem::take(&mut self.aof_sqes);
+                    self.server.aof.inline_completion(u, res, &mut sqes);
+                    for e in sqes.drain(..) {
+                        self.push_sqe(e);
+                    }
+                    self.aof_sqes = sqes;
+                }
                 _ => {}
             }
         }
@@ -574,15 +608,45 @@ impl EventLoop {
         }
     }
 
-    /// Sends what connections have ready; `skip_writers`: not those whose
-    /// writes still wait for the AOF (they stay in the list).
-    fn flush_sends(&mut self, skip_writers: bool) {
+    /// `appendfsync always` (or past the writer's limit): the output each
+    /// connection gained this turn waits for `mark`, the hand-over number
+    /// of this turn's writes (its own, and those other shards ran for it
+    /// before their replies came back: hand-over numbers only grow). A
+    /// connection's older output waits with it (one gate per buffer).
+    fn gate_outputs(&mut self, mark: u64) {
+        for &index in &self.dirty {
+            if let Some(c) = self.conns[index as usize].as_mut() {
+                if c.out.len() != c.aof_gated_len {
+                    c.aof_gate = mark;
+                    c.aof_gated_len = c.out.len();
+                }
+            }
+        }
+    }
+
+    /// Sends what connections have ready. `synced`: some output waits for
+    /// the AOF (see `gate_outputs`); only the connections whose gate that
+    /// hand-over number passed go, and, while the AOF's disk fails, those
+    /// that ran no write (reads, -MISCONF replies); the others stay in the
+    /// list (the lowest gate among them in `gate_min`). Each group commit
+    /// so releases its own replies, without waiting for later ones.
+    fn flush_sends(&mut self, synced: Option<u64>) {
         let mut dirty = std::mem::take(&mut self.dirty);
-        if skip_writers {
+        self.gate_min = u64::MAX;
+        if let Some(synced) = synced {
+            let failing = self.server.aof.write_error().is_some();
+            let mut min = u64::MAX;
             let conns = &self.conns;
-            let (wait, go): (Vec<u32>, Vec<u32>) = dirty.iter().partition(|&&i| conns[i as usize].as_ref().is_some_and(|c| c.wrote));
-            self.dirty = wait;
-            dirty = go;
+            dirty.retain(|&i| {
+                let Some(c) = conns[i as usize].as_ref() else { return true };
+                let wait = c.aof_gate > synced && (c.wrote || !failing);
+                if wait {
+                    min = min.min(c.aof_gate);
+                    self.dirty.push(i);
+                }
+                !wait
+            });
+            self.gate_min = min;
         }
         for &index in &dirty {
             let Some(conn) = self.conns[index as usize].as_mut() else {
@@ -600,6 +664,7 @@ impl EventLoop {
             if conn.inflight.is_empty() && !conn.out.is_empty() {
                 std::mem::swap(&mut conn.inflight, &mut conn.out);
                 conn.inflight_off = 0;
+                conn.aof_gated_len = 0;
             }
             if conn.inflight_off < conn.inflight.len() {
                 conn.sending = true;

@@ -3,7 +3,9 @@
 //! files when there are none, and the writer that appends every shard's
 //! write stream (`exec::propagate`) to the incr file.
 //!
-//! The writer is a thread of its own, never a shard: a shard hands over the
+//! With several shards the writer is a thread of its own; with one, the
+//! shard's loop drives it on the shard's own ring (`Sink::inline_turn`), so
+//! that a group commit costs no thread hop. A shard hands over the
 //! bytes its commands appended once per loop turn (`Sink::hand_over`, a
 //! lock taken only with `appendonly yes`), and the writer merges the
 //! shards' batches into the file honouring the cuts of held multi-shard
@@ -131,6 +133,11 @@ pub struct Sink {
     fsync_policy: AtomicU8,
     /// `no-appendfsync-on-rewrite yes`: no fsync while a child runs.
     pub no_fsync_on_rewrite: AtomicBool,
+    /// A one-shard server's writer, driven by the shard's own loop on its
+    /// own ring (`inline_turn`, `inline_completion`) instead of a thread:
+    /// no thread hop between the commands and their write and fsync.
+    inline: Mutex<Option<Box<Writer>>>,
+    inline_on: AtomicBool,
 }
 
 /// From the batch numbered `after_seq` on, appends go to `to` (none:
@@ -213,6 +220,11 @@ impl Sink {
             }
         }
         crate::notice!("Calling fsync() on the AOF file.");
+        if let Some(w) = self.inline.lock().unwrap().as_mut() {
+            // The shard running this is the writer's: done here, blocking.
+            w.finish_inline();
+            return;
+        }
         self.closing.store(true, Ordering::SeqCst);
         self.ring_writer();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -320,6 +332,40 @@ impl Sink {
     #[inline]
     pub fn always(&self) -> bool {
         self.always.load(Ordering::Relaxed)
+    }
+
+    /// Whether the writer runs in the (only) shard's loop (see `inline`).
+    #[inline]
+    pub fn inline_on(&self) -> bool {
+        self.inline_on.load(Ordering::Relaxed)
+    }
+
+    /// The shard's turn of an inline writer, after its hand-over: takes
+    /// what was handed over and starts its write (and fsync) by queueing
+    /// the entries into `sqes` for the shard's ring. True while the
+    /// writer has a timed duty (an `everysec` fsync due, a retry): the
+    /// shard then sleeps at most `INLINE_TICK`.
+    pub fn inline_turn(&self, sqes: &mut Vec<io_uring::squeue::Entry>) -> bool {
+        let mut guard = self.inline.lock().unwrap();
+        let Some(w) = guard.as_mut() else { return false };
+        w.step(Instant::now());
+        sqes.append(&mut w.sqes);
+        w.retry_at.is_some() || (w.fsync == Fsync::EverySec && w.unsynced.is_some())
+    }
+
+    /// A completion of the inline writer's on the shard's ring (see
+    /// `is_writer_completion`); doorbells it queues go into `sqes`.
+    pub fn inline_completion(&self, user_data: u64, res: i32, sqes: &mut Vec<io_uring::squeue::Entry>) {
+        let mut guard = self.inline.lock().unwrap();
+        let Some(w) = guard.as_mut() else { return };
+        w.on_completion(user_data, res, Instant::now());
+        sqes.append(&mut w.sqes);
+    }
+
+    /// The hand-over number up to which everything is durable.
+    #[inline]
+    pub fn synced(&self) -> u64 {
+        self.synced.load(Ordering::SeqCst)
     }
 
     /// Whether everything up to hand-over `mark` is durable.
@@ -536,10 +582,22 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     Ok(Opened { dir, file, fsync: fsync_policy(config), current_size, base_size })
 }
 
-/// user_data of the writer's own operations; anything else on its ring is
-/// a doorbell.
-const UD_WRITE: u64 = 1;
-const UD_FSYNC: u64 = 2;
+/// user_data of the writer's own operations, tagged in the top byte apart
+/// from a shard's kinds (`network::event_loop`): on an inline writer's
+/// shard ring they share one space. Anything else on the writer's own
+/// ring is a doorbell.
+const UD_WRITE: u64 = 0x40 << 56;
+const UD_FSYNC: u64 = 0x41;
+
+/// Whether a completion on a shard's ring is its inline writer's.
+#[inline]
+pub fn is_writer_completion(user_data: u64) -> bool {
+    user_data == UD_WRITE || user_data >> 56 == UD_FSYNC
+}
+
+/// The longest an inline writer's shard sleeps while the writer has a
+/// timed duty (`Sink::inline_turn`).
+pub const INLINE_TICK: Duration = Duration::from_millis(100);
 
 /// Redis waits this long for a pending `everysec` fsync before writing
 /// anyway (and counting aof_delayed_fsync).
@@ -564,7 +622,11 @@ struct WriteFlight {
 /// The writer thread's state (see `spawn_writer`).
 struct Writer {
     server: std::sync::Arc<crate::server::Server>,
-    ring: io_uring::IoUring,
+    /// The writer thread's own ring; none for an inline writer (its
+    /// entries go to the shard's ring).
+    ring: Option<io_uring::IoUring>,
+    /// Entries queued for the ring by the last step.
+    sqes: Vec<io_uring::squeue::Entry>,
     /// The incr file appends go to. None with the AOF off, or turned on
     /// and its first rewrite failed: appends are dropped until a rewrite's
     /// switch gives it one (see `Switch`).
@@ -728,12 +790,34 @@ impl Writer {
         true
     }
 
+    /// Queues an entry for the ring (see `submit_own`, `Sink::inline_turn`).
+    /// A write's buffer lives in `self.write` until its completion is
+    /// handled (the writer itself lives until the process ends).
     fn push(&mut self, e: io_uring::squeue::Entry) {
-        // SAFETY: a write's buffer lives in `self.write` until its
-        // completion is reaped; an fsync carries no pointer.
-        while unsafe { self.ring.submission().push(&e) }.is_err() {
-            let _ = self.ring.submit();
+        self.sqes.push(e);
+    }
+
+    /// The writer thread: moves the queued entries into its ring and
+    /// submits them.
+    fn submit_own(&mut self) {
+        let Some(ring) = self.ring.as_mut() else { return };
+        for e in self.sqes.drain(..) {
+            // SAFETY: see `push`: a write's buffer outlives its completion;
+            // fsyncs and doorbells carry no pointer.
+            while unsafe { ring.submission().push(&e) }.is_err() {
+                let _ = ring.submit();
+            }
         }
+        let _ = ring.submit();
+    }
+
+    /// One step: takes the inbox, does the switches due, and starts what
+    /// the policy asks.
+    fn step(&mut self, now: Instant) {
+        self.take_inbox();
+        while self.try_switch() {}
+        self.fsync = self.policy();
+        self.start_io(now);
     }
 
     /// Starts a write of `buf` (with a linked fsync under `always`), or an
@@ -905,20 +989,11 @@ impl Writer {
         if server.aof.synced.fetch_max(covers, Ordering::SeqCst) >= covers {
             return;
         }
-        let mut rung = false;
         for t in 0..server.shard_count {
             let fd = server.ring_fds[t].load(Ordering::Acquire);
             if fd >= 0 && server.needs_doorbell(t) {
-                // SAFETY: the entry carries no pointer; it only names the
-                // target ring's fd.
-                while unsafe { self.ring.submission().push(&crate::network::event_loop::doorbell_entry(fd)) }.is_err() {
-                    let _ = self.ring.submit();
-                }
-                rung = true;
+                self.sqes.push(crate::network::event_loop::doorbell_entry(fd));
             }
-        }
-        if rung {
-            let _ = self.ring.submit();
         }
     }
 
@@ -951,9 +1026,29 @@ impl Writer {
     /// the shutdown), switches still pending done in order.
     fn finish(&mut self) {
         while self.write.is_some() || !self.fsyncs.is_empty() {
-            let _ = self.ring.submit_and_wait(1);
+            self.submit_own();
+            if let Some(ring) = self.ring.as_mut() {
+                let _ = ring.submit_and_wait(1);
+            }
             self.reap(Instant::now());
         }
+        self.finish_rest();
+    }
+
+    /// Shutdown of an inline writer, on its shard's thread (which cannot
+    /// wait in its ring here): a write still in flight goes back in front
+    /// of `buf` and is written again at its offset, blocking (the same
+    /// bytes at the same place, whenever the ring's copy lands), then the
+    /// rest as `finish`.
+    fn finish_inline(&mut self) {
+        if let Some(mut w) = self.write.take() {
+            w.bytes.extend_from_slice(&self.buf);
+            self.buf = w.bytes;
+        }
+        self.finish_rest();
+    }
+
+    fn finish_rest(&mut self) {
         self.take_inbox();
         while let Some(switch) = self.switches.pop_front() {
             self.write_and_sync_blocking();
@@ -967,14 +1062,20 @@ impl Writer {
     }
 
     fn reap(&mut self, now: Instant) {
-        let done: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        let Some(ring) = self.ring.as_mut() else { return };
+        let done: Vec<(u64, i32)> = ring.completion().map(|c| (c.user_data(), c.result())).collect();
         for (ud, res) in done {
-            match ud {
-                UD_WRITE => self.on_write(res, now),
-                ud if ud >> 56 == UD_FSYNC => self.on_fsync(ud, res, now),
-                // Doorbells: they only end the wait.
-                _ => {}
-            }
+            self.on_completion(ud, res, now);
+        }
+        self.submit_own();
+    }
+
+    fn on_completion(&mut self, ud: u64, res: i32, now: Instant) {
+        match ud {
+            UD_WRITE => self.on_write(res, now),
+            ud if ud >> 56 == UD_FSYNC => self.on_fsync(ud, res, now),
+            // Doorbells: they only end the wait.
+            _ => {}
         }
     }
 
@@ -993,13 +1094,16 @@ impl Writer {
         }
         let ts = io_uring::types::Timespec::from(limit);
         let args = io_uring::types::SubmitArgs::new().timespec(&ts);
-        let _ = self.ring.submitter().submit_with_args(1, &args);
+        if let Some(ring) = self.ring.as_mut() {
+            let _ = ring.submitter().submit_with_args(1, &args);
+        }
         aof.writer_sleeping.store(false, Ordering::SeqCst);
     }
 }
 
 /// Runs the writer until the process ends: merges what shards hand over
-/// into the incr file and fsyncs by policy, on a ring of its own
+/// into the incr file and fsyncs by policy, on a ring of its own (one
+/// shard: on the shard's ring, driven by its loop, see `Sink::inline_turn`)
 /// (IORING_OP_WRITE, then IORING_OP_FSYNC with DATASYNC, linked under
 /// `always`). One write is in flight at a time; whatever shards hand over
 /// meanwhile waits in `buf` and goes out in the next one, so under
@@ -1021,56 +1125,62 @@ fn start_writer(
     current_size: u64,
     base_size: u64,
 ) -> std::io::Result<()> {
-    let ring = io_uring::IoUring::new(64)?;
+    // One shard: the shard's loop drives the writer on its own ring.
+    let inline = server.shard_count == 1;
+    let ring = if inline { None } else { Some(io_uring::IoUring::new(64)?) };
     let offset = file_len(file.as_ref());
     // Set before the thread runs: start-up reads them right after.
     server.aof.current_size.store(current_size, Ordering::Relaxed);
     server.aof.base_size.store(base_size, Ordering::Relaxed);
     server.aof.incr_size.store(offset, Ordering::Relaxed);
     server.aof.set_fsync(fsync);
-    server.aof.writer_fd.store(std::os::fd::AsRawFd::as_raw_fd(&ring), Ordering::Release);
+    if let Some(ring) = ring.as_ref() {
+        server.aof.writer_fd.store(std::os::fd::AsRawFd::as_raw_fd(ring), Ordering::Release);
+    }
+    let lanes = (0..server.shard_count).map(|_| Lane::default()).collect();
+    let mut w = Box::new(Writer {
+        server: server.clone(),
+        ring,
+        sqes: Vec::new(),
+        file,
+        fsync,
+        offset,
+        lanes,
+        received: 0,
+        switches: VecDeque::new(),
+        held: VecDeque::new(),
+        buf: Vec::new(),
+        buf_covers: 0,
+        write: None,
+        fsyncs: Vec::new(),
+        unsynced: None,
+        last_fsync: Instant::now(),
+        postponed: None,
+        retry_at: None,
+        last_error_log: None,
+    });
+    if inline {
+        *server.aof.inline.lock().unwrap() = Some(w);
+        server.aof.inline_on.store(true, Ordering::Release);
+        server.aof.running.store(true, Ordering::Release);
+        return Ok(());
+    }
     server.aof.running.store(true, Ordering::Release);
-    std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || {
-        let lanes = (0..server.shard_count).map(|_| Lane::default()).collect();
-        let mut w = Writer {
-            server,
-            ring,
-            file,
-            fsync,
-            offset,
-            lanes,
-            received: 0,
-            switches: VecDeque::new(),
-            held: VecDeque::new(),
-            buf: Vec::new(),
-            buf_covers: 0,
-            write: None,
-            fsyncs: Vec::new(),
-            unsynced: None,
-            last_fsync: Instant::now(),
-            postponed: None,
-            retry_at: None,
-            last_error_log: None,
-        };
-        loop {
-            if w.server.aof.closing.load(Ordering::SeqCst) {
-                w.finish();
-                return;
-            }
-            let now = Instant::now();
-            w.take_inbox();
-            while w.try_switch() {}
-            w.fsync = w.policy();
-            w.start_io(now);
-            let _ = w.ring.submit();
-            let limit = match w.retry_at {
-                Some(t) => t.saturating_duration_since(now).max(Duration::from_millis(1)),
-                None if w.fsync == Fsync::EverySec && w.unsynced.is_some() => Duration::from_millis(100),
-                None => Duration::from_millis(500),
-            };
-            w.wait(limit);
-            w.reap(Instant::now());
+    std::thread::Builder::new().name("ringkv-aof".into()).spawn(move || loop {
+        if w.server.aof.closing.load(Ordering::SeqCst) {
+            w.finish();
+            return;
         }
+        let now = Instant::now();
+        w.step(now);
+        w.submit_own();
+        let limit = match w.retry_at {
+            Some(t) => t.saturating_duration_since(now).max(Duration::from_millis(1)),
+            None if w.fsync == Fsync::EverySec && w.unsynced.is_some() => Duration::from_millis(100),
+            None => Duration::from_millis(500),
+        };
+        w.wait(limit);
+        w.reap(Instant::now());
     })?;
     Ok(())
 }
