@@ -19,7 +19,9 @@
 #         1-shard one), TX_SECONDS seconds, 1 process of 25 connections: the
 #         Python client is the limit, the server CPU per transaction is the figure.
 # CPU = utime + stime of the server from /proc/PID/stat (10 ms ticks: keep
-# REQUESTS high enough for a few seconds of CPU). Printed: CPU us/request per
+# REQUESTS high enough for a few seconds of CPU); also voluntary context switches of
+# all server threads per request (/proc/PID/task/*/status), which other
+# tenants disturb less. Printed: CPU us/request per
 # build, shard count and test, the median over rounds, and the ratio
 # shards-2 / shards-1 (the target: at most 1.3 at -P 1).
 #
@@ -46,7 +48,7 @@ BINS="${BINS:-now=$RINGKV_BIN}"
 
 TS="$(timestamp)"
 RAW="$OUT_DIR/crossshard-$TS.csv"
-echo "round,build,shards,test,requests,cpu_us_per_req,rps" >"$RAW"
+echo "round,build,shards,test,requests,cpu_us_per_req,rps,cs_per_req" >"$RAW"
 TMP="$(mktemp -d)"
 trap 'cleanup; rm -rf "$TMP"' EXIT
 
@@ -63,13 +65,20 @@ tx_rate() {
 print(sum(int(o.split()[0].split("=")[1]) / float(o.split()[1].split("=")[1]) for o in sys.argv[1:]))' "$@"
 }
 
-# record ROUND BUILD SHARDS TEST REQUESTS CPU_BEFORE PID RATE: one CSV row,
-# the server's CPU since CPU_BEFORE per request.
+# Voluntary context switches (sleeps: futex waits, ring waits) of every thread
+# of a process: less sensitive to other tenants than CPU time.
+ctx_switches() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+
+# record ROUND BUILD SHARDS TEST REQUESTS CPU_BEFORE PID RATE CS_BEFORE: one
+# CSV row, the server's CPU and context switches since then per request.
 record() {
-    local cpu
+    local cpu cs
     cpu="$(python3 -c "print(f'{($(cpu_usec "$7") - $6) / max($5, 1):.3f}')")"
-    echo "$1,$2,$3,$4,$5,$cpu,$8" >>"$RAW"
-    log "  round $1 $2 shards=$3 $4: $cpu us CPU/req ($8 req/s)"
+    cs="$(python3 -c "print(f'{($(ctx_switches "$7") - $9) / max($5, 1):.3f}')")"
+    echo "$1,$2,$3,$4,$5,$cpu,$8,$cs" >>"$RAW"
+    log "  round $1 $2 shards=$3 $4: $cpu us CPU/req, $cs context switches/req ($8 req/s)"
 }
 
 bench() { # PORT TEST -> "requests rps"
@@ -105,8 +114,9 @@ for round in $(seq 1 "$ROUNDS"); do
             run taskset -c "$CLIENT_CORES" redis-benchmark -p "$port" -t mset -n 100000 -c 50 -r "$KEYSPACE" -P 16 -q >/dev/null 2>&1
             for test in $TESTS; do
                 before="$(cpu_usec "$pid")"
+                cs_before="$(ctx_switches "$pid")"
                 read -r n rps <<<"$(bench "$port" "$test")"
-                record "$round" "$build" "$shards" "$test" "$n" "$before" "$pid" "$rps"
+                record "$round" "$build" "$shards" "$test" "$n" "$before" "$pid" "$rps" "$cs_before"
             done
             stop_pid "$pid"
         done
@@ -122,6 +132,7 @@ if [ "$SCALING" = 1 ]; then
         pid="$SERVER_PID"
         for scenario in alone disjoint same; do
             before="$(cpu_usec "$pid")"
+            cs_before="$(ctx_switches "$pid")"
             case "$scenario" in
             alone)
                 total="$(tx_rate "$(run taskset -c "$CLIENT_CORES" python3 "$PERF_DIR/multi_load.py" "$port" pair:0:1:4 "$TX_SECONDS" 1 25)")"
@@ -137,7 +148,7 @@ if [ "$SCALING" = 1 ]; then
                 total="$(tx_rate "$(cat "$TMP/a.out")" "$(cat "$TMP/b.out")")"
                 ;;
             esac
-            record scale "$build" 4 "tx-$scenario" "$(python3 -c "print(int($total * $TX_SECONDS))")" "$before" "$pid" "$total"
+            record scale "$build" 4 "tx-$scenario" "$(python3 -c "print(int($total * $TX_SECONDS))")" "$before" "$pid" "$total" "$cs_before"
         done
         stop_pid "$pid"
     done
@@ -153,13 +164,15 @@ def med(build, shards, test, field="cpu_us_per_req"):
     v = [float(r[field]) for r in rows if r["round"] != "scale" and r["build"] == build and r["shards"] == shards and r["test"] == test]
     return statistics.median(v) if v else float("nan"), v
 print("server CPU us per request, -c 50 -P 1 (median of rounds; each round's value in brackets)")
-print(f"{'test':>7} {'build':>8} {'shards 1':>24} {'shards 2':>24} {'2/1':>6}")
+print(f"{'test':>7} {'build':>8} {'shards 1':>24} {'shards 2':>24} {'2/1':>6}   (server context switches per request, shards 1 -> 2)")
 for t in tests:
     for b in builds:
         m1, v1 = med(b, "1", t)
         m2, v2 = med(b, "2", t)
         f = lambda m, v: f"{m:.2f} [" + " ".join(f"{x:.2f}" for x in v) + "]"
-        print(f"{t:>7} {b:>8} {f(m1, v1):>24} {f(m2, v2):>24} {m2 / m1:>6.2f}")
+        c1, _ = med(b, "1", t, "cs_per_req")
+        c2, _ = med(b, "2", t, "cs_per_req")
+        print(f"{t:>7} {b:>8} {f(m1, v1):>24} {f(m2, v2):>24} {m2 / m1:>6.2f}   ctx sw/req {c1:.2f} -> {c2:.2f}")
 sc = [r for r in rows if r["round"] == "scale"]
 if sc:
     print()

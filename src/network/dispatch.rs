@@ -322,11 +322,10 @@ impl EventLoop {
             args.slices(&buf[*start..], &mut slices);
             let mut mask = self.key_route(&slices, len == 0);
             // A first command that runs by hops is not held (`dispatch` sends its parts).
-            if len == 0
-                && mask.is_some_and(|m| m.count() > 1)
-                && self.last_command.lookup(CommandTable::get(), slices[0]).is_some_and(|id| self.hops_command(id))
-            {
-                mask = None;
+            if let Some(m) = mask.filter(|m| len == 0 && m.count() > 1) {
+                if self.last_command.lookup(CommandTable::get(), slices[0]).is_some_and(|id| self.hops_command(id, m)) {
+                    mask = None;
+                }
             }
             slices.clear();
             *store = recycle(slices);

@@ -209,7 +209,7 @@ impl EventLoop {
     /// `mask`: its keys' shards (several).
     pub(super) fn try_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
         let gather = gather_of(id)?;
-        if !self.holding.is_empty() || self.state().stream.is_on() || (gather == Gather::Ok && args.len().is_multiple_of(2)) {
+        if !self.holding.is_empty() || self.state().stream.is_on() || (gather == Gather::Ok && args.len().is_multiple_of(2)) || !self.target_awake(mask) {
             return None;
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -314,10 +314,22 @@ impl EventLoop {
         }
     }
 
-    /// Whether a hop command with these arguments would run by hops (a hold
-    /// run does not start with one: it goes to `dispatch`).
-    pub(super) fn hops_command(&mut self, id: usize) -> bool {
-        gather_of(id).is_some() && !self.state().stream.is_on()
+    /// Whether hop command `id` over `mask` would run by hops (a hold run
+    /// does not start with one: it goes to `dispatch`).
+    pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
+        gather_of(id).is_some() && !self.state().stream.is_on() && self.target_awake(mask)
+    }
+
+    /// Whether some other shard of `mask` is awake. When every one sleeps in
+    /// its ring the held path takes them as they sleep (`HoldTable::held_for`):
+    /// no thread is woken at all, where a hop would wake each for its part
+    /// and the coordinator again for the answers; an awake shard picks a
+    /// part up in its loop, where a hold would park it (a futex wait and two
+    /// wake-ups). So a command goes by hops only when it would wake nobody
+    /// extra. (A shard may fall asleep or wake between this look and the
+    /// run: either path is correct, only its cost differs.)
+    fn target_awake(&self, mask: ShardMask) -> bool {
+        mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether a key of this command is marked by a pending hop (checked
@@ -537,7 +549,7 @@ impl EventLoop {
             mask.0 |= m.0;
         }
         let bytes: usize = queue[..count].iter().map(|q| q.args.data.len()).sum();
-        let go = qualifies && mask.count() >= 2 && self.may_send_parts(mask, bytes);
+        let go = qualifies && mask.count() >= 2 && self.target_awake(mask) && self.may_send_parts(mask, bytes);
         let conn = self.conns[index as usize].as_mut().unwrap();
         if !go {
             self.hops.slices = recycle(slices);
