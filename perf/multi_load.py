@@ -8,7 +8,9 @@ keys of a connection under one hashtag (one shard), `cross` picks k1 on
 shard 0 and k2 on shard 1 of a 2-shard ringkv (Redis Cluster slots, as
 ringkv maps them). Prints `transactions=N seconds=S`.
 
-usage: multi_load.py PORT same|cross DURATION PROCS CONNS
+`pair:A:B:N` puts k1 on shard A and k2 on shard B of an N-shard ringkv.
+
+usage: multi_load.py PORT same|cross|pair:A:B:N DURATION PROCS CONNS
 """
 import multiprocessing
 import selectors
@@ -39,6 +41,12 @@ def shard_of(key: bytes, shards: int) -> int:
 def keys_for(conn: int, mode: str):
     if mode == "same":
         return b"{c%d}a" % conn, b"{c%d}b" % conn
+    if mode.startswith("pair:"):
+        # pair:A:B:N: k1 on shard A and k2 on shard B of an N-shard ringkv.
+        a, b, n = (int(x) for x in mode.split(":")[1:])
+        k1 = next(b"x%d:%d" % (conn, i) for i in range(10000) if shard_of(b"x%d:%d" % (conn, i), n) == a)
+        k2 = next(b"y%d:%d" % (conn, i) for i in range(10000) if shard_of(b"y%d:%d" % (conn, i), n) == b)
+        return k1, k2
     k1 = next(b"x%d:%d" % (conn, i) for i in range(1000) if shard_of(b"x%d:%d" % (conn, i), 2) == 0)
     k2 = next(b"y%d:%d" % (conn, i) for i in range(1000) if shard_of(b"y%d:%d" % (conn, i), 2) == 1)
     return k1, k2

@@ -78,6 +78,32 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
     }
 }
 
+/// What `call` records after a command, for a multi-shard command whose
+/// parts ran on their own shards (`network::hop`): recorded once, on the
+/// coordinating shard, when the last part is back, with the parts' summed
+/// time (commandstats, slowlog, latency); the MONITOR line, when some
+/// client monitors, is left in `monitor_line`.
+#[allow(clippy::too_many_arguments)]
+pub fn record_parted(
+    st: &mut ShardState,
+    server: &crate::server::Server,
+    id: usize,
+    args: &[&[u8]],
+    usec: u64,
+    db: usize,
+    addr: &[u8],
+    name: &[u8],
+    monitor_line: &mut Vec<u8>,
+) {
+    let in_snapshot = server.persistence.snapshot_active.load(Ordering::Relaxed);
+    record_command(st, in_snapshot, id, args, usec, None, addr, name);
+    monitor_line.clear();
+    let spec = &CommandTable::get().specs[id];
+    if server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
+        format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);
+    }
+}
+
 /// The dirty counters of the shards this command owns or holds, summed.
 fn dirty_of_held(ctx: &Ctx) -> u64 {
     (0..ctx.shard_count).filter(|&i| ctx.shards.has(i)).map(|i| ctx.shards.get(i).dirty).sum()

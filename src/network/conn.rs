@@ -111,6 +111,11 @@ pub struct Conn {
     /// A blocking command was forwarded to its key's shard: whether it
     /// blocks is not known yet (its reply or `Message::Blocked` tells).
     pub block_pending: bool,
+    /// Multi-shard commands run by hops (`network::hop`) among `forwarded`.
+    pub hops: u32,
+    /// Deferred until a key it needs loses its hop mark (`network::hop`):
+    /// woken by the shard's parts, not retried every loop turn.
+    pub mark_wait: bool,
 }
 
 impl Conn {
@@ -146,6 +151,8 @@ impl Conn {
             eof: false,
             blocked: None,
             block_pending: false,
+            hops: 0,
+            mark_wait: false,
         }
     }
 
@@ -204,6 +211,7 @@ impl Conn {
         }
         self.slot_bytes = 0;
         self.forwarded = 0;
+        self.hops = 0;
     }
 
     /// Moves ready slots at the front into `out`; returns emptied buffers to `pool`.

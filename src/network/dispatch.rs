@@ -12,7 +12,7 @@ use crate::shard::mailbox::{Message, PackedArgs};
 use crate::util::printf_str;
 
 /// Fields in front of a forwarded command's arguments: the client's address and name.
-const CALLER_FIELDS: usize = 2;
+pub(super) const CALLER_FIELDS: usize = 2;
 
 /// Commands parsed ahead of execution, whose keys are prefetched together.
 const PARSE_AHEAD: usize = 16;
@@ -320,7 +320,13 @@ impl EventLoop {
             }
             let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
             args.slices(&buf[*start..], &mut slices);
-            let mask = self.key_route(&slices, len == 0);
+            let mut mask = self.key_route(&slices, len == 0);
+            // A first command that runs by hops is not held (`dispatch` sends its parts).
+            if let Some(m) = mask.filter(|m| len == 0 && m.count() > 1) {
+                if self.last_command.lookup(CommandTable::get(), slices[0]).is_some_and(|id| self.hops_command(id, m)) {
+                    mask = None;
+                }
+            }
             slices.clear();
             *store = recycle(slices);
             match mask {
@@ -500,6 +506,8 @@ impl EventLoop {
             }
         }
         let flow = match mask.only() {
+            // A key under a pending hop intent waits for its part (`network::hop`).
+            Some(s) if s == self.id && self.keys_marked(spec, args) => return self.wait_for_marks(index),
             Some(s) if s == self.id => self.execute_here(index, id, args, now),
             _ if covered => self.execute_here(index, id, args, now),
             Some(s) if matches!(spec.route, Route::Keys | Route::Custom(_)) => {
@@ -514,18 +522,22 @@ impl EventLoop {
                 }
                 flow
             }
-            _ => {
-                // Several shards: the connection's earlier forwarded commands
-                // must finish first, then we hold the others.
-                let conn = self.conns[index as usize].as_mut().unwrap();
-                if !conn.slots.is_empty() {
-                    conn.deferred = true;
-                    return Flow::Defer;
+            // Several shards: the hop commands send each shard its part.
+            _ => match self.try_hop(index, id, args, mask) {
+                Some(flow) => flow,
+                None => {
+                    // The others: the connection's earlier forwarded commands
+                    // must finish first, then we hold the others.
+                    let conn = self.conns[index as usize].as_mut().unwrap();
+                    if !conn.slots.is_empty() {
+                        conn.deferred = true;
+                        return Flow::Defer;
+                    }
+                    let mut targets = mask;
+                    targets.0 &= !(1u128 << self.id);
+                    self.execute_held(index, id, args, now, targets)
                 }
-                let mut targets = mask;
-                targets.0 &= !(1u128 << self.id);
-                self.execute_held(index, id, args, now, targets)
-            }
+            },
         };
         if flow != Flow::Defer {
             if let Some(c) = self.conns[index as usize].as_mut() {
@@ -651,7 +663,7 @@ impl EventLoop {
 
     /// Defers connection `index` because a mailbox to another shard is at
     /// its bound (retried next loop turn), counted in `mailbox_backoffs`.
-    fn mailbox_back_off(&mut self, index: u32) -> Flow {
+    pub(super) fn mailbox_back_off(&mut self, index: u32) -> Flow {
         self.state().stats.mailbox_backoffs += 1;
         self.conns[index as usize].as_mut().unwrap().deferred = true;
         Flow::Defer
@@ -853,7 +865,7 @@ impl EventLoop {
 }
 
 /// Reuses an empty Vec's allocation for elements of another lifetime.
-fn recycle<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
+pub(super) fn recycle<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
     v.clear();
     v.into_iter().map(|_| -> &'b [u8] { unreachable!() }).collect()
 }

@@ -103,6 +103,8 @@ pub struct EventLoop {
     pub loop_op: Option<super::held::LoopOp>,
     /// Connection slot by client id (tracking delivers invalidations by id).
     pub client_slots: std::collections::HashMap<u64, u32>,
+    /// Multi-shard commands run by hops (`network::hop`).
+    pub hops: super::hop::Hops,
 }
 
 impl EventLoop {
@@ -166,6 +168,7 @@ impl EventLoop {
             intent_owner: Default::default(),
             loop_op: None,
             client_slots: Default::default(),
+            hops: Default::default(),
         })
     }
 
@@ -240,7 +243,9 @@ impl EventLoop {
             }
             self.reap();
             self.drain_mailboxes();
+            self.run_parts();
             self.retry_deferred();
+            self.run_parts();
             self.run_loop_op();
             self.sweep_intents();
             self.blocking_turn();
@@ -311,12 +316,13 @@ impl EventLoop {
         // Connections held by CLIENT PAUSE do not keep the loop spinning: the
         // wait below ends with the pause (or at cron, for CLIENT UNPAUSE).
         let conns = &self.conns;
-        let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused))
+        let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused && !c.mark_wait))
             || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty())
             || self.loop_op.is_some()
             || self.state().lazyfree.has_pending()
             || !self.state().blocking.unblocked.is_empty()
-            || !self.state().blocking.ready.is_empty();
+            || !self.state().blocking.ready.is_empty()
+            || self.hop_part_ready();
         if busy {
             let _ = self.uring.enter(&mut self.ring, 0, None);
             if !self.deferred.is_empty() {
@@ -759,43 +765,12 @@ impl EventLoop {
 
     fn on_message(&mut self, from_shard: usize, msg: Message) {
         match msg {
-            Message::Request { from, conn, seq, db, resp, cmd, client, track, mut args } => {
-                self.state().pubsub.remote_caller = Some(crate::messaging::pubsub::Subscriber { shard: from as u32, token: conn });
-                self.execute_remote(cmd as usize, db as usize, resp, client, track, from, &mut args);
-                self.state().pubsub.remote_caller = None;
-                match self.block_remote(from, conn, seq, db as usize, resp) {
-                    Some(waiter) => {
-                        recycle(&mut self.pool, args);
-                        self.send_to(from, Message::Blocked { waiter });
-                    }
-                    None => self.send_to(from, Message::Reply { conn, seq, args }),
-                }
-                self.serve_ready();
-            }
+            m @ Message::Request { .. } => self.request_or_postpone(from_shard, m),
             Message::Reply { conn, seq, args } => {
                 if let Some(o) = self.outboxes[from_shard].as_mut() {
                     o.reply_received();
                 }
-                let index = conn.index;
-                // A closed connection's replies are dropped, not queued.
-                if !self.conn_alive(index, conn.generation) || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
-                    recycle(&mut self.pool, args);
-                    return;
-                }
-                let c = self.conns[index as usize].as_mut().unwrap();
-                c.fill_slot(seq, args);
-                c.drain_slots(&mut self.pool);
-                // The forwarded blocking command did not block.
-                c.block_pending &= !c.slots.is_empty();
-                let resume = c.deferred && (c.slots.is_empty() || c.throttled && c.forwarded <= FORWARDED_RESUME);
-                self.mark_dirty(index);
-                // Replies computed on other shards count against the output limit too.
-                if self.check_output_limit(index, crate::util::unix_ms()) {
-                    return;
-                }
-                if resume {
-                    self.run_deferred(index);
-                }
+                self.deliver_reply(conn, seq, args);
             }
             Message::MonitorLine { line } => {
                 self.server.monitor_lines_queued[self.id].fetch_sub(1, Ordering::Relaxed);
@@ -807,6 +782,51 @@ impl EventLoop {
             Message::Served { waiter, args } => self.on_served(waiter, args),
             Message::BlockCancel { waiter } => self.on_block_cancel(waiter),
             Message::Tracking(m) => self.on_tracking_message(m),
+            Message::HopPart(part) => self.on_hop_part(part),
+            Message::HopDone { seq, usec, args } => self.hop_part_done(seq, usec, from_shard, args),
+        }
+    }
+
+    /// Runs a command another shard forwarded (`Message::Request`).
+    pub(super) fn run_request(&mut self, msg: Message) {
+        let Message::Request { from, conn, seq, db, resp, cmd, client, track, mut args } = msg else {
+            return;
+        };
+        self.state().pubsub.remote_caller = Some(crate::messaging::pubsub::Subscriber { shard: from as u32, token: conn });
+        self.execute_remote(cmd as usize, db as usize, resp, client, track, from, &mut args);
+        self.state().pubsub.remote_caller = None;
+        match self.block_remote(from, conn, seq, db as usize, resp) {
+            Some(waiter) => {
+                recycle(&mut self.pool, args);
+                self.send_to(from, Message::Blocked { waiter });
+            }
+            None => self.send_to(from, Message::Reply { conn, seq, args }),
+        }
+        self.serve_ready();
+    }
+
+    /// The reply to a request of connection `conn`'s, computed elsewhere,
+    /// fills its slot (dropped when the connection closed meanwhile).
+    pub(super) fn deliver_reply(&mut self, conn: ConnToken, seq: u64, args: PackedArgs) {
+        let index = conn.index;
+        // A closed connection's replies are dropped, not queued.
+        if !self.conn_alive(index, conn.generation) || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
+            recycle(&mut self.pool, args);
+            return;
+        }
+        let c = self.conns[index as usize].as_mut().unwrap();
+        c.fill_slot(seq, args);
+        c.drain_slots(&mut self.pool);
+        // The forwarded blocking command did not block.
+        c.block_pending &= !c.slots.is_empty();
+        let resume = c.deferred && (c.slots.is_empty() || c.throttled && c.forwarded <= FORWARDED_RESUME);
+        self.mark_dirty(index);
+        // Replies computed on other shards count against the output limit too.
+        if self.check_output_limit(index, crate::util::unix_ms()) {
+            return;
+        }
+        if resume {
+            self.run_deferred(index);
         }
     }
 
@@ -852,7 +872,7 @@ impl EventLoop {
             let Some(c) = self.conns[index as usize].as_mut() else { continue };
             // Not deferred any more, or throttled: the replies it waits for resume it.
             // Blocked: resolving the block resumes it.
-            if !c.deferred || c.throttled || c.blocked.is_some() || c.block_pending {
+            if !c.deferred || c.throttled || c.blocked.is_some() || c.block_pending || c.mark_wait {
                 continue;
             }
             if c.paused {
@@ -866,7 +886,7 @@ impl EventLoop {
         }
     }
 
-    fn run_deferred(&mut self, index: u32) {
+    pub(super) fn run_deferred(&mut self, index: u32) {
         let Some(c) = self.conns[index as usize].as_mut() else {
             return;
         };

@@ -124,9 +124,12 @@ impl EventLoop {
     }
 
     /// Removes intent `seq` from the queues of `mask`. Shards whose new head
-    /// is another's intent need no doorbell: asleep, they are taken asleep.
+    /// is another's intent need no doorbell: asleep, they are taken asleep;
+    /// those whose new head is a hop (or their own intent) run it
+    /// themselves, and get one (`HoldTable::remove`).
     fn remove_intent(&mut self, seq: u64, mask: ShardMask) {
-        self.server.hold.remove(seq, mask);
+        let ring = self.server.hold.remove(seq, mask);
+        self.doorbells.0 |= ring.0 & !(1u128 << self.id);
     }
 
     fn withdraw_at(&mut self, i: usize) {

@@ -8,6 +8,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod event_loop;
 pub mod held;
+pub mod hop;
 pub mod listener;
 pub mod maxmemory;
 pub mod multi;

@@ -171,6 +171,15 @@ impl EventLoop {
         if client.multi.flags & flags::WRITE != 0 {
             conn.wrote = true;
         }
+        // Over several shards without WATCH: by hops when it qualifies;
+        // on this shard alone: once its keys lose their hop marks.
+        if !targets.is_empty() {
+            if let Some(flow) = self.try_exec_hop(index, id, args, now) {
+                return flow;
+            }
+        } else if self.queued_keys_marked(index) {
+            return self.wait_for_marks(index);
+        }
         self.run_held(index, targets, |lp| lp.run_exec(index, id, args, now))
     }
 

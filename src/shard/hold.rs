@@ -1,5 +1,5 @@
 //! Holding shards: the one mechanism for everything that must see several
-//! shards at one instant (multi-shard MSET/MGET/DEL/RENAME, KEYS, DBSIZE,
+//! shards at one instant (multi-shard MSETNX/RENAME, MULTI/EXEC, KEYS, DBSIZE,
 //! INFO, CONFIG SET, FLUSHALL, and the BGSAVE/BGREWRITEAOF fork), without a
 //! global lock: VLL-style intent queues (Dragonfly's "very lightweight
 //! locking", per shard rather than per key).
@@ -67,13 +67,52 @@
 //!
 //! Operations over disjoint shard sets share no queue and run at once. A
 //! single-shard command never takes an intent; it waits only while its shard
-//! is parked for an intent at the head of that shard's queue.
+//! is parked for an intent at the head of that shard's queue, or (below)
+//! while one of its keys is marked by a hop.
 //!
 //! Ordering per connection: a connection with forwarded commands still in
 //! flight does not start a held command until their replies are back.
+//!
+//! # Hops: multi-shard commands that park nobody
+//!
+//! MGET, MSET, DEL, UNLINK, EXISTS and TOUCH over several shards (while no
+//! write stream is on) do not hold: their coordinator marks their keys'
+//! hash slots (`mark`: per-slot counters, the per-key intent marks of VLL
+//! at slot grain), queues a *hop* intent (`enqueue_hop`: entries with
+//! coordinator `HOP`, numbered from the same sequence under the same queue
+//! locks, so the one total order covers hops and holds) on the shards with
+//! keys, and sends each its part (`network::hop`). A hop at the head of a
+//! queue parks nobody (`park_for` stays 0): the shard runs its part itself
+//! when the intent heads its queue and the part has arrived, lowers its
+//! marks and takes the entry off (`hop_done`). A new head that is a hop is
+//! announced by a doorbell from whoever removed the old one (`remove`).
+//!
+//! Atomicity: every shard runs the intents it shares with another in
+//! sequence order, so a hop or hold never sees part of another. A
+//! single-shard command on a marked key waits until the owner's part
+//! lowers the mark (a deferred connection or a postponed forwarded request:
+//! nobody blocks), so no client sees one key of a hop written and then
+//! another of its keys unwritten; on unmarked keys it runs at once, however
+//! many intents are queued.
+//!
+//! Why hops keep the protocol free of deadlock: the argument above needs
+//! that no thread blocks except to park for the head of its own queue. A
+//! hop's part waits only for its intent to head the queue and for its
+//! message (sent right after the enqueue, never held back); nothing parks
+//! for a hop, and what waits for a mark (a connection, a forwarded request)
+//! waits in the loop, which goes on serving. Take again the pending intent
+//! with the smallest number, `m`: it heads every queue it is in. If it is
+//! a hop, each of its shards runs its part at its next loop turn after the
+//! part arrives (none is parked: a shard parks only for its own head, and
+//! `m` parks nobody), so `m` completes; if it is a hold, the argument above
+//! applies unchanged. Marks cannot close a cycle either: a mark is lowered
+//! by a part, a part depends only on earlier intents, and a command run
+//! under a hold checks no mark (every hop queued before the hold has run on
+//! the held shards; one queued after it cannot have been seen by the
+//! commands the hold runs, which arrived before the hold queued).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -82,6 +121,9 @@ use super::ShardState;
 
 /// The coordinator id of a thread that owns no shard (the start-up loader).
 pub const EXTERNAL: usize = usize::MAX;
+/// The coordinator id of a hop intent's entries (see the module doc, "Hops"):
+/// each shard runs its own part of it; nobody parks for it.
+pub const HOP: usize = usize::MAX - 1;
 
 pub struct HoldSlot {
     pub thread: OnceLock<Thread>,
@@ -96,6 +138,10 @@ pub struct HoldSlot {
     park_for: AtomicU64,
     /// The intent this shard's thread is parked for (0: running).
     parked_for: AtomicU64,
+    /// Hop entries in `queue` whose part has not run yet: while 0 (the
+    /// common case, one load) no key of this shard is marked and the
+    /// single-shard paths check nothing.
+    hops: AtomicU32,
 }
 
 pub struct HoldTable {
@@ -107,6 +153,10 @@ pub struct HoldTable {
     /// How long the last hold waited from its enqueue until its targets were
     /// parked (microseconds): the fork barrier's wait when it was a fork.
     pub last_wait_usec: AtomicU64,
+    /// Per hash slot: the keys of pending hop intents in that slot (the
+    /// per-key intent marks, by slot: a slot belongs to one shard, so each
+    /// counter is raised by enqueuers and lowered by its shard's thread).
+    marks: Box<[AtomicU32]>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -276,11 +326,13 @@ impl HoldTable {
                     head: AtomicU64::new(0),
                     park_for: AtomicU64::new(0),
                     parked_for: AtomicU64::new(0),
+                    hops: AtomicU32::new(0),
                 })
                 .collect(),
             next_seq: AtomicU64::new(1),
             holds_total: Default::default(),
             last_wait_usec: Default::default(),
+            marks: (0..super::slot::SLOT_COUNT).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 
@@ -337,7 +389,7 @@ impl HoldTable {
         let slot = &self.slots[i];
         let (head, park_for) = match q.front() {
             None => (0, 0),
-            Some(&(seq, coord)) => (seq, if coord == i { 0 } else { seq }),
+            Some(&(seq, coord)) => (seq, if coord == i || coord == HOP { 0 } else { seq }),
         };
         // SeqCst: paired with the shard's `sleeping` announcement and its
         // re-check of `park_for` before it sleeps in its ring.
@@ -365,6 +417,9 @@ impl HoldTable {
         let seq = self.enqueue_from(bits & (bits - 1), coord);
         debug_assert!(q.back().is_none_or(|e| e.0 < seq), "queues are sorted by sequence");
         q.push_back((seq, coord));
+        if coord == HOP {
+            self.slots[i].hops.fetch_add(1, Ordering::SeqCst);
+        }
         if q.len() == 1 {
             self.publish_head(i, &q);
         }
@@ -429,8 +484,9 @@ impl HoldTable {
 
     /// Removes intent `seq` from every queue of `mask` (it has run, or its
     /// owner withdraws it) and wakes the shards whose head changed. Returns
-    /// the shards whose new head is another thread's intent: one asleep in
-    /// its ring needs a doorbell to see it.
+    /// the shards whose new head is a hop or their own intent: they run it
+    /// themselves, so one asleep in its ring needs a doorbell to see it (a
+    /// new head that parks its shard needs none: asleep, it is taken asleep).
     pub fn remove(&self, seq: u64, mask: ShardMask) -> ShardMask {
         let mut ring = ShardMask::default();
         for i in mask.iter() {
@@ -447,7 +503,7 @@ impl HoldTable {
                 pos == 0
             };
             if changed {
-                if slot.park_for.load(Ordering::Relaxed) != 0 {
+                if slot.park_for.load(Ordering::Relaxed) == 0 && slot.head.load(Ordering::Relaxed) != 0 {
                     ring.insert(i);
                 }
                 if let Some(t) = slot.thread.get() {
@@ -456,6 +512,57 @@ impl HoldTable {
             }
         }
         ring
+    }
+
+    /// Enqueues a hop intent on every shard of `mask` (see the module doc,
+    /// "Hops"); returns its number. The caller has marked its keys first
+    /// (`mark`), and sends each shard its part after this returns.
+    pub fn enqueue_hop(&self, mask: ShardMask) -> u64 {
+        self.enqueue_from(mask.0, HOP)
+    }
+
+    /// The number of the intent heading shard `me`'s queue (0: none).
+    #[inline]
+    pub fn head(&self, me: usize) -> u64 {
+        self.slots[me].head.load(Ordering::SeqCst)
+    }
+
+    /// Whether shard `me` has hop parts not yet run (keys of it may be marked).
+    #[inline]
+    pub fn hops_pending(&self, me: usize) -> bool {
+        self.slots[me].hops.load(Ordering::SeqCst) != 0
+    }
+
+    /// Shard `me` ran its part of hop intent `seq` (which headed its queue):
+    /// the entry goes, the next head is published.
+    pub fn hop_done(&self, me: usize, seq: u64) {
+        let slot = &self.slots[me];
+        let mut q = lock(&slot.queue);
+        if let Some(pos) = q.iter().position(|e| e.0 == seq) {
+            q.remove(pos);
+            slot.hops.fetch_sub(1, Ordering::SeqCst);
+            if pos == 0 {
+                self.publish_head(me, &q);
+            }
+        }
+    }
+
+    /// Marks a key of a pending hop intent (by its hash slot).
+    #[inline]
+    pub fn mark(&self, slot: u16) {
+        self.marks[slot as usize].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Lowers a mark set by `mark` (the owning shard ran its part).
+    #[inline]
+    pub fn unmark(&self, slot: u16) {
+        self.marks[slot as usize].fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether a key of `slot` is under a pending hop intent.
+    #[inline]
+    pub fn marked(&self, slot: u16) -> bool {
+        self.marks[slot as usize].load(Ordering::SeqCst) != 0
     }
 
     /// Pointer to shard `i`'s state (valid only while it is held or owned).
@@ -554,7 +661,7 @@ mod tests {
         assert_eq!(t.remove(c, mask(&[0, 1, 2])), ShardMask::default());
         assert!(t.must_park(1));
         // a done: shard 1's head is b (shard 2's), shard 0's queue is empty.
-        assert_eq!(t.remove(a, mask(&[0, 1])), mask(&[1]));
+        assert_eq!(t.remove(a, mask(&[0, 1])), ShardMask::default(), "shard 1 parks for b: no doorbell");
         assert!(!t.must_park(0) && t.must_park(1));
         assert_eq!(t.slots[0].head.load(Ordering::Relaxed), 0);
         assert_eq!(t.slots[1].head.load(Ordering::Relaxed), b);
@@ -562,12 +669,43 @@ mod tests {
         assert!((0..3).all(|i| !t.must_park(i) && lock(&t.slots[i].queue).is_empty()));
     }
 
+    /// Hop intents park nobody, are taken off by each shard for itself, and
+    /// share the one order with holds; their marks count per slot.
+    #[test]
+    fn hops_park_nobody_and_keep_the_order_with_holds() {
+        let t = table(3);
+        let h = t.enqueue_hop(mask(&[0, 1]));
+        let a = t.enqueue(2, mask(&[1, 2]));
+        assert!(!t.must_park(0) && !t.must_park(1) && !t.must_park(2), "a hop at the head parks nobody");
+        assert!(t.hops_pending(0) && t.hops_pending(1) && !t.hops_pending(2));
+        assert_eq!((t.head(0), t.head(1), t.head(2)), (h, h, a));
+        // a waits behind h on shard 1 until shard 1 ran its part.
+        assert!(!t.ready(2, a, mask(&[1]), &[]));
+        t.hop_done(0, h);
+        assert!(t.hops_pending(1) && !t.hops_pending(0) && t.head(0) == 0);
+        t.hop_done(1, h);
+        assert!(t.must_park(1) && t.head(1) == a, "shard 1 now parks for a");
+        // A hop behind a hold: removing the hold rings the shard it heads.
+        let h2 = t.enqueue_hop(mask(&[1]));
+        assert_eq!(t.remove(a, mask(&[1, 2])), mask(&[1]), "shard 1 runs h2 itself: a doorbell");
+        assert!(!t.must_park(1) && t.head(1) == h2);
+        t.hop_done(1, h2);
+        assert!((0..3).all(|i| t.head(i) == 0 && !t.hops_pending(i)));
+        t.mark(7);
+        t.mark(7);
+        t.unmark(7);
+        assert!(t.marked(7) && !t.marked(8));
+        t.unmark(7);
+        assert!(!t.marked(7));
+    }
+
     /// Many coordinators (one thread per shard, as the event loops) run
     /// operations over random overlapping shard sets through the real
     /// protocol: every operation completes within the time bound (no
     /// deadlock), no two operations ever touch one shard at once, and every
     /// shard served the operations involving it in increasing sequence
-    /// order, so the order is one total order on every shard.
+    /// order, so the order is one total order on every shard. A third of the
+    /// operations are hops, whose parts each shard runs itself.
     #[test]
     fn random_overlapping_coordinators_all_complete_in_one_total_order() {
         use std::sync::atomic::{AtomicBool, AtomicU32};
@@ -581,12 +719,15 @@ mod tests {
             owner: Vec<AtomicU32>,
             log: Vec<Mutex<Vec<u64>>>,
             done: Vec<AtomicBool>,
+            /// Per shard: the hop parts delivered to it (their intents).
+            parts: Vec<Mutex<Vec<u64>>>,
         }
         let shared = Arc::new(Shared {
             table: table(SHARDS),
             owner: (0..SHARDS).map(|_| AtomicU32::new(u32::MAX)).collect(),
             log: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
             done: (0..SHARDS).map(|_| AtomicBool::new(false)).collect(),
+            parts: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
         });
         let deadline = Instant::now() + Duration::from_secs(30);
         let handles: Vec<_> = (0..SHARDS)
@@ -604,7 +745,7 @@ mod tests {
                     let mut completed = 0;
                     let mut pending: Option<(u64, ShardMask)> = None;
                     let mut own_work = 0u64;
-                    while completed < OPS || !sh.done.iter().all(|d| d.load(Ordering::Acquire)) {
+                    while completed < OPS || !sh.done.iter().all(|d| d.load(Ordering::Acquire)) || !lock(&sh.parts[me]).is_empty() {
                         assert!(Instant::now() < deadline, "shard {me}: no progress (deadlock?) after {completed} operations");
                         // A quiescent point of the loop.
                         sh.table.check(me);
@@ -612,9 +753,38 @@ mod tests {
                         assert_eq!(sh.owner[me].swap(me as u32, Ordering::AcqRel), u32::MAX, "shard {me} touched while lent");
                         own_work += 1;
                         sh.owner[me].store(u32::MAX, Ordering::Release);
+                        // Hop parts whose intents head this queue, run here.
+                        loop {
+                            let head = sh.table.head(me);
+                            let mut parts = lock(&sh.parts[me]);
+                            let Some(i) = parts.iter().position(|&p| p == head) else {
+                                break;
+                            };
+                            parts.swap_remove(i);
+                            drop(parts);
+                            assert_eq!(sh.owner[me].swap(me as u32, Ordering::AcqRel), u32::MAX, "shard {me} ran a part while lent");
+                            lock(&sh.log[me]).push(head);
+                            sh.owner[me].store(u32::MAX, Ordering::Release);
+                            sh.table.hop_done(me, head);
+                        }
                         if completed == OPS {
                             sh.done[me].store(true, Ordering::Release);
                             std::thread::yield_now();
+                            continue;
+                        }
+                        if pending.is_none() && next() % 3 == 0 {
+                            // A hop over 1-3 shards, this one or not: queued,
+                            // its parts delivered, nothing waited for.
+                            let mut m = ShardMask::default();
+                            let width = 1 + next() % 3;
+                            while m.count() < width as u32 {
+                                m.insert((next() % SHARDS as u64) as usize);
+                            }
+                            let seq = sh.table.enqueue_hop(m);
+                            for t in m.iter() {
+                                lock(&sh.parts[t]).push(seq);
+                            }
+                            completed += 1;
                             continue;
                         }
                         let (seq, targets) = *pending.get_or_insert_with(|| {
@@ -675,7 +845,8 @@ mod tests {
             total += log.len();
             assert!(lock(&shared.table.slots[s].queue).is_empty());
         }
-        assert!(total >= SHARDS * OPS * 2);
+        assert!(total >= SHARDS * OPS);
+        assert!((0..SHARDS).all(|s| !shared.table.hops_pending(s)));
     }
 
     /// A shard asleep in its ring is held without being woken, and when it

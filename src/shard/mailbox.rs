@@ -28,6 +28,11 @@ impl PackedArgs {
             self.ends.push(self.data.len() as u32);
         }
     }
+    /// Appends one argument.
+    pub fn push(&mut self, a: &[u8]) {
+        self.data.extend_from_slice(a);
+        self.ends.push(self.data.len() as u32);
+    }
     pub fn slices<'a>(&'a self, out: &mut Vec<&'a [u8]>) {
         out.clear();
         let mut start = 0usize;
@@ -69,6 +74,12 @@ pub enum Message {
     BlockCancel { waiter: std::sync::Arc<crate::messaging::blocking::Waiter> },
     /// Client tracking: invalidations and registrations (`messaging::tracking`).
     Tracking(crate::messaging::tracking::TrackingMessage),
+    /// Coordinator to owner: the receiving shard's part of a multi-shard
+    /// command, run when hop intent `part.seq` heads its queue (`network::hop`).
+    HopPart(crate::network::hop::Part),
+    /// Owner to coordinator: the reply to that part, in `args.data`, and
+    /// how long it ran.
+    HopDone { seq: u64, usec: u64, args: PackedArgs },
 }
 
 /// Requests one shard may have outstanding at another (sent, reply not yet

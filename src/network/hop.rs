@@ -1,0 +1,754 @@
+//! Hops: a multi-shard MGET, MSET, DEL, UNLINK, EXISTS or TOUCH (and an
+//! EXEC of single-shard commands) without parking a shard (VLL's second half; `shard::hold` has the protocol and
+//! why it cannot deadlock, "Hops").
+//!
+//! The connection's shard, the coordinator, splits the command by shard
+//! (each part is the command with that shard's keys, in their order),
+//! marks every key's hash slot (`HoldTable::mark`), queues one hop intent on
+//! every shard with a part (`HoldTable::enqueue_hop`: one number of the
+//! global sequence, so hops and holds are in one total order on every
+//! shard), and sends each other shard its part in one message
+//! (`Message::HopPart`; doorbells are rung once per loop turn). Each shard
+//! runs its part on its own thread, over its own state, when the intent
+//! heads its queue (`run_parts`), lowers its keys' marks, and answers
+//! (`Message::HopDone`). The coordinator assembles the reply (OK, the sum of
+//! the parts' counts, or MGET's values in key order) into the connection's
+//! reply slot when the last part is back, and records the command once
+//! (commandstats, slowlog, MONITOR) with the parts' summed time.
+//!
+//! **EXEC.** A transaction whose queued commands each name keys of one
+//! shard (no keyless or multi-shard command, no blocking one) and that
+//! watches nothing runs the same way (`try_exec_hop`): EXEC itself runs
+//! on the coordinator (its checks, its `*N` header, its commandstats call),
+//! each shard's part carries that shard's commands in queue order and runs
+//! each through `call()` (their stats, slowlog and MONITOR lines on that
+//! shard, as forwarded commands'), and the reply is the header, then the
+//! commands' replies in queue order. With WATCH the check and the run would
+//! have to be one instant on every shard: such an EXEC holds, as do the
+//! others.
+//!
+//! **Atomicity.** Two multi-shard operations run in the order of their
+//! numbers on every shard they share, so no hop or hold sees part of
+//! another. A single-shard command (local, or forwarded to the key's shard)
+//! runs at once unless one of its keys is marked; then it waits for the part
+//! that lowers the mark (`wait_for_marks`, `postpone`): a client that saw one
+//! key of an MSET written cannot then read another of its keys unwritten. A
+//! command under a hold checks no mark: every hop queued before the hold has
+//! run on the held shards, and one queued after it cannot have been seen by
+//! the commands the hold runs (they arrived before it queued).
+//!
+//! **Order per connection.** A hop starts only when the connection's single-
+//! key forwarded commands are back (one of them still queued behind a mark
+//! on its shard would otherwise run after the part that follows it); hops
+//! after hops need no wait (their numbers order them). A forwarded request
+//! that waits for a mark keeps the requests from its shard behind it, in
+//! order; the parts are never postponed (their intents order them).
+//!
+//! **Limits.** The write stream carries a multi-shard write at one cut
+//! where every shard is held (`exec::propagate`): while it is on (AOF), the
+//! writes (MSET, DEL, UNLINK) and MGET, EXISTS, TOUCH keep the held path.
+//! A part that finds its stream turned on meanwhile (CONFIG SET appendonly
+//! yes between the split and the part) propagates its part in its own
+//! stream: per-key order holds, the one cut does not. MSETNX keeps the held
+//! path (it checks every key before writing any). Keyspace notifications of
+//! one command's keys on different shards come from different threads
+//! (per key in order, across keys in any order, as forwarded commands').
+
+use std::collections::VecDeque;
+use std::sync::OnceLock;
+
+use super::conn::FORWARDED_MAX;
+use super::dispatch::{recycle, take_discard, Flow};
+use super::event_loop::EventLoop;
+use crate::commands::{flags, key_positions, CommandSpec, CommandTable, Ctx};
+use crate::protocol::Reply;
+use crate::shard::hold::ShardMask;
+use crate::shard::mailbox::{ConnToken, Message, PackedArgs};
+use crate::shard::slot::{key_slot, slot_shard};
+
+/// One shard's part of a hop intent: the command with that shard's keys.
+pub struct Part {
+    /// The hop intent.
+    pub seq: u64,
+    /// The coordinating shard.
+    pub from: usize,
+    pub db: u32,
+    pub resp: u8,
+    pub cmd: u16,
+    /// The client it runs for (tracking's NOLOOP), and whether its keys are
+    /// remembered for that client's tracking.
+    pub client: u64,
+    pub track: bool,
+    pub args: PackedArgs,
+}
+
+/// How the parts' replies make the command's reply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Gather {
+    /// `+OK` (MSET).
+    Ok,
+    /// The sum of the parts' integers (DEL, UNLINK, EXISTS, TOUCH).
+    Sum,
+    /// One value per key in the command's order (MGET).
+    Values,
+    /// EXEC: its header, then each queued command's reply in queue order.
+    Exec,
+}
+
+/// The hop commands' ids and how each gathers.
+fn gathers() -> &'static [(usize, Gather)] {
+    static IDS: OnceLock<Vec<(usize, Gather)>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let t = CommandTable::get();
+        [("mset", Gather::Ok), ("mget", Gather::Values), ("del", Gather::Sum), ("unlink", Gather::Sum), ("exists", Gather::Sum), ("touch", Gather::Sum)]
+            .iter()
+            .filter_map(|&(name, g)| t.lookup(name.as_bytes()).map(|id| (id, g)))
+            .collect()
+    })
+}
+
+fn gather_of(id: usize) -> Option<Gather> {
+    gathers().iter().find(|e| e.0 == id).map(|e| e.1)
+}
+
+fn exec_id() -> usize {
+    static ID: OnceLock<usize> = OnceLock::new();
+    *ID.get_or_init(|| CommandTable::get().lookup(b"exec").expect("exec registered"))
+}
+
+/// A hop this shard coordinates, until its last part is back.
+#[derive(Default)]
+pub struct HopOp {
+    seq: u64,
+    token: ConnToken,
+    /// The connection's reply slot.
+    slot: u64,
+    cmd: usize,
+    gather: Option<Gather>,
+    /// Parts not answered yet.
+    pending: u32,
+    sum: i64,
+    usec: u64,
+    db: usize,
+    resp: u8,
+    /// The shard of each key, in the command's order (MGET's reassembly).
+    key_shards: Vec<u8>,
+    /// The parts' replies by shard (MGET).
+    replies: Vec<(usize, PackedArgs)>,
+    /// The client's address and name, then the whole command: what it is
+    /// recorded with (slowlog, MONITOR) when it completes. EXEC: its reply's
+    /// header (EXEC itself was recorded when it ran).
+    args: PackedArgs,
+    /// EXEC's MONITOR line, fed after its commands'.
+    monitor: Vec<u8>,
+}
+
+/// The loop's hop state.
+#[derive(Default)]
+pub struct Hops {
+    /// Hops coordinated here, in flight.
+    ops: Vec<HopOp>,
+    /// Finished ones, their buffers kept for the next.
+    free: Vec<HopOp>,
+    /// Parts received (or this shard's own) waiting for their intent to
+    /// head this shard's queue.
+    parts: Vec<Part>,
+    /// Per shard, the part being built (reused buffers).
+    building: Vec<PackedArgs>,
+    /// Requests forwarded by other shards that wait for a mark, in arrival
+    /// order, and the shards they came from (later requests from those
+    /// shards queue behind them).
+    postponed: VecDeque<(usize, Message)>,
+    postponed_from: ShardMask,
+    /// Connections deferred on a marked key (`Conn::mark_wait`).
+    mark_waiters: Vec<u32>,
+    /// Reused storage: argument slices, MGET's read positions.
+    slices: Vec<&'static [u8]>,
+    at: Vec<usize>,
+}
+
+impl Hops {
+    /// Starts the part of each shard of `mask` with the arguments `first`.
+    fn start_parts(&mut self, shards: usize, mask: ShardMask, first: &[&[u8]]) {
+        if self.building.len() < shards {
+            self.building.resize_with(shards, PackedArgs::default);
+        }
+        for t in mask.iter() {
+            let b = &mut self.building[t];
+            b.data.clear();
+            b.ends.clear();
+            for a in first {
+                b.push(a);
+            }
+        }
+    }
+}
+
+/// The bytes of element `i`'s reply at the front of `buf` (a bulk string,
+/// a RESP2 null bulk or a RESP3 null), as MGET writes them.
+fn element_len(buf: &[u8]) -> usize {
+    let line = memchr::memchr(b'\n', buf).map_or(buf.len(), |p| p + 1);
+    if buf.first() == Some(&b'$') {
+        let n: i64 = std::str::from_utf8(&buf[1..line.saturating_sub(2)]).ok().and_then(|s| s.parse().ok()).unwrap_or(-1);
+        if n >= 0 {
+            return line + n as usize + 2;
+        }
+    }
+    line
+}
+
+/// The integer of a `:n\r\n` reply (0 for anything else).
+fn integer_of(buf: &[u8]) -> i64 {
+    let end = memchr::memchr(b'\r', buf).unwrap_or(buf.len());
+    buf.get(1..end).and_then(|d| std::str::from_utf8(d).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+impl EventLoop {
+    /// Runs a multi-shard command by hops when it is one of the hop
+    /// commands and may (see the module doc); None: the held path runs it.
+    /// `mask`: its keys' shards (several).
+    pub(super) fn try_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
+        let gather = gather_of(id)?;
+        if !self.holding.is_empty() || self.state().stream.is_on() || (gather == Gather::Ok && args.len().is_multiple_of(2)) || !self.target_awake(mask) {
+            return None;
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.forwarded != conn.hops {
+            // Its single-key forwarded commands come back first.
+            conn.deferred = true;
+            return Some(Flow::Defer);
+        }
+        if conn.forwarded >= FORWARDED_MAX {
+            conn.deferred = true;
+            conn.throttled = true;
+            return Some(Flow::Defer);
+        }
+        let bytes: usize = args.iter().map(|a| a.len()).sum();
+        if !self.may_send_parts(mask, bytes) {
+            return Some(self.mailbox_back_off(index));
+        }
+        let n = self.server.shard_count;
+        let hold = &self.server.hold;
+        let mut op = self.hops.free.pop().unwrap_or_default();
+        op.key_shards.clear();
+        self.hops.start_parts(n, mask, &[args[0]]);
+        let step = if gather == Gather::Ok { 2 } else { 1 };
+        for group in args[1..].chunks(step) {
+            let slot = key_slot(group[0]);
+            let t = slot_shard(slot, n);
+            // Marked before the intent is queued and its parts sent: a
+            // command that sees a part's effect sees the marks.
+            hold.mark(slot);
+            op.key_shards.push(t as u8);
+            for a in group {
+                self.hops.building[t].push(a);
+            }
+        }
+        let seq = hold.enqueue_hop(mask);
+        let slot = self.start_hop_slot(index, mask);
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
+        let track = conn.client.tracking.remembers_reads();
+        op.args.data.clear();
+        op.args.ends.clear();
+        op.args.push(conn.client.addr.as_bytes());
+        op.args.push(&conn.client.name);
+        for a in args {
+            op.args.push(a);
+        }
+        let token = self.token(index);
+        (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, id, Some(gather));
+        (op.pending, op.sum, op.usec, op.db, op.resp) = (mask.count(), 0, 0, db, resp);
+        self.hops.ops.push(op);
+        self.send_parts(mask, seq, db, resp, id, client, track);
+        Some(Flow::Continue)
+    }
+
+    /// Whether parts of about `bytes` may go to every other shard of `mask`
+    /// now (the mailboxes' bounds, as for a forwarded command).
+    fn may_send_parts(&self, mask: ShardMask, bytes: usize) -> bool {
+        mask.iter().all(|t| t == self.id || self.outboxes[t].as_ref().is_some_and(|o| o.may_send_request(bytes)))
+    }
+
+    /// The connection's reply slot for a hop over `mask` (counted among its
+    /// forwarded commands, and as a hop); returns the slot's number.
+    fn start_hop_slot(&mut self, index: u32, mask: ShardMask) -> u64 {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let discard = take_discard(&mut conn.client);
+        let slot = conn.next_seq;
+        conn.next_seq += 1;
+        conn.note_forward(mask.iter().next().unwrap_or(self.id));
+        conn.forward_mixed = true;
+        conn.forwarded += 1;
+        conn.hops += 1;
+        conn.slots.push_back(super::conn::Slot { seq: slot, ready: None, discard });
+        slot
+    }
+
+    /// Sends each shard of `mask` its part (built in `hops.building`) of hop
+    /// `seq`, and runs this shard's own at once when nothing is ahead of it.
+    #[allow(clippy::too_many_arguments)]
+    fn send_parts(&mut self, mask: ShardMask, seq: u64, db: usize, resp: u8, id: usize, client: u64, track: bool) {
+        let me = self.id;
+        let mut own = None;
+        for t in mask.iter() {
+            let mut packed = self.pool.pop().unwrap_or_default();
+            std::mem::swap(&mut packed, &mut self.hops.building[t]);
+            let part = Part { seq, from: me, db: db as u32, resp, cmd: id as u16, client, track, args: packed };
+            if t == me {
+                own = Some(part);
+            } else if let Some(o) = self.outboxes[t].as_mut() {
+                let bytes = part.args.data.len();
+                o.send_request(Message::HopPart(part), bytes);
+                self.doorbells.insert(t);
+            }
+        }
+        if let Some(part) = own {
+            // This shard's part, at once when nothing is ahead of it (the
+            // other parts are on their way meanwhile).
+            if self.server.hold.head(me) == seq {
+                self.run_part(part);
+            } else {
+                self.hops.parts.push(part);
+            }
+        }
+    }
+
+    /// Whether hop command `id` over `mask` would run by hops (a hold run
+    /// does not start with one: it goes to `dispatch`).
+    pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
+        gather_of(id).is_some() && !self.state().stream.is_on() && self.target_awake(mask)
+    }
+
+    /// Whether some other shard of `mask` is awake. When every one sleeps in
+    /// its ring the held path takes them as they sleep (`HoldTable::held_for`):
+    /// no thread is woken at all, where a hop would wake each for its part
+    /// and the coordinator again for the answers; an awake shard picks a
+    /// part up in its loop, where a hold would park it (a futex wait and two
+    /// wake-ups). So a command goes by hops only when it would wake nobody
+    /// extra. (A shard may fall asleep or wake between this look and the
+    /// run: either path is correct, only its cost differs.)
+    fn target_awake(&self, mask: ShardMask) -> bool {
+        mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Whether a key of this command is marked by a pending hop (checked
+    /// only while some hop part of this shard is pending: one load otherwise).
+    #[inline]
+    pub(super) fn keys_marked(&self, spec: &CommandSpec, args: &[&[u8]]) -> bool {
+        self.holding.is_empty() && self.server.hold.hops_pending(self.id) && key_positions(&spec.keys, args).any(|i| self.server.hold.marked(key_slot(args[i])))
+    }
+
+    /// Whether a key of a command queued by connection `index` (in MULTI)
+    /// is marked by a pending hop.
+    pub(super) fn queued_keys_marked(&mut self, index: u32) -> bool {
+        if !self.server.hold.hops_pending(self.id) || !self.holding.is_empty() {
+            return false;
+        }
+        let table = CommandTable::get();
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let (queue, count) = conn.client.multi.take();
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        let mut marked = false;
+        for q in &queue[..count] {
+            q.args.slices(&mut slices);
+            if self.keys_marked(&table.specs[q.id], &slices) {
+                marked = true;
+                break;
+            }
+        }
+        self.hops.slices = recycle(slices);
+        self.conns[index as usize].as_mut().unwrap().client.multi.restore(queue);
+        marked
+    }
+
+    /// Defers connection `index` until this shard's parts lower the marks
+    /// of its command's keys (woken by `run_parts`, not retried every turn).
+    pub(super) fn wait_for_marks(&mut self, index: u32) -> Flow {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.deferred = true;
+        conn.mark_wait = true;
+        self.hops.mark_waiters.push(index);
+        Flow::Defer
+    }
+
+    /// A message `Request` from shard `from`: run now, or postponed behind a
+    /// mark (and behind the postponed requests of its shard).
+    pub(super) fn request_or_postpone(&mut self, from: usize, msg: Message) {
+        if self.request_waits(from, &msg) {
+            self.hops.postponed_from.insert(from);
+            self.hops.postponed.push_back((from, msg));
+        } else {
+            self.run_request(msg);
+        }
+    }
+
+    fn request_waits(&mut self, from: usize, msg: &Message) -> bool {
+        if self.hops.postponed_from.contains(from) {
+            return true;
+        }
+        let Message::Request { cmd, args, .. } = msg else {
+            return false;
+        };
+        if !self.server.hold.hops_pending(self.id) {
+            return false;
+        }
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        args.slices(&mut slices);
+        let spec = &CommandTable::get().specs[*cmd as usize];
+        let marked = self.keys_marked(spec, &slices[super::dispatch::CALLER_FIELDS..]);
+        self.hops.slices = recycle(slices);
+        marked
+    }
+
+    /// Runs the postponed requests whose keys are no longer marked, in
+    /// order per shard.
+    fn retry_postponed(&mut self) {
+        if self.hops.postponed.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.hops.postponed);
+        self.hops.postponed_from = ShardMask::default();
+        for (from, msg) in list {
+            if self.request_waits(from, &msg) {
+                self.hops.postponed_from.insert(from);
+                self.hops.postponed.push_back((from, msg));
+            } else {
+                self.run_request(msg);
+            }
+        }
+    }
+
+    /// A part from another shard's coordinator.
+    pub(super) fn on_hop_part(&mut self, part: Part) {
+        self.hops.parts.push(part);
+        self.run_parts();
+    }
+
+    /// Whether a waiting part's intent heads this shard's queue (the loop
+    /// must not sleep).
+    pub(super) fn hop_part_ready(&self) -> bool {
+        !self.hops.parts.is_empty() && {
+            let head = self.server.hold.head(self.id);
+            self.hops.parts.iter().any(|p| p.seq == head)
+        }
+    }
+
+    /// Runs the waiting parts whose intents head this shard's queue, in
+    /// queue order; then what waited for their marks.
+    pub(super) fn run_parts(&mut self) {
+        let mut ran = false;
+        while !self.hops.parts.is_empty() {
+            let head = self.server.hold.head(self.id);
+            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head) else {
+                break;
+            };
+            let part = self.hops.parts.swap_remove(i);
+            self.run_part(part);
+            ran = true;
+        }
+        if ran {
+            self.retry_postponed();
+            let waiters = std::mem::take(&mut self.hops.mark_waiters);
+            for index in waiters {
+                if let Some(c) = self.conns[index as usize].as_mut().filter(|c| c.mark_wait) {
+                    c.mark_wait = false;
+                    self.run_deferred(index);
+                }
+            }
+        }
+    }
+
+    /// Runs `part` (its intent heads this shard's queue), lowers its marks,
+    /// takes the intent off the queue and answers the coordinator.
+    fn run_part(&mut self, mut part: Part) {
+        if part.cmd as usize == exec_id() {
+            return self.run_exec_part(part);
+        }
+        let me = self.id;
+        let spec = &CommandTable::get().specs[part.cmd as usize];
+        let now = self.clock.now_ms();
+        let start = self.clock.last;
+        self.scratch.clear();
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        part.args.slices(&mut slices);
+        {
+            let mut r = Reply::new(&mut self.scratch, part.resp);
+            let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
+            let propagating = ctx.shards.get(me).stream.is_on();
+            let dirty_before = ctx.shards.get(me).dirty;
+            crate::messaging::tracking::set_current_client(part.client);
+            (spec.handler)(&mut ctx, &slices, &mut r);
+            if part.track && spec.flags & flags::READONLY != 0 {
+                crate::messaging::tracking::remember_keys(&mut ctx, spec, &slices, part.client, part.from);
+            }
+            crate::messaging::tracking::set_current_client(0);
+            if propagating {
+                crate::exec::propagate::after_command(&mut ctx, &slices, dirty_before);
+            }
+        }
+        let usec = self.clock.usec_since(start);
+        let step = if spec.name == "mset" { 2 } else { 1 };
+        for k in slices[1..].iter().step_by(step) {
+            self.server.hold.unmark(key_slot(k));
+        }
+        self.hops.slices = recycle(slices);
+        part.args.data.clear();
+        part.args.ends.clear();
+        part.args.data.extend_from_slice(&self.scratch);
+        self.scratch.clear();
+        self.answer_part(part, usec);
+    }
+
+    /// After a part ran (its reply in `part.args`, its marks lowered): the
+    /// intent leaves this shard's queue and the coordinator gets the reply.
+    fn answer_part(&mut self, part: Part, usec: u64) {
+        let me = self.id;
+        self.server.hold.hop_done(me, part.seq);
+        // Before the answer leaves, as a forwarded command's (`execute_remote`).
+        self.after_command_messaging();
+        self.tracking_after_command(true);
+        if part.from == me {
+            self.hop_part_done(part.seq, usec, me, part.args);
+        } else {
+            self.send_to(part.from, Message::HopDone { seq: part.seq, usec, args: part.args });
+        }
+    }
+
+    /// EXEC of a transaction whose commands each name keys of one shard,
+    /// without WATCH, over several shards: each shard runs its commands, in
+    /// queue order, as one part (`run_exec_part`); None when it does not
+    /// qualify (the held path runs it). See the module doc.
+    pub(super) fn try_exec_hop(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Option<Flow> {
+        if !self.holding.is_empty() || self.state().stream.is_on() {
+            return None;
+        }
+        let (me, n) = (self.id, self.server.shard_count);
+        let table = CommandTable::get();
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let c = &conn.client;
+        if c.multi.dirty_exec || c.watch.dirty() || !c.watch.keys.is_empty() || conn.forwarded != conn.hops || conn.forwarded >= FORWARDED_MAX {
+            return None;
+        }
+        let (queue, count) = conn.client.multi.take();
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        let mut mask = ShardMask::default();
+        let mut qualifies = true;
+        for q in &queue[..count] {
+            q.args.slices(&mut slices);
+            let spec = &table.specs[q.id];
+            let m = super::dispatch::route_mask(spec, &slices, n, me);
+            if !matches!(spec.route, crate::commands::Route::Keys)
+                || spec.flags & flags::BLOCKING != 0
+                || m.count() != 1
+                || key_positions(&spec.keys, &slices).next().is_none()
+            {
+                qualifies = false;
+                break;
+            }
+            mask.0 |= m.0;
+        }
+        let bytes: usize = queue[..count].iter().map(|q| q.args.data.len()).sum();
+        let go = qualifies && mask.count() >= 2 && self.target_awake(mask) && self.may_send_parts(mask, bytes);
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if !go {
+            self.hops.slices = recycle(slices);
+            conn.client.multi.restore(queue);
+            return None;
+        }
+        // EXEC itself (its checks, its header `*N`, its commandstats call).
+        let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
+        let track = conn.client.tracking.remembers_reads();
+        let mut op = self.hops.free.pop().unwrap_or_default();
+        op.args.data.clear();
+        op.args.ends.clear();
+        {
+            let mut r = Reply::new(&mut op.args.data, resp);
+            let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, resp, now, Some(&mut conn.client));
+            crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, crate::exec::Caller::default(), &mut op.monitor);
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.client.multi.reset();
+        self.hops.start_parts(n, mask, &[conn.client.addr.as_bytes(), &conn.client.name]);
+        op.key_shards.clear();
+        let hold = &self.server.hold;
+        for q in &queue[..count] {
+            q.args.slices(&mut slices);
+            let spec = &table.specs[q.id];
+            let mut t = me;
+            for i in key_positions(&spec.keys, &slices) {
+                let slot = key_slot(slices[i]);
+                t = slot_shard(slot, n);
+                hold.mark(slot);
+            }
+            op.key_shards.push(t as u8);
+            let b = &mut self.hops.building[t];
+            b.push(&(q.id as u32).to_le_bytes());
+            b.push(&(slices.len() as u32).to_le_bytes());
+            for a in &slices {
+                b.push(a);
+            }
+        }
+        self.hops.slices = recycle(slices);
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.client.multi.restore(queue);
+        let seq = hold.enqueue_hop(mask);
+        let slot = self.start_hop_slot(index, mask);
+        let token = self.token(index);
+        (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, id, Some(Gather::Exec));
+        (op.pending, op.sum, op.usec, op.db, op.resp) = (mask.count(), 0, 0, db, resp);
+        self.hops.ops.push(op);
+        self.send_parts(mask, seq, db, resp, exec_id(), client, track);
+        Some(self.finish_command(index, now))
+    }
+
+    /// Runs an EXEC part: each command of it through `call()` (as a
+    /// forwarded command: commandstats, slowlog, MONITOR on this shard), its
+    /// reply appended and ended in `part.args`.
+    fn run_exec_part(&mut self, mut part: Part) {
+        let me = self.id;
+        let table = CommandTable::get();
+        let now = self.clock.now_ms();
+        let start = self.clock.last;
+        let mut replies = self.pool.pop().unwrap_or_default();
+        replies.data.clear();
+        replies.ends.clear();
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        part.args.slices(&mut slices);
+        let caller = crate::exec::Caller { addr: slices[0], name: slices[1], client_id: part.client, track: part.track, shard: part.from };
+        let propagating = self.state().stream.is_on();
+        let mut i = super::dispatch::CALLER_FIELDS;
+        while i + 1 < slices.len() {
+            let id = u32::from_le_bytes(slices[i].try_into().unwrap_or_default()) as usize;
+            let argc = u32::from_le_bytes(slices[i + 1].try_into().unwrap_or_default()) as usize;
+            let args = &slices[i + 2..i + 2 + argc];
+            {
+                let mut r = Reply::new(&mut replies.data, part.resp);
+                let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
+                ctx.in_multi = true;
+                crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, caller, &mut self.monitor_line);
+            }
+            replies.ends.push(replies.data.len() as u32);
+            self.feed_monitors(now);
+            for k in key_positions(&table.specs[id].keys, args) {
+                self.server.hold.unmark(key_slot(args[k]));
+            }
+            i += 2 + argc;
+        }
+        if propagating {
+            let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
+            crate::exec::propagate::exec_end(&mut ctx);
+        }
+        self.hops.slices = recycle(slices);
+        let usec = self.clock.usec_since(start);
+        std::mem::swap(&mut part.args, &mut replies);
+        super::conn::recycle(&mut self.pool, replies);
+        self.answer_part(part, usec);
+    }
+
+    /// A part of hop `seq` answered from shard `from` (its reply in `args`).
+    pub(super) fn hop_part_done(&mut self, seq: u64, usec: u64, from: usize, args: PackedArgs) {
+        if from != self.id {
+            if let Some(o) = self.outboxes[from].as_mut() {
+                o.reply_received();
+            }
+        }
+        let Some(i) = self.hops.ops.iter().position(|o| o.seq == seq) else {
+            super::conn::recycle(&mut self.pool, args);
+            return;
+        };
+        let op = &mut self.hops.ops[i];
+        op.usec += usec;
+        op.pending -= 1;
+        match op.gather {
+            Some(Gather::Values | Gather::Exec) => op.replies.push((from, args)),
+            Some(Gather::Sum) => {
+                op.sum += integer_of(&args.data);
+                super::conn::recycle(&mut self.pool, args);
+            }
+            _ => super::conn::recycle(&mut self.pool, args),
+        }
+        if op.pending == 0 {
+            let op = self.hops.ops.swap_remove(i);
+            self.complete_hop(op);
+        }
+    }
+
+    /// Every part is back: the reply, the command's record, the slot.
+    fn complete_hop(&mut self, mut op: HopOp) {
+        let mut out = self.pool.pop().unwrap_or_default();
+        out.data.clear();
+        out.ends.clear();
+        {
+            let mut r = Reply::new(&mut out.data, op.resp);
+            match op.gather {
+                Some(Gather::Ok) => r.ok(),
+                Some(Gather::Sum) => r.int(op.sum),
+                Some(Gather::Exec) => {
+                    r.raw(&op.args.data);
+                    // Each part's replies, one per command (`ends`), taken
+                    // in the queue's order.
+                    let at = &mut self.hops.at;
+                    at.clear();
+                    at.resize(op.replies.len(), 0);
+                    for &s in &op.key_shards {
+                        let Some(j) = op.replies.iter().position(|(f, _)| *f == s as usize) else {
+                            continue;
+                        };
+                        let p = &op.replies[j].1;
+                        let start = if at[j] == 0 { 0 } else { p.ends[at[j] - 1] as usize };
+                        r.raw(&p.data[start..p.ends[at[j]] as usize]);
+                        at[j] += 1;
+                    }
+                }
+                _ => {
+                    r.array(op.key_shards.len());
+                    // Past each part's array header.
+                    let at = &mut self.hops.at;
+                    at.clear();
+                    at.extend(op.replies.iter().map(|(_, p)| memchr::memchr(b'\n', &p.data).map_or(0, |x| x + 1)));
+                    for &s in &op.key_shards {
+                        let Some(j) = op.replies.iter().position(|(f, _)| *f == s as usize) else {
+                            continue;
+                        };
+                        let data = &op.replies[j].1.data;
+                        let len = element_len(&data[at[j]..]);
+                        r.raw(&data[at[j]..at[j] + len]);
+                        at[j] += len;
+                    }
+                }
+            }
+        }
+        for (_, p) in op.replies.drain(..) {
+            super::conn::recycle(&mut self.pool, p);
+        }
+        if op.gather == Some(Gather::Exec) {
+            // EXEC's commandstats time includes its commands' (as in `run_exec`).
+            if let Some(stat) = self.set.get_mut(self.id).stats.commands.get_mut(op.cmd) {
+                stat.usec += op.usec;
+            }
+            std::mem::swap(&mut self.monitor_line, &mut op.monitor);
+            op.monitor.clear();
+        } else {
+            let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+            op.args.slices(&mut slices);
+            let (caller, args) = slices.split_at(super::dispatch::CALLER_FIELDS);
+            let mut line = std::mem::take(&mut self.monitor_line);
+            crate::exec::record_parted(self.set.get_mut(self.id), &self.server, op.cmd, args, op.usec, op.db, caller[0], caller[1], &mut line);
+            self.monitor_line = line;
+            self.hops.slices = recycle(slices);
+        }
+        let now = self.clock.now_ms();
+        self.feed_monitors(now);
+        let token = op.token;
+        let alive = self.conns.get(token.index as usize).and_then(|c| c.as_ref()).is_some_and(|c| c.generation == token.generation);
+        if alive {
+            let c = self.conns[token.index as usize].as_mut().unwrap();
+            c.hops = c.hops.saturating_sub(1);
+            self.deliver_reply(token, op.slot, out);
+        } else {
+            super::conn::recycle(&mut self.pool, out);
+        }
+        self.hops.free.push(op);
+    }
+}
