@@ -235,7 +235,7 @@ impl Encoder {
                 Hash::Listpack(lp) => self.save_string(lp.as_bytes()),
                 Hash::Table(t) => {
                     self.save_len(t.len() as u64);
-                    for (f, v) in t {
+                    for (f, v) in t.iter() {
                         self.save_string(f);
                         self.save_string(v);
                     }

@@ -68,6 +68,7 @@ pub fn shrink_blob(buf: &mut Vec<u8>) {
 pub mod hash;
 pub mod intset;
 pub mod listpack;
+pub mod pair;
 pub mod quicklist;
 pub mod set;
 pub mod zset;
