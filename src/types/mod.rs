@@ -66,6 +66,7 @@ pub fn shrink_blob(buf: &mut Vec<u8>) {
 }
 
 pub mod hash;
+pub mod id_table;
 pub mod intset;
 pub mod listpack;
 pub mod pair;
