@@ -17,7 +17,11 @@
 # 2. Fill KEYS keys `key:%012d` (redis-benchmark's __rand_int__ format, so the
 #    load below overwrites existing keys) with VALUE_BYTES-byte values, through
 #    `redis-cli --pipe` (FILL=pipe, default) or DEBUG POPULATE (FILL=populate,
-#    keys `key:N`, Redis only).
+#    keys `key:N`, Redis only); or FILL=mixed: issue 12's aggregate dataset
+#    instead (perf/mixed_dataset.py: SMALL_HASHES=200000 hashes of 10 fields,
+#    SMALL=100000 each of 10-element zsets, lists and int sets, one hash, zset,
+#    list and set of BIG=500000 elements), the SET load then writing
+#    LOAD_KEYS=100000 new string keys among them.
 # 3. Start, on the client core(s): a closed-loop probe (perf/bgsave_probe.py:
 #    one connection, SET back to back, every latency recorded, RSS of the server
 #    and its child and INFO persistence sampled every SAMPLE_MS=100 ms into a
@@ -33,6 +37,7 @@
 # Environment: KEYS=1000000, VALUE_BYTES=64, FILL=pipe|populate, LOAD_CLIENTS=50,
 #   LOAD_PIPELINE=1, LOAD_REQUESTS=20000, BEFORE_SECONDS=3, AFTER_SECONDS=2,
 #   SAMPLE_MS=100, SHARDS=1 (ringkv), KEEP_RDB=0, SERVER_ARGS="extra server args",
+#   LOAD_KEYS (the SET load's -r: KEYS, or 100000 with FILL=mixed),
 #   RINGKV_BIN=..., REDIS_SERVER_BIN=...
 # Output: perf/out/bgsave-<server>-<timestamp>/ (samples.csv, probe.csv, runs.csv,
 #   plot.svg/png, server log).
@@ -57,6 +62,10 @@ BEFORE_SECONDS="${BEFORE_SECONDS:-3}"
 AFTER_SECONDS="${AFTER_SECONDS:-2}"
 SAMPLE_MS="${SAMPLE_MS:-100}"
 SHARDS="${SHARDS:-1}"
+SMALL_HASHES="${SMALL_HASHES:-200000}"
+SMALL="${SMALL:-100000}"
+BIG="${BIG:-500000}"
+if [ "$FILL" = mixed ]; then LOAD_KEYS="${LOAD_KEYS:-100000}"; else LOAD_KEYS="${LOAD_KEYS:-$KEYS}"; fi
 KEEP_RDB="${KEEP_RDB:-0}"
 read -r -a EXTRA_ARGS <<<"${SERVER_ARGS:-}"
 
@@ -73,11 +82,21 @@ info_field() { # SECTION FIELD -> value, empty when INFO or the field is missing
 now() { date +%s.%N; }
 
 # --- 2. fill ------------------------------------------------------------------
-log "== filling $KEYS keys of $VALUE_BYTES bytes ($FILL)"
 fill_start="$(now)"
-if [ "$FILL" = populate ]; then
+if [ "$FILL" = mixed ]; then
+    log "== filling issue 12's mixed dataset ($SMALL_HASHES small hashes, $SMALL small zsets/lists/int sets, 4 x $BIG)"
+    run python3 "$PERF_DIR/mixed_dataset.py" "$SMALL_HASHES" "$SMALL" "$BIG" "$RUN_DIR/mixed"
+    for part in hashes zsets lists intsets bighash bigzset biglist bigset; do
+        taskset -c "$CLIENT_CORES" redis-cli -h 127.0.0.1 -p "$PORT" --pipe <"$RUN_DIR/mixed.$part" >>"$RUN_DIR/fill.log" 2>&1 ||
+            { cat "$RUN_DIR/fill.log" >&2; die "fill failed"; }
+        rm -f "$RUN_DIR/mixed.$part"
+    done
+    KEYS=$((SMALL_HASHES + 3 * SMALL + 4))
+elif [ "$FILL" = populate ]; then
+    log "== filling $KEYS keys of $VALUE_BYTES bytes ($FILL)"
     run redis-cli -h 127.0.0.1 -p "$PORT" DEBUG POPULATE "$KEYS" key "$VALUE_BYTES" >/dev/null
 else
+    log "== filling $KEYS keys of $VALUE_BYTES bytes ($FILL)"
     # Values are hex digits from a PRNG: incompressible enough that LZF does
     # real work, as with real data (a constant value would compress to nothing).
     log "+ awk (generate SET key:%012d <${VALUE_BYTES} bytes> x $KEYS) | redis-cli -p $PORT --pipe"
@@ -109,7 +128,7 @@ PROBE_PID=$!
 STARTED_PIDS+=("$PROBE_PID")
 
 LOAD_CMD=(taskset -c "$CLIENT_CORES" redis-benchmark -h 127.0.0.1 -p "$PORT" -t set -n "$LOAD_REQUESTS"
-    -c "$LOAD_CLIENTS" -r "$KEYS" -d "$VALUE_BYTES" -P "$LOAD_PIPELINE" --csv)
+    -c "$LOAD_CLIENTS" -r "$LOAD_KEYS" -d "$VALUE_BYTES" -P "$LOAD_PIPELINE" --csv)
 log "$(printf '+ while no stop file:'; printf ' %q' "${LOAD_CMD[@]}"; printf ' (repeated, background)')"
 RUNS="$RUN_DIR/runs.csv"
 echo "start,end,rps,p50_ms,p99_ms,p999_ms,max_ms" >"$RUNS"
@@ -164,7 +183,7 @@ issued="$(awk '$1 == "bgsave_issued" { print $2 }' "$EVENTS")"
 done_at="$(awk '$1 == "bgsave_done" { print $2 }' "$EVENTS")"
 
 echo
-echo "== $SERVER: $KEYS keys x $VALUE_BYTES B, load: SET -c $LOAD_CLIENTS -P $LOAD_PIPELINE over $KEYS keys"
+echo "== $SERVER: $KEYS keys ($FILL) x $VALUE_BYTES B, load: SET -c $LOAD_CLIENTS -P $LOAD_PIPELINE over $LOAD_KEYS keys"
 echo "fork (latest_fork_usec):         ${fork_usec:-n/a} us"
 echo "BGSAVE wall time (polled 20 ms): $(python3 -c "print(f'{$done_at - $issued:.3f}')") s (rdb_last_bgsave_time_sec: ${bgsave_sec:-n/a}, status: ${status:-n/a})"
 echo "copy-on-write (rdb_last_cow_size): $(python3 -c "print(f'{${cow_bytes:-0} / 1048576:.1f}')") MiB"

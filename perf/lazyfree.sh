@@ -13,35 +13,28 @@
 #      one member per command (redis-cli --pipe): the worst stall growth
 #      causes (a table doubling, a node split).
 # Plus the loop's figures with nothing else running (the machine's noise).
-# Env: N (1000000), PINGS (100000), PORT (a free port), SERVERS ("redis ringkv").
+# Env: N (1000000), PINGS (100000), PORT (a free port), SERVERS ("redis ringkv"),
+#      CASES ("free grow": either or both of the two steps above).
 source "$(dirname "$0")/lib.sh"
 need_python
 ensure_ringkv
 N="${N:-1000000}"
 PINGS="${PINGS:-100000}"
 SERVERS="${SERVERS:-redis ringkv}"
+CASES="${CASES:-free grow}"
 DATA="$OUT_DIR/lazyfree.$$"
 trap 'rm -f "$DATA".*; cleanup' EXIT
 log "+ generating the data under $DATA.*"
-python3 - "$N" "$DATA" <<'PY'
+python3 - "$N" "$DATA" "$PERF_DIR" <<'PY'
 import sys, random
 n, out = int(sys.argv[1]), sys.argv[2]
-def cmd(f, args):
-    f.write(b"*%d\r\n" % len(args))
-    for a in args:
-        f.write(b"$%d\r\n%s\r\n" % (len(a), a))
+sys.path.insert(0, sys.argv[3])
+from mixed_dataset import batches, cmd
 rng = random.Random(7)
-def batches(name, head, per):
-    with open(out + "." + name, "wb") as f:
-        for start in range(0, n, 100):
-            args = list(head)
-            for i in range(start, min(n, start + 100)):
-                args += per(i)
-            cmd(f, args)
-batches("hash", [b"HSET", b"big"], lambda i: [b"field:%d" % i, b"value:%d" % i])
-batches("zset", [b"ZADD", b"big"], lambda i: [repr(rng.random() * 1e6).encode(), b"member:%d" % i])
-batches("set", [b"SADD", b"big"], lambda i: [b"member:%d" % i])
-batches("list", [b"RPUSH", b"big"], lambda i: [b"element:%d" % i])
+batches(out + ".hash", n, [b"HSET", b"big"], lambda i: [b"field:%d" % i, b"value:%d" % i])
+batches(out + ".zset", n, [b"ZADD", b"big"], lambda i: [repr(rng.random() * 1e6).encode(), b"member:%d" % i])
+batches(out + ".set", n, [b"SADD", b"big"], lambda i: [b"member:%d" % i])
+batches(out + ".list", n, [b"RPUSH", b"big"], lambda i: [b"element:%d" % i])
 with open(out + ".grow", "wb") as f:
     for i in range(n):
         cmd(f, [b"ZADD", b"grow", repr(rng.random() * 1e6).encode(), b"member:%d" % i])
@@ -65,6 +58,7 @@ for server in $SERVERS; do
     read -r max p99 < <(ping_during "$port")
     printf '%s,idle,%s,%s\n' "$server" "$max" "$p99"
     for type in hash zset set list; do
+        case " $CASES " in *" free "*) ;; *) break ;; esac
         for how in UNLINK DEL; do
             run redis-cli -p "$port" --pipe <"$DATA.$type" >/dev/null
             read -r max p99 < <(ping_during "$port" redis-cli -p "$port" "$how" big)
@@ -72,7 +66,11 @@ for server in $SERVERS; do
             while [ "$(pending "$port")" != 0 ]; do sleep 0.1; done
         done
     done
-    read -r max p99 < <(ping_during "$port" redis-cli -p "$port" --pipe <"$DATA.grow")
-    printf '%s,ZADD one by one to %s,%s,%s\n' "$server" "$N" "$max" "$p99"
+    case " $CASES " in
+    *" grow "*)
+        read -r max p99 < <(ping_during "$port" redis-cli -p "$port" --pipe <"$DATA.grow")
+        printf '%s,ZADD one by one to %s,%s,%s\n' "$server" "$N" "$max" "$p99"
+        ;;
+    esac
     stop_pid "$SERVER_PID"
 done

@@ -29,44 +29,7 @@ PARTS="hashes zsets lists intsets bighash bigzset biglist bigset"
 DATA="$OUT_DIR/memory.$$"
 trap 'rm -f "$DATA".*; cleanup' EXIT
 log "+ generating the dataset under $DATA.*"
-python3 - "$SMALL_HASHES" "$SMALL" "$BIG" "$DATA" <<'PY'
-import sys, random
-small_hashes, small, big, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-def cmd(f, args):
-    f.write(b"*%d\r\n" % len(args))
-    for a in args:
-        f.write(b"$%d\r\n%s\r\n" % (len(a), a))
-with open(out + ".hashes", "wb") as f:
-    for i in range(small_hashes):
-        args = [b"HSET", b"hash:%d" % i]
-        for j in range(10):
-            args += [b"field%d" % j, b"value%d" % i]
-        cmd(f, args)
-with open(out + ".zsets", "wb") as f:
-    for i in range(small):
-        args = [b"ZADD", b"zset:%d" % i]
-        for j in range(10):
-            args += [repr(j * 1.5).encode(), b"member%d" % j]
-        cmd(f, args)
-with open(out + ".lists", "wb") as f:
-    for i in range(small):
-        cmd(f, [b"RPUSH", b"list:%d" % i] + [b"element%d" % j for j in range(10)])
-with open(out + ".intsets", "wb") as f:
-    for i in range(small):
-        cmd(f, [b"SADD", b"iset:%d" % i] + [b"%d" % (i * 10 + j) for j in range(10)])
-def batches(name, head, per):
-    with open(out + "." + name, "wb") as f:
-        for start in range(0, big, 100):
-            args = list(head)
-            for n in range(start, min(big, start + 100)):
-                args += per(n)
-            cmd(f, args)
-rng = random.Random(12)
-batches("bighash", [b"HSET", b"bighash"], lambda n: [b"field:%d" % n, b"value:%d" % n])
-batches("bigzset", [b"ZADD", b"bigzset"], lambda n: [repr(rng.random() * 1e6).encode(), b"member:%d" % n])
-batches("biglist", [b"RPUSH", b"biglist"], lambda n: [b"element:%d" % n])
-batches("bigset", [b"SADD", b"bigset"], lambda n: [b"member:%d" % n])
-PY
+run python3 "$PERF_DIR/mixed_dataset.py" "$SMALL_HASHES" "$SMALL" "$BIG" "$DATA"
 used() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
 CSV="$OUT_DIR/memory.$(timestamp).csv"
 printf 'server,part,rss_growth_bytes,used_memory_growth_bytes,encoding\n' | tee "$CSV"

@@ -154,7 +154,7 @@ fn aggregate(kind: u8, items: &[Vec<u8>]) -> Value {
             for (f, v) in unique.iter().zip(items) {
                 lp.append(LpEntry::Str(f));
                 lp.append(LpEntry::Str(v));
-                t.insert(f.clone().into_boxed_slice(), v.clone().into_boxed_slice());
+                t.insert(f, v);
             }
             Value::Hash(if kind == 1 { Hash::Listpack(lp) } else { Hash::Table(t) })
         }
@@ -165,7 +165,7 @@ fn aggregate(kind: u8, items: &[Vec<u8>]) -> Value {
             }
             Value::Set(Set::Intset(is))
         }
-        4 => Value::Set(Set::Table(unique.into_iter().map(Vec::into_boxed_slice).collect::<set::Table>())),
+        4 => Value::Set(Set::Table(unique.into_iter().map(ringkv::shard::key::Key::from).collect::<set::Table>())),
         5 => {
             let mut lp = Listpack::new();
             for (i, m) in unique.iter().enumerate() {

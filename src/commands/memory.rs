@@ -81,13 +81,16 @@ pub fn value_bytes(v: &Value, samples: usize) -> usize {
         Value::Hash(h) => match h {
             Hash::Listpack(lp) => lp.total_bytes(),
             Hash::Table(t) => {
-                // Entries (hash, field box, value box) and the index.
-                estimate(t.iter(), t.len(), samples, |(f, v)| f.len() + v.len() + 2 * BOX_BYTES + 8) + t.capacity() * 9
+                // Entries (hash, pair pointer), the pair (two varints) and
+                // the index.
+                estimate(t.iter(), t.len(), samples, |(f, v)| f.len() + v.len() + 2 + 16) + t.capacity() * 9
             }
         },
         Value::Set(s) => match s {
             Set::Intset(is) => is.total_bytes(),
-            Set::Table(t) => estimate(t.iter(), t.len(), samples, |m| m.len() + BOX_BYTES + 8) + t.capacity() * 9,
+            // Entries (hash, member pointer), the member (a varint) and the
+            // index.
+            Set::Table(t) => estimate(t.iter(), t.len(), samples, |m| m.len() + 1 + 16) + t.capacity() * 9,
         },
         Value::ZSet(z) => match z {
             ZSet::Listpack(lp) => lp.total_bytes(),

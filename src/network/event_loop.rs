@@ -931,6 +931,14 @@ impl EventLoop {
             let on = st.config.others.get("aof-timestamp-enabled").is_some_and(|v| v == "yes");
             st.stream.set_timestamps(on);
         }
+        // Receives write into the buffers only inside this thread's
+        // io_uring_enter under DEFER_TASKRUN (each with its completion): with
+        // the completion queue empty here, none holds data.
+        let quiescent = self.defer_taskrun && self.ring.completion().is_empty() && !self.ring.submission().cq_overflow();
+        let input = self.state().stats.net_input_bytes;
+        if let Some(br) = self.bufring.as_mut() {
+            br.release_when_idle(input, now, quiescent);
+        }
         let timeout_ms = self.state().config.timeout_seconds as i64 * 1000;
         for index in 0..self.conns.len() as u32 {
             let Some(conn) = self.conns[index as usize].as_mut() else {

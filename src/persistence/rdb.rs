@@ -78,7 +78,15 @@ pub struct Encoder {
     /// Strings in a row LZF could not shrink, and strings not tried since.
     lzf_failures_in_row: u32,
     lzf_skipped: u32,
+    /// `save_pair_with`: past this buffer length the sink takes the buffer's
+    /// whole blocks, between two elements of a big collection too
+    /// (usize::MAX: never, as for DUMP).
+    pub flush_at: usize,
 }
+
+/// Where `save_pair_with` spills a buffer grown past `Encoder::flush_at`:
+/// takes what it wants of the buffer, returns the next `flush_at`.
+pub type Sink<'a> = dyn FnMut(&mut Vec<u8>) -> usize + 'a;
 
 impl Encoder {
     pub fn new(compress: bool, capacity: usize) -> Encoder {
@@ -90,6 +98,15 @@ impl Encoder {
             itoa: itoa::Buffer::new(),
             lzf_failures_in_row: 0,
             lzf_skipped: 0,
+            flush_at: usize::MAX,
+        }
+    }
+
+    /// Hands the buffer to `sink` once it has grown past `flush_at`.
+    #[inline]
+    fn spill(&mut self, sink: &mut Sink<'_>) {
+        if self.buf.len() >= self.flush_at {
+            self.flush_at = sink(&mut self.buf);
         }
     }
 
@@ -199,6 +216,13 @@ impl Encoder {
     /// The value's object, after its type byte (Redis's `rdbSaveObject`):
     /// compact encodings go out as the blobs they are in memory.
     pub fn save_value(&mut self, v: &Value) {
+        self.save_value_with(v, &mut |_| usize::MAX)
+    }
+
+    /// `save_value`, spilling the buffer into `sink` between the elements of
+    /// a big collection (a BGSAVE child otherwise held a 500k-element
+    /// collection's whole serialisation, 11-16 MiB, in one buffer).
+    fn save_value_with(&mut self, v: &Value, sink: &mut Sink<'_>) {
         match v {
             Value::Int(n) => self.save_int_string(*n),
             Value::Str { bytes, .. } => self.save_string(bytes),
@@ -207,6 +231,7 @@ impl Encoder {
                 for node in l.nodes() {
                     self.save_len(node.container() as u64);
                     self.save_string(node.as_bytes());
+                    self.spill(sink);
                 }
             }
             Value::Set(s) => match s {
@@ -215,6 +240,7 @@ impl Encoder {
                     self.save_len(t.len() as u64);
                     for m in t {
                         self.save_string(m);
+                        self.spill(sink);
                     }
                 }
             },
@@ -228,6 +254,7 @@ impl Encoder {
                     for (m, score) in t.iter().rev() {
                         self.save_string(m);
                         self.buf.extend_from_slice(&score.to_le_bytes());
+                        self.spill(sink);
                     }
                 }
             },
@@ -235,9 +262,10 @@ impl Encoder {
                 Hash::Listpack(lp) => self.save_string(lp.as_bytes()),
                 Hash::Table(t) => {
                     self.save_len(t.len() as u64);
-                    for (f, v) in t {
+                    for (f, v) in t.iter() {
                         self.save_string(f);
                         self.save_string(v);
+                        self.spill(sink);
                     }
                 }
             },
@@ -305,13 +333,18 @@ impl Encoder {
     }
 
     pub fn save_pair(&mut self, key: &[u8], e: &Entry) {
+        self.save_pair_with(key, e, &mut |_| usize::MAX)
+    }
+
+    /// `save_pair`, spilling into `sink` past `flush_at` (see `save_value_with`).
+    pub fn save_pair_with(&mut self, key: &[u8], e: &Entry, sink: &mut Sink<'_>) {
         if e.expire_at_ms >= 0 {
             self.buf.push(OPCODE_EXPIRETIME_MS);
             self.buf.extend_from_slice(&(e.expire_at_ms as u64).to_le_bytes());
         }
         self.buf.push(Encoder::value_type(&e.value));
         self.save_string(key);
-        self.save_value(&e.value);
+        self.save_value_with(&e.value, sink);
     }
 }
 
@@ -682,6 +715,45 @@ fn unsupported_type(offset: usize, key: &[u8], rdb_type: u8) -> LoadError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A big collection spilled into a sink between its elements gives the
+    /// same bytes as encoded whole, and the buffer never holds much more
+    /// than `flush_at` plus one element.
+    #[test]
+    fn save_pair_with_spills_between_elements() {
+        let mut t = crate::types::hash::Table::default();
+        for i in 0..5000 {
+            t.insert(format!("field:{}", i).as_bytes(), format!("value:{}", i).as_bytes());
+        }
+        let mut s = crate::types::set::Table::default();
+        for i in 0..5000 {
+            s.insert(crate::shard::key::Key::new(format!("member:{}", i).as_bytes()));
+        }
+        let mut z = crate::types::zset_tree::SortedSet::new();
+        let mut q = crate::types::Quicklist::new(4);
+        for i in 0..5000 {
+            z.insert(format!("m:{}", i).as_bytes(), i as f64 * 0.5);
+            q.push_tail(format!("element:{}", i).as_bytes());
+        }
+        for value in [Value::Hash(Hash::Table(t)), Value::Set(Set::Table(s)), Value::ZSet(ZSet::Tree(z)), Value::List(Box::new(q))] {
+            let e = Entry { value, expire_at_ms: 7, access_ms: 0 };
+            let mut whole = Encoder::new(false, 0);
+            whole.save_pair(b"key", &e);
+            let mut enc = Encoder::new(false, 0);
+            enc.flush_at = 1000;
+            let mut out = Vec::new();
+            let mut largest = 0;
+            let mut sink = |buf: &mut Vec<u8>| {
+                largest = largest.max(buf.len());
+                out.append(buf);
+                1000
+            };
+            enc.save_pair_with(b"key", &e, &mut sink);
+            out.extend_from_slice(&enc.buf);
+            assert_eq!(out, whole.buf, "{}", e.value.type_name());
+            assert!(largest < 1100, "the buffer reached {} bytes", largest);
+        }
+    }
 
     /// Whether `s` went out LZF-encoded (Redis's 0xC3 string prefix).
     fn saved_with_lzf(e: &mut Encoder, s: &[u8]) -> bool {

@@ -24,6 +24,7 @@
 
 use super::rdb::{self, LoadError, LoadErrorClass, Reader};
 use crate::config::EncodingLimits;
+use crate::shard::key::Key;
 use crate::shard::Value;
 use crate::types::intset::Intset;
 use crate::types::listpack::{self, string_to_int, Entry, Listpack};
@@ -231,7 +232,7 @@ fn load_set(r: &mut Reader, limits: &EncodingLimits) -> Result<Option<Set>, Load
             }
         }
         if let Set::Table(t) = &mut set {
-            if !t.insert(member.into_boxed_slice()) {
+            if !t.insert(Key::new(&member)) {
                 return corrupt(at, "Duplicate set members detected");
             }
         }
@@ -332,7 +333,7 @@ fn load_hash(r: &mut Reader, limits: &EncodingLimits) -> Result<Option<Hash>, Lo
             seen = Default::default();
         }
         if let Hash::Table(t) = &mut hash {
-            if t.insert(field.into_boxed_slice(), value.into_boxed_slice()).is_some() {
+            if !t.insert(&field, &value) {
                 return corrupt(at, "Duplicate hash fields detected");
             }
         }
@@ -393,7 +394,7 @@ fn hash_from_listpack(lp: Listpack, to_table: bool) -> Hash {
 fn hash_table_from_listpack(lp: &Listpack) -> hash::Table {
     let mut t = hash::Table::with_capacity_and_hasher(lp.len() / 2, hash::Hasher::default());
     for (f, v) in lp.pairs() {
-        t.insert(f.to_vec().into_boxed_slice(), v.to_vec().into_boxed_slice());
+        t.insert(&f.to_vec(), &v.to_vec());
     }
     t
 }
@@ -434,7 +435,7 @@ fn set_from_members<'a, I: Iterator<Item = Entry<'a>>>(count: usize, members: im
     }
     let mut t = set::Table::with_capacity_and_hasher(count, set::Hasher::default());
     for m in members() {
-        t.insert(m.to_vec().into_boxed_slice());
+        t.insert(Key::new(&m.to_vec()));
     }
     Set::Table(t)
 }

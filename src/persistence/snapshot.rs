@@ -301,8 +301,39 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
                 // for the whole scope; this thread only reads it.
                 let state = unsafe { &*(p as *const ShardState) };
                 let mut enc = Encoder::new(compress, 0);
-                let mut start;
-                (enc.buf, start) = chunk_buffer(CHUNK_BYTES + 64 * 1024);
+                let start0;
+                (enc.buf, start0) = chunk_buffer(CHUNK_BYTES + 64 * 1024);
+                // Where the current chunk's bytes start, and whether the
+                // writer went away.
+                let start = std::cell::Cell::new(start0);
+                let failed = std::cell::Cell::new(false);
+                // Cuts a full chunk off: a whole number of blocks goes; the
+                // rest (less than one) starts the next chunk. Called between
+                // keys, and between the elements of a big collection (so the
+                // child never holds a whole one: `Encoder::save_pair_with`).
+                let mut cut = |buf: &mut Vec<u8>| -> usize {
+                    if failed.get() {
+                        return usize::MAX;
+                    }
+                    let (mut next, next_start) = match back_rx.try_recv() {
+                        Ok(mut v) => {
+                            let s = reset_chunk(&mut v);
+                            (v, s)
+                        }
+                        Err(_) => chunk_buffer(CHUNK_BYTES + 64 * 1024),
+                    };
+                    let at = start.get() + (buf.len() - start.get()) / ALIGN * ALIGN;
+                    next.extend_from_slice(&buf[at..]);
+                    buf.truncate(at);
+                    let chunk = (std::mem::replace(buf, next), start.get());
+                    start.set(next_start);
+                    if tx.send(chunk).is_err() {
+                        failed.set(true);
+                        return usize::MAX;
+                    }
+                    next_start + CHUNK_BYTES
+                };
+                enc.flush_at = start0 + CHUNK_BYTES;
                 for (dbi, db) in state.dbs.iter().enumerate() {
                     if db.map.is_empty() {
                         continue;
@@ -324,31 +355,18 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
                             if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
                                 continue;
                             }
-                            enc.save_pair(slot.key(), e);
+                            enc.save_pair_with(slot.key(), e, &mut cut);
                             n += 1;
                             if key_delay_usec > 0 {
                                 std::thread::sleep(Duration::from_micros(key_delay_usec));
                             }
-                            if enc.buf.len() - start >= CHUNK_BYTES {
+                            if enc.buf.len() >= enc.flush_at {
                                 keys_done.fetch_add(n, Ordering::Relaxed);
                                 n = 0;
-                                // A whole number of blocks goes; the rest (less than one)
-                                // starts the next chunk.
-                                let (mut next, next_start) = match back_rx.try_recv() {
-                                    Ok(mut v) => {
-                                        let s = reset_chunk(&mut v);
-                                        (v, s)
-                                    }
-                                    Err(_) => chunk_buffer(CHUNK_BYTES + 64 * 1024),
-                                };
-                                let cut = start + (enc.buf.len() - start) / ALIGN * ALIGN;
-                                next.extend_from_slice(&enc.buf[cut..]);
-                                enc.buf.truncate(cut);
-                                let chunk = (std::mem::replace(&mut enc.buf, next), start);
-                                start = next_start;
-                                if tx.send(chunk).is_err() {
-                                    return;
-                                }
+                                enc.flush_at = cut(&mut enc.buf);
+                            }
+                            if failed.get() {
+                                return;
                             }
                         }
                         if release_serialized {
@@ -357,6 +375,7 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
                     }
                     keys_done.fetch_add(n, Ordering::Relaxed);
                 }
+                let start = start.get();
                 if enc.buf.len() > start {
                     enc.save_pad(ALIGN, start);
                     let _ = tx.send((std::mem::take(&mut enc.buf), start));

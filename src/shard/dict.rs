@@ -46,7 +46,10 @@ const FIRST_CHUNK: usize = 16;
 const FIRST_CHUNK_STEP: usize = 256;
 
 /// A vector in fixed chunks: pushing never moves what is already there,
-/// except within the first chunk while it grows to CHUNK.
+/// except within the first chunk while it grows to CHUNK. (Also a big
+/// sorted set's member slab, `types/zset_tree.rs`: a `Vec` of 1M slots
+/// doubling moved 12 MiB in one insert, 9.8 ms measured.)
+#[derive(Clone)]
 pub struct ChunkedVec<T> {
     chunks: Vec<Vec<T>>,
     len: usize,
@@ -154,6 +157,28 @@ impl<T> ChunkedVec<T> {
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// The elements by value, in order.
+    pub fn into_values(self) -> impl Iterator<Item = T> {
+        self.chunks.into_iter().flatten()
+    }
+}
+
+impl<T> std::ops::Index<usize> for ChunkedVec<T> {
+    type Output = T;
+    #[inline]
+    fn index(&self, i: usize) -> &T {
+        assert!(i < self.len, "index {} of a ChunkedVec of {}", i, self.len);
+        self.at(i)
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for ChunkedVec<T> {
+    #[inline]
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        assert!(i < self.len, "index {} of a ChunkedVec of {}", i, self.len);
+        self.at_mut(i)
     }
 }
 

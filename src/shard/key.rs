@@ -18,13 +18,54 @@ unsafe impl Send for Key {}
 unsafe impl Sync for Key {}
 
 /// Bytes of the varint for `n`.
-fn varint_len(mut n: usize) -> usize {
+pub(crate) fn varint_len(mut n: usize) -> usize {
     let mut l = 1;
     while n >= 0x80 {
         n >>= 7;
         l += 1;
     }
     l
+}
+
+/// Writes the varint of `n` at `p`; returns the bytes written.
+///
+/// # Safety
+/// `p` must be valid for `varint_len(n)` bytes of writes.
+pub(crate) unsafe fn write_varint(p: *mut u8, mut n: usize) -> usize {
+    let mut i = 0;
+    while n >= 0x80 {
+        // SAFETY: the caller's promise: `i < varint_len(n)`.
+        unsafe { *p.add(i) = (n as u8 & 0x7f) | 0x80 };
+        n >>= 7;
+        i += 1;
+    }
+    // SAFETY: as above, the last byte.
+    unsafe { *p.add(i) = n as u8 };
+    i + 1
+}
+
+/// Reads the varint at `p`: (its bytes, the value).
+///
+/// # Safety
+/// `p` must point at a complete varint written by `write_varint`.
+#[inline]
+pub(crate) unsafe fn read_varint(p: *const u8) -> (usize, usize) {
+    // SAFETY: the caller's promise: at least one byte.
+    let b0 = unsafe { *p };
+    if b0 < 0x80 {
+        return (1, b0 as usize);
+    }
+    let (mut n, mut shift, mut i) = (0usize, 0, 0);
+    loop {
+        // SAFETY: the varint ends at the first byte below 0x80.
+        let b = unsafe { *p.add(i) };
+        n |= ((b & 0x7f) as usize) << shift;
+        i += 1;
+        if b < 0x80 {
+            return (i, n);
+        }
+        shift += 7;
+    }
 }
 
 impl Key {
@@ -34,17 +75,10 @@ impl Key {
         // SAFETY: the layout's size is at least 1 (the varint).
         let p = unsafe { alloc(layout) };
         let Some(p) = NonNull::new(p) else { handle_alloc_error(layout) };
-        let mut n = bytes.len();
-        let mut i = 0;
         // SAFETY: `head` varint bytes then `bytes.len()` bytes fill exactly
         // the `head + len` bytes just allocated.
         unsafe {
-            while n >= 0x80 {
-                *p.as_ptr().add(i) = (n as u8 & 0x7f) | 0x80;
-                n >>= 7;
-                i += 1;
-            }
-            *p.as_ptr().add(i) = n as u8;
+            write_varint(p.as_ptr(), bytes.len());
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().add(head), bytes.len());
         }
         Key(p)
@@ -53,23 +87,8 @@ impl Key {
     /// (varint bytes, key length).
     #[inline]
     fn header(&self) -> (usize, usize) {
-        let p = self.0.as_ptr();
         // SAFETY: the allocation starts with a complete varint (`new`).
-        let b0 = unsafe { *p };
-        if b0 < 0x80 {
-            return (1, b0 as usize);
-        }
-        let (mut n, mut shift, mut i) = (0usize, 0, 0);
-        loop {
-            // SAFETY: as above; the varint ends at the first byte below 0x80.
-            let b = unsafe { *p.add(i) };
-            n |= ((b & 0x7f) as usize) << shift;
-            i += 1;
-            if b < 0x80 {
-                return (i, n);
-            }
-            shift += 7;
-        }
+        unsafe { read_varint(self.0.as_ptr()) }
     }
 
     #[inline]
@@ -119,6 +138,22 @@ impl PartialEq for Key {
 }
 
 impl Eq for Key {}
+
+/// Hashes as the key's bytes do, so a table of `Key`s is searched by `&[u8]`
+/// (set members, `types/set.rs`).
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
 
 impl From<&[u8]> for Key {
     fn from(b: &[u8]) -> Key {

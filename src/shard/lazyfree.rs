@@ -204,7 +204,7 @@ mod tests {
         assert!(!lf.has_pending());
         let mut t = hash::Table::default();
         for i in 0..10_000u32 {
-            t.insert(i.to_string().into_bytes().into(), b"v".to_vec().into());
+            t.insert(i.to_string().as_bytes(), b"v");
         }
         lf.free(Value::Hash(Hash::Table(t)));
         let mut z = SortedSet::new();
@@ -234,7 +234,7 @@ mod tests {
             "hash" => {
                 let mut t = hash::Table::default();
                 for i in 0..1_000_000u32 {
-                    t.insert(format!("field:{}", i).into_bytes().into(), i.to_string().into_bytes().into());
+                    t.insert(format!("field:{}", i).as_bytes(), i.to_string().as_bytes());
                 }
                 Value::Hash(Hash::Table(t))
             }

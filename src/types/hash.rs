@@ -10,14 +10,16 @@
 //! into the hole, and growth appends behind the cursor.
 
 use super::listpack::{Entry, Listpack};
+use super::pair::Pair;
 
 pub type Hasher = foldhash::fast::RandomState;
-pub type Map = indexmap::IndexMap<Box<[u8]>, Box<[u8]>, Hasher>;
+pub type Map = indexmap::IndexSet<Pair, Hasher>;
 
-/// The `hashtable` encoding: an `IndexMap` behind one pointer, so that a
-/// `Hash` is the size of a listpack's `Vec` (24 bytes) and sits in `Value`
-/// itself, with no box of its own (the map is ~80 bytes, which every
-/// listpack hash would otherwise pay). Reads and writes go through `Deref`.
+/// The `hashtable` encoding: an `IndexSet` of `Pair`s (field and value in
+/// one allocation, found by field) behind one pointer, so that a `Hash` is
+/// the size of a listpack's `Vec` (24 bytes) and sits in `Value` itself,
+/// with no box of its own (the set is ~80 bytes, which every listpack hash
+/// would otherwise pay).
 #[derive(Clone, Debug, Default)]
 pub struct Table(Box<Map>);
 
@@ -25,24 +27,60 @@ impl Table {
     pub fn with_capacity_and_hasher(n: usize, hasher: Hasher) -> Table {
         Table(Box::new(Map::with_capacity_and_hasher(n, hasher)))
     }
-}
-
-impl IntoIterator for Table {
-    type Item = (Box<[u8]>, Box<[u8]>);
-    type IntoIter = indexmap::map::IntoIter<Box<[u8]>, Box<[u8]>>;
-    /// The fields and values by value (lazy free drops them one by one).
-    fn into_iter(self) -> Self::IntoIter {
-        (*self.0).into_iter()
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Entry slots allocated (MEMORY USAGE).
+    pub fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+    #[inline]
+    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        self.0.get(field).map(Pair::value)
+    }
+    #[inline]
+    pub fn contains_key(&self, field: &[u8]) -> bool {
+        self.0.contains(field)
+    }
+    /// The pair at position `i`.
+    #[inline]
+    pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.0.get_index(i).map(|p| (p.field(), p.value()))
+    }
+    /// The pairs in position order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], &[u8])> + ExactSizeIterator {
+        self.0.iter().map(|p| (p.field(), p.value()))
+    }
+    /// Sets `field` to `value`, in place when present (its position kept);
+    /// true when the field is new. Entries grow by a quarter at a time, as
+    /// `types/set.rs`'s `table_insert` does: left alone, IndexMap sizes its
+    /// entries to its index's capacity (7/8 of a power of two), 124 bytes a
+    /// field for a 500k-field hash against Redis's 75 (measured).
+    pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if self.0.len() == self.0.capacity() {
+            let more = (self.0.len() / 4).max(4);
+            self.0.reserve_exact(more);
+        }
+        self.0.replace_full(Pair::new(field, value)).1.is_none()
+    }
+    /// Removes `field`, moving the last pair into its place; true when it
+    /// was there.
+    pub fn swap_remove(&mut self, field: &[u8]) -> bool {
+        self.0.swap_remove(field)
     }
 }
 
-deref_boxed!(Table, Map);
-
-impl<'a> IntoIterator for &'a Table {
-    type Item = (&'a Box<[u8]>, &'a Box<[u8]>);
-    type IntoIter = indexmap::map::Iter<'a, Box<[u8]>, Box<[u8]>>;
+impl IntoIterator for Table {
+    type Item = Pair;
+    type IntoIter = indexmap::set::IntoIter<Pair>;
+    /// The pairs by value (lazy free drops them one by one).
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        (*self.0).into_iter()
     }
 }
 
@@ -105,7 +143,7 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<Entry<'_>> {
         match self {
             Hash::Listpack(lp) => lp.find_field(field).map(|(_, v)| lp.get(v)),
-            Hash::Table(t) => t.get(field).map(|v| Entry::Str(v)),
+            Hash::Table(t) => t.get(field).map(Entry::Str),
         }
     }
 
@@ -140,7 +178,7 @@ impl Hash {
         if let Hash::Listpack(lp) = self {
             let mut t = Table::with_capacity_and_hasher(lp.len() / 2, Hasher::default());
             for (f, v) in lp.pairs() {
-                t.insert(f.to_vec().into_boxed_slice(), v.to_vec().into_boxed_slice());
+                t.insert(&f.to_vec(), &v.to_vec());
             }
             *self = Hash::Table(t);
         }
@@ -171,25 +209,7 @@ impl Hash {
                 }
                 new
             }
-            Hash::Table(t) => match t.get_mut(field) {
-                Some(v) => {
-                    *v = value.into();
-                    false
-                }
-                None => {
-                    if t.len() == t.capacity() {
-                        // Entries grown by a quarter at a time, as
-                        // `types/set.rs`'s `table_insert` does: left alone,
-                        // IndexMap sizes its 40-byte entries to its index's
-                        // capacity (7/8 of a power of two), 124 bytes a field
-                        // for a 500k-field hash against Redis's 75 (measured).
-                        let more = (t.len() / 4).max(4);
-                        t.reserve_exact(more);
-                    }
-                    t.insert(field.into(), value.into());
-                    true
-                }
-            },
+            Hash::Table(t) => t.insert(field, value),
         }
     }
 
@@ -204,7 +224,7 @@ impl Hash {
                 }
                 None => false,
             },
-            Hash::Table(t) => t.swap_remove(field).is_some(),
+            Hash::Table(t) => t.swap_remove(field),
         }
     }
 

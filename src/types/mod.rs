@@ -66,8 +66,10 @@ pub fn shrink_blob(buf: &mut Vec<u8>) {
 }
 
 pub mod hash;
+pub mod id_table;
 pub mod intset;
 pub mod listpack;
+pub mod pair;
 pub mod quicklist;
 pub mod set;
 pub mod zset;

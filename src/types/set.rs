@@ -9,10 +9,11 @@
 
 use super::intset::Intset;
 use super::listpack::Entry;
+use crate::shard::key::Key;
 use crate::shard::keyspace::canonical_int;
 
 pub type Hasher = foldhash::fast::RandomState;
-pub type Map = indexmap::IndexSet<Box<[u8]>, Hasher>;
+pub type Map = indexmap::IndexSet<Key, Hasher>;
 
 /// The `hashtable` encoding: an `IndexSet` behind one pointer, so that a
 /// `Set` is the size of an intset's `Vec` (24 bytes) and sits in `Value`
@@ -30,8 +31,8 @@ impl Table {
 deref_boxed!(Table, Map);
 
 impl IntoIterator for Table {
-    type Item = Box<[u8]>;
-    type IntoIter = indexmap::set::IntoIter<Box<[u8]>>;
+    type Item = Key;
+    type IntoIter = indexmap::set::IntoIter<Key>;
     /// The members by value (lazy free drops them one by one).
     fn into_iter(self) -> Self::IntoIter {
         (*self.0).into_iter()
@@ -39,15 +40,15 @@ impl IntoIterator for Table {
 }
 
 impl<'a> IntoIterator for &'a Table {
-    type Item = &'a Box<[u8]>;
-    type IntoIter = indexmap::set::Iter<'a, Box<[u8]>>;
+    type Item = &'a Key;
+    type IntoIter = indexmap::set::Iter<'a, Key>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter()
     }
 }
 
-impl FromIterator<Box<[u8]>> for Table {
-    fn from_iter<I: IntoIterator<Item = Box<[u8]>>>(iter: I) -> Table {
+impl FromIterator<Key> for Table {
+    fn from_iter<I: IntoIterator<Item = Key>>(iter: I) -> Table {
         Table(Box::new(iter.into_iter().collect()))
     }
 }
@@ -192,7 +193,7 @@ impl Set {
                 s.remove(v);
                 Some(Member::Int(v))
             }
-            Set::Table(t) => t.swap_remove_index(i).map(Member::Str),
+            Set::Table(t) => t.swap_remove_index(i).map(|m| Member::Str(m.into_boxed())),
         }
     }
 
@@ -219,7 +220,7 @@ impl Set {
 /// the entries by 25% steps, still amortised O(1), leaves 1.0-1.25 slots a
 /// member.
 #[inline]
-fn table_insert(t: &mut Table, member: Box<[u8]>) -> bool {
+fn table_insert(t: &mut Table, member: Key) -> bool {
     if t.len() == t.capacity() {
         let more = (t.len() / 4).max(4);
         t.reserve_exact(more);

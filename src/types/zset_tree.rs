@@ -30,6 +30,9 @@ use std::cmp::Ordering;
 use std::hash::BuildHasher;
 use std::ops::Range;
 
+use super::id_table::{IdTable, Loc};
+use crate::shard::dict::ChunkedVec;
+
 /// Items per leaf and children per inner node. 64 x 12-byte items =
 /// 768-byte leaves: a binary search touches a few cache lines, and an
 /// insert moves at most 768 bytes.
@@ -96,7 +99,7 @@ struct Slot {
     score: f64,
 }
 
-/// Slab id meaning "no member" in the table.
+/// Slab ids stay below this (the member table stores `id + 1` in 32 bits).
 const EMPTY: u32 = u32::MAX;
 
 /// Redis's ordering of (score, member).
@@ -209,11 +212,11 @@ impl SortedSet {
 #[derive(Clone)]
 pub struct SortedSetBody {
     root: Node,
-    slab: Vec<Slot>,
+    /// In chunks: growing never moves the slots already there.
+    slab: ChunkedVec<Slot>,
     free_ids: Vec<u32>,
-    /// Open addressing with linear probing over slab ids, at most 3/4
-    /// full; deletion shifts the following run back, so no tombstones.
-    table: Vec<u32>,
+    /// Member -> slab id, grown incrementally (`types/id_table.rs`).
+    table: IdTable,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -233,9 +236,9 @@ impl SortedSetBody {
     fn new() -> SortedSetBody {
         SortedSetBody {
             root: Node::Leaf(Vec::new()),
-            slab: Vec::new(),
+            slab: ChunkedVec::default(),
             free_ids: Vec::new(),
-            table: Vec::new(),
+            table: IdTable::default(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -258,74 +261,25 @@ impl SortedSetBody {
 
     // --- member table ---------------------------------------------------
 
-    fn bucket(&self, member: &[u8]) -> usize {
-        self.hasher.hash_one(member) as usize & (self.table.len() - 1)
+    fn hash(&self, member: &[u8]) -> u64 {
+        self.hasher.hash_one(member)
     }
 
-    /// Table position holding `member`'s id.
-    fn find_slot(&self, member: &[u8]) -> Option<usize> {
-        if self.table.is_empty() {
-            return None;
-        }
-        let mask = self.table.len() - 1;
-        let mut i = self.bucket(member);
-        loop {
-            let id = self.table[i];
-            if id == EMPTY {
-                return None;
-            }
-            if self.member(id) == member {
-                return Some(i);
-            }
-            i = (i + 1) & mask;
-        }
+    /// Where `member`'s id lies in the table.
+    fn find_loc(&self, member: &[u8]) -> Option<Loc> {
+        let slab = &self.slab;
+        self.table.find(self.hash(member), |id| *slab[id as usize].member == *member)
     }
 
-    fn table_put(&mut self, id: u32) {
-        let mask = self.table.len() - 1;
-        let mut i = self.bucket(&self.slab[id as usize].member);
-        while self.table[i] != EMPTY {
-            i = (i + 1) & mask;
-        }
-        self.table[i] = id;
+    fn table_insert(&mut self, id: u32) {
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        let hash = hasher.hash_one(&slab[id as usize].member[..]);
+        self.table.insert(hash, id, |id| hasher.hash_one(&slab[id as usize].member[..]));
     }
 
-    /// Makes room for one more id, doubling at 3/4 full. A whole rehash:
-    /// with 1M members that is a 4 MiB table rebuilt at once (~20 ms);
-    /// incremental growth as `shard/dict.rs` does is left for when sorted
-    /// sets that large show up in latency measurements.
-    fn table_reserve(&mut self) {
-        let want = self.len() + 1;
-        if want * 4 <= self.table.len() * 3 {
-            return;
-        }
-        let size = (self.table.len() * 2).max(8);
-        let old = std::mem::replace(&mut self.table, vec![EMPTY; size]);
-        for id in old.into_iter().filter(|&id| id != EMPTY) {
-            self.table_put(id);
-        }
-    }
-
-    /// Empties table position `i`, moving back the entries of the run
-    /// after it that may no longer be reachable (Knuth's algorithm R).
-    fn table_remove(&mut self, mut i: usize) {
-        let mask = self.table.len() - 1;
-        let mut j = i;
-        loop {
-            j = (j + 1) & mask;
-            let id = self.table[j];
-            if id == EMPTY {
-                break;
-            }
-            let home = self.bucket(self.member(id));
-            // Move `id` back to `i` unless its home lies cyclically in (i, j].
-            let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
-            if !stays {
-                self.table[i] = id;
-                i = j;
-            }
-        }
-        self.table[i] = EMPTY;
+    fn table_remove(&mut self, loc: Loc) {
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table.remove(loc, |id| hasher.hash_one(&slab[id as usize].member[..]));
     }
 
     // --- tree -----------------------------------------------------------
@@ -442,15 +396,15 @@ impl SortedSetBody {
 
     /// The member's score (`ZSCORE`).
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.find_slot(member).map(|i| self.slab[self.table[i] as usize].score)
+        self.find_loc(member).map(|l| self.slab[self.table.id_at(l) as usize].score)
     }
 
     /// Adds `member` or moves it to `score` (`zslInsert` / `zslUpdateScore`);
     /// returns its previous score.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
         debug_assert!(!score.is_nan(), "NaN scores are refused before here");
-        if let Some(i) = self.find_slot(member) {
-            let id = self.table[i];
+        if let Some(l) = self.find_loc(member) {
+            let id = self.table.id_at(l);
             let old = self.slab[id as usize].score;
             if old != score || old.to_bits() != score.to_bits() {
                 self.tree_remove(old, id);
@@ -459,7 +413,6 @@ impl SortedSetBody {
             }
             return Some(old);
         }
-        self.table_reserve();
         let slot = Slot { member: member.into(), score };
         let id = match self.free_ids.pop() {
             Some(id) => {
@@ -472,18 +425,18 @@ impl SortedSetBody {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.table_put(id);
+        self.table_insert(id);
         self.tree_insert(Item { score, id });
         None
     }
 
     /// Removes `member` (`ZREM`); returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        let i = self.find_slot(member)?;
-        let id = self.table[i];
+        let l = self.find_loc(member)?;
+        let id = self.table.id_at(l);
         let score = self.slab[id as usize].score;
         self.tree_remove(score, id);
-        self.table_remove(i);
+        self.table_remove(l);
         // A freed slot is marked by a NaN score (scores never are NaN), so
         // that `scan` can skip it without searching `free_ids`.
         self.slab[id as usize] = Slot { member: Box::default(), score: f64::NAN };
@@ -794,7 +747,7 @@ impl SortedSet {
     pub fn into_drain(self) -> impl Iterator<Item = ()> + Send {
         let SortedSetBody { root, slab, free_ids, table, .. } = *self.0;
         drop((free_ids, table));
-        NodeDrain { stack: vec![root] }.chain(slab.into_iter().map(drop))
+        NodeDrain { stack: vec![root] }.chain(slab.into_values().map(drop))
     }
 }
 

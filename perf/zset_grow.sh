@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# perf/zset_grow.sh: the slowest single command while one sorted set grows to
+# N members by one-member ZADDs (redis-cli --pipe), ringkv (--shards 1) vs
+# redis-server, from each server's own SLOWLOG (execution time of the command
+# alone: no queueing behind the pipe, no scheduler delay of a client; the
+# PING-loop maxima of perf/lazyfree.sh were dominated by the machine's noise).
+# SLOWLOG keeps commands slower than SLOWER_US, the slowest RECORD of them
+# are reported: max, the count over 1 ms and over 5 ms, and the pipe's wall time.
+# Alternated rounds: for each round, each server in SERVERS. A server entry
+# "ringkv=PATH" runs another ringkv binary (e.g. the one before a change).
+# Env: N (1000000), ROUNDS (1), SLOWER_US (500), SERVERS ("redis ringkv"), PORT.
+source "$(dirname "$0")/lib.sh"
+need_python
+N="${N:-1000000}"
+ROUNDS="${ROUNDS:-1}"
+SLOWER_US="${SLOWER_US:-500}"
+SERVERS="${SERVERS:-redis ringkv}"
+DATA="$OUT_DIR/zset_grow.$$"
+trap 'rm -f "$DATA".*; cleanup' EXIT
+run python3 - "$N" "$DATA.grow" "$PERF_DIR" <<'PY'
+import sys, random
+n, path = int(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, sys.argv[3])
+from mixed_dataset import cmd
+rng = random.Random(7)
+with open(path, "wb") as f:
+    for i in range(n):
+        cmd(f, [b"ZADD", b"grow", repr(rng.random() * 1e6).encode(), b"member:%d" % i])
+PY
+printf 'round,server,pipe_s,slowlog_max_us,over_1ms,over_5ms,slowest_5_us\n'
+for round in $(seq 1 "$ROUNDS"); do
+    for entry in $SERVERS; do
+        server="${entry%%=*}"
+        bin="${entry#*=}"
+        [ "$bin" = "$entry" ] && bin=""
+        port="${PORT:-$(free_port)}"
+        if [ -n "$bin" ]; then
+            RINGKV_BIN="$bin" start_named "$server" "$port" 1 "$OUT_DIR/zset_grow.$server.log"
+        else
+            start_named "$server" "$port" 1 "$OUT_DIR/zset_grow.$server.log"
+        fi
+        redis-cli -p "$port" config set slowlog-log-slower-than "$SLOWER_US" >/dev/null
+        redis-cli -p "$port" config set slowlog-max-len 100000 >/dev/null
+        redis-cli -p "$port" slowlog reset >/dev/null
+        t0=$(date +%s.%N)
+        run redis-cli -p "$port" --pipe <"$DATA.grow" >/dev/null
+        t1=$(date +%s.%N)
+        # SLOWLOG GET: per entry id, timestamp, duration (us), args...
+        durations=$(redis-cli -p "$port" slowlog get 100000 | python3 -c '
+import sys
+lines = [l.strip() for l in sys.stdin]
+# redis-cli prints each entry as: id, timestamp, duration, then the args, then client addr and name.
+d = []
+i = 0
+while i + 2 < len(lines):
+    if lines[i].isdigit() and lines[i + 1].isdigit() and lines[i + 2].isdigit() and i + 3 < len(lines) and lines[i + 3].upper() in ("ZADD", "SLOWLOG", "CONFIG", "PING"):
+        if lines[i + 3].upper() == "ZADD":
+            d.append(int(lines[i + 2]))
+        i += 4
+    else:
+        i += 1
+d.sort(reverse=True)
+over1 = sum(1 for x in d if x > 1000)
+over5 = sum(1 for x in d if x > 5000)
+print(d[0] if d else 0, over1, over5, "/".join(map(str, d[:5])) or "-")
+')
+        read -r mx o1 o5 top <<<"$durations"
+        printf '%s,%s,%.1f,%s,%s,%s,%s\n' "$round" "$entry" "$(python3 -c "print($t1 - $t0)")" "$mx" "$o1" "$o5" "$top"
+        stop_pid "$SERVER_PID"
+    done
+done
