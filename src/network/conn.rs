@@ -103,6 +103,9 @@ pub struct Conn {
     /// A blocking command was forwarded to its key's shard: whether it
     /// blocks is not known yet (its reply or `Message::Blocked` tells).
     pub block_pending: bool,
+    /// Handed to the replication thread (SYNC/PSYNC): closing it cancels
+    /// the receive instead of shutting the socket down.
+    pub detached: bool,
 }
 
 impl Conn {
@@ -135,6 +138,7 @@ impl Conn {
             eof: false,
             blocked: None,
             block_pending: false,
+            detached: false,
         }
     }
 
