@@ -126,6 +126,12 @@ fn redis_replica_follows_full_sync_and_stream() {
     let role = role.array();
     assert_eq!(role[0], Resp::bulk("master"));
     assert_eq!(role[2].array()[0].array()[1], Resp::bulk(replica.port.to_string()));
+    let list = match m.cmd(&["CLIENT", "LIST", "TYPE", "replica"]) {
+        Resp::Bulk(b) | Resp::Verbatim(_, b) => String::from_utf8(b).unwrap(),
+        other => panic!("CLIENT LIST answered {other:?}"),
+    };
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains(" flags=S "), "{list}");
     // The replica refuses writes.
     assert!(matches!(r.cmd(&["SET", "x", "1"]), Resp::Error(e) if e.starts_with("READONLY")));
 }

@@ -629,6 +629,9 @@ impl EventLoop {
         // As Redis's freeClient: what was not sent is dropped now, not when
         // the kernel returns the buffer of the send in flight.
         conn.free_buffers(&mut self.pool);
+        if conn.client.repl.wait.take().is_some() {
+            self.server.repl.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
         // Its watches: removed here, gone stale on other shards.
         conn.client.multi.reset();
         conn.client.watch.unwatch_all(&mut self.set);

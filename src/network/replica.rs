@@ -41,6 +41,7 @@ impl EventLoop {
             fd,
             client_id: c.id,
             addr: c.addr.clone(),
+            laddr: c.laddr.clone(),
             listening_port: c.repl.listening_port,
             announced_ip: c.repl.announced_ip.clone(),
             psync2: c.repl.psync2,

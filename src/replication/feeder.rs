@@ -40,6 +40,7 @@ struct Replica {
     fd: OwnedFd,
     client_id: u64,
     addr: String,
+    laddr: String,
     ip: String,
     port: u16,
     /// SYNC (not PSYNC): no +FULLRESYNC line.
@@ -186,7 +187,8 @@ impl Feeder {
                 crate::warning!("Client id={} addr={} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.", r.client_id, r.addr);
                 r.closed = true;
             }
-            if !r.closed && r.state == State::Online && now_ms - r.ack_ms.max(r.last_io_ms) > timeout_ms {
+            // As Redis, a pre-PSYNC replica (SYNC) that never ACKs is not timed out.
+            if !r.closed && !r.legacy && r.state == State::Online && now_ms - r.ack_ms.max(r.last_io_ms) > timeout_ms {
                 crate::warning!("Disconnecting timedout replica (streaming sync): {}", r.name());
                 r.closed = true;
             }
@@ -292,6 +294,7 @@ impl Feeder {
             fd: att.fd,
             client_id: att.client_id,
             addr: att.addr,
+            laddr: att.laddr,
             ip,
             port: att.listening_port,
             legacy: att.psync.is_none(),
@@ -416,6 +419,7 @@ impl Feeder {
             .map(|r| ReplicaInfo {
                 client_id: r.client_id,
                 addr: r.addr.clone(),
+                laddr: r.laddr.clone(),
                 ip: r.ip.clone(),
                 port: r.port,
                 state: r.state_name(),
@@ -598,6 +602,29 @@ mod tests {
         let mut out = Vec::new();
         filter_selects(&resp(&[&["SELECT", "1"], &["incr", "x"]]), &mut selected, &mut out);
         assert_eq!(out, resp(&[&["incr", "x"]]));
+    }
+
+    /// A replication-only insert goes out at its stream position: after
+    /// the bytes before it, before those after it, and the command after
+    /// it selects its db again.
+    #[test]
+    fn inserts_go_at_their_position() {
+        let mut stream = crate::exec::propagate::Stream::default();
+        stream.set_repl(true);
+        stream.feed(9, &["set", "a", "1"]);
+        stream.repl_insert(3, &["publish", "ch", "m"]);
+        stream.feed(9, &["set", "b", "2"]);
+        let inserts = stream.take_inserts();
+        let (start, bytes, cuts) = stream.take();
+        let mut lanes = vec![Lane::default()];
+        lanes[0].ingest(1, start, bytes, cuts, inserts);
+        let mut merged = Vec::new();
+        merge(&mut lanes, &mut merged);
+        let mut out = Vec::new();
+        filter_selects(&merged, &mut None, &mut out);
+        let want = resp(&[&["SELECT", "9"], &["set", "a", "1"], &["SELECT", "3"], &["publish", "ch", "m"], &["SELECT", "9"], &["set", "b", "2"]]);
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(want).unwrap());
+        assert_eq!(merged_through(&mut lanes, 1), 1);
     }
 
     #[test]

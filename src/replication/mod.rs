@@ -52,8 +52,9 @@ pub const MASTERDOWN: &str = "MASTERDOWN Link with MASTER is down and replica-se
 pub struct Attach {
     pub fd: OwnedFd,
     pub client_id: u64,
-    /// `ip:port` of the connection.
+    /// `ip:port` of the connection, and ours.
     pub addr: String,
+    pub laddr: String,
     /// REPLCONF listening-port (0: none given).
     pub listening_port: u16,
     /// REPLCONF ip-address, if given.
@@ -88,6 +89,7 @@ pub enum Item {
 pub struct ReplicaInfo {
     pub client_id: u64,
     pub addr: String,
+    pub laddr: String,
     pub ip: String,
     pub port: u16,
     /// wait_bgsave, send_bulk or online.
@@ -407,6 +409,13 @@ impl Master {
         self.update_gate();
     }
 
+    /// `replicaof host port` in the configuration: a replica from the
+    /// start (nothing to hand over yet).
+    pub fn start_as_replica(&self, host: &str, port: u16) {
+        *self.link.lock().unwrap() = Some(MasterLink { host: host.to_string(), port, down_since: crate::util::unix_ms() / 1000 });
+        self.update_gate();
+    }
+
     /// REPLICAOF NO ONE: a master again, with a new replication id (the
     /// old one is kept as replid2 up to the current offset, Redis's
     /// shiftReplicationId).
@@ -437,6 +446,25 @@ impl Master {
     /// Whether the streams feed replication.
     pub fn streams_on(&self) -> bool {
         self.streams_on.load(Ordering::Acquire)
+    }
+}
+
+/// A replica's CLIENT LIST entry (flags `S`, last command PSYNC or
+/// REPLCONF as Redis shows it once ACKs arrive).
+pub fn client_info(r: &ReplicaInfo) -> crate::shard::ClientInfo {
+    let table = crate::commands::CommandTable::get();
+    let cmd = if r.state == "online" { "replconf" } else { "psync" };
+    crate::shard::ClientInfo {
+        id: r.client_id,
+        addr: r.addr.clone(),
+        laddr: r.laddr.clone(),
+        fd: -1,
+        created_ms: r.created_ms,
+        last_interaction_ms: r.ack_ms,
+        last_cmd: table.lookup(cmd.as_bytes()).map_or(crate::shard::ClientInfo::NO_COMMAND, |id| id as u16),
+        flags: "S".into(),
+        resp: 2,
+        ..Default::default()
     }
 }
 
