@@ -245,9 +245,16 @@ fn sync_stream_has_redis_units() {
     c.cmd(&["EXEC"]);
     ok(&mut c, &["SET", "after", "publish"]);
     s.expect(&[&["publish", "ch", "hello"], &["publish", "bla", "bla"], &["set", "after", "publish"]]);
-    // Rewritten forms.
-    ok(&mut c, &["SET", "e", "1", "PXAT", "4000000000000"]);
-    s.expect(&[&["set", "e", "1", "PXAT", "4000000000000"]]);
+    // Rewritten forms: any expiry as PXAT (a PXAT given too, as 7.0.15),
+    // the EXPIRE family as PEXPIREAT.
+    ok(&mut c, &["set", "e", "1", "pxat", "4000000000000", "nx"]);
+    ok(&mut c, &["set", "e", "1", "ex", "100"]);
+    assert_eq!(c.cmd(&["pexpireat", "e", "4000000000000"]).int(), 1);
+    let cmd = s.next();
+    assert_eq!(cmd, ["set", "e", "1", "PXAT", "4000000000000"]);
+    let cmd = s.next();
+    assert_eq!(&cmd[..4], ["set", "e", "1", "PXAT"]);
+    s.expect(&[&["pexpireat", "e", "4000000000000"]]);
 }
 
 /// A transaction that demotes the server is not propagated; a replica
