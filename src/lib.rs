@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod network;
 pub mod persistence;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod shard;
 pub mod signal;
@@ -52,6 +53,10 @@ pub fn run(config: Config) -> Result<(), String> {
     shard::lazyfree::apply_config(&config);
     let server = Arc::new(Server::new(shards, config.maxclients, config.port));
     server.memory.apply_config(&config);
+    server.repl.apply_config(&config);
+    if let Some((host, port)) = config.others.get("replicaof").and_then(|v| v.split_once(' ')) {
+        server.repl.start_as_replica(host, port.trim().parse().unwrap_or(0));
+    }
     // One listener per shard and bind address, all with SO_REUSEPORT.
     let mut addrs = vec![];
     for b in &config.bind {

@@ -58,6 +58,8 @@ pub struct Server {
     /// maxmemory: the limit and policy mirrored from the config, the
     /// used-memory figure (`shard::memory`).
     pub memory: crate::shard::memory::Memory,
+    /// The master side of replication (`replication`).
+    pub repl: Arc<crate::replication::Master>,
 }
 
 /// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
@@ -73,7 +75,11 @@ impl Server {
                 std::char::from_digit(v as u32, 16).unwrap()
             })
             .collect();
+        let repl = Arc::new(crate::replication::Master::new(shard_count));
+        let aof: crate::persistence::aof_file::Sink = Default::default();
+        let _ = aof.repl_tap.set(repl.clone());
         Server {
+            repl,
             shard_count,
             hold: HoldTable::new(shard_count),
             ring_fds: (0..shard_count).map(|_| AtomicI32::new(-1)).collect(),
@@ -94,7 +100,7 @@ impl Server {
             pause_end_ms: AtomicI64::new(0),
             pause_type: AtomicU8::new(0),
             shards_ready: AtomicUsize::new(0),
-            aof: Default::default(),
+            aof,
             aof_rewrite: Default::default(),
             loading: AtomicBool::new(false),
             loading_start_time: AtomicI64::new(0),

@@ -288,7 +288,9 @@ fn parse_type(arg: &[u8]) -> Option<ClientType> {
 }
 
 fn client_type(info: &ClientInfo) -> ClientType {
-    if info.flags.contains('P') || info.subscriptions.iter().any(|&n| n > 0) {
+    if info.flags.contains('S') {
+        ClientType::Replica
+    } else if info.flags.contains('P') || info.subscriptions.iter().any(|&n| n > 0) {
         ClientType::PubSub
     } else {
         ClientType::Normal
@@ -439,6 +441,8 @@ fn list(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     clients.extend(caller);
+    // Replicas live on the replication thread (flag S).
+    clients.extend(ctx.server.repl.replicas().iter().map(crate::replication::client_info));
     clients.retain(|c| kind.is_none_or(|k| client_type(c) == k) && ids.as_ref().is_none_or(|ids| ids.contains(&(c.id as i64))));
     clients.sort_by_key(|c| c.id);
     let mut out = String::with_capacity(clients.len() * 300);

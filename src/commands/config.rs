@@ -182,6 +182,7 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
     ctx.server.persistence.update_write_gate(&new);
     ctx.server.memory.apply_config(&new);
+    ctx.server.repl.apply_config(&new);
     if chosen.iter().any(|(d, _, _)| d.name == "maxmemory") {
         ctx.server.memory.warn_if_below_usage();
     }

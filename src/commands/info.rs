@@ -419,21 +419,45 @@ fn stats(ctx: &Ctx, out: &mut String) {
 }
 
 fn replication(ctx: &Ctx, out: &mut String) {
-    // A replication id distinct from run_id but stable for the process.
-    let replid: String = ctx.server.run_id.chars().rev().collect();
+    let m = &ctx.server.repl;
     let backlog = ctx.config().others.get("repl-backlog-size").cloned().unwrap_or_else(|| "1048576".into());
+    let ids = m.ids();
+    let offset = m.offset();
+    let replicas = m.replicas();
+    let now_secs = crate::util::unix_ms() / 1000;
     out.push_str("# Replication\r\n");
-    field!(out, "role", "master");
-    field!(out, "connected_slaves", "0");
+    if let Some(link) = m.link() {
+        field!(out, "role", "slave");
+        field!(out, "master_host", "{}", link.host);
+        field!(out, "master_port", "{}", link.port);
+        // ringkv does not connect to its master yet: the link stays down.
+        field!(out, "master_link_status", "down");
+        field!(out, "master_last_io_seconds_ago", "-1");
+        field!(out, "master_sync_in_progress", "0");
+        field!(out, "slave_read_repl_offset", "{}", offset);
+        field!(out, "slave_repl_offset", "{}", offset);
+        field!(out, "master_link_down_since_seconds", "{}", if link.down_since > 0 { now_secs - link.down_since } else { -1 });
+        field!(out, "slave_priority", "{}", ctx.config().others.get("replica-priority").map_or("100", |v| v.as_str()));
+        field!(out, "slave_read_only", "{}", ctx.config().others.get("replica-read-only").is_none_or(|v| v == "yes") as u8);
+        field!(out, "replica_announced", "{}", ctx.config().others.get("replica-announced").is_none_or(|v| v == "yes") as u8);
+    } else {
+        field!(out, "role", "master");
+    }
+    field!(out, "connected_slaves", "{}", replicas.len());
+    for (i, r) in replicas.iter().enumerate() {
+        let lag = now_secs - r.ack_ms / 1000;
+        out.push_str(&format!("slave{}:ip={},port={},state={},offset={},lag={}\r\n", i, r.ip, r.port, r.state, r.ack_offset, lag));
+    }
+    let (active, histlen) = m.backlog();
     field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", "{}", replid);
-    field!(out, "master_replid2", "0000000000000000000000000000000000000000");
-    field!(out, "master_repl_offset", "0");
-    field!(out, "second_repl_offset", "-1");
-    field!(out, "repl_backlog_active", "0");
+    field!(out, "master_replid", "{}", ids.replid);
+    field!(out, "master_replid2", "{}", ids.replid2);
+    field!(out, "master_repl_offset", "{}", offset);
+    field!(out, "second_repl_offset", "{}", ids.second_offset);
+    field!(out, "repl_backlog_active", "{}", active as u8);
     field!(out, "repl_backlog_size", "{}", backlog);
-    field!(out, "repl_backlog_first_byte_offset", "0");
-    field!(out, "repl_backlog_histlen", "0");
+    field!(out, "repl_backlog_first_byte_offset", "{}", if active { offset + 1 - histlen } else { 0 });
+    field!(out, "repl_backlog_histlen", "{}", histlen);
 }
 
 fn rusage(who: libc::c_int) -> (String, String) {

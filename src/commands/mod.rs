@@ -27,6 +27,7 @@ pub mod memory;
 pub mod multi;
 pub mod persistence;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -287,6 +288,7 @@ impl CommandTable {
         specs.extend(persistence::commands());
         specs.extend(multi::commands());
         specs.extend(pubsub::commands());
+        specs.extend(replication::commands());
         let mut by_name = HashMap::default();
         let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::default();
         for (i, s) in specs.iter().enumerate() {
@@ -412,6 +414,8 @@ pub struct ClientState {
     /// Bytes of the input the running command was parsed from (what Redis's
     /// query buffer holds while a command runs: CLIENT LIST/INFO `qbuf=`).
     pub input_len: usize,
+    /// REPLCONF, SYNC/PSYNC and WAIT state (`replication`).
+    pub repl: crate::replication::ClientRepl,
 }
 
 impl ClientState {

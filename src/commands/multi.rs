@@ -66,6 +66,8 @@ pub struct MultiState {
     count: usize,
     /// The union of the queued commands' flags (`mstate.cmd_flags`).
     pub flags: u32,
+    /// The union of their inverted flags (`mstate.cmd_inv_flags`).
+    pub inv_flags: u32,
     /// The shards the queued commands run on.
     pub shards: ShardMask,
 }
@@ -99,6 +101,7 @@ impl MultiState {
         q.args.pack(args.iter().copied());
         self.count += 1;
         self.flags |= flags;
+        self.inv_flags |= !flags;
         self.shards.0 |= shards.0;
     }
     /// The queued commands, taken out to run (give them back with `restore`).
@@ -115,6 +118,7 @@ impl MultiState {
         self.go = false;
         self.count = 0;
         self.flags = 0;
+        self.inv_flags = 0;
         self.shards = ShardMask::default();
         self.queue.truncate(KEEP_COMMANDS_MAX);
         for q in &mut self.queue {

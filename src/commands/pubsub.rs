@@ -277,6 +277,10 @@ fn publish_kind(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, kind: Kind) {
         }
     }
     r.int(receivers);
+    // Replicas get every PUBLISH (the AOF none), as Redis 7.0 does.
+    if ctx.propagating() {
+        ctx.propagate = crate::exec::propagate::Propagate::ReplOnly;
+    }
 }
 
 fn publish(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

@@ -246,9 +246,10 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
     if when.is_some() {
         ctx.notify(notify::GENERIC, "expire", key);
     }
-    if when.is_some() && flags & opt::PXAT == 0 && ctx.propagating() {
-        // Redis 7.0 propagates a relative or second-based expiry as an
-        // absolute time in milliseconds, so that a replay sets the same one.
+    if when.is_some() && ctx.propagating() {
+        // Redis 7.0 propagates any expiry as an absolute time in
+        // milliseconds, so that a replay sets the same one (7.0.15 rewrites
+        // a PXAT too: `SET k v PXAT ms`, options such as NX or GET dropped).
         let when = itoa::Buffer::new().format(when.unwrap_or_default()).as_bytes().to_vec();
         ctx.propagate_as(&[b"SET", key, value, b"PXAT", &when]);
     }

@@ -964,7 +964,7 @@ struct PopReply {
 
 /// Pops up to `count` (None: one, not asked) elements from the first
 /// non-empty key of `keys`. Returns the key popped from, if any.
-fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<usize>, how: PopReply, r: &mut Reply) -> Option<&'k [u8]> {
+fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<usize>, how: PopReply, r: &mut Reply) -> Option<(&'k [u8], usize)> {
     let mut found = None;
     for &key in keys {
         match ctx.lookup_write::<ZSetKind>(key) {
@@ -1021,7 +1021,7 @@ fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<u
     let empty = z.is_empty();
     removed(ctx, key, if max { "zpopmax" } else { "zpopmin" }, empty);
     ctx.modified(ctx.db, key);
-    Some(key)
+    Some((key, n))
 }
 
 /// BZPOPMIN/BZPOPMAX (`count` None) and BZMPOP on a sorted set known to
@@ -1080,9 +1080,10 @@ fn zmpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Err(e) => return r.error(e),
     };
     let how = PopReply { emit_key: true, nested: true, nil_when_empty: true };
-    if let Some(key) = zpop_generic(ctx, &args[keys], max, Some(count), how, r) {
-        // Redis 7.0 propagates ZMPOP as ZPOPMIN/ZPOPMAX key count.
-        let count = itoa::Buffer::new().format(count).as_bytes().to_vec();
+    if let Some((key, popped)) = zpop_generic(ctx, &args[keys], max, Some(count), how, r) {
+        // Redis 7.0 propagates ZMPOP as ZPOPMIN/ZPOPMAX key count, with
+        // the count of elements popped.
+        let count = itoa::Buffer::new().format(popped).as_bytes().to_vec();
         ctx.propagate_as(&[if max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, &count]);
     }
 }

@@ -59,9 +59,12 @@ static NEXT_CUT: AtomicU64 = AtomicU64::new(1);
 /// A shard's write stream.
 #[derive(Default)]
 pub struct Stream {
-    /// Whether some consumer (the AOF) is on: when off nothing is appended
-    /// and the only cost a command pays is this check.
+    /// Whether some consumer (the AOF, replication) is on: when off nothing
+    /// is appended and the only cost a command pays is this check.
     on: bool,
+    /// The consumers: the AOF (`set_on`) and replication (`set_repl`).
+    aof: bool,
+    repl: bool,
     buf: Vec<u8>,
     /// Bytes taken by the consumer before `buf`.
     taken: u64,
@@ -78,6 +81,10 @@ pub struct Stream {
     /// The operations of the EXEC running now (`after_command` with
     /// `Ctx::in_multi`), appended as one unit when it ends (`exec_end`).
     exec_ops: Vec<(usize, Vec<Vec<u8>>)>,
+    /// Commands for replication alone (PUBLISH, Redis's
+    /// `forceCommandPropagation(c, PROPAGATE_REPL)`), each with the stream
+    /// position it goes at: the AOF never sees them.
+    inserts: Vec<(u64, Vec<u8>)>,
 }
 
 impl Stream {
@@ -86,11 +93,37 @@ impl Stream {
         self.on
     }
 
-    /// Starts or stops appending (while the shard is held or owned).
+    /// Starts or stops appending for the AOF (while the shard is held or
+    /// owned).
     pub fn set_on(&mut self, on: bool) {
+        self.aof = on;
+        self.apply_consumers();
+    }
+
+    /// Starts or stops appending for replication (`replication`).
+    pub fn set_repl(&mut self, on: bool) {
+        self.repl = on;
+        self.apply_consumers();
+    }
+
+    /// Whether the AOF consumes this stream.
+    #[inline]
+    pub fn feeds_aof(&self) -> bool {
+        self.aof
+    }
+
+    /// Whether replication consumes this stream.
+    #[inline]
+    pub fn feeds_repl(&self) -> bool {
+        self.repl
+    }
+
+    fn apply_consumers(&mut self) {
+        let on = self.aof || self.repl;
         self.on = on;
         if !on {
             self.buf = Vec::new();
+            self.inserts.clear();
             self.pending.clear();
             self.cuts.clear();
         }
@@ -162,7 +195,28 @@ impl Stream {
 
     /// Nothing to take.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.cuts.is_empty()
+        self.buf.is_empty() && self.cuts.is_empty() && self.inserts.is_empty()
+    }
+
+    /// A command for replication alone, run in `db`, at this point of the
+    /// stream (nothing when replication does not consume it).
+    pub fn repl_insert<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
+        if !self.repl {
+            return;
+        }
+        let mut bytes = Vec::new();
+        let index = itoa::Buffer::new().format(db).to_string();
+        crate::persistence::aof::append::append_command(&mut bytes, &[&b"SELECT"[..], index.as_bytes()]);
+        crate::persistence::aof::append::append_command(&mut bytes, argv);
+        self.inserts.push((self.position(), bytes));
+        // It selected its db in the replication stream: the next command
+        // of this stream selects its own.
+        self.state.reset_db();
+    }
+
+    /// Takes the replication-only commands (with `take`'s batch).
+    pub fn take_inserts(&mut self) -> Vec<(u64, Vec<u8>)> {
+        std::mem::take(&mut self.inserts)
     }
 
     /// The bytes not taken yet (tests, DEBUG).
@@ -186,6 +240,10 @@ pub enum Propagate {
     /// `preventCommandPropagation`: SPOP with a count as one SREM per
     /// member); wrapped in MULTI/EXEC when more than one, none when empty.
     Many(Vec<Vec<Vec<u8>>>),
+    /// The arguments as sent, to replication alone (PUBLISH: Redis's
+    /// `forceCommandPropagation(c, PROPAGATE_REPL)`). Inside EXEC it goes
+    /// at once, before the transaction's unit, not inside its MULTI/EXEC.
+    ReplOnly,
 }
 
 /// The operations of one command, appended as one unit to `stream`:
@@ -217,6 +275,11 @@ fn append_unit(stream: &mut Stream, dels: &[(usize, Box<[u8]>)], cmds: &[(usize,
 /// `dirty_before` is the sum of the dirty counters of the held shards
 /// before the handler ran.
 pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before: u64) {
+    if ctx.propagate == Propagate::ReplOnly {
+        ctx.propagate = Propagate::Args;
+        let db = ctx.db;
+        ctx.shards.get_mut(ctx.home).stream.repl_insert(db, args);
+    }
     if ctx.in_multi {
         return collect_for_exec(ctx, args, dirty_before);
     }
@@ -232,7 +295,7 @@ pub fn after_command(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_befor
         }
         Propagate::Force => Some(args),
         Propagate::Args => (dirty_after != dirty_before).then_some(args),
-        Propagate::Many(_) => None,
+        Propagate::Many(_) | Propagate::ReplOnly => None,
     };
     // The common case (one command or none) allocates nothing more.
     let many: Vec<Vec<&[u8]>> = match &propagate {
@@ -272,7 +335,7 @@ fn collect_for_exec(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before
         Propagate::As(v) => ops.push((db, v)),
         Propagate::Force => ops.push((db, args.iter().map(|a| a.to_vec()).collect())),
         Propagate::Args if dirty_after != dirty_before => ops.push((db, args.iter().map(|a| a.to_vec()).collect())),
-        Propagate::Args => {}
+        Propagate::Args | Propagate::ReplOnly => {}
         Propagate::Many(v) => ops.extend(v.into_iter().map(|argv| (db, argv))),
     }
     ctx.shards.get_mut(ctx.home).stream.exec_ops.extend(ops);
@@ -334,7 +397,8 @@ fn emit_unit(ctx: &mut crate::commands::Ctx, held: &[usize], cmds: &[(usize, &[&
     // shard's own next hand-over: a reply waiting for that one (appendfsync
     // always) waits for them too. (Only to a running writer: without one
     // the bytes stay in the streams for whoever takes them.)
-    for &i in held.iter().filter(|_| ctx.server.aof.is_running()) {
+    let to_consumers = ctx.server.aof.is_running() || ctx.shards.get(carrier).stream.feeds_repl();
+    for &i in held.iter().filter(|_| to_consumers) {
         if i != ctx.home {
             ctx.server.aof.hand_over(ctx.shards.get_mut(i));
         }
@@ -464,7 +528,7 @@ mod tests {
             (&["set", "b", "2", "ex", "100"], &[&["SET", "b", "2", "PXAT", &exp]]),
             (&["set", "c", "3", "px", "100000", "nx", "get"], &[&["SET", "c", "3", "PXAT", &exp]]),
             (&["set", "d", "4", "exat", "4000000000"], &[&["SET", "d", "4", "PXAT", "4000000000000"]]),
-            (&["set", "e", "5", "pxat", "4000000000000"], &[&["set", "e", "5", "pxat", "4000000000000"]]),
+            (&["set", "e", "5", "pxat", "4000000000000"], &[&["SET", "e", "5", "PXAT", "4000000000000"]]),
             (&["setex", "f", "100", "v"], &[&["SET", "f", "v", "PXAT", &exp]]),
             (&["psetex", "g", "100000", "v"], &[&["SET", "g", "v", "PXAT", &exp]]),
             (&["getset", "a", "9"], &[&["SET", "a", "9"]]),

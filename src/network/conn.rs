@@ -116,6 +116,9 @@ pub struct Conn {
     /// Deferred until a key it needs loses its hop mark (`network::hop`):
     /// woken by the shard's parts, not retried every loop turn.
     pub mark_wait: bool,
+    /// Handed to the replication thread (SYNC/PSYNC): closing it cancels
+    /// the receive instead of shutting the socket down.
+    pub detached: bool,
 }
 
 impl Conn {
@@ -153,6 +156,7 @@ impl Conn {
             block_pending: false,
             hops: 0,
             mark_wait: false,
+            detached: false,
         }
     }
 

@@ -439,11 +439,25 @@ impl EventLoop {
             let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
             return self.reject(index, Some(id), msg.as_bytes());
         }
+        // Replication's gates (NOREPLICAS, READONLY; MASTERDOWN below).
+        let repl_gate = self.server.repl.gate();
+        if repl_gate != 0 {
+            if let Some(msg) = crate::replication::Master::refuse_write(repl_gate, is_write) {
+                return self.reject(index, Some(id), msg.as_bytes());
+            }
+        }
         // RESP2 subscribed mode (Redis's processCommand): a short list of
         // commands only. One branch for a client that never subscribed.
         let client = &self.conns[index as usize].as_ref().unwrap().client;
         if client.resp == 2 && client.in_pubsub_mode() && !commands::pubsub::allowed_in_subscribed_mode(spec.name) {
             return self.reject(index, Some(id), commands::pubsub::subscribed_mode_error(spec.name).as_bytes());
+        }
+        if repl_gate != 0 {
+            let multi = &self.conns[index as usize].as_ref().unwrap().client.multi;
+            let deny_stale = spec.flags & flags::STALE == 0 || (multi.active && super::multi::is_exec(id) && multi.inv_flags & flags::STALE != 0);
+            if let Some(msg) = crate::replication::Master::refuse_stale(repl_gate, deny_stale) {
+                return self.reject(index, Some(id), msg.as_bytes());
+            }
         }
         // Start-up loading (Redis's processCommand): only the commands
         // flagged `loading` run until the dataset is in the shards.
@@ -644,6 +658,9 @@ impl EventLoop {
                 info.watch = watch;
                 info.subscriptions = subscriptions;
             }
+        }
+        if let Some(flow) = self.replication_step(index) {
+            return flow;
         }
         // Keys this command gave data to are served before its client's
         // next command (Redis's handleClientsBlockedOnKeys after a call).

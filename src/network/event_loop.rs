@@ -708,12 +708,26 @@ impl EventLoop {
         // As Redis's freeClient: what was not sent is dropped now, not when
         // the kernel returns the buffer of the send in flight.
         conn.free_buffers(&mut self.pool);
+        if conn.client.repl.wait.take().is_some() {
+            self.server.repl.waiters.fetch_sub(1, Ordering::Relaxed);
+        }
         // Its watches: removed here, gone stale on other shards.
         conn.client.multi.reset();
         conn.client.watch.unwatch_all(&mut self.set);
-        // SAFETY: shutdown makes the armed multishot receive complete; the
-        // descriptor is closed once no operation refers to it.
-        unsafe { libc::shutdown(conn.fd, libc::SHUT_RDWR) };
+        let (detached, recv_armed, generation, fd) = (conn.detached, conn.recv_armed, conn.generation, conn.fd);
+        if detached {
+            // The socket lives on in the replication thread: only this
+            // loop's receive stops.
+            if recv_armed {
+                let e = opcode::AsyncCancel::new(ud(KIND_RECV, generation, index)).build().user_data(ud(KIND_IGNORE, 0, 0));
+                self.push_sqe(e);
+            }
+        } else {
+            // SAFETY: shutdown makes the armed multishot receive complete; the
+            // descriptor is closed once no operation refers to it.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.client.monitor {
             self.server.monitors.fetch_sub(1, Ordering::AcqRel);
         }

@@ -13,3 +13,4 @@ pub mod listener;
 pub mod maxmemory;
 pub mod multi;
 pub mod uring;
+pub mod replica;

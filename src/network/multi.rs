@@ -44,6 +44,11 @@ fn ids() -> &'static Ids {
     })
 }
 
+/// Whether command `id` is EXEC.
+pub fn is_exec(id: usize) -> bool {
+    id == ids().exec
+}
+
 /// Whether command `id` writes, EXEC counting as a write when it queued one
 /// (Redis's `is_write_command` in processCommand).
 pub fn is_write(spec: &CommandSpec, id: usize, client: &crate::commands::ClientState) -> bool {

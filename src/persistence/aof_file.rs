@@ -138,6 +138,9 @@ pub struct Sink {
     /// no thread hop between the commands and their write and fsync.
     inline: Mutex<Option<Box<Writer>>>,
     inline_on: AtomicBool,
+    /// Replication, the streams' other consumer: a hand-over gives it the
+    /// same batch (see `replication::Master::push_batch`).
+    pub repl_tap: std::sync::OnceLock<std::sync::Arc<crate::replication::Master>>,
 }
 
 /// From the batch numbered `after_seq` on, appends go to `to` (none:
@@ -163,7 +166,22 @@ impl Sink {
         if state.stream.is_empty() {
             return self.seq.load(Ordering::Acquire);
         }
+        let inserts = state.stream.take_inserts();
         let (start, bytes, cuts) = state.stream.take();
+        if state.stream.feeds_repl() {
+            if let Some(repl) = self.repl_tap.get() {
+                // A copy only when the AOF takes the bytes too.
+                if state.stream.feeds_aof() {
+                    repl.push_batch(state.id, start, bytes.clone(), cuts.clone(), inserts);
+                } else {
+                    repl.push_batch(state.id, start, bytes, cuts, inserts);
+                    return self.seq.load(Ordering::Acquire);
+                }
+            }
+        }
+        if !state.stream.feeds_aof() {
+            return self.seq.load(Ordering::Acquire);
+        }
         self.pending_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let mut inbox = self.inbox.lock().unwrap();
         // Numbered under the lock: the inbox is in sequence order.
@@ -385,21 +403,65 @@ pub fn strerror(errno: i32) -> String {
 
 /// The bytes of one shard not yet written, from its position `written`.
 #[derive(Default)]
-struct Lane {
+pub(crate) struct Lane {
     written: u64,
     segs: VecDeque<(u64, Vec<u8>)>,
     cuts: VecDeque<Cut>,
     /// (end position, sequence number) of the batches not fully written.
     ends: VecDeque<(u64, u64)>,
+    /// Replication-only commands to write when `written` reaches their
+    /// position (see `Stream::repl_insert`; never in the AOF's lanes).
+    inserts: VecDeque<(u64, Vec<u8>)>,
+}
+
+/// The hand-over number up to which every batch of `lanes` is merged
+/// (`received`: the last one taken in).
+pub(crate) fn merged_through(lanes: &mut [Lane], received: u64) -> u64 {
+    let mut first_open = u64::MAX;
+    for lane in lanes.iter_mut() {
+        while lane.ends.front().is_some_and(|&(end, _)| end <= lane.written) {
+            lane.ends.pop_front();
+        }
+        if let Some(&(_, seq)) = lane.ends.front() {
+            first_open = first_open.min(seq);
+        }
+    }
+    if first_open == u64::MAX {
+        received
+    } else {
+        first_open - 1
+    }
 }
 
 impl Lane {
+    /// Takes in one batch handed over (numbered `seq`).
+    pub(crate) fn ingest(&mut self, seq: u64, start: u64, bytes: Vec<u8>, cuts: Vec<Cut>, inserts: Vec<(u64, Vec<u8>)>) {
+        self.inserts.extend(inserts);
+        self.ends.push_back((start + bytes.len() as u64, seq));
+        if self.segs.is_empty() && self.written < start {
+            self.written = start;
+        }
+        if !bytes.is_empty() {
+            self.segs.push_back((start, bytes));
+        }
+        self.cuts.extend(cuts);
+    }
+
     fn available(&self) -> u64 {
         self.segs.back().map(|(s, b)| s + b.len() as u64).unwrap_or(self.written)
     }
-    /// Moves bytes up to position `to` into `out`.
+    /// Moves bytes up to position `to` into `out` (with the inserts up to
+    /// there).
     fn write_to(&mut self, to: u64, out: &mut Vec<u8>) {
-        while self.written < to {
+        loop {
+            while self.inserts.front().is_some_and(|(at, _)| *at <= self.written) {
+                let (_, bytes) = self.inserts.pop_front().unwrap();
+                out.extend_from_slice(&bytes);
+            }
+            if self.written >= to {
+                return;
+            }
+            let to = self.inserts.front().map_or(to, |(at, _)| to.min(*at));
             let Some((start, bytes)) = self.segs.front() else { return };
             let from = (self.written - start) as usize;
             let end = ((to - start) as usize).min(bytes.len());
@@ -413,7 +475,7 @@ impl Lane {
 }
 
 /// Merges the lanes' bytes into `out` as far as the cuts allow.
-fn merge(lanes: &mut [Lane], out: &mut Vec<u8>) {
+pub(crate) fn merge(lanes: &mut [Lane], out: &mut Vec<u8>) {
     loop {
         for lane in lanes.iter_mut() {
             let limit = lane.cuts.front().map_or(u64::MAX, |c| c.at).min(lane.available());
@@ -698,15 +760,7 @@ impl Writer {
             let Some(b) = self.held.pop_front() else { break };
             any = true;
             self.received = b.seq;
-            let lane = &mut self.lanes[b.shard];
-            lane.ends.push_back((b.start + b.bytes.len() as u64, b.seq));
-            if lane.segs.is_empty() && lane.written < b.start {
-                lane.written = b.start;
-            }
-            if !b.bytes.is_empty() {
-                lane.segs.push_back((b.start, b.bytes));
-            }
-            lane.cuts.extend(b.cuts);
+            self.lanes[b.shard].ingest(b.seq, b.start, b.bytes, b.cuts, Vec::new());
         }
         if !any {
             return;
@@ -714,16 +768,7 @@ impl Writer {
         merge(&mut self.lanes, &mut self.buf);
         // Every batch numbered below the first one not fully merged is in
         // `buf` or written before it.
-        let mut first_open = u64::MAX;
-        for lane in self.lanes.iter_mut() {
-            while lane.ends.front().is_some_and(|&(end, _)| end <= lane.written) {
-                lane.ends.pop_front();
-            }
-            if let Some(&(_, seq)) = lane.ends.front() {
-                first_open = first_open.min(seq);
-            }
-        }
-        self.buf_covers = if first_open == u64::MAX { self.received } else { first_open - 1 };
+        self.buf_covers = merged_through(&mut self.lanes, self.received);
         self.server.aof.buffer_length.store(self.buf.len() as u64, Ordering::Relaxed);
     }
 

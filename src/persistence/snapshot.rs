@@ -47,6 +47,9 @@ pub struct Child {
     pub cow_samples: u64,
     pub cow_updated_ms: i64,
     pub cancelled: bool,
+    /// Forked for replicas waiting for a full sync (`replication`): they
+    /// get the dump when it is done.
+    pub for_replication: bool,
     /// The dirty counter when the child forked (becomes the saved baseline on success).
     pub dirty_at_fork: u64,
     partial: Vec<u8>,
@@ -590,6 +593,9 @@ pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config
     if kind == ChildKind::Aof && !super::aof_rewrite::before_fork(server, shards, config) {
         return Err(super::aof_rewrite::CANT_START.into());
     }
+    // Replicas waiting for a full sync: the streams are handed over now,
+    // so that the snapshot's cut is a point of the replication stream.
+    let for_replication = kind == ChildKind::Rdb && server.repl.before_fork(server, shards);
     let (states, dirty_now) = held_states(shards);
     // SAFETY: every pointer is a shard owned or held by this thread for the
     // whole call (see `held_states`); this only reads their sizes.
@@ -615,6 +621,9 @@ pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config
         let e = std::io::Error::last_os_error();
         // SAFETY: closing our read end.
         unsafe { libc::close(fds[0]) };
+        if for_replication {
+            server.repl.forked(false);
+        }
         if kind == ChildKind::Aof {
             super::aof_rewrite::fork_failed(server, &e);
             return Err(super::aof_rewrite::CANT_START.into());
@@ -653,12 +662,16 @@ pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config
         cow_samples: 0,
         cow_updated_ms: now,
         cancelled: false,
+        for_replication,
         dirty_at_fork: dirty_now,
         partial: Vec::new(),
         pidfd: pidfd_open(pid),
     });
     p.exit_watch.store(st.child.as_ref().map_or(-1, |c| c.pidfd), Ordering::Release);
     drop(st);
+    if for_replication {
+        server.repl.forked(true);
+    }
     p.snapshot_active.store(true, Ordering::Relaxed);
     let threshold = config.latency_monitor_threshold_ms;
     if threshold > 0 && fork_usec / 1000 >= threshold {
@@ -721,6 +734,9 @@ pub fn kill_child(server: &crate::server::Server, dir: &str, why: &str) {
     }
     let _ = std::fs::remove_file(format!("{}/temp-{}.rdb", dir, child.pid));
     server.persistence.snapshot_active.store(false, Ordering::Relaxed);
+    if child.for_replication {
+        server.repl.rdb_done(None);
+    }
 }
 
 /// BGSAVE's answer when it must not fork now (Redis's bgsaveCommand): an RDB
@@ -792,6 +808,10 @@ pub fn cron(server: &crate::server::Server, config: &Config) -> CronStart {
     }
     let scheduled = st.scheduled && retry_ok;
     drop(st);
+    // A replica waits for a full sync (Redis's replicationStartPendingFork).
+    if server.repl.bgsave_wanted() {
+        return CronStart::Bgsave;
+    }
     if super::aof_rewrite::cron_wants_rewrite(server, config) {
         return CronStart::Rewrite;
     }
@@ -857,6 +877,10 @@ pub fn poll_child(server: &crate::server::Server, config: &Config) -> bool {
                 drop(st);
                 super::aof_rewrite::done(server, config, child.pid, status, child.cow_peak);
                 return true;
+            }
+            if child.for_replication {
+                let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+                server.repl.rdb_done(if ok { std::fs::File::open(rdb_path(config)).ok() } else { None });
             }
             let elapsed = (now - child.start_ms) / 1000;
             st.last_bgsave_time_sec = elapsed;
@@ -1191,6 +1215,7 @@ mod tests {
             cow_samples: 0,
             cow_updated_ms: 0,
             cancelled: false,
+            for_replication: false,
             dirty_at_fork: 0,
             partial: vec![],
             pidfd: -1,

@@ -21,6 +21,16 @@ pub fn append_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
     }
 }
 
+/// Commands as `append_command` writes them, one after another (tests).
+#[cfg(test)]
+pub fn commands_bytes(cmds: &[&[&str]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in cmds {
+        append_command(&mut out, c);
+    }
+    out
+}
+
 /// `#TS:<unix seconds>\r\n` (`genAofTimestampAnnotationIfNeeded`).
 pub fn timestamp_annotation(out: &mut Vec<u8>, unix_secs: i64) {
     out.extend_from_slice(b"#TS:");
