@@ -187,6 +187,51 @@ fn monitor_lines() {
     assert!(info.contains(" flags=O "), "{info}");
 }
 
+/// Secrets are shown "(redacted)" by MONITOR and the slowlog, as Redis
+/// 7.0's handlers redact them while parsing: AUTH's arguments (not when the
+/// syntax error comes first), HELLO's AUTH pair (not after a bad protocol
+/// version).
+#[test]
+fn monitor_and_slowlog_redact_secrets() {
+    let server = Server::start(&[]);
+    let mut mon = server.connect();
+    assert_eq!(mon.call(&["MONITOR"]), "+OK\r\n");
+    let mut c = server.connect();
+    assert_eq!(c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), "+OK\r\n");
+    for cmd in [
+        &["AUTH", "pw"][..],
+        &["AUTH", "user", "pw"],
+        &["AUTH", "a", "b", "c"],
+        &["HELLO", "2", "AUTH", "user", "pw"],
+        &["HELLO", "4", "AUTH", "u", "p"],
+        &["GET", "k"],
+    ] {
+        c.call(cmd);
+    }
+    let mut got = String::new();
+    while !got.contains("\"GET\"") {
+        let more = String::from_utf8_lossy(&mon.read_exactly_stream(1)).into_owned();
+        assert!(!more.is_empty(), "{got}");
+        got.push_str(&more);
+    }
+    let args: Vec<&str> = got.lines().filter_map(|l| l.split_once("] ").map(|(_, a)| a)).collect();
+    assert_eq!(
+        args,
+        [
+            r#""AUTH" "(redacted)""#,
+            r#""AUTH" "(redacted)" "(redacted)""#,
+            r#""AUTH" "a" "b" "c""#,
+            r#""HELLO" "2" "AUTH" "(redacted)" "(redacted)""#,
+            r#""HELLO" "4" "AUTH" "u" "p""#,
+            r#""GET" "k""#,
+        ]
+    );
+    let slowlog = c.call(&["SLOWLOG", "GET", "5"]);
+    assert!(slowlog.contains("$5\r\nHELLO\r\n$1\r\n2\r\n$4\r\nAUTH\r\n$10\r\n(redacted)\r\n$10\r\n(redacted)\r\n"), "{slowlog}");
+    assert!(!slowlog.contains("$2\r\npw\r\n"), "{slowlog}");
+    assert_eq!(c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "10000"]), "+OK\r\n");
+}
+
 #[test]
 fn auth_hello_reset_with_requirepass() {
     let server = Server::start(&["--requirepass", "secret"]);

@@ -201,3 +201,81 @@ fn allkeys_lru_keeps_the_hot_set() {
     assert!(hot_left > 0.8 && hot_left > cold_left + 0.2, "hot {hot_left} cold {cold_left}");
     config_set(&mut c, "maxmemory", "0");
 }
+
+/// Used memory as the eviction check counts it, once lazy freeing is done
+/// (Redis's tests' `wait_lazyfree_done`, then used_memory less
+/// mem_not_counted_for_evict).
+fn settled_used(c: &mut Conn) -> u64 {
+    for _ in 0..500 {
+        if info_field(c, "memory", "lazyfree_pending_objects") == "0" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    used(c) - info_field(c, "memory", "mem_not_counted_for_evict").parse::<u64>().unwrap()
+}
+
+/// Redis evicts before a command runs: the invalidation of an evicted key a
+/// client tracks comes before that command's reply, wherever the key lives
+/// (each name of the loop lands on some shard: with three shards, most on
+/// another than the connection's), and the key is evicted only by the next
+/// command, not after the reply that took memory over the limit.
+#[test]
+fn eviction_before_a_command_invalidates_before_its_reply() {
+    let (s, mut c) = start();
+    let mut admin = s.conn();
+    assert!(matches!(c.cmd(&["HELLO", "3"]), Resp::Map(_)));
+    for i in 0..6 {
+        let (vk, big) = (format!("volatile-key:{i}"), format!("big-key:{i}"));
+        assert_eq!(c.cmd(&["FLUSHALL"]), Resp::ok());
+        assert_eq!(c.cmd(&["CLIENT", "TRACKING", "on"]), Resp::ok());
+        let limit = settled_used(&mut admin) + 100 * 1024;
+        config_set(&mut c, "maxmemory", &limit.to_string());
+        config_set(&mut c, "maxmemory-policy", "volatile-random");
+        assert_eq!(c.cmd(&["SETEX", &vk, "10000", "x"]), Resp::ok());
+        assert_eq!(c.cmd(&["GET", &vk]), Resp::bulk("x"));
+        // 200 KB: over the limit once it has run; nothing is evicted before
+        // its reply (the push would come first).
+        assert_eq!(c.cmd(&["SETBIT", &big, "1600000", "0"]), Resp::Int(0), "{vk}");
+        let push = Resp::Push(vec![Resp::bulk("invalidate"), Resp::Array(vec![Resp::bulk(&vk)])]);
+        assert_eq!(c.cmd(&["GETBIT", &big, "0"]), push, "{vk}");
+        assert_eq!(c.read(), Resp::Int(0), "{vk}");
+        assert_eq!(c.cmd(&["EXISTS", &vk]), Resp::Int(0));
+        config_set(&mut c, "maxmemory-policy", "noeviction");
+        config_set(&mut c, "maxmemory", "0");
+        assert_eq!(c.cmd(&["CLIENT", "TRACKING", "off"]), Resp::ok());
+    }
+}
+
+/// The other effects of an eviction before a command, when the key lives on
+/// any shard: the `evicted` keyspace event, the WATCH of the key touched
+/// (EXEC fails), `evicted_keys` counted.
+#[test]
+fn eviction_before_a_command_notifies_and_touches_watch() {
+    let (s, mut c) = start();
+    let mut sub = s.conn();
+    let mut admin = s.conn();
+    config_set(&mut admin, "notify-keyspace-events", "Ee");
+    assert_eq!(sub.cmd(&["PSUBSCRIBE", "__keyevent@*__:evicted"]).array()[0], Resp::bulk("psubscribe"));
+    for i in 0..6 {
+        let (vk, big) = (format!("watched:{i}"), format!("big:{i}"));
+        assert_eq!(c.cmd(&["FLUSHALL"]), Resp::ok());
+        let evicted: u64 = info_field(&mut c, "stats", "evicted_keys").parse().unwrap();
+        let limit = settled_used(&mut c) + 100 * 1024;
+        config_set(&mut admin, "maxmemory", &limit.to_string());
+        config_set(&mut admin, "maxmemory-policy", "volatile-ttl");
+        assert_eq!(c.cmd(&["SET", &vk, "x", "EX", "10000"]), Resp::ok());
+        assert_eq!(c.cmd(&["WATCH", &vk]), Resp::ok());
+        assert_eq!(c.cmd(&["SETBIT", &big, "1600000", "0"]), Resp::Int(0));
+        // This command's check evicts the key.
+        assert_eq!(c.cmd(&["STRLEN", &big]), Resp::Int(200_001));
+        assert_eq!(sub.read().array()[1..], [Resp::bulk("__keyevent@*__:evicted"), Resp::bulk("__keyevent@0__:evicted"), Resp::bulk(&vk)]);
+        config_set(&mut admin, "maxmemory", "0");
+        assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+        assert_eq!(c.cmd(&["PING"]), Resp::Simple("QUEUED".into()));
+        assert_eq!(c.cmd(&["EXEC"]), Resp::Nil, "{vk}: the eviction did not touch the WATCH");
+        let now: u64 = info_field(&mut c, "stats", "evicted_keys").parse().unwrap();
+        assert_eq!(now, evicted + 1);
+        config_set(&mut admin, "maxmemory-policy", "noeviction");
+    }
+}

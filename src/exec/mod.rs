@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod propagate;
+pub mod redact;
 
 pub use clock::Clock;
 
@@ -71,7 +72,8 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
     record_command(ctx.shards.get_mut(ctx.home), in_snapshot, id, args, usec, r.error_prefix, addr, name);
     monitor_line.clear();
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
-        format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);
+        let mut hidden = Vec::new();
+        format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, redact::shown(spec.name, args, &mut hidden));
     }
     if propagating {
         propagate::after_command(ctx, args, dirty_before);
@@ -122,7 +124,8 @@ fn record_command(st: &mut ShardState, in_snapshot: bool, id: usize, args: &[&[u
     let threshold = st.config.slowlog_log_slower_than_usec;
     if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
         let max_len = st.config.slowlog_max_len;
-        st.stats.slowlog.push(args, usec, addr, name, max_len);
+        let mut hidden = Vec::new();
+        st.stats.slowlog.push(redact::shown(spec.name, args, &mut hidden), usec, addr, name, max_len);
     }
     let lat_threshold = st.config.latency_monitor_threshold_ms;
     if lat_threshold > 0 && usec / 1000 >= lat_threshold {

@@ -750,10 +750,15 @@ impl EventLoop {
         let mut slices: Vec<&[u8]> = Vec::with_capacity(packed.ends.len());
         packed.slices(&mut slices);
         let (caller, args) = slices.split_at(CALLER_FIELDS);
+        let limited = self.server.memory.limit() != 0;
+        let net_before = if limited { crate::shard::memory::thread_net() } else { 0 };
         {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
             let caller = Caller { addr: caller[0], name: caller[1], client_id: client, track, shard: from };
             call(&mut ctx, &mut self.clock, id, args, &mut r, caller, &mut self.monitor_line);
+        }
+        if limited {
+            self.maxmemory_after_remote(id, net_before);
         }
         if self.state().stream.is_on() {
             // Numbered before the reply goes back: the client's shard then

@@ -1,13 +1,40 @@
 //! The dispatch path's part of `maxmemory` (Redis's processCommand check):
-//! evict on this shard first, then refuse a command that would use more
+//! evict before the command runs, on this shard first, then on the shards
+//! that hold the evictable keys, and refuse a command that would use more
 //! memory with `-OOM` when nothing more can be evicted.
+//!
+//! # Evicting on other shards before a command
+//! Redis evicts synchronously in `processCommand`, so what an eviction
+//! causes (the evicted keys' tracking invalidations, `evicted` keyspace
+//! events, their DEL in the AOF, WATCH touches) happens before the command
+//! runs and reaches its client before the reply. When used memory is over
+//! the limit and other shards have keys the policy may take
+//! (`Memory::evictable`, published by each shard every loop turn and after
+//! each write forwarded to it), those shards are held through `with_held`
+//! (the VLL intents: its deadlock freedom is `shard::hold`'s) and
+//! `memory::evict_across` evicts over them and this one, choosing victims
+//! across them as Redis across databases; then the
+//! held shards' invalidations and notifications are sent and their DELs
+//! handed to the AOF, before the command is routed. A client on this shard
+//! gets its invalidations first (a push written now, or queued behind the
+//! replies of its earlier forwarded commands, as Redis orders them). When
+//! the hold cannot be had at once the command waits (`Flow::Defer`, its
+//! intent keeping its place) and the check runs again. Inside a hold run
+//! (a pipelined multi-shard run) shards outside the run are not taken: the
+//! loop turns shed the excess then.
+//!
+//! The cost stays on the cold path: without a limit the check is one relaxed
+//! load; under the limit it is `Memory::used` (thread-local counters); the
+//! hold is taken only while over the limit with evictable keys elsewhere.
 
 use std::sync::OnceLock;
 
 use super::dispatch::Flow;
 use super::event_loop::EventLoop;
+use super::held::IntentOwner;
 use crate::commands::{flags, CommandSpec, CommandTable};
-use crate::shard::memory::{perform_evictions, Evict, OOM_ERROR};
+use crate::shard::hold::ShardMask;
+use crate::shard::memory::{evict_across, perform_evictions, Evict, OOM_ERROR};
 
 /// Table ids of EXEC, DISCARD, QUIT and RESET.
 fn ids() -> &'static [usize; 4] {
@@ -16,7 +43,8 @@ fn ids() -> &'static [usize; 4] {
 }
 
 impl EventLoop {
-    /// Called only with a limit set. Some(flow) when the command was refused.
+    /// Called only with a limit set. Some(flow) when the command was refused
+    /// or waits for the shards it must evict on.
     ///
     /// As Redis 7.0: refused are the commands flagged denyoom, EXEC whose
     /// queue holds one, and, in MULTI, every command but EXEC, DISCARD,
@@ -24,7 +52,6 @@ impl EventLoop {
     /// transaction, a refused EXEC aborts it (`reject`).
     #[cold]
     pub(super) fn maxmemory_step(&mut self, index: u32, id: usize, spec: &CommandSpec, now: i64) -> Option<Flow> {
-        let server = self.server.clone();
         let [exec, discard, quit, reset] = *ids();
         let client = &self.conns[index as usize].as_ref()?.client;
         let is_exec = id == exec;
@@ -32,21 +59,107 @@ impl EventLoop {
         if client.multi.active && !is_exec && ![discard, quit, reset].contains(&id) {
             reject = true;
         }
-        let outcome = perform_evictions(&server.memory, self.state(), now, true);
+        let Some(outcome) = self.evict_now(now) else {
+            self.conns[index as usize].as_mut()?.deferred = true;
+            return Some(Flow::Defer);
+        };
         if outcome == Evict::Fail && reject {
             return Some(self.reject(index, Some(id), OOM_ERROR));
         }
         None
     }
 
-    /// Once per loop turn with a limit set: this shard sheds its share
-    /// (not while the dataset loads: Redis evicts only for commands).
+    /// Redis's `performEvictions` as this shard runs it: over its own keys
+    /// alone, or over every shard with evictable keys (held), then what the
+    /// evictions caused is sent.
+    /// None: the other shards could not be held yet (call again next turn).
+    fn evict_now(&mut self, now: i64) -> Option<Evict> {
+        let server = self.server.clone();
+        let evicted_before = self.state().eviction.evicted_keys;
+        let mut outcome = Some(perform_evictions(&server.memory, self.state(), now));
+        if outcome == Some(Evict::Running) && server.shard_count > 1 {
+            outcome = self.evict_on_others(now);
+        }
+        if self.state().eviction.evicted_keys != evicted_before {
+            self.after_eviction();
+        }
+        outcome
+    }
+
+    /// Memory is over and other shards have keys the policy may evict:
+    /// evicts over them and this one, held (`memory::evict_across`).
+    /// None: the hold is not had yet (the command waits).
+    fn evict_on_others(&mut self, now: i64) -> Option<Evict> {
+        let server = self.server.clone();
+        let mem = &server.memory;
+        let volatile = mem.policy().volatile();
+        let mut targets = ShardMask::default();
+        for s in (0..server.shard_count).filter(|&s| s != self.id) {
+            if mem.evictable(s, volatile) > 0 {
+                targets.insert(s);
+            }
+        }
+        if targets.is_empty() || !self.holding.is_empty() && !targets.is_subset(self.holding) {
+            return Some(Evict::Running);
+        }
+        self.with_held(targets, |lp, _| {
+            let mut shards = targets;
+            shards.insert(lp.id);
+            let outcome = evict_across(mem, &mut lp.set, shards, now);
+            lp.after_eviction();
+            if lp.server.aof.is_running() {
+                for s in targets.iter() {
+                    lp.server.aof.hand_over(lp.set.get_mut(s));
+                }
+            }
+            outcome
+        })
+    }
+
+    /// What evictions on this shard and the held ones caused, sent before
+    /// the command runs: keyspace events, tracking invalidations (this
+    /// shard's BCAST batch waits for the turn's end, as Redis's beforeSleep;
+    /// the held shards' go now, before they are released).
+    fn after_eviction(&mut self) {
+        self.after_command_messaging();
+        self.tracking_after_command(false);
+    }
+
+    /// With a limit set, after a command forwarded here ran (`net_before`:
+    /// this thread's `memory::thread_net` before it): the client's shard may
+    /// check the client's next command right after the reply, so a write's
+    /// evictable keys are published, and a denyoom command's memory is
+    /// measured when it went over the limit (`refresh_if_over`).
+    #[cold]
+    pub(super) fn maxmemory_after_remote(&mut self, id: usize, net_before: i64) {
+        let spec = &CommandTable::get().specs[id];
+        if spec.is_write() {
+            let server = self.server.clone();
+            server.memory.publish(self.id, self.state());
+            if spec.flags & flags::DENYOOM != 0 {
+                server.memory.refresh_if_over(net_before);
+            }
+        }
+    }
+
+    /// Once per loop turn with a limit set: this shard's evictable keys are
+    /// published (for `evict_on_others`), and Redis's eviction time proc
+    /// runs when
+    /// some eviction asked for it (`Memory::start_proc`); not while the
+    /// dataset loads.
     #[cold]
     pub(super) fn maxmemory_turn(&mut self, now: i64) {
         let server = self.server.clone();
-        if server.loading.load(std::sync::atomic::Ordering::Relaxed) {
+        server.memory.publish(self.id, self.state());
+        if server.loading.load(std::sync::atomic::Ordering::Relaxed) || !server.memory.take_proc() {
             return;
         }
-        perform_evictions(&server.memory, self.state(), now, false);
+        if self.as_owner(EVICTION_OWNER, |lp| lp.evict_now(now)).is_none() {
+            // Not held yet: the intent keeps its place for the next turn.
+            server.memory.start_proc();
+        }
     }
 }
+
+/// The owner of the time proc's intents (`with_held`).
+const EVICTION_OWNER: IntentOwner = IntentOwner::Tag(u64::from_be_bytes(*b"evictprc"));

@@ -1,5 +1,5 @@
 //! `maxmemory`: the used-memory figure a command checks, and eviction
-//! (Redis's evict.c) over a shard's own keyspace.
+//! (Redis's evict.c) over the shards' keyspaces.
 //!
 //! # The figure, and its precision
 //! Redis's `zmalloc_used_memory()` is one exact counter. jemalloc's exact
@@ -17,22 +17,30 @@
 //! millisecond is missing, what they freed still counted). With
 //! `maxmemory 0` none of this runs: the check is one relaxed load.
 //!
-//! # Splitting the limit over shards
-//! The limit is not split: every shard sees the server-wide figure. When it
-//! is over, a shard about to run a command of its own connections evicts
-//! from its keyspace until the figure is under (as Redis's processCommand),
-//! and every shard, once per loop turn, sheds its share of the excess, the
-//! share being its part of the evictable keys (all keys or keys with a TTL,
-//! per policy) as each shard publishes them: keys are spread over shards by
-//! hash, so memory follows key counts, a shard that holds nothing evictable
-//! is not asked for anything, and the shards receiving forwarded writes shed
-//! too. A denyoom command is refused
-//! only when no shard has anything left to evict (Redis's EVICT_FAIL); while
-//! others still do, it runs (their turn comes within the loop's latency).
+//! # Evicting across shards
+//! The limit is not split: every shard sees the server-wide figure. As in
+//! Redis, keys are evicted before a command (`network::maxmemory`): when
+//! used memory is over the limit, the connection's shard evicts alone if it
+//! is the only one with keys the policy may take (`perform_evictions`);
+//! otherwise it holds the shards that published evictable keys and evicts
+//! across them and itself (`evict_across`), victims chosen among all their
+//! keys, so the evictions' invalidations, events and DELs come before the
+//! command, whichever shard held the keys. (Under a write load at the limit
+//! that is a hold per command over it: the price of choosing victims as
+//! Redis does; under the limit the check costs what it did.) Between commands
+//! nothing is evicted, except by Redis's eviction "time proc": an eviction
+//! that ran out of its time budget (`maxmemory-eviction-tenacity`), or
+//! CONFIG SET maxmemory, asks for one (`start_proc`), and the next loop turn
+//! of some shard runs the same eviction. A shard running a command
+//! forwarded to it re-measures the shared figure when it finds it over the
+//! limit, so that the client's shard checks the next command against it.
+//! A denyoom command is refused only when no shard has anything left to
+//! evict (Redis's EVICT_FAIL).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use super::hold::{ShardMask, ShardSet};
 use super::keyspace::xorshift;
 use super::ShardState;
 use crate::config::Config;
@@ -115,6 +123,9 @@ pub struct Memory {
     /// `current_eviction_exceeded_time`, `total_eviction_exceeded_time`).
     over_since_us: AtomicU64,
     over_total_us: AtomicU64,
+    /// Redis's `isEvictionProcRunning`: an eviction stopped by its time
+    /// budget (or CONFIG SET maxmemory) wants to go on between commands.
+    proc_running: AtomicBool,
 }
 
 thread_local! {
@@ -129,7 +140,7 @@ thread_local! {
 
 /// This thread's bytes allocated less bytes freed, since it started.
 #[inline]
-fn thread_net() -> i64 {
+pub fn thread_net() -> i64 {
     COUNTERS.with(|c| c.map_or(0, |(a, d)| a.get().wrapping_sub(d.get()) as i64))
 }
 
@@ -155,6 +166,7 @@ impl Memory {
             keys: (0..shards).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
             over_since_us: AtomicU64::new(0),
             over_total_us: AtomicU64::new(0),
+            proc_running: AtomicBool::new(false),
         }
     }
 
@@ -216,9 +228,13 @@ impl Memory {
         }
     }
 
-    /// Redis's `updateMaxmemory`: a limit below what is used now is logged.
+    /// Redis's `updateMaxmemory`: a limit below what is used now is logged,
+    /// and with a limit the eviction time proc starts.
     pub fn warn_if_below_usage(&self) {
         let limit = self.limit();
+        if limit != 0 {
+            self.start_proc();
+        }
         let used = measure_now();
         if limit != 0 && limit < used {
             crate::warning!(
@@ -259,6 +275,44 @@ impl Memory {
         self.keys[shard].1.store(ttl, Ordering::Relaxed);
     }
 
+    /// Redis's `startEvictionTimeProc`: some shard's loop turn evicts (as
+    /// before a command) until memory is under the limit or nothing is left.
+    pub fn start_proc(&self) {
+        self.proc_running.store(true, Ordering::Relaxed);
+    }
+
+    /// The loop turn that finds the time proc wanted runs it (one turn of
+    /// one shard at a time: it is taken).
+    #[inline]
+    pub fn take_proc(&self) -> bool {
+        self.proc_running.load(Ordering::Relaxed) && self.proc_running.swap(false, Ordering::Relaxed)
+    }
+
+    /// Shard `shard`'s evictable keys, as last published.
+    pub fn evictable(&self, shard: usize, volatile: bool) -> u64 {
+        let (k, t) = &self.keys[shard];
+        if volatile { t } else { k }.load(Ordering::Relaxed)
+    }
+
+    /// After a command that may use more memory ran on a shard for a client
+    /// of another (`net_before`: this thread's `thread_net` before it): when
+    /// the last figure plus what the command took, or this thread's figure,
+    /// is over the limit, the shared figure is measured again now, so that
+    /// the client's shard, which may check the client's next command right
+    /// after the reply, sees this one's memory (not a figure up to 1 ms old,
+    /// nor one measured before the command and taken by this thread as its
+    /// new base afterwards). Called with a limit set only.
+    pub fn refresh_if_over(&self, net_before: i64) {
+        let limit = self.limit();
+        let grown = thread_net() - net_before;
+        if limit == 0 || (self.used.load(Ordering::Relaxed) as i64 + grown <= limit as i64 && self.used() <= limit) {
+            return;
+        }
+        self.measured_us.store(crate::util::unix_us() as u64, Ordering::Relaxed);
+        self.used.store(measure_now(), Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     /// Evictable keys of every shard, as last published.
     fn evictable_total(&self, volatile: bool) -> u64 {
         self.keys.iter().map(|(k, t)| if volatile { t } else { k }.load(Ordering::Relaxed)).sum()
@@ -278,10 +332,92 @@ pub struct Eviction {
     next_db: usize,
 }
 
-/// Redis's `performEvictions` over shard `st` (this thread's own).
-/// `whole`: shed the whole excess (before a command, as Redis), not only
-/// this shard's share (a loop turn).
-pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64, whole: bool) -> Evict {
+/// One eviction run (Redis's `performEvictions` loop): its settings, read
+/// once, and its progress.
+struct Run {
+    limit: u64,
+    tofree: i64,
+    policy: Policy,
+    volatile: bool,
+    lazy: bool,
+    samples: usize,
+    time_limit: Option<u64>,
+    start: std::time::Instant,
+    /// This thread's `thread_net` at the start: every key is freed here.
+    before: i64,
+    evicted: u64,
+}
+
+impl Run {
+    /// Err(outcome) when nothing is to be evicted: under the limit (Ok), or
+    /// over it with `noeviction` (Fail). The caller published its counts.
+    fn begin(mem: &Memory, limit: u64) -> Result<Run, Evict> {
+        let used = mem.used();
+        mem.note_over(used > limit);
+        if used <= limit {
+            return Err(Evict::Ok);
+        }
+        let policy = mem.policy();
+        if policy == Policy::NoEviction {
+            return Err(Evict::Fail);
+        }
+        Ok(Run {
+            limit,
+            tofree: (used - limit) as i64,
+            policy,
+            volatile: policy.volatile(),
+            lazy: mem.lazy.load(Ordering::Relaxed),
+            samples: mem.samples.load(Ordering::Relaxed).max(1) as usize,
+            time_limit: mem.time_limit_us(),
+            start: std::time::Instant::now(),
+            before: thread_net(),
+            evicted: 0,
+        })
+    }
+
+    /// The excess is freed (as this thread's counters see it).
+    fn freed_enough(&self) -> bool {
+        self.before - thread_net() >= self.tofree
+    }
+
+    /// One more key evicted; true: stop now (under the limit, or out of
+    /// time: the time proc then goes on), checked every 16 keys as Redis.
+    fn counted(&mut self, mem: &Memory) -> bool {
+        self.evicted += 1;
+        if !self.evicted.is_multiple_of(16) {
+            return false;
+        }
+        if mem.used() <= self.limit {
+            return true;
+        }
+        if self.time_limit.is_some_and(|t| self.start.elapsed().as_micros() as u64 > t) {
+            mem.start_proc();
+            return true;
+        }
+        false
+    }
+
+    /// The outcome once the loop ended (counts published again).
+    fn outcome(&self, mem: &Memory, pending_free: bool) -> Evict {
+        if mem.used() <= self.limit {
+            Evict::Ok
+        } else if mem.evictable_total(self.volatile) > 0 || (self.lazy && pending_free) {
+            Evict::Running
+        } else {
+            Evict::Fail
+        }
+    }
+}
+
+/// Redis's `performEvictions` over shard `st` (this thread's own), when it
+/// is the only shard with keys the policy may evict: evicts them until the
+/// excess is freed, the time budget is spent (then the eviction "time proc"
+/// is started, `Memory::start_proc`), or none is left. When other shards
+/// have evictable keys it evicts nothing and answers `Running`: the caller
+/// then evicts across them and this one (`evict_across`), so that victims
+/// are chosen among all keys as Redis chooses them (evicting this shard's
+/// first would take its hot keys while colder ones live elsewhere).
+pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64) -> Evict {
     let limit = mem.limit();
     if limit == 0 {
         return Evict::Ok;
@@ -289,57 +425,114 @@ pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64, whole: 
     // Kept current while a limit is set (a shard that sleeps has not
     // changed; CONFIG SET publishes every shard's).
     mem.publish(st.id, st);
-    let used = mem.used();
-    mem.note_over(used > limit);
-    if used <= limit {
-        return Evict::Ok;
+    let mut run = match Run::begin(mem, limit) {
+        Ok(run) => run,
+        Err(outcome) => return outcome,
+    };
+    let mine = mem.evictable(st.id, run.volatile);
+    if mem.evictable_total(run.volatile) > mine {
+        return Evict::Running;
     }
-    let policy = mem.policy();
-    if policy == Policy::NoEviction {
-        return Evict::Fail;
-    }
-    let volatile = policy.volatile();
-    let total = mem.evictable_total(volatile);
-    let mine = if volatile { mem.keys[st.id].1.load(Ordering::Relaxed) } else { mem.keys[st.id].0.load(Ordering::Relaxed) };
-    if total == 0 {
-        return Evict::Fail;
-    }
-    // This shard's share of the excess, by its part of the evictable keys.
-    let excess = used - limit;
-    let share = if whole { excess } else { ((excess as u128 * mine as u128 / total as u128) as u64).max(1) };
-    let start = std::time::Instant::now();
-    let time_limit = mem.time_limit_us();
-    let lazy = mem.lazy.load(Ordering::Relaxed);
-    let samples = mem.samples.load(Ordering::Relaxed).max(1) as usize;
-    let before = thread_net();
-    let mut evicted = 0u64;
-    let mut result = Evict::Running;
-    while mine > evicted {
-        if before - thread_net() >= share as i64 {
+    while mine > run.evicted && !run.freed_enough() {
+        if !evict_one(st, run.policy, run.samples, now_ms, run.lazy) || run.counted(mem) {
             break;
-        }
-        if !evict_one(st, policy, samples, now_ms, lazy) {
-            break;
-        }
-        evicted += 1;
-        if evicted.is_multiple_of(16) {
-            if mem.used() <= limit {
-                result = Evict::Ok;
-                break;
-            }
-            if time_limit.is_some_and(|t| start.elapsed().as_micros() as u64 > t) {
-                break;
-            }
         }
     }
     mem.publish(st.id, st);
-    if mem.used() <= limit {
+    run.outcome(mem, st.lazyfree.has_pending())
+}
+
+/// Redis's `performEvictions` over several shards at once: `shards`, every
+/// one reachable through `set` (the calling thread's own and those it holds).
+/// The connection's shard calls it before a command when used memory is over
+/// the limit and other shards have evictable keys (`network::maxmemory`):
+/// the victims are then chosen across the shards as Redis chooses them
+/// across databases (a random shard weighted by its evictable keys for the
+/// random policies; for the others each shard's pool is refilled and the
+/// best candidate of all pools goes), until the excess is freed, the time
+/// budget is spent, or nothing evictable is left.
+pub fn evict_across(mem: &Memory, set: &mut ShardSet, shards: ShardMask, now_ms: i64) -> Evict {
+    let limit = mem.limit();
+    if limit == 0 {
         return Evict::Ok;
     }
-    if result == Evict::Ok || mem.evictable_total(volatile) > 0 || (lazy && st.lazyfree.has_pending()) {
-        return Evict::Running;
+    for s in shards.iter() {
+        mem.publish(s, set.get(s));
     }
-    Evict::Fail
+    let mut run = match Run::begin(mem, limit) {
+        Ok(run) => run,
+        Err(outcome) => return outcome,
+    };
+    let mut misses = 0;
+    while !run.freed_enough() {
+        let Some(s) = victim_shard(set, shards, run.policy, run.samples, now_ms) else {
+            break;
+        };
+        let st = set.get_mut(s);
+        // The pools were refilled by `victim_shard`: only the pick is left.
+        let victim = match run.policy {
+            Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, run.volatile),
+            _ => pool_pick(st, run.volatile),
+        };
+        if !victim.is_some_and(|(db, key)| delete_victim(st, db, &key, run.lazy)) {
+            // Every candidate of that pool had gone: refill and retry, a
+            // few times at most.
+            misses += 1;
+            if misses > 16 {
+                break;
+            }
+            continue;
+        }
+        if run.counted(mem) {
+            break;
+        }
+    }
+    let mut pending_free = false;
+    for s in shards.iter() {
+        let st = set.get(s);
+        mem.publish(s, st);
+        pending_free |= st.lazyfree.has_pending();
+    }
+    run.outcome(mem, pending_free)
+}
+
+/// The shard of `shards` the next victim comes from (None: no evictable key
+/// in any). Random policies: a shard drawn with a weight of its evictable
+/// keys. Pool policies: every shard's pool is refilled, and the shard whose
+/// pool holds the best candidate is chosen (its `evict_one` then takes it).
+fn victim_shard(set: &mut ShardSet, shards: ShardMask, policy: Policy, samples: usize, now_ms: i64) -> Option<usize> {
+    let volatile = policy.volatile();
+    let count = |st: &ShardState| st.dbs.iter().map(|db| if volatile { db.expires_len() } else { db.len() } as u64).sum::<u64>();
+    if matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom) {
+        let total: u64 = shards.iter().map(|s| count(set.get(s))).sum();
+        if total == 0 {
+            return None;
+        }
+        let first = shards.iter().next()?;
+        let mut pick = xorshift(&mut set.get_mut(first).rng) % total;
+        for s in shards.iter() {
+            let n = count(set.get(s));
+            if pick < n {
+                return Some(s);
+            }
+            pick -= n;
+        }
+        return None;
+    }
+    let mut best: Option<(u64, usize)> = None;
+    for s in shards.iter() {
+        let st = set.get_mut(s);
+        if count(st) == 0 {
+            continue;
+        }
+        pool_populate(st, policy, samples, now_ms);
+        if let Some(top) = st.eviction.pool.iter().map(|(score, _, _)| *score).max() {
+            if best.is_none_or(|(b, _)| top > b) {
+                best = Some((top, s));
+            }
+        }
+    }
+    best.map(|(_, s)| s)
 }
 
 /// Picks and deletes one key by `policy`; false when none may go.
@@ -349,10 +542,12 @@ fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, l
         Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, volatile),
         _ => pool_victim(st, policy, samples, now_ms),
     };
-    let Some((db, key)) = victim else {
-        return false;
-    };
-    let Some(entry) = st.dbs[db].remove(&key) else {
+    victim.is_some_and(|(db, key)| delete_victim(st, db, &key, lazy))
+}
+
+/// Deletes evicted `key` of database `db` (false: it was gone).
+fn delete_victim(st: &mut ShardState, db: usize, key: &[u8], lazy: bool) -> bool {
+    let Some(entry) = st.dbs[db].remove(key) else {
         return false;
     };
     if lazy {
@@ -362,9 +557,9 @@ fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, l
     }
     // Redis's deletion of an evicted key: propagated as DEL, WATCH touched,
     // `evicted` notified, counted; not a write for the dirty counter.
-    st.stream.expired_now(db, &key);
-    st.also_modified(db, &key);
-    st.notify(db, crate::messaging::notify::EVICTED, "evicted", &key);
+    st.stream.expired_now(db, key);
+    st.also_modified(db, key);
+    st.notify(db, crate::messaging::notify::EVICTED, "evicted", key);
     st.eviction.evicted_keys += 1;
     true
 }
@@ -402,6 +597,13 @@ fn score(policy: Policy, e: &super::Entry, now_ms: i64) -> u64 {
 /// Redis's `evictionPoolPopulate` then the pick: sample `samples` keys of
 /// every database into the pool, then take the best that still exists.
 fn pool_victim(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64) -> Option<(usize, Box<[u8]>)> {
+    pool_populate(st, policy, samples, now_ms);
+    pool_pick(st, policy.volatile())
+}
+
+/// Redis's `evictionPoolPopulate`: `samples` keys of every database of `st`
+/// enter its pool when they beat its worst candidate.
+fn pool_populate(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64) {
     let volatile = policy.volatile();
     let mut rng = st.rng;
     for (dbi, db) in st.dbs.iter().enumerate() {
@@ -429,8 +631,11 @@ fn pool_victim(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64)
         }
     }
     st.rng = rng;
-    // Best first; a candidate deleted (or its TTL removed) since it was
-    // sampled is dropped.
+}
+
+/// The best candidate of `st`'s pool that still exists (a candidate deleted,
+/// or its TTL removed, since it was sampled is dropped).
+fn pool_pick(st: &mut ShardState, volatile: bool) -> Option<(usize, Box<[u8]>)> {
     while !st.eviction.pool.is_empty() {
         let best = (0..st.eviction.pool.len()).max_by_key(|&i| st.eviction.pool[i].0).unwrap();
         let (_, db, key) = st.eviction.pool.swap_remove(best);
@@ -499,6 +704,36 @@ mod tests {
         assert_eq!(pool_victim(&mut st, Policy::AllKeysLru, 10, 5000).unwrap().1.as_ref(), b"k0");
         st.eviction.pool.clear();
         assert_eq!(pool_victim(&mut st, Policy::VolatileTtl, 10, 5000).unwrap().1.as_ref(), b"k9");
+    }
+
+    #[test]
+    fn victims_are_chosen_across_shards() {
+        let mut a = ShardState::new(0, 2, Config::default());
+        let mut b = ShardState::new(1, 2, Config::default());
+        for i in 0..20 {
+            a.dbs[0].set(format!("a{i}").as_bytes(), Value::from_bytes(b"v"), 5000, false);
+            b.dbs[0].set(format!("b{i}").as_bytes(), Value::from_bytes(b"v"), 5000 + i, false);
+        }
+        // The idlest key of both lives on shard 1.
+        b.dbs[0].set(b"cold", Value::from_bytes(b"v"), 10, false);
+        let mut set = ShardSet::new(2);
+        // SAFETY: both states outlive `set`'s use below and nothing else
+        // touches them meanwhile.
+        unsafe {
+            set.set(0, &mut a);
+            set.set(1, &mut b);
+        }
+        let mask = ShardMask::all(2);
+        assert_eq!(victim_shard(&mut set, mask, Policy::AllKeysLru, 30, 9000), Some(1));
+        assert_eq!(pool_pick(set.get_mut(1), false).unwrap().1.as_ref(), b"cold");
+        // Random: weighted by evictable keys, never a shard without any.
+        for db in set.get_mut(1).dbs.iter_mut() {
+            *db = crate::shard::keyspace::Db::new();
+        }
+        for _ in 0..50 {
+            assert_eq!(victim_shard(&mut set, mask, Policy::AllKeysRandom, 5, 9000), Some(0));
+        }
+        assert_eq!(victim_shard(&mut set, mask, Policy::VolatileRandom, 5, 9000), None);
     }
 
     /// What a check costs: `cargo test --release --lib memory::tests::check_cost
