@@ -173,7 +173,14 @@ impl Hash {
             }
             Hash::Table(t) => match t.get_mut(field) {
                 Some(v) => {
-                    *v = value.into();
+                    // A value of the same length is overwritten where it
+                    // lies (HSET of redis-benchmark's fixed-size values): no
+                    // allocation and free per update.
+                    if v.len() == value.len() {
+                        v.copy_from_slice(value);
+                    } else {
+                        *v = value.into();
+                    }
                     false
                 }
                 None => {
