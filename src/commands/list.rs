@@ -242,8 +242,7 @@ fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, head: bool) {
         Some(0) => return r.array(0),
         Some(n) => pop_range_reply(q, head, n, r),
         None => {
-            let v = if head { q.pop_head() } else { q.pop_tail() };
-            r.bulk(&v.expect("lists are never empty"));
+            q.pop_with(head, |e| reply_entry(r, e)).expect("lists are never empty");
             1
         }
     };

@@ -318,8 +318,10 @@ fn spop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     ctx.modified(db, key);
     notify_then_del(ctx, key, "spop", emptied);
-    let bytes = member.to_vec();
-    ctx.propagate_as(&[b"SREM", key, &bytes]);
+    if ctx.propagating() {
+        // The member as text only when something consumes it (AOF).
+        ctx.propagate_as(&[b"SREM", key, &member.to_vec()]);
+    }
     reply_member(r, member.as_entry());
 }
 

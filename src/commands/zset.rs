@@ -965,21 +965,51 @@ struct PopReply {
 /// Pops up to `count` (None: one, not asked) elements from the first
 /// non-empty key of `keys`. Returns the key popped from, if any.
 fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<usize>, how: PopReply, r: &mut Reply) -> Option<(&'k [u8], usize)> {
-    let mut found = None;
+    // The first key holding a sorted set is popped from in the same
+    // lookup that found it (one dict lookup per key, not two).
+    let mut popped = None;
     for &key in keys {
-        match ctx.lookup_write::<ZSetKind>(key) {
+        let z = match ctx.lookup_write::<ZSetKind>(key) {
             Err(WrongType) => {
                 r.error(err::WRONGTYPE);
                 return None;
             }
             Ok(None) => continue,
-            Ok(Some(_)) => {
-                found = Some(key);
-                break;
+            Ok(Some(e)) => zset_of(&mut e.value),
+        };
+        if count == Some(0) {
+            r.array(0);
+            return None;
+        }
+        let n = count.unwrap_or(1).min(z.len());
+        match (how.emit_key, how.nested) {
+            (false, false) => r.array(2 * n),
+            (false, true) => r.array(n),
+            (true, false) => {
+                r.array(2 * n + 1);
+                r.bulk(key);
+            }
+            (true, true) => {
+                r.array(2);
+                r.bulk(key);
+                r.array(n);
             }
         }
+        for _ in 0..n {
+            z.pop_with(max, |m, s| {
+                if how.nested {
+                    r.array(2);
+                }
+                r.entry(m);
+                r.double(s);
+            })
+            .expect("n is at most the size");
+        }
+        z.compact();
+        popped = Some((key, z.is_empty(), n));
+        break;
     }
-    let Some(key) = found else {
+    let Some((key, empty, n)) = popped else {
         if how.nil_when_empty {
             r.null_array();
         } else {
@@ -987,38 +1017,6 @@ fn zpop_generic<'k>(ctx: &mut Ctx, keys: &[&'k [u8]], max: bool, count: Option<u
         }
         return None;
     };
-    if count == Some(0) {
-        r.array(0);
-        return None;
-    }
-    let Ok(Some(e)) = ctx.lookup_write::<ZSetKind>(key) else { unreachable!("found above") };
-    let z = zset_of(&mut e.value);
-    let n = count.unwrap_or(1).min(z.len());
-    match (how.emit_key, how.nested) {
-        (false, false) => r.array(2 * n),
-        (false, true) => r.array(n),
-        (true, false) => {
-            r.array(2 * n + 1);
-            r.bulk(key);
-        }
-        (true, true) => {
-            r.array(2);
-            r.bulk(key);
-            r.array(n);
-        }
-    }
-    for _ in 0..n {
-        let at = if max { z.len() - 1 } else { 0 };
-        let (m, s) = owned(z.range(at..at + 1, false)).pop().expect("non-empty");
-        z.remove(&m);
-        if how.nested {
-            r.array(2);
-        }
-        r.bulk(&m);
-        r.double(s);
-    }
-    z.compact();
-    let empty = z.is_empty();
     removed(ctx, key, if max { "zpopmax" } else { "zpopmin" }, empty);
     ctx.modified(ctx.db, key);
     Some((key, n))

@@ -74,16 +74,28 @@ impl<'a> Reply<'a> {
         self.len_line(b':', n);
     }
     pub fn bulk(&mut self, s: &[u8]) {
-        self.len_line(b'$', s.len() as i64);
+        if s.len() < 10 {
+            // One-digit lengths (LRANGE's and the pops' short elements):
+            // the header in one write, no integer formatting. Measured
+            // (benches/types.rs bulk_600): see perf/RESULTS.md.
+            self.buf.extend_from_slice(&[b'$', b'0' + s.len() as u8, b'\r', b'\n']);
+        } else {
+            self.len_line(b'$', s.len() as i64);
+        }
         self.buf.extend_from_slice(s);
         self.buf.extend_from_slice(b"\r\n");
     }
+    /// A stored collection element as a bulk string: integers (listpack
+    /// and intset encodings) as their decimal text, as Redis replies them.
+    pub fn entry(&mut self, e: crate::types::listpack::Entry<'_>) {
+        match e {
+            crate::types::listpack::Entry::Str(s) => self.bulk(s),
+            crate::types::listpack::Entry::Int(n) => self.bulk_int(n),
+        }
+    }
     pub fn bulk_int(&mut self, n: i64) {
         let mut b = itoa::Buffer::new();
-        let s = b.format(n);
-        self.len_line(b'$', s.len() as i64);
-        self.buf.extend_from_slice(s.as_bytes());
-        self.buf.extend_from_slice(b"\r\n");
+        self.bulk(b.format(n).as_bytes());
     }
     /// The null of the client's protocol: `$-1` (RESP2) or `_` (RESP3).
     pub fn null(&mut self) {
@@ -151,7 +163,17 @@ impl<'a> Reply<'a> {
     }
     /// A double: `,` in RESP3, a bulk string in RESP2 (formatted as Redis's %.17g).
     pub fn double(&mut self, v: f64) {
-        let s = format_double(v);
+        // Integral scores (the common case: ZPOPMIN, ZRANGE WITHSCORES)
+        // are formatted on the stack, not into a `String` per reply.
+        let mut ib = itoa::Buffer::new();
+        let text;
+        let s = match integral_double(v) {
+            Some(i) => ib.format(i),
+            None => {
+                text = format_double(v);
+                text.as_str()
+            }
+        };
         if self.resp >= 3 {
             self.buf.push(b',');
             self.buf.extend_from_slice(s.as_bytes());
@@ -185,13 +207,19 @@ pub fn format_double(v: f64) -> String {
     if v.is_nan() {
         return "nan".into();
     }
-    // Integral values below 2^53 print as integers under %.17g (at most
-    // 16 digits): the common case of scores, without the two formatting
-    // passes of `format_g` (ZRANGE .. WITHSCORES replies one per element).
-    if v.abs() < 9_007_199_254_740_992.0 && v == v.trunc() && !(v == 0.0 && v.is_sign_negative()) {
-        return itoa::Buffer::new().format(v as i64).to_string();
+    if let Some(i) = integral_double(v) {
+        return itoa::Buffer::new().format(i).to_string();
     }
     format_g17(v)
+}
+
+/// `v` as the integer `%.17g` prints it as, when it is one: integral
+/// values below 2^53 print as integers (at most 16 digits), the common
+/// case of scores, without the two formatting passes of `format_g`
+/// (ZRANGE .. WITHSCORES replies one per element). Not -0 (printed "-0").
+#[inline]
+fn integral_double(v: f64) -> Option<i64> {
+    (v.abs() < 9_007_199_254_740_992.0 && v == v.trunc() && !(v == 0.0 && v.is_sign_negative())).then_some(v as i64)
 }
 
 /// C's `%.17g`.
@@ -250,6 +278,26 @@ mod tests {
             assert_eq!(format_double(v), format_g17(v), "{}", v);
         }
     }
+    #[test]
+    fn bulk_headers_around_the_one_digit_fast_path() {
+        for n in [0usize, 1, 9, 10, 99, 100, 12345] {
+            let mut b = Vec::new();
+            let v = vec![b'x'; n];
+            Reply::new(&mut b, 2).bulk(&v);
+            let mut want = format!("${}\r\n", n).into_bytes();
+            want.extend_from_slice(&v);
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(b, want);
+        }
+        let mut b = Vec::new();
+        let mut r = Reply::new(&mut b, 3);
+        r.bulk_int(-12);
+        r.double(-0.0);
+        r.double(3.0);
+        r.double(0.5);
+        assert_eq!(b, b"$3\r\n-12\r\n,-0\r\n,3\r\n,0.5\r\n");
+    }
+
     #[test]
     fn resp2_vs_resp3() {
         let mut b = Vec::new();

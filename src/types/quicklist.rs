@@ -548,20 +548,37 @@ impl Quicklist {
 
     /// LPOP one element.
     pub fn pop_head(&mut self) -> Option<Vec<u8>> {
-        let v = self.nodes.front()?.get(0).to_vec();
-        self.delete_in_node(0, 0);
-        self.settle(0..0);
-        Some(v)
+        self.pop_with(true, |e| e.to_vec())
     }
 
     /// RPOP one element.
     pub fn pop_tail(&mut self) -> Option<Vec<u8>> {
-        let last = self.nodes.back()?;
-        let at = last.len() - 1;
-        let v = last.get(at).to_vec();
-        self.delete_in_node(self.nodes.len() - 1, at);
+        self.pop_with(false, |e| e.to_vec())
+    }
+
+    /// Pops the head (or tail) element after `f` saw it where it lies:
+    /// LPOP/RPOP write their reply from the listpack entry itself, with no
+    /// copy of the element (`pop_head` made one per pop). The edge entry
+    /// is found from the listpack's ends (`lpFirst`/`lpLast`), not by index.
+    pub fn pop_with<R>(&mut self, head: bool, f: impl FnOnce(Entry<'_>) -> R) -> Option<R> {
+        let node = self.nodes.len().checked_sub(1).map(|last| if head { 0 } else { last })?;
+        self.open(node);
+        let (out, gone) = match &mut self.nodes[node] {
+            Node::Plain(v) => (f(Entry::Str(v)), true),
+            Node::Lzf(_) => unreachable!("opened above"),
+            Node::Packed(lp) => {
+                let off = if head { lp.first() } else { lp.last() }.expect("nodes are never empty");
+                let out = f(lp.get(off));
+                lp.delete(off);
+                (out, lp.is_empty())
+            }
+        };
+        if gone {
+            self.nodes.remove(node);
+        }
+        self.count -= 1;
         self.settle(0..0);
-        Some(v)
+        Some(out)
     }
 
     /// A list index (negative from the tail) as a position from the head.

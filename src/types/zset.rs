@@ -375,6 +375,25 @@ impl ZSet {
         }
     }
 
+    /// Removes the lowest element (the highest with `max`) after `f` saw
+    /// it where it lies: ZPOPMIN/ZPOPMAX's reply is written from the stored
+    /// member, with no copy and no second lookup of it. None when empty.
+    pub fn pop_with<R>(&mut self, max: bool, f: impl FnOnce(Entry<'_>, f64) -> R) -> Option<R> {
+        match self {
+            ZSet::Listpack(lp) => {
+                let m = if max { lp.seek(-2) } else { lp.first() }?;
+                let s = lp.next(m).expect("a score after each member");
+                let out = f(lp.get(m), entry_score(lp.get(s)));
+                lp.delete_at(m, 2);
+                Some(out)
+            }
+            ZSet::Tree(t) => {
+                let rank = if max { t.len().checked_sub(1)? } else { 0 };
+                t.remove_rank_with(rank, |m, s| f(Entry::Str(m), s))
+            }
+        }
+    }
+
     /// Removes the elements at ranks `ranks` (clamped); returns how many went.
     pub fn remove_ranks(&mut self, ranks: Range<usize>) -> usize {
         let end = ranks.end.min(self.len());
@@ -407,6 +426,24 @@ mod tests {
         assert_eq!(score_text(f64::NEG_INFINITY), b"-inf");
         assert_eq!(score_text(1e300), b"1.0000000000000001e+300");
         assert_eq!(score_text(4_503_599_627_370_496.0), b"4503599627370496");
+    }
+
+    #[test]
+    fn pop_with_takes_the_lowest_or_highest_in_both_encodings() {
+        for limits in [Limits { entries: 128, value: 64 }, Limits { entries: 0, value: 0 }] {
+            let mut z = ZSet::default();
+            for (m, s) in [("c", 3.0), ("a", 1.0), ("b", 1.0), ("17", 0.5), ("d", 4.0)] {
+                z.add(m.as_bytes(), s, AddFlags::default(), limits);
+            }
+            let mut popped = Vec::new();
+            while let Some(p) = z.pop_with(popped.len() % 2 == 1, |m, s| (m.to_vec(), s)) {
+                popped.push(p);
+            }
+            let want: Vec<(Vec<u8>, f64)> =
+                [("17", 0.5), ("d", 4.0), ("a", 1.0), ("c", 3.0), ("b", 1.0)].iter().map(|(m, s)| (m.as_bytes().to_vec(), *s)).collect();
+            assert_eq!(popped, want, "{}", z.encoding());
+            assert!(z.is_empty() && z.score(b"a").is_none());
+        }
     }
 
     #[test]

@@ -433,6 +433,11 @@ impl SortedSetBody {
     /// Removes `member` (`ZREM`); returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         let l = self.find_loc(member)?;
+        Some(self.remove_slot(l))
+    }
+
+    /// Removes the member at table location `l`; returns its score.
+    fn remove_slot(&mut self, l: Loc) -> f64 {
         let id = self.table.id_at(l);
         let score = self.slab[id as usize].score;
         self.tree_remove(score, id);
@@ -445,7 +450,36 @@ impl SortedSetBody {
             // Nothing left to keep: give the slab and table back.
             *self = SortedSetBody { hasher: self.hasher.clone(), ..SortedSetBody::new() };
         }
-        Some(score)
+        score
+    }
+
+    /// Removes the element at `rank` after `f` saw it in place (ZPOPMIN,
+    /// ZPOPMAX: the reply is written from the stored member, which is
+    /// neither copied nor looked up by its bytes' order again). None when
+    /// `rank` is past the end.
+    pub fn remove_rank_with<R>(&mut self, rank: usize, f: impl FnOnce(&[u8], f64) -> R) -> Option<R> {
+        if rank >= self.len() {
+            return None;
+        }
+        let mut rank = rank;
+        let mut node = &self.root;
+        let item = loop {
+            match node {
+                Node::Leaf(items) => break items[rank],
+                Node::Inner(children) => {
+                    let mut at = 0;
+                    while rank >= children[at].count {
+                        rank -= children[at].count;
+                        at += 1;
+                    }
+                    node = &children[at].node;
+                }
+            }
+        };
+        let out = f(self.member(item.id), item.score);
+        let slot = self.find_loc(self.member(item.id)).expect("a member in the tree is in the table");
+        self.remove_slot(slot);
+        Some(out)
     }
 
     /// 0-based rank from the lowest (`ZRANK`).
