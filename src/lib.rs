@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod network;
 pub mod persistence;
 pub mod protocol;
+pub mod scripting;
 pub mod server;
 pub mod shard;
 pub mod signal;

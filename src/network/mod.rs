@@ -11,3 +11,4 @@ pub mod held;
 pub mod listener;
 pub mod maxmemory;
 pub mod multi;
+pub mod script;
