@@ -27,7 +27,36 @@ pub fn commands() -> Vec<CommandSpec> {
             .acl(SCRIPTING)
             .doc(if name.ends_with("_ro") { "7.0.0" } else { "2.6.0" }, summary)
     };
+    let fn_family = |name, flags, handler, summary| {
+        CommandSpec::new(name, -3, flags, handler).find_keys(eval_keys).route(Route::All).group("scripting").acl(SCRIPTING).doc("7.0.0", summary)
+    };
+    let writes = &["@write", "@slow", "@scripting"];
     vec![
+        fn_family("fcall", eval_flags, fcall, "Invoke a function"),
+        fn_family("fcall_ro", ro_flags, fcall_ro, "Invoke a read-only function"),
+        CommandSpec::new("function", -2, 0, function_help).group("scripting").acl(&["@slow"]).doc("7.0.0", "A container for function commands"),
+        CommandSpec::new("function|load", -3, NOSCRIPT | WRITE | DENYOOM, function_load)
+            .group("scripting")
+            .acl(writes)
+            .doc("7.0.0", "Create a function with the given arguments (name, code, description)"),
+        CommandSpec::new("function|delete", 3, NOSCRIPT | WRITE, function_delete).group("scripting").acl(writes).doc("7.0.0", "Delete a function by name"),
+        CommandSpec::new("function|flush", -2, NOSCRIPT | WRITE, function_flush).group("scripting").acl(writes).doc("7.0.0", "Deleting all functions"),
+        CommandSpec::new("function|kill", 2, NOSCRIPT | ALLOW_BUSY, script_kill)
+            .group("scripting")
+            .acl(SCRIPTING)
+            .doc("7.0.0", "Kill the function currently in execution."),
+        CommandSpec::new("function|list", -2, NOSCRIPT, function_list)
+            .group("scripting")
+            .acl(SCRIPTING)
+            .doc("7.0.0", "List information about all the functions"),
+        CommandSpec::new("function|stats", 2, NOSCRIPT | ALLOW_BUSY, function_stats)
+            .group("scripting")
+            .acl(SCRIPTING)
+            .doc("7.0.0", "Return information about the function currently running (name, description, duration)"),
+        CommandSpec::new("function|help", 2, LOADING | STALE, function_help)
+            .group("scripting")
+            .acl(SCRIPTING)
+            .doc("7.0.0", "Show helpful text about the different subcommands"),
         family("eval", eval_flags, eval, "Execute a Lua script server side"),
         family("evalsha", eval_flags, evalsha, "Execute a Lua script server side"),
         family("eval_ro", ro_flags, eval_ro, "Execute a read-only Lua script server side"),
@@ -140,4 +169,157 @@ fn script_debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else {
         r.error("ERR Use SCRIPT DEBUG YES/SYNC/NO")
     }
+}
+
+fn fcall(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    scripting::eval(ctx, args, Source::Function(args[1]), false, r)
+}
+
+fn fcall_ro(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    scripting::eval(ctx, args, Source::Function(args[1]), true, r)
+}
+
+fn function_help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    const HELP: &[&str] = &[
+        "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "LOAD [REPLACE] <FUNCTION CODE>",
+        "    Create a new library with the given library name and code.",
+        "DELETE <LIBRARY NAME>",
+        "    Delete the given library.",
+        "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+        "    Return general information on all the libraries:",
+        "    * Library name",
+        "    * The engine used to run the Library",
+        "    * Library description",
+        "    * Functions list",
+        "    * Library code (if WITHCODE is given)",
+        "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+        "STATS",
+        "    Return information about the current function running:",
+        "    * Function name",
+        "    * Command used to run the function",
+        "    * Duration in MS that the function is running",
+        "    If no function is running, return nil",
+        "    In addition, returns a list of available engines.",
+        "KILL",
+        "    Kill the current running function.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Delete all the libraries.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the libraries.",
+        "    * SYNC: Synchronously flush the libraries.",
+        "DUMP",
+        "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+        "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+        "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+        "    control how to handle existing libraries (default APPEND):",
+        "    * FLUSH: delete all existing libraries.",
+        "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+        "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+        "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+        "      in case of functions name collision with another library).",
+        "HELP",
+        "    Prints this help.",
+    ];
+    super::client::reply_help(r, HELP);
+}
+
+fn function_load(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let (replace, code) = match args.len() {
+        3 => (false, args[2]),
+        4 if args[2].eq_ignore_ascii_case(b"replace") => (true, args[3]),
+        _ => return r.error(&format!("ERR Unknown option given: {}", String::from_utf8_lossy(args[2]))),
+    };
+    match scripting::function_load(code, replace) {
+        Ok(name) => r.bulk(name.as_bytes()),
+        Err(e) => r.error(&e),
+    }
+}
+
+fn function_delete(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if scripting::function_delete(args[2]) {
+        r.ok()
+    } else {
+        r.error("ERR Library not found")
+    }
+}
+
+fn function_flush(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if args.len() > 3 || (args.len() == 3 && !args[2].eq_ignore_ascii_case(b"sync") && !args[2].eq_ignore_ascii_case(b"async")) {
+        return r.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
+    }
+    scripting::function_flush();
+    r.ok();
+}
+
+fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let (mut with_code, mut pattern) = (false, None);
+    let mut i = 2;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"withcode") && !with_code {
+            with_code = true;
+        } else if args[i].eq_ignore_ascii_case(b"libraryname") && pattern.is_none() && i + 1 < args.len() {
+            i += 1;
+            pattern = Some(args[i]);
+        } else {
+            return r.error(&format!("ERR Unknown argument {}", String::from_utf8_lossy(args[i])));
+        }
+        i += 1;
+    }
+    let libs: Vec<_> =
+        scripting::function_list().into_iter().filter(|l| pattern.is_none_or(|p| crate::config::glob_match(p, l.name.as_bytes(), false))).collect();
+    r.array(libs.len());
+    for lib in &libs {
+        r.map(if with_code { 4 } else { 3 });
+        r.bulk(b"library_name");
+        r.bulk(lib.name.as_bytes());
+        r.bulk(b"engine");
+        r.bulk(b"LUA");
+        r.bulk(b"functions");
+        r.array(lib.functions.len());
+        for (name, flags) in &lib.functions {
+            r.map(3);
+            r.bulk(b"name");
+            r.bulk(name.as_bytes());
+            r.bulk(b"description");
+            r.null();
+            r.bulk(b"flags");
+            let names: Vec<&str> = [
+                (flags.no_writes, "no-writes"),
+                (flags.allow_oom, "allow-oom"),
+                (flags.allow_stale, "allow-stale"),
+                (flags.no_cluster, "no-cluster"),
+                (flags.allow_cross_slot_keys, "allow-cross-slot-keys"),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+            r.set(names.len());
+            for n in names {
+                r.bulk(n.as_bytes());
+            }
+        }
+        if with_code {
+            r.bulk(b"library_code");
+            r.bulk(&lib.code);
+        }
+    }
+}
+
+/// Runs only while no script is busy: nothing is running then.
+fn function_stats(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let libs = scripting::function_list();
+    r.map(2);
+    r.bulk(b"running_script");
+    r.null();
+    r.bulk(b"engines");
+    r.map(1);
+    r.bulk(b"LUA");
+    r.map(2);
+    r.bulk(b"libraries_count");
+    r.int(libs.len() as i64);
+    r.bulk(b"functions_count");
+    r.int(libs.iter().map(|l| l.functions.len() as i64).sum());
 }

@@ -351,7 +351,7 @@ impl EventLoop {
         }
         let client = &mut conn.client;
         let outcome: Result<(), &[u8]> = match spec.name {
-            "script|kill" => RUN.request_kill().map_err(|e| e.as_bytes()),
+            "script|kill" | "function|kill" => RUN.request_kill().map_err(|e| e.as_bytes()),
             "multi" if client.multi.active => Err(b"ERR MULTI calls can not be nested"),
             "multi" => {
                 client.multi.active = true;

@@ -29,6 +29,7 @@
 
 mod cjson;
 pub mod convert;
+mod functions;
 mod libs;
 pub mod run;
 
@@ -60,7 +61,10 @@ local raw_pcall, fix = pcall, hidden.fix
 pcall = function(...) return fix(raw_pcall(...)) end
 local handler = hidden.handler
 local xpcall = xpcall
-hidden.run = function(f) return xpcall(f, handler) end
+hidden.run = function(f, ...)
+  local n, args = select('#', ...), {...}
+  return xpcall(function() return f(unpack(args, 1, n)) end, handler)
+end
 setmetatable(_G, {
   __index = function(_, k)
     error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
@@ -91,6 +95,8 @@ struct Script {
 struct Engine {
     lua: Lua,
     scripts: HashMap<String, Script>,
+    functions: HashMap<String, functions::Func>,
+    libraries: std::collections::BTreeMap<String, functions::Library>,
     redis: Table,
     runner: Function,
 }
@@ -210,7 +216,8 @@ fn error_text(msg: &[u8]) -> Vec<u8> {
 /// hook's error arrives wrapped).
 fn mlua_error_text(e: &mlua::Error) -> String {
     match e {
-        mlua::Error::RuntimeError(m) => m.clone(),
+        // Without the traceback mlua appends to errors it hands back.
+        mlua::Error::RuntimeError(m) => m.split("\nstack traceback:").next().unwrap_or(m).to_string(),
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::CallbackError { cause, .. } => mlua_error_text(cause),
         mlua::Error::WithContext { cause, .. } => mlua_error_text(cause),
@@ -299,7 +306,7 @@ impl Engine {
         let runner: Function = hidden.get("run")?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(run::HOOK_INSTRUCTIONS), |_, _| RUN.hook())?;
         STATS.lua_bytes.store(lua.used_memory(), Ordering::Relaxed);
-        Ok(Engine { lua, scripts: HashMap::new(), redis, runner })
+        Ok(Engine { lua, scripts: HashMap::new(), functions: HashMap::new(), libraries: Default::default(), redis, runner })
     }
 
     /// Compiles `body` into the cache (if not there yet); its SHA-1.
@@ -462,22 +469,76 @@ pub fn exists(sha: &[u8]) -> bool {
 /// SCRIPT FLUSH: a new interpreter, an empty cache (Redis's scriptingReset).
 pub fn flush() {
     let mut guard = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let libraries: Vec<(String, Vec<u8>)> = guard.as_ref().map(|e| e.libraries.iter().map(|(n, l)| (n.clone(), l.code.clone())).collect()).unwrap_or_default();
     // The old interpreter is freed here, after the new one exists (ASYNC
-    // in Redis frees it on a background thread; it is small).
+    // in Redis frees it on a background thread; it is small). Functions
+    // are not scripts: their libraries are loaded into the new one.
     *guard = Engine::new().ok();
+    if let Some(e) = guard.as_mut() {
+        e.reload_libraries(libraries);
+    }
     STATS.scripts.store(0, Ordering::Relaxed);
     STATS.body_bytes.store(0, Ordering::Relaxed);
 }
 
+/// FUNCTION LOAD [REPLACE].
+pub fn function_load(code: &[u8], replace: bool) -> Result<String, String> {
+    with_engine(|e| e.load_library(code, replace))
+}
+
+/// FUNCTION DELETE: whether the library existed.
+pub fn function_delete(name: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(name).into_owned();
+    with_engine(|e| match e.libraries.remove(&name) {
+        Some(lib) => {
+            for (f, _) in lib.functions {
+                e.functions.remove(&f);
+            }
+            true
+        }
+        None => false,
+    })
+}
+
+/// FUNCTION FLUSH.
+pub fn function_flush() {
+    with_engine(|e| {
+        e.libraries.clear();
+        e.functions.clear();
+    })
+}
+
+/// One library as FUNCTION LIST shows it: name, code, functions with flags.
+pub struct LibraryInfo {
+    pub name: String,
+    pub code: Vec<u8>,
+    pub functions: Vec<(String, ScriptFlags)>,
+}
+
+/// The libraries (in name order).
+pub fn function_list() -> Vec<LibraryInfo> {
+    with_engine(|e| e.libraries.iter().map(|(n, l)| LibraryInfo { name: n.clone(), code: l.code.clone(), functions: l.functions.clone() }).collect())
+}
+
 /// Which script EVAL-family runs.
+#[derive(Clone, Copy)]
 pub enum Source<'a> {
     Body(&'a [u8]),
     Sha(&'a [u8]),
+    /// FCALL / FCALL_RO of a function.
+    Function(&'a [u8]),
 }
 
 /// Runs a script for EVAL / EVALSHA / EVAL_RO / EVALSHA_RO; `ro`: the
 /// `_RO` variants. `args`: the command's arguments (name, script, numkeys, ...).
 pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Reply) {
+    // FCALL looks its function up before it reads numkeys.
+    if let Source::Function(name) = source {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if !with_engine(|e| e.functions.contains_key(&name)) {
+            return r.error("ERR Function not found");
+        }
+    }
     let Some(numkeys) = crate::commands::parse_i64(args[2]) else {
         return r.error(crate::commands::err::NOT_INTEGER);
     };
@@ -505,9 +566,19 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
             }
             sha
         }
+        Source::Function(name) => {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if !engine.functions.contains_key(&name) {
+                return r.error("ERR Function not found");
+            }
+            name
+        }
     };
-    let script = &engine.scripts[&sha];
-    let (func, script_flags) = (script.func.clone(), script.flags);
+    let is_function = matches!(source, Source::Function(_));
+    let (func, script_flags) = match is_function {
+        true => (engine.functions[&sha].callback.clone(), engine.functions[&sha].flags),
+        false => (engine.scripts[&sha].func.clone(), engine.scripts[&sha].flags),
+    };
     if script_flags.shebang && !script_flags.no_writes && ro {
         return r.error("ERR Can not execute a script with write flag using *_ro command.");
     }
@@ -523,7 +594,7 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
         ctx.nested_monitor = line;
     }
     let lua = engine.lua.clone();
-    let set_globals = || -> mlua::Result<()> {
+    let set_globals = || -> mlua::Result<Option<(Table, Table)>> {
         let g = lua.globals();
         let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
@@ -532,13 +603,18 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
             }
             Ok(t)
         };
-        g.raw_set("KEYS", to_table(keys)?)?;
-        g.raw_set("ARGV", to_table(argv)?)?;
-        Ok(())
+        let (k, a) = (to_table(keys)?, to_table(argv)?);
+        if is_function {
+            return Ok(Some((k, a)));
+        }
+        g.raw_set("KEYS", k)?;
+        g.raw_set("ARGV", a)?;
+        Ok(None)
     };
-    if let Err(e) = set_globals() {
-        return r.error(&format!("ERR {}", mlua_error_text(&e)));
-    }
+    let call_args = match set_globals() {
+        Ok(a) => a,
+        Err(e) => return r.error(&format!("ERR {}", mlua_error_text(&e))),
+    };
     let threshold = ctx.config().others.get("busy-reply-threshold").and_then(|v| v.parse::<i64>().ok()).unwrap_or(5000);
     RUN.start(threshold);
     let read_only = ro || script_flags.no_writes;
@@ -566,7 +642,10 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
             raising(lua, r)
         })?;
         redis.raw_set("set_repl", set_repl)?;
-        runner.call::<(bool, Value)>(func)
+        match call_args {
+            Some((k, a)) => runner.call::<(bool, Value)>((func, k, a)),
+            None => runner.call::<(bool, Value)>(func),
+        }
     });
     let killed = RUN.kill.load(Ordering::Acquire);
     RUN.end();
