@@ -189,9 +189,10 @@ impl Engine {
         .map_err(fail)?;
         // From now on the library's code sees the globals and the whole
         // `redis` library.
-        env.raw_set("redis", self.redis.clone()).map_err(fail)?;
+        env.raw_set("redis", Value::Nil).map_err(fail)?;
         let meta = lua.create_table().map_err(fail)?;
         meta.raw_set("__index", lua.globals()).map_err(fail)?;
+        meta.raw_set("__newindex", self.guard.raw_get::<Value>("__newindex").map_err(fail)?).map_err(fail)?;
         env.set_metatable(Some(meta)).map_err(fail)?;
         Ok(registered.into_inner())
     }
@@ -203,13 +204,13 @@ impl Engine {
         // While it loads, a library sees nothing but `redis` (Redis runs
         // the code in an empty sandbox); afterwards the shared globals.
         let env = lua.create_table()?;
-        env.set_metatable(lua.globals().metatable())?;
+        env.set_metatable(Some(self.guard.clone()))?;
         let load_redis = lua.create_table()?;
         for key in ["log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING", "REDIS_VERSION", "REDIS_VERSION_NUM"] {
             load_redis.raw_set(key, self.redis.raw_get::<Value>(key)?)?;
         }
         // Anything else of `redis` is missing while loading, as a global is.
-        load_redis.set_metatable(lua.globals().metatable())?;
+        load_redis.set_metatable(Some(self.guard.clone()))?;
         env.raw_set("redis", load_redis)?;
         Ok(env)
     }

@@ -54,7 +54,8 @@ const LIB_CHUNK: &str = "=redis";
 /// unchanged); the globals guard.
 const PRELUDE: &str = r#"
 local hidden = ...
-local error, tostring, select, unpack = error, tostring, select, unpack
+local error, tostring, select, unpack, rawset, pairs, ipairs = error, tostring, select, unpack, rawset, pairs, ipairs
+local raw_setmetatable, raw_getmetatable = setmetatable, getmetatable
 -- Redis 7.0's pcall hands a caught error over as its message string (an
 -- error table's `err`, a library error's text).
 local raw_pcall, fix = pcall, hidden.fix
@@ -65,14 +66,61 @@ hidden.run = function(f, ...)
   local n, args = select('#', ...), {...}
   return xpcall(function() return f(unpack(args, 1, n)) end, handler)
 end
-setmetatable(_G, {
+-- Read-only tables (Redis's patched Lua): the globals and the libraries
+-- are empty proxies whose writes fail, and whose metatables cannot be
+-- replaced nor changed through getmetatable.
+local readonly = raw_setmetatable({}, {__mode = 'k'})
+local function deny() error("Attempt to modify a readonly table", 2) end
+local function protect(t)
+  local proxy = raw_setmetatable({}, {__index = t, __newindex = deny})
+  readonly[proxy] = true
+  return proxy
+end
+setmetatable = function(t, mt)
+  if readonly[t] then error("Attempt to modify a readonly table", 2) end
+  return raw_setmetatable(t, mt)
+end
+getmetatable = function(t)
+  local mt = raw_getmetatable(t)
+  if mt ~= nil and readonly[t] then return protect(mt) end
+  return mt
+end
+-- Text only: precompiled chunks are refused (loadstring returns nil).
+local raw_loadstring, raw_load, type, byte = loadstring, load, type, string.byte
+loadstring = function(s, ...)
+  if type(s) == 'string' and byte(s, 1) == 27 then return nil, 'binary chunks are not allowed' end
+  return raw_loadstring(s, ...)
+end
+load = function(f, ...)
+  if type(f) ~= 'function' then return raw_load(f, ...) end
+  local first = true
+  return raw_load(function()
+    local piece = f()
+    if first and type(piece) == 'string' and piece ~= '' then
+      first = false
+      if byte(piece, 1) == 27 then error('binary chunks are not allowed') end
+    end
+    return piece
+  end, ...)
+end
+local G, all = _G, {}
+for k, v in pairs(G) do all[k] = v end
+for k in pairs(all) do rawset(G, k, nil) end
+for _, name in ipairs({'redis', 'cjson', 'bit', 'string', 'math', 'table', 'coroutine'}) do
+  if all[name] ~= nil then all[name] = protect(all[name]) end
+end
+hidden.redis = all.redis
+all._G = G
+local guard = {
   __index = function(_, k)
     error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
   end,
-  __newindex = function()
-    error("Attempt to modify a readonly table", 2)
-  end,
-})
+  __newindex = deny,
+}
+hidden.guard = guard
+raw_setmetatable(all, guard)
+raw_setmetatable(G, {__index = all, __newindex = deny})
+readonly[G] = true
 "#;
 
 /// A script's shebang flags (`#!lua flags=...`).
@@ -97,7 +145,10 @@ struct Engine {
     scripts: HashMap<String, Script>,
     functions: HashMap<String, functions::Func>,
     libraries: std::collections::BTreeMap<String, functions::Library>,
+    /// The `redis` library itself (its `call` & co. are set per run).
     redis: Table,
+    /// The metatable refusing missing globals and writes.
+    guard: Table,
     runner: Function,
 }
 
@@ -294,6 +345,10 @@ impl Engine {
         hidden.set(
             "fix",
             lua.create_function(|lua, mut a: Variadic<Value>| {
+                // A killed script is not caught: the kill goes on up.
+                if RUN.kill.load(Ordering::Acquire) {
+                    return Err(mlua::Error::runtime(run::KILLED));
+                }
                 if matches!(a.first(), Some(Value::Boolean(false))) {
                     if let Some(text) = a.get(1).map(caught_text).transpose()?.flatten() {
                         a[1] = Value::String(lua.create_string(text)?);
@@ -304,9 +359,10 @@ impl Engine {
         )?;
         lua.load(PRELUDE).set_name(LIB_CHUNK).call::<()>(hidden.clone())?;
         let runner: Function = hidden.get("run")?;
+        let guard: Table = hidden.get("guard")?;
         lua.set_hook(HookTriggers::new().every_nth_instruction(run::HOOK_INSTRUCTIONS), |_, _| RUN.hook())?;
         STATS.lua_bytes.store(lua.used_memory(), Ordering::Relaxed);
-        Ok(Engine { lua, scripts: HashMap::new(), functions: HashMap::new(), libraries: Default::default(), redis, runner })
+        Ok(Engine { lua, scripts: HashMap::new(), functions: HashMap::new(), libraries: Default::default(), redis, guard, runner })
     }
 
     /// Compiles `body` into the cache (if not there yet); its SHA-1.
@@ -617,9 +673,29 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
     };
     let threshold = ctx.config().others.get("busy-reply-threshold").and_then(|v| v.parse::<i64>().ok()).unwrap_or(5000);
     RUN.start(threshold);
+    // Redis's script_oom: the memory state when the script starts decides
+    // whether its deny-oom commands are refused (until it has written).
+    let limit = ctx.server.memory.limit();
+    let oom = limit != 0 && ctx.server.memory.used() > limit;
+    if oom && script_flags.shebang && !script_flags.allow_oom {
+        RUN.end();
+        return r.error("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'");
+    }
     let read_only = ro || script_flags.no_writes;
     let caller_id = ctx.client.as_deref().map_or(0, |c| c.id);
-    let state = RefCell::new(CallState { ctx, resp: 2, db: 0, read_only, repl_aof: true, caller_id, buf: Vec::new(), clock: Clock::new(), line: Vec::new() });
+    let state = RefCell::new(CallState {
+        ctx,
+        resp: 2,
+        db: 0,
+        read_only,
+        oom: oom && !script_flags.allow_oom,
+        wrote: false,
+        repl_aof: true,
+        caller_id,
+        buf: Vec::new(),
+        clock: Clock::new(),
+        line: Vec::new(),
+    });
     {
         let mut s = state.borrow_mut();
         s.db = s.ctx.db;
@@ -701,6 +777,10 @@ struct CallState<'c, 'a> {
     /// The script's selected database (SELECT inside it).
     db: usize,
     read_only: bool,
+    /// Out of memory when the script started: deny-oom commands are
+    /// refused while it has not written.
+    oom: bool,
+    wrote: bool,
     /// `redis.set_repl`: whether writes are propagated (AOF).
     repl_aof: bool,
     caller_id: u64,
@@ -742,10 +822,14 @@ impl CallState<'_, '_> {
         if spec.flags & flags::NOSCRIPT != 0 {
             return failure(lua, b"This Redis command is not allowed from script");
         }
+        if spec.is_write() && self.read_only {
+            return failure(lua, b"Write commands are not allowed from read-only scripts.");
+        }
+        if self.oom && !self.wrote && spec.flags & flags::DENYOOM != 0 {
+            return failure(lua, b"-OOM command not allowed when used memory > 'maxmemory'.");
+        }
         if spec.is_write() {
-            if self.read_only {
-                return failure(lua, b"Write commands are not allowed from read-only scripts.");
-            }
+            self.wrote = true;
             RUN.wrote.store(true, Ordering::Release);
         }
         self.buf.clear();
