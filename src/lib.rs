@@ -26,6 +26,7 @@ pub mod network;
 pub mod persistence;
 pub mod protocol;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod shard;
 pub mod signal;

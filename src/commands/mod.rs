@@ -28,6 +28,7 @@ pub mod multi;
 pub mod persistence;
 pub mod pubsub;
 pub mod replication;
+pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -68,6 +69,9 @@ pub mod flags {
     /// Refused while a replica loads asynchronously (reported only: ringkv
     /// has no replication yet).
     pub const NO_ASYNC_LOADING: u32 = 1 << 19;
+    /// Internal (not a Redis flag, not shown): the EVAL family, which the
+    /// loop runs on the script runner thread (`network::script`).
+    pub const RUNS_SCRIPT: u32 = 1 << 20;
 
     /// Names as COMMAND INFO reports them, in Redis's order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -289,6 +293,7 @@ impl CommandTable {
         specs.extend(multi::commands());
         specs.extend(pubsub::commands());
         specs.extend(replication::commands());
+        specs.extend(scripting::commands());
         let mut by_name = HashMap::default();
         let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::default();
         for (i, s) in specs.iter().enumerate() {
@@ -448,12 +453,27 @@ pub struct Ctx<'a> {
     /// True while EXEC runs the queued commands (Redis's `CLIENT_MULTI`
     /// during `execCommand`): blocking commands do not block.
     pub in_multi: bool,
+    /// MONITOR lines of the commands a script ran through this command
+    /// (EVAL's own first), shown after its own (`exec::call`).
+    pub nested_monitor: Vec<u8>,
 }
 
 impl<'a> Ctx<'a> {
     /// The context of one command run on shard `home` over `shards`.
     pub fn new(shards: &'a mut ShardSet, server: &'a Server, home: usize, db: usize, resp: u8, now_ms: i64, client: Option<&'a mut ClientState>) -> Ctx<'a> {
-        Ctx { shards, home, shard_count: server.shard_count, db, resp, now_ms, server, client, propagate: Default::default(), in_multi: false }
+        Ctx {
+            shards,
+            home,
+            shard_count: server.shard_count,
+            db,
+            resp,
+            now_ms,
+            server,
+            client,
+            propagate: Default::default(),
+            in_multi: false,
+            nested_monitor: Vec::new(),
+        }
     }
     /// Whether writes are propagated (some consumer such as the AOF is on):
     /// handlers build a rewritten form only then.

@@ -71,9 +71,17 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
     let in_snapshot = ctx.server.persistence.snapshot_active.load(Ordering::Relaxed);
     record_command(ctx.shards.get_mut(ctx.home), in_snapshot, id, args, usec, r.error_prefix, addr, name);
     monitor_line.clear();
-    if ctx.server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
-        let mut hidden = Vec::new();
-        format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, redact::shown(spec.name, args, &mut hidden));
+    if ctx.server.monitors.load(Ordering::Relaxed) > 0 {
+        if spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
+            let mut hidden = Vec::new();
+            format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, redact::shown(spec.name, args, &mut hidden));
+        }
+        // A script's commands (and the EVAL before them, which is
+        // skip-monitor): written by the handler, fed with this line.
+        if !ctx.nested_monitor.is_empty() {
+            monitor_line.extend_from_slice(&ctx.nested_monitor);
+            ctx.nested_monitor.clear();
+        }
     }
     if propagating {
         propagate::after_command(ctx, args, dirty_before);

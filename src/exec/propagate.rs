@@ -341,6 +341,17 @@ fn collect_for_exec(ctx: &mut crate::commands::Ctx, args: &[&[u8]], dirty_before
     ctx.shards.get_mut(ctx.home).stream.exec_ops.extend(ops);
 }
 
+/// How many operations the running EXEC or script has collected so far.
+pub fn exec_ops_len(ctx: &crate::commands::Ctx) -> usize {
+    ctx.shards.get(ctx.home).stream.exec_ops.len()
+}
+
+/// Drops what was collected after `len` operations (a script's command
+/// run under `redis.set_repl(redis.REPL_NONE)`).
+pub fn exec_ops_truncate(ctx: &mut crate::commands::Ctx, len: usize) {
+    ctx.shards.get_mut(ctx.home).stream.exec_ops.truncate(len);
+}
+
 /// The end of an EXEC: what its commands propagated (`collect_for_exec`)
 /// is appended as one unit, over the shards it held (at one cut when
 /// several).

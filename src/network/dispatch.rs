@@ -294,7 +294,7 @@ impl EventLoop {
             if flow == Flow::Stop || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
                 return Flow::Stop;
             }
-            if self.server.hold.check(self.id) {
+            if self.hold_check() {
                 // Time parked is nobody's command time.
                 self.clock.tick();
             }
@@ -485,6 +485,9 @@ impl EventLoop {
         }
         if let Some(flow) = self.transaction_step(index, id, spec, args, now) {
             return flow;
+        }
+        if spec.flags & flags::RUNS_SCRIPT != 0 {
+            return self.script_command(index, id, args, now);
         }
         let shards = self.server.shard_count;
         let mut mask = route_mask(spec, args, shards, self.id);

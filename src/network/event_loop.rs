@@ -21,8 +21,8 @@ use crate::shard::mailbox::{ConnToken, Message, Outbox, PackedArgs};
 use crate::shard::{ClientInfo, ShardState};
 
 const KIND_ACCEPT: u64 = 1;
-const KIND_RECV: u64 = 2;
-const KIND_SEND: u64 = 3;
+pub(super) const KIND_RECV: u64 = 2;
+pub(super) const KIND_SEND: u64 = 3;
 const KIND_DOORBELL: u64 = 4;
 const KIND_IGNORE: u64 = 5;
 /// The BGSAVE child's pidfd became readable: it has exited.
@@ -45,7 +45,15 @@ fn ud(kind: u64, generation: u32, index: u32) -> u64 {
     (kind << 56) | (((generation as u64) & 0xFF_FFFF) << 32) | index as u64
 }
 #[inline]
-fn ud_parts(u: u64) -> (u64, u32, u32) {
+/// The send of what `conn.inflight` holds from `inflight_off` on.
+pub(super) fn send_entry(conn: &Conn, index: u32) -> squeue::Entry {
+    let ptr = conn.inflight[conn.inflight_off..].as_ptr();
+    let len = (conn.inflight.len() - conn.inflight_off) as u32;
+    let target = Uring::target(conn.fixed, index, conn.fd);
+    with_target!(target, opcode::Send, ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index))
+}
+
+pub(super) fn ud_parts(u: u64) -> (u64, u32, u32) {
     (u >> 56, ((u >> 32) & 0xFF_FFFF) as u32, u as u32)
 }
 
@@ -105,6 +113,12 @@ pub struct EventLoop {
     pub client_slots: std::collections::HashMap<u64, u32>,
     /// Multi-shard commands run by hops (`network::hop`).
     pub hops: super::hop::Hops,
+    /// Completions a busy script's -BUSY service left for the loop
+    /// (`network::script`), handled first by the next `reap`.
+    pub busy_backlog: Vec<(u64, i32, u32)>,
+    /// Bytes received and sent while busy, counted once the state is back.
+    pub busy_input_bytes: u64,
+    pub busy_output_bytes: u64,
 }
 
 impl EventLoop {
@@ -169,6 +183,9 @@ impl EventLoop {
             loop_op: None,
             client_slots: Default::default(),
             hops: Default::default(),
+            busy_backlog: Vec::new(),
+            busy_input_bytes: 0,
+            busy_output_bytes: 0,
         })
     }
 
@@ -231,7 +248,7 @@ impl EventLoop {
         let _ = self.ring.submit();
         self.server.shards_ready.fetch_add(1, Ordering::Release);
         loop {
-            if self.server.hold.check(self.id) {
+            if self.hold_check() {
                 // Time parked is nobody's command time.
                 self.clock.tick();
             }
@@ -304,7 +321,7 @@ impl EventLoop {
                 self.flush_sends(Some(self.server.aof.synced()));
             }
             self.ring_doorbells();
-            if self.server.hold.check(self.id) {
+            if self.hold_check() {
                 // Time parked is nobody's command time.
                 self.clock.tick();
             }
@@ -382,6 +399,8 @@ impl EventLoop {
     fn reap(&mut self) {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
+        cqes.append(&mut self.busy_backlog);
+        self.settle_busy_counts();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         for &(u, res, flags) in &cqes {
             let (kind, generation, index) = ud_parts(u);
@@ -488,7 +507,7 @@ impl EventLoop {
         self.state().stats.rejected_connections += 1;
     }
 
-    fn arm_recv(&mut self, index: u32) {
+    pub(super) fn arm_recv(&mut self, index: u32) {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return;
         };
@@ -674,10 +693,7 @@ impl EventLoop {
             }
             if conn.inflight_off < conn.inflight.len() {
                 conn.sending = true;
-                let ptr = conn.inflight[conn.inflight_off..].as_ptr();
-                let len = (conn.inflight.len() - conn.inflight_off) as u32;
-                let target = Uring::target(conn.fixed, index, conn.fd);
-                let e = with_target!(target, opcode::Send, ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index));
+                let e = send_entry(conn, index);
                 self.push_sqe(e);
             } else if (conn.closing == Closing::AfterWrite || conn.eof && !conn.deferred) && conn.slots.is_empty() {
                 // Everything sent: nothing more to run or send.
@@ -766,7 +782,7 @@ impl EventLoop {
         for from in 0..self.inboxes.len() {
             while let Some(msg) = self.inboxes[from].as_mut().and_then(|c| c.pop().ok()) {
                 self.on_message(from, msg);
-                if self.server.hold.check(self.id) {
+                if self.hold_check() {
                     // Time parked is nobody's command time.
                     self.clock.tick();
                 }

@@ -12,5 +12,6 @@ pub mod hop;
 pub mod listener;
 pub mod maxmemory;
 pub mod multi;
-pub mod uring;
 pub mod replica;
+pub mod script;
+pub mod uring;

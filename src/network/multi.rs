@@ -139,7 +139,7 @@ impl EventLoop {
     /// Runs `f` holding `targets` once the connection's forwarded commands
     /// are back (they came first); defers when they are not, or when
     /// another coordinator holds.
-    fn run_held(&mut self, index: u32, targets: crate::shard::hold::ShardMask, f: impl FnOnce(&mut Self) -> Flow) -> Flow {
+    pub(super) fn run_held(&mut self, index: u32, targets: crate::shard::hold::ShardMask, f: impl FnOnce(&mut Self) -> Flow) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
         if !conn.slots.is_empty() {
             conn.deferred = true;

@@ -119,6 +119,10 @@ use std::time::{Duration, Instant};
 
 use super::ShardState;
 
+/// How often a parked shard thread looks whether it should serve its
+/// clients (a busy script's -BUSY) besides being woken by a head change.
+const PARKED_POLL: Duration = Duration::from_millis(10);
+
 /// The coordinator id of a thread that owns no shard (the start-up loader).
 pub const EXTERNAL: usize = usize::MAX;
 /// The coordinator id of a hop intent's entries (see the module doc, "Hops"):
@@ -363,6 +367,20 @@ impl HoldTable {
 
     #[cold]
     fn park(&self, me: usize) {
+        self.park_with(me, None);
+    }
+
+    /// `check` for a shard thread that may serve its clients while parked:
+    /// parked, it calls `serve` about every millisecond while `serve`
+    /// returns true (it served: a busy script holds the shard, see
+    /// `network::script`), and re-checks its head at least every
+    /// `PARKED_POLL` otherwise. `serve` must not touch the shard's state.
+    #[cold]
+    pub fn park_serving(&self, me: usize, serve: &mut dyn FnMut() -> bool) {
+        self.park_with(me, Some(serve));
+    }
+
+    fn park_with(&self, me: usize, mut serve: Option<&mut dyn FnMut() -> bool>) {
         let slot = &self.slots[me];
         loop {
             let h = slot.park_for.load(Ordering::Acquire);
@@ -379,8 +397,14 @@ impl HoldTable {
                     t.unpark();
                 }
             }
-            // Woken by whoever changes the head (or spuriously: re-checked).
-            std::thread::park();
+            match serve.as_mut() {
+                // Woken by whoever changes the head (or spuriously: re-checked).
+                None => std::thread::park(),
+                Some(serve) => {
+                    let wait = if serve() { Duration::from_millis(1) } else { PARKED_POLL };
+                    std::thread::park_timeout(wait);
+                }
+            }
         }
     }
 

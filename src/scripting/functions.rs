@@ -1,0 +1,226 @@
+//! Redis 7.0 functions (functions.c, function_lua.c) on the scripting
+//! engine: FUNCTION LOAD runs a library's code with `redis.register_function`
+//! in its globals, in an environment of its own (missing globals refused as
+//! in scripts); FCALL runs a registered callback with (KEYS, ARGV) through
+//! the same run as EVAL. Libraries live in memory only: they are not written
+//! to the RDB or the AOF (FUNCTION DUMP/RESTORE are not provided).
+
+use std::cell::RefCell;
+
+use mlua::{Function, Lua, Table, Value, Variadic};
+
+use super::{mlua_error_text, script_error, Engine, ScriptError, ScriptFlags};
+
+/// A registered function.
+pub struct Func {
+    pub callback: Function,
+    pub flags: ScriptFlags,
+    pub library: String,
+}
+
+/// A loaded library: its code (to list it, and to load it again into a
+/// new interpreter after SCRIPT FLUSH) and its functions, in order.
+pub struct Library {
+    pub code: Vec<u8>,
+    pub functions: Vec<(String, ScriptFlags)>,
+}
+
+fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+const NAME_ERROR: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+fn raise(text: &str) -> mlua::Error {
+    mlua::Error::external(ScriptError(text.as_bytes().to_vec()))
+}
+
+fn parse_flags(v: Option<Value>) -> mlua::Result<ScriptFlags> {
+    let mut flags = ScriptFlags { shebang: true, ..Default::default() };
+    let Some(Value::Table(t)) = v else {
+        return match v {
+            None | Some(Value::Nil) => Ok(flags),
+            _ => Err(raise("ERR flags argument to redis.register_function must be a table representing function flags")),
+        };
+    };
+    for item in t.sequence_values::<Value>() {
+        let Value::String(s) = item? else {
+            return Err(raise("ERR unknown flag given"));
+        };
+        match &*s.as_bytes() {
+            b"no-writes" => flags.no_writes = true,
+            b"allow-oom" => flags.allow_oom = true,
+            b"allow-stale" => flags.allow_stale = true,
+            b"no-cluster" => flags.no_cluster = true,
+            b"allow-cross-slot-keys" => flags.allow_cross_slot_keys = true,
+            _ => return Err(raise("ERR unknown flag given")),
+        }
+    }
+    Ok(flags)
+}
+
+/// `redis.register_function`'s arguments: (name, callback) or a table.
+fn registration(a: Variadic<Value>) -> mlua::Result<(Vec<u8>, Function, ScriptFlags)> {
+    let (name, callback, flags) = match (a.len(), a.first()) {
+        (1, Some(Value::Table(t))) => {
+            let (mut name, mut callback, mut flags) = (None, None, None);
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                let Value::String(k) = k else {
+                    return Err(raise("ERR named argument key given to redis.register_function is not a string"));
+                };
+                match &*k.as_bytes() {
+                    b"function_name" => name = Some(v),
+                    b"callback" => callback = Some(v),
+                    b"flags" => flags = Some(v),
+                    b"description" => {}
+                    _ => return Err(raise("ERR unknown argument given to redis.register_function")),
+                }
+            }
+            let Some(Value::String(name)) = name else {
+                return Err(raise("ERR redis.register_function must get a function name argument"));
+            };
+            let Some(Value::Function(callback)) = callback else {
+                return Err(raise("ERR redis.register_function must get a callback argument"));
+            };
+            (name.as_bytes().to_vec(), callback, parse_flags(flags)?)
+        }
+        (2, Some(Value::String(name))) => {
+            let Value::Function(callback) = &a[1] else {
+                return Err(raise("ERR callback argument given to redis.register_function must be a function"));
+            };
+            (name.as_bytes().to_vec(), callback.clone(), ScriptFlags { shebang: true, ..Default::default() })
+        }
+        (2, _) => return Err(raise("ERR function name argument given to redis.register_function must be a string")),
+        _ => return Err(raise("ERR wrong number of arguments to redis.register_function")),
+    };
+    if !valid_name(&name) {
+        return Err(raise(NAME_ERROR));
+    }
+    Ok((name, callback, flags))
+}
+
+impl Engine {
+    /// FUNCTION LOAD [REPLACE] code: the library's name.
+    pub(super) fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
+        if !code.starts_with(b"#!") {
+            return Err("ERR Missing library metadata".into());
+        }
+        let end = code.iter().position(|&c| c == b'\n').unwrap_or(code.len());
+        let line = String::from_utf8_lossy(&code[2..end]).into_owned();
+        let mut parts = line.split_ascii_whitespace();
+        let engine = parts.next().unwrap_or("");
+        if engine != "lua" {
+            return Err(format!("ERR Engine '{}' not found", engine));
+        }
+        let mut name = None;
+        for part in parts {
+            match part.strip_prefix("name=") {
+                Some(n) => name = Some(n.to_string()),
+                None => return Err(format!("ERR Invalid metadata value given: {}", part)),
+            }
+        }
+        let Some(name) = name else {
+            return Err("ERR Library name was not given".into());
+        };
+        if !valid_name(name.as_bytes()) {
+            return Err(NAME_ERROR.into());
+        }
+        if self.libraries.contains_key(&name) && !replace {
+            return Err(format!("ERR Library '{}' already exists", name));
+        }
+        let registered = self.run_library_code(&code[end..]).map_err(|e| format!("ERR Error registering functions: {}", e))?;
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        for (f, _, _) in &registered {
+            if let Some(existing) = self.functions.get(f) {
+                if existing.library != name {
+                    return Err(format!("ERR Function {} already exists", f));
+                }
+            }
+        }
+        if let Some(old) = self.libraries.remove(&name) {
+            for (f, _) in old.functions {
+                self.functions.remove(&f);
+            }
+        }
+        let mut listed = Vec::new();
+        for (f, callback, flags) in registered {
+            listed.push((f.clone(), flags));
+            self.functions.insert(f, Func { callback, flags, library: name.clone() });
+        }
+        self.libraries.insert(name.clone(), Library { code: code.to_vec(), functions: listed });
+        Ok(name)
+    }
+
+    /// Runs a library's code (after its metadata line) with
+    /// `redis.register_function`; what it registered.
+    fn run_library_code(&self, body: &[u8]) -> Result<Vec<(String, Function, ScriptFlags)>, String> {
+        let lua = &self.lua;
+        let fail = |e: mlua::Error| match script_error(&e) {
+            Some(se) => String::from_utf8_lossy(&se.0).into_owned(),
+            None => format!("ERR {}", mlua_error_text(&e)),
+        };
+        let env = self.library_env().map_err(fail)?;
+        let chunk = lua
+            .load(body)
+            .set_name("@user_function")
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .set_environment(env.clone())
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", mlua_error_text(&e)))?;
+        let registered: RefCell<Vec<(String, Function, ScriptFlags)>> = RefCell::new(Vec::new());
+        let load_redis: Table = env.raw_get("redis").map_err(fail)?;
+        lua.scope(|scope| {
+            let register = scope.create_function(|_, a: Variadic<Value>| {
+                let (name, callback, flags) = registration(a)?;
+                let name = String::from_utf8_lossy(&name).into_owned();
+                let mut list = registered.borrow_mut();
+                if list.iter().any(|(n, _, _)| *n == name) {
+                    return Err(raise("ERR Function already exists in the library"));
+                }
+                list.push((name, callback, flags));
+                Ok(())
+            })?;
+            load_redis.raw_set("register_function", register)?;
+            chunk.call::<()>(())
+        })
+        .map_err(fail)?;
+        // From now on the library's code sees the globals and the whole
+        // `redis` library.
+        env.raw_set("redis", Value::Nil).map_err(fail)?;
+        let meta = lua.create_table().map_err(fail)?;
+        meta.raw_set("__index", lua.globals()).map_err(fail)?;
+        meta.raw_set("__newindex", self.guard.raw_get::<Value>("__newindex").map_err(fail)?).map_err(fail)?;
+        env.set_metatable(Some(meta)).map_err(fail)?;
+        Ok(registered.into_inner())
+    }
+
+    /// A library's globals: its own table over the shared globals, with a
+    /// `redis` that only registers functions and logs while it loads.
+    fn library_env(&self) -> mlua::Result<Table> {
+        let lua: &Lua = &self.lua;
+        // While it loads, a library sees nothing but `redis` (Redis runs
+        // the code in an empty sandbox); afterwards the shared globals.
+        let env = lua.create_table()?;
+        env.set_metatable(Some(self.guard.clone()))?;
+        let load_redis = lua.create_table()?;
+        for key in ["log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING", "REDIS_VERSION", "REDIS_VERSION_NUM"] {
+            load_redis.raw_set(key, self.redis.raw_get::<Value>(key)?)?;
+        }
+        // Anything else of `redis` is missing while loading, as a global is.
+        load_redis.set_metatable(Some(self.guard.clone()))?;
+        env.raw_set("redis", load_redis)?;
+        Ok(env)
+    }
+
+    /// Loads every library again (into a new interpreter).
+    pub(super) fn reload_libraries(&mut self, libraries: Vec<(String, Vec<u8>)>) {
+        for (name, code) in libraries {
+            if let Err(e) = self.load_library(&code, true) {
+                crate::warning!("Library {} could not be loaded again: {}", name, e);
+            }
+        }
+    }
+}

@@ -1,0 +1,926 @@
+//! Lua scripting as Redis 7.0 has it (eval.c, script.c, script_lua.c):
+//! one Lua 5.1 interpreter, the script cache (SHA-1 of the body ->
+//! compiled function), the `redis` library, the sandbox, shebang flags, and
+//! the run of one script through the execution seam.
+//!
+//! # How a script runs
+//!
+//! EVAL and friends route to every shard (`Route::All`): the handler runs
+//! on the caller's thread with every shard owned or held, so the script is
+//! atomic for every other client, and there is one script at a time in the
+//! whole server. `redis.call` runs each command through `exec::call()` (the
+//! one seam) on a context over the same shards, as client `lua` (MONITOR
+//! shows it so) and with `Ctx::in_multi`, so that the script's writes are
+//! collected and propagated as one unit at its end (Redis 7.0's effects
+//! replication: MULTI/EXEC around them when more than one), never the
+//! EVAL itself. The interpreter lives behind one mutex that is never
+//! contended (scripts hold every shard); nothing a script can call takes it.
+//!
+//! # The sandbox
+//!
+//! Libraries: base (without print, setfenv, getfenv, newproxy, loadfile,
+//! dofile, module, require), table, string, math (with Redis's
+//! deterministic random), bit, cjson. The globals table refuses new
+//! globals ("Attempt to modify a readonly table") and reading a missing one
+//! ("Script attempted to access nonexistent global variable"). Not
+//! provided: cmsgpack, struct, the Lua debugger (SCRIPT DEBUG YES|SYNC).
+//! Unlike Redis's patched Lua, library tables themselves are not read-only
+//! and an existing global can be reassigned.
+
+mod cjson;
+pub mod convert;
+mod functions;
+mod libs;
+pub mod run;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic};
+
+use crate::commands::{flags, CommandTable, Ctx};
+use crate::exec::{call, Caller, Clock};
+use crate::protocol::Reply;
+use run::RUN;
+
+/// The chunk name of the library's own Lua code: frames from it are
+/// skipped when an error's position is taken (they are Redis's C in Redis).
+const LIB_CHUNK: &str = "=redis";
+
+/// The library's Lua part: `redis.call` and friends raise what the Rust
+/// side returns as failed (an `{err=...}` table, which Lua's `error` raises
+/// unchanged); the globals guard.
+const PRELUDE: &str = r#"
+local hidden = ...
+local error, tostring, select, unpack, rawset, pairs, ipairs = error, tostring, select, unpack, rawset, pairs, ipairs
+local raw_setmetatable, raw_getmetatable = setmetatable, getmetatable
+-- Redis 7.0's pcall hands a caught error over as its message string (an
+-- error table's `err`, a library error's text).
+local raw_pcall, fix = pcall, hidden.fix
+pcall = function(...) return fix(raw_pcall(...)) end
+local handler = hidden.handler
+local xpcall = xpcall
+hidden.run = function(f, ...)
+  local n, args = select('#', ...), {...}
+  return xpcall(function() return f(unpack(args, 1, n)) end, handler)
+end
+-- Read-only tables (Redis's patched Lua): the globals and the libraries
+-- are empty proxies whose writes fail, and whose metatables cannot be
+-- replaced nor changed through getmetatable.
+local readonly = raw_setmetatable({}, {__mode = 'k'})
+local function deny() error("Attempt to modify a readonly table", 2) end
+local function protect(t)
+  local proxy = raw_setmetatable({}, {__index = t, __newindex = deny})
+  readonly[proxy] = true
+  return proxy
+end
+setmetatable = function(t, mt)
+  if readonly[t] then error("Attempt to modify a readonly table", 2) end
+  return raw_setmetatable(t, mt)
+end
+getmetatable = function(t)
+  local mt = raw_getmetatable(t)
+  if mt ~= nil and readonly[t] then return protect(mt) end
+  return mt
+end
+-- Text only: precompiled chunks are refused (loadstring returns nil).
+local raw_loadstring, raw_load, type, byte = loadstring, load, type, string.byte
+loadstring = function(s, ...)
+  if type(s) == 'string' and byte(s, 1) == 27 then return nil, 'binary chunks are not allowed' end
+  return raw_loadstring(s, ...)
+end
+load = function(f, ...)
+  if type(f) ~= 'function' then return raw_load(f, ...) end
+  local first = true
+  return raw_load(function()
+    local piece = f()
+    if first and type(piece) == 'string' and piece ~= '' then
+      first = false
+      if byte(piece, 1) == 27 then error('binary chunks are not allowed') end
+    end
+    return piece
+  end, ...)
+end
+local G, all = _G, {}
+for k, v in pairs(G) do all[k] = v end
+for k in pairs(all) do rawset(G, k, nil) end
+for _, name in ipairs({'redis', 'cjson', 'bit', 'string', 'math', 'table', 'coroutine'}) do
+  if all[name] ~= nil then all[name] = protect(all[name]) end
+end
+hidden.redis = all.redis
+all._G = G
+local guard = {
+  __index = function(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __newindex = deny,
+}
+hidden.guard = guard
+raw_setmetatable(all, guard)
+raw_setmetatable(G, {__index = all, __newindex = deny})
+readonly[G] = true
+"#;
+
+/// A script's shebang flags (`#!lua flags=...`).
+#[derive(Clone, Copy, Default, Debug)]
+pub struct ScriptFlags {
+    /// A shebang line was present (not Redis's EVAL compatibility mode).
+    pub shebang: bool,
+    pub no_writes: bool,
+    pub allow_oom: bool,
+    pub allow_stale: bool,
+    pub no_cluster: bool,
+    pub allow_cross_slot_keys: bool,
+}
+
+struct Script {
+    func: Function,
+    flags: ScriptFlags,
+}
+
+struct Engine {
+    lua: Lua,
+    scripts: HashMap<String, Script>,
+    functions: HashMap<String, functions::Func>,
+    libraries: std::collections::BTreeMap<String, functions::Library>,
+    /// The `redis` library itself (its `call` & co. are set per run).
+    redis: Table,
+    /// The metatable refusing missing globals and writes.
+    guard: Table,
+    runner: Function,
+}
+
+static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+
+/// What INFO shows, kept outside the engine's mutex (INFO may run inside
+/// a script).
+pub struct Stats {
+    pub scripts: AtomicUsize,
+    pub body_bytes: AtomicUsize,
+    pub lua_bytes: AtomicUsize,
+}
+
+pub static STATS: Stats = Stats { scripts: AtomicUsize::new(0), body_bytes: AtomicUsize::new(0), lua_bytes: AtomicUsize::new(0) };
+
+/// Redis 7.0 counts this much per cached script beyond its body (the
+/// dict entry and the two objects); used_memory_scripts_eval's estimate.
+const SCRIPT_OVERHEAD_BYTES: usize = 72;
+
+/// Lowercase hex SHA-1 of `body` (Redis's `sha1hex`).
+pub fn sha1hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    let mut guard = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        *guard = Some(Engine::new().expect("the Lua interpreter starts"));
+    }
+    f(guard.as_mut().unwrap())
+}
+
+/// An `{err=...}` table for `msg` (Redis's `luaPushErrorBuff`: "-CODE msg"
+/// keeps its code, anything else gets "ERR "), and the failed mark.
+fn failure(lua: &Lua, msg: &[u8]) -> mlua::Result<(Value, bool)> {
+    let t = lua.create_table()?;
+    t.raw_set("err", lua.create_string(error_text(msg))?)?;
+    Ok((Value::Table(t), true))
+}
+
+/// A library error raised into the script (Redis raises the `err` text of
+/// the error table): the handler keeps its text as it is, pcall returns it.
+#[derive(Debug)]
+struct ScriptError(Vec<u8>);
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.0))
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+/// What `redis.call` and the other raising functions return: the value,
+/// or the failure's `err` text raised as a `ScriptError`.
+fn raising(lua: &Lua, (v, failed): (Value, bool)) -> mlua::Result<Value> {
+    if !failed {
+        return Ok(v);
+    }
+    let text = match &v {
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            Value::String(s) => s.as_bytes().to_vec(),
+            _ => b"ERR unknown error".to_vec(),
+        },
+        other => lua.coerce_string(other.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
+    };
+    Err(mlua::Error::external(ScriptError(text)))
+}
+
+/// The `ScriptError` inside an mlua error, if it is one.
+fn script_error(e: &mlua::Error) -> Option<&ScriptError> {
+    match e {
+        mlua::Error::ExternalError(inner) => inner.downcast_ref::<ScriptError>(),
+        mlua::Error::CallbackError { cause, .. } => script_error(cause),
+        mlua::Error::WithContext { cause, .. } => script_error(cause),
+        _ => None,
+    }
+}
+
+/// An error value as the text Redis would show for it: a library error's
+/// text, an error table's `err`, a string, a Rust error's message.
+fn caught_text(v: &Value) -> mlua::Result<Option<Vec<u8>>> {
+    Ok(match v {
+        Value::Error(e) => Some(match script_error(e) {
+            Some(se) => se.0.clone(),
+            None => mlua_error_text(e).into_bytes(),
+        }),
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+fn error_text(msg: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + 4);
+    match msg.strip_prefix(b"-") {
+        Some(rest) if rest.contains(&b' ') => out.extend_from_slice(rest),
+        Some(rest) => {
+            out.extend_from_slice(b"ERR ");
+            out.extend_from_slice(rest);
+        }
+        None => {
+            out.extend_from_slice(b"ERR ");
+            out.extend_from_slice(msg);
+        }
+    }
+    while out.last().is_some_and(|&c| c == b'\r' || c == b'\n') {
+        out.pop();
+    }
+    out
+}
+
+/// The innermost message of an mlua error (a Rust callback's or the
+/// hook's error arrives wrapped).
+fn mlua_error_text(e: &mlua::Error) -> String {
+    match e {
+        // Without the traceback mlua appends to errors it hands back.
+        mlua::Error::RuntimeError(m) => m.split("\nstack traceback:").next().unwrap_or(m).to_string(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::CallbackError { cause, .. } => mlua_error_text(cause),
+        mlua::Error::WithContext { cause, .. } => mlua_error_text(cause),
+        other => other.to_string(),
+    }
+}
+
+impl Engine {
+    fn new() -> mlua::Result<Engine> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+        let g = lua.globals();
+        for name in ["print", "setfenv", "getfenv", "newproxy", "loadfile", "dofile", "module", "require"] {
+            g.raw_set(name, Value::Nil)?;
+        }
+        libs::install(&lua, &g)?;
+        let redis = lua.create_table()?;
+        for (name, level) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
+            redis.set(name, level)?;
+        }
+        for (name, v) in [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)] {
+            redis.set(name, v)?;
+        }
+        redis.set("REDIS_VERSION", crate::commands::info::REDIS_VERSION)?;
+        redis.set("REDIS_VERSION_NUM", version_num(crate::commands::info::REDIS_VERSION))?;
+        redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+        redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+        redis.set("debug", lua.create_function(|_, _: Variadic<Value>| Ok(()))?)?;
+        redis.set(
+            "sha1hex",
+            lua.create_function(|lua, a: Variadic<Value>| {
+                let r = match (a.len(), a.first()) {
+                    (1, Some(v)) => match lua.coerce_string(v.clone())? {
+                        Some(s) => (Value::String(lua.create_string(sha1hex(&s.as_bytes()))?), false),
+                        None => failure(lua, b"wrong number of arguments")?,
+                    },
+                    _ => failure(lua, b"wrong number of arguments")?,
+                };
+                raising(lua, r)
+            })?,
+        )?;
+        let reply_table = |field: &'static str| {
+            move |lua: &Lua, a: Variadic<Value>| -> mlua::Result<Value> {
+                let (1, Some(Value::String(s))) = (a.len(), a.first()) else {
+                    let r = failure(lua, b"wrong number or type of arguments")?;
+                    return raising(lua, r);
+                };
+                let t = lua.create_table()?;
+                if field == "err" {
+                    // Redis's luaRedisErrorReplyCommand: a leading '-' is
+                    // added when missing, then the code is parsed from it.
+                    let mut msg = s.as_bytes().to_vec();
+                    if msg.first() != Some(&b'-') {
+                        msg.insert(0, b'-');
+                    }
+                    t.raw_set("err", lua.create_string(error_text(&msg))?)?;
+                } else {
+                    t.raw_set("ok", s.clone())?;
+                }
+                Ok(Value::Table(t))
+            }
+        };
+        redis.set("error_reply", lua.create_function(reply_table("err"))?)?;
+        redis.set("status_reply", lua.create_function(reply_table("ok"))?)?;
+        redis.set(
+            "log",
+            lua.create_function(|lua, a: Variadic<Value>| {
+                let r = log(lua, a)?;
+                raising(lua, r)
+            })?,
+        )?;
+        g.raw_set("redis", redis.clone())?;
+        let hidden = lua.create_table()?;
+        hidden.set("handler", lua.create_function(error_handler)?)?;
+        hidden.set(
+            "fix",
+            lua.create_function(|lua, mut a: Variadic<Value>| {
+                // A killed script is not caught: the kill goes on up.
+                if RUN.kill.load(Ordering::Acquire) {
+                    return Err(mlua::Error::runtime(run::KILLED));
+                }
+                if matches!(a.first(), Some(Value::Boolean(false))) {
+                    if let Some(text) = a.get(1).map(caught_text).transpose()?.flatten() {
+                        a[1] = Value::String(lua.create_string(text)?);
+                    }
+                }
+                Ok(a)
+            })?,
+        )?;
+        lua.load(PRELUDE).set_name(LIB_CHUNK).call::<()>(hidden.clone())?;
+        let runner: Function = hidden.get("run")?;
+        let guard: Table = hidden.get("guard")?;
+        lua.set_hook(HookTriggers::new().every_nth_instruction(run::HOOK_INSTRUCTIONS), |_, _| RUN.hook())?;
+        STATS.lua_bytes.store(lua.used_memory(), Ordering::Relaxed);
+        Ok(Engine { lua, scripts: HashMap::new(), functions: HashMap::new(), libraries: Default::default(), redis, guard, runner })
+    }
+
+    /// Compiles `body` into the cache (if not there yet); its SHA-1.
+    fn load(&mut self, body: &[u8]) -> Result<String, String> {
+        let sha = sha1hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let (flags, shebang_len) = parse_shebang(body)?;
+        let func = self
+            .lua
+            .load(&body[shebang_len..])
+            .set_name("@user_script")
+            .set_mode(mlua::chunk::ChunkMode::Text)
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling script (new function): {}", mlua_error_text(&e)))?;
+        self.scripts.insert(sha.clone(), Script { func, flags });
+        STATS.scripts.store(self.scripts.len(), Ordering::Relaxed);
+        STATS.body_bytes.fetch_add(body.len() + SCRIPT_OVERHEAD_BYTES, Ordering::Relaxed);
+        STATS.lua_bytes.store(self.lua.used_memory(), Ordering::Relaxed);
+        Ok(sha)
+    }
+}
+
+/// Redis's `REDIS_VERSION_NUM`: 0x00MMmmpp.
+fn version_num(v: &str) -> i64 {
+    let mut parts = v.split('.').map(|p| p.parse::<i64>().unwrap_or(0));
+    let (a, b, c) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a << 16) | (b << 8) | c
+}
+
+/// `redis.log(level, ...)`.
+fn log(lua: &Lua, a: Variadic<Value>) -> mlua::Result<(Value, bool)> {
+    if a.len() < 2 {
+        return failure(lua, b"redis.log() requires two arguments or more.");
+    }
+    let level = match a[0] {
+        Value::Integer(n) => n,
+        Value::Number(n) => n as i64,
+        _ => return failure(lua, b"First argument must be a number"),
+    };
+    let level = match level {
+        0 => crate::config::LogLevel::Debug,
+        1 => crate::config::LogLevel::Verbose,
+        2 => crate::config::LogLevel::Notice,
+        3 => crate::config::LogLevel::Warning,
+        _ => return failure(lua, b"Invalid debug level."),
+    };
+    let mut line = Vec::new();
+    for (i, v) in a.iter().skip(1).enumerate() {
+        if i > 0 {
+            line.push(b' ');
+        }
+        if let Some(s) = lua.coerce_string(v.clone())? {
+            line.extend_from_slice(&s.as_bytes());
+        }
+    }
+    crate::log::log(level, &String::from_utf8_lossy(&line));
+    Ok((Value::Nil, false))
+}
+
+/// The message handler of every script run (Redis's
+/// `__redis__err__handler`): the error as an `{err=...}` table ("ERR "
+/// before a string error), with the position of the script's frame that
+/// raised it (C frames and the library's own skipped).
+fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    let t = match err {
+        Value::Table(t) => t,
+        other => {
+            let msg: Vec<u8> = match &other {
+                Value::Error(e) => match script_error(e) {
+                    Some(se) => se.0.clone(),
+                    None => [&b"ERR "[..], mlua_error_text(e).as_bytes()].concat(),
+                },
+                v => {
+                    let text = match lua.coerce_string(v.clone())? {
+                        Some(s) => s.as_bytes().to_vec(),
+                        None => v.type_name().as_bytes().to_vec(),
+                    };
+                    [&b"ERR "[..], &text].concat()
+                }
+            };
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(&msg)?)?;
+            t
+        }
+    };
+    for level in 1..64 {
+        let Some((what, source, line)) = lua.inspect_stack(level, |d| {
+            let s = d.source();
+            (s.what, s.source.map(|c| c.into_owned()), d.current_line())
+        }) else {
+            break;
+        };
+        if what == "C" || source.as_deref() == Some(LIB_CHUNK) {
+            continue;
+        }
+        if let Some(source) = source {
+            t.raw_set("source", source)?;
+        }
+        if let Some(line) = line {
+            t.raw_set("line", line)?;
+        }
+        break;
+    }
+    Ok(t)
+}
+
+/// Redis's `evalExtractShebangFlags`: the flags of a `#!lua ...` first
+/// line and its length (the newline stays in the body, so line numbers
+/// are kept).
+pub fn parse_shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
+    let mut flags = ScriptFlags::default();
+    if !body.starts_with(b"#!") {
+        return Ok((flags, 0));
+    }
+    let Some(end) = body.iter().position(|&c| c == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let parts: Vec<&str> = line.split_ascii_whitespace().collect();
+    let Some(engine) = parts.first() else {
+        return Err("ERR Invalid engine in script shebang".into());
+    };
+    if *engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {}", engine));
+    }
+    flags.shebang = true;
+    for part in &parts[1..] {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {}", part));
+        };
+        for f in list.split(',') {
+            match f {
+                "no-writes" => flags.no_writes = true,
+                "allow-oom" => flags.allow_oom = true,
+                "allow-stale" => flags.allow_stale = true,
+                "no-cluster" => flags.no_cluster = true,
+                "allow-cross-slot-keys" => flags.allow_cross_slot_keys = true,
+                // `flags=` alone: no flags.
+                "" if list.is_empty() => {}
+                other => return Err(format!("ERR Unexpected flag in script shebang: {}", other)),
+            }
+        }
+    }
+    Ok((flags, end))
+}
+
+/// SCRIPT LOAD.
+pub fn load(body: &[u8]) -> Result<String, String> {
+    with_engine(|e| e.load(body))
+}
+
+/// SCRIPT EXISTS of one SHA-1 (any case).
+pub fn exists(sha: &[u8]) -> bool {
+    let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+    with_engine(|e| e.scripts.contains_key(&sha))
+}
+
+/// SCRIPT FLUSH: a new interpreter, an empty cache (Redis's scriptingReset).
+pub fn flush() {
+    let mut guard = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    let libraries: Vec<(String, Vec<u8>)> = guard.as_ref().map(|e| e.libraries.iter().map(|(n, l)| (n.clone(), l.code.clone())).collect()).unwrap_or_default();
+    // The old interpreter is freed here, after the new one exists (ASYNC
+    // in Redis frees it on a background thread; it is small). Functions
+    // are not scripts: their libraries are loaded into the new one.
+    *guard = Engine::new().ok();
+    if let Some(e) = guard.as_mut() {
+        e.reload_libraries(libraries);
+    }
+    STATS.scripts.store(0, Ordering::Relaxed);
+    STATS.body_bytes.store(0, Ordering::Relaxed);
+}
+
+/// FUNCTION LOAD [REPLACE].
+pub fn function_load(code: &[u8], replace: bool) -> Result<String, String> {
+    with_engine(|e| e.load_library(code, replace))
+}
+
+/// FUNCTION DELETE: whether the library existed.
+pub fn function_delete(name: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(name).into_owned();
+    with_engine(|e| match e.libraries.remove(&name) {
+        Some(lib) => {
+            for (f, _) in lib.functions {
+                e.functions.remove(&f);
+            }
+            true
+        }
+        None => false,
+    })
+}
+
+/// FUNCTION FLUSH.
+pub fn function_flush() {
+    with_engine(|e| {
+        e.libraries.clear();
+        e.functions.clear();
+    })
+}
+
+/// One library as FUNCTION LIST shows it: name, code, functions with flags.
+pub struct LibraryInfo {
+    pub name: String,
+    pub code: Vec<u8>,
+    pub functions: Vec<(String, ScriptFlags)>,
+}
+
+/// The libraries (in name order).
+pub fn function_list() -> Vec<LibraryInfo> {
+    with_engine(|e| e.libraries.iter().map(|(n, l)| LibraryInfo { name: n.clone(), code: l.code.clone(), functions: l.functions.clone() }).collect())
+}
+
+/// Which script EVAL-family runs.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Body(&'a [u8]),
+    Sha(&'a [u8]),
+    /// FCALL / FCALL_RO of a function.
+    Function(&'a [u8]),
+}
+
+/// Runs a script for EVAL / EVALSHA / EVAL_RO / EVALSHA_RO; `ro`: the
+/// `_RO` variants. `args`: the command's arguments (name, script, numkeys, ...).
+pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Reply) {
+    // FCALL looks its function up before it reads numkeys.
+    if let Source::Function(name) = source {
+        let name = String::from_utf8_lossy(name).into_owned();
+        if !with_engine(|e| e.functions.contains_key(&name)) {
+            return r.error("ERR Function not found");
+        }
+    }
+    let Some(numkeys) = crate::commands::parse_i64(args[2]) else {
+        return r.error(crate::commands::err::NOT_INTEGER);
+    };
+    if numkeys > (args.len() - 3) as i64 {
+        return r.error("ERR Number of keys can't be greater than number of args");
+    }
+    if numkeys < 0 {
+        return r.error("ERR Number of keys can't be negative");
+    }
+    let (keys, argv) = args[3..].split_at(numkeys as usize);
+    let mut guard = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    if guard.is_none() {
+        *guard = Some(Engine::new().expect("the Lua interpreter starts"));
+    }
+    let engine = guard.as_mut().unwrap();
+    let sha = match source {
+        Source::Body(body) => match engine.load(body) {
+            Ok(sha) => sha,
+            Err(e) => return r.error(&e),
+        },
+        Source::Sha(sha) => {
+            let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+            if sha.len() != 40 || !engine.scripts.contains_key(&sha) {
+                return r.error("NOSCRIPT No matching script. Please use EVAL.");
+            }
+            sha
+        }
+        Source::Function(name) => {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if !engine.functions.contains_key(&name) {
+                return r.error("ERR Function not found");
+            }
+            name
+        }
+    };
+    let is_function = matches!(source, Source::Function(_));
+    let (func, script_flags) = match is_function {
+        true => (engine.functions[&sha].callback.clone(), engine.functions[&sha].flags),
+        false => (engine.scripts[&sha].func.clone(), engine.scripts[&sha].flags),
+    };
+    if script_flags.shebang && !script_flags.no_writes && ro {
+        return r.error("ERR Can not execute a script with write flag using *_ro command.");
+    }
+    // MONITOR: the EVAL before the commands it runs (Redis 7.0 feeds it
+    // when the script starts; the command itself is skip-monitor).
+    if ctx.server.monitors.load(Ordering::Relaxed) > 0 {
+        let (addr, db) = match ctx.client.as_deref() {
+            Some(c) => (c.addr.clone().into_bytes(), ctx.db),
+            None => (b"lua".to_vec(), ctx.db),
+        };
+        let mut line = std::mem::take(&mut ctx.nested_monitor);
+        crate::exec::format_monitor_line(&mut line, crate::util::unix_us() as u64, db, &addr, args);
+        ctx.nested_monitor = line;
+    }
+    let lua = engine.lua.clone();
+    let set_globals = || -> mlua::Result<Option<(Table, Table)>> {
+        let g = lua.globals();
+        let to_table = |items: &[&[u8]]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let (k, a) = (to_table(keys)?, to_table(argv)?);
+        if is_function {
+            return Ok(Some((k, a)));
+        }
+        g.raw_set("KEYS", k)?;
+        g.raw_set("ARGV", a)?;
+        Ok(None)
+    };
+    let call_args = match set_globals() {
+        Ok(a) => a,
+        Err(e) => return r.error(&format!("ERR {}", mlua_error_text(&e))),
+    };
+    let threshold = ctx.config().others.get("busy-reply-threshold").and_then(|v| v.parse::<i64>().ok()).unwrap_or(5000);
+    RUN.start(threshold);
+    // Redis's script_oom: the memory state when the script starts decides
+    // whether its deny-oom commands are refused (until it has written).
+    let limit = ctx.server.memory.limit();
+    let oom = limit != 0 && ctx.server.memory.used() > limit;
+    if oom && script_flags.shebang && !script_flags.allow_oom {
+        RUN.end();
+        return r.error("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'");
+    }
+    let read_only = ro || script_flags.no_writes;
+    let caller_id = ctx.client.as_deref().map_or(0, |c| c.id);
+    let state = RefCell::new(CallState {
+        ctx,
+        resp: 2,
+        db: 0,
+        read_only,
+        oom: oom && !script_flags.allow_oom,
+        wrote: false,
+        repl_aof: true,
+        caller_id,
+        buf: Vec::new(),
+        clock: Clock::new(),
+        line: Vec::new(),
+    });
+    {
+        let mut s = state.borrow_mut();
+        s.db = s.ctx.db;
+    }
+    let (redis, runner) = (engine.redis.clone(), engine.runner.clone());
+    let outcome = lua.scope(|scope| {
+        let call_raising = scope.create_function(|lua, a: Variadic<Value>| {
+            let r = state.borrow_mut().call(lua, &a)?;
+            raising(lua, r)
+        })?;
+        redis.raw_set("call", call_raising)?;
+        redis.raw_set("pcall", scope.create_function(|lua, a: Variadic<Value>| Ok(state.borrow_mut().call(lua, &a)?.0))?)?;
+        let setresp = scope.create_function(|lua, a: Variadic<Value>| {
+            let r = state.borrow_mut().setresp(lua, &a)?;
+            raising(lua, r)
+        })?;
+        redis.raw_set("setresp", setresp)?;
+        let set_repl = scope.create_function(|lua, a: Variadic<Value>| {
+            let r = state.borrow_mut().set_repl(lua, &a)?;
+            raising(lua, r)
+        })?;
+        redis.raw_set("set_repl", set_repl)?;
+        match call_args {
+            Some((k, a)) => runner.call::<(bool, Value)>((func, k, a)),
+            None => runner.call::<(bool, Value)>(func),
+        }
+    });
+    let killed = RUN.kill.load(Ordering::Acquire);
+    RUN.end();
+    let state = state.into_inner();
+    let (ctx, script_resp) = (state.ctx, state.resp);
+    match outcome {
+        Ok((true, v)) => convert::lua_to_reply(&v, r, script_resp),
+        Ok((false, Value::Table(t))) => {
+            let msg: Vec<u8> = match t.raw_get::<Value>("err") {
+                Ok(Value::String(s)) => s.as_bytes().to_vec(),
+                _ => b"ERR unknown error".to_vec(),
+            };
+            let msg = if killed { format!("ERR {}", run::KILLED).into_bytes() } else { msg };
+            let mut text = msg;
+            let source = t.raw_get::<Option<mlua::LuaString>>("source").ok().flatten();
+            let line = t.raw_get::<Value>("line").ok().and_then(|v| lua.coerce_string(v).ok().flatten());
+            if let (Some(source), Some(line)) = (source, line) {
+                text.extend_from_slice(b" script: ");
+                text.extend_from_slice(sha.as_bytes());
+                text.extend_from_slice(b", on ");
+                text.extend_from_slice(&source.as_bytes());
+                text.push(b':');
+                text.extend_from_slice(&line.as_bytes());
+                text.push(b'.');
+            }
+            r.error_bytes(&text);
+        }
+        Ok((false, other)) => {
+            let msg = lua.coerce_string(other).ok().flatten().map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| b"execution failure".to_vec());
+            let mut text = format!("ERR Error running script {}, ", sha).into_bytes();
+            text.extend_from_slice(&msg[..msg.len().min(100)]);
+            r.error_bytes(&text);
+        }
+        Err(e) => r.error(&format!("ERR Error running script {}, {:.100}", sha, mlua_error_text(&e))),
+    }
+    STATS.lua_bytes.store(lua.used_memory(), Ordering::Relaxed);
+    drop(guard);
+    // The script's writes, as one unit (a script inside EXEC leaves them
+    // to the EXEC's unit).
+    if ctx.propagating() {
+        if !ctx.in_multi {
+            crate::exec::propagate::exec_end(ctx);
+        }
+        ctx.propagate = crate::exec::propagate::Propagate::Many(Vec::new());
+    }
+}
+
+/// What `redis.call` needs while one script runs.
+struct CallState<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    /// `redis.setresp`: the protocol the script's commands reply in.
+    resp: u8,
+    /// The script's selected database (SELECT inside it).
+    db: usize,
+    read_only: bool,
+    /// Out of memory when the script started: deny-oom commands are
+    /// refused while it has not written.
+    oom: bool,
+    wrote: bool,
+    /// `redis.set_repl`: whether writes are propagated (AOF).
+    repl_aof: bool,
+    caller_id: u64,
+    buf: Vec<u8>,
+    clock: Clock,
+    line: Vec<u8>,
+}
+
+impl CallState<'_, '_> {
+    /// `redis.call` / `redis.pcall`: (the reply as Lua, failed).
+    fn call(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
+        if a.is_empty() {
+            return failure(lua, b"Please specify at least one argument for this redis lib call");
+        }
+        let mut owned: Vec<Vec<u8>> = Vec::with_capacity(a.len());
+        for v in a {
+            let mut arg = Vec::new();
+            if !convert::lua_to_arg(v, &mut arg) {
+                return failure(lua, b"Lua redis lib command arguments must be strings or integers");
+            }
+            owned.push(arg);
+        }
+        let args: Vec<&[u8]> = owned.iter().map(|v| &v[..]).collect();
+        let table = CommandTable::get();
+        let Some(mut id) = table.lookup(args[0]) else {
+            return failure(lua, b"Unknown Redis command called from script");
+        };
+        if table.is_container(id) && args.len() >= 2 {
+            match table.lookup_sub(table.specs[id].name, args[1]) {
+                Some(sub) => id = sub,
+                None => return failure(lua, b"Unknown Redis command called from script"),
+            }
+        }
+        let spec = &table.specs[id];
+        let argc = args.len() as i32;
+        if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+            return failure(lua, b"Wrong number of args calling Redis command from script");
+        }
+        if spec.flags & flags::NOSCRIPT != 0 {
+            return failure(lua, b"This Redis command is not allowed from script");
+        }
+        if spec.is_write() && self.read_only {
+            return failure(lua, b"Write commands are not allowed from read-only scripts.");
+        }
+        if self.oom && !self.wrote && spec.flags & flags::DENYOOM != 0 {
+            return failure(lua, b"-OOM command not allowed when used memory > 'maxmemory'.");
+        }
+        if spec.is_write() {
+            self.wrote = true;
+            RUN.wrote.store(true, Ordering::Release);
+        }
+        self.buf.clear();
+        let mut r = Reply::new(&mut self.buf, self.resp);
+        {
+            let ctx = &mut *self.ctx;
+            let mut sub = Ctx::new(ctx.shards, ctx.server, ctx.home, self.db, self.resp, ctx.now_ms, None);
+            sub.in_multi = true;
+            let caller = Caller { addr: b"lua", name: b"", client_id: self.caller_id, track: false, shard: ctx.home };
+            self.clock.tick();
+            if self.repl_aof {
+                call(&mut sub, &mut self.clock, id, &args, &mut r, caller, &mut self.line);
+            } else {
+                // REPL_NONE: run it, and drop what it would propagate.
+                let ops_before = crate::exec::propagate::exec_ops_len(&sub);
+                call(&mut sub, &mut self.clock, id, &args, &mut r, caller, &mut self.line);
+                crate::exec::propagate::exec_ops_truncate(&mut sub, ops_before);
+            }
+            if !self.line.is_empty() {
+                ctx.nested_monitor.extend_from_slice(&self.line);
+            }
+        }
+        if spec.name == "select" && self.buf.starts_with(b"+OK") {
+            self.db = crate::commands::parse_i64(args[1]).unwrap_or(0) as usize;
+        }
+        let failed = self.buf.first() == Some(&b'-');
+        if failed {
+            let text = error_text(&self.buf[..self.buf.len() - 2]);
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(&text)?)?;
+            return Ok((Value::Table(t), true));
+        }
+        let mut pos = 0;
+        Ok((convert::reply_to_lua(lua, &self.buf, &mut pos)?, false))
+    }
+
+    fn setresp(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
+        if a.len() != 1 {
+            return failure(lua, b"redis.setresp() requires one argument.");
+        }
+        match &a[0] {
+            Value::Integer(2) => self.resp = 2,
+            Value::Integer(3) => self.resp = 3,
+            Value::Number(n) if *n == 2.0 || *n == 3.0 => self.resp = *n as u8,
+            _ => return failure(lua, b"RESP version must be 2 or 3."),
+        }
+        Ok((Value::Nil, false))
+    }
+
+    fn set_repl(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
+        if a.len() != 1 {
+            return failure(lua, b"redis.set_repl() requires one argument.");
+        }
+        let v = match &a[0] {
+            Value::Integer(n) => *n,
+            Value::Number(n) => *n as i64,
+            _ => return failure(lua, b"Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."),
+        };
+        if !(0..=3).contains(&v) {
+            return failure(lua, b"Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
+        }
+        self.repl_aof = v & 1 != 0;
+        Ok((Value::Nil, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shebang_flags_and_errors_are_redis_texts() {
+        assert_eq!(parse_shebang(b"return 1").unwrap().1, 0);
+        let (f, len) = parse_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1").unwrap();
+        assert!(f.shebang && f.no_writes && f.allow_oom && !f.allow_stale);
+        assert_eq!(len, 31);
+        assert_eq!(parse_shebang(b"#!lua flags=foo\nx").unwrap_err(), "ERR Unexpected flag in script shebang: foo");
+        assert_eq!(parse_shebang(b"#!lua name=x\nx").unwrap_err(), "ERR Unknown lua shebang option: name=x");
+        assert_eq!(parse_shebang(b"#!luax\nx").unwrap_err(), "ERR Unexpected engine in script shebang: #!luax");
+        assert_eq!(parse_shebang(b"#!lua").unwrap_err(), "ERR Invalid script shebang");
+    }
+
+    #[test]
+    fn error_texts_get_a_code() {
+        assert_eq!(error_text(b"-WRONGTYPE Operation"), b"WRONGTYPE Operation");
+        assert_eq!(error_text(b"-boom"), b"ERR boom");
+        assert_eq!(error_text(b"boom\r\n"), b"ERR boom");
+    }
+
+    #[test]
+    fn version_num_packs_three_parts() {
+        assert_eq!(version_num("7.0.15"), 0x07000f);
+    }
+}
