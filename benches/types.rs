@@ -218,14 +218,6 @@ fn hashes(c: &mut Criterion<ThreadCpu>) {
             black_box(h.set(&fields[i], black_box(VALUE), limits))
         })
     });
-    // As HSET did it: every update a new boxed value, the old one freed.
-    g.bench_function("hset_existing_field_100k_old", |b| {
-        b.iter(|| {
-            i = (i + 7919) % fields.len();
-            let Hash::Table(t) = &mut h else { unreachable!("100k fields are a table") };
-            *t.get_mut(&fields[i][..]).expect("present") = black_box(VALUE).into();
-        })
-    });
     g.finish();
 }
 
@@ -242,14 +234,6 @@ fn sets(c: &mut Criterion<ThreadCpu>) {
         b.iter(|| {
             i = (i + 7919) % members.len();
             black_box(s.add(&members[i], 512))
-        })
-    });
-    // As SADD did it: the member boxed, then found present and dropped.
-    g.bench_function("sadd_present_member_100k_old", |b| {
-        b.iter(|| {
-            i = (i + 7919) % members.len();
-            let Set::Table(t) = &mut s else { unreachable!("strings make a table") };
-            black_box(t.insert(members[i].clone().into_boxed_slice()))
         })
     });
     g.finish();
