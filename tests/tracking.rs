@@ -449,3 +449,46 @@ fn killed_redirect_target_breaks_the_redirection() {
     assert_eq!(c.read(), Resp::Push(vec![Resp::bulk("tracking-redir-broken"), Resp::Int(rid)]));
     assert_nothing_pending(&mut c);
 }
+
+/// Redis's call(): a script that runs a read-only command makes its caller
+/// track the keys the script declared (all of them, on any shard); a script
+/// that only writes, and EVAL_RO that reads nothing, track nothing.
+#[test]
+fn scripts_track_their_declared_keys_when_they_read() {
+    let s = server();
+    let keys = keys_on_every_shard("sk", 6);
+    let mut c = resp3_tracking(&s, &[]);
+    let mut w = s.conn();
+    let eval = |c: &mut Conn, cmd: &str, body: &str| {
+        let mut args = vec![cmd, body, "6"];
+        args.extend(keys.iter().map(|k| k.as_str()));
+        c.cmd(&args)
+    };
+    // Only a write: nothing tracked.
+    eval(&mut c, "EVAL", "redis.call('set', 'other', 'x')");
+    for k in &keys {
+        assert_eq!(w.cmd(&["SET", k, "1"]), Resp::ok());
+    }
+    assert_nothing_pending(&mut c);
+    // A read of an undeclared key: every declared key is tracked.
+    eval(&mut c, "EVAL", "return redis.call('get', 'other')");
+    for k in &keys {
+        assert_eq!(w.cmd(&["SET", k, "2"]), Resp::ok());
+    }
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(read_invalidated_keys(&mut c, keys.len()), expected);
+    assert_nothing_pending(&mut c);
+    // EVAL_RO that runs PING only: nothing tracked; one that reads: all.
+    eval(&mut c, "EVAL_RO", "return redis.call('ping')");
+    for k in &keys {
+        assert_eq!(w.cmd(&["SET", k, "3"]), Resp::ok());
+    }
+    assert_nothing_pending(&mut c);
+    eval(&mut c, "EVAL_RO", "return redis.call('get', KEYS[1])");
+    for k in &keys {
+        assert_eq!(w.cmd(&["SET", k, "4"]), Resp::ok());
+    }
+    assert_eq!(read_invalidated_keys(&mut c, keys.len()), expected);
+    assert_nothing_pending(&mut c);
+}

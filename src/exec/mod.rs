@@ -56,7 +56,9 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
     };
     crate::messaging::tracking::set_current_client(client_id);
     (spec.handler)(ctx, args, r);
-    if track && spec.flags & flags::READONLY != 0 {
+    // A read-only script's keys are remembered by the reads it runs
+    // (scripting), not by its own READONLY flag.
+    if track && spec.flags & flags::READONLY != 0 && spec.flags & flags::RUNS_SCRIPT == 0 {
         crate::messaging::tracking::remember_keys(ctx, spec, args, client_id, client_shard);
     }
     crate::messaging::tracking::set_current_client(0);

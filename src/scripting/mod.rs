@@ -683,6 +683,11 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
     }
     let read_only = ro || script_flags.no_writes;
     let caller_id = ctx.client.as_deref().map_or(0, |c| c.id);
+    // Redis's call(): a read-only command run by a script makes the caller
+    // (when it tracks, not in BCAST mode) remember the keys the script
+    // declared, once; EVAL_RO and friends themselves remember nothing.
+    let caller_tracks = ctx.client.as_deref().is_some_and(|c| c.tracking.remembers_reads());
+    let track_keys: Vec<Vec<u8>> = if caller_tracks { keys.iter().map(|k| k.to_vec()).collect() } else { Vec::new() };
     let state = RefCell::new(CallState {
         ctx,
         resp: 2,
@@ -692,6 +697,7 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
         wrote: false,
         repl_aof: true,
         caller_id,
+        track_keys,
         buf: Vec::new(),
         clock: Clock::new(),
         line: Vec::new(),
@@ -784,6 +790,9 @@ struct CallState<'c, 'a> {
     /// `redis.set_repl`: whether writes are propagated (AOF).
     repl_aof: bool,
     caller_id: u64,
+    /// The declared keys still to remember for the caller's tracking at
+    /// the script's first read-only command (empty: nothing to do).
+    track_keys: Vec<Vec<u8>>,
     buf: Vec<u8>,
     clock: Clock,
     line: Vec<u8>,
@@ -850,6 +859,15 @@ impl CallState<'_, '_> {
             }
             if !self.line.is_empty() {
                 ctx.nested_monitor.extend_from_slice(&self.line);
+            }
+            if spec.flags & flags::READONLY != 0 && !self.track_keys.is_empty() {
+                let reader = crate::messaging::tracking::Reader { id: self.caller_id, shard: ctx.home };
+                for key in std::mem::take(&mut self.track_keys) {
+                    let owner = crate::shard::slot::key_shard(&key, ctx.shard_count);
+                    if ctx.shards.has(owner) {
+                        ctx.shards.get_mut(owner).tracking.remember(&key, reader);
+                    }
+                }
             }
         }
         if spec.name == "select" && self.buf.starts_with(b"+OK") {
