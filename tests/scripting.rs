@@ -54,6 +54,35 @@ fn busy_script_is_killed_from_another_connection() {
     assert_eq!(conns[5].cmd(&["GET", "w"]), Resp::bulk("1"));
 }
 
+/// As Redis (processEventsWhileBlocked accepts): connections made while a
+/// script is busy are served -BUSY, and one of them can kill it; they are
+/// counted and listed once the script is over.
+#[test]
+fn a_connection_made_during_a_busy_script_can_kill_it() {
+    let s = Server::ringkv(&["--shards", "3"]);
+    let mut admin = s.conn();
+    let mut runner = s.conn();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "50"]), Resp::ok());
+    runner.send(&["EVAL", "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end", "0"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections land on every shard; each is answered.
+    let mut late: Vec<Conn> = (0..6).map(|_| s.conn()).collect();
+    for c in late.iter_mut() {
+        assert_eq!(err(c.cmd(&["PING"])), BUSY);
+    }
+    assert_eq!(late[5].cmd(&["SCRIPT", "KILL"]), Resp::ok());
+    let killed = err(runner.read());
+    assert!(killed.starts_with("ERR Script killed by user with SCRIPT KILL..."), "{killed}");
+    for c in late.iter_mut() {
+        assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    }
+    let list = match admin.cmd(&["CLIENT", "LIST"]) {
+        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("CLIENT LIST: {other:?}"),
+    };
+    assert_eq!(list.lines().count(), 8, "{list}");
+}
+
 #[test]
 fn script_over_every_shard_is_atomic_for_other_clients() {
     let s = Server::ringkv(&["--shards", "3"]);

@@ -20,7 +20,7 @@ use crate::shard::hold::{ShardMask, ShardSet};
 use crate::shard::mailbox::{ConnToken, Message, Outbox, PackedArgs};
 use crate::shard::{ClientInfo, ShardState};
 
-const KIND_ACCEPT: u64 = 1;
+pub(super) const KIND_ACCEPT: u64 = 1;
 pub(super) const KIND_RECV: u64 = 2;
 pub(super) const KIND_SEND: u64 = 3;
 const KIND_DOORBELL: u64 = 4;
@@ -119,6 +119,16 @@ pub struct EventLoop {
     /// Bytes received and sent while busy, counted once the state is back.
     pub busy_input_bytes: u64,
     pub busy_output_bytes: u64,
+    /// (protected-mode, a password is required) as of the last loop turn:
+    /// a connection accepted while a script holds the shard states
+    /// (`network::script`) is checked against these (no CONFIG SET can run
+    /// meanwhile: the script holds every shard).
+    pub accept_guard: (bool, bool),
+    /// Connections accepted while the shard state was lent to a script:
+    /// registered in `clients` (CLIENT LIST, stats) when it is back.
+    pub unregistered: Vec<(u32, ClientInfo)>,
+    /// Connections refused while the state was lent (rejected_connections).
+    pub refused_unregistered: u64,
 }
 
 impl EventLoop {
@@ -186,6 +196,9 @@ impl EventLoop {
             busy_backlog: Vec::new(),
             busy_input_bytes: 0,
             busy_output_bytes: 0,
+            accept_guard: (false, false),
+            unregistered: Vec::new(),
+            refused_unregistered: 0,
         })
     }
 
@@ -252,6 +265,7 @@ impl EventLoop {
                 // Time parked is nobody's command time.
                 self.clock.tick();
             }
+            self.register_accepted();
             self.turn_start();
             if self.server.tracking.clients.load(Ordering::Relaxed) > 0 {
                 // Invalidations sent before the commands just received must
@@ -427,7 +441,7 @@ impl EventLoop {
         self.cqes = cqes;
     }
 
-    fn on_accept(&mut self, listener: u32, res: i32, flags: u32) {
+    pub(super) fn on_accept(&mut self, listener: u32, res: i32, flags: u32) {
         if !cqueue::more(flags) {
             if let Some(&fd) = self.listeners.get(listener as usize) {
                 let e = opcode::AcceptMulti::new(types::Fd(fd)).build().user_data(ud(KIND_ACCEPT, 0, listener));
@@ -444,8 +458,14 @@ impl EventLoop {
             return;
         }
         let (peer, local) = super::listener::addresses(fd);
-        let config = &self.state().config;
-        if super::listener::protected_mode_denies(config.protected_mode, config.requirepass.is_some(), peer.as_ref()) {
+        let lent = self.set.raw_ptrs()[self.id].is_null();
+        let (protected_mode, password) = if lent {
+            self.accept_guard
+        } else {
+            let config = &self.state().config;
+            (config.protected_mode, config.requirepass.is_some())
+        };
+        if super::listener::protected_mode_denies(protected_mode, password, peer.as_ref()) {
             self.refuse(fd, super::listener::PROTECTED_MODE_DENIED.as_bytes());
             return;
         }
@@ -455,7 +475,7 @@ impl EventLoop {
         let client = ClientState {
             id,
             resp: 2,
-            authenticated: self.state().config.requirepass.is_none(),
+            authenticated: !password,
             addr: super::listener::format_addr(&peer),
             laddr: super::listener::format_addr(&local),
             created_ms: now,
@@ -484,14 +504,40 @@ impl EventLoop {
         }
         self.conns[index as usize].as_mut().unwrap().client.pubsub.token = ConnToken { index, generation };
         let info = ClientInfo { token: ConnToken { index, generation }, ..info };
+        if lent {
+            self.unregistered.push((index, info));
+        } else {
+            self.register(index, info);
+        }
+        self.client_slots.insert(id, index);
+        self.arm_recv(index);
+    }
+
+    fn register(&mut self, index: u32, info: ClientInfo) {
         let st = self.state();
         if st.clients.len() <= index as usize {
             st.clients.resize(index as usize + 1, None);
         }
         st.clients[index as usize] = Some(info);
         st.stats.total_connections += 1;
-        self.client_slots.insert(id, index);
-        self.arm_recv(index);
+    }
+
+    /// The state is back: what was accepted (or refused) while a script had
+    /// it is entered now, before any of those connections' closes run.
+    fn register_accepted(&mut self) {
+        if self.unregistered.is_empty() && self.refused_unregistered == 0 {
+            let c = &self.state().config;
+            self.accept_guard = (c.protected_mode, c.requirepass.is_some());
+            return;
+        }
+        for (index, info) in std::mem::take(&mut self.unregistered) {
+            self.register(index, info);
+        }
+        let refused = std::mem::take(&mut self.refused_unregistered);
+        let st = self.state();
+        st.stats.rejected_connections += refused;
+        let c = &st.config;
+        self.accept_guard = (c.protected_mode, c.requirepass.is_some());
     }
 
     /// Turns away a just-accepted connection with `reply` (written once,
@@ -504,7 +550,11 @@ impl EventLoop {
             libc::write(fd, reply.as_ptr() as *const libc::c_void, reply.len());
             libc::close(fd);
         }
-        self.state().stats.rejected_connections += 1;
+        if self.set.raw_ptrs()[self.id].is_null() {
+            self.refused_unregistered += 1;
+        } else {
+            self.state().stats.rejected_connections += 1;
+        }
     }
 
     pub(super) fn arm_recv(&mut self, index: u32) {

@@ -19,9 +19,12 @@
 //! not flagged allow-busy with -BUSY (flagging a transaction as Redis's
 //! rejectCommand does; EXEC aborts with EXECABORT), and leaves the other
 //! allow-busy commands (AUTH, HELLO, ...) and everything after them in the
-//! connection's input until the script is over. Completions it cannot
-//! handle without the state (accepts, closes) are kept for the next loop
-//! turn (`busy_backlog`). Errors replied while busy are not counted in
+//! connection's input until the script is over. New connections are
+//! accepted (so an operator can connect and SCRIPT KILL), checked against
+//! the protected-mode/password settings copied at the last loop turn and
+//! entered in the client registry when the state is back
+//! (`EventLoop::register_accepted`). Completions it cannot handle without
+//! the state (closes) are kept for the next loop turn (`busy_backlog`). Errors replied while busy are not counted in
 //! errorstats.
 //!
 //! A script run by EXEC (EVAL inside MULTI) runs inline on the EXEC's
@@ -231,6 +234,10 @@ impl EventLoop {
                 if !touched.contains(&index) {
                     touched.push(index);
                 }
+            } else if kind == super::event_loop::KIND_ACCEPT {
+                // Accepted now (as Redis's processEventsWhileBlocked does),
+                // so that a new connection can send SCRIPT KILL.
+                self.on_accept(index, res, cflags);
             } else {
                 if kind == super::event_loop::KIND_RECV {
                     stashed.push(index);
