@@ -394,13 +394,19 @@ pub fn remember_keys(ctx: &mut crate::commands::Ctx, spec: &crate::commands::Com
         return;
     }
     for i in crate::commands::key_positions(&spec.keys, args) {
-        // Routing gives the command every shard its keys live on; a key
-        // outside them would be a routing bug, not worth a panic here.
-        let owner = crate::shard::slot::key_shard(args[i], ctx.shard_count);
-        debug_assert!(ctx.shards.has(owner), "a read of a key whose shard the command does not hold");
-        if ctx.shards.has(owner) {
-            ctx.shards.get_mut(owner).tracking.remember(args[i], Reader { id: client, shard });
-        }
+        remember_key(ctx, args[i], Reader { id: client, shard });
+    }
+}
+
+/// `reader` read `key`: remembered in the table of the key's owner shard,
+/// which the running command holds (or is).
+pub fn remember_key(ctx: &mut crate::commands::Ctx, key: &[u8], reader: Reader) {
+    // Routing gives the command every shard its keys live on; a key
+    // outside them would be a routing bug, not worth a panic here.
+    let owner = crate::shard::slot::key_shard(key, ctx.shard_count);
+    debug_assert!(ctx.shards.has(owner), "a read of a key whose shard the command does not hold");
+    if ctx.shards.has(owner) {
+        ctx.shards.get_mut(owner).tracking.remember(key, reader);
     }
 }
 

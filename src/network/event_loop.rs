@@ -458,7 +458,7 @@ impl EventLoop {
             return;
         }
         let (peer, local) = super::listener::addresses(fd);
-        let lent = self.set.raw_ptrs()[self.id].is_null();
+        let lent = self.state_lent();
         let (protected_mode, password) = if lent {
             self.accept_guard
         } else {
@@ -525,19 +525,20 @@ impl EventLoop {
     /// The state is back: what was accepted (or refused) while a script had
     /// it is entered now, before any of those connections' closes run.
     fn register_accepted(&mut self) {
-        if self.unregistered.is_empty() && self.refused_unregistered == 0 {
-            let c = &self.state().config;
-            self.accept_guard = (c.protected_mode, c.requirepass.is_some());
-            return;
-        }
+        // Empty but for the turns after a busy script: no allocation taken.
         for (index, info) in std::mem::take(&mut self.unregistered) {
             self.register(index, info);
         }
         let refused = std::mem::take(&mut self.refused_unregistered);
         let st = self.state();
         st.stats.rejected_connections += refused;
-        let c = &st.config;
-        self.accept_guard = (c.protected_mode, c.requirepass.is_some());
+        self.accept_guard = (st.config.protected_mode, st.config.requirepass.is_some());
+    }
+
+    /// Whether this shard's state is lent to a running script (see
+    /// `network::script`): it is then null in the shard's own set.
+    fn state_lent(&mut self) -> bool {
+        self.set.raw_ptrs()[self.id].is_null()
     }
 
     /// Turns away a just-accepted connection with `reply` (written once,
@@ -550,7 +551,7 @@ impl EventLoop {
             libc::write(fd, reply.as_ptr() as *const libc::c_void, reply.len());
             libc::close(fd);
         }
-        if self.set.raw_ptrs()[self.id].is_null() {
+        if self.state_lent() {
             self.refused_unregistered += 1;
         } else {
             self.state().stats.rejected_connections += 1;

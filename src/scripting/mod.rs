@@ -863,10 +863,7 @@ impl CallState<'_, '_> {
             if spec.flags & flags::READONLY != 0 && !self.track_keys.is_empty() {
                 let reader = crate::messaging::tracking::Reader { id: self.caller_id, shard: ctx.home };
                 for key in std::mem::take(&mut self.track_keys) {
-                    let owner = crate::shard::slot::key_shard(&key, ctx.shard_count);
-                    if ctx.shards.has(owner) {
-                        ctx.shards.get_mut(owner).tracking.remember(&key, reader);
-                    }
+                    crate::messaging::tracking::remember_key(ctx, &key, reader);
                 }
             }
         }
