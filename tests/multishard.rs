@@ -189,16 +189,16 @@ fn write_increasing_msets(c: &mut Conn, keys: &[String], deadline: Instant) {
     }
 }
 
-#[test]
-fn mset_is_atomic_across_shards() {
-    let s = server();
-    let keys = keys_on_distinct_shards(SHARDS);
+/// `readers` clients each call `read(reader, conn, last)` over and over
+/// (`last`: the reader's own running value, from 0) while one client writes
+/// increasing MSETs over `keys` for 4 s; every reader must have run.
+fn read_during_msets(s: &Server, keys: &[String], readers: usize, read: impl Fn(usize, &mut Conn, &mut i64) + Sync) {
     let done = AtomicBool::new(false);
     let deadline = Instant::now() + Duration::from_secs(4);
     let reads: Vec<usize> = std::thread::scope(|scope| {
-        let readers: Vec<_> = (0..3)
+        let handles: Vec<_> = (0..readers)
             .map(|r| {
-                let (s, keys, done) = (&s, &keys, &done);
+                let (done, read) = (&done, &read);
                 scope.spawn(move || {
                     let mut c = s.conn();
                     let mut last = 0i64;
@@ -206,16 +206,7 @@ fn mset_is_atomic_across_shards() {
                     // Bounded even if the writer dies without saying so.
                     let give_up = deadline + Duration::from_secs(10);
                     while !done.load(Ordering::Acquire) && Instant::now() < give_up {
-                        let mut args = vec!["MGET"];
-                        args.extend(keys.iter().map(|k| k.as_str()));
-                        let reply = c.cmd(&args);
-                        let values: Vec<Option<Vec<u8>>> = reply.array().iter().map(|v| v.opt_bytes()).collect();
-                        assert!(values.iter().all(|v| *v == values[0]), "reader {}: MGET saw a half-applied MSET: {:?}", r, reply);
-                        if let Some(v) = &values[0] {
-                            let v: i64 = std::str::from_utf8(v).unwrap().parse().unwrap();
-                            assert!(v >= last, "reader {}: value went back from {} to {}", r, last, v);
-                            last = v;
-                        }
+                        read(r, &mut c, &mut last);
                         n += 1;
                     }
                     n
@@ -224,11 +215,29 @@ fn mset_is_atomic_across_shards() {
             .collect();
         // Tell the readers to stop however the writer ends (a failed assertion included).
         let _done = Done(&done);
-        write_increasing_msets(&mut s.conn(), &keys, deadline);
+        write_increasing_msets(&mut s.conn(), keys, deadline);
         drop(_done);
-        readers.into_iter().map(|h| h.join().unwrap()).collect()
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(reads.iter().all(|&n| n > 0), "a reader never ran: {:?}", reads);
+}
+
+#[test]
+fn mset_is_atomic_across_shards() {
+    let s = server();
+    let keys = keys_on_distinct_shards(SHARDS);
+    read_during_msets(&s, &keys, 3, |r, c, last| {
+        let mut args = vec!["MGET"];
+        args.extend(keys.iter().map(|k| k.as_str()));
+        let reply = c.cmd(&args);
+        let values: Vec<Option<Vec<u8>>> = reply.array().iter().map(|v| v.opt_bytes()).collect();
+        assert!(values.iter().all(|v| *v == values[0]), "reader {}: MGET saw a half-applied MSET: {:?}", r, reply);
+        if let Some(v) = &values[0] {
+            let v: i64 = std::str::from_utf8(v).unwrap().parse().unwrap();
+            assert!(v >= *last, "reader {}: value went back from {} to {}", r, last, v);
+            *last = v;
+        }
+    });
 }
 
 /// A cross-shard MSET runs as one part per shard, each on its own shard's
@@ -240,43 +249,21 @@ fn mset_is_atomic_across_shards() {
 fn single_key_reads_never_see_a_cross_shard_mset_half_done() {
     let s = server();
     let keys = keys_on_distinct_shards(SHARDS);
-    let done = AtomicBool::new(false);
-    let deadline = Instant::now() + Duration::from_secs(4);
-    let reads: Vec<usize> = std::thread::scope(|scope| {
-        let readers: Vec<_> = (0..4)
-            .map(|r| {
-                let (s, keys, done) = (&s, &keys, &done);
-                scope.spawn(move || {
-                    let mut c = s.conn();
-                    let mut order: Vec<&String> = keys.iter().collect();
-                    if r % 2 == 1 {
-                        order.reverse();
-                    }
-                    let mut last = 0i64;
-                    let mut n = 0;
-                    let give_up = deadline + Duration::from_secs(10);
-                    while !done.load(Ordering::Acquire) && Instant::now() < give_up {
-                        for k in &order {
-                            let v = c.cmd(&["GET", k]).opt_bytes().map_or(0, |v| std::str::from_utf8(&v).unwrap().parse::<i64>().unwrap());
-                            assert!(v >= last, "reader {r}: {k} read {v} after another key of the same MSETs read {last}");
-                            last = v;
-                        }
-                        let mut args = vec!["EXISTS"];
-                        args.extend(order.iter().map(|k| k.as_str()));
-                        let found = c.cmd(&args).int();
-                        assert!(found == 0 || found == keys.len() as i64, "reader {r}: EXISTS saw {found} of {} keys", keys.len());
-                        n += 1;
-                    }
-                    n
-                })
-            })
-            .collect();
-        let _done = Done(&done);
-        write_increasing_msets(&mut s.conn(), &keys, deadline);
-        drop(_done);
-        readers.into_iter().map(|h| h.join().unwrap()).collect()
+    read_during_msets(&s, &keys, 4, |r, c, last| {
+        let mut order: Vec<&String> = keys.iter().collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for k in &order {
+            let v = c.cmd(&["GET", k]).opt_bytes().map_or(0, |v| std::str::from_utf8(&v).unwrap().parse::<i64>().unwrap());
+            assert!(v >= *last, "reader {r}: {k} read {v} after another key of the same MSETs read {last}");
+            *last = v;
+        }
+        let mut args = vec!["EXISTS"];
+        args.extend(order.iter().map(|k| k.as_str()));
+        let found = c.cmd(&args).int();
+        assert!(found == 0 || found == keys.len() as i64, "reader {r}: EXISTS saw {found} of {} keys", keys.len());
     });
-    assert!(reads.iter().all(|&n| n > 0), "a reader never ran: {:?}", reads);
     let mut c = s.conn();
     let mut args = vec!["DEL"];
     args.extend(keys.iter().map(|k| k.as_str()));
