@@ -18,7 +18,9 @@ pub mod docs;
 pub mod dump;
 #[rustfmt::skip]
 mod docs_data;
+pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -277,6 +279,8 @@ impl CommandTable {
         specs.extend(sort::commands());
         specs.extend(set::commands());
         specs.extend(zset::commands());
+        specs.extend(hll::commands());
+        specs.extend(geo::commands());
         specs.extend(keys::commands());
         specs.extend(dump::commands());
         specs.extend(memory::commands());

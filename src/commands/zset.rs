@@ -6,7 +6,7 @@
 //! into a struct first (`ZaddOptions`, `RangeRequest`, `SetOp`), then
 //! applied. The encodings and their conversions live in `types::zset`.
 
-mod score;
+pub(crate) mod score;
 
 use std::collections::HashMap;
 
@@ -117,7 +117,7 @@ const NAN_ERROR: &str = "ERR resulting score is not a number (NaN)";
 const SCORE_RANGE_ERROR: &str = "ERR min or max is not a float";
 const LEX_RANGE_ERROR: &str = "ERR min or max not valid string range item";
 
-fn limits(ctx: &Ctx) -> Limits {
+pub(crate) fn limits(ctx: &Ctx) -> Limits {
     let e = &ctx.config().encodings;
     Limits { entries: e.zset_max_listpack_entries, value: e.zset_max_listpack_value }
 }
@@ -221,7 +221,7 @@ fn parse_zadd(args: &[&[u8]]) -> Result<ZaddOptions, &'static str> {
     Ok(o)
 }
 
-fn zadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+pub(crate) fn zadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     match parse_zadd(args) {
         Ok(o) => zadd_apply(ctx, args, r, o),
         Err(e) => r.error(e),
@@ -622,7 +622,7 @@ fn zrangestore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// Stores a result sorted lowest first at `dst` (or deletes `dst` when
 /// empty) and replies its size, as ZRANGESTORE and ZUNIONSTORE do;
 /// `event` is the command's notification.
-fn store_result(ctx: &mut Ctx, dst: &[u8], elements: &[(Vec<u8>, f64)], limits: Limits, r: &mut Reply, event: &str) {
+pub(crate) fn store_result(ctx: &mut Ctx, dst: &[u8], elements: &[(Vec<u8>, f64)], limits: Limits, r: &mut Reply, event: &str) {
     if elements.is_empty() {
         if ctx.db(dst).delete(dst) {
             ctx.modified(ctx.db, dst);

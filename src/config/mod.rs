@@ -38,6 +38,8 @@ pub struct EncodingLimits {
     /// of 4, 8, 16, 32, 64 KiB.
     pub list_max_listpack_size: i32,
     pub list_compress_depth: usize,
+    /// `hll-sparse-max-bytes`: the longest sparse HyperLogLog string.
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for EncodingLimits {
@@ -51,6 +53,7 @@ impl Default for EncodingLimits {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             list_compress_depth: 0,
+            hll_sparse_max_bytes: 3000,
         }
     }
 }

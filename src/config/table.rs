@@ -320,6 +320,7 @@ pub const ACTED_ON: &[&str] = &[
     "zset-max-listpack-value",
     "list-max-listpack-size",
     "list-compress-depth",
+    "hll-sparse-max-bytes",
     "shards",
     "cpu-affinity",
     "notify-keyspace-events",
@@ -695,6 +696,7 @@ pub fn set(c: &mut Config, def: &Def, args: &[&str], reading_file: bool) -> Resu
         "zset-max-listpack-value" => c.encodings.zset_max_listpack_value = num() as usize,
         "list-max-listpack-size" => c.encodings.list_max_listpack_size = num() as i32,
         "list-compress-depth" => c.encodings.list_compress_depth = num() as usize,
+        "hll-sparse-max-bytes" => c.encodings.hll_sparse_max_bytes = num() as usize,
         "loglevel" => {
             c.loglevel = match v.as_str() {
                 "debug" => LogLevel::Debug,
@@ -763,6 +765,7 @@ pub fn get(c: &Config, def: &Def) -> String {
         "zset-max-listpack-value" => c.encodings.zset_max_listpack_value.to_string(),
         "list-max-listpack-size" => c.encodings.list_max_listpack_size.to_string(),
         "list-compress-depth" => c.encodings.list_compress_depth.to_string(),
+        "hll-sparse-max-bytes" => c.encodings.hll_sparse_max_bytes.to_string(),
         "loglevel" => match c.loglevel {
             LogLevel::Debug => "debug",
             LogLevel::Verbose => "verbose",

@@ -182,6 +182,17 @@ impl<'a> Reply<'a> {
             self.bulk(s.as_bytes());
         }
     }
+    /// A double already formatted (Redis's `addReplyHumanLongDouble`):
+    /// `,` in RESP3, a bulk string in RESP2.
+    pub fn double_text(&mut self, s: &[u8]) {
+        if self.resp >= 3 {
+            self.buf.push(b',');
+            self.buf.extend_from_slice(s);
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.bulk(s);
+        }
+    }
     /// Verbatim text (`=` in RESP3 with the `txt:` format, bulk in RESP2).
     pub fn verbatim(&mut self, s: &[u8]) {
         if self.resp >= 3 {

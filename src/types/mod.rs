@@ -65,7 +65,9 @@ pub fn shrink_blob(buf: &mut Vec<u8>) {
     }
 }
 
+pub mod geohash;
 pub mod hash;
+pub mod hll;
 pub mod id_table;
 pub mod intset;
 pub mod listpack;

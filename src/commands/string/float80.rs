@@ -7,7 +7,9 @@
 //! result with big integers and rounds once to nearest-even, as the FPU and
 //! glibc do.
 //!
-//! Only INCRBYFLOAT uses this; it is not on a hot path, clarity wins.
+//! INCRBYFLOAT uses this, and GEOPOS and WITHCOORD print coordinates
+//! through it (Redis's `addReplyHumanLongDouble`); not on a hot path,
+//! clarity wins.
 
 use std::cmp::Ordering;
 
@@ -29,6 +31,22 @@ pub enum F80 {
 impl F80 {
     pub fn from_i64(v: i64) -> F80 {
         F80::Finite { neg: v < 0, mant: v.unsigned_abs(), exp: 0 }
+    }
+
+    /// The exact value of a double (C's `(long double)d`).
+    pub fn from_f64(v: f64) -> F80 {
+        if v.is_nan() {
+            return F80::Nan;
+        }
+        let neg = v.is_sign_negative();
+        if v.is_infinite() {
+            return F80::Inf { neg };
+        }
+        let bits = v.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i32;
+        let fraction = bits & ((1u64 << 52) - 1);
+        let (mant, exp) = if biased == 0 { (fraction, -1074) } else { (fraction | 1u64 << 52, biased - 1075) };
+        F80::Finite { neg, mant, exp }
     }
 
     pub fn is_finite(&self) -> bool {
