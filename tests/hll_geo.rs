@@ -166,3 +166,41 @@ fn geo_searches_match_redis_for_random_points() {
         }
     }
 }
+
+/// `rdb_changes_since_last_save` of a server.
+fn changes(c: &mut Conn) -> i64 {
+    let info = c.cmd(&["INFO", "persistence"]).opt_bytes().expect("INFO text");
+    let text = String::from_utf8_lossy(&info).into_owned();
+    let line = text.lines().find(|l| l.starts_with("rdb_changes_since_last_save:")).expect("changes field");
+    line["rdb_changes_since_last_save:".len()..].trim().parse().expect("a number")
+}
+
+/// Each command counts as many writes as in Redis (one per changed
+/// register, added member, stored member), which INFO shows and BGSAVE's
+/// save points act on.
+#[test]
+fn writes_are_counted_as_redis_counts_them() {
+    let (ringkv, redis) = pair();
+    let mut c = [ringkv.conn(), redis.conn()];
+    let script: &[&[&str]] = &[
+        &["PFADD", "h", "a", "b", "c", "d"],
+        &["PFADD", "h", "a"],
+        &["PFCOUNT", "h"],
+        &["PFCOUNT", "h"],
+        &["PFMERGE", "{x}h2", "h", "nokey"],
+        &["PFDEBUG", "TODENSE", "h"],
+        &["ZADD", "z", "1", "a", "2", "b", "3", "c"],
+        &["ZADD", "z", "1", "a", "5", "b", "4", "d"],
+        &["GEOADD", "g", "1", "1", "a", "1.01", "1", "b", "1.02", "1", "c"],
+        &["GEOADD", "g", "1", "1", "a"],
+        &["GEOSEARCHSTORE", "{y}d", "g", "FROMLONLAT", "1", "1", "BYRADIUS", "100", "km"],
+        &["GEORADIUS", "g", "1", "1", "100", "km", "STOREDIST", "{z}d"],
+        &["GEORADIUS", "g", "50", "50", "1", "km", "STORE", "{z}d"],
+    ];
+    for args in script {
+        let before = [changes(&mut c[0]), changes(&mut c[1])];
+        both(&mut c, args);
+        let delta = [changes(&mut c[0]) - before[0], changes(&mut c[1]) - before[1]];
+        assert_eq!(delta[0], delta[1], "writes counted for {args:?} (ringkv, redis)");
+    }
+}

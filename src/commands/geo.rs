@@ -158,8 +158,14 @@ fn geoadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         zadd_args.push(score.as_bytes());
         zadd_args.push(point[2]);
     }
-    ctx.propagate_as(&zadd_args);
+    // Propagated as the ZADD, and only when it changed something (a
+    // rewritten form is propagated unconditionally).
+    let key = args[1];
+    let dirty_before = ctx.shards.of(key).dirty;
     super::zset::zadd(ctx, &zadd_args, r);
+    if ctx.shards.of(key).dirty != dirty_before {
+        ctx.propagate_as(&zadd_args);
+    }
 }
 
 fn zset_at<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<Option<&'c ZSet>, WrongType> {
@@ -356,6 +362,10 @@ fn search_command(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, variant: Variant
             let event = if matches!(variant, Variant::Search { .. }) { "geosearchstore" } else { "georadiusstore" };
             let limits = super::zset::limits(ctx);
             super::zset::store_result(ctx, dest, &elements, limits, r, event);
+            // Redis counts one write per stored member.
+            if elements.len() > 1 {
+                ctx.shards.of(dest).dirty += elements.len() as u64 - 1;
+            }
         }
     }
 }

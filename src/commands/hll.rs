@@ -90,6 +90,8 @@ fn pfadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if updated > 0 {
         hll::invalidate_cache(bytes);
         ctx.modified(ctx.db, key);
+        // Redis counts each changed register (and the creation) as a write.
+        ctx.shards.of(key).dirty += updated - 1;
         ctx.notify(notify::STRING, "pfadd", key);
     }
     r.int((updated > 0) as i64);

@@ -283,6 +283,8 @@ fn zadd_apply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, o: ZaddOptions) {
     }
     if added + updated > 0 {
         ctx.modified(ctx.db, key);
+        // Redis counts each added or updated member as a write.
+        ctx.shards.of(key).dirty += (added + updated - 1) as u64;
         ctx.notify(notify::ZSET, if o.flags.incr { "zincr" } else { "zadd" }, key);
     }
     if nan {
