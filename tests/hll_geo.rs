@@ -121,7 +121,7 @@ fn hll_dumps_load_in_either_server() {
 fn geo_searches_match_redis_for_random_points() {
     let (ringkv, redis) = pair();
     let mut c = [ringkv.conn(), redis.conn()];
-    let mut rng = Rng::new(0x6765_6f);
+    let mut rng = Rng::new(0x0067_656f);
     let coordinate = |rng: &mut Rng, span: f64| (rng.below(2_000_001) as f64 / 1_000_000.0 - 1.0) * span;
     // A dense cluster (listpack, then skiplist) and points spread worldwide.
     for (key, n, lon_span, lat_span, lon0, lat0) in [("g:local", 100, 0.5, 0.5, 12.5, 41.9), ("g:world", 400, 180.0, 85.0, 0.0, 0.0)] {
