@@ -53,22 +53,34 @@ pub fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-/// GEORADIUS[BYMEMBER]'s keys: the source and the last STORE/STOREDIST
-/// destination (Redis's `georadiusGetKeys`, which scans from argument 5).
+/// GEORADIUS[BYMEMBER]'s keys as Redis 7.0's key specs give them (COMMAND
+/// GETKEYS): the source, then the key after the first STORE and after the
+/// first STOREDIST from the options on. The command stores into the last
+/// of them (`georadiusGetKeys`); when that is yet another key ("STORE a
+/// STORE b") it is added too, so the router holds every shard written.
 fn radius_keys(args: &[&[u8]], out: &mut Vec<usize>) {
-    if args.len() > 1 {
-        out.push(1);
+    if args.len() < 2 {
+        return;
     }
-    let mut dest = None;
+    out.push(1);
+    let options_at = if args.first().is_some_and(|name| eq_ic(name, "georadius")) { 6 } else { 5 };
+    for word in ["store", "storedist"] {
+        if let Some(i) = (options_at..args.len().saturating_sub(1)).find(|&i| eq_ic(args[i], word)) {
+            out.push(i + 1);
+        }
+    }
+    let mut last = None;
     let mut i = 5;
-    while i < args.len() {
-        if (eq_ic(args[i], "store") || eq_ic(args[i], "storedist")) && i + 1 < args.len() {
-            dest = Some(i + 1);
+    while i + 1 < args.len() {
+        if eq_ic(args[i], "store") || eq_ic(args[i], "storedist") {
+            last = Some(i + 1);
             i += 1;
         }
         i += 1;
     }
-    out.extend(dest);
+    if let Some(last) = last.filter(|l| !out.contains(l)) {
+        out.push(last);
+    }
 }
 
 const UNIT_ERROR: &str = "ERR unsupported unit provided. please use M, KM, FT, MI";
