@@ -696,9 +696,9 @@ impl EventLoop {
     /// joins the new: the next commit covers both.
     ///
     /// Heads already durable are sent first (`send_heads`); one that cannot
-    /// go yet (a send in flight) stays the head, and the older output then
-    /// joins the new (it waits one commit more, which only a connection
-    /// whose socket is slow to drain sees).
+    /// go yet (a send in flight) stays the head, and older output whose
+    /// commit is still running then joins the new (it waits one commit
+    /// more, which only a connection whose socket is slow to drain sees).
     fn gate_outputs(&mut self, mark: u64) {
         let synced = self.server.aof.synced();
         self.send_heads(synced);
@@ -706,8 +706,11 @@ impl EventLoop {
         for &index in &self.dirty {
             if let Some(c) = self.conns[index as usize].as_mut() {
                 if c.out.len() != c.aof_gated_len {
+                    // A durable head (its send still in flight) takes in
+                    // only older output that is durable too.
                     let durable_head = c.aof_head_len > 0 && c.aof_head_gate <= synced;
-                    if c.aof_gated_len > 0 && c.aof_gated_len <= c.out.len() && c.aof_gate <= started && !durable_head {
+                    let tail_started = c.aof_gated_len > 0 && c.aof_gated_len <= c.out.len() && c.aof_gate <= started;
+                    if tail_started && (!durable_head || c.aof_gate <= synced) {
                         c.aof_head_gate = c.aof_gate;
                         c.aof_head_len = c.aof_gated_len;
                     }
