@@ -18,11 +18,11 @@
 # server "before" (before/after figures from the same run).
 #
 # FSYNCS=1 (the default when `perf stat` can read the ext4:ext4_sync_file_enter
-# tracepoint) also counts fsyncs during each run, system-wide (so keep the
-# machine otherwise quiet), and prints requests per fsync: how wide each
-# group commit was.
+# tracepoint) also counts the fsyncs of the server's incr file during each run
+# (filtered by its inode, so other processes' fsyncs do not count), and
+# prints requests per fsync: how wide each group commit was.
 #
-# Environment: REQUESTS=500000, CLIENTS=50, KEYSPACE=1000000, VALUE_BYTES=32,
+# Environment: REQUESTS=500000, CLIENTS=50, KEYSPACE=1000000, VALUE_BYTES=32, SHARDS=1,
 #   ROUNDS=2, CASES="everysec:16:50 always:1:50:50000" (policy:pipeline:clients[:requests],
 #   REQUESTS when the last is left out: always is bound by the disk's fsync).
 
@@ -33,6 +33,7 @@ REQUESTS="${REQUESTS:-500000}"
 KEYSPACE="${KEYSPACE:-1000000}"
 VALUE_BYTES="${VALUE_BYTES:-32}"
 ROUNDS="${ROUNDS:-2}"
+SHARDS="${SHARDS:-1}" # ringkv's --shards (the issue's figures: 1)
 CASES="${CASES:-everysec:16:50 always:1:50:50000}"
 AOF_DIR="${AOF_DIR:-$OUT_DIR}"
 if [ "$NCPU" -gt 1 ]; then CLIENT_CORE="${CLIENT_CORE:-1}"; else CLIENT_CORE="${CLIENT_CORE:-0}"; fi
@@ -50,12 +51,19 @@ one() { # SERVER POLICY PIPELINE CLIENTS REQUESTS
     dir="$(mktemp -d "$AOF_DIR/aof-$server-XXXXXX")"
     port="$(free_port)"
     if [ "$server" = before ]; then
-        RINGKV_BIN="$BEFORE_BIN" start_named ringkv "$port" 1 "$dir/server.log" --dir "$dir" --appendonly yes --appendfsync "$policy"
+        RINGKV_BIN="$BEFORE_BIN" start_named ringkv "$port" "$SHARDS" "$dir/server.log" --dir "$dir" --appendonly yes --appendfsync "$policy"
     else
-        start_named "$server" "$port" 1 "$dir/server.log" --dir "$dir" --appendonly yes --appendfsync "$policy"
+        start_named "$server" "$port" "$SHARDS" "$dir/server.log" --dir "$dir" --appendonly yes --appendfsync "$policy"
     fi
-    local wrap=() fsyncs=0
-    if [ "$FSYNCS" = 1 ]; then wrap=(perf stat -a -e ext4:ext4_sync_file_enter -x, -o "$dir/fsyncs" --); fi
+    local wrap=() fsyncs=0 incr
+    if [ "$FSYNCS" = 1 ]; then
+        # Only the fsyncs of this server's incr file (by inode): other
+        # processes' fsyncs on a shared machine are not counted.
+        incr="$(ls "$dir"/appendonlydir/*.incr.aof 2>/dev/null | tail -1)"
+        wrap=(perf stat -a -e ext4:ext4_sync_file_enter -x, -o "$dir/fsyncs")
+        if [ -n "$incr" ]; then wrap+=(--filter "ino == $(stat -c %i "$incr")"); fi
+        wrap+=(--)
+    fi
     cpu0="$(cpu_usec "$SERVER_PID")"
     csv="$(run "${wrap[@]}" taskset -c "$CLIENT_CORE" redis-benchmark -h 127.0.0.1 -p "$port" -t set -n "$requests" \
         -c "$clients" -r "$KEYSPACE" -d "$VALUE_BYTES" -P "$pipeline" --csv 2>/dev/null | tail -1)"

@@ -136,6 +136,78 @@ fn kill_9_with_always_pipelined_writes() {
     kill_9_under_load("3", 6, 8);
 }
 
+/// appendfsync always, a client that streams SETs without pausing its
+/// input (its replies read by another thread): replies go out as each
+/// commit ends, while the stream goes on. They were held until the input
+/// paused: each loop turn's new output moved the whole buffer's gate to
+/// the newest hand-over, which the commit in flight never covers. The
+/// stream goes on until 1000 replies came back (8 s at most, so a slow
+/// build still gets its first commits done while it runs). One shard,
+/// whose backlog is then drained to the last reply; three, where most
+/// SETs are forwarded.
+#[test]
+fn always_replies_flow_while_a_client_streams_writes() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    const WANTED: u64 = 1000;
+    for shards in ["1", "3"] {
+        let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", shards]);
+        let mut writer = rk.stream();
+        let mut reader = writer.try_clone().unwrap();
+        let streaming = Arc::new(AtomicBool::new(true));
+        let got = Arc::new(AtomicU64::new(0));
+        let sent_total = Arc::new(AtomicU64::new(u64::MAX));
+        let (flag, seen, sent_at_end) = (streaming.clone(), got.clone(), sent_total.clone());
+        let mut chunk = Vec::new();
+        for i in 0..100 {
+            encode_into(&mut chunk, &["SET", &format!("s:{i}"), "v"]);
+        }
+        let sender = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let mut sent = 0u64;
+            while seen.load(SeqCst) < WANTED && start.elapsed() < Duration::from_secs(8) {
+                std::io::Write::write_all(&mut writer, &chunk).unwrap();
+                sent += 100;
+            }
+            sent_at_end.store(sent, SeqCst);
+            flag.store(false, SeqCst);
+            sent
+        });
+        let mut during = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut partial = 0usize;
+        loop {
+            let n = match std::io::Read::read(&mut reader, &mut buf) {
+                Ok(0) => panic!("{shards} shards: connection closed"),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => 0,
+                Err(e) => panic!("{shards} shards: {e}"),
+            };
+            // Read after the data came: what arrived once the stream had
+            // ended does not count as during it.
+            let still = streaming.load(SeqCst);
+            // Every reply is +OK\r\n: checked byte by byte across reads.
+            for &b in &buf[..n] {
+                assert_eq!(b, b"+OK\r\n"[partial], "{shards} shards: not +OK");
+                partial = (partial + 1) % 5;
+                if partial == 0 {
+                    got.fetch_add(1, SeqCst);
+                    during += still as u64;
+                }
+            }
+            if !still && (shards != "1" || got.load(SeqCst) >= sent_total.load(SeqCst) || n == 0) {
+                break;
+            }
+        }
+        let sent = sender.join().unwrap();
+        let got = got.load(SeqCst);
+        assert!(during >= WANTED, "{shards} shards: {during} replies while the client streamed ({sent} SETs sent, {got} replies in all)");
+        if shards == "1" {
+            assert_eq!(got, sent, "one shard: every reply once the stream ended");
+        }
+    }
+}
+
 /// `connections` clients each send `depth` MSETs (two keys, on different
 /// shards mostly) at a time and count those whose +OK came back, until
 /// the server is killed; all of them must be in the AOF loaded back.

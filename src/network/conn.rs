@@ -88,6 +88,13 @@ pub struct Conn {
     /// length then). See `EventLoop::gate_outputs`.
     pub aof_gate: u64,
     pub aof_gated_len: usize,
+    /// The front `aof_head_len` bytes of `out` (0: none) wait for an
+    /// earlier hand-over number, `aof_head_gate`, whose commit was already
+    /// under way when more output came: they leave with that commit while
+    /// the rest waits for its own (a client that streams writes without
+    /// pausing gets its replies as each commit ends).
+    pub aof_head_gate: u64,
+    pub aof_head_len: usize,
     /// When the output buffer first exceeded the soft limit (0 = not over).
     pub soft_limit_since_ms: i64,
     /// Bytes of the ready replies in `slots` (kept so that the output-limit
@@ -145,6 +152,8 @@ impl Conn {
             wrote: false,
             aof_gate: 0,
             aof_gated_len: 0,
+            aof_head_gate: 0,
+            aof_head_len: 0,
             soft_limit_since_ms: 0,
             slot_bytes: 0,
             forwarded: 0,
@@ -207,6 +216,8 @@ impl Conn {
     /// queued replies and unparsed input (the send in flight keeps its buffer).
     pub fn free_buffers(&mut self, pool: &mut Vec<PackedArgs>) {
         self.out = Vec::new();
+        self.aof_gated_len = 0;
+        self.aof_head_len = 0;
         self.qbuf = Vec::new();
         for s in self.slots.drain(..) {
             if let Some(p) = s.ready {

@@ -688,11 +688,32 @@ impl EventLoop {
     /// connection gained this turn waits for `mark`, the hand-over number
     /// of this turn's writes (its own, and those other shards ran for it
     /// before their replies came back: hand-over numbers only grow). A
-    /// connection's older output waits with it (one gate per buffer).
+    /// connection's older output waits with it, unless the commit it
+    /// waits for has started (its gate is at or below `Sink::started`):
+    /// then that older output becomes the buffer's head, released with
+    /// its own commit (`Conn::aof_head_len`), and only the new output
+    /// waits for `mark`. Output whose commit has not started yet just
+    /// joins the new: the next commit covers both.
+    ///
+    /// Heads already durable are sent first (`send_heads`); one that cannot
+    /// go yet (a send in flight) stays the head, and older output whose
+    /// commit is still running then joins the new (it waits one commit
+    /// more, which only a connection whose socket is slow to drain sees).
     fn gate_outputs(&mut self, mark: u64) {
+        let synced = self.server.aof.synced();
+        self.send_heads(synced);
+        let started = self.server.aof.started();
         for &index in &self.dirty {
             if let Some(c) = self.conns[index as usize].as_mut() {
                 if c.out.len() != c.aof_gated_len {
+                    // A durable head (its send still in flight) takes in
+                    // only older output that is durable too.
+                    let durable_head = c.aof_head_len > 0 && c.aof_head_gate <= synced;
+                    let tail_started = c.aof_gated_len > 0 && c.aof_gated_len <= c.out.len() && c.aof_gate <= started;
+                    if tail_started && (!durable_head || c.aof_gate <= synced) {
+                        c.aof_head_gate = c.aof_gate;
+                        c.aof_head_len = c.aof_gated_len;
+                    }
                     c.aof_gate = mark;
                     c.aof_gated_len = c.out.len();
                 }
@@ -713,16 +734,22 @@ impl EventLoop {
             let failing = self.server.aof.write_error().is_some();
             let mut min = u64::MAX;
             let conns = &self.conns;
+            let mut heads = false;
             dirty.retain(|&i| {
                 let Some(c) = conns[i as usize].as_ref() else { return true };
                 let wait = c.aof_gate > synced && (c.wrote || !failing);
                 if wait {
-                    min = min.min(c.aof_gate);
+                    let head = c.aof_head_len > 0 && c.aof_head_len <= c.out.len();
+                    heads |= !c.sending && (head && c.aof_head_gate <= synced || c.inflight_off < c.inflight.len());
+                    min = min.min(if head { c.aof_head_gate.max(synced + 1).min(c.aof_gate) } else { c.aof_gate });
                     self.dirty.push(i);
                 }
                 !wait
             });
             self.gate_min = min;
+            if heads {
+                self.send_heads(synced);
+            }
         }
         for &index in &dirty {
             let Some(conn) = self.conns[index as usize].as_mut() else {
@@ -741,6 +768,7 @@ impl EventLoop {
                 std::mem::swap(&mut conn.inflight, &mut conn.out);
                 conn.inflight_off = 0;
                 conn.aof_gated_len = 0;
+                conn.aof_head_len = 0;
             }
             if conn.inflight_off < conn.inflight.len() {
                 conn.sending = true;
@@ -755,6 +783,34 @@ impl EventLoop {
         dirty.clear();
         if self.dirty.is_empty() {
             self.dirty = dirty;
+        }
+    }
+
+    /// Sends, for the connections whose output still waits (see
+    /// `gate_outputs`), the head whose commit is durable and what an
+    /// earlier send left unsent: the rest waits for its own commit. A
+    /// connection with a send in flight is done when that send completes
+    /// (which marks it dirty again).
+    fn send_heads(&mut self, synced: u64) {
+        for k in 0..self.dirty.len() {
+            let index = self.dirty[k];
+            let Some(conn) = self.conns[index as usize].as_mut() else { continue };
+            if conn.sending || conn.closing == Closing::Closed {
+                continue;
+            }
+            let n = conn.aof_head_len;
+            if conn.inflight.is_empty() && n > 0 && n <= conn.out.len() && conn.aof_head_gate <= synced {
+                conn.inflight.extend_from_slice(&conn.out[..n]);
+                conn.out.drain(..n);
+                conn.inflight_off = 0;
+                conn.aof_head_len = 0;
+                conn.aof_gated_len -= n;
+            }
+            if conn.inflight_off < conn.inflight.len() {
+                conn.sending = true;
+                let e = send_entry(conn, index);
+                self.push_sqe(e);
+            }
         }
     }
 

@@ -422,6 +422,8 @@ impl EventLoop {
         if conn.inflight.is_empty() && !conn.out.is_empty() {
             std::mem::swap(&mut conn.inflight, &mut conn.out);
             conn.inflight_off = 0;
+            conn.aof_gated_len = 0;
+            conn.aof_head_len = 0;
         }
         if conn.inflight_off < conn.inflight.len() {
             conn.sending = true;
