@@ -58,6 +58,12 @@
 //! first) propagates its part in its own stream: per-key order holds, the
 //! one unit does not.
 //!
+//! **`hop-part-delay`** (hidden config, microseconds, 0 by default; for
+//! tests, like Redis's `key-load-delay`): a part received from another
+//! shard waits that long before it runs (the shard serves everything else
+//! meanwhile), and multi-shard hop commands go by hops even to sleeping
+//! shards. It makes "a hop is pending" a state a test can hold.
+//!
 //! **Limits.** MSETNX, the two-key commands (RENAME, COPY, SMOVE, LMOVE...),
 //! the STORE forms, multi-shard reads of aggregates, EXEC with WATCH or
 //! with a multi-shard command, and scripts keep the held path
@@ -96,6 +102,8 @@ pub struct Part {
     /// module doc), over `shards`; the coordinator `from` carries its unit.
     pub cut: u64,
     pub shards: ShardMask,
+    /// `hop-part-delay`: the time (ms) before which it does not run (0: none).
+    pub due_ms: i64,
 }
 
 /// What a part of a hop with a cut leaves for the carrier's unit.
@@ -196,6 +204,9 @@ pub struct Hops {
     /// The operations of the part that just ran (a hop with a cut), for
     /// its answer.
     part_ops: Option<Box<PartOps>>,
+    /// `hop-part-delay` (µs) and when it was last read (ms).
+    delay_us: i64,
+    delay_read_ms: i64,
     /// Reused storage: argument slices, MGET's read positions.
     slices: Vec<&'static [u8]>,
     at: Vec<usize>,
@@ -342,7 +353,7 @@ impl EventLoop {
         for t in mask.iter() {
             let mut packed = self.pool.pop().unwrap_or_default();
             std::mem::swap(&mut packed, &mut self.hops.building[t]);
-            let part = Part { seq, from: me, db: db as u32, resp, cmd: id as u16, client, track, args: packed, cut, shards: mask };
+            let part = Part { seq, from: me, db: db as u32, resp, cmd: id as u16, client, track, args: packed, cut, shards: mask, due_ms: 0 };
             if t == me {
                 own = Some(part);
             } else if let Some(o) = self.outboxes[t].as_mut() {
@@ -374,10 +385,11 @@ impl EventLoop {
     /// and the coordinator again for the answers; an awake shard picks a
     /// part up in its loop, where a hold would park it (a futex wait and two
     /// wake-ups). So a command goes by hops only when it would wake nobody
-    /// extra. (A shard may fall asleep or wake between this look and the
-    /// run: either path is correct, only its cost differs.)
-    fn target_awake(&self, mask: ShardMask) -> bool {
-        mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
+    /// extra (or while `hop-part-delay` is set: a test's hops must be hops).
+    /// (A shard may fall asleep or wake between this look and the run:
+    /// either path is correct, only its cost differs.)
+    fn target_awake(&mut self, mask: ShardMask) -> bool {
+        self.part_delay_us() > 0 || mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether a key of this command is marked by a pending hop (checked
@@ -468,9 +480,24 @@ impl EventLoop {
     }
 
     /// A part from another shard's coordinator.
-    pub(super) fn on_hop_part(&mut self, part: Part) {
+    pub(super) fn on_hop_part(&mut self, mut part: Part) {
+        let delay = self.part_delay_us();
+        if delay > 0 {
+            part.due_ms = self.clock.now_ms() + (delay + 999) / 1000;
+        }
         self.hops.parts.push(part);
         self.run_parts();
+    }
+
+    /// `hop-part-delay` (microseconds; 0 but in tests), read from the config
+    /// at most every 100 ms.
+    fn part_delay_us(&mut self) -> i64 {
+        let now = self.clock.now_ms();
+        if now - self.hops.delay_read_ms >= 100 {
+            self.hops.delay_read_ms = now;
+            self.hops.delay_us = self.state().config.others.get("hop-part-delay").and_then(|v| v.parse().ok()).unwrap_or(0);
+        }
+        self.hops.delay_us
     }
 
     /// Whether a waiting part's intent heads this shard's queue (the loop
@@ -478,7 +505,7 @@ impl EventLoop {
     pub(super) fn hop_part_ready(&self) -> bool {
         !self.hops.parts.is_empty() && {
             let head = self.server.hold.head(self.id);
-            self.hops.parts.iter().any(|p| p.seq == head && !self.carrier_waits(p))
+            self.hops.parts.iter().any(|p| p.seq == head && !self.carrier_waits(p) && p.due_ms == 0)
         }
     }
 
@@ -494,7 +521,8 @@ impl EventLoop {
         let mut ran = false;
         while !self.hops.parts.is_empty() {
             let head = self.server.hold.head(self.id);
-            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head && !self.carrier_waits(p)) else {
+            let now = self.clock.now_ms();
+            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head && !self.carrier_waits(p) && p.due_ms <= now) else {
                 break;
             };
             let part = self.hops.parts.swap_remove(i);
