@@ -18,6 +18,11 @@
 #         shard 0, k2 on shard 1 of the 2-shard server; the same keys on the
 #         1-shard one), TX_SECONDS seconds, 1 process of 25 connections: the
 #         Python client is the limit, the server CPU per transaction is the figure.
+#   msetnx rename smove watch  perf/cross_load.py, k1 on shard 0 and k2 on
+#         shard 1 (same keys with 1 shard), 25 connections, TX_SECONDS each:
+#         MSETNX k1 k2 alternating with DEL k1 k2; RENAME k1 k2 and back;
+#         SMOVE s1 s2 m and back; WATCH k1 k2 + MULTI/SET/SET/EXEC (per
+#         transaction). Also Python-client bound: CPU per request is the figure.
 # CPU = utime + stime of the server from /proc/PID/stat (10 ms ticks: keep
 # REQUESTS high enough for a few seconds of CPU); also voluntary context switches of
 # all server threads per request (/proc/PID/task/*/status), which other
@@ -40,7 +45,7 @@ CLIENTS="${CLIENTS:-50}"
 KEYSPACE="${KEYSPACE:-100000}"
 ROUNDS="${ROUNDS:-2}"
 TX_SECONDS="${TX_SECONDS:-5}"
-TESTS="${TESTS:-mset mget del exists set multi}"
+TESTS="${TESTS:-mset mget del exists set multi msetnx rename smove watch}"
 SCALING="${SCALING:-1}"
 SCALE_CORES="${SCALE_CORES:-0-1}"
 BINS="${BINS:-now=$RINGKV_BIN}"
@@ -97,6 +102,11 @@ bench() { # PORT TEST -> "requests rps"
         ;;
     multi)
         out="$(run taskset -c "$CLIENT_CORES" python3 "$PERF_DIR/multi_load.py" "$port" cross "$TX_SECONDS" 1 25)"
+        n=${out#transactions=}
+        echo "${n%% *} $(tx_rate "$out")"
+        ;;
+    msetnx | rename | smove | watch)
+        out="$(run taskset -c "$CLIENT_CORES" python3 "$PERF_DIR/cross_load.py" "$port" "$test" "$TX_SECONDS" 25)"
         n=${out#transactions=}
         echo "${n%% *} $(tx_rate "$out")"
         ;;

@@ -587,9 +587,7 @@ mod tests {
     #[test]
     fn exec_is_one_unit() {
         let mut h = Harness::new(2);
-        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
-        let k0 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
-        let k1 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 1).unwrap();
+        let (k0, k1) = (&key_of(0), &key_of(1));
         h.run(0, false, 0, &["set", k1, "old", "px", "5"]);
         h.take(0);
         h.take(1);
@@ -604,6 +602,11 @@ mod tests {
         assert_eq!(h.take(0), resp(&[&["SELECT", "0"], &["set", k1, "b"]]));
         h.exec(0, 10, &[&["get", k1], &["exists", k0]]);
         assert!(h.take(0).is_empty() && h.take(1).is_empty());
+    }
+
+    /// The first key `k<i>` of `shard` of two.
+    fn key_of(shard: usize) -> String {
+        (0..).map(|i| format!("k{i}")).find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == shard).unwrap()
     }
 
     fn resp(cmds: &[&[&str]]) -> Vec<u8> {
@@ -725,15 +728,45 @@ mod tests {
         assert_eq!(h.take(0), resp(&[&["SELECT", "3"], &["DEL", "z"]]));
     }
 
+    /// A hop over two shards: shard 1's part records its cut when it runs
+    /// (between its writes of `k1` before and after the hop), the carrier
+    /// (shard 0) appends the whole unit at its own cut later, after a write
+    /// of another key; merged, the unit lies between `k1`'s two writes.
+    #[test]
+    fn hop_unit_lies_at_its_cut_in_every_stream() {
+        use crate::persistence::aof_file::{merge, Lane};
+        let mut h = Harness::new(2);
+        let (k0, k1) = (&key_of(0), &key_of(1));
+        let other = &(0..).map(|i| format!("o{i}")).find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
+        let id = super::next_cut_id();
+        let both = crate::shard::hold::ShardMask(0b11);
+        h.run(0, false, 0, &["set", k1, "old"]);
+        super::hop_cut(&mut h.shards[1].stream, id, both, 0);
+        h.run(0, false, 0, &["set", k1, "new"]);
+        h.run(0, false, 0, &["set", other, "x"]);
+        let mset: Vec<Vec<u8>> = ["mset", k0, "a", k1, "b"].iter().map(|a| a.as_bytes().to_vec()).collect();
+        super::hop_unit(&mut h.shards[0].stream, id, both, 0, &vec![(0, mset)]);
+        let mut lanes: Vec<Lane> = (0..2).map(|_| Lane::default()).collect();
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let (start, bytes, cuts) = h.shards[i].stream.take();
+            lane.ingest(i as u64 + 1, start, bytes, cuts, Vec::new());
+        }
+        let mut out = Vec::new();
+        merge(&mut lanes, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} not in {text}"));
+        assert!(at("$3\r\nold") < at("$4\r\nmset") && at("$4\r\nmset") < at("$3\r\nnew"), "{text}");
+        assert_eq!(text.matches("mset").count(), 1);
+        assert!(at("$1\r\nx") < at("$4\r\nmset"), "{text}");
+    }
+
     /// A held command over two shards is one unit in the lowest shard's
     /// stream, with a cut of the same id in both streams at their positions.
     #[test]
     fn held_command_is_one_unit_at_a_cut() {
         let mut h = Harness::new(2);
         // Keys of each shard.
-        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
-        let k0 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
-        let k1 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 1).unwrap();
+        let (k0, k1) = (&key_of(0), &key_of(1));
         h.run(0, false, 0, &["set", k1, "old"]);
         let before1 = h.shards[1].stream.position();
         h.run(0, true, 0, &["mset", k0, "a", k1, "b"]);
