@@ -23,6 +23,9 @@
 #         MSETNX k1 k2 alternating with DEL k1 k2; RENAME k1 k2 and back;
 #         SMOVE s1 s2 m and back; WATCH k1 k2 + MULTI/SET/SET/EXEC (per
 #         transaction). Also Python-client bound: CPU per request is the figure.
+# AOF=1: every server runs with --appendonly yes --appendfsync everysec (its
+# directory in a temporary one): the cross-shard writes then pay for one
+# replay unit at one cut of the shards' write streams.
 # CPU = utime + stime of the server from /proc/PID/stat (10 ms ticks: keep
 # REQUESTS high enough for a few seconds of CPU); also voluntary context switches of
 # all server threads per request (/proc/PID/task/*/status), which other
@@ -48,6 +51,7 @@ TX_SECONDS="${TX_SECONDS:-5}"
 TESTS="${TESTS:-mset mget del exists set multi msetnx rename smove watch}"
 SCALING="${SCALING:-1}"
 SCALE_CORES="${SCALE_CORES:-0-1}"
+AOF="${AOF:-0}"
 BINS="${BINS:-now=$RINGKV_BIN}"
 [ "$BINS" = "now=$RINGKV_BIN" ] && ensure_ringkv
 
@@ -119,7 +123,12 @@ for round in $(seq 1 "$ROUNDS"); do
         bin="${entry#*=}"
         for shards in 1 2; do
             port="$(free_port)"
-            RINGKV_BIN="$bin" start_ringkv "$port" "$shards" "$TMP/ringkv.log"
+            extra=()
+            if [ "$AOF" = 1 ]; then
+                rm -rf "$TMP/aof" && mkdir -p "$TMP/aof"
+                extra=(--appendonly yes --appendfsync everysec --dir "$TMP/aof")
+            fi
+            RINGKV_BIN="$bin" start_ringkv "$port" "$shards" "$TMP/ringkv.log" "${extra[@]}"
             pid="$SERVER_PID"
             run taskset -c "$CLIENT_CORES" redis-benchmark -p "$port" -t mset -n 100000 -c 50 -r "$KEYSPACE" -P 16 -q >/dev/null 2>&1
             for test in $TESTS; do
