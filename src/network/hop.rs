@@ -98,12 +98,16 @@ pub struct Part {
     pub client: u64,
     pub track: bool,
     pub args: PackedArgs,
-    /// The hop's cut in the write streams (0: none; see "AOF" in the
-    /// module doc), over `shards`; the coordinator `from` carries its unit.
-    pub cut: u64,
+    /// The hop's cut in the write streams (none without; see "AOF" in the
+    /// module doc); the coordinator `from` carries its unit. Boxed: a
+    /// message is as large as its largest kind, and this one is rare.
+    pub cut: Option<Box<PartCut>>,
+}
+
+/// A part's cut: its id and the hop's shards.
+pub struct PartCut {
+    pub id: u64,
     pub shards: ShardMask,
-    /// `hop-part-delay`: the time (ms) before which it does not run (0: none).
-    pub due_ms: i64,
 }
 
 /// What a part of a hop with a cut leaves for the carrier's unit.
@@ -204,15 +208,22 @@ pub struct Hops {
     /// The operations of the part that just ran (a hop with a cut), for
     /// its answer.
     part_ops: Option<Box<PartOps>>,
-    /// `hop-part-delay` (µs) and when it was last read (ms).
+    /// `hop-part-delay` (µs) and when it was last read (ms); the parts it
+    /// holds back, (seq, due time in ms).
     delay_us: i64,
     delay_read_ms: i64,
+    due: Vec<(u64, i64)>,
     /// Reused storage: argument slices, MGET's read positions.
     slices: Vec<&'static [u8]>,
     at: Vec<usize>,
 }
 
 impl Hops {
+    /// Whether the part of hop `seq` may run at `now` (`hop-part-delay`).
+    fn is_due(&self, seq: u64, now: i64) -> bool {
+        !self.due.iter().any(|d| d.0 == seq && d.1 > now)
+    }
+
     /// Starts the part of each shard of `mask` with the arguments `first`.
     fn start_parts(&mut self, shards: usize, mask: ShardMask, first: &[&[u8]]) {
         if self.building.len() < shards {
@@ -353,7 +364,17 @@ impl EventLoop {
         for t in mask.iter() {
             let mut packed = self.pool.pop().unwrap_or_default();
             std::mem::swap(&mut packed, &mut self.hops.building[t]);
-            let part = Part { seq, from: me, db: db as u32, resp, cmd: id as u16, client, track, args: packed, cut, shards: mask, due_ms: 0 };
+            let part = Part {
+                seq,
+                from: me,
+                db: db as u32,
+                resp,
+                cmd: id as u16,
+                client,
+                track,
+                args: packed,
+                cut: (cut != 0).then(|| Box::new(PartCut { id: cut, shards: mask })),
+            };
             if t == me {
                 own = Some(part);
             } else if let Some(o) = self.outboxes[t].as_mut() {
@@ -480,10 +501,11 @@ impl EventLoop {
     }
 
     /// A part from another shard's coordinator.
-    pub(super) fn on_hop_part(&mut self, mut part: Part) {
+    pub(super) fn on_hop_part(&mut self, part: Part) {
         let delay = self.part_delay_us();
         if delay > 0 {
-            part.due_ms = self.clock.now_ms() + (delay + 999) / 1000;
+            let due = self.clock.now_ms() + (delay + 999) / 1000;
+            self.hops.due.push((part.seq, due));
         }
         self.hops.parts.push(part);
         self.run_parts();
@@ -505,14 +527,14 @@ impl EventLoop {
     pub(super) fn hop_part_ready(&self) -> bool {
         !self.hops.parts.is_empty() && {
             let head = self.server.hold.head(self.id);
-            self.hops.parts.iter().any(|p| p.seq == head && !self.carrier_waits(p) && p.due_ms == 0)
+            self.hops.parts.iter().any(|p| p.seq == head && !self.carrier_waits(p) && !self.hops.due.iter().any(|d| d.0 == p.seq))
         }
     }
 
     /// Whether `part` is the carrier's of a hop with a cut whose other
     /// parts are not all back yet (it runs last: its unit needs theirs).
     fn carrier_waits(&self, part: &Part) -> bool {
-        part.cut != 0 && part.from == self.id && self.hops.ops.iter().any(|o| o.seq == part.seq && o.pending > 1)
+        part.cut.is_some() && part.from == self.id && self.hops.ops.iter().any(|o| o.seq == part.seq && o.pending > 1)
     }
 
     /// Runs the waiting parts whose intents head this shard's queue, in
@@ -522,10 +544,13 @@ impl EventLoop {
         while !self.hops.parts.is_empty() {
             let head = self.server.hold.head(self.id);
             let now = self.clock.now_ms();
-            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head && !self.carrier_waits(p) && p.due_ms <= now) else {
+            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head && !self.carrier_waits(p) && self.hops.is_due(p.seq, now)) else {
                 break;
             };
             let part = self.hops.parts.swap_remove(i);
+            if !self.hops.due.is_empty() {
+                self.hops.due.retain(|d| d.0 != part.seq);
+            }
             self.run_part(part);
             ran = true;
         }
@@ -554,7 +579,7 @@ impl EventLoop {
         self.scratch.clear();
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         part.args.slices(&mut slices);
-        let cut = part.cut != 0 && self.state().stream.is_on();
+        let cut = part.cut.is_some() && self.state().stream.is_on();
         let mut ops = None;
         // The carrier's part may have no key (it only carries the unit).
         if slices.len() > 1 {
@@ -600,8 +625,10 @@ impl EventLoop {
     /// unit at it (see "AOF" in the module doc).
     fn part_cut(&mut self, part: &Part, ops: Box<PartOps>) {
         let me = self.id;
+        let Some(c) = part.cut.as_deref() else { return };
+        let (id, shards) = (c.id, c.shards);
         if part.from != me {
-            propagate::hop_cut(&mut self.state().stream, part.cut, part.shards, part.from);
+            propagate::hop_cut(&mut self.state().stream, id, shards, part.from);
             self.hops.part_ops = Some(ops);
             return;
         }
@@ -639,8 +666,7 @@ impl EventLoop {
             }
         }
         op.ops.clear();
-        let shards = part.shards;
-        propagate::hop_unit(&mut self.state().stream, part.cut, shards, me, &unit);
+        propagate::hop_unit(&mut self.state().stream, id, shards, me, &unit);
     }
 
     /// After a part ran (its reply in `part.args`, its marks lowered): the
@@ -764,7 +790,7 @@ impl EventLoop {
         part.args.slices(&mut slices);
         let caller = crate::exec::Caller { addr: slices[0], name: slices[1], client_id: part.client, track: part.track, shard: part.from };
         let propagating = self.state().stream.is_on();
-        let cut = part.cut != 0 && propagating;
+        let cut = part.cut.is_some() && propagating;
         let mut per_cmd = Vec::new();
         let mut i = super::dispatch::CALLER_FIELDS;
         while i + 1 < slices.len() {
@@ -919,5 +945,17 @@ impl EventLoop {
             super::conn::recycle(&mut self.pool, out);
         }
         self.hops.free.push(op);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A part is no larger than a forwarded request, so hops do not grow
+    /// every mailbox message (the cut rides in a box).
+    #[test]
+    fn a_part_does_not_grow_the_message() {
+        use crate::shard::mailbox::Message;
+        assert!(std::mem::size_of::<super::Part>() <= 88, "{}", std::mem::size_of::<super::Part>());
+        assert!(std::mem::size_of::<Message>() <= 96, "{}", std::mem::size_of::<Message>());
     }
 }
