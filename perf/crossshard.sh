@@ -18,6 +18,14 @@
 #         shard 0, k2 on shard 1 of the 2-shard server; the same keys on the
 #         1-shard one), TX_SECONDS seconds, 1 process of 25 connections: the
 #         Python client is the limit, the server CPU per transaction is the figure.
+#   msetnx rename smove watch  perf/cross_load.py, k1 on shard 0 and k2 on
+#         shard 1 (same keys with 1 shard), 25 connections, TX_SECONDS each:
+#         MSETNX k1 k2 alternating with DEL k1 k2; RENAME k1 k2 and back;
+#         SMOVE s1 s2 m and back; WATCH k1 k2 + MULTI/SET/SET/EXEC (per
+#         transaction). Also Python-client bound: CPU per request is the figure.
+# AOF=1: every server runs with --appendonly yes --appendfsync everysec (its
+# directory in a temporary one): the cross-shard writes then pay for one
+# replay unit at one cut of the shards' write streams.
 # CPU = utime + stime of the server from /proc/PID/stat (10 ms ticks: keep
 # REQUESTS high enough for a few seconds of CPU); also voluntary context switches of
 # all server threads per request (/proc/PID/task/*/status), which other
@@ -40,9 +48,10 @@ CLIENTS="${CLIENTS:-50}"
 KEYSPACE="${KEYSPACE:-100000}"
 ROUNDS="${ROUNDS:-2}"
 TX_SECONDS="${TX_SECONDS:-5}"
-TESTS="${TESTS:-mset mget del exists set multi}"
+TESTS="${TESTS:-mset mget del exists set multi msetnx rename smove watch}"
 SCALING="${SCALING:-1}"
 SCALE_CORES="${SCALE_CORES:-0-1}"
+AOF="${AOF:-0}"
 BINS="${BINS:-now=$RINGKV_BIN}"
 [ "$BINS" = "now=$RINGKV_BIN" ] && ensure_ringkv
 
@@ -100,6 +109,11 @@ bench() { # PORT TEST -> "requests rps"
         n=${out#transactions=}
         echo "${n%% *} $(tx_rate "$out")"
         ;;
+    msetnx | rename | smove | watch)
+        out="$(run taskset -c "$CLIENT_CORES" python3 "$PERF_DIR/cross_load.py" "$port" "$test" "$TX_SECONDS" 25)"
+        n=${out#transactions=}
+        echo "${n%% *} $(tx_rate "$out")"
+        ;;
     esac
 }
 
@@ -109,7 +123,12 @@ for round in $(seq 1 "$ROUNDS"); do
         bin="${entry#*=}"
         for shards in 1 2; do
             port="$(free_port)"
-            RINGKV_BIN="$bin" start_ringkv "$port" "$shards" "$TMP/ringkv.log"
+            extra=()
+            if [ "$AOF" = 1 ]; then
+                rm -rf "$TMP/aof" && mkdir -p "$TMP/aof"
+                extra=(--appendonly yes --appendfsync everysec --dir "$TMP/aof")
+            fi
+            RINGKV_BIN="$bin" start_ringkv "$port" "$shards" "$TMP/ringkv.log" "${extra[@]}"
             pid="$SERVER_PID"
             run taskset -c "$CLIENT_CORES" redis-benchmark -p "$port" -t mset -n 100000 -c 50 -r "$KEYSPACE" -P 16 -q >/dev/null 2>&1
             for test in $TESTS; do

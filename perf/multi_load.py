@@ -71,22 +71,34 @@ def worker(port: int, mode: str, duration: float, first: int, conns: int, out):
         socks.append(s)
         sel.register(s, selectors.EVENT_READ, [req, b""])
         s.sendall(req)
+
+    def on_reply(key, data):
+        state = key.data
+        state[1] += data
+        if len(state[1]) < len(EXPECTED):
+            return 0
+        if state[1] != EXPECTED:
+            raise SystemExit("unexpected replies: %r" % state[1])
+        state[1] = b""
+        key.fileobj.sendall(state[0])
+        return 1
+
+    out.put(drive(sel, duration, on_reply))
+
+
+def drive(sel, duration, on_reply):
+    """Reads what the sockets registered in `sel` receive for `duration`
+    seconds; `on_reply(key, data)` says how many requests that completed
+    (and sends the next). Returns the total."""
     done = 0
     end = time.monotonic() + duration
     while time.monotonic() < end:
         for key, _ in sel.select(timeout=0.5):
-            state = key.data
             data = key.fileobj.recv(65536)
             if not data:
                 raise SystemExit("server closed a connection")
-            state[1] += data
-            if len(state[1]) >= len(EXPECTED):
-                if state[1] != EXPECTED:
-                    raise SystemExit("unexpected replies: %r" % state[1])
-                state[1] = b""
-                done += 1
-                key.fileobj.sendall(state[0])
-    out.put(done)
+            done += on_reply(key, data)
+    return done
 
 
 def main():

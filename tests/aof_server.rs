@@ -582,3 +582,66 @@ fn timestamp_annotations_are_written_and_loaded() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Cross-shard MSETs, DELs and EXECs (hops, each one unit at one cut of
+/// the shards' write streams) racing single-key writes, lazily expired
+/// keys and each other on a few keys from several connections, AOF on;
+/// then kill -9: the directory loads in redis-server and in ringkv (other
+/// shard counts) to the digest the server had.
+#[test]
+fn cross_shard_writes_reload_to_the_same_digest() {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", "3", "--enable-debug-command", "yes"]);
+    let keys: Vec<String> = (0..10).map(|i| format!("x{i}")).collect();
+    let mut threads = vec![];
+    for t in 0..4u64 {
+        let mut c = rk.conn();
+        let keys = keys.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut rng = Rng::new(t + 1);
+            for i in 0..400u64 {
+                let mut key = || keys[rng.below(keys.len() as u64) as usize].clone();
+                let (a, b, d) = (key(), key(), key());
+                let v = (t * 100_000 + i).to_string();
+                match i % 7 {
+                    0 | 1 => c.cmd(&["MSET", &a, &v, &b, &v, &d, &v]),
+                    2 => c.cmd(&["DEL", &a, &b]),
+                    3 => {
+                        c.cmd(&["MULTI"]);
+                        c.cmd(&["SET", &a, &v]);
+                        c.cmd(&["INCR", &b]);
+                        c.cmd(&["UNLINK", &d]);
+                        c.cmd(&["EXEC"])
+                    }
+                    4 => c.cmd(&["SET", &a, &v, "PX", "1"]),
+                    5 => c.cmd(&["INCR", &a]),
+                    _ => c.cmd(&["MSET", &a, &v, &b, &v]),
+                };
+            }
+        }));
+    }
+    for th in threads {
+        th.join().unwrap();
+    }
+    let mut c = rk.conn();
+    std::thread::sleep(Duration::from_millis(20));
+    // The keys that expired go now (their DELs propagated), so that the
+    // digest is of what a load keeps.
+    for k in &keys {
+        c.cmd(&["EXISTS", k]);
+    }
+    let digest = c.cmd(&["DEBUG", "DIGEST"]);
+    assert!(c.cmd(&["DBSIZE"]).int() > 0);
+    // SAFETY: kill(2) on the PID of the child this test started.
+    unsafe { libc::kill(rk.pid() as i32, libc::SIGKILL) };
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "hops");
+    drop(rk);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let redis = Server::redis(&["--appendonly", "yes", "--dir", &dir_arg, "--enable-debug-command", "yes"]);
+    assert_eq!(redis.conn().cmd(&["DEBUG", "DIGEST"]), digest, "redis-server loading the directory");
+    drop(redis);
+    for shards in ["1", "3"] {
+        let again = Server::ringkv(&["--appendonly", "yes", "--dir", &dir_arg, "--shards", shards, "--enable-debug-command", "yes"]);
+        assert_eq!(again.conn().cmd(&["DEBUG", "DIGEST"]), digest, "ringkv --shards {shards} loading the directory");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

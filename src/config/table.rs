@@ -208,6 +208,9 @@ pub const DEFS: &[Def] = &[
     d("list-compress-depth", "", 0, Int(0, INT_MAX), "0"),
     d("rdb-key-save-delay", "", HIDDEN, Int(INT_MIN, INT_MAX), "0"),
     d("key-load-delay", "", HIDDEN, Int(INT_MIN, INT_MAX), "0"),
+    // ringkv's own, for tests (`network::hop`): microseconds a hop part
+    // received from another shard waits before it runs.
+    d("hop-part-delay", "", HIDDEN, Int(0, INT_MAX), "0"),
     d("active-expire-effort", "", 0, Int(1, 10), "1"),
     d("hz", "", 0, Int(0, INT_MAX), "10"),
     d("min-replicas-to-write", "min-slaves-to-write", 0, Int(0, INT_MAX), "0"),

@@ -33,6 +33,43 @@
 //! increasing id order, so draining cuts in id order never waits in a cycle.
 //! The fork of BGSAVE/BGREWRITEAOF takes the same hold of every shard, so
 //! `Stream::position` of each at the fork is the cut of the snapshot.
+//!
+//! **Cuts: a hop.** A multi-shard write run by hops (`network::hop`: MSET,
+//! DEL, UNLINK, an EXEC of single-shard commands) parks nobody: each shard
+//! runs its part on its own thread when the hop's intent heads its queue.
+//! Its coordinator draws a cut id when it splits the command and joins the
+//! intent itself (an empty part when it has no key): it is the *carrier*.
+//! Each other part, when it runs, records the cut at its stream's position
+//! right then (`hop_cut`) and sends back what it left (expired-key DELs;
+//! an EXEC part's commands' forms and how many per command). The
+//! carrier's part runs last, once every other part is back: it records its
+//! cut and appends the hop's whole unit right at it (`hop_unit`: the DELs,
+//! then the command as sent when some part changed something; for EXEC
+//! each command's operations in queue order; MULTI/EXEC around more than
+//! one), which is where Redis would write it. The consumer's rule above is
+//! unchanged, and these positions are a consistent cut for it:
+//! - *Per key.* A part runs while its keys are marked (`HoldTable::mark`),
+//!   and every single-shard command on a marked key waits for the part, so
+//!   a key's writes before the hop are before the cut in its shard's
+//!   stream and its writes after the hop after it. (A shard's other keys
+//!   may be written between the hop's parts on different shards: they are
+//!   not the hop's, and each lies on its own side of its own shard's cut,
+//!   in that shard's execution order.)
+//! - *Between multi-shard operations.* A part records its cut only while
+//!   its intent heads its shard's queue, and a hold records its cuts while
+//!   its intents head every queue: every stream's cuts are therefore in
+//!   the order of the global sequence, the same order in every stream, so
+//!   the consumer never waits in a cycle. (The carrier keeps its intent at
+//!   the head of its queue until its part ran, so nothing numbered later
+//!   cuts its stream before it does.)
+//! - Streams are turned on and off only under a hold of every shard, so
+//!   all parts of a hop find them in the same state; a hop split while
+//!   they were off and run after they came on (a CONFIG SET appendonly yes
+//!   queued before it) has no cut: each part then propagates its own part
+//!   in its own stream (per-key order holds, the one unit does not).
+//!
+//! A hop that changed nothing leaves a cut with an empty unit (its parts
+//! could not know); the writer publishes such batches as synced at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -416,6 +453,55 @@ fn emit_unit(ctx: &mut crate::commands::Ctx, held: &[usize], cmds: &[(usize, &[&
     }
 }
 
+/// Operations of a hop's part (`network::hop`), each with its db, in the
+/// order they ran: expired-key DELs and, for an EXEC part, what its
+/// commands propagated.
+pub type Ops = Vec<(usize, Vec<Vec<u8>>)>;
+
+/// A number for a hop's cut, the same in the stream of each of its shards.
+pub fn next_cut_id() -> u64 {
+    NEXT_CUT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The keys a hop part found expired, as DEL operations, in order.
+pub fn take_pending_ops(stream: &mut Stream) -> Ops {
+    stream.take_pending().into_iter().map(|(db, key)| (db, vec![b"DEL".to_vec(), key.into_vec()])).collect()
+}
+
+/// What the commands of an EXEC part collected (`collect_for_exec`): they
+/// go to the carrier's unit, not to this stream.
+pub fn take_exec_ops(stream: &mut Stream) -> Ops {
+    std::mem::take(&mut stream.exec_ops)
+}
+
+/// How many operations the commands of an EXEC part collected so far.
+pub fn exec_ops_count(stream: &Stream) -> usize {
+    stream.exec_ops.len()
+}
+
+/// A non-carrier part of hop `id` over `shards` ran: its cut, at this
+/// stream's position now (see "Cuts: a hop" in the module doc).
+pub fn hop_cut(stream: &mut Stream, id: u64, shards: ShardMask, carrier: usize) {
+    let at = stream.position();
+    stream.cuts.push(Cut { id, at, shards, carrier, end: at });
+    stream.state.reset_db();
+}
+
+/// The carrier's part of hop `id` ran, after every other part: its cut
+/// here, and the hop's whole unit (`ops`, in MULTI/EXEC when more than
+/// one) right at it.
+pub fn hop_unit(stream: &mut Stream, id: u64, shards: ShardMask, carrier: usize, ops: &Ops) {
+    hop_cut(stream, id, shards, carrier);
+    let argvs: Vec<Vec<&[u8]>> = ops.iter().map(|(_, argv)| argv.iter().map(|a| &a[..]).collect()).collect();
+    let cmds: Vec<(usize, &[&[u8]])> = ops.iter().zip(&argvs).map(|((db, _), argv)| (*db, &argv[..])).collect();
+    append_unit(stream, &[], &cmds);
+    stream.state.reset_db();
+    let end = stream.position();
+    if let Some(c) = stream.cuts.last_mut() {
+        c.end = end;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::commands::{CommandTable, Ctx};
@@ -501,9 +587,7 @@ mod tests {
     #[test]
     fn exec_is_one_unit() {
         let mut h = Harness::new(2);
-        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
-        let k0 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
-        let k1 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 1).unwrap();
+        let (k0, k1) = (&key_of(0), &key_of(1));
         h.run(0, false, 0, &["set", k1, "old", "px", "5"]);
         h.take(0);
         h.take(1);
@@ -518,6 +602,11 @@ mod tests {
         assert_eq!(h.take(0), resp(&[&["SELECT", "0"], &["set", k1, "b"]]));
         h.exec(0, 10, &[&["get", k1], &["exists", k0]]);
         assert!(h.take(0).is_empty() && h.take(1).is_empty());
+    }
+
+    /// The first key `k<i>` of `shard` of two.
+    fn key_of(shard: usize) -> String {
+        (0..).map(|i| format!("k{i}")).find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == shard).unwrap()
     }
 
     fn resp(cmds: &[&[&str]]) -> Vec<u8> {
@@ -639,15 +728,45 @@ mod tests {
         assert_eq!(h.take(0), resp(&[&["SELECT", "3"], &["DEL", "z"]]));
     }
 
+    /// A hop over two shards: shard 1's part records its cut when it runs
+    /// (between its writes of `k1` before and after the hop), the carrier
+    /// (shard 0) appends the whole unit at its own cut later, after a write
+    /// of another key; merged, the unit lies between `k1`'s two writes.
+    #[test]
+    fn hop_unit_lies_at_its_cut_in_every_stream() {
+        use crate::persistence::aof_file::{merge, Lane};
+        let mut h = Harness::new(2);
+        let (k0, k1) = (&key_of(0), &key_of(1));
+        let other = &(0..).map(|i| format!("o{i}")).find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
+        let id = super::next_cut_id();
+        let both = crate::shard::hold::ShardMask(0b11);
+        h.run(0, false, 0, &["set", k1, "old"]);
+        super::hop_cut(&mut h.shards[1].stream, id, both, 0);
+        h.run(0, false, 0, &["set", k1, "new"]);
+        h.run(0, false, 0, &["set", other, "x"]);
+        let mset: Vec<Vec<u8>> = ["mset", k0, "a", k1, "b"].iter().map(|a| a.as_bytes().to_vec()).collect();
+        super::hop_unit(&mut h.shards[0].stream, id, both, 0, &vec![(0, mset)]);
+        let mut lanes: Vec<Lane> = (0..2).map(|_| Lane::default()).collect();
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let (start, bytes, cuts) = h.shards[i].stream.take();
+            lane.ingest(i as u64 + 1, start, bytes, cuts, Vec::new());
+        }
+        let mut out = Vec::new();
+        merge(&mut lanes, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} not in {text}"));
+        assert!(at("$3\r\nold") < at("$4\r\nmset") && at("$4\r\nmset") < at("$3\r\nnew"), "{text}");
+        assert_eq!(text.matches("mset").count(), 1);
+        assert!(at("$1\r\nx") < at("$4\r\nmset"), "{text}");
+    }
+
     /// A held command over two shards is one unit in the lowest shard's
     /// stream, with a cut of the same id in both streams at their positions.
     #[test]
     fn held_command_is_one_unit_at_a_cut() {
         let mut h = Harness::new(2);
         // Keys of each shard.
-        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
-        let k0 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 0).unwrap();
-        let k1 = keys.iter().find(|k| crate::shard::slot::key_shard(k.as_bytes(), 2) == 1).unwrap();
+        let (k0, k1) = (&key_of(0), &key_of(1));
         h.run(0, false, 0, &["set", k1, "old"]);
         let before1 = h.shards[1].stream.position();
         h.run(0, true, 0, &["mset", k0, "a", k1, "b"]);

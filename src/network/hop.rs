@@ -44,15 +44,32 @@
 //! that waits for a mark keeps the requests from its shard behind it, in
 //! order; the parts are never postponed (their intents order them).
 //!
-//! **Limits.** The write stream carries a multi-shard write at one cut
-//! where every shard is held (`exec::propagate`): while it is on (AOF), the
-//! writes (MSET, DEL, UNLINK) and MGET, EXISTS, TOUCH keep the held path.
-//! A part that finds its stream turned on meanwhile (CONFIG SET appendonly
-//! yes between the split and the part) propagates its part in its own
-//! stream: per-key order holds, the one cut does not. MSETNX keeps the held
-//! path (it checks every key before writing any). Keyspace notifications of
-//! one command's keys on different shards come from different threads
-//! (per key in order, across keys in any order, as forwarded commands').
+//! **AOF.** While the write streams are on (AOF, replication) a write hop
+//! (MSET, DEL, UNLINK, an EXEC with a write) is one replay unit at one cut
+//! of the shards' streams (`exec::propagate`, "Cuts: a hop", has the
+//! argument): the coordinator joins the intent as its *carrier* (with an
+//! empty part when it has no key), every other part records the cut at its
+//! stream's position when it runs and answers with what it left
+//! (`PartOps`), and the carrier's part runs last (`carrier_waits`), once
+//! they are all back, and appends the whole unit at its own cut
+//! (`part_cut`). MGET, EXISTS and TOUCH need no cut: a part's expired-key
+//! DELs go to its own stream. A part that finds its stream turned on
+//! meanwhile (a hop split before a CONFIG SET appendonly yes that ran
+//! first) propagates its part in its own stream: per-key order holds, the
+//! one unit does not.
+//!
+//! **`hop-part-delay`** (hidden config, microseconds, 0 by default; for
+//! tests, like Redis's `key-load-delay`): a part received from another
+//! shard waits that long before it runs (the shard serves everything else
+//! meanwhile), and multi-shard hop commands go by hops even to sleeping
+//! shards. It makes "a hop is pending" a state a test can hold.
+//!
+//! **Limits.** MSETNX, the two-key commands (RENAME, COPY, SMOVE, LMOVE...),
+//! the STORE forms, multi-shard reads of aggregates, EXEC with WATCH or
+//! with a multi-shard command, and scripts keep the held path
+//! (`network::held`). Keyspace notifications of one command's keys on
+//! different shards come from different threads (per key in order, across
+//! keys in any order, as forwarded commands').
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -61,6 +78,7 @@ use super::conn::FORWARDED_MAX;
 use super::dispatch::{recycle, take_discard, Flow};
 use super::event_loop::EventLoop;
 use crate::commands::{flags, key_positions, CommandSpec, CommandTable, Ctx};
+use crate::exec::propagate;
 use crate::protocol::Reply;
 use crate::shard::hold::ShardMask;
 use crate::shard::mailbox::{ConnToken, Message, PackedArgs};
@@ -80,6 +98,28 @@ pub struct Part {
     pub client: u64,
     pub track: bool,
     pub args: PackedArgs,
+    /// The hop's cut in the write streams (none without; see "AOF" in the
+    /// module doc); the coordinator `from` carries its unit. Boxed: a
+    /// message is as large as its largest kind, and this one is rare.
+    pub cut: Option<Box<PartCut>>,
+}
+
+/// A part's cut: its id and the hop's shards.
+pub struct PartCut {
+    pub id: u64,
+    pub shards: ShardMask,
+}
+
+/// What a part of a hop with a cut leaves for the carrier's unit.
+#[derive(Default)]
+pub struct PartOps {
+    /// Its replay operations in the order they ran: expired-key DELs and,
+    /// for an EXEC part, what its commands propagated.
+    pub ops: propagate::Ops,
+    /// EXEC: how many of `ops` each of its commands left, in its order.
+    pub per_cmd: Vec<u32>,
+    /// MSET, DEL, UNLINK: whether it changed something.
+    pub dirty: bool,
 }
 
 /// How the parts' replies make the command's reply.
@@ -141,6 +181,9 @@ pub struct HopOp {
     args: PackedArgs,
     /// EXEC's MONITOR line, fed after its commands'.
     monitor: Vec<u8>,
+    /// The hop's cut (0: none), and what its parts left for the unit, by shard.
+    cut: u64,
+    ops: Vec<(usize, Box<PartOps>)>,
 }
 
 /// The loop's hop state.
@@ -162,12 +205,25 @@ pub struct Hops {
     postponed_from: ShardMask,
     /// Connections deferred on a marked key (`Conn::mark_wait`).
     mark_waiters: Vec<u32>,
+    /// The operations of the part that just ran (a hop with a cut), for
+    /// its answer.
+    part_ops: Option<Box<PartOps>>,
+    /// `hop-part-delay` (µs) and when it was last read (ms); the parts it
+    /// holds back, (seq, due time in ms).
+    delay_us: i64,
+    delay_read_ms: i64,
+    due: Vec<(u64, i64)>,
     /// Reused storage: argument slices, MGET's read positions.
     slices: Vec<&'static [u8]>,
     at: Vec<usize>,
 }
 
 impl Hops {
+    /// Whether the part of hop `seq` may run at `now` (`hop-part-delay`).
+    fn is_due(&self, seq: u64, now: i64) -> bool {
+        !self.due.iter().any(|d| d.0 == seq && d.1 > now)
+    }
+
     /// Starts the part of each shard of `mask` with the arguments `first`.
     fn start_parts(&mut self, shards: usize, mask: ShardMask, first: &[&[u8]]) {
         if self.building.len() < shards {
@@ -209,7 +265,7 @@ impl EventLoop {
     /// `mask`: its keys' shards (several).
     pub(super) fn try_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
         let gather = gather_of(id)?;
-        if !self.holding.is_empty() || self.state().stream.is_on() || (gather == Gather::Ok && args.len().is_multiple_of(2)) || !self.target_awake(mask) {
+        if !self.holding.is_empty() || (gather == Gather::Ok && args.len().is_multiple_of(2)) || !self.target_awake(mask) {
             return None;
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -228,6 +284,9 @@ impl EventLoop {
             return Some(self.mailbox_back_off(index));
         }
         let n = self.server.shard_count;
+        // A write while the streams are on: one unit at a cut, carried by
+        // this shard (a part here, empty when it has no key).
+        let (cut, mask) = self.hop_cut(mask, CommandTable::get().specs[id].flags & flags::WRITE != 0);
         let hold = &self.server.hold;
         let mut op = self.hops.free.pop().unwrap_or_default();
         op.key_shards.clear();
@@ -258,10 +317,21 @@ impl EventLoop {
         }
         let token = self.token(index);
         (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, id, Some(gather));
-        (op.pending, op.sum, op.usec, op.db, op.resp) = (mask.count(), 0, 0, db, resp);
+        (op.pending, op.sum, op.usec, op.db, op.resp, op.cut) = (mask.count(), 0, 0, db, resp, cut);
         self.hops.ops.push(op);
-        self.send_parts(mask, seq, db, resp, id, client, track);
+        self.send_parts(mask, seq, db, resp, id, client, track, cut);
         Some(Flow::Continue)
+    }
+
+    /// The cut of a hop over `mask` (0: none) and the shards of its intent:
+    /// a write (`write`) while this shard's stream is on gets a cut, and
+    /// this shard, its carrier, joins it.
+    fn hop_cut(&self, mut mask: ShardMask, write: bool) -> (u64, ShardMask) {
+        if !write || !self.set.get(self.id).stream.is_on() {
+            return (0, mask);
+        }
+        mask.insert(self.id);
+        (propagate::next_cut_id(), mask)
     }
 
     /// Whether parts of about `bytes` may go to every other shard of `mask`
@@ -288,13 +358,23 @@ impl EventLoop {
     /// Sends each shard of `mask` its part (built in `hops.building`) of hop
     /// `seq`, and runs this shard's own at once when nothing is ahead of it.
     #[allow(clippy::too_many_arguments)]
-    fn send_parts(&mut self, mask: ShardMask, seq: u64, db: usize, resp: u8, id: usize, client: u64, track: bool) {
+    fn send_parts(&mut self, mask: ShardMask, seq: u64, db: usize, resp: u8, id: usize, client: u64, track: bool, cut: u64) {
         let me = self.id;
         let mut own = None;
         for t in mask.iter() {
             let mut packed = self.pool.pop().unwrap_or_default();
             std::mem::swap(&mut packed, &mut self.hops.building[t]);
-            let part = Part { seq, from: me, db: db as u32, resp, cmd: id as u16, client, track, args: packed };
+            let part = Part {
+                seq,
+                from: me,
+                db: db as u32,
+                resp,
+                cmd: id as u16,
+                client,
+                track,
+                args: packed,
+                cut: (cut != 0).then(|| Box::new(PartCut { id: cut, shards: mask })),
+            };
             if t == me {
                 own = Some(part);
             } else if let Some(o) = self.outboxes[t].as_mut() {
@@ -306,7 +386,7 @@ impl EventLoop {
         if let Some(part) = own {
             // This shard's part, at once when nothing is ahead of it (the
             // other parts are on their way meanwhile).
-            if self.server.hold.head(me) == seq {
+            if self.server.hold.head(me) == seq && !self.carrier_waits(&part) {
                 self.run_part(part);
             } else {
                 self.hops.parts.push(part);
@@ -317,7 +397,7 @@ impl EventLoop {
     /// Whether hop command `id` over `mask` would run by hops (a hold run
     /// does not start with one: it goes to `dispatch`).
     pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
-        gather_of(id).is_some() && !self.state().stream.is_on() && self.target_awake(mask)
+        gather_of(id).is_some() && self.target_awake(mask)
     }
 
     /// Whether some other shard of `mask` is awake. When every one sleeps in
@@ -326,10 +406,11 @@ impl EventLoop {
     /// and the coordinator again for the answers; an awake shard picks a
     /// part up in its loop, where a hold would park it (a futex wait and two
     /// wake-ups). So a command goes by hops only when it would wake nobody
-    /// extra. (A shard may fall asleep or wake between this look and the
-    /// run: either path is correct, only its cost differs.)
-    fn target_awake(&self, mask: ShardMask) -> bool {
-        mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
+    /// extra (or while `hop-part-delay` is set: a test's hops must be hops).
+    /// (A shard may fall asleep or wake between this look and the run:
+    /// either path is correct, only its cost differs.)
+    fn target_awake(&mut self, mask: ShardMask) -> bool {
+        self.part_delay_us() > 0 || mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether a key of this command is marked by a pending hop (checked
@@ -421,8 +502,24 @@ impl EventLoop {
 
     /// A part from another shard's coordinator.
     pub(super) fn on_hop_part(&mut self, part: Part) {
+        let delay = self.part_delay_us();
+        if delay > 0 {
+            let due = self.clock.now_ms() + (delay + 999) / 1000;
+            self.hops.due.push((part.seq, due));
+        }
         self.hops.parts.push(part);
         self.run_parts();
+    }
+
+    /// `hop-part-delay` (microseconds; 0 but in tests), read from the config
+    /// at most every 100 ms.
+    fn part_delay_us(&mut self) -> i64 {
+        let now = self.clock.now_ms();
+        if now - self.hops.delay_read_ms >= 100 {
+            self.hops.delay_read_ms = now;
+            self.hops.delay_us = self.state().config.others.get("hop-part-delay").and_then(|v| v.parse().ok()).unwrap_or(0);
+        }
+        self.hops.delay_us
     }
 
     /// Whether a waiting part's intent heads this shard's queue (the loop
@@ -430,8 +527,14 @@ impl EventLoop {
     pub(super) fn hop_part_ready(&self) -> bool {
         !self.hops.parts.is_empty() && {
             let head = self.server.hold.head(self.id);
-            self.hops.parts.iter().any(|p| p.seq == head)
+            self.hops.parts.iter().any(|p| p.seq == head && !self.carrier_waits(p) && !self.hops.due.iter().any(|d| d.0 == p.seq))
         }
+    }
+
+    /// Whether `part` is the carrier's of a hop with a cut whose other
+    /// parts are not all back yet (it runs last: its unit needs theirs).
+    fn carrier_waits(&self, part: &Part) -> bool {
+        part.cut.is_some() && part.from == self.id && self.hops.ops.iter().any(|o| o.seq == part.seq && o.pending > 1)
     }
 
     /// Runs the waiting parts whose intents head this shard's queue, in
@@ -440,10 +543,14 @@ impl EventLoop {
         let mut ran = false;
         while !self.hops.parts.is_empty() {
             let head = self.server.hold.head(self.id);
-            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head) else {
+            let now = self.clock.now_ms();
+            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head && !self.carrier_waits(p) && self.hops.is_due(p.seq, now)) else {
                 break;
             };
             let part = self.hops.parts.swap_remove(i);
+            if !self.hops.due.is_empty() {
+                self.hops.due.retain(|d| d.0 != part.seq);
+            }
             self.run_part(part);
             ran = true;
         }
@@ -472,7 +579,10 @@ impl EventLoop {
         self.scratch.clear();
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         part.args.slices(&mut slices);
-        {
+        let cut = part.cut.is_some() && self.state().stream.is_on();
+        let mut ops = None;
+        // The carrier's part may have no key (it only carries the unit).
+        if slices.len() > 1 {
             let mut r = Reply::new(&mut self.scratch, part.resp);
             let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
             let propagating = ctx.shards.get(me).stream.is_on();
@@ -483,9 +593,15 @@ impl EventLoop {
                 crate::messaging::tracking::remember_keys(&mut ctx, spec, &slices, part.client, part.from);
             }
             crate::messaging::tracking::set_current_client(0);
-            if propagating {
-                crate::exec::propagate::after_command(&mut ctx, &slices, dirty_before);
+            if cut {
+                let dirty = ctx.shards.get(me).dirty != dirty_before;
+                let stream = &mut ctx.shards.get_mut(me).stream;
+                ops = Some(Box::new(PartOps { ops: propagate::take_pending_ops(stream), per_cmd: Vec::new(), dirty }));
+            } else if propagating {
+                propagate::after_command(&mut ctx, &slices, dirty_before);
             }
+        } else if cut {
+            ops = Some(Box::default());
         }
         let usec = self.clock.usec_since(start);
         let step = if spec.name == "mset" { 2 } else { 1 };
@@ -497,7 +613,60 @@ impl EventLoop {
         part.args.ends.clear();
         part.args.data.extend_from_slice(&self.scratch);
         self.scratch.clear();
+        if let Some(ops) = ops {
+            self.part_cut(&part, ops);
+        }
         self.answer_part(part, usec);
+    }
+
+    /// A part of a hop with a cut ran (`ops`: what it left): a non-carrier
+    /// part records its cut and sends its operations with its answer; the
+    /// carrier's, which runs last, records its cut with the hop's whole
+    /// unit at it (see "AOF" in the module doc).
+    fn part_cut(&mut self, part: &Part, ops: Box<PartOps>) {
+        let me = self.id;
+        let Some(c) = part.cut.as_deref() else { return };
+        let (id, shards) = (c.id, c.shards);
+        if part.from != me {
+            propagate::hop_cut(&mut self.state().stream, id, shards, part.from);
+            self.hops.part_ops = Some(ops);
+            return;
+        }
+        let Some(i) = self.hops.ops.iter().position(|o| o.seq == part.seq) else {
+            return;
+        };
+        let op = &mut self.hops.ops[i];
+        op.ops.push((me, ops));
+        let mut unit: propagate::Ops = Vec::new();
+        if op.gather == Some(Gather::Exec) {
+            // Each command's operations, in the queue's order.
+            let mut at: Vec<(usize, usize, usize)> = op.ops.iter().map(|(s, _)| (*s, 0, 0)).collect();
+            for &s in &op.key_shards {
+                let Some(j) = at.iter().position(|a| a.0 == s as usize) else {
+                    continue;
+                };
+                let p = &mut op.ops[j].1;
+                let (cmd, from) = (at[j].1, at[j].2);
+                let count = p.per_cmd.get(cmd).copied().unwrap_or(0) as usize;
+                unit.extend(p.ops[from..from + count].iter_mut().map(std::mem::take));
+                at[j] = (s as usize, cmd + 1, from + count);
+            }
+        } else {
+            let mut dirty = false;
+            for (_, p) in &mut op.ops {
+                unit.append(&mut p.ops);
+                dirty |= p.dirty;
+            }
+            if dirty {
+                // The command as the client sent it (past its caller fields).
+                let mut all = Vec::new();
+                op.args.slices(&mut all);
+                let whole: Vec<Vec<u8>> = all[super::dispatch::CALLER_FIELDS..].iter().map(|a| a.to_vec()).collect();
+                unit.push((op.db, whole));
+            }
+        }
+        op.ops.clear();
+        propagate::hop_unit(&mut self.state().stream, id, shards, me, &unit);
     }
 
     /// After a part ran (its reply in `part.args`, its marks lowered): the
@@ -508,10 +677,11 @@ impl EventLoop {
         // Before the answer leaves, as a forwarded command's (`execute_remote`).
         self.after_command_messaging();
         self.tracking_after_command(true);
+        let ops = self.hops.part_ops.take();
         if part.from == me {
-            self.hop_part_done(part.seq, usec, me, part.args);
+            self.hop_part_done(part.seq, usec, me, part.args, None);
         } else {
-            self.send_to(part.from, Message::HopDone { seq: part.seq, usec, args: part.args });
+            self.send_to(part.from, Message::HopDone { seq: part.seq, usec, args: part.args, ops });
         }
     }
 
@@ -520,7 +690,7 @@ impl EventLoop {
     /// queue order, as one part (`run_exec_part`); None when it does not
     /// qualify (the held path runs it). See the module doc.
     pub(super) fn try_exec_hop(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Option<Flow> {
-        if !self.holding.is_empty() || self.state().stream.is_on() {
+        if !self.holding.is_empty() {
             return None;
         }
         let (me, n) = (self.id, self.server.shard_count);
@@ -556,6 +726,9 @@ impl EventLoop {
             conn.client.multi.restore(queue);
             return None;
         }
+        let writes = conn.client.multi.flags & flags::WRITE != 0;
+        let (cut, mask) = self.hop_cut(mask, writes);
+        let conn = self.conns[index as usize].as_mut().unwrap();
         // EXEC itself (its checks, its header `*N`, its commandstats call).
         let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
         let track = conn.client.tracking.remembers_reads();
@@ -596,9 +769,9 @@ impl EventLoop {
         let slot = self.start_hop_slot(index, mask);
         let token = self.token(index);
         (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, id, Some(Gather::Exec));
-        (op.pending, op.sum, op.usec, op.db, op.resp) = (mask.count(), 0, 0, db, resp);
+        (op.pending, op.sum, op.usec, op.db, op.resp, op.cut) = (mask.count(), 0, 0, db, resp, cut);
         self.hops.ops.push(op);
-        self.send_parts(mask, seq, db, resp, exec_id(), client, track);
+        self.send_parts(mask, seq, db, resp, exec_id(), client, track, cut);
         Some(self.finish_command(index, now))
     }
 
@@ -617,6 +790,8 @@ impl EventLoop {
         part.args.slices(&mut slices);
         let caller = crate::exec::Caller { addr: slices[0], name: slices[1], client_id: part.client, track: part.track, shard: part.from };
         let propagating = self.state().stream.is_on();
+        let cut = part.cut.is_some() && propagating;
+        let mut per_cmd = Vec::new();
         let mut i = super::dispatch::CALLER_FIELDS;
         while i + 1 < slices.len() {
             let id = u32::from_le_bytes(slices[i].try_into().unwrap_or_default()) as usize;
@@ -626,7 +801,11 @@ impl EventLoop {
                 let mut r = Reply::new(&mut replies.data, part.resp);
                 let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
                 ctx.in_multi = true;
+                let before = propagate::exec_ops_count(&ctx.shards.get(me).stream);
                 crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, caller, &mut self.monitor_line);
+                if cut {
+                    per_cmd.push((propagate::exec_ops_count(&ctx.shards.get(me).stream) - before) as u32);
+                }
             }
             replies.ends.push(replies.data.len() as u32);
             self.feed_monitors(now);
@@ -635,19 +814,28 @@ impl EventLoop {
             }
             i += 2 + argc;
         }
-        if propagating {
-            let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
-            crate::exec::propagate::exec_end(&mut ctx);
-        }
+        let ops = if cut {
+            let ops = propagate::take_exec_ops(&mut self.state().stream);
+            Some(Box::new(PartOps { ops, per_cmd, dirty: false }))
+        } else {
+            if propagating {
+                let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
+                propagate::exec_end(&mut ctx);
+            }
+            None
+        };
         self.hops.slices = recycle(slices);
         let usec = self.clock.usec_since(start);
         std::mem::swap(&mut part.args, &mut replies);
         super::conn::recycle(&mut self.pool, replies);
+        if let Some(ops) = ops {
+            self.part_cut(&part, ops);
+        }
         self.answer_part(part, usec);
     }
 
     /// A part of hop `seq` answered from shard `from` (its reply in `args`).
-    pub(super) fn hop_part_done(&mut self, seq: u64, usec: u64, from: usize, args: PackedArgs) {
+    pub(super) fn hop_part_done(&mut self, seq: u64, usec: u64, from: usize, args: PackedArgs, ops: Option<Box<PartOps>>) {
         if from != self.id {
             if let Some(o) = self.outboxes[from].as_mut() {
                 o.reply_received();
@@ -660,6 +848,9 @@ impl EventLoop {
         let op = &mut self.hops.ops[i];
         op.usec += usec;
         op.pending -= 1;
+        if let Some(ops) = ops {
+            op.ops.push((from, ops));
+        }
         match op.gather {
             Some(Gather::Values | Gather::Exec) => op.replies.push((from, args)),
             Some(Gather::Sum) => {
@@ -671,6 +862,9 @@ impl EventLoop {
         if op.pending == 0 {
             let op = self.hops.ops.swap_remove(i);
             self.complete_hop(op);
+        } else if op.cut != 0 && op.pending == 1 {
+            // Only the carrier's part is left: it may run now.
+            self.run_parts();
         }
     }
 
@@ -722,6 +916,7 @@ impl EventLoop {
         for (_, p) in op.replies.drain(..) {
             super::conn::recycle(&mut self.pool, p);
         }
+        op.ops.clear();
         if op.gather == Some(Gather::Exec) {
             // EXEC's commandstats time includes its commands' (as in `run_exec`).
             if let Some(stat) = self.set.get_mut(self.id).stats.commands.get_mut(op.cmd) {
@@ -750,5 +945,17 @@ impl EventLoop {
             super::conn::recycle(&mut self.pool, out);
         }
         self.hops.free.push(op);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A part is no larger than a forwarded request, so hops do not grow
+    /// every mailbox message (the cut rides in a box).
+    #[test]
+    fn a_part_does_not_grow_the_message() {
+        use crate::shard::mailbox::Message;
+        assert!(std::mem::size_of::<super::Part>() <= 88, "{}", std::mem::size_of::<super::Part>());
+        assert!(std::mem::size_of::<Message>() <= 96, "{}", std::mem::size_of::<Message>());
     }
 }

@@ -956,6 +956,13 @@ impl Writer {
                 }
             }
         }
+        if self.write.is_none() && self.fsyncs.is_empty() && self.unsynced.is_none() && self.buf.is_empty() {
+            // Batches that merged to nothing (a hop's cut with an empty
+            // unit): everything they cover is as durable as what came
+            // before them, which is all synced.
+            let covers = self.buf_covers;
+            self.publish(covers);
+        }
     }
 
     fn log_error(&mut self, now: Instant, line: String) {

@@ -75,8 +75,8 @@
 //!
 //! # Hops: multi-shard commands that park nobody
 //!
-//! MGET, MSET, DEL, UNLINK, EXISTS and TOUCH over several shards (while no
-//! write stream is on) do not hold: their coordinator marks their keys'
+//! MGET, MSET, DEL, UNLINK, EXISTS and TOUCH over several shards (and an
+//! EXEC of single-shard commands without WATCH) do not hold: their coordinator marks their keys'
 //! hash slots (`mark`: per-slot counters, the per-key intent marks of VLL
 //! at slot grain), queues a *hop* intent (`enqueue_hop`: entries with
 //! coordinator `HOP`, numbered from the same sequence under the same queue
@@ -110,6 +110,14 @@
 //! under a hold checks no mark (every hop queued before the hold has run on
 //! the held shards; one queued after it cannot have been seen by the
 //! commands the hold runs, which arrived before the hold queued).
+//!
+//! With the write streams on, a write hop's coordinator is in its intent
+//! too and runs its part last, after every other part is back (it carries
+//! the hop's replay unit, `exec::propagate`, "Cuts: a hop"): its intent
+//! heads its queue meanwhile, holding back later intents there. That adds
+//! no cycle: the other parts of `m` depend only on `m` heading their queues
+//! (and on earlier intents), so they run, come back, and the carrier's part
+//! then runs at its next loop turn.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};

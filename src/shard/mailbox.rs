@@ -78,8 +78,8 @@ pub enum Message {
     /// command, run when hop intent `part.seq` heads its queue (`network::hop`).
     HopPart(crate::network::hop::Part),
     /// Owner to coordinator: the reply to that part, in `args.data`, and
-    /// how long it ran.
-    HopDone { seq: u64, usec: u64, args: PackedArgs },
+    /// how long it ran; with a cut, what it left for the unit.
+    HopDone { seq: u64, usec: u64, args: PackedArgs, ops: Option<Box<crate::network::hop::PartOps>> },
 }
 
 /// Requests one shard may have outstanding at another (sent, reply not yet
