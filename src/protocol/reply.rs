@@ -34,11 +34,48 @@ impl<'a> Reply<'a> {
         Reply { buf, resp, error_prefix: None }
     }
 
+    /// `<prefix><n>\r\n`: the line is built in a 24-byte stack buffer and
+    /// copied whole (a fixed-size copy the compiler inlines), the length
+    /// then set to the line's: one capacity check, no call to memcpy for a
+    /// variable length (three pushes and a `memmove` call were ~6% of an
+    /// LPUSH load's user time, an integer reply per command).
     fn len_line(&mut self, prefix: u8, n: i64) {
-        self.buf.push(prefix);
-        let mut b = itoa::Buffer::new();
-        self.buf.extend_from_slice(b.format(n).as_bytes());
-        self.buf.extend_from_slice(b"\r\n");
+        const MAX: usize = 24; // '-' + 19 digits + prefix + CRLF = 23
+        let mut line = [0u8; MAX];
+        line[0] = prefix;
+        let mut end = 1;
+        if n < 0 {
+            line[1] = b'-';
+            end = 2;
+        }
+        // The digits written in place, last first, after counting them.
+        let mut u = n.unsigned_abs();
+        let mut t = u;
+        while t >= 10 {
+            t /= 10;
+            end += 1;
+        }
+        end += 1;
+        let mut i = end;
+        loop {
+            i -= 1;
+            line[i] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
+            }
+        }
+        line[end] = b'\r';
+        line[end + 1] = b'\n';
+        self.buf.reserve(MAX);
+        let len = self.buf.len();
+        // SAFETY: `reserve` made room for MAX more bytes past `len`; all MAX
+        // are written (initialised), and the length grows by the line's
+        // `end + 2 <= MAX` bytes only.
+        unsafe {
+            std::ptr::copy_nonoverlapping(line.as_ptr(), self.buf.as_mut_ptr().add(len), MAX);
+            self.buf.set_len(len + end + 2);
+        }
     }
 
     pub fn ok(&mut self) {
@@ -287,6 +324,20 @@ mod tests {
         assert_eq!(format_g17(1.5e-7), "1.4999999999999999e-07");
         for v in [0.0, -0.0, 1.0, -7.0, 123456789.0, 9_007_199_254_740_991.0, -9_007_199_254_740_991.0, 9_007_199_254_740_992.0, 1e17] {
             assert_eq!(format_double(v), format_g17(v), "{}", v);
+        }
+    }
+    #[test]
+    fn integer_lines_at_every_width() {
+        let mut cases = vec![0i64, 1, -1, 9, 10, -10, 99, 100, i64::MAX, i64::MIN, i64::MIN + 1];
+        let mut p = 1i64;
+        while let Some(q) = p.checked_mul(10) {
+            cases.extend([p - 1, p, p + 1, -(p - 1), -p, -(p + 1)]);
+            p = q;
+        }
+        for n in cases {
+            let mut b = b"prefix".to_vec();
+            Reply::new(&mut b, 2).int(n);
+            assert_eq!(b, format!("prefix:{}\r\n", n).into_bytes(), "{}", n);
         }
     }
     #[test]

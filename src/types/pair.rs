@@ -72,6 +72,22 @@ impl Pair {
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(at), len) }
     }
 
+    /// Overwrites the value with `value` when it has the value's length
+    /// (HSET of a present field with a same-length value: no new allocation,
+    /// no free); false, nothing changed, otherwise. The field, and with it
+    /// the pair's hash and equality, stay as they were.
+    #[inline]
+    pub fn overwrite_value(&mut self, value: &[u8]) -> bool {
+        let (_, _, at, len) = self.parts();
+        if len != value.len() {
+            return false;
+        }
+        // SAFETY: the value's `len` bytes lie at `at` in the allocation self
+        // owns, and `&mut self` means nobody else reads them now.
+        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), self.0.as_ptr().add(at), len) };
+        true
+    }
+
     /// The bytes allocated (MEMORY USAGE).
     pub fn alloc_bytes(&self) -> usize {
         let (_, _, at, len) = self.parts();
@@ -154,5 +170,20 @@ mod tests {
         assert_eq!((i, old.map(|p| p.value().to_vec())), (0, Some(b"1".to_vec())));
         assert_eq!(s.get(&b"f"[..]).map(|p| p.value()), Some(&b"3"[..]));
         assert!(s.swap_remove(&b"f"[..]) && s.is_empty());
+    }
+
+    #[test]
+    fn overwrite_value_only_at_the_same_length() {
+        let mut p = Pair::new(b"field", b"abc");
+        assert!(p.overwrite_value(b"xyz"));
+        assert_eq!((p.field(), p.value()), (&b"field"[..], &b"xyz"[..]));
+        assert!(!p.overwrite_value(b"wxyz"));
+        assert!(!p.overwrite_value(b""));
+        assert_eq!((p.field(), p.value()), (&b"field"[..], &b"xyz"[..]));
+        let long: Vec<u8> = (0..300).map(|i| i as u8).collect();
+        let mut q = Pair::new(&long, &long);
+        let other: Vec<u8> = long.iter().rev().copied().collect();
+        assert!(q.overwrite_value(&other));
+        assert_eq!((q.field(), q.value()), (&long[..], &other[..]));
     }
 }

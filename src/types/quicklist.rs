@@ -472,9 +472,10 @@ impl Quicklist {
     /// after a split or merge: the copy is one node's bytes, once.
     fn compact(node: &mut Node) {
         if let Node::Packed(lp) = node {
-            let mut buf = std::mem::take(lp).into_bytes();
-            buf.shrink_to_fit();
-            *lp = Listpack::from_bytes(buf).expect("a listpack built here is valid");
+            // In place: no validation pass over the node's 8 KiB (from_bytes
+            // re-checked every entry of a listpack built here, ~2% of an
+            // LPUSH load's user time).
+            lp.shrink_to_fit();
         }
     }
 
