@@ -996,8 +996,10 @@ impl EventLoop {
             if let Some(sig) = crate::signal::shutdown_requested() {
                 self.loop_op = Some(super::held::LoopOp::Shutdown(sig));
             }
-            let config = self.state().config.clone();
-            match crate::persistence::snapshot::cron(&self.server, &config) {
+            // Borrowed, not cloned (a BTreeMap of every other config name,
+            // ten times a second).
+            let config = &self.set.get_mut(self.id).config;
+            match crate::persistence::snapshot::cron(&self.server, config) {
                 crate::persistence::snapshot::CronStart::Bgsave => self.child_from_cron(crate::persistence::snapshot::ChildKind::Rdb),
                 crate::persistence::snapshot::CronStart::Rewrite => self.child_from_cron(crate::persistence::snapshot::ChildKind::Aof),
                 crate::persistence::snapshot::CronStart::Nothing => {}
