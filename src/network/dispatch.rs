@@ -15,7 +15,7 @@ use crate::util::printf_str;
 pub(super) const CALLER_FIELDS: usize = 2;
 
 /// Commands parsed ahead of execution, whose keys are prefetched together.
-const PARSE_AHEAD: usize = 16;
+const PARSE_AHEAD: usize = super::prefetch::PREFETCH_BATCH;
 
 /// What the connection's parse loop does next.
 #[derive(PartialEq, Eq, Debug)]
@@ -164,8 +164,9 @@ impl EventLoop {
         }
         // Where the request left incomplete starts, and its slot in `batch`.
         let mut incomplete = None;
-        // Reuses one allocation for the argument slices across commands.
-        let mut store: Vec<&'static [u8]> = Vec::with_capacity(8);
+        // Reuses one allocation for the argument slices across commands
+        // and calls (one per received request at -P 1).
+        let mut store: Vec<&'static [u8]> = std::mem::take(&mut self.arg_store);
         let mut pos = 0;
         // With forwarded commands still out, the first command may have to
         // wait for them (a multi-shard one defers) and is retried every loop
@@ -265,6 +266,8 @@ impl EventLoop {
             }
         }
         self.batch = batch;
+        store.clear();
+        self.arg_store = store;
         self.intent_owner = owner_before;
         pos
     }
@@ -373,11 +376,13 @@ impl EventLoop {
         };
         let db = conn.client.db;
         let (id, shards) = (self.id, self.server.shard_count);
-        let Some(dict) = self.state().dbs.get(db).map(|d| &d.map) else {
+        let dbs = &self.set.get_mut(id).dbs;
+        let Some(dict) = dbs.get(db).map(|d| &d.map) else {
             return;
         };
-        let mut hashes = [None; PARSE_AHEAD];
-        for ((start, _, args), hash) in batch.iter().zip(hashes.iter_mut()) {
+        let mut hashed = [(0usize, 0u32); PARSE_AHEAD];
+        let mut n = 0;
+        for (start, _, args) in batch {
             if args.len() < 2 {
                 continue;
             }
@@ -387,15 +392,10 @@ impl EventLoop {
             }
             let h = dict.hash(key);
             dict.prefetch_bucket(h);
-            *hash = Some(h);
+            hashed[n] = (db, h);
+            n += 1;
         }
-        let mut positions = [None; PARSE_AHEAD];
-        for (hash, pos) in hashes.iter().zip(positions.iter_mut()) {
-            *pos = hash.and_then(|h| dict.prefetch_slot(h));
-        }
-        for pos in positions.iter().flatten() {
-            dict.prefetch_key_value(*pos);
-        }
+        super::prefetch::prefetch_entries(dbs, &hashed[..n]);
     }
 
     /// Runs one command for connection `index`.

@@ -83,6 +83,9 @@ pub struct EventLoop {
     /// Commands parsed ahead of execution (see `parse_and_run`): where each
     /// starts, its length, its arguments. Reused across batches.
     pub batch: Vec<(usize, usize, crate::protocol::Args)>,
+    /// The argument slices of the command `parse_and_run` runs (always
+    /// empty here: reused for its allocation).
+    pub arg_store: Vec<&'static [u8]>,
     pub cqes: Vec<(u64, i32, u32)>,
     pub next_cron_ms: i64,
     /// appendfsync always: the AOF hand-over number replies wait for (the
@@ -178,6 +181,7 @@ impl EventLoop {
             pool: Vec::new(),
             scratch: Vec::with_capacity(64 * 1024),
             batch: Vec::new(),
+            arg_store: Vec::with_capacity(8),
             cqes: Vec::with_capacity(1024),
             next_cron_ms: 0,
             durable_mark: 0,
@@ -309,9 +313,10 @@ impl EventLoop {
                     self.push_sqe(doorbell_entry(fd));
                 }
             }
-            if self.server.aof.inline_on() {
+            if self.server.aof.inline_due() {
                 // One shard: this loop is the AOF writer (its write and
                 // fsync go on this ring, their completions come back here).
+                // Idle with nothing handed over, it has no turn.
                 let mut sqes = std::mem::take(&mut self.aof_sqes);
                 self.aof_tick = self.server.aof.inline_turn(&mut sqes);
                 for e in sqes.drain(..) {
@@ -374,7 +379,10 @@ impl EventLoop {
             let _ = self.uring.enter(&mut self.ring, 0, None);
             return;
         }
-        let now = crate::util::unix_ms();
+        // The turn's clock (read at its start and after each command): the
+        // cron, pause and blocking deadlines are all in its terms, and a
+        // sleeping turn then reads the clock once, not twice.
+        let now = self.clock.now_ms();
         let until = match self.server.pause_until(now) {
             Some(end) if !self.deferred.is_empty() => end.min(self.next_cron_ms),
             _ => self.next_cron_ms,
@@ -416,6 +424,7 @@ impl EventLoop {
         cqes.append(&mut self.busy_backlog);
         self.settle_busy_counts();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+        self.prefetch_received(&cqes);
         for &(u, res, flags) in &cqes {
             let (kind, generation, index) = ud_parts(u);
             match kind {
@@ -1043,8 +1052,10 @@ impl EventLoop {
             if let Some(sig) = crate::signal::shutdown_requested() {
                 self.loop_op = Some(super::held::LoopOp::Shutdown(sig));
             }
-            let config = self.state().config.clone();
-            match crate::persistence::snapshot::cron(&self.server, &config) {
+            // Borrowed, not cloned (a BTreeMap of every other config name,
+            // ten times a second).
+            let config = &self.set.get_mut(self.id).config;
+            match crate::persistence::snapshot::cron(&self.server, config) {
                 crate::persistence::snapshot::CronStart::Bgsave => self.child_from_cron(crate::persistence::snapshot::ChildKind::Rdb),
                 crate::persistence::snapshot::CronStart::Rewrite => self.child_from_cron(crate::persistence::snapshot::ChildKind::Aof),
                 crate::persistence::snapshot::CronStart::Nothing => {}

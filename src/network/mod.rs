@@ -12,6 +12,7 @@ pub mod hop;
 pub mod listener;
 pub mod maxmemory;
 pub mod multi;
+pub mod prefetch;
 pub mod replica;
 pub mod script;
 pub mod uring;

@@ -143,6 +143,10 @@ pub struct Sink {
     /// no thread hop between the commands and their write and fsync.
     inline: Mutex<Option<Box<Writer>>>,
     inline_on: AtomicBool,
+    /// The inline writer had nothing to do after its last turn (see
+    /// `Writer::idle`) and no completion of its came since: its next turn
+    /// waits for something handed over (`inline_due`).
+    inline_idle: AtomicBool,
     /// Replication, the streams' other consumer: a hand-over gives it the
     /// same batch (see `replication::Master::push_batch`).
     pub repl_tap: std::sync::OnceLock<std::sync::Arc<crate::replication::Master>>,
@@ -373,7 +377,19 @@ impl Sink {
         let Some(w) = guard.as_mut() else { return false };
         w.step(Instant::now());
         sqes.append(&mut w.sqes);
+        self.inline_idle.store(w.idle(), Ordering::Relaxed);
         w.retry_at.is_some() || (w.fsync == Fsync::EverySec && w.unsynced.is_some())
+    }
+
+    /// Whether the shard's loop must give the inline writer its turn: it
+    /// runs here, and has work in hand or something was handed over (a
+    /// batch or a switch: both count in `inbox_batches`). An idle writer
+    /// with an empty inbox has nothing to step (`appendonly no`: every loop
+    /// turn), so its turn - three locks, a clock read and an atomic
+    /// `fetch_max` - is skipped.
+    #[inline]
+    pub fn inline_due(&self) -> bool {
+        self.inline_on() && (!self.inline_idle.load(Ordering::Relaxed) || self.inbox_batches.load(Ordering::SeqCst) > 0)
     }
 
     /// A completion of the inline writer's on the shard's ring (see
@@ -383,6 +399,7 @@ impl Sink {
         let Some(w) = guard.as_mut() else { return };
         w.on_completion(user_data, res, Instant::now());
         sqes.append(&mut w.sqes);
+        self.inline_idle.store(false, Ordering::Relaxed);
     }
 
     /// The hand-over number up to which everything is durable.
@@ -878,6 +895,19 @@ impl Writer {
 
     /// One step: takes the inbox, does the switches due, and starts what
     /// the policy asks.
+    /// Nothing to step: nothing held, merged, in flight, unsynced or to
+    /// retry. Only a hand-over (a batch or a switch) gives it work again.
+    fn idle(&self) -> bool {
+        self.held.is_empty()
+            && self.switches.is_empty()
+            && self.buf.is_empty()
+            && self.write.is_none()
+            && self.fsyncs.is_empty()
+            && self.unsynced.is_none()
+            && self.postponed.is_none()
+            && self.retry_at.is_none()
+    }
+
     fn step(&mut self, now: Instant) {
         self.take_inbox();
         while self.try_switch() {}

@@ -222,6 +222,7 @@ impl Db {
     fn bury(&mut self, v: Value, lazy: bool) {
         if lazy && lazyfree::worth_queueing(&v) {
             self.graveyard.push(v);
+            lazyfree::note_buried();
         }
     }
 

@@ -133,6 +133,9 @@ impl ShardState {
     /// (`Db::graveyard`) to the slice-by-slice freeing.
     #[inline]
     pub fn collect_graveyards(&mut self) {
+        if !self.lazyfree.graveyards_changed() {
+            return;
+        }
         for db in &mut self.dbs {
             for v in db.graveyard.drain(..) {
                 self.lazyfree.free(v);
