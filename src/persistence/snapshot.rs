@@ -452,13 +452,13 @@ const CHUNKS_AHEAD: usize = 3;
 /// Bytes of a section's chunk (one O_DIRECT write). Every chunk buffer the
 /// child fills is private memory counted in its copy-on-write: 1 MiB
 /// chunks, as many as the writer had not sent back yet (8-12 a shard), were
-/// 8.3 MiB of the mixed dataset's 20 MiB. 256 KiB writes, four in flight,
+/// 8.3 MiB of the mixed dataset's 20 MiB. 128 KiB writes, a few in flight,
 /// still keep the disk busy.
-const SECTION_CHUNK: usize = 256 * 1024;
+const SECTION_CHUNK: usize = 128 * 1024;
 
 /// Chunk buffers a section may have: one filling, the rest queued for the
-/// writer or on the disk (1.9 MiB a shard at most).
-const CHUNK_POOL: usize = CHUNKS_AHEAD + 3;
+/// writer or on the disk (~0.7 MiB a shard at most).
+const CHUNK_POOL: usize = CHUNKS_AHEAD + 2;
 
 /// Set in the forked child only: there, memory already serialised may be
 /// given back (see `release_entries`); in SAVE it must not.
