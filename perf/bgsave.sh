@@ -38,6 +38,9 @@
 #   LOAD_PIPELINE=1, LOAD_REQUESTS=20000, BEFORE_SECONDS=3, AFTER_SECONDS=2,
 #   SAMPLE_MS=100, SHARDS=1 (ringkv), KEEP_RDB=0, SERVER_ARGS="extra server args",
 #   LOAD_KEYS (the SET load's -r: KEYS, or 100000 with FILL=mixed),
+#   NO_LOAD=1 (no redis-benchmark load: only the probe's one connection),
+#   COW_BREAKDOWN=1 (the child's copy-on-write by cause and mapping, perf/bgsave_cow.py;
+#   root only; its sampling takes CPU on the client cores),
 #   RINGKV_BIN=..., REDIS_SERVER_BIN=...
 # Output: perf/out/bgsave-<server>-<timestamp>/ (samples.csv, probe.csv, runs.csv,
 #   plot.svg/png, server log).
@@ -133,7 +136,8 @@ log "$(printf '+ while no stop file:'; printf ' %q' "${LOAD_CMD[@]}"; printf ' (
 RUNS="$RUN_DIR/runs.csv"
 echo "start,end,rps,p50_ms,p99_ms,p999_ms,max_ms" >"$RUNS"
 (
-    while [ ! -e "$STOP" ]; do
+    # NO_LOAD=1: no SET load, only the probe (the child's own copy-on-write).
+    while [ "${NO_LOAD:-0}" != 1 ] && [ ! -e "$STOP" ]; do
         t0="$(now)"
         out="$("${LOAD_CMD[@]}" 2>&1)" || break
         t1="$(now)"
@@ -157,6 +161,15 @@ in_progress() {
             /proc/[0-9]*/stat 2>/dev/null; then echo 1; else echo 0; fi
     fi
 }
+if [ "${COW_BREAKDOWN:-0}" = 1 ]; then
+    # The child's copy-on-write by cause and mapping (perf/bgsave_cow.py): it
+    # reads the server's page frames first, then BGSAVE goes.
+    log "+ taskset -c $CLIENT_CORES python3 perf/bgsave_cow.py watch $PID $RUN_DIR/cow.txt $RUN_DIR/cow-ready $STOP &"
+    taskset -c "$CLIENT_CORES" python3 "$PERF_DIR/bgsave_cow.py" watch "$PID" "$RUN_DIR/cow.txt" "$RUN_DIR/cow-ready" "$STOP" &
+    COW_PID=$!
+    STARTED_PIDS+=("$COW_PID")
+    for _ in $(seq 1 600); do [ -e "$RUN_DIR/cow-ready" ] && break; sleep 0.05; done
+fi
 log "== BGSAVE"
 echo "bgsave_issued $(now)" >>"$EVENTS"
 reply="$(run redis-cli -h 127.0.0.1 -p "$PORT" BGSAVE 2>&1)"
@@ -172,6 +185,7 @@ sleep "$AFTER_SECONDS"
 touch "$STOP"
 wait "$LOAD_PID" || true
 wait "$PROBE_PID" || true
+[ -z "${COW_PID:-}" ] || wait "$COW_PID" || true
 
 # --- 5. report -----------------------------------------------------------------------
 fork_usec="$(info_field stats latest_fork_usec)"
@@ -189,6 +203,7 @@ echo "BGSAVE wall time (polled 20 ms): $(python3 -c "print(f'{$done_at - $issued
 echo "copy-on-write (rdb_last_cow_size): $(python3 -c "print(f'{${cow_bytes:-0} / 1048576:.1f}')") MiB"
 echo "RDB file: $(python3 -c "print(f'{$rdb_bytes / 1048576:.1f}')") MiB"
 python3 "$PERF_DIR/bgsave_probe.py" report "$RUN_DIR/run" "$EVENTS"
+[ ! -s "$RUN_DIR/cow.txt" ] || { echo "copy-on-write by cause (perf/bgsave_cow.py):"; cat "$RUN_DIR/cow.txt"; }
 python3 - "$RUNS" "$issued" "$done_at" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

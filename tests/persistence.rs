@@ -468,7 +468,8 @@ fn proc_status_field(pid: u32, field: &str) -> String {
 }
 
 /// `disable-thp` (ringkv's default `no`: the keyspace in huge pages keeps
-/// fork short) and `bgsave_cpulist` (where the child runs), both acted on.
+/// fork short, the BGSAVE child without them) and `bgsave_cpulist` (where the
+/// child runs), both acted on.
 #[test]
 fn huge_pages_and_child_cpu_affinity() {
     let dir = tempdir("thp-affinity");
@@ -493,6 +494,9 @@ fn huge_pages_and_child_cpu_affinity() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(proc_status_field(pid, "Cpus_allowed_list"), "0");
+    // The child itself faults in no huge pages (its buffers would each take
+    // 2 MiB of copy-on-write); it set this before its affinity.
+    assert_eq!(proc_status_field(pid, "THP_enabled"), "0");
     assert_eq!(c.c("BGSAVE CANCEL"), Resp::Simple("Background saving cancelled".into()));
     wait_bgsave_done(&mut c);
     drop(s);

@@ -210,6 +210,28 @@ impl DirectWriter {
         Ok(())
     }
 
+    /// Takes the completions already there, without waiting, so that the
+    /// chunks the disk has are in `take_done` as soon as possible.
+    pub fn reap_ready(&mut self) -> io::Result<()> {
+        if self.in_flight > 0 && !self.ring.completion().is_empty() {
+            self.reap(0)?;
+        }
+        Ok(())
+    }
+
+    /// Writes submitted and not completed yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Waits for at least one write in flight to complete.
+    pub fn wait_one(&mut self) -> io::Result<()> {
+        if self.in_flight > 0 {
+            self.reap(1)?;
+        }
+        Ok(())
+    }
+
     /// A chunk the disk has (or that was copied), to be filled again.
     pub fn take_done(&mut self) -> Option<Vec<u8>> {
         self.done.pop()
