@@ -324,6 +324,15 @@ impl Encoder {
         self.buf.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     }
 
+    /// The function libraries (Redis's rdbSaveFunctions): each library's
+    /// code as an `RDB_OPCODE_FUNCTION2` record.
+    pub fn save_functions(&mut self, codes: &[Vec<u8>]) {
+        for code in codes {
+            self.buf.push(OPCODE_FUNCTION2);
+            self.save_string(code);
+        }
+    }
+
     pub fn save_select_db(&mut self, db: usize, size: usize, expires: usize) {
         self.buf.push(OPCODE_SELECTDB);
         self.save_len(db as u64);
@@ -426,6 +435,9 @@ pub struct LoadStats {
     /// first `EMPTY_KEYS_LOGGED` of their names for the log.
     pub empty_keys_skipped: u64,
     pub empty_keys_logged: Vec<Vec<u8>>,
+    /// The code of every function library (`RDB_OPCODE_FUNCTION2`), in
+    /// the file's order: the caller loads them (`scripting`).
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// Redis logs the names of the first 10 empty keys it skips.
@@ -631,8 +643,11 @@ fn load_image(
             OPCODE_MODULE_AUX => {
                 return Err(LoadError { offset: op_pos, reason: "module auxiliary data is not supported".into(), class: LoadErrorClass::Unsupported })
             }
-            OPCODE_FUNCTION2 | OPCODE_FUNCTION_PRE_GA => {
-                return Err(LoadError { offset: op_pos, reason: "function libraries are not supported".into(), class: LoadErrorClass::Unsupported })
+            OPCODE_FUNCTION2 => {
+                stats.functions.push(r.string()?);
+            }
+            OPCODE_FUNCTION_PRE_GA => {
+                return Err(LoadError { offset: op_pos, reason: "Pre-GA function format not supported".into(), class: LoadErrorClass::Unsupported })
             }
             OPCODE_EOF => {
                 if version >= 5 {

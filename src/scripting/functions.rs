@@ -2,8 +2,10 @@
 //! engine: FUNCTION LOAD runs a library's code with `redis.register_function`
 //! in its globals, in an environment of its own (missing globals refused as
 //! in scripts); FCALL runs a registered callback with (KEYS, ARGV) through
-//! the same run as EVAL. Libraries live in memory only: they are not written
-//! to the RDB or the AOF (FUNCTION DUMP/RESTORE are not provided).
+//! the same run as EVAL. Libraries are kept as their code: the RDB (and an
+//! AOF's RDB preamble) carries each as an `RDB_OPCODE_FUNCTION2` record, an
+//! AOF base in commands as a FUNCTION LOAD, FUNCTION DUMP as the records
+//! with the DUMP footer (`persistence::payload`).
 
 use std::cell::RefCell;
 
@@ -100,58 +102,144 @@ fn registration(a: Variadic<Value>) -> mlua::Result<(Vec<u8>, Function, ScriptFl
     Ok((name, callback, flags))
 }
 
+/// FUNCTION RESTORE's policy for the libraries already loaded.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RestorePolicy {
+    /// Delete them all first.
+    Flush,
+    /// Keep them; a library of the same name is an error.
+    Append,
+    /// Keep them; a library of the same name is replaced.
+    Replace,
+}
+
+/// A library run and registered, not yet in the engine.
+struct Staged {
+    name: String,
+    code: Vec<u8>,
+    registered: Vec<(String, Function, ScriptFlags)>,
+}
+
+/// A library's metadata line (`#!lua name=...`): its name, checked as
+/// Redis's functionExtractLibMetaData and functionsVerifyName do; where the
+/// code after the line starts.
+fn library_metadata(code: &[u8]) -> Result<(String, usize), String> {
+    if !code.starts_with(b"#!") {
+        return Err("ERR Missing library metadata".into());
+    }
+    let end = code.iter().position(|&c| c == b'\n').unwrap_or(code.len());
+    let line = String::from_utf8_lossy(&code[2..end]).into_owned();
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or("");
+    if engine != "lua" {
+        return Err(format!("ERR Engine '{}' not found", engine));
+    }
+    let mut name = None;
+    for part in parts {
+        match part.strip_prefix("name=") {
+            Some(n) => name = Some(n.to_string()),
+            None => return Err(format!("ERR Invalid metadata value given: {}", part)),
+        }
+    }
+    let Some(name) = name else {
+        return Err("ERR Library name was not given".into());
+    };
+    if !valid_name(name.as_bytes()) {
+        return Err(NAME_ERROR.into());
+    }
+    Ok((name, end))
+}
+
 impl Engine {
     /// FUNCTION LOAD [REPLACE] code: the library's name.
     pub(super) fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, String> {
-        if !code.starts_with(b"#!") {
-            return Err("ERR Missing library metadata".into());
-        }
-        let end = code.iter().position(|&c| c == b'\n').unwrap_or(code.len());
-        let line = String::from_utf8_lossy(&code[2..end]).into_owned();
-        let mut parts = line.split_ascii_whitespace();
-        let engine = parts.next().unwrap_or("");
-        if engine != "lua" {
-            return Err(format!("ERR Engine '{}' not found", engine));
-        }
-        let mut name = None;
-        for part in parts {
-            match part.strip_prefix("name=") {
-                Some(n) => name = Some(n.to_string()),
-                None => return Err(format!("ERR Invalid metadata value given: {}", part)),
-            }
-        }
-        let Some(name) = name else {
-            return Err("ERR Library name was not given".into());
-        };
-        if !valid_name(name.as_bytes()) {
-            return Err(NAME_ERROR.into());
-        }
+        let (name, body_at) = library_metadata(code)?;
         if self.libraries.contains_key(&name) && !replace {
             return Err(format!("ERR Library '{}' already exists", name));
         }
-        let registered = self.run_library_code(&code[end..]).map_err(|e| format!("ERR Error registering functions: {}", e))?;
-        if registered.is_empty() {
-            return Err("ERR No functions registered".into());
-        }
-        for (f, _, _) in &registered {
+        let staged = self.stage(name, code, body_at)?;
+        for (f, _, _) in &staged.registered {
             if let Some(existing) = self.functions.get(f) {
-                if existing.library != name {
+                if existing.library != staged.name {
                     return Err(format!("ERR Function {} already exists", f));
                 }
             }
         }
-        if let Some(old) = self.libraries.remove(&name) {
-            for (f, _) in old.functions {
-                self.functions.remove(&f);
-            }
-        }
-        let mut listed = Vec::new();
-        for (f, callback, flags) in registered {
-            listed.push((f.clone(), flags));
-            self.functions.insert(f, Func { callback, flags, library: name.clone() });
-        }
-        self.libraries.insert(name.clone(), Library { code: code.to_vec(), functions: listed });
+        self.unlink(&staged.name);
+        let name = staged.name.clone();
+        self.link(staged);
         Ok(name)
+    }
+
+    /// Runs a library's code; what it registered (at least one function).
+    fn stage(&self, name: String, code: &[u8], body_at: usize) -> Result<Staged, String> {
+        let registered = self.run_library_code(&code[body_at..]).map_err(|e| format!("ERR Error registering functions: {}", e))?;
+        if registered.is_empty() {
+            return Err("ERR No functions registered".into());
+        }
+        Ok(Staged { name, code: code.to_vec(), registered })
+    }
+
+    /// Removes library `name` and its functions, if it is there.
+    fn unlink(&mut self, name: &str) -> Option<Library> {
+        let old = self.libraries.remove(name)?;
+        for (f, _) in &old.functions {
+            self.functions.remove(f);
+        }
+        Some(old)
+    }
+
+    fn link(&mut self, staged: Staged) {
+        let mut listed = Vec::with_capacity(staged.registered.len());
+        for (f, callback, flags) in staged.registered {
+            listed.push((f.clone(), flags));
+            self.functions.insert(f, Func { callback, flags, library: staged.name.clone() });
+        }
+        self.libraries.insert(staged.name, Library { code: staged.code, functions: listed });
+    }
+
+    /// FUNCTION RESTORE (and the libraries of an RDB): every library is run
+    /// apart first (Redis's new functionsLibCtx), then joined to the loaded
+    /// ones as `policy` says (Redis's libraryJoin); on any error nothing
+    /// changes.
+    pub(super) fn restore_libraries(&mut self, codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), String> {
+        let mut staged: Vec<Staged> = Vec::with_capacity(codes.len());
+        for code in codes {
+            let (name, body_at) = library_metadata(code)?;
+            if staged.iter().any(|s| s.name == name) {
+                return Err(format!("ERR Library '{}' already exists", name));
+            }
+            let lib = self.stage(name, code, body_at)?;
+            for (f, _, _) in &lib.registered {
+                if staged.iter().any(|s| s.registered.iter().any(|(g, _, _)| g == f)) {
+                    return Err(format!("ERR Function {} already exists", f));
+                }
+            }
+            staged.push(lib);
+        }
+        if policy != RestorePolicy::Flush {
+            for s in &staged {
+                if self.libraries.contains_key(&s.name) && policy == RestorePolicy::Append {
+                    return Err(format!("ERR Library {} already exists", s.name));
+                }
+            }
+            for s in &staged {
+                for (f, _, _) in &s.registered {
+                    // A function of a library being replaced goes with it.
+                    if self.functions.get(f).is_some_and(|existing| !staged.iter().any(|t| t.name == existing.library)) {
+                        return Err(format!("ERR Function {} already exists", f));
+                    }
+                }
+            }
+        } else {
+            self.libraries.clear();
+            self.functions.clear();
+        }
+        for s in staged {
+            self.unlink(&s.name);
+            self.link(s);
+        }
+        Ok(())
     }
 
     /// Runs a library's code (after its metadata line) with

@@ -30,6 +30,7 @@
 mod cjson;
 pub mod convert;
 mod functions;
+pub use functions::RestorePolicy;
 mod libs;
 pub mod run;
 
@@ -562,6 +563,24 @@ pub fn function_flush() {
         e.libraries.clear();
         e.functions.clear();
     })
+}
+
+/// FUNCTION RESTORE of the libraries' codes (and the libraries an RDB or
+/// an AOF preamble carries, `RestorePolicy::Append`).
+pub fn function_restore(codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), String> {
+    if codes.is_empty() && policy != RestorePolicy::Flush {
+        return Ok(());
+    }
+    with_engine(|e| e.restore_libraries(codes, policy))
+}
+
+/// Every library's code, in name order (RDB, AOF rewrite, FUNCTION DUMP).
+/// Also called in a snapshot child: the engine's lock is then free, since
+/// the parent forks with every shard held (no script, no FUNCTION command
+/// runs) and nothing else takes it.
+pub fn library_codes() -> Vec<Vec<u8>> {
+    let guard = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    guard.as_ref().map(|e| e.libraries.values().map(|l| l.code.clone()).collect()).unwrap_or_default()
 }
 
 /// One library as FUNCTION LIST shows it: name, code, functions with flags.
