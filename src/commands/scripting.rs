@@ -167,8 +167,8 @@ fn script_flush(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 /// Runs only while no script is busy (a busy script's SCRIPT KILL is
 /// answered by the shards serving -BUSY, `network::script`).
-fn script_kill(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    match scripting::run::RUN.request_kill() {
+fn script_kill(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    match scripting::run::RUN.request_kill(args[0].eq_ignore_ascii_case(b"script")) {
         Ok(()) => r.ok(),
         Err(e) => r.error(e),
     }
@@ -348,12 +348,16 @@ fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.bulk(b"LUA");
         r.bulk(b"functions");
         r.array(lib.functions.len());
-        for (name, flags) in &lib.functions {
+        for f in &lib.functions {
+            let flags = &f.flags;
             r.map(3);
             r.bulk(b"name");
-            r.bulk(name.as_bytes());
+            r.bulk(f.name.as_bytes());
             r.bulk(b"description");
-            r.null();
+            match &f.description {
+                Some(d) => r.bulk(d),
+                None => r.null(),
+            }
             r.bulk(b"flags");
             let names: Vec<&str> = [
                 (flags.no_writes, "no-writes"),
@@ -379,18 +383,7 @@ fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
 }
 
-/// Runs only while no script is busy: nothing is running then.
+/// Also answered while a function is busy (`network::script`).
 fn function_stats(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let libs = scripting::function_list();
-    r.map(2);
-    r.bulk(b"running_script");
-    r.null();
-    r.bulk(b"engines");
-    r.map(1);
-    r.bulk(b"LUA");
-    r.map(2);
-    r.bulk(b"libraries_count");
-    r.int(libs.len() as i64);
-    r.bulk(b"functions_count");
-    r.int(libs.iter().map(|l| l.functions.len() as i64).sum());
+    scripting::function_stats(r);
 }

@@ -45,9 +45,6 @@ use crate::server::Server;
 use crate::shard::hold::{ShardMask, ShardSet};
 use crate::shard::ShardState;
 
-/// Redis's `shared.slowevalbusyerr`.
-pub const BUSY_EVAL: &[u8] = b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
-
 /// One EVAL handed to the runner thread, and handed back.
 struct Job {
     /// Every shard's state, owned or held by the caller's thread.
@@ -353,12 +350,22 @@ impl EventLoop {
             return true;
         }
         if spec.flags & flags::ALLOW_BUSY == 0 {
-            self.busy_reply_error(index, Some(id), BUSY_EVAL);
+            self.busy_reply_error(index, Some(id), RUN.busy_error().as_bytes());
             return true;
         }
         let client = &mut conn.client;
         let outcome: Result<(), &[u8]> = match spec.name {
-            "script|kill" | "function|kill" => RUN.request_kill().map_err(|e| e.as_bytes()),
+            "script|kill" | "function|kill" => RUN.request_kill(spec.name == "script|kill").map_err(|e| e.as_bytes()),
+            // A busy EVAL script: Redis's slowevalerr; a function: its stats.
+            "function|stats" if RUN.is_eval.load(std::sync::atomic::Ordering::Relaxed) => Err(crate::scripting::run::BUSY_EVAL.as_bytes()),
+            "function|stats" => {
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                let mut r = Reply::new(&mut self.scratch, conn.client.resp);
+                crate::scripting::function_stats(&mut r);
+                let discard = take_discard(&mut conn.client);
+                queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
+                return true;
+            }
             "multi" if client.multi.active => Err(b"ERR MULTI calls can not be nested"),
             "multi" => {
                 client.multi.active = true;
