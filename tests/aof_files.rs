@@ -116,6 +116,10 @@ fn read_back(dir: &Path, load_truncated: bool) -> (Result<DirStatus, String>, Mo
             Ok(())
         }
         Item::Command(c) => run(c.db, &c.argv, &mut model, &mut seen),
+        Item::Library(code) => {
+            seen.push(format!("library {}", text(&code)));
+            Ok(())
+        }
         Item::Transaction(cs) => {
             seen.push("MULTI".into());
             for c in cs {

@@ -503,14 +503,16 @@ fn debug_digest_value(ctx: &mut Ctx, keys: &[&[u8]], r: &mut Reply) {
 /// DEBUG RELOAD [NOSAVE] [NOFLUSH] [MERGE]: save (unless NOSAVE), empty
 /// every database (unless NOFLUSH), load the dump back into the held shards.
 fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
-    let (mut save, mut flush) = (true, true);
+    let (mut save, mut flush, mut merge) = (true, true, false);
     for o in opts {
         if eq_ic(o, "nosave") {
             save = false;
         } else if eq_ic(o, "noflush") {
             flush = false;
         } else if eq_ic(o, "merge") {
-            // Keys in the dump replace existing ones: that is ringkv's only merge rule.
+            // Keys in the dump replace existing ones: that is ringkv's only
+            // merge rule; libraries of the dump replace loaded ones.
+            merge = true;
         } else {
             return r.error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
         }
@@ -522,6 +524,8 @@ fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
         }
     }
     if flush {
+        // Redis's emptyData: the function libraries go too.
+        crate::scripting::function_flush();
         let now = ctx.now_ms;
         for i in 0..ctx.shard_count {
             let s = ctx.shard_mut(i);
@@ -533,7 +537,7 @@ fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
         }
     }
     let states: Vec<*mut crate::shard::ShardState> = ctx.shards.raw_ptrs().to_vec();
-    match crate::persistence::snapshot::load_into(&states, &config, &ctx.server.persistence) {
+    match crate::persistence::snapshot::load_into(&states, &config, &ctx.server.persistence, merge) {
         Ok(_) => {
             crate::notice!("DB reloaded by DEBUG RELOAD");
             r.ok();

@@ -115,9 +115,13 @@ fn restore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
         return r.ok();
     }
-    // IDLETIME sets the access time back; ringkv keeps no LFU counter, so
-    // FREQ is checked and then has nothing to set.
-    let access_ms = o.idle_seconds.map_or(now, |s| now.saturating_sub(s.saturating_mul(1000)));
+    // Redis's objectSetLRUOrLFU: FREQ sets the counter under an LFU policy,
+    // IDLETIME the access time back under any other; else a new object's.
+    let access_ms = match (crate::shard::lfu::on(), o.freq, o.idle_seconds) {
+        (true, Some(f), _) => crate::shard::lfu::stamp(now, f as u8),
+        (false, _, Some(s)) => now.saturating_sub(s.saturating_mul(1000)),
+        _ => crate::shard::lfu::fresh(now),
+    };
     let expire_at_ms = if ttl != 0 { ttl } else { -1 };
     ctx.db(key).insert_entry(key.into(), Entry { value, expire_at_ms, access_ms });
     if ttl != 0 && !o.absttl {

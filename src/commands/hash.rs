@@ -72,7 +72,7 @@ fn limits(ctx: &Ctx) -> Limits {
 fn write_or_create<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, WrongType> {
     let now = ctx.now_ms;
     if ctx.lookup_write::<HashKind>(key)?.is_none() {
-        let entry = Entry { value: Value::Hash(Hash::default()), expire_at_ms: -1, access_ms: now };
+        let entry = Entry { value: Value::Hash(Hash::default()), expire_at_ms: -1, access_ms: crate::shard::lfu::fresh(now) };
         ctx.db(key).insert_entry(key.into(), entry);
         ctx.notify_new(key);
     }

@@ -616,7 +616,7 @@ const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, acc
 
 /// A copy is a new object: its own access time, the source's TTL.
 fn copy_entry(e: &crate::shard::Entry, now: i64) -> crate::shard::Entry {
-    crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: now }
+    crate::shard::Entry { value: e.value.clone(), expire_at_ms: e.expire_at_ms, access_ms: crate::shard::lfu::fresh(now) }
 }
 
 /// OBJECT subcommands look the key up without touching its access time,
@@ -633,14 +633,14 @@ fn object_encoding(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn object_freq(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    let Some(_) = object_lookup(ctx, args[2]) else {
+    let (lfu, now) = (memory_policy(ctx).0, ctx.now_ms);
+    let Some(e) = object_lookup(ctx, args[2]) else {
         return r.null();
     };
-    if !memory_policy(ctx).0 {
+    if !lfu {
         return r.error(LFU_NOT_SELECTED);
     }
-    // ringkv keeps no LFU counter: report Redis's initial value (LFU_INIT_VAL).
-    r.int(5);
+    r.int(crate::shard::lfu::counter(e.access_ms, now) as i64);
 }
 
 fn object_idletime(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

@@ -36,11 +36,29 @@ pub fn commands() -> Vec<CommandSpec> {
         fn_family("fcall_ro", ro_flags, fcall_ro, "Invoke a read-only function"),
         CommandSpec::new("function", -2, 0, function_help).group("scripting").acl(&["@slow"]).doc("7.0.0", "A container for function commands"),
         CommandSpec::new("function|load", -3, NOSCRIPT | WRITE | DENYOOM, function_load)
+            .route(Route::All)
             .group("scripting")
             .acl(writes)
             .doc("7.0.0", "Create a function with the given arguments (name, code, description)"),
-        CommandSpec::new("function|delete", 3, NOSCRIPT | WRITE, function_delete).group("scripting").acl(writes).doc("7.0.0", "Delete a function by name"),
-        CommandSpec::new("function|flush", -2, NOSCRIPT | WRITE, function_flush).group("scripting").acl(writes).doc("7.0.0", "Deleting all functions"),
+        CommandSpec::new("function|delete", 3, NOSCRIPT | WRITE, function_delete)
+            .route(Route::All)
+            .group("scripting")
+            .acl(writes)
+            .doc("7.0.0", "Delete a function by name"),
+        CommandSpec::new("function|flush", -2, NOSCRIPT | WRITE, function_flush)
+            .route(Route::All)
+            .group("scripting")
+            .acl(writes)
+            .doc("7.0.0", "Deleting all functions"),
+        CommandSpec::new("function|dump", 2, NOSCRIPT, function_dump)
+            .group("scripting")
+            .acl(SCRIPTING)
+            .doc("7.0.0", "Dump all functions into a serialized binary payload"),
+        CommandSpec::new("function|restore", -3, NOSCRIPT | WRITE | DENYOOM, function_restore)
+            .route(Route::All)
+            .group("scripting")
+            .acl(writes)
+            .doc("7.0.0", "Restore all the functions on the given payload"),
         CommandSpec::new("function|kill", 2, NOSCRIPT | ALLOW_BUSY, script_kill)
             .group("scripting")
             .acl(SCRIPTING)
@@ -149,8 +167,8 @@ fn script_flush(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 /// Runs only while no script is busy (a busy script's SCRIPT KILL is
 /// answered by the shards serving -BUSY, `network::script`).
-fn script_kill(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    match scripting::run::RUN.request_kill() {
+fn script_kill(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    match scripting::run::RUN.request_kill(args[0].eq_ignore_ascii_case(b"script")) {
         Ok(()) => r.ok(),
         Err(e) => r.error(e),
     }
@@ -225,32 +243,81 @@ fn function_help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     super::client::reply_help(r, HELP);
 }
 
-fn function_load(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+/// A FUNCTION command changed the libraries: counted as a write (Redis's
+/// `server.dirty++`), so it is propagated (AOF, replicas) and counts for
+/// the save points. These commands hold every shard (`Route::All`), so the
+/// propagated command sits at a cut, in order with every shard's writes.
+fn functions_changed(ctx: &mut Ctx) {
+    let home = ctx.home;
+    ctx.shard_mut(home).dirty += 1;
+}
+
+fn function_load(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (replace, code) = match args.len() {
         3 => (false, args[2]),
         4 if args[2].eq_ignore_ascii_case(b"replace") => (true, args[3]),
         _ => return r.error(&format!("ERR Unknown option given: {}", String::from_utf8_lossy(args[2]))),
     };
     match scripting::function_load(code, replace) {
-        Ok(name) => r.bulk(name.as_bytes()),
+        Ok(name) => {
+            functions_changed(ctx);
+            r.bulk(name.as_bytes())
+        }
         Err(e) => r.error(&e),
     }
 }
 
-fn function_delete(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+fn function_delete(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if scripting::function_delete(args[2]) {
+        functions_changed(ctx);
         r.ok()
     } else {
         r.error("ERR Library not found")
     }
 }
 
-fn function_flush(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
-    if args.len() > 3 || (args.len() == 3 && !args[2].eq_ignore_ascii_case(b"sync") && !args[2].eq_ignore_ascii_case(b"async")) {
+fn function_flush(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if args.len() > 3 {
+        return super::client::subcommand_syntax_error(r, args);
+    }
+    if args.len() == 3 && !args[2].eq_ignore_ascii_case(b"sync") && !args[2].eq_ignore_ascii_case(b"async") {
         return r.error("ERR FUNCTION FLUSH only supports SYNC|ASYNC option");
     }
     scripting::function_flush();
+    functions_changed(ctx);
     r.ok();
+}
+
+/// FUNCTION DUMP: the libraries as Redis's payload (`persistence::payload`).
+fn function_dump(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let compress = ctx.config().rdbcompression;
+    r.bulk(&crate::persistence::payload::functions_dump(&scripting::library_codes(), compress));
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE], in Redis's order of
+/// checks: arguments, policy, version and checksum, records, then the join.
+fn function_restore(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    if args.len() > 4 {
+        return super::client::subcommand_syntax_error(r, args);
+    }
+    let policy = match args.get(3) {
+        None => scripting::RestorePolicy::Append,
+        Some(p) if p.eq_ignore_ascii_case(b"append") => scripting::RestorePolicy::Append,
+        Some(p) if p.eq_ignore_ascii_case(b"replace") => scripting::RestorePolicy::Replace,
+        Some(p) if p.eq_ignore_ascii_case(b"flush") => scripting::RestorePolicy::Flush,
+        Some(_) => return r.error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
+    };
+    let codes = match crate::persistence::payload::functions_parse(args[2]) {
+        Ok(codes) => codes,
+        Err(e) => return r.error(e),
+    };
+    match scripting::function_restore(&codes, policy) {
+        Ok(()) => {
+            functions_changed(ctx);
+            r.ok()
+        }
+        Err(e) => r.error(&e),
+    }
 }
 
 fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
@@ -259,7 +326,10 @@ fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     while i < args.len() {
         if args[i].eq_ignore_ascii_case(b"withcode") && !with_code {
             with_code = true;
-        } else if args[i].eq_ignore_ascii_case(b"libraryname") && pattern.is_none() && i + 1 < args.len() {
+        } else if args[i].eq_ignore_ascii_case(b"libraryname") && pattern.is_none() {
+            if i + 1 >= args.len() {
+                return r.error("ERR library name argument was not given");
+            }
             i += 1;
             pattern = Some(args[i]);
         } else {
@@ -278,12 +348,16 @@ fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         r.bulk(b"LUA");
         r.bulk(b"functions");
         r.array(lib.functions.len());
-        for (name, flags) in &lib.functions {
+        for f in &lib.functions {
+            let flags = &f.flags;
             r.map(3);
             r.bulk(b"name");
-            r.bulk(name.as_bytes());
+            r.bulk(f.name.as_bytes());
             r.bulk(b"description");
-            r.null();
+            match &f.description {
+                Some(d) => r.bulk(d),
+                None => r.null(),
+            }
             r.bulk(b"flags");
             let names: Vec<&str> = [
                 (flags.no_writes, "no-writes"),
@@ -296,9 +370,10 @@ fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             .filter(|(on, _)| *on)
             .map(|(_, n)| *n)
             .collect();
+            // Status replies, as Redis's functionListReplyFlags.
             r.set(names.len());
             for n in names {
-                r.bulk(n.as_bytes());
+                r.simple(n);
             }
         }
         if with_code {
@@ -308,18 +383,7 @@ fn function_list(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
 }
 
-/// Runs only while no script is busy: nothing is running then.
+/// Also answered while a function is busy (`network::script`).
 fn function_stats(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let libs = scripting::function_list();
-    r.map(2);
-    r.bulk(b"running_script");
-    r.null();
-    r.bulk(b"engines");
-    r.map(1);
-    r.bulk(b"LUA");
-    r.map(2);
-    r.bulk(b"libraries_count");
-    r.int(libs.len() as i64);
-    r.bulk(b"functions_count");
-    r.int(libs.iter().map(|l| l.functions.len() as i64).sum());
+    scripting::function_stats(r);
 }

@@ -45,9 +45,6 @@ use crate::server::Server;
 use crate::shard::hold::{ShardMask, ShardSet};
 use crate::shard::ShardState;
 
-/// Redis's `shared.slowevalbusyerr`.
-pub const BUSY_EVAL: &[u8] = b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
-
 /// One EVAL handed to the runner thread, and handed back.
 struct Job {
     /// Every shard's state, owned or held by the caller's thread.
@@ -73,6 +70,17 @@ struct Job {
 // and never grows its connection table while it waits). The channel's
 // send/receive order the runner's accesses between the caller's.
 unsafe impl Send for Job {}
+
+/// Spins, then yields, before the caller parks waiting for its script.
+const SPINS: u32 = 50;
+const YIELDS: u32 = 20;
+
+thread_local! {
+    /// The channel a shard thread's jobs come back on: one per thread, made
+    /// once (a script is one at a time; a channel per EVAL was an
+    /// allocation and a free per call).
+    static BACK: (mpsc::Sender<Box<Job>>, mpsc::Receiver<Box<Job>>) = mpsc::channel();
+}
 
 fn runner() -> &'static Mutex<mpsc::Sender<Box<Job>>> {
     static RUNNER: OnceLock<Mutex<mpsc::Sender<Box<Job>>>> = OnceLock::new();
@@ -146,7 +154,7 @@ impl EventLoop {
         // SAFETY: null is always allowed: this thread cannot reach its own
         // shard until the runner is done with it.
         unsafe { self.set.set(self.id, std::ptr::null_mut()) };
-        let (back, done) = mpsc::channel();
+        let back = BACK.with(|b| b.0.clone());
         let job = Box::new(Job {
             states,
             server: self.server.clone(),
@@ -163,9 +171,9 @@ impl EventLoop {
             caller: std::thread::current(),
         });
         runner().lock().unwrap_or_else(|p| p.into_inner()).send(job).expect("the script runner thread runs");
-        let mut spins = 0u32;
+        let mut waits = 0u32;
         let mut job = loop {
-            match done.try_recv() {
+            match BACK.with(|b| b.1.try_recv()) {
                 Ok(job) => break job,
                 Err(mpsc::TryRecvError::Empty) => {}
                 Err(mpsc::TryRecvError::Disconnected) => panic!("the script runner thread died"),
@@ -173,11 +181,16 @@ impl EventLoop {
             if RUN.is_busy() {
                 self.serve_busy(Some(index));
             }
-            // A short script is back within microseconds: spin a little
-            // before sleeping (the runner unparks this thread when done).
-            if spins < 200 {
-                spins += 1;
+            // A short script is back within microseconds: spin a little,
+            // then yield the core (the runner may share it: a server pinned
+            // to one core), then sleep (the runner unparks this thread).
+            // Measured with perf/scripting.sh on one pinned core: parking
+            // at once paid a futex sleep and wake-up per script.
+            waits += 1;
+            if waits <= SPINS {
                 std::hint::spin_loop();
+            } else if waits <= SPINS + YIELDS {
+                std::thread::yield_now();
             } else {
                 std::thread::park_timeout(Duration::from_millis(1));
             }
@@ -353,12 +366,22 @@ impl EventLoop {
             return true;
         }
         if spec.flags & flags::ALLOW_BUSY == 0 {
-            self.busy_reply_error(index, Some(id), BUSY_EVAL);
+            self.busy_reply_error(index, Some(id), RUN.busy_error().as_bytes());
             return true;
         }
         let client = &mut conn.client;
         let outcome: Result<(), &[u8]> = match spec.name {
-            "script|kill" | "function|kill" => RUN.request_kill().map_err(|e| e.as_bytes()),
+            "script|kill" | "function|kill" => RUN.request_kill(spec.name == "script|kill").map_err(|e| e.as_bytes()),
+            // A busy EVAL script: Redis's slowevalerr; a function: its stats.
+            "function|stats" if RUN.is_eval.load(std::sync::atomic::Ordering::Relaxed) => Err(crate::scripting::run::BUSY_EVAL.as_bytes()),
+            "function|stats" => {
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                let mut r = Reply::new(&mut self.scratch, conn.client.resp);
+                crate::scripting::function_stats(&mut r);
+                let discard = take_discard(&mut conn.client);
+                queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
+                return true;
+            }
             "multi" if client.multi.active => Err(b"ERR MULTI calls can not be nested"),
             "multi" => {
                 client.multi.active = true;

@@ -611,9 +611,15 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     let delay = crate::persistence::snapshot::key_load_delay(config);
     let status = aof::load_dir(&dir, &manifest, &opts, |item| {
         let mut run = |c: aof::Command| -> Result<(), String> {
-            let Some(id) = table.lookup(c.argv[0]) else {
+            let Some(mut id) = table.lookup(c.argv[0]) else {
                 return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
             };
+            // A container's subcommand (FUNCTION LOAD of an AOF base).
+            if table.is_container(id) && c.argv.len() >= 2 {
+                if let Some(sub) = table.lookup_sub(table.specs[id].name, c.argv[1]) {
+                    id = sub;
+                }
+            }
             // Redis's loader waits `key-load-delay` after each command too.
             crate::persistence::snapshot::debug_delay(delay);
             let mut out = Vec::new();
@@ -629,6 +635,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
                 set.get_mut(s).dbs[db].insert_key(crate::shard::key::Key::new(&key), entry);
                 Ok(())
             }
+            Item::Library(code) => crate::persistence::snapshot::load_libraries(&[code], false),
             Item::Command(c) => run(c),
             Item::Transaction(cs) => cs.into_iter().try_for_each(run),
         }

@@ -340,6 +340,10 @@ fn write_commands(states: &[*mut ShardState], config: &Config, path: &str, mut p
     if setting(config, "aof-timestamp-enabled", "no") == "yes" {
         aof::timestamp_annotation(&mut buf, now / 1000);
     }
+    // Redis's rewriteFunctions: every library as a FUNCTION LOAD, first.
+    for code in crate::scripting::library_codes() {
+        aof::append_command(&mut buf, &[&b"FUNCTION"[..], b"LOAD", &code]);
+    }
     let (mut keys, mut bytes, mut synced_at) = (0u64, 0u64, 0u64);
     let mut itoa = itoa::Buffer::new();
     let werr = |e| SaveError::Write("rewriteAppendOnlyFileRio", e);

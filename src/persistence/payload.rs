@@ -68,6 +68,36 @@ pub fn load(payload: &[u8], limits: &EncodingLimits) -> Option<Value> {
     (r.remaining() == 0).then_some(value)
 }
 
+/// FUNCTION DUMP's reply (functions.c's functionDumpCommand): every
+/// library as its RDB record (`Encoder::save_functions`), then the footer.
+pub fn functions_dump(codes: &[Vec<u8>], compress: bool) -> Vec<u8> {
+    let mut enc = Encoder::new(compress, 64);
+    enc.save_functions(codes);
+    enc.buf.extend_from_slice(&(rdb::RDB_VERSION as u16).to_le_bytes());
+    let crc = crc64(&enc.buf);
+    enc.buf.extend_from_slice(&crc.to_le_bytes());
+    enc.buf
+}
+
+/// The library codes of a FUNCTION RESTORE payload, with Redis's errors
+/// (functionRestoreCommand): records are read while more than the footer
+/// is left.
+pub fn functions_parse(payload: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    if !verify(payload) {
+        return Err("ERR DUMP payload version or checksum are wrong");
+    }
+    let mut r = Reader::new(payload);
+    let mut codes = Vec::new();
+    while r.remaining() > FOOTER_BYTES {
+        match r.u8().map_err(|_| "ERR can not read data type")? {
+            rdb::OPCODE_FUNCTION_PRE_GA => return Err("ERR Pre-GA function format not supported"),
+            rdb::OPCODE_FUNCTION2 => codes.push(r.string().map_err(|_| "ERR Failed loading library payload")?),
+            _ => return Err("ERR given type is not a function"),
+        }
+    }
+    Ok(codes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +118,17 @@ mod tests {
         assert!(!verify(&newer));
         assert!(!verify(b"short"));
         assert!(load(b"\x00", &EncodingLimits::default()).is_none());
+    }
+
+    #[test]
+    fn function_payloads_round_trip_and_refuse_other_records() {
+        let codes = vec![b"#!lua name=a\nredis.register_function('f', function() return 1 end)".to_vec(), b"#!lua name=b\nx".to_vec()];
+        for compress in [false, true] {
+            assert_eq!(functions_parse(&functions_dump(&codes, compress)), Ok(codes.clone()));
+        }
+        assert_eq!(functions_parse(&functions_dump(&[], true)), Ok(vec![]));
+        assert_eq!(functions_parse(b"bad_payload"), Err("ERR DUMP payload version or checksum are wrong"));
+        // A key's DUMP is not a library.
+        assert_eq!(functions_parse(&create(&Value::from_bytes(b"hello"), true)), Err("ERR given type is not a function"));
     }
 }

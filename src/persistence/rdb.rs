@@ -324,6 +324,15 @@ impl Encoder {
         self.buf.extend_from_slice(format!("REDIS{:04}", RDB_VERSION).as_bytes());
     }
 
+    /// The function libraries (Redis's rdbSaveFunctions): each library's
+    /// code as an `RDB_OPCODE_FUNCTION2` record.
+    pub fn save_functions(&mut self, codes: &[Vec<u8>]) {
+        for code in codes {
+            self.buf.push(OPCODE_FUNCTION2);
+            self.save_string(code);
+        }
+    }
+
     pub fn save_select_db(&mut self, db: usize, size: usize, expires: usize) {
         self.buf.push(OPCODE_SELECTDB);
         self.save_len(db as u64);
@@ -426,6 +435,9 @@ pub struct LoadStats {
     /// first `EMPTY_KEYS_LOGGED` of their names for the log.
     pub empty_keys_skipped: u64,
     pub empty_keys_logged: Vec<Vec<u8>>,
+    /// The code of every function library (`RDB_OPCODE_FUNCTION2`), in
+    /// the file's order: the caller loads them (`scripting`).
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// Redis logs the names of the first 10 empty keys it skips.
@@ -596,6 +608,8 @@ fn load_image(
     let mut stats = LoadStats { version, ..Default::default() };
     let mut db = 0usize;
     let mut expire_ms: i64 = -1;
+    // The next key's FREQ / IDLE (Redis's lfu_freq / lru_idle), -1: none.
+    let (mut freq, mut idle): (i64, i64) = (-1, -1);
     loop {
         let op_pos = r.pos;
         let op = r.u8()?;
@@ -607,10 +621,10 @@ fn load_image(
                 expire_ms = i64::from_le_bytes(r.bytes(8)?.try_into().unwrap());
             }
             OPCODE_FREQ => {
-                r.u8()?;
+                freq = r.u8()? as i64;
             }
             OPCODE_IDLE => {
-                r.plain_len()?;
+                idle = r.plain_len()?.min(i64::MAX as u64 / 1000) as i64;
             }
             OPCODE_SELECTDB => {
                 db = r.plain_len()? as usize;
@@ -631,8 +645,11 @@ fn load_image(
             OPCODE_MODULE_AUX => {
                 return Err(LoadError { offset: op_pos, reason: "module auxiliary data is not supported".into(), class: LoadErrorClass::Unsupported })
             }
-            OPCODE_FUNCTION2 | OPCODE_FUNCTION_PRE_GA => {
-                return Err(LoadError { offset: op_pos, reason: "function libraries are not supported".into(), class: LoadErrorClass::Unsupported })
+            OPCODE_FUNCTION2 => {
+                stats.functions.push(r.string()?);
+            }
+            OPCODE_FUNCTION_PRE_GA => {
+                return Err(LoadError { offset: op_pos, reason: "Pre-GA function format not supported".into(), class: LoadErrorClass::Unsupported })
             }
             OPCODE_EOF => {
                 if version >= 5 {
@@ -677,6 +694,13 @@ fn load_image(
                 }
                 let exp = expire_ms;
                 expire_ms = -1;
+                // Redis's objectSetLRUOrLFU at load.
+                let access_ms = match (crate::shard::lfu::on(), freq, idle) {
+                    (true, 0.., _) => crate::shard::lfu::stamp(now_ms, freq as u8),
+                    (false, _, 0..) => now_ms - idle * 1000,
+                    _ => crate::shard::lfu::fresh(now_ms),
+                };
+                (freq, idle) = (-1, -1);
                 let Some(value) = rdb_load::load_object(&mut r, rdb_type, limits)? else {
                     // An empty collection: Redis skips it (and logs the first few).
                     stats.empty_keys_skipped += 1;
@@ -691,7 +715,7 @@ fn load_image(
                 }
                 stats.keys_loaded += 1;
                 LOAD_PROGRESS.note(r.pos);
-                on_key(db, key, Entry { value, expire_at_ms: exp, access_ms: now_ms });
+                on_key(db, key, Entry { value, expire_at_ms: exp, access_ms });
             }
         }
     }

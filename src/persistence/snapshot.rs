@@ -274,6 +274,11 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
     head.save_aux("used-mem", used.to_string().as_bytes());
     head.save_aux("aof-base", if aof_base { b"1" } else { b"0" });
     head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
+    // The function libraries go before the keys, as Redis's rdbSaveRio
+    // writes them (and loads them first).
+    let mut functions = Encoder::new(config.rdbcompression, 0);
+    functions.save_functions(&crate::scripting::library_codes());
+    head.buf.extend_from_slice(&functions.buf);
     // Every section starts at an aligned offset, its chunks aligned in
     // length: the writer sends them to the disk without copying them.
     head.save_pad(ALIGN, head_start);
@@ -1040,12 +1045,14 @@ pub fn rdb_size(config: &Config) -> u64 {
 /// A missing file is an empty dataset; a bad one is a refusal to start.
 pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, p: &Persistence) -> Result<(), String> {
     let ptrs: Vec<*mut ShardState> = states.iter_mut().map(|b| &mut **b as *mut ShardState).collect();
-    load_into(&ptrs, config, p).map(|_| ())
+    load_into(&ptrs, config, p, false).map(|_| ())
 }
 
 /// Loads the dump into `states` (owned, or held), routing each key to its
-/// shard by hash slot. Returns false when there was no file.
-pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -> Result<bool, String> {
+/// shard by hash slot, and its function libraries (`merge`: replacing a
+/// loaded library of the same name, as Redis's RDBFLAGS_ALLOW_DUP).
+/// Returns false when there was no file.
+pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence, merge: bool) -> Result<bool, String> {
     let path = rdb_path(config);
     let data = match std::fs::read(&path) {
         Ok(d) => d,
@@ -1086,6 +1093,7 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
         ));
     }
     log_aux_fields(&stats.aux);
+    load_libraries(&stats.functions, merge)?;
     let mut st = p.lock();
     st.last_load_keys_loaded = stats.keys_loaded;
     st.last_load_keys_expired = stats.keys_expired;
@@ -1109,6 +1117,18 @@ pub fn load_into(states: &[*mut ShardState], config: &Config, p: &Persistence) -
     }
     crate::notice!("DB loaded from disk: {:.3} seconds", start.elapsed().as_secs_f64());
     Ok(true)
+}
+
+/// The function libraries of a loaded RDB (or AOF preamble), added to the
+/// loaded ones; a library that fails is a failed load, as in Redis's
+/// rdbLoadRio ("Failed loading library").
+pub fn load_libraries(codes: &[Vec<u8>], merge: bool) -> Result<(), String> {
+    let policy = if merge { crate::scripting::RestorePolicy::Replace } else { crate::scripting::RestorePolicy::Append };
+    crate::scripting::function_restore(codes, policy).map_err(|e| {
+        let e = e.strip_prefix("ERR ").unwrap_or(&e);
+        crate::warning!("Failed loading library, {}", e);
+        "Fatal error loading the DB, check server logs. Exiting.".to_string()
+    })
 }
 
 /// `INFO persistence`, with Redis 7.0's field names.

@@ -30,6 +30,7 @@
 mod cjson;
 pub mod convert;
 mod functions;
+pub use functions::{FunctionInfo, RestorePolicy};
 mod libs;
 pub mod run;
 
@@ -157,12 +158,21 @@ static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
 /// What INFO shows, kept outside the engine's mutex (INFO may run inside
 /// a script).
 pub struct Stats {
+    /// Function libraries and functions loaded (FUNCTION STATS).
+    pub libraries: AtomicUsize,
+    pub functions: AtomicUsize,
     pub scripts: AtomicUsize,
     pub body_bytes: AtomicUsize,
     pub lua_bytes: AtomicUsize,
 }
 
-pub static STATS: Stats = Stats { scripts: AtomicUsize::new(0), body_bytes: AtomicUsize::new(0), lua_bytes: AtomicUsize::new(0) };
+pub static STATS: Stats = Stats {
+    libraries: AtomicUsize::new(0),
+    functions: AtomicUsize::new(0),
+    scripts: AtomicUsize::new(0),
+    body_bytes: AtomicUsize::new(0),
+    lua_bytes: AtomicUsize::new(0),
+};
 
 /// Redis 7.0 counts this much per cached script beyond its body (the
 /// dict entry and the two objects); used_memory_scripts_eval's estimate.
@@ -545,30 +555,68 @@ pub fn function_load(code: &[u8], replace: bool) -> Result<String, String> {
 /// FUNCTION DELETE: whether the library existed.
 pub fn function_delete(name: &[u8]) -> bool {
     let name = String::from_utf8_lossy(name).into_owned();
-    with_engine(|e| match e.libraries.remove(&name) {
-        Some(lib) => {
-            for (f, _) in lib.functions {
-                e.functions.remove(&f);
-            }
-            true
-        }
-        None => false,
-    })
+    with_engine(|e| e.unlink(&name).is_some())
 }
 
 /// FUNCTION FLUSH.
 pub fn function_flush() {
-    with_engine(|e| {
-        e.libraries.clear();
-        e.functions.clear();
-    })
+    with_engine(|e| e.clear_libraries())
+}
+
+/// FUNCTION STATS (Redis's functionStatsCommand): the function running
+/// now, if any, and the engine's counts. Read from `RUN` and `STATS`, not
+/// the engine, so that it answers while a function is busy.
+pub fn function_stats(r: &mut Reply) {
+    r.map(2);
+    r.bulk(b"running_script");
+    match RUN.running_function() {
+        None => r.null(),
+        Some((name, argv, duration_ms)) => {
+            r.map(3);
+            r.bulk(b"name");
+            r.bulk(name.as_bytes());
+            r.bulk(b"command");
+            r.array(argv.len());
+            for a in &argv {
+                r.bulk(a);
+            }
+            r.bulk(b"duration_ms");
+            r.int(duration_ms);
+        }
+    }
+    r.bulk(b"engines");
+    r.map(1);
+    r.bulk(b"LUA");
+    r.map(2);
+    r.bulk(b"libraries_count");
+    r.int(STATS.libraries.load(Ordering::Relaxed) as i64);
+    r.bulk(b"functions_count");
+    r.int(STATS.functions.load(Ordering::Relaxed) as i64);
+}
+
+/// FUNCTION RESTORE of the libraries' codes (and the libraries an RDB or
+/// an AOF preamble carries, `RestorePolicy::Append`).
+pub fn function_restore(codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), String> {
+    if codes.is_empty() && policy != RestorePolicy::Flush {
+        return Ok(());
+    }
+    with_engine(|e| e.restore_libraries(codes, policy))
+}
+
+/// Every library's code, in name order (RDB, AOF rewrite, FUNCTION DUMP).
+/// Also called in a snapshot child: the engine's lock is then free, since
+/// the parent forks with every shard held (no script, no FUNCTION command
+/// runs) and nothing else takes it.
+pub fn library_codes() -> Vec<Vec<u8>> {
+    let guard = ENGINE.lock().unwrap_or_else(|p| p.into_inner());
+    guard.as_ref().map(|e| e.libraries.values().map(|l| l.code.clone()).collect()).unwrap_or_default()
 }
 
 /// One library as FUNCTION LIST shows it: name, code, functions with flags.
 pub struct LibraryInfo {
     pub name: String,
     pub code: Vec<u8>,
-    pub functions: Vec<(String, ScriptFlags)>,
+    pub functions: Vec<FunctionInfo>,
 }
 
 /// The libraries (in name order).
@@ -590,13 +638,13 @@ pub enum Source<'a> {
 pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Reply) {
     // FCALL looks its function up before it reads numkeys.
     if let Source::Function(name) = source {
-        let name = String::from_utf8_lossy(name).into_owned();
+        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
         if !with_engine(|e| e.functions.contains_key(&name)) {
             return r.error("ERR Function not found");
         }
     }
     let Some(numkeys) = crate::commands::parse_i64(args[2]) else {
-        return r.error(crate::commands::err::NOT_INTEGER);
+        return r.error(if matches!(source, Source::Function(_)) { "ERR Bad number of keys provided" } else { crate::commands::err::NOT_INTEGER });
     };
     if numkeys > (args.len() - 3) as i64 {
         return r.error("ERR Number of keys can't be greater than number of args");
@@ -623,7 +671,7 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
             sha
         }
         Source::Function(name) => {
-            let name = String::from_utf8_lossy(name).into_owned();
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
             if !engine.functions.contains_key(&name) {
                 return r.error("ERR Function not found");
             }
@@ -672,12 +720,22 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
         Err(e) => return r.error(&format!("ERR {}", mlua_error_text(&e))),
     };
     let threshold = ctx.config().others.get("busy-reply-threshold").and_then(|v| v.parse::<i64>().ok()).unwrap_or(5000);
-    RUN.start(threshold);
+    // A function is named as registered (its key is lowercase) in errors
+    // and in FUNCTION STATS, which also shows the command.
+    let sha = match is_function {
+        true => engine
+            .libraries
+            .get(&engine.functions[&sha].library)
+            .and_then(|l| l.functions.iter().find(|f| f.name.eq_ignore_ascii_case(&sha)))
+            .map_or(sha, |f| f.name.clone()),
+        false => sha,
+    };
+    RUN.start(threshold, is_function.then(|| (sha.clone(), args.iter().map(|a| a.to_vec()).collect())));
     // Redis's script_oom: the memory state when the script starts decides
     // whether its deny-oom commands are refused (until it has written).
     let limit = ctx.server.memory.limit();
     let oom = limit != 0 && ctx.server.memory.used() > limit;
-    if oom && script_flags.shebang && !script_flags.allow_oom {
+    if oom && script_flags.shebang && !script_flags.allow_oom && !script_flags.no_writes {
         RUN.end();
         return r.error("OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'");
     }

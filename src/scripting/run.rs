@@ -5,11 +5,22 @@
 //! `-BUSY` while a script runs long (`network::script`) read and set it.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
+
+/// Redis's `shared.slowevalerr`: what a busy EVAL-family script makes
+/// other commands (and FUNCTION KILL) answer.
+pub const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// Redis's `shared.slowscripterr`: the same for a busy function (and
+/// SCRIPT KILL).
+pub const BUSY_FUNCTION: &str = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// Lua instructions between two calls of the hook (Redis: 100000). Smaller,
 /// so that SCRIPT KILL stops a tight loop within a millisecond or so; the
 /// hook is a few loads.
 pub const HOOK_INSTRUCTIONS: u32 = 10_000;
+
+/// Redis's LOAD_TIMEOUT_MS: the longest a FUNCTION LOAD may run its code.
+pub const LOAD_TIMEOUT_MS: i64 = 500;
 
 /// Redis's error text for a script stopped by SCRIPT KILL.
 pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
@@ -27,6 +38,14 @@ pub struct ScriptRun {
     pub kill: AtomicBool,
     /// It has run a write command: it cannot be killed (-UNKILLABLE).
     pub wrote: AtomicBool,
+    /// It is an EVAL-family script, not a function (FCALL).
+    pub is_eval: AtomicBool,
+    /// A function's name and the command that runs it (FUNCTION STATS
+    /// while it is busy); taken only when an FCALL starts and by FUNCTION
+    /// STATS.
+    pub function: Mutex<Option<(String, Vec<Vec<u8>>)>>,
+    /// While a library's code loads: when it times out (unix ms); else 0.
+    pub load_deadline_ms: AtomicI64,
 }
 
 pub static RUN: ScriptRun = ScriptRun {
@@ -36,10 +55,18 @@ pub static RUN: ScriptRun = ScriptRun {
     busy: AtomicBool::new(false),
     kill: AtomicBool::new(false),
     wrote: AtomicBool::new(false),
+    is_eval: AtomicBool::new(true),
+    function: Mutex::new(None),
+    load_deadline_ms: AtomicI64::new(0),
 };
 
 impl ScriptRun {
-    pub fn start(&self, threshold_ms: i64) {
+    /// A script starts; `function`: an FCALL's function name and argv.
+    pub fn start(&self, threshold_ms: i64, function: Option<(String, Vec<Vec<u8>>)>) {
+        self.is_eval.store(function.is_none(), Ordering::Relaxed);
+        if function.is_some() {
+            *self.function.lock().unwrap_or_else(|p| p.into_inner()) = function;
+        }
         self.started_ms.store(crate::util::unix_ms(), Ordering::Relaxed);
         self.threshold_ms.store(threshold_ms, Ordering::Relaxed);
         self.kill.store(false, Ordering::Relaxed);
@@ -59,21 +86,57 @@ impl ScriptRun {
         self.busy.load(Ordering::Relaxed)
     }
 
-    /// SCRIPT KILL while busy: the reply Redis gives.
-    pub fn request_kill(&self) -> Result<(), &'static str> {
+    /// What a command refused while busy answers (-BUSY naming the kill
+    /// command that fits the running script).
+    pub fn busy_error(&self) -> &'static str {
+        if self.is_eval.load(Ordering::Relaxed) {
+            BUSY_EVAL
+        } else {
+            BUSY_FUNCTION
+        }
+    }
+
+    /// SCRIPT KILL (`eval`) or FUNCTION KILL while busy: the reply Redis
+    /// gives (scriptKill): each kills only its own kind.
+    pub fn request_kill(&self, eval: bool) -> Result<(), &'static str> {
         if !self.busy.load(Ordering::Acquire) {
             return Err("NOTBUSY No scripts in execution right now.");
         }
         if self.wrote.load(Ordering::Acquire) {
             return Err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.");
         }
+        match (eval, self.is_eval.load(Ordering::Relaxed)) {
+            (true, false) => return Err(BUSY_FUNCTION),
+            (false, true) => return Err(BUSY_EVAL),
+            _ => {}
+        }
         self.kill.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The running function's name, command and duration in ms (FUNCTION
+    /// STATS), if a function runs.
+    pub fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, i64)> {
+        if !self.running.load(Ordering::Acquire) || self.is_eval.load(Ordering::Relaxed) {
+            return None;
+        }
+        let f = self.function.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        Some((f.0, f.1, crate::util::unix_ms() - self.started_ms.load(Ordering::Relaxed)))
     }
 
     /// The hook's check: Err once killed (again at every call, so a script
     /// that catches the error with pcall is stopped at the next check).
     pub fn hook(&self) -> mlua::Result<mlua::VmState> {
+        let deadline = self.load_deadline_ms.load(Ordering::Relaxed);
+        if deadline != 0 {
+            if crate::util::unix_ms() > deadline {
+                return Err(mlua::Error::runtime("FUNCTION LOAD timeout"));
+            }
+            return Ok(mlua::VmState::Continue);
+        }
+        if !self.running.load(Ordering::Relaxed) {
+            return Ok(mlua::VmState::Continue);
+        }
         if self.kill.load(Ordering::Acquire) {
             return Err(mlua::Error::runtime(KILLED));
         }

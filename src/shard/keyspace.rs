@@ -7,12 +7,13 @@
 //! visited) entry downwards, so every key present for the whole scan is
 //! returned at least once.
 
-pub use super::dict::Dict;
+use super::dict::Dict;
 
 pub type Hasher = foldhash::fast::RandomState;
 
 use super::key::Key;
 use super::lazyfree;
+use super::lfu;
 use crate::types::{Hash, Quicklist, Set, ZSet};
 
 /// A stored value. Strings that are canonical 64-bit integers are kept as
@@ -251,7 +252,7 @@ impl Db {
     pub fn entry_at(&mut self, pos: usize, now_ms: i64, touch: bool) -> &mut Entry {
         let e = self.map.entry_at_mut(pos);
         if touch {
-            e.access_ms = now_ms;
+            e.access_ms = lfu::touched(e.access_ms, now_ms);
         }
         e
     }
@@ -278,7 +279,7 @@ impl Db {
         let pos = self.find_live(key, now_ms)?;
         let e = self.map.entry_at_mut(pos);
         if touch {
-            e.access_ms = now_ms;
+            e.access_ms = lfu::touched(e.access_ms, now_ms);
         }
         Some(e)
     }
@@ -306,7 +307,10 @@ impl Db {
                 let e = self.map.entry_at_mut(pos);
                 let expired = e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms;
                 let old = std::mem::replace(&mut e.value, value);
-                e.access_ms = now_ms;
+                // Under LFU an overwrite keeps the counter (Redis's dbOverwrite).
+                if !lfu::on() {
+                    e.access_ms = now_ms;
+                }
                 if (expired || !keep_ttl) && e.expire_at_ms >= 0 {
                     self.map.set_expire_at(pos, -1);
                 }
@@ -321,7 +325,7 @@ impl Db {
                 }
             }
             None => {
-                self.map.insert_new_hashed(hash, key.into(), Entry { value, expire_at_ms: -1, access_ms: now_ms });
+                self.map.insert_new_hashed(hash, key.into(), Entry { value, expire_at_ms: -1, access_ms: lfu::fresh(now_ms) });
                 Stored::Added
             }
         }

@@ -178,6 +178,7 @@ impl Memory {
         self.samples.store(get("maxmemory-samples").parse().unwrap_or(5), Ordering::Relaxed);
         self.tenacity.store(get("maxmemory-eviction-tenacity").parse().unwrap_or(10), Ordering::Relaxed);
         self.lazy.store(get("lazyfree-lazy-eviction") == "yes", Ordering::Relaxed);
+        super::lfu::apply_config(get("maxmemory-policy"), get("lfu-log-factor"), get("lfu-decay-time"));
         // A new limit is checked against a fresh figure.
         self.measured_us.store(0, Ordering::Relaxed);
     }
@@ -588,8 +589,9 @@ fn score(policy: Policy, e: &super::Entry, now_ms: i64) -> u64 {
     match policy {
         // Sooner expiry first.
         Policy::VolatileTtl => u64::MAX - e.expire_at_ms.max(0) as u64,
-        // Idle time. LFU too, for now: an entry keeps one access time and
-        // no frequency counter (a known limit: *-lfu ranks as *-lru).
+        // The less used first (Redis's 255 - LFUDecrAndReturn).
+        Policy::AllKeysLfu | Policy::VolatileLfu => 255 - super::lfu::counter(e.access_ms, now_ms) as u64,
+        // Idle time.
         _ => (now_ms - e.access_ms).max(0) as u64,
     }
 }

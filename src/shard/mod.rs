@@ -9,6 +9,7 @@ pub mod hold;
 pub mod key;
 pub mod keyspace;
 pub mod lazyfree;
+pub mod lfu;
 pub mod mailbox;
 pub mod memory;
 pub mod slot;

@@ -499,7 +499,7 @@ fn needs_repr(c: u8) -> bool {
 
 /// `sdssplitargs` (the protocol's inline-command splitter is the same
 /// function): `None` on unbalanced quotes or text glued to a closing quote.
-fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut args = crate::protocol::Args::new();
     if !crate::protocol::parser::split_args(line, &mut args) {
         return None;

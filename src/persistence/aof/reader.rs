@@ -53,6 +53,8 @@ pub struct Command<'a> {
 pub enum Item<'a> {
     /// A key of the RDB preamble (or RDB base file).
     Key { db: usize, key: Vec<u8>, entry: Entry },
+    /// A function library of the RDB preamble (its code), before its keys.
+    Library(Vec<u8>),
     /// A command outside a transaction. SELECT, MULTI and EXEC never come
     /// here: they are folded into `db` and `Transaction`.
     Command(Command<'a>),
@@ -259,6 +261,9 @@ pub fn read_aof<'a>(name: &str, data: &'a [u8], opts: &ReadOptions, mut on_item:
         let mut keys = Vec::new();
         let (stats, len) = rdb::load_aof_preamble(data, opts.now_ms, &opts.encodings, |db, key, entry| keys.push((db, key, entry)))
             .map_err(|error| AofReadError::Rdb { file: name.to_string(), old_style: name == opts.appendfilename, error })?;
+        for code in &stats.functions {
+            on_item(Item::Library(code.clone())).map_err(|line| AofReadError::Rejected { line })?;
+        }
         for (db, key, entry) in keys {
             on_item(Item::Key { db, key, entry }).map_err(|line| AofReadError::Rejected { line })?;
         }
@@ -520,6 +525,7 @@ mod tests {
                 Item::Command(c) => show(&c),
                 Item::Transaction(cs) => format!("[{}]", cs.iter().map(show).collect::<Vec<_>>().join(", ")),
                 Item::Key { db, key, .. } => format!("key {}:{}", db, String::from_utf8_lossy(&key)),
+                Item::Library(code) => format!("library {}", String::from_utf8_lossy(&code)),
             });
             Ok(())
         });
@@ -632,6 +638,7 @@ mod tests {
     fn rdb_preamble_keys_then_commands() {
         let mut e = rdb::Encoder::new(false, 1024);
         e.save_header();
+        e.save_functions(&[b"#!lua name=l".to_vec()]);
         e.save_select_db(2, 1, 1);
         e.save_pair(b"k", &Entry { value: crate::shard::Value::from_vec(b"v".to_vec()), expire_at_ms: 5, access_ms: 0 });
         e.buf.push(rdb::OPCODE_EOF);
@@ -648,11 +655,12 @@ mod tests {
                 Item::Key { db, key, entry } => format!("key {}:{}:{}", db, String::from_utf8_lossy(&key), entry.expire_at_ms),
                 Item::Command(c) => format!("{}:{}", c.db, String::from_utf8_lossy(c.argv[0])),
                 Item::Transaction(_) => "txn".into(),
+                Item::Library(code) => format!("library {}", String::from_utf8_lossy(&code)),
             });
             Ok(())
         })
         .unwrap();
-        assert_eq!(seen, vec!["key 2:k:5", "0:set"]);
+        assert_eq!(seen, vec!["library #!lua name=l", "key 2:k:5", "0:set"]);
         assert_eq!(r.rdb_len, rdb_len);
         // Cut right after the preamble: cut back to the preamble's end.
         let (r, _) = read(&data[..rdb_len + 3], true);
