@@ -32,6 +32,7 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod tracking;
 pub mod zset;
@@ -277,6 +278,7 @@ impl CommandTable {
         specs.extend(sort::commands());
         specs.extend(set::commands());
         specs.extend(zset::commands());
+        specs.extend(stream::commands());
         specs.extend(keys::commands());
         specs.extend(dump::commands());
         specs.extend(memory::commands());

@@ -38,6 +38,10 @@ pub struct EncodingLimits {
     /// of 4, 8, 16, 32, 64 KiB.
     pub list_max_listpack_size: i32,
     pub list_compress_depth: usize,
+    /// `stream-node-max-bytes` (0: no limit but the 1 GiB listpack one).
+    pub stream_node_max_bytes: usize,
+    /// `stream-node-max-entries` (0: no limit).
+    pub stream_node_max_entries: i64,
 }
 
 impl Default for EncodingLimits {
@@ -51,6 +55,8 @@ impl Default for EncodingLimits {
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
             list_compress_depth: 0,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }

@@ -320,6 +320,8 @@ pub const ACTED_ON: &[&str] = &[
     "zset-max-listpack-value",
     "list-max-listpack-size",
     "list-compress-depth",
+    "stream-node-max-bytes",
+    "stream-node-max-entries",
     "shards",
     "cpu-affinity",
     "notify-keyspace-events",
@@ -695,6 +697,8 @@ pub fn set(c: &mut Config, def: &Def, args: &[&str], reading_file: bool) -> Resu
         "zset-max-listpack-value" => c.encodings.zset_max_listpack_value = num() as usize,
         "list-max-listpack-size" => c.encodings.list_max_listpack_size = num() as i32,
         "list-compress-depth" => c.encodings.list_compress_depth = num() as usize,
+        "stream-node-max-bytes" => c.encodings.stream_node_max_bytes = v.parse().unwrap_or(4096),
+        "stream-node-max-entries" => c.encodings.stream_node_max_entries = num(),
         "loglevel" => {
             c.loglevel = match v.as_str() {
                 "debug" => LogLevel::Debug,
@@ -763,6 +767,8 @@ pub fn get(c: &Config, def: &Def) -> String {
         "zset-max-listpack-value" => c.encodings.zset_max_listpack_value.to_string(),
         "list-max-listpack-size" => c.encodings.list_max_listpack_size.to_string(),
         "list-compress-depth" => c.encodings.list_compress_depth.to_string(),
+        "stream-node-max-bytes" => c.encodings.stream_node_max_bytes.to_string(),
+        "stream-node-max-entries" => c.encodings.stream_node_max_entries.to_string(),
         "loglevel" => match c.loglevel {
             LogLevel::Debug => "debug",
             LogLevel::Verbose => "verbose",
