@@ -88,7 +88,9 @@ fn dump_payloads_move_both_ways() {
         assert_eq!(rk.cmd(&["TYPE", key]), Resp::Simple("stream".into()));
         assert_eq!(rk.cmd(&["OBJECT", "ENCODING", key]), Resp::bulk("stream"));
         let (a, b) = (rk.cmd(&["MEMORY", "USAGE", key]).int(), rd.cmd(&["MEMORY", "USAGE", key]).int());
-        assert!(a > 0 && a < b * 4 && b < a * 4, "MEMORY USAGE {}: ringkv {} redis-server {}", key, a, b);
+        // Redis counts its tail node's 4 KiB preallocation; ringkv's tail
+        // grows by size class, so it may be well below, never far above.
+        assert!(a > 0 && a < b * 2, "MEMORY USAGE {}: ringkv {} redis-server {}", key, a, b);
     }
     assert_eq!(rk.cmd(&["DEBUG", "DIGEST"]), rd.cmd(&["DEBUG", "DIGEST"]), "dataset digests");
 }
@@ -177,22 +179,12 @@ fn rdb_files_round_trip_between_redis_and_ringkv() {
 
 /// The AOF rewrite's commands (XADD, XSETID, XGROUP CREATE ENTRIESREAD,
 /// XGROUP CREATECONSUMER, XCLAIM ... FORCE) rebuild every stream: a base
-/// without the RDB preamble, replayed by DEBUG LOADAOF.
+/// without the RDB preamble, replayed by a restart.
 #[test]
 fn aof_rewrite_rebuilds_streams() {
     let dir = scratch("aof");
-    let ringkv = Server::ringkv(&[
-        "--enable-debug-command",
-        "yes",
-        "--dir",
-        &path_str(&dir),
-        "--shards",
-        SHARDS,
-        "--appendonly",
-        "yes",
-        "--aof-use-rdb-preamble",
-        "no",
-    ]);
+    let ringkv =
+        Server::ringkv(&["--enable-debug-command", "yes", "--dir", &path_str(&dir), "--shards", SHARDS, "--appendonly", "yes", "--aof-use-rdb-preamble", "no"]);
     let mut rk = ringkv.conn();
     populate(&mut rk);
     let want = fingerprint(&mut rk);
@@ -202,16 +194,18 @@ fn aof_rewrite_rebuilds_streams() {
         assert!(t.elapsed() < Duration::from_secs(30), "BGREWRITEAOF did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(rk.cmd(&["DEBUG", "LOADAOF"]), Resp::ok());
-    let got = fingerprint(&mut rk);
-    // Digests and entries are equal; XINFO's delivery and seen times too
-    // (XCLAIM ... TIME), except the consumers' seen times, which the
-    // replay sets to its own time as in Redis.
+    drop(rk);
+    drop(ringkv);
+    // A restart on the same directory replays the rewritten base.
+    let again = Server::ringkv(&["--enable-debug-command", "yes", "--dir", &path_str(&dir), "--shards", SHARDS, "--appendonly", "yes"]);
+    let got = fingerprint(&mut again.conn());
+    // Digests and entries are equal; the groups' delivery times too
+    // (XCLAIM ... TIME), not the consumers' seen times, which the replay
+    // sets to its own time as in Redis.
     assert_eq!(got.0, want.0, "dataset digest after the AOF replay");
     for (k, (g, w)) in KEYS.iter().zip(got.1.iter().zip(&want.1)) {
         assert_eq!(g.0, w.0, "DIGEST-VALUE of {}", k);
     }
-    drop(rk);
-    drop(ringkv);
+    drop(again);
     let _ = std::fs::remove_dir_all(dir);
 }

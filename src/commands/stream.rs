@@ -565,9 +565,6 @@ fn xsetid(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             return r.error("ERR The entries_added specified in XSETID is smaller than the target stream length");
         }
     }
-    if id < s.max_deleted_entry_id {
-        return r.error("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id");
-    }
     s.last_id = id;
     if entries_added != -1 {
         s.entries_added = entries_added as u64;

@@ -261,8 +261,9 @@ impl Stream {
             Some((id, true)) => id,
             Some((id, false)) => {
                 if self.last_id.ms == id.ms {
+                    // 7.0.15 replies "too large" to an exhausted sequence.
                     if self.last_id.seq == u64::MAX {
-                        return Err(AppendError::IdTooSmall);
+                        return Err(AppendError::TooLarge);
                     }
                     StreamId::new(id.ms, self.last_id.seq + 1)
                 } else {
