@@ -350,7 +350,12 @@ impl EventLoop {
             // An error served to a blocked client counts in errorstats
             // (XREADGROUP's NOGROUP / UNBLOCKED), as Redis's addReplyError.
             if let Some(kind) = r.error_prefix {
-                ctx.home().stats.record_error(kind.as_str());
+                let stats = &mut ctx.home().stats;
+                stats.record_error(kind.as_str());
+                let name: &[u8] = if w.op.reads_group() { b"xreadgroup" } else { b"xread" };
+                if let Some(id) = crate::commands::CommandTable::get().lookup(name) {
+                    stats.record_failed(id);
+                }
             }
         }
         if w.home == id {
