@@ -327,7 +327,9 @@ fn parse_add_trim(ctx: &Ctx, args: &[&[u8]], xadd: bool) -> Result<TrimArgs, Str
 fn exact_trim_args(args: &[&[u8]], t: &TrimArgs, s: &Stream) -> Vec<Vec<u8>> {
     let value = match t.strategy {
         Some(Trim::MaxLen(_)) => itoa::Buffer::new().format(s.length).as_bytes().to_vec(),
-        _ => s.first_id.to_bytes(),
+        // The first entry, tombstones included (the max ID when none):
+        // replayed, it trims exactly what this trim did.
+        _ => s.first_raw_id().to_bytes(),
     };
     let mut out = Vec::with_capacity(args.len());
     let mut i = 0;

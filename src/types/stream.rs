@@ -411,6 +411,12 @@ impl Stream {
         found
     }
 
+    /// The first entry's ID, deleted ones included (`streamGetEdgeID`
+    /// without skipping tombstones); `StreamId::MAX` when there is none.
+    pub fn first_raw_id(&self) -> StreamId {
+        self.nodes.iter().next().and_then(|(m, lp)| NodeEntries::new(*m, lp).next()).map_or(StreamId::MAX, |e| e.id)
+    }
+
     /// Whether a live entry `id` exists.
     pub fn contains(&self, id: StreamId) -> bool {
         let mut found = false;
