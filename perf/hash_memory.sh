@@ -34,20 +34,14 @@ with open(out + ".small", "wb") as f:
         v = b"v%d" % i
         cmd(f, [b"HSET", b"hash:%d" % i, b"f1", v, b"f2", v, b"f3", v, b"f4", v, b"f5", v])
 PY
-used() { redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
 printf 'server,dataset,used_bytes,rss_bytes,elements,used_per_element,rss_per_element,encoding\n'
 for server in redis ringkv; do
     for set in big small; do
         port=$(free_port)
-        start_named "$server" "$port" 1 "$OUT_DIR/hash_memory.$server.log"
-        u0=$(used "$port"); r0=$(rss_kib "$SERVER_PID")
-        run redis-cli -p "$port" --pipe <"$DATA.$set" >/dev/null
-        u1=$(used "$port")
-        sleep "$SETTLE_S"
-        r1=$(rss_kib "$SERVER_PID")
+        load_and_measure "$server" "$port" "$DATA.$set" "$SETTLE_S" "$OUT_DIR/hash_memory.$server.log"
         if [ "$set" = big ]; then n=$FIELDS; key=big; else n=$HASHES; key=hash:0; fi
         enc=$(redis-cli -p "$port" object encoding "$key")
-        python3 -c "import sys; u=$u1-$u0; r=($r1-$r0)*1024; n=$n; print(f'$server,$set,{u},{r},{n},{u/n:.1f},{r/n:.1f},$enc')"
+        python3 -c "import sys; u=$USED_GROWTH; r=$RSS_GROWTH; n=$n; print(f'$server,$set,{u},{r},{n},{u/n:.1f},{r/n:.1f},$enc')"
         stop_pid "$SERVER_PID"
     done
 done

@@ -187,6 +187,27 @@ rss_kib() {
     awk '/^VmRSS:/ { print $2; found=1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
+# used_memory (INFO memory) of the server on port $1.
+used_memory() {
+    redis-cli -p "$1" info memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'
+}
+
+# load_and_measure SERVER PORT DATA SETTLE_S LOGFILE: starts SERVER (redis or
+# ringkv, one shard) on PORT, pipes the RESP file DATA into it, and sets
+# USED_GROWTH (used_memory bytes) and RSS_GROWTH (bytes, read SETTLE_S seconds
+# after the load). The server is left running as SERVER_PID.
+load_and_measure() {
+    local server="$1" port="$2" data="$3" settle="$4" logfile="$5" u0 u1 r0 r1
+    start_named "$server" "$port" 1 "$logfile"
+    u0=$(used_memory "$port"); r0=$(rss_kib "$SERVER_PID")
+    run redis-cli -p "$port" --pipe <"$data" >/dev/null
+    u1=$(used_memory "$port")
+    sleep "$settle"
+    r1=$(rss_kib "$SERVER_PID")
+    USED_GROWTH=$((u1 - u0))
+    RSS_GROWTH=$(((r1 - r0) * 1024))
+}
+
 need_python() {
     command -v python3 >/dev/null || die "python3 is needed to summarise results"
 }

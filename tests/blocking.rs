@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{key_shard, wait_until, Conn, Resp, Server};
+use common::{wait_blocked, wait_until, Conn, Resp, Server};
 
 const SHARDS: usize = 3;
 
@@ -23,29 +23,12 @@ fn server() -> Server {
     Server::ringkv(&["--shards", &SHARDS.to_string()])
 }
 
-/// One key per shard, named after `prefix`.
 fn keys_per_shard(prefix: &str) -> Vec<String> {
-    let mut by_shard: Vec<Option<String>> = vec![None; SHARDS];
-    let mut i = 0;
-    while by_shard.iter().any(|k| k.is_none()) {
-        let k = format!("{prefix}:{i}");
-        by_shard[key_shard(k.as_bytes(), SHARDS)].get_or_insert(k);
-        i += 1;
-    }
-    by_shard.into_iter().flatten().collect()
+    common::keys_per_shard(prefix, SHARDS)
 }
 
 fn info_field(c: &mut Conn, name: &str) -> i64 {
-    let info = c.cmd(&["INFO", "clients"]).opt_bytes().unwrap();
-    let text = String::from_utf8(info).unwrap();
-    let line = text.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no {name} in {text}"));
-    line.split(':').nth(1).unwrap().trim().parse().unwrap()
-}
-
-/// Waits until exactly `n` clients are blocked.
-fn wait_blocked(admin: &mut Conn, n: i64) {
-    let ok = wait_until(Duration::from_secs(10), || info_field(admin, "blocked_clients") == n);
-    assert!(ok, "blocked_clients never reached {n} (now {})", info_field(admin, "blocked_clients"));
+    common::clients_info_field(c, name)
 }
 
 fn bulk(s: &str) -> Resp {

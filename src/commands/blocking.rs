@@ -122,6 +122,8 @@ pub fn serve(ctx: &mut Ctx, key: &[u8], op: &BlockOp, r: &mut Reply) {
             let n = itoa::Buffer::new().format(popped).as_bytes().to_vec();
             ctx.propagate_as(&[if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key, &n]);
         }
+        // Served with its keys by `stream::serve_blocked`.
+        BlockOp::XRead { .. } => r.null_array(),
     }
 }
 

@@ -43,7 +43,7 @@ impl Kind for StringKind {
     fn holds(v: &Value) -> bool {
         match v {
             Value::Int(_) | Value::Str { .. } => true,
-            Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_) => false,
+            Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_) | Value::Stream(_) => false,
         }
     }
 }
@@ -81,6 +81,12 @@ aggregate_kind!(
     /// A sorted set.
     ZSetKind,
     ZSet
+);
+
+aggregate_kind!(
+    /// A stream.
+    StreamKind,
+    Stream
 );
 
 /// What a lookup does besides finding the key.

@@ -102,5 +102,6 @@ pub fn value_bytes(v: &Value, samples: usize) -> usize {
             // A node's listpack and its handle in the deque.
             estimate(q.nodes(), nodes, samples, |n| n.as_bytes().len() + 32) + 48
         }
+        Value::Stream(s) => crate::types::stream_persist::memory_usage(s, samples),
     }
 }

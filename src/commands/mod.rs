@@ -34,6 +34,7 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod tracking;
 pub mod zset;
@@ -281,6 +282,7 @@ impl CommandTable {
         specs.extend(zset::commands());
         specs.extend(hll::commands());
         specs.extend(geo::commands());
+        specs.extend(stream::commands());
         specs.extend(keys::commands());
         specs.extend(dump::commands());
         specs.extend(memory::commands());

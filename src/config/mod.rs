@@ -40,6 +40,10 @@ pub struct EncodingLimits {
     pub list_compress_depth: usize,
     /// `hll-sparse-max-bytes`: the longest sparse HyperLogLog string.
     pub hll_sparse_max_bytes: usize,
+    /// `stream-node-max-bytes` (0: no limit but the 1 GiB listpack one).
+    pub stream_node_max_bytes: usize,
+    /// `stream-node-max-entries` (0: no limit).
+    pub stream_node_max_entries: i64,
 }
 
 impl Default for EncodingLimits {
@@ -54,6 +58,8 @@ impl Default for EncodingLimits {
             list_max_listpack_size: -2,
             list_compress_depth: 0,
             hll_sparse_max_bytes: 3000,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
     }
 }

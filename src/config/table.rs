@@ -324,6 +324,8 @@ pub const ACTED_ON: &[&str] = &[
     "list-max-listpack-size",
     "list-compress-depth",
     "hll-sparse-max-bytes",
+    "stream-node-max-bytes",
+    "stream-node-max-entries",
     "shards",
     "cpu-affinity",
     "notify-keyspace-events",
@@ -700,6 +702,8 @@ pub fn set(c: &mut Config, def: &Def, args: &[&str], reading_file: bool) -> Resu
         "list-max-listpack-size" => c.encodings.list_max_listpack_size = num() as i32,
         "list-compress-depth" => c.encodings.list_compress_depth = num() as usize,
         "hll-sparse-max-bytes" => c.encodings.hll_sparse_max_bytes = num() as usize,
+        "stream-node-max-bytes" => c.encodings.stream_node_max_bytes = v.parse().unwrap_or(4096),
+        "stream-node-max-entries" => c.encodings.stream_node_max_entries = num(),
         "loglevel" => {
             c.loglevel = match v.as_str() {
                 "debug" => LogLevel::Debug,
@@ -769,6 +773,8 @@ pub fn get(c: &Config, def: &Def) -> String {
         "list-max-listpack-size" => c.encodings.list_max_listpack_size.to_string(),
         "list-compress-depth" => c.encodings.list_compress_depth.to_string(),
         "hll-sparse-max-bytes" => c.encodings.hll_sparse_max_bytes.to_string(),
+        "stream-node-max-bytes" => c.encodings.stream_node_max_bytes.to_string(),
+        "stream-node-max-entries" => c.encodings.stream_node_max_entries.to_string(),
         "loglevel" => match c.loglevel {
             LogLevel::Debug => "debug",
             LogLevel::Verbose => "verbose",

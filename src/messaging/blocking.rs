@@ -50,12 +50,37 @@ pub enum BlockOp {
     ZPop { max: bool },
     /// BZMPOP.
     ZMPop { max: bool, count: usize },
+    /// XREAD / XREADGROUP BLOCK: per key (in `BlockRequest::keys` order) the
+    /// ID entries must be greater than (`StreamId::MAX`: XREADGROUP's `>`),
+    /// the COUNT, and the group and consumer.
+    XRead { ids: Vec<crate::types::stream::StreamId>, count: usize, group: Option<(Vec<u8>, Vec<u8>)>, noack: bool },
+}
+
+/// The type of value a blocked op waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitKind {
+    List,
+    ZSet,
+    Stream,
 }
 
 impl BlockOp {
-    /// Whether the op waits for a list (else a sorted set).
+    /// Whether the op waits for a list (else a sorted set or a stream).
     pub fn wants_list(&self) -> bool {
-        matches!(self, BlockOp::Pop { .. } | BlockOp::Move { .. } | BlockOp::MPop { .. })
+        self.kind() == WaitKind::List
+    }
+
+    /// XREADGROUP: failed when its key stops being a stream.
+    pub fn reads_group(&self) -> bool {
+        matches!(self, BlockOp::XRead { group: Some(_), .. })
+    }
+
+    pub fn kind(&self) -> WaitKind {
+        match self {
+            BlockOp::Pop { .. } | BlockOp::Move { .. } | BlockOp::MPop { .. } => WaitKind::List,
+            BlockOp::ZPop { .. } | BlockOp::ZMPop { .. } => WaitKind::ZSet,
+            BlockOp::XRead { .. } => WaitKind::Stream,
+        }
     }
 }
 

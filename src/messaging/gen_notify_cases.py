@@ -20,7 +20,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FAMILIES = ["strings", "hash", "list", "set", "zset", "keys", "misc", "edges"]
+FAMILIES = ["strings", "hash", "list", "set", "zset", "stream", "keys", "misc", "edges"]
 FLAG_SETS = ["Kg$", "Elsz", "Ex", "Km", "KEn", "A", "KEA", "Kh", ""]
 
 

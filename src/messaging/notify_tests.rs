@@ -138,6 +138,7 @@ const FAMILIES: &[(&str, Script)] = &[
     ("list", cases::LIST),
     ("set", cases::SET),
     ("zset", cases::ZSET),
+    ("stream", cases::STREAM),
     ("keys", cases::KEYS),
     ("misc", cases::MISC),
     ("edges", cases::EDGES),

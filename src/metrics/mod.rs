@@ -63,6 +63,14 @@ impl ShardStats {
         }
         self.command_latency[cmd].get_or_insert_with(Default::default).record(usec);
     }
+    /// A blocked command of id `cmd` that was served an error (its call was
+    /// counted when it blocked): Redis's failed_calls on unblock.
+    pub fn record_failed(&mut self, cmd: usize) {
+        if self.commands.len() <= cmd {
+            self.commands.resize(cmd + 1, CommandStat::default());
+        }
+        self.commands[cmd].failed_calls += 1;
+    }
     pub fn record_rejected(&mut self, cmd: Option<usize>) {
         if let Some(cmd) = cmd {
             if self.commands.len() <= cmd {

@@ -287,14 +287,28 @@ impl EventLoop {
             let now = self.clock.now_ms();
             let st = self.state();
             st.blocking.prune(db, key);
-            let kind = match st.dbs.get_mut(db).and_then(|d| d.lookup(key, now, false)).map(|e| &e.value) {
-                Some(crate::shard::Value::List(_)) => true,
-                Some(crate::shard::Value::ZSet(_)) => false,
-                _ => return true,
+            use crate::messaging::blocking::WaitKind;
+            let value = st.dbs.get_mut(db).and_then(|d| d.lookup(key, now, false)).map(|e| &e.value);
+            let kind = match value {
+                Some(crate::shard::Value::List(_)) => Some(WaitKind::List),
+                Some(crate::shard::Value::ZSet(_)) => Some(WaitKind::ZSet),
+                Some(crate::shard::Value::Stream(_)) => Some(WaitKind::Stream),
+                _ => None,
+            };
+            let stream = match value {
+                Some(crate::shard::Value::Stream(s)) => Some(&**s),
+                _ => None,
             };
             let Some(q) = st.blocking.queue(db, key) else { return true };
-            // Waiters for another type stay (Redis serves by type).
-            let Some(pos) = q.iter().position(|w| w.op.wants_list() == kind) else { return true };
+            // Waiters for another type stay (Redis serves by type); a
+            // stream serves the readers it has entries for, and a key that
+            // is no longer a stream fails its group readers.
+            let serves = |w: &Arc<Waiter>| match (kind, stream) {
+                (Some(WaitKind::Stream), Some(s)) => w.op.kind() == WaitKind::Stream && crate::commands::stream::can_serve(s, key, &w.keys, &w.op),
+                (_, _) if w.op.kind() == WaitKind::Stream => w.op.reads_group(),
+                (k, _) => k == Some(w.op.kind()),
+            };
+            let Some(pos) = q.iter().position(serves) else { return true };
             let w = q[pos].clone();
             let dst = match &w.op {
                 crate::messaging::blocking::BlockOp::Move { dst, .. } => key_shard(dst, n),
@@ -326,9 +340,22 @@ impl EventLoop {
             let mut ctx = Ctx::new(&mut self.set, &self.server, id, w.db, w.resp, now, None);
             let propagating = ctx.propagating();
             let dirty_before: u64 = if propagating { (0..n).filter(|&i| ctx.shards.has(i)).map(|i| ctx.shards.get(i).dirty).sum() } else { 0 };
-            crate::commands::blocking::serve(&mut ctx, key, &w.op, &mut r);
+            match &w.op {
+                crate::messaging::blocking::BlockOp::XRead { .. } => crate::commands::stream::serve_blocked(&mut ctx, key, &w.keys, &w.op, &mut r),
+                op => crate::commands::blocking::serve(&mut ctx, key, op, &mut r),
+            }
             if propagating {
                 crate::exec::propagate::after_command(&mut ctx, &[], dirty_before);
+            }
+            // An error served to a blocked client counts in errorstats
+            // (XREADGROUP's NOGROUP / UNBLOCKED), as Redis's addReplyError.
+            if let Some(kind) = r.error_prefix {
+                let stats = &mut ctx.home().stats;
+                stats.record_error(kind.as_str());
+                let name: &[u8] = if w.op.reads_group() { b"xreadgroup" } else { b"xread" };
+                if let Some(id) = crate::commands::CommandTable::get().lookup(name) {
+                    stats.record_failed(id);
+                }
             }
         }
         if w.home == id {

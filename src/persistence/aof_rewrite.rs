@@ -324,6 +324,7 @@ fn append_value(buf: &mut Vec<u8>, key: &[u8], value: &crate::shard::Value) {
         Value::Set(st) => chunked(buf, b"SADD", key, st.iter().map(|e| vec![e.to_vec()])),
         Value::ZSet(z) => chunked(buf, b"ZADD", key, z.iter().map(|(m, score)| vec![crate::protocol::reply::format_double(score).into_bytes(), m.to_vec()])),
         Value::Hash(h) => chunked(buf, b"HMSET", key, h.iter().map(|(f, v)| vec![f.to_vec(), v.to_vec()])),
+        Value::Stream(st) => crate::types::stream_persist::rewrite_commands(buf, key, st),
     }
 }
 

@@ -104,7 +104,7 @@ impl Encoder {
 
     /// Hands the buffer to `sink` once it has grown past `flush_at`.
     #[inline]
-    fn spill(&mut self, sink: &mut Sink<'_>) {
+    pub(crate) fn spill(&mut self, sink: &mut Sink<'_>) {
         if self.buf.len() >= self.flush_at {
             self.flush_at = sink(&mut self.buf);
         }
@@ -210,6 +210,7 @@ impl Encoder {
                 Hash::Listpack(_) => TYPE_HASH_LISTPACK,
                 Hash::Table(_) => TYPE_HASH,
             },
+            Value::Stream(_) => TYPE_STREAM_LISTPACKS_2,
         }
     }
 
@@ -269,6 +270,7 @@ impl Encoder {
                     }
                 }
             },
+            Value::Stream(st) => self.save_stream(st, sink),
         }
     }
 

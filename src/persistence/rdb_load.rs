@@ -54,7 +54,7 @@ pub fn type_name(rdb_type: u8) -> Option<&'static str> {
 
 /// Whether ringkv loads objects of this type.
 pub fn is_loadable(rdb_type: u8) -> bool {
-    matches!(rdb_type, 0..=5 | 9..=14 | 16..=18 | rdb::TYPE_SET_LISTPACK)
+    matches!(rdb_type, 0..=5 | 9..=20 | rdb::TYPE_STREAM_LISTPACKS_3)
 }
 
 fn corrupt<T>(offset: usize, reason: impl Into<String>) -> Result<T, LoadError> {
@@ -79,6 +79,9 @@ pub(crate) fn load_object(r: &mut Reader, rdb_type: u8, limits: &EncodingLimits)
         rdb::TYPE_HASH => load_hash(r, limits)?.map(Value::Hash),
         rdb::TYPE_LIST_QUICKLIST | rdb::TYPE_LIST_QUICKLIST_2 => {
             load_quicklist(r, rdb_type == rdb::TYPE_LIST_QUICKLIST_2, limits)?.map(|q| Value::List(Box::new(q)))
+        }
+        rdb::TYPE_STREAM_LISTPACKS | rdb::TYPE_STREAM_LISTPACKS_2 | rdb::TYPE_STREAM_LISTPACKS_3 => {
+            return Ok(Some(Value::Stream(Box::new(crate::types::stream_persist::load_stream(r, rdb_type)?))))
         }
         _ => {
             let blob = r.string()?;

@@ -52,6 +52,7 @@ pub const TYPE_CODE_LIST: u32 = 1;
 pub const TYPE_CODE_SET: u32 = 2;
 pub const TYPE_CODE_ZSET: u32 = 3;
 pub const TYPE_CODE_HASH: u32 = 4;
+pub const TYPE_CODE_STREAM: u32 = 6;
 
 /// Marks a key with a TTL in the key's digest.
 const EXPIRE_MARK: &[u8] = b"!!expire!!";
@@ -138,6 +139,7 @@ fn mix_value(d: &mut Digest, value: &Value) {
                 d.xor_hash(&e.0);
             }
         }
+        Value::Stream(st) => crate::types::stream_persist::mix_digest(d, st),
     }
 }
 
@@ -157,6 +159,7 @@ fn type_code(value: &Value) -> u32 {
         Value::Set(_) => TYPE_CODE_SET,
         Value::ZSet(_) => TYPE_CODE_ZSET,
         Value::Hash(_) => TYPE_CODE_HASH,
+        Value::Stream(_) => TYPE_CODE_STREAM,
     }
 }
 

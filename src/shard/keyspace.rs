@@ -35,6 +35,7 @@ pub enum Value {
     List(Box<Quicklist>),
     Set(Set),
     ZSet(ZSet),
+    Stream(Box<crate::types::Stream>),
 }
 
 impl PartialEq for Value {
@@ -48,6 +49,7 @@ impl PartialEq for Value {
             (Value::List(a), Value::List(b)) => a.iter().eq(b.iter()),
             (Value::Set(a), Value::Set(b)) => a.iter().eq(b.iter()),
             (Value::ZSet(a), Value::ZSet(b)) => a.iter().eq(b.iter()),
+            (Value::Stream(a), Value::Stream(b)) => a == b,
             _ => false,
         }
     }
@@ -74,6 +76,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
     pub fn is_string(&self) -> bool {
@@ -86,7 +89,7 @@ impl Value {
         match self {
             Value::Int(n) => scratch.format(*n).as_bytes(),
             Value::Str { bytes, .. } => bytes,
-            Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_) => {
+            Value::Hash(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_) | Value::Stream(_) => {
                 debug_assert!(false, "as_bytes of a {}", self.type_name());
                 &[]
             }
@@ -110,6 +113,7 @@ impl Value {
             Value::List(_) => "quicklist",
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 }

@@ -110,6 +110,7 @@ pub fn free_effort(v: &Value) -> usize {
             ZSet::Listpack(_) => 1,
         },
         Value::List(l) => l.nodes().len(),
+        Value::Stream(s) => s.nodes.len() + s.groups.values().map(|g| g.pel.len() + g.consumers.len()).sum::<usize>(),
         Value::Int(_) | Value::Str { .. } => 1,
     }
 }
@@ -131,6 +132,7 @@ fn drain_of(v: Value) -> Option<Draining> {
             ZSet::Listpack(_) => return None,
         },
         Value::List(l) => Box::new(l.into_nodes().map(drop)),
+        Value::Stream(s) => Box::new(s.nodes.into_values().map(drop)),
         Value::Int(_) | Value::Str { .. } => return None,
     })
 }

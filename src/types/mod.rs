@@ -74,12 +74,16 @@ pub mod listpack;
 pub mod pair;
 pub mod quicklist;
 pub mod set;
+pub mod stream;
+pub mod stream_cg;
+pub mod stream_persist;
 pub mod zset;
 pub mod zset_tree;
 
 pub use hash::Hash;
 pub use quicklist::Quicklist;
 pub use set::Set;
+pub use stream::Stream;
 pub use zset::ZSet;
 
 #[cfg(test)]

@@ -957,6 +957,32 @@ pub fn key_shard(key: &[u8], shards: usize) -> usize {
     slot_shard(key_slot(key), shards)
 }
 
+/// One key per shard of `shards`, named `prefix:<i>`, in shard order.
+pub fn keys_per_shard(prefix: &str, shards: usize) -> Vec<String> {
+    let mut by_shard: Vec<Option<String>> = vec![None; shards];
+    let mut i = 0;
+    while by_shard.iter().any(|k| k.is_none()) {
+        let k = format!("{prefix}:{i}");
+        by_shard[key_shard(k.as_bytes(), shards)].get_or_insert(k);
+        i += 1;
+    }
+    by_shard.into_iter().flatten().collect()
+}
+
+/// A numeric field of INFO clients (`blocked_clients`, ...).
+pub fn clients_info_field(c: &mut Conn, name: &str) -> i64 {
+    let info = c.cmd(&["INFO", "clients"]).opt_bytes().unwrap();
+    let text = String::from_utf8(info).unwrap();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no {name} in {text}"));
+    line.split(':').nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// Waits until exactly `n` clients are blocked.
+pub fn wait_blocked(admin: &mut Conn, n: i64) {
+    let ok = wait_until(Duration::from_secs(10), || clients_info_field(admin, "blocked_clients") == n);
+    assert!(ok, "blocked_clients never reached {n} (now {})", clients_info_field(admin, "blocked_clients"));
+}
+
 /// Waits until `f` is true, up to `limit`.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
