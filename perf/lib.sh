@@ -93,7 +93,7 @@ port_in_use() {
 # PORT_MIN/PORT_MAX (default 20000-39999): the range ports are drawn from,
 # so that several people benchmarking on one machine can keep apart.
 free_port() {
-    local p lo="${PORT_MIN:-20000}" hi="${PORT_MAX:-39999}"
+    local p lo="${PORT_MIN:-20000}" hi="${PORT_MAX:-32767}"
     for _ in $(seq 1 200); do
         p=$((lo + RANDOM % (hi - lo + 1)))
         if ! port_in_use "$p"; then
