@@ -46,3 +46,25 @@ fn restore_freq_and_idletime_and_object_counters() {
     let f = freq(&mut c, "f");
     assert!(matches!(&f, Resp::Error(e) if e.starts_with("ERR An LFU maxmemory policy is not selected")), "{f:?}");
 }
+
+/// The RDB keeps them as Redis's rdbSaveKeyValuePair writes them (`IDLE`
+/// under an LRU policy, `FREQ` under an LFU one): a DEBUG RELOAD gives back
+/// the counter and the idle time.
+#[test]
+fn counters_and_idle_times_survive_a_reload() {
+    let s = Server::ringkv(&["--shards", "3", "--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Resp::ok());
+    let Resp::Bulk(payload) = c.cmd(&["DUMP", "k"]) else { panic!("DUMP is a bulk") };
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]), Resp::ok());
+    assert_eq!(c.cmd(&[&b"RESTORE"[..], b"f", b"0", &payload, b"FREQ", b"100"]), Resp::ok());
+    assert_eq!(c.cmd(&["DEBUG", "RELOAD"]), Resp::ok());
+    assert_eq!(freq(&mut c, "f"), Resp::Int(100));
+
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]), Resp::ok());
+    assert_eq!(c.cmd(&[&b"RESTORE"[..], b"i", b"0", &payload, b"IDLETIME", b"1000"]), Resp::ok());
+    assert_eq!(c.cmd(&["DEBUG", "RELOAD"]), Resp::ok());
+    let Resp::Int(idle) = c.cmd(&["OBJECT", "IDLETIME", "i"]) else { panic!("OBJECT IDLETIME is an integer") };
+    assert!((1000..1010).contains(&idle), "{idle}");
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]), Resp::ok());
+}

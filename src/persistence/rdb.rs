@@ -353,6 +353,16 @@ impl Encoder {
             self.buf.push(OPCODE_EXPIRETIME_MS);
             self.buf.extend_from_slice(&(e.expire_at_ms as u64).to_le_bytes());
         }
+        match crate::shard::lfu::saved(e.access_ms, crate::util::unix_ms()) {
+            crate::shard::lfu::Saved::Nothing => {}
+            crate::shard::lfu::Saved::Idle(secs) => {
+                self.buf.push(OPCODE_IDLE);
+                self.save_len(secs);
+            }
+            crate::shard::lfu::Saved::Freq(f) => {
+                self.buf.extend_from_slice(&[OPCODE_FREQ, f]);
+            }
+        }
         self.buf.push(Encoder::value_type(&e.value));
         self.save_string(key);
         self.save_value_with(&e.value, sink);

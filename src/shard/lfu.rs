@@ -19,12 +19,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 pub const INIT_VAL: u8 = 5;
 
 static ON: AtomicBool = AtomicBool::new(false);
+static LRU: AtomicBool = AtomicBool::new(false);
 static LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
 static DECAY_TIME: AtomicU32 = AtomicU32::new(1);
 
 /// Mirrors `maxmemory-policy`, `lfu-log-factor` and `lfu-decay-time`.
 pub fn apply_config(policy: &str, log_factor: &str, decay_time: &str) {
     ON.store(policy.ends_with("-lfu"), Ordering::Relaxed);
+    LRU.store(policy.ends_with("-lru"), Ordering::Relaxed);
     LOG_FACTOR.store(log_factor.parse().unwrap_or(10), Ordering::Relaxed);
     DECAY_TIME.store(decay_time.parse().unwrap_or(1), Ordering::Relaxed);
 }
@@ -75,6 +77,26 @@ pub fn counter(stamp: i64, now_ms: i64) -> u8 {
     let decay = DECAY_TIME.load(Ordering::Relaxed) as u64;
     let periods = elapsed.checked_div(decay).unwrap_or(0);
     counter.saturating_sub(periods) as u8
+}
+
+/// What the RDB keeps of an entry's stamp, as Redis's rdbSaveKeyValuePair
+/// writes it: under an LRU policy the idle time in seconds (`IDLE`),
+/// under an LFU one the decayed counter (`FREQ`), under the others nothing.
+pub enum Saved {
+    Nothing,
+    Idle(u64),
+    Freq(u8),
+}
+
+/// The `Saved` form of `stamp` at `now_ms`.
+pub fn saved(stamp: i64, now_ms: i64) -> Saved {
+    if on() {
+        Saved::Freq(counter(stamp, now_ms))
+    } else if LRU.load(Ordering::Relaxed) {
+        Saved::Idle(now_ms.saturating_sub(stamp).max(0) as u64 / 1000)
+    } else {
+        Saved::Nothing
+    }
 }
 
 thread_local! {
