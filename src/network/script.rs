@@ -71,17 +71,6 @@ struct Job {
 // send/receive order the runner's accesses between the caller's.
 unsafe impl Send for Job {}
 
-/// Spins, then yields, before the caller parks waiting for its script.
-const SPINS: u32 = 50;
-const YIELDS: u32 = 20;
-
-thread_local! {
-    /// The channel a shard thread's jobs come back on: one per thread, made
-    /// once (a script is one at a time; a channel per EVAL was an
-    /// allocation and a free per call).
-    static BACK: (mpsc::Sender<Box<Job>>, mpsc::Receiver<Box<Job>>) = mpsc::channel();
-}
-
 fn runner() -> &'static Mutex<mpsc::Sender<Box<Job>>> {
     static RUNNER: OnceLock<Mutex<mpsc::Sender<Box<Job>>>> = OnceLock::new();
     RUNNER.get_or_init(|| {
@@ -154,7 +143,7 @@ impl EventLoop {
         // SAFETY: null is always allowed: this thread cannot reach its own
         // shard until the runner is done with it.
         unsafe { self.set.set(self.id, std::ptr::null_mut()) };
-        let back = BACK.with(|b| b.0.clone());
+        let (back, done) = mpsc::channel();
         let job = Box::new(Job {
             states,
             server: self.server.clone(),
@@ -171,9 +160,9 @@ impl EventLoop {
             caller: std::thread::current(),
         });
         runner().lock().unwrap_or_else(|p| p.into_inner()).send(job).expect("the script runner thread runs");
-        let mut waits = 0u32;
+        let mut spins = 0u32;
         let mut job = loop {
-            match BACK.with(|b| b.1.try_recv()) {
+            match done.try_recv() {
                 Ok(job) => break job,
                 Err(mpsc::TryRecvError::Empty) => {}
                 Err(mpsc::TryRecvError::Disconnected) => panic!("the script runner thread died"),
@@ -181,16 +170,11 @@ impl EventLoop {
             if RUN.is_busy() {
                 self.serve_busy(Some(index));
             }
-            // A short script is back within microseconds: spin a little,
-            // then yield the core (the runner may share it: a server pinned
-            // to one core), then sleep (the runner unparks this thread).
-            // Measured with perf/scripting.sh on one pinned core: parking
-            // at once paid a futex sleep and wake-up per script.
-            waits += 1;
-            if waits <= SPINS {
+            // A short script is back within microseconds: spin a little
+            // before sleeping (the runner unparks this thread when done).
+            if spins < 200 {
+                spins += 1;
                 std::hint::spin_loop();
-            } else if waits <= SPINS + YIELDS {
-                std::thread::yield_now();
             } else {
                 std::thread::park_timeout(Duration::from_millis(1));
             }
