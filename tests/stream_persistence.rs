@@ -13,11 +13,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Conn, Resp, Server};
+use common::{path_str, Conn, Resp, Server};
 
 const SHARDS: &str = "3";
 const KEYS: &[&str] = &["x:one", "x:many", "x:empty", "x:groups", "x:big"];
@@ -136,10 +136,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn path_str(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn wait_bgsave(c: &mut Conn) {
