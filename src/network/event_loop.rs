@@ -53,6 +53,24 @@ pub(super) fn send_entry(conn: &Conn, index: u32) -> squeue::Entry {
     with_target!(target, opcode::Send, ptr, len).flags(libc::MSG_NOSIGNAL).build().user_data(ud(KIND_SEND, conn.generation, index))
 }
 
+/// The next send of `conn`, if it has bytes to send: its pending output
+/// becomes the in-flight buffer when that is empty (the AOF gates of that
+/// output are then spent), and the connection is marked sending.
+pub(super) fn next_send(conn: &mut Conn, index: u32) -> Option<squeue::Entry> {
+    if conn.inflight.is_empty() && !conn.out.is_empty() {
+        std::mem::swap(&mut conn.inflight, &mut conn.out);
+        conn.inflight_off = 0;
+        conn.aof_gated_len = 0;
+        conn.aof_head_len = 0;
+    }
+    if conn.inflight_off < conn.inflight.len() {
+        conn.sending = true;
+        Some(send_entry(conn, index))
+    } else {
+        None
+    }
+}
+
 pub(super) fn ud_parts(u: u64) -> (u64, u32, u32) {
     (u >> 56, ((u >> 32) & 0xFF_FFFF) as u32, u as u32)
 }
@@ -773,15 +791,7 @@ impl EventLoop {
             if conn.closing == Closing::Closed || conn.sending {
                 continue;
             }
-            if conn.inflight.is_empty() && !conn.out.is_empty() {
-                std::mem::swap(&mut conn.inflight, &mut conn.out);
-                conn.inflight_off = 0;
-                conn.aof_gated_len = 0;
-                conn.aof_head_len = 0;
-            }
-            if conn.inflight_off < conn.inflight.len() {
-                conn.sending = true;
-                let e = send_entry(conn, index);
+            if let Some(e) = next_send(conn, index) {
                 self.push_sqe(e);
             } else if (conn.closing == Closing::AfterWrite || conn.eof && !conn.deferred) && conn.slots.is_empty() {
                 // Everything sent: nothing more to run or send.

@@ -426,15 +426,7 @@ impl EventLoop {
         if conn.closing != Closing::No || conn.sending {
             return;
         }
-        if conn.inflight.is_empty() && !conn.out.is_empty() {
-            std::mem::swap(&mut conn.inflight, &mut conn.out);
-            conn.inflight_off = 0;
-            conn.aof_gated_len = 0;
-            conn.aof_head_len = 0;
-        }
-        if conn.inflight_off < conn.inflight.len() {
-            conn.sending = true;
-            let e = super::event_loop::send_entry(conn, index);
+        if let Some(e) = super::event_loop::next_send(conn, index) {
             self.push_sqe(e);
         }
     }
