@@ -719,6 +719,23 @@ fn fsync_user_data(covers: u64) -> u64 {
 struct WriteFlight {
     bytes: Vec<u8>,
     covers: u64,
+    /// Written with RWF_DSYNC: its completion makes `covers` durable.
+    ///
+    /// Under `always` a group commit is one IORING_OP_WRITE with RWF_DSYNC
+    /// (the write and the fdatasync of its range, in one io-wq work item),
+    /// not a write and a linked IORING_OP_FSYNC. On a shard's ring (which
+    /// runs with DEFER_TASKRUN) the link cost a round trip through the
+    /// shard: the write's completion went back to it as task work, and only
+    /// when the shard next entered the kernel was the fsync issued and
+    /// handed to io-wq a second time (two io-wq work items and worker
+    /// wake-ups per commit, the fsync's start delayed by whatever the shard
+    /// was executing). The range-limited sync covers everything only while
+    /// nothing written before is unsynced (`Writer::unsynced` none), which
+    /// is when it is used; otherwise a write and a linked fdatasync of the
+    /// whole file. (Every kernel with io_uring knows RWF_DSYNC, 4.7+, and
+    /// every file system takes it: a buffered write then syncs through the
+    /// file's own fsync.)
+    durable: bool,
 }
 
 /// The writer thread's state (see `spawn_writer`).
@@ -763,6 +780,9 @@ struct Writer {
     /// since the previous one started: ~7 writes per fsync at -c 50 where
     /// redis-server, blocking in fdatasync, gets ~30. A batch past
     /// `EARLY_WRITE_BYTES` is written while the fsync runs, unlinked.
+    /// A commit written with RWF_DSYNC (`WriteFlight::durable`) is in
+    /// `write`, not here: it is as much the one commit in flight, since no
+    /// write starts while another is on the ring.
     fsyncs: Vec<(u64, Instant)>,
     /// Written and not fsynced: up to which hand-over number.
     unsynced: Option<u64>,
@@ -957,16 +977,24 @@ impl Writer {
                 self.postponed = None;
                 let bytes = std::mem::take(&mut self.buf);
                 self.server.aof.buffer_length.store(0, Ordering::Relaxed);
-                let linked_fsync = self.fsync == Fsync::Always && !early;
+                // `always` with everything before durable: one write with
+                // RWF_DSYNC (see `WriteFlight::durable`), else a write and
+                // a linked fdatasync of the whole file.
+                let durable = self.fsync == Fsync::Always && !early && self.unsynced.is_none();
+                let linked_fsync = self.fsync == Fsync::Always && !early && !durable;
                 if !early {
                     // An early write is not in the fsync in flight.
                     self.server.aof.started.fetch_max(self.buf_covers, Ordering::SeqCst);
                 }
-                let mut e = opcode::Write::new(fd, bytes.as_ptr(), bytes.len() as u32).offset(self.offset).build().user_data(UD_WRITE);
+                let mut e = opcode::Write::new(fd, bytes.as_ptr(), bytes.len() as u32)
+                    .offset(self.offset)
+                    .rw_flags(if durable { libc::RWF_DSYNC } else { 0 })
+                    .build()
+                    .user_data(UD_WRITE);
                 if linked_fsync {
                     e = e.flags(squeue::Flags::IO_LINK);
                 }
-                self.write = Some(WriteFlight { bytes, covers: self.buf_covers });
+                self.write = Some(WriteFlight { bytes, covers: self.buf_covers, durable });
                 self.push(e);
                 if linked_fsync {
                     self.fsyncs.push((self.buf_covers, now));
@@ -1024,6 +1052,12 @@ impl Writer {
                 crate::warning!("AOF write error looks solved, Redis can write again.");
             }
             self.retry_at = None;
+            if w.durable {
+                aof.fsync_errno.store(0, Ordering::Relaxed);
+                self.last_fsync = now;
+                self.publish(w.covers);
+                return;
+            }
             self.unsynced = Some(w.covers);
             if self.fsync != Fsync::Always {
                 self.publish(w.covers);
@@ -1223,11 +1257,11 @@ impl Writer {
 /// Runs the writer until the process ends: merges what shards hand over
 /// into the incr file and fsyncs by policy, on a ring of its own (one
 /// shard: on the shard's ring, driven by its loop, see `Sink::inline_turn`)
-/// (IORING_OP_WRITE, then IORING_OP_FSYNC with DATASYNC, linked under
-/// `always`). One write is in flight at a time; whatever shards hand over
-/// meanwhile waits in `buf` and goes out in the next one, so under
-/// `always` one fsync covers everything that arrived while the previous
-/// one ran (group commit). The thread sleeps in its ring: the completions
+/// (IORING_OP_WRITE; under `always` with RWF_DSYNC, or followed by a linked
+/// IORING_OP_FSYNC with DATASYNC, see `WriteFlight::durable`). One write
+/// is in flight at a time; whatever shards hand over meanwhile waits in
+/// `buf` and goes out in the next one, so under `always` one fsync covers
+/// everything that arrived while the previous one ran (group commit). The thread sleeps in its ring: the completions
 /// and the doorbells (shards that handed something over, a rewrite's
 /// `Sink::switch_file`, shutdown) all end the wait.
 pub fn spawn_writer(server: std::sync::Arc<crate::server::Server>, opened: Opened) -> std::io::Result<()> {
