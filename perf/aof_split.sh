@@ -208,7 +208,7 @@ for s in servers:
             main=split["main"] / 1e3 / requests, iou=split["iou-wrk"] / 1e3 / requests,
             other=split["other"] / 1e3 / requests, exited=exited_ns / 1e3 / requests,
             sys=sysshare, csw=csw / requests, busy=busy, fsyncs=len(lat),
-            cswm=cswk["main"] / max(1, len(lat)), cswi=cswk["iou-wrk"] / max(1, len(lat)),
+            cswm=cswk["main"] / len(lat) if lat else 0, cswi=cswk["iou-wrk"] / len(lat) if lat else 0,
             per=requests / len(lat) if lat else 0, f50=q(0.5), f90=q(0.9), f99=q(0.99),
             fshare=sum(lat) / 1e6 / wall if wall else 0))
 
