@@ -429,18 +429,26 @@ impl EventLoop {
         if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
             return self.reject(index, Some(id), b"NOAUTH Authentication required.");
         }
-        let is_write = super::multi::is_write(spec, id, &conn.client);
+        let mut is_write = super::multi::is_write(spec, id, &conn.client);
+        let writes_blocked = self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed);
+        let aof_error = self.server.aof.write_error();
+        // Replication's gates (NOREPLICAS, READONLY; MASTERDOWN below).
+        let repl_gate = self.server.repl.gate();
+        // A closed gate judges a script by the flags it declares.
+        let mut cmd_flags = spec.flags;
+        if spec.flags & flags::RUNS_SCRIPT != 0 && (writes_blocked || aof_error.is_some() || repl_gate != 0) {
+            cmd_flags = crate::scripting::command_flags(spec.name, spec.flags, args);
+            is_write |= cmd_flags & flags::WRITE != 0;
+        }
         // As Redis's processCommand, PING is refused too: a health check must
         // see that the server cannot persist.
-        if self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) && (is_write || spec.name == "ping") {
+        if writes_blocked && (is_write || spec.name == "ping") {
             return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF.as_bytes());
         }
-        if let Some(errno) = self.server.aof.write_error().filter(|_| is_write || spec.name == "ping") {
+        if let Some(errno) = aof_error.filter(|_| is_write || spec.name == "ping") {
             let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
             return self.reject(index, Some(id), msg.as_bytes());
         }
-        // Replication's gates (NOREPLICAS, READONLY; MASTERDOWN below).
-        let repl_gate = self.server.repl.gate();
         if repl_gate != 0 {
             if let Some(msg) = crate::replication::Master::refuse_write(repl_gate, is_write) {
                 return self.reject(index, Some(id), msg.as_bytes());
@@ -454,7 +462,7 @@ impl EventLoop {
         }
         if repl_gate != 0 {
             let multi = &self.conns[index as usize].as_ref().unwrap().client.multi;
-            let deny_stale = spec.flags & flags::STALE == 0 || (multi.active && super::multi::is_exec(id) && multi.inv_flags & flags::STALE != 0);
+            let deny_stale = cmd_flags & flags::STALE == 0 || (multi.active && super::multi::is_exec(id) && multi.inv_flags & flags::STALE != 0);
             if let Some(msg) = crate::replication::Master::refuse_stale(repl_gate, deny_stale) {
                 return self.reject(index, Some(id), msg.as_bytes());
             }
