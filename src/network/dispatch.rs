@@ -280,6 +280,16 @@ impl EventLoop {
                 *pos = start + n;
                 continue;
             }
+            if self.server.hold.must_park(self.id) {
+                // Another coordinator's hold heads this shard's queue: the
+                // rest of the input waits in the query buffer (deferred)
+                // and the shard parks at its next quiescent point, with no
+                // connection half-run, so that a busy script's -BUSY
+                // service (`network::script`) reaches every command already
+                // read, as Redis answers every command that arrives.
+                self.conns[index as usize].as_mut().unwrap().deferred = true;
+                return Flow::Defer;
+            }
             let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
             args.slices(&buf[*start..], &mut slices);
             if let Some(conn) = self.conns[index as usize].as_mut() {
@@ -296,10 +306,6 @@ impl EventLoop {
             // client closed ASAP, nothing more of its input runs.
             if flow == Flow::Stop || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
                 return Flow::Stop;
-            }
-            if self.hold_check() {
-                // Time parked is nobody's command time.
-                self.clock.tick();
             }
         }
         Flow::Continue

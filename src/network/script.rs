@@ -27,6 +27,17 @@
 //! the state (closes) are kept for the next loop turn (`busy_backlog`). Errors replied while busy are not counted in
 //! errorstats.
 //!
+//! What a shard had read before it parked is served the same way, as Redis
+//! answers every command that arrives while a script is busy: a shard
+//! never parks in the middle of a connection's input (`run_commands`
+//! defers the rest when a hold heads its queue), so the input of deferred
+//! connections is run here like new input; a command forwarded to it
+//! (`Message::Request`, none of which may run while busy) is answered
+//! -BUSY, and the replies of other shards reach their connections; other
+//! messages (and what follows them from the same shard) wait in order in
+//! `busy_mail`. Replies queued before the park are sent too, unless they
+//! may wait for the AOF (appendfsync always): then after the script.
+//!
 //! A script run by EXEC (EVAL inside MULTI) runs inline on the EXEC's
 //! thread: the other shards serve -BUSY, the EXEC's own shard does not.
 
@@ -34,7 +45,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::conn::Closing;
+use super::conn::{recycle, Closing, FORWARDED_RESUME};
 use super::dispatch::{queue_reply, reply_mode_after_command, take_discard, unknown_command_error, Flow};
 use super::event_loop::EventLoop;
 use crate::commands::{flags, ClientState, CommandTable, Ctx};
@@ -43,6 +54,7 @@ use crate::protocol::{parse_frame, Args, FrameProgress, ParseLimits, Reply};
 use crate::scripting::run::RUN;
 use crate::server::Server;
 use crate::shard::hold::{ShardMask, ShardSet};
+use crate::shard::mailbox::{ConnToken, Message, PackedArgs};
 use crate::shard::ShardState;
 
 /// One EVAL handed to the runner thread, and handed back.
@@ -207,7 +219,10 @@ impl EventLoop {
         // gets events: a zero timeout runs the deferred work, never waits.
         let no_wait = io_uring::types::Timespec::new();
         let _ = self.ring.submitter().submit_with_args(1, &io_uring::types::SubmitArgs::new().timespec(&no_wait));
-        let cqes: Vec<(u64, i32, u32)> = self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect();
+        // First what `reap` took and has not handled yet (a script run by
+        // one of its completions runs here), then the ring's new ones.
+        let mut cqes: Vec<(u64, i32, u32)> = self.cqes.drain(self.reap_next.min(self.cqes.len())..).collect();
+        cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         let mut touched: Vec<u32> = Vec::new();
         let mut stashed: Vec<u32> = Vec::new();
         for (u, res, cflags) in cqes {
@@ -231,6 +246,11 @@ impl EventLoop {
                 if !touched.contains(&index) {
                     touched.push(index);
                 }
+            } else if kind == super::event_loop::KIND_RECV && res == -libc::ENOBUFS && servable {
+                // The multishot receive ended for want of buffers: again.
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                conn.recv_armed = false;
+                self.arm_recv(index);
             } else if kind == super::event_loop::KIND_ACCEPT {
                 // Accepted now (as Redis's processEventsWhileBlocked does),
                 // so that a new connection can send SCRIPT KILL.
@@ -242,16 +262,110 @@ impl EventLoop {
                 self.busy_backlog.push((u, res, cflags));
             }
         }
+        // What was read before the park is answered as what arrives now:
+        // forwarded commands in the inboxes, and the input of deferred
+        // connections (`run_commands` defers, never parks, mid-input).
+        self.busy_mailboxes(skip, &mut touched);
+        // Every deferred connection, listed or not (`retry_deferred` may be
+        // running the list: the script can be one of its commands).
+        for index in 0..self.conns.len() as u32 {
+            let pending = matches!(&self.conns[index as usize], Some(c) if c.deferred && c.closing == Closing::No && !c.qbuf.is_empty());
+            if pending && Some(index) != skip && !touched.contains(&index) {
+                touched.push(index);
+            }
+        }
+        // Replies queued before the park go out, unless they may have to
+        // wait for the AOF (appendfsync always): then after the script.
+        if !self.output_gated() {
+            for k in 0..self.dirty.len() {
+                let index = self.dirty[k];
+                if !touched.contains(&index) {
+                    touched.push(index);
+                }
+            }
+        }
         for index in touched {
             if Some(index) != skip {
                 self.busy_process(index);
             }
             self.busy_send(index);
         }
+        self.ring_doorbells();
         let _ = self.ring.submit();
         // SAFETY: restores what was there: this thread's own state, or null
         // while the runner has it.
         unsafe { self.set.set(self.id, own) };
+    }
+
+    /// Whether replies may have to wait for the AOF (`gate_outputs`).
+    fn output_gated(&self) -> bool {
+        self.server.aof.always() || self.server.aof.over_limit()
+    }
+
+    /// The inboxes while busy: a forwarded command is answered -BUSY (none
+    /// is allowed while busy: they all name keys), a reply fills its
+    /// connection's slot; anything else is left for the loop
+    /// (`busy_mail`), and so is all that follows it from the same shard,
+    /// in order. `touched`: the connections that got output.
+    fn busy_mailboxes(&mut self, skip: Option<u32>, touched: &mut Vec<u32>) {
+        let gated = self.output_gated();
+        for from in 0..self.inboxes.len() {
+            let mut stashing = self.busy_mail.iter().any(|(f, _)| *f == from);
+            while let Some(msg) = self.inboxes[from].as_mut().and_then(|c| c.pop().ok()) {
+                match msg {
+                    Message::Request { from: origin, conn, seq, mut args, .. } => {
+                        args.data.clear();
+                        args.ends.clear();
+                        args.data.push(b'-');
+                        args.data.extend_from_slice(RUN.busy_error().as_bytes());
+                        args.data.extend_from_slice(b"\r\n");
+                        self.send_to(origin, Message::Reply { conn, seq, args });
+                    }
+                    Message::Reply { conn, seq, args } if !stashing && Some(conn.index) != skip => {
+                        if let Some(o) = self.outboxes[from].as_mut() {
+                            o.reply_received();
+                        }
+                        if let Some(index) = self.busy_deliver(conn, seq, args) {
+                            if !gated && !touched.contains(&index) {
+                                touched.push(index);
+                            }
+                        }
+                    }
+                    other => {
+                        stashing = true;
+                        self.busy_mail.push((from, other));
+                    }
+                }
+            }
+        }
+        for o in self.outboxes.iter_mut().flatten() {
+            o.flush_overflow();
+        }
+    }
+
+    /// A reply computed elsewhere, while busy: as `deliver_reply`, without
+    /// what needs the state (the output limit's check; resuming the
+    /// connection, which `retry_deferred` does after the script, its input
+    /// meanwhile served by `busy_process`). The connection, if alive.
+    fn busy_deliver(&mut self, token: ConnToken, seq: u64, args: PackedArgs) -> Option<u32> {
+        let index = token.index;
+        let alive = matches!(self.conns.get(index as usize), Some(Some(c)) if c.generation == token.generation && c.closing != Closing::Closed);
+        if !alive {
+            recycle(&mut self.pool, args);
+            return None;
+        }
+        let c = self.conns[index as usize].as_mut().unwrap();
+        c.fill_slot(seq, args);
+        c.drain_slots(&mut self.pool);
+        c.block_pending &= !c.slots.is_empty();
+        if c.deferred && (c.slots.is_empty() || c.throttled && c.forwarded <= FORWARDED_RESUME) {
+            c.throttled = false;
+            if !self.deferred.contains(&index) {
+                self.deferred.push(index);
+            }
+        }
+        self.mark_dirty(index);
+        Some(index)
     }
 
     /// A receive completed while busy: its bytes join the query buffer.
@@ -285,8 +399,16 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // Its order depends on replies from other shards, or it waits for
         // something else: its input waits too.
-        let waits =
-            conn.deferred || !conn.slots.is_empty() || conn.blocked.is_some() || conn.block_pending || conn.client.monitor || conn.client.in_pubsub_mode();
+        // (A connection deferred for any other reason — its input read
+        // before the park, a hold not granted yet — is answered: its
+        // commands arrived while the script runs.)
+        let waits = conn.paused
+            || conn.mark_wait
+            || !conn.slots.is_empty()
+            || conn.blocked.is_some()
+            || conn.block_pending
+            || conn.client.monitor
+            || conn.client.in_pubsub_mode();
         let mut consumed = 0;
         if !waits {
             let limits = ParseLimits { bulk_bytes_max: i64::MAX, unauthenticated: !conn.client.authenticated };
@@ -308,6 +430,11 @@ impl EventLoop {
                 consumed += n;
                 progress = FrameProgress::default();
             }
+        }
+        if consumed > 0 {
+            // A multi-shard command that waited for its hold was answered:
+            // its intent goes (it would park the shards after the script).
+            self.withdraw_intent_of(index);
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         conn.qbuf.drain(..consumed);
