@@ -1,15 +1,16 @@
 //! Scripts and the loop: the EVAL family holds every shard and runs on the
-//! script runner thread, while every shard thread (the caller's included)
-//! keeps answering its clients with -BUSY once the script has run longer
-//! than `busy-reply-threshold` (Redis's processEventsWhileBlocked from the
-//! Lua hook).
+//! caller's thread, while every shard thread (the caller's included) keeps
+//! answering its clients with -BUSY once the script has run longer than
+//! `busy-reply-threshold` (Redis's processEventsWhileBlocked from the Lua
+//! hook).
 //!
-//! Why a runner thread: the caller's thread must serve its other
-//! connections while the script runs, and it cannot do so from inside the
-//! Lua hook (the script's command context borrows the loop). So it hands
-//! the whole `call()` of the EVAL — the shard states it owns and holds, and
-//! the calling client — to the runner, makes its own shard unreachable from
-//! itself, and serves -BUSY until the runner hands everything back. Shards
+//! The script runs inline, in `execute_script`, over its own set of the
+//! states; the caller's loop (its own shard nulled in the loop's set, so a
+//! slip panics instead of racing) is served from the Lua hook once the
+//! script is busy (`scripting::run::serving_busy`, about once a
+//! millisecond), through a pointer to the loop that nothing else uses
+//! meanwhile. (It ran on a runner thread before: a hand-off per EVAL, two
+//! context switches and a wake-up, most of an EVALSHA's cost.) Shards
 //! parked for the script serve -BUSY from their park (`hold_check`).
 //!
 //! While busy (`scripting::run::RUN`), a shard thread touches only its
@@ -41,83 +42,15 @@
 //! A script run by EXEC (EVAL inside MULTI) runs inline on the EXEC's
 //! thread: the other shards serve -BUSY, the EXEC's own shard does not.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-
 use super::conn::{recycle, Closing, FORWARDED_RESUME};
 use super::dispatch::{queue_reply, reply_mode_after_command, take_discard, unknown_command_error, Flow};
 use super::event_loop::EventLoop;
-use crate::commands::{flags, ClientState, CommandTable, Ctx};
+use crate::commands::{flags, CommandTable, Ctx};
 use crate::exec::{call, Caller, Clock};
 use crate::protocol::{parse_frame, Args, FrameProgress, ParseLimits, Reply};
 use crate::scripting::run::RUN;
-use crate::server::Server;
 use crate::shard::hold::{ShardMask, ShardSet};
 use crate::shard::mailbox::{ConnToken, Message, PackedArgs};
-use crate::shard::ShardState;
-
-/// One EVAL handed to the runner thread, and handed back.
-struct Job {
-    /// Every shard's state, owned or held by the caller's thread.
-    states: Vec<*mut ShardState>,
-    server: Arc<Server>,
-    home: usize,
-    db: usize,
-    resp: u8,
-    now: i64,
-    client: *mut ClientState,
-    id: usize,
-    args: Vec<Vec<u8>>,
-    reply: Vec<u8>,
-    monitor_line: Vec<u8>,
-    back: mpsc::Sender<Box<Job>>,
-    caller: std::thread::Thread,
-}
-
-// SAFETY: the pointers are to the shard states and the client of the
-// caller's thread, which owns or holds them all and does not touch them
-// from the moment it sends the job until it receives it back (its own
-// shard is nulled in its set meanwhile; it skips the calling connection
-// and never grows its connection table while it waits). The channel's
-// send/receive order the runner's accesses between the caller's.
-unsafe impl Send for Job {}
-
-fn runner() -> &'static Mutex<mpsc::Sender<Box<Job>>> {
-    static RUNNER: OnceLock<Mutex<mpsc::Sender<Box<Job>>>> = OnceLock::new();
-    RUNNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Box<Job>>();
-        std::thread::Builder::new()
-            .name("script-runner".into())
-            .spawn(move || {
-                while let Ok(mut job) = rx.recv() {
-                    run_job(&mut job);
-                    let (back, caller) = (job.back.clone(), job.caller.clone());
-                    let _ = back.send(job);
-                    caller.unpark();
-                }
-            })
-            .expect("the script runner thread starts");
-        Mutex::new(tx)
-    })
-}
-
-fn run_job(job: &mut Job) {
-    let mut set = ShardSet::new(job.states.len());
-    for (i, &p) in job.states.iter().enumerate() {
-        // SAFETY: see `Job`: these states are this thread's until the job
-        // is sent back.
-        unsafe { set.set(i, p) };
-    }
-    // SAFETY: as the states: the caller's thread leaves its client alone
-    // until the job is back.
-    let client = unsafe { &mut *job.client };
-    let args: Vec<&[u8]> = job.args.iter().map(|a| &a[..]).collect();
-    let mut clock = Clock::new();
-    let mut r = Reply::new(&mut job.reply, job.resp);
-    let mut ctx = Ctx::new(&mut set, &job.server, job.home, job.db, job.resp, job.now, Some(client));
-    call(&mut ctx, &mut clock, job.id, &args, &mut r, Caller::default(), &mut job.monitor_line);
-}
 
 impl EventLoop {
     /// Parks while another coordinator holds this shard (`HoldTable::check`),
@@ -150,55 +83,50 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         let mode_before = conn.client.reply_mode;
         let (db, resp) = (conn.client.db, conn.client.resp);
-        let client: *mut ClientState = &mut conn.client;
-        let states: Vec<*mut ShardState> = self.set.raw_ptrs().to_vec();
-        // SAFETY: null is always allowed: this thread cannot reach its own
-        // shard until the runner is done with it.
+        // The client is the script's until it is over: out of the table,
+        // which the -BUSY service may grow (an accept) meanwhile.
+        let mut client = std::mem::take(&mut conn.client);
+        // The script's own set of the states: this thread's `set` has its
+        // own shard nulled meanwhile, so that the -BUSY service (which
+        // reaches the loop, never a state) cannot touch it.
+        let mut set = ShardSet::new(self.server.shard_count);
+        for (i, &p) in self.set.raw_ptrs().iter().enumerate() {
+            // SAFETY: the same pointers as `self.set`: this thread's own
+            // state and the shards it holds, all untouched by anything else
+            // until the script is over (the loop's `set` has its own entry
+            // nulled below, the held shards stay parked).
+            unsafe { set.set(i, p) };
+        }
+        let own = set.raw_ptrs()[self.id];
+        // SAFETY: null is always allowed (restored after the script).
         unsafe { self.set.set(self.id, std::ptr::null_mut()) };
-        let (back, done) = mpsc::channel();
-        let job = Box::new(Job {
-            states,
-            server: self.server.clone(),
-            home: self.id,
-            db,
-            resp,
-            now,
-            client,
-            id,
-            args: args.iter().map(|a| a.to_vec()).collect(),
-            reply: Vec::new(),
-            monitor_line: std::mem::take(&mut self.monitor_line),
-            back,
-            caller: std::thread::current(),
-        });
-        runner().lock().unwrap_or_else(|p| p.into_inner()).send(job).expect("the script runner thread runs");
-        let mut spins = 0u32;
-        let mut job = loop {
-            match done.try_recv() {
-                Ok(job) => break job,
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => panic!("the script runner thread died"),
-            }
-            if RUN.is_busy() {
-                self.serve_busy(Some(index));
-            }
-            // A short script is back within microseconds: spin a little
-            // before sleeping (the runner unparks this thread when done).
-            if spins < 200 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::park_timeout(Duration::from_millis(1));
-            }
+        let server = self.server.clone();
+        let mut monitor_line = std::mem::take(&mut self.monitor_line);
+        let mut reply = Vec::new();
+        let home = self.id;
+        let lp: *mut EventLoop = self;
+        let serve = move || {
+            // SAFETY: called by the Lua hook of this script, on this thread,
+            // while `execute_script` does not use `self` (the script runs on
+            // the locals above): the only live access to the loop. The
+            // service skips the calling connection and reaches no shard
+            // state (its own entry is null in the loop's set).
+            unsafe { (*lp).serve_busy(Some(index)) }
         };
-        // SAFETY: the runner handed the states back (`Job`); this is this
-        // thread's own state again.
-        unsafe { self.set.set(self.id, job.states[self.id]) };
-        self.monitor_line = std::mem::take(&mut job.monitor_line);
+        crate::scripting::run::serving_busy(&serve, || {
+            let mut clock = Clock::new();
+            let mut r = Reply::new(&mut reply, resp);
+            let mut ctx = Ctx::new(&mut set, &server, home, db, resp, now, Some(&mut client));
+            call(&mut ctx, &mut clock, id, args, &mut r, Caller::default(), &mut monitor_line);
+        });
+        // SAFETY: this thread's own state, which the script is done with.
+        unsafe { self.set.set(self.id, own) };
+        self.monitor_line = monitor_line;
         let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.client = client;
         let discard = reply_mode_after_command(&mut conn.client, mode_before);
         self.scratch.clear();
-        self.scratch.extend_from_slice(&job.reply);
+        self.scratch.extend_from_slice(&reply);
         queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         self.feed_monitors(now);
         self.after_command_messaging();
