@@ -191,6 +191,19 @@ fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     f(guard.as_mut().unwrap())
 }
 
+/// The field of an error table whose error errorstats counted already
+/// (Redis's): the script's reply of it counts as a failed call only.
+pub const COUNTED: &str = "ignore_error_stats_update";
+
+/// An `{err=text, ignore_error_stats_update=true}` table: the error of a
+/// command the script ran, counted where it arose.
+fn counted_failure(lua: &Lua, text: &[u8]) -> mlua::Result<(Value, bool)> {
+    let t = lua.create_table()?;
+    t.raw_set("err", lua.create_string(text)?)?;
+    t.raw_set(COUNTED, true)?;
+    Ok((Value::Table(t), true))
+}
+
 /// An `{err=...}` table for `msg` (Redis's `luaPushErrorBuff`: "-CODE msg"
 /// keeps its code, anything else gets "ERR "), and the failed mark.
 fn failure(lua: &Lua, msg: &[u8]) -> mlua::Result<(Value, bool)> {
@@ -201,8 +214,9 @@ fn failure(lua: &Lua, msg: &[u8]) -> mlua::Result<(Value, bool)> {
 
 /// A library error raised into the script (Redis raises the `err` text of
 /// the error table): the handler keeps its text as it is, pcall returns it.
+/// The flag: errorstats counted it already (`COUNTED`).
 #[derive(Debug)]
-struct ScriptError(Vec<u8>);
+struct ScriptError(Vec<u8>, bool);
 
 impl std::fmt::Display for ScriptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,7 +239,8 @@ fn raising(lua: &Lua, (v, failed): (Value, bool)) -> mlua::Result<Value> {
         },
         other => lua.coerce_string(other.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
     };
-    Err(mlua::Error::external(ScriptError(text)))
+    let counted = matches!(&v, Value::Table(t) if matches!(t.raw_get::<Value>(COUNTED), Ok(Value::Boolean(true))));
+    Err(mlua::Error::external(ScriptError(text, counted)))
 }
 
 /// The `ScriptError` inside an mlua error, if it is one.
@@ -457,6 +472,9 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             };
             let t = lua.create_table()?;
             t.raw_set("err", lua.create_string(&msg)?)?;
+            if matches!(&other, Value::Error(e) if script_error(e).is_some_and(|se| se.1)) {
+                t.raw_set(COUNTED, true)?;
+            }
             t
         }
     };
@@ -901,6 +919,9 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
                 text.push(b'.');
             }
             r.error_bytes(&text);
+            if !killed && matches!(t.raw_get::<Value>(COUNTED), Ok(Value::Boolean(true))) {
+                r.error_stats_counted = true;
+            }
         }
         Ok((false, other)) => {
             let msg = lua.coerce_string(other).ok().flatten().map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| b"execution failure".to_vec());
@@ -976,22 +997,22 @@ impl CallState<'_, '_> {
             return failure(lua, b"Wrong number of args calling Redis command from script");
         }
         if spec.flags & flags::NOSCRIPT != 0 {
-            return failure(lua, b"This Redis command is not allowed from script");
+            return self.rejected(lua, id, b"This Redis command is not allowed from script");
         }
         let gate = self.ctx.server.repl.gate();
         if gate & crate::replication::GATE_STALE != 0 && spec.flags & flags::STALE == 0 {
-            return failure(lua, b"Can not execute the command on a stale replica");
+            return self.rejected(lua, id, b"Can not execute the command on a stale replica");
         }
         if spec.is_write() && self.read_only {
-            return failure(lua, b"Write commands are not allowed from read-only scripts.");
+            return self.rejected(lua, id, b"Write commands are not allowed from read-only scripts.");
         }
         if spec.is_write() {
             if let Some(msg) = refuse_write_in_script(self.ctx, gate) {
-                return failure(lua, &msg);
+                return self.rejected(lua, id, &msg);
             }
         }
         if self.oom && !self.wrote && spec.flags & flags::DENYOOM != 0 {
-            return failure(lua, b"-OOM command not allowed when used memory > 'maxmemory'.");
+            return self.rejected(lua, id, b"-OOM command not allowed when used memory > 'maxmemory'.");
         }
         if spec.is_write() {
             self.wrote = true;
@@ -1028,13 +1049,23 @@ impl CallState<'_, '_> {
         }
         let failed = self.buf.first() == Some(&b'-');
         if failed {
+            // Counted by call() already.
             let text = error_text(&self.buf[..self.buf.len() - 2]);
-            let t = lua.create_table()?;
-            t.raw_set("err", lua.create_string(&text)?)?;
-            return Ok((Value::Table(t), true));
+            return counted_failure(lua, &text);
         }
         let mut pos = 0;
         Ok((convert::reply_to_lua(lua, &self.buf, &mut pos)?, false))
+    }
+
+    /// A command the script may not run now (Redis's scriptCall checks):
+    /// counted here as the command's rejected call and in errorstats, and
+    /// so flagged that the script's error reply does not count it again.
+    fn rejected(&mut self, lua: &Lua, id: usize, msg: &[u8]) -> mlua::Result<(Value, bool)> {
+        let text = error_text(msg);
+        let st = self.ctx.shards.get_mut(self.ctx.home);
+        st.stats.record_rejected(Some(id));
+        st.stats.record_error(crate::protocol::reply::ErrorKind::from_error(&text).as_str());
+        counted_failure(lua, &text)
     }
 
     fn setresp(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
