@@ -83,6 +83,68 @@ fn a_connection_made_during_a_busy_script_can_kill_it() {
     assert_eq!(list.lines().count(), 8, "{list}");
 }
 
+/// Commands a shard had already read when it parked for a script (the
+/// rest of a pipeline, commands forwarded to it from another shard) are
+/// answered as Redis answers every command that arrives while a script is
+/// busy: -BUSY (or run, when they came first), never held until the
+/// script's end. Clients hammer every shard with pipelines when the
+/// script starts, so that shards park in the middle of them.
+#[test]
+fn commands_read_before_a_busy_script_are_answered() {
+    let s = Server::ringkv(&["--shards", "3"]);
+    let mut admin = s.conn();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "lua-time-limit", "100"]), Resp::ok());
+    // b is shard 0's, c shard 1's, a shard 2's (with three shards).
+    assert_eq!(admin.cmd(&["MSET", "a", "1", "b", "1", "c", "1"]), Resp::ok());
+    let start = Arc::new(std::sync::Barrier::new(13));
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let mut c = s.conn();
+            let start = start.clone();
+            std::thread::spawn(move || -> Result<(), String> {
+                c.stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                let mut pipeline = Vec::new();
+                for args in [&["PING"][..], &["GET", "a"], &["GET", "b"], &["GET", "c"], &["PING"]] {
+                    pipeline.extend_from_slice(&encode(args));
+                }
+                start.wait();
+                let began = std::time::Instant::now();
+                let mut busy_rounds = 0;
+                while busy_rounds < 2 {
+                    if began.elapsed() > Duration::from_secs(10) {
+                        return Err("no -BUSY within 10 s".into());
+                    }
+                    c.send_raw(&pipeline);
+                    let mut busy = false;
+                    for i in 0..5 {
+                        let frame = c.read_frame().map_err(|e| format!("reply {i} of a pipeline not answered while the script ran: {e}"))?;
+                        match decode(&frame) {
+                            Resp::Error(e) if e == BUSY => busy = true,
+                            Resp::Simple(p) if p == "PONG" => {}
+                            Resp::Bulk(v) if v == b"1" => {}
+                            other => return Err(format!("unexpected reply {other:?}")),
+                        }
+                    }
+                    busy_rounds += busy as u32;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let mut runner = s.conn();
+    start.wait();
+    std::thread::sleep(Duration::from_millis(20));
+    runner.send(&["EVAL", "while true do end", "0"]);
+    let outcomes: Vec<Result<(), String>> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), Resp::ok());
+    let killed = err(runner.read());
+    assert!(killed.starts_with("ERR Script killed by user with SCRIPT KILL..."), "{killed}");
+    for o in outcomes {
+        o.unwrap();
+    }
+    assert_eq!(admin.cmd(&["GET", "a"]), Resp::bulk("1"));
+}
+
 #[test]
 fn script_over_every_shard_is_atomic_for_other_clients() {
     let s = Server::ringkv(&["--shards", "3"]);

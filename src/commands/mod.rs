@@ -73,7 +73,7 @@ pub mod flags {
     /// has no replication yet).
     pub const NO_ASYNC_LOADING: u32 = 1 << 19;
     /// Internal (not a Redis flag, not shown): the EVAL family, which the
-    /// loop runs on the script runner thread (`network::script`).
+    /// loop runs with every shard held (`network::script`).
     pub const RUNS_SCRIPT: u32 = 1 << 20;
 
     /// Names as COMMAND INFO reports them, in Redis's order.

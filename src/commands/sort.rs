@@ -411,9 +411,9 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, read_only: bool) {
             None => return r.error(err::WRONGTYPE),
         },
     };
-    // A set has no order of its own: with STORE, sort it (ALPHA) so that a
-    // replica or the AOF gets the same list.
-    if o.dont_sort && matches!(kind, Source::Set) && o.store.is_some() {
+    // A set has no order of its own: with STORE, or for a script, sort it
+    // (ALPHA) so that a replica or the AOF gets the same list.
+    if o.dont_sort && matches!(kind, Source::Set) && (o.store.is_some() || crate::scripting::in_script(ctx)) {
         o.dont_sort = false;
         o.alpha = true;
         o.by = None;

@@ -1201,13 +1201,17 @@ pub struct ReadArgs<'a> {
     pub group: Option<(&'a [u8], &'a [u8])>,
 }
 
-fn parse_read_args<'a>(args: &[&'a [u8]], xreadgroup: bool) -> Result<ReadArgs<'a>, String> {
+fn parse_read_args<'a>(args: &[&'a [u8]], xreadgroup: bool, from_script: bool) -> Result<ReadArgs<'a>, String> {
     let mut a = ReadArgs { timeout_ms: -1, count: 0, streams_at: 0, streams: 0, noack: false, group: None };
     let mut i = 1;
     while i < args.len() {
         let more = args.len() - i - 1;
         let o = args[i];
         if eq_ic(o, "block") && more > 0 {
+            if from_script {
+                // Redis keeps this error for Lua (blocking is denied there anyway).
+                return Err(format!("ERR {} command is not allowed with BLOCK option from scripts", if xreadgroup { "xreadgroup" } else { "xread" }));
+            }
             i += 1;
             let Some(t) = super::parse_i64(args[i]) else { return Err("ERR timeout is not an integer or out of range".into()) };
             if t < 0 {
@@ -1264,7 +1268,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn xread_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, xreadgroup: bool) {
-    let a = match parse_read_args(args, xreadgroup) {
+    let a = match parse_read_args(args, xreadgroup, crate::scripting::in_script(ctx)) {
         Ok(a) => a,
         Err(e) => return r.error(&e),
     };

@@ -71,7 +71,12 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
         None => (remote.addr, remote.name, ctx.db),
     };
     let in_snapshot = ctx.server.persistence.snapshot_active.load(Ordering::Relaxed);
-    record_command(ctx.shards.get_mut(ctx.home), in_snapshot, id, args, usec, r.error_prefix, addr, name);
+    // An error counted where it arose (a script's) counts as failed only.
+    let counted_error = r.error_prefix.filter(|_| !r.error_stats_counted);
+    if r.error_prefix.is_some() && counted_error.is_none() {
+        ctx.shards.get_mut(ctx.home).stats.record_failed(id);
+    }
+    record_command(ctx.shards.get_mut(ctx.home), in_snapshot, id, args, usec, counted_error, addr, name);
     monitor_line.clear();
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 {
         if spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {

@@ -280,6 +280,16 @@ impl EventLoop {
                 *pos = start + n;
                 continue;
             }
+            if self.server.hold.must_park(self.id) {
+                // Another coordinator's hold heads this shard's queue: the
+                // rest of the input waits in the query buffer (deferred)
+                // and the shard parks at its next quiescent point, with no
+                // connection half-run, so that a busy script's -BUSY
+                // service (`network::script`) reaches every command already
+                // read, as Redis answers every command that arrives.
+                self.conns[index as usize].as_mut().unwrap().deferred = true;
+                return Flow::Defer;
+            }
             let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
             args.slices(&buf[*start..], &mut slices);
             if let Some(conn) = self.conns[index as usize].as_mut() {
@@ -296,10 +306,6 @@ impl EventLoop {
             // client closed ASAP, nothing more of its input runs.
             if flow == Flow::Stop || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
                 return Flow::Stop;
-            }
-            if self.hold_check() {
-                // Time parked is nobody's command time.
-                self.clock.tick();
             }
         }
         Flow::Continue
@@ -429,18 +435,26 @@ impl EventLoop {
         if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
             return self.reject(index, Some(id), b"NOAUTH Authentication required.");
         }
-        let is_write = super::multi::is_write(spec, id, &conn.client);
+        let mut is_write = super::multi::is_write(spec, id, &conn.client);
+        let writes_blocked = self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed);
+        let aof_error = self.server.aof.write_error();
+        // Replication's gates (NOREPLICAS, READONLY; MASTERDOWN below).
+        let repl_gate = self.server.repl.gate();
+        // A closed gate judges a script by the flags it declares.
+        let mut cmd_flags = spec.flags;
+        if spec.flags & flags::RUNS_SCRIPT != 0 && (writes_blocked || aof_error.is_some() || repl_gate != 0) {
+            cmd_flags = crate::scripting::command_flags(spec.name, spec.flags, args);
+            is_write |= cmd_flags & flags::WRITE != 0;
+        }
         // As Redis's processCommand, PING is refused too: a health check must
         // see that the server cannot persist.
-        if self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed) && (is_write || spec.name == "ping") {
+        if writes_blocked && (is_write || spec.name == "ping") {
             return self.reject(index, Some(id), crate::persistence::snapshot::MISCONF.as_bytes());
         }
-        if let Some(errno) = self.server.aof.write_error().filter(|_| is_write || spec.name == "ping") {
+        if let Some(errno) = aof_error.filter(|_| is_write || spec.name == "ping") {
             let msg = format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno));
             return self.reject(index, Some(id), msg.as_bytes());
         }
-        // Replication's gates (NOREPLICAS, READONLY; MASTERDOWN below).
-        let repl_gate = self.server.repl.gate();
         if repl_gate != 0 {
             if let Some(msg) = crate::replication::Master::refuse_write(repl_gate, is_write) {
                 return self.reject(index, Some(id), msg.as_bytes());
@@ -454,7 +468,7 @@ impl EventLoop {
         }
         if repl_gate != 0 {
             let multi = &self.conns[index as usize].as_ref().unwrap().client.multi;
-            let deny_stale = spec.flags & flags::STALE == 0 || (multi.active && super::multi::is_exec(id) && multi.inv_flags & flags::STALE != 0);
+            let deny_stale = cmd_flags & flags::STALE == 0 || (multi.active && super::multi::is_exec(id) && multi.inv_flags & flags::STALE != 0);
             if let Some(msg) = crate::replication::Master::refuse_stale(repl_gate, deny_stale) {
                 return self.reject(index, Some(id), msg.as_bytes());
             }

@@ -105,6 +105,8 @@ pub struct EventLoop {
     /// empty here: reused for its allocation).
     pub arg_store: Vec<&'static [u8]>,
     pub cqes: Vec<(u64, i32, u32)>,
+    /// The next completion of `cqes` that `reap` handles.
+    pub reap_next: usize,
     pub next_cron_ms: i64,
     /// appendfsync always: the AOF hand-over number replies wait for (the
     /// latest; each connection's own in `Conn::aof_gate`), and the lowest
@@ -137,6 +139,10 @@ pub struct EventLoop {
     /// Completions a busy script's -BUSY service left for the loop
     /// (`network::script`), handled first by the next `reap`.
     pub busy_backlog: Vec<(u64, i32, u32)>,
+    /// Messages a busy script's -BUSY service took from the inboxes and
+    /// left for the loop (`network::script`), with their sender, handled
+    /// first by the next `drain_mailboxes`, in order.
+    pub busy_mail: Vec<(usize, Message)>,
     /// Bytes received and sent while busy, counted once the state is back.
     pub busy_input_bytes: u64,
     pub busy_output_bytes: u64,
@@ -201,6 +207,7 @@ impl EventLoop {
             batch: Vec::new(),
             arg_store: Vec::with_capacity(8),
             cqes: Vec::with_capacity(1024),
+            reap_next: 0,
             next_cron_ms: 0,
             durable_mark: 0,
             gate_min: u64::MAX,
@@ -216,6 +223,7 @@ impl EventLoop {
             client_slots: Default::default(),
             hops: Default::default(),
             busy_backlog: Vec::new(),
+            busy_mail: Vec::new(),
             busy_input_bytes: 0,
             busy_output_bytes: 0,
             accept_guard: (false, false),
@@ -386,7 +394,8 @@ impl EventLoop {
         }
         // Announce sleep, then re-check for work that raced in (see Server::needs_doorbell).
         self.server.sleeping[self.id].store(true, Ordering::SeqCst);
-        let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty());
+        // What a busy script's service left (`network::script`) too.
+        let has_mail = self.inboxes.iter().flatten().any(|c| !c.is_empty()) || !self.busy_mail.is_empty() || !self.busy_backlog.is_empty();
         let held = self.server.hold.must_park(self.id);
         // Replies waiting for the AOF's fsync: the writer rings a sleeping
         // shard when it publishes a new `synced`; one that came before the
@@ -443,7 +452,13 @@ impl EventLoop {
         self.settle_busy_counts();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         self.prefetch_received(&cqes);
-        for &(u, res, flags) in &cqes {
+        self.cqes = cqes;
+        // Walked in place: a script run by one of these completions serves
+        // the rest of the batch while it is busy (`serve_busy` takes them).
+        self.reap_next = 0;
+        while self.reap_next < self.cqes.len() {
+            let (u, res, flags) = self.cqes[self.reap_next];
+            self.reap_next += 1;
             let (kind, generation, index) = ud_parts(u);
             match kind {
                 KIND_ACCEPT => self.on_accept(index, res, flags),
@@ -465,7 +480,6 @@ impl EventLoop {
                 _ => {}
             }
         }
-        self.cqes = cqes;
     }
 
     pub(super) fn on_accept(&mut self, listener: u32, res: i32, flags: u32) {
@@ -905,6 +919,13 @@ impl EventLoop {
     }
 
     fn drain_mailboxes(&mut self) {
+        if !self.busy_mail.is_empty() {
+            // Taken from the inboxes while a script was busy: before what
+            // followed them (no park in between, so nothing joins them).
+            for (from, msg) in std::mem::take(&mut self.busy_mail) {
+                self.on_message(from, msg);
+            }
+        }
         for from in 0..self.inboxes.len() {
             while let Some(msg) = self.inboxes[from].as_mut().and_then(|c| c.pop().ok()) {
                 self.on_message(from, msg);
@@ -997,7 +1018,7 @@ impl EventLoop {
         ConnToken { index, generation: self.conns[index as usize].as_ref().map_or(0, |c| c.generation) }
     }
 
-    fn ring_doorbells(&mut self) {
+    pub(super) fn ring_doorbells(&mut self) {
         if self.doorbells.is_empty() {
             return;
         }

@@ -1,15 +1,16 @@
 //! Scripts and the loop: the EVAL family holds every shard and runs on the
-//! script runner thread, while every shard thread (the caller's included)
-//! keeps answering its clients with -BUSY once the script has run longer
-//! than `busy-reply-threshold` (Redis's processEventsWhileBlocked from the
-//! Lua hook).
+//! caller's thread, while every shard thread (the caller's included) keeps
+//! answering its clients with -BUSY once the script has run longer than
+//! `busy-reply-threshold` (Redis's processEventsWhileBlocked from the Lua
+//! hook).
 //!
-//! Why a runner thread: the caller's thread must serve its other
-//! connections while the script runs, and it cannot do so from inside the
-//! Lua hook (the script's command context borrows the loop). So it hands
-//! the whole `call()` of the EVAL — the shard states it owns and holds, and
-//! the calling client — to the runner, makes its own shard unreachable from
-//! itself, and serves -BUSY until the runner hands everything back. Shards
+//! The script runs inline, in `execute_script`, over its own set of the
+//! states; the caller's loop (its own shard nulled in the loop's set, so a
+//! slip panics instead of racing) is served from the Lua hook once the
+//! script is busy (`scripting::run::serving_busy`, about once a
+//! millisecond), through a pointer to the loop that nothing else uses
+//! meanwhile. (It ran on a runner thread before: a hand-off per EVAL, two
+//! context switches and a wake-up, most of an EVALSHA's cost.) Shards
 //! parked for the script serve -BUSY from their park (`hold_check`).
 //!
 //! While busy (`scripting::run::RUN`), a shard thread touches only its
@@ -27,85 +28,29 @@
 //! the state (closes) are kept for the next loop turn (`busy_backlog`). Errors replied while busy are not counted in
 //! errorstats.
 //!
+//! What a shard had read before it parked is served the same way, as Redis
+//! answers every command that arrives while a script is busy: a shard
+//! never parks in the middle of a connection's input (`run_commands`
+//! defers the rest when a hold heads its queue), so the input of deferred
+//! connections is run here like new input; a command forwarded to it
+//! (`Message::Request`, none of which may run while busy) is answered
+//! -BUSY, and the replies of other shards reach their connections; other
+//! messages (and what follows them from the same shard) wait in order in
+//! `busy_mail`. Replies queued before the park are sent too, unless they
+//! may wait for the AOF (appendfsync always): then after the script.
+//!
 //! A script run by EXEC (EVAL inside MULTI) runs inline on the EXEC's
 //! thread: the other shards serve -BUSY, the EXEC's own shard does not.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-
-use super::conn::Closing;
+use super::conn::{recycle, Closing, FORWARDED_RESUME};
 use super::dispatch::{queue_reply, reply_mode_after_command, take_discard, unknown_command_error, Flow};
 use super::event_loop::EventLoop;
-use crate::commands::{flags, ClientState, CommandTable, Ctx};
+use crate::commands::{flags, CommandTable, Ctx};
 use crate::exec::{call, Caller, Clock};
 use crate::protocol::{parse_frame, Args, FrameProgress, ParseLimits, Reply};
 use crate::scripting::run::RUN;
-use crate::server::Server;
 use crate::shard::hold::{ShardMask, ShardSet};
-use crate::shard::ShardState;
-
-/// One EVAL handed to the runner thread, and handed back.
-struct Job {
-    /// Every shard's state, owned or held by the caller's thread.
-    states: Vec<*mut ShardState>,
-    server: Arc<Server>,
-    home: usize,
-    db: usize,
-    resp: u8,
-    now: i64,
-    client: *mut ClientState,
-    id: usize,
-    args: Vec<Vec<u8>>,
-    reply: Vec<u8>,
-    monitor_line: Vec<u8>,
-    back: mpsc::Sender<Box<Job>>,
-    caller: std::thread::Thread,
-}
-
-// SAFETY: the pointers are to the shard states and the client of the
-// caller's thread, which owns or holds them all and does not touch them
-// from the moment it sends the job until it receives it back (its own
-// shard is nulled in its set meanwhile; it skips the calling connection
-// and never grows its connection table while it waits). The channel's
-// send/receive order the runner's accesses between the caller's.
-unsafe impl Send for Job {}
-
-fn runner() -> &'static Mutex<mpsc::Sender<Box<Job>>> {
-    static RUNNER: OnceLock<Mutex<mpsc::Sender<Box<Job>>>> = OnceLock::new();
-    RUNNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Box<Job>>();
-        std::thread::Builder::new()
-            .name("script-runner".into())
-            .spawn(move || {
-                while let Ok(mut job) = rx.recv() {
-                    run_job(&mut job);
-                    let (back, caller) = (job.back.clone(), job.caller.clone());
-                    let _ = back.send(job);
-                    caller.unpark();
-                }
-            })
-            .expect("the script runner thread starts");
-        Mutex::new(tx)
-    })
-}
-
-fn run_job(job: &mut Job) {
-    let mut set = ShardSet::new(job.states.len());
-    for (i, &p) in job.states.iter().enumerate() {
-        // SAFETY: see `Job`: these states are this thread's until the job
-        // is sent back.
-        unsafe { set.set(i, p) };
-    }
-    // SAFETY: as the states: the caller's thread leaves its client alone
-    // until the job is back.
-    let client = unsafe { &mut *job.client };
-    let args: Vec<&[u8]> = job.args.iter().map(|a| &a[..]).collect();
-    let mut clock = Clock::new();
-    let mut r = Reply::new(&mut job.reply, job.resp);
-    let mut ctx = Ctx::new(&mut set, &job.server, job.home, job.db, job.resp, job.now, Some(client));
-    call(&mut ctx, &mut clock, job.id, &args, &mut r, Caller::default(), &mut job.monitor_line);
-}
+use crate::shard::mailbox::{ConnToken, Message, PackedArgs};
 
 impl EventLoop {
     /// Parks while another coordinator holds this shard (`HoldTable::check`),
@@ -138,55 +83,50 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         let mode_before = conn.client.reply_mode;
         let (db, resp) = (conn.client.db, conn.client.resp);
-        let client: *mut ClientState = &mut conn.client;
-        let states: Vec<*mut ShardState> = self.set.raw_ptrs().to_vec();
-        // SAFETY: null is always allowed: this thread cannot reach its own
-        // shard until the runner is done with it.
+        // The client is the script's until it is over: out of the table,
+        // which the -BUSY service may grow (an accept) meanwhile.
+        let mut client = std::mem::take(&mut conn.client);
+        // The script's own set of the states: this thread's `set` has its
+        // own shard nulled meanwhile, so that the -BUSY service (which
+        // reaches the loop, never a state) cannot touch it.
+        let mut set = ShardSet::new(self.server.shard_count);
+        for (i, &p) in self.set.raw_ptrs().iter().enumerate() {
+            // SAFETY: the same pointers as `self.set`: this thread's own
+            // state and the shards it holds, all untouched by anything else
+            // until the script is over (the loop's `set` has its own entry
+            // nulled below, the held shards stay parked).
+            unsafe { set.set(i, p) };
+        }
+        let own = set.raw_ptrs()[self.id];
+        // SAFETY: null is always allowed (restored after the script).
         unsafe { self.set.set(self.id, std::ptr::null_mut()) };
-        let (back, done) = mpsc::channel();
-        let job = Box::new(Job {
-            states,
-            server: self.server.clone(),
-            home: self.id,
-            db,
-            resp,
-            now,
-            client,
-            id,
-            args: args.iter().map(|a| a.to_vec()).collect(),
-            reply: Vec::new(),
-            monitor_line: std::mem::take(&mut self.monitor_line),
-            back,
-            caller: std::thread::current(),
-        });
-        runner().lock().unwrap_or_else(|p| p.into_inner()).send(job).expect("the script runner thread runs");
-        let mut spins = 0u32;
-        let mut job = loop {
-            match done.try_recv() {
-                Ok(job) => break job,
-                Err(mpsc::TryRecvError::Empty) => {}
-                Err(mpsc::TryRecvError::Disconnected) => panic!("the script runner thread died"),
-            }
-            if RUN.is_busy() {
-                self.serve_busy(Some(index));
-            }
-            // A short script is back within microseconds: spin a little
-            // before sleeping (the runner unparks this thread when done).
-            if spins < 200 {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                std::thread::park_timeout(Duration::from_millis(1));
-            }
+        let server = self.server.clone();
+        let mut monitor_line = std::mem::take(&mut self.monitor_line);
+        let mut reply = Vec::new();
+        let home = self.id;
+        let lp: *mut EventLoop = self;
+        let serve = move || {
+            // SAFETY: called by the Lua hook of this script, on this thread,
+            // while `execute_script` does not use `self` (the script runs on
+            // the locals above): the only live access to the loop. The
+            // service skips the calling connection and reaches no shard
+            // state (its own entry is null in the loop's set).
+            unsafe { (*lp).serve_busy(Some(index)) }
         };
-        // SAFETY: the runner handed the states back (`Job`); this is this
-        // thread's own state again.
-        unsafe { self.set.set(self.id, job.states[self.id]) };
-        self.monitor_line = std::mem::take(&mut job.monitor_line);
+        crate::scripting::run::serving_busy(&serve, || {
+            let mut clock = Clock::new();
+            let mut r = Reply::new(&mut reply, resp);
+            let mut ctx = Ctx::new(&mut set, &server, home, db, resp, now, Some(&mut client));
+            call(&mut ctx, &mut clock, id, args, &mut r, Caller::default(), &mut monitor_line);
+        });
+        // SAFETY: this thread's own state, which the script is done with.
+        unsafe { self.set.set(self.id, own) };
+        self.monitor_line = monitor_line;
         let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.client = client;
         let discard = reply_mode_after_command(&mut conn.client, mode_before);
         self.scratch.clear();
-        self.scratch.extend_from_slice(&job.reply);
+        self.scratch.extend_from_slice(&reply);
         queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         self.feed_monitors(now);
         self.after_command_messaging();
@@ -207,7 +147,10 @@ impl EventLoop {
         // gets events: a zero timeout runs the deferred work, never waits.
         let no_wait = io_uring::types::Timespec::new();
         let _ = self.ring.submitter().submit_with_args(1, &io_uring::types::SubmitArgs::new().timespec(&no_wait));
-        let cqes: Vec<(u64, i32, u32)> = self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect();
+        // First what `reap` took and has not handled yet (a script run by
+        // one of its completions runs here), then the ring's new ones.
+        let mut cqes: Vec<(u64, i32, u32)> = self.cqes.drain(self.reap_next.min(self.cqes.len())..).collect();
+        cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
         let mut touched: Vec<u32> = Vec::new();
         let mut stashed: Vec<u32> = Vec::new();
         for (u, res, cflags) in cqes {
@@ -231,6 +174,11 @@ impl EventLoop {
                 if !touched.contains(&index) {
                     touched.push(index);
                 }
+            } else if kind == super::event_loop::KIND_RECV && res == -libc::ENOBUFS && servable {
+                // The multishot receive ended for want of buffers: again.
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                conn.recv_armed = false;
+                self.arm_recv(index);
             } else if kind == super::event_loop::KIND_ACCEPT {
                 // Accepted now (as Redis's processEventsWhileBlocked does),
                 // so that a new connection can send SCRIPT KILL.
@@ -242,16 +190,110 @@ impl EventLoop {
                 self.busy_backlog.push((u, res, cflags));
             }
         }
+        // What was read before the park is answered as what arrives now:
+        // forwarded commands in the inboxes, and the input of deferred
+        // connections (`run_commands` defers, never parks, mid-input).
+        self.busy_mailboxes(skip, &mut touched);
+        // Every deferred connection, listed or not (`retry_deferred` may be
+        // running the list: the script can be one of its commands).
+        for index in 0..self.conns.len() as u32 {
+            let pending = matches!(&self.conns[index as usize], Some(c) if c.deferred && c.closing == Closing::No && !c.qbuf.is_empty());
+            if pending && Some(index) != skip && !touched.contains(&index) {
+                touched.push(index);
+            }
+        }
+        // Replies queued before the park go out, unless they may have to
+        // wait for the AOF (appendfsync always): then after the script.
+        if !self.output_gated() {
+            for k in 0..self.dirty.len() {
+                let index = self.dirty[k];
+                if !touched.contains(&index) {
+                    touched.push(index);
+                }
+            }
+        }
         for index in touched {
             if Some(index) != skip {
                 self.busy_process(index);
             }
             self.busy_send(index);
         }
+        self.ring_doorbells();
         let _ = self.ring.submit();
         // SAFETY: restores what was there: this thread's own state, or null
         // while the runner has it.
         unsafe { self.set.set(self.id, own) };
+    }
+
+    /// Whether replies may have to wait for the AOF (`gate_outputs`).
+    fn output_gated(&self) -> bool {
+        self.server.aof.always() || self.server.aof.over_limit()
+    }
+
+    /// The inboxes while busy: a forwarded command is answered -BUSY (none
+    /// is allowed while busy: they all name keys), a reply fills its
+    /// connection's slot; anything else is left for the loop
+    /// (`busy_mail`), and so is all that follows it from the same shard,
+    /// in order. `touched`: the connections that got output.
+    fn busy_mailboxes(&mut self, skip: Option<u32>, touched: &mut Vec<u32>) {
+        let gated = self.output_gated();
+        for from in 0..self.inboxes.len() {
+            let mut stashing = self.busy_mail.iter().any(|(f, _)| *f == from);
+            while let Some(msg) = self.inboxes[from].as_mut().and_then(|c| c.pop().ok()) {
+                match msg {
+                    Message::Request { from: origin, conn, seq, mut args, .. } => {
+                        args.data.clear();
+                        args.ends.clear();
+                        args.data.push(b'-');
+                        args.data.extend_from_slice(RUN.busy_error().as_bytes());
+                        args.data.extend_from_slice(b"\r\n");
+                        self.send_to(origin, Message::Reply { conn, seq, args });
+                    }
+                    Message::Reply { conn, seq, args } if !stashing && Some(conn.index) != skip => {
+                        if let Some(o) = self.outboxes[from].as_mut() {
+                            o.reply_received();
+                        }
+                        if let Some(index) = self.busy_deliver(conn, seq, args) {
+                            if !gated && !touched.contains(&index) {
+                                touched.push(index);
+                            }
+                        }
+                    }
+                    other => {
+                        stashing = true;
+                        self.busy_mail.push((from, other));
+                    }
+                }
+            }
+        }
+        for o in self.outboxes.iter_mut().flatten() {
+            o.flush_overflow();
+        }
+    }
+
+    /// A reply computed elsewhere, while busy: as `deliver_reply`, without
+    /// what needs the state (the output limit's check; resuming the
+    /// connection, which `retry_deferred` does after the script, its input
+    /// meanwhile served by `busy_process`). The connection, if alive.
+    fn busy_deliver(&mut self, token: ConnToken, seq: u64, args: PackedArgs) -> Option<u32> {
+        let index = token.index;
+        let alive = matches!(self.conns.get(index as usize), Some(Some(c)) if c.generation == token.generation && c.closing != Closing::Closed);
+        if !alive {
+            recycle(&mut self.pool, args);
+            return None;
+        }
+        let c = self.conns[index as usize].as_mut().unwrap();
+        c.fill_slot(seq, args);
+        c.drain_slots(&mut self.pool);
+        c.block_pending &= !c.slots.is_empty();
+        if c.deferred && (c.slots.is_empty() || c.throttled && c.forwarded <= FORWARDED_RESUME) {
+            c.throttled = false;
+            if !self.deferred.contains(&index) {
+                self.deferred.push(index);
+            }
+        }
+        self.mark_dirty(index);
+        Some(index)
     }
 
     /// A receive completed while busy: its bytes join the query buffer.
@@ -285,8 +327,16 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // Its order depends on replies from other shards, or it waits for
         // something else: its input waits too.
-        let waits =
-            conn.deferred || !conn.slots.is_empty() || conn.blocked.is_some() || conn.block_pending || conn.client.monitor || conn.client.in_pubsub_mode();
+        // (A connection deferred for any other reason — its input read
+        // before the park, a hold not granted yet — is answered: its
+        // commands arrived while the script runs.)
+        let waits = conn.paused
+            || conn.mark_wait
+            || !conn.slots.is_empty()
+            || conn.blocked.is_some()
+            || conn.block_pending
+            || conn.client.monitor
+            || conn.client.in_pubsub_mode();
         let mut consumed = 0;
         if !waits {
             let limits = ParseLimits { bulk_bytes_max: i64::MAX, unauthenticated: !conn.client.authenticated };
@@ -308,6 +358,11 @@ impl EventLoop {
                 consumed += n;
                 progress = FrameProgress::default();
             }
+        }
+        if consumed > 0 {
+            // A multi-shard command that waited for its hold was answered:
+            // its intent goes (it would park the shards after the script).
+            self.withdraw_intent_of(index);
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         conn.qbuf.drain(..consumed);

@@ -7,6 +7,10 @@ pub struct Reply<'a> {
     pub resp: u8,
     /// Set when the handler replied with an error (for errorstats / failed_calls).
     pub error_prefix: Option<ErrorKind>,
+    /// The error replied was counted in errorstats where it arose (a
+    /// script's command: Redis's ERR_REPLY_FLAG_NO_STATS_UPDATE): the
+    /// command still counts as failed.
+    pub error_stats_counted: bool,
 }
 
 /// The first word of the last error reply (`ERR`, `WRONGTYPE`, ...), kept as
@@ -31,7 +35,7 @@ impl ErrorKind {
 
 impl<'a> Reply<'a> {
     pub fn new(buf: &'a mut Vec<u8>, resp: u8) -> Self {
-        Reply { buf, resp, error_prefix: None }
+        Reply { buf, resp, error_prefix: None, error_stats_counted: false }
     }
 
     /// `<prefix><n>\r\n`: the line is built in a 24-byte stack buffer and

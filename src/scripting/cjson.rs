@@ -1,15 +1,82 @@
 //! `cjson.encode` / `cjson.decode` as lua-cjson (the version Redis bundles)
 //! behaves for the common cases: numbers as `%.14g`, `/` escaped, a table
 //! with only positive integer keys as an array (when not too sparse), any
-//! other table as an object, `cjson.null` for JSON null. Options
-//! (`encode_keep_buffer`, `decode_max_depth`, ...) are not provided.
+//! other table as an object, `cjson.null` for JSON null. Options:
+//! `encode_max_depth`, `decode_max_depth`, `encode_invalid_numbers` and
+//! `encode_keep_buffer` (accepted, no effect: there is no kept buffer);
+//! the others (`encode_sparse_array`, `encode_number_precision`,
+//! `decode_invalid_numbers`) are not provided.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use mlua::{LightUserData, Lua, Table, Value};
 
-const DEPTH_MAX: usize = 1000;
+/// lua-cjson's default nesting limits.
+const DEPTH_DEFAULT: usize = 1000;
 
+/// The options, one set for the one interpreter (reset with it, `reset`).
+static ENCODE_MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEPTH_DEFAULT);
+static DECODE_MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEPTH_DEFAULT);
+/// encode_invalid_numbers: 0 off (an error), 1 on (NaN, Infinity), 2 "null".
+static ENCODE_INVALID: AtomicU8 = AtomicU8::new(0);
+static KEEP_BUFFER: AtomicU8 = AtomicU8::new(1);
+
+/// The options' defaults (a new interpreter: SCRIPT FLUSH).
+fn reset() {
+    ENCODE_MAX_DEPTH.store(DEPTH_DEFAULT, Ordering::Relaxed);
+    DECODE_MAX_DEPTH.store(DEPTH_DEFAULT, Ordering::Relaxed);
+    ENCODE_INVALID.store(0, Ordering::Relaxed);
+    KEEP_BUFFER.store(1, Ordering::Relaxed);
+}
+
+/// lua-cjson's json_integer_option: sets the option when an argument is
+/// given (an integer in 1..=i32::MAX), returns its value.
+fn integer_option(lua: &Lua, name: &'static str, option: &'static AtomicUsize) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |lua, a: mlua::Variadic<Value>| {
+        if let Some(v) = a.first().filter(|v| !v.is_nil()) {
+            let n = lua.coerce_integer(v.clone())?.filter(|n| (1..=i32::MAX as i64).contains(n));
+            let Some(n) = n else {
+                return Err(mlua::Error::runtime(format!("bad argument #1 to '{name}' (expected integer between 1 and {})", i32::MAX)));
+            };
+            option.store(n as usize, Ordering::Relaxed);
+        }
+        Ok(option.load(Ordering::Relaxed) as i64)
+    })
+}
+
+/// lua-cjson's json_enum_option over `names` (index 0 and 1 also taken as
+/// false and true, and returned so): sets the option when an argument is
+/// given, returns its value.
+fn enum_option(lua: &Lua, name: &'static str, names: &'static [&'static str], option: &'static AtomicU8) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |lua, a: mlua::Variadic<Value>| {
+        match a.first() {
+            None | Some(Value::Nil) => {}
+            Some(Value::Boolean(b)) => option.store(*b as u8, Ordering::Relaxed),
+            Some(Value::String(s)) if names.iter().any(|n| n.as_bytes() == &*s.as_bytes()) => {
+                let i = names.iter().position(|n| n.as_bytes() == &*s.as_bytes()).unwrap_or(0);
+                option.store(i as u8, Ordering::Relaxed);
+            }
+            Some(_) => {
+                let list: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+                return Err(mlua::Error::runtime(format!("bad argument #1 to '{name}' (invalid option (expected one of {}))", list.join(", "))));
+            }
+        }
+        let v = option.load(Ordering::Relaxed);
+        Ok(match v {
+            0 | 1 => Value::Boolean(v == 1),
+            n => Value::String(lua.create_string(names[n as usize])?),
+        })
+    })
+}
+
+/// The `cjson` library of a new interpreter (its options at their defaults).
 pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+    reset();
     let cjson = lua.create_table()?;
+    cjson.set("encode_max_depth", integer_option(lua, "encode_max_depth", &ENCODE_MAX_DEPTH)?)?;
+    cjson.set("decode_max_depth", integer_option(lua, "decode_max_depth", &DECODE_MAX_DEPTH)?)?;
+    cjson.set("encode_invalid_numbers", enum_option(lua, "encode_invalid_numbers", &["off", "on", "null"], &ENCODE_INVALID)?)?;
+    cjson.set("encode_keep_buffer", enum_option(lua, "encode_keep_buffer", &["off", "on"], &KEEP_BUFFER)?)?;
     cjson.set("null", Value::LightUserData(LightUserData(std::ptr::null_mut())))?;
     cjson.set(
         "encode",
@@ -37,21 +104,22 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
+/// `depth`: the tables `v` is in.
 fn encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
-    if depth > DEPTH_MAX {
-        return Err("Cannot serialise, excessive nesting (1001)".into());
-    }
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(u) if u.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Integer(i) => out.extend_from_slice(crate::protocol::reply::format_g(*i as f64, 14).as_bytes()),
-        Value::Number(n) => {
-            if !n.is_finite() {
-                return Err("Cannot serialise number: must not be NaN or Inf".into());
-            }
-            out.extend_from_slice(crate::protocol::reply::format_g(*n, 14).as_bytes())
-        }
+        Value::Number(n) if !n.is_finite() => match ENCODE_INVALID.load(Ordering::Relaxed) {
+            0 => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+            // Javascript's spellings.
+            1 if n.is_nan() => out.extend_from_slice(b"NaN"),
+            1 if *n < 0.0 => out.extend_from_slice(b"-Infinity"),
+            1 => out.extend_from_slice(b"Infinity"),
+            _ => out.extend_from_slice(b"null"),
+        },
+        Value::Number(n) => out.extend_from_slice(crate::protocol::reply::format_g(*n, 14).as_bytes()),
         Value::String(s) => string(&s.as_bytes(), out),
         Value::Table(t) => table(t, out, depth)?,
         other => return Err(format!("Cannot serialise {}: type not supported", other.type_name())),
@@ -79,6 +147,10 @@ fn string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 fn table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
+    let depth = depth + 1;
+    if depth > ENCODE_MAX_DEPTH.load(Ordering::Relaxed) {
+        return Err(format!("Cannot serialise, excessive nesting ({depth})"));
+    }
     let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().filter_map(Result::ok).collect();
     // lua-cjson's array test: every key a positive integer, and not
     // excessively sparse (max > 2 * count with max > 10).
@@ -100,7 +172,7 @@ fn table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
             if i > 1 {
                 out.push(b',');
             }
-            encode(&t.raw_get::<Value>(i).unwrap_or(Value::Nil), out, depth + 1)?;
+            encode(&t.raw_get::<Value>(i).unwrap_or(Value::Nil), out, depth)?;
         }
         out.push(b']');
         return Ok(());
@@ -117,7 +189,7 @@ fn table(t: &Table, out: &mut Vec<u8>, depth: usize) -> Result<(), String> {
             _ => return Err("Cannot serialise table: table key must be a number or string".into()),
         }
         out.push(b':');
-        encode(v, out, depth + 1)?;
+        encode(v, out, depth)?;
     }
     out.push(b'}');
     Ok(())
@@ -144,13 +216,15 @@ impl Parser<'_> {
         }
         false
     }
+    /// `depth`: the objects and arrays the value is in.
     fn value(&mut self, lua: &Lua, depth: usize) -> mlua::Result<Value> {
-        if depth > DEPTH_MAX {
-            return Err(mlua::Error::runtime("Found too many nested data structures (1001)"));
-        }
         let Some(&c) = self.s.get(self.i) else {
             return Err(self.err("value"));
         };
+        let depth = depth + matches!(c, b'{' | b'[') as usize;
+        if depth > DECODE_MAX_DEPTH.load(Ordering::Relaxed) {
+            return Err(mlua::Error::runtime(format!("Found too many nested data structures ({depth}) at character {}", self.i + 1)));
+        }
         match c {
             b'{' => {
                 self.i += 1;
@@ -170,7 +244,7 @@ impl Parser<'_> {
                         return Err(self.err("colon"));
                     }
                     self.ws();
-                    let v = self.value(lua, depth + 1)?;
+                    let v = self.value(lua, depth)?;
                     t.raw_set(k, v)?;
                     self.ws();
                     if self.lit(b",") {
@@ -192,7 +266,7 @@ impl Parser<'_> {
                 let mut n = 1;
                 loop {
                     self.ws();
-                    let v = self.value(lua, depth + 1)?;
+                    let v = self.value(lua, depth)?;
                     t.raw_set(n, v)?;
                     n += 1;
                     self.ws();

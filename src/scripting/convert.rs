@@ -199,8 +199,12 @@ fn write_table(t: &Table, r: &mut Reply, depth: usize, script_resp: u8) {
 
 /// An `{err=...}` table returned by the script (not raised): its text as
 /// the error reply, without the script's position (`luaReplyToRedisReply`).
-fn write_error(_t: &Table, msg: &[u8], r: &mut Reply) {
+fn write_error(t: &Table, msg: &[u8], r: &mut Reply) {
     r.error_bytes(msg);
+    // An error a command of the script got, returned: counted already.
+    if matches!(t.raw_get::<Value>(super::COUNTED), Ok(Value::Boolean(true))) {
+        r.error_stats_counted = true;
+    }
 }
 
 /// Argument `v` of `redis.call` as a command argument: strings as they

@@ -49,7 +49,7 @@ fn valid_name(name: &[u8]) -> bool {
 const NAME_ERROR: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
 fn raise(text: &str) -> mlua::Error {
-    mlua::Error::external(ScriptError(text.as_bytes().to_vec()))
+    mlua::Error::external(ScriptError(text.as_bytes().to_vec(), false))
 }
 
 fn parse_flags(v: Option<Value>) -> mlua::Result<ScriptFlags> {

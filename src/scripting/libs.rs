@@ -110,11 +110,14 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     )?;
     math.set(
         "randomseed",
-        lua.create_function(|_, seed: Value| {
-            let s = match seed {
-                Value::Integer(n) => n as i32,
-                Value::Number(n) => n as i64 as i32,
-                _ => 0,
+        lua.create_function(|lua, seed: Value| {
+            // luaL_checkint: a number, or a string that converts to one.
+            let s = match lua.coerce_number(seed.clone())? {
+                Some(n) => n as i64 as i32,
+                None => {
+                    let got = if seed.is_nil() { "no value" } else { seed.type_name() };
+                    return Err(mlua::Error::runtime(format!("bad argument #1 to 'randomseed' (number expected, got {got})")));
+                }
             };
             srand48(s);
             Ok(())

@@ -191,6 +191,19 @@ fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     f(guard.as_mut().unwrap())
 }
 
+/// The field of an error table whose error errorstats counted already
+/// (Redis's): the script's reply of it counts as a failed call only.
+pub const COUNTED: &str = "ignore_error_stats_update";
+
+/// An `{err=text, ignore_error_stats_update=true}` table: the error of a
+/// command the script ran, counted where it arose.
+fn counted_failure(lua: &Lua, text: &[u8]) -> mlua::Result<(Value, bool)> {
+    let t = lua.create_table()?;
+    t.raw_set("err", lua.create_string(text)?)?;
+    t.raw_set(COUNTED, true)?;
+    Ok((Value::Table(t), true))
+}
+
 /// An `{err=...}` table for `msg` (Redis's `luaPushErrorBuff`: "-CODE msg"
 /// keeps its code, anything else gets "ERR "), and the failed mark.
 fn failure(lua: &Lua, msg: &[u8]) -> mlua::Result<(Value, bool)> {
@@ -201,8 +214,9 @@ fn failure(lua: &Lua, msg: &[u8]) -> mlua::Result<(Value, bool)> {
 
 /// A library error raised into the script (Redis raises the `err` text of
 /// the error table): the handler keeps its text as it is, pcall returns it.
+/// The flag: errorstats counted it already (`COUNTED`).
 #[derive(Debug)]
-struct ScriptError(Vec<u8>);
+struct ScriptError(Vec<u8>, bool);
 
 impl std::fmt::Display for ScriptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,7 +239,8 @@ fn raising(lua: &Lua, (v, failed): (Value, bool)) -> mlua::Result<Value> {
         },
         other => lua.coerce_string(other.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
     };
-    Err(mlua::Error::external(ScriptError(text)))
+    let counted = matches!(&v, Value::Table(t) if matches!(t.raw_get::<Value>(COUNTED), Ok(Value::Boolean(true))));
+    Err(mlua::Error::external(ScriptError(text, counted)))
 }
 
 /// The `ScriptError` inside an mlua error, if it is one.
@@ -457,6 +472,9 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             };
             let t = lua.create_table()?;
             t.raw_set("err", lua.create_string(&msg)?)?;
+            if matches!(&other, Value::Error(e) if script_error(e).is_some_and(|se| se.1)) {
+                t.raw_set(COUNTED, true)?;
+            }
             t
         }
     };
@@ -624,6 +642,92 @@ pub fn function_list() -> Vec<LibraryInfo> {
     with_engine(|e| e.libraries.iter().map(|(n, l)| LibraryInfo { name: n.clone(), code: l.code.clone(), functions: l.functions.clone() }).collect())
 }
 
+/// The flags a script-running command has for the gates that run before
+/// it (Redis's evalGetCommandFlags / fcallGetCommandFlags): a script that
+/// declares flags (a shebang; every function) is a write command unless
+/// `no-writes`, deny-oom unless `allow-oom` or `no-writes`, and runs on a
+/// stale replica only with `allow-stale` (scriptFlagsToCmdFlags). Without
+/// declared flags, or when the script is unknown, the command's own flags.
+/// Called only while a gate is closed (MISCONF, NOREPLICAS, READONLY,
+/// MASTERDOWN): it may take the engine's lock.
+pub fn command_flags(name: &str, cmd_flags: u32, args: &[&[u8]]) -> u32 {
+    let Some(&target) = args.get(1) else {
+        return cmd_flags;
+    };
+    let declared = match name {
+        "eval" | "eval_ro" => parse_shebang(target).ok().map(|(f, _)| f),
+        "evalsha" | "evalsha_ro" if target.len() == 40 => {
+            let sha = String::from_utf8_lossy(target).to_ascii_lowercase();
+            with_engine(|e| e.scripts.get(&sha).map(|s| s.flags))
+        }
+        "fcall" | "fcall_ro" => {
+            let name = String::from_utf8_lossy(target).to_ascii_lowercase();
+            with_engine(|e| e.functions.get(&name).map(|f| f.flags))
+        }
+        _ => None,
+    };
+    match declared {
+        Some(f) if f.shebang => {
+            let mut out = cmd_flags & !(flags::STALE | flags::DENYOOM | flags::WRITE | flags::MAY_REPLICATE);
+            if !f.allow_oom && !f.no_writes {
+                out |= flags::DENYOOM;
+            }
+            if !f.no_writes {
+                out |= flags::WRITE;
+            }
+            if f.allow_stale {
+                out |= flags::STALE;
+            }
+            out
+        }
+        _ => cmd_flags,
+    }
+}
+
+/// Redis's scriptPrepareForRun checks of the replication state: a stale
+/// replica (link down, replica-serve-stale-data no) runs only scripts
+/// flagged `allow-stale`. (Reached inside MULTI; outside, the dispatch
+/// gates refuse such a script first, from `command_flags`.)
+fn refuse_stale_script(ctx: &Ctx, script_flags: &ScriptFlags) -> Option<&'static str> {
+    let gate = ctx.server.repl.gate();
+    if gate & crate::replication::GATE_STALE == 0 {
+        return None;
+    }
+    if !script_flags.shebang {
+        return Some(crate::replication::MASTERDOWN);
+    }
+    (!script_flags.allow_stale)
+        .then_some("MASTERDOWN Link with MASTER is down, replica-serve-stale-data is set to 'no' and 'allow-stale' flag is not set on the script.")
+}
+
+/// Redis 7.0's scriptVerifyWriteCommandAllow checks of a write command
+/// against the server's state (as error replies, "-CODE ..."): refused on
+/// a read-only replica, while writes to disk fail (MISCONF), and without
+/// enough good replicas (NOREPLICAS).
+fn refuse_write_in_script(ctx: &Ctx, gate: u8) -> Option<Vec<u8>> {
+    let reply = |text: &str| Some([b"-", text.as_bytes()].concat());
+    if gate & crate::replication::GATE_READONLY != 0 {
+        return reply(crate::replication::READONLY);
+    }
+    if ctx.server.persistence.writes_blocked.load(Ordering::Relaxed) {
+        return reply(crate::persistence::snapshot::MISCONF);
+    }
+    if let Some(errno) = ctx.server.aof.write_error() {
+        return reply(&format!("MISCONF Errors writing to the AOF file: {}", crate::persistence::aof_file::strerror(errno)));
+    }
+    if gate & crate::replication::GATE_NOREPLICAS != 0 {
+        return reply(crate::replication::NOREPLICAS);
+    }
+    None
+}
+
+/// Whether `ctx` is a command a script runs (`redis.call`: Redis's
+/// CLIENT_SCRIPT): the script's commands run without a client while a
+/// script runs, and nothing else runs meanwhile.
+pub fn in_script(ctx: &Ctx) -> bool {
+    ctx.client.is_none() && RUN.running.load(Ordering::Relaxed)
+}
+
 /// Which script EVAL-family runs.
 #[derive(Clone, Copy)]
 pub enum Source<'a> {
@@ -683,6 +787,9 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
         true => (engine.functions[&sha].callback.clone(), engine.functions[&sha].flags),
         false => (engine.scripts[&sha].func.clone(), engine.scripts[&sha].flags),
     };
+    if let Some(msg) = refuse_stale_script(ctx, &script_flags) {
+        return r.error(msg);
+    }
     if script_flags.shebang && !script_flags.no_writes && ro {
         return r.error("ERR Can not execute a script with write flag using *_ro command.");
     }
@@ -812,6 +919,9 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
                 text.push(b'.');
             }
             r.error_bytes(&text);
+            if !killed && matches!(t.raw_get::<Value>(COUNTED), Ok(Value::Boolean(true))) {
+                r.error_stats_counted = true;
+            }
         }
         Ok((false, other)) => {
             let msg = lua.coerce_string(other).ok().flatten().map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| b"execution failure".to_vec());
@@ -887,13 +997,22 @@ impl CallState<'_, '_> {
             return failure(lua, b"Wrong number of args calling Redis command from script");
         }
         if spec.flags & flags::NOSCRIPT != 0 {
-            return failure(lua, b"This Redis command is not allowed from script");
+            return self.rejected(lua, id, b"This Redis command is not allowed from script");
+        }
+        let gate = self.ctx.server.repl.gate();
+        if gate & crate::replication::GATE_STALE != 0 && spec.flags & flags::STALE == 0 {
+            return self.rejected(lua, id, b"Can not execute the command on a stale replica");
         }
         if spec.is_write() && self.read_only {
-            return failure(lua, b"Write commands are not allowed from read-only scripts.");
+            return self.rejected(lua, id, b"Write commands are not allowed from read-only scripts.");
+        }
+        if spec.is_write() {
+            if let Some(msg) = refuse_write_in_script(self.ctx, gate) {
+                return self.rejected(lua, id, &msg);
+            }
         }
         if self.oom && !self.wrote && spec.flags & flags::DENYOOM != 0 {
-            return failure(lua, b"-OOM command not allowed when used memory > 'maxmemory'.");
+            return self.rejected(lua, id, b"-OOM command not allowed when used memory > 'maxmemory'.");
         }
         if spec.is_write() {
             self.wrote = true;
@@ -930,13 +1049,23 @@ impl CallState<'_, '_> {
         }
         let failed = self.buf.first() == Some(&b'-');
         if failed {
+            // Counted by call() already.
             let text = error_text(&self.buf[..self.buf.len() - 2]);
-            let t = lua.create_table()?;
-            t.raw_set("err", lua.create_string(&text)?)?;
-            return Ok((Value::Table(t), true));
+            return counted_failure(lua, &text);
         }
         let mut pos = 0;
         Ok((convert::reply_to_lua(lua, &self.buf, &mut pos)?, false))
+    }
+
+    /// A command the script may not run now (Redis's scriptCall checks):
+    /// counted here as the command's rejected call and in errorstats, and
+    /// so flagged that the script's error reply does not count it again.
+    fn rejected(&mut self, lua: &Lua, id: usize, msg: &[u8]) -> mlua::Result<(Value, bool)> {
+        let text = error_text(msg);
+        let st = self.ctx.shards.get_mut(self.ctx.home);
+        st.stats.record_rejected(Some(id));
+        st.stats.record_error(crate::protocol::reply::ErrorKind::from_error(&text).as_str());
+        counted_failure(lua, &text)
     }
 
     fn setresp(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {

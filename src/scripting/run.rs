@@ -4,8 +4,52 @@
 //! reads it every `HOOK_INSTRUCTIONS` instructions; the shards that serve
 //! `-BUSY` while a script runs long (`network::script`) read and set it.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
+
+/// A -BUSY service (`serving_busy`), its lifetime erased.
+type Service = *const (dyn Fn() + 'static);
+
+thread_local! {
+    /// The -BUSY service of the script running on this thread
+    /// (`serving_busy`), and the last millisecond it ran.
+    static SERVICE: Cell<(Option<Service>, i64)> = const { Cell::new((None, 0)) };
+}
+
+/// Runs `f` (a script, on this thread) with `serve` as its -BUSY service:
+/// once the script is busy, the hook calls `serve` about once a
+/// millisecond (Redis's processEventsWhileBlocked from the Lua hook).
+pub fn serving_busy<R>(serve: &dyn Fn(), f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SERVICE.with(|s| s.set((None, 0)));
+        }
+    }
+    // SAFETY: only the lifetime is erased: the pointer is taken out again
+    // (by `Reset`, on return or unwind) before `serve` goes out of scope,
+    // and used only on this thread meanwhile (`serve_now`).
+    let erased: Service = unsafe { std::mem::transmute::<*const (dyn Fn() + '_), Service>(serve) };
+    SERVICE.with(|s| s.set((Some(erased), 0)));
+    let _reset = Reset;
+    f()
+}
+
+/// The hook's turn of the -BUSY service, at most once a millisecond.
+fn serve_now() {
+    let Some((service, last)) = SERVICE.with(|s| s.get().0.map(|f| (f, s.get().1))) else {
+        return;
+    };
+    let now = crate::util::unix_ms();
+    if now == last {
+        return;
+    }
+    SERVICE.with(|s| s.set((Some(service), now)));
+    // SAFETY: set by `serving_busy`, whose `serve` is alive until it
+    // returns, on this thread (see there).
+    unsafe { (*service)() };
+}
 
 /// Redis's `shared.slowevalerr`: what a busy EVAL-family script makes
 /// other commands (and FUNCTION KILL) answer.
@@ -136,6 +180,10 @@ impl ScriptRun {
         }
         if !self.running.load(Ordering::Relaxed) {
             return Ok(mlua::VmState::Continue);
+        }
+        if self.busy.load(Ordering::Relaxed) {
+            // Other clients of this thread (SCRIPT KILL among them).
+            serve_now();
         }
         if self.kill.load(Ordering::Acquire) {
             return Err(mlua::Error::runtime(KILLED));
