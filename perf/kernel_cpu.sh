@@ -11,7 +11,8 @@
 # machine hits both. Per run: utime and stime of the server process (all
 # threads, /proc/PID/stat fields 14 and 15) before and after, divided by the
 # requests, and the voluntary context switches of its threads (how often it
-# went to sleep) per request. At -P 1 one redis-benchmark saturates before either server, so
+# went to sleep) per request, and its minor page faults per request (the
+# kernel's share that is the keyspace growing, not the network). At -P 1 one redis-benchmark saturates before either server, so
 # the figures to compare are user/kernel microseconds per request, not req/s.
 #
 # Environment: ROUNDS=6 REQUESTS=200000 REQUESTS_PIPELINED=2000000
@@ -40,7 +41,7 @@ if [ "$NCPU" -gt 1 ]; then CLIENT_CORE="${CLIENT_CORE:-1}"; else CLIENT_CORE="${
 ensure_ringkv
 TS="$(timestamp)"
 RAW="$OUT_DIR/kernel_cpu-$TS.csv"
-echo "round,server,test,pipeline,requests,rps,user_us,sys_us,sleeps" >"$RAW"
+echo "round,server,test,pipeline,requests,rps,user_us,sys_us,sleeps,faults" >"$RAW"
 
 start_side_by_side "$OUT_DIR/kernel_cpu-$TS"
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -50,6 +51,13 @@ sleeps() {
     cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
 }
 
+# Minor page faults of the process (/proc/PID/stat field 10).
+minflt() {
+    local stat
+    stat="$(cat "/proc/$1/stat")"
+    echo "${stat##*) }" | awk '{ print $8 }'
+}
+
 one_run() { # ROUND SERVER TEST PIPELINE
     local round="$1" server="$2" test="$3" pipeline="$4" port pid n b a out rps
     side_by_side_server "$server"
@@ -57,17 +65,20 @@ one_run() { # ROUND SERVER TEST PIPELINE
     [ "$pipeline" -gt 1 ] && n="$REQUESTS_PIPELINED"
     b="$(cpu_ticks "$pid")"
     vb="$(sleeps "$pid")"
+    fb="$(minflt "$pid")"
     out="$(run taskset -c "$CLIENT_CORE" redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" \
         -n "$n" -c "$CLIENTS" -r "$KEYSPACE" -d "$VALUE_BYTES" -P "$pipeline" --csv 2>&1)"
     a="$(cpu_ticks "$pid")"
     va="$(sleeps "$pid")"
+    fa="$(minflt "$pid")"
     rps="$(printf '%s\n' "$out" | python3 "$PERF_DIR/summarize.py" bench-csv "$test" | cut -d, -f1)"
     read -r user sys <<<"$(python3 -c "
 b='$b'.split(); a='$a'.split(); t=$CLK_TCK; n=$n
 print(f'{(int(a[0])-int(b[0]))*1e6/t/n:.3f} {(int(a[1])-int(b[1]))*1e6/t/n:.3f}')")"
     slp="$(python3 -c "print(f'{($va - $vb) / $n:.3f}')")"
-    echo "$round,$server,$test,$pipeline,$n,$rps,$user,$sys,$slp" >>"$RAW"
-    log "  -> $server $test P$pipeline: $rps req/s, user $user us/req, kernel $sys us/req, $slp sleeps/req"
+    flt="$(python3 -c "print(f'{($fa - $fb) / $n:.4f}')")"
+    echo "$round,$server,$test,$pipeline,$n,$rps,$user,$sys,$slp,$flt" >>"$RAW"
+    log "  -> $server $test P$pipeline: $rps req/s, user $user us/req, kernel $sys us/req, $slp sleeps/req, $flt faults/req"
 }
 
 for round in $(seq 1 "$ROUNDS"); do

@@ -35,10 +35,12 @@ def others(servers):
 def cpu(path):
     rows, g = load(path, lambda r: (r["test"], int(r["pipeline"]), r["server"]))
     print(f"Medians over {len({r['round'] for r in rows})} rounds (user/kernel = server CPU us per request)")
-    print(f"{'test':5} {'P':>3} {'server':7} {'req/s':>10} {'user':>7} {'kernel':>7} {'total':>7} {'sleeps/req':>10}")
+    faults = all(r.get("faults") for r in rows)
+    print(f"{'test':5} {'P':>3} {'server':7} {'req/s':>10} {'user':>7} {'kernel':>7} {'total':>7} {'sleeps/req':>10}" + (f" {'faults/req':>10}" if faults else ""))
     for (test, p, server), rs in sorted(g.items()):
         u, s = med(rs, "user_us"), med(rs, "sys_us")
-        print(f"{test:5} {p:>3} {server:7} {med(rs, 'rps'):>10,.0f} {u:>7.3f} {s:>7.3f} {u + s:>7.3f} {med(rs, 'sleeps'):>10.3f}")
+        f = f" {med(rs, 'faults'):>10.4f}" if faults else ""
+        print(f"{test:5} {p:>3} {server:7} {med(rs, 'rps'):>10,.0f} {u:>7.3f} {s:>7.3f} {u + s:>7.3f} {med(rs, 'sleeps'):>10.3f}" + f)
     print()
     for other in others({s for _, _, s in g}):
         print(f"ratios ringkv/{other} (medians):")

@@ -9,21 +9,25 @@
 #   perf/user_instr.sh                                   # ringkv vs redis
 #   BASE_BIN=/tmp/old-ringkv perf/user_instr.sh          # + the old build
 #   TESTS=lpush,hset REQUESTS=16000 perf/user_instr.sh
+#   PIPELINE=1 TESTS=get,set perf/user_instr.sh            # unpipelined (issue 14)
 #
 # Each server runs under `valgrind --tool=callgrind` (about 50x slower); per
 # test the counters are zeroed (callgrind_control -z), redis-benchmark runs
-# REQUESTS requests at -c 50 -P 16 over KEYSPACE random values, and a dump
+# REQUESTS requests at -c 50 -P PIPELINE (16) over KEYSPACE random values, and a dump
 # (callgrind_control -d) gives the test's total Ir. REQUESTS/KEYSPACE = 3
 # by default, as perf/suite.sh's 300000/100000 (so two thirds of HSET's and
 # SADD's requests meet a present field or member, as in the real run).
-# Environment: REQUESTS=30000, KEYSPACE=10000, TESTS (redis-benchmark -t
-# names), SERVERS="ringkv redis" (+ base with BASE_BIN).
+# Environment: REQUESTS=30000, KEYSPACE=10000, PIPELINE=16, TESTS
+# (redis-benchmark -t names), SERVERS="ringkv redis" (+ base with BASE_BIN),
+# KEEP_PROFILES=DIR (each test's callgrind dump kept there as
+# SERVER-TEST.N.cg, for callgrind_annotate).
 
 source "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null || die "needs valgrind (callgrind)"
 
 REQUESTS="${REQUESTS:-30000}"
 KEYSPACE="${KEYSPACE:-10000}"
+PIPELINE="${PIPELINE:-16}"
 TESTS="${TESTS:-get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,mset}"
 SERVERS="${SERVERS:-ringkv redis${BASE_BIN:+ base}}"
 TS="$(timestamp)"
@@ -44,10 +48,14 @@ one() { # SERVER
     # The PID callgrind_control knows is valgrind's (the one started).
     for t in ${TESTS//,/ }; do
         run callgrind_control -z "$SERVER_PID" >/dev/null
-        run taskset -c "$CLIENT_CORES" redis-benchmark -p "$port" -c 50 -P 16 -n "$REQUESTS" -r "$KEYSPACE" -t "$t" --csv >/dev/null 2>&1
+        run taskset -c "$CLIENT_CORES" redis-benchmark -p "$port" -c 50 -P "$PIPELINE" -n "$REQUESTS" -r "$KEYSPACE" -t "$t" --csv >/dev/null 2>&1
         rm -f "$dir"/cg.out.*
         run callgrind_control -d "$t" "$SERVER_PID" >/dev/null
         ir="$(cat "$dir"/cg.out.* | awk '/^summary:/ { s += $2 } END { print s + 0 }')"
+        if [ -n "${KEEP_PROFILES:-}" ]; then
+            mkdir -p "$KEEP_PROFILES"
+            for f in "$dir"/cg.out.*; do cp "$f" "$KEEP_PROFILES/$server-$t.${f##*.}.cg"; done
+        fi
         echo "$server,${t^^},$(awk -v a="$ir" -v n="$REQUESTS" 'BEGIN { printf "%.0f", a / n }')" >>"$RESULTS"
     done
     stop_pid "$SERVER_PID"

@@ -18,8 +18,19 @@ impl EventLoop {
     /// commands are covered by EXEC's own step) and once per loop turn (the
     /// cron's active expiry). Costs three empty checks when nothing was
     /// published. The `notify` branch's keyspace events go through here.
-    #[inline]
+    /// Always inlined (LLVM kept it a call in the command path): the
+    /// checks only; the work is out of line.
+    #[inline(always)]
     pub fn after_command_messaging(&mut self) {
+        let holding = !self.holding.is_empty();
+        let st = self.state();
+        if holding || !st.pending_publish.is_empty() || !st.pubsub.outgoing.is_empty() {
+            self.after_command_messaging_work();
+        }
+    }
+
+    #[inline(never)]
+    fn after_command_messaging_work(&mut self) {
         if !self.holding.is_empty() || !self.state().pending_publish.is_empty() {
             self.route_pending_publish();
         }

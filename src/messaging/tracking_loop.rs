@@ -26,8 +26,18 @@ impl EventLoop {
     /// reply is sent right after): a writer's reply must not overtake the
     /// invalidations of its write. Otherwise this shard's batch waits for
     /// the turn's end (`tracking_turn`), where the replies leave.
-    #[inline]
+    #[inline(always)]
     pub fn tracking_after_command(&mut self, reply_leaves_now: bool) {
+        // No tracking work (every command of a client that never tracked):
+        // the check only, inlined into the command path.
+        if self.holding.is_empty() && !self.state().tracking.has_work() {
+            return;
+        }
+        self.tracking_after_command_work(reply_leaves_now);
+    }
+
+    #[inline(never)]
+    fn tracking_after_command_work(&mut self, reply_leaves_now: bool) {
         if self.holding.is_empty() {
             let st = self.state();
             if !st.tracking.has_work() {

@@ -29,9 +29,12 @@ pub enum Flow {
 
 /// The shards a command runs on (`Local`: this one; `Keys`: its keys' shards,
 /// this one when it names none; `All`: every shard).
+#[inline(always)]
 pub(super) fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
     match spec.route {
         Route::Local => ShardMask::single(me),
+        // One shard owns every key: nothing to hash.
+        Route::Keys if shards == 1 => ShardMask::single(me),
         Route::Keys => {
             let m = key_mask(spec, args, shards);
             if m.is_empty() {
@@ -185,6 +188,13 @@ impl EventLoop {
             let mut scan = pos;
             let mut error = None;
             while parsed < ahead {
+                // Nothing left: what parsing it would say (incomplete, the
+                // frame as it is), without the call (at -P 1 every receive
+                // ends with its one request).
+                if scan == buf.len() {
+                    incomplete = Some((scan, parsed));
+                    break;
+                }
                 if batch.len() == parsed {
                     batch.push((0, 0, Args::new()));
                 }
@@ -213,7 +223,7 @@ impl EventLoop {
                 // A command on several shards holds them, and the key-routed
                 // commands after it in the batch run under the same hold: one
                 // park of the other shards for the run, not one per command.
-                if let Some((targets, len)) = self.hold_run(index, buf, &batch[i..parsed], &mut store) {
+                if let Some((targets, len)) = self.hold_run_may(index).then(|| self.hold_run(buf, &batch[i..parsed], &mut store)).flatten() {
                     let run = &batch[i..i + len];
                     let ran = self.with_held(targets, |lp, _| lp.run_commands(index, buf, run, &mut store, &mut pos));
                     match ran {
@@ -256,11 +266,13 @@ impl EventLoop {
             }
             ahead = PARSE_AHEAD;
         }
-        if let (Some((start, slot)), Some(conn)) = (incomplete, self.conns[index as usize].as_mut()) {
+        // (The frame's progress first: a request that ended the buffer
+        // leaves none, and the connection is not looked up again.)
+        if let (Some((start, slot)), true) = (incomplete, frame.in_progress()) {
             // Kept only when the query buffer will start at that request: a
             // command before it that deferred or closed the connection means
             // it is parsed again from its start, or never.
-            if start == pos && conn.closing == Closing::No && frame.in_progress() {
+            if let Some(conn) = self.conns[index as usize].as_mut().filter(|c| start == pos && c.closing == Closing::No) {
                 conn.frame = frame;
                 std::mem::swap(&mut batch[slot].2, &mut conn.frame_args);
             }
@@ -311,16 +323,21 @@ impl EventLoop {
         Flow::Continue
     }
 
-    /// When `cmds[0]` needs several shards (and may run now: no forwarded
-    /// command of the connection still out), the shards to hold for it and
-    /// the key-routed commands right after it, and how many commands that
-    /// run covers. None: run `cmds[0]` the plain way.
-    fn hold_run(&mut self, index: u32, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>) -> Option<(ShardMask, usize)> {
-        let conn = self.conns[index as usize].as_ref()?;
+    /// Whether `hold_run` may find a run for connection `index`: several
+    /// shards, no hold already, no forwarded command of the connection
+    /// still out. Inlined, so that with one shard `hold_run` is not called.
+    #[inline(always)]
+    fn hold_run_may(&self, index: u32) -> bool {
         // In MULTI commands are queued, not run: nothing to hold.
-        if self.server.shard_count == 1 || !self.holding.is_empty() || !conn.slots.is_empty() || conn.client.multi.active {
-            return None;
-        }
+        self.server.shard_count > 1
+            && self.holding.is_empty()
+            && self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty() && !c.client.multi.active)
+    }
+
+    /// When `cmds[0]` needs several shards (and `hold_run_may`), the shards
+    /// to hold for it and the key-routed commands right after it, and how
+    /// many commands that run covers. None: run `cmds[0]` the plain way.
+    fn hold_run(&mut self, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>) -> Option<(ShardMask, usize)> {
         let mut union = ShardMask::default();
         let mut len = 0;
         for (start, _, args) in cmds {
@@ -805,10 +822,15 @@ impl EventLoop {
     /// periodic check of idle clients, whose line says "closed" as Redis's
     /// synchronous close does, where a reply's says "scheduled to be closed
     /// ASAP".
+    #[inline(always)]
     pub fn check_output_limit(&mut self, index: u32, now: i64) -> bool {
         self.enforce_output_limit(index, now, false)
     }
 
+    /// Inlined up to the limit's check: after every command, and with the
+    /// default `normal` limits (none) that is all it does. (`#[inline]`
+    /// alone left it a call.)
+    #[inline(always)]
     pub fn enforce_output_limit(&mut self, index: u32, now: i64, from_cron: bool) -> bool {
         let Some(pubsub) = self.conns[index as usize].as_ref().map(|c| c.client.in_pubsub_mode()) else {
             return false;
@@ -820,6 +842,11 @@ impl EventLoop {
         if limit.hard_bytes == 0 && limit.soft_bytes == 0 {
             return false;
         }
+        self.output_over_limit(index, now, from_cron, limit)
+    }
+
+    #[inline(never)]
+    fn output_over_limit(&mut self, index: u32, now: i64, from_cron: bool, limit: crate::config::OutputBufferLimit) -> bool {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return false;
         };
@@ -886,10 +913,16 @@ impl EventLoop {
     /// any) to every monitoring client: this shard's directly, the others'
     /// through their shard's mailbox, so that each line leaves the shard
     /// that ran the command, after it ran.
+    /// Inlined: after every command, the check of an empty line.
+    #[inline(always)]
     pub(super) fn feed_monitors(&mut self, now_ms: i64) {
-        if self.monitor_line.is_empty() {
-            return;
+        if !self.monitor_line.is_empty() {
+            self.feed_monitor_line(now_ms);
         }
+    }
+
+    #[inline(never)]
+    fn feed_monitor_line(&mut self, now_ms: i64) {
         let line = std::mem::take(&mut self.monitor_line);
         self.feed_local_monitors(&line, now_ms);
         for s in 0..self.server.shard_count {

@@ -415,9 +415,15 @@ impl EventLoop {
 
     /// Whether a key of this command is marked by a pending hop (checked
     /// only while some hop part of this shard is pending: one load otherwise).
-    #[inline]
+    /// Always inlined (LLVM kept it a call in the command path).
+    #[inline(always)]
     pub(super) fn keys_marked(&self, spec: &CommandSpec, args: &[&[u8]]) -> bool {
-        self.holding.is_empty() && self.server.hold.hops_pending(self.id) && key_positions(&spec.keys, args).any(|i| self.server.hold.marked(key_slot(args[i])))
+        self.holding.is_empty() && self.server.hold.hops_pending(self.id) && self.keys_marked_now(spec, args)
+    }
+
+    #[inline(never)]
+    fn keys_marked_now(&self, spec: &CommandSpec, args: &[&[u8]]) -> bool {
+        key_positions(&spec.keys, args).any(|i| self.server.hold.marked(key_slot(args[i])))
     }
 
     /// Whether a key of a command queued by connection `index` (in MULTI)

@@ -59,11 +59,13 @@ impl EventLoop {
     /// The transaction step before routing: Some(flow) when it handled the
     /// command (queued it, refused it, ran EXEC or a WATCH over other
     /// shards), None when the command runs the ordinary way.
-    #[inline]
+    /// Always inlined (LLVM kept it a call in the command path): outside
+    /// MULTI it checks one flag (and, with several shards, the id of WATCH).
+    #[inline(always)]
     pub(super) fn transaction_step(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Option<Flow> {
         let active = self.conns[index as usize].as_ref()?.client.multi.active;
         if !active {
-            if id == ids().watch && self.server.shard_count > 1 {
+            if self.server.shard_count > 1 && id == ids().watch {
                 return self.watch_over_shards(index, id, args, now);
             }
             return None;
@@ -71,6 +73,7 @@ impl EventLoop {
         self.in_transaction(index, id, spec, args, now)
     }
 
+    #[inline(never)]
     fn in_transaction(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Option<Flow> {
         let ids = ids();
         if id == ids.exec {
@@ -128,6 +131,7 @@ impl EventLoop {
     }
 
     /// WATCH naming keys of other shards: runs on this thread holding them.
+    #[inline(never)]
     fn watch_over_shards(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Option<Flow> {
         let targets = crate::commands::multi::watch_targets(args, self.server.shard_count, self.id);
         if targets.is_empty() {

@@ -10,8 +10,18 @@ impl EventLoop {
     /// After a command of connection `index`: SYNC/PSYNC detach it (the
     /// replication thread owns its socket from now on); a WAIT not yet
     /// satisfied defers it (tried again next turn). None: nothing to do.
-    #[inline]
+    /// Always inlined (LLVM kept it a call after every command): two checks.
+    #[inline(always)]
     pub(super) fn replication_step(&mut self, index: u32) -> Option<Flow> {
+        let repl = &self.conns[index as usize].as_ref()?.client.repl;
+        if !repl.wait_pending && repl.sync.is_none() {
+            return None;
+        }
+        self.replication_step_now(index)
+    }
+
+    #[inline(never)]
+    fn replication_step_now(&mut self, index: u32) -> Option<Flow> {
         let conn = self.conns[index as usize].as_mut()?;
         if conn.client.repl.wait_pending {
             conn.client.repl.wait_pending = false;

@@ -55,11 +55,14 @@ use crate::shard::mailbox::{ConnToken, Message, PackedArgs};
 impl EventLoop {
     /// Parks while another coordinator holds this shard (`HoldTable::check`),
     /// serving -BUSY meanwhile when the holder is a busy script.
-    #[inline]
+    #[inline(always)]
     pub fn hold_check(&mut self) -> bool {
-        if !self.server.hold.must_park(self.id) {
-            return false;
-        }
+        self.server.hold.must_park(self.id) && self.hold_park()
+    }
+
+    /// `hold_check`'s park (out of line: the check runs after every command).
+    #[inline(never)]
+    fn hold_park(&mut self) -> bool {
         let server = self.server.clone();
         server.hold.park_serving(self.id, &mut || {
             if !RUN.is_busy() {
