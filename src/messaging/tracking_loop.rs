@@ -28,6 +28,14 @@ impl EventLoop {
     /// the turn's end (`tracking_turn`), where the replies leave.
     #[inline]
     pub fn tracking_after_command(&mut self, reply_leaves_now: bool) {
+        // Inlined: one branch while no client tracks on this shard.
+        if !self.holding.is_empty() || self.state().tracking.has_work() {
+            self.tracking_after_command_work(reply_leaves_now);
+        }
+    }
+
+    #[inline(never)]
+    fn tracking_after_command_work(&mut self, reply_leaves_now: bool) {
         if self.holding.is_empty() {
             let st = self.state();
             if !st.tracking.has_work() {

@@ -38,7 +38,11 @@ use crate::shard::slot::key_shard;
 impl EventLoop {
     /// After a command ran on this thread for connection `index`: when its
     /// handler asked to block, blocks the connection. Returns whether it did.
+    #[inline]
     pub(super) fn block_if_requested(&mut self, index: u32) -> bool {
+        if self.state().blocking.request.is_none() {
+            return false;
+        }
         let Some(req) = self.state().blocking.request.take() else {
             return false;
         };
@@ -255,10 +259,15 @@ impl EventLoop {
     /// Serves the keys of this shard that got data for their waiters, in
     /// the order they became ready; a served BLMOVE may make more ready.
     /// Not inside a hold (the held shards serve their own when released).
+    #[inline]
     pub(super) fn serve_ready(&mut self) {
-        if self.state().blocking.ready.is_empty() || !self.holding.is_empty() {
-            return;
+        if !self.state().blocking.ready.is_empty() && self.holding.is_empty() {
+            self.serve_ready_keys();
         }
+    }
+
+    #[inline(never)]
+    fn serve_ready_keys(&mut self) {
         let mut postponed = Vec::new();
         loop {
             let ready = std::mem::take(&mut self.state().blocking.ready);

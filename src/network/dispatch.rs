@@ -29,7 +29,12 @@ pub enum Flow {
 
 /// The shards a command runs on (`Local`: this one; `Keys`: its keys' shards,
 /// this one when it names none; `All`: every shard).
+#[inline]
 pub(super) fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
+    // One shard: every route but a custom one is this shard.
+    if shards == 1 && !matches!(spec.route, Route::Custom(_)) {
+        return ShardMask::single(me);
+    }
     match spec.route {
         Route::Local => ShardMask::single(me),
         Route::Keys => {
@@ -791,7 +796,14 @@ impl EventLoop {
     /// periodic check of idle clients, whose line says "closed" as Redis's
     /// synchronous close does, where a reply's says "scheduled to be closed
     /// ASAP".
+    #[inline]
     pub fn check_output_limit(&mut self, index: u32, now: i64) -> bool {
+        // Inlined: a client of the `normal` class without limits (the
+        // default) returns at once, as `enforce_output_limit` would.
+        let normal = &self.state().config.client_output_buffer_limit_normal;
+        if normal.hard_bytes == 0 && normal.soft_bytes == 0 && self.conns[index as usize].as_ref().is_some_and(|c| !c.client.in_pubsub_mode()) {
+            return false;
+        }
         self.enforce_output_limit(index, now, false)
     }
 
@@ -872,10 +884,15 @@ impl EventLoop {
     /// any) to every monitoring client: this shard's directly, the others'
     /// through their shard's mailbox, so that each line leaves the shard
     /// that ran the command, after it ran.
+    #[inline]
     pub(super) fn feed_monitors(&mut self, now_ms: i64) {
-        if self.monitor_line.is_empty() {
-            return;
+        if !self.monitor_line.is_empty() {
+            self.deliver_monitor_line(now_ms);
         }
+    }
+
+    #[inline(never)]
+    fn deliver_monitor_line(&mut self, now_ms: i64) {
         let line = std::mem::take(&mut self.monitor_line);
         self.feed_local_monitors(&line, now_ms);
         for s in 0..self.server.shard_count {

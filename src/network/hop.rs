@@ -417,7 +417,12 @@ impl EventLoop {
     /// only while some hop part of this shard is pending: one load otherwise).
     #[inline]
     pub(super) fn keys_marked(&self, spec: &CommandSpec, args: &[&[u8]]) -> bool {
-        self.holding.is_empty() && self.server.hold.hops_pending(self.id) && key_positions(&spec.keys, args).any(|i| self.server.hold.marked(key_slot(args[i])))
+        self.holding.is_empty() && self.server.hold.hops_pending(self.id) && self.any_key_marked(spec, args)
+    }
+
+    #[inline(never)]
+    fn any_key_marked(&self, spec: &CommandSpec, args: &[&[u8]]) -> bool {
+        key_positions(&spec.keys, args).any(|i| self.server.hold.marked(key_slot(args[i])))
     }
 
     /// Whether a key of a command queued by connection `index` (in MULTI)

@@ -59,11 +59,11 @@ impl EventLoop {
     /// The transaction step before routing: Some(flow) when it handled the
     /// command (queued it, refused it, ran EXEC or a WATCH over other
     /// shards), None when the command runs the ordinary way.
-    #[inline]
+    #[inline(always)]
     pub(super) fn transaction_step(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Option<Flow> {
         let active = self.conns[index as usize].as_ref()?.client.multi.active;
         if !active {
-            if id == ids().watch && self.server.shard_count > 1 {
+            if self.server.shard_count > 1 && id == ids().watch {
                 return self.watch_over_shards(index, id, args, now);
             }
             return None;
