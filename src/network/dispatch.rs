@@ -29,12 +29,16 @@ pub enum Flow {
 
 /// The shards a command runs on (`Local`: this one; `Keys`: its keys' shards,
 /// this one when it names none; `All`: every shard).
-#[inline]
+#[inline(always)]
 pub(super) fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
-    // One shard: every route but a custom one is this shard.
+    // One shard: every route but a custom one is this shard (inlined).
     if shards == 1 && !matches!(spec.route, Route::Custom(_)) {
         return ShardMask::single(me);
     }
+    route_mask_of(spec, args, shards, me)
+}
+
+fn route_mask_of(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
     match spec.route {
         Route::Local => ShardMask::single(me),
         Route::Keys => {
@@ -387,11 +391,21 @@ impl EventLoop {
         };
         let mut hashed = [(0usize, 0u32); PARSE_AHEAD];
         let mut n = 0;
+        let mut last: Option<&[u8]> = None;
         for (start, _, args) in batch {
             if args.len() < 2 {
                 continue;
             }
             let key = args.get(&buf[*start..], 1);
+            // The key of the command before (a pipeline on one list, set
+            // or hash): its lines are asked for already. Not hashed and
+            // probed again (~100-150 instructions a command). Length and
+            // last byte first: distinct keys (`key:<n>`) rarely get to
+            // the full compare.
+            if last.is_some_and(|l| l.len() == key.len() && l.last() == key.last() && l == key) {
+                continue;
+            }
+            last = Some(key);
             if shards > 1 && crate::shard::slot::key_shard(key, shards) != id {
                 continue;
             }
