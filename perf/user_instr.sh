@@ -17,10 +17,11 @@
 # (callgrind_control -d) gives the test's total Ir. REQUESTS/KEYSPACE = 3
 # by default, as perf/suite.sh's 300000/100000 (so two thirds of HSET's and
 # SADD's requests meet a present field or member, as in the real run).
-# Environment: REQUESTS=30000, KEYSPACE=10000, PIPELINE=16, TESTS
-# (redis-benchmark -t names), SERVERS="ringkv redis" (+ base with BASE_BIN),
-# KEEP_PROFILES=DIR (each test's callgrind dump kept there as
-# SERVER-TEST.N.cg, for callgrind_annotate).
+# Environment: REQUESTS=30000, KEYSPACE=10000, PIPELINE=16, TESTS (redis-benchmark
+# -t names), SERVERS="ringkv redis" (+ base with BASE_BIN), CG_KEEP=DIR keeps
+# each test's dump as DIR/SERVER-TEST.cg for a function-by-function
+# comparison: `perf/cg_functions.py REQUESTS DIR/ringkv-SET.cg
+# DIR/ringkv-LPUSH.cg ...` (exclusive Ir per request of every function).
 
 source "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null || die "needs valgrind (callgrind)"
@@ -28,7 +29,7 @@ command -v valgrind >/dev/null || die "needs valgrind (callgrind)"
 REQUESTS="${REQUESTS:-30000}"
 KEYSPACE="${KEYSPACE:-10000}"
 PIPELINE="${PIPELINE:-16}"
-TESTS="${TESTS:-get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,mset}"
+TESTS="${TESTS:-set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,mset}"
 SERVERS="${SERVERS:-ringkv redis${BASE_BIN:+ base}}"
 TS="$(timestamp)"
 RESULTS="$OUT_DIR/user_instr-$TS.csv"
@@ -52,9 +53,9 @@ one() { # SERVER
         rm -f "$dir"/cg.out.*
         run callgrind_control -d "$t" "$SERVER_PID" >/dev/null
         ir="$(cat "$dir"/cg.out.* | awk '/^summary:/ { s += $2 } END { print s + 0 }')"
-        if [ -n "${KEEP_PROFILES:-}" ]; then
-            mkdir -p "$KEEP_PROFILES"
-            for f in "$dir"/cg.out.*; do cp "$f" "$KEEP_PROFILES/$server-$t.${f##*.}.cg"; done
+        if [ -n "${CG_KEEP:-}" ]; then
+            mkdir -p "$CG_KEEP"
+            cat "$dir"/cg.out.* >"$CG_KEEP/$server-${t^^}.cg"
         fi
         echo "$server,${t^^},$(awk -v a="$ir" -v n="$REQUESTS" 'BEGIN { printf "%.0f", a / n }')" >>"$RESULTS"
     done

@@ -70,21 +70,14 @@ fn limits(ctx: &Ctx) -> Limits {
 /// Redis's `hashTypeLookupWriteOrCreate`: the hash at `key`, created empty
 /// (a listpack) when the key does not exist.
 fn write_or_create<'c>(ctx: &'c mut Ctx, key: &[u8]) -> Result<&'c mut Hash, WrongType> {
-    let now = ctx.now_ms;
-    if ctx.lookup_write::<HashKind>(key)?.is_none() {
-        let entry = Entry { value: Value::Hash(Hash::default()), expire_at_ms: -1, access_ms: crate::shard::lfu::fresh(now) };
-        ctx.db(key).insert_entry(key.into(), entry);
-        ctx.notify_new(key);
-    }
-    Ok(hash_mut(ctx.db(key).lookup(key, now, false).expect("the hash exists")))
+    let (e, _) = ctx.lookup_write_or_create::<HashKind>(key, || Value::Hash(Hash::default()))?;
+    Ok(hash_mut(e))
 }
 
 /// A key written by `writes` field changes: made known once, counted as
 /// `writes` for the dirty counter as Redis counts them, and notified as `event`.
 fn modified(ctx: &mut Ctx, key: &[u8], writes: usize, event: &str) {
-    ctx.modified(ctx.db, key);
-    ctx.notify(notify::HASH, event, key);
-    ctx.shards.of(key).dirty += writes.saturating_sub(1) as u64;
+    ctx.wrote_key(key, writes.max(1), notify::HASH, event);
 }
 
 #[inline]

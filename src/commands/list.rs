@@ -177,8 +177,7 @@ fn push_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, head: bool, only_e
         }
         Ok(Some(e)) => push(list_mut(&mut e.value)),
     };
-    wrote(ctx, key, args.len() - 2);
-    ctx.notify(notify::LIST, if head { "lpush" } else { "rpush" }, key);
+    ctx.wrote_key(key, args.len() - 2, notify::LIST, if head { "lpush" } else { "rpush" });
     r.int(len as i64);
 }
 
@@ -246,9 +245,16 @@ fn pop_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, head: bool) {
             1
         }
     };
-    let deleted = drop_if_empty(ctx, key);
-    wrote(ctx, key, popped);
-    notify_then_del(ctx, key, pop_event(head), deleted);
+    // Read from the list in hand: no second lookup of the key.
+    let deleted = q.is_empty();
+    if deleted {
+        ctx.db(key).remove(key);
+    }
+    // At least one popped: the list was not empty and the count not 0.
+    ctx.wrote_key(key, popped, notify::LIST, pop_event(head));
+    if deleted {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
 }
 
 fn lpop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

@@ -201,6 +201,29 @@ impl Ctx<'_> {
         self.lookup::<K>(self.db, key, Intent::Write)
     }
 
+    /// `lookup_write`, and when the key does not exist (or just expired) a
+    /// new entry holding `make()` is added first (notified `new`, as Redis's
+    /// `dbAdd`): the entry and whether it was created. One probe of the key
+    /// when it exists (the handlers' common case); a second lookup only
+    /// after an insert.
+    pub fn lookup_write_or_create<K: Kind>(&mut self, key: &[u8], make: impl FnOnce() -> Value) -> Result<(&mut Entry, bool), WrongType> {
+        let (db, now) = (self.db, self.now_ms);
+        let touch = self.may_touch();
+        let shard = self.shards.of(key);
+        match shard.dbs[db].probe(key, now) {
+            Probe::Live(pos) => {
+                let e = shard.dbs[db].entry_at(pos, now, touch);
+                return if K::holds(&e.value) { Ok((e, false)) } else { Err(WrongType) };
+            }
+            Probe::Expired => shard.expired(db, key),
+            Probe::Missing => {}
+        }
+        let entry = Entry { value: make(), expire_at_ms: -1, access_ms: crate::shard::lfu::fresh(now) };
+        shard.dbs[db].insert_entry(key.into(), entry);
+        shard.notify_new(db, key);
+        Ok((shard.dbs[db].lookup(key, now, false).expect("the key just added"), true))
+    }
+
     /// `lookup_write` in database `db` rather than the client's (MOVE).
     #[inline]
     pub fn lookup_write_in<K: Kind>(&mut self, db: usize, key: &[u8]) -> Lookup<'_> {

@@ -377,6 +377,14 @@ pub fn key_positions(spec: &KeySpec, args: &[&[u8]]) -> KeyPositions {
 
 /// The shards owning the keys of a command.
 pub fn key_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize) -> ShardMask {
+    // One key at a fixed position (most commands): no position iterator.
+    let k = &spec.keys;
+    if k.find.is_none() && k.first > 0 && k.first == k.last {
+        return match args.get(k.first as usize) {
+            Some(key) => ShardMask::single(key_shard(key, shards)),
+            None => ShardMask::default(),
+        };
+    }
     let mut mask = ShardMask::default();
     for i in key_positions(&spec.keys, args) {
         mask.insert(key_shard(args[i], shards));
@@ -542,6 +550,19 @@ impl<'a> Ctx<'a> {
     #[inline]
     pub fn modified(&mut self, db: usize, key: &[u8]) {
         self.shards.of(key).modified(db, key);
+    }
+    /// `key` of the client's database changed by `writes` (at least one)
+    /// writes, then notified `event` of `class`: `modified`, the dirty
+    /// counter as Redis counts it (`server.dirty += writes`) and `notify`,
+    /// with one look-up of the key's shard for the three.
+    #[inline]
+    pub fn wrote_key(&mut self, key: &[u8], writes: usize, class: u32, event: &str) {
+        debug_assert!(writes > 0);
+        let db = self.db;
+        let shard = self.shards.of(key);
+        shard.modified(db, key);
+        shard.dirty += writes as u64 - 1;
+        shard.notify(db, class, event, key);
     }
     /// The second key changed by one write (see `ShardState::also_modified`).
     pub fn also_modified(&mut self, db: usize, key: &[u8]) {

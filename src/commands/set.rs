@@ -150,7 +150,7 @@ fn notify_then_del(ctx: &mut Ctx, key: &[u8], event: &str, deleted: bool) {
 
 fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (key, members) = (args[1], &args[2..]);
-    let (max, now, db) = (max_intset_entries(ctx), ctx.now_ms, ctx.db);
+    let (max, now) = (max_intset_entries(ctx), ctx.now_ms);
     let added = match ctx.lookup_write::<SetKind>(key) {
         Ok(Some(e)) => {
             let set = set_of(e);
@@ -166,9 +166,7 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Err(WrongType) => return r.error(err::WRONGTYPE),
     };
     if added > 0 {
-        ctx.modified(db, key);
-        more_dirty(ctx, key, added);
-        ctx.notify(notify::SET, "sadd", key);
+        ctx.wrote_key(key, added, notify::SET, "sadd");
     }
     r.int(added as i64);
 }

@@ -237,20 +237,29 @@ fn zincrby(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 fn zadd_apply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, o: ZaddOptions) {
     let key = args[1];
     let pairs = &args[o.first..];
-    // Every score is checked before anything changes.
-    let mut scores = Vec::with_capacity(pairs.len() / 2);
-    for p in pairs.chunks(2) {
+    // Every score is checked before anything changes. A few pairs (one,
+    // mostly) on the stack: no allocation per ZADD.
+    let mut few = [0.0f64; 8];
+    let mut many = Vec::new();
+    let scores: &mut [f64] = if pairs.len() / 2 <= few.len() {
+        &mut few[..pairs.len() / 2]
+    } else {
+        many.resize(pairs.len() / 2, 0.0);
+        &mut many
+    };
+    for (slot, p) in scores.iter_mut().zip(pairs.chunks(2)) {
         match score::parse_strict(p[0]) {
-            Some(s) => scores.push(s),
+            Some(s) => *slot = s,
             None => return r.error(err::NOT_FLOAT),
         }
     }
+    let scores: &[f64] = scores;
     let (limits, now) = (limits(ctx), ctx.now_ms);
     let (mut added, mut updated, mut processed) = (0, 0, 0);
     let mut last = 0.0;
     let mut nan = false;
     let mut apply = |z: &mut ZSet| {
-        for (p, &s) in pairs.chunks(2).zip(&scores) {
+        for (p, &s) in pairs.chunks(2).zip(scores) {
             let (what, new) = z.add(p[1], s, o.flags, limits);
             match what {
                 Added::Nan => {
@@ -282,10 +291,8 @@ fn zadd_apply(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, o: ZaddOptions) {
         }
     }
     if added + updated > 0 {
-        ctx.modified(ctx.db, key);
         // Redis counts each added or updated member as a write.
-        ctx.shards.of(key).dirty += (added + updated - 1) as u64;
-        ctx.notify(notify::ZSET, if o.flags.incr { "zincr" } else { "zadd" }, key);
+        ctx.wrote_key(key, (added + updated) as usize, notify::ZSET, if o.flags.incr { "zincr" } else { "zadd" });
     }
     if nan {
         return r.error(NAN_ERROR);

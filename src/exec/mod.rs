@@ -129,6 +129,7 @@ fn dirty_of_held(ctx: &Ctx) -> u64 {
 /// The statistics a command leaves on the shard that ran it: commandstats,
 /// errorstats, latency inside/outside snapshots, slowlog, latency monitor.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 fn record_command(st: &mut ShardState, in_snapshot: bool, id: usize, args: &[&[u8]], usec: u64, failed: Option<ErrorKind>, addr: &[u8], name: &[u8]) {
     st.stats.record_call(id, usec, failed.is_some());
     st.snapshot_latency.record(usec, in_snapshot);

@@ -38,7 +38,11 @@ use crate::shard::slot::key_shard;
 impl EventLoop {
     /// After a command ran on this thread for connection `index`: when its
     /// handler asked to block, blocks the connection. Returns whether it did.
+    #[inline]
     pub(super) fn block_if_requested(&mut self, index: u32) -> bool {
+        if self.state().blocking.request.is_none() {
+            return false;
+        }
         let Some(req) = self.state().blocking.request.take() else {
             return false;
         };
@@ -258,10 +262,9 @@ impl EventLoop {
     /// Inlined: after every command, the check of an empty list.
     #[inline(always)]
     pub(super) fn serve_ready(&mut self) {
-        if self.state().blocking.ready.is_empty() || !self.holding.is_empty() {
-            return;
+        if !self.state().blocking.ready.is_empty() && self.holding.is_empty() {
+            self.serve_ready_keys();
         }
-        self.serve_ready_keys();
     }
 
     #[inline(never)]

@@ -31,10 +31,16 @@ pub enum Flow {
 /// this one when it names none; `All`: every shard).
 #[inline(always)]
 pub(super) fn route_mask(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
+    // One shard: every route but a custom one is this shard (inlined).
+    if shards == 1 && !matches!(spec.route, Route::Custom(_)) {
+        return ShardMask::single(me);
+    }
+    route_mask_of(spec, args, shards, me)
+}
+
+fn route_mask_of(spec: &CommandSpec, args: &[&[u8]], shards: usize, me: usize) -> ShardMask {
     match spec.route {
         Route::Local => ShardMask::single(me),
-        // One shard owns every key: nothing to hash.
-        Route::Keys if shards == 1 => ShardMask::single(me),
         Route::Keys => {
             let m = key_mask(spec, args, shards);
             if m.is_empty() {
@@ -405,11 +411,21 @@ impl EventLoop {
         };
         let mut hashed = [(0usize, 0u32); PARSE_AHEAD];
         let mut n = 0;
+        let mut last: Option<&[u8]> = None;
         for (start, _, args) in batch {
             if args.len() < 2 {
                 continue;
             }
             let key = args.get(&buf[*start..], 1);
+            // The key of the command before (a pipeline on one list, set
+            // or hash): its lines are asked for already. Not hashed and
+            // probed again (~100-150 instructions a command). Length and
+            // last byte first: distinct keys (`key:<n>`) rarely get to
+            // the full compare.
+            if last.is_some_and(|l| l.len() == key.len() && l.last() == key.last() && l == key) {
+                continue;
+            }
+            last = Some(key);
             if shards > 1 && crate::shard::slot::key_shard(key, shards) != id {
                 continue;
             }
@@ -824,6 +840,12 @@ impl EventLoop {
     /// ASAP".
     #[inline(always)]
     pub fn check_output_limit(&mut self, index: u32, now: i64) -> bool {
+        // Inlined: a client of the `normal` class without limits (the
+        // default) returns at once, as `enforce_output_limit` would.
+        let normal = &self.state().config.client_output_buffer_limit_normal;
+        if normal.hard_bytes == 0 && normal.soft_bytes == 0 && self.conns[index as usize].as_ref().is_some_and(|c| !c.client.in_pubsub_mode()) {
+            return false;
+        }
         self.enforce_output_limit(index, now, false)
     }
 

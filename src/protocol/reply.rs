@@ -33,52 +33,65 @@ impl ErrorKind {
     }
 }
 
+/// "00" to "99", two bytes each: `len_line`'s digits, two at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 impl<'a> Reply<'a> {
     pub fn new(buf: &'a mut Vec<u8>, resp: u8) -> Self {
         Reply { buf, resp, error_prefix: None, error_stats_counted: false }
     }
 
-    /// `<prefix><n>\r\n`: the line is built in a 24-byte stack buffer and
-    /// copied whole (a fixed-size copy the compiler inlines), the length
-    /// then set to the line's: one capacity check, no call to memcpy for a
-    /// variable length (three pushes and a `memmove` call were ~6% of an
-    /// LPUSH load's user time, an integer reply per command).
+    /// `<prefix><n>\r\n`: the line is built right-aligned in a stack
+    /// buffer, two digits at a time from a table (the digit count and a
+    /// division per digit were ~140 instructions of an LPUSH's reply with a
+    /// six-digit length), and 24 bytes from its start are copied whole (a
+    /// fixed-size copy the compiler inlines), the length then set to the
+    /// line's: one capacity check, no call to memcpy for a variable length.
     fn len_line(&mut self, prefix: u8, n: i64) {
-        const MAX: usize = 24; // '-' + 19 digits + prefix + CRLF = 23
-        let mut line = [0u8; MAX];
-        line[0] = prefix;
-        let mut end = 1;
-        if n < 0 {
-            line[1] = b'-';
-            end = 2;
-        }
-        // The digits written in place, last first, after counting them.
+        const MAX: usize = 24; // prefix + '-' + 19 digits + CRLF = 23
+                               // The line ends at MAX (exclusive) and starts at `start >= 1`, so
+                               // the MAX bytes copied from `start` stay inside the buffer.
+        let mut line = [0u8; 2 * MAX];
+        line[MAX - 2] = b'\r';
+        line[MAX - 1] = b'\n';
+        let mut i = MAX - 2;
         let mut u = n.unsigned_abs();
-        let mut t = u;
-        while t >= 10 {
-            t /= 10;
-            end += 1;
+        while u >= 100 {
+            let d = (u % 100) as usize * 2;
+            u /= 100;
+            i -= 2;
+            line[i] = DIGIT_PAIRS[d];
+            line[i + 1] = DIGIT_PAIRS[d + 1];
         }
-        end += 1;
-        let mut i = end;
-        loop {
+        if u >= 10 {
+            let d = u as usize * 2;
+            i -= 2;
+            line[i] = DIGIT_PAIRS[d];
+            line[i + 1] = DIGIT_PAIRS[d + 1];
+        } else {
             i -= 1;
-            line[i] = b'0' + (u % 10) as u8;
-            u /= 10;
-            if u == 0 {
-                break;
-            }
+            line[i] = b'0' + u as u8;
         }
-        line[end] = b'\r';
-        line[end + 1] = b'\n';
+        if n < 0 {
+            i -= 1;
+            line[i] = b'-';
+        }
+        i -= 1;
+        line[i] = prefix;
         self.buf.reserve(MAX);
         let len = self.buf.len();
-        // SAFETY: `reserve` made room for MAX more bytes past `len`; all MAX
-        // are written (initialised), and the length grows by the line's
-        // `end + 2 <= MAX` bytes only.
+        // SAFETY: `reserve` made room for MAX more bytes past `len`; the MAX
+        // bytes copied from `line[i..i + MAX]` are in bounds (`i >= 1`, the
+        // buffer is 2 * MAX long) and initialised, and the length grows by
+        // the line's `MAX - i <= MAX` bytes only.
         unsafe {
-            std::ptr::copy_nonoverlapping(line.as_ptr(), self.buf.as_mut_ptr().add(len), MAX);
-            self.buf.set_len(len + end + 2);
+            std::ptr::copy_nonoverlapping(line.as_ptr().add(i), self.buf.as_mut_ptr().add(len), MAX);
+            self.buf.set_len(len + MAX - i);
         }
     }
 

@@ -203,8 +203,11 @@ impl ShardMask {
         self.0 == 0
     }
     /// The only member, if there is exactly one.
+    #[inline]
     pub fn only(&self) -> Option<usize> {
-        if self.0.count_ones() == 1 {
+        // One bit set (no popcount: a u128 count_ones is a software
+        // popcount on the baseline x86-64 target, ~16 instructions).
+        if self.0 != 0 && self.0 & (self.0 - 1) == 0 {
             Some(self.0.trailing_zeros() as usize)
         } else {
             None

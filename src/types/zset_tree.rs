@@ -355,14 +355,26 @@ impl SortedSetBody {
             Node::Inner(children) => {
                 let at = self.child_for(children, score, member);
                 self.remove_in(&mut children[at].node, score, member);
-                let c = &mut children[at];
-                c.count -= 1;
-                if c.node.width() < NODE_MIN && children.len() > 1 {
-                    let left = if at > 0 { at - 1 } else { at };
-                    rebalance(children, left);
-                } else if let Some(first) = children[at].node.first() {
-                    children[at].first = first;
+                removed_below(children, at);
+            }
+        }
+    }
+
+    /// `remove_in` of the item at `rank` under `node`: the way down by the
+    /// children's counts, no comparison of scores or members (ZPOPMIN).
+    fn remove_rank_in(node: &mut Node, mut rank: usize) {
+        match node {
+            Node::Leaf(items) => {
+                items.remove(rank);
+            }
+            Node::Inner(children) => {
+                let mut at = 0;
+                while rank >= children[at].count {
+                    rank -= children[at].count;
+                    at += 1;
                 }
+                Self::remove_rank_in(&mut children[at].node, rank);
+                removed_below(children, at);
             }
         }
     }
@@ -441,6 +453,13 @@ impl SortedSetBody {
         let id = self.table.id_at(l);
         let score = self.slab[id as usize].score;
         self.tree_remove(score, id);
+        self.forget(l, id);
+        score
+    }
+
+    /// The table and slab side of removing member `id` at table location
+    /// `l`, once it has left the tree.
+    fn forget(&mut self, l: Loc, id: u32) {
         self.table_remove(l);
         // A freed slot is marked by a NaN score (scores never are NaN), so
         // that `scan` can skip it without searching `free_ids`.
@@ -450,7 +469,6 @@ impl SortedSetBody {
             // Nothing left to keep: give the slab and table back.
             *self = SortedSetBody { hasher: self.hasher.clone(), ..SortedSetBody::new() };
         }
-        score
     }
 
     /// Removes the element at `rank` after `f` saw it in place (ZPOPMIN,
@@ -461,6 +479,7 @@ impl SortedSetBody {
         if rank >= self.len() {
             return None;
         }
+        let rank0 = rank;
         let mut rank = rank;
         let mut node = &self.root;
         let item = loop {
@@ -478,7 +497,12 @@ impl SortedSetBody {
         };
         let out = f(self.member(item.id), item.score);
         let slot = self.find_loc(self.member(item.id)).expect("a member in the tree is in the table");
-        self.remove_slot(slot);
+        // Out of the tree by its rank, then out of the table.
+        let mut root = std::mem::replace(&mut self.root, Node::Leaf(Vec::new()));
+        Self::remove_rank_in(&mut root, rank0);
+        self.root = root;
+        self.fix_root();
+        self.forget(slot, item.id);
         Some(out)
     }
 
@@ -631,6 +655,19 @@ impl SortedSetBody {
 
 /// Rebalances children `left` and `left + 1` of an inner node: one node
 /// when they fit in one, else two of even width.
+/// After an item under `children[at]` was removed: its count, and a merge
+/// with a sibling when it fell under `NODE_MIN`, else its first item.
+fn removed_below(children: &mut Vec<Child>, at: usize) {
+    let c = &mut children[at];
+    c.count -= 1;
+    if c.node.width() < NODE_MIN && children.len() > 1 {
+        let left = if at > 0 { at - 1 } else { at };
+        rebalance(children, left);
+    } else if let Some(first) = children[at].node.first() {
+        children[at].first = first;
+    }
+}
+
 fn rebalance(children: &mut Vec<Child>, left: usize) {
     let b = children.remove(left + 1).node;
     let a = std::mem::replace(&mut children[left].node, Node::Leaf(Vec::new()));
@@ -859,6 +896,8 @@ mod tests {
         Insert(Vec<u8>, f64),
         Remove(Vec<u8>),
         RemoveRanks(usize, usize),
+        /// `remove_rank_with` (ZPOPMIN / ZPOPMAX's removal by rank).
+        PopRank(usize),
     }
 
     fn member() -> impl Strategy<Value = Vec<u8>> {
@@ -883,6 +922,7 @@ mod tests {
             6 => (member(), score()).prop_map(|(m, s)| Op::Insert(m, s)),
             3 => member().prop_map(Op::Remove),
             1 => (0usize..400, 0usize..40).prop_map(|(a, n)| Op::RemoveRanks(a, n)),
+            2 => (0usize..400).prop_map(Op::PopRank),
         ]
     }
 
@@ -955,6 +995,14 @@ mod tests {
                     }
                     assert_eq!(z.remove_ranks(a..a + n), doomed.len());
                 }
+                Op::PopRank(r) => {
+                    let want = model.all().into_iter().nth(r);
+                    if let Some((m, _)) = &want {
+                        model.remove(m);
+                    }
+                    let got = z.remove_rank_with(r, |m, s| (m.to_vec(), s));
+                    assert_eq!(got.map(|(m, s)| (m, s.to_bits())), want.map(|(m, s)| (m, s.to_bits())));
+                }
             }
             if i % check_every == 0 {
                 check(&z, &model, &probes, &ranges);
@@ -1003,6 +1051,16 @@ mod tests {
         for i in (0..10_000u32).filter(|i| i % 3 != 0) {
             let m = format!("k{}", i).into_bytes();
             assert_eq!(z.remove(&m), model.remove(&m));
+        }
+        check(&z, &model, &[], &[]);
+        // Popped by rank from both ends and the middle, as ZPOPMIN/ZPOPMAX
+        // do, down to a third, each level's counts kept.
+        for i in 0..2_000usize {
+            let all = model.all();
+            let r = [0, all.len() - 1, all.len() / 2][i % 3];
+            let (m, s) = all[r].clone();
+            model.remove(&m);
+            assert_eq!(z.remove_rank_with(r, |m, s| (m.to_vec(), s)), Some((m, s)));
         }
         check(&z, &model, &[], &[]);
         assert_eq!(z.remove_ranks(0..usize::MAX), model.scores.len());
