@@ -24,6 +24,9 @@ the page frame numbers in /proc/PID/pagemap).
      parent-dropped      the child still has the old frame, the server has no
                          page there now (freed with MADV_DONTNEED, munmapped)
    per mapping label ([heap], [stack], anon mapping start, file).
+   With COW_FAST=1 it only reads the child's Private_Dirty (smaps_rollup)
+   every millisecond or so and writes its peak and time series: the true
+   peak of a short-lived rise.
 3. Writes to OUT_FILE the time series of smaps Private_Dirty (the figure Redis
    reports as current_cow_size) and the classification of the last complete
    sample before the child exited (its largest), per class and per mapping.
@@ -189,6 +192,57 @@ def classify(child, parent, pre):
     return out
 
 
+def page_kind(page):
+    """A guess at what a page the server rewrote held before the fork, from
+    its content (COW_RUNS=1): request bytes (receive buffers), the load's
+    values (redis-benchmark's 'x' fill), keyspace slots (many 8-byte -1
+    words: the expiry of keys without a TTL), or other."""
+    if page.count(b"\r\n$") >= 4:
+        return "requests"
+    if page.count(b"x") >= len(page) // 2:
+        return "values"
+    words = array.array("q")
+    words.frombytes(page[: len(page) // 8 * 8])
+    if sum(1 for w in words if w == -1) >= 16:
+        return "slots"
+    if page.count(0) >= len(page) * 7 // 8:
+        return "mostly-zero"
+    return "other"
+
+
+def rollup_private_dirty_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Private_Dirty:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fast_peak(child, out, stop, start):
+    """COW_FAST=1: no classification, only the child's Private_Dirty read
+    from smaps_rollup as often as it can be (~1-2 ms a read): the true peak,
+    which the child's own samples (one per >= 100 ms, rdb_last_cow_size) and
+    the classifying loop above (one per few hundred ms) can miss when it is
+    short-lived (pages the child gives back once serialised)."""
+    series = []
+    while not os.path.exists(stop):
+        try:
+            kib = rollup_private_dirty_kib(child)
+        except (OSError, ValueError):
+            break
+        series.append((time.time() - start, kib))
+        time.sleep(0.001)
+    if not series:
+        out.write("child exited before the first sample\n")
+        return
+    t, peak = max(series, key=lambda s: s[1])
+    out.write(f"fast samples: {len(series)} over {series[-1][0]:.2f} s; peak Private_Dirty {peak / 1024:.2f} MiB at {t:.3f} s; "
+              f"last {series[-1][1] / 1024:.2f} MiB\n")
+    step = max(1, len(series) // 40)
+    out.write("series (s:MiB): " + " ".join(f"{t:.3f}:{k / 1024:.1f}" for t, k in series[::step]) + "\n")
+    out.close()
+
+
 def watch(server, out_path, ready, stop, sample_ms=50):
     t0 = time.time()
     pre = snapshot(server)
@@ -209,6 +263,9 @@ def watch(server, out_path, ready, stop, sample_ms=50):
     start = time.time()
     series = []
     last = None
+    if os.environ.get("COW_FAST"):
+        fast_peak(child, out, stop, start)
+        return
     while not os.path.exists(stop):
         try:
             rows, total = smaps_private_dirty(child)
@@ -231,6 +288,14 @@ def watch(server, out_path, ready, stop, sample_ms=50):
                     for a in pws[:: max(1, len(pws) // 12)]:
                         m.seek(a)
                         cls["pw_heads"].append((a, m.read(4096)))
+                    kinds = cls["pw_kinds"] = {}
+                    for a in pws:
+                        m.seek(a)
+                        page = m.read(PAGE)
+                        k = page_kind(page)
+                        kinds[k] = kinds.get(k, 0) + 1
+                        if k in ("mostly-zero", "other") and len(cls.setdefault("kind_samples", {}).setdefault(k, [])) < 3:
+                            cls["kind_samples"][k].append((a, page))
             except OSError:
                 pass
             if not cls["pw_heads"] and last is not None:
@@ -263,6 +328,16 @@ def watch(server, out_path, ready, stop, sample_ms=50):
             f"{lo:#x}+{(hi - lo) >> 10}K" for lo, hi in runs[:8]) + f" ({len(runs)} runs)\n")
         for lo, head in cls.get("heads", []):
             out.write(f"  {lo:#x}: {head!r}\n")
+        kinds = cls.get("pw_kinds", {})
+        if kinds:
+            out.write("pages the server wrote, by their pre-fork content: " + ", ".join(
+                f"{k} {v * PAGE / 1048576:.2f} MiB" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + "\n")
+        for k, pages in cls.get("kind_samples", {}).items():
+            for a, page in pages:
+                words = array.array("Q")
+                words.frombytes(page)
+                nz = [(i * 8, w) for i, w in enumerate(words) if w]
+                out.write(f"  {k} {a:#x}: {len(nz)} non-zero words: " + " ".join(f"+{o}:{w:#x}" for o, w in nz[:12]) + "\n")
         out.write("pages the server wrote (the child's pre-fork copy), sampled:\n")
         for a, page in cls.get("pw_heads", []):
             out.write(f"  {a:#x}: {page[:160]!r}\n")

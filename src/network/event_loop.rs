@@ -117,6 +117,9 @@ pub struct EventLoop {
     /// it has a timed duty (`Sink::inline_turn`).
     pub aof_sqes: Vec<squeue::Entry>,
     pub aof_tick: bool,
+    /// Allocations from a fresh arena while a snapshot child runs
+    /// (`persistence::cow`).
+    pub snapshot_arena: crate::persistence::cow::SnapshotArena,
     /// One clock for the loop (see `Clock`).
     pub clock: Clock,
     /// The last command name looked up, exactly as sent, and its id:
@@ -213,6 +216,7 @@ impl EventLoop {
             gate_min: u64::MAX,
             aof_sqes: Vec::new(),
             aof_tick: false,
+            snapshot_arena: Default::default(),
             clock: Clock::new(),
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
@@ -294,6 +298,7 @@ impl EventLoop {
     /// Reads the clock once per turn; commands then read it once each.
     fn turn_start(&mut self) {
         self.clock.tick();
+        self.snapshot_arena.follow(self.server.persistence.snapshot_active.load(Ordering::Relaxed));
     }
 
     pub fn run(&mut self) {

@@ -4,6 +4,7 @@
 pub mod aof;
 pub mod aof_file;
 pub mod aof_rewrite;
+pub mod cow;
 pub mod lzf;
 pub mod payload;
 pub mod rdb;

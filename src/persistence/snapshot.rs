@@ -370,7 +370,15 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
                     }
                     enc.save_select_db(dbi, db.len(), db.expires_len());
                     let mut n = 0u64;
-                    for slots in db.map.chunks() {
+                    // The newest chunks first: the keys added last are the
+                    // likeliest to be written while the child runs (a cache's
+                    // working set, a load's keys), and once a chunk is
+                    // serialised the child gives its pages back
+                    // (`release_slots`), so the server's writes to them from
+                    // then on copy nothing. In position order the child
+                    // reached them last, after the server had rewritten
+                    // every page of them (perf/RESULTS.md, branch cow2).
+                    for slots in db.map.chunks().rev() {
                         for (i, slot) in slots.iter().enumerate() {
                             // Keys and values live where the allocator put them (values
                             // rewritten since their insert anywhere): ask for those a few

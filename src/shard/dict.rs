@@ -151,7 +151,7 @@ impl<T> ChunkedVec<T> {
     }
 
     /// The chunks in position order, each a slice of consecutive elements.
-    pub fn chunks(&self) -> impl Iterator<Item = &[T]> {
+    pub fn chunks(&self) -> impl DoubleEndedIterator<Item = &[T]> {
         self.chunks.iter().map(|c| &c[..]).filter(|c| !c.is_empty())
     }
 
@@ -606,8 +606,9 @@ impl Dict {
         }
     }
 
-    /// The entry store's chunks in position order (the BGSAVE walk).
-    pub fn chunks(&self) -> impl Iterator<Item = &[Slot]> {
+    /// The entry store's chunks in position order (the BGSAVE walk goes
+    /// from the last).
+    pub fn chunks(&self) -> impl DoubleEndedIterator<Item = &[Slot]> {
         self.slots.chunks()
     }
 
