@@ -212,6 +212,11 @@ pub fn used_memory_bytes(allocated: u64) -> u64 {
     allocated + crate::shard::dict::mapped_index_bytes()
 }
 
+/// `used_memory` now (LATENCY DOCTOR's fork rate is taken at the fork).
+pub fn used_memory_now() -> u64 {
+    used_memory_bytes(jemalloc_stats().0)
+}
+
 /// jemalloc's (allocated, active, resident) after refreshing its statistics.
 fn jemalloc_stats() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};
@@ -377,7 +382,8 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "expired_keys", "{}", sum.expired_keys);
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
-    field!(out, "expire_cycle_cpu_milliseconds", "0");
+    let expire_cycle_usec: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).stats.expire_cycle_usec).sum();
+    field!(out, "expire_cycle_cpu_milliseconds", "{}", expire_cycle_usec / 1000);
     let evicted: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).eviction.evicted_keys).sum();
     field!(out, "evicted_keys", "{}", evicted);
     field!(out, "evicted_clients", "0");
@@ -553,7 +559,7 @@ fn latencystats(ctx: &Ctx, out: &mut String) {
             if j > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "p{}={:.3}", label, h.value_at_percentile(*p) as f64);
+            let _ = write!(out, "p{}={:.3}", label, h.value_at_percentile_ns(*p) as f64 / 1000.0);
         }
         out.push_str("\r\n");
     }

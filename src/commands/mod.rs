@@ -425,6 +425,10 @@ pub struct ClientState {
     /// Bytes of the input the running command was parsed from (what Redis's
     /// query buffer holds while a command runs: CLIENT LIST/INFO `qbuf=`).
     pub input_len: usize,
+    /// Spare capacity of the query buffer the running command was parsed
+    /// from (0 when parsed in place from a receive buffer): CLIENT INFO's
+    /// `qbuf-free` for the caller.
+    pub input_free: usize,
     /// REPLCONF, SYNC/PSYNC and WAIT state (`replication`).
     pub repl: crate::replication::ClientRepl,
 }
