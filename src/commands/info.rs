@@ -214,7 +214,7 @@ pub fn used_memory_bytes(allocated: u64) -> u64 {
 
 /// `used_memory` now (LATENCY DOCTOR's fork rate is taken at the fork).
 pub fn used_memory_now() -> u64 {
-    used_memory_bytes(jemalloc_stats().0)
+    used_memory_bytes(crate::shard::memory::in_use(jemalloc_stats().0))
 }
 
 /// jemalloc's (allocated, active, resident) after refreshing its statistics.
@@ -258,7 +258,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 fn memory(ctx: &Ctx, out: &mut String) {
     let c = ctx.config();
     let (allocated, active, resident) = jemalloc_stats();
-    let used = used_memory_bytes(allocated);
+    let used = used_memory_bytes(crate::shard::memory::in_use(allocated));
     let rss = process_rss();
     let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
     let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);

@@ -274,7 +274,7 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
     head.save_aux("redis-bits", b"64");
     head.save_aux("ctime", (crate::util::unix_ms() / 1000).to_string().as_bytes());
     let allocated = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0);
-    let used = crate::commands::info::used_memory_bytes(allocated as u64);
+    let used = crate::commands::info::used_memory_bytes(crate::shard::memory::in_use(allocated as u64));
     head.save_aux("used-mem", used.to_string().as_bytes());
     head.save_aux("aof-base", if aof_base { b"1" } else { b"0" });
     head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
