@@ -308,7 +308,7 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
         'O' => info.is_monitor,
         'P' => info.subscriptions.iter().any(|&n| n > 0),
         'x' => info.multi.is_some(),
-        'b' => info.blocked.is_some(),
+        'b' => info.blocked.is_some() || info.paused,
         'd' => info.watch.as_ref().is_some_and(|w| w.dirty()),
         'r' => info.readonly,
         'e' => info.no_evict,

@@ -170,6 +170,8 @@ fn clients(ctx: &Ctx, out: &mut String) {
             if let Some(w) = info.blocked.as_ref().filter(|_| !info.kill_requested) {
                 blocked += 1;
                 in_timeout_table += (w.deadline_ms > 0) as usize;
+            } else if info.paused && !info.kill_requested {
+                blocked += 1;
             }
         }
     }

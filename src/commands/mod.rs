@@ -16,6 +16,7 @@ pub mod connection;
 pub mod diagnostics;
 pub mod docs;
 pub mod dump;
+pub mod migrate;
 #[rustfmt::skip]
 mod docs_data;
 pub mod geo;
@@ -285,6 +286,7 @@ impl CommandTable {
         specs.extend(stream::commands());
         specs.extend(keys::commands());
         specs.extend(dump::commands());
+        specs.extend(migrate::commands());
         specs.extend(memory::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());

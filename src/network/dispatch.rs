@@ -141,6 +141,15 @@ impl EventLoop {
         self.mark_dirty(index);
     }
 
+    /// CLIENT PAUSE held this connection back (or let it go): INFO's
+    /// `blocked_clients` and CLIENT LIST's `b` flag count it, as Redis's
+    /// BLOCKED_POSTPONE.
+    pub fn set_paused_info(&mut self, index: u32, paused: bool) {
+        if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.paused = paused;
+        }
+    }
+
     /// Writes the query buffer's length and spare capacity to the client
     /// registry (CLIENT LIST's `qbuf=`/`qbuf-free=`) when they changed: no
     /// write while commands are parsed in place from receive buffers.
@@ -514,12 +523,17 @@ impl EventLoop {
         if spec.is_write() {
             self.conns[index as usize].as_mut().unwrap().wrote = true;
         }
-        if self.server.pause_blocks(now, is_write) {
-            // CLIENT PAUSE: this connection waits (its input stays queued).
-            let conn = self.conns[index as usize].as_mut().unwrap();
-            conn.deferred = true;
-            conn.paused = true;
-            return Flow::Defer;
+        if self.server.pause_until(now).is_some() {
+            let conn = self.conns[index as usize].as_ref().unwrap();
+            if self.server.pause_blocks(now, super::multi::may_replicate(spec, id, args, &conn.client)) {
+                // CLIENT PAUSE: this connection waits (its input stays
+                // queued), counted in blocked_clients as Redis's postponed clients.
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                conn.deferred = true;
+                conn.paused = true;
+                self.set_paused_info(index, true);
+                return Flow::Defer;
+            }
         }
         if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
             info.last_interaction_ms = now;

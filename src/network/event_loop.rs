@@ -1037,6 +1037,7 @@ impl EventLoop {
                     continue;
                 }
                 c.paused = false;
+                self.set_paused_info(index, false);
             }
             self.run_deferred(index);
         }

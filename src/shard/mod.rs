@@ -57,6 +57,8 @@ pub struct ClientInfo {
     /// Blocked in a blocking command (CLIENT LIST flag `b`, INFO
     /// blocked_clients, CLIENT UNBLOCK).
     pub blocked: Option<std::sync::Arc<crate::messaging::blocking::Waiter>>,
+    /// Held back by CLIENT PAUSE (counted as blocked, flag `b`).
+    pub paused: bool,
     /// CLIENT TRACKING bits (`messaging::tracking::flag`: flags `t R B`).
     pub tracking_flags: u8,
     /// The tracking redirect (CLIENT LIST's `redir=`, -1 while tracking is off).
