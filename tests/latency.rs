@@ -136,3 +136,31 @@ fn query_buffer_of_a_big_argument_is_trimmed_to_the_recent_peak() {
     };
     assert!(trimmed < grown, "trimmed {trimmed}, grown {grown}");
 }
+
+/// Evicting a big value records `eviction-del` (one victim's deletion) and
+/// `eviction-cycle` (the whole eviction before the command), as Redis's evict.c.
+#[test]
+fn eviction_of_a_big_value_is_a_latency_event() {
+    let s = Server::ringkv(&["--shards", "2"]);
+    let mut c = s.conn();
+    // 300k members: freeing them takes milliseconds on any machine.
+    for batch in 0..300 {
+        let mut args = vec!["SADD".to_string(), "big".to_string()];
+        args.extend((0..1000).map(|i| (batch * 1000 + i).to_string()));
+        c.send(&args);
+    }
+    for _ in 0..300 {
+        assert_eq!(c.read(), Resp::Int(1000));
+    }
+    assert_eq!(c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "1"]), Resp::ok());
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]), Resp::ok());
+    let info = text(&c.cmd(&["INFO", "memory"]));
+    let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().trim().parse().unwrap();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", &(used - 1000).to_string()]), Resp::ok());
+    assert_eq!(c.cmd(&["SET", "x", "y"]), Resp::ok());
+    assert_eq!(c.cmd(&["EXISTS", "big"]), Resp::Int(0));
+    let latest = c.cmd(&["LATENCY", "LATEST"]);
+    let events: Vec<String> = latest.array().iter().map(|e| text(&e.array()[0])).collect();
+    assert!(events.contains(&"eviction-del".to_string()) && events.contains(&"eviction-cycle".to_string()), "{:?}", events);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), Resp::ok());
+}
