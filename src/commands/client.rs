@@ -308,7 +308,7 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
         'O' => info.is_monitor,
         'P' => info.subscriptions.iter().any(|&n| n > 0),
         'x' => info.multi.is_some(),
-        'b' => info.blocked.is_some(),
+        'b' => info.blocked.is_some() || info.paused,
         'd' => info.watch.as_ref().is_some_and(|w| w.dirty()),
         'r' => info.readonly,
         'e' => info.no_evict,
@@ -332,7 +332,7 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
 pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut String) {
     let table = CommandTable::get();
     let cmd = table.specs.get(info.last_cmd as usize).map_or("NULL", |s| s.name);
-    let qbuf_free = if info.qbuf_bytes == 0 { 0 } else { info.qbuf_bytes.next_power_of_two().max(16 * 1024) - info.qbuf_bytes };
+    let qbuf_free = info.qbuf_free_bytes;
     // Connection buffers: the query buffer, the two 16 KiB output buffers and the per-connection state.
     let tot_mem = info.qbuf_bytes + qbuf_free + argv_bytes + info.out_bytes + 2 * 16 * 1024 + 1024;
     let _ = write!(
@@ -393,6 +393,7 @@ fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     // Redis trims its query buffer after the commands in it ran: while
     // CLIENT LIST/INFO runs, it still holds the command itself.
     info.qbuf_bytes = c.input_len;
+    info.qbuf_free_bytes = c.input_free;
     Some(info)
 }
 

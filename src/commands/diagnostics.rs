@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::{reply_help, subcommand_syntax_error};
 use super::{err, flags::*, CommandSpec, Ctx, Route};
-use crate::metrics::latency::{LatencySample, LATENCY_TS_LEN};
+use crate::metrics::histogram::LatencyHistogram;
+use crate::metrics::latency::{doctor_report, graph, DoctorContext, EventView, LatencySample, LATENCY_TS_LEN};
 use crate::metrics::slowlog::SlowLogEntry;
 use crate::protocol::Reply;
 use crate::shard::{digest, Value};
@@ -56,6 +57,16 @@ pub fn commands() -> Vec<CommandSpec> {
             .group("server")
             .acl(DANGEROUS)
             .doc("2.8.13", "Return a human readable latency analysis report."),
+        CommandSpec::new("latency|graph", 3, ADMIN_NOSCRIPT, latency_graph)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("2.8.13", "Return a latency graph for the event."),
+        CommandSpec::new("latency|histogram", -2, ADMIN_NOSCRIPT, latency_histogram)
+            .route(Route::All)
+            .group("server")
+            .acl(DANGEROUS)
+            .doc("7.0.0", "Return the cumulative distribution of latencies of a subset of commands or all."),
         CommandSpec::new("latency|help", 2, LOADING | STALE, latency_help)
             .group("server")
             .acl(SLOW)
@@ -250,38 +261,93 @@ fn latency_reset(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.int(reset.len() as i64);
 }
 
-/// A short LATENCY DOCTOR: Redis's texts for the disabled and the quiet
-/// cases, and per event the statistics Redis's report starts with.
+/// LATENCY DOCTOR: Redis's report over every shard's events, with its
+/// advice for the events seen and the server's settings.
 fn latency_doctor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     let events = merged_latency(ctx);
-    let mut report = String::new();
-    if events.is_empty() && ctx.config().latency_monitor_threshold_ms == 0 {
-        report.push_str("I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n");
-    } else if events.is_empty() {
-        report.push_str("Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep tonight.\n");
+    let config = ctx.config();
+    let views: Vec<EventView> = events.iter().map(|(name, s)| EventView { name, samples: &s.samples, max_ms: s.max_ms }).collect();
+    let c = DoctorContext {
+        threshold_ms: config.latency_monitor_threshold_ms,
+        slowlog_log_slower_than_usec: config.slowlog_log_slower_than_usec,
+        fork_rate_gb_per_sec: crate::persistence::snapshot::fork_rate_gb_per_sec(ctx.server),
+        hz: config.hz,
+        appendfsync_always: config.others.get("appendfsync").is_some_and(|v| v == "always"),
+        anon_huge_pages_bytes: anon_huge_pages_bytes(),
+        now_sec: crate::util::unix_ms() / 1000,
+    };
+    r.verbatim(doctor_report(&views, &c).as_bytes());
+}
+
+/// The process's AnonHugePages (smaps_rollup), as Redis's
+/// `THPGetAnonHugePagesSize` reads them for LATENCY DOCTOR's THP advice.
+fn anon_huge_pages_bytes() -> u64 {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    text.lines().find_map(|l| l.strip_prefix("AnonHugePages:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+}
+
+/// LATENCY GRAPH event: an ASCII graph of the event's samples.
+fn latency_graph(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let events = merged_latency(ctx);
+    let name = String::from_utf8_lossy(args[2]);
+    let Some(series) = events.get(name.as_ref()) else {
+        r.error(&format!("ERR No samples available for event '{}'", name));
+        return;
+    };
+    r.verbatim(graph(&name, &series.samples, series.max_ms, crate::util::unix_ms() / 1000).as_bytes());
+}
+
+/// LATENCY HISTOGRAM [command ...]: per command (a container brings its
+/// subcommands; unknown names are skipped) that has run since the last
+/// CONFIG RESETSTAT, its calls and cumulative latency distribution, every
+/// shard's histogram merged.
+fn latency_histogram(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let table = super::CommandTable::get();
+    let mut ids: Vec<usize> = Vec::new();
+    if args.len() == 2 {
+        ids.extend(0..table.specs.len());
     } else {
-        report.push_str("Dave, I have observed latency spikes in this Redis instance. You don't mind talking about it, do you Dave?\n\n");
-        let now_sec = ctx.now_ms / 1000;
-        for (n, (name, series)) in events.iter().enumerate() {
-            let count = series.samples.len().max(1) as u64;
-            let sum: u64 = series.samples.iter().map(|s| s.latency_ms).sum();
-            let avg = sum / count;
-            let mad = series.samples.iter().map(|s| s.latency_ms.abs_diff(avg)).sum::<u64>() / count;
-            let period = series.samples.first().map_or(0, |s| (now_sec - s.time_sec).max(0) as u64) / count;
-            report.push_str(&format!(
-                "{}. {}: {} latency spikes (average {}ms, mean deviation {}ms, period {} sec). Worst all time event {}ms.\n",
-                n + 1,
-                name,
-                series.samples.len(),
-                avg,
-                mad,
-                period,
-                series.max_ms
-            ));
+        for name in &args[2..] {
+            let id = match name.iter().position(|&b| b == b'|') {
+                Some(bar) => std::str::from_utf8(&name[..bar])
+                    .ok()
+                    .and_then(|c| table.lookup(c.as_bytes()).map(|id| (table.specs[id].name, id)))
+                    .and_then(|(c, _)| table.lookup_sub(c, &name[bar + 1..])),
+                None => table.lookup(name),
+            };
+            let Some(id) = id else { continue };
+            ids.push(id);
+            if table.is_container(id) {
+                ids.extend(table.subcommands_of(table.specs[id].name));
+            }
         }
-        report.push_str("\nI have a few advices for you:\n\n- Check your system for commands that take long (SLOWLOG GET) and read https://redis.io/topics/latency for the common causes of latency.\n");
     }
-    r.verbatim(report.as_bytes());
+    let mut merged: Vec<(usize, LatencyHistogram)> = Vec::new();
+    for id in ids {
+        let mut h: Option<LatencyHistogram> = None;
+        for i in 0..ctx.shard_count {
+            if let Some(Some(s)) = ctx.shard(i).stats.command_latency.get(id) {
+                h.get_or_insert_with(Default::default).merge(s);
+            }
+        }
+        if let Some(h) = h.filter(|h| h.total > 0) {
+            merged.push((id, h));
+        }
+    }
+    r.map(merged.len());
+    for (id, h) in &merged {
+        r.bulk(table.specs[*id].name.as_bytes());
+        r.map(2);
+        r.bulk(b"calls");
+        r.int(h.total as i64);
+        r.bulk(b"histogram_usec");
+        let buckets = h.cumulative_usec();
+        r.map(buckets.len());
+        for (usec, count) in buckets {
+            r.int(usec as i64);
+            r.int(count as i64);
+        }
+    }
 }
 
 // ---------------------------------------------------------------- MONITOR

@@ -170,6 +170,8 @@ fn clients(ctx: &Ctx, out: &mut String) {
             if let Some(w) = info.blocked.as_ref().filter(|_| !info.kill_requested) {
                 blocked += 1;
                 in_timeout_table += (w.deadline_ms > 0) as usize;
+            } else if info.paused && !info.kill_requested {
+                blocked += 1;
             }
         }
     }
@@ -210,6 +212,11 @@ static USED_MEMORY_STARTUP: AtomicU64 = AtomicU64::new(0);
 /// allocated bytes plus the big index tables mapped outside it (dict.rs).
 pub fn used_memory_bytes(allocated: u64) -> u64 {
     allocated + crate::shard::dict::mapped_index_bytes()
+}
+
+/// `used_memory` now (LATENCY DOCTOR's fork rate is taken at the fork).
+pub fn used_memory_now() -> u64 {
+    used_memory_bytes(crate::shard::memory::in_use(jemalloc_stats().0))
 }
 
 /// jemalloc's (allocated, active, resident) after refreshing its statistics.
@@ -253,7 +260,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 fn memory(ctx: &Ctx, out: &mut String) {
     let c = ctx.config();
     let (allocated, active, resident) = jemalloc_stats();
-    let used = used_memory_bytes(allocated);
+    let used = used_memory_bytes(crate::shard::memory::in_use(allocated));
     let rss = process_rss();
     let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
     let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);
@@ -377,7 +384,8 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "expired_keys", "{}", sum.expired_keys);
     field!(out, "expired_stale_perc", "0.00");
     field!(out, "expired_time_cap_reached_count", "0");
-    field!(out, "expire_cycle_cpu_milliseconds", "0");
+    let expire_cycle_usec: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).stats.expire_cycle_usec).sum();
+    field!(out, "expire_cycle_cpu_milliseconds", "{}", expire_cycle_usec / 1000);
     let evicted: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).eviction.evicted_keys).sum();
     field!(out, "evicted_keys", "{}", evicted);
     field!(out, "evicted_clients", "0");
@@ -553,7 +561,7 @@ fn latencystats(ctx: &Ctx, out: &mut String) {
             if j > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "p{}={:.3}", label, h.value_at_percentile(*p) as f64);
+            let _ = write!(out, "p{}={:.3}", label, h.value_at_percentile_ns(*p) as f64 / 1000.0);
         }
         out.push_str("\r\n");
     }

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod diagnostics;
 pub mod docs;
 pub mod dump;
+pub mod migrate;
 #[rustfmt::skip]
 mod docs_data;
 pub mod geo;
@@ -285,6 +286,7 @@ impl CommandTable {
         specs.extend(stream::commands());
         specs.extend(keys::commands());
         specs.extend(dump::commands());
+        specs.extend(migrate::commands());
         specs.extend(memory::commands());
         specs.extend(connection::commands());
         specs.extend(server::commands());
@@ -433,6 +435,10 @@ pub struct ClientState {
     /// Bytes of the input the running command was parsed from (what Redis's
     /// query buffer holds while a command runs: CLIENT LIST/INFO `qbuf=`).
     pub input_len: usize,
+    /// Spare capacity of the query buffer the running command was parsed
+    /// from (0 when parsed in place from a receive buffer): CLIENT INFO's
+    /// `qbuf-free` for the caller.
+    pub input_free: usize,
     /// REPLCONF, SYNC/PSYNC and WAIT state (`replication`).
     pub repl: crate::replication::ClientRepl,
 }

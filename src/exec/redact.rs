@@ -10,7 +10,9 @@ pub const REDACTED: &[u8] = b"(redacted)";
 /// - AUTH (two or three arguments): every argument after the name;
 /// - HELLO: the two arguments after each AUTH option met while the options
 ///   still parse (a bad protocol version redacts nothing; the scan stops at
-///   the first option in error, as the handler returns there).
+///   the first option in error, as the handler returns there);
+/// - MIGRATE: the password after AUTH, the user and password after AUTH2,
+///   while its options parse (from the sixth argument, up to KEYS).
 fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
     match name {
         "auth" if args.len() <= 3 => (1..args.len()).collect(),
@@ -33,6 +35,25 @@ fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
             }
             out
         }
+        "migrate" => {
+            let mut out = vec![];
+            let mut j = 6;
+            while j < args.len() {
+                let more = args.len() - 1 - j;
+                if args[j].eq_ignore_ascii_case(b"auth") && more >= 1 {
+                    out.push(j + 1);
+                    j += 2;
+                } else if args[j].eq_ignore_ascii_case(b"auth2") && more >= 2 {
+                    out.extend([j + 1, j + 2]);
+                    j += 3;
+                } else if args[j].eq_ignore_ascii_case(b"copy") || args[j].eq_ignore_ascii_case(b"replace") {
+                    j += 1;
+                } else {
+                    break;
+                }
+            }
+            out
+        }
         _ => vec![],
     }
 }
@@ -40,7 +61,7 @@ fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
 /// `args` as MONITOR and the slowlog show them: borrowed as they are, or,
 /// for a command with secrets, copied into `shown` with them replaced.
 pub fn shown<'a>(name: &str, args: &'a [&'a [u8]], shown: &'a mut Vec<&'a [u8]>) -> &'a [&'a [u8]] {
-    if !matches!(name, "auth" | "hello") {
+    if !matches!(name, "auth" | "hello" | "migrate") {
         return args;
     }
     let hide = positions(name, args);

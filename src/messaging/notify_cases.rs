@@ -367,6 +367,8 @@ pub const KEYS: Script = &[
     ("object encoding nosuch", &[]),
     ("object freq nosuch", &[]),
     ("dump nosuch", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("migrate 127.0.0.1 1 nosuch 0 1000", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch"]),
+    ("migrate 127.0.0.1 1 \"\" 0 1000 copy keys nosuch other", &["__keyspace@0__:nosuch keymiss", "__keyevent@0__:keymiss nosuch", "__keyspace@0__:other keymiss", "__keyevent@0__:keymiss other"]),
     ("set d 1", &["__keyspace@0__:d new", "__keyevent@0__:new d", "__keyspace@0__:d set", "__keyevent@0__:set d"]),
     ("dump d", &[]),
     ("randomkey", &[]),

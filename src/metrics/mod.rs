@@ -40,6 +40,8 @@ pub struct ShardStats {
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::LatencyMonitor,
     pub cpu_usec_user: u64,
+    /// Time spent in active expiry cycles (INFO's `expire_cycle_cpu_milliseconds`).
+    pub expire_cycle_usec: u64,
     /// Per command id, the latency histogram behind INFO latencystats
     /// (allocated on a command's first call on this shard).
     pub command_latency: Vec<Option<histogram::LatencyHistogram>>,
@@ -87,8 +89,11 @@ impl ShardStats {
             self.errors.insert(kind.to_string(), 1);
         }
     }
+    /// CONFIG RESETSTAT: the slowlog and the latency monitor's events stay
+    /// (Redis resets them only with SLOWLOG RESET and LATENCY RESET).
     pub fn reset(&mut self) {
         let slowlog = std::mem::take(&mut self.slowlog);
-        *self = ShardStats { slowlog, ..Default::default() };
+        let latency = std::mem::take(&mut self.latency);
+        *self = ShardStats { slowlog, latency, ..Default::default() };
     }
 }

@@ -59,6 +59,11 @@ pub struct Conn {
     /// Unparsed input (only used when a command spans receive buffers, or
     /// while the connection is deferred).
     pub qbuf: Vec<u8>,
+    /// The most input held at once since the last cron (Redis's
+    /// `querybuf_peak`): the cron trims `qbuf`'s capacity down towards it.
+    pub qbuf_peak: usize,
+    /// `qbuf`'s (length, capacity) as last written to the client registry.
+    pub qbuf_reported: (usize, usize),
     /// How far the parser got into the incomplete request at the front of
     /// `qbuf`, and the arguments it found so far: the next receive goes on
     /// from there instead of parsing the request again from its first byte.
@@ -136,6 +141,8 @@ impl Conn {
             generation,
             client,
             qbuf: Vec::new(),
+            qbuf_peak: 0,
+            qbuf_reported: (0, 0),
             frame: FrameProgress::default(),
             frame_args: Args::new(),
             out: Vec::with_capacity(16 * 1024),

@@ -88,6 +88,7 @@ impl EventLoop {
         }
         let query_limit = self.state().config.client_query_buffer_limit as usize;
         let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.qbuf_peak = conn.qbuf_peak.max(conn.qbuf.len() + fresh.map_or(0, <[u8]>::len));
         let mut qbuf = std::mem::take(&mut conn.qbuf);
         let parse_fresh = match fresh {
             Some(data) if qbuf.is_empty() && !conn.deferred => Some(data),
@@ -101,6 +102,7 @@ impl EventLoop {
             self.conns[index as usize].as_mut().unwrap().qbuf = qbuf;
             return;
         }
+        conn.client.input_free = if parse_fresh.is_some() { 0 } else { qbuf.capacity() - qbuf.len() };
         let consumed;
         let mut leftover_from_fresh: &[u8] = &[];
         match parse_fresh {
@@ -136,14 +138,68 @@ impl EventLoop {
             self.close(index);
             return;
         }
-        if big_frame_bytes.is_none() && qbuf.capacity() > 64 * 1024 && qbuf.len() < 1024 {
-            qbuf.shrink_to(16 * 1024);
-        }
+        // A buffer grown for a big request keeps its capacity until the
+        // cron trims it to the recent peak (`resize_query_buffer`), as Redis's
+        // clientsCronResizeQueryBuffer: the next big request often follows.
         conn.qbuf = qbuf;
+        self.report_qbuf(index);
+        let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.deferred {
             self.deferred.push(index);
         }
         self.mark_dirty(index);
+    }
+
+    /// CLIENT PAUSE held this connection back (or let it go): INFO's
+    /// `blocked_clients` and CLIENT LIST's `b` flag count it, as Redis's
+    /// BLOCKED_POSTPONE.
+    pub fn set_paused_info(&mut self, index: u32, paused: bool) {
+        if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.paused = paused;
+        }
+    }
+
+    /// Writes the query buffer's length and spare capacity to the client
+    /// registry (CLIENT LIST's `qbuf=`/`qbuf-free=`) when they changed: no
+    /// write while commands are parsed in place from receive buffers.
+    pub fn report_qbuf(&mut self, index: u32) {
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return;
+        };
+        let now = (conn.qbuf.len(), conn.qbuf.capacity());
+        if now == conn.qbuf_reported {
+            return;
+        }
+        conn.qbuf_reported = now;
+        if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.qbuf_bytes = now.0;
+            info.qbuf_free_bytes = now.1 - now.0;
+        }
+    }
+
+    /// Redis's `clientsCronResizeQueryBuffer`, run by the cron for every
+    /// connection: when more than 4 KiB of the query buffer is spare, an
+    /// idle connection (over 2 s) gives back all of it, a busy one whose
+    /// buffer is over 32 KiB and more than twice its recent peak is cut to
+    /// that peak (not below what it holds nor below a big argument still
+    /// arriving). The peak then restarts from what the buffer holds.
+    pub fn resize_query_buffer(&mut self, index: u32, idle_ms: i64) {
+        const SPARE_BYTES_MIN: usize = 4 * 1024;
+        const RESIZE_THRESHOLD_BYTES: usize = 32 * 1024;
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return;
+        };
+        let (len, capacity) = (conn.qbuf.len(), conn.qbuf.capacity());
+        let big_bulk = conn.frame.big_bulk_frame_bytes().unwrap_or(0);
+        if capacity - len > SPARE_BYTES_MIN {
+            if idle_ms > 2000 {
+                conn.qbuf.shrink_to_fit();
+            } else if capacity > RESIZE_THRESHOLD_BYTES && capacity / 2 > conn.qbuf_peak {
+                conn.qbuf.shrink_to(len.max(conn.qbuf_peak).max(big_bulk));
+            }
+        }
+        conn.qbuf_peak = len.max(big_bulk);
+        self.report_qbuf(index);
     }
 
     /// Runs every complete command at the front of `buf`; returns bytes consumed.
@@ -514,12 +570,17 @@ impl EventLoop {
         if spec.is_write() {
             self.conns[index as usize].as_mut().unwrap().wrote = true;
         }
-        if self.server.pause_blocks(now, is_write) {
-            // CLIENT PAUSE: this connection waits (its input stays queued).
-            let conn = self.conns[index as usize].as_mut().unwrap();
-            conn.deferred = true;
-            conn.paused = true;
-            return Flow::Defer;
+        if self.server.pause_until(now).is_some() {
+            let conn = self.conns[index as usize].as_ref().unwrap();
+            if self.server.pause_blocks(now, super::multi::may_replicate(spec, id, args, &conn.client)) {
+                // CLIENT PAUSE: this connection waits (its input stays
+                // queued), counted in blocked_clients as Redis's postponed clients.
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                conn.deferred = true;
+                conn.paused = true;
+                self.set_paused_info(index, true);
+                return Flow::Defer;
+            }
         }
         if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
             info.last_interaction_ms = now;
@@ -906,10 +967,11 @@ impl EventLoop {
     /// The connection as CLIENT LIST shows it (without the newline), for log lines.
     fn client_info_line(&mut self, index: u32, now: i64) -> String {
         let conn = self.conns[index as usize].as_ref().unwrap();
-        let (qbuf_bytes, out_bytes) = (conn.qbuf.len(), conn.pending_output_bytes());
+        let (qbuf_bytes, qbuf_free_bytes, out_bytes) = (conn.qbuf.len(), conn.qbuf.capacity() - conn.qbuf.len(), conn.pending_output_bytes());
         let mut line = String::new();
         if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
             info.qbuf_bytes = qbuf_bytes;
+            info.qbuf_free_bytes = qbuf_free_bytes;
             info.out_bytes = out_bytes;
             commands::client::client_line(info, now, 0, &mut line);
         }

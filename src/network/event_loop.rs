@@ -1094,6 +1094,7 @@ impl EventLoop {
                     continue;
                 }
                 c.paused = false;
+                self.set_paused_info(index, false);
             }
             self.run_deferred(index);
         }
@@ -1176,8 +1177,9 @@ impl EventLoop {
                 self.maybe_release(index);
                 continue;
             }
-            info.qbuf_bytes = conn.qbuf.len();
+            let idle_ms = now - info.last_interaction_ms;
             info.out_bytes = conn.pending_output_bytes();
+            self.resize_query_buffer(index, idle_ms);
             // A client over its soft limit that gets no new reply is closed
             // here once the limit's seconds have passed.
             if self.enforce_output_limit(index, now, true) {

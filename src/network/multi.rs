@@ -55,6 +55,38 @@ pub fn is_write(spec: &CommandSpec, id: usize, client: &crate::commands::ClientS
     spec.is_write() || (client.multi.active && id == ids().exec && client.multi.flags & flags::WRITE != 0)
 }
 
+/// Redis's `is_may_replicate_command`, what CLIENT PAUSE WRITE holds back:
+/// a write, a command Redis flags MAY_REPLICATE (PFCOUNT may rewrite its
+/// key, PUBLISH goes to replicas, a script may write), or an EXEC whose
+/// queue has one. Asked only while clients are paused.
+pub fn may_replicate(spec: &CommandSpec, id: usize, args: &[&[u8]], client: &crate::commands::ClientState) -> bool {
+    command_may_replicate(spec, args, true) || (client.multi.active && id == ids().exec && client.multi.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0)
+}
+
+/// Redis 7.0's CMD_MAY_REPLICATE commands (not shown by its COMMAND INFO,
+/// so not in the table's flags), and the writes. As Redis's
+/// `evalGetCommandFlags`/`fcallGetCommandFlags`, a script declared
+/// `no-writes` (EVAL's shebang, FCALL's function flags) does not count.
+/// EVALSHA always counts here: its script's flags are in the scripting
+/// engine's cache, which offers no lookup by SHA outside `scripting`.
+/// With `look_up_functions` false (queueing in MULTI, every time, not only
+/// while paused) an FCALL counts without its function's flags looked up.
+pub fn command_may_replicate(spec: &CommandSpec, args: &[&[u8]], look_up_functions: bool) -> bool {
+    if spec.is_write() || spec.flags & flags::MAY_REPLICATE != 0 {
+        return true;
+    }
+    match spec.name {
+        "pfcount" | "publish" | "spublish" | "evalsha" => true,
+        "eval" => !args.get(1).is_some_and(|body| crate::scripting::parse_shebang(body).is_ok_and(|(f, _)| f.shebang && f.no_writes)),
+        "fcall" => {
+            let Some(name) = args.get(1).filter(|_| look_up_functions) else { return true };
+            let no_writes = crate::scripting::function_list().iter().flat_map(|l| l.functions.iter()).any(|f| f.name.as_bytes() == *name && f.flags.no_writes);
+            !no_writes
+        }
+        _ => false,
+    }
+}
+
 impl EventLoop {
     /// The transaction step before routing: Some(flow) when it handled the
     /// command (queued it, refused it, ran EXEC or a WATCH over other
@@ -89,7 +121,8 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // An aborted transaction keeps nothing more (Redis's queueMultiCommand).
         if !conn.client.multi.dirty_exec && !conn.client.watch.dirty() {
-            conn.client.multi.queue(id, spec.flags, mask, args);
+            let queued_flags = if command_may_replicate(spec, args, false) { spec.flags | flags::MAY_REPLICATE } else { spec.flags };
+            conn.client.multi.queue(id, queued_flags, mask, args);
         }
         let count = conn.client.multi.info();
         let mut r = Reply::new(&mut self.scratch, conn.client.resp);

@@ -93,6 +93,9 @@ pub struct PersistState {
     pub last_cow_bytes: u64,
     pub dirty_at_last_save: u64,
     pub latest_fork_usec: u64,
+    /// GB of used memory forked per second at the last fork (Redis's
+    /// `stat_fork_rate`, which LATENCY DOCTOR grades).
+    pub fork_rate_gb_per_sec: f64,
     pub total_forks: u64,
     pub last_load_keys_loaded: u64,
     pub last_load_keys_expired: u64,
@@ -138,6 +141,7 @@ impl Persistence {
                 last_cow_bytes: 0,
                 dirty_at_last_save: 0,
                 latest_fork_usec: 0,
+                fork_rate_gb_per_sec: 0.0,
                 total_forks: 0,
                 last_load_keys_loaded: 0,
                 last_load_keys_expired: 0,
@@ -270,7 +274,7 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
     head.save_aux("redis-bits", b"64");
     head.save_aux("ctime", (crate::util::unix_ms() / 1000).to_string().as_bytes());
     let allocated = tikv_jemalloc_ctl::epoch::advance().ok().and_then(|_| tikv_jemalloc_ctl::stats::allocated::read().ok()).unwrap_or(0);
-    let used = crate::commands::info::used_memory_bytes(allocated as u64);
+    let used = crate::commands::info::used_memory_bytes(crate::shard::memory::in_use(allocated as u64));
     head.save_aux("used-mem", used.to_string().as_bytes());
     head.save_aux("aof-base", if aof_base { b"1" } else { b"0" });
     head.save_aux("ringkv-shards", states.len().to_string().as_bytes());
@@ -729,6 +733,7 @@ pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config
     let now = crate::util::unix_ms();
     let mut st = p.lock();
     st.latest_fork_usec = fork_usec;
+    st.fork_rate_gb_per_sec = crate::commands::info::used_memory_now() as f64 * 1_000_000.0 / fork_usec.max(1) as f64 / (1u64 << 30) as f64;
     st.total_forks += 1;
     if kind == ChildKind::Rdb {
         st.last_bgsave_try_ms = now;
@@ -1305,6 +1310,11 @@ pub fn full_histograms(server: &crate::server::Server, shards: &[&ShardState]) -
         out.push((name.to_string(), buckets));
     }
     out
+}
+
+/// GB forked per second at the last fork, for LATENCY DOCTOR.
+pub fn fork_rate_gb_per_sec(server: &crate::server::Server) -> f64 {
+    server.persistence.lock().fork_rate_gb_per_sec
 }
 
 /// `latest_fork_usec` and `total_forks` for INFO stats.

@@ -396,8 +396,17 @@ impl Db {
 
     /// One pass of Redis-like active expiry: sample up to `samples` keys
     /// with a TTL, delete the expired ones. Returns (sampled, expired).
-    /// `on_expired` sees each key deleted, before it goes.
-    pub fn active_expire_sample(&mut self, samples: usize, now_ms: i64, rng: &mut u64, mut on_expired: impl FnMut(&[u8])) -> (usize, usize) {
+    /// `on_expired` sees each key deleted, before it goes. With
+    /// `slowest_delete_usec`, each deletion is timed and the slowest kept
+    /// there (the latency monitor's `expire-del`).
+    pub fn active_expire_sample(
+        &mut self,
+        samples: usize,
+        now_ms: i64,
+        rng: &mut u64,
+        mut slowest_delete_usec: Option<&mut u64>,
+        mut on_expired: impl FnMut(&[u8]),
+    ) -> (usize, usize) {
         let mut expired = 0;
         let mut sampled = 0;
         for _ in 0..samples {
@@ -411,8 +420,12 @@ impl Db {
             if e.1.expire_at_ms >= 0 && e.1.expire_at_ms <= now_ms {
                 on_expired(e.0);
             }
+            let start = slowest_delete_usec.is_some().then(std::time::Instant::now);
             if self.remove_if_expired(pos, now_ms) {
                 expired += 1;
+                if let (Some(start), Some(slowest)) = (start, slowest_delete_usec.as_deref_mut()) {
+                    *slowest = (*slowest).max(start.elapsed().as_micros() as u64);
+                }
             }
         }
         (sampled, expired)

@@ -35,6 +35,8 @@ pub struct ClientInfo {
     /// Command-table id of the last command; `NO_COMMAND` before the first.
     pub last_cmd: u16,
     pub qbuf_bytes: usize,
+    /// Spare capacity of the connection's query buffer (`qbuf-free=`).
+    pub qbuf_free_bytes: usize,
     pub out_bytes: usize,
     pub flags: String,
     pub kill_requested: bool,
@@ -55,6 +57,8 @@ pub struct ClientInfo {
     /// Blocked in a blocking command (CLIENT LIST flag `b`, INFO
     /// blocked_clients, CLIENT UNBLOCK).
     pub blocked: Option<std::sync::Arc<crate::messaging::blocking::Waiter>>,
+    /// Held back by CLIENT PAUSE (counted as blocked, flag `b`).
+    pub paused: bool,
     /// CLIENT TRACKING bits (`messaging::tracking::flag`: flags `t R B`).
     pub tracking_flags: u8,
     /// The tracking redirect (CLIENT LIST's `redir=`, -1 while tracking is off).
@@ -249,9 +253,12 @@ impl ShardState {
         let notify_flags = self.config.notify_keyspace_events;
         let watched = &mut self.watched;
         let tracking = &mut self.tracking;
+        let threshold_ms = self.config.latency_monitor_threshold_ms;
+        let mut slowest_delete_usec = 0u64;
         for (dbi, db) in self.dbs.iter_mut().enumerate() {
             loop {
-                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, |key| {
+                let timed = (threshold_ms > 0).then_some(&mut slowest_delete_usec);
+                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, timed, |key| {
                     stream.expired_now(dbi, key);
                     crate::messaging::notify::emit(pending, notify_flags, dbi, crate::messaging::notify::EXPIRED, "expired", key);
                     if !watched.is_empty() {
@@ -262,15 +269,34 @@ impl ShardState {
                     }
                 });
                 self.stats.expired_keys += expired as u64;
+                if threshold_ms > 0 && slowest_delete_usec / 1000 >= threshold_ms {
+                    // Redis's `expire-del`: the deletion of one expired key.
+                    self.stats.latency.add_sample("expire-del", slowest_delete_usec / 1000, crate::util::unix_ms() / 1000);
+                    slowest_delete_usec = 0;
+                }
                 if sampled == 0 || expired * 10 <= sampled {
                     break;
                 }
                 if start.elapsed().as_micros() as u64 > budget_usec {
                     self.rng = rng;
+                    self.expire_cycle_done(start);
                     return;
                 }
             }
         }
         self.rng = rng;
+        self.expire_cycle_done(start);
+    }
+
+    /// After an active expiry cycle: its time in `expire_cycle_cpu_milliseconds`
+    /// and, at or over `latency-monitor-threshold`, an `expire-cycle` latency
+    /// event (a cycle that deleted a big value synchronously, as Redis's).
+    fn expire_cycle_done(&mut self, start: std::time::Instant) {
+        let usec = start.elapsed().as_micros() as u64;
+        self.stats.expire_cycle_usec += usec;
+        let threshold = self.config.latency_monitor_threshold_ms;
+        if threshold > 0 && usec / 1000 >= threshold {
+            self.stats.latency.add_sample("expire-cycle", usec / 1000, crate::util::unix_ms() / 1000);
+        }
     }
 }
