@@ -66,17 +66,17 @@ pub fn may_replicate(spec: &CommandSpec, id: usize, args: &[&[u8]], client: &cra
 /// Redis 7.0's CMD_MAY_REPLICATE commands (not shown by its COMMAND INFO,
 /// so not in the table's flags), and the writes. As Redis's
 /// `evalGetCommandFlags`/`fcallGetCommandFlags`, a script declared
-/// `no-writes` (EVAL's shebang, FCALL's function flags) does not count.
-/// EVALSHA always counts here: its script's flags are in the scripting
-/// engine's cache, which offers no lookup by SHA outside `scripting`.
-/// With `look_up_functions` false (queueing in MULTI, every time, not only
-/// while paused) an FCALL counts without its function's flags looked up.
+/// `no-writes` (EVAL's shebang, EVALSHA's cached script's, FCALL's function
+/// flags) does not count. With `look_up_functions` false (queueing in MULTI,
+/// every time, not only while paused) EVALSHA and FCALL count without the
+/// engine's cache looked up.
 pub fn command_may_replicate(spec: &CommandSpec, args: &[&[u8]], look_up_functions: bool) -> bool {
     if spec.is_write() || spec.flags & flags::MAY_REPLICATE != 0 {
         return true;
     }
     match spec.name {
-        "pfcount" | "publish" | "spublish" | "evalsha" => true,
+        "pfcount" | "publish" | "spublish" => true,
+        "evalsha" => !look_up_functions || crate::scripting::command_flags("evalsha", flags::MAY_REPLICATE, args) & (flags::WRITE | flags::MAY_REPLICATE) != 0,
         "eval" => !args.get(1).is_some_and(|body| crate::scripting::parse_shebang(body).is_ok_and(|(f, _)| f.shebang && f.no_writes)),
         "fcall" => {
             let Some(name) = args.get(1).filter(|_| look_up_functions) else { return true };

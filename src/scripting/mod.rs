@@ -1003,7 +1003,9 @@ impl CallState<'_, '_> {
         if gate & crate::replication::GATE_STALE != 0 && spec.flags & flags::STALE == 0 {
             return self.rejected(lua, id, b"Can not execute the command on a stale replica");
         }
-        if spec.is_write() && self.read_only {
+        // As Redis's scriptVerifyWriteCommandAllow: a MAY_REPLICATE command
+        // (PUBLISH, SPUBLISH, PFCOUNT) counts as a write here too.
+        if self.read_only && crate::network::multi::command_may_replicate(spec, &args, false) {
             return self.rejected(lua, id, b"Write commands are not allowed from read-only scripts.");
         }
         if spec.is_write() {
