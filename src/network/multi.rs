@@ -129,9 +129,18 @@ impl EventLoop {
 
     /// WATCH naming keys of other shards: runs on this thread holding them.
     fn watch_over_shards(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Option<Flow> {
+        let conn = self.conns[index as usize].as_ref()?;
+        if conn.client.watch.dirty() {
+            // The handler answers without registering anything.
+            return Some(self.run_held(index, Default::default(), |lp| lp.execute_here(index, id, args, now)));
+        }
         let targets = crate::commands::multi::watch_targets(args, self.server.shard_count, self.id);
         if targets.is_empty() {
             return None;
+        }
+        // By a hop when it may (`network::rounds`), else holding them.
+        if let Some(flow) = self.try_watch_hop(index, id, args, now) {
+            return Some(flow);
         }
         Some(self.run_held(index, targets, |lp| lp.execute_here(index, id, args, now)))
     }
