@@ -23,9 +23,10 @@
 //! each shard's part carries that shard's commands in queue order and runs
 //! each through `call()` (their stats, slowlog and MONITOR lines on that
 //! shard, as forwarded commands'), and the reply is the header, then the
-//! commands' replies in queue order. With WATCH the check and the run would
-//! have to be one instant on every shard: such an EXEC holds, as do the
-//! others.
+//! commands' replies in queue order. With WATCH the check and the run must
+//! be one instant on every shard: such an EXEC runs in two rounds of one
+//! intent (`network::rounds`), as does MSETNX; WATCH itself is a one-round
+//! hop there.
 //!
 //! **Atomicity.** Two multi-shard operations run in the order of their
 //! numbers on every shard they share, so no hop or hold sees part of
@@ -64,9 +65,9 @@
 //! meanwhile), and multi-shard hop commands go by hops even to sleeping
 //! shards. It makes "a hop is pending" a state a test can hold.
 //!
-//! **Limits.** MSETNX, the two-key commands (RENAME, COPY, SMOVE, LMOVE...),
-//! the STORE forms, multi-shard reads of aggregates, EXEC with WATCH or
-//! with a multi-shard command, and scripts keep the held path
+//! **Limits.** The two-key commands (RENAME, COPY, SMOVE, LMOVE...), the
+//! STORE forms, multi-shard reads of aggregates, EXEC with a multi-shard,
+//! keyless or blocking command, and scripts keep the held path
 //! (`network::held`). Keyspace notifications of one command's keys on
 //! different shards come from different threads (per key in order, across
 //! keys in any order, as forwarded commands').
