@@ -614,9 +614,10 @@ fn cross_shard_writes_reload_to_the_same_digest() {
                     }
                     4 => c.cmd(&["SET", &a, &v, "PX", "1"]),
                     5 => c.cmd(&["INCR", &a]),
-                    // Two-round hops: MSETNX, and a watched EXEC (which
+                    // Two-round hops: MSETNX or RENAME, and a watched EXEC (which
                     // aborts when another thread wrote a watched key).
-                    6 => c.cmd(&["MSETNX", &a, &v, &b, &v]),
+                    6 if i % 2 == 0 => c.cmd(&["MSETNX", &a, &v, &b, &v]),
+                    6 => c.cmd(&["RENAME", &a, &b]),
                     7 => {
                         c.cmd(&["WATCH", &a, &b]);
                         c.cmd(&["GET", &a]);

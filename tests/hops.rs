@@ -60,12 +60,15 @@ fn check_pending_hop(extra: &[&str]) {
     // value it leaves); the WATCHed EXEC and MSETNX run in two rounds.
     type Step<'a> = (Vec<Vec<&'a str>>, Vec<&'a str>, &'a [u8], Option<&'a str>);
     let exec = |v| vec![vec!["MULTI"], vec!["SET", a0.as_str(), v], vec!["SET", a1.as_str(), v]];
-    let steps: [Step<'_>; 5] = [
+    let steps: [Step<'_>; 6] = [
         (vec![], vec!["MSET", &a0, "1", &a1, "1"], b"+OK\r\n", Some("1")),
         (exec("2"), vec!["EXEC"], b"*2\r\n+OK\r\n+OK\r\n", Some("2")),
         (vec![], vec!["DEL", &a0, &a1], b":2\r\n", None),
         (vec![], vec!["MSETNX", &a0, "3", &a1, "3"], b":1\r\n", Some("3")),
         ([vec![vec!["WATCH", &a0, &a1]], exec("4")].concat(), vec!["EXEC"], b"*2\r\n+OK\r\n+OK\r\n", Some("4")),
+        // RENAME across the two shards: the source's shard takes the value
+        // in round 1, the destination's writes it in round 2.
+        (vec![], vec!["RENAME", &a0, &a1], b"+OK\r\n", None),
     ];
     for (before, cmd, reply, value) in steps {
         for c in &before {
@@ -82,7 +85,8 @@ fn check_pending_hop(extra: &[&str]) {
         }
         // Its own keys wait for it, and then show all of it.
         for k in [&a1, &a0] {
-            assert_eq!(other.cmd(&["GET", k]).opt_bytes(), value.map(|v| v.as_bytes().to_vec()), "{cmd:?}");
+            let want = if cmd[0] == "RENAME" && k == &a1 { Some("4") } else { value };
+            assert_eq!(other.cmd(&["GET", k]).opt_bytes(), want.map(|v| v.as_bytes().to_vec()), "{cmd:?}");
         }
         assert_eq!(op.read_frame().unwrap(), reply, "{cmd:?}");
     }

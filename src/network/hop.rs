@@ -115,6 +115,8 @@ pub struct PartCut {
     pub id: u64,
     pub shards: ShardMask,
     pub cell: Option<std::sync::Arc<crate::shard::watch::WatchCell>>,
+    /// A RENAME's source entry on its way to the destination (or back).
+    pub entry: Option<crate::shard::keyspace::Entry>,
 }
 
 impl Part {
@@ -134,6 +136,8 @@ pub struct PartOps {
     pub per_cmd: Vec<u32>,
     /// MSET, DEL, UNLINK: whether it changed something.
     pub dirty: bool,
+    /// A RENAME's first round: the source entry it took out.
+    pub entry: Option<crate::shard::keyspace::Entry>,
 }
 
 /// How the parts' replies make the command's reply.
@@ -147,6 +151,8 @@ pub(super) enum Gather {
     Values,
     /// EXEC: its header, then each queued command's reply in queue order.
     Exec,
+    /// The reply its coordinator decided between rounds (`HopOp::verdict`).
+    Decided,
 }
 
 /// The hop commands' ids and how each gathers.
@@ -185,6 +191,9 @@ pub struct HopOp {
     /// The round in flight (`Part::round`) and the intent's shards.
     pub(super) round: u8,
     pub(super) mask: ShardMask,
+    /// `Gather::Decided`'s reply, and whether it is an error.
+    pub(super) verdict: Vec<u8>,
+    pub(super) failed: Option<crate::protocol::reply::ErrorKind>,
     pub(super) usec: u64,
     pub(super) db: usize,
     pub(super) resp: u8,
@@ -200,7 +209,7 @@ pub struct HopOp {
     pub(super) monitor: Vec<u8>,
     /// The hop's cut (0: none), and what its parts left for the unit, by shard.
     pub(super) cut: u64,
-    ops: Vec<(usize, Box<PartOps>)>,
+    pub(super) ops: Vec<(usize, Box<PartOps>)>,
 }
 
 /// The loop's hop state.
@@ -220,6 +229,8 @@ pub struct Hops {
     pub(super) kept: Vec<(u64, u16)>,
     /// Per shard, the slots of the round-1 part being built (reused).
     pub(super) slot_lists: Vec<Vec<u8>>,
+    /// An entry the next `send_round` gives the part of that shard.
+    pub(super) entry_for: Option<(usize, crate::shard::keyspace::Entry)>,
     /// Requests forwarded by other shards that wait for a mark, in arrival
     /// order, and the shards they came from (later requests from those
     /// shards queue behind them).
@@ -288,6 +299,9 @@ impl EventLoop {
     pub(super) fn try_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
         if id == super::rounds::msetnx_id() {
             return self.try_msetnx_hop(index, id, args, mask);
+        }
+        if super::rounds::is_rename(id) {
+            return self.try_rename_hop(index, id, args, mask);
         }
         let gather = gather_of(id)?;
         if !self.holding.is_empty() || (gather == Gather::Ok && args.len().is_multiple_of(2)) || !self.target_awake(mask) {
@@ -436,6 +450,13 @@ impl EventLoop {
         let me = self.id;
         let mut own = None;
         for t in mask.iter() {
+            let entry = match self.hops.entry_for.take() {
+                Some((s, e)) if s == t => Some(e),
+                other => {
+                    self.hops.entry_for = other;
+                    None
+                }
+            };
             let mut packed = self.pool.pop().unwrap_or_default();
             std::mem::swap(&mut packed, &mut self.hops.building[t]);
             let part = Part {
@@ -448,7 +469,7 @@ impl EventLoop {
                 client,
                 track,
                 args: packed,
-                cut: (cut != 0 || cell.is_some()).then(|| Box::new(PartCut { id: cut, shards: mask, cell: cell.cloned() })),
+                cut: (cut != 0 || cell.is_some() || entry.is_some()).then(|| Box::new(PartCut { id: cut, shards: mask, cell: cell.cloned(), entry })),
             };
             if t == me {
                 own = Some(part);
@@ -462,7 +483,13 @@ impl EventLoop {
             // This shard's part, at once when nothing is ahead of it (the
             // other parts are on their way meanwhile).
             if self.server.hold.head(me) == seq && !self.carrier_waits(&part) {
+                let last = part.round == 2;
                 self.run_part(part);
+                if last {
+                    // A last round's marks were raised long before: requests
+                    // and connections may wait for them.
+                    self.marks_lowered();
+                }
             } else {
                 self.hops.parts.push(part);
             }
@@ -472,7 +499,7 @@ impl EventLoop {
     /// Whether hop command `id` over `mask` would run by hops (a hold run
     /// does not start with one: it goes to `dispatch`).
     pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
-        (gather_of(id).is_some() || id == super::rounds::msetnx_id()) && self.target_awake(mask)
+        (gather_of(id).is_some() || id == super::rounds::msetnx_id() || super::rounds::is_rename(id)) && self.target_awake(mask)
     }
 
     /// Whether some other shard of `mask` is awake. When every one sleeps in
@@ -630,13 +657,18 @@ impl EventLoop {
             ran = true;
         }
         if ran {
-            self.retry_postponed();
-            let waiters = std::mem::take(&mut self.hops.mark_waiters);
-            for index in waiters {
-                if let Some(c) = self.conns[index as usize].as_mut().filter(|c| c.mark_wait) {
-                    c.mark_wait = false;
-                    self.run_deferred(index);
-                }
+            self.marks_lowered();
+        }
+    }
+
+    /// A part ran here and lowered marks: what waited for them runs now.
+    fn marks_lowered(&mut self) {
+        self.retry_postponed();
+        let waiters = std::mem::take(&mut self.hops.mark_waiters);
+        for index in waiters {
+            if let Some(c) = self.conns[index as usize].as_mut().filter(|c| c.mark_wait) {
+                c.mark_wait = false;
+                self.run_deferred(index);
             }
         }
     }
@@ -652,6 +684,9 @@ impl EventLoop {
         }
         if part.cmd as usize == super::rounds::watch_id() {
             return self.run_watch_part(part);
+        }
+        if super::rounds::is_rename(part.cmd as usize) {
+            return self.run_rename_part(part);
         }
         let me = self.id;
         let spec = &CommandTable::get().specs[part.cmd as usize];
@@ -677,7 +712,7 @@ impl EventLoop {
             if cut {
                 let dirty = ctx.shards.get(me).dirty != dirty_before;
                 let stream = &mut ctx.shards.get_mut(me).stream;
-                ops = Some(Box::new(PartOps { ops: propagate::take_pending_ops(stream), per_cmd: Vec::new(), dirty }));
+                ops = Some(Box::new(PartOps { ops: propagate::take_pending_ops(stream), per_cmd: Vec::new(), dirty, entry: None }));
             } else if propagating {
                 propagate::after_command(&mut ctx, &slices, dirty_before);
             }
@@ -708,7 +743,7 @@ impl EventLoop {
     /// part records its cut and sends its operations with its answer; the
     /// carrier's, which runs last, records its cut with the hop's whole
     /// unit at it (see "AOF" in the module doc).
-    fn part_cut(&mut self, part: &Part, ops: Box<PartOps>) {
+    pub(super) fn part_cut(&mut self, part: &Part, ops: Box<PartOps>) {
         let me = self.id;
         let Some(c) = part.cut() else { return };
         let (id, shards) = (c.id, c.shards);
@@ -927,7 +962,7 @@ impl EventLoop {
         }
         let ops = if cut {
             let ops = propagate::take_exec_ops(&mut self.state().stream);
-            Some(Box::new(PartOps { ops, per_cmd, dirty: false }))
+            Some(Box::new(PartOps { ops, per_cmd, dirty: false, entry: None }))
         } else {
             if propagating {
                 let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
@@ -998,6 +1033,7 @@ impl EventLoop {
             match op.gather {
                 Some(Gather::Ok) => r.ok(),
                 Some(Gather::Sum) => r.int(op.sum),
+                Some(Gather::Decided) => r.raw(&op.verdict),
                 Some(Gather::Exec) => {
                     r.raw(&op.args.data);
                     // Each part's replies, one per command (`ends`), taken
@@ -1049,7 +1085,8 @@ impl EventLoop {
             op.args.slices(&mut slices);
             let (caller, args) = slices.split_at(super::dispatch::CALLER_FIELDS);
             let mut line = std::mem::take(&mut self.monitor_line);
-            crate::exec::record_parted(self.set.get_mut(self.id), &self.server, op.cmd, args, op.usec, op.db, caller[0], caller[1], &mut line);
+            let failed = op.failed.take();
+            crate::exec::record_parted(self.set.get_mut(self.id), &self.server, op.cmd, args, op.usec, op.db, caller[0], caller[1], failed, &mut line);
             self.monitor_line = line;
             self.hops.slices = recycle(slices);
         }

@@ -82,6 +82,21 @@ pub fn msetnx_id() -> usize {
     id_of(&ID, "msetnx")
 }
 
+fn rename_id() -> usize {
+    static ID: OnceLock<usize> = OnceLock::new();
+    id_of(&ID, "rename")
+}
+
+fn renamenx_id() -> usize {
+    static ID: OnceLock<usize> = OnceLock::new();
+    id_of(&ID, "renamenx")
+}
+
+/// Whether command `id` is RENAME or RENAMENX.
+pub fn is_rename(id: usize) -> bool {
+    id == rename_id() || id == renamenx_id()
+}
+
 fn mset_id() -> usize {
     static ID: OnceLock<usize> = OnceLock::new();
     id_of(&ID, "mset")
@@ -272,7 +287,24 @@ impl EventLoop {
             self.hops.kept.push((part.seq, u16::from_le_bytes([s[0], s[1]])));
         }
         let mut found = 0i64;
-        if exec {
+        let mut taken = None;
+        if is_rename(part.cmd as usize) {
+            // A role ("s" source, "d" destination) and its key, if any here.
+            if let [_, role, key] = slices[..] {
+                let db = part.db as usize;
+                let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, part.resp, now, None);
+                if matches!(ctx.lookup_write::<crate::commands::lookup::AnyKind>(key), Ok(Some(_))) {
+                    if role == b"s" {
+                        // Taken out whole (value, TTL, access time): round 2
+                        // puts it at the destination, or back.
+                        taken = ctx.db(key).remove(key);
+                        found = 1;
+                    } else {
+                        found = 2;
+                    }
+                }
+            }
+        } else if exec {
             if let Some(cell) = part.cut.as_ref().and_then(|c| c.cell.clone()) {
                 let epoch = cell.epoch();
                 let st = self.set.get_mut(me);
@@ -305,17 +337,21 @@ impl EventLoop {
         Reply::new(&mut part.args.data, part.resp).int(found);
         let usec = self.clock.usec_since(start);
         self.after_command_messaging();
+        let ops = taken.map(|e| Box::new(super::hop::PartOps { entry: Some(e), ..Default::default() }));
         if part.from as usize == me {
-            self.hop_part_done(part.seq, usec, me, part.args, None);
+            self.hop_part_done(part.seq, usec, me, part.args, ops);
         } else {
-            self.send_to(part.from as usize, Message::HopDone { seq: part.seq, usec, args: part.args, ops: None });
+            self.send_to(part.from as usize, Message::HopDone { seq: part.seq, usec, args: part.args, ops });
         }
     }
 
     /// Every round-1 answer of the op at `i` is back: the decision, and round 2.
     pub(super) fn next_round(&mut self, i: usize) {
-        if self.hops.ops[i].cmd == exec_id() {
+        let cmd = self.hops.ops[i].cmd;
+        if cmd == exec_id() {
             self.exec_round_two(i);
+        } else if is_rename(cmd) {
+            self.rename_round_two(i);
         } else {
             self.msetnx_round_two(i);
         }
@@ -374,23 +410,32 @@ impl EventLoop {
         }
     }
 
-    /// MSETNX over several shards by a two-round hop (see the module doc).
-    /// None: the held path runs it.
-    pub(super) fn try_msetnx_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
-        if !self.holding.is_empty() || args.len().is_multiple_of(2) || !self.target_awake(mask) {
-            return None;
+    /// Begins a writing two-round hop of connection `index` over `mask`
+    /// naming `keys`: Err(Some(flow)) when the connection must wait first,
+    /// Err(None) when it does not go by hops (the held path); otherwise its
+    /// cut and its intent's shards (this one joins), the keys marked and
+    /// each shard's round-1 part begun with the slots it keeps.
+    fn begin_write_rounds<'k>(
+        &mut self,
+        index: u32,
+        args: &[&[u8]],
+        mask: ShardMask,
+        keys: impl Iterator<Item = &'k [u8]> + Clone,
+    ) -> Result<(u64, ShardMask), Option<Flow>> {
+        if !self.holding.is_empty() || !self.target_awake(mask) {
+            return Err(None);
         }
         let bytes: usize = args.iter().map(|a| a.len()).sum();
         if let Some(flow) = self.hop_may_start(index, mask, bytes) {
-            return Some(flow);
+            return Err(Some(flow));
         }
         let (me, n) = (self.id, self.server.shard_count);
         let (cut, mut mask) = self.hop_cut(mask, true);
         mask.insert(me);
         self.clear_slot_lists(mask);
         let hold = &self.server.hold;
-        for kv in args[1..].chunks(2) {
-            let slot = key_slot(kv[0]);
+        for key in keys {
+            let slot = key_slot(key);
             hold.mark(slot);
             push_slot(&mut self.hops.slot_lists[slot_shard(slot, n)], slot);
         }
@@ -399,6 +444,20 @@ impl EventLoop {
             let (b, l) = (&mut self.hops.building[t], &self.hops.slot_lists[t]);
             b.push(l);
         }
+        Ok((cut, mask))
+    }
+
+    /// MSETNX over several shards by a two-round hop (see the module doc).
+    /// None: the held path runs it.
+    pub(super) fn try_msetnx_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
+        if args.len().is_multiple_of(2) {
+            return None;
+        }
+        let (cut, mask) = match self.begin_write_rounds(index, args, mask, args[1..].iter().step_by(2).copied()) {
+            Ok(go) => go,
+            Err(flow) => return flow,
+        };
+        let n = self.server.shard_count;
         for kv in args[1..].chunks(2) {
             self.hops.building[slot_shard(key_slot(kv[0]), n)].push(kv[0]);
         }
@@ -441,5 +500,141 @@ impl EventLoop {
             .filter(|c| c.generation == token.generation)
             .map_or((0, false), |c| (c.client.id, c.client.tracking.remembers_reads()));
         self.send_round(mask, seq, db, resp, mset_id(), client, track, cut, 2, None);
+    }
+
+    /// RENAME or RENAMENX whose two keys live on two shards, by a two-round
+    /// hop: round 1 takes the source entry out on its shard (its key is
+    /// marked: nobody sees it missing) and looks at the destination on its
+    /// own; round 2 writes the destination and makes the source's removal
+    /// known, or puts the entry back (RENAMENX over an existing key), or
+    /// does nothing (no source: `-ERR no such key`). None: the held path.
+    pub(super) fn try_rename_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
+        if args.len() != 3 || mask.count() != 2 {
+            return None;
+        }
+        let (cut, mask) = match self.begin_write_rounds(index, args, mask, args[1..3].iter().copied()) {
+            Ok(go) => go,
+            Err(flow) => return flow,
+        };
+        let n = self.server.shard_count;
+        for (role, key) in [(b"s", args[1]), (b"d", args[2])] {
+            let b = &mut self.hops.building[slot_shard(key_slot(key), n)];
+            b.push(role);
+            b.push(key);
+        }
+        let conn = self.conns[index as usize].as_ref().unwrap();
+        let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
+        let mut op = self.hop_op_recording(index, args);
+        op.key_shards.clear();
+        op.ops.clear();
+        let seq = self.queue_hop(index, op, mask, id, Gather::Decided, cut, 1);
+        self.send_round(mask, seq, db, resp, id, client, false, 0, 1, None);
+        Some(Flow::Continue)
+    }
+
+    /// RENAME's decision (see `try_rename_hop`): its reply, and round 2.
+    fn rename_round_two(&mut self, i: usize) {
+        let n = self.server.shard_count;
+        let mut op = std::mem::take(&mut self.hops.ops[i]);
+        let entry = op.ops.iter_mut().find_map(|(_, p)| p.entry.take());
+        op.ops.clear();
+        let (src_exists, dst_exists, nx) = (op.sum & 1 != 0, op.sum & 2 != 0, op.cmd == renamenx_id());
+        let (seq, mask, db, resp, token) = (op.seq, op.mask, op.db, op.resp, op.token);
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        op.args.slices(&mut slices);
+        let (src, dst) = (slices[super::dispatch::CALLER_FIELDS + 1], slices[super::dispatch::CALLER_FIELDS + 2]);
+        let (src_shard, dst_shard) = (slot_shard(key_slot(src), n), slot_shard(key_slot(dst), n));
+        self.hops.start_parts(n, mask, &[]);
+        op.verdict.clear();
+        let go = {
+            let mut r = Reply::new(&mut op.verdict, resp);
+            let go = match entry {
+                None => {
+                    r.error(crate::commands::err::NO_SUCH_KEY);
+                    false
+                }
+                Some(e) if nx && dst_exists => {
+                    r.int(0);
+                    let b = &mut self.hops.building[src_shard];
+                    b.push(b"p");
+                    b.push(src);
+                    self.hops.entry_for = Some((src_shard, e));
+                    false
+                }
+                Some(e) => {
+                    if nx {
+                        r.int(1);
+                    } else {
+                        r.ok();
+                    }
+                    self.hops.building[src_shard].push(b"f");
+                    self.hops.building[src_shard].push(src);
+                    let b = &mut self.hops.building[dst_shard];
+                    b.push(b"w");
+                    b.push(src);
+                    b.push(dst);
+                    self.hops.entry_for = Some((dst_shard, e));
+                    true
+                }
+            };
+            op.failed = r.error_prefix;
+            go
+        };
+        debug_assert!(src_exists || !go);
+        self.hops.slices = recycle(slices);
+        let cut = if go { op.cut } else { 0 };
+        (op.round, op.pending, op.cut) = (2, mask.count(), cut);
+        self.hops.ops[i] = op;
+        let client = self.conns.get(token.index as usize).and_then(|c| c.as_ref()).filter(|c| c.generation == token.generation).map_or(0, |c| c.client.id);
+        self.send_round(mask, seq, db, resp, rename_id(), client, false, cut, 2, None);
+        self.hops.entry_for = None;
+    }
+
+    /// A RENAME's round-2 part: puts the source entry back ("p"), makes
+    /// the source's removal known ("f"), or writes the destination and
+    /// notifies as Redis's RENAME does ("w": `new`, `rename_from`,
+    /// `rename_to`, from this one thread, in that order); then lowers the
+    /// marks round 1 kept.
+    pub(super) fn run_rename_part(&mut self, mut part: super::hop::Part) {
+        let me = self.id;
+        let now = self.clock.now_ms();
+        let start = self.clock.last;
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        part.args.slices(&mut slices);
+        let entry = part.cut.as_mut().and_then(|c| c.entry.take());
+        let db = part.db as usize;
+        let cut = part.cut().is_some() && self.state().stream.is_on();
+        let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, part.resp, now, None);
+        let dirty_before = ctx.shards.get(me).dirty;
+        crate::messaging::tracking::set_current_client(part.client);
+        match (slices.first().copied(), entry) {
+            (Some(b"p"), Some(e)) => ctx.db(slices[1]).insert_entry(slices[1].into(), e),
+            (Some(b"f"), _) => ctx.also_modified(db, slices[1]),
+            (Some(b"w"), Some(e)) => {
+                let (src, dst) = (slices[1], slices[2]);
+                ctx.db(dst).delete(dst);
+                ctx.db(dst).insert_entry(dst.into(), e);
+                ctx.modified(db, dst);
+                ctx.notify_new(dst);
+                let st = ctx.shards.get_mut(me);
+                st.notify(db, crate::messaging::notify::GENERIC, "rename_from", src);
+                st.notify(db, crate::messaging::notify::GENERIC, "rename_to", dst);
+            }
+            _ => {}
+        }
+        crate::messaging::tracking::set_current_client(0);
+        let ops = cut.then(|| {
+            let dirty = ctx.shards.get(me).dirty != dirty_before;
+            Box::new(super::hop::PartOps { ops: crate::exec::propagate::take_pending_ops(&mut ctx.shards.get_mut(me).stream), dirty, ..Default::default() })
+        });
+        self.hops.slices = recycle(slices);
+        self.unmark_kept(part.seq);
+        part.args.data.clear();
+        part.args.ends.clear();
+        let usec = self.clock.usec_since(start);
+        if let Some(ops) = ops {
+            self.part_cut(&part, ops);
+        }
+        self.answer_part(part, usec);
     }
 }
