@@ -25,8 +25,8 @@
 //! shard, as forwarded commands'), and the reply is the header, then the
 //! commands' replies in queue order. With WATCH the check and the run must
 //! be one instant on every shard: such an EXEC runs in two rounds of one
-//! intent (`network::rounds`), as does MSETNX; WATCH itself is a one-round
-//! hop there.
+//! intent (`network::rounds`), as do MSETNX and a two-shard RENAME; WATCH
+//! itself is a one-round hop there.
 //!
 //! **Atomicity.** Two multi-shard operations run in the order of their
 //! numbers on every shard they share, so no hop or hold sees part of
@@ -65,7 +65,7 @@
 //! meanwhile), and multi-shard hop commands go by hops even to sleeping
 //! shards. It makes "a hop is pending" a state a test can hold.
 //!
-//! **Limits.** The two-key commands (RENAME, COPY, SMOVE, LMOVE...), the
+//! **Limits.** The two-key commands but RENAME (COPY, SMOVE, LMOVE...), the
 //! STORE forms, multi-shard reads of aggregates, EXEC with a multi-shard,
 //! keyless or blocking command, and scripts keep the held path
 //! (`network::held`). Keyspace notifications of one command's keys on

@@ -1,7 +1,9 @@
 //! Multi-round hops: one hop intent (`network::hop`, "Hops" in
 //! `shard::hold`) that sends its parts in two rounds, for the multi-shard
-//! operations whose parts must agree on one decision: an EXEC with WATCH
-//! and MSETNX. WATCH over several shards runs as a one-round hop.
+//! operations whose parts must agree on one decision: an EXEC with WATCH,
+//! MSETNX, and RENAME/RENAMENX over two shards (round 1 takes the source
+//! entry out as an owned value, round 2 writes it at the destination or
+//! puts it back). WATCH over several shards runs as a one-round hop.
 //!
 //! **Shape.** The coordinator (the connection's shard) always joins the
 //! intent, marks every key's hash slot (the queued commands' keys and the
@@ -9,7 +11,8 @@
 //! theirs, and sends every shard of it its round-1 part. A round-1 part
 //! (`Part::round` 1) runs when the intent heads its shard's queue, checks
 //! (EXEC: its watched keys, Redis's `isWatchedKeyExpired`, and drops their
-//! registrations; MSETNX: whether one of its keys exists), keeps the
+//! registrations; MSETNX: whether one of its keys exists; RENAME: takes the
+//! source out, or looks at the destination), keeps the
 //! intent at the head of its queue and its keys' marks raised (`Hops::kept`)
 //! and answers what it found. When every answer is back the coordinator
 //! decides (EXEC: dirty or not, its own shard's watched keys checked by
@@ -49,10 +52,14 @@
 //! Round 1 writes nothing but an expired key's DEL, which waits in its
 //! shard's stream for the next command there.
 //!
-//! **Limits.** RENAME, COPY, SMOVE, LMOVE and the other two-key commands,
-//! an EXEC whose queue holds a keyless, multi-shard or blocking command,
-//! and everything else over several shards keep the held path
-//! (`network::held`).
+//! **Limits.** COPY, SMOVE, LMOVE, RPOPLPUSH and the other two-key
+//! commands, an EXEC whose queue holds a keyless, multi-shard or blocking
+//! command, and everything else over several shards keep the held path
+//! (`network::held`). Like every hop, these go by hops only while some other
+//! shard involved is awake (`target_awake`): taking sleeping shards by a
+//! hold wakes nobody. Between a watched EXEC's split and its decision its
+//! connection is deferred; one that closes meanwhile aborts it (round 2
+//! then only lowers the marks).
 
 use std::sync::OnceLock;
 
