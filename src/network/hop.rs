@@ -25,7 +25,7 @@
 //! shard, as forwarded commands'), and the reply is the header, then the
 //! commands' replies in queue order. With WATCH the check and the run must
 //! be one instant on every shard: such an EXEC runs in two rounds of one
-//! intent (`network::rounds`), as do MSETNX and a two-shard RENAME; WATCH
+//! intent (`network::rounds`), as do MSETNX and a two-shard RENAME or SMOVE; WATCH
 //! itself is a one-round hop there.
 //!
 //! **Atomicity.** Two multi-shard operations run in the order of their
@@ -65,7 +65,7 @@
 //! meanwhile), and multi-shard hop commands go by hops even to sleeping
 //! shards. It makes "a hop is pending" a state a test can hold.
 //!
-//! **Limits.** The two-key commands but RENAME (COPY, SMOVE, LMOVE...), the
+//! **Limits.** The two-key commands but RENAME and SMOVE (COPY, LMOVE...), the
 //! STORE forms, multi-shard reads of aggregates, EXEC with a multi-shard,
 //! keyless or blocking command, and scripts keep the held path
 //! (`network::held`). Keyspace notifications of one command's keys on
@@ -300,7 +300,7 @@ impl EventLoop {
         if id == super::rounds::msetnx_id() {
             return self.try_msetnx_hop(index, id, args, mask);
         }
-        if super::rounds::is_rename(id) {
+        if super::rounds::is_move(id) {
             return self.try_rename_hop(index, id, args, mask);
         }
         let gather = gather_of(id)?;
@@ -499,7 +499,7 @@ impl EventLoop {
     /// Whether hop command `id` over `mask` would run by hops (a hold run
     /// does not start with one: it goes to `dispatch`).
     pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
-        (gather_of(id).is_some() || id == super::rounds::msetnx_id() || super::rounds::is_rename(id)) && self.target_awake(mask)
+        (gather_of(id).is_some() || id == super::rounds::msetnx_id() || super::rounds::is_move(id)) && self.target_awake(mask)
     }
 
     /// Whether some other shard of `mask` is awake. When every one sleeps in
@@ -685,7 +685,7 @@ impl EventLoop {
         if part.cmd as usize == super::rounds::watch_id() {
             return self.run_watch_part(part);
         }
-        if super::rounds::is_rename(part.cmd as usize) {
+        if super::rounds::is_move(part.cmd as usize) {
             return self.run_rename_part(part);
         }
         let me = self.id;

@@ -1,9 +1,10 @@
 //! Multi-round hops: one hop intent (`network::hop`, "Hops" in
 //! `shard::hold`) that sends its parts in two rounds, for the multi-shard
 //! operations whose parts must agree on one decision: an EXEC with WATCH,
-//! MSETNX, and RENAME/RENAMENX over two shards (round 1 takes the source
-//! entry out as an owned value, round 2 writes it at the destination or
-//! puts it back). WATCH over several shards runs as a one-round hop.
+//! MSETNX, RENAME/RENAMENX over two shards (round 1 takes the source entry
+//! out as an owned value, round 2 writes it at the destination or puts it
+//! back) and SMOVE over two shards (round 1 looks at both keys, round 2
+//! moves the member). WATCH over several shards runs as a one-round hop.
 //!
 //! **Shape.** The coordinator (the connection's shard) always joins the
 //! intent, marks every key's hash slot (the queued commands' keys and the
@@ -52,7 +53,7 @@
 //! Round 1 writes nothing but an expired key's DEL, which waits in its
 //! shard's stream for the next command there.
 //!
-//! **Limits.** COPY, SMOVE, LMOVE, RPOPLPUSH and the other two-key
+//! **Limits.** COPY, LMOVE, RPOPLPUSH and the other two-key
 //! commands, an EXEC whose queue holds a keyless, multi-shard or blocking
 //! command, and everything else over several shards keep the held path
 //! (`network::held`). Like every hop, these go by hops only while some other
@@ -102,6 +103,17 @@ fn renamenx_id() -> usize {
 /// Whether command `id` is RENAME or RENAMENX.
 pub fn is_rename(id: usize) -> bool {
     id == rename_id() || id == renamenx_id()
+}
+
+fn smove_id() -> usize {
+    static ID: OnceLock<usize> = OnceLock::new();
+    id_of(&ID, "smove")
+}
+
+/// Whether command `id` moves something between two keys by a two-round
+/// hop (RENAME, RENAMENX, SMOVE).
+pub fn is_move(id: usize) -> bool {
+    is_rename(id) || id == smove_id()
 }
 
 fn mset_id() -> usize {
@@ -295,7 +307,14 @@ impl EventLoop {
         }
         let mut found = 0i64;
         let mut taken = None;
-        if is_rename(part.cmd as usize) {
+        if part.cmd as usize == smove_id() {
+            // A role ("s" source, "d" destination), its key and the member.
+            if let [_, role, key, member] = slices[..] {
+                let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
+                let bits = crate::commands::set::smove_probe(&mut ctx, key, member);
+                found = if role == b"s" { bits } else { bits << 3 };
+            }
+        } else if is_rename(part.cmd as usize) {
             // A role ("s" source, "d" destination) and its key, if any here.
             if let [_, role, key] = slices[..] {
                 let db = part.db as usize;
@@ -357,7 +376,7 @@ impl EventLoop {
         let cmd = self.hops.ops[i].cmd;
         if cmd == exec_id() {
             self.exec_round_two(i);
-        } else if is_rename(cmd) {
+        } else if is_move(cmd) {
             self.rename_round_two(i);
         } else {
             self.msetnx_round_two(i);
@@ -516,7 +535,7 @@ impl EventLoop {
     /// known, or puts the entry back (RENAMENX over an existing key), or
     /// does nothing (no source: `-ERR no such key`). None: the held path.
     pub(super) fn try_rename_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
-        if args.len() != 3 || mask.count() != 2 {
+        if args.len() != if is_rename(id) { 3 } else { 4 } || mask.count() != 2 {
             return None;
         }
         let (cut, mask) = match self.begin_write_rounds(index, args, mask, args[1..3].iter().copied()) {
@@ -528,6 +547,10 @@ impl EventLoop {
             let b = &mut self.hops.building[slot_shard(key_slot(key), n)];
             b.push(role);
             b.push(key);
+            // SMOVE's member.
+            for m in &args[3..] {
+                b.push(m);
+            }
         }
         let conn = self.conns[index as usize].as_ref().unwrap();
         let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
@@ -543,10 +566,14 @@ impl EventLoop {
     fn rename_round_two(&mut self, i: usize) {
         let n = self.server.shard_count;
         let mut op = std::mem::take(&mut self.hops.ops[i]);
+        if op.cmd == smove_id() {
+            self.hops.ops[i] = op;
+            return self.smove_round_two(i);
+        }
         let entry = op.ops.iter_mut().find_map(|(_, p)| p.entry.take());
         op.ops.clear();
         let (src_exists, dst_exists, nx) = (op.sum & 1 != 0, op.sum & 2 != 0, op.cmd == renamenx_id());
-        let (seq, mask, db, resp, token) = (op.seq, op.mask, op.db, op.resp, op.token);
+        let (mask, resp) = (op.mask, op.resp);
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         op.args.slices(&mut slices);
         let (src, dst) = (slices[super::dispatch::CALLER_FIELDS + 1], slices[super::dispatch::CALLER_FIELDS + 2]);
@@ -589,11 +616,7 @@ impl EventLoop {
         };
         debug_assert!(src_exists || !go);
         self.hops.slices = recycle(slices);
-        let cut = if go { op.cut } else { 0 };
-        (op.round, op.pending, op.cut) = (2, mask.count(), cut);
-        self.hops.ops[i] = op;
-        let client = self.conns.get(token.index as usize).and_then(|c| c.as_ref()).filter(|c| c.generation == token.generation).map_or(0, |c| c.client.id);
-        self.send_round(mask, seq, db, resp, rename_id(), client, false, cut, 2, None);
+        self.send_last_round(i, op, go, rename_id());
         self.hops.entry_for = None;
     }
 
@@ -617,6 +640,8 @@ impl EventLoop {
         match (slices.first().copied(), entry) {
             (Some(b"p"), Some(e)) => ctx.db(slices[1]).insert_entry(slices[1].into(), e),
             (Some(b"f"), _) => ctx.also_modified(db, slices[1]),
+            (Some(b"r"), _) => crate::commands::set::smove_from(&mut ctx, slices[1], slices[2]),
+            (Some(b"a"), _) => crate::commands::set::smove_to(&mut ctx, slices[1], slices[2]),
             (Some(b"w"), Some(e)) => {
                 let (src, dst) = (slices[1], slices[2]);
                 ctx.db(dst).delete(dst);
@@ -643,5 +668,57 @@ impl EventLoop {
             self.part_cut(&part, ops);
         }
         self.answer_part(part, usec);
+    }
+
+    /// SMOVE's decision (Redis's order: no source 0, a key of another type
+    /// WRONGTYPE, no such member 0, else 1): round 2 takes the member out of
+    /// the source ("r") and adds it to the destination ("a"), or nothing.
+    fn smove_round_two(&mut self, i: usize) {
+        let n = self.server.shard_count;
+        let mut op = std::mem::take(&mut self.hops.ops[i]);
+        let (src_bits, dst_bits) = (op.sum & 7, op.sum >> 3);
+        let (mask, resp) = (op.mask, op.resp);
+        self.hops.start_parts(n, mask, &[]);
+        op.verdict.clear();
+        let mut r = Reply::new(&mut op.verdict, resp);
+        let go = if src_bits == 0 {
+            r.int(0);
+            false
+        } else if src_bits & 2 != 0 || dst_bits & 2 != 0 {
+            r.error(crate::commands::err::WRONGTYPE);
+            false
+        } else if src_bits & 4 == 0 {
+            r.int(0);
+            false
+        } else {
+            r.int(1);
+            true
+        };
+        op.failed = r.error_prefix;
+        if go {
+            let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+            op.args.slices(&mut slices);
+            let at = super::dispatch::CALLER_FIELDS + 1;
+            let (src, dst, member) = (slices[at], slices[at + 1], slices[at + 2]);
+            for (role, key) in [(b"r", src), (b"a", dst)] {
+                let b = &mut self.hops.building[slot_shard(key_slot(key), n)];
+                b.push(role);
+                b.push(key);
+                b.push(member);
+            }
+            self.hops.slices = recycle(slices);
+        }
+        self.send_last_round(i, op, go, smove_id());
+    }
+
+    /// Puts `op` back at `i` and sends the round-2 parts built in
+    /// `hops.building` as command `cmd`, with the hop's cut when it `go`es.
+    fn send_last_round(&mut self, i: usize, mut op: super::hop::HopOp, go: bool, cmd: usize) {
+        let (seq, mask, db, resp, token) = (op.seq, op.mask, op.db, op.resp, op.token);
+        let cut = if go { op.cut } else { 0 };
+        (op.round, op.pending, op.cut) = (2, mask.count(), cut);
+        self.hops.ops[i] = op;
+        let client = self.conns.get(token.index as usize).and_then(|c| c.as_ref()).filter(|c| c.generation == token.generation).map_or(0, |c| c.client.id);
+        self.send_round(mask, seq, db, resp, cmd, client, false, cut, 2, None);
     }
 }

@@ -1,5 +1,5 @@
 //! Holding shards: the one mechanism for everything that must see several
-//! shards at one instant (multi-shard SMOVE/COPY/LMOVE, most MULTI/EXEC fallbacks, KEYS, DBSIZE,
+//! shards at one instant (multi-shard COPY/LMOVE, most MULTI/EXEC fallbacks, KEYS, DBSIZE,
 //! INFO, CONFIG SET, FLUSHALL, and the BGSAVE/BGREWRITEAOF fork), without a
 //! global lock: VLL-style intent queues (Dragonfly's "very lightweight
 //! locking", per shard rather than per key).
@@ -119,7 +119,7 @@
 //! (and on earlier intents), so they run, come back, and the carrier's part
 //! then runs at its next loop turn.
 //!
-//! A *two-round* hop (MSETNX, RENAME, an EXEC with WATCH: `network::rounds`) keeps
+//! A *two-round* hop (MSETNX, RENAME, SMOVE, an EXEC with WATCH: `network::rounds`) keeps
 //! its intent at the head of each of its queues between its rounds, its
 //! coordinator always among them. That adds no cycle either: when it is
 //! `m`, every shard runs its round-1 part, the coordinator (not parked: `m`
