@@ -56,17 +56,23 @@ fn check_pending_hop(extra: &[&str]) {
     setup.cmd(&["SET", &u1, "x1"]);
     let mut op = rk.conn();
     let mut other = rk.conn();
-    // (what the operation sends last, its reply, the value it leaves)
-    let steps: [(Vec<&str>, &[u8], Option<&str>); 3] = [
-        (vec!["MSET", &a0, "1", &a1, "1"], b"+OK\r\n", Some("1")),
-        (vec!["EXEC"], b"*2\r\n+OK\r\n+OK\r\n", Some("2")),
-        (vec!["DEL", &a0, &a1], b":2\r\n", None),
+    // (what the operation sends first, what it sends last, its reply, the
+    // value it leaves); the WATCHed EXEC and MSETNX run in two rounds.
+    type Step<'a> = (Vec<Vec<&'a str>>, Vec<&'a str>, &'a [u8], Option<&'a str>);
+    let exec = |v| vec![vec!["MULTI"], vec!["SET", a0.as_str(), v], vec!["SET", a1.as_str(), v]];
+    let steps: [Step<'_>; 6] = [
+        (vec![], vec!["MSET", &a0, "1", &a1, "1"], b"+OK\r\n", Some("1")),
+        (exec("2"), vec!["EXEC"], b"*2\r\n+OK\r\n+OK\r\n", Some("2")),
+        (vec![], vec!["DEL", &a0, &a1], b":2\r\n", None),
+        (vec![], vec!["MSETNX", &a0, "3", &a1, "3"], b":1\r\n", Some("3")),
+        ([vec![vec!["WATCH", &a0, &a1]], exec("4")].concat(), vec!["EXEC"], b"*2\r\n+OK\r\n+OK\r\n", Some("4")),
+        // RENAME across the two shards: the source's shard takes the value
+        // in round 1, the destination's writes it in round 2.
+        (vec![], vec!["RENAME", &a0, &a1], b"+OK\r\n", None),
     ];
-    for (cmd, reply, value) in steps {
-        if cmd[0] == "EXEC" {
-            op.cmd(&["MULTI"]);
-            op.cmd(&["SET", &a0, "2"]);
-            op.cmd(&["SET", &a1, "2"]);
+    for (before, cmd, reply, value) in steps {
+        for c in &before {
+            op.cmd(c);
         }
         op.send(&cmd);
         // The other keys of both shards are answered at once...
@@ -79,7 +85,8 @@ fn check_pending_hop(extra: &[&str]) {
         }
         // Its own keys wait for it, and then show all of it.
         for k in [&a1, &a0] {
-            assert_eq!(other.cmd(&["GET", k]).opt_bytes(), value.map(|v| v.as_bytes().to_vec()), "{cmd:?}");
+            let want = if cmd[0] == "RENAME" && k == &a1 { Some("4") } else { value };
+            assert_eq!(other.cmd(&["GET", k]).opt_bytes(), want.map(|v| v.as_bytes().to_vec()), "{cmd:?}");
         }
         assert_eq!(op.read_frame().unwrap(), reply, "{cmd:?}");
     }

@@ -93,6 +93,58 @@ fn watch_race_counts_exactly() {
     assert!(retries > 0, "no EXEC ever failed: the clients did not race");
 }
 
+/// The same race with every multi-shard WATCH and EXEC forced through hops
+/// (`hop-part-delay`, ringkv's own config: each remote part waits 1 ms):
+/// WATCH's one-round hop and the watched EXEC's two rounds keep the count
+/// exact, and a RENAME and an SMOVE back and forth between the shards
+/// lose nothing.
+#[test]
+fn watch_race_by_hops_counts_exactly() {
+    const CLIENTS: usize = 4;
+    const ROUNDS: usize = 12;
+    let srv = server();
+    let mut setup = srv.conn();
+    if srv.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "1"]), Resp::ok());
+    }
+    let pair = vec![key_on("hpair", 0), key_on("hpair", 2)];
+    let (from, to) = (key_on("moved", 1), key_on("moved", 2));
+    let (s0, s2) = (key_on("set", 0), key_on("set", 2));
+    assert_eq!(setup.cmd(&["SET", &from, "v"]), Resp::ok());
+    assert_eq!(setup.cmd(&["SADD", &s0, "m", "n"]), Resp::Int(2));
+    let mover = {
+        let mut c = srv.conn();
+        let (from, to, s0, s2) = (from.clone(), to.clone(), s0.clone(), s2.clone());
+        std::thread::spawn(move || {
+            for _ in 0..ROUNDS {
+                assert_eq!(c.cmd(&["RENAME", &from, &to]), Resp::ok());
+                assert_eq!(c.cmd(&["RENAMENX", &to, &from]), Resp::Int(1));
+                assert_eq!(c.cmd(&["SMOVE", &s0, &s2, "m"]), Resp::Int(1));
+                assert_eq!(c.cmd(&["SMOVE", &s0, &s2, "x"]), Resp::Int(0));
+                assert_eq!(c.cmd(&["SMOVE", &s2, &s0, "m"]), Resp::Int(1));
+                assert!(matches!(c.cmd(&["SMOVE", &s0, &from, "m"]), Resp::Error(e) if e.starts_with("WRONGTYPE")));
+            }
+        })
+    };
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let mut c = srv.conn();
+            let pair = pair.clone();
+            std::thread::spawn(move || (0..ROUNDS).map(|_| optimistic_increment(&mut c, &pair)).sum::<u64>())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    mover.join().unwrap();
+    for k in &pair {
+        assert_eq!(int_of(&setup.cmd(&["GET", k])), (CLIENTS * ROUNDS) as i64, "{k}");
+    }
+    assert_eq!(setup.cmd(&["GET", &from]).opt_bytes(), Some(b"v".to_vec()));
+    assert_eq!(setup.cmd(&["EXISTS", &to, &s2]), Resp::Int(0));
+    assert_eq!(setup.cmd(&["SCARD", &s0]), Resp::Int(2));
+}
+
 /// Transactions move amounts between two keys of different shards; readers
 /// using MULTI GET GET EXEC and MGET never see a sum other than the total.
 #[test]

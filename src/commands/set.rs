@@ -247,7 +247,7 @@ fn found(lookup: Result<Option<&mut Entry>, WrongType>) -> Found {
 /// Redis's `smoveCommand`.
 fn smove(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let (src, dst, member) = (args[1], args[2], args[3]);
-    let (max, now, db) = (max_intset_entries(ctx), ctx.now_ms, ctx.db);
+    let now = ctx.now_ms;
     let src_found = found(ctx.lookup_write::<SetKind>(src));
     let dst_found = found(ctx.lookup_write::<SetKind>(dst));
     if src_found == Found::Missing {
@@ -265,12 +265,47 @@ fn smove(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if !from.remove(member) {
         return r.int(0);
     }
-    let emptied = from.is_empty();
+    smove_removed(ctx, src);
+    smove_to(ctx, dst, member);
+    r.int(1);
+}
+
+/// What SMOVE's lookups found of `key`, as bits: 1 a set, 2 of another
+/// type, 4 a set holding `member` (network::rounds: each shard looks at
+/// its own key).
+pub fn smove_probe(ctx: &mut Ctx, key: &[u8], member: &[u8]) -> i64 {
+    match ctx.lookup_write::<SetKind>(key) {
+        Ok(Some(e)) => 1 | if set_of(e).contains(member) { 4 } else { 0 },
+        Ok(None) => 0,
+        Err(WrongType) => 2,
+    }
+}
+
+/// SMOVE's source half: `member` leaves `src`, which holds it; the set
+/// goes when emptied (`srem`, then `del`).
+pub fn smove_from(ctx: &mut Ctx, src: &[u8], member: &[u8]) {
+    let now = ctx.now_ms;
+    if let Some(e) = ctx.db(src).lookup(src, now, false) {
+        if set_of(e).remove(member) {
+            smove_removed(ctx, src);
+        }
+    }
+}
+
+fn smove_removed(ctx: &mut Ctx, src: &[u8]) {
+    let (db, now) = (ctx.db, ctx.now_ms);
+    let emptied = ctx.db(src).lookup(src, now, false).is_some_and(|e| set_of(e).is_empty());
     if emptied {
         ctx.db(src).remove(src);
     }
     ctx.modified(db, src);
     notify_then_del(ctx, src, "srem", emptied);
+}
+
+/// SMOVE's destination half: `member` joins `dst` (a set or no key),
+/// created as Redis's `setTypeCreate` (`new`), `sadd` when added.
+pub fn smove_to(ctx: &mut Ctx, dst: &[u8], member: &[u8]) {
+    let (max, now, db) = (max_intset_entries(ctx), ctx.now_ms, ctx.db);
     let added = match ctx.db(dst).lookup(dst, now, false) {
         Some(e) => set_of(e).add(member, max),
         None => {
@@ -285,7 +320,6 @@ fn smove(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         ctx.modified(db, dst);
         ctx.notify(notify::SET, "sadd", dst);
     }
-    r.int(1);
 }
 
 /// Redis's `spopCommand` (without a count): propagated as SREM of the

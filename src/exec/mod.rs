@@ -110,10 +110,11 @@ pub fn record_parted(
     db: usize,
     addr: &[u8],
     name: &[u8],
+    failed: Option<ErrorKind>,
     monitor_line: &mut Vec<u8>,
 ) {
     let in_snapshot = server.persistence.snapshot_active.load(Ordering::Relaxed);
-    record_command(st, in_snapshot, id, args, usec, None, addr, name);
+    record_command(st, in_snapshot, id, args, usec, failed, addr, name);
     monitor_line.clear();
     let spec = &CommandTable::get().specs[id];
     if server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {

@@ -324,12 +324,28 @@ impl EventLoop {
                 crate::messaging::blocking::BlockOp::Move { dst, .. } => key_shard(dst, n),
                 _ => self.id,
             };
+            // A key of this shard under a pending hop (`network::hop`) is
+            // served once the hop's part here has lowered its mark: the
+            // hop's clients see it whole (a watched EXEC's round 1 checks
+            // a watched destination before a BLMOVE fills it).
+            if dst == self.id && self.key_or_move_dst_marked(key, &w) {
+                return false;
+            }
             if dst == self.id {
                 self.serve_one(db, key, pos, &w);
             } else if self.with_held(ShardMask::single(dst), |lp, _| lp.serve_one(db, key, pos, &w)).is_none() {
                 return false;
             }
         }
+    }
+
+    /// Whether `key`, or the destination of the move `w` waits for, is
+    /// marked by a pending hop (one load while none is pending here).
+    fn key_or_move_dst_marked(&self, key: &[u8], w: &Waiter) -> bool {
+        let hold = &self.server.hold;
+        hold.hops_pending(self.id)
+            && (hold.marked(crate::shard::slot::key_slot(key))
+                || matches!(&w.op, crate::messaging::blocking::BlockOp::Move { dst, .. } if hold.marked(crate::shard::slot::key_slot(dst))))
     }
 
     /// Claims `w` (at `pos` in `key`'s queue) and, when this shard won it,

@@ -128,6 +128,9 @@ pub struct Conn {
     /// Deferred until a key it needs loses its hop mark (`network::hop`):
     /// woken by the shard's parts, not retried every loop turn.
     pub mark_wait: bool,
+    /// Deferred until its two-round hop has decided (a watched EXEC:
+    /// `network::rounds`), not retried every loop turn.
+    pub hop_wait: bool,
     /// Handed to the replication thread (SYNC/PSYNC): closing it cancels
     /// the receive instead of shutting the socket down.
     pub detached: bool,
@@ -172,6 +175,7 @@ impl Conn {
             block_pending: false,
             hops: 0,
             mark_wait: false,
+            hop_wait: false,
             detached: false,
         }
     }

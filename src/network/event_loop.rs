@@ -397,7 +397,7 @@ impl EventLoop {
         // Connections held by CLIENT PAUSE do not keep the loop spinning: the
         // wait below ends with the pause (or at cron, for CLIENT UNPAUSE).
         let conns = &self.conns;
-        let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused && !c.mark_wait))
+        let busy = self.deferred.iter().any(|&i| conns[i as usize].as_ref().is_some_and(|c| !c.paused && !c.mark_wait && !c.hop_wait))
             || self.outboxes.iter().flatten().any(|o| !o.overflow.is_empty())
             || self.loop_op.is_some()
             || self.state().lazyfree.has_pending()
@@ -1085,7 +1085,7 @@ impl EventLoop {
             let Some(c) = self.conns[index as usize].as_mut() else { continue };
             // Not deferred any more, or throttled: the replies it waits for resume it.
             // Blocked: resolving the block resumes it.
-            if !c.deferred || c.throttled || c.blocked.is_some() || c.block_pending || c.mark_wait {
+            if !c.deferred || c.throttled || c.blocked.is_some() || c.block_pending || c.mark_wait || c.hop_wait {
                 continue;
             }
             if c.paused {

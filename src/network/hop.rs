@@ -23,9 +23,10 @@
 //! each shard's part carries that shard's commands in queue order and runs
 //! each through `call()` (their stats, slowlog and MONITOR lines on that
 //! shard, as forwarded commands'), and the reply is the header, then the
-//! commands' replies in queue order. With WATCH the check and the run would
-//! have to be one instant on every shard: such an EXEC holds, as do the
-//! others.
+//! commands' replies in queue order. With WATCH the check and the run must
+//! be one instant on every shard: such an EXEC runs in two rounds of one
+//! intent (`network::rounds`), as do MSETNX and a two-shard RENAME or SMOVE; WATCH
+//! itself is a one-round hop there.
 //!
 //! **Atomicity.** Two multi-shard operations run in the order of their
 //! numbers on every shard they share, so no hop or hold sees part of
@@ -64,9 +65,9 @@
 //! meanwhile), and multi-shard hop commands go by hops even to sleeping
 //! shards. It makes "a hop is pending" a state a test can hold.
 //!
-//! **Limits.** MSETNX, the two-key commands (RENAME, COPY, SMOVE, LMOVE...),
-//! the STORE forms, multi-shard reads of aggregates, EXEC with WATCH or
-//! with a multi-shard command, and scripts keep the held path
+//! **Limits.** The two-key commands but RENAME and SMOVE (COPY, LMOVE...), the
+//! STORE forms, multi-shard reads of aggregates, EXEC with a multi-shard,
+//! keyless or blocking command, and scripts keep the held path
 //! (`network::held`). Keyspace notifications of one command's keys on
 //! different shards come from different threads (per key in order, across
 //! keys in any order, as forwarded commands').
@@ -89,7 +90,11 @@ pub struct Part {
     /// The hop intent.
     pub seq: u64,
     /// The coordinating shard.
-    pub from: usize,
+    pub from: u32,
+    /// Which round of its intent (`network::rounds`): 0 the only one; 1 the
+    /// first of two (it checks, keeps the intent and its marks); 2 the last
+    /// of two (it runs, then lowers what round 1 kept).
+    pub round: u8,
     pub db: u32,
     pub resp: u8,
     pub cmd: u16,
@@ -104,10 +109,21 @@ pub struct Part {
     pub cut: Option<Box<PartCut>>,
 }
 
-/// A part's cut: its id and the hop's shards.
+/// A part's cut: its id (0: none) and the hop's shards; and the WATCH
+/// state a WATCH or a watched EXEC's first round needs (`network::rounds`).
 pub struct PartCut {
     pub id: u64,
     pub shards: ShardMask,
+    pub cell: Option<std::sync::Arc<crate::shard::watch::WatchCell>>,
+    /// A RENAME's source entry on its way to the destination (or back).
+    pub entry: Option<crate::shard::keyspace::Entry>,
+}
+
+impl Part {
+    /// Its cut in the write streams, if it has one.
+    pub fn cut(&self) -> Option<&PartCut> {
+        self.cut.as_deref().filter(|c| c.id != 0)
+    }
 }
 
 /// What a part of a hop with a cut leaves for the carrier's unit.
@@ -120,11 +136,13 @@ pub struct PartOps {
     pub per_cmd: Vec<u32>,
     /// MSET, DEL, UNLINK: whether it changed something.
     pub dirty: bool,
+    /// A RENAME's first round: the source entry it took out.
+    pub entry: Option<crate::shard::keyspace::Entry>,
 }
 
 /// How the parts' replies make the command's reply.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Gather {
+pub(super) enum Gather {
     /// `+OK` (MSET).
     Ok,
     /// The sum of the parts' integers (DEL, UNLINK, EXISTS, TOUCH).
@@ -133,6 +151,8 @@ enum Gather {
     Values,
     /// EXEC: its header, then each queued command's reply in queue order.
     Exec,
+    /// The reply its coordinator decided between rounds (`HopOp::verdict`).
+    Decided,
 }
 
 /// The hop commands' ids and how each gathers.
@@ -151,7 +171,7 @@ fn gather_of(id: usize) -> Option<Gather> {
     gathers().iter().find(|e| e.0 == id).map(|e| e.1)
 }
 
-fn exec_id() -> usize {
+pub(super) fn exec_id() -> usize {
     static ID: OnceLock<usize> = OnceLock::new();
     *ID.get_or_init(|| CommandTable::get().lookup(b"exec").expect("exec registered"))
 }
@@ -159,45 +179,58 @@ fn exec_id() -> usize {
 /// A hop this shard coordinates, until its last part is back.
 #[derive(Default)]
 pub struct HopOp {
-    seq: u64,
-    token: ConnToken,
+    pub(super) seq: u64,
+    pub(super) token: ConnToken,
     /// The connection's reply slot.
-    slot: u64,
-    cmd: usize,
-    gather: Option<Gather>,
+    pub(super) slot: u64,
+    pub(super) cmd: usize,
+    pub(super) gather: Option<Gather>,
     /// Parts not answered yet.
-    pending: u32,
-    sum: i64,
-    usec: u64,
-    db: usize,
-    resp: u8,
+    pub(super) pending: u32,
+    pub(super) sum: i64,
+    /// The round in flight (`Part::round`) and the intent's shards.
+    pub(super) round: u8,
+    pub(super) mask: ShardMask,
+    /// `Gather::Decided`'s reply, and whether it is an error.
+    pub(super) verdict: Vec<u8>,
+    pub(super) failed: Option<crate::protocol::reply::ErrorKind>,
+    pub(super) usec: u64,
+    pub(super) db: usize,
+    pub(super) resp: u8,
     /// The shard of each key, in the command's order (MGET's reassembly).
-    key_shards: Vec<u8>,
+    pub(super) key_shards: Vec<u8>,
     /// The parts' replies by shard (MGET).
     replies: Vec<(usize, PackedArgs)>,
     /// The client's address and name, then the whole command: what it is
     /// recorded with (slowlog, MONITOR) when it completes. EXEC: its reply's
     /// header (EXEC itself was recorded when it ran).
-    args: PackedArgs,
+    pub(super) args: PackedArgs,
     /// EXEC's MONITOR line, fed after its commands'.
-    monitor: Vec<u8>,
+    pub(super) monitor: Vec<u8>,
     /// The hop's cut (0: none), and what its parts left for the unit, by shard.
-    cut: u64,
-    ops: Vec<(usize, Box<PartOps>)>,
+    pub(super) cut: u64,
+    pub(super) ops: Vec<(usize, Box<PartOps>)>,
 }
 
 /// The loop's hop state.
 #[derive(Default)]
 pub struct Hops {
     /// Hops coordinated here, in flight.
-    ops: Vec<HopOp>,
+    pub(super) ops: Vec<HopOp>,
     /// Finished ones, their buffers kept for the next.
-    free: Vec<HopOp>,
+    pub(super) free: Vec<HopOp>,
     /// Parts received (or this shard's own) waiting for their intent to
     /// head this shard's queue.
     parts: Vec<Part>,
     /// Per shard, the part being built (reused buffers).
-    building: Vec<PackedArgs>,
+    pub(super) building: Vec<PackedArgs>,
+    /// The hash slots a first round (`Part::round` 1) marked here, by
+    /// intent: its last round lowers them (`network::rounds`).
+    pub(super) kept: Vec<(u64, u16)>,
+    /// Per shard, the slots of the round-1 part being built (reused).
+    pub(super) slot_lists: Vec<Vec<u8>>,
+    /// An entry the next `send_round` gives the part of that shard.
+    pub(super) entry_for: Option<(usize, crate::shard::keyspace::Entry)>,
     /// Requests forwarded by other shards that wait for a mark, in arrival
     /// order, and the shards they came from (later requests from those
     /// shards queue behind them).
@@ -214,7 +247,7 @@ pub struct Hops {
     delay_read_ms: i64,
     due: Vec<(u64, i64)>,
     /// Reused storage: argument slices, MGET's read positions.
-    slices: Vec<&'static [u8]>,
+    pub(super) slices: Vec<&'static [u8]>,
     at: Vec<usize>,
 }
 
@@ -225,7 +258,7 @@ impl Hops {
     }
 
     /// Starts the part of each shard of `mask` with the arguments `first`.
-    fn start_parts(&mut self, shards: usize, mask: ShardMask, first: &[&[u8]]) {
+    pub(super) fn start_parts(&mut self, shards: usize, mask: ShardMask, first: &[&[u8]]) {
         if self.building.len() < shards {
             self.building.resize_with(shards, PackedArgs::default);
         }
@@ -254,7 +287,7 @@ fn element_len(buf: &[u8]) -> usize {
 }
 
 /// The integer of a `:n\r\n` reply (0 for anything else).
-fn integer_of(buf: &[u8]) -> i64 {
+pub(super) fn integer_of(buf: &[u8]) -> i64 {
     let end = memchr::memchr(b'\r', buf).unwrap_or(buf.len());
     buf.get(1..end).and_then(|d| std::str::from_utf8(d).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
@@ -264,31 +297,26 @@ impl EventLoop {
     /// commands and may (see the module doc); None: the held path runs it.
     /// `mask`: its keys' shards (several).
     pub(super) fn try_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
+        if id == super::rounds::msetnx_id() {
+            return self.try_msetnx_hop(index, id, args, mask);
+        }
+        if super::rounds::is_move(id) {
+            return self.try_rename_hop(index, id, args, mask);
+        }
         let gather = gather_of(id)?;
         if !self.holding.is_empty() || (gather == Gather::Ok && args.len().is_multiple_of(2)) || !self.target_awake(mask) {
             return None;
         }
-        let conn = self.conns[index as usize].as_mut().unwrap();
-        if conn.forwarded != conn.hops {
-            // Its single-key forwarded commands come back first.
-            conn.deferred = true;
-            return Some(Flow::Defer);
-        }
-        if conn.forwarded >= FORWARDED_MAX {
-            conn.deferred = true;
-            conn.throttled = true;
-            return Some(Flow::Defer);
-        }
         let bytes: usize = args.iter().map(|a| a.len()).sum();
-        if !self.may_send_parts(mask, bytes) {
-            return Some(self.mailbox_back_off(index));
+        if let Some(flow) = self.hop_may_start(index, mask, bytes) {
+            return Some(flow);
         }
         let n = self.server.shard_count;
         // A write while the streams are on: one unit at a cut, carried by
         // this shard (a part here, empty when it has no key).
         let (cut, mask) = self.hop_cut(mask, CommandTable::get().specs[id].flags & flags::WRITE != 0);
+        let mut op = self.hop_op_recording(index, args);
         let hold = &self.server.hold;
-        let mut op = self.hops.free.pop().unwrap_or_default();
         op.key_shards.clear();
         self.hops.start_parts(n, mask, &[args[0]]);
         let step = if gather == Gather::Ok { 2 } else { 1 };
@@ -303,22 +331,10 @@ impl EventLoop {
                 self.hops.building[t].push(a);
             }
         }
-        let seq = hold.enqueue_hop(mask);
-        let slot = self.start_hop_slot(index, mask);
-        let conn = self.conns[index as usize].as_mut().unwrap();
+        let conn = self.conns[index as usize].as_ref().unwrap();
         let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
         let track = conn.client.tracking.remembers_reads();
-        op.args.data.clear();
-        op.args.ends.clear();
-        op.args.push(conn.client.addr.as_bytes());
-        op.args.push(&conn.client.name);
-        for a in args {
-            op.args.push(a);
-        }
-        let token = self.token(index);
-        (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, id, Some(gather));
-        (op.pending, op.sum, op.usec, op.db, op.resp, op.cut) = (mask.count(), 0, 0, db, resp, cut);
-        self.hops.ops.push(op);
+        let seq = self.queue_hop(index, op, mask, id, gather, cut, 0);
         self.send_parts(mask, seq, db, resp, id, client, track, cut);
         Some(Flow::Continue)
     }
@@ -326,7 +342,7 @@ impl EventLoop {
     /// The cut of a hop over `mask` (0: none) and the shards of its intent:
     /// a write (`write`) while this shard's stream is on gets a cut, and
     /// this shard, its carrier, joins it.
-    fn hop_cut(&self, mut mask: ShardMask, write: bool) -> (u64, ShardMask) {
+    pub(super) fn hop_cut(&self, mut mask: ShardMask, write: bool) -> (u64, ShardMask) {
         if !write || !self.set.get(self.id).stream.is_on() {
             return (0, mask);
         }
@@ -336,13 +352,13 @@ impl EventLoop {
 
     /// Whether parts of about `bytes` may go to every other shard of `mask`
     /// now (the mailboxes' bounds, as for a forwarded command).
-    fn may_send_parts(&self, mask: ShardMask, bytes: usize) -> bool {
+    pub(super) fn may_send_parts(&self, mask: ShardMask, bytes: usize) -> bool {
         mask.iter().all(|t| t == self.id || self.outboxes[t].as_ref().is_some_and(|o| o.may_send_request(bytes)))
     }
 
     /// The connection's reply slot for a hop over `mask` (counted among its
     /// forwarded commands, and as a hop); returns the slot's number.
-    fn start_hop_slot(&mut self, index: u32, mask: ShardMask) -> u64 {
+    pub(super) fn start_hop_slot(&mut self, index: u32, mask: ShardMask) -> u64 {
         let conn = self.conns[index as usize].as_mut().unwrap();
         let discard = take_discard(&mut conn.client);
         let slot = conn.next_seq;
@@ -355,25 +371,105 @@ impl EventLoop {
         slot
     }
 
+    /// Whether connection `index` may start a hop over `mask` with parts of
+    /// about `bytes` now; Some(flow) when it must wait first (its
+    /// single-key forwarded commands come back first; too many out:
+    /// throttled; a mailbox full: backed off).
+    pub(super) fn hop_may_start(&mut self, index: u32, mask: ShardMask, bytes: usize) -> Option<Flow> {
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.forwarded != conn.hops {
+            conn.deferred = true;
+            return Some(Flow::Defer);
+        }
+        if conn.forwarded >= FORWARDED_MAX {
+            conn.deferred = true;
+            conn.throttled = true;
+            return Some(Flow::Defer);
+        }
+        if !self.may_send_parts(mask, bytes) {
+            return Some(self.mailbox_back_off(index));
+        }
+        None
+    }
+
+    /// A free op whose `args` are connection `index`'s address and name,
+    /// then `args` (what it is recorded with when it completes).
+    pub(super) fn hop_op_recording(&mut self, index: u32, args: &[&[u8]]) -> HopOp {
+        let mut op = self.hops.free.pop().unwrap_or_default();
+        let conn = self.conns[index as usize].as_ref().unwrap();
+        op.args.data.clear();
+        op.args.ends.clear();
+        op.args.push(conn.client.addr.as_bytes());
+        op.args.push(&conn.client.name);
+        for a in args {
+            op.args.push(a);
+        }
+        op
+    }
+
+    /// Queues hop `op` (command `cmd`, gathering by `gather`, round `round`)
+    /// over `mask` for connection `index` (its reply slot) and keeps it in
+    /// flight; returns its intent's number. Its keys are marked already.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn queue_hop(&mut self, index: u32, mut op: HopOp, mask: ShardMask, cmd: usize, gather: Gather, cut: u64, round: u8) -> u64 {
+        let seq = self.server.hold.enqueue_hop(mask);
+        let slot = self.start_hop_slot(index, mask);
+        let token = self.token(index);
+        let conn = self.conns[index as usize].as_ref().unwrap();
+        let (db, resp) = (conn.client.db, conn.client.resp);
+        (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, cmd, Some(gather));
+        (op.pending, op.sum, op.usec, op.db, op.resp, op.cut) = (mask.count(), 0, 0, db, resp, cut);
+        (op.round, op.mask) = (round, mask);
+        self.hops.ops.push(op);
+        seq
+    }
+
     /// Sends each shard of `mask` its part (built in `hops.building`) of hop
     /// `seq`, and runs this shard's own at once when nothing is ahead of it.
     #[allow(clippy::too_many_arguments)]
-    fn send_parts(&mut self, mask: ShardMask, seq: u64, db: usize, resp: u8, id: usize, client: u64, track: bool, cut: u64) {
+    pub(super) fn send_parts(&mut self, mask: ShardMask, seq: u64, db: usize, resp: u8, id: usize, client: u64, track: bool, cut: u64) {
+        self.send_round(mask, seq, db, resp, id, client, track, cut, 0, None);
+    }
+
+    /// `send_parts` for round `round` of a multi-round intent, with the
+    /// client's WATCH cell when its parts need it (`network::rounds`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_round(
+        &mut self,
+        mask: ShardMask,
+        seq: u64,
+        db: usize,
+        resp: u8,
+        id: usize,
+        client: u64,
+        track: bool,
+        cut: u64,
+        round: u8,
+        cell: Option<&std::sync::Arc<crate::shard::watch::WatchCell>>,
+    ) {
         let me = self.id;
         let mut own = None;
         for t in mask.iter() {
+            let entry = match self.hops.entry_for.take() {
+                Some((s, e)) if s == t => Some(e),
+                other => {
+                    self.hops.entry_for = other;
+                    None
+                }
+            };
             let mut packed = self.pool.pop().unwrap_or_default();
             std::mem::swap(&mut packed, &mut self.hops.building[t]);
             let part = Part {
                 seq,
-                from: me,
+                from: me as u32,
+                round,
                 db: db as u32,
                 resp,
                 cmd: id as u16,
                 client,
                 track,
                 args: packed,
-                cut: (cut != 0).then(|| Box::new(PartCut { id: cut, shards: mask })),
+                cut: (cut != 0 || cell.is_some() || entry.is_some()).then(|| Box::new(PartCut { id: cut, shards: mask, cell: cell.cloned(), entry })),
             };
             if t == me {
                 own = Some(part);
@@ -387,7 +483,13 @@ impl EventLoop {
             // This shard's part, at once when nothing is ahead of it (the
             // other parts are on their way meanwhile).
             if self.server.hold.head(me) == seq && !self.carrier_waits(&part) {
+                let last = part.round == 2;
                 self.run_part(part);
+                if last {
+                    // A last round's marks were raised long before: requests
+                    // and connections may wait for them.
+                    self.marks_lowered();
+                }
             } else {
                 self.hops.parts.push(part);
             }
@@ -397,7 +499,7 @@ impl EventLoop {
     /// Whether hop command `id` over `mask` would run by hops (a hold run
     /// does not start with one: it goes to `dispatch`).
     pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
-        gather_of(id).is_some() && self.target_awake(mask)
+        (gather_of(id).is_some() || id == super::rounds::msetnx_id() || super::rounds::is_move(id)) && self.target_awake(mask)
     }
 
     /// Whether some other shard of `mask` is awake. When every one sleeps in
@@ -409,7 +511,7 @@ impl EventLoop {
     /// extra (or while `hop-part-delay` is set: a test's hops must be hops).
     /// (A shard may fall asleep or wake between this look and the run:
     /// either path is correct, only its cost differs.)
-    fn target_awake(&mut self, mask: ShardMask) -> bool {
+    pub(super) fn target_awake(&mut self, mask: ShardMask) -> bool {
         self.part_delay_us() > 0 || mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
     }
 
@@ -540,7 +642,7 @@ impl EventLoop {
     /// Whether `part` is the carrier's of a hop with a cut whose other
     /// parts are not all back yet (it runs last: its unit needs theirs).
     fn carrier_waits(&self, part: &Part) -> bool {
-        part.cut.is_some() && part.from == self.id && self.hops.ops.iter().any(|o| o.seq == part.seq && o.pending > 1)
+        part.cut().is_some() && part.from as usize == self.id && self.hops.ops.iter().any(|o| o.seq == part.seq && o.pending > 1)
     }
 
     /// Runs the waiting parts whose intents head this shard's queue, in
@@ -561,13 +663,18 @@ impl EventLoop {
             ran = true;
         }
         if ran {
-            self.retry_postponed();
-            let waiters = std::mem::take(&mut self.hops.mark_waiters);
-            for index in waiters {
-                if let Some(c) = self.conns[index as usize].as_mut().filter(|c| c.mark_wait) {
-                    c.mark_wait = false;
-                    self.run_deferred(index);
-                }
+            self.marks_lowered();
+        }
+    }
+
+    /// A part ran here and lowered marks: what waited for them runs now.
+    fn marks_lowered(&mut self) {
+        self.retry_postponed();
+        let waiters = std::mem::take(&mut self.hops.mark_waiters);
+        for index in waiters {
+            if let Some(c) = self.conns[index as usize].as_mut().filter(|c| c.mark_wait) {
+                c.mark_wait = false;
+                self.run_deferred(index);
             }
         }
     }
@@ -575,8 +682,17 @@ impl EventLoop {
     /// Runs `part` (its intent heads this shard's queue), lowers its marks,
     /// takes the intent off the queue and answers the coordinator.
     fn run_part(&mut self, mut part: Part) {
+        if part.round == 1 {
+            return self.run_round_one(part);
+        }
         if part.cmd as usize == exec_id() {
             return self.run_exec_part(part);
+        }
+        if part.cmd as usize == super::rounds::watch_id() {
+            return self.run_watch_part(part);
+        }
+        if super::rounds::is_move(part.cmd as usize) {
+            return self.run_rename_part(part);
         }
         let me = self.id;
         let spec = &CommandTable::get().specs[part.cmd as usize];
@@ -585,7 +701,7 @@ impl EventLoop {
         self.scratch.clear();
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         part.args.slices(&mut slices);
-        let cut = part.cut.is_some() && self.state().stream.is_on();
+        let cut = part.cut().is_some() && self.state().stream.is_on();
         let mut ops = None;
         // The carrier's part may have no key (it only carries the unit).
         if slices.len() > 1 {
@@ -596,13 +712,13 @@ impl EventLoop {
             crate::messaging::tracking::set_current_client(part.client);
             (spec.handler)(&mut ctx, &slices, &mut r);
             if part.track && spec.flags & flags::READONLY != 0 {
-                crate::messaging::tracking::remember_keys(&mut ctx, spec, &slices, part.client, part.from);
+                crate::messaging::tracking::remember_keys(&mut ctx, spec, &slices, part.client, part.from as usize);
             }
             crate::messaging::tracking::set_current_client(0);
             if cut {
                 let dirty = ctx.shards.get(me).dirty != dirty_before;
                 let stream = &mut ctx.shards.get_mut(me).stream;
-                ops = Some(Box::new(PartOps { ops: propagate::take_pending_ops(stream), per_cmd: Vec::new(), dirty }));
+                ops = Some(Box::new(PartOps { ops: propagate::take_pending_ops(stream), per_cmd: Vec::new(), dirty, entry: None }));
             } else if propagating {
                 propagate::after_command(&mut ctx, &slices, dirty_before);
             }
@@ -611,8 +727,12 @@ impl EventLoop {
         }
         let usec = self.clock.usec_since(start);
         let step = if spec.name == "mset" { 2 } else { 1 };
-        for k in slices[1..].iter().step_by(step) {
-            self.server.hold.unmark(key_slot(k));
+        if part.round == 0 {
+            for k in slices[1..].iter().step_by(step) {
+                self.server.hold.unmark(key_slot(k));
+            }
+        } else {
+            self.unmark_kept(part.seq);
         }
         self.hops.slices = recycle(slices);
         part.args.data.clear();
@@ -629,12 +749,12 @@ impl EventLoop {
     /// part records its cut and sends its operations with its answer; the
     /// carrier's, which runs last, records its cut with the hop's whole
     /// unit at it (see "AOF" in the module doc).
-    fn part_cut(&mut self, part: &Part, ops: Box<PartOps>) {
+    pub(super) fn part_cut(&mut self, part: &Part, ops: Box<PartOps>) {
         let me = self.id;
-        let Some(c) = part.cut.as_deref() else { return };
+        let Some(c) = part.cut() else { return };
         let (id, shards) = (c.id, c.shards);
-        if part.from != me {
-            propagate::hop_cut(&mut self.state().stream, id, shards, part.from);
+        if part.from as usize != me {
+            propagate::hop_cut(&mut self.state().stream, id, shards, part.from as usize);
             self.hops.part_ops = Some(ops);
             return;
         }
@@ -677,17 +797,17 @@ impl EventLoop {
 
     /// After a part ran (its reply in `part.args`, its marks lowered): the
     /// intent leaves this shard's queue and the coordinator gets the reply.
-    fn answer_part(&mut self, part: Part, usec: u64) {
+    pub(super) fn answer_part(&mut self, part: Part, usec: u64) {
         let me = self.id;
         self.server.hold.hop_done(me, part.seq);
         // Before the answer leaves, as a forwarded command's (`execute_remote`).
         self.after_command_messaging();
         self.tracking_after_command(true);
         let ops = self.hops.part_ops.take();
-        if part.from == me {
+        if part.from as usize == me {
             self.hop_part_done(part.seq, usec, me, part.args, None);
         } else {
-            self.send_to(part.from, Message::HopDone { seq: part.seq, usec, args: part.args, ops });
+            self.send_to(part.from as usize, Message::HopDone { seq: part.seq, usec, args: part.args, ops });
         }
     }
 
@@ -699,13 +819,85 @@ impl EventLoop {
         if !self.holding.is_empty() {
             return None;
         }
+        let me = self.id;
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let c = &conn.client;
+        if c.multi.dirty_exec || c.watch.dirty() || conn.forwarded != conn.hops || conn.forwarded >= FORWARDED_MAX {
+            return None;
+        }
+        if !c.watch.keys.is_empty() {
+            return self.try_exec_rounds(index, args[0]);
+        }
+        let (mask, bytes) = self.exec_queue_mask(index)?;
+        let go = mask.count() >= 2 && self.target_awake(mask) && self.may_send_parts(mask, bytes);
+        if !go {
+            return None;
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let writes = conn.client.multi.flags & flags::WRITE != 0;
+        let (cut, mask) = self.hop_cut(mask, writes);
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        // EXEC itself (its checks, its header `*N`, its commandstats call).
+        let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
+        let track = conn.client.tracking.remembers_reads();
+        let mut op = self.hops.free.pop().unwrap_or_default();
+        op.args.data.clear();
+        op.args.ends.clear();
+        {
+            let mut r = Reply::new(&mut op.args.data, resp);
+            let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, resp, now, Some(&mut conn.client));
+            crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, crate::exec::Caller::default(), &mut op.monitor);
+        }
+        self.exec_command_parts(index, mask, &mut op.key_shards, true);
+        self.conns[index as usize].as_mut().unwrap().client.multi.reset();
+        let seq = self.queue_hop(index, op, mask, id, Gather::Exec, cut, 0);
+        self.send_parts(mask, seq, db, resp, exec_id(), client, track, cut);
+        Some(self.finish_command(index, now))
+    }
+
+    /// Builds, in `hops.building`, each shard of `mask`'s EXEC part from
+    /// connection `index`'s queued commands (its caller fields, then per
+    /// command its id, argument count and arguments), the shard of each
+    /// command in queue order in `key_shards`; with `mark`, marks their keys.
+    pub(super) fn exec_command_parts(&mut self, index: u32, mask: ShardMask, key_shards: &mut Vec<u8>, mark: bool) {
         let (me, n) = (self.id, self.server.shard_count);
         let table = CommandTable::get();
         let conn = self.conns[index as usize].as_mut().unwrap();
-        let c = &conn.client;
-        if c.multi.dirty_exec || c.watch.dirty() || !c.watch.keys.is_empty() || conn.forwarded != conn.hops || conn.forwarded >= FORWARDED_MAX {
-            return None;
+        let (queue, count) = conn.client.multi.take();
+        self.hops.start_parts(n, mask, &[conn.client.addr.as_bytes(), &conn.client.name]);
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        key_shards.clear();
+        let hold = &self.server.hold;
+        for q in &queue[..count] {
+            q.args.slices(&mut slices);
+            let spec = &table.specs[q.id];
+            let mut t = me;
+            for i in key_positions(&spec.keys, &slices) {
+                let slot = key_slot(slices[i]);
+                t = slot_shard(slot, n);
+                if mark {
+                    hold.mark(slot);
+                }
+            }
+            key_shards.push(t as u8);
+            let b = &mut self.hops.building[t];
+            b.push(&(q.id as u32).to_le_bytes());
+            b.push(&(slices.len() as u32).to_le_bytes());
+            for a in &slices {
+                b.push(a);
+            }
         }
+        self.hops.slices = recycle(slices);
+        self.conns[index as usize].as_mut().unwrap().client.multi.restore(queue);
+    }
+
+    /// The shards of connection `index`'s queued commands and their bytes,
+    /// when each names keys of one shard and none blocks (the queue may run
+    /// by hops); None otherwise.
+    pub(super) fn exec_queue_mask(&mut self, index: u32) -> Option<(ShardMask, usize)> {
+        let (me, n) = (self.id, self.server.shard_count);
+        let table = CommandTable::get();
+        let conn = self.conns[index as usize].as_mut().unwrap();
         let (queue, count) = conn.client.multi.take();
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         let mut mask = ShardMask::default();
@@ -725,60 +917,9 @@ impl EventLoop {
             mask.0 |= m.0;
         }
         let bytes: usize = queue[..count].iter().map(|q| q.args.data.len()).sum();
-        let go = qualifies && mask.count() >= 2 && self.target_awake(mask) && self.may_send_parts(mask, bytes);
-        let conn = self.conns[index as usize].as_mut().unwrap();
-        if !go {
-            self.hops.slices = recycle(slices);
-            conn.client.multi.restore(queue);
-            return None;
-        }
-        let writes = conn.client.multi.flags & flags::WRITE != 0;
-        let (cut, mask) = self.hop_cut(mask, writes);
-        let conn = self.conns[index as usize].as_mut().unwrap();
-        // EXEC itself (its checks, its header `*N`, its commandstats call).
-        let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
-        let track = conn.client.tracking.remembers_reads();
-        let mut op = self.hops.free.pop().unwrap_or_default();
-        op.args.data.clear();
-        op.args.ends.clear();
-        {
-            let mut r = Reply::new(&mut op.args.data, resp);
-            let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, resp, now, Some(&mut conn.client));
-            crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, crate::exec::Caller::default(), &mut op.monitor);
-        }
-        let conn = self.conns[index as usize].as_mut().unwrap();
-        conn.client.multi.reset();
-        self.hops.start_parts(n, mask, &[conn.client.addr.as_bytes(), &conn.client.name]);
-        op.key_shards.clear();
-        let hold = &self.server.hold;
-        for q in &queue[..count] {
-            q.args.slices(&mut slices);
-            let spec = &table.specs[q.id];
-            let mut t = me;
-            for i in key_positions(&spec.keys, &slices) {
-                let slot = key_slot(slices[i]);
-                t = slot_shard(slot, n);
-                hold.mark(slot);
-            }
-            op.key_shards.push(t as u8);
-            let b = &mut self.hops.building[t];
-            b.push(&(q.id as u32).to_le_bytes());
-            b.push(&(slices.len() as u32).to_le_bytes());
-            for a in &slices {
-                b.push(a);
-            }
-        }
         self.hops.slices = recycle(slices);
-        let conn = self.conns[index as usize].as_mut().unwrap();
-        conn.client.multi.restore(queue);
-        let seq = hold.enqueue_hop(mask);
-        let slot = self.start_hop_slot(index, mask);
-        let token = self.token(index);
-        (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, id, Some(Gather::Exec));
-        (op.pending, op.sum, op.usec, op.db, op.resp, op.cut) = (mask.count(), 0, 0, db, resp, cut);
-        self.hops.ops.push(op);
-        self.send_parts(mask, seq, db, resp, exec_id(), client, track, cut);
-        Some(self.finish_command(index, now))
+        self.conns[index as usize].as_mut().unwrap().client.multi.restore(queue);
+        qualifies.then_some((mask, bytes))
     }
 
     /// Runs an EXEC part: each command of it through `call()` (as a
@@ -794,9 +935,9 @@ impl EventLoop {
         replies.ends.clear();
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         part.args.slices(&mut slices);
-        let caller = crate::exec::Caller { addr: slices[0], name: slices[1], client_id: part.client, track: part.track, shard: part.from };
+        let caller = crate::exec::Caller { addr: slices[0], name: slices[1], client_id: part.client, track: part.track, shard: part.from as usize };
         let propagating = self.state().stream.is_on();
-        let cut = part.cut.is_some() && propagating;
+        let cut = part.cut().is_some() && propagating;
         let mut per_cmd = Vec::new();
         let mut i = super::dispatch::CALLER_FIELDS;
         while i + 1 < slices.len() {
@@ -815,14 +956,19 @@ impl EventLoop {
             }
             replies.ends.push(replies.data.len() as u32);
             self.feed_monitors(now);
-            for k in key_positions(&table.specs[id].keys, args) {
-                self.server.hold.unmark(key_slot(args[k]));
+            if part.round == 0 {
+                for k in key_positions(&table.specs[id].keys, args) {
+                    self.server.hold.unmark(key_slot(args[k]));
+                }
             }
             i += 2 + argc;
         }
+        if part.round != 0 {
+            self.unmark_kept(part.seq);
+        }
         let ops = if cut {
             let ops = propagate::take_exec_ops(&mut self.state().stream);
-            Some(Box::new(PartOps { ops, per_cmd, dirty: false }))
+            Some(Box::new(PartOps { ops, per_cmd, dirty: false, entry: None }))
         } else {
             if propagating {
                 let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
@@ -857,6 +1003,15 @@ impl EventLoop {
         if let Some(ops) = ops {
             op.ops.push((from, ops));
         }
+        if op.round == 1 {
+            // A first round's answer: what its check found (`network::rounds`).
+            op.sum += integer_of(&args.data);
+            super::conn::recycle(&mut self.pool, args);
+            if op.pending == 0 {
+                self.next_round(i);
+            }
+            return;
+        }
         match op.gather {
             Some(Gather::Values | Gather::Exec) => op.replies.push((from, args)),
             Some(Gather::Sum) => {
@@ -884,6 +1039,7 @@ impl EventLoop {
             match op.gather {
                 Some(Gather::Ok) => r.ok(),
                 Some(Gather::Sum) => r.int(op.sum),
+                Some(Gather::Decided) => r.raw(&op.verdict),
                 Some(Gather::Exec) => {
                     r.raw(&op.args.data);
                     // Each part's replies, one per command (`ends`), taken
@@ -935,7 +1091,8 @@ impl EventLoop {
             op.args.slices(&mut slices);
             let (caller, args) = slices.split_at(super::dispatch::CALLER_FIELDS);
             let mut line = std::mem::take(&mut self.monitor_line);
-            crate::exec::record_parted(self.set.get_mut(self.id), &self.server, op.cmd, args, op.usec, op.db, caller[0], caller[1], &mut line);
+            let failed = op.failed.take();
+            crate::exec::record_parted(self.set.get_mut(self.id), &self.server, op.cmd, args, op.usec, op.db, caller[0], caller[1], failed, &mut line);
             self.monitor_line = line;
             self.hops.slices = recycle(slices);
         }

@@ -14,5 +14,6 @@ pub mod maxmemory;
 pub mod multi;
 pub mod prefetch;
 pub mod replica;
+pub mod rounds;
 pub mod script;
 pub mod uring;

@@ -7,15 +7,18 @@
 //!   other is queued, with the shards it routes to, and answered +QUEUED.
 //!   Errors found before (unknown command, arity, NOAUTH, MISCONF...) flag
 //!   the transaction in `reject` (`flag_transaction`).
-//! - EXEC waits for the connection's forwarded commands, then holds every
+//! - EXEC over several shards runs by hops when its queued commands each
+//!   name keys of one shard (`network::hop`; with watched keys in two
+//!   rounds, `network::rounds`). Otherwise it waits for the connection's
+//!   forwarded commands, then holds every
 //!   shard its queued commands route to and every shard a watched key lives
 //!   on (none when they are all this shard's), and runs EXEC's checks and
 //!   then each queued command through `call()` on this thread, with
 //!   `Ctx::in_multi`: no other client sees part of it, and its writes are
 //!   propagated as one unit (`exec::propagate::exec_end`).
-//! - WATCH of keys owned by other shards holds those shards while it
-//!   registers them (a hold, not a message: WATCH needs each key's expiry
-//!   state at that instant, and the client's reply order is kept for free).
+//! - WATCH of keys owned by other shards is a one-round hop: each shard
+//!   registers its keys, with their expiry state, when the intent heads its
+//!   queue (`network::rounds`); when the other shards sleep it holds them.
 
 use std::sync::OnceLock;
 
@@ -166,9 +169,18 @@ impl EventLoop {
     /// WATCH naming keys of other shards: runs on this thread holding them.
     #[inline(never)]
     fn watch_over_shards(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Option<Flow> {
+        let conn = self.conns[index as usize].as_ref()?;
+        if conn.client.watch.dirty() {
+            // The handler answers without registering anything.
+            return Some(self.run_held(index, Default::default(), |lp| lp.execute_here(index, id, args, now)));
+        }
         let targets = crate::commands::multi::watch_targets(args, self.server.shard_count, self.id);
         if targets.is_empty() {
             return None;
+        }
+        // By a hop when it may (`network::rounds`), else holding them.
+        if let Some(flow) = self.try_watch_hop(index, id, args, now) {
+            return Some(flow);
         }
         Some(self.run_held(index, targets, |lp| lp.execute_here(index, id, args, now)))
     }

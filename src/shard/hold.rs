@@ -1,5 +1,5 @@
 //! Holding shards: the one mechanism for everything that must see several
-//! shards at one instant (multi-shard MSETNX/RENAME, MULTI/EXEC, KEYS, DBSIZE,
+//! shards at one instant (multi-shard COPY/LMOVE, most MULTI/EXEC fallbacks, KEYS, DBSIZE,
 //! INFO, CONFIG SET, FLUSHALL, and the BGSAVE/BGREWRITEAOF fork), without a
 //! global lock: VLL-style intent queues (Dragonfly's "very lightweight
 //! locking", per shard rather than per key).
@@ -75,8 +75,8 @@
 //!
 //! # Hops: multi-shard commands that park nobody
 //!
-//! MGET, MSET, DEL, UNLINK, EXISTS and TOUCH over several shards (and an
-//! EXEC of single-shard commands without WATCH) do not hold: their coordinator marks their keys'
+//! MGET, MSET, DEL, UNLINK, EXISTS, TOUCH and WATCH over several shards (and
+//! an EXEC of single-shard commands) do not hold: their coordinator marks their keys'
 //! hash slots (`mark`: per-slot counters, the per-key intent marks of VLL
 //! at slot grain), queues a *hop* intent (`enqueue_hop`: entries with
 //! coordinator `HOP`, numbered from the same sequence under the same queue
@@ -118,6 +118,13 @@
 //! no cycle: the other parts of `m` depend only on `m` heading their queues
 //! (and on earlier intents), so they run, come back, and the carrier's part
 //! then runs at its next loop turn.
+//!
+//! A *two-round* hop (MSETNX, RENAME, SMOVE, an EXEC with WATCH: `network::rounds`) keeps
+//! its intent at the head of each of its queues between its rounds, its
+//! coordinator always among them. That adds no cycle either: when it is
+//! `m`, every shard runs its round-1 part, the coordinator (not parked: `m`
+//! heads its own queue) sends round 2 once the answers are back, and every
+//! shard runs it, `m` still heading its queue.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};

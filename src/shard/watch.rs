@@ -50,6 +50,11 @@ impl WatchCell {
             Err(v) => v >> 1 == epoch,
         }
     }
+    /// Flags the current epoch dirty (a watched key found expired by a
+    /// watched EXEC's first round on another shard: `network::rounds`).
+    pub fn flag(&self) {
+        self.touch(self.epoch());
+    }
     fn is_current(&self, epoch: u64) -> bool {
         self.epoch() == epoch
     }
