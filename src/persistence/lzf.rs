@@ -144,8 +144,9 @@ impl Compressor {
     }
 }
 
-/// liblzf's own compressor as Redis builds it (`lzf_c.c` with `HLOG` 16,
-/// `VERY_FAST`, `STRICT_ALIGN`), byte for byte: DUMP's payloads are then the
+/// liblzf 3.6's own compressor as Redis 7.0 builds it (`lzf_c.c` with
+/// `HLOG` 16, `VERY_FAST`; a match may end 1 byte before the input's end,
+/// which later liblzf copies refuse), byte for byte: DUMP's payloads are then the
 /// same bytes as redis-server's. Its hash table is kept between calls with
 /// the same growing-base trick as `Compressor` (stale entries never match,
 /// as a fresh table's would not); Redis's table is uninitialised stack,
@@ -190,7 +191,7 @@ impl Liblzf {
             let slot = liblzf_idx(hval);
             let r = table[slot].wrapping_sub(base) as usize;
             table[slot] = base + ip as u32;
-            if r < ip && ip - r - 1 < MAX_OFF && ip + 4 < n && r > 0 && input[r..r + 3] == input[ip..ip + 3] {
+            if r < ip && ip - r - 1 < MAX_OFF && r > 0 && input[r..r + 3] == input[ip..ip + 3] {
                 let off = ip - r - 1;
                 let maxlen = (n - ip - 2).min(MAX_REF);
                 out[op - lit - 1] = (lit as u8).wrapping_sub(1);
@@ -398,7 +399,8 @@ mod tests {
     /// replies for these strings), and they decompress.
     #[test]
     fn liblzf_matches_redis_server() {
-        let inputs: [Vec<u8>; 6] = [
+        let inputs: [Vec<u8>; 7] = [
+            b"hello world hello world hello world hello world wor!".to_vec(),
             b"w".repeat(66),
             b"abc".repeat(11),
             b"hello world hello world hello world!".to_vec(),
@@ -406,7 +408,9 @@ mod tests {
             b"a".repeat(300),
             [b"0123456789".repeat(30), b"xyz".repeat(20)].concat(),
         ];
-        let expected: [&[u8]; 6] = [
+        let expected: [&[u8]; 7] = [
+            // a 3-byte match ending one byte before the end ("wor", then "!")
+            b"\x0c\x68\x65\x6c\x6c\x6f\x20\x77\x6f\x72\x6c\x64\x20\x68\xe0\x1a\x0b\x20\x29\x00\x21",
             b"\x01\x77\x77\xe0\x35\x00\x01\x77\x77",
             b"\x03\x61\x62\x63\x61\xe0\x12\x02\x01\x62\x63",
             b"\x0c\x68\x65\x6c\x6c\x6f\x20\x77\x6f\x72\x6c\x64\x20\x68\xe0\x0c\x0b\x01\x64\x21",

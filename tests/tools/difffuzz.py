@@ -1214,6 +1214,16 @@ class Fuzzer:
                     return False
         return True
 
+    @staticmethod
+    def sval(v):
+        """A value or score as compared across RESP2 bulk and RESP3 double."""
+        if v[0] in ("bulk", "double", "verbatim"):
+            try:
+                return float(v[1])
+            except ValueError:
+                return v[1]
+        return repr(v)
+
     def random_members_ok(self, args, va, fetched):
         cmd = args[0].upper()
         if va[0] == "bulk":
@@ -1231,20 +1241,20 @@ class Fuzzer:
             x = fetched[1]
             if x and x[0][0] == "array":
                 for p in x:
-                    pairs[repr(p[1][0][1])] = repr(p[1][1])
+                    pairs[repr(p[1][0][1])] = self.sval(p[1][1])
             else:
                 for j in range(0, len(x) - 1, 2):
-                    pairs[repr(x[j][1])] = repr(x[j + 1])
+                    pairs[repr(x[j][1])] = self.sval(x[j + 1])
         elif fetched[0] == "map":
             for a, b in fetched[1]:
-                pairs[repr(a[1])] = repr(b)
+                pairs[repr(a[1])] = self.sval(b)
         if not withv:
             return all(repr(e[1]) in pairs for e in elems)
         if elems and elems[0][0] == "array":  # RESP3 nested pairs
-            return all(repr(p[1][0][1]) in pairs and pairs[repr(p[1][0][1])] == repr(p[1][1]) for p in elems)
+            return all(repr(p[1][0][1]) in pairs and pairs[repr(p[1][0][1])] == self.sval(p[1][1]) for p in elems)
         for j in range(0, len(elems) - 1, 2):
-            f, v = repr(elems[j][1]), repr(elems[j + 1])
-            if pairs.get(f) != v and not (elems[j + 1][0] in ("double", "bulk") and f in pairs):
+            f, v = repr(elems[j][1]), self.sval(elems[j + 1])
+            if pairs.get(f) != v:
                 return False
         return True
 
