@@ -65,9 +65,11 @@ pub struct Limits {
     pub value: usize,
 }
 
-/// A score as Redis 7.0 writes it into a listpack (`d2string`): integral
-/// values inside +-2^52 as integers (-0 too: it is stored as `0`, and
-/// reads back as 0), `inf`/`-inf`, else `%.17g`.
+/// A score as Redis 7.0 writes it into a listpack (`zzlInsertAt`):
+/// integral values within +-2^62 as integers (`double2ll`: the bound is
+/// `LLONG_MAX/2` as a double; -0 too is stored as `0`, and reads back as 0),
+/// else `d2string`: `inf`/`-inf`, `%.17g`. ZSCAN of a listpack shows this
+/// text (123456789012345678 gives "123456789012345680").
 pub fn score_text(v: f64) -> Vec<u8> {
     if v.is_nan() {
         return b"nan".to_vec();
@@ -75,7 +77,8 @@ pub fn score_text(v: f64) -> Vec<u8> {
     if v.is_infinite() {
         return if v > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
     }
-    if v > -4_503_599_627_370_495.0 && v < 4_503_599_627_370_496.0 && v == (v as i64) as f64 {
+    const BOUND: f64 = (i64::MAX / 2) as f64;
+    if (-BOUND..=BOUND).contains(&v) && v == (v as i64) as f64 {
         return itoa::Buffer::new().format(v as i64).as_bytes().to_vec();
     }
     crate::protocol::reply::format_g17(v).into_bytes()
@@ -497,6 +500,12 @@ mod tests {
         assert_eq!(score_text(f64::NEG_INFINITY), b"-inf");
         assert_eq!(score_text(1e300), b"1.0000000000000001e+300");
         assert_eq!(score_text(4_503_599_627_370_496.0), b"4503599627370496");
+        // double2ll's range, +-2^62 (redis-server 7.0.15's ZSCAN of a listpack)
+        assert_eq!(score_text(123456789012345678.0), b"123456789012345680");
+        assert_eq!(score_text(4611686018427387904.0), b"4611686018427387904");
+        assert_eq!(score_text(-4611686018427387904.0), b"-4611686018427387904");
+        assert_eq!(score_text(4611686018427388928.0), b"4.6116860184273889e+18");
+        assert_eq!(score_text(-4611686018427388928.0), b"-4.6116860184273889e+18");
     }
 
     #[test]
