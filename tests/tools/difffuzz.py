@@ -211,6 +211,11 @@ class Proc:
         self.proc = None
 
     def start(self):
+        try:
+            Conn(self.port, timeout=1).close()
+            raise SystemExit("port %d is in use: pick free ones (--ringkv-port/--redis-port)" % self.port)
+        except OSError:
+            pass
         log = open(os.path.join(self.workdir, self.name + ".log"), "ab")
         self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdout=log, stderr=log)
         deadline = time.time() + 30
