@@ -704,6 +704,17 @@ fn xgroup(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             }
         }
     }
+    if eq_ic(opt, "setid") {
+        // 7.0 checks SETID's arguments before the key (a wrong type, a missing key)
+        if args.len() == 7 && eq_ic(args[5], "entriesread") {
+            match parse_entries_read(args[6]) {
+                Ok(n) => entries_read = n,
+                Err(e) => return r.error(e),
+            }
+        } else if args.len() != 5 {
+            return subcommand_syntax_error(r, args);
+        }
+    }
     let now = ctx.now_ms;
     let exists = match ctx.lookup_write::<StreamKind>(key) {
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -756,15 +767,6 @@ fn xgroup(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                 Err(()) => return r.error(INVALID_ID),
             }
         };
-        if args.len() == 7 {
-            if !eq_ic(args[5], "entriesread") {
-                return subcommand_syntax_error(r, args);
-            }
-            match parse_entries_read(args[6]) {
-                Ok(n) => entries_read = n,
-                Err(e) => return r.error(e),
-            }
-        }
         let g = s.groups.get_mut(grp).expect("checked");
         g.last_id = id;
         g.entries_read = entries_read;
@@ -1226,8 +1228,8 @@ fn parse_read_args<'a>(args: &[&'a [u8]], xreadgroup: bool, from_script: bool) -
             a.streams_at = i + 1;
             let n = args.len() - a.streams_at;
             if !n.is_multiple_of(2) {
-                let (name, sym) = if xreadgroup { ("XREADGROUP", '>') } else { ("XREAD", '$') };
-                return Err(format!("ERR Unbalanced {} list of streams: for each stream key an ID or '{}' must be specified.", name, sym));
+                // 7.0 names XREAD and '$' for XREADGROUP too (t_stream.c xreadCommand)
+                return Err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.".into());
             }
             a.streams = n / 2;
             break;

@@ -426,7 +426,10 @@ fn zlexcount(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     match ctx.lookup_read::<ZSetKind>(args[1]) {
         Err(WrongType) => r.error(err::WRONGTYPE),
         Ok(None) => r.int(0),
-        Ok(Some(e)) => r.int(zset_of(&mut e.value).lex_range(&min, &max).len() as i64),
+        Ok(Some(e)) => {
+            let z = zset_of(&mut e.value);
+            r.int(z.listpack_lex_walk(&min, &max, false, 0, usize::MAX).unwrap_or_else(|| z.lex_range(&min, &max)).len() as i64)
+        }
     }
 }
 
@@ -531,7 +534,7 @@ fn selected_ranks(z: &ZSet, q: &RangeRequest) -> std::ops::Range<usize> {
             return if q.rev { (len - 1 - end) as usize..(len - start) as usize } else { start as usize..end as usize + 1 };
         }
         Selector::Score(range) => z.score_range(range),
-        Selector::Lex(min, max) => z.lex_range(min, max),
+        Selector::Lex(..) => 0..0,
     };
     // LIMIT: a negative offset selects nothing, a negative count everything.
     if q.offset < 0 {
@@ -539,6 +542,13 @@ fn selected_ranks(z: &ZSet, q: &RangeRequest) -> std::ops::Range<usize> {
     }
     let offset = q.offset as usize;
     let count = if q.limit < 0 { usize::MAX } else { q.limit as usize };
+    let in_range = match &q.selector {
+        Selector::Lex(min, max) => match z.listpack_lex_walk(min, max, q.rev, offset, count) {
+            Some(ranks) => return ranks,
+            None => z.lex_range(min, max),
+        },
+        _ => in_range,
+    };
     if q.rev {
         let end = in_range.end.saturating_sub(offset).max(in_range.start);
         end.saturating_sub(count).max(in_range.start)..end

@@ -39,6 +39,23 @@ impl Default for Compressor {
     }
 }
 
+/// Reserves the positions of an `n`-byte input in a table kept between
+/// calls: returns this call's base (entries below it are stale) and moves
+/// `base` past it; when positions would wrap (every ~4 GiB of input) the
+/// table starts over. None for an input too long to index.
+fn reserve_positions(table: &mut [u32], base: &mut u32, n: usize) -> Option<u32> {
+    if n >= (u32::MAX - *base) as usize {
+        table.fill(0);
+        *base = 1;
+        if n >= u32::MAX as usize - 1 {
+            return None;
+        }
+    }
+    let this = *base;
+    *base += n as u32 + 1;
+    Some(this)
+}
+
 /// The three bytes at `input[i..i + 3]` as one number (the caller
 /// guarantees they exist).
 #[inline(always)]
@@ -60,16 +77,7 @@ impl Compressor {
         if n == 0 || out.len() < 2 {
             return 0;
         }
-        if n >= (u32::MAX - self.base) as usize {
-            // Positions would wrap: start the table over (every ~4 GiB of input).
-            self.table.fill(0);
-            self.base = 1;
-            if n >= u32::MAX as usize - 1 {
-                return 0;
-            }
-        }
-        let base = self.base;
-        self.base += n as u32 + 1;
+        let Some(base) = reserve_positions(&mut self.table[..], &mut self.base, n) else { return 0 };
         let table = &mut *self.table;
         let mut ip = 0usize;
         let mut op = 0usize;
@@ -133,6 +141,139 @@ impl Compressor {
             return 0;
         }
         op
+    }
+}
+
+/// liblzf 3.6's own compressor as Redis 7.0 builds it (`lzf_c.c` with
+/// `HLOG` 16, `VERY_FAST`; a match may end 1 byte before the input's end,
+/// which later liblzf copies refuse), byte for byte: DUMP's payloads are then the
+/// same bytes as redis-server's. Its hash table is kept between calls with
+/// the same growing-base trick as `Compressor` (stale entries never match,
+/// as a fresh table's would not); Redis's table is uninitialised stack,
+/// whose stale pointers fail its range checks in practice.
+pub struct Liblzf {
+    table: Box<[u32; LIBLZF_HSIZE]>,
+    base: u32,
+}
+
+const LIBLZF_HSIZE: usize = 1 << 16;
+
+impl Default for Liblzf {
+    fn default() -> Self {
+        Liblzf { table: vec![0u32; LIBLZF_HSIZE].into_boxed_slice().try_into().expect("HSIZE entries"), base: 1 }
+    }
+}
+
+/// liblzf's `IDX` for `VERY_FAST` (the three bytes accumulate in `h`, the
+/// older ones shifted out at 32 bits).
+#[inline(always)]
+fn liblzf_idx(h: u32) -> usize {
+    ((h >> 8).wrapping_sub(h.wrapping_mul(5)) & (LIBLZF_HSIZE as u32 - 1)) as usize
+}
+
+impl Liblzf {
+    /// `lzf_compress(input, input.len(), out, out_len)`: the compressed
+    /// length, or 0 when it would not fit in `out_len` bytes. `out` must
+    /// have room for `out_len + 1` bytes (liblzf's bookkeeping writes stay
+    /// below `out_len`, the extra byte is a margin).
+    pub fn compress(&mut self, input: &[u8], out: &mut [u8], out_len: usize) -> usize {
+        let n = input.len();
+        if n < 3 || out_len == 0 || out.len() <= out_len {
+            // (liblzf also compresses 1-2 byte inputs; callers never ask.)
+            return 0;
+        }
+        let Some(base) = reserve_positions(&mut self.table[..], &mut self.base, n) else { return 0 };
+        let table = &mut *self.table;
+        let (mut ip, mut op, mut lit) = (0usize, 1usize, 0usize);
+        let mut hval: u32 = (input[0] as u32) << 8 | input[1] as u32;
+        while ip + 2 < n {
+            hval = hval << 8 | input[ip + 2] as u32;
+            let slot = liblzf_idx(hval);
+            let r = table[slot].wrapping_sub(base) as usize;
+            table[slot] = base + ip as u32;
+            if r < ip && ip - r - 1 < MAX_OFF && r > 0 && input[r..r + 3] == input[ip..ip + 3] {
+                let off = ip - r - 1;
+                let maxlen = (n - ip - 2).min(MAX_REF);
+                out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+                op -= (lit == 0) as usize;
+                if op + 3 + 1 >= out_len {
+                    return 0;
+                }
+                let mut len = 2;
+                // liblzf's unrolled first 16 steps compare without the maxlen cap.
+                let mut done = false;
+                if maxlen > 16 {
+                    for _ in 0..16 {
+                        len += 1;
+                        if input[r + len] != input[ip + len] {
+                            done = true;
+                            break;
+                        }
+                    }
+                }
+                if !done {
+                    loop {
+                        len += 1;
+                        if !(len < maxlen && input[r + len] == input[ip + len]) {
+                            break;
+                        }
+                    }
+                }
+                len -= 2;
+                ip += 1;
+                if len < 7 {
+                    out[op] = ((off >> 8) + (len << 5)) as u8;
+                    op += 1;
+                } else {
+                    out[op] = ((off >> 8) + (7 << 5)) as u8;
+                    out[op + 1] = (len - 7) as u8;
+                    op += 2;
+                }
+                out[op] = off as u8;
+                op += 2; // the offset byte, then a new literal run's header
+                lit = 0;
+                ip += len + 1;
+                if ip + 2 >= n {
+                    break;
+                }
+                ip -= 2;
+                hval = (input[ip] as u32) << 8 | input[ip + 1] as u32;
+                hval = hval << 8 | input[ip + 2] as u32;
+                table[liblzf_idx(hval)] = base + ip as u32;
+                ip += 1;
+                hval = hval << 8 | input[ip + 2] as u32;
+                table[liblzf_idx(hval)] = base + ip as u32;
+                ip += 1;
+            } else {
+                if op >= out_len {
+                    return 0;
+                }
+                liblzf_literal(out, &mut op, &mut lit, input[ip]);
+                ip += 1;
+            }
+        }
+        if op + 3 > out_len {
+            return 0;
+        }
+        for &b in &input[ip..] {
+            liblzf_literal(out, &mut op, &mut lit, b);
+        }
+        out[op - lit - 1] = (lit as u8).wrapping_sub(1);
+        op - (lit == 0) as usize
+    }
+}
+
+/// liblzf's literal step: one byte into the open run, which is closed (its
+/// header written) at 32 bytes and a new one opened.
+#[inline(always)]
+fn liblzf_literal(out: &mut [u8], op: &mut usize, lit: &mut usize, b: u8) {
+    *lit += 1;
+    out[*op] = b;
+    *op += 1;
+    if *lit == MAX_LIT {
+        out[*op - *lit - 1] = (*lit - 1) as u8;
+        *lit = 0;
+        *op += 1;
     }
 }
 
@@ -254,6 +395,51 @@ mod tests {
             }
         }
     }
+    /// `Liblzf` gives redis-server 7.0.15's bytes (taken from its DUMP
+    /// replies for these strings), and they decompress.
+    #[test]
+    fn liblzf_matches_redis_server() {
+        let inputs: [Vec<u8>; 7] = [
+            b"hello world hello world hello world hello world wor!".to_vec(),
+            b"w".repeat(66),
+            b"abc".repeat(11),
+            b"hello world hello world hello world!".to_vec(),
+            (0..40u8).chain(0..40u8).collect(),
+            b"a".repeat(300),
+            [b"0123456789".repeat(30), b"xyz".repeat(20)].concat(),
+        ];
+        let expected: [&[u8]; 7] = [
+            // a 3-byte match ending one byte before the end ("wor", then "!")
+            b"\x0c\x68\x65\x6c\x6c\x6f\x20\x77\x6f\x72\x6c\x64\x20\x68\xe0\x1a\x0b\x20\x29\x00\x21",
+            b"\x01\x77\x77\xe0\x35\x00\x01\x77\x77",
+            b"\x03\x61\x62\x63\x61\xe0\x12\x02\x01\x62\x63",
+            b"\x0c\x68\x65\x6c\x6c\x6f\x20\x77\x6f\x72\x6c\x64\x20\x68\xe0\x0c\x0b\x01\x64\x21",
+            b"\x1f\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x08\x20\x21\x22\x23\x24\x25\x26\x27\x00\xe0\x1c\x27\x01\x26\x27",
+            b"\x01\x61\x61\xe0\xff\x00\xe0\x17\x00\x01\x61\x61",
+            b"\x0a\x30\x31\x32\x33\x34\x35\x36\x37\x38\x39\x30\xe0\xff\x09\xe1\x10\x0d\x02\x78\x79\x7a\xe0\x2e\x02\x01\x79\x7a",
+        ];
+        let mut c = Liblzf::default();
+        for (input, want) in inputs.iter().zip(expected) {
+            let room = input.len() - 4;
+            let mut out = vec![0u8; room + 1];
+            let n = c.compress(input, &mut out, room);
+            assert_eq!(&out[..n], want, "input of {} bytes", input.len());
+            assert_eq!(&decompress(&out[..n], input.len()).unwrap(), input);
+        }
+        // Random bytes: no room saved, 0 (stored raw by the caller); others round-trip.
+        let mut seed = 7u64;
+        for size in [21usize, 64, 1000, 70000] {
+            let random: Vec<u8> = (0..size).map(|_| crate::shard::keyspace::xorshift(&mut seed) as u8).collect();
+            let mut out = vec![0u8; size - 3];
+            assert_eq!(c.compress(&random, &mut out, size - 4), 0);
+            let text: Vec<u8> = (0..size).map(|i| b"abcdefgh"[(i * 7 + i / 13) % 8]).collect();
+            let mut out = vec![0u8; size + 1];
+            let n = c.compress(&text, &mut out, size);
+            assert!(n > 0);
+            assert_eq!(decompress(&out[..n], size).unwrap(), text);
+        }
+    }
+
     #[test]
     fn gives_up_early_on_incompressible_input() {
         let mut c = Compressor::default();

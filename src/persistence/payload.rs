@@ -26,6 +26,7 @@ fn crc64(data: &[u8]) -> u64 {
 /// compresses them when `compress` (`rdbcompression`).
 pub fn create(value: &Value, compress: bool) -> Vec<u8> {
     let mut enc = Encoder::new(compress, 64);
+    enc.exact_lzf = true;
     enc.buf.push(Encoder::value_type(value));
     enc.save_value(value);
     enc.buf.extend_from_slice(&(rdb::RDB_VERSION as u16).to_le_bytes());
@@ -72,6 +73,7 @@ pub fn load(payload: &[u8], limits: &EncodingLimits) -> Option<Value> {
 /// library as its RDB record (`Encoder::save_functions`), then the footer.
 pub fn functions_dump(codes: &[Vec<u8>], compress: bool) -> Vec<u8> {
     let mut enc = Encoder::new(compress, 64);
+    enc.exact_lzf = true;
     enc.save_functions(codes);
     enc.buf.extend_from_slice(&(rdb::RDB_VERSION as u16).to_le_bytes());
     let crc = crc64(&enc.buf);

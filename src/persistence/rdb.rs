@@ -82,6 +82,15 @@ pub struct Encoder {
     /// whole blocks, between two elements of a big collection too
     /// (usize::MAX: never, as for DUMP).
     pub flush_at: usize,
+    /// Compress with liblzf's exact algorithm (`lzf::Liblzf`), every string
+    /// over 20 bytes tried, as Redis does: DUMP sets it so its payloads are
+    /// redis-server's bytes; snapshots keep the faster `lzf::Compressor`.
+    pub exact_lzf: bool,
+}
+
+thread_local! {
+    /// DUMP's liblzf compressor (a 256 KiB table), one per thread that dumps.
+    static LIBLZF: std::cell::RefCell<lzf::Liblzf> = std::cell::RefCell::new(lzf::Liblzf::default());
 }
 
 /// Where `save_pair_with` spills a buffer grown past `Encoder::flush_at`:
@@ -99,6 +108,7 @@ impl Encoder {
             lzf_failures_in_row: 0,
             lzf_skipped: 0,
             flush_at: usize::MAX,
+            exact_lzf: false,
         }
     }
 
@@ -170,12 +180,16 @@ impl Encoder {
                 }
             }
         }
-        if self.compress && s.len() > 20 && self.should_try_lzf(s.len()) {
+        if self.compress && s.len() > 20 && (self.exact_lzf || self.should_try_lzf(s.len())) {
             let room = s.len() - 4;
-            if self.lzf_out.len() < room {
-                self.lzf_out.resize(room, 0);
+            if self.lzf_out.len() <= room {
+                self.lzf_out.resize(room + 1, 0);
             }
-            let n = self.lzf.compress(s, &mut self.lzf_out[..room]);
+            let n = if self.exact_lzf {
+                LIBLZF.with(|c| c.borrow_mut().compress(s, &mut self.lzf_out, room))
+            } else {
+                self.lzf.compress(s, &mut self.lzf_out[..room])
+            };
             if n == 0 {
                 self.lzf_failures_in_row = self.lzf_failures_in_row.saturating_add(1);
             } else {

@@ -65,9 +65,11 @@ pub struct Limits {
     pub value: usize,
 }
 
-/// A score as Redis 7.0 writes it into a listpack (`d2string`): integral
-/// values inside +-2^52 as integers (-0 too: it is stored as `0`, and
-/// reads back as 0), `inf`/`-inf`, else `%.17g`.
+/// A score as Redis 7.0 writes it into a listpack (`zzlInsertAt`):
+/// integral values within +-2^62 as integers (`double2ll`: the bound is
+/// `LLONG_MAX/2` as a double; -0 too is stored as `0`, and reads back as 0),
+/// else `d2string`: `inf`/`-inf`, `%.17g`. ZSCAN of a listpack shows this
+/// text (123456789012345678 gives "123456789012345680").
 pub fn score_text(v: f64) -> Vec<u8> {
     if v.is_nan() {
         return b"nan".to_vec();
@@ -75,7 +77,8 @@ pub fn score_text(v: f64) -> Vec<u8> {
     if v.is_infinite() {
         return if v > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
     }
-    if v > -4_503_599_627_370_495.0 && v < 4_503_599_627_370_496.0 && v == (v as i64) as f64 {
+    const BOUND: f64 = (i64::MAX / 2) as f64;
+    if (-BOUND..=BOUND).contains(&v) && v == (v as i64) as f64 {
         return itoa::Buffer::new().format(v as i64).as_bytes().to_vec();
     }
     crate::protocol::reply::format_g17(v).into_bytes()
@@ -348,6 +351,58 @@ impl ZSet {
         }
     }
 
+    /// For a listpack, the ranks a lex range selects walked the way Redis
+    /// walks a listpack (`zzlIsInLexRange`, then `zzlFirstInLexRange`, or
+    /// `zzlLastInLexRange` for REV; the LIMIT offset skipped without a range
+    /// check; elements taken while the far bound holds, at most `limit`).
+    /// With equal scores that is `lex_range` cut by the LIMIT; with mixed
+    /// scores (members out of lex order) it is Redis's answer, which the
+    /// rank arithmetic is not. None for the tree encoding, where Redis's
+    /// answer over mixed scores depends on its skiplist's random levels.
+    pub fn listpack_lex_walk(&self, min: &LexBound, max: &LexBound, rev: bool, offset: usize, limit: usize) -> Option<Range<usize>> {
+        let ZSet::Listpack(lp) = self else { return None };
+        let members: Vec<Entry<'_>> = lp.pairs().map(|(m, _)| m).collect();
+        let n = members.len();
+        let mut buf = itoa::Buffer::new();
+        let mut test = |i: usize, bound: &LexBound, as_min: bool| {
+            let bytes: &[u8] = match members[i] {
+                Entry::Str(b) => b,
+                Entry::Int(v) => buf.format(v).as_bytes(),
+            };
+            if as_min {
+                bound.at_or_after(bytes)
+            } else {
+                bound.at_or_before(bytes)
+            }
+        };
+        if n == 0 || lex_bounds_empty(min, max) || !test(n - 1, min, true) || !test(0, max, false) {
+            return Some(0..0);
+        }
+        if !rev {
+            let Some(first) = (0..n).find(|&i| test(i, min, true)) else { return Some(0..0) };
+            if !test(first, max, false) {
+                return Some(0..0);
+            }
+            let start = first.saturating_add(offset).min(n);
+            let mut end = start;
+            while end < n && end - start < limit && test(end, max, false) {
+                end += 1;
+            }
+            Some(start..end)
+        } else {
+            let Some(last) = (0..n).rev().find(|&i| test(i, max, false)) else { return Some(0..0) };
+            if !test(last, min, true) || offset > last {
+                return Some(0..0);
+            }
+            let end = last - offset + 1;
+            let mut start = end;
+            while start > 0 && end - start < limit && test(start - 1, min, true) {
+                start -= 1;
+            }
+            Some(start..end)
+        }
+    }
+
     /// The elements at ranks `ranks` (clamped), lowest first, or from the
     /// last of them down with `rev`.
     pub fn range(&self, ranks: Range<usize>, rev: bool) -> Box<dyn Iterator<Item = (Entry<'_>, f64)> + '_> {
@@ -408,6 +463,25 @@ impl ZSet {
     }
 }
 
+/// Whether `min` lies past `max`, or on it with either side exclusive
+/// (`sdscmplex` in `zzlIsInLexRange`: '-' and '+' count as exclusive).
+fn lex_bounds_empty(min: &LexBound, max: &LexBound) -> bool {
+    fn key(b: &LexBound) -> (u8, &[u8], bool) {
+        match b {
+            LexBound::NegInf => (0, &[], true),
+            LexBound::Inclusive(m) => (1, m, false),
+            LexBound::Exclusive(m) => (1, m, true),
+            LexBound::PosInf => (2, &[], true),
+        }
+    }
+    let (a, b) = (key(min), key(max));
+    match (a.0, &a.1).cmp(&(b.0, &b.1)) {
+        Ordering::Greater => true,
+        Ordering::Equal => a.2 || b.2,
+        Ordering::Less => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +500,12 @@ mod tests {
         assert_eq!(score_text(f64::NEG_INFINITY), b"-inf");
         assert_eq!(score_text(1e300), b"1.0000000000000001e+300");
         assert_eq!(score_text(4_503_599_627_370_496.0), b"4503599627370496");
+        // double2ll's range, +-2^62 (redis-server 7.0.15's ZSCAN of a listpack)
+        assert_eq!(score_text(123456789012345678.0), b"123456789012345680");
+        assert_eq!(score_text(4611686018427387904.0), b"4611686018427387904");
+        assert_eq!(score_text(-4611686018427387904.0), b"-4611686018427387904");
+        assert_eq!(score_text(4611686018427388928.0), b"4.6116860184273889e+18");
+        assert_eq!(score_text(-4611686018427388928.0), b"-4.6116860184273889e+18");
     }
 
     #[test]
