@@ -214,11 +214,6 @@ pub fn used_memory_bytes(allocated: u64) -> u64 {
     allocated + crate::shard::dict::mapped_index_bytes()
 }
 
-/// `used_memory` now (LATENCY DOCTOR's fork rate is taken at the fork).
-pub fn used_memory_now() -> u64 {
-    used_memory_bytes(crate::shard::memory::in_use(jemalloc_stats().0))
-}
-
 /// jemalloc's (allocated, active, resident) after refreshing its statistics.
 fn jemalloc_stats() -> (u64, u64, u64) {
     use tikv_jemalloc_ctl::{epoch, stats};

@@ -213,9 +213,7 @@ impl EventLoop {
         if !self.state().blocking.unblocked.is_empty() {
             let list = std::mem::take(&mut self.state().blocking.unblocked);
             for token in list {
-                let Some(w) =
-                    self.conns.get(token.index as usize).and_then(|c| c.as_ref()).filter(|c| c.generation == token.generation).and_then(|c| c.blocked.clone())
-                else {
+                let Some(w) = self.conn_of(token).and_then(|c| c.blocked.clone()) else {
                     continue;
                 };
                 let reply = match w.state() {

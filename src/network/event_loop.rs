@@ -645,6 +645,12 @@ impl EventLoop {
         matches!(self.conns.get(index as usize), Some(Some(c)) if c.generation == generation)
     }
 
+    /// The connection `token` names, if it is still that one (not closed
+    /// and its slot reused since).
+    pub(super) fn conn_of(&self, token: ConnToken) -> Option<&Conn> {
+        self.conns.get(token.index as usize)?.as_ref().filter(|c| c.generation == token.generation)
+    }
+
     fn on_recv(&mut self, index: u32, generation: u32, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
         let more = cqueue::more(flags);

@@ -1099,7 +1099,7 @@ impl EventLoop {
         let now = self.clock.now_ms();
         self.feed_monitors(now);
         let token = op.token;
-        let alive = self.conns.get(token.index as usize).and_then(|c| c.as_ref()).is_some_and(|c| c.generation == token.generation);
+        let alive = self.conn_of(token).is_some();
         if alive {
             let c = self.conns[token.index as usize].as_mut().unwrap();
             c.hops = c.hops.saturating_sub(1);

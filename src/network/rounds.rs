@@ -389,7 +389,7 @@ impl EventLoop {
         let mut op = std::mem::take(&mut self.hops.ops[i]);
         let (token, seq, mask, db, resp) = (op.token, op.seq, op.mask, op.db, op.resp);
         let index = token.index;
-        let alive = self.conns.get(index as usize).and_then(|c| c.as_ref()).is_some_and(|c| c.generation == token.generation && c.closing != Closing::Closed);
+        let alive = self.conn_of(token).is_some_and(|c| c.closing != Closing::Closed);
         let (mut go, mut client, mut track) = (false, 0, false);
         let mut name = *b"exec";
         if op.args.data.len() == name.len() {
@@ -431,7 +431,7 @@ impl EventLoop {
         self.hops.ops[i] = op;
         self.send_round(mask, seq, db, resp, exec_id(), client, track, cut, 2, None);
         // Its next requests run now (their replies queue behind EXEC's).
-        if alive && self.conns[index as usize].as_ref().is_some_and(|c| c.generation == token.generation) && self.finish_command(index, now) == Flow::Continue {
+        if alive && self.conn_of(token).is_some() && self.finish_command(index, now) == Flow::Continue {
             self.run_deferred(index);
         }
     }
@@ -519,12 +519,7 @@ impl EventLoop {
             self.hops.slices = recycle(slices);
         }
         self.hops.ops[i] = op;
-        let (client, track) = self
-            .conns
-            .get(token.index as usize)
-            .and_then(|c| c.as_ref())
-            .filter(|c| c.generation == token.generation)
-            .map_or((0, false), |c| (c.client.id, c.client.tracking.remembers_reads()));
+        let (client, track) = self.conn_of(token).map_or((0, false), |c| (c.client.id, c.client.tracking.remembers_reads()));
         self.send_round(mask, seq, db, resp, mset_id(), client, track, cut, 2, None);
     }
 
@@ -718,7 +713,7 @@ impl EventLoop {
         let cut = if go { op.cut } else { 0 };
         (op.round, op.pending, op.cut) = (2, mask.count(), cut);
         self.hops.ops[i] = op;
-        let client = self.conns.get(token.index as usize).and_then(|c| c.as_ref()).filter(|c| c.generation == token.generation).map_or(0, |c| c.client.id);
+        let client = self.conn_of(token).map_or(0, |c| c.client.id);
         self.send_round(mask, seq, db, resp, cmd, client, false, cut, 2, None);
     }
 }

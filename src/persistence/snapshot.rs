@@ -733,7 +733,7 @@ pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config
     let now = crate::util::unix_ms();
     let mut st = p.lock();
     st.latest_fork_usec = fork_usec;
-    st.fork_rate_gb_per_sec = crate::commands::info::used_memory_now() as f64 * 1_000_000.0 / fork_usec.max(1) as f64 / (1u64 << 30) as f64;
+    st.fork_rate_gb_per_sec = crate::shard::memory::measure_now() as f64 * 1_000_000.0 / fork_usec.max(1) as f64 / (1u64 << 30) as f64;
     st.total_forks += 1;
     if kind == ChildKind::Rdb {
         st.last_bgsave_try_ms = now;
