@@ -6,13 +6,14 @@ seconds, CONNS connections in one process. Prints `transactions=N
 seconds=S` (N: requests, or transactions for `watch`).
 
 Operations (each request's reply is checked byte for byte):
+  mset2   MSET k1 v k2 v (+OK): the one-round hop the two-round ones compare with
   msetnx  MSETNX k1 v k2 v (:1), then DEL k1 k2 (:2), alternately
   rename  RENAME k1 k2, then RENAME k2 k1 (+OK each; k1 set first)
   smove   SMOVE s1 s2 m, then SMOVE s2 s1 m (:1 each; s1 = {m} first)
   watch   WATCH k1 k2 / MULTI / SET k1 v / SET k2 v / EXEC in one write
           (one transaction; nobody else touches the keys, so it commits)
 
-usage: cross_load.py PORT msetnx|rename|smove|watch DURATION CONNS
+usage: cross_load.py PORT mset2|msetnx|rename|smove|watch DURATION CONNS
 """
 import selectors
 import socket
@@ -31,6 +32,8 @@ def steps(op: str, conn: int):
     """(setup request, [(request, expected reply)...] cycled)."""
     # Keys of their own per operation: a server may serve several in a row.
     k1, k2 = key_on(b"x" + op.encode(), conn, 0), key_on(b"y" + op.encode(), conn, 1)
+    if op == "mset2":
+        return resp(b"PING"), [(resp(b"MSET", k1, b"v", k2, b"v"), b"+OK\r\n")]
     if op == "msetnx":
         return resp(b"DEL", k1, k2), [(resp(b"MSETNX", k1, b"v", k2, b"v"), b":1\r\n"), (resp(b"DEL", k1, k2), b":2\r\n")]
     if op == "rename":

@@ -18,11 +18,12 @@
 #         shard 0, k2 on shard 1 of the 2-shard server; the same keys on the
 #         1-shard one), TX_SECONDS seconds, 1 process of 25 connections: the
 #         Python client is the limit, the server CPU per transaction is the figure.
-#   msetnx rename smove watch  perf/cross_load.py, k1 on shard 0 and k2 on
+#   mset2 msetnx rename smove watch  perf/cross_load.py, k1 on shard 0 and k2 on
 #         shard 1 (same keys with 1 shard), 25 connections, TX_SECONDS each:
 #         MSETNX k1 k2 alternating with DEL k1 k2; RENAME k1 k2 and back;
 #         SMOVE s1 s2 m and back; WATCH k1 k2 + MULTI/SET/SET/EXEC (per
-#         transaction). Also Python-client bound: CPU per request is the figure.
+#         transaction); MSET k1 v k2 v (mset2: the one-round hop they compare
+#         with). Also Python-client bound: CPU per request is the figure.
 # AOF=1: every server runs with --appendonly yes --appendfsync everysec (its
 # directory in a temporary one): the cross-shard writes then pay for one
 # replay unit at one cut of the shards' write streams.
@@ -109,7 +110,7 @@ bench() { # PORT TEST -> "requests rps"
         n=${out#transactions=}
         echo "${n%% *} $(tx_rate "$out")"
         ;;
-    msetnx | rename | smove | watch)
+    mset2 | msetnx | rename | smove | watch)
         out="$(run taskset -c "$CLIENT_CORES" python3 "$PERF_DIR/cross_load.py" "$port" "$test" "$TX_SECONDS" 25)"
         n=${out#transactions=}
         echo "${n%% *} $(tx_rate "$out")"

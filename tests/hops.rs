@@ -103,3 +103,142 @@ fn pending_hop_serves_other_keys() {
 fn pending_hop_serves_other_keys_with_aof() {
     check_pending_hop(&["--appendonly", "yes"]);
 }
+
+/// The two-round hops over two shards, from connections of either shard
+/// (the coordinator holds the source or the destination: over two shards
+/// the other shard runs both its rounds in one part, `network::rounds`,
+/// "The chain"), each outcome of MSETNX, RENAME, RENAMENX and SMOVE, with
+/// every part delayed (so every one goes by hops), against the replies
+/// Redis gives.
+fn check_two_key_hops(extra: &[&str]) {
+    let mut args = vec!["--shards", "2"];
+    args.extend_from_slice(extra);
+    let rk = Server::ringkv(&args);
+    let mut setup = rk.conn();
+    if rk.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "1000"]), Resp::ok());
+    }
+    let [(a, _), (b, _)] = keys();
+    let (a, b) = (a.as_str(), b.as_str());
+    let steps: &[(&[&str], &[u8])] = &[
+        (&["SET", a, "va"], b"+OK\r\n"),
+        (&["RENAME", a, b], b"+OK\r\n"),
+        (&["MGET", a, b], b"*2\r\n$-1\r\n$2\r\nva\r\n"),
+        (&["RENAME", a, b], b"-ERR no such key\r\n"),
+        (&["RENAME", b, a], b"+OK\r\n"),
+        (&["SET", b, "vb"], b"+OK\r\n"),
+        (&["RENAMENX", a, b], b":0\r\n"),
+        (&["RENAMENX", b, a], b":0\r\n"),
+        (&["MGET", a, b], b"*2\r\n$2\r\nva\r\n$2\r\nvb\r\n"),
+        (&["DEL", b], b":1\r\n"),
+        (&["PEXPIRE", a, "100000"], b":1\r\n"),
+        (&["RENAMENX", a, b], b":1\r\n"),
+        (&["MGET", a, b], b"*2\r\n$-1\r\n$2\r\nva\r\n"),
+        (&["PTTL", b], b""),
+        (&["RENAMENX", a, b], b"-ERR no such key\r\n"),
+        (&["MSETNX", a, "1", b, "2"], b":0\r\n"),
+        (&["MSETNX", b, "1", a, "2"], b":0\r\n"),
+        (&["MGET", a, b], b"*2\r\n$-1\r\n$2\r\nva\r\n"),
+        (&["DEL", b], b":1\r\n"),
+        (&["MSETNX", a, "1", b, "2"], b":1\r\n"),
+        (&["MSETNX", a, "3", b, "4"], b":0\r\n"),
+        (&["MGET", a, b], b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n"),
+        (&["DEL", a, b], b":2\r\n"),
+        (&["SADD", a, "m", "n"], b":2\r\n"),
+        (&["SMOVE", a, b, "m"], b":1\r\n"),
+        (&["SMOVE", a, b, "zz"], b":0\r\n"),
+        (&["SMOVE", b, a, "m"], b":1\r\n"),
+        (&["SET", b, "str"], b"+OK\r\n"),
+        (&["SMOVE", a, b, "m"], b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["SMOVE", b, a, "m"], b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["SMOVE", a, b, "zz"], b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["DEL", b], b":1\r\n"),
+        (&["SMOVE", a, b, "n"], b":1\r\n"),
+        (&["SMOVE", a, b, "m"], b":1\r\n"),
+        (&["MGET", a, b], b"*2\r\n$-1\r\n$-1\r\n"),
+        (&["SCARD", b], b":2\r\n"),
+        (&["SMOVE", a, b, "m"], b":0\r\n"),
+        (&["DEL", b], b":1\r\n"),
+    ];
+    // Connections land on either shard: a few of them, each the whole script.
+    for round in 0..6 {
+        let mut c = rk.conn();
+        for (cmd, want) in steps {
+            let got = c.cmd_raw(cmd);
+            if cmd[0] == "PTTL" {
+                // The TTL went along with the value.
+                let ttl = decode(&got).int();
+                assert!(ttl > 90_000 && ttl <= 100_000, "round {round}: {cmd:?} -> {ttl}");
+            } else {
+                assert_eq!(escape(&got, 200), escape(want, 200), "round {round}: {cmd:?}");
+            }
+        }
+    }
+    assert_eq!(setup.cmd(&["DBSIZE"]).int(), 0);
+}
+
+#[test]
+fn two_key_hops_from_either_shard() {
+    check_two_key_hops(&[]);
+}
+
+#[test]
+fn two_key_hops_from_either_shard_with_aof() {
+    check_two_key_hops(&["--appendonly", "yes"]);
+}
+
+/// A watched EXEC over two shards whose client's connection fails (a reset)
+/// before the decision (its other shard's round-1 part is delayed) is still
+/// decided and applied, as Redis runs an EXEC it read before it saw the
+/// peer go.
+#[test]
+fn watched_exec_of_a_reset_connection_is_applied() {
+    let mut rk = Server::ringkv(&["--shards", "2"]);
+    let mut other = rk.conn();
+    if rk.name() == "ringkv" {
+        assert_eq!(other.cmd(&["CONFIG", "SET", "hop-part-delay", "200000"]), Resp::ok());
+    }
+    let [(a0, _), (a1, _)] = keys();
+    for _ in 0..2 {
+        let mut op = rk.conn();
+        assert_eq!(op.cmd(&["WATCH", &a0, &a1]), Resp::ok());
+        op.cmd(&["MULTI"]);
+        op.cmd(&["SET", &a0, "v"]);
+        op.cmd(&["INCR", &a1]);
+        op.send(&["EXEC"]);
+        // Read by the server (its other shard's part waits 200 ms), then a
+        // reset: the connection fails under the pending EXEC (a clean
+        // close, EOF, already let it finish).
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        reset_on_close(&op.stream);
+        drop(op);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let got = (other.cmd(&["GET", &a0]).opt_bytes(), other.cmd(&["GET", &a1]).opt_bytes());
+            if got == (Some(b"v".to_vec()), Some(b"1".to_vec())) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the EXEC was not applied: {got:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(other.cmd(&["DEL", &a0, &a1]).int(), 2);
+    }
+    rk.assert_serving();
+}
+
+/// Makes closing `s` send a reset (SO_LINGER with a zero timeout).
+fn reset_on_close(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid socket descriptor and a `linger` of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "setsockopt SO_LINGER");
+}

@@ -899,9 +899,13 @@ impl EventLoop {
         if conn.client.repl.wait.take().is_some() {
             self.server.repl.waiters.fetch_sub(1, Ordering::Relaxed);
         }
-        // Its watches: removed here, gone stale on other shards.
-        conn.client.multi.reset();
-        conn.client.watch.unwatch_all(&mut self.set);
+        // Its watches: removed here, gone stale on other shards. A watched
+        // EXEC waiting for its decision keeps them, and its transaction, until
+        // it has run (`network::rounds`, "The connection").
+        if !conn.hop_wait {
+            conn.client.multi.reset();
+            conn.client.watch.unwatch_all(&mut self.set);
+        }
         let (detached, recv_armed, generation, fd) = (conn.detached, conn.recv_armed, conn.generation, conn.fd);
         if detached {
             // The socket lives on in the replication thread: only this
@@ -933,9 +937,9 @@ impl EventLoop {
     /// it. Inlined: it runs after every receive and send, and only the
     /// check is on that path.
     #[inline(always)]
-    fn maybe_release(&mut self, index: u32) {
+    pub(super) fn maybe_release(&mut self, index: u32) {
         if let Some(Some(conn)) = self.conns.get(index as usize) {
-            if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed {
+            if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed && !conn.hop_wait {
                 self.release(index);
             }
         }

@@ -93,7 +93,9 @@ pub struct Part {
     pub from: u32,
     /// Which round of its intent (`network::rounds`): 0 the only one; 1 the
     /// first of two (it checks, keeps the intent and its marks); 2 the last
-    /// of two (it runs, then lowers what round 1 kept).
+    /// of two (it runs, then lowers what round 1 kept); 3 both rounds at
+    /// once, deciding with the coordinator's own round-1 answer ("The
+    /// chain" in `network::rounds`).
     pub round: u8,
     pub db: u32,
     pub resp: u8,
@@ -210,6 +212,9 @@ pub struct HopOp {
     /// The hop's cut (0: none), and what its parts left for the unit, by shard.
     pub(super) cut: u64,
     pub(super) ops: Vec<(usize, Box<PartOps>)>,
+    /// A two-shard two-round hop's other shard, which runs both its rounds
+    /// in one part ("The chain" in `network::rounds`).
+    pub(super) chain: Option<usize>,
 }
 
 /// The loop's hop state.
@@ -231,6 +236,12 @@ pub struct Hops {
     pub(super) slot_lists: Vec<Vec<u8>>,
     /// An entry the next `send_round` gives the part of that shard.
     pub(super) entry_for: Option<(usize, crate::shard::keyspace::Entry)>,
+    /// The shards the next `send_round` sends no part (a chain's: `network::rounds`).
+    pub(super) skip: ShardMask,
+    /// A round-3 part's own round-1 answer and the entry it hands back,
+    /// for its answer (`answer_part`).
+    pub(super) chain_found: Option<i64>,
+    pub(super) chain_entry: Option<crate::shard::keyspace::Entry>,
     /// Requests forwarded by other shards that wait for a mark, in arrival
     /// order, and the shards they came from (later requests from those
     /// shards queue behind them).
@@ -419,7 +430,7 @@ impl EventLoop {
         let (db, resp) = (conn.client.db, conn.client.resp);
         (op.seq, op.token, op.slot, op.cmd, op.gather) = (seq, token, slot, cmd, Some(gather));
         (op.pending, op.sum, op.usec, op.db, op.resp, op.cut) = (mask.count(), 0, 0, db, resp, cut);
-        (op.round, op.mask) = (round, mask);
+        (op.round, op.mask, op.chain) = (round, mask, None);
         self.hops.ops.push(op);
         seq
     }
@@ -450,6 +461,9 @@ impl EventLoop {
         let me = self.id;
         let mut own = None;
         for t in mask.iter() {
+            if self.hops.skip.contains(t) {
+                continue;
+            }
             let entry = match self.hops.entry_for.take() {
                 Some((s, e)) if s == t => Some(e),
                 other => {
@@ -681,9 +695,12 @@ impl EventLoop {
 
     /// Runs `part` (its intent heads this shard's queue), lowers its marks,
     /// takes the intent off the queue and answers the coordinator.
-    fn run_part(&mut self, mut part: Part) {
+    pub(super) fn run_part(&mut self, mut part: Part) {
         if part.round == 1 {
             return self.run_round_one(part);
+        }
+        if part.round == 3 {
+            return self.run_round_three(part);
         }
         if part.cmd as usize == exec_id() {
             return self.run_exec_part(part);
@@ -797,13 +814,21 @@ impl EventLoop {
 
     /// After a part ran (its reply in `part.args`, its marks lowered): the
     /// intent leaves this shard's queue and the coordinator gets the reply.
-    pub(super) fn answer_part(&mut self, part: Part, usec: u64) {
+    pub(super) fn answer_part(&mut self, mut part: Part, usec: u64) {
         let me = self.id;
         self.server.hold.hop_done(me, part.seq);
         // Before the answer leaves, as a forwarded command's (`execute_remote`).
         self.after_command_messaging();
         self.tracking_after_command(true);
-        let ops = self.hops.part_ops.take();
+        let mut ops = self.hops.part_ops.take();
+        if let Some(found) = self.hops.chain_found.take() {
+            // A round-3 part: its round-1 answer after its reply.
+            part.args.ends.push(part.args.data.len() as u32);
+            Reply::new(&mut part.args.data, part.resp).int(found);
+            if let Some(e) = self.hops.chain_entry.take() {
+                ops.get_or_insert_with(Default::default).entry = Some(e);
+            }
+        }
         if part.from as usize == me {
             self.hop_part_done(part.seq, usec, me, part.args, None);
         } else {
@@ -1003,9 +1028,11 @@ impl EventLoop {
         if let Some(ops) = ops {
             op.ops.push((from, ops));
         }
-        if op.round == 1 {
-            // A first round's answer: what its check found (`network::rounds`).
-            op.sum += integer_of(&args.data);
+        if op.round != 2 && op.round != 0 {
+            // A first round's answer: what its check found (`network::rounds`);
+            // a round-3 part's follows its reply.
+            let at = if op.round == 3 { args.ends.last().copied().unwrap_or(0) as usize } else { 0 };
+            op.sum += integer_of(&args.data[at..]);
             super::conn::recycle(&mut self.pool, args);
             if op.pending == 0 {
                 self.next_round(i);

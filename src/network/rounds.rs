@@ -24,12 +24,34 @@
 //! So a command on another key never waits, and one on a marked key waits
 //! for the whole operation.
 //!
+//! **The chain.** A write hop over two shards (MSETNX, RENAME/RENAMENX,
+//! SMOVE whose keys live on this shard and one other, the common case)
+//! spends two messages, not four: round 1 runs here only; with its answer
+//! the other shard gets one part (`Part::round` 3: its keys, this shard's
+//! answer, a RENAME source's entry), which looks as its round 1 would,
+//! decides as the coordinator would from both answers (the decisions are
+//! sums of the answers' bits), runs its round 2 at once, lowers its marks,
+//! leaves the queue and answers what it found (and an entry it took out or
+//! gives back); the coordinator then decides the same, replies, and runs
+//! its own round 2. Each round is a message to a shard that may have gone
+//! to sleep meanwhile and a wake-up (a doorbell, two context switches on a
+//! shared core): this halves them, to a one-round hop's (MSET's). It stays
+//! atomic as a one-round hop is: the other shard's keys show the write
+//! from its part on, while this shard's keys are still marked until its
+//! own round 2, so whoever saw the one and reads the other waits for it.
+//! An EXEC with WATCH keeps both rounds (its decision runs EXEC's handler
+//! here, with the client); over three shards or more so does everything.
+//!
 //! **Why it cannot deadlock** (the argument of `shard::hold` extended): the
 //! intent with the smallest number heads every queue it is in, its own
 //! coordinator's included; nothing parks for a hop, so each shard runs its
 //! round-1 part at its next loop turn, the coordinator (not parked: its head
 //! is this hop) gets the answers and sends round 2, which runs at once on
-//! every shard (the intent still heads them), and the intent completes.
+//! every shard (the intent still heads them), and the intent completes. A
+//! chain is the same with round 1's other part held back until this
+//! shard's answer: the other shard's round-3 part runs when it arrives (the
+//! intent heads its queue, and nothing parks for a hop), then this one's
+//! round 2 at once.
 //! The coordinator must be in the intent for this: otherwise it could park
 //! for a later hold at the head of its own queue while that hold waits for
 //! a shard this intent heads.
@@ -46,7 +68,11 @@
 //! decision (`Conn::hop_wait`): until then it is still in MULTI, and its
 //! pipelined requests wait behind the EXEC. After the decision its next
 //! requests run, their replies queued behind EXEC's slot, which the round-2
-//! answers fill (header, then the commands' replies in queue order).
+//! answers fill (header, then the commands' replies in queue order). One
+//! that closes meanwhile keeps its slot, its transaction and its watches
+//! (`EventLoop::close`) until the decision, which runs the EXEC as Redis
+//! does one it read before it saw the peer close: decided and applied, the
+//! reply dropped.
 //!
 //! **AOF.** Round 2 of a writing EXEC or a going MSETNX carries the cut of
 //! one-round hops ("Cuts: a hop" in `exec::propagate`): one unit at one cut.
@@ -58,9 +84,7 @@
 //! command, and everything else over several shards keep the held path
 //! (`network::held`). Like every hop, these go by hops only while some other
 //! shard involved is awake (`target_awake`): taking sleeping shards by a
-//! hold wakes nobody. Between a watched EXEC's split and its decision its
-//! connection is deferred; one that closes meanwhile aborts it (round 2
-//! then only lowers the marks).
+//! hold wakes nobody.
 
 use std::sync::OnceLock;
 
@@ -310,25 +334,12 @@ impl EventLoop {
         if part.cmd as usize == smove_id() {
             // A role ("s" source, "d" destination), its key and the member.
             if let [_, role, key, member] = slices[..] {
-                let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
-                let bits = crate::commands::set::smove_probe(&mut ctx, key, member);
-                found = if role == b"s" { bits } else { bits << 3 };
+                found = self.smove_look(&part, now, role, key, member);
             }
         } else if is_rename(part.cmd as usize) {
             // A role ("s" source, "d" destination) and its key, if any here.
             if let [_, role, key] = slices[..] {
-                let db = part.db as usize;
-                let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, part.resp, now, None);
-                if matches!(ctx.lookup_write::<crate::commands::lookup::AnyKind>(key), Ok(Some(_))) {
-                    if role == b"s" {
-                        // Taken out whole (value, TTL, access time): round 2
-                        // puts it at the destination, or back.
-                        taken = ctx.db(key).remove(key);
-                        found = 1;
-                    } else {
-                        found = 2;
-                    }
-                }
+                (found, taken) = self.rename_look(&part, now, role, key);
             }
         } else if exec {
             if let Some(cell) = part.cut.as_ref().and_then(|c| c.cell.clone()) {
@@ -346,16 +357,7 @@ impl EventLoop {
                 }
             }
         } else {
-            // Redis's `msetnxCommand`: a key that exists ends the look.
-            let db = part.db as usize;
-            let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, part.resp, now, None);
-            for &key in &slices[at + 1..] {
-                ctx.expire_if_needed(key);
-                if ctx.shards.get(me).dbs[db].map.get(key).is_some() {
-                    found = 1;
-                    break;
-                }
-            }
+            found = self.msetnx_look(&part, now, slices[at + 1..].iter().copied()) as i64;
         }
         self.hops.slices = recycle(slices);
         part.args.data.clear();
@@ -371,9 +373,68 @@ impl EventLoop {
         }
     }
 
+    /// MSETNX's look at its keys here (Redis's `msetnxCommand`: a key that
+    /// exists ends the look): whether one exists.
+    fn msetnx_look<'k>(&mut self, part: &super::hop::Part, now: i64, keys: impl Iterator<Item = &'k [u8]>) -> bool {
+        let (me, db) = (self.id, part.db as usize);
+        let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, part.resp, now, None);
+        for key in keys {
+            ctx.expire_if_needed(key);
+            if ctx.shards.get(me).dbs[db].map.get(key).is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// RENAME's look at its key here: the source ("s") taken out whole
+    /// (value, TTL, access time: round 2 puts it at the destination, or
+    /// back) and 1; the destination ("d") 2 when it exists; else 0.
+    fn rename_look(&mut self, part: &super::hop::Part, now: i64, role: &[u8], key: &[u8]) -> (i64, Option<crate::shard::keyspace::Entry>) {
+        let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, part.db as usize, part.resp, now, None);
+        if !matches!(ctx.lookup_write::<crate::commands::lookup::AnyKind>(key), Ok(Some(_))) {
+            return (0, None);
+        }
+        if role == b"s" {
+            (1, ctx.db(key).remove(key))
+        } else {
+            (2, None)
+        }
+    }
+
+    /// SMOVE's look at its key here: `smove_probe`'s bits, shifted past the
+    /// source's for the destination ("d").
+    fn smove_look(&mut self, part: &super::hop::Part, now: i64, role: &[u8], key: &[u8], member: &[u8]) -> i64 {
+        let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, part.db as usize, part.resp, now, None);
+        let bits = crate::commands::set::smove_probe(&mut ctx, key, member);
+        if role == b"s" {
+            bits
+        } else {
+            bits << 3
+        }
+    }
+
+    /// Sends round 1 of the write hop `seq` just queued over `mask`: to
+    /// every shard, or, over two shards, to this one only (the chain).
+    #[allow(clippy::too_many_arguments)]
+    fn send_first_round(&mut self, mask: ShardMask, seq: u64, db: usize, resp: u8, id: usize, client: u64, track: bool) {
+        let me = self.id;
+        if mask.count() == 2 {
+            if let (Some(t), Some(op)) = (mask.iter().find(|&t| t != me), self.hops.ops.iter_mut().find(|o| o.seq == seq)) {
+                (op.chain, op.pending) = (Some(t), 1);
+                self.hops.skip = ShardMask::single(t);
+            }
+        }
+        self.send_round(mask, seq, db, resp, id, client, track, 0, 1, None);
+        self.hops.skip = ShardMask::default();
+    }
+
     /// Every round-1 answer of the op at `i` is back: the decision, and round 2.
     pub(super) fn next_round(&mut self, i: usize) {
         let cmd = self.hops.ops[i].cmd;
+        if self.hops.ops[i].round == 1 && self.hops.ops[i].chain.is_some() {
+            return self.chain_round(i);
+        }
         if cmd == exec_id() {
             self.exec_round_two(i);
         } else if is_move(cmd) {
@@ -389,7 +450,8 @@ impl EventLoop {
         let mut op = std::mem::take(&mut self.hops.ops[i]);
         let (token, seq, mask, db, resp) = (op.token, op.seq, op.mask, op.db, op.resp);
         let index = token.index;
-        let alive = self.conn_of(token).is_some_and(|c| c.closing != Closing::Closed);
+        // A connection closed since keeps its slot for this (`close`).
+        let alive = self.conn_of(token).is_some_and(|c| c.hop_wait);
         let (mut go, mut client, mut track) = (false, 0, false);
         let mut name = *b"exec";
         if op.args.data.len() == name.len() {
@@ -430,8 +492,15 @@ impl EventLoop {
         (op.round, op.pending, op.cut) = (2, mask.count(), cut);
         self.hops.ops[i] = op;
         self.send_round(mask, seq, db, resp, exec_id(), client, track, cut, 2, None);
-        // Its next requests run now (their replies queue behind EXEC's).
-        if alive && self.conn_of(token).is_some() && self.finish_command(index, now) == Flow::Continue {
+        let closed = self.conn_of(token).is_some_and(|c| c.closing == Closing::Closed);
+        if alive && closed {
+            // Run as Redis runs an EXEC it read before the peer closed (its
+            // reply is dropped); what `close` left, done now.
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            conn.client.watch.unwatch_all(&mut self.set);
+            self.maybe_release(index);
+        } else if alive && self.conn_of(token).is_some() && self.finish_command(index, now) == Flow::Continue {
+            // Its next requests run now (their replies queue behind EXEC's).
             self.run_deferred(index);
         }
     }
@@ -493,7 +562,7 @@ impl EventLoop {
         let mut op = self.hop_op_recording(index, args);
         op.key_shards.clear();
         let seq = self.queue_hop(index, op, mask, id, Gather::Sum, cut, 1);
-        self.send_round(mask, seq, db, resp, id, client, track, 0, 1, None);
+        self.send_first_round(mask, seq, db, resp, id, client, track);
         Some(Flow::Continue)
     }
 
@@ -503,10 +572,8 @@ impl EventLoop {
         let n = self.server.shard_count;
         let mut op = std::mem::take(&mut self.hops.ops[i]);
         let go = op.sum == 0;
-        let (seq, mask, db, resp, token) = (op.seq, op.mask, op.db, op.resp, op.token);
-        let cut = if go { op.cut } else { 0 };
-        (op.round, op.pending, op.cut, op.sum) = (2, mask.count(), cut, go as i64);
-        self.hops.start_parts(n, mask, &[b"mset".as_slice()]);
+        op.sum = go as i64;
+        self.hops.start_parts(n, op.mask, &[b"mset".as_slice()]);
         if go {
             let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
             op.args.slices(&mut slices);
@@ -518,9 +585,7 @@ impl EventLoop {
             }
             self.hops.slices = recycle(slices);
         }
-        self.hops.ops[i] = op;
-        let (client, track) = self.conn_of(token).map_or((0, false), |c| (c.client.id, c.client.tracking.remembers_reads()));
-        self.send_round(mask, seq, db, resp, mset_id(), client, track, cut, 2, None);
+        self.send_last_round(i, op, go, mset_id());
     }
 
     /// RENAME or RENAMENX whose two keys live on two shards, by a two-round
@@ -553,7 +618,7 @@ impl EventLoop {
         op.key_shards.clear();
         op.ops.clear();
         let seq = self.queue_hop(index, op, mask, id, Gather::Decided, cut, 1);
-        self.send_round(mask, seq, db, resp, id, client, false, 0, 1, None);
+        self.send_first_round(mask, seq, db, resp, id, client, false);
         Some(Flow::Continue)
     }
 
@@ -565,8 +630,10 @@ impl EventLoop {
             self.hops.ops[i] = op;
             return self.smove_round_two(i);
         }
+        // The source entry (this shard's, or one a round-3 part took out or
+        // gives back); what a round-3 part wrote stays for the unit.
         let entry = op.ops.iter_mut().find_map(|(_, p)| p.entry.take());
-        op.ops.clear();
+        op.ops.retain(|(_, p)| p.dirty || !p.ops.is_empty());
         let (src_exists, dst_exists, nx) = (op.sum & 1 != 0, op.sum & 2 != 0, op.cmd == renamenx_id());
         let (mask, resp) = (op.mask, op.resp);
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
@@ -577,34 +644,34 @@ impl EventLoop {
         op.verdict.clear();
         let go = {
             let mut r = Reply::new(&mut op.verdict, resp);
-            let go = match entry {
-                None => {
-                    r.error(crate::commands::err::NO_SUCH_KEY);
-                    false
-                }
-                Some(e) if nx && dst_exists => {
-                    r.int(0);
+            // (Over a chain the other shard has done its part of this, and
+            // holds no entry or has given it back.)
+            let go = if !src_exists {
+                r.error(crate::commands::err::NO_SUCH_KEY);
+                false
+            } else if nx && dst_exists {
+                r.int(0);
+                if let Some(e) = entry {
                     let b = &mut self.hops.building[src_shard];
                     b.push(b"p");
                     b.push(src);
                     self.hops.entry_for = Some((src_shard, e));
-                    false
                 }
-                Some(e) => {
-                    if nx {
-                        r.int(1);
-                    } else {
-                        r.ok();
-                    }
-                    self.hops.building[src_shard].push(b"f");
-                    self.hops.building[src_shard].push(src);
-                    let b = &mut self.hops.building[dst_shard];
-                    b.push(b"w");
-                    b.push(src);
-                    b.push(dst);
-                    self.hops.entry_for = Some((dst_shard, e));
-                    true
+                false
+            } else {
+                if nx {
+                    r.int(1);
+                } else {
+                    r.ok();
                 }
+                self.hops.building[src_shard].push(b"f");
+                self.hops.building[src_shard].push(src);
+                let b = &mut self.hops.building[dst_shard];
+                b.push(b"w");
+                b.push(src);
+                b.push(dst);
+                self.hops.entry_for = entry.map(|e| (dst_shard, e));
+                true
             };
             op.failed = r.error_prefix;
             go
@@ -707,13 +774,168 @@ impl EventLoop {
     }
 
     /// Puts `op` back at `i` and sends the round-2 parts built in
-    /// `hops.building` as command `cmd`, with the hop's cut when it `go`es.
+    /// `hops.building` as command `cmd`, with the hop's cut when it `go`es;
+    /// none to a chain's other shard, whose round 3 ran both rounds.
     fn send_last_round(&mut self, i: usize, mut op: super::hop::HopOp, go: bool, cmd: usize) {
         let (seq, mask, db, resp, token) = (op.seq, op.mask, op.db, op.resp, op.token);
         let cut = if go { op.cut } else { 0 };
-        (op.round, op.pending, op.cut) = (2, mask.count(), cut);
+        let skip = op.chain.filter(|_| op.round == 3).map_or(ShardMask::default(), ShardMask::single);
+        (op.round, op.pending, op.cut) = (2, mask.count() - skip.count(), cut);
         self.hops.ops[i] = op;
-        let client = self.conn_of(token).map_or(0, |c| c.client.id);
-        self.send_round(mask, seq, db, resp, cmd, client, false, cut, 2, None);
+        let (client, track) = self.client_of(token);
+        self.hops.skip = skip;
+        self.send_round(mask, seq, db, resp, cmd, client, track, cut, 2, None);
+        self.hops.skip = ShardMask::default();
+    }
+
+    /// The client id of connection `token` and whether its tracking
+    /// remembers the keys it reads (0 and no when it is gone).
+    fn client_of(&self, token: crate::shard::mailbox::ConnToken) -> (u64, bool) {
+        self.conn_of(token).map_or((0, false), |c| (c.client.id, c.client.tracking.remembers_reads()))
+    }
+
+    /// The chain's second step: this shard's round-1 answer is back (in
+    /// `sum`, and a RENAME source's entry in `ops`); the other shard gets
+    /// one part (`Part::round` 3) with its keys, this answer and the entry,
+    /// which checks, decides as `next_round` would, runs its round 2 and
+    /// answers what it found.
+    fn chain_round(&mut self, i: usize) {
+        let (me, n) = (self.id, self.server.shard_count);
+        let mut op = std::mem::take(&mut self.hops.ops[i]);
+        let Some(t) = op.chain else { return };
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        op.args.slices(&mut slices);
+        let args = &slices[super::dispatch::CALLER_FIELDS..];
+        let keys = if op.cmd == msetnx_id() { args.len() } else { 3 };
+        let step = if op.cmd == msetnx_id() { 2 } else { 1 };
+        let list = &mut self.hops.slot_lists[t];
+        list.clear();
+        for &key in args[1..keys].iter().step_by(step) {
+            let slot = key_slot(key);
+            if slot_shard(slot, n) == t {
+                push_slot(list, slot);
+            }
+        }
+        self.hops.start_parts(n, ShardMask::single(t), &[]);
+        let b = &mut self.hops.building[t];
+        b.push(&self.hops.slot_lists[t]);
+        b.push(&op.sum.to_le_bytes());
+        if op.cmd == msetnx_id() {
+            for kv in args[1..].chunks(2).filter(|kv| slot_shard(key_slot(kv[0]), n) == t) {
+                b.push(kv[0]);
+                b.push(kv[1]);
+            }
+        } else {
+            // Its role, its key, the other key (RENAME's notifications name
+            // both) and SMOVE's member.
+            let src_here = slot_shard(key_slot(args[1]), n) == me;
+            let (role, key, other) = if src_here { (b"d", args[2], args[1]) } else { (b"s", args[1], args[2]) };
+            b.push(role);
+            b.push(key);
+            b.push(other);
+            for m in &args[3..] {
+                b.push(m);
+            }
+            if src_here {
+                // The source entry this shard took out goes along.
+                self.hops.entry_for = op.ops.iter_mut().find_map(|(_, p)| p.entry.take()).map(|e| (t, e));
+                op.ops.retain(|(_, p)| p.dirty || !p.ops.is_empty());
+            }
+        }
+        self.hops.slices = recycle(slices);
+        let (seq, mask, db, resp, cmd, cut) = (op.seq, op.mask, op.db, op.resp, op.cmd, op.cut);
+        (op.round, op.pending) = (3, 1);
+        let token = op.token;
+        self.hops.ops[i] = op;
+        let (client, track) = self.client_of(token);
+        self.hops.skip = ShardMask::single(me);
+        self.send_round(mask, seq, db, resp, cmd, client, track, cut, 3, None);
+        self.hops.skip = ShardMask::default();
+        self.hops.entry_for = None;
+    }
+
+    /// A round-3 part (the chain): its round-1 look, the decision from it
+    /// and the coordinator's answer (`next_round`'s, in the same terms), its
+    /// round 2 run as that round's part would, then its answer (its reply,
+    /// then what it found; a RENAME source's entry, or one it gives back).
+    pub(super) fn run_round_three(&mut self, mut part: super::hop::Part) {
+        let now = self.clock.now_ms();
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        part.args.slices(&mut slices);
+        for s in slices[0].chunks_exact(2) {
+            self.hops.kept.push((part.seq, u16::from_le_bytes([s[0], s[1]])));
+        }
+        let theirs = i64::from_le_bytes(slices[1].try_into().unwrap_or_default());
+        let cmd = part.cmd as usize;
+        let mut next = self.pool.pop().unwrap_or_default();
+        next.data.clear();
+        next.ends.clear();
+        let (found, go);
+        if cmd == msetnx_id() {
+            found = self.msetnx_look(&part, now, slices[2..].iter().step_by(2).copied()) as i64;
+            go = theirs + found == 0;
+            next.push(b"mset");
+            if go {
+                for a in &slices[2..] {
+                    next.push(a);
+                }
+            }
+            part.cmd = mset_id() as u16;
+        } else if cmd == smove_id() {
+            let [_, _, role, key, _, member] = slices[..] else { unreachable!("an SMOVE part") };
+            found = self.smove_look(&part, now, role, key, member);
+            let sum = theirs + found;
+            let (src, dst) = (sum & 7, sum >> 3);
+            // `smove_round_two`'s decision.
+            go = src & 4 != 0 && src & 2 == 0 && dst & 2 == 0;
+            if go {
+                next.push(if role == b"s" { b"r" } else { b"a" });
+                next.push(key);
+                next.push(member);
+            }
+        } else {
+            let [_, _, role, key, other] = slices[..] else { unreachable!("a RENAME part") };
+            let taken;
+            (found, taken) = self.rename_look(&part, now, role, key);
+            let sum = theirs + found;
+            // `rename_round_two`'s decision.
+            go = sum & 1 != 0 && !(cmd == renamenx_id() && sum & 2 != 0);
+            let brought = part.cut.as_mut().and_then(|c| c.entry.take());
+            match (role, go) {
+                (b"s", true) => {
+                    next.push(b"f");
+                    next.push(key);
+                    self.hops.chain_entry = taken;
+                }
+                (b"s", false) => {
+                    if let Some(e) = taken {
+                        let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, part.db as usize, part.resp, now, None);
+                        ctx.db(key).insert_entry(key.into(), e);
+                    }
+                }
+                (_, true) => {
+                    next.push(b"w");
+                    next.push(other);
+                    next.push(key);
+                    if let Some(c) = part.cut.as_mut() {
+                        c.entry = brought;
+                    }
+                }
+                (_, false) => self.hops.chain_entry = brought,
+            }
+        }
+        self.hops.slices = recycle(slices);
+        if !go {
+            // No write: no cut either (as round 2's abort).
+            if let Some(c) = part.cut.as_mut() {
+                c.id = 0;
+            }
+        }
+        std::mem::swap(&mut part.args, &mut next);
+        super::conn::recycle(&mut self.pool, next);
+        part.round = 2;
+        self.hops.chain_found = Some(found);
+        self.after_command_messaging();
+        self.run_part(part);
     }
 }
