@@ -614,10 +614,12 @@ fn cross_shard_writes_reload_to_the_same_digest() {
                     }
                     4 => c.cmd(&["SET", &a, &v, "PX", "1"]),
                     5 => c.cmd(&["INCR", &a]),
-                    // Two-round hops: MSETNX, RENAME or SMOVE, and a watched EXEC (which
+                    // Two-round hops (over two shards, chained): MSETNX, RENAME,
+                    // RENAMENX or SMOVE, and a watched EXEC (which
                     // aborts when another thread wrote a watched key).
-                    6 if i % 3 == 0 => c.cmd(&["MSETNX", &a, &v, &b, &v]),
-                    6 if i % 3 == 1 => c.cmd(&["RENAME", &a, &b]),
+                    6 if i % 4 == 0 => c.cmd(&["MSETNX", &a, &v, &b, &v]),
+                    6 if i % 4 == 1 => c.cmd(&["RENAME", &a, &b]),
+                    6 if i % 4 == 2 => c.cmd(&["RENAMENX", &a, &b]),
                     6 => {
                         c.cmd(&["DEL", &a]);
                         c.cmd(&["SADD", &a, &v, "m"]);

@@ -124,7 +124,10 @@
 //! coordinator always among them. That adds no cycle either: when it is
 //! `m`, every shard runs its round-1 part, the coordinator (not parked: `m`
 //! heads its own queue) sends round 2 once the answers are back, and every
-//! shard runs it, `m` still heading its queue.
+//! shard runs it, `m` still heading its queue. Chained over two shards (the
+//! other shard's one part sent only once the coordinator's round 1 ran), the
+//! other queue waits for that part meanwhile: it depends only on `m`
+//! heading the coordinator's queue, so it comes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
