@@ -242,3 +242,63 @@ fn reset_on_close(s: &std::net::TcpStream) {
     };
     assert_eq!(r, 0, "setsockopt SO_LINGER");
 }
+
+/// RENAME and SMOVE moving a value and a member back and forth between two
+/// shards (two-round hops, chained: each shard applies its half at its own
+/// time) are never seen half done by multi-key readers: an EXEC over both
+/// keys and an MGET always find the value under exactly one name and the
+/// member in exactly one set.
+#[test]
+fn moves_between_two_shards_are_never_seen_half_done() {
+    let rk = Server::ringkv(&["--shards", "2"]);
+    let [(a, sa), (b, sb)] = keys();
+    let mut setup = rk.conn();
+    assert_eq!(setup.cmd(&["SET", &a, "v"]), Resp::ok());
+    assert_eq!(setup.cmd(&["SADD", &sa, "m"]).int(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let renamed = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let mut c = rk.conn();
+            let (a, b, sa, sb, renamed) = (&a, &b, &sa, &sb, &renamed);
+            s.spawn(move || {
+                let mut moves = 0;
+                while std::time::Instant::now() < deadline {
+                    // Whichever way the value is now (another mover may
+                    // have moved it first: then "no such key" / 0).
+                    let (from, to) = if (moves + t) % 2 == 0 { (a, b) } else { (b, a) };
+                    let r = c.cmd_raw(&["RENAME", from, to]);
+                    assert!(r == b"+OK\r\n" || r == b"-ERR no such key\r\n", "{}", escape(&r, 100));
+                    if r == b"+OK\r\n" {
+                        renamed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    let (from, to) = if (moves + t) % 2 == 0 { (sa, sb) } else { (sb, sa) };
+                    let r = c.cmd_raw(&["SMOVE", from, to, "m"]);
+                    assert!(r == b":1\r\n" || r == b":0\r\n", "{}", escape(&r, 100));
+                    moves += 1;
+                }
+            });
+        }
+        for _ in 0..2 {
+            let mut c = rk.conn();
+            let (a, b, sa, sb) = (&a, &b, &sa, &sb);
+            s.spawn(move || {
+                while std::time::Instant::now() < deadline {
+                    c.cmd(&["MULTI"]);
+                    for cmd in [vec!["EXISTS", a.as_str()], vec!["EXISTS", b], vec!["SISMEMBER", sa, "m"], vec!["SISMEMBER", sb, "m"]] {
+                        c.cmd(&cmd);
+                    }
+                    let r = c.cmd(&["EXEC"]);
+                    let n: Vec<i64> = r.array().iter().map(|x| x.int()).collect();
+                    assert_eq!((n[0] + n[1], n[2] + n[3]), (1, 1), "EXEC saw a move half done: {n:?}");
+                    let r = c.cmd(&["MGET", a, b]);
+                    let found = r.array().iter().filter(|x| x.opt_bytes().is_some()).count();
+                    assert_eq!(found, 1, "MGET saw a RENAME half done: {r:?}");
+                }
+            });
+        }
+    });
+    let r = setup.cmd(&["MGET", &a, &b]);
+    assert_eq!(r.array().iter().filter(|x| x.opt_bytes().is_some()).count(), 1);
+    assert!(renamed.into_inner() >= 20, "too few moves to tell");
+}
