@@ -895,8 +895,10 @@ impl EventLoop {
             }
         } else {
             let [_, _, role, key, other] = slices[..] else { unreachable!("a RENAME part") };
-            let taken;
-            (found, taken) = self.rename_look(&part, now, role, key);
+            // Redis looks at the destination only once the source is found
+            // (a lookup may expire it).
+            let (f, taken) = if role == b"d" && theirs & 1 == 0 { (0, None) } else { self.rename_look(&part, now, role, key) };
+            found = f;
             let sum = theirs + found;
             // `rename_round_two`'s decision.
             go = sum & 1 != 0 && !(cmd == renamenx_id() && sum & 2 != 0);
