@@ -78,8 +78,8 @@ fn install_bit(lua: &Lua, globals: &Table) -> mlua::Result<()> {
             let x = barg(lua, &a, 0)?;
             let n = if a.len() > 1 { barg(lua, &a, 1)? as i32 } else { 8 };
             let (upper, n) = (n < 0, n.wrapping_abs());
-            // (-2^31 stays negative: C would read past its buffer; nothing.)
-            let digits = n.clamp(0, 8) as usize;
+            // (-2^31 stays negative; Redis's build prints 8 digits.)
+            let digits = if n < 0 { 8 } else { n.min(8) as usize };
             let full = if upper { format!("{x:08X}") } else { format!("{x:08x}") };
             Ok(full[8 - digits..].to_string())
         })?,

@@ -238,7 +238,12 @@ fn get_integer(bytes: &[u8], endian: Endian, signed: bool) -> f64 {
 fn unpack(lua: &Lua, args: &[Value]) -> mlua::Result<Variadic<Value>> {
     let mut fmt = Fmt::new(lua, args)?;
     let data = lauxlib::check_string(lua, args, 1)?;
-    let mut pos = (lauxlib::opt_integer(lua, args, 2, 1)? as usize).wrapping_sub(1);
+    // (As a size_t: only 0 is refused, a negative offset is past the data.)
+    let mut pos = lauxlib::opt_integer(lua, args, 2, 1)? as usize;
+    if pos == 0 {
+        return Err(lauxlib::arg_error(lua, 3, "offset must be 1 or greater"));
+    }
+    pos -= 1;
     let data = data.as_bytes();
     let ld = data.len();
     let mut h = Header::new();
