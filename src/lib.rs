@@ -41,6 +41,11 @@ use server::Server;
 use shard::ShardState;
 
 /// Starts the shard threads and blocks until the server shuts down.
+/// A shard thread's stack: scripts run on it, and the Lua libraries they
+/// call recurse as deep as their nesting limits allow (mapped, touched
+/// only as deep as a script goes).
+const SHARD_STACK_BYTES: usize = 32 << 20;
+
 pub fn run(config: Config) -> Result<(), String> {
     let shards = if config.shards == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { config.shards };
     if shards > 128 {
@@ -133,6 +138,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let state_addr = Box::into_raw(states[id].take().unwrap()) as usize;
         let h = std::thread::Builder::new()
             .name(format!("ringkv-shard-{}", id))
+            .stack_size(SHARD_STACK_BYTES)
             .spawn(move || {
                 if pin {
                     pin_to_core(id % cores);

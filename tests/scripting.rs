@@ -225,3 +225,49 @@ fn script_effects_reach_the_aof_and_load_back() {
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The script cache is not bounded by Lua's stack: Lua 5.1 caps a stack
+/// (the one mlua keeps its references on) at 8000 slots, so holding every
+/// compiled script there stopped caching at some 7,700 scripts.
+#[test]
+fn script_cache_holds_more_than_eight_thousand_scripts() {
+    let s = Server::ringkv(&["--shards", "2"]);
+    let mut c = s.conn();
+    let n = 9000;
+    for i in 0..n {
+        c.send(&["SCRIPT", "LOAD", &format!("return {i}")]);
+    }
+    let mut shas = Vec::new();
+    for _ in 0..n {
+        match c.read() {
+            Resp::Bulk(sha) => shas.push(String::from_utf8(sha).unwrap()),
+            other => panic!("SCRIPT LOAD answered {other:?}"),
+        }
+    }
+    for i in [0, 7999, 8000, n - 1] {
+        assert_eq!(c.cmd(&["EVALSHA", &shas[i], "0"]), Resp::Int(i as i64));
+    }
+    assert_eq!(c.cmd(&["EVAL", "return 'one more'", "0"]), Resp::bulk("one more"));
+}
+
+/// The libraries scripts use: a cmsgpack round trip of a nested table
+/// through a key, struct and bit, as application scripts combine them.
+#[test]
+fn scripts_combine_cmsgpack_struct_bit_and_cjson() {
+    let s = Server::ringkv(&["--shards", "3"]);
+    let mut c = s.conn();
+    let store = "local t = cjson.decode(ARGV[1]) redis.call('set', KEYS[1], cmsgpack.pack(t)) return #redis.call('get', KEYS[1])";
+    let json = r#"{"id":7,"tags":["a","b"],"score":1.5,"nested":{"deep":[1,2,{"x":-300}]}}"#;
+    let Resp::Int(len) = c.cmd(&["EVAL", store, "1", "{doc}1", json]) else { panic!("store") };
+    assert!(len > 0);
+    let load = "local t = cmsgpack.unpack(redis.call('get', KEYS[1])) return {t.id, t.tags[2], tostring(t.score), t.nested.deep[3].x}";
+    assert_eq!(c.cmd(&["EVAL", load, "1", "{doc}1"]), Resp::Array(vec![Resp::Int(7), Resp::bulk("b"), Resp::bulk("1.5"), Resp::Int(-300)]));
+    let packed = "return {struct.unpack('>I2 i4 c3', struct.pack('>I2 i4 c3', 513, -2, 'abc'))}";
+    assert_eq!(c.cmd(&["EVAL", packed, "0"]), Resp::Array(vec![Resp::Int(513), Resp::Int(-2), Resp::bulk("abc"), Resp::Int(10)]));
+    assert_eq!(c.cmd(&["EVAL", "return bit.tohex(bit.bxor(0xff00, bit.lshift(1, 4)), -4)", "0"]), Resp::bulk("FF10"));
+    // The libraries are read-only, and a CLUSTER RESET is refused in a script.
+    let e = err(c.cmd(&["EVAL", "cmsgpack.pack = nil", "0"]));
+    assert!(e.contains("Attempt to modify a readonly table"), "{e}");
+    let e = err(c.cmd(&["EVAL", "return redis.call('cluster', 'reset', 'hard')", "0"]));
+    assert!(e.contains("This Redis command is not allowed from script"), "{e}");
+}

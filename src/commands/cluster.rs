@@ -33,6 +33,7 @@ pub fn commands() -> Vec<CommandSpec> {
             .group("cluster")
             .acl(SLOW)
             .doc("3.0.0", "Return local key names in the specified hash slot"),
+        CommandSpec::new("cluster|reset", -2, ADMIN | STALE | NOSCRIPT, reset).group("cluster").acl(SLOW).doc("3.0.0", "Reset a Redis Cluster node"),
         CommandSpec::new("cluster|help", 2, LOADING | STALE, help).group("cluster").acl(SLOW).doc("5.0.0", "Show helpful text about the different subcommands"),
         CommandSpec::new("readonly", 1, LOADING | STALE | FAST, readonly)
             .group("cluster")
@@ -154,6 +155,17 @@ fn info(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
         e = EPOCH
     );
     r.verbatim(text.as_bytes());
+}
+
+/// CLUSTER RESET [HARD|SOFT]: refused, the emulated node cannot forget
+/// its slots nor its peers (it has none). Registered so that it is known
+/// with Redis's flags (a script calling it gets "not allowed from script").
+fn reset(_ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    let known = |a: &[u8]| a.eq_ignore_ascii_case(b"hard") || a.eq_ignore_ascii_case(b"soft");
+    if args.len() > 3 || (args.len() == 3 && !known(args[2])) {
+        return r.error(err::SYNTAX);
+    }
+    r.error("ERR CLUSTER RESET is not supported: this node emulates a one-node cluster that owns every slot");
 }
 
 fn myid(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {

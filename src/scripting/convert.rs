@@ -136,8 +136,10 @@ fn write_value(v: &Value, r: &mut Reply, depth: usize, script_resp: u8) {
 }
 
 /// C's `(long long)` of a double: toward zero, saturating (Rust's `as`).
+/// Redis's `(long long)` of a Lua number: C's conversion on x86-64 (NaN
+/// and out of range: i64::MIN, not Rust's saturation).
 fn truncate(n: f64) -> i64 {
-    n as i64
+    super::lauxlib::to_i64(n)
 }
 
 fn write_table(t: &Table, r: &mut Reply, depth: usize, script_resp: u8) {

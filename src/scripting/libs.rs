@@ -1,12 +1,13 @@
 //! Libraries Redis adds to its Lua: `bit` (LuaBitOp), `cjson`, and the
 //! deterministic `math.random` (Redis's rand48, reseeded with 0 before each
 //! script so that a script gives the same sequence every time).
-//! `cmsgpack` and `struct` are not provided (scripts using them get
-//! "Script attempted to access nonexistent global variable").
+//! `cmsgpack` and `struct` are in their own modules.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mlua::{Lua, Table, Value, Variadic};
+
+use super::lauxlib;
 
 /// rand48's state (48 bits), as Redis's `redisSrand48` / `redisLrand48`.
 /// Scripts run one at a time (each holds every shard).
@@ -24,58 +25,70 @@ fn lrand48() -> i64 {
     (next >> 17) as i64
 }
 
-/// LuaBitOp's conversion of a number to a 32-bit integer (modulo 2^32).
-fn tobit(v: &Value) -> mlua::Result<i32> {
-    let n = match v {
-        Value::Integer(i) => *i as f64,
-        Value::Number(n) => *n,
-        Value::String(s) => {
-            s.to_str().ok().and_then(|s| s.trim().parse::<f64>().ok()).ok_or_else(|| mlua::Error::runtime("bad argument to bit operation (number expected)"))?
-        }
-        _ => return Err(mlua::Error::runtime("bad argument to bit operation (number expected)")),
-    };
-    Ok((n.round() as i128).rem_euclid(1 << 32) as u32 as i32)
+/// LuaBitOp's `barg`: argument `i` (0-based) as 32 bits, from the low
+/// word of the number plus 2^52+2^51 (rounding half to even, modulo 2^32);
+/// a non-number (0 then) is refused.
+fn barg(lua: &Lua, args: &[Value], i: usize) -> mlua::Result<u32> {
+    let n = lauxlib::to_number(lua, args, i)?;
+    let b = (n.unwrap_or(0.0) + 6_755_399_441_055_744.0).to_bits() as u32;
+    if b == 0 && n.is_none() {
+        return Err(lauxlib::type_error(lua, args, i, "number"));
+    }
+    Ok(b)
 }
 
-fn arg(args: &Variadic<Value>, i: usize) -> mlua::Result<i32> {
-    tobit(args.get(i).unwrap_or(&Value::Nil))
+/// LuaBitOp's result: the 32 bits as a signed number.
+fn bret(b: u32) -> f64 {
+    b as i32 as f64
 }
 
-pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+/// The `bit` library (LuaBitOp 1.0.2).
+fn install_bit(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let bit = lua.create_table()?;
-    bit.set("tobit", lua.create_function(|_, a: Variadic<Value>| Ok(arg(&a, 0)? as f64))?)?;
-    bit.set("bnot", lua.create_function(|_, a: Variadic<Value>| Ok(!arg(&a, 0)? as f64))?)?;
-    let fold = |lua: &Lua, op: fn(i32, i32) -> i32| {
-        lua.create_function(move |_, a: Variadic<Value>| {
-            let mut acc = arg(&a, 0)?;
-            for i in 1..a.len() {
-                acc = op(acc, arg(&a, i)?);
+    bit.set("tobit", lua.create_function(|lua, a: Variadic<Value>| Ok(bret(barg(lua, &a, 0)?)))?)?;
+    bit.set("bnot", lua.create_function(|lua, a: Variadic<Value>| Ok(bret(!barg(lua, &a, 0)?)))?)?;
+    // The first argument, then the others from the last one down.
+    let fold = |lua: &Lua, op: fn(u32, u32) -> u32| {
+        lua.create_function(move |lua, a: Variadic<Value>| {
+            let mut acc = barg(lua, &a, 0)?;
+            for i in (1..a.len()).rev() {
+                acc = op(acc, barg(lua, &a, i)?);
             }
-            Ok(acc as f64)
+            Ok(bret(acc))
         })
     };
     bit.set("band", fold(lua, |x, y| x & y)?)?;
     bit.set("bor", fold(lua, |x, y| x | y)?)?;
     bit.set("bxor", fold(lua, |x, y| x ^ y)?)?;
-    let shift = |lua: &Lua, op: fn(i32, u32) -> i32| lua.create_function(move |_, a: Variadic<Value>| Ok(op(arg(&a, 0)?, (arg(&a, 1)? & 31) as u32) as f64));
-    bit.set("lshift", shift(lua, |x, n| ((x as u32) << n) as i32)?)?;
-    bit.set("rshift", shift(lua, |x, n| ((x as u32) >> n) as i32)?)?;
-    bit.set("arshift", shift(lua, |x, n| x >> n)?)?;
-    bit.set("rol", shift(lua, |x, n| (x as u32).rotate_left(n) as i32)?)?;
-    bit.set("ror", shift(lua, |x, n| (x as u32).rotate_right(n) as i32)?)?;
-    bit.set("bswap", lua.create_function(|_, a: Variadic<Value>| Ok((arg(&a, 0)? as u32).swap_bytes() as i32 as f64))?)?;
+    let shift = |lua: &Lua, op: fn(u32, u32) -> u32| {
+        lua.create_function(move |lua, a: Variadic<Value>| {
+            let b = barg(lua, &a, 0)?;
+            Ok(bret(op(b, barg(lua, &a, 1)? & 31)))
+        })
+    };
+    bit.set("lshift", shift(lua, |x, n| x << n)?)?;
+    bit.set("rshift", shift(lua, |x, n| x >> n)?)?;
+    bit.set("arshift", shift(lua, |x, n| ((x as i32) >> n) as u32)?)?;
+    bit.set("rol", shift(lua, |x, n| x.rotate_left(n))?)?;
+    bit.set("ror", shift(lua, |x, n| x.rotate_right(n))?)?;
+    bit.set("bswap", lua.create_function(|lua, a: Variadic<Value>| Ok(bret(barg(lua, &a, 0)?.swap_bytes())))?)?;
     bit.set(
         "tohex",
-        lua.create_function(|_, a: Variadic<Value>| {
-            let x = arg(&a, 0)? as u32;
-            let n = if a.len() > 1 { arg(&a, 1)? } else { 8 };
-            let (upper, digits) = (n < 0, n.unsigned_abs().min(8) as usize);
+        lua.create_function(|lua, a: Variadic<Value>| {
+            let x = barg(lua, &a, 0)?;
+            let n = if a.len() > 1 { barg(lua, &a, 1)? as i32 } else { 8 };
+            let (upper, n) = (n < 0, n.wrapping_abs());
+            // (-2^31 stays negative; Redis's build prints 8 digits.)
+            let digits = if n < 0 { 8 } else { n.min(8) as usize };
             let full = if upper { format!("{x:08X}") } else { format!("{x:08x}") };
             Ok(full[8 - digits..].to_string())
         })?,
     )?;
-    globals.set("bit", bit)?;
+    globals.set("bit", bit)
+}
 
+pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
+    install_bit(lua, globals)?;
     let math: Table = globals.get("math")?;
     math.set(
         "random",
@@ -124,5 +137,7 @@ pub fn install(lua: &Lua, globals: &Table) -> mlua::Result<()> {
         })?,
     )?;
     super::cjson::install(lua, globals)?;
+    super::cmsgpack::install(lua, globals)?;
+    super::luastruct::install(lua, globals)?;
     Ok(())
 }

@@ -20,16 +20,20 @@
 //!
 //! Libraries: base (without print, setfenv, getfenv, newproxy, loadfile,
 //! dofile, module, require), table, string, math (with Redis's
-//! deterministic random), bit, cjson. The globals table refuses new
-//! globals ("Attempt to modify a readonly table") and reading a missing one
-//! ("Script attempted to access nonexistent global variable"). Not
-//! provided: cmsgpack, struct, the Lua debugger (SCRIPT DEBUG YES|SYNC).
-//! Unlike Redis's patched Lua, library tables themselves are not read-only
-//! and an existing global can be reassigned.
+//! deterministic random), bit, cjson, cmsgpack, struct (`libs.rs`,
+//! `cjson.rs`, `cmsgpack.rs`, `luastruct.rs`, with lauxlib's error texts
+//! from `lauxlib.rs`). The globals and the library tables refuse writes
+//! ("Attempt to modify a readonly table") and reading a missing global
+//! ("Script attempted to access nonexistent global variable"): they are
+//! proxies, so `rawget(_G, name)` finds nothing. Not provided: the Lua
+//! debugger (SCRIPT DEBUG YES|SYNC).
 
 mod cjson;
+mod cmsgpack;
 pub mod convert;
 mod functions;
+pub(crate) mod lauxlib;
+mod luastruct;
 pub use functions::{FunctionInfo, RestorePolicy};
 mod libs;
 pub mod run;
@@ -78,7 +82,7 @@ local function protect(t)
   return proxy
 end
 setmetatable = function(t, mt)
-  if readonly[t] then error("Attempt to modify a readonly table", 2) end
+  if readonly[t] then error("Attempt to modify a readonly table", 0) end
   return raw_setmetatable(t, mt)
 end
 getmetatable = function(t)
@@ -107,7 +111,7 @@ end
 local G, all = _G, {}
 for k, v in pairs(G) do all[k] = v end
 for k in pairs(all) do rawset(G, k, nil) end
-for _, name in ipairs({'redis', 'cjson', 'bit', 'string', 'math', 'table', 'coroutine'}) do
+for _, name in ipairs({'redis', 'cjson', 'cmsgpack', 'struct', 'bit', 'string', 'math', 'table', 'coroutine'}) do
   if all[name] ~= nil then all[name] = protect(all[name]) end
 end
 hidden.redis = all.redis
@@ -137,7 +141,10 @@ pub struct ScriptFlags {
 }
 
 struct Script {
-    func: Function,
+    /// In the registry, not held as a reference: mlua's references live on
+    /// one auxiliary Lua stack, which Lua 5.1 caps at 8000 slots (so that
+    /// held functions would cap the cache at some 7,700 scripts).
+    func: mlua::RegistryKey,
     flags: ScriptFlags,
 }
 
@@ -324,21 +331,26 @@ impl Engine {
         redis.set(
             "sha1hex",
             lua.create_function(|lua, a: Variadic<Value>| {
-                let r = match (a.len(), a.first()) {
-                    (1, Some(v)) => match lua.coerce_string(v.clone())? {
-                        Some(s) => (Value::String(lua.create_string(sha1hex(&s.as_bytes()))?), false),
-                        None => failure(lua, b"wrong number of arguments")?,
-                    },
-                    _ => failure(lua, b"wrong number of arguments")?,
+                if a.len() != 1 {
+                    let r = failure(lua, b"wrong number of arguments")?;
+                    return raising(lua, r);
+                }
+                // lua_tolstring: a string or a number; anything else hashes
+                // as the empty string.
+                let body = match &a[0] {
+                    v @ (Value::String(_) | Value::Integer(_) | Value::Number(_)) => {
+                        lua.coerce_string(v.clone())?.map(|s| s.as_bytes().to_vec()).unwrap_or_default()
+                    }
+                    _ => Vec::new(),
                 };
-                raising(lua, r)
+                lua.create_string(sha1hex(&body)).map(Value::String)
             })?,
         )?;
         let reply_table = |field: &'static str| {
             move |lua: &Lua, a: Variadic<Value>| -> mlua::Result<Value> {
+                // (Wrong arguments: the error table is returned, not raised.)
                 let (1, Some(Value::String(s))) = (a.len(), a.first()) else {
-                    let r = failure(lua, b"wrong number or type of arguments")?;
-                    return raising(lua, r);
+                    return Ok(failure(lua, b"wrong number or type of arguments")?.0);
                 };
                 let t = lua.create_table()?;
                 if field == "err" {
@@ -404,6 +416,7 @@ impl Engine {
             .set_mode(mlua::chunk::ChunkMode::Text)
             .into_function()
             .map_err(|e| format!("ERR Error compiling script (new function): {}", mlua_error_text(&e)))?;
+        let func = self.lua.create_registry_value(func).map_err(|e| format!("ERR Error compiling script (new function): {}", mlua_error_text(&e)))?;
         self.scripts.insert(sha.clone(), Script { func, flags });
         STATS.scripts.store(self.scripts.len(), Ordering::Relaxed);
         STATS.body_bytes.fetch_add(body.len() + SCRIPT_OVERHEAD_BYTES, Ordering::Relaxed);
@@ -424,10 +437,8 @@ fn log(lua: &Lua, a: Variadic<Value>) -> mlua::Result<(Value, bool)> {
     if a.len() < 2 {
         return failure(lua, b"redis.log() requires two arguments or more.");
     }
-    let level = match a[0] {
-        Value::Integer(n) => n,
-        Value::Number(n) => n as i64,
-        _ => return failure(lua, b"First argument must be a number"),
+    let Some(level) = lauxlib::to_number(lua, &a, 0)?.map(lauxlib::to_i64) else {
+        return failure(lua, b"First argument must be a number (log level).");
     };
     let level = match level {
         0 => crate::config::LogLevel::Debug,
@@ -785,7 +796,10 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
     let is_function = matches!(source, Source::Function(_));
     let (func, script_flags) = match is_function {
         true => (engine.functions[&sha].callback.clone(), engine.functions[&sha].flags),
-        false => (engine.scripts[&sha].func.clone(), engine.scripts[&sha].flags),
+        false => match engine.lua.registry_value::<Function>(&engine.scripts[&sha].func) {
+            Ok(f) => (f, engine.scripts[&sha].flags),
+            Err(e) => return r.error(&format!("ERR {}", mlua_error_text(&e))),
+        },
     };
     if let Some(msg) = refuse_stale_script(ctx, &script_flags) {
         return r.error(msg);
@@ -1074,10 +1088,9 @@ impl CallState<'_, '_> {
         if a.len() != 1 {
             return failure(lua, b"redis.setresp() requires one argument.");
         }
-        match &a[0] {
-            Value::Integer(2) => self.resp = 2,
-            Value::Integer(3) => self.resp = 3,
-            Value::Number(n) if *n == 2.0 || *n == 3.0 => self.resp = *n as u8,
+        // (int)lua_tonumber: numeric strings too, fractions truncated.
+        match lauxlib::to_number(lua, a, 0)?.map(lauxlib::to_i64) {
+            Some(v @ (2 | 3)) => self.resp = v as u8,
             _ => return failure(lua, b"RESP version must be 2 or 3."),
         }
         Ok((Value::Nil, false))
