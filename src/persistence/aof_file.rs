@@ -8,8 +8,8 @@
 //! that a group commit costs no thread hop. A shard hands over the
 //! bytes its commands appended once per loop turn (`Sink::hand_over`, a
 //! lock taken only with `appendonly yes`), and the writer merges the
-//! shards' batches into the file honouring the cuts of held multi-shard
-//! commands (see `exec::propagate`), writes them and fsyncs by
+//! shards' batches into the file in causal order, honouring the cuts of
+//! multi-shard commands (`persistence::lanes`), writes them and fsyncs by
 //! `appendfsync`: `everysec` about once a second, `always` after every
 //! write, `no` never. A rewrite (`aof_rewrite`) moves the appends to a new
 //! file at its cut (`Sink::switch_file`): the writer finishes the old file
