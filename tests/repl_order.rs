@@ -124,18 +124,17 @@ fn incr_commands(dir: &Path) -> Vec<Vec<Vec<u8>>> {
     parse_commands(&bytes)
 }
 
-/// Reads the stream until it holds `want` SETs of the clients.
-fn read_stream(c: &mut Conn, want: usize) -> Vec<Vec<Vec<u8>>> {
+/// Reads the stream until `done` says its commands are all there.
+fn read_stream_until(c: &mut Conn, done: impl Fn(&[Vec<Vec<u8>>]) -> bool) -> Vec<Vec<Vec<u8>>> {
     let mut buf = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     c.stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     loop {
         let cmds = parse_commands(&buf);
-        let sets = cmds.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET") && c[1].starts_with(b"o")).count();
-        if sets >= want {
+        if done(&cmds) {
             return cmds;
         }
-        assert!(Instant::now() < deadline, "the stream has {sets} of {want} writes");
+        assert!(Instant::now() < deadline, "the stream has only {} commands", cmds.len());
         let mut chunk = [0u8; 65536];
         match c.stream.read(&mut chunk) {
             Ok(0) => panic!("stream closed"),
@@ -157,7 +156,7 @@ fn stream_and_aof_keep_each_clients_order_across_shards() {
     let mut sync = common::attach_sync(&server);
     run_counter_clients(&server);
     let want = CLIENTS * ROUNDS * SHARDS;
-    let cmds = read_stream(&mut sync, want);
+    let cmds = read_stream_until(&mut sync, |cmds| cmds.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET") && c[1].starts_with(b"o")).count() >= want);
     assert_eq!(check_causal(&cmds, "replication stream"), want);
     let mut c = server.conn();
     let mut aof = Vec::new();
@@ -167,6 +166,73 @@ fn stream_and_aof_keep_each_clients_order_across_shards() {
         aof.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET")).count() >= want
     });
     assert_eq!(check_causal(&aof, "incr file"), want);
+}
+
+/// Writers each count up one key (keys of every shard); readers read all
+/// of them with one MGET (a hop over the shards) and then write what they
+/// saw. A reader's write comes, in the replication stream and in the incr
+/// file, after every write whose value it saw: a read is a cause too (its
+/// part answers only after its shard handed the write it read over).
+#[test]
+fn a_write_after_a_read_follows_what_was_read() {
+    const WRITERS: usize = 4;
+    const READERS: usize = 4;
+    const STEPS: usize = 150;
+    let server = Server::ringkv(&["--shards", "3", "--appendonly", "yes", "--appendfsync", "everysec"]);
+    let mut sync = common::attach_sync(&server);
+    let keys: Vec<String> = (0..WRITERS).map(|i| common::keys_per_shard(&format!("w{i}"), SHARDS)[i % SHARDS].clone()).collect();
+    let mut threads = Vec::new();
+    for key in keys.clone() {
+        let mut c = server.conn();
+        threads.push(std::thread::spawn(move || {
+            for n in 1..=STEPS {
+                ok(&mut c, &["SET", &key, &n.to_string()]);
+            }
+        }));
+    }
+    for r in 0..READERS {
+        let mut c = server.conn();
+        let keys = keys.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut mget = vec!["MGET".to_string()];
+            mget.extend(keys.iter().cloned());
+            for n in 0..STEPS {
+                let seen: Vec<String> = c.cmd(&mget).array().iter().map(|v| v.opt_bytes().map_or("0".into(), |b| String::from_utf8(b).unwrap())).collect();
+                ok(&mut c, &["SET", &format!("seen{r}:{n}"), &seen.join(",")]);
+            }
+        }));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let check = |cmds: &[Vec<Vec<u8>>], what: &str| {
+        let mut latest = [0usize; WRITERS];
+        let mut reads = 0;
+        for cmd in cmds.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET")) {
+            let key = String::from_utf8_lossy(&cmd[1]).into_owned();
+            let value = String::from_utf8_lossy(&cmd[2]).into_owned();
+            if let Some(w) = keys.iter().position(|k| *k == key) {
+                latest[w] = value.parse().unwrap();
+            } else if key.starts_with("seen") {
+                reads += 1;
+                for (w, v) in value.split(',').enumerate() {
+                    let v: usize = v.parse().unwrap();
+                    assert!(v <= latest[w], "{what}: SET {key} {value} (it read {} = {v}) comes when the stream had {} = {} only", keys[w], keys[w], latest[w]);
+                }
+            }
+        }
+        reads
+    };
+    let cmds = read_stream_until(&mut sync, |cmds| cmds.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET")).count() >= (WRITERS + READERS) * STEPS);
+    assert_eq!(check(&cmds, "replication stream"), READERS * STEPS);
+    let mut c = server.conn();
+    let mut aof = Vec::new();
+    wait_for("the incr file to hold every write", Duration::from_secs(20), || {
+        c.cmd(&["PING"]);
+        aof = incr_commands(&server.dir);
+        aof.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET")).count() >= (WRITERS + READERS) * STEPS
+    });
+    assert_eq!(check(&aof, "incr file"), READERS * STEPS);
 }
 
 /// A real redis-server replica (REPLICAOF, as `--replicaof`) of ringkv
