@@ -235,6 +235,77 @@ fn a_write_after_a_read_follows_what_was_read() {
     assert_eq!(check(&aof, "incr file"), READERS * STEPS);
 }
 
+/// A client that hears of a write by a keyspace notification and then
+/// writes: its write follows the one it heard of, in the replication
+/// stream and in the incr file (the notification is a reply of sorts: the
+/// shard hands its stream over before a delivery leaves for another shard).
+#[test]
+fn a_write_after_a_notification_follows_the_write_notified() {
+    const STEPS: usize = 200;
+    let server = Server::ringkv(&["--shards", "3", "--appendonly", "yes", "--appendfsync", "everysec"]);
+    let mut c = server.conn();
+    ok(&mut c, &["CONFIG", "SET", "notify-keyspace-events", "K$"]);
+    let mut sync = common::attach_sync(&server);
+    let keys = common::keys_per_shard("n", SHARDS);
+    let mut sub = server.conn();
+    sub.send(&["psubscribe", "__keyspace@0__:n:*"]);
+    assert_eq!(sub.read().array().len(), 3);
+    let mut listener_writes = server.conn();
+    let listener = {
+        let keys = keys.clone();
+        std::thread::spawn(move || {
+            let mut heard = [0usize; SHARDS];
+            for _ in 0..STEPS * SHARDS {
+                let msg = sub.read();
+                let parts = msg.array();
+                let channel = String::from_utf8(parts[2].opt_bytes().unwrap()).unwrap();
+                let key = channel.strip_prefix("__keyspace@0__:").unwrap();
+                let i = keys.iter().position(|k| k == key).unwrap();
+                heard[i] += 1;
+                ok(&mut listener_writes, &["SET", &format!("heard:{key}"), &heard[i].to_string()]);
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for key in keys.clone() {
+        let mut w = server.conn();
+        writers.push(std::thread::spawn(move || {
+            for n in 1..=STEPS {
+                ok(&mut w, &["SET", &key, &n.to_string()]);
+            }
+        }));
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    listener.join().unwrap();
+    let check = |cmds: &[Vec<Vec<u8>>], what: &str| {
+        let mut latest = [0usize; SHARDS];
+        let mut heard = 0;
+        for cmd in cmds.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET")) {
+            let key = String::from_utf8_lossy(&cmd[1]).into_owned();
+            let value: usize = String::from_utf8_lossy(&cmd[2]).parse().unwrap();
+            if let Some(i) = keys.iter().position(|k| *k == key) {
+                latest[i] = value;
+            } else if let Some(i) = key.strip_prefix("heard:").and_then(|k| keys.iter().position(|x| x == k)) {
+                heard += 1;
+                assert!(value <= latest[i], "{what}: SET {key} {value} comes when the stream had {} = {} only", keys[i], latest[i]);
+            }
+        }
+        heard
+    };
+    let total = 2 * STEPS * SHARDS;
+    let cmds = read_stream_until(&mut sync, |cmds| cmds.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET")).count() >= total);
+    assert_eq!(check(&cmds, "replication stream"), STEPS * SHARDS);
+    let mut aof = Vec::new();
+    wait_for("the incr file to hold every write", Duration::from_secs(20), || {
+        c.cmd(&["PING"]);
+        aof = incr_commands(&server.dir);
+        aof.iter().filter(|c| c[0].eq_ignore_ascii_case(b"SET")).count() >= total
+    });
+    assert_eq!(check(&aof, "incr file"), STEPS * SHARDS);
+}
+
 /// A real redis-server replica (REPLICAOF, as `--replicaof`) of ringkv
 /// `--shards 3` under a mixed multi-shard load from several clients (MSET
 /// and DEL over shards, EXECs over shards, MSETNX/RENAME/SMOVE, a watched

@@ -856,7 +856,7 @@ impl EventLoop {
     /// client's shard then waits for these writes' fsync (appendfsync
     /// always), and whatever the client writes after the reply is numbered
     /// after them: the merge's key order is causal (`persistence::lanes`).
-    pub(super) fn hand_over_before_answer(&mut self) {
+    pub(crate) fn hand_over_before_answer(&mut self) {
         if self.state().stream.is_on() {
             let server = self.server.clone();
             server.aof.hand_over(self.state());
