@@ -15,9 +15,13 @@
 //! taken in has a key above every batch taken. The invariant that makes
 //! keys causal: *a shard hands a batch over before any reply of a command
 //! whose write it holds leaves* (the loop hands over at the end of its turn
-//! before its sends; a shard running a forwarded command hands over before
-//! the reply goes back; the holder of a multi-shard command hands the held
-//! shards' streams over before its reply). So if a client saw a reply that
+//! before its sends; a shard hands over before it answers another shard
+//! for a client: a forwarded command's reply, a hop part's answer, a pop
+//! for a client blocked elsewhere, a pub/sub message or keyspace event
+//! delivered elsewhere (`EventLoop::hand_over_before_answer`); the holder
+//! of a multi-shard command records the cut in its own stream, which it
+//! hands over before its reply, and the merge holds everything after that
+//! cut back until the held shards' bytes are in). So if a client saw a reply that
 //! depends on write `a` and then sent write `b`, `a`'s batch was pushed
 //! before `b` ran, hence before `b`'s batch: key(a) < key(b). Merging
 //! whole batches in key order is therefore causal; nothing on the hot path
@@ -58,6 +62,12 @@
 //! making them one needs a hold, which hops exist to avoid. Jumps towards
 //! a cut with a hop's cut ahead of it inherit the same window.) The stream
 //! is still consistent per key, with the hop atomic.
+//!
+//! **Not covered**: replies a shard sends while a script runs past
+//! `busy-reply-threshold` (`network::script::serve_busy`) can acknowledge
+//! writes of the same turn not handed over yet (the running script holds
+//! the shard's state, so it cannot hand over then); a client acting on
+//! such a reply can see its next write merged first.
 //!
 //! **Inserts** (replication-only commands, `Stream::repl_insert`) travel
 //! in their batch and go out at their position.
