@@ -599,42 +599,7 @@ fn cross_shard_writes_reload_to_the_same_digest() {
         threads.push(std::thread::spawn(move || {
             let mut rng = Rng::new(t + 1);
             for i in 0..400u64 {
-                let mut key = || keys[rng.below(keys.len() as u64) as usize].clone();
-                let (a, b, d) = (key(), key(), key());
-                let v = (t * 100_000 + i).to_string();
-                match i % 9 {
-                    0 | 1 => c.cmd(&["MSET", &a, &v, &b, &v, &d, &v]),
-                    2 => c.cmd(&["DEL", &a, &b]),
-                    3 => {
-                        c.cmd(&["MULTI"]);
-                        c.cmd(&["SET", &a, &v]);
-                        c.cmd(&["INCR", &b]);
-                        c.cmd(&["UNLINK", &d]);
-                        c.cmd(&["EXEC"])
-                    }
-                    4 => c.cmd(&["SET", &a, &v, "PX", "1"]),
-                    5 => c.cmd(&["INCR", &a]),
-                    // Two-round hops (over two shards, chained): MSETNX, RENAME,
-                    // RENAMENX or SMOVE, and a watched EXEC (which
-                    // aborts when another thread wrote a watched key).
-                    6 if i % 4 == 0 => c.cmd(&["MSETNX", &a, &v, &b, &v]),
-                    6 if i % 4 == 1 => c.cmd(&["RENAME", &a, &b]),
-                    6 if i % 4 == 2 => c.cmd(&["RENAMENX", &a, &b]),
-                    6 => {
-                        c.cmd(&["DEL", &a]);
-                        c.cmd(&["SADD", &a, &v, "m"]);
-                        c.cmd(&["SMOVE", &a, &b, "m"])
-                    }
-                    7 => {
-                        c.cmd(&["WATCH", &a, &b]);
-                        c.cmd(&["GET", &a]);
-                        c.cmd(&["MULTI"]);
-                        c.cmd(&["SET", &a, &v]);
-                        c.cmd(&["INCR", &d]);
-                        c.cmd(&["EXEC"])
-                    }
-                    _ => c.cmd(&["MSET", &a, &v, &b, &v]),
-                };
+                common::cross_shard_step(&mut c, &mut rng, &keys, t, i);
             }
         }));
     }

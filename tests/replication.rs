@@ -145,31 +145,7 @@ struct Stream {
 
 impl Stream {
     fn attach(server: &Server) -> Stream {
-        let mut c = server.conn();
-        ok(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "3600"]);
-        c.send_raw(b"SYNC\r\n");
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        // Newlines keep the link alive while the snapshot is written.
-        loop {
-            c.stream.read_exact(&mut byte).unwrap();
-            if byte[0] != b'\n' {
-                break;
-            }
-        }
-        assert_eq!(byte[0], b'$', "SYNC answers a bulk payload");
-        loop {
-            c.stream.read_exact(&mut byte).unwrap();
-            if byte[0] == b'\n' {
-                break;
-            }
-            buf.push(byte[0]);
-        }
-        let len: usize = String::from_utf8_lossy(&buf).trim_end().parse().unwrap();
-        let mut payload = vec![0u8; len];
-        c.stream.read_exact(&mut payload).unwrap();
-        assert!(payload.starts_with(b"REDIS"), "an RDB file");
-        Stream { c, buf: Vec::new() }
+        Stream { c: common::attach_sync(server), buf: Vec::new() }
     }
 
     /// The next command, lower-cased name first.

@@ -29,8 +29,11 @@
 //! its cuts are written only after every shard of that cut has been written
 //! up to its own cut position (then the carrier's unit goes first). Per-key
 //! order is thus execution order: a key's earlier writes lie before the cut
-//! in its own shard's stream, its later ones after. Each shard's cuts are in
-//! increasing id order, so draining cuts in id order never waits in a cycle.
+//! in its own shard's stream, its later ones after. The cuts of held
+//! commands are in increasing id order in every stream (ids are drawn
+//! while every held shard is parked); with hops' cuts among them, every
+//! stream meets the cuts in the order of the hold sequence (below), so
+//! the consumer never waits in a cycle.
 //! The fork of BGSAVE/BGREWRITEAOF takes the same hold of every shard, so
 //! `Stream::position` of each at the fork is the cut of the snapshot.
 //!
@@ -70,6 +73,15 @@
 //!
 //! A hop that changed nothing leaves a cut with an empty unit (its parts
 //! could not know); the writer publishes such batches as synced at once.
+//!
+//! **Order across shards.** The consumers (the AOF writer, the replication
+//! feeder) merge the streams in causal order, not only per key: a write
+//! whose reply a client saw comes before every write that client sent
+//! afterwards, whatever the shards (`persistence::lanes`: batches in
+//! hand-over order, which is causal because a shard hands a batch over
+//! before any reply of its writes leaves; the hop window it leaves is
+//! described there). Whoever adds a path that sends a reply must hand the
+//! stream over first (`Sink::hand_over`) when it is on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

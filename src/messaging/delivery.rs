@@ -49,6 +49,10 @@ impl EventLoop {
         sources.insert(self.id);
         let mut elsewhere = Vec::new();
         pubsub::publish_pending(&mut self.set, sources, self.server.shard_count, &mut elsewhere);
+        if !elsewhere.is_empty() {
+            // A subscriber elsewhere may act on it before this turn ends.
+            self.hand_over_before_answer();
+        }
         for (owner, channel, message) in elsewhere {
             self.send_to(owner, Message::Publish { channel, message });
         }
@@ -65,6 +69,9 @@ impl EventLoop {
             if shard == self.id {
                 self.accept_delivery(stamp, batch);
             } else {
+                // A message or keyspace event tells of a write: the write
+                // is numbered before anything its reader does next.
+                self.hand_over_before_answer();
                 self.send_to(shard, Message::Deliver { stamp, batch });
             }
         }

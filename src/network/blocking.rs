@@ -385,6 +385,7 @@ impl EventLoop {
         if w.home == id {
             self.finish_blocked(w, p);
         } else {
+            self.hand_over_before_answer();
             self.send_to(w.home, Message::Served { waiter: w.clone(), args: p });
         }
     }

@@ -850,6 +850,19 @@ impl EventLoop {
         Flow::Continue
     }
 
+    /// Before an answer for another shard's client leaves (a forwarded
+    /// command's reply, a hop part's, a blocked client's pop): this
+    /// shard's write stream is handed over, numbered before the answer. The
+    /// client's shard then waits for these writes' fsync (appendfsync
+    /// always), and whatever the client writes after the reply is numbered
+    /// after them: the merge's key order is causal (`persistence::lanes`).
+    pub(crate) fn hand_over_before_answer(&mut self) {
+        if self.state().stream.is_on() {
+            let server = self.server.clone();
+            server.aof.hand_over(self.state());
+        }
+    }
+
     /// Runs a command sent by another shard; the reply replaces the arguments in `packed`.
     /// `client` (of shard `from`) is the client it runs for; `track`: its
     /// keys are remembered for that client's tracking.
@@ -871,12 +884,7 @@ impl EventLoop {
         if limited {
             self.maxmemory_after_remote(id, net_before);
         }
-        if self.state().stream.is_on() {
-            // Numbered before the reply goes back: the client's shard then
-            // waits for this write's fsync (appendfsync always).
-            let server = self.server.clone();
-            server.aof.hand_over(self.state());
-        }
+        self.hand_over_before_answer();
         drop(slices);
         packed.data.clear();
         packed.data.extend_from_slice(&self.scratch);

@@ -817,6 +817,10 @@ impl EventLoop {
     pub(super) fn answer_part(&mut self, mut part: Part, usec: u64) {
         let me = self.id;
         self.server.hold.hop_done(me, part.seq);
+        if part.from as usize != me {
+            // What it read may be a write not handed over yet.
+            self.hand_over_before_answer();
+        }
         // Before the answer leaves, as a forwarded command's (`execute_remote`).
         self.after_command_messaging();
         self.tracking_after_command(true);

@@ -364,6 +364,9 @@ impl EventLoop {
         part.args.ends.clear();
         Reply::new(&mut part.args.data, part.resp).int(found);
         let usec = self.clock.usec_since(start);
+        if part.from as usize != me {
+            self.hand_over_before_answer();
+        }
         self.after_command_messaging();
         let ops = taken.map(|e| Box::new(super::hop::PartOps { entry: Some(e), ..Default::default() }));
         if part.from as usize == me {

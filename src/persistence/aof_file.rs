@@ -8,8 +8,8 @@
 //! that a group commit costs no thread hop. A shard hands over the
 //! bytes its commands appended once per loop turn (`Sink::hand_over`, a
 //! lock taken only with `appendonly yes`), and the writer merges the
-//! shards' batches into the file honouring the cuts of held multi-shard
-//! commands (see `exec::propagate`), writes them and fsyncs by
+//! shards' batches into the file in causal order, honouring the cuts of
+//! multi-shard commands (`persistence::lanes`), writes them and fsyncs by
 //! `appendfsync`: `everysec` about once a second, `always` after every
 //! write, `no` never. A rewrite (`aof_rewrite`) moves the appends to a new
 //! file at its cut (`Sink::switch_file`): the writer finishes the old file
@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::exec::propagate::Cut;
 use crate::persistence::aof::{self, DirStatus, Item, ReadOptions};
+pub(crate) use crate::persistence::lanes::{merge, merged_through, Lane};
 use crate::shard::ShardState;
 
 /// A config value by name, as CONFIG GET shows it.
@@ -428,107 +429,6 @@ impl Sink {
 /// `strerror(errno)` as Redis prints it.
 pub fn strerror(errno: i32) -> String {
     crate::persistence::aof::manifest::strerror(&std::io::Error::from_raw_os_error(errno))
-}
-
-/// The bytes of one shard not yet written, from its position `written`.
-#[derive(Default)]
-pub(crate) struct Lane {
-    written: u64,
-    segs: VecDeque<(u64, Vec<u8>)>,
-    cuts: VecDeque<Cut>,
-    /// (end position, sequence number) of the batches not fully written.
-    ends: VecDeque<(u64, u64)>,
-    /// Replication-only commands to write when `written` reaches their
-    /// position (see `Stream::repl_insert`; never in the AOF's lanes).
-    inserts: VecDeque<(u64, Vec<u8>)>,
-}
-
-/// The hand-over number up to which every batch of `lanes` is merged
-/// (`received`: the last one taken in).
-pub(crate) fn merged_through(lanes: &mut [Lane], received: u64) -> u64 {
-    let mut first_open = u64::MAX;
-    for lane in lanes.iter_mut() {
-        while lane.ends.front().is_some_and(|&(end, _)| end <= lane.written) {
-            lane.ends.pop_front();
-        }
-        if let Some(&(_, seq)) = lane.ends.front() {
-            first_open = first_open.min(seq);
-        }
-    }
-    if first_open == u64::MAX {
-        received
-    } else {
-        first_open - 1
-    }
-}
-
-impl Lane {
-    /// Takes in one batch handed over (numbered `seq`).
-    pub(crate) fn ingest(&mut self, seq: u64, start: u64, bytes: Vec<u8>, cuts: Vec<Cut>, inserts: Vec<(u64, Vec<u8>)>) {
-        self.inserts.extend(inserts);
-        self.ends.push_back((start + bytes.len() as u64, seq));
-        if self.segs.is_empty() && self.written < start {
-            self.written = start;
-        }
-        if !bytes.is_empty() {
-            self.segs.push_back((start, bytes));
-        }
-        self.cuts.extend(cuts);
-    }
-
-    fn available(&self) -> u64 {
-        self.segs.back().map(|(s, b)| s + b.len() as u64).unwrap_or(self.written)
-    }
-    /// Moves bytes up to position `to` into `out` (with the inserts up to
-    /// there).
-    fn write_to(&mut self, to: u64, out: &mut Vec<u8>) {
-        loop {
-            while self.inserts.front().is_some_and(|(at, _)| *at <= self.written) {
-                let (_, bytes) = self.inserts.pop_front().unwrap();
-                out.extend_from_slice(&bytes);
-            }
-            if self.written >= to {
-                return;
-            }
-            let to = self.inserts.front().map_or(to, |(at, _)| to.min(*at));
-            let Some((start, bytes)) = self.segs.front() else { return };
-            let from = (self.written - start) as usize;
-            let end = ((to - start) as usize).min(bytes.len());
-            out.extend_from_slice(&bytes[from..end]);
-            self.written = start + end as u64;
-            if end == bytes.len() {
-                self.segs.pop_front();
-            }
-        }
-    }
-}
-
-/// Merges the lanes' bytes into `out` as far as the cuts allow.
-pub(crate) fn merge(lanes: &mut [Lane], out: &mut Vec<u8>) {
-    loop {
-        for lane in lanes.iter_mut() {
-            let limit = lane.cuts.front().map_or(u64::MAX, |c| c.at).min(lane.available());
-            lane.write_to(limit, out);
-        }
-        // The oldest cut every one of whose shards has reached it.
-        let ready = lanes
-            .iter()
-            .filter_map(|l| l.cuts.front().filter(|c| l.written == c.at))
-            .filter(|c| {
-                (0..lanes.len()).filter(|&s| c.shards.contains(s)).all(|s| lanes[s].cuts.front().is_some_and(|f| f.id == c.id && lanes[s].written == f.at))
-            })
-            .min_by_key(|c| c.id)
-            .cloned();
-        let Some(cut) = ready else { return };
-        let carrier = &mut lanes[cut.carrier];
-        let end = carrier.cuts.front().map_or(cut.at, |c| c.end);
-        carrier.write_to(end, out);
-        for (s, lane) in lanes.iter_mut().enumerate() {
-            if cut.shards.contains(s) {
-                lane.cuts.pop_front();
-            }
-        }
-    }
 }
 
 /// What start-up leaves for the writer.
@@ -1342,38 +1242,4 @@ fn start_writer(
 /// appendonly yes later gives it one through the rewrite's switch.
 pub fn spawn_idle_writer(server: &std::sync::Arc<crate::server::Server>, config: &Config) -> std::io::Result<()> {
     start_writer(server.clone(), None, fsync_policy(config), 0, 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::shard::hold::ShardMask;
-
-    fn lane(bytes: &[u8], cuts: Vec<Cut>) -> Lane {
-        Lane { segs: VecDeque::from([(0, bytes.to_vec())]), cuts: cuts.into(), ..Default::default() }
-    }
-
-    /// Shard 0 carries a unit `U` at its cut 5; shard 1 has its cut at 3:
-    /// shard 1's bytes after its cut wait for the unit, shard 0's bytes
-    /// before it go first.
-    #[test]
-    fn merge_waits_at_cuts_and_writes_the_unit_once() {
-        let mut both = ShardMask::default();
-        both.insert(0);
-        both.insert(1);
-        let c = |at, end| Cut { id: 7, at, shards: both, carrier: 0, end };
-        let mut lanes = vec![lane(b"aaaaaUUbb", vec![c(5, 7)]), lane(b"xxxyy", vec![c(3, 3)])];
-        let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
-        assert_eq!(out, b"aaaaaxxxUUbbyy");
-        // A cut whose other shard has not handed its bytes over yet waits.
-        let mut lanes = vec![lane(b"aUb", vec![c(1, 2)]), Lane::default()];
-        let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
-        assert_eq!(out, b"a");
-        lanes[1].segs.push_back((0, b"x".to_vec()));
-        lanes[1].cuts.push_back(c(1, 1));
-        merge(&mut lanes, &mut out);
-        assert_eq!(out, b"axUb");
-    }
 }

@@ -5,6 +5,7 @@ pub mod aof;
 pub mod aof_file;
 pub mod aof_rewrite;
 pub mod cow;
+pub mod lanes;
 pub mod lzf;
 pub mod payload;
 pub mod rdb;

@@ -1012,3 +1012,76 @@ pub fn copy_aof_dir(prefix: &str, from: &Path, tag: &str) -> PathBuf {
     }
     to
 }
+
+/// A raw SYNC client (Redis's `attach_to_replication_stream`): the master's
+/// pings turned off, the RDB payload read and skipped; what the connection
+/// reads next is the replication stream.
+pub fn attach_sync(server: &Server) -> Conn {
+    let mut c = server.conn();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]), Resp::ok());
+    c.send_raw(b"SYNC\r\n");
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    // Newlines keep the link alive while the snapshot is written.
+    loop {
+        c.stream.read_exact(&mut byte).unwrap();
+        if byte[0] != b'\n' {
+            break;
+        }
+    }
+    assert_eq!(byte[0], b'$', "SYNC answers a bulk payload");
+    loop {
+        c.stream.read_exact(&mut byte).unwrap();
+        if byte[0] == b'\n' {
+            break;
+        }
+        buf.push(byte[0]);
+    }
+    let len: usize = String::from_utf8_lossy(&buf).trim_end().parse().unwrap();
+    let mut payload = vec![0u8; len];
+    c.stream.read_exact(&mut payload).unwrap();
+    assert!(payload.starts_with(b"REDIS"), "an RDB file");
+    c
+}
+
+/// Step `i` of client `t` of a mixed cross-shard write load over `keys`:
+/// MSETs and DELs over shards, an EXEC over shards, keys that expire at
+/// once, INCR, the two-round hops (MSETNX, RENAME, SMOVE, a watched EXEC).
+pub fn cross_shard_step(c: &mut Conn, rng: &mut Rng, keys: &[String], t: u64, i: u64) -> Resp {
+    let mut key = || keys[rng.below(keys.len() as u64) as usize].clone();
+    let (a, b, d) = (key(), key(), key());
+    let v = (t * 100_000 + i).to_string();
+    match i % 9 {
+        0 | 1 => c.cmd(&["MSET", &a, &v, &b, &v, &d, &v]),
+        2 => c.cmd(&["DEL", &a, &b]),
+        3 => {
+            c.cmd(&["MULTI"]);
+            c.cmd(&["SET", &a, &v]);
+            c.cmd(&["INCR", &b]);
+            c.cmd(&["UNLINK", &d]);
+            c.cmd(&["EXEC"])
+        }
+        4 => c.cmd(&["SET", &a, &v, "PX", "1"]),
+        5 => c.cmd(&["INCR", &a]),
+        // Two-round hops (over two shards, chained): MSETNX, RENAME,
+        // RENAMENX or SMOVE, and a watched EXEC (which
+        // aborts when another thread wrote a watched key).
+        6 if i % 4 == 0 => c.cmd(&["MSETNX", &a, &v, &b, &v]),
+        6 if i % 4 == 1 => c.cmd(&["RENAME", &a, &b]),
+        6 if i % 4 == 2 => c.cmd(&["RENAMENX", &a, &b]),
+        6 => {
+            c.cmd(&["DEL", &a]);
+            c.cmd(&["SADD", &a, &v, "m"]);
+            c.cmd(&["SMOVE", &a, &b, "m"])
+        }
+        7 => {
+            c.cmd(&["WATCH", &a, &b]);
+            c.cmd(&["GET", &a]);
+            c.cmd(&["MULTI"]);
+            c.cmd(&["SET", &a, &v]);
+            c.cmd(&["INCR", &d]);
+            c.cmd(&["EXEC"])
+        }
+        _ => c.cmd(&["MSET", &a, &v, &b, &v]),
+    }
+}
