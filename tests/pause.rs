@@ -126,3 +126,39 @@ fn expired_keys_stay_while_clients_are_paused() {
     events.sort();
     assert_eq!(events, keys.iter().map(|k| k.as_bytes().to_vec()).collect::<Vec<_>>());
 }
+
+fn evicted_keys(c: &mut Conn) -> i64 {
+    let info = String::from_utf8(c.cmd(&["INFO", "stats"]).opt_bytes().unwrap()).unwrap();
+    info.lines().find_map(|l| l.strip_prefix("evicted_keys:")).unwrap().trim().parse().unwrap()
+}
+
+/// Redis's `isSafeToPerformEvictions`: nothing is evicted while clients are
+/// paused (the dataset stays as it is), however far over maxmemory; after
+/// the pause the next command evicts.
+#[test]
+fn no_eviction_while_clients_are_paused() {
+    let s = Server::ringkv(&["--shards", "3", "--maxmemory-policy", "allkeys-random"]);
+    let mut c = s.conn();
+    for chunk in 0..20 {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..1000 {
+            args.push(format!("key:{chunk}:{i}"));
+            args.push("value".repeat(4));
+        }
+        assert_eq!(c.cmd(&args), Resp::ok());
+    }
+    assert_eq!(c.cmd(&["CLIENT", "PAUSE", "60000", "WRITE"]), Resp::ok());
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "1mb"]), Resp::ok());
+    c.cmd(&["GET", "key:0:0"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(20000));
+    assert_eq!(evicted_keys(&mut c), 0);
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), Resp::ok());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while evicted_keys(&mut c) == 0 {
+        assert!(Instant::now() < deadline, "nothing evicted after the pause");
+        c.cmd(&["GET", "key:0:0"]);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), Resp::ok());
+}
