@@ -424,3 +424,33 @@ fn served_pops_are_propagated_in_their_non_blocking_form() {
         assert_eq!(cmds.iter().filter(|x| x.eq_ignore_ascii_case(w)).count(), 1, "{w}: {cmds:?}");
     }
 }
+
+/// The commands of the slowlog, newest first.
+fn slowlog_commands(c: &mut Conn) -> Vec<Vec<Resp>> {
+    c.cmd(&["SLOWLOG", "GET", "-1"]).array().iter().map(|e| e.array()[3].array().to_vec()).collect()
+}
+
+/// Redis 7.0 logs a command that blocked when its client is served (not
+/// when it blocks); one that times out is not logged at all.
+#[test]
+fn a_blocked_command_is_slowlogged_when_served() {
+    let s = server();
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), Resp::ok());
+    for key in keys_per_shard("slow") {
+        assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), Resp::ok());
+        assert_eq!(c.cmd(&["BLPOP", "nothing", "0.01"]), Resp::Nil);
+        let mut w = s.conn();
+        w.send(&["BLPOP", &key, "0"]);
+        wait_blocked(&mut c, 1);
+        // Queued in a transaction, so the wake-up follows SLOWLOG RESET.
+        assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+        c.cmd(&["LPUSH", &key, "v"]);
+        c.cmd(&["SLOWLOG", "RESET"]);
+        assert_eq!(c.cmd(&["EXEC"]).array().len(), 2);
+        assert_eq!(w.read(), Resp::Array(vec![bulk(&key), bulk("v")]));
+        let got = slowlog_commands(&mut c);
+        assert_eq!(got[got.len() - 2..], [vec![bulk("BLPOP"), bulk(&key), bulk("0")], vec![bulk("SLOWLOG"), bulk("RESET")]], "{key}");
+    }
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "10000"]), Resp::ok());
+}

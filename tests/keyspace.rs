@@ -175,3 +175,32 @@ fn lookups_count_hits_misses_and_lazy_expiry_as_in_redis() {
         assert_eq!(got[0], got[1], "[expired_keys, keyspace_hits, keyspace_misses] after {cmd:?}: ringkv, redis");
     }
 }
+
+/// DEBUG OBJECT and MEMORY USAGE find the key in the dictionary itself, as
+/// Redis 7.0's debugCommand and memoryCommand do (`dictFind`): an expired
+/// key not yet deleted is shown, stays (DBSIZE counts it), and counts no
+/// keyspace hit or miss; a read then deletes it.
+#[test]
+fn debug_object_and_memory_usage_leave_an_expired_key_in_place() {
+    let s = Server::ringkv(&["--shards", "3", "--enable-debug-command", "yes"]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Resp::ok());
+    for key in ["stale{a}", "stale{b}", "stale{c}"] {
+        assert_eq!(c.cmd(&["SET", key, "v", "PX", "1"]), Resp::ok());
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let before = stats_fields(&mut c);
+    for key in ["stale{a}", "stale{b}", "stale{c}"] {
+        assert!(matches!(c.cmd(&["DEBUG", "OBJECT", key]), Resp::Simple(s) if s.starts_with("Value at:")));
+        assert!(matches!(c.cmd(&["MEMORY", "USAGE", key]), Resp::Int(n) if n > 0));
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(3));
+    assert_eq!(stats_fields(&mut c), before);
+    for key in ["stale{a}", "stale{b}", "stale{c}"] {
+        assert_eq!(c.cmd(&["GET", key]), Resp::Nil);
+        assert!(matches!(c.cmd(&["DEBUG", "OBJECT", key]), Resp::Error(_)));
+        assert_eq!(c.cmd(&["MEMORY", "USAGE", key]), Resp::Nil);
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Resp::Int(0));
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), Resp::ok());
+}

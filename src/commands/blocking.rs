@@ -148,7 +148,7 @@ fn pop_or_block(ctx: &mut Ctx, keys: &[&[u8]], op: BlockOp, deadline_ms: i64, r:
         };
     }
     let keys = keys.iter().map(|k| k.to_vec()).collect();
-    ctx.home().blocking.request = Some(BlockRequest { keys, op, deadline_ms });
+    ctx.home().blocking.request = Some(BlockRequest { keys, op, deadline_ms, slowlog: None });
 }
 
 /// BLPOP / BRPOP key [key ...] timeout.

@@ -382,6 +382,7 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut next = 0;
     if shard < ctx.shard_count {
         let (now, dbi) = (ctx.now_ms, ctx.db);
+        let paused = ctx.server.pause_until(now).is_some();
         let st = ctx.shard_mut(shard);
         let position = cursor & CURSOR_POSITION_MASK;
         // Walk from high positions to low: a swap_remove only moves the last
@@ -393,7 +394,11 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             left -= 1;
             visited += 1;
             // An expired key is deleted and accounted for, as Redis's
-            // scanGenericCommand does with expireIfNeeded.
+            // scanGenericCommand does with expireIfNeeded; while clients
+            // are paused it is only skipped (`Db::probe_read`).
+            if paused && st.dbs[dbi].is_expired_at(left, now) {
+                continue;
+            }
             if let Some(k) = st.dbs[dbi].take_if_expired(left, now) {
                 st.expired(dbi, &k);
                 continue;
@@ -425,24 +430,30 @@ fn scan(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     let (now, dbi) = (ctx.now_ms, ctx.db);
+    let paused = ctx.server.pause_until(now).is_some();
     let mut rng = ctx.home().rng;
     // Each try picks a shard weighted by its size, so every key is about
     // equally likely; a shard whose sampled keys were all expired is retried.
+    // While clients are paused expired keys stay (`Db::probe_read`): a
+    // shard whose sample found none live is left out of later tries, so
+    // that its kept keys do not crowd out another shard's live ones.
     let mut found = None;
+    let mut spent = vec![false; ctx.shard_count];
+    let len_of = |ctx: &Ctx, spent: &[bool], i: usize| if spent[i] { 0 } else { ctx.shard(i).dbs[ctx.db].len() };
     for _ in 0..ctx.shard_count * 4 + 4 {
-        let total: usize = (0..ctx.shard_count).map(|i| ctx.shard(i).dbs[ctx.db].len()).sum();
+        let total: usize = (0..ctx.shard_count).map(|i| len_of(ctx, &spent, i)).sum();
         if total == 0 {
             break;
         }
         let mut pick = (xorshift(&mut rng) % total as u64) as usize;
         let mut shard = 0;
-        while pick >= ctx.shard(shard).dbs[ctx.db].len() {
-            pick -= ctx.shard(shard).dbs[ctx.db].len();
+        while pick >= len_of(ctx, &spent, shard) {
+            pick -= len_of(ctx, &spent, shard);
             shard += 1;
         }
         let st = ctx.shard_mut(shard);
         let mut expired = Vec::new();
-        let k = st.dbs[dbi].random_key(now, &mut rng, &mut expired);
+        let k = st.dbs[dbi].random_key(now, &mut rng, &mut expired, paused);
         for key in &expired {
             st.expired(dbi, key);
         }
@@ -450,6 +461,7 @@ fn randomkey(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
             found = k;
             break;
         }
+        spent[shard] = paused;
     }
     ctx.home().rng = rng;
     match found {

@@ -136,10 +136,18 @@ impl Ctx<'_> {
     fn lookup<K: Kind>(&mut self, db: usize, key: &[u8], intent: Intent) -> Lookup<'_> {
         let now = self.now_ms;
         let touch = matches!(intent, Intent::Read | Intent::Write) && self.may_touch();
+        let server = self.server;
         let shard = self.shards.of(key);
         // By position, so that no borrow of the database is alive when an
-        // expired key or a miss is reported to its shard.
-        let found = match shard.dbs[db].probe(key, now) {
+        // expired key or a miss is reported to its shard. A read leaves an
+        // expired key in place while clients are paused (`Db::probe_read`);
+        // a write deletes it whatever the pause (Redis 7.0 kept it there
+        // too and then failed an assertion in `dbAdd`; later versions
+        // delete it, as here: the write must not see the old value, nor
+        // may a replica or the AOF).
+        let probe =
+            if intent == Intent::Write { shard.dbs[db].probe(key, now) } else { shard.dbs[db].probe_read(key, now, || server.pause_until(now).is_some()) };
+        let found = match probe {
             Probe::Live(pos) => Some(pos),
             Probe::Missing => None,
             Probe::Expired => {

@@ -4,7 +4,6 @@
 //! all). The figures are ringkv's own allocation sizes: comparable with
 //! Redis's, not equal.
 
-use super::lookup::AnyKind;
 use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx};
 use crate::protocol::Reply;
@@ -57,9 +56,12 @@ fn memory_usage(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     let key = args[2];
-    match ctx.lookup_read_no_notify::<AnyKind>(key) {
-        Ok(Some(e)) => r.int((value_bytes(&e.value, samples) + key.len() + SLOT_BYTES) as i64),
-        _ => r.null(),
+    // Redis 7.0's memoryCommand finds the key in the dictionary itself: no
+    // expiry (an expired key not yet deleted is measured and stays), no
+    // keyspace hit or miss counted.
+    match ctx.db(key).map.get(key) {
+        Some(e) => r.int((value_bytes(&e.value, samples) + key.len() + SLOT_BYTES) as i64),
+        None => r.null(),
     }
 }
 

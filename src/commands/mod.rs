@@ -29,6 +29,7 @@ pub mod lookup;
 pub mod memory;
 pub mod multi;
 pub mod persistence;
+mod pqsort;
 pub mod pubsub;
 pub mod replication;
 pub mod scripting;

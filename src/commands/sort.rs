@@ -297,10 +297,12 @@ struct Order {
     store: bool,
 }
 
-/// Redis's `sortCompare`, over a stable sort.
-fn sort_items(items: &mut [Item], order: Order) {
+/// Redis's `sortCompare`, over a stable sort (glibc's `qsort`, a merge
+/// sort) or, for BY with a LIMIT short of the whole vector, over
+/// `pqsort` on positions `range` (which leaves ties in another order).
+fn sort_items(items: &mut [Item], order: Order, range: (i64, i64)) {
     let text_cmp = |a: &[u8], b: &[u8]| if order.store { a.cmp(b) } else { c_string(a).cmp(c_string(b)) };
-    items.sort_by(|a, b| {
+    let compare = |a: &Item, b: &Item| {
         let cmp = if !order.alpha {
             if a.score > b.score {
                 Ordering::Greater
@@ -324,7 +326,13 @@ fn sort_items(items: &mut [Item], order: Order) {
         } else {
             cmp
         }
-    });
+    };
+    let (start, end) = range;
+    if order.by_pattern && (start != 0 || end != items.len() as i64 - 1) {
+        super::pqsort::pqsort(items, &compare, start, end);
+    } else {
+        items.sort_by(compare);
+    }
 }
 
 /// The field `field` of a hash, as text.
@@ -448,7 +456,7 @@ fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, read_only: bool) {
                 }
             }
         }
-        sort_items(&mut items, Order { desc: o.desc, alpha: o.alpha, by_pattern: o.by.is_some(), store: o.store.is_some() });
+        sort_items(&mut items, Order { desc: o.desc, alpha: o.alpha, by_pattern: o.by.is_some(), store: o.store.is_some() }, (start, end));
     }
     if conversion_error {
         return r.error("ERR One or more scores can't be converted into double");
@@ -516,31 +524,37 @@ mod tests {
     #[test]
     fn numeric_sort_ties_by_text() {
         let mut v = items(&["10", "2", "1.0", "1", "-5", "0x10"]);
-        sort_items(&mut v, NUMERIC);
+        let n = v.len() as i64 - 1;
+        sort_items(&mut v, NUMERIC, (0, n));
         assert_eq!(values(&v), ["-5", "1", "1.0", "2", "10", "0x10"]);
-        sort_items(&mut v, Order { desc: true, ..NUMERIC });
+        let n = v.len() as i64 - 1;
+        sort_items(&mut v, Order { desc: true, ..NUMERIC }, (0, n));
         assert_eq!(values(&v), ["0x10", "10", "2", "1.0", "1", "-5"]);
     }
 
     #[test]
     fn alpha_sort_and_by_ties_stable() {
         let mut v = items(&["b", "a", "c", "B"]);
-        sort_items(&mut v, Order { alpha: true, ..NUMERIC });
+        let n = v.len() as i64 - 1;
+        sort_items(&mut v, Order { alpha: true, ..NUMERIC }, (0, n));
         assert_eq!(values(&v), ["B", "a", "b", "c"]);
         let mut v = items(&["x", "y", "z", "w"]);
         for (item, by) in v.iter_mut().zip([Some("2"), None, Some("1"), Some("2")]) {
             item.by = by.map(|b| b.as_bytes().to_vec());
         }
-        sort_items(&mut v, Order { alpha: true, by_pattern: true, ..NUMERIC });
+        let n = v.len() as i64 - 1;
+        sort_items(&mut v, Order { alpha: true, by_pattern: true, ..NUMERIC }, (0, n));
         assert_eq!(values(&v), ["y", "z", "x", "w"]);
     }
 
     #[test]
     fn alpha_without_store_stops_at_nul() {
         let mut v = vec![Item { value: b"a\x00z".to_vec(), score: 0.0, by: None }, Item { value: b"a\x00b".to_vec(), score: 0.0, by: None }];
-        sort_items(&mut v, Order { alpha: true, ..NUMERIC });
+        let n = v.len() as i64 - 1;
+        sort_items(&mut v, Order { alpha: true, ..NUMERIC }, (0, n));
         assert_eq!(v[0].value, b"a\x00z");
-        sort_items(&mut v, Order { alpha: true, store: true, ..NUMERIC });
+        let n = v.len() as i64 - 1;
+        sort_items(&mut v, Order { alpha: true, store: true, ..NUMERIC }, (0, n));
         assert_eq!(v[0].value, b"a\x00b");
     }
 

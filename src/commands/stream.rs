@@ -1345,7 +1345,7 @@ fn block_request(ctx: &mut Ctx, args: &[&[u8]], a: &ReadArgs, ids: &[StreamId]) 
         group: a.group.map(|(g, c)| (g.to_vec(), c.to_vec())),
         noack: a.noack,
     };
-    Some(crate::messaging::blocking::BlockRequest { keys, op, deadline_ms })
+    Some(crate::messaging::blocking::BlockRequest { keys, op, deadline_ms, slowlog: None })
 }
 
 /// Serves stream `key` from after `gt` (XREAD) or for the group (XREADGROUP)

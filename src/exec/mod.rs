@@ -16,6 +16,7 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use crate::commands::{flags, CommandTable, Ctx};
+use crate::messaging::blocking::PendingSlowlog;
 use crate::protocol::reply::ErrorKind;
 use crate::protocol::Reply;
 use crate::shard::ShardState;
@@ -76,7 +77,14 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
     if r.error_prefix.is_some() && counted_error.is_none() {
         ctx.shards.get_mut(ctx.home).stats.record_failed(id);
     }
-    record_command(ctx.shards.get_mut(ctx.home), in_snapshot, id, args, usec, counted_error, addr, name);
+    let home = ctx.shards.get_mut(ctx.home);
+    if let Some(req) = home.blocking.request.as_mut() {
+        // It blocked: its slowlog entry waits for the client to be served.
+        let mut hidden = Vec::new();
+        let args = redact::shown(spec.name, args, &mut hidden).iter().map(|a| a.to_vec()).collect();
+        req.slowlog = Some(Box::new(PendingSlowlog { args, addr: addr.to_vec(), name: name.to_vec(), usec }));
+    }
+    record_command(home, in_snapshot, id, args, usec, counted_error, addr, name);
     monitor_line.clear();
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 {
         if spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
@@ -139,7 +147,8 @@ fn record_command(st: &mut ShardState, in_snapshot: bool, id: usize, args: &[&[u
     }
     let spec = &CommandTable::get().specs[id];
     let threshold = st.config.slowlog_log_slower_than_usec;
-    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 {
+    let blocked = st.blocking.request.is_some();
+    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 && !blocked {
         let max_len = st.config.slowlog_max_len;
         let mut hidden = Vec::new();
         st.stats.slowlog.push(redact::shown(spec.name, args, &mut hidden), usec, addr, name, max_len);
@@ -148,6 +157,17 @@ fn record_command(st: &mut ShardState, in_snapshot: bool, id: usize, args: &[&[u
     if lat_threshold > 0 && usec / 1000 >= lat_threshold {
         let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
         st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
+    }
+}
+
+/// The slowlog entry of a blocked command, when its client is served on
+/// shard `st` after `serve_usec` of work there (`PendingSlowlog`).
+pub fn log_served(st: &mut ShardState, pending: &PendingSlowlog, serve_usec: u64) {
+    let threshold = st.config.slowlog_log_slower_than_usec;
+    let usec = pending.usec + serve_usec;
+    if threshold >= 0 && usec as i64 >= threshold {
+        let args: Vec<&[u8]> = pending.args.iter().map(|a| &a[..]).collect();
+        st.stats.slowlog.push(&args, usec, &pending.addr, &pending.name, st.config.slowlog_max_len);
     }
 }
 

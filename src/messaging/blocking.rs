@@ -93,6 +93,21 @@ pub struct BlockRequest {
     pub op: BlockOp,
     /// Unix ms; 0: no timeout.
     pub deadline_ms: i64,
+    /// The slowlog entry the command would have made, left by `exec::call`
+    /// for when the client is served (None until then).
+    pub slowlog: Option<Box<PendingSlowlog>>,
+}
+
+/// A blocked command's slowlog entry, made when it is served, as Redis 7.0
+/// does (`call` skips a command that blocked; `updateStatsOnUnblock` logs
+/// it): the command as shown (redacted), who sent it, and the time it ran
+/// before it blocked. A client that times out or is unblocked is not logged.
+#[derive(Debug)]
+pub struct PendingSlowlog {
+    pub args: Vec<Vec<u8>>,
+    pub addr: Vec<u8>,
+    pub name: Vec<u8>,
+    pub usec: u64,
 }
 
 #[derive(Debug)]
@@ -109,11 +124,24 @@ pub struct Waiter {
     pub keys: Vec<Vec<u8>>,
     pub op: BlockOp,
     pub deadline_ms: i64,
+    /// Logged when the waiter is served (`PendingSlowlog`).
+    pub slowlog: Option<Box<PendingSlowlog>>,
 }
 
 impl Waiter {
     pub fn new(home: usize, conn: ConnToken, seq: Option<u64>, db: usize, resp: u8, req: BlockRequest) -> Arc<Waiter> {
-        Arc::new(Waiter { state: AtomicU8::new(WAITING), home, conn, seq, db, resp, keys: req.keys, op: req.op, deadline_ms: req.deadline_ms })
+        Arc::new(Waiter {
+            state: AtomicU8::new(WAITING),
+            home,
+            conn,
+            seq,
+            db,
+            resp,
+            keys: req.keys,
+            op: req.op,
+            deadline_ms: req.deadline_ms,
+            slowlog: req.slowlog,
+        })
     }
 
     /// Claims the waiter for `to`; false when someone else claimed it first.
@@ -339,7 +367,7 @@ mod tests {
 
     #[test]
     fn a_waiter_is_claimed_once() {
-        let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0 };
+        let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0, slowlog: None };
         let w = Waiter::new(0, ConnToken { index: 1, generation: 1 }, None, 0, 2, req);
         assert!(w.claim(SERVED));
         assert!(!w.claim(TIMED_OUT));
@@ -350,7 +378,7 @@ mod tests {
     fn queues_are_fifo_and_pruned() {
         let mut b = Blocking::default();
         let mk = |i| {
-            let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0 };
+            let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0, slowlog: None };
             Waiter::new(0, ConnToken { index: i, generation: 1 }, None, 0, 2, req)
         };
         let (a, c) = (mk(1), mk(2));

@@ -356,6 +356,7 @@ impl EventLoop {
         }
         self.state().blocking.cancel(w, id, n);
         let now = self.clock.now_ms();
+        let started = w.slowlog.is_some().then(std::time::Instant::now);
         let mut p = self.pool.pop().unwrap_or_default();
         p.data.clear();
         p.ends.clear();
@@ -381,6 +382,9 @@ impl EventLoop {
                     stats.record_failed(id);
                 }
             }
+        }
+        if let (Some(pending), Some(started)) = (&w.slowlog, started) {
+            crate::exec::log_served(self.state(), pending, started.elapsed().as_micros() as u64);
         }
         if w.home == id {
             self.finish_blocked(w, p);

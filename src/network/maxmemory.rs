@@ -75,6 +75,12 @@ impl EventLoop {
     /// None: the other shards could not be held yet (call again next turn).
     fn evict_now(&mut self, now: i64) -> Option<Evict> {
         let server = self.server.clone();
+        // While clients are paused the dataset stays as it is: no eviction,
+        // and nothing refused for memory (Redis's isSafeToPerformEvictions,
+        // a "fake EVICT_OK"); the limit is enforced again after the pause.
+        if server.pause_until(now).is_some() {
+            return Some(Evict::Ok);
+        }
         let evicted_before = self.state().eviction.evicted_keys;
         let mut outcome = Some(perform_evictions(&server.memory, self.state(), now));
         if outcome == Some(Evict::Running) && server.shard_count > 1 {

@@ -258,6 +258,37 @@ impl Db {
         }
     }
 
+    /// `probe` for a read (Redis's `lookupKeyRead`): an expired key is
+    /// reported missing, and deleted unless `keep()` says the dataset must
+    /// stay as it is (CLIENT PAUSE WRITE or ALL in force, Redis 7.0's
+    /// `expireIfNeeded` under `checkClientPauseTimeoutAndReturnIfPaused`):
+    /// then it stays in the table, logically absent, until a write, SCAN
+    /// after the pause, or active expiry removes it. `keep` is asked only
+    /// for an expired key.
+    #[inline]
+    pub fn probe_read(&mut self, key: &[u8], now_ms: i64, keep: impl FnOnce() -> bool) -> Probe {
+        match self.map.find(key) {
+            None => Probe::Missing,
+            Some(pos) if self.is_expired_at(pos, now_ms) => {
+                if keep() {
+                    Probe::Missing
+                } else {
+                    self.remove_expired(pos);
+                    Probe::Expired
+                }
+            }
+            Some(pos) => Probe::Live(pos),
+        }
+    }
+
+    /// Whether the entry at `pos` has expired at `now_ms` (it may still be
+    /// in the table: see `probe_read`).
+    #[inline]
+    pub fn is_expired_at(&self, pos: usize, now_ms: i64) -> bool {
+        let e = self.map.at(pos).1;
+        e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms
+    }
+
     /// The entry at a position `probe` returned (no change in between);
     /// `touch` writes its access time.
     #[inline]
@@ -433,8 +464,9 @@ impl Db {
 
     /// A random live key, or None. Expired keys met on the way are deleted
     /// and pushed onto `expired` (the caller accounts for them,
-    /// `ShardState::expired`).
-    pub fn random_key(&mut self, now_ms: i64, rng: &mut u64, expired: &mut Vec<Box<[u8]>>) -> Option<Box<[u8]>> {
+    /// `ShardState::expired`); with `keep` (clients paused, see
+    /// `probe_read`) they are skipped and stay.
+    pub fn random_key(&mut self, now_ms: i64, rng: &mut u64, expired: &mut Vec<Box<[u8]>>, keep: bool) -> Option<Box<[u8]>> {
         // As Redis: retry a bounded number of times when we hit expired keys.
         for _ in 0..100 {
             let n = self.map.len();
@@ -442,6 +474,9 @@ impl Db {
                 return None;
             }
             let pos = (xorshift(rng) % n as u64) as usize;
+            if keep && self.is_expired_at(pos, now_ms) {
+                continue;
+            }
             if let Some(key) = self.take_if_expired(pos, now_ms) {
                 expired.push(key);
                 continue;
