@@ -22,6 +22,18 @@
 #   BASELINE_BIN=path   a second ringkv build ("base", e.g. the commit before a
 #                       change) run in the same alternation: before/after
 #                       figures from one run, ratios ringkv/base printed too
+#   SAMPLE_US=N         also record each run with `perf record -e cpu-clock -c
+#                       N*1000 -p PID` (one sample per N us of the server's CPU
+#                       time; 100 is a good value) and count the samples that
+#                       landed in user space and in the kernel: user_smp and
+#                       sys_smp, us per request. /proc's utime/stime split is
+#                       itself sampled (tick accounting at CONFIG_HZ, 250 here:
+#                       ~200 user ticks in a 600k-request run at -P 1, +-7%);
+#                       N=100 takes 10,000 samples per CPU second, 40x more.
+#                       The recording costs the server ~2% more CPU, alike for
+#                       every server. SAMPLE_KEEP=1 keeps the perf.data files
+#                       (perf/out/kernel_cpu-TS-SERVER-TEST-PIPELINE-ROUND.data)
+#                       for `perf report --sort sym`.
 # Output: medians per (test, pipeline, server) and ratios; raw runs in
 # perf/out/kernel_cpu-<timestamp>.csv.
 
@@ -41,7 +53,9 @@ if [ "$NCPU" -gt 1 ]; then CLIENT_CORE="${CLIENT_CORE:-1}"; else CLIENT_CORE="${
 ensure_ringkv
 TS="$(timestamp)"
 RAW="$OUT_DIR/kernel_cpu-$TS.csv"
-echo "round,server,test,pipeline,requests,rps,user_us,sys_us,sleeps,faults" >"$RAW"
+echo "round,server,test,pipeline,requests,rps,user_us,sys_us,sleeps,faults,user_smp,sys_smp" >"$RAW"
+SAMPLE_US="${SAMPLE_US:-}"
+[ -n "$SAMPLE_US" ] && ensure_pkg perf linux-perf
 
 start_side_by_side "$OUT_DIR/kernel_cpu-$TS"
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -66,8 +80,14 @@ one_run() { # ROUND SERVER TEST PIPELINE
     b="$(cpu_ticks "$pid")"
     vb="$(sleeps "$pid")"
     fb="$(minflt "$pid")"
-    out="$(run taskset -c "$CLIENT_CORE" redis-benchmark -h 127.0.0.1 -p "$port" -t "$test" \
-        -n "$n" -c "$CLIENTS" -r "$KEYSPACE" -d "$VALUE_BYTES" -P "$pipeline" --csv 2>&1)"
+    local bench=(taskset -c "$CLIENT_CORE" redis-benchmark -h 127.0.0.1 -p "$port" -t "$test"
+        -n "$n" -c "$CLIENTS" -r "$KEYSPACE" -d "$VALUE_BYTES" -P "$pipeline" --csv)
+    local data="$OUT_DIR/kernel_cpu-$TS-$server-$test-$pipeline-$round.data" smp=","
+    if [ -n "$SAMPLE_US" ]; then
+        out="$(run perf record -q -e cpu-clock -c "$((SAMPLE_US * 1000))" -p "$pid" -o "$data" -- "${bench[@]}" 2>&1)"
+    else
+        out="$(run "${bench[@]}" 2>&1)"
+    fi
     a="$(cpu_ticks "$pid")"
     va="$(sleeps "$pid")"
     fa="$(minflt "$pid")"
@@ -77,8 +97,15 @@ b='$b'.split(); a='$a'.split(); t=$CLK_TCK; n=$n
 print(f'{(int(a[0])-int(b[0]))*1e6/t/n:.3f} {(int(a[1])-int(b[1]))*1e6/t/n:.3f}')")"
     slp="$(python3 -c "print(f'{($va - $vb) / $n:.3f}')")"
     flt="$(python3 -c "print(f'{($fa - $fb) / $n:.4f}')")"
-    echo "$round,$server,$test,$pipeline,$n,$rps,$user,$sys,$slp,$flt" >>"$RAW"
-    log "  -> $server $test P$pipeline: $rps req/s, user $user us/req, kernel $sys us/req, $slp sleeps/req, $flt faults/req"
+    if [ -n "$SAMPLE_US" ]; then
+        # Kernel addresses are the upper half; each sample stands for SAMPLE_US.
+        smp="$(perf script -i "$data" -F ip 2>/dev/null | awk -v us="$SAMPLE_US" -v n="$n" '
+            { if (length($1) == 16 && $1 >= "8000000000000000") k++; else u++ }
+            END { printf "%.3f,%.3f", u * us / n, k * us / n }')"
+        [ -n "${SAMPLE_KEEP:-}" ] || rm -f "$data"
+    fi
+    echo "$round,$server,$test,$pipeline,$n,$rps,$user,$sys,$slp,$flt,$smp" >>"$RAW"
+    log "  -> $server $test P$pipeline: $rps req/s, user $user us/req, kernel $sys us/req, $slp sleeps/req, $flt faults/req${SAMPLE_US:+, sampled user,kernel $smp us/req}"
 }
 
 for round in $(seq 1 "$ROUNDS"); do

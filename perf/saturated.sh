@@ -4,7 +4,13 @@
 #
 #   perf/saturated.sh                         # 4 rounds of 10 s, memtier if built
 #   ROUNDS=1 SECONDS_PER_RUN=3 perf/saturated.sh   # a quick smoke run
-#   SERVER_CORES=0 CLIENT_CORES=1-7 THREADS=6 perf/saturated.sh   # on a bigger box
+#   SERVER_CORES=0 CLIENT_CORES=1-7 THREADS=6 perf/saturated.sh   # choose by hand
+#
+# On a bigger box the defaults size the load from `nproc`: the server on core
+# 0, the load generator on cores 1..n-1, one memtier thread (or one
+# redis-benchmark process) per client core, so on 16 cores a plain
+# `ROUNDS=2 SECONDS_PER_RUN=5 perf/saturated.sh` runs 15 threads x 25
+# connections (375) against one server core: about a minute in all.
 #
 # Both servers pinned to SERVER_CORES (one core), the load generator to
 # CLIENT_CORES. Every request is unpipelined (-P 1 / --pipeline=1); enough
@@ -24,8 +30,9 @@
 #                at that load, not its measured peak: re-take on a machine with
 #                more client cores.
 #
-# Environment: ROUNDS=4 SECONDS_PER_RUN=10 THREADS=4 CONNS=25 (per thread)
-#   CLIENTS_PROCS=2 (redis-benchmark fallback, 50 connections each)
+# Environment: ROUNDS=4 SECONDS_PER_RUN=10 THREADS=max(4, client cores)
+#   CONNS=25 (per thread) CLIENTS_PROCS=max(2, client cores) (redis-benchmark
+#   fallback, 50 connections each); client cores = nproc - 1 by default
 #   KEYSPACE=1000000 VALUE_BYTES=32 SERVER_CORES=0 CLIENT_CORES=1-(n-1)
 #   TOOL=memtier|redis-benchmark RINGKV_BIN=... REDIS_SERVER_BIN=...
 #   BASELINE_BIN=path  a second ringkv build ("base") in the same rounds
@@ -36,9 +43,16 @@ need_python
 
 ROUNDS="${ROUNDS:-4}"
 SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
-THREADS="${THREADS:-4}"
+# Cores in CLIENT_CORES ("1-15", "1,3,5-7"): one load thread or process each.
+CLIENT_CORE_COUNT="$(python3 -c "
+n = 0
+for part in '$CLIENT_CORES'.split(','):
+    a, _, b = part.partition('-')
+    n += int(b or a) - int(a) + 1
+print(n)")"
+THREADS="${THREADS:-$((CLIENT_CORE_COUNT > 4 ? CLIENT_CORE_COUNT : 4))}"
 CONNS="${CONNS:-25}"
-CLIENTS_PROCS="${CLIENTS_PROCS:-2}"
+CLIENTS_PROCS="${CLIENTS_PROCS:-$((CLIENT_CORE_COUNT > 2 ? CLIENT_CORE_COUNT : 2))}"
 KEYSPACE="${KEYSPACE:-1000000}"
 VALUE_BYTES="${VALUE_BYTES:-32}"
 if [ -z "${TOOL:-}" ]; then
@@ -51,7 +65,8 @@ RAW="$OUT_DIR/saturated-$TS.csv"
 echo "round,server,tool,seconds,commands,rps,cpu_share,rps_per_core" >"$RAW"
 
 start_side_by_side "$OUT_DIR/saturated-$TS"
-log "load generator: $TOOL on cores $CLIENT_CORES; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$TOOL" = memtier ]; then shape="$THREADS threads x $CONNS connections"; else shape="$CLIENTS_PROCS processes x 50 connections"; fi
+log "load generator: $TOOL ($shape) on cores $CLIENT_CORES ($CLIENT_CORE_COUNT); server on $SERVER_CORES; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 commands() { # PORT
     redis-cli -p "$1" info stats | tr -d '\r' | awk -F: '/^total_commands_processed:/ { print $2 }'

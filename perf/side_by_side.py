@@ -36,11 +36,17 @@ def cpu(path):
     rows, g = load(path, lambda r: (r["test"], int(r["pipeline"]), r["server"]))
     print(f"Medians over {len({r['round'] for r in rows})} rounds (user/kernel = server CPU us per request)")
     faults = all(r.get("faults") for r in rows)
-    print(f"{'test':5} {'P':>3} {'server':7} {'req/s':>10} {'user':>7} {'kernel':>7} {'total':>7} {'sleeps/req':>10}" + (f" {'faults/req':>10}" if faults else ""))
+    # perf/kernel_cpu.sh SAMPLE_US=: user/kernel from cpu-clock samples.
+    sampled = all(r.get("user_smp") for r in rows)
+    print(f"{'test':5} {'P':>3} {'server':7} {'req/s':>10} {'user':>7} {'kernel':>7} {'total':>7} {'sleeps/req':>10}" + (f" {'faults/req':>10}" if faults else "")
+          + (f" {'user_smp':>8} {'sys_smp':>8}" if sampled else ""))
     for (test, p, server), rs in sorted(g.items()):
         u, s = med(rs, "user_us"), med(rs, "sys_us")
         f = f" {med(rs, 'faults'):>10.4f}" if faults else ""
+        f += f" {med(rs, 'user_smp'):>8.3f} {med(rs, 'sys_smp'):>8.3f}" if sampled else ""
         print(f"{test:5} {p:>3} {server:7} {med(rs, 'rps'):>10,.0f} {u:>7.3f} {s:>7.3f} {u + s:>7.3f} {med(rs, 'sleeps'):>10.3f}" + f)
+    if sampled:
+        print("(user_smp, sys_smp: us per request from perf's cpu-clock samples, SAMPLE_US; user, kernel: /proc's tick-sampled split)")
     print()
     for other in others({s for _, _, s in g}):
         print(f"ratios ringkv/{other} (medians):")
@@ -50,7 +56,8 @@ def cpu(path):
                 continue
             r = lambda k: ratio(med(a, k), med(b, k))
             tot = ratio(med(a, "user_us") + med(a, "sys_us"), med(b, "user_us") + med(b, "sys_us"))
-            print(f"  {test} P{p}: req/s {r('rps'):.2f}x  user {r('user_us'):.2f}x  kernel {r('sys_us'):.2f}x  total {tot:.2f}x")
+            smp = f"  sampled user {r('user_smp'):.2f}x  kernel {r('sys_smp'):.2f}x" if sampled else ""
+            print(f"  {test} P{p}: req/s {r('rps'):.2f}x  user {r('user_us'):.2f}x  kernel {r('sys_us'):.2f}x  total {tot:.2f}x" + smp)
 
 
 def saturated(path):

@@ -22,6 +22,9 @@
 # each test's dump as DIR/SERVER-TEST.cg for a function-by-function
 # comparison: `perf/cg_functions.py REQUESTS DIR/ringkv-SET.cg
 # DIR/ringkv-LPUSH.cg ...` (exclusive Ir per request of every function).
+# CG_ARGS="--cache-sim=yes" adds callgrind's cache simulation: the dumps then
+# also count first-level and last-level misses (D1mr/D1mw, DLmr/DLmw), which
+# `perf/cg_functions.py --event D1mr ...` reads per function.
 
 source "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null || die "needs valgrind (callgrind)"
@@ -45,7 +48,7 @@ one() { # SERVER
     redis) bin=("$REDIS_SERVER_BIN" --port "$port" --save "" --dir "$dir") ;;
     esac
     start_server "$server" "$SERVER_CORES" "$port" "$dir/log" \
-        valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" "${bin[@]}"
+        valgrind --tool=callgrind ${CG_ARGS:-} --callgrind-out-file="$dir/cg.out" "${bin[@]}"
     # The PID callgrind_control knows is valgrind's (the one started).
     for t in ${TESTS//,/ }; do
         run callgrind_control -z "$SERVER_PID" >/dev/null

@@ -261,14 +261,23 @@ fn set_generic(ctx: &mut Ctx, r: &mut Reply, flags: u32, key: &[u8], value: &[u8
     }
 }
 
+/// SET's store without options (and MSET's, pair by pair): the value, the
+/// `new` event of an added key (or `expired` then `new`), the write, `set`.
+/// `in_place`: see `Db::set_bytes`.
+#[inline]
+fn store_plain(shard: &mut crate::shard::ShardState, db: usize, key: &[u8], value: &[u8], now: i64, in_place: bool) {
+    let stored = shard.dbs[db].set_bytes(key, value, now, in_place);
+    shard.stored(db, key, stored);
+    shard.modified(db, key);
+    shard.notify(db, notify::STRING, "set", key);
+}
+
 fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if args.len() == 3 {
         // The common case without options: no parsing, no expiry.
+        let in_place = ctx.may_touch();
         let (shard, db, now) = owner(ctx, args[1]);
-        let stored = shard.dbs[db].set(args[1], Value::from_bytes(args[2]), now, false);
-        shard.stored(db, args[1], stored);
-        shard.modified(db, args[1]);
-        shard.notify(db, notify::STRING, "set", args[1]);
+        store_plain(shard, db, args[1], args[2], now, in_place);
         return r.ok();
     }
     let Some(o) = parse_extended(args, true) else {
@@ -374,12 +383,10 @@ fn mset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, nx: bool) {
     if nx && args[1..].chunks(2).any(|kv| matches!(ctx.lookup_write::<AnyKind>(kv[0]), Ok(Some(_)))) {
         return r.int(0);
     }
+    let in_place = ctx.may_touch();
     for kv in args[1..].chunks(2) {
         let (shard, db, now) = owner(ctx, kv[0]);
-        let stored = shard.dbs[db].set(kv[0], Value::from_bytes(kv[1]), now, false);
-        shard.stored(db, kv[0], stored);
-        shard.modified(db, kv[0]);
-        shard.notify(db, notify::STRING, "set", kv[0]);
+        store_plain(shard, db, kv[0], kv[1], now, in_place);
     }
     if nx {
         r.int(1)

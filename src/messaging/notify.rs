@@ -156,16 +156,20 @@ impl ShardState {
 
     /// What storing `key` with `Db::set` did, made known: a key that had
     /// expired is reported expired, then (like a missing one) added.
-    #[inline]
+    #[inline(always)]
     pub fn stored(&mut self, db: usize, key: &[u8], outcome: Stored) {
         match outcome {
             Stored::Replaced => {}
             Stored::Added => self.notify_new(db, key),
-            Stored::ReplacedExpired => {
-                self.expired(db, key);
-                self.notify_new(db, key);
-            }
+            Stored::ReplacedExpired => self.stored_over_expired(db, key),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn stored_over_expired(&mut self, db: usize, key: &[u8]) {
+        self.expired(db, key);
+        self.notify_new(db, key);
     }
 }
 

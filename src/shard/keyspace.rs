@@ -346,31 +346,72 @@ impl Db {
     pub fn set(&mut self, key: &[u8], value: Value, now_ms: i64, keep_ttl: bool) -> Stored {
         let hash = self.map.hash(key);
         match self.map.find_hashed(key, hash) {
-            Some(pos) => {
-                let e = self.map.entry_at_mut(pos);
-                let expired = e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms;
-                let old = std::mem::replace(&mut e.value, value);
-                // Under LFU an overwrite keeps the counter (Redis's dbOverwrite).
-                if !lfu::on() {
-                    e.access_ms = now_ms;
-                }
-                if (expired || !keep_ttl) && e.expire_at_ms >= 0 {
-                    self.map.set_expire_at(pos, -1);
-                }
-                if !old.is_string() {
-                    let lazy = if expired { lazyfree::lazy_expire() } else { lazyfree::lazy_server_del() };
-                    self.bury(old, lazy);
-                }
-                if expired {
-                    Stored::ReplacedExpired
-                } else {
-                    Stored::Replaced
+            Some(pos) => self.overwrite(pos, value, now_ms, keep_ttl),
+            None => self.add_hashed(hash, key, value, now_ms),
+        }
+    }
+
+    /// `set(key, Value::from_bytes(bytes), now_ms, false)` (SET without
+    /// options, MSET), without an allocation where the key holds a string
+    /// without a TTL whose allocation is exactly `bytes.len()` long and
+    /// `bytes` is not an integer: the new bytes are copied over the old ones
+    /// (no malloc of the new value, no free of the old). The result is the
+    /// value a fresh `Value::from_bytes` makes, down to its capacity (MEMORY
+    /// USAGE reads it). `in_place` false (a fork child shares the pages:
+    /// writing the old value's would copy its page, where a fresh allocation
+    /// goes to the snapshot arena, `persistence/cow.rs`) always allocates.
+    #[inline(always)]
+    pub fn set_bytes(&mut self, key: &[u8], bytes: &[u8], now_ms: i64, in_place: bool) -> Stored {
+        let hash = self.map.hash(key);
+        let Some(pos) = self.map.find_hashed(key, hash) else {
+            return self.add_hashed(hash, key, Value::from_bytes(bytes), now_ms);
+        };
+        let e = self.map.entry_at_mut(pos);
+        if in_place && e.expire_at_ms < 0 {
+            if let Value::Str { bytes: old, raw } = &mut e.value {
+                if old.capacity() == bytes.len() && canonical_int(bytes).is_none() {
+                    old.clear();
+                    old.extend_from_slice(bytes);
+                    *raw = false;
+                    // Under LFU an overwrite keeps the counter (Redis's dbOverwrite).
+                    if !lfu::on() {
+                        e.access_ms = now_ms;
+                    }
+                    return Stored::Replaced;
                 }
             }
-            None => {
-                self.map.insert_new_hashed(hash, key.into(), Entry { value, expire_at_ms: -1, access_ms: lfu::fresh(now_ms) });
-                Stored::Added
-            }
+        }
+        self.overwrite(pos, Value::from_bytes(bytes), now_ms, false)
+    }
+
+    /// Adds `key` (not in the table, `hash` its hash) with `value`.
+    #[inline(never)]
+    fn add_hashed(&mut self, hash: u32, key: &[u8], value: Value, now_ms: i64) -> Stored {
+        self.map.insert_new_hashed(hash, key.into(), Entry { value, expire_at_ms: -1, access_ms: lfu::fresh(now_ms) });
+        Stored::Added
+    }
+
+    /// The rest of `set` for the key at `pos`: its value replaced by
+    /// `value`, the access time, the TTL.
+    fn overwrite(&mut self, pos: usize, value: Value, now_ms: i64, keep_ttl: bool) -> Stored {
+        let e = self.map.entry_at_mut(pos);
+        let expired = e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms;
+        let old = std::mem::replace(&mut e.value, value);
+        // Under LFU an overwrite keeps the counter (Redis's dbOverwrite).
+        if !lfu::on() {
+            e.access_ms = now_ms;
+        }
+        if (expired || !keep_ttl) && e.expire_at_ms >= 0 {
+            self.map.set_expire_at(pos, -1);
+        }
+        if !old.is_string() {
+            let lazy = if expired { lazyfree::lazy_expire() } else { lazyfree::lazy_server_del() };
+            self.bury(old, lazy);
+        }
+        if expired {
+            Stored::ReplacedExpired
+        } else {
+            Stored::Replaced
         }
     }
 
@@ -538,5 +579,64 @@ mod tests {
         assert!(db.get(b"a", 10).is_none());
         assert_eq!(db.expires_len(), 0);
         assert_eq!(db.len(), 0);
+    }
+
+    fn str_ptr(db: &mut Db, key: &[u8]) -> *const u8 {
+        match &db.peek(key, 0).expect("present").value {
+            Value::Str { bytes, .. } => bytes.as_ptr(),
+            other => panic!("not a raw string: {:?}", other.type_name()),
+        }
+    }
+
+    /// `set_bytes` leaves what `set(Value::from_bytes)` leaves, whichever
+    /// way it takes: the value, its capacity (MEMORY USAGE), `raw`, the TTL,
+    /// the outcome; and it writes in place exactly when it says it does.
+    #[test]
+    fn set_bytes_is_set_of_from_bytes() {
+        let mut db = Db::new();
+        assert_eq!(db.set_bytes(b"k", b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1, true), Stored::Added);
+        let before = str_ptr(&mut db, b"k");
+        // Same length, not an integer: in place.
+        assert_eq!(db.set_bytes(b"k", b"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 2, true), Stored::Replaced);
+        assert_eq!(str_ptr(&mut db, b"k"), before, "written in place");
+        let e = db.peek(b"k", 2).unwrap();
+        assert_eq!(e.value, Value::from_bytes(b"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
+        assert_eq!((e.access_ms, e.expire_at_ms), (2, -1));
+        // A modified (raw) string of exactly the new length: in place, not raw after.
+        db.set(b"r", Value::Str { bytes: b"abcdef".to_vec(), raw: true }, 0, false);
+        db.set_bytes(b"r", b"ghijkl", 0, true);
+        assert_eq!(db.peek(b"r", 0).unwrap().value, Value::from_bytes(b"ghijkl"));
+        assert_eq!(db.peek(b"r", 0).unwrap().value.encoding(), "embstr");
+        // Other lengths, integers, other types, keys with a TTL, and with
+        // `in_place` off: a fresh value, the same result as `set`.
+        // (key, old value, new bytes, the old value's TTL, in_place)
+        type Case<'a> = (&'a [u8], Value, &'a [u8], Option<i64>, bool);
+        let cases: [Case; 7] = [
+            (b"s1", Value::from_bytes(b"abcd"), b"ab", None, true),
+            (b"s2", Value::from_bytes(b"ab"), b"abcd", None, true),
+            (b"s3", Value::from_bytes(b"abcde"), b"12345", None, true),
+            (b"s4", Value::Int(7), b"x", None, true),
+            (b"s5", Value::from_bytes(b"ttl"), b"xyz", Some(1000), true),
+            (b"s6", Value::from_bytes(b"old"), b"new", None, false),
+            (b"s7", Value::from_bytes(b"gone"), b"back", Some(5), true),
+        ];
+        let mut reference = Db::new();
+        for (key, old, new, ttl, in_place) in cases {
+            for d in [&mut db, &mut reference] {
+                d.set(key, old.clone(), 0, false);
+                if let Some(t) = ttl {
+                    d.set_expire(key, t);
+                }
+            }
+            let got = db.set_bytes(key, new, 10, in_place);
+            let want = reference.set(key, Value::from_bytes(new), 10, false);
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(key));
+            let (a, b) = (db.peek(key, 10).unwrap(), reference.peek(key, 10).unwrap());
+            assert_eq!((&a.value, a.expire_at_ms, a.access_ms), (&b.value, b.expire_at_ms, b.access_ms));
+            if let (Value::Str { bytes: x, .. }, Value::Str { bytes: y, .. }) = (&a.value, &b.value) {
+                assert_eq!(x.capacity(), y.capacity(), "{:?}", String::from_utf8_lossy(key));
+            }
+        }
+        assert_eq!(db.expires_len(), 0);
     }
 }

@@ -193,11 +193,19 @@ impl ShardState {
     }
 
     /// `by_nobody`: no client changed the key (expiry), so BCAST's NOLOOP
-    /// does not hide it.
-    #[inline]
+    /// does not hide it. Nobody blocked, watching or tracking on this shard:
+    /// three tests inline, no call (the call was ~27 instructions a write).
+    #[inline(always)]
     fn signal_change(&mut self, db: usize, key: &[u8], by_nobody: bool) {
         debug_assert!(db < self.dbs.len());
         debug_assert_eq!(slot::key_shard(key, self.shard_count), self.id, "a key changed on a shard that does not own it");
+        if self.blocking.has_waiters() || !self.watched.is_empty() || !self.tracking.is_idle() {
+            self.signal_listeners(db, key, by_nobody);
+        }
+    }
+
+    #[inline(never)]
+    fn signal_listeners(&mut self, db: usize, key: &[u8], by_nobody: bool) {
         // A key someone waits on (Redis's signalKeyAsReady): one branch
         // while nobody is blocked on this shard.
         if self.blocking.has_waiters() {
