@@ -78,7 +78,7 @@ fn random_set_workload_replies_encodings_and_digests_alike() {
 
 /// Pipelined SADD and HSET runs on one big hash-table set and hash (past
 /// the 16k members at which ringkv looks a batch's members up ahead,
-/// `network::prefetch::warm_members`), mixed with runs on other keys, a
+/// `network::prefetch::warm_batch_members`), mixed with runs on other keys, a
 /// string, small sets and a wrong arity in the same batches: the same reply bytes as
 /// redis-server's and the same digests. With one shard the batches' keys
 /// are the connection's own (looked up ahead); with three, some are not.

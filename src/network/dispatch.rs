@@ -468,10 +468,7 @@ impl EventLoop {
         let mut hashed = [(0usize, 0u32); PARSE_AHEAD];
         let mut n = 0;
         let mut last: Option<&[u8]> = None;
-        // The SADD/HSET members of the batch's first run on one key (`warm_members`).
-        let (mut members, mut m, mut member_key): ([&[u8]; PARSE_AHEAD], usize, Option<&[u8]>) = ([&[]; PARSE_AHEAD], 0, None);
-        let mut last_at = 0;
-        for (i, (start, _, args)) in batch.iter().enumerate() {
+        for (start, _, args) in batch {
             if args.len() < 2 {
                 continue;
             }
@@ -482,21 +479,9 @@ impl EventLoop {
             // last byte first: distinct keys (`key:<n>`) rarely get to
             // the full compare.
             if last.is_some_and(|l| l.len() == key.len() && l.last() == key.last() && l == key) {
-                if member_key.is_none_or(|k| k == key) {
-                    // The run's first repeat also takes the command that began it.
-                    let from = std::mem::replace(&mut last_at, i + 1);
-                    for (s, _, a) in &batch[from..=i] {
-                        if super::prefetch::member_write(a.get(&buf[*s..], 0), a.len()) {
-                            member_key = Some(key);
-                            members[m] = a.get(&buf[*s..], 2);
-                            m += 1;
-                        }
-                    }
-                }
                 continue;
             }
             last = Some(key);
-            last_at = i;
             if shards > 1 && crate::shard::slot::key_shard(key, shards) != id {
                 continue;
             }
@@ -506,9 +491,7 @@ impl EventLoop {
             n += 1;
         }
         super::prefetch::prefetch_entries(dbs, &hashed[..n]);
-        if let Some(key) = member_key.filter(|&k| m > 1 && (shards == 1 || crate::shard::slot::key_shard(k, shards) == id)) {
-            super::prefetch::warm_members(&dbs[db], key, &members[..m]);
-        }
+        super::prefetch::warm_batch_members(&dbs[db], buf, batch, |k| shards == 1 || crate::shard::slot::key_shard(k, shards) == id);
     }
 
     /// Runs one command for connection `index`.

@@ -16,6 +16,7 @@
 use io_uring::cqueue;
 
 use super::event_loop::{ud_parts, EventLoop, KIND_RECV};
+use crate::protocol::parser::Args;
 use crate::shard::keyspace::{Db, Value};
 use crate::types::hash::Hash;
 use crate::types::set::Set;
@@ -63,16 +64,44 @@ pub fn prefetch_entries(dbs: &[Db], hashed: &[(usize, u32)]) {
     }
 }
 
-/// A set or hash table of at least this many members: `warm_members` looks a
+/// A set or hash table of at least this many members: `warm_batch_members` looks a
 /// pipelined batch's members up ahead. Smaller tables (well under 1 MiB of
 /// index, entries and members) stay in the core's cache between batches.
 pub const WARM_MIN_LEN: usize = 16 * 1024;
 
 /// Whether `args` (name first) is a one-member write whose member
-/// `warm_members` should look up ahead: SADD key member, HSET key field value.
+/// `warm_batch_members` should look up ahead: SADD key member, HSET key field value.
 #[inline]
 pub fn member_write(name: &[u8], argc: usize) -> bool {
     name.len() == 4 && ((argc == 3 && name.eq_ignore_ascii_case(b"sadd")) || (argc == 4 && name.eq_ignore_ascii_case(b"hset")))
+}
+
+/// The hash-table set or hash that `key` holds, when it has at least
+/// `WARM_MIN_LEN` members.
+enum BigTable<'a> {
+    Set(&'a crate::types::set::Table),
+    Hash(&'a crate::types::hash::Table),
+}
+
+impl<'a> BigTable<'a> {
+    fn of(db: &'a Db, key: &[u8]) -> Option<BigTable<'a>> {
+        match &db.map.get(key)?.value {
+            Value::Set(Set::Table(t)) if t.len() >= WARM_MIN_LEN => Some(BigTable::Set(t)),
+            Value::Hash(Hash::Table(t)) if t.len() >= WARM_MIN_LEN => Some(BigTable::Hash(t)),
+            _ => None,
+        }
+    }
+
+    fn warm(&self, members: &[&[u8]]) {
+        let mut found = 0usize;
+        for m in members {
+            found += match self {
+                BigTable::Set(t) => t.contains(*m),
+                BigTable::Hash(t) => t.contains_key(m),
+            } as usize;
+        }
+        std::hint::black_box(found);
+    }
 }
 
 /// A pipelined batch of SADD (or HSET) on one big hash-table set (or hash),
@@ -86,25 +115,41 @@ pub fn member_write(name: &[u8], argc: usize) -> bool {
 /// overlap; the commands then find those lines in the cache. A hint only:
 /// nothing is changed or counted, and a key that is missing, of another type,
 /// or small is left alone.
-pub fn warm_members(db: &Db, key: &[u8], members: &[&[u8]]) {
-    let Some(e) = db.map.get(key) else {
+///
+/// The batch is a parse-ahead batch (`prefetch_keys`) that begins with a
+/// one-member SADD or HSET on a key of this shard (`local`); its members are
+/// those of the batch's commands with the same number of arguments and a key
+/// of the same length and last byte, the test the key prefetch uses (a
+/// command it misjudges costs one wasted lookup, never a wrong result). Every
+/// other batch (a run of LPUSH, distinct GETs) pays one name test.
+pub fn warm_batch_members(db: &Db, buf: &[u8], batch: &[(usize, usize, Args)], local: impl Fn(&[u8]) -> bool) {
+    let Some((s, _, a)) = batch.first().filter(|_| batch.len() > 1) else {
         return;
     };
-    let mut found = 0usize;
-    match &e.value {
-        Value::Set(Set::Table(t)) if t.len() >= WARM_MIN_LEN => {
-            for m in members {
-                found += t.contains(*m) as usize;
-            }
-        }
-        Value::Hash(Hash::Table(t)) if t.len() >= WARM_MIN_LEN => {
-            for m in members {
-                found += t.contains_key(m) as usize;
-            }
-        }
-        _ => {}
+    let argc = a.len();
+    if !matches!(argc, 3 | 4) || !member_write(a.get(&buf[*s..], 0), argc) {
+        return;
     }
-    std::hint::black_box(found);
+    let key = a.get(&buf[*s..], 1);
+    let Some(table) = local(key).then(|| BigTable::of(db, key)).flatten() else {
+        return;
+    };
+    let mut members = [&[][..]; PREFETCH_BATCH];
+    let mut m = 0;
+    for (s, _, a) in batch.iter().take(PREFETCH_BATCH) {
+        if a.len() != argc {
+            continue;
+        }
+        let b = &buf[*s..];
+        let k = a.get(b, 1);
+        if k.len() == key.len() && k.last() == key.last() {
+            members[m] = a.get(b, 2);
+            m += 1;
+        }
+    }
+    if m > 1 {
+        table.warm(&members[..m]);
+    }
 }
 
 impl EventLoop {
