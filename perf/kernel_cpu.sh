@@ -60,18 +60,6 @@ SAMPLE_US="${SAMPLE_US:-}"
 start_side_by_side "$OUT_DIR/kernel_cpu-$TS"
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# Voluntary context switches of all the server's threads: how often it slept.
-sleeps() {
-    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
-}
-
-# Minor page faults of the process (/proc/PID/stat field 10).
-minflt() {
-    local stat
-    stat="$(cat "/proc/$1/stat")"
-    echo "${stat##*) }" | awk '{ print $8 }'
-}
-
 one_run() { # ROUND SERVER TEST PIPELINE
     local round="$1" server="$2" test="$3" pipeline="$4" port pid n b a out rps
     side_by_side_server "$server"

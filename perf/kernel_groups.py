@@ -4,7 +4,9 @@
   perf script -i F.data | kernel_groups.py group --server NAME --requests N \
         --user-us U --sys-us S > F.json
       one run: samples per group, scaled to microseconds per request by the
-      server's measured user and kernel CPU time (utime/stime over the run)
+      server's measured user and kernel CPU time (utime/stime over the run);
+      with --cpu-us T instead, the total T (e.g. schedstat's ns, finer than
+      ticks) is split into user and kernel by the samples' shares
   kernel_groups.py table A.json B.json ...
       the runs side by side: per server, the median over its runs of each
       group's microseconds per request, and the ringkv/redis ratio
@@ -211,6 +213,12 @@ def cmd_group(args):
         counts[classify(frames)] += 1
     kernel_total = sum(v for k, v in counts.items() if k != USER)
     user_total = counts[USER]
+    if args.cpu_us is not None:
+        # One precise total (schedstat, ns) split by the samples' shares:
+        # finer than utime/stime's 10 ms ticks over a short run.
+        n = kernel_total + user_total
+        args.user_us = args.cpu_us * user_total / n if n else 0.0
+        args.sys_us = args.cpu_us - args.user_us
     per_req = {}
     for g, v in counts.items():
         if g == USER:
@@ -299,8 +307,9 @@ def main():
     g = sub.add_parser("group")
     g.add_argument("--server", required=True)
     g.add_argument("--requests", type=int, required=True)
-    g.add_argument("--user-us", type=float, required=True)
-    g.add_argument("--sys-us", type=float, required=True)
+    g.add_argument("--user-us", type=float, default=0.0)
+    g.add_argument("--sys-us", type=float, default=0.0)
+    g.add_argument("--cpu-us", type=float, help="total CPU; user/kernel split by the samples (overrides the two above)")
     t = sub.add_parser("table")
     t.add_argument("files", nargs="+")
     u = sub.add_parser("unmatched")

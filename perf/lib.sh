@@ -171,6 +171,18 @@ start_named() {
     esac
 }
 
+# start_one_shard SERVER PORT LOGFILE: ringkv --shards 1 or redis-server
+# (start_named), or "base": the ringkv build at BASE_BIN (a before/after
+# comparison in one run). Sets SERVER_PID.
+start_one_shard() {
+    if [ "$1" = base ]; then
+        [ -x "${BASE_BIN:-}" ] || die "server base needs BASE_BIN"
+        RINGKV_BIN="$BASE_BIN" start_ringkv "$2" 1 "$3"
+    else
+        start_named "$1" "$2" 1 "$3"
+    fi
+}
+
 # CPU time (user + system, all threads) of a process, in microseconds.
 # Resolution is one clock tick (1/CLK_TCK s, usually 10 ms), so runs should
 # last at least a few seconds for a precise per-request figure.
@@ -265,6 +277,29 @@ side_by_side_server() { # NAME
 # that a drift of the machine hits every server alike.
 round_order() { # ROUND
     if [ $(($1 % 2)) = 0 ]; then echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' '; else echo "$SERVERS"; fi
+}
+
+# CPU time of all the threads of a process in ns (schedstat: ns resolution,
+# where utime/stime count 10 ms ticks).
+cpu_ns() {
+    local f t=0 a
+    for f in /proc/"$1"/task/*/schedstat; do
+        read -r a _ <"$f" 2>/dev/null || continue
+        t=$((t + a))
+    done
+    echo "$t"
+}
+
+# Voluntary context switches of all the server's threads: how often it slept.
+sleeps() {
+    cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ { n += $2 } END { print n + 0 }'
+}
+
+# Minor page faults of the process (/proc/PID/stat field 10).
+minflt() {
+    local stat
+    stat="$(cat "/proc/$1/stat")"
+    echo "${stat##*) }" | awk '{ print $8 }'
 }
 
 # "utime stime" of a process (all threads), in clock ticks.

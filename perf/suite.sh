@@ -52,23 +52,6 @@ TS="$(timestamp)"
 RESULTS="$OUT_DIR/suite-$TS.csv"
 : >"$RESULTS"
 
-# CPU time of all the threads of PID in ns (schedstat: ns resolution).
-cpu_ns() {
-    local f t=0 a
-    for f in /proc/"$1"/task/*/schedstat; do
-        read -r a _ <"$f" 2>/dev/null || continue
-        t=$((t + a))
-    done
-    echo "$t"
-}
-# "utime stime" of PID in clock ticks (all threads, from /proc/PID/stat).
-cpu_ticks() {
-    local stat rest
-    stat="$(cat "/proc/$1/stat")"
-    rest="${stat##*) }"
-    echo "$rest" | awk '{ print $12, $13 }'
-}
-
 BENCH=(redis-benchmark -c "$CLIENTS" -P "$PIPELINE" -r "$KEYSPACE" --csv)
 [ "$CLIENT_THREADS" -gt 1 ] && BENCH+=(--threads "$CLIENT_THREADS")
 
@@ -91,12 +74,7 @@ measure() {
 one() { # SERVER ROUND
     local server="$1" round="$2" port t filled=0
     port="$(free_port)"
-    if [ "$server" = base ]; then
-        [ -x "${BASE_BIN:-}" ] || die "server base needs BASE_BIN"
-        RINGKV_BIN="$BASE_BIN" start_ringkv "$port" 1 "$OUT_DIR/suite-base.log"
-    else
-        start_named "$server" "$port" 1 "$OUT_DIR/suite-$server.log"
-    fi
+    start_one_shard "$server" "$port" "$OUT_DIR/suite-$server.log"
     for t in ${TESTS//,/ }; do
         case "$t" in
         lrange_*)

@@ -75,3 +75,64 @@ fn random_set_workload_replies_encodings_and_digests_alike() {
         }
     }
 }
+
+/// Pipelined SADD and HSET runs on one big hash-table set and hash (past
+/// the 16k members at which ringkv looks a batch's members up ahead,
+/// `network::prefetch::warm_batch_members`), mixed with runs on other keys, a
+/// string, small sets and a wrong arity in the same batches: the same reply bytes as
+/// redis-server's and the same digests. With one shard the batches' keys
+/// are the connection's own (looked up ahead); with three, some are not.
+#[test]
+fn pipelined_member_writes_on_big_tables_reply_alike() {
+    for shards in ["1", "3"] {
+        pipelined_member_writes(shards);
+    }
+}
+
+fn pipelined_member_writes(shards: &str) {
+    let (ringkv, redis) = Server::pair(&["--enable-debug-command", "yes"], &["--shards", shards]);
+    let mut c = [ringkv.conn(), redis.conn()];
+    same(&mut c, &["SET", "str", "x"]);
+    // 17k members and fields to start from (the members of the batches
+    // below are drawn from 24k, so about two thirds are there already).
+    for chunk in 0..17 {
+        let mut sadd = vec!["SADD".to_string(), "big:s".into()];
+        let mut hset = vec!["HSET".to_string(), "big:h".into()];
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            sadd.push(format!("element:{:012}", i));
+            hset.extend([format!("element:{:012}", i), i.to_string()]);
+        }
+        same(&mut c, &sadd);
+        same(&mut c, &hset);
+    }
+    let mut rng = Rng::new(0xB16_5E7);
+    let mut batch = Vec::new();
+    for round in 0..300 {
+        batch.clear();
+        let mut n = 0;
+        // A run on the big set or hash, then a few others, 16 commands in all.
+        for i in 0..16 {
+            let m = format!("element:{:012}", rng.below(24000));
+            let args: Vec<String> = match (round % 3, i) {
+                (_, 13) => vec!["SADD".into(), "str".into(), m],
+                (_, 14) => vec!["SADD".into(), format!("small{}", rng.below(3)), m],
+                (_, 15) => vec!["HSET".into(), "big:h".into(), m],
+                (0 | 1, _) => vec!["SADD".into(), "big:s".into(), m],
+                _ => vec!["HSET".into(), "big:h".into(), m, rng.below(100).to_string()],
+            };
+            common::encode_into(&mut batch, &args);
+            n += 1;
+        }
+        let replies: Vec<Vec<u8>> = c
+            .iter_mut()
+            .map(|c| {
+                c.send_raw(&batch);
+                (0..n).flat_map(|_| c.read_frame().unwrap()).collect()
+            })
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&replies[0]), String::from_utf8_lossy(&replies[1]), "round {round}, {shards} shard(s)");
+    }
+    assert!(common::decode(&same(&mut c, &["SCARD", "big:s"])).int() > 17000);
+    same(&mut c, &["OBJECT", "ENCODING", "big:h"]);
+    same(&mut c, &["DEBUG", "DIGEST-VALUE", "big:s", "big:h", "small0", "small1", "small2", "str"]);
+}

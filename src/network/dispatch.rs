@@ -491,6 +491,7 @@ impl EventLoop {
             n += 1;
         }
         super::prefetch::prefetch_entries(dbs, &hashed[..n]);
+        super::prefetch::warm_batch_members(&dbs[db], buf, batch, |k| shards == 1 || crate::shard::slot::key_shard(k, shards) == id);
     }
 
     /// Runs one command for connection `index`.
