@@ -23,7 +23,9 @@ Scenarios (weights in SCENARIOS):
   - serve: one to three connections block (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP,
     BZPOPMIN/MAX, BZMPOP) on keys of any shard, each waited for; then another
     connection writes (a push, a move into the key, a MULTI of pushes, RENAME/COPY/
-    MOVE/SWAPDB/SORT STORE/ZUNIONSTORE into the key, a wrong type, a DEL), maybe
+    MOVE/SWAPDB/SORT STORE/ZUNIONSTORE into the key, a wrong type, a DEL; SWAPDB only
+    while the waiters wait on one key: Redis serves the keys SWAPDB fills in its hash
+    table's order, seeded at random), maybe
     CLIENT UNBLOCK (TIMEOUT or ERROR) with each server's own client id; every
     waiter's reply is compared. A waiter still blocked on both servers is unblocked
     (CLIENT UNBLOCK, compared) to finish the scenario; one answered by only one
@@ -373,9 +375,17 @@ class Multi:
             elif x == 5:
                 self.cmd(f, ["MULTI"])
                 for _ in range(g.r.randint(1, 3)):
-                    self.cmd(f, self.fill(g, g.ch(keys)) if g.p(0.7) else self.feeder(g, keys))
+                    y = g.r.randrange(10)
+                    if y < 6:
+                        self.cmd(f, self.fill(g, g.ch(keys)))
+                    elif y == 6 and self.swapdb_defined():
+                        self.cmd(f, ["SWAPDB", "0", "1"])
+                    elif y == 7:
+                        self.cmd(f, g.ch([["MOVE", g.ch(LISTS + ZSETS), "0"], ["COPY", g.ch(LISTS + ZSETS), g.ch(keys), "DB", g.ch(["0", "1"])]]))
+                    else:
+                        self.cmd(f, self.feeder(g, keys))
                 self.cmd(f, ["EXEC"])
-            elif x == 6:
+            elif x == 6 and self.swapdb_defined():
                 self.cmd(f, ["SWAPDB", "0", "1"])
             elif x == 7:
                 k = g.ch(keys)
@@ -383,6 +393,14 @@ class Multi:
                 self.cmd(f, self.fill(g, k))
                 self.cmd(f, ["MOVE", k, "0"] if g.p(0.5) else ["COPY", k, k, "DB", "0"])
                 self.cmd(f, ["SELECT", "0"])
+            elif x == 9 and g.p(0.5):
+                # a list or zset of another key that expired (lazily) is moved into the key
+                src = g.ch(LISTS + ZSETS)
+                self.cmd(f, self.fill(g, src))
+                self.cmd(f, ["PEXPIRE", src, "1"])
+                time.sleep(0.003)
+                self.cmd(f, g.ch([["RENAME", src, g.ch(keys)], ["LMOVE", src, g.ch(keys), "LEFT", "RIGHT"],
+                                  ["COPY", src, g.ch(keys), "REPLACE"], ["EXISTS", src]]))
             elif x == 8 and self.pending:
                 w = g.ch(sorted(self.pending))
                 self.cmd(f, ["CLIENT", "UNBLOCK", tuple(self.ids[w])] + ([g.ch(["TIMEOUT", "ERROR"])] if g.p(0.7) else []))
@@ -427,6 +445,20 @@ class Multi:
         for w in (w1, w2, w3):
             if w in self.pending:
                 self.await_reply(w)
+
+    def swapdb_defined(self):
+        """Whether the blocked clients wait on one key in all: SWAPDB serves the keys it
+        fills in the order of Redis's hash table of blocking keys (seeded at random)."""
+        keys = set()
+        for a in self.pending.values():
+            cmd = a[0].upper()
+            if cmd in ("BLMPOP", "BZMPOP"):
+                keys.update(a[3:3 + int(a[2])])
+            elif cmd in ("BLMOVE", "BRPOPLPUSH"):
+                keys.add(a[1])
+            else:
+                keys.update(a[1:-1])
+        return len(keys) <= 1
 
     def sc_timeout(self, g):
         c = g.r.randrange(NCONN)
