@@ -373,3 +373,42 @@ fn client_list_shows_the_transaction() {
     assert!(matches!(a.cmd(&["EXEC", "extra"]), Resp::Error(e) if e.starts_with("EXECABORT Transaction discarded because of: wrong number")));
     assert_eq!(line(&mut b), ("N".to_string(), "-1".to_string()));
 }
+
+/// (P|S)SUBSCRIBE and UNSUBSCRIBE queued in MULTI run at EXEC on the shards
+/// owning their channels: the EXEC holds them (it used to hold only the
+/// client's shard, and a channel of another shard panicked that thread).
+/// RESP2 and RESP3, channels of every shard, several connections so that
+/// the clients land on several shards; a PUBLISH then reaches them.
+#[test]
+fn subscribe_inside_exec_registers_on_the_channels_shards() {
+    let s = server();
+    let mut publisher = s.conn();
+    let channels = common::keys_per_shard("chan", SHARDS);
+    for resp in ["2", "3"] {
+        for ch in &channels {
+            for _ in 0..3 {
+                let mut c = s.conn();
+                if resp == "3" {
+                    assert!(matches!(c.cmd(&["HELLO", "3"]), Resp::Map(_)));
+                }
+                assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+                // One confirmation per command: EXEC's `*N` counts commands.
+                assert_eq!(c.cmd(&["SUBSCRIBE", ch]), Resp::Simple("QUEUED".into()));
+                assert_eq!(c.cmd(&["UNSUBSCRIBE", "other"]), Resp::Simple("QUEUED".into()));
+                let confirm = |kind: &str, name: &str, n: i64| {
+                    let v = vec![Resp::bulk(kind), Resp::bulk(name), Resp::Int(n)];
+                    if resp == "3" {
+                        Resp::Push(v)
+                    } else {
+                        Resp::Array(v)
+                    }
+                };
+                let want = vec![confirm("subscribe", ch, 1), confirm("unsubscribe", "other", 1)];
+                assert_eq!(c.cmd(&["EXEC"]), Resp::Array(want), "RESP{resp} {ch}");
+                assert_eq!(publisher.cmd(&["PUBLISH", ch, "hi"]).int(), 1, "RESP{resp} {ch}");
+                let msg = vec![Resp::bulk("message"), Resp::bulk(ch), Resp::bulk("hi")];
+                assert_eq!(c.read(), if resp == "3" { Resp::Push(msg) } else { Resp::Array(msg) });
+            }
+        }
+    }
+}

@@ -16,14 +16,33 @@
 //! **When keys are served.** `ShardState::modified` marks a key with
 //! waiters ready (one branch when nobody is blocked on the shard); the
 //! owner's thread serves ready keys after the command that made them ready
-//! (after EXEC for a transaction: after the whole command), and at each
-//! loop turn for keys changed while the shard was held by another thread.
+//! (after EXEC for a transaction: after the whole command; after a hop's
+//! part); a coordinator serves the keys it made ready on the shards it holds
+//! before it lets them go; so a key is served before the writer's client can
+//! run its next command, as in Redis. What could not be served then (a
+//! BLMOVE into a shard not held) waits for the owner's next loop turn.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::shard::mailbox::ConnToken;
+
+/// Queue entries of every shard (`Blocking::queued` summed): a
+/// coordinator reads it (relaxed) to leave an EXEC whose keys someone may
+/// wait on to a hold, where its ready keys are served in Redis's order.
+/// Touched only when a client blocks or is resolved.
+pub static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any client waits on a key of any shard.
+#[inline]
+pub fn anyone_waits() -> bool {
+    QUEUED.load(Ordering::Relaxed) > 0
+}
+
+/// The order keys became ready in, across shards (Redis's one
+/// `ready_keys` list): a holder serves the keys of all its shards by it.
+static READY_SEQ: AtomicU64 = AtomicU64::new(0);
 
 pub const WAITING: u8 = 0;
 /// Claimed by an owner shard, which pops for it and sends the reply.
@@ -166,8 +185,9 @@ pub struct Blocking {
     queues: Vec<HashMap<Vec<u8>, VecDeque<Arc<Waiter>>>>,
     /// Entries in `queues` (the one check `modified` makes).
     queued: usize,
-    /// Keys with waiters changed since they were last served, in order.
-    pub ready: Vec<(usize, Vec<u8>)>,
+    /// Keys with waiters changed since they were last served, in order:
+    /// (db, key, the order across shards it became ready in).
+    pub ready: Vec<(usize, Vec<u8>, u64)>,
     /// Set by a blocking command's handler that blocks; taken by the loop.
     pub request: Option<BlockRequest>,
     /// Home side: connections (index, generation) whose waiter another
@@ -176,6 +196,10 @@ pub struct Blocking {
     /// Home side: (deadline, connection index, generation) of blocked
     /// connections with a timeout; stale entries are skipped when due.
     pub timeouts: BTreeSet<(i64, u32, u32)>,
+    /// Set while this shard's thread serves ready keys: a BLMOVE served
+    /// into a shard held for it leaves that shard's keys to its owner, so
+    /// the key being served finishes its waiters first (Redis's order).
+    pub serving: bool,
 }
 
 impl Blocking {
@@ -195,14 +219,22 @@ impl Blocking {
         if !q.iter().any(|x| Arc::ptr_eq(x, &w)) {
             q.push_back(w);
             self.queued += 1;
+            QUEUED.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Marks `key` ready when someone waits on it.
     #[inline]
     pub fn signal(&mut self, db: usize, key: &[u8]) {
-        if self.queues.get(db).is_some_and(|m| m.contains_key(key)) && !self.ready.iter().any(|(d, k)| *d == db && k == key) {
-            self.ready.push((db, key.to_vec()));
+        if self.queues.get(db).is_some_and(|m| m.contains_key(key)) && !self.ready.iter().any(|(d, k, _)| *d == db && k == key) {
+            self.ready.push((db, key.to_vec(), READY_SEQ.fetch_add(1, Ordering::Relaxed)));
+        }
+    }
+
+    fn uncount(&mut self, n: usize) {
+        self.queued -= n;
+        if n > 0 {
+            QUEUED.fetch_sub(n, Ordering::Relaxed);
         }
     }
 
@@ -224,6 +256,7 @@ impl Blocking {
         let Some(q) = self.queues.get_mut(db).and_then(|m| m.get_mut(key)) else { return };
         if q.remove(i).is_some() {
             self.queued -= 1;
+            QUEUED.fetch_sub(1, Ordering::Relaxed);
         }
         if q.is_empty() {
             self.queues[db].remove(key);
@@ -235,8 +268,9 @@ impl Blocking {
         let Some(q) = self.queues.get_mut(db).and_then(|m| m.get_mut(key)) else { return };
         let before = q.len();
         q.retain(|w| w.is_waiting());
-        self.queued -= before - q.len();
-        if q.is_empty() {
+        let (gone, empty) = (before - q.len(), q.is_empty());
+        self.uncount(gone);
+        if empty {
             self.queues[db].remove(key);
         }
     }
@@ -250,8 +284,9 @@ impl Blocking {
             let Some(q) = self.queues.get_mut(w.db).and_then(|m| m.get_mut(&key[..])) else { continue };
             let before = q.len();
             q.retain(|x| !Arc::ptr_eq(x, w) && x.is_waiting());
-            self.queued -= before - q.len();
-            if q.is_empty() {
+            let (gone, empty) = (before - q.len(), q.is_empty());
+            self.uncount(gone);
+            if empty {
                 self.queues[w.db].remove(&key[..]);
             }
         }
@@ -389,7 +424,8 @@ mod tests {
         b.signal(0, b"k");
         b.signal(0, b"k");
         b.signal(0, b"other");
-        assert_eq!(b.ready, vec![(0, b"k".to_vec())]);
+        assert_eq!(b.ready.len(), 1);
+        assert_eq!((b.ready[0].0, &b.ready[0].1[..]), (0, &b"k"[..]));
         assert!(a.claim(GONE));
         b.prune(0, b"k");
         assert_eq!(b.queue(0, b"k").unwrap()[0].conn.index, 2);

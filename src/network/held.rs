@@ -112,6 +112,9 @@ impl EventLoop {
         }
         self.holding = held;
         let result = f(self, wait);
+        // Keys `f` gave data to on the held shards are served before they
+        // are let go (`network::blocking`).
+        self.serve_held_ready();
         self.holding = ShardMask::default();
         for t in held.iter() {
             // SAFETY: null is always allowed: the shard becomes unreachable.

@@ -678,6 +678,9 @@ impl EventLoop {
         }
         if ran {
             self.marks_lowered();
+            // Keys a part filled are served before this shard parks or runs
+            // anything else (`network::blocking`).
+            self.serve_ready();
         }
     }
 
@@ -858,7 +861,9 @@ impl EventLoop {
             return self.try_exec_rounds(index, args[0]);
         }
         let (mask, bytes) = self.exec_queue_mask(index)?;
-        let go = mask.count() >= 2 && self.target_awake(mask) && self.may_send_parts(mask, bytes);
+        // Held when someone blocks: the holder serves the keys it fills
+        // in Redis's order (`network::blocking`).
+        let go = mask.count() >= 2 && !crate::messaging::blocking::anyone_waits() && self.target_awake(mask) && self.may_send_parts(mask, bytes);
         if !go {
             return None;
         }

@@ -120,8 +120,14 @@ impl EventLoop {
         if spec.flags & flags::NO_MULTI != 0 {
             return Some(self.reject(index, Some(id), b"ERR Command not allowed inside a transaction"));
         }
-        let mask = route_mask(spec, args, self.server.shard_count, self.id);
+        let mut mask = route_mask(spec, args, self.server.shard_count, self.id);
         let conn = self.conns[index as usize].as_mut().unwrap();
+        if let crate::commands::Route::Client(f) = spec.route {
+            // (P|S)(UN)SUBSCRIBE: the owners of the channels, as `dispatch`
+            // routes them (else EXEC would touch a shard it does not hold).
+            mask = f(&conn.client, args, self.server.shard_count);
+            mask.insert(self.id);
+        }
         // An aborted transaction keeps nothing more (Redis's queueMultiCommand).
         if !conn.client.multi.dirty_exec && !conn.client.watch.dirty() {
             let queued_flags = if command_may_replicate(spec, args, false) { spec.flags | flags::MAY_REPLICATE } else { spec.flags };

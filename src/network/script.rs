@@ -71,6 +71,10 @@ impl EventLoop {
             self.serve_busy(None);
             true
         });
+        // What the holder left ready here (a BLMOVE into a shard it did not
+        // hold) is served before this shard runs anything else.
+        self.clock.tick();
+        self.serve_ready();
         true
     }
 

@@ -1534,6 +1534,36 @@ def parse_seeds(s):
     return out
 
 
+def start_servers(opts, extra, prefix):
+    """Starts ringkv and redis-server on opts' ports (unless --no-start): (workdir, procs)."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    procs = []
+    if not opts.no_start:
+        for kind, binary, port in (("ringkv", opts.ringkv, opts.ringkv_port), ("redis", opts.redis_server, opts.redis_port)):
+            p = Proc(kind, server_argv(kind, binary, port, workdir, extra), port, workdir)
+            p.start()
+            procs.append(p)
+    return workdir, procs
+
+
+def check_alive(procs, fz, seed, workdir):
+    for p in procs:
+        if not p.alive():
+            print("%s DIED during seed %d (log in %s)" % (p.name, seed, workdir), flush=True)
+            fz.found.append("%s died, seed %d" % (p.name, seed))
+            raise SystemExit(2)
+
+
+def stop_servers(procs, fz, workdir):
+    """Stops the servers; their logs are kept when something was found."""
+    for p in procs:
+        p.stop()
+    if not fz.found:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print("server logs kept in %s" % workdir)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int)
@@ -1556,13 +1586,7 @@ def main():
     if opts.small_encodings:
         extra = ["--hash-max-listpack-entries", "4", "--hash-max-listpack-value", "8", "--set-max-intset-entries", "5",
                  "--zset-max-listpack-entries", "4", "--zset-max-listpack-value", "8", "--list-max-listpack-size", "4"]
-    workdir = tempfile.mkdtemp(prefix="difffuzz.")
-    procs = []
-    if not opts.no_start:
-        for kind, binary, port in (("ringkv", opts.ringkv, opts.ringkv_port), ("redis", opts.redis_server, opts.redis_port)):
-            p = Proc(kind, server_argv(kind, binary, port, workdir, extra), port, workdir)
-            p.start()
-            procs.append(p)
+    workdir, procs = start_servers(opts, extra, "difffuzz.")
     fz = Fuzzer(opts, (opts.ringkv_port, opts.redis_port))
     total = 0
     try:
@@ -1571,18 +1595,9 @@ def main():
             total += fz.run_seed(seed)
             if opts.rdb_swap and procs:
                 rdb_swap(opts, fz, procs, seed)
-            for p in procs:
-                if not p.alive():
-                    print("%s DIED during seed %d (log in %s)" % (p.name, seed, workdir), flush=True)
-                    fz.found.append("%s died, seed %d" % (p.name, seed))
-                    raise SystemExit(2)
+            check_alive(procs, fz, seed, workdir)
     finally:
-        for p in procs:
-            p.stop()
-        if not fz.found:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print("server logs kept in %s" % workdir)
+        stop_servers(procs, fz, workdir)
     print("seeds %s: %d commands, %d divergences" % (opts.seeds or seeds[0], total, len(fz.found)))
     sys.exit(1 if fz.found else 0)
 
