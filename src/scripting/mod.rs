@@ -853,7 +853,9 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
     // declared, once; EVAL_RO and friends themselves remember nothing.
     let caller_tracks = ctx.client.as_deref().is_some_and(|c| c.tracking.remembers_reads());
     let track_keys: Vec<Vec<u8>> = if caller_tracks { keys.iter().map(|k| k.to_vec()).collect() } else { Vec::new() };
+    let acl_user = ctx.client.as_deref().filter(|c| !c.acl.unrestricted).and_then(|c| c.acl.user.clone());
     let state = RefCell::new(CallState {
+        acl_user,
         ctx,
         resp: 2,
         db: 0,
@@ -958,6 +960,9 @@ struct CallState<'c, 'a> {
     /// `redis.set_repl`: whether writes are propagated (AOF).
     repl_aof: bool,
     caller_id: u64,
+    /// The caller's ACL user when it may not run everything: the script's
+    /// commands are checked against it (Redis's scriptVerifyACL).
+    acl_user: Option<std::sync::Arc<crate::acl::User>>,
     /// The declared keys still to remember for the caller's tracking at
     /// the script's first read-only command (empty: nothing to do).
     track_keys: Vec<Vec<u8>>,
@@ -1002,6 +1007,12 @@ impl CallState<'_, '_> {
         let gate = self.ctx.server.repl.gate();
         if gate & crate::replication::GATE_STALE != 0 && spec.flags & flags::STALE == 0 {
             return self.rejected(lua, id, b"Can not execute the command on a stale replica");
+        }
+        if let Some(denied) = self.acl_user.as_ref().and_then(|u| u.check(id, &args).err()) {
+            let user = self.acl_user.as_ref().unwrap().name.clone();
+            let object = denied.pos().map_or(spec.name.as_bytes(), |p| args[p]);
+            crate::commands::acl::log_denied(self.ctx, denied.reason(), crate::acl::Context::Lua, object, &user);
+            return self.rejected(lua, id, denied.script_reply().as_bytes());
         }
         // As Redis's scriptVerifyWriteCommandAllow: a MAY_REPLICATE command
         // (PUBLISH, SPUBLISH, PFCOUNT) counts as a write here too.
