@@ -35,6 +35,8 @@ struct Plan {
     union: u8,
     /// SET: reads only with its GET argument (Redis's `setGetKeys`).
     set_like: bool,
+    /// BITFIELD: writes only with SET or INCRBY (Redis's `bitfieldGetKeys`).
+    bitfield: bool,
 }
 
 fn plans() -> &'static [Plan] {
@@ -81,7 +83,7 @@ fn plan(name: &str) -> Plan {
         }
     }
     let union = specs.iter().filter(|s| !s.not_key).fold(0, |u, s| u | s.perm);
-    Plan { specs, union, set_like: name == "set" }
+    Plan { specs, union, set_like: name == "set", bitfield: name == "bitfield" }
 }
 
 /// Redis's `getKeysUsingKeySpecs` for one spec: where its keys are.
@@ -131,24 +133,36 @@ fn spec_positions(s: &Spec, args: &[&[u8]], out: &mut Vec<(usize, u8)>) {
     }
 }
 
+/// Marks a position a `not_key` spec places (not a key to check).
+const NOT_KEY: u8 = 0x80;
+
 /// The keys of command `id` with `args`, each with the permission it needs.
 pub fn key_perms(id: usize, args: &[&[u8]]) -> Vec<(usize, u8)> {
     let spec = &CommandTable::get().specs[id];
     let plan = &plans()[id];
     let mut placed = Vec::new();
-    if plan.specs.len() > 1 {
-        for s in plan.specs.iter().filter(|s| !s.not_key) {
+    if plan.specs.len() > 1 || plan.specs.iter().any(|s| s.not_key) {
+        for s in &plan.specs {
+            let from = placed.len();
             spec_positions(s, args, &mut placed);
+            if s.not_key {
+                placed[from..].iter_mut().for_each(|p| p.1 = NOT_KEY);
+            }
         }
     }
     let mut out = Vec::new();
     for pos in key_positions(&spec.keys, args) {
         let mut perm = match placed.iter().find(|(p, _)| *p == pos) {
+            // A channel routed like a key (SPUBLISH, SSUBSCRIBE): no key.
+            Some(&(_, NOT_KEY)) => continue,
             Some(&(_, perm)) => perm,
             None => plan.union,
         };
         if plan.set_like && !args.get(3..).unwrap_or(&[]).iter().any(|a| a.eq_ignore_ascii_case(b"get")) {
             perm &= !PERM_READ;
+        }
+        if plan.bitfield && !args.get(2..).unwrap_or(&[]).iter().any(|a| a.eq_ignore_ascii_case(b"set") || a.eq_ignore_ascii_case(b"incrby")) {
+            perm = PERM_READ;
         }
         out.push((pos, perm));
     }
@@ -172,5 +186,6 @@ mod tests {
         assert_eq!(perms(&[b"lmove", b"a", b"b", b"left", b"right"]), vec![(1, PERM_READ | PERM_WRITE), (2, PERM_WRITE)]);
         assert_eq!(perms(&[b"exists", b"a"]), vec![(1, 0)]);
         assert_eq!(perms(&[b"del", b"a", b"b"]), vec![(1, PERM_WRITE), (2, PERM_WRITE)]);
+        assert_eq!(perms(&[b"spublish", b"ch", b"m"]), vec![]);
     }
 }

@@ -746,6 +746,18 @@ impl User {
         Err(relevant)
     }
 
+    /// Whether a selector that may run this SORT may read every key
+    /// (`ACLUserCheckCmdWithUnrestrictedKeyAccess` with access flags).
+    pub fn full_read_access(&self, args: &[&[u8]]) -> bool {
+        let Some(id) = CommandTable::get().lookup(args[0]) else { return false };
+        self.selectors.iter().any(|s| s.check(id, args, &mut None).is_ok() && (s.allkeys || s.keys.iter().any(|(p, f)| p == b"*" && f & PERM_READ != 0)))
+    }
+
+    /// Whether some selector allows every channel.
+    pub fn all_channels(&self) -> bool {
+        self.selectors.iter().any(|s| s.allchannels)
+    }
+
     /// Whether the user may access `channel` (`ACLUserCheckChannelPerm`).
     pub fn channel_allowed(&self, channel: &[u8], literal: bool) -> bool {
         self.selectors.iter().any(|s| s.channel_allowed(channel, literal))
@@ -1060,9 +1072,10 @@ impl Acl {
         Ok(())
     }
 
-    /// `ACLLoadFromFile`: None when loaded, else the errors (nothing changed).
-    pub fn load_file(&self, filename: &str) -> Option<String> {
-        let text = match std::fs::read(filename) {
+    /// `ACLLoadFromFile` of `filename` (as configured: the errors name it),
+    /// found at `path`: None when loaded, else the errors (nothing changed).
+    pub fn load_file(&self, filename: &str, path: &str) -> Option<String> {
+        let text = match std::fs::read(path) {
             Ok(t) => t,
             Err(e) => return Some(format!("Error loading ACLs, opening file '{}': {}", filename, crate::config::table_strerror(&e))),
         };
@@ -1098,7 +1111,13 @@ impl Acl {
                     for op in ops {
                         let op = trim(&op, b"\t\r\n");
                         if let Err(e) = u.apply(op, pubsub_all) {
-                            errors.push_str(&format!("{}:{}: {}. ", filename, linenum, e.text()));
+                            errors.push_str(&format!(
+                                "{}:{}: Error in applying operation '{}': {}. ",
+                                filename,
+                                linenum,
+                                String::from_utf8_lossy(op),
+                                e.text()
+                            ));
                         }
                     }
                 }
@@ -1192,11 +1211,20 @@ pub fn load_at_startup(acl: &Acl, config: &crate::config::Config) -> Result<(), 
     }
     acl.load_configured(&config.users).map_err(|e| format!("{}\nCritical error while loading ACLs. Exiting.", e))?;
     if !file.is_empty() {
-        if let Some(errors) = acl.load_file(&file) {
+        if let Some(errors) = acl.load_file(&file, &resolve(&config.dir, &file)) {
             return Err(format!("Aborting Redis startup because of ACL errors: {}", errors));
         }
     }
     Ok(())
+}
+
+/// The ACL file's path: relative to `dir` (where Redis has moved by then).
+pub fn resolve(dir: &str, file: &str) -> String {
+    if file.starts_with('/') || dir.is_empty() {
+        file.to_string()
+    } else {
+        std::path::Path::new(dir).join(file).to_string_lossy().into_owned()
+    }
 }
 
 fn trim<'a>(mut s: &'a [u8], set: &[u8]) -> &'a [u8] {
@@ -1218,7 +1246,7 @@ fn trim<'a>(mut s: &'a [u8], set: &[u8]) -> &'a [u8] {
 /// Whether a connection's subscriptions are all still allowed to `user`
 /// (Redis kills a subscriber whose channel permission was removed).
 pub fn subscriptions_allowed(user: &User, subs: &crate::messaging::pubsub::ClientSubs) -> bool {
-    if !subs.any() || user.selectors.iter().any(|s| s.allchannels) {
+    if !subs.any() || user.all_channels() {
         return true;
     }
     subs.patterns.iter().all(|p| user.channel_allowed(p, true))

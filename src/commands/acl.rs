@@ -2,7 +2,7 @@
 //! check and the log are in `crate::acl`; these run on the caller's thread
 //! (the ACL state is global, not a shard's).
 
-use super::{flags::*, CommandSpec, Ctx};
+use super::{flags::*, CommandSpec, Ctx, Route};
 use crate::acl::{self, Context, Reason};
 use crate::protocol::Reply;
 use crate::util::{eq_ic, printf_str};
@@ -16,17 +16,17 @@ pub fn commands() -> Vec<CommandSpec> {
     vec![
         CommandSpec::new("acl", -2, 0, container).group("server").acl(SLOW).doc("6.0.0", "A container for Access List Control commands "),
         sub("acl|cat", -2, SUB, cat, "List the ACL categories or the commands inside a category", SLOW),
-        sub("acl|deluser", -3, ADMIN | SUB, deluser, "Remove the specified ACL users and the associated rules", ADMIN_CATS),
+        sub("acl|deluser", -3, ADMIN | SUB, deluser, "Remove the specified ACL users and the associated rules", ADMIN_CATS).route(Route::All),
         sub("acl|dryrun", -4, ADMIN | SUB, dryrun, "Returns whether the user can execute the given command without executing the command.", ADMIN_CATS)
             .doc("7.0.0", "Returns whether the user can execute the given command without executing the command."),
         sub("acl|genpass", -2, SUB, genpass, "Generate a pseudorandom secure password to use for ACL users", SLOW),
         sub("acl|getuser", 3, ADMIN | SUB, getuser, "Get the rules for a specific ACL user", ADMIN_CATS),
         sub("acl|help", 2, LOADING | STALE, help, "Show helpful text about the different subcommands", SLOW),
         sub("acl|list", 2, ADMIN | SUB, list, "List the current ACL rules in ACL config file format", ADMIN_CATS),
-        sub("acl|load", 2, ADMIN | SUB, load, "Reload the ACLs from the configured ACL file", ADMIN_CATS),
+        sub("acl|load", 2, ADMIN | SUB, load, "Reload the ACLs from the configured ACL file", ADMIN_CATS).route(Route::All),
         sub("acl|log", -2, ADMIN | SUB, log, "List latest events denied because of ACLs in place", ADMIN_CATS),
         sub("acl|save", 2, ADMIN | SUB, save, "Save the current ACL rules in the configured ACL file", ADMIN_CATS),
-        sub("acl|setuser", -3, ADMIN | SUB, setuser, "Modify or create the rules for a specific ACL user", ADMIN_CATS),
+        sub("acl|setuser", -3, ADMIN | SUB, setuser, "Modify or create the rules for a specific ACL user", ADMIN_CATS).route(Route::All),
         sub("acl|users", 2, ADMIN | SUB, users, "List the username of all the configured ACL rules", ADMIN_CATS),
         sub("acl|whoami", 2, SUB, whoami, "Return the name of the user associated to the current connection", SLOW),
     ]
@@ -82,7 +82,10 @@ fn setuser(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Err(i) => return r.error_parts(&[b"ERR Unmatched parenthesis in acl selector starting at '", printf_str(args[3 + i], usize::MAX), b"'."]),
     };
     match ctx.server.acl.set_user(name, &ops) {
-        Ok(()) => r.ok(),
+        Ok(()) => {
+            kill_revoked_subscribers(ctx, name);
+            r.ok()
+        }
         Err((op, e)) => r.error_parts(&[b"ERR Error in ACL SETUSER modifier '", printf_str(&op, usize::MAX), b"': ", e.text().as_bytes()]),
     }
 }
@@ -92,6 +95,10 @@ fn deluser(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error("ERR The 'default' user cannot be removed");
     }
     let n = ctx.server.acl.delete(&args[2..]);
+    // Every shard is held: their connections of the deleted users go now,
+    // as Redis's ACLFreeUserAndKillClients.
+    let caller_id = ctx.client.as_ref().map(|c| c.id);
+    super::client::kill_where(ctx, caller_id, |_, _, info| !info.user.is_empty() && args[2..].contains(&&info.user[..]));
     // The caller deleted its own user: closed after this reply, as Redis's
     // CLIENT_CLOSE_AFTER_COMMAND (other connections: at their next turn).
     if let Some(c) = ctx.client.as_mut() {
@@ -172,8 +179,17 @@ fn load(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     if file.is_empty() {
         return r.error(NO_FILE);
     }
-    match ctx.server.acl.load_file(&file) {
-        None => r.ok(),
+    let path = acl::resolve(&ctx.config().dir, &file);
+    match ctx.server.acl.load_file(&file, &path) {
+        None => {
+            // Every user but the default one was replaced: their connections go.
+            let caller_id = ctx.client.as_ref().map(|c| c.id);
+            super::client::kill_where(ctx, caller_id, |_, _, info| !info.user.is_empty() && info.user != b"default");
+            if let Some(c) = ctx.client.as_mut().filter(|c| c.acl.user_name() != b"default") {
+                c.close_after_reply = true;
+            }
+            r.ok()
+        }
         Some(errors) => r.error(&format!("ERR {}", errors)),
     }
 }
@@ -183,7 +199,8 @@ fn save(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     if file.is_empty() {
         return r.error(NO_FILE);
     }
-    match ctx.server.acl.save_file(&file) {
+    let path = acl::resolve(&ctx.config().dir, &file);
+    match ctx.server.acl.save_file(&path) {
         Ok(()) => r.ok(),
         Err(e) => {
             crate::warning!("{}", e);
@@ -309,6 +326,11 @@ fn dryrun(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let Some(id) = id else {
         return r.error_parts(&[b"ERR Command '", printf_str(cmd[0], usize::MAX), b"' not found"]);
     };
+    let spec = &table.specs[id];
+    let argc = cmd.len() as i32;
+    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+        return r.error(&super::arity_error(spec.name));
+    }
     match u.check(id, cmd) {
         Ok(()) => r.ok(),
         Err(acl::Denied::Command) => r.bulk(format!("This user has no permissions to run the '{}' command", table.specs[id].name).as_bytes()),
@@ -321,4 +343,36 @@ fn dryrun(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 pub fn log_denied(ctx: &Ctx, reason: Reason, context: Context, object: &[u8], username: &[u8]) {
     let info = super::client::caller_line(ctx);
     ctx.server.acl.log(reason, context, object, username, info, crate::util::unix_ms());
+}
+
+/// After ACL SETUSER `name` (every shard held): the connections of that
+/// user subscribed to a channel, shard channel or pattern it may no longer
+/// use are killed (Redis's ACLKillPubsubClientsIfNeeded).
+fn kill_revoked_subscribers(ctx: &mut Ctx, name: &[u8]) {
+    let Some(user) = ctx.server.acl.get(name) else { return };
+    if user.all_channels() {
+        return;
+    }
+    let mut doomed: Vec<(usize, usize)> = Vec::new();
+    for s in 0..ctx.shard_count {
+        let ps = &ctx.shard(s).pubsub;
+        let tables = [(&ps.channels, false), (&ps.shard_channels, false)];
+        for (table, literal) in tables {
+            for (ch, subs) in table.iter() {
+                if !user.channel_allowed(ch, literal) {
+                    doomed.extend(subs.iter().map(|x| (x.shard as usize, x.token.index as usize)));
+                }
+            }
+        }
+        for (p, subs) in ps.patterns.iter() {
+            if !user.channel_allowed(p, true) {
+                doomed.extend(subs.iter().map(|x| (x.shard as usize, x.token.index as usize)));
+            }
+        }
+    }
+    if doomed.is_empty() {
+        return;
+    }
+    let caller_id = ctx.client.as_ref().map(|c| c.id);
+    super::client::kill_where(ctx, caller_id, |s, i, info| info.user == name && doomed.contains(&(s, i)));
 }

@@ -370,6 +370,34 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
 
 /// The caller's registry entry brought up to date with its connection state
 /// (the registry is refreshed only after a command that changes it).
+/// Kills (as CLIENT KILL: closed by their shards' cron) every connection
+/// but `caller_id` that `doomed(shard, index, info)` picks, over the shards
+/// the command holds (all of them); returns how many.
+pub fn kill_where(ctx: &mut Ctx, caller_id: Option<u64>, doomed: impl Fn(usize, usize, &ClientInfo) -> bool) -> i64 {
+    let mut killed = 0i64;
+    for s in 0..ctx.shard_count {
+        for (i, slot) in ctx.shard_mut(s).clients.iter_mut().enumerate() {
+            let Some(info) = slot.as_mut() else {
+                continue;
+            };
+            if info.kill_requested || Some(info.id) == caller_id || !doomed(s, i, info) {
+                continue;
+            }
+            info.kill_requested = true;
+            // A blocked victim is gone now, as Redis frees it in the
+            // command: nothing is popped for it before its shard closes it.
+            if let Some(w) = &info.blocked {
+                w.claim(crate::messaging::blocking::GONE);
+            }
+            killed += 1;
+        }
+    }
+    // Counted out now, as Redis's freeClient; the shards' cron closes the
+    // connections (and does not count them out again).
+    ctx.server.connected_clients.fetch_sub(killed as usize, std::sync::atomic::Ordering::AcqRel);
+    killed
+}
+
 /// The caller's CLIENT LIST line, without its newline (ACL LOG's `client-info`).
 pub fn caller_line(ctx: &Ctx) -> String {
     let mut s = String::new();
@@ -533,24 +561,7 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let caller = caller_info(ctx);
     let caller_id = caller.as_ref().map(|c| c.id);
-    let mut killed = 0i64;
-    for s in 0..ctx.shard_count {
-        for info in ctx.shard_mut(s).clients.iter_mut().flatten() {
-            if info.kill_requested || Some(info.id) == caller_id || !f.matches(info) {
-                continue;
-            }
-            info.kill_requested = true;
-            // A blocked victim is gone now, as Redis frees it in the
-            // command: nothing is popped for it before its shard closes it.
-            if let Some(w) = &info.blocked {
-                w.claim(crate::messaging::blocking::GONE);
-            }
-            killed += 1;
-        }
-    }
-    // Counted out now, as Redis's freeClient; the shards' cron closes the
-    // connections (and does not count them out again).
-    ctx.server.connected_clients.fetch_sub(killed as usize, std::sync::atomic::Ordering::AcqRel);
+    let mut killed = kill_where(ctx, caller_id, |_, _, info| f.matches(info));
     if let Some(me) = caller {
         if !f.skip_me && f.matches(&me) {
             killed += 1;
