@@ -891,6 +891,11 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
             raising(lua, r)
         })?;
         redis.raw_set("set_repl", set_repl)?;
+        let acl_check_cmd = scope.create_function(|lua, a: Variadic<Value>| {
+            let r = state.borrow_mut().acl_check_cmd(lua, &a)?;
+            raising(lua, r)
+        })?;
+        redis.raw_set("acl_check_cmd", acl_check_cmd)?;
         match call_args {
             Some((k, a)) => runner.call::<(bool, Value)>((func, k, a)),
             None => runner.call::<(bool, Value)>(func),
@@ -971,20 +976,32 @@ struct CallState<'c, 'a> {
     line: Vec<u8>,
 }
 
+/// A redis lib call's reply: the value and whether it is a failure.
+type LibReply = (Value, bool);
+
+/// The arguments of a redis lib call as bytes; Err: the failure to return.
+fn lib_args(lua: &Lua, a: &[Value]) -> mlua::Result<Result<Vec<Vec<u8>>, LibReply>> {
+    if a.is_empty() {
+        return failure(lua, b"Please specify at least one argument for this redis lib call").map(Err);
+    }
+    let mut owned: Vec<Vec<u8>> = Vec::with_capacity(a.len());
+    for v in a {
+        let mut arg = Vec::new();
+        if !convert::lua_to_arg(v, &mut arg) {
+            return failure(lua, b"Lua redis lib command arguments must be strings or integers").map(Err);
+        }
+        owned.push(arg);
+    }
+    Ok(Ok(owned))
+}
+
 impl CallState<'_, '_> {
     /// `redis.call` / `redis.pcall`: (the reply as Lua, failed).
     fn call(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
-        if a.is_empty() {
-            return failure(lua, b"Please specify at least one argument for this redis lib call");
-        }
-        let mut owned: Vec<Vec<u8>> = Vec::with_capacity(a.len());
-        for v in a {
-            let mut arg = Vec::new();
-            if !convert::lua_to_arg(v, &mut arg) {
-                return failure(lua, b"Lua redis lib command arguments must be strings or integers");
-            }
-            owned.push(arg);
-        }
+        let owned = match lib_args(lua, a)? {
+            Ok(owned) => owned,
+            Err(e) => return Ok(e),
+        };
         let args: Vec<&[u8]> = owned.iter().map(|v| &v[..]).collect();
         let table = CommandTable::get();
         let Some(mut id) = table.lookup(args[0]) else {
@@ -1079,6 +1096,26 @@ impl CallState<'_, '_> {
         st.stats.record_rejected(Some(id));
         st.stats.record_error(crate::protocol::reply::ErrorKind::from_error(&text).as_str());
         counted_failure(lua, &text)
+    }
+
+    /// `redis.acl_check_cmd`: whether the caller's user may run the
+    /// command (true) or not (false); an unknown command is an error.
+    fn acl_check_cmd(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
+        let owned = match lib_args(lua, a)? {
+            Ok(owned) => owned,
+            Err(e) => return Ok(e),
+        };
+        let args: Vec<&[u8]> = owned.iter().map(|v| &v[..]).collect();
+        let table = CommandTable::get();
+        let mut id = table.lookup(args[0]);
+        if let Some(c) = id.filter(|&c| table.is_container(c)) {
+            id = args.get(1).and_then(|sub| table.lookup_sub(table.specs[c].name, sub));
+        }
+        let Some(id) = id else {
+            return failure(lua, b"Invalid command passed to redis.acl_check_cmd()");
+        };
+        let allowed = self.acl_user.as_ref().is_none_or(|u| u.check(id, &args).is_ok());
+        Ok((Value::Boolean(allowed), false))
     }
 
     fn setresp(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
