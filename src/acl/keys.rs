@@ -37,6 +37,8 @@ struct Plan {
     set_like: bool,
     /// BITFIELD: writes only with SET or INCRBY (Redis's `bitfieldGetKeys`).
     bitfield: bool,
+    /// SORT: reads its key, writes its STORE key (Redis's `sortGetKeys`).
+    sort: bool,
 }
 
 fn plans() -> &'static [Plan] {
@@ -83,7 +85,7 @@ fn plan(name: &str) -> Plan {
         }
     }
     let union = specs.iter().filter(|s| !s.not_key).fold(0, |u, s| u | s.perm);
-    Plan { specs, union, set_like: name == "set", bitfield: name == "bitfield" }
+    Plan { specs, union, set_like: name == "set", bitfield: name == "bitfield", sort: name == "sort" }
 }
 
 /// Redis's `getKeysUsingKeySpecs` for one spec: where its keys are.
@@ -161,6 +163,9 @@ pub fn key_perms(id: usize, args: &[&[u8]]) -> Vec<(usize, u8)> {
         if plan.set_like && !args.get(3..).unwrap_or(&[]).iter().any(|a| a.eq_ignore_ascii_case(b"get")) {
             perm &= !PERM_READ;
         }
+        if plan.sort {
+            perm = if pos == 1 { PERM_READ } else { PERM_WRITE };
+        }
         if plan.bitfield && !args.get(2..).unwrap_or(&[]).iter().any(|a| a.eq_ignore_ascii_case(b"set") || a.eq_ignore_ascii_case(b"incrby")) {
             perm = PERM_READ;
         }
@@ -187,5 +192,6 @@ mod tests {
         assert_eq!(perms(&[b"exists", b"a"]), vec![(1, 0)]);
         assert_eq!(perms(&[b"del", b"a", b"b"]), vec![(1, PERM_WRITE), (2, PERM_WRITE)]);
         assert_eq!(perms(&[b"spublish", b"ch", b"m"]), vec![]);
+        assert_eq!(perms(&[b"sort", b"r", b"store", b"w"]), vec![(1, PERM_READ), (3, PERM_WRITE)]);
     }
 }
