@@ -16,6 +16,7 @@
 //! - `server.rs`  state shared by all shard threads; `log.rs` Redis-style log
 //!   lines; `signal.rs` SIGTERM/SIGINT
 
+pub mod acl;
 pub mod commands;
 pub mod config;
 pub mod exec;
@@ -60,6 +61,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let server = Arc::new(Server::new(shards, config.maxclients, config.port));
     server.memory.apply_config(&config);
     server.repl.apply_config(&config);
+    acl::load_at_startup(&server.acl, &config)?;
     if let Some((host, port)) = config.others.get("replicaof").and_then(|v| v.split_once(' ')) {
         server.repl.start_as_replica(host, port.trim().parse().unwrap_or(0));
     }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 pub struct Server {
     pub shard_count: usize,
+    /// ACL users and log (`crate::acl`).
+    pub acl: crate::acl::Acl,
     pub hold: HoldTable,
     /// Ring fd of each shard, the target of MSG_RING doorbells.
     pub ring_fds: Vec<AtomicI32>,
@@ -79,6 +81,7 @@ impl Server {
         let aof: crate::persistence::aof_file::Sink = Default::default();
         let _ = aof.repl_tap.set(repl.clone());
         Server {
+            acl: Default::default(),
             repl,
             shard_count,
             hold: HoldTable::new(shard_count),

@@ -140,6 +140,19 @@ pub fn purge_allocator() -> bool {
     unsafe { tikv_jemalloc_sys::mallctl(NAME.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut(), 0) == 0 }
 }
 
+/// Fills `out` from the kernel's random source (`getRandomBytes`, for ACL
+/// GENPASS); falls back to a time-seeded xorshift only if it is unreadable.
+pub fn random_bytes(out: &mut [u8]) {
+    use std::io::Read;
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(out)).is_ok() {
+        return;
+    }
+    let mut seed = unix_us() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    for b in out.iter_mut() {
+        *b = crate::shard::keyspace::xorshift(&mut seed) as u8;
+    }
+}
+
 #[cfg(test)]
 mod cpulist_tests {
     use super::parse_cpulist;

@@ -349,7 +349,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
     flags_field(info, out);
     let _ = writeln!(
         out,
-        " db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir={} resp={}",
+        " db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
         info.db,
         info.subscriptions[0],
         info.subscriptions[1],
@@ -362,6 +362,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
         tot_mem,
         if info.out_bytes > 0 { "rw" } else { "r" },
         cmd,
+        if info.user.is_empty() { "default".into() } else { String::from_utf8_lossy(&info.user) },
         crate::messaging::tracking::list_redir(info.tracking_flags, info.redir),
         info.resp,
     );
@@ -369,6 +370,44 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
 
 /// The caller's registry entry brought up to date with its connection state
 /// (the registry is refreshed only after a command that changes it).
+/// Kills (as CLIENT KILL: closed by their shards' cron) every connection
+/// but `caller_id` that `doomed(shard, index, info)` picks, over the shards
+/// the command holds (all of them); returns how many.
+pub fn kill_where(ctx: &mut Ctx, caller_id: Option<u64>, doomed: impl Fn(usize, usize, &ClientInfo) -> bool) -> i64 {
+    let mut killed = 0i64;
+    for s in 0..ctx.shard_count {
+        for (i, slot) in ctx.shard_mut(s).clients.iter_mut().enumerate() {
+            let Some(info) = slot.as_mut() else {
+                continue;
+            };
+            if info.kill_requested || Some(info.id) == caller_id || !doomed(s, i, info) {
+                continue;
+            }
+            info.kill_requested = true;
+            // A blocked victim is gone now, as Redis frees it in the
+            // command: nothing is popped for it before its shard closes it.
+            if let Some(w) = &info.blocked {
+                w.claim(crate::messaging::blocking::GONE);
+            }
+            killed += 1;
+        }
+    }
+    // Counted out now, as Redis's freeClient; the shards' cron closes the
+    // connections (and does not count them out again).
+    ctx.server.connected_clients.fetch_sub(killed as usize, std::sync::atomic::Ordering::AcqRel);
+    killed
+}
+
+/// The caller's CLIENT LIST line, without its newline (ACL LOG's `client-info`).
+pub fn caller_line(ctx: &Ctx) -> String {
+    let mut s = String::new();
+    if let Some(info) = caller_info(ctx) {
+        client_line(&info, ctx.now_ms, 0, &mut s);
+        s.pop();
+    }
+    s
+}
+
 fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     let c = ctx.client.as_ref()?;
     let registered = ctx.shard(ctx.home).clients.iter().flatten().find(|i| i.id == c.id).cloned();
@@ -394,6 +433,7 @@ fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     // CLIENT LIST/INFO runs, it still holds the command itself.
     info.qbuf_bytes = c.input_len;
     info.qbuf_free_bytes = c.input_free;
+    info.user = c.acl.user_name().to_vec();
     Some(info)
 }
 
@@ -461,6 +501,7 @@ struct KillFilter<'a> {
     kind: Option<ClientType>,
     addr: Option<&'a [u8]>,
     laddr: Option<&'a [u8]>,
+    user: Option<&'a [u8]>,
     skip_me: bool,
 }
 
@@ -470,6 +511,7 @@ impl KillFilter<'_> {
             && self.kind.is_none_or(|k| client_type(info) == k)
             && self.addr.is_none_or(|a| info.addr.as_bytes() == a)
             && self.laddr.is_none_or(|a| info.laddr.as_bytes() == a)
+            && self.user.is_none_or(|u| if info.user.is_empty() { u == b"default" } else { info.user == u })
     }
 }
 
@@ -498,9 +540,10 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             } else if eq_ic(opt, "laddr") {
                 f.laddr = Some(val);
             } else if eq_ic(opt, "user") {
-                if val != b"default" {
+                if ctx.server.acl.get(val).is_none() {
                     return r.error_parts(&[b"ERR No such user '", printf_str(val, usize::MAX), b"'"]);
                 }
+                f.user = Some(val);
             } else if eq_ic(opt, "skipme") {
                 if eq_ic(val, "yes") {
                     f.skip_me = true;
@@ -518,24 +561,7 @@ fn kill(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let caller = caller_info(ctx);
     let caller_id = caller.as_ref().map(|c| c.id);
-    let mut killed = 0i64;
-    for s in 0..ctx.shard_count {
-        for info in ctx.shard_mut(s).clients.iter_mut().flatten() {
-            if info.kill_requested || Some(info.id) == caller_id || !f.matches(info) {
-                continue;
-            }
-            info.kill_requested = true;
-            // A blocked victim is gone now, as Redis frees it in the
-            // command: nothing is popped for it before its shard closes it.
-            if let Some(w) = &info.blocked {
-                w.claim(crate::messaging::blocking::GONE);
-            }
-            killed += 1;
-        }
-    }
-    // Counted out now, as Redis's freeClient; the shards' cron closes the
-    // connections (and does not count them out again).
-    ctx.server.connected_clients.fetch_sub(killed as usize, std::sync::atomic::Ordering::AcqRel);
+    let mut killed = kill_where(ctx, caller_id, |_, _, info| f.matches(info));
     if let Some(me) = caller {
         if !f.skip_me && f.matches(&me) {
             killed += 1;

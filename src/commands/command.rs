@@ -36,7 +36,7 @@ pub fn commands() -> Vec<CommandSpec> {
 }
 
 /// Redis's ACL categories, in the order COMMAND INFO lists them.
-const CATEGORIES: &[&str] = &[
+pub const CATEGORIES: &[&str] = &[
     "keyspace",
     "read",
     "write",

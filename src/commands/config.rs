@@ -192,6 +192,7 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if loglevel_changed {
         crate::log::set_level(new.loglevel);
     }
+    crate::acl::apply_config(&ctx.server.acl, &new, chosen.iter().any(|(d, _, _)| d.name == "requirepass"));
     crate::util::apply_jemalloc_bg_thread(&new);
     crate::shard::lazyfree::apply_config(&new);
     for i in 0..ctx.shard_count {

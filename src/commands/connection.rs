@@ -70,7 +70,7 @@ fn quit(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 /// RESET: the connection as it was right after accept (Redis's
 /// `clearClientConnectionState`), except that the id is kept.
 fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let needs_auth = ctx.config().requirepass.is_some();
+    let needs_auth = ctx.server.acl.auth_required();
     super::multi::discard_transaction(ctx);
     // The subscriptions' owner shards are held (`pubsub::reset_route`).
     super::pubsub::unsubscribe_all_silently(ctx);
@@ -84,6 +84,7 @@ fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
         c.resp = 2;
         c.name.clear();
         c.authenticated = !needs_auth;
+        c.acl = Default::default();
         c.reply_mode = ReplyMode::On;
         c.no_evict = false;
         c.readonly = false;
@@ -92,25 +93,23 @@ fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     r.simple("RESET");
 }
 
-/// Whether `user`/`pass` authenticate. ringkv has only the `default` user,
-/// which accepts any password when no `requirepass` is set (ACL `nopass`).
-fn credentials_valid(ctx: &Ctx, user: &[u8], pass: &[u8]) -> bool {
-    if user != b"default" {
-        return false;
+/// Authenticates the caller as `user` (`ACLAuthenticateUser`): on a wrong
+/// pair or a disabled user, an ACL LOG entry (reason `auth`).
+fn authenticate(ctx: &mut Ctx, args: &[&[u8]], user: &[u8], pass: &[u8]) -> bool {
+    let ok = match ctx.client.as_mut() {
+        Some(c) => ctx.server.acl.authenticate(&mut c.acl, user, pass),
+        None => false,
+    };
+    if ok {
+        if let Some(c) = ctx.client.as_mut() {
+            c.authenticated = true;
+            c.info_dirty = true;
+        }
+    } else {
+        let context = if ctx.in_multi { crate::acl::Context::Multi } else { crate::acl::Context::Toplevel };
+        super::acl::log_denied(ctx, crate::acl::Reason::Auth, context, args[0], user);
     }
-    match &ctx.config().requirepass {
-        None => true,
-        Some(p) => constant_time_eq(p, pass),
-    }
-}
-
-/// Compares without an early exit, so the time taken does not tell how much
-/// of a guessed password was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ok
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
@@ -121,7 +120,7 @@ fn auth(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     let (user, pass): (&[u8], &[u8]) = if args.len() == 2 {
-        if ctx.config().requirepass.is_none() {
+        if ctx.server.acl.get(b"default").is_none_or(|d| d.nopass()) {
             r.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
             return;
         }
@@ -129,10 +128,7 @@ fn auth(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else {
         (args[1], args[2])
     };
-    if credentials_valid(ctx, user, pass) {
-        if let Some(c) = ctx.client.as_mut() {
-            c.authenticated = true;
-        }
+    if authenticate(ctx, args, user, pass) {
         r.ok();
     } else {
         r.error(WRONGPASS);
@@ -177,12 +173,9 @@ fn hello(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return;
     }
     if let Some((user, pass)) = credentials {
-        if !credentials_valid(ctx, user, pass) {
+        if !authenticate(ctx, args, user, pass) {
             r.error(WRONGPASS);
             return;
-        }
-        if let Some(c) = ctx.client.as_mut() {
-            c.authenticated = true;
         }
     }
     if let Some(n) = name {
@@ -219,17 +212,4 @@ fn hello(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     r.bulk(b"master");
     r.bulk(b"modules");
     r.array(0);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_compare() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secrets"));
-        assert!(constant_time_eq(b"", b""));
-    }
 }

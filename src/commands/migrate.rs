@@ -28,14 +28,25 @@ pub fn commands() -> Vec<CommandSpec> {
 
 /// Redis's `migrateGetKeys`: the key at 3, or the keys after KEYS (then the
 /// key at 3 must be empty).
+/// AUTH's password and AUTH2's user and password are skipped, as Redis
+/// does: a password spelled KEYS is not the keyword.
 fn migrate_keys(args: &[&[u8]], out: &mut Vec<usize>) {
-    for (j, a) in args.iter().enumerate().skip(6) {
+    let mut j = 6;
+    while j < args.len() {
+        let a = args[j];
         if eq_ic(a, "keys") {
             if args[3].is_empty() {
                 out.extend(j + 1..args.len());
             }
             return;
         }
+        j += if eq_ic(a, "auth") {
+            2
+        } else if eq_ic(a, "auth2") {
+            3
+        } else {
+            1
+        };
     }
     out.push(3);
 }
@@ -243,6 +254,11 @@ mod tests {
         let mut keys = vec![];
         migrate_keys(&args, &mut keys);
         assert_eq!(keys, [3]);
+        // A password spelled KEYS is not the keyword.
+        let args = a(&["migrate", "h", "1", "", "0", "5000", "AUTH", "KEYS", "KEYS", "rw"]);
+        let mut keys = vec![];
+        migrate_keys(&args, &mut keys);
+        assert_eq!(keys, [9]);
         assert_eq!(
             parse(&a(&["migrate", "h", "1", "k", "0", "5000", "KEYS", "a"])),
             Err("ERR When using MIGRATE KEYS option, the key argument must be set to the empty string")

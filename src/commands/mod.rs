@@ -6,6 +6,7 @@
 //! grouped by family, one file each, and write replies through `Reply`,
 //! which alone knows RESP2 from RESP3.
 
+pub mod acl;
 pub mod bitmap;
 pub mod blocking;
 pub mod client;
@@ -303,6 +304,7 @@ impl CommandTable {
         specs.extend(pubsub::commands());
         specs.extend(replication::commands());
         specs.extend(scripting::commands());
+        specs.extend(acl::commands());
         let mut by_name = HashMap::default();
         let mut subcommands: HashMap<&'static str, HashMap<&'static str, usize>> = HashMap::default();
         for (i, s) in specs.iter().enumerate() {
@@ -413,6 +415,8 @@ pub struct ClientState {
     pub db: usize,
     pub resp: u8,
     pub authenticated: bool,
+    /// The connection's ACL user (`crate::acl::ClientAcl`).
+    pub acl: crate::acl::ClientAcl,
     pub name: Vec<u8>,
     pub addr: String,
     pub laddr: String,

@@ -121,7 +121,8 @@ struct SortOptions<'a> {
 }
 
 /// Redis's option loop of `sortCommandGeneric`, with its errors.
-fn parse_options<'a>(args: &[&'a [u8]], read_only: bool, cluster: bool) -> Result<SortOptions<'a>, &'static str> {
+/// `full_access`: the caller may read every key (BY and GET patterns read keys no key spec names).
+fn parse_options<'a>(args: &[&'a [u8]], read_only: bool, cluster: bool, full_access: bool) -> Result<SortOptions<'a>, &'static str> {
     let mut o = SortOptions { limit_count: -1, ..Default::default() };
     let mut j = 2;
     while j < args.len() {
@@ -149,6 +150,9 @@ fn parse_options<'a>(args: &[&'a [u8]], read_only: bool, cluster: bool) -> Resul
                 if cluster {
                     return Err("ERR BY option of SORT denied in Cluster mode.");
                 }
+                if !full_access {
+                    return Err("ERR BY option of SORT denied due to insufficient ACL permissions.");
+                }
                 o.dont_sort = false;
             } else {
                 o.dont_sort = true;
@@ -157,6 +161,9 @@ fn parse_options<'a>(args: &[&'a [u8]], read_only: bool, cluster: bool) -> Resul
         } else if eq_ic(word, "get") && more >= 1 {
             if cluster {
                 return Err("ERR GET option of SORT denied in Cluster mode.");
+            }
+            if !full_access {
+                return Err("ERR GET option of SORT denied due to insufficient ACL permissions.");
             }
             o.gets.push(args[j + 1]);
             j += 1;
@@ -408,7 +415,10 @@ fn sort_ro(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 
 fn sort_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, read_only: bool) {
     let cluster = ctx.config().others.get("cluster-enabled").is_some_and(|v| v == "yes");
-    let mut o = match parse_options(args, read_only, cluster) {
+    // BY and GET patterns read keys no key spec names: refused to a user
+    // without read access to every key (Redis's user_has_full_key_access).
+    let full_access = ctx.client.as_deref().is_none_or(|c| c.acl.unrestricted || c.acl.user.as_ref().is_none_or(|u| u.full_read_access(args)));
+    let mut o = match parse_options(args, read_only, cluster, full_access) {
         Ok(o) => o,
         Err(e) => return r.error(e),
     };
@@ -630,19 +640,19 @@ mod tests {
     #[test]
     fn options_and_keys() {
         let args: Vec<&[u8]> = ["sort", "k", "by", "w_*", "get", "#", "limit", "0", "1", "store", "d", "desc", "alpha"].iter().map(|s| s.as_bytes()).collect();
-        let o = parse_options(&args, false, false).unwrap();
+        let o = parse_options(&args, false, false, true).unwrap();
         assert!(o.desc && o.alpha && !o.dont_sort);
         assert_eq!(o.store, Some(&b"d"[..]));
-        assert_eq!(parse_options(&args, true, false), Err(err::SYNTAX));
-        assert_eq!(parse_options(&args, false, true), Err("ERR BY option of SORT denied in Cluster mode."));
+        assert_eq!(parse_options(&args, true, false, true), Err(err::SYNTAX));
+        assert_eq!(parse_options(&args, false, true, true), Err("ERR BY option of SORT denied in Cluster mode."));
         let mut keys = vec![];
         sort_keys(&args, &mut keys);
         assert_eq!(keys, [1, 10]);
         assert_eq!(route(&args, 3, false).0, ShardMask::all(3).0);
         let plain: Vec<&[u8]> = ["sort", "k", "by", "nosort", "get", "#"].iter().map(|s| s.as_bytes()).collect();
         assert_eq!(route(&plain, 3, false).0, ShardMask::single(key_shard(b"k", 3)).0);
-        assert!(parse_options(&plain, false, false).unwrap().dont_sort);
+        assert!(parse_options(&plain, false, false, true).unwrap().dont_sort);
         let bad: Vec<&[u8]> = ["sort", "k", "limit", "a", "1"].iter().map(|s| s.as_bytes()).collect();
-        assert_eq!(parse_options(&bad, false, false), Err(err::NOT_INTEGER));
+        assert_eq!(parse_options(&bad, false, false, true), Err(err::NOT_INTEGER));
     }
 }

@@ -73,6 +73,8 @@ pub struct Config {
     /// Save points: (seconds, changes).
     pub save: Vec<(u64, u64)>,
     pub requirepass: Option<Vec<u8>>,
+    /// `user` directives: the name, then its ACL rules (`crate::acl`).
+    pub users: Vec<Vec<String>>,
     pub maxclients: usize,
     pub timeout_seconds: u64,
     pub databases: usize,
@@ -125,6 +127,7 @@ impl Default for Config {
             dbfilename: "dump.rdb".into(),
             save: vec![(3600, 1), (300, 100), (60, 10000)],
             requirepass: None,
+            users: Vec::new(),
             maxclients: 10000,
             timeout_seconds: 0,
             databases: 16,
@@ -252,7 +255,12 @@ impl Config {
                     self.startup_warnings.push(format!("rename-command {} is accepted but not applied: ringkv does not rename commands yet", values[0]));
                 }
                 "user" if argc >= 2 => {
-                    self.startup_warnings.push(format!("ACL user '{}' from the config file is ignored: ringkv has no ACL users", values[0]));
+                    // As ACLAppendUserForLoading: a user defined twice is an
+                    // error; the rules are applied (and checked) at start-up.
+                    if self.users.iter().any(|u| u[0] == values[0]) {
+                        return Err(fail("Error in user declaration 'user': Duplicate user found. A user can only be defined once in config files"));
+                    }
+                    self.users.push(values.iter().map(|v| v.to_string()).collect());
                 }
                 "loadmodule" if argc >= 2 => {
                     self.startup_warnings.push(format!("Module {} not loaded: ringkv does not support modules", values[0]));
@@ -308,7 +316,7 @@ fn include_paths(path: &str) -> Result<Vec<String>, String> {
     Ok(found)
 }
 
-fn table_strerror(e: &std::io::Error) -> String {
+pub(crate) fn table_strerror(e: &std::io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error") {
         Some(i) => s[..i].to_string(),

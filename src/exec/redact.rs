@@ -8,6 +8,7 @@ pub const REDACTED: &[u8] = b"(redacted)";
 /// The positions of `args` (a command named `name`, as the table spells it)
 /// that Redis 7.0 redacts, as its handlers do while parsing:
 /// - AUTH (two or three arguments): every argument after the name;
+/// - ACL SETUSER: every argument after the subcommand;
 /// - HELLO: the two arguments after each AUTH option met while the options
 ///   still parse (a bad protocol version redacts nothing; the scan stops at
 ///   the first option in error, as the handler returns there);
@@ -16,6 +17,8 @@ pub const REDACTED: &[u8] = b"(redacted)";
 fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
     match name {
         "auth" if args.len() <= 3 => (1..args.len()).collect(),
+        // ACL SETUSER: the name and every rule (passwords among them).
+        "acl|setuser" => (2..args.len()).collect(),
         "hello" => {
             let mut out = vec![];
             if args.len() >= 2 && !crate::commands::parse_i64(args[1]).is_some_and(|v| (2..=3).contains(&v)) {
@@ -61,7 +64,7 @@ fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
 /// `args` as MONITOR and the slowlog show them: borrowed as they are, or,
 /// for a command with secrets, copied into `shown` with them replaced.
 pub fn shown<'a>(name: &str, args: &'a [&'a [u8]], shown: &'a mut Vec<&'a [u8]>) -> &'a [&'a [u8]] {
-    if !matches!(name, "auth" | "hello" | "migrate") {
+    if !matches!(name, "auth" | "hello" | "migrate" | "acl|setuser") {
         return args;
     }
     let hide = positions(name, args);
@@ -86,6 +89,7 @@ mod tests {
     #[test]
     fn redacts_as_redis_7_0() {
         assert_eq!(show("auth", &["auth", "pw"]), ["auth", "(redacted)"]);
+        assert_eq!(show("acl|setuser", &["acl", "setuser", "u", ">pw"]), ["acl", "setuser", "(redacted)", "(redacted)"]);
         assert_eq!(show("auth", &["auth", "u", "pw"]), ["auth", "(redacted)", "(redacted)"]);
         // A syntax error comes first.
         assert_eq!(show("auth", &["auth", "a", "b", "c"]), ["auth", "a", "b", "c"]);

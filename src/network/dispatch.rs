@@ -214,7 +214,7 @@ impl EventLoop {
     /// incomplete request at the end is recorded there again when everything
     /// before it ran, so `buf` from that request on becomes the query buffer.
     fn parse_and_run(&mut self, index: u32, buf: &[u8]) -> usize {
-        let password_set = self.state().config.requirepass.is_some();
+        let password_set = self.server.acl.auth_required();
         let mut limits = ParseLimits { bulk_bytes_max: self.state().config.proto_max_bulk_len, unauthenticated: false };
         let mut batch = std::mem::take(&mut self.batch);
         if batch.is_empty() {
@@ -522,9 +522,23 @@ impl EventLoop {
             return self.reject(index, Some(id), commands::arity_error(spec.name).as_bytes());
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
-        if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+        if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 && self.server.acl.auth_required() {
             return self.reject(index, Some(id), b"NOAUTH Authentication required.");
         }
+        // ACL: one relaxed load while no user changed, no check for a user
+        // who may run everything (`network::acl`).
+        if conn.client.acl.generation != self.server.acl.generation() {
+            if let Some(flow) = self.acl_refresh(index) {
+                return flow;
+            }
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if !conn.client.acl.unrestricted {
+            if let Some(flow) = self.acl_check(index, id, args) {
+                return flow;
+            }
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
         let mut is_write = super::multi::is_write(spec, id, &conn.client);
         let writes_blocked = self.server.persistence.writes_blocked.load(std::sync::atomic::Ordering::Relaxed);
         let aof_error = self.server.aof.write_error();
@@ -757,6 +771,7 @@ impl EventLoop {
             let p = &conn.client.pubsub;
             let subscriptions = [p.channels.len(), p.patterns.len(), p.shard_channels.len()];
             let (tracking_flags, redir) = (conn.client.tracking.flags, conn.client.tracking.redirect);
+            let user = conn.client.acl.user_name().to_vec();
             if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
                 info.tracking_flags = tracking_flags;
                 info.redir = redir;
@@ -769,6 +784,7 @@ impl EventLoop {
                 info.multi = multi;
                 info.watch = watch;
                 info.subscriptions = subscriptions;
+                info.user = user;
             }
         }
         if let Some(flow) = self.replication_step(index) {

@@ -523,7 +523,7 @@ impl EventLoop {
             self.accept_guard
         } else {
             let config = &self.state().config;
-            (config.protected_mode, config.requirepass.is_some())
+            (config.protected_mode, self.server.acl.auth_required())
         };
         if super::listener::protected_mode_denies(protected_mode, password, peer.as_ref()) {
             self.refuse(fd, super::listener::PROTECTED_MODE_DENIED.as_bytes());
@@ -592,7 +592,7 @@ impl EventLoop {
         let refused = std::mem::take(&mut self.refused_unregistered);
         let st = self.state();
         st.stats.rejected_connections += refused;
-        self.accept_guard = (st.config.protected_mode, st.config.requirepass.is_some());
+        self.accept_guard = (st.config.protected_mode, self.server.acl.auth_required());
     }
 
     /// Whether this shard's state is lent to a running script (see
@@ -1151,6 +1151,7 @@ impl EventLoop {
         let id = self.id;
         self.state().watched.sweep_if_abandoned(id);
         self.tracking_turn();
+        self.acl_cron();
         if self.state().stream.is_on() {
             // CONFIG SET aof-timestamp-enabled reaches the stream here.
             let st = self.state();

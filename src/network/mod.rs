@@ -2,6 +2,7 @@
 //! multishot receive into a provided-buffer ring, batched sends, and one
 //! `io_uring_enter` per loop turn for all connections of the shard.
 
+pub mod acl;
 pub mod blocking;
 pub mod bufring;
 pub mod conn;

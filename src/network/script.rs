@@ -407,7 +407,7 @@ impl EventLoop {
             return true;
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
-        if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 {
+        if !conn.client.authenticated && spec.flags & flags::NO_AUTH == 0 && self.server.acl.auth_required() {
             self.busy_reply_error(index, Some(id), b"NOAUTH Authentication required.");
             return true;
         }

@@ -867,7 +867,9 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
     // declared, once; EVAL_RO and friends themselves remember nothing.
     let caller_tracks = ctx.client.as_deref().is_some_and(|c| c.tracking.remembers_reads());
     let track_keys: Vec<Vec<u8>> = if caller_tracks { keys.iter().map(|k| k.to_vec()).collect() } else { Vec::new() };
+    let acl_user = ctx.client.as_deref().filter(|c| !c.acl.unrestricted).and_then(|c| c.acl.user.clone());
     let state = RefCell::new(CallState {
+        acl_user,
         ctx,
         resp: 2,
         db: 0,
@@ -903,6 +905,11 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
             raising(lua, r)
         })?;
         redis.raw_set("set_repl", set_repl)?;
+        let acl_check_cmd = scope.create_function(|lua, a: Variadic<Value>| {
+            let r = state.borrow_mut().acl_check_cmd(lua, &a)?;
+            raising(lua, r)
+        })?;
+        redis.raw_set("acl_check_cmd", acl_check_cmd)?;
         match call_args {
             Some((k, a)) => runner.call::<(bool, Value)>((func, k, a)),
             None => runner.call::<(bool, Value)>(func),
@@ -972,6 +979,9 @@ struct CallState<'c, 'a> {
     /// `redis.set_repl`: whether writes are propagated (AOF).
     repl_aof: bool,
     caller_id: u64,
+    /// The caller's ACL user when it may not run everything: the script's
+    /// commands are checked against it (Redis's scriptVerifyACL).
+    acl_user: Option<std::sync::Arc<crate::acl::User>>,
     /// The declared keys still to remember for the caller's tracking at
     /// the script's first read-only command (empty: nothing to do).
     track_keys: Vec<Vec<u8>>,
@@ -980,20 +990,32 @@ struct CallState<'c, 'a> {
     line: Vec<u8>,
 }
 
+/// A redis lib call's reply: the value and whether it is a failure.
+type LibReply = (Value, bool);
+
+/// The arguments of a redis lib call as bytes; Err: the failure to return.
+fn lib_args(lua: &Lua, a: &[Value]) -> mlua::Result<Result<Vec<Vec<u8>>, LibReply>> {
+    if a.is_empty() {
+        return failure(lua, b"Please specify at least one argument for this redis lib call").map(Err);
+    }
+    let mut owned: Vec<Vec<u8>> = Vec::with_capacity(a.len());
+    for v in a {
+        let mut arg = Vec::new();
+        if !convert::lua_to_arg(v, &mut arg) {
+            return failure(lua, b"Lua redis lib command arguments must be strings or integers").map(Err);
+        }
+        owned.push(arg);
+    }
+    Ok(Ok(owned))
+}
+
 impl CallState<'_, '_> {
     /// `redis.call` / `redis.pcall`: (the reply as Lua, failed).
     fn call(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
-        if a.is_empty() {
-            return failure(lua, b"Please specify at least one argument for this redis lib call");
-        }
-        let mut owned: Vec<Vec<u8>> = Vec::with_capacity(a.len());
-        for v in a {
-            let mut arg = Vec::new();
-            if !convert::lua_to_arg(v, &mut arg) {
-                return failure(lua, b"Lua redis lib command arguments must be strings or integers");
-            }
-            owned.push(arg);
-        }
+        let owned = match lib_args(lua, a)? {
+            Ok(owned) => owned,
+            Err(e) => return Ok(e),
+        };
         let args: Vec<&[u8]> = owned.iter().map(|v| &v[..]).collect();
         let table = CommandTable::get();
         let Some(mut id) = table.lookup(args[0]) else {
@@ -1016,6 +1038,12 @@ impl CallState<'_, '_> {
         let gate = self.ctx.server.repl.gate();
         if gate & crate::replication::GATE_STALE != 0 && spec.flags & flags::STALE == 0 {
             return self.rejected(lua, id, b"Can not execute the command on a stale replica");
+        }
+        if let Some(denied) = self.acl_user.as_ref().and_then(|u| u.check(id, &args).err()) {
+            let user = self.acl_user.as_ref().unwrap().name.clone();
+            let object = denied.pos().map_or(spec.name.as_bytes(), |p| args[p]);
+            crate::commands::acl::log_denied(self.ctx, denied.reason(), crate::acl::Context::Lua, object, &user);
+            return self.rejected(lua, id, denied.script_reply().as_bytes());
         }
         // As Redis's scriptVerifyWriteCommandAllow: a MAY_REPLICATE command
         // (PUBLISH, SPUBLISH, PFCOUNT) counts as a write here too.
@@ -1082,6 +1110,26 @@ impl CallState<'_, '_> {
         st.stats.record_rejected(Some(id));
         st.stats.record_error(crate::protocol::reply::ErrorKind::from_error(&text).as_str());
         counted_failure(lua, &text)
+    }
+
+    /// `redis.acl_check_cmd`: whether the caller's user may run the
+    /// command (true) or not (false); an unknown command is an error.
+    fn acl_check_cmd(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {
+        let owned = match lib_args(lua, a)? {
+            Ok(owned) => owned,
+            Err(e) => return Ok(e),
+        };
+        let args: Vec<&[u8]> = owned.iter().map(|v| &v[..]).collect();
+        let table = CommandTable::get();
+        let mut id = table.lookup(args[0]);
+        if let Some(c) = id.filter(|&c| table.is_container(c)) {
+            id = args.get(1).and_then(|sub| table.lookup_sub(table.specs[c].name, sub));
+        }
+        let Some(id) = id else {
+            return failure(lua, b"Invalid command passed to redis.acl_check_cmd()");
+        };
+        let allowed = self.acl_user.as_ref().is_none_or(|u| u.check(id, &args).is_ok());
+        Ok((Value::Boolean(allowed), false))
     }
 
     fn setresp(&mut self, lua: &Lua, a: &[Value]) -> mlua::Result<(Value, bool)> {

@@ -63,6 +63,8 @@ pub struct ClientInfo {
     pub tracking_flags: u8,
     /// The tracking redirect (CLIENT LIST's `redir=`, -1 while tracking is off).
     pub redir: u64,
+    /// The ACL user's name (CLIENT LIST's `user=`; empty: `default`).
+    pub user: Vec<u8>,
 }
 
 impl ClientInfo {
