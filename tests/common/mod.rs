@@ -1066,7 +1066,7 @@ pub fn cross_shard_step(c: &mut Conn, rng: &mut Rng, keys: &[String], t: u64, i:
         // Two-round hops (over two shards, chained): MSETNX, RENAME,
         // RENAMENX or SMOVE, and a watched EXEC (which
         // aborts when another thread wrote a watched key).
-        6 if i % 4 == 0 => c.cmd(&["MSETNX", &a, &v, &b, &v]),
+        6 if i.is_multiple_of(4) => c.cmd(&["MSETNX", &a, &v, &b, &v]),
         6 if i % 4 == 1 => c.cmd(&["RENAME", &a, &b]),
         6 if i % 4 == 2 => c.cmd(&["RENAMENX", &a, &b]),
         6 => {
