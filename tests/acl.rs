@@ -218,3 +218,71 @@ fn scripts_and_transactions_are_checked() {
     let log = text(&mut admin, &["ACL", "LOG", "1"]);
     assert!(log.contains("$7\r\ncontext\r\n$5\r\nmulti\r\n"), "{log}");
 }
+
+/// Redis's `execCommand` text for a queued command the rules changed under.
+fn exec_denied(reason: &str) -> String {
+    format!("-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}\r\n")
+}
+
+#[test]
+fn exec_rechecks_queued_commands() {
+    let s = start(&[]);
+    let mut admin = s.conn();
+    let all = ["ACL", "SETUSER", "q", "reset", "on", "nopass", "~*", "&*", "+@all"];
+    assert_eq!(text(&mut admin, &all), "+OK\r\n");
+    let mut c = s.conn();
+    assert_eq!(text(&mut c, &["AUTH", "q", "x"]), "+OK\r\n");
+    // Commands of every kind, keys on every shard, then the rules narrowed.
+    assert_eq!(text(&mut c, &["MULTI"]), "+OK\r\n");
+    let queued =
+        [vec!["SET", "k:1", "v"], vec!["GET", "k:1"], vec!["SET", "a", "1"], vec!["SET", "k:2", "w"], vec!["SET", "b", "2"], vec!["PUBLISH", "ch", "m"]];
+    for q in &queued {
+        assert_eq!(text(&mut c, q), "+QUEUED\r\n");
+    }
+    assert_eq!(text(&mut admin, &["ACL", "LOG", "RESET"]), "+OK\r\n");
+    assert_eq!(text(&mut admin, &["ACL", "SETUSER", "q", "resetkeys", "~k:*", "-get", "resetchannels"]), "+OK\r\n");
+    let keys = exec_denied("no permission to touch the specified keys");
+    let expected = format!(
+        "*6\r\n+OK\r\n{}{}+OK\r\n{}{}",
+        exec_denied("no permission to execute the command or subcommand"),
+        keys,
+        keys,
+        exec_denied("no permission to access one of the channels used as arguments")
+    );
+    assert_eq!(text(&mut c, &["EXEC"]), expected);
+    // The skipped commands did not run; the others did.
+    assert_eq!(text(&mut admin, &["MGET", "k:1", "k:2", "a", "b"]), format!("*4\r\n{}{}$-1\r\n$-1\r\n", bulk("v"), bulk("w")));
+    let log = text(&mut admin, &["ACL", "LOG"]);
+    assert!(log.starts_with("*4\r\n"), "{log}");
+    assert!(log.contains("$7\r\ncontext\r\n$5\r\nmulti\r\n$6\r\nobject\r\n$2\r\nch\r\n"), "{log}");
+    assert!(log.contains("$7\r\ncontext\r\n$5\r\nmulti\r\n$6\r\nobject\r\n$1\r\nb\r\n"), "{log}");
+    assert!(log.contains("$7\r\ncontext\r\n$5\r\nmulti\r\n$6\r\nobject\r\n$3\r\nget\r\n"), "{log}");
+    assert!(log.contains("cmd=exec user=q"), "{log}");
+    let stats = text(&mut admin, &["INFO", "errorstats"]);
+    assert!(stats.contains("errorstat_NOPERM:count=4\r\n"), "{stats}");
+
+    // Writes only, one key per shard (EXEC by hops when nothing is denied).
+    assert_eq!(text(&mut admin, &all), "+OK\r\n");
+    let keys = ["k:a", "x", "y", "z", "k:b", "w"];
+    assert_eq!(text(&mut c, &["MULTI"]), "+OK\r\n");
+    for k in keys {
+        assert_eq!(text(&mut c, &["SET", k, "1"]), "+QUEUED\r\n");
+    }
+    assert_eq!(text(&mut admin, &["ACL", "SETUSER", "q", "resetkeys", "~k:*"]), "+OK\r\n");
+    let denied = exec_denied("no permission to touch the specified keys");
+    let expected = format!("*6\r\n+OK\r\n{denied}{denied}{denied}+OK\r\n{denied}");
+    assert_eq!(text(&mut c, &["EXEC"]), expected);
+    assert_eq!(text(&mut admin, &["EXISTS", "k:a", "x", "y", "z", "k:b", "w"]), ":2\r\n");
+
+    // With WATCH over several shards (EXEC in two rounds when nothing is denied).
+    assert_eq!(text(&mut admin, &all), "+OK\r\n");
+    assert_eq!(text(&mut c, &["WATCH", "k:a", "x", "y"]), "+OK\r\n");
+    assert_eq!(text(&mut c, &["MULTI"]), "+OK\r\n");
+    for k in ["k:a", "x", "y"] {
+        assert_eq!(text(&mut c, &["INCR", k]), "+QUEUED\r\n");
+    }
+    assert_eq!(text(&mut admin, &["ACL", "SETUSER", "q", "-incr"]), "+OK\r\n");
+    let denied = exec_denied("no permission to execute the command or subcommand");
+    assert_eq!(text(&mut c, &["EXEC"]), format!("*3\r\n{denied}{denied}{denied}"));
+    assert_eq!(text(&mut admin, &["MGET", "k:a", "x", "y"]), format!("*3\r\n{}$-1\r\n$-1\r\n", bulk("1")));
+}

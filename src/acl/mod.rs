@@ -541,6 +541,15 @@ impl Denied {
             Denied::Channel(_) => "NOPERM this user has no permissions to access one of the channels used as arguments".into(),
         }
     }
+    /// The reason EXEC's re-check of a queued command names (Redis's
+    /// `execCommand`, rules changed after the command was queued).
+    pub fn exec_reason(self) -> &'static str {
+        match self {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        }
+    }
     /// The error a script's `redis.call` gets.
     pub fn script_reply(self) -> &'static str {
         match self {

@@ -8,6 +8,10 @@ use super::event_loop::EventLoop;
 use crate::acl::Context;
 use crate::commands::CommandTable;
 
+/// The error a queued command denied at EXEC time gets, before its reason.
+const EXEC_DENIED: &str = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. \
+                           This command is no longer allowed for the following reason: ";
+
 impl EventLoop {
     /// The ACL users changed since connection `index` took its snapshot:
     /// takes the new one. Some(Stop): the connection was closed (its user
@@ -40,6 +44,30 @@ impl EventLoop {
         let info = self.client_line_of(index);
         self.server.acl.log(denied.reason(), context, object, &user.name, info, crate::util::unix_ms());
         Some(self.reject(index, Some(id), denied.reply(spec.name).as_bytes()))
+    }
+
+    /// EXEC's re-check of queued command `id` (Redis's `execCommand`: the
+    /// rules may have changed since it was queued). On a denial, logs it in
+    /// the `multi` context, appends Redis's -NOPERM error as the command's
+    /// slot of EXEC's reply and returns true: the command is skipped.
+    pub(super) fn exec_acl_denied(&mut self, index: u32, id: usize, args: &[&[u8]]) -> bool {
+        let Some(conn) = self.conns[index as usize].as_ref() else { return false };
+        if conn.client.acl.unrestricted {
+            return false;
+        }
+        let Some(user) = conn.client.acl.user.clone() else { return false };
+        let Err(denied) = user.check(id, args) else { return false };
+        let object = match denied.pos() {
+            Some(p) => args[p],
+            None => CommandTable::get().specs[id].name.as_bytes(),
+        };
+        let info = self.client_line_of(index);
+        self.server.acl.log(denied.reason(), Context::Multi, object, &user.name, info, crate::util::unix_ms());
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        let mut r = crate::protocol::Reply::new(&mut conn.out, conn.client.resp);
+        r.error_parts(&[EXEC_DENIED.as_bytes(), denied.exec_reason().as_bytes()]);
+        self.state().stats.record_error("NOPERM");
+        true
     }
 
     /// Connection `index`'s CLIENT LIST line, without its newline.

@@ -933,6 +933,9 @@ impl EventLoop {
         let table = CommandTable::get();
         let conn = self.conns[index as usize].as_mut().unwrap();
         let (queue, count) = conn.client.multi.take();
+        // A queued command the ACL now denies (rules changed since it was
+        // queued) leaves the queue to the held path, which replies its error.
+        let user = if conn.client.acl.unrestricted { None } else { conn.client.acl.user.clone() };
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         let mut mask = ShardMask::default();
         let mut qualifies = true;
@@ -940,7 +943,8 @@ impl EventLoop {
             q.args.slices(&mut slices);
             let spec = &table.specs[q.id];
             let m = super::dispatch::route_mask(spec, &slices, n, me);
-            if !matches!(spec.route, crate::commands::Route::Keys)
+            if user.as_ref().is_some_and(|u| u.check(q.id, &slices).is_err())
+                || !matches!(spec.route, crate::commands::Route::Keys)
                 || spec.flags & flags::BLOCKING != 0
                 || m.count() != 1
                 || key_positions(&spec.keys, &slices).next().is_none()

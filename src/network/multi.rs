@@ -263,6 +263,10 @@ impl EventLoop {
             let mut slices: Vec<&[u8]> = Vec::with_capacity(8);
             for q in &queue[..count] {
                 q.args.slices(&mut slices);
+                // ACL rules changed since it was queued (`network::acl`).
+                if self.exec_acl_denied(index, q.id, &slices) {
+                    continue;
+                }
                 let conn = self.conns[index as usize].as_mut().unwrap();
                 let (db, resp) = (conn.client.db, conn.client.resp);
                 let mut r = Reply::new(&mut conn.out, resp);
