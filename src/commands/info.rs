@@ -244,7 +244,32 @@ fn total_system_memory() -> u64 {
     }
 }
 
-fn ratio(a: u64, b: u64) -> f64 {
+/// The memory figures INFO memory and MEMORY DOCTOR report (Redis's
+/// `cron_malloc_stats` and used/peak memory), the peak brought up to date.
+pub struct MemoryFigures {
+    pub used: u64,
+    pub peak: u64,
+    pub rss: u64,
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+}
+
+pub fn memory_figures() -> MemoryFigures {
+    let (allocated, active, resident) = jemalloc_stats();
+    let used = used_memory_bytes(crate::shard::memory::in_use(allocated));
+    let rss = process_rss();
+    let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
+    MemoryFigures { used, peak, rss, allocated, active, resident }
+}
+
+/// INFO's `mem_allocator` (Redis's ZMALLOC_LIB), e.g. `jemalloc-5.3.0`.
+pub fn allocator_name() -> String {
+    let version = tikv_jemalloc_ctl::version::read().unwrap_or("5.3.0");
+    format!("jemalloc-{}", version.split('-').next().unwrap_or("5.3.0"))
+}
+
+pub fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
         0.0
     } else {
@@ -254,10 +279,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 fn memory(ctx: &Ctx, out: &mut String) {
     let c = ctx.config();
-    let (allocated, active, resident) = jemalloc_stats();
-    let used = used_memory_bytes(crate::shard::memory::in_use(allocated));
-    let rss = process_rss();
-    let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
+    let MemoryFigures { used, peak, rss, allocated, active, resident } = memory_figures();
     let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);
     let startup = USED_MEMORY_STARTUP.load(Ordering::Relaxed).min(used);
     // Overhead: what a server with no keys would use (the start-up footprint).
@@ -266,8 +288,6 @@ fn memory(ctx: &Ctx, out: &mut String) {
     let maxmemory: u64 = c.others.get("maxmemory").and_then(|v| v.parse().ok()).unwrap_or(0);
     let policy = c.others.get("maxmemory-policy").cloned().unwrap_or_else(|| "noeviction".into());
     let total_mem = total_system_memory();
-    let version = tikv_jemalloc_ctl::version::read().unwrap_or("5.3.0");
-    let version = version.split('-').next().unwrap_or("5.3.0");
     out.push_str("# Memory\r\n");
     field!(out, "used_memory", "{}", used);
     field!(out, "used_memory_human", "{}", bytes_to_human(used));
@@ -319,7 +339,7 @@ fn memory(ctx: &Ctx, out: &mut String) {
     field!(out, "mem_clients_normal", "0");
     field!(out, "mem_cluster_links", "0");
     field!(out, "mem_aof_buffer", "0");
-    field!(out, "mem_allocator", "jemalloc-{}", version);
+    field!(out, "mem_allocator", "{}", allocator_name());
     field!(out, "active_defrag_running", "0");
     let pending: usize = (0..ctx.shard_count).map(|i| ctx.shard(i).lazyfree.pending_objects()).sum();
     let freed: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).lazyfree.freed_objects).sum();

@@ -5,7 +5,10 @@
 //! Redis's, not equal.
 
 use super::string::cstr;
-use super::{err, flags::*, CommandSpec, Ctx};
+use super::{err, flags::*, CommandSpec, Ctx, Route};
+
+#[path = "memory_doctor.rs"]
+mod doctor;
 use crate::protocol::Reply;
 use crate::shard::Value;
 use crate::types::{Hash, Set, ZSet};
@@ -16,17 +19,27 @@ pub fn commands() -> Vec<CommandSpec> {
         CommandSpec::new("memory", -2, 0, memory_help).acl(&["@slow"]).doc("4.0.0", "A container for memory diagnostics commands"),
         CommandSpec::new("memory|usage", -3, READONLY, memory_usage).keys(2, 2, 1).acl(&["@read", "@slow"]).doc("4.0.0", "Estimate the memory usage of a key"),
         CommandSpec::new("memory|help", 2, LOADING | STALE, memory_help).acl(&["@slow"]).doc("4.0.0", "Show helpful text about the different subcommands"),
+        // DOCTOR reads every shard's clients (their buffers).
+        CommandSpec::new("memory|doctor", 2, 0, doctor::memory_doctor).route(Route::All).acl(&["@slow"]).doc("4.0.0", "Outputs memory problems report"),
+        CommandSpec::new("memory|malloc-stats", 2, 0, doctor::memory_malloc_stats).acl(&["@slow"]).doc("4.0.0", "Show allocator internal stats"),
+        CommandSpec::new("memory|purge", 2, 0, doctor::memory_purge).acl(&["@slow"]).doc("4.0.0", "Ask the allocator to release memory"),
     ]
 }
 
 fn memory_help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     const HELP: &[&str] = &[
         "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "DOCTOR",
+        "    Return memory problems reports.",
+        "MALLOC-STATS",
+        "    Return internal statistics report from the memory allocator.",
+        "PURGE",
+        "    Attempt to purge dirty pages for reclamation by the allocator.",
         "USAGE <key> [SAMPLES <count>]",
         "    Return memory in bytes used by <key> and its value. Nested values are",
         "    sampled up to <count> times (default: 5, 0 means sample all).",
         "HELP",
-        "    Print this help.",
+        "    Prints this help.",
     ];
     super::client::reply_help(r, HELP);
 }
