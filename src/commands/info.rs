@@ -249,6 +249,7 @@ fn total_system_memory() -> u64 {
 pub struct MemoryFigures {
     pub used: u64,
     pub peak: u64,
+    pub startup: u64,
     pub rss: u64,
     pub allocated: u64,
     pub active: u64,
@@ -260,7 +261,9 @@ pub fn memory_figures() -> MemoryFigures {
     let used = used_memory_bytes(crate::shard::memory::in_use(allocated));
     let rss = process_rss();
     let peak = USED_MEMORY_PEAK.fetch_max(used, Ordering::Relaxed).max(used);
-    MemoryFigures { used, peak, rss, allocated, active, resident }
+    let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);
+    let startup = USED_MEMORY_STARTUP.load(Ordering::Relaxed).min(used);
+    MemoryFigures { used, peak, startup, rss, allocated, active, resident }
 }
 
 /// INFO's `mem_allocator` (Redis's ZMALLOC_LIB), e.g. `jemalloc-5.3.0`.
@@ -279,9 +282,7 @@ pub fn ratio(a: u64, b: u64) -> f64 {
 
 fn memory(ctx: &Ctx, out: &mut String) {
     let c = ctx.config();
-    let MemoryFigures { used, peak, rss, allocated, active, resident } = memory_figures();
-    let _ = USED_MEMORY_STARTUP.compare_exchange(0, used, Ordering::Relaxed, Ordering::Relaxed);
-    let startup = USED_MEMORY_STARTUP.load(Ordering::Relaxed).min(used);
+    let MemoryFigures { used, peak, startup, rss, allocated, active, resident } = memory_figures();
     // Overhead: what a server with no keys would use (the start-up footprint).
     let overhead = startup;
     let dataset = used.saturating_sub(overhead);

@@ -22,6 +22,7 @@ pub fn commands() -> Vec<CommandSpec> {
         // DOCTOR reads every shard's clients (their buffers).
         CommandSpec::new("memory|doctor", 2, 0, doctor::memory_doctor).route(Route::All).acl(&["@slow"]).doc("4.0.0", "Outputs memory problems report"),
         CommandSpec::new("memory|malloc-stats", 2, 0, doctor::memory_malloc_stats).acl(&["@slow"]).doc("4.0.0", "Show allocator internal stats"),
+        CommandSpec::new("memory|stats", 2, 0, doctor::memory_stats).route(Route::All).acl(&["@slow"]).doc("4.0.0", "Show memory usage details"),
         CommandSpec::new("memory|purge", 2, 0, doctor::memory_purge).acl(&["@slow"]).doc("4.0.0", "Ask the allocator to release memory"),
     ]
 }
@@ -35,6 +36,8 @@ fn memory_help(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
         "    Return internal statistics report from the memory allocator.",
         "PURGE",
         "    Attempt to purge dirty pages for reclamation by the allocator.",
+        "STATS",
+        "    Return information about the memory usage of the server.",
         "USAGE <key> [SAMPLES <count>]",
         "    Return memory in bytes used by <key> and its value. Nested values are",
         "    sampled up to <count> times (default: 5, 0 means sample all).",
@@ -49,7 +52,7 @@ const DEFAULT_SAMPLES: usize = 5;
 /// What a boxed byte string costs besides its bytes (pointer and length).
 const BOX_BYTES: usize = 16;
 /// A dict slot: key box, `Entry` (value, expiry, access time).
-const SLOT_BYTES: usize = 56;
+pub(super) const SLOT_BYTES: usize = 56;
 
 fn memory_usage(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let mut samples = DEFAULT_SAMPLES;

@@ -1,5 +1,5 @@
-//! MEMORY DOCTOR, MALLOC-STATS and PURGE (Redis 7.0's object.c
-//! `memoryCommand`, `getMemoryDoctorReport`; zmalloc.c `jemalloc_purge`).
+//! MEMORY DOCTOR, STATS, MALLOC-STATS and PURGE (Redis 7.0's object.c
+//! `memoryCommand`, `getMemoryDoctorReport`, `getMemoryOverheadData`; zmalloc.c `jemalloc_purge`).
 //! The doctor's conditions are Redis's, computed from ringkv's own figures
 //! (INFO memory's used, peak, RSS and jemalloc's allocated/active/resident;
 //! the clients' buffers of every shard; the script cache). ringkv has no
@@ -91,14 +91,108 @@ pub(super) fn memory_doctor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
         scripts: crate::scripting::STATS.scripts.load(std::sync::atomic::Ordering::Relaxed) as u64,
         ..Default::default()
     };
-    for s in 0..ctx.shard_count {
-        for info in ctx.shard(s).clients.iter().flatten() {
-            f.client_bytes += (info.qbuf_bytes + info.qbuf_free_bytes + info.out_bytes) as u64;
-            f.clients += 1;
-        }
-    }
+    (f.client_bytes, f.clients) = client_buffers(ctx);
     r.verbatim(report(&f).as_bytes());
 }
+
+/// Normal clients' buffers (query and output) over every shard, and their number.
+fn client_buffers(ctx: &Ctx) -> (u64, u64) {
+    let (mut bytes, mut n) = (0u64, 0u64);
+    for s in 0..ctx.shard_count {
+        for info in ctx.shard(s).clients.iter().flatten() {
+            bytes += (info.qbuf_bytes + info.qbuf_free_bytes + info.out_bytes) as u64;
+            n += 1;
+        }
+    }
+    (bytes, n)
+}
+
+/// Redis's float figures (`(float)a/b`), replied as doubles.
+fn float_ratio(a: u64, b: u64) -> f64 {
+    (a as f32 / b.max(1) as f32) as f64
+}
+
+/// MEMORY STATS (Redis's `getMemoryOverheadData`). The per-database hash
+/// table overheads are ringkv's: a key's slot (`memory::SLOT_BYTES`) and a
+/// TTL index entry (`shard::dict`) per key with an expiry; no replication backlog, replica
+/// or AOF buffers are counted apart (INFO memory's zeros).
+pub(super) fn memory_stats(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
+    let m = memory_figures();
+    let (clients, _) = client_buffers(ctx);
+    let lua = crate::scripting::STATS.body_bytes.load(std::sync::atomic::Ordering::Relaxed) as u64;
+    let mut dbs: Vec<(usize, u64, u64, u64)> = Vec::new();
+    for db in 0..ctx.config().databases {
+        let (mut keys, mut expires) = (0usize, 0usize);
+        for s in 0..ctx.shard_count {
+            if let Some(d) = ctx.shard(s).dbs.get(db) {
+                keys += d.len();
+                expires += d.expires_len();
+            }
+        }
+        if keys > 0 {
+            dbs.push((db, keys as u64, (keys * super::SLOT_BYTES) as u64, (expires * TTL_ENTRY_BYTES) as u64));
+        }
+    }
+    let total_keys: u64 = dbs.iter().map(|d| d.1).sum();
+    let overhead = m.startup + clients + lua + dbs.iter().map(|d| d.2 + d.3).sum::<u64>();
+    let net = if m.used > m.startup { m.used - m.startup } else { 1 };
+    let dataset = m.used.saturating_sub(overhead);
+    r.map(27 + dbs.len());
+    for (name, v) in [
+        ("peak.allocated", m.peak),
+        ("total.allocated", m.used),
+        ("startup.allocated", m.startup),
+        ("replication.backlog", 0),
+        ("clients.slaves", 0),
+        ("clients.normal", clients),
+        ("cluster.links", 0),
+        ("aof.buffer", 0),
+        ("lua.caches", lua),
+        ("functions.caches", 0),
+    ] {
+        r.bulk(name.as_bytes());
+        r.int(v as i64);
+    }
+    for (db, _, main, expires) in &dbs {
+        r.bulk(format!("db.{db}").as_bytes());
+        r.map(3);
+        r.bulk(b"overhead.hashtable.main");
+        r.int(*main as i64);
+        r.bulk(b"overhead.hashtable.expires");
+        r.int(*expires as i64);
+        r.bulk(b"overhead.hashtable.slot-to-keys");
+        r.int(0);
+    }
+    let int = |r: &mut Reply, name: &str, v: i64| {
+        r.bulk(name.as_bytes());
+        r.int(v);
+    };
+    let double = |r: &mut Reply, name: &str, v: f64| {
+        r.bulk(name.as_bytes());
+        r.double(v);
+    };
+    int(r, "overhead.total", overhead as i64);
+    int(r, "keys.count", total_keys as i64);
+    int(r, "keys.bytes-per-key", net.checked_div(total_keys).unwrap_or(0) as i64);
+    int(r, "dataset.bytes", dataset as i64);
+    double(r, "dataset.percentage", float_ratio(dataset * 100, net));
+    double(r, "peak.percentage", float_ratio(m.used * 100, m.peak));
+    int(r, "allocator.allocated", m.allocated as i64);
+    int(r, "allocator.active", m.active as i64);
+    int(r, "allocator.resident", m.resident as i64);
+    double(r, "allocator-fragmentation.ratio", float_ratio(m.active, m.allocated));
+    int(r, "allocator-fragmentation.bytes", m.active as i64 - m.allocated as i64);
+    double(r, "allocator-rss.ratio", float_ratio(m.resident, m.active));
+    int(r, "allocator-rss.bytes", m.resident as i64 - m.active as i64);
+    double(r, "rss-overhead.ratio", float_ratio(m.rss, m.resident));
+    int(r, "rss-overhead.bytes", m.rss as i64 - m.resident as i64);
+    double(r, "fragmentation", float_ratio(m.rss, m.used));
+    int(r, "fragmentation.bytes", m.rss as i64 - m.used as i64);
+}
+
+/// What a key's entry in the TTL index costs (its slot's position; the
+/// deadline is in the slot, counted in `SLOT_BYTES`).
+const TTL_ENTRY_BYTES: usize = std::mem::size_of::<u32>();
 
 /// jemalloc's `malloc_stats_print` writer: appends to the String.
 extern "C" fn append(out: *mut c_void, text: *const c_char) {
