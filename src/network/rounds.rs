@@ -559,14 +559,22 @@ impl EventLoop {
         for kv in args[1..].chunks(2) {
             self.hops.building[slot_shard(key_slot(kv[0]), n)].push(kv[0]);
         }
+        let track = self.conns[index as usize].as_ref().unwrap().client.tracking.remembers_reads();
+        self.queue_first_round(index, id, args, mask, Gather::Sum, cut, track);
+        Some(Flow::Continue)
+    }
+
+    /// Queues the write-rounds hop of connection `index` (command `id`, its
+    /// first round's parts in `hops.building`) and sends round 1. A recycled
+    /// op's `ops` are empty already (cleared when it completed).
+    #[allow(clippy::too_many_arguments)]
+    fn queue_first_round(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask, gather: Gather, cut: u64, track: bool) {
         let conn = self.conns[index as usize].as_ref().unwrap();
         let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
-        let track = conn.client.tracking.remembers_reads();
         let mut op = self.hop_op_recording(index, args);
         op.key_shards.clear();
-        let seq = self.queue_hop(index, op, mask, id, Gather::Sum, cut, 1);
+        let seq = self.queue_hop(index, op, mask, id, gather, cut, 1);
         self.send_first_round(mask, seq, db, resp, id, client, track);
-        Some(Flow::Continue)
     }
 
     /// MSETNX's decision: every key absent, each shard sets its keys (the
@@ -615,13 +623,7 @@ impl EventLoop {
                 b.push(m);
             }
         }
-        let conn = self.conns[index as usize].as_ref().unwrap();
-        let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
-        let mut op = self.hop_op_recording(index, args);
-        op.key_shards.clear();
-        op.ops.clear();
-        let seq = self.queue_hop(index, op, mask, id, Gather::Decided, cut, 1);
-        self.send_first_round(mask, seq, db, resp, id, client, false);
+        self.queue_first_round(index, id, args, mask, Gather::Decided, cut, false);
         Some(Flow::Continue)
     }
 
