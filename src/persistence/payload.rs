@@ -57,16 +57,20 @@ pub fn verify(payload: &[u8]) -> bool {
 /// The value of a verified payload, checked deeply (whatever
 /// `sanitize-dump-payload` says: see `rdb_load`). None for anything Redis
 /// answers "Bad data format" to: an unknown or unsupported type, a corrupt
-/// object, an empty collection, bytes left over before the footer.
+/// object, an empty collection. As Redis 7.0's `restoreCommand`, the object
+/// is read from the whole payload, its footer included, and what follows
+/// it is not looked at: an object that ends early (bytes left before the
+/// footer) or runs into the footer's bytes loads as Redis loads it.
 pub fn load(payload: &[u8], limits: &EncodingLimits) -> Option<Value> {
-    let body = payload.get(..payload.len().checked_sub(FOOTER_BYTES)?)?;
-    let mut r = Reader::new(body);
+    let mut r = Reader::new(payload);
     let rdb_type = r.u8().ok()?;
-    if !rdb_load::is_loadable(rdb_type) {
+    // Redis 7.0 knows no type past its stream listpacks 2 (19): a set
+    // listpack (20) or stream listpacks 3 (21) of a later version, which
+    // ringkv loads from RDB files, is "Bad data format" here as there.
+    if !rdb_load::is_loadable(rdb_type) || rdb_type > rdb::TYPE_STREAM_LISTPACKS_2 {
         return None;
     }
-    let value = rdb_load::load_object(&mut r, rdb_type, limits).ok()??;
-    (r.remaining() == 0).then_some(value)
+    rdb_load::load_object(&mut r, rdb_type, limits).ok()?
 }
 
 /// FUNCTION DUMP's reply (functions.c's functionDumpCommand): every

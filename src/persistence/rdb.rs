@@ -534,6 +534,11 @@ impl<'a> Reader<'a> {
                 let len = usize::try_from(self.plain_len()?).unwrap_or(usize::MAX);
                 let start = self.pos;
                 let c = self.bytes(clen)?;
+                if len == 0 {
+                    // liblzf into a 0-byte buffer stops at once and returns
+                    // 0: Redis's "== len" check passes, whatever the bytes.
+                    return Ok(Vec::new());
+                }
                 // `decompress` refuses a length beyond what `clen` bytes can
                 // expand to before it reserves anything.
                 lzf::decompress(c, len).map_err(|_| LoadError {

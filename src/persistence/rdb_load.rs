@@ -273,7 +273,7 @@ fn load_zset(r: &mut Reader, binary_scores: bool, limits: &EncodingLimits) -> Re
 }
 
 /// `rdbLoadDoubleValue`: a length byte (253 NaN, 254 +inf, 255 -inf), then
-/// that many bytes of decimal text.
+/// that many bytes of text read by `sscanf("%lg")`: its number prefix.
 fn load_text_double(r: &mut Reader) -> Result<f64, LoadError> {
     let at = r.pos;
     let len = r.u8()?;
@@ -281,24 +281,10 @@ fn load_text_double(r: &mut Reader) -> Result<f64, LoadError> {
         253 => Ok(f64::NAN),
         254 => Ok(f64::INFINITY),
         255 => Ok(f64::NEG_INFINITY),
-        n => {
-            let text = r.bytes(n as usize)?;
-            match std::str::from_utf8(text).ok().and_then(parse_c_double) {
-                Some(v) => Ok(v),
-                None => corrupt(at, "Invalid double value in a sorted set"),
-            }
-        }
-    }
-}
-
-/// What C's `strtod` makes of a whole score text ("inf", "-inf", "nan"
-/// spelled in any case included).
-fn parse_c_double(s: &str) -> Option<f64> {
-    let lower = s.to_ascii_lowercase();
-    match lower.trim_start_matches(['+', '-']) {
-        "inf" | "infinity" => Some(if lower.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }),
-        "nan" => Some(f64::NAN),
-        _ => s.parse().ok(),
+        n => match crate::commands::zset::score::c_prefix(r.bytes(n as usize)?) {
+            Some(v) => Ok(v),
+            None => corrupt(at, "Invalid double value in a sorted set"),
+        },
     }
 }
 

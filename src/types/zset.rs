@@ -27,7 +27,9 @@ impl Default for ZSet {
 pub fn entry_score(e: Entry<'_>) -> f64 {
     match e {
         Entry::Int(v) => v as f64,
-        Entry::Str(s) => std::str::from_utf8(s).ok().and_then(|t| t.parse().ok()).unwrap_or(0.0),
+        // The scores ringkv writes parse whole; any other text is read as
+        // Redis reads it (a number prefix, else 0).
+        Entry::Str(s) => std::str::from_utf8(s).ok().and_then(|t| t.parse().ok()).unwrap_or_else(|| crate::commands::zset::score::listpack_text(s)),
     }
 }
 

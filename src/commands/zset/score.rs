@@ -184,6 +184,23 @@ fn small_integer(s: &[u8]) -> Option<f64> {
     Some(if digits.len() < s.len() { -v } else { v })
 }
 
+/// C's `sscanf(s, "%lg")` over a C string (up to the first NUL): the
+/// longest number prefix after leading white space (hex floats, `inf`,
+/// `nan`, an overflow as +-inf), None where no number comes. Redis reads the
+/// text scores of its files so (`rdbLoadDoubleValue`, `zzlStrtod`), checking
+/// their structure but never their texts: a corrupt "1.\xff" loads as 1.
+pub fn c_prefix(s: &[u8]) -> Option<f64> {
+    let s = s.iter().position(|&c| c == 0).map_or(s, |n| &s[..n]);
+    let p = strtod(s);
+    (p.consumed > 0).then_some(p.value)
+}
+
+/// A listpack score saved as text, read as Redis's `zzlGetScore` reads it
+/// (`zzlStrtod`): strtod over the first 127 bytes, 0 where no number comes.
+pub fn listpack_text(s: &[u8]) -> f64 {
+    c_prefix(&s[..s.len().min(127)]).unwrap_or(0.0)
+}
+
 /// One end of a score range after its optional `(` (`zslParseRange`):
 /// strtod up to the end of the C string.
 pub fn parse_range_item(s: &[u8]) -> Option<f64> {

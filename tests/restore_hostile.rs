@@ -1,0 +1,75 @@
+//! RESTORE of hostile payloads: what `tests/tools/restorefuzz.py` found,
+//! each a mutated DUMP payload (CRC fixed up) with redis-server 7.0.15's
+//! verdict under `sanitize-dump-payload yes` and what the key then reads
+//! as. Redis reads the object from the whole payload, its footer included,
+//! ignores what follows it, reads text scores with C's strtod/sscanf (a
+//! number prefix), takes an LZF string declared 0 bytes long as "" and
+//! knows no type past 19.
+
+mod common;
+
+use common::Server;
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// (what it is, payload hex, RESTORE's reply, a read command, its reply).
+const CASES: &[(&str, &str, &str, &str, &str)] = &[
+    ("bytes left before the footer are not looked at", "000000000a005d9b5c400f7fa2da", "+OK\r\n", "GET k", "$0\r\n\r\n"),
+    (
+        "an object running into the footer takes its bytes",
+        "0402016601760167010a00d4b7c71b2bfd8a06",
+        "+OK\r\n",
+        "HGETALL k",
+        "*4\r\n$1\r\nf\r\n$1\r\nv\r\n$1\r\ng\r\n$1\r\n\n\r\n",
+    ),
+    ("a set listpack (type 20, Redis 7.2) is unknown to 7.0", "140a0a0000000100816102ff0a009e00c2a8647092fd", "-ERR Bad data format\r\n", "EXISTS k", ":0\r\n"),
+    (
+        "a ziplist score \"2\\x7f5\" reads as strtod reads it: 2",
+        "0c1e1e0000001a000000060000016103f20201620303327f3505016303fe64ff0a00c9033f695af75ee0",
+        "+OK\r\n",
+        "ZRANGE k 0 -1 WITHSCORES",
+        "*6\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$3\r\n100\r\n",
+    ),
+    (
+        "a text score \"1.\\xff\" (type 3) reads as sscanf reads it: 1",
+        "0303016103312eff016203696e660163022d330a0053fb0e5f472c5c73",
+        "+OK\r\n",
+        "ZRANGE k 0 -1 WITHSCORES",
+        "*6\r\n$1\r\nc\r\n$2\r\n-3\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$3\r\ninf\r\n",
+    ),
+    (
+        "an LZF string of declared length 0 is empty, whatever its bytes",
+        "00c319000000616263646566676861e0ff07e124070167680a00f20626ecca3bef79",
+        "+OK\r\n",
+        "GET k",
+        "$0\r\n\r\n",
+    ),
+];
+
+#[test]
+fn hostile_payloads_get_redis_verdicts() {
+    let server = Server::ringkv(&["--shards", "3", "--sanitize-dump-payload", "yes"]);
+    let mut c = server.conn();
+    let mut wrong = String::new();
+    for &(what, hex, restored, read, value) in CASES {
+        c.cmd(&["DEL", "k"]);
+        let got = c.cmd_raw(&[b"RESTORE".as_slice(), b"k", b"0", &unhex(hex), b"REPLACE"]);
+        let read_args: Vec<&str> = read.split(' ').collect();
+        let got_value = c.cmd_raw(&read_args);
+        if got != restored.as_bytes() || got_value != value.as_bytes() {
+            wrong.push_str(&format!(
+                "{}: RESTORE {:?} (want {:?}), {} {:?} (want {:?})\n",
+                what,
+                String::from_utf8_lossy(&got),
+                restored,
+                read,
+                String::from_utf8_lossy(&got_value),
+                value
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong);
+    server.conn().cmd(&["PING"]);
+}
