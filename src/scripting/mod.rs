@@ -758,6 +758,11 @@ pub fn eval(ctx: &mut Ctx, args: &[&[u8]], source: Source, ro: bool, r: &mut Rep
             return r.error("ERR Function not found");
         }
     }
+    // EVALSHA refuses a SHA that is not 40 characters long before it reads
+    // numkeys (evalShaCommand); one of 40 is looked up after.
+    if matches!(source, Source::Sha(sha) if sha.len() != 40) {
+        return r.error("NOSCRIPT No matching script. Please use EVAL.");
+    }
     let Some(numkeys) = crate::commands::parse_i64(args[2]) else {
         return r.error(if matches!(source, Source::Function(_)) { "ERR Bad number of keys provided" } else { crate::commands::err::NOT_INTEGER });
     };
