@@ -313,13 +313,11 @@ impl EventLoop {
             if let Some(e) = error {
                 self.state().stats.record_error("ERR");
                 let conn = self.conns[index as usize].as_mut().unwrap();
-                let mut text = String::from("ERR Protocol error: ");
-                text.push_str(e.0);
                 let mut r = Reply::new(&mut self.scratch, 2);
-                r.error(&text);
+                r.error_parts(&[b"ERR Protocol error: ", e.0]);
                 queue_reply(conn, &mut self.scratch, &mut self.pool, false);
                 conn.closing = Closing::AfterWrite;
-                crate::verbose!("Protocol error ({}) from client: id={} addr={}", e.0, conn.client.id, conn.client.addr);
+                crate::verbose!("Protocol error ({}) from client: id={} addr={}", String::from_utf8_lossy(e.0), conn.client.id, conn.client.addr);
                 pos = buf.len();
                 break;
             }

@@ -35,9 +35,11 @@ impl Default for ParseLimits {
 }
 
 /// A protocol error: the text after `-ERR Protocol error: `. Redis replies with
-/// it and closes the connection once the reply is written.
+/// it and closes the connection once the reply is written. Bytes, not text:
+/// "expected '$', got '%c'" quotes the client's byte as it came (0xAD goes
+/// back as 0xAD, not as UTF-8).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError(pub &'static str);
+pub struct ParseError(pub &'static [u8]);
 
 /// How far the parser got into a request that has not fully arrived, so that
 /// the next receive continues there instead of at the frame's first byte.
@@ -249,7 +251,7 @@ fn line_end(line: &[u8], from: usize, terminator: u8) -> Result<usize, usize> {
 /// The end of the frame's first line (`line_end` from where `progress`
 /// left off); None, with `progress` noting how far it looked, when it has
 /// not arrived; `too_big` when it is past INLINE_MAX_BYTES without one.
-fn first_line(buf: &[u8], progress: &mut FrameProgress, terminator: u8, too_big: &'static str) -> Result<Option<usize>, ParseError> {
+fn first_line(buf: &[u8], progress: &mut FrameProgress, terminator: u8, too_big: &'static [u8]) -> Result<Option<usize>, ParseError> {
     match line_end(buf, progress.scanned_bytes, terminator) {
         Ok(nl) => Ok(Some(nl)),
         Err(_) if buf.len() > INLINE_MAX_BYTES => Err(ParseError(too_big)),
@@ -267,7 +269,7 @@ fn parse_multibulk(buf: &[u8], args: &mut Args, limits: &ParseLimits, progress: 
         let (nl, parsed) = match short {
             Some((nl, n)) => (nl, Some(n)),
             None => {
-                let Some(nl) = first_line(buf, progress, b'\r', "too big mbulk count string")? else {
+                let Some(nl) = first_line(buf, progress, b'\r', b"too big mbulk count string")? else {
                     return Ok(None);
                 };
                 if nl + 1 >= buf.len() {
@@ -279,10 +281,10 @@ fn parse_multibulk(buf: &[u8], args: &mut Args, limits: &ParseLimits, progress: 
         };
         let count = match parsed {
             Some(n) if n <= MULTIBULK_COUNT_MAX => n,
-            _ => return Err(ParseError("invalid multibulk length")),
+            _ => return Err(ParseError(b"invalid multibulk length")),
         };
         if count > UNAUTHENTICATED_COUNT_MAX && limits.unauthenticated {
-            return Err(ParseError("unauthenticated multibulk length"));
+            return Err(ParseError(b"unauthenticated multibulk length"));
         }
         pos = nl + 2;
         if count <= 0 {
@@ -312,7 +314,7 @@ fn parse_multibulk(buf: &[u8], args: &mut Args, limits: &ParseLimits, progress: 
                             Ok(nl) => nl,
                             Err(scanned) => {
                                 if rest.len() > INLINE_MAX_BYTES {
-                                    return Err(ParseError("too big bulk count string"));
+                                    return Err(ParseError(b"too big bulk count string"));
                                 }
                                 *progress = FrameProgress { parsed_bytes: pos, scanned_bytes: scanned, args_left, bulk_bytes: None };
                                 return Ok(None);
@@ -331,10 +333,10 @@ fn parse_multibulk(buf: &[u8], args: &mut Args, limits: &ParseLimits, progress: 
                 };
                 let len = match parsed {
                     Some(n) if n >= 0 && n <= limits.bulk_bytes_max => n,
-                    _ => return Err(ParseError("invalid bulk length")),
+                    _ => return Err(ParseError(b"invalid bulk length")),
                 };
                 if len > UNAUTHENTICATED_BULK_BYTES_MAX && limits.unauthenticated {
-                    return Err(ParseError("unauthenticated bulk length"));
+                    return Err(ParseError(b"unauthenticated bulk length"));
                 }
                 pos += nl + 2;
                 scanned = 0;
@@ -356,24 +358,24 @@ fn parse_multibulk(buf: &[u8], args: &mut Args, limits: &ParseLimits, progress: 
 
 /// Redis formats "expected '$', got '%c'" with the byte it saw; we keep a
 /// static table so the error needs no allocation.
-fn expected_dollar(c: u8) -> &'static str {
-    const PREFIX: &str = "expected '$', got '";
-    static TABLE: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+fn expected_dollar(c: u8) -> &'static [u8] {
+    const PREFIX: &[u8] = b"expected '$', got '";
+    static TABLE: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         (0u8..=255)
             .map(|b| {
-                let mut s = String::from(PREFIX);
-                s.push(b as char);
-                s.push('\'');
+                let mut s = PREFIX.to_vec();
+                s.push(b);
+                s.push(b'\'');
                 s
             })
             .collect()
     });
-    table[c as usize].as_str()
+    table[c as usize].as_slice()
 }
 
 fn parse_inline(buf: &[u8], args: &mut Args, progress: &mut FrameProgress) -> Result<Option<usize>, ParseError> {
-    let Some(nl) = first_line(buf, progress, b'\n', "too big inline request")? else {
+    let Some(nl) = first_line(buf, progress, b'\n', b"too big inline request")? else {
         return Ok(None);
     };
     let mut line = &buf[..nl];
@@ -381,7 +383,7 @@ fn parse_inline(buf: &[u8], args: &mut Args, progress: &mut FrameProgress) -> Re
         line = &line[..line.len() - 1];
     }
     if !split_args(line, args) {
-        return Err(ParseError("unbalanced quotes in request"));
+        return Err(ParseError(b"unbalanced quotes in request"));
     }
     Ok(Some(nl + 1))
 }
@@ -532,8 +534,8 @@ mod tests {
             }
         }
         assert_eq!(got, want);
-        assert_eq!(parse_all(b"*1\r\n$05\r\nhello\r\n"), Err(ParseError("invalid bulk length")));
-        assert_eq!(parse_all(b"*1\r\n#3\r\nfoo\r\n"), Err(ParseError("expected '$', got '#'")));
+        assert_eq!(parse_all(b"*1\r\n$05\r\nhello\r\n"), Err(ParseError(b"invalid bulk length")));
+        assert_eq!(parse_all(b"*1\r\n#3\r\nfoo\r\n"), Err(ParseError(b"expected '$', got '#'")));
     }
 
     /// `small_multibulk` (tried first by `parse_frame`) answers exactly as
@@ -625,27 +627,35 @@ mod tests {
         let got = parse_all(b"SET \"a b\" 'c\\'d' \"\\x41\\n\"\r\nPING\n").unwrap();
         assert_eq!(got[0], vec![b"SET".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec()]);
         assert_eq!(got[1], vec![b"PING".to_vec()]);
-        assert_eq!(parse_all(b"SET \"abc\r\n"), Err(ParseError("unbalanced quotes in request")));
-        assert_eq!(parse_all(b"SET \"abc\"x\r\n"), Err(ParseError("unbalanced quotes in request")));
+        assert_eq!(parse_all(b"SET \"abc\r\n"), Err(ParseError(b"unbalanced quotes in request")));
+        assert_eq!(parse_all(b"SET \"abc\"x\r\n"), Err(ParseError(b"unbalanced quotes in request")));
         assert_eq!(parse_all(b"\r\n").unwrap(), vec![Vec::<Vec<u8>>::new()]);
     }
 
     #[test]
     fn errors_match_redis() {
-        assert_eq!(parse_all(b"*x\r\n"), Err(ParseError("invalid multibulk length")));
-        assert_eq!(parse_all(b"*2147483648\r\n"), Err(ParseError("invalid multibulk length")));
+        assert_eq!(parse_all(b"*x\r\n"), Err(ParseError(b"invalid multibulk length")));
+        assert_eq!(parse_all(b"*2147483648\r\n"), Err(ParseError(b"invalid multibulk length")));
         assert_eq!(parse_all(b"*-9223372036854775808\r\n").unwrap().len(), 1);
-        assert_eq!(parse_all(b"*1\r\n:3\r\n"), Err(ParseError("expected '$', got ':'")));
-        assert_eq!(parse_all(b"*1\r\n$-1\r\n"), Err(ParseError("invalid bulk length")));
+        assert_eq!(parse_all(b"*1\r\n:3\r\n"), Err(ParseError(b"expected '$', got ':'")));
+        assert_eq!(parse_all(b"*1\r\n$-1\r\n"), Err(ParseError(b"invalid bulk length")));
         let limits = ParseLimits { bulk_bytes_max: 10, ..ParseLimits::default() };
         let mut args = Args::new();
-        assert_eq!(parse_command(b"*1\r\n$11\r\n", &mut args, &limits), Err(ParseError("invalid bulk length")));
+        assert_eq!(parse_command(b"*1\r\n$11\r\n", &mut args, &limits), Err(ParseError(b"invalid bulk length")));
         let big = vec![b'a'; INLINE_MAX_BYTES + 1];
-        assert_eq!(parse_all(&big), Err(ParseError("too big inline request")));
+        assert_eq!(parse_all(&big), Err(ParseError(b"too big inline request")));
         // Redis judges a bulk header only once its whole line is in.
         let mut args = Args::new();
         assert_eq!(parse_command(b"*1\r\nx\r", &mut args, &ParseLimits::default()), Ok(None));
-        assert_eq!(parse_command(b"*1\r\nx\r\n", &mut args, &ParseLimits::default()), Err(ParseError("expected '$', got 'x'")));
+        assert_eq!(parse_command(b"*1\r\nx\r\n", &mut args, &ParseLimits::default()), Err(ParseError(b"expected '$', got 'x'")));
+    }
+
+    /// "got '%c'" quotes the byte itself, whatever it is (protofuzz.py sent
+    /// 0xAD: ringkv answered it UTF-8 encoded, as 0xC2 0xAD).
+    #[test]
+    fn expected_dollar_quotes_the_raw_byte() {
+        assert_eq!(parse_all(b"*1\r\n\xad\r\n"), Err(ParseError(b"expected '$', got '\xad'")));
+        assert_eq!(parse_all(b"*1\r\n\xffx\r\n"), Err(ParseError(b"expected '$', got '\xff'")));
     }
 
     /// Redis finds line ends with `strchr`, which stops at a NUL byte: such a
@@ -657,10 +667,10 @@ mod tests {
         }
         let mut big = b"PING\0".to_vec();
         big.resize(INLINE_MAX_BYTES + 1, b'\n');
-        assert_eq!(parse_all(&big), Err(ParseError("too big inline request")));
+        assert_eq!(parse_all(&big), Err(ParseError(b"too big inline request")));
         let mut big = b"*1\r\n$1\0".to_vec();
         big.resize(INLINE_MAX_BYTES + 5, b'\r');
-        assert_eq!(parse_all(&big), Err(ParseError("too big bulk count string")));
+        assert_eq!(parse_all(&big), Err(ParseError(b"too big bulk count string")));
     }
 
     #[test]
@@ -678,16 +688,16 @@ mod tests {
             ten.extend_from_slice(b"$1\r\na\r\n");
         }
         assert_eq!(parse_command(&ten, &mut args, &unauth), Ok(Some(ten.len())));
-        assert_eq!(parse_command(b"*11\r\n", &mut args, &unauth), Err(ParseError("unauthenticated multibulk length")));
+        assert_eq!(parse_command(b"*11\r\n", &mut args, &unauth), Err(ParseError(b"unauthenticated multibulk length")));
         assert_eq!(parse_command(b"*11\r\n", &mut args, &ParseLimits::default()), Ok(None));
         assert_eq!(parse_command(b"*-100\r\n", &mut args, &unauth), Ok(Some(7)));
-        assert_eq!(parse_command(b"*2147483648\r\n", &mut args, &unauth), Err(ParseError("invalid multibulk length")));
+        assert_eq!(parse_command(b"*2147483648\r\n", &mut args, &unauth), Err(ParseError(b"invalid multibulk length")));
         assert_eq!(parse_command(b"*1\r\n$16384\r\n", &mut args, &unauth), Ok(None));
-        assert_eq!(parse_command(b"*1\r\n$16385\r\n", &mut args, &unauth), Err(ParseError("unauthenticated bulk length")));
+        assert_eq!(parse_command(b"*1\r\n$16385\r\n", &mut args, &unauth), Err(ParseError(b"unauthenticated bulk length")));
         // An invalid length is reported as such first, as Redis does.
-        assert_eq!(parse_command(b"*1\r\n$-1\r\n", &mut args, &unauth), Err(ParseError("invalid bulk length")));
+        assert_eq!(parse_command(b"*1\r\n$-1\r\n", &mut args, &unauth), Err(ParseError(b"invalid bulk length")));
         let small = ParseLimits { bulk_bytes_max: 100, unauthenticated: true };
-        assert_eq!(parse_command(b"*1\r\n$20000\r\n", &mut args, &small), Err(ParseError("invalid bulk length")));
+        assert_eq!(parse_command(b"*1\r\n$20000\r\n", &mut args, &small), Err(ParseError(b"invalid bulk length")));
         // Inline requests have only their 64 KiB line limit.
         let inline = format!("ECHO {}\r\n", "x".repeat(20000));
         assert_eq!(parse_command(inline.as_bytes(), &mut args, &unauth), Ok(Some(inline.len())));
