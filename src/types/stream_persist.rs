@@ -295,6 +295,10 @@ pub(crate) fn load_stream(r: &mut Reader, rdb_type: u8) -> Result<Stream, LoadEr
                 return corrupt(at, "Duplicated global PEL entry loading stream consumer group");
             }
         }
+        // A NACK's consumer name is empty until a consumer claims it; the
+        // IDs a consumer named "" claims (it can be) are kept apart, or they
+        // would look unclaimed (and claimable twice).
+        let mut claimed_by_unnamed = BTreeSet::new();
         let consumers = r.plain_len()?;
         for _ in 0..consumers {
             let at = r.pos;
@@ -312,14 +316,17 @@ pub(crate) fn load_stream(r: &mut Reader, rdb_type: u8) -> Result<Stream, LoadEr
                 let Some(nack) = g.pel.get_mut(&id) else {
                     return corrupt(at, "Consumer entry not found in group global PEL");
                 };
-                if !nack.consumer.is_empty() || !c.pel.insert(id) {
+                if !nack.consumer.is_empty() || claimed_by_unnamed.contains(&id) || !c.pel.insert(id) {
                     return corrupt(at, "Duplicated consumer PEL entry loading a stream consumer group");
+                }
+                if cname.is_empty() {
+                    claimed_by_unnamed.insert(id);
                 }
                 nack.consumer = cname.clone();
             }
             g.consumers.insert(cname, c);
         }
-        if g.pel.values().any(|n| !g.consumers.contains_key(&n.consumer)) {
+        if g.pel.iter().any(|(id, n)| n.consumer.is_empty() && !claimed_by_unnamed.contains(id)) {
             return corrupt(at, "Stream CG PEL entry without consumer");
         }
         s.groups.insert(name, g);
