@@ -591,10 +591,13 @@ pub(crate) fn replay_dir(
         encodings: config.encodings,
     };
     let shards = set.len();
+    for i in 0..shards {
+        set.get_mut(i).loading = true;
+    }
     let mut clock = crate::exec::Clock::new();
     let table = crate::commands::CommandTable::get();
     let delay = crate::persistence::snapshot::key_load_delay(config);
-    aof::load_dir(dir, manifest, &opts, |item| {
+    let status = aof::load_dir(dir, manifest, &opts, |item| {
         let mut run = |c: aof::Command| -> Result<(), String> {
             let Some(mut id) = table.lookup(c.argv[0]) else {
                 return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
@@ -624,7 +627,11 @@ pub(crate) fn replay_dir(
             Item::Command(c) => run(c),
             Item::Transaction(cs) => cs.into_iter().try_for_each(run),
         }
-    })
+    });
+    for i in 0..shards {
+        set.get_mut(i).loading = false;
+    }
+    status
 }
 
 /// user_data of the writer's own operations, tagged in the top byte apart
