@@ -259,6 +259,16 @@ fn client_unblock_timeout_and_error() {
     // Nothing was popped for it afterwards.
     admin.cmd(&["RPUSH", "u1", "x"]);
     assert_eq!(admin.cmd(&["LLEN", "u1"]).int(), 1);
+    // CLIENT UNBLOCK counts as the blocked command's failure, TIMEOUT and
+    // ERROR alike, as redis-server 7.0.15 does (unit/info "errorstats:
+    // blocking commands"); a command that times out by itself does not.
+    let stats = String::from_utf8(admin.cmd(&["INFO", "commandstats"]).opt_bytes().unwrap()).unwrap();
+    assert!(stats.contains("cmdstat_bzpopmax:calls=1,"), "{stats}");
+    assert!(stats.lines().any(|l| l.starts_with("cmdstat_bzpopmax:") && l.ends_with(",rejected_calls=0,failed_calls=1")), "{stats}");
+    assert!(stats.lines().any(|l| l.starts_with("cmdstat_blpop:") && l.ends_with(",rejected_calls=0,failed_calls=1")), "{stats}");
+    admin.cmd(&["BRPOP", "nosuchlist", "0.01"]);
+    let stats = String::from_utf8(admin.cmd(&["INFO", "commandstats"]).opt_bytes().unwrap()).unwrap();
+    assert!(stats.lines().any(|l| l.starts_with("cmdstat_brpop:") && l.ends_with(",rejected_calls=0,failed_calls=0")), "{stats}");
 }
 
 /// BLMOVE from a key of one shard to a key of another, served by a push:

@@ -504,8 +504,9 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let argc = args.len();
     // DEBUG runs during start-up loading (Redis flags it `loading`), but the
     // shards hold an empty keyspace until the loaded one replaces it: RELOAD
-    // would save that over the file being loaded, POPULATE would be lost.
-    if ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) && (eq_ic(sub, "reload") || eq_ic(sub, "populate")) {
+    // would save that over the file being loaded, POPULATE would be lost,
+    // LOADAOF would load the AOF a second time.
+    if ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) && (eq_ic(sub, "reload") || eq_ic(sub, "populate") || eq_ic(sub, "loadaof")) {
         return r.error(super::err::LOADING);
     }
     if eq_ic(sub, "help") && argc == 2 {
@@ -541,6 +542,12 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         debug_digest_value(ctx, &args[2..], r);
     } else if eq_ic(sub, "reload") {
         debug_reload(ctx, &args[2..], r);
+    } else if eq_ic(sub, "aof-flush-sleep") && argc == 3 {
+        let us = atoi(args[2]).max(0) as u64;
+        ctx.server.aof.flush_sleep_us.store(us, std::sync::atomic::Ordering::Relaxed);
+        r.ok();
+    } else if eq_ic(sub, "loadaof") {
+        crate::persistence::aof_reload::debug_loadaof(ctx, r);
     } else if eq_ic(sub, "snapshot-stats") && argc == 2 {
         debug_snapshot_stats(ctx, r);
     } else {
@@ -590,17 +597,7 @@ fn debug_reload(ctx: &mut Ctx, opts: &[&[u8]], r: &mut Reply) {
         }
     }
     if flush {
-        // Redis's emptyData: the function libraries go too.
-        crate::scripting::function_flush();
-        let now = ctx.now_ms;
-        for i in 0..ctx.shard_count {
-            let s = ctx.shard_mut(i);
-            // Redis's emptyData touches the watched keys that exist.
-            for db in 0..s.dbs.len() {
-                s.touch_watched_db(db, None, now);
-                s.dbs[db].clear();
-            }
-        }
+        crate::persistence::aof_reload::empty_data(ctx);
     }
     let states: Vec<*mut crate::shard::ShardState> = ctx.shards.raw_ptrs().to_vec();
     match crate::persistence::snapshot::load_into(&states, &config, &ctx.server.persistence, merge) {

@@ -196,8 +196,11 @@ fn expire_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, basetime_ms: i64
     if refused {
         return r.int(0);
     }
+    // Redis's checkAlreadyExpired: not while loading (the key keeps the
+    // past time and expires after the load).
+    let loading = ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed);
     let db = ctx.db(key);
-    if when <= now {
+    if when <= now && !loading {
         db.remove(key);
         ctx.notify(notify::GENERIC, "del", key);
         ctx.propagate_as(&[b"DEL", key]);

@@ -89,6 +89,22 @@ impl BlockOp {
         self.kind() == WaitKind::List
     }
 
+    /// The name of the command that blocked (its command-stats entry).
+    pub fn command_name(&self) -> &'static [u8] {
+        match self {
+            BlockOp::Pop { head: true } => b"blpop",
+            BlockOp::Pop { head: false } => b"brpop",
+            BlockOp::Move { sides: None, .. } => b"brpoplpush",
+            BlockOp::Move { .. } => b"blmove",
+            BlockOp::MPop { .. } => b"blmpop",
+            BlockOp::ZPop { max: false } => b"bzpopmin",
+            BlockOp::ZPop { max: true } => b"bzpopmax",
+            BlockOp::ZMPop { .. } => b"bzmpop",
+            BlockOp::XRead { group: Some(_), .. } => b"xreadgroup",
+            BlockOp::XRead { .. } => b"xread",
+        }
+    }
+
     /// XREADGROUP: failed when its key stops being a stream.
     pub fn reads_group(&self) -> bool {
         matches!(self, BlockOp::XRead { group: Some(_), .. })

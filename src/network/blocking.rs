@@ -234,6 +234,13 @@ impl EventLoop {
                     }
                     _ => continue,
                 };
+                // This list is CLIENT UNBLOCK's alone: redis-server 7.0.15
+                // counts the blocked command as failed either way (checked
+                // with the binary: BLPOP unblocked TIMEOUT or ERROR shows
+                // failed_calls=1; one that times out by itself, 0).
+                if let Some(id) = crate::commands::CommandTable::get().lookup(w.op.command_name()) {
+                    self.state().stats.record_failed(id);
+                }
                 self.finish_blocked(&w, reply);
             }
         }
@@ -422,8 +429,7 @@ impl EventLoop {
             if let Some(kind) = r.error_prefix {
                 let stats = &mut ctx.home().stats;
                 stats.record_error(kind.as_str());
-                let name: &[u8] = if w.op.reads_group() { b"xreadgroup" } else { b"xread" };
-                if let Some(id) = crate::commands::CommandTable::get().lookup(name) {
+                if let Some(id) = crate::commands::CommandTable::get().lookup(w.op.command_name()) {
                     stats.record_failed(id);
                 }
             }

@@ -139,6 +139,9 @@ pub struct Sink {
     fsync_policy: AtomicU8,
     /// `no-appendfsync-on-rewrite yes`: no fsync while a child runs.
     pub no_fsync_on_rewrite: AtomicBool,
+    /// DEBUG AOF-FLUSH-SLEEP: microseconds the writer sleeps before each
+    /// write (0: none).
+    pub flush_sleep_us: AtomicU64,
     /// A one-shard server's writer, driven by the shard's own loop on its
     /// own ring (`inline_turn`, `inline_completion`) instead of a thread:
     /// no thread hop between the commands and their write and fsync.
@@ -257,6 +260,33 @@ impl Sink {
         self.ring_writer();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.closed.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// DEBUG LOADAOF, every shard held (Redis's `flushAppendOnlyFile(1)`
+    /// before it reloads): hands every stream over and returns once the
+    /// writer has written it all to the incr file (bounded wait, as
+    /// `flush_for_shutdown`). An inline writer's shard is this thread, which
+    /// cannot wait in its ring: the rest is written here, blocking
+    /// (`Writer::write_now`).
+    pub fn flush_now(&self, shards: &mut crate::shard::hold::ShardSet) {
+        if !self.running.load(Ordering::Acquire) {
+            return;
+        }
+        let mut mark = self.seq.load(Ordering::Acquire);
+        for i in 0..shards.len() {
+            if shards.has(i) {
+                mark = mark.max(self.hand_over(shards.get_mut(i)));
+            }
+        }
+        if let Some(w) = self.inline.lock().unwrap().as_mut() {
+            w.write_now();
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.synced() < mark && Instant::now() < deadline {
+            self.ring_writer();
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -486,13 +516,6 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         .sum();
     server.loading_total_bytes.store(total, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
-    let opts = ReadOptions {
-        load_truncated: setting(config, "aof-load-truncated", "yes") == "yes",
-        databases: config.databases,
-        now_ms: crate::util::unix_ms(),
-        appendfilename: appendfilename.clone(),
-        encodings: config.encodings,
-    };
     // The replay notifies nobody: these states are the loader's own (only
     // their databases reach the shards), no client can have subscribed to
     // them, and a large AOF would fill `pending_publish` for nothing.
@@ -506,40 +529,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         // the set lives only for this load.
         unsafe { set.set(i, *p) };
     }
-    let mut clock = crate::exec::Clock::new();
-    let table = crate::commands::CommandTable::get();
-    let delay = crate::persistence::snapshot::key_load_delay(config);
-    let status = aof::load_dir(&dir, &manifest, &opts, |item| {
-        let mut run = |c: aof::Command| -> Result<(), String> {
-            let Some(mut id) = table.lookup(c.argv[0]) else {
-                return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
-            };
-            // A container's subcommand (FUNCTION LOAD of an AOF base).
-            if table.is_container(id) && c.argv.len() >= 2 {
-                if let Some(sub) = table.lookup_sub(table.specs[id].name, c.argv[1]) {
-                    id = sub;
-                }
-            }
-            // Redis's loader waits `key-load-delay` after each command too.
-            crate::persistence::snapshot::debug_delay(delay);
-            let mut out = Vec::new();
-            let mut r = crate::protocol::Reply::new(&mut out, 2);
-            let mut ctx = crate::commands::Ctx::new(&mut set, server, 0, c.db, 2, crate::util::unix_ms(), None);
-            crate::exec::call(&mut ctx, &mut clock, id, &c.argv, &mut r, Default::default(), &mut Vec::new());
-            Ok(())
-        };
-        match item {
-            Item::Key { db, key, entry } => {
-                crate::persistence::snapshot::debug_delay(delay);
-                let s = crate::shard::slot::key_shard(&key, ptrs.len());
-                set.get_mut(s).dbs[db].insert_key(crate::shard::key::Key::new(&key), entry);
-                Ok(())
-            }
-            Item::Library(code) => crate::persistence::snapshot::load_libraries(&[code], false),
-            Item::Command(c) => run(c),
-            Item::Transaction(cs) => cs.into_iter().try_for_each(run),
-        }
-    });
+    let status = replay_dir(&mut set, &dir, &manifest, config, server, &appendfilename);
     let (mut current_size, mut base_size) = (0, 0);
     match status {
         Err(e) => return Err(refusal(e.redis_log_lines())),
@@ -578,6 +568,70 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         s.stream.set_timestamps(timestamps);
     }
     Ok(Opened { dir, file, fsync: fsync_policy(config), current_size, base_size })
+}
+
+/// Replays the files of `manifest` in `dir` into the shards of `set` (all
+/// of them reachable): keys of an RDB base go straight to their owning
+/// shard, commands run through `exec::call` as Redis's fake AOF client
+/// runs them. What the commands propagate is the caller's concern (the
+/// streams are off at start-up; DEBUG LOADAOF turns them off meanwhile).
+pub(crate) fn replay_dir(
+    set: &mut crate::shard::hold::ShardSet,
+    dir: &Path,
+    manifest: &aof::Manifest,
+    config: &Config,
+    server: &crate::server::Server,
+    appendfilename: &str,
+) -> Result<DirStatus, aof::AofReadError> {
+    let opts = ReadOptions {
+        load_truncated: setting(config, "aof-load-truncated", "yes") == "yes",
+        databases: config.databases,
+        now_ms: crate::util::unix_ms(),
+        appendfilename: appendfilename.to_string(),
+        encodings: config.encodings,
+    };
+    let shards = set.len();
+    for i in 0..shards {
+        set.get_mut(i).loading = true;
+    }
+    let mut clock = crate::exec::Clock::new();
+    let table = crate::commands::CommandTable::get();
+    let delay = crate::persistence::snapshot::key_load_delay(config);
+    let status = aof::load_dir(dir, manifest, &opts, |item| {
+        let mut run = |c: aof::Command| -> Result<(), String> {
+            let Some(mut id) = table.lookup(c.argv[0]) else {
+                return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
+            };
+            // A container's subcommand (FUNCTION LOAD of an AOF base).
+            if table.is_container(id) && c.argv.len() >= 2 {
+                if let Some(sub) = table.lookup_sub(table.specs[id].name, c.argv[1]) {
+                    id = sub;
+                }
+            }
+            // Redis's loader waits `key-load-delay` after each command too.
+            crate::persistence::snapshot::debug_delay(delay);
+            let mut out = Vec::new();
+            let mut r = crate::protocol::Reply::new(&mut out, 2);
+            let mut ctx = crate::commands::Ctx::new(set, server, 0, c.db, 2, crate::util::unix_ms(), None);
+            crate::exec::call(&mut ctx, &mut clock, id, &c.argv, &mut r, Default::default(), &mut Vec::new());
+            Ok(())
+        };
+        match item {
+            Item::Key { db, key, entry } => {
+                crate::persistence::snapshot::debug_delay(delay);
+                let s = crate::shard::slot::key_shard(&key, shards);
+                set.get_mut(s).dbs[db].insert_key(crate::shard::key::Key::new(&key), entry);
+                Ok(())
+            }
+            Item::Library(code) => crate::persistence::snapshot::load_libraries(&[code], false),
+            Item::Command(c) => run(c),
+            Item::Transaction(cs) => cs.into_iter().try_for_each(run),
+        }
+    });
+    for i in 0..shards {
+        set.get_mut(i).loading = false;
+    }
+    status
 }
 
 /// user_data of the writer's own operations, tagged in the top byte apart
@@ -874,6 +928,12 @@ impl Writer {
                 }
             }
             if go {
+                // DEBUG AOF-FLUSH-SLEEP: Redis's flushAppendOnlyFile sleeps
+                // before it writes a non-empty buffer (tests only).
+                let sleep_us = self.server.aof.flush_sleep_us.load(Ordering::Relaxed);
+                if sleep_us > 0 {
+                    std::thread::sleep(Duration::from_micros(sleep_us));
+                }
                 self.postponed = None;
                 let bytes = std::mem::take(&mut self.buf);
                 self.server.aof.buffer_length.store(0, Ordering::Relaxed);
@@ -1072,6 +1132,37 @@ impl Writer {
             }
         }
         self.buf.clear();
+    }
+
+    /// `Sink::flush_now` of an inline writer, on its shard's thread: what
+    /// the inbox holds is merged and written at once, blocking, and
+    /// fsynced. With no write on the ring that is the writer's own write
+    /// (`buf` emptied, the offset moved on, published). With one on the
+    /// ring, its bytes and `buf` are written ahead at its offset and `buf`
+    /// is kept: the ring's copy and the next write put the same bytes at
+    /// the same place again, so the file holds everything now and later.
+    fn write_now(&mut self) {
+        use std::os::unix::fs::FileExt;
+        self.take_inbox();
+        if self.file.is_none() {
+            return self.drop_buf();
+        }
+        if self.write.is_none() {
+            let (n, covers) = (self.buf.len() as u64, self.buf_covers);
+            self.write_and_sync_blocking();
+            self.server.aof.pending_bytes.fetch_sub(n, Ordering::Relaxed);
+            self.server.aof.buffer_length.store(0, Ordering::Relaxed);
+            self.unsynced = None;
+            self.publish(covers);
+            return;
+        }
+        let mut ahead = self.write.as_ref().map(|w| w.bytes.clone()).unwrap_or_default();
+        ahead.extend_from_slice(&self.buf);
+        if let Some(file) = self.file.as_ref() {
+            if let Err(e) = file.write_all_at(&ahead, self.offset).and_then(|_| file.sync_data()) {
+                crate::warning!("Error writing to the AOF file: {}", crate::persistence::aof::manifest::strerror(&e));
+            }
+        }
     }
 
     /// Shutdown: every shard is held and handed its stream over; what is

@@ -156,6 +156,15 @@ pub fn init_at_startup(server: &Server, config: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// DEBUG LOADAOF's `aofLoadManifestFromDisk` + `aofDelHistoryFiles`:
+/// `manifest` (as read from disk) becomes the server's, without its
+/// history files; returned for the load.
+pub fn reload_manifest(server: &Server, config: &Config, mut manifest: Manifest) -> Manifest {
+    delete_history(config, &mut manifest);
+    lock(&server.aof_rewrite).manifest = manifest.clone();
+    manifest
+}
+
 /// The settings acted on at once (CONFIG SET): the writer's fsync policy
 /// and no-appendfsync-on-rewrite, and aof-disable-auto-gc set back to no
 /// deletes the history files kept meanwhile.

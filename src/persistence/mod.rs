@@ -3,6 +3,7 @@
 
 pub mod aof;
 pub mod aof_file;
+pub mod aof_reload;
 pub mod aof_rewrite;
 pub mod cow;
 pub mod lanes;

@@ -85,6 +85,11 @@ pub struct ShardState {
     pub clients: Vec<Option<ClientInfo>>,
     /// Active expiry enabled (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire_enabled: bool,
+    /// An AOF is being replayed into this shard (start-up, DEBUG LOADAOF):
+    /// lookups see no key as expired, as Redis's `keyIsExpired` answers 0
+    /// while loading (a key expires after the load, not in the middle of
+    /// the commands that built it).
+    pub loading: bool,
     /// Writes since start-up (the dirty counter; saves remember its value).
     pub dirty: u64,
     /// Command latency inside vs outside snapshot windows.
@@ -123,6 +128,7 @@ impl ShardState {
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x1000_0001),
             clients: Default::default(),
             active_expire_enabled: true,
+            loading: false,
             dirty: 0,
             snapshot_latency: Default::default(),
             stream: Default::default(),

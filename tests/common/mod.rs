@@ -211,6 +211,13 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The exit code once the process has ended by itself (None while it
+    /// runs or after a signal).
+    #[allow(dead_code)]
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child.try_wait().ok().flatten().and_then(|s| s.code())
+    }
+
     /// Panics (with the server's log) unless the process still runs and answers PING.
     pub fn assert_serving(&mut self) {
         assert!(self.alive(), "{} died; log:\n{}", self.name(), self.logs());
