@@ -394,11 +394,6 @@ impl EventLoop {
     }
 
     fn wait(&mut self) {
-        // The receive buffers given back this turn go first (`BufRing::hot_first`).
-        if self.bufring.is_some() {
-            let quiescent = self.buffers_quiescent();
-            self.bufring.as_mut().unwrap().hot_first(quiescent);
-        }
         // Connections held by CLIENT PAUSE do not keep the loop spinning: the
         // wait below ends with the pause (or at cron, for CLIENT UNPAUSE).
         let conns = &self.conns;
@@ -455,14 +450,6 @@ impl EventLoop {
         self.server.sleeping[self.id].store(false, Ordering::SeqCst);
     }
 
-    /// Receives write into the buffers only inside this thread's
-    /// io_uring_enter under DEFER_TASKRUN, each with its completion: with
-    /// the completion queue empty (none overflowed either), every buffer the
-    /// kernel took has been reported.
-    fn buffers_quiescent(&mut self) -> bool {
-        self.defer_taskrun && self.ring.completion().is_empty() && !self.ring.submission().cq_overflow()
-    }
-
     /// Polls a just-forked BGSAVE child's pidfd on this ring, if no other
     /// shard has taken it (one relaxed load per loop turn otherwise).
     fn watch_child_exit(&mut self) {
@@ -482,11 +469,7 @@ impl EventLoop {
         cqes.clear();
         cqes.append(&mut self.busy_backlog);
         self.settle_busy_counts();
-        let read_from = cqes.len();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
-        if let Some(br) = self.bufring.as_mut() {
-            br.taken(&cqes[read_from..]);
-        }
         self.prefetch_received(&cqes);
         self.cqes = cqes;
         // Walked in place: a script run by one of these completions serves
@@ -1178,7 +1161,7 @@ impl EventLoop {
         // Receives write into the buffers only inside this thread's
         // io_uring_enter under DEFER_TASKRUN (each with its completion): with
         // the completion queue empty here, none holds data.
-        let quiescent = self.buffers_quiescent();
+        let quiescent = self.defer_taskrun && self.ring.completion().is_empty() && !self.ring.submission().cq_overflow();
         let input = self.state().stats.net_input_bytes;
         if let Some(br) = self.bufring.as_mut() {
             br.release_when_idle(input, now, quiescent);

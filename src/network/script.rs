@@ -157,11 +157,7 @@ impl EventLoop {
         // First what `reap` took and has not handled yet (a script run by
         // one of its completions runs here), then the ring's new ones.
         let mut cqes: Vec<(u64, i32, u32)> = self.cqes.drain(self.reap_next.min(self.cqes.len())..).collect();
-        let read_from = cqes.len();
         cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
-        if let Some(br) = self.bufring.as_mut() {
-            br.taken(&cqes[read_from..]);
-        }
         let mut touched: Vec<u32> = Vec::new();
         let mut stashed: Vec<u32> = Vec::new();
         for (u, res, cflags) in cqes {
