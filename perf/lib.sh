@@ -279,6 +279,17 @@ round_order() { # ROUND
     if [ $(($1 % 2)) = 0 ]; then echo "$SERVERS" | tr ' ' '\n' | tac | tr '\n' ' '; else echo "$SERVERS"; fi
 }
 
+# run_rounds: ROUNDS rounds of the caller's `one SERVER ROUND` over SERVERS
+# in round_order, the load average logged before and after.
+run_rounds() {
+    local round s
+    log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+    for round in $(seq 1 "$ROUNDS"); do
+        for s in $(round_order "$round"); do one "$s" "$round"; done
+    done
+    log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 # CPU time of all the threads of a process in ns (schedstat: ns resolution,
 # where utime/stime count 10 ms ticks).
 cpu_ns() {

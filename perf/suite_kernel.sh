@@ -66,11 +66,7 @@ one() { # SERVER ROUND
     stop_pid "$pid"
 }
 
-log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-for round in $(seq 1 "$ROUNDS"); do
-    for s in $(round_order "$round"); do one "$s" "$round"; done
-done
-log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+run_rounds
 
 for t in ${TESTS//,/ }; do
     echo
