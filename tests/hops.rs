@@ -302,3 +302,78 @@ fn moves_between_two_shards_are_never_seen_half_done() {
     assert_eq!(r.array().iter().filter(|x| x.opt_bytes().is_some()).count(), 1);
     assert!(renamed.into_inner() >= 20, "too few moves to tell");
 }
+
+/// A watched EXEC over two shards, from connections of either shard, every
+/// remote part delayed (so each goes by hops: over two shards by the chain,
+/// the other shard's look, decision and commands in one part,
+/// `network::rounds`): it commits with its replies in queue order across
+/// the shards, and aborts (null, nothing written) when a watched key of
+/// either shard was written by another client or expired since WATCH.
+fn check_watched_exec_chain(extra: &[&str]) {
+    let mut args = vec!["--shards", "2"];
+    args.extend_from_slice(extra);
+    let mut rk = Server::ringkv(&args);
+    let mut other = rk.conn();
+    if rk.name() == "ringkv" {
+        assert_eq!(other.cmd(&["CONFIG", "SET", "hop-part-delay", "1000"]), Resp::ok());
+    }
+    let [(a0, _), (a1, _)] = keys();
+    let (a0, a1) = (a0.as_str(), a1.as_str());
+    let transaction = |c: &mut Conn| -> Vec<u8> {
+        assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+        for cmd in [&["SET", a0, "x"][..], &["INCR", a1], &["GET", a0], &["INCR", a1]] {
+            assert_eq!(c.cmd(cmd), Resp::Simple("QUEUED".into()));
+        }
+        c.cmd_raw(&["EXEC"])
+    };
+    for round in 0..4 {
+        let mut c = rk.conn();
+        assert_eq!(other.cmd(&["SET", a1, "10"]), Resp::ok());
+        // Commits: each shard's commands, their replies in queue order.
+        assert_eq!(c.cmd(&["WATCH", a0, a1]), Resp::ok());
+        assert_eq!(escape(&transaction(&mut c), 100), escape(b"*4\r\n+OK\r\n:11\r\n$1\r\nx\r\n:12\r\n", 100), "round {round}");
+        // Aborts: a watched key of either shard written by another client.
+        for touched in [a0, a1] {
+            assert_eq!(c.cmd(&["WATCH", a0, a1]), Resp::ok());
+            assert_eq!(other.cmd(&["SET", touched, "5"]), Resp::ok());
+            assert_eq!(transaction(&mut c), b"*-1\r\n", "round {round}: {touched} written");
+            assert_eq!(
+                other.cmd(&["MGET", a0, a1]),
+                Resp::Array(vec![
+                    Resp::Bulk(if touched == a0 { b"5".to_vec() } else { b"x".to_vec() }),
+                    Resp::Bulk(if touched == a1 { b"5".to_vec() } else { b"12".to_vec() })
+                ])
+            );
+            assert_eq!(other.cmd(&["MSET", a0, "x", a1, "12"]), Resp::ok());
+        }
+        // Aborts: a watched key of either shard expired since WATCH (Redis's
+        // isWatchedKeyExpired), deleted or not yet. (A delayed part runs at
+        // its shard's next cron, up to 100 ms late: the TTL outlasts it, or
+        // the key would be expired already when watched, which is no change.)
+        for expiring in [a0, a1] {
+            assert_eq!(other.cmd(&["PEXPIRE", expiring, "400"]), Resp::Int(1));
+            assert_eq!(c.cmd(&["WATCH", a0, a1]), Resp::ok());
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            assert_eq!(transaction(&mut c), b"*-1\r\n", "round {round}: {expiring} expired");
+            assert_eq!(other.cmd(&["EXISTS", expiring]), Resp::Int(0));
+            assert_eq!(other.cmd(&["MSET", a0, "x", a1, "12"]), Resp::ok());
+        }
+        // WATCH then UNWATCH: no abort however the keys change.
+        assert_eq!(c.cmd(&["WATCH", a0, a1]), Resp::ok());
+        assert_eq!(c.cmd(&["UNWATCH"]), Resp::ok());
+        assert_eq!(other.cmd(&["SET", a1, "0"]), Resp::ok());
+        assert_eq!(transaction(&mut c), b"*4\r\n+OK\r\n:1\r\n$1\r\nx\r\n:2\r\n", "round {round}");
+        assert_eq!(other.cmd(&["DEL", a0, a1]), Resp::Int(2));
+    }
+    rk.assert_serving();
+}
+
+#[test]
+fn watched_exec_over_two_shards_commits_and_aborts_as_redis() {
+    check_watched_exec_chain(&[]);
+}
+
+#[test]
+fn watched_exec_over_two_shards_commits_and_aborts_as_redis_with_aof() {
+    check_watched_exec_chain(&["--appendonly", "yes"]);
+}

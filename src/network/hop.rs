@@ -215,6 +215,17 @@ pub struct HopOp {
     /// A two-shard two-round hop's other shard, which runs both its rounds
     /// in one part ("The chain" in `network::rounds`).
     pub(super) chain: Option<usize>,
+    /// A chained watched EXEC's part for that shard, built when the EXEC
+    /// ran (its round-1 look and its commands; `network::rounds`).
+    pub(super) chain_part: PackedArgs,
+}
+
+impl HopOp {
+    /// Whether no part answered with a reply yet (a chained EXEC whose
+    /// other shard aborted).
+    pub(super) fn replies_empty(&self) -> bool {
+        self.replies.iter().all(|(_, p)| p.ends.is_empty())
+    }
 }
 
 /// The loop's hop state.
@@ -1046,7 +1057,16 @@ impl EventLoop {
             // a round-3 part's follows its reply.
             let at = if op.round == 3 { args.ends.last().copied().unwrap_or(0) as usize } else { 0 };
             op.sum += integer_of(&args.data[at..]);
-            super::conn::recycle(&mut self.pool, args);
+            if op.round == 3 && op.gather == Some(Gather::Exec) {
+                // A chained EXEC's part ran its commands: their replies
+                // (all before its round-1 answer), for the gather.
+                let mut args = args;
+                args.ends.pop();
+                args.data.truncate(at);
+                op.replies.push((from, args));
+            } else {
+                super::conn::recycle(&mut self.pool, args);
+            }
             if op.pending == 0 {
                 self.next_round(i);
             }

@@ -39,8 +39,27 @@
 //! atomic as a one-round hop is: the other shard's keys show the write
 //! from its part on, while this shard's keys are still marked until its
 //! own round 2, so whoever saw the one and reads the other waits for it.
-//! An EXEC with WATCH keeps both rounds (its decision runs EXEC's handler
-//! here, with the client); over three shards or more so does everything.
+//! Over three shards or more every two-round hop keeps both rounds.
+//!
+//! **A watched EXEC on the chain.** Over two shards an EXEC with WATCH
+//! chains too (before: four messages, now two, as one-round EXEC's): its
+//! other shard's part (`HopOp::chain_part`) is built when EXEC runs (that
+//! shard's kept slots, watched keys and share of the queued commands) and
+//! sent once round 1 here has looked at this shard's watched keys (Redis's
+//! `isWatchedKeyExpired`) and dropped their registrations. The other shard
+//! looks at its own watched keys and drops theirs, then decides as EXEC's
+//! handler will decide here: it goes when neither look found an expired
+//! key and the client's `WatchCell` is clean. It runs its commands (as
+//! round 2's part would: `run_exec_part`, the hop's cut with them) or none,
+//! and answers their replies and what it found. Here the decision is then
+//! EXEC's handler's, as without the chain (a key found expired flags the
+//! cell first), and it cannot differ: the cell is flagged only through a
+//! registration of a watched key, and by the time the other shard looked
+//! at the cell every registration of this transaction was gone (this
+//! shard's at round 1, its own just before), so a clean cell stays clean;
+//! a flagged one stays flagged (only UNWATCH, EXEC or DISCARD renew it, and
+//! the client waits in MULTI, `Conn::hop_wait`). Its commands here run as
+//! round 2's part; the reply takes each shard's replies in queue order.
 //!
 //! **Why it cannot deadlock** (the argument of `shard::hold` extended): the
 //! intent with the smallest number heads every queue it is in, its own
@@ -310,8 +329,136 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         conn.deferred = true;
         conn.hop_wait = true;
+        if mask.count() == 2 {
+            self.stash_exec_chain(index, seq, mask);
+        }
         self.send_round(mask, seq, db, resp, exec_id(), client, track, 0, 1, cell.as_ref());
+        self.hops.skip = ShardMask::default();
         Some(Flow::Stop)
+    }
+
+    /// A watched EXEC over two shards goes by the chain: round 1 runs here
+    /// only, and the other shard's one part (round 3), built now from its
+    /// round-1 part and its share of the queued commands, waits in the op
+    /// (`HopOp::chain_part`: caller fields, its slots, this shard's answer
+    /// to come, the number of its watched keys, those keys, then its
+    /// commands as `exec_command_parts` builds them).
+    fn stash_exec_chain(&mut self, index: u32, seq: u64, mask: ShardMask) {
+        let me = self.id;
+        let (Some(t), Some(i)) = (mask.iter().find(|&t| t != me), self.hops.ops.iter().position(|o| o.seq == seq)) else {
+            return;
+        };
+        let mut op = std::mem::take(&mut self.hops.ops[i]);
+        let own = std::mem::take(&mut self.hops.building[me]);
+        let look = std::mem::take(&mut self.hops.building[t]);
+        // Each shard's commands (this shard's are built again at the decision).
+        self.exec_command_parts(index, mask, &mut op.key_shards, false);
+        let part = &mut op.chain_part;
+        part.data.clear();
+        part.ends.clear();
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        look.slices(&mut slices);
+        let at = super::dispatch::CALLER_FIELDS + 1;
+        for a in &slices[..at] {
+            part.push(a);
+        }
+        part.push(&0i64.to_le_bytes());
+        part.push(&(((slices.len() - at) / 2) as u32).to_le_bytes());
+        for a in &slices[at..] {
+            part.push(a);
+        }
+        self.hops.building[t].slices(&mut slices);
+        for a in &slices[super::dispatch::CALLER_FIELDS..] {
+            part.push(a);
+        }
+        self.hops.slices = recycle(slices);
+        let commands = std::mem::replace(&mut self.hops.building[t], look);
+        super::conn::recycle(&mut self.pool, commands);
+        self.hops.building[me] = own;
+        (op.chain, op.pending) = (Some(t), 1);
+        self.hops.ops[i] = op;
+        self.hops.skip = ShardMask::single(t);
+    }
+
+    /// A chained watched EXEC's look here is back: the other shard gets its
+    /// part (`stash_exec_chain`) with this answer (1 when the client is
+    /// gone: nothing runs), which looks at its watched keys, decides as
+    /// EXEC's handler will here (`run_exec_round_three`), runs its commands
+    /// or not, and answers their replies and what it found.
+    fn chain_exec(&mut self, i: usize, mut op: super::hop::HopOp, t: usize) {
+        let (me, n) = (self.id, self.server.shard_count);
+        let conn = self.conn_of(op.token).filter(|c| c.hop_wait);
+        let sum = if conn.is_some() { op.sum } else { 1 };
+        let cell = conn.and_then(|c| c.client.watch.cell.clone());
+        self.hops.start_parts(n, ShardMask::single(t), &[]);
+        let b = &mut self.hops.building[t];
+        std::mem::swap(b, &mut op.chain_part);
+        let at = super::dispatch::CALLER_FIELDS + 1;
+        let (from, to) = (b.ends[at - 1] as usize, b.ends[at] as usize);
+        b.data[from..to].copy_from_slice(&sum.to_le_bytes());
+        let (seq, mask, db, resp, cut, token) = (op.seq, op.mask, op.db, op.resp, op.cut, op.token);
+        (op.round, op.pending) = (3, 1);
+        self.hops.ops[i] = op;
+        let (client, track) = self.client_of(token);
+        self.hops.skip = ShardMask::single(me);
+        self.send_round(mask, seq, db, resp, exec_id(), client, track, cut, 3, cell.as_ref());
+        self.hops.skip = ShardMask::default();
+    }
+
+    /// A chained watched EXEC's part here (see `chain_exec`): it keeps its
+    /// slots' marks, checks and drops its watched keys (round 1's look),
+    /// decides as EXEC's handler does on the coordinator (its answer and
+    /// this shard's found nothing, and the client's cell is clean: every
+    /// watched key's registration is gone by now, so nothing can dirty it
+    /// before the handler runs there), then runs its commands as round 2's
+    /// part (none when it aborts).
+    fn run_exec_round_three(&mut self, part: super::hop::Part) {
+        let now = self.clock.now_ms();
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
+        part.args.slices(&mut slices);
+        let at = super::dispatch::CALLER_FIELDS;
+        for s in slices[at].chunks_exact(2) {
+            self.hops.kept.push((part.seq, u16::from_le_bytes([s[0], s[1]])));
+        }
+        let theirs = i64::from_le_bytes(slices[at + 1].try_into().unwrap_or_default());
+        let pairs = 2 * u32::from_le_bytes(slices[at + 2].try_into().unwrap_or_default()) as usize;
+        let (keys, commands) = slices[at + 3..].split_at(pairs);
+        let cell = part.cut.as_ref().and_then(|c| c.cell.clone());
+        let found = self.exec_watch_look(cell.as_ref(), now, keys);
+        let go = theirs + found == 0 && !cell.as_ref().is_some_and(|c| c.dirty());
+        let mut next = self.pool.pop().unwrap_or_default();
+        next.data.clear();
+        next.ends.clear();
+        for a in &slices[..at] {
+            next.push(a);
+        }
+        if go {
+            for a in commands {
+                next.push(a);
+            }
+        }
+        self.hops.slices = recycle(slices);
+        self.run_chained_round_two(part, next, go, found);
+    }
+
+    /// Redis's `isWatchedKeyExpired` over the (db, key) pairs watched here
+    /// by `cell`, whose registrations go: 1 when one of them expired since
+    /// it was watched.
+    fn exec_watch_look(&mut self, cell: Option<&std::sync::Arc<crate::shard::watch::WatchCell>>, now: i64, pairs: &[&[u8]]) -> i64 {
+        let Some(cell) = cell else { return 0 };
+        let epoch = cell.epoch();
+        let st = self.set.get_mut(self.id);
+        let mut found = 0;
+        for pair in pairs.chunks_exact(2) {
+            let db = u32::from_le_bytes(pair[0].try_into().unwrap_or_default()) as usize;
+            let key = pair[1];
+            let expired_at_watch = st.watched.find(db, key, cell, epoch).is_none_or(|w| w.expired);
+            if !expired_at_watch && key_is_expired(&st.dbs[db], key, now) {
+                found = 1;
+            }
+            st.watched.unregister(db, key, cell);
+        }
+        found
     }
 
     /// A round-1 part (see the module doc): its check, its kept marks, its
@@ -342,20 +489,8 @@ impl EventLoop {
                 (found, taken) = self.rename_look(&part, now, role, key);
             }
         } else if exec {
-            if let Some(cell) = part.cut.as_ref().and_then(|c| c.cell.clone()) {
-                let epoch = cell.epoch();
-                let st = self.set.get_mut(me);
-                for pair in slices[at + 1..].chunks_exact(2) {
-                    let db = u32::from_le_bytes(pair[0].try_into().unwrap_or_default()) as usize;
-                    let key = pair[1];
-                    // Redis's `isWatchedKeyExpired`.
-                    let expired_at_watch = st.watched.find(db, key, &cell, epoch).is_none_or(|w| w.expired);
-                    if !expired_at_watch && key_is_expired(&st.dbs[db], key, now) {
-                        found = 1;
-                    }
-                    st.watched.unregister(db, key, &cell);
-                }
-            }
+            let cell = part.cut.as_ref().and_then(|c| c.cell.clone());
+            found = self.exec_watch_look(cell.as_ref(), now, &slices[at + 1..]);
         } else {
             found = self.msetnx_look(&part, now, slices[at + 1..].iter().copied()) as i64;
         }
@@ -492,9 +627,14 @@ impl EventLoop {
             self.hops.start_parts(n, mask, &[b"".as_slice(), b""]);
         }
         let cut = if go { op.cut } else { 0 };
-        (op.round, op.pending, op.cut) = (2, mask.count(), cut);
+        // A chain's other shard ran its commands (or aborted as this did).
+        let skip = op.chain.filter(|_| op.round == 3).map_or(ShardMask::default(), ShardMask::single);
+        debug_assert!(go || skip.is_empty() || op.replies_empty(), "a chained EXEC aborted here after its other part ran");
+        (op.round, op.pending, op.cut) = (2, mask.count() - skip.count(), cut);
         self.hops.ops[i] = op;
+        self.hops.skip = skip;
         self.send_round(mask, seq, db, resp, exec_id(), client, track, cut, 2, None);
+        self.hops.skip = ShardMask::default();
         let closed = self.conn_of(token).is_some_and(|c| c.closing == Closing::Closed);
         if alive && closed {
             // Run as Redis runs an EXEC it read before the peer closed (its
@@ -808,6 +948,9 @@ impl EventLoop {
         let (me, n) = (self.id, self.server.shard_count);
         let mut op = std::mem::take(&mut self.hops.ops[i]);
         let Some(t) = op.chain else { return };
+        if op.cmd == exec_id() {
+            return self.chain_exec(i, op, t);
+        }
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         op.args.slices(&mut slices);
         let args = &slices[super::dispatch::CALLER_FIELDS..];
@@ -864,6 +1007,9 @@ impl EventLoop {
     /// round 2 run as that round's part would, then its answer (its reply,
     /// then what it found; a RENAME source's entry, or one it gives back).
     pub(super) fn run_round_three(&mut self, mut part: super::hop::Part) {
+        if part.cmd as usize == exec_id() {
+            return self.run_exec_round_three(part);
+        }
         let now = self.clock.now_ms();
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         part.args.slices(&mut slices);
@@ -932,6 +1078,12 @@ impl EventLoop {
             }
         }
         self.hops.slices = recycle(slices);
+        self.run_chained_round_two(part, next, go, found);
+    }
+
+    /// A round-3 part's second half: its round-2 arguments (`next`) run as
+    /// round 2's part would, its round-1 answer `found` after its reply.
+    fn run_chained_round_two(&mut self, mut part: super::hop::Part, mut next: crate::shard::mailbox::PackedArgs, go: bool, found: i64) {
         if !go {
             // No write: no cut either (as round 2's abort).
             if let Some(c) = part.cut.as_mut() {
