@@ -456,3 +456,37 @@ fn list_moves_serve_blocked_clients_and_notify_in_order() {
         assert_eq!(events(&mut sub, 2).len(), 2);
     }
 }
+
+/// An LMOVE whose source's TTL passes between its rounds (the other
+/// shard's part delayed past it) moves as decided: the element the source's
+/// round-1 look saw goes (or, when the source's look runs on the other
+/// shard after the TTL, nothing: the null of a source that expired first),
+/// and the server lives (the pop in round 2 does not expire the marked key).
+#[test]
+fn a_list_source_expiring_between_the_rounds_moves_as_decided() {
+    let mut rk = Server::ringkv(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let mut setup = rk.conn();
+    // Only the lookups expire keys: the key is there, expired, at round 2.
+    assert_eq!(setup.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Resp::ok());
+    if rk.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "100000"]), Resp::ok());
+    }
+    let [(a, _), (b, _)] = keys();
+    for round in 0..4 {
+        let mut c = rk.conn();
+        assert_eq!(c.cmd(&["RPUSH", &a, "e1", "e2"]).int(), 2);
+        assert_eq!(c.cmd(&["PEXPIRE", &a, "30"]).int(), 1);
+        let moved = c.cmd(&["LMOVE", &a, &b, "LEFT", "RIGHT"]).opt_bytes();
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(c.cmd(&["EXISTS", &a]).int(), 0, "round {round}");
+        match moved {
+            Some(v) => {
+                assert_eq!(v, b"e1", "round {round}");
+                assert_eq!(c.cmd(&["LRANGE", &b, "0", "-1"]), Resp::Array(vec![Resp::bulk("e1")]), "round {round}");
+                assert_eq!(c.cmd(&["DEL", &b]).int(), 1);
+            }
+            None => assert!(rk.name() == "ringkv" && c.cmd(&["EXISTS", &b]).int() == 0, "round {round}"),
+        }
+    }
+    rk.assert_serving();
+}

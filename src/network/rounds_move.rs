@@ -376,8 +376,16 @@ impl EventLoop {
             (_, source) => {
                 go = decide(copy, options, theirs) == Verdict::Go;
                 if go && source && !copy {
-                    // (Its events went out from the destination's part.)
-                    crate::commands::list::lmove_pop(&mut ctx, key, from_head);
+                    // The element round 1 saw, as of round 1's instant (the
+                    // decision's): a TTL that passed since must not expire
+                    // the marked key now. (Its events went out from the
+                    // destination's part.) Gone only if active expiry took
+                    // it meanwhile: nothing to pop then.
+                    let now = std::mem::replace(&mut ctx.now_ms, i64::MIN);
+                    if ctx.db(key).map.get(key).is_some() {
+                        crate::commands::list::lmove_pop(&mut ctx, key, from_head);
+                    }
+                    ctx.now_ms = now;
                 } else if go && !source {
                     if let Some(e) = brought {
                         if copy {
