@@ -12,8 +12,13 @@ Operations (each request's reply is checked byte for byte):
   smove   SMOVE s1 s2 m, then SMOVE s2 s1 m (:1 each; s1 = {m} first)
   watch   WATCH k1 k2 / MULTI / SET k1 v / SET k2 v / EXEC in one write
           (one transaction; nobody else touches the keys, so it commits)
+  copy    COPY k1 k2 REPLACE, then COPY k2 k1 REPLACE (:1 each; k1 set first)
+  lmove   LMOVE l1 l2 LEFT RIGHT, then LMOVE l2 l1 LEFT RIGHT (the element
+          each time; l1 = [e] first)
+  rpoplpush  RPOPLPUSH l1 l2, then RPOPLPUSH l2 l1 (the same)
+  sinterstore  SINTERSTORE d s1 s2 (:1): s1 on shard 0, s2 and d on shard 1
 
-usage: cross_load.py PORT mset2|msetnx|rename|smove|watch DURATION CONNS
+usage: cross_load.py PORT mset2|msetnx|rename|smove|watch|copy|lmove|rpoplpush|sinterstore DURATION CONNS
 """
 import selectors
 import socket
@@ -43,6 +48,16 @@ def steps(op: str, conn: int):
     if op == "watch":
         req = resp(b"WATCH", k1, k2) + resp(b"MULTI") + resp(b"SET", k1, b"v") + resp(b"SET", k2, b"v") + resp(b"EXEC")
         return resp(b"PING"), [(req, b"+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n")]
+    if op == "copy":
+        return resp(b"SET", k1, b"v"), [(resp(b"COPY", k1, k2, b"REPLACE"), b":1\r\n"), (resp(b"COPY", k2, k1, b"REPLACE"), b":1\r\n")]
+    if op == "lmove":
+        return resp(b"RPUSH", k1, b"e"), [(resp(b"LMOVE", k1, k2, b"LEFT", b"RIGHT"), b"$1\r\ne\r\n"), (resp(b"LMOVE", k2, k1, b"LEFT", b"RIGHT"), b"$1\r\ne\r\n")]
+    if op == "rpoplpush":
+        return resp(b"RPUSH", k1, b"e"), [(resp(b"RPOPLPUSH", k1, k2), b"$1\r\ne\r\n"), (resp(b"RPOPLPUSH", k2, k1), b"$1\r\ne\r\n")]
+    if op == "sinterstore":
+        # Sources on both shards, the destination on shard 1.
+        d = key_on(b"z" + op.encode(), conn, 1)
+        return resp(b"SADD", k1, b"m", b"n") + resp(b"SADD", k2, b"m"), [(resp(b"SINTERSTORE", d, k1, k2), b":1\r\n")]
     raise SystemExit("unknown operation " + op)
 
 
@@ -54,7 +69,9 @@ def main():
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         setup, cycle = steps(op, c)
         s.sendall(setup)
-        s.recv(65536)
+        got = b""
+        while got.count(b"\r\n") < setup.count(b"\r\n*") + 1:
+            got += s.recv(65536)
         state = {"cycle": cycle, "at": 0, "buf": b""}
         sel.register(s, selectors.EVENT_READ, state)
         s.sendall(cycle[0][0])

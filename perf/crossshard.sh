@@ -24,6 +24,9 @@
 #         SMOVE s1 s2 m and back; WATCH k1 k2 + MULTI/SET/SET/EXEC (per
 #         transaction); MSET k1 v k2 v (mset2: the one-round hop they compare
 #         with). Also Python-client bound: CPU per request is the figure.
+#   copy lmove rpoplpush sinterstore  perf/cross_load.py likewise: COPY k1 k2
+#         REPLACE and back; LMOVE l1 l2 LEFT RIGHT and back; RPOPLPUSH l1 l2
+#         and back; SINTERSTORE d s1 s2 (s1 on shard 0, s2 and d on shard 1).
 # AOF=1: every server runs with --appendonly yes --appendfsync everysec (its
 # directory in a temporary one): the cross-shard writes then pay for one
 # replay unit at one cut of the shards' write streams.
@@ -110,7 +113,7 @@ bench() { # PORT TEST -> "requests rps"
         n=${out#transactions=}
         echo "${n%% *} $(tx_rate "$out")"
         ;;
-    mset2 | msetnx | rename | smove | watch)
+    mset2 | msetnx | rename | smove | watch | copy | lmove | rpoplpush | sinterstore)
         out="$(run taskset -c "$CLIENT_CORES" python3 "$PERF_DIR/cross_load.py" "$port" "$test" "$TX_SECONDS" 25)"
         n=${out#transactions=}
         echo "${n%% *} $(tx_rate "$out")"

@@ -159,6 +159,40 @@ fn check_two_key_hops(extra: &[&str]) {
         (&["SCARD", b], b":2\r\n"),
         (&["SMOVE", a, b, "m"], b":0\r\n"),
         (&["DEL", b], b":1\r\n"),
+        // COPY, LMOVE and RPOPLPUSH (`network::rounds_move`).
+        (&["SET", a, "va"], b"+OK\r\n"),
+        (&["COPY", a, b], b":1\r\n"),
+        (&["COPY", a, b], b":0\r\n"),
+        (&["COPY", b, a, "REPLACE"], b":1\r\n"),
+        (&["DEL", a], b":1\r\n"),
+        (&["COPY", a, b], b":0\r\n"),
+        (&["PEXPIRE", b, "100000"], b":1\r\n"),
+        (&["COPY", b, a], b":1\r\n"),
+        (&["PTTL", a], b""),
+        (&["MGET", a, b], b"*2\r\n$2\r\nva\r\n$2\r\nva\r\n"),
+        (&["DEL", a, b], b":2\r\n"),
+        (&["RPUSH", a, "1", "2", "3"], b":3\r\n"),
+        (&["LMOVE", a, b, "LEFT", "RIGHT"], b"$1\r\n1\r\n"),
+        (&["RPOPLPUSH", a, b], b"$1\r\n3\r\n"),
+        (&["LMOVE", b, a, "RIGHT", "LEFT"], b"$1\r\n1\r\n"),
+        (&["LRANGE", a, "0", "-1"], b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n"),
+        (&["LRANGE", b, "0", "-1"], b"*1\r\n$1\r\n3\r\n"),
+        (&["SET", b, "s"], b"+OK\r\n"),
+        (&["LMOVE", a, b, "LEFT", "LEFT"], b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["RPOPLPUSH", b, a], b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["LLEN", a], b":2\r\n"),
+        (&["DEL", b], b":1\r\n"),
+        (&["RPOPLPUSH", b, a], b"$-1\r\n"),
+        (&["LMOVE", a, b, "LEFT", "LEFT"], b"$1\r\n1\r\n"),
+        (&["LMOVE", a, b, "LEFT", "LEFT"], b"$1\r\n2\r\n"),
+        (&["EXISTS", a], b":0\r\n"),
+        (&["COPY", b, a], b":1\r\n"),
+        (&["LMOVE", a, b, "RIGHT", "RIGHT"], b"$1\r\n1\r\n"),
+        (&["LRANGE", b, "0", "-1"], b"*3\r\n$1\r\n2\r\n$1\r\n1\r\n$1\r\n1\r\n"),
+        (&["LRANGE", a, "0", "-1"], b"*1\r\n$1\r\n2\r\n"),
+        (&["COPY", a, b], b":0\r\n"),
+        (&["SADD", b, "m"], b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+        (&["DEL", a, b], b":2\r\n"),
     ];
     // Connections land on either shard: a few of them, each the whole script.
     for round in 0..6 {
@@ -243,24 +277,29 @@ fn reset_on_close(s: &std::net::TcpStream) {
     assert_eq!(r, 0, "setsockopt SO_LINGER");
 }
 
-/// RENAME and SMOVE moving a value and a member back and forth between two
-/// shards (two-round hops, chained: each shard applies its half at its own
-/// time) are never seen half done by multi-key readers: an EXEC over both
-/// keys and an MGET always find the value under exactly one name and the
-/// member in exactly one set.
+/// RENAME, SMOVE, LMOVE and RPOPLPUSH moving a value, a member and list
+/// elements back and forth between two shards (two-round hops, chained:
+/// each shard applies its half at its own time) are never seen half done by
+/// multi-key readers: an EXEC over both keys and an MGET always find the
+/// value under exactly one name, the member in exactly one set and the two
+/// elements in the two lists; a COPY's destination is there when it replies.
 #[test]
 fn moves_between_two_shards_are_never_seen_half_done() {
     let rk = Server::ringkv(&["--shards", "2"]);
     let [(a, sa), (b, sb)] = keys();
+    // Lists and COPY's keys, one of each pair on each shard.
+    let (la, lb) = (format!("{{{a}}}:l"), format!("{{{b}}}:l"));
     let mut setup = rk.conn();
     assert_eq!(setup.cmd(&["SET", &a, "v"]), Resp::ok());
     assert_eq!(setup.cmd(&["SADD", &sa, "m"]).int(), 1);
+    assert_eq!(setup.cmd(&["RPUSH", &la, "e1", "e2"]).int(), 2);
+    let listed = std::sync::atomic::AtomicUsize::new(0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1500);
     let renamed = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for t in 0..3 {
             let mut c = rk.conn();
-            let (a, b, sa, sb, renamed) = (&a, &b, &sa, &sb, &renamed);
+            let (a, b, sa, sb, renamed, la, lb, listed) = (&a, &b, &sa, &sb, &renamed, &la, &lb, &listed);
             s.spawn(move || {
                 let mut moves = 0;
                 while std::time::Instant::now() < deadline {
@@ -275,22 +314,40 @@ fn moves_between_two_shards_are_never_seen_half_done() {
                     let (from, to) = if (moves + t) % 2 == 0 { (sa, sb) } else { (sb, sa) };
                     let r = c.cmd_raw(&["SMOVE", from, to, "m"]);
                     assert!(r == b":1\r\n" || r == b":0\r\n", "{}", escape(&r, 100));
+                    let (from, to) = if (moves + t) % 2 == 0 { (la, lb) } else { (lb, la) };
+                    let r = if moves % 3 == 0 { c.cmd(&["RPOPLPUSH", from, to]) } else { c.cmd(&["LMOVE", from, to, "LEFT", "RIGHT"]) };
+                    if r.opt_bytes().is_some() {
+                        listed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    // This client's own copy is there once COPY replies.
+                    let (ca, cb) = if t % 2 == 0 { (a, b) } else { (b, a) };
+                    let (ca, cb) = (format!("{{{ca}}}:c{t}"), format!("{{{cb}}}:c{t}"));
+                    c.cmd(&["SET", &ca, &moves.to_string()]);
+                    assert_eq!(c.cmd(&["COPY", &ca, &cb, "REPLACE"]).int(), 1);
+                    assert_eq!(c.cmd(&["GET", &cb]).opt_bytes(), Some(moves.to_string().into_bytes()));
                     moves += 1;
                 }
             });
         }
         for _ in 0..2 {
             let mut c = rk.conn();
-            let (a, b, sa, sb) = (&a, &b, &sa, &sb);
+            let (a, b, sa, sb, la, lb) = (&a, &b, &sa, &sb, &la, &lb);
             s.spawn(move || {
                 while std::time::Instant::now() < deadline {
                     c.cmd(&["MULTI"]);
-                    for cmd in [vec!["EXISTS", a.as_str()], vec!["EXISTS", b], vec!["SISMEMBER", sa, "m"], vec!["SISMEMBER", sb, "m"]] {
+                    for cmd in [
+                        vec!["EXISTS", a.as_str()],
+                        vec!["EXISTS", b],
+                        vec!["SISMEMBER", sa, "m"],
+                        vec!["SISMEMBER", sb, "m"],
+                        vec!["LLEN", la],
+                        vec!["LLEN", lb],
+                    ] {
                         c.cmd(&cmd);
                     }
                     let r = c.cmd(&["EXEC"]);
                     let n: Vec<i64> = r.array().iter().map(|x| x.int()).collect();
-                    assert_eq!((n[0] + n[1], n[2] + n[3]), (1, 1), "EXEC saw a move half done: {n:?}");
+                    assert_eq!((n[0] + n[1], n[2] + n[3], n[4] + n[5]), (1, 1, 2), "EXEC saw a move half done: {n:?}");
                     let r = c.cmd(&["MGET", a, b]);
                     let found = r.array().iter().filter(|x| x.opt_bytes().is_some()).count();
                     assert_eq!(found, 1, "MGET saw a RENAME half done: {r:?}");
@@ -301,6 +358,137 @@ fn moves_between_two_shards_are_never_seen_half_done() {
     let r = setup.cmd(&["MGET", &a, &b]);
     assert_eq!(r.array().iter().filter(|x| x.opt_bytes().is_some()).count(), 1);
     assert!(renamed.into_inner() >= 20, "too few moves to tell");
+    assert!(listed.into_inner() >= 20, "too few list moves to tell");
+    let r = setup.cmd(&["MULTI"]);
+    assert_eq!(r, Resp::ok());
+    setup.cmd(&["LLEN", &la]);
+    setup.cmd(&["LLEN", &lb]);
+    let n: Vec<i64> = setup.cmd(&["EXEC"]).array().iter().map(|x| x.int()).collect();
+    assert_eq!(n[0] + n[1], 2);
+}
+
+/// Waits until `c`'s server reports `n` blocked clients.
+fn wait_blocked(c: &mut Conn, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !String::from_utf8_lossy(&c.cmd(&["INFO", "clients"]).opt_bytes().unwrap_or_default()).contains(&want) {
+        assert!(std::time::Instant::now() < deadline, "never {want:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The (event, key) pairs of the next `n` keyspace-event messages on `sub`.
+fn events(sub: &mut Conn, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|_| {
+            let m = sub.read();
+            let m = m.array();
+            let channel = String::from_utf8(m[2].opt_bytes().unwrap()).unwrap();
+            let event = channel.rsplit(':').next().unwrap().to_string();
+            (event, String::from_utf8(m[3].opt_bytes().unwrap()).unwrap())
+        })
+        .collect()
+}
+
+/// LMOVE and RPOPLPUSH over two shards by hops (`network::rounds_move`)
+/// into a list another client blocks on serve it (BLPOP, and a BLMOVE that
+/// moves the element on), and each move's keyspace events come in Redis's
+/// order (the destination's push, the source's pop, its `del` when
+/// emptied; COPY's `copy_to`), and a WATCH of either key sees the move,
+/// from connections on either shard.
+#[test]
+fn list_moves_serve_blocked_clients_and_notify_in_order() {
+    let rk = Server::ringkv(&["--shards", "2"]);
+    let mut setup = rk.conn();
+    if rk.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "1000"]), Resp::ok());
+    }
+    assert_eq!(setup.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), Resp::ok());
+    let [(a, a2), (b, _)] = keys();
+    let mut sub = rk.conn();
+    sub.cmd(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    let ev = |list: &[(&str, &str)]| list.iter().map(|(e, k)| (e.to_string(), k.to_string())).collect::<Vec<_>>();
+    for round in 0..4 {
+        let mut c = rk.conn();
+        let mut w = rk.conn();
+        w.send(&["BLPOP", &b, "5"]);
+        wait_blocked(&mut setup, 1);
+        assert_eq!(c.cmd(&["RPUSH", &a, "x"]).int(), 1);
+        assert_eq!(events(&mut sub, 1), ev(&[("rpush", &a)]));
+        assert_eq!(c.cmd_raw(&["LMOVE", &a, &b, "LEFT", "RIGHT"]), b"$1\r\nx\r\n", "round {round}");
+        assert_eq!(w.read(), Resp::Array(vec![Resp::bulk(&b), Resp::bulk("x")]), "round {round}");
+        // The push, the source's pop and deletion, then the waiter's pop.
+        assert_eq!(events(&mut sub, 5), ev(&[("rpush", &b), ("lpop", &a), ("del", &a), ("lpop", &b), ("del", &b)]), "round {round}");
+        assert_eq!(c.cmd(&["EXISTS", &a, &b]).int(), 0);
+        // A BLMOVE served from the hop moves the element on.
+        w.send(&["BLMOVE", &b, &a2, "LEFT", "LEFT", "5"]);
+        wait_blocked(&mut setup, 1);
+        assert_eq!(c.cmd(&["RPUSH", &a, "y", "z"]).int(), 2);
+        assert_eq!(events(&mut sub, 1), ev(&[("rpush", &a)]));
+        assert_eq!(c.cmd(&["RPOPLPUSH", &a, &b]).opt_bytes(), Some(b"z".to_vec()));
+        assert_eq!(w.read().opt_bytes(), Some(b"z".to_vec()), "round {round}");
+        // The served BLMOVE's push comes from the shard of its own
+        // destination: in any place after the RPOPLPUSH's events, which
+        // come first, in Redis's order, then the served pop's.
+        let mut got = events(&mut sub, 5);
+        let pushed = got.iter().position(|e| *e == ("lpush".to_string(), a2.clone()));
+        assert!(pushed.is_some_and(|p| p >= 2), "round {round}: {got:?}");
+        got.remove(pushed.unwrap());
+        assert_eq!(got, ev(&[("lpush", &b), ("rpop", &a), ("lpop", &b), ("del", &b)]), "round {round}");
+        assert_eq!(c.cmd(&["LRANGE", &a2, "0", "-1"]), Resp::Array(vec![Resp::bulk("z")]));
+        // COPY's event, from the destination; a WATCH of the destination
+        // (COPY) and of the source (LMOVE) sees the move.
+        let mut x = rk.conn();
+        x.cmd(&["WATCH", &b]);
+        assert_eq!(c.cmd(&["COPY", &a, &b]).int(), 1);
+        assert_eq!(events(&mut sub, 1), ev(&[("copy_to", &b)]), "round {round}");
+        x.cmd(&["MULTI"]);
+        x.cmd(&["PING"]);
+        assert_eq!(x.cmd_raw(&["EXEC"]), b"*-1\r\n", "round {round}");
+        x.cmd(&["WATCH", &a]);
+        assert_eq!(c.cmd(&["LMOVE", &a, &b, "LEFT", "LEFT"]).opt_bytes(), Some(b"y".to_vec()));
+        assert_eq!(events(&mut sub, 3), ev(&[("lpush", &b), ("lpop", &a), ("del", &a)]), "round {round}");
+        x.cmd(&["MULTI"]);
+        x.cmd(&["PING"]);
+        assert_eq!(x.cmd_raw(&["EXEC"]), b"*-1\r\n", "round {round}");
+        assert_eq!(c.cmd(&["LRANGE", &b, "0", "-1"]), Resp::Array(vec![Resp::bulk("y"), Resp::bulk("y")]));
+        assert_eq!(c.cmd(&["DEL", &a, &b, &a2]).int(), 2);
+        assert_eq!(events(&mut sub, 2).len(), 2);
+    }
+}
+
+/// An LMOVE whose source's TTL passes between its rounds (the other
+/// shard's part delayed past it) moves as decided: the element the source's
+/// round-1 look saw goes (or, when the source's look runs on the other
+/// shard after the TTL, nothing: the null of a source that expired first),
+/// and the server lives (the pop in round 2 does not expire the marked key).
+#[test]
+fn a_list_source_expiring_between_the_rounds_moves_as_decided() {
+    let mut rk = Server::ringkv(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let mut setup = rk.conn();
+    // Only the lookups expire keys: the key is there, expired, at round 2.
+    assert_eq!(setup.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Resp::ok());
+    if rk.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "100000"]), Resp::ok());
+    }
+    let [(a, _), (b, _)] = keys();
+    for round in 0..4 {
+        let mut c = rk.conn();
+        assert_eq!(c.cmd(&["RPUSH", &a, "e1", "e2"]).int(), 2);
+        assert_eq!(c.cmd(&["PEXPIRE", &a, "30"]).int(), 1);
+        let moved = c.cmd(&["LMOVE", &a, &b, "LEFT", "RIGHT"]).opt_bytes();
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        assert_eq!(c.cmd(&["EXISTS", &a]).int(), 0, "round {round}");
+        match moved {
+            Some(v) => {
+                assert_eq!(v, b"e1", "round {round}");
+                assert_eq!(c.cmd(&["LRANGE", &b, "0", "-1"]), Resp::Array(vec![Resp::bulk("e1")]), "round {round}");
+                assert_eq!(c.cmd(&["DEL", &b]).int(), 1);
+            }
+            None => assert!(rk.name() == "ringkv" && c.cmd(&["EXISTS", &b]).int() == 0, "round {round}"),
+        }
+    }
+    rk.assert_serving();
 }
 
 /// A watched EXEC over two shards, from connections of either shard, every

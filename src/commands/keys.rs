@@ -578,15 +578,39 @@ fn copy(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if target && !replace {
         return r.int(0);
     }
-    let target_db = ctx.db_at(dst, dst_db);
-    if target {
-        target_db.delete(dst);
-    }
-    target_db.insert_entry(dst.into(), copied);
-    ctx.modified(dst_db, dst);
-    ctx.notify_in(dst_db, notify::NEW, "new", dst);
-    ctx.notify_in(dst_db, notify::GENERIC, "copy_to", dst);
+    copy_write(ctx, dst, dst_db, target, copied);
     r.int(1);
+}
+
+/// COPY's look at one of its keys on the key's own shard (a two-shard hop,
+/// `network::rounds_move`): Redis's lookupKeyRead for the `source` (lazy
+/// expiry, hit or miss) and lookupKeyWrite for the target (lazy expiry):
+/// whether it exists, and for the source a copy of its entry.
+pub(crate) fn copy_look(ctx: &mut Ctx, key: &[u8], source: bool) -> (bool, Option<crate::shard::Entry>) {
+    let (db, now, touch) = (ctx.db, ctx.now_ms, ctx.may_touch());
+    let mut expired = false;
+    let found = probe_entry(ctx.db(key), key, now, touch, &mut expired).map(|e| source.then(|| copy_entry(e, now)));
+    if expired {
+        ctx.shards.of(key).expired(db, key);
+    }
+    if source {
+        ctx.hit(key, found.is_some());
+    }
+    (found.is_some(), found.flatten())
+}
+
+/// COPY's write (also on the destination's own shard, for a two-shard
+/// hop): the copy at `dst` of database `db` in place of what `exists`
+/// there (REPLACE), made known and notified.
+pub(crate) fn copy_write(ctx: &mut Ctx, dst: &[u8], db: usize, exists: bool, copied: crate::shard::Entry) {
+    let target = ctx.db_at(dst, db);
+    if exists {
+        target.delete(dst);
+    }
+    target.insert_entry(dst.into(), copied);
+    ctx.modified(db, dst);
+    ctx.notify_in(db, notify::NEW, "new", dst);
+    ctx.notify_in(db, notify::GENERIC, "copy_to", dst);
 }
 
 fn move_(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

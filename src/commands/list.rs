@@ -550,23 +550,10 @@ pub(crate) fn lmove_generic(ctx: &mut Ctx, r: &mut Reply, src: &[u8], dst: &[u8]
     };
     let q = list_at(ctx, src);
     let v = if from_head { q.pop_head() } else { q.pop_tail() }.expect("lists are never empty");
-    let mut src_deleted = false;
-    if src != dst {
-        src_deleted = drop_if_empty(ctx, src);
-        if !dst_exists {
-            let q = new_list(ctx);
-            let now = ctx.now_ms;
-            ctx.db(dst).set(dst, Value::List(Box::new(q)), now, false);
-        }
-    }
-    let q = list_at(ctx, dst);
-    if to_head {
-        q.push_head(&v);
-    } else {
-        q.push_tail(&v);
-    }
+    let src_deleted = src != dst && drop_if_empty(ctx, src);
+    // (A rotation pushes onto the list it popped, even an emptied one.)
+    lmove_push(ctx, dst, dst_exists || src == dst, to_head, &v);
     let db = ctx.db;
-    ctx.modified(db, dst);
     if src != dst {
         ctx.also_modified(db, src);
     }
@@ -578,6 +565,59 @@ pub(crate) fn lmove_generic(ctx: &mut Ctx, r: &mut Reply, src: &[u8], dst: &[u8]
     ctx.notify(notify::LIST, if to_head { "lpush" } else { "rpush" }, dst);
     notify_then_del(ctx, src, pop_event(from_head), src_deleted);
     r.bulk(&v);
+}
+
+/// LMOVE's source end on the source's own shard (a two-shard hop,
+/// `network::rounds_move`): the element `from_head` would pop, and whether
+/// popping it would empty the list (looked up by the caller already).
+pub(crate) fn lmove_peek(ctx: &mut Ctx, src: &[u8], from_head: bool) -> (Vec<u8>, bool) {
+    let q = list_at(ctx, src);
+    (q.get_owned(if from_head { 0 } else { -1 }).expect("lists are never empty"), q.len() == 1)
+}
+
+/// LMOVE's pop on the source's own shard (a two-shard hop): the element,
+/// and whether it emptied (and so deleted) the list. Made known as the
+/// second key of the write; notified by the caller, in Redis's order.
+pub(crate) fn lmove_pop(ctx: &mut Ctx, src: &[u8], from_head: bool) -> (Vec<u8>, bool) {
+    let q = list_at(ctx, src);
+    let v = if from_head { q.pop_head() } else { q.pop_tail() }.expect("lists are never empty");
+    let deleted = drop_if_empty(ctx, src);
+    let db = ctx.db;
+    ctx.also_modified(db, src);
+    (v, deleted)
+}
+
+/// LMOVE's push onto `dst` (on its own shard, for a two-shard hop), the
+/// list created when it does not `exist`; counted as the write.
+pub(crate) fn lmove_push(ctx: &mut Ctx, dst: &[u8], exists: bool, to_head: bool, v: &[u8]) {
+    if !exists {
+        let q = new_list(ctx);
+        let now = ctx.now_ms;
+        ctx.db(dst).set(dst, Value::List(Box::new(q)), now, false);
+    }
+    let q = list_at(ctx, dst);
+    if to_head {
+        q.push_head(v);
+    } else {
+        q.push_tail(v);
+    }
+    let db = ctx.db;
+    ctx.modified(db, dst);
+}
+
+/// LMOVE's notifications (`lmove_generic`'s, in Redis's order), all from
+/// one shard's thread: `new` when the destination was created, its push,
+/// the source's pop and, when emptied, its `del`.
+pub(crate) fn lmove_notify(st: &mut crate::shard::ShardState, db: usize, keys: (&[u8], &[u8]), created: bool, sides: (bool, bool), deleted: bool) {
+    let ((src, dst), (from_head, to_head)) = (keys, sides);
+    if created {
+        st.notify_new(db, dst);
+    }
+    st.notify(db, notify::LIST, if to_head { "lpush" } else { "rpush" }, dst);
+    st.notify(db, notify::LIST, pop_event(from_head), src);
+    if deleted {
+        st.notify(db, notify::GENERIC, "del", src);
+    }
 }
 
 fn lmove(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

@@ -65,8 +65,9 @@
 //! meanwhile), and multi-shard hop commands go by hops even to sleeping
 //! shards. It makes "a hop is pending" a state a test can hold.
 //!
-//! **Limits.** The two-key commands but RENAME and SMOVE (COPY, LMOVE...), the
-//! STORE forms, multi-shard reads of aggregates, EXEC with a multi-shard,
+//! **Limits.** The two-key commands but RENAME, SMOVE, COPY, LMOVE and
+//! RPOPLPUSH (`network::rounds_move`; those three only from a shard that
+//! owns one of their keys), the STORE forms, multi-shard reads of aggregates, EXEC with a multi-shard,
 //! keyless or blocking command, and scripts keep the held path
 //! (`network::held`). Keyspace notifications of one command's keys on
 //! different shards come from different threads (per key in order, across
@@ -325,6 +326,9 @@ impl EventLoop {
         if super::rounds::is_move(id) {
             return self.try_rename_hop(index, id, args, mask);
         }
+        if super::rounds_move::moves(id) {
+            return self.try_move_hop(index, id, args, mask);
+        }
         let gather = gather_of(id)?;
         if !self.holding.is_empty() || (gather == Gather::Ok && args.len().is_multiple_of(2)) || !self.target_awake(mask) {
             return None;
@@ -524,7 +528,7 @@ impl EventLoop {
     /// Whether hop command `id` over `mask` would run by hops (a hold run
     /// does not start with one: it goes to `dispatch`).
     pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
-        (gather_of(id).is_some() || id == super::rounds::msetnx_id() || super::rounds::is_move(id)) && self.target_awake(mask)
+        (gather_of(id).is_some() || id == super::rounds::msetnx_id() || super::rounds::is_move(id) || self.move_may_hop(id, mask)) && self.target_awake(mask)
     }
 
     /// Whether some other shard of `mask` is awake. When every one sleeps in
@@ -710,6 +714,9 @@ impl EventLoop {
     /// Runs `part` (its intent heads this shard's queue), lowers its marks,
     /// takes the intent off the queue and answers the coordinator.
     pub(super) fn run_part(&mut self, mut part: Part) {
+        if super::rounds_move::moves(part.cmd as usize) {
+            return self.run_move_part(part);
+        }
         if part.round == 1 {
             return self.run_round_one(part);
         }

@@ -16,5 +16,6 @@ pub mod multi;
 pub mod prefetch;
 pub mod replica;
 pub mod rounds;
+pub mod rounds_move;
 pub mod script;
 pub mod uring;

@@ -98,10 +98,13 @@
 //! Round 1 writes nothing but an expired key's DEL, which waits in its
 //! shard's stream for the next command there.
 //!
-//! **Limits.** COPY, LMOVE, RPOPLPUSH and the other two-key
-//! commands, an EXEC whose queue holds a keyless, multi-shard or blocking
-//! command, and everything else over several shards keep the held path
-//! (`network::held`). Like every hop, these go by hops only while some other
+//! **COPY, LMOVE, RPOPLPUSH** chain the same way, with their own parts
+//! (`network::rounds_move`), when this shard owns one of their two keys.
+//!
+//! **Limits.** Those three over two other shards (or COPY ... DB), the
+//! STORE forms and the other multi-key commands, an EXEC whose queue holds
+//! a keyless, multi-shard or blocking command, and everything else over
+//! several shards keep the held path (`network::held`). Like every hop, these go by hops only while some other
 //! shard involved is awake (`target_awake`): taking sleeping shards by a
 //! hold wakes nobody.
 
@@ -165,7 +168,7 @@ fn mset_id() -> usize {
 }
 
 /// Appends `slot` to a round-1 part's slot list.
-fn push_slot(list: &mut Vec<u8>, slot: u16) {
+pub(super) fn push_slot(list: &mut Vec<u8>, slot: u16) {
     list.extend_from_slice(&slot.to_le_bytes());
 }
 
@@ -570,6 +573,9 @@ impl EventLoop {
     /// Every round-1 answer of the op at `i` is back: the decision, and round 2.
     pub(super) fn next_round(&mut self, i: usize) {
         let cmd = self.hops.ops[i].cmd;
+        if super::rounds_move::moves(cmd) {
+            return self.move_next_round(i);
+        }
         if self.hops.ops[i].round == 1 && self.hops.ops[i].chain.is_some() {
             return self.chain_round(i);
         }
@@ -653,7 +659,7 @@ impl EventLoop {
     /// Err(None) when it does not go by hops (the held path); otherwise its
     /// cut and its intent's shards (this one joins), the keys marked and
     /// each shard's round-1 part begun with the slots it keeps.
-    fn begin_write_rounds<'k>(
+    pub(super) fn begin_write_rounds<'k>(
         &mut self,
         index: u32,
         args: &[&[u8]],
@@ -708,7 +714,7 @@ impl EventLoop {
     /// first round's parts in `hops.building`) and sends round 1. A recycled
     /// op's `ops` are empty already (cleared when it completed).
     #[allow(clippy::too_many_arguments)]
-    fn queue_first_round(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask, gather: Gather, cut: u64, track: bool) {
+    pub(super) fn queue_first_round(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask, gather: Gather, cut: u64, track: bool) {
         let conn = self.conns[index as usize].as_ref().unwrap();
         let (db, resp, client) = (conn.client.db, conn.client.resp, conn.client.id);
         let mut op = self.hop_op_recording(index, args);
@@ -921,7 +927,7 @@ impl EventLoop {
     /// Puts `op` back at `i` and sends the round-2 parts built in
     /// `hops.building` as command `cmd`, with the hop's cut when it `go`es;
     /// none to a chain's other shard, whose round 3 ran both rounds.
-    fn send_last_round(&mut self, i: usize, mut op: super::hop::HopOp, go: bool, cmd: usize) {
+    pub(super) fn send_last_round(&mut self, i: usize, mut op: super::hop::HopOp, go: bool, cmd: usize) {
         let (seq, mask, db, resp, token) = (op.seq, op.mask, op.db, op.resp, op.token);
         let cut = if go { op.cut } else { 0 };
         let skip = op.chain.filter(|_| op.round == 3).map_or(ShardMask::default(), ShardMask::single);
@@ -935,7 +941,7 @@ impl EventLoop {
 
     /// The client id of connection `token` and whether its tracking
     /// remembers the keys it reads (0 and no when it is gone).
-    fn client_of(&self, token: crate::shard::mailbox::ConnToken) -> (u64, bool) {
+    pub(super) fn client_of(&self, token: crate::shard::mailbox::ConnToken) -> (u64, bool) {
         self.conn_of(token).map_or((0, false), |c| (c.client.id, c.client.tracking.remembers_reads()))
     }
 
@@ -991,12 +997,18 @@ impl EventLoop {
             }
         }
         self.hops.slices = recycle(slices);
+        self.send_chain_round(i, op);
+    }
+
+    /// Puts `op` back at `i` and sends its chain's other shard the part
+    /// built for it (round 3) and the entry in `hops.entry_for`, if any.
+    pub(super) fn send_chain_round(&mut self, i: usize, mut op: super::hop::HopOp) {
         let (seq, mask, db, resp, cmd, cut) = (op.seq, op.mask, op.db, op.resp, op.cmd, op.cut);
         (op.round, op.pending) = (3, 1);
         let token = op.token;
         self.hops.ops[i] = op;
         let (client, track) = self.client_of(token);
-        self.hops.skip = ShardMask::single(me);
+        self.hops.skip = ShardMask::single(self.id);
         self.send_round(mask, seq, db, resp, cmd, client, track, cut, 3, None);
         self.hops.skip = ShardMask::default();
         self.hops.entry_for = None;

@@ -1053,7 +1053,8 @@ pub fn attach_sync(server: &Server) -> Conn {
 
 /// Step `i` of client `t` of a mixed cross-shard write load over `keys`:
 /// MSETs and DELs over shards, an EXEC over shards, keys that expire at
-/// once, INCR, the two-round hops (MSETNX, RENAME, SMOVE, a watched EXEC).
+/// once, INCR, the two-round hops (MSETNX, RENAME, SMOVE, a watched EXEC,
+/// COPY, LMOVE, RPOPLPUSH).
 pub fn cross_shard_step(c: &mut Conn, rng: &mut Rng, keys: &[String], t: u64, i: u64) -> Resp {
     let mut key = || keys[rng.below(keys.len() as u64) as usize].clone();
     let (a, b, d) = (key(), key(), key());
@@ -1088,6 +1089,18 @@ pub fn cross_shard_step(c: &mut Conn, rng: &mut Rng, keys: &[String], t: u64, i:
             c.cmd(&["SET", &a, &v]);
             c.cmd(&["INCR", &d]);
             c.cmd(&["EXEC"])
+        }
+        // COPY, LMOVE and RPOPLPUSH (chained two-round hops between two
+        // shards; their errors when a key holds another type).
+        8 if i % 4 == 1 => c.cmd(&["COPY", &a, &b, "REPLACE"]),
+        8 if i % 4 == 2 => {
+            c.cmd(&["DEL", &a]);
+            c.cmd(&["RPUSH", &a, &v, "x"]);
+            c.cmd(&["LMOVE", &a, &b, "LEFT", "RIGHT"])
+        }
+        8 if i % 4 == 3 => {
+            c.cmd(&["RPUSH", &a, &v]);
+            c.cmd(&["RPOPLPUSH", &a, &b])
         }
         _ => c.cmd(&["MSET", &a, &v, &b, &v]),
     }
