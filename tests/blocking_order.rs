@@ -181,3 +181,53 @@ fn an_exec_over_two_shards_serves_its_keys_in_the_order_they_became_ready() {
         }
     }
 }
+
+/// A BLMOVE waits on a key of one shard for a destination on another; a
+/// MULTI/EXEC (or a MOVE from another db) of a client of a third shard fills
+/// the source (holding the source's shard only). Redis serves the move before the EXEC's reply,
+/// so the writer's next push comes after it. Before the holder served such a
+/// move itself once it had let go (`network::blocking`, "Moves out of a
+/// hold"), the key stayed ready on its owner, which slept (taken asleep for
+/// the hold, nobody rang it) until the writer's next push woke it: the
+/// waiter got that push's element (found by difffuzz_multi.py --shards 7).
+#[test]
+fn an_exec_serves_a_move_into_a_shard_it_did_not_hold_before_the_writers_next_command() {
+    let s = server();
+    let mut admin = s.conn();
+    let srcs = common::keys_per_shard("src", SHARDS);
+    let dsts = common::keys_per_shard("dst", SHARDS);
+    // The writer's shard is where the kernel put it: every pair of shards,
+    // so the third one is the writer's in some of them.
+    let mut writer = s.conn();
+    for round in 0..ROUNDS {
+        for (i, src) in srcs.iter().enumerate() {
+            for (j, dst) in dsts.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let case = format!("round {round}: {src} -> {dst}");
+                let mut mover = s.conn();
+                mover.send(&["BLMOVE", src, dst, "RIGHT", "LEFT", "5"]);
+                wait_blocked(&mut admin, 1);
+                assert_eq!(writer.cmd(&["MULTI"]), Resp::ok());
+                writer.cmd(&["RPUSH", src, "a", "b", "c"]);
+                assert_eq!(writer.cmd(&["EXEC"]), Resp::Array(vec![Resp::Int(3)]), "{case}");
+                assert_eq!(writer.cmd(&["RPUSH", src, "x"]).int(), 3, "{case}");
+                assert_eq!(mover.read(), Resp::bulk("c"), "{case}");
+                assert_eq!(admin.cmd(&["LRANGE", dst, "0", "-1"]), Resp::Array(vec![Resp::bulk("c")]), "{case}");
+                reset(&mut admin);
+                // The same with MOVE bringing the list from db 1.
+                let mut mover = s.conn();
+                mover.send(&["BLMOVE", src, dst, "RIGHT", "LEFT", "5"]);
+                wait_blocked(&mut admin, 1);
+                writer.cmd(&["SELECT", "1"]);
+                assert_eq!(writer.cmd(&["RPUSH", src, "a", "b", "c"]).int(), 3, "{case}");
+                assert_eq!(writer.cmd(&["MOVE", src, "0"]).int(), 1, "{case}");
+                writer.cmd(&["SELECT", "0"]);
+                assert_eq!(writer.cmd(&["RPUSH", src, "x"]).int(), 3, "{case} (MOVE)");
+                assert_eq!(mover.read(), Resp::bulk("c"), "{case} (MOVE)");
+                reset(&mut admin);
+            }
+        }
+    }
+}

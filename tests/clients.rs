@@ -193,3 +193,26 @@ fn client_info_qbuf_holds_the_running_command() {
         assert!(line.contains(" qbuf=26 "), "{}: {line}", s.name());
     }
 }
+
+/// CLIENT LIST ID lists the clients in the order the IDs were given, once
+/// per ID given (Redis looks each ID up in turn), whatever shards the
+/// clients live on; unknown IDs are skipped.
+#[test]
+fn client_list_id_keeps_the_order_of_the_ids_given() {
+    let s = Server::ringkv(&["--shards", "7"]);
+    let mut conns: Vec<_> = (0..8).map(|_| s.conn()).collect();
+    let mut ids = Vec::new();
+    for (i, c) in conns.iter_mut().enumerate() {
+        assert_eq!(c.cmd(&["CLIENT", "SETNAME", &format!("n{i}")]), common::Resp::ok());
+        ids.push(c.cmd(&["CLIENT", "ID"]).int());
+    }
+    let order = [5usize, 0, 7, 3, 3, 1];
+    let mut args: Vec<String> = vec!["CLIENT".into(), "LIST".into(), "ID".into()];
+    args.extend(order.iter().map(|&i| ids[i].to_string()));
+    args.insert(4, "999999".into());
+    let list = conns[2].cmd(&args).opt_bytes().unwrap();
+    let names: Vec<String> =
+        String::from_utf8(list).unwrap().lines().map(|l| l.split(" name=").nth(1).unwrap().split(' ').next().unwrap().to_string()).collect();
+    let want: Vec<String> = order.iter().map(|i| format!("n{i}")).collect();
+    assert_eq!(names, want);
+}

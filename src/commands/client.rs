@@ -484,12 +484,24 @@ fn list(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     clients.extend(caller);
     // Replicas live on the replication thread (flag S).
     clients.extend(ctx.server.repl.replicas().iter().map(crate::replication::client_info));
-    clients.retain(|c| kind.is_none_or(|k| client_type(c) == k) && ids.as_ref().is_none_or(|ids| ids.contains(&(c.id as i64))));
+    clients.retain(|c| kind.is_none_or(|k| client_type(c) == k));
     clients.sort_by_key(|c| c.id);
     let mut out = String::with_capacity(clients.len() * 300);
-    for c in &clients {
+    let mut line = |c: &ClientInfo| {
         let argv = if Some(c.id) == caller_id { argv_bytes(args) } else { 0 };
         client_line(c, ctx.now_ms, argv, &mut out);
+    };
+    match &ids {
+        // As Redis: the clients in the order the IDs were given, one line
+        // per ID given (an ID given twice lists its client twice).
+        Some(ids) => {
+            for &id in ids {
+                if let Ok(i) = clients.binary_search_by_key(&id, |c| c.id as i64) {
+                    line(&clients[i]);
+                }
+            }
+        }
+        None => clients.iter().for_each(line),
     }
     r.verbatim(out.as_bytes());
 }

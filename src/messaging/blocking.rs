@@ -216,6 +216,13 @@ pub struct Blocking {
     /// into a shard held for it leaves that shard's keys to its owner, so
     /// the key being served finishes its waiters first (Redis's order).
     pub serving: bool,
+    /// Set inside a hold on the holder's shard: the shards of ready keys it
+    /// could not serve (a BLMOVE's destination it does not hold) and those
+    /// destinations'; the holder serves them once it has let go
+    /// (`network::blocking`, "Moves out of a hold").
+    pub unreached: crate::shard::hold::ShardMask,
+    /// While the holder serves `unreached` (no second try from its hold).
+    pub serving_unreached: bool,
 }
 
 impl Blocking {

@@ -28,6 +28,14 @@
 //! of failing with WRONGTYPE. Ordering such commands would need the
 //! kernel's receive timestamps and a wait before every serve; not done.
 //!
+//! **Moves out of a hold.** A coordinator holding the source's shard (an
+//! EXEC, SWAPDB, a script) but not the destination's cannot serve the move
+//! inside its hold (a hold does not grow). Once it has let go it takes a
+//! second hold of both shards and serves it there, before its client's
+//! reply leaves (`served_after_hold`); only when that hold cannot be had
+//! at once (another coordinator is ahead) is the key left to its owner,
+//! rung awake.
+//!
 //! **Timeouts.** Each home shard keeps its blocked connections' deadlines
 //! in a sorted set (`Blocking::timeouts`), checked every loop turn; the
 //! loop's wait ends at the earliest deadline, so a timeout fires within a
@@ -383,10 +391,41 @@ impl EventLoop {
             }
             if reachable {
                 self.serve_one(s, db, key, pos, &w);
-            } else if !self.holding.is_empty() || self.with_held(ShardMask::single(dst), |lp, _| lp.serve_one(s, db, key, pos, &w)).is_none() {
+            } else if !self.holding.is_empty() {
+                // Served by the holder once it has let go ("Moves out of a hold").
+                let unreached = &mut self.state().blocking.unreached;
+                unreached.insert(s);
+                unreached.insert(dst);
+                return false;
+            } else if self.with_held(ShardMask::single(dst), |lp, _| lp.serve_one(s, db, key, pos, &w)).is_none() {
                 return false;
             }
         }
+    }
+
+    /// A hold over `held` was let go. Keys it filled whose BLMOVE's
+    /// destination it did not hold (`unreached`) are served now, under a
+    /// second hold of their shards and the destinations', before the
+    /// holder's client gets its reply, as Redis serves them before it
+    /// replies to the writer ("Moves out of a hold" in the module doc).
+    /// A shard left with ready keys (those, when the second hold cannot be
+    /// had at once; a destination's own keys, left by a move served with
+    /// `serving` set) gets a doorbell: it may sleep, taken asleep for the
+    /// hold, and nothing else would wake it to serve them.
+    #[cold]
+    pub(super) fn served_after_hold(&mut self, left_ready: ShardMask) {
+        let mut unreached = std::mem::take(&mut self.state().blocking.unreached);
+        let mut targets = unreached;
+        targets.0 &= !(1u128 << self.id);
+        if !targets.is_empty() && !self.state().blocking.serving_unreached {
+            self.state().blocking.serving_unreached = true;
+            if self.try_held_once(targets, |_, _| ()).is_some() {
+                unreached = ShardMask::default();
+            }
+            self.state().blocking.serving_unreached = false;
+        }
+        let ring = ShardMask(left_ready.0 | unreached.0);
+        self.doorbells.0 |= ring.0 & !(1u128 << self.id);
     }
 
     /// Whether `key`, or the destination of the move `w` waits for, is

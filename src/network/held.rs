@@ -55,6 +55,9 @@ pub struct PendingIntent {
     pub requested: bool,
 }
 
+/// `try_held_once`'s intents' owner.
+const ONCE_OWNER: IntentOwner = IntentOwner::Tag(u64::from_be_bytes(*b"heldonce"));
+
 /// Something the loop itself runs over every shard, retried every loop turn
 /// until it has run (its intent keeps its place meanwhile).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -115,6 +118,14 @@ impl EventLoop {
         // Keys `f` gave data to on the held shards are served before they
         // are let go (`network::blocking`).
         self.serve_held_ready();
+        // Held shards left with ready keys (`network::blocking`, "Moves
+        // out of a hold"): one check of an empty list per shard.
+        let mut left_ready = ShardMask::default();
+        for t in held.iter() {
+            if !self.set.get(t).blocking.ready.is_empty() {
+                left_ready.insert(t);
+            }
+        }
         self.holding = ShardMask::default();
         for t in held.iter() {
             // SAFETY: null is always allowed: the shard becomes unreachable.
@@ -123,7 +134,22 @@ impl EventLoop {
         let mut mask = held;
         mask.insert(me);
         self.remove_intent(seq, mask);
+        if !left_ready.is_empty() || !self.state().blocking.unreached.is_empty() {
+            self.served_after_hold(left_ready);
+        }
         Some(result)
+    }
+
+    /// `with_held` once, under an intent of its own: on `None` the intent is
+    /// withdrawn at once (nobody asks for it again).
+    pub fn try_held_once<R>(&mut self, targets: ShardMask, f: impl FnOnce(&mut Self, Duration) -> R) -> Option<R> {
+        let r = self.as_owner(ONCE_OWNER, |lp| lp.with_held(targets, f));
+        if r.is_none() {
+            if let Some(i) = self.intents.iter().position(|p| p.owner == ONCE_OWNER) {
+                self.withdraw_at(i);
+            }
+        }
+        r
     }
 
     /// Removes intent `seq` from the queues of `mask`. Shards whose new head

@@ -243,11 +243,11 @@ class Proc:
         return self.proc is None or self.proc.poll() is None
 
 
-def server_argv(kind, binary, port, workdir, extra_args):
+def server_argv(kind, binary, port, workdir, extra_args, shards=3):
     common = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
               "--enable-debug-command", "yes", "--dir", workdir, "--dbfilename", kind + ".rdb"]
     if kind == "ringkv" and not binary.endswith("redis-server"):  # redis-server in ringkv's place: a self-test
-        return [binary] + common + ["--shards", "3"] + extra_args
+        return [binary] + common + ["--shards", str(shards)] + extra_args
     return [binary] + common + extra_args
 
 
@@ -1540,7 +1540,7 @@ def start_servers(opts, extra, prefix):
     procs = []
     if not opts.no_start:
         for kind, binary, port in (("ringkv", opts.ringkv, opts.ringkv_port), ("redis", opts.redis_server, opts.redis_port)):
-            p = Proc(kind, server_argv(kind, binary, port, workdir, extra), port, workdir)
+            p = Proc(kind, server_argv(kind, binary, port, workdir, extra, opts.shards), port, workdir)
             p.start()
             procs.append(p)
     return workdir, procs
@@ -1575,6 +1575,7 @@ def main():
     ap.add_argument("--ringkv-port", type=int, default=7180)
     ap.add_argument("--redis-port", type=int, default=7280)
     ap.add_argument("--no-start", action="store_true", help="use servers already running on the ports")
+    ap.add_argument("--shards", type=int, default=3, help="ringkv's --shards (keys spread over more shards with more)")
     ap.add_argument("--small-encodings", action="store_true", help="small listpack/intset limits, so conversions happen often")
     ap.add_argument("--dump-restore", action="store_true", help="after each seed: DUMP on one side, RESTORE on the other, both ways")
     ap.add_argument("--rdb-swap", action="store_true", help="after each seed: SAVE on one side, restart the other on the file, both ways")

@@ -573,6 +573,7 @@ def main():
     ap.add_argument("--ringkv-port", type=int, default=7180)
     ap.add_argument("--redis-port", type=int, default=7280)
     ap.add_argument("--no-start", action="store_true", help="use servers already running on the ports")
+    ap.add_argument("--shards", type=int, default=3, help="ringkv's --shards (keys spread over more shards with more)")
     ap.add_argument("--stop-on-first", action="store_true")
     ap.add_argument("--log", help="write the script to this file")
     opts = ap.parse_args()
