@@ -15,7 +15,7 @@ pub use clock::Clock;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
-use crate::commands::{flags, CommandTable, Ctx};
+use crate::commands::{flags, CommandSpec, CommandTable, Ctx};
 use crate::messaging::blocking::PendingSlowlog;
 use crate::protocol::reply::ErrorKind;
 use crate::protocol::Reply;
@@ -84,7 +84,7 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
         let args = redact::shown(spec.name, args, &mut hidden).iter().map(|a| a.to_vec()).collect();
         req.slowlog = Some(Box::new(PendingSlowlog { args, addr: addr.to_vec(), name: name.to_vec(), usec }));
     }
-    record_command(home, in_snapshot, id, args, usec, counted_error, addr, name);
+    record_command(home, spec, in_snapshot, id, args, usec, counted_error, addr, name);
     monitor_line.clear();
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 {
         if spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
@@ -122,9 +122,9 @@ pub fn record_parted(
     monitor_line: &mut Vec<u8>,
 ) {
     let in_snapshot = server.persistence.snapshot_active.load(Ordering::Relaxed);
-    record_command(st, in_snapshot, id, args, usec, failed, addr, name);
-    monitor_line.clear();
     let spec = &CommandTable::get().specs[id];
+    record_command(st, spec, in_snapshot, id, args, usec, failed, addr, name);
+    monitor_line.clear();
     if server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
         format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);
     }
@@ -137,27 +137,48 @@ fn dirty_of_held(ctx: &Ctx) -> u64 {
 
 /// The statistics a command leaves on the shard that ran it: commandstats,
 /// errorstats, latency inside/outside snapshots, slowlog, latency monitor.
+/// Always inlined into `call` (as a call with nine arguments it was ~25
+/// instructions of argument passing and prologue a command); the rare
+/// entries (slowlog, latency monitor) are calls.
 #[allow(clippy::too_many_arguments)]
-#[inline]
-fn record_command(st: &mut ShardState, in_snapshot: bool, id: usize, args: &[&[u8]], usec: u64, failed: Option<ErrorKind>, addr: &[u8], name: &[u8]) {
+#[inline(always)]
+fn record_command(
+    st: &mut ShardState,
+    spec: &CommandSpec,
+    in_snapshot: bool,
+    id: usize,
+    args: &[&[u8]],
+    usec: u64,
+    failed: Option<ErrorKind>,
+    addr: &[u8],
+    name: &[u8],
+) {
     st.stats.record_call(id, usec, failed.is_some());
     st.snapshot_latency.record(usec, in_snapshot);
     if let Some(k) = failed {
         st.stats.record_error(k.as_str());
     }
-    let spec = &CommandTable::get().specs[id];
     let threshold = st.config.slowlog_log_slower_than_usec;
-    let blocked = st.blocking.request.is_some();
-    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 && !blocked {
-        let max_len = st.config.slowlog_max_len;
-        let mut hidden = Vec::new();
-        st.stats.slowlog.push(redact::shown(spec.name, args, &mut hidden), usec, addr, name, max_len);
+    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 && st.blocking.request.is_none() {
+        log_slow(st, spec, args, usec, addr, name);
     }
     let lat_threshold = st.config.latency_monitor_threshold_ms;
     if lat_threshold > 0 && usec / 1000 >= lat_threshold {
-        let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
-        st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
+        latency_sample(st, spec, usec);
     }
+}
+
+#[inline(never)]
+fn log_slow(st: &mut ShardState, spec: &CommandSpec, args: &[&[u8]], usec: u64, addr: &[u8], name: &[u8]) {
+    let max_len = st.config.slowlog_max_len;
+    let mut hidden = Vec::new();
+    st.stats.slowlog.push(redact::shown(spec.name, args, &mut hidden), usec, addr, name, max_len);
+}
+
+#[inline(never)]
+fn latency_sample(st: &mut ShardState, spec: &CommandSpec, usec: u64) {
+    let event = if spec.flags & flags::FAST != 0 { "fast-command" } else { "command" };
+    st.stats.latency.add_sample(event, usec / 1000, crate::util::unix_ms() / 1000);
 }
 
 /// The slowlog entry of a blocked command, when its client is served on

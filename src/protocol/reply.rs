@@ -133,6 +133,11 @@ impl<'a> Reply<'a> {
             // the header in one write, no integer formatting. Measured
             // (benches/types.rs bulk_600): see perf/RESULTS.md.
             self.buf.extend_from_slice(&[b'$', b'0' + s.len() as u8, b'\r', b'\n']);
+        } else if s.len() < 100 {
+            // Two digits (GET's small values): one fixed-size write from
+            // the pairs table, not `len_line`'s right-aligned buffer.
+            let d = s.len() * 2;
+            self.buf.extend_from_slice(&[b'$', DIGIT_PAIRS[d], DIGIT_PAIRS[d + 1], b'\r', b'\n']);
         } else {
             self.len_line(b'$', s.len() as i64);
         }
@@ -358,8 +363,8 @@ mod tests {
         }
     }
     #[test]
-    fn bulk_headers_around_the_one_digit_fast_path() {
-        for n in [0usize, 1, 9, 10, 99, 100, 12345] {
+    fn bulk_headers_around_the_one_and_two_digit_fast_paths() {
+        for n in (0usize..=120).chain([999, 1000, 12345]) {
             let mut b = Vec::new();
             let v = vec![b'x'; n];
             Reply::new(&mut b, 2).bulk(&v);
