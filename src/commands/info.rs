@@ -163,16 +163,25 @@ fn build_id() -> String {
 fn clients(ctx: &Ctx, out: &mut String) {
     let (mut max_in, mut max_out) = (0usize, 0usize);
     let (mut blocked, mut in_timeout_table) = (0usize, 0usize);
+    let mut waiting: Vec<(i32, bool)> = Vec::new();
     for i in 0..ctx.shard_count {
         for info in ctx.shard(i).clients.iter().flatten() {
             max_in = max_in.max(info.qbuf_bytes);
             max_out = max_out.max(info.out_bytes);
             if let Some(w) = info.blocked.as_ref().filter(|_| !info.kill_requested) {
-                blocked += 1;
-                in_timeout_table += (w.deadline_ms > 0) as usize;
+                waiting.push((info.fd, w.deadline_ms > 0));
             } else if info.paused && !info.kill_requested {
                 blocked += 1;
             }
+        }
+    }
+    // A blocked client whose peer hung up before this ran is gone, as in
+    // Redis (its home thread may not have read the EOF yet).
+    let gone = crate::messaging::blocking::hung_up(waiting.iter().map(|w| w.0));
+    for (&(_, timeout), gone) in waiting.iter().zip(gone) {
+        if !gone {
+            blocked += 1;
+            in_timeout_table += timeout as usize;
         }
     }
     out.push_str("# Clients\r\n");
