@@ -491,6 +491,44 @@ fn a_list_source_expiring_between_the_rounds_moves_as_decided() {
     rk.assert_serving();
 }
 
+/// SMOVE's halves run as decided: a source whose TTL ends between the
+/// rounds loses the member and stays for its own expiry (counted, with its
+/// DEL), as after Redis's SMOVE; it used to be deleted silently by round 2's
+/// lookup (no `expired_keys`, no DEL in the write stream).
+#[test]
+fn a_set_source_expiring_between_the_rounds_moves_as_decided() {
+    let mut rk = Server::ringkv(&["--shards", "2", "--enable-debug-command", "yes"]);
+    let mut setup = rk.conn();
+    assert_eq!(setup.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), Resp::ok());
+    if rk.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "100000"]), Resp::ok());
+    }
+    let expired_keys = |c: &mut Conn| -> i64 {
+        let info = String::from_utf8(c.cmd(&["INFO", "stats"]).opt_bytes().unwrap()).unwrap();
+        info.lines().find_map(|l| l.strip_prefix("expired_keys:")).unwrap().trim().parse().unwrap()
+    };
+    let [(a, _), (b, _)] = keys();
+    for (round, (src, dst)) in [(&a, &b), (&b, &a), (&a, &b), (&b, &a)].into_iter().enumerate() {
+        let mut c = rk.conn();
+        assert_eq!(c.cmd(&["SADD", src, "m1", "m2"]).int(), 2);
+        assert_eq!(c.cmd(&["PEXPIRE", src, "30"]).int(), 1);
+        let before = expired_keys(&mut c);
+        let moved = c.cmd(&["SMOVE", src, dst, "m1"]).int();
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        if moved == 1 {
+            assert_eq!(c.cmd(&["SMEMBERS", dst]), Resp::Array(vec![Resp::bulk("m1")]), "round {round}");
+            assert_eq!(c.cmd(&["DEL", dst]).int(), 1);
+        } else {
+            // The source's own look was the delayed part: it found the key
+            // expired (and expired it, counted), so nothing moved.
+            assert!(rk.name() == "ringkv" && c.cmd(&["EXISTS", dst]).int() == 0, "round {round}");
+        }
+        assert_eq!(c.cmd(&["EXISTS", src]).int(), 0, "round {round}");
+        assert_eq!(expired_keys(&mut c), before + 1, "round {round}: the source expires once, counted, after the move");
+    }
+    rk.assert_serving();
+}
+
 /// A watched EXEC over two shards, from connections of either shard, every
 /// remote part delayed (so each goes by hops: over two shards by the chain,
 /// the other shard's look, decision and commands in one part,

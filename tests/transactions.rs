@@ -408,6 +408,18 @@ fn subscribe_inside_exec_registers_on_the_channels_shards() {
                 assert_eq!(publisher.cmd(&["PUBLISH", ch, "hi"]).int(), 1, "RESP{resp} {ch}");
                 let msg = vec![Resp::bulk("message"), Resp::bulk(ch), Resp::bulk("hi")];
                 assert_eq!(c.read(), if resp == "3" { Resp::Push(msg) } else { Resp::Array(msg) });
+                // The next PUBLISH counts the next client alone: wait until
+                // this one's close is processed (its home shard reads the EOF
+                // on its own thread, maybe after the next PUBLISH ran).
+                drop(c);
+                let gone = (0..500).any(|_| {
+                    let n = publisher.cmd(&["PUBSUB", "NUMSUB", ch]);
+                    n == Resp::Array(vec![Resp::bulk(ch), Resp::Int(0)]) || {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        false
+                    }
+                });
+                assert!(gone, "RESP{resp} {ch}: the closed subscriber is still counted");
             }
         }
     }

@@ -281,11 +281,19 @@ pub fn smove_probe(ctx: &mut Ctx, key: &[u8], member: &[u8]) -> i64 {
     }
 }
 
+/// The instant SMOVE's halves look their keys up at: never a TTL's end.
+/// The decision was taken when both keys were looked up live (the local
+/// command a moment before, in the same `now`; a two-shard hop in round 1,
+/// maybe milliseconds before its round 2 runs): a TTL that ended since must
+/// not delete a key here, silently (no `expired` event, no DEL in the write
+/// stream), under the decided move; its expiry comes after, as Redis's
+/// would after the command.
+const AS_DECIDED: i64 = i64::MIN;
+
 /// SMOVE's source half: `member` leaves `src`, which holds it; the set
 /// goes when emptied (`srem`, then `del`).
 pub fn smove_from(ctx: &mut Ctx, src: &[u8], member: &[u8]) {
-    let now = ctx.now_ms;
-    if let Some(e) = ctx.db(src).lookup(src, now, false) {
+    if let Some(e) = ctx.db(src).lookup(src, AS_DECIDED, false) {
         if set_of(e).remove(member) {
             smove_removed(ctx, src);
         }
@@ -293,8 +301,8 @@ pub fn smove_from(ctx: &mut Ctx, src: &[u8], member: &[u8]) {
 }
 
 fn smove_removed(ctx: &mut Ctx, src: &[u8]) {
-    let (db, now) = (ctx.db, ctx.now_ms);
-    let emptied = ctx.db(src).lookup(src, now, false).is_some_and(|e| set_of(e).is_empty());
+    let db = ctx.db;
+    let emptied = ctx.db(src).lookup(src, AS_DECIDED, false).is_some_and(|e| set_of(e).is_empty());
     if emptied {
         ctx.db(src).remove(src);
     }
@@ -306,7 +314,7 @@ fn smove_removed(ctx: &mut Ctx, src: &[u8]) {
 /// created as Redis's `setTypeCreate` (`new`), `sadd` when added.
 pub fn smove_to(ctx: &mut Ctx, dst: &[u8], member: &[u8]) {
     let (max, now, db) = (max_intset_entries(ctx), ctx.now_ms, ctx.db);
-    let added = match ctx.db(dst).lookup(dst, now, false) {
+    let added = match ctx.db(dst).lookup(dst, AS_DECIDED, false) {
         Some(e) => set_of(e).add(member, max),
         None => {
             let mut set = Set::default();
