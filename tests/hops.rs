@@ -529,6 +529,45 @@ fn a_set_source_expiring_between_the_rounds_moves_as_decided() {
     rk.assert_serving();
 }
 
+/// Active expiry spares the keys a pending two-round hop marked: an SMOVE's
+/// or LMOVE's source whose TTL ends between the rounds is not deleted by
+/// the expiry cycle before round 2 moves its member (the DEL would go into
+/// the AOF ahead of the move, whose replay would then move nothing). The
+/// AOF loaded back gives the same dataset after every move.
+#[test]
+fn active_expiry_spares_a_pending_hops_keys() {
+    let mut rk = Server::ringkv(&["--shards", "2", "--appendonly", "yes", "--enable-debug-command", "yes", "--hz", "100"]);
+    let mut setup = rk.conn();
+    if rk.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "100000"]), Resp::ok());
+    }
+    let [(a, _), (b, _)] = keys();
+    for (round, (src, dst)) in [(&a, &b), (&b, &a)].into_iter().cycle().take(8).enumerate() {
+        let mut c = rk.conn();
+        let list = round >= 4;
+        if list {
+            assert_eq!(c.cmd(&["RPUSH", src, "m1", "m2"]).int(), 2);
+        } else {
+            assert_eq!(c.cmd(&["SADD", src, "m1", "m2"]).int(), 2);
+        }
+        assert_eq!(c.cmd(&["PEXPIRE", src, "30"]).int(), 1);
+        if list {
+            c.cmd(&["LMOVE", src, dst, "LEFT", "RIGHT"]);
+        } else {
+            c.cmd(&["SMOVE", src, dst, "m1"]);
+        }
+        // Round 2 has run (the delayed part: 100 ms), and active expiry
+        // (hz 100) has had its chances meanwhile and after.
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert_eq!(c.cmd(&["EXISTS", src]).int(), 0, "round {round}");
+        let digest = c.cmd(&["DEBUG", "DIGEST"]);
+        assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), Resp::ok(), "{}", rk.logs());
+        assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), digest, "round {round}: the AOF loads back another dataset");
+        c.cmd(&["DEL", dst]);
+    }
+    rk.assert_serving();
+}
+
 /// A watched EXEC over two shards, from connections of either shard, every
 /// remote part delayed (so each goes by hops: over two shards by the chain,
 /// the other shard's look, decision and commands in one part,

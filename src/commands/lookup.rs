@@ -145,12 +145,9 @@ impl Ctx<'_> {
         // too and then failed an assertion in `dbAdd`; later versions
         // delete it, as here: the write must not see the old value, nor
         // may a replica or the AOF).
-        let expiry_now = if shard.loading { i64::MIN } else { now };
-        let probe = if intent == Intent::Write {
-            shard.dbs[db].probe(key, expiry_now)
-        } else {
-            shard.dbs[db].probe_read(key, expiry_now, || server.pause_until(now).is_some())
-        };
+        // (While an AOF is replayed no key expires: `Db::loading`.)
+        let probe =
+            if intent == Intent::Write { shard.dbs[db].probe(key, now) } else { shard.dbs[db].probe_read(key, now, || server.pause_until(now).is_some()) };
         let found = match probe {
             Probe::Live(pos) => Some(pos),
             Probe::Missing => None,
@@ -200,7 +197,7 @@ impl Ctx<'_> {
     pub fn expire_if_needed(&mut self, key: &[u8]) -> bool {
         let (db, now) = (self.db, self.now_ms);
         let shard = self.shards.of(key);
-        let expired = !shard.loading && shard.dbs[db].expire_if_needed(key, now);
+        let expired = shard.dbs[db].expire_if_needed(key, now);
         if expired {
             shard.expired(db, key);
         }

@@ -736,7 +736,7 @@ mod tests {
         // Active expiry: at once.
         h.run(3, false, 20, &["set", "z", "1", "px", "1"]);
         h.take(0);
-        h.shards[0].active_expire_cycle(NOW + 30, 1000);
+        h.shards[0].active_expire_cycle(NOW + 30, 1000, |_| false);
         assert_eq!(h.take(0), resp(&[&["SELECT", "3"], &["DEL", "z"]]));
     }
 

@@ -193,9 +193,9 @@ fn active_expiry_notifies() {
     h.db = 3;
     h.run(&[b"set", b"b", b"1", b"px", b"10"]);
     assert!(h.take().is_empty());
-    h.shards[0].active_expire_cycle(NOW + 5, 1_000_000);
+    h.shards[0].active_expire_cycle(NOW + 5, 1_000_000, |_| false);
     assert!(h.take().is_empty());
-    h.shards[0].active_expire_cycle(NOW + 20, 1_000_000);
+    h.shards[0].active_expire_cycle(NOW + 20, 1_000_000, |_| false);
     assert_eq!(h.take(), vec!["__keyevent@0__:expired a", "__keyevent@3__:expired b"]);
     assert_eq!(h.shards[0].stats.expired_keys, 2);
 }

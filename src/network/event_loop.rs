@@ -1143,7 +1143,11 @@ impl EventLoop {
         let budget_usec = 250_000 / hz;
         // As Redis: no active expiry while clients are paused.
         if self.server.pause_until(now).is_none() {
-            self.state().active_expire_cycle(now, budget_usec);
+            // Keys a pending hop of this shard marked stay until its part ran
+            // (one load when no hop is pending).
+            let server = self.server.clone();
+            let pending = server.hold.hops_pending(self.id);
+            self.state().active_expire_cycle(now, budget_usec, |key| pending && server.hold.marked(crate::shard::slot::key_slot(key)));
         }
         // The expiry cycle's `expired` notifications are published by the
         // loop's per-turn `after_command_messaging`.

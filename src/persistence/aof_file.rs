@@ -592,7 +592,7 @@ pub(crate) fn replay_dir(
     };
     let shards = set.len();
     for i in 0..shards {
-        set.get_mut(i).loading = true;
+        set.get_mut(i).set_loading(true);
     }
     let mut clock = crate::exec::Clock::new();
     let table = crate::commands::CommandTable::get();
@@ -629,7 +629,7 @@ pub(crate) fn replay_dir(
         }
     });
     for i in 0..shards {
-        set.get_mut(i).loading = false;
+        set.get_mut(i).set_loading(false);
     }
     status
 }

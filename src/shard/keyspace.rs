@@ -190,11 +190,22 @@ pub struct Db {
     /// `lazyfree-lazy-expire`, an overwrite under `lazyfree-lazy-server-del`),
     /// for the shard to free in slices (`ShardState::collect_graveyards`).
     pub graveyard: Vec<Value>,
+    /// An AOF is being replayed into this db (`ShardState::loading`): no
+    /// key is expired, by any lookup, overwrite or sample, as Redis's
+    /// `keyIsExpired` answers 0 while loading. Read only for a key whose
+    /// TTL has passed.
+    pub loading: bool,
 }
 
 impl Db {
     pub fn new() -> Db {
         Db::default()
+    }
+
+    /// Whether a TTL of `expire_at_ms` has ended at `now_ms` (-1: none).
+    #[inline]
+    fn ended(&self, expire_at_ms: i64, now_ms: i64) -> bool {
+        expire_at_ms >= 0 && expire_at_ms <= now_ms && !self.loading
     }
 
     pub fn len(&self) -> usize {
@@ -215,7 +226,7 @@ impl Db {
     #[inline]
     pub fn remove_if_expired(&mut self, pos: usize, now_ms: i64) -> bool {
         let e = self.map.at(pos).1;
-        if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+        if self.ended(e.expire_at_ms, now_ms) {
             self.remove_expired(pos);
             return true;
         }
@@ -286,7 +297,7 @@ impl Db {
     #[inline]
     pub fn is_expired_at(&self, pos: usize, now_ms: i64) -> bool {
         let e = self.map.at(pos).1;
-        e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms
+        self.ended(e.expire_at_ms, now_ms)
     }
 
     /// The entry at a position `probe` returned (no change in between);
@@ -394,8 +405,8 @@ impl Db {
     /// The rest of `set` for the key at `pos`: its value replaced by
     /// `value`, the access time, the TTL.
     fn overwrite(&mut self, pos: usize, value: Value, now_ms: i64, keep_ttl: bool) -> Stored {
+        let expired = self.ended(self.map.at(pos).1.expire_at_ms, now_ms);
         let e = self.map.entry_at_mut(pos);
-        let expired = e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms;
         let old = std::mem::replace(&mut e.value, value);
         // Under LFU an overwrite keeps the counter (Redis's dbOverwrite).
         if !lfu::on() {
@@ -468,15 +479,18 @@ impl Db {
 
     /// One pass of Redis-like active expiry: sample up to `samples` keys
     /// with a TTL, delete the expired ones. Returns (sampled, expired).
-    /// `on_expired` sees each key deleted, before it goes. With
-    /// `slowest_delete_usec`, each deletion is timed and the slowest kept
-    /// there (the latency monitor's `expire-del`).
+    /// `on_expired` sees each key deleted, before it goes; an expired key
+    /// for which `spare` says yes stays (a pending hop's key: see
+    /// `ShardState::active_expire_cycle`). With `slowest_delete_usec`, each
+    /// deletion is timed and the slowest kept there (the latency monitor's
+    /// `expire-del`).
     pub fn active_expire_sample(
         &mut self,
         samples: usize,
         now_ms: i64,
         rng: &mut u64,
         mut slowest_delete_usec: Option<&mut u64>,
+        spare: &impl Fn(&[u8]) -> bool,
         mut on_expired: impl FnMut(&[u8]),
     ) -> (usize, usize) {
         let mut expired = 0;
@@ -489,7 +503,10 @@ impl Db {
             sampled += 1;
             let pos = self.map.ttl_position((xorshift(rng) % n as u64) as usize);
             let e = self.map.at(pos);
-            if e.1.expire_at_ms >= 0 && e.1.expire_at_ms <= now_ms {
+            if self.ended(e.1.expire_at_ms, now_ms) {
+                if spare(e.0) {
+                    continue;
+                }
                 on_expired(e.0);
             }
             let start = slowest_delete_usec.is_some().then(std::time::Instant::now);
@@ -531,7 +548,7 @@ impl Db {
     /// its key (the last entry has moved into `pos` then).
     pub fn take_if_expired(&mut self, pos: usize, now_ms: i64) -> Option<Box<[u8]>> {
         let e = self.map.at(pos).1;
-        if e.expire_at_ms >= 0 && e.expire_at_ms <= now_ms {
+        if self.ended(e.expire_at_ms, now_ms) {
             let (key, e) = self.map.remove_at(pos);
             self.bury(e.value, lazyfree::lazy_expire());
             return Some(key.into_boxed());

@@ -259,7 +259,24 @@ impl ShardState {
         }
     }
 
-    pub fn active_expire_cycle(&mut self, now_ms: i64, budget_usec: u64) {
+    /// Redis's active expire cycle over this shard's dbs, within
+    /// `budget_usec`. Expired keys for which `spare` says yes stay: the
+    /// event loop spares the keys a pending hop marked (`HoldTable::marked`),
+    /// whose decision was taken with the key live and whose later round
+    /// must find it as decided; deleting one between the rounds would put
+    /// its DEL in the stream ahead of the hop's unit (a replay then moves
+    /// nothing). A spared key expires at a later cycle or lookup.
+    /// Starts or ends an AOF replay into this shard: `loading` here (EXPIRE
+    /// and friends keep a past time) and in every db (no lookup expires a
+    /// key: `Db::loading`).
+    pub fn set_loading(&mut self, on: bool) {
+        self.loading = on;
+        for db in &mut self.dbs {
+            db.loading = on;
+        }
+    }
+
+    pub fn active_expire_cycle(&mut self, now_ms: i64, budget_usec: u64, spare: impl Fn(&[u8]) -> bool) {
         if !self.active_expire_enabled {
             return;
         }
@@ -274,7 +291,7 @@ impl ShardState {
         for (dbi, db) in self.dbs.iter_mut().enumerate() {
             loop {
                 let timed = (threshold_ms > 0).then_some(&mut slowest_delete_usec);
-                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, timed, |key| {
+                let (sampled, expired) = db.active_expire_sample(20, now_ms, &mut rng, timed, &spare, |key| {
                     stream.expired_now(dbi, key);
                     crate::messaging::notify::emit(pending, notify_flags, dbi, crate::messaging::notify::EXPIRED, "expired", key);
                     if !watched.is_empty() {
