@@ -190,7 +190,7 @@ pub struct Db {
     /// `lazyfree-lazy-expire`, an overwrite under `lazyfree-lazy-server-del`),
     /// for the shard to free in slices (`ShardState::collect_graveyards`).
     pub graveyard: Vec<Value>,
-    /// An AOF is being replayed into this db (`ShardState::loading`): no
+    /// An AOF is being replayed into this db (`ShardState::set_loading`): no
     /// key is expired, by any lookup, overwrite or sample, as Redis's
     /// `keyIsExpired` answers 0 while loading. Read only for a key whose
     /// TTL has passed.

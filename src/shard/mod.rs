@@ -85,11 +85,6 @@ pub struct ShardState {
     pub clients: Vec<Option<ClientInfo>>,
     /// Active expiry enabled (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire_enabled: bool,
-    /// An AOF is being replayed into this shard (start-up, DEBUG LOADAOF):
-    /// lookups see no key as expired, as Redis's `keyIsExpired` answers 0
-    /// while loading (a key expires after the load, not in the middle of
-    /// the commands that built it).
-    pub loading: bool,
     /// Writes since start-up (the dirty counter; saves remember its value).
     pub dirty: u64,
     /// Command latency inside vs outside snapshot windows.
@@ -128,7 +123,6 @@ impl ShardState {
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x1000_0001),
             clients: Default::default(),
             active_expire_enabled: true,
-            loading: false,
             dirty: 0,
             snapshot_latency: Default::default(),
             stream: Default::default(),
@@ -259,6 +253,18 @@ impl ShardState {
         }
     }
 
+    /// Starts or ends an AOF replay into this shard (start-up, DEBUG
+    /// LOADAOF): no lookup, overwrite or expiry sample of its dbs expires a
+    /// key meanwhile (`Db::loading`), as Redis's `keyIsExpired` answers 0
+    /// while loading: a key expires after the load, not in the middle of
+    /// the commands that built it. (EXPIRE with a past time keeps the key
+    /// while `Server::loading` is set: `keys::expire_generic`.)
+    pub fn set_loading(&mut self, on: bool) {
+        for db in &mut self.dbs {
+            db.loading = on;
+        }
+    }
+
     /// Redis's active expire cycle over this shard's dbs, within
     /// `budget_usec`. Expired keys for which `spare` says yes stay: the
     /// event loop spares the keys a pending hop marked (`HoldTable::marked`),
@@ -266,16 +272,6 @@ impl ShardState {
     /// must find it as decided; deleting one between the rounds would put
     /// its DEL in the stream ahead of the hop's unit (a replay then moves
     /// nothing). A spared key expires at a later cycle or lookup.
-    /// Starts or ends an AOF replay into this shard: `loading` here (EXPIRE
-    /// and friends keep a past time) and in every db (no lookup expires a
-    /// key: `Db::loading`).
-    pub fn set_loading(&mut self, on: bool) {
-        self.loading = on;
-        for db in &mut self.dbs {
-            db.loading = on;
-        }
-    }
-
     pub fn active_expire_cycle(&mut self, now_ms: i64, budget_usec: u64, spare: impl Fn(&[u8]) -> bool) {
         if !self.active_expire_enabled {
             return;
