@@ -113,7 +113,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let aof_on = persistence::aof_file::enabled(&config);
     // Without an AOF or a dump there is nothing to load and no loading phase.
     let has_data = aof_on || std::path::Path::new(&persistence::snapshot::rdb_path(&config)).exists();
-    server.loading.store(has_data, std::sync::atomic::Ordering::SeqCst);
+    exec::gates::store_bool(&server.loading, has_data, std::sync::atomic::Ordering::SeqCst, exec::gates::Reason::Loading);
     signal::set_loading(has_data);
     server.loading_start_time.store(util::unix_ms() / 1000, std::sync::atomic::Ordering::Relaxed);
     if let Some(step) = config.others.get("loading-process-events-interval-bytes").and_then(|v| v.parse().ok()) {
@@ -231,7 +231,7 @@ fn load_while_serving(server: &Arc<Server>, config: &Config, shards: usize, aof_
         }
         persistence::aof_rewrite::init_at_startup(server, config)
     })();
-    server.loading.store(false, Ordering::SeqCst);
+    exec::gates::store_bool(&server.loading, false, Ordering::SeqCst, exec::gates::Reason::Loading);
     signal::set_loading(false);
     drop(guard);
     result

@@ -122,11 +122,16 @@ impl Server {
         let current_end = self.pause_end_ms.load(Ordering::SeqCst);
         let current_kind = if current_end > now_ms { self.pause_type.load(Ordering::SeqCst) } else { 0 };
         self.pause_type.store(kind.max(current_kind), Ordering::SeqCst);
-        self.pause_end_ms.store(end_ms.max(if current_kind > 0 { current_end } else { 0 }), Ordering::SeqCst);
+        crate::exec::gates::store_i64(
+            &self.pause_end_ms,
+            end_ms.max(if current_kind > 0 { current_end } else { 0 }),
+            Ordering::SeqCst,
+            crate::exec::gates::Reason::Pause,
+        );
     }
 
     pub fn unpause(&self) {
-        self.pause_end_ms.store(0, Ordering::SeqCst);
+        crate::exec::gates::store_i64(&self.pause_end_ms, 0, Ordering::SeqCst, crate::exec::gates::Reason::Pause);
         self.pause_type.store(0, Ordering::SeqCst);
     }
 

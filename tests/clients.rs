@@ -216,3 +216,40 @@ fn client_list_id_keeps_the_order_of_the_ids_given() {
     let want: Vec<String> = order.iter().map(|i| format!("n{i}")).collect();
     assert_eq!(names, want);
 }
+
+/// The `timeout` config closes a client idle for more than that many whole
+/// seconds (Redis's clientsCron: `unixtime - lastinteraction > maxidletime`)
+/// and spares one that keeps sending; CLIENT LIST's `idle=` counts whole
+/// seconds since the client's last command, and `cmd=` names that command.
+#[test]
+fn idle_clients_time_out_and_client_list_shows_idle_seconds() {
+    let s = server();
+    let mut admin = s.redis_client();
+    let mut idle = s.redis_client();
+    let mut busy = s.redis_client();
+    let idle_id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut idle).unwrap();
+    let _: String = redis::cmd("ECHO").arg("x").query(&mut idle).unwrap();
+    let line = |admin: &mut redis::Connection| -> String {
+        let list: String = redis::cmd("CLIENT").arg("LIST").arg("ID").arg(idle_id).query(admin).unwrap();
+        list.trim_end().to_string()
+    };
+    let first = line(&mut admin);
+    assert!(first.contains(" idle=0 ") && first.contains(" cmd=echo "), "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let later = line(&mut admin);
+    let seconds: i64 = later.split(" idle=").nth(1).and_then(|r| r.split(' ').next()).and_then(|v| v.parse().ok()).unwrap();
+    assert!((2..=3).contains(&seconds), "{later}");
+    let _: String = redis::cmd("PING").query(&mut busy).unwrap();
+    let () = redis::cmd("CONFIG").arg("SET").arg("timeout").arg(1).query(&mut admin).unwrap();
+    // Closed once more than a whole second passed since its last command,
+    // by the next cron pass.
+    for _ in 0..8 {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let pong: String = redis::cmd("PING").query(&mut busy).unwrap();
+        assert_eq!(pong, "PONG");
+        let _: String = redis::cmd("PING").query(&mut admin).unwrap();
+    }
+    let gone: redis::RedisResult<String> = redis::cmd("PING").query(&mut idle);
+    assert!(gone.is_err(), "the idle client was not closed: {gone:?}");
+    let () = redis::cmd("CONFIG").arg("SET").arg("timeout").arg(0).query(&mut admin).unwrap();
+}

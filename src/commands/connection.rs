@@ -78,7 +78,7 @@ fn reset(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     if let Some(c) = ctx.client.as_mut() {
         if c.monitor {
             c.monitor = false;
-            ctx.server.monitors.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            crate::exec::gates::add_usize(&ctx.server.monitors, -1, crate::exec::gates::Reason::Monitor);
         }
         c.db = 0;
         c.resp = 2;

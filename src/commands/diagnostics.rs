@@ -368,7 +368,7 @@ fn monitor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     }
     c.monitor = true;
     c.info_dirty = true;
-    ctx.server.monitors.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    crate::exec::gates::add_usize(&ctx.server.monitors, 1, crate::exec::gates::Reason::Monitor);
     r.ok();
 }
 

@@ -7,6 +7,7 @@
 //! moves bytes; it does not know what a command does nor what it leaves.
 
 pub mod clock;
+pub mod gates;
 pub mod propagate;
 pub mod redact;
 

@@ -64,6 +64,9 @@ pub struct Conn {
     pub qbuf_peak: usize,
     /// `qbuf`'s (length, capacity) as last written to the client registry.
     pub qbuf_reported: (usize, usize),
+    /// The (unix second, command id) last written to the client registry's
+    /// `last_interaction_ms` / `last_cmd` (`EventLoop::note_interaction`).
+    pub interaction_reported: (i64, u16),
     /// How far the parser got into the incomplete request at the front of
     /// `qbuf`, and the arguments it found so far: the next receive goes on
     /// from there instead of parsing the request again from its first byte.
@@ -146,6 +149,7 @@ impl Conn {
             qbuf: Vec::new(),
             qbuf_peak: 0,
             qbuf_reported: (0, 0),
+            interaction_reported: (i64::MIN, 0),
             frame: FrameProgress::default(),
             frame_args: Args::new(),
             out: Vec::with_capacity(16 * 1024),

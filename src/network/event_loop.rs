@@ -295,9 +295,10 @@ impl EventLoop {
         f.join(",")
     }
 
-    /// Reads the clock once per turn; commands then read it once each.
+    /// Reads the clock once per turn (CLOCK_MONOTONIC itself: the anchor
+    /// of the turn's TSC readings, `exec::clock`); commands then read it once each.
     fn turn_start(&mut self) {
-        self.clock.tick();
+        self.clock.turn();
         self.snapshot_arena.follow(self.server.persistence.snapshot_active.load(Ordering::Relaxed));
     }
 
@@ -549,7 +550,7 @@ impl EventLoop {
             laddr: client.laddr.clone(),
             fd,
             created_ms: now,
-            last_interaction_ms: now,
+            last_interaction_ms: now.div_euclid(1000) * 1000,
             resp: 2,
             last_cmd: ClientInfo::NO_COMMAND,
             ..Default::default()
@@ -921,7 +922,7 @@ impl EventLoop {
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.client.monitor {
-            self.server.monitors.fetch_sub(1, Ordering::AcqRel);
+            crate::exec::gates::add_usize(&self.server.monitors, -1, crate::exec::gates::Reason::Monitor);
         }
         let token = ConnToken { index, generation: conn.generation };
         self.drop_subscriptions(index, token);
@@ -1187,12 +1188,14 @@ impl EventLoop {
                 self.maybe_release(index);
                 continue;
             }
-            if timeout_ms > 0 && now - info.last_interaction_ms > timeout_ms && conn.slots.is_empty() && !conn.client.monitor && conn.blocked.is_none() {
+            // Whole seconds, as Redis's `unixtime - lastinteraction` (the
+            // registry keeps the second's start: `note_interaction`).
+            let idle_ms = now.div_euclid(1000) * 1000 - info.last_interaction_ms;
+            if timeout_ms > 0 && idle_ms > timeout_ms && conn.slots.is_empty() && !conn.client.monitor && conn.blocked.is_none() {
                 self.close(index);
                 self.maybe_release(index);
                 continue;
             }
-            let idle_ms = now - info.last_interaction_ms;
             info.out_bytes = conn.pending_output_bytes();
             self.resize_query_buffer(index, idle_ms);
             // A client over its soft limit that gets no new reply is closed

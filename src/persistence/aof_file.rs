@@ -840,8 +840,8 @@ impl Writer {
         self.drop_buf();
         // Set only when given up above: the failing file is gone.
         let aof = &self.server.aof;
-        aof.write_errno.store(0, Ordering::Relaxed);
-        aof.fsync_errno.store(0, Ordering::Relaxed);
+        crate::exec::gates::store_i32(&aof.write_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofWrite);
+        crate::exec::gates::store_i32(&aof.fsync_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofFsync);
         self.file = switch.to;
         self.offset = file_len(self.file.as_ref());
         self.server.aof.incr_size.store(self.offset, Ordering::Relaxed);
@@ -1008,12 +1008,14 @@ impl Writer {
             aof.current_size.fetch_add(expected as u64, Ordering::Relaxed);
             aof.incr_size.fetch_add(expected as u64, Ordering::Relaxed);
             aof.pending_bytes.fetch_sub(expected as u64, Ordering::Relaxed);
-            if aof.write_errno.swap(0, Ordering::Relaxed) != 0 {
+            let was = aof.write_errno.swap(0, Ordering::Relaxed);
+            crate::exec::gates::note(crate::exec::gates::Reason::AofWrite, was != 0, false);
+            if was != 0 {
                 crate::warning!("AOF write error looks solved, Redis can write again.");
             }
             self.retry_at = None;
             if w.durable {
-                aof.fsync_errno.store(0, Ordering::Relaxed);
+                crate::exec::gates::store_i32(&aof.fsync_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofFsync);
                 self.last_fsync = now;
                 self.publish(w.covers);
                 return;
@@ -1050,7 +1052,7 @@ impl Writer {
             }
             libc::ENOSPC
         };
-        aof.write_errno.store(errno, Ordering::Relaxed);
+        crate::exec::gates::store_i32(&aof.write_errno, errno, Ordering::Relaxed, crate::exec::gates::Reason::AofWrite);
         // The bytes go back in front of what came since, for the next try.
         w.bytes.extend_from_slice(&self.buf);
         self.buf = w.bytes;
@@ -1075,7 +1077,7 @@ impl Writer {
             // Redis exits here under `always`; ringkv has not sent the
             // replies yet, so it keeps them, refuses writes (MISCONF) and
             // tries again each second, as Redis's bio does for `everysec`.
-            aof.fsync_errno.store(-res, Ordering::Relaxed);
+            crate::exec::gates::store_i32(&aof.fsync_errno, -res, Ordering::Relaxed, crate::exec::gates::Reason::AofFsync);
             self.log_error(now, format!("Fail to fsync the AOF file: {}", strerror(-res)));
             self.retry_at = Some(now + Duration::from_secs(1));
             if self.unsynced.is_none() {
@@ -1083,7 +1085,7 @@ impl Writer {
             }
             return;
         }
-        aof.fsync_errno.store(0, Ordering::Relaxed);
+        crate::exec::gates::store_i32(&aof.fsync_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofFsync);
         self.last_fsync = now;
         // What was written after the fsync started may not be in it.
         if self.unsynced.is_some_and(|u| u <= covers) {

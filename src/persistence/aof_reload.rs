@@ -71,9 +71,9 @@ pub fn debug_loadaof(ctx: &mut Ctx, r: &mut crate::protocol::Reply) {
             was
         })
         .collect();
-    server.loading.store(true, std::sync::atomic::Ordering::Relaxed);
+    crate::exec::gates::store_bool(&server.loading, true, std::sync::atomic::Ordering::Relaxed, crate::exec::gates::Reason::Loading);
     let status = crate::persistence::aof_file::replay_dir(ctx.shards, &dir, &manifest, &config, server, &appendfilename);
-    server.loading.store(false, std::sync::atomic::Ordering::Relaxed);
+    crate::exec::gates::store_bool(&server.loading, false, std::sync::atomic::Ordering::Relaxed, crate::exec::gates::Reason::Loading);
     for (i, (aof_on, repl_on)) in consumers.into_iter().enumerate() {
         let s = &mut ctx.shard_mut(i).stream;
         s.set_on(aof_on);

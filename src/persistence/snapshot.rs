@@ -179,7 +179,7 @@ impl Persistence {
     pub fn update_write_gate(&self, config: &Config) {
         let st = self.lock();
         let blocked = config.stop_writes_on_bgsave_error && !config.save.is_empty() && st.last_bgsave_status == SaveStatus::Err;
-        self.writes_blocked.store(blocked, Ordering::Relaxed);
+        crate::exec::gates::store_bool(&self.writes_blocked, blocked, Ordering::Relaxed, crate::exec::gates::Reason::Misconf);
     }
 
     pub fn reset_stats(&self) {

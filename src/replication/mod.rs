@@ -245,7 +245,7 @@ impl Master {
         if replica && !self.serve_stale.load(Ordering::Relaxed) {
             gate |= GATE_STALE;
         }
-        self.gate.store(gate, Ordering::Relaxed);
+        crate::exec::gates::store_u8(&self.gate, gate, Ordering::Relaxed, crate::exec::gates::Reason::Replication);
     }
 
     /// The write gate (0 almost always).

@@ -187,7 +187,7 @@ impl Memory {
     /// Mirrors the maxmemory settings of `c` (start-up, CONFIG SET).
     pub fn apply_config(&self, c: &Config) {
         let get = |k: &str| c.others.get(k).map(String::as_str).unwrap_or("");
-        self.limit.store(get("maxmemory").parse().unwrap_or(0), Ordering::Relaxed);
+        crate::exec::gates::store_u64(&self.limit, get("maxmemory").parse().unwrap_or(0), Ordering::Relaxed, crate::exec::gates::Reason::Maxmemory);
         self.policy.store(Policy::parse(get("maxmemory-policy")) as u8, Ordering::Relaxed);
         self.samples.store(get("maxmemory-samples").parse().unwrap_or(5), Ordering::Relaxed);
         self.tenacity.store(get("maxmemory-eviction-tenacity").parse().unwrap_or(10), Ordering::Relaxed);
