@@ -22,5 +22,5 @@ for ((i = 2; i <= $#; i++)); do
 done
 fifo=${TMPDIR:-/tmp}/tcl_own_server.$$.fifo
 mkfifo "$fifo" || exit 1
-( python3 "$(dirname "$0")/tcl_own_server_filter.py" "$fifo" "$port" $$ & )
+( python3 "$(dirname "$(readlink -f "$0")")/tcl_own_server_filter.py" "$fifo" "$port" $$ & )
 exec "${RINGKV_BIN:?set RINGKV_BIN to the ringkv binary}" "$@" >"$fifo"
