@@ -95,3 +95,27 @@ fn pause_cron_holds_a_signals_shutdown() {
     assert!(s.logs().contains("Shutdown manually aborted"), "{}", s.logs());
     s.assert_serving();
 }
+
+/// A failed foreground save (SAVE, SHUTDOWN's final save) leaves
+/// `rdb_last_bgsave_status` as it was, as Redis's rdbSave does: with a save
+/// point set, PING and writes are still served (no MISCONF), and SHUTDOWN
+/// refuses to exit (unit/shutdown "SHUTDOWN will abort if rdb save failed on
+/// shutdown command").
+#[test]
+fn a_failed_foreground_save_brings_no_misconf() {
+    let mut s = Server::ringkv(&[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "save", "900 1"]), Resp::ok());
+    assert_eq!(c.cmd(&["SET", "a", "1"]), Resp::ok());
+    // A directory where the dump goes: the rename of the temp file fails.
+    let blocker = s.dir.join("dump.rdb");
+    std::fs::create_dir_all(&blocker).unwrap();
+    assert_eq!(c.cmd(&["SAVE"]), Resp::Error("ERR".into()));
+    assert_eq!(info_field(&mut c, "persistence", "rdb_last_bgsave_status"), "ok");
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(c.cmd(&["SET", "b", "2"]), Resp::ok());
+    assert_eq!(c.cmd(&["SHUTDOWN"]), Resp::Error("ERR Errors trying to SHUTDOWN. Check logs.".into()));
+    assert_eq!(c.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    std::fs::remove_dir(&blocker).unwrap();
+    s.assert_serving();
+}

@@ -804,10 +804,12 @@ pub fn save_foreground(server: &crate::server::Server, shards: &mut ShardSet, co
             Ok(())
         }
         Err(e) => {
+            // As Redis's rdbSave: a failed foreground save (SAVE, DEBUG
+            // RELOAD, a shutdown's) leaves rdb_last_bgsave_status as it
+            // was, so it brings no MISCONF (unit/shutdown "SHUTDOWN will
+            // abort if rdb save failed on shutdown command" pings after it).
             let _ = std::fs::remove_file(&tmp);
-            st.last_bgsave_status = SaveStatus::Err;
             drop(st);
-            p.update_write_gate(config);
             crate::warning!("{}", e.log_line(config, std::process::id()));
             Err("ERR".into())
         }
