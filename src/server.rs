@@ -57,6 +57,9 @@ pub struct Server {
     /// (INFO's `loading_start_time`, `loading_total_bytes`).
     pub loading_start_time: AtomicI64,
     pub loading_total_bytes: AtomicU64,
+    /// DEBUG PAUSE-CRON (Redis's `server.pause_cron`): the shards' cron
+    /// does no work while set (read once per cron).
+    pub pause_cron: AtomicBool,
     /// maxmemory: the limit and policy mirrored from the config, the
     /// used-memory figure (`shard::memory`).
     pub memory: crate::shard::memory::Memory,
@@ -108,6 +111,7 @@ impl Server {
             loading: AtomicBool::new(false),
             loading_start_time: AtomicI64::new(0),
             loading_total_bytes: AtomicU64::new(0),
+            pause_cron: AtomicBool::new(false),
             memory: crate::shard::memory::Memory::new(shard_count),
         }
     }

@@ -529,6 +529,26 @@ fn a_set_source_expiring_between_the_rounds_moves_as_decided() {
     rk.assert_serving();
 }
 
+/// Fills `src` (a list or a set of m1, m2) with a TTL of `pexpire` ms and
+/// sends the move of m1 to `dst` (LMOVE or SMOVE), not reading its reply.
+fn send_move(c: &mut Conn, list: bool, src: &str, dst: &str, pexpire: &str) {
+    let fill = if list { "RPUSH" } else { "SADD" };
+    assert_eq!(c.cmd(&[fill, src, "m1", "m2"]).int(), 2);
+    assert_eq!(c.cmd(&["PEXPIRE", src, pexpire]).int(), 1);
+    if list {
+        c.send(&["LMOVE", src, dst, "LEFT", "RIGHT"]);
+    } else {
+        c.send(&["SMOVE", src, dst, "m1"]);
+    }
+}
+
+/// DEBUG LOADAOF gives back the dataset DEBUG DIGEST saw before it.
+fn assert_aof_loads_back(rk: &Server, c: &mut Conn, round: usize) {
+    let digest = c.cmd(&["DEBUG", "DIGEST"]);
+    assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), Resp::ok(), "{}", rk.logs());
+    assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), digest, "round {round}: the AOF loads back another dataset");
+}
+
 /// Active expiry spares the keys a pending two-round hop marked: an SMOVE's
 /// or LMOVE's source whose TTL ends between the rounds is not deleted by
 /// the expiry cycle before round 2 moves its member (the DEL would go into
@@ -545,25 +565,70 @@ fn active_expiry_spares_a_pending_hops_keys() {
     for (round, (src, dst)) in [(&a, &b), (&b, &a)].into_iter().cycle().take(8).enumerate() {
         let mut c = rk.conn();
         let list = round >= 4;
-        if list {
-            assert_eq!(c.cmd(&["RPUSH", src, "m1", "m2"]).int(), 2);
-        } else {
-            assert_eq!(c.cmd(&["SADD", src, "m1", "m2"]).int(), 2);
-        }
-        assert_eq!(c.cmd(&["PEXPIRE", src, "30"]).int(), 1);
-        if list {
-            c.cmd(&["LMOVE", src, dst, "LEFT", "RIGHT"]);
-        } else {
-            c.cmd(&["SMOVE", src, dst, "m1"]);
-        }
+        send_move(&mut c, list, src, dst, "30");
+        c.read();
         // Round 2 has run (the delayed part: 100 ms), and active expiry
         // (hz 100) has had its chances meanwhile and after.
         std::thread::sleep(std::time::Duration::from_millis(250));
         assert_eq!(c.cmd(&["EXISTS", src]).int(), 0, "round {round}");
-        let digest = c.cmd(&["DEBUG", "DIGEST"]);
-        assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), Resp::ok(), "{}", rk.logs());
-        assert_eq!(c.cmd(&["DEBUG", "DIGEST"]), digest, "round {round}: the AOF loads back another dataset");
+        assert_aof_loads_back(&rk, &mut c, round);
         c.cmd(&["DEL", dst]);
+    }
+    rk.assert_serving();
+}
+
+/// Eviction spares the keys a pending two-round hop marked, as active
+/// expiry does: an SMOVE's or LMOVE's source evicted between the rounds
+/// (before a command of another client of its shard, or by the eviction
+/// time proc) would put its DEL in the AOF ahead of the move, whose replay
+/// would then move nothing (or the move would find no source). Under
+/// `volatile-ttl` the source, the only key with a TTL, is the one victim;
+/// other clients' writes take used memory over the limit while the move is
+/// pending (its other shard's part waits 100 ms). The move answers as
+/// decided, the source goes after it, and the AOF loaded back gives the
+/// same dataset after every move.
+#[test]
+fn eviction_spares_a_pending_hops_keys() {
+    let mut rk = Server::ringkv(&["--shards", "2", "--appendonly", "yes", "--enable-debug-command", "yes", "--maxmemory-policy", "volatile-ttl"]);
+    let mut setup = rk.conn();
+    if rk.name() == "ringkv" {
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", "100000"]), Resp::ok());
+    }
+    let [(a, _), (b, _)] = keys();
+    // Clients of both shards (connections are spread over them).
+    let mut pokers: Vec<Conn> = (0..4).map(|_| rk.conn()).collect();
+    let big = "x".repeat(50_000);
+    for (round, (src, dst)) in [(&a, &b), (&b, &a)].into_iter().cycle().take(8).enumerate() {
+        let mut c = rk.conn();
+        let list = round >= 4;
+        let info = String::from_utf8(setup.cmd(&["INFO", "memory"]).opt_bytes().unwrap()).unwrap();
+        let used: u64 = info.lines().find_map(|l| l.strip_prefix("used_memory:")).unwrap().parse().unwrap();
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "maxmemory", &(used + 1_000_000).to_string()]), Resp::ok());
+        send_move(&mut c, list, src, dst, "1000000");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        // 2 MB of values without a TTL: over the limit while the move is
+        // pending, every command evicts first (those may be refused -OOM
+        // once nothing is left to evict).
+        for i in 0..10 {
+            for (n, p) in pokers.iter_mut().enumerate() {
+                p.cmd(&["SET", &format!("big:{n}:{i}"), &big]);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let reply = c.read();
+        if list {
+            assert_eq!(reply.opt_bytes(), Some(b"m1".to_vec()), "round {round}");
+        } else {
+            assert_eq!(reply.int(), 1, "round {round}");
+        }
+        // The source goes after the move: evicted before the next commands.
+        for p in &mut pokers {
+            p.cmd(&["PING"]);
+        }
+        assert_eq!(c.cmd(&["EXISTS", src]).int(), 0, "round {round}");
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "maxmemory", "0"]), Resp::ok());
+        assert_aof_loads_back(&rk, &mut c, round);
+        assert_eq!(c.cmd(&["FLUSHALL"]), Resp::ok());
     }
     rk.assert_serving();
 }

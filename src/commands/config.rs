@@ -195,8 +195,14 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     crate::acl::apply_config(&ctx.server.acl, &new, chosen.iter().any(|(d, _, _)| d.name == "requirepass"));
     crate::util::apply_jemalloc_bg_thread(&new);
     crate::shard::lazyfree::apply_config(&new);
+    let timestamps = new.others.get("aof-timestamp-enabled").is_some_and(|v| v == "yes");
     for i in 0..ctx.shard_count {
-        ctx.shard_mut(i).config = new.clone();
+        let st = ctx.shard_mut(i);
+        st.config = new.clone();
+        // The next command's feed writes its `#TS:` (as the cron would later).
+        if st.stream.is_on() {
+            st.stream.set_timestamps(timestamps);
+        }
     }
     r.ok();
 }

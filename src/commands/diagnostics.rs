@@ -546,6 +546,9 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         let us = atoi(args[2]).max(0) as u64;
         ctx.server.aof.flush_sleep_us.store(us, std::sync::atomic::Ordering::Relaxed);
         r.ok();
+    } else if eq_ic(sub, "pause-cron") && argc == 3 {
+        ctx.server.pause_cron.store(atoi(args[2]) != 0, std::sync::atomic::Ordering::Relaxed);
+        r.ok();
     } else if eq_ic(sub, "loadaof") {
         crate::persistence::aof_reload::debug_loadaof(ctx, r);
     } else if eq_ic(sub, "snapshot-stats") && argc == 2 {

@@ -188,7 +188,16 @@ fn shutdown(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::SYNTAX);
     }
     if abort {
-        return r.error("ERR No shutdown in progress.");
+        // Redis's abortShutdown: a signal's request not yet taken up (the
+        // cron acts on it, DEBUG PAUSE-CRON holds it) is dropped; ringkv
+        // has no shutdown in progress to cancel otherwise (it waits for no
+        // replica).
+        if crate::signal::shutdown_requested().is_none() {
+            return r.error("ERR No shutdown in progress.");
+        }
+        crate::signal::cancel_shutdown();
+        crate::warning!("Shutdown manually aborted.");
+        return r.ok();
     }
     let config = ctx.config().clone();
     if !prepare_for_shutdown(ctx.server, ctx.shards, &config, flags) {

@@ -1125,6 +1125,11 @@ impl EventLoop {
 
     fn cron(&mut self, now: i64) {
         self.clock.resync();
+        // DEBUG PAUSE-CRON: as Redis's serverCron, no work at all (a
+        // signal's shutdown waits too).
+        if self.server.pause_cron.load(Ordering::Relaxed) {
+            return;
+        }
         let dirty = self.state().dirty;
         self.server.persistence.dirty[self.id].store(dirty, Ordering::Relaxed);
         if self.id == 0 {

@@ -33,6 +33,7 @@ use super::dispatch::Flow;
 use super::event_loop::EventLoop;
 use super::held::IntentOwner;
 use crate::commands::{flags, CommandSpec, CommandTable};
+use crate::server::Server;
 use crate::shard::hold::ShardMask;
 use crate::shard::memory::{evict_across, perform_evictions, Evict, OOM_ERROR};
 
@@ -82,7 +83,7 @@ impl EventLoop {
             return Some(Evict::Ok);
         }
         let evicted_before = self.state().eviction.evicted_keys;
-        let mut outcome = Some(perform_evictions(&server.memory, self.state(), now));
+        let mut outcome = Some(perform_evictions(&server.memory, self.state(), now, &hop_spare(&server)));
         if outcome == Some(Evict::Running) && server.shard_count > 1 {
             outcome = self.evict_on_others(now);
         }
@@ -111,7 +112,7 @@ impl EventLoop {
         self.with_held(targets, |lp, _| {
             let mut shards = targets;
             shards.insert(lp.id);
-            let outcome = evict_across(mem, &mut lp.set, shards, now);
+            let outcome = evict_across(mem, &mut lp.set, shards, now, &hop_spare(&server));
             lp.after_eviction();
             if lp.server.aof.is_running() {
                 for s in targets.iter() {
@@ -165,6 +166,12 @@ impl EventLoop {
             server.memory.start_proc();
         }
     }
+}
+
+/// The keys eviction spares (`memory::Spare`): those a pending two-round
+/// hop of their shard marked. One load per victim when no hop is pending.
+fn hop_spare(server: &Server) -> impl Fn(usize, &[u8]) -> bool + '_ {
+    move |shard, key| server.hold.hops_pending(shard) && server.hold.marked(crate::shard::slot::key_slot(key))
 }
 
 /// The owner of the time proc's intents (`with_held`).

@@ -293,7 +293,6 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
     // Redis's test knob: microseconds slept per key while saving, so tests
     // can catch a save in flight (kill it, cancel it) on any machine.
     let key_delay_usec: u64 = config.others.get("rdb-key-save-delay").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0).max(0) as u64;
-    let now = crate::util::unix_ms();
     let keys_done = AtomicU64::new(0);
     let result: std::io::Result<()> = std::thread::scope(|scope| {
         let mut receivers = vec![];
@@ -393,10 +392,11 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
                                     crate::util::prefetch(bytes.as_ptr());
                                 }
                             }
+                            // Keys whose TTL has passed are written too, as
+                            // Redis's rdbSaveRio does: a loading master counts
+                            // and drops them (`rdb_last_load_keys_expired`), a
+                            // replica or an AOF preamble keeps them.
                             let e = slot.entry();
-                            if e.expire_at_ms >= 0 && e.expire_at_ms <= now {
-                                continue;
-                            }
                             enc.save_pair_with(slot.key(), e, &mut cut);
                             n += 1;
                             if key_delay_usec > 0 {
@@ -804,10 +804,12 @@ pub fn save_foreground(server: &crate::server::Server, shards: &mut ShardSet, co
             Ok(())
         }
         Err(e) => {
+            // As Redis's rdbSave: a failed foreground save (SAVE, DEBUG
+            // RELOAD, a shutdown's) leaves rdb_last_bgsave_status as it
+            // was, so it brings no MISCONF (unit/shutdown "SHUTDOWN will
+            // abort if rdb save failed on shutdown command" pings after it).
             let _ = std::fs::remove_file(&tmp);
-            st.last_bgsave_status = SaveStatus::Err;
             drop(st);
-            p.update_write_gate(config);
             crate::warning!("{}", e.log_line(config, std::process::id()));
             Err("ERR".into())
         }

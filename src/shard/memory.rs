@@ -92,6 +92,16 @@ impl Policy {
     }
 }
 
+/// Keys eviction must not take, by (shard, key): the event loop's
+/// `network::maxmemory` names those a pending two-round hop of that shard
+/// marked (`HoldTable::marked`), as active expiry spares them
+/// (`ShardState::active_expire_cycle`): the hop's later round must find the
+/// key as its first round decided, and a DEL between the rounds would go
+/// into the AOF and replication stream ahead of the hop's unit, whose
+/// replay would then do something else. A spared key is evictable again
+/// once the hop completed.
+pub type Spare<'a> = &'a dyn Fn(usize, &[u8]) -> bool;
+
 /// What `perform_evictions` concluded (Redis's EVICT_OK / RUNNING / FAIL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Evict {
@@ -432,7 +442,7 @@ impl Run {
 /// then evicts across them and this one (`evict_across`), so that victims
 /// are chosen among all keys as Redis chooses them (evicting this shard's
 /// first would take its hot keys while colder ones live elsewhere).
-pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64) -> Evict {
+pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64, spare: Spare<'_>) -> Evict {
     let limit = mem.limit();
     if limit == 0 {
         return Evict::Ok;
@@ -449,7 +459,7 @@ pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64) -> Evic
         return Evict::Running;
     }
     while mine > run.evicted && !run.freed_enough() {
-        if !evict_one(st, run.policy, run.samples, now_ms, run.lazy) || run.counted(mem) {
+        if !evict_one(st, run.policy, run.samples, now_ms, run.lazy, spare) || run.counted(mem) {
             break;
         }
     }
@@ -477,7 +487,7 @@ fn add_latency_sample(st: &mut ShardState, event: &str, start: std::time::Instan
 /// random policies; for the others each shard's pool is refilled and the
 /// best candidate of all pools goes), until the excess is freed, the time
 /// budget is spent, or nothing evictable is left.
-pub fn evict_across(mem: &Memory, set: &mut ShardSet, shards: ShardMask, now_ms: i64) -> Evict {
+pub fn evict_across(mem: &Memory, set: &mut ShardSet, shards: ShardMask, now_ms: i64, spare: Spare<'_>) -> Evict {
     let limit = mem.limit();
     if limit == 0 {
         return Evict::Ok;
@@ -497,12 +507,12 @@ pub fn evict_across(mem: &Memory, set: &mut ShardSet, shards: ShardMask, now_ms:
         let st = set.get_mut(s);
         // The pools were refilled by `victim_shard`: only the pick is left.
         let victim = match run.policy {
-            Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, run.volatile),
-            _ => pool_pick(st, run.volatile),
+            Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, run.volatile, spare),
+            _ => pool_pick(st, run.volatile, spare),
         };
         if !victim.is_some_and(|(db, key)| delete_victim(st, db, &key, run.lazy)) {
-            // Every candidate of that pool had gone: refill and retry, a
-            // few times at most.
+            // Every candidate of that pool had gone (or is spared): refill
+            // and retry, a few times at most.
             misses += 1;
             if misses > 16 {
                 break;
@@ -565,12 +575,16 @@ fn victim_shard(set: &mut ShardSet, shards: ShardMask, policy: Policy, samples: 
     best.map(|(_, s)| s)
 }
 
-/// Picks and deletes one key by `policy`; false when none may go.
-fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, lazy: bool) -> bool {
+/// Picks and deletes one key by `policy`; false when none may go. A key
+/// `spare` names is not taken.
+fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, lazy: bool, spare: Spare<'_>) -> bool {
     let volatile = policy.volatile();
     let victim = match policy {
-        Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, volatile),
-        _ => pool_victim(st, policy, samples, now_ms),
+        Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, volatile, spare),
+        _ => {
+            pool_populate(st, policy, samples, now_ms);
+            pool_pick(st, volatile, spare)
+        }
     };
     victim.is_some_and(|(db, key)| delete_victim(st, db, &key, lazy))
 }
@@ -601,8 +615,9 @@ fn delete_victim(st: &mut ShardState, db: usize, key: &[u8], lazy: bool) -> bool
 }
 
 /// allkeys-random / volatile-random: a random key of the next database
-/// (round robin, as Redis's `next_db`) that has one.
-fn random_victim(st: &mut ShardState, volatile: bool) -> Option<(usize, Box<[u8]>)> {
+/// (round robin, as Redis's `next_db`) that has one. A drawn key `spare`
+/// names gives its place to the next one (a pending hop marks few keys).
+fn random_victim(st: &mut ShardState, volatile: bool, spare: Spare<'_>) -> Option<(usize, Box<[u8]>)> {
     let n = st.dbs.len();
     for _ in 0..n {
         let db = st.eviction.next_db % n;
@@ -613,8 +628,13 @@ fn random_victim(st: &mut ShardState, volatile: bool) -> Option<(usize, Box<[u8]
             continue;
         }
         let i = (xorshift(&mut st.rng) % len as u64) as usize;
-        let pos = if volatile { map.ttl_position(i) } else { i };
-        return Some((db, map.at(pos).0.into()));
+        let found = (0..len).map(|j| (i + j) % len).find_map(|i| {
+            let key = map.at(if volatile { map.ttl_position(i) } else { i }).0;
+            (!spare(st.id, key)).then(|| key.into())
+        });
+        if let Some(key) = found {
+            return Some((db, key));
+        }
     }
     None
 }
@@ -629,13 +649,6 @@ fn score(policy: Policy, e: &super::Entry, now_ms: i64) -> u64 {
         // Idle time.
         _ => (now_ms - e.access_ms).max(0) as u64,
     }
-}
-
-/// Redis's `evictionPoolPopulate` then the pick: sample `samples` keys of
-/// every database into the pool, then take the best that still exists.
-fn pool_victim(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64) -> Option<(usize, Box<[u8]>)> {
-    pool_populate(st, policy, samples, now_ms);
-    pool_pick(st, policy.volatile())
 }
 
 /// Redis's `evictionPoolPopulate`: `samples` keys of every database of `st`
@@ -671,12 +684,13 @@ fn pool_populate(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i6
 }
 
 /// The best candidate of `st`'s pool that still exists (a candidate deleted,
-/// or its TTL removed, since it was sampled is dropped).
-fn pool_pick(st: &mut ShardState, volatile: bool) -> Option<(usize, Box<[u8]>)> {
+/// or its TTL removed, since it was sampled is dropped; so is one `spare`
+/// names, sampled again later).
+fn pool_pick(st: &mut ShardState, volatile: bool, spare: Spare<'_>) -> Option<(usize, Box<[u8]>)> {
     while !st.eviction.pool.is_empty() {
         let best = (0..st.eviction.pool.len()).max_by_key(|&i| st.eviction.pool[i].0).unwrap();
         let (_, db, key) = st.eviction.pool.swap_remove(best);
-        let ok = st.dbs[db].map.get(&key).is_some_and(|e| !volatile || e.expire_at_ms >= 0);
+        let ok = st.dbs[db].map.get(&key).is_some_and(|e| !volatile || e.expire_at_ms >= 0) && !spare(st.id, &key);
         if ok {
             return Some((db, key));
         }
@@ -691,6 +705,28 @@ mod tests {
 
     fn shard() -> ShardState {
         ShardState::new(0, 1, Config::default())
+    }
+
+    /// Spares nothing.
+    const NONE: Spare<'static> = &|_, _| false;
+
+    #[test]
+    fn spared_keys_are_not_evicted() {
+        for policy in [Policy::AllKeysRandom, Policy::VolatileRandom, Policy::AllKeysLru, Policy::VolatileTtl, Policy::AllKeysLfu] {
+            let mut st = shard();
+            for k in [&b"hop"[..], b"other"] {
+                st.dbs[0].set(k, Value::from_bytes(b"v"), 1000, false);
+                st.dbs[0].set_expire(k, 10_000_000);
+            }
+            let spare: Spare<'_> = &|shard, key| shard == 0 && key == b"hop";
+            assert!(evict_one(&mut st, policy, 5, 2000, false, spare), "{policy:?}");
+            assert!(!evict_one(&mut st, policy, 5, 2000, false, spare), "{policy:?}");
+            assert!(st.dbs[0].map.get(b"hop").is_some(), "{policy:?}");
+            assert!(st.dbs[0].map.get(b"other").is_none(), "{policy:?}");
+            // Once the hop is done the key may go.
+            assert!(evict_one(&mut st, policy, 5, 2000, false, NONE), "{policy:?}");
+            assert!(st.dbs[0].is_empty());
+        }
     }
 
     #[test]
@@ -713,8 +749,8 @@ mod tests {
             }
             st.dbs[0].set(b"t", Value::from_bytes(b"v"), 1000, false);
             st.dbs[0].set_expire(b"t", 10_000_000);
-            assert!(evict_one(&mut st, policy, 5, 2000, false));
-            assert!(!evict_one(&mut st, policy, 5, 2000, false), "{policy:?}");
+            assert!(evict_one(&mut st, policy, 5, 2000, false, NONE));
+            assert!(!evict_one(&mut st, policy, 5, 2000, false, NONE), "{policy:?}");
             assert_eq!(st.dbs[0].len(), 50);
             assert!(st.dbs[0].map.get(b"t").is_none());
             assert_eq!(st.eviction.evicted_keys, 1);
@@ -726,7 +762,7 @@ mod tests {
         let mut st = shard();
         st.config.notify_keyspace_events = crate::messaging::notify::parse(b"Ee").unwrap();
         st.dbs[0].set(b"k", Value::from_bytes(b"v"), 1000, false);
-        assert!(evict_one(&mut st, Policy::AllKeysRandom, 5, 2000, false));
+        assert!(evict_one(&mut st, Policy::AllKeysRandom, 5, 2000, false, NONE));
         assert_eq!(st.pending_publish, vec![(b"__keyevent@0__:evicted".to_vec(), b"k".to_vec())]);
         assert!(st.dbs[0].is_empty());
     }
@@ -738,9 +774,11 @@ mod tests {
             st.dbs[0].set(format!("k{i}").as_bytes(), Value::from_bytes(b"v"), 1000 + i, false);
             st.dbs[0].set_expire(format!("k{i}").as_bytes(), 100_000 - i);
         }
-        assert_eq!(pool_victim(&mut st, Policy::AllKeysLru, 10, 5000).unwrap().1.as_ref(), b"k0");
+        pool_populate(&mut st, Policy::AllKeysLru, 10, 5000);
+        assert_eq!(pool_pick(&mut st, false, NONE).unwrap().1.as_ref(), b"k0");
         st.eviction.pool.clear();
-        assert_eq!(pool_victim(&mut st, Policy::VolatileTtl, 10, 5000).unwrap().1.as_ref(), b"k9");
+        pool_populate(&mut st, Policy::VolatileTtl, 10, 5000);
+        assert_eq!(pool_pick(&mut st, true, NONE).unwrap().1.as_ref(), b"k9");
     }
 
     #[test]
@@ -762,7 +800,7 @@ mod tests {
         }
         let mask = ShardMask::all(2);
         assert_eq!(victim_shard(&mut set, mask, Policy::AllKeysLru, 30, 9000), Some(1));
-        assert_eq!(pool_pick(set.get_mut(1), false).unwrap().1.as_ref(), b"cold");
+        assert_eq!(pool_pick(set.get_mut(1), false, NONE).unwrap().1.as_ref(), b"cold");
         // Random: weighted by evictable keys, never a shard without any.
         for db in set.get_mut(1).dbs.iter_mut() {
             *db = crate::shard::keyspace::Db::new();
