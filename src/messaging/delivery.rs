@@ -37,6 +37,23 @@ impl EventLoop {
         if !self.state().pubsub.outgoing.is_empty() {
             self.flush_deliveries();
         }
+        if !self.holding.is_empty() {
+            self.flush_held_deliveries();
+        }
+    }
+
+    /// Sends what the command queued on the shards this thread holds (their
+    /// pattern subscribers' keyspace events, their channels' subscribers),
+    /// as `flush_deliveries` sends this shard's. Left there, a held shard
+    /// that sleeps would send them only when it next wakes, after the
+    /// holder's client has its reply and may have published something its
+    /// subscribers then read first (found by tests/tools/concheck.py).
+    #[cold]
+    fn flush_held_deliveries(&mut self) {
+        let holding = self.holding;
+        for held in holding.iter() {
+            self.flush_deliveries_of(held);
+        }
     }
 
     /// Publishes what the command left in `pending_publish` (on this shard
@@ -48,6 +65,14 @@ impl EventLoop {
         let mut sources = self.holding;
         sources.insert(self.id);
         let mut elsewhere = Vec::new();
+        if !self.holding.is_empty() {
+            // The hold's events in the order they happened, first.
+            let mut list = Vec::new();
+            crate::messaging::notify::take_held_events(&mut list);
+            if !list.is_empty() {
+                pubsub::publish_list(&mut self.set, self.id, &mut list, self.server.shard_count, &mut elsewhere);
+            }
+        }
         pubsub::publish_pending(&mut self.set, sources, self.server.shard_count, &mut elsewhere);
         if !elsewhere.is_empty() {
             // A subscriber elsewhere may act on it before this turn ends.
@@ -61,9 +86,14 @@ impl EventLoop {
     /// Sends this shard's queued deliveries: one message per destination
     /// shard, this shard's own connections written directly.
     pub fn flush_deliveries(&mut self) {
-        let pending = ShardMask(self.state().pubsub.outgoing.pending);
+        self.flush_deliveries_of(self.id);
+    }
+
+    /// Sends the deliveries queued on shard `src` (this one, or one held).
+    fn flush_deliveries_of(&mut self, src: usize) {
+        let pending = ShardMask(self.set.get(src).pubsub.outgoing.pending);
         for shard in pending.iter() {
-            let batch = self.state().pubsub.outgoing.take(shard);
+            let batch = self.set.get_mut(src).pubsub.outgoing.take(shard);
             // Taken right before the batch leaves (see `DeliveryStamps`).
             let stamp = self.server.delivery_stamps.take(shard);
             if shard == self.id {

@@ -119,9 +119,45 @@ pub fn emit(pending: &mut Vec<(Vec<u8>, Vec<u8>)>, flags: u32, db: usize, class:
     }
 }
 
+/// (channel, message) pairs, as `ShardState::pending_publish` holds them.
+type Events = Vec<(Vec<u8>, Vec<u8>)>;
+
+std::thread_local! {
+    /// While this thread holds other shards (`network::held`): the events
+    /// of every shard it runs commands on, in the order they happen, which
+    /// `pending_publish` per shard would lose (a multi-shard EXEC, RENAME,
+    /// LMOVE under a hold: Redis's order is the commands' order, not the
+    /// shards'). None outside a hold.
+    static HELD_EVENTS: super::HeldList<(Vec<u8>, Vec<u8>)> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts (`true`) or ends collecting the events of a hold in one ordered
+/// list (`HELD_EVENTS`); returns whether it was collecting before.
+pub fn collect_held_events(on: bool) -> bool {
+    HELD_EVENTS.with(|h| super::collect_held(h, on))
+}
+
+/// Takes the events collected in this hold so far (in emission order).
+pub fn take_held_events(out: &mut Events) {
+    HELD_EVENTS.with(|h| super::take_held(h, out));
+}
+
 #[cold]
 #[inline(never)]
 fn emit_enabled(pending: &mut Vec<(Vec<u8>, Vec<u8>)>, flags: u32, db: usize, event: &str, key: &[u8]) {
+    let collected = HELD_EVENTS.with(|h| match h.borrow_mut().as_mut() {
+        Some(list) => {
+            emit_into(list, flags, db, event, key);
+            true
+        }
+        None => false,
+    });
+    if !collected {
+        emit_into(pending, flags, db, event, key);
+    }
+}
+
+fn emit_into(pending: &mut Vec<(Vec<u8>, Vec<u8>)>, flags: u32, db: usize, event: &str, key: &[u8]) {
     let mut digits = itoa::Buffer::new();
     let db = digits.format(db).as_bytes();
     let channel = |kind: &[u8], name: &[u8]| {

@@ -408,19 +408,32 @@ pub fn publish_pending(
         // before keyevent, one key's events in turn) although their
         // channels have different owners; the channels' own subscribers
         // are served by each channel's owner.
-        let mut unused = Vec::new();
-        for (channel, message) in list.drain(..) {
-            set.get_mut(s).pubsub.publish_patterns(&channel, &message, None, &mut unused);
-            let o = owner(&channel, shards);
-            if set.has(o) {
-                set.get_mut(o).pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
-            } else {
-                elsewhere.push((o, channel, message));
-            }
-        }
+        publish_list(set, s, &mut list, shards, elsewhere);
         let st = set.get_mut(s);
         if st.pending_publish.is_empty() {
             st.pending_publish = list;
+        }
+    }
+}
+
+/// Publishes `list` (drained, in order) as from shard `s`: its pattern
+/// subscribers from `s` (every shard has every pattern), each channel's own
+/// subscribers on its owner when `set` reaches it, else through `elsewhere`.
+pub fn publish_list(
+    set: &mut crate::shard::hold::ShardSet,
+    s: usize,
+    list: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    shards: usize,
+    elsewhere: &mut Vec<(usize, Vec<u8>, Vec<u8>)>,
+) {
+    let mut unused = Vec::new();
+    for (channel, message) in list.drain(..) {
+        set.get_mut(s).pubsub.publish_patterns(&channel, &message, None, &mut unused);
+        let o = owner(&channel, shards);
+        if set.has(o) {
+            set.get_mut(o).pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
+        } else {
+            elsewhere.push((o, channel, message));
         }
     }
 }

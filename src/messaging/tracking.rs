@@ -380,10 +380,33 @@ impl ShardTracking {
     }
 }
 
+thread_local! {
+    /// While this thread holds other shards (`network::held`): the
+    /// invalidations written on all of them, in the order the keys changed
+    /// (an MSET or EXEC over shards invalidates its keys in its own order,
+    /// as Redis does, not shard by shard). None outside a hold.
+    static HELD_INVALIDATIONS: super::HeldList<Outgoing> = const { std::cell::RefCell::new(None) };
+}
+
+/// Starts (`true`) or ends collecting a hold's invalidations in one ordered
+/// list; returns whether it was collecting before.
+pub fn collect_held_invalidations(on: bool) -> bool {
+    HELD_INVALIDATIONS.with(|h| super::collect_held(h, on))
+}
+
+/// Takes the invalidations collected in this hold so far, in order.
+pub fn take_held_invalidations(out: &mut Vec<Outgoing>) {
+    HELD_INVALIDATIONS.with(|h| super::take_held(h, out));
+}
+
 fn push_invalidations(outgoing: &mut Vec<Outgoing>, key: &[u8], readers: Vec<Reader>, modifier: u64) {
-    for r in readers {
-        outgoing.push(Outgoing { to: r.shard, msg: TrackingMessage::Invalidate { client: r.id, modifier, key: key.to_vec() } });
-    }
+    HELD_INVALIDATIONS.with(|h| {
+        let mut h = h.borrow_mut();
+        let out = h.as_mut().unwrap_or(outgoing);
+        for r in readers {
+            out.push(Outgoing { to: r.shard, msg: TrackingMessage::Invalidate { client: r.id, modifier, key: key.to_vec() } });
+        }
+    });
 }
 
 /// After a read-only command of a tracking client (`exec::call`): its keys

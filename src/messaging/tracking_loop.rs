@@ -65,6 +65,18 @@ impl EventLoop {
     fn tracking_send_outgoing(&mut self) {
         let mut shards = self.holding;
         shards.insert(self.id);
+        if !self.holding.is_empty() {
+            // The hold's invalidations in the order the keys changed, first.
+            let mut held = Vec::new();
+            crate::messaging::tracking::take_held_invalidations(&mut held);
+            for Outgoing { to, msg } in held {
+                if to == self.id {
+                    self.on_tracking_message(msg);
+                } else {
+                    self.send_to(to, Message::Tracking(msg));
+                }
+            }
+        }
         for s in shards.iter() {
             if !self.set.has(s) || self.set.get(s).tracking.outgoing.is_empty() {
                 continue;

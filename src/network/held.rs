@@ -114,6 +114,9 @@ impl EventLoop {
             unsafe { self.set.set(t, server.hold.shard_ptr(t)) };
         }
         self.holding = held;
+        // Keyspace events of all the shards in one order (`messaging::notify`).
+        let collecting = crate::messaging::notify::collect_held_events(true);
+        crate::messaging::tracking::collect_held_invalidations(true);
         let result = f(self, wait);
         // Keys `f` gave data to on the held shards are served before they
         // are let go (`network::blocking`).
@@ -125,6 +128,14 @@ impl EventLoop {
             if !self.set.get(t).blocking.ready.is_empty() {
                 left_ready.insert(t);
             }
+        }
+        if !collecting {
+            // Anything left (published after the last command's step) goes
+            // with this shard's own.
+            crate::messaging::notify::take_held_events(&mut self.state().pending_publish);
+            crate::messaging::notify::collect_held_events(false);
+            crate::messaging::tracking::take_held_invalidations(&mut self.state().tracking.outgoing);
+            crate::messaging::tracking::collect_held_invalidations(false);
         }
         self.holding = ShardMask::default();
         for t in held.iter() {
