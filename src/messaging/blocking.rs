@@ -223,6 +223,12 @@ pub struct Blocking {
     pub unreached: crate::shard::hold::ShardMask,
     /// While the holder serves `unreached` (no second try from its hold).
     pub serving_unreached: bool,
+    /// Home side: replies to forwarded blocking commands served before
+    /// their `Message::Blocked` reached this shard (a holder of the owner
+    /// serves from this very thread, or another shard's `Served` overtakes
+    /// the owner's `Blocked`: two mailboxes, no order between them). Given
+    /// to the client when its `Blocked` arrives.
+    pub early: Vec<(Arc<Waiter>, crate::shard::mailbox::PackedArgs)>,
 }
 
 impl Blocking {

@@ -120,8 +120,15 @@ impl EventLoop {
             .get(index as usize)
             .and_then(|c| c.as_ref())
             .is_some_and(|c| c.generation == w.conn.generation && c.closing != Closing::Closed && c.block_pending);
+        let early = self.state().blocking.early.iter().position(|(e, _)| Arc::ptr_eq(e, &w));
+        let early = early.map(|i| self.state().blocking.early.swap_remove(i).1);
         if alive {
-            self.set_blocked(index, w);
+            self.set_blocked(index, w.clone());
+            if let Some(reply) = early {
+                self.finish_blocked(&w, reply);
+            }
+        } else if let Some(reply) = early {
+            super::conn::recycle(&mut self.pool, reply);
         } else if w.claim(GONE) {
             // The client went away meanwhile: nothing is popped for it.
             self.send_to(from, Message::BlockCancel { waiter: w });
@@ -148,6 +155,12 @@ impl EventLoop {
             return;
         };
         if conn.generation != w.conn.generation || conn.closing == Closing::Closed || !conn.blocked.as_ref().is_some_and(|b| Arc::ptr_eq(b, w)) {
+            if conn.generation == w.conn.generation && conn.block_pending && conn.blocked.is_none() && w.seq.is_some() {
+                // Served before its `Message::Blocked` arrived: kept for it
+                // (`Blocking::early`), not dropped with the popped element.
+                self.state().blocking.early.push((w.clone(), reply));
+                return;
+            }
             super::conn::recycle(&mut self.pool, reply);
             return;
         }
