@@ -278,7 +278,7 @@ impl EventLoop {
         let mut mask = cmd_mask;
         mask.0 |= conn.client.watch.shards().0;
         mask.insert(me);
-        if mask.count() < 2 || !self.target_awake(mask) || !self.may_send_parts(mask, bytes) {
+        if mask.count() < 2 || !self.rounds_by_hops(mask, true) || !self.may_send_parts(mask, bytes) {
             return None;
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -666,7 +666,7 @@ impl EventLoop {
         mask: ShardMask,
         keys: impl Iterator<Item = &'k [u8]> + Clone,
     ) -> Result<(u64, ShardMask), Option<Flow>> {
-        if !self.holding.is_empty() || !self.target_awake(mask) {
+        if !self.holding.is_empty() || !self.rounds_by_hops(mask, true) {
             return Err(None);
         }
         let bytes: usize = args.iter().map(|a| a.len()).sum();
