@@ -32,7 +32,11 @@ impl EventLoop {
 
     #[inline(never)]
     pub(crate) fn after_command_messaging_work(&mut self) {
-        if !self.holding.is_empty() || !self.state().pending_publish.is_empty() {
+        // Under a hold: only when the command left events (a held command
+        // with notifications off publishes nothing).
+        let held =
+            !self.holding.is_empty() && (held_order::pending() || self.holding.iter().any(|s| self.set.has(s) && !self.set.get(s).pending_publish.is_empty()));
+        if held || !self.state().pending_publish.is_empty() {
             self.route_pending_publish();
         }
         if !self.state().pubsub.outgoing.is_empty() {

@@ -104,9 +104,9 @@
 //! **Limits.** Those three over two other shards (or COPY ... DB), the
 //! STORE forms and the other multi-key commands, an EXEC whose queue holds
 //! a keyless, multi-shard or blocking command, and everything else over
-//! several shards keep the held path (`network::held`). Like every hop, these go by hops only while some other
-//! shard involved is awake (`target_awake`): taking sleeping shards by a
-//! hold wakes nobody.
+//! several shards keep the held path (`network::held`). Which path the
+//! two-round ones take is `network::route`'s choice (`rounds_by_hops`):
+//! the held path unless parking the other shard has been slow lately.
 
 use std::sync::OnceLock;
 
