@@ -75,6 +75,7 @@ const SYSLOG_FACILITY: &[(&str, u8)] =
 const LOGLEVEL: &[(&str, u8)] = &[("debug", 0), ("verbose", 1), ("notice", 2), ("warning", 3)];
 const SUPERVISED: &[(&str, u8)] = &[("upstart", 0), ("systemd", 1), ("auto", 2), ("no", 3)];
 const APPENDFSYNC: &[(&str, u8)] = &[("everysec", 0), ("always", 1), ("no", 2)];
+const CROSS_SHARD_ROUTE: &[(&str, u8)] = &[("auto", 0), ("hops", 1), ("held", 2)];
 const DISKLESS_LOAD: &[(&str, u8)] = &[("disabled", 0), ("on-empty-db", 1), ("swapdb", 2)];
 const TLS_AUTH_CLIENTS: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("optional", 2)];
 const OOM_SCORE_ADJ: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
@@ -211,6 +212,9 @@ pub const DEFS: &[Def] = &[
     // ringkv's own, for tests (`network::hop`): microseconds a hop part
     // received from another shard waits before it runs.
     d("hop-part-delay", "", HIDDEN, Int(0, INT_MAX), "0"),
+    // ringkv's own (`network::route`): which path commands over several
+    // shards take (`auto`; `hops` or `held` force one, for tests and benchmarks).
+    d("cross-shard-route", "", HIDDEN, Enum(CROSS_SHARD_ROUTE), "auto"),
     d("active-expire-effort", "", 0, Int(1, 10), "1"),
     d("hz", "", 0, Int(0, INT_MAX), "10"),
     d("min-replicas-to-write", "min-slaves-to-write", 0, Int(0, INT_MAX), "0"),

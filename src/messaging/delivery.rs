@@ -6,6 +6,7 @@
 //! `Message::Deliver` with its whole batch. Also: what a closed connection
 //! leaves in the owners' tables.
 
+use crate::messaging::held_order;
 use crate::messaging::pubsub::{self, DeliveryBatch, Kind, Subscriber};
 use crate::network::conn::Closing;
 use crate::network::event_loop::EventLoop;
@@ -30,8 +31,12 @@ impl EventLoop {
     }
 
     #[inline(never)]
-    fn after_command_messaging_work(&mut self) {
-        if !self.holding.is_empty() || !self.state().pending_publish.is_empty() {
+    pub(crate) fn after_command_messaging_work(&mut self) {
+        // Under a hold: only when the command left events (a held command
+        // with notifications off publishes nothing).
+        let held =
+            !self.holding.is_empty() && (held_order::pending() || self.holding.iter().any(|s| self.set.has(s) && !self.set.get(s).pending_publish.is_empty()));
+        if held || !self.state().pending_publish.is_empty() {
             self.route_pending_publish();
         }
         if !self.state().pubsub.outgoing.is_empty() {
@@ -49,6 +54,12 @@ impl EventLoop {
         sources.insert(self.id);
         let mut elsewhere = Vec::new();
         pubsub::publish_pending(&mut self.set, sources, self.server.shard_count, &mut elsewhere);
+        if !self.holding.is_empty() && held_order::pending() {
+            // A held command's events, in its order (`held_order`).
+            let mut list = held_order::take_events();
+            pubsub::publish_in_order(&mut self.set, self.id, &mut list, self.server.shard_count, &mut elsewhere);
+            held_order::give_back_events(list);
+        }
         if !elsewhere.is_empty() {
             // A subscriber elsewhere may act on it before this turn ends.
             self.hand_over_before_answer();

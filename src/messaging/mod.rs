@@ -1,10 +1,12 @@
 //! Messaging between connections: pub/sub (`pubsub`, delivered by
 //! `delivery`), keyspace notifications (`notify`, published through
 //! `ShardState::pending_publish`), blocking pops (`blocking`), client-side caching
-//! invalidations (`tracking`).
+//! invalidations (`tracking`); a held command's events and invalidations
+//! in execution order (`held_order`).
 
 pub mod blocking;
 pub mod delivery;
+pub mod held_order;
 pub mod notify;
 pub mod pubsub;
 pub mod tracking;

@@ -143,9 +143,20 @@ fn emit_enabled(pending: &mut Vec<(Vec<u8>, Vec<u8>)>, flags: u32, db: usize, ev
 impl ShardState {
     /// `event` of `class` happened to `key` of database `db`, a key this
     /// shard owns: queued for publication when the class is enabled.
+    /// Under a hold, the event queues on the holding thread instead, in
+    /// the command's order over every shard it holds (`held_order`).
     #[inline]
     pub fn notify(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
-        emit(&mut self.pending_publish, self.config.notify_keyspace_events, db, class, event, key);
+        let flags = self.config.notify_keyspace_events;
+        if flags & class != 0 {
+            self.notify_enabled(flags, db, event, key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notify_enabled(&mut self, flags: u32, db: usize, event: &str, key: &[u8]) {
+        crate::messaging::held_order::events_into(&mut self.pending_publish, |pending| emit_enabled(pending, flags, db, event, key));
     }
 
     /// `key` was added to database `db` (Redis's `dbAdd`): the `new` event.

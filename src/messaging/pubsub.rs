@@ -354,6 +354,24 @@ impl ShardPubSub {
 
     /// The subscribers of `channel` itself (on its owner).
     pub fn publish_exact(&mut self, kind: Kind, channel: &[u8], message: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
+        let mut out = std::mem::take(&mut self.outgoing);
+        let receivers = self.publish_exact_into(&mut out, kind, channel, message, caller, caller_out);
+        self.outgoing = out;
+        receivers
+    }
+
+    /// `publish_exact` to this table's subscribers, the deliveries queued
+    /// in `out` (another shard's `outgoing`: a held command's events, see
+    /// `publish_in_order`).
+    fn publish_exact_into(
+        &mut self,
+        out: &mut Outgoing,
+        kind: Kind,
+        channel: &[u8],
+        message: &[u8],
+        caller: Option<Subscriber>,
+        caller_out: &mut Vec<u8>,
+    ) -> i64 {
         let mut receivers = 0i64;
         let mut scratch = std::mem::take(&mut self.scratch);
         let table = if kind == Kind::Shard { &self.shard_channels } else { &self.channels };
@@ -361,7 +379,7 @@ impl ShardPubSub {
             scratch.clear();
             let name: &[u8] = if kind == Kind::Shard { b"smessage" } else { b"message" };
             encode(&mut scratch, &[name, channel, message]);
-            receivers += queue(&mut self.outgoing, subs, &scratch, caller, caller_out);
+            receivers += queue(out, subs, &scratch, caller, caller_out);
         }
         self.scratch = scratch;
         receivers
@@ -421,6 +439,37 @@ pub fn publish_pending(
         let st = set.get_mut(s);
         if st.pending_publish.is_empty() {
             st.pending_publish = list;
+        }
+    }
+}
+
+/// Publishes a held command's events (`held_order`), `list`, in the order it
+/// emitted them, whatever shards their keys are on: every delivery, to
+/// pattern subscribers (from `home`'s patterns: every shard has every
+/// pattern) and to the subscribers of channels whose owner `set` reaches,
+/// queues in `home`'s `outgoing`, so each destination shard gets one batch
+/// in that order. Channels of owners out of reach go to `elsewhere` as in
+/// `publish_pending` (the order a single-shard command's events to
+/// channels of several owners have). `list` is left empty.
+pub fn publish_in_order(
+    set: &mut crate::shard::hold::ShardSet,
+    home: usize,
+    list: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    shards: usize,
+    elsewhere: &mut Vec<(usize, Vec<u8>, Vec<u8>)>,
+) {
+    let mut unused = Vec::new();
+    for (channel, message) in list.drain(..) {
+        set.get_mut(home).pubsub.publish_patterns(&channel, &message, None, &mut unused);
+        let o = owner(&channel, shards);
+        if o == home {
+            set.get_mut(home).pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
+        } else if set.has(o) {
+            let mut out = std::mem::take(&mut set.get_mut(home).pubsub.outgoing);
+            set.get_mut(o).pubsub.publish_exact_into(&mut out, Kind::Channel, &channel, &message, None, &mut unused);
+            set.get_mut(home).pubsub.outgoing = out;
+        } else {
+            elsewhere.push((o, channel, message));
         }
     }
 }

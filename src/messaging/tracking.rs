@@ -284,7 +284,8 @@ impl ShardTracking {
         };
         counters.items.fetch_sub(readers.len(), Ordering::Relaxed);
         counters.keys.fetch_sub(1, Ordering::Relaxed);
-        push_invalidations(&mut self.outgoing, key, readers, modifier);
+        // Under a hold, in the command's order over its shards (`held_order`).
+        crate::messaging::held_order::invalidations_into(&mut self.outgoing, |out| push_invalidations(out, key, readers, modifier));
     }
 
     /// FLUSHDB/FLUSHALL: the table is emptied (Redis reclaims it whole) and

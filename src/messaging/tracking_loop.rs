@@ -50,6 +50,13 @@ impl EventLoop {
                 return;
             }
         } else {
+            // A held command of nobody tracking: the checks only (profiled:
+            // it ran the broadcasts of every held shard each time).
+            let mut shards = self.holding;
+            shards.insert(self.id);
+            if !crate::messaging::held_order::pending() && shards.iter().all(|s| !self.set.has(s) || !self.set.get(s).tracking.has_work()) {
+                return;
+            }
             for s in self.holding.iter() {
                 if self.set.has(s) {
                     self.set.get_mut(s).tracking.broadcast();
@@ -70,12 +77,21 @@ impl EventLoop {
                 continue;
             }
             let outgoing = std::mem::take(&mut self.set.get_mut(s).tracking.outgoing);
-            for Outgoing { to, msg } in outgoing {
-                if to == self.id {
-                    self.on_tracking_message(msg);
-                } else {
-                    self.send_to(to, Message::Tracking(msg));
-                }
+            self.send_invalidations(outgoing);
+        }
+        if !self.holding.is_empty() && crate::messaging::held_order::pending() {
+            // A held command's invalidations, in its order (`held_order`).
+            let list = crate::messaging::held_order::take_invalidations();
+            self.send_invalidations(list);
+        }
+    }
+
+    fn send_invalidations(&mut self, list: Vec<Outgoing>) {
+        for Outgoing { to, msg } in list {
+            if to == self.id {
+                self.on_tracking_message(msg);
+            } else {
+                self.send_to(to, Message::Tracking(msg));
             }
         }
     }

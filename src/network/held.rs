@@ -106,6 +106,7 @@ impl EventLoop {
         }
         let wait = self.intents.swap_remove(idx).since.elapsed();
         server.hold.count_hold(wait);
+        self.note_hold_wait(held, wait);
         for t in held.iter() {
             // SAFETY: every target has published `parked_for == seq`
             // (Acquire in `ready`) and its thread touches nothing of its
@@ -114,10 +115,19 @@ impl EventLoop {
             unsafe { self.set.set(t, server.hold.shard_ptr(t)) };
         }
         self.holding = held;
+        crate::messaging::held_order::begin();
         let result = f(self, wait);
         // Keys `f` gave data to on the held shards are served before they
         // are let go (`network::blocking`).
         self.serve_held_ready();
+        if crate::messaging::held_order::pending() {
+            // Events and invalidations still queued in the hold's order
+            // (those of the serving above, or of an `f` that publishes
+            // nothing itself) leave while every shard is reachable.
+            self.after_command_messaging_work();
+            self.tracking_after_command(false);
+        }
+        crate::messaging::held_order::end();
         // Held shards left with ready keys (`network::blocking`, "Moves
         // out of a hold"): one check of an empty list per shard.
         let mut left_ready = ShardMask::default();

@@ -232,6 +232,8 @@ impl HopOp {
 /// The loop's hop state.
 #[derive(Default)]
 pub struct Hops {
+    /// Which path two-round commands take (`network::route`).
+    pub(super) route: super::route::Route,
     /// Hops coordinated here, in flight.
     pub(super) ops: Vec<HopOp>,
     /// Finished ones, their buffers kept for the next.
@@ -528,7 +530,11 @@ impl EventLoop {
     /// Whether hop command `id` over `mask` would run by hops (a hold run
     /// does not start with one: it goes to `dispatch`).
     pub(super) fn hops_command(&mut self, id: usize, mask: ShardMask) -> bool {
-        (gather_of(id).is_some() || id == super::rounds::msetnx_id() || super::rounds::is_move(id) || self.move_may_hop(id, mask)) && self.target_awake(mask)
+        if id == super::rounds::msetnx_id() || super::rounds::is_move(id) || self.move_may_hop(id, mask) {
+            // Two rounds: routed by their measured cost (`network::route`).
+            return self.rounds_by_hops(mask, false);
+        }
+        gather_of(id).is_some() && self.target_awake(mask)
     }
 
     /// Whether some other shard of `mask` is awake. When every one sleeps in
@@ -540,7 +546,13 @@ impl EventLoop {
     /// extra (or while `hop-part-delay` is set: a test's hops must be hops).
     /// (A shard may fall asleep or wake between this look and the run:
     /// either path is correct, only its cost differs.)
+    /// `cross-shard-route` forces one answer (`network::route`).
     pub(super) fn target_awake(&mut self, mask: ShardMask) -> bool {
+        match self.forced_route() {
+            super::route::Forced::Hops => return true,
+            super::route::Forced::Held => return false,
+            super::route::Forced::Auto => {}
+        }
         self.part_delay_us() > 0 || mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
     }
 
@@ -650,7 +662,7 @@ impl EventLoop {
 
     /// `hop-part-delay` (microseconds; 0 but in tests), read from the config
     /// at most every 100 ms.
-    fn part_delay_us(&mut self) -> i64 {
+    pub(super) fn part_delay_us(&mut self) -> i64 {
         let now = self.clock.now_ms();
         if now - self.hops.delay_read_ms >= 100 {
             self.hops.delay_read_ms = now;

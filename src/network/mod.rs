@@ -17,5 +17,6 @@ pub mod prefetch;
 pub mod replica;
 pub mod rounds;
 pub mod rounds_move;
+pub mod route;
 pub mod script;
 pub mod uring;

@@ -104,9 +104,9 @@
 //! **Limits.** Those three over two other shards (or COPY ... DB), the
 //! STORE forms and the other multi-key commands, an EXEC whose queue holds
 //! a keyless, multi-shard or blocking command, and everything else over
-//! several shards keep the held path (`network::held`). Like every hop, these go by hops only while some other
-//! shard involved is awake (`target_awake`): taking sleeping shards by a
-//! hold wakes nobody.
+//! several shards keep the held path (`network::held`). Which path the
+//! two-round ones take is `network::route`'s choice (`rounds_by_hops`):
+//! the held path unless parking the other shard has been slow lately.
 
 use std::sync::OnceLock;
 
@@ -278,7 +278,7 @@ impl EventLoop {
         let mut mask = cmd_mask;
         mask.0 |= conn.client.watch.shards().0;
         mask.insert(me);
-        if mask.count() < 2 || !self.target_awake(mask) || !self.may_send_parts(mask, bytes) {
+        if mask.count() < 2 || !self.rounds_by_hops(mask, true) || !self.may_send_parts(mask, bytes) {
             return None;
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -666,7 +666,7 @@ impl EventLoop {
         mask: ShardMask,
         keys: impl Iterator<Item = &'k [u8]> + Clone,
     ) -> Result<(u64, ShardMask), Option<Flow>> {
-        if !self.holding.is_empty() || !self.target_awake(mask) {
+        if !self.holding.is_empty() || !self.rounds_by_hops(mask, true) {
             return Err(None);
         }
         let bytes: usize = args.iter().map(|a| a.len()).sum();

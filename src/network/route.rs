@@ -1,0 +1,135 @@
+//! Which path a command over several shards takes: hops (`network::hop`,
+//! `network::rounds`, `network::rounds_move`: each shard runs its part in
+//! its own loop) or the held path (`network::held`: this thread takes the
+//! other shards and runs the command over their states).
+//!
+//! **What each costs.** The held path wakes nobody when the other shards
+//! sleep in their rings (`HoldTable::held_for` takes them asleep); an awake
+//! one parks at its next quiescent point (a futex wait and two wake-ups,
+//! and this thread spins or parks meanwhile: the wait `with_held` reports).
+//! A hop wakes every shard it names for its part and this one for the
+//! answers. One-round hops (MGET, MSET, DEL, EXISTS, TOUCH, WATCH, a plain
+//! EXEC) cost about a forwarded request; they go by hops whenever another
+//! shard involved is awake (`target_awake`): they then wake nobody extra.
+//!
+//! **Two-round hops** (MSETNX, RENAME[NX], SMOVE, COPY, LMOVE, RPOPLPUSH,
+//! the watched EXEC) send two parts and keep marks between the rounds. The
+//! quiet re-take after the fifth merge (perf/RESULTS.md) measured them at
+//! 15-26 us of server CPU per request over two shards against 13 us for
+//! the held path they replaced, under the same 25-connection load, where
+//! the other shard is awake most of the time: the held path is cheaper
+//! even when it parks an awake shard, as long as that shard parks quickly.
+//! So they take the held path (`rounds_by_hops` false) unless the held
+//! path's parking has been slow lately: the other shard is busy with work
+//! of its own (long commands, a full inbox), where a hold would stop it and
+//! keep this thread waiting; then hops, which stop nobody. The measure is
+//! this thread's own: the mean wait of its recent holds per target shard
+//! (`note_hold_wait`), refreshed while on hops by one held run in every
+//! `PROBE_EVERY`. Hysteresis comes with the measure: a shard that just
+//! answered a hop looks awake, but only a slow park moves the choice, so a
+//! one-connection load does not stay on the dearer path because its own
+//! hops keep the other shard awake.
+//!
+//! **`cross-shard-route`** (hidden config; `auto` by default): `hops` sends
+//! every command that can go by hops by hops, `held` none (tests check both
+//! paths with it; benchmarks compare them).
+
+use super::event_loop::EventLoop;
+use crate::shard::hold::ShardMask;
+
+/// Mean hold wait (ns) over which the held path counts as slow to park.
+/// The held path saved ~10 us per request over the two-round hops in the
+/// quiet measure: a park that costs more than that loses the gain.
+const SLOW_PARK_NS: u32 = 10_000;
+
+/// While a target parks slowly: one two-round command in this many still
+/// takes the held path, so that the measure follows the target's load.
+const PROBE_EVERY: u32 = 32;
+
+/// The forced route (`cross-shard-route`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Forced {
+    #[default]
+    Auto,
+    Hops,
+    Held,
+}
+
+/// A loop's routing state.
+#[derive(Default)]
+pub struct Route {
+    forced: Forced,
+    /// When `forced` was last read from the config (ms).
+    read_ms: i64,
+    /// Per target shard: an exponential mean of this thread's hold waits
+    /// on it (ns; weight 1/4 for the newest).
+    wait_ns: Vec<u32>,
+    /// Two-round commands sent by hops since the last held probe.
+    since_probe: u32,
+}
+
+impl Route {
+    fn slow(&self, mask: ShardMask, me: usize) -> bool {
+        mask.iter().any(|t| t != me && self.wait_ns.get(t).is_some_and(|&w| w > SLOW_PARK_NS))
+    }
+}
+
+impl EventLoop {
+    /// `cross-shard-route`, read from the config at most every 100 ms.
+    pub(super) fn forced_route(&mut self) -> Forced {
+        let now = self.clock.now_ms();
+        if now - self.hops.route.read_ms >= 100 {
+            self.hops.route.read_ms = now;
+            self.hops.route.forced = match self.state().config.others.get("cross-shard-route").map(|v| v.as_str()) {
+                Some("hops") => Forced::Hops,
+                Some("held") => Forced::Held,
+                _ => Forced::Auto,
+            };
+        }
+        self.hops.route.forced
+    }
+
+    /// Whether a two-round hop over `mask` goes by hops (see the module
+    /// doc). `commit`: the command goes now (a probe is counted); a look
+    /// ahead (`hops_command`) passes false.
+    pub(super) fn rounds_by_hops(&mut self, mask: ShardMask, commit: bool) -> bool {
+        match self.forced_route() {
+            Forced::Hops => return true,
+            Forced::Held => return false,
+            Forced::Auto => {}
+        }
+        if !self.target_awake(mask) {
+            return false;
+        }
+        if self.part_delay_us() > 0 {
+            // A test's hops must be hops.
+            return true;
+        }
+        if !self.hops.route.slow(mask, self.id) {
+            return false;
+        }
+        if commit {
+            let r = &mut self.hops.route;
+            r.since_probe += 1;
+            if r.since_probe >= PROBE_EVERY {
+                r.since_probe = 0;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A hold over `targets` waited `wait` for them to park (`with_held`).
+    pub(super) fn note_hold_wait(&mut self, targets: ShardMask, wait: std::time::Duration) {
+        let n = self.server.shard_count;
+        let r = &mut self.hops.route;
+        if r.wait_ns.len() < n {
+            r.wait_ns.resize(n, 0);
+        }
+        let w = u32::try_from(wait.as_nanos()).unwrap_or(u32::MAX);
+        for t in targets.iter() {
+            let m = &mut r.wait_ns[t];
+            *m = (*m - *m / 4).saturating_add(w / 4);
+        }
+    }
+}
