@@ -239,6 +239,10 @@ pub struct Hops {
     /// Parts received (or this shard's own) waiting for their intent to
     /// head this shard's queue.
     parts: Vec<Part>,
+    /// Two-round hops whose first part ran here before their intent headed
+    /// this shard's queue ("Passing" in `shard::hold`): their last round
+    /// runs whenever it arrives.
+    passed: Vec<u64>,
     /// Per shard, the part being built (reused buffers).
     pub(super) building: Vec<PackedArgs>,
     /// The hash slots a first round (`Part::round` 1) marked here, by
@@ -294,6 +298,16 @@ impl Hops {
             }
         }
     }
+}
+
+/// The key slots a two-round hop's first part names on its shard (its slot
+/// list: the first argument, after an EXEC's caller fields; see
+/// `network::rounds`), as `HoldTable::may_pass` reads them.
+fn part_slots(part: &Part) -> Option<&[u8]> {
+    let at = if part.cmd as usize == exec_id() { super::dispatch::CALLER_FIELDS } else { 0 };
+    let ends = &part.args.ends;
+    let start = if at == 0 { 0 } else { *ends.get(at - 1)? as usize };
+    part.args.data.get(start..*ends.get(at)? as usize)
 }
 
 /// The bytes of element `i`'s reply at the front of `buf` (a bulk string,
@@ -511,8 +525,10 @@ impl EventLoop {
         if let Some(part) = own {
             // This shard's part, at once when nothing is ahead of it (the
             // other parts are on their way meanwhile).
-            if self.server.hold.head(me) == seq && !self.carrier_waits(&part) {
+            let head = self.server.hold.head(me);
+            if self.part_may_run(&part, head) {
                 let last = part.round == 2;
+                self.take_turn(&part, head);
                 self.run_part(part);
                 if last {
                     // A last round's marks were raised long before: requests
@@ -664,7 +680,39 @@ impl EventLoop {
     pub(super) fn hop_part_ready(&self) -> bool {
         !self.hops.parts.is_empty() && {
             let head = self.server.hold.head(self.id);
-            self.hops.parts.iter().any(|p| p.seq == head && !self.carrier_waits(p) && !self.hops.due.iter().any(|d| d.0 == p.seq))
+            self.hops.parts.iter().any(|p| self.part_may_run(p, head) && !self.hops.due.iter().any(|d| d.0 == p.seq))
+        }
+    }
+
+    /// Whether `part` may run now (`head`: this shard's queue's head): its
+    /// intent heads the queue (a carrier's part once the others are back),
+    /// or it passes the intents ahead ("Passing" in `shard::hold`): a
+    /// two-round hop's first part here (round 1, or a chain's round 3) whose
+    /// key slots no other intent has marked, with every intent ahead a hop,
+    /// no cut and this shard's write stream off; or the last round of one
+    /// whose first part passed.
+    fn part_may_run(&self, part: &Part, head: u64) -> bool {
+        if part.seq == head {
+            return !self.carrier_waits(part);
+        }
+        match part.round {
+            2 => self.hops.passed.contains(&part.seq),
+            1 | 3 => {
+                part.cut().is_none()
+                    && !self.set.get(self.id).stream.is_on()
+                    && part_slots(part).is_some_and(|slots| self.server.hold.may_pass(self.id, part.seq, slots))
+            }
+            _ => false,
+        }
+    }
+
+    /// `part` runs now (`part_may_run` said so): a first round that passed
+    /// is remembered until its last round here, which forgets it.
+    fn take_turn(&mut self, part: &Part, head: u64) {
+        if part.round == 1 && part.seq != head {
+            self.hops.passed.push(part.seq);
+        } else if part.round == 2 && !self.hops.passed.is_empty() {
+            self.hops.passed.retain(|&s| s != part.seq);
         }
     }
 
@@ -681,10 +729,11 @@ impl EventLoop {
         while !self.hops.parts.is_empty() {
             let head = self.server.hold.head(self.id);
             let now = self.clock.now_ms();
-            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head && !self.carrier_waits(p) && self.hops.is_due(p.seq, now)) else {
+            let Some(i) = self.hops.parts.iter().position(|p| self.part_may_run(p, head) && self.hops.is_due(p.seq, now)) else {
                 break;
             };
             let part = self.hops.parts.swap_remove(i);
+            self.take_turn(&part, head);
             if !self.hops.due.is_empty() {
                 self.hops.due.retain(|d| d.0 != part.seq);
             }
