@@ -300,6 +300,17 @@ impl Hops {
     }
 }
 
+/// The most parts waiting on a shard for which it looks whether one may
+/// pass the intents ahead of it (`part_may_run`: each look loads its
+/// slots' marks; a longer backlog waits for its turns).
+const PASS_BACKLOG_MAX: usize = 64;
+
+/// A part's arguments in order.
+fn part_args(part: &Part) -> impl Iterator<Item = &[u8]> + Clone {
+    let (data, ends) = (&part.args.data, &part.args.ends);
+    (0..ends.len()).map(move |i| &data[if i == 0 { 0 } else { ends[i - 1] as usize }..ends[i] as usize])
+}
+
 /// The key slots a two-round hop's first part names on its shard (its slot
 /// list: the first argument, after an EXEC's caller fields; see
 /// `network::rounds`), as `HoldTable::may_pass` reads them.
@@ -695,14 +706,26 @@ impl EventLoop {
         if part.seq == head {
             return !self.carrier_waits(part);
         }
+        if part.round == 2 {
+            return self.hops.passed.contains(&part.seq);
+        }
+        // A long backlog of parts is past passing's use (the shard is
+        // saturated and the heads pipeline): its check stays off the path.
+        if self.hops.parts.len() > PASS_BACKLOG_MAX || part.cut().is_some() || self.set.get(self.id).stream.is_on() {
+            return false;
+        }
+        let (hold, cmd) = (&self.server.hold, part.cmd as usize);
         match part.round {
-            2 => self.hops.passed.contains(&part.seq),
-            1 | 3 => {
-                part.cut().is_none()
-                    && !self.set.get(self.id).stream.is_on()
-                    && part_slots(part).is_some_and(|slots| self.server.hold.may_pass(self.id, part.seq, slots))
-            }
-            _ => false,
+            1 | 3 => part_slots(part).is_some_and(|l| hold.may_pass(self.id, part.seq, l.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]])))),
+            // A one-round part names its keys: WATCH's after the epoch,
+            // MSET's with their values, the other gathers' alone (an EXEC's
+            // part waits for its turn).
+            _ if cmd == super::rounds::watch_id() => hold.may_pass(self.id, part.seq, part_args(part).skip(2).map(key_slot)),
+            _ => match gather_of(cmd) {
+                Some(Gather::Ok) => hold.may_pass(self.id, part.seq, part_args(part).skip(1).step_by(2).map(key_slot)),
+                Some(Gather::Sum | Gather::Values) => hold.may_pass(self.id, part.seq, part_args(part).skip(1).map(key_slot)),
+                _ => false,
+            },
         }
     }
 

@@ -136,7 +136,9 @@
 //! answer), so with heads alone every later hop on those shards waits a
 //! whole exchange: two-round hops over the same two shards ran one at a
 //! time. So a two-round hop's *first* part on a shard (`Part::round` 1, or
-//! a chain's round 3) may run before its intent heads the queue when
+//! a chain's round 3), or the part of a one-round MSET, MGET, DEL, UNLINK,
+//! EXISTS, TOUCH or WATCH (not an EXEC's: its keys are not at hand without
+//! decoding its commands), may run before its intent heads the queue when
 //! `may_pass` holds: every intent ahead of it there is a hop (never a
 //! hold), and none of its key slots there carries a mark but its own. Its
 //! last round on that shard then runs whenever it arrives
@@ -179,6 +181,9 @@ const PARKED_POLL: Duration = Duration::from_millis(10);
 /// The most key slots a hop part may name and still pass the intents ahead
 /// of it (`HoldTable::may_pass`): the check is quadratic in them.
 pub const PASS_SLOTS_MAX: usize = 32;
+/// The most intents a hop part may pass (more ahead: it waits for its
+/// turn), which bounds the queue walk.
+pub const PASS_AHEAD_MAX: usize = 64;
 
 /// The coordinator id of a thread that owns no shard (the start-up loader).
 pub const EXTERNAL: usize = usize::MAX;
@@ -634,29 +639,33 @@ impl HoldTable {
     /// Whether hop intent `seq` may run its part on shard `me` before its
     /// turn (see the module doc, "Passing"): every intent ahead of it in
     /// `me`'s queue is a hop, and no hash slot of `slots` (its keys on `me`,
-    /// two little-endian bytes per mark it raised, a slot as often as it
-    /// marked it) is marked by another intent. Checked under the queue's
-    /// lock; at most `PASS_SLOTS_MAX` slots (more: it waits for its turn).
-    pub fn may_pass(&self, me: usize, seq: u64, slots: &[u8]) -> bool {
-        if slots.len() > 2 * PASS_SLOTS_MAX {
+    /// one per mark it raised, a slot as often as it marked it) is marked
+    /// by another intent. At most `PASS_SLOTS_MAX` slots and `PASS_AHEAD_MAX`
+    /// intents ahead (more: it waits for its turn).
+    pub fn may_pass(&self, me: usize, seq: u64, slots: impl Iterator<Item = u16> + Clone) -> bool {
+        if slots.clone().nth(PASS_SLOTS_MAX).is_some() {
+            return false;
+        }
+        // The marks first (no lock; the common refusal when intents share
+        // keys): an earlier intent's marks were raised before it was queued,
+        // so before this one was, which this thread has seen.
+        let own = slots.clone().all(|s| {
+            let own = slots.clone().filter(|&t| t == s).count();
+            self.marks[s as usize].load(Ordering::SeqCst) as usize == own
+        });
+        if !own {
             return false;
         }
         let q = lock(&self.slots[me].queue);
-        let mut found = false;
-        for &(s, coord) in q.iter() {
+        for &(s, coord) in q.iter().take(PASS_AHEAD_MAX + 1) {
             if s == seq {
-                found = true;
-                break;
+                return true;
             }
             if coord != HOP {
                 return false;
             }
         }
-        found
-            && slots.chunks_exact(2).all(|s| {
-                let own = slots.chunks_exact(2).filter(|t| *t == s).count();
-                self.marks[u16::from_le_bytes([s[0], s[1]]) as usize].load(Ordering::SeqCst) as usize == own
-            })
+        false
     }
 
     /// Marks a key of a pending hop intent (by its hash slot).
@@ -818,19 +827,19 @@ mod tests {
     #[test]
     fn a_hop_passes_only_hops_over_other_slots() {
         let t = table(2);
-        let slots = |s: &[u16]| s.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let slots = |s: &'static [u16]| s.iter().copied();
         t.mark(5);
         let a = t.enqueue_hop(mask(&[0, 1]));
         t.mark(6);
         t.mark(6);
         let b = t.enqueue_hop(mask(&[0, 1]));
-        assert!(t.may_pass(0, a, &slots(&[5])), "the head passes nothing and may run");
-        assert!(t.may_pass(0, b, &slots(&[6, 6])), "b's slot is its own: it passes a");
-        assert!(!t.may_pass(0, b, &slots(&[6])), "b marked 6 twice: one more mark is another's");
+        assert!(t.may_pass(0, a, slots(&[5])), "the head passes nothing and may run");
+        assert!(t.may_pass(0, b, slots(&[6, 6])), "b's slot is its own: it passes a");
+        assert!(!t.may_pass(0, b, slots(&[6])), "b marked 6 twice: one more mark is another's");
         t.mark(5);
         let d = t.enqueue_hop(mask(&[0]));
-        assert!(!t.may_pass(0, d, &slots(&[5])), "slot 5 is a's too: d waits for its turn");
-        assert!(!t.may_pass(0, 1 << 40, &[]), "an intent not queued here");
+        assert!(!t.may_pass(0, d, slots(&[5])), "slot 5 is a's too: d waits for its turn");
+        assert!(!t.may_pass(0, 1 << 40, slots(&[])), "an intent not queued here");
         t.hop_done(0, b);
         assert_eq!(t.head(0), a, "b left from the middle");
         t.unmark(5);
@@ -838,13 +847,13 @@ mod tests {
         let h = t.enqueue(1, mask(&[0, 1]));
         t.mark(9);
         let c = t.enqueue_hop(mask(&[0, 1]));
-        assert!(!t.may_pass(0, c, &slots(&[9])), "a hold ahead is never passed");
+        assert!(!t.may_pass(0, c, slots(&[9])), "a hold ahead is never passed");
         t.hop_done(0, a);
         t.hop_done(1, a);
         t.hop_done(1, b);
         assert_eq!(t.head(1), h);
         t.remove(h, mask(&[0, 1]));
-        assert!(t.may_pass(0, c, &slots(&[9])));
+        assert!(t.may_pass(0, c, slots(&[9])));
     }
 
     /// Many coordinators (one thread per shard, as the event loops) run
