@@ -241,6 +241,10 @@ pub struct Hops {
     /// Parts received (or this shard's own) waiting for their intent to
     /// head this shard's queue.
     parts: Vec<Part>,
+    /// Two-round hops whose first part ran here before their intent headed
+    /// this shard's queue ("Passing" in `shard::hold`): their last round
+    /// runs whenever it arrives.
+    passed: Vec<u64>,
     /// Per shard, the part being built (reused buffers).
     pub(super) building: Vec<PackedArgs>,
     /// The hash slots a first round (`Part::round` 1) marked here, by
@@ -296,6 +300,27 @@ impl Hops {
             }
         }
     }
+}
+
+/// The most parts waiting on a shard for which it looks whether one may
+/// pass the intents ahead of it (`part_may_run`: each look loads its
+/// slots' marks; a longer backlog waits for its turns).
+const PASS_BACKLOG_MAX: usize = 64;
+
+/// A part's arguments in order.
+fn part_args(part: &Part) -> impl Iterator<Item = &[u8]> + Clone {
+    let (data, ends) = (&part.args.data, &part.args.ends);
+    (0..ends.len()).map(move |i| &data[if i == 0 { 0 } else { ends[i - 1] as usize }..ends[i] as usize])
+}
+
+/// The key slots a two-round hop's first part names on its shard (its slot
+/// list: the first argument, after an EXEC's caller fields; see
+/// `network::rounds`), as `HoldTable::may_pass` reads them.
+fn part_slots(part: &Part) -> Option<&[u8]> {
+    let at = if part.cmd as usize == exec_id() { super::dispatch::CALLER_FIELDS } else { 0 };
+    let ends = &part.args.ends;
+    let start = if at == 0 { 0 } else { *ends.get(at - 1)? as usize };
+    part.args.data.get(start..*ends.get(at)? as usize)
 }
 
 /// The bytes of element `i`'s reply at the front of `buf` (a bulk string,
@@ -513,8 +538,10 @@ impl EventLoop {
         if let Some(part) = own {
             // This shard's part, at once when nothing is ahead of it (the
             // other parts are on their way meanwhile).
-            if self.server.hold.head(me) == seq && !self.carrier_waits(&part) {
+            let head = self.server.hold.head(me);
+            if self.part_may_run(&part, head) {
                 let last = part.round == 2;
+                self.take_turn(&part, head);
                 self.run_part(part);
                 if last {
                     // A last round's marks were raised long before: requests
@@ -676,7 +703,51 @@ impl EventLoop {
     pub(super) fn hop_part_ready(&self) -> bool {
         !self.hops.parts.is_empty() && {
             let head = self.server.hold.head(self.id);
-            self.hops.parts.iter().any(|p| p.seq == head && !self.carrier_waits(p) && !self.hops.due.iter().any(|d| d.0 == p.seq))
+            self.hops.parts.iter().any(|p| self.part_may_run(p, head) && !self.hops.due.iter().any(|d| d.0 == p.seq))
+        }
+    }
+
+    /// Whether `part` may run now (`head`: this shard's queue's head): its
+    /// intent heads the queue (a carrier's part once the others are back),
+    /// or it passes the intents ahead ("Passing" in `shard::hold`): a
+    /// two-round hop's first part here (round 1, or a chain's round 3) whose
+    /// key slots no other intent has marked, with every intent ahead a hop,
+    /// no cut and this shard's write stream off; or the last round of one
+    /// whose first part passed.
+    fn part_may_run(&self, part: &Part, head: u64) -> bool {
+        if part.seq == head {
+            return !self.carrier_waits(part);
+        }
+        if part.round == 2 {
+            return self.hops.passed.contains(&part.seq);
+        }
+        // A long backlog of parts is past passing's use (the shard is
+        // saturated and the heads pipeline): its check stays off the path.
+        if self.hops.parts.len() > PASS_BACKLOG_MAX || part.cut().is_some() || self.set.get(self.id).stream.is_on() {
+            return false;
+        }
+        let (hold, cmd) = (&self.server.hold, part.cmd as usize);
+        match part.round {
+            1 | 3 => part_slots(part).is_some_and(|l| hold.may_pass(self.id, part.seq, l.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]])))),
+            // A one-round part names its keys: WATCH's after the epoch,
+            // MSET's with their values, the other gathers' alone (an EXEC's
+            // part waits for its turn).
+            _ if cmd == super::rounds::watch_id() => hold.may_pass(self.id, part.seq, part_args(part).skip(2).map(key_slot)),
+            _ => match gather_of(cmd) {
+                Some(Gather::Ok) => hold.may_pass(self.id, part.seq, part_args(part).skip(1).step_by(2).map(key_slot)),
+                Some(Gather::Sum | Gather::Values) => hold.may_pass(self.id, part.seq, part_args(part).skip(1).map(key_slot)),
+                _ => false,
+            },
+        }
+    }
+
+    /// `part` runs now (`part_may_run` said so): a first round that passed
+    /// is remembered until its last round here, which forgets it.
+    fn take_turn(&mut self, part: &Part, head: u64) {
+        if part.round == 1 && part.seq != head {
+            self.hops.passed.push(part.seq);
+        } else if part.round == 2 && !self.hops.passed.is_empty() {
+            self.hops.passed.retain(|&s| s != part.seq);
         }
     }
 
@@ -693,10 +764,11 @@ impl EventLoop {
         while !self.hops.parts.is_empty() {
             let head = self.server.hold.head(self.id);
             let now = self.clock.now_ms();
-            let Some(i) = self.hops.parts.iter().position(|p| p.seq == head && !self.carrier_waits(p) && self.hops.is_due(p.seq, now)) else {
+            let Some(i) = self.hops.parts.iter().position(|p| self.part_may_run(p, head) && self.hops.is_due(p.seq, now)) else {
                 break;
             };
             let part = self.hops.parts.swap_remove(i);
+            self.take_turn(&part, head);
             if !self.hops.due.is_empty() {
                 self.hops.due.retain(|d| d.0 != part.seq);
             }

@@ -75,8 +75,17 @@
 //! for a later hold at the head of its own queue while that hold waits for
 //! a shard this intent heads.
 //!
-//! **Atomicity.** Between the rounds the intent heads each of its queues,
-//! so no other hop or hold runs on those shards, and its keys stay marked,
+//! **Passing.** A round-1 part, or a chain's round-3 part, whose key slots
+//! no other pending intent has marked and which has only hops ahead of it
+//! runs without waiting for its intent to head its queue, and its last
+//! round there follows whenever it arrives (`HoldTable::may_pass`,
+//! "Passing" in `shard::hold`, which has why it stays atomic and free of
+//! deadlock): two-round hops over disjoint keys of the same two shards no
+//! longer run one exchange at a time. Only while the write streams are off.
+//!
+//! **Atomicity.** Between the rounds the intent is ahead of every later one
+//! sharing one of its key slots (it heads its queues, or it passed only
+//! intents over other slots), and its keys stay marked,
 //! so no single-shard command touches them: the check and the run are one
 //! instant for every client. A watched key changed before a round-1 part
 //! ran has flagged the client's `WatchCell` before that part answered

@@ -128,6 +128,43 @@
 //! other shard's one part sent only once the coordinator's round 1 ran), the
 //! other queue waits for that part meanwhile: it depends only on `m`
 //! heading the coordinator's queue, so it comes.
+//!
+//! # Passing: two-round hops over disjoint keys do not wait for each other
+//!
+//! A two-round hop holds the head of its queues across a cross-thread
+//! exchange (round 1, its answer, round 2; or the chain's part and its
+//! answer), so with heads alone every later hop on those shards waits a
+//! whole exchange: two-round hops over the same two shards ran one at a
+//! time. So a two-round hop's *first* part on a shard (`Part::round` 1, or
+//! a chain's round 3), or the part of a one-round MSET, MGET, DEL, UNLINK,
+//! EXISTS, TOUCH or WATCH (not an EXEC's: its keys are not at hand without
+//! decoding its commands), may run before its intent heads the queue when
+//! `may_pass` holds: every intent ahead of it there is a hop (never a
+//! hold), and none of its key slots there carries a mark but its own. Its
+//! last round on that shard then runs whenever it arrives
+//! (`network::hop`, `Hops::passed`), and its entry leaves the queue from
+//! wherever it is (`hop_done`). Only while the shard's write stream is off
+//! and the hop has no cut (the AOF's replay units keep the sequence order).
+//!
+//! Atomicity still holds: two intents that share a key slot on a shard run
+//! there in sequence order. The earlier one raised its marks before it was
+//! queued, so before the later one was (the queue's mutex orders them), and
+//! lowers them only when its last part there has run: until then the later
+//! one sees a mark not its own and waits for its turn. A later intent that
+//! shares no slot with any earlier one still pending commutes with them, so
+//! every reader (a single-key command waits for marks as before; a hop or
+//! a hold that reads keys of both is ordered with each by the rule above)
+//! sees the same as in sequence order: all of a RENAME, SMOVE or EXEC, or
+//! none. A hold is never passed (its commands check no mark), and a hold
+//! behind a passer waits for it as for any intent ahead of it.
+//!
+//! No deadlock: passing only lets a part run earlier; nothing waits more
+//! than before. A passer waits only for intents ahead of it (for its turn
+//! on a shard where it cannot pass), never the reverse: an earlier intent
+//! checks no mark of a later one (the head runs whatever is marked, and a
+//! passer's own check only counts marks), so every wait still points from
+//! a later intent to an earlier one, and the smallest pending intent heads
+//! every queue it is in and completes as above.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -140,6 +177,13 @@ use super::ShardState;
 /// How often a parked shard thread looks whether it should serve its
 /// clients (a busy script's -BUSY) besides being woken by a head change.
 const PARKED_POLL: Duration = Duration::from_millis(10);
+
+/// The most key slots a hop part may name and still pass the intents ahead
+/// of it (`HoldTable::may_pass`): the check is quadratic in them.
+pub const PASS_SLOTS_MAX: usize = 32;
+/// The most intents a hop part may pass (more ahead: it waits for its
+/// turn), which bounds the queue walk.
+pub const PASS_AHEAD_MAX: usize = 64;
 
 /// The coordinator id of a thread that owns no shard (the start-up loader).
 pub const EXTERNAL: usize = usize::MAX;
@@ -592,6 +636,38 @@ impl HoldTable {
         }
     }
 
+    /// Whether hop intent `seq` may run its part on shard `me` before its
+    /// turn (see the module doc, "Passing"): every intent ahead of it in
+    /// `me`'s queue is a hop, and no hash slot of `slots` (its keys on `me`,
+    /// one per mark it raised, a slot as often as it marked it) is marked
+    /// by another intent. At most `PASS_SLOTS_MAX` slots and `PASS_AHEAD_MAX`
+    /// intents ahead (more: it waits for its turn).
+    pub fn may_pass(&self, me: usize, seq: u64, slots: impl Iterator<Item = u16> + Clone) -> bool {
+        if slots.clone().nth(PASS_SLOTS_MAX).is_some() {
+            return false;
+        }
+        // The marks first (no lock; the common refusal when intents share
+        // keys): an earlier intent's marks were raised before it was queued,
+        // so before this one was, which this thread has seen.
+        let own = slots.clone().all(|s| {
+            let own = slots.clone().filter(|&t| t == s).count();
+            self.marks[s as usize].load(Ordering::SeqCst) as usize == own
+        });
+        if !own {
+            return false;
+        }
+        let q = lock(&self.slots[me].queue);
+        for &(s, coord) in q.iter().take(PASS_AHEAD_MAX + 1) {
+            if s == seq {
+                return true;
+            }
+            if coord != HOP {
+                return false;
+            }
+        }
+        false
+    }
+
     /// Marks a key of a pending hop intent (by its hash slot).
     #[inline]
     pub fn mark(&self, slot: u16) {
@@ -742,6 +818,42 @@ mod tests {
         assert!(t.marked(7) && !t.marked(8));
         t.unmark(7);
         assert!(!t.marked(7));
+    }
+
+    /// A hop passes the intents ahead of it only when they are all hops and
+    /// none of them marked a slot of its own (each counted as often as it
+    /// marked it); a hold ahead is never passed; its entry then leaves the
+    /// queue from the middle without changing the head.
+    #[test]
+    fn a_hop_passes_only_hops_over_other_slots() {
+        let t = table(2);
+        let slots = |s: &'static [u16]| s.iter().copied();
+        t.mark(5);
+        let a = t.enqueue_hop(mask(&[0, 1]));
+        t.mark(6);
+        t.mark(6);
+        let b = t.enqueue_hop(mask(&[0, 1]));
+        assert!(t.may_pass(0, a, slots(&[5])), "the head passes nothing and may run");
+        assert!(t.may_pass(0, b, slots(&[6, 6])), "b's slot is its own: it passes a");
+        assert!(!t.may_pass(0, b, slots(&[6])), "b marked 6 twice: one more mark is another's");
+        t.mark(5);
+        let d = t.enqueue_hop(mask(&[0]));
+        assert!(!t.may_pass(0, d, slots(&[5])), "slot 5 is a's too: d waits for its turn");
+        assert!(!t.may_pass(0, 1 << 40, slots(&[])), "an intent not queued here");
+        t.hop_done(0, b);
+        assert_eq!(t.head(0), a, "b left from the middle");
+        t.unmark(5);
+        t.hop_done(0, d);
+        let h = t.enqueue(1, mask(&[0, 1]));
+        t.mark(9);
+        let c = t.enqueue_hop(mask(&[0, 1]));
+        assert!(!t.may_pass(0, c, slots(&[9])), "a hold ahead is never passed");
+        t.hop_done(0, a);
+        t.hop_done(1, a);
+        t.hop_done(1, b);
+        assert_eq!(t.head(1), h);
+        t.remove(h, mask(&[0, 1]));
+        assert!(t.may_pass(0, c, slots(&[9])));
     }
 
     /// Many coordinators (one thread per shard, as the event loops) run
