@@ -335,8 +335,12 @@ impl EventLoop {
                         None => {}
                     }
                 }
-                match self.run_commands(index, buf, &batch[i..i + 1], &mut store, &mut pos) {
-                    Flow::Continue => i += 1,
+                // With one shard no command is held (`hold_run_may`), and
+                // without a password none ends the authentication: the rest
+                // of the batch runs in one call, not one call per command.
+                let run = if self.server.shard_count == 1 && !password_set { parsed - i } else { 1 };
+                match self.run_commands(index, buf, &batch[i..i + run], &mut store, &mut pos) {
+                    Flow::Continue => i += run,
                     _ => break 'batches,
                 }
                 // A command that ended the authentication (RESET) puts what
@@ -383,6 +387,16 @@ impl EventLoop {
     /// Runs `cmds` in order, moving `pos` past each one that ran; stops at
     /// the first that defers (not run) or stops the connection (run).
     fn run_commands(&mut self, index: u32, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>, pos: &mut usize) -> Flow {
+        // One argument vector for the run, refilled per command.
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
+        let flow = self.run_commands_in(index, buf, cmds, &mut slices, pos);
+        slices.clear();
+        *store = recycle(slices);
+        flow
+    }
+
+    #[inline(always)]
+    fn run_commands_in<'b>(&mut self, index: u32, buf: &'b [u8], cmds: &'b [(usize, usize, Args)], slices: &mut Vec<&'b [u8]>, pos: &mut usize) -> Flow {
         for (start, n, args) in cmds {
             if args.is_empty() {
                 *pos = start + n;
@@ -398,14 +412,11 @@ impl EventLoop {
                 self.conns[index as usize].as_mut().unwrap().deferred = true;
                 return Flow::Defer;
             }
-            let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
-            args.slices(&buf[*start..], &mut slices);
+            args.slices(&buf[*start..], slices);
             if let Some(conn) = self.conns[index as usize].as_mut() {
                 conn.client.input_len = buf.len();
             }
-            let flow = self.dispatch(index, &slices);
-            slices.clear();
-            *store = recycle(slices);
+            let flow = self.dispatch(index, slices);
             if flow == Flow::Defer {
                 return flow;
             }
@@ -1107,6 +1118,7 @@ impl EventLoop {
 }
 
 /// Reuses an empty Vec's allocation for elements of another lifetime.
+#[inline(always)]
 pub(super) fn recycle<'a, 'b>(mut v: Vec<&'a [u8]>) -> Vec<&'b [u8]> {
     v.clear();
     v.into_iter().map(|_| -> &'b [u8] { unreachable!() }).collect()

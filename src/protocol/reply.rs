@@ -52,37 +52,45 @@ impl<'a> Reply<'a> {
     /// six-digit length), and 24 bytes from its start are copied whole (a
     /// fixed-size copy the compiler inlines), the length then set to the
     /// line's: one capacity check, no call to memcpy for a variable length.
+    /// The stores into the stack buffer go through a pointer: indexed, each
+    /// was bounds-checked (the compiler cannot see that at most 22 bytes go
+    /// before the CRLF), ~20 of the line's ~73 instructions at five digits.
+    #[inline]
     fn len_line(&mut self, prefix: u8, n: i64) {
         const MAX: usize = 24; // prefix + '-' + 19 digits + CRLF = 23
-                               // The line ends at MAX (exclusive) and starts at `start >= 1`, so
-                               // the MAX bytes copied from `start` stay inside the buffer.
         let mut line = [0u8; 2 * MAX];
         line[MAX - 2] = b'\r';
         line[MAX - 1] = b'\n';
         let mut i = MAX - 2;
         let mut u = n.unsigned_abs();
-        while u >= 100 {
-            let d = (u % 100) as usize * 2;
-            u /= 100;
-            i -= 2;
-            line[i] = DIGIT_PAIRS[d];
-            line[i + 1] = DIGIT_PAIRS[d + 1];
-        }
-        if u >= 10 {
-            let d = u as usize * 2;
-            i -= 2;
-            line[i] = DIGIT_PAIRS[d];
-            line[i + 1] = DIGIT_PAIRS[d + 1];
-        } else {
+        let p = line.as_mut_ptr();
+        let pairs = DIGIT_PAIRS.as_ptr();
+        // SAFETY: `u` has at most 20 digits (u64) and at most 19 here (the
+        // magnitude of an i64), so with the sign and the prefix at most 21
+        // bytes are stored below `MAX - 2`: `i` stays >= 1, every store is
+        // inside `line`. `DIGIT_PAIRS` (200 bytes) is read at `2 * (u % 100)`
+        // and at `2 * u` for `10 <= u < 100`: two bytes below 200.
+        unsafe {
+            while u >= 100 {
+                let d = (u % 100) as usize * 2;
+                u /= 100;
+                i -= 2;
+                std::ptr::copy_nonoverlapping(pairs.add(d), p.add(i), 2);
+            }
+            if u >= 10 {
+                i -= 2;
+                std::ptr::copy_nonoverlapping(pairs.add(u as usize * 2), p.add(i), 2);
+            } else {
+                i -= 1;
+                *p.add(i) = b'0' + u as u8;
+            }
+            if n < 0 {
+                i -= 1;
+                *p.add(i) = b'-';
+            }
             i -= 1;
-            line[i] = b'0' + u as u8;
+            *p.add(i) = prefix;
         }
-        if n < 0 {
-            i -= 1;
-            line[i] = b'-';
-        }
-        i -= 1;
-        line[i] = prefix;
         self.buf.reserve(MAX);
         let len = self.buf.len();
         // SAFETY: `reserve` made room for MAX more bytes past `len`; the MAX

@@ -17,6 +17,8 @@ def common_args(ap, ringkv_port, redis_port):
     ap.add_argument("--ringkv-port", type=int, default=ringkv_port)
     ap.add_argument("--redis-port", type=int, default=redis_port)
     ap.add_argument("--stop-on-first", action="store_true")
+    # difffuzz.start_servers reads it (added there after these tools).
+    ap.add_argument("--shards", type=int, default=3)
     ap.set_defaults(no_start=False)
 
 
