@@ -507,13 +507,20 @@ impl Listpack {
 
     /// `(total_bytes(), len())` with one look at the room in front (a
     /// quicklist's test before every push).
-    #[inline]
+    #[inline(always)]
     pub fn bytes_and_len(&self) -> (usize, usize) {
         let buf = self.buf();
         match u16::from_le_bytes([buf[4], buf[5]]) {
-            COUNT_UNKNOWN => (buf.len(), self.iter().count()),
+            COUNT_UNKNOWN => (buf.len(), self.walked_len()),
             n => (buf.len(), usize::from(n)),
         }
+    }
+
+    /// The count of a listpack whose header does not know it.
+    #[cold]
+    #[inline(never)]
+    fn walked_len(&self) -> usize {
+        self.iter().count()
     }
 
     /// Deletes the first (or last) entry after `f` saw it where it lies;
