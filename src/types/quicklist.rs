@@ -439,6 +439,7 @@ impl Quicklist {
 
     /// Whether a node may grow to `new_bytes` holding `new_count` elements
     /// (`quicklistNodeExceedsLimit` negated).
+    #[inline]
     fn within_limit(&self, new_bytes: usize, new_count: usize) -> bool {
         if self.fill < 0 {
             let level = ((-(self.fill as i32)) as usize - 1).min(NODE_BYTES_BY_LEVEL.len() - 1);
@@ -451,9 +452,11 @@ impl Quicklist {
 
     /// `_quicklistNodeAllowInsert` for an element of `len` bytes (its
     /// string length, even when it will be stored as an integer).
+    #[inline(always)]
     fn allow_insert(&self, node: Option<usize>, len: usize) -> bool {
         let Some(Node::Packed(lp)) = node.and_then(|i| self.nodes.get(i)) else { return false };
-        !self.is_large(len) && self.within_limit(lp.total_bytes() + len + ENTRY_OVERHEAD_ESTIMATE_BYTES, lp.len() + 1)
+        let (bytes, count) = lp.bytes_and_len();
+        !self.is_large(len) && self.within_limit(bytes + len + ENTRY_OVERHEAD_ESTIMATE_BYTES, count + 1)
     }
 
     /// `_quicklistNodeAllowMerge` for the nodes at `a` and `b`.
@@ -567,12 +570,7 @@ impl Quicklist {
         let (out, gone) = match &mut self.nodes[node] {
             Node::Plain(v) => (f(Entry::Str(v)), true),
             Node::Lzf(_) => unreachable!("opened above"),
-            Node::Packed(lp) => {
-                let off = if head { lp.first() } else { lp.last() }.expect("nodes are never empty");
-                let out = f(lp.get(off));
-                lp.delete(off);
-                (out, lp.is_empty())
-            }
+            Node::Packed(lp) => lp.pop_edge(head, f).expect("nodes are never empty"),
         };
         if gone {
             self.nodes.remove(node);
