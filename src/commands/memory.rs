@@ -106,9 +106,9 @@ pub fn value_bytes(v: &Value, samples: usize) -> usize {
         },
         Value::Set(s) => match s {
             Set::Intset(is) => is.total_bytes(),
-            // Entries (hash, member pointer), the member (a varint) and the
-            // index.
-            Set::Table(t) => estimate(t.iter(), t.len(), samples, |m| m.len() + 1 + 16) + t.capacity() * 9,
+            // The members (a varint and the bytes), then the entry vector
+            // and the index.
+            Set::Table(t) => estimate(t.iter(), t.len(), samples, |m| m.len() + 1) + t.table_bytes(),
         },
         Value::ZSet(z) => match z {
             ZSet::Listpack(lp) => lp.total_bytes(),

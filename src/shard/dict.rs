@@ -398,12 +398,12 @@ impl PositionTest for KeyAt<'_> {
 }
 
 #[inline]
-fn position(bucket: u64) -> usize {
+pub(crate) fn position(bucket: u64) -> usize {
     (bucket as u32 - 1) as usize
 }
 
 #[inline]
-fn bucket_of(hash32: u32, pos: usize) -> u64 {
+pub(crate) fn bucket_of(hash32: u32, pos: usize) -> u64 {
     (hash32 as u64) << 32 | (pos as u64 + 1)
 }
 

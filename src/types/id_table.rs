@@ -137,6 +137,16 @@ impl IdTable {
         t.slots[loc.bucket] - 1
     }
 
+    /// Asks for the home bucket of `hash` (in both tables while migrating).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        for t in [Some(&self.table), self.old.as_ref().map(|m| &m.table)].into_iter().flatten() {
+            if let Some(b) = t.slots.get(hash as usize & t.slots.len().wrapping_sub(1)) {
+                crate::util::prefetch(b as *const u32 as *const u8);
+            }
+        }
+    }
+
     /// Adds `id` (absent; its member hashes to `hash`), growing as needed.
     pub fn insert(&mut self, hash: u64, id: u32, hash_of: impl Fn(u32) -> u64) {
         self.reserve_one(&hash_of);

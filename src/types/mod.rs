@@ -71,6 +71,7 @@ pub mod hll;
 pub mod id_table;
 pub mod intset;
 pub mod listpack;
+pub mod member_index;
 pub mod pair;
 pub mod quicklist;
 pub mod set;

@@ -446,7 +446,9 @@ impl ZSet {
             }
             ZSet::Tree(t) => {
                 let rank = if max { t.len().checked_sub(1)? } else { 0 };
-                t.remove_rank_with(rank, |m, s| f(Entry::Str(m), s))
+                let out = t.remove_rank_with(rank, |m, s| f(Entry::Str(m), s));
+                t.prefetch_end(max);
+                out
             }
         }
     }
