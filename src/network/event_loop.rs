@@ -1224,10 +1224,26 @@ impl EventLoop {
 }
 
 fn build_ring() -> std::io::Result<(IoUring, bool)> {
-    let full =
-        IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_coop_taskrun().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES);
-    match full {
-        Ok(r) => Ok((r, true)),
-        Err(_) => Ok((IoUring::builder().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES)?, false)),
+    // A transient ENOMEM/EAGAIN (the kernel could not get the ring's pages
+    // at once, seen under heavy page-cache churn) is retried with backoff,
+    // up to ~1 s; only a kernel that refuses the flags (EINVAL) gets the
+    // ring without DEFER_TASKRUN, never a busy moment.
+    let mut attempt = 0u64;
+    loop {
+        let full =
+            IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_coop_taskrun().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES);
+        let e = match full {
+            Ok(r) => return Ok((r, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                return Ok((IoUring::builder().dontfork().setup_cqsize(RING_ENTRIES * 4).build(RING_ENTRIES)?, false));
+            }
+            Err(e) => e,
+        };
+        let transient = matches!(e.raw_os_error(), Some(libc::ENOMEM) | Some(libc::EAGAIN));
+        if !transient || attempt >= 8 {
+            return Err(e);
+        }
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(25 * attempt));
     }
 }
