@@ -558,8 +558,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     }
     let new_incr = manifest.incr.is_empty();
     let incr = String::from_utf8_lossy(&manifest.last_incr_or_new(&appendfilename).name).into_owned();
-    let file =
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.join(&incr)).map_err(|e| format!("Can't open the append-only file {}: {}", incr, e))?;
+    let file = open_incr(&dir.join(&incr)).map_err(|e| format!("Can't open the append-only file {}: {}", incr, e))?;
     crate::notice!("{} AOF incr file {} on server start", if new_incr { "Creating" } else { "Opening" }, incr);
     aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| format!("{e:?}"))?;
     let timestamps = setting(config, "aof-timestamp-enabled", "no") == "yes";
@@ -749,6 +748,16 @@ struct Writer {
 }
 
 /// The size of `file` (0 for none): where the writer's writes go next.
+/// Opens (creating) an incr file for the writer. Not O_APPEND: every
+/// write names its offset (`Writer::offset`), and a write still in flight
+/// is written again at the same place by `write_now` and `finish_inline`;
+/// with O_APPEND Linux ignores the offset of pwrite and of io_uring's
+/// write, and those bytes were appended a second time (a DEBUG LOADAOF or
+/// a shutdown racing a write duplicated commands in the file).
+fn open_incr(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(path)
+}
+
 fn file_len(file: Option<&std::fs::File>) -> u64 {
     file.and_then(|f| f.metadata().ok()).map_or(0, |m| m.len())
 }
@@ -1335,4 +1344,29 @@ fn start_writer(
 /// appendonly yes later gives it one through the rewrite's switch.
 pub fn spawn_idle_writer(server: &std::sync::Arc<crate::server::Server>, config: &Config) -> std::io::Result<()> {
     start_writer(server.clone(), None, fsync_policy(config), 0, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    /// The same bytes written again at their offset (a write in flight and
+    /// its blocking copy) leave one copy, and an existing file keeps what
+    /// it holds: the writer's offsets are the file's.
+    #[test]
+    fn an_incr_file_takes_writes_at_their_offset() {
+        let dir = std::env::temp_dir().join(format!("ringkv-open-incr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("appendonly.aof.1.incr.aof");
+        std::fs::write(&path, b"*1\r\n$4\r\nPING\r\n").unwrap();
+        let f = super::open_incr(&path).unwrap();
+        let at = super::file_len(Some(&f));
+        assert_eq!(at, 14);
+        let cmd = b"*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n";
+        f.write_all_at(cmd, at).unwrap();
+        f.write_all_at(cmd, at).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().len() as u64, at + cmd.len() as u64);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+    }
 }

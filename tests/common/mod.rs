@@ -116,7 +116,7 @@ impl Server {
             let log_path = dir.join(format!("{}.log", kind.name()));
             let stdio_path = dir.join("stdio.log");
             let mut cmd = match kind {
-                Kind::Ringkv => Command::new(env!("CARGO_BIN_EXE_ringkv")),
+                Kind::Ringkv => Command::new(std::env::var_os("RINGKV_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_ringkv").into())),
                 Kind::Redis => Command::new("redis-server"),
             };
             cmd.arg("--port").arg(port.to_string()).arg("--save").arg("").arg("--dir").arg(&dir).arg("--logfile").arg(&log_path);
