@@ -98,11 +98,9 @@ pub fn value_bytes(v: &Value, samples: usize) -> usize {
         Value::Str { bytes, .. } => bytes.capacity(),
         Value::Hash(h) => match h {
             Hash::Listpack(lp) => lp.total_bytes(),
-            Hash::Table(t) => {
-                // Entries (hash, pair pointer), the pair (two varints) and
-                // the index.
-                estimate(t.iter(), t.len(), samples, |(f, v)| f.len() + v.len() + 2 + 16) + t.capacity() * 9
-            }
+            // The pairs (two varints and the bytes), then the entry vector
+            // and the index.
+            Hash::Table(t) => estimate(t.iter(), t.len(), samples, |(f, v)| f.len() + v.len() + 2) + t.table_bytes(),
         },
         Value::Set(s) => match s {
             Set::Intset(is) => is.total_bytes(),

@@ -69,11 +69,17 @@ pub fn prefetch_entries(dbs: &[Db], hashed: &[(usize, u32)]) {
 /// index, entries and members) stay in the core's cache between batches.
 pub const WARM_MIN_LEN: usize = 16 * 1024;
 
-/// Whether `args` (name first) is a one-member write whose member
-/// `warm_batch_members` should look up ahead: SADD key member, HSET key field value.
+/// Whether `args` (name first) is a one-member command whose member
+/// `warm_batch_members` should look up ahead: SADD key member, HSET key
+/// field value, HGET key field.
 #[inline]
 pub fn member_write(name: &[u8], argc: usize) -> bool {
-    name.len() == 4 && ((argc == 3 && name.eq_ignore_ascii_case(b"sadd")) || (argc == 4 && name.eq_ignore_ascii_case(b"hset")))
+    name.len() == 4
+        && match argc {
+            3 => name.eq_ignore_ascii_case(b"sadd") || name.eq_ignore_ascii_case(b"hget"),
+            4 => name.eq_ignore_ascii_case(b"hset"),
+            _ => false,
+        }
 }
 
 /// The hash-table set or hash that `key` holds, when it has at least
@@ -94,30 +100,26 @@ impl<'a> BigTable<'a> {
 
     fn warm(&self, members: &[&[u8]]) {
         match self {
-            // In stages, from the index's addresses (`set::Table::prefetch`).
+            // In stages, from the index's addresses (`indexed::Indexed::prefetch`).
             BigTable::Set(t) => t.prefetch(members),
-            BigTable::Hash(t) => {
-                let found = members.iter().filter(|m| t.contains_key(m)).count();
-                std::hint::black_box(found);
-            }
+            BigTable::Hash(t) => t.prefetch(members),
         }
     }
 }
 
-/// A pipelined batch of SADD (or HSET) on one big hash-table set (or hash),
-/// redis-benchmark's SADD with random members: each member's lookup walks
-/// four dependent cache lines (the index's control bytes, its slot, the
-/// entry, the member's bytes), about half of the shard's time in that test
-/// was `get_index_of` stalled on them, one member after the other. The
-/// table gives no addresses to prefetch, so the members are looked up here,
-/// all of them back to back before any command runs: the lookups do not
-/// depend on each other, so the core runs several at once and their misses
-/// overlap; the commands then find those lines in the cache. A hint only:
-/// nothing is changed or counted, and a key that is missing, of another type,
-/// or small is left alone.
+/// A pipelined batch of SADD (or HSET, HGET) on one big hash-table set (or
+/// hash), redis-benchmark's SADD and HSET with random members: each
+/// member's lookup walks three dependent cache lines (the index's bucket,
+/// the entry, the member's bytes), and with an `IndexSet` about half of the
+/// shard's time in those tests was the lookup stalled on them, one member
+/// after the other. The table's `prefetch` asks for them in stages, each a
+/// pass over the batch, before any command runs, so their misses overlap;
+/// the commands then find those lines in the cache. A hint only: nothing is
+/// changed or counted, and a key that is missing, of another type, or small
+/// is left alone.
 ///
 /// The batch is a parse-ahead batch (`prefetch_keys`) that begins with a
-/// one-member SADD or HSET on a key of this shard (`local`); its members are
+/// one-member SADD, HSET or HGET on a key of this shard (`local`); its members are
 /// those of the batch's commands with the same number of arguments and a key
 /// of the same length and last byte, the test the key prefetch uses (a
 /// command it misjudges costs one wasted lookup, never a wrong result). Every
@@ -214,9 +216,9 @@ mod tests {
 
     #[test]
     fn member_writes_are_sadd_and_hset_of_one_member() {
-        assert!(member_write(b"SADD", 3) && member_write(b"sadd", 3) && member_write(b"hSet", 4));
+        assert!(member_write(b"SADD", 3) && member_write(b"sadd", 3) && member_write(b"hSet", 4) && member_write(b"hget", 3));
         // Several members, another command, a wrong arity: not looked up ahead.
-        for (name, argc) in [(&b"SADD"[..], 4), (b"HSET", 6), (b"HSET", 3), (b"SREM", 3), (b"SET", 3), (b"LPUSH", 3), (b"SADDX", 3)] {
+        for (name, argc) in [(&b"SADD"[..], 4), (b"HSET", 6), (b"HSET", 3), (b"HGET", 4), (b"SREM", 3), (b"SET", 3), (b"LPUSH", 3), (b"SADDX", 3)] {
             assert!(!member_write(name, argc), "{}", String::from_utf8_lossy(name));
         }
     }

@@ -627,7 +627,9 @@ impl Dict {
     #[inline]
     pub fn prefetch_key_value(&self, pos: usize) {
         let s = self.slots.at(pos);
-        crate::util::prefetch(s.key.as_ptr());
+        // The key's address only: `as_ptr()` of its bytes would load the
+        // length's varint first (a real load of the line being asked for).
+        crate::util::prefetch(s.key.raw_ptr());
         if let super::Value::Str { bytes, .. } = &s.entry.value {
             crate::util::prefetch(bytes.as_ptr());
         }

@@ -3,96 +3,63 @@
 //! and the DUMP payload come with it), a hash table past
 //! `hash-max-listpack-entries` / `hash-max-listpack-value` (`hashtable`).
 //!
-//! The table is an `IndexMap`: entries in dense positions, so HRANDFIELD
-//! samples in O(1) and HSCAN walks a position cursor from high to low, which
-//! keeps Redis's guarantee (a field present for the whole scan is returned
-//! at least once): a removal moves only the last, already visited, entry
-//! into the hole, and growth appends behind the cursor.
+//! The table is `types/indexed.rs`'s: `Pair`s in dense positions beside an
+//! index of positions, so HRANDFIELD samples in O(1) and HSCAN walks a
+//! position cursor from high to low, which keeps Redis's guarantee (a field
+//! present for the whole scan is returned at least once): a removal moves
+//! only the last, already visited, entry into the hole, and growth appends
+//! behind the cursor. The index gives addresses to prefetch
+//! (`Table::prefetch`, a pipelined batch's HSETs and HGETs).
 
+use super::indexed::Indexed;
 use super::listpack::{Entry, Listpack};
+use super::member_index::Found;
 use super::pair::Pair;
 
-pub type Hasher = foldhash::fast::RandomState;
-pub type Map = indexmap::IndexSet<Pair, Hasher>;
+pub use super::indexed::Hasher;
 
-/// The `hashtable` encoding: an `IndexSet` of `Pair`s (field and value in
-/// one allocation, found by field) behind one pointer, so that a `Hash` is
-/// the size of a listpack's `Vec` (24 bytes) and sits in `Value` itself,
-/// with no box of its own (the set is ~80 bytes, which every listpack hash
-/// would otherwise pay).
-#[derive(Clone, Debug, Default)]
-pub struct Table(Box<Map>);
+/// The `hashtable` encoding (`types/indexed.rs`) of `Pair`s: field and
+/// value in one allocation, found by field.
+pub type Table = Indexed<Pair>;
 
-impl Table {
-    pub fn with_capacity_and_hasher(n: usize, hasher: Hasher) -> Table {
-        Table(Box::new(Map::with_capacity_and_hasher(n, hasher)))
-    }
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    /// Entry slots allocated (MEMORY USAGE).
-    pub fn capacity(&self) -> usize {
-        self.0.capacity()
-    }
+impl Indexed<Pair> {
     #[inline]
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.0.get(field).map(Pair::value)
+        self.position(field).map(|p| self.entries()[p].value())
     }
     #[inline]
     pub fn contains_key(&self, field: &[u8]) -> bool {
-        self.0.contains(field)
+        self.contains(field)
     }
     /// The pair at position `i`.
     #[inline]
     pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        self.0.get_index(i).map(|p| (p.field(), p.value()))
+        self.at(i).map(|p| (p.field(), p.value()))
     }
     /// The pairs in position order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&[u8], &[u8])> + ExactSizeIterator {
-        self.0.iter().map(|p| (p.field(), p.value()))
+        self.entries().iter().map(|p| (p.field(), p.value()))
     }
     /// Sets `field` to `value`, in place when present (its position kept);
-    /// true when the field is new. Entries grow by a quarter at a time, as
-    /// `types/set.rs`'s `table_insert` does: left alone, IndexMap sizes its
-    /// entries to its index's capacity (7/8 of a power of two), 124 bytes a
-    /// field for a 500k-field hash against Redis's 75 (measured).
+    /// true when the field is new. One hash and one probe either way: an
+    /// absent field's probe ends at the bucket it goes in.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
-        use indexmap::set::MutableValues;
-        // A present field given a value of its value's length (redis-
-        // benchmark's HSET): overwritten in place, no new pair and no free.
-        // A new field is looked up twice (IndexSet has no entry API), the
-        // second time in lines the first brought into the cache.
-        if let Some((_, p)) = self.0.get_full_mut2(field) {
-            if p.overwrite_value(value) {
-                return false;
+        let h = self.hash(field);
+        match self.find(field, h) {
+            Found::At { pos, .. } => {
+                // A value of the old value's length (redis-benchmark's HSET)
+                // is overwritten in place: no new pair and no free.
+                let p = self.at_mut(pos);
+                if !p.overwrite_value(value) {
+                    *p = Pair::new(field, value);
+                }
+                false
             }
-            *p = Pair::new(field, value);
-            return false;
+            Found::Absent(at) => {
+                self.push_new(h, at, Pair::new(field, value));
+                true
+            }
         }
-        if self.0.len() == self.0.capacity() {
-            let more = (self.0.len() / 4).max(4);
-            self.0.reserve_exact(more);
-        }
-        self.0.insert(Pair::new(field, value))
-    }
-    /// Removes `field`, moving the last pair into its place; true when it
-    /// was there.
-    pub fn swap_remove(&mut self, field: &[u8]) -> bool {
-        self.0.swap_remove(field)
-    }
-}
-
-impl IntoIterator for Table {
-    type Item = Pair;
-    type IntoIter = indexmap::set::IntoIter<Pair>;
-    /// The pairs by value (lazy free drops them one by one).
-    fn into_iter(self) -> Self::IntoIter {
-        (*self.0).into_iter()
     }
 }
 
@@ -350,6 +317,44 @@ mod tests {
         assert_eq!(before, after);
         assert_eq!(h.value_len(b"c"), 3);
         assert_eq!(h.pair_at(1).map(|(f, _)| f.to_vec()), Some(b"a".to_vec()));
+    }
+
+    #[test]
+    fn big_table_behaves_like_a_map() {
+        let (mut model, mut t) = (std::collections::BTreeMap::new(), Table::default());
+        for i in 0..6000u32 {
+            let f = format!("field:{:010}", i * 7 % 5003);
+            // Values of varying length: some overwritten in place, some not.
+            let v = "x".repeat((i % 3) as usize + 1);
+            assert_eq!(t.insert(f.as_bytes(), v.as_bytes()), model.insert(f.clone(), v.clone()).is_none());
+            assert_eq!(t.get(f.as_bytes()), Some(v.as_bytes()));
+        }
+        let probe: Vec<Vec<u8>> = (0..20).map(|i| format!("field:{:010}", i * 13).into_bytes()).collect();
+        t.prefetch(&probe.iter().map(|m| &m[..]).collect::<Vec<_>>());
+        for i in (0..5003u32).step_by(3) {
+            let f = format!("field:{:010}", i);
+            assert_eq!(t.swap_remove(f.as_bytes()), model.remove(&f).is_some());
+            assert!(!t.contains_key(f.as_bytes()));
+        }
+        assert_eq!(t.len(), model.len());
+        for (f, v) in &model {
+            assert_eq!(t.get(f.as_bytes()), Some(v.as_bytes()));
+        }
+        let mut got: Vec<(Vec<u8>, Vec<u8>)> = t.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+        got.sort();
+        let mut want: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(f, v)| (f.clone().into_bytes(), v.clone().into_bytes())).collect();
+        want.sort();
+        assert_eq!(got, want);
+        for i in [0, t.len() / 2, t.len() - 1] {
+            let (f, v) = t.get_index(i).expect("in range");
+            assert_eq!(model.get(std::str::from_utf8(f).unwrap()).map(|v| v.as_bytes()), Some(v));
+        }
+        assert_eq!(t.get_index(t.len()), None);
+        while let Some(p) = t.swap_remove_index(0) {
+            assert!(model.remove(std::str::from_utf8(p.field()).unwrap()).is_some());
+        }
+        assert!(model.is_empty() && t.is_empty() && t.table_bytes() == 0);
+        assert!(t.insert(b"again", b"v") && t.get(b"again") == Some(&b"v"[..]));
     }
 
     #[test]

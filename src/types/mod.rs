@@ -69,6 +69,7 @@ pub mod geohash;
 pub mod hash;
 pub mod hll;
 pub mod id_table;
+pub mod indexed;
 pub mod intset;
 pub mod listpack;
 pub mod member_index;

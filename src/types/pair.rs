@@ -88,6 +88,13 @@ impl Pair {
         true
     }
 
+    /// The allocation's address, for a prefetch: unlike `field()` it reads
+    /// nothing (the field's length varint would be a load).
+    #[inline]
+    pub fn raw_ptr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
+
     /// The bytes allocated (MEMORY USAGE).
     pub fn alloc_bytes(&self) -> usize {
         let (_, _, at, len) = self.parts();

@@ -3,87 +3,24 @@
 //! (`intset`: sorted, so SMEMBERS answers in Redis's order), a hash set
 //! otherwise (`hashtable`).
 //!
-//! The hash set is a dense vector of members (positions `0..len`) beside
-//! an open-addressing index of positions (`types/member_index.rs`): O(1)
-//! random members for SPOP/SRANDMEMBER, and a position cursor for SSCAN
-//! that keeps Redis's guarantee across growth (a removal moves only the
-//! last member into the hole; growth appends), as the `IndexSet` before it
-//! did. Unlike `IndexSet` the index gives addresses to prefetch
-//! (`Table::prefetch`) and finds, for a new member, the bucket it goes in
-//! with the same probe.
+//! The hash set is `types/indexed.rs`'s table of members: a dense vector
+//! beside an open-addressing index of positions (O(1) random members for
+//! SPOP/SRANDMEMBER, a position cursor for SSCAN that keeps Redis's
+//! guarantee, addresses to prefetch).
 
-use std::hash::BuildHasher;
-
+use super::indexed::Indexed;
 use super::intset::Intset;
 use super::listpack::Entry;
-use super::member_index::{Found, Index};
+use super::member_index::Found;
 use crate::shard::key::Key;
 use crate::shard::keyspace::canonical_int;
 
-pub type Hasher = foldhash::fast::RandomState;
+pub use super::indexed::Hasher;
 
-/// The `hashtable` encoding behind one pointer, so that a `Set` is the
-/// size of an intset's `Vec` (24 bytes) and sits in `Value` itself.
-#[derive(Clone, Default)]
-pub struct Table(Box<Body>);
+/// The `hashtable` encoding (`types/indexed.rs`) of members.
+pub type Table = Indexed<Key>;
 
-#[derive(Clone, Default)]
-pub struct Body {
-    index: Index,
-    entries: Vec<Key>,
-    hasher: Hasher,
-}
-
-impl std::fmt::Debug for Table {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
-    }
-}
-
-/// Most members a batch's `prefetch` asks for.
-const PREFETCH_MAX: usize = 16;
-
-impl Table {
-    pub fn with_capacity_and_hasher(n: usize, hasher: Hasher) -> Table {
-        Table(Box::new(Body { index: Index::with_capacity(n), entries: Vec::with_capacity(n), hasher }))
-    }
-
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.0.entries.len()
-    }
-
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.0.entries.is_empty()
-    }
-
-    /// Entry slots allocated.
-    pub fn capacity(&self) -> usize {
-        self.0.entries.capacity()
-    }
-
-    /// Bytes of the index and the entry vector (MEMORY USAGE).
-    pub fn table_bytes(&self) -> usize {
-        self.0.index.bytes() + self.0.entries.capacity() * std::mem::size_of::<Key>()
-    }
-
-    #[inline]
-    fn hash(&self, member: &[u8]) -> u32 {
-        (self.0.hasher.hash_one(member) >> 32) as u32
-    }
-
-    #[inline]
-    fn find(&self, member: &[u8], hash32: u32) -> Found {
-        let entries = &self.0.entries;
-        self.0.index.find(hash32, |p| crate::shard::key::bytes_eq(&entries[p], member))
-    }
-
-    #[inline]
-    pub fn contains(&self, member: &[u8]) -> bool {
-        matches!(self.find(member, self.hash(member)), Found::At { .. })
-    }
-
+impl Indexed<Key> {
     /// Adds `member` unless present (one hash, one probe; the member is
     /// copied only when new); true when new.
     #[inline]
@@ -100,127 +37,18 @@ impl Table {
 
     /// `add` of an owned member.
     pub fn insert(&mut self, member: Key) -> bool {
-        let h = self.hash(&member);
-        match self.find(&member, h) {
-            Found::At { .. } => false,
-            Found::Absent(at) => {
-                self.push_new(h, at, member);
-                true
-            }
-        }
-    }
-
-    /// Appends a member known absent, `at` its empty bucket from `find`.
-    ///
-    /// Entries grow by a quarter at a time: left to a `Vec`'s doubling, a
-    /// 1M-member set would hold up to 2M slots (an `IndexSet` sized them to
-    /// its index's capacity: 79 bytes a member against redis-server's 56,
-    /// `perf/RESULTS.md`); 25% steps, still amortised O(1), leave 1.0-1.25
-    /// slots a member.
-    #[inline]
-    fn push_new(&mut self, h: u32, at: Option<usize>, member: Key) {
-        let b = &mut *self.0;
-        if b.entries.len() == b.entries.capacity() {
-            let more = (b.entries.len() / 4).max(4);
-            b.entries.reserve_exact(more);
-        }
-        let pos = b.entries.len();
-        b.entries.push(member);
-        match at {
-            Some(at) if !b.index.full() => b.index.put_at(at, h, pos),
-            _ => b.index.put(h, pos),
-        }
-    }
-
-    /// Room for `n` more members.
-    pub fn reserve(&mut self, n: usize) {
-        let b = &mut *self.0;
-        b.entries.reserve_exact(n);
-        let want = b.entries.len() + n;
-        if want * 4 > b.index.bytes() / 8 * 3 {
-            b.index.grow(want);
-        }
-    }
-
-    /// Removes `member`; true when it was there. The last member moves into
-    /// its position.
-    #[inline]
-    pub fn swap_remove(&mut self, member: &[u8]) -> bool {
-        match self.find(member, self.hash(member)) {
-            Found::At { bucket, pos } => {
-                self.remove_at(bucket, pos);
-                true
-            }
-            Found::Absent(_) => false,
-        }
-    }
-
-    /// Removes and returns the member at position `i` (the last moves in).
-    pub fn swap_remove_index(&mut self, i: usize) -> Option<Key> {
-        let h = self.hash(self.0.entries.get(i)?);
-        let bucket = self.0.index.bucket_of_position(h, i);
-        Some(self.remove_at(bucket, i))
-    }
-
-    fn remove_at(&mut self, bucket: usize, pos: usize) -> Key {
-        self.0.index.remove_bucket(bucket);
-        let last = self.0.entries.len() - 1;
-        if pos != last {
-            let h = self.hash(&self.0.entries[last]);
-            let b = self.0.index.bucket_of_position(h, last);
-            self.0.index.repoint(b, pos);
-        }
-        let m = self.0.entries.swap_remove(pos);
-        if self.0.entries.is_empty() {
-            // Nothing left: give the index and entries back.
-            let hasher = std::mem::take(&mut self.0.hasher);
-            *self.0 = Body { hasher, ..Body::default() };
-        }
-        m
+        self.insert_entry(member)
     }
 
     /// The member at position `i`.
     #[inline]
     pub fn get_index(&self, i: usize) -> Option<&Key> {
-        self.0.entries.get(i)
+        self.at(i)
     }
 
     /// The members in position order.
     pub fn iter(&self) -> std::slice::Iter<'_, Key> {
-        self.0.entries.iter()
-    }
-
-    /// Asks for the memory the lookups of `members` will touch, in stages,
-    /// each a pass over them: their home buckets, then the entries those
-    /// name, then the members' bytes. The misses of a stage overlap; a
-    /// pipelined batch of SADDs then finds its lines in the cache (see
-    /// `network/prefetch.rs`). A hint only: nothing is changed.
-    pub fn prefetch(&self, members: &[&[u8]]) {
-        let members = &members[..members.len().min(PREFETCH_MAX)];
-        let mut hashes = [0u32; PREFETCH_MAX];
-        for (h, m) in hashes.iter_mut().zip(members) {
-            *h = self.hash(m);
-            self.0.index.prefetch_home(*h);
-        }
-        let mut found = [usize::MAX; PREFETCH_MAX];
-        for (f, &h) in found.iter_mut().zip(&hashes[..members.len()]) {
-            if let Some(pos) = self.0.index.first_match(h) {
-                crate::util::prefetch(&self.0.entries[pos] as *const Key as *const u8);
-                *f = pos;
-            }
-        }
-        for &pos in found[..members.len()].iter().filter(|&&p| p != usize::MAX) {
-            crate::util::prefetch(self.0.entries[pos].raw_ptr());
-        }
-    }
-}
-
-impl IntoIterator for Table {
-    type Item = Key;
-    type IntoIter = std::vec::IntoIter<Key>;
-    /// The members by value (lazy free drops them one by one).
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.entries.into_iter()
+        self.entries().iter()
     }
 }
 
