@@ -169,3 +169,53 @@ fn aof_load_expires_nothing_until_it_ends() {
     drop(rk);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn is_loading_error(r: &Resp) -> bool {
+    *r == Resp::Error("LOADING Redis is loading the dataset in memory".into())
+}
+
+/// While DEBUG LOADAOF replays the AOF (slowed by `key-load-delay`, which
+/// Redis 7.0's AOF loader honours after each command), other clients are
+/// answered -LOADING, reads and writes alike, and INFO shows `loading:1`
+/// (redis-server serves them every 1024 commands it loads, so the AOF holds
+/// 8000 and each check waits at most one such step there);
+/// the DEBUG client gets +OK once the data is back, then the reply of what
+/// it pipelined behind it, on the loaded data. A write acknowledged after
+/// the reload is in the AOF: a second reload keeps it.
+#[test]
+fn debug_loadaof_answers_others_loading_meanwhile() {
+    for shards in ["1", "3"] {
+        let rk = Server::ringkv(&["--appendonly", "yes", "--enable-debug-command", "yes", "--shards", shards]);
+        let mut admin = rk.conn();
+        for i in 0..8000 {
+            admin.send(&["SET", &format!("k{i}"), &format!("v{i}")]);
+        }
+        for _ in 0..8000 {
+            admin.read_frame().unwrap();
+        }
+        assert_eq!(admin.cmd(&["CONFIG", "SET", "key-load-delay", "200"]), Resp::ok());
+        let mut d = rk.conn();
+        d.send(&["DEBUG", "LOADAOF"]);
+        d.send(&["GET", "k7"]);
+        let mut other = rk.conn();
+        assert!(wait_until(Duration::from_secs(10), || is_loading_error(&other.cmd(&["PING"]))), "never -LOADING ({shards} shards)");
+        assert!(is_loading_error(&other.cmd(&["SET", "x", "y"])));
+        assert!(is_loading_error(&other.cmd(&["GET", "k1"])));
+        let info = String::from_utf8(other.cmd(&["INFO", "persistence"]).opt_bytes().unwrap()).unwrap();
+        assert!(info.contains("loading:1\r\n"), "{info}");
+        assert!(info.contains("loading_total_bytes:"), "{info}");
+        assert_eq!(admin.cmd(&["CONFIG", "SET", "key-load-delay", "0"]), Resp::ok());
+        assert_eq!(d.read(), Resp::ok(), "{}", rk.logs());
+        assert_eq!(d.read(), Resp::bulk("v7"));
+        assert_eq!(other.cmd(&["GET", "k1"]), Resp::bulk("v1"));
+        assert_eq!(other.cmd(&["DBSIZE"]).int(), 8000);
+        assert!(!is_loading_error(&other.cmd(&["PING"])));
+        let info = String::from_utf8(other.cmd(&["INFO", "persistence"]).opt_bytes().unwrap()).unwrap();
+        assert!(info.contains("loading:0\r\n"), "{info}");
+        // Acknowledged after the reload: in the AOF for the next one.
+        assert_eq!(other.cmd(&["SET", "after", "1"]), Resp::ok());
+        assert_eq!(d.cmd(&["DEBUG", "LOADAOF"]), Resp::ok());
+        assert_eq!(other.cmd(&["GET", "after"]), Resp::bulk("1"));
+        assert_eq!(other.cmd(&["DBSIZE"]).int(), 8001);
+    }
+}

@@ -505,8 +505,9 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     // DEBUG runs during start-up loading (Redis flags it `loading`), but the
     // shards hold an empty keyspace until the loaded one replaces it: RELOAD
     // would save that over the file being loaded, POPULATE would be lost,
-    // LOADAOF would load the AOF a second time.
-    if ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) && (eq_ic(sub, "reload") || eq_ic(sub, "populate") || eq_ic(sub, "loadaof")) {
+    // LOADAOF would load the AOF a second time (`aof_reload` refuses it,
+    // but answers its own client when the load it started is over).
+    if ctx.server.loading.load(std::sync::atomic::Ordering::Relaxed) && (eq_ic(sub, "reload") || eq_ic(sub, "populate")) {
         return r.error(super::err::LOADING);
     }
     if eq_ic(sub, "help") && argc == 2 {

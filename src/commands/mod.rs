@@ -470,6 +470,8 @@ pub struct ClientState {
     pub input_free: usize,
     /// REPLCONF, SYNC/PSYNC and WAIT state (`replication`).
     pub repl: crate::replication::ClientRepl,
+    /// A DEBUG LOADAOF waiting for its load (`persistence::aof_reload`).
+    pub loadaof: crate::persistence::aof_reload::Waiting,
 }
 
 impl ClientState {

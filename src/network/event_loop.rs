@@ -1100,7 +1100,8 @@ impl EventLoop {
                 continue;
             }
             if c.paused {
-                if paused {
+                // A DEBUG LOADAOF answers once its load is over.
+                if paused || c.client.loadaof.waits() && self.server.loading.load(Ordering::Relaxed) {
                     self.deferred.push(index);
                     continue;
                 }

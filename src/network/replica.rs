@@ -27,6 +27,10 @@ impl EventLoop {
             conn.client.repl.wait_pending = false;
             conn.deferred = true;
             conn.paused = true;
+            // DEBUG LOADAOF defers the same way; its loader starts here.
+            if let Some(job) = conn.client.loadaof.take_job() {
+                crate::persistence::aof_reload::spawn(job, &self.server);
+            }
             return Some(Flow::Defer);
         }
         let sync = conn.client.repl.sync.take()?;

@@ -507,13 +507,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         manifest = upgraded;
     }
     // INFO's loading_total_bytes: all the files loaded, as Redis counts them.
-    let total: u64 = manifest
-        .base
-        .iter()
-        .chain(manifest.incr.iter())
-        .filter_map(|f| std::fs::metadata(dir.join(String::from_utf8_lossy(&f.name).as_ref())).ok())
-        .map(|m| m.len())
-        .sum();
+    let total = crate::persistence::aof_reload::manifest_bytes(&dir, &manifest);
     server.loading_total_bytes.store(total, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     // The replay notifies nobody: these states are the loader's own (only
