@@ -768,10 +768,11 @@ fn invalidated(sub: &mut Conn, n: usize) -> Vec<String> {
 /// target, in Redis's execution order, whichever shard each key is on.
 fn check_two_key_order(path: &str) {
     let (rk, _setup, mut psub) = event_server(path);
-    let [(a, _), (b, _)] = keys();
+    let [(a, a2), (b, b2)] = keys();
     let mut sub = rk.conn();
-    sub.cmd(&["SUBSCRIBE", &format!("__keyspace@0__:{a}")]);
-    sub.cmd(&["SUBSCRIBE", &format!("__keyspace@0__:{b}")]);
+    for k in [&a, &b, &a2, &b2] {
+        sub.cmd(&["SUBSCRIBE", &format!("__keyspace@0__:{k}")]);
+    }
     let mut redir = rk.conn();
     let redir_id = redir.cmd(&["CLIENT", "ID"]).int().to_string();
     redir.cmd(&["SUBSCRIBE", "__redis__:invalidate"]);
@@ -779,16 +780,11 @@ fn check_two_key_order(path: &str) {
     assert_eq!(tracker.cmd(&["CLIENT", "TRACKING", "ON", "REDIRECT", &redir_id]), Resp::ok());
     let ev = |list: &[(&str, &str)]| list.iter().map(|(e, k)| (e.to_string(), k.to_string())).collect::<Vec<_>>();
     let ks = |list: &[(&str, &str)]| list.iter().map(|(e, k)| (k.to_string(), e.to_string())).collect::<Vec<_>>();
-    // A key's channel subscriber: only on the held path (and Redis); by
-    // hops the owners of two channels publish independently (see
-    // `messaging::held_order`), as for a single-shard command.
-    let exact = path == "held" || rk.name() != "ringkv";
+    // The keys' channels' subscriber (by hops too: `messaging::hop_order`).
     let mut ks_check = |n: usize, want: Option<Vec<(String, String)>>, round: usize| {
-        if exact {
-            let got = keyspace_messages(&mut sub, n);
-            if let Some(want) = want {
-                assert_eq!(got, want, "round {round}");
-            }
+        let got = keyspace_messages(&mut sub, n);
+        if let Some(want) = want {
+            assert_eq!(got, want, "round {round}");
         }
     };
     let mut c = rk.conn();
@@ -852,12 +848,69 @@ fn check_two_key_order(path: &str) {
         assert_eq!(events(&mut psub, 1), ev(&[("del", y)]), "round {round}");
         ks_check(1, Some(ks(&[("del", y)])), round);
     }
+
+    // MSET, DEL and an EXEC over both shards, keys interleaved: in key
+    // (queue) order, to a RESP3 tracking client too.
+    let mut resp3 = rk.conn();
+    resp3.cmd(&["HELLO", "3"]);
+    assert_eq!(resp3.cmd(&["CLIENT", "TRACKING", "ON"]), Resp::ok());
+    let order = [b.as_str(), a.as_str(), b2.as_str(), a2.as_str()];
+    let read_all = |t: &mut Conn, r: &mut Conn| {
+        for k in order {
+            t.cmd(&["GET", k]);
+            r.cmd(&["GET", k]);
+        }
+    };
+    let pushed = |r: &mut Conn, n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let m = r.read();
+                let m = m.array();
+                assert_eq!(text(&m[0]), "invalidate");
+                text(&m[1].array()[0])
+            })
+            .collect()
+    };
+    for round in 0..2 {
+        let mset = vec!["MSET", order[0], "1", order[1], "1", order[2], "1", order[3], "1"];
+        let del = vec!["DEL", order[0], order[1], order[2], order[3]];
+        for (cmd, event, reply) in [(mset, "set", Resp::ok()), (del, "del", Resp::Int(4))] {
+            read_all(&mut tracker, &mut resp3);
+            assert_eq!(c.cmd(&cmd), reply);
+            let want: Vec<(&str, &str)> = order.iter().map(|k| (event, *k)).collect();
+            assert_eq!(events(&mut psub, 4), ev(&want), "{} round {round}", cmd[0]);
+            ks_check(4, Some(ks(&want)), round);
+            assert_eq!(invalidated(&mut redir, 4), order, "{} round {round}", cmd[0]);
+            assert_eq!(pushed(&mut resp3, 4), order, "{} round {round}", cmd[0]);
+        }
+
+        read_all(&mut tracker, &mut resp3);
+        c.cmd(&["MULTI"]);
+        for k in order {
+            c.cmd(&["SET", k, "2"]);
+        }
+        c.cmd(&["DEL", order[1]]);
+        assert_eq!(c.cmd(&["EXEC"]).array().len(), 5);
+        let mut want: Vec<(&str, &str)> = order.iter().map(|k| ("set", *k)).collect();
+        want.push(("del", order[1]));
+        assert_eq!(events(&mut psub, 5), ev(&want), "EXEC round {round}");
+        ks_check(5, Some(ks(&want)), round);
+        assert_eq!(invalidated(&mut redir, 4), order, "EXEC round {round}");
+        assert_eq!(pushed(&mut resp3, 4), order, "EXEC round {round}");
+        c.cmd(&["DEL", order[0], order[2], order[3]]);
+        assert_eq!(events(&mut psub, 3).len(), 3);
+        ks_check(3, None, round);
+    }
 }
 
-/// (By hops the pattern subscriber's order holds, but a key's channel
-/// subscriber and the invalidations can see the second shard's first:
-/// each shard publishes its own part's; not checked here.)
 #[test]
 fn two_key_commands_notify_and_invalidate_in_order_when_held() {
     check_two_key_order("held");
+}
+
+/// By hops each part runs on its key's shard: its events and invalidations
+/// still reach every subscriber in the command's order (`messaging::hop_order`).
+#[test]
+fn two_key_commands_notify_and_invalidate_in_order_by_hops() {
+    check_two_key_order("hops");
 }

@@ -146,6 +146,7 @@ impl EventLoop {
                 self.state().pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
                 self.flush_deliveries();
             }
+            Message::PublishChain { list, at } => self.publish_chain(list, at),
             Message::PubSubDrop { subscriber, kind, names } => {
                 let ps = &mut self.state().pubsub;
                 for n in &names {

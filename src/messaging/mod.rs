@@ -7,6 +7,8 @@
 pub mod blocking;
 pub mod delivery;
 pub mod held_order;
+pub mod hop_order;
+pub mod hop_publish;
 pub mod notify;
 pub mod pubsub;
 pub mod tracking;

@@ -86,7 +86,7 @@ impl EventLoop {
         }
     }
 
-    fn send_invalidations(&mut self, list: Vec<Outgoing>) {
+    pub(crate) fn send_invalidations(&mut self, list: Vec<Outgoing>) {
         for Outgoing { to, msg } in list {
             if to == self.id {
                 self.on_tracking_message(msg);

@@ -69,9 +69,12 @@
 //! RPOPLPUSH (`network::rounds_move`; those three only from a shard that
 //! owns one of their keys), the STORE forms, multi-shard reads of aggregates, EXEC with a multi-shard,
 //! keyless or blocking command, and scripts keep the held path
-//! (`network::held`). Keyspace notifications of one command's keys on
-//! different shards come from different threads (per key in order, across
-//! keys in any order, as forwarded commands').
+//! (`network::held`).
+//!
+//! **Events.** A part's keyspace events and tracking invalidations go back
+//! with its answer; the coordinator publishes the whole command's in its
+//! execution order when the last part is back (`messaging::hop_order`),
+//! except while a client blocks (then each part publishes its own).
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -141,6 +144,16 @@ pub struct PartOps {
     pub dirty: bool,
     /// A RENAME's first round: the source entry it took out.
     pub entry: Option<crate::shard::keyspace::Entry>,
+    /// Its keyspace events and invalidations, for the coordinator to
+    /// publish in the command's order (`messaging::hop_order`).
+    pub captured: Option<Box<crate::messaging::hop_order::Captured>>,
+}
+
+impl PartOps {
+    /// Whether it carries something for the AOF unit or the rounds.
+    fn for_unit(&self) -> bool {
+        !self.ops.is_empty() || !self.per_cmd.is_empty() || self.dirty || self.entry.is_some()
+    }
 }
 
 /// How the parts' replies make the command's reply.
@@ -219,6 +232,9 @@ pub struct HopOp {
     /// A chained watched EXEC's part for that shard, built when the EXEC
     /// ran (its round-1 look and its commands; `network::rounds`).
     pub(super) chain_part: PackedArgs,
+    /// What its parts left to publish, by shard, in arrival order
+    /// (`messaging::hop_order`).
+    pub(super) captured: Vec<(usize, Box<crate::messaging::hop_order::Captured>)>,
 }
 
 impl HopOp {
@@ -260,6 +276,10 @@ pub struct Hops {
     /// for its answer (`answer_part`).
     pub(super) chain_found: Option<i64>,
     pub(super) chain_entry: Option<crate::shard::keyspace::Entry>,
+    /// A round-3 part's events of its round-1 look, for its answer; an EXEC
+    /// part's command boundaries (`messaging::hop_order`).
+    pub(super) chain_captured: Option<Box<crate::messaging::hop_order::Captured>>,
+    pub(super) cmd_ends: crate::messaging::hop_order::CmdEnds,
     /// Requests forwarded by other shards that wait for a mark, in arrival
     /// order, and the shards they came from (later requests from those
     /// shards queue behind them).
@@ -840,7 +860,7 @@ impl EventLoop {
             if cut {
                 let dirty = ctx.shards.get(me).dirty != dirty_before;
                 let stream = &mut ctx.shards.get_mut(me).stream;
-                ops = Some(Box::new(PartOps { ops: propagate::take_pending_ops(stream), per_cmd: Vec::new(), dirty, entry: None }));
+                ops = Some(Box::new(PartOps { ops: propagate::take_pending_ops(stream), dirty, ..Default::default() }));
             } else if propagating {
                 propagate::after_command(&mut ctx, &slices, dirty_before);
             }
@@ -926,10 +946,16 @@ impl EventLoop {
             // What it read may be a write not handed over yet.
             self.hand_over_before_answer();
         }
+        // Its events and invalidations go with its answer, to be published
+        // in the command's order (`messaging::hop_order`).
+        let captured = self.capture_part_messages();
         // Before the answer leaves, as a forwarded command's (`execute_remote`).
         self.after_command_messaging();
         self.tracking_after_command(true);
         let mut ops = self.hops.part_ops.take();
+        if captured.is_some() {
+            ops.get_or_insert_with(Default::default).captured = captured;
+        }
         if let Some(found) = self.hops.chain_found.take() {
             // A round-3 part: its round-1 answer after its reply.
             part.args.ends.push(part.args.data.len() as u32);
@@ -939,10 +965,32 @@ impl EventLoop {
             }
         }
         if part.from as usize == me {
-            self.hop_part_done(part.seq, usec, me, part.args, None);
+            // (Its own part: only what it left to publish.)
+            self.hop_part_done(part.seq, usec, me, part.args, ops);
         } else {
             self.send_to(part.from as usize, Message::HopDone { seq: part.seq, usec, args: part.args, ops });
         }
+    }
+
+    /// What the part that just ran here left to publish (its events and
+    /// invalidations, a chain's round-1 look's before them, an EXEC part's
+    /// command boundaries), for the coordinator (`messaging::hop_order`);
+    /// None when nothing, or while a client blocks (published from here).
+    pub(super) fn capture_part_messages(&mut self) -> Option<Box<crate::messaging::hop_order::Captured>> {
+        let chain = self.hops.chain_captured.take();
+        let st = self.set.get_mut(self.id);
+        if chain.is_none() && (st.pending_publish.is_empty() && st.tracking.outgoing.is_empty() || !crate::messaging::hop_order::capturing()) {
+            self.hops.cmd_ends.0.clear();
+            return None;
+        }
+        let prior = chain.as_ref().map_or((0, 0), |c| (c.events.len() as u32, c.invalidations.len() as u32));
+        let mut captured = crate::messaging::hop_order::capture(st, chain);
+        let ends = &mut self.hops.cmd_ends.0;
+        if let Some(c) = captured.as_mut() {
+            c.cmd_ends.extend(ends.iter().map(|&(e, i)| (e + prior.0, i + prior.1)));
+        }
+        ends.clear();
+        captured
     }
 
     /// EXEC of a transaction whose commands each name keys of one shard,
@@ -1079,6 +1127,8 @@ impl EventLoop {
         let propagating = self.state().stream.is_on();
         let cut = part.cut().is_some() && propagating;
         let mut per_cmd = Vec::new();
+        self.hops.cmd_ends.0.clear();
+        self.hops.cmd_ends.note(self.set.get(me));
         let mut i = super::dispatch::CALLER_FIELDS;
         while i + 1 < slices.len() {
             let id = u32::from_le_bytes(slices[i].try_into().unwrap_or_default()) as usize;
@@ -1095,6 +1145,7 @@ impl EventLoop {
                 }
             }
             replies.ends.push(replies.data.len() as u32);
+            self.hops.cmd_ends.note(self.set.get(me));
             self.feed_monitors(now);
             if part.round == 0 {
                 for k in key_positions(&table.specs[id].keys, args) {
@@ -1108,7 +1159,7 @@ impl EventLoop {
         }
         let ops = if cut {
             let ops = propagate::take_exec_ops(&mut self.state().stream);
-            Some(Box::new(PartOps { ops, per_cmd, dirty: false, entry: None }))
+            Some(Box::new(PartOps { ops, per_cmd, ..Default::default() }))
         } else {
             if propagating {
                 let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
@@ -1135,13 +1186,21 @@ impl EventLoop {
         }
         let Some(i) = self.hops.ops.iter().position(|o| o.seq == seq) else {
             super::conn::recycle(&mut self.pool, args);
+            if let Some(c) = ops.and_then(|mut o| o.captured.take()) {
+                self.publish_hop(vec![(from, c)], &[], None);
+            }
             return;
         };
         let op = &mut self.hops.ops[i];
         op.usec += usec;
         op.pending -= 1;
-        if let Some(ops) = ops {
-            op.ops.push((from, ops));
+        if let Some(mut ops) = ops {
+            if let Some(c) = ops.captured.take() {
+                op.captured.push((from, c));
+            }
+            if ops.for_unit() {
+                op.ops.push((from, ops));
+            }
         }
         if op.round != 2 && op.round != 0 {
             // A first round's answer: what its check found (`network::rounds`);
@@ -1249,6 +1308,9 @@ impl EventLoop {
         }
         let now = self.clock.now_ms();
         self.feed_monitors(now);
+        if !op.captured.is_empty() {
+            self.publish_hop_of(&mut op);
+        }
         let token = op.token;
         let alive = self.conn_of(token).is_some();
         if alive {
@@ -1259,6 +1321,26 @@ impl EventLoop {
             super::conn::recycle(&mut self.pool, out);
         }
         self.hops.free.push(op);
+    }
+
+    /// Publishes what `op`'s parts left, in the command's order
+    /// (`messaging::hop_order`): an EXEC's by its queue, any other
+    /// command's by its keys (LMOVE's and RPOPLPUSH's destination first:
+    /// Redis pushes, then pops).
+    fn publish_hop_of(&mut self, op: &mut HopOp) {
+        let batches = std::mem::take(&mut op.captured);
+        if op.cmd == exec_id() {
+            return self.publish_hop(batches, &[], Some(&op.key_shards[..]));
+        }
+        let mut slices: Vec<&[u8]> = Vec::new();
+        op.args.slices(&mut slices);
+        let args = &slices[super::dispatch::CALLER_FIELDS.min(slices.len())..];
+        let spec = &CommandTable::get().specs[op.cmd];
+        let mut keys: Vec<&[u8]> = key_positions(&spec.keys, args).filter_map(|i| args.get(i).copied()).collect();
+        if spec.name == "lmove" || spec.name == "rpoplpush" {
+            keys.reverse();
+        }
+        self.publish_hop(batches, &keys, None);
     }
 }
 

@@ -514,8 +514,12 @@ impl EventLoop {
         if part.from as usize != me {
             self.hand_over_before_answer();
         }
+        let captured = self.capture_part_messages();
         self.after_command_messaging();
-        let ops = taken.map(|e| Box::new(super::hop::PartOps { entry: Some(e), ..Default::default() }));
+        let mut ops = taken.map(|e| Box::new(super::hop::PartOps { entry: Some(e), ..Default::default() }));
+        if captured.is_some() {
+            ops.get_or_insert_with(Default::default).captured = captured;
+        }
         if part.from as usize == me {
             self.hop_part_done(part.seq, usec, me, part.args, ops);
         } else {
@@ -1115,6 +1119,8 @@ impl EventLoop {
         super::conn::recycle(&mut self.pool, next);
         part.round = 2;
         self.hops.chain_found = Some(found);
+        // Its look's events go with its answer, before its round 2's.
+        self.hops.chain_captured = self.capture_part_messages();
         self.after_command_messaging();
         self.run_part(part);
     }

@@ -420,8 +420,12 @@ impl EventLoop {
             // Its answer; the intent stays at the head of this queue, the
             // slots marked (as `run_round_one`).
             Reply::new(&mut part.args.data, part.resp).int(found);
+            let captured = self.capture_part_messages();
             self.after_command_messaging();
-            let ops = out.map(|e| Box::new(PartOps { entry: Some(e), ..Default::default() }));
+            let mut ops = out.map(|e| Box::new(PartOps { entry: Some(e), ..Default::default() }));
+            if captured.is_some() {
+                ops.get_or_insert_with(Default::default).captured = captured;
+            }
             return self.hop_part_done(part.seq, usec, me, part.args, ops);
         }
         self.unmark_kept(part.seq);

@@ -61,6 +61,9 @@ pub enum Message {
     /// A message for a channel the receiving shard owns, published as
     /// PUBLISH would (a command's `pending_publish`).
     Publish { channel: Vec<u8>, message: Vec<u8> },
+    /// A hop's events in its order, published from `at` on by their
+    /// channels' owners in turn (`messaging::hop_order`).
+    PublishChain { list: Vec<crate::messaging::hop_order::Event>, at: usize },
     /// A closed connection's subscriptions, to drop from the receiving
     /// shard's tables.
     PubSubDrop { subscriber: crate::messaging::pubsub::Subscriber, kind: crate::messaging::pubsub::Kind, names: Vec<Vec<u8>> },
