@@ -509,11 +509,64 @@ impl Listpack {
     /// quicklist's test before every push).
     #[inline(always)]
     pub fn bytes_and_len(&self) -> (usize, usize) {
-        let buf = self.buf();
+        self.bytes_and_len_at(self.head())
+    }
+
+    /// `bytes_and_len` with the room in front known.
+    #[inline(always)]
+    fn bytes_and_len_at(&self, head: usize) -> (usize, usize) {
+        let buf = &self.raw[head..];
         match u16::from_le_bytes([buf[4], buf[5]]) {
             COUNT_UNKNOWN => (buf.len(), self.walked_len()),
             n => (buf.len(), usize::from(n)),
         }
+    }
+
+    /// `append` when `allow(total_bytes(), len())` says the listpack may
+    /// take it; returns whether it did. One look at the room in front for
+    /// the test and the append (RPUSH's path: the quicklist's node-size
+    /// test, then the push into the tail node).
+    #[inline(always)]
+    pub fn append_if(&mut self, e: Entry<'_>, allow: impl FnOnce(usize, usize) -> bool) -> bool {
+        let head = self.head();
+        let (bytes, len) = self.bytes_and_len_at(head);
+        if !allow(bytes, len) {
+            return false;
+        }
+        if let Entry::Str(s) = e {
+            if self.append_short_str(head, s) {
+                return true;
+            }
+        }
+        self.insert_at(head, bytes - 1, e);
+        true
+    }
+
+    /// The append of a string of under 64 bytes that is not an integer
+    /// (redis-benchmark's `element:<n>`): a 6-bit string entry (encoding
+    /// byte, data, one back-length byte) written over the terminator,
+    /// without `write_entry`'s general moves; false (nothing done) for any
+    /// other entry, or when the buffer must grow with room in front.
+    #[inline(always)]
+    fn append_short_str(&mut self, head: usize, s: &[u8]) -> bool {
+        let l = s.len();
+        if l >= 64 || string_to_int(s).is_some() {
+            return false;
+        }
+        // Encoding byte + data: at most 64, so the back-length is one byte.
+        let n = l + 2;
+        let old = self.raw.len();
+        if head != 0 && old + n > self.raw.capacity() {
+            return false;
+        }
+        super::reserve_blob(&mut self.raw, n);
+        self.raw[old - 1] = 0x80 | l as u8;
+        self.raw.extend_from_slice(s);
+        self.raw.push(l as u8 + 1);
+        self.raw.push(EOF);
+        self.set_total_bytes(head);
+        self.count_add(head, true);
+        true
     }
 
     /// The count of a listpack whose header does not know it.
@@ -530,19 +583,33 @@ impl Listpack {
     pub fn pop_edge<R>(&mut self, first: bool, f: impl FnOnce(Entry<'_>) -> R) -> Option<(R, bool)> {
         let head = self.head();
         let buf = &self.raw[head..];
-        let off = if first {
-            (buf[HEADER_BYTES] != EOF).then_some(HEADER_BYTES)?
-        } else {
-            let end = buf.len() - 1;
-            if end <= HEADER_BYTES {
+        if first {
+            if buf[HEADER_BYTES] == EOF {
                 return None;
             }
-            let len = decode_backlen(buf, end).expect("listpack back-length");
-            end - (len as usize + backlen_size(len))
-        };
+            let out = f(decode(buf, HEADER_BYTES).expect("listpack entry"));
+            let head = self.delete_in(head, HEADER_BYTES, 1);
+            return Some((out, self.raw[head + HEADER_BYTES] == EOF));
+        }
+        let end = buf.len() - 1;
+        if end <= HEADER_BYTES {
+            return None;
+        }
+        let len = decode_backlen(buf, end).expect("listpack back-length");
+        let off = end - (len as usize + backlen_size(len));
         let out = f(decode(buf, off).expect("listpack entry"));
-        let head = self.delete_in(head, off, 1);
-        Some((out, self.raw[head + HEADER_BYTES] == EOF))
+        // The last entry: the terminator moves back over it (what
+        // `delete_in` would do after walking the entry's size, and what
+        // `lpDelete` leaves), no walk and no `drain`.
+        let at = head + off;
+        self.raw[at] = EOF;
+        self.raw.truncate(at + 1);
+        self.set_total_bytes(head);
+        let n = u16::from_le_bytes([self.raw[head + 4], self.raw[head + 5]]);
+        if n != COUNT_UNKNOWN {
+            self.set_header_count(head, n - 1);
+        }
+        Some((out, off == HEADER_BYTES))
     }
 
     #[inline]
@@ -693,7 +760,12 @@ impl Listpack {
             // full), an exact one would realloc on every insert.
             super::reserve_blob(&mut self.raw, n - replaced);
             self.raw.resize(old + n - replaced, 0);
-            self.raw.copy_within(head + off + replaced..old, head + off + n);
+            if head + off + replaced == old - 1 {
+                // An append: only the terminator follows (no memmove call).
+                self.raw[old + n - replaced - 1] = EOF;
+            } else {
+                self.raw.copy_within(head + off + replaced..old, head + off + n);
+            }
         } else if n < replaced {
             self.raw.copy_within(head + off + replaced..old, head + off + n);
             self.raw.truncate(old - (replaced - n));
@@ -1338,6 +1410,10 @@ mod tests {
         DeleteRange(i64, usize),
         PopFirst,
         Shrink,
+        /// RPUSH's append (`append_if`, its short-string path included).
+        AppendIf(Vec<u8>),
+        /// LPOP's / RPOP's `pop_edge` (true: the first entry).
+        PopEdge(bool),
     }
 
     fn element() -> impl Strategy<Value = Vec<u8>> {
@@ -1364,6 +1440,9 @@ mod tests {
             proptest::collection::vec(element(), 1..12).prop_map(|v| Op::Prepend(v.concat())),
             Just(Op::PopFirst),
             Just(Op::Shrink),
+            element().prop_map(Op::AppendIf),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(Op::AppendIf),
+            any::<bool>().prop_map(Op::PopEdge),
         ]
     }
 
@@ -1418,6 +1497,17 @@ mod tests {
                         }
                     }
                     Op::Shrink => lp.shrink_to_fit(),
+                    Op::AppendIf(e) => {
+                        let (bytes, len) = (lp.total_bytes(), lp.len());
+                        prop_assert!(lp.append_if(Entry::Str(&e), |b, n| b == bytes && n == len));
+                        prop_assert!(!lp.append_if(Entry::Str(&e), |_, _| false));
+                        model.push(e);
+                    }
+                    Op::PopEdge(first) => {
+                        let popped = lp.pop_edge(first, |e| e.to_vec());
+                        let expect = if first { (!model.is_empty()).then(|| model.remove(0)) } else { model.pop() };
+                        prop_assert_eq!(popped, expect.map(|v| (v, model.is_empty())));
+                    }
                 }
                 validate(lp.as_bytes(), true).map_err(TestCaseError::fail)?;
                 prop_assert_eq!(lp.total_bytes(), lp.as_bytes().len());

@@ -49,6 +49,19 @@ use crate::persistence::lzf;
 
 use super::listpack::{Entry, Listpack, Where};
 
+/// Whether a node of a list of `fill` may grow to `new_bytes` holding
+/// `new_count` elements (`quicklistNodeExceedsLimit` negated).
+#[inline(always)]
+fn fill_allows(fill: i16, new_bytes: usize, new_count: usize) -> bool {
+    if fill < 0 {
+        let level = ((-(fill as i32)) as usize - 1).min(NODE_BYTES_BY_LEVEL.len() - 1);
+        new_bytes <= NODE_BYTES_BY_LEVEL[level]
+    } else {
+        let count_limit = fill.max(1) as usize;
+        new_bytes <= COUNT_FILL_SAFETY_BYTES && new_count <= count_limit
+    }
+}
+
 /// Node byte limits for negative fills -1..-5 (`optimization_level`).
 const NODE_BYTES_BY_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// A count-limited node never grows past this many bytes either
@@ -356,7 +369,18 @@ impl Quicklist {
     }
 
     /// Decompresses node `i` in place (before a change to it).
+    /// Inlined: a list's nodes are plain but for a compressed list's middle
+    /// (LPOP/RPOP open their edge node on every pop).
+    #[inline(always)]
     fn open(&mut self, i: usize) {
+        if let Some(Node::Lzf(_)) = self.nodes.get(i) {
+            self.open_lzf(i);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn open_lzf(&mut self, i: usize) {
         if let Some(Node::Lzf(z)) = self.nodes.get_mut(i) {
             let lp = z.cache.take().unwrap_or_else(|| z.decompress());
             self.nodes[i] = Node::Packed(lp);
@@ -390,11 +414,18 @@ impl Quicklist {
     /// the change): the end zones plain, the touched nodes and those that
     /// crossed a zone's edge compressed when in the middle
     /// (`quicklistCompress`).
+    /// Inlined down to the depth test: a list without compression (the
+    /// default) pays one branch per push or pop, not a call.
+    #[inline(always)]
     fn settle(&mut self, touched: std::ops::Range<usize>) {
-        let depth = self.compress_depth as usize;
-        if depth == 0 {
-            return;
+        if self.compress_depth != 0 {
+            self.settle_compressed(touched);
         }
+    }
+
+    #[inline(never)]
+    fn settle_compressed(&mut self, touched: std::ops::Range<usize>) {
+        let depth = self.compress_depth as usize;
         let len = self.nodes.len();
         if len <= 2 * depth {
             self.open_range(0..len);
@@ -441,13 +472,7 @@ impl Quicklist {
     /// (`quicklistNodeExceedsLimit` negated).
     #[inline]
     fn within_limit(&self, new_bytes: usize, new_count: usize) -> bool {
-        if self.fill < 0 {
-            let level = ((-(self.fill as i32)) as usize - 1).min(NODE_BYTES_BY_LEVEL.len() - 1);
-            new_bytes <= NODE_BYTES_BY_LEVEL[level]
-        } else {
-            let count_limit = self.fill.max(1) as usize;
-            new_bytes <= COUNT_FILL_SAFETY_BYTES && new_count <= count_limit
-        }
+        fill_allows(self.fill, new_bytes, new_count)
     }
 
     /// `_quicklistNodeAllowInsert` for an element of `len` bytes (its
@@ -518,10 +543,18 @@ impl Quicklist {
 
     /// RPUSH one element (`quicklistPushTail`).
     pub fn push_tail(&mut self, v: &[u8]) {
-        let last = self.nodes.len().checked_sub(1);
-        if self.allow_insert(last, v.len()) {
-            self.nodes.back_mut().expect("tail node").packed().append(Entry::Str(v));
-        } else {
+        // `allow_insert` on the tail node and the append under one look at
+        // the node and at its listpack's room in front.
+        let fill = self.fill;
+        let small = !self.is_large(v.len());
+        let pushed = small
+            && match self.nodes.back_mut() {
+                Some(Node::Packed(lp)) => {
+                    lp.append_if(Entry::Str(v), |bytes, count| fill_allows(fill, bytes + v.len() + ENTRY_OVERHEAD_ESTIMATE_BYTES, count + 1))
+                }
+                _ => false,
+            };
+        if !pushed {
             if let Some(full) = self.nodes.back_mut() {
                 Self::compact(full);
             }
