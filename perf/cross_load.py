@@ -3,7 +3,7 @@
 on shard 0 and a key on shard 1 of a 2-shard ringkv (the same keys on a
 1-shard server), each connection one request in flight (-P 1), for DURATION
 seconds, CONNS connections in one process. Prints `transactions=N
-seconds=S` (N: requests, or transactions for `watch`).
+seconds=S` (N: requests, or transactions for `watch` and `exec`).
 
 Operations (each request's reply is checked byte for byte):
   mset2   MSET k1 v k2 v (+OK): the one-round hop the two-round ones compare with
@@ -12,13 +12,15 @@ Operations (each request's reply is checked byte for byte):
   smove   SMOVE s1 s2 m, then SMOVE s2 s1 m (:1 each; s1 = {m} first)
   watch   WATCH k1 k2 / MULTI / SET k1 v / SET k2 v / EXEC in one write
           (one transaction; nobody else touches the keys, so it commits)
+  exec    MULTI / SET k1 v / SET k2 v / EXEC in one write (a plain EXEC:
+          one transaction, a one-round hop; perf/multi_load.py's `cross`)
   copy    COPY k1 k2 REPLACE, then COPY k2 k1 REPLACE (:1 each; k1 set first)
   lmove   LMOVE l1 l2 LEFT RIGHT, then LMOVE l2 l1 LEFT RIGHT (the element
           each time; l1 = [e] first)
   rpoplpush  RPOPLPUSH l1 l2, then RPOPLPUSH l2 l1 (the same)
   sinterstore  SINTERSTORE d s1 s2 (:1): s1 on shard 0, s2 and d on shard 1
 
-usage: cross_load.py PORT mset2|msetnx|rename|smove|watch|copy|lmove|rpoplpush|sinterstore DURATION CONNS
+usage: cross_load.py PORT mset2|msetnx|rename|smove|watch|exec|copy|lmove|rpoplpush|sinterstore DURATION CONNS
 """
 import selectors
 import socket
@@ -48,6 +50,9 @@ def steps(op: str, conn: int):
     if op == "watch":
         req = resp(b"WATCH", k1, k2) + resp(b"MULTI") + resp(b"SET", k1, b"v") + resp(b"SET", k2, b"v") + resp(b"EXEC")
         return resp(b"PING"), [(req, b"+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n")]
+    if op == "exec":
+        req = resp(b"MULTI") + resp(b"SET", k1, b"v") + resp(b"SET", k2, b"v") + resp(b"EXEC")
+        return resp(b"PING"), [(req, b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n+OK\r\n")]
     if op == "copy":
         return resp(b"SET", k1, b"v"), [(resp(b"COPY", k1, k2, b"REPLACE"), b":1\r\n"), (resp(b"COPY", k2, k1, b"REPLACE"), b":1\r\n")]
     if op == "lmove":

@@ -9,7 +9,8 @@
 # of the client) per request, and CPU per request (/proc/PID/stat). With the
 # default one connection the other shard is asleep when a request comes, so
 # a multi-shard command takes it asleep by a hold; CONNS=8 keeps both awake
-# (hops). Counts per request are what this script is for; CPU per request
+# (hops). `exec` is a plain two-shard MULTI/SET/SET/EXEC (one-round hop).
+# Counts per request are what this script is for; CPU per request
 # against --shards 1 is perf/crossshard.sh's.
 #
 #   perf/hop_syscalls.sh
@@ -22,7 +23,7 @@ CLIENT_CORES="${CLIENT_CORES:-1}"
 SECONDS_PER_OP="${SECONDS:-3}"
 ensure_pkg perf linux-perf
 CONNS="${CONNS:-1}"
-OPS="${OPS:-mset2 msetnx rename smove watch}"
+OPS="${OPS:-mset2 msetnx rename smove watch exec}"
 BINS="${BINS:-now=$RINGKV_BIN}"
 [ "$BINS" = "now=$RINGKV_BIN" ] && ensure_ringkv
 TMP="$(mktemp -d)"

@@ -2,7 +2,7 @@
 //! `shard::hold`): many connections each moving their own values between
 //! two shards (watched and plain MULTI/EXEC, MSET, RENAME, SMOVE), two of
 //! them over the same keys, while readers look at every group's two keys at
-//! once and one after the other. No reader may see half of an operation,
+//! once (MGET, a plain EXEC of GETs, a held EXEC) and one after the other. No reader may see half of an operation,
 //! whatever ran ahead of whom. Runs against redis-server too
 //! (`RINGKV_TEST_TARGET=redis`), where every command is atomic.
 
@@ -140,6 +140,12 @@ fn check_passing(shards: usize) {
                     mget.extend(keys.iter().map(|k| k.as_str()));
                     let r = c.cmd(&mget);
                     assert!(r.array().iter().all(|v| *v == r.array()[0]), "MGET saw half of a write of group {g}: {r:?}");
+                    // A plain EXEC of single-key reads (by a one-round hop,
+                    // which passes others as the writers' plain EXECs do).
+                    assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+                    keys.iter().for_each(|k| assert_eq!(c.cmd_raw(&["GET", k]), b"+QUEUED\r\n"));
+                    let r = c.cmd(&["EXEC"]);
+                    assert!(r.array().iter().all(|v| *v == r.array()[0]), "a plain EXEC saw half of a write of group {g}: {r:?}");
                     assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
                     keys.iter().for_each(|k| assert_eq!(c.cmd_raw(&["GET", k]), b"+QUEUED\r\n"));
                     c.cmd(&["EXISTS", &format!("{{{x}}}:r"), &format!("{{{y}}}:r")]);

@@ -333,9 +333,10 @@ fn part_args(part: &Part) -> impl Iterator<Item = &[u8]> + Clone {
     (0..ends.len()).map(move |i| &data[if i == 0 { 0 } else { ends[i - 1] as usize }..ends[i] as usize])
 }
 
-/// The key slots a two-round hop's first part names on its shard (its slot
-/// list: the first argument, after an EXEC's caller fields; see
-/// `network::rounds`), as `HoldTable::may_pass` reads them.
+/// The key slots a two-round hop's first part, or a one-round EXEC's part,
+/// names on its shard (its slot list: the first argument, after an EXEC's
+/// caller fields; see `network::rounds`, `exec_command_parts`), as
+/// `HoldTable::may_pass` reads them.
 fn part_slots(part: &Part) -> Option<&[u8]> {
     let at = if part.cmd as usize == exec_id() { super::dispatch::CALLER_FIELDS } else { 0 };
     let ends = &part.args.ends;
@@ -730,7 +731,8 @@ impl EventLoop {
     /// Whether `part` may run now (`head`: this shard's queue's head): its
     /// intent heads the queue (a carrier's part once the others are back),
     /// or it passes the intents ahead ("Passing" in `shard::hold`): a
-    /// two-round hop's first part here (round 1, or a chain's round 3) whose
+    /// two-round hop's first part here (round 1, or a chain's round 3) or a
+    /// one-round part (MSET, MGET, DEL, UNLINK, EXISTS, TOUCH, WATCH, EXEC) whose
     /// key slots no other intent has marked, with every intent ahead a hop,
     /// no cut and this shard's write stream off; or the last round of one
     /// whose first part passed.
@@ -748,10 +750,13 @@ impl EventLoop {
         }
         let (hold, cmd) = (&self.server.hold, part.cmd as usize);
         match part.round {
-            1 | 3 => part_slots(part).is_some_and(|l| hold.may_pass(self.id, part.seq, l.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]])))),
+            // A first round's slot list, and a one-round EXEC's (its keys
+            // are inside its commands: `exec_command_parts` lists their slots).
+            _ if part.round != 0 || cmd == exec_id() => {
+                part_slots(part).is_some_and(|l| hold.may_pass(self.id, part.seq, l.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]]))))
+            }
             // A one-round part names its keys: WATCH's after the epoch,
-            // MSET's with their values, the other gathers' alone (an EXEC's
-            // part waits for its turn).
+            // MSET's with their values, the other gathers' alone.
             _ if cmd == super::rounds::watch_id() => hold.may_pass(self.id, part.seq, part_args(part).skip(2).map(key_slot)),
             _ => match gather_of(cmd) {
                 Some(Gather::Ok) => hold.may_pass(self.id, part.seq, part_args(part).skip(1).step_by(2).map(key_slot)),
@@ -1042,7 +1047,10 @@ impl EventLoop {
     /// Builds, in `hops.building`, each shard of `mask`'s EXEC part from
     /// connection `index`'s queued commands (its caller fields, then per
     /// command its id, argument count and arguments), the shard of each
-    /// command in queue order in `key_shards`; with `mark`, marks their keys.
+    /// command in queue order in `key_shards`; with `mark` (a one-round
+    /// EXEC), marks their keys and puts each part's slot list (one per mark,
+    /// as a round-1 part's) after its caller fields: the part may pass the
+    /// intents ahead of it (`part_may_run`) and lowers its marks by it.
     pub(super) fn exec_command_parts(&mut self, index: u32, mask: ShardMask, key_shards: &mut Vec<u8>, mark: bool) {
         let (me, n) = (self.id, self.server.shard_count);
         let table = CommandTable::get();
@@ -1051,19 +1059,41 @@ impl EventLoop {
         self.hops.start_parts(n, mask, &[conn.client.addr.as_bytes(), &conn.client.name]);
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         key_shards.clear();
-        let hold = &self.server.hold;
-        for q in &queue[..count] {
-            q.args.slices(&mut slices);
-            let spec = &table.specs[q.id];
-            let mut t = me;
-            for i in key_positions(&spec.keys, &slices) {
-                let slot = key_slot(slices[i]);
-                t = slot_shard(slot, n);
-                if mark {
-                    hold.mark(slot);
-                }
+        if mark {
+            // First the keys: their marks, each part's slot list, each
+            // command's shard.
+            if self.hops.slot_lists.len() < n {
+                self.hops.slot_lists.resize_with(n, Vec::new);
             }
-            key_shards.push(t as u8);
+            for t in mask.iter() {
+                self.hops.slot_lists[t].clear();
+            }
+            let hold = &self.server.hold;
+            for q in &queue[..count] {
+                q.args.slices(&mut slices);
+                let mut t = me;
+                for i in key_positions(&table.specs[q.id].keys, &slices) {
+                    let slot = key_slot(slices[i]);
+                    t = slot_shard(slot, n);
+                    hold.mark(slot);
+                    super::rounds::push_slot(&mut self.hops.slot_lists[t], slot);
+                }
+                key_shards.push(t as u8);
+            }
+            for t in mask.iter() {
+                let (b, l) = (&mut self.hops.building[t], &self.hops.slot_lists[t]);
+                b.push(l);
+            }
+        }
+        for (k, q) in queue[..count].iter().enumerate() {
+            q.args.slices(&mut slices);
+            let t = if mark {
+                key_shards[k] as usize
+            } else {
+                let t = key_positions(&table.specs[q.id].keys, &slices).last().map_or(me, |i| slot_shard(key_slot(slices[i]), n));
+                key_shards.push(t as u8);
+                t
+            };
             let b = &mut self.hops.building[t];
             b.push(&(q.id as u32).to_le_bytes());
             b.push(&(slices.len() as u32).to_le_bytes());
@@ -1115,7 +1145,6 @@ impl EventLoop {
     /// reply appended and ended in `part.args`.
     fn run_exec_part(&mut self, mut part: Part) {
         let me = self.id;
-        let table = CommandTable::get();
         let now = self.clock.now_ms();
         let start = self.clock.last;
         let mut replies = self.pool.pop().unwrap_or_default();
@@ -1129,7 +1158,8 @@ impl EventLoop {
         let mut per_cmd = Vec::new();
         self.hops.cmd_ends.0.clear();
         self.hops.cmd_ends.note(self.set.get(me));
-        let mut i = super::dispatch::CALLER_FIELDS;
+        // A one-round part: its slot list after the caller fields.
+        let mut i = super::dispatch::CALLER_FIELDS + usize::from(part.round == 0);
         while i + 1 < slices.len() {
             let id = u32::from_le_bytes(slices[i].try_into().unwrap_or_default()) as usize;
             let argc = u32::from_le_bytes(slices[i + 1].try_into().unwrap_or_default()) as usize;
@@ -1147,14 +1177,14 @@ impl EventLoop {
             replies.ends.push(replies.data.len() as u32);
             self.hops.cmd_ends.note(self.set.get(me));
             self.feed_monitors(now);
-            if part.round == 0 {
-                for k in key_positions(&table.specs[id].keys, args) {
-                    self.server.hold.unmark(key_slot(args[k]));
-                }
-            }
             i += 2 + argc;
         }
-        if part.round != 0 {
+        if part.round == 0 {
+            let hold = &self.server.hold;
+            for s in slices[super::dispatch::CALLER_FIELDS].chunks_exact(2) {
+                hold.unmark(u16::from_le_bytes([s[0], s[1]]));
+            }
+        } else {
             self.unmark_kept(part.seq);
         }
         let ops = if cut {

@@ -137,8 +137,10 @@
 //! whole exchange: two-round hops over the same two shards ran one at a
 //! time. So a two-round hop's *first* part on a shard (`Part::round` 1, or
 //! a chain's round 3), or the part of a one-round MSET, MGET, DEL, UNLINK,
-//! EXISTS, TOUCH or WATCH (not an EXEC's: its keys are not at hand without
-//! decoding its commands), may run before its intent heads the queue when
+//! EXISTS, TOUCH, WATCH or EXEC (an EXEC's part carries the slot list of its
+//! commands' keys, as a first round's does: `exec_command_parts` in
+//! `network::hop`),
+//! may run before its intent heads the queue when
 //! `may_pass` holds: every intent ahead of it there is a hop (never a
 //! hold), and none of its key slots there carries a mark but its own. Its
 //! last round on that shard then runs whenever it arrives
