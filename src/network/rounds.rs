@@ -219,7 +219,7 @@ impl EventLoop {
         for &k in &args[1..] {
             mask.insert(slot_shard(key_slot(k), n));
         }
-        if !self.target_awake(mask) {
+        if !self.watch_by_hops() {
             return None;
         }
         let bytes: usize = args.iter().map(|a| a.len()).sum();
@@ -287,7 +287,7 @@ impl EventLoop {
         let mut mask = cmd_mask;
         mask.0 |= conn.client.watch.shards().0;
         mask.insert(me);
-        if mask.count() < 2 || !self.rounds_by_hops(mask, true) || !self.may_send_parts(mask, bytes) {
+        if mask.count() < 2 || !self.watch_by_hops() || !self.may_send_parts(mask, bytes) {
             return None;
         }
         let conn = self.conns[index as usize].as_mut().unwrap();

@@ -119,6 +119,17 @@ impl EventLoop {
         true
     }
 
+    /// WATCH over several shards and the watched EXEC: by hops unless the
+    /// held path is forced, asleep target or not. The quiet measure
+    /// (perf/RESULTS.md, "Quiet re-take after the sixth merge" and the
+    /// section after it: WATCH k1 k2 + MULTI/SET/SET/EXEC, 25 connections)
+    /// put the pair at 48.6 us of server CPU per transaction over two
+    /// shards held (2.9 context switches) against 11.9 by hops (0.13),
+    /// while the other two-key commands are cheaper held (9 us).
+    pub(super) fn watch_by_hops(&mut self) -> bool {
+        self.forced_route() != Forced::Held
+    }
+
     /// A hold over `targets` waited `wait` for them to park (`with_held`).
     pub(super) fn note_hold_wait(&mut self, targets: ShardMask, wait: std::time::Duration) {
         let n = self.server.shard_count;
