@@ -153,6 +153,31 @@ pub fn random_bytes(out: &mut [u8]) {
     }
 }
 
+/// Empties bucket `i` of an open-addressing table with linear probing
+/// (power-of-two length, `T::default()` = empty), moving back the entries
+/// of the run after it that would no longer be reachable from their home
+/// bucket (Knuth's algorithm R: no tombstones). `home(b)` is the hash of
+/// entry `b` (masked here). The caller counts the entry gone.
+#[inline]
+pub fn backward_shift_remove<T: Copy + Default + PartialEq>(slots: &mut [T], mut i: usize, home: impl Fn(T) -> usize) {
+    let mask = slots.len() - 1;
+    let empty = T::default();
+    let mut j = i;
+    loop {
+        j = (j + 1) & mask;
+        let b = slots[j];
+        if b == empty {
+            break;
+        }
+        // Move it back to `i` unless its home lies cyclically in (i, j].
+        if (j.wrapping_sub(home(b)) & mask) >= (j.wrapping_sub(i) & mask) {
+            slots[i] = b;
+            i = j;
+        }
+    }
+    slots[i] = empty;
+}
+
 #[cfg(test)]
 mod cpulist_tests {
     use super::parse_cpulist;

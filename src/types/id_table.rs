@@ -63,24 +63,8 @@ impl Buckets {
 
     /// Empties bucket `i`, moving back the entries of the run after it that
     /// would no longer be reachable (Knuth's algorithm R): no tombstones.
-    fn remove(&mut self, mut i: usize, hash_of: &impl Fn(u32) -> u64) {
-        let mask = self.mask();
-        let mut j = i;
-        loop {
-            j = (j + 1) & mask;
-            let b = self.slots[j];
-            if b == 0 {
-                break;
-            }
-            let home = hash_of(b - 1) as usize & mask;
-            // Move it back to `i` unless its home lies cyclically in (i, j].
-            let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
-            if !stays {
-                self.slots[i] = b;
-                i = j;
-            }
-        }
-        self.slots[i] = 0;
+    fn remove(&mut self, i: usize, hash_of: &impl Fn(u32) -> u64) {
+        crate::util::backward_shift_remove(&mut self.slots, i, |b| hash_of(b - 1) as usize);
         self.used -= 1;
     }
 }

@@ -135,24 +135,8 @@ impl Index {
 
     /// Empties bucket `i`, shifting the rest of its run back so that every
     /// member stays reachable from its home bucket (no tombstones).
-    pub fn remove_bucket(&mut self, mut i: usize) {
-        let mask = self.slots.len() - 1;
-        let mut j = i;
-        loop {
-            j = (j + 1) & mask;
-            let b = self.slots[j];
-            if b == 0 {
-                break;
-            }
-            let home = (b >> 32) as usize & mask;
-            // The bucket at j may fill the hole at i when its home is not in
-            // the cyclic range (i, j].
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(i) & mask) {
-                self.slots[i] = b;
-                i = j;
-            }
-        }
-        self.slots[i] = 0;
+    pub fn remove_bucket(&mut self, i: usize) {
+        crate::util::backward_shift_remove(&mut self.slots, i, |b| (b >> 32) as usize);
         self.used -= 1;
     }
 
