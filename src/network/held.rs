@@ -79,7 +79,8 @@ impl EventLoop {
             return Some(f(self, Duration::ZERO));
         }
         let me = self.id;
-        let server = self.server.clone();
+        // (`self.server` each time, not a clone: the `Arc`'s count is one
+        // cache line for every shard thread, and this runs per held command.)
         let owner = self.intent_owner;
         let idx = match self.intents.iter().position(|p| p.owner == owner) {
             Some(i) if targets.is_subset(self.intents[i].targets) => i,
@@ -94,25 +95,25 @@ impl EventLoop {
                 // No doorbells: a target asleep in its ring is taken asleep
                 // (`HoldTable::held_for`); a running one parks at its next
                 // quiescent point.
-                let seq = server.hold.enqueue(me, mask);
+                let seq = self.server.hold.enqueue(me, mask);
                 self.intents.push(PendingIntent { owner, seq, targets, since: Instant::now(), requested: true });
                 self.intents.len() - 1
             }
         };
         self.intents[idx].requested = true;
         let (seq, held) = (self.intents[idx].seq, self.intents[idx].targets);
-        if !server.hold.wait_ready(me, seq, held, &server.sleeping, WAIT_BUDGET) {
+        if !self.server.hold.wait_ready(me, seq, held, &self.server.sleeping, WAIT_BUDGET) {
             return None;
         }
         let wait = self.intents.swap_remove(idx).since.elapsed();
-        server.hold.count_hold(wait);
+        self.server.hold.count_hold(wait);
         self.note_hold_wait(held, wait);
         for t in held.iter() {
             // SAFETY: every target has published `parked_for == seq`
             // (Acquire in `ready`) and its thread touches nothing of its
             // state until the intent is removed below, after the pointer is
             // taken out again.
-            unsafe { self.set.set(t, server.hold.shard_ptr(t)) };
+            unsafe { self.set.set(t, self.server.hold.shard_ptr(t)) };
         }
         self.holding = held;
         crate::messaging::held_order::begin();

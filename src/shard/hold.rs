@@ -180,6 +180,19 @@ use super::ShardState;
 /// clients (a busy script's -BUSY) besides being woken by a head change.
 const PARKED_POLL: Duration = Duration::from_millis(10);
 
+/// How long a shard thread that parked for a hold, and a coordinator that
+/// waits for its targets to park, poll for the other side (yielding the
+/// core between looks) before they sleep on the futex. A held command runs
+/// for a few microseconds, so a target that polls this long sees its
+/// release without a futex wait and wake-up, and a coordinator sees its
+/// targets park without one; and where the two threads share a core (the
+/// cross-shard benchmark's server on one core) the yield hands the core to
+/// the other side at once, where a futex wait would switch twice. The
+/// profile of the held path before (`perf/RESULTS.md`, "The held path:
+/// yield windows ..."): futex waits and the task switches around them were
+/// ~20% of the server's CPU over two shards on one core, ~2 us a request.
+const YIELD_WINDOW: Duration = Duration::from_micros(20);
+
 /// The most key slots a hop part may name and still pass the intents ahead
 /// of it (`HoldTable::may_pass`): the check is quadratic in them.
 pub const PASS_SLOTS_MAX: usize = 32;
@@ -449,6 +462,8 @@ impl HoldTable {
 
     fn park_with(&self, me: usize, mut serve: Option<&mut dyn FnMut() -> bool>) {
         let slot = &self.slots[me];
+        // While parked for a new head: when the yield window began.
+        let mut polling_since = None;
         loop {
             let h = slot.park_for.load(Ordering::Acquire);
             if h == 0 {
@@ -463,6 +478,17 @@ impl HoldTable {
                 if let Some(t) = coord.and_then(|c| self.slots.get(c)).and_then(|s| s.thread.get()) {
                     t.unpark();
                 }
+                polling_since = Some(Instant::now());
+            }
+            // The yield window (`YIELD_WINDOW`): a short hold ends before
+            // this thread would have slept; the coordinator's `unpark` then
+            // finds nobody on the futex and makes no system call.
+            if let Some(since) = polling_since {
+                if since.elapsed() < YIELD_WINDOW {
+                    std::thread::yield_now();
+                    continue;
+                }
+                polling_since = None;
             }
             match serve.as_mut() {
                 // Woken by whoever changes the head (or spuriously: re-checked).
@@ -567,8 +593,14 @@ impl HoldTable {
                 if spent >= budget {
                     return false;
                 }
-                // A target that parks for us unparks this thread.
-                std::thread::park_timeout((budget - spent).min(Duration::from_micros(200)));
+                if spent < YIELD_WINDOW {
+                    // A target on this core runs to its quiescent point
+                    // (`YIELD_WINDOW`); one on another core parks meanwhile.
+                    std::thread::yield_now();
+                } else {
+                    // A target that parks for us unparks this thread.
+                    std::thread::park_timeout((budget - spent).min(Duration::from_micros(200)));
+                }
             }
         }
     }
