@@ -5,8 +5,9 @@
 //!
 //! **What each costs.** The held path wakes nobody when the other shards
 //! sleep in their rings (`HoldTable::held_for` takes them asleep); an awake
-//! one parks at its next quiescent point (a futex wait and two wake-ups,
-//! and this thread spins or parks meanwhile: the wait `with_held` reports).
+//! one parks at its next quiescent point (it polls its head for
+//! `YIELD_WINDOW`, yielding the core, before a futex wait; this thread
+//! spins, yields or parks meanwhile: the wait `with_held` reports).
 //! A hop wakes every shard it names for its part and this one for the
 //! answers. One-round hops (MGET, MSET, DEL, EXISTS, TOUCH, WATCH, a plain
 //! EXEC) cost about a forwarded request; they go by hops whenever another

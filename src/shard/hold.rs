@@ -18,7 +18,8 @@
 //!    and `park_for` when the head belongs to another thread). At quiescent
 //!    points (between commands, never inside one) a shard whose head belongs
 //!    to another coordinator publishes `parked_for = seq` (Release), wakes
-//!    that coordinator and parks its thread; it parks for nothing else, and
+//!    that coordinator and parks its thread (polling for `YIELD_WINDOW`
+//!    before it sleeps on the futex); it parks for nothing else, and
 //!    once the head changes it re-checks (parks for the new head, or runs).
 //!    A shard asleep in its ring is not woken: the coordinator takes it as
 //!    it sleeps (`held_for`), and if it wakes meanwhile its first act,
