@@ -184,3 +184,43 @@ fn client_unblock_racing_a_push_resolves_the_waiter_once() {
     }
     eprintln!("served first {} times, unblocked first {} times", served[0], served[1]);
 }
+
+/// Open descriptors of the server process (Linux).
+fn open_fds(s: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", s.pid())).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn clients_that_hang_up_while_their_blocking_command_is_out_are_released() {
+    // ringkv keeps a connection closed while its forwarded blocking
+    // command is out until the key's owner answers (`Conn::block_pending`):
+    // every such connection is still released, its socket closed.
+    let s = server();
+    let mut admin = s.conn();
+    assert_eq!(admin.cmd(&["PING"]), Resp::Simple("PONG".into()));
+    let before = open_fds(&s);
+    let keys = keys("quick");
+    for round in 0..ROUNDS * 4 {
+        for k in &keys {
+            let mut c = s.conn();
+            c.send(&blpop(k));
+            if round % 2 == 0 {
+                // Some find data at once (a reply to a closed connection).
+                admin.cmd(&["RPUSH", k, "x"]);
+            }
+        }
+    }
+    // Whatever blocked is gone; whatever was pushed stays or was popped
+    // for a client before it hung up: nothing waits, nothing is held.
+    wait_blocked(&mut admin, 0);
+    let ok = common::wait_until(std::time::Duration::from_secs(10), || open_fds(&s) <= before);
+    assert!(ok, "descriptors: {before} before, {} after", open_fds(&s));
+    for k in &keys {
+        admin.cmd(&["DEL", k]);
+        assert_eq!(admin.cmd(&["RPUSH", k, "kept"]).int(), 1);
+    }
+    wait_blocked(&mut admin, 0);
+    for k in &keys {
+        assert_eq!(admin.cmd(&["LLEN", k]).int(), 1);
+    }
+}
