@@ -65,7 +65,7 @@ fn backoff(spins: &mut u32) {
 }
 
 fn request(seq: u64, args: PackedArgs) -> Message {
-    Message::Request { from: 0, conn: ConnToken { index: 7, generation: 1 }, seq, db: 0, resp: 2, cmd: 1, client: 0, track: false, args }
+    Message::Request { from: 0, conn: ConnToken { index: 7, generation: 1 }, seq, db: 0, fd: -1, resp: 2, cmd: 1, client: 0, track: false, args }
 }
 
 fn mailbox(c: &mut Criterion) {

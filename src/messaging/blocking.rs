@@ -13,6 +13,19 @@
 //! went away; a waiter claimed elsewhere is dropped lazily from the other
 //! queues (and by the cancel messages the home sends when it resolves it).
 //!
+//! **A client that hung up.** The home learns of a disconnect when its
+//! thread reads the EOF, which may come after the key's owner, on another
+//! thread, has run a push; Redis reads the EOF and frees the client before
+//! it serves anyone else. So the owner looks at the waiter's socket itself
+//! (`peer_gone`, one zero-timeout poll) before it claims the waiter, and
+//! claims a waiter whose peer hung up GONE instead: the element stays, or
+//! goes to the next waiter, and INFO's `blocked_clients`, which leaves out
+//! the same sockets (`hung_up`), never counts a client that can still be
+//! served. The socket stays open (the descriptor is not reused) until the
+//! waiter is claimed: the home claims it GONE before it closes a blocked
+//! connection, and keeps a closed connection whose forwarded blocking
+//! command has not answered yet until it does (`Conn::block_pending`).
+//!
 //! **When keys are served.** `ShardState::modified` marks a key with
 //! waiters ready (one branch when nobody is blocked on the shard); the
 //! owner's thread serves ready keys after the command that made them ready
@@ -151,6 +164,9 @@ pub struct Waiter {
     /// The shard of the blocked connection.
     pub home: usize,
     pub conn: ConnToken,
+    /// The connection's socket, open until the waiter is claimed (module
+    /// doc, "A client that hung up"): its owner polls it before serving.
+    pub fd: i32,
     /// The reply slot of a command forwarded to the owner (None: run on
     /// the home's thread, the reply goes straight to the output).
     pub seq: Option<u64>,
@@ -164,11 +180,12 @@ pub struct Waiter {
 }
 
 impl Waiter {
-    pub fn new(home: usize, conn: ConnToken, seq: Option<u64>, db: usize, resp: u8, req: BlockRequest) -> Arc<Waiter> {
+    pub fn new(home: usize, conn: ConnToken, fd: i32, seq: Option<u64>, db: usize, resp: u8, req: BlockRequest) -> Arc<Waiter> {
         Arc::new(Waiter {
             state: AtomicU8::new(WAITING),
             home,
             conn,
+            fd,
             seq,
             db,
             resp,
@@ -348,7 +365,23 @@ pub fn hung_up(fds: impl Iterator<Item = i32>) -> Vec<bool> {
     if n <= 0 {
         return vec![false; polled.len()];
     }
-    polled.iter().map(|p| p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0).collect()
+    polled.iter().map(|p| p.revents & GONE_EVENTS != 0).collect()
+}
+
+/// What `poll` reports for a socket whose peer hung up (or that failed, or
+/// that the server shut down: CLIENT KILL, output limits).
+const GONE_EVENTS: i16 = libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL;
+
+/// Whether the peer of socket `fd` has hung up, as `hung_up` tells it for
+/// INFO: asked by a key's owner before it serves a waiter (module doc, "A
+/// client that hung up"). One zero-timeout poll, no allocation.
+#[inline]
+pub fn peer_gone(fd: i32) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: poll with a zero timeout over one live entry; a negative or
+    // closed descriptor only sets its revents.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & GONE_EVENTS != 0
 }
 
 /// Redis 7.0.15's `getTimeoutFromObjectOrReply` in seconds: a `long
@@ -460,14 +493,16 @@ mod tests {
         drop(b);
         assert_eq!(hung_up([a.as_raw_fd(), c.as_raw_fd(), -1].into_iter()), vec![true, false, false]);
         assert!(hung_up(std::iter::empty()).is_empty());
+        assert!(peer_gone(a.as_raw_fd()) && !peer_gone(c.as_raw_fd()));
         drop(d);
         assert_eq!(hung_up([c.as_raw_fd()].into_iter()), vec![true]);
+        assert!(peer_gone(c.as_raw_fd()) && !peer_gone(-1));
     }
 
     #[test]
     fn a_waiter_is_claimed_once() {
         let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0, slowlog: None };
-        let w = Waiter::new(0, ConnToken { index: 1, generation: 1 }, None, 0, 2, req);
+        let w = Waiter::new(0, ConnToken { index: 1, generation: 1 }, -1, None, 0, 2, req);
         assert!(w.claim(SERVED));
         assert!(!w.claim(TIMED_OUT));
         assert_eq!(w.state(), SERVED);
@@ -478,7 +513,7 @@ mod tests {
         let mut b = Blocking::default();
         let mk = |i| {
             let req = BlockRequest { keys: vec![b"k".to_vec()], op: BlockOp::Pop { head: true }, deadline_ms: 0, slowlog: None };
-            Waiter::new(0, ConnToken { index: i, generation: 1 }, None, 0, 2, req)
+            Waiter::new(0, ConnToken { index: i, generation: 1 }, -1, None, 0, 2, req)
         };
         let (a, c) = (mk(1), mk(2));
         b.enqueue(0, b"k", a.clone());

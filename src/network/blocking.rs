@@ -66,7 +66,7 @@ impl EventLoop {
         };
         let token = self.token(index);
         let conn = self.conns[index as usize].as_ref().unwrap();
-        let w = Waiter::new(self.id, token, None, conn.client.db, conn.client.resp, req);
+        let w = Waiter::new(self.id, token, conn.fd, None, conn.client.db, conn.client.resp, req);
         self.enqueue_waiter(&w);
         self.set_blocked(index, w);
         true
@@ -74,9 +74,9 @@ impl EventLoop {
 
     /// After a forwarded command ran here: when it blocked, queues its
     /// client (of shard `from`) and returns the waiter to send back.
-    pub(super) fn block_remote(&mut self, from: usize, conn: ConnToken, seq: u64, db: usize, resp: u8) -> Option<Arc<Waiter>> {
+    pub(super) fn block_remote(&mut self, from: usize, conn: ConnToken, fd: i32, seq: u64, db: usize, resp: u8) -> Option<Arc<Waiter>> {
         let req: BlockRequest = self.state().blocking.request.take()?;
-        let w = Waiter::new(from, conn, Some(seq), db, resp, req);
+        let w = Waiter::new(from, conn, fd, Some(seq), db, resp, req);
         self.enqueue_waiter(&w);
         Some(w)
     }
@@ -105,6 +105,13 @@ impl EventLoop {
             st.blocking.timeouts.insert((w.deadline_ms, index, generation));
         }
         if let Some(info) = st.clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            if info.kill_requested {
+                // CLIENT KILL marked it while its blocking command was out
+                // on the key's owner: gone as it would have been had it
+                // blocked first (`client::kill_where`); its shard's cron
+                // closes it.
+                w.claim(GONE);
+            }
             info.blocked = Some(w);
         }
     }
@@ -129,10 +136,30 @@ impl EventLoop {
             }
         } else if let Some(reply) = early {
             super::conn::recycle(&mut self.pool, reply);
-        } else if w.claim(GONE) {
-            // The client went away meanwhile: nothing is popped for it.
-            self.send_to(from, Message::BlockCancel { waiter: w });
+        } else if w.claim(GONE) || w.state() == GONE {
+            // The client went away meanwhile: nothing is popped for it (its
+            // owner may have found it gone first, `serve_one`).
+            self.send_to(from, Message::BlockCancel { waiter: w.clone() });
         }
+        if !alive {
+            // Claimed first: the socket closes only after (module doc of
+            // `messaging::blocking`, "A client that hung up").
+            self.block_answered_after_close(w.conn, w.seq);
+        }
+    }
+
+    /// A connection closed while its forwarded blocking command was out
+    /// (`Conn::block_pending`) was kept, its socket open, so that the
+    /// descriptor a waiter made for it names no other connection (module
+    /// doc of `messaging::blocking`, "A client that hung up"); the command
+    /// has answered (`seq`: its reply slot; blocked or replied), so it goes.
+    pub(super) fn block_answered_after_close(&mut self, token: ConnToken, seq: Option<u64>) {
+        let Some(c) = self.conns.get_mut(token.index as usize).and_then(|c| c.as_mut()) else { return };
+        if c.generation != token.generation || c.closing != Closing::Closed || !c.block_pending || seq != Some(c.block_seq) {
+            return;
+        }
+        c.block_pending = false;
+        self.maybe_release(token.index);
     }
 
     /// `Message::Served`: the reply popped for a blocked connection of this shard.
@@ -155,7 +182,7 @@ impl EventLoop {
             return;
         };
         if conn.generation != w.conn.generation || conn.closing == Closing::Closed || !conn.blocked.as_ref().is_some_and(|b| Arc::ptr_eq(b, w)) {
-            if conn.generation == w.conn.generation && conn.block_pending && conn.blocked.is_none() && w.seq.is_some() {
+            if conn.generation == w.conn.generation && conn.closing != Closing::Closed && conn.block_pending && conn.blocked.is_none() && w.seq.is_some() {
                 // Served before its `Message::Blocked` arrived: kept for it
                 // (`Blocking::early`), not dropped with the popped element.
                 self.state().blocking.early.push((w.clone(), reply));
@@ -216,7 +243,8 @@ impl EventLoop {
     /// its waiter is claimed so that nothing is popped for it.
     pub(super) fn unblock_on_close(&mut self, index: u32) {
         let Some(conn) = self.conns[index as usize].as_mut() else { return };
-        conn.block_pending = false;
+        // A forwarded blocking command still out keeps `block_pending` (and
+        // the socket) until it answers (`block_answered_after_close`).
         let Some(w) = conn.blocked.take() else { return };
         // GONE already: CLIENT KILL claimed it when it marked the client.
         if w.claim(GONE) || w.state() == GONE {
@@ -451,10 +479,19 @@ impl EventLoop {
     }
 
     /// Claims `w` (at `pos` in the queue of `key`, of shard `s`) and, when
-    /// it won, pops for it and sends it the reply.
+    /// it won, pops for it and sends it the reply. A waiter whose client
+    /// hung up is claimed GONE instead (its home may not have read the EOF
+    /// yet): nothing is popped for it, and the key's next waiter is served.
     fn serve_one(&mut self, s: usize, db: usize, key: &[u8], pos: usize, w: &Arc<Waiter>) {
         let (id, n) = (self.id, self.server.shard_count);
         self.set.get_mut(s).blocking.remove_at(db, key, pos);
+        if crate::messaging::blocking::peer_gone(w.fd) {
+            // The home cancels it elsewhere when it reads the EOF.
+            if w.claim(GONE) {
+                self.set.get_mut(s).blocking.cancel(w, s, n);
+            }
+            return;
+        }
         if !w.claim(SERVED) {
             return;
         }

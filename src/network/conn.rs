@@ -125,7 +125,12 @@ pub struct Conn {
     pub blocked: Option<std::sync::Arc<crate::messaging::blocking::Waiter>>,
     /// A blocking command was forwarded to its key's shard: whether it
     /// blocks is not known yet (its reply or `Message::Blocked` tells).
+    /// Kept when the connection closes meanwhile: the slot, and the socket
+    /// a waiter made for it polls, stay until that answer comes
+    /// (`EventLoop::block_answered_after_close`).
     pub block_pending: bool,
+    /// The reply slot (`seq`) of that forwarded blocking command.
+    pub block_seq: u64,
     /// Multi-shard commands run by hops (`network::hop`) among `forwarded`.
     pub hops: u32,
     /// Deferred until a key it needs loses its hop mark (`network::hop`):
@@ -177,6 +182,7 @@ impl Conn {
             eof: false,
             blocked: None,
             block_pending: false,
+            block_seq: 0,
             hops: 0,
             mark_wait: false,
             hop_wait: false,

@@ -668,6 +668,7 @@ impl EventLoop {
                     // it blocked (`Message::Blocked`) or replied.
                     let conn = self.conns[index as usize].as_mut().unwrap();
                     conn.block_pending = true;
+                    conn.block_seq = conn.next_seq - 1;
                     conn.deferred = true;
                     return Flow::Stop;
                 }
@@ -926,6 +927,7 @@ impl EventLoop {
             conn: token,
             seq,
             db: conn.client.db as u32,
+            fd: conn.fd,
             resp: conn.client.resp,
             cmd: id as u16,
             client: conn.client.id,

@@ -940,7 +940,7 @@ impl EventLoop {
     #[inline(always)]
     pub(super) fn maybe_release(&mut self, index: u32) {
         if let Some(Some(conn)) = self.conns.get(index as usize) {
-            if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed && !conn.hop_wait {
+            if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed && !conn.hop_wait && !conn.block_pending {
                 self.release(index);
             }
         }
@@ -1013,13 +1013,13 @@ impl EventLoop {
 
     /// Runs a command another shard forwarded (`Message::Request`).
     pub(super) fn run_request(&mut self, msg: Message) {
-        let Message::Request { from, conn, seq, db, resp, cmd, client, track, mut args } = msg else {
+        let Message::Request { from, conn, seq, db, fd, resp, cmd, client, track, mut args } = msg else {
             return;
         };
         self.state().pubsub.remote_caller = Some(crate::messaging::pubsub::Subscriber { shard: from as u32, token: conn });
         self.execute_remote(cmd as usize, db as usize, resp, client, track, from, &mut args);
         self.state().pubsub.remote_caller = None;
-        match self.block_remote(from, conn, seq, db as usize, resp) {
+        match self.block_remote(from, conn, fd, seq, db as usize, resp) {
             Some(waiter) => {
                 recycle(&mut self.pool, args);
                 self.send_to(from, Message::Blocked { waiter });
@@ -1036,6 +1036,7 @@ impl EventLoop {
         // A closed connection's replies are dropped, not queued.
         if !self.conn_alive(index, conn.generation) || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
             recycle(&mut self.pool, args);
+            self.block_answered_after_close(conn, Some(seq));
             return;
         }
         let c = self.conns[index as usize].as_mut().unwrap();

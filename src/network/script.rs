@@ -287,6 +287,7 @@ impl EventLoop {
         let alive = matches!(self.conns.get(index as usize), Some(Some(c)) if c.generation == token.generation && c.closing != Closing::Closed);
         if !alive {
             recycle(&mut self.pool, args);
+            self.block_answered_after_close(token, Some(seq));
             return None;
         }
         let c = self.conns[index as usize].as_mut().unwrap();

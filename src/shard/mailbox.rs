@@ -46,8 +46,10 @@ impl PackedArgs {
 pub enum Message {
     /// Execute a command for a connection of the sending shard.
     /// `client` is the id of the client it runs for (NOLOOP), `track`
-    /// whether its keys are remembered for that client's tracking.
-    Request { from: usize, conn: ConnToken, seq: u64, db: u32, resp: u8, cmd: u16, client: u64, track: bool, args: PackedArgs },
+    /// whether its keys are remembered for that client's tracking, `fd`
+    /// the connection's socket (a blocked client's owner polls it before
+    /// serving it: `messaging::blocking`, "A client that hung up").
+    Request { from: usize, conn: ConnToken, seq: u64, db: u32, fd: i32, resp: u8, cmd: u16, client: u64, track: bool, args: PackedArgs },
     /// The encoded reply to a `Request`, in `args.data` (the request's own
     /// buffers come back, so forwarding allocates nothing in steady state).
     Reply { conn: ConnToken, seq: u64, args: PackedArgs },
@@ -177,7 +179,7 @@ mod tests {
     fn request(bytes: usize) -> Message {
         let mut args = PackedArgs::default();
         args.data.resize(bytes, b'x');
-        Message::Request { from: 0, conn: ConnToken { index: 0, generation: 0 }, seq: 0, db: 0, resp: 2, cmd: 0, client: 0, track: false, args }
+        Message::Request { from: 0, conn: ConnToken { index: 0, generation: 0 }, seq: 0, db: 0, fd: -1, resp: 2, cmd: 0, client: 0, track: false, args }
     }
 
     #[test]
