@@ -146,7 +146,15 @@ impl EventLoop {
                 self.state().pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
                 self.flush_deliveries();
             }
-            Message::PublishChain { list, at } => self.publish_chain(list, at),
+            Message::PublishChain { list, at, back } => {
+                let me = self.id;
+                if self.publish_chain(list, at, back) {
+                    // The chain came back to its hop's shard and ended here.
+                    if let Some((_, seq)) = back.filter(|b| b.0 as usize == me) {
+                        self.hop_chain_done(seq);
+                    }
+                }
+            }
             Message::PubSubDrop { subscriber, kind, names } => {
                 let ps = &mut self.state().pubsub;
                 for n in &names {

@@ -31,7 +31,16 @@
 //! nothing: two empty checks per part. While a client blocks
 //! (`blocking::anyone_waits`) parts publish as before, from their shards:
 //! a client a part serves publishes its pop at once, and it must follow
-//! the write that fed it.
+//! the write that fed it. With keyspace events on, multi-shard writes then
+//! take the held path instead (`EventLoop::events_need_hold`), whose one
+//! list keeps the command's order and puts the served pops after it; what
+//! still goes by hops meanwhile (reads: at most an `expired` event) and
+//! tracking invalidations publish from the parts' shards.
+//!
+//! **After the command.** The chain ends with a `Message::ChainDone` to
+//! the coordinator (`hop_publish`); the hop's reply leaves only then, and
+//! the connection's next hop completes, and its next single-key command
+//! runs, only after it (`network::hop`, "Order per connection").
 
 use crate::messaging::tracking::{Outgoing, TrackingMessage};
 use crate::shard::ShardState;

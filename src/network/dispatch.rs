@@ -656,6 +656,17 @@ impl EventLoop {
                 return Flow::Defer;
             }
         }
+        if mask.only().is_some() && !covered && spec.flags & flags::READONLY == 0 && self.conns[index as usize].as_ref().unwrap().hops != 0 {
+            // After a hop of this connection still in flight, while
+            // keyspace events are on: its events are published when its
+            // last part is back (`messaging::hop_order`), and this
+            // command's must follow them ("Order per connection" in
+            // `network::hop`). One load while the connection has no hop out.
+            if self.state().config.notify_keyspace_events != 0 {
+                self.conns[index as usize].as_mut().unwrap().deferred = true;
+                return Flow::Defer;
+            }
+        }
         let flow = match mask.only() {
             // A key under a pending hop intent waits for its part (`network::hop`).
             Some(s) if s == self.id && self.keys_marked(spec, args) => return self.wait_for_marks(index),

@@ -1007,6 +1007,7 @@ impl EventLoop {
             Message::BlockCancel { waiter } => self.on_block_cancel(waiter),
             Message::Tracking(m) => self.on_tracking_message(m),
             Message::HopPart(part) => self.on_hop_part(part),
+            Message::ChainDone { seq } => self.hop_chain_done(seq),
             Message::HopDone { seq, usec, args, ops } => self.hop_part_done(seq, usec, from_shard, args, ops),
         }
     }

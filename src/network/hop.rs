@@ -41,9 +41,20 @@
 //! **Order per connection.** A hop starts only when the connection's single-
 //! key forwarded commands are back (one of them still queued behind a mark
 //! on its shard would otherwise run after the part that follows it); hops
-//! after hops need no wait (their numbers order them). A forwarded request
-//! that waits for a mark keeps the requests from its shard behind it, in
-//! order; the parts are never postponed (their intents order them).
+//! after hops need no wait (their numbers order them, and a part never
+//! passes an intent of its own connection: "Passing" in `shard::hold`). A
+//! forwarded request that waits for a mark keeps the requests from its
+//! shard behind it, in order; the parts are never postponed (their intents
+//! order them). A single-key command after a hop still in flight runs at
+//! once on an unmarked key (a reader of the hop's keys waits for their
+//! marks, so no one sees the later effect without the earlier), except
+//! while keyspace events are on: then it waits for the hop to complete
+//! (`dispatch`), as its events must follow the hop's, published only then.
+//! A connection's hops complete in its order (`finish_hop`), and a hop's
+//! reply waits until its events' chain has published the last of them
+//! (`hop_chain_done`), as Redis publishes a command's events before its
+//! reply: so one connection's events reach every subscriber in command
+//! order, and so do those of whatever a client does after reading a reply.
 //!
 //! **AOF.** While the write streams are on (AOF, replication) a write hop
 //! (MSET, DEL, UNLINK, an EXEC with a write) is one replay unit at one cut
@@ -74,7 +85,9 @@
 //! **Events.** A part's keyspace events and tracking invalidations go back
 //! with its answer; the coordinator publishes the whole command's in its
 //! execution order when the last part is back (`messaging::hop_order`),
-//! except while a client blocks (then each part publishes its own).
+//! except while a client blocks (then each part publishes its own; so with
+//! keyspace events on, a multi-shard write takes the held path meanwhile:
+//! `events_need_hold`).
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -235,6 +248,9 @@ pub struct HopOp {
     /// What its parts left to publish, by shard, in arrival order
     /// (`messaging::hop_order`).
     pub(super) captured: Vec<(usize, Box<crate::messaging::hop_order::Captured>)>,
+    /// Every part is back, but an earlier hop of its connection is still
+    /// in flight: it completes after that one (`finish_hop`).
+    pub(super) done: bool,
 }
 
 impl HopOp {
@@ -254,6 +270,9 @@ pub struct Hops {
     pub(super) ops: Vec<HopOp>,
     /// Finished ones, their buffers kept for the next.
     pub(super) free: Vec<HopOp>,
+    /// Completed ones whose events are still travelling their chain
+    /// (`messaging::hop_publish`), with their replies, which follow them.
+    publishing: Vec<(HopOp, PackedArgs)>,
     /// Parts received (or this shard's own) waiting for their intent to
     /// head this shard's queue.
     parts: Vec<Part>,
@@ -368,6 +387,9 @@ impl EventLoop {
     /// commands and may (see the module doc); None: the held path runs it.
     /// `mask`: its keys' shards (several).
     pub(super) fn try_hop(&mut self, index: u32, id: usize, args: &[&[u8]], mask: ShardMask) -> Option<Flow> {
+        if CommandTable::get().specs[id].flags & flags::WRITE != 0 && self.events_need_hold() {
+            return None;
+        }
         if id == super::rounds::msetnx_id() {
             return self.try_msetnx_hop(index, id, args, mask);
         }
@@ -411,6 +433,19 @@ impl EventLoop {
         let seq = self.queue_hop(index, op, mask, id, gather, cut, 0);
         self.send_parts(mask, seq, db, resp, id, client, track, cut);
         Some(Flow::Continue)
+    }
+
+    /// Whether a multi-shard write takes the held path for its events'
+    /// order: while a client blocks (`blocking::anyone_waits`) a hop's
+    /// parts publish their events from their own shards (a client a part
+    /// serves publishes its pop at once, after the write that fed it:
+    /// `messaging::hop_order`, "Cost"), so one command's events, and one
+    /// connection's commands', would reach a subscriber shard by shard.
+    /// Under a hold they are one list in execution order, the pops of the
+    /// clients it serves after it (`messaging::held_order`). Only while
+    /// keyspace events are on: one load of the blocked count otherwise.
+    pub(super) fn events_need_hold(&self) -> bool {
+        crate::messaging::blocking::anyone_waits() && self.set.get(self.id).config.notify_keyspace_events != 0
     }
 
     /// The cut of a hop over `mask` (0: none) and the shards of its intent:
@@ -486,7 +521,8 @@ impl EventLoop {
     /// flight; returns its intent's number. Its keys are marked already.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn queue_hop(&mut self, index: u32, mut op: HopOp, mask: ShardMask, cmd: usize, gather: Gather, cut: u64, round: u8) -> u64 {
-        let seq = self.server.hold.enqueue_hop(mask);
+        let client = self.conns[index as usize].as_ref().unwrap().client.id;
+        let seq = self.server.hold.enqueue_hop(mask, client);
         let slot = self.start_hop_slot(index, mask);
         let token = self.token(index);
         let conn = self.conns[index as usize].as_ref().unwrap();
@@ -753,14 +789,14 @@ impl EventLoop {
             // A first round's slot list, and a one-round EXEC's (its keys
             // are inside its commands: `exec_command_parts` lists their slots).
             _ if part.round != 0 || cmd == exec_id() => {
-                part_slots(part).is_some_and(|l| hold.may_pass(self.id, part.seq, l.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]]))))
+                part_slots(part).is_some_and(|l| hold.may_pass(self.id, part.seq, part.client, l.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]]))))
             }
             // A one-round part names its keys: WATCH's after the epoch,
             // MSET's with their values, the other gathers' alone.
-            _ if cmd == super::rounds::watch_id() => hold.may_pass(self.id, part.seq, part_args(part).skip(2).map(key_slot)),
+            _ if cmd == super::rounds::watch_id() => hold.may_pass(self.id, part.seq, part.client, part_args(part).skip(2).map(key_slot)),
             _ => match gather_of(cmd) {
-                Some(Gather::Ok) => hold.may_pass(self.id, part.seq, part_args(part).skip(1).step_by(2).map(key_slot)),
-                Some(Gather::Sum | Gather::Values) => hold.may_pass(self.id, part.seq, part_args(part).skip(1).map(key_slot)),
+                Some(Gather::Ok) => hold.may_pass(self.id, part.seq, part.client, part_args(part).skip(1).step_by(2).map(key_slot)),
+                Some(Gather::Sum | Gather::Values) => hold.may_pass(self.id, part.seq, part.client, part_args(part).skip(1).map(key_slot)),
                 _ => false,
             },
         }
@@ -1217,7 +1253,7 @@ impl EventLoop {
         let Some(i) = self.hops.ops.iter().position(|o| o.seq == seq) else {
             super::conn::recycle(&mut self.pool, args);
             if let Some(c) = ops.and_then(|mut o| o.captured.take()) {
-                self.publish_hop(vec![(from, c)], &[], None);
+                self.publish_hop(vec![(from, c)], &[], None, None);
             }
             return;
         };
@@ -1261,12 +1297,59 @@ impl EventLoop {
             _ => super::conn::recycle(&mut self.pool, args),
         }
         if op.pending == 0 {
-            let op = self.hops.ops.swap_remove(i);
-            self.complete_hop(op);
+            self.finish_hop(i);
         } else if op.cut != 0 && op.pending == 1 {
             // Only the carrier's part is left: it may run now.
             self.run_parts();
         }
+    }
+
+    /// Every part of `ops[i]` is back: it completes now, unless an earlier
+    /// hop of its connection is still in flight or its events still on
+    /// their way (`Hops::publishing`); then it waits for that one, and a
+    /// connection's hops complete in its order, so their events and
+    /// invalidations are published in command order (Redis runs one
+    /// connection's commands one after the other). Its reply would wait
+    /// for the earlier one's anyway (the slots), so nothing waits longer.
+    /// One look at the connection's hop count when it has no other.
+    fn finish_hop(&mut self, i: usize) {
+        let token = self.hops.ops[i].token;
+        if self.conn_of(token).is_some_and(|c| c.hops <= 1) {
+            let op = self.hops.ops.swap_remove(i);
+            return self.complete_hop(op);
+        }
+        self.hops.ops[i].done = true;
+        self.complete_in_order(token);
+    }
+
+    /// Completes connection `token`'s finished hops (`HopOp::done`) in its
+    /// order, up to the first one still in flight or publishing.
+    fn complete_in_order(&mut self, token: ConnToken) {
+        loop {
+            // (A taken op, `seq` 0, is not one: it is put back before it runs on.)
+            let mine = self.hops.ops.iter().enumerate().filter(|(_, o)| o.seq != 0 && o.token == token);
+            let Some((j, o)) = mine.min_by_key(|(_, o)| o.slot) else { break };
+            let publishing = self.hops.publishing.iter().any(|(p, _)| p.token == token && p.slot < o.slot);
+            if !o.done || publishing {
+                break;
+            }
+            let mut op = self.hops.ops.swap_remove(j);
+            op.done = false;
+            self.complete_hop(op);
+        }
+    }
+
+    /// The last event of hop `seq`'s chain is published (`Message::ChainDone`,
+    /// or the chain ended here): its reply leaves, then its connection's
+    /// next finished hops complete.
+    pub(crate) fn hop_chain_done(&mut self, seq: u64) {
+        let Some(i) = self.hops.publishing.iter().position(|(p, _)| p.seq == seq) else {
+            return;
+        };
+        let (op, out) = self.hops.publishing.swap_remove(i);
+        let token = op.token;
+        self.deliver_hop(op, out);
+        self.complete_in_order(token);
     }
 
     /// Every part is back: the reply, the command's record, the slot.
@@ -1338,9 +1421,17 @@ impl EventLoop {
         }
         let now = self.clock.now_ms();
         self.feed_monitors(now);
-        if !op.captured.is_empty() {
-            self.publish_hop_of(&mut op);
+        if !op.captured.is_empty() && !self.publish_hop_of(&mut op) {
+            // Its events are on their way along their owners: the reply
+            // follows the last of them (`hop_chain_done`).
+            self.hops.publishing.push((op, out));
+            return;
         }
+        self.deliver_hop(op, out);
+    }
+
+    /// A completed hop's reply `out` fills its slot; the op is free again.
+    fn deliver_hop(&mut self, op: HopOp, out: PackedArgs) {
         let token = op.token;
         let alive = self.conn_of(token).is_some();
         if alive {
@@ -1357,10 +1448,11 @@ impl EventLoop {
     /// (`messaging::hop_order`): an EXEC's by its queue, any other
     /// command's by its keys (LMOVE's and RPOPLPUSH's destination first:
     /// Redis pushes, then pops).
-    fn publish_hop_of(&mut self, op: &mut HopOp) {
+    /// Returns whether they are all published already (`publish_hop`).
+    fn publish_hop_of(&mut self, op: &mut HopOp) -> bool {
         let batches = std::mem::take(&mut op.captured);
         if op.cmd == exec_id() {
-            return self.publish_hop(batches, &[], Some(&op.key_shards[..]));
+            return self.publish_hop(batches, &[], Some(&op.key_shards[..]), Some(op.seq));
         }
         let mut slices: Vec<&[u8]> = Vec::new();
         op.args.slices(&mut slices);
@@ -1370,7 +1462,7 @@ impl EventLoop {
         if spec.name == "lmove" || spec.name == "rpoplpush" {
             keys.reverse();
         }
-        self.publish_hop(batches, &keys, None);
+        self.publish_hop(batches, &keys, None, Some(op.seq))
     }
 }
 

@@ -292,6 +292,9 @@ impl EventLoop {
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         let writes = conn.client.multi.flags & crate::commands::flags::WRITE != 0;
+        if writes && self.events_need_hold() {
+            return None;
+        }
         let (cut, mask) = self.hop_cut(mask, writes);
         self.clear_slot_lists(mask);
         // Every key's slot is marked now; each shard's round-1 part keeps

@@ -143,7 +143,8 @@
 //! `network::hop`),
 //! may run before its intent heads the queue when
 //! `may_pass` holds: every intent ahead of it there is a hop (never a
-//! hold), and none of its key slots there carries a mark but its own. Its
+//! hold) of another connection (never its own: below), and none of its key
+//! slots there carries a mark but its own. Its
 //! last round on that shard then runs whenever it arrives
 //! (`network::hop`, `Hops::passed`), and its entry leaves the queue from
 //! wherever it is (`hop_done`). Only while the shard's write stream is off
@@ -160,6 +161,23 @@
 //! sees the same as in sequence order: all of a RENAME, SMOVE or EXEC, or
 //! none. A hold is never passed (its commands check no mark), and a hold
 //! behind a passer waits for it as for any intent ahead of it.
+//!
+//! One connection's commands stay in its order. Redis runs a connection's
+//! commands one after the other, so a client that pipelines `RENAME a b`
+//! then `MSET c 1 d 1` (disjoint keys, the same shards) must never have the
+//! MSET applied on a shard before the RENAME. So a hop intent carries its
+//! connection's client id in its queue entries (`enqueue_hop`), and a part
+//! never passes an entry of its own connection: it waits until that one
+//! has left the queue (its last part there ran), then may pass the others
+//! again. This costs nothing where passing pays (many connections; one
+//! compare per entry walked), and a connection's hops already go out in
+//! its order, so its intents are numbered in it. (Readers were safe even
+//! without this: a key of the earlier hop is marked until its part ran, so
+//! who saw the later one's effect and then reads it waits for it; what
+//! differed was the order of their effects on each shard, which keyspace
+//! events, blocked clients and tracking show.) The rest of a connection's
+//! order (single-key commands after a hop, events in command order) is
+//! kept by its shard (`network::hop`, "Order per connection").
 //!
 //! No deadlock: passing only lets a part run earlier; nothing waits more
 //! than before. A passer waits only for intents ahead of it (for its turn
@@ -210,8 +228,10 @@ pub const HOP: usize = usize::MAX - 1;
 pub struct HoldSlot {
     pub thread: OnceLock<Thread>,
     pub shard: AtomicPtr<ShardState>,
-    /// The intents involving this shard, `(seq, coordinator)`, in sequence order.
-    queue: Mutex<VecDeque<(u64, usize)>>,
+    /// The intents involving this shard, `(seq, coordinator, client)`, in
+    /// sequence order; `client` is a hop's connection (its client id, see
+    /// "Passing"), 0 for a hold.
+    queue: Mutex<VecDeque<(u64, usize, u64)>>,
     /// The number of the intent heading `queue` (0: empty). Written under `queue`.
     head: AtomicU64,
     /// `head` when its coordinator is another thread, which this shard must
@@ -503,11 +523,11 @@ impl HoldTable {
     }
 
     /// Publishes the head of shard `i`'s queue (called with the queue locked).
-    fn publish_head(&self, i: usize, q: &VecDeque<(u64, usize)>) {
+    fn publish_head(&self, i: usize, q: &VecDeque<(u64, usize, u64)>) {
         let slot = &self.slots[i];
         let (head, park_for) = match q.front() {
             None => (0, 0),
-            Some(&(seq, coord)) => (seq, if coord == i || coord == HOP { 0 } else { seq }),
+            Some(&(seq, coord, _)) => (seq, if coord == i || coord == HOP { 0 } else { seq }),
         };
         // SeqCst: paired with the shard's `sleeping` announcement and its
         // re-check of `park_for` before it sleeps in its ring.
@@ -520,21 +540,21 @@ impl HoldTable {
     /// number. No allocation beyond a queue's amortized growth.
     pub fn enqueue(&self, coord: usize, mask: ShardMask) -> u64 {
         debug_assert!(coord == EXTERNAL || mask.contains(coord), "a coordinator queues on its own shard too");
-        self.enqueue_from(mask.0, coord)
+        self.enqueue_from(mask.0, coord, 0)
     }
 
     /// Locks the lowest shard of `bits`, recurses for the rest (so the locks
     /// are taken in ascending order and all held when the number is drawn),
     /// then pushes on the way back, before any of them is released.
-    fn enqueue_from(&self, bits: u128, coord: usize) -> u64 {
+    fn enqueue_from(&self, bits: u128, coord: usize, client: u64) -> u64 {
         if bits == 0 {
             return self.next_seq.fetch_add(1, Ordering::Relaxed);
         }
         let i = bits.trailing_zeros() as usize;
         let mut q = lock(&self.slots[i].queue);
-        let seq = self.enqueue_from(bits & (bits - 1), coord);
+        let seq = self.enqueue_from(bits & (bits - 1), coord, client);
         debug_assert!(q.back().is_none_or(|e| e.0 < seq), "queues are sorted by sequence");
-        q.push_back((seq, coord));
+        q.push_back((seq, coord, client));
         if coord == HOP {
             self.slots[i].hops.fetch_add(1, Ordering::SeqCst);
         }
@@ -639,10 +659,12 @@ impl HoldTable {
     }
 
     /// Enqueues a hop intent on every shard of `mask` (see the module doc,
-    /// "Hops"); returns its number. The caller has marked its keys first
-    /// (`mark`), and sends each shard its part after this returns.
-    pub fn enqueue_hop(&self, mask: ShardMask) -> u64 {
-        self.enqueue_from(mask.0, HOP)
+    /// "Hops") for connection `client` (its client id, never 0); returns
+    /// its number. The caller has marked its keys first (`mark`), and sends
+    /// each shard its part after this returns.
+    pub fn enqueue_hop(&self, mask: ShardMask, client: u64) -> u64 {
+        debug_assert!(client != 0, "a hop belongs to a connection");
+        self.enqueue_from(mask.0, HOP, client)
     }
 
     /// The number of the intent heading shard `me`'s queue (0: none).
@@ -673,11 +695,12 @@ impl HoldTable {
 
     /// Whether hop intent `seq` may run its part on shard `me` before its
     /// turn (see the module doc, "Passing"): every intent ahead of it in
-    /// `me`'s queue is a hop, and no hash slot of `slots` (its keys on `me`,
-    /// one per mark it raised, a slot as often as it marked it) is marked
-    /// by another intent. At most `PASS_SLOTS_MAX` slots and `PASS_AHEAD_MAX`
-    /// intents ahead (more: it waits for its turn).
-    pub fn may_pass(&self, me: usize, seq: u64, slots: impl Iterator<Item = u16> + Clone) -> bool {
+    /// `me`'s queue is a hop of another connection than `client` (its own),
+    /// and no hash slot of `slots` (its keys on `me`, one per mark it
+    /// raised, a slot as often as it marked it) is marked by another
+    /// intent. At most `PASS_SLOTS_MAX` slots and `PASS_AHEAD_MAX` intents
+    /// ahead (more: it waits for its turn).
+    pub fn may_pass(&self, me: usize, seq: u64, client: u64, slots: impl Iterator<Item = u16> + Clone) -> bool {
         if slots.clone().nth(PASS_SLOTS_MAX).is_some() {
             return false;
         }
@@ -692,11 +715,12 @@ impl HoldTable {
             return false;
         }
         let q = lock(&self.slots[me].queue);
-        for &(s, coord) in q.iter().take(PASS_AHEAD_MAX + 1) {
+        for &(s, coord, c) in q.iter().take(PASS_AHEAD_MAX + 1) {
             if s == seq {
                 return true;
             }
-            if coord != HOP {
+            // A hold, or an earlier command of the same connection: its turn.
+            if coord != HOP || c == client {
                 return false;
             }
         }
@@ -830,7 +854,7 @@ mod tests {
     #[test]
     fn hops_park_nobody_and_keep_the_order_with_holds() {
         let t = table(3);
-        let h = t.enqueue_hop(mask(&[0, 1]));
+        let h = t.enqueue_hop(mask(&[0, 1]), 1);
         let a = t.enqueue(2, mask(&[1, 2]));
         assert!(!t.must_park(0) && !t.must_park(1) && !t.must_park(2), "a hop at the head parks nobody");
         assert!(t.hops_pending(0) && t.hops_pending(1) && !t.hops_pending(2));
@@ -842,7 +866,7 @@ mod tests {
         t.hop_done(1, h);
         assert!(t.must_park(1) && t.head(1) == a, "shard 1 now parks for a");
         // A hop behind a hold: removing the hold rings the shard it heads.
-        let h2 = t.enqueue_hop(mask(&[1]));
+        let h2 = t.enqueue_hop(mask(&[1]), 1);
         assert_eq!(t.remove(a, mask(&[1, 2])), mask(&[1]), "shard 1 runs h2 itself: a doorbell");
         assert!(!t.must_park(1) && t.head(1) == h2);
         t.hop_done(1, h2);
@@ -855,40 +879,48 @@ mod tests {
         assert!(!t.marked(7));
     }
 
-    /// A hop passes the intents ahead of it only when they are all hops and
-    /// none of them marked a slot of its own (each counted as often as it
-    /// marked it); a hold ahead is never passed; its entry then leaves the
+    /// A hop passes the intents ahead of it only when they are all hops of
+    /// other connections and none of them marked a slot of its own (each
+    /// counted as often as it marked it); a hold ahead is never passed, nor
+    /// an earlier hop of its own connection; its entry then leaves the
     /// queue from the middle without changing the head.
     #[test]
-    fn a_hop_passes_only_hops_over_other_slots() {
+    fn a_hop_passes_only_other_connections_hops_over_other_slots() {
         let t = table(2);
         let slots = |s: &'static [u16]| s.iter().copied();
         t.mark(5);
-        let a = t.enqueue_hop(mask(&[0, 1]));
+        let a = t.enqueue_hop(mask(&[0, 1]), 1);
         t.mark(6);
         t.mark(6);
-        let b = t.enqueue_hop(mask(&[0, 1]));
-        assert!(t.may_pass(0, a, slots(&[5])), "the head passes nothing and may run");
-        assert!(t.may_pass(0, b, slots(&[6, 6])), "b's slot is its own: it passes a");
-        assert!(!t.may_pass(0, b, slots(&[6])), "b marked 6 twice: one more mark is another's");
+        let b = t.enqueue_hop(mask(&[0, 1]), 2);
+        assert!(t.may_pass(0, a, 1, slots(&[5])), "the head passes nothing and may run");
+        assert!(t.may_pass(0, b, 2, slots(&[6, 6])), "b's slot is its own: it passes a");
+        assert!(!t.may_pass(0, b, 2, slots(&[6])), "b marked 6 twice: one more mark is another's");
         t.mark(5);
-        let d = t.enqueue_hop(mask(&[0]));
-        assert!(!t.may_pass(0, d, slots(&[5])), "slot 5 is a's too: d waits for its turn");
-        assert!(!t.may_pass(0, 1 << 40, slots(&[])), "an intent not queued here");
+        let d = t.enqueue_hop(mask(&[0]), 3);
+        assert!(!t.may_pass(0, d, 3, slots(&[5])), "slot 5 is a's too: d waits for its turn");
+        assert!(!t.may_pass(0, 1 << 40, 3, slots(&[])), "an intent not queued here");
         t.hop_done(0, b);
         assert_eq!(t.head(0), a, "b left from the middle");
         t.unmark(5);
         t.hop_done(0, d);
+        // The same connection's next hop over other keys waits for a:
+        // one connection's commands apply in its order on every shard.
+        t.mark(11);
+        let e = t.enqueue_hop(mask(&[0]), 1);
+        assert!(!t.may_pass(0, e, 1, slots(&[11])), "e follows a, its connection's earlier hop");
+        t.unmark(11);
+        t.hop_done(0, e);
         let h = t.enqueue(1, mask(&[0, 1]));
         t.mark(9);
-        let c = t.enqueue_hop(mask(&[0, 1]));
-        assert!(!t.may_pass(0, c, slots(&[9])), "a hold ahead is never passed");
+        let c = t.enqueue_hop(mask(&[0, 1]), 4);
+        assert!(!t.may_pass(0, c, 4, slots(&[9])), "a hold ahead is never passed");
         t.hop_done(0, a);
         t.hop_done(1, a);
         t.hop_done(1, b);
         assert_eq!(t.head(1), h);
         t.remove(h, mask(&[0, 1]));
-        assert!(t.may_pass(0, c, slots(&[9])));
+        assert!(t.may_pass(0, c, 4, slots(&[9])));
     }
 
     /// Many coordinators (one thread per shard, as the event loops) run
@@ -972,7 +1004,7 @@ mod tests {
                             while m.count() < width as u32 {
                                 m.insert((next() % SHARDS as u64) as usize);
                             }
-                            let seq = sh.table.enqueue_hop(m);
+                            let seq = sh.table.enqueue_hop(m, 1 + me as u64);
                             for t in m.iter() {
                                 lock(&sh.parts[t]).push(seq);
                             }
