@@ -705,3 +705,30 @@ fn all_shard_commands_go_to_the_incr_file_as_redis_writes_them() {
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success() && text.contains("All AOF files and manifest are valid"), "{text}");
 }
+
+/// Scripts in the AOF of a read-only replica (integration/aof's "EVAL can
+/// process writes from AOF in read-only replicas"): the loader's scripts
+/// write, as Redis's AOF client is obeyed whatever the replication state
+/// (mustObeyClient); a client's script is still refused.
+#[test]
+fn aof_scripts_write_on_a_read_only_replica() {
+    let dir = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-replica", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("appendonlydir")).unwrap();
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.manifest"), "file appendonly.aof.1.incr.aof seq 1 type i\n").unwrap();
+    let mut incr = common::encode(&["select", "9"]);
+    for body in ["redis.call('set',KEYS[1],'100')", "redis.call('incr',KEYS[1])", "redis.call('incr',KEYS[1])"] {
+        incr.extend(common::encode(&["eval", body, "1", "foo"]));
+    }
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.1.incr.aof"), incr).unwrap();
+    let d = dir.display().to_string();
+    let rk = Server::ringkv(&["--dir", &d, "--appendonly", "yes", "--replica-read-only", "yes", "--replicaof", "127.0.0.1", "0", "--shards", "2"]);
+    let mut c = rk.conn();
+    c.cmd(&["SELECT", "9"]);
+    assert_eq!(c.cmd(&["GET", "foo"]), Resp::bulk("102"));
+    let refused = c.cmd(&["EVAL", "return redis.call('set','bar','1')", "0"]);
+    assert!(matches!(&refused, Resp::Error(e) if e.starts_with("READONLY")), "{refused:?}");
+    drop(c);
+    drop(rk);
+    let _ = std::fs::remove_dir_all(&dir);
+}
