@@ -629,3 +629,106 @@ fn cross_shard_writes_reload_to_the_same_digest() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The commands of an incr file, each as its arguments.
+fn incr_commands(dir: &Path) -> Vec<Vec<String>> {
+    let bytes = std::fs::read(dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = common::frame_len(&bytes[at..]).unwrap_or_else(|e| panic!("incr file at {at}: {e:?}"));
+        let args = common::decode(&bytes[at..at + len]);
+        out.push(args.array().iter().map(|a| String::from_utf8_lossy(&a.opt_bytes().unwrap()).into_owned()).collect());
+        at += len;
+    }
+    out
+}
+
+/// Commands over every shard (FLUSHDB, FLUSHALL, SWAPDB, MSET and DEL
+/// over shards, an EXEC over shards, FUNCTION LOAD/DELETE/FLUSH) among
+/// single-key writes in several dbs: ringkv's incr file holds the commands
+/// redis-server 7.0's does, in the same order, with a SELECT only where the
+/// db changes (integration/aof's "FLUSHDB / FLUSHALL should persist in
+/// AOF" reads the file so); redis-check-aof accepts it.
+#[test]
+fn all_shard_commands_go_to_the_incr_file_as_redis_writes_them() {
+    require_tool("redis-check-aof");
+    let script = |s: &Server| {
+        let mut c = s.conn();
+        let run = |c: &mut Conn, args: &[&str]| {
+            let r = c.cmd(args);
+            assert!(!matches!(r, Resp::Error(_)), "{args:?}: {r:?}");
+        };
+        run(&mut c, &["SELECT", "9"]);
+        run(&mut c, &["SET", "key", "value"]);
+        run(&mut c, &["FLUSHDB"]);
+        run(&mut c, &["SET", "key", "value2"]);
+        run(&mut c, &["FLUSHDB"]);
+        run(&mut c, &["FLUSHDB"]);
+        run(&mut c, &["FLUSHDB", "ASYNC"]);
+        run(&mut c, &["SET", "key", "value"]);
+        run(&mut c, &["FLUSHALL"]);
+        run(&mut c, &["FLUSHALL"]);
+        run(&mut c, &["FLUSHALL", "SYNC"]);
+        run(&mut c, &["MSET", "a", "1", "b", "2", "c", "3", "d", "4"]);
+        run(&mut c, &["DEL", "a", "b", "c", "nokey"]);
+        run(&mut c, &["DEL", "nokey1", "nokey2"]);
+        run(&mut c, &["SWAPDB", "9", "3"]);
+        run(&mut c, &["SWAPDB", "3", "3"]);
+        run(&mut c, &["SELECT", "3"]);
+        run(&mut c, &["SET", "e", "5"]);
+        run(&mut c, &["MULTI"]);
+        run(&mut c, &["SET", "a", "x"]);
+        run(&mut c, &["SET", "b", "y"]);
+        run(&mut c, &["INCR", "c"]);
+        run(&mut c, &["EXEC"]);
+        run(&mut c, &["SELECT", "9"]);
+        run(&mut c, &["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', function(keys, args) return redis.call('set', keys[1], args[1]) end)"]);
+        run(&mut c, &["FCALL", "f", "1", "fk", "fv"]);
+        run(&mut c, &["FUNCTION", "DELETE", "lib"]);
+        run(&mut c, &["FUNCTION", "FLUSH"]);
+        run(&mut c, &["SET", "key", "last"]);
+        run(&mut c, &["FLUSHALL"]);
+        run(&mut c, &["SELECT", "0"]);
+        run(&mut c, &["FLUSHALL"]);
+        run(&mut c, &["SET", "z", "0"]);
+    };
+    let args = ["--appendonly", "yes", "--appendfsync", "always", "--shards", "3"];
+    let rk = Server::ringkv(&args);
+    script(&rk);
+    let redis = Server::redis(&args[..4]);
+    script(&redis);
+    let (got, want) = (incr_commands(&rk.dir), incr_commands(&redis.dir));
+    assert_eq!(got, want, "ringkv's incr file (left) against redis-server's");
+    let manifest = rk.dir.join("appendonlydir/appendonly.aof.manifest");
+    let check = run_with_timeout(Process::new("redis-check-aof").arg(&manifest), None, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && text.contains("All AOF files and manifest are valid"), "{text}");
+}
+
+/// Scripts in the AOF of a read-only replica (integration/aof's "EVAL can
+/// process writes from AOF in read-only replicas"): the loader's scripts
+/// write, as Redis's AOF client is obeyed whatever the replication state
+/// (mustObeyClient); a client's script is still refused.
+#[test]
+fn aof_scripts_write_on_a_read_only_replica() {
+    let dir = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-replica", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("appendonlydir")).unwrap();
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.manifest"), "file appendonly.aof.1.incr.aof seq 1 type i\n").unwrap();
+    let mut incr = common::encode(&["select", "9"]);
+    for body in ["redis.call('set',KEYS[1],'100')", "redis.call('incr',KEYS[1])", "redis.call('incr',KEYS[1])"] {
+        incr.extend(common::encode(&["eval", body, "1", "foo"]));
+    }
+    std::fs::write(dir.join("appendonlydir/appendonly.aof.1.incr.aof"), incr).unwrap();
+    let d = dir.display().to_string();
+    let rk = Server::ringkv(&["--dir", &d, "--appendonly", "yes", "--replica-read-only", "yes", "--replicaof", "127.0.0.1", "0", "--shards", "2"]);
+    let mut c = rk.conn();
+    c.cmd(&["SELECT", "9"]);
+    assert_eq!(c.cmd(&["GET", "foo"]), Resp::bulk("102"));
+    let refused = c.cmd(&["EVAL", "return redis.call('set','bar','1')", "0"]);
+    assert!(matches!(&refused, Resp::Error(e) if e.starts_with("READONLY")), "{refused:?}");
+    drop(c);
+    drop(rk);
+    let _ = std::fs::remove_dir_all(&dir);
+}

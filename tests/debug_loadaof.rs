@@ -219,3 +219,48 @@ fn debug_loadaof_answers_others_loading_meanwhile() {
         assert_eq!(other.cmd(&["DBSIZE"]).int(), 8001);
     }
 }
+
+/// `calls=N` of `cmdstat_<name>` in INFO commandstats (0 when absent).
+fn command_calls(c: &mut Conn, name: &str) -> i64 {
+    let info = String::from_utf8(c.cmd(&["INFO", "commandstats"]).opt_bytes().unwrap()).unwrap();
+    let prefix = format!("cmdstat_{name}:calls=");
+    info.lines().find_map(|l| l.strip_prefix(prefix.as_str())).map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// A command deferred for its reply and run again to give it (DEBUG
+/// LOADAOF until its load is over, WAIT until replicas acknowledge or the
+/// timeout) counts once, as in Redis, where it runs once (WAIT blocks):
+/// once in commandstats, one MONITOR line, one slowlog entry for DEBUG
+/// (none for a WAIT that blocked).
+#[test]
+fn a_command_run_again_for_its_reply_counts_once() {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--enable-debug-command", "yes", "--shards", "3"]);
+    let mut c = rk.conn();
+    write_some(&mut c, 0);
+    let mut monitor = rk.conn();
+    assert_eq!(monitor.cmd(&["MONITOR"]), Resp::ok());
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), Resp::ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), Resp::ok());
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), Resp::ok());
+    assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), Resp::ok());
+    assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), Resp::ok());
+    // No replica: it waits out its 200 ms.
+    assert_eq!(c.cmd(&["WAIT", "1", "200"]), Resp::Int(0));
+    assert_eq!(c.cmd(&["ECHO", "end"]), Resp::bulk("end"));
+    assert_eq!(command_calls(&mut c, "debug"), 2);
+    assert_eq!(command_calls(&mut c, "wait"), 1);
+    let Resp::Array(entries) = c.cmd(&["SLOWLOG", "GET", "100"]) else { panic!("SLOWLOG GET is an array") };
+    let logged = |name: &str| entries.iter().filter(|e| e.array()[3].array()[0].opt_bytes().unwrap().eq_ignore_ascii_case(name.as_bytes())).count();
+    // A WAIT that blocked is in no slowlog (Redis 7.0's call() skips a
+    // client it left blocked, and its timeout adds none).
+    assert_eq!((logged("debug"), logged("wait")), (2, 0));
+    let mut lines = Vec::new();
+    loop {
+        let Resp::Simple(line) = monitor.read() else { panic!("a MONITOR line") };
+        if line.contains("\"end\"") {
+            break;
+        }
+        lines.push(line);
+    }
+    assert_eq!(lines.iter().filter(|l| l.contains("\"WAIT\"")).count(), 1, "{lines:?}");
+}

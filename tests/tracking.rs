@@ -492,3 +492,42 @@ fn scripts_track_their_declared_keys_when_they_read() {
     assert_eq!(read_invalidated_keys(&mut c, keys.len()), expected);
     assert_nothing_pending(&mut c);
 }
+
+/// A write over keys of several shards (MSET, DEL; by the held path and
+/// by hops) reaches a BCAST client as one message per prefix holding all
+/// its keys, as Redis sends one per prefix per event-loop pass, not one
+/// per shard.
+#[test]
+fn bcast_sends_one_message_per_prefix_for_a_write_over_shards() {
+    let s = server();
+    let mut c = resp3_tracking(&s, &["BCAST", "PREFIX", "p:", "PREFIX", "q:"]);
+    let mut w = s.conn();
+    let p = keys_on_every_shard("p:", 6);
+    let q = keys_on_every_shard("q:", 6);
+    let mut all_p = p.clone();
+    all_p.sort();
+    let mut all_q = q.clone();
+    all_q.sort();
+    for route in ["held", "hops"] {
+        if s.name() == "ringkv" {
+            assert_eq!(w.cmd(&["CONFIG", "SET", "cross-shard-route", route]), Resp::ok());
+            // The loops read it at most every 100 ms.
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        let mut mset = vec!["MSET".to_string()];
+        for k in p.iter().chain(&q) {
+            mset.push(k.clone());
+            mset.push("v".to_string());
+        }
+        assert_eq!(w.cmd(&mset), Resp::ok());
+        let mut got = vec![invalidated(c.read()).unwrap(), invalidated(c.read()).unwrap()];
+        got.sort();
+        assert_eq!(got, vec![all_p.clone(), all_q.clone()], "{route}");
+        assert_nothing_pending(&mut c);
+        let mut del = vec!["DEL".to_string()];
+        del.extend(p.iter().cloned());
+        assert_eq!(w.cmd(&del), Resp::Int(6));
+        assert_eq!(invalidated(c.read()), Some(all_p.clone()), "{route}");
+        assert_nothing_pending(&mut c);
+    }
+}

@@ -507,6 +507,26 @@ pub struct Ctx<'a> {
     /// MONITOR lines of the commands a script ran through this command
     /// (EVAL's own first), shown after its own (`exec::call`).
     pub nested_monitor: Vec<u8>,
+    /// What `exec::call` records for this run (set by the handler).
+    pub record: Record,
+}
+
+/// What `exec::call` records after a handler (`Ctx::record`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Record {
+    /// Everything: commandstats, errorstats, latency, slowlog, MONITOR.
+    #[default]
+    All,
+    /// The command blocks for its reply (WAIT deferred): all but the
+    /// slowlog and the latency monitor, as Redis's `call()` skips them
+    /// for a client it left `CLIENT_BLOCKED` (a WAIT that times out is in
+    /// neither).
+    Blocked,
+    /// Nothing: this run only resumes the same command of the same client,
+    /// run before and deferred for its reply (WAIT, DEBUG LOADAOF:
+    /// `ClientRepl::wait_pending`), so that it counts once, as in Redis,
+    /// which runs it once.
+    Resumed,
 }
 
 impl<'a> Ctx<'a> {
@@ -524,6 +544,7 @@ impl<'a> Ctx<'a> {
             propagate: Default::default(),
             in_multi: false,
             nested_monitor: Vec::new(),
+            record: Record::All,
         }
     }
     /// Whether writes are propagated (some consumer such as the AOF is on):

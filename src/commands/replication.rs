@@ -187,6 +187,10 @@ fn wait(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let in_multi = ctx.in_multi;
     let home = ctx.home;
     let first = ctx.client.as_deref().is_some_and(|c| c.repl.wait.is_none());
+    // A run after the first only looks again (counted once: `Record`).
+    if ctx.client.as_deref().is_some_and(|c| c.repl.wait.is_some()) {
+        ctx.record = super::Record::Resumed;
+    }
     if first {
         let st = ctx.shards.get_mut(home);
         if st.stream.feeds_repl() {
@@ -217,4 +221,7 @@ fn wait(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     c.repl.wait = Some(state);
     c.repl.wait_pending = true;
+    if first {
+        ctx.record = super::Record::Blocked;
+    }
 }

@@ -143,6 +143,11 @@ fn swapdb(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             s.modified_all(a, (i == home) as u64);
             s.modified_all(b, 0);
         }
+    } else {
+        // Nothing moves, but it counts as a write, so it is propagated
+        // (Redis's swapdbCommand: `server.dirty++` whatever the indexes).
+        let home = ctx.home;
+        ctx.shard_mut(home).dirty += 1;
     }
     r.ok();
 }

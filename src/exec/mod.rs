@@ -16,7 +16,7 @@ pub use clock::Clock;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
-use crate::commands::{flags, CommandSpec, CommandTable, Ctx};
+use crate::commands::{flags, CommandSpec, CommandTable, Ctx, Record};
 use crate::messaging::blocking::PendingSlowlog;
 use crate::protocol::reply::ErrorKind;
 use crate::protocol::Reply;
@@ -72,6 +72,15 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
         Some(c) => (c.addr.as_bytes(), &c.name[..], c.db),
         None => (remote.addr, remote.name, ctx.db),
     };
+    let record = std::mem::take(&mut ctx.record);
+    if record == Record::Resumed {
+        // Recorded by its first run.
+        monitor_line.clear();
+        if propagating {
+            propagate::after_command(ctx, args, dirty_before);
+        }
+        return;
+    }
     let in_snapshot = ctx.server.persistence.snapshot_active.load(Ordering::Relaxed);
     // An error counted where it arose (a script's) counts as failed only.
     let counted_error = r.error_prefix.filter(|_| !r.error_stats_counted);
@@ -85,7 +94,7 @@ pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut
         let args = redact::shown(spec.name, args, &mut hidden).iter().map(|a| a.to_vec()).collect();
         req.slowlog = Some(Box::new(PendingSlowlog { args, addr: addr.to_vec(), name: name.to_vec(), usec }));
     }
-    record_command(home, spec, in_snapshot, id, args, usec, counted_error, addr, name);
+    record_command(home, spec, in_snapshot, id, args, usec, counted_error, addr, name, record == Record::All);
     monitor_line.clear();
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 {
         if spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
@@ -124,7 +133,7 @@ pub fn record_parted(
 ) {
     let in_snapshot = server.persistence.snapshot_active.load(Ordering::Relaxed);
     let spec = &CommandTable::get().specs[id];
-    record_command(st, spec, in_snapshot, id, args, usec, failed, addr, name);
+    record_command(st, spec, in_snapshot, id, args, usec, failed, addr, name, true);
     monitor_line.clear();
     if server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
         format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);
@@ -153,6 +162,9 @@ fn record_command(
     failed: Option<ErrorKind>,
     addr: &[u8],
     name: &[u8],
+    // False for a command left blocked (`Record::Blocked`): no slowlog entry
+    // nor latency sample.
+    unblocked: bool,
 ) {
     st.stats.record_call(id, usec, failed.is_some());
     st.snapshot_latency.record(usec, in_snapshot);
@@ -160,11 +172,11 @@ fn record_command(
         st.stats.record_error(k.as_str());
     }
     let threshold = st.config.slowlog_log_slower_than_usec;
-    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 && st.blocking.request.is_none() {
+    if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 && st.blocking.request.is_none() && unblocked {
         log_slow(st, spec, args, usec, addr, name);
     }
     let lat_threshold = st.config.latency_monitor_threshold_ms;
-    if lat_threshold > 0 && usec / 1000 >= lat_threshold {
+    if lat_threshold > 0 && usec / 1000 >= lat_threshold && unblocked {
         latency_sample(st, spec, usec);
     }
 }

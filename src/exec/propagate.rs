@@ -105,6 +105,10 @@ pub struct Cut {
 
 static NEXT_CUT: AtomicU64 = AtomicU64::new(1);
 
+/// Where a batch SELECTs: (stream position, db) of each, in order (see
+/// `Stream::selects`).
+pub type Selects = Vec<(u64, usize)>;
+
 /// A shard's write stream.
 #[derive(Default)]
 pub struct Stream {
@@ -134,6 +138,13 @@ pub struct Stream {
     /// `forceCommandPropagation(c, PROPAGATE_REPL)`), each with the stream
     /// position it goes at: the AOF never sees them.
     inserts: Vec<(u64, Vec<u8>)>,
+    /// Every SELECT appended since the last take, as (stream position,
+    /// db), taken with the batch: a stream selects its db again after each
+    /// take and each cut (the consumer may switch streams there), and the
+    /// merge (`persistence::lanes`) leaves out the SELECTs of a db the
+    /// merged output has selected already, so that the AOF holds a SELECT
+    /// only where the db changes, as Redis's `feedAppendOnlyFile` writes it.
+    selects: Selects,
 }
 
 impl Stream {
@@ -175,6 +186,7 @@ impl Stream {
             self.inserts.clear();
             self.pending.clear();
             self.cuts.clear();
+            self.selects.clear();
         }
         self.state.reset_db();
     }
@@ -193,7 +205,9 @@ impl Stream {
     /// Appends `argv` as run in `db`.
     pub fn feed<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         let now_secs = self.timestamps.then(|| crate::util::unix_ms() / 1000);
-        self.state.feed(&mut self.buf, db, argv, now_secs);
+        if let Some(at) = self.state.feed(&mut self.buf, db, argv, now_secs) {
+            self.selects.push((self.taken + at as u64, db));
+        }
     }
 
     /// Appends `argv` in whatever db is selected (MULTI's EXEC).
@@ -232,14 +246,14 @@ impl Stream {
     }
 
     /// Takes the bytes appended since the last take, with their first
-    /// position and the cuts recorded among them. The next batch starts
-    /// with a SELECT.
-    pub fn take(&mut self) -> (u64, Vec<u8>, Vec<Cut>) {
+    /// position, the cuts recorded among them and where they SELECT (see
+    /// `selects`). The next batch starts with a SELECT.
+    pub fn take(&mut self) -> (u64, Vec<u8>, Vec<Cut>, Selects) {
         let start = self.taken;
         let bytes = std::mem::take(&mut self.buf);
         self.taken += bytes.len() as u64;
         self.state.reset_db();
-        (start, bytes, std::mem::take(&mut self.cuts))
+        (start, bytes, std::mem::take(&mut self.cuts), std::mem::take(&mut self.selects))
     }
 
     /// Nothing to take.
@@ -604,8 +618,8 @@ mod tests {
         h.take(0);
         h.take(1);
         h.exec(0, 10, &[&["set", k0, "a"], &["get", k0], &["del", "nokey"], &["incr", k1], &["select", "1"]]);
-        let (_, b0, cuts0) = h.shards[0].stream.take();
-        let (_, b1, cuts1) = h.shards[1].stream.take();
+        let (_, b0, cuts0, _) = h.shards[0].stream.take();
+        let (_, b1, cuts1, _) = h.shards[1].stream.take();
         assert_eq!(b0, resp(&[&["SELECT", "0"], &["MULTI"], &["set", k0, "a"], &["DEL", k1], &["incr", k1], &["EXEC"]]));
         assert!(b1.is_empty());
         assert_eq!((cuts0.len(), cuts1.len()), (1, 1));
@@ -760,16 +774,75 @@ mod tests {
         super::hop_unit(&mut h.shards[0].stream, id, both, 0, &vec![(0, mset)]);
         let mut lanes: Vec<Lane> = (0..2).map(|_| Lane::default()).collect();
         for (i, lane) in lanes.iter_mut().enumerate() {
-            let (start, bytes, cuts) = h.shards[i].stream.take();
-            lane.ingest(i as u64 + 1, start, bytes, cuts, Vec::new());
+            let (start, bytes, cuts, selects) = h.shards[i].stream.take();
+            lane.ingest(i as u64 + 1, start, bytes, cuts, Vec::new(), selects);
         }
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
+        merge(&mut lanes, &mut out, &mut None);
         let text = String::from_utf8(out).unwrap();
         let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} not in {text}"));
         assert!(at("$3\r\nold") < at("$4\r\nmset") && at("$4\r\nmset") < at("$3\r\nnew"), "{text}");
         assert_eq!(text.matches("mset").count(), 1);
         assert!(at("$1\r\nx") < at("$4\r\nmset"), "{text}");
+    }
+
+    /// FLUSHDB/FLUSHALL (held over every shard, each with its cut) among
+    /// SETs of one db: the merged stream selects the db once, as
+    /// redis-server 7.0.15's incr file for the same commands
+    /// (integration/aof's "FLUSHDB / FLUSHALL should persist in AOF"), and
+    /// again only where the db changes, also across merges; a merge that
+    /// starts not knowing the db (a new incr file) selects it again.
+    #[test]
+    fn merged_stream_selects_only_when_the_db_changes() {
+        use crate::persistence::aof_file::{merge, Lane};
+        let mut h = Harness::new(2);
+        let (k0, k1) = (&key_of(0), &key_of(1));
+        h.run(9, false, 0, &["set", k1, "value"]);
+        h.run(9, true, 0, &["flushdb"]);
+        h.run(9, true, 0, &["flushdb"]);
+        h.run(9, false, 0, &["set", k0, "value2"]);
+        h.run(9, true, 0, &["flushall"]);
+        h.run(9, true, 0, &["flushall"]);
+        h.run(3, false, 0, &["set", k1, "x"]);
+        h.run(3, true, 0, &["flushall"]);
+        let mut lanes: Vec<Lane> = (0..2).map(|_| Lane::default()).collect();
+        let mut seq = 0;
+        let mut take_all = |h: &mut Harness, lanes: &mut Vec<Lane>| {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                let (start, bytes, cuts, selects) = h.shards[i].stream.take();
+                seq += 1;
+                lane.ingest(seq, start, bytes, cuts, Vec::new(), selects);
+            }
+        };
+        take_all(&mut h, &mut lanes);
+        let (mut out, mut db) = (Vec::new(), None);
+        merge(&mut lanes, &mut out, &mut db);
+        let want = resp(&[
+            &["SELECT", "9"],
+            &["set", k1, "value"],
+            &["flushdb"],
+            &["flushdb"],
+            &["set", k0, "value2"],
+            &["flushall"],
+            &["flushall"],
+            &["SELECT", "3"],
+            &["set", k1, "x"],
+            &["flushall"],
+        ]);
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(want).unwrap());
+        // The next batches (each starting with its own SELECT) continue it.
+        h.run(3, false, 0, &["set", k0, "y"]);
+        h.run(3, false, 0, &["set", k1, "z"]);
+        take_all(&mut h, &mut lanes);
+        let mut out = Vec::new();
+        merge(&mut lanes, &mut out, &mut db);
+        assert_eq!(out, resp(&[&["set", k0, "y"], &["set", k1, "z"]]));
+        // A new incr file: selected again.
+        h.run(3, false, 0, &["set", k0, "w"]);
+        take_all(&mut h, &mut lanes);
+        let mut out = Vec::new();
+        merge(&mut lanes, &mut out, &mut None);
+        assert_eq!(out, resp(&[&["SELECT", "3"], &["set", k0, "w"]]));
     }
 
     /// A held command over two shards is one unit in the lowest shard's
@@ -783,8 +856,8 @@ mod tests {
         let before1 = h.shards[1].stream.position();
         h.run(0, true, 0, &["mset", k0, "a", k1, "b"]);
         h.run(0, false, 0, &["set", k1, "new"]);
-        let (_, b0, cuts0) = h.shards[0].stream.take();
-        let (_, b1, cuts1) = h.shards[1].stream.take();
+        let (_, b0, cuts0, _) = h.shards[0].stream.take();
+        let (_, b1, cuts1, _) = h.shards[1].stream.take();
         assert_eq!(b0, resp(&[&["SELECT", "0"], &["mset", k0, "a", k1, "b"]]));
         assert_eq!(b1, resp(&[&["SELECT", "0"], &["set", k1, "old"], &["SELECT", "0"], &["set", k1, "new"]]));
         assert_eq!(cuts0.len(), 1);

@@ -15,7 +15,12 @@
 //! - BCAST prefixes are registered on every shard (CLIENT TRACKING holds all
 //!   shards), so a write needs no message to learn which prefixes match; the
 //!   keys modified per prefix are batched and sent as Redis's
-//!   `trackingBroadcastInvalidationMessages` sends them from `beforeSleep`.
+//!   `trackingBroadcastInvalidationMessages` sends them from `beforeSleep`:
+//!   one message per prefix per loop turn. A command over several shards
+//!   gathers its keys on the shard that runs it (`take_pending_bcast`,
+//!   `absorb_bcast`: the holder takes the held shards' keys, a hop's parts
+//!   send theirs with their answers), so that it sends one message per
+//!   prefix, as Redis does, not one per shard.
 //! - An empty table and prefix table cost `modified()` one branch.
 //!
 //! Limits: `tracking-table-max-keys` bounds the keys of all tables together
@@ -162,6 +167,10 @@ struct Bcast {
     /// (0: none, as expiry), sorted as Redis's radix tree lists them.
     keys: BTreeMap<Vec<u8>, u64>,
 }
+
+/// Keys modified under BCAST prefixes and not broadcast yet, per prefix,
+/// with their last modifier (moved to the shard that broadcasts them).
+pub type PendingBcast = Vec<(Vec<u8>, BTreeMap<Vec<u8>, u64>)>;
 
 /// What shards tell each other about tracking (`Message::Tracking`).
 #[derive(Debug)]
@@ -315,6 +324,41 @@ impl ShardTracking {
             bs.clients.retain(|c| c.id != client || c.epoch > epoch);
             !bs.clients.is_empty()
         });
+    }
+
+    /// Keys wait for a broadcast here.
+    #[inline]
+    pub fn bcast_pending(&self) -> bool {
+        self.bcast_pending
+    }
+
+    /// Takes the keys waiting for a broadcast here (see the module: another
+    /// shard broadcasts them with its own).
+    pub fn take_pending_bcast(&mut self) -> PendingBcast {
+        if !self.bcast_pending {
+            return Vec::new();
+        }
+        self.bcast_pending = false;
+        self.prefixes.iter_mut().filter(|(_, bs)| !bs.keys.is_empty()).map(|(p, bs)| (p.clone(), std::mem::take(&mut bs.keys))).collect()
+    }
+
+    /// Queues keys another shard took (`take_pending_bcast`) for this
+    /// shard's next broadcast, the last modifier of a key winning. Returns
+    /// those of prefixes not registered here (every shard registers the
+    /// same ones; a prefix missing here is being forgotten, its client
+    /// turning tracking off).
+    pub fn absorb_bcast(&mut self, pending: PendingBcast) -> PendingBcast {
+        let mut left = Vec::new();
+        for (prefix, mut keys) in pending {
+            match self.prefixes.get_mut(&prefix) {
+                Some(bs) => {
+                    bs.keys.append(&mut keys);
+                    self.bcast_pending = true;
+                }
+                None => left.push((prefix, keys)),
+            }
+        }
+        left
     }
 
     /// Redis's trackingBroadcastInvalidationMessages: for each prefix with
@@ -511,6 +555,30 @@ mod tests {
         assert!(matches!(&t.outgoing[0], Outgoing { to: 1, msg: TrackingMessage::Invalidate { client: 7, modifier: 5, key } } if key == b"k"));
         assert_eq!((c.keys.load(Ordering::Relaxed), c.items.load(Ordering::Relaxed)), (0, 0));
         assert!(t.is_idle());
+    }
+
+    /// Keys another shard queued join this shard's batch: one message per
+    /// prefix; a prefix not registered here comes back.
+    #[test]
+    fn pending_keys_of_another_shard_join_one_broadcast() {
+        let client = BcastClient { id: 1, shard: 0, noloop: false, epoch: 1 };
+        let (mut here, mut there) = (ShardTracking::default(), ShardTracking::default());
+        here.register_prefix(b"a:", client);
+        there.register_prefix(b"a:", client);
+        there.register_prefix(b"z:", client);
+        here.invalidate(b"a:1", 5, Some(5));
+        there.invalidate(b"a:2", 5, Some(5));
+        there.invalidate(b"z:9", 5, Some(5));
+        let left = here.absorb_bcast(there.take_pending_bcast());
+        assert!(!there.bcast_pending() && there.take_pending_bcast().is_empty());
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].0, b"z:".to_vec());
+        here.broadcast();
+        assert_eq!(here.outgoing.len(), 1);
+        match &here.outgoing[0].msg {
+            TrackingMessage::Bcast { client: 1, keys, .. } => assert_eq!(keys, b"*2\r\n$3\r\na:1\r\n$3\r\na:2\r\n"),
+            m => panic!("{m:?}"),
+        }
     }
 
     #[test]

@@ -21,11 +21,13 @@ use crate::shard::mailbox::Message;
 
 impl EventLoop {
     /// After a command: sends what this shard's tracking, and that of every
-    /// shard held, left. The BCAST batches of held shards go now too, and
-    /// this shard's with `reply_leaves_now` (a command forwarded here, whose
-    /// reply is sent right after): a writer's reply must not overtake the
-    /// invalidations of its write. Otherwise this shard's batch waits for
-    /// the turn's end (`tracking_turn`), where the replies leave.
+    /// shard held, left. The keys of held shards for BCAST prefixes join
+    /// this shard's batch (one message per prefix for the command, as
+    /// Redis), which goes now with `reply_leaves_now` (a command forwarded
+    /// here, whose reply is sent right after): a writer's reply must not
+    /// overtake the invalidations of its write. Otherwise this shard's
+    /// batch waits for the turn's end (`tracking_turn`), where the replies
+    /// leave.
     #[inline(always)]
     pub fn tracking_after_command(&mut self, reply_leaves_now: bool) {
         // No tracking work (every command of a client that never tracked):
@@ -58,8 +60,19 @@ impl EventLoop {
                 return;
             }
             for s in self.holding.iter() {
-                if self.set.has(s) {
-                    self.set.get_mut(s).tracking.broadcast();
+                if s == self.id || !self.set.has(s) {
+                    continue;
+                }
+                let pending = self.set.get_mut(s).tracking.take_pending_bcast();
+                if pending.is_empty() {
+                    continue;
+                }
+                let left = self.state().tracking.absorb_bcast(pending);
+                if !left.is_empty() {
+                    // (Prefixes this shard forgot already: from there, as before.)
+                    let held = &mut self.set.get_mut(s).tracking;
+                    held.absorb_bcast(left);
+                    held.broadcast();
                 }
             }
             if reply_leaves_now {
@@ -93,6 +106,16 @@ impl EventLoop {
             } else {
                 self.send_to(to, Message::Tracking(msg));
             }
+        }
+    }
+
+    /// Broadcasts the keys this shard queued for BCAST prefixes, now (a hop's
+    /// part is about to run here: see `network::hop`). One check when none.
+    #[inline]
+    pub(crate) fn tracking_flush_bcast(&mut self) {
+        if self.state().tracking.bcast_pending() {
+            self.state().tracking.broadcast();
+            self.tracking_send_outgoing();
         }
     }
 

@@ -160,6 +160,10 @@ pub struct PartOps {
     /// Its keyspace events and invalidations, for the coordinator to
     /// publish in the command's order (`messaging::hop_order`).
     pub captured: Option<Box<crate::messaging::hop_order::Captured>>,
+    /// The keys its shard had for BCAST prefixes: the coordinator
+    /// broadcasts them with its own, one message per prefix for the command
+    /// (`messaging::tracking`).
+    pub bcast: crate::messaging::tracking::PendingBcast,
 }
 
 impl PartOps {
@@ -251,6 +255,9 @@ pub struct HopOp {
     /// Every part is back, but an earlier hop of its connection is still
     /// in flight: it completes after that one (`finish_hop`).
     pub(super) done: bool,
+    /// Its parts' keys for BCAST prefixes, broadcast from here when it
+    /// completes: one message per prefix for the command, as Redis.
+    pub(super) bcast: crate::messaging::tracking::PendingBcast,
 }
 
 impl HopOp {
@@ -859,6 +866,10 @@ impl EventLoop {
     /// Runs `part` (its intent heads this shard's queue), lowers its marks,
     /// takes the intent off the queue and answers the coordinator.
     pub(super) fn run_part(&mut self, mut part: Part) {
+        // Keys this shard queued for BCAST before the part go now: the
+        // part's own go to the coordinator (`answer_part`), and theirs
+        // must not wait for the hop.
+        self.tracking_flush_bcast();
         if super::rounds_move::moves(part.cmd as usize) {
             return self.run_move_part(part);
         }
@@ -990,12 +1001,18 @@ impl EventLoop {
         // Its events and invalidations go with its answer, to be published
         // in the command's order (`messaging::hop_order`).
         let captured = self.capture_part_messages();
+        // Its keys for BCAST prefixes too (those queued before it ran went
+        // then: `run_part`).
+        let bcast = self.state().tracking.take_pending_bcast();
         // Before the answer leaves, as a forwarded command's (`execute_remote`).
         self.after_command_messaging();
         self.tracking_after_command(true);
         let mut ops = self.hops.part_ops.take();
         if captured.is_some() {
             ops.get_or_insert_with(Default::default).captured = captured;
+        }
+        if !bcast.is_empty() {
+            ops.get_or_insert_with(Default::default).bcast = bcast;
         }
         if let Some(found) = self.hops.chain_found.take() {
             // A round-3 part: its round-1 answer after its reply.
@@ -1244,13 +1261,17 @@ impl EventLoop {
     }
 
     /// A part of hop `seq` answered from shard `from` (its reply in `args`).
-    pub(super) fn hop_part_done(&mut self, seq: u64, usec: u64, from: usize, args: PackedArgs, ops: Option<Box<PartOps>>) {
+    pub(super) fn hop_part_done(&mut self, seq: u64, usec: u64, from: usize, args: PackedArgs, mut ops: Option<Box<PartOps>>) {
         if from != self.id {
             if let Some(o) = self.outboxes[from].as_mut() {
                 o.reply_received();
             }
         }
+        let bcast = ops.as_deref_mut().map(|o| std::mem::take(&mut o.bcast)).unwrap_or_default();
         let Some(i) = self.hops.ops.iter().position(|o| o.seq == seq) else {
+            // (Those of prefixes forgotten here already are dropped: their
+            // client turns tracking off.)
+            let _ = self.state().tracking.absorb_bcast(bcast);
             super::conn::recycle(&mut self.pool, args);
             if let Some(c) = ops.and_then(|mut o| o.captured.take()) {
                 self.publish_hop(vec![(from, c)], &[], None, None);
@@ -1258,6 +1279,7 @@ impl EventLoop {
             return;
         };
         let op = &mut self.hops.ops[i];
+        op.bcast.extend(bcast);
         op.usec += usec;
         op.pending -= 1;
         if let Some(mut ops) = ops {
@@ -1431,7 +1453,13 @@ impl EventLoop {
     }
 
     /// A completed hop's reply `out` fills its slot; the op is free again.
-    fn deliver_hop(&mut self, op: HopOp, out: PackedArgs) {
+    fn deliver_hop(&mut self, mut op: HopOp, out: PackedArgs) {
+        if !op.bcast.is_empty() {
+            // Broadcast with this shard's batch (`tracking_turn`), before
+            // the reply leaves; those of prefixes forgotten here already
+            // are dropped (their client turns tracking off).
+            let _ = self.state().tracking.absorb_bcast(std::mem::take(&mut op.bcast));
+        }
         let token = op.token;
         let alive = self.conn_of(token).is_some();
         if alive {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::exec::propagate::Cut;
 use crate::persistence::aof::{self, DirStatus, Item, ReadOptions};
-pub(crate) use crate::persistence::lanes::{merge, merged_through, Lane};
+pub(crate) use crate::persistence::lanes::{merge, merged_through, Lane, Selected};
 use crate::shard::ShardState;
 
 /// A config value by name, as CONFIG GET shows it.
@@ -54,6 +54,8 @@ struct Batch {
     start: u64,
     bytes: Vec<u8>,
     cuts: Vec<Cut>,
+    /// Where its SELECTs are (`Stream::take`).
+    selects: Vec<(u64, usize)>,
 }
 
 /// The most bytes shards may have handed over that the writer has not
@@ -180,7 +182,8 @@ impl Sink {
             return self.seq.load(Ordering::Acquire);
         }
         let inserts = state.stream.take_inserts();
-        let (start, bytes, cuts) = state.stream.take();
+        // (Replication leaves out SELECTs of its own: `feeder`.)
+        let (start, bytes, cuts, selects) = state.stream.take();
         if state.stream.feeds_repl() {
             if let Some(repl) = self.repl_tap.get() {
                 // A copy only when the AOF takes the bytes too.
@@ -199,7 +202,7 @@ impl Sink {
         let mut inbox = self.inbox.lock().unwrap();
         // Numbered under the lock: the inbox is in sequence order.
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        inbox.push(Batch { seq, shard: state.id, start, bytes, cuts });
+        inbox.push(Batch { seq, shard: state.id, start, bytes, cuts, selects });
         self.inbox_batches.fetch_add(1, Ordering::SeqCst);
         seq
     }
@@ -705,6 +708,10 @@ struct Writer {
     /// aof_last_incr_size): where a short write is truncated back to.
     offset: u64,
     lanes: Vec<Lane>,
+    /// The db the incr file (with `buf` after it) has selected last, for
+    /// the merge to leave out a SELECT of it (see `lanes`); None at the
+    /// start of a file, as Redis's `aof_selected_db = -1`.
+    selected_db: Selected,
     received: u64,
     /// Switches taken from the inbox and not done yet, in order; the
     /// batches taken after the first one's cut wait in `held` until it is
@@ -781,12 +788,12 @@ impl Writer {
             let Some(b) = self.held.pop_front() else { break };
             any = true;
             self.received = b.seq;
-            self.lanes[b.shard].ingest(b.seq, b.start, b.bytes, b.cuts, Vec::new());
+            self.lanes[b.shard].ingest(b.seq, b.start, b.bytes, b.cuts, Vec::new(), b.selects);
         }
         if !any {
             return;
         }
-        merge(&mut self.lanes, &mut self.buf);
+        merge(&mut self.lanes, &mut self.buf, &mut self.selected_db);
         // Every batch numbered below the first one not fully merged is in
         // `buf` or written before it.
         self.buf_covers = merged_through(&mut self.lanes, self.received);
@@ -808,6 +815,8 @@ impl Writer {
     /// Drops `buf` (appends that go nowhere) and publishes it as done, so
     /// that no reply waits for it.
     fn drop_buf(&mut self) {
+        // The file lacks what `buf` selected.
+        self.selected_db = None;
         if !self.buf.is_empty() {
             self.server.aof.pending_bytes.fetch_sub(self.buf.len() as u64, Ordering::Relaxed);
             self.buf.clear();
@@ -846,6 +855,8 @@ impl Writer {
         crate::exec::gates::store_i32(&aof.write_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofWrite);
         crate::exec::gates::store_i32(&aof.fsync_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofFsync);
         self.file = switch.to;
+        // A new incr file starts with a SELECT.
+        self.selected_db = None;
         self.offset = file_len(self.file.as_ref());
         self.server.aof.incr_size.store(self.offset, Ordering::Relaxed);
         self.unsynced = None;
@@ -1295,6 +1306,7 @@ fn start_writer(
         fsync,
         offset,
         lanes,
+        selected_db: None,
         received: 0,
         switches: VecDeque::new(),
         held: VecDeque::new(),

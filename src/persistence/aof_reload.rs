@@ -146,14 +146,17 @@ pub fn debug_loadaof(ctx: &mut Ctx, r: &mut crate::protocol::Reply) {
     let in_multi = ctx.in_multi;
     match ctx.client.as_deref_mut() {
         // Step 3: the load is over (the loader cleared `loading`).
+        // (Its first run counted it: `Record::Resumed`.)
         Some(c) if c.loadaof.waits() && !loading => {
             c.loadaof = Waiting::No;
             ctx.propagate = crate::exec::propagate::Propagate::Many(Vec::new());
+            ctx.record = crate::commands::Record::Resumed;
             return r.ok();
         }
         // Retried early (the loop leaves it deferred until the end).
         Some(c) if c.loadaof.waits() => {
             c.repl.wait_pending = true;
+            ctx.record = crate::commands::Record::Resumed;
             return;
         }
         // Start-up loading, or another client's DEBUG LOADAOF: the shards

@@ -71,6 +71,19 @@
 //!
 //! **Inserts** (replication-only commands, `Stream::repl_insert`) travel
 //! in their batch and go out at their position.
+//!
+//! **SELECTs.** A stream selects its db again after every take and every
+//! cut, since the merge may switch streams there; merged as they are, a
+//! FLUSHALL between two SETs of db 9 read `SELECT 9, set, SELECT 9,
+//! flushall, SELECT 9, set`, where Redis writes one SELECT
+//! (`feedAppendOnlyFile` selects only when the db changes). So each batch
+//! brings where its SELECTs are (`Stream::take`), and the merge leaves out
+//! a SELECT of the db its output has selected already (`Selected`): one
+//! comparison per SELECT, no parsing of the bytes. The output's db is
+//! known only through those SELECTs: one that is not whole in the bytes
+//! written, or an insert (which selects its own db), makes it unknown, and
+//! the next SELECT is kept. The AOF writer forgets it where the bytes
+//! before may not be in the file (a new incr file, a dropped buffer).
 
 use std::collections::VecDeque;
 
@@ -86,6 +99,8 @@ struct Seg {
     /// Its replication-only commands, each at its stream position (see
     /// `Stream::repl_insert`; never in the AOF's lanes).
     inserts: VecDeque<(u64, Vec<u8>)>,
+    /// Its SELECTs, as (stream position, db), in order.
+    selects: VecDeque<(u64, usize)>,
 }
 
 impl Seg {
@@ -103,6 +118,10 @@ pub(crate) struct Lane {
     /// (end position, sequence number) of the batches not fully written.
     ends: VecDeque<(u64, u64)>,
 }
+
+/// The db the merged output selected last (None: unknown, the next SELECT
+/// is written).
+pub(crate) type Selected = Option<usize>;
 
 /// The hand-over number up to which every batch of `lanes` is merged
 /// (`received`: the last one taken in).
@@ -125,15 +144,16 @@ pub(crate) fn merged_through(lanes: &mut [Lane], received: u64) -> u64 {
 
 impl Lane {
     /// Takes in one batch handed over (numbered `seq`, above every batch
-    /// taken in before by any lane).
-    pub(crate) fn ingest(&mut self, seq: u64, start: u64, bytes: Vec<u8>, cuts: Vec<Cut>, inserts: Vec<(u64, Vec<u8>)>) {
+    /// taken in before by any lane), with where it SELECTs (`selects`: all
+    /// of its SELECTs, or none for a consumer that does not leave any out).
+    pub(crate) fn ingest(&mut self, seq: u64, start: u64, bytes: Vec<u8>, cuts: Vec<Cut>, inserts: Vec<(u64, Vec<u8>)>, selects: Vec<(u64, usize)>) {
         self.ends.push_back((start + bytes.len() as u64, seq));
         if self.segs.is_empty() && self.written < start {
             self.written = start;
         }
         // A batch of inserts alone keeps its place in key order too.
         if !bytes.is_empty() || !inserts.is_empty() {
-            self.segs.push_back(Seg { seq, start, bytes, inserts: inserts.into() });
+            self.segs.push_back(Seg { seq, start, bytes, inserts: inserts.into(), selects: selects.into() });
         }
         self.cuts.extend(cuts);
     }
@@ -153,22 +173,24 @@ impl Lane {
     }
 
     /// Writes the front batch up to its end or the next cut.
-    fn write_batch(&mut self, out: &mut Vec<u8>) {
+    fn write_batch(&mut self, out: &mut Vec<u8>, db: &mut Selected) {
         let Some(seg) = self.segs.front() else { return };
         let to = self.cuts.front().map_or(u64::MAX, |c| c.at).min(seg.end());
-        self.write_to(to, out);
+        self.write_to(to, out, db);
     }
 
     /// Moves bytes up to position `to` into `out`, with the inserts up to
     /// there. A batch's inserts at its start go out only once it is the
     /// front one (not with the end of the batch before it).
-    fn write_to(&mut self, to: u64, out: &mut Vec<u8>) {
+    fn write_to(&mut self, to: u64, out: &mut Vec<u8>, db: &mut Selected) {
         while let Some(seg) = self.segs.front_mut() {
             // A gap (the stream was off meanwhile) is skipped.
             self.written = self.written.max(seg.start);
             while seg.inserts.front().is_some_and(|(at, _)| *at <= self.written) {
                 let (_, bytes) = seg.inserts.pop_front().unwrap();
                 out.extend_from_slice(&bytes);
+                // It selected a db of its own.
+                *db = None;
             }
             if self.written >= seg.end() && seg.inserts.is_empty() {
                 self.segs.pop_front();
@@ -181,10 +203,30 @@ impl Lane {
                 return;
             }
             let limit = seg.inserts.front().map_or(to, |(at, _)| to.min(*at));
-            let from = (self.written - seg.start) as usize;
-            let end = ((limit - seg.start) as usize).min(seg.bytes.len());
-            out.extend_from_slice(&seg.bytes[from..end]);
-            self.written = seg.start + end as u64;
+            let end = seg.start + ((limit - seg.start) as usize).min(seg.bytes.len()) as u64;
+            // The SELECTs in the range: one of the db selected already is
+            // left out (see the module).
+            while let Some(&(at, select_db)) = seg.selects.front() {
+                if at < self.written {
+                    // Written in part by an earlier call: its db is unknown.
+                    seg.selects.pop_front();
+                    *db = None;
+                    continue;
+                }
+                let len = crate::persistence::aof::append::select_len(select_db) as u64;
+                if at + len > end {
+                    break;
+                }
+                seg.selects.pop_front();
+                out.extend_from_slice(&seg.bytes[(self.written - seg.start) as usize..(at - seg.start) as usize]);
+                if *db != Some(select_db) {
+                    out.extend_from_slice(&seg.bytes[(at - seg.start) as usize..(at + len - seg.start) as usize]);
+                    *db = Some(select_db);
+                }
+                self.written = at + len;
+            }
+            out.extend_from_slice(&seg.bytes[(self.written - seg.start) as usize..(end - seg.start) as usize]);
+            self.written = end;
         }
     }
 }
@@ -202,10 +244,10 @@ fn ready_cut(lanes: &[Lane]) -> Option<Cut> {
 
 /// Writes cut `cut`'s unit (in its carrier's lane) and passes the cut in
 /// every lane of it.
-fn write_unit(lanes: &mut [Lane], cut: &Cut, out: &mut Vec<u8>) {
+fn write_unit(lanes: &mut [Lane], cut: &Cut, out: &mut Vec<u8>, db: &mut Selected) {
     let carrier = &mut lanes[cut.carrier];
     let end = carrier.cuts.front().map_or(cut.at, |c| c.end);
-    carrier.write_to(end, out);
+    carrier.write_to(end, out, db);
     for (s, lane) in lanes.iter_mut().enumerate() {
         if cut.shards.contains(s) {
             lane.cuts.pop_front();
@@ -218,7 +260,7 @@ fn write_unit(lanes: &mut [Lane], cut: &Cut, out: &mut Vec<u8>) {
 /// to `c`, and when one of them has another cut ahead of `c`, the lanes of
 /// that one up to it, and so on. False when none moved (the batch with
 /// some cut of them is still to come).
-fn jump_towards(lanes: &mut [Lane], c: Cut, out: &mut Vec<u8>) -> bool {
+fn jump_towards(lanes: &mut [Lane], c: Cut, out: &mut Vec<u8>, db: &mut Selected) -> bool {
     let mut moved = false;
     let mut todo = vec![c];
     let mut seen: Vec<u64> = Vec::new();
@@ -237,7 +279,7 @@ fn jump_towards(lanes: &mut [Lane], c: Cut, out: &mut Vec<u8>) -> bool {
             }
             let to = front.at.min(lane.available());
             if lane.written < to {
-                lane.write_to(to, out);
+                lane.write_to(to, out, db);
                 moved = true;
             }
         }
@@ -246,21 +288,22 @@ fn jump_towards(lanes: &mut [Lane], c: Cut, out: &mut Vec<u8>) -> bool {
 }
 
 /// Merges the lanes' bytes into `out`, in causal order, as far as the cuts
-/// allow (see the module).
-pub(crate) fn merge(lanes: &mut [Lane], out: &mut Vec<u8>) {
+/// allow (see the module); `db`: the db `out` (with what was written
+/// before it) has selected, kept up to date.
+pub(crate) fn merge(lanes: &mut [Lane], out: &mut Vec<u8>, db: &mut Selected) {
     loop {
         if let Some(cut) = ready_cut(lanes) {
-            write_unit(lanes, &cut, out);
+            write_unit(lanes, &cut, out, db);
             continue;
         }
         let next = (0..lanes.len()).filter(|&s| lanes[s].head_key().is_some()).min_by_key(|&s| lanes[s].head_key());
         let Some(s) = next else { return };
         if !lanes[s].at_cut() {
-            lanes[s].write_batch(out);
+            lanes[s].write_batch(out, db);
             continue;
         }
         let waited = lanes[s].cuts.front().cloned();
-        if !waited.is_some_and(|c| jump_towards(lanes, c, out)) {
+        if !waited.is_some_and(|c| jump_towards(lanes, c, out, db)) {
             return;
         }
     }
@@ -285,7 +328,7 @@ mod tests {
 
     fn lane(seq: u64, bytes: &[u8], cuts: Vec<Cut>) -> Lane {
         let mut l = Lane::default();
-        l.ingest(seq, 0, bytes.to_vec(), cuts, Vec::new());
+        l.ingest(seq, 0, bytes.to_vec(), cuts, Vec::new(), Vec::new());
         l
     }
 
@@ -297,15 +340,15 @@ mod tests {
         let c = |at, end| Cut { id: 7, at, shards: both(), carrier: 0, end };
         let mut lanes = vec![lane(1, b"aaaaaUUbb", vec![c(5, 7)]), lane(2, b"xxxyy", vec![c(3, 3)])];
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
+        merge(&mut lanes, &mut out, &mut None);
         assert_eq!(out, b"aaaaaxxxUUbbyy");
         // A cut whose other shard has not handed its bytes over yet waits.
         let mut lanes = vec![lane(1, b"aUb", vec![c(1, 2)]), Lane::default()];
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
+        merge(&mut lanes, &mut out, &mut None);
         assert_eq!(out, b"a");
-        lanes[1].ingest(2, 0, b"x".to_vec(), vec![c(1, 1)], Vec::new());
-        merge(&mut lanes, &mut out);
+        lanes[1].ingest(2, 0, b"x".to_vec(), vec![c(1, 1)], Vec::new(), Vec::new());
+        merge(&mut lanes, &mut out, &mut None);
         assert_eq!(out, b"axUb");
     }
 
@@ -316,15 +359,15 @@ mod tests {
     #[test]
     fn batches_go_out_in_hand_over_order() {
         let mut lanes: Vec<Lane> = (0..3).map(|_| Lane::default()).collect();
-        lanes[2].ingest(1, 0, b"a1".to_vec(), Vec::new(), Vec::new());
-        lanes[0].ingest(2, 0, b"b1".to_vec(), Vec::new(), Vec::new());
-        lanes[2].ingest(3, 2, b"a2".to_vec(), Vec::new(), Vec::new());
-        lanes[1].ingest(4, 0, b"c1".to_vec(), Vec::new(), vec![(0, b"P".to_vec())]);
-        lanes[0].ingest(5, 2, b"b2".to_vec(), Vec::new(), Vec::new());
-        lanes[1].ingest(6, 2, Vec::new(), Vec::new(), vec![(2, b"Q".to_vec())]);
-        lanes[2].ingest(7, 4, b"a3".to_vec(), Vec::new(), Vec::new());
+        lanes[2].ingest(1, 0, b"a1".to_vec(), Vec::new(), Vec::new(), Vec::new());
+        lanes[0].ingest(2, 0, b"b1".to_vec(), Vec::new(), Vec::new(), Vec::new());
+        lanes[2].ingest(3, 2, b"a2".to_vec(), Vec::new(), Vec::new(), Vec::new());
+        lanes[1].ingest(4, 0, b"c1".to_vec(), Vec::new(), vec![(0, b"P".to_vec())], Vec::new());
+        lanes[0].ingest(5, 2, b"b2".to_vec(), Vec::new(), Vec::new(), Vec::new());
+        lanes[1].ingest(6, 2, Vec::new(), Vec::new(), vec![(2, b"Q".to_vec())], Vec::new());
+        lanes[2].ingest(7, 4, b"a3".to_vec(), Vec::new(), Vec::new(), Vec::new());
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
+        merge(&mut lanes, &mut out, &mut None);
         assert_eq!(out, b"a1b1a2Pc1b2Qa3");
         assert_eq!(merged_through(&mut lanes, 7), 7);
     }
@@ -338,14 +381,14 @@ mod tests {
         let c = |at, end| Cut { id: 9, at, shards: both(), carrier: 0, end };
         // Shard 1 (parked at the cut) handed over first: "x" before the
         // cut, "y" after; shard 2 then wrote "z" (maybe after "y"'s reply).
-        lanes[1].ingest(1, 0, b"xy".to_vec(), vec![c(1, 1)], Vec::new());
-        lanes[2].ingest(2, 0, b"z".to_vec(), Vec::new(), Vec::new());
+        lanes[1].ingest(1, 0, b"xy".to_vec(), vec![c(1, 1)], Vec::new(), Vec::new());
+        lanes[2].ingest(2, 0, b"z".to_vec(), Vec::new(), Vec::new(), Vec::new());
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
+        merge(&mut lanes, &mut out, &mut None);
         assert_eq!(out, b"x");
         // The carrier's batch: "a" before the cut, the unit "U", "b" after.
-        lanes[0].ingest(3, 0, b"aUb".to_vec(), vec![c(1, 2)], Vec::new());
-        merge(&mut lanes, &mut out);
+        lanes[0].ingest(3, 0, b"aUb".to_vec(), vec![c(1, 2)], Vec::new(), Vec::new());
+        merge(&mut lanes, &mut out, &mut None);
         assert_eq!(out, b"xaUyzb");
         assert_eq!(merged_through(&mut lanes, 3), 3);
     }
@@ -360,11 +403,11 @@ mod tests {
         let c11 = |at, end| Cut { id: 11, at, shards: mask(&[0, 2]), carrier: 2, end };
         let c10 = |at, end| Cut { id: 10, at, shards: mask(&[0, 1]), carrier: 1, end };
         let mut lanes: Vec<Lane> = (0..3).map(|_| Lane::default()).collect();
-        lanes[1].ingest(1, 0, b"pVq".to_vec(), vec![c10(1, 2)], Vec::new());
-        lanes[0].ingest(2, 0, b"abc".to_vec(), vec![c11(1, 1), c10(2, 2)], Vec::new());
-        lanes[2].ingest(3, 0, b"xUy".to_vec(), vec![c11(1, 2)], Vec::new());
+        lanes[1].ingest(1, 0, b"pVq".to_vec(), vec![c10(1, 2)], Vec::new(), Vec::new());
+        lanes[0].ingest(2, 0, b"abc".to_vec(), vec![c11(1, 1), c10(2, 2)], Vec::new(), Vec::new());
+        lanes[2].ingest(3, 0, b"xUy".to_vec(), vec![c11(1, 2)], Vec::new(), Vec::new());
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out);
+        merge(&mut lanes, &mut out, &mut None);
         assert_eq!(out, b"paxUbVqcy");
     }
 }

@@ -142,7 +142,7 @@ impl Feeder {
             match item {
                 Item::Batch { seq, shard, start, bytes, cuts, inserts } => {
                     self.received = seq;
-                    self.lanes[shard].ingest(seq, start, bytes, cuts, inserts);
+                    self.lanes[shard].ingest(seq, start, bytes, cuts, inserts, Vec::new());
                 }
                 Item::Attach(att) => {
                     self.flush_stream();
@@ -247,7 +247,9 @@ impl Feeder {
     /// Merges what the cuts allow into the replication stream and sends it.
     fn flush_stream(&mut self) {
         self.merged.clear();
-        merge(&mut self.lanes, &mut self.merged);
+        // (No SELECT is left out there: `filter_selects` does it, with
+        // the stream's own resets.)
+        merge(&mut self.lanes, &mut self.merged, &mut None);
         let through = merged_through(&mut self.lanes, self.received);
         if !self.merged.is_empty() {
             let mut out = std::mem::take(&mut self.stream);
@@ -615,11 +617,11 @@ mod tests {
         stream.repl_insert(3, &["publish", "ch", "m"]);
         stream.feed(9, &["set", "b", "2"]);
         let inserts = stream.take_inserts();
-        let (start, bytes, cuts) = stream.take();
+        let (start, bytes, cuts, _) = stream.take();
         let mut lanes = vec![Lane::default()];
-        lanes[0].ingest(1, start, bytes, cuts, inserts);
+        lanes[0].ingest(1, start, bytes, cuts, inserts, Vec::new());
         let mut merged = Vec::new();
-        merge(&mut lanes, &mut merged);
+        merge(&mut lanes, &mut merged, &mut None);
         let mut out = Vec::new();
         filter_selects(&merged, &mut None, &mut out);
         let want = resp(&[&["SELECT", "9"], &["set", "a", "1"], &["SELECT", "3"], &["publish", "ch", "m"], &["SELECT", "9"], &["set", "b", "2"]]);

@@ -700,6 +700,9 @@ pub fn command_flags(name: &str, cmd_flags: u32, args: &[&[u8]]) -> u32 {
 /// flagged `allow-stale`. (Reached inside MULTI; outside, the dispatch
 /// gates refuse such a script first, from `command_flags`.)
 fn refuse_stale_script(ctx: &Ctx, script_flags: &ScriptFlags) -> Option<&'static str> {
+    if obeyed(ctx) {
+        return None;
+    }
     let gate = ctx.server.repl.gate();
     if gate & crate::replication::GATE_STALE == 0 {
         return None;
@@ -730,6 +733,14 @@ fn refuse_write_in_script(ctx: &Ctx, gate: u8) -> Option<Vec<u8>> {
         return reply(crate::replication::NOREPLICAS);
     }
     None
+}
+
+/// Whether the script runs for the AOF loader (`aof_file::replay_dir`: no
+/// client, its shards loading): as Redis's `mustObeyClient` (the AOF
+/// client), it is not refused for the server's state (a read-only or
+/// stale replica, MISCONF, NOREPLICAS): the file holds what ran before.
+fn obeyed(ctx: &Ctx) -> bool {
+    ctx.client.is_none() && ctx.shards.get(ctx.home).is_loading()
 }
 
 /// Whether `ctx` is a command a script runs (`redis.call`: Redis's
@@ -1040,7 +1051,8 @@ impl CallState<'_, '_> {
         if spec.flags & flags::NOSCRIPT != 0 {
             return self.rejected(lua, id, b"This Redis command is not allowed from script");
         }
-        let gate = self.ctx.server.repl.gate();
+        let obeyed = obeyed(self.ctx);
+        let gate = if obeyed { 0 } else { self.ctx.server.repl.gate() };
         if gate & crate::replication::GATE_STALE != 0 && spec.flags & flags::STALE == 0 {
             return self.rejected(lua, id, b"Can not execute the command on a stale replica");
         }
@@ -1055,7 +1067,7 @@ impl CallState<'_, '_> {
         if self.read_only && crate::network::multi::command_may_replicate(spec, &args, false) {
             return self.rejected(lua, id, b"Write commands are not allowed from read-only scripts.");
         }
-        if spec.is_write() {
+        if spec.is_write() && !obeyed {
             if let Some(msg) = refuse_write_in_script(self.ctx, gate) {
                 return self.rejected(lua, id, &msg);
             }

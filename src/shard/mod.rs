@@ -265,6 +265,11 @@ impl ShardState {
         }
     }
 
+    /// The AOF loader runs commands on this shard now (`set_loading`).
+    pub fn is_loading(&self) -> bool {
+        self.dbs.first().is_some_and(|db| db.loading)
+    }
+
     /// Redis's active expire cycle over this shard's dbs, within
     /// `budget_usec`. Expired keys for which `spare` says yes stay: the
     /// event loop spares the keys a pending hop marked (`HoldTable::marked`),

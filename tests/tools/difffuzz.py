@@ -29,6 +29,11 @@ Replies whose order Redis does not promise (a hash table's order: SMEMBERS,
 SINTER/SUNION/SDIFF, HGETALL/HKEYS/HVALS, KEYS, SORT BY nosort of a set) are
 compared byte for byte first; when only the order differs the key's encoding on
 redis-server decides: a listpack/intset order must match, a hashtable's need not.
+SORT ... BY <pattern> ALPHA of a hash-table set or a zset: elements of equal weight
+come in the dict's (seeded) order (ALPHA has no tie-break) and LIMIT may pick others
+among them: without GET, the weights (read on redis-server) must run in the same
+order and every element be the key's; with GET, the same elements (same length with
+LIMIT).
 TTL, PTTL, EXPIRETIME, PEXPIRETIME (and OBJECT IDLETIME/FREQ, never sent) are
 compared with a tolerance of 2 s.
 
@@ -1354,6 +1359,8 @@ class Fuzzer:
             enc = self.redis_side(["OBJECT", "ENCODING", args[1]], ci)
             if enc == ("bulk", b"hashtable"):  # a hash table's order, LIMIT picks any
                 return
+        if cmd in ("SORT", "SORT_RO") and self.sort_alpha_ties_only(ci, args, va, vb):
+            return
         if cmd in UNORDERED and canon(va) == canon(vb):
             if cmd in ("SINTER", "SUNION", "SDIFF", "KEYS"):
                 return
@@ -1373,6 +1380,40 @@ class Fuzzer:
         self.report(seed, i, ci, args, ra, rb, "reply")
         if len(args) > 1:
             self.context(ci, args[2] if cmd in ("ZRANGESTORE",) else args[1])
+
+    def sort_alpha_ties_only(self, ci, args, va, vb):
+        """SORT ... BY <pattern> ALPHA of a hash-table set or of a zset: redis-server
+        fills its vector in the dict's (seeded) order and its sortCompare leaves equal
+        weights unordered with ALPHA (no tie-break by element, unlike the numeric
+        path), so elements of equal weight come in that order, and LIMIT may pick
+        other ones among them. True when the replies have the same length and, where
+        the reply is the elements themselves (no GET), every element is the key's and
+        the weights read on redis-server run in the same order on both: only ties
+        moved. With GET: the same elements without LIMIT, the same length with it.
+        A list's or an intset's order is deterministic and compared in full."""
+        up = [a.upper() for a in args]
+        if "ALPHA" not in up or "BY" not in up[:-1]:
+            return False
+        pattern = args[up.index("BY") + 1]
+        if pattern.lower() == "nosort" or "*" not in pattern:
+            return False
+        if va[0] != "array" or vb[0] != "array" or len(va[1]) != len(vb[1]):
+            return False
+        kind = self.redis_side(["TYPE", args[1]], ci)
+        enc = self.redis_side(["OBJECT", "ENCODING", args[1]], ci)
+        if not (kind == ("simple", b"zset") or kind == ("simple", b"set") and enc == ("bulk", b"hashtable")):
+            return False
+        if "GET" in up:
+            return "LIMIT" in up or canon(va) == canon(vb)
+        pairs = self.redis_side(["SORT", args[1], "BY", "nosort", "GET", "#", "GET", pattern], ci)
+        if pairs[0] != "array":
+            return False
+        weight = {}
+        for j in range(0, len(pairs[1]) - 1, 2):
+            weight[pairs[1][j]] = pairs[1][j + 1]
+        if any(e not in weight for e in va[1]):
+            return False
+        return [weight[e] for e in va[1]] == [weight.get(e) for e in vb[1]]
 
     def context(self, ci, key):
         """The key's encoding and contents on both servers, after the command."""

@@ -63,26 +63,50 @@ impl AppendState {
 
     /// Appends `argv` as run in `db` to `out`. `now_secs` is `Some(unix
     /// seconds)` when aof-timestamp-enabled is on: an annotation is written
-    /// when the second is later than the last one annotated.
-    pub fn feed<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>) {
+    /// when the second is later than the last one annotated. Returns where
+    /// in `out` a SELECT was written before the command, if one was.
+    pub fn feed<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>) -> Option<usize> {
         if let Some(now) = now_secs {
             if self.annotated_secs < now {
                 self.annotated_secs = now;
                 timestamp_annotation(out, now);
             }
         }
+        let mut select_at = None;
         if self.selected_db != Some(db) {
-            let index = itoa::Buffer::new().format(db).to_string();
-            append_command(out, &[&b"SELECT"[..], index.as_bytes()]);
+            select_at = Some(out.len());
+            append_select(out, db);
             self.selected_db = Some(db);
         }
         append_command(out, argv);
+        select_at
     }
+}
+
+/// `SELECT <db>` as `append_command` writes it.
+pub fn append_select(out: &mut Vec<u8>, db: usize) {
+    append_command(out, &[&b"SELECT"[..], itoa::Buffer::new().format(db).as_bytes()]);
+}
+
+/// The length of `SELECT <db>` as `append_select` writes it:
+/// `*2\r\n$6\r\nSELECT\r\n$<digits>\r\n<db>\r\n`.
+pub fn select_len(db: usize) -> usize {
+    let digits = itoa::Buffer::new().format(db).len();
+    4 + 12 + 1 + itoa::Buffer::new().format(digits).len() + 2 + digits + 2
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn select_len_is_the_written_length() {
+        for db in [0, 9, 10, 15, 99, 100, 12345, 1234567890] {
+            let mut out = Vec::new();
+            append_select(&mut out, db);
+            assert_eq!(out.len(), select_len(db), "{db}");
+        }
+    }
 
     #[test]
     fn commands_are_resp_arrays_of_bulk_strings() {
