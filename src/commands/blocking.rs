@@ -247,7 +247,7 @@ mod tests {
         let mut r = Reply::new(&mut out, 2);
         let mut ctx = Ctx::new(&mut set, server, 0, 0, 2, 1_700_000_000_000, None);
         ctx.in_multi = in_multi;
-        crate::exec::call(&mut ctx, &mut crate::exec::Clock::new(), id, &args, &mut r, Default::default(), &mut Vec::new());
+        crate::exec::call(&mut ctx, &mut crate::exec::Clock::new(), id, &args, &mut r, &crate::exec::Caller::LOCAL, &mut Vec::new());
         drop(set);
         let blocked = shard.blocking.request.take().is_some();
         (out, blocked, shard.stream.take().1)

@@ -38,6 +38,11 @@ pub struct Caller<'a> {
     pub shard: usize,
 }
 
+impl Caller<'static> {
+    /// No remote caller: the command's client is `Ctx::client`.
+    pub const LOCAL: Caller<'static> = Caller { addr: b"", name: b"", client_id: 0, track: false, shard: 0 };
+}
+
 /// Runs command `id` (its handler writing to `r`), then, in execution order:
 /// commandstats, errorstats, the latency histograms inside/outside snapshots,
 /// the slowlog, the latency monitor and MONITOR. The MONITOR line, when some
@@ -46,14 +51,25 @@ pub struct Caller<'a> {
 /// the network loop's job. `remote` names the client when `ctx.client` is
 /// None. Last, when a consumer is on, what the command propagates is
 /// appended to the write streams (`propagate`).
-pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut Reply, remote: Caller, monitor_line: &mut Vec<u8>) {
+pub fn call(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut Reply, remote: &Caller, monitor_line: &mut Vec<u8>) {
+    call_inline(ctx, clock, id, args, r, remote, monitor_line)
+}
+
+/// `call`, always inlined: for the network loop's own commands
+/// (`execute_here`), the path of every pipelined request, where the call's
+/// argument passing, prologue and the caller's reloads after it were ~30
+/// instructions a command. Everything else calls `call`.
+#[inline(always)]
+pub fn call_inline(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], r: &mut Reply, remote: &Caller, monitor_line: &mut Vec<u8>) {
     let spec = &CommandTable::get().specs[id];
     let start = clock.last;
     // One load when nothing consumes the stream (`appendonly no`).
     let propagating = ctx.shards.get(ctx.home).stream.is_on();
     let dirty_before = if propagating { dirty_of_held(ctx) } else { 0 };
     let (client_id, track, client_shard) = match ctx.client.as_deref() {
-        Some(c) => (c.id, c.tracking.remembers_reads(), ctx.home),
+        // Only a read-only command's keys are remembered (below): the
+        // client's tracking flags are not read for the others.
+        Some(c) => (c.id, spec.flags & flags::READONLY != 0 && c.tracking.remembers_reads(), ctx.home),
         None => (remote.client_id, remote.track, remote.shard),
     };
     crate::messaging::tracking::set_current_client(client_id);

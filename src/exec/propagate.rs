@@ -575,7 +575,7 @@ mod tests {
             let mut out = Vec::new();
             let mut r = Reply::new(&mut out, 2);
             let mut ctx = Ctx::new(&mut set, &self.server, home, db, 2, NOW + dt, None);
-            super::super::call(&mut ctx, &mut self.clock, id, &args, &mut r, Default::default(), &mut Vec::new());
+            super::super::call(&mut ctx, &mut self.clock, id, &args, &mut r, &crate::exec::Caller::LOCAL, &mut Vec::new());
             out
         }
 
@@ -600,7 +600,7 @@ mod tests {
                 let mut r = Reply::new(&mut out, 2);
                 let mut ctx = Ctx::new(&mut set, &self.server, 0, db, 2, NOW + dt, None);
                 ctx.in_multi = true;
-                super::super::call(&mut ctx, &mut self.clock, table.lookup(args[0]).unwrap(), &args, &mut r, Default::default(), &mut Vec::new());
+                super::super::call(&mut ctx, &mut self.clock, table.lookup(args[0]).unwrap(), &args, &mut r, &crate::exec::Caller::LOCAL, &mut Vec::new());
             }
             let mut ctx = Ctx::new(&mut set, &self.server, 0, db, 2, NOW + dt, None);
             super::exec_end(&mut ctx);

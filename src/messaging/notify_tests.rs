@@ -52,7 +52,7 @@ impl Harness {
         let mut out = Vec::new();
         let mut r = Reply::new(&mut out, 2);
         let mut ctx = Ctx::new(&mut set, &self.server, 0, self.db, 2, NOW + self.elapsed_ms, None);
-        crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, Default::default(), &mut Vec::new());
+        crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, &crate::exec::Caller::LOCAL, &mut Vec::new());
         out
     }
 

@@ -45,6 +45,9 @@ fn bucket_of(ns: u64) -> (u32, u64) {
     (bucket, ns >> bucket)
 }
 
+/// The counter of a 0 usec command (`recorded_ns(0)` is `VALUE_MIN_NS`).
+const ZERO_USEC_INDEX: usize = 1;
+
 #[inline]
 fn index_of(ns: u64) -> usize {
     let (bucket, sub) = bucket_of(ns);
@@ -77,7 +80,9 @@ fn recorded_ns(usec: u64) -> u64 {
 impl LatencyHistogram {
     #[inline]
     pub fn record(&mut self, usec: u64) {
-        let i = index_of(recorded_ns(usec));
+        // Under a microsecond (most commands of a pipelined batch): 0 usec
+        // clamps to 1 ns, whose counter is known without the arithmetic.
+        let i = if usec == 0 { ZERO_USEC_INDEX } else { index_of(recorded_ns(usec)) };
         self.counts[i] = self.counts[i].saturating_add(1);
         self.total += 1;
     }
@@ -155,6 +160,8 @@ mod tests {
         const { assert!(256u64 << (BUCKET_COUNT - 1) > VALUE_MAX_NS) };
         const { assert!(256u64 << (BUCKET_COUNT - 2) <= VALUE_MAX_NS) };
         assert!(index_of(VALUE_MAX_NS) < COUNTS_LEN);
+        // `record`'s shortcut for 0 usec is the counter the arithmetic finds.
+        assert_eq!(ZERO_USEC_INDEX, index_of(recorded_ns(0)));
         // Counters are ordered and each value lies within its counter's range.
         let mut last = 0;
         for v in [1u64, 255, 256, 511, 512, 1000, 1024, 1031, 1032, 123_456, 999_999_999, VALUE_MAX_NS] {

@@ -48,18 +48,31 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
+    /// After every command: one bounds test per table and the histogram's
+    /// presence test inline; the first call of a command id (tables grown,
+    /// histogram allocated) out of line.
     #[inline]
     pub fn record_call(&mut self, cmd: usize, usec: u64, failed: bool) {
+        self.total_commands += 1;
+        let (Some(s), Some(Some(h))) = (self.commands.get_mut(cmd), self.command_latency.get_mut(cmd)) else {
+            return self.record_first_call(cmd, usec, failed);
+        };
+        s.calls += 1;
+        s.usec += usec;
+        s.failed_calls += failed as u64;
+        h.record(usec);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_first_call(&mut self, cmd: usize, usec: u64, failed: bool) {
         if self.commands.len() <= cmd {
             self.commands.resize(cmd + 1, CommandStat::default());
         }
         let s = &mut self.commands[cmd];
         s.calls += 1;
         s.usec += usec;
-        if failed {
-            s.failed_calls += 1;
-        }
-        self.total_commands += 1;
+        s.failed_calls += failed as u64;
         if self.command_latency.len() <= cmd {
             self.command_latency.resize_with(cmd + 1, || None);
         }

@@ -1088,7 +1088,7 @@ impl EventLoop {
         {
             let mut r = Reply::new(&mut op.args.data, resp);
             let mut ctx = Ctx::new(&mut self.set, &self.server, me, db, resp, now, Some(&mut conn.client));
-            crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, crate::exec::Caller::default(), &mut op.monitor);
+            crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, &crate::exec::Caller::LOCAL, &mut op.monitor);
         }
         self.exec_command_parts(index, mask, &mut op.key_shards, true);
         self.conns[index as usize].as_mut().unwrap().client.multi.reset();
@@ -1222,7 +1222,7 @@ impl EventLoop {
                 let mut ctx = Ctx::new(&mut self.set, &self.server, me, part.db as usize, part.resp, now, None);
                 ctx.in_multi = true;
                 let before = propagate::exec_ops_count(&ctx.shards.get(me).stream);
-                crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, caller, &mut self.monitor_line);
+                crate::exec::call(&mut ctx, &mut self.clock, id, args, &mut r, &caller, &mut self.monitor_line);
                 if cut {
                     per_cmd.push((propagate::exec_ops_count(&ctx.shards.get(me).stream) - before) as u32);
                 }

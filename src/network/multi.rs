@@ -252,7 +252,7 @@ impl EventLoop {
         {
             let mut r = Reply::new(&mut conn.out, resp);
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
-            call(&mut ctx, &mut self.clock, id, args, &mut r, Caller::default(), &mut self.monitor_line);
+            call(&mut ctx, &mut self.clock, id, args, &mut r, &Caller::LOCAL, &mut self.monitor_line);
         }
         // EXEC's MONITOR line follows its commands' (Redis feeds it after
         // `execCommand` has run them).
@@ -272,7 +272,7 @@ impl EventLoop {
                 let mut r = Reply::new(&mut conn.out, resp);
                 let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
                 ctx.in_multi = true;
-                call(&mut ctx, &mut self.clock, q.id, &slices, &mut r, Caller::default(), &mut self.monitor_line);
+                call(&mut ctx, &mut self.clock, q.id, &slices, &mut r, &Caller::LOCAL, &mut self.monitor_line);
                 self.feed_monitors(now);
             }
             drop(slices);

@@ -635,7 +635,7 @@ impl EventLoop {
             {
                 let mut r = Reply::new(&mut op.args.data, resp);
                 let mut ctx = Ctx::new(&mut self.set, &self.server, me, conn.client.db, resp, now, Some(&mut conn.client));
-                crate::exec::call(&mut ctx, &mut self.clock, op.cmd, &[&name[..]], &mut r, crate::exec::Caller::default(), &mut op.monitor);
+                crate::exec::call(&mut ctx, &mut self.clock, op.cmd, &[&name[..]], &mut r, &crate::exec::Caller::LOCAL, &mut op.monitor);
             }
             go = conn.client.multi.go;
             if go {

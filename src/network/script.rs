@@ -124,7 +124,7 @@ impl EventLoop {
             let mut clock = Clock::new();
             let mut r = Reply::new(&mut reply, resp);
             let mut ctx = Ctx::new(&mut set, &server, home, db, resp, now, Some(&mut client));
-            call(&mut ctx, &mut clock, id, args, &mut r, Caller::default(), &mut monitor_line);
+            call(&mut ctx, &mut clock, id, args, &mut r, &Caller::LOCAL, &mut monitor_line);
         });
         // SAFETY: this thread's own state, which the script is done with.
         unsafe { self.set.set(self.id, own) };

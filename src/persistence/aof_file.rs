@@ -609,7 +609,7 @@ pub(crate) fn replay_dir(
             let mut out = Vec::new();
             let mut r = crate::protocol::Reply::new(&mut out, 2);
             let mut ctx = crate::commands::Ctx::new(set, server, 0, c.db, 2, crate::util::unix_ms(), None);
-            crate::exec::call(&mut ctx, &mut clock, id, &c.argv, &mut r, Default::default(), &mut Vec::new());
+            crate::exec::call(&mut ctx, &mut clock, id, &c.argv, &mut r, &crate::exec::Caller::LOCAL, &mut Vec::new());
             Ok(())
         };
         match item {

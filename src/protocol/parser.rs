@@ -133,14 +133,15 @@ impl Args {
     #[inline(always)]
     pub fn slices<'a>(&'a self, buf: &'a [u8], out: &mut Vec<&'a [u8]>) {
         out.clear();
-        out.reserve(self.ranges.len());
         if self.owned.is_empty() {
             // Every argument lies in `buf` (any multibulk request): no
-            // per-argument owner test nor index check.
-            for &(start, end, _) in &self.ranges {
-                out.push(&buf[start as usize..end as usize]);
-            }
+            // per-argument owner test nor index check. One `extend` over
+            // the ranges reserves once and writes each slice without a
+            // capacity test (a `push` per argument tested it: ~8
+            // instructions an argument).
+            out.extend(self.ranges.iter().map(|&(start, end, _)| &buf[start as usize..end as usize]));
         } else {
+            out.reserve(self.ranges.len());
             for i in 0..self.ranges.len() {
                 out.push(self.get(buf, i));
             }

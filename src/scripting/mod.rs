@@ -1088,11 +1088,11 @@ impl CallState<'_, '_> {
             let caller = Caller { addr: b"lua", name: b"", client_id: self.caller_id, track: false, shard: ctx.home };
             self.clock.tick();
             if self.repl_aof {
-                call(&mut sub, &mut self.clock, id, &args, &mut r, caller, &mut self.line);
+                call(&mut sub, &mut self.clock, id, &args, &mut r, &caller, &mut self.line);
             } else {
                 // REPL_NONE: run it, and drop what it would propagate.
                 let ops_before = crate::exec::propagate::exec_ops_len(&sub);
-                call(&mut sub, &mut self.clock, id, &args, &mut r, caller, &mut self.line);
+                call(&mut sub, &mut self.clock, id, &args, &mut r, &caller, &mut self.line);
                 crate::exec::propagate::exec_ops_truncate(&mut sub, ops_before);
             }
             if !self.line.is_empty() {
