@@ -437,11 +437,18 @@ pub fn publish_pending(
             }
         }
         let st = set.get_mut(s);
-        if st.pending_publish.is_empty() {
+        if st.pending_publish.is_empty() && list.capacity() <= PENDING_KEEP_ENTRIES {
             st.pending_publish = list;
         }
     }
 }
+
+/// An emptied event list is kept for the next command's events up to this
+/// many entries (48 bytes each): a burst (an eviction run's `evicted`
+/// events, a DEL of many keys with notifications on) gives its larger
+/// list back to the allocator instead of leaving it counted in
+/// `used_memory` for good (Redis queues nothing: it publishes at once).
+pub const PENDING_KEEP_ENTRIES: usize = 256;
 
 /// Publishes a held command's events (`held_order`), `list`, in the order it
 /// emitted them, whatever shards their keys are on: every delivery, to
