@@ -368,3 +368,42 @@ fn eviction_with_keyspace_events_frees_what_the_limit_needs() {
         }
     }
 }
+
+/// Redis's TCL unit maxmemory, "client tracking don't cause eviction
+/// feedback loop": ten RESP3 clients track 300 keys with 1000-byte names
+/// and never read; a limit 40 KB under used memory must evict a few dozen
+/// keys, not all of them. Each evicted key sends each client a 1 KB
+/// invalidation; a send buffer kept at its grown size after the push was
+/// written stayed counted, so every next command found memory over the
+/// limit and evicted again, until no key was left.
+#[test]
+fn tracking_invalidations_do_not_feed_eviction() {
+    for shards in ["1", "2"] {
+        let s = Server::ringkv(&["--shards", shards]);
+        let mut c = s.conn();
+        config_set(&mut c, "maxmemory", "0");
+        config_set(&mut c, "maxmemory-policy", "allkeys-lru");
+        config_set(&mut c, "maxmemory-eviction-tenacity", "100");
+        let mut clients: Vec<Conn> = (0..10).map(|_| s.conn()).collect();
+        for t in clients.iter_mut() {
+            assert!(matches!(t.cmd(&["HELLO", "3"]), Resp::Map(_)), "shards {shards}: HELLO 3");
+            assert_eq!(t.cmd(&["CLIENT", "TRACKING", "on"]), Resp::ok());
+        }
+        for j in 0..300 {
+            let key = format!("{j}{}", "x".repeat(1000));
+            assert_eq!(c.cmd(&["SET", &key, "x"]), Resp::ok());
+            for t in clients.iter_mut() {
+                assert_eq!(t.cmd(&["GET", &key]), Resp::bulk("x"));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let limit = used(&mut c) - 40_000;
+        config_set(&mut c, "maxmemory", &limit.to_string());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let evicted: u64 = info_field(&mut c, "stats", "evicted_keys").parse().unwrap();
+        let dbsize = c.cmd(&["DBSIZE"]).int();
+        assert!((200..=300).contains(&dbsize), "shards {shards}: {dbsize} keys left, {evicted} evicted");
+        assert!((10..=80).contains(&evicted), "shards {shards}: {evicted} evicted");
+        config_set(&mut c, "maxmemory", "0");
+    }
+}
