@@ -93,7 +93,7 @@ pub fn give_back_events(mut list: Vec<(Vec<u8>, Vec<u8>)>) {
     list.clear();
     HELD.with(|h| {
         let mut h = h.borrow_mut();
-        if h.events.is_empty() {
+        if h.events.is_empty() && list.capacity() <= crate::messaging::pubsub::PENDING_KEEP_ENTRIES {
             h.events = list;
         }
     })

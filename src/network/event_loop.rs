@@ -11,7 +11,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
-use super::conn::{recycle, Closing, Conn, FORWARDED_RESUME};
+use super::conn::{recycle, Closing, Conn, FORWARDED_RESUME, SEND_BUFFER_BYTES, SEND_BUFFER_KEEP_BYTES};
 use super::uring::{with_target, Uring};
 use crate::commands::ClientState;
 pub use crate::exec::Clock;
@@ -735,8 +735,20 @@ impl EventLoop {
         self.state().stats.net_output_bytes += res as u64;
         let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.inflight_off >= conn.inflight.len() {
+            let big = conn.inflight.len() > SEND_BUFFER_KEEP_BYTES;
             conn.inflight.clear();
             conn.inflight_off = 0;
+            if conn.inflight.capacity() > SEND_BUFFER_KEEP_BYTES && !conn.big_sends {
+                // A big reply (or a burst of pushes) after small ones is
+                // sent: its buffer goes, as Redis frees its reply list once
+                // written. Kept, it stayed in used_memory for the
+                // connection's life (ten tracking clients' invalidation
+                // bursts held 2.3 MB, and eviction then took every key: the
+                // TCL unit maxmemory's "client tracking don't cause
+                // eviction feedback loop").
+                conn.inflight = Vec::with_capacity(SEND_BUFFER_BYTES);
+            }
+            conn.big_sends = big;
         }
         // `flush_sends` has something to do for it: output that came while
         // this send was out (gated by the AOF or not), the rest of a short

@@ -368,8 +368,17 @@ struct Run {
     samples: usize,
     time_limit: Option<u64>,
     start: std::time::Instant,
-    /// This thread's `thread_net` at the start: every key is freed here.
-    before: i64,
+    /// Bytes the deletions themselves released (Redis's `mem_freed`): each
+    /// victim's removal and free, measured on this thread around it (every
+    /// key is freed here, its shard's own or held). What the eviction
+    /// queues besides (its keyspace events, the DEL for the AOF and
+    /// replicas, WATCH touches) is left out, as Redis measures only around
+    /// `dbSyncDelete`: counted, the `evicted` notifications of
+    /// `notify-keyspace-events KEA` (two channel strings per key, more than
+    /// a small key frees) made the run's net figure fall with every victim,
+    /// so it took every key and still answered -OOM (the TCL unit
+    /// maxmemory's "is the memory limit honoured?").
+    freed: i64,
     evicted: u64,
 }
 
@@ -395,19 +404,21 @@ impl Run {
             samples: mem.samples.load(Ordering::Relaxed).max(1) as usize,
             time_limit: mem.time_limit_us(),
             start: std::time::Instant::now(),
-            before: thread_net(),
+            freed: 0,
             evicted: 0,
         })
     }
 
-    /// The excess is freed (as this thread's counters see it).
+    /// The excess is freed (by the deletions, as this thread's counters saw them).
     fn freed_enough(&self) -> bool {
-        self.before - thread_net() >= self.tofree
+        self.freed >= self.tofree
     }
 
-    /// One more key evicted; true: stop now (under the limit, or out of
-    /// time: the time proc then goes on), checked every 16 keys as Redis.
-    fn counted(&mut self, mem: &Memory) -> bool {
+    /// One more key evicted, its deletion having released `freed` bytes;
+    /// true: stop now (under the limit, or out of time: the time proc then
+    /// goes on), checked every 16 keys as Redis.
+    fn counted(&mut self, mem: &Memory, freed: i64) -> bool {
+        self.freed += freed;
         self.evicted += 1;
         if !self.evicted.is_multiple_of(16) {
             return false;
@@ -459,7 +470,10 @@ pub fn perform_evictions(mem: &Memory, st: &mut ShardState, now_ms: i64, spare: 
         return Evict::Running;
     }
     while mine > run.evicted && !run.freed_enough() {
-        if !evict_one(st, run.policy, run.samples, now_ms, run.lazy, spare) || run.counted(mem) {
+        let Some(freed) = evict_one(st, run.policy, run.samples, now_ms, run.lazy, spare) else {
+            break;
+        };
+        if run.counted(mem, freed) {
             break;
         }
     }
@@ -510,7 +524,7 @@ pub fn evict_across(mem: &Memory, set: &mut ShardSet, shards: ShardMask, now_ms:
             Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, run.volatile, spare),
             _ => pool_pick(st, run.volatile, spare),
         };
-        if !victim.is_some_and(|(db, key)| delete_victim(st, db, &key, run.lazy)) {
+        let Some(freed) = victim.and_then(|(db, key)| delete_victim(st, db, &key, run.lazy)) else {
             // Every candidate of that pool had gone (or is spared): refill
             // and retry, a few times at most.
             misses += 1;
@@ -518,8 +532,8 @@ pub fn evict_across(mem: &Memory, set: &mut ShardSet, shards: ShardMask, now_ms:
                 break;
             }
             continue;
-        }
-        if run.counted(mem) {
+        };
+        if run.counted(mem, freed) {
             break;
         }
     }
@@ -575,9 +589,9 @@ fn victim_shard(set: &mut ShardSet, shards: ShardMask, policy: Policy, samples: 
     best.map(|(_, s)| s)
 }
 
-/// Picks and deletes one key by `policy`; false when none may go. A key
-/// `spare` names is not taken.
-fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, lazy: bool, spare: Spare<'_>) -> bool {
+/// Picks and deletes one key by `policy`: the bytes its deletion released
+/// (`delete_victim`), None when none may go. A key `spare` names is not taken.
+fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, lazy: bool, spare: Spare<'_>) -> Option<i64> {
     let volatile = policy.volatile();
     let victim = match policy {
         Policy::AllKeysRandom | Policy::VolatileRandom => random_victim(st, volatile, spare),
@@ -586,21 +600,23 @@ fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, l
             pool_pick(st, volatile, spare)
         }
     };
-    victim.is_some_and(|(db, key)| delete_victim(st, db, &key, lazy))
+    victim.and_then(|(db, key)| delete_victim(st, db, &key, lazy))
 }
 
-/// Deletes evicted `key` of database `db` (false: it was gone).
-fn delete_victim(st: &mut ShardState, db: usize, key: &[u8], lazy: bool) -> bool {
+/// Deletes evicted `key` of database `db`: the bytes the removal and free
+/// released on this thread (with `lazy`, the value's share goes to the
+/// lazy-free thread and is not in it, as in Redis); None: it was gone.
+fn delete_victim(st: &mut ShardState, db: usize, key: &[u8], lazy: bool) -> Option<i64> {
     let threshold_ms = st.config.latency_monitor_threshold_ms;
     let start = (threshold_ms > 0).then(std::time::Instant::now);
-    let Some(entry) = st.dbs[db].remove(key) else {
-        return false;
-    };
+    let net_before = thread_net();
+    let entry = st.dbs[db].remove(key)?;
     if lazy {
         st.lazyfree.free(entry.value);
     } else {
         drop(entry);
     }
+    let freed = net_before - thread_net();
     // Redis's `eviction-del` latency event: the deletion (and free) of one victim.
     if let Some(start) = start {
         add_latency_sample(st, "eviction-del", start);
@@ -611,7 +627,7 @@ fn delete_victim(st: &mut ShardState, db: usize, key: &[u8], lazy: bool) -> bool
     st.also_modified(db, key);
     st.notify(db, crate::messaging::notify::EVICTED, "evicted", key);
     st.eviction.evicted_keys += 1;
-    true
+    Some(freed)
 }
 
 /// allkeys-random / volatile-random: a random key of the next database
@@ -719,12 +735,12 @@ mod tests {
                 st.dbs[0].set_expire(k, 10_000_000);
             }
             let spare: Spare<'_> = &|shard, key| shard == 0 && key == b"hop";
-            assert!(evict_one(&mut st, policy, 5, 2000, false, spare), "{policy:?}");
-            assert!(!evict_one(&mut st, policy, 5, 2000, false, spare), "{policy:?}");
+            assert!(evict_one(&mut st, policy, 5, 2000, false, spare).is_some(), "{policy:?}");
+            assert!(evict_one(&mut st, policy, 5, 2000, false, spare).is_none(), "{policy:?}");
             assert!(st.dbs[0].map.get(b"hop").is_some(), "{policy:?}");
             assert!(st.dbs[0].map.get(b"other").is_none(), "{policy:?}");
             // Once the hop is done the key may go.
-            assert!(evict_one(&mut st, policy, 5, 2000, false, NONE), "{policy:?}");
+            assert!(evict_one(&mut st, policy, 5, 2000, false, NONE).is_some(), "{policy:?}");
             assert!(st.dbs[0].is_empty());
         }
     }
@@ -749,8 +765,8 @@ mod tests {
             }
             st.dbs[0].set(b"t", Value::from_bytes(b"v"), 1000, false);
             st.dbs[0].set_expire(b"t", 10_000_000);
-            assert!(evict_one(&mut st, policy, 5, 2000, false, NONE));
-            assert!(!evict_one(&mut st, policy, 5, 2000, false, NONE), "{policy:?}");
+            assert!(evict_one(&mut st, policy, 5, 2000, false, NONE).is_some());
+            assert!(evict_one(&mut st, policy, 5, 2000, false, NONE).is_none(), "{policy:?}");
             assert_eq!(st.dbs[0].len(), 50);
             assert!(st.dbs[0].map.get(b"t").is_none());
             assert_eq!(st.eviction.evicted_keys, 1);
@@ -762,7 +778,7 @@ mod tests {
         let mut st = shard();
         st.config.notify_keyspace_events = crate::messaging::notify::parse(b"Ee").unwrap();
         st.dbs[0].set(b"k", Value::from_bytes(b"v"), 1000, false);
-        assert!(evict_one(&mut st, Policy::AllKeysRandom, 5, 2000, false, NONE));
+        assert!(evict_one(&mut st, Policy::AllKeysRandom, 5, 2000, false, NONE).is_some());
         assert_eq!(st.pending_publish, vec![(b"__keyevent@0__:evicted".to_vec(), b"k".to_vec())]);
         assert!(st.dbs[0].is_empty());
     }
