@@ -10,7 +10,10 @@
 //! (abort, or go), the loop then runs each queued command through `call()`.
 //!
 //! WATCH registers the key on its owning shard (`shard::watch`); the handler
-//! runs with that shard owned or held.
+//! runs with that shard owned or held. Over several shards by hops the
+//! other shards' parts register their keys, answering nobody, and the
+//! handler, which finds every key among the client's watched keys already,
+//! only replies (`network::rounds`, "WATCH: one message").
 
 use std::sync::Arc;
 

@@ -850,6 +850,18 @@ impl EventLoop {
             if conn.closing == Closing::Closed || conn.sending {
                 continue;
             }
+            if conn.hop_wait {
+                // A watched EXEC waits for its decision (`network::rounds`),
+                // its reply one cross-shard answer away: what precedes it
+                // (pipelined with it, or the client would not have sent the
+                // EXEC yet) goes with it, in one send, as Redis writes a
+                // pipelined batch's replies at once. Sending it now cost a
+                // second send, and a second wake-up of the client, per
+                // `WATCH`+`MULTI`/.../`EXEC` batch once WATCH answers at once
+                // (perf/RESULTS.md, "watch17"). The decision marks the
+                // connection dirty again.
+                continue;
+            }
             if let Some(e) = next_send(conn, index) {
                 self.push_sqe(e);
             } else if (conn.closing == Closing::AfterWrite || conn.eof && !conn.deferred) && conn.slots.is_empty() {

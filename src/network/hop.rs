@@ -26,7 +26,8 @@
 //! commands' replies in queue order. With WATCH the check and the run must
 //! be one instant on every shard: such an EXEC runs in two rounds of one
 //! intent (`network::rounds`), as do MSETNX and a two-shard RENAME or SMOVE; WATCH
-//! itself is a one-round hop there.
+//! itself is a one-round hop there whose parts answer nobody (the client
+//! has `+OK` when they leave: "WATCH: one message" there).
 //!
 //! **Atomicity.** Two multi-shard operations run in the order of their
 //! numbers on every shard they share, so no hop or hold sees part of
@@ -298,6 +299,10 @@ pub struct Hops {
     pub(super) entry_for: Option<(usize, crate::shard::keyspace::Entry)>,
     /// The shards the next `send_round` sends no part (a chain's: `network::rounds`).
     pub(super) skip: ShardMask,
+    /// The next `send_round`'s parts answer nobody (a WATCH's: `network::rounds`):
+    /// they go as plain messages, not as requests counted outstanding
+    /// until their answer.
+    pub(super) unanswered: bool,
     /// A round-3 part's own round-1 answer and the entry it hands back,
     /// for its answer (`answer_part`).
     pub(super) chain_found: Option<i64>,
@@ -527,9 +532,16 @@ impl EventLoop {
     /// over `mask` for connection `index` (its reply slot) and keeps it in
     /// flight; returns its intent's number. Its keys are marked already.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn queue_hop(&mut self, index: u32, mut op: HopOp, mask: ShardMask, cmd: usize, gather: Gather, cut: u64, round: u8) -> u64 {
+    pub(super) fn queue_hop(&mut self, index: u32, op: HopOp, mask: ShardMask, cmd: usize, gather: Gather, cut: u64, round: u8) -> u64 {
         let client = self.conns[index as usize].as_ref().unwrap().client.id;
         let seq = self.server.hold.enqueue_hop(mask, client);
+        self.track_hop(index, op, seq, mask, cmd, gather, cut, round);
+        seq
+    }
+
+    /// `queue_hop` for intent `seq`, queued already.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn track_hop(&mut self, index: u32, mut op: HopOp, seq: u64, mask: ShardMask, cmd: usize, gather: Gather, cut: u64, round: u8) {
         let slot = self.start_hop_slot(index, mask);
         let token = self.token(index);
         let conn = self.conns[index as usize].as_ref().unwrap();
@@ -538,7 +550,6 @@ impl EventLoop {
         (op.pending, op.sum, op.usec, op.db, op.resp, op.cut) = (mask.count(), 0, 0, db, resp, cut);
         (op.round, op.mask, op.chain) = (round, mask, None);
         self.hops.ops.push(op);
-        seq
     }
 
     /// Sends each shard of `mask` its part (built in `hops.building`) of hop
@@ -595,7 +606,11 @@ impl EventLoop {
                 own = Some(part);
             } else if let Some(o) = self.outboxes[t].as_mut() {
                 let bytes = part.args.data.len();
-                o.send_request(Message::HopPart(part), bytes);
+                if self.hops.unanswered {
+                    o.send(Message::HopPart(part));
+                } else {
+                    o.send_request(Message::HopPart(part), bytes);
+                }
                 self.doorbells.insert(t);
             }
         }

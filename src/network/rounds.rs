@@ -4,7 +4,42 @@
 //! MSETNX, RENAME/RENAMENX over two shards (round 1 takes the source entry
 //! out as an owned value, round 2 writes it at the destination or puts it
 //! back) and SMOVE over two shards (round 1 looks at both keys, round 2
-//! moves the member). WATCH over several shards runs as a one-round hop.
+//! moves the member). WATCH over several shards runs as a one-round hop
+//! that answers nobody (below).
+//!
+//! **WATCH: one message.** A WATCH naming keys of other shards marks their
+//! slots, queues a hop intent over their shards, sends each its part and
+//! replies `+OK` at once, from this thread (`try_watch_hop`); each part
+//! registers its keys when the intent heads its queue, lowers the marks and
+//! leaves the queue without an answer (`run_watch_part`). Why that is still
+//! Redis's WATCH: the instant the slots are marked is the WATCH's instant.
+//! From then until the part has registered a key, whatever changes the key
+//! either was ordered before the WATCH and is seen by nobody before it
+//! runs, or runs after the registration and flags the client:
+//! - a single-shard command on a marked key waits for the part
+//!   (`request_or_postpone`, `wait_for_marks`; this connection's own
+//!   forwarded writes also travel behind the part in the same mailbox), and
+//!   active expiry spares marked keys;
+//! - a hop or hold queued after the intent (the client's own EXEC among
+//!   them) is behind it on each of its shards;
+//! - a hop queued before it marked its own keys before it was queued, so
+//!   none of its keys can be read unchanged after the WATCH: it is
+//!   linearized before the WATCH, and the registration, after it, sees its
+//!   write as the key's state at WATCH;
+//! - a hold queued before it marks nothing: a client could read another
+//!   key of that hold unchanged after the `+OK`, which puts the hold after
+//!   the WATCH, and its write to the watched key must flag the client. So
+//!   when a hold is ahead of the intent on one of its shards
+//!   (`HoldTable::holds_ahead`, looked at once the intent is queued) the
+//!   parts answer as before and the reply waits for them.
+//!
+//! A key's expiry state (Redis's `watchedKey.expired`) is judged at the
+//! time WATCH ran, carried in the part. A client that unwatches, EXECs or
+//! closes before a part runs has a new epoch by then, and the part
+//! registers nothing. Before, every part answered and the reply waited: a
+//! message back and a wake-up of this thread per WATCH, the one round trip
+//! the watched transaction (`WATCH k1 k2` + MULTI/SET/SET/EXEC over two
+//! shards) had beyond a plain EXEC's (see perf/RESULTS.md, "watch17").
 //!
 //! **Shape.** The coordinator (the connection's shard) always joins the
 //! intent, marks every key's hash slot (the queued commands' keys and the
@@ -94,7 +129,9 @@
 //!
 //! **The connection** that sent a watched EXEC is deferred until the
 //! decision (`Conn::hop_wait`): until then it is still in MULTI, and its
-//! pipelined requests wait behind the EXEC. After the decision its next
+//! pipelined requests wait behind the EXEC. Its output waits too
+//! (`EventLoop::flush_sends`): the replies before EXEC's (`+OK` of a WATCH
+//! answered at once, MULTI's, the `+QUEUED`s) leave with it, in one send. After the decision its next
 //! requests run, their replies queued behind EXEC's slot, which the round-2
 //! answers fill (header, then the commands' replies in queue order). One
 //! that closes meanwhile keeps its slot, its transaction and its watches
@@ -176,6 +213,10 @@ fn mset_id() -> usize {
     id_of(&ID, "mset")
 }
 
+/// A WATCH part's second argument: the client's epoch, the time WATCH
+/// ran (ms), whether the part answers.
+const WATCH_STAMP_LEN: usize = 17;
+
 /// Appends `slot` to a round-1 part's slot list.
 pub(super) fn push_slot(list: &mut Vec<u8>, slot: u16) {
     list.extend_from_slice(&slot.to_le_bytes());
@@ -208,19 +249,32 @@ impl EventLoop {
     }
 
     /// WATCH naming keys of other shards, by a one-round hop: each shard
-    /// registers its keys (with their expiry state right then) when the
-    /// intent heads its queue. None: the held path runs it.
+    /// registers its keys when the intent heads its queue. Unless a hold is
+    /// ahead of the intent, its parts answer nobody and the client has its
+    /// `+OK` now, from this thread, as a local WATCH's ("WATCH: one
+    /// message" in the module doc). None: the held path runs it.
     pub(super) fn try_watch_hop(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Option<Flow> {
         if !self.holding.is_empty() {
             return None;
         }
-        let n = self.server.shard_count;
-        let mut mask = ShardMask::default();
-        for &k in &args[1..] {
-            mask.insert(slot_shard(key_slot(k), n));
-        }
         if !self.watch_by_hops() {
             return None;
+        }
+        // The shards of the keys not watched yet: a part goes only where it
+        // registers something, so the parts in flight, which answer nobody
+        // and count against no mailbox bound, are at most one per key the
+        // client watches (its `WatchState` holds them all anyway).
+        let n = self.server.shard_count;
+        let conn = self.conns[index as usize].as_ref().unwrap();
+        let db = conn.client.db;
+        let mut mask = ShardMask::default();
+        for &key in &args[1..] {
+            if !conn.client.watch.keys.iter().any(|k| k.db == db && &k.key[..] == key) {
+                mask.insert(slot_shard(key_slot(key), n));
+            }
+        }
+        if mask.is_empty() {
+            return Some(self.execute_here(index, id, args, now));
         }
         let bytes: usize = args.iter().map(|a| a.len()).sum();
         if let Some(flow) = self.hop_may_start(index, mask, bytes) {
@@ -228,9 +282,13 @@ impl EventLoop {
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         let cell = conn.client.watch.cell.get_or_insert_with(Default::default).clone();
-        let epoch = cell.epoch().to_le_bytes();
-        self.hops.start_parts(n, mask, &[args[0], &epoch]);
-        let db = conn.client.db;
+        // The epoch it registers under, the time WATCH ran (its keys' expiry
+        // is judged at that time, as a local WATCH judges it) and whether
+        // the part answers (its last byte, set once the intent is queued).
+        let mut stamp = [0u8; WATCH_STAMP_LEN];
+        stamp[..8].copy_from_slice(&cell.epoch().to_le_bytes());
+        stamp[8..16].copy_from_slice(&now.to_le_bytes());
+        self.hops.start_parts(n, mask, &[args[0], &stamp]);
         let hold = &self.server.hold;
         for &key in &args[1..] {
             if conn.client.watch.keys.iter().any(|k| k.db == db && &k.key[..] == key) {
@@ -238,39 +296,66 @@ impl EventLoop {
             }
             let slot = key_slot(key);
             let t = slot_shard(slot, n);
+            // Marked before the intent is queued and its parts sent: from
+            // here until its part has registered it, nothing changes the
+            // key unseen (see the module doc).
             hold.mark(slot);
             self.hops.building[t].push(key);
             conn.client.watch.keys.push(WatchedKey { db, key: key.into(), shard: t });
         }
         conn.client.info_dirty = true;
         let (resp, client) = (conn.client.resp, conn.client.id);
+        let seq = self.server.hold.enqueue_hop(mask, client);
+        let answered = self.server.hold.holds_ahead(mask, seq);
+        if !answered {
+            self.hops.unanswered = true;
+            self.send_round(mask, seq, db, resp, id, client, false, 0, 0, Some(&cell));
+            self.hops.unanswered = false;
+            // Its reply, stats, slowlog and MONITOR line as a local WATCH's:
+            // the handler finds every key among the client's watched keys.
+            return Some(self.execute_here(index, id, args, now));
+        }
+        for t in mask.iter() {
+            let b = &mut self.hops.building[t];
+            let end = b.ends[1] as usize;
+            b.data[end - 1] = 1;
+        }
         let mut op = self.hop_op_recording(index, args);
         op.key_shards.clear();
-        let seq = self.queue_hop(index, op, mask, id, Gather::Ok, 0, 0);
+        self.track_hop(index, op, seq, mask, id, Gather::Ok, 0, 0);
         self.send_round(mask, seq, db, resp, id, client, false, 0, 0, Some(&cell));
         Some(self.finish_command(index, now))
     }
 
     /// A WATCH part: registers its keys for the client's cell (unless the
-    /// client has unwatched since: a new epoch), lowers their marks.
+    /// client has unwatched since: a new epoch), their expiry judged at the
+    /// time WATCH ran, lowers their marks and takes the intent off this
+    /// shard's queue; answers only when the client's reply waits for it
+    /// (a hold was ahead: `try_watch_hop`).
     pub(super) fn run_watch_part(&mut self, mut part: super::hop::Part) {
         let me = self.id;
-        let now = self.clock.now_ms();
         let start = self.clock.last;
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(&mut self.hops.slices));
         part.args.slices(&mut slices);
-        let epoch = u64::from_le_bytes(slices[1].try_into().unwrap_or_default());
+        let stamp: [u8; WATCH_STAMP_LEN] = slices[1].try_into().unwrap_or([0; WATCH_STAMP_LEN]);
+        let epoch = u64::from_le_bytes(stamp[..8].try_into().unwrap_or_default());
+        let watched_ms = i64::from_le_bytes(stamp[8..16].try_into().unwrap_or_default());
         let cell = part.cut.as_ref().and_then(|c| c.cell.clone()).filter(|c| c.epoch() == epoch);
         let db = part.db as usize;
         let st = self.set.get_mut(me);
         for &key in &slices[2..] {
             self.server.hold.unmark(key_slot(key));
             if let Some(cell) = &cell {
-                let expired = key_is_expired(&st.dbs[db], key, now);
+                let expired = key_is_expired(&st.dbs[db], key, watched_ms);
                 st.watched.register(db, key, Watcher { cell: cell.clone(), epoch, expired });
             }
         }
         self.hops.slices = recycle(slices);
+        if stamp[16] == 0 {
+            self.server.hold.hop_done(me, part.seq);
+            super::conn::recycle(&mut self.pool, part.args);
+            return;
+        }
         part.args.data.clear();
         part.args.ends.clear();
         Reply::new(&mut part.args.data, part.resp).ok();
@@ -612,6 +697,10 @@ impl EventLoop {
         let index = token.index;
         // A connection closed since keeps its slot for this (`close`).
         let alive = self.conn_of(token).is_some_and(|c| c.hop_wait);
+        if alive {
+            // Its output waited for this (`flush_sends`).
+            self.mark_dirty(index);
+        }
         let (mut go, mut client, mut track) = (false, 0, false);
         let mut name = *b"exec";
         if op.args.data.len() == name.len() {

@@ -126,7 +126,10 @@ impl EventLoop {
     /// section after it: WATCH k1 k2 + MULTI/SET/SET/EXEC, 25 connections)
     /// put the pair at 48.6 us of server CPU per transaction over two
     /// shards held (2.9 context switches) against 11.9 by hops (0.13),
-    /// while the other two-key commands are cheaper held (9 us).
+    /// while the other two-key commands are cheaper held (9 us). By hops
+    /// WATCH's parts now answer nobody (`network::rounds`, "WATCH: one
+    /// message"), which makes the pair cheaper still (perf/RESULTS.md,
+    /// "watch17").
     pub(super) fn watch_by_hops(&mut self) -> bool {
         self.forced_route() != Forced::Held
     }

@@ -667,6 +667,15 @@ impl HoldTable {
         self.enqueue_from(mask.0, HOP, client)
     }
 
+    /// Whether a hold (an intent that is not a hop) is ahead of intent
+    /// `seq` in the queue of a shard of `mask`: a hold marks no key, so
+    /// while one is ahead a key of that shard may change before `seq`'s
+    /// part runs there without anyone seeing a mark (a WATCH that answers
+    /// before its parts have run needs none ahead: `network::rounds`).
+    pub fn holds_ahead(&self, mask: ShardMask, seq: u64) -> bool {
+        mask.iter().any(|i| lock(&self.slots[i].queue).iter().take_while(|e| e.0 < seq).any(|e| e.1 != HOP))
+    }
+
     /// The number of the intent heading shard `me`'s queue (0: none).
     #[inline]
     pub fn head(&self, me: usize) -> u64 {
@@ -851,6 +860,22 @@ mod tests {
 
     /// Hop intents park nobody, are taken off by each shard for itself, and
     /// share the one order with holds; their marks count per slot.
+    #[test]
+    fn holds_ahead_sees_only_holds_queued_earlier_on_its_shards() {
+        let t = table(3);
+        let h = t.enqueue_hop(mask(&[0, 1]));
+        let w = t.enqueue_hop(mask(&[0, 1]));
+        assert!(!t.holds_ahead(mask(&[0, 1]), w), "only a hop ahead");
+        let a = t.enqueue(2, mask(&[1, 2]));
+        assert!(!t.holds_ahead(mask(&[0, 1]), w), "a hold queued later is behind");
+        let x = t.enqueue_hop(mask(&[0, 2]));
+        assert!(t.holds_ahead(mask(&[2]), x) && !t.holds_ahead(mask(&[0]), x));
+        t.hop_done(0, h);
+        t.hop_done(1, h);
+        assert!(t.holds_ahead(mask(&[0, 2]), x), "the hold still heads shard 2");
+        let _ = a;
+    }
+
     #[test]
     fn hops_park_nobody_and_keep_the_order_with_holds() {
         let t = table(3);
