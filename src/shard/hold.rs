@@ -858,17 +858,15 @@ mod tests {
         assert!((0..3).all(|i| !t.must_park(i) && lock(&t.slots[i].queue).is_empty()));
     }
 
-    /// Hop intents park nobody, are taken off by each shard for itself, and
-    /// share the one order with holds; their marks count per slot.
     #[test]
     fn holds_ahead_sees_only_holds_queued_earlier_on_its_shards() {
         let t = table(3);
-        let h = t.enqueue_hop(mask(&[0, 1]));
-        let w = t.enqueue_hop(mask(&[0, 1]));
+        let h = t.enqueue_hop(mask(&[0, 1]), 1);
+        let w = t.enqueue_hop(mask(&[0, 1]), 2);
         assert!(!t.holds_ahead(mask(&[0, 1]), w), "only a hop ahead");
         let a = t.enqueue(2, mask(&[1, 2]));
         assert!(!t.holds_ahead(mask(&[0, 1]), w), "a hold queued later is behind");
-        let x = t.enqueue_hop(mask(&[0, 2]));
+        let x = t.enqueue_hop(mask(&[0, 2]), 3);
         assert!(t.holds_ahead(mask(&[2]), x) && !t.holds_ahead(mask(&[0]), x));
         t.hop_done(0, h);
         t.hop_done(1, h);
@@ -876,6 +874,8 @@ mod tests {
         let _ = a;
     }
 
+    /// Hop intents park nobody, are taken off by each shard for itself, and
+    /// share the one order with holds; their marks count per slot.
     #[test]
     fn hops_park_nobody_and_keep_the_order_with_holds() {
         let t = table(3);
