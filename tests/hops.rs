@@ -914,3 +914,50 @@ fn two_key_commands_notify_and_invalidate_in_order_when_held() {
 fn two_key_commands_notify_and_invalidate_in_order_by_hops() {
     check_two_key_order("hops");
 }
+
+/// A batch whose last command is a hop leaves in one send, as Redis writes
+/// a read batch's replies at once: a plain MULTI / SET / SET / EXEC over two
+/// shards, and a GET pipelined ahead of an MSET over two shards, send
+/// nothing (not the `+OK`, `+QUEUED`s or the GET's reply, ready at once)
+/// while the hop's remote part waits; then every reply, in order. A
+/// connection with no hop in flight is answered at once meanwhile.
+#[test]
+fn replies_ahead_of_a_hop_leave_with_its_reply() {
+    let rk = Server::ringkv(&["--shards", "2"]);
+    let ringkv = rk.name() == "ringkv";
+    let mut setup = rk.conn();
+    let [(a0, _), (a1, _)] = keys();
+    setup.cmd(&["SET", &a0, "x"]);
+    if ringkv {
+        // The plain EXEC and MSET go by hops whatever the other shard does.
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "cross-shard-route", "hops"]), Resp::ok());
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "hop-part-delay", DELAY_US]), Resp::ok());
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    let mut op = rk.conn();
+    // (the batch, its replies)
+    type Batch<'a> = (Vec<Vec<&'a str>>, Vec<&'a [u8]>);
+    let batches: [Batch<'_>; 2] = [
+        (
+            vec![vec!["MULTI"], vec!["SET", &a0, "1"], vec!["SET", &a1, "1"], vec!["EXEC"]],
+            vec![b"+OK\r\n", b"+QUEUED\r\n", b"+QUEUED\r\n", b"*2\r\n+OK\r\n+OK\r\n"],
+        ),
+        (vec![vec!["GET", &a0], vec!["MSET", &a0, "2", &a1, "2"]], vec![b"$1\r\n1\r\n", b"+OK\r\n"]),
+    ];
+    for (cmds, replies) in batches {
+        let mut bytes = Vec::new();
+        for c in &cmds {
+            encode_into(&mut bytes, c);
+        }
+        op.send_raw(&bytes);
+        // Another connection's command runs and is answered meanwhile.
+        assert_eq!(setup.cmd(&["PING"]), Resp::Simple("PONG".into()));
+        if ringkv {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            assert!(no_reply_yet(&mut op), "{cmds:?}: a reply left before the hop's");
+        }
+        for want in replies {
+            assert_eq!(op.read_frame().unwrap(), want, "{cmds:?}");
+        }
+    }
+}

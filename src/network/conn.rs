@@ -153,6 +153,17 @@ pub struct Conn {
     /// Deferred until its two-round hop has decided (a watched EXEC:
     /// `network::rounds`), not retried every loop turn.
     pub hop_wait: bool,
+    /// Its output waits for the answer of a hop it started
+    /// (`EventLoop::start_hop_slot`): the replies before the hop's (a
+    /// plain EXEC's `+OK`, `+QUEUED`s, any reply pipelined ahead) leave
+    /// with it, in one send. Cleared by its next hop answer, and never set
+    /// while `hop_answered`: nothing waits past the decision of the hop in
+    /// flight when it was written.
+    pub out_waits_hop: bool,
+    /// A hop answer came since its last flush: what it released leaves at
+    /// the end of this turn even if the connection starts another hop
+    /// meanwhile (a deep pipeline of hops would otherwise never send).
+    pub hop_answered: bool,
     /// Handed to the replication thread (SYNC/PSYNC): closing it cancels
     /// the receive instead of shutting the socket down.
     pub detached: bool,
@@ -201,6 +212,8 @@ impl Conn {
             hops: 0,
             mark_wait: false,
             hop_wait: false,
+            out_waits_hop: false,
+            hop_answered: false,
             detached: false,
         }
     }
@@ -263,6 +276,7 @@ impl Conn {
         self.slot_bytes = 0;
         self.forwarded = 0;
         self.hops = 0;
+        self.out_waits_hop = false;
     }
 
     /// Moves ready slots at the front into `out`; returns emptied buffers to `pool`.

@@ -847,10 +847,11 @@ impl EventLoop {
             if conn.forwarded == 0 {
                 conn.wrote = false;
             }
+            conn.hop_answered = false;
             if conn.closing == Closing::Closed || conn.sending {
                 continue;
             }
-            if conn.hop_wait {
+            if conn.hop_wait || conn.out_waits_hop {
                 // A watched EXEC waits for its decision (`network::rounds`),
                 // its reply one cross-shard answer away: what precedes it
                 // (pipelined with it, or the client would not have sent the
@@ -859,7 +860,10 @@ impl EventLoop {
                 // second send, and a second wake-up of the client, per
                 // `WATCH`+`MULTI`/.../`EXEC` batch once WATCH answers at once
                 // (perf/RESULTS.md, "watch17"). The decision marks the
-                // connection dirty again.
+                // connection dirty again. The same for any hop
+                // (`Conn::out_waits_hop`): a plain two-shard MULTI/SET/SET/EXEC
+                // sent `+OK+QUEUED+QUEUED` in one send and EXEC's reply in a
+                // second (perf/RESULTS.md, "exec18").
                 continue;
             }
             if let Some(e) = next_send(conn, index) {

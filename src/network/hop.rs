@@ -488,6 +488,7 @@ impl EventLoop {
         conn.forward_mixed = true;
         conn.forwarded += 1;
         conn.hops += 1;
+        conn.out_waits_hop |= !conn.hop_answered;
         conn.slots.push_back(super::conn::Slot { seq: slot, ready: None, discard });
         slot
     }
@@ -1480,6 +1481,7 @@ impl EventLoop {
         if alive {
             let c = self.conns[token.index as usize].as_mut().unwrap();
             c.hops = c.hops.saturating_sub(1);
+            (c.out_waits_hop, c.hop_answered) = (false, true);
             self.deliver_reply(token, op.slot, out);
         } else {
             super::conn::recycle(&mut self.pool, out);
