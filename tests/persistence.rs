@@ -826,7 +826,7 @@ fn corrupt_dumps_are_refused_in_redis_words() {
         b
     };
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated", good[..good.len() - 20].to_vec(), "function at rdb.c:3249 -> Unexpected EOF reading RDB file"),
+        ("truncated", good[..good.len() - 20].to_vec(), "function at rdb.c:N -> Unexpected EOF reading RDB file"),
         (
             "crc",
             {
@@ -835,7 +835,7 @@ fn corrupt_dumps_are_refused_in_redis_words() {
                 b[n - 3] ^= 0xff;
                 b
             },
-            "function at rdb.c:3225 -> RDB CRC error",
+            "function at rdb.c:N -> RDB CRC error",
         ),
         (
             "encoding",
@@ -844,7 +844,7 @@ fn corrupt_dumps_are_refused_in_redis_words() {
                 b[lzf] = 0xc5;
                 b
             }),
-            "function at rdb.c:529 -> Unknown RDB string encoding type 5",
+            "function at rdb.c:N -> Unknown RDB string encoding type 5",
         ),
         (
             "lzf",
@@ -853,7 +853,7 @@ fn corrupt_dumps_are_refused_in_redis_words() {
                 b[lzf + 2] += 1;
                 b
             }),
-            "function at rdb.c:413 -> Invalid LZF compressed string",
+            "function at rdb.c:N -> Invalid LZF compressed string",
         ),
         (
             "signature",
@@ -886,7 +886,7 @@ fn corrupt_dumps_are_refused_in_redis_words() {
                         && !l.contains("Server initialized")
                         && !l.contains("ringkv:")
                 })
-                .filter_map(|l| l.split_once(" # ").map(|(_, m)| m.to_string()))
+                .filter_map(|l| l.split_once(" # ").map(|(_, m)| without_line_numbers(m)))
                 .collect();
             assert!(ours.iter().any(|l| l.contains(expect)), "{bin} {name}: {text}");
             lines.push(ours);
@@ -894,4 +894,20 @@ fn corrupt_dumps_are_refused_in_redis_words() {
         assert_eq!(lines[0], lines[1], "{name}: ringkv and redis-server log differently");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `rdb.c:3249` -> `rdb.c:N`: the source line redis-server names is its
+/// build's (Debian's 7.0.15-1~deb12u7 names 3241 where upstream 7.0.15,
+/// which ringkv follows, names 3249); the function and the message are
+/// what must match.
+fn without_line_numbers(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("rdb.c:") {
+        out.push_str(&rest[..at + "rdb.c:".len()]);
+        rest = rest[at + "rdb.c:".len()..].trim_start_matches(|c: char| c.is_ascii_digit());
+        out.push('N');
+    }
+    out.push_str(rest);
+    out
 }
