@@ -147,6 +147,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 }
                 let state = state_addr as *mut ShardState;
                 server.hold.register(id, state);
+                shard::memory::bound_growth_by(server.clone());
                 // SAFETY: `state` was leaked from its Box for this thread
                 // alone; other threads reach it only through the hold table,
                 // while this thread is parked.
