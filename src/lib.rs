@@ -147,6 +147,15 @@ pub fn run(config: Config) -> Result<(), String> {
                 }
                 let state = state_addr as *mut ShardState;
                 server.hold.register(id, state);
+                shard::memory::bound_growth_by(server.clone());
+                // The allocator's statistics read once before anything is
+                // measured: on a fresh server, used memory grew by ~24 KB for
+                // good right after the first full INFO (pipelined 4096 SETs
+                // from a second connection, then INFO, CONFIG SET maxmemory
+                // +10 KB, two SETs: 800 keys evicted; none with this read).
+                // A 12 KB growth after a connection's first INFO remains
+                // (the TCL unit maxmemory's "Don't rehash ...", perf/RESULTS.md).
+                shard::memory::measure_now();
                 // SAFETY: `state` was leaked from its Box for this thread
                 // alone; other threads reach it only through the hold table,
                 // while this thread is parked.

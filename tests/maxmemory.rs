@@ -406,3 +406,33 @@ fn tracking_invalidations_do_not_feed_eviction() {
         config_set(&mut c, "maxmemory", "0");
     }
 }
+
+/// Redis's TCL unit maxmemory, "Don't rehash if used memory exceeds
+/// maxmemory after rehash": a limit 10 KB over used memory, then two new
+/// keys, each a step of the database table's growth (Redis's dict expand,
+/// `dictExpandAllowed`), must evict nothing. At 4096 keys the 4097th opens
+/// the entry store's second chunk (a whole one is 288 KB); at 6144 the
+/// 6145th passes the index's 3/4 fill (doubling it is 128 KB more). Redis
+/// keeps every key in both cases (its dict expands at 4097 and 8193).
+#[test]
+fn table_growth_does_not_evict_over_the_limit() {
+    for populated in [4096usize, 6144] {
+        let s = Server::ringkv(&["--shards", "1"]);
+        let mut c = s.conn();
+        config_set(&mut c, "maxmemory", "0");
+        config_set(&mut c, "maxmemory-policy", "allkeys-random");
+        // The connection's first INFO (its reply buffer grown once, 12 KB
+        // here) before the keys, as in the TCL unit, whose connection has
+        // read INFO many times by then.
+        used(&mut c);
+        let keys: Vec<String> = (0..populated).map(|i| i.to_string()).collect();
+        assert!(write_keys(&mut c, &keys, b"A", None).is_empty());
+        let limit = used(&mut c) + 10 * 1024;
+        config_set(&mut c, "maxmemory", &limit.to_string());
+        assert_eq!(c.cmd(&["SET", "k1", "v1"]), Resp::ok());
+        assert_eq!(c.cmd(&["SET", "k2", "v2"]), Resp::ok());
+        let evicted = info_field(&mut c, "stats", "evicted_keys");
+        assert_eq!(c.cmd(&["DBSIZE"]).int(), populated as i64 + 2, "{populated} keys: {evicted} evicted");
+        config_set(&mut c, "maxmemory", "0");
+    }
+}

@@ -4,16 +4,20 @@
 //!
 //! - The entries live in a dense *position* order inside fixed chunks of
 //!   `CHUNK` slots (`ChunkedVec`): growing allocates one more chunk and never
-//!   moves an entry. Positions give O(1) random sampling (RANDOMKEY, active
-//!   expiry) and SCAN's position cursor; removal moves the last entry into
-//!   the hole (`swap_remove`), so positions stay dense.
+//!   moves an entry (but within the first chunk, and within one opened
+//!   small because a whole one would go over `maxmemory`). Positions give
+//!   O(1) random sampling (RANDOMKEY, active expiry) and SCAN's position
+//!   cursor; removal moves the last entry into the hole (`swap_remove`), so
+//!   positions stay dense.
 //! - The index is an open-addressing table with linear probing whose buckets
 //!   hold `hash32 << 32 | position + 1` (0: empty); the bucket of a hash is
 //!   `hash32 & mask`, so an entry is moved or rehashed from its bucket alone,
 //!   without touching the entry. Past 3/4 full it doubles *incrementally*, as
 //!   Redis's dict does: the old table stays beside the new one and a few
 //!   buckets move on every insert and a time-bounded batch on every cron
-//!   tick; lookups try the new table, then the old one.
+//!   tick; lookups try the new table, then the old one. As Redis's dict,
+//!   it does not double while the new table would take used memory over
+//!   `maxmemory` (up to a harder fill, `growth_allowed`).
 //!
 //! Measured before this table (IndexMap, which reallocates its entry vector
 //! and rehashes its whole index at once): one insert stalled ~400 ms at 4M
@@ -46,7 +50,8 @@ const FIRST_CHUNK: usize = 16;
 const FIRST_CHUNK_STEP: usize = 256;
 
 /// A vector in fixed chunks: pushing never moves what is already there,
-/// except within the first chunk while it grows to CHUNK. (Also a big
+/// except within the first chunk while it grows to CHUNK, or a later one
+/// opened small under `maxmemory` (see `push`). (Also a big
 /// sorted set's member slab, `types/zset_tree.rs`: a `Vec` of 1M slots
 /// doubling moved 12 MiB in one insert, 9.8 ms measured.)
 #[derive(Clone)]
@@ -97,16 +102,29 @@ impl<T> ChunkedVec<T> {
         if c == self.chunks.len() {
             // The first chunk starts small and grows up to CHUNK (a small
             // database does not cost a whole chunk: maxmemory tests in
-            // Redis's suite leave 100 KB of headroom); later ones are whole.
-            self.chunks.push(Vec::with_capacity(if c == 0 { FIRST_CHUNK } else { CHUNK }));
+            // Redis's suite leave 100 KB of headroom); later ones are whole,
+            // unless a whole one (288 KB of entry slots) would take used
+            // memory over `maxmemory`: Redis then refuses to expand a dict
+            // (`dictExpandAllowed`), its entries being allocated one by one;
+            // here an entry must have a slot, so the chunk starts small too.
+            let whole = c > 0 && !super::memory::over_after_alloc(CHUNK * std::mem::size_of::<T>());
+            self.chunks.push(Vec::with_capacity(if whole { CHUNK } else { FIRST_CHUNK }));
         }
         let chunk = &mut self.chunks[c];
         if chunk.len() == chunk.capacity() {
-            // Only the first chunk, below CHUNK: it moves while it grows,
-            // doubling to FIRST_CHUNK_STEP slots, then by that many (a step
-            // of used memory stays small: 18 KB of slots, under maxmemory).
+            // Only a chunk below CHUNK (the first, or one opened under
+            // maxmemory): it moves while it grows, doubling to
+            // FIRST_CHUNK_STEP slots, then by that many (a step of used
+            // memory stays small: 18 KB of slots, under maxmemory). A later
+            // chunk becomes whole at once when that fits under maxmemory.
             let cap = chunk.capacity();
-            let next = if cap < FIRST_CHUNK_STEP { cap * 2 } else { cap + FIRST_CHUNK_STEP };
+            let next = if c > 0 && !super::memory::over_after_alloc((CHUNK - cap) * std::mem::size_of::<T>()) {
+                CHUNK
+            } else if cap < FIRST_CHUNK_STEP {
+                cap * 2
+            } else {
+                cap + FIRST_CHUNK_STEP
+            };
             chunk.reserve_exact(next.min(CHUNK) - chunk.len());
         }
         // Otherwise within the chunk's capacity: the chunk never reallocates.
@@ -507,6 +525,18 @@ fn over_fill(entries: usize, buckets: usize) -> bool {
     entries * 4 > buckets * 3
 }
 
+/// Past its fill limit, an index table still refuses to double while the
+/// new table would take used memory over `maxmemory` (Redis's
+/// `dictExpandAllowed`: Redis keeps a dict at up to 1.618 entries per
+/// bucket rather than evict for its expand), up to this harder fill of
+/// 7/8, past which it doubles regardless: linear probing has no chains to
+/// absorb more (~4.5 buckets per hit, ~32 per miss at 7/8).
+#[cold]
+#[inline(never)]
+fn growth_allowed(entries: usize, buckets: usize) -> bool {
+    entries * 8 > buckets * 7 || !super::memory::over_after_alloc(buckets * 2 * std::mem::size_of::<u64>())
+}
+
 /// The database table: see the module comment.
 #[derive(Default)]
 pub struct Dict {
@@ -762,6 +792,9 @@ impl Dict {
     fn reserve_one(&mut self) {
         let entries = self.slots.len() + 1;
         if self.index.buckets != 0 && !over_fill(entries, self.index.buckets) {
+            return;
+        }
+        if self.index.buckets != 0 && !growth_allowed(entries, self.index.buckets) {
             return;
         }
         self.grow(entries);

@@ -148,6 +148,31 @@ thread_local! {
         };
 }
 
+thread_local! {
+    /// The server whose `maxmemory` bounds this thread's table growth
+    /// (`over_after_alloc`): set by each shard thread at its start. A
+    /// thread without one (tests, tools) grows its tables unbounded.
+    static GROWTH_BOUND: std::cell::RefCell<Option<std::sync::Arc<crate::server::Server>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Table growth on this thread answers to `server`'s `maxmemory`.
+pub fn bound_growth_by(server: std::sync::Arc<crate::server::Server>) {
+    GROWTH_BOUND.with(|b| *b.borrow_mut() = Some(server));
+}
+
+/// Redis's `overMaxmemoryAfterAlloc`: with a limit set, would allocating
+/// `more` bytes now take used memory (as this thread sees it, `Memory::used`)
+/// over it? Asked only before a table grows by a big step (`shard::dict`):
+/// a thread-local load and, with a limit, the figure.
+pub fn over_after_alloc(more: usize) -> bool {
+    GROWTH_BOUND.with(|b| {
+        b.borrow().as_ref().is_some_and(|s| {
+            let limit = s.memory.limit();
+            limit != 0 && s.memory.used().saturating_add(more as u64) > limit
+        })
+    })
+}
+
 /// This thread's bytes allocated less bytes freed, since it started.
 #[inline]
 pub fn thread_net() -> i64 {
