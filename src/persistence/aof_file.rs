@@ -54,8 +54,8 @@ struct Batch {
     start: u64,
     bytes: Vec<u8>,
     cuts: Vec<Cut>,
-    /// Where its SELECTs are (`Stream::take`).
-    selects: Vec<(u64, usize)>,
+    /// Where its SELECTs and annotations are (`Stream::take`).
+    marks: crate::exec::propagate::Marks,
 }
 
 /// The most bytes shards may have handed over that the writer has not
@@ -183,7 +183,7 @@ impl Sink {
         }
         let inserts = state.stream.take_inserts();
         // (Replication leaves out SELECTs of its own: `feeder`.)
-        let (start, bytes, cuts, selects) = state.stream.take();
+        let (start, bytes, cuts, marks) = state.stream.take();
         if state.stream.feeds_repl() {
             if let Some(repl) = self.repl_tap.get() {
                 // A copy only when the AOF takes the bytes too.
@@ -202,7 +202,7 @@ impl Sink {
         let mut inbox = self.inbox.lock().unwrap();
         // Numbered under the lock: the inbox is in sequence order.
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        inbox.push(Batch { seq, shard: state.id, start, bytes, cuts, selects });
+        inbox.push(Batch { seq, shard: state.id, start, bytes, cuts, marks });
         self.inbox_batches.fetch_add(1, Ordering::SeqCst);
         seq
     }
@@ -708,9 +708,10 @@ struct Writer {
     /// aof_last_incr_size): where a short write is truncated back to.
     offset: u64,
     lanes: Vec<Lane>,
-    /// The db the incr file (with `buf` after it) has selected last, for
-    /// the merge to leave out a SELECT of it (see `lanes`); None at the
-    /// start of a file, as Redis's `aof_selected_db = -1`.
+    /// The db the incr file (with `buf` after it) has selected last and
+    /// the second it annotated last, for the merge to leave out a SELECT of
+    /// the same db or an annotation of the same second (see `lanes`);
+    /// unknown at the start of a file, as Redis's `aof_selected_db = -1`.
     selected_db: Selected,
     received: u64,
     /// Switches taken from the inbox and not done yet, in order; the
@@ -788,7 +789,7 @@ impl Writer {
             let Some(b) = self.held.pop_front() else { break };
             any = true;
             self.received = b.seq;
-            self.lanes[b.shard].ingest(b.seq, b.start, b.bytes, b.cuts, Vec::new(), b.selects);
+            self.lanes[b.shard].ingest(b.seq, b.start, b.bytes, b.cuts, Vec::new(), b.marks);
         }
         if !any {
             return;
@@ -815,8 +816,8 @@ impl Writer {
     /// Drops `buf` (appends that go nowhere) and publishes it as done, so
     /// that no reply waits for it.
     fn drop_buf(&mut self) {
-        // The file lacks what `buf` selected.
-        self.selected_db = None;
+        // The file lacks what `buf` selected and annotated.
+        self.selected_db.forget();
         if !self.buf.is_empty() {
             self.server.aof.pending_bytes.fetch_sub(self.buf.len() as u64, Ordering::Relaxed);
             self.buf.clear();
@@ -855,8 +856,9 @@ impl Writer {
         crate::exec::gates::store_i32(&aof.write_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofWrite);
         crate::exec::gates::store_i32(&aof.fsync_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofFsync);
         self.file = switch.to;
-        // A new incr file starts with a SELECT.
-        self.selected_db = None;
+        // A new incr file starts with a SELECT (and its first second's
+        // annotation).
+        self.selected_db.forget();
         self.offset = file_len(self.file.as_ref());
         self.server.aof.incr_size.store(self.offset, Ordering::Relaxed);
         self.unsynced = None;
@@ -1306,7 +1308,7 @@ fn start_writer(
         fsync,
         offset,
         lanes,
-        selected_db: None,
+        selected_db: Selected::default(),
         received: 0,
         switches: VecDeque::new(),
         held: VecDeque::new(),
