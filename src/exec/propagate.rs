@@ -209,7 +209,7 @@ impl Stream {
     pub fn feed<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         let now_secs = self.timestamps.then(|| crate::util::unix_ms() / 1000);
         let (taken, marks) = (self.taken, &mut self.marks);
-        self.state.feed(&mut self.buf, db, argv, now_secs, |at, mark| marks.push((taken + at as u64, mark)));
+        self.state.feed_marked(&mut self.buf, db, argv, now_secs, |at, mark| marks.push((taken + at as u64, mark)));
     }
 
     /// Appends `argv` in whatever db is selected (MULTI's EXEC).
@@ -695,7 +695,7 @@ mod tests {
             assert_eq!(String::from_utf8(h.take(0)).unwrap(), String::from_utf8(resp(expect)).unwrap(), "{cmd:?}");
             // Every batch starts with a SELECT: put one in front of the
             // next expectation by selecting it here.
-            h.shards[0].stream.state.feed(&mut Vec::new(), 0, &["x"], None, |_, _| ());
+            h.shards[0].stream.state.feed(&mut Vec::new(), 0, &["x"], None);
         }
     }
 

@@ -63,11 +63,15 @@ impl AppendState {
 
     /// Appends `argv` as run in `db` to `out`. `now_secs` is `Some(unix
     /// seconds)` when aof-timestamp-enabled is on: an annotation is written
-    /// when the second is later than the last one annotated. Calls `mark`
-    /// with where in `out` an annotation or a SELECT went before the
-    /// command, and which, in order.
+    /// when the second is later than the last one annotated.
+    pub fn feed<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>) {
+        self.feed_marked(out, db, argv, now_secs, |_, _| ());
+    }
+
+    /// `feed`, calling `mark` with where in `out` an annotation or a SELECT
+    /// went before the command, and which, in order.
     #[inline]
-    pub fn feed<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>, mut mark: impl FnMut(usize, Mark)) {
+    pub fn feed_marked<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>, mut mark: impl FnMut(usize, Mark)) {
         if let Some(now) = now_secs {
             if self.annotated_secs < now {
                 self.annotated_secs = now;
@@ -153,9 +157,9 @@ mod tests {
     fn select_and_timestamps_only_when_they_change() {
         let mut s = AppendState::new();
         let mut out = Vec::new();
-        s.feed(&mut out, 0, &["set", "a", "1"], Some(1796547123), |_, _| ());
-        s.feed(&mut out, 3, &["set", "b", "2"], Some(1796547124), |_, _| ());
-        s.feed(&mut out, 3, &["set", "c", "3"], Some(1796547124), |_, _| ());
+        s.feed(&mut out, 0, &["set", "a", "1"], Some(1796547123));
+        s.feed(&mut out, 3, &["set", "b", "2"], Some(1796547124));
+        s.feed(&mut out, 3, &["set", "c", "3"], Some(1796547124));
         let expect = "#TS:1796547123\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nset\r\n$1\r\na\r\n$1\r\n1\r\n\
                       #TS:1796547124\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*3\r\n$3\r\nset\r\n$1\r\nb\r\n$1\r\n2\r\n\
                       *3\r\n$3\r\nset\r\n$1\r\nc\r\n$1\r\n3\r\n";
@@ -163,10 +167,10 @@ mod tests {
         // Without timestamps, and after a reset (new incr file): SELECT again.
         let mut out = Vec::new();
         s.reset_db();
-        s.feed(&mut out, 3, &["del", "c"], None, |_, _| ());
+        s.feed(&mut out, 3, &["del", "c"], None);
         assert_eq!(out, b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n*2\r\n$3\r\ndel\r\n$1\r\nc\r\n");
         let mut out = Vec::new();
-        s.feed(&mut out, 12, &["del", "c"], None, |_, _| ());
+        s.feed(&mut out, 12, &["del", "c"], None);
         assert!(out.starts_with(b"*2\r\n$6\r\nSELECT\r\n$2\r\n12\r\n"));
     }
 }
