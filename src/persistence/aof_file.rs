@@ -83,8 +83,11 @@ const WRITE_ERROR_LOG_SECS: u64 = 30;
 /// reply leaves, and the holder of a multi-shard command hands the held
 /// shards' streams over), all are then durable. One fsync covers whatever
 /// every shard handed over while the previous one ran. Under `everysec`
-/// and `no`, `synced` is published when the bytes are written (shards wait
-/// for it only past `AOF_PENDING_BYTES_LIMIT`).
+/// and `no`, `synced` is published when the bytes are written (or their
+/// write is postponed behind an `everysec` fsync, as Redis then sends the
+/// replies unwritten), and replies wait for that: Redis writes its AOF
+/// buffer before it sends replies, so a client that read a reply finds its
+/// command in the file (page cache).
 #[derive(Default)]
 pub struct Sink {
     inbox: Mutex<Vec<Batch>>,
@@ -288,7 +291,9 @@ impl Sink {
             return;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.synced() < mark && Instant::now() < deadline {
+        // `synced` may pass a write postponed behind an fsync (see
+        // `start_io`): the bytes are written once none is pending.
+        while (self.synced() < mark || self.pending_bytes.load(Ordering::Relaxed) > 0) && Instant::now() < deadline {
             self.ring_writer();
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -938,6 +943,14 @@ impl Writer {
                 // for a pending fsync, then goes ahead and is counted.
                 let since = *self.postponed.get_or_insert(now);
                 go = now.duration_since(since) >= FSYNC_DELAY_MAX;
+                // Redis sends the replies of a postponed write (its
+                // beforeSleep goes on to handleClientsWithPendingWrites):
+                // so do the shards, which wait for the write otherwise,
+                // unless past the limit, where they wait for the disk.
+                if !go && self.server.aof.pending_bytes.load(Ordering::Relaxed) <= AOF_PENDING_BYTES_LIMIT {
+                    let covers = self.buf_covers;
+                    self.publish(covers);
+                }
                 if go {
                     self.server.aof.delayed_fsync.fetch_add(1, Ordering::Relaxed);
                     crate::notice!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
