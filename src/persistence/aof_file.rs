@@ -96,6 +96,10 @@ pub struct Sink {
     inbox_batches: AtomicU64,
     seq: AtomicU64,
     synced: AtomicU64,
+    /// The hand-over number up to which everything is written (or
+    /// dropped with no file): `synced` but for writes postponed behind an
+    /// `everysec` fsync, whose replies go before them (see `start_io`).
+    written: AtomicU64,
     /// The highest hand-over number a commit under way covers (under
     /// `always` the fsync started; otherwise the write): output gated at
     /// or below it goes out when that commit ends, not the next one (see
@@ -291,9 +295,8 @@ impl Sink {
             return;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        // `synced` may pass a write postponed behind an fsync (see
-        // `start_io`): the bytes are written once none is pending.
-        while (self.synced() < mark || self.pending_bytes.load(Ordering::Relaxed) > 0) && Instant::now() < deadline {
+        // (`synced` may pass a write postponed behind an fsync: `written`.)
+        while self.written.load(Ordering::SeqCst) < mark && Instant::now() < deadline {
             self.ring_writer();
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -800,6 +803,12 @@ impl Writer {
             return;
         }
         merge(&mut self.lanes, &mut self.buf, &mut self.selected_db);
+        // What the merge left out will not be written: it is no longer
+        // pending (`flush_now` waits for none, `over_limit` counts it).
+        let left_out = std::mem::take(&mut self.selected_db.left_out);
+        if left_out > 0 {
+            self.server.aof.pending_bytes.fetch_sub(left_out, Ordering::Relaxed);
+        }
         // Every batch numbered below the first one not fully merged is in
         // `buf` or written before it.
         self.buf_covers = merged_through(&mut self.lanes, self.received);
@@ -949,7 +958,7 @@ impl Writer {
                 // unless past the limit, where they wait for the disk.
                 if !go && self.server.aof.pending_bytes.load(Ordering::Relaxed) <= AOF_PENDING_BYTES_LIMIT {
                     let covers = self.buf_covers;
-                    self.publish(covers);
+                    self.release(covers);
                 }
                 if go {
                     self.server.aof.delayed_fsync.fetch_add(1, Ordering::Relaxed);
@@ -1087,6 +1096,14 @@ impl Writer {
         self.buf = w.bytes;
         aof.buffer_length.store(self.buf.len() as u64, Ordering::Relaxed);
         self.retry_at = Some(now + Duration::from_secs(1));
+        // As Redis under everysec and no (the bytes stay in its aof_buf,
+        // its replies go, later writes get MISCONF): the replies waiting
+        // for this write go, unless past the limit; under `always` they
+        // wait for the retry's fsync.
+        if self.fsync != Fsync::Always && aof.pending_bytes.load(Ordering::Relaxed) <= AOF_PENDING_BYTES_LIMIT {
+            let covers = self.buf_covers;
+            self.release(covers);
+        }
     }
 
     /// An fsync completed with `res` (0 or -errno).
@@ -1128,6 +1145,13 @@ impl Writer {
 
     /// Publishes `synced` and rings the shards asleep with replies waiting.
     fn publish(&mut self, covers: u64) {
+        self.server.aof.written.fetch_max(covers, Ordering::SeqCst);
+        self.release(covers);
+    }
+
+    /// Lets the replies gated at or below `covers` go (see `Sink`), ringing
+    /// the shards that sleep.
+    fn release(&mut self, covers: u64) {
         let server = &self.server;
         server.aof.started.fetch_max(covers, Ordering::SeqCst);
         if server.aof.synced.fetch_max(covers, Ordering::SeqCst) >= covers {

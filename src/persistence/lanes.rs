@@ -137,12 +137,16 @@ pub(crate) struct Selected {
     /// The second of the last `#TS:` annotation (None: the next one is
     /// written).
     pub stamp: Option<i64>,
+    /// Bytes of the lanes left out (marks the output had already), for
+    /// the AOF writer's count of bytes handed over and not written yet.
+    pub left_out: u64,
 }
 
 impl Selected {
     /// Knows nothing: the next SELECT and annotation are written.
     pub fn forget(&mut self) {
-        *self = Selected::default();
+        self.db = None;
+        self.stamp = None;
     }
 }
 
@@ -257,6 +261,8 @@ impl Lane {
                 };
                 if keep {
                     out.extend_from_slice(&seg.bytes[(at - seg.start) as usize..(at + len - seg.start) as usize]);
+                } else {
+                    db.left_out += len;
                 }
                 self.written = at + len;
             }
@@ -455,7 +461,8 @@ mod tests {
         }
         // The SELECTs after the first are of the db selected already.
         assert_eq!(String::from_utf8(out).unwrap(), format!("{}{}ab{}cde{}f", ts(5), sel(0), ts(6), ts(7)));
-        assert_eq!(sel_state, Selected { db: Some(0), stamp: Some(7) });
+        let left_out = 5 * sel(0).len() + 3 * ts(5).len();
+        assert_eq!(sel_state, Selected { db: Some(0), stamp: Some(7), left_out: left_out as u64 });
     }
 
     /// Hop cut ids are drawn before their intents are numbered, so two
