@@ -633,6 +633,28 @@ fn timestamp_annotations_once_per_second_over_shards() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Under `everysec` (and `no`) a reply leaves only after the AOF's write of
+/// what it acknowledges, as Redis writes its AOF buffer before it sends
+/// replies: right after each SET's reply the incr file holds the SET
+/// (integration/aof's "GETEX should not append to AOF" reads the file size
+/// so). One shard (the inline writer) and three (the writer thread).
+#[test]
+fn a_reply_leaves_after_the_write_of_what_it_acknowledges() {
+    for (shards, policy) in [("1", "everysec"), ("3", "everysec"), ("3", "no")] {
+        let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", policy, "--shards", shards]);
+        let mut c = rk.conn();
+        let incr = rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+        for i in 0..200 {
+            let value = format!("value-{i}-end");
+            assert_eq!(c.cmd(&["SET", &format!("key{i}"), &value]), Resp::Simple("OK".into()));
+            let bytes = std::fs::read(&incr).unwrap();
+            assert!(bytes.windows(value.len()).any(|w| w == value.as_bytes()), "--shards {shards} {policy}: SET {i} acknowledged, not in the file");
+        }
+        drop(c);
+        drop(rk);
+    }
+}
+
 /// Cross-shard MSETs, DELs and EXECs (hops, each one unit at one cut of
 /// the shards' write streams) racing single-key writes, lazily expired
 /// keys and each other on a few keys from several connections, AOF on;
