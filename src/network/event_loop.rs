@@ -392,8 +392,9 @@ impl EventLoop {
             if let Some(mark) = gate {
                 self.gate_outputs(mark);
             }
-            // appendfsync always: no reply leaves before the writes it
-            // acknowledges are durable (the sends wait, the shard does not).
+            // No reply leaves before the writes it acknowledges are
+            // written (fsynced under appendfsync always): the sends wait,
+            // the shard does not.
             if self.server.aof.durable(self.durable_mark) {
                 self.flush_sends(None);
             } else {
