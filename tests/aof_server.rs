@@ -583,6 +583,78 @@ fn timestamp_annotations_are_written_and_loaded() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// aof-timestamp-enabled over three shards, writes to keys of every shard
+/// from several connections across a few seconds: every shard's stream
+/// annotates each second it writes in, and the merge keeps one annotation
+/// per second, as Redis's one `feedAppendOnlyFile` writes it (no `#TS:` of
+/// a second not later than the one before it); redis-check-aof accepts the
+/// file and redis-server loads it to the same data.
+#[test]
+fn timestamp_annotations_once_per_second_over_shards() {
+    require_tool("redis-check-aof");
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes", "--shards", "3"]);
+    let end = std::time::Instant::now() + Duration::from_millis(2600);
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let mut c = rk.conn();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while std::time::Instant::now() < end {
+                    // 30 keys: every shard owns some.
+                    c.cmd(&["SET", &format!("k{}", (i * 7 + t) % 30), &i.to_string()]);
+                    i += 1;
+                    if i.is_multiple_of(50) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    let expect = dump(&rk);
+    assert_eq!(expect[&0].len(), 30);
+    let incr = rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+    let text = String::from_utf8_lossy(&std::fs::read(&incr).unwrap()).into_owned();
+    let stamps: Vec<u64> = text.lines().filter_map(|l| l.strip_prefix("#TS:")).map(|t| t.trim().parse().unwrap()).collect();
+    assert!(stamps.len() >= 3, "{stamps:?}");
+    assert!(stamps.windows(2).all(|w| w[0] < w[1]), "a second annotated twice or out of order: {stamps:?}");
+    assert!(text.starts_with("#TS:"), "{}", &text[..text.len().min(200)]);
+    let manifest = rk.dir.join("appendonlydir/appendonly.aof.manifest");
+    let out = Process::new("redis-check-aof").arg(&manifest).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let dir = copy_aof_dir("ringkv-aofsrv", &rk.dir, "timestamps3");
+    drop(rk);
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let redis = Server::redis(&["--appendonly", "yes", "--dir", &dir_arg]);
+    assert_eq!(dump(&redis), expect, "redis-server loading ringkv's directory");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Under `everysec` (and `no`) a reply leaves only after the AOF's write of
+/// what it acknowledges, as Redis writes its AOF buffer before it sends
+/// replies: right after each SET's reply the incr file holds the SET
+/// (integration/aof's "GETEX should not append to AOF" reads the file size
+/// so). One shard (the inline writer) and three (the writer thread).
+#[test]
+fn a_reply_leaves_after_the_write_of_what_it_acknowledges() {
+    for (shards, policy) in [("1", "everysec"), ("3", "everysec"), ("3", "no")] {
+        let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", policy, "--shards", shards]);
+        let mut c = rk.conn();
+        let incr = rk.dir.join("appendonlydir/appendonly.aof.1.incr.aof");
+        for i in 0..200 {
+            let value = format!("value-{i}-end");
+            assert_eq!(c.cmd(&["SET", &format!("key{i}"), &value]), Resp::Simple("OK".into()));
+            let bytes = std::fs::read(&incr).unwrap();
+            assert!(bytes.windows(value.len()).any(|w| w == value.as_bytes()), "--shards {shards} {policy}: SET {i} acknowledged, not in the file");
+        }
+        drop(c);
+        drop(rk);
+    }
+}
+
 /// Cross-shard MSETs, DELs and EXECs (hops, each one unit at one cut of
 /// the shards' write streams) racing single-key writes, lazily expired
 /// keys and each other on a few keys from several connections, AOF on;

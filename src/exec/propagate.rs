@@ -85,7 +85,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::persistence::aof::append::AppendState;
+use crate::persistence::aof::append::{AppendState, Mark};
 use crate::shard::hold::ShardMask;
 
 /// One cut recorded in a shard's stream (see the module).
@@ -105,9 +105,9 @@ pub struct Cut {
 
 static NEXT_CUT: AtomicU64 = AtomicU64::new(1);
 
-/// Where a batch SELECTs: (stream position, db) of each, in order (see
-/// `Stream::selects`).
-pub type Selects = Vec<(u64, usize)>;
+/// Where a batch SELECTs or annotates a second: (stream position, mark)
+/// of each, in order (see `Stream::marks`).
+pub type Marks = Vec<(u64, Mark)>;
 
 /// A shard's write stream.
 #[derive(Default)]
@@ -128,8 +128,8 @@ pub struct Stream {
     /// aof-timestamp-enabled: a `#TS:<unix seconds>` annotation goes
     /// before a command when the second changed since the last one of this
     /// stream (Redis's genAofTimestampAnnotationIfNeeded). Streams of
-    /// different shards annotate apart, so in the merged file a second
-    /// may be annotated once per shard.
+    /// different shards annotate apart; the merge keeps one annotation per
+    /// second (see `marks`).
     timestamps: bool,
     /// The operations of the EXEC running now (`after_command` with
     /// `Ctx::in_multi`), appended as one unit when it ends (`exec_end`).
@@ -138,13 +138,16 @@ pub struct Stream {
     /// `forceCommandPropagation(c, PROPAGATE_REPL)`), each with the stream
     /// position it goes at: the AOF never sees them.
     inserts: Vec<(u64, Vec<u8>)>,
-    /// Every SELECT appended since the last take, as (stream position,
-    /// db), taken with the batch: a stream selects its db again after each
-    /// take and each cut (the consumer may switch streams there), and the
+    /// Every SELECT and `#TS:` annotation appended since the last take, as
+    /// (stream position, mark), taken with the batch: a stream selects its
+    /// db again after each take and each cut (the consumer may switch
+    /// streams there), and every shard's stream annotates each second; the
     /// merge (`persistence::lanes`) leaves out the SELECTs of a db the
-    /// merged output has selected already, so that the AOF holds a SELECT
-    /// only where the db changes, as Redis's `feedAppendOnlyFile` writes it.
-    selects: Selects,
+    /// merged output has selected already and the annotations of a second
+    /// it has annotated already, so that the AOF holds a SELECT only where
+    /// the db changes and one annotation per second, as Redis's
+    /// `feedAppendOnlyFile` writes them.
+    marks: Marks,
 }
 
 impl Stream {
@@ -186,7 +189,7 @@ impl Stream {
             self.inserts.clear();
             self.pending.clear();
             self.cuts.clear();
-            self.selects.clear();
+            self.marks.clear();
         }
         self.state.reset_db();
     }
@@ -205,9 +208,8 @@ impl Stream {
     /// Appends `argv` as run in `db`.
     pub fn feed<A: AsRef<[u8]>>(&mut self, db: usize, argv: &[A]) {
         let now_secs = self.timestamps.then(|| crate::util::unix_ms() / 1000);
-        if let Some(at) = self.state.feed(&mut self.buf, db, argv, now_secs) {
-            self.selects.push((self.taken + at as u64, db));
-        }
+        let (taken, marks) = (self.taken, &mut self.marks);
+        self.state.feed_marked(&mut self.buf, db, argv, now_secs, |at, mark| marks.push((taken + at as u64, mark)));
     }
 
     /// Appends `argv` in whatever db is selected (MULTI's EXEC).
@@ -246,14 +248,14 @@ impl Stream {
     }
 
     /// Takes the bytes appended since the last take, with their first
-    /// position, the cuts recorded among them and where they SELECT (see
-    /// `selects`). The next batch starts with a SELECT.
-    pub fn take(&mut self) -> (u64, Vec<u8>, Vec<Cut>, Selects) {
+    /// position, the cuts recorded among them and where they SELECT or
+    /// annotate (see `marks`). The next batch starts with a SELECT.
+    pub fn take(&mut self) -> (u64, Vec<u8>, Vec<Cut>, Marks) {
         let start = self.taken;
         let bytes = std::mem::take(&mut self.buf);
         self.taken += bytes.len() as u64;
         self.state.reset_db();
-        (start, bytes, std::mem::take(&mut self.cuts), std::mem::take(&mut self.selects))
+        (start, bytes, std::mem::take(&mut self.cuts), std::mem::take(&mut self.marks))
     }
 
     /// Nothing to take.
@@ -778,7 +780,7 @@ mod tests {
             lane.ingest(i as u64 + 1, start, bytes, cuts, Vec::new(), selects);
         }
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Default::default());
         let text = String::from_utf8(out).unwrap();
         let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} not in {text}"));
         assert!(at("$3\r\nold") < at("$4\r\nmset") && at("$4\r\nmset") < at("$3\r\nnew"), "{text}");
@@ -815,7 +817,7 @@ mod tests {
             }
         };
         take_all(&mut h, &mut lanes);
-        let (mut out, mut db) = (Vec::new(), None);
+        let (mut out, mut db) = (Vec::new(), crate::persistence::aof_file::Selected::default());
         merge(&mut lanes, &mut out, &mut db);
         let want = resp(&[
             &["SELECT", "9"],
@@ -841,7 +843,7 @@ mod tests {
         h.run(3, false, 0, &["set", k0, "w"]);
         take_all(&mut h, &mut lanes);
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Default::default());
         assert_eq!(out, resp(&[&["SELECT", "3"], &["set", k0, "w"]]));
     }
 

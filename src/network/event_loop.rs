@@ -108,11 +108,16 @@ pub struct EventLoop {
     /// The next completion of `cqes` that `reap` handles.
     pub reap_next: usize,
     pub next_cron_ms: i64,
-    /// appendfsync always: the AOF hand-over number replies wait for (the
-    /// latest; each connection's own in `Conn::aof_gate`), and the lowest
-    /// of the connections still waiting (u64::MAX: none).
+    /// The AOF hand-over number replies wait for (the latest; each
+    /// connection's own in `Conn::aof_gate`), and the lowest of the
+    /// connections still waiting (u64::MAX: none): its write (any
+    /// `appendfsync`), and under `always` its fsync.
     pub durable_mark: u64,
     pub gate_min: u64,
+    /// This shard's stream fed the AOF at its last hand-over: its replies
+    /// wait for the AOF's write (`network::script` reads it while a script
+    /// holds the shard's state).
+    pub aof_gating: bool,
     /// An inline AOF writer's entries for this ring (reused), and whether
     /// it has a timed duty (`Sink::inline_turn`).
     pub aof_sqes: Vec<squeue::Entry>,
@@ -213,6 +218,7 @@ impl EventLoop {
             reap_next: 0,
             next_cron_ms: 0,
             durable_mark: 0,
+            aof_gating: false,
             gate_min: u64::MAX,
             aof_sqes: Vec::new(),
             aof_tick: false,
@@ -349,9 +355,17 @@ impl EventLoop {
             if self.state().stream.is_on() {
                 let server = self.server.clone();
                 let mark = server.aof.hand_over(self.state());
-                // Past the writer's limit replies wait for the write, as
-                // they wait for the fsync under `always`.
-                if server.aof.always() || server.aof.over_limit() {
+                // Replies wait for the write of what they acknowledge, as
+                // Redis writes its AOF buffer in beforeSleep before it
+                // sends replies (flushAppendOnlyFile, then
+                // handleClientsWithPendingWrites): a client that read a
+                // reply finds the command in the file (page cache). Under
+                // `always` they wait for its fsync; past the writer's limit
+                // (`over_limit`, counted here) the hand-over waits too with
+                // only replication consuming the stream.
+                let over = server.aof.over_limit();
+                self.aof_gating = self.state().stream.feeds_aof();
+                if self.aof_gating || server.aof.always() || over {
                     self.durable_mark = self.durable_mark.max(mark);
                     gate = Some(mark);
                 }
@@ -378,8 +392,9 @@ impl EventLoop {
             if let Some(mark) = gate {
                 self.gate_outputs(mark);
             }
-            // appendfsync always: no reply leaves before the writes it
-            // acknowledges are durable (the sends wait, the shard does not).
+            // No reply leaves before the writes it acknowledges are
+            // written (fsynced under appendfsync always): the sends wait,
+            // the shard does not.
             if self.server.aof.durable(self.durable_mark) {
                 self.flush_sends(None);
             } else {

@@ -210,7 +210,8 @@ impl EventLoop {
             }
         }
         // Replies queued before the park go out, unless they may have to
-        // wait for the AOF (appendfsync always): then after the script.
+        // wait for the AOF (its write, or its fsync under appendfsync
+        // always): then after the script.
         if !self.output_gated() {
             for k in 0..self.dirty.len() {
                 let index = self.dirty[k];
@@ -234,7 +235,7 @@ impl EventLoop {
 
     /// Whether replies may have to wait for the AOF (`gate_outputs`).
     fn output_gated(&self) -> bool {
-        self.server.aof.always() || self.server.aof.over_limit()
+        self.aof_gating || self.server.aof.always() || self.server.aof.over_limit()
     }
 
     /// The inboxes while busy: a forwarded command is answered -BUSY (none

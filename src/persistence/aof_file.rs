@@ -54,8 +54,8 @@ struct Batch {
     start: u64,
     bytes: Vec<u8>,
     cuts: Vec<Cut>,
-    /// Where its SELECTs are (`Stream::take`).
-    selects: Vec<(u64, usize)>,
+    /// Where its SELECTs and annotations are (`Stream::take`).
+    marks: crate::exec::propagate::Marks,
 }
 
 /// The most bytes shards may have handed over that the writer has not
@@ -83,8 +83,11 @@ const WRITE_ERROR_LOG_SECS: u64 = 30;
 /// reply leaves, and the holder of a multi-shard command hands the held
 /// shards' streams over), all are then durable. One fsync covers whatever
 /// every shard handed over while the previous one ran. Under `everysec`
-/// and `no`, `synced` is published when the bytes are written (shards wait
-/// for it only past `AOF_PENDING_BYTES_LIMIT`).
+/// and `no`, `synced` is published when the bytes are written (or their
+/// write is postponed behind an `everysec` fsync, as Redis then sends the
+/// replies unwritten), and replies wait for that: Redis writes its AOF
+/// buffer before it sends replies, so a client that read a reply finds its
+/// command in the file (page cache).
 #[derive(Default)]
 pub struct Sink {
     inbox: Mutex<Vec<Batch>>,
@@ -93,6 +96,10 @@ pub struct Sink {
     inbox_batches: AtomicU64,
     seq: AtomicU64,
     synced: AtomicU64,
+    /// The hand-over number up to which everything is written (or
+    /// dropped with no file): `synced` but for writes postponed behind an
+    /// `everysec` fsync, whose replies go before them (see `start_io`).
+    written: AtomicU64,
     /// The highest hand-over number a commit under way covers (under
     /// `always` the fsync started; otherwise the write): output gated at
     /// or below it goes out when that commit ends, not the next one (see
@@ -183,7 +190,7 @@ impl Sink {
         }
         let inserts = state.stream.take_inserts();
         // (Replication leaves out SELECTs of its own: `feeder`.)
-        let (start, bytes, cuts, selects) = state.stream.take();
+        let (start, bytes, cuts, marks) = state.stream.take();
         if state.stream.feeds_repl() {
             if let Some(repl) = self.repl_tap.get() {
                 // A copy only when the AOF takes the bytes too.
@@ -202,7 +209,7 @@ impl Sink {
         let mut inbox = self.inbox.lock().unwrap();
         // Numbered under the lock: the inbox is in sequence order.
         let seq = self.seq.fetch_add(1, Ordering::AcqRel) + 1;
-        inbox.push(Batch { seq, shard: state.id, start, bytes, cuts, selects });
+        inbox.push(Batch { seq, shard: state.id, start, bytes, cuts, marks });
         self.inbox_batches.fetch_add(1, Ordering::SeqCst);
         seq
     }
@@ -288,7 +295,8 @@ impl Sink {
             return;
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.synced() < mark && Instant::now() < deadline {
+        // (`synced` may pass a write postponed behind an fsync: `written`.)
+        while self.written.load(Ordering::SeqCst) < mark && Instant::now() < deadline {
             self.ring_writer();
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -708,9 +716,10 @@ struct Writer {
     /// aof_last_incr_size): where a short write is truncated back to.
     offset: u64,
     lanes: Vec<Lane>,
-    /// The db the incr file (with `buf` after it) has selected last, for
-    /// the merge to leave out a SELECT of it (see `lanes`); None at the
-    /// start of a file, as Redis's `aof_selected_db = -1`.
+    /// The db the incr file (with `buf` after it) has selected last and
+    /// the second it annotated last, for the merge to leave out a SELECT of
+    /// the same db or an annotation of the same second (see `lanes`);
+    /// unknown at the start of a file, as Redis's `aof_selected_db = -1`.
     selected_db: Selected,
     received: u64,
     /// Switches taken from the inbox and not done yet, in order; the
@@ -788,12 +797,18 @@ impl Writer {
             let Some(b) = self.held.pop_front() else { break };
             any = true;
             self.received = b.seq;
-            self.lanes[b.shard].ingest(b.seq, b.start, b.bytes, b.cuts, Vec::new(), b.selects);
+            self.lanes[b.shard].ingest(b.seq, b.start, b.bytes, b.cuts, Vec::new(), b.marks);
         }
         if !any {
             return;
         }
         merge(&mut self.lanes, &mut self.buf, &mut self.selected_db);
+        // What the merge left out will not be written: it is no longer
+        // pending (`flush_now` waits for none, `over_limit` counts it).
+        let left_out = std::mem::take(&mut self.selected_db.left_out);
+        if left_out > 0 {
+            self.server.aof.pending_bytes.fetch_sub(left_out, Ordering::Relaxed);
+        }
         // Every batch numbered below the first one not fully merged is in
         // `buf` or written before it.
         self.buf_covers = merged_through(&mut self.lanes, self.received);
@@ -815,8 +830,8 @@ impl Writer {
     /// Drops `buf` (appends that go nowhere) and publishes it as done, so
     /// that no reply waits for it.
     fn drop_buf(&mut self) {
-        // The file lacks what `buf` selected.
-        self.selected_db = None;
+        // The file lacks what `buf` selected and annotated.
+        self.selected_db.forget();
         if !self.buf.is_empty() {
             self.server.aof.pending_bytes.fetch_sub(self.buf.len() as u64, Ordering::Relaxed);
             self.buf.clear();
@@ -855,8 +870,9 @@ impl Writer {
         crate::exec::gates::store_i32(&aof.write_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofWrite);
         crate::exec::gates::store_i32(&aof.fsync_errno, 0, Ordering::Relaxed, crate::exec::gates::Reason::AofFsync);
         self.file = switch.to;
-        // A new incr file starts with a SELECT.
-        self.selected_db = None;
+        // A new incr file starts with a SELECT (and its first second's
+        // annotation).
+        self.selected_db.forget();
         self.offset = file_len(self.file.as_ref());
         self.server.aof.incr_size.store(self.offset, Ordering::Relaxed);
         self.unsynced = None;
@@ -936,6 +952,14 @@ impl Writer {
                 // for a pending fsync, then goes ahead and is counted.
                 let since = *self.postponed.get_or_insert(now);
                 go = now.duration_since(since) >= FSYNC_DELAY_MAX;
+                // Redis sends the replies of a postponed write (its
+                // beforeSleep goes on to handleClientsWithPendingWrites):
+                // so do the shards, which wait for the write otherwise,
+                // unless past the limit, where they wait for the disk.
+                if !go && self.server.aof.pending_bytes.load(Ordering::Relaxed) <= AOF_PENDING_BYTES_LIMIT {
+                    let covers = self.buf_covers;
+                    self.release(covers);
+                }
                 if go {
                     self.server.aof.delayed_fsync.fetch_add(1, Ordering::Relaxed);
                     crate::notice!("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without waiting for fsync to complete, this may slow down Redis.");
@@ -1072,6 +1096,14 @@ impl Writer {
         self.buf = w.bytes;
         aof.buffer_length.store(self.buf.len() as u64, Ordering::Relaxed);
         self.retry_at = Some(now + Duration::from_secs(1));
+        // As Redis under everysec and no (the bytes stay in its aof_buf,
+        // its replies go, later writes get MISCONF): the replies waiting
+        // for this write go, unless past the limit; under `always` they
+        // wait for the retry's fsync.
+        if self.fsync != Fsync::Always && aof.pending_bytes.load(Ordering::Relaxed) <= AOF_PENDING_BYTES_LIMIT {
+            let covers = self.buf_covers;
+            self.release(covers);
+        }
     }
 
     /// An fsync completed with `res` (0 or -errno).
@@ -1113,6 +1145,13 @@ impl Writer {
 
     /// Publishes `synced` and rings the shards asleep with replies waiting.
     fn publish(&mut self, covers: u64) {
+        self.server.aof.written.fetch_max(covers, Ordering::SeqCst);
+        self.release(covers);
+    }
+
+    /// Lets the replies gated at or below `covers` go (see `Sink`), ringing
+    /// the shards that sleep.
+    fn release(&mut self, covers: u64) {
         let server = &self.server;
         server.aof.started.fetch_max(covers, Ordering::SeqCst);
         if server.aof.synced.fetch_max(covers, Ordering::SeqCst) >= covers {
@@ -1306,7 +1345,7 @@ fn start_writer(
         fsync,
         offset,
         lanes,
-        selected_db: None,
+        selected_db: Selected::default(),
         received: 0,
         switches: VecDeque::new(),
         held: VecDeque::new(),

@@ -72,22 +72,32 @@
 //! **Inserts** (replication-only commands, `Stream::repl_insert`) travel
 //! in their batch and go out at their position.
 //!
-//! **SELECTs.** A stream selects its db again after every take and every
-//! cut, since the merge may switch streams there; merged as they are, a
-//! FLUSHALL between two SETs of db 9 read `SELECT 9, set, SELECT 9,
-//! flushall, SELECT 9, set`, where Redis writes one SELECT
-//! (`feedAppendOnlyFile` selects only when the db changes). So each batch
-//! brings where its SELECTs are (`Stream::take`), and the merge leaves out
-//! a SELECT of the db its output has selected already (`Selected`): one
-//! comparison per SELECT, no parsing of the bytes. The output's db is
-//! known only through those SELECTs: one that is not whole in the bytes
-//! written, or an insert (which selects its own db), makes it unknown, and
-//! the next SELECT is kept. The AOF writer forgets it where the bytes
-//! before may not be in the file (a new incr file, a dropped buffer).
+//! **SELECTs and `#TS:` annotations.** A stream selects its db again
+//! after every take and every cut, since the merge may switch streams
+//! there; merged as they are, a FLUSHALL between two SETs of db 9 read
+//! `SELECT 9, set, SELECT 9, flushall, SELECT 9, set`, where Redis writes
+//! one SELECT (`feedAppendOnlyFile` selects only when the db changes).
+//! Likewise with aof-timestamp-enabled every shard's stream annotates each
+//! second it writes in, where Redis writes one `#TS:` line when the second
+//! changes. So each batch brings where its SELECTs and annotations are
+//! (`Stream::take`: its marks), and the merge leaves out a SELECT of the
+//! db its output has selected already and an annotation of a second not
+//! later than the last one it wrote (`Selected`): one comparison per mark,
+//! no parsing of the bytes. (An annotation of an earlier second comes after
+//! a later one when a shard's batch of the earlier second is merged after
+//! another's of the later: Redis, which annotates the second a command runs
+//! in, never goes back, and `redis-check-aof --truncate-to-timestamp` cuts
+//! at the first annotation past its time, so the older one is left out.)
+//! The output's db is known only through those SELECTs: one that is not
+//! whole in the bytes written, or an insert (which selects its own db),
+//! makes it unknown, and the next SELECT is kept. The AOF writer forgets
+//! both where the bytes before may not be in the file (a new incr file, a
+//! dropped buffer).
 
 use std::collections::VecDeque;
 
 use crate::exec::propagate::Cut;
+use crate::persistence::aof::append::Mark;
 
 /// One batch in a lane.
 struct Seg {
@@ -99,8 +109,8 @@ struct Seg {
     /// Its replication-only commands, each at its stream position (see
     /// `Stream::repl_insert`; never in the AOF's lanes).
     inserts: VecDeque<(u64, Vec<u8>)>,
-    /// Its SELECTs, as (stream position, db), in order.
-    selects: VecDeque<(u64, usize)>,
+    /// Its SELECTs and annotations, as (stream position, mark), in order.
+    marks: VecDeque<(u64, Mark)>,
 }
 
 impl Seg {
@@ -119,9 +129,26 @@ pub(crate) struct Lane {
     ends: VecDeque<(u64, u64)>,
 }
 
-/// The db the merged output selected last (None: unknown, the next SELECT
-/// is written).
-pub(crate) type Selected = Option<usize>;
+/// What the merged output selected and annotated last (see the module).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Selected {
+    /// The db (None: unknown, the next SELECT is written).
+    pub db: Option<usize>,
+    /// The second of the last `#TS:` annotation (None: the next one is
+    /// written).
+    pub stamp: Option<i64>,
+    /// Bytes of the lanes left out (marks the output had already), for
+    /// the AOF writer's count of bytes handed over and not written yet.
+    pub left_out: u64,
+}
+
+impl Selected {
+    /// Knows nothing: the next SELECT and annotation are written.
+    pub fn forget(&mut self) {
+        self.db = None;
+        self.stamp = None;
+    }
+}
 
 /// The hand-over number up to which every batch of `lanes` is merged
 /// (`received`: the last one taken in).
@@ -144,16 +171,17 @@ pub(crate) fn merged_through(lanes: &mut [Lane], received: u64) -> u64 {
 
 impl Lane {
     /// Takes in one batch handed over (numbered `seq`, above every batch
-    /// taken in before by any lane), with where it SELECTs (`selects`: all
-    /// of its SELECTs, or none for a consumer that does not leave any out).
-    pub(crate) fn ingest(&mut self, seq: u64, start: u64, bytes: Vec<u8>, cuts: Vec<Cut>, inserts: Vec<(u64, Vec<u8>)>, selects: Vec<(u64, usize)>) {
+    /// taken in before by any lane), with where it SELECTs and annotates
+    /// (`marks`: all of them, or none for a consumer that does not leave
+    /// any out).
+    pub(crate) fn ingest(&mut self, seq: u64, start: u64, bytes: Vec<u8>, cuts: Vec<Cut>, inserts: Vec<(u64, Vec<u8>)>, marks: Vec<(u64, Mark)>) {
         self.ends.push_back((start + bytes.len() as u64, seq));
         if self.segs.is_empty() && self.written < start {
             self.written = start;
         }
         // A batch of inserts alone keeps its place in key order too.
         if !bytes.is_empty() || !inserts.is_empty() {
-            self.segs.push_back(Seg { seq, start, bytes, inserts: inserts.into(), selects: selects.into() });
+            self.segs.push_back(Seg { seq, start, bytes, inserts: inserts.into(), marks: marks.into() });
         }
         self.cuts.extend(cuts);
     }
@@ -190,7 +218,7 @@ impl Lane {
                 let (_, bytes) = seg.inserts.pop_front().unwrap();
                 out.extend_from_slice(&bytes);
                 // It selected a db of its own.
-                *db = None;
+                db.db = None;
             }
             if self.written >= seg.end() && seg.inserts.is_empty() {
                 self.segs.pop_front();
@@ -204,24 +232,37 @@ impl Lane {
             }
             let limit = seg.inserts.front().map_or(to, |(at, _)| to.min(*at));
             let end = seg.start + ((limit - seg.start) as usize).min(seg.bytes.len()) as u64;
-            // The SELECTs in the range: one of the db selected already is
-            // left out (see the module).
-            while let Some(&(at, select_db)) = seg.selects.front() {
+            // The SELECTs and annotations in the range: one the output has
+            // already is left out (see the module).
+            while let Some(&(at, mark)) = seg.marks.front() {
                 if at < self.written {
-                    // Written in part by an earlier call: its db is unknown.
-                    seg.selects.pop_front();
-                    *db = None;
+                    // Written in part by an earlier call (so written whole):
+                    // a db not counted on, a second annotated.
+                    seg.marks.pop_front();
+                    match mark {
+                        Mark::Select(_) => db.db = None,
+                        Mark::Stamp(secs) => db.stamp = db.stamp.max(Some(secs)),
+                    }
                     continue;
                 }
-                let len = crate::persistence::aof::append::select_len(select_db) as u64;
+                let len = mark.written_len() as u64;
                 if at + len > end {
                     break;
                 }
-                seg.selects.pop_front();
+                seg.marks.pop_front();
                 out.extend_from_slice(&seg.bytes[(self.written - seg.start) as usize..(at - seg.start) as usize]);
-                if *db != Some(select_db) {
+                let keep = match mark {
+                    Mark::Select(d) => db.db.replace(d) != Some(d),
+                    Mark::Stamp(secs) => {
+                        let later = db.stamp < Some(secs);
+                        db.stamp = db.stamp.max(Some(secs));
+                        later
+                    }
+                };
+                if keep {
                     out.extend_from_slice(&seg.bytes[(at - seg.start) as usize..(at + len - seg.start) as usize]);
-                    *db = Some(select_db);
+                } else {
+                    db.left_out += len;
                 }
                 self.written = at + len;
             }
@@ -340,15 +381,15 @@ mod tests {
         let c = |at, end| Cut { id: 7, at, shards: both(), carrier: 0, end };
         let mut lanes = vec![lane(1, b"aaaaaUUbb", vec![c(5, 7)]), lane(2, b"xxxyy", vec![c(3, 3)])];
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Selected::default());
         assert_eq!(out, b"aaaaaxxxUUbbyy");
         // A cut whose other shard has not handed its bytes over yet waits.
         let mut lanes = vec![lane(1, b"aUb", vec![c(1, 2)]), Lane::default()];
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Selected::default());
         assert_eq!(out, b"a");
         lanes[1].ingest(2, 0, b"x".to_vec(), vec![c(1, 1)], Vec::new(), Vec::new());
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Selected::default());
         assert_eq!(out, b"axUb");
     }
 
@@ -367,7 +408,7 @@ mod tests {
         lanes[1].ingest(6, 2, Vec::new(), Vec::new(), vec![(2, b"Q".to_vec())], Vec::new());
         lanes[2].ingest(7, 4, b"a3".to_vec(), Vec::new(), Vec::new(), Vec::new());
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Selected::default());
         assert_eq!(out, b"a1b1a2Pc1b2Qa3");
         assert_eq!(merged_through(&mut lanes, 7), 7);
     }
@@ -384,13 +425,44 @@ mod tests {
         lanes[1].ingest(1, 0, b"xy".to_vec(), vec![c(1, 1)], Vec::new(), Vec::new());
         lanes[2].ingest(2, 0, b"z".to_vec(), Vec::new(), Vec::new(), Vec::new());
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Selected::default());
         assert_eq!(out, b"x");
         // The carrier's batch: "a" before the cut, the unit "U", "b" after.
         lanes[0].ingest(3, 0, b"aUb".to_vec(), vec![c(1, 2)], Vec::new(), Vec::new());
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Selected::default());
         assert_eq!(out, b"xaUyzb");
         assert_eq!(merged_through(&mut lanes, 3), 3);
+    }
+
+    /// Every shard's stream annotates each second (`#TS:`): the merge
+    /// keeps the first annotation of a second and leaves out those of the
+    /// same or an earlier second, whatever lane they come in; a SELECT
+    /// after a dropped annotation is still judged on its own.
+    #[test]
+    fn one_annotation_per_second() {
+        let ts = |secs: i64| format!("#TS:{secs}\r\n");
+        let sel = |db: usize| {
+            let mut v = Vec::new();
+            crate::persistence::aof::append::append_select(&mut v, db);
+            String::from_utf8(v).unwrap()
+        };
+        // A batch: an annotation, a SELECT of db 0, then a command `c`.
+        let batch = |secs: i64, c: &str| (format!("{}{}{c}", ts(secs), sel(0)), vec![(0, Mark::Stamp(secs)), (ts(secs).len() as u64, Mark::Select(0))]);
+        let mut lanes: Vec<Lane> = (0..3).map(|_| Lane::default()).collect();
+        let mut pos = [0u64; 3];
+        let mut out = Vec::new();
+        let mut sel_state = Selected::default();
+        for (seq, (shard, secs, c)) in [(0, 5, "a"), (1, 5, "b"), (1, 6, "c"), (0, 6, "d"), (2, 5, "e"), (2, 7, "f")].into_iter().enumerate() {
+            let (bytes, marks) = batch(secs, c);
+            let marks = marks.into_iter().map(|(at, m)| (pos[shard] + at, m)).collect();
+            lanes[shard].ingest(seq as u64 + 1, pos[shard], bytes.clone().into_bytes(), Vec::new(), Vec::new(), marks);
+            pos[shard] += bytes.len() as u64;
+            merge(&mut lanes, &mut out, &mut sel_state);
+        }
+        // The SELECTs after the first are of the db selected already.
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{}{}ab{}cde{}f", ts(5), sel(0), ts(6), ts(7)));
+        let left_out = 5 * sel(0).len() + 3 * ts(5).len();
+        assert_eq!(sel_state, Selected { db: Some(0), stamp: Some(7), left_out: left_out as u64 });
     }
 
     /// Hop cut ids are drawn before their intents are numbered, so two
@@ -407,7 +479,7 @@ mod tests {
         lanes[0].ingest(2, 0, b"abc".to_vec(), vec![c11(1, 1), c10(2, 2)], Vec::new(), Vec::new());
         lanes[2].ingest(3, 0, b"xUy".to_vec(), vec![c11(1, 2)], Vec::new(), Vec::new());
         let mut out = Vec::new();
-        merge(&mut lanes, &mut out, &mut None);
+        merge(&mut lanes, &mut out, &mut Selected::default());
         assert_eq!(out, b"paxUbVqcy");
     }
 }

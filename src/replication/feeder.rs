@@ -249,7 +249,7 @@ impl Feeder {
         self.merged.clear();
         // (No SELECT is left out there: `filter_selects` does it, with
         // the stream's own resets.)
-        merge(&mut self.lanes, &mut self.merged, &mut None);
+        merge(&mut self.lanes, &mut self.merged, &mut Default::default());
         let through = merged_through(&mut self.lanes, self.received);
         if !self.merged.is_empty() {
             let mut out = std::mem::take(&mut self.stream);
@@ -621,7 +621,7 @@ mod tests {
         let mut lanes = vec![Lane::default()];
         lanes[0].ingest(1, start, bytes, cuts, inserts, Vec::new());
         let mut merged = Vec::new();
-        merge(&mut lanes, &mut merged, &mut None);
+        merge(&mut lanes, &mut merged, &mut Default::default());
         let mut out = Vec::new();
         filter_selects(&merged, &mut None, &mut out);
         let want = resp(&[&["SELECT", "9"], &["set", "a", "1"], &["SELECT", "3"], &["publish", "ch", "m"], &["SELECT", "9"], &["set", "b", "2"]]);

@@ -63,23 +63,49 @@ impl AppendState {
 
     /// Appends `argv` as run in `db` to `out`. `now_secs` is `Some(unix
     /// seconds)` when aof-timestamp-enabled is on: an annotation is written
-    /// when the second is later than the last one annotated. Returns where
-    /// in `out` a SELECT was written before the command, if one was.
-    pub fn feed<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>) -> Option<usize> {
+    /// when the second is later than the last one annotated.
+    pub fn feed<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>) {
+        self.feed_marked(out, db, argv, now_secs, |_, _| ());
+    }
+
+    /// `feed`, calling `mark` with where in `out` an annotation or a SELECT
+    /// went before the command, and which, in order.
+    #[inline]
+    pub fn feed_marked<A: AsRef<[u8]>>(&mut self, out: &mut Vec<u8>, db: usize, argv: &[A], now_secs: Option<i64>, mut mark: impl FnMut(usize, Mark)) {
         if let Some(now) = now_secs {
             if self.annotated_secs < now {
                 self.annotated_secs = now;
+                mark(out.len(), Mark::Stamp(now));
                 timestamp_annotation(out, now);
             }
         }
-        let mut select_at = None;
         if self.selected_db != Some(db) {
-            select_at = Some(out.len());
+            mark(out.len(), Mark::Select(db));
             append_select(out, db);
             self.selected_db = Some(db);
         }
         append_command(out, argv);
-        select_at
+    }
+}
+
+/// A line the appender writes of its own before a command: what the merge
+/// of the shards' streams (`persistence::lanes`) may leave out when the
+/// merged output has it already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// `SELECT <db>`.
+    Select(usize),
+    /// `#TS:<unix seconds>`.
+    Stamp(i64),
+}
+
+impl Mark {
+    /// Its length as written (`append_select`, `timestamp_annotation`).
+    pub fn written_len(self) -> usize {
+        match self {
+            Mark::Select(db) => select_len(db),
+            Mark::Stamp(secs) => 4 + itoa::Buffer::new().format(secs).len() + 2,
+        }
     }
 }
 
@@ -105,6 +131,12 @@ mod tests {
             let mut out = Vec::new();
             append_select(&mut out, db);
             assert_eq!(out.len(), select_len(db), "{db}");
+            assert_eq!(Mark::Select(db).written_len(), select_len(db));
+        }
+        for secs in [0, 7, 1796547123, -1, i64::MAX] {
+            let mut out = Vec::new();
+            timestamp_annotation(&mut out, secs);
+            assert_eq!(out.len(), Mark::Stamp(secs).written_len(), "{secs}");
         }
     }
 
