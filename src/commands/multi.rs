@@ -287,6 +287,6 @@ pub fn watch_targets(args: &[&[u8]], shard_count: usize, home: usize) -> ShardMa
     for &key in &args[1..] {
         m.insert(key_shard(key, shard_count));
     }
-    m.0 &= !(1u128 << home);
+    m.remove(home);
     m
 }

@@ -457,7 +457,7 @@ impl EventLoop {
     pub(super) fn served_after_hold(&mut self, left_ready: ShardMask) {
         let mut unreached = std::mem::take(&mut self.state().blocking.unreached);
         let mut targets = unreached;
-        targets.0 &= !(1u128 << self.id);
+        targets.remove(self.id);
         if !targets.is_empty() && !self.state().blocking.serving_unreached {
             self.state().blocking.serving_unreached = true;
             if self.try_held_once(targets, |_, _| ()).is_some() {

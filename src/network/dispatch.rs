@@ -477,7 +477,7 @@ impl EventLoop {
             }
             len += 1;
         }
-        union.0 &= !(1u128 << self.id);
+        union.remove(self.id);
         (len > 0 && !union.is_empty()).then_some((union, len))
     }
 
@@ -718,7 +718,7 @@ impl EventLoop {
                         return Flow::Defer;
                     }
                     let mut targets = mask;
-                    targets.0 &= !(1u128 << self.id);
+                    targets.remove(self.id);
                     self.execute_held(index, id, args, now, targets)
                 }
             },

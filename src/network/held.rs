@@ -83,7 +83,7 @@ impl EventLoop {
             return targets;
         }
         let mut all = ShardMask::all(n);
-        all.0 &= !(1u128 << self.id);
+        all.remove(self.id);
         all
     }
 
@@ -233,7 +233,7 @@ impl EventLoop {
             return;
         };
         let mut others = ShardMask::all(self.server.shard_count);
-        others.0 &= !(1u128 << self.id);
+        others.remove(self.id);
         let ran = self.as_owner(IntentOwner::Loop, |lp| match op {
             LoopOp::Child(kind) => lp
                 .with_held(others, |lp, barrier| {

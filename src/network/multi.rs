@@ -227,7 +227,7 @@ impl EventLoop {
         if !client.multi.dirty_exec && !client.watch.dirty() {
             targets.0 = client.multi.shards.0 | client.watch.shards().0;
         }
-        targets.0 &= !(1u128 << self.id);
+        targets.remove(self.id);
         if client.multi.flags & flags::WRITE != 0 {
             conn.wrote = true;
         }

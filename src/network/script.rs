@@ -82,7 +82,7 @@ impl EventLoop {
     /// runner thread.
     pub(super) fn script_command(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Flow {
         let mut targets = ShardMask::all(self.server.shard_count);
-        targets.0 &= !(1u128 << self.id);
+        targets.remove(self.id);
         self.run_held(index, targets, |lp| lp.execute_script(index, id, args, now))
     }
 

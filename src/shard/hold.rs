@@ -283,6 +283,9 @@ impl ShardMask {
     pub fn insert(&mut self, i: usize) {
         self.0 |= 1u128 << i;
     }
+    pub fn remove(&mut self, i: usize) {
+        self.0 &= !(1u128 << i);
+    }
     pub fn contains(&self, i: usize) -> bool {
         self.0 & (1u128 << i) != 0
     }
