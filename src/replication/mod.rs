@@ -27,6 +27,42 @@
 //! **Items in order.** Batches and events share one queue numbered under
 //! its lock, so an event queued while every shard is held lies at one cut
 //! of all the streams.
+//!
+//! # What a user sees (the README points here)
+//!
+//! ringkv is a master that a real redis-server (or Valkey) replica follows:
+//! `redis-server --replicaof <ringkv-host> <ringkv-port>` gets a full sync, then the live
+//! command stream, and ends with the same `DEBUG DIGEST` (tests/replication.rs runs a mixed
+//! workload over 3 shards against a real redis-server 7.0 replica). The stream is the shards'
+//! write streams (`src/exec/propagate.rs`, the ones the AOF consumes) merged by a replication
+//! thread (`src/replication/`) in an order consistent with execution: causal order across
+//! shards (a write whose reply a client saw comes before every write that client sent after it,
+//! whatever the shards: `src/persistence/lanes.rs`, the AOF's incr file is merged the same way;
+//! tests/repl_order.rs), a multi-shard command or MULTI/EXEC as one unit at its cut (a hop's
+//! parts run at different instants: the window this leaves is described in `lanes.rs`), `SELECT`
+//! only when the db changes,
+//! PUBLISH/SPUBLISH to replicas only (as Redis 7.0), `PING` every `repl-ping-replica-period`,
+//! `REPLCONF GETACK *` for WAIT. PSYNC continues from the backlog (`repl-backlog-size`) with
+//! `+CONTINUE <replid>` when the id (or the previous id, up to `second_repl_offset`) and offset
+//! allow, otherwise `+FULLRESYNC <replid> <offset>`: the next RDB fork (the cron starts one;
+//! `Starting BGSAVE for SYNC with target: disk` in the log) is taken at a cut of every stream, the
+//! dump file (`dbfilename`, as Redis's disk-based sync) is sent, then the stream buffered since
+//! the cut. SYNC (no PSYNC) gets the same without the `+FULLRESYNC` line. INFO replication
+//! (`role`, `connected_slaves`, `slaveN:ip=,port=,state=,offset=,lag=`, `master_replid`,
+//! `master_replid2`, `master_repl_offset`, `second_repl_offset`, `repl_backlog_*`), ROLE, WAIT
+//! (counted by `REPLCONF ACK`) and `min-replicas-to-write`/`min-replicas-max-lag` (`-NOREPLICAS`,
+//! `EXECABORT` at EXEC) are Redis's. A replica past `client-output-buffer-limit replica`'s hard
+//! limit, or silent for `repl-timeout` once online, is dropped.
+//!
+//! `REPLICAOF host port` demotes: `role:slave`, writes refused with `-READONLY`
+//! (`replica-read-only`), and with `replica-serve-stale-data no` every command without the
+//! `stale` flag gets `-MASTERDOWN` (EXEC too when one it queued lacks it); a transaction that
+//! demotes the server is not propagated. `REPLICAOF NO ONE` is a master again with a new
+//! replication id. Not yet: the replica side (connecting to the master, loading its RDB and
+//! applying its stream: `master_link_status` stays `down`); diskless sync; replicas in CLIENT
+//! LIST; PUBLISH inside MULTI goes out before the transaction's unit rather than inside its
+//! MULTI/EXEC; WAIT waits for the offset of everything written before it (Redis: the client's
+//! own last write), re-checked each loop turn (ACKs ring the shards).
 
 pub mod feeder;
 

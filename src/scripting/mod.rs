@@ -27,6 +27,39 @@
 //! ("Script attempted to access nonexistent global variable"): they are
 //! proxies, so `rawget(_G, name)` finds nothing. Not provided: the Lua
 //! debugger (SCRIPT DEBUG YES|SYNC).
+//!
+//! # The libraries, as a script sees them (the README points here)
+//!
+//! Scripts and functions get what Redis 7.0 gives them, with its error texts (position prefix
+//! `user_script:N:` and the function's name as called, as lauxlib writes them): Lua 5.1's base
+//! (without print, loadfile, dofile, setfenv, getfenv, newproxy, module, require), `string`,
+//! `table`, `math` (Redis's deterministic `math.random`), `coroutine`, and
+//! - `cmsgpack` (lua-cmsgpack 0.4.0, `src/scripting/cmsgpack.rs`): `pack(...)` (the arguments'
+//!   encodings concatenated), `unpack(s)`, `unpack_one(s[, offset])`, `unpack_limit(s, n[, offset])`
+//!   (the next offset, -1 at the end, before the values); integers in the smallest fix/8/16/32/64-bit
+//!   form (non-negative ones unsigned), a float when it round-trips else a double, fixstr/str8/16/32,
+//!   a table with keys exactly 1..n as an array else a map, tables 16 deep encoded as nil; decoding
+//!   refuses bin/ext ("Bad data format in input."), truncated input "Missing bytes in input.";
+//! - `struct` (struct.c 1.4, `src/scripting/luastruct.rs`): `pack`, `unpack`, `size` with
+//!   `> < ! x b B h H l L T i[n] I[n] c[n] s f d` and spaces;
+//! - `bit` (LuaBitOp 1.0.2: tobit, tohex, bnot, band, bor, bxor, lshift, rshift, arshift, rol, ror,
+//!   bswap; numbers rounded half to even modulo 2^32 as its 2^52+2^51 trick does);
+//! - `cjson` (lua-cjson 2.1.0, `src/scripting/cjson.rs`): `encode`, `decode`, `null`, and the options
+//!   `encode_sparse_array`, `encode_max_depth`, `decode_max_depth`, `encode_number_precision`,
+//!   `encode_keep_buffer`, `encode_invalid_numbers`, `decode_invalid_numbers`;
+//! - `redis`: call, pcall, error_reply, status_reply, sha1hex, log (and LOG_*), setresp, set_repl
+//!   (and REPL_*), replicate_commands, breakpoint and debug (no-ops outside the debugger),
+//!   REDIS_VERSION, REDIS_VERSION_NUM.
+//!
+//! The globals and these tables are read-only ("Attempt to modify a readonly table"); reading a
+//! missing global is "Script attempted to access nonexistent global variable". Compared with Redis:
+//! one call returns at most 7997 values (mlua's stack; Redis: 7999 from `cmsgpack.unpack`, 7998
+//! from `struct.unpack`); holding more than some 7,900 tables or strings at once (a decode nesting
+//! thousands deep, possible only with cjson's depth options raised) fails with mlua's "out of Lua
+//! stack" where Redis's C stack gives its own "excessive nesting" / "too many nested" /
+//! "stack overflow" texts; and the globals and library tables are read-only proxies, so
+//! `rawget(_G, name)`, `pairs(cjson)` and `cmsgpack.pack(bit)` (or `cmsgpack:pack()`) see them empty.
+//! `tests/corpus/scripting_libs.txt` replays all of it against redis-server.
 
 mod cjson;
 mod cmsgpack;
