@@ -42,7 +42,7 @@ impl EventLoop {
         let shards = self.server.shard_count;
         let mut unused = Vec::new();
         while let Some((channel, message)) = list.get(at) {
-            if pubsub::owner(channel, shards) != self.id {
+            if pubsub::exact_shard(channel, shards, self.id) != self.id {
                 break;
             }
             let ps = &mut self.state().pubsub;

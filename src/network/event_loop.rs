@@ -1044,7 +1044,7 @@ impl EventLoop {
                 let now = self.clock.now_ms();
                 self.feed_local_monitors(&line, now);
             }
-            m @ (Message::Deliver { .. } | Message::Publish { .. } | Message::PublishChain { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
+            m @ (Message::Deliver { .. } | Message::PublishChain { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
             Message::Blocked { waiter } => self.on_blocked(from_shard, waiter),
             Message::Served { waiter, args } => self.on_served(waiter, args),
             Message::BlockCancel { waiter } => self.on_block_cancel(waiter),
