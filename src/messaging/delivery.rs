@@ -126,19 +126,10 @@ impl EventLoop {
     }
 
     /// A message from another shard for pub/sub (`Message::Deliver`,
-    /// `PublishChain`, `PubSubDrop`).
+    /// `PubSubDrop`).
     pub fn on_pubsub_message(&mut self, msg: Message) {
         match msg {
             Message::Deliver { stamp, batch } => self.accept_delivery(stamp, batch),
-            Message::PublishChain { list, at, back } => {
-                let me = self.id;
-                if self.publish_chain(list, at, back) {
-                    // The chain came back to its hop's shard and ended here.
-                    if let Some((_, seq)) = back.filter(|b| b.0 as usize == me) {
-                        self.hop_chain_done(seq);
-                    }
-                }
-            }
             Message::PubSubDrop { subscriber, kind, names } => {
                 let ps = &mut self.state().pubsub;
                 for n in &names {

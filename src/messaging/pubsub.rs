@@ -459,18 +459,6 @@ pub fn publish_in_order(set: &mut crate::shard::hold::ShardSet, home: usize, lis
     }
 }
 
-/// The shard whose table serves the subscribers of `channel` published on
-/// shard `here`: `here` for a notification channel (every shard has its
-/// table), else the owner.
-#[inline]
-pub fn exact_shard(channel: &[u8], shards: usize, here: usize) -> usize {
-    if notification_channel(channel) {
-        here
-    } else {
-        owner(channel, shards)
-    }
-}
-
 /// Queues `encoded` for `subs`, one message per destination shard; returns
 /// how many subscribers that is.
 fn queue(out: &mut Outgoing, subs: &[Subscriber], encoded: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
