@@ -283,9 +283,16 @@ fn single_key_events_reach_exact_channel_subscribers_in_command_order() {
         // the last shard.
         let (x, y, z) = (pick(0, 1, "x"), pick(0, 0, "y"), pick(shards - 1, 0, "z"));
         let mut sub = rk.conn();
-        for c in [channel(&x), channel(&y), channel(&z), "__keyevent@0__:set".into(), "__keyevent@0__:del".into()] {
-            sub.cmd(&["SUBSCRIBE", &c]);
+        let channels = [channel(&x), channel(&y), channel(&z), "__keyevent@0__:set".into(), "__keyevent@0__:del".into()];
+        for c in &channels {
+            sub.cmd(&["SUBSCRIBE", c]);
         }
+        // Kept on every shard, counted and listed once.
+        let stats = String::from_utf8(setup.cmd(&["INFO", "stats"]).opt_bytes().unwrap()).unwrap();
+        assert!(stats.lines().any(|l| l.trim() == "pubsub_channels:5"), "{stats}");
+        assert_eq!(setup.cmd(&["PUBSUB", "CHANNELS"]).array().len(), 5);
+        let numsub = setup.cmd(&["PUBSUB", "NUMSUB", &channels[0], &channels[3]]);
+        assert_eq!(numsub.array().iter().skip(1).step_by(2).map(Resp::int).collect::<Vec<_>>(), [1, 1]);
         let mut want = Vec::new();
         for (event, k) in [("set", &x), ("set", &y), ("set", &z), ("del", &x), ("del", &y), ("del", &z)] {
             want.push((channel(k), event.to_string()));

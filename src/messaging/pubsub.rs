@@ -279,6 +279,9 @@ pub struct ShardPubSub {
     /// subscribed to puts that message in its reply, before the count, as
     /// Redis writes it into the publisher's buffer first.
     pub remote_caller: Option<Subscriber>,
+    /// How many of `channels` are notification channels (the same on
+    /// every shard): INFO's `pubsub_channels` counts them once.
+    pub notification_channels: usize,
     /// Encoding scratch, reused.
     scratch: Vec<u8>,
 }
@@ -293,6 +296,9 @@ impl ShardPubSub {
 
     /// Registers `sub` for `name` (a channel this shard owns, or a pattern).
     pub fn add(&mut self, kind: Kind, name: &[u8], sub: Subscriber) {
+        if kind == Kind::Channel && notification_channel(name) && !self.channels.contains_key(name) {
+            self.notification_channels += 1;
+        }
         let list = match kind {
             Kind::Pattern => self.patterns.entry(name.to_vec()).or_default(),
             _ => self.table_mut(kind).entry(name.to_vec()).or_default(),
@@ -326,6 +332,9 @@ impl ShardPubSub {
                 }
                 _ => {
                     self.table_mut(kind).remove(name);
+                    if kind == Kind::Channel && notification_channel(name) {
+                        self.notification_channels -= 1;
+                    }
                 }
             }
         }
@@ -653,6 +662,8 @@ mod tests {
         states[0].pubsub.add(Kind::Channel, &mine, sub(1, 4));
         states[0].pubsub.add(Kind::Channel, &theirs, sub(1, 4));
         states[0].pubsub.add(Kind::Pattern, b"__key*", sub(0, 5));
+        states[0].pubsub.add(Kind::Channel, b"plain", sub(0, 6));
+        assert_eq!(states[0].pubsub.notification_channels, 2);
         states[0].pending_publish.push((mine.clone(), b"m1".to_vec()));
         states[0].pending_publish.push((theirs.clone(), b"m2".to_vec()));
         let mut set = ShardSet::new(shards);
@@ -667,6 +678,9 @@ mod tests {
         assert_eq!(got, vec![(message(b"message", &mine, b"m1"), 1), (message(b"message", &theirs, b"m2"), 1)], "in emission order, from the emitting shard");
         let to_0 = states[0].pubsub.outgoing.take(0);
         assert_eq!(to_0.iter().count(), 2, "the pattern subscriber on shard 0");
+        states[0].pubsub.remove(Kind::Channel, &mine, sub(1, 4));
+        states[0].pubsub.remove(Kind::Channel, b"plain", sub(0, 6));
+        assert_eq!((states[0].pubsub.notification_channels, states[0].pubsub.channels.len()), (1, 1));
     }
 
     fn message(kind: &[u8], channel: &[u8], payload: &[u8]) -> Vec<u8> {
