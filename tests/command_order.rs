@@ -173,7 +173,7 @@ fn check_order(shards: usize, blocked: bool) {
 
 /// A held command's events reach a channel's subscriber in the command's
 /// order also when a channel's owner is none of the command's shards (four
-/// shards; `EventLoop::targets_for_events` holds them all): RENAME both
+/// shards; the holding shard serves every subscriber): RENAME both
 /// ways between two shards, from connections on every shard, the source's
 /// channel owned by a third shard and the destination's by the destination's.
 #[test]
@@ -253,5 +253,73 @@ fn a_move_notifies_in_order_while_a_client_blocks_elsewhere() {
         assert_eq!(got, ev(&[(to, "rpush"), (from, "lpop"), (from, "del")]), "round {round}");
         assert_eq!(c.cmd(&["DEL", to]).int(), 1);
         assert_eq!(next(), (to.clone(), "del".to_string()));
+    }
+}
+
+/// One connection's single-key commands reach a subscriber of their exact
+/// channels in command order, whichever shard owns each channel: a SET of
+/// a key whose `__keyspace` channel hashes to another shard than the key,
+/// then (pipelined with it) a SET of a key on the same shard whose channel
+/// is its own, then one on another shard, and their DELs; the
+/// `__keyevent` channels too. Each notification channel's subscribers are on every shard
+/// (`messaging::pubsub`, "Notification channels"), so the emitting shard
+/// serves them, as it does pattern subscribers. Before that a SET's events
+/// went to the channel's owner by a message, and the next SET's direct
+/// delivery overtook them (2 shards: within the first rounds).
+#[test]
+fn single_key_events_reach_exact_channel_subscribers_in_command_order() {
+    for shards in [2usize, 3] {
+        let rk = Server::ringkv(&["--shards", &shards.to_string()]);
+        let mut setup = rk.conn();
+        assert_eq!(setup.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]), Resp::ok());
+        let channel = |k: &str| format!("__keyspace@0__:{k}");
+        let pick = |shard: usize, owner: usize, prefix: &str| {
+            (0..)
+                .map(|i| format!("{prefix}{i}"))
+                .find(|k| key_shard(k.as_bytes(), shards) == shard && key_shard(channel(k).as_bytes(), shards) == owner)
+                .unwrap()
+        };
+        // x: its channel elsewhere; y: its channel on its own shard; z: on
+        // the last shard.
+        let (x, y, z) = (pick(0, 1, "x"), pick(0, 0, "y"), pick(shards - 1, 0, "z"));
+        let mut sub = rk.conn();
+        let channels = [channel(&x), channel(&y), channel(&z), "__keyevent@0__:set".into(), "__keyevent@0__:del".into()];
+        for c in &channels {
+            sub.cmd(&["SUBSCRIBE", c]);
+        }
+        // Kept on every shard, counted and listed once.
+        let stats = String::from_utf8(setup.cmd(&["INFO", "stats"]).opt_bytes().unwrap()).unwrap();
+        assert!(stats.lines().any(|l| l.trim() == "pubsub_channels:5"), "{stats}");
+        assert_eq!(setup.cmd(&["PUBSUB", "CHANNELS"]).array().len(), 5);
+        let numsub = setup.cmd(&["PUBSUB", "NUMSUB", &channels[0], &channels[3]]);
+        assert_eq!(numsub.array().iter().skip(1).step_by(2).map(Resp::int).collect::<Vec<_>>(), [1, 1]);
+        let mut want = Vec::new();
+        for (event, k) in [("set", &x), ("set", &y), ("set", &z), ("del", &x), ("del", &y), ("del", &z)] {
+            want.push((channel(k), event.to_string()));
+            want.push((format!("__keyevent@0__:{event}"), k.clone()));
+        }
+        for round in 0..150 {
+            // A fresh connection each round: they land on every shard.
+            // x and y pipelined (one shard runs them in turn), z after
+            // their replies: pipelined single-key commands of different
+            // shards run side by side, their events unordered (not this
+            // test's subject).
+            let mut c = rk.conn();
+            for (cmd, ok) in [(vec!["SET", "", "v"], Resp::ok()), (vec!["DEL", ""], Resp::Int(1))] {
+                let with = |k: &str| cmd.iter().map(|a| if a.is_empty() { k.to_string() } else { a.to_string() }).collect::<Vec<_>>();
+                c.send(&with(&x));
+                c.send(&with(&y));
+                assert_eq!(c.read(), ok, "round {round}");
+                assert_eq!(c.read(), ok, "round {round}");
+                assert_eq!(c.cmd(&with(&z)), ok, "round {round}");
+            }
+            let got: Vec<(String, String)> = (0..want.len())
+                .map(|_| {
+                    let m = sub.read();
+                    (text(&m.array()[1]), text(&m.array()[2]))
+                })
+                .collect();
+            assert_eq!(got, want, "{shards} shards, round {round}");
+        }
     }
 }

@@ -425,7 +425,9 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "keyspace_hits", "{}", sum.keyspace_hits);
     field!(out, "keyspace_misses", "{}", sum.keyspace_misses);
     let owned = |f: fn(&crate::messaging::pubsub::ShardPubSub) -> usize| (0..ctx.shard_count).map(|i| f(&ctx.shard(i).pubsub)).sum::<usize>();
-    field!(out, "pubsub_channels", "{}", owned(|p| p.channels.len()));
+    // A notification channel is on every shard (`messaging::pubsub`): once.
+    let notification_channels = ctx.shard(ctx.home).pubsub.notification_channels;
+    field!(out, "pubsub_channels", "{}", owned(|p| p.channels.len() - p.notification_channels) + notification_channels);
     // Every shard has the whole pattern table.
     field!(out, "pubsub_patterns", "{}", ctx.shard(ctx.home).pubsub.patterns.len());
     field!(out, "pubsubshard_channels", "{}", owned(|p| p.shard_channels.len()));

@@ -10,7 +10,7 @@
 
 use super::{flags::*, CommandSpec, Ctx, Route};
 use crate::commands::ClientState;
-use crate::messaging::pubsub::{owner, Kind, Subscriber};
+use crate::messaging::pubsub::{notification_channel, owner, table_shards, Kind, Subscriber};
 use crate::protocol::Reply;
 use crate::shard::hold::{ShardMask, ShardSet};
 
@@ -92,10 +92,14 @@ pub fn subscribed_mode_error(name: &str) -> String {
     format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", name)
 }
 
-fn owners<'a>(names: impl Iterator<Item = &'a [u8]>, shards: usize) -> ShardMask {
+/// The shards whose tables hold `names` of `kind` (`table_shards`: a
+/// notification channel's are on every shard).
+fn owners<'a>(kind: Kind, names: impl Iterator<Item = &'a [u8]>, shards: usize) -> ShardMask {
     let mut m = ShardMask::default();
     for n in names {
-        m.insert(owner(n, shards));
+        for s in table_shards(kind, n, shards).iter() {
+            m.insert(s);
+        }
     }
     m
 }
@@ -105,7 +109,11 @@ fn channel_route(args: &[&[u8]], shards: usize) -> ShardMask {
 }
 
 fn numsub_route(args: &[&[u8]], shards: usize) -> ShardMask {
-    let m = owners(args[2..].iter().copied(), shards);
+    // The owner's table is whole (a notification channel's too).
+    let mut m = ShardMask::default();
+    for n in &args[2..] {
+        m.insert(owner(n, shards));
+    }
     if m.is_empty() {
         ShardMask::single(0)
     } else {
@@ -114,7 +122,8 @@ fn numsub_route(args: &[&[u8]], shards: usize) -> ShardMask {
 }
 
 fn subscribe_route(_c: &ClientState, args: &[&[u8]], shards: usize) -> ShardMask {
-    owners(args[1..].iter().copied(), shards)
+    let kind = if args[0].eq_ignore_ascii_case(b"ssubscribe") { Kind::Shard } else { Kind::Channel };
+    owners(kind, args[1..].iter().copied(), shards)
 }
 
 fn unsubscribe_route(c: &ClientState, args: &[&[u8]], shards: usize) -> ShardMask {
@@ -127,9 +136,9 @@ fn sunsubscribe_route(c: &ClientState, args: &[&[u8]], shards: usize) -> ShardMa
 
 fn unsub_route(c: &ClientState, args: &[&[u8]], shards: usize, kind: Kind) -> ShardMask {
     if args.len() > 1 {
-        owners(args[1..].iter().copied(), shards)
+        owners(kind, args[1..].iter().copied(), shards)
     } else {
-        owners(c.pubsub.set(kind).iter().map(|n| &n[..]), shards)
+        owners(kind, c.pubsub.set(kind).iter().map(|n| &n[..]), shards)
     }
 }
 
@@ -149,7 +158,11 @@ pub fn reset_route(c: &ClientState, _args: &[&[u8]], shards: usize) -> ShardMask
         return ShardMask::all(shards);
     }
     let p = &c.pubsub;
-    owners(p.channels.iter().chain(p.shard_channels.iter()).map(|n| &n[..]), shards)
+    let mut m = owners(Kind::Channel, p.channels.iter().map(|n| &n[..]), shards);
+    for s in owners(Kind::Shard, p.shard_channels.iter().map(|n| &n[..]), shards).iter() {
+        m.insert(s);
+    }
+    m
 }
 
 fn container(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
@@ -157,13 +170,9 @@ fn container(_ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
 }
 
 /// Writes `me`'s subscription to `name` into the owner tables (every shard's
-/// for a pattern); `add` false removes it.
+/// for a pattern or a notification channel); `add` false removes it.
 fn register(shards: &mut ShardSet, kind: Kind, name: &[u8], me: Subscriber, shard_count: usize, add: bool) {
-    let targets = match kind {
-        Kind::Pattern => ShardMask::all(shard_count),
-        _ => ShardMask::single(owner(name, shard_count)),
-    };
-    for s in targets.iter() {
+    for s in table_shards(kind, name, shard_count).iter() {
         let ps = &mut shards.get_mut(s).pubsub;
         if add {
             ps.add(kind, name, me);
@@ -301,7 +310,9 @@ fn list_channels(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, kind: Kind) {
     for s in 0..ctx.shard_count {
         let ps = &ctx.shard(s).pubsub;
         let table = if kind == Kind::Shard { &ps.shard_channels } else { &ps.channels };
-        names.extend(table.keys().map(|k| &k[..]).filter(|k| pattern.is_none_or(|p| crate::config::glob_match(p, k, false))));
+        // A notification channel once, from its owner's copy.
+        let listed = |k: &&[u8]| kind == Kind::Shard || !notification_channel(k) || owner(k, ctx.shard_count) == s;
+        names.extend(table.keys().map(|k| &k[..]).filter(listed).filter(|k| pattern.is_none_or(|p| crate::config::glob_match(p, k, false))));
     }
     r.array(names.len());
     for n in names {

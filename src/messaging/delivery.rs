@@ -45,27 +45,18 @@ impl EventLoop {
     }
 
     /// Publishes what the command left in `pending_publish` (on this shard
-    /// and on any it holds), exactly as PUBLISH would, without a reply: on
-    /// the channel's owner directly when this thread has it, else by a
-    /// `Message::Publish` to the owner (FIFO behind this shard's earlier
-    /// messages to it, so one source's notifications keep their order).
+    /// and on any it holds), exactly as PUBLISH would, without a reply, from
+    /// the shard that emitted it (`pubsub::publish_pending`: every shard
+    /// has every notification channel's subscribers and every pattern).
     fn route_pending_publish(&mut self) {
         let mut sources = self.holding;
         sources.insert(self.id);
-        let mut elsewhere = Vec::new();
-        pubsub::publish_pending(&mut self.set, sources, self.server.shard_count, &mut elsewhere);
+        pubsub::publish_pending(&mut self.set, sources);
         if !self.holding.is_empty() && held_order::pending() {
             // A held command's events, in its order (`held_order`).
             let mut list = held_order::take_events();
-            pubsub::publish_in_order(&mut self.set, self.id, &mut list, self.server.shard_count, &mut elsewhere);
+            pubsub::publish_in_order(&mut self.set, self.id, &mut list);
             held_order::give_back_events(list);
-        }
-        if !elsewhere.is_empty() {
-            // A subscriber elsewhere may act on it before this turn ends.
-            self.hand_over_before_answer();
-        }
-        for (owner, channel, message) in elsewhere {
-            self.send_to(owner, Message::Publish { channel, message });
         }
     }
 
@@ -135,26 +126,10 @@ impl EventLoop {
     }
 
     /// A message from another shard for pub/sub (`Message::Deliver`,
-    /// `Publish`, `PubSubDrop`).
+    /// `PubSubDrop`).
     pub fn on_pubsub_message(&mut self, msg: Message) {
         match msg {
             Message::Deliver { stamp, batch } => self.accept_delivery(stamp, batch),
-            Message::Publish { channel, message } => {
-                let mut unused = Vec::new();
-                // A notification's exact-channel subscribers (its pattern
-                // subscribers were served by the shard that emitted it).
-                self.state().pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
-                self.flush_deliveries();
-            }
-            Message::PublishChain { list, at, back } => {
-                let me = self.id;
-                if self.publish_chain(list, at, back) {
-                    // The chain came back to its hop's shard and ended here.
-                    if let Some((_, seq)) = back.filter(|b| b.0 as usize == me) {
-                        self.hop_chain_done(seq);
-                    }
-                }
-            }
             Message::PubSubDrop { subscriber, kind, names } => {
                 let ps = &mut self.state().pubsub;
                 for n in &names {
@@ -182,10 +157,7 @@ impl EventLoop {
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
             let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
             for name in subs.set(kind) {
-                match kind {
-                    Kind::Pattern => (0..shards).for_each(|s| per_shard[s].push(name.clone())),
-                    _ => per_shard[pubsub::owner(name, shards)].push(name.clone()),
-                }
+                pubsub::table_shards(kind, name, shards).iter().for_each(|s| per_shard[s].push(name.clone()));
             }
             for (s, names) in per_shard.into_iter().enumerate() {
                 if names.is_empty() {

@@ -13,10 +13,10 @@
 //! So while this thread holds shards, every event and invalidation any
 //! state emits goes to this thread's one queue here instead, in the order
 //! the command emits them; the loop publishes the queue (`delivery`,
-//! `tracking_loop`) before the held shards are let go. Every channel's
-//! owner is then reachable: while keyspace events are on over three shards
-//! or more a hold takes every shard (`EventLoop::targets_for_events`), so
-//! no event goes by a `Message::Publish` that would race the others. The thread-local is
+//! `tracking_loop`) before the held shards are let go, from the holding
+//! shard's tables, which have every notification channel's subscribers
+//! and every pattern (`messaging::pubsub`, "Notification channels"): one
+//! list, one order, whichever shards own the channels. The thread-local is
 //! touched only where an event is emitted (notifications on) or a tracked
 //! key is invalidated, and by `with_held`'s begin and end: nothing on a
 //! single-shard command's path.

@@ -8,12 +8,11 @@
 //! invalidations (notifications on, or a tracked key written) hands them
 //! back with its answer (`capture`, riding in `PartOps`) instead of
 //! publishing them, and the coordinator, when the last part is back,
-//! merges them into the command's order (`order`) and publishes them:
-//! invalidations from its one thread (FIFO to each tracking client's
-//! shard, and on to a REDIRECT target), events along a chain
-//! (`EventLoop::publish_chain`): each event is published on its channel's
-//! owner, by the thread that published the one before it or by the next
-//! in a chain of messages, so every delivery of an event is stamped
+//! merges them into the command's order (`order`) and publishes them from
+//! its one thread (`EventLoop::publish_hop`): invalidations FIFO to each
+//! tracking client's shard (and on to a REDIRECT target), events from its
+//! own tables (every shard has every notification channel's subscribers
+//! and every pattern), so every delivery of an event is stamped
 //! (`DeliveryStamps`) before any of the next one's, and every subscriber,
 //! exact channel or pattern, reads them in order.
 //!
@@ -37,10 +36,10 @@
 //! still goes by hops meanwhile (reads: at most an `expired` event) and
 //! tracking invalidations publish from the parts' shards.
 //!
-//! **After the command.** The chain ends with a `Message::ChainDone` to
-//! the coordinator (`hop_publish`); the hop's reply leaves only then, and
-//! the connection's next hop completes, and its next single-key command
-//! runs, only after it (`network::hop`, "Order per connection").
+//! **After the command.** The events are stamped before the hop's reply
+//! leaves, and the connection's next hop completes, and its next
+//! single-key command runs, only after it (`network::hop`, "Order per
+//! connection").
 
 use crate::messaging::tracking::{Outgoing, TrackingMessage};
 use crate::shard::ShardState;

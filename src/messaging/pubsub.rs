@@ -19,6 +19,22 @@
 //! would deliver pattern messages from another thread than the channel's
 //! owner, breaking the per-channel order between `message` and `pmessage`.
 //!
+//! **Notification channels.** A keyspace event's channel
+//! (`__keyspace@<db>__:<key>`, `__keyevent@<db>__:<event>`) hashes to
+//! another shard than its key nearly always, and every shard emits on the
+//! same `__keyevent` channels. Owned by one shard, its subscribers were
+//! served by a message from the emitting shard to the owner, stamped
+//! there, later: the next command's events, delivered directly
+//! (its channel's owner being the emitting shard), overtook them
+//! (tests/command_order.rs, `single_key_events_reach_exact_...`: out of
+//! order within the first rounds at 2 shards). So these channels' tables
+//! are kept on every shard, as patterns are (`table_shards`): the shard
+//! that emits an event serves all its subscribers itself, stamped before
+//! the command's reply, in emission order. (UN)SUBSCRIBE of such a channel
+//! holds every shard, as PSUBSCRIBE does; PUBLISH, NUMSUB and CHANNELS
+//! read the owner's copy (`notification_channel`). Nothing changes for a
+//! command while notifications are off.
+//!
 //! Registration (SUBSCRIBE & co.) is synchronous: the command holds the
 //! owner shards and writes their tables before it replies, so a PUBLISH
 //! issued after the confirmation was read always finds the subscriber.
@@ -263,6 +279,9 @@ pub struct ShardPubSub {
     /// subscribed to puts that message in its reply, before the count, as
     /// Redis writes it into the publisher's buffer first.
     pub remote_caller: Option<Subscriber>,
+    /// How many of `channels` are notification channels (the same on
+    /// every shard): INFO's `pubsub_channels` counts them once.
+    pub notification_channels: usize,
     /// Encoding scratch, reused.
     scratch: Vec<u8>,
 }
@@ -277,6 +296,9 @@ impl ShardPubSub {
 
     /// Registers `sub` for `name` (a channel this shard owns, or a pattern).
     pub fn add(&mut self, kind: Kind, name: &[u8], sub: Subscriber) {
+        if kind == Kind::Channel && notification_channel(name) && !self.channels.contains_key(name) {
+            self.notification_channels += 1;
+        }
         let list = match kind {
             Kind::Pattern => self.patterns.entry(name.to_vec()).or_default(),
             _ => self.table_mut(kind).entry(name.to_vec()).or_default(),
@@ -310,6 +332,9 @@ impl ShardPubSub {
                 }
                 _ => {
                     self.table_mut(kind).remove(name);
+                    if kind == Kind::Channel && notification_channel(name) {
+                        self.notification_channels -= 1;
+                    }
                 }
             }
         }
@@ -352,35 +377,18 @@ impl ShardPubSub {
         exact + patterns
     }
 
-    /// The subscribers of `channel` itself (on its owner).
+    /// The subscribers of `channel` itself (on its owner; a notification
+    /// channel's on any shard).
     pub fn publish_exact(&mut self, kind: Kind, channel: &[u8], message: &[u8], caller: Option<Subscriber>, caller_out: &mut Vec<u8>) -> i64 {
-        let mut out = std::mem::take(&mut self.outgoing);
-        let receivers = self.publish_exact_into(&mut out, kind, channel, message, caller, caller_out);
-        self.outgoing = out;
-        receivers
-    }
-
-    /// `publish_exact` to this table's subscribers, the deliveries queued
-    /// in `out` (another shard's `outgoing`: a held command's events, see
-    /// `publish_in_order`).
-    fn publish_exact_into(
-        &mut self,
-        out: &mut Outgoing,
-        kind: Kind,
-        channel: &[u8],
-        message: &[u8],
-        caller: Option<Subscriber>,
-        caller_out: &mut Vec<u8>,
-    ) -> i64 {
-        let mut receivers = 0i64;
-        let mut scratch = std::mem::take(&mut self.scratch);
         let table = if kind == Kind::Shard { &self.shard_channels } else { &self.channels };
-        if let Some(subs) = table.get(channel) {
-            scratch.clear();
-            let name: &[u8] = if kind == Kind::Shard { b"smessage" } else { b"message" };
-            encode(&mut scratch, &[name, channel, message]);
-            receivers += queue(out, subs, &scratch, caller, caller_out);
-        }
+        let Some(subs) = table.get(channel) else {
+            return 0;
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let name: &[u8] = if kind == Kind::Shard { b"smessage" } else { b"message" };
+        encode(&mut scratch, &[name, channel, message]);
+        let receivers = queue(&mut self.outgoing, subs, &scratch, caller, caller_out);
         self.scratch = scratch;
         receivers
     }
@@ -405,38 +413,28 @@ impl ShardPubSub {
 }
 
 /// Publishes the `pending_publish` entries of the shards in `sources` (all
-/// reachable through `set`) as PUBLISH would, without a reply: on the
-/// channel's owner when `set` reaches it (queued in its `outgoing`), else
-/// pushed to `elsewhere` as (owner, channel, message) for the caller to send.
-/// Each list keeps its allocation.
-pub fn publish_pending(
-    set: &mut crate::shard::hold::ShardSet,
-    sources: crate::shard::hold::ShardMask,
-    shards: usize,
-    elsewhere: &mut Vec<(usize, Vec<u8>, Vec<u8>)>,
-) {
+/// reachable through `set`) as PUBLISH would, without a reply, each from
+/// the shard that emitted it: every entry is a keyspace notification
+/// (`notify::emit` is its one writer), whose channel's table and every
+/// pattern are on every shard ("Notification channels"); the deliveries
+/// queue in that shard's `outgoing`. Each list keeps its allocation.
+pub fn publish_pending(set: &mut crate::shard::hold::ShardSet, sources: crate::shard::hold::ShardMask) {
     for s in sources.iter() {
         if set.get(s).pending_publish.is_empty() {
             continue;
         }
-        let mut list = std::mem::take(&mut set.get_mut(s).pending_publish);
-        // Pattern subscribers get every notification from the shard that
-        // emitted it (it has every pattern), so a `PSUBSCRIBE __key*__:*`
-        // client sees one command's events in Redis's order (keyspace
-        // before keyevent, one key's events in turn) although their
-        // channels have different owners; the channels' own subscribers
-        // are served by each channel's owner.
+        let st = set.get_mut(s);
+        let mut list = std::mem::take(&mut st.pending_publish);
+        // So a subscriber, by pattern or by channel, sees one command's
+        // events in Redis's order (keyspace before keyevent, one key's
+        // events in turn) although their channels have different owners,
+        // and before anything a later command emits.
         let mut unused = Vec::new();
         for (channel, message) in list.drain(..) {
-            set.get_mut(s).pubsub.publish_patterns(&channel, &message, None, &mut unused);
-            let o = owner(&channel, shards);
-            if set.has(o) {
-                set.get_mut(o).pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
-            } else {
-                elsewhere.push((o, channel, message));
-            }
+            debug_assert!(notification_channel(&channel), "only notifications queue in pending_publish");
+            st.pubsub.publish_patterns(&channel, &message, None, &mut unused);
+            st.pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
         }
-        let st = set.get_mut(s);
         if st.pending_publish.is_empty() && list.capacity() <= PENDING_KEEP_ENTRIES {
             st.pending_publish = list;
         }
@@ -456,33 +454,17 @@ pub fn publish_pending(
 pub const PENDING_KEEP_ENTRIES: usize = 32;
 
 /// Publishes a held command's events (`held_order`), `list`, in the order it
-/// emitted them, whatever shards their keys are on: every delivery, to
-/// pattern subscribers (from `home`'s patterns: every shard has every
-/// pattern) and to the subscribers of channels whose owner `set` reaches,
-/// queues in `home`'s `outgoing`, so each destination shard gets one batch
-/// in that order. Channels of owners out of reach go to `elsewhere` as in
-/// `publish_pending` (the order a single-shard command's events to
-/// channels of several owners have). `list` is left empty.
-pub fn publish_in_order(
-    set: &mut crate::shard::hold::ShardSet,
-    home: usize,
-    list: &mut Vec<(Vec<u8>, Vec<u8>)>,
-    shards: usize,
-    elsewhere: &mut Vec<(usize, Vec<u8>, Vec<u8>)>,
-) {
+/// emitted them, whatever shards their keys are on, from `home`'s tables
+/// (every shard has every pattern and every notification channel's
+/// subscribers): every delivery queues in `home`'s `outgoing`, so each
+/// destination shard gets one batch in that order. `list` is left empty.
+pub fn publish_in_order(set: &mut crate::shard::hold::ShardSet, home: usize, list: &mut Vec<(Vec<u8>, Vec<u8>)>) {
     let mut unused = Vec::new();
+    let ps = &mut set.get_mut(home).pubsub;
     for (channel, message) in list.drain(..) {
-        set.get_mut(home).pubsub.publish_patterns(&channel, &message, None, &mut unused);
-        let o = owner(&channel, shards);
-        if o == home {
-            set.get_mut(home).pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
-        } else if set.has(o) {
-            let mut out = std::mem::take(&mut set.get_mut(home).pubsub.outgoing);
-            set.get_mut(o).pubsub.publish_exact_into(&mut out, Kind::Channel, &channel, &message, None, &mut unused);
-            set.get_mut(home).pubsub.outgoing = out;
-        } else {
-            elsewhere.push((o, channel, message));
-        }
+        debug_assert!(notification_channel(&channel), "only notifications queue in a hold's list");
+        ps.publish_patterns(&channel, &message, None, &mut unused);
+        ps.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
     }
 }
 
@@ -578,6 +560,25 @@ pub fn owner(channel: &[u8], shards: usize) -> usize {
     key_shard(channel, shards)
 }
 
+/// Whether `channel` is a keyspace notification channel
+/// (`__keyspace@...`, `__keyevent@...`): its subscribers are kept on every
+/// shard ("Notification channels").
+#[inline]
+pub fn notification_channel(channel: &[u8]) -> bool {
+    channel.starts_with(b"__keyspace@") || channel.starts_with(b"__keyevent@")
+}
+
+/// The shards whose tables hold the subscribers of `name` of `kind`: every
+/// shard for a pattern or a notification channel, else the owner.
+pub fn table_shards(kind: Kind, name: &[u8], shards: usize) -> crate::shard::hold::ShardMask {
+    use crate::shard::hold::ShardMask;
+    match kind {
+        Kind::Pattern => ShardMask::all(shards),
+        Kind::Channel if notification_channel(name) => ShardMask::all(shards),
+        _ => ShardMask::single(owner(name, shards)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -648,30 +649,38 @@ mod tests {
     }
 
     #[test]
-    fn pending_publish_goes_to_reachable_owners_and_is_handed_back_for_the_others() {
+    fn pending_publish_is_served_by_the_emitting_shard_whatever_the_channels_owner() {
         use crate::shard::hold::{ShardMask, ShardSet};
         use crate::shard::ShardState;
         let shards = 2;
         let mut states: Vec<Box<ShardState>> = (0..shards).map(|i| Box::new(ShardState::new(i, shards, crate::config::Config::default()))).collect();
-        let name_on = |shard: usize| (0..).map(|i| format!("ch{i}").into_bytes()).find(|n| owner(n, shards) == shard).unwrap();
+        let name_on = |shard: usize| (0..).map(|i| format!("__keyspace@0__:k{i}").into_bytes()).find(|n| owner(n, shards) == shard).unwrap();
         let (mine, theirs) = (name_on(0), name_on(1));
+        assert_eq!(table_shards(Kind::Channel, &theirs, shards), ShardMask::all(shards));
+        assert_eq!(table_shards(Kind::Channel, b"plain", shards), ShardMask::single(owner(b"plain", shards)));
+        // Shard 0's copies of both tables (SUBSCRIBE writes every shard's).
         states[0].pubsub.add(Kind::Channel, &mine, sub(1, 4));
-        states[0].pubsub.add(Kind::Pattern, b"ch*", sub(0, 5));
+        states[0].pubsub.add(Kind::Channel, &theirs, sub(1, 4));
+        states[0].pubsub.add(Kind::Pattern, b"__key*", sub(0, 5));
+        states[0].pubsub.add(Kind::Channel, b"plain", sub(0, 6));
+        assert_eq!(states[0].pubsub.notification_channels, 2);
         states[0].pending_publish.push((mine.clone(), b"m1".to_vec()));
         states[0].pending_publish.push((theirs.clone(), b"m2".to_vec()));
         let mut set = ShardSet::new(shards);
         // SAFETY: the box outlives the set's use below and nothing else touches it.
         unsafe { set.set(0, &mut *states[0] as *mut ShardState) };
-        let mut elsewhere = Vec::new();
-        publish_pending(&mut set, ShardMask::single(0), shards, &mut elsewhere);
+        publish_pending(&mut set, ShardMask::single(0));
         // SAFETY: null is always allowed.
         unsafe { set.set(0, std::ptr::null_mut()) };
-        assert_eq!(elsewhere, vec![(1, theirs, b"m2".to_vec())]);
         assert!(states[0].pending_publish.is_empty() && states[0].pending_publish.capacity() >= 2);
         let to_1 = states[0].pubsub.outgoing.take(1);
-        assert_eq!(to_1.iter().map(|(b, t, _)| (b.to_vec(), t.len())).collect::<Vec<_>>(), vec![(message(b"message", &mine, b"m1"), 1)]);
+        let got: Vec<_> = to_1.iter().map(|(b, t, _)| (b.to_vec(), t.len())).collect();
+        assert_eq!(got, vec![(message(b"message", &mine, b"m1"), 1), (message(b"message", &theirs, b"m2"), 1)], "in emission order, from the emitting shard");
         let to_0 = states[0].pubsub.outgoing.take(0);
-        assert_eq!(to_0.iter().count(), 2, "the pattern subscriber on shard 0, both channels from the emitting shard");
+        assert_eq!(to_0.iter().count(), 2, "the pattern subscriber on shard 0");
+        states[0].pubsub.remove(Kind::Channel, &mine, sub(1, 4));
+        states[0].pubsub.remove(Kind::Channel, b"plain", sub(0, 6));
+        assert_eq!((states[0].pubsub.notification_channels, states[0].pubsub.channels.len()), (1, 1));
     }
 
     fn message(kind: &[u8], channel: &[u8], payload: &[u8]) -> Vec<u8> {

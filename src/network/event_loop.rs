@@ -1044,13 +1044,12 @@ impl EventLoop {
                 let now = self.clock.now_ms();
                 self.feed_local_monitors(&line, now);
             }
-            m @ (Message::Deliver { .. } | Message::Publish { .. } | Message::PublishChain { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
+            m @ (Message::Deliver { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
             Message::Blocked { waiter } => self.on_blocked(from_shard, waiter),
             Message::Served { waiter, args } => self.on_served(waiter, args),
             Message::BlockCancel { waiter } => self.on_block_cancel(waiter),
             Message::Tracking(m) => self.on_tracking_message(m),
             Message::HopPart(part) => self.on_hop_part(part),
-            Message::ChainDone { seq } => self.hop_chain_done(seq),
             Message::HopDone { seq, usec, args, ops } => self.hop_part_done(seq, usec, from_shard, args, ops),
         }
     }

@@ -69,24 +69,6 @@ pub enum LoopOp {
 }
 
 impl EventLoop {
-    /// `targets`, or, while keyspace events are on over three shards or
-    /// more, every other shard: a held command publishes its events in its
-    /// order on the channels' owners it holds (`messaging::held_order`),
-    /// and an owner it does not hold would get them by a message that races
-    /// the others' deliveries, and its reply. Holding every owner keeps one
-    /// list in one order, published before the reply, as Redis does. The
-    /// price (every shard parks for the hold) is paid only with
-    /// notifications on, on the held path.
-    fn targets_for_events(&self, targets: ShardMask) -> ShardMask {
-        let n = self.server.shard_count;
-        if n < 3 || self.set.get(self.id).config.notify_keyspace_events == 0 {
-            return targets;
-        }
-        let mut all = ShardMask::all(n);
-        all.remove(self.id);
-        all
-    }
-
     /// See the module doc.
     pub fn with_held<R>(&mut self, targets: ShardMask, f: impl FnOnce(&mut Self, Duration) -> R) -> Option<R> {
         debug_assert!(!targets.contains(self.id), "a coordinator does not hold its own shard");
@@ -96,7 +78,6 @@ impl EventLoop {
         if targets.is_empty() {
             return Some(f(self, Duration::ZERO));
         }
-        let targets = self.targets_for_events(targets);
         let me = self.id;
         // (`self.server` each time, not a clone: the `Arc`'s count is one
         // cache line for every shard thread, and this runs per held command.)

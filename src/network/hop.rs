@@ -52,10 +52,10 @@
 //! while keyspace events are on: then it waits for the hop to complete
 //! (`dispatch`), as its events must follow the hop's, published only then.
 //! A connection's hops complete in its order (`finish_hop`), and a hop's
-//! reply waits until its events' chain has published the last of them
-//! (`hop_chain_done`), as Redis publishes a command's events before its
-//! reply: so one connection's events reach every subscriber in command
-//! order, and so do those of whatever a client does after reading a reply.
+//! events are published (`messaging::hop_publish`) before its reply
+//! leaves, as Redis publishes a command's events before its reply: so one
+//! connection's events reach every subscriber in command order, and so do
+//! those of whatever a client does after reading a reply.
 //!
 //! **AOF.** While the write streams are on (AOF, replication) a write hop
 //! (MSET, DEL, UNLINK, an EXEC with a write) is one replay unit at one cut
@@ -278,9 +278,6 @@ pub struct Hops {
     pub(super) ops: Vec<HopOp>,
     /// Finished ones, their buffers kept for the next.
     pub(super) free: Vec<HopOp>,
-    /// Completed ones whose events are still travelling their chain
-    /// (`messaging::hop_publish`), with their replies, which follow them.
-    publishing: Vec<(HopOp, PackedArgs)>,
     /// Parts received (or this shard's own) waiting for their intent to
     /// head this shard's queue.
     parts: Vec<Part>,
@@ -1290,7 +1287,7 @@ impl EventLoop {
             let _ = self.state().tracking.absorb_bcast(bcast);
             super::conn::recycle(&mut self.pool, args);
             if let Some(c) = ops.and_then(|mut o| o.captured.take()) {
-                self.publish_hop(vec![(from, c)], &[], None, None);
+                self.publish_hop(vec![(from, c)], &[], None);
             }
             return;
         };
@@ -1343,8 +1340,7 @@ impl EventLoop {
     }
 
     /// Every part of `ops[i]` is back: it completes now, unless an earlier
-    /// hop of its connection is still in flight or its events still on
-    /// their way (`Hops::publishing`); then it waits for that one, and a
+    /// hop of its connection is still in flight; then it waits for that one, and a
     /// connection's hops complete in its order, so their events and
     /// invalidations are published in command order (Redis runs one
     /// connection's commands one after the other). Its reply would wait
@@ -1361,33 +1357,19 @@ impl EventLoop {
     }
 
     /// Completes connection `token`'s finished hops (`HopOp::done`) in its
-    /// order, up to the first one still in flight or publishing.
+    /// order, up to the first one still in flight.
     fn complete_in_order(&mut self, token: ConnToken) {
         loop {
             // (A taken op, `seq` 0, is not one: it is put back before it runs on.)
             let mine = self.hops.ops.iter().enumerate().filter(|(_, o)| o.seq != 0 && o.token == token);
             let Some((j, o)) = mine.min_by_key(|(_, o)| o.slot) else { break };
-            let publishing = self.hops.publishing.iter().any(|(p, _)| p.token == token && p.slot < o.slot);
-            if !o.done || publishing {
+            if !o.done {
                 break;
             }
             let mut op = self.hops.ops.swap_remove(j);
             op.done = false;
             self.complete_hop(op);
         }
-    }
-
-    /// The last event of hop `seq`'s chain is published (`Message::ChainDone`,
-    /// or the chain ended here): its reply leaves, then its connection's
-    /// next finished hops complete.
-    pub(crate) fn hop_chain_done(&mut self, seq: u64) {
-        let Some(i) = self.hops.publishing.iter().position(|(p, _)| p.seq == seq) else {
-            return;
-        };
-        let (op, out) = self.hops.publishing.swap_remove(i);
-        let token = op.token;
-        self.deliver_hop(op, out);
-        self.complete_in_order(token);
     }
 
     /// Every part is back: the reply, the command's record, the slot.
@@ -1459,11 +1441,9 @@ impl EventLoop {
         }
         let now = self.clock.now_ms();
         self.feed_monitors(now);
-        if !op.captured.is_empty() && !self.publish_hop_of(&mut op) {
-            // Its events are on their way along their owners: the reply
-            // follows the last of them (`hop_chain_done`).
-            self.hops.publishing.push((op, out));
-            return;
+        if !op.captured.is_empty() {
+            // Published (stamped) before the reply leaves, as in Redis.
+            self.publish_hop_of(&mut op);
         }
         self.deliver_hop(op, out);
     }
@@ -1493,11 +1473,10 @@ impl EventLoop {
     /// (`messaging::hop_order`): an EXEC's by its queue, any other
     /// command's by its keys (LMOVE's and RPOPLPUSH's destination first:
     /// Redis pushes, then pops).
-    /// Returns whether they are all published already (`publish_hop`).
-    fn publish_hop_of(&mut self, op: &mut HopOp) -> bool {
+    fn publish_hop_of(&mut self, op: &mut HopOp) {
         let batches = std::mem::take(&mut op.captured);
         if op.cmd == exec_id() {
-            return self.publish_hop(batches, &[], Some(&op.key_shards[..]), Some(op.seq));
+            return self.publish_hop(batches, &[], Some(&op.key_shards[..]));
         }
         let mut slices: Vec<&[u8]> = Vec::new();
         op.args.slices(&mut slices);
@@ -1507,7 +1486,7 @@ impl EventLoop {
         if spec.name == "lmove" || spec.name == "rpoplpush" {
             keys.reverse();
         }
-        self.publish_hop(batches, &keys, None, Some(op.seq))
+        self.publish_hop(batches, &keys, None)
     }
 }
 

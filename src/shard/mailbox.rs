@@ -60,16 +60,6 @@ pub enum Message {
     /// `stamp` orders it among every batch sent to that shard (see
     /// `messaging::pubsub::DeliveryStamps`).
     Deliver { stamp: u64, batch: crate::messaging::pubsub::DeliveryBatch },
-    /// A message for a channel the receiving shard owns, published as
-    /// PUBLISH would (a command's `pending_publish`).
-    Publish { channel: Vec<u8>, message: Vec<u8> },
-    /// A hop's (or a hold's) events in its order, published from `at` on by
-    /// their channels' owners in turn (`messaging::hop_order`); `back`: the
-    /// shard and the hop whose reply waits for the last of them.
-    PublishChain { list: Vec<crate::messaging::hop_order::Event>, at: usize, back: Option<(u32, u64)> },
-    /// The last event of hop `seq`'s chain is published: its reply may
-    /// leave (`messaging::hop_publish`).
-    ChainDone { seq: u64 },
     /// A closed connection's subscriptions, to drop from the receiving
     /// shard's tables.
     PubSubDrop { subscriber: crate::messaging::pubsub::Subscriber, kind: crate::messaging::pubsub::Kind, names: Vec<Vec<u8>> },
