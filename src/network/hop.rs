@@ -93,7 +93,7 @@
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
-use super::conn::FORWARDED_MAX;
+use super::conn::{HopHold, FORWARDED_MAX};
 use super::dispatch::{recycle, take_discard, Flow};
 use super::event_loop::EventLoop;
 use crate::commands::{flags, key_positions, CommandSpec, CommandTable, Ctx};
@@ -488,7 +488,9 @@ impl EventLoop {
         conn.forward_mixed = true;
         conn.forwarded += 1;
         conn.hops += 1;
-        conn.out_waits_hop |= !conn.hop_answered;
+        if conn.hop_hold == HopHold::Free {
+            conn.hop_hold = HopHold::Waiting;
+        }
         conn.slots.push_back(super::conn::Slot { seq: slot, ready: None, discard });
         slot
     }
@@ -1481,7 +1483,7 @@ impl EventLoop {
         if alive {
             let c = self.conns[token.index as usize].as_mut().unwrap();
             c.hops = c.hops.saturating_sub(1);
-            (c.out_waits_hop, c.hop_answered) = (false, true);
+            c.hop_hold = HopHold::Answered;
             self.deliver_reply(token, op.slot, out);
         } else {
             super::conn::recycle(&mut self.pool, out);
