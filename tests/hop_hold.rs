@@ -92,14 +92,11 @@ fn a_resp3_subscriber_with_a_hop_in_flight_gets_its_messages_in_order() {
 /// Tracking: the invalidation of a key the client wrote by a hop comes
 /// after that hop's reply (Redis 7.0 sends a client's own invalidations
 /// after its reply) and before the reply of a later read of the key.
-///
-/// Ignored: ringkv sends `+OK`, the GET's reply, then the invalidation (the
-/// GET runs once the hop's local part has let its key go, and the
-/// invalidation, published when the last part is back, is queued behind
-/// the GET's reply). Fails the same on 5f624dd, before exec18's hold:
-/// perf/RESULTS.md, "aofshards19".
+/// (Before, ringkv sent `+OK`, the GET's reply, then the invalidation: the
+/// GET ran once the hop's local part let its key go, and the invalidation,
+/// published when the last part was back, queued behind the GET's reply;
+/// the same on 5f624dd, before exec18's hold. `Hops::own_slot`.)
 #[test]
-#[ignore = "hop path: a client's own invalidation comes after its next read's reply (predates exec18)"]
 fn a_tracking_client_writing_by_a_hop_gets_the_invalidation_before_its_next_read() {
     let (s, _) = server();
     let (a0, a1, _) = keys();

@@ -255,6 +255,20 @@ impl Conn {
     }
 
     /// Queues a reply that must wait behind the replies still out.
+    /// Queues `p` as a ready reply right behind slot `seq`'s and the
+    /// `behind` ones queued there before it (at the back when that slot is
+    /// gone). A hop's own pushes (`Hops::own_slot`).
+    pub fn insert_ready_slot_after(&mut self, seq: u64, behind: usize, p: PackedArgs) {
+        let Some(at) = self.slots.iter().position(|s| s.seq == seq) else {
+            return self.push_ready_slot(p, false);
+        };
+        let new = self.next_seq;
+        self.next_seq += 1;
+        self.slot_bytes += p.data.len();
+        let at = (at + 1 + behind).min(self.slots.len());
+        self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false });
+    }
+
     pub fn push_ready_slot(&mut self, p: PackedArgs, discard: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;

@@ -329,6 +329,16 @@ pub struct Hops {
     /// Reused storage: argument slices, MGET's read positions.
     pub(super) slices: Vec<&'static [u8]>,
     at: Vec<usize>,
+    /// While a completed hop's events and invalidations are published
+    /// (`publish_hop_of`): its connection, its reply slot, and how many of
+    /// its own invalidations went behind that slot so far. Its tracking
+    /// client's invalidations of its own writes go right behind its reply,
+    /// ahead of later replies (`EventLoop::tracking_push`), as Redis 7.0
+    /// sends a writer's own invalidations after its reply and before its
+    /// next one. Queued at the back, they came after the reply of a
+    /// pipelined read of the key that ran once the hop's local part let
+    /// the key go (tests/hop_hold.rs).
+    pub(crate) own_slot: Option<(crate::shard::mailbox::ConnToken, u64, usize)>,
 }
 
 impl Hops {
@@ -1497,6 +1507,13 @@ impl EventLoop {
     /// Redis pushes, then pops).
     /// Returns whether they are all published already (`publish_hop`).
     fn publish_hop_of(&mut self, op: &mut HopOp) -> bool {
+        self.hops.own_slot = Some((op.token, op.slot, 0));
+        let done = self.publish_hop_events(op);
+        self.hops.own_slot = None;
+        done
+    }
+
+    fn publish_hop_events(&mut self, op: &mut HopOp) -> bool {
         let batches = std::mem::take(&mut op.captured);
         if op.cmd == exec_id() {
             return self.publish_hop(batches, &[], Some(&op.key_shards[..]), Some(op.seq));
