@@ -270,7 +270,16 @@ impl EventLoop {
             p.data.clear();
             p.ends.clear();
             p.data.extend_from_slice(bytes);
-            conn.push_ready_slot(p, false);
+            let generation = conn.generation;
+            match &mut self.hops.own_slot {
+                // The invalidation of a hop's own write, published as the
+                // hop completes: behind its reply, ahead of later ones.
+                Some((t, seq, behind)) if t.index == index && t.generation == generation => {
+                    conn.insert_ready_slot_after(*seq, *behind, p);
+                    *behind += 1;
+                }
+                _ => conn.push_ready_slot(p, false),
+            }
         }
         self.mark_dirty(index);
         let now = self.clock.now_ms();

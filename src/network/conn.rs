@@ -51,6 +51,26 @@ pub struct Slot {
     pub discard: bool,
 }
 
+/// A connection's output and the hops it starts (exec18): the replies
+/// before a hop's (a plain EXEC's `+OK`, `+QUEUED`s, any reply pipelined
+/// ahead) leave with the hop's, in one send, and nothing waits past the
+/// answer of the hop in flight when it was written. (Two flags before,
+/// `out_waits_hop` and `hop_answered`, never both set.)
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HopHold {
+    /// Sent at the end of the turn, as any connection's.
+    Free,
+    /// Waits for the answer of the hop in flight
+    /// (`EventLoop::start_hop_slot`); only pushes and replies queued
+    /// before the hop started are in `out` (later ones are in `slots`,
+    /// behind the hop's).
+    Waiting,
+    /// A hop answered since the last flush: what it released leaves at the
+    /// end of this turn even if the connection starts another hop
+    /// meanwhile (a deep pipeline of hops would otherwise never send).
+    Answered,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Closing {
     No,
@@ -153,17 +173,8 @@ pub struct Conn {
     /// Deferred until its two-round hop has decided (a watched EXEC:
     /// `network::rounds`), not retried every loop turn.
     pub hop_wait: bool,
-    /// Its output waits for the answer of a hop it started
-    /// (`EventLoop::start_hop_slot`): the replies before the hop's (a
-    /// plain EXEC's `+OK`, `+QUEUED`s, any reply pipelined ahead) leave
-    /// with it, in one send. Cleared by its next hop answer, and never set
-    /// while `hop_answered`: nothing waits past the decision of the hop in
-    /// flight when it was written.
-    pub out_waits_hop: bool,
-    /// A hop answer came since its last flush: what it released leaves at
-    /// the end of this turn even if the connection starts another hop
-    /// meanwhile (a deep pipeline of hops would otherwise never send).
-    pub hop_answered: bool,
+    /// How its output stands with the hops it started (`HopHold`).
+    pub hop_hold: HopHold,
     /// Handed to the replication thread (SYNC/PSYNC): closing it cancels
     /// the receive instead of shutting the socket down.
     pub detached: bool,
@@ -212,8 +223,7 @@ impl Conn {
             hops: 0,
             mark_wait: false,
             hop_wait: false,
-            out_waits_hop: false,
-            hop_answered: false,
+            hop_hold: HopHold::Free,
             detached: false,
         }
     }
@@ -245,6 +255,20 @@ impl Conn {
     }
 
     /// Queues a reply that must wait behind the replies still out.
+    /// Queues `p` as a ready reply right behind slot `seq`'s and the
+    /// `behind` ones queued there before it (at the back when that slot is
+    /// gone). A hop's own pushes (`Hops::own_slot`).
+    pub fn insert_ready_slot_after(&mut self, seq: u64, behind: usize, p: PackedArgs) {
+        let Some(at) = self.slots.iter().position(|s| s.seq == seq) else {
+            return self.push_ready_slot(p, false);
+        };
+        let new = self.next_seq;
+        self.next_seq += 1;
+        self.slot_bytes += p.data.len();
+        let at = (at + 1 + behind).min(self.slots.len());
+        self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false });
+    }
+
     pub fn push_ready_slot(&mut self, p: PackedArgs, discard: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -276,7 +300,7 @@ impl Conn {
         self.slot_bytes = 0;
         self.forwarded = 0;
         self.hops = 0;
-        self.out_waits_hop = false;
+        self.hop_hold = HopHold::Free;
     }
 
     /// Moves ready slots at the front into `out`; returns emptied buffers to `pool`.

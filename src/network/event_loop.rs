@@ -11,7 +11,7 @@ use std::time::Duration;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
-use super::conn::{recycle, Closing, Conn, FORWARDED_RESUME, SEND_BUFFER_BYTES, SEND_BUFFER_KEEP_BYTES};
+use super::conn::{recycle, Closing, Conn, HopHold, FORWARDED_RESUME, SEND_BUFFER_BYTES, SEND_BUFFER_KEEP_BYTES};
 use super::uring::{with_target, Uring};
 use crate::commands::ClientState;
 pub use crate::exec::Clock;
@@ -862,11 +862,13 @@ impl EventLoop {
             if conn.forwarded == 0 {
                 conn.wrote = false;
             }
-            conn.hop_answered = false;
+            if conn.hop_hold == HopHold::Answered {
+                conn.hop_hold = HopHold::Free;
+            }
             if conn.closing == Closing::Closed || conn.sending {
                 continue;
             }
-            if conn.hop_wait || conn.out_waits_hop {
+            if conn.hop_wait || conn.hop_hold == HopHold::Waiting {
                 // A watched EXEC waits for its decision (`network::rounds`),
                 // its reply one cross-shard answer away: what precedes it
                 // (pipelined with it, or the client would not have sent the
@@ -876,7 +878,7 @@ impl EventLoop {
                 // `WATCH`+`MULTI`/.../`EXEC` batch once WATCH answers at once
                 // (perf/RESULTS.md, "watch17"). The decision marks the
                 // connection dirty again. The same for any hop
-                // (`Conn::out_waits_hop`): a plain two-shard MULTI/SET/SET/EXEC
+                // (`HopHold::Waiting`): a plain two-shard MULTI/SET/SET/EXEC
                 // sent `+OK+QUEUED+QUEUED` in one send and EXEC's reply in a
                 // second (perf/RESULTS.md, "exec18").
                 continue;

@@ -93,7 +93,7 @@
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
-use super::conn::FORWARDED_MAX;
+use super::conn::{HopHold, FORWARDED_MAX};
 use super::dispatch::{recycle, take_discard, Flow};
 use super::event_loop::EventLoop;
 use crate::commands::{flags, key_positions, CommandSpec, CommandTable, Ctx};
@@ -326,6 +326,16 @@ pub struct Hops {
     /// Reused storage: argument slices, MGET's read positions.
     pub(super) slices: Vec<&'static [u8]>,
     at: Vec<usize>,
+    /// While a completed hop's events and invalidations are published
+    /// (`publish_hop_of`): its connection, its reply slot, and how many of
+    /// its own invalidations went behind that slot so far. Its tracking
+    /// client's invalidations of its own writes go right behind its reply,
+    /// ahead of later replies (`EventLoop::tracking_push`), as Redis 7.0
+    /// sends a writer's own invalidations after its reply and before its
+    /// next one. Queued at the back, they came after the reply of a
+    /// pipelined read of the key that ran once the hop's local part let
+    /// the key go (tests/hop_hold.rs).
+    pub(crate) own_slot: Option<(crate::shard::mailbox::ConnToken, u64, usize)>,
 }
 
 impl Hops {
@@ -485,7 +495,9 @@ impl EventLoop {
         conn.forward_mixed = true;
         conn.forwarded += 1;
         conn.hops += 1;
-        conn.out_waits_hop |= !conn.hop_answered;
+        if conn.hop_hold == HopHold::Free {
+            conn.hop_hold = HopHold::Waiting;
+        }
         conn.slots.push_back(super::conn::Slot { seq: slot, ready: None, discard });
         slot
     }
@@ -1461,7 +1473,7 @@ impl EventLoop {
         if alive {
             let c = self.conns[token.index as usize].as_mut().unwrap();
             c.hops = c.hops.saturating_sub(1);
-            (c.out_waits_hop, c.hop_answered) = (false, true);
+            c.hop_hold = HopHold::Answered;
             self.deliver_reply(token, op.slot, out);
         } else {
             super::conn::recycle(&mut self.pool, out);
@@ -1474,6 +1486,12 @@ impl EventLoop {
     /// command's by its keys (LMOVE's and RPOPLPUSH's destination first:
     /// Redis pushes, then pops).
     fn publish_hop_of(&mut self, op: &mut HopOp) {
+        self.hops.own_slot = Some((op.token, op.slot, 0));
+        self.publish_hop_events(op);
+        self.hops.own_slot = None;
+    }
+
+    fn publish_hop_events(&mut self, op: &mut HopOp) {
         let batches = std::mem::take(&mut op.captured);
         if op.cmd == exec_id() {
             return self.publish_hop(batches, &[], Some(&op.key_shards[..]));

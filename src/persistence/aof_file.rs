@@ -984,22 +984,50 @@ impl Writer {
                     // An early write is not in the fsync in flight.
                     self.server.aof.started.fetch_max(self.buf_covers, Ordering::SeqCst);
                 }
-                let mut e = opcode::Write::new(fd, bytes.as_ptr(), bytes.len() as u32)
-                    .offset(self.offset)
-                    .rw_flags(if durable { libc::RWF_DSYNC } else { 0 })
-                    .build()
-                    .user_data(UD_WRITE);
-                if linked_fsync {
-                    e = e.flags(squeue::Flags::IO_LINK);
+                if self.ring.is_some() && self.fsync != Fsync::Always {
+                    // The writer thread's plain write (everysec, no): a
+                    // pwrite here, not an IORING_OP_WRITE. A buffered ext4
+                    // write cannot complete without blocking, so the ring
+                    // punts it to an io-wq worker and the writer sleeps
+                    // until that worker's completion: two more thread
+                    // switches per write, while the shards' replies wait
+                    // for it (aofts18's gate). Nothing else is on the ring
+                    // meanwhile (one write at a time; an everysec fsync
+                    // holds the write back, above), and no shard waits on
+                    // this thread but for the write itself. `always` keeps
+                    // the ring: its write carries RWF_DSYNC or a linked
+                    // fsync. (perf/RESULTS.md, "aofshards19".)
+                    // (A write starts only with a file.)
+                    let written = self.file.as_ref().map_or(Ok(0), |f| std::os::unix::fs::FileExt::write_at(f, &bytes, self.offset));
+                    let res = match written {
+                        Ok(n) => n as i32,
+                        Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                    };
+                    self.write = Some(WriteFlight { bytes, covers: self.buf_covers, durable });
+                    self.on_write(res, now);
+                    // On to the fsync, if one is due, as Redis's
+                    // flushAppendOnlyFile after its write: returning here,
+                    // a writer that found `buf` full at every step (a
+                    // steady load) never got to it (0-5 fsyncs in 7-10 s
+                    // runs of perf/aof.sh -P 1).
+                } else {
+                    let mut e = opcode::Write::new(fd, bytes.as_ptr(), bytes.len() as u32)
+                        .offset(self.offset)
+                        .rw_flags(if durable { libc::RWF_DSYNC } else { 0 })
+                        .build()
+                        .user_data(UD_WRITE);
+                    if linked_fsync {
+                        e = e.flags(squeue::Flags::IO_LINK);
+                    }
+                    self.write = Some(WriteFlight { bytes, covers: self.buf_covers, durable });
+                    self.push(e);
+                    if linked_fsync {
+                        self.fsyncs.push((self.buf_covers, now));
+                        let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(fsync_user_data(self.buf_covers));
+                        self.push(f);
+                    }
+                    return;
                 }
-                self.write = Some(WriteFlight { bytes, covers: self.buf_covers, durable });
-                self.push(e);
-                if linked_fsync {
-                    self.fsyncs.push((self.buf_covers, now));
-                    let f = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(fsync_user_data(self.buf_covers));
-                    self.push(f);
-                }
-                return;
             }
         }
         if self.write.is_none() && self.fsyncs.is_empty() {
@@ -1304,7 +1332,9 @@ impl Writer {
 /// into the incr file and fsyncs by policy, on a ring of its own (one
 /// shard: on the shard's ring, driven by its loop, see `Sink::inline_turn`)
 /// (IORING_OP_WRITE; under `always` with RWF_DSYNC, or followed by a linked
-/// IORING_OP_FSYNC with DATASYNC, see `WriteFlight::durable`). One write
+/// IORING_OP_FSYNC with DATASYNC, see `WriteFlight::durable`; the thread's
+/// writes under `everysec` and `no` are a plain pwrite, see `start_io`,
+/// their fsyncs on the ring). One write
 /// is in flight at a time; whatever shards hand over meanwhile waits in
 /// `buf` and goes out in the next one, so under `always` one fsync covers
 /// everything that arrived while the previous one ran (group commit). The thread sleeps in its ring: the completions
