@@ -11,7 +11,14 @@
 # a multi-shard command takes it asleep by a hold; CONNS=8 keeps both awake
 # (hops). `exec` is a plain two-shard MULTI/SET/SET/EXEC (one-round hop).
 # Counts per request are what this script is for; CPU per request
-# against --shards 1 is perf/crossshard.sh's.
+# against --shards 1 is perf/crossshard.sh's. sched_yield counts the held
+# path's yield windows (`shard::hold`, YIELD_WINDOW: a coordinator waiting
+# for its target to park, a parked target polling for its release), which
+# the context-switch column misses when the yield finds nobody to run.
+# ROUTE=held|hops forces `cross-shard-route` (hidden config, CONFIG SET
+# after start; default: the server's own choice, `network::route`): with
+# `auto` the two-round commands (MSETNX, RENAME, SMOVE, COPY, LMOVE,
+# RPOPLPUSH) take the held path while the other shard parks quickly.
 #
 #   perf/hop_syscalls.sh
 #   BINS="before=/tmp/ringkv-old after=target/release/ringkv" OPS="mset2 msetnx" perf/hop_syscalls.sh
@@ -23,13 +30,14 @@ CLIENT_CORES="${CLIENT_CORES:-1}"
 SECONDS_PER_OP="${SECONDS:-3}"
 ensure_pkg perf linux-perf
 CONNS="${CONNS:-1}"
+ROUTE="${ROUTE:-}"
 OPS="${OPS:-mset2 msetnx rename smove watch exec}"
 BINS="${BINS:-now=$RINGKV_BIN}"
 [ "$BINS" = "now=$RINGKV_BIN" ] && ensure_ringkv
 TMP="$(mktemp -d)"
 trap 'cleanup; rm -rf "$TMP"' EXIT
 
-printf '%-8s %-7s %9s %11s %6s %8s %7s %7s\n' build op requests uring_enter futex ctx_sw wakeups cpu_us
+printf '%-8s %-9s %9s %11s %6s %6s %8s %7s %7s\n' build op requests uring_enter futex yield ctx_sw wakeups cpu_us
 for entry in $BINS; do
     build="${entry%%=*}"
     bin="${entry#*=}"
@@ -37,7 +45,8 @@ for entry in $BINS; do
         port="$(free_port)"
         RINGKV_BIN="$bin" start_ringkv "$port" 2 "$TMP/ringkv.log"
         pid="$SERVER_PID"
-        perf stat -x, -o "$TMP/stat.txt" -e syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_futex,context-switches,sched:sched_wakeup -p "$pid" &
+        [ -n "$ROUTE" ] && run redis-cli -p "$port" config set cross-shard-route "$ROUTE" >/dev/null
+        perf stat -x, -o "$TMP/stat.txt" -e syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_futex,syscalls:sys_enter_sched_yield,context-switches,sched:sched_wakeup -p "$pid" &
         spid=$!
         sleep 0.5
         cpu="$(cpu_usec "$pid")"
@@ -57,7 +66,7 @@ for line in open(path):
     if len(f) > 2 and f[0].replace(".", "").isdigit():
         ev[f[2]] = float(f[0])
 g = lambda name: ev.get(name, 0.0) / n
-print(f"{build:<8} {op:<7} {n:>9} {g('syscalls:sys_enter_io_uring_enter'):>11.2f} {g('syscalls:sys_enter_futex'):>6.2f} "
+print(f"{build:<8} {op:<9} {n:>9} {g('syscalls:sys_enter_io_uring_enter'):>11.2f} {g('syscalls:sys_enter_futex'):>6.2f} {g('syscalls:sys_enter_sched_yield'):>6.2f} "
       f"{g('context-switches'):>8.2f} {g('sched:sched_wakeup'):>7.2f} {cpu / n:>7.2f}")
 PY
     done

@@ -667,7 +667,7 @@ impl EventLoop {
         match self.forced_route() {
             super::route::Forced::Hops => return true,
             super::route::Forced::Held => return false,
-            super::route::Forced::Auto => {}
+            super::route::Forced::Auto | super::route::Forced::Measured => {}
         }
         self.part_delay_us() > 0 || mask.iter().any(|t| t != self.id && !self.server.sleeping[t].load(std::sync::atomic::Ordering::Relaxed))
     }

@@ -152,7 +152,7 @@
 //! a keyless, multi-shard or blocking command, and everything else over
 //! several shards keep the held path (`network::held`). Which path the
 //! two-round ones take is `network::route`'s choice (`rounds_by_hops`):
-//! the held path unless parking the other shard has been slow lately.
+//! hops while a shard they name is awake, the held path while all sleep.
 
 use std::sync::OnceLock;
 

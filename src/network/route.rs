@@ -14,26 +14,33 @@
 //! shard involved is awake (`target_awake`): they then wake nobody extra.
 //!
 //! **Two-round hops** (MSETNX, RENAME[NX], SMOVE, COPY, LMOVE, RPOPLPUSH,
-//! the watched EXEC) send two parts and keep marks between the rounds. The
-//! quiet re-take after the fifth merge (perf/RESULTS.md) measured them at
-//! 15-26 us of server CPU per request over two shards against 13 us for
-//! the held path they replaced, under the same 25-connection load, where
-//! the other shard is awake most of the time: the held path is cheaper
-//! even when it parks an awake shard, as long as that shard parks quickly.
-//! So they take the held path (`rounds_by_hops` false) unless the held
-//! path's parking has been slow lately: the other shard is busy with work
-//! of its own (long commands, a full inbox), where a hold would stop it and
-//! keep this thread waiting; then hops, which stop nobody. The measure is
-//! this thread's own: the mean wait of its recent holds per target shard
-//! (`note_hold_wait`), refreshed while on hops by one held run in every
-//! `PROBE_EVERY`. Hysteresis comes with the measure: a shard that just
-//! answered a hop looks awake, but only a slow park moves the choice, so a
-//! one-connection load does not stay on the dearer path because its own
-//! hops keep the other shard awake.
+//! the watched EXEC) send two parts and keep marks between the rounds;
+//! over two shards they chain (`network::rounds`, "The chain": one part
+//! out, one answer back, as a one-round hop) and pass intents over other
+//! keys ("Passing" in `shard::hold`). They follow the one-round rule too
+//! (`rounds_by_hops` is `target_awake`): by hops while a shard they name is
+//! awake, held while every one sleeps (taken asleep, nobody woken). Counted
+//! under perf/crossshard.sh's 25-connection load (perf/RESULTS.md,
+//! "moves19"): the same server CPU per request as the held path within the
+//! noise, with 15-40% fewer context switches (COPY, LMOVE, RPOPLPUSH,
+//! RENAME; SMOVE's equal) and 20-55% fewer sched_yield calls (a hold parks
+//! an awake shard: both threads poll through `YIELD_WINDOW`), and a hop
+//! stops no other client of either shard. With one connection the other
+//! shard sleeps between requests and the held path takes it asleep
+//! (counted: the same 1.0 context switch and wake-up per request on either
+//! route).
+//!
+//! Before moves19 they took the held path unless its parking had been slow
+//! lately, from the quiet re-take after the fifth merge (two-round hops
+//! 15-26 us of server CPU per request against 13 us held, before the chain
+//! and passing): that rule stays as `cross-shard-route measured` (the mean
+//! wait of this thread's recent holds per target shard, `note_hold_wait`,
+//! over `SLOW_PARK_NS` sends them by hops, with one held probe in every
+//! `PROBE_EVERY`).
 //!
 //! **`cross-shard-route`** (hidden config; `auto` by default): `hops` sends
 //! every command that can go by hops by hops, `held` none (tests check both
-//! paths with it; benchmarks compare them).
+//! paths with it; benchmarks compare them), `measured` the rule above.
 
 use super::event_loop::EventLoop;
 use crate::shard::hold::ShardMask;
@@ -54,6 +61,9 @@ pub enum Forced {
     Auto,
     Hops,
     Held,
+    /// The two-round hops by the held path unless parking has been slow
+    /// lately (`Route::slow`): the default before moves19.
+    Measured,
 }
 
 /// A loop's routing state.
@@ -84,6 +94,7 @@ impl EventLoop {
             self.hops.route.forced = match self.state().config.others.get("cross-shard-route").map(|v| v.as_str()) {
                 Some("hops") => Forced::Hops,
                 Some("held") => Forced::Held,
+                Some("measured") => Forced::Measured,
                 _ => Forced::Auto,
             };
         }
@@ -97,7 +108,8 @@ impl EventLoop {
         match self.forced_route() {
             Forced::Hops => return true,
             Forced::Held => return false,
-            Forced::Auto => {}
+            Forced::Auto => return self.target_awake(mask),
+            Forced::Measured => {}
         }
         if !self.target_awake(mask) {
             return false;
