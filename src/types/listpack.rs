@@ -569,6 +569,71 @@ impl Listpack {
         true
     }
 
+    /// `prepend` when `allow(total_bytes(), len())` says the listpack may
+    /// take it; returns whether it did. LPUSH's path, as `append_if` is
+    /// RPUSH's: the quicklist's node-size test and the push into the head
+    /// node under one look at the room in front (it was `allow_insert`'s
+    /// look, then `prepend`'s through `write_entry`: 271 instructions an
+    /// LPUSH of redis-benchmark's `xxx` in the two, perf/RESULTS.md "lists19").
+    #[inline(always)]
+    pub fn prepend_if(&mut self, e: Entry<'_>, allow: impl FnOnce(usize, usize) -> bool) -> bool {
+        let head = self.head();
+        let (bytes, len) = self.bytes_and_len_at(head);
+        if !allow(bytes, len) {
+            return false;
+        }
+        if let Entry::Str(s) = e {
+            if self.prepend_short_str(head, s) {
+                return true;
+            }
+        }
+        self.insert_at(head, HEADER_BYTES, e);
+        true
+    }
+
+    /// The prepend of a string of under 64 bytes that is not an integer
+    /// into the room in front, when the room holds it as `grow_at_head`
+    /// would take it from there (the header moves down by the entry's
+    /// size, the entry is written behind it): the bytes `write_entry`
+    /// writes, without its general moves. False (nothing done) for any
+    /// other entry, an empty listpack, or too little room.
+    #[inline(always)]
+    fn prepend_short_str(&mut self, head: usize, s: &[u8]) -> bool {
+        let l = s.len();
+        // Encoding byte + data: at most 64, so the back-length is one byte.
+        let n = l + 2;
+        if l >= 64 || !(head == n || head >= n + HEAD_MARK_BYTES) || self.raw[head + HEADER_BYTES] == EOF {
+            return false;
+        }
+        // Only a string that starts with a digit or '-' may be an integer
+        // (the call was 23 instructions an `xxx`).
+        if matches!(s.first(), Some(b'0'..=b'9' | b'-')) && string_to_int(s).is_some() {
+            return false;
+        }
+        // The header as it will read: total size, and the count one up (an
+        // unknown count stays unknown, a known one may become 65535, i.e.
+        // unknown, as `count_add`), written in one piece where it moves to.
+        let new_head = head - n;
+        let mut header: [u8; HEADER_BYTES] = self.raw[head..head + HEADER_BYTES].try_into().expect("listpack header");
+        let total = u32::try_from(self.raw.len() - new_head).expect("listpack over 4 GiB");
+        let count = u16::from_le_bytes([header[4], header[5]]);
+        header[..4].copy_from_slice(&total.to_le_bytes());
+        if count != COUNT_UNKNOWN {
+            header[4..].copy_from_slice(&(count + 1).to_le_bytes());
+        }
+        // The room's mark (`set_head`; none when no room is left: the
+        // header's total, written next at 0, then says so).
+        if new_head != 0 {
+            self.raw[..4].copy_from_slice(&(new_head as u32).to_le_bytes());
+        }
+        self.raw[new_head..new_head + HEADER_BYTES].copy_from_slice(&header);
+        let entry = &mut self.raw[new_head + HEADER_BYTES..new_head + HEADER_BYTES + n];
+        entry[0] = 0x80 | l as u8;
+        entry[1..1 + l].copy_from_slice(s);
+        entry[1 + l] = l as u8 + 1;
+        true
+    }
+
     /// The count of a listpack whose header does not know it.
     #[cold]
     #[inline(never)]
@@ -1276,6 +1341,39 @@ mod tests {
     }
 
     #[test]
+    fn prepend_if_takes_the_room_in_front_as_prepend_does() {
+        // LPUSH's path (`prepend_if`'s short-string write) uses the room
+        // exactly as `prepend` does: the same 47 pushes before the
+        // listpack moves, and the bytes appends of the same elements build.
+        let mut lp = Listpack::new();
+        for _ in 0..205 {
+            lp.append(Entry::Str(b"xxx"));
+        }
+        assert!(lp.prepend_if(Entry::Str(b"xxx"), |_, _| true));
+        let last = |lp: &Listpack| lp.as_bytes().as_ptr() as usize + lp.last().unwrap();
+        let fixed = last(&lp);
+        let mut moved_at = None;
+        for i in 0..400 {
+            assert!(lp.prepend_if(Entry::Str(b"xxx"), |_, _| true));
+            validate(lp.as_bytes(), true).unwrap();
+            if moved_at.is_none() && last(&lp) != fixed {
+                moved_at = Some(i);
+            }
+        }
+        assert_eq!(moved_at, Some(47));
+        assert_eq!(lp.len(), 606);
+        let items = vec![b"xxx".as_slice(); lp.len()];
+        assert_eq!(lp.as_bytes(), built(&items).as_bytes());
+        // Integers and long strings take the general path: same bytes.
+        for e in [b"12".as_slice(), b"-7", &[b'v'; 64], &[b'w'; 63], b""] {
+            assert!(lp.prepend_if(Entry::Str(e), |_, _| true));
+        }
+        let mut items: Vec<&[u8]> = vec![b"", &[b'w'; 63], &[b'v'; 64], b"-7", b"12"];
+        items.extend(vec![b"xxx".as_slice(); 606]);
+        assert_eq!(lp.as_bytes(), built(&items).as_bytes());
+    }
+
+    #[test]
     fn find_with_skip() {
         let lp = built(&[b"a", b"1", b"12", b"b", b"b", b"12"]);
         assert_eq!(lp.find_field(b"12").map(|(f, v)| (lp.get(f), lp.get(v))), Some((Entry::Int(12), Entry::Str(b"b"))));
@@ -1414,6 +1512,9 @@ mod tests {
         AppendIf(Vec<u8>),
         /// LPOP's / RPOP's `pop_edge` (true: the first entry).
         PopEdge(bool),
+        /// LPUSH's prepend (`prepend_if`, its short-string path included),
+        /// several back to back so that the room in front is used.
+        PrependIf(Vec<Vec<u8>>),
     }
 
     fn element() -> impl Strategy<Value = Vec<u8>> {
@@ -1443,6 +1544,8 @@ mod tests {
             element().prop_map(Op::AppendIf),
             proptest::collection::vec(any::<u8>(), 0..64).prop_map(Op::AppendIf),
             any::<bool>().prop_map(Op::PopEdge),
+            proptest::collection::vec(element(), 1..12).prop_map(Op::PrependIf),
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..40).prop_map(Op::PrependIf),
         ]
     }
 
@@ -1502,6 +1605,15 @@ mod tests {
                         prop_assert!(lp.append_if(Entry::Str(&e), |b, n| b == bytes && n == len));
                         prop_assert!(!lp.append_if(Entry::Str(&e), |_, _| false));
                         model.push(e);
+                    }
+                    Op::PrependIf(es) => {
+                        for e in es {
+                            let (bytes, len) = (lp.total_bytes(), lp.len());
+                            prop_assert!(!lp.prepend_if(Entry::Str(&e), |_, _| false));
+                            prop_assert!(lp.prepend_if(Entry::Str(&e), |b, n| b == bytes && n == len));
+                            validate(lp.as_bytes(), true).map_err(TestCaseError::fail)?;
+                            model.insert(0, e);
+                        }
                     }
                     Op::PopEdge(first) => {
                         let popped = lp.pop_edge(first, |e| e.to_vec());

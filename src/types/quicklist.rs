@@ -528,9 +528,18 @@ impl Quicklist {
 
     /// LPUSH one element (`quicklistPushHead`).
     pub fn push_head(&mut self, v: &[u8]) {
-        if self.allow_insert(Some(0), v.len()) {
-            self.nodes[0].packed().prepend(Entry::Str(v));
-        } else {
+        // As `push_tail`: the node-size test and the prepend into the head
+        // node under one look at the node and at its room in front.
+        let fill = self.fill;
+        let small = !self.is_large(v.len());
+        let pushed = small
+            && match self.nodes.front_mut() {
+                Some(Node::Packed(lp)) => {
+                    lp.prepend_if(Entry::Str(v), |bytes, count| fill_allows(fill, bytes + v.len() + ENTRY_OVERHEAD_ESTIMATE_BYTES, count + 1))
+                }
+                _ => false,
+            };
+        if !pushed {
             if let Some(full) = self.nodes.front_mut() {
                 Self::compact(full);
             }
