@@ -169,13 +169,7 @@ fn redirected_invalidations_with_hops_in_flight_arrive() {
 /// Keyspace events of a hop to a RESP3 subscriber that ran it, as Redis
 /// 7.0 writes them: the events of the command first (written while it
 /// runs), then its reply; and to another subscriber, all of them.
-///
-/// Ignored: ringkv writes the hop's reply first (the events reach the
-/// connection while the hop's slot is pending, and queue behind it), then
-/// the events. Fails the same on 5f624dd, before exec18's hold:
-/// perf/RESULTS.md, "aofshards19".
 #[test]
-#[ignore = "hop path: the events of a hop reach its own RESP3 subscriber after its reply (predates exec18)"]
 fn keyspace_events_of_a_hop_reach_its_own_subscriber_and_others() {
     let (s, _) = server();
     let (a0, a1, _) = keys();

@@ -102,6 +102,10 @@ impl EventLoop {
     /// queued behind them. Each is held to its output-buffer limit.
     fn deliver(&mut self, batch: &DeliveryBatch) {
         let now = self.clock.now_ms();
+        // A finished hop publishing its events (`Hops::own_slot`): those for
+        // its own connection go ahead of its reply, as Redis writes a
+        // command's events while it runs.
+        let own = self.hops.own_slot.map(|(t, seq, _)| (t, seq));
         for (bytes, tokens, any_client) in batch.iter() {
             for t in tokens {
                 let Some(Some(c)) = self.conns.get_mut(t.index as usize) else {
@@ -117,7 +121,10 @@ impl EventLoop {
                     p.data.clear();
                     p.ends.clear();
                     pubsub::append_for(&mut p.data, bytes, c.client.resp);
-                    c.push_ready_slot(p, false);
+                    match own {
+                        Some((o, seq)) if o.index == t.index && o.generation == t.generation => c.insert_ready_slot_before(seq, p),
+                        _ => c.push_ready_slot(p, false),
+                    }
                 }
                 self.mark_dirty(t.index);
                 self.check_output_limit(t.index, now);

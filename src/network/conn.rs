@@ -269,6 +269,20 @@ impl Conn {
         self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false });
     }
 
+    /// Queues `p` as a ready reply right ahead of slot `seq` (at the back
+    /// when that slot is gone): a hop's events to its own connection, which
+    /// Redis writes while the command runs, before its reply
+    /// (`Hops::own_slot`, `EventLoop::deliver`).
+    pub fn insert_ready_slot_before(&mut self, seq: u64, p: PackedArgs) {
+        let Some(at) = self.slots.iter().position(|s| s.seq == seq) else {
+            return self.push_ready_slot(p, false);
+        };
+        let new = self.next_seq;
+        self.next_seq += 1;
+        self.slot_bytes += p.data.len();
+        self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false });
+    }
+
     pub fn push_ready_slot(&mut self, p: PackedArgs, discard: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
