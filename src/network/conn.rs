@@ -153,6 +153,11 @@ pub struct Conn {
     /// Deferred until its two-round hop has decided (a watched EXEC:
     /// `network::rounds`), not retried every loop turn.
     pub hop_wait: bool,
+    /// WATCH of other shards' keys folded into the EXEC that follows it in
+    /// the same read (`network::rounds`, "WATCH folded into EXEC"): every
+    /// key of another shard among the client's watched keys is registered
+    /// nowhere yet, and only MULTI, queued commands and WATCH ran since.
+    pub watch_fold: bool,
     /// Its output waits for the answer of a hop it started
     /// (`EventLoop::start_hop_slot`): the replies before the hop's (a
     /// plain EXEC's `+OK`, `+QUEUED`s, any reply pipelined ahead) leave
@@ -212,6 +217,7 @@ impl Conn {
             hops: 0,
             mark_wait: false,
             hop_wait: false,
+            watch_fold: false,
             out_waits_hop: false,
             hop_answered: false,
             detached: false,

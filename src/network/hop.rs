@@ -1081,7 +1081,9 @@ impl EventLoop {
         if c.multi.dirty_exec || c.watch.dirty() || conn.forwarded != conn.hops || conn.forwarded >= FORWARDED_MAX {
             return None;
         }
-        if !c.watch.keys.is_empty() {
+        // A WATCH folded into this EXEC (`network::rounds`) watches nothing
+        // the one-round EXEC must check on other shards.
+        if !c.watch.keys.is_empty() && !conn.watch_fold {
             return self.try_exec_rounds(index, args[0]);
         }
         let (mask, bytes) = self.exec_queue_mask(index)?;
@@ -1092,6 +1094,16 @@ impl EventLoop {
             return None;
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.watch_fold {
+            // Its folded keys of other shards are registered nowhere: they
+            // leave the list, and EXEC's handler checks and unwatches this
+            // shard's ("WATCH folded into EXEC" in `network::rounds`).
+            conn.watch_fold = false;
+            conn.client.watch.keys.retain(|k| k.shard == me);
+            // WATCH's `+OK` leaves with EXEC's reply, after every part ran
+            // (the first hop of the connection since the fold began).
+            conn.out_waits_hop = true;
+        }
         let writes = conn.client.multi.flags & flags::WRITE != 0;
         let (cut, mask) = self.hop_cut(mask, writes);
         let conn = self.conns[index as usize].as_mut().unwrap();
