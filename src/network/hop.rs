@@ -1095,15 +1095,12 @@ impl EventLoop {
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.watch_fold {
-            // Its folded keys of other shards are registered nowhere: they
-            // leave the list, and EXEC's handler checks and unwatches this
-            // shard's ("WATCH folded into EXEC" in `network::rounds`).
-            conn.watch_fold = false;
-            conn.client.watch.keys.retain(|k| k.shard == me);
             // WATCH's `+OK` leaves with EXEC's reply, after every part ran
             // (the first hop of the connection since the fold began).
             conn.out_waits_hop = true;
+            self.end_fold_at_exec(index);
         }
+        let conn = self.conns[index as usize].as_mut().unwrap();
         let writes = conn.client.multi.flags & flags::WRITE != 0;
         let (cut, mask) = self.hop_cut(mask, writes);
         let conn = self.conns[index as usize].as_mut().unwrap();

@@ -246,8 +246,11 @@ impl EventLoop {
         // An aborting EXEC touches no other shard (remote registrations go
         // stale); one that runs holds its commands' and watched keys' shards.
         let mut targets = crate::shard::hold::ShardMask::default();
+        // A WATCH folded into this EXEC (`network::rounds`) needs no other
+        // shard: its keys there leave the list once the EXEC runs.
+        let fold = conn.watch_fold;
         if !client.multi.dirty_exec && !client.watch.dirty() {
-            targets.0 = client.multi.shards.0 | client.watch.shards().0;
+            targets.0 = client.multi.shards.0 | if fold { 0 } else { client.watch.shards().0 };
         }
         targets.remove(self.id);
         if client.multi.flags & flags::WRITE != 0 {
@@ -262,7 +265,12 @@ impl EventLoop {
         } else if self.queued_keys_marked(index) {
             return self.wait_for_marks(index);
         }
-        self.run_held(index, targets, |lp| lp.run_exec(index, id, args, now))
+        self.run_held(index, targets, |lp| {
+            if fold {
+                lp.end_fold_at_exec(index);
+            }
+            lp.run_exec(index, id, args, now)
+        })
     }
 
     /// EXEC with every shard it needs owned or held.

@@ -53,7 +53,9 @@
 //! handler, which replies `+OK`). MULTI, more WATCHes and queued commands
 //! keep the fold. At EXEC the one-round EXEC of a plain transaction runs
 //! (`try_exec_hop`): the folded keys leave the list, EXEC's handler checks
-//! and unwatches this shard's, and the parts go. Anything else ends the
+//! and unwatches this shard's, and the parts go; an EXEC whose commands
+//! are all this shard's, or that takes the held path, holds no shard for
+//! the folded keys and drops them once it runs (`end_fold_at_exec`). Anything else ends the
 //! fold before it runs (`unfold_watch`, from `fold_step`), and so does the
 //! end of the read (`parse_and_run`) or a held WATCH or EXEC (which then
 //! register or look at the keys themselves): the folded keys then get the
@@ -331,7 +333,7 @@ impl EventLoop {
         }
         let me = self.id;
         let conn = self.conns[index as usize].as_mut().unwrap();
-        if conn.slots.is_empty() && (conn.watch_fold || conn.client.watch.keys.is_empty()) {
+        if conn.watch_fold || (conn.slots.is_empty() && conn.client.watch.keys.is_empty()) {
             // Folded into the EXEC that may follow in this read ("WATCH
             // folded into EXEC" in the module doc): the other shards' keys
             // are listed, registered nowhere; the handler registers this
@@ -457,6 +459,18 @@ impl EventLoop {
         self.track_hop(index, op, seq, mask, watch_id(), Gather::Exec, 0, 0);
         self.conns[index as usize].as_mut().unwrap().out_waits_hop = true;
         self.send_round(mask, seq, db, resp, watch_id(), client, false, 0, 0, Some(&cell));
+    }
+
+    /// Connection `index`'s EXEC runs now, with its WATCH folded into it
+    /// (`Conn::watch_fold`): the folded keys, registered nowhere, leave the
+    /// list; EXEC's handler checks and unwatches this shard's.
+    pub(super) fn end_fold_at_exec(&mut self, index: u32) {
+        let me = self.id;
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.watch_fold {
+            conn.watch_fold = false;
+            conn.client.watch.keys.retain(|k| k.shard == me);
+        }
     }
 
     /// A WATCH part: registers its keys for the client's cell (unless the
