@@ -145,6 +145,119 @@ fn watch_race_by_hops_counts_exactly() {
     assert_eq!(setup.cmd(&["SCARD", &s0]), Resp::Int(2));
 }
 
+/// WATCH sent with its MULTI ... EXEC in one write (the server folds the
+/// other shards' WATCH into the EXEC: `network::rounds`, "WATCH folded into
+/// EXEC"): it commits as Redis runs such a batch, without another client in
+/// between; the client's own write after WATCH in the same write still
+/// fails it (single-shard, multi-shard, expiry set); a WATCH whose EXEC
+/// comes in a later write, after another connection's write, fails; and
+/// batched transactions racing with INCRs lose no increment.
+#[test]
+fn watch_batched_with_its_exec() {
+    let srv = server();
+    let mut c = srv.conn();
+    let mut other = srv.conn();
+    let keys = keys_on_every_shard("batched");
+    let batch = |c: &mut Conn, between: &[Vec<String>], tail: bool| -> Vec<Resp> {
+        let mut cmds: Vec<Vec<String>> = vec![["WATCH"].iter().map(|s| s.to_string()).chain(keys.iter().cloned()).collect()];
+        cmds.extend(between.iter().cloned());
+        cmds.push(vec!["MULTI".into()]);
+        cmds.extend(keys.iter().map(|k| vec!["INCR".to_string(), k.clone()]));
+        if tail {
+            cmds.push(vec!["EXEC".into()]);
+        }
+        let mut bytes = Vec::new();
+        for cmd in &cmds {
+            common::encode_into(&mut bytes, cmd);
+        }
+        c.send_raw(&bytes);
+        (0..cmds.len()).map(|_| c.read()).collect()
+    };
+    let exec_of = |replies: &[Resp]| replies.last().unwrap().clone();
+    let counts = |c: &mut Conn| -> Vec<i64> { keys.iter().map(|k| int_of(&c.cmd(&["GET", k]))).collect() };
+    let all = |n: i64| Resp::Array(vec![Resp::Int(n); SHARDS]);
+    // In one write: it commits.
+    assert_eq!(exec_of(&batch(&mut c, &[], true)), all(1));
+    // The client's own writes after WATCH fail it, whichever shard.
+    for k in &keys {
+        for write in [vec!["SET", k, "5"], vec!["DEL", k], vec!["EXPIRE", k, "100"], vec!["MSET", &keys[0], "5", &keys[SHARDS - 1], "5"]] {
+            other.cmd(&["SET", k, "1"]);
+            let between = vec![write.iter().map(|s| s.to_string()).collect()];
+            assert_eq!(exec_of(&batch(&mut c, &between, true)), Resp::Nil, "{write:?} after WATCH");
+        }
+    }
+    // A read between does not; nor one of several shards.
+    let reads = vec![vec!["GET".to_string(), keys[SHARDS - 1].clone()], ["MGET"].iter().map(|s| s.to_string()).chain(keys.iter().cloned()).collect()];
+    let before = counts(&mut other);
+    let replies = batch(&mut c, &reads, true);
+    assert!(matches!(exec_of(&replies), Resp::Array(ref v) if v.len() == SHARDS), "{replies:?}");
+    assert_eq!(counts(&mut other), before.iter().map(|v| v + 1).collect::<Vec<_>>());
+    // EXEC in a later write, after another connection's write: it fails.
+    for k in &keys {
+        let replies = batch(&mut c, &[], false);
+        assert_eq!(replies[0], Resp::ok());
+        assert!(other.cmd(&["INCR", k]).int() > 0);
+        assert_eq!(c.cmd(&["EXEC"]), Resp::Nil, "INCR {k} between the writes");
+        let replies = batch(&mut c, &[], false);
+        assert_eq!(replies.len(), SHARDS + 2);
+        assert!(other.cmd(&["GET", k]).opt_bytes().is_some());
+        assert!(matches!(c.cmd(&["EXEC"]), Resp::Array(_)), "nothing between the writes");
+    }
+    // DISCARD after WATCH in the same write unwatches: a later write is no concern.
+    let mut bytes = Vec::new();
+    for cmd in [vec!["WATCH", &keys[0], &keys[SHARDS - 1]], vec!["MULTI"], vec!["DISCARD"]] {
+        common::encode_into(&mut bytes, &cmd);
+    }
+    c.send_raw(&bytes);
+    assert_eq!((0..3).map(|_| c.read()).collect::<Vec<_>>(), vec![Resp::ok(); 3]);
+    other.cmd(&["INCR", &keys[SHARDS - 1]]);
+    assert_eq!(exec_ping(&mut c), pong());
+    // Racing: batched transactions and plain INCRs count exactly.
+    const CLIENTS: usize = 4;
+    const ROUNDS: usize = 100;
+    let start = counts(&mut other);
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|t| {
+            let mut c = srv.conn();
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                let mut commits = 0i64;
+                for _ in 0..ROUNDS {
+                    if t % 2 == 1 {
+                        for k in &keys {
+                            assert!(c.cmd(&["INCR", k]).int() > 0);
+                        }
+                        continue;
+                    }
+                    let mut bytes = Vec::new();
+                    common::encode_into(&mut bytes, &["WATCH".to_string()].into_iter().chain(keys.iter().cloned()).collect::<Vec<_>>());
+                    common::encode_into(&mut bytes, &["MULTI"]);
+                    for k in &keys {
+                        common::encode_into(&mut bytes, &["INCR", k]);
+                    }
+                    common::encode_into(&mut bytes, &["EXEC"]);
+                    c.send_raw(&bytes);
+                    let replies: Vec<Resp> = (0..keys.len() + 3).map(|_| c.read()).collect();
+                    match replies.last().unwrap() {
+                        Resp::Array(v) => {
+                            assert_eq!(v.len(), keys.len());
+                            commits += 1;
+                        }
+                        Resp::Nil => {}
+                        other => panic!("EXEC replied {other:?}"),
+                    }
+                }
+                commits
+            })
+        })
+        .collect();
+    let commits: i64 = threads.into_iter().map(|h| h.join().unwrap()).sum();
+    let plain = (CLIENTS / 2 * ROUNDS) as i64;
+    for (k, (now, was)) in keys.iter().zip(counts(&mut other).iter().zip(&start)) {
+        assert_eq!(now - was, commits + plain, "{k}");
+    }
+}
+
 /// Transactions move amounts between two keys of different shards; readers
 /// using MULTI GET GET EXEC and MGET never see a sum other than the total.
 #[test]

@@ -13,7 +13,9 @@
 //! runs with that shard owned or held. Over several shards by hops the
 //! other shards' parts register their keys, answering nobody, and the
 //! handler, which finds every key among the client's watched keys already,
-//! only replies (`network::rounds`, "WATCH: one message").
+//! only replies (`network::rounds`, "WATCH: one message"); sent with its
+//! MULTI ... EXEC in one write, the other shards' keys are folded into the
+//! EXEC, listed and registered nowhere ("WATCH folded into EXEC" there).
 
 use std::sync::Arc;
 

@@ -175,6 +175,11 @@ pub struct Conn {
     pub hop_wait: bool,
     /// How its output stands with the hops it started (`HopHold`).
     pub hop_hold: HopHold,
+    /// WATCH of other shards' keys folded into the EXEC that follows it in
+    /// the same read (`network::rounds`, "WATCH folded into EXEC"): every
+    /// key of another shard among the client's watched keys is registered
+    /// nowhere yet, and only MULTI, queued commands and WATCH ran since.
+    pub watch_fold: bool,
     /// Handed to the replication thread (SYNC/PSYNC): closing it cancels
     /// the receive instead of shutting the socket down.
     pub detached: bool,
@@ -224,6 +229,7 @@ impl Conn {
             mark_wait: false,
             hop_wait: false,
             hop_hold: HopHold::Free,
+            watch_fold: false,
             detached: false,
         }
     }

@@ -377,6 +377,11 @@ impl EventLoop {
                 std::mem::swap(&mut batch[slot].2, &mut conn.frame_args);
             }
         }
+        if self.conns[index as usize].as_ref().is_some_and(|c| c.watch_fold) {
+            // The read is done (or waits): a WATCH folded into an EXEC that
+            // did not come gets its parts before anything is sent.
+            self.unfold_watch(index);
+        }
         self.batch = batch;
         store.clear();
         // As `Args::clear`: one command of 100k arguments leaves 1.6 MB of
@@ -447,7 +452,7 @@ impl EventLoop {
         // In MULTI commands are queued, not run: nothing to hold.
         self.server.shard_count > 1
             && self.holding.is_empty()
-            && self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty() && !c.client.multi.active)
+            && self.conns[index as usize].as_ref().is_some_and(|c| c.slots.is_empty() && !c.client.multi.active && !c.watch_fold)
     }
 
     /// When `cmds[0]` needs several shards (and `hold_run_may`), the shards

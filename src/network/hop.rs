@@ -1090,7 +1090,9 @@ impl EventLoop {
         if c.multi.dirty_exec || c.watch.dirty() || conn.forwarded != conn.hops || conn.forwarded >= FORWARDED_MAX {
             return None;
         }
-        if !c.watch.keys.is_empty() {
+        // A WATCH folded into this EXEC (`network::rounds`) watches nothing
+        // the one-round EXEC must check on other shards.
+        if !c.watch.keys.is_empty() && !conn.watch_fold {
             return self.try_exec_rounds(index, args[0]);
         }
         let (mask, bytes) = self.exec_queue_mask(index)?;
@@ -1099,6 +1101,13 @@ impl EventLoop {
         let go = mask.count() >= 2 && !crate::messaging::blocking::anyone_waits() && self.target_awake(mask) && self.may_send_parts(mask, bytes);
         if !go {
             return None;
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.watch_fold {
+            // WATCH's `+OK` leaves with EXEC's reply, after every part ran
+            // (the first hop of the connection since the fold began).
+            conn.hop_hold = HopHold::Waiting;
+            self.end_fold_at_exec(index);
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         let writes = conn.client.multi.flags & flags::WRITE != 0;

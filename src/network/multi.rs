@@ -98,6 +98,10 @@ impl EventLoop {
     /// MULTI it checks one flag (and, with several shards, the id of WATCH).
     #[inline(always)]
     pub(super) fn transaction_step(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Option<Flow> {
+        let conn = self.conns[index as usize].as_ref()?;
+        if conn.watch_fold {
+            self.fold_step(index, id);
+        }
         let active = self.conns[index as usize].as_ref()?.client.multi.active;
         if !active {
             if self.server.shard_count > 1 && id == ids().watch {
@@ -106,6 +110,20 @@ impl EventLoop {
             return None;
         }
         self.in_transaction(index, id, spec, args, now)
+    }
+
+    /// A WATCH is folded into the EXEC to come (`Conn::watch_fold`,
+    /// `network::rounds`): MULTI, WATCH, a command queued in MULTI and
+    /// EXEC keep the fold; anything else (which may look at or change a
+    /// watched key, or end the transaction) ends it first.
+    #[inline(never)]
+    fn fold_step(&mut self, index: u32, id: usize) {
+        let ids = ids();
+        let active = self.conns[index as usize].as_ref().is_some_and(|c| c.client.multi.active);
+        let keeps = if active { ![ids.discard, ids.multi, ids.watch, ids.quit, ids.reset].contains(&id) } else { id == ids.multi || id == ids.watch };
+        if !keeps {
+            self.unfold_watch(index);
+        }
     }
 
     #[inline(never)]
@@ -188,6 +206,10 @@ impl EventLoop {
         if let Some(flow) = self.try_watch_hop(index, id, args, now) {
             return Some(flow);
         }
+        if self.conns[index as usize].as_ref().is_some_and(|c| c.watch_fold) {
+            // Held: the folded keys first get their parts (queued ahead).
+            self.unfold_watch(index);
+        }
         Some(self.run_held(index, targets, |lp| lp.execute_here(index, id, args, now)))
     }
 
@@ -224,8 +246,11 @@ impl EventLoop {
         // An aborting EXEC touches no other shard (remote registrations go
         // stale); one that runs holds its commands' and watched keys' shards.
         let mut targets = crate::shard::hold::ShardMask::default();
+        // A WATCH folded into this EXEC (`network::rounds`) needs no other
+        // shard: its keys there leave the list once the EXEC runs.
+        let fold = conn.watch_fold;
         if !client.multi.dirty_exec && !client.watch.dirty() {
-            targets.0 = client.multi.shards.0 | client.watch.shards().0;
+            targets.0 = client.multi.shards.0 | if fold { 0 } else { client.watch.shards().0 };
         }
         targets.remove(self.id);
         if client.multi.flags & flags::WRITE != 0 {
@@ -240,7 +265,12 @@ impl EventLoop {
         } else if self.queued_keys_marked(index) {
             return self.wait_for_marks(index);
         }
-        self.run_held(index, targets, |lp| lp.run_exec(index, id, args, now))
+        self.run_held(index, targets, |lp| {
+            if fold {
+                lp.end_fold_at_exec(index);
+            }
+            lp.run_exec(index, id, args, now)
+        })
     }
 
     /// EXEC with every shard it needs owned or held.

@@ -41,6 +41,57 @@
 //! the watched transaction (`WATCH k1 k2` + MULTI/SET/SET/EXEC over two
 //! shards) had beyond a plain EXEC's (see perf/RESULTS.md, "watch17").
 //!
+//! **WATCH folded into EXEC.** A client that sends `WATCH k1 k2`, `MULTI`,
+//! its commands and `EXEC` in one write (what a pipelining client does,
+//! and perf/cross_load.py's `watch`) has Redis run them back to back:
+//! Redis reads the batch and runs it with no other client in between, so
+//! such an EXEC fails only when the client itself touched a watched key,
+//! or a key expired in those microseconds. Here the first WATCH of other
+//! shards' keys while the client watches nothing (`try_watch_hop`) sends
+//! no part: it lists those keys, registered nowhere, marks nothing, and
+//! sets `Conn::watch_fold` (this shard's keys are registered by the
+//! handler, which replies `+OK`). MULTI, more WATCHes and queued commands
+//! keep the fold. At EXEC the one-round EXEC of a plain transaction runs
+//! (`try_exec_hop`): the folded keys leave the list, EXEC's handler checks
+//! and unwatches this shard's, and the parts go; an EXEC whose commands
+//! are all this shard's, or that takes the held path, holds no shard for
+//! the folded keys and drops them once it runs (`end_fold_at_exec`). Anything else ends the
+//! fold before it runs (`unfold_watch`, from `fold_step`), and so does the
+//! end of the read (`parse_and_run`) or a held WATCH or EXEC (which then
+//! register or look at the keys themselves): the folded keys then get the
+//! parts `try_watch_hop` would have sent, now.
+//!
+//! Why that is still Redis's WATCH: the client learns when WATCH ran only
+//! from its `+OK`, which has not left when the fold ends (replies leave at
+//! the end of the loop turn, `flush_sends`, after the read has run), so
+//! WATCH may be placed at any instant before that. Folded into an EXEC, it
+//! is placed just before the EXEC's intent in the order of intents, and
+//! the `+OK` leaves only with EXEC's reply (the fold starts only with no
+//! reply of the connection pending, and its EXEC's hop makes the whole
+//! output wait for its answer, `Conn::hop_hold`): a hop or hold
+//! queued before the EXEC's intent runs before both, one queued after it
+//! after both, a single-shard command on a key of its commands waits for
+//! their marks, one on a watched key alone that runs before the part there
+//! came before the `+OK` left, so before the WATCH too, and the client ran
+//! nothing but MULTI and queueing in between; so nothing can change a
+//! watched key between the two and the transaction goes, as in Redis
+//! (this shard's keys are still checked: the client's own write to one of
+//! them in between, or an eviction, flags it). Unfolded at a later instant, the parts are sent then, and
+//! the WATCH is placed there, with the argument above for its keys (a
+//! hold queued ahead of the intent then makes the parts answer, and the
+//! connection's output, `+OK` included, waits for them). The client's own
+//! commands between WATCH and EXEC run after the parts: a write to a
+//! watched key flags it as before, and a multi-shard command is not run
+//! under a hold while the fold is on (`hold_run_may`), which would queue
+//! before the parts.
+//!
+//! What it saves, per `WATCH k1 k2` + MULTI/SET/SET/EXEC over two shards:
+//! WATCH's intent and part (a message, a queue entry on both shards, two
+//! marks, a registration and its removal there) and the watched EXEC's
+//! chain (round 1 here, then round 3 there, with the decision taken
+//! there too): the transaction costs a plain two-shard EXEC, one part and
+//! its answer (perf/RESULTS.md, "watch19").
+//!
 //! **Shape.** The coordinator (the connection's shard) always joins the
 //! intent, marks every key's hash slot (the queued commands' keys and the
 //! watched keys; MSETNX's keys), queues one hop intent over its shard and
@@ -280,6 +331,22 @@ impl EventLoop {
         if let Some(flow) = self.hop_may_start(index, mask, bytes) {
             return Some(flow);
         }
+        let me = self.id;
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.watch_fold || (conn.slots.is_empty() && conn.client.watch.keys.is_empty()) {
+            // Folded into the EXEC that may follow in this read ("WATCH
+            // folded into EXEC" in the module doc): the other shards' keys
+            // are listed, registered nowhere; the handler registers this
+            // shard's and replies.
+            conn.watch_fold = true;
+            for &key in &args[1..] {
+                let t = slot_shard(key_slot(key), n);
+                if t != me && !conn.client.watch.keys.iter().any(|k| k.db == db && &k.key[..] == key) {
+                    conn.client.watch.keys.push(WatchedKey { db, key: key.into(), shard: t });
+                }
+            }
+            return Some(self.execute_here(index, id, args, now));
+        }
         let conn = self.conns[index as usize].as_mut().unwrap();
         let cell = conn.client.watch.cell.get_or_insert_with(Default::default).clone();
         // The epoch it registers under, the time WATCH ran (its keys' expiry
@@ -325,6 +392,85 @@ impl EventLoop {
         self.track_hop(index, op, seq, mask, id, Gather::Ok, 0, 0);
         self.send_round(mask, seq, db, resp, id, client, false, 0, 0, Some(&cell));
         Some(self.finish_command(index, now))
+    }
+
+    /// Ends connection `index`'s WATCH fold (`Conn::watch_fold`): its keys
+    /// of other shards, registered nowhere yet, get their parts now, as
+    /// `try_watch_hop` sends them, which makes now the instant of those
+    /// WATCHes (their `+OK` has not left: see the module doc). Called
+    /// before a command other than MULTI, a queued one, WATCH or EXEC, and
+    /// when the connection stops reading (its input ran out or waits).
+    #[inline(never)]
+    pub(super) fn unfold_watch(&mut self, index: u32) {
+        let (me, n) = (self.id, self.server.shard_count);
+        let Some(conn) = self.conns[index as usize].as_mut() else { return };
+        conn.watch_fold = false;
+        let mut mask = ShardMask::default();
+        for k in &conn.client.watch.keys {
+            if k.shard != me {
+                mask.insert(k.shard);
+            }
+        }
+        if mask.is_empty() {
+            return;
+        }
+        if conn.closing != Closing::No {
+            // Registered nowhere: nothing to undo elsewhere.
+            conn.client.watch.keys.retain(|k| k.shard == me);
+            return;
+        }
+        debug_assert!(self.holding.is_empty(), "a WATCH fold ends under a hold (`hold_run_may`)");
+        let now = self.clock.now_ms();
+        let cell = conn.client.watch.cell.get_or_insert_with(Default::default).clone();
+        let (resp, client) = (conn.client.resp, conn.client.id);
+        let mut stamp = [0u8; WATCH_STAMP_LEN];
+        stamp[..8].copy_from_slice(&cell.epoch().to_le_bytes());
+        stamp[8..16].copy_from_slice(&now.to_le_bytes());
+        self.hops.start_parts(n, mask, &[b"watch".as_slice(), &stamp]);
+        let hold = &self.server.hold;
+        let mut db = conn.client.db;
+        for k in conn.client.watch.keys.iter().filter(|k| k.shard != me) {
+            // Every folded key is of one db: a SELECT ends the fold first.
+            db = k.db;
+            hold.mark(key_slot(&k.key));
+            self.hops.building[k.shard].push(&k.key);
+        }
+        let seq = self.server.hold.enqueue_hop(mask, client);
+        if !self.server.hold.holds_ahead(mask, seq) {
+            self.hops.unanswered = true;
+            self.send_round(mask, seq, db, resp, watch_id(), client, false, 0, 0, Some(&cell));
+            self.hops.unanswered = false;
+            return;
+        }
+        // A hold is ahead: the parts answer, and the `+OK` already written
+        // waits for them (the connection's whole output does, as behind any
+        // hop). The hop's own reply is empty (an EXEC gather of no command):
+        // WATCH was answered and recorded when it ran.
+        for t in mask.iter() {
+            let b = &mut self.hops.building[t];
+            let end = b.ends[1] as usize;
+            b.data[end - 1] = 1;
+        }
+        let mut op = self.hop_op_recording(index, &[]);
+        op.args.data.clear();
+        op.args.ends.clear();
+        op.monitor.clear();
+        op.key_shards.clear();
+        self.track_hop(index, op, seq, mask, watch_id(), Gather::Exec, 0, 0);
+        self.conns[index as usize].as_mut().unwrap().hop_hold = super::conn::HopHold::Waiting;
+        self.send_round(mask, seq, db, resp, watch_id(), client, false, 0, 0, Some(&cell));
+    }
+
+    /// Connection `index`'s EXEC runs now, with its WATCH folded into it
+    /// (`Conn::watch_fold`): the folded keys, registered nowhere, leave the
+    /// list; EXEC's handler checks and unwatches this shard's.
+    pub(super) fn end_fold_at_exec(&mut self, index: u32) {
+        let me = self.id;
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        if conn.watch_fold {
+            conn.watch_fold = false;
+            conn.client.watch.keys.retain(|k| k.shard == me);
+        }
     }
 
     /// A WATCH part: registers its keys for the client's cell (unless the

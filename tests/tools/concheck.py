@@ -8,7 +8,8 @@ against each server in turn; those whose result is deterministic (keyspace event
 tracking) are also compared byte for byte between the two servers.
 
   watch     N clients: WATCH k.. / GET or MGET / MULTI / SET k v+1 .. / EXEC on counters of
-            several shards; each counter ends equal to the number of successful EXECs on it.
+            several shards, and WATCH k.. / MULTI / INCR k .. / EXEC in one write; each counter
+            ends equal to the number of successful EXECs on it.
   torn      writers move value between keys of different shards (MULTI DECRBY/INCRBY EXEC,
             WATCH+EXEC, SMOVE, LMOVE, RENAME of a token, MSETNX/DEL of a pair, COPY .. REPLACE)
             while readers do MGET, EXEC of GETs, SUNION, EXEC of SCARD/LRANGE, EXISTS: every
@@ -136,6 +137,19 @@ def check_watch(t, rep, seed, secs):
             while time.time() < stop:
                 ks = rng.sample(range(len(keys)), rng.choice([1, 1, 2, 3]))
                 names = [keys[i] for i in ks]
+                if rng.random() < 0.3:
+                    # WATCH, MULTI, INCRs and EXEC in one write (ringkv folds
+                    # the other shards' WATCH into the EXEC).
+                    cmds = [["WATCH"] + names, ["MULTI"]] + [["INCR", k] for k in names] + [["EXEC"]]
+                    c.sock.sendall(b"".join(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x.encode()) for x in a) for a in cmds))
+                    r = [c.read_frame()[1] for _ in cmds][-1]
+                    if r[0] == "array" and len(r[1]) == len(ks) and all(x[0] == "int" for x in r[1]):
+                        for i in ks:
+                            done[w][i] += 1
+                    elif r[0] != "nil":
+                        rep.fail("watch", t.name, "batched EXEC answered %r" % (r,))
+                        return
+                    continue
                 c.call(["WATCH"] + names)
                 if rng.random() < 0.5:
                     vals = c.call(["MGET"] + names)[1][1]
