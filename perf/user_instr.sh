@@ -45,8 +45,8 @@ one() { # SERVER
     port="$(free_port)"
     dir="$(mktemp -d "${TMPDIR:-/tmp}/user_instr.XXXXXX")"
     case "$server" in
-    ringkv) bin=("$RINGKV_BIN" --port "$port" --shards 1 --save "" --dir "$dir" $RINGKV_EXTRA) ;;
-    base) bin=("$BASE_BIN" --port "$port" --shards 1 --save "" --dir "$dir" $BASE_EXTRA) ;;
+    ringkv) bin=("$RINGKV_BIN" --port "$port" --shards 1 --save "" --dir "$dir" ${RINGKV_EXTRA:-}) ;;
+    base) bin=("$BASE_BIN" --port "$port" --shards 1 --save "" --dir "$dir" ${BASE_EXTRA:-}) ;;
     redis) bin=("$REDIS_SERVER_BIN" --port "$port" --save "" --dir "$dir") ;;
     esac
     start_server "$server" "$SERVER_CORES" "$port" "$dir/log" \
