@@ -17,6 +17,8 @@
 # (callgrind_control -d) gives the test's total Ir. REQUESTS/KEYSPACE = 3
 # by default, as perf/suite.sh's 300000/100000 (so two thirds of HSET's and
 # SADD's requests meet a present field or member, as in the real run).
+# RINGKV_EXTRA / BASE_EXTRA: more options for the ringkv / base server
+# (word-split), e.g. RINGKV_EXTRA="--maxmemory-clients 1gb".
 # Environment: REQUESTS=30000, KEYSPACE=10000, PIPELINE=16, TESTS (redis-benchmark
 # -t names), SERVERS="ringkv redis" (+ base with BASE_BIN), CG_KEEP=DIR keeps
 # each test's dump as DIR/SERVER-TEST.cg for a function-by-function
@@ -43,8 +45,8 @@ one() { # SERVER
     port="$(free_port)"
     dir="$(mktemp -d "${TMPDIR:-/tmp}/user_instr.XXXXXX")"
     case "$server" in
-    ringkv) bin=("$RINGKV_BIN" --port "$port" --shards 1 --save "" --dir "$dir") ;;
-    base) bin=("$BASE_BIN" --port "$port" --shards 1 --save "" --dir "$dir") ;;
+    ringkv) bin=("$RINGKV_BIN" --port "$port" --shards 1 --save "" --dir "$dir" ${RINGKV_EXTRA:-}) ;;
+    base) bin=("$BASE_BIN" --port "$port" --shards 1 --save "" --dir "$dir" ${BASE_EXTRA:-}) ;;
     redis) bin=("$REDIS_SERVER_BIN" --port "$port" --save "" --dir "$dir") ;;
     esac
     start_server "$server" "$SERVER_CORES" "$port" "$dir/log" \

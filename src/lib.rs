@@ -60,6 +60,7 @@ pub fn run(config: Config) -> Result<(), String> {
     shard::lazyfree::apply_config(&config);
     let server = Arc::new(Server::new(shards, config.maxclients, config.port));
     server.memory.apply_config(&config);
+    server.client_memory.apply_config(&config);
     server.repl.apply_config(&config);
     acl::load_at_startup(&server.acl, &config)?;
     if let Some((host, port)) = config.others.get("replicaof").and_then(|v| v.split_once(' ')) {

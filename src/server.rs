@@ -65,6 +65,9 @@ pub struct Server {
     pub memory: crate::shard::memory::Memory,
     /// The master side of replication (`replication`).
     pub repl: Arc<crate::replication::Master>,
+    /// Client eviction (`maxmemory-clients`): the limit, each shard's
+    /// clients' total and top bucket (`network::client_memory`).
+    pub client_memory: crate::network::client_memory::ClientMemory,
 }
 
 /// CLIENT PAUSE types, ordered as Redis's (a stronger pause wins).
@@ -113,6 +116,7 @@ impl Server {
             loading_total_bytes: AtomicU64::new(0),
             pause_cron: AtomicBool::new(false),
             memory: crate::shard::memory::Memory::new(shard_count),
+            client_memory: crate::network::client_memory::ClientMemory::new(shard_count),
         }
     }
 

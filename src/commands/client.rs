@@ -333,8 +333,8 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
     let table = CommandTable::get();
     let cmd = table.specs.get(info.last_cmd as usize).map_or("NULL", |s| s.name);
     let qbuf_free = info.qbuf_free_bytes;
-    // Connection buffers: the query buffer, the two 16 KiB output buffers and the per-connection state.
-    let tot_mem = info.qbuf_bytes + qbuf_free + argv_bytes + info.out_bytes + 2 * 16 * 1024 + 1024;
+    // The figure client eviction counts (`network::client_memory`).
+    let tot_mem = info.memory_bytes(argv_bytes);
     let _ = write!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=",
@@ -349,7 +349,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
     flags_field(info, out);
     let _ = writeln!(
         out,
-        " db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
+        " db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=16384 rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
         info.db,
         info.subscriptions[0],
         info.subscriptions[1],
@@ -357,7 +357,8 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
         info.multi.map_or(-1, i64::from),
         info.qbuf_bytes,
         qbuf_free,
-        argv_bytes,
+        argv_bytes + info.qbuf_args_bytes,
+        info.multi_bytes,
         info.out_bytes,
         tot_mem,
         if info.out_bytes > 0 { "rw" } else { "r" },
@@ -433,6 +434,8 @@ fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     // CLIENT LIST/INFO runs, it still holds the command itself.
     info.qbuf_bytes = c.input_len;
     info.qbuf_free_bytes = c.input_free;
+    info.state_bytes = crate::network::client_memory::state_bytes(c);
+    info.multi_bytes = c.multi.queued_bytes();
     info.user = c.acl.user_name().to_vec();
     Some(info)
 }

@@ -182,6 +182,7 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     ctx.server.maxclients.store(new.maxclients, std::sync::atomic::Ordering::Relaxed);
     ctx.server.persistence.update_write_gate(&new);
     ctx.server.memory.apply_config(&new);
+    ctx.server.client_memory.apply_config(&new);
     ctx.server.repl.apply_config(&new);
     if chosen.iter().any(|(d, _, _)| d.name == "maxmemory") {
         ctx.server.memory.warn_if_below_usage();
@@ -204,6 +205,11 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             st.stream.set_timestamps(timestamps);
         }
     }
+    // Redis's applyClientMaxMemoryUsage: clients over a new limit are
+    // evicted before the reply (the next CLIENT LIST misses them).
+    if chosen.iter().any(|(d, _, _)| d.name == "maxmemory-clients" || d.name == "maxmemory") {
+        crate::network::client_memory::evict_held(ctx, ctx.server.client_memory.limit());
+    }
     r.ok();
 }
 
@@ -217,6 +223,7 @@ fn resetstat(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     }
     ctx.server.persistence.reset_stats();
     ctx.server.memory.reset_stats();
+    ctx.server.client_memory.evicted_clients.store(0, std::sync::atomic::Ordering::Relaxed);
     r.ok();
 }
 

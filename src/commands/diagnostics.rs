@@ -550,6 +550,21 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else if eq_ic(sub, "pause-cron") && argc == 3 {
         ctx.server.pause_cron.store(atoi(args[2]) != 0, std::sync::atomic::Ordering::Relaxed);
         r.ok();
+    } else if eq_ic(sub, "replybuffer") && argc == 4 {
+        // Redis resizes each client's 16 KiB reply buffer from its peak in
+        // the cron; ringkv's output buffers are not resized by a cron (a
+        // grown send buffer goes once sent: `EventLoop::on_send`) and count
+        // a fixed 2 x 16 KiB in `tot-mem` (`network::client_memory`), so
+        // there is nothing for these settings to change: the syntax is
+        // Redis's, so that its tests that switch resizing off run.
+        if eq_ic(args[2], "peak-reset-time") {
+            if !eq_ic(args[3], "never") && !eq_ic(args[3], "reset") && super::parse_i64(args[3]).is_none() {
+                return r.error(super::err::NOT_INTEGER);
+            }
+        } else if !eq_ic(args[2], "resizing") {
+            return subcommand_syntax_error(r, args);
+        }
+        r.ok();
     } else if eq_ic(sub, "loadaof") {
         crate::persistence::aof_reload::debug_loadaof(ctx, r);
     } else if eq_ic(sub, "snapshot-stats") && argc == 2 {

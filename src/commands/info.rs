@@ -418,7 +418,7 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "expire_cycle_cpu_milliseconds", "{}", expire_cycle_usec / 1000);
     let evicted: u64 = (0..ctx.shard_count).map(|i| ctx.shard(i).eviction.evicted_keys).sum();
     field!(out, "evicted_keys", "{}", evicted);
-    field!(out, "evicted_clients", "0");
+    field!(out, "evicted_clients", "{}", ctx.server.client_memory.evicted_clients.load(std::sync::atomic::Ordering::Relaxed));
     let (current_over, total_over) = ctx.server.memory.exceeded_ms();
     field!(out, "total_eviction_exceeded_time", "{}", total_over);
     field!(out, "current_eviction_exceeded_time", "{}", current_over);

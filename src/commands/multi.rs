@@ -93,6 +93,10 @@ impl MultiState {
     pub fn count(&self) -> usize {
         self.count
     }
+    /// Bytes the queued commands hold (CLIENT LIST's `tot-mem`, client eviction).
+    pub fn queued_bytes(&self) -> usize {
+        self.queue[..self.count].iter().map(|q| q.args.data.capacity() + q.args.ends.capacity() * std::mem::size_of::<u32>()).sum()
+    }
     /// CLIENT LIST's `multi=`: the queued count, -1 outside MULTI.
     pub fn info(&self) -> Option<u32> {
         self.active.then_some(self.count as u32)

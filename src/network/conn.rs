@@ -183,6 +183,15 @@ pub struct Conn {
     /// Handed to the replication thread (SYNC/PSYNC): closing it cancels
     /// the receive instead of shutting the socket down.
     pub detached: bool,
+    /// Client eviction (`network::client_memory`, only while
+    /// `maxmemory-clients` is set): the figure counted in the shard's sum,
+    /// its bucket plus one (0: not evictable or not counted), and the part
+    /// its state holds as last recomputed.
+    pub mem_bytes: usize,
+    pub mem_bucket: u8,
+    pub mem_state_bytes: usize,
+    /// Of `mem_state_bytes`, the MULTI queue's (CLIENT LIST's `multi-mem=`).
+    pub mem_multi_bytes: usize,
 }
 
 impl Conn {
@@ -231,6 +240,10 @@ impl Conn {
             hop_hold: HopHold::Free,
             watch_fold: false,
             detached: false,
+            mem_bytes: 0,
+            mem_bucket: 0,
+            mem_state_bytes: 0,
+            mem_multi_bytes: 0,
         }
     }
 

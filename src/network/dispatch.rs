@@ -143,6 +143,11 @@ impl EventLoop {
         // clientsCronResizeQueryBuffer: the next big request often follows.
         conn.qbuf = qbuf;
         self.report_qbuf(index);
+        // A big argument still arriving counts against maxmemory-clients
+        // before its command is complete.
+        if self.client_memory_after_receive(index) {
+            return;
+        }
         let conn = self.conns[index as usize].as_mut().unwrap();
         if conn.deferred {
             self.deferred.push(index);
@@ -172,7 +177,7 @@ impl EventLoop {
         let now = (conn.qbuf.len(), conn.qbuf.capacity());
         if now != conn.qbuf_reported {
             conn.qbuf_reported = now;
-            self.write_qbuf_info(index, now);
+            self.write_qbuf_info(index);
         }
     }
 
@@ -206,10 +211,10 @@ impl EventLoop {
     }
 
     #[inline(never)]
-    fn write_qbuf_info(&mut self, index: u32, now: (usize, usize)) {
+    fn write_qbuf_info(&mut self, index: u32) {
+        let conn = self.conns[index as usize].as_ref().unwrap();
         if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
-            info.qbuf_bytes = now.0;
-            info.qbuf_free_bytes = now.1 - now.0;
+            info.set_qbuf(conn);
         }
     }
 
@@ -901,10 +906,13 @@ impl EventLoop {
         // `check_output_limit` with the connection at hand: a client of the
         // `normal` class without limits (the default) is done.
         let normal = &self.set.get(self.id).config.client_output_buffer_limit_normal;
-        if normal.hard_bytes == 0 && normal.soft_bytes == 0 && !conn.client.in_pubsub_mode() {
-            return Flow::Continue;
+        let limited = normal.hard_bytes != 0 || normal.soft_bytes != 0 || conn.client.in_pubsub_mode();
+        if limited && self.enforce_output_limit(index, now, false) {
+            return Flow::Stop;
         }
-        if self.enforce_output_limit(index, now, false) {
+        // Then maxmemory-clients: a client the output-buffer limit closed
+        // is not evicted too (Redis gives that limit precedence).
+        if self.client_memory_after_command(index) {
             return Flow::Stop;
         }
         Flow::Continue
@@ -938,6 +946,13 @@ impl EventLoop {
             info.watch = watch;
             info.subscriptions = subscriptions;
             info.user = user;
+        }
+        // What the command changed in the client's state, counted for
+        // maxmemory-clients (a walk over it: only while that is set).
+        if self.client_mem.limit_bytes != 0 {
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            conn.mem_state_bytes = super::client_memory::state_bytes(&conn.client);
+            conn.mem_multi_bytes = conn.client.multi.queued_bytes();
         }
     }
 
@@ -1065,10 +1080,14 @@ impl EventLoop {
         // Inlined: a client of the `normal` class without limits (the
         // default) returns at once, as `enforce_output_limit` would.
         let normal = &self.state().config.client_output_buffer_limit_normal;
-        if normal.hard_bytes == 0 && normal.soft_bytes == 0 && self.conns[index as usize].as_ref().is_some_and(|c| !c.client.in_pubsub_mode()) {
-            return false;
+        let unlimited = normal.hard_bytes == 0 && normal.soft_bytes == 0 && self.conns[index as usize].as_ref().is_some_and(|c| !c.client.in_pubsub_mode());
+        if !unlimited && self.enforce_output_limit(index, now, false) {
+            return true;
         }
-        self.enforce_output_limit(index, now, false)
+        // Output appended to a client counts against maxmemory-clients
+        // (the output-buffer limit, checked first, takes precedence).
+        self.client_memory_note(index);
+        false
     }
 
     /// Inlined up to the limit's check: after every command, and with the
@@ -1126,13 +1145,12 @@ impl EventLoop {
     }
 
     /// The connection as CLIENT LIST shows it (without the newline), for log lines.
-    fn client_info_line(&mut self, index: u32, now: i64) -> String {
+    pub(super) fn client_info_line(&mut self, index: u32, now: i64) -> String {
         let conn = self.conns[index as usize].as_ref().unwrap();
-        let (qbuf_bytes, qbuf_free_bytes, out_bytes) = (conn.qbuf.len(), conn.qbuf.capacity() - conn.qbuf.len(), conn.pending_output_bytes());
+        let out_bytes = conn.pending_output_bytes();
         let mut line = String::new();
-        if let Some(info) = self.state().clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
-            info.qbuf_bytes = qbuf_bytes;
-            info.qbuf_free_bytes = qbuf_free_bytes;
+        if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            info.set_qbuf(conn);
             info.out_bytes = out_bytes;
             commands::client::client_line(info, now, 0, &mut line);
         }

@@ -164,6 +164,8 @@ pub struct EventLoop {
     pub unregistered: Vec<(u32, ClientInfo)>,
     /// Connections refused while the state was lent (rejected_connections).
     pub refused_unregistered: u64,
+    /// Client eviction's per-loop side (`network::client_memory`).
+    pub client_mem: super::client_memory::ClientMemoryLocal,
 }
 
 impl EventLoop {
@@ -239,6 +241,7 @@ impl EventLoop {
             accept_guard: (false, false),
             unregistered: Vec::new(),
             refused_unregistered: 0,
+            client_mem: Default::default(),
         })
     }
 
@@ -345,6 +348,7 @@ impl EventLoop {
             if self.server.memory.limit() != 0 {
                 self.maxmemory_turn(now);
             }
+            self.client_memory_turn();
             if now >= self.next_cron_ms {
                 self.cron(now);
                 let hz = self.state().config.hz.max(1) as i64;
@@ -773,6 +777,8 @@ impl EventLoop {
         if !conn.out.is_empty() || conn.inflight_off < conn.inflight.len() || conn.closing != Closing::No || conn.eof {
             self.mark_dirty(index);
         }
+        // What was sent no longer counts against maxmemory-clients.
+        self.client_memory_note(index);
         self.maybe_release(index);
     }
 
@@ -934,6 +940,7 @@ impl EventLoop {
             return;
         }
         self.tracking_closed(index);
+        self.forget_client_memory(index);
         let conn = self.conns[index as usize].as_mut().unwrap();
         conn.closing = Closing::Closed;
         self.withdraw_intent_of(index);
@@ -1250,6 +1257,7 @@ impl EventLoop {
             }
             info.out_bytes = conn.pending_output_bytes();
             self.resize_query_buffer(index, idle_ms);
+            self.client_memory_cron(index);
             // A client over its soft limit that gets no new reply is closed
             // here once the limit's seconds have passed.
             if self.enforce_output_limit(index, now, true) {

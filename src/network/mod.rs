@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod blocking;
 pub mod bufring;
+pub mod client_memory;
 pub mod conn;
 pub mod dispatch;
 pub mod event_loop;

@@ -76,6 +76,17 @@ impl FrameProgress {
     }
 
     /// When the frame waits for the bytes of a bulk of at least
+    /// `BIG_ARG_BYTES`: where that bulk's bytes start in the frame (what
+    /// precedes them, Redis holds as parsed arguments, not in its query
+    /// buffer, which then starts with the big bulk).
+    pub fn big_bulk_start(&self) -> Option<usize> {
+        match self.bulk_bytes {
+            Some(n) if n as i64 >= BIG_ARG_BYTES => Some(self.parsed_bytes),
+            _ => None,
+        }
+    }
+
+    /// When the frame waits for the bytes of a bulk of at least
     /// `BIG_ARG_BYTES`: the length the frame's bytes will have once that bulk
     /// and its CRLF are in, so the buffer can be reserved at that size once.
     pub fn big_bulk_frame_bytes(&self) -> Option<usize> {
