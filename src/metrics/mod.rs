@@ -48,11 +48,14 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
-    /// The per-command tables sized for every command id from the start,
-    /// as Redis keeps these counters in its command table: grown on a
-    /// command's first call instead (48 bytes an id), the first call of a
-    /// high id (INFO's) took 12 KB for good, after a client had read used
-    /// memory (the TCL unit maxmemory takes its limit from that read).
+    /// The per-command tables sized for every command id (CONFIG
+    /// RESETSTAT), as a shard's first call sizes them: grown to each id on
+    /// its first call instead (48 bytes an id), the first call of a high
+    /// id (INFO's) took 12 KB for good after a client had read used memory
+    /// (the TCL unit maxmemory takes its limit from that read). Sized when
+    /// each shard thread starts instead, the tables made
+    /// tests/maxmemory.rs's keyspace-events eviction at 3 shards fail every
+    /// run (OOM) for a reason not found (perf/RESULTS.md, memfix19).
     pub fn new() -> ShardStats {
         let ids = crate::commands::CommandTable::get().specs.len();
         let mut stats = ShardStats::default();
@@ -86,15 +89,17 @@ impl ShardStats {
     #[cold]
     #[inline(never)]
     fn record_first_call(&mut self, cmd: usize, usec: u64, failed: bool, tracking: bool) {
+        // Sized for every id at the first call on this shard (`new`'s reason).
+        let ids = crate::commands::CommandTable::get().specs.len().max(cmd + 1);
         if self.commands.len() <= cmd {
-            self.commands.resize(cmd + 1, CommandStat::default());
+            self.commands.resize(ids, CommandStat::default());
         }
         let s = &mut self.commands[cmd];
         s.calls += 1;
         s.usec += usec;
         s.failed_calls += failed as u64;
         if self.command_latency.len() <= cmd {
-            self.command_latency.resize_with(cmd + 1, || None);
+            self.command_latency.resize_with(ids, || None);
         }
         if tracking {
             Self::first_histogram(&mut self.command_latency[cmd], usec);

@@ -118,7 +118,7 @@ impl ShardState {
             id,
             shard_count,
             dbs: (0..databases).map(|_| Db::new()).collect(),
-            stats: ShardStats::new(),
+            stats: ShardStats::default(),
             config,
             rng: 0x9E37_79B9_7F4A_7C15 ^ ((id as u64 + 1) * 0x1000_0001),
             clients: Default::default(),
