@@ -148,7 +148,7 @@ pub fn run(config: Config) -> Result<(), String> {
                 }
                 let state = state_addr as *mut ShardState;
                 server.hold.register(id, state);
-                shard::memory::bound_growth_by(server.clone());
+                shard::memory::bound_growth_by(server.clone(), id);
                 // The allocator's statistics read once before anything is
                 // measured: on a fresh server, used memory grew by ~24 KB for
                 // good right after the first full INFO (pipelined 4096 SETs

@@ -304,6 +304,34 @@ fn used_memory_is_steady_on_an_idle_server() {
     assert!(max - min < 32 * 1024, "used_memory moved by {} bytes on an idle server: {:?}", max - min, &seen[..20]);
 }
 
+/// A command's first call leaves nothing counted in used_memory with
+/// `latency-tracking no` (as the TCL unit maxmemory sets it): the TCL
+/// "Don't rehash if used memory exceeds maxmemory after rehash" takes its
+/// limit (10 KB over) from a fresh connection's first INFO, and INFO's
+/// first call then added 12 KB for good (the per-command statistics table
+/// grown to INFO's id), so the next SET evicted 32 keys. With tracking on
+/// each command's latency histogram is allocated on its first call, as in
+/// Redis; off, none is.
+#[test]
+fn first_calls_of_commands_leave_used_memory_as_it_was() {
+    let s = Server::ringkv(&["--shards", "1"]);
+    let mut c = s.conn();
+    config_set(&mut c, "latency-tracking", "no");
+    assert_eq!(c.cmd(&["CONFIG", "GET", "latency-tracking"]), Resp::Array(vec![Resp::bulk("latency-tracking"), Resp::bulk("no")]));
+    let first = used(&mut c);
+    for cmd in [&["PING"][..], &["DBSIZE"], &["EXISTS", "k"], &["GET", "k"], &["TTL", "k"], &["ECHO", "x"], &["TYPE", "k"], &["STRLEN", "k"]] {
+        c.cmd(cmd);
+    }
+    let after = used(&mut c);
+    assert!(after < first + 1024, "used_memory {first} at the first INFO, {after} after the first calls of 8 commands");
+    // Tracking on: INFO latencystats shows the commands called since.
+    config_set(&mut c, "latency-tracking", "yes");
+    c.cmd(&["PING"]);
+    let info = String::from_utf8(c.cmd(&["INFO", "latencystats"]).opt_bytes().unwrap()).unwrap();
+    assert!(info.contains("latency_percentiles_usec_ping:"), "{info}");
+    assert!(!info.contains("latency_percentiles_usec_dbsize:"), "{info}");
+}
+
 /// Redis's TCL unit maxmemory, "is the memory limit honoured?", with the
 /// harness's `notify-keyspace-events KEA`: one connection fills to within
 /// 4 KB of a limit 100 KB over the empty server, writes as many keys again,

@@ -569,7 +569,7 @@ fn errorstats(ctx: &Ctx, out: &mut String) {
 fn latencystats(ctx: &Ctx, out: &mut String) {
     out.push_str("# Latencystats\r\n");
     let c = ctx.config();
-    if c.others.get("latency-tracking").is_some_and(|v| v == "no") {
+    if !c.latency_tracking {
         return;
     }
     let percentiles: Vec<(String, f64)> = c

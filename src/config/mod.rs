@@ -97,6 +97,11 @@ pub struct Config {
     pub protected_mode: bool,
     /// Redis's `activerehashing`: the cron moves an index doubling along.
     pub activerehashing: bool,
+    /// Redis's `latency-tracking`: per-command latency histograms (INFO
+    /// latencystats). Off, none is allocated or updated, as in Redis: the
+    /// TCL unit maxmemory turns it off so that a command's first call does
+    /// not add its histogram (~12 KB here) to used_memory.
+    pub latency_tracking: bool,
     pub rdbchecksum: bool,
     pub stop_writes_on_bgsave_error: bool,
     pub encodings: EncodingLimits,
@@ -146,6 +151,7 @@ impl Default for Config {
             rdbcompression: true,
             protected_mode: true,
             activerehashing: true,
+            latency_tracking: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
             encodings: EncodingLimits::default(),

@@ -182,7 +182,7 @@ fn record_command(
     // nor latency sample.
     unblocked: bool,
 ) {
-    st.stats.record_call(id, usec, failed.is_some());
+    st.stats.record_call(id, usec, failed.is_some(), st.config.latency_tracking);
     st.snapshot_latency.record(usec, in_snapshot);
     if let Some(k) = failed {
         st.stats.record_error(k.as_str());

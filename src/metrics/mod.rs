@@ -48,36 +48,71 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
+    /// The per-command tables sized for every command id (CONFIG
+    /// RESETSTAT), as a shard's first call sizes them: grown to each id on
+    /// its first call instead (48 bytes an id), the first call of a high
+    /// id (INFO's) took 12 KB for good after a client had read used memory
+    /// (the TCL unit maxmemory takes its limit from that read). Sized when
+    /// each shard thread starts instead, the tables made
+    /// tests/maxmemory.rs's keyspace-events eviction at 3 shards fail every
+    /// run (OOM) for a reason not found (perf/RESULTS.md, memfix19).
+    pub fn new() -> ShardStats {
+        let ids = crate::commands::CommandTable::get().specs.len();
+        let mut stats = ShardStats::default();
+        stats.commands.resize(ids, CommandStat::default());
+        stats.command_latency.resize_with(ids, || None);
+        stats
+    }
+
     /// After every command: one bounds test per table and the histogram's
     /// presence test inline; the first call of a command id (tables grown,
-    /// histogram allocated) out of line.
+    /// histogram allocated) out of line. `tracking` (`latency-tracking`):
+    /// the histogram is allocated and updated only while it is on, as
+    /// Redis's `call` does (a histogram is ~12 KB of used_memory).
     #[inline]
-    pub fn record_call(&mut self, cmd: usize, usec: u64, failed: bool) {
+    pub fn record_call(&mut self, cmd: usize, usec: u64, failed: bool, tracking: bool) {
         self.total_commands += 1;
-        let (Some(s), Some(Some(h))) = (self.commands.get_mut(cmd), self.command_latency.get_mut(cmd)) else {
-            return self.record_first_call(cmd, usec, failed);
+        let (Some(s), Some(h)) = (self.commands.get_mut(cmd), self.command_latency.get_mut(cmd)) else {
+            return self.record_first_call(cmd, usec, failed, tracking);
         };
         s.calls += 1;
         s.usec += usec;
         s.failed_calls += failed as u64;
-        h.record(usec);
+        if tracking {
+            match h {
+                Some(h) => h.record(usec),
+                None => Self::first_histogram(h, usec),
+            }
+        }
     }
 
     #[cold]
     #[inline(never)]
-    fn record_first_call(&mut self, cmd: usize, usec: u64, failed: bool) {
+    fn record_first_call(&mut self, cmd: usize, usec: u64, failed: bool, tracking: bool) {
+        // Sized for every id at the first call on this shard (`new`'s reason).
+        let ids = crate::commands::CommandTable::get().specs.len().max(cmd + 1);
         if self.commands.len() <= cmd {
-            self.commands.resize(cmd + 1, CommandStat::default());
+            self.commands.resize(ids, CommandStat::default());
         }
         let s = &mut self.commands[cmd];
         s.calls += 1;
         s.usec += usec;
         s.failed_calls += failed as u64;
         if self.command_latency.len() <= cmd {
-            self.command_latency.resize_with(cmd + 1, || None);
+            self.command_latency.resize_with(ids, || None);
         }
-        self.command_latency[cmd].get_or_insert_with(Default::default).record(usec);
+        if tracking {
+            Self::first_histogram(&mut self.command_latency[cmd], usec);
+        }
     }
+
+    /// A command's first call with latency tracking on (on this shard).
+    #[cold]
+    #[inline(never)]
+    fn first_histogram(h: &mut Option<histogram::LatencyHistogram>, usec: u64) {
+        h.get_or_insert_with(Default::default).record(usec);
+    }
+
     /// A blocked command of id `cmd` that was served an error (its call was
     /// counted when it blocked): Redis's failed_calls on unblock.
     pub fn record_failed(&mut self, cmd: usize) {
@@ -107,6 +142,6 @@ impl ShardStats {
     pub fn reset(&mut self) {
         let slowlog = std::mem::take(&mut self.slowlog);
         let latency = std::mem::take(&mut self.latency);
-        *self = ShardStats { slowlog, latency, ..Default::default() };
+        *self = ShardStats { slowlog, latency, ..ShardStats::new() };
     }
 }

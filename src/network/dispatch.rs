@@ -1043,14 +1043,13 @@ impl EventLoop {
         packed.slices(&mut slices);
         let (caller, args) = slices.split_at(CALLER_FIELDS);
         let limited = self.server.memory.limit() != 0;
-        let net_before = if limited { crate::shard::memory::thread_net() } else { 0 };
         {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
             let caller = Caller { addr: caller[0], name: caller[1], client_id: client, track, shard: from };
             call(&mut ctx, &mut self.clock, id, args, &mut r, &caller, &mut self.monitor_line);
         }
         if limited {
-            self.maxmemory_after_remote(id, net_before);
+            self.maxmemory_after_remote(id);
         }
         self.hand_over_before_answer();
         drop(slices);

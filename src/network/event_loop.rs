@@ -345,6 +345,9 @@ impl EventLoop {
                 self.state().lazyfree.step(crate::shard::lazyfree::STEP_ELEMENTS);
             }
             let now = self.clock.now_ms();
+            // Every turn, limit or none: a limit set later starts from
+            // nets at most a turn old (`shard::memory::Memory::publish_net`).
+            self.server.memory.publish_net(self.id);
             if self.server.memory.limit() != 0 {
                 self.maxmemory_turn(now);
             }

@@ -132,19 +132,20 @@ impl EventLoop {
         self.tracking_after_command(false);
     }
 
-    /// With a limit set, after a command forwarded here ran (`net_before`:
-    /// this thread's `memory::thread_net` before it): the client's shard may
-    /// check the client's next command right after the reply, so a write's
-    /// evictable keys are published, and a denyoom command's memory is
-    /// measured when it went over the limit (`refresh_if_over`).
+    /// With a limit set, after a command forwarded here ran: the client's
+    /// shard may check the client's next command right after the reply, so
+    /// this thread's net allocation is published, a write's evictable keys
+    /// too, and a denyoom command's memory is measured when it went over
+    /// the limit (`refresh_if_over`).
     #[cold]
-    pub(super) fn maxmemory_after_remote(&mut self, id: usize, net_before: i64) {
+    pub(super) fn maxmemory_after_remote(&mut self, id: usize) {
         let spec = &CommandTable::get().specs[id];
+        let server = self.server.clone();
+        server.memory.publish_net(self.id);
         if spec.is_write() {
-            let server = self.server.clone();
             server.memory.publish(self.id, self.state());
             if spec.flags & flags::DENYOOM != 0 {
-                server.memory.refresh_if_over(net_before);
+                server.memory.refresh_if_over();
             }
         }
     }

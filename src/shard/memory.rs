@@ -7,15 +7,26 @@
 //! µs), too dear per command. `Memory::used` is instead:
 //! - the allocator's `stats.allocated` (plus the index tables mapped outside
 //!   it, as INFO's `used_memory`), measured by whichever thread first finds
-//!   the last measurement 1 ms old (one compare-and-swap elects it); and
-//! - this thread's own allocations less its frees since it first saw that
-//!   measurement, read from jemalloc's per-thread counters (two loads of
-//!   thread-local words, no mallctl).
+//!   the last measurement 1 ms old (one compare-and-swap elects it), less
+//!   the shard threads' published net allocations at that moment; plus
+//! - every shard thread's net allocation (bytes allocated less bytes freed,
+//!   jemalloc's per-thread counters: two thread-local loads) as it last
+//!   published it: once a loop turn, after a command run for another
+//!   shard's client (before its reply) and at each check; the checking
+//!   thread's own is read live. Each is a relaxed store to the thread's own
+//!   cache line, no read-modify-write, no lock.
 //!
-//! So the figure is exact for the checking thread's own work and at most
-//! ~1 ms behind the other threads' (what they allocated in the last
-//! millisecond is missing, what they freed still counted). With
-//! `maxmemory 0` none of this runs: the check is one relaxed load.
+//! So every shard's work reaches every other shard's check before the reply
+//! that acknowledges it (a write forwarded to shard B is in the figure when
+//! its client's shard A checks the client's next command), and a write on
+//! shard A over the sum of all shards evicts or is refused as in Redis.
+//! (Before memfix19 each shard saw only its own work exactly and the others'
+//! as of the last measurement, up to 1 ms old.) What other threads (lazy
+//! free, AOF writer) allocate or free is caught by the next measurement, and
+//! what a shard thread allocated in its current turn before a measurement
+//! is counted twice until the next one (over, never under). With
+//! `maxmemory 0` only the per-turn store runs: a command's check is one
+//! relaxed load.
 //!
 //! # Evicting across shards
 //! The limit is not split: every shard sees the server-wide figure. As in
@@ -38,7 +49,7 @@
 //! evict (Redis's EVICT_FAIL).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use super::hold::{ShardMask, ShardSet};
 use super::keyspace::xorshift;
@@ -123,9 +134,13 @@ pub struct Memory {
     samples: AtomicU32,
     tenacity: AtomicU32,
     lazy: AtomicBool,
-    used: AtomicU64,
+    /// The last measurement less the shard threads' published nets then
+    /// (`remeasure`): used memory is this plus every shard's published net.
+    base: AtomicI64,
     measured_us: AtomicU64,
-    generation: AtomicU64,
+    /// Per shard thread: its `thread_net` as it last published it
+    /// (`publish_net`), each on its own cache line.
+    nets: Box<[Net]>,
     /// Per shard: (keys, keys with a TTL), published when it evicts.
     keys: Vec<(AtomicU64, AtomicU64)>,
     /// Since when (unix µs) used memory is over the limit, 0 when it is not,
@@ -138,9 +153,14 @@ pub struct Memory {
     proc_running: AtomicBool,
 }
 
+/// One shard thread's published net allocation (own cache line: the
+/// others read it on every check while it writes it once a loop turn).
+#[repr(align(128))]
+struct Net(AtomicI64);
+
 thread_local! {
-    /// (generation seen, this thread's net allocation then).
-    static BASE: Cell<(u64, i64)> = const { Cell::new((u64::MAX, 0)) };
+    /// The shard whose `Net` this thread publishes (usize::MAX: none).
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
     static COUNTERS: Option<(tikv_jemalloc_ctl::thread::ThreadLocal<u64>, tikv_jemalloc_ctl::thread::ThreadLocal<u64>)> =
         match (tikv_jemalloc_ctl::thread::allocatedp::read(), tikv_jemalloc_ctl::thread::deallocatedp::read()) {
             (Ok(a), Ok(d)) => Some((a, d)),
@@ -155,8 +175,12 @@ thread_local! {
     static GROWTH_BOUND: std::cell::RefCell<Option<std::sync::Arc<crate::server::Server>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Table growth on this thread answers to `server`'s `maxmemory`.
-pub fn bound_growth_by(server: std::sync::Arc<crate::server::Server>) {
+/// This thread runs shard `shard` of `server`: its table growth answers to
+/// the server's `maxmemory`, and it publishes its net allocation for the
+/// used-memory figure (`Memory::used`).
+pub fn bound_growth_by(server: std::sync::Arc<crate::server::Server>, shard: usize) {
+    SHARD.with(|s| s.set(shard));
+    server.memory.publish_net(shard);
     GROWTH_BOUND.with(|b| *b.borrow_mut() = Some(server));
 }
 
@@ -209,9 +233,9 @@ impl Memory {
             samples: AtomicU32::new(5),
             tenacity: AtomicU32::new(10),
             lazy: AtomicBool::new(false),
-            used: AtomicU64::new(0),
+            base: AtomicI64::new(0),
             measured_us: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
+            nets: (0..shards).map(|_| Net(AtomicI64::new(0))).collect(),
             keys: (0..shards).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
             over_since_us: AtomicU64::new(0),
             over_total_us: AtomicU64::new(0),
@@ -242,27 +266,49 @@ impl Memory {
         Policy::from_u8(self.policy.load(Ordering::Relaxed))
     }
 
-    /// Used memory as this thread sees it (see the module's notes).
+    /// Used memory as this thread sees it (see the module's notes): the
+    /// last measurement, plus what every shard thread allocated less freed
+    /// since (its published net; this thread's own, live).
     pub fn used(&self) -> u64 {
+        let me = SHARD.with(Cell::get);
+        let net = thread_net();
+        if let Some(n) = self.nets.get(me) {
+            n.0.store(net, Ordering::Relaxed);
+        }
         let now = crate::util::unix_us() as u64;
         let last = self.measured_us.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000 && self.measured_us.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-            self.used.store(measure_now(), Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
+            self.remeasure();
         }
-        let generation = self.generation.load(Ordering::Acquire);
-        let used = self.used.load(Ordering::Relaxed);
-        let net = thread_net();
-        let base = BASE.with(|b| {
-            let (g, base) = b.get();
-            if g == generation {
-                base
-            } else {
-                b.set((generation, net));
-                net
-            }
-        });
-        (used as i64 + (net - base)).max(0) as u64
+        let mut used = self.base.load(Ordering::Acquire);
+        for (s, n) in self.nets.iter().enumerate() {
+            used += if s == me { net } else { n.0.load(Ordering::Relaxed) };
+        }
+        used.max(0) as u64
+    }
+
+    /// Shard `shard`'s thread publishes its net allocation: once a loop
+    /// turn (whether or not a limit is set, so that the nets a measurement
+    /// starts from are never older than a turn), after a command run for
+    /// another shard's client (before its reply), and at each of its own
+    /// checks (`used`). A relaxed store to its own cache line.
+    #[inline]
+    pub fn publish_net(&self, shard: usize) {
+        if let Some(n) = self.nets.get(shard) {
+            n.0.store(thread_net(), Ordering::Relaxed);
+        }
+    }
+
+    /// The allocator's exact figure, taken as the new base: the published
+    /// nets are read first, then the figure. What a shard thread allocated
+    /// in between, or earlier in its current turn and not yet published,
+    /// is in both until the next measurement (≤1 ms): counted over, never
+    /// under.
+    fn remeasure(&self) {
+        let me = SHARD.with(Cell::get);
+        self.publish_net(me);
+        let published: i64 = self.nets.iter().map(|n| n.0.load(Ordering::Relaxed)).sum();
+        self.base.store(measure_now() as i64 - published, Ordering::Release);
     }
 
     /// Redis's `evictionTimeLimitUs`: the eviction budget per call, from
@@ -345,22 +391,19 @@ impl Memory {
     }
 
     /// After a command that may use more memory ran on a shard for a client
-    /// of another (`net_before`: this thread's `thread_net` before it): when
-    /// the last figure plus what the command took, or this thread's figure,
-    /// is over the limit, the shared figure is measured again now, so that
-    /// the client's shard, which may check the client's next command right
-    /// after the reply, sees this one's memory (not a figure up to 1 ms old,
-    /// nor one measured before the command and taken by this thread as its
-    /// new base afterwards). Called with a limit set only.
-    pub fn refresh_if_over(&self, net_before: i64) {
+    /// of another (its net published by `used`): when the figure is over
+    /// the limit, it is measured again now, so that the client's shard,
+    /// which may check the client's next command right after the reply,
+    /// evicts from an exact figure (what threads other than the shards'
+    /// allocated or freed since the last measurement included). Called with
+    /// a limit set only.
+    pub fn refresh_if_over(&self) {
         let limit = self.limit();
-        let grown = thread_net() - net_before;
-        if limit == 0 || (self.used.load(Ordering::Relaxed) as i64 + grown <= limit as i64 && self.used() <= limit) {
+        if limit == 0 || self.used() <= limit {
             return;
         }
         self.measured_us.store(crate::util::unix_us() as u64, Ordering::Relaxed);
-        self.used.store(measure_now(), Ordering::Relaxed);
-        self.generation.fetch_add(1, Ordering::Release);
+        self.remeasure();
     }
 
     /// Evictable keys of every shard, as last published.
