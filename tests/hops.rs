@@ -432,6 +432,13 @@ fn list_moves_serve_blocked_clients_and_notify_in_order_when_held() {
     check_list_moves("held");
 }
 
+/// The same under `cross-shard-route measured` (the rule `auto` had before
+/// moves19: two-round commands held unless holds have been slow lately).
+#[test]
+fn list_moves_serve_blocked_clients_and_notify_in_order_when_measured() {
+    check_list_moves("measured");
+}
+
 /// A 2-shard server on `path` (`route`) with every keyspace event on, a
 /// connection, and a subscriber to every keyevent channel.
 fn event_server(path: &str) -> (Server, Conn, Conn) {
