@@ -268,6 +268,17 @@ fn mset_id() -> usize {
 /// ran (ms), whether the part answers.
 const WATCH_STAMP_LEN: usize = 17;
 
+/// A WATCH part's stamp: the epoch it registers under, the time WATCH ran
+/// (its keys' expiry is judged at that time, as a local WATCH judges it)
+/// and whether the part answers (the last byte, set once the intent is
+/// queued: `EventLoop::watch_parts_answer`).
+fn watch_stamp(cell: &crate::shard::watch::WatchCell, now: i64) -> [u8; WATCH_STAMP_LEN] {
+    let mut stamp = [0u8; WATCH_STAMP_LEN];
+    stamp[..8].copy_from_slice(&cell.epoch().to_le_bytes());
+    stamp[8..16].copy_from_slice(&now.to_le_bytes());
+    stamp
+}
+
 /// Appends `slot` to a round-1 part's slot list.
 pub(super) fn push_slot(list: &mut Vec<u8>, slot: u16) {
     list.extend_from_slice(&slot.to_le_bytes());
@@ -296,6 +307,16 @@ impl EventLoop {
         }
         for t in mask.iter() {
             self.hops.slot_lists[t].clear();
+        }
+    }
+
+    /// The WATCH parts being built for `mask` answer (their stamp's last
+    /// byte, `watch_stamp`): a hold is queued ahead of their intent.
+    fn watch_parts_answer(&mut self, mask: ShardMask) {
+        for t in mask.iter() {
+            let b = &mut self.hops.building[t];
+            let end = b.ends[1] as usize;
+            b.data[end - 1] = 1;
         }
     }
 
@@ -349,13 +370,7 @@ impl EventLoop {
         }
         let conn = self.conns[index as usize].as_mut().unwrap();
         let cell = conn.client.watch.cell.get_or_insert_with(Default::default).clone();
-        // The epoch it registers under, the time WATCH ran (its keys' expiry
-        // is judged at that time, as a local WATCH judges it) and whether
-        // the part answers (its last byte, set once the intent is queued).
-        let mut stamp = [0u8; WATCH_STAMP_LEN];
-        stamp[..8].copy_from_slice(&cell.epoch().to_le_bytes());
-        stamp[8..16].copy_from_slice(&now.to_le_bytes());
-        self.hops.start_parts(n, mask, &[args[0], &stamp]);
+        self.hops.start_parts(n, mask, &[args[0], &watch_stamp(&cell, now)]);
         let hold = &self.server.hold;
         for &key in &args[1..] {
             if conn.client.watch.keys.iter().any(|k| k.db == db && &k.key[..] == key) {
@@ -382,11 +397,7 @@ impl EventLoop {
             // the handler finds every key among the client's watched keys.
             return Some(self.execute_here(index, id, args, now));
         }
-        for t in mask.iter() {
-            let b = &mut self.hops.building[t];
-            let end = b.ends[1] as usize;
-            b.data[end - 1] = 1;
-        }
+        self.watch_parts_answer(mask);
         let mut op = self.hop_op_recording(index, args);
         op.key_shards.clear();
         self.track_hop(index, op, seq, mask, id, Gather::Ok, 0, 0);
@@ -423,10 +434,7 @@ impl EventLoop {
         let now = self.clock.now_ms();
         let cell = conn.client.watch.cell.get_or_insert_with(Default::default).clone();
         let (resp, client) = (conn.client.resp, conn.client.id);
-        let mut stamp = [0u8; WATCH_STAMP_LEN];
-        stamp[..8].copy_from_slice(&cell.epoch().to_le_bytes());
-        stamp[8..16].copy_from_slice(&now.to_le_bytes());
-        self.hops.start_parts(n, mask, &[b"watch".as_slice(), &stamp]);
+        self.hops.start_parts(n, mask, &[b"watch".as_slice(), &watch_stamp(&cell, now)]);
         let hold = &self.server.hold;
         let mut db = conn.client.db;
         for k in conn.client.watch.keys.iter().filter(|k| k.shard != me) {
@@ -446,11 +454,7 @@ impl EventLoop {
         // waits for them (the connection's whole output does, as behind any
         // hop). The hop's own reply is empty (an EXEC gather of no command):
         // WATCH was answered and recorded when it ran.
-        for t in mask.iter() {
-            let b = &mut self.hops.building[t];
-            let end = b.ends[1] as usize;
-            b.data[end - 1] = 1;
-        }
+        self.watch_parts_answer(mask);
         let mut op = self.hop_op_recording(index, &[]);
         op.args.data.clear();
         op.args.ends.clear();
