@@ -340,7 +340,6 @@ fn spop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         return r.error(err::SYNTAX);
     }
     let key = args[1];
-    let db = ctx.db;
     let mut rng = ctx.home().rng;
     let (member, emptied) = match ctx.lookup_write::<SetKind>(key) {
         Ok(Some(e)) => {
@@ -356,8 +355,11 @@ fn spop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if emptied {
         ctx.db(key).remove(key);
     }
-    ctx.modified(db, key);
-    notify_then_del(ctx, key, "spop", emptied);
+    // `modified` and `spop` under one look-up of the key's shard.
+    ctx.wrote_key(key, 1, notify::SET, "spop");
+    if emptied {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
     if ctx.propagating() {
         // The member as text only when something consumes it (AOF).
         ctx.propagate_as(&[b"SREM", key, &member.to_vec()]);

@@ -652,9 +652,29 @@ impl Listpack {
             if buf[HEADER_BYTES] == EOF {
                 return None;
             }
+            let size = entry_size(buf, HEADER_BYTES).expect("listpack entry");
             let out = f(decode(buf, HEADER_BYTES).expect("listpack entry"));
-            let head = self.delete_in(head, HEADER_BYTES, 1);
-            return Some((out, self.raw[head + HEADER_BYTES] == EOF));
+            let new_head = head + size;
+            if new_head < HEAD_MARK_BYTES {
+                // Too few bytes to mark as room (a 2- or 3-byte integer
+                // entry of a listpack without room): the general delete.
+                let head = self.delete_in(head, HEADER_BYTES, 1);
+                return Some((out, self.raw[head + HEADER_BYTES] == EOF));
+            }
+            // The first entry: the header moves forward over it in one
+            // 6-byte store with its new total and count, the entry's bytes
+            // join the room in front (`delete_in`'s way from the first
+            // entry, without its walk: 99 instructions an LPOP of `xxx`).
+            let mut header: [u8; HEADER_BYTES] = self.raw[head..head + HEADER_BYTES].try_into().expect("listpack header");
+            let total = u32::try_from(self.raw.len() - new_head).expect("listpack over 4 GiB");
+            let count = u16::from_le_bytes([header[4], header[5]]);
+            header[..4].copy_from_slice(&total.to_le_bytes());
+            if count != COUNT_UNKNOWN {
+                header[4..].copy_from_slice(&(count - 1).to_le_bytes());
+            }
+            self.raw[new_head..new_head + HEADER_BYTES].copy_from_slice(&header);
+            self.raw[..4].copy_from_slice(&(new_head as u32).to_le_bytes());
+            return Some((out, self.raw[new_head + HEADER_BYTES] == EOF));
         }
         let end = buf.len() - 1;
         if end <= HEADER_BYTES {

@@ -213,7 +213,7 @@ impl Set {
                 s.remove(v);
                 Some(Member::Int(v))
             }
-            Set::Table(t) => t.swap_remove_index(i).map(|m| Member::Str(m.into_boxed())),
+            Set::Table(t) => t.swap_remove_index(i).map(Member::Str),
         }
     }
 
@@ -231,18 +231,20 @@ impl Set {
     }
 }
 
-/// A member taken out of a set.
+/// A member taken out of a set. A string member is the table's own `Key`,
+/// moved out: SPOP replies from it and drops it (a copy into a `Box<[u8]>`
+/// was a malloc, a memcpy and a free a pop, ~60 instructions).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Member {
     Int(i64),
-    Str(Box<[u8]>),
+    Str(Key),
 }
 
 impl Member {
     pub fn as_entry(&self) -> Entry<'_> {
         match self {
             Member::Int(v) => Entry::Int(*v),
-            Member::Str(s) => Entry::Str(s),
+            Member::Str(s) => Entry::Str(s.as_bytes()),
         }
     }
     /// The member as a client sees it.
@@ -295,7 +297,7 @@ mod tests {
         assert!(b.contains_entry(Entry::Int(7)) && a.contains_entry(Entry::Str(b"7")) && !a.contains_entry(Entry::Str(b"x")));
         assert!(b.remove_entry(Entry::Int(7)) && !b.remove_entry(Entry::Int(7)));
         assert_eq!(a.take_at(0), Some(Member::Int(7)));
-        assert_eq!(b.take_at(0), Some(Member::Str((*b"x").into())));
+        assert_eq!(b.take_at(0), Some(Member::Str(Key::new(b"x"))));
         assert!(a.is_empty() && b.is_empty());
     }
 
