@@ -612,8 +612,10 @@ impl<'a> Ctx<'a> {
     /// `key` of the client's database changed by `writes` (at least one)
     /// writes, then notified `event` of `class`: `modified`, the dirty
     /// counter as Redis counts it (`server.dirty += writes`) and `notify`,
-    /// with one look-up of the key's shard for the three.
-    #[inline]
+    /// with one look-up of the key's shard for the three. Always inlined:
+    /// as a call it was 43 instructions of every LPUSH/LPOP, half of them
+    /// the call's own.
+    #[inline(always)]
     pub fn wrote_key(&mut self, key: &[u8], writes: usize, class: u32, event: &str) {
         debug_assert!(writes > 0);
         let db = self.db;

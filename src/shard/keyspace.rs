@@ -260,7 +260,9 @@ impl Db {
     /// Where `key` is, deleting it on the way when it has expired (lazy
     /// expiry): a position, not a borrow, so that the caller can account for
     /// an expired key on the shard before it borrows the entry (`entry_at`).
-    #[inline]
+    /// Always inlined (into the write lookup): a call was ~15 of its ~68
+    /// instructions an LPUSH.
+    #[inline(always)]
     pub fn probe(&mut self, key: &[u8], now_ms: i64) -> Probe {
         match self.map.find(key) {
             None => Probe::Missing,
