@@ -31,6 +31,8 @@ const KIND_CHILD_EXIT: u64 = 6;
 const RECV_BUFFERS: u16 = 512;
 const RECV_BUFFER_BYTES: usize = 16 * 1024;
 const RING_ENTRIES: u32 = 4096;
+/// The most receives a batching wait asks for (`EventLoop::wait`).
+const BATCH_WAIT_MAX: u32 = 64;
 /// Replies queued per mailbox before the overflow queue takes over.
 pub const MAILBOX_CAPACITY: usize = 4096;
 
@@ -166,6 +168,14 @@ pub struct EventLoop {
     pub refused_unregistered: u64,
     /// Client eviction's per-loop side (`network::client_memory`).
     pub client_mem: super::client_memory::ClientMemoryLocal,
+    /// Receives with data this turn: a batching wait asks for as many.
+    pub turn_recvs: u32,
+    /// Sends queued this turn: each posts its completion inside the enter
+    /// that submits it (a socket with room), which a wait then counts.
+    pub turn_sends: u32,
+    /// The batching wait's `min_wait_usec` (`RINGKV_MIN_WAIT_US`, 0: off;
+    /// see `wait`).
+    pub min_wait_us: u32,
 }
 
 impl EventLoop {
@@ -242,6 +252,9 @@ impl EventLoop {
             unregistered: Vec::new(),
             refused_unregistered: 0,
             client_mem: Default::default(),
+            turn_recvs: 0,
+            turn_sends: 0,
+            min_wait_us: std::env::var("RINGKV_MIN_WAIT_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
         })
     }
 
@@ -469,7 +482,25 @@ impl EventLoop {
             wait_ms = wait_ms.min(10);
         }
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
-        let _ = self.uring.enter(&mut self.ring, 1, Some(&ts));
+        let batch = std::mem::take(&mut self.turn_recvs);
+        let sends = std::mem::take(&mut self.turn_sends);
+        if self.min_wait_us > 0 && batch >= 2 && self.uring.min_wait && self.defer_taskrun {
+            // The batching wait (off unless RINGKV_MIN_WAIT_US is set: not
+            // shown to pay on the shared 2-core VM, perf/RESULTS.md
+            // "batch20"). The k connections that sent this turn will send
+            // again once they read their replies, so the wait asks for k
+            // receives beyond the completions of this turn's own sends (a
+            // send to a socket with room completes inside this enter and
+            // would end a plain wait at once); a receive is lazy task work,
+            // so the kernel wakes the loop at the k-th, or once
+            // `min_wait_us` has passed with any completion queued (a short
+            // send's, a doorbell's: each waits at most that long), or at
+            // the timeout if none. One wake-up and one turn then serve
+            // about k requests.
+            let _ = self.uring.enter_min(&mut self.ring, sends + batch.min(BATCH_WAIT_MAX), Some(&ts), self.min_wait_us);
+        } else {
+            let _ = self.uring.enter(&mut self.ring, 1, Some(&ts));
+        }
         self.server.sleeping[self.id].store(false, Ordering::SeqCst);
     }
 
@@ -488,6 +519,8 @@ impl EventLoop {
     }
 
     fn reap(&mut self) {
+        self.turn_recvs = 0;
+        self.turn_sends = 0;
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
         cqes.append(&mut self.busy_backlog);
@@ -717,6 +750,7 @@ impl EventLoop {
             return;
         }
         let len = res as usize;
+        self.turn_recvs += 1;
         match (bid, self.bufring.as_ref()) {
             (Some(b), Some(br)) => {
                 // SAFETY: valid until recycled below; `process_input` copies what it keeps.
@@ -893,6 +927,7 @@ impl EventLoop {
                 continue;
             }
             if let Some(e) = next_send(conn, index) {
+                self.turn_sends += 1;
                 self.push_sqe(e);
             } else if (conn.closing == Closing::AfterWrite || conn.eof && !conn.deferred) && conn.slots.is_empty() {
                 // Everything sent: nothing more to run or send.
@@ -929,6 +964,7 @@ impl EventLoop {
             if conn.inflight_off < conn.inflight.len() {
                 conn.sending = true;
                 let e = send_entry(conn, index);
+                self.turn_sends += 1;
                 self.push_sqe(e);
             }
         }

@@ -49,6 +49,9 @@ pub struct Uring {
     registered: Option<u32>,
     /// Slots in the fixed-file table (0: none registered).
     pub fixed_files: u32,
+    /// The kernel takes `min_wait_usec` in a wait (6.12+; an older one
+    /// refuses the field with EINVAL, probed once at start).
+    pub min_wait: bool,
 }
 
 impl Uring {
@@ -70,7 +73,33 @@ impl Uring {
                 0
             }
         };
-        Uring { ring_fd, registered, fixed_files }
+        let mut uring = Uring { ring_fd, registered, fixed_files, min_wait: false };
+        uring.min_wait = uring.probe_min_wait();
+        uring
+    }
+
+    /// Whether an enter with `min_wait_usec` set is accepted: one that asks
+    /// for no completion returns at once on a kernel that knows the field.
+    fn probe_min_wait(&self) -> bool {
+        let ts = types::Timespec::new();
+        let arg = GeteventsArg { sigmask: 0, sigmask_sz: 0, min_wait_usec: 1, ts: &ts as *const types::Timespec as u64 };
+        let (fd, flags) = match self.registered {
+            Some(i) => (i as RawFd, IORING_ENTER_REGISTERED_RING),
+            None => (self.ring_fd, 0),
+        };
+        // SAFETY: as in `enter`, with nothing to submit and none to wait for.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                0,
+                0,
+                flags | IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG,
+                &arg as *const GeteventsArg as *const libc::c_void,
+                std::mem::size_of::<GeteventsArg>(),
+            )
+        };
+        r >= 0
     }
 
     /// The ring's descriptor is registered (enters skip its `fget`).
@@ -103,6 +132,13 @@ impl Uring {
     /// One `io_uring_enter`: submits what is queued, runs the deferred task
     /// work, and waits for `want` completions (at most `timeout` when given).
     pub fn enter(&self, ring: &mut IoUring, want: u32, timeout: Option<&types::Timespec>) -> io::Result<usize> {
+        self.enter_min(ring, want, timeout, 0)
+    }
+
+    /// `enter` that, with `min_wait_usec` > 0 (only where `min_wait`),
+    /// waits for `want` completions at most that long, then returns as soon
+    /// as there is one (at `timeout` if none comes).
+    pub fn enter_min(&self, ring: &mut IoUring, want: u32, timeout: Option<&types::Timespec>, min_wait_usec: u32) -> io::Result<usize> {
         let to_submit = ring.submission().len() as u32;
         let (fd, mut flags) = match self.registered {
             Some(i) => (i as RawFd, IORING_ENTER_REGISTERED_RING),
@@ -112,7 +148,7 @@ impl Uring {
         // runs the task work of the completions that arrived (a receive's
         // data), so the turn that submits also reaps, in one call.
         flags |= IORING_ENTER_GETEVENTS;
-        let arg = timeout.map(|ts| GeteventsArg { sigmask: 0, sigmask_sz: 0, min_wait_usec: 0, ts: ts as *const types::Timespec as u64 });
+        let arg = timeout.map(|ts| GeteventsArg { sigmask: 0, sigmask_sz: 0, min_wait_usec, ts: ts as *const types::Timespec as u64 });
         let (argp, argsz) = match &arg {
             Some(a) => {
                 flags |= IORING_ENTER_EXT_ARG;
@@ -150,3 +186,35 @@ macro_rules! with_target {
     };
 }
 pub(crate) use with_target;
+
+#[cfg(test)]
+mod tests {
+    use super::Uring;
+    use io_uring::{opcode, types, IoUring};
+    use std::time::{Duration, Instant};
+
+    /// What the loop's batching wait relies on (`EventLoop::wait`): past
+    /// `min_wait_usec` a wait returns if any completion is in the queue
+    /// (the turn's sends are), and without one it waits on to its timeout.
+    #[test]
+    fn min_wait_ends_a_wait_that_has_a_completion() {
+        let Ok(mut ring) = IoUring::builder().setup_single_issuer().setup_defer_taskrun().setup_coop_taskrun().build(8) else { return };
+        let uring = Uring::new(&ring);
+        if !uring.min_wait {
+            return; // a kernel before 6.12: the loop never asks for it
+        }
+        // SAFETY: a NOP points to no memory.
+        unsafe { ring.submission().push(&opcode::Nop::new().build().user_data(1)).unwrap() };
+        let ts = types::Timespec::from(Duration::from_secs(5));
+        let t = Instant::now();
+        uring.enter_min(&mut ring, 3, Some(&ts), 20_000).unwrap();
+        let waited = t.elapsed();
+        assert!(waited >= Duration::from_millis(15) && waited < Duration::from_secs(2), "waited {waited:?}");
+        assert_eq!(ring.completion().map(|c| c.user_data()).collect::<Vec<_>>(), vec![1]);
+
+        let ts = types::Timespec::from(Duration::from_millis(60));
+        let t = Instant::now();
+        let _ = uring.enter_min(&mut ring, 2, Some(&ts), 5_000);
+        assert!(t.elapsed() >= Duration::from_millis(50), "no completion: the wait runs to its timeout, waited {:?}", t.elapsed());
+    }
+}
