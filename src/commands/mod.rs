@@ -184,6 +184,10 @@ pub struct CommandSpec {
     pub summary: &'static str,
     pub since: &'static str,
     pub acl_categories: &'static [&'static str],
+    /// A container with subcommands (CONFIG, CLIENT, ...): set by the
+    /// table. Here, not in a table of its own, so that the test on every
+    /// command reads the spec it has loaded already.
+    pub container: bool,
 }
 
 impl CommandSpec {
@@ -199,6 +203,7 @@ impl CommandSpec {
             summary: "",
             since: "1.0.0",
             acl_categories: &[],
+            container: false,
         }
     }
     /// Keyed command: keys at first..=last by step; routed by key.
@@ -292,8 +297,6 @@ pub struct CommandTable {
     by_name: HashMap<&'static [u8], usize>,
     /// For container commands: subcommand name -> id.
     subcommands: HashMap<&'static str, HashMap<&'static str, usize>>,
-    /// By command id: is it a container (CONFIG, CLIENT, ...)? Checked on every command.
-    container: Vec<bool>,
 }
 
 impl CommandTable {
@@ -339,8 +342,10 @@ impl CommandTable {
                 assert!(dup.is_none(), "command {} registered twice", s.name);
             }
         }
-        let container = specs.iter().map(|s| subcommands.contains_key(s.name)).collect();
-        CommandTable { specs, by_name, subcommands, container }
+        for s in specs.iter_mut() {
+            s.container = subcommands.contains_key(s.name);
+        }
+        CommandTable { specs, by_name, subcommands }
     }
 
     pub fn get() -> &'static CommandTable {
@@ -369,7 +374,7 @@ impl CommandTable {
     /// Whether command `id` is a container with subcommands.
     #[inline]
     pub fn is_container(&self, id: usize) -> bool {
-        self.container[id]
+        self.specs[id].container
     }
 
     pub fn has_subcommands(&self, name: &str) -> bool {
@@ -546,6 +551,17 @@ impl<'a> Ctx<'a> {
             nested_monitor: Vec::new(),
             record: Record::All,
         }
+    }
+    /// Whether dropping this context frees anything: a rewritten form to
+    /// propagate or a script's MONITOR lines. A caller that keeps it in a
+    /// `ManuallyDrop` (`network::dispatch`'s `execute_here`) drops it only
+    /// then. Every field is named here, so that a new field that owns
+    /// memory is decided on.
+    #[inline(always)]
+    pub fn owns_memory(&self) -> bool {
+        let Ctx { shards: _, home: _, shard_count: _, db: _, resp: _, now_ms: _, server: _, client: _, propagate, in_multi: _, nested_monitor, record: _ } =
+            self;
+        matches!(propagate, crate::exec::propagate::Propagate::As(_) | crate::exec::propagate::Propagate::Many(_)) || nested_monitor.capacity() != 0
     }
     /// Whether writes are propagated (some consumer such as the AOF is on):
     /// handlers build a rewritten form only then.

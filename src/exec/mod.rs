@@ -83,10 +83,13 @@ pub fn call_inline(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], 
     let usec = clock.usec_since(start);
     // Read after the handler: CLIENT SETNAME and SELECT show their effect on
     // their own slowlog entry and MONITOR line, as in Redis (which reads
-    // `c->name` and `c->db` after `c->cmd->proc(c)`).
-    let (addr, name, db) = match ctx.client.as_deref() {
-        Some(c) => (c.addr.as_bytes(), &c.name[..], c.db),
-        None => (remote.addr, remote.name, ctx.db),
+    // `c->name` and `c->db` after `c->cmd->proc(c)`); looked up only where
+    // used (a blocked command, a slowlog entry, a MONITOR line): read for
+    // every command they were ~10 instructions.
+    let client = ctx.client.as_deref();
+    let who = move || match client {
+        Some(c) => (c.addr.as_bytes(), &c.name[..]),
+        None => (remote.addr, remote.name),
     };
     let record = std::mem::take(&mut ctx.record);
     if record == Record::Resumed {
@@ -106,14 +109,17 @@ pub fn call_inline(ctx: &mut Ctx, clock: &mut Clock, id: usize, args: &[&[u8]], 
     let home = ctx.shards.get_mut(ctx.home);
     if let Some(req) = home.blocking.request.as_mut() {
         // It blocked: its slowlog entry waits for the client to be served.
+        let (addr, name) = who();
         let mut hidden = Vec::new();
         let args = redact::shown(spec.name, args, &mut hidden).iter().map(|a| a.to_vec()).collect();
         req.slowlog = Some(Box::new(PendingSlowlog { args, addr: addr.to_vec(), name: name.to_vec(), usec }));
     }
-    record_command(home, spec, in_snapshot, id, args, usec, counted_error, addr, name, record == Record::All);
+    record_command(home, spec, in_snapshot, id, args, usec, counted_error, who, record == Record::All);
     monitor_line.clear();
     if ctx.server.monitors.load(Ordering::Relaxed) > 0 {
         if spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
+            let (addr, _) = who();
+            let db = client.map_or(ctx.db, |c| c.db);
             let mut hidden = Vec::new();
             format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, redact::shown(spec.name, args, &mut hidden));
         }
@@ -149,7 +155,7 @@ pub fn record_parted(
 ) {
     let in_snapshot = server.persistence.snapshot_active.load(Ordering::Relaxed);
     let spec = &CommandTable::get().specs[id];
-    record_command(st, spec, in_snapshot, id, args, usec, failed, addr, name, true);
+    record_command(st, spec, in_snapshot, id, args, usec, failed, || (addr, name), true);
     monitor_line.clear();
     if server.monitors.load(Ordering::Relaxed) > 0 && spec.flags & (flags::ADMIN | flags::SKIP_MONITOR) == 0 {
         format_monitor_line(monitor_line, crate::util::unix_us() as u64, db, addr, args);
@@ -168,7 +174,7 @@ fn dirty_of_held(ctx: &Ctx) -> u64 {
 /// entries (slowlog, latency monitor) are calls.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn record_command(
+fn record_command<'w>(
     st: &mut ShardState,
     spec: &CommandSpec,
     in_snapshot: bool,
@@ -176,8 +182,8 @@ fn record_command(
     args: &[&[u8]],
     usec: u64,
     failed: Option<ErrorKind>,
-    addr: &[u8],
-    name: &[u8],
+    // The client's `ip:port` and name, for a slowlog entry.
+    who: impl FnOnce() -> (&'w [u8], &'w [u8]),
     // False for a command left blocked (`Record::Blocked`): no slowlog entry
     // nor latency sample.
     unblocked: bool,
@@ -189,6 +195,7 @@ fn record_command(
     }
     let threshold = st.config.slowlog_log_slower_than_usec;
     if threshold >= 0 && usec as i64 >= threshold && spec.flags & flags::SKIP_SLOWLOG == 0 && st.blocking.request.is_none() && unblocked {
+        let (addr, name) = who();
         log_slow(st, spec, args, usec, addr, name);
     }
     let lat_threshold = st.config.latency_monitor_threshold_ms;

@@ -41,6 +41,9 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
+/// Longest value `Reply::bulk` writes through `short_bulk`.
+const SHORT_BULK_MAX: usize = 16;
+
 impl<'a> Reply<'a> {
     pub fn new(buf: &'a mut Vec<u8>, resp: u8) -> Self {
         Reply { buf, resp, error_prefix: None, error_stats_counted: false }
@@ -136,6 +139,9 @@ impl<'a> Reply<'a> {
         self.len_line(b':', n);
     }
     pub fn bulk(&mut self, s: &[u8]) {
+        if s.len() <= SHORT_BULK_MAX {
+            return self.short_bulk(s);
+        }
         if s.len() < 10 {
             // One-digit lengths (LRANGE's and the pops' short elements):
             // the header in one write, no integer formatting. Measured
@@ -151,6 +157,48 @@ impl<'a> Reply<'a> {
         }
         self.buf.extend_from_slice(s);
         self.buf.extend_from_slice(b"\r\n");
+    }
+    /// `bulk` of at most `SHORT_BULK_MAX` bytes (the pops' and GET's short
+    /// values): the whole reply, header, bytes and CRLF, built in a stack
+    /// buffer and appended as one fixed-size 24-byte copy, the length then
+    /// set to the reply's. The bytes go in as overlapping word copies (as
+    /// `commands::same_short_name` compares names): three appends with a
+    /// capacity test and a length update each, and a `memcpy` call for the
+    /// value, were ~70 instructions of a 3-byte LPOP reply.
+    #[inline]
+    fn short_bulk(&mut self, s: &[u8]) {
+        let n = s.len();
+        let mut line = [0u8; 24];
+        let h = if n < 10 {
+            line[..4].copy_from_slice(&[b'$', b'0' + n as u8, b'\r', b'\n']);
+            4
+        } else {
+            let d = n * 2;
+            line[..5].copy_from_slice(&[b'$', DIGIT_PAIRS[d], DIGIT_PAIRS[d + 1], b'\r', b'\n']);
+            5
+        };
+        // At most 5 + 16 + 2 = 23 bytes: every range below is inside `line`.
+        let v = &mut line[h..h + n + 2];
+        match n {
+            0 => {}
+            1..=3 => {
+                v[0] = s[0];
+                v[n / 2] = s[n / 2];
+                v[n - 1] = s[n - 1];
+            }
+            4..=7 => {
+                v[..4].copy_from_slice(&s[..4]);
+                v[n - 4..n].copy_from_slice(&s[n - 4..]);
+            }
+            _ => {
+                v[..8].copy_from_slice(&s[..8]);
+                v[n - 8..n].copy_from_slice(&s[n - 8..]);
+            }
+        }
+        v[n..].copy_from_slice(b"\r\n");
+        let end = self.buf.len() + h + n + 2;
+        self.buf.extend_from_slice(&line);
+        self.buf.truncate(end);
     }
     /// A stored collection element as a bulk string: integers (listpack
     /// and intset encodings) as their decimal text, as Redis replies them.
@@ -388,6 +436,21 @@ mod tests {
         r.double(3.0);
         r.double(0.5);
         assert_eq!(b, b"$3\r\n-12\r\n,-0\r\n,3\r\n,0.5\r\n");
+    }
+
+    /// `short_bulk`'s overlapping copies put every byte in its place, at
+    /// every length it takes and just past it, after bytes already queued.
+    #[test]
+    fn short_bulks_keep_every_byte() {
+        for n in 0..=SHORT_BULK_MAX + 2 {
+            let v: Vec<u8> = (0..n as u8).map(|i| b'a' + i).collect();
+            let mut b = b"+OK\r\n".to_vec();
+            Reply::new(&mut b, 2).bulk(&v);
+            let mut want = format!("+OK\r\n${}\r\n", n).into_bytes();
+            want.extend_from_slice(&v);
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(b, want, "{n}");
+        }
     }
 
     #[test]
