@@ -550,6 +550,23 @@ mod tests {
         assert_eq!(c.hz, 500);
     }
 
+    /// `save ""` empties the list wherever it comes, after a file's `save`
+    /// lines too (unit/introspection's "CONFIG save params special case":
+    /// `--save ""` after default.conf's `save 900 1`); other `save` lines
+    /// after a file's first add to it.
+    #[test]
+    fn empty_save_after_file_lines_resets() {
+        let d = temp_dir("save");
+        let p = d.join("s.conf");
+        std::fs::write(&p, "save 900 1\n").unwrap();
+        let file = p.to_str().unwrap();
+        assert!(Config::from_args(&args(&[file, "--save", ""])).unwrap().save.is_empty());
+        assert_eq!(Config::from_args(&args(&[file, "--save", "100", "100"])).unwrap().save, vec![(900, 1), (100, 100)]);
+        std::fs::write(&p, "save 900 1\nsave \"\"\nsave 100 10\n").unwrap();
+        assert_eq!(Config::from_args(&args(&[p.to_str().unwrap()])).unwrap().save, vec![(100, 10)]);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn command_line_errors_name_the_line() {
         // As redis-server: options follow the (empty) file after a newline, so the first is line 2.

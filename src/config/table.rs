@@ -593,8 +593,10 @@ fn set_special(c: &mut Config, name: &str, args: &[&str], reading_file: bool) ->
         }
         "save" => {
             let points = parse_save(args)?;
-            // In a file the first `save` line replaces the defaults and later ones add to it.
-            if reading_file && c.save_seen_in_file {
+            // In a file the first `save` line replaces the defaults and later ones add to it;
+            // `save ""` (no points) empties the list wherever it comes, as in Redis
+            // (`--save ""` after a file's `save 900 1` leaves none).
+            if reading_file && c.save_seen_in_file && !points.is_empty() {
                 c.save.extend(points);
             } else {
                 c.save = points;
