@@ -134,6 +134,10 @@ pub struct EventLoop {
     pub defer_taskrun: bool,
     /// The MONITOR line of the command just run (`exec::call`), reused.
     pub monitor_line: Vec<u8>,
+    /// MONITOR lines for this shard's monitors in stamp order: the next
+    /// stamp due, and lines that came before it (`accept_monitor_line`).
+    pub monitor_next: u64,
+    pub monitor_early: std::collections::BTreeMap<u64, Vec<u8>>,
     /// Intents this shard coordinates, queued and not yet run (`held`).
     pub intents: Vec<super::held::PendingIntent>,
     /// Who owns the intents `with_held` queues now.
@@ -229,6 +233,8 @@ impl EventLoop {
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
             monitor_line: Vec::new(),
+            monitor_next: 0,
+            monitor_early: Default::default(),
             intents: Vec::new(),
             intent_owner: Default::default(),
             loop_op: None,
@@ -1051,10 +1057,10 @@ impl EventLoop {
                 }
                 self.deliver_reply(conn, seq, args);
             }
-            Message::MonitorLine { line } => {
+            Message::MonitorLine { stamp, line } => {
                 self.server.monitor_lines_queued[self.id].fetch_sub(1, Ordering::Relaxed);
                 let now = self.clock.now_ms();
-                self.feed_local_monitors(&line, now);
+                self.accept_monitor_line(stamp, &line, now);
             }
             m @ (Message::Deliver { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
             Message::Blocked { waiter } => self.on_blocked(from_shard, waiter),
