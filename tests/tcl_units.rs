@@ -221,3 +221,32 @@ fn monitor_shows_commands_in_order_across_shards() {
         }
     }
 }
+
+/// unit/dump's "MIGRATE is caching connections": after a MIGRATE the
+/// connection to the target stays open (INFO `migrate_cached_sockets`),
+/// is used again, and survives the
+/// target closing it (the next MIGRATE reconnects).
+#[test]
+fn migrate_caches_its_connection_to_the_target() {
+    let (ringkv, redis) = both(&[]);
+    let target = Server::redis(&[]);
+    let port = target.addr().rsplit(':').next().unwrap().to_string();
+    for s in [&ringkv, &redis] {
+        let mut c = s.conn();
+        assert_eq!(info_field(s, "stats", "migrate_cached_sockets").as_deref(), Some("0"), "{}", s.name());
+        c.cmd(&["SET", "key", "v1"]);
+        assert_eq!(c.cmd(&["MIGRATE", "127.0.0.1", &port, "key", "9", "1000"]), Resp::ok(), "{}", s.name());
+        assert_eq!(info_field(s, "stats", "migrate_cached_sockets").as_deref(), Some("1"), "{}", s.name());
+        c.cmd(&["SET", "key", "v2"]);
+        assert_eq!(c.cmd(&["MIGRATE", "127.0.0.1", &port, "key", "9", "1000", "REPLACE"]), Resp::ok(), "{}", s.name());
+        assert_eq!(info_field(s, "stats", "migrate_cached_sockets").as_deref(), Some("1"), "{}", s.name());
+        // The target drops every client: the cached one fails, and is replaced.
+        let mut t = target.conn();
+        t.cmd(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+        c.cmd(&["SET", "key", "v3"]);
+        assert_eq!(c.cmd(&["MIGRATE", "127.0.0.1", &port, "key", "9", "1000", "REPLACE"]), Resp::ok(), "{}", s.name());
+        t.cmd(&["SELECT", "9"]);
+        assert_eq!(t.cmd(&["GET", "key"]), Resp::bulk("v3"), "{}", s.name());
+        t.cmd(&["FLUSHALL"]);
+    }
+}

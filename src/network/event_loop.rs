@@ -1195,6 +1195,7 @@ impl EventLoop {
         }
         let dirty = self.state().dirty;
         self.server.persistence.dirty[self.id].store(dirty, Ordering::Relaxed);
+        crate::commands::migrate::close_idle(now);
         if self.id == 0 {
             if let Some(sig) = crate::signal::shutdown_requested() {
                 self.loop_op = Some(super::held::LoopOp::Shutdown(sig));
