@@ -541,6 +541,12 @@ mod tests {
         assert_eq!(c.port, 7000);
         let c = Config::from_args(&args(&["--port", "7001", "--save"])).unwrap();
         assert!(c.save.is_empty());
+        // A bare flags option is refused (unit/introspection's command line
+        // error cases), in the middle or last.
+        for bare in [&["--shutdown-on-sigint"][..], &["--shutdown-on-sigint", "now force", "--shutdown-on-sigterm"]] {
+            let e = Config::from_args(&args(bare)).unwrap_err();
+            assert!(e.ends_with("argument(s) must be one of the following: default, save, nosave, now, force"), "{}", e);
+        }
         // Several values for one option, and "--name value" in one argument.
         let c = Config::from_args(&args(&["--save", "10", "1", "20", "2", "--maxmemory 1mb"])).unwrap();
         assert_eq!(c.save, vec![(10, 1), (20, 2)]);

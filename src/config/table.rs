@@ -454,6 +454,11 @@ fn normalise(def: &Def, args: &[&str]) -> Result<String, String> {
             }
         },
         Flags(values) => {
+            // No flag at all (a bare `--shutdown-on-sigint` on the command
+            // line) is an error, as in Redis: "default" must be named.
+            if args.is_empty() {
+                return Err(format!("argument(s) must be one of the following: {}", values.join(", ")));
+            }
             let mut set = vec![false; values.len()];
             for w in args {
                 match values.iter().position(|n| n.eq_ignore_ascii_case(w)) {
