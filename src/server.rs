@@ -30,6 +30,10 @@ pub struct Server {
     /// one shard is `MONITOR_BACKLOG_MAX` behind (lines now leave the shard
     /// that ran the command, so no single sender's queues show the backlog).
     pub monitor_lines_queued: Vec<AtomicUsize>,
+    /// MONITOR line stamps, one counter per destination shard: a monitor
+    /// reads lines in the order the commands ran, across shards, as pub/sub
+    /// batches are ordered (`EventLoop::feed_monitor_line`).
+    pub monitor_stamps: crate::messaging::pubsub::DeliveryStamps,
     /// Pub/sub delivery stamps, one counter per destination shard
     /// (`messaging::pubsub::DeliveryStamps`).
     pub delivery_stamps: crate::messaging::pubsub::DeliveryStamps,
@@ -100,6 +104,7 @@ impl Server {
             tracking: Default::default(),
             monitor_lines_queued: (0..shard_count).map(|_| AtomicUsize::new(0)).collect(),
             delivery_stamps: crate::messaging::pubsub::DeliveryStamps::new(shard_count),
+            monitor_stamps: crate::messaging::pubsub::DeliveryStamps::new(shard_count),
             start_ms: crate::util::unix_ms(),
             run_id,
             executable: std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),

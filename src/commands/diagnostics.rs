@@ -529,6 +529,19 @@ fn debug(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             ctx.shard_mut(i).active_expire_enabled = on;
         }
         r.ok();
+    } else if eq_ic(sub, "quicklist-packed-threshold") && argc == 3 {
+        let bytes = std::str::from_utf8(args[2]).ok().and_then(|v| crate::config::table::parse_memory(v).ok());
+        match bytes {
+            Some(b) if crate::types::quicklist::set_packed_threshold_for_new_lists(b as usize) => r.ok(),
+            _ => r.error("ERR argument must be a memory value bigger than 1 and smaller than 4gb"),
+        }
+    } else if eq_ic(sub, "config-rewrite-force-all") && argc == 2 {
+        match super::config::rewrite_force_all(ctx.config()) {
+            Ok(()) => r.ok(),
+            Err(e) => r.error(&format!("ERR CONFIG-REWRITE-FORCE-ALL failed: {}", e)),
+        }
+    } else if eq_ic(sub, "htstats-key") && argc == 3 {
+        debug_htstats_key(ctx, args[2], r);
     } else if eq_ic(sub, "log") && argc == 3 {
         crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(args[2]));
         r.ok();
@@ -738,6 +751,26 @@ fn serialized_len(v: &Value) -> usize {
         }
     };
     rdb_len_bytes(bytes) + bytes
+}
+
+/// DEBUG HTSTATS-KEY: the member table of a big set, hash or sorted set in
+/// Redis's dict terms (`types::table_stats`); a small encoding has none.
+fn debug_htstats_key(ctx: &mut Ctx, key: &[u8], r: &mut Reply) {
+    let Ok(Some(e)) = ctx.lookup_read_no_notify::<super::lookup::AnyKind>(key) else {
+        return r.error(err::NO_SUCH_KEY);
+    };
+    let (main, target) = match &e.value {
+        Value::Set(crate::types::set::Set::Table(t)) => (t.table_stats(), None),
+        Value::Hash(crate::types::hash::Hash::Table(t)) => (t.table_stats(), None),
+        Value::ZSet(crate::types::zset::ZSet::Tree(z)) => z.table_stats(),
+        _ => return r.error("ERR The value stored at the specified key is not represented using an hash table"),
+    };
+    let mut text = String::new();
+    main.write(0, &mut text);
+    if let Some(t) = target {
+        t.write(1, &mut text);
+    }
+    r.verbatim(text.as_bytes());
 }
 
 fn debug_object(ctx: &mut Ctx, key: &[u8], r: &mut Reply) {

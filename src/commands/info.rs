@@ -434,7 +434,7 @@ fn stats(ctx: &Ctx, out: &mut String) {
     let (latest_fork_usec, total_forks) = crate::persistence::snapshot::info_stats_fork(ctx.server);
     field!(out, "latest_fork_usec", "{}", latest_fork_usec);
     field!(out, "total_forks", "{}", total_forks);
-    field!(out, "migrate_cached_sockets", "0");
+    field!(out, "migrate_cached_sockets", "{}", super::migrate::cached_sockets());
     field!(out, "slave_expires_tracked_keys", "0");
     field!(out, "active_defrag_hits", "0");
     field!(out, "active_defrag_misses", "0");

@@ -4,11 +4,20 @@
 //! transfer, up to `timeout` ms per step; here that is the shards owning the
 //! keys (held for a multi-shard KEYS list), not the whole server.
 //!
-//! Unlike Redis, no connection is cached between calls (Redis keeps one per
-//! target for 10 s): each MIGRATE connects, and so always sends SELECT.
+//! Connections are cached per target as Redis's `migrateGetSocket` does:
+//! kept 10 s after their last use (closed by the cron, `close_idle`), at
+//! most 64 per shard thread (a full cache drops one to make room), with the
+//! target's selected db, so that SELECT is sent only when it changes. A
+//! cached socket that fails before any reply is read is dropped and the
+//! MIGRATE tried once more on a new connection (the target may have closed
+//! it while idle), as Redis retries. INFO's `migrate_cached_sockets` counts
+//! them over every shard.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::lookup::AnyKind;
@@ -49,6 +58,67 @@ fn migrate_keys(args: &[&[u8]], out: &mut Vec<usize>) {
         };
     }
     out.push(3);
+}
+
+/// Redis's `MIGRATE_SOCKET_CACHE_TTL`: an idle cached connection closes after this.
+const CACHED_SOCKET_IDLE_MS: i64 = 10_000;
+/// Redis's `MIGRATE_SOCKET_CACHE_ITEMS`, here per shard thread.
+const CACHED_SOCKETS_MAX: usize = 64;
+
+/// A connection kept for the next MIGRATE to the same target.
+struct Cached {
+    stream: TcpStream,
+    /// The db the target has selected (-1: none yet).
+    db: i64,
+    last_use_ms: i64,
+}
+
+thread_local! {
+    /// This shard thread's cached connections, by "host:port".
+    static CACHE: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
+}
+
+/// Cached connections over every shard (INFO `migrate_cached_sockets`).
+static CACHED_SOCKETS: AtomicUsize = AtomicUsize::new(0);
+
+pub fn cached_sockets() -> usize {
+    CACHED_SOCKETS.load(Ordering::Relaxed)
+}
+
+/// The cron's part (`migrateCloseTimedoutSockets`): closes this thread's
+/// connections idle for `CACHED_SOCKET_IDLE_MS`. One load when none is cached.
+pub fn close_idle(now_ms: i64) {
+    if cached_sockets() == 0 {
+        return;
+    }
+    CACHE.with_borrow_mut(|cache| {
+        let before = cache.len();
+        cache.retain(|_, c| now_ms - c.last_use_ms <= CACHED_SOCKET_IDLE_MS);
+        CACHED_SOCKETS.fetch_sub(before - cache.len(), Ordering::Relaxed);
+    });
+}
+
+/// Takes the cached connection to `target` out of the cache (put back by
+/// `keep` after a successful exchange).
+fn take_cached(target: &str) -> Option<Cached> {
+    let c = CACHE.with_borrow_mut(|cache| cache.remove(target))?;
+    CACHED_SOCKETS.fetch_sub(1, Ordering::Relaxed);
+    Some(c)
+}
+
+fn keep(target: String, c: Cached) {
+    CACHE.with_borrow_mut(|cache| {
+        if cache.len() >= CACHED_SOCKETS_MAX {
+            // Full: one goes, as Redis drops a random one.
+            if let Some(k) = cache.keys().next().cloned() {
+                cache.remove(&k);
+                CACHED_SOCKETS.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if cache.insert(target, c).is_none() {
+            CACHED_SOCKETS.fetch_add(1, Ordering::Relaxed);
+        }
+    });
 }
 
 /// MIGRATE's options, parsed before anything is looked at.
@@ -144,69 +214,12 @@ fn migrate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let host = String::from_utf8_lossy(args[1]);
     let port = String::from_utf8_lossy(args[2]);
     let target = format!("{}:{}", host, port);
-    let Some(addr) = target.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-        return r.error(CONNECT_ERROR);
+    let (moved, error) = match exchange(&target, timeout, &o, dbid, &found, now, true) {
+        Ok(done) => done,
+        Err(e) => return r.error(e),
     };
-    let stream = match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => s,
-        // Redis connects without blocking and waits until the socket is
-        // writable, which a refused connection also is: the refusal shows
-        // when it writes.
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return r.error(WRITE_ERROR),
-        Err(_) => return r.error(CONNECT_ERROR),
-    };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    let _ = stream.set_nodelay(true);
-    // AUTH, SELECT, then one RESTORE per key: sent at once, answered in order.
-    let mut out = Vec::new();
-    match (o.username, o.password) {
-        (Some(user), Some(pass)) => encode(&mut out, &[b"AUTH", user, pass]),
-        (None, Some(pass)) => encode(&mut out, &[b"AUTH", pass]),
-        _ => {}
-    }
-    let db = dbid.to_string();
-    encode(&mut out, &[b"SELECT", db.as_bytes()]);
-    for (k, ttl, p) in &found {
-        let ttl = ttl.to_string();
-        let mut cmd: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), p];
-        if o.replace {
-            cmd.push(b"REPLACE");
-        }
-        encode(&mut out, &cmd);
-    }
-    let mut writer = &stream;
-    if writer.write_all(&out).is_err() {
-        return r.error(WRITE_ERROR);
-    }
-    let mut reader = BufReader::new(&stream);
-    let mut line = Vec::new();
-    let mut read_reply = |line: &mut Vec<u8>| -> bool {
-        line.clear();
-        matches!(reader.read_until(b'\n', line), Ok(n) if n > 0 && line.ends_with(b"\r\n"))
-    };
-    let preamble = usize::from(o.password.is_some()) + 1;
-    for _ in 0..preamble {
-        if !read_reply(&mut line) {
-            return r.error("IOERR error or timeout reading to target instance");
-        }
-        if line[0] == b'-' {
-            return target_error(r, &line);
-        }
-    }
-    let mut error: Option<Vec<u8>> = None;
-    let mut moved: Vec<&[u8]> = Vec::new();
-    for (k, _, _) in &found {
-        if !read_reply(&mut line) {
-            return r.error("IOERR error or timeout reading to target instance");
-        }
-        if line[0] == b'-' {
-            error.get_or_insert_with(|| line.clone());
-        } else if !o.copy {
-            moved.push(k);
-        }
-    }
     // The keys the target took are deleted here, propagated as one DEL.
+    let moved: Vec<&[u8]> = moved.iter().map(|&i| found[i].0).collect();
     if !moved.is_empty() {
         let db = ctx.db;
         for k in &moved {
@@ -223,6 +236,114 @@ fn migrate(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         Some(line) => target_error(r, &line),
         None => r.ok(),
     }
+}
+
+/// The keys `found` (key, TTL, payload) sent to `target` over a cached or
+/// new connection: the indexes of those the target took and its first
+/// error line, or the error MIGRATE answers. `may_retry`: a cached
+/// connection that fails before any reply is read is dropped and the
+/// exchange tried once more on a new one.
+#[allow(clippy::type_complexity)]
+fn exchange(
+    target: &str,
+    timeout: Duration,
+    o: &Options,
+    dbid: i64,
+    found: &[(&[u8], i64, Vec<u8>)],
+    now_ms: i64,
+    may_retry: bool,
+) -> Result<(Vec<usize>, Option<Vec<u8>>), &'static str> {
+    let cached = take_cached(target);
+    let from_cache = cached.is_some();
+    let conn = match cached {
+        Some(c) => c,
+        None => {
+            let Some(addr) = target.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+                return Err(CONNECT_ERROR);
+            };
+            let stream = match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(s) => s,
+                // Redis connects without blocking and waits until the socket is
+                // writable, which a refused connection also is: the refusal shows
+                // when it writes.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err(WRITE_ERROR),
+                Err(_) => return Err(CONNECT_ERROR),
+            };
+            let _ = stream.set_nodelay(true);
+            Cached { stream, db: -1, last_use_ms: now_ms }
+        }
+    };
+    let retry = |e: &'static str| {
+        if from_cache && may_retry {
+            exchange(target, timeout, o, dbid, found, now_ms, false)
+        } else {
+            Err(e)
+        }
+    };
+    let stream = &conn.stream;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    // AUTH, SELECT when the target's db changes, then one RESTORE per key:
+    // sent at once, answered in order.
+    let mut out = Vec::new();
+    match (o.username, o.password) {
+        (Some(user), Some(pass)) => encode(&mut out, &[b"AUTH", user, pass]),
+        (None, Some(pass)) => encode(&mut out, &[b"AUTH", pass]),
+        _ => {}
+    }
+    let select = conn.db != dbid;
+    if select {
+        let db = dbid.to_string();
+        encode(&mut out, &[b"SELECT", db.as_bytes()]);
+    }
+    for (k, ttl, p) in found {
+        let ttl = ttl.to_string();
+        let mut cmd: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), p];
+        if o.replace {
+            cmd.push(b"REPLACE");
+        }
+        encode(&mut out, &cmd);
+    }
+    let mut writer = stream;
+    if writer.write_all(&out).is_err() {
+        return retry(WRITE_ERROR);
+    }
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    let mut read_reply = |line: &mut Vec<u8>| -> bool {
+        line.clear();
+        matches!(reader.read_until(b'\n', line), Ok(n) if n > 0 && line.ends_with(b"\r\n"))
+    };
+    const READ_ERROR: &str = "IOERR error or timeout reading to target instance";
+    let preamble = usize::from(o.password.is_some()) + usize::from(select);
+    for n in 0..preamble {
+        if !read_reply(&mut line) {
+            return if n == 0 { retry(READ_ERROR) } else { Err(READ_ERROR) };
+        }
+        if line[0] == b'-' {
+            // A failed AUTH or SELECT: the connection (its RESTORE replies
+            // unread) is not kept.
+            return Ok((Vec::new(), Some(line)));
+        }
+    }
+    let mut error: Option<Vec<u8>> = None;
+    let mut moved = Vec::new();
+    for (i, _) in found.iter().enumerate() {
+        if !read_reply(&mut line) {
+            return if i == 0 && preamble == 0 { retry(READ_ERROR) } else { Err(READ_ERROR) };
+        }
+        if line[0] == b'-' {
+            error.get_or_insert_with(|| line.clone());
+        } else if !o.copy {
+            moved.push(i);
+        }
+    }
+    drop(reader);
+    // After a target's error its db is no longer assumed (Redis's
+    // `last_dbid = -1`): the next MIGRATE selects again.
+    let db = if error.is_some() { -1 } else { dbid };
+    keep(target.to_string(), Cached { stream: conn.stream, db, last_use_ms: now_ms });
+    Ok((moved, error))
 }
 
 /// Redis's "Target instance replied with error: ..." (the target's error

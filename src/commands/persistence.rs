@@ -58,7 +58,7 @@ fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 }
 
 fn bgrewriteaof(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let gate = aof_rewrite::gate(ctx.server);
+    let gate = aof_rewrite::gate(ctx.server, ctx.in_multi);
     fork_or_answer(ctx, r, gate, snapshot::ChildKind::Aof, aof_rewrite::STARTED);
 }
 

@@ -541,6 +541,12 @@ mod tests {
         assert_eq!(c.port, 7000);
         let c = Config::from_args(&args(&["--port", "7001", "--save"])).unwrap();
         assert!(c.save.is_empty());
+        // A bare flags option is refused (unit/introspection's command line
+        // error cases), in the middle or last.
+        for bare in [&["--shutdown-on-sigint"][..], &["--shutdown-on-sigint", "now force", "--shutdown-on-sigterm"]] {
+            let e = Config::from_args(&args(bare)).unwrap_err();
+            assert!(e.ends_with("argument(s) must be one of the following: default, save, nosave, now, force"), "{}", e);
+        }
         // Several values for one option, and "--name value" in one argument.
         let c = Config::from_args(&args(&["--save", "10", "1", "20", "2", "--maxmemory 1mb"])).unwrap();
         assert_eq!(c.save, vec![(10, 1), (20, 2)]);
@@ -548,6 +554,23 @@ mod tests {
         let c = Config::from_args(&args(&["--slaveof", "127.0.0.1", "6379", "--hz", "1000"])).unwrap();
         assert_eq!(c.others["replicaof"], "127.0.0.1 6379");
         assert_eq!(c.hz, 500);
+    }
+
+    /// `save ""` empties the list wherever it comes, after a file's `save`
+    /// lines too (unit/introspection's "CONFIG save params special case":
+    /// `--save ""` after default.conf's `save 900 1`); other `save` lines
+    /// after a file's first add to it.
+    #[test]
+    fn empty_save_after_file_lines_resets() {
+        let d = temp_dir("save");
+        let p = d.join("s.conf");
+        std::fs::write(&p, "save 900 1\n").unwrap();
+        let file = p.to_str().unwrap();
+        assert!(Config::from_args(&args(&[file, "--save", ""])).unwrap().save.is_empty());
+        assert_eq!(Config::from_args(&args(&[file, "--save", "100", "100"])).unwrap().save, vec![(900, 1), (100, 100)]);
+        std::fs::write(&p, "save 900 1\nsave \"\"\nsave 100 10\n").unwrap();
+        assert_eq!(Config::from_args(&args(&[p.to_str().unwrap()])).unwrap().save, vec![(100, 10)]);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -454,6 +454,11 @@ fn normalise(def: &Def, args: &[&str]) -> Result<String, String> {
             }
         },
         Flags(values) => {
+            // No flag at all (a bare `--shutdown-on-sigint` on the command
+            // line) is an error, as in Redis: "default" must be named.
+            if args.is_empty() {
+                return Err(format!("argument(s) must be one of the following: {}", values.join(", ")));
+            }
             let mut set = vec![false; values.len()];
             for w in args {
                 match values.iter().position(|n| n.eq_ignore_ascii_case(w)) {
@@ -593,8 +598,10 @@ fn set_special(c: &mut Config, name: &str, args: &[&str], reading_file: bool) ->
         }
         "save" => {
             let points = parse_save(args)?;
-            // In a file the first `save` line replaces the defaults and later ones add to it.
-            if reading_file && c.save_seen_in_file {
+            // In a file the first `save` line replaces the defaults and later ones add to it;
+            // `save ""` (no points) empties the list wherever it comes, as in Redis
+            // (`--save ""` after a file's `save 900 1` leaves none).
+            if reading_file && c.save_seen_in_file && !points.is_empty() {
                 c.save.extend(points);
             } else {
                 c.save = points;

@@ -394,6 +394,20 @@ impl EventLoop {
             let now = self.clock.now_ms();
             let st = self.set.get_mut(s);
             st.blocking.prune(db, key);
+            // Redis looks the key up with lazy expiry (`lookupKeyReadWithFlags`
+            // in `handleClientsBlockedOnKeys`): a key that expired before it
+            // could serve (SWAPDB, or EXEC's push then PEXPIRE and a sleep)
+            // is deleted as an expiry, its DEL propagated now, the waiters
+            // left blocked. Under a write pause the dataset stays as it is.
+            let server = &self.server;
+            let expired = st
+                .dbs
+                .get_mut(db)
+                .is_some_and(|d| matches!(d.probe_read(key, now, || server.pause_until(now).is_some()), crate::shard::keyspace::Probe::Expired));
+            if expired {
+                st.expired(db, key);
+                st.stream.flush_pending();
+            }
             use crate::messaging::blocking::WaitKind;
             let value = st.dbs.get_mut(db).and_then(|d| d.lookup(key, now, false)).map(|e| &e.value);
             let kind = match value {

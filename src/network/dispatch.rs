@@ -1245,7 +1245,12 @@ impl EventLoop {
     /// Delivers the MONITOR line `call()` left for the command just run (if
     /// any) to every monitoring client: this shard's directly, the others'
     /// through their shard's mailbox, so that each line leaves the shard
-    /// that ran the command, after it ran.
+    /// that ran the command, after it ran. Each copy is stamped for its
+    /// destination (`Server::monitor_stamps`) before the command's reply
+    /// leaves, so a line of the client's next command, run on another
+    /// shard, has a later stamp and is shown after it (unit/introspection's
+    /// "MONITOR supports redacting command arguments" at 3 shards: a hop's
+    /// MIGRATE line came after the caller's next AUTH, run at home).
     /// Inlined: after every command, the check of an empty line.
     #[inline(always)]
     pub(super) fn feed_monitors(&mut self, now_ms: i64) {
@@ -1257,15 +1262,34 @@ impl EventLoop {
     #[inline(never)]
     fn feed_monitor_line(&mut self, now_ms: i64) {
         let line = std::mem::take(&mut self.monitor_line);
-        self.feed_local_monitors(&line, now_ms);
         for s in 0..self.server.shard_count {
-            if s != self.id {
+            let stamp = self.server.monitor_stamps.take(s);
+            if s == self.id {
+                self.accept_monitor_line(stamp, &line, now_ms);
+            } else {
                 self.server.monitor_lines_queued[s].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.send_to(s, Message::MonitorLine { line: line.clone() });
+                self.send_to(s, Message::MonitorLine { stamp, line: line.clone() });
             }
         }
         self.monitor_line = line;
         self.monitor_line.clear();
+    }
+
+    /// Feeds line `stamp` to this shard's monitors once every line stamped
+    /// before it has been fed; a line that comes early waits (one mailbox
+    /// hop at most: its predecessors' stamps were taken before it).
+    pub(super) fn accept_monitor_line(&mut self, stamp: u64, line: &[u8], now_ms: i64) {
+        if stamp != self.monitor_next {
+            debug_assert!(stamp > self.monitor_next, "a MONITOR stamp came twice");
+            self.monitor_early.insert(stamp, line.to_vec());
+            return;
+        }
+        self.feed_local_monitors(line, now_ms);
+        self.monitor_next += 1;
+        while let Some(l) = self.monitor_early.remove(&self.monitor_next) {
+            self.feed_local_monitors(&l, now_ms);
+            self.monitor_next += 1;
+        }
     }
 }
 

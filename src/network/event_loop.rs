@@ -136,6 +136,10 @@ pub struct EventLoop {
     pub defer_taskrun: bool,
     /// The MONITOR line of the command just run (`exec::call`), reused.
     pub monitor_line: Vec<u8>,
+    /// MONITOR lines for this shard's monitors in stamp order: the next
+    /// stamp due, and lines that came before it (`accept_monitor_line`).
+    pub monitor_next: u64,
+    pub monitor_early: std::collections::BTreeMap<u64, Vec<u8>>,
     /// Intents this shard coordinates, queued and not yet run (`held`).
     pub intents: Vec<super::held::PendingIntent>,
     /// Who owns the intents `with_held` queues now.
@@ -239,6 +243,8 @@ impl EventLoop {
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
             monitor_line: Vec::new(),
+            monitor_next: 0,
+            monitor_early: Default::default(),
             intents: Vec::new(),
             intent_owner: Default::default(),
             loop_op: None,
@@ -1087,10 +1093,10 @@ impl EventLoop {
                 }
                 self.deliver_reply(conn, seq, args);
             }
-            Message::MonitorLine { line } => {
+            Message::MonitorLine { stamp, line } => {
                 self.server.monitor_lines_queued[self.id].fetch_sub(1, Ordering::Relaxed);
                 let now = self.clock.now_ms();
-                self.feed_local_monitors(&line, now);
+                self.accept_monitor_line(stamp, &line, now);
             }
             m @ (Message::Deliver { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
             Message::Blocked { waiter } => self.on_blocked(from_shard, waiter),
@@ -1225,6 +1231,7 @@ impl EventLoop {
         }
         let dirty = self.state().dirty;
         self.server.persistence.dirty[self.id].store(dirty, Ordering::Relaxed);
+        crate::commands::migrate::close_idle(now);
         if self.id == 0 {
             if let Some(sig) = crate::signal::shutdown_requested() {
                 self.loop_op = Some(super::held::LoopOp::Shutdown(sig));

@@ -183,16 +183,19 @@ pub const STARTED: &str = "Background append only file rewriting started";
 pub const CANT_START: &str = "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
 
 /// BGREWRITEAOF's answer when it must not fork now (`bgrewriteaofCommand`):
-/// a rewrite runs, or another child does (the rewrite is then scheduled for
-/// the cron). None: fork now.
-pub fn gate(server: &Server) -> Option<Result<&'static str, &'static str>> {
-    let kind = server.persistence.lock().child.as_ref()?.kind;
-    Some(if kind == snapshot::ChildKind::Aof {
-        Err(IN_PROGRESS)
-    } else {
-        lock(&server.aof_rewrite).scheduled = true;
-        Ok(SCHEDULED)
-    })
+/// a rewrite runs, or another child does, or it runs inside EXEC (`in_exec`:
+/// the rewrite is then scheduled for the cron, as Redis defers a fork out
+/// of a transaction). None: fork now.
+pub fn gate(server: &Server, in_exec: bool) -> Option<Result<&'static str, &'static str>> {
+    let kind = server.persistence.lock().child.as_ref().map(|c| c.kind);
+    if kind == Some(snapshot::ChildKind::Aof) {
+        return Some(Err(IN_PROGRESS));
+    }
+    if kind.is_none() && !in_exec {
+        return None;
+    }
+    lock(&server.aof_rewrite).scheduled = true;
+    Some(Ok(SCHEDULED))
 }
 
 /// The parent's part at the cut, every shard held, right before fork():
@@ -581,15 +584,21 @@ pub fn stop_append_only(server: &Server, shards: &mut ShardSet, config: &Config)
 }
 
 /// CONFIG SET appendonly yes (`startAppendOnly`), every shard held: the
-/// AOF waits for a rewrite, started now or when the running child ends.
+/// AOF waits for a rewrite, started now or when the running child ends, or
+/// (`in_exec`, inside EXEC) from the cron after the transaction.
 /// Err: Redis's CONFIG SET reason.
-pub fn start_append_only(server: &Server, shards: &mut ShardSet, config: &Config) -> Result<(), &'static str> {
+pub fn start_append_only(server: &Server, shards: &mut ShardSet, config: &Config, in_exec: bool) -> Result<(), &'static str> {
     lock(&server.aof_rewrite).state = AofState::WaitRewrite;
     let kind = server.persistence.lock().child.as_ref().map(|c| c.kind);
     match kind {
         Some(k) if k != snapshot::ChildKind::Aof => {
             lock(&server.aof_rewrite).scheduled = true;
             crate::warning!("AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible.");
+            return Ok(());
+        }
+        _ if in_exec => {
+            lock(&server.aof_rewrite).scheduled = true;
+            crate::warning!("AOF was enabled during a transaction. An AOF background was scheduled to start when possible.");
             return Ok(());
         }
         Some(_) => {

@@ -53,8 +53,10 @@ pub enum Message {
     /// The encoded reply to a `Request`, in `args.data` (the request's own
     /// buffers come back, so forwarding allocates nothing in steady state).
     Reply { conn: ConnToken, seq: u64, args: PackedArgs },
-    /// A MONITOR line for every monitoring client of the receiving shard.
-    MonitorLine { line: Vec<u8> },
+    /// A MONITOR line for every monitoring client of the receiving shard;
+    /// `stamp` orders it among every line sent to that shard
+    /// (`Server::monitor_stamps`).
+    MonitorLine { stamp: u64, line: Vec<u8> },
     /// Pub/sub messages for connections of the receiving shard, from the
     /// owner of their channels (`messaging::pubsub`).
     /// `stamp` orders it among every batch sent to that shard (see

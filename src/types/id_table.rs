@@ -13,6 +13,8 @@
 //! Buckets hold `id + 1` (0: empty), so a new table is zeroed memory the
 //! allocator hands out without writing it.
 
+use super::table_stats::TableStats;
+
 /// One table: `id + 1` per bucket, a power of two long (or empty).
 #[derive(Clone, Default)]
 struct Buckets {
@@ -103,6 +105,20 @@ impl IdTable {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.table.used + self.old.as_ref().map_or(0, |m| m.table.used)
+    }
+
+    /// DEBUG HTSTATS-KEY's figures, as Redis's dict shows a rehash: the
+    /// table being emptied is the main one (0), the new one the rehashing
+    /// target (1); `hash_of` gives a stored id's hash.
+    pub fn stats(&self, hash_of: impl Fn(u32) -> u64) -> (TableStats, Option<TableStats>) {
+        let of = |t: &Buckets| {
+            let mask = t.slots.len().wrapping_sub(1);
+            TableStats::from_homes(t.slots.len(), t.slots.iter().filter(|&&b| b != 0).map(|&b| hash_of(b - 1) as usize & mask))
+        };
+        match &self.old {
+            Some(m) => (of(&m.table), Some(of(&self.table))),
+            None => (of(&self.table), None),
+        }
     }
 
     /// The id whose member satisfies `eq`, among those hashing to `hash`.

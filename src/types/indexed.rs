@@ -89,6 +89,11 @@ impl<T: Member> Indexed<T> {
     }
 
     #[inline]
+    /// DEBUG HTSTATS-KEY's figures of the index.
+    pub fn table_stats(&self) -> super::table_stats::TableStats {
+        self.0.index.stats()
+    }
+
     pub fn len(&self) -> usize {
         self.0.entries.len()
     }

@@ -47,6 +47,12 @@ impl Index {
         (n * 4 / 3 + 1).next_power_of_two().max(8)
     }
 
+    /// DEBUG HTSTATS-KEY's figures: each member counted at its home bucket.
+    pub fn stats(&self) -> super::table_stats::TableStats {
+        let mask = self.slots.len().wrapping_sub(1);
+        super::table_stats::TableStats::from_homes(self.slots.len(), self.slots.iter().filter(|&&b| b != 0).map(|&b| (b >> 32) as usize & mask))
+    }
+
     /// Bytes of buckets (MEMORY USAGE).
     pub fn bytes(&self) -> usize {
         self.slots.len() * 8

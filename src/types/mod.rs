@@ -79,6 +79,7 @@ pub mod set;
 pub mod stream;
 pub mod stream_cg;
 pub mod stream_persist;
+pub mod table_stats;
 pub mod zset;
 pub mod zset_tree;
 

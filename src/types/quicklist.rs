@@ -88,6 +88,28 @@ pub const FILL_MAX: i32 = (1 << 15) - 1;
 /// (`packed_threshold`, 1 GiB by default).
 pub const PACKED_THRESHOLD_BYTES_DEFAULT: usize = 1 << 30;
 
+/// The server-wide threshold `DEBUG QUICKLIST-PACKED-THRESHOLD` sets (a
+/// global in Redis's quicklist.c too): every list created afterwards, on
+/// any shard, starts with it (`Quicklist::new`). A list keeps the value it
+/// was created with, so the push path reads its own field, not this.
+static PACKED_THRESHOLD_BYTES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(PACKED_THRESHOLD_BYTES_DEFAULT as u32);
+
+/// Redis's refusal bound for the threshold (`quicklistSetPackedThreshold`):
+/// 4 GiB - 1 MiB.
+const PACKED_THRESHOLD_BYTES_MAX: usize = (1 << 32) - (1 << 20);
+
+/// `DEBUG QUICKLIST-PACKED-THRESHOLD <size>`: lists created from now on put
+/// elements of `bytes` or more in plain nodes; 0 restores the default.
+/// False (nothing changed) over `PACKED_THRESHOLD_BYTES_MAX`.
+pub fn set_packed_threshold_for_new_lists(bytes: usize) -> bool {
+    if bytes > PACKED_THRESHOLD_BYTES_MAX {
+        return false;
+    }
+    let bytes = if bytes == 0 { PACKED_THRESHOLD_BYTES_DEFAULT } else { bytes };
+    PACKED_THRESHOLD_BYTES.store(bytes as u32, std::sync::atomic::Ordering::Relaxed);
+    true
+}
+
 /// One quicklist node, as RDB type 18 writes it: container 2, a listpack
 /// of elements, or container 1, one large element as raw bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -307,16 +329,17 @@ impl Quicklist {
             nodes: VecDeque::new(),
             count: 0,
             fill: fill.clamp(-5, FILL_MAX) as i16,
-            packed_threshold_bytes: PACKED_THRESHOLD_BYTES_DEFAULT as u32,
+            packed_threshold_bytes: PACKED_THRESHOLD_BYTES.load(std::sync::atomic::Ordering::Relaxed),
             compress_depth: 0,
         }
     }
 
-    /// `DEBUG QUICKLIST-PACKED-THRESHOLD`: elements of `bytes` or more get
-    /// plain nodes from now on; 0 restores the default. Redis refuses
-    /// more than 4 GiB - 1 MiB (false here).
+    /// This list's threshold (`set_packed_threshold_for_new_lists` sets
+    /// the one new lists get): elements of `bytes` or more get plain nodes
+    /// from now on; 0 restores the default. Redis refuses more than
+    /// 4 GiB - 1 MiB (false here).
     pub fn set_packed_threshold(&mut self, bytes: usize) -> bool {
-        if bytes > (1 << 32) - (1 << 20) {
+        if bytes > PACKED_THRESHOLD_BYTES_MAX {
             return false;
         }
         self.packed_threshold_bytes = if bytes == 0 { PACKED_THRESHOLD_BYTES_DEFAULT } else { bytes } as u32;

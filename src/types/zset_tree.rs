@@ -283,6 +283,12 @@ impl SortedSetBody {
         self.table.find(self.hash(member), |id| *slab[id as usize].member == *member)
     }
 
+    /// DEBUG HTSTATS-KEY's figures of the member table (`IdTable::stats`).
+    pub fn table_stats(&self) -> (super::table_stats::TableStats, Option<super::table_stats::TableStats>) {
+        let slab = &self.slab;
+        self.table.stats(|id| slab[id as usize].hash)
+    }
+
     fn table_insert(&mut self, id: u32) {
         let slab = &self.slab;
         self.table.insert(slab[id as usize].hash, id, |id| slab[id as usize].hash);

@@ -16,7 +16,11 @@
 # The filter is started orphaned (not the server's child): a child of ours
 # left under the server would be what get_child_pid finds instead of a BGSAVE
 # child (the tests that kill -9 the child then wait for a save that never ends).
-port=$(awk '$1=="port"{p=$2} END{print p}' "$1")
+# The command-line error tests run it without a config file and with no
+# usable port (`--port`, `--port --bla`): the filter then waits for the
+# server's output to end instead of a port.
+port=""
+[ -f "$1" ] && port=$(awk '$1=="port"{p=$2} END{print p}' "$1")
 for ((i = 2; i <= $#; i++)); do
     if [ "${!i}" = "--port" ]; then j=$((i + 1)); port=${!j}; fi
 done

@@ -17,7 +17,10 @@ def listening(port):
 
 
 def main():
-    fifo, port, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    fifo, port, pid = sys.argv[1], sys.argv[2], sys.argv[3]
+    # No port to watch (a command-line error test: `--port --bla`): the
+    # line is written when the server's output ends.
+    port = int(port) if port.isdigit() else None
     fd = os.open(fifo, os.O_RDONLY)
     os.unlink(fifo)
     out = sys.stdout.buffer
@@ -25,7 +28,7 @@ def main():
     while True:
         ready, _, _ = select.select([fd], [], [], 0.02)
         data = os.read(fd, 65536) if ready else None
-        if not announced and (data == b"" or listening(port)):
+        if not announced and (data == b"" or (port is not None and listening(port))):
             out.write(b" PID: " + pid.encode() + b"\n" + held)
             announced, held = True, b""
         if data == b"":
