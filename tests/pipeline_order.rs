@@ -80,7 +80,7 @@ fn pipelined_writes_notify_in_command_order_over_two_shards() {
         for _ in 0..total {
             let m = sub.read();
             let key = text(&m.array()[2]).split_once("__:").unwrap().1.to_string();
-            let w: usize = key[3..].split(|c| c == ':').next().unwrap().parse().unwrap();
+            let w: usize = key[3..].split(':').next().unwrap().parse().unwrap();
             seen[w].push((text(&m.array()[3]), key));
         }
         for (w, pairs) in plan.iter().enumerate() {
@@ -152,4 +152,33 @@ fn a_pushed_name_finds_its_key_set_over_three_shards() {
     });
     assert_eq!(popped.load(Ordering::Relaxed), total, "every pushed name popped");
     assert_eq!(missing, 0, "names popped before their key was set");
+}
+
+/// The opt-out (`cross-shard-pipeline-order`, hidden: not in `CONFIG GET *`,
+/// as every ringkv-only config): `yes` by default, a yes/no value.
+#[test]
+fn the_order_rule_can_be_turned_off_by_name() {
+    let rk = Server::ringkv(&["--shards", "2"]);
+    if rk.name() != "ringkv" {
+        return;
+    }
+    let mut c = rk.conn();
+    let get = |c: &mut Conn| c.cmd(&["CONFIG", "GET", "cross-shard-pipeline-order"]).array().iter().map(text).collect::<Vec<_>>();
+    assert_eq!(get(&mut c), ["cross-shard-pipeline-order", "yes"]);
+    assert!(!c.cmd(&["CONFIG", "GET", "*"]).array().iter().any(|n| n.opt_bytes().as_deref() == Some(b"cross-shard-pipeline-order")));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "cross-shard-pipeline-order", "no"]), Resp::ok());
+    assert_eq!(get(&mut c), ["cross-shard-pipeline-order", "no"]);
+    assert!(matches!(c.cmd(&["CONFIG", "SET", "cross-shard-pipeline-order", "maybe"]), Resp::Error(_)));
+    // Off, a pipeline over both shards still answers in order.
+    let keys = keys_per_shard("pooff", 2);
+    let mut batch = Vec::new();
+    for i in 0..100 {
+        encode_into(&mut batch, &["SET", &keys[i % 2], &i.to_string()]);
+        encode_into(&mut batch, &["GET", &keys[i % 2]]);
+    }
+    c.send_raw(&batch);
+    for i in 0..100 {
+        assert_eq!(c.read(), Resp::ok());
+        assert_eq!(c.read(), Resp::bulk(i.to_string()));
+    }
 }
