@@ -158,6 +158,9 @@ pub struct Conn {
     /// Deferred by `order_may_go`: the replies coming back resume it once
     /// no single-key command is out (not retried every loop turn).
     pub order_wait: bool,
+    /// Flushes in a row its replies were kept back while `order_wait`
+    /// (`EventLoop::flush_sends`).
+    pub order_held: u8,
     /// The peer has finished sending (EOF): no more receives; what it sent
     /// still runs and its replies are sent, then the connection closes.
     pub eof: bool,
@@ -239,6 +242,7 @@ impl Conn {
             forward_mixed: false,
             forward_wrote: false,
             order_wait: false,
+            order_held: 0,
             eof: false,
             blocked: None,
             block_pending: false,

@@ -13,15 +13,26 @@
 //! rest of the batch stays in the query buffer until the replies are back
 //! ("has run": the reply leaves after the command and its events), and the
 //! reply that empties the connection's forwarded count resumes it
-//! (`Conn::order_wait`, not retried every turn). Without the rule a
-//! subscriber or a BLPOP consumer could be told "ready" (`LPUSH` on this
-//! shard) and then miss `data` (`SET` still in the other shard's mailbox):
+//! (`Conn::order_wait`, not retried every turn); the replies already in
+//! wait for the rest of the batch's, in one send (`EventLoop::flush_sends`,
+//! up to a send buffer and four waits). Without the rule a
+//! subscriber or a BLPOP consumer could be told "ready" (`LPUSH` on one
+//! shard) and then miss `data` (`SET` still in another shard's mailbox):
 //! tests/pipeline_order.rs. Reads after reads still run side by side (only
 //! a concurrent writer on two keys could tell, as between two connections).
 //! Hops are not counted: their keys stay marked until their parts have run
-//! (`network::hop`, "Order per connection"). Cost: a pipeline of SETs over
-//! two shards waits about once per four commands (perf/RESULTS.md,
-//! "Pipelined order across shards").
+//! (`network::hop`, "Order per connection"). Cost: a `-P 16` pipeline of
+//! SETs over two shards waits about once per four commands: +10-19% server
+//! CPU per request with 50 clients (+62-68% before its replies were held
+//! for one send: a send and a client wake-up per wait), 3.25x for one
+//! connection at `-P 100`; reads and `-P 1` unchanged (perf/RESULTS.md,
+//! "Pipelined order across shards"). A client that
+//! streams without pacing pays most: every wait resumes it by moving the
+//! rest of its query buffer to the front (`process_input`), and a
+//! backlog of hundreds of MB made that ~13 ms a wait (600 replies in 8 s
+//! against 14-33k): a query buffer consumed from an offset is the fix
+//! left to do. Hidden config `cross-shard-pipeline-order no` turns the
+//! rule off.
 
 use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
