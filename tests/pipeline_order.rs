@@ -102,7 +102,7 @@ fn a_pushed_name_finds_its_key_set_over_three_shards() {
     const CONSUMERS: usize = 6;
     const PAIRS: usize = 200;
     // Each round a writer's fresh connection: they land on every shard.
-    const ROUNDS: usize = 6;
+    const ROUNDS: usize = 15;
     let rk = Server::ringkv(&["--shards", "3"]);
     let lists: Vec<String> = (0..3).map(|s| on_shard("poq", s, 3)).collect();
     let total = (WRITERS * ROUNDS * PAIRS) as u64;
