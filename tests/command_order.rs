@@ -301,9 +301,8 @@ fn single_key_events_reach_exact_channel_subscribers_in_command_order() {
         for round in 0..150 {
             // A fresh connection each round: they land on every shard.
             // x and y pipelined (one shard runs them in turn), z after
-            // their replies: pipelined single-key commands of different
-            // shards run side by side, their events unordered (not this
-            // test's subject).
+            // their replies (pipelined commands of different shards:
+            // tests/pipeline_order.rs).
             let mut c = rk.conn();
             for (cmd, ok) in [(vec!["SET", "", "v"], Resp::ok()), (vec!["DEL", ""], Resp::Int(1))] {
                 let with = |k: &str| cmd.iter().map(|a| if a.is_empty() { k.to_string() } else { a.to_string() }).collect::<Vec<_>>();

@@ -215,6 +215,10 @@ pub const DEFS: &[Def] = &[
     // ringkv's own (`network::route`): which path commands over several
     // shards take (`auto`; `hops` or `held` force one, for tests and benchmarks).
     d("cross-shard-route", "", HIDDEN, Enum(CROSS_SHARD_ROUTE), "auto"),
+    // ringkv's own (`network::dispatch`, "Order across shards"): `no`
+    // lets one connection's pipelined single-key commands for different
+    // shards run side by side (replies still in order), as before order20.
+    d("cross-shard-pipeline-order", "", HIDDEN, Bool, "yes"),
     d("active-expire-effort", "", 0, Int(1, 10), "1"),
     d("hz", "", 0, Int(0, INT_MAX), "10"),
     d("min-replicas-to-write", "min-slaves-to-write", 0, Int(0, INT_MAX), "0"),

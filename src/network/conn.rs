@@ -151,6 +151,16 @@ pub struct Conn {
     /// still out went to more than that one (`publish_may_go`).
     pub forward_target: u32,
     pub forward_mixed: bool,
+    /// A single-key command out on another shard may have an effect others
+    /// see (it is not `readonly`): set when it leaves, cleared when no
+    /// single-key command is out (`order_may_go`).
+    pub forward_wrote: bool,
+    /// Deferred by `order_may_go`: the replies coming back resume it once
+    /// no single-key command is out (not retried every loop turn).
+    pub order_wait: bool,
+    /// Flushes in a row its replies were kept back while `order_wait`
+    /// (`EventLoop::flush_sends`).
+    pub order_held: u8,
     /// The peer has finished sending (EOF): no more receives; what it sent
     /// still runs and its replies are sent, then the connection closes.
     pub eof: bool,
@@ -230,6 +240,9 @@ impl Conn {
             throttled: false,
             forward_target: 0,
             forward_mixed: false,
+            forward_wrote: false,
+            order_wait: false,
+            order_held: 0,
             eof: false,
             blocked: None,
             block_pending: false,
@@ -255,6 +268,28 @@ impl Conn {
     /// target: FIFO to one owner keeps a pipeline to one channel at speed.
     pub fn publish_may_go(&self, target: usize, me: usize) -> bool {
         self.forwarded == 0 || (target != me && !self.forward_mixed && self.forward_target as usize == target)
+    }
+
+    /// Whether a single-shard command for shard `target` may start now
+    /// (`me`: this connection's shard; `read`: the command is `readonly`).
+    /// The rule ("Order across shards" in `network::dispatch`): a command
+    /// starts only when every earlier single-key command of its connection
+    /// that may have an effect others see has run, and one with such an
+    /// effect only when every earlier one has run; FIFO to one shard keeps
+    /// a run for the same shard in order without a wait. Hops are not
+    /// counted: their keys' marks order what follows them.
+    #[inline(always)]
+    pub fn order_may_go(&self, target: usize, me: usize, read: bool) -> bool {
+        self.forwarded == self.hops || (target != me && !self.forward_mixed && self.forward_target as usize == target) || (read && !self.forward_wrote)
+    }
+
+    /// Whether a reply that came back resumes this deferred connection:
+    /// none out (the first command may go whatever it waited for), enough
+    /// back for a throttled one, or no single-key command out for one that
+    /// waits on `order_may_go`.
+    #[inline(always)]
+    pub fn resumes_on_reply(&self) -> bool {
+        self.deferred && (self.slots.is_empty() || self.throttled && self.forwarded <= FORWARDED_RESUME || self.order_wait && self.forwarded == self.hops)
     }
 
     /// Records a request forwarded to shard `target` (before `forwarded`
@@ -313,6 +348,9 @@ impl Conn {
     pub fn fill_slot(&mut self, seq: u64, p: PackedArgs) {
         if let Some(slot) = self.slots.iter_mut().find(|s| s.seq == seq && s.ready.is_none()) {
             self.forwarded -= 1;
+            if self.forwarded == self.hops {
+                self.forward_wrote = false;
+            }
             self.slot_bytes += p.data.len();
             slot.ready = Some(p);
         }
@@ -332,6 +370,7 @@ impl Conn {
         }
         self.slot_bytes = 0;
         self.forwarded = 0;
+        self.forward_wrote = false;
         self.hops = 0;
         self.hop_hold = HopHold::Free;
     }

@@ -1,6 +1,38 @@
 //! From parsed request to reply: lookup, arity, authentication, routing to
 //! the owning shard (in place, by message, or held), statistics, slowlog,
 //! reply order. Everything that is the same for every command is here, once.
+//!
+//! **Order across shards.** One connection's commands take effect in its
+//! order, as Redis runs them: *a single-shard command starts only when every
+//! earlier single-key command of its connection that is not `readonly` has
+//! run, and one that is not `readonly` only when every earlier one has run;
+//! commands for the shard the earlier ones went to follow them without a
+//! wait* (`Conn::order_may_go`). The mailbox to one shard is FIFO, so a run
+//! of commands for one shard travels as before; at a switch of shard the
+//! rule forbids (a write here after a SET still out on another shard), the
+//! rest of the batch stays in the query buffer until the replies are back
+//! ("has run": the reply leaves after the command and its events), and the
+//! reply that empties the connection's forwarded count resumes it
+//! (`Conn::order_wait`, not retried every turn); the replies already in
+//! wait for the rest of the batch's, in one send (`EventLoop::flush_sends`,
+//! up to a send buffer and four waits). Without the rule a
+//! subscriber or a BLPOP consumer could be told "ready" (`LPUSH` on one
+//! shard) and then miss `data` (`SET` still in another shard's mailbox):
+//! tests/pipeline_order.rs. Reads after reads still run side by side (only
+//! a concurrent writer on two keys could tell, as between two connections).
+//! Hops are not counted: their keys stay marked until their parts have run
+//! (`network::hop`, "Order per connection"). Cost: a `-P 16` pipeline of
+//! SETs over two shards waits about once per four commands: +10-19% server
+//! CPU per request with 50 clients (+62-68% before its replies were held
+//! for one send: a send and a client wake-up per wait), 3.25x for one
+//! connection at `-P 100`; reads and `-P 1` unchanged (perf/RESULTS.md,
+//! "Pipelined order across shards"). A client that
+//! streams without pacing pays most: every wait resumes it by moving the
+//! rest of its query buffer to the front (`process_input`), and a
+//! backlog of hundreds of MB made that ~13 ms a wait (600 replies in 8 s
+//! against 14-33k): a query buffer consumed from an offset is the fix
+//! left to do. Hidden config `cross-shard-pipeline-order no` turns the
+//! rule off.
 
 use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
@@ -16,6 +48,13 @@ pub(super) const CALLER_FIELDS: usize = 2;
 
 /// Commands parsed ahead of execution, whose keys are prefetched together.
 const PARSE_AHEAD: usize = super::prefetch::PREFETCH_BATCH;
+
+/// `cross-shard-pipeline-order` as last read (`EventLoop::pipeline_order_strict`).
+#[derive(Default)]
+pub struct PipelineOrder {
+    relaxed: bool,
+    read_ms: i64,
+}
 
 /// What the connection's parse loop does next.
 #[derive(PartialEq, Eq, Debug)]
@@ -730,6 +769,18 @@ impl EventLoop {
                 return Flow::Defer;
             }
         }
+        if let Some(t) = mask.only().filter(|_| !covered) {
+            // Order across shards (module doc): after a single-key command
+            // of this connection still out on another shard, the ones the
+            // rule holds back wait for its reply.
+            let conn = self.conns[index as usize].as_ref().unwrap();
+            if !conn.order_may_go(t, self.id, spec.flags & flags::READONLY != 0) && self.pipeline_order_strict() {
+                let conn = self.conns[index as usize].as_mut().unwrap();
+                conn.deferred = true;
+                conn.order_wait = true;
+                return Flow::Defer;
+            }
+        }
         if mask.only().is_some() && !covered && spec.flags & flags::READONLY == 0 && self.conns[index as usize].as_ref().unwrap().hops != 0 {
             // After a hop of this connection still in flight, while
             // keyspace events are on: its events are published when its
@@ -777,6 +828,21 @@ impl EventLoop {
             },
         };
         self.command_done(index, spec, flow)
+    }
+
+    /// `cross-shard-pipeline-order` (hidden config, `yes` by default: the
+    /// rule in the module doc; `no`: pipelined single-key commands for
+    /// different shards run side by side, their replies still in order),
+    /// read from the config at most every 100 ms, and only when the rule
+    /// would hold a command back.
+    #[inline(never)]
+    fn pipeline_order_strict(&mut self) -> bool {
+        let now = self.clock.now_ms();
+        if now - self.pipeline_order.read_ms >= 100 {
+            self.pipeline_order.read_ms = now;
+            self.pipeline_order.relaxed = self.state().config.others.get("cross-shard-pipeline-order").is_some_and(|v| v == "no");
+        }
+        !self.pipeline_order.relaxed
     }
 
     /// A command ran or was sent on (not deferred): CLIENT CACHING's flag
@@ -1067,6 +1133,7 @@ impl EventLoop {
         let seq = conn.next_seq;
         conn.next_seq += 1;
         conn.note_forward(target);
+        conn.forward_wrote |= CommandTable::get().specs[id].flags & flags::READONLY == 0;
         conn.forwarded += 1;
         conn.slots.push_back(Slot { seq, ready: None, discard });
         // `databases` is at most INT_MAX: a u32 holds every index.

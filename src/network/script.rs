@@ -42,7 +42,7 @@
 //! A script run by EXEC (EVAL inside MULTI) runs inline on the EXEC's
 //! thread: the other shards serve -BUSY, the EXEC's own shard does not.
 
-use super::conn::{recycle, Closing, FORWARDED_RESUME};
+use super::conn::{recycle, Closing};
 use super::dispatch::{queue_reply, reply_mode_after_command, take_discard, unknown_command_error, Flow};
 use super::event_loop::EventLoop;
 use crate::commands::{flags, CommandTable, Ctx};
@@ -295,8 +295,9 @@ impl EventLoop {
         c.fill_slot(seq, args);
         c.drain_slots(&mut self.pool);
         c.block_pending &= !c.slots.is_empty();
-        if c.deferred && (c.slots.is_empty() || c.throttled && c.forwarded <= FORWARDED_RESUME) {
+        if c.resumes_on_reply() {
             c.throttled = false;
+            c.order_wait = false;
             if !self.deferred.contains(&index) {
                 self.deferred.push(index);
             }
