@@ -53,12 +53,12 @@ fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             return;
         }
     }
-    let gate = snapshot::bgsave_gate(&ctx.server.persistence, schedule);
+    let gate = snapshot::bgsave_gate(&ctx.server.persistence, schedule, ctx.in_multi);
     fork_or_answer(ctx, r, gate, snapshot::ChildKind::Rdb, "Background saving started");
 }
 
 fn bgrewriteaof(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
-    let gate = aof_rewrite::gate(ctx.server);
+    let gate = aof_rewrite::gate(ctx.server, ctx.in_multi);
     fork_or_answer(ctx, r, gate, snapshot::ChildKind::Aof, aof_rewrite::STARTED);
 }
 

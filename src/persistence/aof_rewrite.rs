@@ -183,16 +183,18 @@ pub const STARTED: &str = "Background append only file rewriting started";
 pub const CANT_START: &str = "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.";
 
 /// BGREWRITEAOF's answer when it must not fork now (`bgrewriteaofCommand`):
-/// a rewrite runs, or another child does (the rewrite is then scheduled for
-/// the cron). None: fork now.
-pub fn gate(server: &Server) -> Option<Result<&'static str, &'static str>> {
-    let kind = server.persistence.lock().child.as_ref()?.kind;
-    Some(if kind == snapshot::ChildKind::Aof {
-        Err(IN_PROGRESS)
-    } else {
-        lock(&server.aof_rewrite).scheduled = true;
-        Ok(SCHEDULED)
-    })
+/// a rewrite runs, or another child does, or the command runs inside EXEC
+/// (`in_exec`; the rewrite is then scheduled for the cron). None: fork now.
+pub fn gate(server: &Server, in_exec: bool) -> Option<Result<&'static str, &'static str>> {
+    let kind = server.persistence.lock().child.as_ref().map(|c| c.kind);
+    if kind == Some(snapshot::ChildKind::Aof) {
+        return Some(Err(IN_PROGRESS));
+    }
+    if kind.is_none() && !in_exec {
+        return None;
+    }
+    lock(&server.aof_rewrite).scheduled = true;
+    Some(Ok(SCHEDULED))
 }
 
 /// The parent's part at the cut, every shard held, right before fork():
