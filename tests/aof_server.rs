@@ -540,6 +540,57 @@ fn truncated_tail_refuses_to_start_or_loads_up_to_the_last_command() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Refusals that name a file or a manifest line, logged as redis-server
+/// 7.0 logs them for the same directory: an unknown command names the incr
+/// file it is in, a bad manifest line gets Redis's banner, line and reason.
+#[test]
+fn refusals_name_the_file_and_the_manifest_line_as_redis() {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always"]);
+    rk.conn().cmd(&["SET", "k", "v"]);
+    let unknown = copy_aof_dir("ringkv-aofsrv", &rk.dir, "unknown-cmd");
+    let bad_manifest = copy_aof_dir("ringkv-aofsrv", &rk.dir, "bad-manifest");
+    drop(rk);
+    let append = |path: PathBuf, bytes: &[u8]| {
+        let mut all = std::fs::read(&path).unwrap();
+        all.extend_from_slice(bytes);
+        std::fs::write(path, all).unwrap();
+    };
+    append(unknown.join("appendonlydir/appendonly.aof.1.incr.aof"), b"*2\r\n$5\r\nFOOBA\r\n$1\r\nx\r\n");
+    append(bad_manifest.join("appendonlydir/appendonly.aof.manifest"), b"file foo seq x type q\n");
+    let cases: [(&Path, &[&str]); 2] = [
+        (&unknown, &["# Unknown command 'FOOBA' reading the append only file appendonly.aof.1.incr.aof\n"]),
+        (
+            &bad_manifest,
+            &[
+                "*** FATAL AOF MANIFEST FILE ERROR ***\n",
+                "# Reading the manifest file, at line 3\n",
+                "# >>> 'file foo seq x type q'\n",
+                "# Invalid AOF manifest file format\n",
+            ],
+        ),
+    ];
+    let ringkv = std::env::var_os("RINGKV_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_ringkv").into());
+    for (dir, lines) in cases {
+        for (who, bin) in [("ringkv", ringkv.as_os_str()), ("redis-server", "redis-server".as_ref())] {
+            // A copy per server: a refused start must not change the files.
+            let run_dir = copy_aof_dir("ringkv-aofsrv", dir, who);
+            let log = run_dir.join("refused.log");
+            let out = Process::new(bin)
+                .args(["--port", &free_port().to_string(), "--appendonly", "yes", "--save", ""])
+                .args(["--dir", &run_dir.display().to_string(), "--logfile", &log.display().to_string()])
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{who} started on {}", dir.display());
+            let text = std::fs::read_to_string(&log).unwrap_or_default() + &String::from_utf8_lossy(&out.stderr);
+            for line in lines {
+                assert!(text.contains(line), "{who} did not log {line:?}:\n{text}");
+            }
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// aof-timestamp-enabled yes: the incr file holds `#TS:<unix seconds>`
 /// annotations (at the start and when the second changed), CONFIG SET
 /// turns them off, redis-check-aof accepts the file and it loads back.

@@ -508,7 +508,9 @@ pub fn refusal(mut lines: Vec<String>) -> String {
 pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: &crate::server::Server) -> Result<Opened, String> {
     let appendfilename = setting(config, "appendfilename", "appendonly.aof");
     let dir = Path::new(&config.dir).join(setting(config, "appenddirname", "appendonlydir"));
-    let manifest = aof::load_manifest(&dir, &appendfilename).map_err(|e| e.to_string())?;
+    // Redis's report of a bad manifest (the banner, the line, the reason).
+    let manifest =
+        aof::load_manifest(&dir, &appendfilename).map_err(|e| refusal(e.redis_log_lines().iter().map(|l| l.trim_end_matches('\n').to_string()).collect()))?;
     let mut manifest = manifest.unwrap_or_default();
     let appenddirname = setting(config, "appenddirname", "appendonlydir");
     if aof::needs_upgrade(Path::new(&config.dir), &appenddirname, &appendfilename, &manifest) {
@@ -542,7 +544,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
             current_size = load.total_size;
             base_size = load.base_size;
             for l in &load.log_lines {
-                crate::notice!("{}", l);
+                l.log();
             }
             crate::notice!("DB loaded from append only file: {:.3} seconds", start.elapsed().as_secs_f64());
         }
@@ -602,9 +604,9 @@ pub(crate) fn replay_dir(
     let table = crate::commands::CommandTable::get();
     let delay = crate::persistence::snapshot::key_load_delay(config);
     let status = aof::load_dir(dir, manifest, &opts, |item| {
-        let mut run = |c: aof::Command| -> Result<(), String> {
+        let mut run = |c: aof::Command| -> Result<(), aof::Refusal> {
             let Some(mut id) = table.lookup(c.argv[0]) else {
-                return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
+                return Err(aof::Refusal::UnknownCommand(c.argv[0].to_vec()));
             };
             // A container's subcommand (FUNCTION LOAD of an AOF base).
             if table.is_container(id) && c.argv.len() >= 2 {
@@ -627,7 +629,7 @@ pub(crate) fn replay_dir(
                 set.get_mut(s).dbs[db].insert_key(crate::shard::key::Key::new(&key), entry);
                 Ok(())
             }
-            Item::Library(code) => crate::persistence::snapshot::load_libraries(&[code], false),
+            Item::Library(code) => Ok(crate::persistence::snapshot::load_libraries(&[code], false)?),
             Item::Command(c) => run(c),
             Item::Transaction(cs) => cs.into_iter().try_for_each(run),
         }

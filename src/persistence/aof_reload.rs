@@ -217,7 +217,7 @@ fn loaded(server: &Server, status: Result<DirStatus, aof::AofReadError>) {
         Ok(DirStatus::Empty) => {}
         Ok(DirStatus::Loaded(load)) => {
             for l in &load.log_lines {
-                crate::notice!("{}", l);
+                l.log();
             }
             server.aof.set_sizes(load.total_size, load.base_size);
         }
