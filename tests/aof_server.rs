@@ -460,6 +460,33 @@ fn a_full_disk_refuses_writes_and_recovers_when_space_returns() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// `appendonly yes` on a disk with no room for the first base file: both
+/// servers refuse to start with Redis's `rewriteAppendOnlyFile` line, for the
+/// RDB-preamble base (default) as for an empty command base.
+#[test]
+fn a_full_disk_at_start_refuses_with_redis_line() {
+    let base = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-enospc-start", std::process::id()));
+    let ringkv = std::env::var_os("RINGKV_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_ringkv").into());
+    let Some(_mount) = Tmpfs::mount(&base, "1m") else { return };
+    // Every byte taken (a tmpfs counts in pages: fill until it refuses).
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(base.join("filler")).unwrap();
+        while f.write_all(&[7u8; 4096]).is_ok() {}
+    }
+    for (who, bin) in [("redis-server", "redis-server".as_ref()), ("ringkv", ringkv.as_os_str())] {
+        let dir = base.join(who);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Process::new(bin)
+            .args(["--port", &free_port().to_string(), "--appendonly", "yes", "--save", "", "--dir", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{who} started on a full disk");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("# Write error writing append only file on disk: No space left on device\n"), "{who}:\n{text}");
+    }
+}
+
 /// `appendfsync always` on a disk that fills up: Redis exits there (its
 /// replies are already in the output buffers); ringkv has not sent them,
 /// so it keeps them until the write is retried and fsynced once space

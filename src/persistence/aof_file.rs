@@ -555,11 +555,20 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         let preamble = setting(config, "aof-use-rdb-preamble", "yes") == "yes";
         let name = String::from_utf8_lossy(&manifest.new_base(&appendfilename, preamble).name).into_owned();
         let path = dir.join(&name);
+        // A base that cannot be written (a full disk) refuses the start
+        // with the lines of Redis's `rewriteAppendOnlyFile`.
+        use crate::persistence::snapshot::SaveError;
+        let strerror = crate::persistence::aof::manifest::strerror;
+        let open_error = |e: &std::io::Error| format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {}", strerror(e));
+        let write_error = |e: &std::io::Error| format!("Write error writing append only file on disk: {}", strerror(e));
         if preamble {
-            crate::persistence::snapshot::write_dump(&ptrs, config, &path.to_string_lossy(), true, |_, _| {}).map_err(|e| format!("{e:?}"))?;
+            crate::persistence::snapshot::write_dump(&ptrs, config, &path.to_string_lossy(), true, |_, _| {}).map_err(|e| match &e {
+                SaveError::Open(e) => open_error(e),
+                SaveError::Write(_, e) | SaveError::Rename(e) => write_error(e),
+            })?;
         } else {
             // Nothing was loaded (no AOF): the base of an empty dataset.
-            std::fs::File::create(&path).map_err(|e| e.to_string())?;
+            std::fs::File::create(&path).map_err(|e| open_error(&e))?;
         }
         crate::notice!("Creating AOF base file {} on server start", name);
     }
@@ -567,7 +576,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     let incr = String::from_utf8_lossy(&manifest.last_incr_or_new(&appendfilename).name).into_owned();
     let file = open_incr(&dir.join(&incr)).map_err(|e| format!("Can't open the append-only file {}: {}", incr, e))?;
     crate::notice!("{} AOF incr file {} on server start", if new_incr { "Creating" } else { "Opening" }, incr);
-    aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| format!("{e:?}"))?;
+    aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| e.log_line)?;
     let timestamps = setting(config, "aof-timestamp-enabled", "no") == "yes";
     for s in states.iter_mut() {
         s.stream.set_on(true);
