@@ -543,9 +543,6 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         Ok(DirStatus::Loaded(load)) => {
             current_size = load.total_size;
             base_size = load.base_size;
-            for l in &load.log_lines {
-                l.log();
-            }
             crate::notice!("DB loaded from append only file: {:.3} seconds", start.elapsed().as_secs_f64());
         }
         Ok(DirStatus::NotExist | DirStatus::Empty) => {}

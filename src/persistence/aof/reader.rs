@@ -436,7 +436,9 @@ fn select_target(command: &Command<'_>, databases: usize) -> Option<Option<usize
 #[derive(Debug, Default)]
 pub struct DirLoad {
     /// Lines Redis logs along the way ("DB loaded from base file ..." at
-    /// notice level, the truncation lines as warnings).
+    /// notice level, the truncation lines as warnings): logged as they
+    /// happen, as Redis does (so a later file's failure follows the lines
+    /// of the files before it), and kept here.
     pub log_lines: Vec<LogLine>,
     /// The base file's size (Redis's `aof_rewrite_base_size` at start).
     pub base_size: u64,
@@ -468,6 +470,13 @@ impl LogLine {
         } else {
             crate::notice!("{}", self.text);
         }
+    }
+}
+
+impl DirLoad {
+    fn note(&mut self, line: LogLine) {
+        line.log();
+        self.log_lines.push(line);
     }
 }
 
@@ -525,7 +534,7 @@ pub fn load_dir(
             continue;
         }
         if data.starts_with(b"REDIS") {
-            out.log_lines.push(LogLine::notice(if name == opts.appendfilename {
+            out.note(LogLine::notice(if name == opts.appendfilename {
                 "Reading RDB preamble from AOF file...".to_string()
             } else {
                 "Reading RDB base file on AOF loading...".to_string()
@@ -535,7 +544,7 @@ pub fn load_dir(
         let read = read_aof(&name, &data, opts, &mut on_item)?;
         out.commands += read.commands;
         if read.rdb.is_some() && name == opts.appendfilename {
-            out.log_lines.push(LogLine::notice("Reading the remaining AOF tail...".to_string()));
+            out.note(LogLine::notice("Reading the remaining AOF tail...".to_string()));
         }
         if let Some(t) = read.truncated {
             let cut = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(t.valid_len));
@@ -545,12 +554,14 @@ pub fn load_dir(
             if !last_file {
                 return Err(AofReadError::TruncatedNotLast { file: name, truncation: t });
             }
-            out.log_lines.extend(t.redis_log_lines(&name).into_iter().map(|text| LogLine { warning: true, text }));
+            for text in t.redis_log_lines(&name) {
+                out.note(LogLine { warning: true, text });
+            }
             out.total_size -= data.len() as u64 - t.valid_len;
             out.truncated = true;
         }
         let kind = if i == 0 && manifest.base.is_some() { "base" } else { "incr" };
-        out.log_lines.push(LogLine::notice(format!("DB loaded from {} file {}: {:.3} seconds", kind, name, started.elapsed().as_secs_f32())));
+        out.note(LogLine::notice(format!("DB loaded from {} file {}: {:.3} seconds", kind, name, started.elapsed().as_secs_f32())));
     }
     rdb::LOAD_PROGRESS.file_offset.store(0, std::sync::atomic::Ordering::Relaxed);
     Ok(DirStatus::Loaded(out))
