@@ -14,9 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use ringkv::persistence::aof::manifest::{self, upgraded_manifest};
-use ringkv::persistence::aof::reader::unknown_command_line;
 use ringkv::persistence::aof::{
-    load_dir, load_manifest, needs_upgrade, persist_manifest, upgrade_old_style, AppendState, DirStatus, Item, Manifest, ReadOptions,
+    load_dir, load_manifest, needs_upgrade, persist_manifest, upgrade_old_style, AppendState, DirStatus, Item, Manifest, ReadOptions, Refusal,
 };
 
 const NAME: &str = "appendonly.aof";
@@ -58,7 +57,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Runs the string commands these tests write, as Redis would, on a model.
-fn apply(model: &mut Model, db: usize, argv: &[&[u8]]) -> Result<(), String> {
+fn apply(model: &mut Model, db: usize, argv: &[&[u8]]) -> Result<(), Refusal> {
     let name = text(argv[0]).to_ascii_lowercase();
     let key = (db, argv.get(1).map(|k| k.to_vec()).unwrap_or_default());
     let number = |i: usize| -> i64 { text(argv[i]).parse().unwrap() };
@@ -93,7 +92,7 @@ fn apply(model: &mut Model, db: usize, argv: &[&[u8]]) -> Result<(), String> {
             let t = number(2);
             model.get_mut(&key).unwrap().1 = Some(t);
         }
-        _ => return Err(unknown_command_line(argv[0], "(test model)")),
+        _ => return Err(Refusal::UnknownCommand(argv[0].to_vec())),
     }
     Ok(())
 }
@@ -218,7 +217,7 @@ fn redis_directory_reads_back(extra: &[&str]) -> Vec<String> {
     let Ok(DirStatus::Loaded(load)) = status else { panic!("{:?}", status.err()) };
     assert!(!load.truncated);
     let first = if rdb { "Reading RDB base file on AOF loading..." } else { "DB loaded from base file appendonly.aof.2.base.aof: " };
-    assert!(load.log_lines[0].starts_with(first), "{:?}", load.log_lines);
+    assert!(load.log_lines[0].text.starts_with(first), "{:?}", load.log_lines);
     assert_same(&ours, &server_state(&server), &format!("redis-server {:?}", extra));
     seen
 }
@@ -357,8 +356,10 @@ fn truncated_incr_file_verdict_matches_redis_server() {
         assert!(load.truncated);
         let server = Server::redis(&["--appendonly", "yes", "--aof-load-truncated", "yes", "--dir", &path_str(&dir)]);
         let log = server.logs();
-        for line in load.log_lines.iter().filter(|l| l.contains("!!!") || l.contains("Revert") || l.contains("loaded anyway")) {
-            assert!(log.contains(line.as_str()), "{}: redis-server did not log {:?}; log:\n{}", case, line, log);
+        for line in load.log_lines.iter().filter(|l| l.text.contains("!!!") || l.text.contains("Revert") || l.text.contains("loaded anyway")) {
+            // At Redis's level: `#` a warning, `*` a notice.
+            let logged = format!("{} {}", if line.warning { "#" } else { "*" }, line.text);
+            assert!(log.contains(&logged), "{}: redis-server did not log {:?}; log:\n{}", case, logged, log);
         }
         let cut_ours = std::fs::read(copy.join(AOF_DIR).join("appendonly.aof.1.incr.aof")).unwrap();
         let cut_redis = std::fs::read(&incr).unwrap();
@@ -412,7 +413,7 @@ fn pre_7_0_appendonly_aof_is_upgraded_as_redis_does() {
     assert_eq!(list(&ours_dir), list(&redis_dir));
     let (status, ours, _) = read_back(&ours_dir, false);
     let Ok(DirStatus::Loaded(load)) = status else { panic!("{:?}", status.err()) };
-    assert!(load.log_lines[0].starts_with("DB loaded from base file appendonly.aof: "), "{:?}", load.log_lines);
+    assert!(load.log_lines[0].text.starts_with("DB loaded from base file appendonly.aof: "), "{:?}", load.log_lines);
     assert_same(&ours, &server_state(&server), "upgraded directory");
     assert_eq!(ours.len(), 2);
     drop(server);

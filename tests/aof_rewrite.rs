@@ -118,6 +118,40 @@ fn interplay_replies_and_manifests_match_redis() {
     assert_eq!(aof_files(&rk), aof_files(&redis));
 }
 
+/// Inside EXEC, BGSAVE and BGREWRITEAOF never fork: Redis answers
+/// "scheduled" (`server.in_exec`) even with no child running, and the cron
+/// starts them after the transaction.
+#[test]
+fn bgsave_and_bgrewriteaof_inside_exec_are_scheduled() {
+    let (rk, redis) = Server::pair(&["--appendonly", "yes"], &["--shards", "2"]);
+    let run = |s: &Server| -> Vec<String> {
+        let mut c = s.conn();
+        set_keys(&mut c, "k", 10);
+        let mut replies = vec![];
+        for (cmd, counter) in [(&["BGSAVE"][..], "rdb_saves"), (&["BGSAVE", "SCHEDULE"], "rdb_saves"), (&["BGREWRITEAOF"], "aof_rewrites")] {
+            wait_no_child(&mut c);
+            let before: u64 = info_field(&mut c, counter).parse().unwrap();
+            for part in [&["MULTI"][..], cmd, &["EXEC"]] {
+                replies.push(String::from_utf8_lossy(&c.cmd_raw(part)).into_owned());
+            }
+            // The cron runs what EXEC scheduled.
+            let t = Instant::now();
+            while info_field(&mut c, counter).parse::<u64>().unwrap() == before {
+                assert!(t.elapsed() < Duration::from_secs(30), "the scheduled {cmd:?} never ran");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        wait_no_child(&mut c);
+        replies.push(info_field(&mut c, "rdb_last_bgsave_status"));
+        replies.push(info_field(&mut c, "aof_last_bgrewrite_status"));
+        replies
+    };
+    let ours = run(&rk);
+    assert_eq!(ours, run(&redis));
+    assert_eq!(ours[2], "*1\r\n+Background saving scheduled\r\n");
+    assert_eq!(ours[8], "*1\r\n+Background append only file rewriting scheduled\r\n");
+}
+
 /// BGSAVE CANCEL (Valkey 8.1; redis-server 7.0 has no CANCEL) drops a
 /// save scheduled during a rewrite: none runs when the rewrite ends.
 #[test]

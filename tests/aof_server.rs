@@ -469,6 +469,33 @@ fn a_full_disk_refuses_writes_and_recovers_when_space_returns() {
     let _ = std::fs::remove_dir_all(&base);
 }
 
+/// `appendonly yes` on a disk with no room for the first base file: both
+/// servers refuse to start with Redis's `rewriteAppendOnlyFile` line, for the
+/// RDB-preamble base (default) as for an empty command base.
+#[test]
+fn a_full_disk_at_start_refuses_with_redis_line() {
+    let base = std::env::temp_dir().join(format!("ringkv-aofsrv-{}-enospc-start", std::process::id()));
+    let ringkv = std::env::var_os("RINGKV_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_ringkv").into());
+    let Some(_mount) = Tmpfs::mount(&base, "1m") else { return };
+    // Every byte taken (a tmpfs counts in pages: fill until it refuses).
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(base.join("filler")).unwrap();
+        while f.write_all(&[7u8; 4096]).is_ok() {}
+    }
+    for (who, bin) in [("redis-server", "redis-server".as_ref()), ("ringkv", ringkv.as_os_str())] {
+        let dir = base.join(who);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Process::new(bin)
+            .args(["--port", &free_port().to_string(), "--appendonly", "yes", "--save", "", "--dir", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{who} started on a full disk");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("# Write error writing append only file on disk: No space left on device\n"), "{who}:\n{text}");
+    }
+}
+
 /// `appendfsync always` on a disk that fills up: Redis exits there (its
 /// replies are already in the output buffers); ringkv has not sent them,
 /// so it keeps them until the write is retried and fsynced once space
@@ -547,6 +574,64 @@ fn truncated_tail_refuses_to_start_or_loads_up_to_the_last_command() {
     drop(c);
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Refusals that name a file or a manifest line, logged as redis-server
+/// 7.0 logs them for the same directory: an unknown command names the incr
+/// file it is in (after the line of the base file loaded before it), a bad
+/// manifest line gets Redis's banner, line and reason.
+#[test]
+fn refusals_name_the_file_and_the_manifest_line_as_redis() {
+    let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always"]);
+    rk.conn().cmd(&["SET", "k", "v"]);
+    let unknown = copy_aof_dir("ringkv-aofsrv", &rk.dir, "unknown-cmd");
+    let bad_manifest = copy_aof_dir("ringkv-aofsrv", &rk.dir, "bad-manifest");
+    drop(rk);
+    let append = |path: PathBuf, bytes: &[u8]| {
+        let mut all = std::fs::read(&path).unwrap();
+        all.extend_from_slice(bytes);
+        std::fs::write(path, all).unwrap();
+    };
+    append(unknown.join("appendonlydir/appendonly.aof.1.incr.aof"), b"*2\r\n$5\r\nFOOBA\r\n$1\r\nx\r\n");
+    append(bad_manifest.join("appendonlydir/appendonly.aof.manifest"), b"file foo seq x type q\n");
+    let cases: [(&Path, &[&str]); 2] = [
+        (
+            &unknown,
+            &["* DB loaded from base file appendonly.aof.1.base.rdb: ", "# Unknown command 'FOOBA' reading the append only file appendonly.aof.1.incr.aof\n"],
+        ),
+        (
+            &bad_manifest,
+            &[
+                "*** FATAL AOF MANIFEST FILE ERROR ***\n",
+                "# Reading the manifest file, at line 3\n",
+                "# >>> 'file foo seq x type q'\n",
+                "# Invalid AOF manifest file format\n",
+            ],
+        ),
+    ];
+    let ringkv = std::env::var_os("RINGKV_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_ringkv").into());
+    for (dir, lines) in cases {
+        for (who, bin) in [("ringkv", ringkv.as_os_str()), ("redis-server", "redis-server".as_ref())] {
+            // A copy per server: a refused start must not change the files.
+            let run_dir = copy_aof_dir("ringkv-aofsrv", dir, who);
+            let log = run_dir.join("refused.log");
+            let out = Process::new(bin)
+                .args(["--port", &free_port().to_string(), "--appendonly", "yes", "--save", ""])
+                .args(["--dir", &run_dir.display().to_string(), "--logfile", &log.display().to_string()])
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{who} started on {}", dir.display());
+            let text = std::fs::read_to_string(&log).unwrap_or_default() + &String::from_utf8_lossy(&out.stderr);
+            // Each line, in this order.
+            let mut from = 0;
+            for line in lines {
+                let Some(at) = text[from..].find(line) else { panic!("{who} did not log {line:?} (after the previous line):\n{text}") };
+                from += at + line.len();
+            }
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// aof-timestamp-enabled yes: the incr file holds `#TS:<unix seconds>`

@@ -53,7 +53,7 @@ fn bgsave(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             return;
         }
     }
-    let gate = snapshot::bgsave_gate(&ctx.server.persistence, schedule);
+    let gate = snapshot::bgsave_gate(&ctx.server.persistence, schedule, ctx.in_multi);
     fork_or_answer(ctx, r, gate, snapshot::ChildKind::Rdb, "Background saving started");
 }
 

@@ -508,7 +508,9 @@ pub fn refusal(mut lines: Vec<String>) -> String {
 pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: &crate::server::Server) -> Result<Opened, String> {
     let appendfilename = setting(config, "appendfilename", "appendonly.aof");
     let dir = Path::new(&config.dir).join(setting(config, "appenddirname", "appendonlydir"));
-    let manifest = aof::load_manifest(&dir, &appendfilename).map_err(|e| e.to_string())?;
+    // Redis's report of a bad manifest (the banner, the line, the reason).
+    let manifest =
+        aof::load_manifest(&dir, &appendfilename).map_err(|e| refusal(e.redis_log_lines().iter().map(|l| l.trim_end_matches('\n').to_string()).collect()))?;
     let mut manifest = manifest.unwrap_or_default();
     let appenddirname = setting(config, "appenddirname", "appendonlydir");
     if aof::needs_upgrade(Path::new(&config.dir), &appenddirname, &appendfilename, &manifest) {
@@ -541,9 +543,6 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         Ok(DirStatus::Loaded(load)) => {
             current_size = load.total_size;
             base_size = load.base_size;
-            for l in &load.log_lines {
-                crate::notice!("{}", l);
-            }
             crate::notice!("DB loaded from append only file: {:.3} seconds", start.elapsed().as_secs_f64());
         }
         Ok(DirStatus::NotExist | DirStatus::Empty) => {}
@@ -553,11 +552,20 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
         let preamble = setting(config, "aof-use-rdb-preamble", "yes") == "yes";
         let name = String::from_utf8_lossy(&manifest.new_base(&appendfilename, preamble).name).into_owned();
         let path = dir.join(&name);
+        // A base that cannot be written (a full disk) refuses the start
+        // with the lines of Redis's `rewriteAppendOnlyFile`.
+        use crate::persistence::snapshot::SaveError;
+        let strerror = crate::persistence::aof::manifest::strerror;
+        let open_error = |e: &std::io::Error| format!("Opening the temp file for AOF rewrite in rewriteAppendOnlyFile(): {}", strerror(e));
+        let write_error = |e: &std::io::Error| format!("Write error writing append only file on disk: {}", strerror(e));
         if preamble {
-            crate::persistence::snapshot::write_dump(&ptrs, config, &path.to_string_lossy(), true, |_, _| {}).map_err(|e| format!("{e:?}"))?;
+            crate::persistence::snapshot::write_dump(&ptrs, config, &path.to_string_lossy(), true, |_, _| {}).map_err(|e| match &e {
+                SaveError::Open(e) => open_error(e),
+                SaveError::Write(_, e) | SaveError::Rename(e) => write_error(e),
+            })?;
         } else {
             // Nothing was loaded (no AOF): the base of an empty dataset.
-            std::fs::File::create(&path).map_err(|e| e.to_string())?;
+            std::fs::File::create(&path).map_err(|e| open_error(&e))?;
         }
         crate::notice!("Creating AOF base file {} on server start", name);
     }
@@ -565,7 +573,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     let incr = String::from_utf8_lossy(&manifest.last_incr_or_new(&appendfilename).name).into_owned();
     let file = open_incr(&dir.join(&incr)).map_err(|e| format!("Can't open the append-only file {}: {}", incr, e))?;
     crate::notice!("{} AOF incr file {} on server start", if new_incr { "Creating" } else { "Opening" }, incr);
-    aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| format!("{e:?}"))?;
+    aof::persist_manifest(&dir, &appendfilename, &manifest).map_err(|e| e.log_line)?;
     let timestamps = setting(config, "aof-timestamp-enabled", "no") == "yes";
     for s in states.iter_mut() {
         s.stream.set_on(true);
@@ -602,9 +610,9 @@ pub(crate) fn replay_dir(
     let table = crate::commands::CommandTable::get();
     let delay = crate::persistence::snapshot::key_load_delay(config);
     let status = aof::load_dir(dir, manifest, &opts, |item| {
-        let mut run = |c: aof::Command| -> Result<(), String> {
+        let mut run = |c: aof::Command| -> Result<(), aof::Refusal> {
             let Some(mut id) = table.lookup(c.argv[0]) else {
-                return Err(aof::reader::unknown_command_line(c.argv[0], "append only file"));
+                return Err(aof::Refusal::UnknownCommand(c.argv[0].to_vec()));
             };
             // A container's subcommand (FUNCTION LOAD of an AOF base).
             if table.is_container(id) && c.argv.len() >= 2 {
@@ -627,7 +635,7 @@ pub(crate) fn replay_dir(
                 set.get_mut(s).dbs[db].insert_key(crate::shard::key::Key::new(&key), entry);
                 Ok(())
             }
-            Item::Library(code) => crate::persistence::snapshot::load_libraries(&[code], false),
+            Item::Library(code) => Ok(crate::persistence::snapshot::load_libraries(&[code], false)?),
             Item::Command(c) => run(c),
             Item::Transaction(cs) => cs.into_iter().try_for_each(run),
         }

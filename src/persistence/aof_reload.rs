@@ -216,9 +216,6 @@ fn loaded(server: &Server, status: Result<DirStatus, aof::AofReadError>) {
         Ok(DirStatus::NotExist) => fail(Vec::new()),
         Ok(DirStatus::Empty) => {}
         Ok(DirStatus::Loaded(load)) => {
-            for l in &load.log_lines {
-                crate::notice!("{}", l);
-            }
             server.aof.set_sizes(load.total_size, load.base_size);
         }
     }

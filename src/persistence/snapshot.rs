@@ -679,7 +679,7 @@ pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config
     let p = &server.persistence;
     if p.lock().child.is_some() {
         // Without SCHEDULE the gate only answers errors (a child is running).
-        if let Some(Err(e)) = bgsave_gate(p, false) {
+        if let Some(Err(e)) = bgsave_gate(p, false, false) {
             return Err(e.into());
         }
     }
@@ -837,13 +837,19 @@ pub fn kill_child(server: &crate::server::Server, dir: &str, why: &str) {
 
 /// BGSAVE's answer when it must not fork now (Redis's bgsaveCommand): an RDB
 /// child runs, or another kind of child does (then SCHEDULE queues one for
-/// the cron). None: fork now.
-pub fn bgsave_gate(p: &Persistence, schedule: bool) -> Option<Result<&'static str, &'static str>> {
+/// the cron), or the command runs inside EXEC (`in_exec`: Redis schedules it,
+/// SCHEDULE or not, so that no fork happens in the middle of a transaction).
+/// None: fork now.
+pub fn bgsave_gate(p: &Persistence, schedule: bool, in_exec: bool) -> Option<Result<&'static str, &'static str>> {
     let mut st = p.lock();
-    let kind = st.child.as_ref()?.kind;
-    Some(if kind == ChildKind::Rdb {
-        Err("ERR Background save already in progress")
-    } else if schedule {
+    let kind = st.child.as_ref().map(|c| c.kind);
+    if kind == Some(ChildKind::Rdb) {
+        return Some(Err("ERR Background save already in progress"));
+    }
+    if kind.is_none() && !in_exec {
+        return None;
+    }
+    Some(if schedule || in_exec {
         st.scheduled = true;
         Ok("Background saving scheduled")
     } else {
@@ -1387,19 +1393,19 @@ mod tests {
         let server = crate::server::Server::new(1, 100, 0);
         let config = Config::default();
         let p = &server.persistence;
-        assert_eq!(bgsave_gate(p, false), None, "no child: fork now");
+        assert_eq!(bgsave_gate(p, false, false), None, "no child: fork now");
         p.lock().child = Some(other_child("0.3"));
         assert_eq!(
-            bgsave_gate(p, false),
+            bgsave_gate(p, false, false),
             Some(Err(
                 "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible."
             ))
         );
         assert!(!p.lock().scheduled);
-        assert_eq!(bgsave_gate(p, true), Some(Ok("Background saving scheduled")));
+        assert_eq!(bgsave_gate(p, true, false), Some(Ok("Background saving scheduled")));
         assert_eq!(cancel(&server), Ok("Scheduled background saving cancelled"));
         assert_eq!(cancel(&server), Err("ERR Background saving is currently not in progress or scheduled"));
-        assert_eq!(bgsave_gate(p, true), Some(Ok("Background saving scheduled")));
+        assert_eq!(bgsave_gate(p, true, false), Some(Ok("Background saving scheduled")));
         // While the other child runs, the cron does not start the BGSAVE.
         assert_eq!(cron(&server, &config), CronStart::Nothing);
         let t = Instant::now();
@@ -1423,8 +1429,8 @@ mod tests {
         let mut child = other_child("0");
         child.kind = ChildKind::Rdb;
         p.lock().child = Some(child);
-        assert_eq!(bgsave_gate(&p, false), Some(Err("ERR Background save already in progress")));
-        assert_eq!(bgsave_gate(&p, true), Some(Err("ERR Background save already in progress")));
+        assert_eq!(bgsave_gate(&p, false, false), Some(Err("ERR Background save already in progress")));
+        assert_eq!(bgsave_gate(&p, true, false), Some(Err("ERR Background save already in progress")));
         assert!(!p.lock().scheduled);
         let pid = p.lock().child.as_ref().unwrap().pid;
         // SAFETY: reaping the `sleep 0` we started.

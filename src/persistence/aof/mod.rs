@@ -11,4 +11,4 @@ pub mod reader;
 
 pub use append::{append_command, timestamp_annotation, AppendState};
 pub use manifest::{load_manifest, needs_upgrade, persist_manifest, upgrade_old_style, AofInfo, FileType, Manifest, ManifestError};
-pub use reader::{load_dir, read_aof, AofReadError, Command, DirLoad, DirStatus, FileRead, Item, ReadOptions, Truncation};
+pub use reader::{load_dir, read_aof, AofReadError, Command, DirLoad, DirStatus, FileRead, Item, LogLine, ReadOptions, Refusal, Truncation};

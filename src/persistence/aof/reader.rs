@@ -191,10 +191,31 @@ impl std::fmt::Display for AofReadError {
 
 impl std::error::Error for AofReadError {}
 
-/// Redis's message for a command it does not know, for the caller to
-/// return from its item handler.
-pub fn unknown_command_line(name: &[u8], file: &str) -> String {
-    format!("Unknown command '{}' reading the append only file {}", String::from_utf8_lossy(name), file)
+/// Why the loader's caller refused an item: the read ends with Redis's
+/// line for it (`AofReadError::Rejected`).
+#[derive(Debug)]
+pub enum Refusal {
+    /// A command the caller does not know: "Unknown command '%s' reading
+    /// the append only file %s", the file being the one read.
+    UnknownCommand(Vec<u8>),
+    /// Any other reason, logged as it is.
+    Line(String),
+}
+
+impl From<String> for Refusal {
+    fn from(line: String) -> Refusal {
+        Refusal::Line(line)
+    }
+}
+
+impl Refusal {
+    fn into_error(self, file: &str) -> AofReadError {
+        let line = match self {
+            Refusal::UnknownCommand(name) => format!("Unknown command '{}' reading the append only file {}", String::from_utf8_lossy(&name), file),
+            Refusal::Line(line) => line,
+        };
+        AofReadError::Rejected { line }
+    }
 }
 
 /// How a read of the command part ended early.
@@ -254,18 +275,23 @@ fn c_number(line: &[u8]) -> i64 {
 /// back `Ok` with `truncated` set; the caller (or `load_dir`) cuts the file.
 ///
 /// Each file starts in db 0: Redis loads every file with a new client.
-pub fn read_aof<'a>(name: &str, data: &'a [u8], opts: &ReadOptions, mut on_item: impl FnMut(Item<'a>) -> Result<(), String>) -> Result<FileRead, AofReadError> {
+pub fn read_aof<'a>(
+    name: &str,
+    data: &'a [u8],
+    opts: &ReadOptions,
+    mut on_item: impl FnMut(Item<'a>) -> Result<(), Refusal>,
+) -> Result<FileRead, AofReadError> {
     let mut read = FileRead::default();
-    let mut rejected: Option<String> = None;
+    let mut rejected: Option<Refusal> = None;
     if data.len() >= 5 && &data[..5] == b"REDIS" {
         let mut keys = Vec::new();
         let (stats, len) = rdb::load_aof_preamble(data, opts.now_ms, &opts.encodings, |db, key, entry| keys.push((db, key, entry)))
             .map_err(|error| AofReadError::Rdb { file: name.to_string(), old_style: name == opts.appendfilename, error })?;
         for code in &stats.functions {
-            on_item(Item::Library(code.clone())).map_err(|line| AofReadError::Rejected { line })?;
+            on_item(Item::Library(code.clone())).map_err(|r| r.into_error(name))?;
         }
         for (db, key, entry) in keys {
-            on_item(Item::Key { db, key, entry }).map_err(|line| AofReadError::Rejected { line })?;
+            on_item(Item::Key { db, key, entry }).map_err(|r| r.into_error(name))?;
         }
         read.rdb = Some(stats);
         read.rdb_len = len;
@@ -371,8 +397,8 @@ pub fn read_aof<'a>(name: &str, data: &'a [u8], opts: &ReadOptions, mut on_item:
         }
         valid_up_to = c.pos as u64;
     };
-    if let Some(line) = rejected {
-        return Err(AofReadError::Rejected { line });
+    if let Some(refusal) = rejected {
+        return Err(refusal.into_error(name));
     }
     let file = || name.to_string();
     let (stop, reverted_multi) = match stop {
@@ -409,9 +435,11 @@ fn select_target(command: &Command<'_>, databases: usize) -> Option<Option<usize
 /// The result of loading a whole AOF directory.
 #[derive(Debug, Default)]
 pub struct DirLoad {
-    /// Lines Redis logs at notice or warning level along the way
-    /// ("DB loaded from base file ...", truncation warnings).
-    pub log_lines: Vec<String>,
+    /// Lines Redis logs along the way ("DB loaded from base file ..." at
+    /// notice level, the truncation lines as warnings): logged as they
+    /// happen, as Redis does (so a later file's failure follows the lines
+    /// of the files before it), and kept here.
+    pub log_lines: Vec<LogLine>,
     /// The base file's size (Redis's `aof_rewrite_base_size` at start).
     pub base_size: u64,
     /// The size of base and incr files together (`aof_current_size`), after
@@ -420,6 +448,36 @@ pub struct DirLoad {
     /// The last file was short and was cut back.
     pub truncated: bool,
     pub commands: u64,
+}
+
+/// One line `load_dir` logs, at Redis's level for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Redis logs it with LL_WARNING (`#`), else LL_NOTICE (`*`).
+    pub warning: bool,
+    pub text: String,
+}
+
+impl LogLine {
+    fn notice(text: String) -> LogLine {
+        LogLine { warning: false, text }
+    }
+
+    /// Logs it at its level.
+    pub fn log(&self) {
+        if self.warning {
+            crate::warning!("{}", self.text);
+        } else {
+            crate::notice!("{}", self.text);
+        }
+    }
+}
+
+impl DirLoad {
+    fn note(&mut self, line: LogLine) {
+        line.log();
+        self.log_lines.push(line);
+    }
 }
 
 /// How `load_dir` ended.
@@ -441,7 +499,7 @@ pub fn load_dir(
     aof_dir: &Path,
     manifest: &Manifest,
     opts: &ReadOptions,
-    mut on_item: impl FnMut(Item<'_>) -> Result<(), String>,
+    mut on_item: impl FnMut(Item<'_>) -> Result<(), Refusal>,
 ) -> Result<DirStatus, AofReadError> {
     let files: Vec<_> = manifest.base.iter().chain(&manifest.incr).collect();
     if files.is_empty() {
@@ -476,17 +534,17 @@ pub fn load_dir(
             continue;
         }
         if data.starts_with(b"REDIS") {
-            out.log_lines.push(if name == opts.appendfilename {
+            out.note(LogLine::notice(if name == opts.appendfilename {
                 "Reading RDB preamble from AOF file...".to_string()
             } else {
                 "Reading RDB base file on AOF loading...".to_string()
-            });
+            }));
         }
         let started = std::time::Instant::now();
         let read = read_aof(&name, &data, opts, &mut on_item)?;
         out.commands += read.commands;
         if read.rdb.is_some() && name == opts.appendfilename {
-            out.log_lines.push("Reading the remaining AOF tail...".to_string());
+            out.note(LogLine::notice("Reading the remaining AOF tail...".to_string()));
         }
         if let Some(t) = read.truncated {
             let cut = std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(t.valid_len));
@@ -496,12 +554,14 @@ pub fn load_dir(
             if !last_file {
                 return Err(AofReadError::TruncatedNotLast { file: name, truncation: t });
             }
-            out.log_lines.extend(t.redis_log_lines(&name));
+            for text in t.redis_log_lines(&name) {
+                out.note(LogLine { warning: true, text });
+            }
             out.total_size -= data.len() as u64 - t.valid_len;
             out.truncated = true;
         }
         let kind = if i == 0 && manifest.base.is_some() { "base" } else { "incr" };
-        out.log_lines.push(format!("DB loaded from {} file {}: {:.3} seconds", kind, name, started.elapsed().as_secs_f32()));
+        out.note(LogLine::notice(format!("DB loaded from {} file {}: {:.3} seconds", kind, name, started.elapsed().as_secs_f32())));
     }
     rdb::LOAD_PROGRESS.file_offset.store(0, std::sync::atomic::Ordering::Relaxed);
     Ok(DirStatus::Loaded(out))
@@ -677,7 +737,7 @@ mod tests {
         let err = read_aof("f.aof", &data, &opts(false), |item| {
             n += 1;
             match item {
-                Item::Command(c) if c.argv[0] == b"nosuch" => Err(unknown_command_line(c.argv[0], "f.aof")),
+                Item::Command(c) if c.argv[0] == b"nosuch" => Err(Refusal::UnknownCommand(c.argv[0].to_vec())),
                 _ => Ok(()),
             }
         })
