@@ -152,15 +152,6 @@ fn always_replies_flow_while_a_client_streams_writes() {
     const WANTED: u64 = 1000;
     for shards in ["1", "3"] {
         let rk = Server::ringkv(&["--appendonly", "yes", "--appendfsync", "always", "--shards", shards]);
-        if shards != "1" {
-            // Random keys over three shards: with one connection's commands
-            // in its order, this stream waits at most shard switches, and
-            // each wait moves the rest of a query buffer hundreds of MB
-            // long (perf/RESULTS.md, "Pipelined order across shards": 600
-            // replies in 8 s against 33k). This test is about the AOF gate.
-            let mut admin = rk.conn();
-            assert_eq!(admin.cmd(&["CONFIG", "SET", "cross-shard-pipeline-order", "no"]), Resp::ok());
-        }
         let mut writer = rk.stream();
         let mut reader = writer.try_clone().unwrap();
         let streaming = Arc::new(AtomicBool::new(true));

@@ -199,7 +199,7 @@ impl ClientInfo {
 
     /// Writes connection `conn`'s query buffer as CLIENT LIST shows it.
     pub fn set_qbuf(&mut self, conn: &Conn) {
-        let (len, cap) = (conn.qbuf.len(), conn.qbuf.capacity());
+        let (len, cap) = (conn.qbuf_unread(), conn.qbuf.capacity());
         let args = conn.frame.big_bulk_start().filter(|&s| s <= len).unwrap_or(0);
         self.qbuf_bytes = len - args;
         self.qbuf_free_bytes = cap - len;
@@ -397,7 +397,7 @@ impl EventLoop {
             conn.mem_state_bytes = state_bytes(&conn.client);
             conn.mem_multi_bytes = conn.client.multi.queued_bytes();
         }
-        let (qbuf_len, qbuf_cap) = (conn.qbuf.len(), conn.qbuf.capacity());
+        let (qbuf_len, qbuf_cap) = (conn.qbuf_unread(), conn.qbuf.capacity());
         let out_bytes = conn.pending_output_bytes();
         let state_part = conn.mem_state_bytes;
         let bytes = qbuf_cap + out_bytes + state_part + CONNECTION_BASE_BYTES;

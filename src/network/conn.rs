@@ -90,6 +90,13 @@ pub struct Conn {
     /// Unparsed input (only used when a command spans receive buffers, or
     /// while the connection is deferred).
     pub qbuf: Vec<u8>,
+    /// Bytes at the front of `qbuf` that already ran. A connection that
+    /// stops mid-buffer (a shard switch its order forbids, a hold not yet
+    /// granted) resumes from here: moving the rest to the front at every stop
+    /// made a client streaming faster than its commands ran quadratic (13 ms
+    /// a stop with hundreds of MB queued). The run part is dropped once it is
+    /// at least half of the buffer, so each byte moves at most once more.
+    pub qbuf_head: usize,
     /// The most input held at once since the last cron (Redis's
     /// `querybuf_peak`): the cron trims `qbuf`'s capacity down towards it.
     pub qbuf_peak: usize,
@@ -214,6 +221,7 @@ impl Conn {
             qbuf: Vec::new(),
             qbuf_peak: 0,
             qbuf_reported: (0, 0),
+            qbuf_head: 0,
             interaction_reported: (i64::MIN, 0),
             frame: FrameProgress::default(),
             frame_args: Args::new(),
@@ -356,6 +364,21 @@ impl Conn {
         }
     }
 
+    /// Input received and not yet run (CLIENT LIST's `qbuf=`).
+    #[inline]
+    pub fn qbuf_unread(&self) -> usize {
+        self.qbuf.len() - self.qbuf_head
+    }
+
+    /// Drops the part of `qbuf` that already ran, so that the unread input
+    /// starts the buffer (for code that parses it from the front).
+    pub fn compact_qbuf(&mut self) {
+        if self.qbuf_head > 0 {
+            self.qbuf.drain(..self.qbuf_head);
+            self.qbuf_head = 0;
+        }
+    }
+
     /// Frees what a closed connection holds that no kernel operation uses:
     /// queued replies and unparsed input (the send in flight keeps its buffer).
     pub fn free_buffers(&mut self, pool: &mut Vec<PackedArgs>) {
@@ -363,6 +386,7 @@ impl Conn {
         self.aof_gated_len = 0;
         self.aof_head_len = 0;
         self.qbuf = Vec::new();
+        self.qbuf_head = 0;
         for s in self.slots.drain(..) {
             if let Some(p) = s.ready {
                 recycle(pool, p);

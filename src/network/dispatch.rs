@@ -127,7 +127,10 @@ impl EventLoop {
         }
         let query_limit = self.state().config.client_query_buffer_limit as usize;
         let conn = self.conns[index as usize].as_mut().unwrap();
-        conn.qbuf_peak = conn.qbuf_peak.max(conn.qbuf.len() + fresh.map_or(0, <[u8]>::len));
+        conn.qbuf_peak = conn.qbuf_peak.max(conn.qbuf_unread() + fresh.map_or(0, <[u8]>::len));
+        // While the buffer is out of the connection, its head is too: the
+        // commands that run may read the connection's (empty) query buffer.
+        let mut head = std::mem::take(&mut conn.qbuf_head);
         let mut qbuf = std::mem::take(&mut conn.qbuf);
         let parse_fresh = match fresh {
             Some(data) if qbuf.is_empty() && !conn.deferred => Some(data),
@@ -138,7 +141,9 @@ impl EventLoop {
             None => None,
         };
         if conn.deferred {
-            self.conns[index as usize].as_mut().unwrap().qbuf = qbuf;
+            let conn = self.conns[index as usize].as_mut().unwrap();
+            conn.qbuf = qbuf;
+            conn.qbuf_head = head;
             return;
         }
         conn.client.input_free = if parse_fresh.is_some() { 0 } else { qbuf.capacity() - qbuf.len() };
@@ -150,8 +155,15 @@ impl EventLoop {
                 leftover_from_fresh = &data[consumed..];
             }
             None => {
-                consumed = self.parse_and_run(index, &qbuf);
-                qbuf.drain(..consumed);
+                consumed = self.parse_and_run(index, &qbuf[head..]);
+                head += consumed;
+                if head == qbuf.len() {
+                    qbuf.clear();
+                    head = 0;
+                } else if head >= qbuf.len() - head {
+                    qbuf.drain(..head);
+                    head = 0;
+                }
             }
         }
         let Some(conn) = self.conns[index as usize].as_mut() else {
@@ -164,6 +176,10 @@ impl EventLoop {
         // Not past the query-buffer limit: such a client is closed anyway.
         let big_frame_bytes = conn.frame.big_bulk_frame_bytes().filter(|&n| n <= query_limit);
         if let Some(n) = big_frame_bytes {
+            if head > 0 {
+                qbuf.drain(..head);
+                head = 0;
+            }
             if n > qbuf.capacity() {
                 qbuf.reserve_exact(n - qbuf.len());
             }
@@ -171,8 +187,8 @@ impl EventLoop {
         if !leftover_from_fresh.is_empty() && conn.closing == Closing::No {
             qbuf.extend_from_slice(leftover_from_fresh);
         }
-        if qbuf.len() > query_limit && conn.closing == Closing::No {
-            crate::warning!("Closing client that reached max query buffer length: id={} addr={} qbuf={}", conn.client.id, conn.client.addr, qbuf.len());
+        if qbuf.len() - head > query_limit && conn.closing == Closing::No {
+            crate::warning!("Closing client that reached max query buffer length: id={} addr={} qbuf={}", conn.client.id, conn.client.addr, qbuf.len() - head);
             self.state().stats.client_query_buffer_limit_disconnections += 1;
             self.close(index);
             return;
@@ -181,6 +197,7 @@ impl EventLoop {
         // cron trims it to the recent peak (`resize_query_buffer`), as Redis's
         // clientsCronResizeQueryBuffer: the next big request often follows.
         conn.qbuf = qbuf;
+        conn.qbuf_head = head;
         self.report_qbuf(index);
         // A big argument still arriving counts against maxmemory-clients
         // before its command is complete.
@@ -213,7 +230,7 @@ impl EventLoop {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return;
         };
-        let now = (conn.qbuf.len(), conn.qbuf.capacity());
+        let now = (conn.qbuf_unread(), conn.qbuf.capacity());
         if now != conn.qbuf_reported {
             conn.qbuf_reported = now;
             self.write_qbuf_info(index);
@@ -269,6 +286,7 @@ impl EventLoop {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return;
         };
+        conn.compact_qbuf();
         let (len, capacity) = (conn.qbuf.len(), conn.qbuf.capacity());
         let big_bulk = conn.frame.big_bulk_frame_bytes().unwrap_or(0);
         if capacity - len > SPARE_BYTES_MIN {

@@ -335,6 +335,7 @@ impl EventLoop {
     /// waits in its query buffer for the loop (the connection is deferred).
     fn busy_process(&mut self, index: u32) {
         let conn = self.conns[index as usize].as_mut().unwrap();
+        conn.compact_qbuf();
         // Its order depends on replies from other shards, or it waits for
         // something else: its input waits too.
         // (A connection deferred for any other reason — its input read
