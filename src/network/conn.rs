@@ -192,6 +192,11 @@ pub struct Conn {
     pub mem_state_bytes: usize,
     /// Of `mem_state_bytes`, the MULTI queue's (CLIENT LIST's `multi-mem=`).
     pub mem_multi_bytes: usize,
+    /// The figure's window `[mem_lo, mem_hi)` as last counted: a figure
+    /// inside it is not counted again (`client_memory::window`); (0, 0):
+    /// count at the next check.
+    pub mem_lo: usize,
+    pub mem_hi: usize,
 }
 
 impl Conn {
@@ -244,6 +249,8 @@ impl Conn {
             mem_bucket: 0,
             mem_state_bytes: 0,
             mem_multi_bytes: 0,
+            mem_lo: 0,
+            mem_hi: 0,
         }
     }
 
