@@ -94,19 +94,16 @@ pub fn window(bytes: usize) -> (usize, usize) {
     (bytes.saturating_sub(slack).max(floor), bytes.saturating_add(slack + 1).min(floor.saturating_mul(2)))
 }
 
-/// A connection's figure as `account_client` counts it (the state's part as
-/// last recomputed).
-#[inline(always)]
-fn figure(conn: &Conn) -> usize {
-    conn.qbuf.capacity() + conn.pending_output_bytes() + conn.mem_state_bytes + CONNECTION_BASE_BYTES
-}
-
 /// The figure of connection `conn` is still within the window of its last
-/// count: nothing to do.
+/// count: nothing to do. Except once its output drained when the last
+/// count saw some pending: an idle client's `tot-mem` is then exact again
+/// (the TCL unit client-eviction sums idle clients' `tot-mem` against the
+/// limit to the byte: a `+OK` counted as pending was 5 bytes over).
 #[inline(always)]
 fn settled(conn: &Conn) -> bool {
-    let bytes = figure(conn);
-    bytes >= conn.mem_lo && bytes < conn.mem_hi
+    let pending = conn.pending_output_bytes();
+    let bytes = conn.qbuf.capacity() + pending + conn.mem_state_bytes + CONNECTION_BASE_BYTES;
+    bytes >= conn.mem_lo && bytes < conn.mem_hi && (pending != 0 || conn.mem_drained)
 }
 
 /// The bucket of a client of `bytes` (Redis's `getMemUsageBucket`): the
@@ -465,6 +462,7 @@ impl EventLoop {
         conn.mem_bytes = bytes;
         conn.mem_bucket = bucket as u8;
         (conn.mem_lo, conn.mem_hi) = window(bytes);
+        conn.mem_drained = out_bytes == 0;
         conn.qbuf_reported = (qbuf_len, qbuf_cap);
         let multi_part = conn.mem_multi_bytes;
         let conn = self.conns[index as usize].as_ref().unwrap();

@@ -197,6 +197,8 @@ pub struct Conn {
     /// count at the next check.
     pub mem_lo: usize,
     pub mem_hi: usize,
+    /// The last count found no output pending (CLIENT LIST's `omem=0`).
+    pub mem_drained: bool,
 }
 
 impl Conn {
@@ -251,6 +253,7 @@ impl Conn {
             mem_multi_bytes: 0,
             mem_lo: 0,
             mem_hi: 0,
+            mem_drained: false,
         }
     }
 
