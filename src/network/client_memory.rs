@@ -330,9 +330,6 @@ impl EventLoop {
     #[inline(never)]
     fn note_client_memory(&mut self, index: u32) {
         self.account_client(index, false);
-        if self.server.client_memory.total_bytes() >= self.client_mem.limit_bytes {
-            self.client_mem.evict_pending = true;
-        }
     }
 
     /// After a command of connection `index` (and the output-buffer limit):
@@ -473,6 +470,12 @@ impl EventLoop {
             info.multi_bytes = multi_part;
         }
         self.move_client_memory(old_bytes, old_bucket, bytes, bucket);
+        // Over the limit: evicted at the end of the command or turn. Every
+        // count asks, the cron's too: the checks that follow find the
+        // figure within its window and would not ask again.
+        if self.server.client_memory.total_bytes() >= self.client_mem.limit_bytes {
+            self.client_mem.evict_pending = true;
+        }
     }
 
     /// A closed connection (or a limit turned off) leaves the sum and buckets.
