@@ -15,8 +15,10 @@
 //! non-empty bucket in `ClientMemory` (relaxed atomics, one cache line per
 //! shard, written only by that shard's thread): the server-wide total and
 //! where the largest clients are is a few loads from any thread, no lock.
-//! The figure is brought up to date after each command of the client (its
-//! state too when the command changed it), after each output append to it
+//! The figure is brought up to date, when it left the window of its last
+//! count (`window`: 1/64 of it, and never across a bucket's boundary),
+//! after each command of the client (its state, and then whatever the
+//! change, when the command changed it), after each output append to it
 //! from elsewhere (a PUBLISH, a tracking push, a MONITOR line: the
 //! output-buffer limit's check, which goes first and whose close
 //! therefore takes precedence), after each receive that grew its query
@@ -39,8 +41,10 @@
 //!
 //! Cost: with `maxmemory-clients 0` (the default) a command pays one test
 //! of a field of its own loop (`ClientMemoryLocal::limit_bytes`) and a turn
-//! one relaxed load (the configuration epoch); see perf/RESULTS.md
-//! "client eviction" for the instruction counts with and without a limit.
+//! one relaxed load (the configuration epoch); with a limit, a command
+//! whose figure stayed in its window a few loads and compares. See
+//! perf/RESULTS.md "clientevict19" and "evict20" for the instruction
+//! counts with and without a limit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -60,6 +64,47 @@ pub const CONNECTION_BASE_BYTES: usize = 2 * 16 * 1024 + 1024;
 const BUCKET_MIN_LOG: u32 = 15;
 const BUCKET_MAX_LOG: u32 = 33;
 pub const BUCKETS: usize = (BUCKET_MAX_LOG - BUCKET_MIN_LOG + 1) as usize;
+
+/// The part of a client's figure by which it may move before it is counted
+/// again: 1/64 of it (at least 528 B, the figure being at least
+/// `CONNECTION_BASE_BYTES`). See `window`.
+const SLACK_SHIFT: u32 = 6;
+
+/// The window `[lo, hi)` around a client's counted figure `bytes` within
+/// which a new figure is not counted: within the slack either way and
+/// within the same power of two, so that the client's bucket (`bucket_of`,
+/// a bit length) is always its exact figure's, and the shard's sum is
+/// short or over by less than 1/64 of each client's figure.
+///
+/// Why: counting rewrites the registry entry (CLIENT LIST), the shard's
+/// sum (a store other shards read) and reads every shard's sum to compare
+/// with the limit; done after every command, that was ~200 instructions a
+/// request (GET +15%, SET +11% with `-P 16`, perf/RESULTS.md
+/// "clientevict19"), because each pipelined reply grew the output. Redis
+/// recounts a client's bucket after each command too
+/// (`updateClientMemUsageAndBucket`), but its figure is one field it keeps
+/// as it goes. What the window leaves stale is only `omem` of CLIENT LIST
+/// by less than the slack: the query buffer's fields are written as they
+/// change (`report_qbuf`), a change of the client's state (MULTI, WATCH,
+/// subscriptions, NO-EVICT) is counted at once (`update_client_info`
+/// closes the window), and a transaction's queue at each command.
+pub fn window(bytes: usize) -> (usize, usize) {
+    let slack = bytes >> SLACK_SHIFT;
+    let floor = 1usize << (usize::BITS - 1 - bytes.max(1).leading_zeros());
+    (bytes.saturating_sub(slack).max(floor), bytes.saturating_add(slack + 1).min(floor.saturating_mul(2)))
+}
+
+/// The figure of connection `conn` is still within the window of its last
+/// count: nothing to do. Except once its output drained when the last
+/// count saw some pending: an idle client's `tot-mem` is then exact again
+/// (the TCL unit client-eviction sums idle clients' `tot-mem` against the
+/// limit to the byte: a `+OK` counted as pending was 5 bytes over).
+#[inline(always)]
+fn settled(conn: &Conn) -> bool {
+    let pending = conn.pending_output_bytes();
+    let bytes = conn.qbuf.capacity() + pending + conn.mem_state_bytes + CONNECTION_BASE_BYTES;
+    bytes >= conn.mem_lo && bytes < conn.mem_hi && (pending != 0 || conn.mem_drained)
+}
 
 /// The bucket of a client of `bytes` (Redis's `getMemUsageBucket`): the
 /// bit length of its size, clamped to the buckets' range.
@@ -277,7 +322,7 @@ impl EventLoop {
     /// safe. Inlined up to the test of the limit.
     #[inline(always)]
     pub fn client_memory_note(&mut self, index: u32) {
-        if self.client_mem.limit_bytes != 0 {
+        if self.client_mem.limit_bytes != 0 && !self.conns[index as usize].as_ref().is_some_and(settled) {
             self.note_client_memory(index);
         }
     }
@@ -285,9 +330,6 @@ impl EventLoop {
     #[inline(never)]
     fn note_client_memory(&mut self, index: u32) {
         self.account_client(index, false);
-        if self.server.client_memory.total_bytes() >= self.client_mem.limit_bytes {
-            self.client_mem.evict_pending = true;
-        }
     }
 
     /// After a command of connection `index` (and the output-buffer limit):
@@ -305,7 +347,16 @@ impl EventLoop {
     fn client_memory_check(&mut self, index: u32) -> bool {
         // A transaction's queue grows without a change CLIENT LIST shows
         // otherwise (`update_client_info` recounts the rest).
-        let queueing = self.conns[index as usize].as_ref().is_some_and(|c| c.client.multi.active);
+        let Some(conn) = self.conns[index as usize].as_ref() else {
+            return true;
+        };
+        let queueing = conn.client.multi.active;
+        // Most commands leave the figure within its window (a pipelined
+        // reply or two more in the output): nothing moved, nothing to
+        // evict that the last count did not find.
+        if !queueing && !self.client_mem.evict_pending && settled(conn) {
+            return false;
+        }
         self.account_client(index, queueing);
         if self.client_mem.evict_pending || self.server.client_memory.total_bytes() >= self.client_mem.limit_bytes {
             self.evict_clients();
@@ -407,6 +458,8 @@ impl EventLoop {
         let (old_bytes, old_bucket) = (conn.mem_bytes, conn.mem_bucket as usize);
         conn.mem_bytes = bytes;
         conn.mem_bucket = bucket as u8;
+        (conn.mem_lo, conn.mem_hi) = window(bytes);
+        conn.mem_drained = out_bytes == 0;
         conn.qbuf_reported = (qbuf_len, qbuf_cap);
         let multi_part = conn.mem_multi_bytes;
         let conn = self.conns[index as usize].as_ref().unwrap();
@@ -417,6 +470,12 @@ impl EventLoop {
             info.multi_bytes = multi_part;
         }
         self.move_client_memory(old_bytes, old_bucket, bytes, bucket);
+        // Over the limit: evicted at the end of the command or turn. Every
+        // count asks, the cron's too: the checks that follow find the
+        // figure within its window and would not ask again.
+        if self.server.client_memory.total_bytes() >= self.client_mem.limit_bytes {
+            self.client_mem.evict_pending = true;
+        }
     }
 
     /// A closed connection (or a limit turned off) leaves the sum and buckets.
@@ -424,6 +483,7 @@ impl EventLoop {
         let Some(conn) = self.conns[index as usize].as_mut() else {
             return;
         };
+        (conn.mem_lo, conn.mem_hi) = (0, 0);
         let (old_bytes, old_bucket) = (conn.mem_bytes, conn.mem_bucket as usize);
         if old_bytes == 0 && old_bucket == 0 {
             return;
@@ -509,6 +569,23 @@ mod tests {
         assert_eq!(bucket_of(64 * 1024), 2);
         assert_eq!(bucket_of(1 << 32), BUCKETS - 1);
         assert_eq!(bucket_of(usize::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn window_keeps_the_bucket_and_the_slack() {
+        for bytes in [CONNECTION_BASE_BYTES, 40_000, 65_535, 65_536, 1 << 20, (1 << 20) + 5000, usize::MAX / 2] {
+            let (lo, hi) = window(bytes);
+            assert!(lo <= bytes && bytes < hi, "{bytes}: [{lo}, {hi})");
+            assert_eq!(bucket_of(lo), bucket_of(bytes), "{bytes}");
+            assert_eq!(bucket_of(hi - 1), bucket_of(bytes), "{bytes}");
+            assert!(bytes - lo <= bytes / 64 && hi - 1 - bytes <= bytes / 64, "{bytes}: [{lo}, {hi})");
+        }
+        // Within a power of two: the next byte is another bucket's.
+        assert_eq!(window(65_535).1, 65_536);
+        assert_eq!(window(65_536).0, 65_536);
+        // Room for a pipeline's replies at the smallest figure.
+        let (lo, hi) = window(CONNECTION_BASE_BYTES);
+        assert_eq!((CONNECTION_BASE_BYTES - lo, hi - CONNECTION_BASE_BYTES), (528, 529));
     }
 
     #[test]

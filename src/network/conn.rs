@@ -209,6 +209,13 @@ pub struct Conn {
     pub mem_state_bytes: usize,
     /// Of `mem_state_bytes`, the MULTI queue's (CLIENT LIST's `multi-mem=`).
     pub mem_multi_bytes: usize,
+    /// The figure's window `[mem_lo, mem_hi)` as last counted: a figure
+    /// inside it is not counted again (`client_memory::window`); (0, 0):
+    /// count at the next check.
+    pub mem_lo: usize,
+    pub mem_hi: usize,
+    /// The last count found no output pending (CLIENT LIST's `omem=0`).
+    pub mem_drained: bool,
 }
 
 impl Conn {
@@ -265,6 +272,9 @@ impl Conn {
             mem_bucket: 0,
             mem_state_bytes: 0,
             mem_multi_bytes: 0,
+            mem_lo: 0,
+            mem_hi: 0,
+            mem_drained: false,
         }
     }
 

@@ -1108,6 +1108,9 @@ impl EventLoop {
             let conn = self.conns[index as usize].as_mut().unwrap();
             conn.mem_state_bytes = super::client_memory::state_bytes(&conn.client);
             conn.mem_multi_bytes = conn.client.multi.queued_bytes();
+            // Counted at the check that follows, whatever the change's
+            // size: CLIENT LIST shows it, and NO-EVICT moves the bucket.
+            conn.mem_hi = 0;
         }
     }
 

@@ -58,11 +58,14 @@ const FIRST_CHUNK_STEP: usize = 256;
 pub struct ChunkedVec<T> {
     chunks: Vec<Vec<T>>,
     len: usize,
+    /// The chunks' capacities summed (kept where a chunk is opened, grown,
+    /// shrunk or dropped: the rare paths).
+    cap: usize,
 }
 
 impl<T> Default for ChunkedVec<T> {
     fn default() -> Self {
-        ChunkedVec { chunks: Vec::new(), len: 0 }
+        ChunkedVec { chunks: Vec::new(), len: 0, cap: 0 }
     }
 }
 
@@ -75,6 +78,17 @@ impl<T> ChunkedVec<T> {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Slots allocated, used or not.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    #[cold]
+    fn recount_capacity(&mut self) {
+        self.cap = self.chunks.iter().map(Vec::capacity).sum();
     }
 
     #[inline]
@@ -109,6 +123,7 @@ impl<T> ChunkedVec<T> {
             // here an entry must have a slot, so the chunk starts small too.
             let whole = c > 0 && !super::memory::over_after_alloc(CHUNK * std::mem::size_of::<T>());
             self.chunks.push(Vec::with_capacity(if whole { CHUNK } else { FIRST_CHUNK }));
+            self.recount_capacity();
         }
         let chunk = &mut self.chunks[c];
         if chunk.len() == chunk.capacity() {
@@ -126,7 +141,9 @@ impl<T> ChunkedVec<T> {
                 cap + FIRST_CHUNK_STEP
             };
             chunk.reserve_exact(next.min(CHUNK) - chunk.len());
+            self.recount_capacity();
         }
+        let chunk = &mut self.chunks[c];
         // Otherwise within the chunk's capacity: the chunk never reallocates.
         debug_assert!(chunk.len() < CHUNK);
         chunk.push(v);
@@ -142,6 +159,7 @@ impl<T> ChunkedVec<T> {
         // Keep one empty chunk as a spare, so pushes and pops around a chunk
         // boundary do not allocate and free in turn.
         let needed = self.len.div_ceil(CHUNK);
+        let chunks = self.chunks.len();
         if self.chunks.len() > needed + 1 {
             self.chunks.truncate(needed + 1);
         }
@@ -151,10 +169,15 @@ impl<T> ChunkedVec<T> {
         if self.len * 4 < CHUNK && self.chunks.len() > 1 {
             self.chunks.truncate(1);
         }
+        let mut shrunk = chunks != self.chunks.len();
         if let [only] = &mut self.chunks[..] {
             if only.capacity() > FIRST_CHUNK_STEP && only.len() * 4 < only.capacity() {
                 only.shrink_to((only.len() * 2).max(FIRST_CHUNK_STEP));
+                shrunk = true;
             }
+        }
+        if shrunk {
+            self.recount_capacity();
         }
         v
     }
@@ -467,10 +490,12 @@ impl Iterator for DictDrain {
 
 impl Dict {
     /// The table taken apart for freeing in slices (`DictDrain`).
-    pub fn into_drain(self) -> DictDrain {
-        let mut tables = vec![self.index];
-        tables.extend(self.old.map(|m| m.table));
-        DictDrain { tables, released: 0, chunks: self.slots.chunks.into_iter(), slots: Vec::new().into_iter() }
+    pub fn into_drain(mut self) -> DictDrain {
+        let mut tables = vec![std::mem::take(&mut self.index)];
+        tables.extend(self.old.take().map(|m| m.table));
+        let chunks = std::mem::take(&mut self.slots.chunks);
+        // Its spare slots are freed with the rest (`Drop`, here).
+        DictDrain { tables, released: 0, chunks: chunks.into_iter(), slots: Vec::new().into_iter() }
     }
 }
 
@@ -546,6 +571,18 @@ pub struct Dict {
     /// Positions of the entries with a TTL.
     ttl: ChunkedVec<u32>,
     hasher: Hasher,
+    /// Slots allocated in `slots` that hold no entry, as last noted in
+    /// used memory's reckoning (`note_spare`).
+    spare_noted: usize,
+}
+
+/// What one entry's slot takes (72 B: key, entry, hash, TTL index).
+const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+
+impl Drop for Dict {
+    fn drop(&mut self) {
+        super::memory::note_spare_slot_bytes(-((self.spare_noted * SLOT_BYTES) as i64));
+    }
 }
 
 impl Default for Table {
@@ -684,6 +721,7 @@ impl Dict {
             NO_TTL
         };
         self.slots.push(Slot { key, entry, hash32, ttl_index });
+        self.note_spare();
         self.index.insert(bucket_of(hash32, pos));
         // The test inline: a call that finds no migration cost ~15
         // instructions per insert.
@@ -754,6 +792,7 @@ impl Dict {
         }
         let last = self.slots.len() - 1;
         let removed = self.slots.swap_remove(pos);
+        self.note_spare();
         if pos != last {
             let (moved_hash, moved_ttl) = {
                 let s = self.slots.at(pos);
@@ -765,6 +804,27 @@ impl Dict {
             }
         }
         (removed.key, removed.entry)
+    }
+
+    /// Used memory counts the slots that hold an entry, not those a chunk
+    /// keeps ready for the next ones (`shard::memory::note_spare_slot_bytes`):
+    /// Redis allocates a `dictEntry` per key, so its used memory grows by
+    /// an entry's bytes per key and an evicted key gives them back; here a
+    /// chunk is allocated ahead (the first one in steps of 18 KB) and a
+    /// removed entry's slot is kept for the next. Counted as allocated, a
+    /// step put used memory 7 KB over `maxmemory` at once and an evicted
+    /// small key gave back 24 B of the 72 its slot holds, so eviction took
+    /// every key and still answered -OOM (tests/maxmemory.rs, keyspace
+    /// events at 3 shards; the TCL unit's volatile policies at 2 shards,
+    /// where inserts on one shard and evictions on the other grow the
+    /// first's chunk while the second's frees nothing).
+    #[inline]
+    fn note_spare(&mut self) {
+        let spare = self.slots.capacity() - self.slots.len();
+        if spare != self.spare_noted {
+            super::memory::note_spare_slot_bytes((spare as i64 - self.spare_noted as i64) * SLOT_BYTES as i64);
+            self.spare_noted = spare;
+        }
     }
 
     fn unindex(&mut self, hash32: u32, pos: usize) {

@@ -10,7 +10,9 @@
 //!   the last measurement 1 ms old (one compare-and-swap elects it), less
 //!   the shard threads' published net allocations at that moment; plus
 //! - every shard thread's net allocation (bytes allocated less bytes freed,
-//!   jemalloc's per-thread counters: two thread-local loads) as it last
+//!   jemalloc's per-thread counters: two thread-local loads; less the
+//!   keyspace slots it allocated ahead of their keys, which neither part
+//!   counts: `note_spare_slot_bytes`) as it last
 //!   published it: once a loop turn, after a command run for another
 //!   shard's client (before its reply) and at each check; the checking
 //!   thread's own is read live. Each is a relaxed store to the thread's own
@@ -154,9 +156,10 @@ pub struct Memory {
 }
 
 /// One shard thread's published net allocation (own cache line: the
-/// others read it on every check while it writes it once a loop turn).
+/// others read it on every check while it writes it once a loop turn),
+/// and of it the spare slots' part (`note_spare_slot_bytes`, its `SPARE`).
 #[repr(align(128))]
-struct Net(AtomicI64);
+struct Net(AtomicI64, AtomicI64);
 
 thread_local! {
     /// The shard whose `Net` this thread publishes (usize::MAX: none).
@@ -166,6 +169,45 @@ thread_local! {
             (Ok(a), Ok(d)) => Some((a, d)),
             _ => None,
         };
+    /// Bytes of keyspace slots this thread allocated ahead less those it
+    /// filled or freed (`note_spare_slot_bytes`), since it started.
+    static SPARE: Cell<i64> = const { Cell::new(0) };
+}
+
+/// `SPARE` of the threads that run no shard (the lazy-free thread dropping
+/// a flushed table, a loader): rare, so one shared counter.
+static DETACHED_SPARE: AtomicI64 = AtomicI64::new(0);
+
+/// The keyspace's slots allocated ahead of their entries grew by `delta`
+/// bytes (`shard::dict`, `Dict::note_spare`). Used memory leaves them out,
+/// as Redis's counts a `dictEntry` only once its key exists: each thread's
+/// net allocation (`thread_net`) is less its own such bytes, and the
+/// allocator's figure (`in_use`) less all threads' as last published.
+/// What this excludes is at most the last chunk of slots of each database
+/// (288 KB), the spare one kept behind it and a first chunk shrunk to no
+/// less than twice its entries. Inline: a thread-local add per insert or
+/// removal of a key.
+#[inline]
+pub fn note_spare_slot_bytes(delta: i64) {
+    if SHARD.with(Cell::get) != usize::MAX {
+        SPARE.with(|s| s.set(s.get() + delta));
+    } else {
+        DETACHED_SPARE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+/// All threads' spare slot bytes: this thread's own live, every other
+/// shard thread's as last published, the others'.
+fn spare_slot_bytes() -> i64 {
+    let me = SHARD.with(Cell::get);
+    let own = SPARE.with(Cell::get);
+    let mut n = DETACHED_SPARE.load(Ordering::Relaxed) + own;
+    GROWTH_BOUND.with(|b| {
+        if let Some(server) = b.borrow().as_ref() {
+            n += server.memory.nets.iter().enumerate().filter(|&(s, _)| s != me).map(|(_, net)| net.1.load(Ordering::Relaxed)).sum::<i64>();
+        }
+    });
+    n
 }
 
 thread_local! {
@@ -197,10 +239,11 @@ pub fn over_after_alloc(more: usize) -> bool {
     })
 }
 
-/// This thread's bytes allocated less bytes freed, since it started.
+/// This thread's bytes allocated less bytes freed, since it started, less
+/// the slots it allocated ahead of their keys (`note_spare_slot_bytes`).
 #[inline]
 pub fn thread_net() -> i64 {
-    COUNTERS.with(|c| c.map_or(0, |(a, d)| a.get().wrapping_sub(d.get()) as i64))
+    COUNTERS.with(|c| c.map_or(0, |(a, d)| a.get().wrapping_sub(d.get()) as i64)) - SPARE.with(Cell::get)
 }
 
 /// The allocator's exact figure (an `epoch` refresh), as INFO's `used_memory`.
@@ -218,11 +261,13 @@ pub fn measure_now() -> u64 {
 /// 100 KB over four small commands, more than tests/maxmemory.rs's margin).
 /// Redis's own counter (`zmalloc_used_memory`) and jemalloc's per-thread
 /// counters behind `Memory::used` count only what the program allocated.
+/// Nor are the keyspace's slots allocated ahead of their keys counted
+/// (`note_spare_slot_bytes`).
 pub fn in_use(allocated: u64) -> u64 {
     // MALLCTL_ARENAS_ALL (4096): the merged statistics of every arena.
     // SAFETY: a NUL-terminated name of a read-only size_t statistic.
     let cached = unsafe { tikv_jemalloc_ctl::raw::read::<usize>(b"stats.arenas.4096.tcache_bytes\0") }.unwrap_or(0) as u64;
-    allocated.saturating_sub(cached)
+    allocated.saturating_sub(cached).saturating_sub(spare_slot_bytes().max(0) as u64)
 }
 
 impl Memory {
@@ -235,7 +280,7 @@ impl Memory {
             lazy: AtomicBool::new(false),
             base: AtomicI64::new(0),
             measured_us: AtomicU64::new(0),
-            nets: (0..shards).map(|_| Net(AtomicI64::new(0))).collect(),
+            nets: (0..shards).map(|_| Net(AtomicI64::new(0), AtomicI64::new(0))).collect(),
             keys: (0..shards).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
             over_since_us: AtomicU64::new(0),
             over_total_us: AtomicU64::new(0),
@@ -274,6 +319,7 @@ impl Memory {
         let net = thread_net();
         if let Some(n) = self.nets.get(me) {
             n.0.store(net, Ordering::Relaxed);
+            n.1.store(SPARE.with(Cell::get), Ordering::Relaxed);
         }
         let now = crate::util::unix_us() as u64;
         let last = self.measured_us.load(Ordering::Relaxed);
@@ -296,6 +342,7 @@ impl Memory {
     pub fn publish_net(&self, shard: usize) {
         if let Some(n) = self.nets.get(shard) {
             n.0.store(thread_net(), Ordering::Relaxed);
+            n.1.store(SPARE.with(Cell::get), Ordering::Relaxed);
         }
     }
 
@@ -673,7 +720,8 @@ fn evict_one(st: &mut ShardState, policy: Policy, samples: usize, now_ms: i64, l
 
 /// Deletes evicted `key` of database `db`: the bytes the removal and free
 /// released on this thread (with `lazy`, the value's share goes to the
-/// lazy-free thread and is not in it, as in Redis); None: it was gone.
+/// lazy-free thread and is not in it, as in Redis), its slot's 72 B
+/// included (`note_spare_slot_bytes`); None: it was gone.
 fn delete_victim(st: &mut ShardState, db: usize, key: &[u8], lazy: bool) -> Option<i64> {
     let threshold_ms = st.config.latency_monitor_threshold_ms;
     let start = (threshold_ms > 0).then(std::time::Instant::now);
