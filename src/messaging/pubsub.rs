@@ -238,17 +238,17 @@ impl DeliveryStamps {
 }
 
 /// The receiving side of `DeliveryStamps`: the next stamp to write, and the
-/// batches that came before their turn.
+/// items (delivery batches, MONITOR lines) that came before their turn.
 #[derive(Debug, Default)]
-pub struct Inbound {
+pub struct Inbound<T = DeliveryBatch> {
     pub next: u64,
-    pub early: std::collections::BTreeMap<u64, DeliveryBatch>,
+    pub early: std::collections::BTreeMap<u64, T>,
 }
 
-impl Inbound {
-    /// Accepts batch `stamp`; returns the batches now due, in order (the
+impl<T> Inbound<T> {
+    /// Accepts item `stamp`; returns the items now due, in order (the
     /// given one and any held ones that follow it), or none if it is early.
-    pub fn accept(&mut self, stamp: u64, batch: DeliveryBatch, due: &mut Vec<DeliveryBatch>) {
+    pub fn accept(&mut self, stamp: u64, batch: T, due: &mut Vec<T>) {
         if stamp != self.next {
             debug_assert!(stamp > self.next, "a delivery stamp came twice");
             self.early.insert(stamp, batch);

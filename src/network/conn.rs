@@ -218,6 +218,15 @@ pub struct Conn {
     pub mem_drained: bool,
 }
 
+/// Drops the first `*head` bytes of a query buffer (input that already ran,
+/// `Conn::qbuf_head`), so that the unread input starts it.
+pub fn drop_run_input(qbuf: &mut Vec<u8>, head: &mut usize) {
+    if *head > 0 {
+        qbuf.drain(..*head);
+        *head = 0;
+    }
+}
+
 impl Conn {
     pub fn new(fd: RawFd, generation: u32, client: ClientState) -> Conn {
         Conn {
@@ -383,10 +392,7 @@ impl Conn {
     /// Drops the part of `qbuf` that already ran, so that the unread input
     /// starts the buffer (for code that parses it from the front).
     pub fn compact_qbuf(&mut self) {
-        if self.qbuf_head > 0 {
-            self.qbuf.drain(..self.qbuf_head);
-            self.qbuf_head = 0;
-        }
+        drop_run_input(&mut self.qbuf, &mut self.qbuf_head);
     }
 
     /// Frees what a closed connection holds that no kernel operation uses:

@@ -22,17 +22,15 @@
 //! a concurrent writer on two keys could tell, as between two connections).
 //! Hops are not counted: their keys stay marked until their parts have run
 //! (`network::hop`, "Order per connection"). Cost: a `-P 16` pipeline of
-//! SETs over two shards waits about once per four commands: +10-19% server
-//! CPU per request with 50 clients (+62-68% before its replies were held
-//! for one send: a send and a client wake-up per wait), 3.25x for one
-//! connection at `-P 100`; reads and `-P 1` unchanged (perf/RESULTS.md,
-//! "Pipelined order across shards"). A client that
-//! streams without pacing pays most: every wait resumes it by moving the
-//! rest of its query buffer to the front (`process_input`), and a
-//! backlog of hundreds of MB made that ~13 ms a wait (600 replies in 8 s
-//! against 14-33k): a query buffer consumed from an offset is the fix
-//! left to do. Hidden config `cross-shard-pipeline-order no` turns the
-//! rule off.
+//! SETs over two shards waits about once per four commands: +30% server
+//! CPU per request with 50 clients, measured quietly (+62-68% before its
+//! replies were held for one send: a send and a client wake-up per wait),
+//! 3.25x for one connection at `-P 100`; reads and `-P 1` unchanged
+//! (perf/RESULTS.md, "Pipelined order across shards" and the quiet take
+//! after it). A client that streams without pacing resumes from an offset
+//! into its query buffer (`Conn::qbuf_head`): moving the rest to the front
+//! at every wait was ~13 ms a wait with hundreds of MB queued. Hidden
+//! config `cross-shard-pipeline-order no` turns the rule off.
 
 use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
@@ -48,13 +46,6 @@ pub(super) const CALLER_FIELDS: usize = 2;
 
 /// Commands parsed ahead of execution, whose keys are prefetched together.
 const PARSE_AHEAD: usize = super::prefetch::PREFETCH_BATCH;
-
-/// `cross-shard-pipeline-order` as last read (`EventLoop::pipeline_order_strict`).
-#[derive(Default)]
-pub struct PipelineOrder {
-    relaxed: bool,
-    read_ms: i64,
-}
 
 /// What the connection's parse loop does next.
 #[derive(PartialEq, Eq, Debug)]
@@ -157,12 +148,10 @@ impl EventLoop {
             None => {
                 consumed = self.parse_and_run(index, &qbuf[head..]);
                 head += consumed;
-                if head == qbuf.len() {
-                    qbuf.clear();
-                    head = 0;
-                } else if head >= qbuf.len() - head {
-                    qbuf.drain(..head);
-                    head = 0;
+                // Everything ran, or at least half: the rest moves to the
+                // front (each byte at most once more); else it stays put.
+                if head >= qbuf.len() - head {
+                    super::conn::drop_run_input(&mut qbuf, &mut head);
                 }
             }
         }
@@ -176,10 +165,7 @@ impl EventLoop {
         // Not past the query-buffer limit: such a client is closed anyway.
         let big_frame_bytes = conn.frame.big_bulk_frame_bytes().filter(|&n| n <= query_limit);
         if let Some(n) = big_frame_bytes {
-            if head > 0 {
-                qbuf.drain(..head);
-                head = 0;
-            }
+            super::conn::drop_run_input(&mut qbuf, &mut head);
             if n > qbuf.capacity() {
                 qbuf.reserve_exact(n - qbuf.len());
             }
@@ -848,21 +834,6 @@ impl EventLoop {
         self.command_done(index, spec, flow)
     }
 
-    /// `cross-shard-pipeline-order` (hidden config, `yes` by default: the
-    /// rule in the module doc; `no`: pipelined single-key commands for
-    /// different shards run side by side, their replies still in order),
-    /// read from the config at most every 100 ms, and only when the rule
-    /// would hold a command back.
-    #[inline(never)]
-    fn pipeline_order_strict(&mut self) -> bool {
-        let now = self.clock.now_ms();
-        if now - self.pipeline_order.read_ms >= 100 {
-            self.pipeline_order.read_ms = now;
-            self.pipeline_order.relaxed = self.state().config.others.get("cross-shard-pipeline-order").is_some_and(|v| v == "no");
-        }
-        !self.pipeline_order.relaxed
-    }
-
     /// A command ran or was sent on (not deferred): CLIENT CACHING's flag
     /// lasts one command (`ClientTracking::command_done`).
     #[inline(always)]
@@ -1353,7 +1324,7 @@ impl EventLoop {
         for s in 0..self.server.shard_count {
             let stamp = self.server.monitor_stamps.take(s);
             if s == self.id {
-                self.accept_monitor_line(stamp, &line, now_ms);
+                self.accept_monitor_line(stamp, line.clone(), now_ms);
             } else {
                 self.server.monitor_lines_queued[s].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.send_to(s, Message::MonitorLine { stamp, line: line.clone() });
@@ -1365,19 +1336,15 @@ impl EventLoop {
 
     /// Feeds line `stamp` to this shard's monitors once every line stamped
     /// before it has been fed; a line that comes early waits (one mailbox
-    /// hop at most: its predecessors' stamps were taken before it).
-    pub(super) fn accept_monitor_line(&mut self, stamp: u64, line: &[u8], now_ms: i64) {
-        if stamp != self.monitor_next {
-            debug_assert!(stamp > self.monitor_next, "a MONITOR stamp came twice");
-            self.monitor_early.insert(stamp, line.to_vec());
-            return;
-        }
-        self.feed_local_monitors(line, now_ms);
-        self.monitor_next += 1;
-        while let Some(l) = self.monitor_early.remove(&self.monitor_next) {
+    /// hop at most: its predecessors' stamps were taken before it), as
+    /// pub/sub's delivery batches do (`pubsub::Inbound`).
+    pub(super) fn accept_monitor_line(&mut self, stamp: u64, line: Vec<u8>, now_ms: i64) {
+        let mut due = std::mem::take(&mut self.monitor_due);
+        self.monitor_inbound.accept(stamp, line, &mut due);
+        for l in due.drain(..) {
             self.feed_local_monitors(&l, now_ms);
-            self.monitor_next += 1;
         }
+        self.monitor_due = due;
     }
 }
 

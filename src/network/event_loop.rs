@@ -12,11 +12,6 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::bufring::BufRing;
 use super::conn::{recycle, Closing, Conn, HopHold, SEND_BUFFER_BYTES, SEND_BUFFER_KEEP_BYTES};
-
-/// Flushes in a row that a connection waiting on `Conn::order_wait` keeps
-/// its replies for the next ones: a `-P 16` batch over two shards waits
-/// about four times.
-const ORDER_HOLD_FLUSHES_MAX: u8 = 4;
 use super::uring::{with_target, Uring};
 use crate::commands::ClientState;
 pub use crate::exec::Clock;
@@ -33,6 +28,10 @@ const KIND_IGNORE: u64 = 5;
 /// The BGSAVE child's pidfd became readable: it has exited.
 const KIND_CHILD_EXIT: u64 = 6;
 
+/// Flushes in a row that a connection waiting on `Conn::order_wait` keeps
+/// its replies for the next ones: a `-P 16` batch over two shards waits
+/// about four times.
+const ORDER_HOLD_FLUSHES_MAX: u8 = 4;
 const RECV_BUFFERS: u16 = 512;
 const RECV_BUFFER_BYTES: usize = 16 * 1024;
 const RING_ENTRIES: u32 = 4096;
@@ -111,8 +110,6 @@ pub struct EventLoop {
     /// The argument slices of the command `parse_and_run` runs (always
     /// empty here: reused for its allocation).
     pub arg_store: Vec<&'static [u8]>,
-    /// `cross-shard-pipeline-order` as last read (`network::dispatch`).
-    pub pipeline_order: super::dispatch::PipelineOrder,
     pub cqes: Vec<(u64, i32, u32)>,
     /// The next completion of `cqes` that `reap` handles.
     pub reap_next: usize,
@@ -143,10 +140,10 @@ pub struct EventLoop {
     pub defer_taskrun: bool,
     /// The MONITOR line of the command just run (`exec::call`), reused.
     pub monitor_line: Vec<u8>,
-    /// MONITOR lines for this shard's monitors in stamp order: the next
-    /// stamp due, and lines that came before it (`accept_monitor_line`).
-    pub monitor_next: u64,
-    pub monitor_early: std::collections::BTreeMap<u64, Vec<u8>>,
+    /// MONITOR lines for this shard's monitors, put back in stamp order
+    /// (`accept_monitor_line`), and the lines due now (reused).
+    pub monitor_inbound: crate::messaging::pubsub::Inbound<Vec<u8>>,
+    pub monitor_due: Vec<Vec<u8>>,
     /// Intents this shard coordinates, queued and not yet run (`held`).
     pub intents: Vec<super::held::PendingIntent>,
     /// Who owns the intents `with_held` queues now.
@@ -237,7 +234,6 @@ impl EventLoop {
             scratch: Vec::with_capacity(64 * 1024),
             batch: Vec::new(),
             arg_store: Vec::with_capacity(8),
-            pipeline_order: Default::default(),
             cqes: Vec::with_capacity(1024),
             reap_next: 0,
             next_cron_ms: 0,
@@ -251,8 +247,8 @@ impl EventLoop {
             last_command: crate::commands::LastCommand::default(),
             defer_taskrun,
             monitor_line: Vec::new(),
-            monitor_next: 0,
-            monitor_early: Default::default(),
+            monitor_inbound: Default::default(),
+            monitor_due: Vec::new(),
             intents: Vec::new(),
             intent_owner: Default::default(),
             loop_op: None,
@@ -1117,7 +1113,7 @@ impl EventLoop {
             Message::MonitorLine { stamp, line } => {
                 self.server.monitor_lines_queued[self.id].fetch_sub(1, Ordering::Relaxed);
                 let now = self.clock.now_ms();
-                self.accept_monitor_line(stamp, &line, now);
+                self.accept_monitor_line(stamp, line, now);
             }
             m @ (Message::Deliver { .. } | Message::PubSubDrop { .. }) => self.on_pubsub_message(m),
             Message::Blocked { waiter } => self.on_blocked(from_shard, waiter),

@@ -70,7 +70,9 @@ pub enum Forced {
 #[derive(Default)]
 pub struct Route {
     forced: Forced,
-    /// When `forced` was last read from the config (ms).
+    /// `cross-shard-pipeline-order no` (`EventLoop::pipeline_order_strict`).
+    pipeline_relaxed: bool,
+    /// When `forced` and `pipeline_relaxed` were last read from the config (ms).
     read_ms: i64,
     /// Per target shard: an exponential mean of this thread's hold waits
     /// on it (ns; weight 1/4 for the newest).
@@ -86,19 +88,37 @@ impl Route {
 }
 
 impl EventLoop {
-    /// `cross-shard-route`, read from the config at most every 100 ms.
-    pub(super) fn forced_route(&mut self) -> Forced {
+    /// The hidden cross-shard settings, `cross-shard-route` and
+    /// `cross-shard-pipeline-order`, read from the config at most every 100 ms.
+    fn read_route_config(&mut self) {
         let now = self.clock.now_ms();
         if now - self.hops.route.read_ms >= 100 {
             self.hops.route.read_ms = now;
-            self.hops.route.forced = match self.state().config.others.get("cross-shard-route").map(|v| v.as_str()) {
+            let others = &self.set.get(self.id).config.others;
+            self.hops.route.forced = match others.get("cross-shard-route").map(|v| v.as_str()) {
                 Some("hops") => Forced::Hops,
                 Some("held") => Forced::Held,
                 Some("measured") => Forced::Measured,
                 _ => Forced::Auto,
             };
+            self.hops.route.pipeline_relaxed = others.get("cross-shard-pipeline-order").is_some_and(|v| v == "no");
         }
+    }
+
+    /// `cross-shard-route`.
+    pub(super) fn forced_route(&mut self) -> Forced {
+        self.read_route_config();
         self.hops.route.forced
+    }
+
+    /// `cross-shard-pipeline-order` (hidden config, `yes` by default: the
+    /// rule in `network::dispatch`'s module doc; `no`: pipelined single-key
+    /// commands for different shards run side by side, their replies still
+    /// in order), asked only when the rule would hold a command back.
+    #[inline(never)]
+    pub(super) fn pipeline_order_strict(&mut self) -> bool {
+        self.read_route_config();
+        !self.hops.route.pipeline_relaxed
     }
 
     /// Whether a two-round hop over `mask` goes by hops (see the module
