@@ -537,3 +537,109 @@ fn subscribe_inside_exec_registers_on_the_channels_shards() {
         }
     }
 }
+
+/// CLIENT REPLY inside EXEC, bytes as redis-server 7.0.15 sends them
+/// (audit21): each reply is written or not by the mode at its time, so an
+/// OFF among the queued commands keeps the array header and what came before
+/// it (a broken array, as Redis's) and an ON lets the rest through again;
+/// with replies off before MULTI only what an ON inside lets through comes;
+/// a SKIP queued inside applies to the command after EXEC. Over one shard
+/// and over three (the transaction then holds them all).
+#[test]
+fn client_reply_inside_exec_as_redis() {
+    let s = server();
+    let k = keys_on_every_shard("reply");
+    let cases: Vec<(Vec<Vec<&str>>, &[u8])> = vec![
+        (
+            vec![
+                vec!["MULTI"],
+                vec!["PING", "a"],
+                vec!["CLIENT", "REPLY", "OFF"],
+                vec!["PING", "b"],
+                vec!["EXEC"],
+                vec!["PING", "x"],
+                vec!["CLIENT", "REPLY", "ON"],
+                vec!["PING", "y"],
+            ],
+            b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n$1\r\na\r\n+OK\r\n$1\r\ny\r\n",
+        ),
+        (
+            vec![
+                vec!["CLIENT", "REPLY", "OFF"],
+                vec!["MULTI"],
+                vec!["PING", "a"],
+                vec!["CLIENT", "REPLY", "ON"],
+                vec!["PING", "b"],
+                vec!["EXEC"],
+                vec!["PING", "c"],
+            ],
+            b"+OK\r\n$1\r\nb\r\n$1\r\nc\r\n",
+        ),
+        (
+            vec![vec!["MULTI"], vec!["CLIENT", "REPLY", "SKIP"], vec!["PING", "a"], vec!["EXEC"], vec!["PING", "x"], vec!["PING", "y"]],
+            b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n$1\r\na\r\n$1\r\ny\r\n",
+        ),
+        (
+            vec![
+                vec!["MULTI"],
+                vec!["SET", &k[0], "1"],
+                vec!["SET", &k[1], "2"],
+                vec!["SET", &k[2], "3"],
+                vec!["CLIENT", "REPLY", "OFF"],
+                vec!["GET", &k[0]],
+                vec!["EXEC"],
+                vec!["CLIENT", "REPLY", "ON"],
+                vec!["MGET", &k[0], &k[1], &k[2]],
+            ],
+            b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*5\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n",
+        ),
+    ];
+    for (commands, want) in cases {
+        let chunks: Vec<Vec<u8>> = commands.iter().map(|c| common::encode(c)).collect();
+        let (got, _) = common::feed(&s, &chunks, Duration::from_millis(300));
+        assert_eq!(common::escape(&got, 4096), common::escape(want, 4096), "{commands:?}");
+    }
+}
+
+/// SSUBSCRIBE queued in MULTI is refused when EXEC runs it (Redis 7.0's
+/// CLIENT_DENY_BLOCKING inside EXEC), while SUBSCRIBE and PSUBSCRIBE go
+/// through; the refused one leaves no subscription (audit21).
+#[test]
+fn ssubscribe_inside_exec_is_refused() {
+    let s = server();
+    let k = keys_on_every_shard("deny");
+    let mut c = s.conn();
+    let mut other = s.conn();
+    for keys in [&k[..1], &k[..]] {
+        assert_eq!(c.cmd(&["MULTI"]), Resp::ok());
+        for key in keys {
+            assert_eq!(c.cmd(&["SET", key, "1"]), Resp::Simple("QUEUED".into()));
+        }
+        assert_eq!(c.cmd(&["SSUBSCRIBE", "sch"]), Resp::Simple("QUEUED".into()));
+        assert_eq!(c.cmd(&["PSUBSCRIBE", "p*"]), Resp::Simple("QUEUED".into()));
+        let Resp::Array(replies) = c.cmd(&["EXEC"]) else { panic!("EXEC") };
+        assert_eq!(replies.len(), keys.len() + 2);
+        assert_eq!(replies[keys.len()], Resp::Error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client".into()), "{keys:?}");
+        assert_eq!(replies[keys.len() + 1], Resp::Array(vec![Resp::bulk("psubscribe"), Resp::bulk("p*"), Resp::Int(1)]));
+        assert_eq!(other.cmd(&["PUBSUB", "SHARDNUMSUB", "sch"]), Resp::Array(vec![Resp::bulk("sch"), Resp::Int(0)]));
+        assert_eq!(c.cmd(&["RESET"]), Resp::Simple("RESET".into()));
+    }
+}
+
+/// XSETID is a write that touches no WATCH: Redis 7.0's XSETID calls no
+/// `signalModifiedKey` (audit21). XADD, beside it, does.
+#[test]
+fn xsetid_leaves_a_watched_key_untouched() {
+    let s = server();
+    let mut c = s.conn();
+    let mut other = s.conn();
+    for key in keys_on_every_shard("xsetid") {
+        assert_eq!(c.cmd(&["XADD", &key, "1-1", "f", "v"]), Resp::bulk("1-1"));
+        assert_eq!(c.cmd(&["WATCH", &key]), Resp::ok());
+        assert_eq!(other.cmd(&["XSETID", &key, "5-5"]), Resp::ok());
+        assert_eq!(exec_ping(&mut c), pong(), "{key}: XSETID touched the watched key");
+        assert_eq!(c.cmd(&["WATCH", &key]), Resp::ok());
+        assert_eq!(other.cmd(&["XADD", &key, "6-1", "f", "v"]), Resp::bulk("6-1"));
+        assert_eq!(exec_ping(&mut c), Resp::Nil, "{key}: XADD did not touch the watched key");
+    }
+}

@@ -253,6 +253,11 @@ fn psubscribe(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     change_subscriptions(ctx, args, r, Kind::Pattern, true);
 }
 fn ssubscribe(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
+    // Inside EXEC the client may not block (Redis's CLIENT_DENY_BLOCKING):
+    // Redis 7.0 lets SUBSCRIBE and PSUBSCRIBE through there, not SSUBSCRIBE.
+    if ctx.in_multi {
+        return r.error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client");
+    }
     change_subscriptions(ctx, args, r, Kind::Shard, true);
 }
 fn unsubscribe(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {

@@ -575,7 +575,10 @@ fn xsetid(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         s.max_deleted_entry_id = max_xdel;
     }
     r.ok();
-    ctx.modified(ctx.db, key);
+    // A write (dirty) and an event, but not a modification: Redis 7.0's
+    // XSETID calls no `signalModifiedKey`, so WATCH, tracking and blocked
+    // readers do not hear of it (a WATCHed key stays untouched).
+    ctx.shards.of(key).dirty += 1;
     ctx.notify(notify::STREAM, "xsetid", key);
 }
 

@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use super::dispatch::{queue_reply, route_mask, take_discard, Flow};
 use super::event_loop::EventLoop;
-use crate::commands::{flags, CommandSpec, CommandTable, Ctx};
+use crate::commands::{self, flags, CommandSpec, CommandTable, Ctx, ReplyMode};
 use crate::exec::{call, Caller};
 use crate::protocol::Reply;
 
@@ -284,10 +284,12 @@ impl EventLoop {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
             call(&mut ctx, &mut self.clock, id, args, &mut r, &Caller::LOCAL, &mut self.monitor_line);
         }
+        let header_end = conn.out.len();
         // EXEC's MONITOR line follows its commands' (Redis feeds it after
         // `execCommand` has run them).
         let exec_line = std::mem::take(&mut self.monitor_line);
-        if conn.client.multi.go {
+        let ran = conn.client.multi.go;
+        if ran {
             let queue_start = self.clock.last;
             let (queue, count) = conn.client.multi.take();
             let mut slices: Vec<&[u8]> = Vec::with_capacity(8);
@@ -299,10 +301,12 @@ impl EventLoop {
                 }
                 let conn = self.conns[index as usize].as_mut().unwrap();
                 let (db, resp) = (conn.client.db, conn.client.resp);
+                let start = conn.out.len();
                 let mut r = Reply::new(&mut conn.out, resp);
                 let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client));
                 ctx.in_multi = true;
                 call(&mut ctx, &mut self.clock, q.id, &slices, &mut r, &Caller::LOCAL, &mut self.monitor_line);
+                exec_reply_mode(conn, start, q.id);
                 self.feed_monitors(now);
             }
             drop(slices);
@@ -325,9 +329,29 @@ impl EventLoop {
         // Keyspace notifications of the queued commands, PUBLISHes among them.
         self.after_command_messaging();
         let conn = self.conns[index as usize].as_mut().unwrap();
-        if super::dispatch::reply_mode_after_command(&mut conn.client, mode_before) {
-            conn.out.truncate(mark);
+        let discard = super::dispatch::reply_mode_after_command(&mut conn.client, mode_before);
+        if !ran {
+            if discard {
+                conn.out.truncate(mark);
+            }
+        } else if matches!(mode_before, ReplyMode::Off | ReplyMode::Skip) {
+            // The array header was written while replies were off; what a
+            // CLIENT REPLY ON inside let through stays (`exec_reply_mode`).
+            conn.out.drain(mark..header_end);
         }
         self.finish_command(index, now)
+    }
+}
+
+/// CLIENT REPLY inside EXEC, as Redis 7.0 has it: each reply is written or
+/// not by the mode at the time (Redis tests the client's flags in every
+/// `addReply`), so a CLIENT REPLY OFF among the queued commands keeps the
+/// array header and the replies before it and drops the rest, a broken
+/// array as in Redis, and CLIENT REPLY ON lets the rest through again. A
+/// SKIP issued inside applies after EXEC (`reply_mode_after_command`).
+/// (Un)subscribe confirmations are pushes, never dropped (`execute_here`).
+fn exec_reply_mode(conn: &mut super::conn::Conn, start: usize, id: usize) {
+    if matches!(conn.client.reply_mode, ReplyMode::Off | ReplyMode::Skip) && !commands::pubsub::is_subscription_command(CommandTable::get().specs[id].name) {
+        conn.out.truncate(start);
     }
 }
