@@ -379,3 +379,33 @@ fn pubsub_output_buffer_limit_closes_a_subscriber_that_does_not_read() {
     assert_eq!(end, common::End::Closed);
     assert_eq!(admin.cmd(&["PING"]), Resp::Simple("PONG".into()), "the server survives");
 }
+
+/// CLIENT KILL of a subscribed client: once KILL has answered, it is no
+/// receiver any more and PUBSUB counts it nowhere, as Redis frees it in the
+/// command (audit21: its subscriptions stayed until its shard's cron closed
+/// it, up to ~100 ms, and a PUBLISH right after the kill counted it).
+#[test]
+fn client_kill_drops_a_subscriber_at_once() {
+    let s = server();
+    let channels = common::keys_per_shard("killed", 3);
+    let mut admin = s.conn();
+    for round in 0..5 {
+        let mut sub = s.conn();
+        let id = sub.cmd(&["CLIENT", "ID"]).int().to_string();
+        let mut args = vec!["SUBSCRIBE"];
+        args.extend(channels.iter().map(|c| c.as_str()));
+        sub.send(&args);
+        for _ in &channels {
+            sub.read();
+        }
+        assert_eq!(words(&sub.cmd(&["PSUBSCRIBE", "killed*"]))[0], "psubscribe");
+        assert_eq!(words(&sub.cmd(&["SSUBSCRIBE", &channels[round % 3]]))[0], "ssubscribe");
+        assert_eq!(admin.cmd(&["CLIENT", "KILL", "ID", &id]), Resp::Int(1));
+        for ch in &channels {
+            assert_eq!(admin.cmd(&["PUBLISH", ch, "m"]), Resp::Int(0), "round {round}: PUBLISH {ch} right after the kill");
+            assert_eq!(admin.cmd(&["PUBSUB", "NUMSUB", ch]), Resp::Array(vec![bulk(ch), Resp::Int(0)]));
+        }
+        assert_eq!(admin.cmd(&["PUBSUB", "NUMPAT"]), Resp::Int(0));
+        assert_eq!(admin.cmd(&["SPUBLISH", &channels[round % 3], "m"]), Resp::Int(0));
+    }
+}

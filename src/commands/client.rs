@@ -376,6 +376,7 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
 /// the command holds (all of them); returns how many.
 pub fn kill_where(ctx: &mut Ctx, caller_id: Option<u64>, doomed: impl Fn(usize, usize, &ClientInfo) -> bool) -> i64 {
     let mut killed = 0i64;
+    let mut subscribers = Vec::new();
     for s in 0..ctx.shard_count {
         for (i, slot) in ctx.shard_mut(s).clients.iter_mut().enumerate() {
             let Some(info) = slot.as_mut() else {
@@ -390,7 +391,16 @@ pub fn kill_where(ctx: &mut Ctx, caller_id: Option<u64>, doomed: impl Fn(usize, 
             if let Some(w) = &info.blocked {
                 w.claim(crate::messaging::blocking::GONE);
             }
+            // A subscribed victim too: no longer a receiver once this answers.
+            if info.subscriptions.iter().any(|&n| n > 0) {
+                subscribers.push(crate::messaging::pubsub::Subscriber { shard: s as u32, token: info.token });
+            }
             killed += 1;
+        }
+    }
+    for s in 0..ctx.shard_count {
+        for &sub in &subscribers {
+            ctx.shard_mut(s).pubsub.remove_subscriber(sub);
         }
     }
     // Counted out now, as Redis's freeClient; the shards' cron closes the

@@ -340,6 +340,24 @@ impl ShardPubSub {
         }
     }
 
+    /// Removes `sub` from every channel, shard channel and pattern of this
+    /// shard's tables (CLIENT KILL: `commands::client::kill_where`). A scan
+    /// of the tables, for a rare admin command, so that the killed client
+    /// stops counting as a receiver when CLIENT KILL answers, as Redis frees
+    /// it in the command; its connection closes at its shard's next cron
+    /// (`drop_subscriptions` then finds nothing left to drop).
+    pub fn remove_subscriber(&mut self, sub: Subscriber) {
+        for kind in [Kind::Channel, Kind::Shard, Kind::Pattern] {
+            let names: Vec<Vec<u8>> = match kind {
+                Kind::Pattern => self.patterns.iter().filter(|(_, l)| l.contains(&sub)).map(|(n, _)| n.clone()).collect(),
+                _ => self.table_mut(kind).iter().filter(|(_, l)| l.contains(&sub)).map(|(n, _)| n.clone()).collect(),
+            };
+            for name in names {
+                self.remove(kind, &name, sub);
+            }
+        }
+    }
+
     /// Queues `encoded` (RESP2 framing, e.g. from `encode`; a RESP3
     /// connection gets `>` as its first byte) for the one connection `to`,
     /// delivered as published messages are: after the command, in the order
