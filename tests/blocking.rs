@@ -464,3 +464,32 @@ fn a_blocked_command_is_slowlogged_when_served() {
     }
     assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "10000"]), Resp::ok());
 }
+
+/// A timeout is never answered early: Redis unblocks at `timeout < now` in
+/// whole milliseconds, so a client always waits its full timeout (audit21:
+/// ringkv answered at `deadline == now`, up to a millisecond early, e.g. a
+/// BLPOP of 0.2 s after 199.4 ms). Fractional and whole-millisecond timeouts
+/// over BLPOP, BZPOPMIN and BLMOVE, keys of every shard.
+#[test]
+fn timeouts_are_never_answered_early() {
+    let s = server();
+    let keys = keys_per_shard("early");
+    let mut c = s.conn();
+    let timeouts = ["0.01", "0.013", "0.0205", "0.031", "0.05"];
+    for round in 0..8 {
+        for (i, t) in timeouts.iter().enumerate() {
+            let key = &keys[(round + i) % keys.len()];
+            let args: Vec<&str> = match i % 3 {
+                0 => vec!["BLPOP", key, t],
+                1 => vec!["BZPOPMIN", key, t],
+                _ => vec!["BLMOVE", key, "early:dst", "LEFT", "RIGHT", t],
+            };
+            let start = Instant::now();
+            let r = c.cmd(&args);
+            let waited = start.elapsed();
+            assert_eq!(r, Resp::Nil, "{args:?}");
+            let want = Duration::from_secs_f64(t.parse().unwrap());
+            assert!(waited >= want, "{args:?} answered after {waited:?}, before its timeout");
+        }
+    }
+}

@@ -479,8 +479,9 @@ impl EventLoop {
             Some(end) if !self.deferred.is_empty() => end.min(self.next_cron_ms),
             _ => self.next_cron_ms,
         };
-        // A blocked client's timeout ends the wait (`network::blocking`).
-        let until = self.state().blocking.next_deadline().map_or(until, |d| until.min(d));
+        // A blocked client's timeout ends the wait (`network::blocking`):
+        // the millisecond after its deadline, when it is past.
+        let until = self.state().blocking.next_deadline().map_or(until, |d| until.min(d + 1));
         let mut wait_ms = (until - now).clamp(1, 1000) as u64;
         if self.aof_tick {
             wait_ms = wait_ms.min(crate::persistence::aof_file::INLINE_TICK.as_millis() as u64);
