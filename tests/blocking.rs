@@ -493,3 +493,27 @@ fn timeouts_are_never_answered_early() {
         }
     }
 }
+
+/// A woken BLMOVE propagates as LMOVE with Redis's own lower-case `left` /
+/// `right` (redis-server 7.0.15: sent `rIGHT Left`, its AOF has `right
+/// left`), while one served at once keeps the words as sent (audit21:
+/// ringkv kept the client's words for both).
+#[test]
+fn woken_blmove_propagates_redis_side_words() {
+    let s = Server::ringkv(&["--shards", "3", "--appendonly", "yes", "--appendfsync", "always"]);
+    let mut admin = s.conn();
+    let keys = keys_per_shard("sides");
+    let (a, c) = (&keys[0], &keys[2]);
+    admin.cmd(&["RPUSH", a, "now"]);
+    assert_eq!(admin.cmd(&["BLMOVE", a, c, "Left", "RIGHT", "0"]), bulk("now"));
+    let mut w = s.conn();
+    w.send(&["BLMOVE", a, c, "rIGHT", "Left", "0"]);
+    wait_blocked(&mut admin, 1);
+    admin.cmd(&["RPUSH", a, "later"]);
+    assert_eq!(w.read(), bulk("later"));
+    wait_blocked(&mut admin, 0);
+    let incr = std::fs::read(s.dir.join("appendonlydir/appendonly.aof.1.incr.aof")).unwrap();
+    let cmds = aof_commands(&incr);
+    assert!(cmds.contains(&format!("LMOVE {a} {c} Left RIGHT")), "{cmds:?}");
+    assert!(cmds.contains(&format!("LMOVE {a} {c} right left")), "{cmds:?}");
+}

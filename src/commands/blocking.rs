@@ -147,6 +147,16 @@ fn pop_or_block(ctx: &mut Ctx, keys: &[&[u8]], op: BlockOp, deadline_ms: i64, r:
             _ => r.null_array(),
         };
     }
+    // A woken BLMOVE propagates as LMOVE with Redis's own `left`/`right`
+    // (`getStringObjectFromListPosition`), not the words the client sent:
+    // those are kept only when it is served at once, as Redis does.
+    let op = match op {
+        BlockOp::Move { dst, from_head, to_head, sides: Some(_) } => {
+            let word = |head: bool| if head { b"left".to_vec() } else { b"right".to_vec() };
+            BlockOp::Move { dst, from_head, to_head, sides: Some((word(from_head), word(to_head))) }
+        }
+        op => op,
+    };
     let keys = keys.iter().map(|k| k.to_vec()).collect();
     ctx.home().blocking.request = Some(BlockRequest { keys, op, deadline_ms, slowlog: None });
 }

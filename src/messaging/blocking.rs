@@ -73,8 +73,10 @@ pub enum BlockOp {
     /// BLPOP / BRPOP.
     Pop { head: bool },
     /// BLMOVE / BRPOPLPUSH: `sides` are LMOVE's two direction arguments as
-    /// the client sent them (propagated as sent, as Redis does); None for
-    /// BRPOPLPUSH (propagated as RPOPLPUSH).
+    /// the client sent them while it is served at once (propagated as sent,
+    /// as Redis does), Redis's `left`/`right` once it waits
+    /// (`commands::blocking::pop_or_block`); None for BRPOPLPUSH
+    /// (propagated as RPOPLPUSH).
     Move { dst: Vec<u8>, from_head: bool, to_head: bool, sides: Option<(Vec<u8>, Vec<u8>)> },
     /// BLMPOP.
     MPop { head: bool, count: usize },
