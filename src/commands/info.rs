@@ -394,6 +394,7 @@ fn stats(ctx: &Ctx, out: &mut String) {
         sum.client_query_buffer_limit_disconnections += s.client_query_buffer_limit_disconnections;
         sum.client_output_buffer_limit_disconnections += s.client_output_buffer_limit_disconnections;
         sum.mailbox_backoffs += s.mailbox_backoffs;
+        sum.batch_waits += s.batch_waits;
     }
     out.push_str("# Stats\r\n");
     field!(out, "total_connections_received", "{}", sum.total_connections);
@@ -459,6 +460,8 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "reply_buffer_expands", "0");
     // ringkv's own: forwarding that waited on a full mailbox between shards.
     field!(out, "mailbox_backoffs", "{}", sum.mailbox_backoffs);
+    // ringkv's own: loop waits that asked for a batch (`batch-wait-usec`).
+    field!(out, "batch_waits", "{}", sum.batch_waits);
 }
 
 fn replication(ctx: &Ctx, out: &mut String) {

@@ -111,6 +111,9 @@ pub struct Config {
     pub shards: usize,
     /// ringkv's own: pin shard i to core i.
     pub cpu_affinity: bool,
+    /// ringkv's own `batch-wait-usec`: how long a saturated shard loop waits
+    /// for its next batch (`network::event_loop`, `EventLoop::wait`; 0: off).
+    pub batch_wait_usec: u32,
     /// Every other accepted name, as text, keyed by its primary name.
     pub others: BTreeMap<String, String>,
     /// The config file given on the command line, as an absolute path (INFO shows it).
@@ -158,6 +161,7 @@ impl Default for Config {
             notify_keyspace_events: 0,
             shards: 0,
             cpu_affinity: false,
+            batch_wait_usec: 0,
             others: BTreeMap::new(),
             config_file: None,
             save_seen_in_file: false,

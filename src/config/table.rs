@@ -59,6 +59,9 @@ const INT_MAX: i64 = i32::MAX as i64;
 const INT_MIN: i64 = i32::MIN as i64;
 const LONG_MAX: i64 = i64::MAX;
 const UINT_MAX: u64 = u32::MAX as u64;
+/// `batch-wait-usec`'s bound: a wait longer than a millisecond is a stall,
+/// not a batch (a turn of the heaviest batches measured takes ~50-100 us).
+pub const BATCH_WAIT_USEC_MAX: i64 = 1000;
 
 const MAXMEMORY_POLICY: &[(&str, u8)] = &[
     ("volatile-lru", 0),
@@ -219,6 +222,9 @@ pub const DEFS: &[Def] = &[
     // lets one connection's pipelined single-key commands for different
     // shards run side by side (replies still in order), as before order20.
     d("cross-shard-pipeline-order", "", HIDDEN, Bool, "yes"),
+    // ringkv's own (`network::event_loop`, `EventLoop::wait`): how long a
+    // saturated loop may wait for its next batch of requests (0: never).
+    d("batch-wait-usec", "", HIDDEN, Int(0, BATCH_WAIT_USEC_MAX), "0"),
     d("active-expire-effort", "", 0, Int(1, 10), "1"),
     d("hz", "", 0, Int(0, INT_MAX), "10"),
     d("min-replicas-to-write", "min-slaves-to-write", 0, Int(0, INT_MAX), "0"),
@@ -338,6 +344,7 @@ pub const ACTED_ON: &[&str] = &[
     "shards",
     "cpu-affinity",
     "notify-keyspace-events",
+    "batch-wait-usec",
 ];
 
 fn is_acted_on(name: &str) -> bool {
@@ -739,6 +746,7 @@ pub fn set(c: &mut Config, def: &Def, args: &[&str], reading_file: bool) -> Resu
         "stop-writes-on-bgsave-error" => c.stop_writes_on_bgsave_error = v == "yes",
         "shards" => c.shards = num() as usize,
         "cpu-affinity" => c.cpu_affinity = v == "yes",
+        "batch-wait-usec" => c.batch_wait_usec = num() as u32,
         _ => unreachable!("acted-on config {} without a field", name),
     }
     Ok(())
@@ -810,6 +818,7 @@ pub fn get(c: &Config, def: &Def) -> String {
         "stop-writes-on-bgsave-error" => yn(c.stop_writes_on_bgsave_error),
         "shards" => c.shards.to_string(),
         "cpu-affinity" => yn(c.cpu_affinity),
+        "batch-wait-usec" => c.batch_wait_usec.to_string(),
         "notify-keyspace-events" => crate::messaging::notify::format(c.notify_keyspace_events),
         other => c.others.get(other).cloned().unwrap_or_else(|| def.default.to_string()),
     }

@@ -36,6 +36,8 @@ pub struct ShardStats {
     /// Commands that waited because a mailbox to another shard was at its
     /// bound (`shard::mailbox::REQUESTS_OUTSTANDING_MAX` and friends).
     pub mailbox_backoffs: u64,
+    /// Loop waits that asked for a batch (`batch-wait-usec`, `EventLoop::wait`).
+    pub batch_waits: u64,
     /// Command latency histogram in microseconds (log2 buckets, for INFO latencystats).
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::LatencyMonitor,

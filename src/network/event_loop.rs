@@ -37,6 +37,13 @@ const RECV_BUFFER_BYTES: usize = 16 * 1024;
 const RING_ENTRIES: u32 = 4096;
 /// The most receives a batching wait asks for (`EventLoop::wait`).
 const BATCH_WAIT_MAX: u32 = 64;
+/// The fewest commands a turn must have run for the batching wait
+/// (`batch-wait-usec`) to follow it: the loop counts as saturated. At
+/// `-P 1` a turn runs one command a ready connection, so only 64+ clients
+/// sending at once reach it (never the -c 1..50 whose latency the wait
+/// must not touch); a pipelining client's receive carries many (16 at
+/// redis-benchmark `-P 16`: four receives reach it).
+const BATCH_WAIT_COMMANDS_MIN: u64 = 64;
 /// Replies queued per mailbox before the overflow queue takes over.
 pub const MAILBOX_CAPACITY: usize = 4096;
 
@@ -181,9 +188,9 @@ pub struct EventLoop {
     /// Sends queued this turn: each posts its completion inside the enter
     /// that submits it (a socket with room), which a wait then counts.
     pub turn_sends: u32,
-    /// The batching wait's `min_wait_usec` (`RINGKV_MIN_WAIT_US`, 0: off;
-    /// see `wait`).
-    pub min_wait_us: u32,
+    /// `total_commands` when the turn began: the turn's commands, the
+    /// batching wait's measure of a saturated loop (see `wait`).
+    pub turn_commands: u64,
 }
 
 impl EventLoop {
@@ -264,7 +271,7 @@ impl EventLoop {
             client_mem: Default::default(),
             turn_recvs: 0,
             turn_sends: 0,
-            min_wait_us: std::env::var("RINGKV_MIN_WAIT_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+            turn_commands: 0,
         })
     }
 
@@ -495,20 +502,33 @@ impl EventLoop {
         let ts = types::Timespec::from(Duration::from_millis(wait_ms));
         let batch = std::mem::take(&mut self.turn_recvs);
         let sends = std::mem::take(&mut self.turn_sends);
-        if self.min_wait_us > 0 && batch >= 2 && self.uring.min_wait && self.defer_taskrun {
-            // The batching wait (off unless RINGKV_MIN_WAIT_US is set: not
-            // shown to pay on the shared 2-core VM, perf/RESULTS.md
-            // "batch20"). The k connections that sent this turn will send
-            // again once they read their replies, so the wait asks for k
-            // receives beyond the completions of this turn's own sends (a
-            // send to a socket with room completes inside this enter and
-            // would end a plain wait at once); a receive is lazy task work,
-            // so the kernel wakes the loop at the k-th, or once
-            // `min_wait_us` has passed with any completion queued (a short
-            // send's, a doorbell's: each waits at most that long), or at
-            // the timeout if none. One wake-up and one turn then serve
-            // about k requests.
-            let _ = self.uring.enter_min(&mut self.ring, sends + batch.min(BATCH_WAIT_MAX), Some(&ts), self.min_wait_us);
+        // The batching wait (`batch-wait-usec`, perf/RESULTS.md "sat21"),
+        // only after a saturated turn: one that ran at least
+        // BATCH_WAIT_COMMANDS_MIN commands from two or more receives.
+        // After any turn of two receives (batch20) it cost 30 us of p50
+        // and 7-10% of the requests/s of 8 unpipelined clients, whose next
+        // requests come one by one; at -P 1 a turn only runs 64 commands
+        // with 64 connections ready. The k connections that sent this turn
+        // will send again once they read their replies, so the wait asks
+        // for k receives beyond the completions of this turn's own sends
+        // (a send to a socket with room completes inside this enter and
+        // would end a plain wait at once); a receive is lazy task work, so
+        // the kernel wakes the loop at the k-th, or once `batch-wait-usec`
+        // has passed with any completion queued (a short send's, a
+        // doorbell's: each waits at most that long), or at the timeout if
+        // none. One wake-up and one turn then serve about k batches. Where
+        // the kernel lacks `min_wait_usec` (before 6.12), or without
+        // DEFER_TASKRUN, the config is accepted and not acted on.
+        // Not done: asking for one completion beyond the sends after every
+        // turn that sent (no send-only turn before a sleep): at -P 1 under
+        // load the next receive often comes after `batch-wait-usec`, and
+        // the wait then ends at its timer with only the sends queued: more
+        // sleeps, not fewer turns (enters 0.237 -> 0.274 a GET).
+        let commands = self.state().stats.total_commands.saturating_sub(self.turn_commands);
+        let wait_us = self.state().config.batch_wait_usec;
+        if wait_us > 0 && batch >= 2 && commands >= BATCH_WAIT_COMMANDS_MIN && self.uring.min_wait && self.defer_taskrun {
+            self.state().stats.batch_waits += 1;
+            let _ = self.uring.enter_min(&mut self.ring, sends + batch.min(BATCH_WAIT_MAX), Some(&ts), wait_us);
         } else {
             let _ = self.uring.enter(&mut self.ring, 1, Some(&ts));
         }
@@ -532,6 +552,7 @@ impl EventLoop {
     fn reap(&mut self) {
         self.turn_recvs = 0;
         self.turn_sends = 0;
+        self.turn_commands = self.state().stats.total_commands;
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
         cqes.append(&mut self.busy_backlog);

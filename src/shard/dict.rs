@@ -647,6 +647,14 @@ impl Dict {
         (&s.key, &s.entry)
     }
 
+    /// The entry at `pos` alone: `at` also builds the key's slice (a
+    /// varint walk of its header) that the expiry test does not read, and
+    /// LLVM kept that loop.
+    #[inline]
+    pub fn entry_ref(&self, pos: usize) -> &Entry {
+        &self.slots.at(pos).entry
+    }
+
     #[inline]
     pub fn entry_at_mut(&mut self, pos: usize) -> &mut Entry {
         &mut self.slots.at_mut(pos).entry
