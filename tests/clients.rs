@@ -166,7 +166,7 @@ fn ringkv_own_configs_answer_by_name_only() {
     let all = c.cmd(&["CONFIG", "GET", "*"]);
     let names: Vec<Vec<u8>> = all.array().chunks(2).map(|kv| kv[0].opt_bytes().unwrap()).collect();
     assert!(names.len() > 100, "{names:?}");
-    for own in ["shards", "cpu-affinity"] {
+    for own in ["shards", "cpu-affinity", "shard-sched-batch"] {
         assert!(!names.iter().any(|n| n == own.as_bytes()), "{own} listed by CONFIG GET *");
         assert!(c.cmd(&["CONFIG", "GET", "s*"]).array().chunks(2).all(|kv| kv[0].opt_bytes().unwrap() != b"shards"));
         let by_name = c.cmd(&["CONFIG", "GET", own]);
@@ -178,6 +178,40 @@ fn ringkv_own_configs_answer_by_name_only() {
         } else {
             assert!(by_name.array().is_empty());
         }
+    }
+}
+
+/// `shard-sched-batch` (hidden, fixed at start): `yes` runs every shard
+/// thread under SCHED_BATCH (policy 3 in /proc's stat, field 41), `no` under
+/// SCHED_OTHER (0); `auto` (the default) chooses batch only when shards
+/// must share cores (src/lib.rs, `shard_sched_batch`).
+#[test]
+fn shard_sched_batch_sets_the_shard_threads_policy() {
+    let policies = |s: &Server| -> Vec<(String, String)> {
+        let mut out = vec![];
+        for t in std::fs::read_dir(format!("/proc/{}/task", s.pid())).unwrap().flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_string();
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // Fields after the command name's closing parenthesis; policy is field 41.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            let policy = rest.split(' ').nth(41 - 3).unwrap_or("?").to_string();
+            if comm.starts_with("ringkv-shard-") {
+                out.push((comm, policy));
+            }
+        }
+        out
+    };
+    for (setting, want) in [("yes", "3"), ("no", "0")] {
+        let s = Server::ringkv(&["--shards", "2", "--shard-sched-batch", setting]);
+        if s.name() != "ringkv" {
+            return;
+        }
+        s.conn().cmd(&["PING"]);
+        let p = policies(&s);
+        assert_eq!(p.len(), 2, "{setting}: {p:?}");
+        assert!(p.iter().all(|(_, pol)| pol == want), "{setting}: {p:?}");
+        let mut c = s.conn();
+        assert_eq!(c.cmd(&["CONFIG", "GET", "shard-sched-batch"]).array()[1].opt_bytes().unwrap(), setting.as_bytes());
     }
 }
 

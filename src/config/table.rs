@@ -79,6 +79,7 @@ const LOGLEVEL: &[(&str, u8)] = &[("debug", 0), ("verbose", 1), ("notice", 2), (
 const SUPERVISED: &[(&str, u8)] = &[("upstart", 0), ("systemd", 1), ("auto", 2), ("no", 3)];
 const APPENDFSYNC: &[(&str, u8)] = &[("everysec", 0), ("always", 1), ("no", 2)];
 const CROSS_SHARD_ROUTE: &[(&str, u8)] = &[("auto", 0), ("hops", 1), ("held", 2), ("measured", 3)];
+const SHARD_SCHED_BATCH: &[(&str, u8)] = &[("auto", 0), ("yes", 1), ("no", 2)];
 const DISKLESS_LOAD: &[(&str, u8)] = &[("disabled", 0), ("on-empty-db", 1), ("swapdb", 2)];
 const TLS_AUTH_CLIENTS: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("optional", 2)];
 const OOM_SCORE_ADJ: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
@@ -302,6 +303,9 @@ pub const DEFS: &[Def] = &[
     // a tool that sets back every config CONFIG GET * lists works as on Redis.
     d("shards", "", IMMUTABLE | HIDDEN, Int(0, 128), "0"),
     d("cpu-affinity", "", IMMUTABLE | HIDDEN, Bool, "no"),
+    // ringkv's own (`shard_sched_batch` in lib.rs): whether the shard
+    // threads run under SCHED_BATCH; `auto`: when two of them must share a core.
+    d("shard-sched-batch", "", IMMUTABLE | HIDDEN, Enum(SHARD_SCHED_BATCH), "auto"),
 ];
 
 /// The names ringkv acts on; every other name in `DEFS` is accepted and stored only.

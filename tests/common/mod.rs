@@ -79,7 +79,7 @@ impl Server {
             let mut args = vec![];
             let mut it = extra.iter();
             while let Some(a) = it.next() {
-                if *a == "--shards" || *a == "--cpu-affinity" {
+                if *a == "--shards" || *a == "--cpu-affinity" || *a == "--shard-sched-batch" {
                     it.next();
                 } else {
                     args.push(*a);
