@@ -154,6 +154,48 @@ fn a_pushed_name_finds_its_key_set_over_three_shards() {
     assert_eq!(missing, 0, "names popped before their key was set");
 }
 
+/// A connection that waits under the rule keeps the requests its batch had
+/// parsed past the waiting one (`conn::ParsedAhead` in ringkv) and resumes
+/// from them, with what arrived meanwhile behind: a pipeline that switches
+/// shard every command or two, its bytes sent in pieces of 1 to 97 bytes
+/// (requests cut anywhere, waits in the middle of every batch), runs every
+/// command once and in order.
+#[test]
+fn a_pipeline_cut_anywhere_runs_each_command_once_in_order() {
+    const ROUNDS: usize = 300;
+    let rk = Server::ringkv(&["--shards", "2"]);
+    let mut c = rk.conn();
+    let counters = [on_shard("poc", 0, 2), on_shard("poc", 1, 2)];
+    let mut counts = [0i64; 2];
+    let (mut batch, mut expect) = (Vec::new(), Vec::new());
+    for i in 0..ROUNDS {
+        let s = (i * 7 / 3) % 2;
+        let key = on_shard(&format!("pok:{i}"), s, 2);
+        encode_into(&mut batch, &["SET", &key, &format!("v{i}")]);
+        expect.push(Resp::ok());
+        encode_into(&mut batch, &["INCR", &counters[1 - s]]);
+        counts[1 - s] += 1;
+        expect.push(Resp::Int(counts[1 - s]));
+        encode_into(&mut batch, &["APPEND", &key, "+"]);
+        expect.push(Resp::Int(format!("v{i}+").len() as i64));
+        encode_into(&mut batch, &["GET", &counters[s]]);
+        expect.push(if counts[s] == 0 { Resp::Nil } else { Resp::bulk(counts[s].to_string()) });
+    }
+    let (mut at, mut step) = (0, 1);
+    while at < batch.len() {
+        let end = (at + step).min(batch.len());
+        c.send_raw(&batch[at..end]);
+        at = end;
+        step = step * 5 % 97 + 1;
+    }
+    for (i, e) in expect.iter().enumerate() {
+        assert_eq!(&c.read(), e, "reply {i}");
+    }
+    for i in (0..ROUNDS).step_by(37) {
+        assert_eq!(c.cmd(&["GET", &on_shard(&format!("pok:{i}"), (i * 7 / 3) % 2, 2)]), Resp::bulk(format!("v{i}+")));
+    }
+}
+
 /// The opt-out (`cross-shard-pipeline-order`, hidden: not in `CONFIG GET *`,
 /// as every ringkv-only config): `yes` by default, a yes/no value.
 #[test]

@@ -110,6 +110,9 @@ pub struct Conn {
     /// from there instead of parsing the request again from its first byte.
     pub frame: FrameProgress,
     pub frame_args: Args,
+    /// Requests parsed ahead and not run when a command deferred
+    /// (`ParsedAhead`): the resumed parse starts from them.
+    pub parsed_ahead: ParsedAhead,
     /// Replies ready to send, not yet handed to the kernel.
     pub out: Vec<u8>,
     /// Bytes handed to the kernel by the send in flight (kept alive until it completes).
@@ -218,6 +221,38 @@ pub struct Conn {
     pub mem_drained: bool,
 }
 
+/// The complete requests at the front of a deferred connection's unread
+/// input that its parse-ahead batch had parsed (`network::dispatch`,
+/// `parse_and_run`): start (from the unread input's first byte), length and
+/// arguments of each, and where the parse stopped. A connection that waits
+/// under the order rule ("Order across shards" in `network::dispatch`)
+/// defers in the middle of its batch, about four times per `-P 16` pipeline
+/// of SETs over two shards; parsing (and hashing, and prefetching) the rest
+/// of the batch again at each resume was a third of the rule's added CPU
+/// (perf/RESULTS.md, "order21"). Valid while the unread input keeps its
+/// bytes: it only grows at the back, or loses what ran at the front
+/// (`qbuf_head` moves, offsets here are from it); whoever consumes the
+/// input another way (a busy script's service) clears it. The entries keep
+/// their allocations (`len` counts those in use), swapped with the loop's
+/// batch, so that a wait allocates nothing.
+#[derive(Default)]
+pub struct ParsedAhead {
+    pub cmds: Vec<(usize, usize, Args)>,
+    pub len: usize,
+    /// Bytes of the unread input the parse went through (the end of the
+    /// last entry, or of requests parsed with no arguments).
+    pub end: usize,
+}
+
+impl ParsedAhead {
+    /// Forgets them: the input is parsed again from its first unread byte.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.end = 0;
+    }
+}
+
 /// Drops the first `*head` bytes of a query buffer (input that already ran,
 /// `Conn::qbuf_head`), so that the unread input starts it.
 pub fn drop_run_input(qbuf: &mut Vec<u8>, head: &mut usize) {
@@ -241,6 +276,7 @@ impl Conn {
             interaction_reported: (i64::MIN, 0),
             frame: FrameProgress::default(),
             frame_args: Args::new(),
+            parsed_ahead: ParsedAhead::default(),
             out: Vec::with_capacity(16 * 1024),
             inflight: Vec::with_capacity(SEND_BUFFER_BYTES),
             inflight_off: 0,
@@ -403,6 +439,7 @@ impl Conn {
         self.aof_head_len = 0;
         self.qbuf = Vec::new();
         self.qbuf_head = 0;
+        self.parsed_ahead = ParsedAhead::default();
         for s in self.slots.drain(..) {
             if let Some(p) = s.ready {
                 recycle(pool, p);

@@ -15,7 +15,10 @@
 //! reply that empties the connection's forwarded count resumes it
 //! (`Conn::order_wait`, not retried every turn); the replies already in
 //! wait for the rest of the batch's, in one send (`EventLoop::flush_sends`,
-//! up to a send buffer and four waits). Without the rule a
+//! up to a send buffer and four waits), and the requests its batch had
+//! parsed past the waiting one stay parsed (`conn::ParsedAhead`: parsing,
+//! hashing and prefetching them again at every resume was about half of
+//! what the rule added to those). Without the rule a
 //! subscriber or a BLPOP consumer could be told "ready" (`LPUSH` on one
 //! shard) and then miss `data` (`SET` still in another shard's mailbox):
 //! tests/pipeline_order.rs. Reads after reads still run side by side (only
@@ -24,7 +27,9 @@
 //! (`network::hop`, "Order per connection"). Cost: a `-P 16` pipeline of
 //! SETs over two shards waits about once per four commands: +30% server
 //! CPU per request with 50 clients, measured quietly (+62-68% before its
-//! replies were held for one send: a send and a client wake-up per wait),
+//! replies were held for one send: a send and a client wake-up per wait;
+//! about +7-15% on a loaded machine once the parse is kept, perf/RESULTS.md
+//! "order21": what is left is mostly the two shard threads' extra wake-ups),
 //! 3.25x for one connection at `-P 100`; reads and `-P 1` unchanged
 //! (perf/RESULTS.md, "Pipelined order across shards" and the quiet take
 //! after it). A client that streams without pacing resumes from an offset
@@ -309,8 +314,24 @@ impl EventLoop {
         let owner_before = std::mem::replace(&mut self.intent_owner, super::held::IntentOwner::Conn(index, conn.generation));
         let mut frame = std::mem::take(&mut conn.frame);
         if frame.in_progress() {
+            conn.parsed_ahead.clear();
             std::mem::swap(&mut batch[0].2, &mut conn.frame_args);
         }
+        // What the batch that deferred had parsed and not run: not parsed,
+        // hashed and prefetched again (`conn::ParsedAhead`).
+        let mut restored = conn.parsed_ahead.len;
+        let mut restored_end = conn.parsed_ahead.end;
+        if restored_end > buf.len() {
+            debug_assert!(false, "parsed-ahead requests past the unread input");
+            (restored, restored_end) = (0, 0);
+        }
+        while batch.len() < restored {
+            batch.push((0, 0, Args::new()));
+        }
+        for (b, c) in batch.iter_mut().zip(conn.parsed_ahead.cmds.iter_mut()).take(restored) {
+            std::mem::swap(b, c);
+        }
+        conn.parsed_ahead.clear();
         // Where the request left incomplete starts, and its slot in `batch`.
         let mut incomplete = None;
         // Reuses one allocation for the argument slices across commands
@@ -320,7 +341,10 @@ impl EventLoop {
         // With forwarded commands still out, the first command may have to
         // wait for them (a multi-shard one defers) and is retried every loop
         // turn: parse it alone, not 15 more each time.
-        let mut ahead = if conn.slots.is_empty() { PARSE_AHEAD } else { 1 };
+        let mut ahead = if conn.slots.is_empty() { PARSE_AHEAD } else { 1 }.max(restored);
+        // The batch's parsed requests (`batch[..parsed]`), and where parsing stopped.
+        let mut parsed;
+        let mut scan;
         'batches: loop {
             // Before authentication Redis holds each request to small limits
             // (10 arguments of 16 KiB), judged when it is parsed. Parsing one
@@ -329,9 +353,14 @@ impl EventLoop {
             limits.unauthenticated = password_set && self.conns[index as usize].as_ref().is_some_and(|c| !c.client.authenticated);
             if limits.unauthenticated {
                 ahead = 1;
+                if restored > 1 {
+                    (restored, restored_end) = (0, 0);
+                }
             }
-            let mut parsed = 0;
-            let mut scan = pos;
+            parsed = restored;
+            scan = pos + restored_end;
+            let fresh_from = restored;
+            (restored, restored_end) = (0, 0);
             let mut error = None;
             while parsed < ahead {
                 // Nothing left: what parsing it would say (incomplete, the
@@ -361,8 +390,8 @@ impl EventLoop {
                     }
                 }
             }
-            if parsed > 1 {
-                self.prefetch_keys(index, buf, &batch[..parsed]);
+            if parsed > fresh_from + 1 {
+                self.prefetch_keys(index, buf, &batch[fresh_from..parsed]);
             }
             let mut i = 0;
             while i < parsed {
@@ -413,6 +442,25 @@ impl EventLoop {
                 break;
             }
             ahead = PARSE_AHEAD;
+        }
+        // Requests parsed and not run (the connection deferred or waits for
+        // a block's answer): kept for the resumed parse, from `pos`, the
+        // first one's start (commands run in order, from the front).
+        if let Some(k) = batch[..parsed].iter().position(|e| e.0 >= pos).filter(|_| pos < buf.len()) {
+            if let Some(conn) = self.conns[index as usize].as_mut().filter(|c| c.closing == Closing::No) {
+                debug_assert_eq!(batch[k].0, pos, "an unrun request after a gap");
+                let ahead = &mut conn.parsed_ahead;
+                let n = parsed - k;
+                while ahead.cmds.len() < n {
+                    ahead.cmds.push((0, 0, Args::new()));
+                }
+                for (c, b) in ahead.cmds.iter_mut().zip(batch[k..parsed].iter_mut()) {
+                    std::mem::swap(c, b);
+                    c.0 -= pos;
+                }
+                ahead.len = n;
+                ahead.end = scan - pos;
+            }
         }
         // (The frame's progress first: a request that ended the buffer
         // leaves none, and the connection is not looked up again.)

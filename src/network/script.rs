@@ -379,6 +379,7 @@ impl EventLoop {
         conn.qbuf.drain(..consumed);
         // Parsed again from its start by the loop.
         conn.frame = FrameProgress::default();
+        conn.parsed_ahead.clear();
         if !conn.qbuf.is_empty() && !conn.deferred {
             conn.deferred = true;
             self.deferred.push(index);
