@@ -394,6 +394,8 @@ fn stats(ctx: &Ctx, out: &mut String) {
         sum.client_query_buffer_limit_disconnections += s.client_query_buffer_limit_disconnections;
         sum.client_output_buffer_limit_disconnections += s.client_output_buffer_limit_disconnections;
         sum.mailbox_backoffs += s.mailbox_backoffs;
+        sum.stream_held_runs += s.stream_held_runs;
+        sum.stream_held_commands += s.stream_held_commands;
     }
     out.push_str("# Stats\r\n");
     field!(out, "total_connections_received", "{}", sum.total_connections);
@@ -459,6 +461,10 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "reply_buffer_expands", "0");
     // ringkv's own: forwarding that waited on a full mailbox between shards.
     field!(out, "mailbox_backoffs", "{}", sum.mailbox_backoffs);
+    // ringkv's own: a streaming connection's runs over shards taken held
+    // (`network::dispatch`, "Streaming over shards"), and their commands.
+    field!(out, "stream_held_runs", "{}", sum.stream_held_runs);
+    field!(out, "stream_held_commands", "{}", sum.stream_held_commands);
 }
 
 fn replication(ctx: &Ctx, out: &mut String) {
