@@ -224,3 +224,83 @@ fn the_order_rule_can_be_turned_off_by_name() {
         assert_eq!(c.read(), Resp::bulk(i.to_string()));
     }
 }
+
+/// One connection streaming a pipeline over shards that are otherwise idle:
+/// its batches run here with the other shards held ("Streaming over shards"
+/// in `network::dispatch`). Every reply is what running the commands one by
+/// one gives (a model kept here), and over two shards a keyspace
+/// subscriber sees their events in the connection's order (over three,
+/// events from two shards reach a subscriber on a third in its drain
+/// order: README's "Across shards").
+#[test]
+fn one_streaming_connection_runs_in_its_order_over_shards() {
+    const COMMANDS: usize = 6000;
+    for shards in [2usize, 3] {
+        let rk = Server::ringkv(&["--shards", &shards.to_string()]);
+        let mut c = rk.conn();
+        assert_eq!(c.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KA"]), Resp::ok());
+        let mut sub = rk.conn();
+        sub.cmd(&["PSUBSCRIBE", "__keyspace@0__:ps*"]);
+        let strings: Vec<String> = (0..shards * 4).map(|i| on_shard(&format!("pss{i}"), i % shards, shards)).collect();
+        let counters = keys_per_shard("psc", shards);
+        let lists = keys_per_shard("psl", shards);
+        let mut values: std::collections::HashMap<String, i64> = Default::default();
+        let mut rng = Rng::new(21 + shards as u64);
+        let (mut batch, mut replies, mut events) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..COMMANDS {
+            let pick = |rng: &mut Rng, keys: &[String]| keys[rng.below(keys.len() as u64) as usize].clone();
+            match rng.below(4) {
+                0 => {
+                    let k = pick(&mut rng, &strings);
+                    encode_into(&mut batch, &["SET", &k, &i.to_string()]);
+                    values.insert(k.clone(), i as i64);
+                    replies.push(Resp::ok());
+                    events.push(("set".to_string(), k));
+                }
+                1 => {
+                    let k = pick(&mut rng, &strings);
+                    encode_into(&mut batch, &["GET", &k]);
+                    replies.push(values.get(&k).map_or(Resp::Nil, |v| Resp::bulk(v.to_string())));
+                }
+                2 => {
+                    let k = pick(&mut rng, &counters);
+                    encode_into(&mut batch, &["INCR", &k]);
+                    let v = values.entry(k.clone()).or_insert(0);
+                    *v += 1;
+                    replies.push(Resp::Int(*v));
+                    events.push(("incrby".to_string(), k));
+                }
+                _ => {
+                    let k = pick(&mut rng, &lists);
+                    encode_into(&mut batch, &["LPUSH", &k, &i.to_string()]);
+                    let v = values.entry(k.clone()).or_insert(0);
+                    *v += 1;
+                    replies.push(Resp::Int(*v));
+                    events.push(("lpush".to_string(), k));
+                }
+            }
+        }
+        c.send_raw(&batch);
+        for (i, want) in replies.iter().enumerate() {
+            assert_eq!(&c.read(), want, "{shards} shards: reply {i}");
+        }
+        let mut seen = Vec::new();
+        for _ in 0..events.len() {
+            let m = sub.read();
+            seen.push((text(&m.array()[3]), text(&m.array()[2]).split_once("__:").unwrap().1.to_string()));
+        }
+        if shards == 2 {
+            let bad = seen.iter().zip(&events).position(|(a, b)| a != b);
+            assert!(bad.is_none(), "event {bad:?} out of the connection's order: got {:?}", &seen[bad.unwrap()..(bad.unwrap() + 3).min(seen.len())]);
+        } else {
+            seen.sort();
+            events.sort();
+            assert_eq!(seen, events, "every event once");
+        }
+        if rk.name() == "ringkv" {
+            let info = text(&c.cmd(&["INFO", "stats"]));
+            let runs: u64 = info.lines().find_map(|l| l.strip_prefix("stream_held_runs:")).unwrap().trim().parse().unwrap();
+            assert!(runs > 0, "{shards} shards: no run went held ({info})");
+        }
+    }
+}

@@ -395,6 +395,8 @@ fn stats(ctx: &Ctx, out: &mut String) {
         sum.client_output_buffer_limit_disconnections += s.client_output_buffer_limit_disconnections;
         sum.mailbox_backoffs += s.mailbox_backoffs;
         sum.batch_waits += s.batch_waits;
+        sum.stream_held_runs += s.stream_held_runs;
+        sum.stream_held_commands += s.stream_held_commands;
     }
     out.push_str("# Stats\r\n");
     field!(out, "total_connections_received", "{}", sum.total_connections);
@@ -462,6 +464,10 @@ fn stats(ctx: &Ctx, out: &mut String) {
     field!(out, "mailbox_backoffs", "{}", sum.mailbox_backoffs);
     // ringkv's own: loop waits that asked for a batch (`batch-wait-usec`).
     field!(out, "batch_waits", "{}", sum.batch_waits);
+    // ringkv's own: a streaming connection's runs over shards taken held
+    // (`network::dispatch`, "Streaming over shards"), and their commands.
+    field!(out, "stream_held_runs", "{}", sum.stream_held_runs);
+    field!(out, "stream_held_commands", "{}", sum.stream_held_commands);
 }
 
 fn replication(ctx: &Ctx, out: &mut String) {

@@ -38,6 +38,11 @@ pub struct ShardStats {
     pub mailbox_backoffs: u64,
     /// Loop waits that asked for a batch (`batch-wait-usec`, `EventLoop::wait`).
     pub batch_waits: u64,
+    /// A streaming connection's runs of commands this shard ran with the
+    /// other shards they named held (`network::dispatch`, "Streaming over
+    /// shards"), and the commands in them.
+    pub stream_held_runs: u64,
+    pub stream_held_commands: u64,
     /// Command latency histogram in microseconds (log2 buckets, for INFO latencystats).
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::LatencyMonitor,

@@ -36,6 +36,23 @@
 //! into its query buffer (`Conn::qbuf_head`): moving the rest to the front
 //! at every wait was ~13 ms a wait with hundreds of MB queued. Hidden
 //! config `cross-shard-pipeline-order no` turns the rule off.
+//!
+//! **Streaming over shards.** A connection that sends more than a parsed
+//! batch at once (`redis-cli --pipe`, a bulk loader, a deep pipeline) would
+//! wait at about every other command of a random-key stream, a mailbox
+//! round trip and the other shard's wake-up each time: one such connection
+//! got 200k replies/s over two shards and 109k over three, where one shard
+//! gave 2.86M and redis-server 930k (perf/RESULTS.md). Its batch's run of
+//! single-shard data commands with a write among them (`stream_run`: reads
+//! alone wait for nothing) instead runs here under a hold
+//! of the other shards it names (`network::held`), when every one of them
+//! is asleep in its ring: a sleeping shard is taken as it sleeps, without a
+//! doorbell or a wake-up (`shard::hold`), so the hold costs a few locked
+//! queue pushes per batch, and a busy shard is never parked for a stream
+//! (the batch then goes the plain way above). Everything of the run then
+//! runs on this thread in the connection's order: the rule holds with no
+//! wait, and the replies go straight to the output. A batch that is all of
+//! the input (`-P 16` from many clients) never takes this path.
 
 use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
@@ -393,8 +410,41 @@ impl EventLoop {
             if parsed > fresh_from + 1 {
                 self.prefetch_keys(index, buf, &batch[fresh_from..parsed]);
             }
+            // More input than this batch: the connection streams
+            // ("Streaming over shards" in the module doc).
+            let mut stream = scan < buf.len();
             let mut i = 0;
             while i < parsed {
+                if stream && self.hold_run_may(index) {
+                    if let Some((targets, len)) = self.stream_run(buf, &batch[i..parsed], &mut store) {
+                        let run = &batch[i..i + len];
+                        let ran = self.try_held_once(targets, |lp, _| {
+                            let stats = &mut lp.state().stats;
+                            stats.stream_held_runs += 1;
+                            stats.stream_held_commands += len as u64;
+                            // The held shards' keys were not prefetched
+                            // with this shard's (their tables were out of
+                            // reach): their lookups stalled on memory.
+                            for t in targets.iter() {
+                                lp.prefetch_keys_of(t, index, buf, run);
+                            }
+                            lp.run_commands(index, buf, run, &mut store, &mut pos)
+                        });
+                        match ran {
+                            Some(Flow::Continue) => {
+                                i += len;
+                                continue;
+                            }
+                            Some(_) => break 'batches,
+                            // Its shards woke meanwhile, or an earlier
+                            // intent heads this shard's queue: the plain
+                            // path for the rest of the batch.
+                            None => stream = false,
+                        }
+                    } else {
+                        stream = false;
+                    }
+                }
                 // A command on several shards holds them, and the key-routed
                 // commands after it in the batch run under the same hold: one
                 // park of the other shards for the run, not one per command.
@@ -582,6 +632,48 @@ impl EventLoop {
         (len > 0 && !union.is_empty()).then_some((union, len))
     }
 
+    /// A streaming connection's run ("Streaming over shards" in the module
+    /// doc): the single-shard data commands at the front of `cmds` (`write`
+    /// or `readonly`, keys routed, not blocking, pub/sub, a script or admin),
+    /// when some of them belong to other shards, one of them writes, and
+    /// every one of those shards is asleep in its ring (taken as it sleeps,
+    /// `shard::hold`: no wake-up, and a busy shard is never parked for it).
+    /// A run of reads only waits for nothing the plain way (reads pass
+    /// reads), and two shards then run a stream's reads side by side: held,
+    /// `-P 64` GETs from 50 clients lost a quarter of their requests/s for
+    /// the same CPU. The other shards and the run's length; None: run
+    /// `cmds` the plain way.
+    fn stream_run(&mut self, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>) -> Option<(ShardMask, usize)> {
+        let table = CommandTable::get();
+        let (shards, me) = (self.server.shard_count, self.id);
+        let mut others = ShardMask::default();
+        let (mut len, mut writes) = (0, false);
+        let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
+        for (start, _, args) in cmds {
+            if args.is_empty() {
+                break;
+            }
+            args.slices(&buf[*start..], &mut slices);
+            let Some(spec) = self.last_command.lookup(table, slices[0]).map(|id| &table.specs[id]) else { break };
+            let argc = slices.len() as i32;
+            let data =
+                spec.flags & (flags::WRITE | flags::READONLY) != 0 && spec.flags & (flags::BLOCKING | flags::PUBSUB | flags::RUNS_SCRIPT | flags::ADMIN) == 0;
+            if spec.container || !data || !matches!(spec.route, Route::Keys) || (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+                break;
+            }
+            let Some(t) = route_mask(spec, &slices, shards, me).only() else { break };
+            if t != me {
+                others.insert(t);
+            }
+            writes |= spec.flags & flags::READONLY == 0;
+            len += 1;
+        }
+        slices.clear();
+        *store = recycle(slices);
+        let sleeping = &self.server.sleeping;
+        (len > 0 && writes && !others.is_empty() && others.iter().all(|t| sleeping[t].load(std::sync::atomic::Ordering::SeqCst))).then_some((others, len))
+    }
+
     /// The shards of a key-routed command with a valid argument count; None
     /// for anything else (unknown, wrong arity, keyless or every-shard
     /// commands), which ends a hold run. With `several_keys_only`, also None
@@ -611,11 +703,17 @@ impl EventLoop {
     /// time in lookups, waiting on memory). The first argument is taken as
     /// the key: for commands without one it is a wasted hint, nothing more.
     fn prefetch_keys(&mut self, index: u32, buf: &[u8], batch: &[(usize, usize, Args)]) {
+        self.prefetch_keys_of(self.id, index, buf, batch);
+    }
+
+    /// `prefetch_keys` for the keys of shard `id`: this one, or one this
+    /// thread holds (a streaming run, `stream_run`).
+    fn prefetch_keys_of(&mut self, id: usize, index: u32, buf: &[u8], batch: &[(usize, usize, Args)]) {
         let Some(conn) = self.conns[index as usize].as_ref() else {
             return;
         };
         let db = conn.client.db;
-        let (id, shards) = (self.id, self.server.shard_count);
+        let shards = self.server.shard_count;
         let dbs = &self.set.get_mut(id).dbs;
         let Some(dict) = dbs.get(db).map(|d| &d.map) else {
             return;
