@@ -250,6 +250,8 @@ impl ShardState {
         }
         if let Some(db) = self.dbs.iter_mut().find(|db| db.map.is_migrating()) {
             db.migrate_for(std::time::Duration::from_millis(1));
+        } else if let Some(db) = self.dbs.iter_mut().find(|db| !db.rehashing_values.is_empty()) {
+            db.rehash_values_for(std::time::Duration::from_millis(1));
         }
     }
 
