@@ -298,3 +298,61 @@ fn bad_arguments() {
     let e = c.cmd(&["CLIENT", "NO-EVICT", "maybe"]);
     assert!(matches!(&e, Resp::Error(m) if m.starts_with("ERR syntax error")), "{:?}", e);
 }
+
+/// Every reader takes one figure (`Conn::mem`): INFO's
+/// `mem_clients_normal` is the sum of CLIENT LIST's `tot-mem` (less what
+/// only the caller's line adds: its running command's arguments and the
+/// input they were parsed from), a subscriber's and a watcher's state
+/// included.
+#[test]
+fn info_sums_the_client_list_figures() {
+    each_shard_count(|s| {
+        let mut ctl = control(s);
+        let mut idle: Vec<Conn> = (0..4).map(|j| named(s, &format!("idle{}", j))).collect();
+        assert!(matches!(idle[0].cmd(&["SUBSCRIBE", "a", "b", "c"]), Resp::Array(_) | Resp::Push(_)));
+        assert_eq!(idle[1].cmd(&["WATCH", "k1", "k2", "k3"]), Resp::ok());
+        fill_query_buffer(&mut idle[2], 200_000);
+        wait_until("the query buffer counted", || client_field(&mut ctl, "idle2", "tot-mem").unwrap_or(0) >= 200_000);
+        // The cron has counted every state (CLIENT LIST and INFO show the same).
+        std::thread::sleep(Duration::from_millis(300));
+        let list = client_list(&mut ctl);
+        let info = bytes_of(&ctl.cmd(&["INFO", "memory"]));
+        let normal: i64 = info.lines().find_map(|l| l.strip_prefix("mem_clients_normal:")).expect("mem_clients_normal").trim().parse().unwrap();
+        let (mut others, mut caller) = (0i64, 0i64);
+        for (name, line) in &list {
+            if name == "control" {
+                caller = field(line, "tot-mem") - field(line, "argv-mem") - field(line, "qbuf") - field(line, "qbuf-free");
+            } else {
+                others += field(line, "tot-mem");
+            }
+        }
+        assert!(others >= 4 * 16 * 1024 + 200_000, "{others}");
+        // The caller's own query buffer is the only part its two commands
+        // may see differently (parsed in place, or from a buffer).
+        let diff = normal - others - caller;
+        assert!((0..=1024).contains(&diff), "mem_clients_normal {normal}, CLIENT LIST others {others} + caller {caller}");
+    });
+}
+
+/// Redis's "evict clients only until below limit": clients of one size and
+/// a limit of half of them plus the control client's figure leave exactly
+/// half (the control client's figure as CONFIG SET counts it is not above
+/// the one CLIENT LIST showed).
+#[test]
+fn config_set_evicts_only_until_below_the_limit() {
+    each_shard_count(|s| {
+        let mut ctl = control(s);
+        let mut clients: Vec<Conn> = (0..6).map(|j| named(s, &format!("c{}", j))).collect();
+        let mut max = 0;
+        for (j, c) in clients.iter_mut().enumerate() {
+            fill_query_buffer(c, 500_000);
+            let name = format!("c{}", j);
+            wait_until("the query buffer counted", || client_field(&mut ctl, &name, "tot-mem").unwrap_or(0) >= 500_000);
+            max = max.max(client_field(&mut ctl, &name, "tot-mem").unwrap());
+        }
+        let limit = max * 3 + client_field(&mut ctl, "control", "tot-mem").unwrap();
+        assert_eq!(ctl.cmd(&["CONFIG", "SET", "maxmemory-clients", &limit.to_string()]), Resp::ok());
+        let left = client_list(&mut ctl).iter().filter(|(n, _)| n.starts_with('c') && n != "control").count();
+        assert_eq!(left, 3, "limit {limit}, each {max}");
+    });
+}

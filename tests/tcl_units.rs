@@ -149,6 +149,63 @@ fn debug_htstats_key_describes_big_tables() {
     assert_eq!(run(&redis, errors)[0], Resp::Error("ERR The value stored at the specified key is not represented using an hash table".into()));
 }
 
+/// A big set's and hash's member table doubles incrementally
+/// (`types/member_index.rs`): right after the write that starts a doubling
+/// DEBUG HTSTATS-KEY shows the two tables as Redis shows a dict being
+/// rehashed (the old one as table 0, the rehashing target as table 1,
+/// their elements summing to the members), lookups find every member
+/// meanwhile, and the cron finishes the doubling once writes stop.
+/// (unit/type/set's "SRANDMEMBER with a dict containing long chain" waits
+/// for a rehashing target.)
+#[test]
+fn member_tables_double_incrementally_and_the_cron_finishes() {
+    let s = Server::ringkv(&["--enable-debug-command", "yes", "--shards", "3"]);
+    let mut c = s.conn();
+    let htstats = |c: &mut common::Conn, key: &str| match c.cmd(&["DEBUG", "HTSTATS-KEY", key]) {
+        Resp::Bulk(b) | Resp::Verbatim(_, b) => String::from_utf8(b).unwrap(),
+        other => panic!("{key}: {other:?}"),
+    };
+    // 8192 buckets hold 6144 members at 3/4: the 6145th starts the doubling.
+    let n = 6145;
+    let members: Vec<String> = (0..n).map(|i| format!("m:{i}")).collect();
+    let mut sadd = vec!["SADD".to_string(), "grow{s}".into()];
+    sadd.extend(members.iter().cloned());
+    assert_eq!(c.cmd(&sadd), Resp::Int(n as i64));
+    let mut hset = vec!["HSET".to_string(), "grow{h}".into()];
+    for m in &members {
+        hset.extend([m.clone(), "v".into()]);
+    }
+    assert_eq!(c.cmd(&hset), Resp::Int(n as i64));
+    for key in ["grow{s}", "grow{h}"] {
+        let text = htstats(&mut c, key);
+        let (old, new) = text.split_once("Hash table 1 stats (rehashing target):").unwrap_or_else(|| panic!("{key}: no rehashing target in {text}"));
+        let (old_size, old_n, ..) = htstats_figures(old);
+        let (new_size, new_n, ..) = htstats_figures(new);
+        assert_eq!((old_size, new_size, old_n + new_n), (8192, 16384, n as u64), "{key}: {text}");
+    }
+    // Every member found while the two tables hold them.
+    let mut smis = vec!["SMISMEMBER".to_string(), "grow{s}".into()];
+    smis.extend(members.iter().cloned());
+    assert_eq!(c.cmd(&smis), Resp::Array(vec![Resp::Int(1); n]));
+    let mut hmget = vec!["HMGET".to_string(), "grow{h}".into()];
+    hmget.extend(members.iter().cloned());
+    assert_eq!(c.cmd(&hmget), Resp::Array(vec![Resp::Bulk(b"v".to_vec()); n]));
+    // No more writes: the cron (hz 10, 1 ms a tick) finishes both.
+    let start = std::time::Instant::now();
+    for key in ["grow{s}", "grow{h}"] {
+        loop {
+            let text = htstats(&mut c, key);
+            if !text.contains("rehashing target") {
+                let (size, elements, ..) = htstats_figures(&text);
+                assert_eq!((size, elements), (16384, n as u64), "{key}: {text}");
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{key} still rehashing: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// unit/type/list's "SWAPDB wants to wake blocked client, but the key
 /// already expired": the key a SWAPDB brings to a blocked client has
 /// expired, so the attempt to serve deletes it as an expiry (counted,

@@ -332,7 +332,7 @@ fn flags_field(info: &ClientInfo, out: &mut String) {
 pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut String) {
     let table = CommandTable::get();
     let cmd = table.specs.get(info.last_cmd as usize).map_or("NULL", |s| s.name);
-    let qbuf_free = info.qbuf_free_bytes;
+    let m = &info.mem;
     // The figure client eviction counts (`network::client_memory`).
     let tot_mem = info.memory_bytes(argv_bytes);
     let _ = write!(
@@ -355,13 +355,13 @@ pub fn client_line(info: &ClientInfo, now_ms: i64, argv_bytes: usize, out: &mut 
         info.subscriptions[1],
         info.subscriptions[2],
         info.multi.map_or(-1, i64::from),
-        info.qbuf_bytes,
-        qbuf_free,
-        argv_bytes + info.qbuf_args_bytes,
-        info.multi_bytes,
-        info.out_bytes,
+        m.qbuf(),
+        m.qbuf_free(),
+        argv_bytes + m.qbuf_args,
+        m.multi,
+        m.out_pending,
         tot_mem,
-        if info.out_bytes > 0 { "rw" } else { "r" },
+        if m.out_pending > 0 { "rw" } else { "r" },
         cmd,
         if info.user.is_empty() { "default".into() } else { String::from_utf8_lossy(&info.user) },
         crate::messaging::tracking::list_redir(info.tracking_flags, info.redir),
@@ -442,10 +442,10 @@ fn caller_info(ctx: &Ctx) -> Option<ClientInfo> {
     info.redir = c.tracking.redirect;
     // Redis trims its query buffer after the commands in it ran: while
     // CLIENT LIST/INFO runs, it still holds the command itself.
-    info.qbuf_bytes = c.input_len;
-    info.qbuf_free_bytes = c.input_free;
-    info.state_bytes = crate::network::client_memory::state_bytes(c);
-    info.multi_bytes = c.multi.queued_bytes();
+    let m = &mut info.mem;
+    (m.qbuf_len, m.qbuf_cap, m.qbuf_args) = (c.input_len, c.input_len + c.input_free, 0);
+    m.state = crate::network::client_memory::state_bytes(c);
+    m.multi = c.multi.queued_bytes();
     info.user = c.acl.user_name().to_vec();
     Some(info)
 }

@@ -760,8 +760,8 @@ fn debug_htstats_key(ctx: &mut Ctx, key: &[u8], r: &mut Reply) {
         return r.error(err::NO_SUCH_KEY);
     };
     let (main, target) = match &e.value {
-        Value::Set(crate::types::set::Set::Table(t)) => (t.table_stats(), None),
-        Value::Hash(crate::types::hash::Hash::Table(t)) => (t.table_stats(), None),
+        Value::Set(crate::types::set::Set::Table(t)) => t.table_stats(),
+        Value::Hash(crate::types::hash::Hash::Table(t)) => t.table_stats(),
         Value::ZSet(crate::types::zset::ZSet::Tree(z)) => z.table_stats(),
         _ => return r.error("ERR The value stored at the specified key is not represented using an hash table"),
     };

@@ -100,6 +100,9 @@ fn hset_generic(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply, name: &str) {
     h.convert_for(&args[2..], limits);
     let created = args[2..].chunks(2).filter(|fv| h.set(fv[0], fv[1], limits)).count();
     h.shrink_to_fit();
+    if h.take_rehash_start() {
+        ctx.db(key).note_rehashing_value(key);
+    }
     modified(ctx, key, (args.len() - 2) / 2, "hset");
     if name == "hset" {
         r.int(created as i64)

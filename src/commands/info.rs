@@ -171,8 +171,8 @@ fn clients(ctx: &Ctx, out: &mut String) {
     let mut waiting: Vec<(i32, bool)> = Vec::new();
     for i in 0..ctx.shard_count {
         for info in ctx.shard(i).clients.iter().flatten() {
-            max_in = max_in.max(info.qbuf_bytes);
-            max_out = max_out.max(info.out_bytes);
+            max_in = max_in.max(info.mem.qbuf());
+            max_out = max_out.max(info.mem.out_pending);
             if let Some(w) = info.blocked.as_ref().filter(|_| !info.kill_requested) {
                 waiting.push((info.fd, w.deadline_ms > 0));
             } else if info.paused && !info.kill_requested {
@@ -351,7 +351,7 @@ fn memory(ctx: &Ctx, out: &mut String) {
     field!(out, "mem_replication_backlog", "0");
     field!(out, "mem_total_replication_buffers", "0");
     field!(out, "mem_clients_slaves", "0");
-    field!(out, "mem_clients_normal", "0");
+    field!(out, "mem_clients_normal", "{}", super::memory::doctor::normal_clients_memory(ctx).0);
     field!(out, "mem_cluster_links", "0");
     field!(out, "mem_aof_buffer", "0");
     field!(out, "mem_allocator", "{}", allocator_name());

@@ -8,7 +8,7 @@ use super::string::cstr;
 use super::{err, flags::*, CommandSpec, Ctx, Route};
 
 #[path = "memory_doctor.rs"]
-mod doctor;
+pub(crate) mod doctor;
 use crate::protocol::Reply;
 use crate::shard::Value;
 use crate::types::{Hash, Set, ZSet};

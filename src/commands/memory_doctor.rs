@@ -91,16 +91,16 @@ pub(super) fn memory_doctor(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
         scripts: crate::scripting::STATS.scripts.load(std::sync::atomic::Ordering::Relaxed) as u64,
         ..Default::default()
     };
-    (f.client_bytes, f.clients) = client_buffers(ctx);
+    (f.client_bytes, f.clients) = normal_clients_memory(ctx);
     r.verbatim(report(&f).as_bytes());
 }
 
-/// Normal clients' buffers (query and output) over every shard, and their number.
-fn client_buffers(ctx: &Ctx) -> (u64, u64) {
+/// Normal clients' memory (`tot-mem`, Redis's `clients_normal`) over every shard, and their number.
+pub fn normal_clients_memory(ctx: &Ctx) -> (u64, u64) {
     let (mut bytes, mut n) = (0u64, 0u64);
     for s in 0..ctx.shard_count {
         for info in ctx.shard(s).clients.iter().flatten() {
-            bytes += (info.qbuf_bytes + info.qbuf_free_bytes + info.out_bytes) as u64;
+            bytes += info.mem.total() as u64;
             n += 1;
         }
     }
@@ -118,7 +118,7 @@ fn float_ratio(a: u64, b: u64) -> f64 {
 /// or AOF buffers are counted apart (INFO memory's zeros).
 pub(super) fn memory_stats(ctx: &mut Ctx, _args: &[&[u8]], r: &mut Reply) {
     let m = memory_figures();
-    let (clients, _) = client_buffers(ctx);
+    let (clients, _) = normal_clients_memory(ctx);
     let lua = crate::scripting::STATS.body_bytes.load(std::sync::atomic::Ordering::Relaxed) as u64;
     let mut dbs: Vec<(usize, u64, u64, u64)> = Vec::new();
     for db in 0..ctx.config().databases {

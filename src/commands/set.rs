@@ -154,12 +154,20 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let added = match ctx.lookup_write::<SetKind>(key) {
         Ok(Some(e)) => {
             let set = set_of(e);
-            members.iter().filter(|m| set.add(m, max)).count()
+            let added = members.iter().filter(|m| set.add(m, max)).count();
+            if set.take_rehash_start() {
+                ctx.db(key).note_rehashing_value(key);
+            }
+            added
         }
         Ok(None) => {
             let mut set = Set::default();
             let added = members.iter().filter(|m| set.add(m, max)).count();
+            let rehashing = set.take_rehash_start();
             ctx.db(key).set(key, Value::Set(set), now, false);
+            if rehashing {
+                ctx.db(key).note_rehashing_value(key);
+            }
             ctx.notify_new(key);
             added
         }

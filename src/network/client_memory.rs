@@ -1,12 +1,24 @@
-//! Client eviction: `maxmemory-clients` (Redis 7.0's `evictClients`).
+//! Client eviction: `maxmemory-clients` (Redis 7.0's `evictClients`), and
+//! the one figure of a client's memory every reader takes.
 //!
-//! What a client costs is one figure, the `tot-mem=` CLIENT LIST shows
-//! (`ClientInfo::memory_bytes`): its query buffer (length and spare
-//! capacity), the arguments of the command it runs, its output (replies
-//! not yet handed to the kernel, the send in flight, replies waiting
-//! behind other shards'), what its state holds (`state_bytes`: the MULTI
-//! queue, watched keys, pub/sub and sharded subscriptions, tracking
-//! prefixes) and a fixed part for the connection itself.
+//! What a client costs is `ClientMem::total`, CLIENT LIST's `tot-mem=`,
+//! made of the parts `Conn::mem` reads (the only place they are read):
+//! its query buffer's capacity (Redis's `sdsZmallocSize(querybuf)`; the
+//! arguments of a command still arriving lie in it, where Redis holds them
+//! parsed as `argv`), its output buffers' capacity (the reply buffer and
+//! the send in flight's, Redis's `buf_usable_size`, grown by big replies
+//! as Redis's reply list) and the replies waiting behind other shards',
+//! what its state holds (`state_bytes`: the MULTI queue, watched keys,
+//! pub/sub and sharded subscriptions, tracking prefixes: Redis's
+//! `multiStateMemOverhead`, `pubsubMemOverhead` and tracking prefixes) and
+//! the connection itself (`CONNECTION_BYTES`, Redis's `zmalloc_size(c)`).
+//! CLIENT LIST adds, for the client running it, the arguments of that
+//! command (`argv-mem=`, Redis's `argv_len_sum`). The same parts give
+//! `qbuf=`, `qbuf-free=`, `omem=` (output not yet sent, the size
+//! `client-output-buffer-limit` checks), INFO's `mem_clients_normal` and
+//! MEMORY STATS/DOCTOR's client figures: the client registry holds a copy
+//! of `Conn::mem` as last written (`ClientInfo::mem`), never a figure
+//! summed another way, so none can drift from another.
 //!
 //! While `maxmemory-clients` is set, each shard's loop keeps that figure
 //! for each of its connections (`Conn::mem_bytes`), their sum and Redis's
@@ -54,9 +66,54 @@ use crate::commands::ClientState;
 use crate::config::Config;
 use crate::shard::ClientInfo;
 
-/// The fixed part of a connection's figure: its two 16 KiB output buffers
-/// (the reply buffer and the send in flight's) and the connection state.
-pub const CONNECTION_BASE_BYTES: usize = 2 * 16 * 1024 + 1024;
+/// The fixed part of a client's figure: the connection's state and its
+/// registry entry (Redis counts `zmalloc_size(c)`, its `client` struct).
+pub const CONNECTION_BYTES: usize = std::mem::size_of::<Conn>() + std::mem::size_of::<ClientInfo>();
+
+/// A client's memory in the parts CLIENT LIST shows (see the module's
+/// notes): what `Conn::mem` reads, and what the client registry keeps of
+/// it (`ClientInfo::mem`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientMem {
+    /// Query buffer bytes not run yet, and its capacity.
+    pub qbuf_len: usize,
+    pub qbuf_cap: usize,
+    /// Of `qbuf_len`, the frame's bytes before a big argument still
+    /// arriving (`argv-mem=`, as Redis holds them parsed; `qbuf=` then
+    /// counts from the big argument, as Redis's).
+    pub qbuf_args: usize,
+    /// Output not yet handed to the kernel (`omem=`, the size
+    /// `client-output-buffer-limit` checks): the reply buffer's bytes, the
+    /// send in flight's rest, replies waiting behind other shards'.
+    pub out_pending: usize,
+    /// Output memory held: the reply buffer's and the send buffer's
+    /// capacity, and the replies waiting behind other shards'.
+    pub out_alloc: usize,
+    /// What the client's state holds (`state_bytes`), as last counted, and
+    /// of it the MULTI queue's (`multi-mem=`).
+    pub state: usize,
+    pub multi: usize,
+}
+
+impl ClientMem {
+    /// `tot-mem=` (less the running command's arguments, which only
+    /// CLIENT LIST's caller adds), the figure `maxmemory-clients` counts
+    /// and INFO's `mem_clients_normal` sums.
+    #[inline(always)]
+    pub fn total(&self) -> usize {
+        self.qbuf_cap + self.out_alloc + self.state + CONNECTION_BYTES
+    }
+
+    /// `qbuf=`.
+    pub fn qbuf(&self) -> usize {
+        self.qbuf_len - self.qbuf_args
+    }
+
+    /// `qbuf-free=`.
+    pub fn qbuf_free(&self) -> usize {
+        self.qbuf_cap - self.qbuf_len
+    }
+}
 
 /// Redis's `CLIENT_MEM_USAGE_BUCKET_MIN_LOG` / `MAX_LOG`: the smallest
 /// bucket holds clients up to 32 KiB, the largest every client of 8 GiB
@@ -66,8 +123,8 @@ const BUCKET_MAX_LOG: u32 = 33;
 pub const BUCKETS: usize = (BUCKET_MAX_LOG - BUCKET_MIN_LOG + 1) as usize;
 
 /// The part of a client's figure by which it may move before it is counted
-/// again: 1/64 of it (at least 528 B, the figure being at least
-/// `CONNECTION_BASE_BYTES`). See `window`.
+/// again: 1/64 of it (at least 512 B, a connection's figure being at least
+/// its two 16 KiB output buffers). See `window`.
 const SLACK_SHIFT: u32 = 6;
 
 /// The window `[lo, hi)` around a client's counted figure `bytes` within
@@ -101,9 +158,9 @@ pub fn window(bytes: usize) -> (usize, usize) {
 /// limit to the byte: a `+OK` counted as pending was 5 bytes over).
 #[inline(always)]
 fn settled(conn: &Conn) -> bool {
-    let pending = conn.pending_output_bytes();
-    let bytes = conn.qbuf.capacity() + pending + conn.mem_state_bytes + CONNECTION_BASE_BYTES;
-    bytes >= conn.mem_lo && bytes < conn.mem_hi && (pending != 0 || conn.mem_drained)
+    let m = conn.mem();
+    let bytes = m.total();
+    bytes >= conn.mem_lo && bytes < conn.mem_hi && (m.out_pending != 0 || conn.mem_drained)
 }
 
 /// The bucket of a client of `bytes` (Redis's `getMemUsageBucket`): the
@@ -239,16 +296,7 @@ impl ClientInfo {
     /// CLIENT LIST's `tot-mem=` for a client whose command has
     /// `argv_bytes` of arguments (0 for every other client).
     pub fn memory_bytes(&self, argv_bytes: usize) -> usize {
-        self.qbuf_bytes + self.qbuf_free_bytes + self.qbuf_args_bytes + argv_bytes + self.out_bytes + self.state_bytes + CONNECTION_BASE_BYTES
-    }
-
-    /// Writes connection `conn`'s query buffer as CLIENT LIST shows it.
-    pub fn set_qbuf(&mut self, conn: &Conn) {
-        let (len, cap) = (conn.qbuf_unread(), conn.qbuf.capacity());
-        let args = conn.frame.big_bulk_start().filter(|&s| s <= len).unwrap_or(0);
-        self.qbuf_bytes = len - args;
-        self.qbuf_free_bytes = cap - len;
-        self.qbuf_args_bytes = args;
+        self.mem.total() + argv_bytes
     }
 }
 
@@ -276,7 +324,7 @@ pub fn evict_held(ctx: &mut crate::commands::Ctx, limit: usize) -> usize {
             if info.kill_requested {
                 continue;
             }
-            let bytes = info.memory_bytes(0);
+            let bytes = info.mem.total();
             total += bytes;
             if !info.no_evict {
                 candidates.push((bytes, s, i));
@@ -383,13 +431,22 @@ impl EventLoop {
             self.account_client(index, true);
             return;
         }
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return;
+        };
+        conn.mem_state_bytes = state_bytes(&conn.client);
+        conn.mem_multi_bytes = conn.client.multi.queued_bytes();
+        self.write_client_mem(index);
+    }
+
+    /// Writes connection `index`'s figure (`Conn::mem`) to its registry
+    /// entry: CLIENT LIST, INFO and CONFIG SET's eviction read it there.
+    pub(super) fn write_client_mem(&mut self, index: u32) {
         let Some(conn) = self.conns[index as usize].as_ref() else {
             return;
         };
-        let (n, multi) = (state_bytes(&conn.client), conn.client.multi.queued_bytes());
         if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
-            info.state_bytes = n;
-            info.multi_bytes = multi;
+            info.mem = conn.mem();
         }
     }
 
@@ -448,10 +505,8 @@ impl EventLoop {
             conn.mem_state_bytes = state_bytes(&conn.client);
             conn.mem_multi_bytes = conn.client.multi.queued_bytes();
         }
-        let (qbuf_len, qbuf_cap) = (conn.qbuf_unread(), conn.qbuf.capacity());
-        let out_bytes = conn.pending_output_bytes();
-        let state_part = conn.mem_state_bytes;
-        let bytes = qbuf_cap + out_bytes + state_part + CONNECTION_BASE_BYTES;
+        let mem = conn.mem();
+        let bytes = mem.total();
         // Replicas are never evicted (their connections leave this loop).
         let evictable = !conn.client.no_evict && !conn.detached && conn.client.repl.sync.is_none();
         let bucket = if evictable { bucket_of(bytes) + 1 } else { 0 };
@@ -459,15 +514,10 @@ impl EventLoop {
         conn.mem_bytes = bytes;
         conn.mem_bucket = bucket as u8;
         (conn.mem_lo, conn.mem_hi) = window(bytes);
-        conn.mem_drained = out_bytes == 0;
-        conn.qbuf_reported = (qbuf_len, qbuf_cap);
-        let multi_part = conn.mem_multi_bytes;
-        let conn = self.conns[index as usize].as_ref().unwrap();
+        conn.mem_drained = mem.out_pending == 0;
+        conn.qbuf_reported = (mem.qbuf_len, mem.qbuf_cap);
         if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
-            info.set_qbuf(conn);
-            info.out_bytes = out_bytes;
-            info.state_bytes = state_part;
-            info.multi_bytes = multi_part;
+            info.mem = mem;
         }
         self.move_client_memory(old_bytes, old_bucket, bytes, bucket);
         // Over the limit: evicted at the end of the command or turn. Every
@@ -573,7 +623,9 @@ mod tests {
 
     #[test]
     fn window_keeps_the_bucket_and_the_slack() {
-        for bytes in [CONNECTION_BASE_BYTES, 40_000, 65_535, 65_536, 1 << 20, (1 << 20) + 5000, usize::MAX / 2] {
+        // A fresh connection: its two 16 KiB output buffers and itself.
+        let fresh = 2 * 16 * 1024 + CONNECTION_BYTES;
+        for bytes in [fresh, 40_000, 65_535, 65_536, 1 << 20, (1 << 20) + 5000, usize::MAX / 2] {
             let (lo, hi) = window(bytes);
             assert!(lo <= bytes && bytes < hi, "{bytes}: [{lo}, {hi})");
             assert_eq!(bucket_of(lo), bucket_of(bytes), "{bytes}");
@@ -584,8 +636,8 @@ mod tests {
         assert_eq!(window(65_535).1, 65_536);
         assert_eq!(window(65_536).0, 65_536);
         // Room for a pipeline's replies at the smallest figure.
-        let (lo, hi) = window(CONNECTION_BASE_BYTES);
-        assert_eq!((CONNECTION_BASE_BYTES - lo, hi - CONNECTION_BASE_BYTES), (528, 529));
+        let (lo, hi) = window(fresh);
+        assert!(fresh - lo >= 512 && hi - fresh >= 513, "[{lo}, {hi})");
     }
 
     #[test]

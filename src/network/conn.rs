@@ -206,7 +206,8 @@ pub struct Conn {
     /// Client eviction (`network::client_memory`, only while
     /// `maxmemory-clients` is set): the figure counted in the shard's sum,
     /// its bucket plus one (0: not evictable or not counted), and the part
-    /// its state holds as last recomputed.
+    /// its state holds as last recomputed (after each command that changed
+    /// it while a limit is set, by the cron otherwise).
     pub mem_bytes: usize,
     pub mem_bucket: u8,
     pub mem_state_bytes: usize,
@@ -367,8 +368,26 @@ impl Conn {
     }
 
     /// Bytes waiting to be sent (the output-buffer size Redis limits).
+    #[inline(always)]
     pub fn pending_output_bytes(&self) -> usize {
         self.out.len() + (self.inflight.len() - self.inflight_off) + self.slot_bytes
+    }
+
+    /// The client's memory, in the parts CLIENT LIST shows: the one place
+    /// they are read (`network::client_memory`). Inlined, a caller that
+    /// needs one part (`total`, `out_pending`) computes only that.
+    #[inline(always)]
+    pub fn mem(&self) -> super::client_memory::ClientMem {
+        let (len, cap) = (self.qbuf_unread(), self.qbuf.capacity());
+        super::client_memory::ClientMem {
+            qbuf_len: len,
+            qbuf_cap: cap,
+            qbuf_args: self.frame.big_bulk_start().filter(|&s| s <= len).unwrap_or(0),
+            out_pending: self.pending_output_bytes(),
+            out_alloc: self.out.capacity() + self.inflight.capacity() + self.slot_bytes,
+            state: self.mem_state_bytes,
+            multi: self.mem_multi_bytes,
+        }
     }
 
     /// Queues a reply that must wait behind the replies still out.

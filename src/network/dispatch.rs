@@ -276,10 +276,7 @@ impl EventLoop {
 
     #[inline(never)]
     fn write_qbuf_info(&mut self, index: u32) {
-        let conn = self.conns[index as usize].as_ref().unwrap();
-        if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
-            info.set_qbuf(conn);
-        }
+        self.write_client_mem(index);
     }
 
     /// Redis's `clientsCronResizeQueryBuffer`, run by the cron for every
@@ -1392,7 +1389,7 @@ impl EventLoop {
         if conn.closing == Closing::Closed {
             return false;
         }
-        let size = conn.pending_output_bytes() as u64;
+        let size = conn.mem().out_pending as u64;
         let hard = limit.hard_bytes > 0 && size >= limit.hard_bytes;
         let soft = if limit.soft_bytes > 0 && size >= limit.soft_bytes {
             if conn.soft_limit_since_ms == 0 {
@@ -1421,12 +1418,9 @@ impl EventLoop {
 
     /// The connection as CLIENT LIST shows it (without the newline), for log lines.
     pub(super) fn client_info_line(&mut self, index: u32, now: i64) -> String {
-        let conn = self.conns[index as usize].as_ref().unwrap();
-        let out_bytes = conn.pending_output_bytes();
+        self.write_client_mem(index);
         let mut line = String::new();
-        if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
-            info.set_qbuf(conn);
-            info.out_bytes = out_bytes;
+        if let Some(info) = self.set.get_mut(self.id).clients.get(index as usize).and_then(|i| i.as_ref()) {
             commands::client::client_line(info, now, 0, &mut line);
         }
         line.truncate(line.trim_end().len());

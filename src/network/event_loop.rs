@@ -381,7 +381,6 @@ impl EventLoop {
             if self.server.memory.limit() != 0 {
                 self.maxmemory_turn(now);
             }
-            self.client_memory_turn();
             if now >= self.next_cron_ms {
                 self.cron(now);
                 let hz = self.state().config.hz.max(1) as i64;
@@ -426,6 +425,13 @@ impl EventLoop {
             // this shard queued on it): published and sent before this
             // turn's output.
             self.after_command_messaging();
+            // Client eviction once this turn's output is all appended (the
+            // cron's counts, tracking's and the deliveries' pushes above
+            // included): a client they put over `maxmemory-clients` is gone
+            // before the turn ends, so no CLIENT LIST holding this shard
+            // next sees it over the limit (the TCL unit client-eviction's
+            // "tracking redirection" at 3 shards did).
+            self.client_memory_turn();
             if let Some(mark) = gate {
                 self.gate_outputs(mark);
             }
@@ -651,7 +657,8 @@ impl EventLoop {
             self.conns[index as usize] = Some(conn);
         }
         self.conns[index as usize].as_mut().unwrap().client.pubsub.token = ConnToken { index, generation };
-        let info = ClientInfo { token: ConnToken { index, generation }, ..info };
+        let mem = self.conns[index as usize].as_ref().unwrap().mem();
+        let info = ClientInfo { token: ConnToken { index, generation }, mem, ..info };
         if lent {
             self.unregistered.push((index, info));
         } else {
@@ -1341,7 +1348,6 @@ impl EventLoop {
                 self.maybe_release(index);
                 continue;
             }
-            info.out_bytes = conn.pending_output_bytes();
             self.resize_query_buffer(index, idle_ms);
             self.client_memory_cron(index);
             // A client over its soft limit that gets no new reply is closed

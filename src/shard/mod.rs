@@ -34,20 +34,10 @@ pub struct ClientInfo {
     pub last_interaction_ms: i64,
     /// Command-table id of the last command; `NO_COMMAND` before the first.
     pub last_cmd: u16,
-    pub qbuf_bytes: usize,
-    /// Of the query buffer, the bytes of the frame before a big argument
-    /// still arriving (shown as `argv-mem=`, as Redis holds them parsed;
-    /// `qbuf=` then counts from the big argument, as Redis's).
-    pub qbuf_args_bytes: usize,
-    /// Spare capacity of the connection's query buffer (`qbuf-free=`).
-    pub qbuf_free_bytes: usize,
-    pub out_bytes: usize,
-    /// What the client's state holds (MULTI queue, watches, subscriptions,
-    /// tracking prefixes: `network::client_memory::state_bytes`), as last
-    /// counted.
-    pub state_bytes: usize,
-    /// Of `state_bytes`, the MULTI queue's (CLIENT LIST's `multi-mem=`).
-    pub multi_bytes: usize,
+    /// The connection's memory (`qbuf=`, `qbuf-free=`, `omem=`,
+    /// `tot-mem=`, ...) as its loop last wrote it from `Conn::mem`
+    /// (`network::client_memory`).
+    pub mem: crate::network::client_memory::ClientMem,
     pub flags: String,
     pub kill_requested: bool,
     pub no_evict: bool,
@@ -260,6 +250,8 @@ impl ShardState {
         }
         if let Some(db) = self.dbs.iter_mut().find(|db| db.map.is_migrating()) {
             db.migrate_for(std::time::Duration::from_millis(1));
+        } else if let Some(db) = self.dbs.iter_mut().find(|db| !db.rehashing_values.is_empty()) {
+            db.rehash_values_for(std::time::Duration::from_millis(1));
         }
     }
 

@@ -118,6 +118,16 @@ pub struct ScanPage<'a> {
 }
 
 impl Hash {
+    /// True once per doubling of a hash table's index, after the write
+    /// that started it (`Indexed::take_rehash_start`).
+    #[inline]
+    pub fn take_rehash_start(&mut self) -> bool {
+        match self {
+            Hash::Table(t) => t.take_rehash_start(),
+            Hash::Listpack(_) => false,
+        }
+    }
+
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<Entry<'_>> {
         match self {

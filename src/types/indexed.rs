@@ -15,7 +15,7 @@
 
 use std::hash::BuildHasher;
 
-use super::member_index::{Found, Index};
+use super::member_index::{Bucket, Found, Index};
 
 pub type Hasher = foldhash::fast::RandomState;
 
@@ -60,11 +60,13 @@ struct Body<T> {
     index: Index,
     entries: Vec<T>,
     hasher: Hasher,
+    /// The index's doubling in progress was reported (`take_rehash_start`).
+    noted: bool,
 }
 
 impl<T> Default for Body<T> {
     fn default() -> Self {
-        Body { index: Index::default(), entries: Vec::new(), hasher: Hasher::default() }
+        Body { index: Index::default(), entries: Vec::new(), hasher: Hasher::default(), noted: false }
     }
 }
 
@@ -85,13 +87,46 @@ const PREFETCH_MAX: usize = 16;
 
 impl<T: Member> Indexed<T> {
     pub fn with_capacity_and_hasher(n: usize, hasher: Hasher) -> Self {
-        Indexed(Box::new(Body { index: Index::with_capacity(n), entries: Vec::with_capacity(n), hasher }))
+        Indexed(Box::new(Body { index: Index::with_capacity(n), entries: Vec::with_capacity(n), hasher, noted: false }))
     }
 
-    #[inline]
-    /// DEBUG HTSTATS-KEY's figures of the index.
-    pub fn table_stats(&self) -> super::table_stats::TableStats {
+    /// DEBUG HTSTATS-KEY's figures of the index: its table and, while it
+    /// doubles, the rehashing target.
+    pub fn table_stats(&self) -> (super::table_stats::TableStats, Option<super::table_stats::TableStats>) {
         self.0.index.stats()
+    }
+
+    /// Whether the index is doubling (`types/member_index.rs`).
+    pub fn is_rehashing(&self) -> bool {
+        self.0.index.is_migrating()
+    }
+
+    /// True once per doubling, after the write that started it: the
+    /// caller registers the key (`Db::note_rehashing_value`) so that the
+    /// cron finishes the doubling when writes stop (`rehash_until`), and
+    /// the old table does not stay allocated beside the new one.
+    #[inline]
+    pub fn take_rehash_start(&mut self) -> bool {
+        let b = &mut *self.0;
+        let migrating = b.index.is_migrating();
+        if migrating == b.noted {
+            return false;
+        }
+        b.noted = migrating;
+        migrating
+    }
+
+    /// Moves the index's doubling along until `deadline`; returns whether
+    /// some is left.
+    pub fn rehash_until(&mut self, deadline: std::time::Instant) -> bool {
+        let b = &mut *self.0;
+        while b.index.migrate(1024) {
+            if std::time::Instant::now() >= deadline {
+                return true;
+            }
+        }
+        b.noted = false;
+        false
     }
 
     pub fn len(&self) -> usize {
@@ -197,10 +232,7 @@ impl<T: Member> Indexed<T> {
     pub fn reserve(&mut self, n: usize) {
         let b = &mut *self.0;
         b.entries.reserve_exact(n);
-        let want = b.entries.len() + n;
-        if want * 4 > b.index.bytes() / 8 * 3 {
-            b.index.grow(want);
-        }
+        b.index.grow(b.entries.len() + n);
     }
 
     /// Removes the entry named `name`; true when it was there. The last
@@ -223,7 +255,7 @@ impl<T: Member> Indexed<T> {
         Some(self.remove_at(bucket, i))
     }
 
-    fn remove_at(&mut self, bucket: usize, pos: usize) -> T {
+    fn remove_at(&mut self, bucket: Bucket, pos: usize) -> T {
         self.0.index.remove_bucket(bucket);
         let last = self.0.entries.len() - 1;
         if pos != last {

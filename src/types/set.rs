@@ -217,6 +217,16 @@ impl Set {
         }
     }
 
+    /// True once per doubling of a hash set's index, after the write that
+    /// started it (`Indexed::take_rehash_start`).
+    #[inline]
+    pub fn take_rehash_start(&mut self) -> bool {
+        match self {
+            Set::Table(t) => t.take_rehash_start(),
+            Set::Intset(_) => false,
+        }
+    }
+
     /// An intset becomes a hash set of the same members (`setTypeConvert`,
     /// sized for them up front as Redis's `dictExpand`).
     pub fn convert_to_table(&mut self) {
