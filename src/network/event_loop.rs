@@ -1037,6 +1037,11 @@ impl EventLoop {
         self.forget_client_memory(index);
         let conn = self.conns[index as usize].as_mut().unwrap();
         conn.closing = Closing::Closed;
+        // A forwarded blocking command (pending or blocked) is not waited
+        // for: a waiter of a closed connection is cancelled, no reply comes.
+        let block_seq = (conn.block_pending || conn.blocked.is_some()).then_some(conn.block_seq);
+        let out = conn.slots.iter().filter(|s| s.request && s.ready.is_none() && Some(s.seq) != block_seq).map(|s| s.seq);
+        conn.out_at_close.extend(out);
         self.withdraw_intent_of(index);
         self.unblock_on_close(index);
         let conn = self.conns[index as usize].as_mut().unwrap();
@@ -1071,7 +1076,15 @@ impl EventLoop {
             crate::exec::gates::add_usize(&self.server.monitors, -1, crate::exec::gates::Reason::Monitor);
         }
         let token = ConnToken { index, generation: conn.generation };
+        let gone = conn.out_at_close.is_empty();
         self.drop_subscriptions(index, token);
+        if gone {
+            self.forget_client(index);
+        }
+    }
+
+    /// A closed connection leaves CLIENT LIST and `connected_clients`.
+    fn forget_client(&mut self, index: u32) {
         let st = self.state();
         let slot = st.clients.get_mut(index as usize).and_then(|slot| slot.take());
         // CLIENT KILL already counted a killed client out.
@@ -1080,13 +1093,33 @@ impl EventLoop {
         }
     }
 
+    /// The reply to request `seq` of connection `token`, closed since it
+    /// was sent: the last one out lets the client go (`Conn::out_at_close`).
+    pub(super) fn reply_after_close(&mut self, token: ConnToken, seq: u64) {
+        let Some(c) = self.conns.get_mut(token.index as usize).and_then(|c| c.as_mut()) else { return };
+        if c.generation != token.generation || c.closing != Closing::Closed || c.out_at_close.is_empty() {
+            return;
+        }
+        c.out_at_close.retain(|&s| s != seq);
+        if c.out_at_close.is_empty() {
+            self.forget_client(token.index);
+            self.maybe_release(token.index);
+        }
+    }
+
+    /// Whether a reply for connection `token` must wait for the shard's
+    /// state (a closed connection that `reply_after_close` may let go).
+    pub(super) fn waits_reply_after_close(&self, token: ConnToken) -> bool {
+        self.conn_of(token).is_some_and(|c| !c.out_at_close.is_empty())
+    }
+
     /// Frees the slot of a closed connection once the kernel is done with
     /// it. Inlined: it runs after every receive and send, and only the
     /// check is on that path.
     #[inline(always)]
     pub(super) fn maybe_release(&mut self, index: u32) {
         if let Some(Some(conn)) = self.conns.get(index as usize) {
-            if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed && !conn.hop_wait && !conn.block_pending {
+            if conn.closing == Closing::Closed && !conn.sending && !conn.recv_armed && !conn.hop_wait && !conn.block_pending && conn.out_at_close.is_empty() {
                 self.release(index);
             }
         }
@@ -1183,6 +1216,7 @@ impl EventLoop {
         if !self.conn_alive(index, conn.generation) || self.conns[index as usize].as_ref().is_some_and(|c| c.closing == Closing::Closed) {
             recycle(&mut self.pool, args);
             self.block_answered_after_close(conn, Some(seq));
+            self.reply_after_close(conn, seq);
             return;
         }
         let c = self.conns[index as usize].as_mut().unwrap();
