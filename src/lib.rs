@@ -108,9 +108,10 @@ pub fn run(config: Config) -> Result<(), String> {
         }
         listeners.push(v);
     }
-    // The shards start empty and serve at once; while the dataset loads
-    // (below, on this thread) commands without the LOADING flag are
-    // answered -LOADING, as Redis does.
+    // The shards start empty; while the dataset loads (below, on this
+    // thread) they admit clients only once the load has run one progress
+    // step (`EventLoop::admit_clients`), then commands without the LOADING
+    // flag are answered -LOADING, as Redis does.
     let aof_on = persistence::aof_file::enabled(&config);
     // Without an AOF or a dump there is nothing to load and no loading phase.
     let has_data = aof_on || std::path::Path::new(&persistence::snapshot::rdb_path(&config)).exists();
@@ -121,7 +122,9 @@ pub fn run(config: Config) -> Result<(), String> {
         persistence::rdb::LOAD_PROGRESS.interval.store(step, std::sync::atomic::Ordering::Relaxed);
     }
     if !aof_on {
-        server.loading_total_bytes.store(persistence::snapshot::rdb_size(&config), std::sync::atomic::Ordering::Relaxed);
+        let total = persistence::snapshot::rdb_size(&config);
+        server.loading_total_bytes.store(total, std::sync::atomic::Ordering::Relaxed);
+        persistence::rdb::LOAD_PROGRESS.admit_if_long(total);
         // Idle until CONFIG SET appendonly yes gives it a file.
         persistence::aof_file::spawn_idle_writer(&server, &config).map_err(|e| e.to_string())?;
     }

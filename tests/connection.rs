@@ -338,3 +338,82 @@ fn ping_under_misconf_is_refused_as_in_redis() {
     };
     assert_eq!(show(&a), show(&b), "ringkv (left) vs redis-server (right)");
 }
+
+/// A client that closes with a command still out on another shard stays
+/// counted (`connected_clients`; CLIENT LIST alike) until that command has
+/// run: in Redis a client that has gone has no command left to take effect
+/// (TCL integration/aof-multi-part waits for its write load's client to
+/// leave CLIENT LIST, then compares DEBUG DIGEST before and after DEBUG
+/// LOADAOF; a last SET that ran after the first digest made them differ).
+/// One shard is kept busy with SORTs of a big list; which shard each
+/// connection is on is told by whether its PING is answered meanwhile.
+#[test]
+fn closed_client_counted_until_its_forwarded_command_ran() {
+    let s = common::Server::ringkv(&["--shards", "2"]);
+    let busy = &common::keys_per_shard("busy", 2)[1];
+    let list = format!("{{{busy}}}:list");
+    let key = format!("{{{busy}}}:k");
+    let mut staller = s.conn();
+    let mut rng = common::Rng::new(7);
+    for _ in 0..5 {
+        let mut args = vec!["RPUSH".to_string(), list.clone()];
+        args.extend((0..100_000).map(|_| format!("{:08}", rng.below(100_000_000))));
+        staller.cmd(&args);
+    }
+    // Connections made now, before the stall: none is accepted meanwhile.
+    let mut conns: Vec<TcpStream> = (0..8).map(|_| s.stream()).collect();
+    for c in &mut conns {
+        c.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 7];
+        c.read_exact(&mut buf).unwrap();
+    }
+    const SORTS: usize = 8;
+    for _ in 0..SORTS {
+        staller.send(&["SORT", &list, "ALPHA", "LIMIT", "0", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    // Connections on the other shard answer at once.
+    // The others stay open to the end: a close would change the count.
+    let mut awake = vec![];
+    let mut others = vec![];
+    for mut c in conns {
+        c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        c.write_all(b"PING\r\n").unwrap();
+        let mut buf = [0u8; 7];
+        if awake.len() < 2 && c.read_exact(&mut buf).is_ok() {
+            c.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+            awake.push(common::Conn::new(c));
+        } else {
+            others.push(c);
+        }
+    }
+    assert_eq!(awake.len(), 2, "no two connections on the idle shard");
+    let mut admin = awake.pop().unwrap();
+    let mut client = awake.pop().unwrap();
+    let connected = |admin: &mut common::Conn| -> i64 { common::clients_info_field(admin, "connected_clients") };
+    let before = connected(&mut admin);
+    // A close with a reply unread resets the connection (as the TCL
+    // harness's killed write-load client did): the server learns of it at
+    // once, not after the SET's reply.
+    client.send(&["PING"]);
+    std::thread::sleep(Duration::from_millis(50));
+    client.send(&["SET", &key, "v"]);
+    drop(client);
+    std::thread::sleep(Duration::from_millis(300));
+    let after_close = connected(&mut admin);
+    let sorted = Instant::now();
+    for _ in 0..SORTS {
+        staller.read();
+    }
+    // Only meaningful if the busy shard was still busy when counted.
+    assert!(sorted.elapsed() > Duration::from_millis(200), "the SORTs ended too soon: {:?}", sorted.elapsed());
+    assert_eq!(after_close, before, "a client with a SET out on the busy shard left before it ran");
+    // Once the SORTs are over the SET runs and the client goes.
+    let t = Instant::now();
+    while connected(&mut admin) != before - 1 {
+        assert!(t.elapsed() < Duration::from_secs(10), "the closed client never left");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(admin.cmd(&["GET", &key]), common::Resp::bulk("v"));
+    drop(others);
+}

@@ -197,3 +197,53 @@ fn sigterm_during_loading_exits_without_saving() {
     drop(s);
     let _ = std::fs::remove_dir_all(&copy);
 }
+
+/// A load shorter than one progress step (`loading-process-events-interval-bytes`,
+/// 2 MiB by default): Redis reads no client before it ends, so a client
+/// that connected while it ran gets +PONG, never -LOADING (the TCL
+/// harness connects once the port listens and aborts a unit on -LOADING).
+/// The load is made long in time (`key-load-delay`), not in bytes.
+#[test]
+fn small_load_admits_clients_after_it() {
+    const KEYS: usize = 40;
+    let (copy, size) = saved_rdb_copy("small", KEYS);
+    assert!(size < 2 << 20);
+    let dir = path_str(&copy);
+    // 40 keys at 25 ms each: a second of loading.
+    let s = Server::ringkv_listening(&["--shards", "3", "--dir", &dir, "--key-load-delay", "25000"]);
+    let t = std::time::Instant::now();
+    let mut c = s.conn();
+    assert_eq!(c.cmd_raw(&["PING"]), b"+PONG\r\n", "{}", s.name());
+    assert!(t.elapsed() > Duration::from_millis(300), "{} answered before loading: {:?}", s.name(), t.elapsed());
+    assert_eq!(c.cmd(&["DBSIZE"]).int(), KEYS as i64);
+    assert_eq!(field(&info_persistence(&mut c), "loading"), Some("0"));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&copy);
+}
+
+/// `appendonly yes` with nothing to load (no AOF directory, or an empty
+/// one): Redis starts no load at all and writes the base file before it
+/// serves anyone, so a client that connected at once gets +OK for a write,
+/// which is then in the AOF (TCL integration/aof-multi-part, "Multi Part
+/// AOF can start when no aof and no manifest", aborted the unit on -LOADING).
+#[test]
+fn empty_aof_admits_clients_after_start_up() {
+    for (tag, make_dir) in [("no-aof-dir", false), ("empty-aof-dir", true)] {
+        let dir = std::env::temp_dir().join(format!("ringkv-loading-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        if make_dir {
+            std::fs::create_dir_all(dir.join("appendonlydir")).unwrap();
+        }
+        let s = Server::ringkv_listening(&["--shards", "3", "--dir", &path_str(&dir), "--appendonly", "yes"]);
+        let mut c = s.conn();
+        assert_eq!(c.cmd_raw(&["SET", "k1", "v1"]), b"+OK\r\n", "{} {tag}", s.name());
+        assert_eq!(c.cmd(&["GET", "k1"]), Resp::bulk("v1"));
+        drop(c);
+        drop(s);
+        let s = Server::ringkv(&["--shards", "3", "--dir", &path_str(&dir), "--appendonly", "yes"]);
+        assert_eq!(s.conn().cmd(&["GET", "k1"]), Resp::bulk("v1"), "{} {tag}", s.name());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -49,6 +49,9 @@ pub struct Slot {
     pub ready: Option<PackedArgs>,
     /// CLIENT REPLY OFF/SKIP was in force for this command.
     pub discard: bool,
+    /// A single-key command sent to its key's shard (`Message::Request`),
+    /// whose reply always comes back (`EventLoop::forward`).
+    pub request: bool,
 }
 
 /// A connection's output and the hops it starts (exec18): the replies
@@ -185,6 +188,15 @@ pub struct Conn {
     pub block_pending: bool,
     /// The reply slot (`seq`) of that forwarded blocking command.
     pub block_seq: u64,
+    /// Closed with single-key commands still out on other shards (their
+    /// reply slots' `seq`s, a blocking one aside): the client stays in
+    /// CLIENT LIST and `connected_clients` until their replies are back
+    /// (`EventLoop::reply_after_close`). In Redis a client that has left
+    /// CLIENT LIST has no command left to take effect (TCL
+    /// integration/aof-multi-part waits for its write load's client to
+    /// leave, then compares DEBUG DIGEST before and after DEBUG LOADAOF: a
+    /// last SET that ran after the first digest made them differ).
+    pub out_at_close: Vec<u64>,
     /// Multi-shard commands run by hops (`network::hop`) among `forwarded`.
     pub hops: u32,
     /// Deferred until a key it needs loses its hop mark (`network::hop`):
@@ -308,6 +320,7 @@ impl Conn {
             blocked: None,
             block_pending: false,
             block_seq: 0,
+            out_at_close: Vec::new(),
             hops: 0,
             mark_wait: false,
             hop_wait: false,
@@ -402,7 +415,7 @@ impl Conn {
         self.next_seq += 1;
         self.slot_bytes += p.data.len();
         let at = (at + 1 + behind).min(self.slots.len());
-        self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false });
+        self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false, request: false });
     }
 
     /// Queues `p` as a ready reply right ahead of slot `seq` (at the back
@@ -416,14 +429,14 @@ impl Conn {
         let new = self.next_seq;
         self.next_seq += 1;
         self.slot_bytes += p.data.len();
-        self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false });
+        self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false, request: false });
     }
 
     pub fn push_ready_slot(&mut self, p: PackedArgs, discard: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.slot_bytes += p.data.len();
-        self.slots.push_back(Slot { seq, ready: Some(p), discard });
+        self.slots.push_back(Slot { seq, ready: Some(p), discard, request: false });
     }
 
     /// Fills the slot of request `seq` with its reply from another shard.

@@ -1270,7 +1270,7 @@ impl EventLoop {
         conn.note_forward(target);
         conn.forward_wrote |= CommandTable::get().specs[id].flags & flags::READONLY == 0;
         conn.forwarded += 1;
-        conn.slots.push_back(Slot { seq, ready: None, discard });
+        conn.slots.push_back(Slot { seq, ready: None, discard, request: true });
         // `databases` is at most INT_MAX: a u32 holds every index.
         let msg = Message::Request {
             from: self.id,

@@ -498,7 +498,7 @@ impl EventLoop {
         if conn.hop_hold == HopHold::Free {
             conn.hop_hold = HopHold::Waiting;
         }
-        conn.slots.push_back(super::conn::Slot { seq: slot, ready: None, discard });
+        conn.slots.push_back(super::conn::Slot { seq: slot, ready: None, discard, request: false });
         slot
     }
 

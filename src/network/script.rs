@@ -257,7 +257,9 @@ impl EventLoop {
                         args.data.extend_from_slice(b"\r\n");
                         self.send_to(origin, Message::Reply { conn, seq, args });
                     }
-                    Message::Reply { conn, seq, args } if !stashing && Some(conn.index) != skip => {
+                    // A closed connection's client may leave CLIENT LIST
+                    // with this reply: that waits for the state.
+                    Message::Reply { conn, seq, args } if !stashing && Some(conn.index) != skip && !self.waits_reply_after_close(conn) => {
                         if let Some(o) = self.outboxes[from].as_mut() {
                             o.reply_received();
                         }

@@ -522,6 +522,7 @@ pub fn load_at_startup(states: &mut [Box<ShardState>], config: &Config, server: 
     // INFO's loading_total_bytes: all the files loaded, as Redis counts them.
     let total = crate::persistence::aof_reload::manifest_bytes(&dir, &manifest);
     server.loading_total_bytes.store(total, std::sync::atomic::Ordering::Relaxed);
+    crate::persistence::rdb::LOAD_PROGRESS.admit_if_long(total);
     let start = Instant::now();
     // The replay notifies nobody: these states are the loader's own (only
     // their databases reach the shards), no client can have subscribed to

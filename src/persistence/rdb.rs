@@ -2,7 +2,7 @@
 //! strings (integer and LZF forms as Redis chooses them), the opcodes, and a
 //! loader for versions 1 to 12 of the types ringkv has.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::lzf;
 use super::rdb_load;
@@ -565,6 +565,11 @@ pub struct LoadProgress {
     /// Where the file being read starts in the whole load (AOF loading reads
     /// a base and incr files one after another, with one total).
     pub file_offset: AtomicU64,
+    /// Whether a start-up load admits clients (they get `-LOADING`,
+    /// `EventLoop::admit_clients`): set when what it loads is at least one
+    /// progress step long (`admit_if_long`), or once it has run one step
+    /// (an interval of an RDB image, 1024 commands of an AOF file).
+    pub admitting: AtomicBool,
 }
 
 impl LoadProgress {
@@ -573,12 +578,27 @@ impl LoadProgress {
         let step = self.interval.load(Ordering::Relaxed).max(1);
         let stepped = pos as u64 / step * step;
         self.loaded_bytes.store(self.file_offset.load(Ordering::Relaxed) + stepped, Ordering::Relaxed);
+        if stepped > 0 {
+            self.admitting.store(true, Ordering::Release);
+        }
+    }
+
+    /// A load of `total` bytes is about to start: one of at least a
+    /// progress step admits clients from its start.
+    pub fn admit_if_long(&self, total: u64) {
+        if total >= self.interval.load(Ordering::Relaxed).max(1) {
+            self.admitting.store(true, Ordering::Release);
+        }
     }
 
     /// AOF commands: Redis's `loadSingleAppendOnlyFile` advances the
-    /// progress every 1024 commands to the file position, not in steps.
-    pub fn note_aof(&self, pos: usize) {
+    /// progress every 1024 commands to the file position, not in steps;
+    /// `loops` is the number of commands read from this file so far.
+    pub fn note_aof(&self, pos: usize, loops: u64) {
         self.loaded_bytes.store(self.file_offset.load(Ordering::Relaxed) + pos as u64, Ordering::Relaxed);
+        if loops > 0 {
+            self.admitting.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -587,6 +607,7 @@ pub static LOAD_PROGRESS: LoadProgress = LoadProgress {
     rdb_used_mem: AtomicU64::new(0),
     interval: AtomicU64::new(LOADING_INTERVAL_BYTES as u64),
     file_offset: AtomicU64::new(0),
+    admitting: AtomicBool::new(false),
 };
 
 /// Parses a whole RDB image, calling `on_key(db, key, entry)` for every live

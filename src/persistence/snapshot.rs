@@ -284,8 +284,17 @@ fn serialize(out: &mut DirectWriter, states: &[*mut ShardState], config: &Config
     functions.save_functions(&crate::scripting::library_codes());
     head.buf.extend_from_slice(&functions.buf);
     // Every section starts at an aligned offset, its chunks aligned in
-    // length: the writer sends them to the disk without copying them.
-    head.save_pad(ALIGN, head_start);
+    // length: the writer sends them to the disk without copying them. An
+    // image without keys has no section to gain from it and is written
+    // unpadded, as Redis writes it (~90 bytes, not 4 KiB): a fresh AOF
+    // base's size is what `auto-aof-rewrite-min-size` and the growth
+    // percentage measure against (aof_rewrite.rs, `cron_wants_rewrite`).
+    // SAFETY: every shard is parked (held) or frozen in the child while
+    // the image is written; this only reads their databases' lengths.
+    let any_keys = states.iter().any(|&p| unsafe { &*p }.dbs.iter().any(|db| !db.map.is_empty()));
+    if any_keys {
+        head.save_pad(ALIGN, head_start);
+    }
     out.write_chunk(std::mem::take(&mut head.buf), head_start)?;
 
     let compress = config.rdbcompression;

@@ -45,6 +45,17 @@ impl Kind {
     }
 }
 
+/// What a started server must do before `Server::start` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// Answer PING with +PONG (or -NOAUTH).
+    Pong,
+    /// Answer PING at all, -LOADING included.
+    Loading,
+    /// Take TCP connections.
+    Listening,
+}
+
 /// A running server process on 127.0.0.1.
 pub struct Server {
     child: Child,
@@ -65,16 +76,23 @@ impl Server {
     /// (ringkv-only options such as `--shards` dropped): every test must pass against real
     /// Redis too, which is how the tests themselves are checked.
     pub fn ringkv(extra: &[&str]) -> Server {
-        Server::target(extra, false)
+        Server::target(extra, Wait::Pong)
     }
 
     /// `ringkv`, returning as soon as the server answers at all: a server
     /// still loading its dataset (PING answered `-LOADING`) counts as started.
     pub fn ringkv_loading(extra: &[&str]) -> Server {
-        Server::target(extra, true)
+        Server::target(extra, Wait::Loading)
     }
 
-    fn target(extra: &[&str], loading_ok: bool) -> Server {
+    /// `ringkv`, returning as soon as its port takes TCP connections,
+    /// before any command is answered (start-up: what a client that
+    /// connects at once gets).
+    pub fn ringkv_listening(extra: &[&str]) -> Server {
+        Server::target(extra, Wait::Listening)
+    }
+
+    fn target(extra: &[&str], wait: Wait) -> Server {
         if std::env::var("RINGKV_TEST_TARGET").is_ok_and(|t| t == "redis") {
             let mut args = vec![];
             let mut it = extra.iter();
@@ -86,9 +104,9 @@ impl Server {
                 }
             }
             require_tool("redis-server");
-            return Server::start(Kind::Redis, &args, loading_ok);
+            return Server::start(Kind::Redis, &args, wait);
         }
-        Server::start(Kind::Ringkv, extra, loading_ok)
+        Server::start(Kind::Ringkv, extra, wait)
     }
 
     /// Starts a real `redis-server --port P --save "" --appendonly no ...`
@@ -96,7 +114,7 @@ impl Server {
     /// is not installed: these tests need it and must not pass silently.
     pub fn redis(extra: &[&str]) -> Server {
         require_tool("redis-server");
-        Server::start(Kind::Redis, extra, false)
+        Server::start(Kind::Redis, extra, Wait::Pong)
     }
 
     /// Starts ringkv and redis-server with the same `common` options; `ringkv_extra` is
@@ -108,7 +126,7 @@ impl Server {
         (Server::ringkv(&args), redis)
     }
 
-    fn start(kind: Kind, extra: &[&str], loading_ok: bool) -> Server {
+    fn start(kind: Kind, extra: &[&str], wait: Wait) -> Server {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
@@ -142,7 +160,7 @@ impl Server {
                 Err(e) => panic!("cannot start {}: {}", kind.name(), e),
             };
             let mut server = Server { child, kind, port, dir, log_path, stdio_path };
-            match server.wait_ready(loading_ok) {
+            match server.wait_ready(wait) {
                 Ok(()) => return server,
                 Err(Retry::PortTaken(log)) => {
                     last_log = log;
@@ -156,7 +174,7 @@ impl Server {
         panic!("{} could not get a free port after {} attempts; last log:\n{}", kind.name(), START_ATTEMPTS, last_log)
     }
 
-    fn wait_ready(&mut self, loading_ok: bool) -> Result<(), Retry> {
+    fn wait_ready(&mut self, wait: Wait) -> Result<(), Retry> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -170,13 +188,19 @@ impl Server {
                 return Err(Retry::Fatal(format!("no PONG within {:?}; log:\n{}", START_TIMEOUT, self.logs())));
             }
             if let Ok(mut s) = TcpStream::connect_timeout(&self.addr().parse().unwrap(), Duration::from_millis(500)) {
+                if wait == Wait::Listening {
+                    if self.kind == Kind::Ringkv && !listeners_all_ours(self.port, self.pid()) {
+                        return Err(Retry::PortTaken("port shared with another process".into()));
+                    }
+                    return Ok(());
+                }
                 s.set_read_timeout(Some(Duration::from_secs(2))).ok();
                 s.set_write_timeout(Some(Duration::from_secs(2))).ok();
                 let mut buf = [0u8; 7];
                 // A server with `requirepass` answers -NOAUTH: serving all the same.
                 if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok()
                     && s.read_exact(&mut buf).is_ok()
-                    && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH") || (loading_ok && &buf == b"-LOADIN"))
+                    && (&buf == b"+PONG\r\n" || buf.starts_with(b"-NOAUTH") || (wait == Wait::Loading && &buf == b"-LOADIN"))
                 {
                     // SO_REUSEPORT (ringkv's listeners) lets another process share the port
                     // silently: make sure every listener on it is ours.

@@ -309,7 +309,7 @@ pub fn read_aof<'a>(
     let stop = loop {
         // INFO's loading_loaded_bytes, every 1024 commands as Redis.
         if loops.is_multiple_of(1024) {
-            rdb::LOAD_PROGRESS.note_aof(c.pos);
+            rdb::LOAD_PROGRESS.note_aof(c.pos, loops);
         }
         loops += 1;
         let Some(line) = c.line() else { break None };
