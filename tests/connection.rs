@@ -353,7 +353,11 @@ fn closed_client_counted_until_its_forwarded_command_ran() {
     let busy = &common::keys_per_shard("busy", 2)[1];
     let list = format!("{{{busy}}}:list");
     let key = format!("{{{busy}}}:k");
-    let mut staller = s.conn();
+    // The SORTs take seconds on a loaded 2-core machine (CI runs test
+    // binaries side by side): the staller waits longer than IO_TIMEOUT.
+    let stream = s.stream();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut staller = common::Conn::new(stream);
     let mut rng = common::Rng::new(7);
     for _ in 0..5 {
         let mut args = vec!["RPUSH".to_string(), list.clone()];
