@@ -2,7 +2,7 @@
 # What a two-round hop costs beyond a one-round one (issue 13), counted, not
 # timed: for each operation of perf/cross_load.py (mset2 is the one-round
 # baseline: MSET of one key per shard), a ringkv --shards 2 on SERVER_CORES,
-# the load (CONNS connections, default 1: every request a whole exchange, -P 1) on CLIENT_CORES for SECONDS, and
+# the load (CONNS connections, default 1: every request a whole exchange, -P 1) on CLIENT_CORES for LOAD_SECONDS, and
 # `perf stat -p PID` over the run (tracepoints and software events: no PMU
 # needed, next to no overhead): the server threads' io_uring_enter calls,
 # futex calls, context switches and the wake-ups they do (of each other and
@@ -27,7 +27,8 @@ need_python
 
 SERVER_CORES="${SERVER_CORES:-0}"
 CLIENT_CORES="${CLIENT_CORES:-1}"
-SECONDS_PER_OP="${SECONDS:-3}"
+# (Not `SECONDS`: bash counts the seconds since the shell started in it.)
+SECONDS_PER_OP="${LOAD_SECONDS:-3}"
 ensure_pkg perf linux-perf
 CONNS="${CONNS:-1}"
 ROUTE="${ROUTE:-}"
