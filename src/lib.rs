@@ -137,6 +137,7 @@ pub fn run(config: Config) -> Result<(), String> {
         .collect();
     let mesh = shard::mailbox::mesh(shards, network::event_loop::MAILBOX_CAPACITY);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    server.shards_share_cores.store(shards > cores, std::sync::atomic::Ordering::Relaxed);
     let sched_batch = shard_sched_batch(config.others.get("shard-sched-batch").map_or("auto", |v| v.as_str()), shards, cores);
     let mut handles = vec![];
     for (id, ((outboxes, inboxes), fds)) in mesh.into_iter().zip(listeners).enumerate() {

@@ -18,6 +18,9 @@ pub struct Server {
     pub ring_fds: Vec<AtomicI32>,
     /// Set by a shard right before it waits in its ring (see `network::event_loop`).
     pub sleeping: Vec<AtomicBool>,
+    /// More shards than cores the process may run on: two shard threads
+    /// share a core (`lib.rs`; `cross-shard-take-asleep auto`).
+    pub shards_share_cores: AtomicBool,
     pub next_client_id: AtomicU64,
     pub connected_clients: AtomicUsize,
     /// Maximum clients, mirrored from the config so accept needs no hold.
@@ -97,6 +100,7 @@ impl Server {
             hold: HoldTable::new(shard_count),
             ring_fds: (0..shard_count).map(|_| AtomicI32::new(-1)).collect(),
             sleeping: (0..shard_count).map(|_| AtomicBool::new(false)).collect(),
+            shards_share_cores: AtomicBool::new(false),
             next_client_id: AtomicU64::new(1),
             connected_clients: AtomicUsize::new(0),
             maxclients: AtomicUsize::new(maxclients),

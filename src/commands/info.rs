@@ -397,6 +397,8 @@ fn stats(ctx: &Ctx, out: &mut String) {
         sum.batch_waits += s.batch_waits;
         sum.stream_held_runs += s.stream_held_runs;
         sum.stream_held_commands += s.stream_held_commands;
+        sum.asleep_held_runs += s.asleep_held_runs;
+        sum.asleep_held_commands += s.asleep_held_commands;
     }
     out.push_str("# Stats\r\n");
     field!(out, "total_connections_received", "{}", sum.total_connections);
@@ -468,6 +470,10 @@ fn stats(ctx: &Ctx, out: &mut String) {
     // (`network::dispatch`, "Streaming over shards"), and their commands.
     field!(out, "stream_held_runs", "{}", sum.stream_held_runs);
     field!(out, "stream_held_commands", "{}", sum.stream_held_commands);
+    // ringkv's own: single-shard commands of other shards run here with
+    // those shards taken asleep (`network::dispatch`, "Taken asleep").
+    field!(out, "asleep_held_runs", "{}", sum.asleep_held_runs);
+    field!(out, "asleep_held_commands", "{}", sum.asleep_held_commands);
 }
 
 fn replication(ctx: &Ctx, out: &mut String) {

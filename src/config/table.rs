@@ -78,6 +78,7 @@ const SYSLOG_FACILITY: &[(&str, u8)] =
 const LOGLEVEL: &[(&str, u8)] = &[("debug", 0), ("verbose", 1), ("notice", 2), ("warning", 3)];
 const SUPERVISED: &[(&str, u8)] = &[("upstart", 0), ("systemd", 1), ("auto", 2), ("no", 3)];
 const APPENDFSYNC: &[(&str, u8)] = &[("everysec", 0), ("always", 1), ("no", 2)];
+const TAKE_ASLEEP: &[(&str, u8)] = &[("auto", 0), ("yes", 1), ("no", 2)];
 const CROSS_SHARD_ROUTE: &[(&str, u8)] = &[("auto", 0), ("hops", 1), ("held", 2), ("measured", 3)];
 const SHARD_SCHED_BATCH: &[(&str, u8)] = &[("auto", 0), ("yes", 1), ("no", 2)];
 const DISKLESS_LOAD: &[(&str, u8)] = &[("disabled", 0), ("on-empty-db", 1), ("swapdb", 2)];
@@ -223,6 +224,11 @@ pub const DEFS: &[Def] = &[
     // lets one connection's pipelined single-key commands for different
     // shards run side by side (replies still in order), as before order20.
     d("cross-shard-pipeline-order", "", HIDDEN, Bool, "yes"),
+    // ringkv's own (`network::dispatch`, "Taken asleep"): whether a
+    // connection's single-shard commands for other shards that sleep run
+    // here under a hold instead of being forwarded; `auto`: when shard
+    // threads share a core.
+    d("cross-shard-take-asleep", "", HIDDEN, Enum(TAKE_ASLEEP), "auto"),
     // ringkv's own (`network::event_loop`, `EventLoop::wait`): how long a
     // saturated loop may wait for its next batch of requests (0: never).
     d("batch-wait-usec", "", HIDDEN, Int(0, BATCH_WAIT_USEC_MAX), "0"),

@@ -43,6 +43,11 @@ pub struct ShardStats {
     /// shards"), and the commands in them.
     pub stream_held_runs: u64,
     pub stream_held_commands: u64,
+    /// Runs of a batch's single-shard commands taken with the other
+    /// shards they named asleep, not forwarded (`network::dispatch`,
+    /// "Taken asleep"), and the commands in them.
+    pub asleep_held_runs: u64,
+    pub asleep_held_commands: u64,
     /// Command latency histogram in microseconds (log2 buckets, for INFO latencystats).
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::LatencyMonitor,

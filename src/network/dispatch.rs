@@ -53,6 +53,26 @@
 //! runs on this thread in the connection's order: the rule holds with no
 //! wait, and the replies go straight to the output. A batch that is all of
 //! the input (`-P 16` from many clients) never takes this path.
+//!
+//! **Taken asleep.** Where shard threads share a core (more shards than
+//! cores: `cross-shard-take-asleep auto`, hidden config, `yes`/`no` force
+//! it) nothing runs side by side anyway, and a forward is all cost: the
+//! other shard's wake-up, a switch to it, its reply, a switch back (with
+//! 50 clients at `-P 1` each burst of requests went A, B, A, B: two shards
+//! 0.20-0.25 context switches per request against 0.03-0.05 with one,
+//! `finish_task_switch` the largest extra, perf/RESULTS.md "xset22"). So
+//! there every batch takes the streaming path's run: its single-shard data
+//! commands, reads alone too, run here under a hold of the other shards
+//! they name when every one of them is asleep in its ring (taken as it
+//! sleeps: no doorbell, no wake-up, no message; one that has woken parks
+//! at its first check until the hold ends), and go the plain way
+//! otherwise. The hold is `try_held_once`'s: the per-shard intent queues'
+//! small mutexes, uncontended here (one core), a few hundred nanoseconds
+//! against the microseconds of the forward. The run keeps the order rule
+//! (`hold_run_may`: nothing of the connection's still out) and runs each
+//! command as a local one (`run_commands`: CLIENT REPLY, MONITOR, WATCH,
+//! events and tracking as on the held path). With a core per shard it stays
+//! off: a sleeping shard taken would park when its own client wakes it.
 
 use super::conn::{Closing, Slot, FORWARDED_MAX};
 use super::event_loop::EventLoop;
@@ -408,17 +428,25 @@ impl EventLoop {
                 self.prefetch_keys(index, buf, &batch[fresh_from..parsed]);
             }
             // More input than this batch: the connection streams
-            // ("Streaming over shards" in the module doc).
-            let mut stream = scan < buf.len();
+            // ("Streaming over shards" in the module doc). Or its shards
+            // share a core ("Taken asleep").
+            let streaming = scan < buf.len();
+            let asleep = self.server.shard_count > 1 && self.take_asleep();
+            let mut stream = streaming || asleep;
             let mut i = 0;
             while i < parsed {
                 if stream && self.hold_run_may(index) {
-                    if let Some((targets, len)) = self.stream_run(buf, &batch[i..parsed], &mut store) {
+                    if let Some((targets, len)) = self.stream_run(buf, &batch[i..parsed], &mut store, asleep) {
                         let run = &batch[i..i + len];
                         let ran = self.try_held_once(targets, |lp, _| {
                             let stats = &mut lp.state().stats;
-                            stats.stream_held_runs += 1;
-                            stats.stream_held_commands += len as u64;
+                            if streaming {
+                                stats.stream_held_runs += 1;
+                                stats.stream_held_commands += len as u64;
+                            } else {
+                                stats.asleep_held_runs += 1;
+                                stats.asleep_held_commands += len as u64;
+                            }
                             // The held shards' keys were not prefetched
                             // with this shard's (their tables were out of
                             // reach): their lookups stalled on memory.
@@ -638,9 +666,10 @@ impl EventLoop {
     /// A run of reads only waits for nothing the plain way (reads pass
     /// reads), and two shards then run a stream's reads side by side: held,
     /// `-P 64` GETs from 50 clients lost a quarter of their requests/s for
-    /// the same CPU. The other shards and the run's length; None: run
-    /// `cmds` the plain way.
-    fn stream_run(&mut self, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>) -> Option<(ShardMask, usize)> {
+    /// the same CPU. `reads`: a run of reads goes held too (shards sharing
+    /// a core run nothing side by side: "Taken asleep" in the module doc).
+    /// The other shards and the run's length; None: run `cmds` the plain way.
+    fn stream_run(&mut self, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>, reads: bool) -> Option<(ShardMask, usize)> {
         let table = CommandTable::get();
         let (shards, me) = (self.server.shard_count, self.id);
         let mut others = ShardMask::default();
@@ -668,7 +697,8 @@ impl EventLoop {
         slices.clear();
         *store = recycle(slices);
         let sleeping = &self.server.sleeping;
-        (len > 0 && writes && !others.is_empty() && others.iter().all(|t| sleeping[t].load(std::sync::atomic::Ordering::SeqCst))).then_some((others, len))
+        (len > 0 && (writes || reads) && !others.is_empty() && others.iter().all(|t| sleeping[t].load(std::sync::atomic::Ordering::SeqCst)))
+            .then_some((others, len))
     }
 
     /// The shards of a key-routed command with a valid argument count; None

@@ -38,6 +38,11 @@
 //! over `SLOW_PARK_NS` sends them by hops, with one held probe in every
 //! `PROBE_EVERY`).
 //!
+//! Single-shard commands for another shard are forwarded (a message and
+//! its reply), or, with `cross-shard-take-asleep` (`auto`: when shard
+//! threads share a core), run here with that shard taken asleep
+//! (`network::dispatch`, "Taken asleep").
+//!
 //! **`cross-shard-route`** (hidden config; `auto` by default): `hops` sends
 //! every command that can go by hops by hops, `held` none (tests check both
 //! paths with it; benchmarks compare them), `measured` the rule above.
@@ -72,6 +77,8 @@ pub struct Route {
     forced: Forced,
     /// `cross-shard-pipeline-order no` (`EventLoop::pipeline_order_strict`).
     pipeline_relaxed: bool,
+    /// `cross-shard-take-asleep` resolved (`EventLoop::take_asleep`).
+    take_asleep: bool,
     /// When `forced` and `pipeline_relaxed` were last read from the config (ms).
     read_ms: i64,
     /// Per target shard: an exponential mean of this thread's hold waits
@@ -102,6 +109,11 @@ impl EventLoop {
                 _ => Forced::Auto,
             };
             self.hops.route.pipeline_relaxed = others.get("cross-shard-pipeline-order").is_some_and(|v| v == "no");
+            self.hops.route.take_asleep = match others.get("cross-shard-take-asleep").map(|v| v.as_str()) {
+                Some("yes") => true,
+                Some("no") => false,
+                _ => self.server.shards_share_cores.load(std::sync::atomic::Ordering::Relaxed),
+            };
         }
     }
 
@@ -119,6 +131,15 @@ impl EventLoop {
     pub(super) fn pipeline_order_strict(&mut self) -> bool {
         self.read_route_config();
         !self.hops.route.pipeline_relaxed
+    }
+
+    /// `cross-shard-take-asleep` (hidden config; `auto`: when shard threads
+    /// share a core): whether a batch's single-shard commands for other
+    /// shards asleep in their rings run here with those shards taken
+    /// asleep (`network::dispatch`, "Taken asleep") instead of being forwarded.
+    pub(super) fn take_asleep(&mut self) -> bool {
+        self.read_route_config();
+        self.hops.route.take_asleep
     }
 
     /// Whether a two-round hop over `mask` goes by hops (see the module

@@ -97,7 +97,7 @@ impl Server {
             let mut args = vec![];
             let mut it = extra.iter();
             while let Some(a) = it.next() {
-                if *a == "--shards" || *a == "--cpu-affinity" || *a == "--shard-sched-batch" {
+                if *a == "--shards" || *a == "--cpu-affinity" || *a == "--shard-sched-batch" || *a == "--cross-shard-take-asleep" {
                     it.next();
                 } else {
                     args.push(*a);
