@@ -180,15 +180,12 @@ impl EventLoop {
             return;
         }
         conn.client.input_free = if parse_fresh.is_some() { 0 } else { qbuf.capacity() - qbuf.len() };
-        let consumed;
         let mut leftover_from_fresh: &[u8] = &[];
+        // One call site, so that `parse_and_run` is inlined here.
+        let consumed = self.parse_and_run(index, parse_fresh.unwrap_or(&qbuf[head..]));
         match parse_fresh {
-            Some(data) => {
-                consumed = self.parse_and_run(index, data);
-                leftover_from_fresh = &data[consumed..];
-            }
+            Some(data) => leftover_from_fresh = &data[consumed..],
             None => {
-                consumed = self.parse_and_run(index, &qbuf[head..]);
                 head += consumed;
                 // Everything ran, or at least half: the rest moves to the
                 // front (each byte at most once more); else it stays put.
@@ -226,7 +223,13 @@ impl EventLoop {
         // clientsCronResizeQueryBuffer: the next big request often follows.
         conn.qbuf = qbuf;
         conn.qbuf_head = head;
-        self.report_qbuf(index);
+        // `report_qbuf` and, below, `mark_dirty` with the connection at
+        // hand: each looked it up again (~10 instructions a receive).
+        let qbuf_now = (conn.qbuf_unread(), conn.qbuf.capacity());
+        if qbuf_now != conn.qbuf_reported {
+            conn.qbuf_reported = qbuf_now;
+            self.write_qbuf_info(index);
+        }
         // A big argument still arriving counts against maxmemory-clients
         // before its command is complete.
         if self.client_memory_after_receive(index) {
@@ -236,7 +239,10 @@ impl EventLoop {
         if conn.deferred {
             self.deferred.push(index);
         }
-        self.mark_dirty(index);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(index);
+        }
     }
 
     /// CLIENT PAUSE held this connection back (or let it go): INFO's
@@ -336,6 +342,10 @@ impl EventLoop {
     /// any): parsing goes on from where the last receive left it. An
     /// incomplete request at the end is recorded there again when everything
     /// before it ran, so `buf` from that request on becomes the query buffer.
+    ///
+    /// Inlined into `process_input`, its one caller: the call was ~20
+    /// instructions of every receive at -P 1 (perf/RESULTS.md "user22").
+    #[inline(always)]
     fn parse_and_run(&mut self, index: u32, buf: &[u8]) -> usize {
         let password_set = self.server.acl.auth_required();
         let mut limits = ParseLimits { bulk_bytes_max: self.state().config.proto_max_bulk_len, unauthenticated: false };
@@ -346,7 +356,9 @@ impl EventLoop {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // The intents its multi-shard commands queue belong to this connection.
         let owner_before = std::mem::replace(&mut self.intent_owner, super::held::IntentOwner::Conn(index, conn.generation));
-        let mut frame = std::mem::take(&mut conn.frame);
+        // (Copied out only when a request is half-parsed: the common case
+        // starts a fresh frame without moving the connection's.)
+        let mut frame = if conn.frame.in_progress() { std::mem::take(&mut conn.frame) } else { FrameProgress::default() };
         if frame.in_progress() {
             conn.parsed_ahead.clear();
             std::mem::swap(&mut batch[0].2, &mut conn.frame_args);
@@ -491,7 +503,7 @@ impl EventLoop {
                 // without a password none ends the authentication: the rest
                 // of the batch runs in one call, not one call per command.
                 let run = if self.server.shard_count == 1 && !password_set { parsed - i } else { 1 };
-                match self.run_commands(index, buf, &batch[i..i + run], &mut store, &mut pos) {
+                match self.run_commands_inline(index, buf, &batch[i..i + run], &mut store, &mut pos) {
                     Flow::Continue => i += run,
                     _ => break 'batches,
                 }
@@ -521,7 +533,7 @@ impl EventLoop {
         // Requests parsed and not run (the connection deferred or waits for
         // a block's answer): kept for the resumed parse, from `pos`, the
         // first one's start (commands run in order, from the front).
-        if let Some(k) = batch[..parsed].iter().position(|e| e.0 >= pos).filter(|_| pos < buf.len()) {
+        if let Some(k) = (pos < buf.len()).then(|| batch[..parsed].iter().position(|e| e.0 >= pos)).flatten() {
             if let Some(conn) = self.conns[index as usize].as_mut().filter(|c| c.closing == Closing::No) {
                 debug_assert_eq!(batch[k].0, pos, "an unrun request after a gap");
                 let ahead = &mut conn.parsed_ahead;
@@ -568,7 +580,16 @@ impl EventLoop {
 
     /// Runs `cmds` in order, moving `pos` past each one that ran; stops at
     /// the first that defers (not run) or stops the connection (run).
+    #[inline(never)]
     fn run_commands(&mut self, index: u32, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>, pos: &mut usize) -> Flow {
+        self.run_commands_inline(index, buf, cmds, store, pos)
+    }
+
+    /// `run_commands`, inlined into the batch's plain path (every request
+    /// of an unpipelined client goes through it): the call, with the
+    /// caller's reloads after it, was ~25 instructions a receive at -P 1.
+    #[inline(always)]
+    fn run_commands_inline(&mut self, index: u32, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>, pos: &mut usize) -> Flow {
         // One argument vector for the run, refilled per command.
         let mut slices: Vec<&[u8]> = recycle(std::mem::take(store));
         let flow = self.run_commands_in(index, buf, cmds, &mut slices, pos);
@@ -924,7 +945,7 @@ impl EventLoop {
             // forwarded or marked by a hop (those need two shards), so the
             // mask, the hold and the publish-order tests below have one
             // answer (~35 instructions a command at -P 16 skipped).
-            let flow = self.execute_here(index, id, args, now);
+            let flow = self.execute_here_inline(index, id, spec, args, now);
             return if caching { self.command_done(index, spec, flow) } else { flow };
         }
         let mut mask = route_mask(spec, args, shards, self.id);
@@ -1112,7 +1133,16 @@ impl EventLoop {
     }
 
     /// Runs a command on this thread over the shards it owns or holds.
+    #[inline(never)]
     pub(super) fn execute_here(&mut self, index: u32, id: usize, args: &[&[u8]], now: i64) -> Flow {
+        self.execute_here_inline(index, id, &CommandTable::get().specs[id], args, now)
+    }
+
+    /// `execute_here`, inlined where one shard runs every command
+    /// (`dispatch`'s first exit): a call per command was ~25 instructions
+    /// of prologue, epilogue and reloads at -P 1.
+    #[inline(always)]
+    fn execute_here_inline(&mut self, index: u32, id: usize, spec: &CommandSpec, args: &[&[u8]], now: i64) -> Flow {
         let conn = self.conns[index as usize].as_mut().unwrap();
         // Decided after the handler: CLIENT REPLY and RESET change the mode
         // for their own reply too (Redis checks the flags when replying).
@@ -1128,7 +1158,7 @@ impl EventLoop {
             // glue was an out-of-line call a command (~25 instructions) that
             // nearly always found nothing to free.
             let mut ctx = std::mem::ManuallyDrop::new(Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, Some(&mut conn.client)));
-            crate::exec::call_inline(&mut ctx, &mut self.clock, id, args, &mut r, &Caller::LOCAL, &mut self.monitor_line);
+            crate::exec::call_inline(&mut ctx, &mut self.clock, spec, id, args, &mut r, &Caller::LOCAL, &mut self.monitor_line);
             if ctx.owns_memory() {
                 drop(std::mem::ManuallyDrop::into_inner(ctx));
             }
@@ -1136,7 +1166,7 @@ impl EventLoop {
         let mut discard = reply_mode_after_command(&mut conn.client, mode_before);
         // (Un)subscribe confirmations are pushes: CLIENT REPLY OFF/SKIP
         // does not silence them (Redis 7.0.15's CLIENT_PUSHING).
-        if discard && commands::pubsub::is_subscription_command(CommandTable::get().specs[id].name) {
+        if discard && commands::pubsub::is_subscription_command(spec.name) {
             discard = false;
         }
         if direct && discard {
