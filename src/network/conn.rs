@@ -432,6 +432,24 @@ impl Conn {
         self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false, request: false });
     }
 
+    /// Puts a command's own event pushes around its reply, the last slot
+    /// queued (`messaging::own_pushes`); in a slot of their own when the
+    /// reply left already.
+    pub fn place_in_last_slot(&mut self, own: &mut crate::messaging::own_pushes::OwnPushes) {
+        match self.slots.back_mut().and_then(|s| s.ready.as_mut()) {
+            Some(p) => {
+                let before = p.data.len();
+                own.place(&mut p.data, 0);
+                self.slot_bytes += p.data.len() - before;
+            }
+            None => {
+                let mut p = PackedArgs::default();
+                own.place(&mut p.data, 0);
+                self.push_ready_slot(p, false);
+            }
+        }
+    }
+
     pub fn push_ready_slot(&mut self, p: PackedArgs, discard: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
