@@ -143,3 +143,28 @@ fn own_event_pushes_come_where_redis_writes_them() {
         expect(&mut s, &want, &format!("BLPOP woken on {list}"));
     }
 }
+
+/// CLIENT REPLY OFF drops the replies, not the pushes (Redis 7.0.15's
+/// CLIENT_PUSHING): LPUSH's events, which follow its reply, survive the
+/// dropped count on every shard.
+#[test]
+fn dropped_replies_keep_own_event_pushes() {
+    let server = Server::ringkv(&["--shards", "3"]);
+    server.conn().cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let k = keys_per_shard("off", 3);
+    let mut s = subscriber(&server);
+    let mut batch = encode(&["CLIENT", "REPLY", "OFF"]);
+    for key in &k {
+        batch.extend(encode(&["LPUSH", key, "x"]));
+        batch.extend(encode(&["SET", &format!("{{{key}}}s"), "x"]));
+    }
+    batch.extend(encode(&["CLIENT", "REPLY", "ON"]));
+    s.send_raw(&batch);
+    let mut want = Vec::new();
+    for key in &k {
+        want.extend(ev(key, "lpush"));
+        want.extend(ev(&format!("{{{key}}}s"), "set"));
+    }
+    want.extend_from_slice(b"+OK\r\n");
+    expect(&mut s, &want, "CLIENT REPLY OFF over three shards");
+}

@@ -88,6 +88,44 @@ impl OwnPushes {
     }
 }
 
+/// What a dropped reply (CLIENT REPLY OFF/SKIP) keeps of `data`: the pushes
+/// before and after the reply itself (a command's own events, a PUBLISH's
+/// messages to its publisher), as Redis 7.0.15 writes pushes whatever the
+/// reply mode. Returns the end of the leading pushes and the start of the
+/// trailing ones (`data.len()` when the reply cannot be measured).
+pub fn kept_when_discarded(data: &[u8]) -> (usize, usize) {
+    let lead = pubsub::leading_pushes_len(data);
+    match frame_end(data, lead) {
+        Some(end) if end < data.len() => (lead, end),
+        _ => (lead, data.len()),
+    }
+}
+
+/// The end of the RESP2/RESP3 frame at `at` of `buf`, if whole.
+fn frame_end(buf: &[u8], at: usize) -> Option<usize> {
+    let kind = *buf.get(at)?;
+    let line_end = at + memchr::memchr(b'\n', buf.get(at..)?)?;
+    let after = line_end + 1;
+    let number = || -> Option<i64> { std::str::from_utf8(buf.get(at + 1..line_end.checked_sub(1)?)?).ok()?.parse().ok() };
+    match kind {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => match number()? {
+            n if n < 0 => Some(after),
+            n => Some(after + n as usize + 2).filter(|&e| e <= buf.len()),
+        },
+        b'*' | b'>' | b'~' | b'%' | b'|' => {
+            let n = number()?;
+            let items = if matches!(kind, b'%' | b'|') { n.max(0) * 2 } else { n.max(0) };
+            let mut end = after;
+            for _ in 0..items {
+                end = frame_end(buf, end)?;
+            }
+            Some(end)
+        }
+        _ => None,
+    }
+}
+
 /// The event of a notification: the message on a keyspace channel, the
 /// channel's last part on a keyevent one.
 fn event_name<'a>(channel: &'a [u8], message: &'a [u8]) -> &'a [u8] {
@@ -153,6 +191,15 @@ mod tests {
         assert!(follows_reply("lmove", b"lpop") && !follows_reply("lmove", b"rpush"));
         assert_eq!(event_name(b"__keyspace@0__:a:b", b"set"), b"set");
         assert_eq!(event_name(b"__keyevent@12__:lpush", b"k"), b"lpush");
+    }
+
+    #[test]
+    fn a_dropped_reply_keeps_the_pushes_on_both_sides() {
+        let data = b">2\r\n$1\r\na\r\n$1\r\nb\r\n*2\r\n:1\r\n%1\r\n+k\r\n$-1\r\n>1\r\n$0\r\n\r\n";
+        assert_eq!(kept_when_discarded(data), (18, 39));
+        assert_eq!(kept_when_discarded(b":1\r\n"), (0, 4));
+        assert_eq!(kept_when_discarded(b":1\r\n>1\r\n$1\r\nx\r\n"), (0, 4));
+        assert_eq!(kept_when_discarded(b"$5\r\nab"), (0, 6));
     }
 
     #[test]

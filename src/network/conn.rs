@@ -511,10 +511,15 @@ impl Conn {
             let slot = self.slots.pop_front().unwrap();
             let p = slot.ready.unwrap();
             self.slot_bytes -= p.data.len();
-            // A dropped reply (CLIENT REPLY OFF/SKIP) keeps its leading
-            // pushes (a PUBLISH's messages to its own publisher).
-            let keep = if slot.discard { crate::messaging::pubsub::leading_pushes_len(&p.data) } else { p.data.len() };
-            self.out.extend_from_slice(&p.data[..keep]);
+            // A dropped reply (CLIENT REPLY OFF/SKIP) keeps its pushes (a
+            // PUBLISH's messages to its own publisher, its own events).
+            if slot.discard {
+                let (lead, trail) = crate::messaging::own_pushes::kept_when_discarded(&p.data);
+                self.out.extend_from_slice(&p.data[..lead]);
+                self.out.extend_from_slice(&p.data[trail..]);
+            } else {
+                self.out.extend_from_slice(&p.data);
+            }
             recycle(pool, p);
         }
     }
