@@ -107,6 +107,19 @@ fn read_one(conn: &mut Conn) -> (Got, usize) {
     (got, conn.pending_len())
 }
 
+/// `read_one` `n` times: the frames' bytes together (the first failure
+/// ends it).
+fn read_frames(conn: &mut Conn, n: usize) -> (Got, usize) {
+    let mut all = Vec::new();
+    for _ in 0..n {
+        match read_one(conn) {
+            (Got::Reply(b), _) => all.extend_from_slice(&b),
+            other => return other,
+        }
+    }
+    (Got::Reply(all), conn.pending_len())
+}
+
 /// Replays one file; appends its mismatches to `report` and returns how many there were.
 fn run_file(path: &PathBuf, ringkv: &mut Server, redis: &mut Server, report: &mut String, wedged: &mut bool) -> usize {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -116,6 +129,9 @@ fn run_file(path: &PathBuf, ringkv: &mut Server, redis: &mut Server, report: &mu
     a.fresh();
     b.fresh();
     let mut failures = 0;
+    // `!frames N`: the next command's reply is read as N frames (a RESP3
+    // client's own event pushes around its reply).
+    let mut frames_next = 1usize;
     for (i, raw) in text.lines().enumerate() {
         let lineno = i + 1;
         let line = raw.trim();
@@ -126,6 +142,16 @@ fn run_file(path: &PathBuf, ringkv: &mut Server, redis: &mut Server, report: &mu
             match ms.trim().parse::<u64>() {
                 Ok(ms) => std::thread::sleep(Duration::from_millis(ms)),
                 Err(_) => {
+                    failures += 1;
+                    report.push_str(&format!("{}:{}: bad directive {:?}\n", name, lineno, line));
+                }
+            }
+            continue;
+        }
+        if let Some(n) = line.strip_prefix("!frames") {
+            match n.trim().parse::<usize>() {
+                Ok(n) if n >= 1 => frames_next = n,
+                _ => {
                     failures += 1;
                     report.push_str(&format!("{}:{}: bad directive {:?}\n", name, lineno, line));
                 }
@@ -151,8 +177,9 @@ fn run_file(path: &PathBuf, ringkv: &mut Server, redis: &mut Server, report: &mu
         }
         a.conn.send(&args);
         b.conn.send(&args);
-        let (ra, extra_a) = read_one(&mut a.conn);
-        let (rb, extra_b) = read_one(&mut b.conn);
+        let frames = std::mem::replace(&mut frames_next, 1);
+        let (ra, extra_a) = read_frames(&mut a.conn, frames);
+        let (rb, extra_b) = read_frames(&mut b.conn, frames);
         let same = match (&ra, &rb) {
             (Got::Reply(x), Got::Reply(y)) => {
                 if by_shape {

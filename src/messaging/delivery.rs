@@ -30,6 +30,14 @@ impl EventLoop {
         }
     }
 
+    /// Whether the command that just ran left events to publish (on this
+    /// shard, a held one, or in the hold's queue).
+    pub(crate) fn events_wait(&self) -> bool {
+        !self.set.get(self.id).pending_publish.is_empty()
+            || (!self.holding.is_empty()
+                && (held_order::pending() || self.holding.iter().any(|s| self.set.has(s) && !self.set.get(s).pending_publish.is_empty())))
+    }
+
     #[inline(never)]
     pub(crate) fn after_command_messaging_work(&mut self) {
         // Under a hold: only when the command left events (a held command
@@ -51,11 +59,11 @@ impl EventLoop {
     fn route_pending_publish(&mut self) {
         let mut sources = self.holding;
         sources.insert(self.id);
-        pubsub::publish_pending(&mut self.set, sources);
+        pubsub::publish_pending(&mut self.set, sources, &mut self.own_pushes);
         if !self.holding.is_empty() && held_order::pending() {
             // A held command's events, in its order (`held_order`).
             let mut list = held_order::take_events();
-            pubsub::publish_in_order(&mut self.set, self.id, &mut list);
+            pubsub::publish_in_order(&mut self.set, self.id, &mut list, &mut self.own_pushes);
             held_order::give_back_events(list);
         }
     }
@@ -123,7 +131,14 @@ impl EventLoop {
                     pubsub::append_for(&mut p.data, bytes, c.client.resp);
                     match own {
                         Some((o, seq)) if o.index == t.index && o.generation == t.generation => c.insert_ready_slot_before(seq, p),
-                        _ => c.push_ready_slot(p, false),
+                        // A blocked client gets the message before the
+                        // reply its command still waits for, as Redis
+                        // writes it at once (the push that wakes it
+                        // notifies before the pop is served).
+                        _ => match c.blocked.as_ref().and_then(|w| w.seq) {
+                            Some(seq) => c.insert_ready_slot_before(seq, p),
+                            None => c.push_ready_slot(p, false),
+                        },
                     }
                 }
                 self.mark_dirty(t.index);

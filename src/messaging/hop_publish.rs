@@ -26,7 +26,7 @@ impl EventLoop {
             return;
         }
         let me = self.id;
-        pubsub::publish_in_order(&mut self.set, me, &mut events);
+        pubsub::publish_in_order(&mut self.set, me, &mut events, &mut self.own_pushes);
         if !self.state().pubsub.outgoing.is_empty() {
             self.flush_deliveries();
         }

@@ -42,6 +42,7 @@
 //! token of a closed connection is never reused (its generation changed),
 //! so a late delivery to it is dropped on arrival.
 
+use crate::messaging::own_pushes::OwnPushes;
 use crate::shard::mailbox::ConnToken;
 use crate::shard::slot::key_shard;
 
@@ -436,7 +437,7 @@ impl ShardPubSub {
 /// (`notify::emit` is its one writer), whose channel's table and every
 /// pattern are on every shard ("Notification channels"); the deliveries
 /// queue in that shard's `outgoing`. Each list keeps its allocation.
-pub fn publish_pending(set: &mut crate::shard::hold::ShardSet, sources: crate::shard::hold::ShardMask) {
+pub fn publish_pending(set: &mut crate::shard::hold::ShardSet, sources: crate::shard::hold::ShardMask, own: &mut OwnPushes) {
     for s in sources.iter() {
         if set.get(s).pending_publish.is_empty() {
             continue;
@@ -447,11 +448,11 @@ pub fn publish_pending(set: &mut crate::shard::hold::ShardSet, sources: crate::s
         // events in Redis's order (keyspace before keyevent, one key's
         // events in turn) although their channels have different owners,
         // and before anything a later command emits.
-        let mut unused = Vec::new();
         for (channel, message) in list.drain(..) {
             debug_assert!(notification_channel(&channel), "only notifications queue in pending_publish");
-            st.pubsub.publish_patterns(&channel, &message, None, &mut unused);
-            st.pubsub.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
+            st.pubsub.publish_patterns(&channel, &message, own.caller, &mut own.raw);
+            st.pubsub.publish_exact(Kind::Channel, &channel, &message, own.caller, &mut own.raw);
+            own.file_event(&channel, &message);
         }
         if st.pending_publish.is_empty() && list.capacity() <= PENDING_KEEP_ENTRIES {
             st.pending_publish = list;
@@ -476,13 +477,13 @@ pub const PENDING_KEEP_ENTRIES: usize = 32;
 /// (every shard has every pattern and every notification channel's
 /// subscribers): every delivery queues in `home`'s `outgoing`, so each
 /// destination shard gets one batch in that order. `list` is left empty.
-pub fn publish_in_order(set: &mut crate::shard::hold::ShardSet, home: usize, list: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-    let mut unused = Vec::new();
+pub fn publish_in_order(set: &mut crate::shard::hold::ShardSet, home: usize, list: &mut Vec<(Vec<u8>, Vec<u8>)>, own: &mut OwnPushes) {
     let ps = &mut set.get_mut(home).pubsub;
     for (channel, message) in list.drain(..) {
         debug_assert!(notification_channel(&channel), "only notifications queue in a hold's list");
-        ps.publish_patterns(&channel, &message, None, &mut unused);
-        ps.publish_exact(Kind::Channel, &channel, &message, None, &mut unused);
+        ps.publish_patterns(&channel, &message, own.caller, &mut own.raw);
+        ps.publish_exact(Kind::Channel, &channel, &message, own.caller, &mut own.raw);
+        own.file_event(&channel, &message);
     }
 }
 
@@ -687,7 +688,12 @@ mod tests {
         let mut set = ShardSet::new(shards);
         // SAFETY: the box outlives the set's use below and nothing else touches it.
         unsafe { set.set(0, &mut *states[0] as *mut ShardState) };
-        publish_pending(&mut set, ShardMask::single(0));
+        // The pattern subscriber is the writer (`own_pushes`): its two
+        // messages come out of the publication, framed as pushes.
+        let mut own = OwnPushes::default();
+        own.start(sub(0, 5), 3, "set");
+        publish_pending(&mut set, ShardMask::single(0), &mut own);
+        own.stop();
         // SAFETY: null is always allowed.
         unsafe { set.set(0, std::ptr::null_mut()) };
         assert!(states[0].pending_publish.is_empty() && states[0].pending_publish.capacity() >= 2);
@@ -695,7 +701,15 @@ mod tests {
         let got: Vec<_> = to_1.iter().map(|(b, t, _)| (b.to_vec(), t.len())).collect();
         assert_eq!(got, vec![(message(b"message", &mine, b"m1"), 1), (message(b"message", &theirs, b"m2"), 1)], "in emission order, from the emitting shard");
         let to_0 = states[0].pubsub.outgoing.take(0);
-        assert_eq!(to_0.iter().count(), 2, "the pattern subscriber on shard 0");
+        assert_eq!(to_0.iter().count(), 0, "the pattern subscriber on shard 0 is the writer");
+        let pmessage = |channel: &[u8], payload: &[u8]| {
+            let mut v = Vec::new();
+            encode(&mut v, &[b"pmessage", b"__key*", channel, payload]);
+            v[0] = b'>';
+            v
+        };
+        let pushes = [pmessage(&mine, b"m1"), pmessage(&theirs, b"m2")].concat();
+        assert_eq!((own.before.clone(), own.after.len()), (pushes, 0), "before the reply, in emission order");
         states[0].pubsub.remove(Kind::Channel, &mine, sub(1, 4));
         states[0].pubsub.remove(Kind::Channel, b"plain", sub(0, 6));
         assert_eq!((states[0].pubsub.notification_channels, states[0].pubsub.channels.len()), (1, 1));

@@ -545,6 +545,17 @@ impl EventLoop {
         if let (Some(pending), Some(started)) = (&w.slowlog, started) {
             crate::exec::log_served(self.state(), pending, started.elapsed().as_micros() as u64);
         }
+        if w.resp >= 3 && self.events_wait() {
+            // The served client's own events (a BLMOVE's push before its
+            // reply, the pop after) go around its reply, as Redis serves
+            // it (`messaging::own_pushes`); the client may not be
+            // subscribed at all (then nothing is taken out).
+            let caller = crate::messaging::pubsub::Subscriber { shard: w.home as u32, token: w.conn };
+            self.own_pushes.start(caller, w.resp, std::str::from_utf8(w.op.command_name()).unwrap_or_default());
+            self.after_command_messaging_work();
+            self.own_pushes.stop();
+            self.own_pushes.place(&mut p.data, 0);
+        }
         if w.home == id {
             self.finish_blocked(w, p);
         } else {

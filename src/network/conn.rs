@@ -432,6 +432,24 @@ impl Conn {
         self.slots.insert(at, Slot { seq: new, ready: Some(p), discard: false, request: false });
     }
 
+    /// Puts a command's own event pushes around its reply, the last slot
+    /// queued (`messaging::own_pushes`); in a slot of their own when the
+    /// reply left already.
+    pub fn place_in_last_slot(&mut self, own: &mut crate::messaging::own_pushes::OwnPushes) {
+        match self.slots.back_mut().and_then(|s| s.ready.as_mut()) {
+            Some(p) => {
+                let before = p.data.len();
+                own.place(&mut p.data, 0);
+                self.slot_bytes += p.data.len() - before;
+            }
+            None => {
+                let mut p = PackedArgs::default();
+                own.place(&mut p.data, 0);
+                self.push_ready_slot(p, false);
+            }
+        }
+    }
+
     pub fn push_ready_slot(&mut self, p: PackedArgs, discard: bool) {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -493,10 +511,15 @@ impl Conn {
             let slot = self.slots.pop_front().unwrap();
             let p = slot.ready.unwrap();
             self.slot_bytes -= p.data.len();
-            // A dropped reply (CLIENT REPLY OFF/SKIP) keeps its leading
-            // pushes (a PUBLISH's messages to its own publisher).
-            let keep = if slot.discard { crate::messaging::pubsub::leading_pushes_len(&p.data) } else { p.data.len() };
-            self.out.extend_from_slice(&p.data[..keep]);
+            // A dropped reply (CLIENT REPLY OFF/SKIP) keeps its pushes (a
+            // PUBLISH's messages to its own publisher, its own events).
+            if slot.discard {
+                let (lead, trail) = crate::messaging::own_pushes::kept_when_discarded(&p.data);
+                self.out.extend_from_slice(&p.data[..lead]);
+                self.out.extend_from_slice(&p.data[trail..]);
+            } else {
+                self.out.extend_from_slice(&p.data);
+            }
             recycle(pool, p);
         }
     }

@@ -1199,12 +1199,48 @@ impl EventLoop {
             return Flow::Continue;
         }
         self.feed_monitors(now);
-        self.after_command_messaging();
+        if self.own_pushes_start(index, id) {
+            self.after_command_messaging();
+            self.own_pushes_place(index, direct.then_some(mark));
+        } else {
+            self.after_command_messaging();
+        }
         self.tracking_after_command(false);
         if self.block_if_requested(index) {
             return Flow::Stop;
         }
         self.finish_command(index, now)
+    }
+
+    /// Whether the command `id` connection `index` ran may have events of
+    /// its own to place (`messaging::own_pushes`): the client is a RESP3
+    /// subscriber and events wait. Collecting starts if so.
+    pub(super) fn own_pushes_start(&mut self, index: u32, id: usize) -> bool {
+        let c = &self.conns[index as usize].as_ref().unwrap().client;
+        if c.resp < 3 || !c.pubsub.any() {
+            return false;
+        }
+        let caller = crate::messaging::pubsub::Subscriber { shard: self.id as u32, token: c.pubsub.token };
+        let resp = c.resp;
+        self.own_pushes.start(caller, resp, CommandTable::get().specs[id].name);
+        true
+    }
+
+    /// Puts the pushes `own_pushes_start` collected around the command's
+    /// reply: at `reply_start..` of the connection's output, or around the
+    /// reply slot it queued last (None).
+    pub(super) fn own_pushes_place(&mut self, index: u32, reply_start: Option<usize>) {
+        self.own_pushes.stop();
+        if self.own_pushes.is_empty() {
+            return;
+        }
+        let conn = self.conns[index as usize].as_mut().unwrap();
+        match reply_start {
+            Some(at) => self.own_pushes.place(&mut conn.out, at),
+            None => conn.place_in_last_slot(&mut self.own_pushes),
+        }
+        self.mark_dirty(index);
+        self.check_output_limit(index, crate::util::unix_ms());
     }
 
     /// After a command ran for connection `index` on this thread: the
@@ -1392,8 +1428,18 @@ impl EventLoop {
         self.scratch.clear();
         self.feed_monitors(now);
         // Before the reply goes back: a publisher subscribed to its channel
-        // sees the messages queued before its own in order.
-        self.after_command_messaging();
+        // sees the messages queued before its own in order; the client's
+        // own event pushes go back around its reply (`own_pushes`).
+        let caller = self.state().pubsub.remote_caller;
+        match caller {
+            Some(caller) if resp >= 3 && !self.state().pending_publish.is_empty() => {
+                self.own_pushes.start(caller, resp, CommandTable::get().specs[id].name);
+                self.after_command_messaging();
+                self.own_pushes.stop();
+                self.own_pushes.place(&mut packed.data, 0);
+            }
+            _ => self.after_command_messaging(),
+        }
         // Before the reply leaves: an invalidation for the client that
         // wrote reaches its shard first and is queued behind the reply.
         self.tracking_after_command(true);

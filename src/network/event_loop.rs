@@ -161,6 +161,9 @@ pub struct EventLoop {
     pub client_slots: std::collections::HashMap<u64, u32>,
     /// Multi-shard commands run by hops (`network::hop`).
     pub hops: super::hop::Hops,
+    /// A RESP3 subscriber's own event pushes while its command's events are
+    /// published (`messaging::own_pushes`).
+    pub own_pushes: crate::messaging::own_pushes::OwnPushes,
     /// Completions a busy script's -BUSY service left for the loop
     /// (`network::script`), handled first by the next `reap`.
     pub busy_backlog: Vec<(u64, i32, u32)>,
@@ -264,6 +267,7 @@ impl EventLoop {
             loop_op: None,
             client_slots: Default::default(),
             hops: Default::default(),
+            own_pushes: Default::default(),
             busy_backlog: Vec::new(),
             busy_mail: Vec::new(),
             busy_input_bytes: 0,

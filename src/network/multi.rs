@@ -308,6 +308,16 @@ impl EventLoop {
                 call(&mut ctx, &mut self.clock, q.id, &slices, &mut r, &Caller::LOCAL, &mut self.monitor_line);
                 exec_reply_mode(conn, start, q.id);
                 self.feed_monitors(now);
+                // A RESP3 subscriber's own events go around this command's
+                // element, as Redis writes them while EXEC runs it
+                // (`messaging::own_pushes`); everyone else's after EXEC.
+                if resp >= 3 && self.conns[index as usize].as_ref().is_some_and(|c| c.client.pubsub.any()) && self.events_wait() {
+                    let c = &self.conns[index as usize].as_ref().unwrap().client;
+                    let caller = crate::messaging::pubsub::Subscriber { shard: self.id as u32, token: c.pubsub.token };
+                    self.own_pushes.start(caller, resp, CommandTable::get().specs[q.id].name);
+                    self.after_command_messaging_work();
+                    self.own_pushes_place(index, Some(start));
+                }
             }
             drop(slices);
             if self.state().stream.is_on() {

@@ -134,9 +134,17 @@ impl EventLoop {
         let discard = reply_mode_after_command(&mut conn.client, mode_before);
         self.scratch.clear();
         self.scratch.extend_from_slice(&reply);
+        let reply_start = conn.slots.is_empty().then_some(conn.out.len());
         queue_reply(conn, &mut self.scratch, &mut self.pool, discard);
         self.feed_monitors(now);
-        self.after_command_messaging();
+        // The script's events to its own client (`own_pushes`): all before
+        // its reply, as Redis publishes them while the script runs.
+        if self.own_pushes_start(index, id) {
+            self.after_command_messaging();
+            self.own_pushes_place(index, reply_start);
+        } else {
+            self.after_command_messaging();
+        }
         self.tracking_after_command(false);
         if let Some(c) = self.conns[index as usize].as_mut() {
             c.client.tracking.command_done(CommandTable::get().specs[id].name);
