@@ -332,6 +332,53 @@ fn table_max_keys_evicts_with_invalidations() {
     assert_eq!(w.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "1000000"]), Resp::ok());
 }
 
+/// The table and its limit are the server's, as Redis's one table: keys
+/// read on every shard by two clients count once each in
+/// `tracking_total_keys` and once per reader in `tracking_total_items`; a
+/// lower `tracking-table-max-keys` evicts exactly the excess over the
+/// shards, and before the tracking client's next reply (Redis's
+/// "Regression test for #11715": the pushes, then QUEUED). On 76697c6 the
+/// shards held asleep by CONFIG SET evicted at their next wake-up, after
+/// the QUEUED.
+#[test]
+fn table_limit_is_the_servers_and_applies_before_the_next_reply() {
+    let s = Server::ringkv(&["--shards", "3", "--enable-debug-command", "yes"]);
+    let mut w = s.conn();
+    // As Redis's test: no cron eviction meanwhile.
+    assert_eq!(w.cmd(&["DEBUG", "PAUSE-CRON", "1"]), Resp::ok());
+    let keys = keys_on_every_shard("limit:", 9);
+    let mut a = resp3_tracking(&s, &[]);
+    let mut b = resp3_tracking(&s, &[]);
+    for k in &keys {
+        a.cmd(&["GET", k]);
+    }
+    for k in &keys[..3] {
+        b.cmd(&["GET", k]);
+    }
+    assert_eq!(info_field(&mut w, "tracking_total_keys"), 9);
+    assert_eq!(info_field(&mut w, "tracking_total_items"), 12);
+    for round in 0..2 {
+        assert_eq!(a.cmd(&["MULTI"]), Resp::ok());
+        let max = if round == 0 { 4 } else { 1 };
+        let before = if round == 0 { 9 } else { 4 };
+        assert_eq!(w.cmd(&["CONFIG", "SET", "tracking-table-max-keys", &max.to_string()]), Resp::ok());
+        a.send(&["PING"]);
+        let evicted = read_invalidated_keys(&mut a, before - max);
+        assert_eq!(a.read(), Resp::Simple("QUEUED".into()), "round {}", round);
+        assert_eq!(a.cmd(&["EXEC"]), Resp::Array(vec![Resp::Simple("PONG".into())]));
+        assert!(evicted.windows(2).all(|p| p[0] != p[1]) && evicted.iter().all(|k| keys.contains(k)), "{:?}", evicted);
+        let b_evicted = evicted.iter().filter(|k| keys[..3].contains(k)).count();
+        assert_eq!(read_invalidated_keys(&mut b, b_evicted).len(), b_evicted);
+        assert_nothing_pending(&mut b);
+        assert_eq!(info_field(&mut w, "tracking_total_keys"), max as i64);
+    }
+    // Redis's items: what is left of the 12 (key, reader) pairs.
+    let items = info_field(&mut w, "tracking_total_items");
+    assert!(items == 1 || items == 2, "{}", items);
+    assert_eq!(w.cmd(&["DEBUG", "PAUSE-CRON", "0"]), Resp::ok());
+    assert_nothing_pending(&mut a);
+}
+
 #[test]
 fn tracking_state_is_cleaned_up_by_off_reset_kill_and_disconnect() {
     let s = server();

@@ -205,6 +205,15 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             st.stream.set_timestamps(timestamps);
         }
     }
+    // Redis applies a lower `tracking-table-max-keys` before the next
+    // command of any client (`trackingLimitUsedSlots` in processCommand).
+    // Left to the shards' turns, a shard that sleeps through this command
+    // (held without waking) would evict at its next wake-up or cron, after
+    // a tracking client's next reply; evicted here, on every shard held,
+    // the invalidations leave before this reply.
+    if chosen.iter().any(|(d, _, _)| d.name == "tracking-table-max-keys") {
+        crate::messaging::tracking::enforce_limit_held(ctx, new.tracking_table_max_keys);
+    }
     // Redis's applyClientMaxMemoryUsage: clients over a new limit are
     // evicted before the reply (the next CLIENT LIST misses them).
     if chosen.iter().any(|(d, _, _)| d.name == "maxmemory-clients" || d.name == "maxmemory") {

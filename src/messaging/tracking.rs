@@ -27,7 +27,16 @@
 //! (`ServerTracking::keys`, one atomic): over it, shards evict keys of their
 //! own tables with invalidations (Redis's `trackingLimitUsedSlots`, with its
 //! growing effort), each eviction claimed with a compare-and-swap so that
-//! shards evicting at once never evict more than the excess. The ids of
+//! shards evicting at once never evict more than the excess. The limit and
+//! INFO's `tracking_total_keys` / `tracking_total_items` are the server's,
+//! as Redis's one table: a key lives in its owner's table only, so the
+//! shards' key counts add up to the distinct keys, their (key, client)
+//! pairs to Redis's items. When: Redis evicts before every command and in
+//! its cron while some client tracks; here each shard evicts at the end of
+//! its loop turns (so right after the read that went over) and a CONFIG
+//! SET of the limit evicts on every shard it holds before its reply
+//! (`enforce_limit_held`), so the invalidations precede any later
+//! command's reply (Redis's "Regression test for #11715"). The ids of
 //! clients that went away are dropped lazily (when their keys change or are
 //! evicted), as Redis does, so that bound covers them too.
 
@@ -428,6 +437,21 @@ impl ShardTracking {
 fn push_invalidations(outgoing: &mut Vec<Outgoing>, key: &[u8], readers: Vec<Reader>, modifier: u64) {
     for r in readers {
         outgoing.push(Outgoing { to: r.shard, msg: TrackingMessage::Invalidate { client: r.id, modifier, key: key.to_vec() } });
+    }
+}
+
+/// `tracking-table-max-keys` set to `max` by a command holding every shard
+/// (CONFIG SET): each shard's table evicts its share of the excess now, as
+/// its loop turn would (`ShardTracking::enforce_limit`), its invalidations
+/// sent by the command's own post-command step, before its reply. As
+/// Redis, only while some client tracks (`server.tracking_clients`).
+pub fn enforce_limit_held(ctx: &mut crate::commands::Ctx, max: u64) {
+    if ctx.server.tracking.clients.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    for s in 0..ctx.shard_count {
+        ctx.shard_mut(s).tracking.enforce_limit(max);
     }
 }
 

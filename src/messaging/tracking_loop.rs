@@ -127,8 +127,13 @@ impl EventLoop {
             return;
         }
         st.tracking.broadcast();
-        let max = usize::try_from(st.config.tracking_table_max_keys).unwrap_or(usize::MAX);
-        st.tracking.enforce_limit(max);
+        // As Redis's `if (server.tracking_clients) trackingLimitUsedSlots()`:
+        // a table nobody tracks any more keeps its keys (dropped lazily).
+        if self.server.tracking.clients.load(Ordering::Relaxed) > 0 {
+            let st = self.state();
+            let max = usize::try_from(st.config.tracking_table_max_keys).unwrap_or(usize::MAX);
+            st.tracking.enforce_limit(max);
+        }
         self.tracking_send_outgoing();
     }
 

@@ -1518,7 +1518,7 @@ impl EventLoop {
             crate::warning!("Client {} scheduled to be closed ASAP for overcoming of output buffer limits.", client);
         }
         self.state().stats.client_output_buffer_limit_disconnections += 1;
-        self.close(index);
+        self.close_by_server(index);
         true
     }
 

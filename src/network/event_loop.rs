@@ -1129,6 +1129,25 @@ impl EventLoop {
     }
 
     /// A closed connection leaves CLIENT LIST and `connected_clients`.
+    /// Closes connection `index` on the server's own decision (client
+    /// eviction, the output-buffer limit): out of CLIENT LIST and
+    /// `connected_clients` at once, as CLIENT KILL's victims
+    /// (`kill_requested`), even while commands it sent still run on other
+    /// shards (`out_at_close` keeps a client that the peer closed listed
+    /// until they ran). Redis frees such a client at once; the TCL unit
+    /// client-eviction's "client evicted due to output buf" found the
+    /// evicted client still listed at 2-3 shards (3 runs in 16).
+    pub fn close_by_server(&mut self, index: u32) {
+        let open = self.conns[index as usize].as_ref().is_some_and(|c| c.closing != Closing::Closed);
+        if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+            if open && !info.kill_requested {
+                info.kill_requested = true;
+                self.server.connected_clients.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.close(index);
+    }
+
     fn forget_client(&mut self, index: u32) {
         let st = self.state();
         let slot = st.clients.get_mut(index as usize).and_then(|slot| slot.take());

@@ -63,6 +63,15 @@ impl EventLoop {
     /// `hold_check`'s park (out of line: the check runs after every command).
     #[inline(never)]
     fn hold_park(&mut self) -> bool {
+        // A client that an output append put over `maxmemory-clients` (a
+        // reply or push drained just now: the drain checks for a hold after
+        // each message) goes before the holder looks, as at the end of a
+        // command or turn: a CLIENT LIST holding this shard saw it over the
+        // limit (the TCL unit client-eviction's "client evicted due to
+        // output buf" at 2-3 shards, 2 runs in 8).
+        if self.client_mem.evict_pending {
+            self.evict_clients();
+        }
         let server = self.server.clone();
         server.hold.park_serving(self.id, &mut || {
             if !RUN.is_busy() {
