@@ -426,6 +426,37 @@ impl Listpack {
         Listpack { raw }
     }
 
+    /// A listpack of the one entry `first` in a buffer of
+    /// `alloc_class(bytes)` bytes, the spare bytes as room in front
+    /// (`front`, for pushes at the head) or behind it (for appends): a
+    /// listpack expected to grow to about `bytes` (a quicklist's new edge
+    /// node beside a full one) gets its buffer at once, and its pushes
+    /// neither reallocate nor copy it (perf/RESULTS.md "push22": growing by
+    /// size class, an 8 KiB node was copied ~50 KiB over ~30 reallocations
+    /// on its way). The bytes are `append`'s to an empty listpack.
+    pub fn with_room(bytes: usize, front: bool, first: Entry<'_>) -> Listpack {
+        let mut lp = Listpack::new();
+        lp.raw.reserve_exact(super::alloc_class(bytes.max(HEADER_BYTES + 1)) - lp.raw.len());
+        lp.append(first);
+        let len = lp.raw.len();
+        let class = lp.raw.capacity();
+        if front && class - len >= HEAD_MARK_BYTES {
+            // The listpack to the end of the buffer: the room in front
+            // takes the next pushes at the head (`prepend_short_str`).
+            lp.raw.resize(class, 0);
+            lp.raw.copy_within(0..len, class - len);
+            lp.set_head(class - len);
+        }
+        lp
+    }
+
+    /// Whether `shrink_to_fit` would give memory back: the buffer is over
+    /// the allocator's class of the listpack's own bytes. (Dropping room
+    /// in front that the class holds anyway only moves the listpack.)
+    pub fn has_spare_class(&self) -> bool {
+        self.raw.capacity() > super::alloc_class(self.total_bytes())
+    }
+
     /// Takes a foreign blob (an RDB object, a DUMP payload) after the deep
     /// check: what is never checked is never read. One pass, as Redis's
     /// `sanitize-dump-payload yes` makes. (The check's total-size test is
@@ -1423,6 +1454,46 @@ mod tests {
         let mut items: Vec<&[u8]> = vec![b"", &[b'w'; 63], &[b'v'; 64], b"-7", b"12"];
         items.extend(vec![b"xxx".as_slice(); 606]);
         assert_eq!(lp.as_bytes(), built(&items).as_bytes());
+    }
+
+    #[test]
+    fn with_room_fills_its_buffer_in_place() {
+        // A quicklist's new edge node (`Quicklist::edge_node`): the bytes
+        // of an append to an empty listpack, and pushes at its end (room
+        // in front for the head, behind for the tail) up to about the
+        // size asked for write into the buffer without moving it.
+        for front in [true, false] {
+            for first in [b"xxx".as_slice(), b"12", &[b'v'; 70]] {
+                let lp = Listpack::with_room(8192, front, Entry::Str(first));
+                assert_eq!(lp.as_bytes(), built(&[first]).as_bytes());
+                assert_eq!(lp.raw.capacity(), 8192);
+                // Nearly empty, it holds more than its class: a split or
+                // merge that touches it shrinks it (`Quicklist::compact`).
+                assert!(lp.has_spare_class());
+            }
+            let mut lp = Listpack::with_room(8192, front, Entry::Str(b"xxx"));
+            let start = lp.raw.as_ptr();
+            let mut pushed = 1;
+            while lp.total_bytes() + 5 + 8 <= 8192 {
+                if front {
+                    assert!(lp.prepend_if(Entry::Str(b"xxx"), |_, _| true));
+                } else {
+                    assert!(lp.append_if(Entry::Str(b"xxx"), |_, _| true));
+                }
+                pushed += 1;
+            }
+            validate(lp.as_bytes(), true).unwrap();
+            assert_eq!(lp.raw.as_ptr(), start, "front {front}: the buffer moved");
+            assert_eq!(lp.raw.capacity(), 8192);
+            assert_eq!(lp.as_bytes(), built(&vec![b"xxx".as_slice(); pushed]).as_bytes());
+            // Full, the buffer is its class: nothing to give back.
+            assert!(!lp.has_spare_class());
+        }
+        // A class with less spare than the room's mark keeps no room: 14
+        // bytes in a 16-byte buffer.
+        let lp = Listpack::with_room(0, true, Entry::Str(b"xxxxx"));
+        assert_eq!(lp.as_bytes(), built(&[b"xxxxx"]).as_bytes());
+        assert_eq!((lp.head(), lp.raw.capacity()), (0, 16));
     }
 
     #[test]

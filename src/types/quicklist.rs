@@ -67,6 +67,16 @@ const NODE_BYTES_BY_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// A count-limited node never grows past this many bytes either
 /// (`SIZE_SAFETY_LIMIT`), so a node of huge elements stays one element.
 const COUNT_FILL_SAFETY_BYTES: usize = 8192;
+/// The most a new edge node's buffer is given at once (`Quicklist::edge_node`):
+/// the default fill's node (-2, 8 KiB). Nodes of the larger fills grow from
+/// there by size class.
+const EDGE_NODE_BYTES_MAX: usize = 8192;
+/// A list gets such an edge node only from this many nodes (64 KiB at the
+/// default fill): one growing by pushes. Its spare bytes are then at most
+/// 1/8 of the list's per growing end, where from two nodes on a list of
+/// one full node and a few elements took 16.7 KiB instead of 8.9
+/// (`used_memory` over 1000 lists of 1700 `xxx`).
+const EDGE_NODE_EAGER_MIN_NODES: usize = 8;
 /// Redis's over-estimate of what one element adds to a listpack
 /// (`SIZE_ESTIMATE_OVERHEAD`).
 const ENTRY_OVERHEAD_ESTIMATE_BYTES: usize = 8;
@@ -525,9 +535,40 @@ impl Quicklist {
         if let Node::Packed(lp) = node {
             // In place: no validation pass over the node's 8 KiB (from_bytes
             // re-checked every entry of a listpack built here, ~2% of an
-            // LPUSH load's user time).
-            lp.shrink_to_fit();
+            // LPUSH load's user time). Not when its class holds it anyway:
+            // a full head node's room in front would only be moved out
+            // (an 8 KiB memmove a node).
+            if lp.has_spare_class() {
+                lp.shrink_to_fit();
+            }
         }
+    }
+
+    /// What a push that opens a new node beside `full` (the edge node the
+    /// fill test just refused `v`) expects the new node to grow to: the
+    /// full node's bytes, at most `EDGE_NODE_BYTES_MAX`. None when the new
+    /// node is plain, its neighbour is not a packed node, or the list has
+    /// fewer than `EDGE_NODE_EAGER_MIN_NODES` nodes.
+    fn edge_bytes(full: &Node, small: bool, nodes: usize) -> Option<usize> {
+        match full {
+            Node::Packed(lp) if small && nodes >= EDGE_NODE_EAGER_MIN_NODES => Some(lp.total_bytes().min(EDGE_NODE_BYTES_MAX)),
+            _ => None,
+        }
+    }
+
+    /// A new edge node of a list that filled the node beside it, holding
+    /// `v`: its buffer sized at once to what the full node holds
+    /// (`Listpack::with_room`), room in front for LPUSH's side. A list that
+    /// grew past one node is growing at that end: its pushes then fill the
+    /// buffer in place, where growing by size class reallocated and copied
+    /// the node ~30 times on its way to 8 KiB (memcpy's fresh cache lines,
+    /// jemalloc's ralloc and tcache GC: the LPUSH-only costs of the default
+    /// suite, perf/RESULTS.md "push22"). The cost is memory: until it
+    /// fills, such a node holds up to `EDGE_NODE_BYTES_MAX` for few
+    /// elements, at most one per end, and only in a list of
+    /// `EDGE_NODE_EAGER_MIN_NODES` nodes or more.
+    fn edge_node(bytes: usize, front: bool, v: &[u8]) -> Node {
+        Node::Packed(Listpack::with_room(bytes, front, Entry::Str(v)))
     }
 
     /// A new node holding `v`: plain when it is large.
@@ -563,11 +604,18 @@ impl Quicklist {
                 _ => false,
             };
         if !pushed {
-            if let Some(full) = self.nodes.front_mut() {
+            let nodes = self.nodes.len();
+            let edge = self.nodes.front_mut().and_then(|full| {
+                let bytes = Self::edge_bytes(full, small, nodes);
                 Self::compact(full);
-            }
+                bytes
+            });
             self.reserve_node();
-            self.nodes.push_front(self.single(v));
+            let node = match edge {
+                Some(bytes) => Self::edge_node(bytes, true, v),
+                None => self.single(v),
+            };
+            self.nodes.push_front(node);
         }
         self.count += 1;
         self.settle(0..0);
@@ -587,11 +635,18 @@ impl Quicklist {
                 _ => false,
             };
         if !pushed {
-            if let Some(full) = self.nodes.back_mut() {
+            let nodes = self.nodes.len();
+            let edge = self.nodes.back_mut().and_then(|full| {
+                let bytes = Self::edge_bytes(full, small, nodes);
                 Self::compact(full);
-            }
+                bytes
+            });
             self.reserve_node();
-            self.nodes.push_back(self.single(v));
+            let node = match edge {
+                Some(bytes) => Self::edge_node(bytes, false, v),
+                None => self.single(v),
+            };
+            self.nodes.push_back(node);
         }
         self.count += 1;
         self.settle(0..0);
