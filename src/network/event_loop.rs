@@ -799,12 +799,22 @@ impl EventLoop {
                 br.recycle(b);
             }
             if res == 0 {
+                let c = self.conns[index as usize].as_mut().unwrap();
+                // Closed here already (the output-buffer limit, CLIENT KILL,
+                // the idle timeout): its receive ends with our shutdown.
+                // Left to `flush_sends`, which skips closed connections, it
+                // was never released: its descriptor and buffers (16 KiB)
+                // stayed for the server's life (TCL unit obuf-limits,
+                // used_memory after a client closed by the limit).
+                if c.closing == Closing::Closed {
+                    self.maybe_release(index);
+                    return;
+                }
                 // The peer has finished sending (shutdown(SHUT_WR), or a
                 // close): what it sent still runs, including commands that
                 // wait for other shards, and its replies are sent; then
                 // `flush_sends` closes. Closing here lost the replies of
                 // commands that had run.
-                let c = self.conns[index as usize].as_mut().unwrap();
                 c.eof = true;
                 if c.blocked.is_some() || c.block_pending {
                     // A blocked client that hangs up is freed, as in Redis:
@@ -887,6 +897,7 @@ impl EventLoop {
         }
         // What was sent no longer counts against maxmemory-clients.
         self.client_memory_note(index);
+        self.note_sent_omem(index);
         self.maybe_release(index);
     }
 
