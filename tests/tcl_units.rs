@@ -510,3 +510,30 @@ fn restore_of_a_corrupt_payload_logs_why() {
         assert!(logged, "{}: no integrity-check line in the log", s.name());
     }
 }
+
+/// unit/type/stream-cgroups' "XREADGROUP with NOACK creates consumer": a
+/// consumer that read under NOACK (at once, or woken from BLOCK) is in the
+/// AOF, as an XGROUP CREATECONSUMER before the group's SETID, so DEBUG
+/// LOADAOF keeps it; ringkv propagated only the SETID and lost both.
+#[test]
+fn noack_readers_survive_an_aof_reload() {
+    let (ringkv, redis) = both(&["--appendonly", "yes", "--enable-debug-command", "yes"]);
+    for s in [&ringkv, &redis] {
+        let mut c = s.conn();
+        c.cmd(&["XGROUP", "CREATE", "mystream", "mygroup", "$", "MKSTREAM"]);
+        c.cmd(&["XADD", "mystream", "*", "f1", "v1"]);
+        c.cmd(&["XREADGROUP", "GROUP", "mygroup", "Alice", "NOACK", "STREAMS", "mystream", ">"]);
+        let mut bob = s.conn();
+        bob.send(&["XREADGROUP", "GROUP", "mygroup", "Bob", "BLOCK", "0", "NOACK", "STREAMS", "mystream", ">"]);
+        let blocked = common::wait_until(Duration::from_secs(5), || info_field(s, "clients", "blocked_clients").as_deref() == Some("1"));
+        assert!(blocked, "{}", s.name());
+        c.cmd(&["XADD", "mystream", "*", "f2", "v2"]);
+        assert_eq!(bob.read().array().len(), 1, "{}: Bob served", s.name());
+        let groups = c.cmd(&["XINFO", "GROUPS", "mystream"]);
+        assert_eq!(c.cmd(&["DEBUG", "LOADAOF"]), Resp::ok(), "{}", s.name());
+        assert_eq!(c.cmd(&["XINFO", "GROUPS", "mystream"]), groups, "{}", s.name());
+        let consumers = c.cmd(&["XINFO", "CONSUMERS", "mystream", "mygroup"]);
+        let names: Vec<Resp> = consumers.array().iter().map(|e| e.array()[1].clone()).collect();
+        assert_eq!(names, vec![Resp::bulk("Alice"), Resp::bulk("Bob")], "{}", s.name());
+    }
+}
