@@ -66,6 +66,7 @@ pub fn run(config: Config) -> Result<(), String> {
     if let Some((host, port)) = config.others.get("replicaof").and_then(|v| v.split_once(' ')) {
         server.repl.start_as_replica(host, port.trim().parse().unwrap_or(0));
     }
+    let _ = config::oom_score_adj::apply(&config, config::oom_score_adj::ProcessClass::of_server(server.repl.is_replica()));
     // One listener per shard and bind address, all with SO_REUSEPORT.
     let mut addrs = vec![];
     for b in &config.bind {

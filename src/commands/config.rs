@@ -161,6 +161,19 @@ fn set(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             return;
         }
     }
+    // oom-score-adj(-values): Redis's updateOOMScoreAdj, applied before the
+    // rest so that a refused score leaves the configuration as it was (the
+    // score put back as the old one says).
+    if chosen.iter().any(|(d, _, _)| d.name == "oom-score-adj" || d.name == "oom-score-adj-values") {
+        use crate::config::oom_score_adj::{self as oom, ProcessClass};
+        let class = ProcessClass::of_server(ctx.server.repl.is_replica());
+        if oom::apply(&new, class).is_err() {
+            let _ = oom::apply(old, class);
+            let (_, registered, _) = chosen.iter().find(|(d, _, _)| d.name.starts_with("oom-score-adj")).expect("one is chosen");
+            r.error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", registered, oom::SET_FAILED));
+            return;
+        }
+    }
     let loglevel_changed = new.loglevel != old.loglevel;
     // appendonly: Redis's updateAppendonly (start or stop the AOF as its
     // state, not the old value, says); appendfsync and

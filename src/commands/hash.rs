@@ -375,6 +375,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         count = Some((l, with_values));
     }
     let key = args[1];
+    let stop = ctx.reply_bytes_stop();
     let mut rng = ctx.shards.of(key).rng;
     let h = match ctx.lookup_read::<HashKind>(key) {
         Ok(Some(e)) => &*hash_mut(e),
@@ -387,7 +388,7 @@ fn hrandfield(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             let (f, _) = h.pair_at(random_below(&mut rng, h.len())).expect("index below len");
             reply_item(r, f);
         }
-        Some((l, with_values)) => random_fields(h, l, with_values, &mut rng, r),
+        Some((l, with_values)) => random_fields(h, l, with_values, &mut rng, r, stop),
     }
     ctx.shards.of(key).rng = rng;
 }
@@ -396,8 +397,9 @@ fn hrandfield(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 /// repetition, in random order; a positive one returns distinct fields, by
 /// the strategy Redis picks for the sizes (the whole hash, a copy with
 /// random removals, or random picks until enough are distinct), so the
-/// distribution is Redis's.
-fn random_fields(h: &Hash, l: i64, with_values: bool, rng: &mut u64, r: &mut Reply) {
+/// distribution is Redis's. Picks with repetition stop once the reply
+/// reaches `stop` bytes (`Ctx::reply_bytes_stop`).
+fn random_fields(h: &Hash, l: i64, with_values: bool, rng: &mut u64, r: &mut Reply, stop: usize) {
     let size = h.len();
     let (count, unique) = (l.unsigned_abs() as usize, l >= 0);
     if count == 0 {
@@ -425,6 +427,9 @@ fn random_fields(h: &Hash, l: i64, with_values: bool, rng: &mut u64, r: &mut Rep
         match h {
             Hash::Table(_) => {
                 for _ in 0..count {
+                    if r.buf.len() >= stop {
+                        break;
+                    }
                     reply_pair(r, h.pair_at(random_below(rng, size)).expect("index below len"));
                 }
             }
@@ -432,7 +437,7 @@ fn random_fields(h: &Hash, l: i64, with_values: bool, rng: &mut u64, r: &mut Rep
                 // Walking a listpack per pick is slow: index its pairs once.
                 let pairs: Vec<_> = lp.pairs().collect();
                 let mut left = count;
-                while left > 0 {
+                while left > 0 && r.buf.len() < stop {
                     let batch = left.min(RANDOM_SAMPLE_LIMIT);
                     left -= batch;
                     for _ in 0..batch {
@@ -516,7 +521,7 @@ mod tests {
         let mut buf = Vec::new();
         let mut r = Reply::new(&mut buf, 2);
         let mut rng = seed;
-        random_fields(h, l, false, &mut rng, &mut r);
+        random_fields(h, l, false, &mut rng, &mut r, usize::MAX);
         // Bulk strings of the reply, skipping the array header.
         let text = String::from_utf8(buf).unwrap();
         text.split("\r\n").skip(1).filter(|l| !l.starts_with('$') && !l.is_empty()).map(|s| s.as_bytes().to_vec()).collect()

@@ -503,6 +503,10 @@ pub struct Ctx<'a> {
     pub server: &'a Server,
     /// Present for commands run on the connection's own thread.
     pub client: Option<&'a mut ClientState>,
+    /// The command runs for a client of another shard (`execute_remote`):
+    /// `client` is absent but its output-buffer limit still applies
+    /// (`reply_bytes_stop`), unlike a script's or the AOF loader's.
+    pub client_elsewhere: bool,
     /// What the command propagates, when not its arguments as sent (set
     /// by handlers only when `propagating()`).
     pub propagate: crate::exec::propagate::Propagate,
@@ -546,6 +550,7 @@ impl<'a> Ctx<'a> {
             now_ms,
             server,
             client,
+            client_elsewhere: false,
             propagate: Default::default(),
             in_multi: false,
             nested_monitor: Vec::new(),
@@ -559,8 +564,21 @@ impl<'a> Ctx<'a> {
     /// memory is decided on.
     #[inline(always)]
     pub fn owns_memory(&self) -> bool {
-        let Ctx { shards: _, home: _, shard_count: _, db: _, resp: _, now_ms: _, server: _, client: _, propagate, in_multi: _, nested_monitor, record: _ } =
-            self;
+        let Ctx {
+            shards: _,
+            home: _,
+            shard_count: _,
+            db: _,
+            resp: _,
+            now_ms: _,
+            server: _,
+            client: _,
+            client_elsewhere: _,
+            propagate,
+            in_multi: _,
+            nested_monitor,
+            record: _,
+        } = self;
         matches!(propagate, crate::exec::propagate::Propagate::As(_) | crate::exec::propagate::Propagate::Many(_)) || nested_monitor.capacity() != 0
     }
     /// Whether writes are propagated (some consumer such as the AOF is on):
@@ -646,6 +664,28 @@ impl<'a> Ctx<'a> {
     }
     pub fn config(&self) -> &crate::config::Config {
         &self.shards.get(self.home).config
+    }
+
+    /// The reply size at which a command whose reply has no bound of its
+    /// own (HRANDFIELD, SRANDMEMBER, ZRANDMEMBER with a negative count)
+    /// stops adding to it: the hard output-buffer limit of the client's
+    /// class, which closes the client after the command anyway (Redis's
+    /// handlers stop at `CLIENT_CLOSE_ASAP`). Without it a count of -10^9
+    /// built gigabytes for a client about to be closed (TCL unit
+    /// obuf-limits, "HRANDFIELD with huge count stopped mid-run").
+    /// `usize::MAX` for a script's or the loader's command, or no limit.
+    pub fn reply_bytes_stop(&self) -> usize {
+        let config = self.config();
+        let limit = match &self.client {
+            Some(c) if c.in_pubsub_mode() => config.client_output_buffer_limit_pubsub,
+            Some(_) => config.client_output_buffer_limit_normal,
+            None if self.client_elsewhere => config.client_output_buffer_limit_normal,
+            None => return usize::MAX,
+        };
+        match limit.hard_bytes {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        }
     }
 }
 

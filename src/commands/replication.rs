@@ -142,6 +142,7 @@ fn replicaof(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if eq_ic(args[1], "no") && eq_ic(args[2], "one") {
         if server.repl.is_replica() {
             server.repl.become_master(server, ctx.shards);
+            let _ = crate::config::oom_score_adj::apply(ctx.config(), crate::config::oom_score_adj::ProcessClass::Master);
             crate::notice!("MASTER MODE enabled (user request from '{}')", who);
         }
         return r.ok();
@@ -158,6 +159,7 @@ fn replicaof(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     server.repl.become_replica(server, ctx.shards, host.clone(), port);
+    let _ = crate::config::oom_score_adj::apply(ctx.config(), crate::config::oom_score_adj::ProcessClass::Replica);
     crate::notice!("Connecting to MASTER {}:{}", host, port);
     crate::notice!("REPLICAOF {}:{} enabled (user request from '{}')", host, port, who);
     r.ok();

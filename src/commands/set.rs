@@ -468,6 +468,7 @@ fn srandmember(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     } else {
         None
     };
+    let stop = ctx.reply_bytes_stop();
     let mut rng = ctx.home().rng;
     let set = match ctx.lookup_read::<SetKind>(args[1]) {
         Ok(Some(e)) => &*set_of(e),
@@ -480,12 +481,14 @@ fn srandmember(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
             let i = random_below(&mut rng, set.len());
             reply_member(r, set.get(i).expect("a position below the size"));
         }
-        Some(n) => srandmember_with_count(set, n, &mut rng, r),
+        Some(n) => srandmember_with_count(set, n, &mut rng, r, stop),
     }
     ctx.home().rng = rng;
 }
 
-fn srandmember_with_count(set: &Set, n: i64, rng: &mut u64, r: &mut Reply) {
+/// Draws with repetition stop once the reply reaches `stop` bytes
+/// (`Ctx::reply_bytes_stop`).
+fn srandmember_with_count(set: &Set, n: i64, rng: &mut u64, r: &mut Reply, stop: usize) {
     let (count, unique) = (n.unsigned_abs(), n >= 0);
     let size = set.len();
     if count == 0 {
@@ -495,6 +498,9 @@ fn srandmember_with_count(set: &Set, n: i64, rng: &mut u64, r: &mut Reply) {
     if !unique || count == 1 {
         r.array(count as usize);
         for _ in 0..count {
+            if r.buf.len() >= stop {
+                break;
+            }
             reply_member(r, set.get(random_below(rng, size)).expect("a position below the size"));
         }
         return;
@@ -803,14 +809,14 @@ mod tests {
         }
         let mut rng = 0x1234_5678_9abc_def1;
         for n in [1i64, 2, 30, 33, 34, 60, 99, 100, 150] {
-            let got = members(&reply_of(|r| srandmember_with_count(&set, n, &mut rng, r)));
+            let got = members(&reply_of(|r| srandmember_with_count(&set, n, &mut rng, r, usize::MAX)));
             let unique: std::collections::BTreeSet<_> = got.iter().collect();
             assert_eq!(got.len(), (n as usize).min(100), "count {n}");
             assert_eq!(unique.len(), got.len(), "count {n}");
         }
-        let got = members(&reply_of(|r| srandmember_with_count(&set, -500, &mut rng, r)));
+        let got = members(&reply_of(|r| srandmember_with_count(&set, -500, &mut rng, r, usize::MAX)));
         assert_eq!(got.len(), 500);
-        assert_eq!(reply_of(|r| srandmember_with_count(&set, 0, &mut rng, r)), b"*0\r\n");
+        assert_eq!(reply_of(|r| srandmember_with_count(&set, 0, &mut rng, r, usize::MAX)), b"*0\r\n");
     }
 
     #[test]
@@ -823,7 +829,7 @@ mod tests {
         let mut rng = 0x9E37_79B9_7F4A_7C15;
         let mut hist = [0usize; 10];
         for _ in 0..10000 {
-            for m in members(&reply_of(|r| srandmember_with_count(&set, -1, &mut rng, r))) {
+            for m in members(&reply_of(|r| srandmember_with_count(&set, -1, &mut rng, r, usize::MAX))) {
                 hist[m.parse::<usize>().unwrap()] += 1;
             }
         }

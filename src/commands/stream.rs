@@ -627,6 +627,13 @@ impl Props {
         ]);
     }
 
+    /// `streamPropagateConsumerCreation`.
+    fn createconsumer(&mut self, key: &[u8], group_name: &[u8], consumer: &[u8]) {
+        if self.on {
+            self.cmds.push(vec![b"XGROUP".to_vec(), b"CREATECONSUMER".to_vec(), key.to_vec(), group_name.to_vec(), consumer.to_vec()]);
+        }
+    }
+
     /// `streamPropagateGroupID`.
     fn setid(&mut self, key: &[u8], group_name: &[u8], g: &Group) {
         if self.on {
@@ -1386,8 +1393,8 @@ pub(crate) fn serve_one(ctx: &mut Ctx, key: &[u8], gt: StreamId, a: &ReadArgs, r
         reply_range(r, s, start, StreamId::MAX, a.count, false);
         return true;
     };
-    // Redis 7.0 notifies a new consumer but does not propagate it (the
-    // XCLAIMs that follow create it where they are replayed).
+    // A new consumer is notified; it is propagated by the XCLAIMs that
+    // follow, or under NOACK by an XGROUP CREATECONSUMER (below).
     let created = {
         let g = s.groups.get_mut(gname).expect("checked");
         let (c, new) = g.consumer_or_create(cname, now);
@@ -1446,7 +1453,14 @@ pub(crate) fn serve_one(ctx: &mut Ctx, key: &[u8], gt: StreamId, a: &ReadArgs, r
         }
         // 7.0 propagates the group's new last ID only under NOACK: else
         // the XCLAIMs carry it (LASTID).
+        // Under NOACK no XCLAIM names the consumer: 7.0.15 propagates an
+        // XGROUP CREATECONSUMER first whenever entries were delivered
+        // (seen with redis-server 7.0.15's AOF, also for a consumer that
+        // existed; nothing when none were), so that a replica or an AOF
+        // reload has the consumer (TCL unit type/stream-cgroups, "XREADGROUP
+        // with NOACK creates consumer").
         if last.is_some() && a.noack {
+            props.createconsumer(key, gname, cname);
             let g = &s.groups[gname];
             props.setid(key, gname, g);
         }

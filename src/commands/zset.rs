@@ -1135,6 +1135,7 @@ fn zrandmember(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
         return r.error("ERR value is out of range");
     }
+    let stop = ctx.reply_bytes_stop();
     let mut rng = ctx.home().rng;
     let z = match ctx.lookup_read::<ZSetKind>(args[1]) {
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -1154,7 +1155,11 @@ fn zrandmember(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         // Repeats allowed: each pick is independent.
         let n = count.unsigned_abs() as usize;
         scored_array(r, n, withscores);
+        // Stopped at the client's hard output limit (`Ctx::reply_bytes_stop`).
         for _ in 0..n {
+            if r.buf.len() >= stop {
+                break;
+            }
             let rank = (xorshift(&mut rng) % size as u64) as usize;
             element(r, rank);
         }

@@ -4,6 +4,7 @@
 //! Values that ringkv acts on are typed fields; every other Redis 7.0 name is
 //! accepted, stored as text, and returned by CONFIG GET (see `table.rs`).
 
+pub mod oom_score_adj;
 pub mod table;
 
 use std::collections::BTreeMap;

@@ -13,7 +13,11 @@ pub const REDACTED: &[u8] = b"(redacted)";
 ///   still parse (a bad protocol version redacts nothing; the scan stops at
 ///   the first option in error, as the handler returns there);
 /// - MIGRATE: the password after AUTH, the user and password after AUTH2,
-///   while its options parse (from the sixth argument, up to KEYS).
+///   while its options parse (from the sixth argument, up to KEYS);
+/// - CONFIG SET (name-value pairs complete): the value of each sensitive
+///   parameter (`masterauth`, `masteruser`, `requirepass`, Redis's
+///   SENSITIVE_CONFIG), whether or not the command then fails on another
+///   pair; an odd count is a syntax error first, and redacts nothing.
 fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
     match name {
         "auth" if args.len() <= 3 => (1..args.len()).collect(),
@@ -57,6 +61,10 @@ fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
             }
             out
         }
+        "config|set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
+            let sensitive = |n: &[u8]| [&b"masterauth"[..], b"masteruser", b"requirepass"].iter().any(|s| n.eq_ignore_ascii_case(s));
+            (2..args.len()).step_by(2).filter(|&i| sensitive(args[i])).map(|i| i + 1).collect()
+        }
         _ => vec![],
     }
 }
@@ -64,7 +72,7 @@ fn positions(name: &str, args: &[&[u8]]) -> Vec<usize> {
 /// `args` as MONITOR and the slowlog show them: borrowed as they are, or,
 /// for a command with secrets, copied into `shown` with them replaced.
 pub fn shown<'a>(name: &str, args: &'a [&'a [u8]], shown: &'a mut Vec<&'a [u8]>) -> &'a [&'a [u8]] {
-    if !matches!(name, "auth" | "hello" | "migrate" | "acl|setuser") {
+    if !matches!(name, "auth" | "hello" | "migrate" | "acl|setuser" | "config|set") {
         return args;
     }
     let hide = positions(name, args);
@@ -100,5 +108,12 @@ mod tests {
         assert_eq!(show("hello", &["hello", "2", "AUTH", "u"]), ["hello", "2", "AUTH", "u"]);
         assert_eq!(show("hello", &["hello", "2", "bad", "AUTH", "u", "p"]), ["hello", "2", "bad", "AUTH", "u", "p"]);
         assert_eq!(show("get", &["get", "k"]), ["get", "k"]);
+        assert_eq!(show("config|set", &["config", "set", "masterauth", ""]), ["config", "set", "masterauth", "(redacted)"]);
+        assert_eq!(
+            show("config|set", &["config", "set", "nosuch", "1", "MasterUser", "u", "requirepass", "p"]),
+            ["config", "set", "nosuch", "1", "MasterUser", "(redacted)", "requirepass", "(redacted)"]
+        );
+        assert_eq!(show("config|set", &["config", "set", "masterauth", "p", "maxmemory"]), ["config", "set", "masterauth", "p", "maxmemory"]);
+        assert_eq!(show("config|set", &["config", "set", "maxmemory", "0"]), ["config", "set", "maxmemory", "0"]);
     }
 }

@@ -163,6 +163,22 @@ fn settled(conn: &Conn) -> bool {
     bytes >= conn.mem_lo && bytes < conn.mem_hi && (m.out_pending != 0 || conn.mem_drained)
 }
 
+/// CLIENT LIST's `omem=` of a client held to an output-buffer limit (a
+/// subscriber, or a `normal` class with limits) is written to the registry
+/// whenever the figure the limit checks moved from what it shows by 1 KiB
+/// or 1/64 of it, whichever is more (`EventLoop::output_over_limit`, and
+/// the send that drains it, `EventLoop::note_sent_omem`): what a user
+/// reads just before the limit closes the client is within that of the
+/// limit. Every write, one per pushed message, would touch the registry's
+/// line for each message to a fast subscriber (its output moves from 0 to
+/// a message and back); other clients' `omem=` is the cron's (10 Hz).
+const OMEM_SLACK_MIN_BYTES: usize = 1024;
+
+#[inline(always)]
+pub(super) fn omem_moved(reported: usize, pending: usize) -> bool {
+    pending.abs_diff(reported) >= OMEM_SLACK_MIN_BYTES.max(reported >> SLACK_SHIFT)
+}
+
 /// The bucket of a client of `bytes` (Redis's `getMemUsageBucket`): the
 /// bit length of its size, clamped to the buckets' range.
 pub fn bucket_of(bytes: usize) -> usize {
@@ -456,11 +472,25 @@ impl EventLoop {
     /// Writes connection `index`'s figure (`Conn::mem`) to its registry
     /// entry: CLIENT LIST, INFO and CONFIG SET's eviction read it there.
     pub(super) fn write_client_mem(&mut self, index: u32) {
-        let Some(conn) = self.conns[index as usize].as_ref() else {
+        let Some(conn) = self.conns[index as usize].as_mut() else {
             return;
         };
+        let mem = conn.mem();
+        conn.omem_reported = mem.out_pending;
         if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
-            info.mem = conn.mem();
+            info.mem = mem;
+        }
+    }
+
+    /// A send of connection `index` ended: CLIENT LIST's `omem=`, when the
+    /// output-limit check last wrote it (`omem_moved`), follows the drain.
+    #[inline(always)]
+    pub(super) fn note_sent_omem(&mut self, index: u32) {
+        let Some(conn) = self.conns[index as usize].as_mut() else {
+            return;
+        };
+        if conn.omem_reported != 0 && omem_moved(conn.omem_reported, conn.pending_output_bytes()) {
+            self.write_client_mem(index);
         }
     }
 
@@ -532,6 +562,7 @@ impl EventLoop {
         (conn.mem_lo, conn.mem_hi) = window(bytes);
         conn.mem_drained = mem.out_pending == 0;
         conn.qbuf_reported = (mem.qbuf_len, mem.qbuf_cap);
+        conn.omem_reported = mem.out_pending;
         if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
             info.mem = mem;
         }

@@ -150,8 +150,12 @@ pub struct Conn {
     /// pausing gets its replies as each commit ends).
     pub aof_head_gate: u64,
     pub aof_head_len: usize,
-    /// When the output buffer first exceeded the soft limit (0 = not over).
-    pub soft_limit_since_ms: i64,
+    /// The unix second in which the output buffer reached the soft limit
+    /// (0 = not over); whole seconds, as Redis's `obuf_soft_limit_reached_time`.
+    pub soft_limit_since_s: i64,
+    /// CLIENT LIST's `omem=` as last written to the client registry
+    /// (`client_memory::omem_moved`, `EventLoop::report_omem`).
+    pub omem_reported: usize,
     /// Bytes of the ready replies in `slots` (kept so that the output-limit
     /// check after every command costs no walk over the slots).
     pub slot_bytes: usize,
@@ -307,7 +311,8 @@ impl Conn {
             aof_gated_len: 0,
             aof_head_gate: 0,
             aof_head_len: 0,
-            soft_limit_since_ms: 0,
+            soft_limit_since_s: 0,
+            omem_reported: 0,
             slot_bytes: 0,
             forwarded: 0,
             throttled: false,

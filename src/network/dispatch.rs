@@ -1414,6 +1414,7 @@ impl EventLoop {
         let limited = self.server.memory.limit() != 0;
         {
             let mut ctx = Ctx::new(&mut self.set, &self.server, self.id, db, resp, now, None);
+            ctx.client_elsewhere = true;
             let caller = Caller { addr: caller[0], name: caller[1], client_id: client, track, shard: from };
             call(&mut ctx, &mut self.clock, id, args, &mut r, &caller, &mut self.monitor_line);
         }
@@ -1495,17 +1496,33 @@ impl EventLoop {
         if conn.closing == Closing::Closed {
             return false;
         }
-        let size = conn.mem().out_pending as u64;
+        let pending = conn.mem().out_pending;
+        // CLIENT LIST's `omem=` follows the figure this limit checks (Redis
+        // shows the one it checks): left to the cron, it lagged 100 ms of
+        // pushes behind, and a subscriber seen at 51 KB was then closed at
+        // the 100 KB limit (TCL unit obuf-limits).
+        if super::client_memory::omem_moved(conn.omem_reported, pending) {
+            conn.omem_reported = pending;
+            if let Some(info) = self.set.get_mut(self.id).clients.get_mut(index as usize).and_then(|i| i.as_mut()) {
+                info.mem.out_pending = pending;
+            }
+        }
+        let size = pending as u64;
         let hard = limit.hard_bytes > 0 && size >= limit.hard_bytes;
+        // The soft limit's time in whole seconds, as Redis's
+        // `server.unixtime - obuf_soft_limit_reached_time > soft_seconds`:
+        // a client stays over it for more than its seconds (up to one
+        // more) before it is closed, never less.
+        let now_s = now.div_euclid(1000);
         let soft = if limit.soft_bytes > 0 && size >= limit.soft_bytes {
-            if conn.soft_limit_since_ms == 0 {
-                conn.soft_limit_since_ms = now;
+            if conn.soft_limit_since_s == 0 {
+                conn.soft_limit_since_s = now_s;
                 false
             } else {
-                now - conn.soft_limit_since_ms > limit.soft_seconds as i64 * 1000
+                now_s - conn.soft_limit_since_s > limit.soft_seconds as i64
             }
         } else {
-            conn.soft_limit_since_ms = 0;
+            conn.soft_limit_since_s = 0;
             false
         };
         if !hard && !soft {

@@ -803,12 +803,22 @@ impl EventLoop {
                 br.recycle(b);
             }
             if res == 0 {
+                let c = self.conns[index as usize].as_mut().unwrap();
+                // Closed here already (the output-buffer limit, CLIENT KILL,
+                // the idle timeout): its receive ends with our shutdown.
+                // Left to `flush_sends`, which skips closed connections, it
+                // was never released: its descriptor and buffers (16 KiB)
+                // stayed for the server's life (TCL unit obuf-limits,
+                // used_memory after a client closed by the limit).
+                if c.closing == Closing::Closed {
+                    self.maybe_release(index);
+                    return;
+                }
                 // The peer has finished sending (shutdown(SHUT_WR), or a
                 // close): what it sent still runs, including commands that
                 // wait for other shards, and its replies are sent; then
                 // `flush_sends` closes. Closing here lost the replies of
                 // commands that had run.
-                let c = self.conns[index as usize].as_mut().unwrap();
                 c.eof = true;
                 if c.blocked.is_some() || c.block_pending {
                     // A blocked client that hangs up is freed, as in Redis:
@@ -891,18 +901,25 @@ impl EventLoop {
         // sent whole with nothing behind it (at -P 1, one per request: a
         // second visit of every connection per turn, for nothing).
         let closed = conn.closing == Closing::Closed;
+        let omem_reported = conn.omem_reported != 0;
         if !conn.out.is_empty() || conn.inflight_off < conn.inflight.len() || conn.closing != Closing::No || conn.eof {
             self.mark_dirty(index);
         }
         // What was sent no longer counts against maxmemory-clients (which
-        // may close it). Without that limit only a closed connection can be
-        // released: not looked up again for the others (~6 instructions a
-        // send at -P 1).
+        // may close it), nor in an output-limited client's reported omem.
+        // Without that limit only a closed connection can be released: not
+        // looked up again for the others (~6 instructions a send at -P 1).
         if self.client_mem.limit_bytes != 0 {
             self.client_memory_note(index);
+            self.note_sent_omem(index);
             self.maybe_release(index);
-        } else if closed {
-            self.maybe_release(index);
+        } else {
+            if omem_reported {
+                self.note_sent_omem(index);
+            }
+            if closed {
+                self.maybe_release(index);
+            }
         }
     }
 

@@ -599,6 +599,8 @@ fn lean_child_memory() {
 
 /// The child's whole life after fork(): never returns.
 fn child_main(states: Vec<*mut ShardState>, config: &Config, pipe: RawFd, kind: ChildKind) -> ! {
+    // The OOM killer takes a child before the server (`oom-score-adj-values`).
+    let _ = crate::config::oom_score_adj::apply(config, crate::config::oom_score_adj::ProcessClass::BackgroundChild);
     close_inherited_fds(&[0, 1, 2, pipe, crate::log::raw_fd()]);
     crate::signal::reset_in_child();
     crate::log::set_role('C');
