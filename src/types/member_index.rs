@@ -69,7 +69,8 @@ impl Index {
     /// the empty bucket of the new table that ends its probe run there.
     #[inline(always)]
     pub fn find(&self, hash32: u32, mut eq: impl FnMut(usize) -> bool) -> Found {
-        match self.0.find(u64::from(hash32), |b| (b >> 32) as u32 == hash32 && eq(position(b))) {
+        // (`Slot::may_match` compares the bucket's hash32 first.)
+        match self.0.find(u64::from(hash32), |b| eq(position(b))) {
             open_table::Found::At { bucket, slot } => Found::At { bucket, pos: position(slot) },
             open_table::Found::Absent(at) => Found::Absent(at),
         }

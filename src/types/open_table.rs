@@ -46,10 +46,28 @@ use super::table_stats::TableStats;
 
 /// What a bucket holds; `Default` (zero bits) is an empty bucket, so that
 /// a new table is the allocator's zeroed memory.
-pub trait Slot: Copy + PartialEq + Default {}
+pub trait Slot: Copy + PartialEq + Default {
+    /// Whether a stored slot may be one of `hash`'s, from the slot alone
+    /// (a probe passes the others without calling the caller's `eq`).
+    fn may_match(self, hash: u64) -> bool;
+}
 
-impl Slot for u32 {}
-impl Slot for u64 {}
+/// A sorted set's slab id: no hash in the slot.
+impl Slot for u32 {
+    #[inline(always)]
+    fn may_match(self, _hash: u64) -> bool {
+        true
+    }
+}
+
+/// A set's or hash's bucket: `hash32 << 32 | position + 1`, the hash
+/// given as `hash32`.
+impl Slot for u64 {
+    #[inline(always)]
+    fn may_match(self, hash: u64) -> bool {
+        (self >> 32) as u32 == hash as u32
+    }
+}
 
 /// One table: a power of two of buckets long (or none).
 #[derive(Clone, Default)]
@@ -80,7 +98,7 @@ impl<S: Slot> Buckets<S> {
             if s == S::default() {
                 return Err(i);
             }
-            if eq(s) {
+            if s.may_match(hash) && eq(s) {
                 return Ok((i, s));
             }
             i = (i + 1) & mask;
