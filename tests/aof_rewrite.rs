@@ -52,12 +52,6 @@ fn set_keys(c: &mut Conn, prefix: &str, n: usize) {
     }
 }
 
-/// The pid of the server's running child (BGSAVE or rewrite), if any.
-fn child_pid(s: &Server) -> Option<u32> {
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", s.pid())).ok()?;
-    tasks.flatten().find_map(|t| std::fs::read_to_string(t.path().join("children")).ok()?.split_whitespace().next()?.parse().ok())
-}
-
 fn check_aof(dir: &Path) -> String {
     require_tool("redis-check-aof");
     let out = run_with_timeout(Process::new("redis-check-aof").arg(dir.join("appendonlydir/appendonly.aof.manifest")), None, Duration::from_secs(30));

@@ -177,8 +177,12 @@ fn hdel(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
     }
     let empty = h.is_empty();
+    let rehashing = !empty && h.take_rehash_start();
     if !empty {
         h.shrink_to_fit();
+    }
+    if rehashing {
+        ctx.db(key).note_rehashing_value(key);
     }
     if deleted > 0 {
         modified(ctx, key, deleted, "hdel");

@@ -182,7 +182,7 @@ fn sadd(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
 fn srem(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     let key = args[1];
     let db = ctx.db;
-    let (removed, emptied) = match ctx.lookup_write::<SetKind>(key) {
+    let (removed, emptied, rehashing) = match ctx.lookup_write::<SetKind>(key) {
         Ok(Some(e)) => {
             let set = set_of(e);
             let mut removed = 0;
@@ -192,13 +192,15 @@ fn srem(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
                     break;
                 }
             }
-            (removed, set.is_empty())
+            (removed, set.is_empty(), set.take_rehash_start())
         }
         Ok(None) => return r.int(0),
         Err(WrongType) => return r.error(err::WRONGTYPE),
     };
     if emptied {
         ctx.db(key).remove(key);
+    } else if rehashing {
+        ctx.db(key).note_rehashing_value(key);
     }
     if removed > 0 {
         ctx.modified(db, key);
@@ -310,9 +312,17 @@ pub fn smove_from(ctx: &mut Ctx, src: &[u8], member: &[u8]) {
 
 fn smove_removed(ctx: &mut Ctx, src: &[u8]) {
     let db = ctx.db;
-    let emptied = ctx.db(src).lookup(src, AS_DECIDED, false).is_some_and(|e| set_of(e).is_empty());
+    let (emptied, rehashing) = match ctx.db(src).lookup(src, AS_DECIDED, false) {
+        Some(e) => {
+            let set = set_of(e);
+            (set.is_empty(), set.take_rehash_start())
+        }
+        None => (false, false),
+    };
     if emptied {
         ctx.db(src).remove(src);
+    } else if rehashing {
+        ctx.db(src).note_rehashing_value(src);
     }
     ctx.modified(db, src);
     notify_then_del(ctx, src, "srem", emptied);
@@ -349,12 +359,12 @@ fn spop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     }
     let key = args[1];
     let mut rng = ctx.home().rng;
-    let (member, emptied) = match ctx.lookup_write::<SetKind>(key) {
+    let (member, emptied, rehashing) = match ctx.lookup_write::<SetKind>(key) {
         Ok(Some(e)) => {
             let set = set_of(e);
             let i = random_below(&mut rng, set.len());
             let m = set.take_at(i).expect("a position below the size");
-            (m, set.is_empty())
+            (m, set.is_empty(), set.take_rehash_start())
         }
         Ok(None) => return r.null(),
         Err(WrongType) => return r.error(err::WRONGTYPE),
@@ -362,6 +372,8 @@ fn spop(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
     ctx.home().rng = rng;
     if emptied {
         ctx.db(key).remove(key);
+    } else if rehashing {
+        ctx.db(key).note_rehashing_value(key);
     }
     // `modified` and `spop` under one look-up of the key's shard.
     ctx.wrote_key(key, 1, notify::SET, "spop");
@@ -444,6 +456,9 @@ fn spop_with_count(ctx: &mut Ctx, args: &[&[u8]], r: &mut Reply) {
         }
         // The remainder replaces the set, TTL kept (Redis's `dbOverwrite`).
         *set = kept;
+    }
+    if set.take_rehash_start() {
+        ctx.db(key).note_rehashing_value(key);
     }
     ctx.home().rng = rng;
     ctx.modified(db, key);

@@ -691,7 +691,6 @@ impl EventLoop {
     /// a core run nothing side by side: "Taken asleep" in the module doc).
     /// The other shards and the run's length; None: run `cmds` the plain way.
     fn stream_run(&mut self, buf: &[u8], cmds: &[(usize, usize, Args)], store: &mut Vec<&'static [u8]>, reads: bool) -> Option<(ShardMask, usize)> {
-        let table = CommandTable::get();
         let (shards, me) = (self.server.shard_count, self.id);
         let mut others = ShardMask::default();
         let (mut len, mut writes) = (0, false);
@@ -701,11 +700,10 @@ impl EventLoop {
                 break;
             }
             args.slices(&buf[*start..], &mut slices);
-            let Some(spec) = self.last_command.lookup(table, slices[0]).map(|id| &table.specs[id]) else { break };
-            let argc = slices.len() as i32;
+            let Some(spec) = self.checked_spec(&slices, false) else { break };
             let data =
                 spec.flags & (flags::WRITE | flags::READONLY) != 0 && spec.flags & (flags::BLOCKING | flags::PUBSUB | flags::RUNS_SCRIPT | flags::ADMIN) == 0;
-            if spec.container || !data || !matches!(spec.route, Route::Keys) || (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+            if !data || !matches!(spec.route, Route::Keys) {
                 break;
             }
             let Some(t) = route_mask(spec, &slices, shards, me).only() else { break };
@@ -722,20 +720,34 @@ impl EventLoop {
             .then_some((others, len))
     }
 
+    /// The spec of the command `args` names when its argument count is
+    /// valid (a container's subcommand with `subcommands`; without, a
+    /// container is None), the check both `key_route` and `stream_run`
+    /// make before they route; the execution makes its own with Redis's
+    /// error replies.
+    #[inline]
+    fn checked_spec(&mut self, args: &[&[u8]], subcommands: bool) -> Option<&'static CommandSpec> {
+        let table = CommandTable::get();
+        let mut id = self.last_command.lookup(table, args[0])?;
+        if table.is_container(id) {
+            if !subcommands {
+                return None;
+            }
+            id = table.lookup_sub(table.specs[id].name, args.get(1)?)?;
+        }
+        let spec = &table.specs[id];
+        let argc = args.len() as i32;
+        ((spec.arity <= 0 || argc == spec.arity) && argc >= -spec.arity).then_some(spec)
+    }
+
     /// The shards of a key-routed command with a valid argument count; None
     /// for anything else (unknown, wrong arity, keyless or every-shard
     /// commands), which ends a hold run. With `several_keys_only`, also None
     /// for a command naming at most one key (most commands: no key is hashed
     /// twice on their way, dispatch routes them).
     fn key_route(&mut self, args: &[&[u8]], several_keys_only: bool) -> Option<ShardMask> {
-        let table = CommandTable::get();
-        let mut id = self.last_command.lookup(table, args[0])?;
-        if table.is_container(id) {
-            id = table.lookup_sub(table.specs[id].name, args.get(1)?)?;
-        }
-        let spec = &table.specs[id];
-        let argc = args.len() as i32;
-        if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity || !matches!(spec.route, Route::Keys | Route::Custom(_)) {
+        let spec = self.checked_spec(args, true)?;
+        if !matches!(spec.route, Route::Keys | Route::Custom(_)) {
             return None;
         }
         if several_keys_only && matches!(spec.route, Route::Keys) && commands::key_positions(&spec.keys, args).nth(1).is_none() {

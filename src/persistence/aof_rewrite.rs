@@ -537,7 +537,7 @@ pub fn kill_child(server: &Server, config: &Config) {
         libc::waitpid(child.pid, &mut status, 0);
     }
     remove_temp_files(config, child.pid);
-    server.persistence.snapshot_active.store(false, Ordering::Relaxed);
+    server.persistence.set_snapshot_active(false);
     lock(&server.aof_rewrite).start_ms = -1;
 }
 

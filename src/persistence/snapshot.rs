@@ -109,7 +109,8 @@ pub struct Persistence {
     pub state: Mutex<PersistState>,
     /// Writes refused with MISCONF (stop-writes-on-bgsave-error after a failed save).
     pub writes_blocked: AtomicBool,
-    /// A snapshot child is running (shards record command latency apart meanwhile).
+    /// A snapshot child is running (shards record command latency apart
+    /// meanwhile). Set through `set_snapshot_active`.
     pub snapshot_active: AtomicBool,
     /// Each shard's dirty counter, published by its cron.
     pub dirty: Vec<AtomicU64>,
@@ -128,6 +129,14 @@ fn histogram(high: u64) -> Histogram<u64> {
 }
 
 impl Persistence {
+    /// A snapshot (or AOF rewrite) child started or ended: besides the flag,
+    /// the member tables of sets, hashes and sorted sets start no shrink
+    /// meanwhile (`types::open_table`, Redis's `updateDictResizePolicy`).
+    pub fn set_snapshot_active(&self, on: bool) {
+        self.snapshot_active.store(on, Ordering::Relaxed);
+        crate::types::open_table::set_resize_allowed(!on);
+    }
+
     pub fn new(shards: usize) -> Persistence {
         Persistence {
             state: Mutex::new(PersistState {
@@ -777,7 +786,7 @@ pub fn start_child(server: &crate::server::Server, shards: &mut ShardSet, config
     if for_replication {
         server.repl.forked(true);
     }
-    p.snapshot_active.store(true, Ordering::Relaxed);
+    p.set_snapshot_active(true);
     let threshold = config.latency_monitor_threshold_ms;
     if threshold > 0 && fork_usec / 1000 >= threshold {
         // The `fork` event of LATENCY LATEST/HISTORY, kept on the forking shard.
@@ -840,7 +849,7 @@ pub fn kill_child(server: &crate::server::Server, dir: &str, why: &str) {
         libc::waitpid(child.pid, &mut status, 0);
     }
     let _ = std::fs::remove_file(format!("{}/temp-{}.rdb", dir, child.pid));
-    server.persistence.snapshot_active.store(false, Ordering::Relaxed);
+    server.persistence.set_snapshot_active(false);
     if child.for_replication {
         server.repl.rdb_done(None);
     }
@@ -975,7 +984,7 @@ pub fn poll_child(server: &crate::server::Server, config: &Config) -> bool {
         let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
         if r == child.pid {
             let child = st.child.take().unwrap();
-            p.snapshot_active.store(false, Ordering::Relaxed);
+            p.set_snapshot_active(false);
             let _ = st.cow_bytes.record(child.cow_peak.max(1));
             if child.cow_peak > 0 {
                 crate::notice!(

@@ -195,8 +195,8 @@ pub struct Db {
     /// `keyIsExpired` answers 0 while loading. Read only for a key whose
     /// TTL has passed.
     pub loading: bool,
-    /// Keys whose set or hash table started doubling its index
-    /// (`types/member_index.rs`): the cron finishes those doublings when
+    /// Keys whose set or hash table started resizing its index
+    /// (`types/open_table.rs`): the cron finishes those resizes when
     /// writes stop (`rehash_values_for`). A key renamed, deleted or
     /// replaced meanwhile is dropped from the list when its turn comes.
     pub rehashing_values: Vec<Box<[u8]>>,
@@ -578,18 +578,19 @@ impl Db {
         self.map.migrate_for(budget)
     }
 
-    /// Key `key`'s set or hash table started doubling its index: the cron
+    /// Key `key`'s set or hash table started resizing its index: the cron
     /// finishes it if writes do not (`rehash_values_for`).
     #[cold]
     pub fn note_rehashing_value(&mut self, key: &[u8]) {
         self.rehashing_values.push(key.into());
     }
 
-    /// The cron's share of the doublings of set and hash tables
+    /// The cron's share of the resizes of set and hash tables
     /// (`note_rehashing_value`), within `budget`. Redis's activerehashing
     /// moves only the keyspace's dicts, a set's dict only on its own
-    /// operations; here a table left mid-doubling would hold its old index
-    /// (a third of its index memory) until its next writes. Returns true
+    /// operations; here a table left mid-resize would hold its old index
+    /// (a third of its index memory, or most of it after a shrink) until
+    /// its next writes. Returns true
     /// while one is left.
     pub fn rehash_values_for(&mut self, budget: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + budget;

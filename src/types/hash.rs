@@ -118,7 +118,7 @@ pub struct ScanPage<'a> {
 }
 
 impl Hash {
-    /// True once per doubling of a hash table's index, after the write
+    /// True once per resize (growth or shrink) of a hash table's index, after the write
     /// that started it (`Indexed::take_rehash_start`).
     #[inline]
     pub fn take_rehash_start(&mut self) -> bool {

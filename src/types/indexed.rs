@@ -6,9 +6,10 @@
 //!
 //! - O(1) random entries (SPOP, SRANDMEMBER, HRANDFIELD) by position.
 //! - A position cursor for SSCAN/HSCAN that keeps Redis's guarantee across
-//!   growth and removal: a removal moves only the last entry into the hole
-//!   (already visited by a cursor walking from high to low), growth
-//!   appends behind the cursor.
+//!   growth, shrink and removal: a removal moves only the last entry into
+//!   the hole (already visited by a cursor walking from high to low),
+//!   growth appends behind the cursor, and the index's resizes (both ways)
+//!   and the entries' reallocations move no entry to another position.
 //! - Addresses to prefetch (`prefetch`), which `IndexSet` (the table before
 //!   this one) could not give, and one probe for an insert: `find` ends, for
 //!   an absent entry, at the empty bucket it goes in.
@@ -60,7 +61,7 @@ struct Body<T> {
     index: Index,
     entries: Vec<T>,
     hasher: Hasher,
-    /// The index's doubling in progress was reported (`take_rehash_start`).
+    /// The index's resize in progress was reported (`take_rehash_start`).
     noted: bool,
 }
 
@@ -82,6 +83,9 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Indexed<T> {
     }
 }
 
+/// Entry slots a table keeps however few it holds (no shrink below).
+const ENTRIES_KEPT: usize = 64;
+
 /// Most entries a batch's `prefetch` asks for.
 const PREFETCH_MAX: usize = 16;
 
@@ -91,20 +95,21 @@ impl<T: Member> Indexed<T> {
     }
 
     /// DEBUG HTSTATS-KEY's figures of the index: its table and, while it
-    /// doubles, the rehashing target.
+    /// resizes, the rehashing target.
     pub fn table_stats(&self) -> (super::table_stats::TableStats, Option<super::table_stats::TableStats>) {
         self.0.index.stats()
     }
 
-    /// Whether the index is doubling (`types/member_index.rs`).
+    /// Whether the index is resizing (`types/open_table.rs`).
     pub fn is_rehashing(&self) -> bool {
         self.0.index.is_migrating()
     }
 
-    /// True once per doubling, after the write that started it: the
-    /// caller registers the key (`Db::note_rehashing_value`) so that the
-    /// cron finishes the doubling when writes stop (`rehash_until`), and
-    /// the old table does not stay allocated beside the new one.
+    /// True once per resize of the index (growth or shrink), after the
+    /// write that started it: the caller registers the key
+    /// (`Db::note_rehashing_value`) so that the cron finishes the resize
+    /// when writes stop (`rehash_until`), and the old table does not stay
+    /// allocated beside the new one.
     #[inline]
     pub fn take_rehash_start(&mut self) -> bool {
         let b = &mut *self.0;
@@ -116,7 +121,7 @@ impl<T: Member> Indexed<T> {
         migrating
     }
 
-    /// Moves the index's doubling along until `deadline`; returns whether
+    /// Moves the index's resize along until `deadline`; returns whether
     /// some is left.
     pub fn rehash_until(&mut self, deadline: std::time::Instant) -> bool {
         let b = &mut *self.0;
@@ -261,13 +266,21 @@ impl<T: Member> Indexed<T> {
         if pos != last {
             let h = self.hash(self.0.entries[last].name());
             let b = self.0.index.bucket_of_position(h, last);
-            self.0.index.repoint(b, pos);
+            self.0.index.repoint(b, h, pos);
         }
         let m = self.0.entries.swap_remove(pos);
-        if self.0.entries.is_empty() {
+        let b = &mut *self.0;
+        if b.entries.is_empty() {
             // Nothing left: give the index and entries back.
-            let hasher = std::mem::take(&mut self.0.hasher);
-            *self.0 = Body { hasher, ..Body::default() };
+            let hasher = std::mem::take(&mut b.hasher);
+            *b = Body { hasher, ..Body::default() };
+        } else if b.entries.capacity() > ENTRIES_KEPT && b.entries.len() * 4 < b.entries.capacity() {
+            // Below a quarter used the entries give their memory back (the
+            // index by its own rule, below a tenth), down to a quarter over
+            // what is left: a copy of those, paid for by the removals that
+            // got there (3/4 of the slots, and 1/5 to the next shrink).
+            let len = b.entries.len();
+            b.entries.shrink_to(len + len / 4);
         }
         m
     }

@@ -73,6 +73,7 @@ pub mod indexed;
 pub mod intset;
 pub mod listpack;
 pub mod member_index;
+pub mod open_table;
 pub mod pair;
 pub mod quicklist;
 pub mod set;

@@ -217,7 +217,7 @@ impl Set {
         }
     }
 
-    /// True once per doubling of a hash set's index, after the write that
+    /// True once per resize (growth or shrink) of a hash set's index, after the write that
     /// started it (`Indexed::take_rehash_start`).
     #[inline]
     pub fn take_rehash_start(&mut self) -> bool {

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod dump;
+pub mod timing;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -1015,6 +1016,12 @@ pub fn wait_blocked(admin: &mut Conn, n: i64) {
 }
 
 /// Waits until `f` is true, up to `limit`.
+/// The pid of the server's running child (BGSAVE or rewrite), if any.
+pub fn child_pid(s: &Server) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", s.pid())).ok()?;
+    tasks.flatten().find_map(|t| std::fs::read_to_string(t.path().join("children")).ok()?.split_whitespace().next()?.parse().ok())
+}
+
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
