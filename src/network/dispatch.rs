@@ -442,9 +442,14 @@ impl EventLoop {
             // More input than this batch: the connection streams
             // ("Streaming over shards" in the module doc). Or its shards
             // share a core ("Taken asleep").
+            // Neither under a maxmemory limit: run held here, writes for a
+            // held shard over the limit answered -OOM where, forwarded,
+            // their own shard evicts first (tests/maxmemory.rs at --shards 3
+            // on 2 cores, where "taken asleep" is on).
             let streaming = scan < buf.len();
-            let asleep = self.server.shard_count > 1 && self.take_asleep();
-            let mut stream = streaming || asleep;
+            let unlimited = crate::exec::gates::alerts() & crate::exec::gates::mask(crate::exec::gates::Reason::Maxmemory) == 0;
+            let asleep = unlimited && self.server.shard_count > 1 && self.take_asleep();
+            let mut stream = unlimited && (streaming || asleep);
             let mut i = 0;
             while i < parsed {
                 if stream && self.hold_run_may(index) {
