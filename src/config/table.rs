@@ -228,7 +228,7 @@ pub const DEFS: &[Def] = &[
     // connection's single-shard commands for other shards that sleep run
     // here under a hold instead of being forwarded; `auto`: when shard
     // threads share a core.
-    d("cross-shard-take-asleep", "", HIDDEN, Enum(TAKE_ASLEEP), "auto"),
+    d("cross-shard-take-asleep", "", HIDDEN, Enum(TAKE_ASLEEP), "no"),
     // ringkv's own (`network::event_loop`, `EventLoop::wait`): how long a
     // saturated loop may wait for its next batch of requests (0: never).
     d("batch-wait-usec", "", HIDDEN, Int(0, BATCH_WAIT_USEC_MAX), "0"),

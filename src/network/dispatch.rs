@@ -56,7 +56,9 @@
 //!
 //! **Taken asleep.** Where shard threads share a core (more shards than
 //! cores: `cross-shard-take-asleep auto`, hidden config, `yes`/`no` force
-//! it) nothing runs side by side anyway, and a forward is all cost: the
+//! it; **off by default**: with it on, tests/repl_order.rs finds a client's
+//! write in the replication stream before an earlier write of that client
+//! on another shard — the held run's propagation cut is still to fix) nothing runs side by side anyway, and a forward is all cost: the
 //! other shard's wake-up, a switch to it, its reply, a switch back (with
 //! 50 clients at `-P 1` each burst of requests went A, B, A, B: two shards
 //! 0.20-0.25 context switches per request against 0.03-0.05 with one,
